@@ -1,0 +1,1 @@
+//! ELF, pclntab, DWARF and buildinfo views of a Go executable.

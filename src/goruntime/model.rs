@@ -1,0 +1,102 @@
+//! What goat knows about each goroutine once decoded: the data every report
+//! (text, JSON, grouped, REPL) is made from.
+
+use serde::Serialize;
+
+/// All goroutines of one stop, plus what the text layout depends on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dump {
+    /// The target's Go version from buildinfo, e.g. `go1.21.13`.
+    pub go_version: String,
+    /// Whether this Go release prints ` gp=0x.. m=N mp=0x..` in headers at the
+    /// "system" traceback level (Go 1.23+).
+    pub header_shows_gp: bool,
+    pub goroutines: Vec<Goroutine>,
+}
+
+/// One goroutine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Goroutine {
+    pub id: u64,
+    /// Address of its `runtime.g`.
+    pub gp: u64,
+    /// The runtime's status word with the scan bit removed (`_Grunning` = 2 …).
+    pub status_code: u32,
+    /// Whether the `_Gscan` bit was set.
+    pub scan: bool,
+    /// The header text: a wait reason (`chan receive`) or a status (`running`).
+    pub status: String,
+    /// The wait reason, when waiting with one.
+    pub wait_reason: Option<String>,
+    /// Whole minutes blocked (0 when under a minute or unknown).
+    pub wait_minutes: i64,
+    /// `lockedm != 0`: wired to its OS thread (`runtime.LockOSThread`).
+    pub locked: bool,
+    /// The M running it, when any.
+    pub m: Option<MachineRef>,
+    /// Bubble root goroutine of a `testing/synctest` group (Go 1.24+), if any.
+    pub synctest_group: Option<u64>,
+    /// Stack frames, innermost first (inlined calls expanded).
+    pub frames: Vec<Frame>,
+    /// Where frames were left out, as the runtime elides deep stacks.
+    pub elided: Option<Elision>,
+    pub created_by: Option<CreatedBy>,
+    /// Why the stack could not be read, when it could not (the goroutine is
+    /// still listed, with what could be read).
+    pub unreadable: Option<String>,
+}
+
+/// An M (OS thread) the goroutine is on.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MachineRef {
+    /// `m.id`.
+    pub id: i64,
+    /// Address of the `runtime.m`.
+    pub mp: u64,
+    /// The kernel thread id (`m.procid`).
+    pub tid: i64,
+}
+
+/// One (possibly inlined) frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frame {
+    /// Function name as the runtime prints it (generic type arguments as `[...]`).
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    /// The frame's PC (return address for callers, as the runtime shows it).
+    pub pc: u64,
+    /// `pc - entry` of the physical function; printed as ` +0x..` when > 0
+    /// and the frame is not inlined.
+    pub offset: u64,
+    pub inlined: bool,
+    /// Frame pointer (caller's SP) and SP, as the runtime computes them.
+    pub fp: u64,
+    pub sp: u64,
+    /// The argument list as the runtime prints it between the parentheses
+    /// (`0xc000010000, 0x1`, `...` for inlined frames, `{...}` for unknown).
+    pub args: String,
+}
+
+/// Where the runtime would elide frames of a deep stack.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Elision {
+    /// Index into `frames` before which the elision line goes.
+    pub at: usize,
+    /// How many frames were elided; `None` for the pre-1.21 wording
+    /// (`...additional frames elided...`, always at the end).
+    pub count: Option<usize>,
+}
+
+/// The `created by` line.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedBy {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub pc: u64,
+    pub offset: u64,
+    /// The parent goroutine id (Go 1.21+ prints ` in goroutine N`); `None`
+    /// when the release does not record it or it is 0.
+    pub goroutine: Option<u64>,
+}

@@ -1,0 +1,10 @@
+//! goat: look inside running Go programs (and their cores) on Linux x86-64.
+//!
+//! The pipeline runs one way (see DESIGN.md):
+//! `target` (bytes of a live process or core) → `binary` (pclntab, DWARF,
+//! buildinfo) → `goruntime` (the scheduler's goroutines) → `report`.
+
+pub mod binary;
+pub mod goruntime;
+pub mod report;
+pub mod target;

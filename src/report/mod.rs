@@ -1,0 +1,1 @@
+//! Goroutine dumps as text (the runtime's own layout), JSON and groups.

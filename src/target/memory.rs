@@ -1,0 +1,61 @@
+//! The one required memory operation and the typed helpers built on it.
+
+use thiserror::Error;
+
+/// A read of target memory that could not be satisfied in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("cannot read {len} bytes of target memory at {addr:#x}")]
+pub struct ReadFault {
+    pub addr: u64,
+    pub len: usize,
+}
+
+/// Target memory: one required method, `read`, which fills the whole buffer or fails.
+pub trait Memory {
+    /// Reads exactly `buf.len()` bytes at `addr`.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault>;
+
+    /// Many reads at once. Backends override this to batch (a live process
+    /// turns it into a few `process_vm_readv` calls); results are in order.
+    fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
+        reqs.iter_mut().map(|(addr, buf)| self.read(*addr, buf)).collect()
+    }
+}
+
+impl<M: Memory + ?Sized> Memory for &M {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        (**self).read(addr, buf)
+    }
+    fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
+        (**self).read_batch(reqs)
+    }
+}
+
+/// Typed little-endian helpers over [`Memory`] (x86-64 only).
+pub trait MemoryExt: Memory {
+    fn read_u64(&self, addr: u64) -> Result<u64, ReadFault> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn read_u32(&self, addr: u64) -> Result<u32, ReadFault> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn read_vec(&self, addr: u64, len: usize) -> Result<Vec<u8>, ReadFault> {
+        let mut v = vec![0u8; len];
+        self.read(addr, &mut v)?;
+        Ok(v)
+    }
+    /// Reads a Go `string` header at `addr` and its bytes, at most `max` of them.
+    fn read_go_string(&self, addr: u64, max: usize) -> Result<String, ReadFault> {
+        let ptr = self.read_u64(addr)?;
+        let len = self.read_u64(addr + 8)?;
+        let take = usize::try_from(len).unwrap_or(usize::MAX).min(max);
+        let bytes = self.read_vec(ptr, take)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+impl<M: Memory + ?Sized> MemoryExt for M {}

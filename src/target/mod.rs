@@ -1,0 +1,48 @@
+//! A process as memory + threads + registers, live or from a core.
+//!
+//! Everything above this layer is generic over [`Memory`] / [`Target`], so the
+//! same goroutine reader works on a stopped live process, a core file and the
+//! in-memory [`CapturedMemory`] copied out during a stop.
+
+mod captured;
+mod memory;
+mod regs;
+
+pub use captured::CapturedMemory;
+pub use memory::{Memory, MemoryExt, ReadFault};
+pub use regs::Regs;
+
+/// One thread of the target, with the registers it had when stopped.
+#[derive(Debug, Clone)]
+pub struct Thread {
+    pub tid: i32,
+    pub regs: Regs,
+}
+
+/// One line of `/proc/PID/maps` (or of a core's `NT_FILE` + `PT_LOAD`s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub readable: bool,
+    pub writable: bool,
+    pub executable: bool,
+    pub private: bool,
+    pub offset: u64,
+    /// The mapped file's path, or a pseudo-name like `[heap]`; `None` if anonymous.
+    pub path: Option<String>,
+}
+
+/// The read-only view every backend gives while its state is frozen.
+///
+/// A live process implements it only while all threads are stopped; a core
+/// file implements it always. Control (resume, write, breakpoints) is a
+/// separate interface only the live backend has.
+pub trait Target: Memory {
+    /// The process id, when there is a process.
+    fn pid(&self) -> Option<i32>;
+    /// Every thread with the registers it was stopped with.
+    fn threads(&self) -> &[Thread];
+    /// The address-space layout.
+    fn mappings(&self) -> &[Mapping];
+}
