@@ -1,1 +1,236 @@
-fn main() {}
+//! The `goat` command line: argument handling and exit codes only.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use goat::binary::{self, Binary};
+use goat::goruntime::{self, GoProgram};
+use goat::report;
+use goat::target::{preflight, read_mappings, AttachError, LiveProcess};
+
+/// Look inside running Go programs without stopping them for long.
+#[derive(Parser)]
+#[command(name = "goat", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Say whether goat can attach to PID, and what to run if not.
+    Check { pid: i32 },
+    /// Print every goroutine's stack, as the Go runtime's SIGQUIT dump does.
+    Stacks {
+        pid: i32,
+        /// One JSON document instead of text.
+        #[arg(long, conflicts_with = "group")]
+        json: bool,
+        /// Collapse goroutines with identical stacks, biggest groups first.
+        #[arg(long)]
+        group: bool,
+        /// Print how long the target was stopped and how much was read (stderr).
+        #[arg(long)]
+        stats: bool,
+    },
+}
+
+/// Distinct exit codes, so scripts can tell failures apart.
+mod exit {
+    pub const FAILURE: u8 = 1;
+    pub const NO_SUCH_PROCESS: u8 = 3;
+    pub const PERMISSION: u8 = 4;
+    pub const NOT_GO: u8 = 5;
+    pub const ALREADY_TRACED: u8 = 6;
+    pub const NOT_ATTACHABLE: u8 = 7;
+    pub const SELF: u8 = 8;
+    pub const EXITED: u8 = 9;
+    pub const CHECK_FAILED: u8 = 10;
+}
+
+fn main() -> ExitCode {
+    if let Err(e) = goat::target::install_detach_on_signals() {
+        eprintln!("goat: warning: cannot guard against signals: {e}");
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { pid } => check(pid),
+        Command::Stacks {
+            pid,
+            json,
+            group,
+            stats,
+        } => stacks(pid, json, group, stats),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let code = exit_code(&err);
+            eprintln!("goat: {err:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(e) = err.downcast_ref::<AttachError>() {
+        return match e {
+            AttachError::NoSuchProcess { .. } => exit::NO_SUCH_PROCESS,
+            AttachError::PermissionDenied { .. } => exit::PERMISSION,
+            AttachError::AlreadyTraced { .. } => exit::ALREADY_TRACED,
+            AttachError::Zombie { .. } | AttachError::KernelThread { .. } => exit::NOT_ATTACHABLE,
+            AttachError::SelfAttach => exit::SELF,
+            AttachError::Exited { .. } => exit::EXITED,
+            _ => exit::FAILURE,
+        };
+    }
+    if err.downcast_ref::<NotGo>().is_some() {
+        return exit::NOT_GO;
+    }
+    exit::FAILURE
+}
+
+/// The executable is not a Go program goat can read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotGo(String);
+
+fn inspect_exe(path: &std::path::Path) -> std::result::Result<preflight::ExeInfo, String> {
+    let info = binary::inspect(path).map_err(|e| e.to_string())?;
+    Ok(preflight::ExeInfo {
+        go_version: info.go_version,
+        has_dwarf: info.has_dwarf,
+        has_pclntab: info.has_pclntab,
+    })
+}
+
+fn check(pid: i32) -> Result<u8> {
+    let report = preflight::check(pid, &inspect_exe);
+    print!("{report}");
+    Ok(if report.ok() { 0 } else { exit::CHECK_FAILED })
+}
+
+/// Refuses targets that are not there, not attachable or not Go before any
+/// ptrace call, so the common mistakes get a plain answer and the target is
+/// never touched.
+fn open_program(pid: i32) -> Result<(GoProgram, PathBuf)> {
+    preflight::refuse_early(pid)?;
+    let exe_link = PathBuf::from(format!("/proc/{pid}/exe"));
+    let exe = match std::fs::read_link(&exe_link) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            let advice = preflight::permission_advice(pid);
+            return Err(AttachError::PermissionDenied { pid, advice }.into());
+        }
+        Err(_) => return Err(AttachError::Exited { pid }.into()),
+    };
+    let not_go = |e: &dyn std::fmt::Display| {
+        NotGo(format!(
+            "{} (pid {pid}) is not a Go program goat can read: {e}",
+            exe.display()
+        ))
+    };
+    let bin = Binary::open(&exe_link).map_err(|e| not_go(&e))?;
+    let prog = GoProgram::load(bin).map_err(|e| not_go(&e))?;
+    Ok((prog, exe))
+}
+
+fn stacks(pid: i32, json: bool, group: bool, stats: bool) -> Result<u8> {
+    let mut clock = Phases::start();
+    let (prog, exe) = open_program(pid)?;
+    clock.mark("load");
+    let live = LiveProcess::attach(pid)?;
+    // Everything that can be done with the target running is done first.
+    let bias = prog.load_bias(&read_mappings(pid), &exe)?;
+    let capture = prog.prepare_capture(live.memory(), bias);
+    clock.mark("prepare");
+    let stopped = live.stop()?;
+    let capture = prog.capture(&stopped, bias, goruntime::monotonic_now(), capture);
+    hold_for_tests();
+    let paused = stopped.stopped_for();
+    stopped.resume()?;
+    drop(live);
+    clock.mark("stop");
+    let capture = capture?;
+    let dump = prog.decode(&capture, bias)?;
+    clock.mark("decode");
+
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    if json {
+        report::write_json(&mut out, &dump)?;
+    } else if group {
+        report::write_grouped(&mut out, &dump)?;
+    } else {
+        report::write_text(&mut out, &dump)?;
+    }
+    out.flush().context("writing the dump")?;
+    clock.mark("write");
+    if stats {
+        eprintln!(
+            "goat: target stopped for {:.2} ms: {} goroutines, {} threads, {} bytes copied\ngoat: {}",
+            paused.as_secs_f64() * 1e3,
+            dump.goroutines.len(),
+            capture.threads.len(),
+            capture.bytes,
+            clock,
+        );
+    }
+    Ok(0)
+}
+
+/// Wall-clock time per phase, for `--stats`.
+struct Phases {
+    start: Instant,
+    last: Instant,
+    marks: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        let now = Instant::now();
+        Phases {
+            start: now,
+            last: now,
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.marks
+            .push((phase, (now - self.last).as_secs_f64() * 1e3));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} ms in all (",
+            (self.last - self.start).as_secs_f64() * 1e3
+        )?;
+        for (i, (phase, ms)) in self.marks.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{phase} {ms:.1}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Keeps the target stopped a while when `GOAT_TEST_HOLD_STOPPED_MS` is set,
+/// so tests can kill goat at the worst moment and check the target survives.
+fn hold_for_tests() {
+    if let Some(ms) = std::env::var("GOAT_TEST_HOLD_STOPPED_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}

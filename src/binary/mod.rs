@@ -1,1 +1,238 @@
 //! ELF, pclntab, DWARF and buildinfo views of a Go executable.
+//!
+//! Everything here reads the executable file only (never the process), at
+//! link-time addresses; callers add the PIE load bias themselves. Every read
+//! is bounded and fallible: a truncated or hostile file yields a
+//! [`BinaryError`] that says where parsing failed, never a panic.
+
+mod buildinfo;
+pub mod dwarf;
+mod image;
+mod inline;
+mod moduledata;
+mod pclntab;
+mod pcvalue;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use image::Image;
+pub use pclntab::{Func, Pclntab, SourceFrame};
+
+/// Why a Go executable could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BinaryError {
+    #[error("cannot read executable: {0}")]
+    Io(Arc<std::io::Error>),
+    #[error("not an ELF file: {0}")]
+    NotElf(String),
+    #[error("unsupported ELF file: {0} (goat reads 64-bit little-endian x86-64 executables)")]
+    UnsupportedElf(&'static str),
+    #[error("not a Go executable: no pclntab found")]
+    NotGo,
+    #[error("unsupported pclntab version (magic {magic:#x}); goat reads Go 1.18 and later")]
+    UnsupportedPclntab { magic: u32 },
+    #[error("malformed {what} at file offset {offset:#x}")]
+    Malformed { what: &'static str, offset: u64 },
+    #[error("pc {pc:#x} is not covered by the {table} table of its function")]
+    PcNotCovered { table: &'static str, pc: u64 },
+    #[error("no line information for pc {pc:#x}")]
+    NoLineInfo { pc: u64 },
+    #[error(
+        "function data base (go:func.*) not found; cannot read funcdata of function at {entry:#x}"
+    )]
+    NoFuncDataBase { entry: u64 },
+    #[error("address range {addr:#x}+{len:#x} is not backed by the file")]
+    NotFileBacked { addr: u64, len: u64 },
+}
+
+impl From<std::io::Error> for BinaryError {
+    fn from(e: std::io::Error) -> Self {
+        BinaryError::Io(Arc::new(e))
+    }
+}
+
+/// A Go executable, opened read-only.
+pub struct Binary {
+    image: Arc<Image>,
+    build_info: Option<buildinfo::BuildInfo>,
+    symbols: OnceLock<HashMap<String, (u64, u64)>>,
+    pclntab: OnceLock<Result<Pclntab, BinaryError>>,
+}
+
+impl std::fmt::Debug for Binary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binary")
+            .field("len", &self.image.bytes().len())
+            .field("go_version", &self.go_version())
+            .field("is_pie", &self.is_pie())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Binary {
+    /// Memory-maps and indexes the executable at `path`.
+    pub fn open(path: &Path) -> Result<Binary, BinaryError> {
+        Self::from_image(Image::open(path)?)
+    }
+
+    /// Indexes an executable held in memory (tests, fuzzing).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Binary, BinaryError> {
+        Self::from_image(Image::from_bytes(bytes)?)
+    }
+
+    fn from_image(image: Image) -> Result<Binary, BinaryError> {
+        let build_info = buildinfo::parse(&image);
+        Ok(Binary {
+            image: Arc::new(image),
+            build_info,
+            symbols: OnceLock::new(),
+            pclntab: OnceLock::new(),
+        })
+    }
+
+    /// The Go version that built the binary ("go1.21.13"), from `.go.buildinfo`.
+    pub fn go_version(&self) -> Option<&str> {
+        self.build_info.as_ref().map(|b| b.version.as_str())
+    }
+
+    /// The main module's path (the `path` line of the module info).
+    pub fn module_path(&self) -> Option<&str> {
+        self.build_info.as_ref()?.module_path()
+    }
+
+    /// Whether the executable is position independent (ELF type ET_DYN).
+    pub fn is_pie(&self) -> bool {
+        self.image.is_pie()
+    }
+
+    /// Whether DWARF debug information is present.
+    pub fn has_dwarf(&self) -> bool {
+        self.image.section(".debug_info").is_some() || self.image.section(".zdebug_info").is_some()
+    }
+
+    /// Link-time address of a `.symtab` symbol; `None` when stripped or absent.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        self.symbol_range(name).map(|(addr, _)| addr)
+    }
+
+    /// Link-time address and size of a `.symtab` symbol.
+    pub fn symbol_range(&self, name: &str) -> Option<(u64, u64)> {
+        self.symbols
+            .get_or_init(|| self.image.symbols())
+            .get(name)
+            .copied()
+    }
+
+    /// The file bytes at link-time addresses `vaddr..vaddr+len`, if file-backed.
+    pub fn read_static(&self, vaddr: u64, len: usize) -> Option<&[u8]> {
+        self.image.read_static(vaddr, len)
+    }
+
+    /// Link-time address the file's first byte maps to; the PIE load bias is
+    /// the runtime address of the file's first mapping minus this.
+    pub fn link_base(&self) -> u64 {
+        self.image.link_base()
+    }
+
+    /// The whole file.
+    pub fn data(&self) -> &[u8] {
+        self.image.bytes()
+    }
+
+    /// The function table, parsed on first use (the result, error included,
+    /// is cached).
+    pub fn pclntab(&self) -> Result<&Pclntab, BinaryError> {
+        self.pclntab
+            .get_or_init(|| {
+                let version = self.go_version();
+                let sym = |name: &str| self.symbol(name);
+                Pclntab::parse(self.image.clone(), version, &sym)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// What `goat check` reports about an executable before attaching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryInfo {
+    pub go_version: Option<String>,
+    pub module_path: Option<String>,
+    pub has_dwarf: bool,
+    pub has_pclntab: bool,
+    pub is_pie: bool,
+}
+
+/// Opens `path` and summarizes it for the preflight check.
+pub fn inspect(path: &Path) -> Result<BinaryInfo, BinaryError> {
+    let bin = Binary::open(path)?;
+    Ok(BinaryInfo {
+        go_version: bin.go_version().map(str::to_owned),
+        module_path: bin.module_path().map(str::to_owned),
+        has_dwarf: bin.has_dwarf(),
+        has_pclntab: bin.pclntab().is_ok(),
+        is_pie: bin.is_pie(),
+    })
+}
+
+/// A function name as the Go runtime prints it in a traceback: the type
+/// arguments of a generic function (or of a generic method's receiver and of
+/// the method) are shown as `[...]`. Follows `funcNamePiecesForPrint` in the
+/// runtime's traceback.go; malformed names are returned unchanged.
+pub fn name_for_print(name: &str) -> Cow<'_, str> {
+    let Some(open) = name.find('[') else {
+        return Cow::Borrowed(name);
+    };
+    let Some(close) = name.rfind(']') else {
+        return Cow::Borrowed(name);
+    };
+    if close <= open {
+        return Cow::Borrowed(name);
+    }
+    let (head, tail) = (&name[..open], &name[close + 1..]);
+    let interior = &name[open + 1..close];
+    if !interior.contains('[') {
+        return Cow::Owned(format!("{head}[...]{tail}"));
+    }
+    // A generic method of a generic type: "T[...]...]middle[...".
+    let mut depth = 1i32;
+    let (mut rbr, mut lbr) = (None, None);
+    for (k, c) in interior.char_indices() {
+        match c {
+            '[' => {
+                depth += 1;
+                if depth == 1 {
+                    lbr = Some(k);
+                    break;
+                }
+            }
+            ']' => {
+                depth -= 1;
+                if depth < 0 {
+                    break;
+                }
+                if depth == 0 {
+                    rbr = Some(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    if depth == 1 {
+        match (rbr, lbr) {
+            (Some(r), Some(l)) if l > r => {
+                let middle = &interior[r + 1..l];
+                return Cow::Owned(format!("{head}[...]{middle}[...]{tail}"));
+            }
+            (None, None) => return Cow::Owned(format!("{head}[...]{tail}")),
+            _ => {}
+        }
+    }
+    Cow::Borrowed(name)
+}

@@ -1,5 +1,154 @@
-//! The Go runtime's scheduler state as the target's memory holds it.
+//! The Go runtime's scheduler state as the target's memory holds it:
+//! `allgs`, each `runtime.g`, the Ms, and the goroutine stacks.
+//!
+//! A dump is two halves: [`GoProgram::capture`] copies bytes while the target
+//! is stopped; [`GoProgram::decode`] turns them into [`Goroutine`]s after it
+//! has resumed.
 
+mod args;
+mod collect;
+mod decode;
+mod layout;
 mod model;
+mod table;
+mod unwind;
+mod version;
 
+use std::path::Path;
+
+use thiserror::Error;
+
+pub use collect::{Capture, CaptureError};
+pub use layout::{LayoutError, RuntimeLayout};
 pub use model::{CreatedBy, Dump, Elision, Frame, Goroutine, MachineRef};
+pub use version::{GoVersion, OLDEST_SUPPORTED};
+
+use crate::binary::{Binary, BinaryError};
+use crate::target::{Mapping, Memory, Target};
+
+#[derive(Debug, Error)]
+pub enum GoError {
+    #[error("{0}")]
+    Binary(#[from] BinaryError),
+    #[error("{0}")]
+    Layout(#[from] LayoutError),
+    #[error("{0}")]
+    Capture(#[from] CaptureError),
+    #[error("it has no Go build information")]
+    NoVersion,
+    #[error("{found} is older than the oldest Go release goat reads (go1.{oldest})")]
+    TooOld { found: String, oldest: u32 },
+    #[error("cannot find the executable {0} among the process's mappings")]
+    NotMapped(String),
+}
+
+/// A Go executable, ready to read goroutines of processes running it.
+pub struct GoProgram {
+    bin: Binary,
+    layout: RuntimeLayout,
+    version: GoVersion,
+    version_text: String,
+}
+
+impl GoProgram {
+    /// Loads the executable's symbol tables and runtime layout.
+    pub fn load(bin: Binary) -> Result<GoProgram, GoError> {
+        let version_text = bin.go_version().ok_or(GoError::NoVersion)?.to_string();
+        // A development build (`devel ...`) is taken as the newest release.
+        let version = GoVersion::parse(&version_text).unwrap_or(GoVersion {
+            major: 1,
+            minor: u32::MAX,
+        });
+        if version < OLDEST_SUPPORTED {
+            return Err(GoError::TooOld {
+                found: version_text,
+                oldest: OLDEST_SUPPORTED.minor,
+            });
+        }
+        bin.pclntab()?;
+        let layout = RuntimeLayout::from_binary(&bin, version)?;
+        Ok(GoProgram {
+            bin,
+            layout,
+            version,
+            version_text,
+        })
+    }
+
+    pub fn binary(&self) -> &Binary {
+        &self.bin
+    }
+
+    pub fn version(&self) -> GoVersion {
+        self.version
+    }
+
+    /// Run-time minus link-time address of the executable's image, from the
+    /// process's mappings (non-zero for PIE).
+    pub fn load_bias(&self, mappings: &[Mapping], exe: &Path) -> Result<u64, GoError> {
+        load_bias(mappings, exe, self.bin.link_base())
+    }
+
+    /// Before the stop: an empty capture sized from the running target, so
+    /// the stop itself spends no time allocating.
+    pub fn prepare_capture(&self, mem: &dyn Memory, bias: u64) -> Capture {
+        collect::prepare(mem, &self.layout, bias)
+    }
+
+    /// The stop-time half: copies what decoding needs into `cap` (from
+    /// [`Self::prepare_capture`], or `Capture::default()`). `now` is the
+    /// target's monotonic clock (nanoseconds), when known.
+    pub fn capture(
+        &self,
+        t: &dyn Target,
+        bias: u64,
+        now: Option<i64>,
+        cap: Capture,
+    ) -> Result<Capture, GoError> {
+        Ok(collect::capture(t, &self.layout, bias, now, cap)?)
+    }
+
+    /// The after-resume half.
+    pub fn decode(&self, cap: &Capture, bias: u64) -> Result<Dump, GoError> {
+        let decoder = decode::Decoder {
+            bin: &self.bin,
+            tab: self.bin.pclntab()?,
+            layout: &self.layout,
+            version: self.version,
+            bias,
+        };
+        Ok(Dump {
+            go_version: self.version_text.clone(),
+            header_shows_gp: self.version.header_shows_gp(),
+            goroutines: decoder.goroutines(cap),
+        })
+    }
+}
+
+fn load_bias(mappings: &[Mapping], exe: &Path, link_base: u64) -> Result<u64, GoError> {
+    let exe_name = exe.to_string_lossy();
+    let exe_name = exe_name.trim_end_matches(" (deleted)");
+    let first = mappings
+        .iter()
+        .filter(|m| {
+            m.path
+                .as_deref()
+                .is_some_and(|p| p.trim_end_matches(" (deleted)") == exe_name)
+        })
+        .min_by_key(|m| m.start)
+        .ok_or_else(|| GoError::NotMapped(exe_name.to_string()))?;
+    // The lowest mapping of the file maps its first page; its link-time
+    // address is `link_base` (plus the mapping's file offset).
+    Ok(first
+        .start
+        .wrapping_sub(link_base)
+        .wrapping_sub(first.offset))
+}
+
+/// The target's monotonic clock, as Go's `nanotime()` reads it. A live
+/// process on this machine shares our `CLOCK_MONOTONIC` (barring time
+/// namespaces, which Go processes rarely sit in).
+pub fn monotonic_now() -> Option<i64> {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+    Some(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec())
+}

@@ -1,6 +1,8 @@
 //! What goat knows about each goroutine once decoded: the data every report
 //! (text, JSON, grouped, REPL) is made from.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// All goroutines of one stop, plus what the text layout depends on.
@@ -61,8 +63,9 @@ pub struct MachineRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct Frame {
     /// Function name as the runtime prints it (generic type arguments as `[...]`).
-    pub function: String,
-    pub file: String,
+    /// Shared: 100k goroutines mostly stand in a few dozen functions.
+    pub function: Arc<str>,
+    pub file: Arc<str>,
     pub line: u32,
     /// The frame's PC (return address for callers, as the runtime shows it).
     pub pc: u64,

@@ -18,7 +18,9 @@ pub trait Memory {
     /// Many reads at once. Backends override this to batch (a live process
     /// turns it into a few `process_vm_readv` calls); results are in order.
     fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
-        reqs.iter_mut().map(|(addr, buf)| self.read(*addr, buf)).collect()
+        reqs.iter_mut()
+            .map(|(addr, buf)| self.read(*addr, buf))
+            .collect()
     }
 }
 

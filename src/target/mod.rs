@@ -5,11 +5,19 @@
 //! in-memory [`CapturedMemory`] copied out during a stop.
 
 mod captured;
+mod live_memory;
+#[cfg(test)]
+mod live_tests;
 mod memory;
+pub mod preflight;
+mod ptrace;
 mod regs;
 
 pub use captured::CapturedMemory;
+pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
+pub use preflight::{Check, ExeInfo, Report};
+pub use ptrace::{install_detach_on_signals, read_mappings, AttachError, LiveProcess, Stopped};
 pub use regs::Regs;
 
 /// One thread of the target, with the registers it had when stopped.

@@ -1,0 +1,3 @@
+module goat.example/hang
+
+go 1.19

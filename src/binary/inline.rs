@@ -1,0 +1,131 @@
+//! Inlined frames at a pc: the runtime's inline unwinder (symtabinl.go in
+//! Go 1.21+, the equivalent loops in traceback.go before).
+//!
+//! `PCDATA_InlTreeIndex` gives, at a pc, the index of the innermost inlined
+//! call in the function's `FUNCDATA_InlTree` array, or -1 in the body of the
+//! physical function. Each `inlinedCall` names the inlined function and
+//! gives `parentPc`, the offset from the entry of an instruction whose
+//! position is the call site; looking up the index there climbs one level.
+//! File and line always come from the physical function's pcfile/pcln
+//! tables at the current pc.
+
+use super::pclntab::{Func, Layout, SourceFrame};
+use super::BinaryError;
+
+const PCDATA_INL_TREE_INDEX: u32 = 2;
+const FUNCDATA_INL_TREE: u8 = 3;
+/// Inlining depth is bounded by the compiler's budget; a longer chain is a
+/// cycle in a corrupt table.
+const MAX_INLINE_DEPTH: usize = 1000;
+
+/// One `inlinedCall` record.
+struct InlinedCall {
+    func_id: u8,
+    name_off: u32,
+    parent_pc: i32,
+}
+
+impl Layout {
+    fn inlined_call_size(self) -> u64 {
+        match self {
+            // parent i16, funcID u8, pad, file i32, line i32, func_ i32, parentPc i32
+            Layout::Go118 => 20,
+            // funcID u8, pad [3], nameOff i32, parentPc i32, startLine i32
+            Layout::Go120 => 16,
+        }
+    }
+
+    fn decode_inlined_call(self, rec: &[u8]) -> Option<InlinedCall> {
+        let i32_at = |o: usize| Some(i32::from_le_bytes(rec.get(o..o + 4)?.try_into().ok()?));
+        Some(match self {
+            Layout::Go118 => InlinedCall {
+                func_id: *rec.get(2)?,
+                name_off: i32_at(12)? as u32,
+                parent_pc: i32_at(16)?,
+            },
+            Layout::Go120 => InlinedCall {
+                func_id: *rec.first()?,
+                name_off: i32_at(4)? as u32,
+                parent_pc: i32_at(8)?,
+            },
+        })
+    }
+}
+
+impl<'a> Func<'a> {
+    /// The source frames at lookup pc `pc`, innermost first, the physical
+    /// function last. A file/line that cannot be decoded is reported as
+    /// `"?"`, 0, as the runtime prints it.
+    pub fn source_frames(&self, pc: u64) -> Result<Vec<SourceFrame<'a>>, BinaryError> {
+        let mut frames = Vec::new();
+        let mut pc = pc;
+        if let Some(tree) = self.inline_tree()? {
+            let layout = self.tab.layout;
+            let size = layout.inlined_call_size();
+            loop {
+                // Non-strict, like the runtime: a bad table means "outermost".
+                let index = self
+                    .pcdata(PCDATA_INL_TREE_INDEX, pc)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(-1);
+                let Ok(index) = u64::try_from(index) else {
+                    break;
+                };
+                if frames.len() >= MAX_INLINE_DEPTH {
+                    return Err(BinaryError::Malformed {
+                        what: "inline tree (cycle)",
+                        offset: tree,
+                    });
+                }
+                let addr = index
+                    .checked_mul(size)
+                    .and_then(|o| tree.checked_add(o))
+                    .ok_or(BinaryError::NotFileBacked {
+                        addr: tree,
+                        len: size,
+                    })?;
+                let call = self
+                    .tab
+                    .image
+                    .read_static(addr, size as usize)
+                    .and_then(|rec| layout.decode_inlined_call(rec))
+                    .ok_or(BinaryError::NotFileBacked { addr, len: size })?;
+                let (file, line) = self.file_line(pc).unwrap_or(("?", 0));
+                frames.push(SourceFrame {
+                    function: self.name_at(call.name_off)?,
+                    file,
+                    line,
+                    func_id: call.func_id,
+                    inlined: true,
+                });
+                let parent = u64::try_from(call.parent_pc).map_err(|_| BinaryError::Malformed {
+                    what: "inlinedCall.parentPc",
+                    offset: addr,
+                })?;
+                pc = self.entry().wrapping_add(parent);
+            }
+        }
+        let (file, line) = self.file_line(pc).unwrap_or(("?", 0));
+        frames.push(SourceFrame {
+            function: self.name()?,
+            file,
+            line,
+            func_id: self.func_id(),
+            inlined: false,
+        });
+        Ok(frames)
+    }
+
+    /// Link-time address of the inline tree, if the function has one.
+    fn inline_tree(&self) -> Result<Option<u64>, BinaryError> {
+        if self.funcdata_offset(FUNCDATA_INL_TREE).is_none() {
+            return Ok(None);
+        }
+        self.funcdata(FUNCDATA_INL_TREE)
+            .map(Some)
+            .ok_or(BinaryError::NoFuncDataBase {
+                entry: self.entry(),
+            })
+    }
+}

@@ -1,0 +1,200 @@
+//! The stop-time half of a dump: copy bytes out of the frozen target, as few
+//! reads as possible, and nothing else. Decoding happens after resuming.
+
+use std::collections::BTreeSet;
+
+use thiserror::Error;
+
+use super::layout::RuntimeLayout;
+use super::version::{G_DEAD, G_DEAD_EXTRA, G_RUNNING, G_SCAN, G_SYSCALL};
+use crate::target::{CapturedMemory, Memory, MemoryExt, ReadFault, Target, Thread};
+
+/// No process has more goroutines than this; a larger `len(allgs)` is garbage.
+const MAX_GOROUTINES: u64 = 1 << 24;
+/// Stack bytes copied per goroutine at most (from SP up). Deeper stacks are
+/// cut and reported as such.
+const MAX_STACK_COPY: u64 = 4 << 20;
+/// Wait reason strings are short; a longer one is garbage.
+const MAX_REASON_LEN: usize = 64;
+
+/// The bytes of one stop.
+#[derive(Debug, Default)]
+pub struct Capture {
+    pub mem: CapturedMemory,
+    /// Addresses of every `runtime.g` in `allgs` order.
+    pub gs: Vec<u64>,
+    pub threads: Vec<Thread>,
+    /// The target's `nanotime()` at the stop, when known (live process).
+    pub now: Option<i64>,
+    /// `runtime.waitReasonStrings`, when it could be read.
+    pub wait_reasons: Vec<String>,
+    /// Bytes copied while stopped.
+    pub bytes: usize,
+}
+
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error("cannot read runtime.allgs: {0}")]
+    AllGs(ReadFault),
+    #[error("runtime.allgs has an implausible length {0}")]
+    BadLength(u64),
+}
+
+/// An empty capture sized for the target's current goroutine count (read
+/// while it runs; only an estimate), so the stop spends no time growing it.
+pub fn prepare(mem: &dyn Memory, layout: &RuntimeLayout, bias: u64) -> Capture {
+    let goroutines = mem
+        .read_u64(layout.allgs.wrapping_add(bias) + 8)
+        .unwrap_or(0)
+        .min(MAX_GOROUTINES) as usize;
+    // A g, its share of a merged run, and the used top of its stack.
+    let per_g = layout.g.size as usize * 3 / 2 + 1024;
+    Capture {
+        mem: CapturedMemory::with_capacity(goroutines.saturating_mul(per_g).min(1 << 30)),
+        ..Capture::default()
+    }
+}
+
+/// The fields of a `runtime.g` that decide which stack bytes to copy.
+struct StackFields {
+    status: u32,
+    lo: u64,
+    hi: u64,
+    sched_sp: u64,
+    syscallsp: u64,
+    m: u64,
+}
+
+/// Copies what decoding needs into `cap` (from [`prepare`]).
+/// `bias` = run-time − link-time address.
+pub fn capture(
+    t: &dyn Target,
+    layout: &RuntimeLayout,
+    bias: u64,
+    now: Option<i64>,
+    mut cap: Capture,
+) -> Result<Capture, CaptureError> {
+    cap.threads = t.threads().to_vec();
+    cap.now = now;
+    let allgs = layout.allgs.wrapping_add(bias);
+    let ptr = t.read_u64(allgs).map_err(CaptureError::AllGs)?;
+    let len = t.read_u64(allgs + 8).map_err(CaptureError::AllGs)?;
+    if len > MAX_GOROUTINES {
+        return Err(CaptureError::BadLength(len));
+    }
+    let raw = t
+        .read_vec(ptr, len as usize * 8)
+        .map_err(CaptureError::AllGs)?;
+    cap.bytes += raw.len();
+    cap.gs = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .filter(|&g| g != 0)
+        .collect();
+
+    let gsize = layout.g.size as usize;
+    let gs = cap.gs.clone();
+    let granges: Vec<(u64, usize)> = gs.iter().map(|&g| (g, gsize)).collect();
+    let read_ok = read_ranges(t, &mut cap, &granges);
+    let live: Vec<u64> = gs
+        .into_iter()
+        .zip(read_ok)
+        .filter(|&(_, ok)| ok)
+        .map(|(g, _)| g)
+        .collect();
+
+    // One look-up per g: the fields that decide which stack bytes to copy.
+    let goff = &layout.g;
+    let mut gbuf = vec![0u8; gsize];
+    let field = |b: &[u8], off: u64| {
+        b.get(off as usize..off as usize + 8)
+            .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
+    };
+    let mut parked = Vec::with_capacity(live.len());
+    for &g in &live {
+        if cap.mem.read(g, &mut gbuf).is_err() {
+            continue;
+        }
+        let status = (field(&gbuf, goff.atomicstatus) as u32) & !G_SCAN;
+        if status == G_DEAD || status == G_DEAD_EXTRA {
+            continue;
+        }
+        parked.push(StackFields {
+            status,
+            lo: field(&gbuf, goff.stack_lo),
+            hi: field(&gbuf, goff.stack_hi),
+            sched_sp: field(&gbuf, goff.sched_sp),
+            syscallsp: field(&gbuf, goff.syscallsp),
+            m: field(&gbuf, goff.m),
+        });
+    }
+
+    // The Ms of goroutines that are on a thread, to find the thread's registers.
+    let ms: BTreeSet<u64> = parked.iter().map(|p| p.m).filter(|&m| m != 0).collect();
+    let mranges: Vec<(u64, usize)> = ms.iter().map(|&m| (m, layout.m.size as usize)).collect();
+    read_ranges(t, &mut cap, &mranges);
+
+    // Stacks, from the SP the unwinder will start at up to stack.hi.
+    let rsp_by_tid: std::collections::HashMap<i64, u64> = cap
+        .threads
+        .iter()
+        .map(|th| (i64::from(th.tid), th.regs.rsp))
+        .collect();
+    let mut stacks = Vec::with_capacity(parked.len());
+    for p in &parked {
+        let on_stack = |sp: u64| sp >= p.lo && sp < p.hi;
+        let mut sp = [p.sched_sp, u64::MAX, u64::MAX];
+        if p.status == G_SYSCALL {
+            sp[1] = p.syscallsp;
+        }
+        if p.status == G_RUNNING {
+            let tid = cap.mem.read_u64(p.m + layout.m.procid).unwrap_or(0) as i64;
+            sp[2] = rsp_by_tid.get(&tid).copied().unwrap_or(u64::MAX);
+        }
+        let Some(low) = sp.into_iter().filter(|&s| on_stack(s)).min() else {
+            continue;
+        };
+        stacks.push((low, (p.hi - low).min(MAX_STACK_COPY) as usize));
+    }
+    read_ranges(t, &mut cap, &stacks);
+
+    if let Some((addr, n)) = layout.wait_reasons {
+        cap.wait_reasons = read_wait_reasons(t, addr.wrapping_add(bias), n, &mut cap);
+    }
+    Ok(cap)
+}
+
+/// Reads every range into `cap.mem`; returns whether each could be read.
+fn read_ranges(t: &dyn Target, cap: &mut Capture, ranges: &[(u64, usize)]) -> Vec<bool> {
+    let ok = cap.mem.read_from(t, ranges);
+    cap.bytes += ranges
+        .iter()
+        .zip(&ok)
+        .filter(|(_, ok)| **ok)
+        .map(|(r, _)| r.1)
+        .sum::<usize>();
+    ok
+}
+
+fn read_wait_reasons(t: &dyn Target, addr: u64, n: u64, cap: &mut Capture) -> Vec<String> {
+    let n = n.min(256) as usize;
+    let Ok(headers) = t.read_vec(addr, n * 16) else {
+        return Vec::new();
+    };
+    cap.bytes += headers.len();
+    let strs: Vec<(u64, usize)> = headers
+        .chunks_exact(16)
+        .map(|h| {
+            let p = u64::from_le_bytes(h[..8].try_into().unwrap_or_default());
+            let l = u64::from_le_bytes(h[8..].try_into().unwrap_or_default());
+            (p, (l as usize).min(MAX_REASON_LEN))
+        })
+        .collect();
+    read_ranges(t, cap, &strs);
+    strs.iter()
+        .map(|&(p, l)| {
+            let b = cap.mem.read_vec(p, l).unwrap_or_default();
+            String::from_utf8_lossy(&b).into_owned()
+        })
+        .collect()
+}

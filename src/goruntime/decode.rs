@@ -1,0 +1,352 @@
+//! The after-resume half of a dump: turn the captured bytes into goroutines.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::args::format_args;
+use super::collect::Capture;
+use super::layout::RuntimeLayout;
+use super::model::{CreatedBy, Elision, Frame, Goroutine, MachineRef};
+use super::unwind::{unwind, PhysFrame, StartRegs};
+use super::version::{
+    GoVersion, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
+};
+use crate::binary::{name_for_print, Binary, Pclntab};
+use crate::target::{Memory, MemoryExt};
+
+/// Go 1.21+ prints the innermost 50 and outermost 50 logical frames.
+const INNER_FRAMES: usize = 50;
+const OUTER_FRAMES: usize = 50;
+/// Before 1.21 the runtime stops after 100 physical frames.
+const OLD_MAX_FRAMES: usize = 100;
+
+/// What decoding needs besides the capture.
+pub struct Decoder<'a> {
+    pub bin: &'a Binary,
+    pub tab: &'a Pclntab,
+    pub layout: &'a RuntimeLayout,
+    pub version: GoVersion,
+    pub bias: u64,
+}
+
+/// The fields of one `runtime.g` goat uses.
+struct RawG {
+    addr: u64,
+    goid: u64,
+    status: u32,
+    scan: bool,
+    waitsince: i64,
+    waitreason: u8,
+    locked: bool,
+    gopc: u64,
+    parent_goid: u64,
+    m: u64,
+    stack: (u64, u64),
+    sched: (u64, u64),
+    syscall: (u64, u64),
+}
+
+/// One source frame of a PC, kept per decoding thread: 100k goroutines
+/// mostly stand at the same few dozen PCs.
+#[derive(Clone)]
+struct CachedSource {
+    function: Arc<str>,
+    file: Arc<str>,
+    line: u32,
+    inlined: bool,
+}
+
+type SymCache = HashMap<u64, Arc<[CachedSource]>>;
+
+/// Below this many goroutines a second thread costs more than it saves.
+const PARALLEL_MIN_GOROUTINES: usize = 2000;
+
+impl Decoder<'_> {
+    /// Every live goroutine of the capture, in `allgs` order, decoded on as
+    /// many threads as the machine has (the target is already running again).
+    pub fn goroutines(&self, cap: &Capture) -> Vec<Goroutine> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        if threads < 2 || cap.gs.len() < PARALLEL_MIN_GOROUTINES {
+            return self.decode_all(cap, &cap.gs);
+        }
+        let per = cap.gs.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = cap
+                .gs
+                .chunks(per)
+                .map(|gs| (gs, s.spawn(move || self.decode_all(cap, gs))))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|(gs, h)| {
+                    h.join()
+                        .unwrap_or_else(|_| gs.iter().map(|&g| unreadable_g(g)).collect())
+                })
+                .collect()
+        })
+    }
+
+    fn decode_all(&self, cap: &Capture, gs: &[u64]) -> Vec<Goroutine> {
+        let mut cache = SymCache::new();
+        gs.iter()
+            .filter_map(|&g| self.goroutine(cap, g, &mut cache))
+            .collect()
+    }
+
+    fn read_g(&self, cap: &Capture, addr: u64) -> Option<RawG> {
+        let o = &self.layout.g;
+        let m = &cap.mem;
+        let u = |off: u64| m.read_u64(addr + off);
+        let status_word = m.read_u32(addr + o.atomicstatus).ok()?;
+        let mut wr = [0u8];
+        m.read(addr + o.waitreason, &mut wr).ok()?;
+        Some(RawG {
+            addr,
+            goid: u(o.goid).ok()?,
+            status: status_word & !G_SCAN,
+            scan: status_word & G_SCAN != 0,
+            waitsince: u(o.waitsince).ok()? as i64,
+            waitreason: wr[0],
+            locked: u(o.lockedm).ok()? != 0,
+            gopc: u(o.gopc).ok()?,
+            parent_goid: o.parent_goid.and_then(|p| u(p).ok()).unwrap_or(0),
+            m: u(o.m).ok()?,
+            stack: (u(o.stack_lo).ok()?, u(o.stack_hi).ok()?),
+            sched: (u(o.sched_pc).ok()?, u(o.sched_sp).ok()?),
+            syscall: (u(o.syscallpc).ok()?, u(o.syscallsp).ok()?),
+        })
+    }
+
+    fn goroutine(&self, cap: &Capture, addr: u64, cache: &mut SymCache) -> Option<Goroutine> {
+        let Some(g) = self.read_g(cap, addr) else {
+            return Some(unreadable_g(addr));
+        };
+        if g.status == G_DEAD || (g.status == G_DEAD_EXTRA && self.version.at_least(26)) {
+            return None;
+        }
+        let mut status = self.version.status_name(g.status).to_string();
+        let mut wait_reason = None;
+        if (g.status == G_WAITING || (g.status == G_LEAKED && self.version.at_least(26)))
+            && g.waitreason != 0
+        {
+            let reason = cap
+                .wait_reasons
+                .get(usize::from(g.waitreason))
+                .cloned()
+                .unwrap_or_else(|| "unknown wait reason".to_string());
+            status = reason.clone();
+            wait_reason = Some(reason);
+        }
+        let wait_minutes = match cap.now {
+            Some(now) if (g.status == G_WAITING || g.status == G_SYSCALL) && g.waitsince != 0 => {
+                (now - g.waitsince) / 60_000_000_000
+            }
+            _ => 0,
+        };
+        let machine = (g.m != 0).then(|| MachineRef {
+            id: cap.mem.read_u64(g.m + self.layout.m.id).unwrap_or(0) as i64,
+            mp: g.m,
+            tid: cap.mem.read_u64(g.m + self.layout.m.procid).unwrap_or(0) as i64,
+        });
+        let (frames, elided, unreadable) = match self.start_regs(cap, &g, machine) {
+            Some(start) => {
+                let unwound = unwind(&cap.mem, self.tab, self.bias, start);
+                let (frames, elided) = self.symbolize(&cap.mem, &unwound.frames, cache);
+                (frames, elided, unwound.error)
+            }
+            None => (
+                Vec::new(),
+                None,
+                Some("no saved registers for this goroutine".into()),
+            ),
+        };
+        Some(Goroutine {
+            id: g.goid,
+            gp: g.addr,
+            status_code: g.status,
+            scan: g.scan,
+            status,
+            wait_reason,
+            wait_minutes,
+            locked: g.locked,
+            m: machine,
+            synctest_group: None,
+            frames,
+            elided,
+            created_by: self.created_by(&g),
+            unreadable,
+        })
+    }
+
+    /// Where to start unwinding, as the runtime's `traceback1` decides:
+    /// a goroutine in a syscall from its `syscallpc/sp`, a running one from
+    /// its thread's registers, any other from `g.sched`.
+    fn start_regs(&self, cap: &Capture, g: &RawG, m: Option<MachineRef>) -> Option<StartRegs> {
+        let on_stack = |sp: u64| sp >= g.stack.0 && sp < g.stack.1;
+        if g.status == G_SYSCALL && g.syscall.1 != 0 {
+            return Some(StartRegs {
+                pc: g.syscall.0,
+                sp: g.syscall.1,
+                trap: false,
+            });
+        }
+        if g.status == G_RUNNING {
+            let thread = m.and_then(|m| cap.threads.iter().find(|t| i64::from(t.tid) == m.tid));
+            if let Some(t) = thread.filter(|t| on_stack(t.regs.rsp)) {
+                return Some(StartRegs {
+                    pc: t.regs.rip,
+                    sp: t.regs.rsp,
+                    trap: true,
+                });
+            }
+        }
+        (g.sched.0 != 0 && on_stack(g.sched.1)).then_some(StartRegs {
+            pc: g.sched.0,
+            sp: g.sched.1,
+            trap: false,
+        })
+    }
+
+    /// Expands physical frames into printed frames (inlined calls included)
+    /// and applies the release's elision rule.
+    fn symbolize(
+        &self,
+        mem: &dyn Memory,
+        phys: &[PhysFrame],
+        cache: &mut SymCache,
+    ) -> (Vec<Frame>, Option<Elision>) {
+        let old_style = !self.version.at_least(21);
+        let phys = if old_style && phys.len() >= OLD_MAX_FRAMES {
+            &phys[..OLD_MAX_FRAMES]
+        } else {
+            phys
+        };
+        let mut frames = Vec::with_capacity(phys.len() + 4);
+        for p in phys {
+            self.expand(mem, p, &mut frames, cache);
+        }
+        if old_style {
+            let elided = (phys.len() >= OLD_MAX_FRAMES).then_some(Elision {
+                at: frames.len(),
+                count: None,
+            });
+            return (frames, elided);
+        }
+        if frames.len() > INNER_FRAMES + OUTER_FRAMES {
+            let count = frames.len() - INNER_FRAMES - OUTER_FRAMES;
+            frames.drain(INNER_FRAMES..INNER_FRAMES + count);
+            return (
+                frames,
+                Some(Elision {
+                    at: INNER_FRAMES,
+                    count: Some(count),
+                }),
+            );
+        }
+        (frames, None)
+    }
+
+    fn expand(&self, mem: &dyn Memory, p: &PhysFrame, out: &mut Vec<Frame>, cache: &mut SymCache) {
+        let sym = p.sym_pc(self.bias);
+        let offset = p.pc.wrapping_sub(self.bias).wrapping_sub(p.entry);
+        let func = self.tab.find_func(sym);
+        let sources = cache
+            .entry(sym)
+            .or_insert_with(|| self.sources(sym))
+            .clone();
+        for s in sources.iter() {
+            let args = match (&func, s.inlined) {
+                (_, true) => "...".to_string(),
+                (Some(f), false) => format_args(self.bin, f, mem, p.fp, sym),
+                (None, false) => String::new(),
+            };
+            out.push(Frame {
+                function: s.function.clone(),
+                file: s.file.clone(),
+                line: s.line,
+                pc: p.pc,
+                offset,
+                inlined: s.inlined,
+                fp: p.fp,
+                sp: p.sp,
+                args,
+            });
+        }
+    }
+
+    /// The source frames at link-time `sym`, innermost first; a PC the
+    /// tables do not cover still gets one frame that says so.
+    fn sources(&self, sym: u64) -> Arc<[CachedSource]> {
+        let func = self.tab.find_func(sym);
+        match func.map(|f| f.source_frames(sym)) {
+            Some(Ok(sources)) if !sources.is_empty() => sources
+                .into_iter()
+                .map(|s| CachedSource {
+                    function: print_name(s.function).into(),
+                    file: s.file.into(),
+                    line: s.line,
+                    inlined: s.inlined,
+                })
+                .collect(),
+            _ => Arc::new([CachedSource {
+                function: func
+                    .and_then(|f| f.name().ok().map(print_name))
+                    .unwrap_or_else(|| format!("?{:#x}", sym.wrapping_add(self.bias)))
+                    .into(),
+                file: "?".into(),
+                line: 0,
+                inlined: false,
+            }]),
+        }
+    }
+
+    /// `created by`, as `printcreatedby` prints it: never for goroutine 1,
+    /// the physical function at `gopc` and the line of its CALL.
+    fn created_by(&self, g: &RawG) -> Option<CreatedBy> {
+        if g.gopc == 0 || g.goid == 1 {
+            return None;
+        }
+        let pc = g.gopc.wrapping_sub(self.bias);
+        let f = self.tab.find_func(pc)?;
+        let trace_pc = if pc > f.entry() { pc - 1 } else { pc };
+        let (file, line) = f.file_line(trace_pc).unwrap_or(("?", 0));
+        Some(CreatedBy {
+            function: print_name(f.name().ok()?),
+            file: file.to_string(),
+            line,
+            pc: g.gopc,
+            offset: pc - f.entry(),
+            goroutine: (self.version.has_parent_goid() && g.parent_goid != 0)
+                .then_some(g.parent_goid),
+        })
+    }
+}
+
+/// The runtime's `printFuncName`.
+fn print_name(name: &str) -> String {
+    if name == "runtime.gopanic" {
+        return "panic".to_string();
+    }
+    name_for_print(name).into_owned()
+}
+
+fn unreadable_g(addr: u64) -> Goroutine {
+    Goroutine {
+        id: 0,
+        gp: addr,
+        status_code: 0,
+        scan: false,
+        status: "???".into(),
+        wait_reason: None,
+        wait_minutes: 0,
+        locked: false,
+        m: None,
+        synctest_group: None,
+        frames: Vec::new(),
+        elided: None,
+        created_by: None,
+        unreadable: Some(format!("cannot read runtime.g at {addr:#x}")),
+    }
+}

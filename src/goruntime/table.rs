@@ -1,0 +1,89 @@
+//! Runtime offsets of the Go releases goat is tested against, for binaries
+//! built without DWARF (`-ldflags=-w`). Each row is checked against DWARF by
+//! `layout::tests::table_matches_dwarf_for_every_fixture`; a release not
+//! listed here needs DWARF.
+
+use super::layout::{GOffsets, MOffsets};
+use super::version::GoVersion;
+
+/// The offsets for `version`, when goat knows them.
+pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
+    if version.major != 1 {
+        return None;
+    }
+    // runtime.g: stack, m and sched have not moved since 1.19.
+    let base = GOffsets {
+        size: 0,
+        stack_lo: 0,
+        stack_hi: 8,
+        m: 48,
+        sched_sp: 56,
+        sched_pc: 64,
+        syscallsp: 112,
+        syscallpc: 120,
+        atomicstatus: 144,
+        goid: 152,
+        waitsince: 168,
+        waitreason: 176,
+        lockedm: 232,
+        gopc: 296,
+        parent_goid: None,
+    };
+    let m_until_1_24 = MOffsets {
+        size: 0,
+        procid: 72,
+        curg: 192,
+        id: 232,
+    };
+    let (g, m) = match version.minor {
+        19 => (base, m_until_1_24),
+        21 => (
+            GOffsets {
+                lockedm: 208,
+                gopc: 280,
+                parent_goid: Some(272),
+                ..base
+            },
+            m_until_1_24,
+        ),
+        24 => (
+            GOffsets {
+                atomicstatus: 152,
+                goid: 160,
+                waitsince: 176,
+                waitreason: 184,
+                lockedm: 216,
+                gopc: 288,
+                parent_goid: Some(280),
+                ..base
+            },
+            m_until_1_24,
+        ),
+        27 => (
+            GOffsets {
+                syscallsp: 104,
+                syscallpc: 112,
+                lockedm: 208,
+                gopc: 288,
+                parent_goid: Some(280),
+                ..base
+            },
+            MOffsets {
+                size: 0,
+                procid: 64,
+                curg: 184,
+                id: 232,
+            },
+        ),
+        _ => return None,
+    };
+    let g = GOffsets {
+        size: g.max_field_end(),
+        ..g
+    };
+    let m = MOffsets {
+        size: m.procid.max(m.curg).max(m.id) + 8,
+        ..m
+    };
+    Some((g, m))
+}

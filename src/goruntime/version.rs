@@ -1,0 +1,115 @@
+//! The Go release of the target, and the output details that depend on it.
+
+/// A Go release as `major.minor` (patch levels never change a layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GoVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// The oldest release goat supports.
+pub const OLDEST_SUPPORTED: GoVersion = GoVersion {
+    major: 1,
+    minor: 19,
+};
+
+impl GoVersion {
+    /// Parses buildinfo's version (`go1.21.13`, `go1.22rc1`, `go1.27.3 X:boringcrypto`).
+    pub fn parse(s: &str) -> Option<GoVersion> {
+        let rest = s.strip_prefix("go")?;
+        let mut parts = rest.split(|c: char| !c.is_ascii_digit());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some(GoVersion { major, minor })
+    }
+
+    pub fn at_least(self, minor: u32) -> bool {
+        self.major > 1 || self.minor >= minor
+    }
+
+    /// 1.21 added `created by F in goroutine N` and the 50+50 frame elision.
+    pub fn has_parent_goid(self) -> bool {
+        self.at_least(21)
+    }
+
+    /// 1.23 prints ` gp=0x.. m=N mp=0x..` in headers at the system level.
+    pub fn header_shows_gp(self) -> bool {
+        self.at_least(23)
+    }
+
+    /// The runtime's `gStatusStrings`, indexed by status.
+    pub fn status_name(self, status: u32) -> &'static str {
+        const NAMES: [&str; 10] = [
+            "idle",
+            "runnable",
+            "running",
+            "syscall",
+            "waiting",
+            "",
+            "dead",
+            "",
+            "copystack",
+            "preempted",
+        ];
+        match status {
+            10 if self.at_least(26) => "leaked",
+            11 if self.at_least(26) => "waiting for cgo callback",
+            s => match NAMES.get(s as usize) {
+                Some(n) if !n.is_empty() => n,
+                _ => "???",
+            },
+        }
+    }
+}
+
+pub const G_WAITING: u32 = 4;
+pub const G_SYSCALL: u32 = 3;
+pub const G_RUNNING: u32 = 2;
+pub const G_DEAD: u32 = 6;
+pub const G_LEAKED: u32 = 10;
+pub const G_DEAD_EXTRA: u32 = 11;
+pub const G_SCAN: u32 = 0x1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_release_strings() {
+        assert_eq!(
+            GoVersion::parse("go1.21.13"),
+            Some(GoVersion {
+                major: 1,
+                minor: 21
+            })
+        );
+        assert_eq!(
+            GoVersion::parse("go1.22rc1"),
+            Some(GoVersion {
+                major: 1,
+                minor: 22
+            })
+        );
+        assert_eq!(
+            GoVersion::parse("go1.27.3 X:boringcrypto").map(|v| v.minor),
+            Some(27)
+        );
+        assert_eq!(GoVersion::parse("devel +abc"), None);
+    }
+
+    #[test]
+    fn status_names_follow_the_release() {
+        let v19 = GoVersion {
+            major: 1,
+            minor: 19,
+        };
+        let v27 = GoVersion {
+            major: 1,
+            minor: 27,
+        };
+        assert_eq!(v19.status_name(4), "waiting");
+        assert_eq!(v19.status_name(10), "???");
+        assert_eq!(v27.status_name(10), "leaked");
+        assert_eq!(v27.status_name(5), "???");
+    }
+}

@@ -1,0 +1,435 @@
+//! `goat check PID`: why an attach would fail, before it fails. Every failing
+//! line carries the exact command that fixes it.
+
+use std::fmt;
+use std::path::Path;
+
+use super::ptrace::AttachError;
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub ok: bool,
+    pub title: String,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+/// Every check run against one pid.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub pid: i32,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            writeln!(f, "{mark} {}: {}", c.title, c.detail)?;
+            if let Some(fix) = &c.fix {
+                writeln!(f, "       fix: {fix}")?;
+            }
+        }
+        if self.ok() {
+            writeln!(f, "goat can attach to pid {}", self.pid)
+        } else {
+            writeln!(
+                f,
+                "goat cannot attach to pid {} until the failures above are fixed",
+                self.pid
+            )
+        }
+    }
+}
+
+/// What an executable inspector found (`binary/` supplies the real one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExeInfo {
+    pub go_version: Option<String>,
+    pub has_dwarf: bool,
+    pub has_pclntab: bool,
+}
+
+fn ok(title: &str, detail: impl Into<String>) -> Check {
+    Check {
+        ok: true,
+        title: title.into(),
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn fail(title: &str, detail: impl Into<String>, fix: Option<String>) -> Check {
+    Check {
+        ok: false,
+        title: title.into(),
+        detail: detail.into(),
+        fix,
+    }
+}
+
+// ---- /proc readers ----
+
+struct Stat {
+    state: char,
+    ppid: i32,
+    flags: u64,
+}
+
+const PF_KTHREAD: u64 = 0x0020_0000;
+const CAP_SYS_PTRACE: u32 = 19;
+
+fn read_stat(pid: i32) -> Option<Stat> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: f.first()?.chars().next()?,
+        ppid: f.get(1)?.parse().ok()?,
+        flags: f.get(6)?.parse().ok()?,
+    })
+}
+
+fn status_field(pid: &str, key: &str) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| {
+        l.strip_prefix(key)?
+            .strip_prefix(':')
+            .map(|v| v.trim().to_string())
+    })
+}
+
+fn status_ids(pid: &str, key: &str) -> Option<Vec<u32>> {
+    status_field(pid, key)?
+        .split_whitespace()
+        .map(|x| x.parse().ok())
+        .collect()
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn have_cap_sys_ptrace() -> bool {
+    status_field("self", "CapEff")
+        .and_then(|h| u64::from_str_radix(&h, 16).ok())
+        .is_some_and(|c| c & (1 << CAP_SYS_PTRACE) != 0)
+}
+
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("#{uid}"))
+}
+
+/// Goat's own pid and every ancestor's.
+fn self_and_ancestors() -> Vec<i32> {
+    let mut out = vec![std::process::id() as i32];
+    let mut cur = out[0];
+    while let Some(st) = read_stat(cur) {
+        if st.ppid <= 0 || out.contains(&st.ppid) {
+            break;
+        }
+        out.push(st.ppid);
+        cur = st.ppid;
+    }
+    out
+}
+
+fn is_descendant_of_self(pid: i32) -> bool {
+    let me = std::process::id() as i32;
+    let mut cur = pid;
+    for _ in 0..4096 {
+        match read_stat(cur) {
+            Some(st) if st.ppid == me => return true,
+            Some(st) if st.ppid > 0 => cur = st.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The tracer of `pid`, as (process id, name), if it is traced.
+/// `TracerPid` names the tracing *thread*; this reports its process.
+pub(super) fn tracer_of(pid: i32) -> Option<(i32, String)> {
+    let tid: i32 = status_field(&pid.to_string(), "TracerPid")?.parse().ok()?;
+    if tid == 0 {
+        return None;
+    }
+    let tgid = status_field(&tid.to_string(), "Tgid")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(tid);
+    Some((tgid, comm(tgid)))
+}
+
+/// The checks that can refuse an attach outright, as [`AttachError`]s.
+pub fn refuse_early(pid: i32) -> Result<(), AttachError> {
+    if pid <= 0 {
+        return Err(AttachError::NoSuchProcess { pid });
+    }
+    if self_and_ancestors().contains(&pid) || Path::new(&format!("/proc/self/task/{pid}")).exists()
+    {
+        return Err(AttachError::SelfAttach);
+    }
+    let st = read_stat(pid).ok_or(AttachError::NoSuchProcess { pid })?;
+    if matches!(st.state, 'Z' | 'X' | 'x') {
+        return Err(AttachError::Zombie { pid });
+    }
+    if st.flags & PF_KTHREAD != 0 {
+        return Err(AttachError::KernelThread { pid });
+    }
+    if let Some((tracer_pid, tracer_name)) = tracer_of(pid) {
+        return Err(AttachError::AlreadyTraced {
+            pid,
+            tracer_pid,
+            tracer_name,
+        });
+    }
+    Ok(())
+}
+
+/// The failing permission checks, as advice for an EPERM from ptrace.
+pub fn permission_advice(pid: i32) -> String {
+    let checks = [ptrace_scope(pid), credentials(pid), dumpable(pid)];
+    let lines: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| match &c.fix {
+            Some(fix) => format!("{}: {}\n  fix: {fix}", c.title, c.detail),
+            None => format!("{}: {}", c.title, c.detail),
+        })
+        .collect();
+    if lines.is_empty() {
+        format!("the kernel refused ptrace (EPERM) for an unknown reason (an LSM such as SELinux or AppArmor?)\n  fix: sudo goat check {pid}")
+    } else {
+        lines.join("\n")
+    }
+}
+
+// ---- the individual checks ----
+
+fn ptrace_scope(pid: i32) -> Check {
+    const T: &str = "ptrace_scope";
+    let cap = have_cap_sys_ptrace();
+    let raw = match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
+        Err(_) => return ok(T, "absent (no Yama LSM): classic ptrace permissions apply"),
+        Ok(s) => s.trim().to_string(),
+    };
+    match raw.as_str() {
+        "0" => ok(T, "0 (classic): any process of the same user may be traced"),
+        "1" if cap => ok(T, "1 (restricted: only descendants), but goat has CAP_SYS_PTRACE"),
+        "1" if is_descendant_of_self(pid) => ok(T, "1 (restricted: only descendants); the target is goat's descendant"),
+        "1" => fail(
+            T,
+            "1 (restricted: only descendants): goat may trace only its own children, \
+             unless the target called prctl(PR_SET_PTRACER) or goat has CAP_SYS_PTRACE",
+            Some(format!("sudo sysctl -w kernel.yama.ptrace_scope=0   (or: sudo goat check {pid})")),
+        ),
+        "2" if cap => ok(T, "2 (admin-only), and goat has CAP_SYS_PTRACE"),
+        "2" => fail(
+            T,
+            "2 (admin-only): only a process with CAP_SYS_PTRACE may trace",
+            Some("sudo setcap cap_sys_ptrace+ep $(command -v goat)".into()),
+        ),
+        "3" => fail(
+            T,
+            "3 (no attach): ptrace is disabled for everyone until reboot",
+            Some("none at runtime: set kernel.yama.ptrace_scope=2 or lower in /etc/sysctl.d/ and reboot".into()),
+        ),
+        other => ok(T, format!("{other} (unknown value)")),
+    }
+}
+
+fn credentials(pid: i32) -> Check {
+    const T: &str = "user";
+    let p = pid.to_string();
+    let (uid, euid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::geteuid().as_raw(),
+    );
+    let gid = nix::unistd::getgid().as_raw();
+    let (Some(tu), Some(tg)) = (status_ids(&p, "Uid"), status_ids(&p, "Gid")) else {
+        return fail(T, format!("cannot read /proc/{pid}/status"), None);
+    };
+    let who = format!(
+        "goat runs as uid {uid} (euid {euid}); target uids real/effective/saved {}/{}/{}",
+        tu[0], tu[1], tu[2]
+    );
+    if have_cap_sys_ptrace() {
+        return ok(T, format!("{who}; goat has CAP_SYS_PTRACE"));
+    }
+    let same_uid = tu.iter().take(3).all(|&u| u == uid);
+    let same_gid = tg.iter().take(3).all(|&g| g == gid);
+    if same_uid && same_gid {
+        ok(T, format!("{who}: same user"))
+    } else {
+        fail(
+            T,
+            format!("{who}: not the same user (or a setuid/setgid program), and goat lacks CAP_SYS_PTRACE"),
+            Some(format!(
+                "run as the same user: sudo -u {} goat check {pid}   (or: sudo setcap cap_sys_ptrace+ep $(command -v goat))",
+                user_name(tu[1])
+            )),
+        )
+    }
+}
+
+fn tracer(pid: i32) -> Check {
+    const T: &str = "tracer";
+    match tracer_of(pid) {
+        None => ok(T, "not traced by anyone"),
+        Some((tpid, name)) => fail(
+            T,
+            format!("already traced by pid {tpid} ({name}); a process has one tracer at a time"),
+            Some(format!(
+                "detach it (quit gdb/dlv) first; if it is hung: kill {tpid}"
+            )),
+        ),
+    }
+}
+
+fn dumpable(pid: i32) -> Check {
+    const T: &str = "dumpable";
+    if nix::unistd::geteuid().is_root() {
+        return ok(
+            T,
+            "goat runs as root: the dumpable flag does not restrict it",
+        );
+    }
+    match std::fs::File::open(format!("/proc/{pid}/mem")) {
+        Ok(_) => ok(T, format!("/proc/{pid}/mem is readable")),
+        Err(e) => fail(
+            T,
+            format!(
+                "cannot open /proc/{pid}/mem ({e}): the process may be non-dumpable \
+                 (setuid or file-capability binary, or prctl(PR_SET_DUMPABLE, 0)), which only root may trace"
+            ),
+            Some(format!("sudo goat check {pid}")),
+        ),
+    }
+}
+
+fn namespace(pid: i32) -> Check {
+    const T: &str = "pid namespace";
+    let mine = std::fs::read_link("/proc/self/ns/pid");
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
+    match (mine, theirs) {
+        (Ok(a), Ok(b)) if a == b => ok(T, "same as goat's"),
+        (Ok(_), Ok(_)) => {
+            let nspid = status_field(&pid.to_string(), "NSpid").unwrap_or_default();
+            let inner = nspid.split_whitespace().last().unwrap_or("?").to_string();
+            ok(
+                T,
+                format!("different from goat's (a container?): fine, but inside its namespace the pid is {inner} (NSpid: {nspid})"),
+            )
+        }
+        _ => ok(
+            T,
+            "could not compare (ns links unreadable); assuming goat can see the pid",
+        ),
+    }
+}
+
+fn executable(pid: i32, inspect: &dyn Fn(&Path) -> Result<ExeInfo, String>) -> Vec<Check> {
+    let exe = format!("/proc/{pid}/exe");
+    let link = match std::fs::read_link(&exe) {
+        Ok(l) => l.to_string_lossy().into_owned(),
+        Err(e) => {
+            return vec![fail(
+                "executable",
+                format!("cannot read {exe}: {e}"),
+                Some(format!("sudo goat check {pid}")),
+            )]
+        }
+    };
+    let mut out = vec![if let Some(path) = link.strip_suffix(" (deleted)") {
+        ok(
+            "executable",
+            format!("{path} was deleted or replaced on disk (a deploy?); goat reads the running binary through {exe}"),
+        )
+    } else {
+        ok("executable", link)
+    }];
+    out.push(match inspect(Path::new(&exe)) {
+        Ok(info) if !info.has_pclntab => fail(
+            "go binary",
+            "not a Go binary (no .gopclntab)",
+            Some(
+                "goat only reads Go programs: pass the pid of a Go process (pgrep -a NAME)".into(),
+            ),
+        ),
+        Ok(info) => {
+            let v = info
+                .go_version
+                .unwrap_or_else(|| "(version unknown)".into());
+            let d = if info.has_dwarf {
+                "with DWARF"
+            } else {
+                "without DWARF (stripped): pclntab only"
+            };
+            ok("go binary", format!("Go {v}, {d}"))
+        }
+        Err(e) => fail("go binary", format!("cannot inspect {exe}: {e}"), None),
+    });
+    out
+}
+
+/// Runs every check against `pid`. `exe_inspector` reads the executable
+/// (given as `/proc/PID/exe`) and says whether it is a Go program.
+pub fn check(pid: i32, exe_inspector: &dyn Fn(&Path) -> Result<ExeInfo, String>) -> Report {
+    let mut checks = Vec::new();
+    let st = if pid > 0 { read_stat(pid) } else { None };
+    let Some(st) = st else {
+        checks.push(fail(
+            "process",
+            format!("no process with pid {pid}"),
+            Some("pgrep -a NAME   (find the Go program's pid)".into()),
+        ));
+        return Report { pid, checks };
+    };
+    let name = comm(pid);
+    if self_and_ancestors().contains(&pid) {
+        checks.push(fail(
+            "process",
+            format!("pid {pid} ({name}) is goat itself or one of its ancestors"),
+            Some("pass the pid of the Go program: pgrep -a NAME".into()),
+        ));
+        return Report { pid, checks };
+    }
+    match st.state {
+        'Z' => checks.push(fail(
+            "process",
+            format!("pid {pid} ({name}) is a zombie: it has exited and waits for its parent {} to reap it", st.ppid),
+            Some("nothing to attach to: restart the program and check its new pid".into()),
+        )),
+        'X' | 'x' => checks.push(fail("process", format!("pid {pid} ({name}) is exiting"), None)),
+        _ if st.flags & PF_KTHREAD != 0 => checks.push(fail(
+            "process",
+            format!("pid {pid} ({name}) is a kernel thread"),
+            Some("pass the pid of a user-space Go program: pgrep -a NAME".into()),
+        )),
+        s => checks.push(ok("process", format!("pid {pid} ({name}), state {s}"))),
+    }
+    if !checks[0].ok {
+        return Report { pid, checks };
+    }
+    checks.push(ptrace_scope(pid));
+    checks.push(credentials(pid));
+    checks.push(tracer(pid));
+    checks.push(dumpable(pid));
+    checks.push(namespace(pid));
+    checks.extend(executable(pid, exe_inspector));
+    Report { pid, checks }
+}

@@ -1,0 +1,711 @@
+//! The only code that calls ptrace.
+//!
+//! The kernel takes ptrace requests only from the thread that attached, so a
+//! [`LiveProcess`] owns one OS thread (`goat-ptrace`) that runs every ptrace
+//! and waitpid call. Requests are boxed closures sent over a crossbeam
+//! channel; each carries its own bounded(1) reply channel.
+//!
+//! Attach is `PTRACE_SEIZE` (+ `PTRACE_O_TRACECLONE`), stop is
+//! `PTRACE_INTERRUPT`: no SIGSTOP is ever sent, so if goat dies (even by
+//! SIGKILL) the kernel detaches and the target runs on. While attached and
+//! running, the thread services the tracees' stops (new clones, signals on
+//! their way to the target) every millisecond.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, RecvTimeoutError, Sender};
+use nix::errno::Errno;
+use nix::sys::ptrace::{self, Options};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use thiserror::Error;
+
+use super::live_memory::ProcessMemory;
+use super::memory::{Memory, ReadFault};
+use super::{Mapping, Regs, Target, Thread};
+
+/// Why attaching to (or stopping) a process failed.
+#[derive(Debug, Error)]
+pub enum AttachError {
+    #[error("no process with pid {pid}")]
+    NoSuchProcess { pid: i32 },
+    #[error("not permitted to attach to pid {pid}:\n{advice}")]
+    PermissionDenied { pid: i32, advice: String },
+    #[error("pid {pid} is already traced by pid {tracer_pid} ({tracer_name}); detach it (quit gdb/dlv) first")]
+    AlreadyTraced {
+        pid: i32,
+        tracer_pid: i32,
+        tracer_name: String,
+    },
+    #[error("pid {pid} is a zombie: it has exited and only waits for its parent to reap it")]
+    Zombie { pid: i32 },
+    #[error("pid {pid} is a kernel thread, not a program")]
+    KernelThread { pid: i32 },
+    #[error("refusing to attach to goat itself or one of its ancestors")]
+    SelfAttach,
+    #[error("pid {pid} exited")]
+    Exited { pid: i32 },
+    #[error("{op}: {errno}")]
+    Os { op: &'static str, errno: Errno },
+}
+
+/// How long a stop waits for every thread to report before giving up (a
+/// thread in uninterruptible sleep, `D`, cannot stop until it wakes).
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the ptrace thread services tracee stops while the target runs.
+const SERVICE_INTERVAL: Duration = Duration::from_millis(1);
+const PTRACE_EVENT_CLONE: i32 = libc::PTRACE_EVENT_CLONE;
+const PTRACE_EVENT_STOP: i32 = libc::PTRACE_EVENT_STOP;
+
+type Request = Box<dyn FnOnce(&mut Tracer) + Send>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopKind {
+    /// `PTRACE_EVENT_STOP` from our interrupt (or a new clone's first stop).
+    Event,
+    /// Signal-delivery-stop: the signal is re-injected on resume.
+    Signal(Signal),
+    /// Group-stop (someone sent SIGSTOP/SIGTSTP…): resumed with `PTRACE_LISTEN`
+    /// so the user's stop stays in force.
+    Group(Signal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    Stopped(StopKind),
+}
+
+/// State owned by the ptrace thread. Only ever touched on that thread.
+pub struct Tracer {
+    pid: i32,
+    threads: BTreeMap<i32, State>,
+    detached: bool,
+}
+
+fn wait_flags() -> WaitPidFlag {
+    WaitPidFlag::WNOHANG | WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD
+}
+
+fn is_group_stop_signal(sig: Signal) -> bool {
+    matches!(
+        sig,
+        Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+    )
+}
+
+fn listen(tid: i32) -> Result<(), Errno> {
+    // SAFETY: PTRACE_LISTEN takes no pointers.
+    let r = unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid, 0usize, 0usize) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+fn task_ids(pid: i32) -> Result<Vec<i32>, AttachError> {
+    let dir =
+        std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| AttachError::Exited { pid })?;
+    Ok(dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
+fn regs_from(r: &libc::user_regs_struct) -> Regs {
+    Regs {
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        orig_rax: r.orig_rax,
+        rip: r.rip,
+        cs: r.cs,
+        eflags: r.eflags,
+        rsp: r.rsp,
+        ss: r.ss,
+        fs_base: r.fs_base,
+        gs_base: r.gs_base,
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
+    }
+}
+
+impl Tracer {
+    fn options() -> Options {
+        Options::PTRACE_O_TRACECLONE
+    }
+
+    /// Seizes every thread, re-reading `/proc/PID/task` until a pass finds
+    /// no new one. Clones made meanwhile are auto-attached by TRACECLONE.
+    fn seize_all(&mut self) -> Result<(), AttachError> {
+        let pid = self.pid;
+        for _round in 0..100 {
+            let mut new = 0;
+            for tid in task_ids(pid)? {
+                if self.threads.contains_key(&tid) {
+                    continue;
+                }
+                match ptrace::seize(Pid::from_raw(tid), Self::options()) {
+                    Ok(()) => {
+                        self.threads.insert(tid, State::Running);
+                        new += 1;
+                    }
+                    Err(Errno::ESRCH) => {} // the thread exited meanwhile
+                    Err(Errno::EPERM) if !self.threads.is_empty() => {
+                        // Most likely a clone already auto-attached to us whose
+                        // first stop has not been collected yet.
+                        self.threads.insert(tid, State::Running);
+                        new += 1;
+                    }
+                    Err(Errno::EPERM) => return Err(permission_error(pid)),
+                    Err(errno) => {
+                        return Err(AttachError::Os {
+                            op: "PTRACE_SEIZE",
+                            errno,
+                        })
+                    }
+                }
+            }
+            self.service();
+            if new == 0 {
+                if self.threads.is_empty() {
+                    return Err(AttachError::Exited { pid });
+                }
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one wait status. `stopping`: keep stopped threads stopped
+    /// (a stop is in progress) instead of continuing them.
+    fn on_event(&mut self, ws: WaitStatus, stopping: bool) {
+        match ws {
+            WaitStatus::PtraceEvent(p, _, PTRACE_EVENT_CLONE) => {
+                let tid = p.as_raw();
+                if let Ok(new) = ptrace::getevent(p) {
+                    // The child starts with a PTRACE_EVENT_STOP of its own.
+                    self.threads.entry(new as i32).or_insert(State::Running);
+                }
+                self.threads.insert(tid, State::Running);
+                let _ = ptrace::cont(p, None);
+                if stopping {
+                    let _ = ptrace::interrupt(p);
+                }
+            }
+            WaitStatus::PtraceEvent(p, sig, PTRACE_EVENT_STOP) => {
+                let tid = p.as_raw();
+                let group = is_group_stop_signal(sig);
+                if stopping {
+                    let kind = if group {
+                        StopKind::Group(sig)
+                    } else {
+                        StopKind::Event
+                    };
+                    self.threads.insert(tid, State::Stopped(kind));
+                } else {
+                    self.threads.insert(tid, State::Running);
+                    let _ = if group {
+                        listen(tid)
+                    } else {
+                        ptrace::cont(p, None)
+                    };
+                }
+            }
+            WaitStatus::PtraceEvent(p, _, _) | WaitStatus::PtraceSyscall(p) => {
+                // Not requested; never swallow the thread.
+                self.threads.insert(p.as_raw(), State::Running);
+                let _ = ptrace::cont(p, None);
+            }
+            WaitStatus::Stopped(p, sig) => {
+                // Signal-delivery-stop: pass the signal on (now or on resume).
+                if stopping {
+                    self.threads
+                        .insert(p.as_raw(), State::Stopped(StopKind::Signal(sig)));
+                } else {
+                    self.threads.insert(p.as_raw(), State::Running);
+                    let _ = ptrace::cont(p, sig);
+                }
+            }
+            WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _) => {
+                self.threads.remove(&p.as_raw());
+            }
+            WaitStatus::Continued(_) | WaitStatus::StillAlive => {}
+        }
+    }
+
+    /// Collects and answers every pending tracee stop without blocking.
+    fn service(&mut self) {
+        loop {
+            match waitpid(None, Some(wait_flags())) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Ok(ws) => self.on_event(ws, false),
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Interrupts every thread and waits until each is in a ptrace-stop,
+    /// re-reading `/proc/PID/task` until no thread is missing.
+    fn stop_all(&mut self) -> Result<(), AttachError> {
+        let pid = self.pid;
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        self.service();
+        loop {
+            let tasks = task_ids(pid)?;
+            for &tid in &tasks {
+                if self.threads.contains_key(&tid) {
+                    continue;
+                }
+                match ptrace::seize(Pid::from_raw(tid), Self::options()) {
+                    Ok(()) | Err(Errno::EPERM) => {
+                        self.threads.insert(tid, State::Running);
+                    }
+                    Err(_) => {}
+                }
+            }
+            let running: Vec<i32> = self.running();
+            for tid in running {
+                if ptrace::interrupt(Pid::from_raw(tid)) == Err(Errno::ESRCH) {
+                    // Gone, or not ours after all; its exit (if any) is reaped below.
+                    self.threads.remove(&tid);
+                }
+            }
+            let mut nap = Duration::from_micros(20);
+            while !self.running().is_empty() {
+                match waitpid(None, Some(wait_flags())) {
+                    Ok(WaitStatus::StillAlive) => {
+                        if Instant::now() > deadline {
+                            return Err(AttachError::Os {
+                                op: "waiting for threads to stop",
+                                errno: Errno::ETIMEDOUT,
+                            });
+                        }
+                        std::thread::sleep(nap);
+                        nap = (nap * 2).min(Duration::from_millis(2));
+                    }
+                    Ok(ws) => self.on_event(ws, true),
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::ECHILD) => self.threads.clear(),
+                    Err(errno) => {
+                        return Err(AttachError::Os {
+                            op: "waitpid",
+                            errno,
+                        })
+                    }
+                }
+            }
+            if self.threads.is_empty() {
+                return Err(AttachError::Exited { pid });
+            }
+            // Stable when every live task is known (and hence stopped).
+            let after = task_ids(pid)?;
+            if after.iter().all(|t| self.threads.contains_key(t)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(AttachError::Os {
+                    op: "waiting for threads to stop",
+                    errno: Errno::ETIMEDOUT,
+                });
+            }
+        }
+    }
+
+    fn running(&self) -> Vec<i32> {
+        self.threads
+            .iter()
+            .filter(|(_, s)| **s == State::Running)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    /// Stops everything and reads each thread's registers.
+    fn stop_and_read(&mut self) -> Result<Vec<Thread>, AttachError> {
+        if self.detached {
+            return Err(AttachError::Exited { pid: self.pid });
+        }
+        if let Err(e) = self.stop_all() {
+            self.resume_all();
+            return Err(e);
+        }
+        let mut out = Vec::with_capacity(self.threads.len());
+        let mut gone = Vec::new();
+        for &tid in self.threads.keys() {
+            match ptrace::getregs(Pid::from_raw(tid)) {
+                Ok(r) => out.push(Thread {
+                    tid,
+                    regs: regs_from(&r),
+                }),
+                Err(_) => gone.push(tid), // killed while stopped
+            }
+        }
+        for tid in gone {
+            self.threads.remove(&tid);
+        }
+        if out.is_empty() {
+            return Err(AttachError::Exited { pid: self.pid });
+        }
+        Ok(out)
+    }
+
+    fn resume_all(&mut self) {
+        for (&tid, state) in self.threads.iter_mut() {
+            let p = Pid::from_raw(tid);
+            let _ = match *state {
+                State::Running => continue,
+                State::Stopped(StopKind::Event) => ptrace::cont(p, None),
+                State::Stopped(StopKind::Signal(sig)) => ptrace::cont(p, sig),
+                State::Stopped(StopKind::Group(_)) => listen(tid),
+            };
+            *state = State::Running;
+        }
+    }
+
+    /// Detaches every thread (stopping it first: the kernel detaches only
+    /// tracees in a ptrace-stop). Pending signals are handed back.
+    fn detach_all(&mut self) {
+        if self.detached {
+            return;
+        }
+        self.detached = true;
+        let _ = self.stop_all();
+        for (&tid, state) in &self.threads {
+            let sig = match *state {
+                State::Stopped(StopKind::Signal(sig)) => Some(sig),
+                _ => None,
+            };
+            let _ = ptrace::detach(Pid::from_raw(tid), sig);
+        }
+        // Anything not stopped in time is detached by the kernel when this
+        // thread exits; a PTRACE_INTERRUPT stop never outlives the tracer.
+        self.threads.clear();
+    }
+}
+
+/// The error for EPERM from `PTRACE_SEIZE`, with preflight's advice.
+fn permission_error(pid: i32) -> AttachError {
+    if let Some((tracer_pid, tracer_name)) = super::preflight::tracer_of(pid) {
+        return AttachError::AlreadyTraced {
+            pid,
+            tracer_pid,
+            tracer_name,
+        };
+    }
+    AttachError::PermissionDenied {
+        pid,
+        advice: super::preflight::permission_advice(pid),
+    }
+}
+
+// ---- the registry used by install_detach_on_signals ----
+
+type Registry = Mutex<BTreeMap<u64, Sender<Request>>>;
+
+fn registry() -> &'static Registry {
+    static REG: OnceLock<Registry> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn detach_via(tx: &Sender<Request>, timeout: Duration) {
+    let (rtx, rrx) = bounded::<()>(1);
+    let req: Request = Box::new(move |t: &mut Tracer| {
+        t.detach_all();
+        let _ = rtx.send(());
+    });
+    if tx.send(req).is_ok() {
+        let _ = rrx.recv_timeout(timeout);
+    }
+}
+
+/// Makes SIGINT, SIGTERM and SIGHUP detach every live target and then exit
+/// with status 128+signo. Call it early in `main`, before other threads are
+/// started: it blocks those signals in the calling thread (threads started
+/// later inherit the mask) and waits for them on a thread of its own.
+/// A signal delivered to a thread started earlier still kills goat, and the
+/// kernel then detaches anyway (an interrupt-stop does not outlive goat).
+pub fn install_detach_on_signals() -> Result<(), AttachError> {
+    use nix::sys::signal::SigSet;
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
+    set.thread_block().map_err(|errno| AttachError::Os {
+        op: "pthread_sigmask",
+        errno,
+    })?;
+    let _ = INSTALLED.set(());
+    std::thread::Builder::new()
+        .name("goat-signals".into())
+        .spawn(move || loop {
+            let Ok(sig) = set.wait() else { continue };
+            let live: Vec<Sender<Request>> = registry()
+                .lock()
+                .map(|r| r.values().cloned().collect())
+                .unwrap_or_default();
+            for tx in &live {
+                detach_via(tx, Duration::from_secs(3));
+            }
+            std::process::exit(128 + sig as i32);
+        })
+        .map_err(|e| AttachError::Os {
+            op: "spawn signal thread",
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?;
+    Ok(())
+}
+
+/// A process goat has attached to (every thread `PTRACE_SEIZE`d, still
+/// running). Dropping it detaches every thread.
+pub struct LiveProcess {
+    pid: i32,
+    tx: Option<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+    memory: ProcessMemory,
+    reg_id: u64,
+}
+
+impl std::fmt::Debug for LiveProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveProcess")
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+fn thread_gone() -> AttachError {
+    AttachError::Os {
+        op: "ptrace thread",
+        errno: Errno::ESRCH,
+    }
+}
+
+impl LiveProcess {
+    /// `PTRACE_SEIZE` every thread in `/proc/PID/task` (with
+    /// `PTRACE_O_TRACECLONE`; re-scanning until the set is stable). Threads
+    /// keep running. On failure, whatever was attached is detached.
+    pub fn attach(pid: i32) -> Result<LiveProcess, AttachError> {
+        super::preflight::refuse_early(pid)?;
+        let (tx, rx) = unbounded::<Request>();
+        let (itx, irx) = bounded::<Result<(), AttachError>>(1);
+        let thread = std::thread::Builder::new()
+            .name("goat-ptrace".into())
+            .spawn(move || {
+                let mut t = Tracer {
+                    pid,
+                    threads: BTreeMap::new(),
+                    detached: false,
+                };
+                if let Err(e) = t.seize_all() {
+                    t.detach_all();
+                    let _ = itx.send(Err(e));
+                    return;
+                }
+                let _ = itx.send(Ok(()));
+                loop {
+                    match rx.recv_timeout(SERVICE_INTERVAL) {
+                        Ok(req) => req(&mut t),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => {
+                            t.detach_all();
+                            return;
+                        }
+                    }
+                    if !t.detached {
+                        t.service();
+                    }
+                }
+            })
+            .map_err(|e| AttachError::Os {
+                op: "spawn ptrace thread",
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            })?;
+        match irx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(thread_gone());
+            }
+        }
+        let reg_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut r) = registry().lock() {
+            r.insert(reg_id, tx.clone());
+        }
+        Ok(LiveProcess {
+            pid,
+            tx: Some(tx),
+            thread: Some(thread),
+            memory: ProcessMemory::new(pid),
+            reg_id,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub fn memory(&self) -> &ProcessMemory {
+        &self.memory
+    }
+
+    /// Runs `f` on the ptrace thread and returns its result.
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tracer) -> R + Send + 'static,
+    ) -> Result<R, AttachError> {
+        let (rtx, rrx) = bounded::<R>(1);
+        let req: Request = Box::new(move |t: &mut Tracer| {
+            let _ = rtx.send(f(t));
+        });
+        self.tx
+            .as_ref()
+            .ok_or_else(thread_gone)?
+            .send(req)
+            .map_err(|_| thread_gone())?;
+        rrx.recv().map_err(|_| thread_gone())
+    }
+
+    /// Stops every thread with `PTRACE_INTERRUPT` and reads its registers.
+    /// A signal that was on its way to a thread is kept and delivered on
+    /// resume. The returned guard resumes every thread when dropped.
+    pub fn stop(&self) -> Result<Stopped<'_>, AttachError> {
+        let since = Instant::now();
+        let threads = self.call(|t| t.stop_and_read())??;
+        Ok(Stopped {
+            process: self,
+            threads,
+            mappings: OnceLock::new(),
+            since,
+            resumed: false,
+        })
+    }
+}
+
+impl Drop for LiveProcess {
+    fn drop(&mut self) {
+        if let Ok(mut r) = registry().lock() {
+            r.remove(&self.reg_id);
+        }
+        if let Some(tx) = self.tx.take() {
+            detach_via(&tx, Duration::from_secs(10));
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A live process with every thread stopped: a [`Target`]. Dropping it
+/// resumes every thread (re-injecting any signal that was being delivered).
+pub struct Stopped<'a> {
+    process: &'a LiveProcess,
+    threads: Vec<Thread>,
+    mappings: OnceLock<Vec<Mapping>>,
+    since: Instant,
+    resumed: bool,
+}
+
+impl Stopped<'_> {
+    /// Resumes every thread.
+    pub fn resume(mut self) -> Result<(), AttachError> {
+        self.resumed = true;
+        self.process.call(|t| t.resume_all())
+    }
+
+    /// Time since the stop was requested.
+    pub fn stopped_for(&self) -> Duration {
+        self.since.elapsed()
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        if !self.resumed {
+            let _ = self.process.call(|t| t.resume_all());
+        }
+    }
+}
+
+impl Memory for Stopped<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        self.process.memory.read(addr, buf)
+    }
+    fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
+        self.process.memory.read_batch(reqs)
+    }
+}
+
+impl Target for Stopped<'_> {
+    fn pid(&self) -> Option<i32> {
+        Some(self.process.pid)
+    }
+    fn threads(&self) -> &[Thread] {
+        &self.threads
+    }
+    fn mappings(&self) -> &[Mapping] {
+        self.mappings
+            .get_or_init(|| read_mappings(self.process.pid))
+    }
+}
+
+/// `/proc/PID/maps` as [`Mapping`]s (empty if it cannot be read).
+pub fn read_mappings(pid: i32) -> Vec<Mapping> {
+    use procfs::process::{MMPermissions, MMapPath, Process};
+    let Ok(maps) = Process::new(pid).and_then(|p| p.maps()) else {
+        return Vec::new();
+    };
+    maps.into_iter()
+        .map(|m| Mapping {
+            start: m.address.0,
+            end: m.address.1,
+            readable: m.perms.contains(MMPermissions::READ),
+            writable: m.perms.contains(MMPermissions::WRITE),
+            executable: m.perms.contains(MMPermissions::EXECUTE),
+            private: m.perms.contains(MMPermissions::PRIVATE),
+            offset: m.offset,
+            path: match m.pathname {
+                MMapPath::Path(p) => Some(p.to_string_lossy().into_owned()),
+                MMapPath::Heap => Some("[heap]".into()),
+                MMapPath::Stack => Some("[stack]".into()),
+                MMapPath::TStack(t) => Some(format!("[stack:{t}]")),
+                MMapPath::Vdso => Some("[vdso]".into()),
+                MMapPath::Vvar => Some("[vvar]".into()),
+                MMapPath::Vsyscall => Some("[vsyscall]".into()),
+                MMapPath::Rollup => Some("[rollup]".into()),
+                MMapPath::Anonymous => None,
+                MMapPath::Vsys(k) => Some(format!("/SYSV{k:08x}")),
+                MMapPath::Other(s) => Some(s),
+            },
+        })
+        .collect()
+}

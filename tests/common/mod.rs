@@ -1,0 +1,155 @@
+//! Shared by the integration tests: start real Go fixture programs, run goat
+//! on them, and read the Go runtime's own SIGQUIT traceback as the oracle.
+#![allow(dead_code)]
+
+pub mod traceback;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every built fixture flavour: `go1.19-exe`, `go1.27-pie`, ...
+pub fn flavours() -> Vec<String> {
+    build_fixtures();
+    let mut v: Vec<String> = std::fs::read_dir(root().join("tests/fixtures/bin"))
+        .expect("tests/fixtures/bin: run scripts/build-fixtures")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no fixtures built: run scripts/test");
+    v
+}
+
+/// Builds the fixtures once per test binary (a no-op when they are current).
+pub fn build_fixtures() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let st = Command::new(root().join("scripts/build-fixtures"))
+            .status()
+            .expect("run scripts/build-fixtures");
+        assert!(st.success(), "scripts/build-fixtures failed");
+    });
+}
+
+pub fn fixture_path(flavour: &str, name: &str) -> PathBuf {
+    root().join("tests/fixtures/bin").join(flavour).join(name)
+}
+
+/// A running fixture process, killed when dropped.
+pub struct Fixture {
+    pub child: Child,
+    pub path: PathBuf,
+}
+
+impl Fixture {
+    /// Starts `name` built as `flavour` and waits for it to print "ready".
+    pub fn start(flavour: &str, name: &str, args: &[&str]) -> Fixture {
+        let path = fixture_path(flavour, name);
+        let mut child = Command::new(&path)
+            .args(args)
+            .env("GOTRACEBACK", "all")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", path.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read fixture stdout");
+        assert_eq!(line.trim(), "ready", "{} did not get ready", path.display());
+        Fixture { child, path }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGQUITs the process and returns its stderr: the runtime's dump.
+    pub fn sigquit_dump(mut self) -> String {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::SIGQUIT,
+        )
+        .expect("SIGQUIT");
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut err)
+            .expect("read stderr");
+        let _ = self.child.wait();
+        err
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn goat() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_goat"))
+}
+
+pub fn run_goat(args: &[&str]) -> Output {
+    goat().args(args).output().expect("run goat")
+}
+
+/// One field of /proc/PID/status, e.g. "TracerPid" or "State".
+pub fn proc_status(pid: i32, key: &str) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| {
+        l.strip_prefix(key)?
+            .strip_prefix(':')
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Asserts the target is alive, running (not stopped) and untraced.
+pub fn assert_untouched(pid: i32) {
+    // A thread can be briefly in 'D' or 'R'; stopped is 'T' or 't'.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let tracer = proc_status(pid, "TracerPid").expect("target is gone");
+        let stopped = threads_stopped(pid);
+        if tracer == "0" && !stopped {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "target {pid} left traced ({tracer}) or stopped ({stopped})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn threads_stopped(pid: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    dir.filter_map(Result::ok).any(|t| {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let tracer = status
+            .lines()
+            .any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"));
+        let stopped = status
+            .lines()
+            .any(|l| l.starts_with("State:") && (l.contains("T (") || l.contains("t (")));
+        tracer || stopped
+    })
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

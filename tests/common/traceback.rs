@@ -1,0 +1,93 @@
+//! A parser for the Go runtime's goroutine dump, so tests can hold goat's
+//! output against the runtime's own, goroutine by goroutine.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub id: u64,
+    /// Everything between `[` and `]`, e.g. `chan receive, locked to thread`.
+    pub bracket: String,
+    /// The `gp=0x...` value when printed.
+    pub gp: Option<String>,
+    /// (function without args, file, line) per frame; elision lines as ("...", "", 0).
+    pub frames: Vec<(String, String, u32)>,
+    /// created by: (function + " in goroutine N" if any, file, line).
+    pub created_by: Option<(String, String, u32)>,
+}
+
+impl Block {
+    pub fn status(&self) -> &str {
+        self.bracket.split(',').next().unwrap_or("").trim()
+    }
+    pub fn locked(&self) -> bool {
+        self.bracket.contains("locked to thread")
+    }
+}
+
+/// Parses every `goroutine N ...:` block in `text` (anything else is skipped).
+pub fn parse(text: &str) -> BTreeMap<u64, Block> {
+    let mut out = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(rest) = lines[i].strip_prefix("goroutine ") else {
+            i += 1;
+            continue;
+        };
+        if !lines[i].ends_with("]:") {
+            i += 1;
+            continue;
+        }
+        let id: u64 = rest
+            .split([' ', '['])
+            .next()
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(0);
+        let open = lines[i].find('[').unwrap_or(0);
+        let bracket = lines[i][open + 1..lines[i].len() - 2].to_string();
+        let gp = rest
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("gp="))
+            .map(str::to_string);
+        let mut block = Block {
+            id,
+            bracket,
+            gp,
+            frames: Vec::new(),
+            created_by: None,
+        };
+        i += 1;
+        while i < lines.len() && !lines[i].is_empty() && !lines[i].starts_with("goroutine ") {
+            let l = lines[i];
+            if l.starts_with("...") {
+                block.frames.push((l.to_string(), String::new(), 0));
+                i += 1;
+                continue;
+            }
+            let (file, line) = lines.get(i + 1).map(|n| file_line(n)).unwrap_or_default();
+            if let Some(f) = l.strip_prefix("created by ") {
+                block.created_by = Some((f.to_string(), file, line));
+            } else {
+                let func = match l.rfind('(') {
+                    Some(p) if l.ends_with(')') => &l[..p],
+                    _ => l,
+                };
+                block.frames.push((func.to_string(), file, line));
+            }
+            i += 2;
+        }
+        out.insert(id, block);
+    }
+    out
+}
+
+fn file_line(l: &str) -> (String, u32) {
+    let l = l.trim_start_matches('\t');
+    let loc = l.split(' ').next().unwrap_or("");
+    match loc.rsplit_once(':') {
+        Some((f, n)) => (f.to_string(), n.parse().unwrap_or(0)),
+        None => (loc.to_string(), 0),
+    }
+}

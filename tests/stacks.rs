@@ -1,0 +1,136 @@
+//! `goat stacks` on live fixtures, held against the Go runtime's own SIGQUIT
+//! traceback of the same process, for every Go release and build mode built.
+
+mod common;
+
+use common::traceback::{self, Block};
+use common::{assert_untouched, flavours, run_goat, Fixture};
+
+/// Statuses of goroutines that cannot move between goat's look and the
+/// SIGQUIT: everything parked. Running/runnable ones are not compared.
+fn parked(b: &Block) -> bool {
+    !matches!(
+        b.status(),
+        "running" | "runnable" | "preempted" | "copystack"
+    )
+}
+
+fn compare_with_runtime(flavour: &str) {
+    let fx = Fixture::start(flavour, "states", &["spin"]);
+    let pid = fx.pid().to_string();
+    let out = run_goat(&["stacks", &pid]);
+    let goat_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{flavour}: goat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_untouched(fx.pid());
+    let runtime_text = fx.sigquit_dump();
+
+    let ours = traceback::parse(&goat_text);
+    let theirs = traceback::parse(&runtime_text);
+    assert!(
+        theirs.len() >= 15,
+        "{flavour}: runtime dump has {} goroutines:\n{runtime_text}",
+        theirs.len()
+    );
+    let mut compared = 0;
+    for (id, want) in &theirs {
+        if !parked(want) {
+            continue;
+        }
+        let Some(got) = ours.get(id) else {
+            // Started after goat looked (a GC worker, say): nothing to compare.
+            continue;
+        };
+        let ctx = || {
+            format!(
+                "{flavour}: goroutine {id}\n--- goat:\n{goat_text}\n--- runtime:\n{runtime_text}"
+            )
+        };
+        assert_eq!(got.bracket, want.bracket, "status/locked differ, {}", ctx());
+        assert_eq!(got.gp, want.gp, "gp differs, {}", ctx());
+        assert_eq!(got.frames, want.frames, "frames differ, {}", ctx());
+        assert_eq!(
+            got.created_by,
+            want.created_by,
+            "created by differs, {}",
+            ctx()
+        );
+        compared += 1;
+    }
+    assert!(
+        compared >= 15,
+        "{flavour}: only {compared} parked goroutines compared"
+    );
+    // The fixture's own goroutines all exist before it says "ready": goat must list each.
+    for (id, b) in &theirs {
+        let own = *id == 1
+            || b.created_by
+                .as_ref()
+                .is_some_and(|c| c.0.starts_with("main.main"));
+        assert!(
+            !own || ours.contains_key(id),
+            "{flavour}: goat missed goroutine {id}\n{goat_text}"
+        );
+    }
+}
+
+#[test]
+fn stacks_match_the_runtime_traceback_for_every_go_release() {
+    let all = flavours();
+    for f in &all {
+        compare_with_runtime(f);
+    }
+    for v in ["go1.19", "go1.21", "go1.24", "go1.27"] {
+        for mode in ["exe", "pie"] {
+            let f = format!("{v}-{mode}");
+            assert!(all.contains(&f), "fixture flavour {f} was not built");
+        }
+    }
+}
+
+#[test]
+fn json_has_every_goroutine_with_frames() {
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let out = run_goat(&["stacks", "--json", &fx.pid().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let gs = v["goroutines"].as_array().expect("goroutines array");
+    let recv = gs
+        .iter()
+        .find(|g| {
+            g["frames"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f["function"] == "main.chanReceive"))
+        })
+        .expect("the chanReceive goroutine");
+    assert_eq!(recv["status"], "chan receive");
+    assert_eq!(recv["created_by"]["function"], "main.main");
+    assert_eq!(recv["created_by"]["goroutine"], 1);
+    assert!(recv["frames"][0]["pc"].as_u64().is_some());
+    assert_untouched(fx.pid());
+}
+
+#[test]
+fn group_collapses_identical_stacks() {
+    let fx = Fixture::start("go1.21-exe", "states", &[]);
+    let out = run_goat(&["stacks", "--group", &fx.pid().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("main.chanReceive"), "{text}");
+    assert!(
+        !text.contains("fp=0x"),
+        "grouped view shows no frame addresses:\n{text}"
+    );
+    assert_untouched(fx.pid());
+}
