@@ -75,29 +75,17 @@ fn goats_own_pid() {
 
 #[test]
 fn zombie() {
-    // `sleep` never reaps the `true` its shell forked: a zombie.
-    let mut parent = Command::new("sh")
-        .arg("-c")
-        .arg("true & echo $!; exec sleep 30")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(parent.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let zpid = line.trim().to_string();
+    // A child this test never waits for: once it exits it stays a zombie.
+    let child = Command::new("true").spawn().unwrap();
+    let zpid = child.id() as i32;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while common::proc_status(zpid.parse().unwrap(), "State").is_none_or(|s| !s.starts_with('Z')) {
+    while common::proc_status(zpid, "State").is_none_or(|s| !s.starts_with('Z')) {
         assert!(std::time::Instant::now() < deadline, "no zombie appeared");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let out = run_goat(&["stacks", &zpid]);
+    let out = run_goat(&["stacks", &zpid.to_string()]);
     assert_clean_failure(&out, NOT_ATTACHABLE, "zombie");
-    let _ = parent.kill();
-    let _ = parent.wait();
+    drop(child); // reaped when the test binary exits
 }
 
 #[test]
