@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::args::format_args;
+use super::args::ArgsPlan;
 use super::collect::Capture;
 use super::layout::RuntimeLayout;
 use super::model::{CreatedBy, Elision, Frame, Goroutine, MachineRef};
-use super::unwind::{unwind, PhysFrame, StartRegs};
+use super::unwind::{unwind, PhysFrame, StartRegs, UnwindCache};
 use super::version::{
     GoVersion, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
 };
@@ -56,7 +56,19 @@ struct CachedSource {
     inlined: bool,
 }
 
-type SymCache = HashMap<u64, Arc<[CachedSource]>>;
+/// Everything about one link-time PC that 100k goroutines would otherwise
+/// recompute: its source frames and how to print its arguments.
+struct PcInfo {
+    sources: Arc<[CachedSource]>,
+    args: ArgsPlan,
+}
+
+/// The per-thread caches of one decode.
+#[derive(Default)]
+struct Caches {
+    pcs: HashMap<u64, Arc<PcInfo>>,
+    unwind: UnwindCache,
+}
 
 /// Below this many goroutines a second thread costs more than it saves.
 const PARALLEL_MIN_GOROUTINES: usize = 2000;
@@ -89,7 +101,7 @@ impl Decoder<'_> {
     }
 
     fn decode_all(&self, cap: &Capture, gs: &[u64]) -> Vec<Goroutine> {
-        let mut cache = SymCache::new();
+        let mut cache = Caches::default();
         gs.iter()
             .filter_map(|&g| self.goroutine(cap, g, &mut cache))
             .collect()
@@ -119,7 +131,7 @@ impl Decoder<'_> {
         })
     }
 
-    fn goroutine(&self, cap: &Capture, addr: u64, cache: &mut SymCache) -> Option<Goroutine> {
+    fn goroutine(&self, cap: &Capture, addr: u64, cache: &mut Caches) -> Option<Goroutine> {
         let Some(g) = self.read_g(cap, addr) else {
             return Some(unreadable_g(addr));
         };
@@ -152,7 +164,7 @@ impl Decoder<'_> {
         });
         let (frames, elided, unreadable) = match self.start_regs(cap, &g, machine) {
             Some(start) => {
-                let unwound = unwind(&cap.mem, self.tab, self.bias, start);
+                let unwound = unwind(&cap.mem, self.tab, self.bias, start, &mut cache.unwind);
                 let (frames, elided) = self.symbolize(&cap.mem, &unwound.frames, cache);
                 (frames, elided, unwound.error)
             }
@@ -215,7 +227,7 @@ impl Decoder<'_> {
         &self,
         mem: &dyn Memory,
         phys: &[PhysFrame],
-        cache: &mut SymCache,
+        cache: &mut Caches,
     ) -> (Vec<Frame>, Option<Elision>) {
         let old_style = !self.version.at_least(21);
         let phys = if old_style && phys.len() >= OLD_MAX_FRAMES {
@@ -248,19 +260,29 @@ impl Decoder<'_> {
         (frames, None)
     }
 
-    fn expand(&self, mem: &dyn Memory, p: &PhysFrame, out: &mut Vec<Frame>, cache: &mut SymCache) {
+    fn expand(&self, mem: &dyn Memory, p: &PhysFrame, out: &mut Vec<Frame>, cache: &mut Caches) {
         let sym = p.sym_pc(self.bias);
         let offset = p.pc.wrapping_sub(self.bias).wrapping_sub(p.entry);
-        let func = self.tab.find_func(sym);
-        let sources = cache
+        let info = cache
+            .pcs
             .entry(sym)
-            .or_insert_with(|| self.sources(sym))
+            .or_insert_with(|| {
+                let args = self
+                    .tab
+                    .find_func(sym)
+                    .map(|f| ArgsPlan::new(self.bin, &f, sym))
+                    .unwrap_or_default();
+                Arc::new(PcInfo {
+                    sources: self.sources(sym),
+                    args,
+                })
+            })
             .clone();
-        for s in sources.iter() {
-            let args = match (&func, s.inlined) {
-                (_, true) => "...".to_string(),
-                (Some(f), false) => format_args(self.bin, f, mem, p.fp, sym),
-                (None, false) => String::new(),
+        for s in info.sources.iter() {
+            let args = if s.inlined {
+                "...".to_string()
+            } else {
+                info.args.format(mem, p.fp)
             };
             out.push(Frame {
                 function: s.function.clone(),

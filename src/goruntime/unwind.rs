@@ -3,6 +3,8 @@
 //! sits just below the caller's SP. No frame pointers needed, so this works on
 //! any Go build and at any instruction (prologues included).
 
+use std::collections::HashMap;
+
 use crate::binary::{Func, Pclntab};
 use crate::target::{Memory, MemoryExt};
 
@@ -58,25 +60,59 @@ pub struct Unwound {
     pub error: Option<String>,
 }
 
+/// What the unwinder needs of the function at one PC, remembered per PC:
+/// most goroutines stand at the same few dozen PCs.
+#[derive(Debug, Clone)]
+pub struct PcFacts {
+    entry: u64,
+    flag: u8,
+    /// The frame size at this PC, or why it is unknown.
+    frame_size: Result<u64, String>,
+    injected_call: bool,
+}
+
+pub type UnwindCache = HashMap<u64, Option<PcFacts>>;
+
+fn facts(tab: &Pclntab, link_pc: u64) -> Option<PcFacts> {
+    let f = tab.find_func(link_pc)?;
+    let frame_size = match f.sp_delta(link_pc) {
+        Ok(d) if d >= 0 => Ok(d as u64),
+        Ok(d) => Err(format!("negative frame size {d}")),
+        Err(e) => Err(format!("no frame size: {e}")),
+    };
+    Some(PcFacts {
+        entry: f.entry(),
+        flag: f.flag(),
+        frame_size,
+        injected_call: is_injected_call(&f),
+    })
+}
+
 /// Unwinds from `start` over `mem` (which must hold the stack), with
 /// `bias` = run-time address − link-time address of the executable.
-pub fn unwind(mem: &dyn Memory, tab: &Pclntab, bias: u64, start: StartRegs) -> Unwound {
+pub fn unwind(
+    mem: &dyn Memory,
+    tab: &Pclntab,
+    bias: u64,
+    start: StartRegs,
+    cache: &mut UnwindCache,
+) -> Unwound {
     let mut out = Unwound::default();
     let (mut pc, mut sp, mut trap) = (start.pc, start.sp, start.trap);
     while out.frames.len() < MAX_FRAMES {
         let link_pc = pc.wrapping_sub(bias);
-        let Some(f) = tab.find_func(link_pc) else {
+        let Some(f) = cache
+            .entry(link_pc)
+            .or_insert_with(|| facts(tab, link_pc))
+            .clone()
+        else {
             out.error = Some(format!("unknown pc {pc:#x}"));
             break;
         };
-        let delta = match f.sp_delta(link_pc) {
-            Ok(d) if d >= 0 => d as u64,
-            Ok(d) => {
-                out.error = Some(format!("negative frame size {d} at pc {pc:#x}"));
-                break;
-            }
+        let delta = match f.frame_size {
+            Ok(d) => d,
             Err(e) => {
-                out.error = Some(format!("no frame size at pc {pc:#x}: {e}"));
+                out.error = Some(format!("{e} at pc {pc:#x}"));
                 break;
             }
         };
@@ -85,16 +121,16 @@ pub fn unwind(mem: &dyn Memory, tab: &Pclntab, bias: u64, start: StartRegs) -> U
             pc,
             sp,
             fp,
-            entry: f.entry(),
+            entry: f.entry,
             trap,
         });
         let innermost = out.frames.len() == 1;
-        if f.flag() & FLAG_TOP_FRAME != 0 {
+        if f.flag & FLAG_TOP_FRAME != 0 {
             break;
         }
         // A function that writes SP arbitrarily (an assembly stack switch)
         // cannot be unwound through; the runtime stops there too.
-        if f.flag() & FLAG_SPWRITE != 0 && !innermost {
+        if f.flag & FLAG_SPWRITE != 0 && !innermost {
             break;
         }
         let lr = match mem.read_u64(fp - 8) {
@@ -114,7 +150,7 @@ pub fn unwind(mem: &dyn Memory, tab: &Pclntab, bias: u64, start: StartRegs) -> U
         // After an injected call (a signal turned into a panic, an async
         // preemption) the caller's PC is where it was interrupted, not a
         // return address.
-        trap = is_injected_call(&f);
+        trap = f.injected_call;
         pc = lr;
         sp = fp;
     }

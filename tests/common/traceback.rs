@@ -14,6 +14,9 @@ pub struct Block {
     pub frames: Vec<(String, String, u32)>,
     /// created by: (function + " in goroutine N" if any, file, line).
     pub created_by: Option<(String, String, u32)>,
+    /// The whole block as printed, minus the header's ` m=N mp=0x..` /
+    /// ` m=nil` (which M a goroutine last ran on can differ between looks).
+    pub text: String,
 }
 
 impl Block {
@@ -51,16 +54,28 @@ pub fn parse(text: &str) -> BTreeMap<u64, Block> {
             .split_whitespace()
             .find_map(|w| w.strip_prefix("gp="))
             .map(str::to_string);
+        let header = lines[i];
+        let header = match (header.find(" m="), header.find(" [")) {
+            (Some(m), Some(b)) if m < b => format!("{}{}", &header[..m], &header[b..]),
+            _ => header.to_string(),
+        };
         let mut block = Block {
             id,
             bracket,
             gp,
             frames: Vec::new(),
             created_by: None,
+            text: header,
         };
         i += 1;
         while i < lines.len() && !lines[i].is_empty() && !lines[i].starts_with("goroutine ") {
             let l = lines[i];
+            block.text.push('\n');
+            block.text.push_str(l);
+            if let Some(next) = lines.get(i + 1).filter(|_| !l.starts_with("...")) {
+                block.text.push('\n');
+                block.text.push_str(next);
+            }
             if l.starts_with("...") {
                 block.frames.push((l.to_string(), String::new(), 0));
                 i += 1;
