@@ -129,6 +129,13 @@ fn open_program(pid: i32) -> Result<(GoProgram, PathBuf)> {
         }
         Err(_) => return Err(AttachError::Exited { pid }.into()),
     };
+    if exe.to_string_lossy().ends_with(" (deleted)") {
+        eprintln!(
+            "goat: warning: {} was replaced or removed since pid {pid} started; reading the running executable through {}",
+            exe.display(),
+            exe_link.display()
+        );
+    }
     let not_go = |e: &dyn std::fmt::Display| {
         NotGo(format!(
             "{} (pid {pid}) is not a Go program goat can read: {e}",
