@@ -154,10 +154,11 @@ fn stacks(pid: i32, json: bool, group: bool, stats: bool) -> Result<u8> {
     let live = LiveProcess::attach(pid)?;
     // Everything that can be done with the target running is done first.
     let bias = prog.load_bias(&read_mappings(pid), &exe)?;
-    let capture = prog.prepare_capture(live.memory(), bias);
+    let globals = prog.locate(live.memory(), bias)?;
+    let capture = prog.prepare_capture(live.memory(), &globals);
     clock.mark("prepare");
     let stopped = live.stop()?;
-    let capture = prog.capture(&stopped, bias, goruntime::monotonic_now(), capture);
+    let capture = prog.capture(&stopped, &globals, goruntime::monotonic_now(), capture);
     hold_for_tests();
     let paused = stopped.stopped_for();
     stopped.resume()?;

@@ -84,7 +84,7 @@ fn stacks_match_the_runtime_traceback_for_every_go_release() {
         compare_with_runtime(f);
     }
     for v in ["go1.19", "go1.21", "go1.24", "go1.27"] {
-        for mode in ["exe", "pie"] {
+        for mode in ["exe", "pie", "nodwarf", "stripped"] {
             let f = format!("{v}-{mode}");
             assert!(all.contains(&f), "fixture flavour {f} was not built");
         }

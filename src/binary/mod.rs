@@ -134,6 +134,13 @@ impl Binary {
         self.image.read_static(vaddr, len)
     }
 
+    /// Link-time address range of an ELF section (kept even in binaries
+    /// stripped of symbols), e.g. `.bss`.
+    pub fn section_range(&self, name: &str) -> Option<(u64, u64)> {
+        let s = self.image.section(name)?;
+        Some((s.addr, s.addr.checked_add(s.size)?))
+    }
+
     /// Link-time address the file's first byte maps to; the PIE load bias is
     /// the runtime address of the file's first mapping minus this.
     pub fn link_base(&self) -> u64 {

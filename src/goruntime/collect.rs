@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use thiserror::Error;
 
+use super::discover::Globals;
 use super::layout::RuntimeLayout;
 use super::version::{G_DEAD, G_DEAD_EXTRA, G_RUNNING, G_SCAN, G_SYSCALL};
 use crate::target::{CapturedMemory, Memory, MemoryExt, ReadFault, Target, Thread};
@@ -42,9 +43,9 @@ pub enum CaptureError {
 
 /// An empty capture sized for the target's current goroutine count (read
 /// while it runs; only an estimate), so the stop spends no time growing it.
-pub fn prepare(mem: &dyn Memory, layout: &RuntimeLayout, bias: u64) -> Capture {
+pub fn prepare(mem: &dyn Memory, layout: &RuntimeLayout, globals: &Globals) -> Capture {
     let goroutines = mem
-        .read_u64(layout.allgs.wrapping_add(bias) + 8)
+        .read_u64(globals.allgs + 8)
         .unwrap_or(0)
         .min(MAX_GOROUTINES) as usize;
     // A g, its share of a merged run, and the used top of its stack.
@@ -70,13 +71,13 @@ struct StackFields {
 pub fn capture(
     t: &dyn Target,
     layout: &RuntimeLayout,
-    bias: u64,
+    globals: &Globals,
     now: Option<i64>,
     mut cap: Capture,
 ) -> Result<Capture, CaptureError> {
     cap.threads = t.threads().to_vec();
     cap.now = now;
-    let allgs = layout.allgs.wrapping_add(bias);
+    let allgs = globals.allgs;
     let ptr = t.read_u64(allgs).map_err(CaptureError::AllGs)?;
     let len = t.read_u64(allgs + 8).map_err(CaptureError::AllGs)?;
     if len > MAX_GOROUTINES {
@@ -158,8 +159,8 @@ pub fn capture(
     }
     read_ranges(t, &mut cap, &stacks);
 
-    if let Some((addr, n)) = layout.wait_reasons {
-        cap.wait_reasons = read_wait_reasons(t, addr.wrapping_add(bias), n, &mut cap);
+    if let Some((addr, n)) = globals.wait_reasons {
+        cap.wait_reasons = read_wait_reasons(t, addr, n, &mut cap);
     }
     Ok(cap)
 }

@@ -46,15 +46,16 @@ pub struct MOffsets {
 pub struct RuntimeLayout {
     pub g: GOffsets,
     pub m: MOffsets,
-    /// `runtime.allgs`, a `[]*g`.
-    pub allgs: u64,
+    /// `runtime.allgs`, a `[]*g`; `None` in a binary without symbols (it is
+    /// then found in memory, see `discover`).
+    pub allgs: Option<u64>,
     /// `runtime.waitReasonStrings`, a `[N]string`, and N.
     pub wait_reasons: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Error)]
 pub enum LayoutError {
-    #[error("the executable has no DWARF and no symbol for {0}; goat needs one or the other to find goroutines")]
+    #[error("the executable's DWARF lacks {0}")]
     Missing(&'static str),
     #[error("the executable has no DWARF, and goat has no table of runtime offsets for go1.{minor}: rebuild without -ldflags=-w")]
     NoTable { minor: u32 },
@@ -76,9 +77,7 @@ impl RuntimeLayout {
         let (g, m) = table::offsets(version).ok_or(LayoutError::NoTable {
             minor: version.minor,
         })?;
-        let allgs = bin
-            .symbol("runtime.allgs")
-            .ok_or(LayoutError::Missing("runtime.allgs"))?;
+        let allgs = bin.symbol("runtime.allgs");
         let wait_reasons = bin
             .symbol_range("runtime.waitReasonStrings")
             .map(|(addr, size)| (addr, size / 16));
@@ -129,8 +128,7 @@ impl RuntimeLayout {
         };
         let allgs = d
             .variable_address("runtime.allgs")
-            .or_else(|| bin.symbol("runtime.allgs"))
-            .ok_or(LayoutError::Missing("runtime.allgs"))?;
+            .or_else(|| bin.symbol("runtime.allgs"));
         let wait_reasons = d
             .variable_address("runtime.waitReasonStrings")
             .and_then(|addr| {

@@ -8,6 +8,7 @@
 mod args;
 mod collect;
 mod decode;
+mod discover;
 mod layout;
 mod model;
 mod table;
@@ -19,6 +20,7 @@ use std::path::Path;
 use thiserror::Error;
 
 pub use collect::{Capture, CaptureError};
+pub use discover::Globals;
 pub use layout::{LayoutError, RuntimeLayout};
 pub use model::{CreatedBy, Dump, Elision, Frame, Goroutine, MachineRef};
 pub use version::{GoVersion, OLDEST_SUPPORTED};
@@ -38,6 +40,8 @@ pub enum GoError {
     NoVersion,
     #[error("{found} is older than the oldest Go release goat reads (go1.{oldest})")]
     TooOld { found: String, oldest: u32 },
+    #[error("cannot find runtime.allgs: the executable has no symbols, and no goroutine list was found in its .bss")]
+    NoAllgs,
     #[error("cannot find the executable {0} among the process's mappings")]
     NotMapped(String),
 }
@@ -89,23 +93,30 @@ impl GoProgram {
         load_bias(mappings, exe, self.bin.link_base())
     }
 
+    /// Where the runtime's globals are in a process (or core) at `bias`:
+    /// from symbols or DWARF, or, in a stripped binary, found in `mem`.
+    pub fn locate(&self, mem: &dyn Memory, bias: u64) -> Result<Globals, GoError> {
+        discover::locate(&self.bin, &self.layout, mem, bias).ok_or(GoError::NoAllgs)
+    }
+
     /// Before the stop: an empty capture sized from the running target, so
     /// the stop itself spends no time allocating.
-    pub fn prepare_capture(&self, mem: &dyn Memory, bias: u64) -> Capture {
-        collect::prepare(mem, &self.layout, bias)
+    pub fn prepare_capture(&self, mem: &dyn Memory, globals: &Globals) -> Capture {
+        collect::prepare(mem, &self.layout, globals)
     }
 
     /// The stop-time half: copies what decoding needs into `cap` (from
-    /// [`Self::prepare_capture`], or `Capture::default()`). `now` is the
+    /// [`Self::prepare_capture`], or `Capture::default()`), reading the
+    /// globals found by [`Self::locate`]. `now` is the
     /// target's monotonic clock (nanoseconds), when known.
     pub fn capture(
         &self,
         t: &dyn Target,
-        bias: u64,
+        globals: &Globals,
         now: Option<i64>,
         cap: Capture,
     ) -> Result<Capture, GoError> {
-        Ok(collect::capture(t, &self.layout, bias, now, cap)?)
+        Ok(collect::capture(t, &self.layout, globals, now, cap)?)
     }
 
     /// The after-resume half.
