@@ -587,3 +587,27 @@ fn go_minor_parses() {
     assert_eq!(go_minor("go1.27rc1"), Some(27));
     assert_eq!(go_minor("devel go1.28-abc"), None);
 }
+
+#[test]
+fn large_dumps_are_formatted_in_parallel_in_order() {
+    // Repeat the oracle's goroutines past the parallel threshold, with
+    // distinct ids so any reordering shows.
+    let one = parse_oracle(G127_PIE_ALL, "go1.27.0", true);
+    let mut dump = one.clone();
+    dump.goroutines.clear();
+    let mut expected = String::new();
+    for round in 0..1500u64 {
+        for g in &one.goroutines {
+            let mut g = g.clone();
+            g.id = round * 1000 + g.id;
+            let single = Dump {
+                goroutines: vec![g.clone()],
+                ..one.clone()
+            };
+            expected.push_str(&text(&single));
+            dump.goroutines.push(g);
+        }
+    }
+    assert!(dump.goroutines.len() > 20_000);
+    assert_eq!(text(&dump), expected);
+}

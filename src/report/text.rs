@@ -50,8 +50,46 @@ const IDLE_IN_SYNCTEST: &[&str] = &[
     "select (durable)",
 ];
 
+/// Dumps this large are formatted on several threads, each into its own
+/// buffer, then written in order.
+const PARALLEL_MIN_GOROUTINES: usize = 10_000;
+
 pub(super) fn write(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
-    for g in &dump.goroutines {
+    let gs = &dump.goroutines;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads < 2 || gs.len() < PARALLEL_MIN_GOROUTINES {
+        return write_blocks(out, dump, gs);
+    }
+    // Format `threads` chunks at a time and write them in order, so at most
+    // that many chunks are held in memory.
+    let per = gs.len().div_ceil(threads * 4);
+    let chunks: Vec<&[Goroutine]> = gs.chunks(per).collect();
+    std::thread::scope(|s| {
+        for batch in chunks.chunks(threads) {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let mut buf = Vec::with_capacity(chunk.len() * 1024);
+                        write_blocks(&mut buf, dump, chunk).map(|()| buf)
+                    })
+                })
+                .collect();
+            for h in handles {
+                let buf = h
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("formatting thread panicked")))?;
+                out.write_all(&buf)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn write_blocks(out: &mut dyn Write, dump: &Dump, gs: &[Goroutine]) -> io::Result<()> {
+    for g in gs {
         write_goroutine(out, dump, g)?;
         out.write_all(b"\n")?;
     }
