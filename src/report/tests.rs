@@ -599,7 +599,7 @@ fn large_dumps_are_formatted_in_parallel_in_order() {
     for round in 0..1500u64 {
         for g in &one.goroutines {
             let mut g = g.clone();
-            g.id = round * 1000 + g.id;
+            g.id += round * 1000;
             let single = Dump {
                 goroutines: vec![g.clone()],
                 ..one.clone()
