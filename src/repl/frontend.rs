@@ -133,6 +133,9 @@ pub(super) fn interactive(s: &mut Session, run: &mut dyn FnMut(&mut Session, &st
     let mut editor = Reedline::create()
         .with_completer(Box::new(GoatCompleter { ids: ids.clone() }))
         .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
+        // Like a shell: a lone match is taken, a shared prefix filled in.
+        .with_quick_completions(true)
+        .with_partial_completions(true)
         .with_edit_mode(Box::new(Emacs::new(keys)));
     match history_path().map(|p| FileBackedHistory::with_file(HISTORY_ENTRIES, p)) {
         Some(Ok(h)) => editor = editor.with_history(Box::new(h)),
@@ -163,5 +166,38 @@ pub(super) fn interactive(s: &mut Session, run: &mut dyn FnMut(&mut Session, &st
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(line: &str) -> Vec<String> {
+        let ids: Ids = Arc::new(Mutex::new((vec![1, 3, 30, 31, 4], vec![100, 101, 200])));
+        let mut c = GoatCompleter { ids };
+        c.complete(line, line.len())
+            .suggestions()
+            .iter()
+            .map(|s| s.value.clone())
+            .collect()
+    }
+
+    #[test]
+    fn completes_command_names_and_aliases() {
+        assert_eq!(complete("gorou"), ["goroutine", "goroutines"]);
+        assert_eq!(complete("  bt"), ["bt"]);
+        assert_eq!(complete("help st"), ["stack"]);
+        assert!(complete("zz").is_empty());
+    }
+
+    #[test]
+    fn completes_goroutine_and_thread_ids_after_their_commands() {
+        assert_eq!(complete("gr 3"), ["3", "30", "31"]);
+        assert_eq!(complete("goroutine "), ["1", "3", "30", "31", "4"]);
+        assert_eq!(complete("thread 1"), ["100", "101"]);
+        // `goroutine ID COMMAND`: the word after the id is not an id.
+        assert!(complete("gr 3 3").is_empty());
+        assert!(complete("bt 3").is_empty());
     }
 }

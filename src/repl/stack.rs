@@ -39,7 +39,7 @@ pub(super) fn write_frames(
         write_frame(out, i, f, width, indent)?;
     }
     if shown < g.frames.len() {
-        writeln!(out, "{indent}(… {} more frames)", g.frames.len() - shown)?;
+        writeln!(out, "{indent}(... {} more frames)", g.frames.len() - shown)?;
     } else if g.elided.is_some_and(|e| e.at >= g.frames.len()) {
         writeln!(out, "{indent}...additional frames elided...")?;
     }
