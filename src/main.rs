@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use goat::binary::{self, Binary};
 use goat::goruntime::{self, GoProgram};
-use goat::report;
 use goat::target::{preflight, read_mappings, AttachError, LiveProcess};
+use goat::{repl, report};
 
 /// Look inside running Go programs without stopping them for long.
 #[derive(Parser)]
@@ -37,6 +37,17 @@ enum Command {
         /// Print how long the target was stopped and how much was read (stderr).
         #[arg(long)]
         stats: bool,
+    },
+    /// Debug PID interactively (Delve's commands). The process stays
+    /// stopped until you quit or detach, then runs on untouched.
+    Attach {
+        pid: i32,
+        /// Run CMD first (repeatable), then go interactive.
+        #[arg(short = 'x', value_name = "CMD")]
+        execute: Vec<String>,
+        /// Run the -x commands (and stdin, when it is not a terminal), then detach.
+        #[arg(long)]
+        batch: bool,
     },
 }
 
@@ -66,6 +77,11 @@ fn main() -> ExitCode {
             group,
             stats,
         } => stacks(pid, json, group, stats),
+        Command::Attach {
+            pid,
+            execute,
+            batch,
+        } => attach(pid, execute, batch),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -190,6 +206,19 @@ fn stacks(pid: i32, json: bool, group: bool, stats: bool) -> Result<u8> {
         );
     }
     Ok(0)
+}
+
+fn attach(pid: i32, commands: Vec<String>, batch: bool) -> Result<u8> {
+    let (prog, exe) = open_program(pid)?;
+    let live = LiveProcess::attach(pid)?;
+    let bias = prog.load_bias(&read_mappings(pid), &exe)?;
+    let backend = repl::LiveBackend::stop(&live)?;
+    let mut session = repl::Session::new(&prog, Box::new(backend), bias)?;
+    let code = repl::run(&mut session, &repl::Options { commands, batch });
+    // Resumes every thread, then detaches.
+    drop(session);
+    drop(live);
+    Ok(code)
 }
 
 /// Wall-clock time per phase, for `--stats`.

@@ -1,0 +1,184 @@
+//! goroutines, goroutine, threads, thread.
+
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::stack::write_frames;
+use super::state::Session;
+use super::{base_name, table};
+use crate::goruntime::{Dump, Frame, Goroutine};
+use crate::report;
+
+/// `goroutines [-s STATUS] [-f FUNC] [-t] [-group]`
+pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let (mut status, mut func, mut stacks, mut group) = (None, None, false, false);
+    let mut it = args.iter();
+    while let Some(&a) = it.next() {
+        match a {
+            "-s" => status = Some(*it.next().context("-s needs a STATUS")?),
+            "-f" => func = Some(*it.next().context("-f needs a FUNC")?),
+            "-t" => stacks = true,
+            "-group" | "--group" | "-g" => group = true,
+            other => bail!("goroutines: unknown argument {other:?} (see 'help goroutines')"),
+        }
+    }
+    let keep = |g: &&Goroutine| {
+        status.is_none_or(|st| g.status.contains(st))
+            && func.is_none_or(|f| g.frames.iter().any(|fr| fr.function.contains(f)))
+    };
+    let dump = s.dump();
+    let chosen: Vec<&Goroutine> = dump.goroutines.iter().filter(keep).collect();
+    if group {
+        let sub = Dump {
+            goroutines: chosen.into_iter().cloned().collect(),
+            ..dump.clone()
+        };
+        report::write_grouped(out, &sub)?;
+        return Ok(());
+    }
+    for g in &chosen {
+        let mark = if Some(g.id) == s.current { '*' } else { ' ' };
+        writeln!(out, "{mark} {}", summary(g))?;
+        if stacks {
+            write_frames(out, g, usize::MAX, "\t")?;
+        }
+    }
+    writeln!(out, "[{} goroutines]", chosen.len())?;
+    Ok(())
+}
+
+/// `Goroutine 12 - chan receive - main.chanReceive (main.go:31) [locked] (thread 123)`
+fn summary(g: &Goroutine) -> String {
+    let mut line = format!("Goroutine {} - {}", g.id, g.status);
+    if g.wait_minutes > 0 {
+        line += &format!(", {} minutes", g.wait_minutes);
+    }
+    if let Some(f) = user_frame(g) {
+        line += &format!(" - {} ({}:{})", f.function, base_name(&f.file), f.line);
+    }
+    if g.locked {
+        line += " [locked]";
+    }
+    if let Some(m) = g.m {
+        line += &format!(" (thread {})", m.tid);
+    }
+    if g.unreadable.is_some() {
+        line += " [stack unreadable]";
+    }
+    line
+}
+
+/// The innermost frame outside the runtime (Delve's "user" location), else
+/// the innermost frame.
+pub(super) fn user_frame(g: &Goroutine) -> Option<&Frame> {
+    g.frames
+        .iter()
+        .find(|f| !f.function.starts_with("runtime.") && !f.function.starts_with("internal/"))
+        .or(g.frames.first())
+}
+
+/// `goroutine [ID [COMMAND]]`
+pub fn goroutine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let Some((&id, rest)) = args.split_first() else {
+        return describe(s, out);
+    };
+    let id: u64 = id
+        .parse()
+        .map_err(|_| anyhow!("goroutine: {id:?} is not a goroutine id"))?;
+    if !rest.is_empty() {
+        // Run one command on goroutine `id`, then come back.
+        let saved = (s.current, s.frame);
+        s.select(id)?;
+        let result = table::execute(s, &rest.join(" "), out);
+        (s.current, s.frame) = saved;
+        return result;
+    }
+    let from = s.current;
+    s.select(id)?;
+    match from {
+        Some(f) if f != id => writeln!(out, "Switched from {f} to {id}")?,
+        _ => writeln!(out, "Goroutine {id}")?,
+    }
+    Ok(())
+}
+
+fn describe(s: &Session, out: &mut dyn Write) -> Result<()> {
+    let g = s.current_g()?;
+    writeln!(out, "{}", summary(g))?;
+    if let Some(f) = g.frames.first() {
+        writeln!(out, "\tRuntime: {} ({}:{})", f.function, f.file, f.line)?;
+    }
+    if let Some(f) = user_frame(g) {
+        writeln!(out, "\tUser: {} ({}:{})", f.function, f.file, f.line)?;
+    }
+    if let Some(c) = &g.created_by {
+        write!(out, "\tCreated by: {} ({}:{})", c.function, c.file, c.line)?;
+        if let Some(p) = c.goroutine.filter(|&p| p != 0) {
+            write!(out, " in goroutine {p}")?;
+        }
+        writeln!(out)?;
+    }
+    match s.thread_of(g) {
+        Some(t) => writeln!(out, "\tThread: {}", t.tid)?,
+        None => writeln!(out, "\tThread: none (not running)")?,
+    }
+    if let Some(why) = &g.unreadable {
+        writeln!(out, "\tStack unreadable: {why}")?;
+    }
+    Ok(())
+}
+
+/// `threads`
+pub fn threads(s: &mut Session, _args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let target = s.target()?;
+    let current_tid = s.current_g().ok().and_then(|g| g.m).map(|m| m.tid);
+    for t in target.threads() {
+        let tid = i64::from(t.tid);
+        let mark = if Some(tid) == current_tid { '*' } else { ' ' };
+        let on = match goroutine_on(s.dump(), tid) {
+            Some(g) => format!("goroutine {}", g.id),
+            None => "no goroutine".to_string(),
+        };
+        writeln!(
+            out,
+            "{mark} Thread {} at {:#x} {} - {on}",
+            t.tid,
+            t.regs.rip,
+            s.symbolize(t.regs.rip)
+        )?;
+    }
+    Ok(())
+}
+
+fn goroutine_on(dump: &Dump, tid: i64) -> Option<&Goroutine> {
+    dump.goroutines
+        .iter()
+        .find(|g| g.m.is_some_and(|m| m.tid == tid))
+}
+
+/// `thread TID`
+pub fn thread(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let [tid] = args else {
+        bail!("usage: thread TID");
+    };
+    let tid: i32 = tid
+        .parse()
+        .map_err(|_| anyhow!("thread: {tid:?} is not a thread id"))?;
+    let Some(t) = s.target()?.threads().iter().find(|t| t.tid == tid) else {
+        bail!("no thread {tid}");
+    };
+    let rip = t.regs.rip;
+    match goroutine_on(s.dump(), i64::from(tid)).map(|g| g.id) {
+        Some(id) => {
+            s.select(id)?;
+            writeln!(out, "Switched to goroutine {id} (thread {tid})")?;
+        }
+        None => writeln!(
+            out,
+            "Thread {tid} runs no goroutine (it is at {rip:#x} {}); the current goroutine is unchanged",
+            s.symbolize(rip)
+        )?,
+    }
+    Ok(())
+}

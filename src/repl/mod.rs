@@ -1,0 +1,116 @@
+//! `goat attach`: an interactive debugger over the same library as `goat
+//! stacks`.
+//!
+//! - `state`: the [`Session`] (target, decoded goroutines of the current stop,
+//!   selected goroutine and frame) and its [`Backend`] (a stopped live
+//!   process now; a core file later).
+//! - `table`: the one command table; `help` and completion come from it.
+//! - one file of handlers per group: `goroutines`, `stack`, `source`,
+//!   `data`, `session`.
+//! - `frontend`: reedline, when stdin is a terminal; otherwise commands are
+//!   read line by line from stdin.
+
+mod data;
+mod frontend;
+mod goroutines;
+mod session;
+mod source;
+mod stack;
+mod state;
+mod table;
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+pub use state::{Backend, Control, LiveBackend, Session};
+pub use table::{Command, Group, COMMANDS};
+
+/// How `goat attach` was asked to run.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// `-x` commands, run first, in order.
+    pub commands: Vec<String>,
+    /// `--batch`: run the `-x` commands (and stdin when it is not a
+    /// terminal), then detach.
+    pub batch: bool,
+}
+
+/// Runs the session until `quit`, Ctrl-D or the end of input; returns the
+/// exit status (1 when a command failed in batch mode). The caller detaches
+/// by dropping the session and the process.
+pub fn run(s: &mut Session, opts: &Options) -> u8 {
+    eprintln!("{}", banner(s));
+    let mut failed = false;
+    let mut run_one = |s: &mut Session, line: &str| {
+        let ok = run_line(s, line);
+        failed |= !ok;
+        ok
+    };
+    for cmd in &opts.commands {
+        if s.is_done() {
+            break;
+        }
+        run_one(s, cmd);
+    }
+    let stdin = io::stdin();
+    if !s.is_done() && !stdin.is_terminal() {
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            run_one(s, &line);
+            if s.is_done() {
+                break;
+            }
+        }
+    } else if !s.is_done() && !opts.batch {
+        frontend::interactive(s, &mut run_one);
+    }
+    if let Some(pid) = s.pid() {
+        eprintln!("goat: detached from {pid}; it is running");
+    }
+    u8::from(opts.batch && failed)
+}
+
+/// `attached to PID (NAME, go1.xx): N goroutines, M threads; ...`
+fn banner(s: &Session) -> String {
+    let threads = s.target().map_or(0, |t| t.threads().len());
+    let goroutines = s.dump().goroutines.len();
+    let version = &s.dump().go_version;
+    match s.pid() {
+        Some(pid) => {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|n| n.trim().to_string())
+                .unwrap_or_else(|_| "?".into());
+            format!(
+                "attached to {pid} ({name}, {version}): {goroutines} goroutines, {threads} threads; \
+                 the process is stopped until you quit or detach"
+            )
+        }
+        None => format!("{version}: {goroutines} goroutines, {threads} threads"),
+    }
+}
+
+/// Runs one command line, printing its output to stdout and any failure as
+/// `error: ...` to stderr; returns whether it succeeded. A panic in a
+/// handler is reported the same way and the session goes on.
+fn run_line(s: &mut Session, line: &str) -> bool {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = catch_unwind(AssertUnwindSafe(|| table::execute(s, line, &mut out)));
+    let flushed = out.flush();
+    drop(out);
+    let err = match result {
+        Ok(Ok(())) => match flushed {
+            Ok(()) => return true,
+            Err(e) => anyhow::Error::from(e).context("writing the output"),
+        },
+        Ok(Err(e)) => e,
+        Err(_) => anyhow::anyhow!("internal error in {line:?} (a bug in goat; please report it)"),
+    };
+    eprintln!("error: {err:#}");
+    false
+}
+
+/// The last path component of a source file (`/src/app/main.go` → `main.go`).
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}

@@ -1,0 +1,102 @@
+//! list: source text around a frame or a location.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::state::Session;
+
+/// Lines shown either side of the location.
+const CONTEXT: usize = 5;
+
+/// The lines of a source file, or why it cannot be shown.
+pub(super) fn read_lines(file: &str) -> Result<Vec<String>> {
+    match std::fs::read(file) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_string)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(anyhow!(
+            "source file {file} is not on this machine (the binary was built elsewhere?)"
+        )),
+        Err(e) => Err(anyhow!("cannot read source file {file}: {e}")),
+    }
+}
+
+/// `list [LOCATION]`
+pub fn list(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let here = s
+        .current_frame()
+        .ok()
+        .map(|f| (f.file.to_string(), f.line, f.pc));
+    let (file, line) = match args {
+        [] => match &here {
+            Some((file, line, _)) => (file.clone(), *line),
+            None => bail!("list: no frame selected; give a location"),
+        },
+        [loc] => resolve(s, loc, here.as_ref().map(|h| h.0.as_str()))?,
+        _ => bail!("usage: list [LOCATION]"),
+    };
+    let lines = read_lines(&file)?;
+    if line == 0 || line as usize > lines.len() {
+        bail!("{file} has {} lines; there is no line {line}", lines.len());
+    }
+    match &here {
+        Some((f, l, pc)) if *f == file && *l == line => {
+            writeln!(out, "Showing {file}:{line} (PC: {pc:#x})")?
+        }
+        _ => writeln!(out, "Showing {file}:{line}")?,
+    }
+    // The current frame's line is marked when it is in view.
+    let mark = here.filter(|h| h.0 == file).map(|h| h.1 as usize);
+    let first = (line as usize).saturating_sub(CONTEXT).max(1);
+    let last = (line as usize + CONTEXT).min(lines.len());
+    for n in first..=last {
+        let arrow = if Some(n) == mark { "=>" } else { "  " };
+        writeln!(out, "{arrow} {n:>5}:\t{}", lines[n - 1])?;
+    }
+    Ok(())
+}
+
+/// `LINE`, `FILE:LINE` or a function name, as (file, line).
+fn resolve(s: &Session, loc: &str, current_file: Option<&str>) -> Result<(String, u32)> {
+    if let Ok(line) = loc.parse::<u32>() {
+        let file = current_file.ok_or_else(|| anyhow!("list {loc}: no frame selected"))?;
+        return Ok((file.to_string(), line));
+    }
+    if let Some((file, line)) = loc.rsplit_once(':') {
+        let line: u32 = line
+            .parse()
+            .map_err(|_| anyhow!("list: {line:?} is not a line number"))?;
+        return Ok((find_file(s, file), line));
+    }
+    let tab = s.prog.binary().pclntab()?;
+    let func = tab
+        .func_by_name(loc)
+        .or_else(|| tab.func_by_name(&format!("main.{loc}")))
+        .ok_or_else(|| anyhow!("list: no function, file or line {loc:?}"))?;
+    let (file, line) = func.file_line(func.entry())?;
+    Ok((file.to_string(), line))
+}
+
+/// `file` as given when it exists, else the one file of the stacks whose
+/// path ends with it (`main.go` → `/src/app/main.go`).
+fn find_file(s: &Session, file: &str) -> String {
+    if Path::new(file).exists() {
+        return file.to_string();
+    }
+    let suffix = format!("/{}", file.trim_start_matches("./"));
+    s.dump()
+        .goroutines
+        .iter()
+        .flat_map(|g| {
+            g.frames
+                .iter()
+                .map(|f| &*f.file)
+                .chain(g.created_by.iter().map(|c| c.file.as_str()))
+        })
+        .find(|f| f.ends_with(&suffix))
+        .unwrap_or(file)
+        .to_string()
+}

@@ -1,0 +1,259 @@
+//! The debugging session: what it is attached to, the decoded goroutines of
+//! the current stop, and what the user has selected (goroutine, frame).
+//!
+//! Commands see the target only through [`Session::target`] (the read-only
+//! [`Target`] a live process and a core file both give) and the [`Dump`] of
+//! the current stop. What only a live process can do sits behind
+//! [`Backend::control`], which a core backend answers with `None`.
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::goruntime::{self, Dump, Frame, GoProgram, Goroutine};
+use crate::target::{LiveProcess, Stopped, Target, Thread};
+
+/// Where the session's process state comes from: a stopped live process or
+/// (later) a core file.
+pub trait Backend {
+    /// The frozen target, or `None` while it runs.
+    fn target(&self) -> Option<&dyn Target>;
+    /// Execution control, for a backend that has it (a live process).
+    fn control(&mut self) -> Option<&mut dyn Control>;
+    /// The process id, when there is a process.
+    fn pid(&self) -> Option<i32>;
+}
+
+/// What only a live process can do. The execution-control commands
+/// (continue, step, breakpoints) are to be built on it.
+pub trait Control {
+    /// Lets the target run, then stops it again: a new stop.
+    fn resume_and_stop(&mut self) -> Result<()>;
+}
+
+/// A live process, stopped while the user is at the prompt.
+pub struct LiveBackend<'p> {
+    process: &'p LiveProcess,
+    stopped: Option<Stopped<'p>>,
+}
+
+impl<'p> LiveBackend<'p> {
+    /// Stops every thread of `process`; they stay stopped until the backend
+    /// is dropped (which resumes them) or resumed through [`Control`].
+    pub fn stop(process: &'p LiveProcess) -> Result<LiveBackend<'p>> {
+        let stopped = process.stop()?;
+        Ok(LiveBackend {
+            process,
+            stopped: Some(stopped),
+        })
+    }
+}
+
+impl Backend for LiveBackend<'_> {
+    fn target(&self) -> Option<&dyn Target> {
+        self.stopped.as_ref().map(|s| s as &dyn Target)
+    }
+    fn control(&mut self) -> Option<&mut dyn Control> {
+        Some(self)
+    }
+    fn pid(&self) -> Option<i32> {
+        Some(self.process.pid())
+    }
+}
+
+impl Control for LiveBackend<'_> {
+    fn resume_and_stop(&mut self) -> Result<()> {
+        if let Some(s) = self.stopped.take() {
+            s.resume()?;
+        }
+        self.stopped = Some(self.process.stop()?);
+        Ok(())
+    }
+}
+
+/// One interactive session over one target.
+pub struct Session<'a> {
+    pub(super) prog: &'a GoProgram,
+    backend: Box<dyn Backend + 'a>,
+    /// Run-time minus link-time address of the executable.
+    pub(super) bias: u64,
+    /// The goroutines of the current stop (captured and decoded once per stop).
+    pub(super) dump: Dump,
+    /// The selected goroutine id, when the dump has any goroutine.
+    pub(super) current: Option<u64>,
+    /// The selected frame of the current goroutine (0 = innermost).
+    pub(super) frame: usize,
+    /// Set by `quit`/`detach`.
+    pub(super) done: bool,
+}
+
+impl<'a> Session<'a> {
+    /// Takes the first capture of `backend`'s stopped target and selects a
+    /// goroutine: the one on the main thread, else goroutine 1, else the first.
+    pub fn new(
+        prog: &'a GoProgram,
+        backend: Box<dyn Backend + 'a>,
+        bias: u64,
+    ) -> Result<Session<'a>> {
+        let mut s = Session {
+            prog,
+            backend,
+            bias,
+            dump: Dump {
+                go_version: String::new(),
+                header_shows_gp: false,
+                goroutines: Vec::new(),
+            },
+            current: None,
+            frame: 0,
+            done: false,
+        };
+        s.load()?;
+        Ok(s)
+    }
+
+    /// Captures and decodes the current stop, and picks a goroutine.
+    fn load(&mut self) -> Result<()> {
+        let t = self.target()?;
+        let globals = self.prog.locate(t, self.bias)?;
+        let cap = self
+            .prog
+            .capture(t, &globals, goruntime::monotonic_now(), Default::default())
+            .context("reading the goroutines")?;
+        let dump = self.prog.decode(&cap, self.bias)?;
+        let main_tid = t.pid();
+        self.dump = dump;
+        let keep = self.current.filter(|&id| self.goroutine(id).is_some());
+        self.current = keep
+            .or_else(|| {
+                self.dump
+                    .goroutines
+                    .iter()
+                    .find(|g| g.m.is_some_and(|m| Some(m.tid as i32) == main_tid))
+                    .map(|g| g.id)
+            })
+            .or_else(|| self.goroutine(1).map(|g| g.id))
+            .or_else(|| self.dump.goroutines.first().map(|g| g.id));
+        self.frame = 0;
+        Ok(())
+    }
+
+    /// The frozen target, or an error while it runs.
+    pub fn target(&self) -> Result<&dyn Target> {
+        self.backend
+            .target()
+            .ok_or_else(|| anyhow!("the target is running"))
+    }
+
+    /// Execution control, or an error for a backend without it (a core).
+    pub fn control(&mut self) -> Result<&mut dyn Control> {
+        self.backend
+            .control()
+            .ok_or_else(|| anyhow!("a core file cannot be run"))
+    }
+
+    /// Lets the target run and stops it again; the caches start afresh.
+    pub fn resume_and_stop(&mut self) -> Result<()> {
+        self.control()?.resume_and_stop()?;
+        self.load()
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.backend.pid()
+    }
+
+    pub fn dump(&self) -> &Dump {
+        &self.dump
+    }
+
+    /// The selected goroutine id (for the prompt).
+    pub fn current_goroutine(&self) -> Option<u64> {
+        self.current
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    pub(super) fn goroutine(&self, id: u64) -> Option<&Goroutine> {
+        self.dump.goroutines.iter().find(|g| g.id == id)
+    }
+
+    /// The selected goroutine, or an error saying there is none.
+    pub(super) fn current_g(&self) -> Result<&Goroutine> {
+        self.current
+            .and_then(|id| self.goroutine(id))
+            .ok_or_else(|| anyhow!("no goroutine selected"))
+    }
+
+    /// The selected frame of the selected goroutine.
+    pub(super) fn current_frame(&self) -> Result<&Frame> {
+        let g = self.current_g()?;
+        g.frames
+            .get(self.frame)
+            .ok_or_else(|| anyhow!("goroutine {} has no frame {}", g.id, self.frame))
+    }
+
+    /// The thread the goroutine runs on, if it runs on one.
+    pub(super) fn thread_of(&self, g: &Goroutine) -> Option<&Thread> {
+        let tid = g.m?.tid;
+        self.backend
+            .target()?
+            .threads()
+            .iter()
+            .find(|t| i64::from(t.tid) == tid)
+    }
+
+    /// Selects goroutine `id` (and its innermost frame).
+    pub(super) fn select(&mut self, id: u64) -> Result<()> {
+        if self.goroutine(id).is_none() {
+            return Err(anyhow!("no goroutine {id}"));
+        }
+        self.current = Some(id);
+        self.frame = 0;
+        Ok(())
+    }
+
+    /// `FUNC (FILE:LINE)` for a run-time pc in the executable, else the
+    /// mapping it is in (`[vdso]`, a library), else `??`.
+    pub(super) fn symbolize(&self, pc: u64) -> String {
+        let link = pc.wrapping_sub(self.bias);
+        let tab = self.prog.binary().pclntab().ok();
+        if let Some(f) = tab.and_then(|t| t.find_func(link)) {
+            if let Some(sf) = f
+                .source_frames(link)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+            {
+                return format!(
+                    "{} ({}:{})",
+                    sf.function,
+                    super::base_name(sf.file),
+                    sf.line
+                );
+            }
+            if let Ok(name) = f.name() {
+                return name.to_string();
+            }
+        }
+        let mapping = self.backend.target().and_then(|t| {
+            t.mappings()
+                .iter()
+                .find(|m| m.start <= pc && pc < m.end)
+                .and_then(|m| m.path.clone())
+        });
+        match mapping {
+            Some(path) => format!("?? (in {path})"),
+            None => "??".to_string(),
+        }
+    }
+
+    /// Ids of every goroutine and thread, for completion.
+    pub fn ids(&self) -> (Vec<u64>, Vec<i32>) {
+        let gs = self.dump.goroutines.iter().map(|g| g.id).collect();
+        let ts = self
+            .backend
+            .target()
+            .map(|t| t.threads().iter().map(|t| t.tid).collect())
+            .unwrap_or_default();
+        (gs, ts)
+    }
+}

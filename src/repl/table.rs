@@ -1,0 +1,276 @@
+//! The one command table: names, aliases, groups, help and handlers. `help`
+//! and completion are generated from it.
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+
+use super::state::Session;
+use super::{data, goroutines, session, source, stack};
+
+/// A command's handler: the session, the words after the command name, and
+/// where to print.
+pub type Handler = fn(&mut Session, &[&str], &mut dyn Write) -> Result<()>;
+
+/// Groups, in the order `help` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Goroutines,
+    Stack,
+    Source,
+    Data,
+    Session,
+}
+
+impl Group {
+    const ALL: [Group; 5] = [
+        Group::Goroutines,
+        Group::Stack,
+        Group::Source,
+        Group::Data,
+        Group::Session,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Group::Goroutines => "Goroutines and threads",
+            Group::Stack => "Stack frames",
+            Group::Source => "Source",
+            Group::Data => "Viewing data",
+            Group::Session => "Session",
+        }
+    }
+}
+
+/// What Tab completes after the command name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    None,
+    Goroutine,
+    Thread,
+    Command,
+}
+
+pub struct Command {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub group: Group,
+    /// One line, for the `help` listing.
+    pub help: &'static str,
+    /// The synopsis and any details, for `help NAME`.
+    pub usage: &'static str,
+    pub arg: Arg,
+    pub run: Handler,
+}
+
+/// Every command, in `help` order within each group.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "goroutines",
+        aliases: &["grs"],
+        group: Group::Goroutines,
+        help: "List the goroutines.",
+        usage: "goroutines [-s STATUS] [-f FUNC] [-t] [-group]\n\n\
+            -s STATUS  only goroutines whose status contains STATUS (e.g. -s chan)\n\
+            -f FUNC    only goroutines with a frame whose function contains FUNC\n\
+            -t         print each goroutine's stack too\n\
+            -group     collapse goroutines with identical stacks (runtime layout)\n\n\
+            The current goroutine is marked with '*'.",
+        arg: Arg::None,
+        run: goroutines::goroutines,
+    },
+    Command {
+        name: "goroutine",
+        aliases: &["gr"],
+        group: Group::Goroutines,
+        help: "Show or change the current goroutine.",
+        usage: "goroutine [ID [COMMAND]]\n\n\
+            Without ID, describe the current goroutine. With ID, make it current;\n\
+            with a COMMAND too, run COMMAND on goroutine ID and keep the current one.",
+        arg: Arg::Goroutine,
+        run: goroutines::goroutine,
+    },
+    Command {
+        name: "threads",
+        aliases: &[],
+        group: Group::Goroutines,
+        help: "List the threads: where each is and which goroutine it runs.",
+        usage: "threads\n\nThe thread running the current goroutine is marked with '*'.",
+        arg: Arg::None,
+        run: goroutines::threads,
+    },
+    Command {
+        name: "thread",
+        aliases: &["tr"],
+        group: Group::Goroutines,
+        help: "Switch to the goroutine running on a thread.",
+        usage: "thread TID",
+        arg: Arg::Thread,
+        run: goroutines::thread,
+    },
+    Command {
+        name: "stack",
+        aliases: &["bt"],
+        group: Group::Stack,
+        help: "Print the current goroutine's stack.",
+        usage: "stack [DEPTH]\n\nAt most DEPTH frames, innermost first.",
+        arg: Arg::None,
+        run: stack::stack,
+    },
+    Command {
+        name: "frame",
+        aliases: &[],
+        group: Group::Stack,
+        help: "Select a frame of the current goroutine.",
+        usage: "frame [N]\n\nWithout N, show the selected frame.",
+        arg: Arg::None,
+        run: stack::frame,
+    },
+    Command {
+        name: "up",
+        aliases: &[],
+        group: Group::Stack,
+        help: "Move to an outer frame (the caller).",
+        usage: "up [N]",
+        arg: Arg::None,
+        run: stack::up,
+    },
+    Command {
+        name: "down",
+        aliases: &[],
+        group: Group::Stack,
+        help: "Move to an inner frame (the callee).",
+        usage: "down [N]",
+        arg: Arg::None,
+        run: stack::down,
+    },
+    Command {
+        name: "list",
+        aliases: &["ls", "l"],
+        group: Group::Source,
+        help: "Show source around the selected frame or a location.",
+        usage: "list [LOCATION]\n\n\
+            LOCATION is LINE (in the selected frame's file), FILE:LINE or a\n\
+            function name (main.main). Five lines either side are shown.",
+        arg: Arg::None,
+        run: source::list,
+    },
+    Command {
+        name: "regs",
+        aliases: &[],
+        group: Group::Data,
+        help: "Print the registers of the current goroutine.",
+        usage: "regs\n\n\
+            The registers of the thread running the current goroutine; for a\n\
+            parked goroutine, the pc and sp it will resume at.",
+        arg: Arg::None,
+        run: data::regs,
+    },
+    Command {
+        name: "help",
+        aliases: &["h"],
+        group: Group::Session,
+        help: "List the commands, or describe one.",
+        usage: "help [COMMAND]",
+        arg: Arg::Command,
+        run: session::help,
+    },
+    Command {
+        name: "detach",
+        aliases: &[],
+        group: Group::Session,
+        help: "Detach and leave the target running.",
+        usage: "detach",
+        arg: Arg::None,
+        run: session::quit,
+    },
+    Command {
+        name: "quit",
+        aliases: &["exit", "q"],
+        group: Group::Session,
+        help: "Detach, leave the target running, and exit.",
+        usage: "quit\n\nCtrl-D does the same.",
+        arg: Arg::None,
+        run: session::quit,
+    },
+];
+
+/// The command called `word` (name or alias).
+pub fn find(word: &str) -> Option<&'static Command> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == word || c.aliases.contains(&word))
+}
+
+/// Runs one command line (empty lines do nothing).
+pub fn execute(s: &mut Session, line: &str, out: &mut dyn Write) -> Result<()> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&first, rest)) = words.split_first() else {
+        return Ok(());
+    };
+    let Some(cmd) = find(first) else {
+        bail!("unknown command {first:?}; type 'help' for the list");
+    };
+    (cmd.run)(s, rest, out)
+}
+
+/// The `help` listing.
+pub fn write_overview(out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "The following commands are available:")?;
+    for group in Group::ALL {
+        writeln!(out, "\n{}:", group.title())?;
+        for c in COMMANDS.iter().filter(|c| c.group == group) {
+            let aliases = match c.aliases {
+                [] => String::new(),
+                [a] => format!(" (alias: {a})"),
+                many => format!(" (aliases: {})", many.join(" | ")),
+            };
+            writeln!(out, "    {}{aliases} -- {}", c.name, c.help)?;
+        }
+    }
+    writeln!(
+        out,
+        "\nType help followed by a command for full documentation."
+    )
+}
+
+/// `help NAME`.
+pub fn write_usage(out: &mut dyn Write, c: &Command) -> std::io::Result<()> {
+    writeln!(out, "{}\n\nUsage: {}", c.help, c.usage)?;
+    if !c.aliases.is_empty() {
+        writeln!(out, "\nAliases: {}", c.aliases.join(", "))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_are_unique_and_resolve() {
+        let mut seen = std::collections::HashSet::new();
+        for c in COMMANDS {
+            for w in std::iter::once(&c.name).chain(c.aliases) {
+                assert!(seen.insert(*w), "{w} is used twice");
+                assert_eq!(find(w).map(|f| f.name), Some(c.name));
+            }
+            assert!(c.usage.starts_with(c.name), "usage of {} names it", c.name);
+        }
+    }
+
+    #[test]
+    fn overview_lists_every_command_once_under_its_group() {
+        let mut out = Vec::new();
+        write_overview(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for c in COMMANDS {
+            let line = format!("    {}", c.name);
+            let hits = text
+                .lines()
+                .filter(|l| l.starts_with(&line) && l[line.len()..].starts_with([' ']))
+                .count();
+            assert_eq!(hits, 1, "{} in:\n{text}", c.name);
+        }
+    }
+}
