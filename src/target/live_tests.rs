@@ -316,13 +316,18 @@ fn second_attach_names_the_first_tracer() {
     assert_released(pid);
 }
 
-/// Not a test on its own: the helper process of `kill_9_of_goat_leaves_target_running`.
+/// Not a test on its own: the helper process of the tests below, which
+/// attaches to and stops `GOAT_TEST_HELPER_PID` (with goat's signal guard
+/// when `GOAT_TEST_HELPER_SIGNALS` is set), says so, and hangs.
 #[test]
 #[ignore]
 fn helper_attach_stop_and_hang() {
     let Ok(pid) = std::env::var("GOAT_TEST_HELPER_PID") else {
         return;
     };
+    if std::env::var_os("GOAT_TEST_HELPER_SIGNALS").is_some() {
+        super::install_detach_on_signals().unwrap();
+    }
     let proc = LiveProcess::attach(pid.parse().unwrap()).unwrap();
     let stopped = proc.stop().unwrap();
     println!("stopped {}", stopped.threads().len());
@@ -331,31 +336,39 @@ fn helper_attach_stop_and_hang() {
     }
 }
 
+/// Runs `helper_attach_stop_and_hang` on `pid` in a child process and
+/// returns once it holds the target stopped.
+fn start_stopping_helper(pid: i32, with_signal_guard: bool) -> Kid {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "target::live_tests::helper_attach_stop_and_hang",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("GOAT_TEST_HELPER_PID", pid.to_string())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    if with_signal_guard {
+        cmd.env("GOAT_TEST_HELPER_SIGNALS", "1");
+    }
+    let mut helper = cmd.spawn().unwrap();
+    let out = helper.stdout.take().unwrap();
+    let helper = Kid(helper);
+    let stopped = BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("stopped "));
+    assert!(stopped, "helper never stopped the target");
+    helper
+}
+
 #[test]
 fn kill_9_of_goat_leaves_target_running() {
     let target = go_fixture();
     let pid = target.pid();
-    let mut helper = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "target::live_tests::helper_attach_stop_and_hang",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("GOAT_TEST_HELPER_PID", pid.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = helper.stdout.take().unwrap();
-    let helper = Kid(helper);
-    let mut lines = BufReader::new(out).lines();
-    let stopped = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("stopped "));
-    assert!(stopped.is_some(), "helper never stopped the target");
+    let helper = start_stopping_helper(pid, false);
     // The target really is held by the helper now.
     assert_eq!(tracer_tgid(pid), Some(helper.pid()));
     assert!(
@@ -370,46 +383,11 @@ fn kill_9_of_goat_leaves_target_running() {
     assert_eq!(proc.stop().unwrap().threads().len(), task_count(pid));
 }
 
-/// Not a test on its own: the helper of `sigterm_mid_stop_detaches_and_exits_143`.
-#[test]
-#[ignore]
-fn helper_signals_attach_stop_and_hang() {
-    let Ok(pid) = std::env::var("GOAT_TEST_SIGNAL_HELPER_PID") else {
-        return;
-    };
-    super::install_detach_on_signals().unwrap();
-    let proc = LiveProcess::attach(pid.parse().unwrap()).unwrap();
-    let stopped = proc.stop().unwrap();
-    println!("stopped {}", stopped.threads().len());
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
 #[test]
 fn sigterm_mid_stop_detaches_and_exits_143() {
     let target = go_fixture();
     let pid = target.pid();
-    let mut helper = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "target::live_tests::helper_signals_attach_stop_and_hang",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("GOAT_TEST_SIGNAL_HELPER_PID", pid.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = helper.stdout.take().unwrap();
-    let mut helper = Kid(helper);
-    let mut lines = BufReader::new(out).lines();
-    assert!(lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains("stopped ")));
+    let mut helper = start_stopping_helper(pid, true);
     assert!(status(pid, "State").starts_with('t'));
     // libtest's main thread does not block SIGTERM (goat's main would, by
     // calling install_detach_on_signals first), so aim at the signal thread.
