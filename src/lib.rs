@@ -7,4 +7,5 @@
 pub mod binary;
 pub mod goruntime;
 pub mod report;
+pub mod snapshot;
 pub mod target;
