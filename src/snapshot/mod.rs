@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::target::{find_syscall_insn, read_mappings, AttachError, LiveProcess, Memory, ProcessMemory, Target};
+use crate::target::{
+    find_syscall_insn, read_mappings, AttachError, LiveProcess, Memory, ProcessMemory, Target,
+};
 
 use maps::{dump_rule, parse_smaps, read_filter, Vma};
 use notes::{ProcessInfo, ThreadInfo};
@@ -160,17 +162,28 @@ fn read_vmas(pid: i32) -> Result<Vec<Vma>, SnapshotError> {
     Ok(parse_smaps(&text))
 }
 
-/// Plans and writes the core of `pid`'s memory as `mem` shows it.
+/// What goes into the notes, read while the target was stopped.
+struct Facts<'a> {
+    pinfo: &'a ProcessInfo,
+    threads: &'a [ThreadInfo],
+    filter: u32,
+    hold: Option<Duration>,
+}
+
+/// Plans and writes the core of `layout_pid`'s memory as `mem` shows it.
 fn write_file(
     tmp: &output::TempCore,
     layout_pid: i32,
     mem: &dyn Memory,
-    pinfo: &ProcessInfo,
-    threads: &[ThreadInfo],
-    filter: u32,
-    hold: Option<Duration>,
+    facts: &Facts<'_>,
     stats: &mut CoreStats,
 ) -> Result<(), SnapshotError> {
+    let Facts {
+        pinfo,
+        threads,
+        filter,
+        hold,
+    } = *facts;
     let vmas = read_vmas(layout_pid)?;
     let rules: Vec<_> = vmas.iter().map(|v| dump_rule(v, filter)).collect();
     let notes = notes::build_notes(pinfo, threads, &vmas);
@@ -203,8 +216,10 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
     let start = Instant::now();
     let pid = live.pid();
     let mut stats = CoreStats::default();
-    let tmp = output::TempCore::create(&opts.dest, opts.force)
-        .map_err(io_err(format!("creating a core file for {}", opts.dest.display())))?;
+    let tmp = output::TempCore::create(&opts.dest, opts.force).map_err(io_err(format!(
+        "creating a core file for {}",
+        opts.dest.display()
+    )))?;
     let filter = read_filter(pid);
     let mut mode = opts.mode;
     let mut insn = None;
@@ -244,9 +259,15 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
         }
     }
     stats.mode = Some(mode);
+    let facts = Facts {
+        pinfo: &pinfo,
+        threads: &threads,
+        filter,
+        hold: opts.hold,
+    };
     let result = match child {
         None => {
-            let r = write_file(&tmp, pid, &stopped, &pinfo, &threads, filter, opts.hold, &mut stats);
+            let r = write_file(&tmp, pid, &stopped, &facts, &mut stats);
             stats.pause = stopped.stopped_for();
             stopped.resume()?;
             r
@@ -255,7 +276,7 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
             stats.pause = stopped.stopped_for();
             stopped.resume()?;
             let mem = ProcessMemory::new(c);
-            let r = write_file(&tmp, c, &mem, &pinfo, &threads, filter, opts.hold, &mut stats);
+            let r = write_file(&tmp, c, &mem, &facts, &mut stats);
             let reaped = live.release_copy();
             match reaped {
                 Ok(d) => stats.reap_pause = d,

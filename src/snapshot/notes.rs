@@ -63,7 +63,9 @@ fn stat_fields(stat: &str) -> Vec<&str> {
 }
 
 fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
-    status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
 }
 
 fn ticks_to_us(ticks: &str) -> u64 {
@@ -142,7 +144,7 @@ pub fn push_note(buf: &mut Vec<u8>, name: &str, ty: u32, desc: &[u8]) {
 }
 
 fn pad4(buf: &mut Vec<u8>) {
-    while buf.len() % 4 != 0 {
+    while !buf.len().is_multiple_of(4) {
         buf.push(0);
     }
 }
@@ -251,11 +253,10 @@ pub fn build_notes(p: &ProcessInfo, threads: &[ThreadInfo], vmas: &[Vma]) -> Vec
             push_note(&mut buf, "CORE", NT_AUXV, &p.auxv);
             push_note(&mut buf, "CORE", NT_FILE, &file_note(vmas));
         }
-        let fpregs = t
-            .fp
-            .fpregs
-            .clone()
-            .unwrap_or_else(|| vec![0u8; crate::target::FPREGS_SIZE]);
+        let fpregs =
+            t.fp.fpregs
+                .clone()
+                .unwrap_or_else(|| vec![0u8; crate::target::FPREGS_SIZE]);
         push_note(&mut buf, "CORE", NT_PRFPREG, &fpregs);
         if let Some(x) = &t.fp.xstate {
             push_note(&mut buf, "LINUX", NT_X86_XSTATE, x);

@@ -24,7 +24,8 @@ fn suffix(attempt: u32) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let x = (std::process::id() as u64) << 32 ^ u64::from(nanos) ^ u64::from(attempt) * 0x9e37_79b9;
+    let x =
+        ((std::process::id() as u64) << 32) ^ u64::from(nanos) ^ (u64::from(attempt) * 0x9e37_79b9);
     format!("{:06x}", x & 0xff_ffff)
 }
 
@@ -38,7 +39,10 @@ pub fn check_dest(dest: &Path, force: bool) -> io::Result<()> {
         )),
         Ok(_) if !force => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{} already exists (use --force to replace it)", dest.display()),
+            format!(
+                "{} already exists (use --force to replace it)",
+                dest.display()
+            ),
         )),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -95,7 +99,11 @@ impl TempCore {
         self.file.sync_all()?;
         let from = CString::new(self.tmp.as_os_str().as_bytes())?;
         let to = CString::new(self.dest.as_os_str().as_bytes())?;
-        let flags = if self.force { 0 } else { libc::RENAME_NOREPLACE };
+        let flags = if self.force {
+            0
+        } else {
+            libc::RENAME_NOREPLACE
+        };
         // SAFETY: both paths are NUL-terminated C strings that outlive the call.
         let r = unsafe {
             libc::renameat2(

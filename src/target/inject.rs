@@ -40,7 +40,12 @@ fn wait_one(pid: i32, deadline: Instant) -> Result<WaitStatus, AttachError> {
             Ok(WaitStatus::StillAlive) => {}
             Ok(ws) => return Ok(ws),
             Err(Errno::EINTR) => continue,
-            Err(errno) => return Err(AttachError::Os { op: "waitpid", errno }),
+            Err(errno) => {
+                return Err(AttachError::Os {
+                    op: "waitpid",
+                    errno,
+                })
+            }
         }
         if Instant::now() > deadline {
             return Err(AttachError::Os {
@@ -226,7 +231,12 @@ impl Tracer {
             errno: Errno::EINVAL,
         })?;
         let tid = self.injection_thread()?;
-        let r = self.inject(tid, insn, SYS_WAIT4, [child as u64, 0, WALL | WNOHANG, 0, 0, 0])?;
+        let r = self.inject(
+            tid,
+            insn,
+            SYS_WAIT4,
+            [child as u64, 0, WALL | WNOHANG, 0, 0, 0],
+        )?;
         if r.ret != i64::from(child) {
             return Err(AttachError::Os {
                 op: "wait4 in the target did not reap the snapshot copy",

@@ -16,11 +16,11 @@ mod regs;
 mod regset;
 
 pub use captured::CapturedMemory;
+pub use inject::find_syscall_insn;
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};
 pub use ptrace::{install_detach_on_signals, read_mappings, AttachError, LiveProcess, Stopped};
-pub use inject::find_syscall_insn;
 pub use regs::Regs;
 pub use regset::{FpState, FPREGS_SIZE};
 

@@ -204,7 +204,10 @@ impl Tracer {
     /// Handles one wait status. `stopping`: keep stopped threads stopped
     /// (a stop is in progress) instead of continuing them.
     fn on_event(&mut self, ws: WaitStatus, stopping: bool) {
-        if ws.pid().is_some_and(|p| Some(p.as_raw()) == self.fork_child) {
+        if ws
+            .pid()
+            .is_some_and(|p| Some(p.as_raw()) == self.fork_child)
+        {
             // The snapshot copy stays stopped until it is killed; if it died
             // on its own, release_fork_stopped still has the target reap it.
             return;
