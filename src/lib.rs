@@ -8,4 +8,5 @@ pub mod binary;
 pub mod goruntime;
 pub mod repl;
 pub mod report;
+pub mod snapshot;
 pub mod target;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use goat::binary::{self, Binary};
 use goat::goruntime::{self, GoProgram};
+use goat::snapshot;
 use goat::target::{preflight, read_mappings, AttachError, LiveProcess};
 use goat::{repl, report};
 
@@ -49,6 +50,30 @@ enum Command {
         #[arg(long)]
         batch: bool,
     },
+    /// Write an ELF core of PID (for gdb and `dlv core`) and leave it running.
+    Core {
+        pid: i32,
+        /// Where to write it (default: core.PID in the current directory).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// `fork`: stop only to clone a frozen copy, dump that while the
+        /// target runs on (falls back to `stop` when cloning is unsafe or
+        /// fails); `stop`: keep the target stopped for the whole write.
+        #[arg(long, value_enum, default_value = "fork")]
+        mode: CoreMode,
+        /// Replace an existing file at the destination.
+        #[arg(long)]
+        force: bool,
+        /// Print the pause, bytes written and time taken (stderr).
+        #[arg(long)]
+        stats: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CoreMode {
+    Fork,
+    Stop,
 }
 
 /// Distinct exit codes, so scripts can tell failures apart.
@@ -82,6 +107,13 @@ fn main() -> ExitCode {
             execute,
             batch,
         } => attach(pid, execute, batch),
+        Command::Core {
+            pid,
+            output,
+            mode,
+            force,
+            stats,
+        } => core(pid, output, mode, force, stats),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -221,6 +253,50 @@ fn attach(pid: i32, commands: Vec<String>, batch: bool) -> Result<u8> {
     Ok(code)
 }
 
+fn core(pid: i32, output: Option<PathBuf>, mode: CoreMode, force: bool, stats: bool) -> Result<u8> {
+    preflight::refuse_early(pid)?;
+    let dest = output.unwrap_or_else(|| PathBuf::from(format!("core.{pid}")));
+    // Refuse before touching the target; checked again when the file is saved.
+    snapshot::output::check_dest(&dest, force).context("not writing the core")?;
+    let live = LiveProcess::attach(pid)?;
+    let opts = snapshot::CoreOptions {
+        dest: dest.clone(),
+        mode: match mode {
+            CoreMode::Fork => snapshot::Mode::Fork,
+            CoreMode::Stop => snapshot::Mode::Stop,
+        },
+        force,
+        hold: hold_duration(),
+    };
+    let result = snapshot::write_core(&live, &opts);
+    drop(live);
+    let st = result?;
+    if let Some(why) = &st.fallback {
+        eprintln!("goat: fork mode unavailable ({why}); kept the target stopped instead");
+    }
+    eprintln!("goat: wrote {}", dest.display());
+    if stats {
+        let mode = match st.mode {
+            Some(snapshot::Mode::Fork) => "fork",
+            _ => "stop",
+        };
+        eprintln!(
+            "goat: mode {mode}: target stopped for {:.2} ms (+{:.2} ms to reap the copy), {} threads, {} segments\n\
+             goat: {} bytes written, file {} bytes, {} bytes on disk, {} unreadable pages; {:.1} ms in all",
+            st.pause.as_secs_f64() * 1e3,
+            st.reap_pause.as_secs_f64() * 1e3,
+            st.threads,
+            st.segments,
+            st.bytes_written,
+            st.file_len,
+            st.disk_bytes,
+            st.unreadable_pages,
+            st.total.as_secs_f64() * 1e3,
+        );
+    }
+    Ok(0)
+}
+
 /// Wall-clock time per phase, for `--stats`.
 struct Phases {
     start: Instant,
@@ -264,10 +340,14 @@ impl std::fmt::Display for Phases {
 /// Keeps the target stopped a while when `GOAT_TEST_HOLD_STOPPED_MS` is set,
 /// so tests can kill goat at the worst moment and check the target survives.
 fn hold_for_tests() {
-    if let Some(ms) = std::env::var("GOAT_TEST_HOLD_STOPPED_MS")
+    if let Some(d) = hold_duration() {
+        std::thread::sleep(d);
+    }
+}
+
+fn hold_duration() -> Option<std::time::Duration> {
+    std::env::var("GOAT_TEST_HOLD_STOPPED_MS")
         .ok()
         .and_then(|v| v.parse().ok())
-    {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
+        .map(std::time::Duration::from_millis)
 }

@@ -5,6 +5,7 @@
 //! in-memory [`CapturedMemory`] copied out during a stop.
 
 mod captured;
+mod inject;
 mod live_memory;
 #[cfg(test)]
 mod live_tests;
@@ -12,13 +13,16 @@ mod memory;
 pub mod preflight;
 mod ptrace;
 mod regs;
+mod regset;
 
 pub use captured::CapturedMemory;
+pub use inject::find_syscall_insn;
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};
 pub use ptrace::{install_detach_on_signals, read_mappings, AttachError, LiveProcess, Stopped};
 pub use regs::Regs;
+pub use regset::{FpState, FPREGS_SIZE};
 
 /// One thread of the target, with the registers it had when stopped.
 #[derive(Debug, Clone)]

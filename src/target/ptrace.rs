@@ -65,7 +65,7 @@ const PTRACE_EVENT_STOP: i32 = libc::PTRACE_EVENT_STOP;
 type Request = Box<dyn FnOnce(&mut Tracer) + Send>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopKind {
+pub(super) enum StopKind {
     /// `PTRACE_EVENT_STOP` from our interrupt (or a new clone's first stop).
     Event,
     /// Signal-delivery-stop: the signal is re-injected on resume.
@@ -76,19 +76,24 @@ enum StopKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     Running,
     Stopped(StopKind),
 }
 
 /// State owned by the ptrace thread. Only ever touched on that thread.
 pub struct Tracer {
-    pid: i32,
-    threads: BTreeMap<i32, State>,
+    pub(super) pid: i32,
+    pub(super) threads: BTreeMap<i32, State>,
     detached: bool,
+    /// A process cloned from the target for a snapshot (see `inject.rs`):
+    /// traced by us, never part of `threads`, killed and reaped on detach.
+    pub(super) fork_child: Option<i32>,
+    /// Address of a `syscall` instruction in the target, once one was used.
+    pub(super) syscall_insn: Option<u64>,
 }
 
-fn wait_flags() -> WaitPidFlag {
+pub(super) fn wait_flags() -> WaitPidFlag {
     WaitPidFlag::WNOHANG | WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD
 }
 
@@ -117,7 +122,7 @@ fn task_ids(pid: i32) -> Result<Vec<i32>, AttachError> {
         .collect())
 }
 
-fn regs_from(r: &libc::user_regs_struct) -> Regs {
+pub(super) fn regs_from(r: &libc::user_regs_struct) -> Regs {
     Regs {
         r15: r.r15,
         r14: r.r14,
@@ -199,6 +204,14 @@ impl Tracer {
     /// Handles one wait status. `stopping`: keep stopped threads stopped
     /// (a stop is in progress) instead of continuing them.
     fn on_event(&mut self, ws: WaitStatus, stopping: bool) {
+        if ws
+            .pid()
+            .is_some_and(|p| Some(p.as_raw()) == self.fork_child)
+        {
+            // The snapshot copy stays stopped until it is killed; if it died
+            // on its own, release_fork_stopped still has the target reap it.
+            return;
+        }
         match ws {
             WaitStatus::PtraceEvent(p, _, PTRACE_EVENT_CLONE) => {
                 let tid = p.as_raw();
@@ -267,7 +280,7 @@ impl Tracer {
 
     /// Interrupts every thread and waits until each is in a ptrace-stop,
     /// re-reading `/proc/PID/task` until no thread is missing.
-    fn stop_all(&mut self) -> Result<(), AttachError> {
+    pub(super) fn stop_all(&mut self) -> Result<(), AttachError> {
         let pid = self.pid;
         let deadline = Instant::now() + STOP_TIMEOUT;
         self.service();
@@ -369,7 +382,7 @@ impl Tracer {
         Ok(out)
     }
 
-    fn resume_all(&mut self) {
+    pub(super) fn resume_all(&mut self) {
         for (&tid, state) in self.threads.iter_mut() {
             let p = Pid::from_raw(tid);
             let _ = match *state {
@@ -390,6 +403,10 @@ impl Tracer {
         }
         self.detached = true;
         let _ = self.stop_all();
+        if self.fork_child.is_some() {
+            // Killed, reaped by us, then by the target (see inject.rs).
+            let _ = self.release_fork_stopped();
+        }
         for (&tid, state) in &self.threads {
             let sig = match *state {
                 State::Stopped(StopKind::Signal(sig)) => Some(sig),
@@ -521,6 +538,8 @@ impl LiveProcess {
                     pid,
                     threads: BTreeMap::new(),
                     detached: false,
+                    fork_child: None,
+                    syscall_insn: None,
                 };
                 if let Err(e) = t.seize_all() {
                     t.detach_all();
@@ -579,7 +598,7 @@ impl LiveProcess {
     }
 
     /// Runs `f` on the ptrace thread and returns its result.
-    fn call<R: Send + 'static>(
+    pub(super) fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Tracer) -> R + Send + 'static,
     ) -> Result<R, AttachError> {
@@ -628,7 +647,7 @@ impl Drop for LiveProcess {
 /// A live process with every thread stopped: a [`Target`]. Dropping it
 /// resumes every thread (re-injecting any signal that was being delivered).
 pub struct Stopped<'a> {
-    process: &'a LiveProcess,
+    pub(super) process: &'a LiveProcess,
     threads: Vec<Thread>,
     mappings: OnceLock<Vec<Mapping>>,
     since: Instant,

@@ -1,0 +1,354 @@
+//! The `PT_NOTE` contents of a Linux x86-64 core, encoded field by field
+//! (little-endian, the kernel's struct layouts), and the `/proc` facts they
+//! carry.
+
+use crate::target::{FpState, Regs, Thread};
+
+use super::maps::Vma;
+
+pub const NT_PRSTATUS: u32 = 1;
+pub const NT_PRFPREG: u32 = 2;
+pub const NT_PRPSINFO: u32 = 3;
+pub const NT_AUXV: u32 = 6;
+pub const NT_SIGINFO: u32 = 0x5349_4749;
+pub const NT_FILE: u32 = 0x4649_4c45;
+pub const NT_X86_XSTATE: u32 = 0x202;
+
+/// `sizeof(struct elf_prstatus)` on x86-64.
+pub const PRSTATUS_SIZE: usize = 336;
+/// `sizeof(struct elf_prpsinfo)` on x86-64.
+pub const PRPSINFO_SIZE: usize = 136;
+/// `sizeof(siginfo_t)`.
+pub const SIGINFO_SIZE: usize = 128;
+const PAGE: u64 = 4096;
+
+/// Process-wide facts, read from `/proc/PID` while the target is stopped.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub sid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    /// `/proc/PID/stat` state letter (R, S, D, T, …).
+    pub state: u8,
+    pub nice: i8,
+    pub flags: u64,
+    pub comm: String,
+    /// `/proc/PID/cmdline` (NUL-separated).
+    pub cmdline: Vec<u8>,
+    /// `/proc/PID/auxv`.
+    pub auxv: Vec<u8>,
+}
+
+/// Per-thread facts for `NT_PRSTATUS`.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadInfo {
+    pub tid: i32,
+    pub regs: Regs,
+    pub sigpend: u64,
+    pub sighold: u64,
+    /// User and system time, microseconds.
+    pub utime_us: u64,
+    pub stime_us: u64,
+    pub fp: FpState,
+}
+
+/// Fields after the `(comm)` of a `stat` line.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+}
+
+fn ticks_to_us(ticks: &str) -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks.parse::<u64>().unwrap_or(0) * 1_000_000 / hz
+}
+
+impl ProcessInfo {
+    /// Reads `/proc/PID/{stat,status,comm,cmdline,auxv}`; what cannot be read
+    /// stays zero/empty.
+    pub fn read(pid: i32) -> ProcessInfo {
+        let rd = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).unwrap_or_default();
+        let stat = String::from_utf8_lossy(&rd("stat")).into_owned();
+        let status = String::from_utf8_lossy(&rd("status")).into_owned();
+        let f = stat_fields(&stat);
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+        let id = |key: &str| {
+            status_field(&status, key)
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        ProcessInfo {
+            pid,
+            ppid: num(1) as i32,
+            pgrp: num(2) as i32,
+            sid: num(3) as i32,
+            uid: id("Uid"),
+            gid: id("Gid"),
+            state: f.first().and_then(|s| s.bytes().next()).unwrap_or(b'R'),
+            nice: num(16) as i8,
+            flags: num(6) as u64,
+            comm: String::from_utf8_lossy(&rd("comm")).trim_end().to_string(),
+            cmdline: rd("cmdline"),
+            auxv: rd("auxv"),
+        }
+    }
+}
+
+impl ThreadInfo {
+    /// Registers from the stop, signal masks and times from `/proc`.
+    pub fn read(pid: i32, thread: &Thread, fp: FpState) -> ThreadInfo {
+        let tid = thread.tid;
+        let dir = format!("/proc/{pid}/task/{tid}");
+        let status = std::fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
+        let f = stat_fields(&stat);
+        let hex = |k: &str| {
+            status_field(&status, k)
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0)
+        };
+        ThreadInfo {
+            tid,
+            regs: thread.regs,
+            sigpend: hex("SigPnd"),
+            sighold: hex("SigBlk"),
+            utime_us: ticks_to_us(f.get(11).copied().unwrap_or("0")),
+            stime_us: ticks_to_us(f.get(12).copied().unwrap_or("0")),
+            fp,
+        }
+    }
+}
+
+/// Appends one note: header, name (NUL, padded to 4), desc (padded to 4).
+pub fn push_note(buf: &mut Vec<u8>, name: &str, ty: u32, desc: &[u8]) {
+    let namesz = name.len() + 1;
+    buf.extend_from_slice(&(namesz as u32).to_le_bytes());
+    buf.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&ty.to_le_bytes());
+    buf.extend_from_slice(name.as_bytes());
+    buf.push(0);
+    pad4(buf);
+    buf.extend_from_slice(desc);
+    pad4(buf);
+}
+
+fn pad4(buf: &mut Vec<u8>) {
+    while !buf.len().is_multiple_of(4) {
+        buf.push(0);
+    }
+}
+
+/// `user_regs_struct`, 27 × u64 in the kernel's order.
+pub fn regs_bytes(r: &Regs) -> Vec<u8> {
+    let words = [
+        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
+        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds,
+        r.es, r.fs, r.gs,
+    ];
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    buf[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+fn put_timeval(buf: &mut [u8], at: usize, us: u64) {
+    put(buf, at, &(us / 1_000_000).to_le_bytes());
+    put(buf, at + 8, &(us % 1_000_000).to_le_bytes());
+}
+
+/// `struct elf_prstatus` for one thread.
+pub fn prstatus(t: &ThreadInfo, p: &ProcessInfo, cursig: i32) -> Vec<u8> {
+    let mut b = vec![0u8; PRSTATUS_SIZE];
+    put(&mut b, 0, &cursig.to_le_bytes()); // pr_info.si_signo
+    put(&mut b, 12, &(cursig as i16).to_le_bytes()); // pr_cursig
+    put(&mut b, 16, &t.sigpend.to_le_bytes());
+    put(&mut b, 24, &t.sighold.to_le_bytes());
+    put(&mut b, 32, &t.tid.to_le_bytes());
+    put(&mut b, 36, &p.ppid.to_le_bytes());
+    put(&mut b, 40, &p.pgrp.to_le_bytes());
+    put(&mut b, 44, &p.sid.to_le_bytes());
+    put_timeval(&mut b, 48, t.utime_us);
+    put_timeval(&mut b, 64, t.stime_us);
+    put(&mut b, 112, &regs_bytes(&t.regs));
+    put(&mut b, 328, &1i32.to_le_bytes()); // pr_fpvalid
+    b
+}
+
+/// `struct elf_prpsinfo`.
+pub fn prpsinfo(p: &ProcessInfo) -> Vec<u8> {
+    let mut b = vec![0u8; PRPSINFO_SIZE];
+    let state = b"RSDTZW".iter().position(|&c| c == p.state);
+    b[0] = state.unwrap_or(0) as u8;
+    b[1] = if state.is_some() { p.state } else { b'.' };
+    b[2] = u8::from(p.state == b'Z');
+    b[3] = p.nice as u8;
+    put(&mut b, 8, &p.flags.to_le_bytes());
+    put(&mut b, 16, &p.uid.to_le_bytes());
+    put(&mut b, 20, &p.gid.to_le_bytes());
+    put(&mut b, 24, &p.pid.to_le_bytes());
+    put(&mut b, 28, &p.ppid.to_le_bytes());
+    put(&mut b, 32, &p.pgrp.to_le_bytes());
+    put(&mut b, 36, &p.sid.to_le_bytes());
+    let comm = p.comm.as_bytes();
+    let n = comm.len().min(15);
+    put(&mut b, 40, &comm[..n]);
+    // psargs: the command line, arguments separated by spaces, NUL-terminated.
+    let args: Vec<u8> = p
+        .cmdline
+        .strip_suffix(&[0])
+        .unwrap_or(&p.cmdline)
+        .iter()
+        .map(|&c| if c == 0 { b' ' } else { c })
+        .take(79)
+        .collect();
+    put(&mut b, 56, &args);
+    b
+}
+
+/// `NT_FILE`: every file-backed mapping (start, end, offset in pages), then
+/// the names.
+pub fn file_note(vmas: &[Vma]) -> Vec<u8> {
+    let files: Vec<&Vma> = vmas.iter().filter(|v| v.is_file()).collect();
+    let mut b = Vec::new();
+    b.extend_from_slice(&(files.len() as u64).to_le_bytes());
+    b.extend_from_slice(&PAGE.to_le_bytes());
+    for v in &files {
+        for w in [v.start, v.end, v.offset / PAGE] {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+    for v in &files {
+        b.extend_from_slice(v.path.as_deref().unwrap_or("").as_bytes());
+        b.push(0);
+    }
+    b
+}
+
+/// Every note, in the kernel's order: for the first thread `PRSTATUS`,
+/// `PRPSINFO`, `SIGINFO`, `AUXV`, `FILE`, `FPREGSET`, `X86_XSTATE`; for each
+/// other thread `PRSTATUS`, `FPREGSET`, `X86_XSTATE`.
+pub fn build_notes(p: &ProcessInfo, threads: &[ThreadInfo], vmas: &[Vma]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    // A snapshot, not a crash: no signal caused it.
+    let cursig = 0;
+    for (i, t) in threads.iter().enumerate() {
+        push_note(&mut buf, "CORE", NT_PRSTATUS, &prstatus(t, p, cursig));
+        if i == 0 {
+            push_note(&mut buf, "CORE", NT_PRPSINFO, &prpsinfo(p));
+            let mut si = vec![0u8; SIGINFO_SIZE];
+            put(&mut si, 0, &cursig.to_le_bytes());
+            push_note(&mut buf, "CORE", NT_SIGINFO, &si);
+            push_note(&mut buf, "CORE", NT_AUXV, &p.auxv);
+            push_note(&mut buf, "CORE", NT_FILE, &file_note(vmas));
+        }
+        let fpregs =
+            t.fp.fpregs
+                .clone()
+                .unwrap_or_else(|| vec![0u8; crate::target::FPREGS_SIZE]);
+        push_note(&mut buf, "CORE", NT_PRFPREG, &fpregs);
+        if let Some(x) = &t.fp.xstate {
+            push_note(&mut buf, "LINUX", NT_X86_XSTATE, x);
+        }
+    }
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+    fn u64_at(b: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn note_header_name_and_padding() {
+        let mut b = Vec::new();
+        push_note(&mut b, "LINUX", NT_X86_XSTATE, &[1, 2, 3]);
+        assert_eq!(u32_at(&b, 0), 6);
+        assert_eq!(u32_at(&b, 4), 3);
+        assert_eq!(u32_at(&b, 8), NT_X86_XSTATE);
+        assert_eq!(&b[12..18], b"LINUX\0");
+        assert_eq!(&b[20..23], &[1, 2, 3]);
+        assert_eq!(b.len(), 24);
+    }
+
+    #[test]
+    fn prstatus_puts_pid_and_registers_where_the_kernel_does() {
+        let regs = Regs {
+            rip: 0x401000,
+            rsp: 0xc000040000,
+            fs_base: 0x7f00,
+            r15: 15,
+            gs: 99,
+            ..Regs::default()
+        };
+        let t = ThreadInfo {
+            tid: 1234,
+            regs,
+            utime_us: 2_500_000,
+            ..ThreadInfo::default()
+        };
+        let p = ProcessInfo {
+            ppid: 7,
+            ..ProcessInfo::default()
+        };
+        let b = prstatus(&t, &p, 0);
+        assert_eq!(b.len(), PRSTATUS_SIZE);
+        assert_eq!(u32_at(&b, 32), 1234);
+        assert_eq!(u32_at(&b, 36), 7);
+        assert_eq!(u64_at(&b, 48), 2);
+        assert_eq!(u64_at(&b, 56), 500_000);
+        assert_eq!(u64_at(&b, 112), 15); // r15 first
+        assert_eq!(u64_at(&b, 112 + 16 * 8), 0x401000); // rip
+        assert_eq!(u64_at(&b, 112 + 19 * 8), 0xc000040000); // rsp
+        assert_eq!(u64_at(&b, 112 + 21 * 8), 0x7f00); // fs_base
+        assert_eq!(u64_at(&b, 112 + 26 * 8), 99); // gs last
+        assert_eq!(u32_at(&b, 328), 1);
+    }
+
+    #[test]
+    fn prpsinfo_and_file_note() {
+        let p = ProcessInfo {
+            pid: 10,
+            state: b'S',
+            comm: "a-very-long-command-name".into(),
+            cmdline: b"/bin/prog\0-x\0y\0".to_vec(),
+            ..ProcessInfo::default()
+        };
+        let b = prpsinfo(&p);
+        assert_eq!((b[0], b[1]), (1, b'S'));
+        assert_eq!(&b[40..56], b"a-very-long-com\0");
+        assert_eq!(&b[56..70], b"/bin/prog -x y");
+        assert_eq!(b[70], 0);
+
+        let vmas = super::super::maps::parse_smaps(
+            "00400000-00402000 r-xp 00003000 08:01 1 /bin/prog\n\
+             00500000-00501000 rw-p 00000000 00:00 0 \n\
+             7ff00000-7ff01000 r-xp 00000000 00:00 0 [vdso]\n",
+        );
+        let f = file_note(&vmas);
+        assert_eq!(u64_at(&f, 0), 1);
+        assert_eq!(u64_at(&f, 8), 4096);
+        assert_eq!(
+            (u64_at(&f, 16), u64_at(&f, 24), u64_at(&f, 32)),
+            (0x400000, 0x402000, 3)
+        );
+        assert_eq!(&f[40..], b"/bin/prog\0");
+    }
+}

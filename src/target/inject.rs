@@ -1,0 +1,289 @@
+//! Running one system call inside a stopped target thread, for snapshots:
+//! `clone` (a frozen copy-on-write copy of the address space) and `wait4`
+//! (reaping that copy again, so the target is left without a zombie).
+//!
+//! No code is ever written into the target: the thread's registers are
+//! saved, `rip` is pointed at an existing `syscall` instruction (`0f 05`) and
+//! single-stepped over it, then the registers are put back exactly. Setting
+//! `orig_rax` to -1 keeps the kernel from restarting the syscall the thread
+//! was interrupted in while our call runs; restoring the saved `orig_rax` and
+//! `rax` (-ERESTARTSYS and friends) makes it restart that syscall on resume,
+//! just as if the thread had only been stopped.
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::ptrace::{self, Options};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::ptrace::{AttachError, LiveProcess, State, StopKind, Stopped, Tracer};
+
+const SYS_CLONE: u64 = 56;
+const SYS_WAIT4: u64 = 61;
+const WNOHANG: u64 = 1;
+const WALL: u64 = 0x4000_0000;
+/// A fork of a large process copies its page tables; allow for that.
+const INJECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn os(op: &'static str) -> impl Fn(Errno) -> AttachError {
+    move |errno| AttachError::Os { op, errno }
+}
+
+/// Waits (polling, bounded) for the next status of `pid` alone.
+fn wait_one(pid: i32, deadline: Instant) -> Result<WaitStatus, AttachError> {
+    let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+    let mut nap = Duration::from_micros(10);
+    loop {
+        match waitpid(Some(Pid::from_raw(pid)), Some(flags)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(ws) => return Ok(ws),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => {
+                return Err(AttachError::Os {
+                    op: "waitpid",
+                    errno,
+                })
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(AttachError::Os {
+                op: "waiting for the injected syscall",
+                errno: Errno::ETIMEDOUT,
+            });
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(1));
+    }
+}
+
+/// What an injected syscall returned.
+struct Injected {
+    ret: i64,
+    /// The new process, when the syscall was a clone we were told about.
+    child: Option<i32>,
+}
+
+impl Tracer {
+    /// A thread in a plain interrupt stop (not delivering a signal, not in
+    /// a group stop), the leader first.
+    fn injection_thread(&self) -> Result<i32, AttachError> {
+        let ok = |s: &State| *s == State::Stopped(StopKind::Event);
+        if self.threads.get(&self.pid).is_some_and(ok) {
+            return Ok(self.pid);
+        }
+        self.threads
+            .iter()
+            .find(|(_, s)| ok(s))
+            .map(|(t, _)| *t)
+            .ok_or(AttachError::Os {
+                op: "no thread in a plain stop to run a syscall in",
+                errno: Errno::EBUSY,
+            })
+    }
+
+    /// Runs syscall `nr` with `args` in stopped thread `tid` by stepping over
+    /// the `syscall` instruction at `insn`, then restores its registers.
+    fn inject(
+        &mut self,
+        tid: i32,
+        insn: u64,
+        nr: u64,
+        args: [u64; 6],
+    ) -> Result<Injected, AttachError> {
+        let p = Pid::from_raw(tid);
+        let saved = ptrace::getregs(p).map_err(os("PTRACE_GETREGS"))?;
+        let mut regs = saved;
+        regs.rip = insn;
+        regs.rax = nr;
+        regs.orig_rax = u64::MAX;
+        regs.rdi = args[0];
+        regs.rsi = args[1];
+        regs.rdx = args[2];
+        regs.r10 = args[3];
+        regs.r8 = args[4];
+        regs.r9 = args[5];
+        ptrace::setregs(p, regs).map_err(os("PTRACE_SETREGS"))?;
+        let deadline = Instant::now() + INJECT_TIMEOUT;
+        let mut child = None;
+        let mut pending: Option<Signal> = None;
+        let mut result = Err(AttachError::Os {
+            op: "injected syscall did not finish",
+            errno: Errno::ETIMEDOUT,
+        });
+        for _ in 0..32 {
+            if let Err(errno) = ptrace::step(p, None) {
+                result = Err(AttachError::Os {
+                    op: "PTRACE_SINGLESTEP",
+                    errno,
+                });
+                break;
+            }
+            match wait_one(tid, deadline) {
+                Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_CLONE)) => {
+                    if let Ok(c) = ptrace::getevent(p) {
+                        child = Some(c as i32);
+                        // From now on it is ours to kill, whatever happens.
+                        self.fork_child = Some(c as i32);
+                    }
+                }
+                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {
+                    result = ptrace::getregs(p)
+                        .map(|r| Injected {
+                            ret: r.rax as i64,
+                            child,
+                        })
+                        .map_err(os("PTRACE_GETREGS"));
+                    break;
+                }
+                // A signal on its way to the thread: delivered on resume.
+                Ok(WaitStatus::Stopped(_, sig)) => pending = Some(sig),
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => {
+                    self.threads.remove(&tid);
+                    return Err(AttachError::Exited { pid: self.pid });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // Put the thread back as it was, whatever happened. If the step never
+        // finished the thread is still in a ptrace stop, so this works.
+        let restored = ptrace::setregs(p, saved).map_err(os("PTRACE_SETREGS (restore)"));
+        if let Some(sig) = pending {
+            self.threads
+                .insert(tid, State::Stopped(StopKind::Signal(sig)));
+        }
+        let out = result?;
+        restored?;
+        Ok(out)
+    }
+
+    /// With every thread stopped: clones the target (flags 0: a copy of the
+    /// address space, exit signal 0 so the target gets no SIGCHLD). The
+    /// copy is auto-attached (TRACECLONE) and born in a ptrace stop, so it
+    /// never runs; it gets `PTRACE_O_EXITKILL` so it dies with goat.
+    pub(super) fn fork_copy(&mut self, insn: u64) -> Result<i32, AttachError> {
+        if self.fork_child.is_some() {
+            return Err(AttachError::Os {
+                op: "a snapshot copy already exists",
+                errno: Errno::EBUSY,
+            });
+        }
+        let tid = self.injection_thread()?;
+        self.syscall_insn = Some(insn);
+        let r = self.inject(tid, insn, SYS_CLONE, [0; 6])?;
+        if r.ret < 0 {
+            return Err(AttachError::Os {
+                op: "clone in the target",
+                errno: Errno::from_raw(-r.ret as i32),
+            });
+        }
+        let child = r.child.ok_or(AttachError::Os {
+            op: "clone in the target was not traced",
+            errno: Errno::ESRCH,
+        })?;
+        let deadline = Instant::now() + INJECT_TIMEOUT;
+        loop {
+            match wait_one(child, deadline)? {
+                WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..) => break,
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                    self.fork_child = None;
+                    return Err(AttachError::Os {
+                        op: "the snapshot copy died",
+                        errno: Errno::ESRCH,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let opts = Options::PTRACE_O_TRACECLONE | Options::PTRACE_O_EXITKILL;
+        ptrace::setoptions(Pid::from_raw(child), opts).map_err(os("PTRACE_SETOPTIONS"))?;
+        Ok(child)
+    }
+
+    /// With every thread stopped: kills the copy, reaps it as its tracer,
+    /// then has the target reap it as its parent (`wait4(child, NULL,
+    /// __WALL|WNOHANG, NULL)`), so no zombie is left behind.
+    pub(super) fn release_fork_stopped(&mut self) -> Result<(), AttachError> {
+        let Some(child) = self.fork_child else {
+            return Ok(());
+        };
+        let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+        let deadline = Instant::now() + INJECT_TIMEOUT;
+        loop {
+            match wait_one(child, deadline) {
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => break,
+                Ok(_) => {}
+                Err(AttachError::Os {
+                    errno: Errno::ECHILD,
+                    ..
+                }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.fork_child = None;
+        let insn = self.syscall_insn.ok_or(AttachError::Os {
+            op: "no syscall instruction known",
+            errno: Errno::EINVAL,
+        })?;
+        let tid = self.injection_thread()?;
+        let r = self.inject(
+            tid,
+            insn,
+            SYS_WAIT4,
+            [child as u64, 0, WALL | WNOHANG, 0, 0, 0],
+        )?;
+        if r.ret != i64::from(child) {
+            return Err(AttachError::Os {
+                op: "wait4 in the target did not reap the snapshot copy",
+                errno: if r.ret < 0 {
+                    Errno::from_raw(-r.ret as i32)
+                } else {
+                    Errno::ECHILD
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Stopped<'_> {
+    /// Clones the stopped target into a frozen copy (see [`Tracer::fork_copy`])
+    /// by running `clone` at `syscall_insn`, the address of an existing
+    /// `syscall` instruction in the target's executable memory. Returns the
+    /// copy's pid: read its memory while the target runs on, then call
+    /// [`LiveProcess::release_copy`]. Registers of the target's threads are
+    /// unchanged (and are those of [`Target::threads`](super::Target::threads)).
+    pub fn fork_copy(&self, syscall_insn: u64) -> Result<i32, AttachError> {
+        self.process.call(move |t| t.fork_copy(syscall_insn))?
+    }
+}
+
+impl LiveProcess {
+    /// Kills the copy made by [`Stopped::fork_copy`] and has the target reap
+    /// it (a brief second stop). Returns how long the target was stopped.
+    pub fn release_copy(&self) -> Result<Duration, AttachError> {
+        self.call(|t| {
+            let since = Instant::now();
+            if let Err(e) = t.stop_all() {
+                t.resume_all();
+                return Err(e);
+            }
+            let r = t.release_fork_stopped();
+            t.resume_all();
+            r.map(|()| since.elapsed())
+        })?
+    }
+}
+
+/// Finds a `syscall` instruction (`0f 05`) in `bytes`, mapped at `base`.
+pub fn find_syscall_insn(bytes: &[u8], base: u64) -> Option<u64> {
+    bytes
+        .windows(2)
+        .position(|w| w == [0x0f, 0x05])
+        .map(|i| base + i as u64)
+}

@@ -1,0 +1,322 @@
+//! `goat core` on live fixtures: the target survives untouched, and the core
+//! opens in readelf, gdb and `dlv core` with every thread and goroutine.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{assert_untouched, build_fixtures, fixture_path, goat, run_goat, Fixture};
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("goat-core-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn threads_of(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+/// `ps --ppid PID -o stat=`: one line per child.
+fn children_stats(pid: i32) -> Vec<String> {
+    let out = Command::new("ps")
+        .args(["--ppid", &pid.to_string(), "-o", "stat="])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn core_of(fx: &Fixture, mode: &str, dest: &Path) -> String {
+    let out = run_goat(&[
+        "core",
+        &fx.pid().to_string(),
+        "--mode",
+        mode,
+        "--stats",
+        "-o",
+        dest.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "goat core --mode {mode} failed: {err}"
+    );
+    assert_untouched(fx.pid());
+    let kids = children_stats(fx.pid());
+    assert!(kids.is_empty(), "child left behind: {kids:?}\n{err}");
+    err
+}
+
+fn note_counts(core: &Path) -> std::collections::BTreeMap<String, usize> {
+    let out = Command::new("readelf")
+        .arg("-n")
+        .arg(core)
+        .output()
+        .expect("readelf");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut m = std::collections::BTreeMap::new();
+    for l in text.lines() {
+        if let Some(nt) = l.split_whitespace().find(|w| w.starts_with("NT_")) {
+            *m.entry(nt.to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+fn check_core(flavour: &str, fx: &Fixture, core: &Path, stderr: &str) {
+    let mode = std::fs::metadata(core).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{flavour}");
+    let notes = note_counts(core);
+    // One per thread in /proc/PID/task at the stop (goat re-reads it until
+    // stable); the runtime may start another thread afterwards.
+    let threads: usize = stderr
+        .split(" threads,")
+        .next()
+        .and_then(|s| s.rsplit(' ').next()?.parse().ok())
+        .expect("thread count in --stats");
+    assert!(threads <= threads_of(fx.pid()) && threads >= 2, "{stderr}");
+    assert_eq!(
+        notes.get("NT_PRSTATUS"),
+        Some(&threads),
+        "{flavour}: {notes:?}"
+    );
+    assert_eq!(
+        notes.get("NT_FPREGSET"),
+        Some(&threads),
+        "{flavour}: {notes:?}"
+    );
+    assert_eq!(
+        notes.get("NT_X86_XSTATE"),
+        Some(&threads),
+        "{flavour}: {notes:?}"
+    );
+    for nt in ["NT_PRPSINFO", "NT_AUXV", "NT_FILE", "NT_SIGINFO"] {
+        assert_eq!(notes.get(nt), Some(&1), "{flavour}: {nt} in {notes:?}");
+    }
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", "info threads"])
+        .arg(&fx.path)
+        .arg(core)
+        .output()
+        .expect("gdb");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `info threads` rows: "* 1    Thread 0x… (LWP 123) …" or "  2    LWP 124 …".
+    let shown = text
+        .lines()
+        .filter(|l| {
+            let row = l.trim_start().trim_start_matches('*').trim_start();
+            row.split_whitespace()
+                .next()
+                .is_some_and(|id| id.parse::<u32>().is_ok())
+                && row.contains("LWP ")
+        })
+        .count();
+    assert_eq!(
+        shown, threads,
+        "{flavour}: gdb shows {shown} threads:\n{text}\n{stderr}"
+    );
+    assert!(
+        !text.to_lowercase().contains("error"),
+        "{flavour}: gdb:\n{text}"
+    );
+    assert!(
+        !text.contains("is not a core dump"),
+        "{flavour}: gdb:\n{text}"
+    );
+}
+
+fn goroutine_ids_live(pid: i32) -> Vec<u64> {
+    let out = run_goat(&["stacks", &pid.to_string()]);
+    assert!(out.status.success());
+    let mut ids: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("goroutine ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn goroutine_ids_dlv(bin: &Path, core: &Path) -> Vec<u64> {
+    let mut child = Command::new("dlv")
+        .arg("core")
+        .arg(bin)
+        .arg(core)
+        .arg("--allow-non-terminal-interactive=true")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dlv");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"goroutines\nexit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut ids: Vec<u64> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l
+                .trim_start_matches("(dlv)")
+                .trim()
+                .trim_start_matches('*')
+                .trim();
+            l.strip_prefix("Goroutine ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert!(
+        !ids.is_empty(),
+        "dlv listed no goroutines:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ids
+}
+
+#[test]
+fn cores_in_both_modes_open_in_readelf_and_gdb() {
+    build_fixtures();
+    let dir = scratch("gdb");
+    for flavour in ["go1.19-exe", "go1.27-pie"] {
+        let fx = Fixture::start(flavour, "states", &["spin"]);
+        for mode in ["stop", "fork"] {
+            let core = dir.join(format!("{flavour}.{mode}.core"));
+            let err = core_of(&fx, mode, &core);
+            assert!(err.contains(&format!("mode {mode}:")), "{err}");
+            check_core(flavour, &fx, &core, &err);
+            std::fs::remove_file(&core).unwrap();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dlv_core_lists_the_goroutines_goat_stacks_sees() {
+    build_fixtures();
+    let dir = scratch("dlv");
+    let flavour = "go1.19-exe";
+    // No spinning goroutine: the set of goroutines stays fixed.
+    let fx = Fixture::start(flavour, "states", &[]);
+    let live = goroutine_ids_live(fx.pid());
+    for mode in ["stop", "fork"] {
+        let core = dir.join(format!("{mode}.core"));
+        core_of(&fx, mode, &core);
+        let seen = goroutine_ids_dlv(&fixture_path(flavour, "states"), &core);
+        assert_eq!(seen, live, "{mode}: dlv core vs goat stacks");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn never_overwrites_without_force_and_never_follows_a_symlink() {
+    build_fixtures();
+    let dir = scratch("dest");
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let pid = fx.pid().to_string();
+    let dest = dir.join("core");
+    std::fs::write(&dest, b"precious").unwrap();
+    let out = run_goat(&["core", &pid, "-o", dest.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&dest).unwrap(), b"precious");
+
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = run_goat(&["core", &pid, "-o", link.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let out = run_goat(&["core", &pid, "--force", "-o", link.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_untouched(fx.pid());
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
+    build_fixtures();
+    let dir = scratch("kill");
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    for mode in ["stop", "fork"] {
+        let dest = dir.join(format!("{mode}.core"));
+        let mut g = goat()
+            .args(["core", &fx.pid().to_string(), "--mode", mode, "-o"])
+            .arg(&dest)
+            .env("GOAT_TEST_HOLD_STOPPED_MS", "5000")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        g.kill().unwrap();
+        let _ = g.wait();
+        assert_untouched(fx.pid());
+        assert!(
+            !dest.exists(),
+            "{mode}: a core appeared under the final name"
+        );
+        // The frozen copy dies with goat (PTRACE_O_EXITKILL): at most its
+        // zombie remains, never a running copy of the program.
+        std::thread::sleep(Duration::from_millis(100));
+        let kids = children_stats(fx.pid());
+        assert!(kids.iter().all(|s| s.starts_with('Z')), "{mode}: {kids:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_process_rewriting_its_memory_sees_no_corruption() {
+    build_fixtures();
+    let dir = scratch("sum");
+    for flavour in ["go1.19-exe", "go1.27-pie"] {
+        let mut fx = Fixture::start(flavour, "checksum", &[]);
+        for mode in ["stop", "fork", "fork", "stop"] {
+            let core = dir.join("c");
+            let _ = std::fs::remove_file(&core);
+            core_of(&fx, mode, &core);
+            assert!(std::fs::metadata(&core).unwrap().len() > 64 << 20);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            fx.child.try_wait().unwrap().is_none(),
+            "{flavour}: the checksum fixture exited (CORRUPT)"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
