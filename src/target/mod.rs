@@ -5,6 +5,7 @@
 //! in-memory [`CapturedMemory`] copied out during a stop.
 
 mod captured;
+mod core;
 mod live_memory;
 #[cfg(test)]
 mod live_tests;
@@ -13,6 +14,7 @@ pub mod preflight;
 mod ptrace;
 mod regs;
 
+pub use self::core::{CoreError, CoreFile};
 pub use captured::CapturedMemory;
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
