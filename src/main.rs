@@ -232,10 +232,10 @@ fn stacks_core(path: &Path, exe_arg: Option<&Path>, format: Format, stats: bool)
         ))
     };
     let bin = Binary::open(&exe).map_err(|e| not_go(&e))?;
-    if let Some(n) = &named {
-        warn_if_different(&core, n, &bin, &exe);
-    }
     let prog = GoProgram::load(bin).map_err(|e| not_go(&e))?;
+    if let Some(n) = &named {
+        warn_if_different(&core, n, prog.binary(), &exe);
+    }
     let bias = match &named {
         Some(n) => prog.load_bias(core.mappings(), n)?,
         None if !prog.binary().is_pie() => 0,

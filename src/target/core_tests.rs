@@ -30,7 +30,7 @@ impl Builder {
         self.notes.extend_from_slice(&kind.to_le_bytes());
         self.notes.extend_from_slice(name);
         self.notes.extend_from_slice(desc);
-        while self.notes.len() % 4 != 0 {
+        while !self.notes.len().is_multiple_of(4) {
             self.notes.push(0);
         }
         self
@@ -132,7 +132,12 @@ fn sample(exe: &Path) -> Vec<u8> {
         .prpsinfo(100, "prog")
         .prstatus(102, 0x401000, 0x7000_0200)
         .auxv_entry(0x401000)
-        .files(&[(0x400000, 0x403000, 0, exe), (0x403000, 0x404000, 3, exe)])
+        .files(&[
+            (0x400000, 0x403000, 0, exe),
+            (0x403000, 0x404000, 3, exe),
+            // Left out of the PT_LOADs altogether, as gcore does read-only data.
+            (0x500000, 0x501000, 2, exe),
+        ])
         .load(0x400000, 0x3000, PF_R | PF_X, vec![0xee; 0x1000])
         .load(0x403000, 0x1000, PF_R | PF_W, vec![0xdd; 0x1000])
         .load(0x7000_0000, 0x2000, PF_R | PF_W, vec![7; 0x1000])
@@ -181,12 +186,17 @@ fn reads_dumped_zero_tail_file_backed_and_faults_on_prot_none() {
     assert!(r[0].is_ok() && r[1].is_err());
     assert_eq!(x, [7; 4]);
 
+    // A file mapping with no PT_LOAD at all is read from the file.
+    assert_eq!(core.read_u32(0x500ffc).unwrap(), 0x0303_0303);
+    assert!(core.read_u64(0x500ffc).is_err());
+
     let m = core.mappings();
-    assert_eq!(m.len(), 4);
+    assert_eq!(m.len(), 5);
+    assert_eq!((m[2].start, m[2].offset), (0x500000, 0x2000));
     assert_eq!(m[0].path.as_deref(), exe.to_str());
     assert!(m[0].executable && !m[0].writable);
     assert_eq!((m[1].offset, m[1].path.as_deref()), (0x3000, exe.to_str()));
-    assert_eq!(m[2].path, None);
+    assert_eq!(m[3].path, None);
     let _ = std::fs::remove_file(exe);
 }
 
