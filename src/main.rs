@@ -1,17 +1,19 @@
 //! The `goat` command line: argument handling and exit codes only.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 
 use goat::binary::{self, Binary};
 use goat::goruntime::{self, GoProgram};
 use goat::snapshot;
-use goat::target::{preflight, read_mappings, AttachError, LiveProcess};
+use goat::target::{
+    preflight, read_mappings, AttachError, CoreError, CoreFile, LiveProcess, Target,
+};
 use goat::{repl, report};
 
 /// Look inside running Go programs without stopping them for long.
@@ -27,8 +29,16 @@ enum Command {
     /// Say whether goat can attach to PID, and what to run if not.
     Check { pid: i32 },
     /// Print every goroutine's stack, as the Go runtime's SIGQUIT dump does.
+    #[command(group(ArgGroup::new("target").required(true).args(["pid", "core"])))]
     Stacks {
-        pid: i32,
+        /// The process to look at.
+        pid: Option<i32>,
+        /// Read a core file (the kernel's or gdb's `gcore`) instead of a process.
+        #[arg(long, value_name = "FILE")]
+        core: Option<PathBuf>,
+        /// The core's executable, when it is not where the core says it was.
+        #[arg(long, value_name = "BINARY", requires = "core")]
+        exe: Option<PathBuf>,
         /// One JSON document instead of text.
         #[arg(long, conflicts_with = "group")]
         json: bool,
@@ -87,6 +97,9 @@ mod exit {
     pub const SELF: u8 = 8;
     pub const EXITED: u8 = 9;
     pub const CHECK_FAILED: u8 = 10;
+    pub const NOT_CORE: u8 = 11;
+    pub const BAD_CORE: u8 = 12;
+    pub const NO_EXECUTABLE: u8 = 13;
 }
 
 fn main() -> ExitCode {
@@ -98,10 +111,20 @@ fn main() -> ExitCode {
         Command::Check { pid } => check(pid),
         Command::Stacks {
             pid,
+            core,
+            exe,
             json,
             group,
             stats,
-        } => stacks(pid, json, group, stats),
+        } => {
+            let format = Format { json, group };
+            match (pid, core) {
+                (_, Some(core)) => stacks_core(&core, exe.as_deref(), format, stats),
+                (Some(pid), None) => stacks(pid, format, stats),
+                // clap requires one of them.
+                (None, None) => Err(anyhow::anyhow!("give a PID or --core FILE")),
+            }
+        }
         Command::Attach {
             pid,
             execute,
@@ -140,6 +163,16 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<NotGo>().is_some() {
         return exit::NOT_GO;
     }
+    if let Some(e) = err.downcast_ref::<CoreError>() {
+        return match e {
+            CoreError::NotCore { .. } => exit::NOT_CORE,
+            CoreError::Truncated { .. } | CoreError::Malformed { .. } => exit::BAD_CORE,
+            CoreError::Io { .. } => exit::FAILURE,
+        };
+    }
+    if err.downcast_ref::<NoExecutable>().is_some() {
+        return exit::NO_EXECUTABLE;
+    }
     exit::FAILURE
 }
 
@@ -147,6 +180,11 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct NotGo(String);
+
+/// The core's executable cannot be found.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NoExecutable(String);
 
 fn inspect_exe(path: &std::path::Path) -> std::result::Result<preflight::ExeInfo, String> {
     let info = binary::inspect(path).map_err(|e| e.to_string())?;
@@ -195,7 +233,121 @@ fn open_program(pid: i32) -> Result<(GoProgram, PathBuf)> {
     Ok((prog, exe))
 }
 
-fn stacks(pid: i32, json: bool, group: bool, stats: bool) -> Result<u8> {
+/// How to print a dump.
+#[derive(Clone, Copy)]
+struct Format {
+    json: bool,
+    group: bool,
+}
+
+fn write_dump(dump: &goruntime::Dump, format: Format) -> Result<()> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    if format.json {
+        report::write_json(&mut out, dump)?;
+    } else if format.group {
+        report::write_grouped(&mut out, dump)?;
+    } else {
+        report::write_text(&mut out, dump)?;
+    }
+    out.flush().context("writing the dump")
+}
+
+/// `goat stacks --core FILE`: the same dump, from a core file. The
+/// executable is `--exe`, else the one the core names.
+fn stacks_core(path: &Path, exe_arg: Option<&Path>, format: Format, stats: bool) -> Result<u8> {
+    let mut clock = Phases::start();
+    let mut core = CoreFile::open(path)?;
+    let named = core.executable();
+    let exe = match (exe_arg, &named) {
+        (Some(e), _) => e.to_path_buf(),
+        (None, Some(n)) if n.exists() => n.clone(),
+        (None, Some(n)) => {
+            return Err(NoExecutable(format!(
+                "the core names {} as its executable but it is not on this machine: pass --exe",
+                n.display()
+            ))
+            .into())
+        }
+        (None, None) => {
+            return Err(NoExecutable(format!(
+                "{} does not name its executable: pass --exe",
+                path.display()
+            ))
+            .into())
+        }
+    };
+    if let (Some(e), Some(n)) = (exe_arg, &named) {
+        core.use_file(n, e);
+    }
+    let not_go = |e: &dyn std::fmt::Display| {
+        NotGo(format!(
+            "{} is not a Go program goat can read: {e}",
+            exe.display()
+        ))
+    };
+    let bin = Binary::open(&exe).map_err(|e| not_go(&e))?;
+    let prog = GoProgram::load(bin).map_err(|e| not_go(&e))?;
+    if let Some(n) = &named {
+        warn_if_different(&core, n, prog.binary(), &exe);
+    }
+    let bias = match &named {
+        Some(n) => prog.load_bias(core.mappings(), n)?,
+        None if !prog.binary().is_pie() => 0,
+        None => prog.load_bias(core.mappings(), &exe)?,
+    };
+    clock.mark("load");
+    // A core has no clock: how long goroutines have waited is unknown.
+    let globals = prog.locate(&core, bias)?;
+    let capture = prog.capture(&core, &globals, None, goruntime::Capture::default())?;
+    clock.mark("read");
+    let dump = prog.decode(&capture, bias)?;
+    clock.mark("decode");
+    write_dump(&dump, format)?;
+    clock.mark("write");
+    if stats {
+        eprintln!(
+            "goat: core of pid {}: {} goroutines, {} threads, {} bytes read\ngoat: {}",
+            core.pid().map_or("?".to_string(), |p| p.to_string()),
+            dump.goroutines.len(),
+            capture.threads.len(),
+            capture.bytes,
+            clock,
+        );
+    }
+    Ok(0)
+}
+
+/// Warns (one line) when the executable's first page differs from the one
+/// the core holds for the file it names: likely a different build.
+fn warn_if_different(core: &CoreFile, named: &Path, bin: &Binary, exe: &Path) {
+    let named_str = named.to_string_lossy();
+    let Some(first) = core
+        .mappings()
+        .iter()
+        .filter(|m| {
+            m.offset == 0
+                && m.path
+                    .as_deref()
+                    .is_some_and(|p| p.trim_end_matches(" (deleted)") == named_str)
+        })
+        .min_by_key(|m| m.start)
+    else {
+        return;
+    };
+    let want = &bin.data()[..bin.data().len().min(4096)];
+    let mut got = vec![0u8; want.len()];
+    // Only what the core itself holds (the kernel dumps an ELF's first page).
+    if core.read_dumped(first.start, &mut got).is_ok() && got != want {
+        eprintln!(
+            "goat: warning: {} differs from the executable the core was taken of ({}): frames may be wrong",
+            exe.display(),
+            named.display()
+        );
+    }
+}
+
+fn stacks(pid: i32, format: Format, stats: bool) -> Result<u8> {
     let mut clock = Phases::start();
     let (prog, exe) = open_program(pid)?;
     clock.mark("load");
@@ -216,16 +368,7 @@ fn stacks(pid: i32, json: bool, group: bool, stats: bool) -> Result<u8> {
     let dump = prog.decode(&capture, bias)?;
     clock.mark("decode");
 
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    if json {
-        report::write_json(&mut out, &dump)?;
-    } else if group {
-        report::write_grouped(&mut out, &dump)?;
-    } else {
-        report::write_text(&mut out, &dump)?;
-    }
-    out.flush().context("writing the dump")?;
+    write_dump(&dump, format)?;
     clock.mark("write");
     if stats {
         eprintln!(

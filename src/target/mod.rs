@@ -5,6 +5,7 @@
 //! in-memory [`CapturedMemory`] copied out during a stop.
 
 mod captured;
+mod core;
 mod inject;
 mod live_memory;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod ptrace;
 mod regs;
 mod regset;
 
+pub use self::core::{CoreError, CoreFile};
 pub use captured::CapturedMemory;
 pub use inject::find_syscall_insn;
 pub use live_memory::ProcessMemory;
