@@ -96,7 +96,7 @@ pub fn capture(
     let gsize = layout.g.size as usize;
     let gs = cap.gs.clone();
     let granges: Vec<(u64, usize)> = gs.iter().map(|&g| (g, gsize)).collect();
-    let read_ok = read_ranges(t, &mut cap, &granges);
+    let read_ok = read_merged(t, &mut cap, &granges);
     let live: Vec<u64> = gs
         .into_iter()
         .zip(read_ok)
@@ -163,6 +163,46 @@ pub fn capture(
         cap.wait_reasons = read_wait_reasons(t, addr, n, &mut cap);
     }
     Ok(cap)
+}
+
+/// `runtime.g`s closer than this are read as one range: they sit side by
+/// side in their spans, and the kernel's cost is per range, not per byte.
+const G_MERGE_GAP: u64 = 1024;
+/// A merged range never grows past this.
+const MAX_RUN: u64 = 1 << 20;
+
+/// Like [`read_ranges`], but ranges less than [`G_MERGE_GAP`] apart are read
+/// as one run straight into the capture (no second copy). A run that fails
+/// (a hole between two ranges) is retried range by range.
+fn read_merged(t: &dyn Target, cap: &mut Capture, ranges: &[(u64, usize)]) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_unstable_by_key(|&i| ranges[i].0);
+    let mut runs: Vec<(u64, usize)> = Vec::new();
+    let mut run_of = vec![0usize; ranges.len()];
+    for i in order {
+        let (addr, len) = ranges[i];
+        let end = addr.saturating_add(len as u64);
+        if let Some(run) = runs.last_mut() {
+            let run_end = run.0 + run.1 as u64;
+            if addr <= run_end.saturating_add(G_MERGE_GAP) && end.saturating_sub(run.0) <= MAX_RUN {
+                run.1 = (end.max(run_end) - run.0) as usize;
+                run_of[i] = runs.len() - 1;
+                continue;
+            }
+        }
+        runs.push((addr, len));
+        run_of[i] = runs.len() - 1;
+    }
+    let run_ok = read_ranges(t, cap, &runs);
+    let mut ok: Vec<bool> = run_of.iter().map(|&r| run_ok[r]).collect();
+    let retry: Vec<usize> = (0..ranges.len()).filter(|&i| !ok[i]).collect();
+    if !retry.is_empty() {
+        let again: Vec<(u64, usize)> = retry.iter().map(|&i| ranges[i]).collect();
+        for (&i, good) in retry.iter().zip(read_ranges(t, cap, &again)) {
+            ok[i] = good;
+        }
+    }
+    ok
 }
 
 /// Reads every range into `cap.mem`; returns whether each could be read.
