@@ -60,6 +60,19 @@ enum Command {
         #[arg(long)]
         batch: bool,
     },
+    /// Open a core file with the same commands as `attach` (post-mortem).
+    Debug {
+        core: PathBuf,
+        /// The executable, when the one the core names is not on this machine.
+        #[arg(long)]
+        exe: Option<PathBuf>,
+        /// Run CMD first (repeatable), then go interactive.
+        #[arg(short = 'x', value_name = "CMD")]
+        execute: Vec<String>,
+        /// Run the -x commands (and stdin, when it is not a terminal), then quit.
+        #[arg(long)]
+        batch: bool,
+    },
     /// Write an ELF core of PID (for gdb and `dlv core`) and leave it running.
     Core {
         pid: i32,
@@ -130,6 +143,12 @@ fn main() -> ExitCode {
             execute,
             batch,
         } => attach(pid, execute, batch),
+        Command::Debug {
+            core,
+            exe,
+            execute,
+            batch,
+        } => debug(&core, exe.as_deref(), execute, batch),
         Command::Core {
             pid,
             output,
@@ -255,8 +274,9 @@ fn write_dump(dump: &goruntime::Dump, format: Format) -> Result<()> {
 
 /// `goat stacks --core FILE`: the same dump, from a core file. The
 /// executable is `--exe`, else the one the core names.
-fn stacks_core(path: &Path, exe_arg: Option<&Path>, format: Format, stats: bool) -> Result<u8> {
-    let mut clock = Phases::start();
+/// Opens a core and the executable it names (or `exe_arg`), ready to read:
+/// the core, the program and the load bias.
+fn open_core(path: &Path, exe_arg: Option<&Path>) -> Result<(CoreFile, GoProgram, u64)> {
     let mut core = CoreFile::open(path)?;
     let named = core.executable();
     let exe = match (exe_arg, &named) {
@@ -296,6 +316,12 @@ fn stacks_core(path: &Path, exe_arg: Option<&Path>, format: Format, stats: bool)
         None if !prog.binary().is_pie() => 0,
         None => prog.load_bias(core.mappings(), &exe)?,
     };
+    Ok((core, prog, bias))
+}
+
+fn stacks_core(path: &Path, exe_arg: Option<&Path>, format: Format, stats: bool) -> Result<u8> {
+    let mut clock = Phases::start();
+    let (core, prog, bias) = open_core(path, exe_arg)?;
     clock.mark("load");
     // A core has no clock: how long goroutines have waited is unknown.
     let globals = prog.locate(&core, bias)?;
@@ -394,6 +420,13 @@ fn attach(pid: i32, commands: Vec<String>, batch: bool) -> Result<u8> {
     drop(session);
     drop(live);
     Ok(code)
+}
+
+fn debug(path: &Path, exe: Option<&Path>, commands: Vec<String>, batch: bool) -> Result<u8> {
+    let (core, prog, bias) = open_core(path, exe)?;
+    let backend = repl::CoreBackend::new(core);
+    let mut session = repl::Session::new(&prog, Box::new(backend), bias)?;
+    Ok(repl::run(&mut session, &repl::Options { commands, batch }))
 }
 
 fn core(pid: i32, output: Option<PathBuf>, mode: CoreMode, force: bool, stats: bool) -> Result<u8> {

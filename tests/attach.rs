@@ -376,3 +376,57 @@ fn terminal_session_with_prompt_completion_and_history() {
     }
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// `goat debug CORE`: the same session commands on a core goat wrote.
+#[test]
+fn debug_session_on_a_core() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let dir = std::env::temp_dir().join(format!("goat-debug-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let core = dir.join("states.core");
+    let out = run_goat(&[
+        "core",
+        &fx.pid().to_string(),
+        "-o",
+        core.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(out.status.success(), "goat core: {}", text(&out.stderr));
+    let live = stacks(fx.pid());
+    drop(fx);
+
+    let (id, _) = chan_receive(&live);
+    let mut child = goat()
+        .arg("debug")
+        .arg(&core)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = format!("grs\ngr {id}\nbt\nquit\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("core "),
+        "banner names the core: {stderr}"
+    );
+    assert!(
+        !stderr.contains("detached"),
+        "nothing to detach from a core: {stderr}"
+    );
+    let listed: BTreeSet<u64> = listed_goroutines(&stdout).into_iter().collect();
+    let want: BTreeSet<u64> = live.keys().copied().collect();
+    assert_eq!(listed, want, "{stdout}");
+    let want_frames: Vec<String> = live[&id].frames.iter().map(|f| f.0.clone()).collect();
+    assert_eq!(stack_functions(&stdout), want_frames, "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,7 +22,7 @@ mod table;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub use state::{Backend, Control, LiveBackend, Session};
+pub use state::{Backend, Control, CoreBackend, LiveBackend, Session};
 pub use table::{Command, Group, COMMANDS};
 
 /// How `goat attach` was asked to run.
@@ -64,7 +64,7 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
     } else if !s.is_done() && !opts.batch {
         frontend::interactive(s, &mut run_one);
     }
-    if let Some(pid) = s.pid() {
+    if let (Some(pid), None) = (s.pid(), s.core_path()) {
         eprintln!("goat: detached from {pid}; it is running");
     }
     u8::from(opts.batch && failed)
@@ -75,6 +75,14 @@ fn banner(s: &Session) -> String {
     let threads = s.target().map_or(0, |t| t.threads().len());
     let goroutines = s.dump().goroutines.len();
     let version = &s.dump().go_version;
+    if let Some(core) = s.core_path() {
+        let pid = s.pid().map_or("?".to_string(), |p| p.to_string());
+        return format!(
+            "core {} (pid {pid}, {version}): {goroutines} goroutines, {threads} threads; \
+             a core cannot run, so execution commands are unavailable",
+            core.display()
+        );
+    }
     match s.pid() {
         Some(pid) => {
             let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))

@@ -9,17 +9,24 @@
 use anyhow::{anyhow, Context, Result};
 
 use crate::goruntime::{self, Dump, Frame, GoProgram, Goroutine};
-use crate::target::{LiveProcess, Stopped, Target, Thread};
+use std::path::Path;
+
+use crate::target::{CoreFile, LiveProcess, Stopped, Target, Thread};
 
 /// Where the session's process state comes from: a stopped live process or
-/// (later) a core file.
+/// a core file.
 pub trait Backend {
     /// The frozen target, or `None` while it runs.
     fn target(&self) -> Option<&dyn Target>;
     /// Execution control, for a backend that has it (a live process).
     fn control(&mut self) -> Option<&mut dyn Control>;
-    /// The process id, when there is a process.
+    /// The process id, when there is a process (a core names the one it
+    /// was taken from).
     fn pid(&self) -> Option<i32>;
+    /// The core file, for a post-mortem session.
+    fn core_path(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// What only a live process can do. The execution-control commands
@@ -69,6 +76,32 @@ impl Control for LiveBackend<'_> {
     }
 }
 
+/// A core file: always frozen, never runs.
+pub struct CoreBackend {
+    core: CoreFile,
+}
+
+impl CoreBackend {
+    pub fn new(core: CoreFile) -> CoreBackend {
+        CoreBackend { core }
+    }
+}
+
+impl Backend for CoreBackend {
+    fn target(&self) -> Option<&dyn Target> {
+        Some(&self.core)
+    }
+    fn control(&mut self) -> Option<&mut dyn Control> {
+        None
+    }
+    fn pid(&self) -> Option<i32> {
+        self.core.pid()
+    }
+    fn core_path(&self) -> Option<&Path> {
+        Some(self.core.path())
+    }
+}
+
 /// One interactive session over one target.
 pub struct Session<'a> {
     pub(super) prog: &'a GoProgram,
@@ -114,9 +147,14 @@ impl<'a> Session<'a> {
     fn load(&mut self) -> Result<()> {
         let t = self.target()?;
         let globals = self.prog.locate(t, self.bias)?;
+        // A core has no clock: how long goroutines have waited is unknown.
+        let now = match self.backend.core_path() {
+            Some(_) => None,
+            None => goruntime::monotonic_now(),
+        };
         let cap = self
             .prog
-            .capture(t, &globals, goruntime::monotonic_now(), Default::default())
+            .capture(t, &globals, now, Default::default())
             .context("reading the goroutines")?;
         let dump = self.prog.decode(&cap, self.bias)?;
         let main_tid = t.pid();
@@ -158,6 +196,11 @@ impl<'a> Session<'a> {
 
     pub fn pid(&self) -> Option<i32> {
         self.backend.pid()
+    }
+
+    /// The core file of a post-mortem session.
+    pub fn core_path(&self) -> Option<&Path> {
+        self.backend.core_path()
     }
 
     pub fn dump(&self) -> &Dump {
