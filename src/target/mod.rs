@@ -15,6 +15,7 @@ pub mod preflight;
 mod ptrace;
 mod regs;
 mod regset;
+mod signals;
 
 pub use self::core::{CoreError, CoreFile};
 pub use captured::CapturedMemory;
@@ -22,9 +23,10 @@ pub use inject::find_syscall_insn;
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};
-pub use ptrace::{install_detach_on_signals, read_mappings, AttachError, LiveProcess, Stopped};
+pub use ptrace::{read_mappings, AttachError, LiveProcess, Stopped};
 pub use regs::Regs;
 pub use regset::{FpState, FPREGS_SIZE};
+pub use signals::install_detach_on_signals;
 
 /// One thread of the target, with the registers it had when stopped.
 #[derive(Debug, Clone)]

@@ -12,8 +12,7 @@
 //! their way to the target) every millisecond.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ use thiserror::Error;
 
 use super::live_memory::ProcessMemory;
 use super::memory::{Memory, ReadFault};
+use super::signals;
 use super::{Mapping, Regs, Target, Thread};
 
 /// Why attaching to (or stopping) a process failed.
@@ -62,7 +62,7 @@ const SERVICE_INTERVAL: Duration = Duration::from_millis(1);
 const PTRACE_EVENT_CLONE: i32 = libc::PTRACE_EVENT_CLONE;
 const PTRACE_EVENT_STOP: i32 = libc::PTRACE_EVENT_STOP;
 
-type Request = Box<dyn FnOnce(&mut Tracer) + Send>;
+pub(super) type Request = Box<dyn FnOnce(&mut Tracer) + Send>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum StopKind {
@@ -397,7 +397,7 @@ impl Tracer {
 
     /// Detaches every thread (stopping it first: the kernel detaches only
     /// tracees in a ptrace-stop). Pending signals are handed back.
-    fn detach_all(&mut self) {
+    pub(super) fn detach_all(&mut self) {
         if self.detached {
             return;
         }
@@ -433,69 +433,6 @@ fn permission_error(pid: i32) -> AttachError {
         pid,
         advice: super::preflight::permission_advice(pid),
     }
-}
-
-// ---- the registry used by install_detach_on_signals ----
-
-type Registry = Mutex<BTreeMap<u64, Sender<Request>>>;
-
-fn registry() -> &'static Registry {
-    static REG: OnceLock<Registry> = OnceLock::new();
-    REG.get_or_init(|| Mutex::new(BTreeMap::new()))
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-fn detach_via(tx: &Sender<Request>, timeout: Duration) {
-    let (rtx, rrx) = bounded::<()>(1);
-    let req: Request = Box::new(move |t: &mut Tracer| {
-        t.detach_all();
-        let _ = rtx.send(());
-    });
-    if tx.send(req).is_ok() {
-        let _ = rrx.recv_timeout(timeout);
-    }
-}
-
-/// Makes SIGINT, SIGTERM and SIGHUP detach every live target and then exit
-/// with status 128+signo. Call it early in `main`, before other threads are
-/// started: it blocks those signals in the calling thread (threads started
-/// later inherit the mask) and waits for them on a thread of its own.
-/// A signal delivered to a thread started earlier still kills goat, and the
-/// kernel then detaches anyway (an interrupt-stop does not outlive goat).
-pub fn install_detach_on_signals() -> Result<(), AttachError> {
-    use nix::sys::signal::SigSet;
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    if INSTALLED.get().is_some() {
-        return Ok(());
-    }
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.add(Signal::SIGHUP);
-    set.thread_block().map_err(|errno| AttachError::Os {
-        op: "pthread_sigmask",
-        errno,
-    })?;
-    let _ = INSTALLED.set(());
-    std::thread::Builder::new()
-        .name("goat-signals".into())
-        .spawn(move || loop {
-            let Ok(sig) = set.wait() else { continue };
-            let live: Vec<Sender<Request>> = registry()
-                .lock()
-                .map(|r| r.values().cloned().collect())
-                .unwrap_or_default();
-            for tx in &live {
-                detach_via(tx, Duration::from_secs(3));
-            }
-            std::process::exit(128 + sig as i32);
-        })
-        .map_err(|e| AttachError::Os {
-            op: "spawn signal thread",
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        })?;
-    Ok(())
 }
 
 /// A process goat has attached to (every thread `PTRACE_SEIZE`d, still
@@ -576,10 +513,7 @@ impl LiveProcess {
                 return Err(thread_gone());
             }
         }
-        let reg_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut r) = registry().lock() {
-            r.insert(reg_id, tx.clone());
-        }
+        let reg_id = signals::register(tx.clone());
         Ok(LiveProcess {
             pid,
             tx: Some(tx),
@@ -632,11 +566,9 @@ impl LiveProcess {
 
 impl Drop for LiveProcess {
     fn drop(&mut self) {
-        if let Ok(mut r) = registry().lock() {
-            r.remove(&self.reg_id);
-        }
+        signals::unregister(self.reg_id);
         if let Some(tx) = self.tx.take() {
-            detach_via(&tx, Duration::from_secs(10));
+            signals::detach_via(&tx, Duration::from_secs(10));
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
