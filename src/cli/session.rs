@@ -1,0 +1,31 @@
+//! `goat attach` and `goat debug`: the interactive session over a live
+//! process or a core.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use goat::repl;
+use goat::target::{read_mappings, LiveProcess};
+
+use super::open::{open_core, open_program};
+
+pub fn attach(pid: i32, commands: Vec<String>, batch: bool) -> Result<u8> {
+    let (prog, exe) = open_program(pid)?;
+    let live = LiveProcess::attach(pid)?;
+    let bias = prog.load_bias(&read_mappings(pid), &exe)?;
+    let backend = repl::LiveBackend::stop(&live)?;
+    let mut session = repl::Session::new(&prog, Box::new(backend), bias)?;
+    let code = repl::run(&mut session, &repl::Options { commands, batch });
+    // Resumes every thread, then detaches.
+    drop(session);
+    drop(live);
+    Ok(code)
+}
+
+pub fn debug(path: &Path, exe: Option<&Path>, commands: Vec<String>, batch: bool) -> Result<u8> {
+    let (core, prog, bias) = open_core(path, exe)?;
+    let backend = repl::CoreBackend::new(core);
+    let mut session = repl::Session::new(&prog, Box::new(backend), bias)?;
+    Ok(repl::run(&mut session, &repl::Options { commands, batch }))
+}
