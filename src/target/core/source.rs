@@ -1,0 +1,126 @@
+//! The core file (and the files it maps) read with `pread` through a small
+//! block cache.
+
+use super::*;
+
+/// A file read with `pread` through a small cache of blocks.
+#[derive(Debug)]
+pub(super) struct Source {
+    pub(super) data: Data,
+    pub(super) len: u64,
+    pub(super) cache: Mutex<BlockCache>,
+}
+
+#[derive(Debug)]
+pub(super) enum Data {
+    File(File),
+    /// Held in memory (tests, fuzzing).
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct BlockCache {
+    pub(super) blocks: HashMap<u64, Arc<Vec<u8>>>,
+    pub(super) order: VecDeque<u64>,
+}
+
+impl Source {
+    pub(super) fn open(path: &Path) -> std::io::Result<Source> {
+        // Non-blocking, and regular files only: a hostile core can name a
+        // FIFO or a device, and reading one must not hang.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        let len = meta.len();
+        Ok(Source {
+            data: Data::File(file),
+            len,
+            cache: Mutex::new(BlockCache::default()),
+        })
+    }
+
+    pub(super) fn from_bytes(bytes: Vec<u8>) -> Source {
+        Source {
+            len: bytes.len() as u64,
+            data: Data::Bytes(bytes),
+            cache: Mutex::new(BlockCache::default()),
+        }
+    }
+
+    pub(super) fn pread(&self, buf: &mut [u8], off: u64) -> bool {
+        match &self.data {
+            Data::File(f) => f.read_exact_at(buf, off).is_ok(),
+            Data::Bytes(b) => {
+                let Ok(start) = usize::try_from(off) else {
+                    return false;
+                };
+                match b.get(start..start.saturating_add(buf.len())) {
+                    Some(src) if src.len() == buf.len() => {
+                        buf.copy_from_slice(src);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    /// Fills `buf` from byte `off`, or fails (nothing past the end is read).
+    pub(super) fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = off.checked_add(buf.len() as u64) else {
+            return false;
+        };
+        if end > self.len {
+            return false;
+        }
+        if buf.len() as u64 >= BLOCK || matches!(self.data, Data::Bytes(_)) {
+            return self.pread(buf, off);
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let pos = off + done as u64;
+            let index = pos / BLOCK;
+            let Some(block) = self.block(index) else {
+                return false;
+            };
+            let within = (pos - index * BLOCK) as usize;
+            let n = (buf.len() - done).min(block.len().saturating_sub(within));
+            if n == 0 {
+                return false;
+            }
+            buf[done..done + n].copy_from_slice(&block[within..within + n]);
+            done += n;
+        }
+        true
+    }
+
+    pub(super) fn block(&self, index: u64) -> Option<Arc<Vec<u8>>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = cache.blocks.get(&index) {
+            return Some(b.clone());
+        }
+        let start = index * BLOCK;
+        let n = BLOCK.min(self.len.checked_sub(start)?) as usize;
+        let mut bytes = vec![0u8; n];
+        if !self.pread(&mut bytes, start) {
+            return None;
+        }
+        let bytes = Arc::new(bytes);
+        cache.blocks.insert(index, bytes.clone());
+        cache.order.push_back(index);
+        if cache.order.len() > CACHE_BLOCKS {
+            if let Some(old) = cache.order.pop_front() {
+                cache.blocks.remove(&old);
+            }
+        }
+        Some(bytes)
+    }
+}
