@@ -1,0 +1,93 @@
+//! A core goat writes, read back by goat: `goat stacks --core` on it lists
+//! the same goroutines, with the same stacks, as `goat stacks` on the live
+//! process, for both core modes, Go 1.19 and 1.27, PIE and not.
+
+mod common;
+
+use common::traceback::{self, Block};
+use common::{assert_untouched, run_goat, Fixture};
+
+/// The header bracket without `, N minutes`: a core has no clock.
+fn without_minutes(bracket: &str) -> String {
+    bracket
+        .split(", ")
+        .filter(|part| !part.ends_with(" minutes"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn parked(b: &Block) -> bool {
+    !matches!(
+        b.status(),
+        "running" | "runnable" | "preempted" | "copystack"
+    )
+}
+
+fn round_trip(flavour: &str, mode: &str) {
+    let fx = Fixture::start(flavour, "states", &[]);
+    let pid = fx.pid().to_string();
+    let dir = std::env::temp_dir().join(format!("goat-rt-{}-{flavour}-{mode}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let core = dir.join("core");
+    let core = core.to_str().unwrap();
+
+    let live = run_goat(&["stacks", &pid]);
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    let written = run_goat(&["core", &pid, "-o", core, "--mode", mode]);
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    assert_untouched(fx.pid());
+    let read = run_goat(&["stacks", "--core", core]);
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+
+    let live_text = String::from_utf8_lossy(&live.stdout).into_owned();
+    let core_text = String::from_utf8_lossy(&read.stdout).into_owned();
+    let live = traceback::parse(&live_text);
+    let from_core = traceback::parse(&core_text);
+    let ctx = || format!("{flavour} {mode}\n--- live:\n{live_text}\n--- core:\n{core_text}");
+    assert_eq!(
+        live.keys().collect::<Vec<_>>(),
+        from_core.keys().collect::<Vec<_>>(),
+        "goroutine ids, {}",
+        ctx()
+    );
+    let mut compared = 0;
+    for (id, want) in live.iter().filter(|(_, b)| parked(b)) {
+        let got = &from_core[id];
+        assert_eq!(
+            without_minutes(&got.bracket),
+            without_minutes(&want.bracket),
+            "goroutine {id}, {}",
+            ctx()
+        );
+        assert_eq!(got.gp, want.gp, "goroutine {id}, {}", ctx());
+        assert_eq!(got.frames, want.frames, "goroutine {id}, {}", ctx());
+        assert_eq!(got.created_by, want.created_by, "goroutine {id}, {}", ctx());
+        compared += 1;
+    }
+    assert!(
+        compared >= 15,
+        "{flavour} {mode}: only {compared} goroutines compared"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn goats_own_cores_read_back_like_the_live_process() {
+    for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
+        for mode in ["fork", "stop"] {
+            round_trip(flavour, mode);
+        }
+    }
+}
