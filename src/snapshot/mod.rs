@@ -275,7 +275,8 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
         Some(c) => {
             stats.pause = stopped.stopped_for();
             stopped.resume()?;
-            let mem = ProcessMemory::new(c);
+            // Never process_vm_readv here: it would copy every shared page.
+            let mem = ProcessMemory::without_pinning(c);
             let r = write_file(&tmp, c, &mem, &facts, &mut stats);
             let reaped = live.release_copy();
             match reaped {

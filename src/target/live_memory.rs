@@ -32,6 +32,19 @@ impl ProcessMemory {
         }
     }
 
+    /// Reads through `/proc/PID/mem` only. For a copy-on-write child (the
+    /// fork-mode core): `process_vm_readv` pins each page, and the kernel
+    /// (5.19+) unshares — copies — an anonymous page pinned while shared, so
+    /// reading the child would duplicate the whole heap. `/proc/PID/mem`
+    /// reads without pinning.
+    pub fn without_pinning(pid: i32) -> Self {
+        ProcessMemory {
+            pid,
+            use_proc_mem: AtomicBool::new(true),
+            proc_mem: OnceLock::new(),
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.pid
     }
