@@ -133,9 +133,20 @@ fn is_zero(page: &[u8]) -> bool {
         .all(|c| u128::from_ne_bytes(c.try_into().unwrap_or([1; 16])) == 0)
 }
 
+/// Bytes of memory a core of `layout` copies (for progress reports).
+pub fn dump_bytes(layout: &Layout) -> u64 {
+    layout.segments.iter().map(|s| s.filesz).sum()
+}
+
 /// Writes the whole core to `file`: headers, then each segment's bytes read
-/// from `mem`. Zero and unreadable pages are skipped (holes).
-pub fn write_core(file: &File, layout: &Layout, mem: &dyn Memory) -> io::Result<WriteStats> {
+/// from `mem`. Zero and unreadable pages are skipped (holes). `progress` is
+/// told how many segment bytes are done after each chunk.
+pub fn write_core(
+    file: &File,
+    layout: &Layout,
+    mem: &dyn Memory,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<WriteStats> {
     let head = headers(layout);
     file.write_all_at(&head, 0)?;
     let mut stats = WriteStats {
@@ -151,6 +162,7 @@ pub fn write_core(file: &File, layout: &Layout, mem: &dyn Memory) -> io::Result<
             read_tolerant(mem, addr, &mut buf[..n], &mut stats);
             write_nonzero(file, seg.offset + done, &buf[..n], &mut stats)?;
             done += n as u64;
+            progress(n as u64);
         }
     }
     file.set_len(layout.end)?;

@@ -171,6 +171,24 @@ struct Facts<'a> {
 }
 
 /// Plans and writes the core of `layout_pid`'s memory as `mem` shows it.
+/// Cores smaller than this are written without a progress bar.
+const PROGRESS_MIN_BYTES: u64 = 256 << 20;
+
+/// A progress bar on stderr for a large core, when stderr is a terminal.
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "goat: writing core {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .ok()?;
+    bar.set_style(style);
+    Some(bar)
+}
+
 fn write_file(
     tmp: &output::TempCore,
     layout_pid: i32,
@@ -192,7 +210,16 @@ fn write_file(
         std::thread::sleep(h);
     }
     let what = format!("writing {}", tmp.tmp_path().display());
-    let w = elf::write_core(&tmp.file, &layout, mem).map_err(|e| {
+    let bar = progress_bar(elf::dump_bytes(&layout));
+    let w = elf::write_core(&tmp.file, &layout, mem, &mut |n| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let w = w.map_err(|e| {
         let hint = if e.raw_os_error() == Some(libc::ENOSPC) {
             " (the disk is full; the partial file was removed)"
         } else {
