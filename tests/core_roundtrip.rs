@@ -91,3 +91,70 @@ fn goats_own_cores_read_back_like_the_live_process() {
         }
     }
 }
+
+/// gdb reads the same thread ids and rips from goat's core as goat's own
+/// core reader (and as the threads goat stopped).
+#[test]
+fn gdb_sees_every_thread_at_the_recorded_rip() {
+    use goat::target::{CoreFile, Target};
+    for flavour in ["go1.19-exe", "go1.27-pie"] {
+        for mode in ["fork", "stop"] {
+            let fx = Fixture::start(flavour, "states", &[]);
+            let dir = std::env::temp_dir()
+                .join(format!("goat-gdb-{}-{flavour}-{mode}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let core = dir.join("core");
+            let out = run_goat(&[
+                "core",
+                &fx.pid().to_string(),
+                "-o",
+                core.to_str().unwrap(),
+                "--mode",
+                mode,
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let task_count = std::fs::read_dir(format!("/proc/{}/task", fx.pid()))
+                .unwrap()
+                .count();
+
+            let ours: std::collections::BTreeMap<i64, u64> = CoreFile::open(&core)
+                .unwrap()
+                .threads()
+                .iter()
+                .map(|t| (i64::from(t.tid), t.regs.rip))
+                .collect();
+            assert_eq!(
+                ours.len(),
+                task_count,
+                "{flavour} {mode}: one NT_PRSTATUS per thread"
+            );
+
+            let gdb = std::process::Command::new("gdb")
+                .args(["-batch", "-nx", "-ex", "thread apply all p/x $rip"])
+                .arg(&fx.path)
+                .arg(&core)
+                .output()
+                .expect("gdb (scripts/test installs it)");
+            let text = String::from_utf8_lossy(&gdb.stdout);
+            let mut theirs = std::collections::BTreeMap::new();
+            let mut lwp = None;
+            for line in text.lines() {
+                if let Some(rest) = line.split("(LWP ").nth(1) {
+                    lwp = rest.split(')').next().and_then(|n| n.parse::<i64>().ok());
+                } else if let Some(hex) = line.split("= 0x").nth(1) {
+                    let tid = lwp.take().expect("a thread line before each value");
+                    theirs.insert(tid, u64::from_str_radix(hex.trim(), 16).unwrap());
+                }
+            }
+            assert_eq!(
+                theirs, ours,
+                "{flavour} {mode}: gdb's threads and rips\n{text}"
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
