@@ -141,10 +141,14 @@ pub fn dump_bytes(layout: &Layout) -> u64 {
 /// Writes the whole core to `file`: headers, then each segment's bytes read
 /// from `mem`. Zero and unreadable pages are skipped (holes). `progress` is
 /// told how many segment bytes are done after each chunk.
+///
+/// Reading and writing overlap: one thread fills chunks from `mem` while
+/// this one writes the previous chunk, so the time is that of the slower of
+/// the two rather than their sum.
 pub fn write_core(
     file: &File,
     layout: &Layout,
-    mem: &dyn Memory,
+    mem: &(dyn Memory + Sync),
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<WriteStats> {
     let head = headers(layout);
@@ -153,18 +157,50 @@ pub fn write_core(
         bytes_written: head.len() as u64,
         ..WriteStats::default()
     };
-    let mut buf = vec![0u8; CHUNK];
-    for seg in layout.segments.iter().filter(|s| s.filesz > 0) {
-        let mut done = 0u64;
-        while done < seg.filesz {
-            let n = (seg.filesz - done).min(CHUNK as u64) as usize;
-            let addr = seg.vma.start + done;
-            read_tolerant(mem, addr, &mut buf[..n], &mut stats);
-            write_nonzero(file, seg.offset + done, &buf[..n], &mut stats)?;
-            done += n as u64;
-            progress(n as u64);
-        }
+    // Each piece of work: where the chunk goes in the file, and its bytes.
+    let (filled_tx, filled_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>, u64)>(2);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(3);
+    for _ in 0..3 {
+        let _ = empty_tx.send(vec![0u8; CHUNK]);
     }
+    let written = std::thread::scope(|s| -> io::Result<()> {
+        let reader = s.spawn(move || {
+            for seg in layout.segments.iter().filter(|s| s.filesz > 0) {
+                let mut done = 0u64;
+                while done < seg.filesz {
+                    let n = (seg.filesz - done).min(CHUNK as u64) as usize;
+                    let Ok(mut buf) = empty_rx.recv() else { return };
+                    let mut unreadable = WriteStats::default();
+                    read_tolerant(mem, seg.vma.start + done, &mut buf[..n], &mut unreadable);
+                    buf.truncate(n);
+                    if filled_tx.send((seg.offset + done, buf, unreadable.unreadable_pages)).is_err() {
+                        return;
+                    }
+                    done += n as u64;
+                }
+            }
+        });
+        // The writer: on an error, stop taking chunks (the reader then ends
+        // when its channel closes) and report it.
+        let mut result = Ok(());
+        for (offset, mut buf, unreadable) in filled_rx.iter() {
+            stats.unreadable_pages += unreadable;
+            if result.is_ok() {
+                result = write_nonzero(file, offset, &buf, &mut stats);
+                progress(buf.len() as u64);
+            }
+            if result.is_err() {
+                break;
+            }
+            buf.resize(CHUNK, 0);
+            let _ = empty_tx.send(buf);
+        }
+        drop(empty_tx);
+        drop(filled_rx);
+        let _ = reader.join();
+        result
+    });
+    written?;
     file.set_len(layout.end)?;
     Ok(stats)
 }

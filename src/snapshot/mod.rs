@@ -192,7 +192,7 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
 fn write_file(
     tmp: &output::TempCore,
     layout_pid: i32,
-    mem: &dyn Memory,
+    mem: &(dyn Memory + Sync),
     facts: &Facts<'_>,
     stats: &mut CoreStats,
 ) -> Result<(), SnapshotError> {
