@@ -173,7 +173,10 @@ pub fn write_core(
                     let mut unreadable = WriteStats::default();
                     read_tolerant(mem, seg.vma.start + done, &mut buf[..n], &mut unreadable);
                     buf.truncate(n);
-                    if filled_tx.send((seg.offset + done, buf, unreadable.unreadable_pages)).is_err() {
+                    if filled_tx
+                        .send((seg.offset + done, buf, unreadable.unreadable_pages))
+                        .is_err()
+                    {
                         return;
                     }
                     done += n as u64;
