@@ -430,3 +430,31 @@ fn debug_session_on_a_core() {
     assert_eq!(stack_functions(&stdout), want_frames, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `x ADDR [N]` dumps target memory; an unreadable address is an error and
+/// the session goes on.
+#[test]
+fn examine_memory_prints_hex_and_ascii() {
+    build_fixtures();
+    let fx = Fixture::start("go1.19-exe", "states", &[]);
+    // A non-PIE Go executable is mapped at 0x400000: its ELF header.
+    let out = attach_with_stdin(fx.pid(), &[], "x 0x400000 4\nx 0x10 8\nx 0x400000\n");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("0x0000000000400000: 7f 45 4c 46"),
+        "{stdout}"
+    );
+    assert!(lines[0].ends_with(".ELF"), "{stdout}");
+    assert!(
+        stderr.contains("error:"),
+        "unreadable 0x10 is reported: {stderr}"
+    );
+    assert_eq!(
+        lines.len(),
+        1 + 4,
+        "default 64 bytes = 4 lines after the first dump:\n{stdout}"
+    );
+    assert_untouched(fx.pid());
+}

@@ -1,4 +1,4 @@
-//! regs.
+//! regs, x.
 
 use std::io::Write;
 
@@ -67,5 +67,47 @@ pub fn regs(s: &mut Session, _args: &[&str], out: &mut dyn Write) -> Result<()> 
         f.line
     )?;
     writeln!(out, "{:>10} = {:#018x}", "Rsp", f.sp)?;
+    Ok(())
+}
+
+/// `x` prints at most this many bytes.
+const EXAMINE_MAX: usize = 4096;
+
+/// `x ADDR [N]`
+pub fn examine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let number = |a: &str| -> Result<u64> {
+        let parsed = match a.strip_prefix("0x").or_else(|| a.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => a.parse(),
+        };
+        parsed.map_err(|_| anyhow::anyhow!("not a number: {a:?}"))
+    };
+    let (addr, len) = match args {
+        [a] => (number(a)?, 64),
+        [a, n] => (number(a)?, number(n)?),
+        _ => anyhow::bail!("usage: x ADDR [N]"),
+    };
+    let len = usize::try_from(len).unwrap_or(usize::MAX).min(EXAMINE_MAX);
+    let mut bytes = vec![0u8; len];
+    s.target()?.read(addr, &mut bytes)?;
+    for (i, line) in bytes.chunks(16).enumerate() {
+        write!(out, "{:#018x}:", addr + (i * 16) as u64)?;
+        for b in line {
+            write!(out, " {b:02x}")?;
+        }
+        let pad = 16 - line.len();
+        write!(out, "{}  ", "   ".repeat(pad))?;
+        let text: String = line
+            .iter()
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        writeln!(out, "{text}")?;
+    }
     Ok(())
 }

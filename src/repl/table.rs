@@ -167,6 +167,17 @@ pub static COMMANDS: &[Command] = &[
         run: data::regs,
     },
     Command {
+        name: "examinemem",
+        aliases: &["x"],
+        group: Group::Data,
+        help: "Print raw memory at an address, in hex and ASCII.",
+        usage: "x ADDR [N]\n\n\
+            N bytes (default 64, at most 4096) from ADDR (hex with 0x, or\n\
+            decimal), 16 a line. Unreadable memory is an error.",
+        arg: Arg::None,
+        run: data::examine,
+    },
+    Command {
         name: "help",
         aliases: &["h"],
         group: Group::Session,
