@@ -171,7 +171,7 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["x"],
         group: Group::Data,
         help: "Print raw memory at an address, in hex and ASCII.",
-        usage: "x ADDR [N]\n\n\
+        usage: "examinemem ADDR [N]   (short: x ADDR [N])\n\n\
             N bytes (default 64, at most 4096) from ADDR (hex with 0x, or\n\
             decimal), 16 a line. Unreadable memory is an error.",
         arg: Arg::None,
