@@ -204,7 +204,7 @@ fn goroutine_ids_dlv(bin: &Path, core: &Path) -> Vec<u64> {
 fn cores_in_both_modes_open_in_readelf_and_gdb() {
     build_fixtures();
     let dir = scratch("gdb");
-    for flavour in ["go1.19-exe", "go1.27-pie"] {
+    for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
         let fx = Fixture::start(flavour, "states", &["spin"]);
         for mode in ["stop", "fork"] {
             let core = dir.join(format!("{flavour}.{mode}.core"));

@@ -1,6 +1,7 @@
 //! A core goat writes, read back by goat: `goat stacks --core` on it lists
 //! the same goroutines, with the same stacks, as `goat stacks` on the live
-//! process, for both core modes, Go 1.19 and 1.27, PIE and not.
+//! process, for both core modes, Go 1.19 and 1.27, PIE and not; gdb reads
+//! the thread ids and rips goat's own core reader parses.
 
 mod common;
 
@@ -97,7 +98,7 @@ fn goats_own_cores_read_back_like_the_live_process() {
 #[test]
 fn gdb_sees_every_thread_at_the_recorded_rip() {
     use goat::target::{CoreFile, Target};
-    for flavour in ["go1.19-exe", "go1.27-pie"] {
+    for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
         for mode in ["fork", "stop"] {
             let fx = Fixture::start(flavour, "states", &[]);
             let dir = std::env::temp_dir()

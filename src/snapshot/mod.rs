@@ -77,7 +77,8 @@ pub struct CoreStats {
 pub enum SnapshotError {
     #[error(transparent)]
     Attach(#[from] AttachError),
-    #[error("{what}: {source}")]
+    /// `{what}`; the cause is its source (anyhow prints the chain).
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
@@ -170,7 +171,6 @@ struct Facts<'a> {
     hold: Option<Duration>,
 }
 
-/// Plans and writes the core of `layout_pid`'s memory as `mem` shows it.
 /// Cores smaller than this are written without a progress bar.
 const PROGRESS_MIN_BYTES: u64 = 256 << 20;
 
@@ -189,6 +189,7 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// Plans and writes the core of `layout_pid`'s memory as `mem` shows it.
 fn write_file(
     tmp: &output::TempCore,
     layout_pid: i32,
