@@ -99,6 +99,12 @@ pub fn fork_feasible(pid: i32) -> Result<(), String> {
             .lines()
             .find_map(|l| l.strip_prefix(k)?.strip_prefix(':').map(str::trim))
     };
+    // Seized by goat already, a job-control stop shows as 't'.
+    if field("State").is_some_and(|v| v.starts_with(['T', 't'])) {
+        return Err(
+            "the target is in a job-control stop (SIGSTOP): no thread can run the clone".into(),
+        );
+    }
     if field("Seccomp").is_some_and(|v| v != "0") {
         return Err("the target has a seccomp filter (an injected clone could kill it)".into());
     }
