@@ -204,7 +204,7 @@ fn goroutine_ids_dlv(bin: &Path, core: &Path) -> Vec<u64> {
 fn cores_in_both_modes_open_in_readelf_and_gdb() {
     build_fixtures();
     let dir = scratch("gdb");
-    for flavour in ["go1.19-exe", "go1.27-pie"] {
+    for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
         let fx = Fixture::start(flavour, "states", &["spin"]);
         for mode in ["stop", "fork"] {
             let core = dir.join(format!("{flavour}.{mode}.core"));
@@ -318,5 +318,33 @@ fn a_process_rewriting_its_memory_sees_no_corruption() {
             "{flavour}: the checksum fixture exited (CORRUPT)"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sigstopped_target_gets_a_stop_mode_core_and_stays_stopped() {
+    build_fixtures();
+    let dir = scratch("sigstop");
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let pid = nix::unistd::Pid::from_raw(fx.pid());
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGSTOP).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let core = dir.join("core");
+    let out = run_goat(&[
+        "core",
+        &fx.pid().to_string(),
+        "--stats",
+        "-o",
+        core.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("job-control stop"), "{err}");
+    assert!(err.contains("mode stop:"), "{err}");
+    let state = common::proc_status(fx.pid(), "State").unwrap();
+    assert!(state.starts_with('T'), "left {state}");
+    assert!(std::fs::metadata(&core).unwrap().len() > 1 << 20);
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGCONT).unwrap();
+    assert_untouched(fx.pid());
     let _ = std::fs::remove_dir_all(&dir);
 }

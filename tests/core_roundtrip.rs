@@ -1,6 +1,7 @@
 //! A core goat writes, read back by goat: `goat stacks --core` on it lists
 //! the same goroutines, with the same stacks, as `goat stacks` on the live
-//! process, for both core modes, Go 1.19 and 1.27, PIE and not.
+//! process, for both core modes, Go 1.19 and 1.27, PIE and not; gdb reads
+//! the thread ids and rips goat's own core reader parses.
 
 mod common;
 
@@ -93,11 +94,11 @@ fn goats_own_cores_read_back_like_the_live_process() {
 }
 
 /// gdb reads the same thread ids and rips from goat's core as goat's own
-/// core reader (and as the threads goat stopped).
+/// core reader, one per thread of the target, each rip inside its code.
 #[test]
 fn gdb_sees_every_thread_at_the_recorded_rip() {
     use goat::target::{CoreFile, Target};
-    for flavour in ["go1.19-exe", "go1.27-pie"] {
+    for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
         for mode in ["fork", "stop"] {
             let fx = Fixture::start(flavour, "states", &[]);
             let dir = std::env::temp_dir()
@@ -132,6 +133,26 @@ fn gdb_sees_every_thread_at_the_recorded_rip() {
                 task_count,
                 "{flavour} {mode}: one NT_PRSTATUS per thread"
             );
+            // Every recorded rip is code: inside an executable mapping of
+            // the live process (its text, the vdso or libc).
+            let maps = std::fs::read_to_string(format!("/proc/{}/maps", fx.pid())).unwrap();
+            let code: Vec<(u64, u64)> = maps
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1).is_some_and(|p| p.contains('x')))
+                .filter_map(|l| {
+                    let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+                    Some((
+                        u64::from_str_radix(a, 16).ok()?,
+                        u64::from_str_radix(b, 16).ok()?,
+                    ))
+                })
+                .collect();
+            for (tid, rip) in &ours {
+                assert!(
+                    code.iter().any(|&(a, b)| (a..b).contains(rip)),
+                    "{flavour} {mode}: thread {tid} rip {rip:#x} is outside the code\n{maps}"
+                );
+            }
 
             let gdb = std::process::Command::new("gdb")
                 .args(["-batch", "-nx", "-ex", "thread apply all p/x $rip"])

@@ -45,18 +45,24 @@ pub fn core(
     }
     eprintln!("goat: wrote {}", dest.display());
     if stats {
-        let mode = match st.mode {
-            Some(snapshot::Mode::Fork) => "fork",
-            _ => "stop",
+        let pause = match st.mode {
+            Some(snapshot::Mode::Fork) => format!(
+                "mode fork: target stopped for {:.2} ms to clone a frozen copy (+{:.2} ms to reap the copy)",
+                st.pause.as_secs_f64() * 1e3,
+                st.reap_pause.as_secs_f64() * 1e3,
+            ),
+            _ => format!(
+                "mode stop: target stopped for {:.2} ms (the whole write)",
+                st.pause.as_secs_f64() * 1e3,
+            ),
         };
         eprintln!(
-            "goat: mode {mode}: target stopped for {:.2} ms (+{:.2} ms to reap the copy), {} threads, {} segments\n\
-             goat: {} bytes written, file {} bytes, {} bytes on disk, {} unreadable pages; {:.1} ms in all",
-            st.pause.as_secs_f64() * 1e3,
-            st.reap_pause.as_secs_f64() * 1e3,
+            "goat: {pause}, {} threads, {} segments\n\
+             goat: {} bytes written ({} MiB), file {} bytes (sparse: {} bytes on disk), {} unreadable pages skipped; {:.1} ms in all",
             st.threads,
             st.segments,
             st.bytes_written,
+            st.bytes_written >> 20,
             st.file_len,
             st.disk_bytes,
             st.unreadable_pages,

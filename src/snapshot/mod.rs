@@ -77,7 +77,8 @@ pub struct CoreStats {
 pub enum SnapshotError {
     #[error(transparent)]
     Attach(#[from] AttachError),
-    #[error("{what}: {source}")]
+    /// `{what}`; the cause is its source (anyhow prints the chain).
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
@@ -98,6 +99,12 @@ pub fn fork_feasible(pid: i32) -> Result<(), String> {
             .lines()
             .find_map(|l| l.strip_prefix(k)?.strip_prefix(':').map(str::trim))
     };
+    // Seized by goat already, a job-control stop shows as 't'.
+    if field("State").is_some_and(|v| v.starts_with(['T', 't'])) {
+        return Err(
+            "the target is in a job-control stop (SIGSTOP): no thread can run the clone".into(),
+        );
+    }
     if field("Seccomp").is_some_and(|v| v != "0") {
         return Err("the target has a seccomp filter (an injected clone could kill it)".into());
     }
@@ -170,7 +177,6 @@ struct Facts<'a> {
     hold: Option<Duration>,
 }
 
-/// Plans and writes the core of `layout_pid`'s memory as `mem` shows it.
 /// Cores smaller than this are written without a progress bar.
 const PROGRESS_MIN_BYTES: u64 = 256 << 20;
 
@@ -189,6 +195,7 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// Plans and writes the core of `layout_pid`'s memory as `mem` shows it.
 fn write_file(
     tmp: &output::TempCore,
     layout_pid: i32,

@@ -78,7 +78,7 @@ impl Tracer {
             .find(|(_, s)| ok(s))
             .map(|(t, _)| *t)
             .ok_or(AttachError::Os {
-                op: "no thread in a plain stop to run a syscall in",
+                op: "no thread can run an injected syscall (each is in a job-control stop or delivering a signal)",
                 errno: Errno::EBUSY,
             })
     }
