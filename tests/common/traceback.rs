@@ -70,6 +70,14 @@ pub fn parse(text: &str) -> BTreeMap<u64, Block> {
         i += 1;
         while i < lines.len() && !lines[i].is_empty() && !lines[i].starts_with("goroutine ") {
             let l = lines[i];
+            // `\tgoroutine running on other thread; ...` / `\tgoroutine stack
+            // unreadable: ...` stand alone, without a file line.
+            if l.starts_with("\tgoroutine ") {
+                block.text.push('\n');
+                block.text.push_str(l);
+                i += 1;
+                continue;
+            }
             block.text.push('\n');
             block.text.push_str(l);
             if let Some(next) = lines.get(i + 1).filter(|_| !l.starts_with("...")) {
