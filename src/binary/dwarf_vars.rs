@@ -162,6 +162,14 @@ impl VarIndex {
         self.types.get(&offset)
     }
 
+    /// A type by DWARF name (the first found).
+    pub fn type_named(&self, name: &str) -> Option<usize> {
+        self.types
+            .iter()
+            .find(|(_, t)| t.name == name)
+            .map(|(&o, _)| o)
+    }
+
     /// The type whose `DW_AT_go_runtime_type` is link-time address `addr`.
     pub fn by_runtime_type(&self, addr: u64) -> Option<usize> {
         self.runtime_types.get(&addr).copied()
@@ -293,7 +301,12 @@ impl VarIndex {
                         count: None,
                         members: Vec::new(),
                     };
-                    if let Some(rt) = udata(DW_AT_GO_RUNTIME_TYPE).filter(|&a| a != 0) {
+                    let rt = match entry.attr_value(DW_AT_GO_RUNTIME_TYPE) {
+                        Some(AttributeValue::Addr(a)) => Some(a),
+                        Some(v) => v.udata_value(),
+                        None => None,
+                    };
+                    if let Some(rt) = rt.filter(|&a| a != 0) {
                         self.runtime_types.entry(rt).or_insert(offset);
                     }
                     self.types.insert(offset, t);
@@ -304,6 +317,7 @@ impl VarIndex {
                     };
                     stack.push((depth, ctx));
                 }
+                gimli::DW_TAG_compile_unit | gimli::DW_TAG_partial_unit => {}
                 _ => stack.push((depth, Ctx::Skip)),
             }
         }

@@ -16,6 +16,7 @@ mod goroutines;
 mod session;
 mod source;
 mod stack;
+mod vars;
 mod state;
 mod table;
 

@@ -1,0 +1,356 @@
+//! Values printed as Go (Delve-like), with caps on string bytes, elements,
+//! depth and pointer cycles.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use super::{Place, Scope, Value};
+use crate::binary::dwarf_vars::Type;
+
+/// Bytes of a string shown.
+pub const STRING_SHOWN: u64 = 100;
+/// Elements of a slice, array or struct shown.
+pub const ELEMS_SHOWN: u64 = 64;
+/// Nesting levels shown.
+const MAX_DEPTH: usize = 3;
+
+/// Go's `reflect.Kind` values that DWARF records.
+pub mod kind {
+    pub const BOOL: u8 = 1;
+    pub const INT: u8 = 2;
+    pub const INT64: u8 = 6;
+    pub const UINT: u8 = 7;
+    pub const UINT64: u8 = 11;
+    pub const UINTPTR: u8 = 12;
+    pub const FLOAT32: u8 = 13;
+    pub const FLOAT64: u8 = 14;
+    pub const COMPLEX64: u8 = 15;
+    pub const COMPLEX128: u8 = 16;
+    pub const ARRAY: u8 = 17;
+    pub const CHAN: u8 = 18;
+    pub const FUNC: u8 = 19;
+    pub const INTERFACE: u8 = 20;
+    pub const MAP: u8 = 21;
+    pub const POINTER: u8 = 22;
+    pub const SLICE: u8 = 23;
+    pub const STRING: u8 = 24;
+    pub const STRUCT: u8 = 25;
+    pub const UNSAFE_POINTER: u8 = 26;
+}
+
+impl Scope<'_> {
+    /// The entry after following typedefs (at most 16).
+    pub fn layout(&self, ty: usize) -> Option<(usize, &Type)> {
+        let mut cur = ty;
+        for _ in 0..16 {
+            let t = self.ty(cur)?;
+            match (t.tag, t.target) {
+                (gimli::DW_TAG_typedef, Some(next)) => cur = next,
+                _ => return Some((cur, t)),
+            }
+        }
+        None
+    }
+
+    /// The Go kind, through typedefs, else guessed from the DWARF tag.
+    pub fn kind(&self, ty: usize) -> u8 {
+        let mut cur = Some(ty);
+        for _ in 0..16 {
+            let Some(t) = cur.and_then(|c| self.ty(c)) else { break };
+            if t.kind != 0 {
+                return t.kind;
+            }
+            if t.tag != gimli::DW_TAG_typedef {
+                return match (t.tag, t.encoding) {
+                    (gimli::DW_TAG_pointer_type, _) => kind::POINTER,
+                    (gimli::DW_TAG_structure_type, _) => kind::STRUCT,
+                    (gimli::DW_TAG_array_type, _) => kind::ARRAY,
+                    (_, 2) => kind::BOOL,
+                    (_, 4) => kind::FLOAT64,
+                    (_, 5) => kind::INT,
+                    (_, 7 | 8) => kind::UINT,
+                    _ => 0,
+                };
+            }
+            cur = t.target;
+        }
+        0
+    }
+
+    pub fn type_name(&self, ty: usize) -> String {
+        match self.ty(ty) {
+            Some(t) if !t.name.is_empty() => t.name.clone(),
+            _ => format!("<type {ty:#x}>"),
+        }
+    }
+
+    pub fn size(&self, ty: usize) -> u64 {
+        self.layout(ty).and_then(|(_, t)| t.size).unwrap_or(0)
+    }
+
+    /// A member of a struct type (through typedefs) by name.
+    pub fn member(&self, ty: usize, name: &str) -> Option<(u64, usize)> {
+        let (_, t) = self.layout(ty)?;
+        let m = t.members.iter().find(|m| m.name == name)?;
+        Some((m.offset, m.ty?))
+    }
+
+    /// Formats `v` as Go.
+    pub fn format(&self, v: &Value) -> String {
+        let mut seen = HashSet::new();
+        self.fmt_value(v, 0, &mut seen)
+    }
+
+    fn fmt_value(&self, v: &Value, depth: usize, seen: &mut HashSet<u64>) -> String {
+        match self.try_fmt(v, depth, seen) {
+            Ok(s) => s,
+            Err(why) => format!("({}) <{why}>", self.type_name(v.ty)),
+        }
+    }
+
+    fn try_fmt(&self, v: &Value, depth: usize, seen: &mut HashSet<u64>) -> Result<String, String> {
+        if let Place::Unavailable(why) = &v.place {
+            return Err(why.clone());
+        }
+        let name = self.type_name(v.ty);
+        let (lay, t) = self.layout(v.ty).ok_or("unknown type")?;
+        let size = t.size.unwrap_or(0);
+        let k = self.kind(v.ty);
+        let int = |signed: bool| -> Result<String, String> {
+            let b = self.read(&v.place, 0, size.min(8))?;
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(&b);
+            let u = u64::from_le_bytes(w);
+            if signed && size > 0 && size < 8 {
+                let shift = 64 - 8 * size;
+                return Ok((((u << shift) as i64) >> shift).to_string());
+            }
+            Ok(if signed { (u as i64).to_string() } else { u.to_string() })
+        };
+        match k {
+            kind::BOOL => Ok((self.read(&v.place, 0, 1)?[0] != 0).to_string()),
+            kind::INT..=kind::INT64 => int(true),
+            kind::UINT..=kind::UINT64 => int(false),
+            kind::UINTPTR | kind::UNSAFE_POINTER | kind::FUNC => {
+                let p = self.read_u64(&v.place, 0)?;
+                Ok(if k == kind::FUNC && p == 0 { "nil".into() } else { format!("{p:#x}") })
+            }
+            kind::FLOAT32 | kind::FLOAT64 | kind::COMPLEX64 | kind::COMPLEX128 => {
+                let b = self.read(&v.place, 0, size)?;
+                let f = |b: &[u8]| match b.len() {
+                    4 => f32::from_le_bytes(b.try_into().unwrap_or([0; 4])).to_string(),
+                    _ => f64::from_le_bytes(b.try_into().unwrap_or([0; 8])).to_string(),
+                };
+                match k {
+                    kind::COMPLEX64 | kind::COMPLEX128 => {
+                        let h = b.len() / 2;
+                        Ok(format!("({} + {}i)", f(&b[..h]), f(&b[h..])))
+                    }
+                    _ => Ok(f(&b)),
+                }
+            }
+            kind::STRING => {
+                let (bytes, len) = self.string_bytes(&v.place, STRING_SHOWN)?;
+                let mut s = quote(&bytes);
+                if len > bytes.len() as u64 {
+                    let _ = write!(s, "...+{} more", len - bytes.len() as u64);
+                }
+                Ok(s)
+            }
+            kind::SLICE | kind::ARRAY => {
+                let (elem, base, len, cap) = self.sequence(v)?;
+                let mut s = match k {
+                    kind::SLICE => format!("{name} len: {len}, cap: {cap}, "),
+                    _ => format!("{name} "),
+                };
+                if depth >= MAX_DEPTH && len > 0 {
+                    s.push_str("[...]");
+                    return Ok(s);
+                }
+                let es = self.size(elem);
+                s.push('[');
+                for i in 0..len.min(ELEMS_SHOWN) {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    let e = Value { ty: elem, place: offset(&base, i * es) };
+                    s.push_str(&self.fmt_value(&e, depth + 1, seen));
+                }
+                if len > ELEMS_SHOWN {
+                    let _ = write!(s, ",...+{} more", len - ELEMS_SHOWN);
+                }
+                s.push(']');
+                Ok(s)
+            }
+            kind::STRUCT => {
+                if depth >= MAX_DEPTH {
+                    return Ok(format!("{name} {{...}}"));
+                }
+                let mut s = format!("{name} {{");
+                for (i, m) in t.members.iter().take(ELEMS_SHOWN as usize).enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    let val = match m.ty {
+                        Some(ty) => {
+                            let e = Value { ty, place: offset(&v.place, m.offset) };
+                            self.fmt_value(&e, depth + 1, seen)
+                        }
+                        None => "?".into(),
+                    };
+                    let _ = write!(s, "{}: {val}", m.name);
+                }
+                s.push('}');
+                Ok(s)
+            }
+            kind::POINTER => {
+                let p = self.read_u64(&v.place, 0)?;
+                let target = t.target.filter(|_| p != 0);
+                match target {
+                    None if p == 0 => Ok("nil".into()),
+                    Some(to) if self.kind(to) == kind::STRUCT && depth < MAX_DEPTH && seen.insert(p) => {
+                        let pointee = Value { ty: to, place: Place::Mem(p) };
+                        Ok(format!("*{}", self.fmt_value(&pointee, depth + 1, seen)))
+                    }
+                    _ => Ok(format!("({name})({p:#x})")),
+                }
+            }
+            kind::MAP => {
+                let p = self.read_u64(&v.place, 0)?;
+                if p == 0 {
+                    return Ok(format!("{name} nil"));
+                }
+                let hdr = self.ty(lay).and_then(|t| t.target);
+                let off = hdr
+                    .and_then(|h| self.member(h, "count").or_else(|| self.member(h, "used")))
+                    .map_or(0, |(o, _)| o);
+                let count = self.read_u64(&Place::Mem(p), off)?;
+                Ok(format!("{name} len: {count}"))
+            }
+            kind::CHAN => {
+                let p = self.read_u64(&v.place, 0)?;
+                if p == 0 {
+                    return Ok(format!("{name} nil"));
+                }
+                let hdr = self.ty(lay).and_then(|t| t.target);
+                let field = |n: &str, d: u64| hdr.and_then(|h| self.member(h, n)).map_or(d, |m| m.0);
+                let at = Place::Mem(p);
+                let q = self.read_u64(&at, field("qcount", 0))?;
+                let c = self.read_u64(&at, field("dataqsiz", 8))?;
+                let closed = self.read(&at, field("closed", 0x1c), 4)?;
+                let closed = if closed.iter().any(|&b| b != 0) { " (closed)" } else { "" };
+                Ok(format!("{name} {q}/{c}{closed}"))
+            }
+            kind::INTERFACE => self.fmt_interface(v, &name, depth, seen),
+            _ => {
+                let b = self.read(&v.place, 0, size.min(64))?;
+                let hex: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+                Ok(format!("{name} [{}]", hex.join(" ")))
+            }
+        }
+    }
+
+    fn fmt_interface(&self, v: &Value, name: &str, depth: usize, seen: &mut HashSet<u64>) -> Result<String, String> {
+        let (tab_or_type, data) = (self.read_u64(&v.place, 0)?, self.read_u64(&v.place, 8)?);
+        if tab_or_type == 0 {
+            return Ok(format!("{name} nil"));
+        }
+        let typ = if self.member(v.ty, "tab").is_some() {
+            // itab.Type / itab._type follows the interface type pointer.
+            self.read_u64(&Place::Mem(tab_or_type), 8)?
+        } else {
+            tab_or_type
+        };
+        let rel = self
+            .types_base
+            .map(|b| typ.wrapping_sub(self.bias).wrapping_sub(b));
+        let Some(dyn_ty) = rel.and_then(|r| self.index.by_runtime_type(r)) else {
+            return Ok(format!("{name}(<type {typ:#x}>) {data:#x}"));
+        };
+        let dk = self.kind(dyn_ty);
+        let direct = matches!(dk, kind::POINTER | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER);
+        let place = if direct { Place::Bytes(data.to_le_bytes().to_vec()) } else { Place::Mem(data) };
+        let inner = self.fmt_value(&Value { ty: dyn_ty, place }, depth + 1, seen);
+        Ok(format!("{name}({}) {inner}", self.type_name(dyn_ty)))
+    }
+
+    /// A string's first `max` bytes and its length.
+    pub fn string_bytes(&self, place: &Place, max: u64) -> Result<(Vec<u8>, u64), String> {
+        let ptr = self.read_u64(place, 0)?;
+        let len = self.read_u64(place, 8)?;
+        let take = len.min(max);
+        let b = self.read(&Place::Mem(ptr), 0, take)?;
+        Ok((b, len))
+    }
+
+    /// Element type, where the elements start, len and cap of a slice or array.
+    pub fn sequence(&self, v: &Value) -> Result<(usize, Place, u64, u64), String> {
+        let (_, t) = self.layout(v.ty).ok_or("unknown type")?;
+        if self.kind(v.ty) == kind::ARRAY {
+            let elem = t.target.ok_or("array without element type")?;
+            let n = t.count.unwrap_or(0);
+            return Ok((elem, v.place.clone(), n, n));
+        }
+        let elem = t
+            .elem
+            .or_else(|| {
+                let (_, arr) = self.member(v.ty, "array")?;
+                self.ty(arr)?.target
+            })
+            .ok_or("slice without element type")?;
+        let ptr = self.read_u64(&v.place, 0)?;
+        let len = self.read_u64(&v.place, 8)?;
+        let cap = self.read_u64(&v.place, 16)?;
+        Ok((elem, Place::Mem(ptr), len, cap))
+    }
+}
+
+/// The place `off` bytes into `p`.
+pub fn offset(p: &Place, off: u64) -> Place {
+    match p {
+        Place::Mem(a) => Place::Mem(a.wrapping_add(off)),
+        Place::Bytes(b) => match b.get(usize::try_from(off).unwrap_or(usize::MAX)..) {
+            Some(rest) => Place::Bytes(rest.to_vec()),
+            None => Place::Unavailable("value is shorter than its type".into()),
+        },
+        Place::Unavailable(w) => Place::Unavailable(w.clone()),
+    }
+}
+
+/// Go-style double-quoted string: printable ASCII as is, the rest escaped.
+pub fn quote(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for &b in bytes {
+        match b {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\r' => s.push_str("\\r"),
+            0x20..=0x7e => s.push(b as char),
+            _ => {
+                let _ = write!(s, "\\x{b:02x}");
+            }
+        }
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote(b"a\"b\\\n\x00\xff"), r#""a\"b\\\n\x00\xff""#);
+    }
+
+    #[test]
+    fn offsets_into_bytes() {
+        assert_eq!(offset(&Place::Bytes(vec![1, 2, 3]), 1), Place::Bytes(vec![2, 3]));
+        assert_eq!(offset(&Place::Mem(0x10), 8), Place::Mem(0x18));
+        assert!(matches!(offset(&Place::Bytes(vec![1]), 5), Place::Unavailable(_)));
+    }
+}

@@ -1,0 +1,215 @@
+//! Variables of a stack frame: where DWARF says each lives at the frame's
+//! pc ([`locate`]), Go-style formatting of values ([`format`]) and the
+//! tiny `print` expression grammar ([`expr`]).
+//!
+//! Registers are known only for the innermost frame of a goroutine that runs
+//! on a thread; a value that needs any other register is reported as
+//! unavailable, never guessed.
+
+pub mod expr;
+pub mod format;
+
+use gimli::{EndianSlice, EvaluationResult, LittleEndian, Location};
+
+use crate::binary::dwarf_vars::{Type, VarIndex};
+use crate::target::{Memory, Regs};
+
+/// Largest value read in one piece (bigger arrays are shown in part).
+pub const MAX_VALUE_BYTES: u64 = 1 << 20;
+/// Most steps of one location expression.
+const MAX_EVAL_STEPS: usize = 256;
+
+/// Where a value's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// In target memory at this (run-time) address.
+    Mem(u64),
+    /// Assembled from registers or constants.
+    Bytes(Vec<u8>),
+    /// Not recoverable at this pc: the reason.
+    Unavailable(String),
+}
+
+/// A typed value of the target.
+#[derive(Debug, Clone)]
+pub struct Value {
+    /// `.debug_info` offset of its type.
+    pub ty: usize,
+    pub place: Place,
+}
+
+/// What evaluating a frame's variables needs.
+pub struct Scope<'a> {
+    pub mem: &'a dyn Memory,
+    pub index: &'a VarIndex,
+    /// Run-time minus link-time addresses.
+    pub bias: u64,
+    /// Link-time pc used to pick scopes and location list entries.
+    pub pc: u64,
+    /// The canonical frame address (the caller's SP: goat's `Frame::fp`).
+    pub cfa: u64,
+    /// Link-time address of `runtime.types`: `DW_AT_go_runtime_type` is an
+    /// offset from it.
+    pub types_base: Option<u64>,
+    /// The thread's registers, for the innermost frame of a running goroutine.
+    pub regs: Option<Regs>,
+}
+
+impl Scope<'_> {
+    pub fn ty(&self, ty: usize) -> Option<&Type> {
+        self.index.ty(ty)
+    }
+
+    /// Reads `len` bytes of `place` starting at `offset`.
+    pub fn read(&self, place: &Place, offset: u64, len: u64) -> Result<Vec<u8>, String> {
+        let len = len.min(MAX_VALUE_BYTES);
+        match place {
+            Place::Mem(a) => {
+                let mut buf = vec![0u8; len as usize];
+                self.mem
+                    .read(a.wrapping_add(offset), &mut buf)
+                    .map_err(|e| e.to_string())?;
+                Ok(buf)
+            }
+            Place::Bytes(b) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                let end = start.saturating_add(len as usize);
+                b.get(start..end)
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| "value is shorter than its type".to_string())
+            }
+            Place::Unavailable(why) => Err(why.clone()),
+        }
+    }
+
+    pub fn read_u64(&self, place: &Place, offset: u64) -> Result<u64, String> {
+        let b = self.read(place, offset, 8)?;
+        Ok(u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])))
+    }
+
+    /// Evaluates a location expression of `size` bytes.
+    pub fn locate(&self, expr: &[u8], encoding: gimli::Encoding, size: u64) -> Place {
+        match self.evaluate(expr, encoding, size) {
+            Ok(p) => p,
+            Err(why) => Place::Unavailable(why),
+        }
+    }
+
+    fn evaluate(&self, expr: &[u8], encoding: gimli::Encoding, size: u64) -> Result<Place, String> {
+        let unavailable = |what: &str| Err(format!("unavailable ({what})"));
+        let e = gimli::Expression(EndianSlice::new(expr, LittleEndian));
+        let mut eval = e.evaluation(encoding);
+        let mut step = eval.evaluate();
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            if steps > MAX_EVAL_STEPS {
+                return unavailable("location expression too long");
+            }
+            let r = step.map_err(|e| format!("unavailable (bad location: {e})"))?;
+            step = match r {
+                EvaluationResult::Complete => break,
+                EvaluationResult::RequiresCallFrameCfa => eval.resume_with_call_frame_cfa(self.cfa),
+                EvaluationResult::RequiresFrameBase => eval.resume_with_frame_base(self.cfa),
+                EvaluationResult::RequiresRelocatedAddress(a) => {
+                    eval.resume_with_relocated_address(a.wrapping_add(self.bias))
+                }
+                EvaluationResult::RequiresMemory { address, size, .. } => {
+                    let mut b = [0u8; 8];
+                    let n = usize::from(size).min(8);
+                    self.mem
+                        .read(address, &mut b[..n])
+                        .map_err(|e| e.to_string())?;
+                    eval.resume_with_memory(gimli::Value::Generic(u64::from_le_bytes(b)))
+                }
+                EvaluationResult::RequiresRegister { register, .. } => {
+                    match self.register(register.0) {
+                        Some(v) => eval.resume_with_register(gimli::Value::Generic(v)),
+                        None => return unavailable("register not saved in this frame"),
+                    }
+                }
+                _ => return unavailable("unsupported location operation"),
+            };
+        }
+        let pieces = eval.result();
+        if let [p] = &pieces[..] {
+            if let Location::Address { address } = p.location {
+                return Ok(Place::Mem(address));
+            }
+        }
+        let mut bytes = Vec::new();
+        for p in &pieces {
+            let len = p
+                .size_in_bits
+                .map_or(size.saturating_sub(bytes.len() as u64), |b| b / 8)
+                .min(MAX_VALUE_BYTES);
+            match p.location {
+                Location::Address { address } => {
+                    bytes.extend(self.read(&Place::Mem(address), 0, len)?);
+                }
+                Location::Register { register } => match self.register(register.0) {
+                    Some(v) => bytes.extend(v.to_le_bytes().iter().take(len as usize)),
+                    None => return unavailable("in a register not saved in this frame"),
+                },
+                Location::Value { value } => {
+                    let v = value.to_u64(u64::MAX).unwrap_or(0);
+                    bytes.extend(v.to_le_bytes().iter().take(len as usize));
+                }
+                Location::Empty => return Err("optimized out".to_string()),
+                _ => return unavailable("unsupported location kind"),
+            }
+        }
+        Ok(Place::Bytes(bytes))
+    }
+
+    /// A general register by DWARF number, when known.
+    fn register(&self, n: u16) -> Option<u64> {
+        let r = self.regs.as_ref()?;
+        Some(match n {
+            0 => r.rax,
+            1 => r.rdx,
+            2 => r.rcx,
+            3 => r.rbx,
+            4 => r.rsi,
+            5 => r.rdi,
+            6 => r.rbp,
+            7 => r.rsp,
+            8 => r.r8,
+            9 => r.r9,
+            10 => r.r10,
+            11 => r.r11,
+            12 => r.r12,
+            13 => r.r13,
+            14 => r.r14,
+            15 => r.r15,
+            16 => r.rip,
+            _ => return None,
+        })
+    }
+
+    /// The variables in scope at the frame's pc (params first when `params`).
+    pub fn variables(&self, params: bool) -> Result<Vec<(String, Value)>, String> {
+        let f = self
+            .index
+            .function(self.pc)
+            .ok_or_else(|| format!("no DWARF function contains pc {:#x}", self.pc))?;
+        let mut out = Vec::new();
+        for v in f.vars.iter().filter(|v| v.param == params && v.in_scope(self.pc)) {
+            let Some(ty) = v.ty else { continue };
+            let size = self.ty(ty).and_then(|t| t.size).unwrap_or(8);
+            let place = match v.location.at(self.pc) {
+                Some(expr) => self.locate(expr, f.encoding, size),
+                None => Place::Unavailable("optimized out".to_string()),
+            };
+            out.push((v.name.clone(), Value { ty, place }));
+        }
+        Ok(out)
+    }
+
+    /// The name of the function at the frame's pc.
+    pub fn function_name(&self) -> String {
+        self.index
+            .function(self.pc)
+            .map_or_else(|| "??".to_string(), |f| f.name.clone())
+    }
+}
