@@ -271,7 +271,10 @@ impl<'a> Session<'a> {
             // A caller's pc is a return address: look up the call itself.
             pc: if top { link } else { link.wrapping_sub(1) },
             cfa: f.fp,
-            types_base: self.prog.binary().symbol("runtime.types"),
+            types: {
+                let b = self.prog.binary();
+                b.symbol("runtime.types").zip(b.symbol("runtime.etypes"))
+            },
             regs,
         })
     }

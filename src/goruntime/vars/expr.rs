@@ -107,6 +107,11 @@ impl Scope<'_> {
                     })?
             }
         };
+        if let Place::Unavailable(why) = &v.place {
+            if !path.is_empty() || e.derefs > 0 || e.address_of {
+                return Err(format!("{} is {why}", e.name));
+            }
+        }
         for step in path {
             v = match step {
                 Step::Field(f) => self.field(v, f)?,

@@ -255,16 +255,25 @@ impl Scope<'_> {
         if tab_or_type == 0 {
             return Ok(format!("{name} nil"));
         }
+        // Optimized code's DWARF can point at a reused slot: a type pointer
+        // outside the type section (or misaligned) means the value is stale.
+        let in_types = |p: u64| {
+            let link = p.wrapping_sub(self.bias);
+            match self.types {
+                Some((b, e)) if (b..e).contains(&link) && link % 8 == 0 => Ok(link - b),
+                Some(_) => Err(format!("unavailable (stale value: {p:#x} is not a type)")),
+                None => Ok(link),
+            }
+        };
         let typ = if self.member(v.ty, "tab").is_some() {
-            // itab.Type / itab._type follows the interface type pointer.
+            // itab: the interface type, then the dynamic type.
+            in_types(self.read_u64(&Place::Mem(tab_or_type), 0)?)?;
             self.read_u64(&Place::Mem(tab_or_type), 8)?
         } else {
             tab_or_type
         };
-        let rel = self
-            .types_base
-            .map(|b| typ.wrapping_sub(self.bias).wrapping_sub(b));
-        let Some(dyn_ty) = rel.and_then(|r| self.index.by_runtime_type(r)) else {
+        let rel = in_types(typ)?;
+        let Some(dyn_ty) = self.index.by_runtime_type(rel) else {
             return Ok(format!("{name}(<type {typ:#x}>) {data:#x}"));
         };
         let dk = self.kind(dyn_ty);

@@ -48,9 +48,9 @@ pub struct Scope<'a> {
     pub pc: u64,
     /// The canonical frame address (the caller's SP: goat's `Frame::fp`).
     pub cfa: u64,
-    /// Link-time address of `runtime.types`: `DW_AT_go_runtime_type` is an
-    /// offset from it.
-    pub types_base: Option<u64>,
+    /// Link-time `[runtime.types, runtime.etypes)`: `DW_AT_go_runtime_type`
+    /// is an offset from its start, and every `*_type` points inside it.
+    pub types: Option<(u64, u64)>,
     /// The thread's registers, for the innermost frame of a running goroutine.
     pub regs: Option<Regs>,
 }
@@ -97,6 +97,9 @@ impl Scope<'_> {
 
     fn evaluate(&self, expr: &[u8], encoding: gimli::Encoding, size: u64) -> Result<Place, String> {
         let unavailable = |what: &str| Err(format!("unavailable ({what})"));
+        if expr.is_empty() {
+            return Err("optimized out".to_string());
+        }
         let e = gimli::Expression(EndianSlice::new(expr, LittleEndian));
         let mut eval = e.evaluation(encoding);
         let mut step = eval.evaluate();
