@@ -53,7 +53,14 @@ impl Held {
         let grs = text(&attach(pid, "grs -f main.hold\n").stdout);
         let gid: u64 = grs
             .lines()
-            .find_map(|l| l.trim().strip_prefix("Goroutine ")?.split(' ').next()?.parse().ok())
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Goroutine ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
             .unwrap_or_else(|| panic!("{flavour}: no main.hold goroutine in:\n{grs}"));
         let bt = text(&attach(pid, &format!("gr {gid}\nbt\n")).stdout);
         let frame: usize = bt
@@ -75,7 +82,10 @@ impl Held {
     fn run(&self, cmd: &str) -> (String, String) {
         let out = attach(self.fx.pid(), &format!("{}{cmd}\n", self.select));
         let stdout: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
-        let rest = stdout.get(self.select_lines..).unwrap_or_default().join("\n");
+        let rest = stdout
+            .get(self.select_lines..)
+            .unwrap_or_default()
+            .join("\n");
         (rest, text(&out.stderr))
     }
 
@@ -108,9 +118,11 @@ const PAYLOAD: &[u8] = b"PAYLOAD-\x00\x01\x02-bytes";
 const PAYLOAD_LIST: &str = "[]uint8 len: 17, cap: 17, \
     [80,65,89,76,79,65,68,45,0,1,2,45,98,121,116,101,115]";
 const IN: &str = r#"main.Inner {Name: "inner", Count: 5}"#;
-const REQ: &str = r#"*main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {Name: "deep", Count: 3}}"#;
+const REQ: &str =
+    r#"*main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {Name: "deep", Count: 3}}"#;
 const ERR: &str = r#"error(*errors.errorString) *errors.errorString {s: "boom"}"#;
-const SH: &str = r#"main.Shape(*main.Request) *main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {...}}"#;
+const SH: &str =
+    r#"main.Shape(*main.Request) *main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {...}}"#;
 const MSGS: &str = r#"[]string len: 3, cap: 3, ["zero","one","two"]"#;
 
 /// (variable, its value) as `args`/`locals` print them.
@@ -142,7 +154,8 @@ const PRINTS: &[(&str, &str)] = &[
     ("name[1]", "111"),
 ];
 
-const REQ_DEREF: &str = r#"main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {Name: "deep", Count: 3}}"#;
+const REQ_DEREF: &str =
+    r#"main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {Name: "deep", Count: 3}}"#;
 
 fn unavailable(v: &str) -> bool {
     v.contains("<optimized out>") || v.contains("<unavailable")
@@ -154,7 +167,10 @@ fn unoptimized_build_shows_every_value_exactly() {
         let h = Held::start(flavour);
         let vars = variables(&h);
         for (name, want) in EXPECTED {
-            let got = vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+            let got = vars
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str());
             assert_eq!(got, Some(*want), "{flavour}: {name} in {vars:?}");
         }
         for (expr, want) in PRINTS {
@@ -191,7 +207,10 @@ fn check_bytes(h: &Held) {
     assert!(out.contains("wrote 17 bytes"), "{out}\n{err}");
     assert_eq!(std::fs::read(&file).unwrap(), PAYLOAD);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     std::fs::write(&file, b"keep").unwrap();
     let (_, err) = h.run(&format!("dump-bytes name {f}"));

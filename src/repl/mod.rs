@@ -16,9 +16,9 @@ mod goroutines;
 mod session;
 mod source;
 mod stack;
-mod vars;
 mod state;
 mod table;
+mod vars;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};

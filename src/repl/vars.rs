@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::state::Session;
-use crate::goruntime::vars::{expr, format::kind, Place};
+use crate::goruntime::vars::{expr, types::kind, Place};
 
 /// `dump-bytes` writes at most this many bytes.
 const DUMP_MAX: u64 = 64 << 20;

@@ -2,7 +2,7 @@
 //! a variable of the frame or a package variable (`main.counter`, or just
 //! `counter` for package main).
 
-use super::format::kind;
+use super::types::kind;
 use super::{Place, Scope, Value};
 
 /// One parsed expression.
@@ -50,7 +50,9 @@ pub fn parse(text: &str) -> Result<Expr, String> {
             path.push(Step::Field(r[..end].to_string()));
             rest = &r[end..];
         } else if let Some(r) = rest.strip_prefix('[') {
-            let close = r.find(']').ok_or_else(|| format!("missing ']' in {text:?}"))?;
+            let close = r
+                .find(']')
+                .ok_or_else(|| format!("missing ']' in {text:?}"))?;
             let n = r[..close]
                 .trim()
                 .parse()
@@ -153,7 +155,7 @@ impl Scope<'_> {
             .ok_or_else(|| format!("no field {f:?} in {}", self.type_name(v.ty)))?;
         Ok(Value {
             ty,
-            place: super::format::offset(&v.place, off),
+            place: super::types::offset(&v.place, off),
         })
     }
 
@@ -181,7 +183,7 @@ impl Scope<'_> {
         let es = self.size(elem);
         Ok(Value {
             ty: elem,
-            place: super::format::offset(&base, i.saturating_mul(es)),
+            place: super::types::offset(&base, i.saturating_mul(es)),
         })
     }
 }

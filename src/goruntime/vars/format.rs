@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
+use super::types::{kind, offset};
 use super::{Place, Scope, Value};
-use crate::binary::dwarf_vars::Type;
 
 /// Bytes of a string shown.
 pub const STRING_SHOWN: u64 = 100;
@@ -14,87 +14,7 @@ pub const ELEMS_SHOWN: u64 = 64;
 /// Nesting levels shown.
 const MAX_DEPTH: usize = 3;
 
-/// Go's `reflect.Kind` values that DWARF records.
-pub mod kind {
-    pub const BOOL: u8 = 1;
-    pub const INT: u8 = 2;
-    pub const INT64: u8 = 6;
-    pub const UINT: u8 = 7;
-    pub const UINT64: u8 = 11;
-    pub const UINTPTR: u8 = 12;
-    pub const FLOAT32: u8 = 13;
-    pub const FLOAT64: u8 = 14;
-    pub const COMPLEX64: u8 = 15;
-    pub const COMPLEX128: u8 = 16;
-    pub const ARRAY: u8 = 17;
-    pub const CHAN: u8 = 18;
-    pub const FUNC: u8 = 19;
-    pub const INTERFACE: u8 = 20;
-    pub const MAP: u8 = 21;
-    pub const POINTER: u8 = 22;
-    pub const SLICE: u8 = 23;
-    pub const STRING: u8 = 24;
-    pub const STRUCT: u8 = 25;
-    pub const UNSAFE_POINTER: u8 = 26;
-}
-
 impl Scope<'_> {
-    /// The entry after following typedefs (at most 16).
-    pub fn layout(&self, ty: usize) -> Option<(usize, &Type)> {
-        let mut cur = ty;
-        for _ in 0..16 {
-            let t = self.ty(cur)?;
-            match (t.tag, t.target) {
-                (gimli::DW_TAG_typedef, Some(next)) => cur = next,
-                _ => return Some((cur, t)),
-            }
-        }
-        None
-    }
-
-    /// The Go kind, through typedefs, else guessed from the DWARF tag.
-    pub fn kind(&self, ty: usize) -> u8 {
-        let mut cur = Some(ty);
-        for _ in 0..16 {
-            let Some(t) = cur.and_then(|c| self.ty(c)) else { break };
-            if t.kind != 0 {
-                return t.kind;
-            }
-            if t.tag != gimli::DW_TAG_typedef {
-                return match (t.tag, t.encoding) {
-                    (gimli::DW_TAG_pointer_type, _) => kind::POINTER,
-                    (gimli::DW_TAG_structure_type, _) => kind::STRUCT,
-                    (gimli::DW_TAG_array_type, _) => kind::ARRAY,
-                    (_, 2) => kind::BOOL,
-                    (_, 4) => kind::FLOAT64,
-                    (_, 5) => kind::INT,
-                    (_, 7 | 8) => kind::UINT,
-                    _ => 0,
-                };
-            }
-            cur = t.target;
-        }
-        0
-    }
-
-    pub fn type_name(&self, ty: usize) -> String {
-        match self.ty(ty) {
-            Some(t) if !t.name.is_empty() => t.name.clone(),
-            _ => format!("<type {ty:#x}>"),
-        }
-    }
-
-    pub fn size(&self, ty: usize) -> u64 {
-        self.layout(ty).and_then(|(_, t)| t.size).unwrap_or(0)
-    }
-
-    /// A member of a struct type (through typedefs) by name.
-    pub fn member(&self, ty: usize, name: &str) -> Option<(u64, usize)> {
-        let (_, t) = self.layout(ty)?;
-        let m = t.members.iter().find(|m| m.name == name)?;
-        Some((m.offset, m.ty?))
-    }
-
     /// Formats `v` as Go.
     pub fn format(&self, v: &Value) -> String {
         let mut seen = HashSet::new();
@@ -125,7 +45,11 @@ impl Scope<'_> {
                 let shift = 64 - 8 * size;
                 return Ok((((u << shift) as i64) >> shift).to_string());
             }
-            Ok(if signed { (u as i64).to_string() } else { u.to_string() })
+            Ok(if signed {
+                (u as i64).to_string()
+            } else {
+                u.to_string()
+            })
         };
         match k {
             kind::BOOL => Ok((self.read(&v.place, 0, 1)?[0] != 0).to_string()),
@@ -133,7 +57,11 @@ impl Scope<'_> {
             kind::UINT..=kind::UINT64 => int(false),
             kind::UINTPTR | kind::UNSAFE_POINTER | kind::FUNC => {
                 let p = self.read_u64(&v.place, 0)?;
-                Ok(if k == kind::FUNC && p == 0 { "nil".into() } else { format!("{p:#x}") })
+                Ok(if k == kind::FUNC && p == 0 {
+                    "nil".into()
+                } else {
+                    format!("{p:#x}")
+                })
             }
             kind::FLOAT32 | kind::FLOAT64 | kind::COMPLEX64 | kind::COMPLEX128 => {
                 let b = self.read(&v.place, 0, size)?;
@@ -173,7 +101,10 @@ impl Scope<'_> {
                     if i > 0 {
                         s.push(',');
                     }
-                    let e = Value { ty: elem, place: offset(&base, i * es) };
+                    let e = Value {
+                        ty: elem,
+                        place: offset(&base, i * es),
+                    };
                     s.push_str(&self.fmt_value(&e, depth + 1, seen));
                 }
                 if len > ELEMS_SHOWN {
@@ -193,7 +124,10 @@ impl Scope<'_> {
                     }
                     let val = match m.ty {
                         Some(ty) => {
-                            let e = Value { ty, place: offset(&v.place, m.offset) };
+                            let e = Value {
+                                ty,
+                                place: offset(&v.place, m.offset),
+                            };
                             self.fmt_value(&e, depth + 1, seen)
                         }
                         None => "?".into(),
@@ -208,8 +142,13 @@ impl Scope<'_> {
                 let target = t.target.filter(|_| p != 0);
                 match target {
                     None if p == 0 => Ok("nil".into()),
-                    Some(to) if self.kind(to) == kind::STRUCT && depth < MAX_DEPTH && seen.insert(p) => {
-                        let pointee = Value { ty: to, place: Place::Mem(p) };
+                    Some(to)
+                        if self.kind(to) == kind::STRUCT && depth < MAX_DEPTH && seen.insert(p) =>
+                    {
+                        let pointee = Value {
+                            ty: to,
+                            place: Place::Mem(p),
+                        };
                         Ok(format!("*{}", self.fmt_value(&pointee, depth + 1, seen)))
                     }
                     _ => Ok(format!("({name})({p:#x})")),
@@ -233,12 +172,17 @@ impl Scope<'_> {
                     return Ok(format!("{name} nil"));
                 }
                 let hdr = self.ty(lay).and_then(|t| t.target);
-                let field = |n: &str, d: u64| hdr.and_then(|h| self.member(h, n)).map_or(d, |m| m.0);
+                let field =
+                    |n: &str, d: u64| hdr.and_then(|h| self.member(h, n)).map_or(d, |m| m.0);
                 let at = Place::Mem(p);
                 let q = self.read_u64(&at, field("qcount", 0))?;
                 let c = self.read_u64(&at, field("dataqsiz", 8))?;
                 let closed = self.read(&at, field("closed", 0x1c), 4)?;
-                let closed = if closed.iter().any(|&b| b != 0) { " (closed)" } else { "" };
+                let closed = if closed.iter().any(|&b| b != 0) {
+                    " (closed)"
+                } else {
+                    ""
+                };
                 Ok(format!("{name} {q}/{c}{closed}"))
             }
             kind::INTERFACE => self.fmt_interface(v, &name, depth, seen),
@@ -250,7 +194,13 @@ impl Scope<'_> {
         }
     }
 
-    fn fmt_interface(&self, v: &Value, name: &str, depth: usize, seen: &mut HashSet<u64>) -> Result<String, String> {
+    fn fmt_interface(
+        &self,
+        v: &Value,
+        name: &str,
+        depth: usize,
+        seen: &mut HashSet<u64>,
+    ) -> Result<String, String> {
         let (tab_or_type, data) = (self.read_u64(&v.place, 0)?, self.read_u64(&v.place, 8)?);
         if tab_or_type == 0 {
             return Ok(format!("{name} nil"));
@@ -260,7 +210,7 @@ impl Scope<'_> {
         let in_types = |p: u64| {
             let link = p.wrapping_sub(self.bias);
             match self.types {
-                Some((b, e)) if (b..e).contains(&link) && link % 8 == 0 => Ok(link - b),
+                Some((b, e)) if (b..e).contains(&link) && link.is_multiple_of(8) => Ok(link - b),
                 Some(_) => Err(format!("unavailable (stale value: {p:#x} is not a type)")),
                 None => Ok(link),
             }
@@ -277,52 +227,17 @@ impl Scope<'_> {
             return Ok(format!("{name}(<type {typ:#x}>) {data:#x}"));
         };
         let dk = self.kind(dyn_ty);
-        let direct = matches!(dk, kind::POINTER | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER);
-        let place = if direct { Place::Bytes(data.to_le_bytes().to_vec()) } else { Place::Mem(data) };
+        let direct = matches!(
+            dk,
+            kind::POINTER | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER
+        );
+        let place = if direct {
+            Place::Bytes(data.to_le_bytes().to_vec())
+        } else {
+            Place::Mem(data)
+        };
         let inner = self.fmt_value(&Value { ty: dyn_ty, place }, depth + 1, seen);
         Ok(format!("{name}({}) {inner}", self.type_name(dyn_ty)))
-    }
-
-    /// A string's first `max` bytes and its length.
-    pub fn string_bytes(&self, place: &Place, max: u64) -> Result<(Vec<u8>, u64), String> {
-        let ptr = self.read_u64(place, 0)?;
-        let len = self.read_u64(place, 8)?;
-        let take = len.min(max);
-        let b = self.read(&Place::Mem(ptr), 0, take)?;
-        Ok((b, len))
-    }
-
-    /// Element type, where the elements start, len and cap of a slice or array.
-    pub fn sequence(&self, v: &Value) -> Result<(usize, Place, u64, u64), String> {
-        let (_, t) = self.layout(v.ty).ok_or("unknown type")?;
-        if self.kind(v.ty) == kind::ARRAY {
-            let elem = t.target.ok_or("array without element type")?;
-            let n = t.count.unwrap_or(0);
-            return Ok((elem, v.place.clone(), n, n));
-        }
-        let elem = t
-            .elem
-            .or_else(|| {
-                let (_, arr) = self.member(v.ty, "array")?;
-                self.ty(arr)?.target
-            })
-            .ok_or("slice without element type")?;
-        let ptr = self.read_u64(&v.place, 0)?;
-        let len = self.read_u64(&v.place, 8)?;
-        let cap = self.read_u64(&v.place, 16)?;
-        Ok((elem, Place::Mem(ptr), len, cap))
-    }
-}
-
-/// The place `off` bytes into `p`.
-pub fn offset(p: &Place, off: u64) -> Place {
-    match p {
-        Place::Mem(a) => Place::Mem(a.wrapping_add(off)),
-        Place::Bytes(b) => match b.get(usize::try_from(off).unwrap_or(usize::MAX)..) {
-            Some(rest) => Place::Bytes(rest.to_vec()),
-            None => Place::Unavailable("value is shorter than its type".into()),
-        },
-        Place::Unavailable(w) => Place::Unavailable(w.clone()),
     }
 }
 
@@ -358,8 +273,14 @@ mod tests {
 
     #[test]
     fn offsets_into_bytes() {
-        assert_eq!(offset(&Place::Bytes(vec![1, 2, 3]), 1), Place::Bytes(vec![2, 3]));
+        assert_eq!(
+            offset(&Place::Bytes(vec![1, 2, 3]), 1),
+            Place::Bytes(vec![2, 3])
+        );
         assert_eq!(offset(&Place::Mem(0x10), 8), Place::Mem(0x18));
-        assert!(matches!(offset(&Place::Bytes(vec![1]), 5), Place::Unavailable(_)));
+        assert!(matches!(
+            offset(&Place::Bytes(vec![1]), 5),
+            Place::Unavailable(_)
+        ));
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod expr;
 pub mod format;
+pub mod types;
 
 use gimli::{EndianSlice, EvaluationResult, LittleEndian, Location};
 
@@ -197,7 +198,11 @@ impl Scope<'_> {
             .function(self.pc)
             .ok_or_else(|| format!("no DWARF function contains pc {:#x}", self.pc))?;
         let mut out = Vec::new();
-        for v in f.vars.iter().filter(|v| v.param == params && v.in_scope(self.pc)) {
+        for v in f
+            .vars
+            .iter()
+            .filter(|v| v.param == params && v.in_scope(self.pc))
+        {
             let Some(ty) = v.ty else { continue };
             let size = self.ty(ty).and_then(|t| t.size).unwrap_or(8);
             let place = match v.location.at(self.pc) {

@@ -1,181 +1,19 @@
-//! Functions' variables and the types they need, from a Go binary's DWARF.
-//!
-//! [`VarIndex::load`] walks `.debug_info` once and keeps an owned index:
-//! every type entry (tag, name, size, Go kind, element/target type, members,
-//! array count, `DW_AT_go_runtime_type`), every concrete subprogram with its
-//! parameters and locals (each with the pc ranges of its innermost lexical
-//! block and its location: an expression, or a location list resolved to
-//! absolute ranges), and package variables. Variables of inlined calls are
-//! skipped (they belong to the inlined function, not the physical one).
-//! Addresses are link-time; callers add the load bias.
+//! The one walk over a unit's entries that fills a [`VarIndex`].
 
-use std::collections::HashMap;
+use gimli::{AttributeValue, DebuggingInformationEntry, Unit};
 
-use gimli::{AttributeValue, DebuggingInformationEntry, EndianSlice, LittleEndian, Unit};
-
-use super::dwarf::{dwarf_sections, global_ref, member_offset, op_addr, DwarfError, R};
-
-/// `DW_AT_go_kind`, `DW_AT_go_elem`, `DW_AT_go_runtime_type` (Go extensions).
-const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
-const DW_AT_GO_ELEM: gimli::DwAt = gimli::DwAt(0x2902);
-const DW_AT_GO_RUNTIME_TYPE: gimli::DwAt = gimli::DwAt(0x2904);
-/// Most entries read from one unit.
-const MAX_ENTRIES_PER_UNIT: usize = 50_000_000;
-
-/// One type entry, keyed by its `.debug_info` offset.
-#[derive(Debug, Clone)]
-pub struct Type {
-    pub tag: gimli::DwTag,
-    pub name: String,
-    pub size: Option<u64>,
-    /// Go's `reflect.Kind` (`DW_AT_go_kind`), 0 when absent.
-    pub kind: u8,
-    /// `DW_AT_type`: pointee, typedef target, array element.
-    pub target: Option<usize>,
-    /// `DW_AT_go_elem`: a slice's or channel's element type.
-    pub elem: Option<usize>,
-    /// A base type's `DW_ATE_*` encoding.
-    pub encoding: u8,
-    /// An array's element count.
-    pub count: Option<u64>,
-    pub members: Vec<Member>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Member {
-    pub name: String,
-    pub offset: u64,
-    pub ty: Option<usize>,
-}
-
-/// Where a variable lives.
-#[derive(Debug, Clone)]
-pub enum Location {
-    /// No `DW_AT_location`: optimized away.
-    None,
-    /// One expression for the whole scope.
-    Expr(Vec<u8>),
-    /// `(begin, end, expression)`, link-time pcs.
-    List(Vec<(u64, u64, Vec<u8>)>),
-}
-
-impl Location {
-    /// The expression valid at link-time `pc`, if any.
-    pub fn at(&self, pc: u64) -> Option<&[u8]> {
-        match self {
-            Location::None => None,
-            Location::Expr(e) => Some(e),
-            Location::List(l) => l
-                .iter()
-                .find(|(b, e, _)| *b <= pc && pc < *e)
-                .map(|(_, _, x)| &x[..]),
-        }
-    }
-}
-
-/// A parameter or local of a function.
-#[derive(Debug, Clone)]
-pub struct Var {
-    pub name: String,
-    pub param: bool,
-    pub ty: Option<usize>,
-    /// The ranges of its innermost lexical block; empty for the whole function.
-    pub scope: Vec<(u64, u64)>,
-    pub location: Location,
-}
-
-impl Var {
-    pub fn in_scope(&self, pc: u64) -> bool {
-        self.scope.is_empty() || self.scope.iter().any(|&(b, e)| b <= pc && pc < e)
-    }
-}
-
-/// A concrete (out-of-line) function.
-#[derive(Debug, Clone)]
-pub struct Function {
-    pub name: String,
-    pub ranges: Vec<(u64, u64)>,
-    pub encoding: gimli::Encoding,
-    pub vars: Vec<Var>,
-}
-
-/// A package-level variable at a fixed address.
-#[derive(Debug, Clone, Copy)]
-pub struct Global {
-    pub addr: u64,
-    pub ty: Option<usize>,
-}
-
-/// See the module docs.
-#[derive(Debug, Default)]
-pub struct VarIndex {
-    pub types: HashMap<usize, Type>,
-    runtime_types: HashMap<u64, usize>,
-    functions: Vec<Function>,
-    globals: HashMap<String, Global>,
-}
-
-/// What an entry's children belong to, while walking.
-#[derive(Clone, Copy)]
-enum Ctx {
-    Func(usize),
-    Block(usize),
-    Skip,
-    Struct(usize),
-    Array(usize),
-}
+use super::{
+    Ctx, Function, Global, Location, Member, Type, Var, VarIndex, DW_AT_GO_ELEM, DW_AT_GO_KIND,
+    DW_AT_GO_RUNTIME_TYPE, MAX_ENTRIES_PER_UNIT,
+};
+use crate::binary::dwarf::{global_ref, member_offset, op_addr, R};
 
 impl VarIndex {
-    /// Indexes the ELF file's DWARF. Units that fail to parse are skipped.
-    pub fn load(elf: &[u8]) -> Result<VarIndex, DwarfError> {
-        let sections = dwarf_sections(elf)?;
-        if sections.get(".debug_info").is_none_or(|d| d.is_empty()) {
-            return Err(DwarfError::NoDebugInfo);
-        }
-        let dwarf = gimli::Dwarf::load(|id| -> Result<R<'_>, DwarfError> {
-            let data = sections.get(id.name()).map_or(&[][..], |d| &d[..]);
-            Ok(EndianSlice::new(data, LittleEndian))
-        })?;
-        let mut index = VarIndex::default();
-        let mut headers = dwarf.units();
-        while let Ok(Some(header)) = headers.next() {
-            if let Ok(unit) = dwarf.unit(header) {
-                let _ = index.index_unit(&dwarf, &unit);
-            }
-        }
-        index.functions.sort_by_key(|f| f.ranges.first().map_or(0, |r| r.0));
-        Ok(index)
-    }
-
-    /// The function whose code contains link-time `pc`.
-    pub fn function(&self, pc: u64) -> Option<&Function> {
-        self.functions
-            .iter()
-            .find(|f| f.ranges.iter().any(|&(b, e)| b <= pc && pc < e))
-    }
-
-    pub fn global(&self, name: &str) -> Option<Global> {
-        self.globals.get(name).copied()
-    }
-
-    pub fn ty(&self, offset: usize) -> Option<&Type> {
-        self.types.get(&offset)
-    }
-
-    /// A type by DWARF name (the first found).
-    pub fn type_named(&self, name: &str) -> Option<usize> {
-        self.types
-            .iter()
-            .find(|(_, t)| t.name == name)
-            .map(|(&o, _)| o)
-    }
-
-    /// The type whose `DW_AT_go_runtime_type` is link-time address `addr`.
-    pub fn by_runtime_type(&self, addr: u64) -> Option<usize> {
-        self.runtime_types.get(&addr).copied()
-    }
-
-    fn index_unit(&mut self, dwarf: &gimli::Dwarf<R<'_>>, unit: &Unit<R<'_>>) -> gimli::Result<()> {
+    pub(super) fn index_unit(
+        &mut self,
+        dwarf: &gimli::Dwarf<R<'_>>,
+        unit: &Unit<R<'_>>,
+    ) -> gimli::Result<()> {
         let mut cursor = unit.entries();
         let mut stack: Vec<(isize, Ctx)> = Vec::new();
         let mut blocks: Vec<Vec<(u64, u64)>> = Vec::new();
@@ -289,8 +127,7 @@ impl VarIndex {
                     let t = Type {
                         tag,
                         name: name_of(dwarf, unit, entry).unwrap_or_default(),
-                        size: udata(gimli::DW_AT_byte_size).or((tag
-                            == gimli::DW_TAG_pointer_type)
+                        size: udata(gimli::DW_AT_byte_size).or((tag == gimli::DW_TAG_pointer_type)
                             .then_some(u64::from(unit.header.address_size()))),
                         kind: udata(DW_AT_GO_KIND).unwrap_or(0) as u8,
                         target: ty,
