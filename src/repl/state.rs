@@ -271,6 +271,7 @@ impl<'a> Session<'a> {
             // A caller's pc is a return address: look up the call itself.
             pc: if top { link } else { link.wrapping_sub(1) },
             cfa: f.fp,
+            line: Some(u64::from(f.line)),
             types: {
                 let b = self.prog.binary();
                 b.symbol("runtime.types").zip(b.symbol("runtime.etypes"))

@@ -84,6 +84,8 @@ pub struct Var {
     /// The ranges of its innermost lexical block; empty for the whole function.
     pub scope: Vec<(u64, u64)>,
     pub location: Location,
+    /// `DW_AT_decl_line`: a local is not shown before the line declaring it.
+    pub decl_line: Option<u64>,
 }
 
 impl Var {

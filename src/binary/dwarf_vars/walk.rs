@@ -79,6 +79,9 @@ impl VarIndex {
                                 ty,
                                 scope,
                                 location,
+                                decl_line: entry
+                                    .attr_value(gimli::DW_AT_decl_line)
+                                    .and_then(|v| v.udata_value()),
                             });
                         }
                         (None, _) if tag == gimli::DW_TAG_variable => {

@@ -52,6 +52,8 @@ pub struct Scope<'a> {
     /// Link-time `[runtime.types, runtime.etypes)`: `DW_AT_go_runtime_type`
     /// is an offset from its start, and every `*_type` points inside it.
     pub types: Option<(u64, u64)>,
+    /// The frame's source line (locals declared after it are not shown).
+    pub line: Option<u64>,
     /// The thread's registers, for the innermost frame of a running goroutine.
     pub regs: Option<Regs>,
 }
@@ -198,10 +200,11 @@ impl Scope<'_> {
             .function(self.pc)
             .ok_or_else(|| format!("no DWARF function contains pc {:#x}", self.pc))?;
         let mut out = Vec::new();
+        let declared = |d: Option<u64>| matches!((d, self.line), (Some(d), Some(l)) if d > l);
         for v in f
             .vars
             .iter()
-            .filter(|v| v.param == params && v.in_scope(self.pc))
+            .filter(|v| v.param == params && v.in_scope(self.pc) && (params || !declared(v.decl_line)))
         {
             let Some(ty) = v.ty else { continue };
             let size = self.ty(ty).and_then(|t| t.size).unwrap_or(8);
