@@ -164,7 +164,27 @@ impl Scope<'_> {
                     .and_then(|h| self.member(h, "count").or_else(|| self.member(h, "used")))
                     .map_or(0, |(o, _)| o);
                 let count = self.read_u64(&Place::Mem(p), off)?;
-                Ok(format!("{name} len: {count}"))
+                let mut s = format!("{name} len: {count}");
+                let entries = hdr
+                    .filter(|_| depth < MAX_DEPTH && count > 0)
+                    .and_then(|h| self.map_entries(p, h, ELEMS_SHOWN as usize));
+                if let Some(entries) = entries {
+                    let shown: Vec<String> = entries
+                        .iter()
+                        .map(|(k, v)| {
+                            let k = self.fmt_value(k, depth + 1, seen);
+                            format!("{k}: {}", self.fmt_value(v, depth + 1, seen))
+                        })
+                        .collect();
+                    let more = count.saturating_sub(shown.len() as u64);
+                    let more = if more > 0 {
+                        format!(",...+{more} more")
+                    } else {
+                        String::new()
+                    };
+                    s = format!("{s}, [{}{more}]", shown.join(", "));
+                }
+                Ok(s)
             }
             kind::CHAN => {
                 let p = self.read_u64(&v.place, 0)?;

@@ -8,6 +8,7 @@
 
 pub mod expr;
 pub mod format;
+mod maps;
 pub mod types;
 
 use gimli::{EndianSlice, EvaluationResult, LittleEndian, Location};
@@ -201,11 +202,9 @@ impl Scope<'_> {
             .ok_or_else(|| format!("no DWARF function contains pc {:#x}", self.pc))?;
         let mut out = Vec::new();
         let declared = |d: Option<u64>| matches!((d, self.line), (Some(d), Some(l)) if d > l);
-        for v in f
-            .vars
-            .iter()
-            .filter(|v| v.param == params && v.in_scope(self.pc) && (params || !declared(v.decl_line)))
-        {
+        for v in f.vars.iter().filter(|v| {
+            v.param == params && v.in_scope(self.pc) && (params || !declared(v.decl_line))
+        }) {
             let Some(ty) = v.ty else { continue };
             let size = self.ty(ty).and_then(|t| t.size).unwrap_or(8);
             let place = match v.location.at(self.pc) {
