@@ -181,3 +181,55 @@ impl VarIndex {
         self.runtime_types.get(&addr).copied()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(flavour: &str) -> Option<Vec<u8>> {
+        let path = format!(
+            "{}/tests/fixtures/bin/{flavour}/vars",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(path).ok()
+    }
+
+    #[test]
+    fn indexes_the_vars_fixture() {
+        for flavour in ["go1.19-noopt", "go1.27-noopt", "go1.27-pie"] {
+            let Some(elf) = fixture(flavour) else {
+                eprintln!("{flavour}: not built (scripts/build-fixtures)");
+                continue;
+            };
+            let index = VarIndex::load(&elf).unwrap();
+            let hold = index
+                .functions
+                .iter()
+                .find(|f| f.name == "main.hold")
+                .unwrap_or_else(|| panic!("{flavour}: main.hold"));
+            let params: Vec<&str> = hold
+                .vars
+                .iter()
+                .filter(|v| v.param)
+                .map(|v| v.name.as_str())
+                .collect();
+            assert_eq!(params[..4], ["name", "payload", "in", "req"], "{flavour}");
+            let pc = hold.ranges[0].0;
+            assert_eq!(index.function(pc).map(|f| &f.name[..]), Some("main.hold"));
+            let counter = index.global("main.counter").expect("main.counter");
+            let ty = index.ty(counter.ty.unwrap()).unwrap();
+            assert_eq!((ty.name.as_str(), ty.size), ("int", Some(8)), "{flavour}");
+            let es = index.type_named("*errors.errorString").unwrap();
+            assert!(index.runtime_types.values().any(|&t| t == es), "{flavour}");
+        }
+    }
+
+    #[test]
+    fn location_lists_pick_the_entry_for_the_pc() {
+        let l = Location::List(vec![(0x10, 0x20, vec![1]), (0x20, 0x30, vec![2])]);
+        assert_eq!(l.at(0x10), Some(&[1u8][..]));
+        assert_eq!(l.at(0x2f), Some(&[2u8][..]));
+        assert_eq!(l.at(0x30), None);
+        assert_eq!(Location::None.at(0), None);
+    }
+}

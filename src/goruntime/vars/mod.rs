@@ -223,3 +223,90 @@ impl Scope<'_> {
             .map_or_else(|| "??".to_string(), |f| f.name.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::ReadFault;
+
+    /// 0x100 bytes at 0x1000 holding their offset.
+    struct Mem;
+    impl Memory for Mem {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+            let fault = ReadFault {
+                addr,
+                len: buf.len(),
+            };
+            if addr < 0x1000 || addr + buf.len() as u64 > 0x1100 {
+                return Err(fault);
+            }
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (addr - 0x1000) as u8 + i as u8;
+            }
+            Ok(())
+        }
+    }
+
+    const ENC: gimli::Encoding = gimli::Encoding {
+        format: gimli::Format::Dwarf32,
+        version: 4,
+        address_size: 8,
+    };
+
+    fn scope<'a>(index: &'a VarIndex, regs: Option<Regs>) -> Scope<'a> {
+        Scope {
+            mem: &Mem,
+            index,
+            bias: 0x100,
+            pc: 0,
+            cfa: 0x1080,
+            types: None,
+            line: None,
+            regs,
+        }
+    }
+
+    #[test]
+    fn locations_from_cfa_fbreg_addr_registers_and_pieces() {
+        let index = VarIndex::default();
+        let s = scope(&index, None);
+        assert_eq!(s.locate(&[0x9c], ENC, 8), Place::Mem(0x1080));
+        // DW_OP_fbreg -8
+        assert_eq!(s.locate(&[0x91, 0x78], ENC, 8), Place::Mem(0x1078));
+        // DW_OP_addr 0xf00, relocated by the bias.
+        let mut addr = vec![0x03];
+        addr.extend(0xf00u64.to_le_bytes());
+        assert_eq!(s.locate(&addr, ENC, 8), Place::Mem(0x1000));
+        // No registers: a register location is unavailable, never guessed.
+        assert!(matches!(s.locate(&[0x50], ENC, 8), Place::Unavailable(_)));
+        assert_eq!(
+            s.locate(&[], ENC, 8),
+            Place::Unavailable("optimized out".into())
+        );
+        // DW_OP_piece 8 with nothing before it: that half is gone.
+        assert!(matches!(
+            s.locate(&[0x93, 8, 0x91, 0x00, 0x93, 8], ENC, 16),
+            Place::Unavailable(_)
+        ));
+
+        let regs = Regs {
+            rax: 0x1122,
+            ..Regs::default()
+        };
+        let s = scope(&index, Some(regs));
+        let mut want = 0x1122u64.to_le_bytes().to_vec();
+        assert_eq!(s.locate(&[0x50], ENC, 8), Place::Bytes(want.clone()));
+        // DW_OP_reg0 DW_OP_piece 8 DW_OP_fbreg -16 DW_OP_piece 8
+        want.extend(0x70..0x78u8);
+        assert_eq!(
+            s.locate(&[0x50, 0x93, 8, 0x91, 0x70, 0x93, 8], ENC, 16),
+            Place::Bytes(want)
+        );
+        // A read outside memory is an error, not zeros.
+        assert!(s.read(&Place::Mem(0x10f8), 0, 16).is_err());
+        assert_eq!(
+            s.read_u64(&Place::Bytes(vec![1; 8]), 0),
+            Ok(0x0101010101010101)
+        );
+    }
+}
