@@ -8,6 +8,7 @@ mod common;
 
 use std::io::Write;
 use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{assert_untouched, build_fixtures, goat, Fixture};
 
@@ -47,27 +48,39 @@ struct Held {
 
 impl Held {
     fn start(flavour: &str) -> Held {
+        Held::start_in(flavour, "main.hold")
+    }
+
+    /// Selects the frame of `func` in the goroutine parked in it.
+    fn start_in(flavour: &str, func: &str) -> Held {
         build_fixtures();
         let fx = Fixture::start(flavour, "vars", &[]);
         let pid = fx.pid();
-        let grs = text(&attach(pid, "grs -f main.hold\n").stdout);
-        let gid: u64 = grs
-            .lines()
-            .find_map(|l| {
+        // "ready" comes from main.hold; the main.wait goroutine parks on its
+        // own, so wait for it to show up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let gid: u64 = loop {
+            let grs = text(&attach(pid, &format!("grs -f {func}\n")).stdout);
+            let found = grs.lines().find_map(|l| {
                 l.trim()
                     .strip_prefix("Goroutine ")?
                     .split(' ')
                     .next()?
                     .parse()
                     .ok()
-            })
-            .unwrap_or_else(|| panic!("{flavour}: no main.hold goroutine in:\n{grs}"));
+            });
+            match found {
+                Some(g) => break g,
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                None => panic!("{flavour}: no {func} goroutine in:\n{grs}"),
+            }
+        };
         let bt = text(&attach(pid, &format!("gr {gid}\nbt\n")).stdout);
         let frame: usize = bt
             .lines()
-            .find(|l| l.contains(" in main.hold"))
+            .find(|l| l.contains(&format!(" in {func}")))
             .and_then(|l| l.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{flavour}: no main.hold frame in:\n{bt}"));
+            .unwrap_or_else(|| panic!("{flavour}: no {func} frame in:\n{bt}"));
         let select = format!("gr {gid}\nframe {frame}\n");
         let select_lines = text(&attach(pid, &select).stdout).lines().count();
         Held {
@@ -305,4 +318,38 @@ fn runtime_frames_and_usage_errors() {
     assert!(err.contains("usage: dump-bytes EXPR FILE [-f]"), "{err}");
     let (_, err) = h.run("locals x");
     assert!(err.contains("usage: locals"), "{err}");
+}
+
+/// `main.wait` is inlined into `main.outer` in optimized builds: its frame
+/// shows the inlined call's own variables (`n`), its caller's show `k`.
+#[test]
+fn inlined_frames_show_the_inlined_calls_variables() {
+    for flavour in ["go1.27-noopt", "go1.19-exe", "go1.24-exe", "go1.27-pie"] {
+        let h = Held::start_in(flavour, "main.wait");
+        let ok = |got: &str, want: &str| got == want || unavailable(got);
+        let (args, err) = h.run("args");
+        assert!(!err.contains("error:"), "{flavour}: {err}");
+        for l in args.lines() {
+            match l.split_once(" = ") {
+                Some(("n", v)) => assert!(ok(v, "42"), "{flavour}: n = {v}"),
+                Some(("tag", v)) => assert!(ok(v, r#""inlined-tag""#), "{flavour}: tag = {v}"),
+                _ => {}
+            }
+        }
+        // Unoptimized (not inlined) every value is there; Go 1.27's DWARF
+        // keeps n of the inlined call.
+        if flavour.ends_with("-noopt") {
+            assert!(args.contains(r#"tag = "inlined-tag""#), "{flavour}: {args}");
+        }
+        if flavour.ends_with("-noopt") || flavour == "go1.27-pie" {
+            assert!(args.contains("n = 42"), "{flavour}: {args}");
+        }
+        match h.print("n") {
+            Ok(v) => assert!(ok(&v, "42"), "{flavour}: p n = {v}"),
+            Err(e) => assert!(e.contains("no variable"), "{flavour}: {e}"),
+        }
+        let (out, _) = h.run("up\nargs");
+        let k = out.lines().find_map(|l| l.strip_prefix("k = "));
+        assert!(k.is_some_and(|k| ok(k, "21")), "{flavour}: {out}");
+    }
 }

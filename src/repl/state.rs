@@ -249,16 +249,14 @@ impl<'a> Session<'a> {
             .as_ref()
             .map_err(|e| anyhow!("no variable information: {e}"))?;
         let g = self.current_g()?;
-        let f = self.current_frame()?;
-        if f.inlined {
-            return Err(anyhow!(
-                "frame {} is an inlined call of {}: its variables are not supported yet",
-                self.frame,
-                f.function
-            ));
-        }
+        let selected = self.current_frame()?;
+        // An inlined call shares the physical frame that follows it.
+        let physical = (self.frame..g.frames.len())
+            .find(|&i| !g.frames[i].inlined)
+            .ok_or_else(|| anyhow!("frame {} has no physical frame", self.frame))?;
+        let f = &g.frames[physical];
         // Innermost physical frame: only inlined calls stand before it.
-        let top = g.frames[..self.frame].iter().all(|x| x.inlined);
+        let top = g.frames[..physical].iter().all(|x| x.inlined);
         let regs = self
             .thread_of(g)
             .filter(|t| top && t.regs.rip == f.pc)
@@ -271,7 +269,10 @@ impl<'a> Session<'a> {
             // A caller's pc is a return address: look up the call itself.
             pc: if top { link } else { link.wrapping_sub(1) },
             cfa: f.fp,
-            line: Some(u64::from(f.line)),
+            inline_depth: physical - self.frame,
+            ret_pc: (!top).then_some(link),
+            function: Some(selected.function.to_string()),
+            line: Some(u64::from(selected.line)),
             types: {
                 let b = self.prog.binary();
                 b.symbol("runtime.types").zip(b.symbol("runtime.etypes"))

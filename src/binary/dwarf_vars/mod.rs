@@ -86,6 +86,9 @@ pub struct Var {
     pub location: Location,
     /// `DW_AT_decl_line`: a local is not shown before the line declaring it.
     pub decl_line: Option<u64>,
+    /// `DW_AT_abstract_origin` (`.debug_info` offset), for a name from
+    /// another unit.
+    pub origin: Option<usize>,
 }
 
 impl Var {
@@ -101,6 +104,31 @@ pub struct Function {
     pub ranges: Vec<(u64, u64)>,
     pub encoding: gimli::Encoding,
     pub vars: Vec<Var>,
+    /// Calls inlined into it, at any nesting depth.
+    pub inlined: Vec<Inlined>,
+}
+
+/// A call inlined into a [`Function`] (`DW_TAG_inlined_subroutine`).
+#[derive(Debug, Clone)]
+pub struct Inlined {
+    /// 1 for a call in the function's own code, 2 for a call inside that, …
+    pub depth: usize,
+    pub ranges: Vec<(u64, u64)>,
+    pub vars: Vec<Var>,
+}
+
+impl Function {
+    /// The variables of the function (`depth` 0) or of the call inlined at
+    /// `depth` that contains link-time `pc`.
+    pub fn vars_at(&self, pc: u64, depth: usize) -> Option<&[Var]> {
+        if depth == 0 {
+            return Some(&self.vars);
+        }
+        self.inlined
+            .iter()
+            .find(|i| i.depth == depth && i.ranges.iter().any(|&(b, e)| b <= pc && pc < e))
+            .map(|i| &i.vars[..])
+    }
 }
 
 /// A package-level variable at a fixed address.
@@ -117,12 +145,17 @@ pub struct VarIndex {
     runtime_types: HashMap<u64, usize>,
     functions: Vec<Function>,
     globals: HashMap<String, Global>,
+    /// Name and type of every named parameter and variable entry, for
+    /// concrete entries that only refer to them.
+    origins: HashMap<usize, (String, Option<usize>)>,
 }
 
 /// What an entry's children belong to, while walking.
 #[derive(Clone, Copy)]
 enum Ctx {
     Func(usize),
+    /// (function, index into its `inlined`)
+    Inl(usize, usize),
     Block(usize),
     Skip,
     Struct(usize),
@@ -145,6 +178,18 @@ impl VarIndex {
         while let Ok(Some(header)) = headers.next() {
             if let Ok(unit) = dwarf.unit(header) {
                 let _ = index.index_unit(&dwarf, &unit);
+            }
+        }
+        let origins = std::mem::take(&mut index.origins);
+        for f in &mut index.functions {
+            let inl = f.inlined.iter_mut().flat_map(|i| i.vars.iter_mut());
+            for v in f.vars.iter_mut().chain(inl) {
+                if let Some((name, ty)) = v.origin.and_then(|o| origins.get(&o)) {
+                    if v.name.is_empty() {
+                        v.name = name.clone();
+                    }
+                    v.ty = v.ty.or(*ty);
+                }
             }
         }
         index
@@ -222,6 +267,25 @@ mod tests {
             let es = index.type_named("*errors.errorString").unwrap();
             assert!(index.runtime_types.values().any(|&t| t == es), "{flavour}");
         }
+    }
+
+    #[test]
+    fn inlined_calls_have_their_variables() {
+        let Some(elf) = fixture("go1.27-pie") else {
+            return;
+        };
+        let index = VarIndex::load(&elf).unwrap();
+        let outer = index
+            .functions
+            .iter()
+            .find(|f| f.name == "main.outer")
+            .unwrap();
+        let names: Vec<(usize, Vec<&str>)> = outer
+            .inlined
+            .iter()
+            .map(|i| (i.depth, i.vars.iter().map(|v| v.name.as_str()).collect()))
+            .collect();
+        assert!(names.contains(&(1, vec!["n"])), "{:?}", outer.inlined);
     }
 
     #[test]

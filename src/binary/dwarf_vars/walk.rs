@@ -3,8 +3,8 @@
 use gimli::{AttributeValue, DebuggingInformationEntry, Unit};
 
 use super::{
-    Ctx, Function, Global, Location, Member, Type, Var, VarIndex, DW_AT_GO_ELEM, DW_AT_GO_KIND,
-    DW_AT_GO_RUNTIME_TYPE, MAX_ENTRIES_PER_UNIT,
+    Ctx, Function, Global, Inlined, Location, Member, Type, Var, VarIndex, DW_AT_GO_ELEM,
+    DW_AT_GO_KIND, DW_AT_GO_RUNTIME_TYPE, MAX_ENTRIES_PER_UNIT,
 };
 use crate::binary::dwarf::{global_ref, member_offset, op_addr, R};
 
@@ -48,41 +48,68 @@ impl VarIndex {
                         ranges,
                         encoding: unit.encoding(),
                         vars: Vec::new(),
+                        inlined: Vec::new(),
                     });
                     stack.push((depth, Ctx::Func(self.functions.len() - 1)));
                 }
                 gimli::DW_TAG_lexical_block => match parent {
-                    Some(Ctx::Func(_) | Ctx::Block(_)) => {
+                    Some(Ctx::Func(_) | Ctx::Inl(..) | Ctx::Block(_)) => {
                         blocks.push(ranges_of(dwarf, unit, entry));
                         stack.push((depth, Ctx::Block(blocks.len() - 1)));
                     }
                     _ => stack.push((depth, Ctx::Skip)),
                 },
-                gimli::DW_TAG_inlined_subroutine => stack.push((depth, Ctx::Skip)),
+                gimli::DW_TAG_inlined_subroutine => {
+                    let within = stack.iter().all(|&(_, c)| !matches!(c, Ctx::Skip));
+                    let inl_depth = 1 + stack
+                        .iter()
+                        .filter(|&&(_, c)| matches!(c, Ctx::Inl(..)))
+                        .count();
+                    match (within, owner(&stack)) {
+                        (true, Some(Ctx::Func(f) | Ctx::Inl(f, _))) => {
+                            let calls = &mut self.functions[f].inlined;
+                            calls.push(Inlined {
+                                depth: inl_depth,
+                                ranges: ranges_of(dwarf, unit, entry),
+                                vars: Vec::new(),
+                            });
+                            stack.push((depth, Ctx::Inl(f, calls.len() - 1)));
+                        }
+                        _ => stack.push((depth, Ctx::Skip)),
+                    }
+                }
                 gimli::DW_TAG_formal_parameter | gimli::DW_TAG_variable => {
-                    let func = stack.iter().rev().find_map(|&(_, c)| match c {
-                        Ctx::Func(f) => Some(f),
-                        _ => None,
-                    });
+                    let (name, ty) = named(dwarf, unit, entry, ty);
+                    if !name.is_empty() {
+                        self.origins.insert(offset, (name.clone(), ty));
+                    }
                     let scope = match parent {
                         Some(Ctx::Block(b)) => blocks[b].clone(),
                         _ => Vec::new(),
                     };
                     let attr = entry.attr_value(gimli::DW_AT_location);
-                    match (parent, func) {
-                        (Some(Ctx::Func(_) | Ctx::Block(_)), Some(f)) => {
-                            let (name, ty) = named(dwarf, unit, entry, ty);
-                            let location = location_of(dwarf, unit, attr);
-                            self.functions[f].vars.push(Var {
+                    let is_local =
+                        matches!(parent, Some(Ctx::Func(_) | Ctx::Inl(..) | Ctx::Block(_)));
+                    match (parent, owner(&stack)) {
+                        (_, Some(o)) if is_local => {
+                            let var = Var {
                                 name,
                                 param: tag == gimli::DW_TAG_formal_parameter,
                                 ty,
                                 scope,
-                                location,
+                                location: location_of(dwarf, unit, attr),
                                 decl_line: entry
                                     .attr_value(gimli::DW_AT_decl_line)
                                     .and_then(|v| v.udata_value()),
-                            });
+                                origin: entry
+                                    .attr_value(gimli::DW_AT_abstract_origin)
+                                    .and_then(|v| global_ref(unit, v)),
+                            };
+                            match o {
+                                Ctx::Func(f) => self.functions[f].vars.push(var),
+                                Ctx::Inl(f, i) => self.functions[f].inlined[i].vars.push(var),
+                                _ => {}
+                            }
                         }
                         (None, _) if tag == gimli::DW_TAG_variable => {
                             let addr = match attr {
@@ -163,6 +190,15 @@ impl VarIndex {
         }
         Ok(())
     }
+}
+
+/// The innermost function or inlined call being walked.
+fn owner(stack: &[(isize, Ctx)]) -> Option<Ctx> {
+    stack
+        .iter()
+        .rev()
+        .map(|&(_, c)| c)
+        .find(|c| matches!(c, Ctx::Func(_) | Ctx::Inl(..)))
 }
 
 fn is_type_tag(tag: gimli::DwTag) -> bool {

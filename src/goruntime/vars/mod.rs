@@ -53,6 +53,13 @@ pub struct Scope<'a> {
     /// Link-time `[runtime.types, runtime.etypes)`: `DW_AT_go_runtime_type`
     /// is an offset from its start, and every `*_type` points inside it.
     pub types: Option<(u64, u64)>,
+    /// 0 for the physical function's own variables; N for those of the call
+    /// inlined N levels deep at `pc`.
+    pub inline_depth: usize,
+    /// A caller's link-time return address (`pc` is the call, one before).
+    pub ret_pc: Option<u64>,
+    /// The selected frame's function (an inlined call's own name), for messages.
+    pub function: Option<String>,
     /// The frame's source line (locals declared after it are not shown).
     pub line: Option<u64>,
     /// The thread's registers, for the innermost frame of a running goroutine.
@@ -202,15 +209,33 @@ impl Scope<'_> {
             .ok_or_else(|| format!("no DWARF function contains pc {:#x}", self.pc))?;
         let mut out = Vec::new();
         let declared = |d: Option<u64>| matches!((d, self.line), (Some(d), Some(l)) if d > l);
-        for v in f.vars.iter().filter(|v| {
+        let vars = f.vars_at(self.pc, self.inline_depth).ok_or_else(|| {
+            format!(
+                "no DWARF record of the call inlined {} deep at pc {:#x}",
+                self.inline_depth, self.pc
+            )
+        })?;
+        for v in vars.iter().filter(|v| {
             v.param == params && v.in_scope(self.pc) && (params || !declared(v.decl_line))
         }) {
             let Some(ty) = v.ty else { continue };
             let size = self.ty(ty).and_then(|t| t.size).unwrap_or(8);
-            let place = match v.location.at(self.pc) {
+            let mut place = match v.location.at(self.pc) {
                 Some(expr) => self.locate(expr, f.encoding, size),
                 None => Place::Unavailable("optimized out".to_string()),
             };
+            // In a caller, a value in a register at the call was spilled
+            // before it (Go has no callee-saved registers): the entry from
+            // the return address on says where, if it is memory.
+            let in_register = matches!(&place, Place::Unavailable(w) if w.contains("register"));
+            if let (true, Some(ret)) = (in_register, self.ret_pc) {
+                if let Some(expr) = v.location.at(ret) {
+                    let after = self.locate(expr, f.encoding, size);
+                    if !matches!(after, Place::Unavailable(_)) {
+                        place = after;
+                    }
+                }
+            }
             out.push((v.name.clone(), Value { ty, place }));
         }
         Ok(out)
@@ -218,6 +243,9 @@ impl Scope<'_> {
 
     /// The name of the function at the frame's pc.
     pub fn function_name(&self) -> String {
+        if let Some(f) = &self.function {
+            return f.clone();
+        }
         self.index
             .function(self.pc)
             .map_or_else(|| "??".to_string(), |f| f.name.clone())
@@ -261,6 +289,9 @@ mod tests {
             pc: 0,
             cfa: 0x1080,
             types: None,
+            inline_depth: 0,
+            ret_pc: None,
+            function: None,
             line: None,
             regs,
         }
