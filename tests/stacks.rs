@@ -80,7 +80,8 @@ fn compare_with_runtime(flavour: &str) {
 #[test]
 fn stacks_match_the_runtime_traceback_for_every_go_release() {
     let all = flavours();
-    for f in &all {
+    // `noopt` holds only the `vars` fixture.
+    for f in all.iter().filter(|f| !f.ends_with("-noopt")) {
         compare_with_runtime(f);
     }
     for v in ["go1.19", "go1.21", "go1.24", "go1.27"] {

@@ -113,7 +113,7 @@ const MAX_PATH_DEPTH: usize = 32;
 /// Most entries read from one unit (a Go unit has well under a million).
 const MAX_ENTRIES_PER_UNIT: usize = 50_000_000;
 
-type R<'a> = EndianSlice<'a, LittleEndian>;
+pub(super) type R<'a> = EndianSlice<'a, LittleEndian>;
 
 impl DwarfTypes {
     /// Parses from the ELF file bytes. `Err` if there is no `.debug_info`.
@@ -355,10 +355,10 @@ impl DwarfTypes {
 }
 
 /// Uncompressed DWARF sections by ELF name (`.debug_info`, …).
-type Sections<'a> = HashMap<&'static str, Cow<'a, [u8]>>;
+pub(super) type Sections<'a> = HashMap<&'static str, Cow<'a, [u8]>>;
 
 /// The sections the index needs, decompressed.
-fn dwarf_sections(elf: &[u8]) -> Result<Sections<'_>, DwarfError> {
+pub(super) fn dwarf_sections(elf: &[u8]) -> Result<Sections<'_>, DwarfError> {
     let file = object::File::parse(elf).map_err(DwarfError::Elf)?;
     let mut sections = Sections::new();
     let ids = [
@@ -372,6 +372,9 @@ fn dwarf_sections(elf: &[u8]) -> Result<Sections<'_>, DwarfError> {
         gimli::SectionId::DebugStrOffsets,
         gimli::SectionId::DebugRngLists,
         gimli::SectionId::DebugRanges,
+        // Variable locations (dwarf_vars).
+        gimli::SectionId::DebugLoc,
+        gimli::SectionId::DebugLocLists,
     ];
     for id in ids {
         // object falls back to `.zdebug_*` and handles SHF_COMPRESSED.
@@ -403,7 +406,7 @@ fn is_type_tag(tag: gimli::DwTag) -> bool {
 }
 
 /// A type reference as a `.debug_info` offset.
-fn global_ref(unit: &Unit<R<'_>>, v: AttributeValue<R<'_>>) -> Option<usize> {
+pub(super) fn global_ref(unit: &Unit<R<'_>>, v: AttributeValue<R<'_>>) -> Option<usize> {
     match v {
         AttributeValue::UnitRef(u) => u.to_debug_info_offset(&unit.header).map(|o| o.0),
         AttributeValue::DebugInfoRef(o) => Some(o.0),
@@ -413,7 +416,7 @@ fn global_ref(unit: &Unit<R<'_>>, v: AttributeValue<R<'_>>) -> Option<usize> {
 
 /// `DW_AT_data_member_location` as a constant, or the old
 /// `DW_OP_plus_uconst N` expression form.
-fn member_offset(v: AttributeValue<R<'_>>) -> Option<u64> {
+pub(super) fn member_offset(v: AttributeValue<R<'_>>) -> Option<u64> {
     match v {
         AttributeValue::Exprloc(e) => {
             let bytes = e.0.slice();
@@ -429,7 +432,7 @@ fn member_offset(v: AttributeValue<R<'_>>) -> Option<u64> {
 }
 
 /// The address of a location expression that is exactly `DW_OP_addr A`.
-fn op_addr(bytes: &[u8]) -> Option<u64> {
+pub(super) fn op_addr(bytes: &[u8]) -> Option<u64> {
     if bytes.len() != 9 || bytes[0] != gimli::DW_OP_addr.0 {
         return None;
     }

@@ -7,6 +7,7 @@
 
 mod buildinfo;
 pub mod dwarf;
+pub mod dwarf_vars;
 mod image;
 mod inline;
 mod moduledata;

@@ -13,6 +13,7 @@ mod layout;
 mod model;
 mod table;
 mod unwind;
+pub mod vars;
 mod version;
 
 use std::path::Path;

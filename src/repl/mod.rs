@@ -18,6 +18,7 @@ mod source;
 mod stack;
 mod state;
 mod table;
+mod vars;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};

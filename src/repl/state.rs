@@ -8,6 +8,8 @@
 
 use anyhow::{anyhow, Context, Result};
 
+use crate::binary::dwarf_vars::VarIndex;
+use crate::goruntime::vars::Scope;
 use crate::goruntime::{self, Dump, Frame, GoProgram, Goroutine};
 use std::path::Path;
 
@@ -116,6 +118,8 @@ pub struct Session<'a> {
     pub(super) frame: usize,
     /// Set by `quit`/`detach`.
     pub(super) done: bool,
+    /// The DWARF variable index, built on first use (per binary).
+    vars: std::cell::OnceCell<Result<VarIndex, String>>,
 }
 
 impl<'a> Session<'a> {
@@ -138,6 +142,7 @@ impl<'a> Session<'a> {
             current: None,
             frame: 0,
             done: false,
+            vars: std::cell::OnceCell::new(),
         };
         s.load()?;
         Ok(s)
@@ -233,6 +238,47 @@ impl<'a> Session<'a> {
         g.frames
             .get(self.frame)
             .ok_or_else(|| anyhow!("goroutine {} has no frame {}", g.id, self.frame))
+    }
+
+    /// The variables' scope of the selected frame: its pc, CFA and, for the
+    /// innermost frame of a goroutine running on a thread, the registers.
+    pub(super) fn scope(&self) -> Result<Scope<'_>> {
+        let index = self
+            .vars
+            .get_or_init(|| VarIndex::load(self.prog.binary().data()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| anyhow!("no variable information: {e}"))?;
+        let g = self.current_g()?;
+        let selected = self.current_frame()?;
+        // An inlined call shares the physical frame that follows it.
+        let physical = (self.frame..g.frames.len())
+            .find(|&i| !g.frames[i].inlined)
+            .ok_or_else(|| anyhow!("frame {} has no physical frame", self.frame))?;
+        let f = &g.frames[physical];
+        // Innermost physical frame: only inlined calls stand before it.
+        let top = g.frames[..physical].iter().all(|x| x.inlined);
+        let regs = self
+            .thread_of(g)
+            .filter(|t| top && t.regs.rip == f.pc)
+            .map(|t| t.regs);
+        let link = f.pc.wrapping_sub(self.bias);
+        Ok(Scope {
+            mem: self.target()?,
+            index,
+            bias: self.bias,
+            // A caller's pc is a return address: look up the call itself.
+            pc: if top { link } else { link.wrapping_sub(1) },
+            cfa: f.fp,
+            inline_depth: physical - self.frame,
+            ret_pc: (!top).then_some(link),
+            function: Some(selected.function.to_string()),
+            line: Some(u64::from(selected.line)),
+            types: {
+                let b = self.prog.binary();
+                b.symbol("runtime.types").zip(b.symbol("runtime.etypes"))
+            },
+            regs,
+        })
     }
 
     /// The thread the goroutine runs on, if it runs on one.

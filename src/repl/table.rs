@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::state::Session;
-use super::{data, goroutines, session, source, stack};
+use super::{data, goroutines, session, source, stack, vars};
 
 /// A command's handler: the session, the words after the command name, and
 /// where to print.
@@ -176,6 +176,51 @@ pub static COMMANDS: &[Command] = &[
             decimal), 16 a line. Unreadable memory is an error.",
         arg: Arg::None,
         run: data::examine,
+    },
+    Command {
+        name: "args",
+        aliases: &[],
+        group: Group::Data,
+        help: "Print the arguments of the selected frame.",
+        usage: "args\n\n\
+            One `name = value` a line, from DWARF. A value the optimizer did not\n\
+            keep at this pc is shown as optimized out or unavailable.",
+        arg: Arg::None,
+        run: vars::args,
+    },
+    Command {
+        name: "locals",
+        aliases: &[],
+        group: Group::Data,
+        help: "Print the local variables of the selected frame.",
+        usage: "locals\n\n\
+            The variables in scope at the frame's pc, one `name = value` a line.",
+        arg: Arg::None,
+        run: vars::locals,
+    },
+    Command {
+        name: "print",
+        aliases: &["p"],
+        group: Group::Data,
+        help: "Print a variable, a field, an element or a pointee.",
+        usage: "print [&][*]NAME[.FIELD|[INDEX]]...   (short: p)\n\n\
+            NAME is a variable of the selected frame or a package variable\n\
+            (main.counter, or counter for package main). .FIELD selects a struct\n\
+            field (through a pointer), [INDEX] an element of a slice, array or\n\
+            string, * dereferences a pointer, & prints the address instead.",
+        arg: Arg::None,
+        run: vars::print,
+    },
+    Command {
+        name: "dump-bytes",
+        aliases: &[],
+        group: Group::Data,
+        help: "Write the bytes of a string, []byte or [N]byte to a file.",
+        usage: "dump-bytes EXPR FILE [-f]\n\n\
+            EXPR as for print. FILE is created with mode 0600 and never through a\n\
+            symbolic link; an existing FILE is kept unless -f is given.",
+        arg: Arg::None,
+        run: vars::dump_bytes,
     },
     Command {
         name: "help",

@@ -1,0 +1,299 @@
+//! Functions' variables and the types they need, from a Go binary's DWARF.
+//!
+//! [`VarIndex::load`] walks `.debug_info` once and keeps an owned index:
+//! every type entry (tag, name, size, Go kind, element/target type, members,
+//! array count, `DW_AT_go_runtime_type`), every concrete subprogram with its
+//! parameters and locals (each with the pc ranges of its innermost lexical
+//! block and its location: an expression, or a location list resolved to
+//! absolute ranges), and package variables. Variables of inlined calls are
+//! skipped (they belong to the inlined function, not the physical one).
+//! Addresses are link-time; callers add the load bias.
+
+use std::collections::HashMap;
+
+use gimli::{EndianSlice, LittleEndian};
+
+mod walk;
+
+use super::dwarf::{dwarf_sections, DwarfError, R};
+
+/// `DW_AT_go_kind`, `DW_AT_go_elem`, `DW_AT_go_runtime_type` (Go extensions).
+const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
+const DW_AT_GO_ELEM: gimli::DwAt = gimli::DwAt(0x2902);
+const DW_AT_GO_RUNTIME_TYPE: gimli::DwAt = gimli::DwAt(0x2904);
+/// Most entries read from one unit.
+const MAX_ENTRIES_PER_UNIT: usize = 50_000_000;
+
+/// One type entry, keyed by its `.debug_info` offset.
+#[derive(Debug, Clone)]
+pub struct Type {
+    pub tag: gimli::DwTag,
+    pub name: String,
+    pub size: Option<u64>,
+    /// Go's `reflect.Kind` (`DW_AT_go_kind`), 0 when absent.
+    pub kind: u8,
+    /// `DW_AT_type`: pointee, typedef target, array element.
+    pub target: Option<usize>,
+    /// `DW_AT_go_elem`: a slice's or channel's element type.
+    pub elem: Option<usize>,
+    /// A base type's `DW_ATE_*` encoding.
+    pub encoding: u8,
+    /// An array's element count.
+    pub count: Option<u64>,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub offset: u64,
+    pub ty: Option<usize>,
+}
+
+/// Where a variable lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// No `DW_AT_location`: optimized away.
+    None,
+    /// One expression for the whole scope.
+    Expr(Vec<u8>),
+    /// `(begin, end, expression)`, link-time pcs.
+    List(Vec<(u64, u64, Vec<u8>)>),
+}
+
+impl Location {
+    /// The expression valid at link-time `pc`, if any.
+    pub fn at(&self, pc: u64) -> Option<&[u8]> {
+        match self {
+            Location::None => None,
+            Location::Expr(e) => Some(e),
+            Location::List(l) => l
+                .iter()
+                .find(|(b, e, _)| *b <= pc && pc < *e)
+                .map(|(_, _, x)| &x[..]),
+        }
+    }
+}
+
+/// A parameter or local of a function.
+#[derive(Debug, Clone)]
+pub struct Var {
+    pub name: String,
+    pub param: bool,
+    pub ty: Option<usize>,
+    /// The ranges of its innermost lexical block; empty for the whole function.
+    pub scope: Vec<(u64, u64)>,
+    pub location: Location,
+    /// `DW_AT_decl_line`: a local is not shown before the line declaring it.
+    pub decl_line: Option<u64>,
+    /// `DW_AT_abstract_origin` (`.debug_info` offset), for a name from
+    /// another unit.
+    pub origin: Option<usize>,
+}
+
+impl Var {
+    pub fn in_scope(&self, pc: u64) -> bool {
+        self.scope.is_empty() || self.scope.iter().any(|&(b, e)| b <= pc && pc < e)
+    }
+}
+
+/// A concrete (out-of-line) function.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    pub ranges: Vec<(u64, u64)>,
+    pub encoding: gimli::Encoding,
+    pub vars: Vec<Var>,
+    /// Calls inlined into it, at any nesting depth.
+    pub inlined: Vec<Inlined>,
+}
+
+/// A call inlined into a [`Function`] (`DW_TAG_inlined_subroutine`).
+#[derive(Debug, Clone)]
+pub struct Inlined {
+    /// 1 for a call in the function's own code, 2 for a call inside that, …
+    pub depth: usize,
+    pub ranges: Vec<(u64, u64)>,
+    pub vars: Vec<Var>,
+}
+
+impl Function {
+    /// The variables of the function (`depth` 0) or of the call inlined at
+    /// `depth` that contains link-time `pc`.
+    pub fn vars_at(&self, pc: u64, depth: usize) -> Option<&[Var]> {
+        if depth == 0 {
+            return Some(&self.vars);
+        }
+        self.inlined
+            .iter()
+            .find(|i| i.depth == depth && i.ranges.iter().any(|&(b, e)| b <= pc && pc < e))
+            .map(|i| &i.vars[..])
+    }
+}
+
+/// A package-level variable at a fixed address.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    pub addr: u64,
+    pub ty: Option<usize>,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct VarIndex {
+    pub types: HashMap<usize, Type>,
+    runtime_types: HashMap<u64, usize>,
+    functions: Vec<Function>,
+    globals: HashMap<String, Global>,
+    /// Name and type of every named parameter and variable entry, for
+    /// concrete entries that only refer to them.
+    origins: HashMap<usize, (String, Option<usize>)>,
+}
+
+/// What an entry's children belong to, while walking.
+#[derive(Clone, Copy)]
+enum Ctx {
+    Func(usize),
+    /// (function, index into its `inlined`)
+    Inl(usize, usize),
+    Block(usize),
+    Skip,
+    Struct(usize),
+    Array(usize),
+}
+
+impl VarIndex {
+    /// Indexes the ELF file's DWARF. Units that fail to parse are skipped.
+    pub fn load(elf: &[u8]) -> Result<VarIndex, DwarfError> {
+        let sections = dwarf_sections(elf)?;
+        if sections.get(".debug_info").is_none_or(|d| d.is_empty()) {
+            return Err(DwarfError::NoDebugInfo);
+        }
+        let dwarf = gimli::Dwarf::load(|id| -> Result<R<'_>, DwarfError> {
+            let data = sections.get(id.name()).map_or(&[][..], |d| &d[..]);
+            Ok(EndianSlice::new(data, LittleEndian))
+        })?;
+        let mut index = VarIndex::default();
+        let mut headers = dwarf.units();
+        while let Ok(Some(header)) = headers.next() {
+            if let Ok(unit) = dwarf.unit(header) {
+                let _ = index.index_unit(&dwarf, &unit);
+            }
+        }
+        let origins = std::mem::take(&mut index.origins);
+        for f in &mut index.functions {
+            let inl = f.inlined.iter_mut().flat_map(|i| i.vars.iter_mut());
+            for v in f.vars.iter_mut().chain(inl) {
+                if let Some((name, ty)) = v.origin.and_then(|o| origins.get(&o)) {
+                    if v.name.is_empty() {
+                        v.name = name.clone();
+                    }
+                    v.ty = v.ty.or(*ty);
+                }
+            }
+        }
+        index
+            .functions
+            .sort_by_key(|f| f.ranges.first().map_or(0, |r| r.0));
+        Ok(index)
+    }
+
+    /// The function whose code contains link-time `pc`.
+    pub fn function(&self, pc: u64) -> Option<&Function> {
+        self.functions
+            .iter()
+            .find(|f| f.ranges.iter().any(|&(b, e)| b <= pc && pc < e))
+    }
+
+    pub fn global(&self, name: &str) -> Option<Global> {
+        self.globals.get(name).copied()
+    }
+
+    pub fn ty(&self, offset: usize) -> Option<&Type> {
+        self.types.get(&offset)
+    }
+
+    /// A type by DWARF name (the first found).
+    pub fn type_named(&self, name: &str) -> Option<usize> {
+        self.types
+            .iter()
+            .find(|(_, t)| t.name == name)
+            .map(|(&o, _)| o)
+    }
+
+    /// The type whose `DW_AT_go_runtime_type` is link-time address `addr`.
+    pub fn by_runtime_type(&self, addr: u64) -> Option<usize> {
+        self.runtime_types.get(&addr).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(flavour: &str) -> Option<Vec<u8>> {
+        let path = format!(
+            "{}/tests/fixtures/bin/{flavour}/vars",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(path).ok()
+    }
+
+    #[test]
+    fn indexes_the_vars_fixture() {
+        for flavour in ["go1.19-noopt", "go1.27-noopt", "go1.27-pie"] {
+            let Some(elf) = fixture(flavour) else {
+                eprintln!("{flavour}: not built (scripts/build-fixtures)");
+                continue;
+            };
+            let index = VarIndex::load(&elf).unwrap();
+            let hold = index
+                .functions
+                .iter()
+                .find(|f| f.name == "main.hold")
+                .unwrap_or_else(|| panic!("{flavour}: main.hold"));
+            let params: Vec<&str> = hold
+                .vars
+                .iter()
+                .filter(|v| v.param)
+                .map(|v| v.name.as_str())
+                .collect();
+            assert_eq!(params[..4], ["name", "payload", "in", "req"], "{flavour}");
+            let pc = hold.ranges[0].0;
+            assert_eq!(index.function(pc).map(|f| &f.name[..]), Some("main.hold"));
+            let counter = index.global("main.counter").expect("main.counter");
+            let ty = index.ty(counter.ty.unwrap()).unwrap();
+            assert_eq!((ty.name.as_str(), ty.size), ("int", Some(8)), "{flavour}");
+            let es = index.type_named("*errors.errorString").unwrap();
+            assert!(index.runtime_types.values().any(|&t| t == es), "{flavour}");
+        }
+    }
+
+    #[test]
+    fn inlined_calls_have_their_variables() {
+        let Some(elf) = fixture("go1.27-pie") else {
+            return;
+        };
+        let index = VarIndex::load(&elf).unwrap();
+        let outer = index
+            .functions
+            .iter()
+            .find(|f| f.name == "main.outer")
+            .unwrap();
+        let names: Vec<(usize, Vec<&str>)> = outer
+            .inlined
+            .iter()
+            .map(|i| (i.depth, i.vars.iter().map(|v| v.name.as_str()).collect()))
+            .collect();
+        assert!(names.contains(&(1, vec!["n"])), "{:?}", outer.inlined);
+    }
+
+    #[test]
+    fn location_lists_pick_the_entry_for_the_pc() {
+        let l = Location::List(vec![(0x10, 0x20, vec![1]), (0x20, 0x30, vec![2])]);
+        assert_eq!(l.at(0x10), Some(&[1u8][..]));
+        assert_eq!(l.at(0x2f), Some(&[2u8][..]));
+        assert_eq!(l.at(0x30), None);
+        assert_eq!(Location::None.at(0), None);
+    }
+}

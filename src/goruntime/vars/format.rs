@@ -1,0 +1,306 @@
+//! Values printed as Go (Delve-like), with caps on string bytes, elements,
+//! depth and pointer cycles.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use super::types::{kind, offset};
+use super::{Place, Scope, Value};
+
+/// Bytes of a string shown.
+pub const STRING_SHOWN: u64 = 100;
+/// Elements of a slice, array or struct shown.
+pub const ELEMS_SHOWN: u64 = 64;
+/// Nesting levels shown.
+const MAX_DEPTH: usize = 3;
+
+impl Scope<'_> {
+    /// Formats `v` as Go.
+    pub fn format(&self, v: &Value) -> String {
+        let mut seen = HashSet::new();
+        self.fmt_value(v, 0, &mut seen)
+    }
+
+    fn fmt_value(&self, v: &Value, depth: usize, seen: &mut HashSet<u64>) -> String {
+        match self.try_fmt(v, depth, seen) {
+            Ok(s) => s,
+            Err(why) => format!("({}) <{why}>", self.type_name(v.ty)),
+        }
+    }
+
+    fn try_fmt(&self, v: &Value, depth: usize, seen: &mut HashSet<u64>) -> Result<String, String> {
+        if let Place::Unavailable(why) = &v.place {
+            return Err(why.clone());
+        }
+        let name = self.type_name(v.ty);
+        let (lay, t) = self.layout(v.ty).ok_or("unknown type")?;
+        let size = t.size.unwrap_or(0);
+        let k = self.kind(v.ty);
+        let int = |signed: bool| -> Result<String, String> {
+            let b = self.read(&v.place, 0, size.min(8))?;
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(&b);
+            let u = u64::from_le_bytes(w);
+            if signed && size > 0 && size < 8 {
+                let shift = 64 - 8 * size;
+                return Ok((((u << shift) as i64) >> shift).to_string());
+            }
+            Ok(if signed {
+                (u as i64).to_string()
+            } else {
+                u.to_string()
+            })
+        };
+        match k {
+            kind::BOOL => Ok((self.read(&v.place, 0, 1)?[0] != 0).to_string()),
+            kind::INT..=kind::INT64 => int(true),
+            kind::UINT..=kind::UINT64 => int(false),
+            kind::UINTPTR | kind::UNSAFE_POINTER | kind::FUNC => {
+                let p = self.read_u64(&v.place, 0)?;
+                Ok(if k == kind::FUNC && p == 0 {
+                    "nil".into()
+                } else {
+                    format!("{p:#x}")
+                })
+            }
+            kind::FLOAT32 | kind::FLOAT64 | kind::COMPLEX64 | kind::COMPLEX128 => {
+                let b = self.read(&v.place, 0, size)?;
+                let f = |b: &[u8]| match b.len() {
+                    4 => f32::from_le_bytes(b.try_into().unwrap_or([0; 4])).to_string(),
+                    _ => f64::from_le_bytes(b.try_into().unwrap_or([0; 8])).to_string(),
+                };
+                match k {
+                    kind::COMPLEX64 | kind::COMPLEX128 => {
+                        let h = b.len() / 2;
+                        Ok(format!("({} + {}i)", f(&b[..h]), f(&b[h..])))
+                    }
+                    _ => Ok(f(&b)),
+                }
+            }
+            kind::STRING => {
+                let (bytes, len) = self.string_bytes(&v.place, STRING_SHOWN)?;
+                let mut s = quote(&bytes);
+                if len > bytes.len() as u64 {
+                    let _ = write!(s, "...+{} more", len - bytes.len() as u64);
+                }
+                Ok(s)
+            }
+            kind::SLICE | kind::ARRAY => {
+                let (elem, base, len, cap) = self.sequence(v)?;
+                let mut s = match k {
+                    kind::SLICE => format!("{name} len: {len}, cap: {cap}, "),
+                    _ => format!("{name} "),
+                };
+                if depth >= MAX_DEPTH && len > 0 {
+                    s.push_str("[...]");
+                    return Ok(s);
+                }
+                let es = self.size(elem);
+                s.push('[');
+                for i in 0..len.min(ELEMS_SHOWN) {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    let e = Value {
+                        ty: elem,
+                        place: offset(&base, i * es),
+                    };
+                    s.push_str(&self.fmt_value(&e, depth + 1, seen));
+                }
+                if len > ELEMS_SHOWN {
+                    let _ = write!(s, ",...+{} more", len - ELEMS_SHOWN);
+                }
+                s.push(']');
+                Ok(s)
+            }
+            kind::STRUCT => {
+                if depth >= MAX_DEPTH {
+                    return Ok(format!("{name} {{...}}"));
+                }
+                let mut s = format!("{name} {{");
+                for (i, m) in t.members.iter().take(ELEMS_SHOWN as usize).enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    let val = match m.ty {
+                        Some(ty) => {
+                            let e = Value {
+                                ty,
+                                place: offset(&v.place, m.offset),
+                            };
+                            self.fmt_value(&e, depth + 1, seen)
+                        }
+                        None => "?".into(),
+                    };
+                    let _ = write!(s, "{}: {val}", m.name);
+                }
+                s.push('}');
+                Ok(s)
+            }
+            kind::POINTER => {
+                let p = self.read_u64(&v.place, 0)?;
+                let target = t.target.filter(|_| p != 0);
+                match target {
+                    None if p == 0 => Ok("nil".into()),
+                    Some(to)
+                        if self.kind(to) == kind::STRUCT && depth < MAX_DEPTH && seen.insert(p) =>
+                    {
+                        let pointee = Value {
+                            ty: to,
+                            place: Place::Mem(p),
+                        };
+                        Ok(format!("*{}", self.fmt_value(&pointee, depth + 1, seen)))
+                    }
+                    _ => Ok(format!("({name})({p:#x})")),
+                }
+            }
+            kind::MAP => {
+                let p = self.read_u64(&v.place, 0)?;
+                if p == 0 {
+                    return Ok(format!("{name} nil"));
+                }
+                let hdr = self.ty(lay).and_then(|t| t.target);
+                let off = hdr
+                    .and_then(|h| self.member(h, "count").or_else(|| self.member(h, "used")))
+                    .map_or(0, |(o, _)| o);
+                let count = self.read_u64(&Place::Mem(p), off)?;
+                let mut s = format!("{name} len: {count}");
+                let entries = hdr
+                    .filter(|_| depth < MAX_DEPTH && count > 0)
+                    .and_then(|h| self.map_entries(p, h, ELEMS_SHOWN as usize));
+                if let Some(entries) = entries {
+                    let shown: Vec<String> = entries
+                        .iter()
+                        .map(|(k, v)| {
+                            let k = self.fmt_value(k, depth + 1, seen);
+                            format!("{k}: {}", self.fmt_value(v, depth + 1, seen))
+                        })
+                        .collect();
+                    let more = count.saturating_sub(shown.len() as u64);
+                    let more = if more > 0 {
+                        format!(",...+{more} more")
+                    } else {
+                        String::new()
+                    };
+                    s = format!("{s}, [{}{more}]", shown.join(", "));
+                }
+                Ok(s)
+            }
+            kind::CHAN => {
+                let p = self.read_u64(&v.place, 0)?;
+                if p == 0 {
+                    return Ok(format!("{name} nil"));
+                }
+                let hdr = self.ty(lay).and_then(|t| t.target);
+                let field =
+                    |n: &str, d: u64| hdr.and_then(|h| self.member(h, n)).map_or(d, |m| m.0);
+                let at = Place::Mem(p);
+                let q = self.read_u64(&at, field("qcount", 0))?;
+                let c = self.read_u64(&at, field("dataqsiz", 8))?;
+                let closed = self.read(&at, field("closed", 0x1c), 4)?;
+                let closed = if closed.iter().any(|&b| b != 0) {
+                    " (closed)"
+                } else {
+                    ""
+                };
+                Ok(format!("{name} {q}/{c}{closed}"))
+            }
+            kind::INTERFACE => self.fmt_interface(v, &name, depth, seen),
+            _ => {
+                let b = self.read(&v.place, 0, size.min(64))?;
+                let hex: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+                Ok(format!("{name} [{}]", hex.join(" ")))
+            }
+        }
+    }
+
+    fn fmt_interface(
+        &self,
+        v: &Value,
+        name: &str,
+        depth: usize,
+        seen: &mut HashSet<u64>,
+    ) -> Result<String, String> {
+        let (tab_or_type, data) = (self.read_u64(&v.place, 0)?, self.read_u64(&v.place, 8)?);
+        if tab_or_type == 0 {
+            return Ok(format!("{name} nil"));
+        }
+        // Optimized code's DWARF can point at a reused slot: a type pointer
+        // outside the type section (or misaligned) means the value is stale.
+        let in_types = |p: u64| {
+            let link = p.wrapping_sub(self.bias);
+            match self.types {
+                Some((b, e)) if (b..e).contains(&link) && link.is_multiple_of(8) => Ok(link - b),
+                Some(_) => Err(format!("unavailable (stale value: {p:#x} is not a type)")),
+                None => Ok(link),
+            }
+        };
+        let typ = if self.member(v.ty, "tab").is_some() {
+            // itab: the interface type, then the dynamic type.
+            in_types(self.read_u64(&Place::Mem(tab_or_type), 0)?)?;
+            self.read_u64(&Place::Mem(tab_or_type), 8)?
+        } else {
+            tab_or_type
+        };
+        let rel = in_types(typ)?;
+        let Some(dyn_ty) = self.index.by_runtime_type(rel) else {
+            return Ok(format!("{name}(<type {typ:#x}>) {data:#x}"));
+        };
+        let dk = self.kind(dyn_ty);
+        let direct = matches!(
+            dk,
+            kind::POINTER | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER
+        );
+        let place = if direct {
+            Place::Bytes(data.to_le_bytes().to_vec())
+        } else {
+            Place::Mem(data)
+        };
+        let inner = self.fmt_value(&Value { ty: dyn_ty, place }, depth + 1, seen);
+        Ok(format!("{name}({}) {inner}", self.type_name(dyn_ty)))
+    }
+}
+
+/// Go-style double-quoted string: printable ASCII as is, the rest escaped.
+pub fn quote(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for &b in bytes {
+        match b {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\r' => s.push_str("\\r"),
+            0x20..=0x7e => s.push(b as char),
+            _ => {
+                let _ = write!(s, "\\x{b:02x}");
+            }
+        }
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote(b"a\"b\\\n\x00\xff"), r#""a\"b\\\n\x00\xff""#);
+    }
+
+    #[test]
+    fn offsets_into_bytes() {
+        assert_eq!(
+            offset(&Place::Bytes(vec![1, 2, 3]), 1),
+            Place::Bytes(vec![2, 3])
+        );
+        assert_eq!(offset(&Place::Mem(0x10), 8), Place::Mem(0x18));
+        assert!(matches!(
+            offset(&Place::Bytes(vec![1]), 5),
+            Place::Unavailable(_)
+        ));
+    }
+}

@@ -1,0 +1,399 @@
+//! `args`, `locals`, `print`, `dump-bytes` and `x` over `goat attach` on the
+//! `vars` fixture, whose goroutine parks in `main.hold` with variables of
+//! every kind live. The unoptimized build (`-N -l`) must show every value
+//! exactly; optimized builds may mark a value optimized out or unavailable
+//! (Go's DWARF for optimized code is partial) but must never show a wrong one.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_untouched, build_fixtures, goat, Fixture};
+
+fn attach(pid: i32, script: &str) -> Output {
+    let mut child = goat()
+        .arg("attach")
+        .arg(pid.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run goat attach");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write the script");
+    let out = child.wait_with_output().expect("wait for goat");
+    assert!(out.status.success(), "goat attach: {out:?}");
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A running `vars` fixture with its `main.hold` goroutine and frame found.
+struct Held {
+    fx: Fixture,
+    flavour: String,
+    /// `gr N\nframe K\n`
+    select: String,
+    /// Lines the selection itself prints on stdout.
+    select_lines: usize,
+}
+
+impl Held {
+    fn start(flavour: &str) -> Held {
+        Held::start_in(flavour, "main.hold")
+    }
+
+    /// Selects the frame of `func` in the goroutine parked in it.
+    fn start_in(flavour: &str, func: &str) -> Held {
+        build_fixtures();
+        let fx = Fixture::start(flavour, "vars", &[]);
+        let pid = fx.pid();
+        // "ready" comes from main.hold; the main.wait goroutine parks on its
+        // own, so wait for it to show up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let gid: u64 = loop {
+            let grs = text(&attach(pid, &format!("grs -f {func}\n")).stdout);
+            let found = grs.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("Goroutine ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            });
+            match found {
+                Some(g) => break g,
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                None => panic!("{flavour}: no {func} goroutine in:\n{grs}"),
+            }
+        };
+        let bt = text(&attach(pid, &format!("gr {gid}\nbt\n")).stdout);
+        let frame: usize = bt
+            .lines()
+            .find(|l| l.contains(&format!(" in {func}")))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{flavour}: no {func} frame in:\n{bt}"));
+        let select = format!("gr {gid}\nframe {frame}\n");
+        let select_lines = text(&attach(pid, &select).stdout).lines().count();
+        Held {
+            fx,
+            flavour: flavour.to_string(),
+            select,
+            select_lines,
+        }
+    }
+
+    /// Runs `cmd` on the selected frame: (its stdout, stderr).
+    fn run(&self, cmd: &str) -> (String, String) {
+        let out = attach(self.fx.pid(), &format!("{}{cmd}\n", self.select));
+        let stdout: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+        let rest = stdout
+            .get(self.select_lines..)
+            .unwrap_or_default()
+            .join("\n");
+        (rest, text(&out.stderr))
+    }
+
+    /// `print EXPR`'s one line of output, or its error.
+    fn print(&self, expr: &str) -> Result<String, String> {
+        let (out, err) = self.run(&format!("p {expr}"));
+        let line = err.lines().find_map(|l| l.strip_prefix("error: "));
+        match line {
+            Some(e) => Err(e.to_string()),
+            None => Ok(out.trim().to_string()),
+        }
+    }
+}
+
+/// `name = value` lines of `args` then `locals`.
+fn variables(h: &Held) -> Vec<(String, String)> {
+    let (a, _) = h.run("args");
+    let (l, _) = h.run("locals");
+    a.lines()
+        .chain(l.lines())
+        .filter_map(|l| {
+            let (n, v) = l.split_once(" = ")?;
+            Some((n.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+const NAME: &str = r#""gopher""#;
+const PAYLOAD: &[u8] = b"PAYLOAD-\x00\x01\x02-bytes";
+const PAYLOAD_LIST: &str = "[]uint8 len: 17, cap: 17, \
+    [80,65,89,76,79,65,68,45,0,1,2,45,98,121,116,101,115]";
+const IN: &str = r#"main.Inner {Name: "inner", Count: 5}"#;
+const REQ: &str =
+    r#"*main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {Name: "deep", Count: 3}}"#;
+const ERR: &str = r#"error(*errors.errorString) *errors.errorString {s: "boom"}"#;
+const SH: &str =
+    r#"main.Shape(*main.Request) *main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {...}}"#;
+const MSGS: &str = r#"[]string len: 3, cap: 3, ["zero","one","two"]"#;
+
+/// (variable, its value) as `args`/`locals` print them.
+const EXPECTED: &[(&str, &str)] = &[
+    ("name", NAME),
+    ("payload", PAYLOAD_LIST),
+    ("in", IN),
+    ("req", REQ),
+    ("err", ERR),
+    ("sh", SH),
+    ("msgs", MSGS),
+    ("ch", "chan int 1/2"),
+    ("flag", "true"),
+    ("ratio", "2.5"),
+];
+
+/// (print expression, its output).
+const PRINTS: &[(&str, &str)] = &[
+    ("name", NAME),
+    ("in.Name", r#""inner""#),
+    ("msgs[1]", r#""one""#),
+    ("*req", REQ_DEREF),
+    ("req.Inner.Name", r#""deep""#),
+    ("err", ERR),
+    ("counter", "42"),
+    ("main.counter", "42"),
+    ("name[1]", "111"),
+];
+
+const REQ_DEREF: &str =
+    r#"main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {Name: "deep", Count: 3}}"#;
+
+fn unavailable(v: &str) -> bool {
+    v.contains("<optimized out>") || v.contains("<unavailable")
+}
+
+#[test]
+fn unoptimized_build_shows_every_value_exactly() {
+    for flavour in ["go1.27-noopt", "go1.19-noopt"] {
+        let h = Held::start(flavour);
+        let vars = variables(&h);
+        for (name, want) in EXPECTED {
+            let got = vars
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str());
+            assert_eq!(got, Some(*want), "{flavour}: {name} in {vars:?}");
+        }
+        for (expr, want) in PRINTS {
+            assert_eq!(h.print(expr).as_deref(), Ok(*want), "{flavour}: p {expr}");
+        }
+        // Bucketed maps (before Go 1.24) show their entries; swiss maps
+        // their length.
+        let m = h.print("m").unwrap();
+        assert!(m.starts_with("map[string]int len: 3"), "{flavour}: {m}");
+        if flavour.starts_with("go1.19") {
+            for kv in [r#""a": 1"#, r#""b": 2"#, r#""c": 3"#] {
+                assert!(m.contains(kv), "{flavour}: {m}");
+            }
+        }
+        assert!(
+            !vars.iter().any(|(n, _)| n == "total"),
+            "{flavour}: total is declared after the parked line: {vars:?}"
+        );
+        assert_eq!(
+            h.print("msgs[5]"),
+            Err("index 5 out of range [0:3]".to_string())
+        );
+        assert_eq!(
+            h.print("nope"),
+            Err(r#"no variable "nope" in main.hold"#.to_string())
+        );
+        assert_eq!(
+            h.print("in.Nope"),
+            Err(r#"no field "Nope" in main.Inner"#.to_string())
+        );
+        assert!(h.print("*name").is_err());
+        assert!(h.print("msgs[").is_err());
+        check_bytes(&h);
+        assert_untouched(h.fx.pid());
+    }
+}
+
+/// `dump-bytes` writes exactly the payload, refuses to overwrite or to
+/// follow a symlink; `x` at the payload's address shows the same bytes.
+fn check_bytes(h: &Held) {
+    let dir = std::env::temp_dir().join(format!("goat-vars-{}-{}", std::process::id(), h.flavour));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("payload.bin");
+    let f = file.to_str().unwrap();
+    let (out, err) = h.run(&format!("dump-bytes payload {f}"));
+    assert!(out.contains("wrote 17 bytes"), "{out}\n{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), PAYLOAD);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    std::fs::write(&file, b"keep").unwrap();
+    let (_, err) = h.run(&format!("dump-bytes name {f}"));
+    assert!(err.contains("use -f"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+    let (out, _) = h.run(&format!("dump-bytes name {f} -f"));
+    assert!(out.contains("wrote 6 bytes"), "{out}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"gopher");
+
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let (_, err) = h.run(&format!("dump-bytes payload {} -f", link.display()));
+    assert!(err.contains("cannot open"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"gopher");
+    let (_, err) = h.run(&format!("dump-bytes ch {f} -f"));
+    assert!(err.contains("needs a string, []byte or [N]byte"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let addr = h.print("&payload[0]").expect("&payload[0]");
+    let addr = addr
+        .strip_prefix("(*uint8)(")
+        .and_then(|a| a.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("address: {addr}"));
+    let (out, _) = h.run(&format!("x {addr} 17"));
+    let hex: Vec<String> = PAYLOAD.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(out.contains(&hex[..16].join(" ")), "{out}");
+    assert!(out.contains("PAYLOAD-...-byte"), "{out}");
+}
+
+#[test]
+fn optimized_builds_show_right_values_or_say_unavailable() {
+    for flavour in ["go1.19-exe", "go1.27-pie"] {
+        let h = Held::start(flavour);
+        let vars = variables(&h);
+        assert!(!vars.is_empty(), "{flavour}: no variables at all");
+        for (name, want) in EXPECTED {
+            if let Some((_, got)) = vars.iter().find(|(n, _)| n == name) {
+                assert!(
+                    got == want || unavailable(got),
+                    "{flavour}: {name} = {got}, want {want} or unavailable"
+                );
+            }
+        }
+        for (expr, want) in PRINTS {
+            match h.print(expr) {
+                Ok(got) => assert!(
+                    got == *want || unavailable(&got),
+                    "{flavour}: p {expr} = {got}, want {want}"
+                ),
+                Err(e) => assert!(
+                    e.contains("optimized out")
+                        || e.contains("unavailable")
+                        || e.starts_with("no variable"),
+                    "{flavour}: p {expr}: {e}"
+                ),
+            }
+        }
+        if let Some((_, m)) = vars.iter().find(|(n, _)| n == "m") {
+            assert!(
+                m.starts_with("map[string]int len: 3") || unavailable(m),
+                "{flavour}: m = {m}"
+            );
+        }
+        // Package variables never depend on the optimizer.
+        assert_eq!(h.print("counter").as_deref(), Ok("42"), "{flavour}");
+        assert_untouched(h.fx.pid());
+    }
+}
+
+#[test]
+fn runtime_frames_and_usage_errors() {
+    let h = Held::start("go1.27-noopt");
+    // Frame 0 is runtime.gopark: its variables come from the runtime's own
+    // DWARF (built with -N -l too).
+    let out = attach(h.fx.pid(), &format!("{}frame 0\nargs\nlocals\n", h.select));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("reason = "), "{stdout}");
+    let (_, err) = h.run("print");
+    assert!(err.contains("usage: print EXPR"), "{err}");
+    let (_, err) = h.run("dump-bytes payload");
+    assert!(err.contains("usage: dump-bytes EXPR FILE [-f]"), "{err}");
+    let (_, err) = h.run("locals x");
+    assert!(err.contains("usage: locals"), "{err}");
+}
+
+/// `main.wait` is inlined into `main.outer` in optimized builds: its frame
+/// shows the inlined call's own variables (`n`), its caller's show `k`.
+#[test]
+fn inlined_frames_show_the_inlined_calls_variables() {
+    for flavour in ["go1.27-noopt", "go1.19-exe", "go1.24-exe", "go1.27-pie"] {
+        let h = Held::start_in(flavour, "main.wait");
+        let ok = |got: &str, want: &str| got == want || unavailable(got);
+        let (args, err) = h.run("args");
+        assert!(!err.contains("error:"), "{flavour}: {err}");
+        for l in args.lines() {
+            match l.split_once(" = ") {
+                Some(("n", v)) => assert!(ok(v, "42"), "{flavour}: n = {v}"),
+                Some(("tag", v)) => assert!(ok(v, r#""inlined-tag""#), "{flavour}: tag = {v}"),
+                _ => {}
+            }
+        }
+        // Unoptimized (not inlined) every value is there; Go 1.27's DWARF
+        // keeps n of the inlined call.
+        if flavour.ends_with("-noopt") {
+            assert!(args.contains(r#"tag = "inlined-tag""#), "{flavour}: {args}");
+        }
+        if flavour.ends_with("-noopt") || flavour == "go1.27-pie" {
+            assert!(args.contains("n = 42"), "{flavour}: {args}");
+        }
+        match h.print("n") {
+            Ok(v) => assert!(ok(&v, "42"), "{flavour}: p n = {v}"),
+            Err(e) => assert!(e.contains("no variable"), "{flavour}: {e}"),
+        }
+        let (out, _) = h.run("up\nargs");
+        let k = out.lines().find_map(|l| l.strip_prefix("k = "));
+        assert!(k.is_some_and(|k| ok(k, "21")), "{flavour}: {out}");
+    }
+}
+
+/// The same commands on a core file written from the fixture (`goat debug`).
+#[test]
+fn variables_of_a_core_file() {
+    let h = Held::start("go1.27-noopt");
+    let core = std::env::temp_dir().join(format!("goat-vars-{}.core", std::process::id()));
+    let _ = std::fs::remove_file(&core);
+    let pid = h.fx.pid().to_string();
+    let out = common::run_goat(&["core", &pid, "-o", core.to_str().unwrap()]);
+    assert!(out.status.success(), "goat core: {}", text(&out.stderr));
+    let exe = common::fixture_path("go1.27-noopt", "vars");
+    let mut child = goat()
+        .args([
+            "debug",
+            core.to_str().unwrap(),
+            "--exe",
+            exe.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("goat debug");
+    let script = format!("{}locals\np req.Inner\np counter\n", h.select);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&core);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for want in [
+        format!("err = {ERR}"),
+        format!("msgs = {MSGS}"),
+        "ch = chan int 1/2".to_string(),
+        r#"main.Inner {Name: "deep", Count: 3}"#.to_string(),
+        "\n42".to_string(),
+    ] {
+        assert!(stdout.contains(&want), "{want} in:\n{stdout}");
+    }
+}
