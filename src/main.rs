@@ -47,6 +47,10 @@ enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Internal: started by `attach` to take breakpoints out of PID if goat
+    /// dies while they are in place (reads goat's messages on stdin).
+    #[command(hide = true)]
+    Guardian { pid: i32 },
     /// Debug PID interactively (Delve's commands). The process stays
     /// stopped until you quit or detach, then runs on untouched.
     Attach {
@@ -108,11 +112,16 @@ mod exit {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Guardian { pid } = cli.command {
+        // Its own process, not a debugger: none of goat's signal handling.
+        return ExitCode::from(goat::target::guardian::run(pid) as u8);
+    }
     if let Err(e) = goat::target::install_detach_on_signals() {
         eprintln!("goat: warning: cannot guard against signals: {e}");
     }
-    let cli = Cli::parse();
     let result = match cli.command {
+        Command::Guardian { .. } => unreachable!("handled above"),
         Command::Check { pid } => check(pid),
         Command::Stacks {
             pid,

@@ -6,6 +6,7 @@
 
 mod captured;
 mod core;
+pub mod guardian;
 mod inject;
 mod live_memory;
 #[cfg(test)]

@@ -1,0 +1,386 @@
+//! The guardian: a small process that outlives goat and takes int3 bytes out
+//! of the target if goat dies (even by SIGKILL) while they are armed.
+//!
+//! gdb and Delve leave their breakpoint bytes behind when killed, and the
+//! program dies of SIGTRAP the next time it runs over one. goat writes int3s
+//! only while the target runs (the tracer disarms at every stop), and tells
+//! the guardian, over a pipe, what it is about to arm and when it has
+//! disarmed. When the pipe closes without a goodbye while bytes are armed,
+//! goat is dead: the guardian writes the original bytes back first (through
+//! `/proc/PID/mem`, which needs no tracer), then attaches, rewinds any
+//! thread that executed an int3 whose SIGTRAP is still pending, discards
+//! that SIGTRAP, and detaches.
+//!
+//! The window that remains: a thread whose int3 trap goat had received but
+//! not yet converted into a signal-less stop when it died gets its SIGTRAP
+//! from the kernel as goat's tracing ends (microseconds per hit), and a
+//! thread that runs into an int3 between the kernel detaching it and the
+//! guardian's write gets one too (the guardian's wake-up latency).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::os::unix::fs::FileExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+const INT3: u8 = 0xcc;
+/// How long the guardian waits for goat's tracing to end before it gives up
+/// attaching (the bytes are already restored by then).
+const SEIZE_PATIENCE: Duration = Duration::from_secs(3);
+/// How long it waits for the threads it attached to report a stop.
+const STOP_PATIENCE: Duration = Duration::from_secs(3);
+/// The hidden subcommand that runs [`run`].
+pub const SUBCOMMAND: &str = "guardian";
+
+/// goat's end of the pipe to a guardian process.
+pub struct Guardian {
+    child: Child,
+    pipe: Option<ChildStdin>,
+    /// Set once a write failed (the guardian is gone): warned once.
+    broken: bool,
+}
+
+impl Guardian {
+    /// Starts `goat guardian PID` (this executable) with a pipe as its stdin.
+    pub fn spawn(pid: i32) -> std::io::Result<Guardian> {
+        let mut child = Command::new("/proc/self/exe")
+            .arg(SUBCOMMAND)
+            .arg(pid.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let pipe = child.stdin.take();
+        Ok(Guardian {
+            child,
+            pipe,
+            broken: false,
+        })
+    }
+
+    fn send(&mut self, line: &str) {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return;
+        };
+        if pipe.write_all(line.as_bytes()).is_err() && !self.broken {
+            self.broken = true;
+            eprintln!("goat: the guardian process is gone; breakpoints would stay behind if goat were killed");
+        }
+    }
+
+    /// Every (address, original byte) about to get an int3.
+    pub fn armed(&mut self, bytes: &[(u64, u8)]) {
+        let mut line = String::from("arm");
+        for (addr, orig) in bytes {
+            line.push_str(&format!(" {addr:x}:{orig:02x}"));
+        }
+        line.push('\n');
+        self.send(&line);
+    }
+
+    /// Every original byte is back.
+    pub fn disarmed(&mut self) {
+        self.send("disarm\n");
+    }
+}
+
+impl Drop for Guardian {
+    fn drop(&mut self) {
+        self.send("bye\n");
+        self.pipe = None;
+        // It exits as soon as it reads the goodbye; never hang goat on it.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the guardian last heard.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    Goodbye,
+    /// The pipe closed; these bytes were armed at the time.
+    Closed(BTreeMap<u64, u8>),
+}
+
+fn listen(input: impl BufRead) -> Heard {
+    let mut armed = BTreeMap::new();
+    for line in input.lines() {
+        let Ok(line) = line else { break };
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("bye") => return Heard::Goodbye,
+            Some("disarm") => armed.clear(),
+            Some("arm") => {
+                for w in words {
+                    let parsed = w.split_once(':').and_then(|(a, b)| {
+                        Some((
+                            u64::from_str_radix(a, 16).ok()?,
+                            u8::from_str_radix(b, 16).ok()?,
+                        ))
+                    });
+                    if let Some((addr, orig)) = parsed {
+                        armed.insert(addr, orig);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Heard::Closed(armed)
+}
+
+/// The guardian process: listens on stdin until goat says goodbye or dies.
+/// Returns the exit status.
+pub fn run(pid: i32) -> i32 {
+    // Its own session: a Ctrl-C meant for goat's terminal must not reach it.
+    let _ = nix::unistd::setsid();
+    let stdin = std::io::stdin();
+    match listen(stdin.lock()) {
+        Heard::Goodbye => 0,
+        Heard::Closed(armed) if armed.is_empty() => 0,
+        Heard::Closed(armed) => match rescue(pid, &armed) {
+            Ok(r) => {
+                eprintln!(
+                    "goat guardian: goat died with breakpoints in pid {pid}: restored {} byte(s), \
+                     rewound {} thread(s); pid {pid} runs on untraced",
+                    r.restored, r.rewound
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("goat guardian: goat died with breakpoints in pid {pid}: {e}");
+                1
+            }
+        },
+    }
+}
+
+#[derive(Debug, Default)]
+struct Rescue {
+    restored: usize,
+    rewound: usize,
+}
+
+/// Puts the original bytes back, then fixes threads caught on an int3.
+fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, String> {
+    let mut out = Rescue::default();
+    let mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{pid}/mem"))
+        .map_err(|e| format!("cannot open /proc/{pid}/mem to restore the code: {e}"))?;
+    // Speed first: every microsecond an int3 stays, a thread may run into it.
+    for (&addr, &orig) in armed {
+        let mut cur = [0u8];
+        if mem.read_exact_at(&mut cur, addr).is_ok() && cur[0] == INT3 {
+            mem.write_all_at(&[orig], addr)
+                .map_err(|e| format!("cannot restore the byte at {addr:#x}: {e}"))?;
+            out.restored += 1;
+        }
+    }
+    out.rewound = rewind_trapped(pid, armed)?;
+    Ok(out)
+}
+
+/// `SIGTRAP` pending on `tid` (its own queue: int3 traps are thread-directed).
+fn sigtrap_pending(pid: i32, tid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigPnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (Signal::SIGTRAP as u64 - 1)) != 0)
+}
+
+fn task_ids(pid: i32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Attaches to every thread (waiting for goat's tracing to end), rewinds
+/// those that executed an armed int3 and still have its SIGTRAP pending,
+/// discards that SIGTRAP, and detaches everything. Returns how many were
+/// rewound.
+fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, String> {
+    let mut seized: Vec<i32> = Vec::new();
+    let deadline = Instant::now() + SEIZE_PATIENCE;
+    let mut pending: Vec<i32> = task_ids(pid);
+    while !pending.is_empty() {
+        pending.retain(
+            |&tid| match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
+                Ok(()) => {
+                    seized.push(tid);
+                    false
+                }
+                // Still traced by the dying goat: try again shortly.
+                Err(Errno::EPERM) => true,
+                Err(_) => false, // exited
+            },
+        );
+        if Instant::now() > deadline {
+            detach_all(&seized, &BTreeMap::new());
+            return Err(format!(
+                "the bytes are restored, but {} thread(s) stayed traced by someone else",
+                pending.len()
+            ));
+        }
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+    for &tid in &seized {
+        let _ = ptrace::interrupt(Pid::from_raw(tid));
+    }
+    // Signals caught on the way to a stop, to hand back at detach.
+    let mut signals: BTreeMap<i32, Signal> = BTreeMap::new();
+    let mut stopped: Vec<i32> = Vec::new();
+    let mut rewound = 0;
+    let deadline = Instant::now() + STOP_PATIENCE;
+    while stopped.len() < seized.len() && Instant::now() < deadline {
+        match waitpid(None, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_micros(50)),
+            Ok(WaitStatus::Stopped(p, sig)) => {
+                let tid = p.as_raw();
+                // An armed int3's trap is dropped at detach; any other
+                // signal is handed back.
+                if sig == Signal::SIGTRAP && rewind_if_armed(tid, armed) {
+                    rewound += 1;
+                } else {
+                    signals.insert(tid, sig);
+                }
+                if !stopped.contains(&tid) {
+                    stopped.push(tid);
+                }
+            }
+            Ok(WaitStatus::PtraceEvent(p, _, _)) => {
+                if !stopped.contains(&p.as_raw()) {
+                    stopped.push(p.as_raw());
+                }
+            }
+            Ok(WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _)) => {
+                seized.retain(|&t| t != p.as_raw());
+            }
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    for &tid in &stopped {
+        if signals.contains_key(&tid) || !sigtrap_pending(pid, tid) {
+            continue;
+        }
+        if rewind_if_armed(tid, armed) {
+            rewound += 1;
+            // Let it take the pending SIGTRAP into a signal-delivery-stop
+            // (before any user instruction), where detaching drops it.
+            if ptrace::cont(Pid::from_raw(tid), None).is_ok() {
+                wait_for_sigtrap(tid);
+            }
+        }
+    }
+    detach_all(&seized, &signals);
+    Ok(rewound)
+}
+
+/// Moves `tid` back onto the int3 it just executed, if its rip is right past
+/// one of the armed addresses (whose original byte is now back).
+fn rewind_if_armed(tid: i32, armed: &BTreeMap<u64, u8>) -> bool {
+    let p = Pid::from_raw(tid);
+    let Ok(mut regs) = ptrace::getregs(p) else {
+        return false;
+    };
+    let at = regs.rip.wrapping_sub(1);
+    if !armed.contains_key(&at) {
+        return false;
+    }
+    regs.rip = at;
+    ptrace::setregs(p, regs).is_ok()
+}
+
+fn wait_for_sigtrap(tid: i32) {
+    let deadline = Instant::now() + STOP_PATIENCE;
+    while Instant::now() < deadline {
+        match waitpid(
+            Pid::from_raw(tid),
+            Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG),
+        ) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_micros(50)),
+            Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => return,
+            Ok(WaitStatus::Stopped(p, sig)) => {
+                // Another signal came first: deliver it and keep waiting.
+                let _ = ptrace::cont(p, sig);
+            }
+            Ok(WaitStatus::PtraceEvent(p, _, _)) => {
+                let _ = ptrace::cont(p, None);
+            }
+            _ => return,
+        }
+    }
+    let _ = ptrace::interrupt(Pid::from_raw(tid));
+}
+
+/// Detaches every thread, handing back the signals in `signals`; a thread in
+/// a signal-delivery-stop not in it loses that signal (an armed int3's trap).
+fn detach_all(seized: &[i32], signals: &BTreeMap<i32, Signal>) {
+    for &tid in seized {
+        let sig = signals.get(&tid).copied();
+        if ptrace::detach(Pid::from_raw(tid), sig).is_err() {
+            // Not in a ptrace-stop (it never reported): stop it, then detach.
+            let _ = ptrace::interrupt(Pid::from_raw(tid));
+            let deadline = Instant::now() + Duration::from_millis(200);
+            while Instant::now() < deadline {
+                match waitpid(
+                    Pid::from_raw(tid),
+                    Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG),
+                ) {
+                    Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_micros(50)),
+                    Ok(WaitStatus::Stopped(p, s)) => {
+                        let _ = ptrace::detach(p, s);
+                        break;
+                    }
+                    Ok(_) => {
+                        let _ = ptrace::detach(Pid::from_raw(tid), None);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listens_to_arm_disarm_and_goodbye() {
+        let h = listen("arm 401000:55 401f00:48\ndisarm\narm 402000:e8\n".as_bytes());
+        assert_eq!(h, Heard::Closed(BTreeMap::from([(0x402000, 0xe8)])));
+        assert_eq!(listen("arm 401000:55\nbye\n".as_bytes()), Heard::Goodbye);
+        assert_eq!(
+            listen("arm 1:2 junk zz:1 3:4\n".as_bytes()),
+            Heard::Closed(BTreeMap::from([(1, 2), (3, 4)]))
+        );
+        assert_eq!(listen("".as_bytes()), Heard::Closed(BTreeMap::new()));
+    }
+}
