@@ -458,3 +458,41 @@ fn examine_memory_prints_hex_and_ascii() {
     );
     assert_untouched(fx.pid());
 }
+
+/// `core FILE` inside a session writes the stop being looked at: the core
+/// gives the goroutines the session lists, the session goes on, an existing
+/// file is refused without -f, and the target runs on afterwards.
+#[test]
+fn core_from_inside_a_session() {
+    build_fixtures();
+    let fx = Fixture::start("go1.19-exe", "states", &[]);
+    let dir = std::env::temp_dir().join(format!("goat-session-core-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let core = dir.join("in-session.core");
+    let c = core.to_str().unwrap();
+    let out = attach_with_stdin(
+        fx.pid(),
+        &[],
+        &format!("core {c}\ncore {c}\ncore -f {c}\ngrs\nquit\n"),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.matches("wrote ").count(), 2, "{stdout}");
+    assert!(stderr.contains("exists"), "second core refused: {stderr}");
+    assert_untouched(fx.pid());
+    let mode = std::fs::metadata(&core).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    let from_core = run_goat(&["stacks", "--core", c]);
+    assert!(from_core.status.success(), "{}", text(&from_core.stderr));
+    let in_core: BTreeSet<u64> = traceback::parse(&text(&from_core.stdout))
+        .keys()
+        .copied()
+        .collect();
+    let listed: BTreeSet<u64> = listed_goroutines(&stdout).into_iter().collect();
+    assert_eq!(in_core, listed, "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

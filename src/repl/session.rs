@@ -1,6 +1,7 @@
 //! help, detach, quit.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
@@ -17,6 +18,30 @@ pub fn help(_s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> 
         },
         _ => bail!("usage: help [COMMAND]"),
     }
+    Ok(())
+}
+
+/// `core [-f] [FILE]`: a core of the current stop, default `core.PID`.
+pub fn core(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let force = args.contains(&"-f");
+    let files: Vec<&&str> = args.iter().filter(|a| **a != "-f").collect();
+    let dest = match files.as_slice() {
+        [] => match s.pid() {
+            Some(pid) => PathBuf::from(format!("core.{pid}")),
+            None => bail!("usage: core [-f] FILE"),
+        },
+        [f] if !f.starts_with('-') => PathBuf::from(f),
+        _ => bail!("usage: core [-f] [FILE]"),
+    };
+    let st = s.write_core(&dest, force)?;
+    writeln!(
+        out,
+        "wrote {} ({} MiB, {} threads) in {:.0} ms",
+        dest.display(),
+        st.bytes_written >> 20,
+        st.threads,
+        st.total.as_secs_f64() * 1e3
+    )?;
     Ok(())
 }
 

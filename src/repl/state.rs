@@ -11,6 +11,7 @@ use anyhow::{anyhow, Context, Result};
 use crate::binary::dwarf_vars::VarIndex;
 use crate::goruntime::vars::Scope;
 use crate::goruntime::{self, Dump, Frame, GoProgram, Goroutine};
+use crate::snapshot::{self, CoreStats};
 use std::path::Path;
 
 use crate::target::{CoreFile, LiveProcess, Stopped, Target, Thread};
@@ -29,6 +30,8 @@ pub trait Backend {
     fn core_path(&self) -> Option<&Path> {
         None
     }
+    /// Writes a core of the current stop to `dest`.
+    fn write_core(&self, dest: &Path, force: bool) -> Result<CoreStats>;
 }
 
 /// What only a live process can do. The execution-control commands
@@ -66,6 +69,13 @@ impl Backend for LiveBackend<'_> {
     fn pid(&self) -> Option<i32> {
         Some(self.process.pid())
     }
+    fn write_core(&self, dest: &Path, force: bool) -> Result<CoreStats> {
+        let stopped = self
+            .stopped
+            .as_ref()
+            .ok_or_else(|| anyhow!("the target is running"))?;
+        Ok(snapshot::write_core_stopped(stopped, dest, force)?)
+    }
 }
 
 impl Control for LiveBackend<'_> {
@@ -101,6 +111,12 @@ impl Backend for CoreBackend {
     }
     fn core_path(&self) -> Option<&Path> {
         Some(self.core.path())
+    }
+    fn write_core(&self, _dest: &Path, _force: bool) -> Result<CoreStats> {
+        Err(anyhow!(
+            "this session is a core file already: {}",
+            self.core.path().display()
+        ))
     }
 }
 
@@ -201,6 +217,11 @@ impl<'a> Session<'a> {
 
     pub fn pid(&self) -> Option<i32> {
         self.backend.pid()
+    }
+
+    /// Writes a core of the current stop (the target stays stopped).
+    pub fn write_core(&self, dest: &Path, force: bool) -> Result<CoreStats> {
+        self.backend.write_core(dest, force)
     }
 
     /// The core file of a post-mortem session.

@@ -241,6 +241,17 @@ pub static COMMANDS: &[Command] = &[
         run: session::quit,
     },
     Command {
+        name: "core",
+        aliases: &["gcore"],
+        group: Group::Session,
+        help: "Write an ELF core of the stopped target (gdb, dlv core, goat debug open it).",
+        usage: "core [-f] [FILE]\n\n\
+            Writes the stop you are looking at to FILE (default core.PID): 0600,\n\
+            never over an existing file unless -f. The target stays stopped.",
+        arg: Arg::None,
+        run: session::core,
+    },
+    Command {
         name: "quit",
         aliases: &["exit", "q"],
         group: Group::Session,

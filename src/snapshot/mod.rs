@@ -19,13 +19,14 @@ pub mod output;
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use crate::target::{
-    find_syscall_insn, read_mappings, AttachError, LiveProcess, Memory, ProcessMemory, Target,
+    find_syscall_insn, read_mappings, AttachError, LiveProcess, Memory, ProcessMemory, Stopped,
+    Target,
 };
 
 use maps::{dump_rule, parse_smaps, read_filter, Vma};
@@ -327,6 +328,50 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
     let dest = opts.dest.display().to_string();
     tmp.commit().map_err(io_err(format!("saving {dest}")))?;
     if let Ok(m) = std::fs::metadata(&opts.dest) {
+        stats.disk_bytes = m.blocks() * 512;
+    }
+    stats.total = start.elapsed();
+    Ok(stats)
+}
+
+/// Writes a core of a target that is already stopped (a debugging session
+/// at its prompt): exactly the stop the user is looking at. The target stays
+/// stopped; nothing is injected.
+pub fn write_core_stopped(
+    stopped: &Stopped<'_>,
+    dest: &Path,
+    force: bool,
+) -> Result<CoreStats, SnapshotError> {
+    let start = Instant::now();
+    // A live target always has one.
+    let pid = Target::pid(stopped).unwrap_or_default();
+    let mut stats = CoreStats {
+        mode: Some(Mode::Stop),
+        ..CoreStats::default()
+    };
+    let tmp = output::TempCore::create(dest, force).map_err(io_err(format!(
+        "creating a core file for {}",
+        dest.display()
+    )))?;
+    let fp = stopped.fp_states()?;
+    let threads: Vec<ThreadInfo> = stopped
+        .threads()
+        .iter()
+        .zip(fp)
+        .map(|(t, f)| ThreadInfo::read(pid, t, f))
+        .collect();
+    let pinfo = ProcessInfo::read(pid);
+    stats.threads = threads.len();
+    let facts = Facts {
+        pinfo: &pinfo,
+        threads: &threads,
+        filter: read_filter(pid),
+        hold: None,
+    };
+    write_file(&tmp, pid, stopped, &facts, &mut stats)?;
+    tmp.commit()
+        .map_err(io_err(format!("saving {}", dest.display())))?;
+    if let Ok(m) = std::fs::metadata(dest) {
         stats.disk_bytes = m.blocks() * 512;
     }
     stats.total = start.elapsed();
