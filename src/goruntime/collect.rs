@@ -15,6 +15,9 @@ const MAX_GOROUTINES: u64 = 1 << 24;
 /// Stack bytes copied per goroutine at most (from SP up). Deeper stacks are
 /// cut and reported as such.
 const MAX_STACK_COPY: u64 = 4 << 20;
+/// Bytes copied from the SP of a thread that is off its goroutine's stack:
+/// Go's signal stacks are 32 KiB, and the signal frame is near their top.
+const SIGNAL_STACK_COPY: usize = 32 << 10;
 /// Wait reason strings are short; a longer one is garbage.
 const MAX_REASON_LEN: usize = 64;
 
@@ -142,6 +145,7 @@ pub fn capture(
         .map(|th| (i64::from(th.tid), th.regs.rsp))
         .collect();
     let mut stacks = Vec::with_capacity(parked.len());
+    let mut signal_stacks = Vec::new();
     for p in &parked {
         let on_stack = |sp: u64| sp >= p.lo && sp < p.hi;
         let mut sp = [p.sched_sp, u64::MAX, u64::MAX];
@@ -151,6 +155,14 @@ pub fn capture(
         if p.status == G_RUNNING {
             let tid = cap.mem.read_u64(p.m + layout.m.procid).unwrap_or(0) as i64;
             sp[2] = rsp_by_tid.get(&tid).copied().unwrap_or(u64::MAX);
+            if sp[2] != u64::MAX && !on_stack(sp[2]) {
+                // Off its stack (a signal handler, the system stack): decode
+                // unwinds the thread's own stack to find where the goroutine
+                // was, somewhere on its stack.
+                signal_stacks.push((sp[2], SIGNAL_STACK_COPY));
+                stacks.push((p.lo, (p.hi - p.lo).min(MAX_STACK_COPY) as usize));
+                continue;
+            }
         }
         let Some(low) = sp.into_iter().filter(|&s| on_stack(s)).min() else {
             continue;
@@ -158,6 +170,12 @@ pub fn capture(
         stacks.push((low, (p.hi - low).min(MAX_STACK_COPY) as usize));
     }
     read_ranges(t, &mut cap, &stacks);
+    for (sp, len) in signal_stacks {
+        // Its end may be unmapped: then at least the rest of its page.
+        if !read_ranges(t, &mut cap, &[(sp, len)])[0] {
+            read_ranges(t, &mut cap, &[(sp, (0x1000 - (sp & 0xfff)) as usize)]);
+        }
+    }
 
     if let Some((addr, n)) = globals.wait_reasons {
         cap.wait_reasons = read_wait_reasons(t, addr, n, &mut cap);

@@ -7,6 +7,7 @@ use super::args::ArgsPlan;
 use super::collect::Capture;
 use super::layout::RuntimeLayout;
 use super::model::{CreatedBy, Elision, Frame, Goroutine, MachineRef};
+use super::signal_frame::interrupted_at;
 use super::unwind::{unwind, PhysFrame, StartRegs, UnwindCache};
 use super::version::{
     GoVersion, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
@@ -212,6 +213,12 @@ impl Decoder<'_> {
                     sp: t.regs.rsp,
                     trap: true,
                 });
+            }
+            // On the signal stack: where the handler interrupted the goroutine.
+            let interrupted =
+                thread.and_then(|t| interrupted_at(&cap.mem, self.tab, self.bias, &t.regs));
+            if let Some((pc, sp)) = interrupted.filter(|&(_, sp)| on_stack(sp)) {
+                return Some(StartRegs { pc, sp, trap: true });
             }
         }
         (g.sched.0 != 0 && on_stack(g.sched.1)).then_some(StartRegs {

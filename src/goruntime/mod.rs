@@ -11,6 +11,7 @@ mod decode;
 mod discover;
 mod layout;
 mod model;
+mod signal_frame;
 mod table;
 mod unwind;
 pub mod vars;
