@@ -364,6 +364,14 @@ fn terminal_session_with_prompt_completion_and_history() {
         "the menu offers both: {screen}"
     );
 
+    // Function names complete after `list` (a unique prefix is taken).
+    tmux.keys(&["C-c"]);
+    tmux.keys(&["list main.chanRec", "Tab"]);
+    tmux.wait_for("the completed function", |s| {
+        s.lines()
+            .any(|l| l.trim_end().ends_with("list main.chanReceive"))
+    });
+
     // Clear the line, then quit.
     tmux.keys(&["C-c"]);
     tmux.keys(&["quit", "Enter"]);

@@ -230,6 +230,12 @@ impl Pclntab {
         self.func_at(lo).ok()
     }
 
+    /// Every function, in address order (those whose record is unreadable
+    /// are left out).
+    pub fn functions(&self) -> impl Iterator<Item = Func<'_>> + '_ {
+        (0..self.nfunc).filter_map(|i| self.func_at(i).ok())
+    }
+
     /// The function whose (undecorated) name is exactly `name`.
     pub fn func_by_name(&self, name: &str) -> Option<Func<'_>> {
         let index = self.by_name.get_or_init(|| {

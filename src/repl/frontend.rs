@@ -1,5 +1,6 @@
 //! The terminal front end: reedline with a `(goat gN) ` prompt, persistent
-//! history and Tab completion of command names, goroutine and thread ids.
+//! history and Tab completion of command names, goroutine and thread ids,
+//! function and file names.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ type Ids = Arc<Mutex<(Vec<u64>, Vec<i32>)>>;
 
 struct GoatCompleter {
     ids: Ids,
+    /// Function names and `FILE:`s of the executable (see `Session::location_names`).
+    locations: Arc<Vec<String>>,
 }
 
 impl Completer for GoatCompleter {
@@ -74,6 +77,12 @@ impl Completer for GoatCompleter {
                 let ids = self.ids.lock().map(|i| i.1.clone()).unwrap_or_default();
                 ids.iter().map(i32::to_string).collect()
             }
+            Some(Some(Arg::Location)) => self
+                .locations
+                .iter()
+                .filter(|l| l.starts_with(word))
+                .cloned()
+                .collect(),
             _ => Vec::new(),
         };
         let mut matches: Vec<String> = candidates
@@ -85,9 +94,10 @@ impl Completer for GoatCompleter {
         let suggestions: Vec<Suggestion> = matches
             .into_iter()
             .map(|value| Suggestion {
+                // `FILE:` goes on with a line number.
+                append_whitespace: !value.ends_with(':'),
                 value,
                 span,
-                append_whitespace: true,
                 ..Suggestion::default()
             })
             .collect();
@@ -131,7 +141,10 @@ pub(super) fn interactive(s: &mut Session, run: &mut dyn FnMut(&mut Session, &st
     );
     let menu = ColumnarMenu::default().with_name("completion_menu");
     let mut editor = Reedline::create()
-        .with_completer(Box::new(GoatCompleter { ids: ids.clone() }))
+        .with_completer(Box::new(GoatCompleter {
+            ids: ids.clone(),
+            locations: Arc::new(s.location_names()),
+        }))
         .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
         // Like a shell: a lone match is taken, a shared prefix filled in.
         .with_quick_completions(true)
@@ -175,7 +188,9 @@ mod tests {
 
     fn complete(line: &str) -> Vec<String> {
         let ids: Ids = Arc::new(Mutex::new((vec![1, 3, 30, 31, 4], vec![100, 101, 200])));
-        let mut c = GoatCompleter { ids };
+        let locations = ["main.main", "main.tick", "main.go:", "math.Abs"];
+        let locations = Arc::new(locations.map(String::from).to_vec());
+        let mut c = GoatCompleter { ids, locations };
         c.complete(line, line.len())
             .suggestions()
             .iter()
@@ -189,6 +204,15 @@ mod tests {
         assert_eq!(complete("  bt"), ["bt"]);
         assert_eq!(complete("help st"), ["stack"]);
         assert!(complete("zz").is_empty());
+    }
+
+    #[test]
+    fn completes_functions_and_files_after_a_location_command() {
+        assert_eq!(
+            complete("list main."),
+            ["main.go:", "main.main", "main.tick"]
+        );
+        assert_eq!(complete("ls math"), ["math.Abs"]);
     }
 
     #[test]

@@ -356,6 +356,24 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// What a location can be, for completion: every function name and
+    /// every source file's base name followed by `:`.
+    pub fn location_names(&self) -> Vec<String> {
+        let Ok(tab) = self.prog.binary().pclntab() else {
+            return Vec::new();
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for f in tab.functions() {
+            if let Ok(name) = f.name() {
+                names.insert(name.to_string());
+            }
+            if let Ok((file, _)) = f.file_line(f.entry()) {
+                names.insert(format!("{}:", super::base_name(file)));
+            }
+        }
+        names.into_iter().collect()
+    }
+
     /// Ids of every goroutine and thread, for completion.
     pub fn ids(&self) -> (Vec<u64>, Vec<i32>) {
         let gs = self.dump.goroutines.iter().map(|g| g.id).collect();

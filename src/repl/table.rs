@@ -49,6 +49,8 @@ pub enum Arg {
     Goroutine,
     Thread,
     Command,
+    /// A function name or `FILE:` (then a line number).
+    Location,
 }
 
 pub struct Command {
@@ -152,7 +154,7 @@ pub static COMMANDS: &[Command] = &[
         usage: "list [LOCATION]\n\n\
             LOCATION is LINE (in the selected frame's file), FILE:LINE or a\n\
             function name (main.main). Five lines either side are shown.",
-        arg: Arg::None,
+        arg: Arg::Location,
         run: source::list,
     },
     Command {
