@@ -1,5 +1,6 @@
-//! Runtime offsets of the Go releases goat is tested against, for binaries
-//! built without DWARF (`-ldflags=-w`). Each row is checked against DWARF by
+//! Runtime offsets of the Go releases goat is tested against (1.19 and
+//! 1.21–1.27; 1.20 could not be installed here), for binaries built without
+//! DWARF (`-ldflags=-w`). Each row is checked against DWARF by
 //! `layout::tests::table_matches_dwarf_for_every_fixture`; a release not
 //! listed here needs DWARF.
 
@@ -37,7 +38,7 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
     };
     let (g, m) = match version.minor {
         19 => (base, m_until_1_24),
-        21 => (
+        21 | 22 => (
             GOffsets {
                 lockedm: 208,
                 gopc: 280,
@@ -46,7 +47,7 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
             },
             m_until_1_24,
         ),
-        24 => (
+        23 | 24 => (
             GOffsets {
                 atomicstatus: 152,
                 goid: 160,
@@ -59,7 +60,23 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
             },
             m_until_1_24,
         ),
-        27 => (
+        25 => (
+            GOffsets {
+                syscallsp: 104,
+                syscallpc: 112,
+                lockedm: 208,
+                gopc: 280,
+                parent_goid: Some(272),
+                ..base
+            },
+            MOffsets {
+                size: 0,
+                procid: 64,
+                curg: 184,
+                id: 224,
+            },
+        ),
+        26 | 27 => (
             GOffsets {
                 syscallsp: 104,
                 syscallpc: 112,

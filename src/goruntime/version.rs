@@ -32,9 +32,9 @@ impl GoVersion {
         self.at_least(21)
     }
 
-    /// 1.23 prints ` gp=0x.. m=N mp=0x..` in headers at the system level.
+    /// 1.22 prints ` gp=0x.. m=N mp=0x..` in headers at the system level.
     pub fn header_shows_gp(self) -> bool {
-        self.at_least(23)
+        self.at_least(22)
     }
 
     /// The runtime's `gStatusStrings`, indexed by status.

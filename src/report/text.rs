@@ -2,7 +2,7 @@
 //!
 //! Per release (all checked against the toolchain sources):
 //!
-//! - Header: `goroutine N` + (Go 1.23+, `dump.header_shows_gp`)
+//! - Header: `goroutine N` + (Go 1.22+, `dump.header_shows_gp`)
 //!   ` gp=0x.. m=ID mp=0x..` or ` m=nil` + ` [status` + ` (leaked)` (1.26+,
 //!   status `_Gleaked` = 10) + ` (scan)` + ` (durable)` (1.25+, in a synctest
 //!   bubble, waiting for an idle-in-synctest reason whose text does not
