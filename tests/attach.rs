@@ -504,3 +504,33 @@ fn core_from_inside_a_session() {
     assert_eq!(in_core, listed, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `disassemble` of the selected frame marks one instruction and names call
+/// targets; a function by name and a bad range work or fail cleanly.
+#[test]
+fn disassemble_marks_the_frame_and_names_calls() {
+    build_fixtures();
+    for flavour in ["go1.19-exe", "go1.27-pie"] {
+        let fx = Fixture::start(flavour, "states", &[]);
+        let out = attach_with_stdin(
+            fx.pid(),
+            &["--batch"],
+            "gr 1\ndisass\ndisass -a 0x1 0x2\ndisassemble main.lockMutex\n",
+        );
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        // --batch reports the failed command in its status.
+        assert!(!out.status.success(), "{flavour}: {stderr}");
+        assert_eq!(stdout.matches("\n=>\t").count(), 1, "{flavour}: {stdout}");
+        assert!(
+            stdout.contains("TEXT runtime.gopark(SB)"),
+            "{flavour}: {stdout}"
+        );
+        assert!(stdout.contains("call runtime.mcall"), "{flavour}: {stdout}");
+        assert!(
+            stdout.contains("TEXT main.lockMutex(SB)"),
+            "{flavour}: {stdout}"
+        );
+        assert!(stderr.contains("cannot read"), "{flavour}: {stderr}");
+        assert_untouched(fx.pid());
+    }
+}

@@ -211,6 +211,22 @@ impl Pclntab {
 
     /// The function containing link-time `pc`.
     pub fn find_func(&self, pc: u64) -> Option<Func<'_>> {
+        self.func_at(self.func_index(pc)?).ok()
+    }
+
+    /// Link-time `[entry, end)` of the function containing `pc`.
+    pub fn func_bounds(&self, pc: u64) -> Option<(u64, u64)> {
+        let i = self.func_index(pc)?;
+        let (start, _) = self.ftab(i)?;
+        let (end, _) = self.ftab(i + 1)?;
+        Some((
+            self.text_start + u64::from(start),
+            self.text_start + u64::from(end),
+        ))
+    }
+
+    /// The functab index of the function containing link-time `pc`.
+    fn func_index(&self, pc: u64) -> Option<usize> {
         let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
         let (first, _) = self.ftab(0)?;
         let (end, _) = self.ftab(self.nfunc)?;
@@ -227,7 +243,7 @@ impl Pclntab {
                 hi = mid;
             }
         }
-        self.func_at(lo).ok()
+        Some(lo)
     }
 
     /// Every function, in address order (those whose record is unreadable

@@ -11,6 +11,7 @@
 //!   read line by line from stdin.
 
 mod data;
+mod disasm;
 mod frontend;
 mod goroutines;
 mod session;

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::state::Session;
-use super::{data, goroutines, session, source, stack, vars};
+use super::{data, disasm, goroutines, session, source, stack, vars};
 
 /// A command's handler: the session, the words after the command name, and
 /// where to print.
@@ -156,6 +156,18 @@ pub static COMMANDS: &[Command] = &[
             function name (main.main). Five lines either side are shown.",
         arg: Arg::Location,
         run: source::list,
+    },
+    Command {
+        name: "disassemble",
+        aliases: &["disass"],
+        group: Group::Source,
+        help: "Disassemble the selected frame's function (or FUNC, or a range).",
+        usage: "disassemble [-a START END | FUNC]\n\n\
+            Intel syntax, read from the target's memory; '=>' marks the selected\n\
+            frame's instruction (for a caller, its call). Calls and jumps name\n\
+            their target.",
+        arg: Arg::Location,
+        run: disasm::disassemble,
     },
     Command {
         name: "regs",
