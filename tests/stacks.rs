@@ -84,7 +84,10 @@ fn stacks_match_the_runtime_traceback_for_every_go_release() {
     for f in all.iter().filter(|f| !f.ends_with("-noopt")) {
         compare_with_runtime(f);
     }
-    for v in ["go1.19", "go1.21", "go1.24", "go1.27"] {
+    let releases = [
+        "go1.19", "go1.21", "go1.22", "go1.23", "go1.24", "go1.25", "go1.26", "go1.27",
+    ];
+    for v in releases {
         for mode in ["exe", "pie", "nodwarf", "stripped"] {
             let f = format!("{v}-{mode}");
             assert!(all.contains(&f), "fixture flavour {f} was not built");
