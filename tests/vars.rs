@@ -147,7 +147,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("err", ERR),
     ("sh", SH),
     ("msgs", MSGS),
-    ("ch", "chan int 1/2"),
+    ("ch", "chan int 1/2 [7]"),
     ("flag", "true"),
     ("ratio", "2.5"),
 ];
@@ -174,7 +174,7 @@ fn unavailable(v: &str) -> bool {
 
 #[test]
 fn unoptimized_build_shows_every_value_exactly() {
-    for flavour in ["go1.27-noopt", "go1.19-noopt"] {
+    for flavour in ["go1.27-noopt", "go1.24-noopt", "go1.19-noopt"] {
         let h = Held::start(flavour);
         let vars = variables(&h);
         for (name, want) in EXPECTED {
@@ -187,15 +187,41 @@ fn unoptimized_build_shows_every_value_exactly() {
         for (expr, want) in PRINTS {
             assert_eq!(h.print(expr).as_deref(), Ok(*want), "{flavour}: p {expr}");
         }
-        // Bucketed maps (before Go 1.24) show their entries; swiss maps
-        // their length.
+        // Bucketed maps (before Go 1.24) and swiss maps (a single group,
+        // and a directory of tables past 8 entries) show every entry.
         let m = h.print("m").unwrap();
-        assert!(m.starts_with("map[string]int len: 3"), "{flavour}: {m}");
-        if flavour.starts_with("go1.19") {
-            for kv in [r#""a": 1"#, r#""b": 2"#, r#""c": 3"#] {
-                assert!(m.contains(kv), "{flavour}: {m}");
-            }
+        assert!(m.starts_with("map[string]int len: 3, ["), "{flavour}: {m}");
+        for kv in [r#""a": 1"#, r#""b": 2"#, r#""c": 3"#] {
+            assert!(m.contains(kv), "{flavour}: {m}");
         }
+        let big = h.print("big").unwrap();
+        assert!(
+            big.starts_with("map[int]string len: 20, ["),
+            "{flavour}: {big}"
+        );
+        for i in 0..20 {
+            assert!(big.contains(&format!("{i}: \"v{i}\"")), "{flavour}: {big}");
+        }
+        assert_eq!(big.matches(": \"v").count(), 20, "{flavour}: {big}");
+        // Channels list the goroutines waiting on them.
+        let waiting = |expr: &str, prefix: &str| {
+            let c = h.print(expr).unwrap();
+            let rest = c
+                .strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("{flavour}: {c}"));
+            let id = rest
+                .strip_suffix(']')
+                .unwrap_or_else(|| panic!("{flavour}: {c}"));
+            assert!(id.parse::<u64>().is_ok(), "{flavour}: {c}");
+        };
+        waiting(
+            "main.release",
+            "chan int 0/0, waiting to receive: [goroutine ",
+        );
+        waiting(
+            "main.blocked",
+            "chan string 0/0, waiting to send: [goroutine ",
+        );
         assert!(
             !vars.iter().any(|(n, _)| n == "total"),
             "{flavour}: total is declared after the parked line: {vars:?}"
@@ -390,7 +416,7 @@ fn variables_of_a_core_file() {
     for want in [
         format!("err = {ERR}"),
         format!("msgs = {MSGS}"),
-        "ch = chan int 1/2".to_string(),
+        "ch = chan int 1/2 [7]".to_string(),
         r#"main.Inner {Name: "deep", Count: 3}"#.to_string(),
         "\n42".to_string(),
     ] {

@@ -167,7 +167,10 @@ impl Scope<'_> {
                 let mut s = format!("{name} len: {count}");
                 let entries = hdr
                     .filter(|_| depth < MAX_DEPTH && count > 0)
-                    .and_then(|h| self.map_entries(p, h, ELEMS_SHOWN as usize));
+                    .and_then(|h| {
+                        self.map_entries(p, h, ELEMS_SHOWN as usize)
+                            .or_else(|| self.swiss_entries(p, h, ELEMS_SHOWN as usize))
+                    });
                 if let Some(entries) = entries {
                     let shown: Vec<String> = entries
                         .iter()
@@ -198,12 +201,48 @@ impl Scope<'_> {
                 let q = self.read_u64(&at, field("qcount", 0))?;
                 let c = self.read_u64(&at, field("dataqsiz", 8))?;
                 let closed = self.read(&at, field("closed", 0x1c), 4)?;
-                let closed = if closed.iter().any(|&b| b != 0) {
-                    " (closed)"
-                } else {
-                    ""
-                };
-                Ok(format!("{name} {q}/{c}{closed}"))
+                let mut s = format!("{name} {q}/{c}");
+                if closed.iter().any(|&b| b != 0) {
+                    s.push_str(" (closed)");
+                }
+                let contents = hdr.filter(|_| depth < MAX_DEPTH).and_then(|h| {
+                    // The element type: on the channel's own DIE (a typedef
+                    // of *hchan<T>), else from sudog<T>.elem (*T).
+                    let elem = self
+                        .ty(v.ty)
+                        .and_then(|d| d.elem)
+                        .or(t.elem)
+                        .or_else(|| self.chan_elem_from_sudog(h));
+                    self.chan_contents(p, h, elem, ELEMS_SHOWN)
+                });
+                if let Some(c) = contents {
+                    if !c.elems.is_empty() {
+                        let shown: Vec<String> = c
+                            .elems
+                            .iter()
+                            .map(|e| self.fmt_value(e, depth + 1, seen))
+                            .collect();
+                        let more = q.saturating_sub(shown.len() as u64);
+                        let more = if more > 0 {
+                            format!(",...+{more} more")
+                        } else {
+                            String::new()
+                        };
+                        let _ = write!(s, " [{}{more}]", shown.join(", "));
+                    }
+                    let list = |ids: &[u64]| {
+                        let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+                        let more = if c.more_waiters { ",..." } else { "" };
+                        format!("[goroutine {}{more}]", ids.join(", "))
+                    };
+                    if !c.receivers.is_empty() {
+                        let _ = write!(s, ", waiting to receive: {}", list(&c.receivers));
+                    }
+                    if !c.senders.is_empty() {
+                        let _ = write!(s, ", waiting to send: {}", list(&c.senders));
+                    }
+                }
+                Ok(s)
             }
             kind::INTERFACE => self.fmt_interface(v, &name, depth, seen),
             _ => {

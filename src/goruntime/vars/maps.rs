@@ -1,6 +1,6 @@
 //! Entries of a classic (bucketed, pre-swiss) Go map: `hash<K,V>` with
 //! `B`, `buckets`, `oldbuckets`, and `bucket<K,V>` with `tophash`, `keys`,
-//! `values`, `overflow`. Swiss maps (Go 1.24+) are shown by length only.
+//! `values`, `overflow`. Swiss maps (Go 1.24+) are in `swiss.rs`.
 
 use std::collections::HashSet;
 

@@ -6,9 +6,11 @@
 //! on a thread; a value that needs any other register is reported as
 //! unavailable, never guessed.
 
+mod chans;
 pub mod expr;
 pub mod format;
 mod maps;
+mod swiss;
 pub mod types;
 
 use gimli::{EndianSlice, EvaluationResult, LittleEndian, Location};
