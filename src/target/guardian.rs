@@ -384,3 +384,12 @@ mod tests {
         assert_eq!(listen("".as_bytes()), Heard::Closed(BTreeMap::new()));
     }
 }
+
+impl super::ArmObserver for Guardian {
+    fn armed(&mut self, bytes: &[(u64, u8)]) {
+        Guardian::armed(self, bytes);
+    }
+    fn disarmed(&mut self) {
+        Guardian::disarmed(self);
+    }
+}
