@@ -83,21 +83,32 @@ impl<'a> Func<'a> {
     }
 }
 
-/// Every address the DWARF line programs mark `prologue_end`, sorted
-/// (empty without DWARF). Go marks the instruction that finishes the frame
-/// setup, after the stack-growth check, for Delve's sake.
-pub fn prologue_ends(elf: &[u8]) -> Vec<u64> {
+/// What the DWARF line programs add to pclntab's lines, as sorted
+/// addresses (both empty without DWARF).
+#[derive(Debug, Default, Clone)]
+pub struct DwarfLines {
+    /// Rows marked `prologue_end`: Go marks the instruction that finishes
+    /// the frame setup, after the stack-growth check, for Delve's sake.
+    pub prologue_ends: Vec<u64>,
+    /// Rows marked `is_stmt`: where a statement begins (the optimizer
+    /// moves instructions of other lines in between; those are not places
+    /// a `next` should stop).
+    pub stmts: Vec<u64>,
+}
+
+/// Reads the [`DwarfLines`] of an executable.
+pub fn dwarf_lines(elf: &[u8]) -> DwarfLines {
+    let mut out = DwarfLines::default();
     let Ok(sections) = dwarf_sections(elf) else {
-        return Vec::new();
+        return out;
     };
     let load = |id: gimli::SectionId| -> Result<EndianSlice<'_, LittleEndian>, ()> {
         let data = sections.get(id.name()).map_or(&[][..], |d| &d[..]);
         Ok(EndianSlice::new(data, LittleEndian))
     };
     let Ok(dwarf) = gimli::Dwarf::load(load) else {
-        return Vec::new();
+        return out;
     };
-    let mut out = Vec::new();
     let mut units = dwarf.units();
     // Each step consumes a unit or a row, so both loops end with the data;
     // the caps bound a hostile file's cost.
@@ -116,15 +127,20 @@ pub fn prologue_ends(elf: &[u8]) -> Vec<u64> {
             match rows.next_row() {
                 Ok(Some((_, row))) => {
                     if row.prologue_end() {
-                        out.push(row.address());
+                        out.prologue_ends.push(row.address());
+                    }
+                    if row.is_stmt() && !row.end_sequence() {
+                        out.stmts.push(row.address());
                     }
                 }
                 _ => break,
             }
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    for v in [&mut out.prologue_ends, &mut out.stmts] {
+        v.sort_unstable();
+        v.dedup();
+    }
     out
 }
 

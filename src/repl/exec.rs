@@ -41,12 +41,12 @@ fn display_path(file: &str) -> String {
 }
 
 fn hits_text(b: &BreakpointInfo) -> String {
-    let per: Vec<String> = b
-        .hits
-        .iter()
-        .map(|(g, n)| format!("goroutine({g}):{n}"))
-        .collect();
-    format!("hits {} total:{}", per.join(" "), b.total)
+    let mut text = String::from("hits");
+    for (g, n) in &b.hits {
+        text.push_str(&format!(" goroutine({g}):{n}"));
+    }
+    text.push_str(&format!(" total:{}", b.total));
+    text
 }
 
 fn parse_id(word: &str, cmd: &str) -> Result<u32> {

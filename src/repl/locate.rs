@@ -86,14 +86,30 @@ impl Session<'_> {
     pub(super) fn body_pc(&self, f: &Func<'_>) -> Result<u64> {
         let entry = f.entry();
         let end = f.end()?;
-        let ends = self
-            .prologue_ends
-            .get_or_init(|| lines::prologue_ends(self.prog.binary().data()));
+        let ends = &self.dwarf_lines().prologue_ends;
         let i = ends.partition_point(|&a| a < entry);
         if let Some(&pc) = ends.get(i).filter(|&&a| a < end) {
             return Ok(pc);
         }
         Ok(f.frame_setup_pc()?.unwrap_or(entry))
+    }
+
+    fn dwarf_lines(&self) -> &lines::DwarfLines {
+        self.dwarf_lines
+            .get_or_init(|| lines::dwarf_lines(self.prog.binary().data()))
+    }
+
+    /// Where `next` may stop in `f`: the statement starts DWARF marks, or
+    /// without DWARF every start of a pclntab line row.
+    fn stop_pcs(&self, f: &Func<'_>) -> Result<Vec<u64>> {
+        let (entry, end) = (f.entry(), f.end()?);
+        let stmts = &self.dwarf_lines().stmts;
+        let lo = stmts.partition_point(|&a| a < entry);
+        let hi = stmts.partition_point(|&a| a < end);
+        if lo < hi {
+            return Ok(stmts[lo..hi].to_vec());
+        }
+        Ok(f.line_rows()?.iter().map(|r| r.start).collect())
     }
 
     /// Offset of a thread's `g` from its fs_base.
@@ -142,29 +158,33 @@ impl Session<'_> {
             .ok_or_else(|| anyhow!("pc {:#x} is in no Go function", g.frames[0].pc))?;
         let depth = k + 1;
         let (cur_file, cur_line) = (&*g.frames[0].file, g.frames[0].line);
-        let rows = f.line_rows()?;
-        let mut current: Vec<&LineRow> = Vec::new();
-        for r in &rows {
+        for pc in self.stop_pcs(&f)? {
+            let frames = f.source_frames(pc).unwrap_or_default();
             // Inlined calls deeper than where we stand are stepped over.
-            let d = f.source_frames(r.start).map_or(1, |v| v.len());
+            let d = frames.len().max(1);
             if d > depth {
                 continue;
             }
-            if d == depth && r.file == cur_file && r.line == cur_line {
-                current.push(r);
+            let here = frames.first().map(|sf| (sf.file, sf.line));
+            if d == depth && here == Some((cur_file, cur_line)) {
                 continue;
             }
             temps.push(TempBreakpoint {
-                addr: r.start + self.bias,
+                addr: pc + self.bias,
                 g: gp,
                 frame: Some(FrameCond {
                     cfa: top.fp,
-                    sp_delta: i64::from(f.sp_delta(r.start)?),
+                    sp_delta: i64::from(f.sp_delta(pc)?),
                 }),
             });
         }
         if kind == StepKind::Into {
-            for target in self.direct_calls(&current) {
+            let rows: Vec<LineRow> = f
+                .line_rows()?
+                .into_iter()
+                .filter(|r| r.file == cur_file && r.line == cur_line)
+                .collect();
+            for target in self.direct_calls(&rows) {
                 temps.push(TempBreakpoint {
                     addr: target + self.bias,
                     g: gp,
@@ -179,7 +199,7 @@ impl Session<'_> {
 
     /// Link-time body pcs of the Go functions the rows call directly
     /// (runtime internals left out, as Delve's step does).
-    fn direct_calls(&self, rows: &[&LineRow]) -> Vec<u64> {
+    fn direct_calls(&self, rows: &[LineRow]) -> Vec<u64> {
         let bin = self.prog.binary();
         let Ok(tab) = bin.pclntab() else {
             return Vec::new();

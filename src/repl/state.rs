@@ -179,8 +179,8 @@ pub struct Session<'a> {
     pub(super) done: bool,
     /// The DWARF variable index, built on first use (per binary).
     vars: std::cell::OnceCell<Result<VarIndex, String>>,
-    /// DWARF's `prologue_end` addresses, read on first use.
-    pub(super) prologue_ends: std::cell::OnceCell<Vec<u64>>,
+    /// DWARF's `prologue_end` and `is_stmt` addresses, read on first use.
+    pub(super) dwarf_lines: std::cell::OnceCell<crate::binary::lines::DwarfLines>,
 }
 
 impl<'a> Session<'a> {
@@ -204,7 +204,7 @@ impl<'a> Session<'a> {
             frame: 0,
             done: false,
             vars: std::cell::OnceCell::new(),
-            prologue_ends: std::cell::OnceCell::new(),
+            dwarf_lines: std::cell::OnceCell::new(),
         };
         s.load()?;
         Ok(s)
