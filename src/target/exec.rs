@@ -18,8 +18,8 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::breakpoints::{ArmObserver, BreakpointInfo, TempBreakpoint};
-use super::ptrace::{regs_from, AttachError, LiveProcess, State, StopKind, Stopped, Tracer};
+use super::breakpoints::TempBreakpoint;
+use super::ptrace::{regs_from, AttachError, State, StopKind, Stopped, Tracer};
 use super::signals;
 use super::Thread;
 
@@ -341,48 +341,6 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
         }
     }
     Guard(Some(f))
-}
-
-impl LiveProcess {
-    /// Installs the observer told of every int3 before it is written.
-    pub fn set_arm_observer(&self, o: Box<dyn ArmObserver>) -> Result<(), AttachError> {
-        self.call(move |t| t.bps.set_observer(o))
-    }
-
-    /// A new user breakpoint at run-time `addr` (its original byte is saved
-    /// now; an address that already holds an int3 is refused).
-    pub fn add_breakpoint(&self, addr: u64) -> Result<BreakpointInfo, AttachError> {
-        self.call(move |t| t.bps.add_user(t.pid, addr))?
-    }
-
-    pub fn remove_breakpoint(&self, id: u32) -> Result<Option<BreakpointInfo>, AttachError> {
-        self.call(move |t| t.bps.remove_user(id))
-    }
-
-    pub fn breakpoints(&self) -> Result<Vec<BreakpointInfo>, AttachError> {
-        self.call(|t| t.bps.user.values().cloned().collect())
-    }
-
-    /// Sets (or with `None` removes) breakpoint `id`'s condition text.
-    pub fn set_condition(&self, id: u32, cond: Option<String>) -> Result<bool, AttachError> {
-        self.call(move |t| match t.bps.user.get_mut(&id) {
-            Some(b) => {
-                b.cond = cond;
-                true
-            }
-            None => false,
-        })
-    }
-
-    /// Counts a reported hit of breakpoint `id` by goroutine `goid`.
-    pub fn record_hit(&self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>, AttachError> {
-        self.call(move |t| {
-            let b = t.bps.user.get_mut(&id)?;
-            *b.hits.entry(goid).or_default() += 1;
-            b.total += 1;
-            Some(b.clone())
-        })
-    }
 }
 
 impl<'a> Stopped<'a> {
