@@ -10,6 +10,7 @@ pub mod dwarf;
 pub mod dwarf_vars;
 mod image;
 mod inline;
+pub mod lines;
 mod moduledata;
 mod pclntab;
 mod pcvalue;

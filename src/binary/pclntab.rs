@@ -315,6 +315,16 @@ impl Pclntab {
         Ok(f)
     }
 
+    /// The pc-value tables' bytes and their file offset.
+    pub(super) fn pctab_bytes(&self) -> Result<(&[u8], usize), BinaryError> {
+        let bytes = self
+            .image
+            .bytes()
+            .get(self.pctab.clone())
+            .ok_or_else(|| malformed("pctab", self.pctab.start))?;
+        Ok((bytes, self.pctab.start))
+    }
+
     fn funcname(&self, name_off: u32) -> Result<&str, BinaryError> {
         cstr_in(self.image.bytes(), &self.funcnametab, name_off as usize)
     }
@@ -432,6 +442,11 @@ impl<'a> Func<'a> {
     /// Line of the `func` keyword (Go 1.20+).
     pub fn start_line(&self) -> Option<i32> {
         self.start_line
+    }
+
+    /// Offsets of the pcsp, pcfile and pcln tables in pctab.
+    pub(super) fn table_offsets(&self) -> (u32, u32, u32) {
+        (self.pcsp, self.pcfile, self.pcln)
     }
 
     /// Bytes the function has pushed on the stack at `pc` (0 at entry).

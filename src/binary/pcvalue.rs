@@ -90,6 +90,41 @@ pub(crate) fn lookup(pctab: &[u8], off: u32, entry: u64, target: u64) -> Result<
     }
 }
 
+/// Every `(start, end, value)` run of the table at `off`, at most `max`
+/// of them (each step consumes two bytes or more, so the walk ends with
+/// the data anyway).
+pub(crate) fn runs(
+    pctab: &[u8],
+    off: u32,
+    entry: u64,
+    max: usize,
+) -> Result<Vec<(u64, u64, i32)>, PcValueError> {
+    let start = off as usize;
+    let table = pctab.get(start..).ok_or(PcValueError::Malformed(start))?;
+    let mut cur = Cursor {
+        table,
+        pos: 0,
+        pc: entry,
+        value: -1,
+    };
+    let mut out = Vec::new();
+    let mut first = true;
+    while out.len() < max {
+        let from = cur.pc;
+        match cur.step(first) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(PcValueError::Malformed(p)) => return Err(PcValueError::Malformed(start + p)),
+            Err(e) => return Err(e),
+        }
+        first = false;
+        if cur.pc > from {
+            out.push((from, cur.pc, cur.value));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +140,17 @@ mod tests {
         assert_eq!(t(0x1004), Ok(8));
         assert_eq!(t(0x101f), Ok(8));
         assert_eq!(t(0x1020), Err(PcValueError::NotCovered));
+    }
+
+    #[test]
+    fn runs_of_the_runtime_example() {
+        let table = [0u8, 2, 4, 16, 0x1c, 0];
+        assert_eq!(
+            runs(&table, 1, 0x1000, 100),
+            Ok(vec![(0x1000, 0x1004, 0), (0x1004, 0x1020, 8)])
+        );
+        assert_eq!(runs(&table, 1, 0x1000, 1).map(|r| r.len()), Ok(1));
+        assert!(runs(&[0, 2], 1, 0, 100).is_err());
     }
 
     #[test]

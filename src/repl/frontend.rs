@@ -202,7 +202,8 @@ mod tests {
     fn completes_command_names_and_aliases() {
         assert_eq!(complete("gorou"), ["goroutine", "goroutines"]);
         assert_eq!(complete("  bt"), ["bt"]);
-        assert_eq!(complete("help st"), ["stack"]);
+        assert_eq!(complete("help sta"), ["stack"]);
+        assert_eq!(complete("help ste"), ["step", "stepout"]);
         assert!(complete("zz").is_empty());
     }
 

@@ -10,10 +10,13 @@
 //! - `frontend`: reedline, when stdin is a terminal; otherwise commands are
 //!   read line by line from stdin.
 
+mod cond;
 mod data;
 mod disasm;
+mod exec;
 mod frontend;
 mod goroutines;
+mod locate;
 mod session;
 mod source;
 mod stack;

@@ -38,9 +38,9 @@ pub fn list(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
         [loc] => resolve(s, loc, here.as_ref().map(|h| h.0.as_str()))?,
         _ => bail!("usage: list [LOCATION]"),
     };
-    let lines = read_lines(&file)?;
-    if line == 0 || line as usize > lines.len() {
-        bail!("{file} has {} lines; there is no line {line}", lines.len());
+    let count = read_lines(&file)?.len();
+    if line == 0 || line as usize > count {
+        bail!("{file} has {count} lines; there is no line {line}");
     }
     match &here {
         Some((f, l, pc)) if *f == file && *l == line => {
@@ -49,11 +49,25 @@ pub fn list(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
         _ => writeln!(out, "Showing {file}:{line}")?,
     }
     // The current frame's line is marked when it is in view.
-    let mark = here.filter(|h| h.0 == file).map(|h| h.1 as usize);
+    let mark = here.filter(|h| h.0 == file).map(|h| h.1);
+    write_listing(out, &file, line, mark)
+}
+
+/// The lines of `file` around `line`, `=>` before line `mark`.
+pub(super) fn write_listing(
+    out: &mut dyn Write,
+    file: &str,
+    line: u32,
+    mark: Option<u32>,
+) -> Result<()> {
+    let lines = read_lines(file)?;
+    if line == 0 || line as usize > lines.len() {
+        bail!("{file} has {} lines; there is no line {line}", lines.len());
+    }
     let first = (line as usize).saturating_sub(CONTEXT).max(1);
     let last = (line as usize + CONTEXT).min(lines.len());
     for n in first..=last {
-        let arrow = if Some(n) == mark { "=>" } else { "  " };
+        let arrow = if Some(n as u32) == mark { "=>" } else { "  " };
         writeln!(out, "{arrow} {n:>5}:\t{}", lines[n - 1])?;
     }
     Ok(())

@@ -14,7 +14,9 @@ use crate::goruntime::{self, Dump, Frame, GoProgram, Goroutine};
 use crate::snapshot::{self, CoreStats};
 use std::path::Path;
 
-use crate::target::{CoreFile, LiveProcess, Stopped, Target, Thread};
+use crate::target::{
+    BreakpointInfo, CoreFile, LiveProcess, RunPlan, StopReason, Stopped, Target, Thread,
+};
 
 /// Where the session's process state comes from: a stopped live process or
 /// a core file.
@@ -34,11 +36,20 @@ pub trait Backend {
     fn write_core(&self, dest: &Path, force: bool) -> Result<CoreStats>;
 }
 
-/// What only a live process can do. The execution-control commands
-/// (continue, step, breakpoints) are to be built on it.
+/// What only a live process can do: run it, and the breakpoints it runs
+/// under (the table itself lives on the ptrace thread).
 pub trait Control {
     /// Lets the target run, then stops it again: a new stop.
     fn resume_and_stop(&mut self) -> Result<()>;
+    /// Runs until a breakpoint that counts, Ctrl-C or an abort: a new stop.
+    fn run(&mut self, plan: RunPlan) -> Result<StopReason>;
+    fn add_breakpoint(&mut self, addr: u64) -> Result<BreakpointInfo>;
+    fn remove_breakpoint(&mut self, id: u32) -> Result<Option<BreakpointInfo>>;
+    fn breakpoints(&mut self) -> Result<Vec<BreakpointInfo>>;
+    /// Sets or removes a condition; false when there is no breakpoint `id`.
+    fn set_condition(&mut self, id: u32, cond: Option<String>) -> Result<bool>;
+    /// Counts a reported hit by goroutine `goid`.
+    fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>>;
 }
 
 /// A live process, stopped while the user is at the prompt.
@@ -85,6 +96,38 @@ impl Control for LiveBackend<'_> {
         }
         self.stopped = Some(self.process.stop()?);
         Ok(())
+    }
+    fn run(&mut self, plan: RunPlan) -> Result<StopReason> {
+        let s = match self.stopped.take() {
+            Some(s) => s,
+            None => self.process.stop()?,
+        };
+        match s.run(plan) {
+            Ok((stopped, reason)) => {
+                self.stopped = Some(stopped);
+                Ok(reason)
+            }
+            Err(e) => {
+                // The target was left running: stop it again, if it is there.
+                self.stopped = self.process.stop().ok();
+                Err(e.into())
+            }
+        }
+    }
+    fn add_breakpoint(&mut self, addr: u64) -> Result<BreakpointInfo> {
+        Ok(self.process.add_breakpoint(addr)?)
+    }
+    fn remove_breakpoint(&mut self, id: u32) -> Result<Option<BreakpointInfo>> {
+        Ok(self.process.remove_breakpoint(id)?)
+    }
+    fn breakpoints(&mut self) -> Result<Vec<BreakpointInfo>> {
+        Ok(self.process.breakpoints()?)
+    }
+    fn set_condition(&mut self, id: u32, cond: Option<String>) -> Result<bool> {
+        Ok(self.process.set_condition(id, cond)?)
+    }
+    fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>> {
+        Ok(self.process.record_hit(id, goid)?)
     }
 }
 
@@ -136,6 +179,8 @@ pub struct Session<'a> {
     pub(super) done: bool,
     /// The DWARF variable index, built on first use (per binary).
     vars: std::cell::OnceCell<Result<VarIndex, String>>,
+    /// DWARF's `prologue_end` and `is_stmt` addresses, read on first use.
+    pub(super) dwarf_lines: std::cell::OnceCell<crate::binary::lines::DwarfLines>,
 }
 
 impl<'a> Session<'a> {
@@ -159,9 +204,41 @@ impl<'a> Session<'a> {
             frame: 0,
             done: false,
             vars: std::cell::OnceCell::new(),
+            dwarf_lines: std::cell::OnceCell::new(),
         };
         s.load()?;
         Ok(s)
+    }
+
+    /// Runs the target under `plan` and loads the new stop. A target that
+    /// exited ends the session.
+    pub(super) fn run(&mut self, plan: RunPlan) -> Result<StopReason> {
+        let reason = match self.control()?.run(plan) {
+            Ok(r) => r,
+            Err(e) => {
+                if self.control()?.breakpoints().is_err() || self.backend.target().is_none() {
+                    self.done = true;
+                    return Err(e.context("the target is gone; the session ends"));
+                }
+                self.load()?;
+                return Err(e);
+            }
+        };
+        self.load()?;
+        Ok(reason)
+    }
+
+    /// Selects the goroutine running on thread `tid`, if one does.
+    pub(super) fn select_thread(&mut self, tid: i32) -> Option<u64> {
+        let id = self
+            .dump
+            .goroutines
+            .iter()
+            .find(|g| g.m.is_some_and(|m| m.tid == i64::from(tid)))
+            .map(|g| g.id)?;
+        self.current = Some(id);
+        self.frame = 0;
+        Some(id)
     }
 
     /// Captures and decodes the current stop, and picks a goroutine.

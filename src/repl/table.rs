@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::state::Session;
-use super::{data, disasm, goroutines, session, source, stack, vars};
+use super::{data, disasm, exec, goroutines, session, source, stack, vars};
 
 /// A command's handler: the session, the words after the command name, and
 /// where to print.
@@ -19,11 +19,13 @@ pub enum Group {
     Stack,
     Source,
     Data,
+    Running,
     Session,
 }
 
 impl Group {
-    const ALL: [Group; 5] = [
+    const ALL: [Group; 6] = [
+        Group::Running,
         Group::Goroutines,
         Group::Stack,
         Group::Source,
@@ -37,6 +39,7 @@ impl Group {
             Group::Stack => "Stack frames",
             Group::Source => "Source",
             Group::Data => "Viewing data",
+            Group::Running => "Running the program",
             Group::Session => "Session",
         }
     }
@@ -67,6 +70,100 @@ pub struct Command {
 
 /// Every command, in `help` order within each group.
 pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "break",
+        aliases: &["b"],
+        group: Group::Running,
+        help: "Set a breakpoint.",
+        usage: "break LOCATION   (short: b)\n\n\
+            LOCATION is FUNC (main.tick, main.(*T).M: after its prologue), FILE:LINE\n\
+            (a base name or path suffix), LINE (in the selected frame's file) or\n\
+            *ADDR (hex). The int3 is in the program only while it runs.",
+        arg: Arg::Location,
+        run: exec::breakpoint,
+    },
+    Command {
+        name: "breakpoints",
+        aliases: &["bp"],
+        group: Group::Running,
+        help: "List the breakpoints, with hit counts per goroutine.",
+        usage: "breakpoints",
+        arg: Arg::None,
+        run: exec::breakpoints,
+    },
+    Command {
+        name: "clear",
+        aliases: &[],
+        group: Group::Running,
+        help: "Delete a breakpoint.",
+        usage: "clear N",
+        arg: Arg::None,
+        run: exec::clear,
+    },
+    Command {
+        name: "clearall",
+        aliases: &[],
+        group: Group::Running,
+        help: "Delete every breakpoint.",
+        usage: "clearall",
+        arg: Arg::None,
+        run: exec::clearall,
+    },
+    Command {
+        name: "condition",
+        aliases: &["cond"],
+        group: Group::Running,
+        help: "Make a breakpoint stop only when a comparison holds.",
+        usage: "condition N [VAR OP VALUE]   (short: cond)\n\n\
+            VAR is a variable path as print takes it (n, req.Path, s[2]) in the\n\
+            frame that hit, or `goroutine` (the id of the goroutine that hit); OP\n\
+            one of == != < <= > >=; VALUE an integer, a \"string\" or true/false.\n\
+            Without a comparison, the condition is removed.",
+        arg: Arg::None,
+        run: exec::condition,
+    },
+    Command {
+        name: "continue",
+        aliases: &["c"],
+        group: Group::Running,
+        help: "Run until a breakpoint or Ctrl-C.",
+        usage: "continue   (short: c)\n\n\
+            Ctrl-C stops the program and returns to the prompt.",
+        arg: Arg::None,
+        run: exec::cont,
+    },
+    Command {
+        name: "next",
+        aliases: &["n"],
+        group: Group::Running,
+        help: "Run the current goroutine to the next line, over calls.",
+        usage: "next   (short: n)\n\n\
+            Follows the current goroutine (whatever thread runs it) and its frame\n\
+            (not a recursive call's); stops at a return into the caller too.",
+        arg: Arg::None,
+        run: exec::next,
+    },
+    Command {
+        name: "step",
+        aliases: &["s"],
+        group: Group::Running,
+        help: "Like next, but into functions the line calls.",
+        usage: "step   (short: s)\n\n\
+            Stops after the prologue of a Go function the current line calls\n\
+            directly (runtime internals and calls through a func value or an\n\
+            interface are stepped over).",
+        arg: Arg::None,
+        run: exec::step,
+    },
+    Command {
+        name: "stepout",
+        aliases: &["so"],
+        group: Group::Running,
+        help: "Run until the current function returns to its caller.",
+        usage: "stepout   (short: so)",
+        arg: Arg::None,
+        run: exec::stepout,
+    },
     Command {
         name: "goroutines",
         aliases: &["grs"],

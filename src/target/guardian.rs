@@ -107,6 +107,15 @@ impl Drop for Guardian {
     }
 }
 
+impl super::ArmObserver for Guardian {
+    fn armed(&mut self, bytes: &[(u64, u8)]) {
+        Guardian::armed(self, bytes);
+    }
+    fn disarmed(&mut self) {
+        Guardian::disarmed(self);
+    }
+}
+
 /// What the guardian last heard.
 #[derive(Debug, PartialEq, Eq)]
 enum Heard {

@@ -4,8 +4,10 @@
 //! same goroutine reader works on a stopped live process, a core file and the
 //! in-memory [`CapturedMemory`] copied out during a stop.
 
+mod breakpoints;
 mod captured;
 mod core;
+mod exec;
 pub mod guardian;
 mod inject;
 mod live_memory;
@@ -19,7 +21,9 @@ mod regset;
 mod signals;
 
 pub use self::core::{CoreError, CoreFile};
+pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempBreakpoint};
 pub use captured::CapturedMemory;
+pub use exec::{RunPlan, StopReason};
 pub use inject::find_syscall_insn;
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
@@ -27,7 +31,7 @@ pub use preflight::{Check, ExeInfo, Report};
 pub use ptrace::{read_mappings, AttachError, LiveProcess, Stopped};
 pub use regs::Regs;
 pub use regset::{FpState, FPREGS_SIZE};
-pub use signals::install_detach_on_signals;
+pub use signals::{install_detach_on_signals, set_session_interrupts};
 
 /// One thread of the target, with the registers it had when stopped.
 #[derive(Debug, Clone)]

@@ -24,6 +24,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use thiserror::Error;
 
+use super::breakpoints::Breakpoints;
 use super::live_memory::ProcessMemory;
 use super::memory::{Memory, ReadFault};
 use super::signals;
@@ -85,7 +86,9 @@ pub(super) enum State {
 pub struct Tracer {
     pub(super) pid: i32,
     pub(super) threads: BTreeMap<i32, State>,
-    detached: bool,
+    pub(super) detached: bool,
+    /// Breakpoints and their saved bytes (see `breakpoints.rs`, `exec.rs`).
+    pub(super) bps: Breakpoints,
     /// A process cloned from the target for a snapshot (see `inject.rs`):
     /// traced by us, never part of `threads`, killed and reaped on detach.
     pub(super) fork_child: Option<i32>,
@@ -203,7 +206,7 @@ impl Tracer {
 
     /// Handles one wait status. `stopping`: keep stopped threads stopped
     /// (a stop is in progress) instead of continuing them.
-    fn on_event(&mut self, ws: WaitStatus, stopping: bool) {
+    pub(super) fn on_event(&mut self, ws: WaitStatus, stopping: bool) {
         if ws
             .pid()
             .is_some_and(|p| Some(p.as_raw()) == self.fork_child)
@@ -225,6 +228,7 @@ impl Tracer {
                     let _ = ptrace::interrupt(p);
                 }
             }
+            WaitStatus::PtraceEvent(p, _, PTRACE_EVENT_STOP) if self.trap_stopped(p.as_raw()) => {}
             WaitStatus::PtraceEvent(p, sig, PTRACE_EVENT_STOP) => {
                 let tid = p.as_raw();
                 let group = is_group_stop_signal(sig);
@@ -249,6 +253,7 @@ impl Tracer {
                 self.threads.insert(p.as_raw(), State::Running);
                 let _ = ptrace::cont(p, None);
             }
+            WaitStatus::Stopped(p, Signal::SIGTRAP) if self.breakpoint_trap(p.as_raw()) => {}
             WaitStatus::Stopped(p, sig) => {
                 // Signal-delivery-stop: pass the signal on (now or on resume).
                 if stopping {
@@ -362,24 +367,7 @@ impl Tracer {
             self.resume_all();
             return Err(e);
         }
-        let mut out = Vec::with_capacity(self.threads.len());
-        let mut gone = Vec::new();
-        for &tid in self.threads.keys() {
-            match ptrace::getregs(Pid::from_raw(tid)) {
-                Ok(r) => out.push(Thread {
-                    tid,
-                    regs: regs_from(&r),
-                }),
-                Err(_) => gone.push(tid), // killed while stopped
-            }
-        }
-        for tid in gone {
-            self.threads.remove(&tid);
-        }
-        if out.is_empty() {
-            return Err(AttachError::Exited { pid: self.pid });
-        }
-        Ok(out)
+        self.read_threads()
     }
 
     pub(super) fn resume_all(&mut self) {
@@ -403,6 +391,9 @@ impl Tracer {
         }
         self.detached = true;
         let _ = self.stop_all();
+        // Never armed at a stop; this covers an error path that skipped it.
+        self.bps.disarm(self.pid);
+        self.bps.step_over.clear();
         if self.fork_child.is_some() {
             // Killed, reaped by us, then by the target (see inject.rs).
             let _ = self.release_fork_stopped();
@@ -475,6 +466,7 @@ impl LiveProcess {
                     pid,
                     threads: BTreeMap::new(),
                     detached: false,
+                    bps: Breakpoints::new(pid),
                     fork_child: None,
                     syscall_insn: None,
                 };
@@ -554,13 +546,9 @@ impl LiveProcess {
     pub fn stop(&self) -> Result<Stopped<'_>, AttachError> {
         let since = Instant::now();
         let threads = self.call(|t| t.stop_and_read())??;
-        Ok(Stopped {
-            process: self,
-            threads,
-            mappings: OnceLock::new(),
-            since,
-            resumed: false,
-        })
+        let mut s = Stopped::new(self, threads);
+        s.since = since;
+        Ok(s)
     }
 }
 
@@ -583,10 +571,20 @@ pub struct Stopped<'a> {
     threads: Vec<Thread>,
     mappings: OnceLock<Vec<Mapping>>,
     since: Instant,
-    resumed: bool,
+    pub(super) resumed: bool,
 }
 
-impl Stopped<'_> {
+impl<'a> Stopped<'a> {
+    pub(super) fn new(process: &'a LiveProcess, threads: Vec<Thread>) -> Stopped<'a> {
+        Stopped {
+            process,
+            threads,
+            mappings: OnceLock::new(),
+            since: Instant::now(),
+            resumed: false,
+        }
+    }
+
     /// Resumes every thread.
     pub fn resume(mut self) -> Result<(), AttachError> {
         self.resumed = true;

@@ -1,9 +1,12 @@
 //! SIGINT, SIGTERM and SIGHUP must never leave a target stopped or traced:
 //! every live target registers its ptrace thread here, and a dedicated
 //! signal thread detaches them all before goat exits.
+//!
+//! In an interactive session SIGINT (Ctrl-C) is not a way out: it stops a
+//! running `continue` and is ignored, with a note, at the prompt.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -21,6 +24,37 @@ fn registry() -> &'static Registry {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// A session is open: SIGINT interrupts instead of detaching.
+static SESSION: AtomicBool = AtomicBool::new(false);
+/// A continue is waiting for the target.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+/// Ctrl-C arrived while running.
+static INTERRUPT: AtomicBool = AtomicBool::new(false);
+/// SIGTERM/SIGHUP arrived: a run in progress stops and disarms, so the
+/// detach that follows finds the ptrace thread free.
+static ABORT: AtomicBool = AtomicBool::new(false);
+
+/// Makes SIGINT interrupt a running `continue` (and be ignored at the
+/// prompt) instead of detaching and exiting, while `on`.
+pub fn set_session_interrupts(on: bool) {
+    SESSION.store(on, Ordering::SeqCst);
+}
+
+pub(super) fn set_running(on: bool) {
+    if on {
+        // A Ctrl-C from before this run is not meant for it.
+        INTERRUPT.store(false, Ordering::SeqCst);
+    }
+    RUNNING.store(on, Ordering::SeqCst);
+}
+
+pub(super) fn take_interrupt() -> bool {
+    INTERRUPT.swap(false, Ordering::SeqCst)
+}
+
+pub(super) fn take_abort() -> bool {
+    ABORT.load(Ordering::SeqCst)
+}
 
 /// Registers a live target's ptrace thread; returns the key to unregister it.
 pub(super) fn register(tx: Sender<Request>) -> u64 {
@@ -50,8 +84,8 @@ pub(super) fn detach_via(tx: &Sender<Request>, timeout: Duration) {
     }
 }
 
-/// Makes SIGINT, SIGTERM and SIGHUP detach every live target and then exit
-/// with status 128+signo. Call it early in `main`, before other threads are
+/// Makes SIGINT (outside a session), SIGTERM and SIGHUP detach every live
+/// target and then exit with status 128+signo. Call it early in `main`, before other threads are
 /// started: it blocks those signals in the calling thread (threads started
 /// later inherit the mask) and waits for them on a thread of its own.
 /// A signal delivered to a thread started earlier still kills goat, and the
@@ -75,6 +109,17 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
         .name("goat-signals".into())
         .spawn(move || loop {
             let Ok(sig) = set.wait() else { continue };
+            if sig == Signal::SIGINT && SESSION.load(Ordering::SeqCst) {
+                if RUNNING.load(Ordering::SeqCst) {
+                    INTERRUPT.store(true, Ordering::SeqCst);
+                } else {
+                    eprintln!(
+                        "goat: Ctrl-C interrupts a running continue; to leave, type quit or press Ctrl-D"
+                    );
+                }
+                continue;
+            }
+            ABORT.store(true, Ordering::SeqCst);
             let live: Vec<Sender<Request>> = registry()
                 .lock()
                 .map(|r| r.values().cloned().collect())

@@ -1,0 +1,258 @@
+//! Running the program: break, breakpoints, clear, clearall, cond,
+//! continue, next, step, stepout.
+
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::locate::StepKind;
+use super::state::Session;
+use super::{cond, source};
+use crate::target::{BreakpointInfo, RunPlan, StopReason};
+
+/// Most consecutive hits whose condition was false before `continue` gives
+/// up (Ctrl-C stops it sooner).
+const MAX_FALSE_HITS: usize = 100_000;
+
+/// `FUNC() FILE:LINE` of a run-time pc (innermost inlined call first).
+fn describe(s: &Session, pc: u64) -> String {
+    let link = pc.wrapping_sub(s.bias);
+    let tab = s.prog.binary().pclntab().ok();
+    let frame = tab
+        .and_then(|t| t.find_func(link))
+        .and_then(|f| f.source_frames(link).ok())
+        .and_then(|v| v.into_iter().next());
+    match frame {
+        Some(sf) => format!("{}() {}:{}", sf.function, display_path(sf.file), sf.line),
+        None => s.symbolize(pc),
+    }
+}
+
+/// A source path as Delve shows it: `./main.go` under the working directory.
+fn display_path(file: &str) -> String {
+    let cwd = std::env::current_dir().ok();
+    let rel = cwd
+        .as_ref()
+        .and_then(|d| file.strip_prefix(&format!("{}/", d.display())));
+    match rel {
+        Some(r) => format!("./{r}"),
+        None => file.to_string(),
+    }
+}
+
+fn hits_text(b: &BreakpointInfo) -> String {
+    let mut text = String::from("hits");
+    for (g, n) in &b.hits {
+        text.push_str(&format!(" goroutine({g}):{n}"));
+    }
+    text.push_str(&format!(" total:{}", b.total));
+    text
+}
+
+fn parse_id(word: &str, cmd: &str) -> Result<u32> {
+    word.parse()
+        .map_err(|_| anyhow!("{cmd}: {word:?} is not a breakpoint number"))
+}
+
+/// `break LOC`
+pub fn breakpoint(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let [loc] = args else {
+        bail!("usage: break FUNC | FILE:LINE | LINE | *ADDR");
+    };
+    let addr = s.resolve_location(loc)?;
+    let b = s.control()?.add_breakpoint(addr)?;
+    writeln!(
+        out,
+        "Breakpoint {} set at {:#x} for {}",
+        b.id,
+        b.addr,
+        describe(s, b.addr)
+    )?;
+    Ok(())
+}
+
+/// `breakpoints`
+pub fn breakpoints(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: breakpoints");
+    }
+    let list = s.control()?.breakpoints()?;
+    if list.is_empty() {
+        writeln!(out, "No breakpoints.")?;
+    }
+    for b in list {
+        writeln!(
+            out,
+            "Breakpoint {} at {:#x} for {} ({})",
+            b.id,
+            b.addr,
+            describe(s, b.addr),
+            hits_text(&b)
+        )?;
+        if let Some(c) = &b.cond {
+            writeln!(out, "\tcond {c}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `clear N`
+pub fn clear(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let [id] = args else {
+        bail!("usage: clear N");
+    };
+    let id = parse_id(id, "clear")?;
+    let b = s
+        .control()?
+        .remove_breakpoint(id)?
+        .ok_or_else(|| anyhow!("clear: no breakpoint {id}"))?;
+    writeln!(
+        out,
+        "Breakpoint {} cleared at {:#x} for {}",
+        b.id,
+        b.addr,
+        describe(s, b.addr)
+    )?;
+    Ok(())
+}
+
+/// `clearall`
+pub fn clearall(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: clearall");
+    }
+    let c = s.control()?;
+    for b in c.breakpoints()? {
+        c.remove_breakpoint(b.id)?;
+    }
+    writeln!(out, "All breakpoints cleared.")?;
+    Ok(())
+}
+
+/// `cond N EXPR` (no EXPR: removes the condition)
+pub fn condition(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let Some((id, rest)) = args.split_first() else {
+        bail!("usage: cond N [VAR OP VALUE]");
+    };
+    let id = parse_id(id, "cond")?;
+    let text = rest.join(" ");
+    let c = if text.is_empty() {
+        None
+    } else {
+        cond::parse(&text)?;
+        Some(text)
+    };
+    let set = c.is_some();
+    if !s.control()?.set_condition(id, c)? {
+        bail!("cond: no breakpoint {id}");
+    }
+    if !set {
+        writeln!(out, "Breakpoint {id} has no condition now.")?;
+    }
+    Ok(())
+}
+
+/// `continue`
+pub fn cont(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: continue");
+    }
+    s.control()?;
+    run_and_report(s, Vec::new(), out)
+}
+
+fn step_cmd(s: &mut Session, args: &[&str], out: &mut dyn Write, kind: StepKind) -> Result<()> {
+    if !args.is_empty() {
+        bail!("{} takes no arguments", format!("{kind:?}").to_lowercase());
+    }
+    s.control()?;
+    let temps = s.step_plan(kind)?;
+    run_and_report(s, temps, out)
+}
+
+/// `next`
+pub fn next(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    step_cmd(s, args, out, StepKind::Over)
+}
+
+/// `step`
+pub fn step(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    step_cmd(s, args, out, StepKind::Into)
+}
+
+/// `stepout`
+pub fn stepout(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    step_cmd(s, args, out, StepKind::Out)
+}
+
+/// Runs until a stop worth showing, then shows it.
+fn run_and_report(
+    s: &mut Session,
+    temps: Vec<crate::target::TempBreakpoint>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let plan = RunPlan {
+        temps,
+        g_tls_offset: s.g_tls_offset(),
+    };
+    for _ in 0..MAX_FALSE_HITS {
+        let (tid, user, temp) = match s.run(plan.clone())? {
+            StopReason::Interrupted => {
+                writeln!(out, "received SIGINT, stopping the process")?;
+                return show_position(s, out, None);
+            }
+            StopReason::Aborted => bail!("goat is terminating"),
+            StopReason::Breakpoint {
+                tid, user, temp, ..
+            } => (tid, user, temp),
+        };
+        let goid = s.select_thread(tid);
+        let Some(id) = user else {
+            return show_position(s, out, None);
+        };
+        let info = s.control()?.breakpoints()?;
+        let Some(b) = info.into_iter().find(|b| b.id == id) else {
+            return show_position(s, out, None);
+        };
+        if let Some(text) = &b.cond {
+            match cond::parse(text).and_then(|c| cond::holds(s, &c)) {
+                Ok(true) => {}
+                // A stepping stop here still counts as the step's end.
+                Ok(false) if temp => return show_position(s, out, None),
+                Ok(false) => continue,
+                Err(e) => {
+                    writeln!(out, "error evaluating breakpoint {id}'s condition: {e:#}")?;
+                }
+            }
+        }
+        let counted = match goid {
+            Some(g) => s.control()?.record_hit(id, g)?,
+            None => Some(b),
+        };
+        let note = counted.map(|b| format!(" ({})", hits_text(&b)));
+        return show_position(s, out, note);
+    }
+    bail!("{MAX_FALSE_HITS} hits with a false condition in a row; stopped")
+}
+
+/// `> [goroutine N] FUNC() FILE:LINE (NOTE)` and the source around it.
+fn show_position(s: &Session, out: &mut dyn Write, note: Option<String>) -> Result<()> {
+    let g = s.current_g()?;
+    let Some(f) = g.frames.first() else {
+        writeln!(out, "> [goroutine {}] (no frames)", g.id)?;
+        return Ok(());
+    };
+    let note = note.unwrap_or_else(|| format!(" (PC: {:#x})", f.pc));
+    writeln!(
+        out,
+        "> [goroutine {}] {}() {}:{}{note}",
+        g.id,
+        f.function,
+        display_path(&f.file),
+        f.line
+    )?;
+    if let Err(e) = source::write_listing(out, &f.file, f.line, Some(f.line)) {
+        writeln!(out, "   ({e})")?;
+    }
+    Ok(())
+}

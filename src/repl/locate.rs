@@ -1,0 +1,241 @@
+//! Where execution control puts its breakpoints: locations the user names
+//! (`FUNC`, `FILE:LINE`, `LINE`, `*ADDR`), the first pc after a function's
+//! prologue, and the temporary breakpoints of `next`, `step` and `stepout`.
+
+use anyhow::{anyhow, bail, Result};
+use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
+
+use super::state::Session;
+use crate::binary::lines::{self, LineRow};
+use crate::binary::Func;
+use crate::target::{FrameCond, TempBreakpoint};
+
+/// Most bytes of one line decoded when looking for its calls.
+const MAX_LINE_BYTES: u64 = 64 << 10;
+
+/// `FILE:LINE`'s file matches `path` (a base name or a path suffix).
+fn file_matches(path: &str, file: &str) -> bool {
+    let file = file.trim_start_matches("./");
+    path == file || path.ends_with(&format!("/{file}"))
+}
+
+impl Session<'_> {
+    /// The run-time address of a breakpoint location.
+    pub(super) fn resolve_location(&self, loc: &str) -> Result<u64> {
+        if let Some(addr) = loc.strip_prefix('*') {
+            let a = addr.trim_start_matches("0x");
+            return u64::from_str_radix(a, 16)
+                .map_err(|_| anyhow!("{addr:?} is not a hexadecimal address"));
+        }
+        let tab = self.prog.binary().pclntab()?;
+        let (file, line) = match loc.rsplit_once(':') {
+            Some((file, line)) => (file.to_string(), line),
+            None if loc.parse::<u32>().is_ok() => {
+                let f = self.current_frame()?;
+                (f.file.to_string(), loc)
+            }
+            None => {
+                let f = tab
+                    .func_by_name(loc)
+                    .or_else(|| tab.func_by_name(&format!("main.{loc}")))
+                    .ok_or_else(|| anyhow!("no function, file or line {loc:?}"))?;
+                return Ok(self.body_pc(&f)? + self.bias);
+            }
+        };
+        let line: u32 = line
+            .parse()
+            .map_err(|_| anyhow!("{line:?} is not a line number"))?;
+        // The lowest pc of the line in a function of that file, preferring
+        // code that is not an inlined copy.
+        let mut best: Option<(bool, u64, Func<'_>)> = None;
+        for f in tab.functions() {
+            if !f
+                .file_line(f.entry())
+                .is_ok_and(|(path, _)| file_matches(path, &file))
+            {
+                continue;
+            }
+            let Ok(rows) = f.line_rows() else { continue };
+            for r in rows
+                .iter()
+                .filter(|r| r.line == line && file_matches(&r.file, &file))
+            {
+                let inlined = f.source_frames(r.start).map_or(true, |v| v.len() > 1);
+                let better = match &best {
+                    None => true,
+                    Some((bi, bpc, _)) => (inlined, r.start) < (*bi, *bpc),
+                };
+                if better {
+                    best = Some((inlined, r.start, f));
+                }
+            }
+        }
+        let (_, pc, f) = best.ok_or_else(|| anyhow!("no code for {file}:{line}"))?;
+        // The declaration line starts at the entry: break after the prologue.
+        let pc = if pc == f.entry() {
+            self.body_pc(&f)?
+        } else {
+            pc
+        };
+        Ok(pc + self.bias)
+    }
+
+    /// Link-time pc of `f`'s first instruction after the stack-growth
+    /// check: DWARF's `prologue_end` (Go marks it for Delve), else the
+    /// first pc where the pcsp table shows a frame, else the entry.
+    pub(super) fn body_pc(&self, f: &Func<'_>) -> Result<u64> {
+        let entry = f.entry();
+        let end = f.end()?;
+        let ends = &self.dwarf_lines().prologue_ends;
+        let i = ends.partition_point(|&a| a < entry);
+        if let Some(&pc) = ends.get(i).filter(|&&a| a < end) {
+            return Ok(pc);
+        }
+        Ok(f.frame_setup_pc()?.unwrap_or(entry))
+    }
+
+    fn dwarf_lines(&self) -> &lines::DwarfLines {
+        self.dwarf_lines
+            .get_or_init(|| lines::dwarf_lines(self.prog.binary().data()))
+    }
+
+    /// Where `next` may stop in `f`: the statement starts DWARF marks, or
+    /// without DWARF every start of a pclntab line row.
+    fn stop_pcs(&self, f: &Func<'_>) -> Result<Vec<u64>> {
+        let (entry, end) = (f.entry(), f.end()?);
+        let stmts = &self.dwarf_lines().stmts;
+        let lo = stmts.partition_point(|&a| a < entry);
+        let hi = stmts.partition_point(|&a| a < end);
+        if lo < hi {
+            return Ok(stmts[lo..hi].to_vec());
+        }
+        Ok(f.line_rows()?.iter().map(|r| r.start).collect())
+    }
+
+    /// Offset of a thread's `g` from its fs_base.
+    pub(super) fn g_tls_offset(&self) -> i64 {
+        let b = self.prog.binary();
+        lines::g_tls_offset(b.data(), b.symbol("runtime.tlsg"))
+    }
+
+    /// The temporary breakpoints of `stepout` (`next`: with every line of
+    /// the function; `step`: and the functions the line calls directly).
+    pub(super) fn step_plan(&self, kind: StepKind) -> Result<Vec<TempBreakpoint>> {
+        let g = self.current_g()?;
+        let gp = g.gp;
+        let tab = self.prog.binary().pclntab()?;
+        // The innermost physical frame: inlined calls share it.
+        let k = g
+            .frames
+            .iter()
+            .position(|f| !f.inlined)
+            .ok_or_else(|| anyhow!("goroutine {} has no frame", g.id))?;
+        let top = &g.frames[k];
+        let mut temps = Vec::new();
+        // The caller's resume point, in the caller's frame.
+        if let Some(caller) = g.frames.get(k + 1) {
+            let link = caller.pc.wrapping_sub(self.bias);
+            if let Some(cf) = tab.find_func(link) {
+                temps.push(TempBreakpoint {
+                    addr: caller.pc,
+                    g: gp,
+                    frame: Some(FrameCond {
+                        cfa: caller.fp,
+                        sp_delta: i64::from(cf.sp_delta(link)?),
+                    }),
+                });
+            }
+        }
+        if kind == StepKind::Out {
+            if temps.is_empty() {
+                bail!("{} has no caller to return to", top.function);
+            }
+            return Ok(temps);
+        }
+        let pc = g.frames[0].pc.wrapping_sub(self.bias);
+        let f = tab
+            .find_func(pc)
+            .ok_or_else(|| anyhow!("pc {:#x} is in no Go function", g.frames[0].pc))?;
+        let depth = k + 1;
+        let (cur_file, cur_line) = (&*g.frames[0].file, g.frames[0].line);
+        for pc in self.stop_pcs(&f)? {
+            let frames = f.source_frames(pc).unwrap_or_default();
+            // Inlined calls deeper than where we stand are stepped over.
+            let d = frames.len().max(1);
+            if d > depth {
+                continue;
+            }
+            let here = frames.first().map(|sf| (sf.file, sf.line));
+            if d == depth && here == Some((cur_file, cur_line)) {
+                continue;
+            }
+            temps.push(TempBreakpoint {
+                addr: pc + self.bias,
+                g: gp,
+                frame: Some(FrameCond {
+                    cfa: top.fp,
+                    sp_delta: i64::from(f.sp_delta(pc)?),
+                }),
+            });
+        }
+        if kind == StepKind::Into {
+            let rows: Vec<LineRow> = f
+                .line_rows()?
+                .into_iter()
+                .filter(|r| r.file == cur_file && r.line == cur_line)
+                .collect();
+            for target in self.direct_calls(&rows) {
+                temps.push(TempBreakpoint {
+                    addr: target + self.bias,
+                    g: gp,
+                    frame: None,
+                });
+            }
+        }
+        temps.sort_by_key(|t| t.addr);
+        temps.dedup_by_key(|t| t.addr);
+        Ok(temps)
+    }
+
+    /// Link-time body pcs of the Go functions the rows call directly
+    /// (runtime internals left out, as Delve's step does).
+    fn direct_calls(&self, rows: &[LineRow]) -> Vec<u64> {
+        let bin = self.prog.binary();
+        let Ok(tab) = bin.pclntab() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            let len = (r.end - r.start).min(MAX_LINE_BYTES);
+            let Some(code) = bin.read_static(r.start, len as usize) else {
+                continue;
+            };
+            let mut dec = Decoder::with_ip(64, code, r.start, DecoderOptions::NONE);
+            while dec.can_decode() {
+                let insn = dec.decode();
+                if insn.mnemonic() != Mnemonic::Call || insn.op0_kind() != OpKind::NearBranch64 {
+                    continue;
+                }
+                let target = insn.near_branch_target();
+                let Some(callee) = tab.find_func(target).filter(|c| c.entry() == target) else {
+                    continue;
+                };
+                let name = callee.name().unwrap_or("runtime.");
+                if name.starts_with("runtime.") || name.starts_with("internal/") {
+                    continue;
+                }
+                if let Ok(pc) = self.body_pc(&callee) {
+                    out.push(pc);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StepKind {
+    Over,
+    Into,
+    Out,
+}

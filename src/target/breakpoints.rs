@@ -1,0 +1,330 @@
+//! Breakpoints: the table the ptrace thread owns, and the int3 bytes.
+//!
+//! int3s are in the target only while it runs: [`Breakpoints::arm`] writes
+//! them right before a resume, [`Breakpoints::disarm`] puts every original
+//! byte back as soon as every thread is stopped. At the prompt the text is
+//! pristine, so a goat killed there (the kernel then detaches) leaves a
+//! correct program. An [`ArmObserver`] (the guardian process) hears of
+//! every int3 before it is written, to cover goat dying while armed.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use nix::errno::Errno;
+
+use super::ptrace::{AttachError, LiveProcess};
+
+const INT3: u8 = 0xcc;
+
+/// Told about every int3 goat writes into the target, so that something can
+/// restore the original bytes if goat dies while they are in place.
+pub trait ArmObserver: Send {
+    /// Called on the ptrace thread right BEFORE int3s are written: every (address, original byte) about to be armed.
+    fn armed(&mut self, bytes: &[(u64, u8)]);
+    /// Called right AFTER every original byte is back in place.
+    fn disarmed(&mut self);
+}
+
+/// A user breakpoint as the table keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakpointInfo {
+    pub id: u32,
+    /// Run-time address.
+    pub addr: u64,
+    /// The condition's text (evaluated by the session), if any.
+    pub cond: Option<String>,
+    /// Reported hits by goroutine id.
+    pub hits: BTreeMap<u64, u64>,
+    pub total: u64,
+}
+
+/// What a thread stopped at a temporary (stepping) breakpoint must match to
+/// count: the goroutine being stepped and, for recursion, its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TempBreakpoint {
+    /// Run-time address.
+    pub addr: u64,
+    /// Address of the `runtime.g` being stepped.
+    pub g: u64,
+    /// The frame's CFA must equal `cfa`, where the CFA at `addr` is
+    /// `rsp + sp_delta + 8` (pclntab's SP delta at `addr`).
+    pub frame: Option<FrameCond>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameCond {
+    pub cfa: u64,
+    pub sp_delta: i64,
+}
+
+/// The ptrace thread's breakpoint state.
+#[derive(Default)]
+pub(super) struct Breakpoints {
+    /// The target's pid (for a last-chance disarm on drop).
+    pid: i32,
+    mem: Option<File>,
+    pub(super) user: BTreeMap<u32, BreakpointInfo>,
+    next_id: u32,
+    pub(super) temps: Vec<TempBreakpoint>,
+    /// Original byte of every address a breakpoint uses.
+    orig: BTreeMap<u64, u8>,
+    /// Addresses holding an int3 right now.
+    pub(super) armed: Vec<u64>,
+    observer: Option<Box<dyn ArmObserver>>,
+    /// Threads whose hit was reported at the last stop, with the address:
+    /// stepped over (alone, original byte in place) on the next resume.
+    pub(super) step_over: Vec<(i32, u64)>,
+    /// Threads rewound from a trap whose PTRACE_EVENT_STOP is still to
+    /// come, with the breakpoint address.
+    pub(super) pending_trap: BTreeMap<i32, u64>,
+    /// Whether traps now are hits to report (the target runs), or threads
+    /// that ran into an int3 while the others were being stopped.
+    pub(super) collecting: bool,
+    pub(super) hits: Vec<(i32, u64)>,
+}
+
+fn os(op: &'static str, e: std::io::Error) -> AttachError {
+    AttachError::Os {
+        op,
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    }
+}
+
+impl Breakpoints {
+    pub(super) fn new(pid: i32) -> Breakpoints {
+        let mut b = Breakpoints::default();
+        b.pid = pid;
+        b
+    }
+
+    fn mem(&mut self, pid: i32) -> Result<&File, AttachError> {
+        if self.mem.is_none() {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/{pid}/mem"))
+                .map_err(|e| os("open /proc/PID/mem", e))?;
+            self.mem = Some(f);
+        }
+        self.mem
+            .as_ref()
+            .ok_or_else(|| os("open /proc/PID/mem", std::io::ErrorKind::NotFound.into()))
+    }
+
+    fn read_byte(&mut self, pid: i32, addr: u64) -> Result<u8, AttachError> {
+        let mut b = [0u8];
+        self.mem(pid)?
+            .read_exact_at(&mut b, addr)
+            .map_err(|e| os("reading the target's code", e))?;
+        Ok(b[0])
+    }
+
+    pub(super) fn read_u64(&mut self, pid: i32, addr: u64) -> Result<u64, AttachError> {
+        let mut b = [0u8; 8];
+        self.mem(pid)?
+            .read_exact_at(&mut b, addr)
+            .map_err(|e| os("reading the target's memory", e))?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Writes one byte (`/proc/PID/mem` writes through read-only text, as
+    /// ptrace's own pokes do) and reads it back.
+    fn write_byte(&mut self, pid: i32, addr: u64, byte: u8) -> Result<(), AttachError> {
+        self.mem(pid)?
+            .write_all_at(&[byte], addr)
+            .map_err(|e| os("writing the target's code", e))?;
+        if self.read_byte(pid, addr)? != byte {
+            return Err(AttachError::Os {
+                op: "verifying a code write",
+                errno: Errno::EIO,
+            });
+        }
+        Ok(())
+    }
+
+    /// Saves the original byte at `addr` the first time a breakpoint uses it.
+    fn remember(&mut self, pid: i32, addr: u64) -> Result<(), AttachError> {
+        if self.orig.contains_key(&addr) {
+            return Ok(());
+        }
+        debug_assert!(
+            self.armed.is_empty(),
+            "breakpoints change only when disarmed"
+        );
+        let b = self.read_byte(pid, addr)?;
+        if b == INT3 {
+            // Another debugger's, or the program's own: restoring "our"
+            // original byte later would be wrong either way.
+            return Err(AttachError::Os {
+                op: "there is already an int3 instruction at that address",
+                errno: Errno::EEXIST,
+            });
+        }
+        self.orig.insert(addr, b);
+        Ok(())
+    }
+
+    /// Forgets original bytes no breakpoint uses any more.
+    fn prune(&mut self) {
+        let used: Vec<u64> = self
+            .user
+            .values()
+            .map(|b| b.addr)
+            .chain(self.temps.iter().map(|t| t.addr))
+            .collect();
+        self.orig.retain(|a, _| used.contains(a));
+    }
+
+    pub(super) fn add_user(&mut self, pid: i32, addr: u64) -> Result<BreakpointInfo, AttachError> {
+        if self.user_at(addr).is_some() {
+            return Err(AttachError::Os {
+                op: "a breakpoint is already set at that address",
+                errno: Errno::EEXIST,
+            });
+        }
+        self.remember(pid, addr)?;
+        self.next_id += 1;
+        let b = BreakpointInfo {
+            id: self.next_id,
+            addr,
+            cond: None,
+            hits: BTreeMap::new(),
+            total: 0,
+        };
+        self.user.insert(b.id, b.clone());
+        Ok(b)
+    }
+
+    pub(super) fn remove_user(&mut self, id: u32) -> Option<BreakpointInfo> {
+        let b = self.user.remove(&id);
+        self.prune();
+        b
+    }
+
+    pub(super) fn set_temps(
+        &mut self,
+        pid: i32,
+        temps: Vec<TempBreakpoint>,
+    ) -> Result<(), AttachError> {
+        self.temps.clear();
+        for t in &temps {
+            if let Err(e) = self.remember(pid, t.addr) {
+                self.prune();
+                return Err(e);
+            }
+        }
+        self.temps = temps;
+        self.prune();
+        Ok(())
+    }
+
+    pub(super) fn clear_temps(&mut self) {
+        self.temps.clear();
+        self.prune();
+    }
+
+    pub(super) fn set_observer(&mut self, o: Box<dyn ArmObserver>) {
+        self.observer = Some(o);
+    }
+
+    pub(super) fn is_armed(&self, addr: u64) -> bool {
+        self.armed.contains(&addr)
+    }
+
+    /// Writes an int3 at every breakpoint address (the observer hears of
+    /// them first). On failure every byte already written is restored.
+    pub(super) fn arm(&mut self, pid: i32) -> Result<(), AttachError> {
+        let bytes: Vec<(u64, u8)> = self.orig.iter().map(|(&a, &b)| (a, b)).collect();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if let Some(o) = self.observer.as_mut() {
+            o.armed(&bytes);
+        }
+        for &(addr, _) in &bytes {
+            // Counted before the write: a write that fails half-way is still
+            // undone.
+            self.armed.push(addr);
+            if let Err(e) = self.write_byte(pid, addr, INT3) {
+                self.disarm(pid);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts every original byte back. Failures are reported on stderr: there
+    /// is nothing better to do with the byte (the target may be gone).
+    pub(super) fn disarm(&mut self, pid: i32) {
+        if self.armed.is_empty() {
+            return;
+        }
+        for addr in std::mem::take(&mut self.armed) {
+            let Some(&orig) = self.orig.get(&addr) else {
+                continue;
+            };
+            if let Err(e) = self.write_byte(pid, addr, orig) {
+                eprintln!("goat: cannot restore the code byte at {addr:#x}: {e}");
+            }
+        }
+        if let Some(o) = self.observer.as_mut() {
+            o.disarmed();
+        }
+    }
+
+    /// The user breakpoint at `addr`.
+    pub(super) fn user_at(&self, addr: u64) -> Option<&BreakpointInfo> {
+        self.user.values().find(|b| b.addr == addr)
+    }
+}
+
+impl LiveProcess {
+    /// Installs the observer told of every int3 before it is written.
+    pub fn set_arm_observer(&self, o: Box<dyn ArmObserver>) -> Result<(), AttachError> {
+        self.call(move |t| t.bps.set_observer(o))
+    }
+
+    /// A new user breakpoint at run-time `addr` (its original byte is saved
+    /// now; an address that already holds an int3 is refused).
+    pub fn add_breakpoint(&self, addr: u64) -> Result<BreakpointInfo, AttachError> {
+        self.call(move |t| t.bps.add_user(t.pid, addr))?
+    }
+
+    pub fn remove_breakpoint(&self, id: u32) -> Result<Option<BreakpointInfo>, AttachError> {
+        self.call(move |t| t.bps.remove_user(id))
+    }
+
+    pub fn breakpoints(&self) -> Result<Vec<BreakpointInfo>, AttachError> {
+        self.call(|t| t.bps.user.values().cloned().collect())
+    }
+
+    /// Sets (or with `None` removes) breakpoint `id`'s condition text.
+    pub fn set_condition(&self, id: u32, cond: Option<String>) -> Result<bool, AttachError> {
+        self.call(move |t| match t.bps.user.get_mut(&id) {
+            Some(b) => {
+                b.cond = cond;
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Counts a reported hit of breakpoint `id` by goroutine `goid`.
+    pub fn record_hit(&self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>, AttachError> {
+        self.call(move |t| {
+            let b = t.bps.user.get_mut(&id)?;
+            *b.hits.entry(goid).or_default() += 1;
+            b.total += 1;
+            Some(b.clone())
+        })
+    }
+}
+
+impl Drop for Breakpoints {
+    /// A panic on the ptrace thread must not leave int3s behind either.
+    fn drop(&mut self) {
+        let pid = self.pid;
+        self.disarm(pid);
+    }
+}

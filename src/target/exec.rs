@@ -1,0 +1,366 @@
+//! Running the target under breakpoints: continue until a breakpoint that
+//! counts is hit, Ctrl-C, or goat is told to quit.
+//!
+//! A breakpoint's SIGTRAP is never left pending: the thread's rip is
+//! rewound to the breakpoint (PTRACE_SETREGS), and the signal-delivery-stop
+//! is turned into a signal-less PTRACE_EVENT_STOP (PTRACE_INTERRUPT, then
+//! PTRACE_CONT with no signal: the kernel takes the queued trap-stop before
+//! the thread runs any user code, and the SIGTRAP is discarded). A thread
+//! that hits while the others are being stopped is rewound and not
+//! reported: it hits again on the next continue. Only the reported thread
+//! is stepped over on resume, alone, with the original byte in place.
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::breakpoints::TempBreakpoint;
+use super::ptrace::{regs_from, AttachError, State, StopKind, Stopped, Tracer};
+use super::signals;
+use super::Thread;
+
+/// `si_code` of a SIGTRAP raised by an int3 instruction.
+const SI_KERNEL: i32 = 0x80;
+/// How long a single-step over a breakpoint may take (one instruction).
+const STEP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Events handled after the first hit before the stop starts (a storm of
+/// events must not delay the stop without end).
+const DRAIN_AFTER_HIT: usize = 64;
+
+/// What a continue or step needs from the session besides the user
+/// breakpoints: the temporary ones, and where a thread keeps its `g`.
+#[derive(Debug, Clone, Default)]
+pub struct RunPlan {
+    pub temps: Vec<TempBreakpoint>,
+    /// Offset of the current `g` pointer from the thread's fs_base (TLS),
+    /// `-8` for internally linked Go binaries. R14 holds `g` in Go's
+    /// ABIInternal code and is the fallback.
+    pub g_tls_offset: i64,
+}
+
+/// Why a run stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// `tid` hit the breakpoint at `addr`: the user breakpoint there, if
+    /// any, and whether a temporary one's condition held.
+    Breakpoint {
+        tid: i32,
+        addr: u64,
+        user: Option<u32>,
+        temp: bool,
+    },
+    /// Ctrl-C.
+    Interrupted,
+    /// goat is being terminated (SIGTERM/SIGHUP): it detaches next.
+    Aborted,
+}
+
+enum Woke {
+    Hits,
+    Interrupted,
+    Aborted,
+}
+
+impl Tracer {
+    /// Handles a SIGTRAP signal-delivery-stop if it is one of our int3s:
+    /// rewinds the thread and turns the stop into a PTRACE_EVENT_STOP.
+    /// Returns false for any other SIGTRAP (the program's: passed on).
+    pub(super) fn breakpoint_trap(&mut self, tid: i32) -> bool {
+        let p = Pid::from_raw(tid);
+        let Ok(mut regs) = ptrace::getregs(p) else {
+            return false;
+        };
+        let addr = regs.rip.wrapping_sub(1);
+        if !self.bps.is_armed(addr) {
+            return false;
+        }
+        if let Ok(info) = ptrace::getsiginfo(p) {
+            if info.si_code != SI_KERNEL {
+                return false;
+            }
+        }
+        regs.rip = addr;
+        if ptrace::setregs(p, regs).is_err() {
+            return false;
+        }
+        let _ = ptrace::interrupt(p);
+        let _ = ptrace::cont(p, None);
+        self.threads.insert(tid, State::Running);
+        self.bps.pending_trap.insert(tid, addr);
+        if self.bps.collecting {
+            self.bps.hits.push((tid, addr));
+        }
+        true
+    }
+
+    /// The PTRACE_EVENT_STOP that follows a rewound trap: the thread stays
+    /// stopped whatever phase we are in. Returns false for other stops.
+    pub(super) fn trap_stopped(&mut self, tid: i32) -> bool {
+        let Some(addr) = self.bps.pending_trap.remove(&tid) else {
+            return false;
+        };
+        self.threads.insert(tid, State::Stopped(StopKind::Event));
+        // The trap-stop is taken before any user instruction: still there.
+        if let Ok(r) = ptrace::getregs(Pid::from_raw(tid)) {
+            if r.rip != addr {
+                eprintln!(
+                    "goat: thread {tid} moved from the breakpoint at {addr:#x} to {:#x} \
+                     before its stop",
+                    r.rip
+                );
+            }
+        }
+        true
+    }
+
+    /// Continues every thread until a breakpoint that counts is hit, then
+    /// stops them all. Every int3 is out of the target again on return.
+    pub(super) fn run(&mut self, plan: RunPlan) -> Result<StopReason, AttachError> {
+        if self.detached {
+            return Err(AttachError::Exited { pid: self.pid });
+        }
+        self.bps.set_temps(self.pid, plan.temps)?;
+        let result = self.run_until_stop(plan.g_tls_offset);
+        self.bps.clear_temps();
+        result
+    }
+
+    fn run_until_stop(&mut self, g_tls_offset: i64) -> Result<StopReason, AttachError> {
+        let pid = self.pid;
+        signals::set_running(true);
+        let _running = scopeguard(|| signals::set_running(false));
+        loop {
+            self.step_over_reported();
+            self.bps.arm(pid)?;
+            self.bps.hits.clear();
+            self.bps.collecting = true;
+            self.resume_all();
+            let woke = self.wait_running();
+            self.bps.collecting = false;
+            let stopped = self.stop_all();
+            self.bps.disarm(pid);
+            if let Err(e) = stopped {
+                self.resume_all();
+                return Err(e);
+            }
+            let hits = std::mem::take(&mut self.bps.hits);
+            match woke? {
+                Woke::Interrupted => return Ok(StopReason::Interrupted),
+                Woke::Aborted => return Ok(StopReason::Aborted),
+                Woke::Hits => {}
+            }
+            for &(tid, addr) in &hits {
+                let user = self.bps.user_at(addr).map(|b| b.id);
+                let temp = self.temp_matches(tid, addr, g_tls_offset);
+                if user.is_some() || temp {
+                    self.bps.step_over = vec![(tid, addr)];
+                    return Ok(StopReason::Breakpoint {
+                        tid,
+                        addr,
+                        user,
+                        temp,
+                    });
+                }
+            }
+            // Only other goroutines' (or frames') stepping breakpoints:
+            // step those threads over them and go on.
+            self.bps.step_over = hits;
+        }
+    }
+
+    /// Waits (servicing every other stop) until a breakpoint is hit, Ctrl-C
+    /// or an abort.
+    fn wait_running(&mut self) -> Result<Woke, AttachError> {
+        let mut nap = Duration::from_micros(20);
+        let mut drained = 0;
+        loop {
+            if signals::take_abort() {
+                return Ok(Woke::Aborted);
+            }
+            if signals::take_interrupt() {
+                return Ok(Woke::Interrupted);
+            }
+            match waitpid(None, Some(super::ptrace::wait_flags())) {
+                Ok(WaitStatus::StillAlive) => {
+                    if !self.bps.hits.is_empty() {
+                        return Ok(Woke::Hits);
+                    }
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(1));
+                }
+                Ok(ws) => {
+                    self.on_event(ws, false);
+                    nap = Duration::from_micros(20);
+                    if !self.bps.hits.is_empty() {
+                        drained += 1;
+                        if drained > DRAIN_AFTER_HIT {
+                            return Ok(Woke::Hits);
+                        }
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::ECHILD) => self.threads.clear(),
+                Err(errno) => {
+                    return Err(AttachError::Os {
+                        op: "waitpid",
+                        errno,
+                    })
+                }
+            }
+            if self.threads.is_empty() {
+                return Err(AttachError::Exited { pid: self.pid });
+            }
+        }
+    }
+
+    /// Whether a temporary breakpoint at `addr` wants thread `tid` (stopped,
+    /// rewound): its goroutine and, when asked, its frame.
+    fn temp_matches(&mut self, tid: i32, addr: u64, g_tls_offset: i64) -> bool {
+        let Ok(regs) = ptrace::getregs(Pid::from_raw(tid)) else {
+            return false;
+        };
+        let tls_g = (regs.fs_base != 0)
+            .then(|| {
+                let at = regs.fs_base.wrapping_add_signed(g_tls_offset);
+                self.bps.read_u64(self.pid, at).ok()
+            })
+            .flatten()
+            .filter(|&g| g != 0);
+        let g = tls_g.unwrap_or(regs.r14);
+        self.bps.temps.iter().any(|t| {
+            t.addr == addr
+                && t.g == g
+                && t.frame.is_none_or(|f| {
+                    regs.rsp.wrapping_add_signed(f.sp_delta).wrapping_add(8) == f.cfa
+                })
+        })
+    }
+
+    /// Single-steps each thread reported at the last stop over its
+    /// breakpoint, alone, while no int3 is in place.
+    fn step_over_reported(&mut self) {
+        for (tid, addr) in std::mem::take(&mut self.bps.step_over) {
+            let sig = match self.threads.get(&tid) {
+                Some(State::Stopped(StopKind::Event)) => None,
+                Some(State::Stopped(StopKind::Signal(sig))) => Some(*sig),
+                _ => continue,
+            };
+            let p = Pid::from_raw(tid);
+            if ptrace::getregs(p).map(|r| r.rip) != Ok(addr) {
+                continue;
+            }
+            self.single_step(tid, sig);
+        }
+    }
+
+    /// One instruction of `tid`. A signal that arrives first is delivered
+    /// with the step (the thread then stops at its handler's first
+    /// instruction, and hits the breakpoint again after the handler: a
+    /// second report of the same hit, rare and harmless).
+    fn single_step(&mut self, tid: i32, mut sig: Option<Signal>) {
+        let p = Pid::from_raw(tid);
+        for _attempt in 0..3 {
+            if ptrace::step(p, sig).is_err() {
+                return;
+            }
+            self.threads.insert(tid, State::Running);
+            let deadline = Instant::now() + STEP_TIMEOUT;
+            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+            let ws = loop {
+                match waitpid(p, Some(flags)) {
+                    Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                    Ok(ws) => break Some(ws),
+                    Err(_) => break None,
+                }
+                if Instant::now() > deadline {
+                    // A blocking instruction: leave it to the coming stop.
+                    let _ = ptrace::interrupt(p);
+                    return;
+                }
+                std::thread::sleep(Duration::from_micros(20));
+            };
+            match ws {
+                Some(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {
+                    // The step's own trap: not the program's.
+                    self.threads.insert(tid, State::Stopped(StopKind::Event));
+                    return;
+                }
+                Some(WaitStatus::Stopped(_, other)) => sig = Some(other),
+                Some(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP)) => sig = None,
+                Some(ws) => {
+                    self.on_event(ws, true);
+                    return;
+                }
+                None => {
+                    self.threads.remove(&tid);
+                    return;
+                }
+            }
+        }
+        self.threads.insert(
+            tid,
+            State::Stopped(sig.map_or(StopKind::Event, StopKind::Signal)),
+        );
+    }
+
+    /// Every thread with its registers (after a stop).
+    pub(super) fn read_threads(&mut self) -> Result<Vec<Thread>, AttachError> {
+        let mut out = Vec::with_capacity(self.threads.len());
+        let mut gone = Vec::new();
+        for &tid in self.threads.keys() {
+            match ptrace::getregs(Pid::from_raw(tid)) {
+                Ok(r) => out.push(Thread {
+                    tid,
+                    regs: regs_from(&r),
+                }),
+                Err(_) => gone.push(tid),
+            }
+        }
+        for tid in gone {
+            self.threads.remove(&tid);
+        }
+        if out.is_empty() {
+            return Err(AttachError::Exited { pid: self.pid });
+        }
+        Ok(out)
+    }
+}
+
+/// Runs `f` when dropped (the running flag is cleared on every path).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+impl<'a> Stopped<'a> {
+    /// Lets the target run under `plan` and the user breakpoints until a
+    /// stop; returns the new stop. On error the target is left running,
+    /// with no int3 in it.
+    pub fn run(mut self, plan: RunPlan) -> Result<(Stopped<'a>, StopReason), AttachError> {
+        self.resumed = true;
+        let process = self.process;
+        let (reason, threads) = process.call(move |t| {
+            let reason = t.run(plan)?;
+            let threads = match t.read_threads() {
+                Ok(th) => th,
+                Err(e) => {
+                    t.resume_all();
+                    return Err(e);
+                }
+            };
+            Ok((reason, threads))
+        })??;
+        Ok((Stopped::new(process, threads), reason))
+    }
+}

@@ -1,0 +1,368 @@
+//! Execution control over `goat attach` on the `ticker` fixture: breakpoints,
+//! continue, next, step, stepout, conditions, Ctrl-C, many threads hitting
+//! one breakpoint, and goat killed while the program runs under
+//! breakpoints. After every session the program must run on, untraced,
+//! with its code byte for byte what it was.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_untouched, build_fixtures, goat, run_goat, Fixture};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn spawn_attach(pid: i32) -> Child {
+    goat()
+        .args(["attach", &pid.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run goat attach")
+}
+
+fn attach(pid: i32, script: &[&str]) -> Output {
+    let mut child = spawn_attach(pid);
+    let mut stdin = child.stdin.take().expect("stdin");
+    for line in script {
+        writeln!(stdin, "{line}").expect("write the script");
+    }
+    drop(stdin);
+    child.wait_with_output().expect("wait for goat")
+}
+
+/// The fixture's line carrying `// L:name`.
+fn line_of(name: &str) -> u32 {
+    let src = std::fs::read_to_string(common::root().join("tests/fixtures/ticker/main.go"))
+        .expect("ticker source");
+    let marker = format!("// L:{name}");
+    src.lines()
+        .position(|l| l.trim_end().ends_with(&marker))
+        .map(|i| i as u32 + 1)
+        .unwrap_or_else(|| panic!("no {marker} in main.go"))
+}
+
+/// The executable's text mapping of `pid`, read through `/proc/PID/mem`.
+fn text_segment(fx: &Fixture) -> Vec<u8> {
+    let pid = fx.pid();
+    let exe = fx.path.canonicalize().expect("canonical path");
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let line = maps
+        .lines()
+        .find(|l| l.contains(" r-xp ") && l.ends_with(exe.to_str().expect("utf-8")))
+        .expect("the text mapping");
+    let (lo, hi) = line.split(' ').next().unwrap().split_once('-').unwrap();
+    let (lo, hi) = (
+        u64::from_str_radix(lo, 16).unwrap(),
+        u64::from_str_radix(hi, 16).unwrap(),
+    );
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open mem");
+    let mut buf = vec![0u8; (hi - lo) as usize];
+    mem.read_exact_at(&mut buf, lo).expect("read the text");
+    buf
+}
+
+/// `(goroutine, function, line, rest)` of each `> [goroutine N] F() FILE:LINE ...` stop.
+fn stops(out: &str) -> Vec<(u64, String, u32, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("> [goroutine ")?;
+            let (g, rest) = rest.split_once("] ")?;
+            let (func, rest) = rest.split_once("() ")?;
+            let (loc, note) = rest.split_once(' ').unwrap_or((rest, ""));
+            let line = loc.rsplit(':').next()?.parse().ok()?;
+            Some((g.parse().ok()?, func.to_string(), line, note.to_string()))
+        })
+        .collect()
+}
+
+/// The program's own heartbeat, `main.beats`, read by goat.
+fn beats(pid: i32) -> u64 {
+    let out = run_goat(&["attach", &pid.to_string(), "--batch", "-x", "p main.beats"]);
+    text(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("p main.beats: {out:?}"))
+}
+
+/// The program runs on, untraced, with its code as before, and still ticks
+/// (the heartbeat is read through DWARF, when the binary has it).
+fn assert_intact(fx: &mut Fixture, before: &[u8], ctx: &str) {
+    assert_intact_with(fx, before, ctx, true);
+}
+
+fn assert_intact_with(fx: &mut Fixture, before: &[u8], ctx: &str, heartbeat: bool) {
+    if let Some(status) = fx.child.try_wait().expect("try_wait") {
+        let mut err = String::new();
+        if let Some(mut e) = fx.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        panic!("the program died ({status}): {err}\n{ctx}");
+    }
+    assert_untouched(fx.pid());
+    assert!(text_segment(fx) == before, "the text changed: {ctx}");
+    if !heartbeat {
+        return;
+    }
+    let first = beats(fx.pid());
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        beats(fx.pid()) > first,
+        "the program stopped ticking: {ctx}"
+    );
+}
+
+fn break_next_step_stepout(flavour: &str) {
+    let mut fx = Fixture::start(flavour, "ticker", &[]);
+    let before = text_segment(&fx);
+    let out = attach(
+        fx.pid(),
+        &[
+            "break main.tick",
+            "continue",
+            "continue",
+            "breakpoints",
+            "next",
+            "next",
+            "step",
+            "stepout",
+            "clear 1",
+            "breakpoints",
+            "quit",
+        ],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let ctx = format!("{flavour}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert!(out.status.success(), "{ctx}");
+    assert!(!stderr.contains("error"), "{ctx}");
+    let set = format!(
+        "for main.tick() ./tests/fixtures/ticker/main.go:{}",
+        line_of("tick")
+    );
+    assert!(
+        stdout.contains("Breakpoint 1 set at 0x") && stdout.contains(&set),
+        "{ctx}"
+    );
+    let s = stops(&stdout);
+    assert_eq!(s.len(), 6, "{ctx}");
+    let g = s[0].0;
+    // Two hits of the function breakpoint by the one ticking goroutine.
+    assert_eq!(
+        (s[0].1.as_str(), s[0].2),
+        ("main.tick", line_of("tick")),
+        "{ctx}"
+    );
+    assert!(
+        s[0].3.contains(&format!("goroutine({g}):1 total:1")),
+        "{ctx}"
+    );
+    assert_eq!((s[1].0, s[1].1.as_str()), (g, "main.tick"), "{ctx}");
+    assert!(s[1].3.contains("total:2"), "{ctx}");
+    assert!(
+        stdout.contains(&format!("(hits goroutine({g}):2 total:2)\n")),
+        "breakpoints lists the hits: {ctx}"
+    );
+    // next, next: one line each; step: into the call; stepout: back.
+    let at = |i: usize| (s[i].0, s[i].1.as_str(), s[i].2);
+    assert_eq!(at(2), (g, "main.tick", line_of("tick-a")), "{ctx}");
+    assert_eq!(at(3), (g, "main.tick", line_of("tick-b")), "{ctx}");
+    assert_eq!(at(4), (g, "main.helper", line_of("helper")), "{ctx}");
+    assert_eq!((s[5].0, s[5].1.as_str()), (g, "main.tick"), "{ctx}");
+    assert!(
+        [line_of("tick-b"), line_of("tick-c")].contains(&s[5].2),
+        "{ctx}"
+    );
+    // The source line is shown, marked.
+    let src_line = format!("=> {:>5}:\t\ttotal := record(n)", line_of("tick-a"));
+    assert!(stdout.contains(&src_line), "{ctx}");
+    assert!(
+        stdout.contains("Breakpoint 1 cleared") && stdout.contains("No breakpoints."),
+        "{ctx}"
+    );
+    drop(out);
+    assert_intact(&mut fx, &before, &ctx);
+}
+
+#[test]
+fn break_continue_next_step_stepout_then_quit_leaves_the_program_pristine() {
+    build_fixtures();
+    for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
+        break_next_step_stepout(flavour);
+    }
+}
+
+fn hot_function(flavour: &str) {
+    let mut fx = Fixture::start(flavour, "ticker", &[]);
+    let before = text_segment(&fx);
+    let mut script = vec!["break main.hot"];
+    script.extend(["continue"; 20]);
+    script.extend([
+        "breakpoints",
+        "cond 1 id == 2",
+        "continue",
+        "p id",
+        "continue",
+        "p id",
+        "clearall",
+        "quit",
+    ]);
+    let out = attach(fx.pid(), &script);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let ctx = format!("{flavour}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert!(out.status.success() && !stderr.contains("error"), "{ctx}");
+    let s = stops(&stdout);
+    assert_eq!(s.len(), 22, "{ctx}");
+    assert!(s.iter().all(|h| h.1 == "main.hot"), "{ctx}");
+    // Four goroutines call it: several of them hit.
+    let gs: std::collections::BTreeSet<u64> = s[..20].iter().map(|h| h.0).collect();
+    assert!(gs.len() > 1, "{ctx}");
+    assert!(s[19].3.ends_with("total:20)"), "{ctx}");
+    // The condition: both stops are the worker with id 2, one goroutine.
+    let printed: Vec<&str> = stdout.lines().filter(|l| *l == "2").collect();
+    assert_eq!(printed.len(), 2, "{ctx}");
+    assert_eq!(s[20].0, s[21].0, "{ctx}");
+    assert!(stdout.contains("All breakpoints cleared."), "{ctx}");
+    assert_intact(&mut fx, &before, &ctx);
+}
+
+#[test]
+fn a_breakpoint_hit_by_many_threads_at_once_and_a_condition() {
+    build_fixtures();
+    for flavour in ["go1.19-pie", "go1.27-exe"] {
+        hot_function(flavour);
+    }
+}
+
+#[test]
+fn ctrl_c_interrupts_a_continue_and_the_session_goes_on() {
+    build_fixtures();
+    let mut fx = Fixture::start("go1.27-pie", "ticker", &[]);
+    let before = text_segment(&fx);
+    let mut child = spawn_attach(fx.pid());
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "break main.never\ncontinue").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let goat_pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(goat_pid, nix::sys::signal::SIGINT).expect("SIGINT goat");
+    std::thread::sleep(Duration::from_millis(300));
+    // At the prompt, Ctrl-C is only a note.
+    nix::sys::signal::kill(goat_pid, nix::sys::signal::SIGINT).expect("SIGINT goat");
+    std::thread::sleep(Duration::from_millis(100));
+    writeln!(stdin, "bt\nbreakpoints\ngrs\nquit").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for goat");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let ctx = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert!(out.status.success(), "{ctx}");
+    assert!(
+        stdout.contains("received SIGINT, stopping the process"),
+        "{ctx}"
+    );
+    assert_eq!(stops(&stdout).len(), 1, "where it stopped: {ctx}");
+    assert!(
+        stderr.contains("Ctrl-C interrupts a running continue"),
+        "{ctx}"
+    );
+    assert!(
+        stdout.contains("in runtime.") && stdout.contains(" goroutines]"),
+        "{ctx}"
+    );
+    assert!(
+        stdout.contains("for main.never() ") && stdout.contains("total:0)"),
+        "{ctx}"
+    );
+    assert_intact(&mut fx, &before, &ctx);
+}
+
+#[test]
+fn breakpoints_without_dwarf_and_no_running_a_core() {
+    build_fixtures();
+    let mut fx = Fixture::start("go1.27-nodwarf", "ticker", &[]);
+    let before = text_segment(&fx);
+    let out = attach(fx.pid(), &["b main.tick", "c", "stepout", "quit"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let ctx = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    let s = stops(&stdout);
+    assert_eq!(s.len(), 2, "{ctx}");
+    assert_eq!(s[0].1, "main.tick", "{ctx}");
+    assert_eq!(s[1].1, "main.main.func1", "{ctx}");
+    assert_intact_with(&mut fx, &before, &ctx, false);
+
+    let dir = std::env::temp_dir().join(format!("goat-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let core = dir.join("ticker.core");
+    let out = run_goat(&[
+        "core",
+        &fx.pid().to_string(),
+        "-o",
+        core.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(out.status.success(), "goat core: {}", text(&out.stderr));
+    let out = goat()
+        .arg("debug")
+        .arg(&core)
+        .args([
+            "-x",
+            "break main.tick",
+            "-x",
+            "continue",
+            "-x",
+            "next",
+            "-x",
+            "step",
+            "-x",
+            "stepout",
+            "-x",
+            "breakpoints",
+            "--batch",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("a core file cannot be run").count(),
+        6,
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// goat SIGKILLed while the program runs with an int3 in it: the guardian
+/// puts the byte back and the program runs on.
+#[test]
+fn goat_killed_while_armed_leaves_a_correct_program() {
+    build_fixtures();
+    let mut fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let before = text_segment(&fx);
+    let mut child = spawn_attach(fx.pid());
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "break main.never\ncontinue").unwrap();
+    stdin.flush().unwrap();
+    // Wait until the int3 is in: the text differs from before.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while text_segment(&fx) == before {
+        assert!(Instant::now() < deadline, "the breakpoint was never armed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL goat");
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while text_segment(&fx) != before {
+        assert!(
+            Instant::now() < deadline,
+            "the guardian did not restore the code"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(stdin);
+    assert_intact(&mut fx, &before, "after SIGKILL");
+}
