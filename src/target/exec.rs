@@ -142,6 +142,9 @@ impl Tracer {
             let woke = self.wait_running();
             self.bps.collecting = false;
             let stopped = self.stop_all();
+            if stopped.is_ok() {
+                self.take_pending_traps();
+            }
             self.bps.disarm(pid);
             if let Err(e) = stopped {
                 self.resume_all();
@@ -214,6 +217,58 @@ impl Tracer {
             if self.threads.is_empty() {
                 return Err(AttachError::Exited { pid: self.pid });
             }
+        }
+    }
+
+    /// A thread interrupted just after executing an int3 reports the
+    /// interrupt's stop first (the kernel takes job-control traps before
+    /// dequeuing signals) and keeps its SIGTRAP queued, with rip past the
+    /// int3. Left so, clearing that breakpoint or detaching would hand the
+    /// SIGTRAP to the program, which dies of it. Each such thread takes its
+    /// trap now (a queued signal is dequeued before any user instruction)
+    /// and is rewound like any other hit, unreported.
+    fn take_pending_traps(&mut self) {
+        let pid = self.pid;
+        let trapped: Vec<i32> = self
+            .threads
+            .iter()
+            .filter(|(_, s)| **s == State::Stopped(StopKind::Event))
+            .map(|(&t, _)| t)
+            .filter(|&t| {
+                ptrace::getregs(Pid::from_raw(t))
+                    .is_ok_and(|r| self.bps.is_armed(r.rip.wrapping_sub(1)))
+            })
+            .filter(|&t| super::guardian::sigtrap_pending(pid, t))
+            .collect();
+        let mut left_running = false;
+        for tid in trapped {
+            let p = Pid::from_raw(tid);
+            if ptrace::cont(p, None).is_err() {
+                continue;
+            }
+            self.threads.insert(tid, State::Running);
+            let deadline = Instant::now() + STEP_TIMEOUT;
+            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+            // Its SIGTRAP stop (rewound and turned into an event stop by
+            // on_event), then that event stop.
+            while self.threads.get(&tid) == Some(&State::Running) {
+                match waitpid(p, Some(flags)) {
+                    Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
+                        if Instant::now() > deadline {
+                            left_running = true;
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_micros(20));
+                    }
+                    Ok(ws) => self.on_event(ws, true),
+                    Err(_) => {
+                        self.threads.remove(&tid);
+                    }
+                }
+            }
+        }
+        if left_running {
+            let _ = self.stop_all();
         }
     }
 

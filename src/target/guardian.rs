@@ -205,7 +205,7 @@ fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, String> {
 }
 
 /// `SIGTRAP` pending on `tid` (its own queue: int3 traps are thread-directed).
-fn sigtrap_pending(pid: i32, tid: i32) -> bool {
+pub(super) fn sigtrap_pending(pid: i32, tid: i32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
         return false;
     };
