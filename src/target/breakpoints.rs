@@ -71,6 +71,9 @@ pub(super) struct Breakpoints {
     orig: BTreeMap<u64, u8>,
     /// Addresses holding an int3 right now.
     pub(super) armed: Vec<u64>,
+    /// Addresses disarmed since the last arming: a thread that fetched the
+    /// int3 just before its byte was restored still traps there.
+    recent: Vec<u64>,
     observer: Option<Box<dyn ArmObserver>>,
     /// Threads whose hit was reported at the last stop, with the address:
     /// stepped over (alone, original byte in place) on the next resume.
@@ -228,14 +231,17 @@ impl Breakpoints {
         self.observer = Some(o);
     }
 
+    /// Whether a trap at `addr` is one of goat's int3s (in place now, or
+    /// until the disarming that ended this run).
     pub(super) fn is_armed(&self, addr: u64) -> bool {
-        self.armed.contains(&addr)
+        self.armed.contains(&addr) || self.recent.contains(&addr)
     }
 
     /// Writes an int3 at every breakpoint address (the observer hears of
     /// them first). On failure every byte already written is restored.
     pub(super) fn arm(&mut self, pid: i32) -> Result<(), AttachError> {
         let bytes: Vec<(u64, u8)> = self.orig.iter().map(|(&a, &b)| (a, b)).collect();
+        self.recent.clear();
         if bytes.is_empty() {
             return Ok(());
         }
@@ -261,6 +267,7 @@ impl Breakpoints {
             return;
         }
         for addr in std::mem::take(&mut self.armed) {
+            self.recent.push(addr);
             let Some(&orig) = self.orig.get(&addr) else {
                 continue;
             };

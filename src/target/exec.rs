@@ -141,11 +141,15 @@ impl Tracer {
             self.resume_all();
             let woke = self.wait_running();
             self.bps.collecting = false;
+            // The int3s come out first, while the others still run: from
+            // here no thread can trap anew, so the traps a SIGKILLed goat
+            // would leave to the program are only those already taken
+            // (each rewound within microseconds of being reported).
+            self.bps.disarm(pid);
             let stopped = self.stop_all();
             if stopped.is_ok() {
                 self.take_pending_traps();
             }
-            self.bps.disarm(pid);
             if let Err(e) = stopped {
                 self.resume_all();
                 return Err(e);
@@ -178,7 +182,6 @@ impl Tracer {
     /// Waits (servicing every other stop) until a breakpoint is hit, Ctrl-C
     /// or an abort.
     fn wait_running(&mut self) -> Result<Woke, AttachError> {
-        let mut nap = Duration::from_micros(20);
         let mut drained = 0;
         loop {
             if signals::take_abort() {
@@ -192,12 +195,25 @@ impl Tracer {
                     if !self.bps.hits.is_empty() {
                         return Ok(Woke::Hits);
                     }
-                    std::thread::sleep(nap);
-                    nap = (nap * 2).min(Duration::from_millis(1));
+                    // Nothing pending: block until a tracee stops (or the
+                    // signal thread wakes us for Ctrl-C), so that a trap is
+                    // rewound microseconds after it happens. A SIGKILLed
+                    // goat hands a trap not yet rewound to the program.
+                    let blocking = WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD;
+                    match waitpid(None, Some(blocking)) {
+                        Ok(ws) => self.on_event(ws, false),
+                        Err(Errno::EINTR) => {}
+                        Err(Errno::ECHILD) => self.threads.clear(),
+                        Err(errno) => {
+                            return Err(AttachError::Os {
+                                op: "waitpid",
+                                errno,
+                            })
+                        }
+                    }
                 }
                 Ok(ws) => {
                     self.on_event(ws, false);
-                    nap = Duration::from_micros(20);
                     if !self.bps.hits.is_empty() {
                         drained += 1;
                         if drained > DRAIN_AFTER_HIT {
@@ -325,6 +341,7 @@ impl Tracer {
             self.threads.insert(tid, State::Running);
             let deadline = Instant::now() + STEP_TIMEOUT;
             let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+            let mut spins = 0u32;
             let ws = loop {
                 match waitpid(p, Some(flags)) {
                     Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
@@ -336,12 +353,21 @@ impl Tracer {
                     let _ = ptrace::interrupt(p);
                     return;
                 }
-                std::thread::sleep(Duration::from_micros(20));
+                // One instruction takes no time: spin first, so its trap is
+                // made signal-less (quiet_stop) as soon as it is taken.
+                spins += 1;
+                if spins < 1000 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
             };
             match ws {
                 Some(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {
-                    // The step's own trap: not the program's.
-                    self.threads.insert(tid, State::Stopped(StopKind::Event));
+                    // The step's own trap: not the program's. Turned into a
+                    // signal-less stop at once, like a breakpoint's: a goat
+                    // killed now must not leave the SIGTRAP to the program.
+                    self.quiet_stop(tid);
                     return;
                 }
                 Some(WaitStatus::Stopped(_, other)) => sig = Some(other),
@@ -360,6 +386,42 @@ impl Tracer {
             tid,
             State::Stopped(sig.map_or(StopKind::Event, StopKind::Signal)),
         );
+    }
+
+    /// Turns `tid`'s signal-delivery-stop into a PTRACE_EVENT_STOP without
+    /// the signal (taken before any user instruction) and waits for it.
+    fn quiet_stop(&mut self, tid: i32) {
+        let p = Pid::from_raw(tid);
+        self.threads.insert(tid, State::Stopped(StopKind::Event));
+        if ptrace::interrupt(p).is_err() || ptrace::cont(p, None).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+        loop {
+            match waitpid(p, Some(flags)) {
+                Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP)) => return,
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                Ok(WaitStatus::Stopped(_, sig)) => {
+                    // A signal queued behind the trap: kept for the resume.
+                    self.threads
+                        .insert(tid, State::Stopped(StopKind::Signal(sig)));
+                    return;
+                }
+                Ok(ws) => {
+                    self.on_event(ws, true);
+                    return;
+                }
+                Err(_) => {
+                    self.threads.remove(&tid);
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(10));
+        }
     }
 
     /// Every thread with its registers (after a stop).

@@ -44,8 +44,50 @@ pub(super) fn set_running(on: bool) {
     if on {
         // A Ctrl-C from before this run is not meant for it.
         INTERRUPT.store(false, Ordering::SeqCst);
+        install_wake_handler();
+        // SAFETY: pthread_self has no preconditions.
+        RUN_THREAD.store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
     }
     RUNNING.store(on, Ordering::SeqCst);
+}
+
+/// The thread blocked in `waitpid` during a run (its pthread_t).
+static RUN_THREAD: AtomicU64 = AtomicU64::new(0);
+
+/// The signal that interrupts the run's blocking `waitpid` (EINTR): its
+/// handler does nothing and is installed without SA_RESTART.
+fn wake_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 2
+}
+
+extern "C" fn on_wake(_: libc::c_int) {}
+
+fn install_wake_handler() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        // SAFETY: a zeroed sigaction with a handler that touches nothing.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_wake as *const () as usize;
+            sa.sa_flags = 0;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(wake_signal(), &sa, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Wakes the running thread until it has taken `flag` (or the run ended):
+/// a wake-up can land just before it blocks, so it is repeated.
+fn wake_runner(flag: &AtomicBool) {
+    for _ in 0..1000 {
+        if !RUNNING.load(Ordering::SeqCst) || !flag.load(Ordering::SeqCst) {
+            return;
+        }
+        let t = RUN_THREAD.load(Ordering::SeqCst);
+        // SAFETY: t is the pthread_t of the ptrace thread, alive while a run is.
+        unsafe { libc::pthread_kill(t as libc::pthread_t, wake_signal()) };
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 pub(super) fn take_interrupt() -> bool {
@@ -112,6 +154,7 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
             if sig == Signal::SIGINT && SESSION.load(Ordering::SeqCst) {
                 if RUNNING.load(Ordering::SeqCst) {
                     INTERRUPT.store(true, Ordering::SeqCst);
+                    wake_runner(&INTERRUPT);
                 } else {
                     eprintln!(
                         "goat: Ctrl-C interrupts a running continue; to leave, type quit or press Ctrl-D"
@@ -120,6 +163,7 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
                 continue;
             }
             ABORT.store(true, Ordering::SeqCst);
+            wake_runner(&ABORT);
             let live: Vec<Sender<Request>> = registry()
                 .lock()
                 .map(|r| r.values().cloned().collect())
