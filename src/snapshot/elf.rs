@@ -140,7 +140,8 @@ pub fn dump_bytes(layout: &Layout) -> u64 {
 
 /// Writes the whole core to `file`: headers, then each segment's bytes read
 /// from `mem`. Zero and unreadable pages are skipped (holes). `progress` is
-/// told how many segment bytes are done after each chunk.
+/// told how many segment bytes are done after each chunk. `stats` counts
+/// what was written, also when writing fails (to say how far it got).
 ///
 /// Reading and writing overlap: one thread fills chunks from `mem` while
 /// this one writes the previous chunk, so the time is that of the slower of
@@ -150,13 +151,11 @@ pub fn write_core(
     layout: &Layout,
     mem: &(dyn Memory + Sync),
     progress: &mut dyn FnMut(u64),
-) -> io::Result<WriteStats> {
+    stats: &mut WriteStats,
+) -> io::Result<()> {
     let head = headers(layout);
     file.write_all_at(&head, 0)?;
-    let mut stats = WriteStats {
-        bytes_written: head.len() as u64,
-        ..WriteStats::default()
-    };
+    stats.bytes_written = head.len() as u64;
     // Each piece of work: where the chunk goes in the file, and its bytes.
     let (filled_tx, filled_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>, u64)>(2);
     let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(3);
@@ -189,7 +188,7 @@ pub fn write_core(
         for (offset, mut buf, unreadable) in filled_rx.iter() {
             stats.unreadable_pages += unreadable;
             if result.is_ok() {
-                result = write_nonzero(file, offset, &buf, &mut stats);
+                result = write_nonzero(file, offset, &buf, stats);
                 progress(buf.len() as u64);
             }
             if result.is_err() {
@@ -204,8 +203,7 @@ pub fn write_core(
         result
     });
     written?;
-    file.set_len(layout.end)?;
-    Ok(stats)
+    file.set_len(layout.end)
 }
 
 /// Fills `buf` from `addr`: big batched reads; a piece that fails is retried
