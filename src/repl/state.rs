@@ -29,6 +29,11 @@ pub trait Backend {
     fn core_path(&self) -> Option<&Path> {
         None
     }
+    /// `CLOCK_MONOTONIC` (ns) of this stop, against which wait times are
+    /// measured: now for a live process, the recorded one for goat's cores.
+    fn now(&self) -> Option<i64> {
+        goruntime::monotonic_now()
+    }
 }
 
 /// What only a live process can do. The execution-control commands
@@ -102,6 +107,10 @@ impl Backend for CoreBackend {
     fn core_path(&self) -> Option<&Path> {
         Some(self.core.path())
     }
+    fn now(&self) -> Option<i64> {
+        // Other cores have no clock: wait times are then not shown.
+        self.core.monotonic_at_stop()
+    }
 }
 
 /// One interactive session over one target.
@@ -152,11 +161,7 @@ impl<'a> Session<'a> {
     fn load(&mut self) -> Result<()> {
         let t = self.target()?;
         let globals = self.prog.locate(t, self.bias)?;
-        // A core has no clock: how long goroutines have waited is unknown.
-        let now = match self.backend.core_path() {
-            Some(_) => None,
-            None => goruntime::monotonic_now(),
-        };
+        let now = self.backend.now();
         let cap = self
             .prog
             .capture(t, &globals, now, Default::default())

@@ -13,6 +13,13 @@ pub const NT_AUXV: u32 = 6;
 pub const NT_SIGINFO: u32 = 0x5349_4749;
 pub const NT_FILE: u32 = 0x4649_4c45;
 pub const NT_X86_XSTATE: u32 = 0x202;
+/// goat's own note (owner "GOAT"): the clocks at the stop. Tools key notes
+/// by owner and type; gdb (BFD) looks at unknown owners' notes by type alone,
+/// so the type is one no core note uses ("GOAT" in ASCII): BFD, readelf and
+/// Delve skip it.
+pub const NT_GOAT_CLOCKS: u32 = 0x5441_4f47;
+/// Layout version of the `NT_GOAT_CLOCKS` descriptor.
+pub const GOAT_CLOCKS_VERSION: u32 = 1;
 
 /// `sizeof(struct elf_prstatus)` on x86-64.
 pub const PRSTATUS_SIZE: usize = 336;
@@ -40,6 +47,15 @@ pub struct ProcessInfo {
     pub cmdline: Vec<u8>,
     /// `/proc/PID/auxv`.
     pub auxv: Vec<u8>,
+    /// `CLOCK_MONOTONIC` and `CLOCK_REALTIME` (ns) at the stop: the "now"
+    /// against which goroutines' wait times (the runtime's `nanotime`) are
+    /// measured, which a core otherwise lacks.
+    pub clocks: Option<(i64, i64)>,
+}
+
+fn clock_ns(id: nix::time::ClockId) -> Option<i64> {
+    let ts = nix::time::clock_gettime(id).ok()?;
+    Some(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec())
 }
 
 /// Per-thread facts for `NT_PRSTATUS`.
@@ -101,6 +117,9 @@ impl ProcessInfo {
             comm: String::from_utf8_lossy(&rd("comm")).trim_end().to_string(),
             cmdline: rd("cmdline"),
             auxv: rd("auxv"),
+            // The clock the live dump measures wait times against.
+            clocks: crate::goruntime::monotonic_now()
+                .zip(clock_ns(nix::time::ClockId::CLOCK_REALTIME)),
         }
     }
 }
@@ -236,9 +255,19 @@ pub fn file_note(vmas: &[Vma]) -> Vec<u8> {
     b
 }
 
+/// `NT_GOAT_CLOCKS`: version, 0, monotonic ns, realtime ns (little-endian).
+pub fn clocks_note(monotonic: i64, realtime: i64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(24);
+    b.extend_from_slice(&GOAT_CLOCKS_VERSION.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&monotonic.to_le_bytes());
+    b.extend_from_slice(&realtime.to_le_bytes());
+    b
+}
+
 /// Every note, in the kernel's order: for the first thread `PRSTATUS`,
 /// `PRPSINFO`, `SIGINFO`, `AUXV`, `FILE`, `FPREGSET`, `X86_XSTATE`; for each
-/// other thread `PRSTATUS`, `FPREGSET`, `X86_XSTATE`.
+/// other thread `PRSTATUS`, `FPREGSET`, `X86_XSTATE`; then goat's own.
 pub fn build_notes(p: &ProcessInfo, threads: &[ThreadInfo], vmas: &[Vma]) -> Vec<u8> {
     let mut buf = Vec::new();
     // A snapshot, not a crash: no signal caused it.
@@ -261,6 +290,9 @@ pub fn build_notes(p: &ProcessInfo, threads: &[ThreadInfo], vmas: &[Vma]) -> Vec
         if let Some(x) = &t.fp.xstate {
             push_note(&mut buf, "LINUX", NT_X86_XSTATE, x);
         }
+    }
+    if let Some((mono, real)) = p.clocks {
+        push_note(&mut buf, "GOAT", NT_GOAT_CLOCKS, &clocks_note(mono, real));
     }
     buf
 }
