@@ -1,20 +1,22 @@
 //! A core goat writes, read back by goat: `goat stacks --core` on it lists
 //! the same goroutines, with the same stacks, as `goat stacks` on the live
 //! process, for both core modes, Go 1.19 and 1.27, PIE and not; gdb reads
-//! the thread ids and rips goat's own core reader parses.
+//! the thread ids and rips goat's own core reader parses. goat's cores
+//! record the clock at the stop, so wait minutes match the live dump's too.
 
 mod common;
 
 use common::traceback::{self, Block};
-use common::{assert_untouched, run_goat, Fixture};
+use common::{assert_untouched, goat, run_goat, Fixture};
 
-/// The header bracket without `, N minutes`: a core has no clock.
-fn without_minutes(bracket: &str) -> String {
-    bracket
-        .split(", ")
-        .filter(|part| !part.ends_with(" minutes"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// A "now" ten and a half minutes ahead of the real one: the fixture's
+/// goroutines (waitsince stamped by its GC) have then waited 10 minutes.
+/// Fixed, so a live dump and a core taken moments apart measure against the
+/// same instant (`GOAT_TEST_MONOTONIC_NS`).
+fn future_now() -> String {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    let now = ts.tv_sec() * 1_000_000_000 + ts.tv_nsec();
+    (now + 630 * 1_000_000_000).to_string()
 }
 
 fn parked(b: &Block) -> bool {
@@ -32,13 +34,21 @@ fn round_trip(flavour: &str, mode: &str) {
     let core = dir.join("core");
     let core = core.to_str().unwrap();
 
-    let live = run_goat(&["stacks", &pid]);
+    let now = future_now();
+    let with_now = |args: &[&str]| {
+        goat()
+            .args(args)
+            .env("GOAT_TEST_MONOTONIC_NS", &now)
+            .output()
+            .unwrap()
+    };
+    let live = with_now(&["stacks", &pid]);
     assert!(
         live.status.success(),
         "{}",
         String::from_utf8_lossy(&live.stderr)
     );
-    let written = run_goat(&["core", &pid, "-o", core, "--mode", mode]);
+    let written = with_now(&["core", &pid, "-o", core, "--mode", mode]);
     assert!(
         written.status.success(),
         "{}",
@@ -64,14 +74,12 @@ fn round_trip(flavour: &str, mode: &str) {
         ctx()
     );
     let mut compared = 0;
+    let mut waited = 0;
     for (id, want) in live.iter().filter(|(_, b)| parked(b)) {
         let got = &from_core[id];
-        assert_eq!(
-            without_minutes(&got.bracket),
-            without_minutes(&want.bracket),
-            "goroutine {id}, {}",
-            ctx()
-        );
+        // Wait minutes included: the core's note gives the same "now".
+        assert_eq!(got.bracket, want.bracket, "goroutine {id}, {}", ctx());
+        waited += usize::from(want.bracket.ends_with(", 10 minutes"));
         assert_eq!(got.gp, want.gp, "goroutine {id}, {}", ctx());
         assert_eq!(got.frames, want.frames, "goroutine {id}, {}", ctx());
         assert_eq!(got.created_by, want.created_by, "goroutine {id}, {}", ctx());
@@ -80,6 +88,11 @@ fn round_trip(flavour: &str, mode: &str) {
     assert!(
         compared >= 15,
         "{flavour} {mode}: only {compared} goroutines compared"
+    );
+    assert!(
+        waited >= 10,
+        "{flavour} {mode}: only {waited} goroutines waited 10 minutes, {}",
+        ctx()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -40,6 +40,14 @@ pub fn core(
     let result = snapshot::write_core(&live, &opts);
     drop(live);
     let st = result?;
+    for s in &st.stale_removed {
+        eprintln!(
+            "goat: removed {} ({} MiB), a temporary core left by goat pid {}, which is gone",
+            s.path.display(),
+            s.bytes >> 20,
+            s.pid
+        );
+    }
     if let Some(why) = &st.fallback {
         eprintln!("goat: fork mode unavailable ({why}); kept the target stopped instead");
     }
@@ -47,9 +55,14 @@ pub fn core(
     if stats {
         let pause = match st.mode {
             Some(snapshot::Mode::Fork) => format!(
-                "mode fork: target stopped for {:.2} ms to clone a frozen copy (+{:.2} ms to reap the copy)",
+                "mode fork: target stopped for {:.2} ms to clone a frozen copy (+{:.2} ms, {}, to reap the copy)",
                 st.pause.as_secs_f64() * 1e3,
                 st.reap_pause.as_secs_f64() * 1e3,
+                if st.reap_one_thread {
+                    "one idle thread only"
+                } else {
+                    "every thread"
+                },
             ),
             _ => format!(
                 "mode stop: target stopped for {:.2} ms (the whole write)",

@@ -37,9 +37,11 @@ pub fn stacks_core(path: &Path, exe_arg: Option<&Path>, format: Format, stats: b
     let mut clock = Phases::start();
     let (core, prog, bias) = open_core(path, exe_arg)?;
     clock.mark("load");
-    // A core has no clock: how long goroutines have waited is unknown.
+    // Only goat's cores record the clock at the stop; without it, how long
+    // goroutines have waited is unknown and not shown.
     let globals = prog.locate(&core, bias)?;
-    let capture = prog.capture(&core, &globals, None, goruntime::Capture::default())?;
+    let now = core.monotonic_at_stop();
+    let capture = prog.capture(&core, &globals, now, goruntime::Capture::default())?;
     clock.mark("read");
     let dump = prog.decode(&capture, bias)?;
     clock.mark("decode");

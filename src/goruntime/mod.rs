@@ -161,7 +161,17 @@ fn load_bias(mappings: &[Mapping], exe: &Path, link_base: u64) -> Result<u64, Go
 /// The target's monotonic clock, as Go's `nanotime()` reads it. A live
 /// process on this machine shares our `CLOCK_MONOTONIC` (barring time
 /// namespaces, which Go processes rarely sit in).
+///
+/// Tests only: `GOAT_TEST_MONOTONIC_NS` fixes the value, so that a live
+/// dump and a core taken moments apart measure wait times against the same
+/// "now" and can be compared minute for minute.
 pub fn monotonic_now() -> Option<i64> {
+    if let Some(v) = std::env::var("GOAT_TEST_MONOTONIC_NS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Some(v);
+    }
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
     Some(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec())
 }

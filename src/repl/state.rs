@@ -34,6 +34,11 @@ pub trait Backend {
     }
     /// Writes a core of the current stop to `dest`.
     fn write_core(&self, dest: &Path, force: bool) -> Result<CoreStats>;
+    /// `CLOCK_MONOTONIC` (ns) of this stop, against which wait times are
+    /// measured: now for a live process, the recorded one for goat's cores.
+    fn now(&self) -> Option<i64> {
+        goruntime::monotonic_now()
+    }
 }
 
 /// What only a live process can do: run it, and the breakpoints it runs
@@ -161,6 +166,10 @@ impl Backend for CoreBackend {
             self.core.path().display()
         ))
     }
+    fn now(&self) -> Option<i64> {
+        // Other cores have no clock: wait times are then not shown.
+        self.core.monotonic_at_stop()
+    }
 }
 
 /// One interactive session over one target.
@@ -245,11 +254,7 @@ impl<'a> Session<'a> {
     fn load(&mut self) -> Result<()> {
         let t = self.target()?;
         let globals = self.prog.locate(t, self.bias)?;
-        // A core has no clock: how long goroutines have waited is unknown.
-        let now = match self.backend.core_path() {
-            Some(_) => None,
-            None => goruntime::monotonic_now(),
-        };
+        let now = self.backend.now();
         let cap = self
             .prog
             .capture(t, &globals, now, Default::default())

@@ -138,74 +138,139 @@ pub fn dump_bytes(layout: &Layout) -> u64 {
     layout.segments.iter().map(|s| s.filesz).sum()
 }
 
+/// How many threads read the target at once (`GOAT_CORE_READERS`
+/// overrides). Reading a frozen copy through `/proc/PID/mem` costs the kernel
+/// a page walk and a bounce-buffer copy per page, under the copy's mmap
+/// lock taken shared, so readers scale with cores until the disk is the
+/// bottleneck.
+fn reader_count() -> usize {
+    let env = std::env::var("GOAT_CORE_READERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    env.unwrap_or(cores.min(4)).clamp(1, 16)
+}
+
+/// One chunk of a segment: where it lives in memory and in the file.
+#[derive(Clone, Copy)]
+struct Job {
+    addr: u64,
+    offset: u64,
+    len: usize,
+}
+
+fn jobs(layout: &Layout) -> Vec<Job> {
+    let mut v = Vec::new();
+    for seg in layout.segments.iter().filter(|s| s.filesz > 0) {
+        let mut done = 0u64;
+        while done < seg.filesz {
+            let len = (seg.filesz - done).min(CHUNK as u64) as usize;
+            v.push(Job {
+                addr: seg.vma.start + done,
+                offset: seg.offset + done,
+                len,
+            });
+            done += len as u64;
+        }
+    }
+    v
+}
+
 /// Writes the whole core to `file`: headers, then each segment's bytes read
 /// from `mem`. Zero and unreadable pages are skipped (holes). `progress` is
-/// told how many segment bytes are done after each chunk.
+/// told how many segment bytes are done after each chunk. `stats` counts
+/// what was written, also when writing fails (to say how far it got).
 ///
-/// Reading and writing overlap: one thread fills chunks from `mem` while
-/// this one writes the previous chunk, so the time is that of the slower of
-/// the two rather than their sum.
+/// Reading and writing overlap: reader threads fill chunks from `mem`
+/// while this one writes, in file order, the chunks read so far; the time
+/// is that of the slower side rather than their sum. A reader takes a
+/// buffer before it claims the next chunk, and chunks are claimed in
+/// order, so the chunk the writer waits for always has a buffer: the
+/// reordering can never starve it.
 pub fn write_core(
     file: &File,
     layout: &Layout,
     mem: &(dyn Memory + Sync),
     progress: &mut dyn FnMut(u64),
-) -> io::Result<WriteStats> {
+    stats: &mut WriteStats,
+) -> io::Result<()> {
+    write_core_with(reader_count(), file, layout, mem, progress, stats)
+}
+
+fn write_core_with(
+    readers: usize,
+    file: &File,
+    layout: &Layout,
+    mem: &(dyn Memory + Sync),
+    progress: &mut dyn FnMut(u64),
+    stats: &mut WriteStats,
+) -> io::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let head = headers(layout);
     file.write_all_at(&head, 0)?;
-    let mut stats = WriteStats {
-        bytes_written: head.len() as u64,
-        ..WriteStats::default()
-    };
-    // Each piece of work: where the chunk goes in the file, and its bytes.
-    let (filled_tx, filled_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>, u64)>(2);
-    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(3);
-    for _ in 0..3 {
+    stats.bytes_written = head.len() as u64;
+    let jobs = jobs(layout);
+    let readers = readers.clamp(1, jobs.len().max(1));
+    let buffers = readers + 2;
+    // (job index, bytes, unreadable pages)
+    let (filled_tx, filled_rx) = crossbeam_channel::bounded::<(usize, Vec<u8>, u64)>(buffers);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(buffers);
+    for _ in 0..buffers {
         let _ = empty_tx.send(vec![0u8; CHUNK]);
     }
+    let next = AtomicUsize::new(0);
     let written = std::thread::scope(|s| -> io::Result<()> {
-        let reader = s.spawn(move || {
-            for seg in layout.segments.iter().filter(|s| s.filesz > 0) {
-                let mut done = 0u64;
-                while done < seg.filesz {
-                    let n = (seg.filesz - done).min(CHUNK as u64) as usize;
-                    let Ok(mut buf) = empty_rx.recv() else { return };
-                    let mut unreadable = WriteStats::default();
-                    read_tolerant(mem, seg.vma.start + done, &mut buf[..n], &mut unreadable);
-                    buf.truncate(n);
-                    if filled_tx
-                        .send((seg.offset + done, buf, unreadable.unreadable_pages))
-                        .is_err()
-                    {
-                        return;
-                    }
-                    done += n as u64;
+        for _ in 0..readers {
+            let (filled_tx, empty_rx, jobs, next) =
+                (filled_tx.clone(), empty_rx.clone(), &jobs, &next);
+            s.spawn(move || loop {
+                let Ok(mut buf) = empty_rx.recv() else { return };
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { return };
+                let mut unreadable = WriteStats::default();
+                read_tolerant(mem, job.addr, &mut buf[..job.len], &mut unreadable);
+                buf.truncate(job.len);
+                if filled_tx
+                    .send((i, buf, unreadable.unreadable_pages))
+                    .is_err()
+                {
+                    return;
                 }
-            }
-        });
-        // The writer: on an error, stop taking chunks (the reader then ends
-        // when its channel closes) and report it.
+            });
+        }
+        drop(filled_tx);
+        // The writer: chunks in job order; on an error, stop taking chunks
+        // (the readers then end when their channels close) and report it.
         let mut result = Ok(());
-        for (offset, mut buf, unreadable) in filled_rx.iter() {
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut want = 0usize;
+        'recv: for (i, buf, unreadable) in filled_rx.iter() {
             stats.unreadable_pages += unreadable;
-            if result.is_ok() {
-                result = write_nonzero(file, offset, &buf, &mut stats);
+            waiting.insert(i, buf);
+            while let Some(mut buf) = waiting.remove(&want) {
+                result = write_nonzero(file, jobs[want].offset, &buf, stats);
                 progress(buf.len() as u64);
+                if result.is_err() {
+                    // No reader claims another chunk.
+                    next.store(jobs.len(), Ordering::Relaxed);
+                    break 'recv;
+                }
+                want += 1;
+                buf.resize(CHUNK, 0);
+                let _ = empty_tx.send(buf);
             }
-            if result.is_err() {
-                break;
-            }
-            buf.resize(CHUNK, 0);
-            let _ = empty_tx.send(buf);
         }
         drop(empty_tx);
         drop(filled_rx);
-        let _ = reader.join();
+        if result.is_ok() && want < jobs.len() {
+            return Err(io::Error::other(
+                "a reader of the target's memory stopped early",
+            ));
+        }
         result
     });
     written?;
-    file.set_len(layout.end)?;
-    Ok(stats)
+    file.set_len(layout.end)
 }
 
 /// Fills `buf` from `addr`: big batched reads; a piece that fails is retried
@@ -256,3 +321,7 @@ fn write_nonzero(file: &File, offset: u64, buf: &[u8], stats: &mut WriteStats) -
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "elf_tests.rs"]
+mod tests;

@@ -13,9 +13,15 @@
 //! see [`maps`] (which mappings, by `coredump_filter`), [`notes`] and [`elf`].
 
 pub mod elf;
+mod fork;
 pub mod maps;
 pub mod notes;
 pub mod output;
+pub mod stale;
+mod write;
+
+pub use fork::{find_syscall, fork_feasible};
+use write::{write_file, Facts};
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -24,10 +30,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::target::{
-    find_syscall_insn, read_mappings, AttachError, LiveProcess, Memory, ProcessMemory, Stopped,
-    Target,
-};
+use crate::target::{AttachError, LiveProcess, Memory, ProcessMemory, Stopped, Target};
 
 use maps::{dump_rule, parse_smaps, read_filter, Vma};
 use notes::{ProcessInfo, ThreadInfo};
@@ -63,8 +66,12 @@ pub struct CoreStats {
     pub pause: Duration,
     /// Fork mode: the second, short stop that reaps the copy.
     pub reap_pause: Duration,
+    /// Whether that stop held one thread only (else every thread).
+    pub reap_one_thread: bool,
     pub threads: usize,
     pub segments: usize,
+    /// Temporaries of killed goats removed from the destination directory.
+    pub stale_removed: Vec<stale::Stale>,
     /// Bytes written (holes excluded).
     pub bytes_written: u64,
     /// The file's length and the space it takes on disk (it is sparse).
@@ -85,164 +92,22 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
+    /// The filesystem filled up (or a quota ran out) while writing.
+    #[error(
+        "{cause} writing {} after {} MiB (the partial file was removed; the target runs on, untouched)",
+        dest.display(),
+        written >> 20
+    )]
+    DiskFull {
+        cause: &'static str,
+        dest: PathBuf,
+        written: u64,
+    },
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError {
     let what = what.into();
     move |source| SnapshotError::Io { what, source }
-}
-
-/// Whether cloning the target is safe and likely to work; `Err(why)` if not.
-pub fn fork_feasible(pid: i32) -> Result<(), String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix(':').map(str::trim))
-    };
-    // Seized by goat already, a job-control stop shows as 't'.
-    if field("State").is_some_and(|v| v.starts_with(['T', 't'])) {
-        return Err(
-            "the target is in a job-control stop (SIGSTOP): no thread can run the clone".into(),
-        );
-    }
-    if field("Seccomp").is_some_and(|v| v != "0") {
-        return Err("the target has a seccomp filter (an injected clone could kill it)".into());
-    }
-    let kb = |k: &str| -> u64 {
-        field(k)
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let anon = kb("RssAnon") * 1024;
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    if let Some(path) = cgroup.lines().find_map(|l| l.strip_prefix("0::")) {
-        let dir = format!("/sys/fs/cgroup{}", path.trim());
-        let rd = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
-        if let (Some(max), Some(cur)) = (rd("memory.max"), rd("memory.current")) {
-            if let (Ok(max), Ok(cur)) = (max.trim().parse::<u64>(), cur.trim().parse::<u64>()) {
-                let room = max.saturating_sub(cur);
-                if room < anon {
-                    return Err(format!(
-                        "its cgroup has {} MiB of memory headroom, less than its {} MiB of anonymous memory a copy could need",
-                        room >> 20,
-                        anon >> 20
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Finds a `syscall` instruction in the target's executable memory: the
-/// vdso first (two pages), then the executable's text.
-pub fn find_syscall(pid: i32, mem: &dyn Memory) -> Option<u64> {
-    let maps = read_mappings(pid);
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned());
-    let vdso = maps.iter().filter(|m| m.path.as_deref() == Some("[vdso]"));
-    let text = maps
-        .iter()
-        .filter(|m| m.path.is_some() && m.path == exe && m.path.as_deref() != Some("[vdso]"));
-    for m in vdso.chain(text).filter(|m| m.executable && m.readable) {
-        let mut at = m.start;
-        let end = m.end.min(m.start + (256 << 20));
-        let mut buf = vec![0u8; 1 << 20];
-        while at < end {
-            let n = ((end - at) as usize).min(buf.len());
-            if mem.read(at, &mut buf[..n]).is_ok() {
-                if let Some(a) = find_syscall_insn(&buf[..n], at) {
-                    return Some(a);
-                }
-            }
-            // Overlap by one byte so an instruction across chunks is found.
-            at += (n as u64).saturating_sub(1).max(1);
-        }
-    }
-    None
-}
-
-fn read_vmas(pid: i32) -> Result<Vec<Vma>, SnapshotError> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
-        .map_err(io_err(format!("reading /proc/{pid}/smaps")))?;
-    Ok(parse_smaps(&text))
-}
-
-/// What goes into the notes, read while the target was stopped.
-struct Facts<'a> {
-    pinfo: &'a ProcessInfo,
-    threads: &'a [ThreadInfo],
-    filter: u32,
-    hold: Option<Duration>,
-}
-
-/// Cores smaller than this are written without a progress bar.
-const PROGRESS_MIN_BYTES: u64 = 256 << 20;
-
-/// A progress bar on stderr for a large core, when stderr is a terminal.
-fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template(
-        "goat: writing core {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-    )
-    .ok()?;
-    bar.set_style(style);
-    Some(bar)
-}
-
-/// Plans and writes the core of `layout_pid`'s memory as `mem` shows it.
-fn write_file(
-    tmp: &output::TempCore,
-    layout_pid: i32,
-    mem: &(dyn Memory + Sync),
-    facts: &Facts<'_>,
-    stats: &mut CoreStats,
-) -> Result<(), SnapshotError> {
-    let Facts {
-        pinfo,
-        threads,
-        filter,
-        hold,
-    } = *facts;
-    let vmas = read_vmas(layout_pid)?;
-    let rules: Vec<_> = vmas.iter().map(|v| dump_rule(v, filter)).collect();
-    let notes = notes::build_notes(pinfo, threads, &vmas);
-    let layout = elf::plan(&vmas, &rules, mem, notes).map_err(io_err("laying out the core"))?;
-    if let Some(h) = hold {
-        std::thread::sleep(h);
-    }
-    let what = format!("writing {}", tmp.tmp_path().display());
-    let bar = progress_bar(elf::dump_bytes(&layout));
-    let w = elf::write_core(&tmp.file, &layout, mem, &mut |n| {
-        if let Some(b) = &bar {
-            b.inc(n);
-        }
-    });
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    let w = w.map_err(|e| {
-        let hint = if e.raw_os_error() == Some(libc::ENOSPC) {
-            " (the disk is full; the partial file was removed)"
-        } else {
-            " (the partial file was removed)"
-        };
-        SnapshotError::Io {
-            what: format!("{what}{hint}"),
-            source: e,
-        }
-    })?;
-    stats.segments = layout.segments.len();
-    stats.bytes_written = w.bytes_written;
-    stats.unreadable_pages = w.unreadable_pages;
-    stats.file_len = layout.end;
-    Ok(())
 }
 
 /// Writes a core of the attached process `live` to `opts.dest`. The target
@@ -251,6 +116,11 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
     let start = Instant::now();
     let pid = live.pid();
     let mut stats = CoreStats::default();
+    let dir = match opts.dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    stats.stale_removed = stale::sweep(dir);
     let tmp = output::TempCore::create(&opts.dest, opts.force).map_err(io_err(format!(
         "creating a core file for {}",
         opts.dest.display()
@@ -302,7 +172,7 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
     };
     let result = match child {
         None => {
-            let r = write_file(&tmp, pid, &stopped, &facts, &mut stats);
+            let r = write_file(&tmp, &opts.dest, pid, &stopped, &facts, &mut stats);
             stats.pause = stopped.stopped_for();
             stopped.resume()?;
             r
@@ -312,10 +182,13 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
             stopped.resume()?;
             // Never process_vm_readv here: it would copy every shared page.
             let mem = ProcessMemory::without_pinning(c);
-            let r = write_file(&tmp, c, &mem, &facts, &mut stats);
+            let r = write_file(&tmp, &opts.dest, c, &mem, &facts, &mut stats);
             let reaped = live.release_copy();
             match reaped {
-                Ok(d) => stats.reap_pause = d,
+                Ok(d) => {
+                    stats.reap_pause = d.pause;
+                    stats.reap_one_thread = d.one_thread;
+                }
                 Err(e) => {
                     r?;
                     return Err(e.into());
@@ -325,8 +198,14 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
         }
     };
     result?;
-    let dest = opts.dest.display().to_string();
-    tmp.commit().map_err(io_err(format!("saving {dest}")))?;
+    tmp.commit().map_err(|e| {
+        // fsync can be where a full disk shows (delayed allocation, NFS).
+        if write::disk_full(&e) {
+            write::write_error(&opts.dest, stats.bytes_written, e)
+        } else {
+            io_err(format!("saving {}", opts.dest.display()))(e)
+        }
+    })?;
     if let Ok(m) = std::fs::metadata(&opts.dest) {
         stats.disk_bytes = m.blocks() * 512;
     }
@@ -349,6 +228,11 @@ pub fn write_core_stopped(
         mode: Some(Mode::Stop),
         ..CoreStats::default()
     };
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    stats.stale_removed = stale::sweep(dir);
     let tmp = output::TempCore::create(dest, force).map_err(io_err(format!(
         "creating a core file for {}",
         dest.display()
@@ -368,7 +252,7 @@ pub fn write_core_stopped(
         filter: read_filter(pid),
         hold: None,
     };
-    write_file(&tmp, pid, stopped, &facts, &mut stats)?;
+    write_file(&tmp, dest, pid, stopped, &facts, &mut stats)?;
     tmp.commit()
         .map_err(io_err(format!("saving {}", dest.display())))?;
     if let Ok(m) = std::fs::metadata(dest) {

@@ -13,6 +13,18 @@ pub const NT_AUXV: u32 = 6;
 pub const NT_SIGINFO: u32 = 0x5349_4749;
 pub const NT_FILE: u32 = 0x4649_4c45;
 pub const NT_X86_XSTATE: u32 = 0x202;
+/// The XSAVE layout (owner "LINUX"): where each extended state component
+/// sits in the `NT_X86_XSTATE` buffers. AMD and Intel CPUs place them
+/// differently (no MPX hole on AMD), so a reader cannot assume Intel's
+/// offsets; the kernel (6.12+) writes this note for that reason.
+pub const NT_X86_XSAVE_LAYOUT: u32 = 0x205;
+/// goat's own note (owner "GOAT"): the clocks at the stop. Tools key notes
+/// by owner and type; gdb (BFD) looks at unknown owners' notes by type alone,
+/// so the type is one no core note uses ("GOAT" in ASCII): BFD, readelf and
+/// Delve skip it.
+pub const NT_GOAT_CLOCKS: u32 = 0x5441_4f47;
+/// Layout version of the `NT_GOAT_CLOCKS` descriptor.
+pub const GOAT_CLOCKS_VERSION: u32 = 1;
 
 /// `sizeof(struct elf_prstatus)` on x86-64.
 pub const PRSTATUS_SIZE: usize = 336;
@@ -40,6 +52,15 @@ pub struct ProcessInfo {
     pub cmdline: Vec<u8>,
     /// `/proc/PID/auxv`.
     pub auxv: Vec<u8>,
+    /// `CLOCK_MONOTONIC` and `CLOCK_REALTIME` (ns) at the stop: the "now"
+    /// against which goroutines' wait times (the runtime's `nanotime`) are
+    /// measured, which a core otherwise lacks.
+    pub clocks: Option<(i64, i64)>,
+}
+
+fn clock_ns(id: nix::time::ClockId) -> Option<i64> {
+    let ts = nix::time::clock_gettime(id).ok()?;
+    Some(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec())
 }
 
 /// Per-thread facts for `NT_PRSTATUS`.
@@ -101,6 +122,9 @@ impl ProcessInfo {
             comm: String::from_utf8_lossy(&rd("comm")).trim_end().to_string(),
             cmdline: rd("cmdline"),
             auxv: rd("auxv"),
+            // The clock the live dump measures wait times against.
+            clocks: crate::goruntime::monotonic_now()
+                .zip(clock_ns(nix::time::ClockId::CLOCK_REALTIME)),
         }
     }
 }
@@ -236,9 +260,51 @@ pub fn file_note(vmas: &[Vma]) -> Vec<u8> {
     b
 }
 
+/// Where, in the XSAVE buffer ptrace returns, the kernel puts the XCR0 of
+/// user space (the first word of the software-reserved bytes; gdb reads it
+/// there too).
+const XCR0_OFFSET: usize = 464;
+
+/// `NT_X86_XSAVE_LAYOUT`, as the kernel writes it: for each extended
+/// component (2 and up) enabled in XCR0, `{u32 type, u32 size, u32 offset,
+/// u32 flags}` from CPUID leaf 0xD. XCR0 is read from the thread's own
+/// XSAVE buffer; the CPUID values are this machine's, which is the target's.
+pub fn xsave_layout(xstate: &[u8]) -> Option<Vec<u8>> {
+    let xcr0 = u64::from_le_bytes(xstate.get(XCR0_OFFSET..XCR0_OFFSET + 8)?.try_into().ok()?);
+    // x87 and SSE state are always enabled; anything else is not an XCR0.
+    if xcr0 & 3 != 3 {
+        return None;
+    }
+    let features = xcr0;
+    let mut b = Vec::new();
+    for i in 2..63u32 {
+        if features & (1 << i) == 0 {
+            continue;
+        }
+        // SAFETY: CPUID exists on every x86-64 CPU and has no side effects.
+        #[allow(unused_unsafe)]
+        let r = unsafe { std::arch::x86_64::__cpuid_count(0xd, i) };
+        for w in [i, r.eax, r.ebx, r.ecx] {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+    (!b.is_empty()).then_some(b)
+}
+
+/// `NT_GOAT_CLOCKS`: version, 0, monotonic ns, realtime ns (little-endian).
+pub fn clocks_note(monotonic: i64, realtime: i64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(24);
+    b.extend_from_slice(&GOAT_CLOCKS_VERSION.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&monotonic.to_le_bytes());
+    b.extend_from_slice(&realtime.to_le_bytes());
+    b
+}
+
 /// Every note, in the kernel's order: for the first thread `PRSTATUS`,
 /// `PRPSINFO`, `SIGINFO`, `AUXV`, `FILE`, `FPREGSET`, `X86_XSTATE`; for each
-/// other thread `PRSTATUS`, `FPREGSET`, `X86_XSTATE`.
+/// other thread `PRSTATUS`, `FPREGSET`, `X86_XSTATE`; then the process's
+/// `X86_XSAVE_LAYOUT`, and goat's own.
 pub fn build_notes(p: &ProcessInfo, threads: &[ThreadInfo], vmas: &[Vma]) -> Vec<u8> {
     let mut buf = Vec::new();
     // A snapshot, not a crash: no signal caused it.
@@ -262,93 +328,20 @@ pub fn build_notes(p: &ProcessInfo, threads: &[ThreadInfo], vmas: &[Vma]) -> Vec
             push_note(&mut buf, "LINUX", NT_X86_XSTATE, x);
         }
     }
+    // Once per process, after every thread's notes, as the kernel does.
+    if let Some(layout) = threads
+        .iter()
+        .find_map(|t| t.fp.xstate.as_deref())
+        .and_then(xsave_layout)
+    {
+        push_note(&mut buf, "LINUX", NT_X86_XSAVE_LAYOUT, &layout);
+    }
+    if let Some((mono, real)) = p.clocks {
+        push_note(&mut buf, "GOAT", NT_GOAT_CLOCKS, &clocks_note(mono, real));
+    }
     buf
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn u32_at(b: &[u8], at: usize) -> u32 {
-        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-    }
-    fn u64_at(b: &[u8], at: usize) -> u64 {
-        u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-    }
-
-    #[test]
-    fn note_header_name_and_padding() {
-        let mut b = Vec::new();
-        push_note(&mut b, "LINUX", NT_X86_XSTATE, &[1, 2, 3]);
-        assert_eq!(u32_at(&b, 0), 6);
-        assert_eq!(u32_at(&b, 4), 3);
-        assert_eq!(u32_at(&b, 8), NT_X86_XSTATE);
-        assert_eq!(&b[12..18], b"LINUX\0");
-        assert_eq!(&b[20..23], &[1, 2, 3]);
-        assert_eq!(b.len(), 24);
-    }
-
-    #[test]
-    fn prstatus_puts_pid_and_registers_where_the_kernel_does() {
-        let regs = Regs {
-            rip: 0x401000,
-            rsp: 0xc000040000,
-            fs_base: 0x7f00,
-            r15: 15,
-            gs: 99,
-            ..Regs::default()
-        };
-        let t = ThreadInfo {
-            tid: 1234,
-            regs,
-            utime_us: 2_500_000,
-            ..ThreadInfo::default()
-        };
-        let p = ProcessInfo {
-            ppid: 7,
-            ..ProcessInfo::default()
-        };
-        let b = prstatus(&t, &p, 0);
-        assert_eq!(b.len(), PRSTATUS_SIZE);
-        assert_eq!(u32_at(&b, 32), 1234);
-        assert_eq!(u32_at(&b, 36), 7);
-        assert_eq!(u64_at(&b, 48), 2);
-        assert_eq!(u64_at(&b, 56), 500_000);
-        assert_eq!(u64_at(&b, 112), 15); // r15 first
-        assert_eq!(u64_at(&b, 112 + 16 * 8), 0x401000); // rip
-        assert_eq!(u64_at(&b, 112 + 19 * 8), 0xc000040000); // rsp
-        assert_eq!(u64_at(&b, 112 + 21 * 8), 0x7f00); // fs_base
-        assert_eq!(u64_at(&b, 112 + 26 * 8), 99); // gs last
-        assert_eq!(u32_at(&b, 328), 1);
-    }
-
-    #[test]
-    fn prpsinfo_and_file_note() {
-        let p = ProcessInfo {
-            pid: 10,
-            state: b'S',
-            comm: "a-very-long-command-name".into(),
-            cmdline: b"/bin/prog\0-x\0y\0".to_vec(),
-            ..ProcessInfo::default()
-        };
-        let b = prpsinfo(&p);
-        assert_eq!((b[0], b[1]), (1, b'S'));
-        assert_eq!(&b[40..56], b"a-very-long-com\0");
-        assert_eq!(&b[56..70], b"/bin/prog -x y");
-        assert_eq!(b[70], 0);
-
-        let vmas = super::super::maps::parse_smaps(
-            "00400000-00402000 r-xp 00003000 08:01 1 /bin/prog\n\
-             00500000-00501000 rw-p 00000000 00:00 0 \n\
-             7ff00000-7ff01000 r-xp 00000000 00:00 0 [vdso]\n",
-        );
-        let f = file_note(&vmas);
-        assert_eq!(u64_at(&f, 0), 1);
-        assert_eq!(u64_at(&f, 8), 4096);
-        assert_eq!(
-            (u64_at(&f, 16), u64_at(&f, 24), u64_at(&f, 32)),
-            (0x400000, 0x402000, 3)
-        );
-        assert_eq!(&f[40..], b"/bin/prog\0");
-    }
-}
+#[path = "notes_tests.rs"]
+mod tests;

@@ -1,6 +1,10 @@
 //! Creating the core file safely: a private temporary (0600, `O_EXCL`,
 //! `O_NOFOLLOW`) beside the destination, fsync, then an atomic rename that
 //! never follows or (without `force`) replaces what is at the final name.
+//!
+//! The temporary is `.NAME.tmp-goatPID-XXXXXX` (hidden; PID is goat's own)
+//! and goat holds an exclusive `flock` on it while writing, so a later run
+//! can tell one left by a killed goat from one being written (`stale.rs`).
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -51,7 +55,7 @@ pub fn check_dest(dest: &Path, force: bool) -> io::Result<()> {
 }
 
 impl TempCore {
-    /// Creates `DEST.tmp-XXXXXX` in `dest`'s directory.
+    /// Creates `.DEST.tmp-goatPID-XXXXXX` in `dest`'s directory, locked.
     pub fn create(dest: &Path, force: bool) -> io::Result<TempCore> {
         check_dest(dest, force)?;
         let name = dest
@@ -63,8 +67,13 @@ impl TempCore {
         };
         let mut last = None;
         for attempt in 0..16 {
-            let mut tmp_name = name.to_os_string();
-            tmp_name.push(format!(".tmp-{}", suffix(attempt)));
+            let mut tmp_name = std::ffi::OsString::from(".");
+            tmp_name.push(name);
+            tmp_name.push(format!(
+                ".tmp-goat{}-{}",
+                std::process::id(),
+                suffix(attempt)
+            ));
             let tmp = dir.join(tmp_name);
             match OpenOptions::new()
                 .write(true)
@@ -74,13 +83,16 @@ impl TempCore {
                 .open(&tmp)
             {
                 Ok(file) => {
+                    // Held until the file is closed (or goat dies): "being
+                    // written". A fresh file's lock is always free.
+                    super::stale::try_lock(&file);
                     return Ok(TempCore {
                         file,
                         tmp,
                         dest: dest.to_path_buf(),
                         force,
                         committed: false,
-                    })
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
                 Err(e) => return Err(e),
@@ -179,6 +191,12 @@ mod tests {
         let dest = d.join("core.1");
         let mut t = TempCore::create(&dest, false).unwrap();
         assert!(t.tmp_path().starts_with(&d));
+        let tmp_name = t.tmp_path().file_name().unwrap().to_str().unwrap();
+        let pid = super::super::stale::writer_pid(tmp_name);
+        assert_eq!(pid, Some(std::process::id() as i32), "{tmp_name}");
+        // Locked while being written: no sweep takes it.
+        let other = File::open(t.tmp_path()).unwrap();
+        assert!(!super::super::stale::try_lock(&other));
         t.file.write_all(b"x").unwrap();
         t.commit().unwrap();
         let m = std::fs::metadata(&dest).unwrap();

@@ -18,21 +18,21 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::ptrace::{AttachError, LiveProcess, State, StopKind, Stopped, Tracer};
+use super::ptrace::{AttachError, State, StopKind, Stopped, Tracer};
 
 const SYS_CLONE: u64 = 56;
 const SYS_WAIT4: u64 = 61;
 const WNOHANG: u64 = 1;
 const WALL: u64 = 0x4000_0000;
 /// A fork of a large process copies its page tables; allow for that.
-const INJECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const INJECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn os(op: &'static str) -> impl Fn(Errno) -> AttachError {
     move |errno| AttachError::Os { op, errno }
 }
 
 /// Waits (polling, bounded) for the next status of `pid` alone.
-fn wait_one(pid: i32, deadline: Instant) -> Result<WaitStatus, AttachError> {
+pub(super) fn wait_one(pid: i32, deadline: Instant) -> Result<WaitStatus, AttachError> {
     let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
     let mut nap = Duration::from_micros(10);
     loop {
@@ -206,8 +206,8 @@ impl Tracer {
     }
 
     /// With every thread stopped: kills the copy, reaps it as its tracer,
-    /// then has the target reap it as its parent (`wait4(child, NULL,
-    /// __WALL|WNOHANG, NULL)`), so no zombie is left behind.
+    /// then has the target reap it as its parent. The path for detaching
+    /// (errors, signals); a normal snapshot uses [`Tracer::release_fork_running`].
     pub(super) fn release_fork_stopped(&mut self) -> Result<(), AttachError> {
         let Some(child) = self.fork_child else {
             return Ok(());
@@ -225,12 +225,21 @@ impl Tracer {
                 Err(e) => return Err(e),
             }
         }
-        self.fork_child = None;
+        let tid = self.injection_thread()?;
+        self.reap_in(tid, child)
+    }
+
+    /// Has stopped thread `tid` run `wait4(child, NULL, __WALL|WNOHANG,
+    /// NULL)` on the dead copy. Any thread of the target will do: wait4
+    /// looks at the children of every thread in the group (no
+    /// `__WNOTHREAD`), and `__WALL` is needed because the copy's exit signal
+    /// is 0, which makes it a "clone" child that plain wait4 skips — which
+    /// is also why the program's own wait4(-1) never takes it.
+    pub(super) fn reap_in(&mut self, tid: i32, child: i32) -> Result<(), AttachError> {
         let insn = self.syscall_insn.ok_or(AttachError::Os {
             op: "no syscall instruction known",
             errno: Errno::EINVAL,
         })?;
-        let tid = self.injection_thread()?;
         let r = self.inject(
             tid,
             insn,
@@ -247,6 +256,7 @@ impl Tracer {
                 },
             });
         }
+        self.fork_child = None;
         Ok(())
     }
 }
@@ -260,23 +270,6 @@ impl Stopped<'_> {
     /// unchanged (and are those of [`Target::threads`](super::Target::threads)).
     pub fn fork_copy(&self, syscall_insn: u64) -> Result<i32, AttachError> {
         self.process.call(move |t| t.fork_copy(syscall_insn))?
-    }
-}
-
-impl LiveProcess {
-    /// Kills the copy made by [`Stopped::fork_copy`] and has the target reap
-    /// it (a brief second stop). Returns how long the target was stopped.
-    pub fn release_copy(&self) -> Result<Duration, AttachError> {
-        self.call(|t| {
-            let since = Instant::now();
-            if let Err(e) = t.stop_all() {
-                t.resume_all();
-                return Err(e);
-            }
-            let r = t.release_fork_stopped();
-            t.resume_all();
-            r.map(|()| since.elapsed())
-        })?
     }
 }
 

@@ -100,14 +100,14 @@ pub(super) fn wait_flags() -> WaitPidFlag {
     WaitPidFlag::WNOHANG | WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD
 }
 
-fn is_group_stop_signal(sig: Signal) -> bool {
+pub(super) fn is_group_stop_signal(sig: Signal) -> bool {
     matches!(
         sig,
         Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
     )
 }
 
-fn listen(tid: i32) -> Result<(), Errno> {
+pub(super) fn listen(tid: i32) -> Result<(), Errno> {
     // SAFETY: PTRACE_LISTEN takes no pointers.
     let r = unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid, 0usize, 0usize) };
     if r < 0 {
@@ -272,7 +272,7 @@ impl Tracer {
     }
 
     /// Collects and answers every pending tracee stop without blocking.
-    fn service(&mut self) {
+    pub(super) fn service(&mut self) {
         loop {
             match waitpid(None, Some(wait_flags())) {
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,

@@ -38,6 +38,8 @@ const NT_PRSTATUS: u32 = 1;
 const NT_PRPSINFO: u32 = 3;
 const NT_AUXV: u32 = 6;
 const NT_FILE: u32 = 0x4649_4c45;
+/// goat's own note (owner "GOAT", see `snapshot/notes.rs`): clocks at the stop.
+const NT_GOAT_CLOCKS: u32 = 0x5441_4f47;
 const AT_ENTRY: u64 = 9;
 const PHDR_SIZE: u64 = 56;
 /// Offsets inside the kernel's `struct elf_prstatus` (x86-64).
@@ -145,6 +147,7 @@ pub struct CoreFile {
     command: Option<String>,
     args: Option<String>,
     entry: Option<u64>,
+    monotonic_ns: Option<i64>,
 }
 
 impl CoreFile {
@@ -222,6 +225,12 @@ impl CoreFile {
     /// The start of the command line (at most 80 bytes), from `NT_PRPSINFO`.
     pub fn args(&self) -> Option<&str> {
         self.args.as_deref()
+    }
+
+    /// `CLOCK_MONOTONIC` (ns) when the process was stopped, for cores goat
+    /// wrote (other cores carry no clock): the "now" for wait times.
+    pub fn monotonic_at_stop(&self) -> Option<i64> {
+        self.monotonic_ns
     }
 
     /// Reads bytes the core itself holds at `addr` (never from a mapped

@@ -13,6 +13,7 @@ pub(super) struct Parsed {
     pub(super) command: Option<String>,
     pub(super) args: Option<String>,
     pub(super) entry: Option<u64>,
+    pub(super) monotonic_ns: Option<i64>,
 }
 
 impl Parsed {
@@ -53,6 +54,7 @@ impl Parsed {
             command: self.command,
             args: self.args,
             entry: self.entry,
+            monotonic_ns: self.monotonic_ns,
         };
         core.mappings = core.build_mappings();
         core
@@ -227,8 +229,18 @@ impl Parser<'_> {
                 .get(desc_at..desc_at.checked_add(descsz).ok_or_else(bad)?)
                 .ok_or_else(bad)?;
             let name = data.get(name_at..name_at + namesz).ok_or_else(bad)?;
-            if c_string(name) == "CORE" {
-                self.note(kind, desc, at, out)?;
+            match c_string(name).as_str() {
+                "CORE" => self.note(kind, desc, at, out)?,
+                // Version 1: version, 0, monotonic ns, realtime ns. A later
+                // version may only append.
+                "GOAT" if kind == NT_GOAT_CLOCKS => {
+                    let version = u32_at(desc, 0).unwrap_or(0);
+                    out.monotonic_ns = u64_at(desc, 8)
+                        .filter(|_| version >= 1)
+                        .map(|v| v as i64)
+                        .filter(|&v| v > 0);
+                }
+                _ => {}
             }
             pos = next.min(data.len());
         }

@@ -1,0 +1,84 @@
+//! Whether fork mode can be used on a target, and the `syscall`
+//! instruction its injected calls run at.
+
+use crate::target::{find_syscall_insn, read_mappings, Memory};
+
+/// Whether cloning the target is safe and likely to work; `Err(why)` if not.
+pub fn fork_feasible(pid: i32) -> Result<(), String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(':').map(str::trim))
+    };
+    // Seized by goat already, a job-control stop shows as 't'.
+    if field("State").is_some_and(|v| v.starts_with(['T', 't'])) {
+        return Err(
+            "the target is in a job-control stop (SIGSTOP): no thread can run the clone".into(),
+        );
+    }
+    // A filter may answer the injected clone with SECCOMP_RET_KILL, which
+    // would kill the target: never try. (Tests only: the variable makes goat
+    // try anyway, against a fixture whose filter answers EPERM, to check
+    // that a refused clone leaves the target as it was.)
+    let try_anyway = std::env::var_os("GOAT_TEST_CLONE_UNDER_SECCOMP").is_some();
+    if field("Seccomp").is_some_and(|v| v != "0") && !try_anyway {
+        return Err(
+            "the target runs under a seccomp filter, which could kill it for the injected clone"
+                .into(),
+        );
+    }
+    let kb = |k: &str| -> u64 {
+        field(k)
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let anon = kb("RssAnon") * 1024;
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    if let Some(path) = cgroup.lines().find_map(|l| l.strip_prefix("0::")) {
+        let dir = format!("/sys/fs/cgroup{}", path.trim());
+        let rd = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+        if let (Some(max), Some(cur)) = (rd("memory.max"), rd("memory.current")) {
+            if let (Ok(max), Ok(cur)) = (max.trim().parse::<u64>(), cur.trim().parse::<u64>()) {
+                let room = max.saturating_sub(cur);
+                if room < anon {
+                    return Err(format!(
+                        "its cgroup has {} MiB of memory headroom, less than its {} MiB of anonymous memory a copy could need",
+                        room >> 20,
+                        anon >> 20
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finds a `syscall` instruction in the target's executable memory: the
+/// vdso first (two pages), then the executable's text.
+pub fn find_syscall(pid: i32, mem: &dyn Memory) -> Option<u64> {
+    let maps = read_mappings(pid);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    let vdso = maps.iter().filter(|m| m.path.as_deref() == Some("[vdso]"));
+    let text = maps
+        .iter()
+        .filter(|m| m.path.is_some() && m.path == exe && m.path.as_deref() != Some("[vdso]"));
+    for m in vdso.chain(text).filter(|m| m.executable && m.readable) {
+        let mut at = m.start;
+        let end = m.end.min(m.start + (256 << 20));
+        let mut buf = vec![0u8; 1 << 20];
+        while at < end {
+            let n = ((end - at) as usize).min(buf.len());
+            if mem.read(at, &mut buf[..n]).is_ok() {
+                if let Some(a) = find_syscall_insn(&buf[..n], at) {
+                    return Some(a);
+                }
+            }
+            // Overlap by one byte so an instruction across chunks is found.
+            at += (n as u64).saturating_sub(1).max(1);
+        }
+    }
+    None
+}

@@ -1,0 +1,171 @@
+//! Temporaries a killed goat left behind.
+//!
+//! A goat killed mid-write (SIGKILL, OOM, power loss) cannot remove its
+//! temporary, which may be gigabytes. Temporaries are named
+//! `.NAME.tmp-goatPID-XXXXXX` (see `output.rs`), and the writer holds an
+//! exclusive `flock` on the file for as long as it lives. A later run
+//! removes one only when every sign says goat made it and its writer is
+//! dead:
+//! - the name has that shape, and the pid in it is not a live process;
+//! - the lock is free (the kernel drops it when its holder dies: this also
+//!   covers a writer in another pid namespace, whose pid means nothing here);
+//! - it is a regular file (never a symlink), owned by us, mode 0600;
+//! - and it is still the same inode when unlinked.
+
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Entries of a directory looked at, at most (a huge directory must not
+/// make `goat core` slow).
+const MAX_ENTRIES: usize = 100_000;
+
+/// A temporary removed, and what it was.
+#[derive(Debug, Clone)]
+pub struct Stale {
+    pub path: PathBuf,
+    /// The goat that wrote it.
+    pub pid: i32,
+    pub bytes: u64,
+}
+
+/// The `PID` of a name `.NAME.tmp-goatPID-XXXXXX`, if it is one.
+pub fn writer_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp-goat")?;
+    let (pid, suffix) = tail.split_once('-')?;
+    let hex = suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    if !hex || !digits {
+        return None;
+    }
+    pid.parse().ok().filter(|&p: &i32| p > 0)
+}
+
+fn alive(pid: i32) -> bool {
+    // Signal 0 checks existence; EPERM means it exists (someone else's).
+    // SAFETY: kill with signal 0 sends nothing.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Takes `file`'s exclusive lock without blocking; true if it was free.
+pub fn try_lock(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Removes `path` if it is a temporary of a dead goat (see the module
+/// docs); returns what was removed.
+fn remove_if_stale(path: &Path, pid: i32) -> Option<Stale> {
+    if pid == std::process::id() as i32 || alive(pid) {
+        return None;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o7777 != 0o600 {
+        return None;
+    }
+    if !try_lock(&file) {
+        return None;
+    }
+    // Still the file we checked, not something swapped in under its name.
+    let now = std::fs::symlink_metadata(path).ok()?;
+    if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+        return None;
+    }
+    std::fs::remove_file(path).ok()?;
+    Some(Stale {
+        path: path.to_path_buf(),
+        pid,
+        bytes: meta.blocks() * 512,
+    })
+}
+
+/// Removes the temporaries dead goats left in `dir`.
+pub fn sweep(dir: &Path) -> Vec<Stale> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .take(MAX_ENTRIES)
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name();
+            let pid = writer_pid(name.to_str()?)?;
+            remove_if_stale(&e.path(), pid)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn recognises_only_goat_temporary_names() {
+        assert_eq!(writer_pid(".core.12.tmp-goat4242-0a1b2c"), Some(4242));
+        assert_eq!(writer_pid(".x.tmp-goat.tmp-goat7-abcdef"), Some(7));
+        for bad in [
+            "core.12.tmp-goat4242-0a1b2c", // no leading dot
+            ".core.12.tmp-goat4242-0a1b2",
+            ".core.12.tmp-goat-0a1b2c",
+            ".core.12.tmp-goatx1-0a1b2c",
+            ".core.12.tmp-goat0-0a1b2c",
+            ".core.12.tmp-0a1b2c",
+            ".core.12.tmp-goat12-0a1b2g",
+        ] {
+            assert_eq!(writer_pid(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn removes_only_dead_writers_private_files() {
+        let d = std::env::temp_dir().join(format!("goat-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        // A pid that is surely not running: a reaped child's.
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let dead = c.id() as i32;
+        c.wait().unwrap();
+        let mk = |name: &str, mode: u32| {
+            let p = d.join(name);
+            std::fs::write(&p, b"core bytes").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        let stale = mk(&format!(".core.1.tmp-goat{dead}-00aa11"), 0o600);
+        let loose = mk(&format!(".core.2.tmp-goat{dead}-00aa12"), 0o644);
+        let mine = mk(
+            &format!(".core.3.tmp-goat{}-00aa13", std::process::id()),
+            0o600,
+        );
+        let other = mk(&format!("core.4.tmp-goat{dead}-00aa14"), 0o600);
+        // Locked by a live holder (as a writer in another pid namespace
+        // would be): kept even though the pid in its name is dead.
+        let locked = mk(&format!(".core.5.tmp-goat{dead}-00aa15"), 0o600);
+        let holder = File::open(&locked).unwrap();
+        assert!(try_lock(&holder));
+        let link = d.join(format!(".core.6.tmp-goat{dead}-00aa16"));
+        std::os::unix::fs::symlink(&stale, &link).unwrap();
+
+        let removed = sweep(&d);
+        let paths: Vec<&Path> = removed.iter().map(|s| s.path.as_path()).collect();
+        assert_eq!(paths, vec![stale.as_path()], "{removed:?}");
+        assert_eq!(removed[0].pid, dead);
+        for kept in [&loose, &mine, &other, &locked] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+        assert!(std::fs::symlink_metadata(&link).is_ok());
+        drop(holder);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

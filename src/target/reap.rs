@@ -1,0 +1,224 @@
+//! Releasing the snapshot copy without stopping the target.
+//!
+//! The copy made by `inject.rs` is a child of the target, so once dead it is
+//! a zombie only the target can reap. Two costs used to sit inside a second
+//! stop of every thread: the copy's death (its exit tears down a page table
+//! as large as the target's, ~45 ms at 2 GiB) and the stop itself. Now:
+//!
+//! 1. the copy is killed and its exit collected (we are its tracer, so its
+//!    status comes to us first) while the target runs: the teardown happens
+//!    in the copy's own context, before it turns into a zombie;
+//! 2. one thread alone, preferably one asleep in the kernel (a Go thread
+//!    parked in `futex`), is interrupted to run `wait4` on the zombie. The
+//!    other threads never stop. For the Go runtime this is no different from
+//!    that thread being descheduled for a few microseconds: an idle M was
+//!    not running Go code, and one that was holds nothing the kernel does
+//!    not already let it hold across a preemption.
+//!
+//! If no single thread can be stopped (all in a job-control stop, or each
+//! exits under us), every thread is stopped as before.
+//!
+//! Not chosen: `CLONE_PARENT` would make the target's *parent* (a shell,
+//! systemd, a container runtime) the copy's parent: it would get a SIGCHLD
+//! (the exit signal is inherited from the target) and a zombie it never
+//! asked for, and the kernel refuses it for a namespace's init. goat is the
+//! parent of no target it attaches to, so it cannot take that role itself.
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::inject::INJECT_TIMEOUT;
+use super::ptrace::{
+    is_group_stop_signal, listen, AttachError, LiveProcess, State, StopKind, Tracer,
+};
+
+/// A single thread's interrupt stop: how long to wait for it.
+const STOP_ONE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Threads tried (each may exit under us) before stopping them all.
+const STOP_ONE_ATTEMPTS: usize = 3;
+
+/// How the copy was reaped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reaped {
+    /// How long the target (or the one thread) was stopped for `wait4`.
+    pub pause: Duration,
+    /// Whether only one thread was stopped (false: every thread).
+    pub one_thread: bool,
+    /// Killing the copy and waiting for its exit, while the target ran.
+    pub kill: Duration,
+}
+
+fn os(op: &'static str) -> impl Fn(Errno) -> AttachError {
+    move |errno| AttachError::Os { op, errno }
+}
+
+/// The scheduler state letter of thread `tid` (`S`: asleep in the kernel).
+fn task_state(pid: i32, tid: i32) -> Option<u8> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().bytes().next()
+}
+
+impl Tracer {
+    /// Kills the copy and waits for its exit status while the target runs,
+    /// servicing the target's own stops meanwhile (a signal for it must
+    /// not wait on us).
+    fn kill_copy(&mut self, child: i32) -> Result<(), AttachError> {
+        let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+        let deadline = Instant::now() + INJECT_TIMEOUT;
+        let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+        let mut nap = Duration::from_micros(20);
+        loop {
+            match waitpid(Pid::from_raw(child), Some(flags)) {
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => return Ok(()),
+                // Collected already (by `service`, which ignores the copy).
+                Err(Errno::ECHILD) => return Ok(()),
+                Err(Errno::EINTR) | Ok(_) => {}
+                Err(errno) => {
+                    return Err(AttachError::Os {
+                        op: "waitpid",
+                        errno,
+                    })
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(AttachError::Os {
+                    op: "waiting for the snapshot copy to exit",
+                    errno: Errno::ETIMEDOUT,
+                });
+            }
+            self.service();
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(1));
+        }
+    }
+
+    /// A running thread to interrupt: one asleep in the kernel if any (it
+    /// was doing nothing), the leader first.
+    fn idle_thread(&self) -> Option<i32> {
+        let running: Vec<i32> = self
+            .threads
+            .iter()
+            .filter(|(_, s)| **s == State::Running)
+            .map(|(t, _)| *t)
+            .collect();
+        let asleep = running
+            .iter()
+            .copied()
+            .find(|&t| task_state(self.pid, t) == Some(b'S'));
+        asleep.or_else(|| running.first().copied())
+    }
+
+    /// Interrupts `tid` alone and waits for its interrupt stop; other
+    /// threads run on and their stops are answered meanwhile. On a timeout
+    /// the interrupt may still land later: `service` then continues it.
+    fn stop_one(&mut self, tid: i32) -> Result<(), AttachError> {
+        let p = Pid::from_raw(tid);
+        ptrace::interrupt(p).map_err(os("PTRACE_INTERRUPT"))?;
+        let deadline = Instant::now() + STOP_ONE_TIMEOUT;
+        let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+        let mut nap = Duration::from_micros(5);
+        loop {
+            match waitpid(p, Some(flags)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                Ok(WaitStatus::PtraceEvent(_, sig, libc::PTRACE_EVENT_STOP)) => {
+                    if is_group_stop_signal(sig) {
+                        // A job-control stop: keep it in force, do not run code.
+                        let _ = listen(tid);
+                        return Err(AttachError::Os {
+                            op: "the thread is in a job-control stop",
+                            errno: Errno::EBUSY,
+                        });
+                    }
+                    self.threads.insert(tid, State::Stopped(StopKind::Event));
+                    return Ok(());
+                }
+                Ok(ws @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    self.on_event(ws, false);
+                    return Err(AttachError::Exited { pid: tid });
+                }
+                // A clone or a signal on its way: answered as usual; the
+                // interrupt is still pending and traps next.
+                Ok(ws) => self.on_event(ws, false),
+                Err(errno) => {
+                    return Err(AttachError::Os {
+                        op: "waitpid",
+                        errno,
+                    })
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(AttachError::Os {
+                    op: "waiting for one thread to stop",
+                    errno: Errno::ETIMEDOUT,
+                });
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_micros(500));
+        }
+    }
+
+    fn resume_one(&mut self, tid: i32) {
+        let p = Pid::from_raw(tid);
+        let _ = match self.threads.get(&tid) {
+            Some(State::Stopped(StopKind::Event)) => ptrace::cont(p, None),
+            Some(State::Stopped(StopKind::Signal(sig))) => ptrace::cont(p, *sig),
+            Some(State::Stopped(StopKind::Group(_))) => listen(tid),
+            _ => return,
+        };
+        self.threads.insert(tid, State::Running);
+    }
+
+    /// Kills the copy (target running), then has one idle thread reap it;
+    /// every thread is stopped only if no single one can be.
+    pub(super) fn release_fork_running(&mut self) -> Result<Reaped, AttachError> {
+        let Some(child) = self.fork_child else {
+            return Ok(Reaped::default());
+        };
+        let since = Instant::now();
+        self.kill_copy(child)?;
+        let kill = since.elapsed();
+        for _ in 0..STOP_ONE_ATTEMPTS {
+            let Some(tid) = self.idle_thread() else { break };
+            let since = Instant::now();
+            match self.stop_one(tid) {
+                Ok(()) => {
+                    let r = self.reap_in(tid, child);
+                    self.resume_one(tid);
+                    let pause = since.elapsed();
+                    return r.map(|()| Reaped {
+                        pause,
+                        one_thread: true,
+                        kill,
+                    });
+                }
+                Err(AttachError::Exited { .. }) => continue,
+                Err(_) => break,
+            }
+        }
+        let since = Instant::now();
+        if let Err(e) = self.stop_all() {
+            self.resume_all();
+            return Err(e);
+        }
+        let r = self.release_fork_stopped();
+        self.resume_all();
+        r.map(|()| Reaped {
+            pause: since.elapsed(),
+            one_thread: false,
+            kill,
+        })
+    }
+}
+
+impl LiveProcess {
+    /// Kills the copy made by [`Stopped::fork_copy`](super::Stopped::fork_copy)
+    /// and has the target reap it, stopping one of its threads for a moment.
+    pub fn release_copy(&self) -> Result<Reaped, AttachError> {
+        self.call(|t| t.release_fork_running())?
+    }
+}

@@ -1,0 +1,239 @@
+//! `goat core` when things go wrong around it: a full disk, temporaries a
+//! killed goat left behind, a target whose seccomp filter refuses a fork.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{assert_untouched, build_fixtures, goat, run_goat, Fixture};
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("goat-faults-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn children(pid: i32) -> Vec<String> {
+    let out = Command::new("ps")
+        .args(["--ppid", &pid.to_string(), "-o", "pid=,stat="])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// `None` (with the reason printed) when this test cannot mount one.
+    fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: mounting a small tmpfs needs root");
+            return None;
+        }
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(dir)
+            .output()
+            .expect("mount");
+        if !out.status.success() {
+            eprintln!(
+                "skipped: cannot mount a tmpfs here: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_plainly_removes_the_temporary_and_spares_the_target() {
+    build_fixtures();
+    let dir = scratch("full");
+    let Some(_disk) = SmallDisk::mount(&dir, "8m") else {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    // 64 MiB of ever-changing bytes: far more than 8 MiB of core.
+    let mut fx = Fixture::start("go1.27-pie", "checksum", &[]);
+    for mode in ["fork", "stop"] {
+        let dest = dir.join(format!("core.{mode}"));
+        let out = run_goat(&[
+            "core",
+            &fx.pid().to_string(),
+            "--mode",
+            mode,
+            "-o",
+            dest.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{mode}: {err}");
+        let want = format!("no space left on device writing {} after ", dest.display());
+        assert!(err.contains(&want), "{mode}: {err}");
+        let mib: u64 = err
+            .split(&want)
+            .nth(1)
+            .and_then(|r| r.split(' ').next()?.parse().ok())
+            .expect("after N MiB");
+        assert!((1..=8).contains(&mib), "{mode}: {err}");
+        assert!(err.contains("partial file was removed"), "{mode}: {err}");
+        assert_eq!(entries(&dir), Vec::<String>::new(), "{mode}: left behind");
+        assert_untouched(fx.pid());
+        let kids = children(fx.pid());
+        assert!(kids.is_empty(), "{mode}: copy left: {kids:?}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        fx.child.try_wait().unwrap().is_none(),
+        "the checksum fixture exited (CORRUPT?)"
+    );
+    drop(_disk);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_killed_goats_temporary_is_removed_by_the_next_run() {
+    build_fixtures();
+    let dir = scratch("stale");
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let pid = fx.pid().to_string();
+    let mut g = goat()
+        .args(["core", &pid, "-o"])
+        .arg(dir.join("core.first"))
+        .env("GOAT_TEST_HOLD_STOPPED_MS", "5000")
+        .spawn()
+        .unwrap();
+    let dead = g.id();
+    std::thread::sleep(Duration::from_millis(1500));
+    g.kill().unwrap();
+    let _ = g.wait();
+    assert_untouched(fx.pid());
+    let left = entries(&dir);
+    let stale = format!(".core.first.tmp-goat{dead}-");
+    assert!(
+        left.len() == 1 && left[0].starts_with(&stale),
+        "expected one temporary named {stale}XXXXXX: {left:?}"
+    );
+    // A file of the same shape that is not ours to remove: world-readable.
+    let decoy = dir.join(format!(".notes.tmp-goat{dead}-abcdef"));
+    std::fs::write(&decoy, b"keep").unwrap();
+
+    let out = run_goat(&[
+        "core",
+        &pid,
+        "-o",
+        dir.join("core.second").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let removed = format!("removed {}", dir.join(&left[0]).display());
+    assert!(err.contains(&removed), "{err}");
+    assert!(err.contains(&format!("goat pid {dead}")), "{err}");
+    assert_eq!(
+        entries(&dir),
+        vec![
+            ".notes.tmp-goat".to_string() + &format!("{dead}-abcdef"),
+            "core.second".to_string()
+        ]
+    );
+    assert_untouched(fx.pid());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The goroutine ids `goat stacks` prints (live, or from `--core FILE`).
+fn goroutine_ids(args: &[&str]) -> Vec<u64> {
+    let out = run_goat(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ids: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("goroutine ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
+    build_fixtures();
+    let dir = scratch("seccomp");
+    let fx = Fixture::start("go1.27-pie", "seccomp", &[]);
+    let pid = fx.pid().to_string();
+    let live = goroutine_ids(&["stacks", &pid]);
+    assert!(live.len() >= 4, "{live:?}");
+    // As shipped, goat does not even try; with the test variable it injects
+    // the clone, the filter refuses it (EPERM), and goat falls back.
+    for (try_clone, why) in [
+        (false, "the target runs under a seccomp filter"),
+        (
+            true,
+            "cloning the target failed: clone in the target: EPERM",
+        ),
+    ] {
+        let core = dir.join(format!("core.{try_clone}"));
+        let mut cmd = goat();
+        cmd.args(["core", &pid, "--stats", "-o"]).arg(&core);
+        if try_clone {
+            cmd.env("GOAT_TEST_CLONE_UNDER_SECCOMP", "1");
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains(&format!("goat: fork mode unavailable ({why}")),
+            "{err}"
+        );
+        assert!(err.contains("kept the target stopped instead"), "{err}");
+        assert!(err.contains("mode stop:"), "{err}");
+        assert_untouched(fx.pid());
+        assert!(children(fx.pid()).is_empty(), "{:?}", children(fx.pid()));
+        // A valid core: goat reads the same goroutines from it, gdb loads it.
+        let from_core = goroutine_ids(&["stacks", "--core", core.to_str().unwrap()]);
+        assert_eq!(from_core, live, "{try_clone}");
+        let gdb = Command::new("gdb")
+            .args(["-batch", "-nx", "-ex", "info threads"])
+            .arg(&fx.path)
+            .arg(&core)
+            .output()
+            .expect("gdb");
+        let text = String::from_utf8_lossy(&gdb.stdout);
+        assert!(text.matches("LWP ").count() >= 4, "{text}");
+        // The target still works after the refused clone: same goroutines.
+        assert_eq!(goroutine_ids(&["stacks", &pid]), live, "{try_clone}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
