@@ -91,6 +91,11 @@ impl Scope<'_> {
                     kind::SLICE => format!("{name} len: {len}, cap: {cap}, "),
                     _ => format!("{name} "),
                 };
+                // A nil slice (no array) is not an empty one: say so, as Delve does.
+                if k == kind::SLICE && matches!(base, Place::Mem(0)) {
+                    s.push_str("nil");
+                    return Ok(s);
+                }
                 if depth >= MAX_DEPTH && len > 0 {
                     s.push_str("[...]");
                     return Ok(s);
@@ -141,7 +146,7 @@ impl Scope<'_> {
                 let p = self.read_u64(&v.place, 0)?;
                 let target = t.target.filter(|_| p != 0);
                 match target {
-                    None if p == 0 => Ok("nil".into()),
+                    None if p == 0 => Ok(format!("{name} nil")),
                     Some(to)
                         if self.kind(to) == kind::STRUCT && depth < MAX_DEPTH && seen.insert(p) =>
                     {

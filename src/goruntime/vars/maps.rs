@@ -51,7 +51,7 @@ impl Scope<'_> {
             return Ok(format!("{name} nil"));
         }
         let hdr = self.ty(lay).and_then(|t| t.target);
-        let kv = self.ty(lay).map_or((None, None), |t| (t.key, t.elem));
+        let kv = self.map_key_elem(v.ty);
         let off = hdr
             .and_then(|h| self.member(h, "count").or_else(|| self.member(h, "used")))
             .map_or(0, |(o, _)| o);
@@ -61,7 +61,7 @@ impl Scope<'_> {
         let entries = hdr
             .filter(|_| depth < MAX_DEPTH && count > 0)
             .and_then(|h| {
-                self.map_entries(p, h, max)
+                self.map_entries(p, h, kv, max)
                     .or_else(|| self.swiss_entries(p, h, kv, max))
             });
         if let Some(e) = entries {
@@ -79,12 +79,35 @@ impl Scope<'_> {
         Ok(s)
     }
 
+    /// A map's key and value types: on the `map[K]V` typedef itself, which
+    /// may sit behind a named type's typedefs.
+    fn map_key_elem(&self, ty: usize) -> (Option<usize>, Option<usize>) {
+        let mut cur = ty;
+        for _ in 0..16 {
+            let Some(t) = self.ty(cur) else { break };
+            if t.key.is_some() || t.elem.is_some() {
+                return (t.key, t.elem);
+            }
+            match (t.tag, t.target) {
+                (gimli::DW_TAG_typedef, Some(next)) => cur = next,
+                _ => break,
+            }
+        }
+        (None, None)
+    }
+
     /// Up to `max` (key, value) pairs of the classic map whose header is at
     /// `hmap`, with its header type `hdr`; `None` when the layout is not
     /// the classic one. A growing map's entries are in the old buckets not
     /// yet evacuated (evacuated slots are marked below `MIN_TOP_HASH`) and
     /// in the new ones.
-    pub fn map_entries(&self, hmap: u64, hdr: usize, max: usize) -> Option<Entries> {
+    pub fn map_entries(
+        &self,
+        hmap: u64,
+        hdr: usize,
+        kv: (Option<usize>, Option<usize>),
+        max: usize,
+    ) -> Option<Entries> {
         let at = Place::Mem(hmap);
         let (b_off, _) = self.member(hdr, "B")?;
         let (flags_off, _) = self.member(hdr, "flags")?;
@@ -104,6 +127,7 @@ impl Scope<'_> {
         let flags = self.read(&at, flags_off, 1).map_or(0, |f| f[0]);
         let mut walk = Walk {
             bucket,
+            kv,
             seen: HashSet::new(),
             walked: 0,
         };
@@ -135,7 +159,15 @@ impl Scope<'_> {
         let (vals_off, vals) = self.member(w.bucket, "values")?;
         let (over_off, _) = self.member(w.bucket, "overflow")?;
         let (kt, vt) = (self.layout(keys)?.1.target?, self.layout(vals)?.1.target?);
+        // Sizes of the slots, which hold pointers to keys or values over
+        // 128 bytes.
         let (ks, vs) = (self.size(kt), self.size(vt));
+        let kind =
+            |slot: usize, want: Option<usize>| match want.and_then(|w| self.indirect(slot, w)) {
+                Some(w) => (w, true),
+                None => (slot, false),
+            };
+        let ((kt, k_ind), (vt, v_ind)) = (kind(kt, w.kv.0), kind(vt, w.kv.1));
         let slots = self.layout(keys)?.1.count?.min(8);
         for i in 0..(1u64 << b) {
             let Some(mut bp) = i.checked_mul(size).and_then(|o| first.checked_add(o)) else {
@@ -163,15 +195,12 @@ impl Scope<'_> {
                 for (s, &t) in top.iter().enumerate() {
                     if t >= MIN_TOP_HASH && out.pairs.len() < max {
                         let s = s as u64;
-                        let key = Value {
-                            ty: kt,
-                            place: Place::Mem(bp.wrapping_add(keys_off + s * ks)),
-                        };
-                        let val = Value {
-                            ty: vt,
-                            place: Place::Mem(bp.wrapping_add(vals_off + s * vs)),
-                        };
-                        out.push(key, val);
+                        let key = self.slot(kt, k_ind, bp.wrapping_add(keys_off + s * ks));
+                        let val = self.slot(vt, v_ind, bp.wrapping_add(vals_off + s * vs));
+                        match (key, val) {
+                            (Ok(k), Ok(v)) => out.push(k, v),
+                            (Err(a), _) | (_, Err(a)) => out.unreadable(a),
+                        }
                     }
                 }
                 bp = match self.read_u64(&here, over_off) {
@@ -190,6 +219,8 @@ impl Scope<'_> {
 /// State shared by the walks of a map's old and new buckets.
 struct Walk {
     bucket: usize,
+    /// The map's own key and value types (a slot may hold a pointer to one).
+    kv: (Option<usize>, Option<usize>),
     seen: HashSet<u64>,
     walked: u64,
 }

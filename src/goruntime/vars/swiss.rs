@@ -185,7 +185,7 @@ impl Scope<'_> {
     }
 
     /// `want` when the slot type `slot` is a pointer to it rather than it.
-    fn indirect(&self, slot: usize, want: usize) -> Option<usize> {
+    pub(super) fn indirect(&self, slot: usize, want: usize) -> Option<usize> {
         if slot == want || self.type_name(slot) == self.type_name(want) {
             return None;
         }
@@ -195,7 +195,7 @@ impl Scope<'_> {
 
     /// The key or value in a slot at `at`: when `indirect` the slot holds
     /// a pointer to it (keys and values over 128 bytes are stored so).
-    fn slot(&self, ty: usize, indirect: bool, at: u64) -> Result<Value, u64> {
+    pub(super) fn slot(&self, ty: usize, indirect: bool, at: u64) -> Result<Value, u64> {
         let place = if indirect {
             Place::Mem(self.read_u64(&Place::Mem(at), 0).map_err(|_| at)?)
         } else {
