@@ -181,7 +181,12 @@ fn unavailable(v: &str) -> bool {
 
 #[test]
 fn unoptimized_build_shows_every_value_exactly() {
-    for flavour in ["go1.27-noopt", "go1.24-noopt", "go1.19-noopt"] {
+    for flavour in [
+        "go1.27-noopt",
+        "go1.24-noopt",
+        "go1.21-noopt",
+        "go1.19-noopt",
+    ] {
         let h = Held::start(flavour);
         let vars = variables(&h);
         for (name, want) in EXPECTED {
@@ -245,7 +250,16 @@ fn unoptimized_build_shows_every_value_exactly() {
 
 #[test]
 fn optimized_builds_show_right_values_or_say_unavailable() {
-    for flavour in ["go1.19-exe", "go1.27-pie"] {
+    for flavour in [
+        "go1.19-exe",
+        "go1.19-pie",
+        "go1.21-exe",
+        "go1.21-pie",
+        "go1.24-exe",
+        "go1.24-pie",
+        "go1.27-exe",
+        "go1.27-pie",
+    ] {
         let h = Held::start(flavour);
         let vars = variables(&h);
         assert!(!vars.is_empty(), "{flavour}: no variables at all");

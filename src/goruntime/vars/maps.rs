@@ -229,7 +229,8 @@ struct Walk {
 pub(super) fn list(shown: &[String], more: u64, partial: Option<&str>) -> String {
     let mut s = format!("[{}", shown.join(", "));
     if more > 0 {
-        let _ = write!(s, ",...+{more} more");
+        let sep = if shown.is_empty() { "" } else { "," };
+        let _ = write!(s, "{sep}...+{more} more");
     }
     if let Some(why) = partial {
         let sep = if shown.is_empty() && more == 0 {
@@ -257,5 +258,6 @@ mod tests {
             "[a,...+1 more, <partial: unreadable memory at 0x10>]"
         );
         assert_eq!(list(&[], 0, Some("x")), "[<partial: x>]");
+        assert_eq!(list(&[], 2, Some("x")), "[...+2 more, <partial: x>]");
     }
 }
