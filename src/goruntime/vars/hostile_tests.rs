@@ -26,7 +26,7 @@ impl Memory for Sparse {
             addr,
             len: buf.len(),
         };
-        let (start, bytes) = self.0.range(..=addr).next_back().ok_or(fault.clone())?;
+        let (start, bytes) = self.0.range(..=addr).next_back().ok_or(fault)?;
         let off = (addr - start) as usize;
         let src = bytes.get(off..off + buf.len()).ok_or(fault)?;
         buf.copy_from_slice(src);
