@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::{attach, text};
 use crate::common::{self, build_fixtures, goat, Fixture};
 
+/// The toolchains scripts/build-fixtures builds `vars` with.
 const TOOLCHAINS: &[&str] = &["go1.19", "go1.21", "go1.24", "go1.27"];
 
 /// Ids of the goroutines parked in `main.sendFull`, `main.sendUnbuf` and
