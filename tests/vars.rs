@@ -140,8 +140,7 @@ const IN: &str = r#"main.Inner {Name: "inner", Count: 5}"#;
 const REQ: &str =
     r#"*main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {Name: "deep", Count: 3}}"#;
 const ERR: &str = r#"error(*errors.errorString) *errors.errorString {s: "boom"}"#;
-const SH: &str =
-    r#"main.Shape(*main.Request) *main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {...}}"#;
+const SH: &str = r#"main.Shape(*main.Request) *main.Request {ID: 7, Path: "/api/v1", Inner: main.Inner {Name: "deep", Count: 3}}"#;
 const CH: &str = "chan int {len: 1, cap: 2, closed: false, elems: [7], recvq: [], sendq: []}";
 const MSGS: &str = r#"[]string len: 3, cap: 3, ["zero","one","two"]"#;
 

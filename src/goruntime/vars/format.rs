@@ -202,18 +202,44 @@ impl Scope<'_> {
         let Some(dyn_ty) = self.index.by_runtime_type(rel) else {
             return Ok(format!("{name}(<type {typ:#x}>) {data:#x}"));
         };
-        let dk = self.kind(dyn_ty);
-        let direct = matches!(
-            dk,
-            kind::POINTER | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER
-        );
+        // A pointer-shaped type (its descriptor's Size_ and PtrBytes both 8:
+        // pointers, maps, channels, funcs, and structs or arrays of one
+        // such) is held in the data word itself, not behind it.
+        let at = Place::Mem(typ);
+        let direct = match (self.read_u64(&at, 0), self.read_u64(&at, 8)) {
+            (Ok(size), Ok(ptr_bytes)) => size == 8 && ptr_bytes == 8,
+            _ => self.pointer_shaped(dyn_ty, 0),
+        };
         let place = if direct {
             Place::Bytes(data.to_le_bytes().to_vec())
         } else {
             Place::Mem(data)
         };
-        let inner = self.fmt_value(&Value { ty: dyn_ty, place }, depth + 1, seen);
+        // The interface is a wrapper, not a nesting level of its own.
+        let inner = self.fmt_value(&Value { ty: dyn_ty, place }, depth, seen);
         Ok(format!("{name}({}) {inner}", self.type_name(dyn_ty)))
+    }
+}
+
+impl Scope<'_> {
+    /// Whether `ty` is one pointer as far as its DWARF type tells (the
+    /// compiler's rule before Go 1.26: a pointer-like kind, or a struct or
+    /// array of exactly one such).
+    fn pointer_shaped(&self, ty: usize, depth: usize) -> bool {
+        let Some((_, t)) = self.layout(ty).filter(|_| depth < 8) else {
+            return false;
+        };
+        match self.kind(ty) {
+            kind::POINTER | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER => true,
+            kind::STRUCT => match &t.members[..] {
+                [m] => m.ty.is_some_and(|m| self.pointer_shaped(m, depth + 1)),
+                _ => false,
+            },
+            kind::ARRAY => {
+                t.count == Some(1) && t.target.is_some_and(|e| self.pointer_shaped(e, depth + 1))
+            }
+            _ => false,
+        }
     }
 }
 
