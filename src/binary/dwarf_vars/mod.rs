@@ -17,8 +17,10 @@ mod walk;
 
 use super::dwarf::{dwarf_sections, DwarfError, R};
 
-/// `DW_AT_go_kind`, `DW_AT_go_elem`, `DW_AT_go_runtime_type` (Go extensions).
+/// `DW_AT_go_kind`, `DW_AT_go_key`, `DW_AT_go_elem`, `DW_AT_go_runtime_type`
+/// (Go extensions).
 const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
+const DW_AT_GO_KEY: gimli::DwAt = gimli::DwAt(0x2901);
 const DW_AT_GO_ELEM: gimli::DwAt = gimli::DwAt(0x2902);
 const DW_AT_GO_RUNTIME_TYPE: gimli::DwAt = gimli::DwAt(0x2904);
 /// Most entries read from one unit.
@@ -36,6 +38,8 @@ pub struct Type {
     pub target: Option<usize>,
     /// `DW_AT_go_elem`: a slice's or channel's element type.
     pub elem: Option<usize>,
+    /// `DW_AT_go_key`: a map's key type.
+    pub key: Option<usize>,
     /// A base type's `DW_ATE_*` encoding.
     pub encoding: u8,
     /// An array's element count.

@@ -4,7 +4,7 @@ use gimli::{AttributeValue, DebuggingInformationEntry, Unit};
 
 use super::{
     Ctx, Function, Global, Inlined, Location, Member, Type, Var, VarIndex, DW_AT_GO_ELEM,
-    DW_AT_GO_KIND, DW_AT_GO_RUNTIME_TYPE, MAX_ENTRIES_PER_UNIT,
+    DW_AT_GO_KEY, DW_AT_GO_KIND, DW_AT_GO_RUNTIME_TYPE, MAX_ENTRIES_PER_UNIT,
 };
 use crate::binary::dwarf::{global_ref, member_offset, op_addr, R};
 
@@ -163,6 +163,9 @@ impl VarIndex {
                         target: ty,
                         elem: entry
                             .attr_value(DW_AT_GO_ELEM)
+                            .and_then(|v| global_ref(unit, v)),
+                        key: entry
+                            .attr_value(DW_AT_GO_KEY)
                             .and_then(|v| global_ref(unit, v)),
                         encoding: udata(gimli::DW_AT_encoding).unwrap_or(0) as u8,
                         count: None,

@@ -12,7 +12,7 @@ pub const STRING_SHOWN: u64 = 100;
 /// Elements of a slice, array or struct shown.
 pub const ELEMS_SHOWN: u64 = 64;
 /// Nesting levels shown.
-const MAX_DEPTH: usize = 3;
+pub(super) const MAX_DEPTH: usize = 3;
 
 impl Scope<'_> {
     /// Formats `v` as Go.
@@ -21,7 +21,7 @@ impl Scope<'_> {
         self.fmt_value(v, 0, &mut seen)
     }
 
-    fn fmt_value(&self, v: &Value, depth: usize, seen: &mut HashSet<u64>) -> String {
+    pub(super) fn fmt_value(&self, v: &Value, depth: usize, seen: &mut HashSet<u64>) -> String {
         match self.try_fmt(v, depth, seen) {
             Ok(s) => s,
             Err(why) => format!("({}) <{why}>", self.type_name(v.ty)),
@@ -91,6 +91,11 @@ impl Scope<'_> {
                     kind::SLICE => format!("{name} len: {len}, cap: {cap}, "),
                     _ => format!("{name} "),
                 };
+                // A nil slice (no array) is not an empty one: say so, as Delve does.
+                if k == kind::SLICE && matches!(base, Place::Mem(0)) {
+                    s.push_str("nil");
+                    return Ok(s);
+                }
                 if depth >= MAX_DEPTH && len > 0 {
                     s.push_str("[...]");
                     return Ok(s);
@@ -141,7 +146,7 @@ impl Scope<'_> {
                 let p = self.read_u64(&v.place, 0)?;
                 let target = t.target.filter(|_| p != 0);
                 match target {
-                    None if p == 0 => Ok("nil".into()),
+                    None if p == 0 => Ok(format!("{name} nil")),
                     Some(to)
                         if self.kind(to) == kind::STRUCT && depth < MAX_DEPTH && seen.insert(p) =>
                     {
@@ -154,96 +159,8 @@ impl Scope<'_> {
                     _ => Ok(format!("({name})({p:#x})")),
                 }
             }
-            kind::MAP => {
-                let p = self.read_u64(&v.place, 0)?;
-                if p == 0 {
-                    return Ok(format!("{name} nil"));
-                }
-                let hdr = self.ty(lay).and_then(|t| t.target);
-                let off = hdr
-                    .and_then(|h| self.member(h, "count").or_else(|| self.member(h, "used")))
-                    .map_or(0, |(o, _)| o);
-                let count = self.read_u64(&Place::Mem(p), off)?;
-                let mut s = format!("{name} len: {count}");
-                let entries = hdr
-                    .filter(|_| depth < MAX_DEPTH && count > 0)
-                    .and_then(|h| {
-                        self.map_entries(p, h, ELEMS_SHOWN as usize)
-                            .or_else(|| self.swiss_entries(p, h, ELEMS_SHOWN as usize))
-                    });
-                if let Some(entries) = entries {
-                    let shown: Vec<String> = entries
-                        .iter()
-                        .map(|(k, v)| {
-                            let k = self.fmt_value(k, depth + 1, seen);
-                            format!("{k}: {}", self.fmt_value(v, depth + 1, seen))
-                        })
-                        .collect();
-                    let more = count.saturating_sub(shown.len() as u64);
-                    let more = if more > 0 {
-                        format!(",...+{more} more")
-                    } else {
-                        String::new()
-                    };
-                    s = format!("{s}, [{}{more}]", shown.join(", "));
-                }
-                Ok(s)
-            }
-            kind::CHAN => {
-                let p = self.read_u64(&v.place, 0)?;
-                if p == 0 {
-                    return Ok(format!("{name} nil"));
-                }
-                let hdr = self.ty(lay).and_then(|t| t.target);
-                let field =
-                    |n: &str, d: u64| hdr.and_then(|h| self.member(h, n)).map_or(d, |m| m.0);
-                let at = Place::Mem(p);
-                let q = self.read_u64(&at, field("qcount", 0))?;
-                let c = self.read_u64(&at, field("dataqsiz", 8))?;
-                let closed = self.read(&at, field("closed", 0x1c), 4)?;
-                let mut s = format!("{name} {q}/{c}");
-                if closed.iter().any(|&b| b != 0) {
-                    s.push_str(" (closed)");
-                }
-                let contents = hdr.filter(|_| depth < MAX_DEPTH).and_then(|h| {
-                    // The element type: on the channel's own DIE (a typedef
-                    // of *hchan<T>), else from sudog<T>.elem (*T).
-                    let elem = self
-                        .ty(v.ty)
-                        .and_then(|d| d.elem)
-                        .or(t.elem)
-                        .or_else(|| self.chan_elem_from_sudog(h));
-                    self.chan_contents(p, h, elem, ELEMS_SHOWN)
-                });
-                if let Some(c) = contents {
-                    if !c.elems.is_empty() {
-                        let shown: Vec<String> = c
-                            .elems
-                            .iter()
-                            .map(|e| self.fmt_value(e, depth + 1, seen))
-                            .collect();
-                        let more = q.saturating_sub(shown.len() as u64);
-                        let more = if more > 0 {
-                            format!(",...+{more} more")
-                        } else {
-                            String::new()
-                        };
-                        let _ = write!(s, " [{}{more}]", shown.join(", "));
-                    }
-                    let list = |ids: &[u64]| {
-                        let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
-                        let more = if c.more_waiters { ",..." } else { "" };
-                        format!("[goroutine {}{more}]", ids.join(", "))
-                    };
-                    if !c.receivers.is_empty() {
-                        let _ = write!(s, ", waiting to receive: {}", list(&c.receivers));
-                    }
-                    if !c.senders.is_empty() {
-                        let _ = write!(s, ", waiting to send: {}", list(&c.senders));
-                    }
-                }
-                Ok(s)
-            }
+            kind::MAP => self.fmt_map(v, lay, &name, depth, seen),
+            kind::CHAN => self.fmt_chan(v, lay, &name, depth, seen),
             kind::INTERFACE => self.fmt_interface(v, &name, depth, seen),
             _ => {
                 let b = self.read(&v.place, 0, size.min(64))?;
@@ -285,18 +202,44 @@ impl Scope<'_> {
         let Some(dyn_ty) = self.index.by_runtime_type(rel) else {
             return Ok(format!("{name}(<type {typ:#x}>) {data:#x}"));
         };
-        let dk = self.kind(dyn_ty);
-        let direct = matches!(
-            dk,
-            kind::POINTER | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER
-        );
+        // A pointer-shaped type (its descriptor's Size_ and PtrBytes both 8:
+        // pointers, maps, channels, funcs, and structs or arrays of one
+        // such) is held in the data word itself, not behind it.
+        let at = Place::Mem(typ);
+        let direct = match (self.read_u64(&at, 0), self.read_u64(&at, 8)) {
+            (Ok(size), Ok(ptr_bytes)) => size == 8 && ptr_bytes == 8,
+            _ => self.pointer_shaped(dyn_ty, 0),
+        };
         let place = if direct {
             Place::Bytes(data.to_le_bytes().to_vec())
         } else {
             Place::Mem(data)
         };
-        let inner = self.fmt_value(&Value { ty: dyn_ty, place }, depth + 1, seen);
+        // The interface is a wrapper, not a nesting level of its own.
+        let inner = self.fmt_value(&Value { ty: dyn_ty, place }, depth, seen);
         Ok(format!("{name}({}) {inner}", self.type_name(dyn_ty)))
+    }
+}
+
+impl Scope<'_> {
+    /// Whether `ty` is one pointer as far as its DWARF type tells (the
+    /// compiler's rule before Go 1.26: a pointer-like kind, or a struct or
+    /// array of exactly one such).
+    fn pointer_shaped(&self, ty: usize, depth: usize) -> bool {
+        let Some((_, t)) = self.layout(ty).filter(|_| depth < 8) else {
+            return false;
+        };
+        match self.kind(ty) {
+            kind::POINTER | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER => true,
+            kind::STRUCT => match &t.members[..] {
+                [m] => m.ty.is_some_and(|m| self.pointer_shaped(m, depth + 1)),
+                _ => false,
+            },
+            kind::ARRAY => {
+                t.count == Some(1) && t.target.is_some_and(|e| self.pointer_shaped(e, depth + 1))
+            }
+            _ => false,
+        }
     }
 }
 

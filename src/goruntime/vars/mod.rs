@@ -9,6 +9,8 @@
 mod chans;
 pub mod expr;
 pub mod format;
+#[cfg(test)]
+mod hostile_tests;
 mod maps;
 mod swiss;
 pub mod types;
