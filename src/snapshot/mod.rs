@@ -143,14 +143,7 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
     }
 
     let stopped = live.stop()?;
-    let fp = stopped.fp_states()?;
-    let threads: Vec<ThreadInfo> = stopped
-        .threads()
-        .iter()
-        .zip(fp)
-        .map(|(t, f)| ThreadInfo::read(pid, t, f))
-        .collect();
-    let pinfo = ProcessInfo::read(pid);
+    let (threads, pinfo) = stop_facts(&stopped, pid)?;
     stats.threads = threads.len();
 
     let mut child = None;
@@ -237,14 +230,7 @@ pub fn write_core_stopped(
         "creating a core file for {}",
         dest.display()
     )))?;
-    let fp = stopped.fp_states()?;
-    let threads: Vec<ThreadInfo> = stopped
-        .threads()
-        .iter()
-        .zip(fp)
-        .map(|(t, f)| ThreadInfo::read(pid, t, f))
-        .collect();
-    let pinfo = ProcessInfo::read(pid);
+    let (threads, pinfo) = stop_facts(stopped, pid)?;
     stats.threads = threads.len();
     let facts = Facts {
         pinfo: &pinfo,
@@ -260,4 +246,19 @@ pub fn write_core_stopped(
     }
     stats.total = start.elapsed();
     Ok(stats)
+}
+
+/// The registers of every stopped thread and the process facts, for the notes.
+fn stop_facts(
+    stopped: &Stopped<'_>,
+    pid: i32,
+) -> Result<(Vec<ThreadInfo>, ProcessInfo), SnapshotError> {
+    let fp = stopped.fp_states()?;
+    let threads = stopped
+        .threads()
+        .iter()
+        .zip(fp)
+        .map(|(t, f)| ThreadInfo::read(pid, t, f))
+        .collect();
+    Ok((threads, ProcessInfo::read(pid)))
 }

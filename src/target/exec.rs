@@ -183,6 +183,7 @@ impl Tracer {
     /// or an abort.
     fn wait_running(&mut self) -> Result<Woke, AttachError> {
         let mut drained = 0;
+        let mut block = false;
         loop {
             if signals::take_abort() {
                 return Ok(Woke::Aborted);
@@ -190,29 +191,24 @@ impl Tracer {
             if signals::take_interrupt() {
                 return Ok(Woke::Interrupted);
             }
-            match waitpid(None, Some(super::ptrace::wait_flags())) {
+            // Nothing pending: block until a tracee stops (or the signal
+            // thread wakes us for Ctrl-C), so that a trap is rewound
+            // microseconds after it happens. A SIGKILLed goat hands a trap
+            // not yet rewound to the program.
+            let flags = if block {
+                WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD
+            } else {
+                super::ptrace::wait_flags()
+            };
+            match waitpid(None, Some(flags)) {
                 Ok(WaitStatus::StillAlive) => {
                     if !self.bps.hits.is_empty() {
                         return Ok(Woke::Hits);
                     }
-                    // Nothing pending: block until a tracee stops (or the
-                    // signal thread wakes us for Ctrl-C), so that a trap is
-                    // rewound microseconds after it happens. A SIGKILLed
-                    // goat hands a trap not yet rewound to the program.
-                    let blocking = WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD;
-                    match waitpid(None, Some(blocking)) {
-                        Ok(ws) => self.on_event(ws, false),
-                        Err(Errno::EINTR) => {}
-                        Err(Errno::ECHILD) => self.threads.clear(),
-                        Err(errno) => {
-                            return Err(AttachError::Os {
-                                op: "waitpid",
-                                errno,
-                            })
-                        }
-                    }
+                    block = true;
                 }
                 Ok(ws) => {
+                    block = false;
                     self.on_event(ws, false);
                     if !self.bps.hits.is_empty() {
                         drained += 1;
