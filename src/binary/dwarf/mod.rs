@@ -124,13 +124,7 @@ impl DwarfTypes {
 
     /// Indexes already extracted (uncompressed) sections, by ELF name.
     fn from_sections(sections: &Sections<'_>) -> Result<DwarfTypes, DwarfError> {
-        if sections.get(".debug_info").is_none_or(|d| d.is_empty()) {
-            return Err(DwarfError::NoDebugInfo);
-        }
-        let dwarf = gimli::Dwarf::load(|id| -> Result<R<'_>, DwarfError> {
-            let data = sections.get(id.name()).map_or(&[][..], |d| &d[..]);
-            Ok(EndianSlice::new(data, LittleEndian))
-        })?;
+        let dwarf = load_dwarf(sections)?;
 
         let mut index = DwarfTypes::default();
         let mut headers = dwarf.units();
@@ -391,7 +385,22 @@ pub(super) fn dwarf_sections(elf: &[u8]) -> Result<Sections<'_>, DwarfError> {
     Ok(sections)
 }
 
-fn is_type_tag(tag: gimli::DwTag) -> bool {
+/// gimli's view of the extracted sections; `NoDebugInfo` when there is no
+/// `.debug_info` to read.
+pub(super) fn load_dwarf<'a>(
+    sections: &'a Sections<'_>,
+) -> Result<gimli::Dwarf<R<'a>>, DwarfError> {
+    if sections.get(".debug_info").is_none_or(|d| d.is_empty()) {
+        return Err(DwarfError::NoDebugInfo);
+    }
+    gimli::Dwarf::load(|id| -> Result<R<'_>, DwarfError> {
+        let data = sections.get(id.name()).map_or(&[][..], |d| &d[..]);
+        Ok(EndianSlice::new(data, LittleEndian))
+    })
+}
+
+/// The DIE tags that describe a type (indexed by both DWARF readers).
+pub(super) fn is_type_tag(tag: gimli::DwTag) -> bool {
     matches!(
         tag,
         gimli::DW_TAG_structure_type

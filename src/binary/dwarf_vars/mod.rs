@@ -11,11 +11,9 @@
 
 use std::collections::HashMap;
 
-use gimli::{EndianSlice, LittleEndian};
-
 mod walk;
 
-use super::dwarf::{dwarf_sections, DwarfError, R};
+use super::dwarf::{dwarf_sections, load_dwarf, DwarfError};
 
 /// `DW_AT_go_kind`, `DW_AT_go_key`, `DW_AT_go_elem`, `DW_AT_go_runtime_type`
 /// (Go extensions).
@@ -170,13 +168,7 @@ impl VarIndex {
     /// Indexes the ELF file's DWARF. Units that fail to parse are skipped.
     pub fn load(elf: &[u8]) -> Result<VarIndex, DwarfError> {
         let sections = dwarf_sections(elf)?;
-        if sections.get(".debug_info").is_none_or(|d| d.is_empty()) {
-            return Err(DwarfError::NoDebugInfo);
-        }
-        let dwarf = gimli::Dwarf::load(|id| -> Result<R<'_>, DwarfError> {
-            let data = sections.get(id.name()).map_or(&[][..], |d| &d[..]);
-            Ok(EndianSlice::new(data, LittleEndian))
-        })?;
+        let dwarf = load_dwarf(&sections)?;
         let mut index = VarIndex::default();
         let mut headers = dwarf.units();
         while let Ok(Some(header)) = headers.next() {

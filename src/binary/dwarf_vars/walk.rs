@@ -6,7 +6,7 @@ use super::{
     Ctx, Function, Global, Inlined, Location, Member, Type, Var, VarIndex, DW_AT_GO_ELEM,
     DW_AT_GO_KEY, DW_AT_GO_KIND, DW_AT_GO_RUNTIME_TYPE, MAX_ENTRIES_PER_UNIT,
 };
-use crate::binary::dwarf::{global_ref, member_offset, op_addr, R};
+use crate::binary::dwarf::{global_ref, is_type_tag, member_offset, op_addr, R};
 
 impl VarIndex {
     pub(super) fn index_unit(
@@ -202,20 +202,6 @@ fn owner(stack: &[(isize, Ctx)]) -> Option<Ctx> {
         .rev()
         .map(|&(_, c)| c)
         .find(|c| matches!(c, Ctx::Func(_) | Ctx::Inl(..)))
-}
-
-fn is_type_tag(tag: gimli::DwTag) -> bool {
-    matches!(
-        tag,
-        gimli::DW_TAG_structure_type
-            | gimli::DW_TAG_typedef
-            | gimli::DW_TAG_base_type
-            | gimli::DW_TAG_pointer_type
-            | gimli::DW_TAG_array_type
-            | gimli::DW_TAG_subroutine_type
-            | gimli::DW_TAG_union_type
-            | gimli::DW_TAG_unspecified_type
-    )
 }
 
 fn name_of<'a>(
