@@ -19,6 +19,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::breakpoints::TempBreakpoint;
+use super::inject::wait_one;
 use super::ptrace::{regs_from, AttachError, State, StopKind, Stopped, Tracer};
 use super::signals;
 use super::Thread;
@@ -260,19 +261,18 @@ impl Tracer {
             }
             self.threads.insert(tid, State::Running);
             let deadline = Instant::now() + STEP_TIMEOUT;
-            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
             // Its SIGTRAP stop (rewound and turned into an event stop by
             // on_event), then that event stop.
             while self.threads.get(&tid) == Some(&State::Running) {
-                match waitpid(p, Some(flags)) {
-                    Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
-                        if Instant::now() > deadline {
-                            left_running = true;
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_micros(20));
-                    }
+                match wait_one(tid, deadline) {
                     Ok(ws) => self.on_event(ws, true),
+                    Err(AttachError::Os {
+                        errno: Errno::ETIMEDOUT,
+                        ..
+                    }) => {
+                        left_running = true;
+                        break;
+                    }
                     Err(_) => {
                         self.threads.remove(&tid);
                     }
@@ -392,31 +392,22 @@ impl Tracer {
         if ptrace::interrupt(p).is_err() || ptrace::cont(p, None).is_err() {
             return;
         }
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
-        loop {
-            match waitpid(p, Some(flags)) {
-                Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP)) => return,
-                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
-                Ok(WaitStatus::Stopped(_, sig)) => {
-                    // A signal queued behind the trap: kept for the resume.
-                    self.threads
-                        .insert(tid, State::Stopped(StopKind::Signal(sig)));
-                    return;
-                }
-                Ok(ws) => {
-                    self.on_event(ws, true);
-                    return;
-                }
-                Err(_) => {
-                    self.threads.remove(&tid);
-                    return;
-                }
+        match wait_one(tid, Instant::now() + STEP_TIMEOUT) {
+            Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP)) => {}
+            Ok(WaitStatus::Stopped(_, sig)) => {
+                // A signal queued behind the trap: kept for the resume.
+                self.threads
+                    .insert(tid, State::Stopped(StopKind::Signal(sig)));
             }
-            if Instant::now() > deadline {
-                return;
+            Ok(ws) => self.on_event(ws, true),
+            // Still on its way: the stop arrives later like any other.
+            Err(AttachError::Os {
+                errno: Errno::ETIMEDOUT,
+                ..
+            }) => {}
+            Err(_) => {
+                self.threads.remove(&tid);
             }
-            std::thread::sleep(Duration::from_micros(10));
         }
     }
 
