@@ -29,6 +29,9 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::inject::wait_one;
+use super::ptrace::{task_ids, AttachError};
+
 const INT3: u8 = 0xcc;
 /// How long the guardian waits for goat's tracing to end before it gives up
 /// attaching (the bytes are already restored by then).
@@ -216,15 +219,6 @@ pub(super) fn sigtrap_pending(pid: i32, tid: i32) -> bool {
         .is_some_and(|mask| mask & (1 << (Signal::SIGTRAP as u64 - 1)) != 0)
 }
 
-fn task_ids(pid: i32) -> Vec<i32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Attaches to every thread (waiting for goat's tracing to end), rewinds
 /// those that executed an armed int3 and still have its SIGTRAP pending,
 /// discards that SIGTRAP, and detaches everything. Returns how many were
@@ -232,7 +226,7 @@ fn task_ids(pid: i32) -> Vec<i32> {
 fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, String> {
     let mut seized: Vec<i32> = Vec::new();
     let deadline = Instant::now() + SEIZE_PATIENCE;
-    let mut pending: Vec<i32> = task_ids(pid);
+    let mut pending: Vec<i32> = task_ids(pid).unwrap_or_default();
     while !pending.is_empty() {
         pending.retain(
             |&tid| match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
@@ -327,12 +321,8 @@ fn rewind_if_armed(tid: i32, armed: &BTreeMap<u64, u8>) -> bool {
 
 fn wait_for_sigtrap(tid: i32) {
     let deadline = Instant::now() + STOP_PATIENCE;
-    while Instant::now() < deadline {
-        match waitpid(
-            Pid::from_raw(tid),
-            Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG),
-        ) {
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_micros(50)),
+    loop {
+        match wait_one(tid, deadline) {
             Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => return,
             Ok(WaitStatus::Stopped(p, sig)) => {
                 // Another signal came first: deliver it and keep waiting.
@@ -341,7 +331,12 @@ fn wait_for_sigtrap(tid: i32) {
             Ok(WaitStatus::PtraceEvent(p, _, _)) => {
                 let _ = ptrace::cont(p, None);
             }
-            _ => return,
+            Ok(_) => return,
+            Err(AttachError::Os {
+                errno: Errno::ETIMEDOUT,
+                ..
+            }) => break,
+            Err(_) => return,
         }
     }
     let _ = ptrace::interrupt(Pid::from_raw(tid));
@@ -355,23 +350,14 @@ fn detach_all(seized: &[i32], signals: &BTreeMap<i32, Signal>) {
         if ptrace::detach(Pid::from_raw(tid), sig).is_err() {
             // Not in a ptrace-stop (it never reported): stop it, then detach.
             let _ = ptrace::interrupt(Pid::from_raw(tid));
-            let deadline = Instant::now() + Duration::from_millis(200);
-            while Instant::now() < deadline {
-                match waitpid(
-                    Pid::from_raw(tid),
-                    Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG),
-                ) {
-                    Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_micros(50)),
-                    Ok(WaitStatus::Stopped(p, s)) => {
-                        let _ = ptrace::detach(p, s);
-                        break;
-                    }
-                    Ok(_) => {
-                        let _ = ptrace::detach(Pid::from_raw(tid), None);
-                        break;
-                    }
-                    Err(_) => break,
+            match wait_one(tid, Instant::now() + Duration::from_millis(200)) {
+                Ok(WaitStatus::Stopped(p, s)) => {
+                    let _ = ptrace::detach(p, s);
                 }
+                Ok(_) => {
+                    let _ = ptrace::detach(Pid::from_raw(tid), None);
+                }
+                Err(_) => {}
             }
         }
     }

@@ -117,7 +117,7 @@ pub(super) fn listen(tid: i32) -> Result<(), Errno> {
     }
 }
 
-fn task_ids(pid: i32) -> Result<Vec<i32>, AttachError> {
+pub(super) fn task_ids(pid: i32) -> Result<Vec<i32>, AttachError> {
     let dir =
         std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| AttachError::Exited { pid })?;
     Ok(dir
