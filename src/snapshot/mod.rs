@@ -116,15 +116,7 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
     let start = Instant::now();
     let pid = live.pid();
     let mut stats = CoreStats::default();
-    let dir = match opts.dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    stats.stale_removed = stale::sweep(dir);
-    let tmp = output::TempCore::create(&opts.dest, opts.force).map_err(io_err(format!(
-        "creating a core file for {}",
-        opts.dest.display()
-    )))?;
+    let tmp = create_temp(&opts.dest, opts.force, &mut stats)?;
     let filter = read_filter(pid);
     let mut mode = opts.mode;
     let mut insn = None;
@@ -221,15 +213,7 @@ pub fn write_core_stopped(
         mode: Some(Mode::Stop),
         ..CoreStats::default()
     };
-    let dir = match dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    stats.stale_removed = stale::sweep(dir);
-    let tmp = output::TempCore::create(dest, force).map_err(io_err(format!(
-        "creating a core file for {}",
-        dest.display()
-    )))?;
+    let tmp = create_temp(dest, force, &mut stats)?;
     let (threads, pinfo) = stop_facts(stopped, pid)?;
     stats.threads = threads.len();
     let facts = Facts {
@@ -261,4 +245,22 @@ fn stop_facts(
         .map(|(t, f)| ThreadInfo::read(pid, t, f))
         .collect();
     Ok((threads, ProcessInfo::read(pid)))
+}
+
+/// The temporary file the core is written to, beside `dest`; temporaries
+/// that killed goats left in that directory are removed first.
+fn create_temp(
+    dest: &Path,
+    force: bool,
+    stats: &mut CoreStats,
+) -> Result<output::TempCore, SnapshotError> {
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    stats.stale_removed = stale::sweep(dir);
+    output::TempCore::create(dest, force).map_err(io_err(format!(
+        "creating a core file for {}",
+        dest.display()
+    )))
 }
