@@ -11,31 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::traceback::{self, Block};
-use common::{assert_untouched, build_fixtures, goat, run_goat, Fixture};
-
-/// Runs `goat attach PID [args]` with `script` on a piped stdin.
-fn attach_with_stdin(pid: i32, args: &[&str], script: &str) -> Output {
-    let mut child = goat()
-        .arg("attach")
-        .arg(pid.to_string())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run goat attach");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write the script");
-    child.wait_with_output().expect("wait for goat")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{assert_untouched, attach_with_stdin, build_fixtures, goat, run_goat, text, Fixture};
 
 /// The goroutine blocks of `goat stacks PID`.
 fn stacks(pid: i32) -> std::collections::BTreeMap<u64, Block> {

@@ -7,15 +7,10 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_untouched, build_fixtures, goat, run_goat, Fixture};
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{assert_untouched, build_fixtures, goat, run_goat, text, text_segment, Fixture};
 
 fn spawn_attach(pid: i32) -> Child {
     goat()
@@ -28,13 +23,7 @@ fn spawn_attach(pid: i32) -> Child {
 }
 
 fn attach(pid: i32, script: &[&str]) -> Output {
-    let mut child = spawn_attach(pid);
-    let mut stdin = child.stdin.take().expect("stdin");
-    for line in script {
-        writeln!(stdin, "{line}").expect("write the script");
-    }
-    drop(stdin);
-    child.wait_with_output().expect("wait for goat")
+    common::attach_with_stdin(pid, &[], &format!("{}\n", script.join("\n")))
 }
 
 /// The fixture's line carrying `// L:name`.
@@ -46,26 +35,6 @@ fn line_of(name: &str) -> u32 {
         .position(|l| l.trim_end().ends_with(&marker))
         .map(|i| i as u32 + 1)
         .unwrap_or_else(|| panic!("no {marker} in main.go"))
-}
-
-/// The executable's text mapping of `pid`, read through `/proc/PID/mem`.
-fn text_segment(fx: &Fixture) -> Vec<u8> {
-    let pid = fx.pid();
-    let exe = fx.path.canonicalize().expect("canonical path");
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
-    let line = maps
-        .lines()
-        .find(|l| l.contains(" r-xp ") && l.ends_with(exe.to_str().expect("utf-8")))
-        .expect("the text mapping");
-    let (lo, hi) = line.split(' ').next().unwrap().split_once('-').unwrap();
-    let (lo, hi) = (
-        u64::from_str_radix(lo, 16).unwrap(),
-        u64::from_str_radix(hi, 16).unwrap(),
-    );
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open mem");
-    let mut buf = vec![0u8; (hi - lo) as usize];
-    mem.read_exact_at(&mut buf, lo).expect("read the text");
-    buf
 }
 
 /// `(goroutine, function, line, rest)` of each `> [goroutine N] F() FILE:LINE ...` stop.

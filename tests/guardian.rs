@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::process::Stdio;
 
-use common::{assert_untouched, goat, Fixture};
+use common::{assert_untouched, goat, text_segment, Fixture};
 use object::{Object, ObjectSegment, ObjectSymbol};
 
 /// The run-time address of `runtime.fatalpanic`: a function a healthy program
@@ -115,25 +115,6 @@ fn touches_nothing_after_goodbye_or_disarm() {
     }
 }
 
-/// The executable's code as the target maps it.
-fn text_segment(pid: i32) -> Vec<u8> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
-    let line = maps
-        .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some("r-xp") && l.contains("/ticker"))
-        .expect("text mapping");
-    let (lo, hi) = line
-        .split_whitespace()
-        .next()
-        .and_then(|r| r.split_once('-'))
-        .expect("range");
-    let lo = u64::from_str_radix(lo, 16).expect("hex");
-    let hi = u64::from_str_radix(hi, 16).expect("hex");
-    let mut buf = vec![0u8; (hi - lo) as usize];
-    mem(pid).read_exact_at(&mut buf, lo).expect("read text");
-    buf
-}
-
 /// `goat attach` of the ticker fixture with `script` typed in; `until` is
 /// awaited on goat's stdout before goat is SIGKILLed. Returns goat's stderr
 /// (where the guardian, which inherits it, reports).
@@ -180,7 +161,7 @@ fn assert_lives_on(fx: &mut Fixture, text_before: &[u8], what: &str) {
     }
     assert_untouched(fx.pid());
     assert!(
-        text_segment(fx.pid()) == text_before,
+        text_segment(fx) == text_before,
         "{what}: code differs from before the session"
     );
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -196,7 +177,7 @@ fn kill_9_of_goat_with_breakpoints_leaves_the_target_running() {
     for flavour in ["go1.19-exe", "go1.27-pie"] {
         // At the prompt after a hit: the int3s are already out of memory.
         let mut fx = Fixture::start(flavour, "ticker", &[]);
-        let text = text_segment(fx.pid());
+        let text = text_segment(&fx);
         kill_goat_during(&fx, "b main.hot\nc\n", "main.hot", 50);
         assert_lives_on(&mut fx, &text, &format!("{flavour}, at a hit"));
     }

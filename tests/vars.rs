@@ -12,34 +12,15 @@ mod core_file;
 #[path = "vars/globals.rs"]
 mod globals;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{assert_untouched, build_fixtures, goat, Fixture};
+use common::{assert_untouched, build_fixtures, text, Fixture};
 
 fn attach(pid: i32, script: &str) -> Output {
-    let mut child = goat()
-        .arg("attach")
-        .arg(pid.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run goat attach");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write the script");
-    let out = child.wait_with_output().expect("wait for goat");
+    let out = common::attach_with_stdin(pid, &[], script);
     assert!(out.status.success(), "goat attach: {out:?}");
     out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// A running `vars` fixture with its `main.hold` goroutine and frame found.

@@ -4,7 +4,8 @@
 
 pub mod traceback;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
@@ -102,6 +103,31 @@ pub fn goat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_goat"))
 }
 
+/// Runs `goat attach PID [args]` with `script` on a piped stdin.
+pub fn attach_with_stdin(pid: i32, args: &[&str], script: &str) -> Output {
+    let mut child = goat()
+        .arg("attach")
+        .arg(pid.to_string())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run goat attach");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write the script");
+    child.wait_with_output().expect("wait for goat")
+}
+
+/// Output bytes as text (lossy).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 pub fn run_goat(args: &[&str]) -> Output {
     goat().args(args).output().expect("run goat")
 }
@@ -152,4 +178,24 @@ fn threads_stopped(pid: i32) -> bool {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// The fixture's text mapping, read through `/proc/PID/mem`.
+pub fn text_segment(fx: &Fixture) -> Vec<u8> {
+    let pid = fx.pid();
+    let exe = fx.path.canonicalize().expect("canonical path");
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let line = maps
+        .lines()
+        .find(|l| l.contains(" r-xp ") && l.ends_with(exe.to_str().expect("utf-8")))
+        .expect("the text mapping");
+    let (lo, hi) = line.split(' ').next().unwrap().split_once('-').unwrap();
+    let (lo, hi) = (
+        u64::from_str_radix(lo, 16).unwrap(),
+        u64::from_str_radix(hi, 16).unwrap(),
+    );
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open mem");
+    let mut buf = vec![0u8; (hi - lo) as usize];
+    mem.read_exact_at(&mut buf, lo).expect("read the text");
+    buf
 }
