@@ -149,23 +149,6 @@ fn check_core(flavour: &str, fx: &Fixture, core: &Path, stderr: &str) {
     );
 }
 
-fn goroutine_ids_live(pid: i32) -> Vec<u64> {
-    let out = run_goat(&["stacks", &pid.to_string()]);
-    assert!(out.status.success());
-    let mut ids: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("goroutine ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
 fn goroutine_ids_dlv(bin: &Path, core: &Path) -> Vec<u64> {
     let mut child = Command::new("dlv")
         .arg("core")
@@ -234,7 +217,7 @@ fn dlv_core_lists_the_goroutines_goat_stacks_sees() {
     let flavour = "go1.19-exe";
     // No spinning goroutine: the set of goroutines stays fixed.
     let fx = Fixture::start(flavour, "states", &[]);
-    let live = goroutine_ids_live(fx.pid());
+    let live = common::goroutine_ids(&["stacks", &fx.pid().to_string()]);
     for mode in ["stop", "fork"] {
         let core = dir.join(format!("{mode}.core"));
         core_of(&fx, mode, &core);

@@ -165,35 +165,13 @@ fn a_killed_goats_temporary_is_removed_by_the_next_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The goroutine ids `goat stacks` prints (live, or from `--core FILE`).
-fn goroutine_ids(args: &[&str]) -> Vec<u64> {
-    let out = run_goat(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut ids: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("goroutine ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
 #[test]
 fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
     build_fixtures();
     let dir = scratch("seccomp");
     let fx = Fixture::start("go1.27-pie", "seccomp", &[]);
     let pid = fx.pid().to_string();
-    let live = goroutine_ids(&["stacks", &pid]);
+    let live = common::goroutine_ids(&["stacks", &pid]);
     assert!(live.len() >= 4, "{live:?}");
     // As shipped, goat does not even try; with the test variable it injects
     // the clone, the filter refuses it (EPERM), and goat falls back.
@@ -222,7 +200,7 @@ fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
         assert_untouched(fx.pid());
         assert!(children(fx.pid()).is_empty(), "{:?}", children(fx.pid()));
         // A valid core: goat reads the same goroutines from it, gdb loads it.
-        let from_core = goroutine_ids(&["stacks", "--core", core.to_str().unwrap()]);
+        let from_core = common::goroutine_ids(&["stacks", "--core", core.to_str().unwrap()]);
         assert_eq!(from_core, live, "{try_clone}");
         let gdb = Command::new("gdb")
             .args(["-batch", "-nx", "-ex", "info threads"])
@@ -233,7 +211,11 @@ fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
         let text = String::from_utf8_lossy(&gdb.stdout);
         assert!(text.matches("LWP ").count() >= 4, "{text}");
         // The target still works after the refused clone: same goroutines.
-        assert_eq!(goroutine_ids(&["stacks", &pid]), live, "{try_clone}");
+        assert_eq!(
+            common::goroutine_ids(&["stacks", &pid]),
+            live,
+            "{try_clone}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

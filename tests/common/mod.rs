@@ -199,3 +199,25 @@ pub fn text_segment(fx: &Fixture) -> Vec<u8> {
     mem.read_exact_at(&mut buf, lo).expect("read the text");
     buf
 }
+
+/// The goroutine ids `goat stacks` prints (live, or from `--core FILE`).
+pub fn goroutine_ids(args: &[&str]) -> Vec<u64> {
+    let out = run_goat(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ids: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("goroutine ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
