@@ -51,6 +51,10 @@ enum Command {
     /// dies while they are in place (reads goat's messages on stdin).
     #[command(hide = true)]
     Guardian { pid: i32 },
+    /// Internal: started by `attach` to trace PID in a process of its own,
+    /// which outlives goat (requests on stdin, replies on stdout).
+    #[command(hide = true)]
+    Tracer { pid: i32 },
     /// Debug PID interactively (Delve's commands). The process stays
     /// stopped until you quit or detach, then runs on untouched.
     Attach {
@@ -117,11 +121,15 @@ fn main() -> ExitCode {
         // Its own process, not a debugger: none of goat's signal handling.
         return ExitCode::from(goat::target::guardian::run(pid) as u8);
     }
+    if let Command::Tracer { pid } = cli.command {
+        // Installs its own signal handling.
+        return ExitCode::from(goat::target::remote::serve(pid) as u8);
+    }
     if let Err(e) = goat::target::install_detach_on_signals() {
         eprintln!("goat: warning: cannot guard against signals: {e}");
     }
     let result = match cli.command {
-        Command::Guardian { .. } => unreachable!("handled above"),
+        Command::Guardian { .. } | Command::Tracer { .. } => unreachable!("handled above"),
         Command::Check { pid } => check(pid),
         Command::Stacks {
             pid,

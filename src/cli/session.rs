@@ -6,20 +6,15 @@ use std::path::Path;
 use anyhow::Result;
 
 use goat::repl;
-use goat::target::guardian::Guardian;
 use goat::target::{read_mappings, set_session_interrupts, LiveProcess};
 
 use super::open::{open_core, open_program};
 
 pub fn attach(pid: i32, commands: Vec<String>, batch: bool) -> Result<u8> {
     let (prog, exe) = open_program(pid)?;
-    let live = LiveProcess::attach(pid)?;
-    // Restores the int3 bytes should goat die while the target runs under
-    // breakpoints; without it the session works, only less safely.
-    match Guardian::spawn(pid) {
-        Ok(g) => live.set_arm_observer(Box::new(g))?,
-        Err(e) => eprintln!("goat: no guardian process ({e}); breakpoints would stay behind if goat were killed while the program runs"),
-    }
+    // The tracer is a process of its own, which takes the breakpoints out
+    // and detaches should goat die (see target/remote.rs).
+    let live = LiveProcess::attach_isolated(pid)?;
     let bias = prog.load_bias(&read_mappings(pid), &exe)?;
     let backend = repl::LiveBackend::stop(&live)?;
     let mut session = repl::Session::new(&prog, Box::new(backend), bias)?;

@@ -7,6 +7,8 @@
 //! correct program. An [`ArmObserver`] (the guardian process) hears of
 //! every int3 before it is written, to cover goat dying while armed.
 
+use serde::{Deserialize, Serialize};
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -14,6 +16,7 @@ use std::os::unix::fs::FileExt;
 use nix::errno::Errno;
 
 use super::ptrace::{AttachError, LiveProcess};
+use super::wire::{protocol_error, Reply, Request};
 
 const INT3: u8 = 0xcc;
 
@@ -27,7 +30,7 @@ pub trait ArmObserver: Send {
 }
 
 /// A user breakpoint as the table keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakpointInfo {
     pub id: u32,
     /// Run-time address.
@@ -41,7 +44,7 @@ pub struct BreakpointInfo {
 
 /// What a thread stopped at a temporary (stepping) breakpoint must match to
 /// count: the goroutine being stepped and, for recursion, its frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TempBreakpoint {
     /// Run-time address.
     pub addr: u64,
@@ -52,7 +55,7 @@ pub struct TempBreakpoint {
     pub frame: Option<FrameCond>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameCond {
     pub cfa: u64,
     pub sp_delta: i64,
@@ -295,36 +298,41 @@ impl LiveProcess {
     /// A new user breakpoint at run-time `addr` (its original byte is saved
     /// now; an address that already holds an int3 is refused).
     pub fn add_breakpoint(&self, addr: u64) -> Result<BreakpointInfo, AttachError> {
-        self.call(move |t| t.bps.add_user(t.pid, addr))?
+        match self.request(Request::AddBreakpoint(addr))? {
+            Reply::Breakpoint(Some(b)) => Ok(b),
+            _ => Err(protocol_error()),
+        }
     }
 
     pub fn remove_breakpoint(&self, id: u32) -> Result<Option<BreakpointInfo>, AttachError> {
-        self.call(move |t| t.bps.remove_user(id))
+        self.breakpoint_reply(Request::RemoveBreakpoint(id))
     }
 
     pub fn breakpoints(&self) -> Result<Vec<BreakpointInfo>, AttachError> {
-        self.call(|t| t.bps.user.values().cloned().collect())
+        match self.request(Request::Breakpoints)? {
+            Reply::Breakpoints(all) => Ok(all),
+            _ => Err(protocol_error()),
+        }
     }
 
     /// Sets (or with `None` removes) breakpoint `id`'s condition text.
     pub fn set_condition(&self, id: u32, cond: Option<String>) -> Result<bool, AttachError> {
-        self.call(move |t| match t.bps.user.get_mut(&id) {
-            Some(b) => {
-                b.cond = cond;
-                true
-            }
-            None => false,
-        })
+        match self.request(Request::SetCondition(id, cond))? {
+            Reply::Found(found) => Ok(found),
+            _ => Err(protocol_error()),
+        }
     }
 
     /// Counts a reported hit of breakpoint `id` by goroutine `goid`.
     pub fn record_hit(&self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>, AttachError> {
-        self.call(move |t| {
-            let b = t.bps.user.get_mut(&id)?;
-            *b.hits.entry(goid).or_default() += 1;
-            b.total += 1;
-            Some(b.clone())
-        })
+        self.breakpoint_reply(Request::RecordHit(id, goid))
+    }
+
+    fn breakpoint_reply(&self, req: Request) -> Result<Option<BreakpointInfo>, AttachError> {
+        match self.request(req)? {
+            Reply::Breakpoint(b) => Ok(b),
+            _ => Err(protocol_error()),
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! reported: it hits again on the next continue. Only the reported thread
 //! is stepped over on resume, alone, with the original byte in place.
 
+use serde::{Deserialize, Serialize};
+
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -22,6 +24,7 @@ use super::breakpoints::TempBreakpoint;
 use super::inject::wait_one;
 use super::ptrace::{regs_from, AttachError, State, StopKind, Stopped, Tracer};
 use super::signals;
+use super::wire::{protocol_error, Reply, Request};
 use super::Thread;
 
 /// `si_code` of a SIGTRAP raised by an int3 instruction.
@@ -34,7 +37,7 @@ const DRAIN_AFTER_HIT: usize = 64;
 
 /// What a continue or step needs from the session besides the user
 /// breakpoints: the temporary ones, and where a thread keeps its `g`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunPlan {
     pub temps: Vec<TempBreakpoint>,
     /// Offset of the current `g` pointer from the thread's fs_base (TLS),
@@ -44,7 +47,7 @@ pub struct RunPlan {
 }
 
 /// Why a run stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopReason {
     /// `tid` hit the breakpoint at `addr`: the user breakpoint there, if
     /// any, and whether a temporary one's condition held.
@@ -120,6 +123,21 @@ impl Tracer {
 
     /// Continues every thread until a breakpoint that counts is hit, then
     /// stops them all. Every int3 is out of the target again on return.
+    /// [`Tracer::run`], then the registers of the stopped threads.
+    pub(super) fn run_and_read(
+        &mut self,
+        plan: RunPlan,
+    ) -> Result<(StopReason, Vec<Thread>), AttachError> {
+        let reason = self.run(plan)?;
+        match self.read_threads() {
+            Ok(threads) => Ok((reason, threads)),
+            Err(e) => {
+                self.resume_all();
+                Err(e)
+            }
+        }
+    }
+
     pub(super) fn run(&mut self, plan: RunPlan) -> Result<StopReason, AttachError> {
         if self.detached {
             return Err(AttachError::Exited { pid: self.pid });
@@ -454,17 +472,9 @@ impl<'a> Stopped<'a> {
     pub fn run(mut self, plan: RunPlan) -> Result<(Stopped<'a>, StopReason), AttachError> {
         self.resumed = true;
         let process = self.process;
-        let (reason, threads) = process.call(move |t| {
-            let reason = t.run(plan)?;
-            let threads = match t.read_threads() {
-                Ok(th) => th,
-                Err(e) => {
-                    t.resume_all();
-                    return Err(e);
-                }
-            };
-            Ok((reason, threads))
-        })??;
+        let Reply::Stopped(reason, threads) = process.request(Request::Run(plan))? else {
+            return Err(protocol_error());
+        };
         Ok((Stopped::new(process, threads), reason))
     }
 }

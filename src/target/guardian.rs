@@ -1,21 +1,24 @@
-//! The guardian: a small process that outlives goat and takes int3 bytes out
-//! of the target if goat dies (even by SIGKILL) while they are armed.
+//! The guardian: a small process that outlives the tracer and takes int3
+//! bytes out of the target if the tracer dies (even by SIGKILL) while they
+//! are armed. In a session the tracer is already a process of its own that
+//! outlives goat (`remote.rs`); the guardian is the second line, for the
+//! tracer process itself being killed.
 //!
 //! gdb and Delve leave their breakpoint bytes behind when killed, and the
-//! program dies of SIGTRAP the next time it runs over one. goat writes int3s
-//! only while the target runs (the tracer disarms at every stop), and tells
+//! program dies of SIGTRAP the next time it runs over one. The tracer writes
+//! int3s only while the target runs (it disarms at every stop), and tells
 //! the guardian, over a pipe, what it is about to arm and when it has
 //! disarmed. When the pipe closes without a goodbye while bytes are armed,
-//! goat is dead: the guardian writes the original bytes back first (through
-//! `/proc/PID/mem`, which needs no tracer), then attaches, rewinds any
-//! thread that executed an int3 whose SIGTRAP is still pending, discards
-//! that SIGTRAP, and detaches.
+//! the tracer is dead: the guardian writes the original bytes back first
+//! (through `/proc/PID/mem`, which needs no tracer), then attaches, rewinds
+//! any thread that executed an int3 whose SIGTRAP is still pending,
+//! discards that SIGTRAP, and detaches.
 //!
-//! The window that remains: a thread whose int3 trap goat had received but
-//! not yet converted into a signal-less stop when it died gets its SIGTRAP
-//! from the kernel as goat's tracing ends (microseconds per hit), and a
-//! thread that runs into an int3 between the kernel detaching it and the
-//! guardian's write gets one too (the guardian's wake-up latency).
+//! The window that remains: a thread whose int3 trap the tracer had
+//! received but not yet converted into a signal-less stop when it died gets
+//! its SIGTRAP from the kernel as the tracing ends (microseconds per hit),
+//! and a thread that runs into an int3 between the kernel detaching it and
+//! the guardian's write gets one too (the guardian's wake-up latency).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};

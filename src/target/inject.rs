@@ -10,6 +10,7 @@
 //! `rax` (-ERESTARTSYS and friends) makes it restart that syscall on resume,
 //! just as if the thread had only been stopped.
 
+use super::wire::{protocol_error, Reply, Request};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -269,7 +270,10 @@ impl Stopped<'_> {
     /// [`LiveProcess::release_copy`]. Registers of the target's threads are
     /// unchanged (and are those of [`Target::threads`](super::Target::threads)).
     pub fn fork_copy(&self, syscall_insn: u64) -> Result<i32, AttachError> {
-        self.process.call(move |t| t.fork_copy(syscall_insn))?
+        match self.process.request(Request::ForkCopy(syscall_insn))? {
+            Reply::Pid(child) => Ok(child),
+            _ => Err(protocol_error()),
+        }
     }
 }
 

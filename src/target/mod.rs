@@ -4,6 +4,8 @@
 //! same goroutine reader works on a stopped live process, a core file and the
 //! in-memory [`CapturedMemory`] copied out during a stop.
 
+use serde::{Deserialize, Serialize};
+
 mod breakpoints;
 mod captured;
 mod core;
@@ -19,7 +21,9 @@ mod ptrace;
 mod reap;
 mod regs;
 mod regset;
+pub mod remote;
 mod signals;
+mod wire;
 
 pub use self::core::{CoreError, CoreFile};
 pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempBreakpoint};
@@ -36,7 +40,7 @@ pub use regset::{FpState, FPREGS_SIZE};
 pub use signals::{install_detach_on_signals, set_session_interrupts};
 
 /// One thread of the target, with the registers it had when stopped.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Thread {
     pub tid: i32,
     pub regs: Regs,

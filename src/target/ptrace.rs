@@ -2,8 +2,10 @@
 //!
 //! The kernel takes ptrace requests only from the thread that attached, so a
 //! [`LiveProcess`] owns one OS thread (`goat-ptrace`) that runs every ptrace
-//! and waitpid call. Requests are boxed closures sent over a crossbeam
-//! channel; each carries its own bounded(1) reply channel.
+//! and waitpid call. Work goes to it as boxed closures over a crossbeam
+//! channel, each with its own bounded(1) reply channel; what the rest of
+//! goat asks is a plain-data [`Request`] (`wire.rs`), so that a session can
+//! keep that thread in a tracer process of its own instead (`remote.rs`).
 //!
 //! Attach is `PTRACE_SEIZE` (+ `PTRACE_O_TRACECLONE`), stop is
 //! `PTRACE_INTERRUPT`: no SIGSTOP is ever sent, so if goat dies (even by
@@ -27,7 +29,9 @@ use thiserror::Error;
 use super::breakpoints::Breakpoints;
 use super::live_memory::ProcessMemory;
 use super::memory::{Memory, ReadFault};
+use super::remote::TracerProcess;
 use super::signals;
+use super::wire::{protocol_error, Reply, Request};
 use super::{Mapping, Regs, Target, Thread};
 
 /// Why attaching to (or stopping) a process failed.
@@ -63,7 +67,8 @@ const SERVICE_INTERVAL: Duration = Duration::from_millis(1);
 const PTRACE_EVENT_CLONE: i32 = libc::PTRACE_EVENT_CLONE;
 const PTRACE_EVENT_STOP: i32 = libc::PTRACE_EVENT_STOP;
 
-pub(super) type Request = Box<dyn FnOnce(&mut Tracer) + Send>;
+/// Work for the ptrace thread.
+pub(super) type Job = Box<dyn FnOnce(&mut Tracer) + Send>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum StopKind {
@@ -359,7 +364,7 @@ impl Tracer {
     }
 
     /// Stops everything and reads each thread's registers.
-    fn stop_and_read(&mut self) -> Result<Vec<Thread>, AttachError> {
+    pub(super) fn stop_and_read(&mut self) -> Result<Vec<Thread>, AttachError> {
         if self.detached {
             return Err(AttachError::Exited { pid: self.pid });
         }
@@ -430,10 +435,20 @@ fn permission_error(pid: i32) -> AttachError {
 /// running). Dropping it detaches every thread.
 pub struct LiveProcess {
     pid: i32,
-    tx: Option<Sender<Request>>,
-    thread: Option<JoinHandle<()>>,
+    link: Link,
     memory: ProcessMemory,
     reg_id: u64,
+}
+
+/// Where the tracer runs.
+enum Link {
+    /// A thread of goat's own process.
+    Thread {
+        tx: Option<Sender<Job>>,
+        thread: Option<JoinHandle<()>>,
+    },
+    /// A process of its own, which outlives goat (see `remote.rs`).
+    Process(TracerProcess),
 }
 
 impl std::fmt::Debug for LiveProcess {
@@ -457,7 +472,7 @@ impl LiveProcess {
     /// keep running. On failure, whatever was attached is detached.
     pub fn attach(pid: i32) -> Result<LiveProcess, AttachError> {
         super::preflight::refuse_early(pid)?;
-        let (tx, rx) = unbounded::<Request>();
+        let (tx, rx) = unbounded::<Job>();
         let (itx, irx) = bounded::<Result<(), AttachError>>(1);
         let thread = std::thread::Builder::new()
             .name("goat-ptrace".into())
@@ -505,11 +520,30 @@ impl LiveProcess {
                 return Err(thread_gone());
             }
         }
-        let reg_id = signals::register(tx.clone());
+        let reg_id = signals::register(signals::Link::Thread(tx.clone()));
         Ok(LiveProcess {
             pid,
-            tx: Some(tx),
-            thread: Some(thread),
+            link: Link::Thread {
+                tx: Some(tx),
+                thread: Some(thread),
+            },
+            memory: ProcessMemory::new(pid),
+            reg_id,
+        })
+    }
+
+    /// Like [`LiveProcess::attach`], but the tracer is a process of its own
+    /// (`goat tracer PID`), so that it survives goat: if goat dies, even by
+    /// SIGKILL, the tracer stops the target, takes every int3 out, rewinds
+    /// any thread that trapped, and detaches. For sessions, which arm
+    /// breakpoints.
+    pub fn attach_isolated(pid: i32) -> Result<LiveProcess, AttachError> {
+        super::preflight::refuse_early(pid)?;
+        let tracer = TracerProcess::spawn(pid)?;
+        let reg_id = signals::register(signals::Link::Process(tracer.pid()));
+        Ok(LiveProcess {
+            pid,
+            link: Link::Process(tracer),
             memory: ProcessMemory::new(pid),
             reg_id,
         })
@@ -523,21 +557,40 @@ impl LiveProcess {
         &self.memory
     }
 
-    /// Runs `f` on the ptrace thread and returns its result.
+    /// Runs `f` on the ptrace thread and returns its result. Only for a
+    /// tracer thread in goat's own process: code cannot go to another.
     pub(super) fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Tracer) -> R + Send + 'static,
     ) -> Result<R, AttachError> {
+        let Link::Thread { tx, .. } = &self.link else {
+            return Err(AttachError::Os {
+                op: "only a tracer thread of goat's own process takes this request",
+                errno: Errno::EINVAL,
+            });
+        };
         let (rtx, rrx) = bounded::<R>(1);
-        let req: Request = Box::new(move |t: &mut Tracer| {
+        let job: Job = Box::new(move |t: &mut Tracer| {
             let _ = rtx.send(f(t));
         });
-        self.tx
-            .as_ref()
+        tx.as_ref()
             .ok_or_else(thread_gone)?
-            .send(req)
+            .send(job)
             .map_err(|_| thread_gone())?;
         rrx.recv().map_err(|_| thread_gone())
+    }
+
+    /// Carries out `req` on the tracer, wherever it runs. A failure the
+    /// tracer reports comes back as `Err`, so `Ok` is never `Reply::Failed`.
+    pub(super) fn request(&self, req: Request) -> Result<Reply, AttachError> {
+        let reply = match &self.link {
+            Link::Thread { .. } => self.call(move |t| t.handle(req))?,
+            Link::Process(p) => p.request(&req)?,
+        };
+        match reply {
+            Reply::Failed(e) => Err(e.into()),
+            r => Ok(r),
+        }
     }
 
     /// Stops every thread with `PTRACE_INTERRUPT` and reads its registers.
@@ -545,21 +598,36 @@ impl LiveProcess {
     /// resume. The returned guard resumes every thread when dropped.
     pub fn stop(&self) -> Result<Stopped<'_>, AttachError> {
         let since = Instant::now();
-        let threads = self.call(|t| t.stop_and_read())??;
+        let Reply::Threads(threads) = self.request(Request::Stop)? else {
+            return Err(protocol_error());
+        };
         let mut s = Stopped::new(self, threads);
         s.since = since;
         Ok(s)
+    }
+
+    fn resume_all(&self) -> Result<(), AttachError> {
+        match self.request(Request::Resume)? {
+            Reply::Done => Ok(()),
+            _ => Err(protocol_error()),
+        }
     }
 }
 
 impl Drop for LiveProcess {
     fn drop(&mut self) {
         signals::unregister(self.reg_id);
-        if let Some(tx) = self.tx.take() {
-            signals::detach_via(&tx, Duration::from_secs(10));
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        match &mut self.link {
+            Link::Thread { tx, thread } => {
+                if let Some(tx) = tx.take() {
+                    signals::detach_via(&tx, Duration::from_secs(10));
+                }
+                if let Some(t) = thread.take() {
+                    let _ = t.join();
+                }
+            }
+            // Closing its stdin makes it detach and exit.
+            Link::Process(p) => p.finish(),
         }
     }
 }
@@ -588,7 +656,7 @@ impl<'a> Stopped<'a> {
     /// Resumes every thread.
     pub fn resume(mut self) -> Result<(), AttachError> {
         self.resumed = true;
-        self.process.call(|t| t.resume_all())
+        self.process.resume_all()
     }
 
     /// Time since the stop was requested.
@@ -600,7 +668,7 @@ impl<'a> Stopped<'a> {
 impl Drop for Stopped<'_> {
     fn drop(&mut self) {
         if !self.resumed {
-            let _ = self.process.call(|t| t.resume_all());
+            let _ = self.process.resume_all();
         }
     }
 }

@@ -24,6 +24,9 @@
 //! asked for, and the kernel refuses it for a namespace's init. goat is the
 //! parent of no target it attaches to, so it cannot take that role itself.
 
+use super::wire::{protocol_error, Reply, Request};
+use serde::{Deserialize, Serialize};
+
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -43,7 +46,7 @@ const STOP_ONE_TIMEOUT: Duration = Duration::from_secs(2);
 const STOP_ONE_ATTEMPTS: usize = 3;
 
 /// How the copy was reaped.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Reaped {
     /// How long the target (or the one thread) was stopped for `wait4`.
     pub pause: Duration,
@@ -219,6 +222,9 @@ impl LiveProcess {
     /// Kills the copy made by [`Stopped::fork_copy`](super::Stopped::fork_copy)
     /// and has the target reap it, stopping one of its threads for a moment.
     pub fn release_copy(&self) -> Result<Reaped, AttachError> {
-        self.call(|t| t.release_fork_running())?
+        match self.request(Request::ReleaseCopy)? {
+            Reply::Reaped(r) => Ok(r),
+            _ => Err(protocol_error()),
+        }
     }
 }

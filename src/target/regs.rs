@@ -1,8 +1,10 @@
 //! x86-64 general registers, as `PTRACE_GETREGS` and `NT_PRSTATUS` hold them.
 
+use serde::{Deserialize, Serialize};
+
 /// The kernel's `struct user_regs_struct`, field for field (27 × u64), so a
 /// core writer can emit it unchanged.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Regs {
     pub r15: u64,
     pub r14: u64,

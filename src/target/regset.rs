@@ -1,9 +1,12 @@
 //! Floating-point and extended register state of stopped threads, as the
 //! kernel's core dumps hold them (`NT_FPREGSET`, `NT_X86_XSTATE`).
 
+use serde::{Deserialize, Serialize};
+
 use nix::errno::Errno;
 
 use super::ptrace::{AttachError, Stopped, Tracer};
+use super::wire::{protocol_error, Reply, Request};
 
 /// Size of `struct user_fpregs_struct` (the FXSAVE area).
 pub const FPREGS_SIZE: usize = 512;
@@ -12,7 +15,7 @@ const XSTATE_MAX: usize = 16 << 10;
 const NT_X86_XSTATE: usize = 0x202;
 
 /// One thread's floating-point state, raw as the kernel gives it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FpState {
     pub tid: i32,
     /// `PTRACE_GETFPREGS` (512 bytes), if it could be read.
@@ -64,7 +67,7 @@ fn getxstate(tid: i32) -> Result<Vec<u8>, Errno> {
 }
 
 impl Tracer {
-    fn read_fp_states(&mut self, tids: Vec<i32>) -> Vec<FpState> {
+    pub(super) fn read_fp_states(&mut self, tids: Vec<i32>) -> Vec<FpState> {
         tids.into_iter()
             .map(|tid| FpState {
                 tid,
@@ -82,6 +85,9 @@ impl Stopped<'_> {
     pub fn fp_states(&self) -> Result<Vec<FpState>, AttachError> {
         use super::Target;
         let tids: Vec<i32> = self.threads().iter().map(|t| t.tid).collect();
-        self.process.call(move |t| t.read_fp_states(tids))
+        match self.process.request(Request::FpStates(tids))? {
+            Reply::FpStates(states) => Ok(states),
+            _ => Err(protocol_error()),
+        }
     }
 }

@@ -14,9 +14,19 @@ use crossbeam_channel::{bounded, Sender};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
-use super::ptrace::{AttachError, Request, Tracer};
+use super::ptrace::{AttachError, Job, Tracer};
 
-type Registry = Mutex<BTreeMap<u64, Sender<Request>>>;
+/// A live target's tracer, as the signal thread reaches it.
+#[derive(Clone)]
+pub(super) enum Link {
+    /// The ptrace thread of a target traced from goat's own process.
+    Thread(Sender<Job>),
+    /// The pid of a tracer process (`remote.rs`): signals are passed on to
+    /// it, and it handles them as goat would.
+    Process(i32),
+}
+
+type Registry = Mutex<BTreeMap<u64, Link>>;
 
 fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
@@ -98,13 +108,44 @@ pub(super) fn take_abort() -> bool {
     ABORT.load(Ordering::SeqCst)
 }
 
-/// Registers a live target's ptrace thread; returns the key to unregister it.
-pub(super) fn register(tx: Sender<Request>) -> u64 {
+/// Registers a live target's tracer; returns the key to unregister it.
+pub(super) fn register(link: Link) -> u64 {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut r) = registry().lock() {
-        r.insert(id, tx);
+        r.insert(id, link);
     }
     id
+}
+
+fn links() -> Vec<Link> {
+    registry()
+        .lock()
+        .map(|r| r.values().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Stops a run in progress as SIGTERM would (the tracer process does this
+/// when goat is gone): it stops every thread and takes the int3s out.
+pub(super) fn abort_run() {
+    ABORT.store(true, Ordering::SeqCst);
+    wake_runner(&ABORT);
+}
+
+/// Passes `sig` on to a tracer process, then waits (at most `timeout`)
+/// for it to exit when it is asked to end.
+fn forward(tracer: i32, sig: Signal, timeout: Duration) {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let p = nix::unistd::Pid::from_raw(tracer);
+    if nix::sys::signal::kill(p, sig).is_err() || sig == Signal::SIGINT {
+        return;
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        match waitpid(p, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(5)),
+            _ => return,
+        }
+    }
 }
 
 pub(super) fn unregister(id: u64) {
@@ -115,9 +156,9 @@ pub(super) fn unregister(id: u64) {
 
 /// Asks a ptrace thread to detach every thread it traces, waiting at most
 /// `timeout` for it to finish.
-pub(super) fn detach_via(tx: &Sender<Request>, timeout: Duration) {
+pub(super) fn detach_via(tx: &Sender<Job>, timeout: Duration) {
     let (rtx, rrx) = bounded::<()>(1);
-    let req: Request = Box::new(move |t: &mut Tracer| {
+    let req: Job = Box::new(move |t: &mut Tracer| {
         t.detach_all();
         let _ = rtx.send(());
     });
@@ -151,8 +192,22 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
         .name("goat-signals".into())
         .spawn(move || loop {
             let Ok(sig) = set.wait() else { continue };
+            let live = links();
             if sig == Signal::SIGINT && SESSION.load(Ordering::SeqCst) {
-                if RUNNING.load(Ordering::SeqCst) {
+                let tracers: Vec<i32> = live
+                    .iter()
+                    .filter_map(|l| match l {
+                        Link::Process(p) => Some(*p),
+                        Link::Thread(_) => None,
+                    })
+                    .collect();
+                if !tracers.is_empty() {
+                    // The tracer process knows whether a continue is running
+                    // (and says so if not).
+                    for p in tracers {
+                        forward(p, sig, Duration::ZERO);
+                    }
+                } else if RUNNING.load(Ordering::SeqCst) {
                     INTERRUPT.store(true, Ordering::SeqCst);
                     wake_runner(&INTERRUPT);
                 } else {
@@ -162,14 +217,14 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
                 }
                 continue;
             }
-            ABORT.store(true, Ordering::SeqCst);
-            wake_runner(&ABORT);
-            let live: Vec<Sender<Request>> = registry()
-                .lock()
-                .map(|r| r.values().cloned().collect())
-                .unwrap_or_default();
-            for tx in &live {
-                detach_via(tx, Duration::from_secs(3));
+            abort_run();
+            for link in &live {
+                match link {
+                    Link::Thread(tx) => detach_via(tx, Duration::from_secs(3)),
+                    // SIGTERM whatever the signal: a tracer process takes
+                    // SIGINT as Ctrl-C in a session.
+                    Link::Process(p) => forward(*p, Signal::SIGTERM, Duration::from_secs(6)),
+                }
             }
             std::process::exit(128 + sig as i32);
         })

@@ -1,0 +1,211 @@
+//! The tracer of an interactive session runs in a process of its own
+//! (`goat tracer PID`), like Delve's headless server, so that nothing that
+//! happens to goat's own process can leave int3 bytes in the target.
+//!
+//! Whoever traces a process must be alive to undo its breakpoints: when a
+//! tracer dies, the kernel detaches its tracees as they are, and a thread
+//! that then runs into an int3 (or had trapped on one a moment before) dies
+//! of SIGTRAP. With the tracer in goat's process, `kill -9` of goat while a
+//! conditional breakpoint on a hot function was being evaluated killed the
+//! program in 3–4 of 20 trials, guardian or not. Now goat is only the user
+//! interface: when it dies, the tracer reads end-of-file on its stdin, stops
+//! the run (every thread stopped, trapped ones rewound, every int3 out) and
+//! detaches, exactly as `quit` does.
+//!
+//! The protocol is one JSON `Request` (`wire.rs`) per line on the tracer's stdin and
+//! one `Reply` per line on its stdout; the first line it writes says
+//! whether it attached. Ctrl-C, SIGTERM and SIGHUP reach goat and are
+//! passed on as signals (`signals.rs`): the tracer handles them as goat's
+//! own ptrace thread would. The tracer runs in a session of its own, so a
+//! signal to goat's process group (Ctrl-C, a shell's `kill %1`) does not
+//! reach it directly.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use super::guardian::Guardian;
+use super::ptrace::{AttachError, LiveProcess};
+use super::signals;
+use super::wire::{protocol_error, Reply, Request, WireError};
+
+/// The hidden subcommand that runs [`serve`].
+pub const SUBCOMMAND: &str = "tracer";
+/// How long goat waits for the tracer to detach and exit when the session
+/// ends (a detach stops every thread first; a stop may wait up to 5 s for
+/// a thread in uninterruptible sleep).
+const EXIT_PATIENCE: Duration = Duration::from_secs(20);
+
+fn gone() -> AttachError {
+    AttachError::Os {
+        op: "the tracer process is gone",
+        errno: Errno::EPIPE,
+    }
+}
+
+/// goat's end of a tracer process.
+pub(super) struct TracerProcess {
+    child: Child,
+    io: Mutex<Option<(ChildStdin, BufReader<ChildStdout>)>>,
+}
+
+impl TracerProcess {
+    /// Starts `goat tracer PID` (this executable) and waits for it to attach.
+    pub(super) fn spawn(pid: i32) -> Result<TracerProcess, AttachError> {
+        let mut child = Command::new("/proc/self/exe")
+            .arg(SUBCOMMAND)
+            .arg(pid.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| AttachError::Os {
+                op: "starting the tracer process",
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(gone());
+        };
+        let mut stdout = BufReader::new(stdout);
+        let first = read_reply(&mut stdout);
+        let tracer = TracerProcess {
+            child,
+            io: Mutex::new(Some((stdin, stdout))),
+        };
+        match first {
+            Ok(Reply::Done) => Ok(tracer),
+            Ok(Reply::Failed(e)) => Err(e.into()),
+            Ok(_) => Err(protocol_error()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `req` and waits for its reply (a run waits until the target stops).
+    pub(super) fn request(&self, req: &Request) -> Result<Reply, AttachError> {
+        let mut io = self.io.lock().map_err(|_| gone())?;
+        let (stdin, stdout) = io.as_mut().ok_or_else(gone)?;
+        let mut line = serde_json::to_string(req).map_err(|_| protocol_error())?;
+        line.push('\n');
+        stdin.write_all(line.as_bytes()).map_err(|_| gone())?;
+        stdin.flush().map_err(|_| gone())?;
+        read_reply(stdout)
+    }
+
+    /// Closes the tracer's stdin (it detaches, then exits) and waits for it.
+    pub(super) fn finish(&mut self) {
+        if let Ok(mut io) = self.io.lock() {
+            io.take();
+        }
+        let deadline = Instant::now() + EXIT_PATIENCE;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                _ => return,
+            }
+        }
+        // Never killed: a tracer still at work is better left to finish.
+        eprintln!(
+            "goat: the tracer process (pid {}) has not finished detaching; it will on its own",
+            self.child.id()
+        );
+    }
+}
+
+fn read_reply(stdout: &mut impl BufRead) -> Result<Reply, AttachError> {
+    let mut line = String::new();
+    match stdout.read_line(&mut line) {
+        Ok(0) | Err(_) => Err(gone()),
+        Ok(_) => serde_json::from_str(&line).map_err(|_| protocol_error()),
+    }
+}
+
+/// The tracer process: attaches to `pid`, serves requests from stdin until
+/// it closes, then detaches. Returns the exit status.
+pub fn serve(pid: i32) -> i32 {
+    // Its own session: signals for goat's terminal or process group come
+    // through goat, which passes on what is meant for the tracer.
+    let _ = nix::unistd::setsid();
+    if let Err(e) = signals::install_detach_on_signals() {
+        eprintln!("goat tracer: cannot guard against signals: {e}");
+    }
+    // A SIGINT passed on by goat stops a running continue.
+    signals::set_session_interrupts(true);
+    let mut out = std::io::stdout().lock();
+    let live = match LiveProcess::attach(pid) {
+        Ok(live) => live,
+        Err(e) => {
+            let _ = send(&mut out, &Reply::Failed(e.into()));
+            return 1;
+        }
+    };
+    // If this process is killed in turn, the guardian still takes the int3s
+    // out (see guardian.rs).
+    match Guardian::spawn(pid) {
+        Ok(g) => {
+            if let Err(e) = live.set_arm_observer(Box::new(g)) {
+                eprintln!("goat tracer: no guardian: {e}");
+            }
+        }
+        Err(e) => eprintln!("goat tracer: no guardian process: {e}"),
+    }
+    if send(&mut out, &Reply::Done).is_err() {
+        return 1;
+    }
+    let requests = read_requests();
+    for req in requests.iter() {
+        let reply = match req {
+            Ok(req) => live
+                .request(req)
+                .unwrap_or_else(|e| Reply::Failed(e.into())),
+            Err(e) => Reply::Failed(e),
+        };
+        // goat may be gone; the loop then ends at the end of its stdin.
+        let _ = send(&mut out, &reply);
+    }
+    // Drop detaches: every thread stopped, every int3 out, then released.
+    drop(live);
+    0
+}
+
+fn send(out: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(reply).map_err(std::io::Error::other)?;
+    line.push('\n');
+    out.write_all(line.as_bytes())?;
+    out.flush()
+}
+
+/// Reads stdin on a thread of its own, so that its end (goat died) is seen
+/// while a run blocks the main thread: the run is then aborted as SIGTERM
+/// would abort it, and the channel closes after the requests already read.
+fn read_requests() -> crossbeam_channel::Receiver<Result<Request, WireError>> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let spawned = std::thread::Builder::new()
+        .name("goat-requests".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                let req = serde_json::from_str::<Request>(&line).map_err(|e| WireError::Os {
+                    op: format!("an unreadable request ({e})"),
+                    errno: Errno::EPROTO as i32,
+                });
+                if tx.send(req).is_err() {
+                    return;
+                }
+            }
+            signals::abort_run();
+        });
+    if spawned.is_err() {
+        // Without the reader nothing can be served; the loop ends at once.
+        eprintln!("goat tracer: cannot start its request reader");
+    }
+    rx
+}

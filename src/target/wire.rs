@@ -1,0 +1,205 @@
+//! What a [`LiveProcess`](super::LiveProcess) asks of its tracer, as plain
+//! data: the same requests go to the ptrace thread in goat's own process
+//! (`goat stacks`, `goat core`) and, one JSON line each, to the tracer
+//! process of an interactive session (see `remote.rs`).
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock};
+
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+
+use super::breakpoints::BreakpointInfo;
+use super::exec::{RunPlan, StopReason};
+use super::ptrace::{AttachError, Tracer};
+use super::reap::Reaped;
+use super::regset::FpState;
+use super::Thread;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) enum Request {
+    /// Stop every thread and read its registers.
+    Stop,
+    Resume,
+    /// Run under the plan and the user breakpoints until a stop that counts.
+    Run(RunPlan),
+    FpStates(Vec<i32>),
+    AddBreakpoint(u64),
+    RemoveBreakpoint(u32),
+    Breakpoints,
+    SetCondition(u32, Option<String>),
+    RecordHit(u32, u64),
+    ForkCopy(u64),
+    ReleaseCopy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) enum Reply {
+    Done,
+    Threads(Vec<Thread>),
+    Stopped(StopReason, Vec<Thread>),
+    FpStates(Vec<FpState>),
+    Breakpoint(Option<BreakpointInfo>),
+    Breakpoints(Vec<BreakpointInfo>),
+    Found(bool),
+    Pid(i32),
+    Reaped(Reaped),
+    Failed(WireError),
+}
+
+/// [`AttachError`] as data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) enum WireError {
+    NoSuchProcess {
+        pid: i32,
+    },
+    PermissionDenied {
+        pid: i32,
+        advice: String,
+    },
+    AlreadyTraced {
+        pid: i32,
+        tracer_pid: i32,
+        tracer_name: String,
+    },
+    Zombie {
+        pid: i32,
+    },
+    KernelThread {
+        pid: i32,
+    },
+    SelfAttach,
+    Exited {
+        pid: i32,
+    },
+    Os {
+        op: String,
+        errno: i32,
+    },
+}
+
+impl From<AttachError> for WireError {
+    fn from(e: AttachError) -> WireError {
+        match e {
+            AttachError::NoSuchProcess { pid } => WireError::NoSuchProcess { pid },
+            AttachError::PermissionDenied { pid, advice } => {
+                WireError::PermissionDenied { pid, advice }
+            }
+            AttachError::AlreadyTraced {
+                pid,
+                tracer_pid,
+                tracer_name,
+            } => WireError::AlreadyTraced {
+                pid,
+                tracer_pid,
+                tracer_name,
+            },
+            AttachError::Zombie { pid } => WireError::Zombie { pid },
+            AttachError::KernelThread { pid } => WireError::KernelThread { pid },
+            AttachError::SelfAttach => WireError::SelfAttach,
+            AttachError::Exited { pid } => WireError::Exited { pid },
+            AttachError::Os { op, errno } => WireError::Os {
+                op: op.to_string(),
+                errno: errno as i32,
+            },
+        }
+    }
+}
+
+impl From<WireError> for AttachError {
+    fn from(e: WireError) -> AttachError {
+        match e {
+            WireError::NoSuchProcess { pid } => AttachError::NoSuchProcess { pid },
+            WireError::PermissionDenied { pid, advice } => {
+                AttachError::PermissionDenied { pid, advice }
+            }
+            WireError::AlreadyTraced {
+                pid,
+                tracer_pid,
+                tracer_name,
+            } => AttachError::AlreadyTraced {
+                pid,
+                tracer_pid,
+                tracer_name,
+            },
+            WireError::Zombie { pid } => AttachError::Zombie { pid },
+            WireError::KernelThread { pid } => AttachError::KernelThread { pid },
+            WireError::SelfAttach => AttachError::SelfAttach,
+            WireError::Exited { pid } => AttachError::Exited { pid },
+            WireError::Os { op, errno } => AttachError::Os {
+                op: intern(op),
+                errno: Errno::from_raw(errno),
+            },
+        }
+    }
+}
+
+/// `AttachError::Os` names its operation with a `&'static str`. The names a
+/// tracer sends come from a fixed set in its code, so keeping one copy of
+/// each for the rest of the run costs a few bytes at most.
+fn intern(s: String) -> &'static str {
+    static SEEN: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
+    let Ok(mut seen) = SEEN.get_or_init(Default::default).lock() else {
+        return "a tracer operation";
+    };
+    if let Some(&known) = seen.get(s.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(s.into_boxed_str());
+    seen.insert(leaked);
+    leaked
+}
+
+/// The protocol was broken: a reply of the wrong kind, or an unreadable line.
+pub(super) fn protocol_error() -> AttachError {
+    AttachError::Os {
+        op: "an unexpected reply from the tracer",
+        errno: Errno::EPROTO,
+    }
+}
+
+impl Tracer {
+    /// Carries out one request on the ptrace thread.
+    pub(super) fn handle(&mut self, req: Request) -> Reply {
+        let failed = |e: AttachError| Reply::Failed(e.into());
+        match req {
+            Request::Stop => self.stop_and_read().map_or_else(failed, Reply::Threads),
+            Request::Resume => {
+                self.resume_all();
+                Reply::Done
+            }
+            Request::Run(plan) => match self.run_and_read(plan) {
+                Ok((reason, threads)) => Reply::Stopped(reason, threads),
+                Err(e) => failed(e),
+            },
+            Request::FpStates(tids) => Reply::FpStates(self.read_fp_states(tids)),
+            Request::AddBreakpoint(addr) => {
+                let pid = self.pid;
+                match self.bps.add_user(pid, addr) {
+                    Ok(b) => Reply::Breakpoint(Some(b)),
+                    Err(e) => failed(e),
+                }
+            }
+            Request::RemoveBreakpoint(id) => Reply::Breakpoint(self.bps.remove_user(id)),
+            Request::Breakpoints => Reply::Breakpoints(self.bps.user.values().cloned().collect()),
+            Request::SetCondition(id, cond) => Reply::Found(match self.bps.user.get_mut(&id) {
+                Some(b) => {
+                    b.cond = cond;
+                    true
+                }
+                None => false,
+            }),
+            Request::RecordHit(id, goid) => {
+                Reply::Breakpoint(self.bps.user.get_mut(&id).map(|b| {
+                    *b.hits.entry(goid).or_default() += 1;
+                    b.total += 1;
+                    b.clone()
+                }))
+            }
+            Request::ForkCopy(insn) => self.fork_copy(insn).map_or_else(failed, Reply::Pid),
+            Request::ReleaseCopy => self
+                .release_fork_running()
+                .map_or_else(failed, Reply::Reaped),
+        }
+    }
+}
