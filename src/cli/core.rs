@@ -55,8 +55,10 @@ pub fn core(
     if stats {
         let pause = match st.mode {
             Some(snapshot::Mode::Fork) => format!(
-                "mode fork: target stopped for {:.2} ms to clone a frozen copy (+{:.2} ms, {}, to reap the copy)",
+                "mode fork: target stopped for {:.2} ms to clone a frozen copy (the kernel's fork: {:.2} ms) \
+                 (+{:.2} ms, {}, to reap the copy)",
                 st.pause.as_secs_f64() * 1e3,
+                st.clone.as_secs_f64() * 1e3,
                 st.reap_pause.as_secs_f64() * 1e3,
                 if st.reap_one_thread {
                     "one idle thread only"

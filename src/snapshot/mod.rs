@@ -64,6 +64,8 @@ pub struct CoreStats {
     pub fallback: Option<String>,
     /// How long the target was stopped (the main stop).
     pub pause: Duration,
+    /// Fork mode: how much of the pause the kernel's fork took.
+    pub clone: Duration,
     /// Fork mode: the second, short stop that reaps the copy.
     pub reap_pause: Duration,
     /// Whether that stop held one thread only (else every thread).
@@ -141,7 +143,10 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
     let mut child = None;
     if let (Mode::Fork, Some(a)) = (mode, insn) {
         match stopped.fork_copy(a) {
-            Ok(c) => child = Some(c),
+            Ok(f) => {
+                stats.clone = f.clone;
+                child = Some(f.child);
+            }
             Err(e) => {
                 stats.fallback = Some(format!("cloning the target failed: {e}"));
                 mode = Mode::Stop;

@@ -10,7 +10,6 @@
 //! `rax` (-ERESTARTSYS and friends) makes it restart that syscall on resume,
 //! just as if the thread had only been stopped.
 
-use super::wire::{protocol_error, Reply, Request};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -18,8 +17,10 @@ use nix::sys::ptrace::{self, Options};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
 
 use super::ptrace::{AttachError, State, StopKind, Stopped, Tracer};
+use super::wire::{protocol_error, Reply, Request};
 
 const SYS_CLONE: u64 = 56;
 const SYS_WAIT4: u64 = 61;
@@ -55,7 +56,9 @@ pub(super) fn wait_one(pid: i32, deadline: Instant) -> Result<WaitStatus, Attach
             });
         }
         std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(1));
+        // Short naps: the target is stopped while we wait (a fork takes
+        // tens of milliseconds), and each nap can add its length to that.
+        nap = (nap * 2).min(Duration::from_micros(200));
     }
 }
 
@@ -64,6 +67,18 @@ struct Injected {
     ret: i64,
     /// The new process, when the syscall was a clone we were told about.
     child: Option<i32>,
+    /// From the step into the syscall to the clone event (the kernel's
+    /// work, plus at most one polling interval).
+    until_clone: Option<Duration>,
+}
+
+/// A frozen copy of the target (see [`Stopped::fork_copy`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Forked {
+    pub child: i32,
+    /// How long the kernel's fork took: the floor of the target's pause,
+    /// as it copies the page tables of every private writable mapping.
+    pub clone: Duration,
 }
 
 impl Tracer {
@@ -106,8 +121,10 @@ impl Tracer {
         regs.r8 = args[4];
         regs.r9 = args[5];
         ptrace::setregs(p, regs).map_err(os("PTRACE_SETREGS"))?;
-        let deadline = Instant::now() + INJECT_TIMEOUT;
+        let start = Instant::now();
+        let deadline = start + INJECT_TIMEOUT;
         let mut child = None;
+        let mut until_clone = None;
         let mut pending: Option<Signal> = None;
         let mut result = Err(AttachError::Os {
             op: "injected syscall did not finish",
@@ -123,6 +140,7 @@ impl Tracer {
             }
             match wait_one(tid, deadline) {
                 Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_CLONE)) => {
+                    until_clone = Some(start.elapsed());
                     if let Ok(c) = ptrace::getevent(p) {
                         child = Some(c as i32);
                         // From now on it is ours to kill, whatever happens.
@@ -134,6 +152,7 @@ impl Tracer {
                         .map(|r| Injected {
                             ret: r.rax as i64,
                             child,
+                            until_clone,
                         })
                         .map_err(os("PTRACE_GETREGS"));
                     break;
@@ -167,7 +186,7 @@ impl Tracer {
     /// address space, exit signal 0 so the target gets no SIGCHLD). The
     /// copy is auto-attached (TRACECLONE) and born in a ptrace stop, so it
     /// never runs; it gets `PTRACE_O_EXITKILL` so it dies with goat.
-    pub(super) fn fork_copy(&mut self, insn: u64) -> Result<i32, AttachError> {
+    pub(super) fn fork_copy(&mut self, insn: u64) -> Result<Forked, AttachError> {
         if self.fork_child.is_some() {
             return Err(AttachError::Os {
                 op: "a snapshot copy already exists",
@@ -203,7 +222,10 @@ impl Tracer {
         }
         let opts = Options::PTRACE_O_TRACECLONE | Options::PTRACE_O_EXITKILL;
         ptrace::setoptions(Pid::from_raw(child), opts).map_err(os("PTRACE_SETOPTIONS"))?;
-        Ok(child)
+        Ok(Forked {
+            child,
+            clone: r.until_clone.unwrap_or_default(),
+        })
     }
 
     /// With every thread stopped: kills the copy, reaps it as its tracer,
@@ -269,9 +291,9 @@ impl Stopped<'_> {
     /// copy's pid: read its memory while the target runs on, then call
     /// [`LiveProcess::release_copy`]. Registers of the target's threads are
     /// unchanged (and are those of [`Target::threads`](super::Target::threads)).
-    pub fn fork_copy(&self, syscall_insn: u64) -> Result<i32, AttachError> {
+    pub fn fork_copy(&self, syscall_insn: u64) -> Result<Forked, AttachError> {
         match self.process.request(Request::ForkCopy(syscall_insn))? {
-            Reply::Pid(child) => Ok(child),
+            Reply::Forked(f) => Ok(f),
             _ => Err(protocol_error()),
         }
     }

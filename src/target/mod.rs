@@ -29,7 +29,7 @@ pub use self::core::{CoreError, CoreFile};
 pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempBreakpoint};
 pub use captured::CapturedMemory;
 pub use exec::{RunPlan, StopReason};
-pub use inject::find_syscall_insn;
+pub use inject::{find_syscall_insn, Forked};
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::breakpoints::BreakpointInfo;
 use super::exec::{RunPlan, StopReason};
+use super::inject::Forked;
 use super::ptrace::{AttachError, Tracer};
 use super::reap::Reaped;
 use super::regset::FpState;
@@ -42,7 +43,7 @@ pub(super) enum Reply {
     Breakpoint(Option<BreakpointInfo>),
     Breakpoints(Vec<BreakpointInfo>),
     Found(bool),
-    Pid(i32),
+    Forked(Forked),
     Reaped(Reaped),
     Failed(WireError),
 }
@@ -196,7 +197,7 @@ impl Tracer {
                     b.clone()
                 }))
             }
-            Request::ForkCopy(insn) => self.fork_copy(insn).map_or_else(failed, Reply::Pid),
+            Request::ForkCopy(insn) => self.fork_copy(insn).map_or_else(failed, Reply::Forked),
             Request::ReleaseCopy => self
                 .release_fork_running()
                 .map_or_else(failed, Reply::Reaped),
