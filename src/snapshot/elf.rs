@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 
 use crate::target::Memory;
 
+use super::flush::Flusher;
 use super::maps::{Dump, Vma};
 
 const EHDR_SIZE: u64 = 64;
@@ -244,11 +245,13 @@ fn write_core_with(
         let mut result = Ok(());
         let mut waiting = std::collections::BTreeMap::new();
         let mut want = 0usize;
+        let mut flusher = Flusher::new(file);
         'recv: for (i, buf, unreadable) in filled_rx.iter() {
             stats.unreadable_pages += unreadable;
             waiting.insert(i, buf);
             while let Some(mut buf) = waiting.remove(&want) {
                 result = write_nonzero(file, jobs[want].offset, &buf, stats);
+                flusher.written(jobs[want].offset, buf.len() as u64);
                 progress(buf.len() as u64);
                 if result.is_err() {
                     // No reader claims another chunk.

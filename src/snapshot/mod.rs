@@ -13,6 +13,7 @@
 //! see [`maps`] (which mappings, by `coredump_filter`), [`notes`] and [`elf`].
 
 pub mod elf;
+mod flush;
 mod fork;
 pub mod maps;
 pub mod notes;
