@@ -27,9 +27,13 @@ fn compare_with_runtime(flavour: &str) {
     );
     assert_untouched(fx.pid());
     let runtime_text = fx.sigquit_dump();
+    assert_same_dump(flavour, &goat_text, &runtime_text);
+}
 
-    let ours = traceback::parse(&goat_text);
-    let theirs = traceback::parse(&runtime_text);
+/// Every parked goroutine of the runtime's dump is in goat's, identical.
+fn assert_same_dump(flavour: &str, goat_text: &str, runtime_text: &str) {
+    let ours = traceback::parse(goat_text);
+    let theirs = traceback::parse(runtime_text);
     assert!(
         theirs.len() >= 15,
         "{flavour}: runtime dump has {} goroutines:\n{runtime_text}",
@@ -75,6 +79,65 @@ fn compare_with_runtime(flavour: &str) {
             "{flavour}: goat missed goroutine {id}\n{goat_text}"
         );
     }
+}
+
+/// A target in a time namespace of its own, whose monotonic clock is 90 s
+/// behind ours: goat must measure its wait minutes with its clock. (Without
+/// that, every goroutine would show "1 minutes" more than the runtime's.)
+#[test]
+fn wait_minutes_in_a_time_namespace_match_the_runtime() {
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    // The namespace's clock may not go below zero.
+    if uptime < 120.0 {
+        eprintln!("skipped: uptime {uptime} s is too short to set a clock 90 s back");
+        return;
+    }
+    let path = common::fixture_path("go1.27-exe", "states");
+    let mut unshare = std::process::Command::new("unshare")
+        .args(["--time", "--monotonic", "-90", "--fork"])
+        .arg(&path)
+        .arg("spin")
+        .env("GOTRACEBACK", "all")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run unshare (util-linux)");
+    let mut line = String::new();
+    let ready = std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(unshare.stdout.take().expect("stdout")),
+        &mut line,
+    );
+    if ready.is_err() || line.trim() != "ready" {
+        let _ = unshare.kill();
+        let out = unshare.wait_with_output().expect("unshare");
+        panic!(
+            "the fixture did not start in a time namespace: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+    let pid: i32 = std::fs::read_to_string(&children)
+        .ok()
+        .and_then(|c| c.split_whitespace().next()?.parse().ok())
+        .expect("the fixture under unshare");
+    let offsets = std::fs::read_to_string(format!("/proc/{pid}/timens_offsets")).unwrap();
+    assert!(offsets.contains("-90"), "{offsets}");
+    let out = run_goat(&["stacks", &pid.to_string()]);
+    let goat_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGQUIT)
+        .expect("SIGQUIT");
+    let out = unshare.wait_with_output().expect("unshare");
+    let runtime_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_same_dump("go1.27-exe in a time namespace", &goat_text, &runtime_text);
 }
 
 #[test]

@@ -71,7 +71,7 @@ pub fn stacks(pid: i32, format: Format, stats: bool) -> Result<u8> {
     let capture = prog.prepare_capture(live.memory(), &globals);
     clock.mark("prepare");
     let stopped = live.stop()?;
-    let capture = prog.capture(&stopped, &globals, goruntime::monotonic_now(), capture);
+    let capture = prog.capture(&stopped, &globals, goruntime::monotonic_now(pid), capture);
     hold_for_tests();
     let paused = stopped.stopped_for();
     stopped.resume()?;

@@ -158,14 +158,15 @@ fn load_bias(mappings: &[Mapping], exe: &Path, link_base: u64) -> Result<u64, Go
         .wrapping_sub(first.offset))
 }
 
-/// The target's monotonic clock, as Go's `nanotime()` reads it. A live
-/// process on this machine shares our `CLOCK_MONOTONIC` (barring time
-/// namespaces, which Go processes rarely sit in).
+/// Process `pid`'s monotonic clock now, as Go's `nanotime()` reads it
+/// there: ours, moved by the difference between its time namespace's
+/// offset and ours (a container may run in a time namespace of its own;
+/// without this, its wait times would be off by that offset).
 ///
 /// Tests only: `GOAT_TEST_MONOTONIC_NS` fixes the value, so that a live
 /// dump and a core taken moments apart measure wait times against the same
 /// "now" and can be compared minute for minute.
-pub fn monotonic_now() -> Option<i64> {
+pub fn monotonic_now(pid: i32) -> Option<i64> {
     if let Some(v) = std::env::var("GOAT_TEST_MONOTONIC_NS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -173,5 +174,49 @@ pub fn monotonic_now() -> Option<i64> {
         return Some(v);
     }
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
-    Some(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec())
+    let ours = ts.tv_sec() * 1_000_000_000 + ts.tv_nsec();
+    let shift =
+        monotonic_offset(&pid.to_string()).unwrap_or(0) - monotonic_offset("self").unwrap_or(0);
+    Some(ours.saturating_add(shift))
+}
+
+/// The `CLOCK_MONOTONIC` offset (ns) of the time namespace process `who`
+/// lives in, from `/proc/WHO/timens_offsets`. That file shows the namespace
+/// its children get; it is the process's own unless the process itself
+/// called `unshare(CLONE_NEWTIME)` (then `None`: unknown, taken as ours).
+fn monotonic_offset(who: &str) -> Option<i64> {
+    let ns = |name: &str| std::fs::read_link(format!("/proc/{who}/ns/{name}")).ok();
+    let own = ns("time")?;
+    if ns("time_for_children")? != own {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{who}/timens_offsets")).ok()?;
+    parse_monotonic_offset(&text)
+}
+
+/// `monotonic SECONDS NANOSECONDS` out of a `timens_offsets` text.
+fn parse_monotonic_offset(text: &str) -> Option<i64> {
+    let line = text.lines().find(|l| l.starts_with("monotonic"))?;
+    let mut words = line.split_whitespace().skip(1);
+    let secs: i64 = words.next()?.parse().ok()?;
+    let nanos: i64 = words.next()?.parse().ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::parse_monotonic_offset;
+
+    #[test]
+    fn reads_the_monotonic_offset_of_a_time_namespace() {
+        let text = "monotonic      -90    250000000\nboottime        0         0\n";
+        assert_eq!(parse_monotonic_offset(text), Some(-89_750_000_000));
+        assert_eq!(parse_monotonic_offset("boottime 1 0\n"), None);
+        assert_eq!(parse_monotonic_offset("monotonic x 0\n"), None);
+        assert_eq!(
+            parse_monotonic_offset("monotonic 9223372036 999999999\n"),
+            None,
+            "overflow"
+        );
+    }
 }

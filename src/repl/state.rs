@@ -37,7 +37,7 @@ pub trait Backend {
     /// `CLOCK_MONOTONIC` (ns) of this stop, against which wait times are
     /// measured: now for a live process, the recorded one for goat's cores.
     fn now(&self) -> Option<i64> {
-        goruntime::monotonic_now()
+        self.pid().and_then(goruntime::monotonic_now)
     }
 }
 

@@ -123,7 +123,7 @@ impl ProcessInfo {
             cmdline: rd("cmdline"),
             auxv: rd("auxv"),
             // The clock the live dump measures wait times against.
-            clocks: crate::goruntime::monotonic_now()
+            clocks: crate::goruntime::monotonic_now(pid)
                 .zip(clock_ns(nix::time::ClockId::CLOCK_REALTIME)),
         }
     }
