@@ -283,3 +283,47 @@ fn channel_ring_order_and_sudog_cycles() {
          recvq: [], sendq: []}"
     );
 }
+
+/// A slice header Go could never make (optimized code's DWARF pointing at a
+/// stale slot) is reported, not printed as 58 TiB of elements.
+#[test]
+fn impossible_slice_headers_are_reported() {
+    let mut index = index();
+    let mut slice = st(
+        "[]int",
+        24,
+        &[("array", 0, 40), ("len", 8, INT), ("cap", 16, INT)],
+    );
+    (slice.kind, slice.elem) = (kind::SLICE, Some(INT));
+    index.types.insert(41, slice);
+    index.types.insert(40, ptr(INT));
+    let mut mem = Sparse::default();
+    mem.put(0x1000, &[7, 8, 9]);
+    let s = Scope {
+        mem: &mem,
+        index: &index,
+        bias: 0,
+        pc: 0,
+        cfa: 0,
+        types: None,
+        inline_depth: 0,
+        ret_pc: None,
+        function: None,
+        line: None,
+        regs: None,
+    };
+    let header = |len: u64, cap: u64| Value {
+        ty: 41,
+        place: Place::Bytes(
+            [0x1000, len, cap]
+                .iter()
+                .flat_map(|w: &u64| w.to_le_bytes())
+                .collect(),
+        ),
+    };
+    assert_eq!(s.format(&header(2, 3)), "[]int len: 2, cap: 3, [7,8]");
+    for (len, cap) in [(58_693_126_676_432, 4_487_527), (1, 1 << 60)] {
+        let out = s.format(&header(len, cap));
+        assert!(out.contains("not a valid slice header"), "{out}");
+    }
+}

@@ -4,6 +4,9 @@
 use super::{Place, Scope, Value};
 use crate::binary::dwarf_vars::Type;
 
+/// The user address space of x86-64 (4-level paging): no array is larger.
+const ADDRESS_SPACE: u64 = 1 << 47;
+
 /// Go's `reflect.Kind` values that DWARF records.
 pub mod kind {
     pub const BOOL: u8 = 1;
@@ -114,6 +117,14 @@ impl Scope<'_> {
         let ptr = self.read_u64(&v.place, 0)?;
         let len = self.read_u64(&v.place, 8)?;
         let cap = self.read_u64(&v.place, 16)?;
+        // Go never makes such a header; optimized code's DWARF can point at
+        // a slot that holds only part of the slice by now (the pointer, with
+        // a stack address and a return address after it).
+        if len > cap || cap.saturating_mul(self.size(elem)) > ADDRESS_SPACE {
+            return Err(format!(
+                "not a valid slice header (len {len}, cap {cap}): its location is stale at this pc"
+            ));
+        }
         Ok((elem, Place::Mem(ptr), len, cap))
     }
 }
