@@ -224,6 +224,7 @@ fn unoptimized_build_shows_every_value_exactly() {
         assert!(h.print("*name").is_err());
         assert!(h.print("msgs[").is_err());
         bytes::check_bytes(&h);
+        bytes::check_examine_expressions(&h);
         assert_untouched(h.fx.pid());
     }
 }

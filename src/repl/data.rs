@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::state::Session;
+use crate::goruntime::vars::{expr, types::kind, Place};
 
 /// `regs`
 pub fn regs(s: &mut Session, _args: &[&str], out: &mut dyn Write) -> Result<()> {
@@ -75,17 +76,12 @@ const EXAMINE_MAX: usize = 4096;
 
 /// `x ADDR [N]`
 pub fn examine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let number = |a: &str| -> Result<u64> {
-        let parsed = match a.strip_prefix("0x").or_else(|| a.strip_prefix("0X")) {
-            Some(hex) => u64::from_str_radix(hex, 16),
-            None => a.parse(),
-        };
-        parsed.map_err(|_| anyhow::anyhow!("not a number: {a:?}"))
-    };
     let (addr, len) = match args {
-        [a] => (number(a)?, 64),
-        [a, n] => (number(a)?, number(n)?),
-        _ => anyhow::bail!("usage: x ADDR [N]"),
+        [a] => (address(s, a)?, 64),
+        [a, n] => (address(s, a)?, number(n)?),
+        _ => anyhow::bail!(
+            "usage: x ADDR [N]   (ADDR: a number, &VAR, or a pointer, slice or string)"
+        ),
     };
     let len = usize::try_from(len).unwrap_or(usize::MAX).min(EXAMINE_MAX);
     let mut bytes = vec![0u8; len];
@@ -110,4 +106,45 @@ pub fn examine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
         writeln!(out, "{text}")?;
     }
     Ok(())
+}
+
+fn number(a: &str) -> Result<u64> {
+    let parsed = match a.strip_prefix("0x").or_else(|| a.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => a.parse(),
+    };
+    parsed.map_err(|_| anyhow::anyhow!("not a number: {a:?}"))
+}
+
+/// Where `x` looks: a number, or what an expression points at (`&v`: the
+/// variable itself; a pointer: its target; a slice or string: its bytes),
+/// as Delve's `examinemem` takes an expression.
+fn address(s: &Session, a: &str) -> Result<u64> {
+    if a.starts_with(|c: char| c.is_ascii_digit()) {
+        return number(a);
+    }
+    let e = expr::parse(a).map_err(|e| anyhow::anyhow!(e))?;
+    let scope = s.scope()?;
+    let v = scope
+        .eval(&e)
+        .map_err(|err| anyhow::anyhow!("{a}: {err}"))?;
+    if e.address_of {
+        return match v.place {
+            Place::Mem(addr) => Ok(addr),
+            _ => anyhow::bail!(
+                "{} is not in memory (in registers, or optimized out)",
+                e.name
+            ),
+        };
+    }
+    let k = scope.kind(v.ty);
+    match k {
+        kind::POINTER | kind::UNSAFE_POINTER | kind::UINTPTR | kind::SLICE | kind::STRING => {
+            scope.read_u64(&v.place, 0).map_err(|e| anyhow::anyhow!(e))
+        }
+        _ => anyhow::bail!(
+            "{a} is a {}: give x an address, &{a}, or a pointer, slice or string",
+            scope.type_name(v.ty)
+        ),
+    }
 }

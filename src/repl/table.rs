@@ -283,8 +283,10 @@ pub static COMMANDS: &[Command] = &[
         group: Group::Data,
         help: "Print raw memory at an address, in hex and ASCII.",
         usage: "examinemem ADDR [N]   (short: x ADDR [N])\n\n\
-            N bytes (default 64, at most 4096) from ADDR (hex with 0x, or\n\
-            decimal), 16 a line. Unreadable memory is an error.",
+            N bytes (default 64, at most 4096) from ADDR, 16 a line. ADDR is\n\
+            a number (hex with 0x, or decimal) or an expression: &VAR (the\n\
+            variable itself), a pointer (what it points at), a slice or a\n\
+            string (its bytes). Unreadable memory is an error.",
         arg: Arg::None,
         run: data::examine,
     },

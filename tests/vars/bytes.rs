@@ -46,3 +46,24 @@ pub fn check_bytes(h: &Held) {
     assert!(out.contains(&hex[..16].join(" ")), "{out}");
     assert!(out.contains("PAYLOAD-...-byte"), "{out}");
 }
+
+/// `x` also takes an expression, as Delve's `examinemem` does: a slice or
+/// string shows its bytes, a pointer its target, `&v` the variable itself.
+pub fn check_examine_expressions(h: &Held) {
+    let hex = |bytes: &[u8]| -> String {
+        let v: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        v.join(" ")
+    };
+    let (out, err) = h.run("x payload 8");
+    assert!(out.contains(&hex(&PAYLOAD[..8])), "{out}\n{err}");
+    let (out, err) = h.run("x name 6");
+    assert!(out.contains(&hex(b"gopher")), "{out}\n{err}");
+    // *req begins with ID 7 (an int).
+    let (out, err) = h.run("x req 8");
+    assert!(out.contains("07 00 00 00 00 00 00 00"), "{out}\n{err}");
+    // The string header of `name`: its pointer, then its length 6.
+    let (out, err) = h.run("x &name 16");
+    assert!(out.contains("06 00 00 00 00 00 00 00"), "{out}\n{err}");
+    let (_, err) = h.run("x in");
+    assert!(err.contains("give x an address"), "{err}");
+}
