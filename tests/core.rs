@@ -290,6 +290,17 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
         let kids = children_stats(fx.pid());
         assert!(kids.iter().all(|s| s.starts_with('Z')), "{mode}: {kids:?}");
     }
+    // The fork-mode kill left a zombie copy only the target could reap (Go
+    // never waits for a child with exit signal 0): the next fork-mode core
+    // has the target reap it, in the same moment it reaps its own copy.
+    assert_eq!(children_stats(fx.pid()).len(), 1, "one zombie copy");
+    let dest = dir.join("next.core");
+    let out = run_goat(&["core", &fx.pid().to_string(), "-o", dest.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("reaped 1 zombie snapshot copy"), "{err}");
+    assert_eq!(children_stats(fx.pid()), Vec::<String>::new());
+    assert_untouched(fx.pid());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

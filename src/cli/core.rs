@@ -40,6 +40,13 @@ pub fn core(
     let result = snapshot::write_core(&live, &opts);
     drop(live);
     let st = result?;
+    if st.leftovers_reaped > 0 {
+        eprintln!(
+            "goat: reaped {} zombie snapshot cop{} of pid {pid} left by goats killed while writing a core",
+            st.leftovers_reaped,
+            if st.leftovers_reaped == 1 { "y" } else { "ies" }
+        );
+    }
     for s in &st.stale_removed {
         eprintln!(
             "goat: removed {} ({} MiB), a temporary core left by goat pid {}, which is gone",

@@ -69,6 +69,8 @@ pub struct CoreStats {
     pub clone: Duration,
     /// Fork mode: the second, short stop that reaps the copy.
     pub reap_pause: Duration,
+    /// Zombies of copies left by killed goats, reaped in that stop.
+    pub leftovers_reaped: usize,
     /// Whether that stop held one thread only (else every thread).
     pub reap_one_thread: bool,
     pub threads: usize,
@@ -178,6 +180,7 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
             match reaped {
                 Ok(d) => {
                     stats.reap_pause = d.pause;
+                    stats.leftovers_reaped = d.leftovers;
                     stats.reap_one_thread = d.one_thread;
                 }
                 Err(e) => {

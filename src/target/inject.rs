@@ -84,7 +84,7 @@ pub struct Forked {
 impl Tracer {
     /// A thread in a plain interrupt stop (not delivering a signal, not in
     /// a group stop), the leader first.
-    fn injection_thread(&self) -> Result<i32, AttachError> {
+    pub(super) fn injection_thread(&self) -> Result<i32, AttachError> {
         let ok = |s: &State| *s == State::Stopped(StopKind::Event);
         if self.threads.get(&self.pid).is_some_and(ok) {
             return Ok(self.pid);
@@ -259,6 +259,22 @@ impl Tracer {
     /// is 0, which makes it a "clone" child that plain wait4 skips — which
     /// is also why the program's own wait4(-1) never takes it.
     pub(super) fn reap_in(&mut self, tid: i32, child: i32) -> Result<(), AttachError> {
+        self.wait4_in(tid, child)?;
+        self.fork_child = None;
+        Ok(())
+    }
+
+    /// Reaps, with stopped thread `tid`, the zombies of copies that goats
+    /// killed mid-write left behind (see [`leftover_copies`]); returns how
+    /// many. Best effort: a zombie that will not go is left as it was.
+    pub(super) fn reap_leftovers(&mut self, tid: i32) -> usize {
+        leftover_copies(self.pid, self.fork_child)
+            .into_iter()
+            .filter(|&z| self.wait4_in(tid, z).is_ok())
+            .count()
+    }
+
+    fn wait4_in(&mut self, tid: i32, child: i32) -> Result<(), AttachError> {
         let insn = self.syscall_insn.ok_or(AttachError::Os {
             op: "no syscall instruction known",
             errno: Errno::EINVAL,
@@ -279,9 +295,55 @@ impl Tracer {
                 },
             });
         }
-        self.fork_child = None;
         Ok(())
     }
+}
+
+/// Zombie children of `pid` that are snapshot copies whose goat was killed
+/// before it could have them reaped: exit signal 0 (a "clone" child, which
+/// the program's own `wait4` never takes), killed by SIGKILL
+/// (`PTRACE_O_EXITKILL`), under the target's own name. Go never makes such
+/// children; a program that did would also have to SIGKILL them itself.
+fn leftover_copies(pid: i32, except: Option<i32>) -> Vec<i32> {
+    let comm = |p: i32| std::fs::read_to_string(format!("/proc/{p}/comm")).ok();
+    let Some(name) = comm(pid) else {
+        return Vec::new();
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<i32> = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .filter(|&c| Some(c) != except)
+        .filter(|&c| {
+            let stat = std::fs::read_to_string(format!("/proc/{c}/stat")).unwrap_or_default();
+            is_killed_copy(&stat) && comm(c).as_ref() == Some(&name)
+        })
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// Whether a `/proc/PID/stat` line is a zombie with exit signal 0 that
+/// SIGKILL ended.
+fn is_killed_copy(stat: &str) -> bool {
+    // The name, in parentheses, may itself hold spaces and parentheses.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state); field 38 is exit_signal, field 52 exit_code.
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<i64>().ok());
+    f.first() == Some(&"Z")
+        && field(38) == Some(0)
+        && field(52).is_some_and(|code| code & 0x7f == libc::SIGKILL as i64)
 }
 
 impl Stopped<'_> {
@@ -305,4 +367,31 @@ pub fn find_syscall_insn(bytes: &[u8], base: u64) -> Option<u64> {
         .windows(2)
         .position(|w| w == [0x0f, 0x05])
         .map(|i| base + i as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_killed_copy;
+
+    /// A `/proc/PID/stat` line: `state`, then fields 4..=52 with
+    /// exit_signal (38) and exit_code (52) set.
+    fn stat(name: &str, state: &str, exit_signal: i64, exit_code: i64) -> String {
+        let mut f: Vec<String> = (4..=52).map(|_| "0".to_string()).collect();
+        f[38 - 4] = exit_signal.to_string();
+        f[52 - 4] = exit_code.to_string();
+        format!("4242 ({name}) {state} {}", f.join(" "))
+    }
+
+    #[test]
+    fn tells_a_killed_snapshot_copy_from_other_children() {
+        assert!(is_killed_copy(&stat("ticker", "Z", 0, 9)));
+        // A name with spaces and parentheses does not shift the fields.
+        assert!(is_killed_copy(&stat("a) Z 1 (b", "Z", 0, 9)));
+        // Still running, a child that signals its parent, or another death.
+        assert!(!is_killed_copy(&stat("ticker", "S", 0, 9)));
+        assert!(!is_killed_copy(&stat("ticker", "Z", 17, 9)));
+        assert!(!is_killed_copy(&stat("ticker", "Z", 0, 0x100)));
+        assert!(!is_killed_copy("4242 (ticker"));
+        assert!(!is_killed_copy(""));
+    }
 }

@@ -54,6 +54,8 @@ pub struct Reaped {
     pub one_thread: bool,
     /// Killing the copy and waiting for its exit, while the target ran.
     pub kill: Duration,
+    /// Zombies of copies that killed goats had left, reaped in the same stop.
+    pub leftovers: usize,
 }
 
 fn os(op: &'static str) -> impl Fn(Errno) -> AttachError {
@@ -191,12 +193,18 @@ impl Tracer {
             match self.stop_one(tid) {
                 Ok(()) => {
                     let r = self.reap_in(tid, child);
+                    let leftovers = if r.is_ok() {
+                        self.reap_leftovers(tid)
+                    } else {
+                        0
+                    };
                     self.resume_one(tid);
                     let pause = since.elapsed();
                     return r.map(|()| Reaped {
                         pause,
                         one_thread: true,
                         kill,
+                        leftovers,
                     });
                 }
                 Err(AttachError::Exited { .. }) => continue,
@@ -209,11 +217,16 @@ impl Tracer {
             return Err(e);
         }
         let r = self.release_fork_stopped();
+        let leftovers = match (&r, self.injection_thread()) {
+            (Ok(()), Ok(tid)) => self.reap_leftovers(tid),
+            _ => 0,
+        };
         self.resume_all();
         r.map(|()| Reaped {
             pause: since.elapsed(),
             one_thread: false,
             kill,
+            leftovers,
         })
     }
 }
