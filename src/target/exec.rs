@@ -28,6 +28,9 @@ use super::Thread;
 const SI_KERNEL: i32 = 0x80;
 /// How long a single-step over a breakpoint may take (one instruction).
 const STEP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Single-steps tried before giving up on a thread that keeps being
+/// stopped by signals (each held-back signal costs one).
+const MAX_STEP_ATTEMPTS: usize = 8;
 /// Events handled after the first hit before the stop starts (a storm of
 /// events must not delay the stop without end).
 const DRAIN_AFTER_HIT: usize = 64;
@@ -324,13 +327,27 @@ impl Tracer {
         }
     }
 
-    /// One instruction of `tid`. A signal that arrives first is delivered
-    /// with the step (the thread then stops at its handler's first
-    /// instruction, and hits the breakpoint again after the handler: a
-    /// second report of the same hit, rare and harmless).
-    fn single_step(&mut self, tid: i32, mut sig: Option<Signal>) {
+    /// One instruction of `tid`. An asynchronous signal that arrives first
+    /// (Go's SIGURG preemption, sent often to a goroutine that was stopped
+    /// long) is held back and raised again once the step is done, as Delve
+    /// does: delivered with the step, its handler would run instead of the
+    /// instruction, and the thread would come back to the breakpoint and
+    /// report the same hit twice, or miss the call a `step` goes into. A
+    /// fault the instruction itself raises is delivered with the step.
+    fn single_step(&mut self, tid: i32, sig: Option<Signal>) {
+        let mut held = Vec::new();
+        let sig = sig.filter(|&s| !hold_back(s, &mut held));
+        self.single_step_holding(tid, sig, &mut held);
+        for s in held {
+            // SAFETY: tgkill takes no pointers. A thread that is gone has
+            // no use for the signal.
+            unsafe { libc::syscall(libc::SYS_tgkill, self.pid, tid, s as i32) };
+        }
+    }
+
+    fn single_step_holding(&mut self, tid: i32, mut sig: Option<Signal>, held: &mut Vec<Signal>) {
         let p = Pid::from_raw(tid);
-        for _attempt in 0..3 {
+        for _attempt in 0..MAX_STEP_ATTEMPTS {
             if ptrace::step(p, sig).is_err() {
                 return;
             }
@@ -366,6 +383,7 @@ impl Tracer {
                     self.quiet_stop(tid);
                     return;
                 }
+                Some(WaitStatus::Stopped(_, other)) if hold_back(other, held) => sig = None,
                 Some(WaitStatus::Stopped(_, other)) => sig = Some(other),
                 Some(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP)) => sig = None,
                 Some(ws) => {
@@ -432,6 +450,20 @@ impl Tracer {
         }
         Ok(out)
     }
+}
+
+/// Keeps an asynchronous signal back from a single-step (once per signal:
+/// standard signals do not queue twice either). Returns false for the
+/// faults an instruction raises itself, which must come with it.
+fn hold_back(sig: Signal, held: &mut Vec<Signal>) -> bool {
+    use Signal::*;
+    if matches!(sig, SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGTRAP | SIGSYS) {
+        return false;
+    }
+    if !held.contains(&sig) {
+        held.push(sig);
+    }
+    true
 }
 
 /// Runs `f` when dropped (the running flag is cleared on every path).
