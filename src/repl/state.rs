@@ -220,7 +220,8 @@ impl<'a> Session<'a> {
     }
 
     /// Runs the target under `plan` and loads the new stop. A target that
-    /// exited ends the session.
+    /// exited ends the session. A call entered by a step is not loaded: the
+    /// caller runs on at once (and must [`load`](Self::load) if it does not).
     pub(super) fn run(&mut self, plan: RunPlan) -> Result<StopReason> {
         let reason = match self.control()?.run(plan) {
             Ok(r) => r,
@@ -233,7 +234,9 @@ impl<'a> Session<'a> {
                 return Err(e);
             }
         };
-        self.load()?;
+        if !matches!(reason, StopReason::CallEntered { .. }) {
+            self.load()?;
+        }
         Ok(reason)
     }
 
@@ -251,7 +254,7 @@ impl<'a> Session<'a> {
     }
 
     /// Captures and decodes the current stop, and picks a goroutine.
-    fn load(&mut self) -> Result<()> {
+    pub(super) fn load(&mut self) -> Result<()> {
         let t = self.target()?;
         let globals = self.prog.locate(t, self.bias)?;
         let now = self.backend.now();

@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::breakpoints::TempBreakpoint;
+use super::breakpoints::{TempAction, TempBreakpoint};
 use super::inject::wait_one;
 use super::ptrace::{regs_from, AttachError, State, StopKind, Stopped, Tracer};
 use super::signals;
@@ -56,6 +56,16 @@ pub enum StopReason {
         addr: u64,
         user: Option<u32>,
         temp: bool,
+    },
+    /// `tid`, of goroutine `g`, hit the [`TempAction::EnterCall`]
+    /// breakpoint at `call` and was single-stepped through the call: it
+    /// stands at `entry`, the callee's first instruction. The session
+    /// decides where the step goes on (nothing was counted as a stop).
+    CallEntered {
+        tid: i32,
+        call: u64,
+        entry: u64,
+        g: u64,
     },
     /// Ctrl-C.
     Interrupted,
@@ -166,7 +176,23 @@ impl Tracer {
             }
             for &(tid, addr) in &hits {
                 let user = self.bps.user_at(addr).map(|b| b.id);
-                let temp = self.temp_matches(tid, addr, g_tls_offset);
+                let matched = self.temp_match(tid, addr, g_tls_offset);
+                if let (None, Some(t)) = (user, matched) {
+                    if let TempAction::EnterCall { next } = t.action {
+                        let Some(entry) = self.enter_call(tid, addr, next) else {
+                            // A signal's handler ran first: the thread comes
+                            // back to the CALL and hits it again.
+                            continue;
+                        };
+                        return Ok(StopReason::CallEntered {
+                            tid,
+                            call: addr,
+                            entry,
+                            g: t.g,
+                        });
+                    }
+                }
+                let temp = matched.is_some();
                 if user.is_some() || temp {
                     self.bps.step_over = vec![(tid, addr)];
                     return Ok(StopReason::Breakpoint {
@@ -287,12 +313,11 @@ impl Tracer {
         }
     }
 
-    /// Whether a temporary breakpoint at `addr` wants thread `tid` (stopped,
-    /// rewound): its goroutine and, when asked, its frame.
-    fn temp_matches(&mut self, tid: i32, addr: u64, g_tls_offset: i64) -> bool {
-        let Ok(regs) = ptrace::getregs(Pid::from_raw(tid)) else {
-            return false;
-        };
+    /// The temporary breakpoint at `addr` that wants thread `tid` (stopped,
+    /// rewound): its goroutine and, when asked, its frame. A plain stop
+    /// wins over entering a call at the same address.
+    fn temp_match(&mut self, tid: i32, addr: u64, g_tls_offset: i64) -> Option<TempBreakpoint> {
+        let regs = ptrace::getregs(Pid::from_raw(tid)).ok()?;
         let tls_g = (regs.fs_base != 0)
             .then(|| {
                 let at = regs.fs_base.wrapping_add_signed(g_tls_offset);
@@ -301,13 +326,43 @@ impl Tracer {
             .flatten()
             .filter(|&g| g != 0);
         let g = tls_g.unwrap_or(regs.r14);
-        self.bps.temps.iter().any(|t| {
-            t.addr == addr
-                && t.g == g
-                && t.frame.is_none_or(|f| {
-                    regs.rsp.wrapping_add_signed(f.sp_delta).wrapping_add(8) == f.cfa
-                })
-        })
+        self.bps
+            .temps
+            .iter()
+            .filter(|t| {
+                t.addr == addr
+                    && t.g == g
+                    && t.frame.is_none_or(|f| {
+                        regs.rsp.wrapping_add_signed(f.sp_delta).wrapping_add(8) == f.cfa
+                    })
+            })
+            .min_by_key(|t| t.action != TempAction::Stop)
+            .copied()
+    }
+
+    /// Single-steps `tid`, stopped on the CALL at `addr` (every int3 out,
+    /// every other thread stopped), into the callee. Returns the callee's
+    /// entry, or None when the thread did not make exactly that call (a
+    /// signal was delivered first: it is in the handler now).
+    fn enter_call(&mut self, tid: i32, addr: u64, next: u64) -> Option<u64> {
+        let p = Pid::from_raw(tid);
+        let before = ptrace::getregs(p).ok().filter(|r| r.rip == addr)?;
+        let sig = match self.threads.get(&tid) {
+            Some(State::Stopped(StopKind::Event)) => None,
+            Some(State::Stopped(StopKind::Signal(sig))) => Some(*sig),
+            _ => return None,
+        };
+        self.single_step(tid, sig);
+        if !matches!(self.threads.get(&tid), Some(State::Stopped(_))) {
+            // Interrupted after a step that did not end: every thread must
+            // be stopped when the run returns.
+            let _ = self.stop_all();
+            return None;
+        }
+        let after = ptrace::getregs(p).ok()?;
+        let pushed = after.rsp == before.rsp.wrapping_sub(8)
+            && self.bps.read_u64(self.pid, after.rsp).ok() == Some(next);
+        pushed.then_some(after.rip)
     }
 
     /// Single-steps each thread reported at the last stop over its
