@@ -167,8 +167,8 @@ fn break_continue_next_step_stepout_then_quit_leaves_the_program_pristine() {
     }
 }
 
-/// `step` on each line of main.indirect, from a breakpoint on that line:
-/// `(marker of the line, function stepped into, marker of its first line)`.
+/// `step` on each call line of main.indirect: `(marker of the line,
+/// function stepped into, marker of its first line)`.
 const INDIRECT_CALLS: [(&str, &str, &str); 5] = [
     ("call-func", "main.triple", "triple"),
     ("call-closure", "main.makeAdder.func1", "adder"),
@@ -182,36 +182,43 @@ const INDIRECT_CALLS: [(&str, &str, &str); 5] = [
 fn step_into_indirect_calls(flavour: &str) {
     let mut fx = Fixture::start(flavour, "ticker", &[]);
     let before = text_segment(&fx);
-    let breaks: Vec<String> = INDIRECT_CALLS
-        .iter()
-        .map(|(at, _, _)| format!("break ticker/main.go:{}", line_of(at)))
-        .collect();
-    let mut script: Vec<&str> = breaks.iter().map(String::as_str).collect();
-    // Each continue stops on the next line's breakpoint in the same call.
-    for _ in INDIRECT_CALLS {
-        script.extend(["continue", "step"]);
+    let break_at = |m: &str| format!("break ticker/main.go:{}", line_of(m));
+    // From a breakpoint on the first line: step over its call into the
+    // runtime (runtime.Gosched through a func value, which may move the
+    // goroutine to another thread) to the next line, step into its call;
+    // then a breakpoint on each later line, continue to it, step.
+    let mut script = vec![
+        break_at("call-runtime"),
+        "continue".into(),
+        "step".into(),
+        "step".into(),
+        "clear 1".into(),
+    ];
+    let mut want = vec![
+        ("main.indirect", line_of("call-runtime")),
+        ("main.indirect", line_of("call-func")),
+        (INDIRECT_CALLS[0].1, line_of(INDIRECT_CALLS[0].2)),
+    ];
+    for (at, callee, first) in &INDIRECT_CALLS[1..] {
+        script.push(break_at(at));
+        want.push(("main.indirect", line_of(at)));
+        want.push((callee, line_of(first)));
     }
-    script.extend(["clearall", "quit"]);
+    // Each continue stops on the next line's breakpoint in the same call.
+    for _ in 1..INDIRECT_CALLS.len() {
+        script.extend(["continue".into(), "step".into()]);
+    }
+    script.extend(["clearall".into(), "quit".into()]);
+    let script: Vec<&str> = script.iter().map(String::as_str).collect();
     let out = attach(fx.pid(), &script);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     let ctx = format!("{flavour}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
     assert!(out.status.success() && !stderr.contains("error"), "{ctx}");
     let s = stops(&stdout);
-    assert_eq!(s.len(), 2 * INDIRECT_CALLS.len(), "{ctx}");
-    let g = s[0].0;
-    for (i, (at, callee, first)) in INDIRECT_CALLS.iter().enumerate() {
-        let (hit, stepped) = (&s[2 * i], &s[2 * i + 1]);
-        assert_eq!(
-            (hit.0, hit.1.as_str(), hit.2),
-            (g, "main.indirect", line_of(at)),
-            "breakpoint on {at}: {ctx}"
-        );
-        assert_eq!(
-            (stepped.0, stepped.1.as_str(), stepped.2),
-            (g, *callee, line_of(first)),
-            "step on {at}: {ctx}"
-        );
-    }
+    let g = s.first().map(|h| h.0);
+    assert!(s.iter().all(|h| Some(h.0) == g), "one goroutine: {ctx}");
+    let got: Vec<(&str, u32)> = s.iter().map(|h| (h.1.as_str(), h.2)).collect();
+    assert_eq!(got, want, "{ctx}");
     assert_intact(&mut fx, &before, &ctx);
 }
 
