@@ -379,10 +379,7 @@ impl<'a> Session<'a> {
             ret_pc: (!top).then_some(link),
             function: Some(selected.function.to_string()),
             line: Some(u64::from(selected.line)),
-            types: {
-                let b = self.prog.binary();
-                b.symbol("runtime.types").zip(b.symbol("runtime.etypes"))
-            },
+            types: self.prog.binary().pclntab().ok().and_then(|t| t.types()),
             regs,
         })
     }
