@@ -220,6 +220,42 @@ mod tests {
         assert!(branches(&[], 0x1000).is_empty());
     }
 
+    /// On the ticker fixture: which callees are wrappers, and that each
+    /// wrapper's direct calls reach the method it wraps.
+    #[test]
+    fn wrappers_of_the_ticker_fixture_lead_to_their_methods() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for ver in ["go1.19", "go1.27"] {
+            let path = root.join(format!("tests/fixtures/bin/{ver}-exe/ticker"));
+            if !path.exists() {
+                eprintln!("note: skipping {ver}: run scripts/build-fixtures");
+                continue;
+            }
+            let bin = crate::binary::Binary::open(&path).unwrap();
+            let tab = bin.pclntab().unwrap();
+            let func = |name: &str| tab.func_by_name(name).unwrap_or_else(|| panic!("{name}"));
+            for name in ["main.triple", "main.makeAdder.func1", "main.circle.area"] {
+                assert!(!is_wrapper(&func(name)), "{ver} {name}");
+            }
+            for (wrapper, method) in [
+                ("main.(*circle).area", "main.circle.area"),
+                ("main.(*square).area-fm", "main.(*square).area"),
+            ] {
+                let w = func(wrapper);
+                assert!(is_wrapper(&w), "{ver} {wrapper}");
+                let end = w.end().unwrap();
+                let code = bin
+                    .read_static(w.entry(), (end - w.entry()) as usize)
+                    .unwrap();
+                let calls: Vec<&str> = branches(code, w.entry())
+                    .iter()
+                    .filter_map(|b| tab.find_func(b.target?)?.name().ok())
+                    .collect();
+                assert!(calls.contains(&method), "{ver} {wrapper}: {calls:?}");
+            }
+        }
+    }
+
     #[test]
     fn runtime_internals_are_not_stepped_into() {
         assert!(steppable("main.triple"));
