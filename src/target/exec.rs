@@ -180,8 +180,9 @@ impl Tracer {
                 if let (None, Some(t)) = (user, matched) {
                     if let TempAction::EnterCall { next } = t.action {
                         let Some(entry) = self.enter_call(tid, addr, next) else {
-                            // A signal's handler ran first: the thread comes
-                            // back to the CALL and hits it again.
+                            // The CALL faulted (its handler runs now) or the
+                            // thread did not move: nothing entered; a thread
+                            // back at the CALL hits it again.
                             continue;
                         };
                         return Ok(StopReason::CallEntered {
@@ -342,8 +343,8 @@ impl Tracer {
 
     /// Single-steps `tid`, stopped on the CALL at `addr` (every int3 out,
     /// every other thread stopped), into the callee. Returns the callee's
-    /// entry, or None when the thread did not make exactly that call (a
-    /// signal was delivered first: it is in the handler now).
+    /// entry, or None when the thread did not make exactly that call (the
+    /// CALL faulted, and the thread is in the signal's handler now).
     fn enter_call(&mut self, tid: i32, addr: u64, next: u64) -> Option<u64> {
         let p = Pid::from_raw(tid);
         let before = ptrace::getregs(p).ok().filter(|r| r.rip == addr)?;
