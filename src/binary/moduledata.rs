@@ -1,6 +1,7 @@
 //! Finding `runtime.firstmoduledata` in the file, for the facts pclntab does
-//! not hold: the text start (Go 1.26+ no longer stores it in the pcHeader)
-//! and `gofunc`, the base of funcdata offsets.
+//! not hold: the text start (Go 1.26+ no longer stores it in the pcHeader),
+//! `gofunc`, the base of funcdata offsets, and `[types, etypes)`, where type
+//! descriptors and their names live (a `nameOff` is relative to `types`).
 //!
 //! With a symbol table the address is `runtime.firstmoduledata`; in a
 //! stripped binary it is the 8-byte word in a writable segment equal to the
@@ -17,7 +18,9 @@
 //!
 //! In every layout `rodata` is the word right before `gofunc`; it must equal
 //! the start of `.rodata` (or of the read-only PT_LOAD), which picks the
-//! layout when the version is unknown.
+//! layout when the version is unknown. `types` is at 280 (etypes 288) in
+//! the first layout and at 296 in the others; `etypes` follows it at 304,
+//! or at 312 after `typedesclen` in the last.
 
 use super::image::Image;
 
@@ -29,12 +32,23 @@ const OFF_TEXT: u64 = 176;
 /// `gofunc` offsets, newest layout first.
 const GOFUNC_OFFSETS: [u64; 3] = [344, 320, 304];
 
+/// Offsets of `types` and `etypes` in the layout whose `gofunc` is at `gofunc`.
+fn types_offsets(gofunc: u64) -> (u64, u64) {
+    match gofunc {
+        304 => (280, 288),
+        320 => (296, 304),
+        _ => (296, 312),
+    }
+}
+
 /// What pclntab needs from the moduledata.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ModuleData {
     pub addr: u64,
     pub text: u64,
     pub gofunc: Option<u64>,
+    /// Link-time `[types, etypes)`.
+    pub types: Option<(u64, u64)>,
 }
 
 /// The pcHeader facts used to confirm a candidate.
@@ -55,10 +69,12 @@ pub(crate) fn locate(
         .filter(|&a| matches(image, a, expect))
         .or_else(|| scan(image, expect))?;
     let text = image.read_u64(addr.wrapping_add(OFF_TEXT))?;
+    let gofunc = gofunc(image, addr, go_minor);
     Some(ModuleData {
         addr,
         text,
-        gofunc: gofunc(image, addr, go_minor),
+        gofunc: gofunc.map(|g| g.1),
+        types: gofunc.and_then(|(off, _)| types(image, addr, off)),
     })
 }
 
@@ -102,9 +118,19 @@ fn scan(image: &Image, e: &Expect) -> Option<u64> {
     None
 }
 
-/// Reads `gofunc`, choosing the layout by version and confirming it by the
-/// `rodata` field before it.
-fn gofunc(image: &Image, md: u64, go_minor: Option<u32>) -> Option<u64> {
+/// `[types, etypes)` of the layout whose `gofunc` is at `gofunc_off`, when
+/// both ends are in the file and in order.
+fn types(image: &Image, md: u64, gofunc_off: u64) -> Option<(u64, u64)> {
+    let (t, e) = types_offsets(gofunc_off);
+    let types = image.read_u64(md.wrapping_add(t))?;
+    let etypes = image.read_u64(md.wrapping_add(e))?;
+    let len = etypes.checked_sub(types)?;
+    (len > 0 && image.file_offset(types, len).is_some()).then_some((types, etypes))
+}
+
+/// Reads `gofunc` and the offset it is at, choosing the layout by version
+/// and confirming it by the `rodata` field before it.
+fn gofunc(image: &Image, md: u64, go_minor: Option<u32>) -> Option<(u64, u64)> {
     let rodata_starts: Vec<u64> = image
         .section(".rodata")
         .map(|s| s.addr)
@@ -130,13 +156,13 @@ fn gofunc(image: &Image, md: u64, go_minor: Option<u32>) -> Option<u64> {
         (rodata_starts.contains(&rodata)
             && gofunc >= rodata
             && image.file_offset(gofunc, 1).is_some())
-        .then_some(gofunc)
+        .then_some((off, gofunc))
     });
     // With a known version, trust its layout even if `.rodata` is unknown.
     confirmed.or_else(|| {
         let off = by_version?;
         let gofunc = image.read_u64(md.wrapping_add(off))?;
-        image.file_offset(gofunc, 1).map(|_| gofunc)
+        image.file_offset(gofunc, 1).map(|_| (off, gofunc))
     })
 }
 

@@ -42,6 +42,8 @@ pub struct Pclntab {
     text_start: u64,
     pub(super) gofunc: Option<u64>,
     moduledata: Option<u64>,
+    /// Link-time `[runtime.types, runtime.etypes)`.
+    types: Option<(u64, u64)>,
     funcnametab: Range<usize>,
     cutab: Range<usize>,
     filetab: Range<usize>,
@@ -172,6 +174,9 @@ impl Pclntab {
             text_start,
             gofunc,
             moduledata: md.map(|m| m.addr),
+            types: symbol("runtime.types")
+                .zip(symbol("runtime.etypes"))
+                .or(md.and_then(|m| m.types)),
             funcnametab: range_of(funcname_off),
             cutab: range_of(cu_off),
             filetab: range_of(file_off),
@@ -200,6 +205,12 @@ impl Pclntab {
     /// in a stripped binary, by its pointer to the pclntab.
     pub fn moduledata(&self) -> Option<u64> {
         self.moduledata
+    }
+
+    /// Link-time `[types, etypes)`: type descriptors and their names (by
+    /// symbol, else from the moduledata).
+    pub fn types(&self) -> Option<(u64, u64)> {
+        self.types
     }
 
     /// The (entry offset, func offset) pair `i` of the functab.

@@ -376,6 +376,11 @@ fn stripped_binaries_still_symbolize() {
             fx.version
         );
         assert_eq!(tab.moduledata(), full.symbol("runtime.firstmoduledata"));
+        let types = full
+            .symbol("runtime.types")
+            .zip(full.symbol("runtime.etypes"));
+        assert!(types.is_some(), "{}", fx.version);
+        assert_eq!(tab.types(), types, "types from moduledata, {}", fx.version);
         let ret = chanrecv_return_pc(&fx, &fx.path);
         let f = tab.find_func(ret - 1).unwrap();
         expect_inlined(&f.source_frames(ret - 1).unwrap());
@@ -398,6 +403,10 @@ fn stripped_build_without_version_hint() {
         let full = Binary::open(&fx.path).unwrap();
         assert_eq!(tab.gofunc(), full.pclntab().unwrap().gofunc());
         assert_eq!(tab.text_start(), full.symbol("runtime.text").unwrap());
+        let types = full
+            .symbol("runtime.types")
+            .zip(full.symbol("runtime.etypes"));
+        assert_eq!(tab.types(), types, "{}", fx.version);
     }
 }
 

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use super::locate::StepKind;
 use super::state::Session;
 use super::{cond, source};
-use crate::target::{BreakpointInfo, RunPlan, StopReason};
+use crate::target::{BreakpointInfo, RunPlan, StopReason, TempBreakpoint};
 
 /// Most consecutive hits whose condition was false before `continue` gives
 /// up (Ctrl-C stops it sooner).
@@ -186,17 +186,20 @@ pub fn stepout(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
 }
 
 /// Runs until a stop worth showing, then shows it.
-fn run_and_report(
-    s: &mut Session,
-    temps: Vec<crate::target::TempBreakpoint>,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let plan = RunPlan {
-        temps,
+fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Write) -> Result<()> {
+    let mut plan = RunPlan {
+        temps: temps.clone(),
         g_tls_offset: s.g_tls_offset(),
     };
     for _ in 0..MAX_FALSE_HITS {
         let (tid, user, temp) = match s.run(plan.clone())? {
+            StopReason::CallEntered { entry, g, .. } => {
+                // `step` went through an indirect call: on with the step's
+                // own breakpoints and those that stop in this callee.
+                plan.temps = temps.clone();
+                plan.temps.extend(s.callee_temps(entry, g));
+                continue;
+            }
             StopReason::Interrupted => {
                 writeln!(out, "received SIGINT, stopping the process")?;
                 return show_position(s, out, None);
@@ -232,6 +235,8 @@ fn run_and_report(
         let note = counted.map(|b| format!(" ({})", hits_text(&b)));
         return show_position(s, out, note);
     }
+    // The last stop may have been a call entered, whose stop is not loaded.
+    s.load()?;
     bail!("{MAX_FALSE_HITS} hits with a false condition in a row; stopped")
 }
 

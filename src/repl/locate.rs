@@ -1,17 +1,14 @@
 //! Where execution control puts its breakpoints: locations the user names
 //! (`FUNC`, `FILE:LINE`, `LINE`, `*ADDR`), the first pc after a function's
-//! prologue, and the temporary breakpoints of `next`, `step` and `stepout`.
+//! prologue, and the temporary breakpoints of `next`, `step` and `stepout` (`step`'s
+//! into calls: `stepinto.rs`).
 
 use anyhow::{anyhow, bail, Result};
-use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
 
 use super::state::Session;
 use crate::binary::lines::{self, LineRow};
 use crate::binary::Func;
-use crate::target::{FrameCond, TempBreakpoint};
-
-/// Most bytes of one line decoded when looking for its calls.
-const MAX_LINE_BYTES: u64 = 64 << 10;
+use crate::target::{FrameCond, TempAction, TempBreakpoint};
 
 /// `FILE:LINE`'s file matches `path` (a base name or a path suffix).
 fn file_matches(path: &str, file: &str) -> bool {
@@ -119,7 +116,7 @@ impl Session<'_> {
     }
 
     /// The temporary breakpoints of `stepout` (`next`: with every line of
-    /// the function; `step`: and the functions the line calls directly).
+    /// the function; `step`: and the calls of the line).
     pub(super) fn step_plan(&self, kind: StepKind) -> Result<Vec<TempBreakpoint>> {
         let g = self.current_g()?;
         let gp = g.gp;
@@ -143,6 +140,7 @@ impl Session<'_> {
                         cfa: caller.fp,
                         sp_delta: i64::from(cf.sp_delta(link)?),
                     }),
+                    action: TempAction::Stop,
                 });
             }
         }
@@ -176,6 +174,7 @@ impl Session<'_> {
                     cfa: top.fp,
                     sp_delta: i64::from(f.sp_delta(pc)?),
                 }),
+                action: TempAction::Stop,
             });
         }
         if kind == StepKind::Into {
@@ -184,52 +183,13 @@ impl Session<'_> {
                 .into_iter()
                 .filter(|r| r.file == cur_file && r.line == cur_line)
                 .collect();
-            for target in self.direct_calls(&rows) {
-                temps.push(TempBreakpoint {
-                    addr: target + self.bias,
-                    g: gp,
-                    frame: None,
-                });
-            }
+            temps.extend(self.call_temps(&f, &rows, gp, top.fp));
         }
-        temps.sort_by_key(|t| t.addr);
-        temps.dedup_by_key(|t| t.addr);
+        // Breakpoints at one address with different conditions all stay
+        // (a recursive call's entry and a line of this frame).
+        temps.sort_by_key(|t| (t.addr, t.action != TempAction::Stop));
+        temps.dedup();
         Ok(temps)
-    }
-
-    /// Link-time body pcs of the Go functions the rows call directly
-    /// (runtime internals left out, as Delve's step does).
-    fn direct_calls(&self, rows: &[LineRow]) -> Vec<u64> {
-        let bin = self.prog.binary();
-        let Ok(tab) = bin.pclntab() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for r in rows {
-            let len = (r.end - r.start).min(MAX_LINE_BYTES);
-            let Some(code) = bin.read_static(r.start, len as usize) else {
-                continue;
-            };
-            let mut dec = Decoder::with_ip(64, code, r.start, DecoderOptions::NONE);
-            while dec.can_decode() {
-                let insn = dec.decode();
-                if insn.mnemonic() != Mnemonic::Call || insn.op0_kind() != OpKind::NearBranch64 {
-                    continue;
-                }
-                let target = insn.near_branch_target();
-                let Some(callee) = tab.find_func(target).filter(|c| c.entry() == target) else {
-                    continue;
-                };
-                let name = callee.name().unwrap_or("runtime.");
-                if name.starts_with("runtime.") || name.starts_with("internal/") {
-                    continue;
-                }
-                if let Ok(pc) = self.body_pc(&callee) {
-                    out.push(pc);
-                }
-            }
-        }
-        out
     }
 }
 

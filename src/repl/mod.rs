@@ -21,6 +21,7 @@ mod session;
 mod source;
 mod stack;
 mod state;
+mod stepinto;
 mod table;
 mod vars;
 

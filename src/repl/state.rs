@@ -220,7 +220,8 @@ impl<'a> Session<'a> {
     }
 
     /// Runs the target under `plan` and loads the new stop. A target that
-    /// exited ends the session.
+    /// exited ends the session. A call entered by a step is not loaded: the
+    /// caller runs on at once (and must [`load`](Self::load) if it does not).
     pub(super) fn run(&mut self, plan: RunPlan) -> Result<StopReason> {
         let reason = match self.control()?.run(plan) {
             Ok(r) => r,
@@ -233,7 +234,9 @@ impl<'a> Session<'a> {
                 return Err(e);
             }
         };
-        self.load()?;
+        if !matches!(reason, StopReason::CallEntered { .. }) {
+            self.load()?;
+        }
         Ok(reason)
     }
 
@@ -251,7 +254,7 @@ impl<'a> Session<'a> {
     }
 
     /// Captures and decodes the current stop, and picks a goroutine.
-    fn load(&mut self) -> Result<()> {
+    pub(super) fn load(&mut self) -> Result<()> {
         let t = self.target()?;
         let globals = self.prog.locate(t, self.bias)?;
         let now = self.backend.now();
@@ -376,10 +379,7 @@ impl<'a> Session<'a> {
             ret_pc: (!top).then_some(link),
             function: Some(selected.function.to_string()),
             line: Some(u64::from(selected.line)),
-            types: {
-                let b = self.prog.binary();
-                b.symbol("runtime.types").zip(b.symbol("runtime.etypes"))
-            },
+            types: self.prog.binary().pclntab().ok().and_then(|t| t.types()),
             regs,
         })
     }

@@ -53,6 +53,23 @@ pub struct TempBreakpoint {
     /// The frame's CFA must equal `cfa`, where the CFA at `addr` is
     /// `rsp + sp_delta + 8` (pclntab's SP delta at `addr`).
     pub frame: Option<FrameCond>,
+    /// What a hit that matches does.
+    pub action: TempAction,
+}
+
+/// What the tracer does with a matching hit of a temporary breakpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TempAction {
+    /// Stop there: the step is over.
+    #[default]
+    Stop,
+    /// `addr` is a CALL whose target is only known at run time (through a
+    /// register or memory): single-step it, alone, and report where it
+    /// went ([`StopReason::CallEntered`](super::StopReason)), so that the
+    /// session, which knows the functions, decides whether to stop in the
+    /// callee. `next` is the address after the CALL: the return address
+    /// the step must have pushed (else a signal handler ran first).
+    EnterCall { next: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::breakpoints::TempBreakpoint;
+use super::breakpoints::{TempAction, TempBreakpoint};
 use super::inject::wait_one;
 use super::ptrace::{regs_from, AttachError, State, StopKind, Stopped, Tracer};
 use super::signals;
@@ -31,6 +31,9 @@ use super::Thread;
 const SI_KERNEL: i32 = 0x80;
 /// How long a single-step over a breakpoint may take (one instruction).
 const STEP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Single-steps tried before giving up on a thread that keeps being
+/// stopped by signals (each held-back signal costs one).
+const MAX_STEP_ATTEMPTS: usize = 8;
 /// Events handled after the first hit before the stop starts (a storm of
 /// events must not delay the stop without end).
 const DRAIN_AFTER_HIT: usize = 64;
@@ -56,6 +59,16 @@ pub enum StopReason {
         addr: u64,
         user: Option<u32>,
         temp: bool,
+    },
+    /// `tid`, of goroutine `g`, hit the [`TempAction::EnterCall`]
+    /// breakpoint at `call` and was single-stepped through the call: it
+    /// stands at `entry`, the callee's first instruction. The session
+    /// decides where the step goes on (nothing was counted as a stop).
+    CallEntered {
+        tid: i32,
+        call: u64,
+        entry: u64,
+        g: u64,
     },
     /// Ctrl-C.
     Interrupted,
@@ -181,7 +194,24 @@ impl Tracer {
             }
             for &(tid, addr) in &hits {
                 let user = self.bps.user_at(addr).map(|b| b.id);
-                let temp = self.temp_matches(tid, addr, g_tls_offset);
+                let matched = self.temp_match(tid, addr, g_tls_offset);
+                if let (None, Some(t)) = (user, matched) {
+                    if let TempAction::EnterCall { next } = t.action {
+                        let Some(entry) = self.enter_call(tid, addr, next) else {
+                            // The CALL faulted (its handler runs now) or the
+                            // thread did not move: nothing entered; a thread
+                            // back at the CALL hits it again.
+                            continue;
+                        };
+                        return Ok(StopReason::CallEntered {
+                            tid,
+                            call: addr,
+                            entry,
+                            g: t.g,
+                        });
+                    }
+                }
+                let temp = matched.is_some();
                 if user.is_some() || temp {
                     self.bps.step_over = vec![(tid, addr)];
                     return Ok(StopReason::Breakpoint {
@@ -302,12 +332,11 @@ impl Tracer {
         }
     }
 
-    /// Whether a temporary breakpoint at `addr` wants thread `tid` (stopped,
-    /// rewound): its goroutine and, when asked, its frame.
-    fn temp_matches(&mut self, tid: i32, addr: u64, g_tls_offset: i64) -> bool {
-        let Ok(regs) = ptrace::getregs(Pid::from_raw(tid)) else {
-            return false;
-        };
+    /// The temporary breakpoint at `addr` that wants thread `tid` (stopped,
+    /// rewound): its goroutine and, when asked, its frame. A plain stop
+    /// wins over entering a call at the same address.
+    fn temp_match(&mut self, tid: i32, addr: u64, g_tls_offset: i64) -> Option<TempBreakpoint> {
+        let regs = ptrace::getregs(Pid::from_raw(tid)).ok()?;
         let tls_g = (regs.fs_base != 0)
             .then(|| {
                 let at = regs.fs_base.wrapping_add_signed(g_tls_offset);
@@ -316,13 +345,43 @@ impl Tracer {
             .flatten()
             .filter(|&g| g != 0);
         let g = tls_g.unwrap_or(regs.r14);
-        self.bps.temps.iter().any(|t| {
-            t.addr == addr
-                && t.g == g
-                && t.frame.is_none_or(|f| {
-                    regs.rsp.wrapping_add_signed(f.sp_delta).wrapping_add(8) == f.cfa
-                })
-        })
+        self.bps
+            .temps
+            .iter()
+            .filter(|t| {
+                t.addr == addr
+                    && t.g == g
+                    && t.frame.is_none_or(|f| {
+                        regs.rsp.wrapping_add_signed(f.sp_delta).wrapping_add(8) == f.cfa
+                    })
+            })
+            .min_by_key(|t| t.action != TempAction::Stop)
+            .copied()
+    }
+
+    /// Single-steps `tid`, stopped on the CALL at `addr` (every int3 out,
+    /// every other thread stopped), into the callee. Returns the callee's
+    /// entry, or None when the thread did not make exactly that call (the
+    /// CALL faulted, and the thread is in the signal's handler now).
+    fn enter_call(&mut self, tid: i32, addr: u64, next: u64) -> Option<u64> {
+        let p = Pid::from_raw(tid);
+        let before = ptrace::getregs(p).ok().filter(|r| r.rip == addr)?;
+        let sig = match self.threads.get(&tid) {
+            Some(State::Stopped(StopKind::Event)) => None,
+            Some(State::Stopped(StopKind::Signal(sig))) => Some(*sig),
+            _ => return None,
+        };
+        self.single_step(tid, sig);
+        if !matches!(self.threads.get(&tid), Some(State::Stopped(_))) {
+            // Interrupted after a step that did not end: every thread must
+            // be stopped when the run returns.
+            let _ = self.stop_all();
+            return None;
+        }
+        let after = ptrace::getregs(p).ok()?;
+        let pushed = after.rsp == before.rsp.wrapping_sub(8)
+            && self.bps.read_u64(self.pid, after.rsp).ok() == Some(next);
+        pushed.then_some(after.rip)
     }
 
     /// Single-steps each thread reported at the last stop over its
@@ -342,13 +401,27 @@ impl Tracer {
         }
     }
 
-    /// One instruction of `tid`. A signal that arrives first is delivered
-    /// with the step (the thread then stops at its handler's first
-    /// instruction, and hits the breakpoint again after the handler: a
-    /// second report of the same hit, rare and harmless).
-    fn single_step(&mut self, tid: i32, mut sig: Option<Signal>) {
+    /// One instruction of `tid`. An asynchronous signal that arrives first
+    /// (Go's SIGURG preemption, sent often to a goroutine that was stopped
+    /// long) is held back and raised again once the step is done, as Delve
+    /// does: delivered with the step, its handler would run instead of the
+    /// instruction, and the thread would come back to the breakpoint and
+    /// report the same hit twice, or miss the call a `step` goes into. A
+    /// fault the instruction itself raises is delivered with the step.
+    fn single_step(&mut self, tid: i32, sig: Option<Signal>) {
+        let mut held = Vec::new();
+        let sig = sig.filter(|&s| !hold_back(s, &mut held));
+        self.single_step_holding(tid, sig, &mut held);
+        for s in held {
+            // SAFETY: tgkill takes no pointers. A thread that is gone has
+            // no use for the signal.
+            unsafe { libc::syscall(libc::SYS_tgkill, self.pid, tid, s as i32) };
+        }
+    }
+
+    fn single_step_holding(&mut self, tid: i32, mut sig: Option<Signal>, held: &mut Vec<Signal>) {
         let p = Pid::from_raw(tid);
-        for _attempt in 0..3 {
+        for _attempt in 0..MAX_STEP_ATTEMPTS {
             if ptrace::step(p, sig).is_err() {
                 return;
             }
@@ -384,6 +457,7 @@ impl Tracer {
                     self.quiet_stop(tid);
                     return;
                 }
+                Some(WaitStatus::Stopped(_, other)) if hold_back(other, held) => sig = None,
                 Some(WaitStatus::Stopped(_, other)) => sig = Some(other),
                 Some(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP)) => sig = None,
                 Some(ws) => {
@@ -450,6 +524,20 @@ impl Tracer {
         }
         Ok(out)
     }
+}
+
+/// Keeps an asynchronous signal back from a single-step (once per signal:
+/// standard signals do not queue twice either). Returns false for the
+/// faults an instruction raises itself, which must come with it.
+fn hold_back(sig: Signal, held: &mut Vec<Signal>) -> bool {
+    use Signal::*;
+    if matches!(sig, SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGTRAP | SIGSYS) {
+        return false;
+    }
+    if !held.contains(&sig) {
+        held.push(sig);
+    }
+    true
 }
 
 /// Runs `f` when dropped (the running flag is cleared on every path).

@@ -26,7 +26,7 @@ mod signals;
 mod wire;
 
 pub use self::core::{CoreError, CoreFile};
-pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempBreakpoint};
+pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBreakpoint};
 pub use captured::CapturedMemory;
 pub use exec::{RunPlan, StopReason};
 pub use inject::{find_syscall_insn, Forked};

@@ -3,8 +3,8 @@
 //! optimizer), live and from a core: maps (one swiss group, many swiss
 //! tables, values stored by pointer, nil, empty), channels (a wrapped ring,
 //! a full one with a blocked sender, unbuffered ones with a waiting sender
-//! or receiver, closed, nil), errors, interfaces, nil and long slices, a
-//! long string, arrays and pointers.
+//! or receiver, closed, nil), errors, interfaces (of types with and
+//! without DWARF), nil and long slices, a long string, arrays and pointers.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -89,6 +89,10 @@ fn exact(p: &Parked) -> Vec<(&'static str, String)> {
             "gBox",
             r#"interface {}(main.Box) main.Box {P: *main.Inner {Name: "p", Count: 1}}"#.into(),
         ),
+        // Dynamic types without DWARF: named by the runtime's descriptors.
+        ("gHidden1", "interface {}(main.hiddenCount) -7".into()),
+        ("gHidden2", r#"interface {}(main.hiddenLabel) "hi""#.into()),
+        ("gHidden3", "interface {}(main.hiddenRatio) 0.5".into()),
         ("gNilSlice", "[]int len: 0, cap: 0, nil".into()),
         ("gEmptySlice", "[]int len: 0, cap: 0, []".into()),
         (

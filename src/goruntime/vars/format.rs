@@ -200,7 +200,14 @@ impl Scope<'_> {
         };
         let rel = in_types(typ)?;
         let Some(dyn_ty) = self.index.by_runtime_type(rel) else {
-            return Ok(format!("{name}(<type {typ:#x}>) {data:#x}"));
+            // No DWARF for it: the runtime's descriptor still names it.
+            let t = self.runtime_type(typ);
+            return Ok(match t.and_then(|t| Ok((self.runtime_type_name(&t)?, t))) {
+                Ok((dyn_name, t)) => {
+                    format!("{name}({dyn_name}) {}", self.fmt_runtime_value(&t, data))
+                }
+                Err(why) => format!("{name}(<partial: type {typ:#x}: {why}>) {data:#x}"),
+            });
         };
         // A pointer-shaped type (its descriptor's Size_ and PtrBytes both 8:
         // pointers, maps, channels, funcs, and structs or arrays of one

@@ -12,6 +12,7 @@ pub mod format;
 #[cfg(test)]
 mod hostile_tests;
 mod maps;
+mod rtype;
 mod swiss;
 pub mod types;
 

@@ -1,0 +1,284 @@
+//! What the runtime's own type descriptor tells of an interface's dynamic
+//! type when DWARF has no entry for it (the linker describes only the types
+//! of variables and parameters; a type met only inside an interface has
+//! none): its name, its kind, and so scalar values.
+//!
+//! `runtime._type` (Go 1.19) and `internal/abi.Type` (Go 1.21+) share one
+//! layout: `size` 0, `ptrdata` 8, `hash` 16, `tflag` 20, `align` 21,
+//! `fieldAlign` 22, `kind` 23, `equal` 24, `gcdata` 32, `str` 40 (a
+//! `nameOff`, from the module's `types`), `ptrToThis` 44.
+//!
+//! A name is a flags byte, the length as a varint, then the bytes. With
+//! `tflagExtraStar` the stored name is that of the pointer type (`*T`),
+//! shared with it: the `*` is dropped.
+
+use super::format::{quote, STRING_SHOWN};
+use super::types::kind;
+use super::{Place, Scope};
+
+const OFF_TFLAG: usize = 20;
+const OFF_KIND: usize = 23;
+const OFF_STR: usize = 40;
+const HEADER: u64 = 48;
+const TFLAG_EXTRA_STAR: u8 = 1 << 1;
+/// The kind's bits of the kind byte (the rest are flags).
+const KIND_MASK: u8 = 0x1f;
+/// Longest type name read (longer ones are cut, and say so).
+const MAX_NAME: u64 = 1 << 10;
+/// Bytes of a varint: 10 hold 64 bits.
+const MAX_VARINT: usize = 10;
+
+/// The facts of one type descriptor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RuntimeType {
+    pub size: u64,
+    pub ptr_bytes: u64,
+    pub kind: u8,
+    pub tflag: u8,
+    pub str_off: i32,
+}
+
+impl RuntimeType {
+    fn parse(h: &[u8]) -> Option<RuntimeType> {
+        let u64_at = |o: usize| Some(u64::from_le_bytes(h.get(o..o + 8)?.try_into().ok()?));
+        Some(RuntimeType {
+            size: u64_at(0)?,
+            ptr_bytes: u64_at(8)?,
+            tflag: *h.get(OFF_TFLAG)?,
+            kind: *h.get(OFF_KIND)? & KIND_MASK,
+            str_off: i32::from_le_bytes(h.get(OFF_STR..OFF_STR + 4)?.try_into().ok()?),
+        })
+    }
+}
+
+/// Decodes the varint length after a name's flags byte: `(length, bytes
+/// the varint took)`.
+fn name_len(b: &[u8]) -> Result<(u64, usize), String> {
+    let mut v = 0u64;
+    for (i, &byte) in b.iter().take(MAX_VARINT).enumerate() {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((v, i + 1));
+        }
+    }
+    Err("bad name length".into())
+}
+
+impl Scope<'_> {
+    /// The descriptor at run-time `typ`.
+    pub(super) fn runtime_type(&self, typ: u64) -> Result<RuntimeType, String> {
+        let h = self.read(&Place::Mem(typ), 0, HEADER)?;
+        RuntimeType::parse(&h).ok_or_else(|| "short type descriptor".into())
+    }
+
+    /// The type's name as Go prints it (`main.T`, `*main.T`, `[]int`).
+    pub(super) fn runtime_type_name(&self, t: &RuntimeType) -> Result<String, String> {
+        let (types, etypes) = self.types.ok_or("no types section")?;
+        let off = u64::try_from(t.str_off).map_err(|_| "bad name offset")?;
+        let start = types.checked_add(off).filter(|&a| a < etypes);
+        let start = start.ok_or("name offset out of range")?;
+        let head_len = (etypes - start).min(1 + MAX_VARINT as u64);
+        let at = Place::Mem(start.wrapping_add(self.bias));
+        let head = self.read(&at, 0, head_len)?;
+        let (len, n) = name_len(head.get(1..).unwrap_or_default())?;
+        let body = 1 + n as u64;
+        if start + body + len > etypes {
+            return Err("name longer than the types section".into());
+        }
+        let bytes = self.read(&at, body, len.min(MAX_NAME))?;
+        let mut name = String::from_utf8_lossy(&bytes).into_owned();
+        if t.tflag & TFLAG_EXTRA_STAR != 0 {
+            name = name.strip_prefix('*').map(str::to_string).unwrap_or(name);
+        }
+        if len > MAX_NAME {
+            name.push_str("...");
+        }
+        Ok(name)
+    }
+
+    /// A value of a type known only by its descriptor, from the data word
+    /// of an interface: a scalar is shown, anything else by its address.
+    pub(super) fn fmt_runtime_value(&self, t: &RuntimeType, data: u64) -> String {
+        // Pointer-shaped: the data word is the value itself.
+        if t.size == 8 && t.ptr_bytes == 8 {
+            return format!("{data:#x}");
+        }
+        let at = Place::Mem(data);
+        let scalar = || -> Result<String, String> {
+            let b = self.read(&at, 0, t.size.min(16))?;
+            let word = |signed: bool| {
+                let mut w = [0u8; 8];
+                let n = b.len().min(8);
+                w[..n].copy_from_slice(&b[..n]);
+                let u = u64::from_le_bytes(w);
+                match n {
+                    1..=7 if signed => {
+                        let shift = 64 - 8 * n as u32;
+                        (((u << shift) as i64) >> shift).to_string()
+                    }
+                    _ if signed => (u as i64).to_string(),
+                    _ => u.to_string(),
+                }
+            };
+            Ok(match t.kind {
+                kind::BOOL => (b.first() == Some(&1)).to_string(),
+                kind::INT..=kind::INT64 => word(true),
+                kind::UINT..=kind::UINTPTR => word(false),
+                kind::FLOAT32 if b.len() == 4 => {
+                    f32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4])).to_string()
+                }
+                kind::FLOAT64 if b.len() == 8 => {
+                    f64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])).to_string()
+                }
+                kind::STRING => {
+                    let (bytes, len) = self.string_bytes(&at, STRING_SHOWN)?;
+                    let mut s = quote(&bytes);
+                    if len > bytes.len() as u64 {
+                        s.push_str(&format!("...+{} more", len - bytes.len() as u64));
+                    }
+                    s
+                }
+                _ => return Ok(format!("<no DWARF type: value at {data:#x}>")),
+            })
+        };
+        scalar().unwrap_or_else(|why| format!("<partial: {why}>"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::dwarf_vars::VarIndex;
+    use crate::target::{Memory, ReadFault};
+
+    /// Memory of one region at `base`.
+    struct Region {
+        base: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl Memory for Region {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+            let fault = ReadFault {
+                addr,
+                len: buf.len(),
+            };
+            let off =
+                usize::try_from(addr.checked_sub(self.base).ok_or(fault)?).map_err(|_| fault)?;
+            let src = self.bytes.get(off..off + buf.len()).ok_or(fault)?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+    }
+
+    const TYPES: u64 = 0x1000;
+
+    /// A types section: a descriptor at offset 0x40 of `size` bytes of
+    /// `kind`, named by the name at `name_off` (bytes `name`), and at 0x100
+    /// a value for it.
+    fn section(name_off: i32, tflag: u8, kind: u8, size: u64, name: &[u8]) -> Region {
+        let mut b = vec![0u8; 0x200];
+        let d = 0x40;
+        b[d..d + 8].copy_from_slice(&size.to_le_bytes());
+        b[d + OFF_TFLAG] = tflag;
+        b[d + OFF_KIND] = kind | 0x20;
+        b[d + OFF_STR..d + OFF_STR + 4].copy_from_slice(&name_off.to_le_bytes());
+        if let Ok(at) = usize::try_from(name_off) {
+            if at + name.len() <= b.len() {
+                b[at..at + name.len()].copy_from_slice(name);
+            }
+        }
+        b[0x100..0x108].copy_from_slice(&(-7i64).to_le_bytes());
+        Region {
+            base: TYPES,
+            bytes: b,
+        }
+    }
+
+    /// The name and the value at 0x100 of the section's descriptor.
+    fn show(mem: &Region, types_len: u64) -> (Result<String, String>, String) {
+        let index = VarIndex::default();
+        let s = Scope {
+            mem,
+            index: &index,
+            bias: 0,
+            pc: 0,
+            cfa: 0,
+            types: Some((TYPES, TYPES + types_len)),
+            inline_depth: 0,
+            ret_pc: None,
+            function: None,
+            line: None,
+            regs: None,
+        };
+        match s.runtime_type(TYPES + 0x40) {
+            Ok(t) => (
+                s.runtime_type_name(&t),
+                s.fmt_runtime_value(&t, TYPES + 0x100),
+            ),
+            Err(e) => (Err(e), String::new()),
+        }
+    }
+
+    #[test]
+    fn names_and_scalars_from_the_descriptor() {
+        let mem = section(0x80, 0, kind::INT, 8, b"\x01\x0bmain.hidden");
+        assert_eq!(show(&mem, 0x200), (Ok("main.hidden".into()), "-7".into()));
+        // tflagExtraStar: the stored name is the pointer type's.
+        let mem = section(0x80, TFLAG_EXTRA_STAR, kind::INT, 4, b"\x01\x07*main.T");
+        assert_eq!(show(&mem, 0x200), (Ok("main.T".into()), "-7".into()));
+        // A two-byte varint length (130).
+        let mut name = vec![0u8, 0x82, 0x01];
+        name.extend(std::iter::repeat_n(b'x', 130));
+        let mem = section(0x110, 0, kind::STRUCT, 16, &name);
+        let (n, v) = show(&mem, 0x200);
+        assert_eq!(n, Ok("x".repeat(130)));
+        assert_eq!(v, "<no DWARF type: value at 0x1100>");
+    }
+
+    #[test]
+    fn hostile_descriptors_give_reasons_not_panics() {
+        // Offset outside the section, negative, name running past its end,
+        // a varint that never ends.
+        let cases: [(i32, &[u8], &str); 4] = [
+            (0x400, b"", "name offset out of range"),
+            (-8, b"", "bad name offset"),
+            (0x1f0, b"\x01\x7fmain", "name longer than the types section"),
+            (
+                0x80,
+                &[
+                    1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                ],
+                "bad name length",
+            ),
+        ];
+        for (off, name, why) in cases {
+            let mem = section(off, 0, kind::INT, 8, name);
+            assert_eq!(show(&mem, 0x200).0, Err(why.to_string()), "{off:#x}");
+        }
+        // The types section says it is longer than the memory there is.
+        let mem = section(0x1f8, 0, kind::INT, 8, b"\x01");
+        assert!(show(&mem, 0x10000).0.is_err());
+        // An unreadable value.
+        let mem = section(0x80, 0, kind::INT, 8, b"\x01\x01T");
+        let index = VarIndex::default();
+        let s = Scope {
+            mem: &mem,
+            index: &index,
+            bias: 0,
+            pc: 0,
+            cfa: 0,
+            types: Some((TYPES, TYPES + 0x200)),
+            inline_depth: 0,
+            ret_pc: None,
+            function: None,
+            line: None,
+            regs: None,
+        };
+        let t = s.runtime_type(TYPES + 0x40).unwrap();
+        assert!(s
+            .fmt_runtime_value(&t, 0xdead_0000)
+            .starts_with("<partial: "));
+        assert!(s.runtime_type(0xdead_0000).is_err());
+    }
+}
