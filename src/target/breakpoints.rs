@@ -15,7 +15,8 @@ use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
 
-use super::ptrace::{AttachError, LiveProcess};
+use super::live::LiveProcess;
+use super::ptrace::AttachError;
 use super::wire::{protocol_error, Reply, Request};
 
 const INT3: u8 = 0xcc;

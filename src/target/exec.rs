@@ -22,7 +22,8 @@ use nix::unistd::Pid;
 
 use super::breakpoints::{TempAction, TempBreakpoint};
 use super::inject::wait_one;
-use super::ptrace::{regs_from, AttachError, State, StopKind, Stopped, Tracer};
+use super::live::Stopped;
+use super::ptrace::{regs_from, AttachError, State, StopKind, Tracer};
 use super::signals;
 use super::wire::{protocol_error, Reply, Request};
 use super::Thread;

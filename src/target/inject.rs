@@ -19,7 +19,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use super::ptrace::{AttachError, State, StopKind, Stopped, Tracer};
+use super::live::Stopped;
+use super::ptrace::{AttachError, State, StopKind, Tracer};
 use super::wire::{protocol_error, Reply, Request};
 
 const SYS_CLONE: u64 = 56;

@@ -12,6 +12,7 @@ mod core;
 mod exec;
 pub mod guardian;
 mod inject;
+mod live;
 mod live_memory;
 #[cfg(test)]
 mod live_tests;
@@ -30,10 +31,11 @@ pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBr
 pub use captured::CapturedMemory;
 pub use exec::{RunPlan, StopReason};
 pub use inject::{find_syscall_insn, Forked};
+pub use live::{read_mappings, LiveProcess, Stopped};
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};
-pub use ptrace::{read_mappings, AttachError, LiveProcess, Stopped};
+pub use ptrace::AttachError;
 pub use reap::Reaped;
 pub use regs::Regs;
 pub use regset::{FpState, FPREGS_SIZE};

@@ -36,9 +36,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::inject::INJECT_TIMEOUT;
-use super::ptrace::{
-    is_group_stop_signal, listen, AttachError, LiveProcess, State, StopKind, Tracer,
-};
+use super::live::LiveProcess;
+use super::ptrace::{is_group_stop_signal, listen, AttachError, State, StopKind, Tracer};
 
 /// A single thread's interrupt stop: how long to wait for it.
 const STOP_ONE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use nix::errno::Errno;
 
-use super::ptrace::{AttachError, Stopped, Tracer};
+use super::live::Stopped;
+use super::ptrace::{AttachError, Tracer};
 use super::wire::{protocol_error, Reply, Request};
 
 /// Size of `struct user_fpregs_struct` (the FXSAVE area).

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use super::guardian::Guardian;
-use super::ptrace::{AttachError, LiveProcess};
+use super::live::LiveProcess;
+use super::ptrace::AttachError;
 use super::signals;
 use super::wire::{protocol_error, Reply, Request, WireError};
 

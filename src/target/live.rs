@@ -1,0 +1,318 @@
+//! A live process as the rest of goat sees it: [`LiveProcess`] (attached,
+//! running) and [`Stopped`] (every thread stopped: a [`Target`]). Each
+//! sends plain-data requests (`wire.rs`) to its tracer, a thread of goat's
+//! process or a tracer process of its own (`remote.rs`); the ptrace work
+//! itself is in `ptrace.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, RecvTimeoutError, Sender};
+use nix::errno::Errno;
+
+use super::breakpoints::Breakpoints;
+use super::live_memory::ProcessMemory;
+use super::memory::{Memory, ReadFault};
+use super::ptrace::{AttachError, Job, Tracer, SERVICE_INTERVAL};
+use super::remote::TracerProcess;
+use super::signals;
+use super::wire::{protocol_error, Reply, Request};
+use super::{Mapping, Target, Thread};
+
+/// A process goat has attached to (every thread `PTRACE_SEIZE`d, still
+/// running). Dropping it detaches every thread.
+pub struct LiveProcess {
+    pid: i32,
+    link: Link,
+    memory: ProcessMemory,
+    reg_id: u64,
+}
+
+/// Where the tracer runs.
+enum Link {
+    /// A thread of goat's own process.
+    Thread {
+        tx: Option<Sender<Job>>,
+        thread: Option<JoinHandle<()>>,
+    },
+    /// A process of its own, which outlives goat (see `remote.rs`).
+    Process(TracerProcess),
+}
+
+impl std::fmt::Debug for LiveProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveProcess")
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+fn thread_gone() -> AttachError {
+    AttachError::Os {
+        op: "ptrace thread",
+        errno: Errno::ESRCH,
+    }
+}
+
+impl LiveProcess {
+    /// `PTRACE_SEIZE` every thread in `/proc/PID/task` (with
+    /// `PTRACE_O_TRACECLONE`; re-scanning until the set is stable). Threads
+    /// keep running. On failure, whatever was attached is detached.
+    pub fn attach(pid: i32) -> Result<LiveProcess, AttachError> {
+        super::preflight::refuse_early(pid)?;
+        let (tx, rx) = unbounded::<Job>();
+        let (itx, irx) = bounded::<Result<(), AttachError>>(1);
+        let thread = std::thread::Builder::new()
+            .name("goat-ptrace".into())
+            .spawn(move || {
+                let mut t = Tracer {
+                    pid,
+                    threads: BTreeMap::new(),
+                    detached: false,
+                    bps: Breakpoints::new(pid),
+                    fork_child: None,
+                    syscall_insn: None,
+                };
+                if let Err(e) = t.seize_all() {
+                    t.detach_all();
+                    let _ = itx.send(Err(e));
+                    return;
+                }
+                let _ = itx.send(Ok(()));
+                loop {
+                    match rx.recv_timeout(SERVICE_INTERVAL) {
+                        Ok(req) => req(&mut t),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => {
+                            t.detach_all();
+                            return;
+                        }
+                    }
+                    if !t.detached {
+                        t.service();
+                    }
+                }
+            })
+            .map_err(|e| AttachError::Os {
+                op: "spawn ptrace thread",
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            })?;
+        match irx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(thread_gone());
+            }
+        }
+        let reg_id = signals::register(signals::Link::Thread(tx.clone()));
+        Ok(LiveProcess {
+            pid,
+            link: Link::Thread {
+                tx: Some(tx),
+                thread: Some(thread),
+            },
+            memory: ProcessMemory::new(pid),
+            reg_id,
+        })
+    }
+
+    /// Like [`LiveProcess::attach`], but the tracer is a process of its own
+    /// (`goat tracer PID`), so that it survives goat: if goat dies, even by
+    /// SIGKILL, the tracer stops the target, takes every int3 out, rewinds
+    /// any thread that trapped, and detaches. For sessions, which arm
+    /// breakpoints.
+    pub fn attach_isolated(pid: i32) -> Result<LiveProcess, AttachError> {
+        super::preflight::refuse_early(pid)?;
+        let tracer = TracerProcess::spawn(pid)?;
+        let reg_id = signals::register(signals::Link::Process(tracer.pid()));
+        Ok(LiveProcess {
+            pid,
+            link: Link::Process(tracer),
+            memory: ProcessMemory::new(pid),
+            reg_id,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub fn memory(&self) -> &ProcessMemory {
+        &self.memory
+    }
+
+    /// Runs `f` on the ptrace thread and returns its result. Only for a
+    /// tracer thread in goat's own process: code cannot go to another.
+    pub(super) fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tracer) -> R + Send + 'static,
+    ) -> Result<R, AttachError> {
+        let Link::Thread { tx, .. } = &self.link else {
+            return Err(AttachError::Os {
+                op: "only a tracer thread of goat's own process takes this request",
+                errno: Errno::EINVAL,
+            });
+        };
+        let (rtx, rrx) = bounded::<R>(1);
+        let job: Job = Box::new(move |t: &mut Tracer| {
+            let _ = rtx.send(f(t));
+        });
+        tx.as_ref()
+            .ok_or_else(thread_gone)?
+            .send(job)
+            .map_err(|_| thread_gone())?;
+        rrx.recv().map_err(|_| thread_gone())
+    }
+
+    /// Carries out `req` on the tracer, wherever it runs. A failure the
+    /// tracer reports comes back as `Err`, so `Ok` is never `Reply::Failed`.
+    pub(super) fn request(&self, req: Request) -> Result<Reply, AttachError> {
+        let reply = match &self.link {
+            Link::Thread { .. } => self.call(move |t| t.handle(req))?,
+            Link::Process(p) => p.request(&req)?,
+        };
+        match reply {
+            Reply::Failed(e) => Err(e.into()),
+            r => Ok(r),
+        }
+    }
+
+    /// Stops every thread with `PTRACE_INTERRUPT` and reads its registers.
+    /// A signal that was on its way to a thread is kept and delivered on
+    /// resume. The returned guard resumes every thread when dropped.
+    pub fn stop(&self) -> Result<Stopped<'_>, AttachError> {
+        let since = Instant::now();
+        let Reply::Threads(threads) = self.request(Request::Stop)? else {
+            return Err(protocol_error());
+        };
+        let mut s = Stopped::new(self, threads);
+        s.since = since;
+        Ok(s)
+    }
+
+    fn resume_all(&self) -> Result<(), AttachError> {
+        match self.request(Request::Resume)? {
+            Reply::Done => Ok(()),
+            _ => Err(protocol_error()),
+        }
+    }
+}
+
+impl Drop for LiveProcess {
+    fn drop(&mut self) {
+        signals::unregister(self.reg_id);
+        match &mut self.link {
+            Link::Thread { tx, thread } => {
+                if let Some(tx) = tx.take() {
+                    signals::detach_via(&tx, Duration::from_secs(10));
+                }
+                if let Some(t) = thread.take() {
+                    let _ = t.join();
+                }
+            }
+            // Closing its stdin makes it detach and exit.
+            Link::Process(p) => p.finish(),
+        }
+    }
+}
+
+/// A live process with every thread stopped: a [`Target`]. Dropping it
+/// resumes every thread (re-injecting any signal that was being delivered).
+pub struct Stopped<'a> {
+    pub(super) process: &'a LiveProcess,
+    threads: Vec<Thread>,
+    mappings: OnceLock<Vec<Mapping>>,
+    since: Instant,
+    pub(super) resumed: bool,
+}
+
+impl<'a> Stopped<'a> {
+    pub(super) fn new(process: &'a LiveProcess, threads: Vec<Thread>) -> Stopped<'a> {
+        Stopped {
+            process,
+            threads,
+            mappings: OnceLock::new(),
+            since: Instant::now(),
+            resumed: false,
+        }
+    }
+
+    /// Resumes every thread.
+    pub fn resume(mut self) -> Result<(), AttachError> {
+        self.resumed = true;
+        self.process.resume_all()
+    }
+
+    /// Time since the stop was requested.
+    pub fn stopped_for(&self) -> Duration {
+        self.since.elapsed()
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        if !self.resumed {
+            let _ = self.process.resume_all();
+        }
+    }
+}
+
+impl Memory for Stopped<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        self.process.memory.read(addr, buf)
+    }
+    fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
+        self.process.memory.read_batch(reqs)
+    }
+}
+
+impl Target for Stopped<'_> {
+    fn pid(&self) -> Option<i32> {
+        Some(self.process.pid)
+    }
+    fn threads(&self) -> &[Thread] {
+        &self.threads
+    }
+    fn mappings(&self) -> &[Mapping] {
+        self.mappings
+            .get_or_init(|| read_mappings(self.process.pid))
+    }
+}
+
+/// `/proc/PID/maps` as [`Mapping`]s (empty if it cannot be read).
+pub fn read_mappings(pid: i32) -> Vec<Mapping> {
+    use procfs::process::{MMPermissions, MMapPath, Process};
+    let Ok(maps) = Process::new(pid).and_then(|p| p.maps()) else {
+        return Vec::new();
+    };
+    maps.into_iter()
+        .map(|m| Mapping {
+            start: m.address.0,
+            end: m.address.1,
+            readable: m.perms.contains(MMPermissions::READ),
+            writable: m.perms.contains(MMPermissions::WRITE),
+            executable: m.perms.contains(MMPermissions::EXECUTE),
+            private: m.perms.contains(MMPermissions::PRIVATE),
+            offset: m.offset,
+            path: match m.pathname {
+                MMapPath::Path(p) => Some(p.to_string_lossy().into_owned()),
+                MMapPath::Heap => Some("[heap]".into()),
+                MMapPath::Stack => Some("[stack]".into()),
+                MMapPath::TStack(t) => Some(format!("[stack:{t}]")),
+                MMapPath::Vdso => Some("[vdso]".into()),
+                MMapPath::Vvar => Some("[vvar]".into()),
+                MMapPath::Vsyscall => Some("[vsyscall]".into()),
+                MMapPath::Rollup => Some("[rollup]".into()),
+                MMapPath::Anonymous => None,
+                MMapPath::Vsys(k) => Some(format!("/SYSV{k:08x}")),
+                MMapPath::Other(s) => Some(s),
+            },
+        })
+        .collect()
+}
