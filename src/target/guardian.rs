@@ -162,6 +162,8 @@ fn listen(input: impl BufRead) -> Heard {
 pub fn run(pid: i32) -> i32 {
     // Its own session: a Ctrl-C meant for goat's terminal must not reach it.
     let _ = nix::unistd::setsid();
+    // Its own name, as the tracer's (see remote.rs).
+    let _ = nix::sys::prctl::set_name(c"goat-guardian");
     let stdin = std::io::stdin();
     match listen(stdin.lock()) {
         Heard::Goodbye => 0,

@@ -135,6 +135,9 @@ pub fn serve(pid: i32) -> i32 {
     // Its own session: signals for goat's terminal or process group come
     // through goat, which passes on what is meant for the tracer.
     let _ = nix::unistd::setsid();
+    // Its own name, so that `killall goat` (or `pkill -x goat`) aimed at a
+    // stuck session spares the one process that can undo its breakpoints.
+    let _ = nix::sys::prctl::set_name(c"goat-tracer");
     if let Err(e) = signals::install_detach_on_signals() {
         eprintln!("goat tracer: cannot guard against signals: {e}");
     }
