@@ -13,11 +13,12 @@ use crate::report;
 /// `goroutines [-s STATUS] [-f FUNC] [-t] [-group]`
 pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     let (mut status, mut func, mut stacks, mut group) = (None, None, false, false);
-    let mut it = args.iter();
-    while let Some(&a) = it.next() {
+    let words = quoted_words(&args.join(" "));
+    let mut it = words.iter().map(String::as_str);
+    while let Some(a) = it.next() {
         match a {
-            "-s" => status = Some(*it.next().context("-s needs a STATUS")?),
-            "-f" => func = Some(*it.next().context("-f needs a FUNC")?),
+            "-s" => status = Some(it.next().context("-s needs a STATUS")?),
+            "-f" => func = Some(it.next().context("-f needs a FUNC")?),
             "-t" => stacks = true,
             "-group" | "--group" | "-g" => group = true,
             other => bail!("goroutines: unknown argument {other:?} (see 'help goroutines')"),
@@ -181,4 +182,44 @@ pub fn thread(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()>
         )?,
     }
     Ok(())
+}
+
+/// Words, where "..." or '...' makes one word of a status with spaces
+/// (`-s "chan receive"`).
+fn quoted_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut rest = line.trim_start();
+    while !rest.is_empty() {
+        let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'');
+        let (word, after) = match quote {
+            Some(q) => match rest[1..].find(q) {
+                Some(end) => (&rest[1..1 + end], &rest[2 + end..]),
+                None => (&rest[1..], ""),
+            },
+            None => rest.split_at(rest.find(char::is_whitespace).unwrap_or(rest.len())),
+        };
+        words.push(word.to_string());
+        rest = after.trim_start();
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quoted_words;
+
+    #[test]
+    fn quotes_group_a_status_with_spaces() {
+        assert_eq!(
+            quoted_words(r#"-s "chan receive" -t"#),
+            ["-s", "chan receive", "-t"]
+        );
+        assert_eq!(
+            quoted_words("-s 'select (no cases)'"),
+            ["-s", "select (no cases)"]
+        );
+        assert_eq!(quoted_words("  -f main.hold  "), ["-f", "main.hold"]);
+        assert_eq!(quoted_words(r#"-s "unterminated"#), ["-s", "unterminated"]);
+        assert!(quoted_words("").is_empty());
+    }
 }

@@ -170,7 +170,8 @@ pub static COMMANDS: &[Command] = &[
         group: Group::Goroutines,
         help: "List the goroutines.",
         usage: "goroutines [-s STATUS] [-f FUNC] [-t] [-group]\n\n\
-            -s STATUS  only goroutines whose status contains STATUS (e.g. -s chan)\n\
+            -s STATUS  only goroutines whose status contains STATUS (e.g. -s chan,\n           \
+            -s \"chan receive\")\n\
             -f FUNC    only goroutines with a frame whose function contains FUNC\n\
             -t         print each goroutine's stack too\n\
             -group     collapse goroutines with identical stacks (runtime layout)\n\n\
