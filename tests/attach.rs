@@ -174,13 +174,7 @@ fn piped_session_inspects_goroutines_like_the_runtime_and_detaches() {
 fn target_stays_stopped_at_the_prompt_and_runs_after_eof() {
     let fx = Fixture::start("go1.27-pie", "states", &[]);
     let pid = fx.pid();
-    let mut child = goat()
-        .args(["attach", &pid.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run goat attach");
+    let mut child = common::spawn_attach(pid, &[]);
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"grs\n").expect("write");
     stdin.flush().expect("flush");

@@ -8,20 +8,10 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_untouched, build_fixtures, goat, run_goat, text, text_segment, Fixture};
-
-fn spawn_attach(pid: i32) -> Child {
-    goat()
-        .args(["attach", &pid.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run goat attach")
-}
 
 fn attach(pid: i32, script: &[&str]) -> Output {
     common::attach_with_stdin(pid, &[], &format!("{}\n", script.join("\n")))
@@ -277,7 +267,7 @@ fn ctrl_c_interrupts_a_continue_and_the_session_goes_on() {
     build_fixtures();
     let mut fx = Fixture::start("go1.27-pie", "ticker", &[]);
     let before = text_segment(&fx);
-    let mut child = spawn_attach(fx.pid());
+    let mut child = common::spawn_attach(fx.pid(), &[]);
     let mut stdin = child.stdin.take().expect("stdin");
     writeln!(stdin, "break main.never\ncontinue").unwrap();
     stdin.flush().unwrap();
@@ -376,7 +366,7 @@ fn goat_killed_while_armed_leaves_a_correct_program() {
     build_fixtures();
     let mut fx = Fixture::start("go1.27-exe", "ticker", &[]);
     let before = text_segment(&fx);
-    let mut child = spawn_attach(fx.pid());
+    let mut child = common::spawn_attach(fx.pid(), &[]);
     let mut stdin = child.stdin.take().expect("stdin");
     writeln!(stdin, "break main.never\ncontinue").unwrap();
     stdin.flush().unwrap();

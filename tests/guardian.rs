@@ -120,13 +120,7 @@ fn touches_nothing_after_goodbye_or_disarm() {
 /// (where the guardian, which inherits it, reports).
 fn kill_goat_during(fx: &Fixture, script: &str, until: &str, delay_ms: u64) -> String {
     use std::io::{BufRead, BufReader, Read};
-    let mut g = goat()
-        .args(["attach", &fx.pid().to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("goat attach");
+    let mut g = common::spawn_attach(fx.pid(), &[]);
     let mut stdin = g.stdin.take().expect("stdin");
     stdin.write_all(script.as_bytes()).expect("script");
     let mut out = BufReader::new(g.stdout.take().expect("stdout"));
@@ -211,13 +205,7 @@ fn sigterm_to_goat_during_a_continue_detaches_and_exits() {
     common::build_fixtures();
     let mut fx = Fixture::start("go1.27-exe", "ticker", &[]);
     let text = text_segment(&fx);
-    let mut g = goat()
-        .args(["attach", &fx.pid().to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("goat attach");
+    let mut g = common::spawn_attach(fx.pid(), &[]);
     let mut stdin = g.stdin.take().expect("stdin");
     stdin
         .write_all(b"b main.hot\ncond 1 x == -1\nc\n")

@@ -103,9 +103,9 @@ pub fn goat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_goat"))
 }
 
-/// Runs `goat attach PID [args]` with `script` on a piped stdin.
-pub fn attach_with_stdin(pid: i32, args: &[&str], script: &str) -> Output {
-    let mut child = goat()
+/// Starts `goat attach PID [args]` with stdin, stdout and stderr piped.
+pub fn spawn_attach(pid: i32, args: &[&str]) -> std::process::Child {
+    goat()
         .arg("attach")
         .arg(pid.to_string())
         .args(args)
@@ -113,7 +113,12 @@ pub fn attach_with_stdin(pid: i32, args: &[&str], script: &str) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run goat attach");
+        .expect("run goat attach")
+}
+
+/// Runs `goat attach PID [args]` with `script` on a piped stdin.
+pub fn attach_with_stdin(pid: i32, args: &[&str], script: &str) -> Output {
+    let mut child = spawn_attach(pid, args);
     child
         .stdin
         .take()

@@ -174,19 +174,7 @@ fn index() -> VarIndex {
 
 fn show(mem: &Sparse, ty: usize, addr: u64) -> String {
     let index = index();
-    let s = Scope {
-        mem,
-        index: &index,
-        bias: 0,
-        pc: 0,
-        cfa: 0,
-        types: None,
-        inline_depth: 0,
-        ret_pc: None,
-        function: None,
-        line: None,
-        regs: None,
-    };
+    let s = Scope::bare(mem, &index);
     let v = Value {
         ty,
         place: Place::Bytes(addr.to_le_bytes().to_vec()),
@@ -299,19 +287,7 @@ fn impossible_slice_headers_are_reported() {
     index.types.insert(40, ptr(INT));
     let mut mem = Sparse::default();
     mem.put(0x1000, &[7, 8, 9]);
-    let s = Scope {
-        mem: &mem,
-        index: &index,
-        bias: 0,
-        pc: 0,
-        cfa: 0,
-        types: None,
-        inline_depth: 0,
-        ret_pc: None,
-        function: None,
-        line: None,
-        regs: None,
-    };
+    let s = Scope::bare(&mem, &index);
     let header = |len: u64, cap: u64| Value {
         ty: 41,
         place: Place::Bytes(

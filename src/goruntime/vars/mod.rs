@@ -71,6 +71,26 @@ pub struct Scope<'a> {
     pub regs: Option<Regs>,
 }
 
+#[cfg(test)]
+impl<'a> Scope<'a> {
+    /// Memory and types only, at no pc: what tests of the formatting need.
+    pub(crate) fn bare(mem: &'a dyn Memory, index: &'a VarIndex) -> Scope<'a> {
+        Scope {
+            mem,
+            index,
+            bias: 0,
+            pc: 0,
+            cfa: 0,
+            types: None,
+            inline_depth: 0,
+            ret_pc: None,
+            function: None,
+            line: None,
+            regs: None,
+        }
+    }
+}
+
 impl Scope<'_> {
     pub fn ty(&self, ty: usize) -> Option<&Type> {
         self.index.ty(ty)

@@ -199,17 +199,8 @@ mod tests {
     fn show(mem: &Region, types_len: u64) -> (Result<String, String>, String) {
         let index = VarIndex::default();
         let s = Scope {
-            mem,
-            index: &index,
-            bias: 0,
-            pc: 0,
-            cfa: 0,
             types: Some((TYPES, TYPES + types_len)),
-            inline_depth: 0,
-            ret_pc: None,
-            function: None,
-            line: None,
-            regs: None,
+            ..Scope::bare(mem, &index)
         };
         match s.runtime_type(TYPES + 0x40) {
             Ok(t) => (
@@ -263,17 +254,8 @@ mod tests {
         let mem = section(0x80, 0, kind::INT, 8, b"\x01\x01T");
         let index = VarIndex::default();
         let s = Scope {
-            mem: &mem,
-            index: &index,
-            bias: 0,
-            pc: 0,
-            cfa: 0,
             types: Some((TYPES, TYPES + 0x200)),
-            inline_depth: 0,
-            ret_pc: None,
-            function: None,
-            line: None,
-            regs: None,
+            ..Scope::bare(&mem, &index)
         };
         let t = s.runtime_type(TYPES + 0x40).unwrap();
         assert!(s
