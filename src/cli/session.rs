@@ -14,7 +14,10 @@ pub fn attach(pid: i32, commands: Vec<String>, batch: bool) -> Result<u8> {
     let (prog, exe) = open_program(pid)?;
     // The tracer is a process of its own, which takes the breakpoints out
     // and detaches should goat die (see target/remote.rs).
-    let live = LiveProcess::attach_isolated(pid)?;
+    let (live, note) = LiveProcess::attach_for_session(pid)?;
+    if let Some(note) = note {
+        eprintln!("goat: warning: {note}");
+    }
     let bias = prog.load_bias(&read_mappings(pid), &exe)?;
     let backend = repl::LiveBackend::stop(&live)?;
     let mut session = repl::Session::new(&prog, Box::new(backend), bias)?;

@@ -44,6 +44,14 @@ const STOP_PATIENCE: Duration = Duration::from_secs(3);
 /// The hidden subcommand that runs [`run`].
 pub const SUBCOMMAND: &str = "guardian";
 
+/// Starts a guardian for `live`'s target and has its tracer tell it of
+/// every int3 it arms.
+pub(super) fn watch_over(live: &super::LiveProcess) -> Result<(), String> {
+    let g = Guardian::spawn(live.pid()).map_err(|e| e.to_string())?;
+    live.set_arm_observer(Box::new(g))
+        .map_err(|e| e.to_string())
+}
+
 /// goat's end of the pipe to a guardian process.
 pub struct Guardian {
     child: Child,

@@ -16,7 +16,7 @@ use super::breakpoints::Breakpoints;
 use super::live_memory::ProcessMemory;
 use super::memory::{Memory, ReadFault};
 use super::ptrace::{AttachError, Job, Tracer, SERVICE_INTERVAL};
-use super::remote::TracerProcess;
+use super::remote::{StartError, TracerProcess};
 use super::signals;
 use super::wire::{protocol_error, Reply, Request};
 use super::{Mapping, Target, Thread};
@@ -122,21 +122,42 @@ impl LiveProcess {
         })
     }
 
-    /// Like [`LiveProcess::attach`], but the tracer is a process of its own
-    /// (`goat tracer PID`), so that it survives goat: if goat dies, even by
-    /// SIGKILL, the tracer stops the target, takes every int3 out, rewinds
-    /// any thread that trapped, and detaches. For sessions, which arm
-    /// breakpoints.
-    pub fn attach_isolated(pid: i32) -> Result<LiveProcess, AttachError> {
+    /// Like [`LiveProcess::attach`], for sessions, which arm breakpoints:
+    /// the tracer is a process of its own (`goat tracer PID`), so that it
+    /// survives goat. If goat dies, even by SIGKILL, the tracer stops the
+    /// target, takes every int3 out, rewinds any thread that trapped, and
+    /// detaches. Should that process not start, goat traces from its own
+    /// process with a guardian watching over the int3s (the second value
+    /// says so): the session is worth having either way.
+    pub fn attach_for_session(pid: i32) -> Result<(LiveProcess, Option<String>), AttachError> {
         super::preflight::refuse_early(pid)?;
-        let tracer = TracerProcess::spawn(pid)?;
-        let reg_id = signals::register(signals::Link::Process(tracer.pid()));
-        Ok(LiveProcess {
-            pid,
-            link: Link::Process(tracer),
-            memory: ProcessMemory::new(pid),
-            reg_id,
-        })
+        match TracerProcess::spawn(pid) {
+            Ok(tracer) => {
+                let reg_id = signals::register(signals::Link::Process(tracer.pid()));
+                let live = LiveProcess {
+                    pid,
+                    link: Link::Process(tracer),
+                    memory: ProcessMemory::new(pid),
+                    reg_id,
+                };
+                Ok((live, None))
+            }
+            Err(StartError::Attach(e)) => Err(e),
+            Err(StartError::Unavailable(why)) => {
+                let live = LiveProcess::attach(pid)?;
+                let note = match super::guardian::watch_over(&live) {
+                    Ok(()) => format!(
+                        "no tracer process ({why}): tracing from goat itself; a guardian \
+                         process restores the breakpoints should goat be killed"
+                    ),
+                    Err(e) => format!(
+                        "no tracer process ({why}) and no guardian ({e}): breakpoints \
+                         would stay behind should goat be killed while the program runs"
+                    ),
+                };
+                Ok((live, Some(note)))
+            }
+        }
     }
 
     pub fn pid(&self) -> i32 {

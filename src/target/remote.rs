@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::guardian::Guardian;
+use super::guardian;
 use super::live::LiveProcess;
 use super::ptrace::AttachError;
 use super::signals;
@@ -53,9 +53,17 @@ pub(super) struct TracerProcess {
     io: Mutex<Option<(ChildStdin, BufReader<ChildStdout>)>>,
 }
 
+/// Why there is no tracer process.
+pub(super) enum StartError {
+    /// It ran, and could not attach: the same error goat would have had.
+    Attach(AttachError),
+    /// It could not be started, or ended without a word.
+    Unavailable(String),
+}
+
 impl TracerProcess {
     /// Starts `goat tracer PID` (this executable) and waits for it to attach.
-    pub(super) fn spawn(pid: i32) -> Result<TracerProcess, AttachError> {
+    pub(super) fn spawn(pid: i32) -> Result<TracerProcess, StartError> {
         let mut child = Command::new("/proc/self/exe")
             .arg(SUBCOMMAND)
             .arg(pid.to_string())
@@ -63,27 +71,26 @@ impl TracerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| AttachError::Os {
-                op: "starting the tracer process",
-                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            })?;
+            .map_err(|e| StartError::Unavailable(format!("cannot run /proc/self/exe: {e}")))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(gone());
+            return Err(StartError::Unavailable("no pipes to it".into()));
         };
         let mut stdout = BufReader::new(stdout);
         let first = read_reply(&mut stdout);
-        let tracer = TracerProcess {
+        let mut tracer = TracerProcess {
             child,
             io: Mutex::new(Some((stdin, stdout))),
         };
-        match first {
-            Ok(Reply::Done) => Ok(tracer),
-            Ok(Reply::Failed(e)) => Err(e.into()),
-            Ok(_) => Err(protocol_error()),
-            Err(e) => Err(e),
-        }
+        let failed = match first {
+            Ok(Reply::Done) => return Ok(tracer),
+            Ok(Reply::Failed(e)) => StartError::Attach(e.into()),
+            Ok(_) => StartError::Unavailable("it answered out of turn".into()),
+            Err(_) => StartError::Unavailable("it ended before attaching".into()),
+        };
+        tracer.finish();
+        Err(failed)
     }
 
     pub(super) fn pid(&self) -> i32 {
@@ -153,13 +160,8 @@ pub fn serve(pid: i32) -> i32 {
     };
     // If this process is killed in turn, the guardian still takes the int3s
     // out (see guardian.rs).
-    match Guardian::spawn(pid) {
-        Ok(g) => {
-            if let Err(e) = live.set_arm_observer(Box::new(g)) {
-                eprintln!("goat tracer: no guardian: {e}");
-            }
-        }
-        Err(e) => eprintln!("goat tracer: no guardian process: {e}"),
+    if let Err(e) = guardian::watch_over(&live) {
+        eprintln!("goat tracer: no guardian process: {e}");
     }
     if send(&mut out, &Reply::Done).is_err() {
         return 1;
