@@ -10,6 +10,7 @@
 //! - `frontend`: reedline, when stdin is a terminal; otherwise commands are
 //!   read line by line from stdin.
 
+mod backend;
 mod cond;
 mod data;
 mod disasm;
@@ -28,7 +29,8 @@ mod vars;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub use state::{Backend, Control, CoreBackend, LiveBackend, Session};
+pub use backend::{Backend, Control, CoreBackend, LiveBackend};
+pub use state::Session;
 pub use table::{Command, Group, COMMANDS};
 
 /// How `goat attach` was asked to run.

@@ -1,0 +1,164 @@
+//! Where a session's process state comes from: a stopped live process
+//! ([`LiveBackend`], which can also run it) or a core file ([`CoreBackend`]).
+
+use anyhow::{anyhow, Result};
+
+use crate::goruntime;
+use crate::snapshot::{self, CoreStats};
+use std::path::Path;
+
+use crate::target::{BreakpointInfo, CoreFile, LiveProcess, RunPlan, StopReason, Stopped, Target};
+
+/// Where the session's process state comes from: a stopped live process or
+/// a core file.
+pub trait Backend {
+    /// The frozen target, or `None` while it runs.
+    fn target(&self) -> Option<&dyn Target>;
+    /// Execution control, for a backend that has it (a live process).
+    fn control(&mut self) -> Option<&mut dyn Control>;
+    /// The process id, when there is a process (a core names the one it
+    /// was taken from).
+    fn pid(&self) -> Option<i32>;
+    /// The core file, for a post-mortem session.
+    fn core_path(&self) -> Option<&Path> {
+        None
+    }
+    /// Writes a core of the current stop to `dest`.
+    fn write_core(&self, dest: &Path, force: bool) -> Result<CoreStats>;
+    /// `CLOCK_MONOTONIC` (ns) of this stop, against which wait times are
+    /// measured: now for a live process, the recorded one for goat's cores.
+    fn now(&self) -> Option<i64> {
+        self.pid().and_then(goruntime::monotonic_now)
+    }
+}
+
+/// What only a live process can do: run it, and the breakpoints it runs
+/// under (the table itself lives on the ptrace thread).
+pub trait Control {
+    /// Lets the target run, then stops it again: a new stop.
+    fn resume_and_stop(&mut self) -> Result<()>;
+    /// Runs until a breakpoint that counts, Ctrl-C or an abort: a new stop.
+    fn run(&mut self, plan: RunPlan) -> Result<StopReason>;
+    fn add_breakpoint(&mut self, addr: u64) -> Result<BreakpointInfo>;
+    fn remove_breakpoint(&mut self, id: u32) -> Result<Option<BreakpointInfo>>;
+    fn breakpoints(&mut self) -> Result<Vec<BreakpointInfo>>;
+    /// Sets or removes a condition; false when there is no breakpoint `id`.
+    fn set_condition(&mut self, id: u32, cond: Option<String>) -> Result<bool>;
+    /// Counts a reported hit by goroutine `goid`.
+    fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>>;
+}
+
+/// A live process, stopped while the user is at the prompt.
+pub struct LiveBackend<'p> {
+    process: &'p LiveProcess,
+    stopped: Option<Stopped<'p>>,
+}
+
+impl<'p> LiveBackend<'p> {
+    /// Stops every thread of `process`; they stay stopped until the backend
+    /// is dropped (which resumes them) or resumed through [`Control`].
+    pub fn stop(process: &'p LiveProcess) -> Result<LiveBackend<'p>> {
+        let stopped = process.stop()?;
+        Ok(LiveBackend {
+            process,
+            stopped: Some(stopped),
+        })
+    }
+}
+
+impl Backend for LiveBackend<'_> {
+    fn target(&self) -> Option<&dyn Target> {
+        self.stopped.as_ref().map(|s| s as &dyn Target)
+    }
+    fn control(&mut self) -> Option<&mut dyn Control> {
+        Some(self)
+    }
+    fn pid(&self) -> Option<i32> {
+        Some(self.process.pid())
+    }
+    fn write_core(&self, dest: &Path, force: bool) -> Result<CoreStats> {
+        let stopped = self
+            .stopped
+            .as_ref()
+            .ok_or_else(|| anyhow!("the target is running"))?;
+        Ok(snapshot::write_core_stopped(stopped, dest, force)?)
+    }
+}
+
+impl Control for LiveBackend<'_> {
+    fn resume_and_stop(&mut self) -> Result<()> {
+        if let Some(s) = self.stopped.take() {
+            s.resume()?;
+        }
+        self.stopped = Some(self.process.stop()?);
+        Ok(())
+    }
+    fn run(&mut self, plan: RunPlan) -> Result<StopReason> {
+        let s = match self.stopped.take() {
+            Some(s) => s,
+            None => self.process.stop()?,
+        };
+        match s.run(plan) {
+            Ok((stopped, reason)) => {
+                self.stopped = Some(stopped);
+                Ok(reason)
+            }
+            Err(e) => {
+                // The target was left running: stop it again, if it is there.
+                self.stopped = self.process.stop().ok();
+                Err(e.into())
+            }
+        }
+    }
+    fn add_breakpoint(&mut self, addr: u64) -> Result<BreakpointInfo> {
+        Ok(self.process.add_breakpoint(addr)?)
+    }
+    fn remove_breakpoint(&mut self, id: u32) -> Result<Option<BreakpointInfo>> {
+        Ok(self.process.remove_breakpoint(id)?)
+    }
+    fn breakpoints(&mut self) -> Result<Vec<BreakpointInfo>> {
+        Ok(self.process.breakpoints()?)
+    }
+    fn set_condition(&mut self, id: u32, cond: Option<String>) -> Result<bool> {
+        Ok(self.process.set_condition(id, cond)?)
+    }
+    fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>> {
+        Ok(self.process.record_hit(id, goid)?)
+    }
+}
+
+/// A core file: always frozen, never runs.
+pub struct CoreBackend {
+    core: CoreFile,
+}
+
+impl CoreBackend {
+    pub fn new(core: CoreFile) -> CoreBackend {
+        CoreBackend { core }
+    }
+}
+
+impl Backend for CoreBackend {
+    fn target(&self) -> Option<&dyn Target> {
+        Some(&self.core)
+    }
+    fn control(&mut self) -> Option<&mut dyn Control> {
+        None
+    }
+    fn pid(&self) -> Option<i32> {
+        self.core.pid()
+    }
+    fn core_path(&self) -> Option<&Path> {
+        Some(self.core.path())
+    }
+    fn write_core(&self, _dest: &Path, _force: bool) -> Result<CoreStats> {
+        Err(anyhow!(
+            "this session is a core file already: {}",
+            self.core.path().display()
+        ))
+    }
+    fn now(&self) -> Option<i64> {
+        // Other cores have no clock: wait times are then not shown.
+        self.core.monotonic_at_stop()
+    }
+}
