@@ -184,7 +184,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             AttachError::AlreadyTraced { .. } => exit::ALREADY_TRACED,
             AttachError::Zombie { .. } | AttachError::KernelThread { .. } => exit::NOT_ATTACHABLE,
             AttachError::SelfAttach => exit::SELF,
-            AttachError::Exited { .. } => exit::EXITED,
+            AttachError::Exited { .. } | AttachError::Ended { .. } => exit::EXITED,
             _ => exit::FAILURE,
         };
     }

@@ -389,3 +389,26 @@ fn goat_killed_while_armed_leaves_a_correct_program() {
     drop(stdin);
     assert_intact(&mut fx, &before, "after SIGKILL");
 }
+
+/// The program dies during a `continue`: the session says how, and does not
+/// claim to have left it running.
+#[test]
+fn a_program_that_dies_during_continue_ends_the_session_saying_how() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let mut child = common::spawn_attach(fx.pid(), &[]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "break main.never\ncontinue").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let target = nix::unistd::Pid::from_raw(fx.pid());
+    nix::sys::signal::kill(target, nix::sys::signal::SIGTERM).expect("SIGTERM the program");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for goat");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("pid {} was killed by SIGTERM", fx.pid())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("it is running"), "{stderr}");
+}

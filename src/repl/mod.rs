@@ -72,7 +72,7 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
     } else if !s.is_done() && !opts.batch {
         frontend::interactive(s, &mut run_one);
     }
-    if let (Some(pid), None) = (s.pid(), s.core_path()) {
+    if let (Some(pid), None, false) = (s.pid(), s.core_path(), s.ended) {
         eprintln!("goat: detached from {pid}; it is running");
     }
     u8::from(opts.batch && failed)

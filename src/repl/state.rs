@@ -32,6 +32,8 @@ pub struct Session<'a> {
     pub(super) frame: usize,
     /// Set by `quit`/`detach`.
     pub(super) done: bool,
+    /// Set when the process ended under the session (nothing to detach).
+    pub(super) ended: bool,
     /// The DWARF variable index, built on first use (per binary).
     vars: std::cell::OnceCell<Result<VarIndex, String>>,
     /// DWARF's `prologue_end` and `is_stmt` addresses, read on first use.
@@ -58,6 +60,7 @@ impl<'a> Session<'a> {
             current: None,
             frame: 0,
             done: false,
+            ended: false,
             vars: std::cell::OnceCell::new(),
             dwarf_lines: std::cell::OnceCell::new(),
         };
@@ -74,6 +77,7 @@ impl<'a> Session<'a> {
             Err(e) => {
                 if self.control()?.breakpoints().is_err() || self.backend.target().is_none() {
                     self.done = true;
+                    self.ended = true;
                     return Err(e.context("the target is gone; the session ends"));
                 }
                 self.load()?;

@@ -154,7 +154,7 @@ impl Tracer {
 
     pub(super) fn run(&mut self, plan: RunPlan) -> Result<StopReason, AttachError> {
         if self.detached {
-            return Err(AttachError::Exited { pid: self.pid });
+            return Err(self.gone());
         }
         self.bps.set_temps(self.pid, plan.temps)?;
         let result = self.run_until_stop(plan.g_tls_offset);
@@ -277,7 +277,7 @@ impl Tracer {
                 }
             }
             if self.threads.is_empty() {
-                return Err(AttachError::Exited { pid: self.pid });
+                return Err(self.gone());
             }
         }
     }
@@ -521,7 +521,7 @@ impl Tracer {
             self.threads.remove(&tid);
         }
         if out.is_empty() {
-            return Err(AttachError::Exited { pid: self.pid });
+            return Err(self.gone());
         }
         Ok(out)
     }

@@ -74,6 +74,7 @@ impl LiveProcess {
                     bps: Breakpoints::new(pid),
                     fork_child: None,
                     syscall_insn: None,
+                    ended: None,
                 };
                 if let Err(e) = t.seize_all() {
                     t.detach_all();

@@ -48,6 +48,9 @@ pub enum AttachError {
     SelfAttach,
     #[error("pid {pid} exited")]
     Exited { pid: i32 },
+    /// The process ended while traced, and how is known.
+    #[error("pid {pid} {how}")]
+    Ended { pid: i32, how: String },
     #[error("{op}: {errno}")]
     Os { op: &'static str, errno: Errno },
 }
@@ -92,6 +95,8 @@ pub struct Tracer {
     pub(super) fork_child: Option<i32>,
     /// Address of a `syscall` instruction in the target, once one was used.
     pub(super) syscall_insn: Option<u64>,
+    /// How the process ended, once its main thread's exit was seen.
+    pub(super) ended: Option<String>,
 }
 
 pub(super) fn wait_flags() -> WaitPidFlag {
@@ -262,8 +267,17 @@ impl Tracer {
                     let _ = ptrace::cont(p, sig);
                 }
             }
-            WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _) => {
+            WaitStatus::Exited(p, code) => {
                 self.threads.remove(&p.as_raw());
+                if p.as_raw() == self.pid {
+                    self.ended = Some(format!("exited with status {code}"));
+                }
+            }
+            WaitStatus::Signaled(p, sig, _) => {
+                self.threads.remove(&p.as_raw());
+                if p.as_raw() == self.pid {
+                    self.ended = Some(format!("was killed by {}", sig.as_str()));
+                }
             }
             WaitStatus::Continued(_) | WaitStatus::StillAlive => {}
         }
@@ -332,7 +346,7 @@ impl Tracer {
                 }
             }
             if self.threads.is_empty() {
-                return Err(AttachError::Exited { pid });
+                return Err(self.gone());
             }
             // Stable when every live task is known (and hence stopped).
             let after = task_ids(pid)?;
@@ -348,6 +362,17 @@ impl Tracer {
         }
     }
 
+    /// The error for a process that is no more: how it ended, if seen.
+    pub(super) fn gone(&self) -> AttachError {
+        match &self.ended {
+            Some(how) => AttachError::Ended {
+                pid: self.pid,
+                how: how.clone(),
+            },
+            None => AttachError::Exited { pid: self.pid },
+        }
+    }
+
     fn running(&self) -> Vec<i32> {
         self.threads
             .iter()
@@ -359,7 +384,7 @@ impl Tracer {
     /// Stops everything and reads each thread's registers.
     pub(super) fn stop_and_read(&mut self) -> Result<Vec<Thread>, AttachError> {
         if self.detached {
-            return Err(AttachError::Exited { pid: self.pid });
+            return Err(self.gone());
         }
         if let Err(e) = self.stop_all() {
             self.resume_all();

@@ -73,6 +73,10 @@ pub(super) enum WireError {
     Exited {
         pid: i32,
     },
+    Ended {
+        pid: i32,
+        how: String,
+    },
     Os {
         op: String,
         errno: i32,
@@ -99,6 +103,7 @@ impl From<AttachError> for WireError {
             AttachError::KernelThread { pid } => WireError::KernelThread { pid },
             AttachError::SelfAttach => WireError::SelfAttach,
             AttachError::Exited { pid } => WireError::Exited { pid },
+            AttachError::Ended { pid, how } => WireError::Ended { pid, how },
             AttachError::Os { op, errno } => WireError::Os {
                 op: op.to_string(),
                 errno: errno as i32,
@@ -127,6 +132,7 @@ impl From<WireError> for AttachError {
             WireError::KernelThread { pid } => AttachError::KernelThread { pid },
             WireError::SelfAttach => AttachError::SelfAttach,
             WireError::Exited { pid } => AttachError::Exited { pid },
+            WireError::Ended { pid, how } => AttachError::Ended { pid, how },
             WireError::Os { op, errno } => AttachError::Os {
                 op: intern(op),
                 errno: Errno::from_raw(errno),
