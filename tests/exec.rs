@@ -198,6 +198,21 @@ fn step_into_indirect_calls(flavour: &str) {
     for _ in 1..INDIRECT_CALLS.len() {
         script.extend(["continue".into(), "step".into()]);
     }
+    // `step` on the return line enters the deferred call. Go 1.22+ names
+    // the closure that runs it `indirect.deferwrap1`, and goat goes through
+    // it to settle; Go 1.19's is an ordinary-looking `indirect.func1`, a
+    // stop of its own on the `defer` line.
+    script.extend([
+        break_at("return-deferred"),
+        "continue".into(),
+        "step".into(),
+    ]);
+    want.push(("main.indirect", line_of("return-deferred")));
+    if flavour.starts_with("go1.19") {
+        script.push("step".into());
+        want.push(("main.indirect.func1", line_of("defer")));
+    }
+    want.push(("main.settle", line_of("settle")));
     script.extend(["clearall".into(), "quit".into()]);
     let script: Vec<&str> = script.iter().map(String::as_str).collect();
     let out = attach(fx.pid(), &script);
@@ -411,4 +426,32 @@ fn a_program_that_dies_during_continue_ends_the_session_saying_how() {
         "{stderr}"
     );
     assert!(!stderr.contains("it is running"), "{stderr}");
+}
+
+/// `break FILE:LINE` on a `return` line stops where the return runs, not
+/// at an instruction the optimizer moved into the prologue and attributed
+/// to that line (Go 1.27 does so with an argument's spill): `next` from it
+/// then goes to the caller.
+#[test]
+fn a_breakpoint_on_a_return_line_is_at_the_return() {
+    build_fixtures();
+    for flavour in ["go1.19-exe", "go1.27-pie"] {
+        let mut fx = Fixture::start(flavour, "ticker", &[]);
+        let before = text_segment(&fx);
+        let at = format!("break ticker/main.go:{}", line_of("tick-d"));
+        let out = attach(fx.pid(), &[&at, "continue", "clear 1", "next", "quit"]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let ctx = format!("{flavour}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+        let s = stops(&stdout);
+        let got: Vec<(&str, u32)> = s.iter().map(|h| (h.1.as_str(), h.2)).collect();
+        assert_eq!(
+            got,
+            [
+                ("main.tick", line_of("tick-d")),
+                ("main.main.func1", line_of("call-tick"))
+            ],
+            "{ctx}"
+        );
+        assert_intact(&mut fx, &before, &ctx);
+    }
 }

@@ -43,8 +43,12 @@ impl Session<'_> {
             .parse()
             .map_err(|_| anyhow!("{line:?} is not a line number"))?;
         // The lowest pc of the line in a function of that file, preferring
-        // code that is not an inlined copy.
-        let mut best: Option<(bool, u64, Func<'_>)> = None;
+        // code that is not an inlined copy, then code past the prologue,
+        // then a statement start (DWARF's is_stmt): the optimizer attributes
+        // stray instructions to a line, such as an argument's spill in the
+        // prologue to the `return` line, which is not where it runs.
+        let stmts = &self.dwarf_lines().stmts;
+        let mut best: Option<((bool, bool, bool, u64), Func<'_>)> = None;
         for f in tab.functions() {
             if !f
                 .file_line(f.entry())
@@ -58,16 +62,15 @@ impl Session<'_> {
                 .filter(|r| r.line == line && file_matches(&r.file, &file))
             {
                 let inlined = f.source_frames(r.start).map_or(true, |v| v.len() > 1);
-                let better = match &best {
-                    None => true,
-                    Some((bi, bpc, _)) => (inlined, r.start) < (*bi, *bpc),
-                };
-                if better {
-                    best = Some((inlined, r.start, f));
+                let in_prologue = r.start > f.entry() && r.start < self.body_pc(&f)?;
+                let not_stmt = !stmts.is_empty() && stmts.binary_search(&r.start).is_err();
+                let key = (inlined, in_prologue, not_stmt, r.start);
+                if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                    best = Some((key, f));
                 }
             }
         }
-        let (_, pc, f) = best.ok_or_else(|| anyhow!("no code for {file}:{line}"))?;
+        let ((_, _, _, pc), f) = best.ok_or_else(|| anyhow!("no code for {file}:{line}"))?;
         // The declaration line starts at the entry: break after the prologue.
         let pc = if pc == f.entry() {
             self.body_pc(&f)?
