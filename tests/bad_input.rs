@@ -137,8 +137,12 @@ fn permission_denied_comes_with_the_fix() {
         .args(["stacks", &fx.pid().to_string()])
         .output()
         .unwrap();
-    assert_clean_failure(&out, PERMISSION, "permission");
+    assert_clean_failure(&out, PERMISSION, "not permitted to attach");
     let err = stderr_of(&out);
+    assert!(
+        err.contains("user: goat runs as uid 65534"),
+        "the cause is named:\n{err}"
+    );
     assert!(err.contains("sudo"), "the fix is named:\n{err}");
     assert_untouched(fx.pid());
 }

@@ -202,10 +202,13 @@ pub fn refuse_early(pid: i32) -> Result<(), AttachError> {
 
 /// The failing permission checks, as advice for an EPERM from ptrace.
 pub fn permission_advice(pid: i32) -> String {
-    let checks = [ptrace_scope(pid), credentials(pid), dumpable(pid)];
+    let creds = credentials(pid);
+    let creds_ok = creds.ok;
+    let checks = [ptrace_scope(pid), creds, dumpable(pid, creds_ok)];
     let lines: Vec<String> = checks
         .iter()
-        .filter(|c| !c.ok)
+        // A consequence of another failure (no fix of its own) is not advice.
+        .filter(|c| !c.ok && c.fix.is_some())
         .map(|c| match &c.fix {
             Some(fix) => format!("{}: {}\n  fix: {fix}", c.title, c.detail),
             None => format!("{}: {}", c.title, c.detail),
@@ -300,7 +303,10 @@ fn tracer(pid: i32) -> Check {
     }
 }
 
-fn dumpable(pid: i32) -> Check {
+/// `creds_ok`: the user check passed. When it did not, `/proc/PID/mem` is
+/// closed to goat for that reason alone, and blaming the dumpable flag
+/// would send the user after the wrong cause.
+fn dumpable(pid: i32, creds_ok: bool) -> Check {
     const T: &str = "dumpable";
     if nix::unistd::geteuid().is_root() {
         return ok(
@@ -310,6 +316,11 @@ fn dumpable(pid: i32) -> Check {
     }
     match std::fs::File::open(format!("/proc/{pid}/mem")) {
         Ok(_) => ok(T, format!("/proc/{pid}/mem is readable")),
+        Err(e) if !creds_ok => fail(
+            T,
+            format!("cannot open /proc/{pid}/mem ({e}), as follows from the user check above"),
+            None,
+        ),
         Err(e) => fail(
             T,
             format!(
@@ -426,9 +437,11 @@ pub fn check(pid: i32, exe_inspector: &dyn Fn(&Path) -> Result<ExeInfo, String>)
         return Report { pid, checks };
     }
     checks.push(ptrace_scope(pid));
-    checks.push(credentials(pid));
+    let creds = credentials(pid);
+    let creds_ok = creds.ok;
+    checks.push(creds);
     checks.push(tracer(pid));
-    checks.push(dumpable(pid));
+    checks.push(dumpable(pid, creds_ok));
     checks.push(namespace(pid));
     checks.extend(executable(pid, exe_inspector));
     Report { pid, checks }
