@@ -82,7 +82,9 @@ impl Scope<'_> {
         let head = self.read(&at, 0, head_len)?;
         let (len, n) = name_len(head.get(1..).unwrap_or_default())?;
         let body = 1 + n as u64;
-        if start + body + len > etypes {
+        // A hostile varint can be near 2^64: no sum may wrap.
+        let end = start.checked_add(body).and_then(|e| e.checked_add(len));
+        if end.is_none_or(|e| e > etypes) {
             return Err("name longer than the types section".into());
         }
         let bytes = self.read(&at, body, len.min(MAX_NAME))?;
@@ -231,10 +233,18 @@ mod tests {
     fn hostile_descriptors_give_reasons_not_panics() {
         // Offset outside the section, negative, name running past its end,
         // a varint that never ends.
-        let cases: [(i32, &[u8], &str); 4] = [
+        let cases: [(i32, &[u8], &str); 5] = [
             (0x400, b"", "name offset out of range"),
             (-8, b"", "bad name offset"),
             (0x1f0, b"\x01\x7fmain", "name longer than the types section"),
+            // A length near 2^64: the end must not wrap around.
+            (
+                0x80,
+                &[
+                    1, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+                ],
+                "name longer than the types section",
+            ),
             (
                 0x80,
                 &[
