@@ -204,7 +204,10 @@ impl Scope<'_> {
             let t = self.runtime_type(typ);
             return Ok(match t.and_then(|t| Ok((self.runtime_type_name(&t)?, t))) {
                 Ok((dyn_name, t)) => {
-                    format!("{name}({dyn_name}) {}", self.fmt_runtime_value(&t, data))
+                    format!(
+                        "{name}({dyn_name}) {}",
+                        self.fmt_runtime_value(&t, typ, data)
+                    )
                 }
                 Err(why) => format!("{name}(<partial: type {typ:#x}: {why}>) {data:#x}"),
             });

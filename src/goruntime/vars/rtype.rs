@@ -1,7 +1,8 @@
 //! What the runtime's own type descriptor tells of an interface's dynamic
 //! type when DWARF has no entry for it (the linker describes only the types
 //! of variables and parameters; a type met only inside an interface has
-//! none): its name, its kind, and so scalar values.
+//! none): its name, its kind, and so scalars, strings, and structs field
+//! by field.
 //!
 //! `runtime._type` (Go 1.19) and `internal/abi.Type` (Go 1.21+) share one
 //! layout: `size` 0, `ptrdata` 8, `hash` 16, `tflag` 20, `align` 21,
@@ -11,6 +12,10 @@
 //! A name is a flags byte, the length as a varint, then the bytes. With
 //! `tflagExtraStar` the stored name is that of the pointer type (`*T`),
 //! shared with it: the `*` is dropped.
+//!
+//! A struct's descriptor goes on after the header with `pkgPath` (8) and
+//! `fields` (a slice, 56) of 24-byte fields: `name` (a pointer to a name,
+//! not an offset), `typ` (a descriptor), `offset`. Same in 1.19 and 1.27.
 
 use super::format::{quote, STRING_SHOWN};
 use super::types::kind;
@@ -27,6 +32,11 @@ const KIND_MASK: u8 = 0x1f;
 const MAX_NAME: u64 = 1 << 10;
 /// Bytes of a varint: 10 hold 64 bits.
 const MAX_VARINT: usize = 10;
+const OFF_FIELDS: u64 = 56;
+const FIELD_SIZE: u64 = 24;
+/// Fields shown of one struct, and struct levels followed.
+const MAX_FIELDS: u64 = 32;
+const MAX_DEPTH: usize = 3;
 
 /// The facts of one type descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,51 +109,117 @@ impl Scope<'_> {
     }
 
     /// A value of a type known only by its descriptor, from the data word
-    /// of an interface: a scalar is shown, anything else by its address.
-    pub(super) fn fmt_runtime_value(&self, t: &RuntimeType, data: u64) -> String {
+    /// of an interface: scalars and strings are shown, structs field by
+    /// field, anything else by its address.
+    pub(super) fn fmt_runtime_value(&self, t: &RuntimeType, typ: u64, data: u64) -> String {
         // Pointer-shaped: the data word is the value itself.
         if t.size == 8 && t.ptr_bytes == 8 {
             return format!("{data:#x}");
         }
-        let at = Place::Mem(data);
-        let scalar = || -> Result<String, String> {
-            let b = self.read(&at, 0, t.size.min(16))?;
-            let word = |signed: bool| {
-                let mut w = [0u8; 8];
-                let n = b.len().min(8);
-                w[..n].copy_from_slice(&b[..n]);
-                let u = u64::from_le_bytes(w);
-                match n {
-                    1..=7 if signed => {
-                        let shift = 64 - 8 * n as u32;
-                        (((u << shift) as i64) >> shift).to_string()
-                    }
-                    _ if signed => (u as i64).to_string(),
-                    _ => u.to_string(),
-                }
-            };
-            Ok(match t.kind {
-                kind::BOOL => (b.first() == Some(&1)).to_string(),
-                kind::INT..=kind::INT64 => word(true),
-                kind::UINT..=kind::UINTPTR => word(false),
-                kind::FLOAT32 if b.len() == 4 => {
-                    f32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4])).to_string()
-                }
-                kind::FLOAT64 if b.len() == 8 => {
-                    f64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])).to_string()
-                }
-                kind::STRING => {
-                    let (bytes, len) = self.string_bytes(&at, STRING_SHOWN)?;
-                    let mut s = quote(&bytes);
-                    if len > bytes.len() as u64 {
-                        s.push_str(&format!("...+{} more", len - bytes.len() as u64));
-                    }
-                    s
-                }
-                _ => return Ok(format!("<no DWARF type: value at {data:#x}>")),
-            })
+        self.fmt_runtime_at(t, typ, data, 0)
+            .unwrap_or_else(|why| format!("<partial: {why}>"))
+    }
+
+    /// The value at `at` of the type `t` (described at `typ`).
+    fn fmt_runtime_at(
+        &self,
+        t: &RuntimeType,
+        typ: u64,
+        at: u64,
+        depth: usize,
+    ) -> Result<String, String> {
+        let place = Place::Mem(at);
+        let b = self.read(&place, 0, t.size.min(16))?;
+        let n = b.len().min(8);
+        let mut w = [0u8; 8];
+        w[..n].copy_from_slice(&b[..n]);
+        let u = u64::from_le_bytes(w);
+        let word = |signed: bool| match n {
+            1..=7 if signed => {
+                let shift = 64 - 8 * n as u32;
+                (((u << shift) as i64) >> shift).to_string()
+            }
+            _ if signed => (u as i64).to_string(),
+            _ => u.to_string(),
         };
-        scalar().unwrap_or_else(|why| format!("<partial: {why}>"))
+        Ok(match t.kind {
+            kind::BOOL => (b.first() == Some(&1)).to_string(),
+            kind::INT..=kind::INT64 => word(true),
+            kind::UINT..=kind::UINTPTR => word(false),
+            kind::FLOAT32 if b.len() == 4 => {
+                f32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4])).to_string()
+            }
+            kind::FLOAT64 if b.len() == 8 => {
+                f64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])).to_string()
+            }
+            kind::STRING => {
+                let (bytes, len) = self.string_bytes(&place, STRING_SHOWN)?;
+                let mut s = quote(&bytes);
+                if len > bytes.len() as u64 {
+                    s.push_str(&format!("...+{} more", len - bytes.len() as u64));
+                }
+                s
+            }
+            kind::POINTER | kind::UNSAFE_POINTER => format!("{u:#x}"),
+            // As a struct with DWARF prints: its type's name, then the fields.
+            kind::STRUCT => {
+                let name = self
+                    .runtime_type_name(t)
+                    .unwrap_or_else(|why| format!("<{why}>"));
+                if depth < MAX_DEPTH {
+                    format!("{name} {}", self.fmt_runtime_struct(typ, at, depth)?)
+                } else {
+                    format!("{name} {{...}}")
+                }
+            }
+            _ => format!("<no DWARF type: value at {at:#x}>"),
+        })
+    }
+
+    /// `{Name: value, ...}` from the field list of the struct described at `typ`.
+    fn fmt_runtime_struct(&self, typ: u64, at: u64, depth: usize) -> Result<String, String> {
+        let header = Place::Mem(typ);
+        let fields = self.read_u64(&header, OFF_FIELDS)?;
+        let count = self.read_u64(&header, OFF_FIELDS + 8)?;
+        let mut out = String::from("{");
+        for i in 0..count.min(MAX_FIELDS) {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let field = Place::Mem(fields.wrapping_add(i * FIELD_SIZE));
+            let entry = self.read(&field, 0, FIELD_SIZE);
+            let Some(e) = entry
+                .as_ref()
+                .ok()
+                .filter(|e| e.len() == FIELD_SIZE as usize)
+            else {
+                let why = entry.err().unwrap_or_else(|| "short field".into());
+                out.push_str(&format!("<partial: {why}>}}"));
+                return Ok(out);
+            };
+            let word = |o: usize| u64::from_le_bytes(e[o..o + 8].try_into().unwrap_or([0; 8]));
+            let (name, ftyp, offset) = (self.read_name(word(0)), word(8), word(16));
+            out.push_str(&name.unwrap_or_else(|why| format!("<{why}>")));
+            out.push_str(": ");
+            let value = self
+                .runtime_type(ftyp)
+                .and_then(|ft| self.fmt_runtime_at(&ft, ftyp, at.wrapping_add(offset), depth + 1));
+            out.push_str(&value.unwrap_or_else(|why| format!("<partial: {why}>")));
+        }
+        if count > MAX_FIELDS {
+            out.push_str(&format!(", ...+{} more", count - MAX_FIELDS));
+        }
+        out.push('}');
+        Ok(out)
+    }
+
+    /// The name at `addr`: a flags byte, a varint length, the bytes.
+    fn read_name(&self, addr: u64) -> Result<String, String> {
+        let at = Place::Mem(addr);
+        let head = self.read(&at, 0, 1 + MAX_VARINT as u64)?;
+        let (len, n) = name_len(head.get(1..).unwrap_or_default())?;
+        let bytes = self.read(&at, 1 + n as u64, len.min(MAX_NAME))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 }
 
@@ -207,7 +283,7 @@ mod tests {
         match s.runtime_type(TYPES + 0x40) {
             Ok(t) => (
                 s.runtime_type_name(&t),
-                s.fmt_runtime_value(&t, TYPES + 0x100),
+                s.fmt_runtime_value(&t, TYPES + 0x40, TYPES + 0x100),
             ),
             Err(e) => (Err(e), String::new()),
         }
@@ -223,7 +299,7 @@ mod tests {
         // A two-byte varint length (130).
         let mut name = vec![0u8, 0x82, 0x01];
         name.extend(std::iter::repeat_n(b'x', 130));
-        let mem = section(0x110, 0, kind::STRUCT, 16, &name);
+        let mem = section(0x110, 0, kind::ARRAY, 16, &name);
         let (n, v) = show(&mem, 0x200);
         assert_eq!(n, Ok("x".repeat(130)));
         assert_eq!(v, "<no DWARF type: value at 0x1100>");
@@ -269,8 +345,48 @@ mod tests {
         };
         let t = s.runtime_type(TYPES + 0x40).unwrap();
         assert!(s
-            .fmt_runtime_value(&t, 0xdead_0000)
+            .fmt_runtime_value(&t, TYPES + 0x40, 0xdead_0000)
             .starts_with("<partial: "));
         assert!(s.runtime_type(0xdead_0000).is_err());
+    }
+
+    /// `struct { A int; B int }` at 0x40 (fields at 0x180, named at 0x1c0
+    /// and 0x1c8, both of the int described at 0), the value {-7, 5}.
+    fn struct_section(count: u64) -> Region {
+        let mut mem = section(0x90, 0, kind::STRUCT, 16, b"\x01\x06main.P");
+        let b = &mut mem.bytes;
+        b[0..8].copy_from_slice(&8u64.to_le_bytes());
+        b[OFF_KIND] = kind::INT;
+        let put =
+            |b: &mut Vec<u8>, at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        put(b, 0x40 + 56, TYPES + 0x180);
+        put(b, 0x40 + 64, count);
+        for (i, name_at) in [0x1c0u64, 0x1c8].into_iter().enumerate() {
+            let f = 0x180 + i * 24;
+            put(b, f, TYPES + name_at);
+            put(b, f + 8, TYPES);
+            put(b, f + 16, 8 * i as u64);
+        }
+        b[0x1c0..0x1c3].copy_from_slice(b"\x01\x01A");
+        b[0x1c8..0x1cb].copy_from_slice(b"\x01\x01B");
+        put(b, 0x108, 5);
+        mem
+    }
+
+    #[test]
+    fn structs_are_shown_field_by_field() {
+        let (n, v) = show(&struct_section(2), 0x200);
+        assert_eq!(n, Ok("main.P".into()));
+        assert_eq!(v, "main.P {A: -7, B: 5}");
+        // A field count past the fields there are: a field of no type says
+        // so, and the list ends at the first entry that cannot be read.
+        let (_, v) = show(&struct_section(3), 0x200);
+        assert!(
+            v.starts_with("main.P {A: -7, B: 5, ") && v.contains("<partial: "),
+            "{v}"
+        );
+        let (_, v) = show(&struct_section(1 << 40), 0x200);
+        assert!(v.ends_with("of target memory at 0x11f8>}"), "{v}");
+        assert!(v.matches(", ").count() < MAX_FIELDS as usize, "{v}");
     }
 }
