@@ -57,12 +57,18 @@ impl Session<'_> {
                 continue;
             }
             let Ok(rows) = f.line_rows() else { continue };
-            for r in rows
-                .iter()
+            let mut rows = rows
+                .into_iter()
                 .filter(|r| r.line == line && file_matches(&r.file, &file))
-            {
+                .peekable();
+            if rows.peek().is_none() {
+                continue;
+            }
+            // Once per function, and only for one that has the line.
+            let body = self.body_pc(&f).unwrap_or(f.entry());
+            for r in rows {
                 let inlined = f.source_frames(r.start).map_or(true, |v| v.len() > 1);
-                let in_prologue = r.start > f.entry() && r.start < self.body_pc(&f)?;
+                let in_prologue = r.start > f.entry() && r.start < body;
                 let not_stmt = !stmts.is_empty() && stmts.binary_search(&r.start).is_err();
                 let key = (inlined, in_prologue, not_stmt, r.start);
                 if best.as_ref().is_none_or(|(k, _)| key < *k) {
