@@ -131,12 +131,12 @@ pub(super) fn abort_run() {
     wake_runner(&ABORT);
 }
 
-/// Passes `sig` on to a tracer process, then waits (at most `timeout`)
-/// for it to exit when it is asked to end.
-fn forward(tracer: i32, sig: Signal, timeout: Duration) {
+/// Asks a tracer process to detach and exit (SIGTERM: it takes SIGINT as
+/// Ctrl-C in a session), and waits at most `timeout` for it to be gone.
+fn end_tracer(tracer: i32, timeout: Duration) {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let p = nix::unistd::Pid::from_raw(tracer);
-    if nix::sys::signal::kill(p, sig).is_err() || sig == Signal::SIGINT {
+    if nix::sys::signal::kill(p, Signal::SIGTERM).is_err() {
         return;
     }
     let deadline = std::time::Instant::now() + timeout;
@@ -205,7 +205,7 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
                     // The tracer process knows whether a continue is running
                     // (and says so if not).
                     for p in tracers {
-                        forward(p, sig, Duration::ZERO);
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
                     }
                 } else if RUNNING.load(Ordering::SeqCst) {
                     INTERRUPT.store(true, Ordering::SeqCst);
@@ -221,9 +221,7 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
             for link in &live {
                 match link {
                     Link::Thread(tx) => detach_via(tx, Duration::from_secs(3)),
-                    // SIGTERM whatever the signal: a tracer process takes
-                    // SIGINT as Ctrl-C in a session.
-                    Link::Process(p) => forward(*p, Signal::SIGTERM, Duration::from_secs(6)),
+                    Link::Process(p) => end_tracer(*p, Duration::from_secs(6)),
                 }
             }
             std::process::exit(128 + sig as i32);
