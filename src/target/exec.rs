@@ -313,7 +313,7 @@ impl Tracer {
             // Its SIGTRAP stop (rewound and turned into an event stop by
             // on_event), then that event stop.
             while self.threads.get(&tid) == Some(&State::Running) {
-                match wait_one(tid, deadline) {
+                match wait_one(tid, deadline, "waiting for a trapped thread's stop") {
                     Ok(ws) => self.on_event(ws, true),
                     Err(AttachError::Os {
                         errno: Errno::ETIMEDOUT,
@@ -485,7 +485,11 @@ impl Tracer {
         if ptrace::interrupt(p).is_err() || ptrace::cont(p, None).is_err() {
             return;
         }
-        match wait_one(tid, Instant::now() + STEP_TIMEOUT) {
+        match wait_one(
+            tid,
+            Instant::now() + STEP_TIMEOUT,
+            "waiting for a thread's stop",
+        ) {
             Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP)) => {}
             Ok(WaitStatus::Stopped(_, sig)) => {
                 // A signal queued behind the trap: kept for the resume.

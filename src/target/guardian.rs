@@ -335,7 +335,7 @@ fn rewind_if_armed(tid: i32, armed: &BTreeMap<u64, u8>) -> bool {
 fn wait_for_sigtrap(tid: i32) {
     let deadline = Instant::now() + STOP_PATIENCE;
     loop {
-        match wait_one(tid, deadline) {
+        match wait_one(tid, deadline, "waiting for a thread's SIGTRAP") {
             Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => return,
             Ok(WaitStatus::Stopped(p, sig)) => {
                 // Another signal came first: deliver it and keep waiting.
@@ -363,7 +363,11 @@ fn detach_all(seized: &[i32], signals: &BTreeMap<i32, Signal>) {
         if ptrace::detach(Pid::from_raw(tid), sig).is_err() {
             // Not in a ptrace-stop (it never reported): stop it, then detach.
             let _ = ptrace::interrupt(Pid::from_raw(tid));
-            match wait_one(tid, Instant::now() + Duration::from_millis(200)) {
+            match wait_one(
+                tid,
+                Instant::now() + Duration::from_millis(200),
+                "waiting for a thread to stop",
+            ) {
                 Ok(WaitStatus::Stopped(p, s)) => {
                     let _ = ptrace::detach(p, s);
                 }

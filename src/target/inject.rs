@@ -34,8 +34,13 @@ fn os(op: &'static str) -> impl Fn(Errno) -> AttachError {
     move |errno| AttachError::Os { op, errno }
 }
 
-/// Waits (polling, bounded) for the next status of `pid` alone.
-pub(super) fn wait_one(pid: i32, deadline: Instant) -> Result<WaitStatus, AttachError> {
+/// Waits (polling, bounded) for the next status of `pid` alone; the
+/// timeout's error says it was `waiting_for` that.
+pub(super) fn wait_one(
+    pid: i32,
+    deadline: Instant,
+    waiting_for: &'static str,
+) -> Result<WaitStatus, AttachError> {
     let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
     let mut nap = Duration::from_micros(10);
     loop {
@@ -52,7 +57,7 @@ pub(super) fn wait_one(pid: i32, deadline: Instant) -> Result<WaitStatus, Attach
         }
         if Instant::now() > deadline {
             return Err(AttachError::Os {
-                op: "waiting for the injected syscall",
+                op: waiting_for,
                 errno: Errno::ETIMEDOUT,
             });
         }
@@ -139,7 +144,7 @@ impl Tracer {
                 });
                 break;
             }
-            match wait_one(tid, deadline) {
+            match wait_one(tid, deadline, "waiting for the injected syscall") {
                 Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_CLONE)) => {
                     until_clone = Some(start.elapsed());
                     if let Ok(c) = ptrace::getevent(p) {
@@ -209,7 +214,11 @@ impl Tracer {
         })?;
         let deadline = Instant::now() + INJECT_TIMEOUT;
         loop {
-            match wait_one(child, deadline)? {
+            match wait_one(
+                child,
+                deadline,
+                "waiting for the snapshot copy's first stop",
+            )? {
                 WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..) => break,
                 WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
                     self.fork_child = None;
@@ -239,7 +248,7 @@ impl Tracer {
         let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
         let deadline = Instant::now() + INJECT_TIMEOUT;
         loop {
-            match wait_one(child, deadline) {
+            match wait_one(child, deadline, "waiting for the snapshot copy to exit") {
                 Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => break,
                 Ok(_) => {}
                 Err(AttachError::Os {

@@ -35,7 +35,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::inject::INJECT_TIMEOUT;
+use super::inject::{wait_one, INJECT_TIMEOUT};
 use super::live::LiveProcess;
 use super::ptrace::{is_group_stop_signal, listen, AttachError, State, StopKind, Tracer};
 
@@ -124,12 +124,9 @@ impl Tracer {
         let p = Pid::from_raw(tid);
         ptrace::interrupt(p).map_err(os("PTRACE_INTERRUPT"))?;
         let deadline = Instant::now() + STOP_ONE_TIMEOUT;
-        let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
-        let mut nap = Duration::from_micros(5);
         loop {
-            match waitpid(p, Some(flags)) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
-                Ok(WaitStatus::PtraceEvent(_, sig, libc::PTRACE_EVENT_STOP)) => {
+            match wait_one(tid, deadline, "waiting for one thread to stop")? {
+                WaitStatus::PtraceEvent(_, sig, libc::PTRACE_EVENT_STOP) => {
                     if is_group_stop_signal(sig) {
                         // A job-control stop: keep it in force, do not run code.
                         let _ = listen(tid);
@@ -141,28 +138,14 @@ impl Tracer {
                     self.threads.insert(tid, State::Stopped(StopKind::Event));
                     return Ok(());
                 }
-                Ok(ws @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                ws @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
                     self.on_event(ws, false);
                     return Err(AttachError::Exited { pid: tid });
                 }
                 // A clone or a signal on its way: answered as usual; the
                 // interrupt is still pending and traps next.
-                Ok(ws) => self.on_event(ws, false),
-                Err(errno) => {
-                    return Err(AttachError::Os {
-                        op: "waitpid",
-                        errno,
-                    })
-                }
+                ws => self.on_event(ws, false),
             }
-            if Instant::now() > deadline {
-                return Err(AttachError::Os {
-                    op: "waiting for one thread to stop",
-                    errno: Errno::ETIMEDOUT,
-                });
-            }
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_micros(500));
         }
     }
 
