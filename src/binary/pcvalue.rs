@@ -43,7 +43,18 @@ struct Cursor<'a> {
     value: i32,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
+    /// A cursor at the start (byte `start` of `pctab`) of a function's
+    /// table, before its first step.
+    fn at(pctab: &'a [u8], start: usize, entry: u64) -> Result<Cursor<'a>, PcValueError> {
+        Ok(Cursor {
+            table: pctab.get(start..).ok_or(PcValueError::Malformed(start))?,
+            pos: 0,
+            pc: entry,
+            value: -1,
+        })
+    }
+
     /// Decodes the next pair; `Ok(false)` at the end of the table.
     fn step(&mut self, first: bool) -> Result<bool, PcValueError> {
         let lead = *self
@@ -69,13 +80,7 @@ impl Cursor<'_> {
 /// length of `pctab`.
 pub(crate) fn lookup(pctab: &[u8], off: u32, entry: u64, target: u64) -> Result<i32, PcValueError> {
     let start = off as usize;
-    let table = pctab.get(start..).ok_or(PcValueError::Malformed(start))?;
-    let mut cur = Cursor {
-        table,
-        pos: 0,
-        pc: entry,
-        value: -1,
-    };
+    let mut cur = Cursor::at(pctab, start, entry)?;
     loop {
         let first = cur.pc == entry;
         match cur.step(first) {
@@ -100,13 +105,7 @@ pub(crate) fn runs(
     max: usize,
 ) -> Result<Vec<(u64, u64, i32)>, PcValueError> {
     let start = off as usize;
-    let table = pctab.get(start..).ok_or(PcValueError::Malformed(start))?;
-    let mut cur = Cursor {
-        table,
-        pos: 0,
-        pc: entry,
-        value: -1,
-    };
+    let mut cur = Cursor::at(pctab, start, entry)?;
     let mut out = Vec::new();
     let mut first = true;
     while out.len() < max {
