@@ -31,11 +31,9 @@ impl Scope<'_> {
         depth: usize,
         seen: &mut HashSet<u64>,
     ) -> Result<String, String> {
-        let p = self.read_u64(&v.place, 0)?;
-        if p == 0 {
+        let Some((p, hdr)) = self.runtime_header(v, lay)? else {
             return Ok(format!("{name} nil"));
-        }
-        let hdr = self.ty(lay).and_then(|t| t.target);
+        };
         // Offsets from DWARF; the defaults are runtime.hchan's (1.19-1.27).
         let field = |n: &str, d: u64| hdr.and_then(|h| self.member(h, n)).map_or(d, |m| m.0);
         let at = Place::Mem(p);

@@ -37,6 +37,17 @@ impl Entries {
 }
 
 impl Scope<'_> {
+    /// A map's or channel's pointer to its runtime header (`None` for nil),
+    /// and the header's DWARF type, the target of the pointer type `lay`.
+    pub(super) fn runtime_header(
+        &self,
+        v: &Value,
+        lay: usize,
+    ) -> Result<Option<(u64, Option<usize>)>, String> {
+        let p = self.read_u64(&v.place, 0)?;
+        Ok((p != 0).then(|| (p, self.ty(lay).and_then(|t| t.target))))
+    }
+
     /// `map[K]V nil`, `map[K]V len: N`, plus the entries when readable.
     pub(super) fn fmt_map(
         &self,
@@ -46,11 +57,9 @@ impl Scope<'_> {
         depth: usize,
         seen: &mut HashSet<u64>,
     ) -> Result<String, String> {
-        let p = self.read_u64(&v.place, 0)?;
-        if p == 0 {
+        let Some((p, hdr)) = self.runtime_header(v, lay)? else {
             return Ok(format!("{name} nil"));
-        }
-        let hdr = self.ty(lay).and_then(|t| t.target);
+        };
         let kv = self.map_key_elem(v.ty);
         let off = hdr
             .and_then(|h| self.member(h, "count").or_else(|| self.member(h, "used")))
