@@ -360,37 +360,15 @@ fn terminal_session_with_prompt_completion_and_history() {
 fn debug_session_on_a_core() {
     build_fixtures();
     let fx = Fixture::start("go1.27-pie", "states", &[]);
-    let dir = std::env::temp_dir().join(format!("goat-debug-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("debug");
     let core = dir.join("states.core");
-    let out = run_goat(&[
-        "core",
-        &fx.pid().to_string(),
-        "-o",
-        core.to_str().unwrap(),
-        "--force",
-    ]);
-    assert!(out.status.success(), "goat core: {}", text(&out.stderr));
+    common::write_core(fx.pid(), &core);
     let live = stacks(fx.pid());
     drop(fx);
 
     let (id, _) = chan_receive(&live);
-    let mut child = goat()
-        .arg("debug")
-        .arg(&core)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let script = format!("grs\ngr {id}\nbt\nquit\n");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::goat_with_stdin(&["debug", core.to_str().unwrap()], &script);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stderr}");
     assert!(

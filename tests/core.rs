@@ -11,29 +11,13 @@ use std::time::Duration;
 use common::{assert_untouched, build_fixtures, fixture_path, goat, run_goat, Fixture};
 
 fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("goat-core-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch_dir(&format!("core-{tag}"))
 }
 
 fn threads_of(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .count()
-}
-
-/// `ps --ppid PID -o stat=`: one line per child.
-fn children_stats(pid: i32) -> Vec<String> {
-    let out = Command::new("ps")
-        .args(["--ppid", &pid.to_string(), "-o", "stat="])
-        .output()
-        .expect("ps");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
 }
 
 fn core_of(fx: &Fixture, mode: &str, dest: &Path) -> String {
@@ -52,7 +36,7 @@ fn core_of(fx: &Fixture, mode: &str, dest: &Path) -> String {
         "goat core --mode {mode} failed: {err}"
     );
     assert_untouched(fx.pid());
-    let kids = children_stats(fx.pid());
+    let kids = common::children(fx.pid());
     assert!(kids.is_empty(), "child left behind: {kids:?}\n{err}");
     err
 }
@@ -287,19 +271,19 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
         // The frozen copy dies with goat (PTRACE_O_EXITKILL): at most its
         // zombie remains, never a running copy of the program.
         std::thread::sleep(Duration::from_millis(100));
-        let kids = children_stats(fx.pid());
+        let kids = common::children(fx.pid());
         assert!(kids.iter().all(|s| s.starts_with('Z')), "{mode}: {kids:?}");
     }
     // The fork-mode kill left a zombie copy only the target could reap (Go
     // never waits for a child with exit signal 0): the next fork-mode core
     // has the target reap it, in the same moment it reaps its own copy.
-    assert_eq!(children_stats(fx.pid()).len(), 1, "one zombie copy");
+    assert_eq!(common::children(fx.pid()).len(), 1, "one zombie copy");
     let dest = dir.join("next.core");
     let out = run_goat(&["core", &fx.pid().to_string(), "-o", dest.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("reaped 1 zombie snapshot copy"), "{err}");
-    assert_eq!(children_stats(fx.pid()), Vec::<String>::new());
+    assert_eq!(common::children(fx.pid()), Vec::<String>::new());
     assert_untouched(fx.pid());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,10 +10,7 @@ use std::time::Duration;
 use common::{assert_untouched, build_fixtures, goat, run_goat, Fixture};
 
 fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("goat-faults-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch_dir(&format!("faults-{tag}"))
 }
 
 fn entries(dir: &Path) -> Vec<String> {
@@ -23,18 +20,6 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-fn children(pid: i32) -> Vec<String> {
-    let out = Command::new("ps")
-        .args(["--ppid", &pid.to_string(), "-o", "pid=,stat="])
-        .output()
-        .expect("ps");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
 }
 
 /// A small tmpfs, unmounted when dropped.
@@ -104,7 +89,7 @@ fn a_full_disk_fails_plainly_removes_the_temporary_and_spares_the_target() {
         assert!(err.contains("partial file was removed"), "{mode}: {err}");
         assert_eq!(entries(&dir), Vec::<String>::new(), "{mode}: left behind");
         assert_untouched(fx.pid());
-        let kids = children(fx.pid());
+        let kids = common::children(fx.pid());
         assert!(kids.is_empty(), "{mode}: copy left: {kids:?}");
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -198,7 +183,11 @@ fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
         assert!(err.contains("kept the target stopped instead"), "{err}");
         assert!(err.contains("mode stop:"), "{err}");
         assert_untouched(fx.pid());
-        assert!(children(fx.pid()).is_empty(), "{:?}", children(fx.pid()));
+        assert!(
+            common::children(fx.pid()).is_empty(),
+            "{:?}",
+            common::children(fx.pid())
+        );
         // A valid core: goat reads the same goroutines from it, gdb loads it.
         let from_core = common::goroutine_ids(&["stacks", "--core", core.to_str().unwrap()]);
         assert_eq!(from_core, live, "{try_clone}");

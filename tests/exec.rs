@@ -333,17 +333,9 @@ fn breakpoints_without_dwarf_and_no_running_a_core() {
     assert_eq!(s[1].1, "main.main.func1", "{ctx}");
     assert_intact_with(&mut fx, &before, &ctx, false);
 
-    let dir = std::env::temp_dir().join(format!("goat-exec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("exec");
     let core = dir.join("ticker.core");
-    let out = run_goat(&[
-        "core",
-        &fx.pid().to_string(),
-        "-o",
-        core.to_str().unwrap(),
-        "--force",
-    ]);
-    assert!(out.status.success(), "goat core: {}", text(&out.stderr));
+    common::write_core(fx.pid(), &core);
     let out = goat()
         .arg("debug")
         .arg(&core)

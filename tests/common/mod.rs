@@ -103,22 +103,26 @@ pub fn goat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_goat"))
 }
 
-/// Starts `goat attach PID [args]` with stdin, stdout and stderr piped.
-pub fn spawn_attach(pid: i32, args: &[&str]) -> std::process::Child {
+/// Starts `goat ARGS` with stdin, stdout and stderr piped.
+fn spawn_piped(args: &[&str]) -> std::process::Child {
     goat()
-        .arg("attach")
-        .arg(pid.to_string())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run goat attach")
+        .unwrap_or_else(|e| panic!("run goat {args:?}: {e}"))
 }
 
-/// Runs `goat attach PID [args]` with `script` on a piped stdin.
-pub fn attach_with_stdin(pid: i32, args: &[&str], script: &str) -> Output {
-    let mut child = spawn_attach(pid, args);
+/// Starts `goat attach PID [args]` with stdin, stdout and stderr piped.
+pub fn spawn_attach(pid: i32, args: &[&str]) -> std::process::Child {
+    let pid = pid.to_string();
+    spawn_piped(&[&["attach", pid.as_str()], args].concat())
+}
+
+/// Runs `goat ARGS` with `script` on a piped stdin.
+pub fn goat_with_stdin(args: &[&str], script: &str) -> Output {
+    let mut child = spawn_piped(args);
     child
         .stdin
         .take()
@@ -126,6 +130,45 @@ pub fn attach_with_stdin(pid: i32, args: &[&str], script: &str) -> Output {
         .write_all(script.as_bytes())
         .expect("write the script");
     child.wait_with_output().expect("wait for goat")
+}
+
+/// Runs `goat attach PID [args]` with `script` on a piped stdin.
+pub fn attach_with_stdin(pid: i32, args: &[&str], script: &str) -> Output {
+    let pid = pid.to_string();
+    goat_with_stdin(&[&["attach", pid.as_str()], args].concat(), script)
+}
+
+/// `goat core PID -o DEST --force`, which must succeed.
+pub fn write_core(pid: i32, dest: &Path) {
+    let out = run_goat(&[
+        "core",
+        &pid.to_string(),
+        "-o",
+        dest.to_str().expect("a UTF-8 path"),
+        "--force",
+    ]);
+    assert!(out.status.success(), "goat core: {}", text(&out.stderr));
+}
+
+/// A fresh empty directory `goat-NAME-PID` under the temporary directory.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("goat-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `ps --ppid PID -o stat=,pid=`: one line per child of `pid`.
+pub fn children(pid: i32) -> Vec<String> {
+    let out = Command::new("ps")
+        .args(["--ppid", &pid.to_string(), "-o", "stat=,pid="])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// Output bytes as text (lossy).

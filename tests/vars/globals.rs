@@ -6,12 +6,10 @@
 //! or receiver, closed, nil), errors, interfaces (of types with and
 //! without DWARF), nil and long slices, a long string, arrays and pointers.
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::{attach, text};
-use crate::common::{self, build_fixtures, goat, Fixture};
+use crate::common::{self, build_fixtures, Fixture};
 
 /// The toolchains scripts/build-fixtures builds `vars` with.
 const TOOLCHAINS: &[&str] = &["go1.19", "go1.21", "go1.24", "go1.27"];
@@ -228,24 +226,18 @@ fn package_variables_of_a_core_file() {
             "goat-vars-globals-{}-{ver}.core",
             std::process::id()
         ));
-        let _ = std::fs::remove_file(&core);
-        let pid = fx.pid().to_string();
-        let out = common::run_goat(&["core", &pid, "-o", core.to_str().unwrap()]);
-        assert!(out.status.success(), "goat core: {}", text(&out.stderr));
+        common::write_core(fx.pid(), &core);
         drop(fx);
         let exe = common::fixture_path(&flavour, "vars");
-        let mut child = goat()
-            .args(["debug", core.to_str().unwrap(), "--exe"])
-            .arg(&exe)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("goat debug");
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(script().as_bytes()).unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
+        let out = common::goat_with_stdin(
+            &[
+                "debug",
+                core.to_str().unwrap(),
+                "--exe",
+                exe.to_str().unwrap(),
+            ],
+            &script(),
+        );
         let _ = std::fs::remove_file(&core);
         assert!(out.status.success(), "{flavour}: {}", text(&out.stderr));
         assert!(!text(&out.stderr).contains("error:"), "{flavour}");
