@@ -85,10 +85,13 @@ enum Command {
         /// Where to write it (default: core.PID in the current directory).
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
-        /// `fork`: stop only to clone a frozen copy, dump that while the
-        /// target runs on (falls back to `stop` when cloning is unsafe or
-        /// fails); `stop`: keep the target stopped for the whole write.
-        #[arg(long, value_enum, default_value = "fork")]
+        /// `live`: copy while the target runs, tracking its writes, and
+        /// stop it only to re-copy the last of them (Linux 6.7+; no extra
+        /// memory); `fork`: stop only to clone a frozen copy and dump that
+        /// while the target runs on; `stop`: keep the target stopped for
+        /// the whole write. Live falls back to fork, fork to stop, when
+        /// they are unavailable or unsafe (the reason is printed).
+        #[arg(long, value_enum, default_value = "live")]
         mode: CoreMode,
         /// Replace an existing file at the destination.
         #[arg(long)]

@@ -183,7 +183,7 @@ fn cores_in_both_modes_open_in_readelf_and_gdb() {
     let dir = scratch("gdb");
     for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
         let fx = Fixture::start(flavour, "states", &["spin"]);
-        for mode in ["stop", "fork"] {
+        for mode in ["stop", "fork", "live"] {
             let core = dir.join(format!("{flavour}.{mode}.core"));
             let err = core_of(&fx, mode, &core);
             assert!(err.contains(&format!("mode {mode}:")), "{err}");
@@ -202,7 +202,7 @@ fn dlv_core_lists_the_goroutines_goat_stacks_sees() {
     // No spinning goroutine: the set of goroutines stays fixed.
     let fx = Fixture::start(flavour, "states", &[]);
     let live = common::goroutine_ids(&["stacks", &fx.pid().to_string()]);
-    for mode in ["stop", "fork"] {
+    for mode in ["stop", "fork", "live"] {
         let core = dir.join(format!("{mode}.core"));
         core_of(&fx, mode, &core);
         let seen = goroutine_ids_dlv(&fixture_path(flavour, "states"), &core);
@@ -252,7 +252,7 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
     build_fixtures();
     let dir = scratch("kill");
     let fx = Fixture::start("go1.27-pie", "states", &[]);
-    for mode in ["stop", "fork"] {
+    for mode in ["stop", "fork", "live"] {
         let dest = dir.join(format!("{mode}.core"));
         let mut g = goat()
             .args(["core", &fx.pid().to_string(), "--mode", mode, "-o"])
@@ -279,7 +279,14 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
     // has the target reap it, in the same moment it reaps its own copy.
     assert_eq!(common::children(fx.pid()).len(), 1, "one zombie copy");
     let dest = dir.join("next.core");
-    let out = run_goat(&["core", &fx.pid().to_string(), "-o", dest.to_str().unwrap()]);
+    let out = run_goat(&[
+        "core",
+        &fx.pid().to_string(),
+        "--mode",
+        "fork",
+        "-o",
+        dest.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("reaped 1 zombie snapshot copy"), "{err}");
@@ -294,11 +301,12 @@ fn a_process_rewriting_its_memory_sees_no_corruption() {
     let dir = scratch("sum");
     for flavour in ["go1.19-exe", "go1.27-pie"] {
         let mut fx = Fixture::start(flavour, "checksum", &[]);
-        for mode in ["stop", "fork", "fork", "stop"] {
+        for mode in ["stop", "fork", "live", "fork", "live", "stop"] {
             let core = dir.join("c");
             let _ = std::fs::remove_file(&core);
-            core_of(&fx, mode, &core);
+            let err = core_of(&fx, mode, &core);
             assert!(std::fs::metadata(&core).unwrap().len() > 64 << 20);
+            check_rewritten_buffer(&core, &dir, &format!("{flavour} {mode}\n{err}"));
         }
         std::thread::sleep(Duration::from_millis(300));
         assert!(
@@ -307,6 +315,57 @@ fn a_process_rewriting_its_memory_sees_no_corruption() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The checksum fixture's buffer in `core` is one moment of it: page `i`
+/// holds `round + i` at byte 0 and `round` at byte 7, rewritten in page
+/// order, so the pages are a run of this round's after a run of the last
+/// round's; and when `writing` is 0 the recorded crc32 matches. A page
+/// copied at another moment than the rest breaks the pattern.
+fn check_rewritten_buffer(core: &Path, dir: &Path, ctx: &str) {
+    let dump = dir.join("buf");
+    let out = run_goat(&[
+        "debug",
+        core.to_str().unwrap(),
+        "--batch",
+        "-x",
+        "p main.writing",
+        "-x",
+        "p main.sum",
+        "-x",
+        "p main.round",
+        "-x",
+        &format!("dump-bytes -f main.buf {}", dump.display()),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let nums: Vec<u64> = text
+        .lines()
+        .take(3)
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 3, "{ctx}\n{text}");
+    let (writing, sum, round) = (nums[0], nums[1], nums[2]);
+    let buf = std::fs::read(&dump).unwrap();
+    assert_eq!(buf.len(), 64 << 20, "{ctx}");
+    let pages: Vec<&[u8]> = buf.chunks(4096).collect();
+    let this = round as u8;
+    let done = pages.iter().take_while(|p| p[7] == this).count();
+    for (i, p) in pages.iter().enumerate() {
+        let want = if i < done { this } else { this.wrapping_sub(1) };
+        assert_eq!(
+            p[7], want,
+            "{ctx}: page {i} of round {round}, {done} pages done"
+        );
+        assert_eq!(p[0], want.wrapping_add(i as u8), "{ctx}: page {i} byte 0");
+    }
+    if writing == 0 {
+        assert_eq!(
+            common::crc32(&buf),
+            sum as u32,
+            "{ctx}: crc32 of the buffer"
+        );
+    }
+    let _ = std::fs::remove_file(&dump);
 }
 
 #[test]

@@ -66,7 +66,7 @@ fn a_full_disk_fails_plainly_removes_the_temporary_and_spares_the_target() {
     };
     // 64 MiB of ever-changing bytes: far more than 8 MiB of core.
     let mut fx = Fixture::start("go1.27-pie", "checksum", &[]);
-    for mode in ["fork", "stop"] {
+    for mode in ["fork", "stop", "live"] {
         let dest = dir.join(format!("core.{mode}"));
         let out = run_goat(&[
             "core",
@@ -169,7 +169,8 @@ fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
     ] {
         let core = dir.join(format!("core.{try_clone}"));
         let mut cmd = goat();
-        cmd.args(["core", &pid, "--stats", "-o"]).arg(&core);
+        cmd.args(["core", &pid, "--mode", "fork", "--stats", "-o"])
+            .arg(&core);
         if try_clone {
             cmd.env("GOAT_TEST_CLONE_UNDER_SECCOMP", "1");
         }
@@ -177,10 +178,10 @@ fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{err}");
         assert!(
-            err.contains(&format!("goat: fork mode unavailable ({why}")),
+            err.contains(&format!("goat: fork mode unavailable: {why}")),
             "{err}"
         );
-        assert!(err.contains("kept the target stopped instead"), "{err}");
+        assert!(err.contains("goat: used stop mode instead"), "{err}");
         assert!(err.contains("mode stop:"), "{err}");
         assert_untouched(fx.pid());
         assert!(
@@ -206,5 +207,16 @@ fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
             "{try_clone}"
         );
     }
+    // The default, live mode, injects a syscall too, so it is not tried.
+    let core = dir.join("core.default");
+    let out = run_goat(&["core", &pid, "--stats", "-o", core.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("goat: live mode unavailable: the target runs under a seccomp filter"),
+        "{err}"
+    );
+    assert!(err.contains("goat: used stop mode instead"), "{err}");
+    assert_untouched(fx.pid());
     let _ = std::fs::remove_dir_all(&dir);
 }

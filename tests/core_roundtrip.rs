@@ -100,7 +100,7 @@ fn round_trip(flavour: &str, mode: &str) {
 #[test]
 fn goats_own_cores_read_back_like_the_live_process() {
     for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
-        for mode in ["fork", "stop"] {
+        for mode in ["fork", "stop", "live"] {
             round_trip(flavour, mode);
         }
     }
@@ -112,7 +112,7 @@ fn goats_own_cores_read_back_like_the_live_process() {
 fn gdb_sees_every_thread_at_the_recorded_rip() {
     use goat::target::{CoreFile, Target};
     for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
-        for mode in ["fork", "stop"] {
+        for mode in ["fork", "stop", "live"] {
             let fx = Fixture::start(flavour, "states", &[]);
             let dir = std::env::temp_dir()
                 .join(format!("goat-gdb-{}-{flavour}-{mode}", std::process::id()));

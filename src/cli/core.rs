@@ -12,6 +12,7 @@ use super::phases::hold_duration;
 /// How `goat core` keeps the target's pause short.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum CoreMode {
+    Live,
     Fork,
     Stop,
 }
@@ -31,6 +32,7 @@ pub fn core(
     let opts = snapshot::CoreOptions {
         dest: dest.clone(),
         mode: match mode {
+            CoreMode::Live => snapshot::Mode::Live,
             CoreMode::Fork => snapshot::Mode::Fork,
             CoreMode::Stop => snapshot::Mode::Stop,
         },
@@ -55,8 +57,13 @@ pub fn core(
             s.pid
         );
     }
-    if let Some(why) = &st.fallback {
-        eprintln!("goat: fork mode unavailable ({why}); kept the target stopped instead");
+    for (mode, why) in &st.fallback {
+        eprintln!("goat: {} mode unavailable: {why}", mode_name(*mode));
+    }
+    if !st.fallback.is_empty() {
+        if let Some(m) = st.mode {
+            eprintln!("goat: used {} mode instead", mode_name(m));
+        }
     }
     eprintln!("goat: wrote {}", dest.display());
     if stats {
@@ -73,6 +80,7 @@ pub fn core(
                     "every thread"
                 },
             ),
+            Some(snapshot::Mode::Live) => live_pause(&st),
             _ => format!(
                 "mode stop: target stopped for {:.2} ms (the whole write)",
                 st.pause.as_secs_f64() * 1e3,
@@ -92,4 +100,55 @@ pub fn core(
         );
     }
     Ok(0)
+}
+
+fn mode_name(m: snapshot::Mode) -> &'static str {
+    match m {
+        snapshot::Mode::Live => "live",
+        snapshot::Mode::Fork => "fork",
+        snapshot::Mode::Stop => "stop",
+    }
+}
+
+/// The `--stats` line of a live-mode core.
+fn live_pause(st: &snapshot::CoreStats) -> String {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let Some(l) = &st.live else {
+        return String::new();
+    };
+    let rounds: Vec<String> = l
+        .round_bytes
+        .iter()
+        .map(|&b| format!("{:.1}", mib(b)))
+        .collect();
+    let last = if l.final_from_copy {
+        format!(
+            "to clone a frozen copy (the kernel's fork: {:.2} ms), from which the {:.1} MiB \
+             written during the copy were read (+{:.2} ms to reap it)",
+            ms(st.clone),
+            mib(l.final_bytes),
+            ms(st.reap_pause)
+        )
+    } else {
+        format!(
+            "to re-read {:.1} MiB written during the copy",
+            mib(l.final_bytes)
+        )
+    };
+    format!(
+        "mode live: target stopped for {:.2} ms {last} \
+         (+{:.2} ms at the start, to open the write tracking); copied {:.1} MiB while it ran, \
+         then again {} MiB in {} round{}",
+        ms(st.pause),
+        ms(l.setup_pause),
+        mib(l.first_copy),
+        if rounds.is_empty() {
+            "0".to_string()
+        } else {
+            rounds.join(" + ")
+        },
+        l.round_bytes.len(),
+        if l.round_bytes.len() == 1 { "" } else { "s" },
+    )
 }

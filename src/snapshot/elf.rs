@@ -84,10 +84,48 @@ pub fn plan(vmas: &[Vma], rules: &[Dump], mem: &dyn Memory, notes: Vec<u8>) -> i
     })
 }
 
-/// The ELF header, program headers and notes (everything before the data).
-pub fn headers(layout: &Layout) -> Vec<u8> {
-    let phnum = layout.segments.len() as u16 + 1;
-    let mut b = Vec::with_capacity(layout.notes_offset as usize + layout.notes.len());
+/// One program header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phdr {
+    pub kind: u32,
+    pub flags: u32,
+    pub offset: u64,
+    pub vaddr: u64,
+    pub filesz: u64,
+    pub memsz: u64,
+    pub align: u64,
+}
+
+impl Phdr {
+    /// A `PT_LOAD` of mapping `v`, `filesz` bytes of it at `offset`.
+    pub fn load(v: &Vma, vaddr: u64, memsz: u64, offset: u64, filesz: u64) -> Phdr {
+        Phdr {
+            kind: PT_LOAD,
+            flags: u32::from(v.read) << 2 | u32::from(v.write) << 1 | u32::from(v.exec),
+            offset,
+            vaddr,
+            filesz,
+            memsz,
+            align: PAGE,
+        }
+    }
+
+    pub fn note(offset: u64, len: u64) -> Phdr {
+        Phdr {
+            kind: PT_NOTE,
+            flags: 0,
+            offset,
+            vaddr: 0,
+            filesz: len,
+            memsz: 0,
+            align: 0,
+        }
+    }
+}
+
+/// The ELF header (its program headers at `phoff`) followed by `phdrs`.
+pub fn header_and_phdrs(phoff: u64, phdrs: &[Phdr]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(EHDR_SIZE as usize + PHDR_SIZE as usize * phdrs.len());
     b.extend_from_slice(b"\x7fELF");
     b.extend_from_slice(&[2, 1, 1, 0]); // ELFCLASS64, little-endian, EV_CURRENT, SYSV
     b.extend_from_slice(&[0; 8]);
@@ -95,27 +133,41 @@ pub fn headers(layout: &Layout) -> Vec<u8> {
     b.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
     b.extend_from_slice(&1u32.to_le_bytes()); // e_version
     b.extend_from_slice(&0u64.to_le_bytes()); // e_entry
-    b.extend_from_slice(&EHDR_SIZE.to_le_bytes()); // e_phoff
+    b.extend_from_slice(&phoff.to_le_bytes()); // e_phoff
     b.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
     b.extend_from_slice(&0u32.to_le_bytes()); // e_flags
     b.extend_from_slice(&(EHDR_SIZE as u16).to_le_bytes());
     b.extend_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
-    b.extend_from_slice(&phnum.to_le_bytes());
+    b.extend_from_slice(&(phdrs.len().min(0xffff) as u16).to_le_bytes());
     b.extend_from_slice(&[0; 6]); // e_shentsize, e_shnum, e_shstrndx
-    let mut phdr = |ty: u32, flags: u32, off: u64, vaddr: u64, filesz: u64, memsz: u64, align| {
-        b.extend_from_slice(&ty.to_le_bytes());
-        b.extend_from_slice(&flags.to_le_bytes());
-        for w in [off, vaddr, 0, filesz, memsz, align] {
+    for p in phdrs {
+        b.extend_from_slice(&p.kind.to_le_bytes());
+        b.extend_from_slice(&p.flags.to_le_bytes());
+        for w in [p.offset, p.vaddr, 0, p.filesz, p.memsz, p.align] {
             b.extend_from_slice(&w.to_le_bytes());
         }
-    };
-    let n = layout.notes.len() as u64;
-    phdr(PT_NOTE, 0, layout.notes_offset, 0, n, 0, 0);
-    for s in &layout.segments {
-        let v = &s.vma;
-        let flags = u32::from(v.read) << 2 | u32::from(v.write) << 1 | u32::from(v.exec);
-        phdr(PT_LOAD, flags, s.offset, v.start, s.filesz, v.len(), PAGE);
     }
+    b
+}
+
+/// Bytes of an ELF header and `n` program headers.
+pub fn header_len(n: usize) -> u64 {
+    EHDR_SIZE + PHDR_SIZE * n as u64
+}
+
+/// The ELF header, program headers and notes (everything before the data).
+pub fn headers(layout: &Layout) -> Vec<u8> {
+    let mut phdrs = vec![Phdr::note(layout.notes_offset, layout.notes.len() as u64)];
+    for s in &layout.segments {
+        phdrs.push(Phdr::load(
+            &s.vma,
+            s.vma.start,
+            s.vma.len(),
+            s.offset,
+            s.filesz,
+        ));
+    }
+    let mut b = header_and_phdrs(EHDR_SIZE, &phdrs);
     b.extend_from_slice(&layout.notes);
     b
 }
@@ -144,7 +196,7 @@ pub fn dump_bytes(layout: &Layout) -> u64 {
 /// a page walk and a bounce-buffer copy per page, under the copy's mmap
 /// lock taken shared, so readers scale with cores until the disk is the
 /// bottleneck.
-fn reader_count() -> usize {
+pub fn reader_count() -> usize {
     let env = std::env::var("GOAT_CORE_READERS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
@@ -153,26 +205,31 @@ fn reader_count() -> usize {
 }
 
 /// One chunk of a segment: where it lives in memory and in the file.
-#[derive(Clone, Copy)]
-struct Job {
-    addr: u64,
-    offset: u64,
-    len: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Job {
+    pub addr: u64,
+    pub offset: u64,
+    pub len: usize,
+}
+
+/// `[addr, addr + len)` at file `offset`, cut in chunks of at most `CHUNK`.
+pub fn chunked(addr: u64, offset: u64, len: u64, out: &mut Vec<Job>) {
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(CHUNK as u64) as usize;
+        out.push(Job {
+            addr: addr + done,
+            offset: offset + done,
+            len: n,
+        });
+        done += n as u64;
+    }
 }
 
 fn jobs(layout: &Layout) -> Vec<Job> {
     let mut v = Vec::new();
     for seg in layout.segments.iter().filter(|s| s.filesz > 0) {
-        let mut done = 0u64;
-        while done < seg.filesz {
-            let len = (seg.filesz - done).min(CHUNK as u64) as usize;
-            v.push(Job {
-                addr: seg.vma.start + done,
-                offset: seg.offset + done,
-                len,
-            });
-            done += len as u64;
-        }
+        chunked(seg.vma.start, seg.offset, seg.filesz, &mut v);
     }
     v
 }
@@ -206,11 +263,26 @@ fn write_core_with(
     progress: &mut dyn FnMut(u64),
     stats: &mut WriteStats,
 ) -> io::Result<()> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let head = headers(layout);
     file.write_all_at(&head, 0)?;
     stats.bytes_written = head.len() as u64;
-    let jobs = jobs(layout);
+    copy_jobs(readers, file, &jobs(layout), mem, false, progress, stats)?;
+    file.set_len(layout.end)
+}
+
+/// Copies each job's bytes from `mem` to its place in `file` (see
+/// [`write_core`]). With `overwrite`, pages that read as zero are punched
+/// out of the file (they may hold an older copy); else they are skipped.
+pub fn copy_jobs(
+    readers: usize,
+    file: &File,
+    jobs: &[Job],
+    mem: &(dyn Memory + Sync),
+    overwrite: bool,
+    progress: &mut dyn FnMut(u64),
+    stats: &mut WriteStats,
+) -> io::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let readers = readers.clamp(1, jobs.len().max(1));
     let buffers = readers + 2;
     // (job index, bytes, unreadable pages)
@@ -250,7 +322,7 @@ fn write_core_with(
             stats.unreadable_pages += unreadable;
             waiting.insert(i, buf);
             while let Some(mut buf) = waiting.remove(&want) {
-                result = write_nonzero(file, jobs[want].offset, &buf, stats);
+                result = write_nonzero(file, jobs[want].offset, &buf, overwrite, stats);
                 flusher.written(jobs[want].offset, buf.len() as u64);
                 progress(buf.len() as u64);
                 if result.is_err() {
@@ -272,13 +344,12 @@ fn write_core_with(
         }
         result
     });
-    written?;
-    file.set_len(layout.end)
+    written
 }
 
 /// Fills `buf` from `addr`: big batched reads; a piece that fails is retried
 /// page by page, and pages that still fail read as zero.
-fn read_tolerant(mem: &dyn Memory, addr: u64, buf: &mut [u8], stats: &mut WriteStats) {
+pub fn read_tolerant(mem: &dyn Memory, addr: u64, buf: &mut [u8], stats: &mut WriteStats) {
     let results = {
         let mut reqs: Vec<(u64, &mut [u8])> = buf
             .chunks_mut(PIECE)
@@ -304,25 +375,53 @@ fn read_tolerant(mem: &dyn Memory, addr: u64, buf: &mut [u8], stats: &mut WriteS
     }
 }
 
-/// Writes the runs of non-zero pages of `buf` at `offset`.
-fn write_nonzero(file: &File, offset: u64, buf: &[u8], stats: &mut WriteStats) -> io::Result<()> {
+/// Writes the runs of non-zero pages of `buf` at `offset`; with
+/// `overwrite`, punches the runs of zero pages out of the file (they may
+/// hold an older copy), else leaves them alone (holes already).
+pub fn write_nonzero(
+    file: &File,
+    offset: u64,
+    buf: &[u8],
+    overwrite: bool,
+    stats: &mut WriteStats,
+) -> io::Result<()> {
     let page = PAGE as usize;
-    let mut run: Option<usize> = None;
     let pages = buf.len().div_ceil(page);
-    for k in 0..=pages {
-        let nonzero = k < pages && !is_zero(&buf[k * page..((k + 1) * page).min(buf.len())]);
-        match (nonzero, run) {
-            (true, None) => run = Some(k),
-            (false, Some(s)) => {
-                let bytes = &buf[s * page..(k * page).min(buf.len())];
-                file.write_all_at(bytes, offset + (s * page) as u64)?;
-                stats.bytes_written += bytes.len() as u64;
-                run = None;
-            }
-            _ => {}
+    let zero_at = |k: usize| is_zero(&buf[k * page..((k + 1) * page).min(buf.len())]);
+    let mut k = 0;
+    while k < pages {
+        let zero = zero_at(k);
+        let mut e = k + 1;
+        while e < pages && zero_at(e) == zero {
+            e += 1;
         }
+        let (from, to) = (k * page, (e * page).min(buf.len()));
+        if !zero {
+            file.write_all_at(&buf[from..to], offset + from as u64)?;
+            stats.bytes_written += (to - from) as u64;
+        } else if overwrite {
+            punch(file, offset + from as u64, (to - from) as u64)?;
+        }
+        k = e;
     }
     Ok(())
+}
+
+/// Makes `[offset, offset + len)` of `file` a hole (it reads as zero).
+pub fn punch(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    // SAFETY: fallocate on a file we own, with integer arguments.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), mode, offset as i64, len as i64) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        // No holes on this filesystem: write the zeros.
+        return file.write_all_at(&vec![0u8; len as usize], offset);
+    }
+    Err(e)
 }
 
 #[cfg(test)]

@@ -5,31 +5,48 @@ use crate::target::{find_syscall_insn, read_mappings, Memory};
 
 /// Whether cloning the target is safe and likely to work; `Err(why)` if not.
 pub fn fork_feasible(pid: i32) -> Result<(), String> {
+    injection_feasible(pid)?;
+    memory_headroom(pid)
+}
+
+fn status_field(status: &str, k: &str) -> Option<String> {
+    status.lines().find_map(|l| {
+        l.strip_prefix(k)?
+            .strip_prefix(':')
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Whether syscalls may be run in the target at all; `Err(why)` if not.
+pub fn injection_feasible(pid: i32) -> Result<(), String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix(':').map(str::trim))
-    };
+    let field = |k: &str| status_field(&status, k);
     // Seized by goat already, a job-control stop shows as 't'.
     if field("State").is_some_and(|v| v.starts_with(['T', 't'])) {
         return Err(
-            "the target is in a job-control stop (SIGSTOP): no thread can run the clone".into(),
+            "the target is in a job-control stop (SIGSTOP): no thread can run a syscall".into(),
         );
     }
-    // A filter may answer the injected clone with SECCOMP_RET_KILL, which
+    // A filter may answer an injected syscall with SECCOMP_RET_KILL, which
     // would kill the target: never try. (Tests only: the variable makes goat
     // try anyway, against a fixture whose filter answers EPERM, to check
-    // that a refused clone leaves the target as it was.)
+    // that a refused call leaves the target as it was.)
     let try_anyway = std::env::var_os("GOAT_TEST_CLONE_UNDER_SECCOMP").is_some();
     if field("Seccomp").is_some_and(|v| v != "0") && !try_anyway {
         return Err(
-            "the target runs under a seccomp filter, which could kill it for the injected clone"
+            "the target runs under a seccomp filter, which could kill it for an injected syscall"
                 .into(),
         );
     }
+    Ok(())
+}
+
+/// Whether the target's cgroup has room for a copy of its anonymous
+/// memory (what a fork may come to need); `Err(why)` if not.
+pub fn memory_headroom(pid: i32) -> Result<(), String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kb = |k: &str| -> u64 {
-        field(k)
+        status_field(&status, k)
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };

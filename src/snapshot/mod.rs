@@ -13,15 +13,20 @@
 //! see [`maps`] (which mappings, by `coredump_filter`), [`notes`] and [`elf`].
 
 pub mod elf;
+mod extents;
 mod flush;
 mod fork;
+mod live;
 pub mod maps;
 pub mod notes;
 pub mod output;
+mod pagescan;
 pub mod stale;
+mod uffd;
 mod write;
 
 pub use fork::{find_syscall, fork_feasible};
+pub use live::LiveStats;
 use write::{write_file, Facts};
 
 use std::io;
@@ -43,6 +48,9 @@ pub enum Mode {
     Stop,
     /// Stopped only to clone a frozen copy, which is dumped instead.
     Fork,
+    /// Copied while running, with the target's writes tracked; stopped
+    /// only to re-copy the last of them (see [`live`]).
+    Live,
 }
 
 /// What `goat core` should do.
@@ -59,10 +67,12 @@ pub struct CoreOptions {
 /// What writing the core cost.
 #[derive(Debug, Clone, Default)]
 pub struct CoreStats {
-    /// The mode actually used (`Stop` after a fallback).
+    /// The mode actually used (another after a fallback).
     pub mode: Option<Mode>,
-    /// Why `Fork` fell back to `Stop`, if it did.
-    pub fallback: Option<String>,
+    /// Why the mode asked for was not used, if it was not: (mode, why).
+    pub fallback: Vec<(Mode, String)>,
+    /// Live mode's own figures.
+    pub live: Option<LiveStats>,
     /// How long the target was stopped (the main stop).
     pub pause: Duration,
     /// Fork mode: how much of the pause the kernel's fork took.
@@ -124,18 +134,50 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
     let tmp = create_temp(&opts.dest, opts.force, &mut stats)?;
     let filter = read_filter(pid);
     let mut mode = opts.mode;
-    let mut insn = None;
-    if mode == Mode::Fork {
-        let why = fork_feasible(pid).and_then(|()| {
-            find_syscall(pid, live.memory())
-                .ok_or_else(|| "no syscall instruction found in the target's text".to_string())
-        });
-        match why {
-            Ok(a) => insn = Some(a),
+    // Fork and live mode both run syscalls in the target.
+    let insn = match mode {
+        Mode::Stop => None,
+        Mode::Fork | Mode::Live => match injection_feasible(pid, live) {
+            Ok(a) if mode == Mode::Live => Some(a),
+            Ok(a) => match memory_headroom(pid) {
+                Ok(()) => Some(a),
+                Err(why) => {
+                    stats.fallback.push((mode, why));
+                    mode = Mode::Stop;
+                    None
+                }
+            },
             Err(why) => {
-                stats.fallback = Some(why);
+                stats.fallback.push((mode, why));
                 mode = Mode::Stop;
+                None
             }
+        },
+    };
+    if let (Mode::Live, Some(a)) = (mode, insn) {
+        match live::write_live(
+            live,
+            &tmp.file,
+            &opts.dest,
+            a,
+            (filter, opts.hold),
+            &mut stats,
+        ) {
+            Ok(()) => {
+                stats.mode = Some(Mode::Live);
+                return finish(tmp, &opts.dest, stats, start);
+            }
+            Err(Ok(live::Unavailable(why))) => {
+                stats.fallback.push((Mode::Live, why));
+                mode = match memory_headroom(pid) {
+                    Ok(()) => Mode::Fork,
+                    Err(why) => {
+                        stats.fallback.push((Mode::Fork, why));
+                        Mode::Stop
+                    }
+                };
+            }
+            Err(Err(e)) => return Err(e),
         }
     }
 
@@ -151,7 +193,9 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
                 child = Some(f.child);
             }
             Err(e) => {
-                stats.fallback = Some(format!("cloning the target failed: {e}"));
+                stats
+                    .fallback
+                    .push((Mode::Fork, format!("cloning the target failed: {e}")));
                 mode = Mode::Stop;
             }
         }
@@ -192,15 +236,38 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
         }
     };
     result?;
+    finish(tmp, &opts.dest, stats, start)
+}
+
+/// Whether syscalls can be run in the target (fork and live mode), and at
+/// which `syscall` instruction; `Err(why)` if not.
+fn injection_feasible(pid: i32, live: &LiveProcess) -> Result<u64, String> {
+    fork::injection_feasible(pid)?;
+    find_syscall(pid, live.memory())
+        .ok_or_else(|| "no syscall instruction found in the target's text".to_string())
+}
+
+/// Whether the target's cgroup has room for a copy (fork mode).
+fn memory_headroom(pid: i32) -> Result<(), String> {
+    fork::memory_headroom(pid)
+}
+
+/// Saves the written temporary under `dest`, with the figures of the end.
+fn finish(
+    tmp: output::TempCore,
+    dest: &Path,
+    mut stats: CoreStats,
+    start: Instant,
+) -> Result<CoreStats, SnapshotError> {
     tmp.commit().map_err(|e| {
         // fsync can be where a full disk shows (delayed allocation, NFS).
         if write::disk_full(&e) {
-            write::write_error(&opts.dest, stats.bytes_written, e)
+            write::write_error(dest, stats.bytes_written, e)
         } else {
-            io_err(format!("saving {}", opts.dest.display()))(e)
+            io_err(format!("saving {}", dest.display()))(e)
         }
     })?;
-    if let Ok(m) = std::fs::metadata(&opts.dest) {
+    if let Ok(m) = std::fs::metadata(dest) {
         stats.disk_bytes = m.blocks() * 512;
     }
     stats.total = start.elapsed();

@@ -22,7 +22,7 @@ pub(super) struct Facts<'a> {
 const PROGRESS_MIN_BYTES: u64 = 256 << 20;
 
 /// A progress bar on stderr for a large core, when stderr is a terminal.
-fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+pub(super) fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
         return None;

@@ -69,8 +69,8 @@ pub(super) fn wait_one(
 }
 
 /// What an injected syscall returned.
-struct Injected {
-    ret: i64,
+pub(super) struct Injected {
+    pub(super) ret: i64,
     /// The new process, when the syscall was a clone we were told about.
     child: Option<i32>,
     /// From the step into the syscall to the clone event (the kernel's
@@ -107,7 +107,7 @@ impl Tracer {
 
     /// Runs syscall `nr` with `args` in stopped thread `tid` by stepping over
     /// the `syscall` instruction at `insn`, then restores its registers.
-    fn inject(
+    pub(super) fn inject(
         &mut self,
         tid: i32,
         insn: u64,

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+mod borrow_fd;
 mod breakpoints;
 mod captured;
 mod core;

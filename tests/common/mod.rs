@@ -197,15 +197,26 @@ pub fn assert_untouched(pid: i32) {
     loop {
         let tracer = proc_status(pid, "TracerPid").expect("target is gone");
         let stopped = threads_stopped(pid);
-        if tracer == "0" && !stopped {
+        let watched = write_tracked_mappings(pid);
+        if tracer == "0" && !stopped && watched == 0 {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "target {pid} left traced ({tracer}) or stopped ({stopped})"
+            "target {pid} left traced ({tracer}), stopped ({stopped}) or with {watched} mappings under a userfaultfd (live-mode core)"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Mappings of `pid` registered with a userfaultfd for write protection
+/// (smaps flag `uw`): what a live-mode core registers and must release.
+fn write_tracked_mappings(pid: i32) -> usize {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    smaps
+        .lines()
+        .filter(|l| l.starts_with("VmFlags:") && l.split_whitespace().any(|f| f == "uw"))
+        .count()
 }
 
 fn threads_stopped(pid: i32) -> bool {
@@ -268,4 +279,25 @@ pub fn goroutine_ids(args: &[&str]) -> Vec<u64> {
         .collect();
     ids.sort_unstable();
     ids
+}
+
+/// CRC-32 (IEEE), as Go's `hash/crc32.ChecksumIEEE`.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut table = [0u32; 256];
+    for (i, t) in table.iter_mut().enumerate() {
+        let mut c = i as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+        *t = c;
+    }
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc = table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
 }

@@ -1,0 +1,365 @@
+//! [`Mode::Live`]: the core is copied while the target runs, and the
+//! target is stopped only at the end, to re-copy what it wrote meanwhile.
+//!
+//! 1. One short stop has the target open a userfaultfd, which goat takes
+//!    over (`target/borrow_fd.rs`); every mapping to dump is registered
+//!    for asynchronous write protection (`uffd.rs`) and copied, running.
+//! 2. Rounds: `PAGEMAP_SCAN` reports the pages written since they were
+//!    last protected and protects them again in the same walk; those are
+//!    copied again, running, until few are left. New mappings are
+//!    registered and copied whole.
+//! 3. The final stop: registers, then the pages written since the last
+//!    round (and mappings that turned up) are read, the target resumes,
+//!    and the file gets its notes and program headers.
+//!
+//! A page not reported written has not changed since its copy was taken
+//! (copies are always taken after the page was protected), so the file
+//! holds memory exactly as it was at the final stop, as in the other
+//! modes. The pause is that of reading the last round's writes, not the
+//! heap. The cost to the target: one minor fault on the first write to
+//! each page per round, which is less than fork mode's copy-on-write.
+//! The target's memory use is unchanged (fork mode needs room for a copy).
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::target::{LiveProcess, Memory, ProcessMemory};
+
+use super::elf::{self, Job, WriteStats, PAGE};
+use super::extents::{Extent, Extents, Piece};
+use super::maps::{dump_rule, Dump, Vma};
+use super::pagescan::{category, PageMap, Query, Run};
+use super::uffd::WriteTracker;
+use super::write::{progress_bar, read_vmas, write_error};
+use super::{io_err, CoreStats, SnapshotError};
+
+#[path = "live_final.rs"]
+mod final_stop;
+
+/// Rounds of re-copying after the first copy, at most.
+const MAX_ROUNDS: usize = 4;
+/// Stop the rounds once a round had fewer written bytes than this.
+const FEW_BYTES: u64 = 16 << 20;
+/// Read the final stop's pages into memory (and resume before writing
+/// them) up to this much; beyond, write them with the target stopped.
+const RAM_LIMIT: u64 = 512 << 20;
+
+/// Why live mode could not start (nothing was written or changed yet).
+#[derive(Debug)]
+pub(super) struct Unavailable(pub String);
+
+/// Live mode's own figures (the rest is in [`CoreStats`]).
+#[derive(Debug, Clone, Default)]
+pub struct LiveStats {
+    /// The short stop that opened the userfaultfd.
+    pub setup_pause: Duration,
+    /// Bytes copied while the target ran, and per round after the first.
+    pub first_copy: u64,
+    pub round_bytes: Vec<u64>,
+    /// Bytes read for the final stop.
+    pub final_bytes: u64,
+    /// Whether they were read from a frozen copy (a clone made in the
+    /// final stop) rather than with the target stopped.
+    pub final_from_copy: bool,
+}
+
+/// What a pass has to do: copies, and file ranges to punch out (pages
+/// that are zero now).
+#[derive(Debug, Default)]
+struct Work {
+    jobs: Vec<Copy>,
+    zero: Vec<(u64, u64)>,
+}
+
+/// A job and whether its place in the file may hold an older copy.
+#[derive(Debug, Clone, Copy)]
+struct Copy {
+    job: Job,
+    overwrite: bool,
+}
+
+/// The copy in progress.
+struct LiveCopy<'a> {
+    pid: i32,
+    file: &'a File,
+    dest: &'a Path,
+    /// Bytes kept after the start of the file for headers and notes.
+    room: u64,
+    mem: &'a ProcessMemory,
+    tracker: WriteTracker,
+    pagemap: PageMap,
+    filter: u32,
+    extents: Extents,
+    /// The next free file offset (page-aligned).
+    end: u64,
+    /// Mappings as smaps last showed them.
+    known: Vec<Vma>,
+    written: WriteStats,
+    /// A `syscall` instruction of the target (for a clone at the end).
+    insn: u64,
+}
+
+/// Opens the write tracking: a short stop to have the target create the
+/// userfaultfd, which goat then owns.
+fn open_tracking(
+    live: &LiveProcess,
+    insn: u64,
+    stats: &mut LiveStats,
+) -> Result<(WriteTracker, PageMap), Unavailable> {
+    let pid = live.pid();
+    let pagemap = PageMap::open(pid)
+        .map_err(|e| Unavailable(format!("cannot open /proc/{pid}/pagemap: {e}")))?;
+    // PAGEMAP_SCAN is Linux 6.7+, like asynchronous write protection.
+    pagemap
+        .scan(0, PAGE, Query::default())
+        .map_err(|e| Unavailable(format!("the kernel has no PAGEMAP_SCAN (Linux 6.7+): {e}")))?;
+    let stopped = live
+        .stop()
+        .map_err(|e| Unavailable(format!("stopping the target: {e}")))?;
+    let fd = stopped.open_userfaultfd(insn);
+    stats.setup_pause = stopped.stopped_for();
+    stopped
+        .resume()
+        .map_err(|e| Unavailable(format!("resuming the target: {e}")))?;
+    let fd = fd.map_err(|e| Unavailable(format!("opening a userfaultfd in the target: {e}")))?;
+    let tracker = WriteTracker::new(fd).map_err(|e| Unavailable(e.to_string()))?;
+    Ok((tracker, pagemap))
+}
+
+/// Writes the core of `live` into `file` in live mode. `Err(Ok(_))`: live
+/// mode is not available here and nothing was done; `Err(Err(_))`: it
+/// failed part-way.
+pub(super) fn write_live(
+    live: &LiveProcess,
+    file: &File,
+    dest: &Path,
+    insn: u64,
+    facts_hold: (u32, Option<Duration>),
+    stats: &mut CoreStats,
+) -> Result<(), Result<Unavailable, SnapshotError>> {
+    let (filter, hold) = facts_hold;
+    let pid = live.pid();
+    let mut ls = LiveStats::default();
+    let (tracker, pagemap) = open_tracking(live, insn, &mut ls).map_err(Ok)?;
+    let known = read_vmas(pid).map_err(Err)?;
+    let room = header_room(pid, known.len());
+    let mut copy = LiveCopy {
+        pid,
+        file,
+        dest,
+        room,
+        mem: live.memory(),
+        tracker,
+        pagemap,
+        filter,
+        extents: Extents::default(),
+        end: room,
+        known,
+        written: WriteStats::default(),
+        insn,
+    };
+    let r = copy.run(live, hold, &mut ls, stats);
+    stats.bytes_written = copy.written.bytes_written;
+    stats.unreadable_pages = copy.written.unreadable_pages;
+    stats.live = Some(ls);
+    copy.tracker.release();
+    r.map_err(Err)
+}
+
+/// Room kept after the ELF header for the program headers and notes, so
+/// they can sit where the kernel puts them: twice what the mappings and
+/// threads of now would need (a hole in the file if unused). If the
+/// target grows past that, they go to the end of the file instead.
+fn header_room(pid: i32, vmas: usize) -> u64 {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(1, |d| d.count());
+    let need = elf::header_len(2 * vmas + 64) + threads as u64 * 4096 + vmas as u64 * 256;
+    (2 * need + (64 << 10)).div_ceil(PAGE) * PAGE
+}
+
+impl LiveCopy<'_> {
+    fn run(
+        &mut self,
+        live: &LiveProcess,
+        hold: Option<Duration>,
+        ls: &mut LiveStats,
+        stats: &mut CoreStats,
+    ) -> Result<(), SnapshotError> {
+        let first = self.round(true, hold)?;
+        ls.first_copy = first;
+        let (mut last, mut again) = (first, 0);
+        for _ in 0..MAX_ROUNDS {
+            let n = self.round(false, None)?;
+            ls.round_bytes.push(n);
+            again += n;
+            // Few left; or the target writes about as fast as the rounds
+            // copy, and more would not shorten the final stop much, only
+            // write the file over and over.
+            if n < FEW_BYTES || n > last / 4 * 3 || again > first {
+                break;
+            }
+            last = n;
+        }
+        self.finish(live, ls, stats)
+    }
+
+    fn io(&self, what: &str) -> impl FnOnce(io::Error) -> SnapshotError {
+        io_err(format!("{what} of pid {}", self.pid))
+    }
+
+    /// Reserves file space for `[start, end)` and returns its extent.
+    fn allocate(&mut self, start: u64, end: u64) -> Extent {
+        let e = Extent {
+            start,
+            end,
+            offset: self.end,
+        };
+        self.end += end - start;
+        self.extents.insert(e);
+        e
+    }
+
+    /// Jobs copying what `[start, end)` holds into extent `e` (fresh file
+    /// space): present pages of anonymous memory, everything of a file's.
+    fn fill(&self, v: &Vma, e: Extent, out: &mut Vec<Copy>) -> Result<(), SnapshotError> {
+        if v.is_file() {
+            push(out, e.start, e.end, e.offset, false);
+            return Ok(());
+        }
+        let q = Query {
+            any: category::PRESENT | category::SWAPPED,
+            report: category::PRESENT | category::SWAPPED,
+            ..Query::default()
+        };
+        let runs = self
+            .pagemap
+            .scan(e.start, e.end, q)
+            .map_err(self.io("scanning the pages"))?;
+        for r in runs {
+            push(out, r.start, r.end, e.offset_of(r.start), false);
+        }
+        Ok(())
+    }
+
+    /// Jobs re-copying the written `runs` into the extents that hold them.
+    /// Written pages that are gone from anonymous memory (given back with
+    /// `MADV_DONTNEED`) read as zero: punched out, not read.
+    fn refill(&self, v: &Vma, runs: &[Run], work: &mut Work) {
+        for r in runs {
+            let gone = r.categories & (category::PRESENT | category::SWAPPED) == 0;
+            for p in self.extents.pieces(r.start, r.end) {
+                let Piece::Copied(e) = p else { continue };
+                if gone && !v.is_file() {
+                    work.zero.push((e.offset, e.end - e.start));
+                } else {
+                    push(&mut work.jobs, e.start, e.end, e.offset, true);
+                }
+            }
+        }
+    }
+
+    /// One pass while the target runs: new mappings are registered and
+    /// copied whole, and the pages written since the last pass copied
+    /// again. Returns the bytes copied.
+    fn round(&mut self, first: bool, hold: Option<Duration>) -> Result<u64, SnapshotError> {
+        let vmas = read_vmas(self.pid)?;
+        let mut work = Work::default();
+        for v in &vmas {
+            if dump_rule(v, self.filter) != Dump::Whole {
+                continue;
+            }
+            let ours = v.vm_flags.iter().any(|f| f == "uw") && self.tracker.covers(v.start, v.end);
+            let written = if ours {
+                self.pagemap.take_written(v.start, v.end).ok()
+            } else {
+                None
+            };
+            match written {
+                Some(runs) => {
+                    self.refill(v, &runs, &mut work);
+                    for p in self.extents.pieces(v.start, v.end) {
+                        if let Piece::Missing { start, end } = p {
+                            // Grown since: protect before copying.
+                            if self.tracker.protect(start, end).is_ok() {
+                                let e = self.allocate(start, end);
+                                self.fill(v, e, &mut work.jobs)?;
+                            }
+                        }
+                    }
+                }
+                None => {
+                    // New, or not the mapping that was copied before.
+                    self.extents.remove(v.start, v.end);
+                    if self.tracker.track(v.start, v.end).is_ok() {
+                        let e = self.allocate(v.start, v.end);
+                        self.fill(v, e, &mut work.jobs)?;
+                    }
+                    // Else it is read in the final stop.
+                }
+            }
+        }
+        self.known = vmas;
+        if let Some(h) = hold {
+            std::thread::sleep(h);
+        }
+        let bytes: u64 = work.jobs.iter().map(|c| c.job.len as u64).sum();
+        let bar = if first { progress_bar(bytes) } else { None };
+        let r = self.copy(&work, &mut |n| {
+            if let Some(b) = &bar {
+                b.inc(n);
+            }
+        });
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        r?;
+        Ok(bytes)
+    }
+
+    /// Runs the copies against the target's memory, then the punches.
+    fn copy(&mut self, work: &Work, progress: &mut dyn FnMut(u64)) -> Result<(), SnapshotError> {
+        let mem = self.mem;
+        self.copy_from(mem, work, progress)
+    }
+
+    /// [`LiveCopy::copy`] from `mem` (a frozen copy of the target, say).
+    fn copy_from(
+        &mut self,
+        mem: &(dyn Memory + Sync),
+        work: &Work,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), SnapshotError> {
+        let readers = elf::reader_count();
+        for overwrite in [false, true] {
+            let js: Vec<Job> = work
+                .jobs
+                .iter()
+                .filter(|c| c.overwrite == overwrite)
+                .map(|c| c.job)
+                .collect();
+            elf::copy_jobs(
+                readers,
+                self.file,
+                &js,
+                mem,
+                overwrite,
+                progress,
+                &mut self.written,
+            )
+            .map_err(|e| write_error(self.dest, self.written.bytes_written, e))?;
+        }
+        for &(off, len) in &work.zero {
+            elf::punch(self.file, off, len)
+                .map_err(|e| write_error(self.dest, self.written.bytes_written, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds jobs copying `[start, end)` to file `offset`, in chunks.
+fn push(out: &mut Vec<Copy>, start: u64, end: u64, offset: u64, overwrite: bool) {
+    let mut js = Vec::new();
+    elf::chunked(start, offset, end - start, &mut js);
+    out.extend(js.into_iter().map(|job| Copy { job, overwrite }));
+}

@@ -1,0 +1,79 @@
+//! Having the stopped target open a userfaultfd and taking goat's own copy
+//! of it, for the write tracking of live-mode snapshots
+//! (`snapshot/live.rs`). A userfaultfd watches the address space of the
+//! process that created it, so the target must make the call; goat then
+//! copies the descriptor with `pidfd_getfd` and has the target close its
+//! own, in the same stop: afterwards the target's file table is as it was,
+//! and the tracking ends when goat's copy is closed (or goat dies).
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+
+use super::live::Stopped;
+use super::ptrace::{AttachError, Tracer};
+
+const SYS_CLOSE: u64 = 3;
+const SYS_USERFAULTFD: u64 = 323;
+/// Faults in user mode only: what unprivileged processes may ask for when
+/// `vm.unprivileged_userfaultfd` is 0, and all that write tracking needs.
+const UFFD_USER_MODE_ONLY: u64 = 1;
+
+fn os(op: &'static str, errno: Errno) -> AttachError {
+    AttachError::Os { op, errno }
+}
+
+/// `pidfd_getfd(pidfd_open(pid), fd)`: goat's own copy of the target's `fd`.
+fn copy_fd(pid: i32, fd: i32) -> Result<OwnedFd, AttachError> {
+    // SAFETY: plain syscalls with integer arguments; each result is checked.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(os("pidfd_open", Errno::last()));
+    }
+    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    use std::os::fd::AsRawFd;
+    // SAFETY: as above.
+    let mine = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if mine < 0 {
+        return Err(os("pidfd_getfd", Errno::last()));
+    }
+    // SAFETY: pidfd_getfd returned a new descriptor (close-on-exec).
+    Ok(unsafe { OwnedFd::from_raw_fd(mine as i32) })
+}
+
+impl Tracer {
+    /// With every thread stopped: runs `userfaultfd(O_CLOEXEC | O_NONBLOCK |
+    /// UFFD_USER_MODE_ONLY)` in the target, copies the new descriptor into
+    /// goat and closes it in the target again (also when the copy fails).
+    pub(super) fn userfaultfd_in(&mut self, insn: u64) -> Result<OwnedFd, AttachError> {
+        let tid = self.injection_thread()?;
+        let flags = (libc::O_CLOEXEC | libc::O_NONBLOCK) as u64 | UFFD_USER_MODE_ONLY;
+        let r = self.inject(tid, insn, SYS_USERFAULTFD, [flags, 0, 0, 0, 0, 0])?;
+        if r.ret < 0 {
+            return Err(os(
+                "userfaultfd in the target",
+                Errno::from_raw(-r.ret as i32),
+            ));
+        }
+        let theirs = r.ret as i32;
+        let mine = copy_fd(self.pid, theirs);
+        let closed = self.inject(tid, insn, SYS_CLOSE, [theirs as u64, 0, 0, 0, 0, 0]);
+        let mine = mine?;
+        match closed {
+            Ok(c) if c.ret == 0 => Ok(mine),
+            Ok(c) => Err(os("close in the target", Errno::from_raw(-c.ret as i32))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Stopped<'_> {
+    /// A userfaultfd watching the target's address space, created by the
+    /// target at `syscall_insn` (an existing `syscall` instruction) and
+    /// owned by goat alone. Only with goat's own tracer thread (`goat
+    /// core`): a descriptor cannot come back from a tracer process.
+    pub fn open_userfaultfd(&self, syscall_insn: u64) -> Result<OwnedFd, AttachError> {
+        self.process.call(move |t| t.userfaultfd_in(syscall_insn))?
+    }
+}
