@@ -138,13 +138,12 @@ pub(super) fn write_live(
     insn: u64,
     facts_hold: (u32, Option<Duration>),
     stats: &mut CoreStats,
-) -> Result<(), Result<Unavailable, SnapshotError>> {
+) -> Result<Releasing, Result<Unavailable, SnapshotError>> {
     let (filter, hold) = facts_hold;
     let pid = live.pid();
     let mut ls = LiveStats::default();
     let (tracker, pagemap) = open_tracking(live, insn, &mut ls).map_err(Ok)?;
-    let known = read_vmas(pid).map_err(Err)?;
-    let room = header_room(pid, known.len());
+    let room = header_room(pid, crate::target::read_mappings(pid).len());
     let mut copy = LiveCopy {
         pid,
         file,
@@ -156,7 +155,8 @@ pub(super) fn write_live(
         filter,
         extents: Extents::default(),
         end: room,
-        known,
+        // The first round reads them.
+        known: Vec::new(),
         written: WriteStats::default(),
         insn,
     };
@@ -164,8 +164,37 @@ pub(super) fn write_live(
     stats.bytes_written = copy.written.bytes_written;
     stats.unreadable_pages = copy.written.unreadable_pages;
     stats.live = Some(ls);
-    copy.tracker.release();
-    r.map_err(Err)
+    // Unprotecting every page walks the page tables again (about 25 ms a
+    // GiB): let it overlap the fsync of the file. The target is not waiting
+    // on it; it only spares it a minor fault per page on its next writes.
+    let tracker = copy.tracker;
+    let releasing = Releasing(Some(std::thread::spawn(move || tracker.release())));
+    match r {
+        Ok(()) => Ok(releasing),
+        Err(e) => {
+            releasing.wait();
+            Err(Err(e))
+        }
+    }
+}
+
+/// The write tracking being released in the background.
+pub(super) struct Releasing(Option<std::thread::JoinHandle<()>>);
+
+impl Releasing {
+    pub(super) fn wait(mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Releasing {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// Room kept after the ELF header for the program headers and notes, so
@@ -263,13 +292,25 @@ impl LiveCopy<'_> {
     /// copied whole, and the pages written since the last pass copied
     /// again. Returns the bytes copied.
     fn round(&mut self, first: bool, hold: Option<Duration>) -> Result<u64, SnapshotError> {
-        let vmas = read_vmas(self.pid)?;
+        let maps: Vec<(Vma, Dump)> = if first {
+            let vmas = read_vmas(self.pid)?;
+            vmas.into_iter()
+                .map(|v| {
+                    let rule = dump_rule(&v, self.filter);
+                    (v, rule)
+                })
+                .collect()
+        } else {
+            self.current_mappings()?
+        };
         let mut work = Work::default();
-        for v in &vmas {
-            if dump_rule(v, self.filter) != Dump::Whole {
+        for (v, rule) in &maps {
+            if *rule != Dump::Whole {
                 continue;
             }
-            let ours = v.vm_flags.iter().any(|f| f == "uw") && self.tracker.covers(v.start, v.end);
+            // Scanning fails unless all of `v` is registered here (it may
+            // be a new mapping in the place of one that was).
+            let ours = self.tracker.covers(v.start, v.end);
             let written = if ours {
                 self.pagemap.take_written(v.start, v.end).ok()
             } else {
@@ -299,7 +340,7 @@ impl LiveCopy<'_> {
                 }
             }
         }
-        self.known = vmas;
+        self.known = maps.into_iter().map(|(v, _)| v).collect();
         if let Some(h) = hold {
             std::thread::sleep(h);
         }

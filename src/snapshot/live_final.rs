@@ -16,11 +16,12 @@ use super::super::{stop_facts, CoreStats, SnapshotError};
 use super::{push, Copy, LiveCopy, LiveStats, Work, RAM_LIMIT};
 
 impl LiveCopy<'_> {
-    /// The mappings at the final stop (from `maps`: reading `smaps` walks
-    /// every page table, tens of milliseconds at 2 GiB), each with what
-    /// smaps last said of it, and whether it has been written (the kernel's
-    /// test for dumping private memory) decided from its pages.
-    fn final_mappings(&self) -> Result<Vec<(Vma, Dump)>, SnapshotError> {
+    /// The mappings now, from `maps` (reading `smaps` walks every page
+    /// table: tens of milliseconds at 2 GiB, which the final stop must not
+    /// spend), each with what smaps last said of it, and whether it has
+    /// been written (the kernel's test for dumping private memory) decided
+    /// from its pages.
+    pub(super) fn current_mappings(&self) -> Result<Vec<(Vma, Dump)>, SnapshotError> {
         let text = std::fs::read_to_string(format!("/proc/{}/maps", self.pid))
             .map_err(self.io("reading the mappings"))?;
         let mut out = Vec::new();
@@ -134,7 +135,7 @@ impl LiveCopy<'_> {
         let stopped = live.stop()?;
         let (threads, pinfo) = stop_facts(&stopped, self.pid)?;
         stats.threads = threads.len();
-        let maps = self.final_mappings()?;
+        let maps = self.current_mappings()?;
         let work = self.final_jobs(&maps)?;
         let bytes: u64 = work.jobs.iter().map(|c| c.job.len as u64).sum();
         ls.final_bytes = bytes;

@@ -163,9 +163,11 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
             (filter, opts.hold),
             &mut stats,
         ) {
-            Ok(()) => {
+            Ok(releasing) => {
                 stats.mode = Some(Mode::Live);
-                return finish(tmp, &opts.dest, stats, start);
+                let r = finish(tmp, &opts.dest, stats, start);
+                releasing.wait();
+                return r;
             }
             Err(Ok(live::Unavailable(why))) => {
                 stats.fallback.push((Mode::Live, why));
