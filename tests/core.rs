@@ -306,7 +306,11 @@ fn a_process_rewriting_its_memory_sees_no_corruption() {
             let _ = std::fs::remove_file(&core);
             let err = core_of(&fx, mode, &core);
             assert!(std::fs::metadata(&core).unwrap().len() > 64 << 20);
-            check_rewritten_buffer(&core, &dir, &format!("{flavour} {mode}\n{err}"));
+            check_rewritten_buffer(&core, &dir, 64, &format!("{flavour} {mode}\n{err}"));
+            if mode == "live" {
+                // 64 MiB rewritten all the time: quicker read from a clone.
+                assert!(err.contains("ms to clone a frozen copy"), "{err}");
+            }
         }
         std::thread::sleep(Duration::from_millis(300));
         assert!(
@@ -314,6 +318,16 @@ fn a_process_rewriting_its_memory_sees_no_corruption() {
             "{flavour}: the checksum fixture exited (CORRUPT)"
         );
     }
+    // 16 MiB rewritten: live mode re-reads it with the target stopped.
+    let mut fx = Fixture::start("go1.27-exe", "checksum", &["16"]);
+    for _ in 0..2 {
+        let core = dir.join("c16");
+        let _ = std::fs::remove_file(&core);
+        let err = core_of(&fx, "live", &core);
+        assert!(err.contains("ms to re-read 16."), "{err}");
+        check_rewritten_buffer(&core, &dir, 16, &format!("16 MiB live\n{err}"));
+    }
+    assert!(fx.child.try_wait().unwrap().is_none(), "CORRUPT");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -322,7 +336,7 @@ fn a_process_rewriting_its_memory_sees_no_corruption() {
 /// order, so the pages are a run of this round's after a run of the last
 /// round's; and when `writing` is 0 the recorded crc32 matches. A page
 /// copied at another moment than the rest breaks the pattern.
-fn check_rewritten_buffer(core: &Path, dir: &Path, ctx: &str) {
+fn check_rewritten_buffer(core: &Path, dir: &Path, mib: usize, ctx: &str) {
     let dump = dir.join("buf");
     let out = run_goat(&[
         "debug",
@@ -346,7 +360,7 @@ fn check_rewritten_buffer(core: &Path, dir: &Path, ctx: &str) {
     assert_eq!(nums.len(), 3, "{ctx}\n{text}");
     let (writing, sum, round) = (nums[0], nums[1], nums[2]);
     let buf = std::fs::read(&dump).unwrap();
-    assert_eq!(buf.len(), 64 << 20, "{ctx}");
+    assert_eq!(buf.len(), mib << 20, "{ctx}");
     let pages: Vec<&[u8]> = buf.chunks(4096).collect();
     let this = round as u8;
     let done = pages.iter().take_while(|p| p[7] == this).count();

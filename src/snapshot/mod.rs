@@ -1,7 +1,9 @@
 //! `goat core`: a gcore-style ELF core of a live process, which gdb and
 //! `dlv core` open, written without killing the target.
 //!
-//! Two modes:
+//! Three modes:
+//! - [`Mode::Live`] (the default): copied while the target runs, its writes
+//!   tracked; stopped only to re-read the last of them (see [`live`]).
 //! - [`Mode::Stop`]: every thread stays stopped while the whole core is
 //!   written (what gdb's `gcore` does).
 //! - [`Mode::Fork`]: every thread is stopped just long enough to read the
