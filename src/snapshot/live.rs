@@ -288,6 +288,43 @@ impl LiveCopy<'_> {
         }
     }
 
+    /// Adds the work for mapping `v` (dumped whole), given the pages
+    /// `written` since the last pass, or `None` when it is not tracked (a
+    /// new mapping, or another in the place of one copied before). While
+    /// the target `running`, what gets copied is protected first (and
+    /// skipped, for the final stop, if that fails); in the final stop it is
+    /// simply read.
+    fn plan_whole(
+        &mut self,
+        v: &Vma,
+        written: Option<Vec<Run>>,
+        running: bool,
+        work: &mut Work,
+    ) -> Result<(), SnapshotError> {
+        match written {
+            Some(runs) => {
+                self.refill(v, &runs, work);
+                for p in self.extents.pieces(v.start, v.end) {
+                    if let Piece::Missing { start, end } = p {
+                        // Grown since.
+                        if !running || self.tracker.protect(start, end).is_ok() {
+                            let e = self.allocate(start, end);
+                            self.fill(v, e, &mut work.jobs)?;
+                        }
+                    }
+                }
+            }
+            None => {
+                self.extents.remove(v.start, v.end);
+                if !running || self.tracker.track(v.start, v.end).is_ok() {
+                    let e = self.allocate(v.start, v.end);
+                    self.fill(v, e, &mut work.jobs)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One pass while the target runs: new mappings are registered and
     /// copied whole, and the pages written since the last pass copied
     /// again. Returns the bytes copied.
@@ -316,29 +353,7 @@ impl LiveCopy<'_> {
             } else {
                 None
             };
-            match written {
-                Some(runs) => {
-                    self.refill(v, &runs, &mut work);
-                    for p in self.extents.pieces(v.start, v.end) {
-                        if let Piece::Missing { start, end } = p {
-                            // Grown since: protect before copying.
-                            if self.tracker.protect(start, end).is_ok() {
-                                let e = self.allocate(start, end);
-                                self.fill(v, e, &mut work.jobs)?;
-                            }
-                        }
-                    }
-                }
-                None => {
-                    // New, or not the mapping that was copied before.
-                    self.extents.remove(v.start, v.end);
-                    if self.tracker.track(v.start, v.end).is_ok() {
-                        let e = self.allocate(v.start, v.end);
-                        self.fill(v, e, &mut work.jobs)?;
-                    }
-                    // Else it is read in the final stop.
-                }
-            }
+            self.plan_whole(v, written, true, &mut work)?;
         }
         self.known = maps.into_iter().map(|(v, _)| v).collect();
         if let Some(h) = hold {

@@ -103,22 +103,7 @@ impl LiveCopy<'_> {
                     } else {
                         None
                     };
-                    match written {
-                        Some(runs) => {
-                            self.refill(v, &runs, &mut work);
-                            for p in self.extents.pieces(v.start, v.end) {
-                                if let Piece::Missing { start, end } = p {
-                                    let e = self.allocate(start, end);
-                                    self.fill(v, e, &mut work.jobs)?;
-                                }
-                            }
-                        }
-                        None => {
-                            self.extents.remove(v.start, v.end);
-                            let e = self.allocate(v.start, v.end);
-                            self.fill(v, e, &mut work.jobs)?;
-                        }
-                    }
+                    self.plan_whole(v, written, false, &mut work)?;
                 }
             }
         }
