@@ -104,3 +104,7 @@ impl WriteTracker {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "uffd_tests.rs"]
+mod tests;

@@ -1,0 +1,108 @@
+//! What live mode assumes of the kernel, checked on this test process's
+//! own memory: a write, and a page given back with `MADV_DONTNEED`, show
+//! as written once; a scan protects them again; reads do not count.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use super::super::pagescan::{category, PageMap};
+use super::WriteTracker;
+
+const PAGES: usize = 16;
+const PAGE: usize = 4096;
+
+/// An anonymous private mapping of `PAGES` pages, every page touched.
+struct Region(*mut u8);
+
+impl Region {
+    fn new() -> Region {
+        // SAFETY: a fresh anonymous mapping; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGES * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let r = Region(p.cast());
+        for i in 0..PAGES {
+            r.write(i, 1);
+        }
+        r
+    }
+    fn addr(&self, page: usize) -> u64 {
+        self.0 as u64 + (page * PAGE) as u64
+    }
+    fn write(&self, page: usize, v: u8) {
+        // SAFETY: inside the mapping.
+        unsafe { std::ptr::write_volatile(self.0.add(page * PAGE), v) }
+    }
+    fn read(&self, page: usize) -> u8 {
+        // SAFETY: inside the mapping.
+        unsafe { std::ptr::read_volatile(self.0.add(page * PAGE)) }
+    }
+    fn give_back(&self, page: usize) {
+        // SAFETY: inside the mapping.
+        let r = unsafe { libc::madvise(self.0.add(page * PAGE).cast(), PAGE, libc::MADV_DONTNEED) };
+        assert_eq!(r, 0);
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`.
+        unsafe { libc::munmap(self.0.cast(), PAGES * PAGE) };
+    }
+}
+
+/// This process's own userfaultfd, or `None` where the kernel refuses.
+fn own_userfaultfd() -> Option<OwnedFd> {
+    let flags = libc::O_CLOEXEC | libc::O_NONBLOCK | 1; // UFFD_USER_MODE_ONLY
+                                                        // SAFETY: a plain syscall; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
+    // SAFETY: a new descriptor nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The written pages of `r`, by index, protecting them again.
+fn take(map: &PageMap, r: &Region) -> Vec<usize> {
+    let runs = map.take_written(r.addr(0), r.addr(PAGES)).unwrap();
+    let mut pages = Vec::new();
+    for run in runs {
+        assert_ne!(run.categories & category::WRITTEN, 0);
+        let first = ((run.start - r.addr(0)) as usize) / PAGE;
+        let last = ((run.end - r.addr(0)) as usize) / PAGE;
+        pages.extend(first..last);
+    }
+    pages
+}
+
+#[test]
+fn writes_and_given_back_pages_show_once_reads_never() {
+    // Live mode (the default) needs both; the suite runs it everywhere.
+    let fd = own_userfaultfd().expect("userfaultfd (CONFIG_USERFAULTFD)");
+    let mut tracker = WriteTracker::new(fd).expect("asynchronous write protection (Linux 6.7+)");
+    let r = Region::new();
+    tracker.track(r.addr(0), r.addr(PAGES)).unwrap();
+    let map = PageMap::open(std::process::id() as i32).unwrap();
+    assert_eq!(take(&map, &r), Vec::<usize>::new(), "all protected");
+    r.write(3, 7);
+    assert_eq!(r.read(5), 1);
+    r.give_back(9);
+    assert_eq!(take(&map, &r), [3, 9], "a write and a give-back");
+    assert_eq!(take(&map, &r), Vec::<usize>::new(), "protected again");
+    // Reading the given-back page maps the zero page: not a write.
+    assert_eq!(r.read(9), 0);
+    assert_eq!(take(&map, &r), Vec::<usize>::new());
+    r.write(9, 2);
+    assert_eq!(take(&map, &r), [9]);
+    assert!(tracker.covers(r.addr(2), r.addr(4)));
+    assert!(!tracker.covers(r.addr(0), r.addr(PAGES + 1)));
+    tracker.release();
+    // Released: writes no longer fault into the tracking, and work.
+    r.write(4, 5);
+    assert_eq!(r.read(4), 5);
+}
