@@ -220,3 +220,35 @@ fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
     assert_untouched(fx.pid());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_target_killed_mid_write_gets_a_plain_error_and_no_file() {
+    build_fixtures();
+    let dir = scratch("killed");
+    for mode in ["live", "fork", "stop"] {
+        let mut fx = Fixture::start("go1.27-exe", "bigheap", &["64"]);
+        let dest = dir.join(format!("core.{mode}"));
+        let g = goat()
+            .args(["core", &fx.pid().to_string(), "--mode", mode, "-o"])
+            .arg(&dest)
+            .env("GOAT_TEST_HOLD_STOPPED_MS", "1500")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        fx.child.kill().unwrap();
+        let _ = fx.child.wait();
+        let out = g.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{mode}: {err}");
+        assert!(
+            err.contains(&format!(
+                "pid {} exited while its core was being written; nothing was saved",
+                fx.pid()
+            )),
+            "{mode}: {err}"
+        );
+        assert_eq!(entries(&dir), Vec::<String>::new(), "{mode}: left behind");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -109,6 +109,9 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
+    /// The target exited while its core was being written.
+    #[error("pid {pid} exited while its core was being written; nothing was saved as {}", dest.display())]
+    TargetGone { pid: i32, dest: PathBuf },
     /// The filesystem filled up (or a quota ran out) while writing.
     #[error(
         "{cause} writing {} after {} MiB (the partial file was removed; the target runs on, untouched)",
@@ -130,6 +133,27 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError {
 /// Writes a core of the attached process `live` to `opts.dest`. The target
 /// is resumed (and, in fork mode, its copy killed and reaped) on every path.
 pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, SnapshotError> {
+    write_core_of(live, opts).map_err(|e| match gone(live.pid()) {
+        // Whatever failed, this is why: say so rather than which read.
+        true => SnapshotError::TargetGone {
+            pid: live.pid(),
+            dest: opts.dest.clone(),
+        },
+        false => e,
+    })
+}
+
+/// Whether `pid` has exited (or is a zombie).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, SnapshotError> {
     let start = Instant::now();
     let pid = live.pid();
     let mut stats = CoreStats::default();
@@ -215,6 +239,15 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
         None => {
             let r = write_file(&tmp, &opts.dest, pid, &stopped, &facts, &mut stats);
             stats.pause = stopped.stopped_for();
+            // SIGKILL ends even a stopped target, and its memory then reads
+            // as unreadable (holes): such a file is not a core of it.
+            let r = r.and_then(|()| match gone(pid) {
+                true => Err(SnapshotError::TargetGone {
+                    pid,
+                    dest: opts.dest.clone(),
+                }),
+                false => Ok(()),
+            });
             stopped.resume()?;
             r
         }
