@@ -21,8 +21,7 @@ fn status_field(status: &str, k: &str) -> Option<String> {
 pub fn injection_feasible(pid: i32) -> Result<(), String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |k: &str| status_field(&status, k);
-    // Seized by goat already, a job-control stop shows as 't'.
-    if field("State").is_some_and(|v| v.starts_with(['T', 't'])) {
+    if in_job_control_stop(pid) {
         return Err(
             "the target is in a job-control stop (SIGSTOP): no thread can run a syscall".into(),
         );
@@ -39,6 +38,20 @@ pub fn injection_feasible(pid: i32) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Whether `pid` stays stopped: seized by goat already, a job-control stop
+/// shows as 't', but so does, for a moment, a thread goat has just
+/// resumed from its own stop (attaching, a core before this one). A
+/// job-control stop lasts; that moment does not.
+fn in_job_control_stop(pid: i32) -> bool {
+    (0..10).all(|i| {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status_field(&status, "State").is_some_and(|v| v.starts_with(['T', 't']))
+    })
 }
 
 /// Whether the target's cgroup has room for a copy of its anonymous
