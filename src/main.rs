@@ -131,6 +131,13 @@ fn main() -> ExitCode {
     if let Err(e) = goat::target::install_detach_on_signals() {
         eprintln!("goat: warning: cannot guard against signals: {e}");
     }
+    // Tests only: one "now" for wait times (see `tests/core_roundtrip.rs`).
+    if let Some(ns) = std::env::var("GOAT_TEST_MONOTONIC_NS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        goat::goruntime::fix_monotonic_now(ns);
+    }
     let result = match cli.command {
         Command::Guardian { .. } | Command::Tracer { .. } => unreachable!("handled above"),
         Command::Check { pid } => check(pid),

@@ -38,6 +38,8 @@ pub fn core(
         },
         force,
         hold: hold_duration(),
+        // Tests only (see `tests/core_faults.rs`).
+        inject_under_seccomp: std::env::var_os("GOAT_TEST_CLONE_UNDER_SECCOMP").is_some(),
     };
     let result = snapshot::write_core(&live, &opts);
     drop(live);

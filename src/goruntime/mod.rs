@@ -158,19 +158,22 @@ fn load_bias(mappings: &[Mapping], exe: &Path, link_base: u64) -> Result<u64, Go
         .wrapping_sub(first.offset))
 }
 
+/// A fixed "now" for [`monotonic_now`], set once by the program (tests
+/// only: a live dump and a core taken moments apart then measure wait
+/// times against the same moment and can be compared minute for minute).
+static FIXED_NOW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+
+/// Makes [`monotonic_now`] return `ns` from now on (the first call wins).
+pub fn fix_monotonic_now(ns: i64) {
+    let _ = FIXED_NOW.set(ns);
+}
+
 /// Process `pid`'s monotonic clock now, as Go's `nanotime()` reads it
 /// there: ours, moved by the difference between its time namespace's
 /// offset and ours (a container may run in a time namespace of its own;
 /// without this, its wait times would be off by that offset).
-///
-/// Tests only: `GOAT_TEST_MONOTONIC_NS` fixes the value, so that a live
-/// dump and a core taken moments apart measure wait times against the same
-/// "now" and can be compared minute for minute.
 pub fn monotonic_now(pid: i32) -> Option<i64> {
-    if let Some(v) = std::env::var("GOAT_TEST_MONOTONIC_NS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(&v) = FIXED_NOW.get() {
         return Some(v);
     }
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;

@@ -5,7 +5,7 @@ use crate::target::{find_syscall_insn, read_mappings, Memory};
 
 /// Whether cloning the target is safe and likely to work; `Err(why)` if not.
 pub fn fork_feasible(pid: i32) -> Result<(), String> {
-    injection_feasible(pid)?;
+    injection_feasible(pid, false)?;
     memory_headroom(pid)
 }
 
@@ -18,7 +18,10 @@ fn status_field(status: &str, k: &str) -> Option<String> {
 }
 
 /// Whether syscalls may be run in the target at all; `Err(why)` if not.
-pub fn injection_feasible(pid: i32) -> Result<(), String> {
+/// `under_seccomp`: try even under a seccomp filter (tests only, against a
+/// fixture whose filter answers EPERM, to check that a refused call leaves
+/// the target as it was).
+pub fn injection_feasible(pid: i32, under_seccomp: bool) -> Result<(), String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |k: &str| status_field(&status, k);
     if in_job_control_stop(pid) {
@@ -27,11 +30,8 @@ pub fn injection_feasible(pid: i32) -> Result<(), String> {
         );
     }
     // A filter may answer an injected syscall with SECCOMP_RET_KILL, which
-    // would kill the target: never try. (Tests only: the variable makes goat
-    // try anyway, against a fixture whose filter answers EPERM, to check
-    // that a refused call leaves the target as it was.)
-    let try_anyway = std::env::var_os("GOAT_TEST_CLONE_UNDER_SECCOMP").is_some();
-    if field("Seccomp").is_some_and(|v| v != "0") && !try_anyway {
+    // would kill the target: never try.
+    if field("Seccomp").is_some_and(|v| v != "0") && !under_seccomp {
         return Err(
             "the target runs under a seccomp filter, which could kill it for an injected syscall"
                 .into(),

@@ -64,6 +64,8 @@ pub struct CoreOptions {
     pub force: bool,
     /// Tests only: sleep this long in the middle of the dump.
     pub hold: Option<Duration>,
+    /// Tests only: inject syscalls even under a seccomp filter.
+    pub inject_under_seccomp: bool,
 }
 
 /// What writing the core cost.
@@ -163,7 +165,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
     // Fork and live mode both run syscalls in the target.
     let insn = match mode {
         Mode::Stop => None,
-        Mode::Fork | Mode::Live => match injection_feasible(pid, live) {
+        Mode::Fork | Mode::Live => match injection_feasible(pid, live, opts.inject_under_seccomp) {
             Ok(a) if mode == Mode::Live => Some(a),
             Ok(a) => match memory_headroom(pid) {
                 Ok(()) => Some(a),
@@ -278,8 +280,8 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
 
 /// Whether syscalls can be run in the target (fork and live mode), and at
 /// which `syscall` instruction; `Err(why)` if not.
-fn injection_feasible(pid: i32, live: &LiveProcess) -> Result<u64, String> {
-    fork::injection_feasible(pid)?;
+fn injection_feasible(pid: i32, live: &LiveProcess, under_seccomp: bool) -> Result<u64, String> {
+    fork::injection_feasible(pid, under_seccomp)?;
     find_syscall(pid, live.memory())
         .ok_or_else(|| "no syscall instruction found in the target's text".to_string())
 }
