@@ -9,9 +9,13 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::state::Session;
 use crate::goruntime::vars::{expr, types::kind, Place};
+use crate::target::Memory;
 
-/// `dump-bytes` writes at most this many bytes.
-const DUMP_MAX: u64 = 64 << 20;
+/// `dump-bytes` writes at most this many bytes: more than any real slice,
+/// less than a corrupt length would ask for.
+const DUMP_MAX: u64 = 64 << 30;
+/// And copies them this many at a time.
+const DUMP_CHUNK: u64 = 8 << 20;
 
 fn list(s: &mut Session, params: bool, args: &[&str], out: &mut dyn Write) -> Result<()> {
     if !args.is_empty() {
@@ -93,13 +97,10 @@ pub fn dump_bytes(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
     if len > DUMP_MAX {
         bail!("{len} bytes is more than dump-bytes writes ({DUMP_MAX})");
     }
-    let bytes = match base {
-        Place::Mem(addr) => {
-            let mut b = vec![0u8; len as usize];
-            scope.mem.read(addr, &mut b)?;
-            b
-        }
-        other => scope.read(&other, 0, len).map_err(|e| anyhow!(e))?,
+    // Registers and the like are small; memory is copied a chunk at a time.
+    let small = match base {
+        Place::Mem(_) => None,
+        ref other => Some(scope.read(other, 0, len).map_err(|e| anyhow!(e))?),
     };
     let mut opts = OpenOptions::new();
     opts.write(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
@@ -115,8 +116,30 @@ pub fn dump_bytes(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
             format!("cannot create {file} (use -f to overwrite an existing file)")
         }
     })?;
-    f.write_all(&bytes)
-        .with_context(|| format!("writing {file}"))?;
-    writeln!(out, "wrote {} bytes to {file}", bytes.len())?;
+    let copied = match (small, base) {
+        (Some(b), _) => f.write_all(&b).map_err(anyhow::Error::from),
+        (None, Place::Mem(addr)) => copy_out(scope.mem, addr, len, &mut f),
+        (None, _) => Ok(()),
+    };
+    if let Err(e) = copied {
+        // Half a value is worse than none: nothing is left under FILE.
+        drop(f);
+        let _ = std::fs::remove_file(file);
+        return Err(e.context(format!("writing {file} (removed)")));
+    }
+    writeln!(out, "wrote {len} bytes to {file}")?;
+    Ok(())
+}
+
+/// Copies `len` bytes at `addr` of `mem` to `f`, a chunk at a time.
+fn copy_out(mem: &dyn Memory, addr: u64, len: u64, f: &mut std::fs::File) -> Result<()> {
+    let mut buf = vec![0u8; DUMP_CHUNK.min(len) as usize];
+    let mut done = 0u64;
+    while done < len {
+        let n = DUMP_CHUNK.min(len - done) as usize;
+        mem.read(addr + done, &mut buf[..n])?;
+        f.write_all(&buf[..n])?;
+        done += n as u64;
+    }
     Ok(())
 }
