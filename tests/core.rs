@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_untouched, build_fixtures, fixture_path, goat, run_goat, Fixture};
+use common::{assert_untouched, build_fixtures, fixture_path, run_goat, Fixture};
 
 fn scratch(tag: &str) -> PathBuf {
     common::scratch_dir(&format!("core-{tag}"))
@@ -153,22 +153,14 @@ fn goroutine_ids_dlv(bin: &Path, core: &Path) -> Vec<u64> {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut ids: Vec<u64> = text
-        .lines()
-        .filter_map(|l| {
-            let l = l
-                .trim_start_matches("(dlv)")
-                .trim()
-                .trim_start_matches('*')
-                .trim();
-            l.strip_prefix("Goroutine ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    ids.sort_unstable();
+    // Lines may start with the prompt, and the current one with '*'.
+    let lines = text.lines().map(|l| {
+        l.trim_start_matches("(dlv)")
+            .trim()
+            .trim_start_matches('*')
+            .trim()
+    });
+    let ids = common::ids_after(lines, "Goroutine ");
     assert!(
         !ids.is_empty(),
         "dlv listed no goroutines:\n{text}\n{}",
@@ -254,10 +246,7 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
     let fx = Fixture::start("go1.27-pie", "states", &[]);
     for mode in ["stop", "fork", "live"] {
         let dest = dir.join(format!("{mode}.core"));
-        let mut g = goat()
-            .args(["core", &fx.pid().to_string(), "--mode", mode, "-o"])
-            .arg(&dest)
-            .env("GOAT_TEST_HOLD_STOPPED_MS", "5000")
+        let mut g = common::core_holding(fx.pid(), Some(mode), &dest, 5000)
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(1500));

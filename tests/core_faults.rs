@@ -107,10 +107,7 @@ fn a_killed_goats_temporary_is_removed_by_the_next_run() {
     let dir = scratch("stale");
     let fx = Fixture::start("go1.27-pie", "states", &[]);
     let pid = fx.pid().to_string();
-    let mut g = goat()
-        .args(["core", &pid, "-o"])
-        .arg(dir.join("core.first"))
-        .env("GOAT_TEST_HOLD_STOPPED_MS", "5000")
+    let mut g = common::core_holding(fx.pid(), None, &dir.join("core.first"), 5000)
         .spawn()
         .unwrap();
     let dead = g.id();
@@ -228,10 +225,7 @@ fn a_target_killed_mid_write_gets_a_plain_error_and_no_file() {
     for mode in ["live", "fork", "stop"] {
         let mut fx = Fixture::start("go1.27-exe", "bigheap", &["64"]);
         let dest = dir.join(format!("core.{mode}"));
-        let g = goat()
-            .args(["core", &fx.pid().to_string(), "--mode", mode, "-o"])
-            .arg(&dest)
-            .env("GOAT_TEST_HOLD_STOPPED_MS", "1500")
+        let g = common::core_holding(fx.pid(), Some(mode), &dest, 1500)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();

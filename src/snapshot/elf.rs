@@ -43,6 +43,13 @@ fn align_up(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
 }
 
+/// Whether the memory at `addr` starts with the ELF magic (what a
+/// header-only mapping must hold to be dumped).
+pub fn has_elf_header(mem: &dyn Memory, addr: u64) -> bool {
+    let mut magic = [0u8; 4];
+    mem.read(addr, &mut magic).is_ok() && magic == *b"\x7fELF"
+}
+
 /// Decides each mapping's size in the file (`ElfHeader` needs a look at the
 /// first four bytes) and lays the file out like the kernel does.
 pub fn plan(vmas: &[Vma], rules: &[Dump], mem: &dyn Memory, notes: Vec<u8>) -> io::Result<Layout> {
@@ -60,14 +67,8 @@ pub fn plan(vmas: &[Vma], rules: &[Dump], mem: &dyn Memory, notes: Vec<u8>) -> i
         let filesz = match rule {
             Dump::None => 0,
             Dump::Whole => vma.len(),
-            Dump::ElfHeader => {
-                let mut magic = [0u8; 4];
-                if mem.read(vma.start, &mut magic).is_ok() && magic == *b"\x7fELF" {
-                    PAGE.min(vma.len())
-                } else {
-                    0
-                }
-            }
+            Dump::ElfHeader if has_elf_header(mem, vma.start) => PAGE.min(vma.len()),
+            Dump::ElfHeader => 0,
         };
         segments.push(Segment {
             vma: vma.clone(),

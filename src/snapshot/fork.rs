@@ -3,18 +3,12 @@
 
 use crate::target::{find_syscall_insn, read_mappings, Memory};
 
+use super::notes::{status_bytes, status_field};
+
 /// Whether cloning the target is safe and likely to work; `Err(why)` if not.
 pub fn fork_feasible(pid: i32) -> Result<(), String> {
     injection_feasible(pid, false)?;
     memory_headroom(pid)
-}
-
-fn status_field(status: &str, k: &str) -> Option<String> {
-    status.lines().find_map(|l| {
-        l.strip_prefix(k)?
-            .strip_prefix(':')
-            .map(|v| v.trim().to_string())
-    })
 }
 
 /// Whether syscalls may be run in the target at all; `Err(why)` if not.
@@ -58,12 +52,7 @@ fn in_job_control_stop(pid: i32) -> bool {
 /// memory (what a fork may come to need); `Err(why)` if not.
 pub fn memory_headroom(pid: i32) -> Result<(), String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |k: &str| -> u64 {
-        status_field(&status, k)
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let anon = kb("RssAnon") * 1024;
+    let anon = status_bytes(&status, "RssAnon");
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     if let Some(path) = cgroup.lines().find_map(|l| l.strip_prefix("0::")) {
         let dir = format!("/sys/fs/cgroup{}", path.trim());

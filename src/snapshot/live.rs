@@ -182,10 +182,9 @@ pub(super) fn write_live(
 pub(super) struct Releasing(Option<std::thread::JoinHandle<()>>);
 
 impl Releasing {
-    pub(super) fn wait(mut self) {
-        if let Some(h) = self.0.take() {
-            let _ = h.join();
-        }
+    /// Waits for the release to be done (dropping does too).
+    pub(super) fn wait(self) {
+        drop(self);
     }
 }
 
@@ -405,7 +404,13 @@ impl LiveCopy<'_> {
             )
             .map_err(|e| write_error(self.dest, self.written.bytes_written, e))?;
         }
-        for &(off, len) in &work.zero {
+        self.punch(&work.zero)
+    }
+
+    /// Punches the `(offset, len)` ranges out of the file (pages that read
+    /// as zero now, over an older copy).
+    fn punch(&self, zero: &[(u64, u64)]) -> Result<(), SnapshotError> {
+        for &(off, len) in zero {
             elf::punch(self.file, off, len)
                 .map_err(|e| write_error(self.dest, self.written.bytes_written, e))?;
         }

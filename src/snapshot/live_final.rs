@@ -11,7 +11,7 @@ use super::super::extents::Piece;
 use super::super::maps::{dump_rule, parse_smaps, Dump, Vma};
 use super::super::notes;
 use super::super::pagescan::{category, Query};
-use super::super::write::{write_error, Facts};
+use super::super::write::write_error;
 use super::super::{stop_facts, CoreStats, SnapshotError};
 use super::{push, Copy, LiveCopy, LiveStats, Work, RAM_LIMIT};
 
@@ -85,8 +85,7 @@ impl LiveCopy<'_> {
                 Dump::ElfHeader => {
                     // Only the first page, and only if it is an ELF header.
                     self.extents.remove(v.start, v.end);
-                    let mut magic = [0u8; 4];
-                    if self.mem.read(v.start, &mut magic).is_ok() && magic == *b"\x7fELF" {
+                    if elf::has_elf_header(self.mem, v.start) {
                         let e = self.allocate(v.start, v.start + PAGE.min(v.len()));
                         push(&mut work.jobs, e.start, e.end, e.offset, false);
                     }
@@ -128,11 +127,7 @@ impl LiveCopy<'_> {
             true => match self.read_from_copy(live, stopped, &work, stats)? {
                 None => {
                     ls.final_from_copy = true;
-                    return self.write_headers(
-                        &maps,
-                        &facts_of(&pinfo, &threads, self.filter),
-                        stats,
-                    );
+                    return self.write_headers(&maps, &pinfo, &threads, stats);
                 }
                 Some(s) => s,
             },
@@ -146,18 +141,14 @@ impl LiveCopy<'_> {
                 elf::write_nonzero(self.file, c.job.offset, buf, c.overwrite, &mut self.written)
                     .map_err(|e| write_error(self.dest, self.written.bytes_written, e))?;
             }
-            let punches = Work {
-                jobs: Vec::new(),
-                zero: work.zero,
-            };
-            self.copy(&punches, &mut |_| {})?;
+            self.punch(&work.zero)?;
         } else {
             let r = self.copy(&work, &mut |_| {});
             stats.pause = stopped.stopped_for();
             stopped.resume()?;
             r?;
         }
-        self.write_headers(&maps, &facts_of(&pinfo, &threads, self.filter), stats)
+        self.write_headers(&maps, &pinfo, &threads, stats)
     }
 
     /// Whether reading `bytes` with the target stopped would take longer
@@ -203,11 +194,12 @@ impl LiveCopy<'_> {
     fn write_headers(
         &mut self,
         maps: &[(Vma, Dump)],
-        facts: &Facts<'_>,
+        pinfo: &notes::ProcessInfo,
+        threads: &[notes::ThreadInfo],
         stats: &mut CoreStats,
     ) -> Result<(), SnapshotError> {
         let vmas: Vec<Vma> = maps.iter().map(|(v, _)| v.clone()).collect();
-        let notes = notes::build_notes(facts.pinfo, facts.threads, &vmas);
+        let notes = notes::build_notes(pinfo, threads, &vmas);
         let mut loads = Vec::new();
         for (v, rule) in maps {
             let copied = match rule {
@@ -307,25 +299,8 @@ fn read_all(mem: &(dyn Memory + Sync), jobs: &[Copy], stats: &mut WriteStats) ->
 /// Above this many bytes to read at the end, a clone may be quicker.
 const CLONE_ABOVE: u64 = 64 << 20;
 
-fn facts_of<'a>(
-    pinfo: &'a notes::ProcessInfo,
-    threads: &'a [notes::ThreadInfo],
-    filter: u32,
-) -> Facts<'a> {
-    Facts {
-        pinfo,
-        threads,
-        filter,
-        hold: None,
-    }
-}
-
 /// The target's resident memory (`VmRSS`), 0 if unknown.
 fn resident_bytes(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    notes::status_bytes(&status, "VmRSS")
 }

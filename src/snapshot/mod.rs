@@ -149,9 +149,9 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
 fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Ok(stat) => notes::stat_fields(&stat)
+            .first()
+            .is_some_and(|state| state.starts_with(['Z', 'X'])),
     }
 }
 
@@ -167,7 +167,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
         Mode::Stop => None,
         Mode::Fork | Mode::Live => match injection_feasible(pid, live, opts.inject_under_seccomp) {
             Ok(a) if mode == Mode::Live => Some(a),
-            Ok(a) => match memory_headroom(pid) {
+            Ok(a) => match fork::memory_headroom(pid) {
                 Ok(()) => Some(a),
                 Err(why) => {
                     stats.fallback.push((mode, why));
@@ -199,7 +199,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
             }
             Err(Ok(live::Unavailable(why))) => {
                 stats.fallback.push((Mode::Live, why));
-                mode = match memory_headroom(pid) {
+                mode = match fork::memory_headroom(pid) {
                     Ok(()) => Mode::Fork,
                     Err(why) => {
                         stats.fallback.push((Mode::Fork, why));
@@ -284,11 +284,6 @@ fn injection_feasible(pid: i32, live: &LiveProcess, under_seccomp: bool) -> Resu
     fork::injection_feasible(pid, under_seccomp)?;
     find_syscall(pid, live.memory())
         .ok_or_else(|| "no syscall instruction found in the target's text".to_string())
-}
-
-/// Whether the target's cgroup has room for a copy (fork mode).
-fn memory_headroom(pid: i32) -> Result<(), String> {
-    fork::memory_headroom(pid)
 }
 
 /// Saves the written temporary under `dest`, with the figures of the end.

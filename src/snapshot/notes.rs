@@ -76,17 +76,26 @@ pub struct ThreadInfo {
     pub fp: FpState,
 }
 
-/// Fields after the `(comm)` of a `stat` line.
-fn stat_fields(stat: &str) -> Vec<&str> {
+/// Fields after the `(comm)` of a `stat` line (the first is the state).
+pub(super) fn stat_fields(stat: &str) -> Vec<&str> {
     stat.rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default()
 }
 
-fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+/// The value of `key` in a `status` text, trimmed.
+pub(super) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// A `status` size field (`VmRSS:  1234 kB`) in bytes; 0 if absent.
+pub(super) fn status_bytes(status: &str, key: &str) -> u64 {
+    status_field(status, key)
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 fn ticks_to_us(ticks: &str) -> u64 {

@@ -150,6 +150,21 @@ pub fn write_core(pid: i32, dest: &Path) {
     assert!(out.status.success(), "goat core: {}", text(&out.stderr));
 }
 
+/// `goat core PID [--mode MODE] -o DEST`, made to hold `hold_ms` in the
+/// middle of the write (`GOAT_TEST_HOLD_STOPPED_MS`) so that a test can
+/// kill goat or the target at that moment. Not started yet.
+pub fn core_holding(pid: i32, mode: Option<&str>, dest: &Path, hold_ms: u64) -> Command {
+    let mut cmd = goat();
+    cmd.args(["core", &pid.to_string()]);
+    if let Some(m) = mode {
+        cmd.args(["--mode", m]);
+    }
+    cmd.arg("-o")
+        .arg(dest)
+        .env("GOAT_TEST_HOLD_STOPPED_MS", hold_ms.to_string());
+    cmd
+}
+
 /// A fresh empty directory `goat-NAME-PID` under the temporary directory.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("goat-{name}-{}", std::process::id()));
@@ -267,15 +282,14 @@ pub fn goroutine_ids(args: &[&str]) -> Vec<u64> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut ids: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("goroutine ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
+    ids_after(String::from_utf8_lossy(&out.stdout).lines(), "goroutine ")
+}
+
+/// The numbers that follow `prefix` at the start of `lines` (`goroutine 7
+/// [...]`, `Goroutine 7 - ...`), sorted.
+pub fn ids_after<'a>(lines: impl Iterator<Item = &'a str>, prefix: &str) -> Vec<u64> {
+    let mut ids: Vec<u64> = lines
+        .filter_map(|l| l.strip_prefix(prefix)?.split(' ').next()?.parse().ok())
         .collect();
     ids.sort_unstable();
     ids
