@@ -162,26 +162,18 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
     let tmp = create_temp(&opts.dest, opts.force, &mut stats)?;
     let filter = read_filter(pid);
     let mut mode = opts.mode;
-    // Fork and live mode both run syscalls in the target.
-    let insn = match mode {
-        Mode::Stop => None,
-        Mode::Fork | Mode::Live => match injection_feasible(pid, live, opts.inject_under_seccomp) {
-            Ok(a) if mode == Mode::Live => Some(a),
-            Ok(a) => match fork::memory_headroom(pid) {
-                Ok(()) => Some(a),
-                Err(why) => {
-                    stats.fallback.push((mode, why));
-                    mode = Mode::Stop;
-                    None
-                }
-            },
-            Err(why) => {
-                stats.fallback.push((mode, why));
-                mode = Mode::Stop;
-                None
-            }
-        },
+    // Fork and live mode both run syscalls in the target; a fork needs room.
+    let feasible = match mode {
+        Mode::Stop => Ok(None),
+        Mode::Live => injection_feasible(pid, live, opts.inject_under_seccomp).map(Some),
+        Mode::Fork => injection_feasible(pid, live, opts.inject_under_seccomp)
+            .and_then(|a| fork::memory_headroom(pid).map(|()| Some(a))),
     };
+    let insn = feasible.unwrap_or_else(|why| {
+        stats.fallback.push((mode, why));
+        mode = Mode::Stop;
+        None
+    });
     if let (Mode::Live, Some(a)) = (mode, insn) {
         match live::write_live(
             live,
