@@ -298,11 +298,18 @@ fn a_process_rewriting_its_memory_sees_no_corruption() {
             let err = core_of(&fx, mode, &core);
             assert!(std::fs::metadata(&core).unwrap().len() > 64 << 20);
             check_rewritten_buffer(&core, &dir, 64, &format!("{flavour} {mode}\n{err}"));
-            if mode == "live" {
-                // 64 MiB rewritten all the time: quicker read from a clone.
-                assert!(err.contains("ms to clone a frozen copy"), "{err}");
-            }
         }
+        // Live mode reads the last writes from a clone when they are many.
+        // How many the fixture made since the last round is up to timing,
+        // so up to five cores (each checked) until one took that path.
+        let cloned = (0..5).any(|_| {
+            let core = dir.join("c");
+            let _ = std::fs::remove_file(&core);
+            let err = core_of(&fx, "live", &core);
+            check_rewritten_buffer(&core, &dir, 64, &format!("{flavour} live\n{err}"));
+            err.contains("ms to clone a frozen copy")
+        });
+        assert!(cloned, "{flavour}: no live-mode core read from a clone");
         std::thread::sleep(Duration::from_millis(300));
         assert!(
             fx.child.try_wait().unwrap().is_none(),
@@ -316,7 +323,9 @@ fn a_process_rewriting_its_memory_sees_no_corruption() {
         let core = dir.join("c16");
         let _ = std::fs::remove_file(&core);
         let err = core_of(&fx, "live", &core);
-        assert!(err.contains("ms to re-read 16."), "{err}");
+        // At most 16 MiB to read: always with the target stopped.
+        assert!(err.contains("mode live: target stopped for"), "{err}");
+        assert!(err.contains(" ms to re-read "), "{err}");
         check_rewritten_buffer(&core, &dir, 16, &format!("16 MiB live\n{err}"));
     }
     assert!(fx.child.try_wait().unwrap().is_none(), "CORRUPT");
