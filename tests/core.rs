@@ -244,29 +244,59 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
     build_fixtures();
     let dir = scratch("kill");
     let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let no_temporaries = |mode: &str| {
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.contains(".tmp-")),
+            "{mode}: {names:?}"
+        );
+    };
     for mode in ["stop", "fork", "live"] {
         let dest = dir.join(format!("{mode}.core"));
         let mut g = common::core_holding(fx.pid(), Some(mode), &dest, 5000)
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(1500));
+        let tracer = common::tracer_of(fx.pid());
         g.kill().unwrap();
         let _ = g.wait();
+        // The tracer process outlives goat: it kills and reaps the frozen
+        // copy (with the target's own wait4), removes the temporary and
+        // detaches; nothing is left for a later run to clean.
+        common::wait_gone(tracer);
         assert_untouched(fx.pid());
         assert!(
             !dest.exists(),
             "{mode}: a core appeared under the final name"
         );
-        // The frozen copy dies with goat (PTRACE_O_EXITKILL): at most its
-        // zombie remains, never a running copy of the program.
-        std::thread::sleep(Duration::from_millis(100));
-        let kids = common::children(fx.pid());
-        assert!(kids.iter().all(|s| s.starts_with('Z')), "{mode}: {kids:?}");
+        no_temporaries(mode);
+        assert_eq!(common::children(fx.pid()), Vec::<String>::new(), "{mode}");
     }
-    // The fork-mode kill left a zombie copy only the target could reap (Go
-    // never waits for a child with exit signal 0): the next fork-mode core
-    // has the target reap it, in the same moment it reaps its own copy.
-    assert_eq!(common::children(fx.pid()).len(), 1, "one zombie copy");
+    // Killing the tracer process itself in fork mode (the double fault):
+    // the frozen copy dies with it (PTRACE_O_EXITKILL), a zombie only the
+    // target could reap (Go never waits for a child with exit signal 0).
+    // The next fork-mode core has the target reap it, in the same moment
+    // it reaps its own copy.
+    let dest = dir.join("tracer-killed.core");
+    let mut g = common::core_holding(fx.pid(), Some("fork"), &dest, 5000)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let tracer = common::tracer_of(fx.pid());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tracer),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = g.wait();
+    assert_untouched(fx.pid());
+    std::thread::sleep(Duration::from_millis(100));
+    let kids = common::children(fx.pid());
+    assert!(kids.iter().all(|s| s.starts_with('Z')), "{kids:?}");
+    assert_eq!(kids.len(), 1, "one zombie copy");
     let dest = dir.join("next.core");
     let out = run_goat(&[
         "core",

@@ -112,6 +112,14 @@ fn a_killed_goats_temporary_is_removed_by_the_next_run() {
         .unwrap();
     let dead = g.id();
     std::thread::sleep(Duration::from_millis(1500));
+    // Both goat and its tracer process killed (the tracer alone would have
+    // removed the temporary as it exited): only the next run can.
+    let tracer = common::tracer_of(fx.pid());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tracer),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     g.kill().unwrap();
     let _ = g.wait();
     assert_untouched(fx.pid());

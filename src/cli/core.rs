@@ -28,7 +28,16 @@ pub fn core(
     let dest = output.unwrap_or_else(|| PathBuf::from(format!("core.{pid}")));
     // Refuse before touching the target; checked again when the file is saved.
     snapshot::output::check_dest(&dest, force).context("not writing the core")?;
-    let live = LiveProcess::attach(pid)?;
+    // The tracer is a process of its own, which finishes an injected
+    // syscall, kills and reaps a snapshot copy and removes the temporary
+    // should goat die (see target/remote.rs).
+    let (live, why) = LiveProcess::attach_outliving(pid)?;
+    if let Some(why) = why {
+        eprintln!(
+            "goat: warning: no tracer process ({why}): tracing from goat itself, \
+             so goat killed during a syscall it runs in the target could harm it"
+        );
+    }
     let opts = snapshot::CoreOptions {
         dest: dest.clone(),
         mode: match mode {

@@ -160,6 +160,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
     let pid = live.pid();
     let mut stats = CoreStats::default();
     let tmp = create_temp(&opts.dest, opts.force, &mut stats)?;
+    live.watch_temporary(tmp.tmp_path(), &tmp.file)?;
     let filter = read_filter(pid);
     let mut mode = opts.mode;
     // Fork and live mode both run syscalls in the target; a fork needs room.

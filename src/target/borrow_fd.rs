@@ -5,13 +5,21 @@
 //! copies the descriptor with `pidfd_getfd` and has the target close its
 //! own, in the same stop: afterwards the target's file table is as it was,
 //! and the tracking ends when goat's copy is closed (or goat dies).
+//!
+//! The injections are the tracer's work, and the tracer may be a process of
+//! its own (`remote.rs`): it then keeps its copy of the descriptor until
+//! goat has taken one from it (`pidfd_getfd` on the tracer process, goat's
+//! own child) and asks it to close its copy. Were goat to die in between,
+//! the tracer's copy closes as the tracer exits: the target's file table
+//! is as it was either way.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
-use super::live::Stopped;
+use super::live::{LiveProcess, Stopped};
 use super::ptrace::{AttachError, Tracer};
+use super::wire::{protocol_error, Reply, Request};
 
 const SYS_CLOSE: u64 = 3;
 const SYS_USERFAULTFD: u64 = 323;
@@ -32,7 +40,6 @@ fn copy_fd(pid: i32, fd: i32) -> Result<OwnedFd, AttachError> {
     }
     // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    use std::os::fd::AsRawFd;
     // SAFETY: as above.
     let mine = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
     if mine < 0 {
@@ -45,8 +52,10 @@ fn copy_fd(pid: i32, fd: i32) -> Result<OwnedFd, AttachError> {
 impl Tracer {
     /// With every thread stopped: runs `userfaultfd(O_CLOEXEC | O_NONBLOCK |
     /// UFFD_USER_MODE_ONLY)` in the target, copies the new descriptor into
-    /// goat and closes it in the target again (also when the copy fails).
-    pub(super) fn userfaultfd_in(&mut self, insn: u64) -> Result<OwnedFd, AttachError> {
+    /// the tracer's process and closes it in the target again (also when
+    /// the copy fails). Returns the number of the tracer's copy, kept in
+    /// `borrowed_fds` until [`LiveProcess::take_fd`] takes it.
+    pub(super) fn userfaultfd_in(&mut self, insn: u64) -> Result<i32, AttachError> {
         let tid = self.injection_thread()?;
         let flags = (libc::O_CLOEXEC | libc::O_NONBLOCK) as u64 | UFFD_USER_MODE_ONLY;
         let r = self.inject(tid, insn, SYS_USERFAULTFD, [flags, 0, 0, 0, 0, 0])?;
@@ -61,9 +70,34 @@ impl Tracer {
         let closed = self.inject(tid, insn, SYS_CLOSE, [theirs as u64, 0, 0, 0, 0, 0]);
         let mine = mine?;
         match closed {
-            Ok(c) if c.ret == 0 => Ok(mine),
+            Ok(c) if c.ret == 0 => {
+                let n = mine.as_raw_fd();
+                self.borrowed_fds.insert(n, mine);
+                Ok(n)
+            }
             Ok(c) => Err(os("close in the target", Errno::from_raw(-c.ret as i32))),
             Err(e) => Err(e),
+        }
+    }
+}
+
+impl LiveProcess {
+    /// goat's own copy of descriptor `n` of the tracer's `borrowed_fds`,
+    /// which the tracer then closes.
+    fn take_fd(&self, n: i32) -> Result<OwnedFd, AttachError> {
+        let not_held = || os("the tracer holds no such descriptor", Errno::EBADF);
+        let Some(tracer) = self.tracer_process_pid() else {
+            return self
+                .call(move |t| t.borrowed_fds.remove(&n))?
+                .ok_or_else(not_held);
+        };
+        let mine = copy_fd(tracer, n);
+        let closed = self.request(Request::CloseFd(n));
+        let mine = mine?;
+        match closed? {
+            Reply::Found(true) => Ok(mine),
+            Reply::Found(false) => Err(not_held()),
+            _ => Err(protocol_error()),
         }
     }
 }
@@ -71,9 +105,14 @@ impl Tracer {
 impl Stopped<'_> {
     /// A userfaultfd watching the target's address space, created by the
     /// target at `syscall_insn` (an existing `syscall` instruction) and
-    /// owned by goat alone. Only with goat's own tracer thread (`goat
-    /// core`): a descriptor cannot come back from a tracer process.
+    /// owned by goat alone.
     pub fn open_userfaultfd(&self, syscall_insn: u64) -> Result<OwnedFd, AttachError> {
-        self.process.call(move |t| t.userfaultfd_in(syscall_insn))?
+        match self
+            .process
+            .request(Request::OpenUserfaultfd(syscall_insn))?
+        {
+            Reply::Fd(n) => self.process.take_fd(n),
+            _ => Err(protocol_error()),
+        }
     }
 }

@@ -75,6 +75,7 @@ impl LiveProcess {
                     fork_child: None,
                     syscall_insn: None,
                     ended: None,
+                    borrowed_fds: BTreeMap::new(),
                 };
                 if let Err(e) = t.seize_all() {
                     t.detach_all();
@@ -123,14 +124,14 @@ impl LiveProcess {
         })
     }
 
-    /// Like [`LiveProcess::attach`], for sessions, which arm breakpoints:
-    /// the tracer is a process of its own (`goat tracer PID`), so that it
-    /// survives goat. If goat dies, even by SIGKILL, the tracer stops the
-    /// target, takes every int3 out, rewinds any thread that trapped, and
-    /// detaches. Should that process not start, goat traces from its own
-    /// process with a guardian watching over the int3s (the second value
-    /// says so): the session is worth having either way.
-    pub fn attach_for_session(pid: i32) -> Result<(LiveProcess, Option<String>), AttachError> {
+    /// Like [`LiveProcess::attach`], with the tracer in a process of its
+    /// own (`goat tracer PID`, see `remote.rs`) that outlives goat: whatever
+    /// it is doing when goat dies, even by SIGKILL (an injected syscall, a
+    /// run under breakpoints), it finishes, puts the target back as it was
+    /// (every int3 out, a snapshot copy killed and reaped, borrowed
+    /// registers restored) and detaches. Should that process not start,
+    /// goat traces from its own process, and the second value says why.
+    pub fn attach_outliving(pid: i32) -> Result<(LiveProcess, Option<String>), AttachError> {
         super::preflight::refuse_early(pid)?;
         match TracerProcess::spawn(pid) {
             Ok(tracer) => {
@@ -144,25 +145,71 @@ impl LiveProcess {
                 Ok((live, None))
             }
             Err(StartError::Attach(e)) => Err(e),
-            Err(StartError::Unavailable(why)) => {
-                let live = LiveProcess::attach(pid)?;
-                let note = match super::guardian::watch_over(&live) {
-                    Ok(()) => format!(
-                        "no tracer process ({why}): tracing from goat itself; a guardian \
-                         process restores the breakpoints should goat be killed"
-                    ),
-                    Err(e) => format!(
-                        "no tracer process ({why}) and no guardian ({e}): breakpoints \
-                         would stay behind should goat be killed while the program runs"
-                    ),
-                };
-                Ok((live, Some(note)))
-            }
+            Err(StartError::Unavailable(why)) => Ok((LiveProcess::attach(pid)?, Some(why))),
         }
+    }
+
+    /// [`LiveProcess::attach_outliving`] for sessions, which arm
+    /// breakpoints: without a tracer process, a guardian process watches
+    /// over the int3s instead, and the note says so. The session is worth
+    /// having either way.
+    pub fn attach_for_session(pid: i32) -> Result<(LiveProcess, Option<String>), AttachError> {
+        let (live, why) = LiveProcess::attach_outliving(pid)?;
+        let Some(why) = why else {
+            return Ok((live, None));
+        };
+        let note = match super::guardian::watch_over(&live) {
+            Ok(()) => format!(
+                "no tracer process ({why}): tracing from goat itself; a guardian \
+                 process restores the breakpoints should goat be killed"
+            ),
+            Err(e) => format!(
+                "no tracer process ({why}) and no guardian ({e}): breakpoints \
+                 would stay behind should goat be killed while the program runs"
+            ),
+        };
+        Ok((live, Some(note)))
     }
 
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// Tells a tracer process about the temporary `file` at `path` that goat
+    /// writes (under an exclusive `flock`): should goat die before it is
+    /// saved or removed, the tracer removes it as it exits, instead of
+    /// leaving gigabytes for the next `goat core` to find.
+    pub fn watch_temporary(
+        &self,
+        path: &std::path::Path,
+        file: &std::fs::File,
+    ) -> Result<(), AttachError> {
+        use std::os::unix::fs::MetadataExt;
+        if self.tracer_process_pid().is_none() {
+            return Ok(());
+        }
+        let meta = file.metadata().map_err(|e| AttachError::Os {
+            op: "fstat of the core's temporary",
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?;
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let t = super::wire::Temporary {
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        match self.request(Request::Temporary(t))? {
+            Reply::Done => Ok(()),
+            _ => Err(protocol_error()),
+        }
+    }
+
+    /// The tracer process's pid, when the tracer is a process of its own.
+    pub(super) fn tracer_process_pid(&self) -> Option<i32> {
+        match &self.link {
+            Link::Process(p) => Some(p.pid()),
+            Link::Thread { .. } => None,
+        }
     }
 
     pub fn memory(&self) -> &ProcessMemory {

@@ -97,6 +97,9 @@ pub struct Tracer {
     pub(super) syscall_insn: Option<u64>,
     /// How the process ended, once its main thread's exit was seen.
     pub(super) ended: Option<String>,
+    /// Descriptors taken from the target (`borrow_fd.rs`), held here until
+    /// goat has its own copy; closed with the tracer at the latest.
+    pub(super) borrowed_fds: BTreeMap<i32, std::os::fd::OwnedFd>,
 }
 
 pub(super) fn wait_flags() -> WaitPidFlag {

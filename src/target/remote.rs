@@ -31,7 +31,7 @@ use super::guardian;
 use super::live::LiveProcess;
 use super::ptrace::AttachError;
 use super::signals;
-use super::wire::{protocol_error, Reply, Request, WireError};
+use super::wire::{protocol_error, Reply, Request, Temporary, WireError};
 
 /// The hidden subcommand that runs [`serve`].
 pub const SUBCOMMAND: &str = "tracer";
@@ -167,8 +167,13 @@ pub fn serve(pid: i32) -> i32 {
         return 1;
     }
     let requests = read_requests();
+    let mut temporary = None;
     for req in requests.iter() {
         let reply = match req {
+            Ok(Request::Temporary(t)) => {
+                temporary = Some(t);
+                Reply::Done
+            }
             Ok(req) => live
                 .request(req)
                 .unwrap_or_else(|e| Reply::Failed(e.into())),
@@ -177,9 +182,47 @@ pub fn serve(pid: i32) -> i32 {
         // goat may be gone; the loop then ends at the end of its stdin.
         let _ = send(&mut out, &reply);
     }
-    // Drop detaches: every thread stopped, every int3 out, then released.
+    // Drop detaches: every thread stopped, every int3 out, a snapshot copy
+    // killed and reaped, then released.
     drop(live);
+    if let Some(t) = temporary {
+        remove_abandoned(&t);
+    }
     0
+}
+
+/// How long the tracer waits for a dead goat's `flock` on its temporary to
+/// be released (the kernel drops it as goat's files are closed, which may
+/// come a moment after the pipe's end).
+const LOCK_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Removes goat's temporary core if goat left it behind: it is still there
+/// (a saved core was renamed away, a failed one removed), it is the same
+/// file (device and inode), and its writer's lock is free, so no goat is
+/// writing it. The lock taken here is held until the file is unlinked.
+fn remove_abandoned(t: &Temporary) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(file) = std::fs::File::open(&t.path) else {
+        return;
+    };
+    let same = |m: std::fs::Metadata| m.dev() == t.dev && m.ino() == t.ino;
+    if !file.metadata().is_ok_and(same) {
+        return;
+    }
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    while file.try_lock().is_err() {
+        if Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Still the same name for the same file (nothing replaced it meanwhile).
+    if std::fs::symlink_metadata(&t.path).is_ok_and(same) && std::fs::remove_file(&t.path).is_ok() {
+        eprintln!(
+            "goat tracer: removed {}, the temporary core of a goat that died writing it",
+            t.path.display()
+        );
+    }
 }
 
 fn send(out: &mut impl Write, reply: &Reply) -> std::io::Result<()> {

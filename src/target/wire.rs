@@ -32,6 +32,23 @@ pub(super) enum Request {
     RecordHit(u32, u64),
     ForkCopy(u64),
     ReleaseCopy,
+    /// Have the target open a userfaultfd (see `borrow_fd.rs`); the reply
+    /// is the number of the tracer's copy.
+    OpenUserfaultfd(u64),
+    /// Close the tracer's copy of a borrowed descriptor (goat has its own).
+    CloseFd(i32),
+    /// The temporary file goat writes a core to: a tracer process that
+    /// outlives goat removes it (see `remote.rs`).
+    Temporary(Temporary),
+}
+
+/// A file goat is writing under an exclusive `flock`, named so that the
+/// same file is recognised later (device and inode).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Temporary {
+    pub path: std::path::PathBuf,
+    pub dev: u64,
+    pub ino: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +62,7 @@ pub(super) enum Reply {
     Found(bool),
     Forked(Forked),
     Reaped(Reaped),
+    Fd(i32),
     Failed(WireError),
 }
 
@@ -207,6 +225,12 @@ impl Tracer {
             Request::ReleaseCopy => self
                 .release_fork_running()
                 .map_or_else(failed, Reply::Reaped),
+            Request::OpenUserfaultfd(insn) => {
+                self.userfaultfd_in(insn).map_or_else(failed, Reply::Fd)
+            }
+            Request::CloseFd(n) => Reply::Found(self.borrowed_fds.remove(&n).is_some()),
+            // Only a tracer process outlives goat's temporaries (remote.rs).
+            Request::Temporary(_) => Reply::Done,
         }
     }
 }

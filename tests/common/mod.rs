@@ -173,6 +173,31 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     d
 }
 
+/// The pid of the process tracing `pid` (goat's tracer process), waiting
+/// up to 5 s for one to attach.
+pub fn tracer_of(pid: i32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let t: i32 = proc_status(pid, "TracerPid")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        if t != 0 {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "no tracer attached to {pid}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits up to 20 s for process `pid` to be gone (or a zombie).
+pub fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while proc_status(pid, "State").is_some_and(|s| !s.starts_with('Z')) {
+        assert!(Instant::now() < deadline, "process {pid} is still there");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `ps --ppid PID -o stat=,pid=`: one line per child of `pid`.
 pub fn children(pid: i32) -> Vec<String> {
     let out = Command::new("ps")
