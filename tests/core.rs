@@ -275,22 +275,43 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
         no_temporaries(mode);
         assert_eq!(common::children(fx.pid()), Vec::<String>::new(), "{mode}");
     }
-    // Killing the tracer process itself in fork mode (the double fault):
-    // the frozen copy dies with it (PTRACE_O_EXITKILL), a zombie only the
-    // target could reap (Go never waits for a child with exit signal 0).
-    // The next fork-mode core has the target reap it, in the same moment
-    // it reaps its own copy.
+    // Killing the tracer process itself in fork mode: the frozen copy dies
+    // with it (PTRACE_O_EXITKILL), a zombie only the target can reap (Go
+    // never waits for a child with exit signal 0). goat survives it, and
+    // has the target reap it.
     let dest = dir.join("tracer-killed.core");
-    let mut g = common::core_holding(fx.pid(), Some("fork"), &dest, 5000)
+    let g = common::core_holding(fx.pid(), Some("fork"), &dest, 5000)
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let tracer = common::tracer_of(fx.pid());
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(tracer),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    let sigkill = |pid: i32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    sigkill(tracer);
+    let out = g.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("tracer process") && err.contains("(1 zombie snapshot copy reaped)"),
+        "{err}"
+    );
+    assert_untouched(fx.pid());
+    assert_eq!(common::children(fx.pid()), Vec::<String>::new());
+    // Both goat and its tracer killed: the zombie stays until the next
+    // fork-mode core has the target reap it, in the same moment it reaps
+    // its own copy.
+    let mut g = common::core_holding(fx.pid(), Some("fork"), &dest, 5000)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    sigkill(common::tracer_of(fx.pid()));
+    g.kill().unwrap();
     let _ = g.wait();
     assert_untouched(fx.pid());
     std::thread::sleep(Duration::from_millis(100));

@@ -125,6 +125,23 @@ pub enum SnapshotError {
         dest: PathBuf,
         written: u64,
     },
+    /// goat's tracer process died (killed) while the core was written.
+    #[error(
+        "goat's tracer process (pid {tracer}) died while the core of pid {pid} was being written; \
+         nothing was saved as {}; the target runs on, untraced{}",
+        dest.display(),
+        match reaped {
+            Ok(0) => String::new(),
+            Ok(n) => format!(" ({n} zombie snapshot cop{} reaped)", if *n == 1 { "y" } else { "ies" }),
+            Err(e) => format!(" (its snapshot copy may be left as a zombie: {e})"),
+        }
+    )]
+    TracerDied {
+        pid: i32,
+        tracer: i32,
+        dest: PathBuf,
+        reaped: Result<usize, AttachError>,
+    },
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError {
@@ -135,13 +152,22 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError {
 /// Writes a core of the attached process `live` to `opts.dest`. The target
 /// is resumed (and, in fork mode, its copy killed and reaped) on every path.
 pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, SnapshotError> {
-    write_core_of(live, opts).map_err(|e| match gone(live.pid()) {
+    write_core_of(live, opts).map_err(|e| match (gone(live.pid()), live.tracer_lost()) {
         // Whatever failed, this is why: say so rather than which read.
-        true => SnapshotError::TargetGone {
+        (true, _) => SnapshotError::TargetGone {
             pid: live.pid(),
             dest: opts.dest.clone(),
         },
-        false => e,
+        // The survivor cleans up: a fork-mode copy died with the tracer
+        // (PTRACE_O_EXITKILL, or its way back), a zombie only the target
+        // can reap.
+        (false, Some(tracer)) => SnapshotError::TracerDied {
+            pid: live.pid(),
+            tracer,
+            dest: opts.dest.clone(),
+            reaped: LiveProcess::reap_leftover_copies(live.pid()),
+        },
+        (false, None) => e,
     })
 }
 
@@ -275,6 +301,8 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
 /// which `syscall` instruction; `Err(why)` if not.
 fn injection_feasible(pid: i32, live: &LiveProcess, under_seccomp: bool) -> Result<u64, String> {
     fork::injection_feasible(pid, under_seccomp)?;
+    // Best effort: without it, an injection is as safe as the tracer's life.
+    let _ = live.prepare_injection();
     find_syscall(pid, live.memory())
         .ok_or_else(|| "no syscall instruction found in the target's text".to_string())
 }

@@ -3,12 +3,16 @@
 //! (reaping that copy again, so the target is left without a zombie).
 //!
 //! No code is ever written into the target: the thread's registers are
-//! saved, `rip` is pointed at an existing `syscall` instruction (`0f 05`) and
-//! single-stepped over it, then the registers are put back exactly. Setting
-//! `orig_rax` to -1 keeps the kernel from restarting the syscall the thread
-//! was interrupted in while our call runs; restoring the saved `orig_rax` and
-//! `rax` (-ERESTARTSYS and friends) makes it restart that syscall on resume,
-//! just as if the thread had only been stopped.
+//! saved, `rip` is pointed at an existing `syscall` instruction (`0f 05`),
+//! the thread runs to the syscall's exit, then the registers are put back
+//! exactly. Setting `orig_rax` to -1 keeps the kernel from restarting the
+//! syscall the thread was interrupted in while our call runs; restoring
+//! the saved `orig_rax` and `rax` (-ERESTARTSYS and friends) in an
+//! interrupt stop makes it restart that syscall on resume, just as if the
+//! thread had only been stopped. Where it can, the thread is borrowed with
+//! a way back written below its stack pointer (`rescue.rs`), so that not
+//! even the tracer's death in the middle can leave it with borrowed
+//! registers.
 
 use std::time::{Duration, Instant};
 
@@ -19,8 +23,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use super::live::Stopped;
+use super::live::{LiveProcess, Stopped};
 use super::ptrace::{AttachError, State, StopKind, Tracer};
+use super::rescue::{self, WayBack};
 use super::wire::{protocol_error, Reply, Request};
 
 const SYS_CLONE: u64 = 56;
@@ -89,35 +94,60 @@ pub struct Forked {
 
 impl Tracer {
     /// A thread in a plain interrupt stop (not delivering a signal, not in
-    /// a group stop), the leader first.
-    pub(super) fn injection_thread(&self) -> Result<i32, AttachError> {
+    /// a group stop): one that can be given a way back (`rescue.rs`) if
+    /// any, the leader first.
+    pub(super) fn injection_thread(&mut self) -> Result<i32, AttachError> {
         let ok = |s: &State| *s == State::Stopped(StopKind::Event);
-        if self.threads.get(&self.pid).is_some_and(ok) {
-            return Ok(self.pid);
-        }
-        self.threads
+        let mut candidates: Vec<i32> = self
+            .threads
             .iter()
-            .find(|(_, s)| ok(s))
+            .filter(|(_, s)| ok(s))
             .map(|(t, _)| *t)
+            .collect();
+        // Stable: the leader stays first among equals.
+        candidates.sort_by_key(|&t| t != self.pid);
+        let rescued = candidates.iter().copied().find(|&t| {
+            ptrace::getregs(Pid::from_raw(t)).is_ok_and(|r| self.plan_way_back(t, &r).is_some())
+        });
+        rescued
+            .or(candidates.first().copied())
             .ok_or(AttachError::Os {
                 op: "no thread can run an injected syscall (each is in a job-control stop or delivering a signal)",
                 errno: Errno::EBUSY,
             })
     }
 
-    /// Runs syscall `nr` with `args` in stopped thread `tid` by stepping over
-    /// the `syscall` instruction at `insn`, then restores its registers.
+    /// Runs syscall `nr` with `args` in stopped thread `tid`, then restores
+    /// its registers. The thread runs the `syscall` instruction at `insn`,
+    /// or, when it can be given a way back should the tracer die meanwhile
+    /// (`rescue.rs`), a `syscall; ret` that leads there.
+    ///
+    /// The thread is resumed with `PTRACE_SYSCALL` up to the syscall's exit,
+    /// never single-stepped: a dying tracer leaves the trap flag of a
+    /// single-step set (the kernel does not clear it as it does the syscall
+    /// tracing), which would kill the target with SIGTRAP after the step.
+    /// From the syscall's exit an interrupt takes the thread to an ordinary
+    /// interrupt stop, where its registers are put back: resuming from
+    /// there restarts the syscall it was stopped in, exactly as if it had
+    /// only been stopped.
     pub(super) fn inject(
         &mut self,
         tid: i32,
         insn: u64,
         nr: u64,
-        args: [u64; 6],
+        mut args: [u64; 6],
     ) -> Result<Injected, AttachError> {
         let p = Pid::from_raw(tid);
         let saved = ptrace::getregs(p).map_err(os("PTRACE_GETREGS"))?;
         let mut regs = saved;
         regs.rip = insn;
+        if let Some((way, syscall_ret)) = self.way_back(tid, &saved) {
+            regs.rip = syscall_ret;
+            regs.rsp = way.rsp;
+            if nr == SYS_CLONE {
+                args[1] = way.child_sp;
+            }
+        }
         regs.rax = nr;
         regs.orig_rax = u64::MAX;
         regs.rdi = args[0];
@@ -126,59 +156,18 @@ impl Tracer {
         regs.r10 = args[3];
         regs.r8 = args[4];
         regs.r9 = args[5];
+        // Syscall stops told from signals (PTRACE_O_TRACESYSGOOD), for this
+        // thread and only while it is borrowed.
+        let opts = Options::PTRACE_O_TRACECLONE;
+        ptrace::setoptions(p, opts | Options::PTRACE_O_TRACESYSGOOD)
+            .map_err(os("PTRACE_SETOPTIONS"))?;
         ptrace::setregs(p, regs).map_err(os("PTRACE_SETREGS"))?;
-        let start = Instant::now();
-        let deadline = start + INJECT_TIMEOUT;
-        let mut child = None;
-        let mut until_clone = None;
         let mut pending: Option<Signal> = None;
-        let mut result = Err(AttachError::Os {
-            op: "injected syscall did not finish",
-            errno: Errno::ETIMEDOUT,
-        });
-        for _ in 0..32 {
-            if let Err(errno) = ptrace::step(p, None) {
-                result = Err(AttachError::Os {
-                    op: "PTRACE_SINGLESTEP",
-                    errno,
-                });
-                break;
-            }
-            match wait_one(tid, deadline, "waiting for the injected syscall") {
-                Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_CLONE)) => {
-                    until_clone = Some(start.elapsed());
-                    if let Ok(c) = ptrace::getevent(p) {
-                        child = Some(c as i32);
-                        // From now on it is ours to kill, whatever happens.
-                        self.fork_child = Some(c as i32);
-                    }
-                }
-                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {
-                    result = ptrace::getregs(p)
-                        .map(|r| Injected {
-                            ret: r.rax as i64,
-                            child,
-                            until_clone,
-                        })
-                        .map_err(os("PTRACE_GETREGS"));
-                    break;
-                }
-                // A signal on its way to the thread: delivered on resume.
-                Ok(WaitStatus::Stopped(_, sig)) => pending = Some(sig),
-                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => {
-                    self.threads.remove(&tid);
-                    return Err(AttachError::Exited { pid: self.pid });
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        // Put the thread back as it was, whatever happened. If the step never
-        // finished the thread is still in a ptrace stop, so this works.
+        let result = self.run_borrowed(tid, &mut pending);
+        // Put the thread back as it was, whatever happened. If the syscall
+        // never finished the thread is still in a ptrace stop, so this works.
         let restored = ptrace::setregs(p, saved).map_err(os("PTRACE_SETREGS (restore)"));
+        let _ = ptrace::setoptions(p, opts);
         if let Some(sig) = pending {
             self.threads
                 .insert(tid, State::Stopped(StopKind::Signal(sig)));
@@ -186,6 +175,103 @@ impl Tracer {
         let out = result?;
         restored?;
         Ok(out)
+    }
+
+    /// Runs borrowed thread `tid` through its syscall to an interrupt stop
+    /// after it (see [`Tracer::inject`]). A signal that arrives for the
+    /// thread meanwhile is kept in `pending`, to be delivered on resume.
+    fn run_borrowed(
+        &mut self,
+        tid: i32,
+        pending: &mut Option<Signal>,
+    ) -> Result<Injected, AttachError> {
+        let p = Pid::from_raw(tid);
+        let start = Instant::now();
+        let deadline = start + INJECT_TIMEOUT;
+        let mut child = None;
+        let mut until_clone = None;
+        let mut entered = false;
+        let mut ret = None;
+        for _ in 0..32 {
+            let resumed = match ret {
+                None => ptrace::syscall(p, None).map_err(os("PTRACE_SYSCALL")),
+                Some(_) => ptrace::cont(p, None).map_err(os("PTRACE_CONT")),
+            };
+            resumed?;
+            match wait_one(tid, deadline, "waiting for the injected syscall")? {
+                WaitStatus::PtraceSyscall(_) if !entered => entered = true,
+                WaitStatus::PtraceSyscall(_) => {
+                    let r = ptrace::getregs(p).map_err(os("PTRACE_GETREGS"))?;
+                    ret = Some(r.rax as i64);
+                    ptrace::interrupt(p).map_err(os("PTRACE_INTERRUPT"))?;
+                }
+                WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_CLONE) => {
+                    until_clone = Some(start.elapsed());
+                    if let Ok(c) = ptrace::getevent(p) {
+                        child = Some(c as i32);
+                        // From now on it is ours to kill, whatever happens.
+                        self.fork_child = Some(c as i32);
+                    }
+                }
+                WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP) if ret.is_some() => {
+                    return Ok(Injected {
+                        ret: ret.unwrap_or_default(),
+                        child,
+                        until_clone,
+                    });
+                }
+                // A signal on its way to the thread: delivered on resume.
+                WaitStatus::Stopped(_, sig) => *pending = Some(sig),
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                    self.threads.remove(&tid);
+                    return Err(AttachError::Exited { pid: self.pid });
+                }
+                _ => {}
+            }
+        }
+        Err(AttachError::Os {
+            op: "injected syscall did not finish",
+            errno: Errno::ETIMEDOUT,
+        })
+    }
+
+    /// Finds, once, the text sequences a way back uses; whether there are.
+    pub(super) fn prepare_injection(&mut self) -> bool {
+        let pid = self.pid;
+        self.gadgets
+            .get_or_init(|| rescue::find_gadgets(pid))
+            .is_some()
+    }
+
+    /// Writes a way back (`rescue.rs`) below thread `tid`'s stack pointer;
+    /// returns it with the `syscall; ret` address to borrow the thread at,
+    /// or `None` where the thread's free stack or state is not known.
+    fn way_back(&mut self, tid: i32, saved: &libc::user_regs_struct) -> Option<(WayBack, u64)> {
+        let (plan, mem) = self.plan_way_back(tid, saved)?;
+        rescue::write(&mem, plan.at, &plan.bytes).ok()?;
+        Some((plan.way, plan.syscall_ret))
+    }
+
+    /// The way back [`Tracer::way_back`] would write, and the target's
+    /// memory to write it to; `None` if the thread cannot have one.
+    pub(super) fn plan_way_back(
+        &mut self,
+        tid: i32,
+        saved: &libc::user_regs_struct,
+    ) -> Option<(rescue::Plan, std::fs::File)> {
+        let pid = self.pid;
+        self.prepare_injection();
+        let g = (*self.gadgets.get()?)?;
+        let mem = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/mem"))
+            .ok()?;
+        let floor = rescue::stack_floor(pid, tid, saved, &mem)?;
+        let xstate = super::regset::getxstate(tid).ok()?;
+        let mask = rescue::blocked_signals(pid, tid)?;
+        let plan = rescue::build(saved, &xstate, mask, &g)?;
+        rescue::fits(plan.at, floor).then_some((plan, mem))
     }
 
     /// With every thread stopped: clones the target (flags 0: a copy of the
@@ -285,7 +371,9 @@ impl Tracer {
     }
 
     fn wait4_in(&mut self, tid: i32, child: i32) -> Result<(), AttachError> {
-        let insn = self.syscall_insn.ok_or(AttachError::Os {
+        self.prepare_injection();
+        let gadget = self.gadgets.get().copied().flatten().map(|g| g.syscall_ret);
+        let insn = self.syscall_insn.or(gadget).ok_or(AttachError::Os {
             op: "no syscall instruction known",
             errno: Errno::EINVAL,
         })?;
@@ -309,11 +397,13 @@ impl Tracer {
     }
 }
 
-/// Zombie children of `pid` that are snapshot copies whose goat was killed
-/// before it could have them reaped: exit signal 0 (a "clone" child, which
-/// the program's own `wait4` never takes), killed by SIGKILL
-/// (`PTRACE_O_EXITKILL`), under the target's own name. Go never makes such
-/// children; a program that did would also have to SIGKILL them itself.
+/// Zombie children of `pid` that are snapshot copies whose tracer was
+/// killed before it could have them reaped: exit signal 0 (a "clone" child,
+/// which the program's own `wait4` never takes), killed by SIGKILL
+/// (`PTRACE_O_EXITKILL`) or exited with status 0 through their way back
+/// (`rescue.rs`), under the target's own name. Go never makes such
+/// children; a program that did would also have to wait for them with
+/// `__WALL` itself.
 fn leftover_copies(pid: i32, except: Option<i32>) -> Vec<i32> {
     let comm = |p: i32| std::fs::read_to_string(format!("/proc/{p}/comm")).ok();
     let Some(name) = comm(pid) else {
@@ -342,7 +432,7 @@ fn leftover_copies(pid: i32, except: Option<i32>) -> Vec<i32> {
 }
 
 /// Whether a `/proc/PID/stat` line is a zombie with exit signal 0 that
-/// SIGKILL ended.
+/// SIGKILL or `exit_group(0)` ended.
 fn is_killed_copy(stat: &str) -> bool {
     // The name, in parentheses, may itself hold spaces and parentheses.
     let Some((_, rest)) = stat.rsplit_once(')') else {
@@ -353,7 +443,20 @@ fn is_killed_copy(stat: &str) -> bool {
     let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<i64>().ok());
     f.first() == Some(&"Z")
         && field(38) == Some(0)
-        && field(52).is_some_and(|code| code & 0x7f == libc::SIGKILL as i64)
+        && field(52).is_some_and(|code| code & 0x7f == libc::SIGKILL as i64 || code == 0)
+}
+
+impl LiveProcess {
+    /// Has the tracer look, while the target runs, for the sequences in its
+    /// text that give an injected syscall a way back should the tracer die
+    /// during it (see `rescue.rs`); whether it found them. Injections work
+    /// either way; call it before the stop that injects, which it shortens.
+    pub fn prepare_injection(&self) -> Result<bool, AttachError> {
+        match self.request(Request::PrepareInjection)? {
+            Reply::Found(found) => Ok(found),
+            _ => Err(protocol_error()),
+        }
+    }
 }
 
 impl Stopped<'_> {
@@ -401,6 +504,8 @@ mod tests {
         assert!(!is_killed_copy(&stat("ticker", "S", 0, 9)));
         assert!(!is_killed_copy(&stat("ticker", "Z", 17, 9)));
         assert!(!is_killed_copy(&stat("ticker", "Z", 0, 0x100)));
+        // Its way back after its tracer died: exit_group(0).
+        assert!(is_killed_copy(&stat("ticker", "Z", 0, 0)));
         assert!(!is_killed_copy("4242 (ticker"));
         assert!(!is_killed_copy(""));
     }

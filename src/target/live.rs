@@ -76,6 +76,7 @@ impl LiveProcess {
                     syscall_insn: None,
                     ended: None,
                     borrowed_fds: BTreeMap::new(),
+                    gadgets: Default::default(),
                 };
                 if let Err(e) = t.seize_all() {
                     t.detach_all();
@@ -201,6 +202,15 @@ impl LiveProcess {
         match self.request(Request::Temporary(t))? {
             Reply::Done => Ok(()),
             _ => Err(protocol_error()),
+        }
+    }
+
+    /// The pid of the tracer process, if it has died (it is goat's child:
+    /// a zombie until goat waits for it).
+    pub fn tracer_lost(&self) -> Option<i32> {
+        match &self.link {
+            Link::Process(p) => p.died().then(|| p.pid()),
+            Link::Thread { .. } => None,
         }
     }
 

@@ -24,6 +24,7 @@ mod reap;
 mod regs;
 mod regset;
 pub mod remote;
+mod rescue;
 mod signals;
 mod wire;
 

@@ -100,6 +100,9 @@ pub struct Tracer {
     /// Descriptors taken from the target (`borrow_fd.rs`), held here until
     /// goat has its own copy; closed with the tracer at the latest.
     pub(super) borrowed_fds: BTreeMap<i32, std::os::fd::OwnedFd>,
+    /// The target's `syscall; ret`, `rt_sigreturn` and `exit_group`
+    /// sequences, looked for once (see `rescue.rs`).
+    pub(super) gadgets: std::cell::OnceCell<Option<super::rescue::Gadgets>>,
 }
 
 pub(super) fn wait_flags() -> WaitPidFlag {

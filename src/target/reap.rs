@@ -101,13 +101,13 @@ impl Tracer {
         }
     }
 
-    /// A running thread to interrupt: one asleep in the kernel if any (it
-    /// was doing nothing), the leader first.
-    fn idle_thread(&self) -> Option<i32> {
+    /// A running thread to interrupt, other than those in `tried`: one
+    /// asleep in the kernel if any (it was doing nothing), the leader first.
+    fn idle_thread(&self, tried: &[i32]) -> Option<i32> {
         let running: Vec<i32> = self
             .threads
             .iter()
-            .filter(|(_, s)| **s == State::Running)
+            .filter(|(t, s)| **s == State::Running && !tried.contains(t))
             .map(|(t, _)| *t)
             .collect();
         let asleep = running
@@ -160,6 +160,62 @@ impl Tracer {
         self.threads.insert(tid, State::Running);
     }
 
+    /// Stops one idle thread alone for an injection, and when it was stopped:
+    /// one that can be given a way back (`rescue.rs`), unless the target's
+    /// text has nothing to make one of. `None`: every thread must be
+    /// stopped instead (then the choice is among all of them).
+    fn stop_one_for_injection(&mut self) -> Option<(i32, Instant)> {
+        let gadgets = self.prepare_injection();
+        let mut tried = Vec::new();
+        for _ in 0..STOP_ONE_ATTEMPTS {
+            let tid = self.idle_thread(&tried)?;
+            tried.push(tid);
+            let since = Instant::now();
+            match self.stop_one(tid) {
+                Ok(()) => {
+                    let rescued = ptrace::getregs(Pid::from_raw(tid))
+                        .is_ok_and(|r| self.plan_way_back(tid, &r).is_some());
+                    if rescued || !gadgets {
+                        return Some((tid, since));
+                    }
+                    self.resume_one(tid);
+                }
+                Err(AttachError::Exited { .. }) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Reaps what dead tracers left (target running), with one idle thread.
+    pub(super) fn reap_leftovers_running(&mut self) -> Result<Reaped, AttachError> {
+        if let Some((tid, since)) = self.stop_one_for_injection() {
+            let leftovers = self.reap_leftovers(tid);
+            self.resume_one(tid);
+            return Ok(Reaped {
+                pause: since.elapsed(),
+                one_thread: true,
+                kill: Duration::ZERO,
+                leftovers,
+            });
+        }
+        let since = Instant::now();
+        if let Err(e) = self.stop_all() {
+            self.resume_all();
+            return Err(e);
+        }
+        let leftovers = self
+            .injection_thread()
+            .map_or(0, |tid| self.reap_leftovers(tid));
+        self.resume_all();
+        Ok(Reaped {
+            pause: since.elapsed(),
+            one_thread: false,
+            kill: Duration::ZERO,
+            leftovers,
+        })
+    }
+
     /// Kills the copy (target running), then has one idle thread reap it;
     /// every thread is stopped only if no single one can be.
     pub(super) fn release_fork_running(&mut self) -> Result<Reaped, AttachError> {
@@ -169,29 +225,21 @@ impl Tracer {
         let since = Instant::now();
         self.kill_copy(child)?;
         let kill = since.elapsed();
-        for _ in 0..STOP_ONE_ATTEMPTS {
-            let Some(tid) = self.idle_thread() else { break };
-            let since = Instant::now();
-            match self.stop_one(tid) {
-                Ok(()) => {
-                    let r = self.reap_in(tid, child);
-                    let leftovers = if r.is_ok() {
-                        self.reap_leftovers(tid)
-                    } else {
-                        0
-                    };
-                    self.resume_one(tid);
-                    let pause = since.elapsed();
-                    return r.map(|()| Reaped {
-                        pause,
-                        one_thread: true,
-                        kill,
-                        leftovers,
-                    });
-                }
-                Err(AttachError::Exited { .. }) => continue,
-                Err(_) => break,
-            }
+        if let Some((tid, since)) = self.stop_one_for_injection() {
+            let r = self.reap_in(tid, child);
+            let leftovers = if r.is_ok() {
+                self.reap_leftovers(tid)
+            } else {
+                0
+            };
+            self.resume_one(tid);
+            let pause = since.elapsed();
+            return r.map(|()| Reaped {
+                pause,
+                one_thread: true,
+                kill,
+                leftovers,
+            });
         }
         let since = Instant::now();
         if let Err(e) = self.stop_all() {
@@ -214,6 +262,18 @@ impl Tracer {
 }
 
 impl LiveProcess {
+    /// Has `pid` reap the zombies of snapshot copies that a dead tracer
+    /// left (see `inject.rs`'s `leftover_copies`), attaching for that from
+    /// goat's own process and stopping one idle thread for a moment (every
+    /// thread if none can be stopped alone); how many.
+    pub fn reap_leftover_copies(pid: i32) -> Result<usize, AttachError> {
+        let live = LiveProcess::attach(pid)?;
+        match live.request(Request::ReapLeftovers)? {
+            Reply::Reaped(r) => Ok(r.leftovers),
+            _ => Err(protocol_error()),
+        }
+    }
+
     /// Kills the copy made by [`Stopped::fork_copy`](super::Stopped::fork_copy)
     /// and has the target reap it, stopping one of its threads for a moment.
     pub fn release_copy(&self) -> Result<Reaped, AttachError> {

@@ -44,7 +44,7 @@ fn getfpregs(tid: i32) -> Result<Vec<u8>, Errno> {
     }
 }
 
-fn getxstate(tid: i32) -> Result<Vec<u8>, Errno> {
+pub(super) fn getxstate(tid: i32) -> Result<Vec<u8>, Errno> {
     let mut buf = vec![0u8; XSTATE_MAX];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),

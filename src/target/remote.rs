@@ -51,6 +51,8 @@ fn gone() -> AttachError {
 pub(super) struct TracerProcess {
     child: Child,
     io: Mutex<Option<(ChildStdin, BufReader<ChildStdout>)>>,
+    /// A request found the pipes broken: the tracer is dead or dying.
+    lost: std::sync::atomic::AtomicBool,
 }
 
 /// Why there is no tracer process.
@@ -82,6 +84,7 @@ impl TracerProcess {
         let mut tracer = TracerProcess {
             child,
             io: Mutex::new(Some((stdin, stdout))),
+            lost: Default::default(),
         };
         let failed = match first {
             Ok(Reply::Done) => return Ok(tracer),
@@ -103,9 +106,39 @@ impl TracerProcess {
         let (stdin, stdout) = io.as_mut().ok_or_else(gone)?;
         let mut line = serde_json::to_string(req).map_err(|_| protocol_error())?;
         line.push('\n');
-        stdin.write_all(line.as_bytes()).map_err(|_| gone())?;
-        stdin.flush().map_err(|_| gone())?;
-        read_reply(stdout)
+        let sent = stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush());
+        let reply = sent.map_err(|_| gone()).and_then(|()| read_reply(stdout));
+        if reply.is_err() {
+            self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        reply
+    }
+
+    /// Whether the tracer has died: its pipes broke, and it has ended (or
+    /// does within a few seconds: a traced tracer, say under strace, ends
+    /// only once its own tracer has seen it go).
+    pub(super) fn died(&self) -> bool {
+        let state = || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(str::to_owned));
+            matches!(state.as_deref(), None | Some("Z") | Some("X"))
+        };
+        if !self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return state();
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if state() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
     }
 
     /// Closes the tracer's stdin (it detaches, then exits) and waits for it.

@@ -32,6 +32,11 @@ pub(super) enum Request {
     RecordHit(u32, u64),
     ForkCopy(u64),
     ReleaseCopy,
+    /// Have the target reap copies dead tracers left (see `reap.rs`).
+    ReapLeftovers,
+    /// Look for what a way back for an injected syscall needs
+    /// (`rescue.rs`) while the target runs, not in the stop that injects.
+    PrepareInjection,
     /// Have the target open a userfaultfd (see `borrow_fd.rs`); the reply
     /// is the number of the tracer's copy.
     OpenUserfaultfd(u64),
@@ -225,6 +230,10 @@ impl Tracer {
             Request::ReleaseCopy => self
                 .release_fork_running()
                 .map_or_else(failed, Reply::Reaped),
+            Request::ReapLeftovers => self
+                .reap_leftovers_running()
+                .map_or_else(failed, Reply::Reaped),
+            Request::PrepareInjection => Reply::Found(self.prepare_injection()),
             Request::OpenUserfaultfd(insn) => {
                 self.userfaultfd_in(insn).map_or_else(failed, Reply::Fd)
             }

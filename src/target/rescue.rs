@@ -1,0 +1,407 @@
+//! A way back for a thread that runs an injected syscall (`inject.rs`), for
+//! the case where the tracer dies while the thread holds borrowed
+//! registers.
+//!
+//! When a tracer dies, the kernel lets its tracees run on exactly as they
+//! are: a thread whose `rip`, `rax` and arguments were set for `clone`
+//! would run that clone (a copy of the program, untraced, that goes on
+//! running the program's code) and then carry on with the wrong registers.
+//! Before borrowing a thread, goat therefore writes a way back into the
+//! free part of that thread's own stack, below its stack pointer, and
+//! borrows it so that running on untraced leads there:
+//!
+//! - `rip` is a `syscall; ret` sequence already in the target's text, and
+//!   `rsp` points at the address of a `mov $15, %eax; syscall` sequence
+//!   (`rt_sigreturn`) followed by a signal frame holding the thread's own
+//!   registers, signal mask and FPU/AVX state. After the syscall, `ret`
+//!   goes to `rt_sigreturn`, which puts every register back as the
+//!   kernel does after a signal handler.
+//! - a `clone` gets a child stack pointer at the address of a
+//!   `mov $231, %eax; syscall` sequence (`exit_group`): an untraced copy
+//!   exits before it runs one instruction of the program.
+//!
+//! While the tracer lives none of this runs: it stops the thread after the
+//! syscall and puts the saved registers back itself, leaving only bytes
+//! below the stack pointer, which nothing reads. No code is ever written.
+//!
+//! The frame goes only where the free stack is known: for a Go thread, the
+//! bounds of the goroutine (or g0 or signal) stack it runs on, read through
+//! the `g` the runtime keeps at `%fs:-8`, which must contain the stack
+//! pointer; for a main thread, its `[stack]` mapping. Elsewhere, or when
+//! the state cannot be read or would not fit the kernel's checks (AMX tile
+//! state, whose size depends on per-task permission), the injection runs
+//! without a way back, as before.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use nix::errno::Errno;
+
+/// What the target's text has to offer, found once per tracer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Gadgets {
+    /// `syscall; ret` (`0f 05 c3`).
+    pub syscall_ret: u64,
+    /// `mov $15, %eax` (or `%rax`); `syscall`: `rt_sigreturn`.
+    pub sigreturn: u64,
+    /// `mov $231, %eax` (or `%rax`); `syscall`: `exit_group`.
+    pub exit_group: u64,
+}
+
+/// A way back to write: `bytes` at `at`.
+pub(super) struct Plan {
+    pub bytes: Vec<u8>,
+    pub at: u64,
+    pub way: WayBack,
+    pub syscall_ret: u64,
+}
+
+/// Where a borrowed thread's registers point when it has a way back.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WayBack {
+    /// The borrowed `rsp`: the `rt_sigreturn` frame.
+    pub rsp: u64,
+    /// `clone`'s child stack: the `exit_group` address.
+    pub child_sp: u64,
+}
+
+const SYSRET: &[u8] = &[0x0f, 0x05, 0xc3];
+const SIGRETURN: [&[u8]; 2] = [
+    &[0xb8, 0x0f, 0, 0, 0, 0x0f, 0x05],
+    &[0x48, 0xc7, 0xc0, 0x0f, 0, 0, 0, 0x0f, 0x05],
+];
+const EXIT_GROUP: [&[u8]; 2] = [
+    &[0xb8, 0xe7, 0, 0, 0, 0x0f, 0x05],
+    &[0x48, 0xc7, 0xc0, 0xe7, 0, 0, 0, 0x0f, 0x05],
+];
+/// Executable mappings larger than this are not searched (Go's runtime
+/// and libc's syscall stubs sit in ordinary-sized text).
+const MAX_TEXT: u64 = 512 << 20;
+
+/// Finds the three sequences in the target's executable mappings.
+pub(super) fn find_gadgets(pid: i32) -> Option<Gadgets> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mem = File::open(format!("/proc/{pid}/mem")).ok()?;
+    let (mut sysret, mut sigret, mut exit) = (None, None, None);
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if perms.as_bytes().get(2) != Some(&b'x') {
+            continue;
+        }
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else {
+            continue;
+        };
+        let Some(len) = hi.checked_sub(lo).filter(|&l| l <= MAX_TEXT) else {
+            continue;
+        };
+        let mut text = vec![0u8; len as usize];
+        if mem.read_exact_at(&mut text, lo).is_err() {
+            continue;
+        }
+        let at = |pat: &[u8]| {
+            text.windows(pat.len())
+                .position(|w| w == pat)
+                .and_then(|i| lo.checked_add(i as u64))
+        };
+        sysret = sysret.or_else(|| at(SYSRET));
+        sigret = sigret.or_else(|| SIGRETURN.iter().find_map(|p| at(p)));
+        exit = exit.or_else(|| EXIT_GROUP.iter().find_map(|p| at(p)));
+        if let (Some(syscall_ret), Some(sigreturn), Some(exit_group)) = (sysret, sigret, exit) {
+            return Some(Gadgets {
+                syscall_ret,
+                sigreturn,
+                exit_group,
+            });
+        }
+    }
+    None
+}
+
+/// The red zone of the System V ABI, and as much again: bytes below the
+/// stack pointer that code may still be using.
+const BELOW_SP: u64 = 256;
+/// Free stack left below the frame, for a signal delivered to the thread
+/// while it runs the way back.
+const FLOOR_MARGIN: u64 = 512;
+/// `struct rt_sigframe`: return address, `ucontext`, `siginfo`.
+const SIGFRAME: u64 = 8 + UCONTEXT + 128;
+/// `struct ucontext`: flags, link, `stack_t`, `sigcontext`, `sigset_t`.
+const UCONTEXT: u64 = 8 + 8 + 24 + 256 + 8;
+const UC_FP_XSTATE: u64 = 1;
+const UC_SIGCONTEXT_SS: u64 = 2;
+const UC_STRICT_RESTORE_SS: u64 = 4;
+/// An invalid `ss_flags`: `rt_sigreturn` then leaves the thread's
+/// alternate signal stack as it is (it ignores the error), which goat
+/// cannot read to restore.
+const SS_FLAGS_KEEP: u32 = 3;
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
+/// Offset of the software-reserved bytes of the FXSAVE area: XCR0 in
+/// ptrace's copy, `struct _fpx_sw_bytes` in a signal frame.
+const SW_RESERVED: usize = 464;
+const FXSAVE_AND_HEADER: usize = 512 + 64;
+/// AMX tile config and data: their room depends on a per-task permission
+/// a signal frame's size check would compare against.
+const XFEATURE_AMX: u64 = (1 << 17) | (1 << 18);
+
+const ERESTARTSYS: i64 = -512;
+const ERESTARTNOINTR: i64 = -513;
+const ERESTARTNOHAND: i64 = -514;
+const ERESTART_RESTARTBLOCK: i64 = -516;
+const EINTR: i64 = -4;
+
+/// The registers a signal frame restores: `saved` as the thread would
+/// resume with them if it had only been stopped. A thread stopped inside
+/// a syscall that the kernel would restart (it returned `-ERESTART*`) is
+/// set to run that syscall again, as the kernel does on resume;
+/// `rt_sigreturn` itself never restarts anything. A restart through
+/// `restart_syscall` cannot be: that one returns `-EINTR` instead, which
+/// the callers of such syscalls (timed sleeps and waits) take as an early
+/// wake-up.
+fn resumed_regs(saved: &libc::user_regs_struct) -> libc::user_regs_struct {
+    let mut r = *saved;
+    if saved.orig_rax as i64 >= 0 {
+        match saved.rax as i64 {
+            ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => {
+                r.rax = saved.orig_rax;
+                r.rip = saved.rip.wrapping_sub(2);
+            }
+            ERESTART_RESTARTBLOCK => r.rax = EINTR as u64,
+            _ => {}
+        }
+    }
+    r
+}
+
+/// A signal frame that restores `saved`, laid out below `saved.rsp`.
+/// `None` if the FPU state is not one a signal frame can carry.
+pub(super) fn build(
+    saved: &libc::user_regs_struct,
+    xstate: &[u8],
+    sigmask: u64,
+    g: &Gadgets,
+) -> Option<Plan> {
+    if xstate.len() < FXSAVE_AND_HEADER || xstate.len() > 64 << 10 {
+        return None;
+    }
+    let xcr0 = u64::from_le_bytes(xstate[SW_RESERVED..SW_RESERVED + 8].try_into().ok()?);
+    if xcr0 & XFEATURE_AMX != 0 {
+        return None;
+    }
+    let xlen = xstate.len() as u64;
+    let top = saved.rsp.checked_sub(BELOW_SP)?;
+    let fp = top.checked_sub(xlen + 4)? & !63;
+    let frame = fp.checked_sub(SIGFRAME)? & !15;
+    let child_word = frame.checked_sub(16)?;
+    let end = fp + xlen + 4;
+    let mut buf = vec![0u8; (end - child_word) as usize];
+    let mut put = |addr: u64, bytes: &[u8]| {
+        let at = (addr - child_word) as usize;
+        buf[at..at + bytes.len()].copy_from_slice(bytes);
+    };
+    put(child_word, &g.exit_group.to_le_bytes());
+    // rt_sigframe: pretcode (popped by the `ret`), then the ucontext.
+    put(frame, &g.sigreturn.to_le_bytes());
+    let uc = frame + 8;
+    put(
+        uc,
+        &(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS).to_le_bytes(),
+    );
+    // uc_stack: ss_sp, ss_flags, ss_size.
+    put(uc + 16 + 8, &SS_FLAGS_KEEP.to_le_bytes());
+    let r = resumed_regs(saved);
+    let gprs = [
+        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx,
+        r.rax, r.rcx, r.rsp, r.rip, r.eflags,
+    ];
+    let sc = uc + 40;
+    for (i, v) in gprs.iter().enumerate() {
+        put(sc + 8 * i as u64, &v.to_le_bytes());
+    }
+    // cs, gs, fs, ss (16 bits each), then err, trapno, oldmask, cr2.
+    put(sc + 144, &(r.cs as u16).to_le_bytes());
+    put(sc + 150, &(r.ss as u16).to_le_bytes());
+    put(sc + 184, &fp.to_le_bytes());
+    put(uc + 296, &sigmask.to_le_bytes());
+    // The FPU state as ptrace gave it, with the software bytes a signal
+    // frame carries instead of ptrace's XCR0, and the closing magic.
+    let mut x = xstate.to_vec();
+    let mut sw = [0u8; 48];
+    sw[0..4].copy_from_slice(&FP_XSTATE_MAGIC1.to_le_bytes());
+    sw[4..8].copy_from_slice(&((xlen + 4) as u32).to_le_bytes());
+    sw[8..16].copy_from_slice(&xcr0.to_le_bytes());
+    sw[16..20].copy_from_slice(&(xlen as u32).to_le_bytes());
+    x[SW_RESERVED..SW_RESERVED + 48].copy_from_slice(&sw);
+    put(fp, &x);
+    put(fp + xlen, &FP_XSTATE_MAGIC2.to_le_bytes());
+    let way = WayBack {
+        rsp: frame,
+        child_sp: child_word,
+    };
+    Some(Plan {
+        bytes: buf,
+        at: child_word,
+        way,
+        syscall_ret: g.syscall_ret,
+    })
+}
+
+/// The lowest address of the stack thread `tid` runs on, if known.
+pub(super) fn stack_floor(
+    pid: i32,
+    tid: i32,
+    regs: &libc::user_regs_struct,
+    mem: &File,
+) -> Option<u64> {
+    go_stack_floor(regs, mem).or_else(|| main_stack_floor(pid, tid, regs.rsp))
+}
+
+/// Through the `g` Go keeps at `%fs:-8` (internally linked binaries): its
+/// first two words are the bounds of the stack it runs on.
+fn go_stack_floor(regs: &libc::user_regs_struct, mem: &File) -> Option<u64> {
+    let word = |addr: u64| {
+        let mut b = [0u8; 8];
+        mem.read_exact_at(&mut b, addr).ok()?;
+        Some(u64::from_le_bytes(b))
+    };
+    let g = word(regs.fs_base.checked_sub(8)?)?;
+    let lo = word(g)?;
+    let hi = word(g.checked_add(8)?)?;
+    let plausible = lo < hi && hi - lo <= 1 << 30 && (lo..=hi).contains(&regs.rsp);
+    plausible.then_some(lo)
+}
+
+/// A main thread's `[stack]` mapping (C programs; Go's m0 on its g0).
+fn main_stack_floor(pid: i32, tid: i32, rsp: u64) -> Option<u64> {
+    if pid != tid {
+        return None;
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines().find_map(|line| {
+        if !line.ends_with("[stack]") {
+            return None;
+        }
+        let (lo, rest) = line.split_once('-')?;
+        let hi = rest.split_whitespace().next()?;
+        let lo = u64::from_str_radix(lo, 16).ok()?;
+        let hi = u64::from_str_radix(hi, 16).ok()?;
+        (lo..hi).contains(&rsp).then_some(lo)
+    })
+}
+
+/// Whether a frame laid out by [`build`] at `start` leaves the margin
+/// above the stack's floor.
+pub(super) fn fits(start: u64, floor: u64) -> bool {
+    floor
+        .checked_add(FLOOR_MARGIN)
+        .is_some_and(|min| start >= min)
+}
+
+/// The signals thread `tid` blocks (`SigBlk` of its status).
+pub(super) fn blocked_signals(pid: i32, tid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Writes the frame into the target (through `/proc/PID/mem`).
+pub(super) fn write(mem: &File, at: u64, bytes: &[u8]) -> Result<(), Errno> {
+    mem.write_all_at(bytes, at)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regs() -> libc::user_regs_struct {
+        // SAFETY: user_regs_struct is plain integers; all-zero is valid.
+        let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        r.rsp = 0x7fff_0000_1000;
+        r.rip = 0x40_1000;
+        r.rax = 7;
+        r.orig_rax = u64::MAX;
+        r.cs = 0x33;
+        r.ss = 0x2b;
+        r.eflags = 0x246;
+        r
+    }
+
+    fn xstate(len: usize, xcr0: u64) -> Vec<u8> {
+        let mut x = vec![0xaa; len];
+        x[SW_RESERVED..SW_RESERVED + 8].copy_from_slice(&xcr0.to_le_bytes());
+        x
+    }
+
+    const G: Gadgets = Gadgets {
+        syscall_ret: 0x1000,
+        sigreturn: 0x2000,
+        exit_group: 0x3000,
+    };
+
+    fn u64_at(buf: &[u8], start: u64, addr: u64) -> u64 {
+        let i = (addr - start) as usize;
+        u64::from_le_bytes(buf[i..i + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn a_frame_restores_the_registers_below_the_stack_pointer() {
+        let r = regs();
+        let Plan {
+            bytes: buf,
+            at: start,
+            way,
+            ..
+        } = build(&r, &xstate(2432, 0x2e7), 0x1234, &G).unwrap();
+        let end = start + buf.len() as u64;
+        assert!(
+            end <= r.rsp - BELOW_SP,
+            "the frame stays below the red zone"
+        );
+        assert_eq!(u64_at(&buf, start, way.child_sp), G.exit_group);
+        assert_eq!(u64_at(&buf, start, way.rsp), G.sigreturn);
+        let sc = way.rsp + 48;
+        assert_eq!(u64_at(&buf, start, sc + 13 * 8), 7, "rax");
+        assert_eq!(u64_at(&buf, start, sc + 15 * 8), r.rsp);
+        assert_eq!(u64_at(&buf, start, sc + 16 * 8), r.rip);
+        let fp = u64_at(&buf, start, sc + 184);
+        assert_eq!(fp % 64, 0, "XRSTOR needs 64-byte alignment");
+        let i = (fp - start) as usize;
+        assert_eq!(&buf[i + 464..i + 468], &FP_XSTATE_MAGIC1.to_le_bytes());
+        assert_eq!(&buf[i + 2432..i + 2436], &FP_XSTATE_MAGIC2.to_le_bytes());
+        assert_eq!(u64_at(&buf, start, way.rsp + 8 + 296), 0x1234, "mask");
+    }
+
+    #[test]
+    fn an_interrupted_syscall_is_run_again() {
+        let mut r = regs();
+        r.orig_rax = 202; // futex
+        r.rax = ERESTARTSYS as u64;
+        let back = resumed_regs(&r);
+        assert_eq!((back.rax, back.rip), (202, r.rip - 2));
+        r.rax = ERESTART_RESTARTBLOCK as u64;
+        let back = resumed_regs(&r);
+        assert_eq!((back.rax as i64, back.rip), (EINTR, r.rip));
+        // Finished, or not in a syscall: as it is.
+        r.rax = 0;
+        assert_eq!(resumed_regs(&r).rax, 0);
+        r.orig_rax = u64::MAX;
+        r.rax = ERESTARTSYS as u64;
+        assert_eq!(resumed_regs(&r).rip, r.rip);
+    }
+
+    #[test]
+    fn no_frame_for_tile_state_or_a_stack_pointer_near_zero() {
+        assert!(build(&regs(), &xstate(2432, 0x2e7 | (1 << 18)), 0, &G).is_none());
+        assert!(build(&regs(), &xstate(2432, 0x7)[..500], 0, &G).is_none());
+        let mut r = regs();
+        r.rsp = 1000;
+        assert!(build(&r, &xstate(2432, 0x7), 0, &G).is_none());
+    }
+}
