@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use crate::binary::{Binary, Func};
-use crate::target::{Memory, MemoryExt};
+use crate::target::{Memory, MemoryExt, ReadFault};
 
 const FUNCDATA_ARG_INFO: u8 = 5;
 const FUNCDATA_ARG_LIVE_INFO: u8 = 6;
@@ -59,9 +59,11 @@ impl ArgsPlan {
         let mut stale = 0u64;
         if let (Some(info), true) = (live_info, live_idx > 0) {
             for slot in 0..64u64 {
-                let at = info + live_idx as u64 + slot / 8;
-                if bin
-                    .read_static(at, 1)
+                let at = info
+                    .checked_add(live_idx as u64)
+                    .and_then(|a| a.checked_add(slot / 8));
+                if at
+                    .and_then(|at| bin.read_static(at, 1))
                     .is_some_and(|b| b[0] & (1 << (slot % 8)) == 0)
                 {
                     stale |= 1 << slot;
@@ -111,7 +113,10 @@ impl ArgsPlan {
                         break;
                     };
                     i += 1;
-                    match mem.read_u64(argp + u64::from(off)) {
+                    let arg_at = argp
+                        .checked_add(u64::from(off))
+                        .ok_or(ReadFault { addr: argp, len: 8 });
+                    match arg_at.and_then(|a| mem.read_u64(a)) {
                         Ok(mut x) => {
                             if size < 8 {
                                 let shift = 64 - u32::from(size) * 8;

@@ -20,6 +20,14 @@ const MAX_STACK_COPY: u64 = 4 << 20;
 const SIGNAL_STACK_COPY: usize = 32 << 10;
 /// Wait reason strings are short; a longer one is garbage.
 const MAX_REASON_LEN: usize = 64;
+/// Bytes one capture copies at most (`runtime.g`s and stacks): what target
+/// data asks for (a core listing a million goroutines with 4 MiB stacks)
+/// must not decide how much memory goat takes. Goroutines past it are
+/// shown unreadable, with [`OVER_BUDGET`] as the reason.
+pub const CAPTURE_BUDGET: u64 = 2 << 30;
+/// Why a goroutine past [`CAPTURE_BUDGET`] has no frames.
+pub const OVER_BUDGET: &str =
+    "not copied: the dump's budget of 2 GiB was spent on other goroutines";
 
 /// The bytes of one stop.
 #[derive(Debug, Default)]
@@ -34,6 +42,9 @@ pub struct Capture {
     pub wait_reasons: Vec<String>,
     /// Bytes copied while stopped.
     pub bytes: usize,
+    /// `runtime.g`s whose stacks (or selves) were not copied: the budget was
+    /// spent.
+    pub over_budget: BTreeSet<u64>,
 }
 
 #[derive(Debug, Error)]
@@ -48,7 +59,7 @@ pub enum CaptureError {
 /// while it runs; only an estimate), so the stop spends no time growing it.
 pub fn prepare(mem: &dyn Memory, layout: &RuntimeLayout, globals: &Globals) -> Capture {
     let goroutines = mem
-        .read_u64(globals.allgs + 8)
+        .read_u64(globals.allgs.saturating_add(8))
         .unwrap_or(0)
         .min(MAX_GOROUTINES) as usize;
     // A g, its share of a merged run, and the used top of its stack.
@@ -61,6 +72,7 @@ pub fn prepare(mem: &dyn Memory, layout: &RuntimeLayout, globals: &Globals) -> C
 
 /// The fields of a `runtime.g` that decide which stack bytes to copy.
 struct StackFields {
+    g: u64,
     status: u32,
     lo: u64,
     hi: u64,
@@ -76,13 +88,29 @@ pub fn capture(
     layout: &RuntimeLayout,
     globals: &Globals,
     now: Option<i64>,
+    cap: Capture,
+) -> Result<Capture, CaptureError> {
+    capture_within(t, layout, globals, now, cap, CAPTURE_BUDGET)
+}
+
+/// [`capture`] copying at most `budget` bytes of `g`s and stacks.
+pub(super) fn capture_within(
+    t: &dyn Target,
+    layout: &RuntimeLayout,
+    globals: &Globals,
+    now: Option<i64>,
     mut cap: Capture,
+    budget: u64,
 ) -> Result<Capture, CaptureError> {
     cap.threads = t.threads().to_vec();
     cap.now = now;
     let allgs = globals.allgs;
     let ptr = t.read_u64(allgs).map_err(CaptureError::AllGs)?;
-    let len = t.read_u64(allgs + 8).map_err(CaptureError::AllGs)?;
+    let len_at = allgs.checked_add(8).ok_or(CaptureError::AllGs(ReadFault {
+        addr: allgs,
+        len: 16,
+    }))?;
+    let len = t.read_u64(len_at).map_err(CaptureError::AllGs)?;
     if len > MAX_GOROUTINES {
         return Err(CaptureError::BadLength(len));
     }
@@ -90,14 +118,23 @@ pub fn capture(
         .read_vec(ptr, len as usize * 8)
         .map_err(CaptureError::AllGs)?;
     cap.bytes += raw.len();
+    // Each g once: a list naming one g a million times (target bytes) is
+    // not a million goroutines to copy.
+    let mut seen = std::collections::HashSet::new();
     cap.gs = raw
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-        .filter(|&g| g != 0)
+        .filter(|&g| g != 0 && seen.insert(g))
         .collect();
 
     let gsize = layout.g.size as usize;
-    let gs = cap.gs.clone();
+    let mut spent = 0u64;
+    let mut gs = cap.gs.clone();
+    let affordable = (budget / layout.g.size.max(1)) as usize;
+    if gs.len() > affordable {
+        cap.over_budget.extend(gs.drain(affordable..));
+    }
+    spent += gs.len() as u64 * layout.g.size;
     let granges: Vec<(u64, usize)> = gs.iter().map(|&g| (g, gsize)).collect();
     let read_ok = read_merged(t, &mut cap, &granges);
     let live: Vec<u64> = gs
@@ -116,6 +153,9 @@ pub fn capture(
     };
     let mut parked = Vec::with_capacity(live.len());
     for &g in &live {
+        if g.checked_add(gsize as u64).is_none() {
+            continue;
+        }
         if cap.mem.read(g, &mut gbuf).is_err() {
             continue;
         }
@@ -124,6 +164,7 @@ pub fn capture(
             continue;
         }
         parked.push(StackFields {
+            g,
             status,
             lo: field(&gbuf, goff.stack_lo),
             hi: field(&gbuf, goff.stack_hi),
@@ -135,7 +176,11 @@ pub fn capture(
 
     // The Ms of goroutines that are on a thread, to find the thread's registers.
     let ms: BTreeSet<u64> = parked.iter().map(|p| p.m).filter(|&m| m != 0).collect();
-    let mranges: Vec<(u64, usize)> = ms.iter().map(|&m| (m, layout.m.size as usize)).collect();
+    let mranges: Vec<(u64, usize)> = ms
+        .iter()
+        .filter(|&&m| m.checked_add(layout.m.size).is_some())
+        .map(|&m| (m, layout.m.size as usize))
+        .collect();
     read_ranges(t, &mut cap, &mranges);
 
     // Stacks, from the SP the unwinder will start at up to stack.hi.
@@ -147,32 +192,54 @@ pub fn capture(
     let mut stacks = Vec::with_capacity(parked.len());
     let mut signal_stacks = Vec::new();
     for p in &parked {
+        // hi <= lo (target bytes) is no stack: nothing is on it.
         let on_stack = |sp: u64| sp >= p.lo && sp < p.hi;
         let mut sp = [p.sched_sp, u64::MAX, u64::MAX];
         if p.status == G_SYSCALL {
             sp[1] = p.syscallsp;
         }
+        let mut want = Vec::with_capacity(2);
         if p.status == G_RUNNING {
-            let tid = cap.mem.read_u64(p.m + layout.m.procid).unwrap_or(0) as i64;
+            let tid =
+                p.m.checked_add(layout.m.procid)
+                    .and_then(|a| cap.mem.read_u64(a).ok())
+                    .unwrap_or(0) as i64;
             sp[2] = rsp_by_tid.get(&tid).copied().unwrap_or(u64::MAX);
-            if sp[2] != u64::MAX && !on_stack(sp[2]) {
+            if sp[2] != u64::MAX && !on_stack(sp[2]) && p.lo < p.hi {
                 // Off its stack (a signal handler, the system stack): decode
                 // unwinds the thread's own stack to find where the goroutine
                 // was, somewhere on its stack.
-                signal_stacks.push((sp[2], SIGNAL_STACK_COPY));
-                stacks.push((p.lo, (p.hi - p.lo).min(MAX_STACK_COPY) as usize));
-                continue;
+                want.push((sp[2], SIGNAL_STACK_COPY, true));
+                want.push((p.lo, (p.hi - p.lo).min(MAX_STACK_COPY) as usize, false));
             }
         }
-        let Some(low) = sp.into_iter().filter(|&s| on_stack(s)).min() else {
+        if want.is_empty() {
+            let Some(low) = sp.into_iter().filter(|&s| on_stack(s)).min() else {
+                continue;
+            };
+            want.push((low, (p.hi - low).min(MAX_STACK_COPY) as usize, false));
+        }
+        let cost: u64 = want.iter().map(|w| w.1 as u64).sum();
+        if spent.saturating_add(cost) > budget {
+            cap.over_budget.insert(p.g);
             continue;
-        };
-        stacks.push((low, (p.hi - low).min(MAX_STACK_COPY) as usize));
+        }
+        spent += cost;
+        for (at, len, signal) in want {
+            match signal {
+                true => signal_stacks.push((at, len)),
+                false => stacks.push((at, len)),
+            }
+        }
     }
     read_ranges(t, &mut cap, &stacks);
     for (sp, len) in signal_stacks {
         // Its end may be unmapped: then at least the rest of its page.
-        if !read_ranges(t, &mut cap, &[(sp, len)])[0] {
+        if !read_ranges(t, &mut cap, &[(sp, len)])
+            .first()
+            .copied()
+            .unwrap_or(false)
+        {
             read_ranges(t, &mut cap, &[(sp, (0x1000 - (sp & 0xfff)) as usize)]);
         }
     }

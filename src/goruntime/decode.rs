@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::args::ArgsPlan;
-use super::collect::Capture;
+use super::collect::{Capture, OVER_BUDGET};
 use super::layout::RuntimeLayout;
 use super::model::{CreatedBy, Elision, Frame, Goroutine, MachineRef};
 use super::signal_frame::interrupted_at;
@@ -111,10 +111,12 @@ impl Decoder<'_> {
     fn read_g(&self, cap: &Capture, addr: u64) -> Option<RawG> {
         let o = &self.layout.g;
         let m = &cap.mem;
-        let u = |off: u64| m.read_u64(addr + off);
-        let status_word = m.read_u32(addr + o.atomicstatus).ok()?;
+        // A g near 2^64 is unreadable, not a wrapped read elsewhere.
+        let at = |off: u64| addr.checked_add(off);
+        let u = |off: u64| at(off).and_then(|a| m.read_u64(a).ok()).ok_or(());
+        let status_word = m.read_u32(at(o.atomicstatus)?).ok()?;
         let mut wr = [0u8];
-        m.read(addr + o.waitreason, &mut wr).ok()?;
+        m.read(at(o.waitreason)?, &mut wr).ok()?;
         Some(RawG {
             addr,
             goid: u(o.goid).ok()?,
@@ -134,7 +136,11 @@ impl Decoder<'_> {
 
     fn goroutine(&self, cap: &Capture, addr: u64, cache: &mut Caches) -> Option<Goroutine> {
         let Some(g) = self.read_g(cap, addr) else {
-            return Some(unreadable_g(addr));
+            let mut u = unreadable_g(addr);
+            if cap.over_budget.contains(&addr) {
+                u.unreadable = Some(format!("runtime.g at {addr:#x} {OVER_BUDGET}"));
+            }
+            return Some(u);
         };
         if g.status == G_DEAD || (g.status == G_DEAD_EXTRA && self.version.at_least(26)) {
             return None;
@@ -153,17 +159,28 @@ impl Decoder<'_> {
             wait_reason = Some(reason);
         }
         let wait_minutes = match cap.now {
+            // A waitsince from the future or far past (target bytes) shows
+            // no wait rather than a wrapped one.
             Some(now) if (g.status == G_WAITING || g.status == G_SYSCALL) && g.waitsince != 0 => {
-                (now - g.waitsince) / 60_000_000_000
+                now.checked_sub(g.waitsince)
+                    .filter(|d| *d >= 0)
+                    .map_or(0, |d| d / 60_000_000_000)
             }
             _ => 0,
         };
+        let m_field = |off: u64| {
+            g.m.checked_add(off)
+                .and_then(|a| cap.mem.read_u64(a).ok())
+                .unwrap_or(0) as i64
+        };
         let machine = (g.m != 0).then(|| MachineRef {
-            id: cap.mem.read_u64(g.m + self.layout.m.id).unwrap_or(0) as i64,
+            id: m_field(self.layout.m.id),
             mp: g.m,
-            tid: cap.mem.read_u64(g.m + self.layout.m.procid).unwrap_or(0) as i64,
+            tid: m_field(self.layout.m.procid),
         });
+        let over_budget = cap.over_budget.contains(&addr);
         let (frames, elided, unreadable) = match self.start_regs(cap, &g, machine) {
+            _ if over_budget => (Vec::new(), None, Some(format!("stack {OVER_BUDGET}"))),
             Some(start) => {
                 let unwound = unwind(&cap.mem, self.tab, self.bias, start, &mut cache.unwind);
                 let (frames, elided) = self.symbolize(&cap.mem, &unwound.frames, cache);

@@ -9,6 +9,8 @@ mod args;
 mod collect;
 mod decode;
 mod discover;
+#[cfg(test)]
+mod hostile_tests;
 mod layout;
 mod model;
 mod signal_frame;

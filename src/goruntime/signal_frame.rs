@@ -43,8 +43,8 @@ pub fn interrupted_at(
     // The kernel calls the handler with the frame's return address (the
     // restorer) at sp: the ucontext starts right above, at the caller's SP.
     let uc = tramp.fp;
-    let pc = mem.read_u64(uc + UC_RIP).ok()?;
-    let sp = mem.read_u64(uc + UC_RSP).ok()?;
+    let pc = mem.read_u64(uc.checked_add(UC_RIP)?).ok()?;
+    let sp = mem.read_u64(uc.checked_add(UC_RSP)?).ok()?;
     Some((pc, sp))
 }
 

@@ -116,7 +116,11 @@ pub fn unwind(
                 break;
             }
         };
-        let fp = sp + delta + 8;
+        // Target bytes: an SP near 2^64 ends the walk, never wraps.
+        let Some(fp) = sp.checked_add(delta).and_then(|v| v.checked_add(8)) else {
+            out.error = Some(format!("stack pointer {sp:#x} out of range"));
+            break;
+        };
         out.frames.push(PhysFrame {
             pc,
             sp,
@@ -133,6 +137,7 @@ pub fn unwind(
         if f.flag & FLAG_SPWRITE != 0 && !innermost {
             break;
         }
+        // fp >= 8: it is sp + delta + 8.
         let lr = match mem.read_u64(fp - 8) {
             Ok(lr) => lr,
             Err(e) => {

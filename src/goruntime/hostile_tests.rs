@@ -1,0 +1,199 @@
+//! Goroutine lists and `runtime.g`s as a crafted core or a corrupt process
+//! could hold them: every probe gives a dump, with the goroutine it hurts
+//! marked unreadable, never a panic, a wrap or an allocation the target's
+//! numbers decide. Run in the debug profile too (`scripts/test`), where
+//! arithmetic overflow panics.
+
+use super::collect::{capture_within, Capture, OVER_BUDGET};
+use super::discover::Globals;
+use super::version::G_WAITING;
+use super::GoProgram;
+use crate::binary::Binary;
+use crate::target::{CapturedMemory, Mapping, Memory, ReadFault, Target, Thread};
+
+/// Memory holding exactly the ranges a test puts there.
+struct Fake {
+    mem: CapturedMemory,
+}
+
+impl Memory for Fake {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        self.mem.read(addr, buf)
+    }
+}
+
+impl Target for Fake {
+    fn pid(&self) -> Option<i32> {
+        None
+    }
+    fn threads(&self) -> &[Thread] {
+        &[]
+    }
+    fn mappings(&self) -> &[Mapping] {
+        &[]
+    }
+}
+
+fn program() -> GoProgram {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bin/go1.27-exe/states");
+    let bin = Binary::open(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the fixtures with scripts/build-fixtures",
+            path.display()
+        )
+    });
+    GoProgram::load(bin).expect("the states fixture loads")
+}
+
+const ALLGS: u64 = 0x10_0000;
+const LIST: u64 = 0x20_0000;
+const G0: u64 = 0x4000_0000;
+const STACKS: u64 = 0x8000_0000;
+
+/// The fields of one `runtime.g` a probe sets.
+#[derive(Clone, Copy)]
+struct G {
+    goid: u64,
+    status: u32,
+    lo: u64,
+    hi: u64,
+    sp: u64,
+    m: u64,
+    waitsince: i64,
+}
+
+impl G {
+    fn parked(goid: u64, lo: u64, hi: u64) -> G {
+        G {
+            goid,
+            status: G_WAITING,
+            lo,
+            hi,
+            sp: hi.saturating_sub(0x100),
+            m: 0,
+            waitsince: 1,
+        }
+    }
+}
+
+/// A process whose `allgs` lists `list`, with `gs` at those addresses.
+fn fake(p: &GoProgram, list: &[u64], gs: &[(u64, G)], stack_bytes: usize) -> Fake {
+    let o = &p.layout.g;
+    let mut mem = CapturedMemory::new();
+    let mut header = LIST.to_le_bytes().to_vec();
+    header.extend_from_slice(&(list.len() as u64).to_le_bytes());
+    mem.insert(ALLGS, &header);
+    let raw: Vec<u8> = list.iter().flat_map(|g| g.to_le_bytes()).collect();
+    mem.insert(LIST, &raw);
+    for &(addr, g) in gs {
+        let mut b = vec![0u8; o.size as usize];
+        let mut put = |off: u64, v: &[u8]| {
+            b[off as usize..off as usize + v.len()].copy_from_slice(v);
+        };
+        put(o.goid, &g.goid.to_le_bytes());
+        put(o.atomicstatus, &g.status.to_le_bytes());
+        put(o.stack_lo, &g.lo.to_le_bytes());
+        put(o.stack_hi, &g.hi.to_le_bytes());
+        put(o.sched_sp, &g.sp.to_le_bytes());
+        put(o.sched_pc, &0x40_1000u64.to_le_bytes());
+        put(o.m, &g.m.to_le_bytes());
+        put(o.waitsince, &g.waitsince.to_le_bytes());
+        mem.insert(addr, &b);
+        if stack_bytes > 0 && g.lo < g.hi {
+            mem.insert(g.hi - stack_bytes as u64, &vec![0u8; stack_bytes]);
+        }
+    }
+    Fake { mem }
+}
+
+fn dump_of(p: &GoProgram, t: &Fake, now: Option<i64>, budget: u64) -> (Capture, super::Dump) {
+    let globals = Globals {
+        allgs: ALLGS,
+        wait_reasons: None,
+    };
+    let cap = capture_within(t, &p.layout, &globals, now, Capture::default(), budget)
+        .expect("a capture of what could be read");
+    let dump = p.decode(&cap, 0).expect("a dump");
+    (cap, dump)
+}
+
+#[test]
+fn a_million_entries_naming_one_g_copy_it_once() {
+    let p = program();
+    let big = G::parked(1, STACKS, STACKS + (4 << 20));
+    let list = vec![G0; 1 << 20];
+    let t = fake(&p, &list, &[(G0, big)], 4 << 20);
+    let (cap, dump) = dump_of(&p, &t, None, super::collect::CAPTURE_BUDGET);
+    assert_eq!(cap.gs, vec![G0]);
+    assert!(cap.bytes < (5 << 20) + (8 << 20), "{} bytes", cap.bytes);
+    assert_eq!(dump.goroutines.len(), 1);
+}
+
+#[test]
+fn goroutines_past_the_budget_are_unreadable_with_the_reason() {
+    let p = program();
+    let gsize = p.layout.g.size;
+    let gs: Vec<(u64, G)> = (0..6u64)
+        .map(|i| {
+            let lo = STACKS + i * (8 << 20);
+            (G0 + i * 0x1000, G::parked(i + 1, lo, lo + (4 << 20)))
+        })
+        .collect();
+    let list: Vec<u64> = gs.iter().map(|g| g.0).collect();
+    let t = fake(&p, &list, &gs, 0x100);
+    // Room for every g and two stacks' worth of copies.
+    let (cap, dump) = dump_of(&p, &t, None, 6 * gsize + 2 * 0x100);
+    assert_eq!(cap.over_budget.len(), 4, "{:?}", cap.over_budget);
+    let over: Vec<_> = dump
+        .goroutines
+        .iter()
+        .filter(|g| {
+            g.unreadable
+                .as_deref()
+                .is_some_and(|u| u.contains(OVER_BUDGET))
+        })
+        .collect();
+    assert_eq!(over.len(), 4);
+    assert!(over.iter().all(|g| g.id != 0), "the g itself was read");
+    // A budget of two gs: the others are not even read, and the two have
+    // no room left for their stacks.
+    let (cap, dump) = dump_of(&p, &t, None, 2 * gsize);
+    assert_eq!(cap.over_budget.len(), 6);
+    assert_eq!(dump.goroutines.len(), 6);
+    assert_eq!(dump.goroutines.iter().filter(|g| g.id == 0).count(), 4);
+    assert!(dump.goroutines.iter().all(|g| g
+        .unreadable
+        .as_deref()
+        .is_some_and(|u| u.contains(OVER_BUDGET))));
+}
+
+#[test]
+fn hostile_g_fields_give_a_partial_goroutine() {
+    let p = program();
+    let m_near_end = G {
+        status: super::version::G_RUNNING,
+        m: 0xffff_ffff_ffff_fff8,
+        ..G::parked(1, STACKS, STACKS + 0x8000)
+    };
+    let from_the_past = G {
+        waitsince: i64::MIN,
+        ..G::parked(2, STACKS + 0x10000, STACKS + 0x18000)
+    };
+    let upside_down = G::parked(3, STACKS + 0x28000, STACKS + 0x20000);
+    let gs = [
+        (G0, m_near_end),
+        (G0 + 0x1000, from_the_past),
+        (G0 + 0x2000, upside_down),
+    ];
+    let near_end = 0xffff_ffff_ffff_fff0;
+    let list = [G0, G0 + 0x1000, G0 + 0x2000, near_end];
+    let t = fake(&p, &list, &gs, 0x100);
+    let (_, dump) = dump_of(&p, &t, Some(i64::MAX), super::collect::CAPTURE_BUDGET);
+    let by_id = |id: u64| dump.goroutines.iter().find(|g| g.id == id).unwrap();
+    assert!(by_id(1).unreadable.is_some());
+    assert_eq!(by_id(2).wait_minutes, 0, "no wrapped wait");
+    assert!(by_id(3).unreadable.is_some());
+    let last = dump.goroutines.iter().find(|g| g.gp == near_end).unwrap();
+    assert!(last.unreadable.as_deref().unwrap().contains("cannot read"));
+}
