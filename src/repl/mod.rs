@@ -126,6 +126,13 @@ fn run_line(s: &mut Session, line: &str) -> bool {
     false
 }
 
+/// `-f` (or `--force`) among a command's words, and the other words.
+fn force_flag<'a>(args: &[&'a str]) -> (bool, Vec<&'a str>) {
+    let force = |a: &&str| matches!(*a, "-f" | "--force");
+    let rest = args.iter().copied().filter(|a| !force(a)).collect();
+    (args.iter().any(force), rest)
+}
+
 /// The last path component of a source file (`/src/app/main.go` → `main.go`).
 fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
