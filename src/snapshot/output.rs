@@ -65,8 +65,13 @@ pub fn check_dest(dest: &Path, force: bool) -> io::Result<()> {
     };
     let ft = m.file_type();
     if ft.is_symlink() {
+        // Whoever made the link chose its text: no control characters
+        // reach the terminal, and the message stays one line.
         let to = std::fs::read_link(dest)
-            .map(|t| format!(" to {}", t.display()))
+            .map(|t| {
+                let shown = t.to_string_lossy().replace(char::is_control, "?");
+                format!(" to {shown}")
+            })
             .unwrap_or_default();
         return Err(refusal(
             dest,
