@@ -93,8 +93,9 @@ enum Command {
         /// they are unavailable or unsafe (the reason is printed).
         #[arg(long, value_enum, default_value = "live")]
         mode: CoreMode,
-        /// Replace an existing file at the destination.
-        #[arg(long)]
+        /// Replace an existing regular file at the destination (never a
+        /// symlink, FIFO, device or directory).
+        #[arg(short = 'f', long)]
         force: bool,
         /// Print the pause, bytes written and time taken (stderr).
         #[arg(long)]

@@ -222,14 +222,13 @@ fn never_overwrites_without_force_and_never_follows_a_symlink() {
     std::os::unix::fs::symlink(&victim, &link).unwrap();
     let out = run_goat(&["core", &pid, "-o", link.to_str().unwrap()]);
     assert!(!out.status.success());
+    // Nor replaced with --force: a link is refused, saying what it is.
     let out = run_goat(&["core", &pid, "--force", "-o", link.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("it is a symbolic link to "), "{stderr}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
-    assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     assert_untouched(fx.pid());
     let names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()

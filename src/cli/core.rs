@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use goat::snapshot;
 use goat::target::{preflight, LiveProcess};
@@ -27,7 +27,7 @@ pub fn core(
     preflight::refuse_early(pid)?;
     let dest = output.unwrap_or_else(|| PathBuf::from(format!("core.{pid}")));
     // Refuse before touching the target; checked again when the file is saved.
-    snapshot::output::check_dest(&dest, force).context("not writing the core")?;
+    snapshot::output::check_dest(&dest, force)?;
     // The tracer is a process of its own, which finishes an injected
     // syscall, kills and reaps a snapshot copy and removes the temporary
     // should goat die (see target/remote.rs).

@@ -1,21 +1,23 @@
 //! The terminal front end: reedline with a `(goat gN) ` prompt, persistent
 //! history and Tab completion of command names, goroutine and thread ids,
-//! function and file names.
+//! function and file names; plain lines on a terminal that does not answer
+//! reedline's queries (`term.rs`).
 
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::io::{self, IsTerminal};
 use std::sync::{Arc, Mutex};
 
 use reedline::{
-    default_emacs_keybindings, ColumnarMenu, Completer, CompletionResult, Emacs, FileBackedHistory,
-    KeyCode, KeyModifiers, MenuBuilder, Prompt, PromptEditMode, PromptHistorySearch, Reedline,
-    ReedlineEvent, ReedlineMenu, Signal, Span, Suggestion,
+    default_emacs_keybindings, ColumnarMenu, Completer, CompletionResult, EditCommand, Emacs,
+    FileBackedHistory, History as _, HistoryItem, KeyCode, KeyModifiers, MenuBuilder, Prompt,
+    PromptEditMode, PromptHistorySearch, Reedline, ReedlineEvent, ReedlineMenu, Signal, Span,
+    Suggestion,
 };
 
+use super::history::{self, History};
 use super::state::Session;
 use super::table::{self, Arg, COMMANDS};
-
-const HISTORY_ENTRIES: usize = 1000;
+use super::term;
 
 /// `(goat) ` or `(goat g12) `.
 pub(super) fn prompt_text(s: &Session) -> String {
@@ -105,30 +107,62 @@ impl Completer for GoatCompleter {
     }
 }
 
-/// `$XDG_STATE_HOME/goat/history`, else `~/.local/state/goat/history`, with
-/// its directories created; `None` when there is no writable place.
-fn history_path() -> Option<PathBuf> {
-    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".local/state")
+/// Reads commands from the terminal until `quit` or Ctrl-D: with reedline
+/// when the terminal answers its queries, else as plain lines (`term.rs`).
+pub(super) fn interactive(s: &mut Session, run: &mut dyn FnMut(&mut Session, &str) -> bool) {
+    let (mut history, entries) = match History::open() {
+        Ok(Some((h, entries))) => (Some(h), entries),
+        Ok(None) => (None, Vec::new()),
+        Err(note) => {
+            eprintln!("{note}");
+            (None, Vec::new())
         }
     };
-    let dir = base.join("goat");
-    std::fs::create_dir_all(&dir).ok()?;
-    let path = dir.join("history");
-    // Writable (create it now, so a read-only place is found out here).
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .ok()?;
-    Some(path)
+    // With stdout not a terminal, the query would go into the output
+    // instead of to the terminal, and never be answered.
+    if !io::stdout().is_terminal() {
+        return term::plain(s, run, &mut history, Vec::new());
+    }
+    let probe = term::probe(term::PROBE_TIMEOUT);
+    if !probe.answered {
+        eprintln!(
+            "goat: the terminal did not answer a cursor-position query within {} ms; \
+             reading plain lines (no completion or history keys)",
+            term::PROBE_TIMEOUT.as_millis()
+        );
+        return term::plain(s, run, &mut history, probe.typed);
+    }
+    edit(s, run, &mut history, entries, probe.typed);
 }
 
-/// Reads commands from the terminal until `quit` or Ctrl-D. An empty line
-/// repeats the previous command (as in Delve and gdb).
-pub(super) fn interactive(s: &mut Session, run: &mut dyn FnMut(&mut Session, &str) -> bool) {
+/// Runs `line` (an empty line repeats the previous command, as in Delve
+/// and gdb), after adding it to the history.
+pub(super) fn submit(
+    s: &mut Session,
+    run: &mut dyn FnMut(&mut Session, &str) -> bool,
+    history: &mut Option<History>,
+    last: &mut String,
+    line: String,
+) {
+    let line = if line.trim().is_empty() {
+        last.clone()
+    } else {
+        History::add(history, &line);
+        line
+    };
+    run(s, &line);
+    *last = line;
+}
+
+/// The reedline session. `typed`: input typed before it started, whose
+/// whole lines are run and the rest left on the first prompt's line.
+fn edit(
+    s: &mut Session,
+    run: &mut dyn FnMut(&mut Session, &str) -> bool,
+    history: &mut Option<History>,
+    entries: Vec<String>,
+    typed: Vec<u8>,
+) {
     let ids: Ids = Arc::new(Mutex::new(s.ids()));
     let mut keys = default_emacs_keybindings();
     keys.add_binding(
@@ -150,23 +184,32 @@ pub(super) fn interactive(s: &mut Session, run: &mut dyn FnMut(&mut Session, &st
         .with_quick_completions(true)
         .with_partial_completions(true)
         .with_edit_mode(Box::new(Emacs::new(keys)));
-    match history_path().map(|p| FileBackedHistory::with_file(HISTORY_ENTRIES, p)) {
-        Some(Ok(h)) => editor = editor.with_history(Box::new(h)),
-        Some(Err(e)) => eprintln!("goat: running without history: {e}"),
-        None => {}
+    // In memory only: the file is written by `History` (see history.rs).
+    if let Ok(mut h) = FileBackedHistory::new(history::ENTRIES) {
+        for e in entries {
+            let _ = h.save(HistoryItem::from_command_line(e));
+        }
+        editor = editor.with_history(Box::new(h));
     }
     let mut last = String::new();
+    let typed = String::from_utf8_lossy(&typed).into_owned();
+    let whole = typed.rfind('\n').map_or(0, |i| i + 1);
+    let (lines, rest) = typed.split_at(whole);
+    for line in lines.lines() {
+        if s.is_done() {
+            return;
+        }
+        println!("{} {line}", prompt_text(s));
+        submit(s, run, history, &mut last, line.to_string());
+    }
+    if !rest.is_empty() {
+        editor.run_edit_commands(&[EditCommand::InsertString(rest.to_string())]);
+    }
     while !s.is_done() {
         let prompt = GoatPrompt(prompt_text(s));
         match editor.read_line(&prompt) {
             Ok(Signal::Success(line)) => {
-                let line = if line.trim().is_empty() {
-                    last.clone()
-                } else {
-                    line
-                };
-                run(s, &line);
-                last = line;
+                submit(s, run, history, &mut last, line);
                 if let Ok(mut i) = ids.lock() {
                     *i = s.ids();
                 }

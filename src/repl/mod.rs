@@ -7,8 +7,9 @@
 //! - `table`: the one command table; `help` and completion come from it.
 //! - one file of handlers per group: `goroutines`, `stack`, `source`,
 //!   `data`, `session`.
-//! - `frontend`: reedline, when stdin is a terminal; otherwise commands are
-//!   read line by line from stdin.
+//! - `frontend`: reedline, when stdin is a terminal that answers its
+//!   queries; `term`: plain lines when it does not; otherwise commands are
+//!   read line by line from stdin. `history`: the history file.
 
 mod backend;
 mod cond;
@@ -17,6 +18,7 @@ mod disasm;
 mod exec;
 mod frontend;
 mod goroutines;
+mod history;
 mod locate;
 mod session;
 mod source;
@@ -24,6 +26,7 @@ mod stack;
 mod state;
 mod stepinto;
 mod table;
+mod term;
 mod vars;
 
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -62,12 +65,17 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
     }
     let stdin = io::stdin();
     if !s.is_done() && !stdin.is_terminal() {
-        for line in stdin.lock().lines() {
-            let Ok(line) = line else { break };
-            run_one(s, &line);
-            if s.is_done() {
+        // A pipe or a file: commands line by line (not UTF-8 is no reason
+        // to stop), no prompt, no history; the end of input detaches.
+        let mut input = stdin.lock();
+        let mut buf = Vec::new();
+        while !s.is_done() {
+            buf.clear();
+            if !matches!(input.read_until(b'\n', &mut buf), Ok(1..)) {
                 break;
             }
+            let line = String::from_utf8_lossy(&buf);
+            run_one(s, line.trim_end_matches(['\n', '\r']));
         }
     } else if !s.is_done() && !opts.batch {
         frontend::interactive(s, &mut run_one);
@@ -124,6 +132,13 @@ fn run_line(s: &mut Session, line: &str) -> bool {
     };
     eprintln!("error: {err:#}");
     false
+}
+
+/// `-f` (or `--force`) among a command's words, and the other words.
+fn force_flag<'a>(args: &[&'a str]) -> (bool, Vec<&'a str>) {
+    let force = |a: &&str| matches!(*a, "-f" | "--force");
+    let rest = args.iter().copied().filter(|a| !force(a)).collect();
+    (args.iter().any(force), rest)
 }
 
 /// The last path component of a source file (`/src/app/main.go` → `main.go`).

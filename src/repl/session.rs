@@ -23,8 +23,7 @@ pub fn help(_s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> 
 
 /// `core [-f] [FILE]`: a core of the current stop, default `core.PID`.
 pub fn core(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let force = args.contains(&"-f");
-    let files: Vec<&&str> = args.iter().filter(|a| **a != "-f").collect();
+    let (force, files) = super::force_flag(args);
     let dest = match files.as_slice() {
         [] => match s.pid() {
             Some(pid) => PathBuf::from(format!("core.{pid}")),
@@ -33,6 +32,8 @@ pub fn core(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
         [f] if !f.starts_with('-') => PathBuf::from(f),
         _ => bail!("usage: core [-f] [FILE]"),
     };
+    // Before the core is gathered: a refusal costs nothing.
+    crate::snapshot::output::check_dest(&dest, force)?;
     let st = s.write_core(&dest, force)?;
     writeln!(
         out,

@@ -10,18 +10,39 @@ use super::state::Session;
 /// Lines shown either side of the location.
 const CONTEXT: usize = 5;
 
-/// The lines of a source file, or why it cannot be shown.
+/// Source files bigger than this are not shown (a real one is far smaller).
+const SOURCE_MAX: u64 = 64 << 20;
+
+/// The lines of a source file, or why it cannot be shown. The path comes
+/// from the binary's line table: opened non-blocking and read only if it
+/// is a regular file of sane size, so a FIFO or a device named there
+/// cannot hang (or fill) the session while the target waits stopped.
 pub(super) fn read_lines(file: &str) -> Result<Vec<String>> {
-    match std::fs::read(file) {
-        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::to_string)
-            .collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(anyhow!(
-            "source file {file} is not on this machine (the binary was built elsewhere?)"
-        )),
-        Err(e) => Err(anyhow!("cannot read source file {file}: {e}")),
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(file);
+    let f = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("source file {file} is not on this machine (the binary was built elsewhere?)")
+        }
+        Err(e) => bail!("cannot read source file {file}: {e}"),
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.len() > SOURCE_MAX {
+        bail!("not showing {file}: it is not a regular file of at most 64 MiB");
     }
+    let mut bytes = Vec::new();
+    f.take(SOURCE_MAX)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow!("cannot read source file {file}: {e}"))?;
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::to_string)
+        .collect())
 }
 
 /// `list [LOCATION]`
@@ -113,4 +134,29 @@ fn find_file(s: &Session, file: &str) -> String {
         .find(|f| f.ends_with(&suffix))
         .unwrap_or(file)
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_regular_files_only_and_never_blocks() {
+        let d = std::env::temp_dir().join(format!("goat-source-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let go = d.join("main.go");
+        std::fs::write(&go, "package main\n\nfunc main() {}\n").unwrap();
+        assert_eq!(read_lines(go.to_str().unwrap()).unwrap().len(), 3);
+        let fifo = d.join("fifo.go");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for odd in [fifo.to_str().unwrap(), "/dev/zero", d.to_str().unwrap()] {
+            let e = read_lines(odd).unwrap_err().to_string();
+            assert!(
+                e.contains("not a regular file") || e.contains("cannot read"),
+                "{e}"
+            );
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

@@ -331,8 +331,9 @@ pub static COMMANDS: &[Command] = &[
         group: Group::Data,
         help: "Write the bytes of a string, []byte or [N]byte to a file.",
         usage: "dump-bytes EXPR FILE [-f]\n\n\
-            EXPR as for print. FILE is created with mode 0600 and never through a\n\
-            symbolic link; an existing FILE is kept unless -f is given.",
+            EXPR as for print. FILE is created with mode 0600; an existing regular\n\
+            file is replaced (by a new 0600 file) only with -f. A symbolic link,\n\
+            FIFO, device or directory at FILE is refused.",
         arg: Arg::None,
         run: vars::dump_bytes,
     },
@@ -361,7 +362,8 @@ pub static COMMANDS: &[Command] = &[
         help: "Write an ELF core of the stopped target (gdb, dlv core, goat debug open it).",
         usage: "core [-f] [FILE]\n\n\
             Writes the stop you are looking at to FILE (default core.PID): 0600,\n\
-            never over an existing file unless -f. The target stays stopped.",
+            never over an existing file unless -f, never over a symbolic link,\n\
+            FIFO, device or directory. The target stays stopped.",
         arg: Arg::None,
         run: session::core,
     },

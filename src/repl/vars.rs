@@ -1,14 +1,14 @@
 //! args, locals, print, dump-bytes: variables of the selected frame and
 //! package variables, read through DWARF.
 
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::state::Session;
 use crate::goruntime::vars::{expr, types::kind, Place};
+use crate::snapshot::output::{self, TempCore};
 use crate::target::Memory;
 
 /// `dump-bytes` writes at most this many bytes: more than any real slice,
@@ -63,8 +63,7 @@ pub fn print(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> 
 
 /// `dump-bytes EXPR FILE [-f]`
 pub fn dump_bytes(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let force = args.contains(&"-f");
-    let words: Vec<&str> = args.iter().copied().filter(|a| *a != "-f").collect();
+    let (force, words) = super::force_flag(args);
     let [text, file] = words[..] else {
         bail!("usage: dump-bytes EXPR FILE [-f]");
     };
@@ -102,31 +101,22 @@ pub fn dump_bytes(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         Place::Mem(_) => None,
         ref other => Some(scope.read(other, 0, len).map_err(|e| anyhow!(e))?),
     };
-    let mut opts = OpenOptions::new();
-    opts.write(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    if force {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    let mut f = opts.open(file).with_context(|| {
-        if force {
-            format!("cannot open {file}")
-        } else {
-            format!("cannot create {file} (use -f to overwrite an existing file)")
-        }
-    })?;
+    // A new 0600 file renamed over FILE (see snapshot/output.rs): FILE
+    // itself is never opened, so a FIFO or a device there cannot block the
+    // session while the target waits stopped, and is refused like a link.
+    output::check_dest(Path::new(file), force)?;
+    let mut tmp =
+        TempCore::create(Path::new(file), force).with_context(|| format!("cannot write {file}"))?;
     let copied = match (small, base) {
-        (Some(b), _) => f.write_all(&b).map_err(anyhow::Error::from),
-        (None, Place::Mem(addr)) => copy_out(scope.mem, addr, len, &mut f),
+        (Some(b), _) => tmp.file.write_all(&b).map_err(anyhow::Error::from),
+        (None, Place::Mem(addr)) => copy_out(scope.mem, addr, len, &mut tmp.file),
         (None, _) => Ok(()),
     };
-    if let Err(e) = copied {
-        // Half a value is worse than none: nothing is left under FILE.
-        drop(f);
-        let _ = std::fs::remove_file(file);
-        return Err(e.context(format!("writing {file} (removed)")));
-    }
+    // Half a value is worse than none: the temporary goes (when dropped),
+    // and FILE is as it was.
+    copied.with_context(|| format!("copying the bytes to {file} (it is left as it was)"))?;
+    tmp.commit()
+        .with_context(|| format!("saving {file} (left as it was)"))?;
     writeln!(out, "wrote {len} bytes to {file}")?;
     Ok(())
 }

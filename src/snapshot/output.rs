@@ -1,6 +1,16 @@
-//! Creating the core file safely: a private temporary (0600, `O_EXCL`,
-//! `O_NOFOLLOW`) beside the destination, fsync, then an atomic rename that
-//! never follows or (without `force`) replaces what is at the final name.
+//! Creating an output file safely (a core, or `dump-bytes`' file): a
+//! private temporary (0600, `O_EXCL`, `O_NOFOLLOW`) beside the destination,
+//! fsync, then an atomic rename that never follows or (without `force`)
+//! replaces what is at the final name.
+//!
+//! The destination itself is never opened, so a FIFO or a device there
+//! cannot block goat while its target waits stopped (and `check_dest`
+//! refuses them). `--force` replaces a file by renaming a new one over it
+//! rather than truncating it in place: the result is 0600 whatever the old
+//! mode was (an `fchmod` after the fact would leave a moment with the new
+//! bytes under the old mode, and fail on a file someone else owns), the old
+//! contents stay whole if the write fails half-way, and a hard link to the
+//! old file keeps the old bytes instead of receiving the new ones.
 //!
 //! The temporary is `.NAME.tmp-goatPID-XXXXXX` (hidden; PID is goat's own)
 //! and goat holds an exclusive `flock` on it while writing, so a later run
@@ -33,25 +43,87 @@ fn suffix(attempt: u32) -> String {
     format!("{:06x}", x & 0xff_ffff)
 }
 
-/// Fails when something is at `dest` and `force` is not set (a symlink
-/// counts and is never followed); a directory is refused even with `force`.
+/// Refuses `dest` unless it is free, or (with `force`) a regular file:
+/// goat writes only regular files of its own. A FIFO or a device would
+/// block the write (or feed a program reading it) while the target waits
+/// stopped; a directory cannot be replaced. A symbolic link is refused
+/// even with `force`: writing through it (gdb's and Delve's way) lets a
+/// link planted in a shared directory such as /tmp aim goat at any file
+/// the user can write, and replacing the link itself would put the bytes
+/// somewhere other than where the user's link says. `lstat` only: nothing
+/// is opened, so nothing here can block.
 pub fn check_dest(dest: &Path, force: bool) -> io::Result<()> {
-    match std::fs::symlink_metadata(dest) {
-        Ok(m) if m.is_dir() => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} is a directory", dest.display()),
-        )),
-        Ok(_) if !force => Err(io::Error::new(
+    let m = match std::fs::symlink_metadata(dest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot look at {}: {e}", dest.display()),
+            ))
+        }
+    };
+    let ft = m.file_type();
+    if ft.is_symlink() {
+        // Whoever made the link chose its text: no control characters
+        // reach the terminal, and the message stays one line.
+        let to = std::fs::read_link(dest)
+            .map(|t| {
+                let shown = t.to_string_lossy().replace(char::is_control, "?");
+                format!(" to {shown}")
+            })
+            .unwrap_or_default();
+        return Err(refusal(
+            dest,
+            &format!(
+                "it is a symbolic link{to}, which goat neither follows nor replaces \
+                 (give the path it points to, or remove the link)"
+            ),
+        ));
+    }
+    if let Some(what) = not_regular(&ft) {
+        return Err(refusal(
+            dest,
+            &format!("it is {what}, not a regular file (give a new file's path)"),
+        ));
+    }
+    if !force {
+        return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             format!(
-                "{} already exists (use --force to replace it)",
+                "not writing to {}: it already exists (use -f or --force to replace it)",
                 dest.display()
             ),
-        )),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+        ));
     }
+    Ok(())
+}
+
+/// What a file type is, when it is neither a regular file nor a symlink.
+pub fn not_regular(ft: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    Some(if ft.is_file() || ft.is_symlink() {
+        return None;
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    })
+}
+
+fn refusal(dest: &Path, why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not writing to {}: {why}", dest.display()),
+    )
 }
 
 impl TempCore {
@@ -109,6 +181,13 @@ impl TempCore {
     /// there unless `force`), then fsyncs the directory.
     pub fn commit(mut self) -> io::Result<()> {
         self.file.sync_all()?;
+        if self.force {
+            // What was checked at `create` may have been swapped meanwhile
+            // (a long write): a FIFO, device or link put there since is not
+            // replaced. (A swap in the microseconds before the rename is
+            // harmless: rename neither follows nor opens what it replaces.)
+            check_dest(&self.dest, true)?;
+        }
         let from = CString::new(self.tmp.as_os_str().as_bytes())?;
         let to = CString::new(self.dest.as_os_str().as_bytes())?;
         let flags = if self.force {
@@ -176,7 +255,7 @@ impl Drop for TempCore {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
     fn scratch(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("goat-out-{tag}-{}", std::process::id()));
@@ -218,14 +297,76 @@ mod tests {
         let dest = d.join("core.2");
         std::os::unix::fs::symlink(&target, &dest).unwrap();
         assert!(TempCore::create(&dest, false).is_err());
-        let t = TempCore::create(&dest, true).unwrap();
-        t.commit().unwrap();
+        // Not replaced either, even with force: refused, saying what it is.
+        let e = TempCore::create(&dest, true).unwrap_err().to_string();
+        assert!(e.contains("symbolic link to "), "{e}");
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
-        assert!(!std::fs::symlink_metadata(&dest).unwrap().is_symlink());
+        assert!(std::fs::symlink_metadata(&dest).unwrap().is_symlink());
         let t = TempCore::create(&d.join("core.3"), false).unwrap();
         let tmp = t.tmp_path().to_path_buf();
         drop(t);
         assert!(!tmp.exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_regular_file_even_with_force() {
+        let d = scratch("special");
+        let fifo = d.join("fifo");
+        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let sock = d.join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        for (path, what) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/null"), "a character device"),
+            (sock.as_path(), "a socket"),
+            (d.as_path(), "a directory"),
+        ] {
+            for force in [false, true] {
+                let e = check_dest(path, force).unwrap_err().to_string();
+                let want = format!(
+                    "not writing to {}: it is {what}, not a regular file",
+                    path.display()
+                );
+                assert!(e.starts_with(&want), "{e}");
+            }
+        }
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn force_replaces_a_loose_file_with_a_private_one() {
+        let d = scratch("loose");
+        let dest = d.join("out");
+        std::fs::write(&dest, b"old").unwrap();
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = TempCore::create(&dest, false).unwrap_err().to_string();
+        assert!(e.contains("already exists (use -f or --force"), "{e}");
+        let mut t = TempCore::create(&dest, true).unwrap();
+        t.file.write_all(b"new").unwrap();
+        // A FIFO put there during the write is not replaced at commit.
+        std::fs::remove_file(&dest).unwrap();
+        let c = CString::new(dest.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(t.commit().is_err());
+        std::fs::remove_file(&dest).unwrap();
+        std::fs::write(&dest, b"old").unwrap();
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut t = TempCore::create(&dest, true).unwrap();
+        t.file.write_all(b"new").unwrap();
+        t.commit().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let left: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporaries left");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
