@@ -133,6 +133,7 @@ fn main() -> ExitCode {
         eprintln!("goat: warning: cannot guard against signals: {e}");
     }
     // Tests only: one "now" for wait times (see `tests/core_roundtrip.rs`).
+    #[cfg(feature = "test-hooks")]
     if let Some(ns) = std::env::var("GOAT_TEST_MONOTONIC_NS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -181,7 +181,7 @@ fn kill_9_of_goat_while_the_target_is_stopped_leaves_it_running() {
     for hold_ms in [0u64, 1, 5, 50] {
         let mut g = goat()
             .args(["stacks", &fx.pid().to_string()])
-            .env("GOAT_TEST_HOLD_STOPPED_MS", "2000")
+            .env(common::hook("GOAT_TEST_HOLD_STOPPED_MS"), "2000")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -177,7 +177,7 @@ fn a_seccomp_filtered_target_gets_a_stop_mode_core() {
         cmd.args(["core", &pid, "--mode", "fork", "--stats", "-o"])
             .arg(&core);
         if try_clone {
-            cmd.env("GOAT_TEST_CLONE_UNDER_SECCOMP", "1");
+            cmd.env(common::hook("GOAT_TEST_CLONE_UNDER_SECCOMP"), "1");
         }
         let out = cmd.output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

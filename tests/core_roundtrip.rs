@@ -38,7 +38,7 @@ fn round_trip(flavour: &str, mode: &str) {
     let with_now = |args: &[&str]| {
         goat()
             .args(args)
-            .env("GOAT_TEST_MONOTONIC_NS", &now)
+            .env(common::hook("GOAT_TEST_MONOTONIC_NS"), &now)
             .output()
             .unwrap()
     };

@@ -47,8 +47,10 @@ pub fn core(
         },
         force,
         hold: hold_duration(),
-        // Tests only (see `tests/core_faults.rs`).
-        inject_under_seccomp: std::env::var_os("GOAT_TEST_CLONE_UNDER_SECCOMP").is_some(),
+        // Tests only (see `tests/core_faults.rs`): never in a user's goat,
+        // where it would let an injected syscall kill the program.
+        inject_under_seccomp: cfg!(feature = "test-hooks")
+            && test_hook_set("GOAT_TEST_CLONE_UNDER_SECCOMP"),
     };
     let result = snapshot::write_core(&live, &opts);
     drop(live);
@@ -162,4 +164,14 @@ fn live_pause(st: &snapshot::CoreStats) -> String {
         l.round_bytes.len(),
         if l.round_bytes.len() == 1 { "" } else { "s" },
     )
+}
+
+#[cfg(feature = "test-hooks")]
+fn test_hook_set(var: &str) -> bool {
+    std::env::var_os(var).is_some()
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn test_hook_set(_: &str) -> bool {
+    false
 }

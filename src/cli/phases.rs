@@ -51,9 +51,17 @@ pub fn hold_for_tests() {
     }
 }
 
+/// Only in a build with the `test-hooks` feature: a user's goat never
+/// holds a production process stopped because of its environment.
+#[cfg(feature = "test-hooks")]
 pub fn hold_duration() -> Option<std::time::Duration> {
     std::env::var("GOAT_TEST_HOLD_STOPPED_MS")
         .ok()
         .and_then(|v| v.parse().ok())
         .map(std::time::Duration::from_millis)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+pub fn hold_duration() -> Option<std::time::Duration> {
+    None
 }

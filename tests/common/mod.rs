@@ -161,8 +161,21 @@ pub fn core_holding(pid: i32, mode: Option<&str>, dest: &Path, hold_ms: u64) -> 
     }
     cmd.arg("-o")
         .arg(dest)
-        .env("GOAT_TEST_HOLD_STOPPED_MS", hold_ms.to_string());
+        .env(hook("GOAT_TEST_HOLD_STOPPED_MS"), hold_ms.to_string());
     cmd
+}
+
+/// The name of test hook `var` (a `GOAT_TEST_*` variable), which only a
+/// goat built with the `test-hooks` feature reads: a test that needs one
+/// fails at once, saying how to run it, rather than pass without it.
+pub fn hook(var: &'static str) -> &'static str {
+    if !cfg!(feature = "test-hooks") {
+        panic!(
+            "this test needs goat's test hooks ({var}): run it with \
+             `cargo test --release --features test-hooks` (scripts/test does)"
+        );
+    }
+    var
 }
 
 /// A fresh empty directory `goat-NAME-PID` under the temporary directory.
