@@ -4,16 +4,16 @@
 //! the tracer process (`goat-tracer`, one thread, `goat-ptrace`), which
 //! outlives goat. Each test first counts the calls of one run under
 //! `strace -f`, then for every N from 1 to that count runs the operation
-//! again under `strace -f -e inject=ptrace:signal=SIGSTOP:when=N`, which
-//! freezes the tracer right after its N-th call, and then
+//! again under strace with a signal injected at the tracer's N-th call:
 //!
-//! - SIGKILLs goat (strace's child) and continues the tracer (the
-//!   `goat_killed` tests): goat dies at exactly that point of the tracer's
-//!   work, which the tracer must finish or undo on its own;
-//! - or SIGKILLs the tracer itself (the `tracer_killed` tests): what it had
-//!   done to the target must be undone anyway (the guardian's bytes,
-//!   self-restoring injections). This is `inject=...:signal=SIGKILL`,
-//!   except that only the tracer gets it (see `kill_at`).
+//! - `inject=ptrace:signal=SIGSTOP:when=N` freezes the tracer right after
+//!   its N-th call; goat (strace's child) is then SIGKILLed and the tracer
+//!   continued (the `goat_killed` tests): goat dies at exactly that point
+//!   of the tracer's work, which the tracer must finish or undo on its own;
+//! - `inject=ptrace:signal=SIGKILL:when=N` kills the tracer itself (the
+//!   `tracer_killed` tests): what it had done to the target must be undone
+//!   anyway (the guardian's bytes, self-restoring injections). See
+//!   `kill_at` for the N at which the tracer dies before attaching.
 //!
 //! strace exits only when all of its tracees (goat, the tracer, the
 //! guardian) are gone, so its end is the moment to check the target: alive,
@@ -95,15 +95,20 @@ fn args(op: Op, pid: i32, out: &Path) -> Vec<String> {
     }
 }
 
-/// `strace -f [-e inject=ptrace:signal=SIGSTOP:when=N] -o TRACE goat ARGS`,
+/// `strace -f [-e inject=ptrace:signal=SIG:when=N] -o TRACE goat ARGS`,
 /// goat's output in LOG.
-fn strace_goat(args: &[String], stop_at: Option<usize>, trace: &Path, log: &Path) -> Child {
+fn strace_goat(
+    args: &[String],
+    inject: Option<(Signal, usize)>,
+    trace: &Path,
+    log: &Path,
+) -> Child {
     let log = File::create(log).expect("create the log");
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-q", "-e", "trace=ptrace"]);
-    if let Some(n) = stop_at {
+    if let Some((sig, n)) = inject {
         cmd.arg("-e")
-            .arg(format!("inject=ptrace:signal=SIGSTOP:when={n}"));
+            .arg(format!("inject=ptrace:signal={}:when={n}", sig.as_str()));
     }
     cmd.arg("-o")
         .arg(trace)
@@ -203,21 +208,53 @@ fn kill_points(count: usize) -> Vec<usize> {
         .collect()
 }
 
-/// One run killed at the N-th call. Ok(whether the injection happened: a
-/// run with fewer calls than N just finishes), or what went wrong.
+/// How a run is made to die at the N-th call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// `inject=ptrace:signal=SIGSTOP:when=N`, then SIGKILL goat and
+    /// SIGCONT the tracer.
+    FreezeKillGoat,
+    /// `inject=ptrace:signal=SIGKILL:when=N`: the tracer dies as its N-th
+    /// call returns.
+    InjectKill,
+    /// `inject=ptrace:signal=SIGSTOP:when=N`, then SIGKILL the tracer.
+    FreezeKillTracer,
+}
+
+/// One run killed at the N-th call. Ok(whether the kill happened: a run
+/// with fewer calls than N just finishes), or what went wrong.
 ///
-/// Both ways freeze the tracer with an injected SIGSTOP right after its
-/// N-th call, then kill goat (and continue the tracer) or the tracer. The
-/// tracer is not killed by an injected SIGKILL: strace counts calls per
-/// thread, and when the tracer dies before it has attached, goat traces
-/// from a thread of its own, whose N-th call would get the SIGKILL too (a
-/// second, different fault). Stops of other threads are just continued.
+/// The tracer is killed by an injected SIGKILL, so that no time passes
+/// between its N-th call and its death (the target's running threads may
+/// trap meanwhile). But strace counts calls per thread, and when the
+/// tracer dies before it has attached, goat traces from a thread of its
+/// own, whose N-th call gets the SIGKILL too: a second fault, not this
+/// test's. Such an N is run again with the tracer frozen at its N-th call
+/// and then killed (before attaching, nothing of the target runs armed).
 fn kill_at(t: &mut Target, op: Op, n: usize, how: Kill, dir: &Path) -> Result<bool, String> {
+    if how == Kill::Goat {
+        return run_killed(t, op, n, Method::FreezeKillGoat, dir);
+    }
+    let result = run_killed(t, op, n, Method::InjectKill, dir);
+    if ptrace_calls(&dir.join("trace")).len() < 2 {
+        return result;
+    }
+    if result.is_err() {
+        t.restart();
+    }
+    run_killed(t, op, n, Method::FreezeKillTracer, dir)
+}
+
+fn run_killed(t: &mut Target, op: Op, n: usize, how: Method, dir: &Path) -> Result<bool, String> {
     let out = dir.join("out");
     let (trace, log) = (dir.join("trace"), dir.join("log"));
     // The last run's log must not be read as this one's.
     let _ = std::fs::remove_file(&trace);
-    let mut strace = strace_goat(&args(op, t.pid(), &out), Some(n), &trace, &log);
+    let sig = match how {
+        Method::InjectKill => Signal::SIGKILL,
+        _ => Signal::SIGSTOP,
+    };
+    let mut strace = strace_goat(&args(op, t.pid(), &out), Some((sig, n)), &trace, &log);
     let mut handled = Vec::new();
     let deadline = Instant::now() + PATIENCE;
     // strace ends when goat, the tracer and the guardian all have.
@@ -230,22 +267,20 @@ fn kill_at(t: &mut Target, op: Op, n: usize, how: Kill, dir: &Path) -> Result<bo
             let Some(tgid) = status_number(tid, "Tgid") else {
                 continue;
             };
+            // Only the first thread to reach its N-th call is the tracer.
             if handled.len() > 1 {
                 let _ = kill(Pid::from_raw(tgid), Signal::SIGCONT);
                 continue;
             }
-            match how {
-                Kill::Goat => {
-                    // Still goat's child: goat waits for its frozen tracer.
-                    let goat = status_number(tgid, "PPid").unwrap_or(0);
-                    if goat != strace.id() as i32 && goat > 1 {
-                        let _ = kill(Pid::from_raw(goat), Signal::SIGKILL);
-                    }
-                    let _ = kill(Pid::from_raw(tgid), Signal::SIGCONT);
+            if how == Method::FreezeKillGoat {
+                // Still goat's child: goat waits for its frozen tracer.
+                let goat = status_number(tgid, "PPid").unwrap_or(0);
+                if goat != strace.id() as i32 && goat > 1 {
+                    let _ = kill(Pid::from_raw(goat), Signal::SIGKILL);
                 }
-                Kill::Tracer => {
-                    let _ = kill(Pid::from_raw(tgid), Signal::SIGKILL);
-                }
+                let _ = kill(Pid::from_raw(tgid), Signal::SIGCONT);
+            } else {
+                let _ = kill(Pid::from_raw(tgid), Signal::SIGKILL);
             }
         }
         if Instant::now() > deadline {
@@ -260,6 +295,10 @@ fn kill_at(t: &mut Target, op: Op, n: usize, how: Kill, dir: &Path) -> Result<bo
     }
     let calls = first_thread_calls(&trace);
     let call = calls.get(n - 1).cloned().unwrap_or_default();
+    let fired = match how {
+        Method::InjectKill => calls.len() >= n,
+        _ => !handled.is_empty(),
+    };
     let result = t.survived(&out).map_err(|e| {
         format!(
             "N={n} ({call}): {e}\n    goat's output: {}",
@@ -267,7 +306,7 @@ fn kill_at(t: &mut Target, op: Op, n: usize, how: Kill, dir: &Path) -> Result<bo
         )
     });
     let _ = std::fs::remove_file(out.join("core"));
-    result.map(|()| !handled.is_empty())
+    result.map(|()| fired)
 }
 
 /// The threads an injected SIGSTOP has stopped, in order: the strace lines
