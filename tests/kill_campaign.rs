@@ -24,7 +24,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -128,14 +128,20 @@ impl Rng {
     }
 }
 
-fn spawn(args: &[String]) -> Child {
+/// goat with ARGS, its stderr (and its tracer's) in `log`.
+fn spawn(args: &[String], log: &Path) -> Child {
     common::goat()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("create the log"))
         .spawn()
         .expect("run goat")
+}
+
+/// The goat log of a run, for a failure's message.
+fn log_of(out: &Path) -> PathBuf {
+    out.with_extension("log")
 }
 
 /// How long the operation's `i`-th variant takes when nothing kills it (the
@@ -148,7 +154,9 @@ fn duration(mode: Mode, i: usize, t: &Target, out: &Path) -> Duration {
     let mut took: Vec<Duration> = (0..3)
         .map(|_| {
             let started = Instant::now();
-            let st = spawn(&mode.args(i, t.pid(), out)).wait().expect("goat");
+            let st = spawn(&mode.args(i, t.pid(), out), &log_of(out))
+                .wait()
+                .expect("goat");
             assert!(st.success(), "{}: goat failed undisturbed", mode.name());
             started.elapsed()
         })
@@ -221,7 +229,7 @@ fn one_kill(
     out: &Path,
 ) -> Result<bool, String> {
     let started = Instant::now();
-    let mut goat = spawn(&mode.args(i, t.pid(), out));
+    let mut goat = spawn(&mode.args(i, t.pid(), out), &log_of(out));
     let mut struck = false;
     if mode == Mode::Tracer {
         // The delay counts from goat's start; a kill due before the tracer
@@ -259,8 +267,14 @@ fn one_kill(
         let _ = goat.wait();
     }
     reap_orphans()?;
-    let checked = t.survived(out);
-    let _ = std::fs::remove_file(out.join("core"));
+    let checked = t.survived(out).map_err(|e| {
+        let log = std::fs::read_to_string(log_of(out)).unwrap_or_default();
+        format!("{e}; goat said: {:?}", log.trim())
+    });
+    // Whatever this run left must not fail the next one.
+    for f in std::fs::read_dir(out).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_file(f.path());
+    }
     checked.map(|()| struck)
 }
 

@@ -305,7 +305,10 @@ fn run_killed(t: &mut Target, op: Op, n: usize, how: Method, dir: &Path) -> Resu
             tail(&log, 6).replace('\n', "\n      ")
         )
     });
-    let _ = std::fs::remove_file(out.join("core"));
+    // Whatever this run left must not fail the next one.
+    for f in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_file(f.path());
+    }
     result.map(|()| fired)
 }
 

@@ -73,6 +73,7 @@ impl Target {
     /// Replaces the program with a fresh copy (after a check failed: what
     /// follows must not inherit the damage).
     pub fn restart(&mut self) {
+        self.kill_copies();
         let (fx, text) = launch(self.program, &self.port);
         // Assigning drops (kills and reaps) the old process.
         self.fx = fx;
@@ -164,6 +165,22 @@ impl Target {
         Err(why)
     }
 
+    /// Kills what a fork-mode core may have left of the target: its
+    /// children, and copies of it elsewhere. Killing the target alone
+    /// would leave a live copy orphaned, forever.
+    fn kill_copies(&self) {
+        let kids = children(self.pid())
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<i32>().ok())
+            .collect::<Vec<_>>();
+        for pid in kids.into_iter().chain(self.copies()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
     /// Processes other than the target that hold the write end of its
     /// stderr pipe: copies of it (a fork-mode core's `clone`), wherever
     /// they were reparented.
@@ -201,6 +218,12 @@ impl Target {
         if let Err(e) = self.survived(out) {
             panic!("{} (pid {}): {e}", self.program.name(), self.pid());
         }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.kill_copies();
     }
 }
 
