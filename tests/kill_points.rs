@@ -56,7 +56,7 @@ const TICK_TWICE: &[&str] = &["break main.tick", "continue", "continue", "quit"]
 /// condition true for one request in four: hits whose condition is false
 /// are evaluated and resumed inside the tracer while other threads trap
 /// too, until one is true. The number of calls varies from run to run
-/// (about 130).
+/// (99 to 268 seen).
 const WORK_ID_3: &[&str] = &["break main.work", "cond 1 id == 3", "continue", "quit"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -388,10 +388,12 @@ fn every_call(program: Program, op: Op, how: Kill, tag: &str) {
     // Requests in flight during the kills were answered too (unless a
     // failure above replaced the server).
     assert_eq!(failed, 0, "{tag}: {failed} requests of the load failed");
-    // The kills happened: a run with fewer calls than N ends on its own,
-    // which a deterministic operation must not do for most N.
+    // The kills happened: a run with fewer calls than N ends on its own.
+    // The cores and the ticker's session make the same calls every run;
+    // the server's session varies with the load (99 to 268 calls seen), so
+    // some of its runs end before their N.
     assert!(
-        fired * 10 >= points.len() * 8,
+        fired * 2 >= points.len(),
         "{tag}: only {fired} of {} runs reached their N-th call",
         points.len()
     );
