@@ -2,6 +2,7 @@
 //! on them, and read the Go runtime's own SIGQUIT traceback as the oracle.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod traceback;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -51,7 +52,21 @@ pub struct Fixture {
 impl Fixture {
     /// Starts `name` built as `flavour` and waits for it to print "ready".
     pub fn start(flavour: &str, name: &str, args: &[&str]) -> Fixture {
+        let (fx, line) = Fixture::start_line(flavour, name, args);
+        assert_eq!(line, "ready", "{} did not get ready", fx.path.display());
+        fx
+    }
+
+    /// Starts `name` built as `flavour` and returns its first line of
+    /// output (trimmed), once written. Its stdout is closed after that line,
+    /// so the program must not write there again.
+    pub fn start_line(flavour: &str, name: &str, args: &[&str]) -> (Fixture, String) {
         let path = fixture_path(flavour, name);
+        assert!(
+            path.exists(),
+            "{} is not built: run scripts/build-fixtures",
+            path.display()
+        );
         let mut child = Command::new(&path)
             .args(args)
             .env("GOTRACEBACK", "all")
@@ -65,8 +80,8 @@ impl Fixture {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("read fixture stdout");
-        assert_eq!(line.trim(), "ready", "{} did not get ready", path.display());
-        Fixture { child, path }
+        let line = line.trim().to_string();
+        (Fixture { child, path }, line)
     }
 
     pub fn pid(&self) -> i32 {
@@ -245,21 +260,40 @@ pub fn proc_status(pid: i32, key: &str) -> Option<String> {
 
 /// Asserts the target is alive, running (not stopped) and untraced.
 pub fn assert_untouched(pid: i32) {
+    if let Err(e) = untouched(pid) {
+        panic!("{e}");
+    }
+}
+
+/// Whether the target is alive, running (not stopped), untraced and without
+/// a live-mode core's write tracking; waits up to 2 s for that.
+pub fn untouched(pid: i32) -> Result<(), String> {
     // A thread can be briefly in 'D' or 'R'; stopped is 'T' or 't'.
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let tracer = proc_status(pid, "TracerPid").expect("target is gone");
+        let tracer = proc_status(pid, "TracerPid").ok_or(format!("target {pid} is gone"))?;
         let stopped = threads_stopped(pid);
         let watched = write_tracked_mappings(pid);
         if tracer == "0" && !stopped && watched == 0 {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "target {pid} left traced ({tracer}), stopped ({stopped}) or with {watched} mappings under a userfaultfd (live-mode core)"
-        );
+        if Instant::now() > deadline {
+            return Err(format!(
+                "target {pid} left traced ({tracer}), stopped ({stopped}) or with {watched} mappings under a userfaultfd (live-mode core)"
+            ));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Fails, with the command that installs it, when `tool` is not on PATH:
+/// a test that needs it must not pass by skipping.
+pub fn require_tool(tool: &str, install: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(found, "{tool} is missing: install {tool} ({install})");
 }
 
 /// Mappings of `pid` registered with a userfaultfd for write protection
@@ -294,22 +328,30 @@ pub fn exists(path: &Path) -> bool {
 
 /// The fixture's text mapping, read through `/proc/PID/mem`.
 pub fn text_segment(fx: &Fixture) -> Vec<u8> {
+    read_text(fx).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `text_segment`, or why it cannot be read (the process is gone).
+pub fn read_text(fx: &Fixture) -> Result<Vec<u8>, String> {
     let pid = fx.pid();
     let exe = fx.path.canonicalize().expect("canonical path");
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(|e| format!("/proc/{pid}/maps: {e}"))?;
     let line = maps
         .lines()
         .find(|l| l.contains(" r-xp ") && l.ends_with(exe.to_str().expect("utf-8")))
-        .expect("the text mapping");
+        .ok_or(format!("no text mapping in /proc/{pid}/maps"))?;
     let (lo, hi) = line.split(' ').next().unwrap().split_once('-').unwrap();
     let (lo, hi) = (
         u64::from_str_radix(lo, 16).unwrap(),
         u64::from_str_radix(hi, 16).unwrap(),
     );
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open mem");
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem"))
+        .map_err(|e| format!("/proc/{pid}/mem: {e}"))?;
     let mut buf = vec![0u8; (hi - lo) as usize];
-    mem.read_exact_at(&mut buf, lo).expect("read the text");
-    buf
+    mem.read_exact_at(&mut buf, lo)
+        .map_err(|e| format!("reading the text of {pid}: {e}"))?;
+    Ok(buf)
 }
 
 /// The goroutine ids `goat stacks` prints (live, or from `--core FILE`).
