@@ -441,16 +441,12 @@ fn server_session_goat_killed_at_every_ptrace_call() {
 }
 
 // The tracer process itself SIGKILLed at its N-th call: the target must
-// come through as when goat dies (injections that restore themselves, the
-// copy reaped). They assert the full checks, and fail as of this commit:
-// the tracer killed with a single-step or an injected syscall's registers
-// in flight kills the target (SIGTRAP, or a syscall restarted with the
-// wrong registers), and a fork-mode copy is left as a zombie, or alive and
-// orphaned when the target died too. Ignored until self-restoring
-// injections land; run with `--ignored`.
+// come through as when goat dies. A borrowed thread has a way back
+// written below its stack pointer (src/target/rescue.rs), an untraced
+// snapshot copy exits at once, and goat, which survives its tracer, has
+// the target reap the copy.
 
 #[test]
-#[ignore = "fails until the tracer's injections restore themselves (issue 11): single-step or injected registers in flight kill the target; fork copy left a zombie"]
 fn states_fork_core_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::States,
@@ -461,7 +457,6 @@ fn states_fork_core_tracer_killed_at_every_ptrace_call() {
 }
 
 #[test]
-#[ignore = "fails until the tracer's injections restore themselves (issue 11): single-step or injected registers in flight kill the target; fork copy left a zombie"]
 fn states_live_core_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::States,
@@ -472,7 +467,6 @@ fn states_live_core_tracer_killed_at_every_ptrace_call() {
 }
 
 #[test]
-#[ignore = "fails until the tracer's injections restore themselves (issue 11): single-step or injected registers in flight kill the target; fork copy left a zombie"]
 fn server_fork_core_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::Server,
@@ -483,7 +477,6 @@ fn server_fork_core_tracer_killed_at_every_ptrace_call() {
 }
 
 #[test]
-#[ignore = "fails until the tracer's injections restore themselves (issue 11): single-step or injected registers in flight kill the target; fork copy left a zombie"]
 fn server_live_core_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::Server,
