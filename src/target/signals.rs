@@ -4,6 +4,9 @@
 //!
 //! In an interactive session SIGINT (Ctrl-C) is not a way out: it stops a
 //! running `continue` and is ignored, with a note, at the prompt.
+//!
+//! SIGCHLD, for tracee exits only (`SA_NOCLDSTOP`), wakes ptrace threads
+//! that block while every thread of their target is stopped (`live.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +43,8 @@ static SESSION: AtomicBool = AtomicBool::new(false);
 static RUNNING: AtomicBool = AtomicBool::new(false);
 /// Ctrl-C arrived while running.
 static INTERRUPT: AtomicBool = AtomicBool::new(false);
+/// SIGCHLD wakes ptrace threads (see [`child_exits_wake`]).
+static CHILD_WAKES: AtomicBool = AtomicBool::new(false);
 /// SIGTERM/SIGHUP arrived: a run in progress stops and disarms, so the
 /// detach that follows finds the ptrace thread free.
 static ABORT: AtomicBool = AtomicBool::new(false);
@@ -59,6 +64,14 @@ pub(super) fn set_running(on: bool) {
         RUN_THREAD.store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
     }
     RUNNING.store(on, Ordering::SeqCst);
+}
+
+/// Whether tracee exits wake the ptrace threads (SIGCHLD is caught, see
+/// [`install_detach_on_signals`]): a ptrace thread with every tracee
+/// stopped may then block until a request comes, since nothing but an
+/// exit (SIGKILL) can happen to a stopped thread.
+pub(super) fn child_exits_wake() -> bool {
+    CHILD_WAKES.load(Ordering::SeqCst)
 }
 
 /// The thread blocked in `waitpid` during a run (its pthread_t).
@@ -131,6 +144,31 @@ pub(super) fn abort_run() {
     wake_runner(&ABORT);
 }
 
+/// Has every ptrace thread of this process look at its tracees (a tracee
+/// exited). A no-op job: the thread services stops after each one.
+fn wake_ptrace_threads(live: &[Link]) {
+    for link in live {
+        if let Link::Thread(tx) = link {
+            let _ = tx.send(Box::new(|_: &mut Tracer| {}));
+        }
+    }
+}
+
+/// Catches SIGCHLD with `SA_NOCLDSTOP`: raised for tracee exits only, not
+/// for the thousands of stops a hot breakpoint makes (each would wake the
+/// signal thread). Blocked like the others, so it waits for the signal
+/// thread; the handler only runs in a thread started before the mask.
+fn catch_child_exits() -> bool {
+    // SAFETY: a zeroed sigaction with a handler that touches nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_wake as *const () as usize;
+        sa.sa_flags = libc::SA_NOCLDSTOP | libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut()) == 0
+    }
+}
+
 /// Asks a tracer process to detach and exit (SIGTERM: it takes SIGINT as
 /// Ctrl-C in a session), and waits at most `timeout` for it to be gone.
 fn end_tracer(tracer: i32, timeout: Duration) {
@@ -183,6 +221,10 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGHUP);
+    let child_wakes = catch_child_exits();
+    if child_wakes {
+        set.add(Signal::SIGCHLD);
+    }
     set.thread_block().map_err(|errno| AttachError::Os {
         op: "pthread_sigmask",
         errno,
@@ -193,6 +235,10 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
         .spawn(move || loop {
             let Ok(sig) = set.wait() else { continue };
             let live = links();
+            if sig == Signal::SIGCHLD {
+                wake_ptrace_threads(&live);
+                continue;
+            }
             if sig == Signal::SIGINT && SESSION.load(Ordering::SeqCst) {
                 let tracers: Vec<i32> = live
                     .iter()
@@ -230,5 +276,6 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
             op: "spawn signal thread",
             errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
         })?;
+    CHILD_WAKES.store(child_wakes, Ordering::SeqCst);
     Ok(())
 }
