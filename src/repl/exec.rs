@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use super::locate::StepKind;
 use super::state::Session;
 use super::{cond, source};
-use crate::target::{BreakpointInfo, RunPlan, StopReason, TempBreakpoint};
+use crate::target::{BreakpointInfo, RunCommand, RunPlan, StopReason, TempBreakpoint};
 
 /// Most consecutive hits whose condition was false before `continue` gives
 /// up (Ctrl-C stops it sooner).
@@ -187,11 +187,19 @@ pub fn stepout(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
 
 /// Runs until a stop worth showing, then shows it.
 fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Write) -> Result<()> {
+    // A Ctrl-C from here to the return is latched for this command, so one
+    // that lands while a condition is evaluated is not lost (signals.rs).
+    let command = RunCommand::begin();
     let mut plan = RunPlan {
         temps: temps.clone(),
         g_tls_offset: s.g_tls_offset(),
+        command: command.id(),
     };
     for _ in 0..MAX_FALSE_HITS {
+        // Every thread is stopped between two runs: stop here, cleanly.
+        if command.interrupted() {
+            return interrupted(s, out);
+        }
         let (tid, user, temp) = match s.run(plan.clone())? {
             StopReason::CallEntered { entry, g, .. } => {
                 // `step` went through an indirect call: on with the step's
@@ -200,10 +208,7 @@ fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Wri
                 plan.temps.extend(s.callee_temps(entry, g));
                 continue;
             }
-            StopReason::Interrupted => {
-                writeln!(out, "received SIGINT, stopping the process")?;
-                return show_position(s, out, None);
-            }
+            StopReason::Interrupted => return interrupted(s, out),
             StopReason::Aborted => bail!("goat is terminating"),
             StopReason::Breakpoint {
                 tid, user, temp, ..
@@ -238,6 +243,11 @@ fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Wri
     // The last stop may have been a call entered, whose stop is not loaded.
     s.load()?;
     bail!("{MAX_FALSE_HITS} hits with a false condition in a row; stopped")
+}
+
+fn interrupted(s: &Session, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "received SIGINT, stopping the process")?;
+    show_position(s, out, None)
 }
 
 /// `> [goroutine N] FUNC() FILE:LINE (NOTE)` and the source around it.
