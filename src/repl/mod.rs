@@ -19,6 +19,7 @@ mod frontend;
 mod goroutines;
 mod locate;
 mod session;
+mod slowdown;
 mod source;
 mod stack;
 mod state;

@@ -67,6 +67,11 @@ pub enum StopReason {
         addr: u64,
         user: Option<u32>,
         temp: bool,
+        /// How long the program ran (every thread resumed) before the hit:
+        /// the rest of the run it was stopped, which goat's cap on the
+        /// slowdown of false conditions counts (`repl/slowdown.rs`).
+        #[serde(default)]
+        ran: Duration,
     },
     /// `tid`, of goroutine `g`, hit the [`TempAction::EnterCall`]
     /// breakpoint at `call` and was single-stepped through the call: it
@@ -177,6 +182,7 @@ impl Tracer {
         let pid = self.pid;
         signals::set_running(true, command);
         let _running = scopeguard(|| signals::set_running(false, 0));
+        let mut ran = Duration::ZERO;
         loop {
             // Every thread is stopped here: a Ctrl-C that came before the
             // run (or between two of its rounds) ends it at once.
@@ -188,7 +194,9 @@ impl Tracer {
             self.bps.hits.clear();
             self.bps.collecting = true;
             self.resume_all();
+            let resumed = Instant::now();
             let woke = self.wait_running(command);
+            ran += resumed.elapsed();
             self.bps.collecting = false;
             // The int3s come out first, while the others still run: from
             // here no thread can trap anew, so the traps a SIGKILLed goat
@@ -236,6 +244,7 @@ impl Tracer {
                         addr,
                         user,
                         temp,
+                        ran,
                     });
                 }
             }
