@@ -13,7 +13,7 @@ use super::{cond, source};
 use crate::target::{BreakpointInfo, RunCommand, RunPlan, StopReason, TempBreakpoint};
 
 /// Most consecutive hits whose condition was false before `continue` gives
-/// up (Ctrl-C stops it sooner).
+/// up (Ctrl-C, or the cap on the slowdown they cause, stops it sooner).
 const MAX_FALSE_HITS: usize = 100_000;
 
 /// `FUNC() FILE:LINE` of a run-time pc (innermost inlined call first).
