@@ -297,3 +297,29 @@ fn a_false_condition_that_cripples_the_program_stops_the_continue() {
     s.quit();
     assert_intact(&mut fx, &text_before, "after the capped continue");
 }
+
+/// The tracer blocks at the prompt, yet a target killed meanwhile is
+/// reaped at once: until its tracer has waited for it, the real parent
+/// (a shell, systemd) cannot, and would wait until goat's next command.
+/// SIGCHLD wakes the tracer for it.
+#[test]
+fn a_target_killed_at_the_prompt_is_reaped_by_its_parent_at_once() {
+    build_fixtures();
+    let mut fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let mut s = Session::attach(fx.pid());
+    s.send("goroutines\n");
+    s.wait_for(" goroutines]", &["error"], Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    fx.child.kill().expect("kill -9 the target");
+    let killed = Instant::now();
+    // Not reaped at all is the failure: 2 s is no latency bound.
+    while fx.child.try_wait().expect("try_wait").is_none() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(2),
+            "the parent could not reap its killed child for 2 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("reaped {:?} after the kill", killed.elapsed());
+    drop(s);
+}
