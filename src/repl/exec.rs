@@ -2,16 +2,18 @@
 //! continue, next, step, stepout.
 
 use std::io::Write;
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 
 use super::locate::StepKind;
+use super::slowdown::{Slowdown, Verdict, CAP, WINDOW};
 use super::state::Session;
 use super::{cond, source};
-use crate::target::{BreakpointInfo, RunPlan, StopReason, TempBreakpoint};
+use crate::target::{BreakpointInfo, RunCommand, RunPlan, StopReason, TempBreakpoint};
 
 /// Most consecutive hits whose condition was false before `continue` gives
-/// up (Ctrl-C stops it sooner).
+/// up (Ctrl-C, or the cap on the slowdown they cause, stops it sooner).
 const MAX_FALSE_HITS: usize = 100_000;
 
 /// `FUNC() FILE:LINE` of a run-time pc (innermost inlined call first).
@@ -187,12 +189,22 @@ pub fn stepout(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
 
 /// Runs until a stop worth showing, then shows it.
 fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Write) -> Result<()> {
+    // A Ctrl-C from here to the return is latched for this command, so one
+    // that lands while a condition is evaluated is not lost (signals.rs).
+    let command = RunCommand::begin();
     let mut plan = RunPlan {
         temps: temps.clone(),
         g_tls_offset: s.g_tls_offset(),
+        command: command.id(),
     };
+    let mut slowdown = Slowdown::new(Instant::now());
     for _ in 0..MAX_FALSE_HITS {
-        let (tid, user, temp) = match s.run(plan.clone())? {
+        // Every thread is stopped between two runs: stop here, cleanly.
+        if command.interrupted() {
+            return interrupted(s, out);
+        }
+        let asked = Instant::now();
+        let (tid, user, temp, ran) = match s.run(plan.clone())? {
             StopReason::CallEntered { entry, g, .. } => {
                 // `step` went through an indirect call: on with the step's
                 // own breakpoints and those that stop in this callee.
@@ -200,21 +212,22 @@ fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Wri
                 plan.temps.extend(s.callee_temps(entry, g));
                 continue;
             }
-            StopReason::Interrupted => {
-                writeln!(out, "received SIGINT, stopping the process")?;
-                return show_position(s, out, None);
-            }
+            StopReason::Interrupted => return interrupted(s, out),
             StopReason::Aborted => bail!("goat is terminating"),
             StopReason::Breakpoint {
-                tid, user, temp, ..
-            } => (tid, user, temp),
+                tid,
+                user,
+                temp,
+                ran,
+                ..
+            } => (tid, user, temp, ran),
         };
         let goid = s.select_thread(tid);
         let Some(id) = user else {
             return show_position(s, out, None);
         };
         let info = s.control()?.breakpoints()?;
-        let Some(b) = info.into_iter().find(|b| b.id == id) else {
+        let Some(b) = info.iter().find(|b| b.id == id).cloned() else {
             return show_position(s, out, None);
         };
         if let Some(text) = &b.cond {
@@ -222,7 +235,16 @@ fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Wri
                 Ok(true) => {}
                 // A stepping stop here still counts as the step's end.
                 Ok(false) if temp => return show_position(s, out, None),
-                Ok(false) => continue,
+                Ok(false) => {
+                    let now = Instant::now();
+                    let cycle = now.saturating_duration_since(asked);
+                    let Some(v) = slowdown.false_hit(id, cycle, ran, now) else {
+                        continue;
+                    };
+                    let worst = info.iter().find(|w| w.id == v.id).unwrap_or(&b);
+                    writeln!(out, "{}", over_the_cap(s, worst, &v))?;
+                    return show_position(s, out, None);
+                }
                 Err(e) => {
                     writeln!(out, "error evaluating breakpoint {id}'s condition: {e:#}")?;
                 }
@@ -238,6 +260,32 @@ fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Wri
     // The last stop may have been a call entered, whose stop is not loaded.
     s.load()?;
     bail!("{MAX_FALSE_HITS} hits with a false condition in a row; stopped")
+}
+
+fn interrupted(s: &Session, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "received SIGINT, stopping the process")?;
+    show_position(s, out, None)
+}
+
+/// Why a `continue` stopped on a false condition: the breakpoint, its hit
+/// rate and what it cost the program.
+fn over_the_cap(s: &Session, b: &BreakpointInfo, v: &Verdict) -> String {
+    let cond = b.cond.as_deref().unwrap_or("");
+    format!(
+        "stopped: breakpoint {id} at {at} (cond {cond}) was hit {hits} times in {secs:.1}s \
+         ({rate:.0}/s) with its condition false; the program spent {share:.0}% of that time \
+         stopped for such hits, {factor:.1}x slower (the cap is {cap:.0}% over {window}s).\n\
+         Refine the condition (cond {id} VAR OP VALUE), clear {id}, or continue to go on.",
+        id = b.id,
+        at = describe(s, b.addr),
+        hits = v.hits,
+        secs = v.wall.as_secs_f64(),
+        rate = v.hits_per_second(),
+        share = v.share * 100.0,
+        factor = 1.0 / (1.0 - v.share).max(0.01),
+        cap = CAP * 100.0,
+        window = WINDOW.as_secs(),
+    )
 }
 
 /// `> [goroutine N] FUNC() FILE:LINE (NOTE)` and the source around it.

@@ -21,6 +21,7 @@ mod goroutines;
 mod history;
 mod locate;
 mod session;
+mod slowdown;
 mod source;
 mod stack;
 mod state;

@@ -48,6 +48,13 @@ pub struct RunPlan {
     /// `-8` for internally linked Go binaries. R14 holds `g` in Go's
     /// ABIInternal code and is the fallback.
     pub g_tls_offset: i64,
+    /// The session's run command this run is part of
+    /// ([`RunCommand::id`](super::signals::RunCommand::id)): a Ctrl-C for
+    /// it stops the run, even one that came before the run started. 0: a
+    /// run outside any command, which Ctrl-C does not stop (every run of a
+    /// session has a number).
+    #[serde(default)]
+    pub command: u64,
 }
 
 /// Why a run stopped.
@@ -60,6 +67,11 @@ pub enum StopReason {
         addr: u64,
         user: Option<u32>,
         temp: bool,
+        /// How long the program ran (every thread resumed) before the hit:
+        /// the rest of the run it was stopped, which goat's cap on the
+        /// slowdown of false conditions counts (`repl/slowdown.rs`).
+        #[serde(default)]
+        ran: Duration,
     },
     /// `tid`, of goroutine `g`, hit the [`TempAction::EnterCall`]
     /// breakpoint at `call` and was single-stepped through the call: it
@@ -157,22 +169,34 @@ impl Tracer {
             return Err(self.gone());
         }
         self.bps.set_temps(self.pid, plan.temps)?;
-        let result = self.run_until_stop(plan.g_tls_offset);
+        let result = self.run_until_stop(plan.g_tls_offset, plan.command);
         self.bps.clear_temps();
         result
     }
 
-    fn run_until_stop(&mut self, g_tls_offset: i64) -> Result<StopReason, AttachError> {
+    fn run_until_stop(
+        &mut self,
+        g_tls_offset: i64,
+        command: u64,
+    ) -> Result<StopReason, AttachError> {
         let pid = self.pid;
-        signals::set_running(true);
-        let _running = scopeguard(|| signals::set_running(false));
+        signals::set_running(true, command);
+        let _running = scopeguard(|| signals::set_running(false, 0));
+        let mut ran = Duration::ZERO;
         loop {
+            // Every thread is stopped here: a Ctrl-C that came before the
+            // run (or between two of its rounds) ends it at once.
+            if signals::interrupted(command) {
+                return Ok(StopReason::Interrupted);
+            }
             self.step_over_reported();
             self.bps.arm(pid)?;
             self.bps.hits.clear();
             self.bps.collecting = true;
             self.resume_all();
-            let woke = self.wait_running();
+            let resumed = Instant::now();
+            let woke = self.wait_running(command);
+            ran += resumed.elapsed();
             self.bps.collecting = false;
             // The int3s come out first, while the others still run: from
             // here no thread can trap anew, so the traps a SIGKILLed goat
@@ -220,6 +244,7 @@ impl Tracer {
                         addr,
                         user,
                         temp,
+                        ran,
                     });
                 }
             }
@@ -231,14 +256,14 @@ impl Tracer {
 
     /// Waits (servicing every other stop) until a breakpoint is hit, Ctrl-C
     /// or an abort.
-    fn wait_running(&mut self) -> Result<Woke, AttachError> {
+    fn wait_running(&mut self, command: u64) -> Result<Woke, AttachError> {
         let mut drained = 0;
         let mut block = false;
         loop {
             if signals::take_abort() {
                 return Ok(Woke::Aborted);
             }
-            if signals::take_interrupt() {
+            if signals::interrupted(command) {
                 return Ok(Woke::Interrupted);
             }
             // Nothing pending: block until a tracee stops (or the signal

@@ -85,7 +85,16 @@ impl LiveProcess {
                 }
                 let _ = itx.send(Ok(()));
                 loop {
-                    match rx.recv_timeout(SERVICE_INTERVAL) {
+                    // With every tracee stopped (a session at its prompt)
+                    // only an exit can happen, and it wakes this thread
+                    // (SIGCHLD, signals.rs): block until work comes instead
+                    // of servicing stops every millisecond for nothing.
+                    let job = if t.quiescent() && signals::child_exits_wake() {
+                        rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                    } else {
+                        rx.recv_timeout(SERVICE_INTERVAL)
+                    };
+                    match job {
                         Ok(req) => req(&mut t),
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => {

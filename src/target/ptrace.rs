@@ -12,7 +12,8 @@
 //! `PTRACE_INTERRUPT`: no SIGSTOP is ever sent, so if goat dies (even by
 //! SIGKILL) the kernel detaches and the target runs on. While attached and
 //! running, the thread services the tracees' stops (new clones, signals on
-//! their way to the target) every millisecond.
+//! their way to the target) every millisecond; with every tracee stopped it
+//! blocks until a request or a tracee's exit (see `live.rs`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -377,6 +378,11 @@ impl Tracer {
             },
             None => AttachError::Exited { pid: self.pid },
         }
+    }
+
+    /// No tracee runs: nothing to service until a request (or an exit).
+    pub(super) fn quiescent(&self) -> bool {
+        self.threads.values().all(|s| *s != State::Running)
     }
 
     fn running(&self) -> Vec<i32> {

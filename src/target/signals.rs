@@ -3,7 +3,15 @@
 //! signal thread detaches them all before goat exits.
 //!
 //! In an interactive session SIGINT (Ctrl-C) is not a way out: it stops a
-//! running `continue` and is ignored, with a note, at the prompt.
+//! running `continue` and is ignored, with a note, at the prompt. A run
+//! command (`continue`, `next`, ...) is many runs of the target, with goat
+//! deciding conditions in between, so a Ctrl-C is latched for the command
+//! it arrived during ([`RunCommand`]) rather than for the run in flight:
+//! wherever it lands (a run, a condition being evaluated, the moment
+//! between two runs) the next decision point sees it.
+//!
+//! SIGCHLD, for tracee exits only (`SA_NOCLDSTOP`), wakes ptrace threads
+//! that block while every thread of their target is stopped (`live.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,8 +46,17 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static SESSION: AtomicBool = AtomicBool::new(false);
 /// A continue is waiting for the target.
 static RUNNING: AtomicBool = AtomicBool::new(false);
-/// Ctrl-C arrived while running.
-static INTERRUPT: AtomicBool = AtomicBool::new(false);
+/// The run command the run in progress belongs to (0: none).
+static RUN_COMMAND: AtomicU64 = AtomicU64::new(0);
+/// The run command in progress in this process's session (0: none).
+static COMMAND: AtomicU64 = AtomicU64::new(0);
+static NEXT_COMMAND: AtomicU64 = AtomicU64::new(1);
+/// The latest run command a Ctrl-C was meant for. Command numbers only
+/// grow, so this latch needs no clearing: a Ctrl-C from an earlier command
+/// can never stop a later one.
+static INTERRUPTED: AtomicU64 = AtomicU64::new(0);
+/// SIGCHLD wakes ptrace threads (see [`child_exits_wake`]).
+static CHILD_WAKES: AtomicBool = AtomicBool::new(false);
 /// SIGTERM/SIGHUP arrived: a run in progress stops and disarms, so the
 /// detach that follows finds the ptrace thread free.
 static ABORT: AtomicBool = AtomicBool::new(false);
@@ -50,15 +67,61 @@ pub fn set_session_interrupts(on: bool) {
     SESSION.store(on, Ordering::SeqCst);
 }
 
-pub(super) fn set_running(on: bool) {
+/// A run command of a session (`continue`, `next`, `step`, `stepout`),
+/// from its start to its return to the prompt. A Ctrl-C in that time is
+/// latched for it: goat checks [`RunCommand::interrupted`] before each run
+/// it starts, and passes the command's number to the tracer in the
+/// [`RunPlan`](super::RunPlan), whose run stops on it.
+pub struct RunCommand {
+    id: u64,
+}
+
+impl RunCommand {
+    pub fn begin() -> RunCommand {
+        let id = NEXT_COMMAND.fetch_add(1, Ordering::SeqCst);
+        COMMAND.store(id, Ordering::SeqCst);
+        RunCommand { id }
+    }
+
+    /// Its number, for [`RunPlan::command`](super::RunPlan::command).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether a Ctrl-C came since it began.
+    pub fn interrupted(&self) -> bool {
+        interrupted(self.id)
+    }
+}
+
+impl Drop for RunCommand {
+    fn drop(&mut self) {
+        let _ = COMMAND.compare_exchange(self.id, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// Whether run command `command` was interrupted (never 0, no command).
+pub(super) fn interrupted(command: u64) -> bool {
+    command != 0 && INTERRUPTED.load(Ordering::SeqCst) >= command
+}
+
+/// Marks the ptrace thread as running command `command` (or done).
+pub(super) fn set_running(on: bool, command: u64) {
     if on {
-        // A Ctrl-C from before this run is not meant for it.
-        INTERRUPT.store(false, Ordering::SeqCst);
         install_wake_handler();
+        RUN_COMMAND.store(command, Ordering::SeqCst);
         // SAFETY: pthread_self has no preconditions.
         RUN_THREAD.store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
     }
     RUNNING.store(on, Ordering::SeqCst);
+}
+
+/// Whether tracee exits wake the ptrace threads (SIGCHLD is caught, see
+/// [`install_detach_on_signals`]): a ptrace thread with every tracee
+/// stopped may then block until a request comes, since nothing but an
+/// exit (SIGKILL) can happen to a stopped thread.
+pub(super) fn child_exits_wake() -> bool {
+    CHILD_WAKES.load(Ordering::SeqCst)
 }
 
 /// The thread blocked in `waitpid` during a run (its pthread_t).
@@ -86,11 +149,11 @@ fn install_wake_handler() {
     });
 }
 
-/// Wakes the running thread until it has taken `flag` (or the run ended):
-/// a wake-up can land just before it blocks, so it is repeated.
-fn wake_runner(flag: &AtomicBool) {
+/// Wakes the running thread while `pending` holds and the run goes on: a
+/// wake-up can land just before it blocks, so it is repeated.
+fn wake_runner(pending: impl Fn() -> bool) {
     for _ in 0..1000 {
-        if !RUNNING.load(Ordering::SeqCst) || !flag.load(Ordering::SeqCst) {
+        if !RUNNING.load(Ordering::SeqCst) || !pending() {
             return;
         }
         let t = RUN_THREAD.load(Ordering::SeqCst);
@@ -98,10 +161,6 @@ fn wake_runner(flag: &AtomicBool) {
         unsafe { libc::pthread_kill(t as libc::pthread_t, wake_signal()) };
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-pub(super) fn take_interrupt() -> bool {
-    INTERRUPT.swap(false, Ordering::SeqCst)
 }
 
 pub(super) fn take_abort() -> bool {
@@ -128,7 +187,76 @@ fn links() -> Vec<Link> {
 /// when goat is gone): it stops every thread and takes the int3s out.
 pub(super) fn abort_run() {
     ABORT.store(true, Ordering::SeqCst);
-    wake_runner(&ABORT);
+    wake_runner(|| ABORT.load(Ordering::SeqCst));
+}
+
+/// A Ctrl-C in a session. goat passes it on to its tracer process with
+/// `sigqueue`, carrying the number of the command it is for (`queued`); a
+/// plain SIGINT is for this process's own command, or its run in progress.
+fn interrupt(queued: Option<u64>, live: &[Link]) {
+    let command = queued.unwrap_or_else(|| match COMMAND.load(Ordering::SeqCst) {
+        0 if RUNNING.load(Ordering::SeqCst) => RUN_COMMAND.load(Ordering::SeqCst),
+        c => c,
+    });
+    if command == 0 {
+        eprintln!(
+            "goat: Ctrl-C interrupts a running continue; to leave, type quit or press Ctrl-D"
+        );
+        return;
+    }
+    INTERRUPTED.fetch_max(command, Ordering::SeqCst);
+    for link in live {
+        if let Link::Process(p) = link {
+            let value = libc::sigval {
+                sival_ptr: command as usize as *mut libc::c_void,
+            };
+            // SAFETY: sigqueue takes the value by copy; a tracer that is
+            // gone has no run to stop.
+            unsafe { libc::sigqueue(*p, libc::SIGINT, value) };
+        }
+    }
+    // A run of this process's own ptrace thread (the tracer process, or a
+    // session without one); one about to start sees the latch instead.
+    wake_runner(|| interrupted(RUN_COMMAND.load(Ordering::SeqCst)));
+}
+
+/// Has every ptrace thread of this process look at its tracees (a tracee
+/// exited). A no-op job: the thread services stops after each one.
+fn wake_ptrace_threads(live: &[Link]) {
+    for link in live {
+        if let Link::Thread(tx) = link {
+            let _ = tx.send(Box::new(|_: &mut Tracer| {}));
+        }
+    }
+}
+
+/// Waits for a signal of `set`; the value it carries when it was queued
+/// with `sigqueue` (the command number a Ctrl-C is for).
+fn wait_for(set: &nix::sys::signal::SigSet) -> Option<(Signal, Option<u64>)> {
+    // SAFETY: a zeroed siginfo_t is a valid buffer for sigwaitinfo.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid sigset_t; info outlives the call.
+    let sig = unsafe { libc::sigwaitinfo(set.as_ref(), &mut info) };
+    let sig = Signal::try_from(sig).ok()?;
+    let queued = (info.si_code == libc::SI_QUEUE)
+        // SAFETY: SI_QUEUE siginfo carries si_value.
+        .then(|| unsafe { info.si_value().sival_ptr } as usize as u64);
+    Some((sig, queued))
+}
+
+/// Catches SIGCHLD with `SA_NOCLDSTOP`: raised for tracee exits only, not
+/// for the thousands of stops a hot breakpoint makes (each would wake the
+/// signal thread). Blocked like the others, so it waits for the signal
+/// thread; the handler only runs in a thread started before the mask.
+fn catch_child_exits() -> bool {
+    // SAFETY: a zeroed sigaction with a handler that touches nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_wake as *const () as usize;
+        sa.sa_flags = libc::SA_NOCLDSTOP | libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut()) == 0
+    }
 }
 
 /// Asks a tracer process to detach and exit (SIGTERM: it takes SIGINT as
@@ -183,6 +311,10 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGHUP);
+    let child_wakes = catch_child_exits();
+    if child_wakes {
+        set.add(Signal::SIGCHLD);
+    }
     set.thread_block().map_err(|errno| AttachError::Os {
         op: "pthread_sigmask",
         errno,
@@ -191,30 +323,16 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
     std::thread::Builder::new()
         .name("goat-signals".into())
         .spawn(move || loop {
-            let Ok(sig) = set.wait() else { continue };
+            let Some((sig, queued)) = wait_for(&set) else {
+                continue;
+            };
             let live = links();
+            if sig == Signal::SIGCHLD {
+                wake_ptrace_threads(&live);
+                continue;
+            }
             if sig == Signal::SIGINT && SESSION.load(Ordering::SeqCst) {
-                let tracers: Vec<i32> = live
-                    .iter()
-                    .filter_map(|l| match l {
-                        Link::Process(p) => Some(*p),
-                        Link::Thread(_) => None,
-                    })
-                    .collect();
-                if !tracers.is_empty() {
-                    // The tracer process knows whether a continue is running
-                    // (and says so if not).
-                    for p in tracers {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
-                    }
-                } else if RUNNING.load(Ordering::SeqCst) {
-                    INTERRUPT.store(true, Ordering::SeqCst);
-                    wake_runner(&INTERRUPT);
-                } else {
-                    eprintln!(
-                        "goat: Ctrl-C interrupts a running continue; to leave, type quit or press Ctrl-D"
-                    );
-                }
+                interrupt(queued, &live);
                 continue;
             }
             abort_run();
@@ -230,5 +348,6 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
             op: "spawn signal thread",
             errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
         })?;
+    CHILD_WAKES.store(child_wakes, Ordering::SeqCst);
     Ok(())
 }
