@@ -158,7 +158,7 @@ impl Tracer {
         regs.r9 = args[5];
         // Syscall stops told from signals (PTRACE_O_TRACESYSGOOD), for this
         // thread and only while it is borrowed.
-        let opts = Options::PTRACE_O_TRACECLONE;
+        let opts = Tracer::options();
         ptrace::setoptions(p, opts | Options::PTRACE_O_TRACESYSGOOD)
             .map_err(os("PTRACE_SETOPTIONS"))?;
         ptrace::setregs(p, regs).map_err(os("PTRACE_SETREGS"))?;

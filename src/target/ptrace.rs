@@ -168,7 +168,7 @@ pub(super) fn regs_from(r: &libc::user_regs_struct) -> Regs {
 }
 
 impl Tracer {
-    fn options() -> Options {
+    pub(super) fn options() -> Options {
         Options::PTRACE_O_TRACECLONE
     }
 
