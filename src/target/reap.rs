@@ -41,6 +41,9 @@ use super::ptrace::{is_group_stop_signal, listen, AttachError, State, StopKind, 
 
 /// A single thread's interrupt stop: how long to wait for it.
 const STOP_ONE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a dead tracer may keep its tracees before goat gives up on
+/// reaping the copy it left.
+const DEAD_TRACER_PATIENCE: Duration = Duration::from_secs(5);
 /// Threads tried (each may exit under us) before stopping them all.
 const STOP_ONE_ATTEMPTS: usize = 3;
 
@@ -267,7 +270,18 @@ impl LiveProcess {
     /// goat's own process and stopping one idle thread for a moment (every
     /// thread if none can be stopped alone); how many.
     pub fn reap_leftover_copies(pid: i32) -> Result<usize, AttachError> {
-        let live = LiveProcess::attach(pid)?;
+        // A tracer that was just killed still holds the target until its
+        // last thread has exited (longer when it is itself traced, say by
+        // strace): wait for the kernel to let the target go.
+        let deadline = Instant::now() + DEAD_TRACER_PATIENCE;
+        let live = loop {
+            match LiveProcess::attach(pid) {
+                Err(AttachError::AlreadyTraced { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => break r?,
+            }
+        };
         match live.request(Request::ReapLeftovers)? {
             Reply::Reaped(r) => Ok(r.leftovers),
             _ => Err(protocol_error()),
