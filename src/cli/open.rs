@@ -61,20 +61,11 @@ pub fn open_program(pid: i32) -> Result<(GoProgram, PathBuf)> {
     // the answer, not "not a Go program".
     let bin = match Binary::open(&exe_link) {
         Ok(bin) => bin,
-        Err(_) if exited(pid) => return Err(AttachError::Exited { pid }.into()),
+        Err(_) if goat::target::has_exited(pid) => return Err(AttachError::Exited { pid }.into()),
         Err(e) => return Err(not_go(&e).into()),
     };
     let prog = GoProgram::load(bin).map_err(|e| not_go(&e))?;
     Ok((prog, exe))
-}
-
-/// Whether `pid` is gone or a zombie (its executable can no longer be read).
-fn exited(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    matches!(state, None | Some("Z") | Some("X"))
 }
 
 /// Opens a core and the executable it names (or `exe_arg`), ready to read:

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::target::{AttachError, LiveProcess, Memory, ProcessMemory, Stopped, Target};
+use crate::target::{has_exited, AttachError, LiveProcess, Memory, ProcessMemory, Stopped, Target};
 
 use maps::{dump_rule, parse_smaps, read_filter, Vma};
 use notes::{ProcessInfo, ThreadInfo};
@@ -152,7 +152,7 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError {
 /// Writes a core of the attached process `live` to `opts.dest`. The target
 /// is resumed (and, in fork mode, its copy killed and reaped) on every path.
 pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, SnapshotError> {
-    write_core_of(live, opts).map_err(|e| match (gone(live.pid()), live.tracer_lost()) {
+    write_core_of(live, opts).map_err(|e| match (has_exited(live.pid()), live.tracer_lost()) {
         // Whatever failed, this is why: say so rather than which read.
         (true, _) => SnapshotError::TargetGone {
             pid: live.pid(),
@@ -169,16 +169,6 @@ pub fn write_core(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, S
         },
         (false, None) => e,
     })
-}
-
-/// Whether `pid` has exited (or is a zombie).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => notes::stat_fields(&stat)
-            .first()
-            .is_some_and(|state| state.starts_with(['Z', 'X'])),
-    }
 }
 
 fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, SnapshotError> {
@@ -262,7 +252,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
             stats.pause = stopped.stopped_for();
             // SIGKILL ends even a stopped target, and its memory then reads
             // as unreadable (holes): such a file is not a core of it.
-            let r = r.and_then(|()| match gone(pid) {
+            let r = r.and_then(|()| match has_exited(pid) {
                 true => Err(SnapshotError::TargetGone {
                     pid,
                     dest: opts.dest.clone(),

@@ -373,6 +373,16 @@ impl Target for Stopped<'_> {
     }
 }
 
+/// Whether process `pid` has exited: it is gone, or a zombie (or dying).
+pub fn has_exited(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The name, in parentheses, may itself hold spaces and parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    matches!(state, None | Some("Z") | Some("X"))
+}
+
 /// `/proc/PID/maps` as [`Mapping`]s (empty if it cannot be read).
 pub fn read_mappings(pid: i32) -> Vec<Mapping> {
     use procfs::process::{MMPermissions, MMapPath, Process};

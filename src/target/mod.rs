@@ -33,7 +33,7 @@ pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBr
 pub use captured::CapturedMemory;
 pub use exec::{RunPlan, StopReason};
 pub use inject::{find_syscall_insn, Forked};
-pub use live::{read_mappings, LiveProcess, Stopped};
+pub use live::{has_exited, read_mappings, LiveProcess, Stopped};
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};

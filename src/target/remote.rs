@@ -120,14 +120,7 @@ impl TracerProcess {
     /// does within a few seconds: a traced tracer, say under strace, ends
     /// only once its own tracer has seen it go).
     pub(super) fn died(&self) -> bool {
-        let state = || {
-            let stat =
-                std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next().map(str::to_owned));
-            matches!(state.as_deref(), None | Some("Z") | Some("X"))
-        };
+        let state = || super::live::has_exited(self.pid());
         if !self.lost.load(std::sync::atomic::Ordering::SeqCst) {
             return state();
         }
