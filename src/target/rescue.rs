@@ -37,6 +37,8 @@ use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
 
+use super::live::read_mappings;
+
 /// What the target's text has to offer, found once per tracer.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Gadgets {
@@ -80,34 +82,20 @@ const MAX_TEXT: u64 = 512 << 20;
 
 /// Finds the three sequences in the target's executable mappings.
 pub(super) fn find_gadgets(pid: i32) -> Option<Gadgets> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
     let mem = File::open(format!("/proc/{pid}/mem")).ok()?;
     let (mut sysret, mut sigret, mut exit) = (None, None, None);
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
-            continue;
-        };
-        if perms.as_bytes().get(2) != Some(&b'x') {
-            continue;
-        }
-        let Some((lo, hi)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else {
-            continue;
-        };
-        let Some(len) = hi.checked_sub(lo).filter(|&l| l <= MAX_TEXT) else {
+    for m in read_mappings(pid).iter().filter(|m| m.executable) {
+        let Some(len) = m.end.checked_sub(m.start).filter(|&l| l <= MAX_TEXT) else {
             continue;
         };
         let mut text = vec![0u8; len as usize];
-        if mem.read_exact_at(&mut text, lo).is_err() {
+        if mem.read_exact_at(&mut text, m.start).is_err() {
             continue;
         }
         let at = |pat: &[u8]| {
             text.windows(pat.len())
                 .position(|w| w == pat)
-                .and_then(|i| lo.checked_add(i as u64))
+                .and_then(|i| m.start.checked_add(i as u64))
         };
         sysret = sysret.or_else(|| at(SYSRET));
         sigret = sigret.or_else(|| SIGRETURN.iter().find_map(|p| at(p)));
@@ -282,17 +270,10 @@ fn main_stack_floor(pid: i32, tid: i32, rsp: u64) -> Option<u64> {
     if pid != tid {
         return None;
     }
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    maps.lines().find_map(|line| {
-        if !line.ends_with("[stack]") {
-            return None;
-        }
-        let (lo, rest) = line.split_once('-')?;
-        let hi = rest.split_whitespace().next()?;
-        let lo = u64::from_str_radix(lo, 16).ok()?;
-        let hi = u64::from_str_radix(hi, 16).ok()?;
-        (lo..hi).contains(&rsp).then_some(lo)
-    })
+    read_mappings(pid)
+        .iter()
+        .find(|m| m.path.as_deref() == Some("[stack]") && (m.start..m.end).contains(&rsp))
+        .map(|m| m.start)
 }
 
 /// Whether a frame laid out by [`build`] at `start` leaves the margin
