@@ -447,7 +447,7 @@ fn server_session_goat_killed_at_every_ptrace_call() {
 // the target reap the copy.
 
 #[test]
-#[ignore = "flaky harness, not goat: strace's injected stop also lands on goat's own reaping thread (a second ptrace-calling thread) and strace's PTRACE_LISTEN fails; passes by hand with --ignored"]
+#[ignore = "intermittent (2 of 8 runs): one kill point left a zombie copy when strace's injected stop also hit goat's own reaping thread (PTRACE_LISTEN failed with EIO); cause not yet found; run with --ignored"]
 fn states_fork_core_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::States,
@@ -468,7 +468,7 @@ fn states_live_core_tracer_killed_at_every_ptrace_call() {
 }
 
 #[test]
-#[ignore = "flaky harness, not goat: strace's injected stop also lands on goat's own reaping thread (a second ptrace-calling thread) and strace's PTRACE_LISTEN fails; passes by hand with --ignored"]
+#[ignore = "intermittent (2 of 8 runs): one kill point left a zombie copy when strace's injected stop also hit goat's own reaping thread (PTRACE_LISTEN failed with EIO); cause not yet found; run with --ignored"]
 fn server_fork_core_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::Server,
