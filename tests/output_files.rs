@@ -237,3 +237,50 @@ fn goat_core_refuses_special_destinations_and_replaces_files_0600() {
     sp.assert_intact();
     let _ = std::fs::remove_dir_all(&sp.dir);
 }
+
+/// `goat core` ended by SIGTERM, SIGHUP or Ctrl-C while it writes leaves
+/// neither a temporary core nor a touched target, in every mode: the
+/// signal thread's `exit` runs no destructors, so the temporary must be
+/// removed on purpose (a campaign found one left after the tracer process
+/// had died and goat traced from itself).
+#[test]
+fn goat_core_ended_by_a_signal_leaves_no_temporary() {
+    use nix::sys::signal::{kill, Signal};
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "states", &[]);
+    let dir = scratch_dir("core-signalled");
+    let dest = dir.join("core");
+    for (mode, sig) in [
+        ("stop", Signal::SIGTERM),
+        ("fork", Signal::SIGHUP),
+        ("live", Signal::SIGINT),
+        ("fork", Signal::SIGTERM),
+    ] {
+        let ctx = format!("--mode {mode}, {sig}");
+        let mut child = common::core_holding(fx.pid(), Some(mode), &dest, 20_000)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run goat");
+        // Wait for the temporary, then for the target to be held stopped.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::fs::read_dir(&dir).unwrap().count() == 0 {
+            assert!(std::time::Instant::now() < deadline, "{ctx}: no temporary");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || tx.send(std::io::read_to_string(stderr)));
+        let status = child.wait().expect("wait for goat");
+        let said = rx.recv().unwrap().unwrap_or_default();
+        assert_eq!(status.code(), Some(128 + sig as i32), "{ctx}: {said}");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{ctx}: left {left:?}; goat said {said}");
+        assert_untouched(fx.pid());
+    }
+}

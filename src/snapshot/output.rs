@@ -32,6 +32,8 @@ pub struct TempCore {
     dest: PathBuf,
     force: bool,
     committed: bool,
+    /// Removes `tmp` if a signal ends goat before `commit`.
+    _on_signal: crate::target::UnfinishedFile,
 }
 
 fn suffix(attempt: u32) -> String {
@@ -160,6 +162,7 @@ impl TempCore {
                     super::stale::try_lock(&file);
                     return Ok(TempCore {
                         file,
+                        _on_signal: crate::target::UnfinishedFile::new(&tmp),
                         tmp,
                         dest: dest.to_path_buf(),
                         force,

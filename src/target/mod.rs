@@ -41,7 +41,7 @@ pub use ptrace::AttachError;
 pub use reap::Reaped;
 pub use regs::Regs;
 pub use regset::{FpState, FPREGS_SIZE};
-pub use signals::{install_detach_on_signals, set_session_interrupts, RunCommand};
+pub use signals::{install_detach_on_signals, set_session_interrupts, RunCommand, UnfinishedFile};
 
 /// One thread of the target, with the registers it had when stopped.
 #[derive(Debug, Clone, Serialize, Deserialize)]

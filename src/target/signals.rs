@@ -282,6 +282,43 @@ pub(super) fn unregister(id: u64) {
     }
 }
 
+fn unfinished_files() -> &'static Mutex<BTreeMap<u64, std::path::PathBuf>> {
+    static FILES: OnceLock<Mutex<BTreeMap<u64, std::path::PathBuf>>> = OnceLock::new();
+    FILES.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+/// A file goat is writing (a core's temporary) that a SIGTERM, SIGHUP or
+/// Ctrl-C ending goat removes, as an error would: `exit` runs no
+/// destructors. Dropping the guard forgets the file.
+#[derive(Debug)]
+pub struct UnfinishedFile(u64);
+
+impl UnfinishedFile {
+    pub fn new(path: &std::path::Path) -> UnfinishedFile {
+        let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut files) = unfinished_files().lock() {
+            files.insert(id, path.to_path_buf());
+        }
+        UnfinishedFile(id)
+    }
+}
+
+impl Drop for UnfinishedFile {
+    fn drop(&mut self) {
+        if let Ok(mut files) = unfinished_files().lock() {
+            files.remove(&self.0);
+        }
+    }
+}
+
+fn remove_unfinished_files() {
+    if let Ok(files) = unfinished_files().lock() {
+        for path in files.values() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Asks a ptrace thread to detach every thread it traces, waiting at most
 /// `timeout` for it to finish.
 pub(super) fn detach_via(tx: &Sender<Job>, timeout: Duration) {
@@ -342,6 +379,9 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
                     Link::Process(p) => end_tracer(*p, Duration::from_secs(6)),
                 }
             }
+            // After the detach: a fork-mode copy is gone by now, so
+            // nothing is still writing what is removed.
+            remove_unfinished_files();
             std::process::exit(128 + sig as i32);
         })
         .map_err(|e| AttachError::Os {
