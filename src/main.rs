@@ -12,7 +12,9 @@ use cli::core::{core, CoreMode};
 use cli::open::{inspect_exe, NoExecutable, NotGo};
 use cli::session::{attach, debug};
 use cli::stacks::{stacks, stacks_core, Format};
-use goat::target::{preflight, AttachError, CoreError};
+use goat::corefile::CoreError;
+use goat::process::preflight;
+use goat::tracer::AttachError;
 
 /// Look inside running Go programs without stopping them for long.
 #[derive(Parser)]
@@ -123,13 +125,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Guardian { pid } = cli.command {
         // Its own process, not a debugger: none of goat's signal handling.
-        return ExitCode::from(goat::target::guardian::run(pid) as u8);
+        return ExitCode::from(goat::tracer::guardian::run(pid) as u8);
     }
     if let Command::Tracer { pid } = cli.command {
         // Installs its own signal handling.
-        return ExitCode::from(goat::target::remote::serve(pid) as u8);
+        return ExitCode::from(goat::tracer::remote::serve(pid) as u8);
     }
-    if let Err(e) = goat::target::install_detach_on_signals() {
+    if let Err(e) = goat::tracer::install_detach_on_signals() {
         eprintln!("goat: warning: cannot guard against signals: {e}");
     }
     // Tests only: one "now" for wait times (see `tests/core_roundtrip.rs`).

@@ -122,7 +122,8 @@ fn goats_own_cores_read_back_like_the_live_process() {
 /// core reader, one per thread of the target, each rip inside its code.
 #[test]
 fn gdb_sees_every_thread_at_the_recorded_rip() {
-    use goat::target::{CoreFile, Target};
+    use goat::corefile::CoreFile;
+    use goat::process::Target;
     for flavour in ["go1.19-exe", "go1.19-pie", "go1.27-exe", "go1.27-pie"] {
         for mode in ["fork", "stop", "live"] {
             let fx = Fixture::start(flavour, "states", &[]);

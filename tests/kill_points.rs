@@ -442,7 +442,7 @@ fn server_session_goat_killed_at_every_ptrace_call() {
 
 // The tracer process itself SIGKILLed at its N-th call: the target must
 // come through as when goat dies. A borrowed thread has a way back
-// written below its stack pointer (src/target/rescue.rs), an untraced
+// written below its stack pointer (src/tracer/rescue.rs), an untraced
 // snapshot copy exits at once, and goat, which survives its tracer, has
 // the target reap the copy.
 

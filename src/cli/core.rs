@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use goat::snapshot;
-use goat::target::{preflight, LiveProcess};
+use goat::corefile::writer;
+use goat::process::preflight;
+use goat::tracer::LiveProcess;
 
 use super::phases::hold_duration;
 
@@ -27,10 +28,10 @@ pub fn core(
     preflight::refuse_early(pid)?;
     let dest = output.unwrap_or_else(|| PathBuf::from(format!("core.{pid}")));
     // Refuse before touching the target; checked again when the file is saved.
-    snapshot::output::check_dest(&dest, force)?;
+    goat::outfile::check_dest(&dest, force)?;
     // The tracer is a process of its own, which finishes an injected
     // syscall, kills and reaps a snapshot copy and removes the temporary
-    // should goat die (see target/remote.rs).
+    // should goat die (see tracer/remote.rs).
     let (live, why) = LiveProcess::attach_outliving(pid)?;
     if let Some(why) = why {
         eprintln!(
@@ -38,12 +39,12 @@ pub fn core(
              so goat killed during a syscall it runs in the target could harm it"
         );
     }
-    let opts = snapshot::CoreOptions {
+    let opts = writer::CoreOptions {
         dest: dest.clone(),
         mode: match mode {
-            CoreMode::Live => snapshot::Mode::Live,
-            CoreMode::Fork => snapshot::Mode::Fork,
-            CoreMode::Stop => snapshot::Mode::Stop,
+            CoreMode::Live => writer::Mode::Live,
+            CoreMode::Fork => writer::Mode::Fork,
+            CoreMode::Stop => writer::Mode::Stop,
         },
         force,
         hold: hold_duration(),
@@ -52,7 +53,7 @@ pub fn core(
         inject_under_seccomp: cfg!(feature = "test-hooks")
             && test_hook_set("GOAT_TEST_CLONE_UNDER_SECCOMP"),
     };
-    let result = snapshot::write_core(&live, &opts);
+    let result = writer::write_core(&live, &opts);
     drop(live);
     let st = result?;
     if st.leftovers_reaped > 0 {
@@ -81,7 +82,7 @@ pub fn core(
     eprintln!("goat: wrote {}", dest.display());
     if stats {
         let pause = match st.mode {
-            Some(snapshot::Mode::Fork) => format!(
+            Some(writer::Mode::Fork) => format!(
                 "mode fork: target stopped for {:.2} ms to clone a frozen copy (the kernel's fork: {:.2} ms) \
                  (+{:.2} ms, {}, to reap the copy)",
                 st.pause.as_secs_f64() * 1e3,
@@ -93,7 +94,7 @@ pub fn core(
                     "every thread"
                 },
             ),
-            Some(snapshot::Mode::Live) => live_pause(&st),
+            Some(writer::Mode::Live) => live_pause(&st),
             _ => format!(
                 "mode stop: target stopped for {:.2} ms (the whole write)",
                 st.pause.as_secs_f64() * 1e3,
@@ -115,16 +116,16 @@ pub fn core(
     Ok(0)
 }
 
-fn mode_name(m: snapshot::Mode) -> &'static str {
+fn mode_name(m: writer::Mode) -> &'static str {
     match m {
-        snapshot::Mode::Live => "live",
-        snapshot::Mode::Fork => "fork",
-        snapshot::Mode::Stop => "stop",
+        writer::Mode::Live => "live",
+        writer::Mode::Fork => "fork",
+        writer::Mode::Stop => "stop",
     }
 }
 
 /// The `--stats` line of a live-mode core.
-fn live_pause(st: &snapshot::CoreStats) -> String {
+fn live_pause(st: &writer::CoreStats) -> String {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let mib = |b: u64| b as f64 / f64::from(1 << 20);
     let Some(l) = &st.live else {

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use goat::binary::{self, Binary};
+use goat::corefile::CoreFile;
 use goat::goruntime::GoProgram;
-use goat::target::{preflight, AttachError, CoreFile, Target};
+use goat::process::{preflight, Target};
+use goat::tracer::AttachError;
 
 /// The executable is not a Go program goat can read.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +63,7 @@ pub fn open_program(pid: i32) -> Result<(GoProgram, PathBuf)> {
     // the answer, not "not a Go program".
     let bin = match Binary::open(&exe_link) {
         Ok(bin) => bin,
-        Err(_) if goat::target::has_exited(pid) => return Err(AttachError::Exited { pid }.into()),
+        Err(_) if goat::tracer::has_exited(pid) => return Err(AttachError::Exited { pid }.into()),
         Err(e) => return Err(not_go(&e).into()),
     };
     let prog = GoProgram::load(bin).map_err(|e| not_go(&e))?;

@@ -6,14 +6,14 @@ use std::path::Path;
 use anyhow::Result;
 
 use goat::repl;
-use goat::target::{read_mappings, set_session_interrupts, LiveProcess};
+use goat::tracer::{read_mappings, set_session_interrupts, LiveProcess};
 
 use super::open::{open_core, open_program};
 
 pub fn attach(pid: i32, commands: Vec<String>, batch: bool) -> Result<u8> {
     let (prog, exe) = open_program(pid)?;
     // The tracer is a process of its own, which takes the breakpoints out
-    // and detaches should goat die (see target/remote.rs).
+    // and detaches should goat die (see tracer/remote.rs).
     let (live, note) = LiveProcess::attach_for_session(pid)?;
     if let Some(note) = note {
         eprintln!("goat: warning: {note}");

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use goat::goruntime;
 use goat::report;
-use goat::target::{read_mappings, LiveProcess};
+use goat::tracer::{read_mappings, LiveProcess};
 
 use super::open::{open_core, open_program};
 use super::phases::{hold_for_tests, Phases};

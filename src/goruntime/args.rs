@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use crate::binary::{Binary, Func};
-use crate::target::{Memory, MemoryExt, ReadFault};
+use crate::process::{Memory, MemoryExt, ReadFault};
 
 const FUNCDATA_ARG_INFO: u8 = 5;
 const FUNCDATA_ARG_LIVE_INFO: u8 = 6;

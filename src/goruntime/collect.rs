@@ -8,7 +8,7 @@ use thiserror::Error;
 use super::discover::Globals;
 use super::layout::RuntimeLayout;
 use super::version::{G_DEAD, G_DEAD_EXTRA, G_RUNNING, G_SCAN, G_SYSCALL};
-use crate::target::{CapturedMemory, Memory, MemoryExt, ReadFault, Target, Thread};
+use crate::process::{CapturedMemory, Memory, MemoryExt, ReadFault, Target, Thread};
 
 /// No process has more goroutines than this; a larger `len(allgs)` is garbage.
 const MAX_GOROUTINES: u64 = 1 << 24;

@@ -13,7 +13,7 @@ use super::version::{
     GoVersion, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
 };
 use crate::binary::{name_for_print, Binary, Pclntab};
-use crate::target::{Memory, MemoryExt};
+use crate::process::{Memory, MemoryExt};
 
 /// Go 1.21+ prints the innermost 50 and outermost 50 logical frames.
 const INNER_FRAMES: usize = 50;

@@ -5,7 +5,7 @@
 
 use super::layout::RuntimeLayout;
 use crate::binary::Binary;
-use crate::target::{Memory, MemoryExt};
+use crate::process::{Memory, MemoryExt};
 
 /// Run-time addresses of the globals a dump reads.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use super::discover::Globals;
 use super::version::G_WAITING;
 use super::GoProgram;
 use crate::binary::Binary;
-use crate::target::{CapturedMemory, Mapping, Memory, ReadFault, Target, Thread};
+use crate::process::{CapturedMemory, Mapping, Memory, ReadFault, Target, Thread};
 
 /// Memory holding exactly the ranges a test puts there.
 struct Fake {

@@ -30,7 +30,7 @@ pub use model::{CreatedBy, Dump, Elision, Frame, Goroutine, MachineRef};
 pub use version::{GoVersion, OLDEST_SUPPORTED};
 
 use crate::binary::{Binary, BinaryError};
-use crate::target::{Mapping, Memory, Target};
+use crate::process::{Mapping, Memory, Target};
 
 #[derive(Debug, Error)]
 pub enum GoError {

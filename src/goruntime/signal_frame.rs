@@ -5,7 +5,7 @@
 //! spinning goroutine, whose `g.sched` is empty while it runs.
 
 use crate::binary::Pclntab;
-use crate::target::{Memory, MemoryExt, Regs};
+use crate::process::{Memory, MemoryExt, Regs};
 
 use super::unwind::{unwind, StartRegs, UnwindCache};
 
@@ -52,7 +52,7 @@ pub fn interrupted_at(
 mod tests {
     use super::*;
     use crate::binary::Binary;
-    use crate::target::CapturedMemory;
+    use crate::process::CapturedMemory;
 
     #[test]
     fn reads_the_interrupted_registers_above_sigtramp() {

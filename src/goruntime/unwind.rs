@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::binary::{Func, Pclntab};
-use crate::target::{Memory, MemoryExt};
+use crate::process::{Memory, MemoryExt};
 
 /// `abi.FuncFlag` bits.
 const FLAG_TOP_FRAME: u8 = 1;

@@ -3,11 +3,13 @@
 
 use anyhow::{anyhow, Result};
 
+use crate::corefile::writer::{self, CoreStats};
 use crate::goruntime;
-use crate::snapshot::{self, CoreStats};
 use std::path::Path;
 
-use crate::target::{BreakpointInfo, CoreFile, LiveProcess, RunPlan, StopReason, Stopped, Target};
+use crate::corefile::CoreFile;
+use crate::process::Target;
+use crate::tracer::{BreakpointInfo, LiveProcess, RunPlan, StopReason, Stopped};
 
 /// Where the session's process state comes from: a stopped live process or
 /// a core file.
@@ -81,7 +83,7 @@ impl Backend for LiveBackend<'_> {
             .stopped
             .as_ref()
             .ok_or_else(|| anyhow!("the target is running"))?;
-        Ok(snapshot::write_core_stopped(stopped, dest, force)?)
+        Ok(writer::write_core_stopped(stopped, dest, force)?)
     }
 }
 

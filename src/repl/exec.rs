@@ -10,7 +10,7 @@ use super::locate::StepKind;
 use super::slowdown::{Slowdown, Verdict, CAP, WINDOW};
 use super::state::Session;
 use super::{cond, source};
-use crate::target::{BreakpointInfo, RunCommand, RunPlan, StopReason, TempBreakpoint};
+use crate::tracer::{BreakpointInfo, RunCommand, RunPlan, StopReason, TempBreakpoint};
 
 /// Most consecutive hits whose condition was false before `continue` gives
 /// up (Ctrl-C, or the cap on the slowdown they cause, stops it sooner).

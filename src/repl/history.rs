@@ -18,7 +18,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::snapshot::output::not_regular;
+use crate::outfile::not_regular;
 
 /// Entries kept (the file is trimmed to this many when a session starts).
 pub(super) const ENTRIES: usize = 1000;

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use super::state::Session;
 use crate::binary::lines::{self, LineRow};
 use crate::binary::Func;
-use crate::target::{FrameCond, TempAction, TempBreakpoint};
+use crate::tracer::{FrameCond, TempAction, TempBreakpoint};
 
 /// `FILE:LINE`'s file matches `path` (a base name or a path suffix).
 fn file_matches(path: &str, file: &str) -> bool {

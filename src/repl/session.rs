@@ -33,7 +33,7 @@ pub fn core(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
         _ => bail!("usage: core [-f] [FILE]"),
     };
     // Before the core is gathered: a refusal costs nothing.
-    crate::snapshot::output::check_dest(&dest, force)?;
+    crate::outfile::check_dest(&dest, force)?;
     let st = s.write_core(&dest, force)?;
     writeln!(
         out,

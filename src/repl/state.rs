@@ -9,12 +9,13 @@
 use anyhow::{anyhow, Context, Result};
 
 use crate::binary::dwarf_vars::VarIndex;
+use crate::corefile::writer::CoreStats;
 use crate::goruntime::vars::Scope;
 use crate::goruntime::{Dump, Frame, GoProgram, Goroutine};
-use crate::snapshot::CoreStats;
 use std::path::Path;
 
-use crate::target::{RunPlan, StopReason, Target, Thread};
+use crate::process::{Target, Thread};
+use crate::tracer::{RunPlan, StopReason};
 
 pub use super::backend::{Backend, Control};
 

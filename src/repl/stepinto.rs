@@ -13,7 +13,7 @@ use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
 use super::state::Session;
 use crate::binary::lines::LineRow;
 use crate::binary::Func;
-use crate::target::{FrameCond, TempAction, TempBreakpoint};
+use crate::tracer::{FrameCond, TempAction, TempBreakpoint};
 
 /// Most bytes of one line or one wrapper decoded when looking for calls.
 const MAX_CODE_BYTES: u64 = 64 << 10;

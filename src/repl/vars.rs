@@ -8,8 +8,8 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::state::Session;
 use crate::goruntime::vars::{expr, types::kind, Place};
-use crate::snapshot::output::{self, TempCore};
-use crate::target::Memory;
+use crate::outfile::{self, TempCore};
+use crate::process::Memory;
 
 /// `dump-bytes` writes at most this many bytes: more than any real slice,
 /// less than a corrupt length would ask for.
@@ -101,10 +101,10 @@ pub fn dump_bytes(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         Place::Mem(_) => None,
         ref other => Some(scope.read(other, 0, len).map_err(|e| anyhow!(e))?),
     };
-    // A new 0600 file renamed over FILE (see snapshot/output.rs): FILE
+    // A new 0600 file renamed over FILE (see outfile/mod.rs): FILE
     // itself is never opened, so a FIFO or a device there cannot block the
     // session while the target waits stopped, and is refused like a link.
-    output::check_dest(Path::new(file), force)?;
+    outfile::check_dest(Path::new(file), force)?;
     let mut tmp =
         TempCore::create(Path::new(file), force).with_context(|| format!("cannot write {file}"))?;
     let copied = match (small, base) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::types::kind;
 use super::{Place, Scope, Value};
 use crate::binary::dwarf_vars::{Member, Type, VarIndex};
-use crate::target::{Memory, ReadFault};
+use crate::process::{Memory, ReadFault};
 
 /// Sparse memory: regions by start address.
 #[derive(Default)]

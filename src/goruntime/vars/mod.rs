@@ -19,7 +19,7 @@ pub mod types;
 use gimli::{EndianSlice, EvaluationResult, LittleEndian, Location};
 
 use crate::binary::dwarf_vars::{Type, VarIndex};
-use crate::target::{Memory, Regs};
+use crate::process::{Memory, Regs};
 
 /// Largest value read in one piece (bigger arrays are shown in part).
 pub const MAX_VALUE_BYTES: u64 = 1 << 20;
@@ -280,7 +280,7 @@ impl Scope<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::ReadFault;
+    use crate::process::ReadFault;
 
     /// 0x100 bytes at 0x1000 holding their offset.
     struct Mem;

@@ -227,7 +227,7 @@ impl Scope<'_> {
 mod tests {
     use super::*;
     use crate::binary::dwarf_vars::VarIndex;
-    use crate::target::{Memory, ReadFault};
+    use crate::process::{Memory, ReadFault};
 
     /// Memory of one region at `base`.
     struct Region {

@@ -13,13 +13,13 @@ use crossbeam_channel::{bounded, unbounded, RecvTimeoutError, Sender};
 use nix::errno::Errno;
 
 use super::breakpoints::Breakpoints;
-use super::live_memory::ProcessMemory;
-use super::memory::{Memory, ReadFault};
 use super::ptrace::{AttachError, Job, Tracer, SERVICE_INTERVAL};
 use super::remote::{StartError, TracerProcess};
 use super::signals;
 use super::wire::{protocol_error, Reply, Request};
-use super::{Mapping, Target, Thread};
+use crate::process::ProcessMemory;
+use crate::process::{Mapping, Target, Thread};
+use crate::process::{Memory, ReadFault};
 
 /// A process goat has attached to (every thread `PTRACE_SEIZE`d, still
 /// running). Dropping it detaches every thread.
@@ -61,7 +61,7 @@ impl LiveProcess {
     /// `PTRACE_O_TRACECLONE`; re-scanning until the set is stable). Threads
     /// keep running. On failure, whatever was attached is detached.
     pub fn attach(pid: i32) -> Result<LiveProcess, AttachError> {
-        super::preflight::refuse_early(pid)?;
+        crate::process::preflight::refuse_early(pid)?;
         let (tx, rx) = unbounded::<Job>();
         let (itx, irx) = bounded::<Result<(), AttachError>>(1);
         let thread = std::thread::Builder::new()
@@ -142,7 +142,7 @@ impl LiveProcess {
     /// registers restored) and detaches. Should that process not start,
     /// goat traces from its own process, and the second value says why.
     pub fn attach_outliving(pid: i32) -> Result<(LiveProcess, Option<String>), AttachError> {
-        super::preflight::refuse_early(pid)?;
+        crate::process::preflight::refuse_early(pid)?;
         match TracerProcess::spawn(pid) {
             Ok(tracer) => {
                 let reg_id = signals::register(signals::Link::Process(tracer.pid()));

@@ -130,7 +130,7 @@ impl Memory for CapturedMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::MemoryExt;
+    use crate::process::MemoryExt;
 
     #[test]
     fn reads_inside_a_range_and_faults_across_its_end() {

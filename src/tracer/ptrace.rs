@@ -26,7 +26,7 @@ use nix::unistd::Pid;
 use thiserror::Error;
 
 use super::breakpoints::Breakpoints;
-use super::{Regs, Thread};
+use crate::process::{Regs, Thread};
 
 /// Why attaching to (or stopping) a process failed.
 #[derive(Debug, Error)]
@@ -448,7 +448,7 @@ impl Tracer {
 
 /// The error for EPERM from `PTRACE_SEIZE`, with preflight's advice.
 fn permission_error(pid: i32) -> AttachError {
-    if let Some((tracer_pid, tracer_name)) = super::preflight::tracer_of(pid) {
+    if let Some((tracer_pid, tracer_name)) = crate::process::preflight::tracer_of(pid) {
         return AttachError::AlreadyTraced {
             pid,
             tracer_pid,
@@ -457,6 +457,6 @@ fn permission_error(pid: i32) -> AttachError {
     }
     AttachError::PermissionDenied {
         pid,
-        advice: super::preflight::permission_advice(pid),
+        advice: crate::process::preflight::permission_advice(pid),
     }
 }

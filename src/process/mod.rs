@@ -6,42 +6,17 @@
 
 use serde::{Deserialize, Serialize};
 
-mod borrow_fd;
-mod breakpoints;
 mod captured;
-mod core;
-mod exec;
-pub mod guardian;
-mod inject;
-mod live;
 mod live_memory;
-#[cfg(test)]
-mod live_tests;
 mod memory;
 pub mod preflight;
-mod ptrace;
-mod reap;
 mod regs;
-mod regset;
-pub mod remote;
-mod rescue;
-mod signals;
-mod wire;
 
-pub use self::core::{CoreError, CoreFile};
-pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBreakpoint};
 pub use captured::CapturedMemory;
-pub use exec::{RunPlan, StopReason};
-pub use inject::{find_syscall_insn, Forked};
-pub use live::{has_exited, read_mappings, LiveProcess, Stopped};
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};
-pub use ptrace::AttachError;
-pub use reap::Reaped;
 pub use regs::Regs;
-pub use regset::{FpState, FPREGS_SIZE};
-pub use signals::{install_detach_on_signals, set_session_interrupts, RunCommand, UnfinishedFile};
 
 /// One thread of the target, with the registers it had when stopped.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 //! (little-endian, the kernel's struct layouts), and the `/proc` facts they
 //! carry.
 
-use crate::target::{FpState, Regs, Thread};
+use crate::process::{Regs, Thread};
+use crate::tracer::FpState;
 
 use super::maps::Vma;
 
@@ -331,7 +332,7 @@ pub fn build_notes(p: &ProcessInfo, threads: &[ThreadInfo], vmas: &[Vma]) -> Vec
         let fpregs =
             t.fp.fpregs
                 .clone()
-                .unwrap_or_else(|| vec![0u8; crate::target::FPREGS_SIZE]);
+                .unwrap_or_else(|| vec![0u8; crate::tracer::FPREGS_SIZE]);
         push_note(&mut buf, "CORE", NT_PRFPREG, &fpregs);
         if let Some(x) = &t.fp.xstate {
             push_note(&mut buf, "LINUX", NT_X86_XSTATE, x);

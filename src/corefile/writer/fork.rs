@@ -1,7 +1,8 @@
 //! Whether fork mode can be used on a target, and the `syscall`
 //! instruction its injected calls run at.
 
-use crate::target::{find_syscall_insn, read_mappings, Memory};
+use crate::process::Memory;
+use crate::tracer::{find_syscall_insn, read_mappings};
 
 use super::notes::{status_bytes, status_field};
 

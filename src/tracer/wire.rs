@@ -15,7 +15,7 @@ use super::inject::Forked;
 use super::ptrace::{AttachError, Tracer};
 use super::reap::Reaped;
 use super::regset::FpState;
-use super::Thread;
+use crate::process::Thread;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) enum Request {

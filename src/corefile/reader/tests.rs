@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::*;
-use crate::target::MemoryExt;
+use crate::process::MemoryExt;
 
 /// A minimal core writer: notes and segments, laid out one after another.
 struct Builder {

@@ -4,7 +4,8 @@
 
 use std::os::unix::fs::FileExt;
 
-use crate::target::{LiveProcess, Memory, ProcessMemory, Stopped};
+use crate::process::{Memory, ProcessMemory};
+use crate::tracer::{LiveProcess, Stopped};
 
 use super::super::elf::{self, Phdr, WriteStats, PAGE};
 use super::super::extents::Piece;

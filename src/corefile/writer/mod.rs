@@ -7,7 +7,7 @@
 //! - [`Mode::Stop`]: every thread stays stopped while the whole core is
 //!   written (what gdb's `gcore` does).
 //! - [`Mode::Fork`]: every thread is stopped just long enough to read the
-//!   registers and have one thread run `clone(0)` (see `target/inject.rs`);
+//!   registers and have one thread run `clone(0)` (see `tracer/inject.rs`);
 //!   the target then runs on while the frozen copy-on-write copy is dumped,
 //!   killed and reaped.
 //!
@@ -21,9 +21,7 @@ mod fork;
 mod live;
 pub mod maps;
 pub mod notes;
-pub mod output;
 mod pagescan;
-pub mod stale;
 mod uffd;
 mod write;
 
@@ -38,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::target::{has_exited, AttachError, LiveProcess, Memory, ProcessMemory, Stopped, Target};
+use crate::process::{Memory, ProcessMemory, Target};
+use crate::tracer::{has_exited, AttachError, LiveProcess, Stopped};
 
 use maps::{dump_rule, parse_smaps, read_filter, Vma};
 use notes::{ProcessInfo, ThreadInfo};
@@ -90,7 +89,7 @@ pub struct CoreStats {
     pub threads: usize,
     pub segments: usize,
     /// Temporaries of killed goats removed from the destination directory.
-    pub stale_removed: Vec<stale::Stale>,
+    pub stale_removed: Vec<crate::outfile::stale::Stale>,
     /// Bytes written (holes excluded).
     pub bytes_written: u64,
     /// The file's length and the space it takes on disk (it is sparse).
@@ -299,7 +298,7 @@ fn injection_feasible(pid: i32, live: &LiveProcess, under_seccomp: bool) -> Resu
 
 /// Saves the written temporary under `dest`, with the figures of the end.
 fn finish(
-    tmp: output::TempCore,
+    tmp: crate::outfile::TempCore,
     dest: &Path,
     mut stats: CoreStats,
     start: Instant,
@@ -374,13 +373,13 @@ fn create_temp(
     dest: &Path,
     force: bool,
     stats: &mut CoreStats,
-) -> Result<output::TempCore, SnapshotError> {
+) -> Result<crate::outfile::TempCore, SnapshotError> {
     let dir = match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    stats.stale_removed = stale::sweep(dir);
-    output::TempCore::create(dest, force).map_err(io_err(format!(
+    stats.stale_removed = crate::outfile::stale::sweep(dir);
+    crate::outfile::TempCore::create(dest, force).map_err(io_err(format!(
         "creating a core file for {}",
         dest.display()
     )))

@@ -21,8 +21,7 @@ use thiserror::Error;
 mod parse;
 mod source;
 
-use super::memory::{Memory, ReadFault};
-use super::{Mapping, Regs, Target, Thread};
+use crate::process::{Mapping, Memory, ReadFault, Regs, Target, Thread};
 use parse::Parser;
 use source::Source;
 
@@ -38,7 +37,7 @@ const NT_PRSTATUS: u32 = 1;
 const NT_PRPSINFO: u32 = 3;
 const NT_AUXV: u32 = 6;
 const NT_FILE: u32 = 0x4649_4c45;
-/// goat's own note (owner "GOAT", see `snapshot/notes.rs`): clocks at the stop.
+/// goat's own note (owner "GOAT", see `corefile/writer/notes.rs`): clocks at the stop.
 const NT_GOAT_CLOCKS: u32 = 0x5441_4f47;
 const AT_ENTRY: u64 = 9;
 const PHDR_SIZE: u64 = 56;

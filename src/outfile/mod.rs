@@ -23,6 +23,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+pub mod stale;
+
 /// A temporary file that becomes `dest` on [`TempCore::commit`] and is
 /// removed if dropped before that.
 #[derive(Debug)]
@@ -33,7 +35,7 @@ pub struct TempCore {
     force: bool,
     committed: bool,
     /// Removes `tmp` if a signal ends goat before `commit`.
-    _on_signal: crate::target::UnfinishedFile,
+    _on_signal: crate::tracer::UnfinishedFile,
 }
 
 fn suffix(attempt: u32) -> String {
@@ -159,10 +161,10 @@ impl TempCore {
                 Ok(file) => {
                     // Held until the file is closed (or goat dies): "being
                     // written". A fresh file's lock is always free.
-                    super::stale::try_lock(&file);
+                    stale::try_lock(&file);
                     return Ok(TempCore {
                         file,
-                        _on_signal: crate::target::UnfinishedFile::new(&tmp),
+                        _on_signal: crate::tracer::UnfinishedFile::new(&tmp),
                         tmp,
                         dest: dest.to_path_buf(),
                         force,
@@ -274,11 +276,11 @@ mod tests {
         let mut t = TempCore::create(&dest, false).unwrap();
         assert!(t.tmp_path().starts_with(&d));
         let tmp_name = t.tmp_path().file_name().unwrap().to_str().unwrap();
-        let pid = super::super::stale::writer_pid(tmp_name);
+        let pid = super::stale::writer_pid(tmp_name);
         assert_eq!(pid, Some(std::process::id() as i32), "{tmp_name}");
         // Locked while being written: no sweep takes it.
         let other = File::open(t.tmp_path()).unwrap();
-        assert!(!super::super::stale::try_lock(&other));
+        assert!(!super::stale::try_lock(&other));
         t.file.write_all(b"x").unwrap();
         t.commit().unwrap();
         let m = std::fs::metadata(&dest).unwrap();

@@ -46,7 +46,7 @@ fn ioctl(fd: &OwnedFd, req: u64, arg: &mut [u64]) -> io::Result<()> {
 }
 
 impl WriteTracker {
-    /// Handshakes `fd` (see `target/borrow_fd.rs`); fails when the kernel
+    /// Handshakes `fd` (see `tracer/borrow_fd.rs`); fails when the kernel
     /// lacks asynchronous write protection.
     pub fn new(fd: OwnedFd) -> io::Result<WriteTracker> {
         let want = FEATURE_WP_ASYNC | FEATURE_WP_UNPOPULATED;

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::target::Memory;
+use crate::process::Memory;
 
 use super::flush::Flusher;
 use super::maps::{Dump, Vma};

@@ -81,10 +81,10 @@ impl Tracer {
 
 impl Stopped<'_> {
     /// Reads every stopped thread's FXSAVE and XSAVE areas (in the order of
-    /// [`Target::threads`](super::Target::threads)). A thread whose state
+    /// [`Target::threads`](crate::process::Target::threads)). A thread whose state
     /// cannot be read gets `None`s.
     pub fn fp_states(&self) -> Result<Vec<FpState>, AttachError> {
-        use super::Target;
+        use crate::process::Target;
         let tids: Vec<i32> = self.threads().iter().map(|t| t.tid).collect();
         match self.process.request(Request::FpStates(tids))? {
             Reply::FpStates(states) => Ok(states),

@@ -465,7 +465,7 @@ impl Stopped<'_> {
     /// `syscall` instruction in the target's executable memory. Returns the
     /// copy's pid: read its memory while the target runs on, then call
     /// [`LiveProcess::release_copy`]. Registers of the target's threads are
-    /// unchanged (and are those of [`Target::threads`](super::Target::threads)).
+    /// unchanged (and are those of [`Target::threads`](crate::process::Target::threads)).
     pub fn fork_copy(&self, syscall_insn: u64) -> Result<Forked, AttachError> {
         match self.process.request(Request::ForkCopy(syscall_insn))? {
             Reply::Forked(f) => Ok(f),

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::Path;
 
-use super::ptrace::AttachError;
+use crate::tracer::AttachError;
 
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +163,7 @@ fn is_descendant_of_self(pid: i32) -> bool {
 
 /// The tracer of `pid`, as (process id, name), if it is traced.
 /// `TracerPid` names the tracing *thread*; this reports its process.
-pub(super) fn tracer_of(pid: i32) -> Option<(i32, String)> {
+pub(crate) fn tracer_of(pid: i32) -> Option<(i32, String)> {
     let tid: i32 = status_field(&pid.to_string(), "TracerPid")?.parse().ok()?;
     if tid == 0 {
         return None;

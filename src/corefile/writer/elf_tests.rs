@@ -1,7 +1,7 @@
 //! The core writer's pipeline against a fake memory.
 
 use super::*;
-use crate::target::ReadFault;
+use crate::process::ReadFault;
 
 /// Memory whose byte at `a` is a hash of `a` (zero on one page, unreadable
 /// on another), read with a delay that varies by address so parallel

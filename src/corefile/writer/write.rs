@@ -72,7 +72,7 @@ pub(super) fn write_error(dest: &Path, written: u64, e: io::Error) -> SnapshotEr
 
 /// Plans and writes the core of `layout_pid`'s memory as `mem` shows it.
 pub(super) fn write_file(
-    tmp: &output::TempCore,
+    tmp: &crate::outfile::TempCore,
     dest: &Path,
     layout_pid: i32,
     mem: &(dyn Memory + Sync),

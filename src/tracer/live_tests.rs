@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::preflight::{self, ExeInfo};
-use super::{AttachError, LiveProcess, Memory, MemoryExt, ReadFault, Target};
+use super::{AttachError, LiveProcess};
+use crate::process::preflight::{self, ExeInfo};
+use crate::process::{Memory, MemoryExt, ReadFault, Target};
 
 /// Kills and reaps the child on drop.
 struct Kid(Child);
@@ -342,7 +343,7 @@ fn start_stopping_helper(pid: i32, with_signal_guard: bool) -> Kid {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
-        "target::live_tests::helper_attach_stop_and_hang",
+        "tracer::live_tests::helper_attach_stop_and_hang",
         "--ignored",
         "--nocapture",
         "--test-threads=1",
@@ -471,7 +472,7 @@ fn measure_pause_and_read_batch() {
     );
 
     // 100k 400-byte reads + 100k 2 KiB reads from a 40 MB buffer of this process.
-    let me = super::ProcessMemory::new(std::process::id() as i32);
+    let me = crate::process::ProcessMemory::new(std::process::id() as i32);
     let src = vec![7u8; 100_000 * 400 + 4096];
     let base = src.as_ptr() as u64;
     let mut gs = vec![0u8; 100_000 * 400];

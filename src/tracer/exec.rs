@@ -26,7 +26,7 @@ use super::live::Stopped;
 use super::ptrace::{regs_from, AttachError, State, StopKind, Tracer};
 use super::signals;
 use super::wire::{protocol_error, Reply, Request};
-use super::Thread;
+use crate::process::Thread;
 
 /// `si_code` of a SIGTRAP raised by an int3 instruction.
 const SI_KERNEL: i32 = 0x80;

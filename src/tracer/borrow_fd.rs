@@ -1,6 +1,6 @@
 //! Having the stopped target open a userfaultfd and taking goat's own copy
 //! of it, for the write tracking of live-mode snapshots
-//! (`snapshot/live.rs`). A userfaultfd watches the address space of the
+//! (`corefile/writer/live.rs`). A userfaultfd watches the address space of the
 //! process that created it, so the target must make the call; goat then
 //! copies the descriptor with `pidfd_getfd` and has the target close its
 //! own, in the same stop: afterwards the target's file table is as it was,

@@ -338,7 +338,7 @@ fn group(reqs: &[(u64, &mut [u8])], order: &[usize]) -> Vec<Group> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::MemoryExt;
+    use crate::process::MemoryExt;
 
     #[test]
     fn reads_own_memory_and_faults_on_bad_addresses() {

@@ -2,7 +2,7 @@
 //! target is stopped only at the end, to re-copy what it wrote meanwhile.
 //!
 //! 1. One short stop has the target open a userfaultfd, which goat takes
-//!    over (`target/borrow_fd.rs`); every mapping to dump is registered
+//!    over (`tracer/borrow_fd.rs`); every mapping to dump is registered
 //!    for asynchronous write protection (`uffd.rs`) and copied, running.
 //! 2. Rounds: `PAGEMAP_SCAN` reports the pages written since they were
 //!    last protected and protects them again in the same walk; those are
@@ -25,7 +25,8 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::target::{LiveProcess, Memory, ProcessMemory};
+use crate::process::{Memory, ProcessMemory};
+use crate::tracer::LiveProcess;
 
 use super::elf::{self, Job, WriteStats, PAGE};
 use super::extents::{Extent, Extents, Piece};
@@ -143,7 +144,7 @@ pub(super) fn write_live(
     let pid = live.pid();
     let mut ls = LiveStats::default();
     let (tracker, pagemap) = open_tracking(live, insn, &mut ls).map_err(Ok)?;
-    let room = header_room(pid, crate::target::read_mappings(pid).len());
+    let room = header_room(pid, crate::tracer::read_mappings(pid).len());
     let mut copy = LiveCopy {
         pid,
         file,

@@ -1,0 +1,8 @@
+//! ELF core files: reading one (`reader`, a [`crate::process::Target`] like
+//! a stopped process) and writing one of a live process (`writer`, `goat
+//! core`).
+
+pub mod reader;
+pub mod writer;
+
+pub use reader::{CoreError, CoreFile};

@@ -1,0 +1,29 @@
+//! Every ptrace and waitpid call of goat: attaching, stopping and resuming
+//! a live process, run control and breakpoints, syscall injection, the
+//! tracer process a session drives over a pipe and the guardian that
+//! outlives goat.
+
+mod borrow_fd;
+mod breakpoints;
+mod exec;
+pub mod guardian;
+mod inject;
+mod live;
+#[cfg(test)]
+mod live_tests;
+mod ptrace;
+mod reap;
+mod regset;
+pub mod remote;
+mod rescue;
+mod signals;
+mod wire;
+
+pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBreakpoint};
+pub use exec::{RunPlan, StopReason};
+pub use inject::{find_syscall_insn, Forked};
+pub use live::{has_exited, read_mappings, LiveProcess, Stopped};
+pub use ptrace::AttachError;
+pub use reap::Reaped;
+pub use regset::{FpState, FPREGS_SIZE};
+pub use signals::{install_detach_on_signals, set_session_interrupts, RunCommand, UnfinishedFile};
