@@ -2,7 +2,7 @@
 //!
 //! A goat killed mid-write (SIGKILL, OOM, power loss) cannot remove its
 //! temporary, which may be gigabytes. Temporaries are named
-//! `.NAME.tmp-goatPID-XXXXXX` (see `output.rs`), and the writer holds an
+//! `.NAME.tmp-goatPID-XXXXXX` (see `mod.rs`), and the writer holds an
 //! exclusive `flock` on the file for as long as it lives. A later run
 //! removes one only when every sign says goat made it and its writer is
 //! dead:
