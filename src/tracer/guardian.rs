@@ -345,10 +345,7 @@ fn wait_for_sigtrap(tid: i32) {
                 let _ = ptrace::cont(p, None);
             }
             Ok(_) => return,
-            Err(AttachError::Os {
-                errno: Errno::ETIMEDOUT,
-                ..
-            }) => break,
+            Err(AttachError::TimedOut { .. }) => break,
             Err(_) => return,
         }
     }

@@ -10,7 +10,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, RecvTimeoutError, Sender};
-use nix::errno::Errno;
 
 use super::breakpoints::Breakpoints;
 use super::ptrace::{AttachError, Job, Tracer, SERVICE_INTERVAL};
@@ -50,10 +49,7 @@ impl std::fmt::Debug for LiveProcess {
 }
 
 fn thread_gone() -> AttachError {
-    AttachError::Os {
-        op: "ptrace thread",
-        errno: Errno::ESRCH,
-    }
+    AttachError::TracerThreadGone
 }
 
 impl LiveProcess {
@@ -107,10 +103,7 @@ impl LiveProcess {
                     }
                 }
             })
-            .map_err(|e| AttachError::Os {
-                op: "spawn ptrace thread",
-                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            })?;
+            .map_err(|e| AttachError::io("spawn ptrace thread", &e))?;
         match irx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -198,10 +191,9 @@ impl LiveProcess {
         if self.tracer_process_pid().is_none() {
             return Ok(());
         }
-        let meta = file.metadata().map_err(|e| AttachError::Os {
-            op: "fstat of the core's temporary",
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| AttachError::io("fstat of the core's temporary", &e))?;
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let t = super::wire::Temporary {
             path,
@@ -242,10 +234,7 @@ impl LiveProcess {
         f: impl FnOnce(&mut Tracer) -> R + Send + 'static,
     ) -> Result<R, AttachError> {
         let Link::Thread { tx, .. } = &self.link else {
-            return Err(AttachError::Os {
-                op: "only a tracer thread of goat's own process takes this request",
-                errno: Errno::EINVAL,
-            });
+            return Err(AttachError::NeedsTracerThread);
         };
         let (rtx, rrx) = bounded::<R>(1);
         let job: Job = Box::new(move |t: &mut Tracer| {
@@ -266,7 +255,7 @@ impl LiveProcess {
             Link::Process(p) => p.request(&req)?,
         };
         match reply {
-            Reply::Failed(e) => Err(e.into()),
+            Reply::Failed(e) => Err(e),
             r => Ok(r),
         }
     }
