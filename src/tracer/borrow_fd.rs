@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
-use super::live::{LiveProcess, Stopped};
+use super::live::{Link, LiveProcess, Stopped};
 use super::ptrace::{AttachError, Tracer};
 use super::wire::{protocol_error, Reply, Request};
 
@@ -83,10 +83,13 @@ impl LiveProcess {
     /// which the tracer then closes.
     fn take_fd(&self, n: i32) -> Result<OwnedFd, AttachError> {
         let not_held = || AttachError::NoSuchFd { fd: n };
-        let Some(tracer) = self.tracer_process_pid() else {
-            return self
-                .call(move |t| t.borrowed_fds.remove(&n))?
-                .ok_or_else(not_held);
+        let tracer = match &self.link {
+            Link::Thread(t) => {
+                return t
+                    .call(move |t| t.borrowed_fds.remove(&n))?
+                    .ok_or_else(not_held)
+            }
+            Link::Process(p) => p.pid(),
         };
         let mine = copy_fd(tracer, n);
         let closed = self.request(Request::CloseFd(n));

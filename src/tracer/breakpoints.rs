@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use super::live::LiveProcess;
+use super::live::{LiveProcess, ThreadLink};
 use super::ptrace::AttachError;
 use super::wire::{protocol_error, Reply, Request};
 
@@ -293,12 +293,15 @@ impl Breakpoints {
     }
 }
 
-impl LiveProcess {
-    /// Installs the observer told of every int3 before it is written.
-    pub fn set_arm_observer(&self, o: Box<dyn ArmObserver>) -> Result<(), AttachError> {
+impl ThreadLink {
+    /// Installs the observer told of every int3 before it is written. A
+    /// tracer process installs its own, in its own tracer thread.
+    pub(super) fn set_arm_observer(&self, o: Box<dyn ArmObserver>) -> Result<(), AttachError> {
         self.call(move |t| t.bps.set_observer(o))
     }
+}
 
+impl LiveProcess {
     /// A new user breakpoint at run-time `addr` (its original byte is saved
     /// now; an address that already holds an int3 is refused).
     pub fn add_breakpoint(&self, addr: u64) -> Result<BreakpointInfo, AttachError> {

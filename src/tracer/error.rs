@@ -83,8 +83,6 @@ pub enum AttachError {
     CopyNotReaped { pid: i32 },
     #[error("the tracer holds no borrowed descriptor {fd}")]
     NoSuchFd { fd: i32 },
-    #[error("only a tracer thread of goat's own process takes this request")]
-    NeedsTracerThread,
     #[error("goat's ptrace thread is gone")]
     TracerThreadGone,
     #[error("goat's tracer process is gone")]

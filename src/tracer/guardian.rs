@@ -35,6 +35,7 @@ use nix::unistd::Pid;
 use thiserror::Error;
 
 use super::inject::wait_one;
+use super::live::ThreadLink;
 use super::ptrace::{task_ids, AttachError};
 
 const INT3: u8 = 0xcc;
@@ -52,7 +53,7 @@ pub enum GuardianError {
     /// `goat guardian PID` could not be started.
     #[error(transparent)]
     Spawn(#[from] std::io::Error),
-    /// The tracer cannot report to it (a tracer process: it starts its own).
+    /// The tracer thread is gone.
     #[error(transparent)]
     Observer(#[from] AttachError),
 }
@@ -69,11 +70,11 @@ enum RescueError {
     StillTraced { threads: usize },
 }
 
-/// Starts a guardian for `live`'s target and has its tracer tell it of
-/// every int3 it arms.
-pub(super) fn watch_over(live: &super::LiveProcess) -> Result<(), GuardianError> {
-    let g = Guardian::spawn(live.pid())?;
-    Ok(live.set_arm_observer(Box::new(g))?)
+/// Starts a guardian for target `pid` and has its tracer thread tell it
+/// of every int3 it arms.
+pub(super) fn watch_over(pid: i32, tracer: &ThreadLink) -> Result<(), GuardianError> {
+    let g = Guardian::spawn(pid)?;
+    Ok(tracer.set_arm_observer(Box::new(g))?)
 }
 
 /// goat's end of the pipe to a guardian process.

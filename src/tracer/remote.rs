@@ -25,7 +25,6 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::guardian;
 use super::live::LiveProcess;
 use super::ptrace::AttachError;
 use super::signals;
@@ -172,18 +171,19 @@ pub fn serve(pid: i32) -> i32 {
     // A SIGINT passed on by goat stops a running continue.
     signals::set_session_interrupts(true);
     let mut out = std::io::stdout().lock();
-    let live = match LiveProcess::attach(pid) {
-        Ok(live) => live,
+    // If this process is killed in turn, the guardian still takes the int3s
+    // out (see guardian.rs).
+    let live = match LiveProcess::attach_guarded(pid) {
+        Ok((live, Ok(()))) => live,
+        Ok((live, Err(e))) => {
+            eprintln!("goat tracer: no guardian process: {e}");
+            live
+        }
         Err(e) => {
             let _ = send(&mut out, &Reply::Failed(e));
             return 1;
         }
     };
-    // If this process is killed in turn, the guardian still takes the int3s
-    // out (see guardian.rs).
-    if let Err(e) = guardian::watch_over(&live) {
-        eprintln!("goat tracer: no guardian process: {e}");
-    }
     if send(&mut out, &Reply::Done).is_err() {
         return 1;
     }
