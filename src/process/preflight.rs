@@ -353,7 +353,10 @@ fn namespace(pid: i32) -> Check {
     }
 }
 
-fn executable(pid: i32, inspect: &dyn Fn(&Path) -> Result<ExeInfo, String>) -> Vec<Check> {
+fn executable<E: std::fmt::Display>(
+    pid: i32,
+    inspect: &dyn Fn(&Path) -> Result<ExeInfo, E>,
+) -> Vec<Check> {
     let exe = format!("/proc/{pid}/exe");
     let link = match std::fs::read_link(&exe) {
         Ok(l) => l.to_string_lossy().into_owned(),
@@ -398,8 +401,13 @@ fn executable(pid: i32, inspect: &dyn Fn(&Path) -> Result<ExeInfo, String>) -> V
 }
 
 /// Runs every check against `pid`. `exe_inspector` reads the executable
-/// (given as `/proc/PID/exe`) and says whether it is a Go program.
-pub fn check(pid: i32, exe_inspector: &dyn Fn(&Path) -> Result<ExeInfo, String>) -> Report {
+/// (given as `/proc/PID/exe`) and says whether it is a Go program; its
+/// error, whatever its type, is reported as the check's detail (the
+/// reader of executables lives above this module).
+pub fn check<E: std::fmt::Display>(
+    pid: i32,
+    exe_inspector: &dyn Fn(&Path) -> Result<ExeInfo, E>,
+) -> Report {
     let mut checks = Vec::new();
     let st = if pid > 0 { read_stat(pid) } else { None };
     let Some(st) = st else {

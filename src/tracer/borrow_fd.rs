@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
-use super::live::{LiveProcess, Stopped};
+use super::live::{Link, LiveProcess, Stopped};
 use super::ptrace::{AttachError, Tracer};
 use super::wire::{protocol_error, Reply, Request};
 
@@ -28,7 +28,7 @@ const SYS_USERFAULTFD: u64 = 323;
 const UFFD_USER_MODE_ONLY: u64 = 1;
 
 fn os(op: &'static str, errno: Errno) -> AttachError {
-    AttachError::Os { op, errno }
+    AttachError::os(op, errno)
 }
 
 /// `pidfd_getfd(pidfd_open(pid), fd)`: goat's own copy of the target's `fd`.
@@ -60,10 +60,7 @@ impl Tracer {
         let flags = (libc::O_CLOEXEC | libc::O_NONBLOCK) as u64 | UFFD_USER_MODE_ONLY;
         let r = self.inject(tid, insn, SYS_USERFAULTFD, [flags, 0, 0, 0, 0, 0])?;
         if r.ret < 0 {
-            return Err(os(
-                "userfaultfd in the target",
-                Errno::from_raw(-r.ret as i32),
-            ));
+            return Err(AttachError::in_target("userfaultfd in the target", r.ret));
         }
         let theirs = r.ret as i32;
         let mine = copy_fd(self.pid, theirs);
@@ -75,7 +72,7 @@ impl Tracer {
                 self.borrowed_fds.insert(n, mine);
                 Ok(n)
             }
-            Ok(c) => Err(os("close in the target", Errno::from_raw(-c.ret as i32))),
+            Ok(c) => Err(AttachError::in_target("close in the target", c.ret)),
             Err(e) => Err(e),
         }
     }
@@ -85,11 +82,14 @@ impl LiveProcess {
     /// goat's own copy of descriptor `n` of the tracer's `borrowed_fds`,
     /// which the tracer then closes.
     fn take_fd(&self, n: i32) -> Result<OwnedFd, AttachError> {
-        let not_held = || os("the tracer holds no such descriptor", Errno::EBADF);
-        let Some(tracer) = self.tracer_process_pid() else {
-            return self
-                .call(move |t| t.borrowed_fds.remove(&n))?
-                .ok_or_else(not_held);
+        let not_held = || AttachError::NoSuchFd { fd: n };
+        let tracer = match &self.link {
+            Link::Thread(t) => {
+                return t
+                    .call(move |t| t.borrowed_fds.remove(&n))?
+                    .ok_or_else(not_held)
+            }
+            Link::Process(p) => p.pid(),
         };
         let mine = copy_fd(tracer, n);
         let closed = self.request(Request::CloseFd(n));

@@ -13,9 +13,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use nix::errno::Errno;
-
-use super::live::LiveProcess;
+use super::live::{LiveProcess, ThreadLink};
 use super::ptrace::AttachError;
 use super::wire::{protocol_error, Reply, Request};
 
@@ -109,10 +107,7 @@ pub(super) struct Breakpoints {
 }
 
 fn os(op: &'static str, e: std::io::Error) -> AttachError {
-    AttachError::Os {
-        op,
-        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-    }
+    AttachError::io(op, &e)
 }
 
 impl Breakpoints {
@@ -159,10 +154,7 @@ impl Breakpoints {
             .write_all_at(&[byte], addr)
             .map_err(|e| os("writing the target's code", e))?;
         if self.read_byte(pid, addr)? != byte {
-            return Err(AttachError::Os {
-                op: "verifying a code write",
-                errno: Errno::EIO,
-            });
+            return Err(AttachError::WriteNotVerified { addr });
         }
         Ok(())
     }
@@ -180,10 +172,7 @@ impl Breakpoints {
         if b == INT3 {
             // Another debugger's, or the program's own: restoring "our"
             // original byte later would be wrong either way.
-            return Err(AttachError::Os {
-                op: "there is already an int3 instruction at that address",
-                errno: Errno::EEXIST,
-            });
+            return Err(AttachError::ForeignInt3 { addr });
         }
         self.orig.insert(addr, b);
         Ok(())
@@ -202,10 +191,7 @@ impl Breakpoints {
 
     pub(super) fn add_user(&mut self, pid: i32, addr: u64) -> Result<BreakpointInfo, AttachError> {
         if self.user_at(addr).is_some() {
-            return Err(AttachError::Os {
-                op: "a breakpoint is already set at that address",
-                errno: Errno::EEXIST,
-            });
+            return Err(AttachError::BreakpointExists { addr });
         }
         self.remember(pid, addr)?;
         self.next_id += 1;
@@ -307,12 +293,15 @@ impl Breakpoints {
     }
 }
 
-impl LiveProcess {
-    /// Installs the observer told of every int3 before it is written.
-    pub fn set_arm_observer(&self, o: Box<dyn ArmObserver>) -> Result<(), AttachError> {
+impl ThreadLink {
+    /// Installs the observer told of every int3 before it is written. A
+    /// tracer process installs its own, in its own tracer thread.
+    pub(super) fn set_arm_observer(&self, o: Box<dyn ArmObserver>) -> Result<(), AttachError> {
         self.call(move |t| t.bps.set_observer(o))
     }
+}
 
+impl LiveProcess {
     /// A new user breakpoint at run-time `addr` (its original byte is saved
     /// now; an address that already holds an int3 is refused).
     pub fn add_breakpoint(&self, addr: u64) -> Result<BreakpointInfo, AttachError> {

@@ -294,12 +294,7 @@ impl Tracer {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::ECHILD) => self.threads.clear(),
-                Err(errno) => {
-                    return Err(AttachError::Os {
-                        op: "waitpid",
-                        errno,
-                    })
-                }
+                Err(errno) => return Err(AttachError::os("waitpid", errno)),
             }
             if self.threads.is_empty() {
                 return Err(self.gone());
@@ -340,10 +335,7 @@ impl Tracer {
             while self.threads.get(&tid) == Some(&State::Running) {
                 match wait_one(tid, deadline, "waiting for a trapped thread's stop") {
                     Ok(ws) => self.on_event(ws, true),
-                    Err(AttachError::Os {
-                        errno: Errno::ETIMEDOUT,
-                        ..
-                    }) => {
+                    Err(AttachError::TimedOut { .. }) => {
                         left_running = true;
                         break;
                     }
@@ -523,10 +515,7 @@ impl Tracer {
             }
             Ok(ws) => self.on_event(ws, true),
             // Still on its way: the stop arrives later like any other.
-            Err(AttachError::Os {
-                errno: Errno::ETIMEDOUT,
-                ..
-            }) => {}
+            Err(AttachError::TimedOut { .. }) => {}
             Err(_) => {
                 self.threads.remove(&tid);
             }

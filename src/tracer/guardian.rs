@@ -32,7 +32,10 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use thiserror::Error;
+
 use super::inject::wait_one;
+use super::live::ThreadLink;
 use super::ptrace::{task_ids, AttachError};
 
 const INT3: u8 = 0xcc;
@@ -44,12 +47,34 @@ const STOP_PATIENCE: Duration = Duration::from_secs(3);
 /// The hidden subcommand that runs [`run`].
 pub const SUBCOMMAND: &str = "guardian";
 
-/// Starts a guardian for `live`'s target and has its tracer tell it of
-/// every int3 it arms.
-pub(super) fn watch_over(live: &super::LiveProcess) -> Result<(), String> {
-    let g = Guardian::spawn(live.pid()).map_err(|e| e.to_string())?;
-    live.set_arm_observer(Box::new(g))
-        .map_err(|e| e.to_string())
+/// Why there is no guardian.
+#[derive(Debug, Error)]
+pub enum GuardianError {
+    /// `goat guardian PID` could not be started.
+    #[error(transparent)]
+    Spawn(#[from] std::io::Error),
+    /// The tracer thread is gone.
+    #[error(transparent)]
+    Observer(#[from] AttachError),
+}
+
+/// Why a guardian could not undo what a dead tracer left (the error is
+/// shown inline, not as a source: the guardian prints it on one line).
+#[derive(Debug, Error)]
+enum RescueError {
+    #[error("cannot open /proc/{pid}/mem to restore the code: {error}")]
+    OpenMem { pid: i32, error: std::io::Error },
+    #[error("cannot restore the byte at {addr:#x}: {error}")]
+    Restore { addr: u64, error: std::io::Error },
+    #[error("the bytes are restored, but {threads} thread(s) stayed traced by someone else")]
+    StillTraced { threads: usize },
+}
+
+/// Starts a guardian for target `pid` and has its tracer thread tell it
+/// of every int3 it arms.
+pub(super) fn watch_over(pid: i32, tracer: &ThreadLink) -> Result<(), GuardianError> {
+    let g = Guardian::spawn(pid)?;
+    Ok(tracer.set_arm_observer(Box::new(g))?)
 }
 
 /// goat's end of the pipe to a guardian process.
@@ -200,19 +225,19 @@ struct Rescue {
 }
 
 /// Puts the original bytes back, then fixes threads caught on an int3.
-fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, String> {
+fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, RescueError> {
     let mut out = Rescue::default();
     let mem = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(format!("/proc/{pid}/mem"))
-        .map_err(|e| format!("cannot open /proc/{pid}/mem to restore the code: {e}"))?;
+        .map_err(|error| RescueError::OpenMem { pid, error })?;
     // Speed first: every microsecond an int3 stays, a thread may run into it.
     for (&addr, &orig) in armed {
         let mut cur = [0u8];
         if mem.read_exact_at(&mut cur, addr).is_ok() && cur[0] == INT3 {
             mem.write_all_at(&[orig], addr)
-                .map_err(|e| format!("cannot restore the byte at {addr:#x}: {e}"))?;
+                .map_err(|error| RescueError::Restore { addr, error })?;
             out.restored += 1;
         }
     }
@@ -236,7 +261,7 @@ pub(super) fn sigtrap_pending(pid: i32, tid: i32) -> bool {
 /// those that executed an armed int3 and still have its SIGTRAP pending,
 /// discards that SIGTRAP, and detaches everything. Returns how many were
 /// rewound.
-fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, String> {
+fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, RescueError> {
     let mut seized: Vec<i32> = Vec::new();
     let deadline = Instant::now() + SEIZE_PATIENCE;
     let mut pending: Vec<i32> = task_ids(pid).unwrap_or_default();
@@ -254,10 +279,9 @@ fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, String> 
         );
         if Instant::now() > deadline {
             detach_all(&seized, &BTreeMap::new());
-            return Err(format!(
-                "the bytes are restored, but {} thread(s) stayed traced by someone else",
-                pending.len()
-            ));
+            return Err(RescueError::StillTraced {
+                threads: pending.len(),
+            });
         }
         if !pending.is_empty() {
             std::thread::sleep(Duration::from_micros(100));
@@ -345,10 +369,7 @@ fn wait_for_sigtrap(tid: i32) {
                 let _ = ptrace::cont(p, None);
             }
             Ok(_) => return,
-            Err(AttachError::Os {
-                errno: Errno::ETIMEDOUT,
-                ..
-            }) => break,
+            Err(AttachError::TimedOut { .. }) => break,
             Err(_) => return,
         }
     }

@@ -36,7 +36,7 @@ const WALL: u64 = 0x4000_0000;
 pub(super) const INJECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn os(op: &'static str) -> impl Fn(Errno) -> AttachError {
-    move |errno| AttachError::Os { op, errno }
+    move |errno| AttachError::os(op, errno)
 }
 
 /// Waits (polling, bounded) for the next status of `pid` alone; the
@@ -53,18 +53,10 @@ pub(super) fn wait_one(
             Ok(WaitStatus::StillAlive) => {}
             Ok(ws) => return Ok(ws),
             Err(Errno::EINTR) => continue,
-            Err(errno) => {
-                return Err(AttachError::Os {
-                    op: "waitpid",
-                    errno,
-                })
-            }
+            Err(errno) => return Err(AttachError::os("waitpid", errno)),
         }
         if Instant::now() > deadline {
-            return Err(AttachError::Os {
-                op: waiting_for,
-                errno: Errno::ETIMEDOUT,
-            });
+            return Err(AttachError::timed_out(waiting_for));
         }
         std::thread::sleep(nap);
         // Short naps: the target is stopped while we wait (a fork takes
@@ -111,10 +103,7 @@ impl Tracer {
         });
         rescued
             .or(candidates.first().copied())
-            .ok_or(AttachError::Os {
-                op: "no thread can run an injected syscall (each is in a job-control stop or delivering a signal)",
-                errno: Errno::EBUSY,
-            })
+            .ok_or(AttachError::NoInjectionThread)
     }
 
     /// Runs syscall `nr` with `args` in stopped thread `tid`, then restores
@@ -229,10 +218,7 @@ impl Tracer {
                 _ => {}
             }
         }
-        Err(AttachError::Os {
-            op: "injected syscall did not finish",
-            errno: Errno::ETIMEDOUT,
-        })
+        Err(AttachError::InjectionUnfinished)
     }
 
     /// Finds, once, the text sequences a way back uses; whether there are.
@@ -280,24 +266,15 @@ impl Tracer {
     /// never runs; it gets `PTRACE_O_EXITKILL` so it dies with goat.
     pub(super) fn fork_copy(&mut self, insn: u64) -> Result<Forked, AttachError> {
         if self.fork_child.is_some() {
-            return Err(AttachError::Os {
-                op: "a snapshot copy already exists",
-                errno: Errno::EBUSY,
-            });
+            return Err(AttachError::CopyExists);
         }
         let tid = self.injection_thread()?;
         self.syscall_insn = Some(insn);
         let r = self.inject(tid, insn, SYS_CLONE, [0; 6])?;
         if r.ret < 0 {
-            return Err(AttachError::Os {
-                op: "clone in the target",
-                errno: Errno::from_raw(-r.ret as i32),
-            });
+            return Err(AttachError::in_target("clone in the target", r.ret));
         }
-        let child = r.child.ok_or(AttachError::Os {
-            op: "clone in the target was not traced",
-            errno: Errno::ESRCH,
-        })?;
+        let child = r.child.ok_or(AttachError::CopyUntraced)?;
         let deadline = Instant::now() + INJECT_TIMEOUT;
         loop {
             match wait_one(
@@ -308,10 +285,7 @@ impl Tracer {
                 WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..) => break,
                 WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
                     self.fork_child = None;
-                    return Err(AttachError::Os {
-                        op: "the snapshot copy died",
-                        errno: Errno::ESRCH,
-                    });
+                    return Err(AttachError::CopyDied { pid: child });
                 }
                 _ => {}
             }
@@ -373,25 +347,21 @@ impl Tracer {
     fn wait4_in(&mut self, tid: i32, child: i32) -> Result<(), AttachError> {
         self.prepare_injection();
         let gadget = self.gadgets.get().copied().flatten().map(|g| g.syscall_ret);
-        let insn = self.syscall_insn.or(gadget).ok_or(AttachError::Os {
-            op: "no syscall instruction known",
-            errno: Errno::EINVAL,
-        })?;
+        let insn = self
+            .syscall_insn
+            .or(gadget)
+            .ok_or(AttachError::NoSyscallInsn)?;
         let r = self.inject(
             tid,
             insn,
             SYS_WAIT4,
             [child as u64, 0, WALL | WNOHANG, 0, 0, 0],
         )?;
+        if r.ret < 0 {
+            return Err(AttachError::in_target("wait4 in the target", r.ret));
+        }
         if r.ret != i64::from(child) {
-            return Err(AttachError::Os {
-                op: "wait4 in the target did not reap the snapshot copy",
-                errno: if r.ret < 0 {
-                    Errno::from_raw(-r.ret as i32)
-                } else {
-                    Errno::ECHILD
-                },
-            });
+            return Err(AttachError::CopyNotReaped { pid: child });
         }
         Ok(())
     }

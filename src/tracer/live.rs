@@ -10,9 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, RecvTimeoutError, Sender};
-use nix::errno::Errno;
 
 use super::breakpoints::Breakpoints;
+use super::guardian::GuardianError;
 use super::ptrace::{AttachError, Job, Tracer, SERVICE_INTERVAL};
 use super::remote::{StartError, TracerProcess};
 use super::signals;
@@ -25,20 +25,25 @@ use crate::process::{Memory, ReadFault};
 /// running). Dropping it detaches every thread.
 pub struct LiveProcess {
     pid: i32,
-    link: Link,
+    pub(super) link: Link,
     memory: ProcessMemory,
     reg_id: u64,
 }
 
-/// Where the tracer runs.
-enum Link {
+/// Where the tracer runs. What only one form can do is a method of that
+/// form's type (code runs only on a [`ThreadLink`]), so code that would
+/// ask it of the other does not compile.
+pub(super) enum Link {
     /// A thread of goat's own process.
-    Thread {
-        tx: Option<Sender<Job>>,
-        thread: Option<JoinHandle<()>>,
-    },
+    Thread(ThreadLink),
     /// A process of its own, which outlives goat (see `remote.rs`).
     Process(TracerProcess),
+}
+
+/// goat's end of a tracer thread in its own process: it runs closures.
+pub(super) struct ThreadLink {
+    tx: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for LiveProcess {
@@ -50,10 +55,7 @@ impl std::fmt::Debug for LiveProcess {
 }
 
 fn thread_gone() -> AttachError {
-    AttachError::Os {
-        op: "ptrace thread",
-        errno: Errno::ESRCH,
-    }
+    AttachError::TracerThreadGone
 }
 
 impl LiveProcess {
@@ -61,6 +63,25 @@ impl LiveProcess {
     /// `PTRACE_O_TRACECLONE`; re-scanning until the set is stable). Threads
     /// keep running. On failure, whatever was attached is detached.
     pub fn attach(pid: i32) -> Result<LiveProcess, AttachError> {
+        Ok(LiveProcess::attach_then(pid, |_, _| ())?.0)
+    }
+
+    /// [`LiveProcess::attach`] with a guardian (see `guardian.rs`), and
+    /// whether it started: the tracer is a thread of goat's own process,
+    /// which is what a guardian watches over.
+    pub(super) fn attach_guarded(
+        pid: i32,
+    ) -> Result<(LiveProcess, Result<(), GuardianError>), AttachError> {
+        LiveProcess::attach_then(pid, super::guardian::watch_over)
+    }
+
+    /// [`LiveProcess::attach`], running `then` with the tracer thread once
+    /// it is attached and registered for signals (as a caller of `attach`
+    /// would, in the same order).
+    fn attach_then<T>(
+        pid: i32,
+        then: impl FnOnce(i32, &ThreadLink) -> T,
+    ) -> Result<(LiveProcess, T), AttachError> {
         crate::process::preflight::refuse_early(pid)?;
         let (tx, rx) = unbounded::<Job>();
         let (itx, irx) = bounded::<Result<(), AttachError>>(1);
@@ -107,10 +128,7 @@ impl LiveProcess {
                     }
                 }
             })
-            .map_err(|e| AttachError::Os {
-                op: "spawn ptrace thread",
-                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            })?;
+            .map_err(|e| AttachError::io("spawn ptrace thread", &e))?;
         match irx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -123,15 +141,18 @@ impl LiveProcess {
             }
         }
         let reg_id = signals::register(signals::Link::Thread(tx.clone()));
-        Ok(LiveProcess {
+        let link = ThreadLink {
+            tx: Some(tx),
+            thread: Some(thread),
+        };
+        let then = then(pid, &link);
+        let live = LiveProcess {
             pid,
-            link: Link::Thread {
-                tx: Some(tx),
-                thread: Some(thread),
-            },
+            link: Link::Thread(link),
             memory: ProcessMemory::new(pid),
             reg_id,
-        })
+        };
+        Ok((live, then))
     }
 
     /// Like [`LiveProcess::attach`], with the tracer in a process of its
@@ -142,20 +163,28 @@ impl LiveProcess {
     /// registers restored) and detaches. Should that process not start,
     /// goat traces from its own process, and the second value says why.
     pub fn attach_outliving(pid: i32) -> Result<(LiveProcess, Option<String>), AttachError> {
+        match LiveProcess::attach_process(pid)? {
+            Ok(live) => Ok((live, None)),
+            Err(why) => Ok((LiveProcess::attach(pid)?, Some(why))),
+        }
+    }
+
+    /// Attached through a tracer process of its own, or why there is none
+    /// (the inner `Err`: goat may trace from its own process instead).
+    fn attach_process(pid: i32) -> Result<Result<LiveProcess, String>, AttachError> {
         crate::process::preflight::refuse_early(pid)?;
         match TracerProcess::spawn(pid) {
             Ok(tracer) => {
                 let reg_id = signals::register(signals::Link::Process(tracer.pid()));
-                let live = LiveProcess {
+                Ok(Ok(LiveProcess {
                     pid,
                     link: Link::Process(tracer),
                     memory: ProcessMemory::new(pid),
                     reg_id,
-                };
-                Ok((live, None))
+                }))
             }
             Err(StartError::Attach(e)) => Err(e),
-            Err(StartError::Unavailable(why)) => Ok((LiveProcess::attach(pid)?, Some(why))),
+            Err(StartError::Unavailable(why)) => Ok(Err(why)),
         }
     }
 
@@ -164,11 +193,12 @@ impl LiveProcess {
     /// over the int3s instead, and the note says so. The session is worth
     /// having either way.
     pub fn attach_for_session(pid: i32) -> Result<(LiveProcess, Option<String>), AttachError> {
-        let (live, why) = LiveProcess::attach_outliving(pid)?;
-        let Some(why) = why else {
-            return Ok((live, None));
+        let why = match LiveProcess::attach_process(pid)? {
+            Ok(live) => return Ok((live, None)),
+            Err(why) => why,
         };
-        let note = match super::guardian::watch_over(&live) {
+        let (live, guarded) = LiveProcess::attach_guarded(pid)?;
+        let note = match guarded {
             Ok(()) => format!(
                 "no tracer process ({why}): tracing from goat itself; a guardian \
                  process restores the breakpoints should goat be killed"
@@ -198,10 +228,9 @@ impl LiveProcess {
         if self.tracer_process_pid().is_none() {
             return Ok(());
         }
-        let meta = file.metadata().map_err(|e| AttachError::Os {
-            op: "fstat of the core's temporary",
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| AttachError::io("fstat of the core's temporary", &e))?;
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let t = super::wire::Temporary {
             path,
@@ -219,7 +248,7 @@ impl LiveProcess {
     pub fn tracer_lost(&self) -> Option<i32> {
         match &self.link {
             Link::Process(p) => p.died().then(|| p.pid()),
-            Link::Thread { .. } => None,
+            Link::Thread(_) => None,
         }
     }
 
@@ -227,7 +256,7 @@ impl LiveProcess {
     pub(super) fn tracer_process_pid(&self) -> Option<i32> {
         match &self.link {
             Link::Process(p) => Some(p.pid()),
-            Link::Thread { .. } => None,
+            Link::Thread(_) => None,
         }
     }
 
@@ -235,38 +264,15 @@ impl LiveProcess {
         &self.memory
     }
 
-    /// Runs `f` on the ptrace thread and returns its result. Only for a
-    /// tracer thread in goat's own process: code cannot go to another.
-    pub(super) fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Tracer) -> R + Send + 'static,
-    ) -> Result<R, AttachError> {
-        let Link::Thread { tx, .. } = &self.link else {
-            return Err(AttachError::Os {
-                op: "only a tracer thread of goat's own process takes this request",
-                errno: Errno::EINVAL,
-            });
-        };
-        let (rtx, rrx) = bounded::<R>(1);
-        let job: Job = Box::new(move |t: &mut Tracer| {
-            let _ = rtx.send(f(t));
-        });
-        tx.as_ref()
-            .ok_or_else(thread_gone)?
-            .send(job)
-            .map_err(|_| thread_gone())?;
-        rrx.recv().map_err(|_| thread_gone())
-    }
-
     /// Carries out `req` on the tracer, wherever it runs. A failure the
     /// tracer reports comes back as `Err`, so `Ok` is never `Reply::Failed`.
     pub(super) fn request(&self, req: Request) -> Result<Reply, AttachError> {
         let reply = match &self.link {
-            Link::Thread { .. } => self.call(move |t| t.handle(req))?,
+            Link::Thread(t) => t.call(move |t| t.handle(req))?,
             Link::Process(p) => p.request(&req)?,
         };
         match reply {
-            Reply::Failed(e) => Err(e.into()),
+            Reply::Failed(e) => Err(e),
             r => Ok(r),
         }
     }
@@ -292,11 +298,31 @@ impl LiveProcess {
     }
 }
 
+impl ThreadLink {
+    /// Runs `f` on the ptrace thread and returns its result (code cannot
+    /// go to a tracer process: only requests do).
+    pub(super) fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tracer) -> R + Send + 'static,
+    ) -> Result<R, AttachError> {
+        let (rtx, rrx) = bounded::<R>(1);
+        let job: Job = Box::new(move |t: &mut Tracer| {
+            let _ = rtx.send(f(t));
+        });
+        self.tx
+            .as_ref()
+            .ok_or_else(thread_gone)?
+            .send(job)
+            .map_err(|_| thread_gone())?;
+        rrx.recv().map_err(|_| thread_gone())
+    }
+}
+
 impl Drop for LiveProcess {
     fn drop(&mut self) {
         signals::unregister(self.reg_id);
         match &mut self.link {
-            Link::Thread { tx, thread } => {
+            Link::Thread(ThreadLink { tx, thread }) => {
                 if let Some(tx) = tx.take() {
                     signals::detach_via(&tx, Duration::from_secs(10));
                 }

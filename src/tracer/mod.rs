@@ -5,6 +5,7 @@
 
 mod borrow_fd;
 mod breakpoints;
+mod error;
 mod exec;
 pub mod guardian;
 mod inject;
@@ -20,10 +21,10 @@ mod signals;
 mod wire;
 
 pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBreakpoint};
+pub use error::{AttachError, Ending, Op};
 pub use exec::{RunPlan, StopReason};
 pub use inject::{find_syscall_insn, Forked};
 pub use live::{has_exited, read_mappings, LiveProcess, Stopped};
-pub use ptrace::AttachError;
 pub use reap::Reaped;
 pub use regset::{FpState, FPREGS_SIZE};
 pub use signals::{install_detach_on_signals, set_session_interrupts, RunCommand, UnfinishedFile};

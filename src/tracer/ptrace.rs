@@ -23,38 +23,13 @@ use nix::sys::ptrace::{self, Options};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use thiserror::Error;
 
 use super::breakpoints::Breakpoints;
 use crate::process::{Regs, Thread};
 
-/// Why attaching to (or stopping) a process failed.
-#[derive(Debug, Error)]
-pub enum AttachError {
-    #[error("no process with pid {pid}")]
-    NoSuchProcess { pid: i32 },
-    #[error("not permitted to attach to pid {pid}:\n{advice}")]
-    PermissionDenied { pid: i32, advice: String },
-    #[error("pid {pid} is already traced by pid {tracer_pid} ({tracer_name}); detach it (quit gdb/dlv) first")]
-    AlreadyTraced {
-        pid: i32,
-        tracer_pid: i32,
-        tracer_name: String,
-    },
-    #[error("pid {pid} is a zombie: it has exited and only waits for its parent to reap it")]
-    Zombie { pid: i32 },
-    #[error("pid {pid} is a kernel thread, not a program")]
-    KernelThread { pid: i32 },
-    #[error("refusing to attach to goat itself or one of its ancestors")]
-    SelfAttach,
-    #[error("pid {pid} exited")]
-    Exited { pid: i32 },
-    /// The process ended while traced, and how is known.
-    #[error("pid {pid} {how}")]
-    Ended { pid: i32, how: String },
-    #[error("{op}: {errno}")]
-    Os { op: &'static str, errno: Errno },
-}
+// Every tracer file names the error through here, where it is returned most.
+pub use super::error::AttachError;
+use super::error::Ending;
 
 /// How long a stop waits for every thread to report before giving up (a
 /// thread in uninterruptible sleep, `D`, cannot stop until it wakes).
@@ -97,7 +72,7 @@ pub struct Tracer {
     /// Address of a `syscall` instruction in the target, once one was used.
     pub(super) syscall_insn: Option<u64>,
     /// How the process ended, once its main thread's exit was seen.
-    pub(super) ended: Option<String>,
+    pub(super) ended: Option<Ending>,
     /// Descriptors taken from the target (`borrow_fd.rs`), held here until
     /// goat has its own copy; closed with the tracer at the latest.
     pub(super) borrowed_fds: BTreeMap<i32, std::os::fd::OwnedFd>,
@@ -195,12 +170,7 @@ impl Tracer {
                         new += 1;
                     }
                     Err(Errno::EPERM) => return Err(permission_error(pid)),
-                    Err(errno) => {
-                        return Err(AttachError::Os {
-                            op: "PTRACE_SEIZE",
-                            errno,
-                        })
-                    }
+                    Err(errno) => return Err(AttachError::os("PTRACE_SEIZE", errno)),
                 }
             }
             self.service();
@@ -277,13 +247,13 @@ impl Tracer {
             WaitStatus::Exited(p, code) => {
                 self.threads.remove(&p.as_raw());
                 if p.as_raw() == self.pid {
-                    self.ended = Some(format!("exited with status {code}"));
+                    self.ended = Some(Ending::Status(code));
                 }
             }
             WaitStatus::Signaled(p, sig, _) => {
                 self.threads.remove(&p.as_raw());
                 if p.as_raw() == self.pid {
-                    self.ended = Some(format!("was killed by {}", sig.as_str()));
+                    self.ended = Some(Ending::Signal(sig as i32));
                 }
             }
             WaitStatus::Continued(_) | WaitStatus::StillAlive => {}
@@ -333,10 +303,7 @@ impl Tracer {
                 match waitpid(None, Some(wait_flags())) {
                     Ok(WaitStatus::StillAlive) => {
                         if Instant::now() > deadline {
-                            return Err(AttachError::Os {
-                                op: "waiting for threads to stop",
-                                errno: Errno::ETIMEDOUT,
-                            });
+                            return Err(AttachError::timed_out("waiting for threads to stop"));
                         }
                         std::thread::sleep(nap);
                         nap = (nap * 2).min(Duration::from_millis(2));
@@ -344,12 +311,7 @@ impl Tracer {
                     Ok(ws) => self.on_event(ws, true),
                     Err(Errno::EINTR) => {}
                     Err(Errno::ECHILD) => self.threads.clear(),
-                    Err(errno) => {
-                        return Err(AttachError::Os {
-                            op: "waitpid",
-                            errno,
-                        })
-                    }
+                    Err(errno) => return Err(AttachError::os("waitpid", errno)),
                 }
             }
             if self.threads.is_empty() {
@@ -361,21 +323,15 @@ impl Tracer {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(AttachError::Os {
-                    op: "waiting for threads to stop",
-                    errno: Errno::ETIMEDOUT,
-                });
+                return Err(AttachError::timed_out("waiting for threads to stop"));
             }
         }
     }
 
     /// The error for a process that is no more: how it ended, if seen.
     pub(super) fn gone(&self) -> AttachError {
-        match &self.ended {
-            Some(how) => AttachError::Ended {
-                pid: self.pid,
-                how: how.clone(),
-            },
+        match self.ended {
+            Some(how) => AttachError::Ended { pid: self.pid, how },
             None => AttachError::Exited { pid: self.pid },
         }
     }

@@ -61,7 +61,7 @@ pub struct Reaped {
 }
 
 fn os(op: &'static str) -> impl Fn(Errno) -> AttachError {
-    move |errno| AttachError::Os { op, errno }
+    move |errno| AttachError::os(op, errno)
 }
 
 /// The scheduler state letter of thread `tid` (`S`: asleep in the kernel).
@@ -85,18 +85,12 @@ impl Tracer {
                 // Collected already (by `service`, which ignores the copy).
                 Err(Errno::ECHILD) => return Ok(()),
                 Err(Errno::EINTR) | Ok(_) => {}
-                Err(errno) => {
-                    return Err(AttachError::Os {
-                        op: "waitpid",
-                        errno,
-                    })
-                }
+                Err(errno) => return Err(AttachError::os("waitpid", errno)),
             }
             if Instant::now() > deadline {
-                return Err(AttachError::Os {
-                    op: "waiting for the snapshot copy to exit",
-                    errno: Errno::ETIMEDOUT,
-                });
+                return Err(AttachError::timed_out(
+                    "waiting for the snapshot copy to exit",
+                ));
             }
             self.service();
             std::thread::sleep(nap);
@@ -133,10 +127,7 @@ impl Tracer {
                     if is_group_stop_signal(sig) {
                         // A job-control stop: keep it in force, do not run code.
                         let _ = listen(tid);
-                        return Err(AttachError::Os {
-                            op: "the thread is in a job-control stop",
-                            errno: Errno::EBUSY,
-                        });
+                        return Err(AttachError::JobControlStop { tid });
                     }
                     self.threads.insert(tid, State::Stopped(StopKind::Event));
                     return Ok(());

@@ -25,13 +25,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-
-use super::guardian;
 use super::live::LiveProcess;
 use super::ptrace::AttachError;
 use super::signals;
-use super::wire::{protocol_error, Reply, Request, Temporary, WireError};
+use super::wire::{protocol_error, Reply, Request, Temporary};
 
 /// The hidden subcommand that runs [`serve`].
 pub const SUBCOMMAND: &str = "tracer";
@@ -41,10 +38,7 @@ pub const SUBCOMMAND: &str = "tracer";
 const EXIT_PATIENCE: Duration = Duration::from_secs(20);
 
 fn gone() -> AttachError {
-    AttachError::Os {
-        op: "the tracer process is gone",
-        errno: Errno::EPIPE,
-    }
+    AttachError::TracerProcessGone
 }
 
 /// goat's end of a tracer process.
@@ -88,7 +82,7 @@ impl TracerProcess {
         };
         let failed = match first {
             Ok(Reply::Done) => return Ok(tracer),
-            Ok(Reply::Failed(e)) => StartError::Attach(e.into()),
+            Ok(Reply::Failed(e)) => StartError::Attach(e),
             Ok(_) => StartError::Unavailable("it answered out of turn".into()),
             Err(_) => StartError::Unavailable("it ended before attaching".into()),
         };
@@ -177,18 +171,19 @@ pub fn serve(pid: i32) -> i32 {
     // A SIGINT passed on by goat stops a running continue.
     signals::set_session_interrupts(true);
     let mut out = std::io::stdout().lock();
-    let live = match LiveProcess::attach(pid) {
-        Ok(live) => live,
+    // If this process is killed in turn, the guardian still takes the int3s
+    // out (see guardian.rs).
+    let live = match LiveProcess::attach_guarded(pid) {
+        Ok((live, Ok(()))) => live,
+        Ok((live, Err(e))) => {
+            eprintln!("goat tracer: no guardian process: {e}");
+            live
+        }
         Err(e) => {
-            let _ = send(&mut out, &Reply::Failed(e.into()));
+            let _ = send(&mut out, &Reply::Failed(e));
             return 1;
         }
     };
-    // If this process is killed in turn, the guardian still takes the int3s
-    // out (see guardian.rs).
-    if let Err(e) = guardian::watch_over(&live) {
-        eprintln!("goat tracer: no guardian process: {e}");
-    }
     if send(&mut out, &Reply::Done).is_err() {
         return 1;
     }
@@ -200,9 +195,7 @@ pub fn serve(pid: i32) -> i32 {
                 temporary = Some(t);
                 Reply::Done
             }
-            Ok(req) => live
-                .request(req)
-                .unwrap_or_else(|e| Reply::Failed(e.into())),
+            Ok(req) => live.request(req).unwrap_or_else(Reply::Failed),
             Err(e) => Reply::Failed(e),
         };
         // goat may be gone; the loop then ends at the end of its stdin.
@@ -261,16 +254,17 @@ fn send(out: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
 /// Reads stdin on a thread of its own, so that its end (goat died) is seen
 /// while a run blocks the main thread: the run is then aborted as SIGTERM
 /// would abort it, and the channel closes after the requests already read.
-fn read_requests() -> crossbeam_channel::Receiver<Result<Request, WireError>> {
+fn read_requests() -> crossbeam_channel::Receiver<Result<Request, AttachError>> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let spawned = std::thread::Builder::new()
         .name("goat-requests".into())
         .spawn(move || {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
-                let req = serde_json::from_str::<Request>(&line).map_err(|e| WireError::Os {
-                    op: format!("an unreadable request ({e})"),
-                    errno: Errno::EPROTO as i32,
+                let req = serde_json::from_str::<Request>(&line).map_err(|e| {
+                    AttachError::UnreadableRequest {
+                        detail: e.to_string(),
+                    }
                 });
                 if tx.send(req).is_err() {
                     return;

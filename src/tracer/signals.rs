@@ -19,7 +19,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Sender};
-use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::ptrace::{AttachError, Job, Tracer};
@@ -352,10 +351,8 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
     if child_wakes {
         set.add(Signal::SIGCHLD);
     }
-    set.thread_block().map_err(|errno| AttachError::Os {
-        op: "pthread_sigmask",
-        errno,
-    })?;
+    set.thread_block()
+        .map_err(|errno| AttachError::os("pthread_sigmask", errno))?;
     let _ = INSTALLED.set(());
     std::thread::Builder::new()
         .name("goat-signals".into())
@@ -384,10 +381,7 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
             remove_unfinished_files();
             std::process::exit(128 + sig as i32);
         })
-        .map_err(|e| AttachError::Os {
-            op: "spawn signal thread",
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        })?;
+        .map_err(|e| AttachError::io("spawn signal thread", &e))?;
     CHILD_WAKES.store(child_wakes, Ordering::SeqCst);
     Ok(())
 }

@@ -3,10 +3,6 @@
 //! (`goat stacks`, `goat core`) and, one JSON line each, to the tracer
 //! process of an interactive session (see `remote.rs`).
 
-use std::collections::BTreeSet;
-use std::sync::{Mutex, OnceLock};
-
-use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::breakpoints::BreakpointInfo;
@@ -68,130 +64,19 @@ pub(super) enum Reply {
     Forked(Forked),
     Reaped(Reaped),
     Fd(i32),
-    Failed(WireError),
-}
-
-/// [`AttachError`] as data.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) enum WireError {
-    NoSuchProcess {
-        pid: i32,
-    },
-    PermissionDenied {
-        pid: i32,
-        advice: String,
-    },
-    AlreadyTraced {
-        pid: i32,
-        tracer_pid: i32,
-        tracer_name: String,
-    },
-    Zombie {
-        pid: i32,
-    },
-    KernelThread {
-        pid: i32,
-    },
-    SelfAttach,
-    Exited {
-        pid: i32,
-    },
-    Ended {
-        pid: i32,
-        how: String,
-    },
-    Os {
-        op: String,
-        errno: i32,
-    },
-}
-
-impl From<AttachError> for WireError {
-    fn from(e: AttachError) -> WireError {
-        match e {
-            AttachError::NoSuchProcess { pid } => WireError::NoSuchProcess { pid },
-            AttachError::PermissionDenied { pid, advice } => {
-                WireError::PermissionDenied { pid, advice }
-            }
-            AttachError::AlreadyTraced {
-                pid,
-                tracer_pid,
-                tracer_name,
-            } => WireError::AlreadyTraced {
-                pid,
-                tracer_pid,
-                tracer_name,
-            },
-            AttachError::Zombie { pid } => WireError::Zombie { pid },
-            AttachError::KernelThread { pid } => WireError::KernelThread { pid },
-            AttachError::SelfAttach => WireError::SelfAttach,
-            AttachError::Exited { pid } => WireError::Exited { pid },
-            AttachError::Ended { pid, how } => WireError::Ended { pid, how },
-            AttachError::Os { op, errno } => WireError::Os {
-                op: op.to_string(),
-                errno: errno as i32,
-            },
-        }
-    }
-}
-
-impl From<WireError> for AttachError {
-    fn from(e: WireError) -> AttachError {
-        match e {
-            WireError::NoSuchProcess { pid } => AttachError::NoSuchProcess { pid },
-            WireError::PermissionDenied { pid, advice } => {
-                AttachError::PermissionDenied { pid, advice }
-            }
-            WireError::AlreadyTraced {
-                pid,
-                tracer_pid,
-                tracer_name,
-            } => AttachError::AlreadyTraced {
-                pid,
-                tracer_pid,
-                tracer_name,
-            },
-            WireError::Zombie { pid } => AttachError::Zombie { pid },
-            WireError::KernelThread { pid } => AttachError::KernelThread { pid },
-            WireError::SelfAttach => AttachError::SelfAttach,
-            WireError::Exited { pid } => AttachError::Exited { pid },
-            WireError::Ended { pid, how } => AttachError::Ended { pid, how },
-            WireError::Os { op, errno } => AttachError::Os {
-                op: intern(op),
-                errno: Errno::from_raw(errno),
-            },
-        }
-    }
-}
-
-/// `AttachError::Os` names its operation with a `&'static str`. The names a
-/// tracer sends come from a fixed set in its code, so keeping one copy of
-/// each for the rest of the run costs a few bytes at most.
-fn intern(s: String) -> &'static str {
-    static SEEN: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
-    let Ok(mut seen) = SEEN.get_or_init(Default::default).lock() else {
-        return "a tracer operation";
-    };
-    if let Some(&known) = seen.get(s.as_str()) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(s.into_boxed_str());
-    seen.insert(leaked);
-    leaked
+    /// The error goat's own ptrace thread would have returned.
+    Failed(AttachError),
 }
 
 /// The protocol was broken: a reply of the wrong kind, or an unreadable line.
 pub(super) fn protocol_error() -> AttachError {
-    AttachError::Os {
-        op: "an unexpected reply from the tracer",
-        errno: Errno::EPROTO,
-    }
+    AttachError::UnexpectedReply
 }
 
 impl Tracer {
     /// Carries out one request on the ptrace thread.
     pub(super) fn handle(&mut self, req: Request) -> Reply {
-        let failed = |e: AttachError| Reply::Failed(e.into());
+        let failed = Reply::Failed;
         match req {
             Request::Stop => self.stop_and_read().map_or_else(failed, Reply::Threads),
             Request::Resume => {

@@ -1,13 +1,34 @@
 //! Whether fork mode can be used on a target, and the `syscall`
 //! instruction its injected calls run at.
 
+use thiserror::Error;
+
 use crate::process::Memory;
 use crate::tracer::{find_syscall_insn, read_mappings};
 
 use super::notes::{status_bytes, status_field};
 
+/// Why fork or live mode cannot be used on a target (goat then writes
+/// the core in another mode and says why).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Infeasible {
+    #[error("the target is in a job-control stop (SIGSTOP): no thread can run a syscall")]
+    JobControlStop,
+    /// A filter may answer an injected syscall with SECCOMP_RET_KILL.
+    #[error("the target runs under a seccomp filter, which could kill it for an injected syscall")]
+    Seccomp,
+    #[error(
+        "its cgroup has {} MiB of memory headroom, less than its {} MiB of anonymous memory a copy could need",
+        room >> 20,
+        anon >> 20
+    )]
+    NoHeadroom { room: u64, anon: u64 },
+    #[error("no syscall instruction found in the target's text")]
+    NoSyscallInsn,
+}
+
 /// Whether cloning the target is safe and likely to work; `Err(why)` if not.
-pub fn fork_feasible(pid: i32) -> Result<(), String> {
+pub fn fork_feasible(pid: i32) -> Result<(), Infeasible> {
     injection_feasible(pid, false)?;
     memory_headroom(pid)
 }
@@ -16,21 +37,16 @@ pub fn fork_feasible(pid: i32) -> Result<(), String> {
 /// `under_seccomp`: try even under a seccomp filter (tests only, against a
 /// fixture whose filter answers EPERM, to check that a refused call leaves
 /// the target as it was).
-pub fn injection_feasible(pid: i32, under_seccomp: bool) -> Result<(), String> {
+pub fn injection_feasible(pid: i32, under_seccomp: bool) -> Result<(), Infeasible> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |k: &str| status_field(&status, k);
     if in_job_control_stop(pid) {
-        return Err(
-            "the target is in a job-control stop (SIGSTOP): no thread can run a syscall".into(),
-        );
+        return Err(Infeasible::JobControlStop);
     }
     // A filter may answer an injected syscall with SECCOMP_RET_KILL, which
     // would kill the target: never try.
     if field("Seccomp").is_some_and(|v| v != "0") && !under_seccomp {
-        return Err(
-            "the target runs under a seccomp filter, which could kill it for an injected syscall"
-                .into(),
-        );
+        return Err(Infeasible::Seccomp);
     }
     Ok(())
 }
@@ -51,7 +67,7 @@ fn in_job_control_stop(pid: i32) -> bool {
 
 /// Whether the target's cgroup has room for a copy of its anonymous
 /// memory (what a fork may come to need); `Err(why)` if not.
-pub fn memory_headroom(pid: i32) -> Result<(), String> {
+pub fn memory_headroom(pid: i32) -> Result<(), Infeasible> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let anon = status_bytes(&status, "RssAnon");
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
@@ -62,11 +78,7 @@ pub fn memory_headroom(pid: i32) -> Result<(), String> {
             if let (Ok(max), Ok(cur)) = (max.trim().parse::<u64>(), cur.trim().parse::<u64>()) {
                 let room = max.saturating_sub(cur);
                 if room < anon {
-                    return Err(format!(
-                        "its cgroup has {} MiB of memory headroom, less than its {} MiB of anonymous memory a copy could need",
-                        room >> 20,
-                        anon >> 20
-                    ));
+                    return Err(Infeasible::NoHeadroom { room, anon });
                 }
             }
         }

@@ -25,7 +25,7 @@ mod pagescan;
 mod uffd;
 mod write;
 
-pub use fork::{find_syscall, fork_feasible};
+pub use fork::{find_syscall, fork_feasible, Infeasible};
 pub use live::LiveStats;
 use write::{write_file, Facts};
 
@@ -186,7 +186,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
             .and_then(|a| fork::memory_headroom(pid).map(|()| Some(a))),
     };
     let insn = feasible.unwrap_or_else(|why| {
-        stats.fallback.push((mode, why));
+        stats.fallback.push((mode, why.to_string()));
         mode = Mode::Stop;
         None
     });
@@ -210,7 +210,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
                 mode = match fork::memory_headroom(pid) {
                     Ok(()) => Mode::Fork,
                     Err(why) => {
-                        stats.fallback.push((Mode::Fork, why));
+                        stats.fallback.push((Mode::Fork, why.to_string()));
                         Mode::Stop
                     }
                 };
@@ -288,12 +288,15 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
 
 /// Whether syscalls can be run in the target (fork and live mode), and at
 /// which `syscall` instruction; `Err(why)` if not.
-fn injection_feasible(pid: i32, live: &LiveProcess, under_seccomp: bool) -> Result<u64, String> {
+fn injection_feasible(
+    pid: i32,
+    live: &LiveProcess,
+    under_seccomp: bool,
+) -> Result<u64, Infeasible> {
     fork::injection_feasible(pid, under_seccomp)?;
     // Best effort: without it, an injection is as safe as the tracer's life.
     let _ = live.prepare_injection();
-    find_syscall(pid, live.memory())
-        .ok_or_else(|| "no syscall instruction found in the target's text".to_string())
+    find_syscall(pid, live.memory()).ok_or(Infeasible::NoSyscallInsn)
 }
 
 /// Saves the written temporary under `dest`, with the figures of the end.
