@@ -10,12 +10,14 @@ mod captured;
 mod live_memory;
 mod memory;
 pub mod preflight;
+pub mod procfs;
 mod regs;
 
 pub use captured::CapturedMemory;
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};
+pub use procfs::{has_exited, read_mappings};
 pub use regs::Regs;
 
 /// One thread of the target, with the registers it had when stopped.

@@ -34,6 +34,7 @@ use nix::unistd::Pid;
 
 use super::inject::wait_one;
 use super::ptrace::{task_ids, AttachError};
+use crate::process::procfs;
 
 const INT3: u8 = 0xcc;
 /// How long the guardian waits for goat's tracing to end before it gives up
@@ -63,7 +64,7 @@ pub struct Guardian {
 impl Guardian {
     /// Starts `goat guardian PID` (this executable) with a pipe as its stdin.
     pub fn spawn(pid: i32) -> std::io::Result<Guardian> {
-        let mut child = Command::new("/proc/self/exe")
+        let mut child = Command::new(procfs::OWN_EXE)
             .arg(SUBCOMMAND)
             .arg(pid.to_string())
             .stdin(Stdio::piped())
@@ -202,10 +203,7 @@ struct Rescue {
 /// Puts the original bytes back, then fixes threads caught on an int3.
 fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, String> {
     let mut out = Rescue::default();
-    let mem = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/proc/{pid}/mem"))
+    let mem = procfs::open_mem(pid, true)
         .map_err(|e| format!("cannot open /proc/{pid}/mem to restore the code: {e}"))?;
     // Speed first: every microsecond an int3 stays, a thread may run into it.
     for (&addr, &orig) in armed {
@@ -222,14 +220,8 @@ fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, String> {
 
 /// `SIGTRAP` pending on `tid` (its own queue: int3 traps are thread-directed).
 pub(super) fn sigtrap_pending(pid: i32, tid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigPnd:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (Signal::SIGTRAP as u64 - 1)) != 0)
+    procfs::task_status(pid, tid)
+        .is_some_and(|s| s.sigpnd & (1 << (Signal::SIGTRAP as u64 - 1)) != 0)
 }
 
 /// Attaches to every thread (waiting for goat's tracing to end), rewinds

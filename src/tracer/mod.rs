@@ -22,7 +22,7 @@ mod wire;
 pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBreakpoint};
 pub use exec::{RunPlan, StopReason};
 pub use inject::{find_syscall_insn, Forked};
-pub use live::{has_exited, read_mappings, LiveProcess, Stopped};
+pub use live::{LiveProcess, Stopped};
 pub use ptrace::AttachError;
 pub use reap::Reaped;
 pub use regset::{FpState, FPREGS_SIZE};

@@ -128,11 +128,7 @@ pub(super) fn listen(tid: i32) -> Result<(), Errno> {
 }
 
 pub(super) fn task_ids(pid: i32) -> Result<Vec<i32>, AttachError> {
-    let dir =
-        std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| AttachError::Exited { pid })?;
-    Ok(dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect())
+    crate::process::procfs::tasks(pid).ok_or(AttachError::Exited { pid })
 }
 
 pub(super) fn regs_from(r: &libc::user_regs_struct) -> Regs {

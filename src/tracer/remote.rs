@@ -66,7 +66,7 @@ pub(super) enum StartError {
 impl TracerProcess {
     /// Starts `goat tracer PID` (this executable) and waits for it to attach.
     pub(super) fn spawn(pid: i32) -> Result<TracerProcess, StartError> {
-        let mut child = Command::new("/proc/self/exe")
+        let mut child = Command::new(crate::process::procfs::OWN_EXE)
             .arg(SUBCOMMAND)
             .arg(pid.to_string())
             .stdin(Stdio::piped())
@@ -120,7 +120,7 @@ impl TracerProcess {
     /// does within a few seconds: a traced tracer, say under strace, ends
     /// only once its own tracer has seen it go).
     pub(super) fn died(&self) -> bool {
-        let state = || super::live::has_exited(self.pid());
+        let state = || crate::process::has_exited(self.pid());
         if !self.lost.load(std::sync::atomic::Ordering::SeqCst) {
             return state();
         }
