@@ -18,7 +18,7 @@ pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};
 pub use procfs::{has_exited, read_mappings};
-pub use regs::Regs;
+pub use regs::{Regs, USER_REGS_WORDS};
 
 /// One thread of the target, with the registers it had when stopped.
 #[derive(Debug, Clone, Serialize, Deserialize)]

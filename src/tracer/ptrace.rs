@@ -26,7 +26,7 @@ use nix::unistd::Pid;
 use thiserror::Error;
 
 use super::breakpoints::Breakpoints;
-use crate::process::{Regs, Thread};
+use crate::process::Thread;
 
 /// Why attaching to (or stopping) a process failed.
 #[derive(Debug, Error)]
@@ -129,38 +129,6 @@ pub(super) fn listen(tid: i32) -> Result<(), Errno> {
 
 pub(super) fn task_ids(pid: i32) -> Result<Vec<i32>, AttachError> {
     crate::process::procfs::tasks(pid).ok_or(AttachError::Exited { pid })
-}
-
-pub(super) fn regs_from(r: &libc::user_regs_struct) -> Regs {
-    Regs {
-        r15: r.r15,
-        r14: r.r14,
-        r13: r.r13,
-        r12: r.r12,
-        rbp: r.rbp,
-        rbx: r.rbx,
-        r11: r.r11,
-        r10: r.r10,
-        r9: r.r9,
-        r8: r.r8,
-        rax: r.rax,
-        rcx: r.rcx,
-        rdx: r.rdx,
-        rsi: r.rsi,
-        rdi: r.rdi,
-        orig_rax: r.orig_rax,
-        rip: r.rip,
-        cs: r.cs,
-        eflags: r.eflags,
-        rsp: r.rsp,
-        ss: r.ss,
-        fs_base: r.fs_base,
-        gs_base: r.gs_base,
-        ds: r.ds,
-        es: r.es,
-        fs: r.fs,
-        gs: r.gs,
-    }
 }
 
 impl Tracer {

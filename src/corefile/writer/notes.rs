@@ -151,16 +151,6 @@ fn pad4(buf: &mut Vec<u8>) {
     }
 }
 
-/// `user_regs_struct`, 27 × u64 in the kernel's order.
-pub fn regs_bytes(r: &Regs) -> Vec<u8> {
-    let words = [
-        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
-        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds,
-        r.es, r.fs, r.gs,
-    ];
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
-}
-
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
     buf[at..at + bytes.len()].copy_from_slice(bytes);
 }
@@ -183,7 +173,14 @@ pub fn prstatus(t: &ThreadInfo, p: &ProcessInfo, cursig: i32) -> Vec<u8> {
     put(&mut b, 44, &p.sid.to_le_bytes());
     put_timeval(&mut b, 48, t.utime_us);
     put_timeval(&mut b, 64, t.stime_us);
-    put(&mut b, 112, &regs_bytes(&t.regs));
+    // pr_reg: user_regs_struct, 27 × u64 in the kernel's order.
+    let regs: Vec<u8> = t
+        .regs
+        .to_words()
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    put(&mut b, 112, &regs);
     put(&mut b, 328, &1i32.to_le_bytes()); // pr_fpvalid
     b
 }
