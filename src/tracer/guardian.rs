@@ -34,6 +34,7 @@ use nix::unistd::Pid;
 
 use super::inject::wait_one;
 use super::ptrace::{task_ids, AttachError};
+use crate::poll::poll_until;
 use crate::process::procfs;
 
 const INT3: u8 = 0xcc;
@@ -110,12 +111,9 @@ impl Drop for Guardian {
         self.send("bye\n");
         self.pipe = None;
         // It exits as soon as it reads the goodbye; never hang goat on it.
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        let exited = || self.child.try_wait().ok().flatten();
+        if poll_until(Duration::from_secs(1), Duration::from_millis(2), exited).is_some() {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

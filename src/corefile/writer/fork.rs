@@ -40,12 +40,10 @@ pub fn injection_feasible(pid: i32, under_seccomp: bool) -> Result<(), String> {
 /// resumed from its own stop (attaching, a core before this one). A
 /// job-control stop lasts; that moment does not.
 fn in_job_control_stop(pid: i32) -> bool {
-    (0..10).all(|i| {
-        if i > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        procfs::status(pid).is_some_and(|s| s.state.starts_with(['T', 't']))
-    })
+    // Sampled every 2 ms for 18 ms: any moment out of the stop ends it.
+    let stopped = || procfs::status(pid).is_some_and(|s| s.state.starts_with(['T', 't']));
+    let ms = std::time::Duration::from_millis;
+    crate::poll::poll_until(ms(18), ms(2), || (!stopped()).then_some(())).is_none()
 }
 
 /// Whether the target's cgroup has room for a copy of its anonymous

@@ -41,11 +41,11 @@ fn a_child_is_listed_and_seen_to_exit() {
         .expect("run true");
     let pid = kid.id() as i32;
     // Until it is waited for, the child stays a zombie child of this process.
-    let zombie = (0..2000).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        stat(pid).is_some_and(|s| s.state == 'Z')
+    let ms = std::time::Duration::from_millis;
+    let zombie = crate::poll::poll_until(ms(2000), ms(1), || {
+        stat(pid).is_some_and(|s| s.state == 'Z').then_some(())
     });
-    assert!(zombie, "the child ends");
+    assert!(zombie.is_some(), "the child ends");
     assert!(children(me()).contains(&pid));
     assert!(has_exited(pid));
     kid.wait().expect("reap");
