@@ -9,6 +9,7 @@ pub mod binary;
 pub mod corefile;
 pub mod goruntime;
 pub mod outfile;
+pub mod poll;
 pub mod process;
 pub mod repl;
 pub mod report;

@@ -14,6 +14,7 @@ pub mod lines;
 mod moduledata;
 mod pclntab;
 mod pcvalue;
+mod version;
 
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ use std::sync::{Arc, OnceLock};
 
 use image::Image;
 pub use pclntab::{Func, Pclntab, SourceFrame};
+pub use version::GoVersion;
 
 /// Why a Go executable could not be read.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -165,10 +165,3 @@ fn gofunc(image: &Image, md: u64, go_minor: Option<u32>) -> Option<(u64, u64)> {
         image.file_offset(gofunc, 1).map(|_| (off, gofunc))
     })
 }
-
-/// The minor version from a buildinfo version string ("go1.21.13" → 21).
-pub(crate) fn go_minor(version: &str) -> Option<u32> {
-    let rest = version.strip_prefix("go1.")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}

@@ -154,7 +154,7 @@ impl Pclntab {
             pcln_offset: pcln_off,
             nfunc,
         };
-        let go_minor = go_version.and_then(moduledata::go_minor);
+        let go_minor = go_version.and_then(super::GoVersion::go1_minor);
         let md = moduledata::locate(&image, &expect, symbol("runtime.firstmoduledata"), go_minor);
         // Go 1.18-1.25 store the text start in the header; later versions
         // leave 0 there and only the moduledata (or symbols) have it.

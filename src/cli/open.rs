@@ -10,7 +10,7 @@ use anyhow::Result;
 use goat::binary::{self, Binary};
 use goat::corefile::CoreFile;
 use goat::goruntime::GoProgram;
-use goat::process::{preflight, Target};
+use goat::process::{preflight, procfs, Target};
 use goat::tracer::AttachError;
 
 /// The executable is not a Go program goat can read.
@@ -37,8 +37,8 @@ pub fn inspect_exe(path: &Path) -> std::result::Result<preflight::ExeInfo, Strin
 /// never touched.
 pub fn open_program(pid: i32) -> Result<(GoProgram, PathBuf)> {
     preflight::refuse_early(pid)?;
-    let exe_link = PathBuf::from(format!("/proc/{pid}/exe"));
-    let exe = match std::fs::read_link(&exe_link) {
+    let exe_link = procfs::exe_path(pid);
+    let exe = match procfs::exe(pid) {
         Ok(p) => p,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             let advice = preflight::permission_advice(pid);
@@ -63,7 +63,7 @@ pub fn open_program(pid: i32) -> Result<(GoProgram, PathBuf)> {
     // the answer, not "not a Go program".
     let bin = match Binary::open(&exe_link) {
         Ok(bin) => bin,
-        Err(_) if goat::tracer::has_exited(pid) => return Err(AttachError::Exited { pid }.into()),
+        Err(_) if goat::process::has_exited(pid) => return Err(AttachError::Exited { pid }.into()),
         Err(e) => return Err(not_go(&e).into()),
     };
     let prog = GoProgram::load(bin).map_err(|e| not_go(&e))?;

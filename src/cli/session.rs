@@ -5,8 +5,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use goat::process::read_mappings;
 use goat::repl;
-use goat::tracer::{read_mappings, set_session_interrupts, LiveProcess};
+use goat::tracer::{set_session_interrupts, LiveProcess};
 
 use super::open::{open_core, open_program};
 

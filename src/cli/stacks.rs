@@ -6,8 +6,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use goat::goruntime;
+use goat::process::read_mappings;
 use goat::report;
-use goat::tracer::{read_mappings, LiveProcess};
+use goat::tracer::LiveProcess;
 
 use super::open::{open_core, open_program};
 use super::phases::{hold_for_tests, Phases};

@@ -30,6 +30,7 @@ pub use model::{CreatedBy, Dump, Elision, Frame, Goroutine, MachineRef};
 pub use version::{GoVersion, OLDEST_SUPPORTED};
 
 use crate::binary::{Binary, BinaryError};
+use crate::process::procfs::{self, Who};
 use crate::process::{Mapping, Memory, Target};
 
 #[derive(Debug, Error)]
@@ -181,7 +182,7 @@ pub fn monotonic_now(pid: i32) -> Option<i64> {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
     let ours = ts.tv_sec() * 1_000_000_000 + ts.tv_nsec();
     let shift =
-        monotonic_offset(&pid.to_string()).unwrap_or(0) - monotonic_offset("self").unwrap_or(0);
+        monotonic_offset(Who::Pid(pid)).unwrap_or(0) - monotonic_offset(Who::Me).unwrap_or(0);
     Some(ours.saturating_add(shift))
 }
 
@@ -189,13 +190,13 @@ pub fn monotonic_now(pid: i32) -> Option<i64> {
 /// lives in, from `/proc/WHO/timens_offsets`. That file shows the namespace
 /// its children get; it is the process's own unless the process itself
 /// called `unshare(CLONE_NEWTIME)` (then `None`: unknown, taken as ours).
-fn monotonic_offset(who: &str) -> Option<i64> {
-    let ns = |name: &str| std::fs::read_link(format!("/proc/{who}/ns/{name}")).ok();
+fn monotonic_offset(who: Who) -> Option<i64> {
+    let ns = |name: &str| procfs::ns_link(who, name);
     let own = ns("time")?;
     if ns("time_for_children")? != own {
         return None;
     }
-    let text = std::fs::read_to_string(format!("/proc/{who}/timens_offsets")).ok()?;
+    let text = procfs::timens_offsets(who)?;
     parse_monotonic_offset(&text)
 }
 

@@ -1,11 +1,6 @@
 //! The Go release of the target, and the output details that depend on it.
 
-/// A Go release as `major.minor` (patch levels never change a layout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct GoVersion {
-    pub major: u32,
-    pub minor: u32,
-}
+pub use crate::binary::GoVersion;
 
 /// The oldest release goat supports.
 pub const OLDEST_SUPPORTED: GoVersion = GoVersion {
@@ -13,20 +8,8 @@ pub const OLDEST_SUPPORTED: GoVersion = GoVersion {
     minor: 19,
 };
 
+/// What the runtime prints, by release (the parser is `binary`'s).
 impl GoVersion {
-    /// Parses buildinfo's version (`go1.21.13`, `go1.22rc1`, `go1.27.3 X:boringcrypto`).
-    pub fn parse(s: &str) -> Option<GoVersion> {
-        let rest = s.strip_prefix("go")?;
-        let mut parts = rest.split(|c: char| !c.is_ascii_digit());
-        let major = parts.next()?.parse().ok()?;
-        let minor = parts.next()?.parse().ok()?;
-        Some(GoVersion { major, minor })
-    }
-
-    pub fn at_least(self, minor: u32) -> bool {
-        self.major > 1 || self.minor >= minor
-    }
-
     /// 1.21 added `created by F in goroutine N` and the 50+50 frame elision.
     pub fn has_parent_goid(self) -> bool {
         self.at_least(21)
@@ -73,29 +56,6 @@ pub const G_SCAN: u32 = 0x1000;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_release_strings() {
-        assert_eq!(
-            GoVersion::parse("go1.21.13"),
-            Some(GoVersion {
-                major: 1,
-                minor: 21
-            })
-        );
-        assert_eq!(
-            GoVersion::parse("go1.22rc1"),
-            Some(GoVersion {
-                major: 1,
-                minor: 22
-            })
-        );
-        assert_eq!(
-            GoVersion::parse("go1.27.3 X:boringcrypto").map(|v| v.minor),
-            Some(27)
-        );
-        assert_eq!(GoVersion::parse("devel +abc"), None);
-    }
 
     #[test]
     fn status_names_follow_the_release() {

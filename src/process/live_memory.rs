@@ -51,7 +51,7 @@ impl ProcessMemory {
 
     fn proc_mem(&self) -> Option<&File> {
         self.proc_mem
-            .get_or_init(|| File::open(format!("/proc/{}/mem", self.pid)).ok())
+            .get_or_init(|| super::procfs::open_mem(self.pid, false).ok())
             .as_ref()
     }
 

@@ -10,13 +10,15 @@ mod captured;
 mod live_memory;
 mod memory;
 pub mod preflight;
+pub mod procfs;
 mod regs;
 
 pub use captured::CapturedMemory;
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};
-pub use regs::Regs;
+pub use procfs::{has_exited, read_mappings};
+pub use regs::{Regs, USER_REGS_WORDS};
 
 /// One thread of the target, with the registers it had when stopped.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::Path;
 
+use super::procfs::{self, Who};
 use crate::tracer::AttachError;
 
 /// One line of the report.
@@ -75,55 +76,19 @@ fn fail(title: &str, detail: impl Into<String>, fix: Option<String>) -> Check {
     }
 }
 
-// ---- /proc readers ----
+// ---- /proc readers (all through `procfs`) ----
 
-struct Stat {
-    state: char,
-    ppid: i32,
-    flags: u64,
-}
-
-const PF_KTHREAD: u64 = 0x0020_0000;
+const PF_KTHREAD: u32 = 0x0020_0000;
 const CAP_SYS_PTRACE: u32 = 19;
 
-fn read_stat(pid: i32) -> Option<Stat> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(Stat {
-        state: f.first()?.chars().next()?,
-        ppid: f.get(1)?.parse().ok()?,
-        flags: f.get(6)?.parse().ok()?,
-    })
-}
-
-fn status_field(pid: &str, key: &str) -> Option<String> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| {
-        l.strip_prefix(key)?
-            .strip_prefix(':')
-            .map(|v| v.trim().to_string())
-    })
-}
-
-fn status_ids(pid: &str, key: &str) -> Option<Vec<u32>> {
-    status_field(pid, key)?
-        .split_whitespace()
-        .map(|x| x.parse().ok())
-        .collect()
-}
-
 fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+    procfs::comm(pid)
         .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into())
+        .unwrap_or_else(|| "?".into())
 }
 
 fn have_cap_sys_ptrace() -> bool {
-    status_field("self", "CapEff")
-        .and_then(|h| u64::from_str_radix(&h, 16).ok())
-        .is_some_and(|c| c & (1 << CAP_SYS_PTRACE) != 0)
+    procfs::own_status().is_some_and(|s| s.capeff & (1 << CAP_SYS_PTRACE) != 0)
 }
 
 fn user_name(uid: u32) -> String {
@@ -138,7 +103,7 @@ fn user_name(uid: u32) -> String {
 fn self_and_ancestors() -> Vec<i32> {
     let mut out = vec![std::process::id() as i32];
     let mut cur = out[0];
-    while let Some(st) = read_stat(cur) {
+    while let Some(st) = procfs::stat(cur) {
         if st.ppid <= 0 || out.contains(&st.ppid) {
             break;
         }
@@ -152,7 +117,7 @@ fn is_descendant_of_self(pid: i32) -> bool {
     let me = std::process::id() as i32;
     let mut cur = pid;
     for _ in 0..4096 {
-        match read_stat(cur) {
+        match procfs::stat(cur) {
             Some(st) if st.ppid == me => return true,
             Some(st) if st.ppid > 0 => cur = st.ppid,
             _ => return false,
@@ -164,13 +129,11 @@ fn is_descendant_of_self(pid: i32) -> bool {
 /// The tracer of `pid`, as (process id, name), if it is traced.
 /// `TracerPid` names the tracing *thread*; this reports its process.
 pub(crate) fn tracer_of(pid: i32) -> Option<(i32, String)> {
-    let tid: i32 = status_field(&pid.to_string(), "TracerPid")?.parse().ok()?;
+    let tid = procfs::status(pid)?.tracerpid;
     if tid == 0 {
         return None;
     }
-    let tgid = status_field(&tid.to_string(), "Tgid")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(tid);
+    let tgid = procfs::status(tid).map_or(tid, |s| s.tgid);
     Some((tgid, comm(tgid)))
 }
 
@@ -179,11 +142,10 @@ pub fn refuse_early(pid: i32) -> Result<(), AttachError> {
     if pid <= 0 {
         return Err(AttachError::NoSuchProcess { pid });
     }
-    if self_and_ancestors().contains(&pid) || Path::new(&format!("/proc/self/task/{pid}")).exists()
-    {
+    if self_and_ancestors().contains(&pid) || procfs::is_own_thread(pid) {
         return Err(AttachError::SelfAttach);
     }
-    let st = read_stat(pid).ok_or(AttachError::NoSuchProcess { pid })?;
+    let st = procfs::stat(pid).ok_or(AttachError::NoSuchProcess { pid })?;
     if matches!(st.state, 'Z' | 'X' | 'x') {
         return Err(AttachError::Zombie { pid });
     }
@@ -226,9 +188,8 @@ pub fn permission_advice(pid: i32) -> String {
 fn ptrace_scope(pid: i32) -> Check {
     const T: &str = "ptrace_scope";
     let cap = have_cap_sys_ptrace();
-    let raw = match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
-        Err(_) => return ok(T, "absent (no Yama LSM): classic ptrace permissions apply"),
-        Ok(s) => s.trim().to_string(),
+    let Some(raw) = procfs::yama_ptrace_scope() else {
+        return ok(T, "absent (no Yama LSM): classic ptrace permissions apply");
     };
     match raw.as_str() {
         "0" => ok(T, "0 (classic): any process of the same user may be traced"),
@@ -257,15 +218,16 @@ fn ptrace_scope(pid: i32) -> Check {
 
 fn credentials(pid: i32) -> Check {
     const T: &str = "user";
-    let p = pid.to_string();
     let (uid, euid) = (
         nix::unistd::getuid().as_raw(),
         nix::unistd::geteuid().as_raw(),
     );
     let gid = nix::unistd::getgid().as_raw();
-    let (Some(tu), Some(tg)) = (status_ids(&p, "Uid"), status_ids(&p, "Gid")) else {
+    let Some(st) = procfs::status(pid) else {
         return fail(T, format!("cannot read /proc/{pid}/status"), None);
     };
+    let tu = [st.ruid, st.euid, st.suid, st.fuid];
+    let tg = [st.rgid, st.egid, st.sgid, st.fgid];
     let who = format!(
         "goat runs as uid {uid} (euid {euid}); target uids real/effective/saved {}/{}/{}",
         tu[0], tu[1], tu[2]
@@ -314,7 +276,7 @@ fn dumpable(pid: i32, creds_ok: bool) -> Check {
             "goat runs as root: the dumpable flag does not restrict it",
         );
     }
-    match std::fs::File::open(format!("/proc/{pid}/mem")) {
+    match procfs::open_mem(pid, false) {
         Ok(_) => ok(T, format!("/proc/{pid}/mem is readable")),
         Err(e) if !creds_ok => fail(
             T,
@@ -334,12 +296,21 @@ fn dumpable(pid: i32, creds_ok: bool) -> Check {
 
 fn namespace(pid: i32) -> Check {
     const T: &str = "pid namespace";
-    let mine = std::fs::read_link("/proc/self/ns/pid");
-    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
+    let mine = procfs::ns_link(Who::Me, "pid");
+    let theirs = procfs::ns_link(Who::Pid(pid), "pid");
     match (mine, theirs) {
-        (Ok(a), Ok(b)) if a == b => ok(T, "same as goat's"),
-        (Ok(_), Ok(_)) => {
-            let nspid = status_field(&pid.to_string(), "NSpid").unwrap_or_default();
+        (Some(a), Some(b)) if a == b => ok(T, "same as goat's"),
+        (Some(_), Some(_)) => {
+            // As the kernel shows it: the pids, outermost namespace first.
+            let nspid = procfs::status(pid)
+                .and_then(|s| s.nspid)
+                .map(|ids| {
+                    ids.iter()
+                        .map(i32::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\t")
+                })
+                .unwrap_or_default();
             let inner = nspid.split_whitespace().last().unwrap_or("?").to_string();
             ok(
                 T,
@@ -357,8 +328,8 @@ fn executable<E: std::fmt::Display>(
     pid: i32,
     inspect: &dyn Fn(&Path) -> Result<ExeInfo, E>,
 ) -> Vec<Check> {
-    let exe = format!("/proc/{pid}/exe");
-    let link = match std::fs::read_link(&exe) {
+    let exe = procfs::exe_path(pid).display().to_string();
+    let link = match procfs::exe(pid) {
         Ok(l) => l.to_string_lossy().into_owned(),
         Err(e) => {
             return vec![fail(
@@ -409,7 +380,7 @@ pub fn check<E: std::fmt::Display>(
     exe_inspector: &dyn Fn(&Path) -> Result<ExeInfo, E>,
 ) -> Report {
     let mut checks = Vec::new();
-    let st = if pid > 0 { read_stat(pid) } else { None };
+    let st = if pid > 0 { procfs::stat(pid) } else { None };
     let Some(st) = st else {
         checks.push(fail(
             "process",

@@ -2,35 +2,60 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The kernel's `struct user_regs_struct`, field for field (27 × u64), so a
-/// core writer can emit it unchanged.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Regs {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub rbp: u64,
-    pub rbx: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rax: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub orig_rax: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub eflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-    pub fs_base: u64,
-    pub gs_base: u64,
-    pub ds: u64,
-    pub es: u64,
-    pub fs: u64,
-    pub gs: u64,
+/// Defines [`Regs`] and its conversions from one list of the fields in the
+/// kernel's order, so the struct, the core note's words and the ptrace
+/// struct cannot disagree.
+macro_rules! user_regs {
+    ($($field:ident),* $(,)?) => {
+        /// The kernel's `struct user_regs_struct`, field for field (27 × u64), so a
+        /// core writer can emit it unchanged.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Regs {
+            $(pub $field: u64,)*
+        }
+
+        impl Regs {
+            /// The words of `user_regs_struct` (a core's `pr_reg`), in order.
+            pub fn from_words(words: &[u64; USER_REGS_WORDS]) -> Regs {
+                let [$($field),*] = *words;
+                Regs { $($field),* }
+            }
+
+            /// The registers as `user_regs_struct`'s words, in order.
+            pub fn to_words(&self) -> [u64; USER_REGS_WORDS] {
+                [$(self.$field),*]
+            }
+
+            /// From what `PTRACE_GETREGS` filled in (the same fields by name).
+            pub fn from_user_regs(r: &libc::user_regs_struct) -> Regs {
+                Regs { $($field: r.$field),* }
+            }
+        }
+    };
+}
+
+/// The number of u64 words in `user_regs_struct`.
+pub const USER_REGS_WORDS: usize = 27;
+
+user_regs!(
+    r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs,
+    eflags, rsp, ss, fs_base, gs_base, ds, es, fs, gs,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_follow_the_kernel_order() {
+        let words: [u64; USER_REGS_WORDS] = std::array::from_fn(|i| i as u64);
+        let r = Regs::from_words(&words);
+        assert_eq!((r.r15, r.rbp, r.orig_rax, r.rip, r.rsp), (0, 4, 15, 16, 19));
+        assert_eq!((r.fs_base, r.gs), (21, 26));
+        assert_eq!(r.to_words(), words);
+        assert_eq!(
+            std::mem::size_of::<libc::user_regs_struct>(),
+            USER_REGS_WORDS * 8
+        );
+    }
 }

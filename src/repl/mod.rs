@@ -102,9 +102,9 @@ fn banner(s: &Session) -> String {
     }
     match s.pid() {
         Some(pid) => {
-            let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            let name = crate::process::procfs::comm(pid)
                 .map(|n| n.trim().to_string())
-                .unwrap_or_else(|_| "?".into());
+                .unwrap_or_else(|| "?".into());
             format!(
                 "attached to {pid} ({name}, {version}): {goroutines} goroutines, {threads} threads; \
                  the process is stopped until you quit or detach"

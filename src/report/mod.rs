@@ -17,6 +17,7 @@ mod text;
 
 use std::io::{self, Write};
 
+use crate::binary::GoVersion;
 use crate::goruntime::Dump;
 
 /// Writes every goroutine as the runtime's SIGQUIT traceback does: each
@@ -35,17 +36,9 @@ pub fn write_grouped(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
     group::write(out, dump)
 }
 
-/// The minor version of a `go1.N[.P]` string (`go1.21.13` → 21); `None` for
-/// anything else (e.g. `devel ...`), which the writers treat as the newest.
-fn go_minor(version: &str) -> Option<u32> {
-    let rest = version.strip_prefix("go1.")?;
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
-}
-
 /// Whether the release is at least Go 1.`minor` (unknown versions count as new).
 fn at_least(dump: &Dump, minor: u32) -> bool {
-    go_minor(&dump.go_version).is_none_or(|m| m >= minor)
+    GoVersion::go1_minor(&dump.go_version).is_none_or(|m| m >= minor)
 }
 
 /// The name as the runtime's `printFuncName` shows it.

@@ -582,13 +582,6 @@ fn grouped_id_list_is_compact_and_capped() {
 }
 
 #[test]
-fn go_minor_parses() {
-    assert_eq!(go_minor("go1.21.13"), Some(21));
-    assert_eq!(go_minor("go1.27rc1"), Some(27));
-    assert_eq!(go_minor("devel go1.28-abc"), None);
-}
-
-#[test]
 fn large_dumps_are_formatted_in_parallel_in_order() {
     // Repeat the oracle's goroutines past the parallel threshold, with
     // distinct ids so any reordering shows.

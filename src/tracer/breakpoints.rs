@@ -119,10 +119,7 @@ impl Breakpoints {
 
     fn mem(&mut self, pid: i32) -> Result<&File, AttachError> {
         if self.mem.is_none() {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(format!("/proc/{pid}/mem"))
+            let f = crate::process::procfs::open_mem(pid, true)
                 .map_err(|e| os("open /proc/PID/mem", e))?;
             self.mem = Some(f);
         }

@@ -23,10 +23,10 @@ use nix::unistd::Pid;
 use super::breakpoints::{TempAction, TempBreakpoint};
 use super::inject::wait_one;
 use super::live::Stopped;
-use super::ptrace::{regs_from, AttachError, State, StopKind, Tracer};
+use super::ptrace::{AttachError, State, StopKind, Tracer};
 use super::signals;
 use super::wire::{protocol_error, Reply, Request};
-use crate::process::Thread;
+use crate::process::{Regs, Thread};
 
 /// `si_code` of a SIGTRAP raised by an int3 instruction.
 const SI_KERNEL: i32 = 0x80;
@@ -530,7 +530,7 @@ impl Tracer {
             match ptrace::getregs(Pid::from_raw(tid)) {
                 Ok(r) => out.push(Thread {
                     tid,
-                    regs: regs_from(&r),
+                    regs: Regs::from_user_regs(&r),
                 }),
                 Err(_) => gone.push(tid),
             }

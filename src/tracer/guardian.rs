@@ -37,6 +37,8 @@ use thiserror::Error;
 use super::inject::wait_one;
 use super::live::ThreadLink;
 use super::ptrace::{task_ids, AttachError};
+use crate::poll::poll_until;
+use crate::process::procfs;
 
 const INT3: u8 = 0xcc;
 /// How long the guardian waits for goat's tracing to end before it gives up
@@ -88,7 +90,7 @@ pub struct Guardian {
 impl Guardian {
     /// Starts `goat guardian PID` (this executable) with a pipe as its stdin.
     pub fn spawn(pid: i32) -> std::io::Result<Guardian> {
-        let mut child = Command::new("/proc/self/exe")
+        let mut child = Command::new(procfs::OWN_EXE)
             .arg(SUBCOMMAND)
             .arg(pid.to_string())
             .stdin(Stdio::piped())
@@ -134,12 +136,9 @@ impl Drop for Guardian {
         self.send("bye\n");
         self.pipe = None;
         // It exits as soon as it reads the goodbye; never hang goat on it.
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        let exited = || self.child.try_wait().ok().flatten();
+        if poll_until(Duration::from_secs(1), Duration::from_millis(2), exited).is_some() {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -227,11 +226,7 @@ struct Rescue {
 /// Puts the original bytes back, then fixes threads caught on an int3.
 fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, RescueError> {
     let mut out = Rescue::default();
-    let mem = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/proc/{pid}/mem"))
-        .map_err(|error| RescueError::OpenMem { pid, error })?;
+    let mem = procfs::open_mem(pid, true).map_err(|error| RescueError::OpenMem { pid, error })?;
     // Speed first: every microsecond an int3 stays, a thread may run into it.
     for (&addr, &orig) in armed {
         let mut cur = [0u8];
@@ -247,14 +242,8 @@ fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, RescueError> {
 
 /// `SIGTRAP` pending on `tid` (its own queue: int3 traps are thread-directed).
 pub(super) fn sigtrap_pending(pid: i32, tid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigPnd:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (Signal::SIGTRAP as u64 - 1)) != 0)
+    procfs::task_status(pid, tid)
+        .is_some_and(|s| s.sigpnd & (1 << (Signal::SIGTRAP as u64 - 1)) != 0)
 }
 
 /// Attaches to every thread (waiting for goat's tracing to end), rewinds

@@ -27,6 +27,7 @@ use super::live::{LiveProcess, Stopped};
 use super::ptrace::{AttachError, State, StopKind, Tracer};
 use super::rescue::{self, WayBack};
 use super::wire::{protocol_error, Reply, Request};
+use crate::process::procfs;
 
 const SYS_CLONE: u64 = 56;
 const SYS_WAIT4: u64 = 61;
@@ -248,11 +249,7 @@ impl Tracer {
         let pid = self.pid;
         self.prepare_injection();
         let g = (*self.gadgets.get()?)?;
-        let mem = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(format!("/proc/{pid}/mem"))
-            .ok()?;
+        let mem = procfs::open_mem(pid, true).ok()?;
         let floor = rescue::stack_floor(pid, tid, saved, &mem)?;
         let xstate = super::regset::getxstate(tid).ok()?;
         let mask = rescue::blocked_signals(pid, tid)?;
@@ -375,45 +372,27 @@ impl Tracer {
 /// children; a program that did would also have to wait for them with
 /// `__WALL` itself.
 fn leftover_copies(pid: i32, except: Option<i32>) -> Vec<i32> {
-    let comm = |p: i32| std::fs::read_to_string(format!("/proc/{p}/comm")).ok();
-    let Some(name) = comm(pid) else {
+    let Some(name) = procfs::comm(pid) else {
         return Vec::new();
     };
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    let mut found: Vec<i32> = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace()
-                .filter_map(|w| w.parse().ok())
-                .collect::<Vec<i32>>()
-        })
+    procfs::children(pid)
+        .into_iter()
         .filter(|&c| Some(c) != except)
         .filter(|&c| {
-            let stat = std::fs::read_to_string(format!("/proc/{c}/stat")).unwrap_or_default();
-            is_killed_copy(&stat) && comm(c).as_ref() == Some(&name)
+            procfs::stat(c).is_some_and(|st| is_killed_copy(&st))
+                && procfs::comm(c).as_ref() == Some(&name)
         })
-        .collect();
-    found.sort_unstable();
-    found.dedup();
-    found
+        .collect()
 }
 
-/// Whether a `/proc/PID/stat` line is a zombie with exit signal 0 that
-/// SIGKILL or `exit_group(0)` ended.
-fn is_killed_copy(stat: &str) -> bool {
-    // The name, in parentheses, may itself hold spaces and parentheses.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] is field 3 (state); field 38 is exit_signal, field 52 exit_code.
-    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<i64>().ok());
-    f.first() == Some(&"Z")
-        && field(38) == Some(0)
-        && field(52).is_some_and(|code| code & 0x7f == libc::SIGKILL as i64 || code == 0)
+/// Whether a `stat` is a zombie with exit signal 0 that SIGKILL or
+/// `exit_group(0)` ended.
+fn is_killed_copy(stat: &procfs::Stat) -> bool {
+    stat.state == 'Z'
+        && stat.exit_signal == Some(0)
+        && stat
+            .exit_code
+            .is_some_and(|code| code & 0x7f == libc::SIGKILL || code == 0)
 }
 
 impl LiveProcess {
@@ -454,7 +433,11 @@ pub fn find_syscall_insn(bytes: &[u8], base: u64) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_killed_copy;
+    use crate::process::procfs::parse_stat;
+
+    fn is_killed_copy(stat: &str) -> bool {
+        parse_stat(stat).is_some_and(|s| super::is_killed_copy(&s))
+    }
 
     /// A `/proc/PID/stat` line: `state`, then fields 4..=52 with
     /// exit_signal (38) and exit_code (52) set.

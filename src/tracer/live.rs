@@ -18,7 +18,7 @@ use super::remote::{StartError, TracerProcess};
 use super::signals;
 use super::wire::{protocol_error, Reply, Request};
 use crate::process::ProcessMemory;
-use crate::process::{Mapping, Target, Thread};
+use crate::process::{read_mappings, Mapping, Target, Thread};
 use crate::process::{Memory, ReadFault};
 
 /// A process goat has attached to (every thread `PTRACE_SEIZE`d, still
@@ -397,46 +397,4 @@ impl Target for Stopped<'_> {
         self.mappings
             .get_or_init(|| read_mappings(self.process.pid))
     }
-}
-
-/// Whether process `pid` has exited: it is gone, or a zombie (or dying).
-pub fn has_exited(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The name, in parentheses, may itself hold spaces and parentheses.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    matches!(state, None | Some("Z") | Some("X"))
-}
-
-/// `/proc/PID/maps` as [`Mapping`]s (empty if it cannot be read).
-pub fn read_mappings(pid: i32) -> Vec<Mapping> {
-    use procfs::process::{MMPermissions, MMapPath, Process};
-    let Ok(maps) = Process::new(pid).and_then(|p| p.maps()) else {
-        return Vec::new();
-    };
-    maps.into_iter()
-        .map(|m| Mapping {
-            start: m.address.0,
-            end: m.address.1,
-            readable: m.perms.contains(MMPermissions::READ),
-            writable: m.perms.contains(MMPermissions::WRITE),
-            executable: m.perms.contains(MMPermissions::EXECUTE),
-            private: m.perms.contains(MMPermissions::PRIVATE),
-            offset: m.offset,
-            path: match m.pathname {
-                MMapPath::Path(p) => Some(p.to_string_lossy().into_owned()),
-                MMapPath::Heap => Some("[heap]".into()),
-                MMapPath::Stack => Some("[stack]".into()),
-                MMapPath::TStack(t) => Some(format!("[stack:{t}]")),
-                MMapPath::Vdso => Some("[vdso]".into()),
-                MMapPath::Vvar => Some("[vvar]".into()),
-                MMapPath::Vsyscall => Some("[vsyscall]".into()),
-                MMapPath::Rollup => Some("[rollup]".into()),
-                MMapPath::Anonymous => None,
-                MMapPath::Vsys(k) => Some(format!("/SYSV{k:08x}")),
-                MMapPath::Other(s) => Some(s),
-            },
-        })
-        .collect()
 }

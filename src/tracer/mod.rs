@@ -24,7 +24,7 @@ pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBr
 pub use error::{AttachError, Ending, Op};
 pub use exec::{RunPlan, StopReason};
 pub use inject::{find_syscall_insn, Forked};
-pub use live::{has_exited, read_mappings, LiveProcess, Stopped};
+pub use live::{LiveProcess, Stopped};
 pub use reap::Reaped;
 pub use regset::{FpState, FPREGS_SIZE};
 pub use signals::{install_detach_on_signals, set_session_interrupts, RunCommand, UnfinishedFile};

@@ -25,7 +25,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::breakpoints::Breakpoints;
-use crate::process::{Regs, Thread};
+use crate::process::Thread;
 
 // Every tracer file names the error through here, where it is returned most.
 pub use super::error::AttachError;
@@ -103,43 +103,7 @@ pub(super) fn listen(tid: i32) -> Result<(), Errno> {
 }
 
 pub(super) fn task_ids(pid: i32) -> Result<Vec<i32>, AttachError> {
-    let dir =
-        std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| AttachError::Exited { pid })?;
-    Ok(dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect())
-}
-
-pub(super) fn regs_from(r: &libc::user_regs_struct) -> Regs {
-    Regs {
-        r15: r.r15,
-        r14: r.r14,
-        r13: r.r13,
-        r12: r.r12,
-        rbp: r.rbp,
-        rbx: r.rbx,
-        r11: r.r11,
-        r10: r.r10,
-        r9: r.r9,
-        r8: r.r8,
-        rax: r.rax,
-        rcx: r.rcx,
-        rdx: r.rdx,
-        rsi: r.rsi,
-        rdi: r.rdi,
-        orig_rax: r.orig_rax,
-        rip: r.rip,
-        cs: r.cs,
-        eflags: r.eflags,
-        rsp: r.rsp,
-        ss: r.ss,
-        fs_base: r.fs_base,
-        gs_base: r.gs_base,
-        ds: r.ds,
-        es: r.es,
-        fs: r.fs,
-        gs: r.gs,
-    }
+    crate::process::procfs::tasks(pid).ok_or(AttachError::Exited { pid })
 }
 
 impl Tracer {

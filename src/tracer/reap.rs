@@ -66,8 +66,7 @@ fn os(op: &'static str) -> impl Fn(Errno) -> AttachError {
 
 /// The scheduler state letter of thread `tid` (`S`: asleep in the kernel).
 fn task_state(pid: i32, tid: i32) -> Option<u8> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().bytes().next()
+    u8::try_from(crate::process::procfs::task_stat(pid, tid)?.state).ok()
 }
 
 impl Tracer {

@@ -23,12 +23,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::live::LiveProcess;
 use super::ptrace::AttachError;
 use super::signals;
 use super::wire::{protocol_error, Reply, Request, Temporary};
+use crate::poll::poll_until;
 
 /// The hidden subcommand that runs [`serve`].
 pub const SUBCOMMAND: &str = "tracer";
@@ -60,7 +61,7 @@ pub(super) enum StartError {
 impl TracerProcess {
     /// Starts `goat tracer PID` (this executable) and waits for it to attach.
     pub(super) fn spawn(pid: i32) -> Result<TracerProcess, StartError> {
-        let mut child = Command::new("/proc/self/exe")
+        let mut child = Command::new(crate::process::procfs::OWN_EXE)
             .arg(SUBCOMMAND)
             .arg(pid.to_string())
             .stdin(Stdio::piped())
@@ -114,18 +115,14 @@ impl TracerProcess {
     /// does within a few seconds: a traced tracer, say under strace, ends
     /// only once its own tracer has seen it go).
     pub(super) fn died(&self) -> bool {
-        let state = || super::live::has_exited(self.pid());
+        let state = || crate::process::has_exited(self.pid());
         if !self.lost.load(std::sync::atomic::Ordering::SeqCst) {
             return state();
         }
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if state() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
+        poll_until(Duration::from_secs(3), Duration::from_millis(5), || {
+            state().then_some(())
+        })
+        .is_some()
     }
 
     /// Closes the tracer's stdin (it detaches, then exits) and waits for it.
@@ -133,12 +130,10 @@ impl TracerProcess {
         if let Ok(mut io) = self.io.lock() {
             io.take();
         }
-        let deadline = Instant::now() + EXIT_PATIENCE;
-        while Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                _ => return,
-            }
+        // Ended, or no longer ours to wait for: either way, done.
+        let ended = || (!matches!(self.child.try_wait(), Ok(None))).then_some(());
+        if poll_until(EXIT_PATIENCE, Duration::from_millis(2), ended).is_some() {
+            return;
         }
         // Never killed: a tracer still at work is better left to finish.
         eprintln!(
@@ -228,12 +223,9 @@ fn remove_abandoned(t: &Temporary) {
     if !file.metadata().is_ok_and(same) {
         return;
     }
-    let deadline = Instant::now() + LOCK_PATIENCE;
-    while file.try_lock().is_err() {
-        if Instant::now() > deadline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let locked = || file.try_lock().ok();
+    if poll_until(LOCK_PATIENCE, Duration::from_millis(10), locked).is_none() {
+        return;
     }
     // Still the same name for the same file (nothing replaced it meanwhile).
     if std::fs::symlink_metadata(&t.path).is_ok_and(same) && std::fs::remove_file(&t.path).is_ok() {

@@ -37,7 +37,7 @@ use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
 
-use super::live::read_mappings;
+use crate::process::{procfs, read_mappings};
 
 /// What the target's text has to offer, found once per tracer.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +82,7 @@ const MAX_TEXT: u64 = 512 << 20;
 
 /// Finds the three sequences in the target's executable mappings.
 pub(super) fn find_gadgets(pid: i32) -> Option<Gadgets> {
-    let mem = File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mem = procfs::open_mem(pid, false).ok()?;
     let (mut sysret, mut sigret, mut exit) = (None, None, None);
     for m in read_mappings(pid).iter().filter(|m| m.executable) {
         let Some(len) = m.end.checked_sub(m.start).filter(|&l| l <= MAX_TEXT) else {
@@ -286,9 +286,7 @@ pub(super) fn fits(start: u64, floor: u64) -> bool {
 
 /// The signals thread `tid` blocks (`SigBlk` of its status).
 pub(super) fn blocked_signals(pid: i32, tid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
-    u64::from_str_radix(hex.trim(), 16).ok()
+    procfs::task_status(pid, tid).map(|s| s.sigblk)
 }
 
 /// Writes the frame into the target (through `/proc/PID/mem`).

@@ -151,15 +151,16 @@ fn install_wake_handler() {
 /// Wakes the running thread while `pending` holds and the run goes on: a
 /// wake-up can land just before it blocks, so it is repeated.
 fn wake_runner(pending: impl Fn() -> bool) {
-    for _ in 0..1000 {
+    // A thousand wake-ups, 2 ms apart, at most.
+    let _ = crate::poll::poll_until(Duration::from_secs(2), Duration::from_millis(2), || {
         if !RUNNING.load(Ordering::SeqCst) || !pending() {
-            return;
+            return Some(());
         }
         let t = RUN_THREAD.load(Ordering::SeqCst);
         // SAFETY: t is the pthread_t of the ptrace thread, alive while a run is.
         unsafe { libc::pthread_kill(t as libc::pthread_t, wake_signal()) };
-        std::thread::sleep(Duration::from_millis(2));
-    }
+        None
+    });
 }
 
 pub(super) fn take_abort() -> bool {
@@ -266,13 +267,15 @@ fn end_tracer(tracer: i32, timeout: Duration) {
     if nix::sys::signal::kill(p, Signal::SIGTERM).is_err() {
         return;
     }
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        match waitpid(p, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(5)),
-            _ => return,
-        }
-    }
+    // Gone (or not ours to wait for) is what any other answer means.
+    let gone = || {
+        (!matches!(
+            waitpid(p, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        ))
+        .then_some(())
+    };
+    let _ = crate::poll::poll_until(timeout, Duration::from_millis(5), gone);
 }
 
 pub(super) fn unregister(id: u64) {

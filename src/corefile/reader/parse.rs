@@ -2,6 +2,7 @@
 //! field, every offset and count checked against the file.
 
 use super::*;
+use crate::process::USER_REGS_WORDS;
 
 /// What the headers and notes say, before it becomes a [`CoreFile`].
 #[derive(Default)]
@@ -258,13 +259,13 @@ impl Parser<'_> {
             NT_PRSTATUS => {
                 let bad = || self.malformed("NT_PRSTATUS note", at);
                 let tid = u32_at(desc, PRSTATUS_PID).ok_or_else(bad)? as i32;
-                let mut r = [0u64; 27];
+                let mut r = [0u64; USER_REGS_WORDS];
                 for (i, v) in r.iter_mut().enumerate() {
                     *v = u64_at(desc, PRSTATUS_REG + i * 8).ok_or_else(bad)?;
                 }
                 out.threads.push(Thread {
                     tid,
-                    regs: regs_from(&r),
+                    regs: Regs::from_words(&r),
                 });
             }
             NT_PRPSINFO => {
@@ -325,38 +326,5 @@ impl Parser<'_> {
             ));
         }
         Ok(out)
-    }
-}
-
-/// `pr_reg`: the kernel's `user_regs_struct`, in [`Regs`] field order.
-pub(super) fn regs_from(r: &[u64; 27]) -> Regs {
-    Regs {
-        r15: r[0],
-        r14: r[1],
-        r13: r[2],
-        r12: r[3],
-        rbp: r[4],
-        rbx: r[5],
-        r11: r[6],
-        r10: r[7],
-        r9: r[8],
-        r8: r[9],
-        rax: r[10],
-        rcx: r[11],
-        rdx: r[12],
-        rsi: r[13],
-        rdi: r[14],
-        orig_rax: r[15],
-        rip: r[16],
-        cs: r[17],
-        eflags: r[18],
-        rsp: r[19],
-        ss: r[20],
-        fs_base: r[21],
-        gs_base: r[22],
-        ds: r[23],
-        es: r[24],
-        fs: r[25],
-        gs: r[26],
     }
 }

@@ -3,10 +3,11 @@
 
 use thiserror::Error;
 
+use crate::process::read_mappings;
 use crate::process::Memory;
-use crate::tracer::{find_syscall_insn, read_mappings};
+use crate::tracer::find_syscall_insn;
 
-use super::notes::{status_bytes, status_field};
+use crate::process::procfs;
 
 /// Why fork or live mode cannot be used on a target (goat then writes
 /// the core in another mode and says why).
@@ -38,14 +39,13 @@ pub fn fork_feasible(pid: i32) -> Result<(), Infeasible> {
 /// fixture whose filter answers EPERM, to check that a refused call leaves
 /// the target as it was).
 pub fn injection_feasible(pid: i32, under_seccomp: bool) -> Result<(), Infeasible> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |k: &str| status_field(&status, k);
+    let seccomp = procfs::status(pid).and_then(|s| s.seccomp);
     if in_job_control_stop(pid) {
         return Err(Infeasible::JobControlStop);
     }
     // A filter may answer an injected syscall with SECCOMP_RET_KILL, which
     // would kill the target: never try.
-    if field("Seccomp").is_some_and(|v| v != "0") && !under_seccomp {
+    if seccomp.is_some_and(|v| v != 0) && !under_seccomp {
         return Err(Infeasible::Seccomp);
     }
     Ok(())
@@ -56,23 +56,18 @@ pub fn injection_feasible(pid: i32, under_seccomp: bool) -> Result<(), Infeasibl
 /// resumed from its own stop (attaching, a core before this one). A
 /// job-control stop lasts; that moment does not.
 fn in_job_control_stop(pid: i32) -> bool {
-    (0..10).all(|i| {
-        if i > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status_field(&status, "State").is_some_and(|v| v.starts_with(['T', 't']))
-    })
+    // Sampled every 2 ms for 18 ms: any moment out of the stop ends it.
+    let stopped = || procfs::status(pid).is_some_and(|s| s.state.starts_with(['T', 't']));
+    let ms = std::time::Duration::from_millis;
+    crate::poll::poll_until(ms(18), ms(2), || (!stopped()).then_some(())).is_none()
 }
 
 /// Whether the target's cgroup has room for a copy of its anonymous
 /// memory (what a fork may come to need); `Err(why)` if not.
 pub fn memory_headroom(pid: i32) -> Result<(), Infeasible> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let anon = status_bytes(&status, "RssAnon");
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    if let Some(path) = cgroup.lines().find_map(|l| l.strip_prefix("0::")) {
-        let dir = format!("/sys/fs/cgroup{}", path.trim());
+    let anon = procfs::kb_to_bytes(procfs::status(pid).and_then(|s| s.rssanon));
+    if let Some(path) = procfs::cgroup_v2_path(pid) {
+        let dir = format!("/sys/fs/cgroup{path}");
         let rd = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
         if let (Some(max), Some(cur)) = (rd("memory.max"), rd("memory.current")) {
             if let (Ok(max), Ok(cur)) = (max.trim().parse::<u64>(), cur.trim().parse::<u64>()) {
@@ -90,7 +85,7 @@ pub fn memory_headroom(pid: i32) -> Result<(), Infeasible> {
 /// vdso first (two pages), then the executable's text.
 pub fn find_syscall(pid: i32, mem: &dyn Memory) -> Option<u64> {
     let maps = read_mappings(pid);
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+    let exe = procfs::exe(pid)
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
     let vdso = maps.iter().filter(|m| m.path.as_deref() == Some("[vdso]"));

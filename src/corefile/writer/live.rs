@@ -144,7 +144,7 @@ pub(super) fn write_live(
     let pid = live.pid();
     let mut ls = LiveStats::default();
     let (tracker, pagemap) = open_tracking(live, insn, &mut ls).map_err(Ok)?;
-    let room = header_room(pid, crate::tracer::read_mappings(pid).len());
+    let room = header_room(pid, crate::process::read_mappings(pid).len());
     let mut copy = LiveCopy {
         pid,
         file,
@@ -202,7 +202,7 @@ impl Drop for Releasing {
 /// threads of now would need (a hole in the file if unused). If the
 /// target grows past that, they go to the end of the file instead.
 fn header_room(pid: i32, vmas: usize) -> u64 {
-    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(1, |d| d.count());
+    let threads = crate::process::procfs::tasks(pid).map_or(1, |t| t.len());
     let need = elf::header_len(2 * vmas + 64) + threads as u64 * 4096 + vmas as u64 * 256;
     (2 * need + (64 << 10)).div_ceil(PAGE) * PAGE
 }

@@ -4,12 +4,12 @@
 
 use std::os::unix::fs::FileExt;
 
-use crate::process::{Memory, ProcessMemory};
+use crate::process::{procfs, Memory, ProcessMemory};
 use crate::tracer::{LiveProcess, Stopped};
 
 use super::super::elf::{self, Phdr, WriteStats, PAGE};
 use super::super::extents::Piece;
-use super::super::maps::{dump_rule, parse_smaps, Dump, Vma};
+use super::super::maps::{dump_rule, Dump, Vma};
 use super::super::notes;
 use super::super::pagescan::{category, Query};
 use super::super::write::write_error;
@@ -23,10 +23,9 @@ impl LiveCopy<'_> {
     /// been written (the kernel's test for dumping private memory) decided
     /// from its pages.
     pub(super) fn current_mappings(&self) -> Result<Vec<(Vma, Dump)>, SnapshotError> {
-        let text = std::fs::read_to_string(format!("/proc/{}/maps", self.pid))
-            .map_err(self.io("reading the mappings"))?;
+        let maps = procfs::maps(self.pid).map_err(self.io("reading the mappings"))?;
         let mut out = Vec::new();
-        for v in parse_smaps(&text) {
+        for v in maps {
             let same = |k: &&Vma| {
                 k.start == v.start
                     && k.end == v.end
@@ -302,6 +301,5 @@ const CLONE_ABOVE: u64 = 64 << 20;
 
 /// The target's resident memory (`VmRSS`), 0 if unknown.
 fn resident_bytes(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    notes::status_bytes(&status, "VmRSS")
+    procfs::kb_to_bytes(procfs::status(pid).and_then(|s| s.vmrss))
 }

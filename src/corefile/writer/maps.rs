@@ -1,38 +1,12 @@
 //! `/proc/PID/smaps` and the kernel's `coredump_filter` rules: which
 //! mappings a core holds, and how much of each.
 
-/// One mapping with what the dump rules need from smaps.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Vma {
-    pub start: u64,
-    pub end: u64,
-    pub read: bool,
-    pub write: bool,
-    pub exec: bool,
-    pub shared: bool,
-    /// File offset of `start`, in bytes.
-    pub offset: u64,
-    /// Path, pseudo-name (`[heap]`, `[vdso]`) or `None` when anonymous.
-    pub path: Option<String>,
-    /// smaps `Anonymous:` in kB: pages written (or never file-backed).
-    pub anonymous_kb: u64,
-    /// smaps `VmFlags:` two-letter codes (`dd` = VM_DONTDUMP, `io`, `ht` …).
-    pub vm_flags: Vec<String>,
-}
+pub use crate::process::procfs::{parse_smaps, Vma};
 
+/// What the dump rules ask of a mapping beyond what smaps says.
 impl Vma {
-    pub fn len(&self) -> u64 {
-        self.end - self.start
-    }
-    pub fn is_empty(&self) -> bool {
-        self.end == self.start
-    }
     fn flag(&self, f: &str) -> bool {
         self.vm_flags.iter().any(|v| v == f)
-    }
-    /// Backed by a file (named by an absolute path).
-    pub fn is_file(&self) -> bool {
-        self.path.as_deref().is_some_and(|p| p.starts_with('/'))
     }
     /// A shared mapping of an unlinked inode (shmem, `/dev/zero`, SysV,
     /// memfd): the kernel's `i_nlink == 0` test, as far as smaps shows it.
@@ -119,60 +93,9 @@ pub fn dump_rule(vma: &Vma, filter: u32) -> Dump {
     Dump::None
 }
 
-fn parse_header(line: &str) -> Option<Vma> {
-    let mut it = line.splitn(6, ' ');
-    let range = it.next()?;
-    let perms = it.next()?.as_bytes();
-    let offset = u64::from_str_radix(it.next()?, 16).ok()?;
-    let _dev = it.next()?;
-    let _inode = it.next()?;
-    let path = it.next().map(str::trim_start).filter(|p| !p.is_empty());
-    let (a, b) = range.split_once('-')?;
-    if perms.len() < 4 {
-        return None;
-    }
-    Some(Vma {
-        start: u64::from_str_radix(a, 16).ok()?,
-        end: u64::from_str_radix(b, 16).ok()?,
-        read: perms[0] == b'r',
-        write: perms[1] == b'w',
-        exec: perms[2] == b'x',
-        shared: perms[3] == b's',
-        offset,
-        path: path.map(str::to_string),
-        anonymous_kb: 0,
-        vm_flags: Vec::new(),
-    })
-}
-
-/// Parses `/proc/PID/smaps` (or `maps`: then nothing counts as written).
-pub fn parse_smaps(text: &str) -> Vec<Vma> {
-    let mut out: Vec<Vma> = Vec::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("Anonymous:") {
-            if let Some(v) = out.last_mut() {
-                let kb = rest.trim().trim_end_matches("kB").trim();
-                v.anonymous_kb = kb.parse().unwrap_or(0);
-            }
-        } else if let Some(rest) = line.strip_prefix("VmFlags:") {
-            if let Some(v) = out.last_mut() {
-                v.vm_flags = rest.split_whitespace().map(str::to_string).collect();
-            }
-        } else if let Some(v) = parse_header(line) {
-            if v.end > v.start {
-                out.push(v);
-            }
-        }
-    }
-    out
-}
-
 /// Reads `/proc/PID/coredump_filter` (the default 0x33 if unreadable).
 pub fn read_filter(pid: i32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{pid}/coredump_filter"))
-        .ok()
-        .and_then(|s| u32::from_str_radix(s.trim(), 16).ok())
-        .unwrap_or(filter::DEFAULT)
+    crate::process::procfs::coredump_filter(pid).unwrap_or(filter::DEFAULT)
 }
 
 #[cfg(test)]

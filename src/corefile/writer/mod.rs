@@ -36,10 +36,11 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::process::has_exited;
 use crate::process::{Memory, ProcessMemory, Target};
-use crate::tracer::{has_exited, AttachError, LiveProcess, Stopped};
+use crate::tracer::{AttachError, LiveProcess, Stopped};
 
-use maps::{dump_rule, parse_smaps, read_filter, Vma};
+use maps::{dump_rule, read_filter, Vma};
 use notes::{ProcessInfo, ThreadInfo};
 
 /// How the target is kept consistent while its memory is copied.

@@ -2,7 +2,7 @@
 //! (little-endian, the kernel's struct layouts), and the `/proc` facts they
 //! carry.
 
-use crate::process::{Regs, Thread};
+use crate::process::{procfs, Regs, Thread};
 use crate::tracer::FpState;
 
 use super::maps::Vma;
@@ -77,61 +77,35 @@ pub struct ThreadInfo {
     pub fp: FpState,
 }
 
-/// Fields after the `(comm)` of a `stat` line (the first is the state).
-pub(super) fn stat_fields(stat: &str) -> Vec<&str> {
-    stat.rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default()
-}
-
-/// The value of `key` in a `status` text, trimmed.
-pub(super) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .map(str::trim)
-}
-
-/// A `status` size field (`VmRSS:  1234 kB`) in bytes; 0 if absent.
-pub(super) fn status_bytes(status: &str, key: &str) -> u64 {
-    status_field(status, key)
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-fn ticks_to_us(ticks: &str) -> u64 {
+fn ticks_to_us(ticks: u64) -> u64 {
     // SAFETY: sysconf has no memory effects.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    ticks.parse::<u64>().unwrap_or(0) * 1_000_000 / hz
+    ticks.saturating_mul(1_000_000) / hz
 }
 
 impl ProcessInfo {
     /// Reads `/proc/PID/{stat,status,comm,cmdline,auxv}`; what cannot be read
     /// stays zero/empty.
     pub fn read(pid: i32) -> ProcessInfo {
-        let rd = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).unwrap_or_default();
-        let stat = String::from_utf8_lossy(&rd("stat")).into_owned();
-        let status = String::from_utf8_lossy(&rd("status")).into_owned();
-        let f = stat_fields(&stat);
-        let num = |i: usize| f.get(i).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-        let id = |key: &str| {
-            status_field(&status, key)
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
-        };
+        let stat = procfs::stat(pid);
+        let status = procfs::status(pid);
+        let num = |f: fn(&procfs::Stat) -> i64| stat.as_ref().map_or(0, f);
         ProcessInfo {
             pid,
-            ppid: num(1) as i32,
-            pgrp: num(2) as i32,
-            sid: num(3) as i32,
-            uid: id("Uid"),
-            gid: id("Gid"),
-            state: f.first().and_then(|s| s.bytes().next()).unwrap_or(b'R'),
-            nice: num(16) as i8,
-            flags: num(6) as u64,
-            comm: String::from_utf8_lossy(&rd("comm")).trim_end().to_string(),
-            cmdline: rd("cmdline"),
-            auxv: rd("auxv"),
+            ppid: num(|s| s.ppid.into()) as i32,
+            pgrp: num(|s| s.pgrp.into()) as i32,
+            sid: num(|s| s.session.into()) as i32,
+            uid: status.as_ref().map_or(0, |s| s.ruid),
+            gid: status.as_ref().map_or(0, |s| s.rgid),
+            state: stat
+                .as_ref()
+                .and_then(|s| u8::try_from(s.state).ok())
+                .unwrap_or(b'R'),
+            nice: num(|s| s.nice) as i8,
+            flags: num(|s| s.flags.into()) as u64,
+            comm: procfs::comm(pid).unwrap_or_default().trim_end().to_string(),
+            cmdline: procfs::cmdline_raw(pid).unwrap_or_default(),
+            auxv: procfs::auxv_raw(pid).unwrap_or_default(),
             // The clock the live dump measures wait times against.
             clocks: crate::goruntime::monotonic_now(pid)
                 .zip(clock_ns(nix::time::ClockId::CLOCK_REALTIME)),
@@ -143,22 +117,16 @@ impl ThreadInfo {
     /// Registers from the stop, signal masks and times from `/proc`.
     pub fn read(pid: i32, thread: &Thread, fp: FpState) -> ThreadInfo {
         let tid = thread.tid;
-        let dir = format!("/proc/{pid}/task/{tid}");
-        let status = std::fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
-        let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
-        let f = stat_fields(&stat);
-        let hex = |k: &str| {
-            status_field(&status, k)
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-                .unwrap_or(0)
-        };
+        let status = procfs::task_status(pid, tid);
+        let stat = procfs::task_stat(pid, tid);
+        let ticks = |f: fn(&procfs::Stat) -> u64| ticks_to_us(stat.as_ref().map_or(0, f));
         ThreadInfo {
             tid,
             regs: thread.regs,
-            sigpend: hex("SigPnd"),
-            sighold: hex("SigBlk"),
-            utime_us: ticks_to_us(f.get(11).copied().unwrap_or("0")),
-            stime_us: ticks_to_us(f.get(12).copied().unwrap_or("0")),
+            sigpend: status.as_ref().map_or(0, |s| s.sigpnd),
+            sighold: status.as_ref().map_or(0, |s| s.sigblk),
+            utime_us: ticks(|s| s.utime),
+            stime_us: ticks(|s| s.stime),
             fp,
         }
     }
@@ -183,16 +151,6 @@ fn pad4(buf: &mut Vec<u8>) {
     }
 }
 
-/// `user_regs_struct`, 27 × u64 in the kernel's order.
-pub fn regs_bytes(r: &Regs) -> Vec<u8> {
-    let words = [
-        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
-        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds,
-        r.es, r.fs, r.gs,
-    ];
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
-}
-
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
     buf[at..at + bytes.len()].copy_from_slice(bytes);
 }
@@ -215,7 +173,14 @@ pub fn prstatus(t: &ThreadInfo, p: &ProcessInfo, cursig: i32) -> Vec<u8> {
     put(&mut b, 44, &p.sid.to_le_bytes());
     put_timeval(&mut b, 48, t.utime_us);
     put_timeval(&mut b, 64, t.stime_us);
-    put(&mut b, 112, &regs_bytes(&t.regs));
+    // pr_reg: user_regs_struct, 27 × u64 in the kernel's order.
+    let regs: Vec<u8> = t
+        .regs
+        .to_words()
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    put(&mut b, 112, &regs);
     put(&mut b, 328, &1i32.to_le_bytes()); // pr_fpvalid
     b
 }

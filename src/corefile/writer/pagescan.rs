@@ -71,7 +71,7 @@ pub struct PageMap {
 impl PageMap {
     pub fn open(pid: i32) -> io::Result<PageMap> {
         Ok(PageMap {
-            file: File::open(format!("/proc/{pid}/pagemap"))?,
+            file: crate::process::procfs::open_pagemap(pid)?,
         })
     }
 

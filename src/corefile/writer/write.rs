@@ -5,9 +5,7 @@ use std::path::Path;
 use super::*;
 
 pub(super) fn read_vmas(pid: i32) -> Result<Vec<Vma>, SnapshotError> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
-        .map_err(io_err(format!("reading /proc/{pid}/smaps")))?;
-    Ok(parse_smaps(&text))
+    crate::process::procfs::smaps(pid).map_err(io_err(format!("reading /proc/{pid}/smaps")))
 }
 
 /// What goes into the notes, read while the target was stopped.
