@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{ArgGroup, Parser, Subcommand};
 
+use cli::check::inspect_exe;
 use cli::core::{core, CoreMode};
-use cli::open::{inspect_exe, NoExecutable, NotGo};
 use cli::session::{attach, debug};
 use cli::stacks::{stacks, stacks_core, Format};
 use goat::corefile::CoreError;
+use goat::inspect::InspectError;
 use goat::process::preflight;
 use goat::tracer::AttachError;
 
@@ -191,31 +192,48 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(e) = err.downcast_ref::<InspectError>() {
+        return inspect_exit_code(e);
+    }
     if let Some(e) = err.downcast_ref::<AttachError>() {
-        return match e {
-            AttachError::NoSuchProcess { .. } => exit::NO_SUCH_PROCESS,
-            AttachError::PermissionDenied { .. } => exit::PERMISSION,
-            AttachError::AlreadyTraced { .. } => exit::ALREADY_TRACED,
-            AttachError::Zombie { .. } | AttachError::KernelThread { .. } => exit::NOT_ATTACHABLE,
-            AttachError::SelfAttach => exit::SELF,
-            AttachError::Exited { .. } | AttachError::Ended { .. } => exit::EXITED,
-            _ => exit::FAILURE,
-        };
+        return attach_exit_code(e);
     }
-    if err.downcast_ref::<NotGo>().is_some() {
-        return exit::NOT_GO;
-    }
-    if let Some(e) = err.downcast_ref::<CoreError>() {
-        return match e {
+    exit::FAILURE
+}
+
+fn inspect_exit_code(err: &InspectError) -> u8 {
+    match err {
+        InspectError::Attach(e) => attach_exit_code(e),
+        InspectError::NotGo { .. } => exit::NOT_GO,
+        InspectError::Core(e) => match e {
             CoreError::NotCore { .. } => exit::NOT_CORE,
             CoreError::Truncated { .. } | CoreError::Malformed { .. } => exit::BAD_CORE,
             CoreError::Io { .. } => exit::FAILURE,
-        };
+        },
+        InspectError::ExecutableMissing { .. } | InspectError::ExecutableUnnamed { .. } => {
+            exit::NO_EXECUTABLE
+        }
+        // The REPL's errors, as goat reported them before the library
+        // wrapped them.
+        InspectError::Session(e) => exit_code(e),
+        // A failed core write is a failure whatever its cause, the
+        // tracer's included.
+        InspectError::Go(_) | InspectError::Snapshot(_) | InspectError::Destination(_) => {
+            exit::FAILURE
+        }
     }
-    if err.downcast_ref::<NoExecutable>().is_some() {
-        return exit::NO_EXECUTABLE;
+}
+
+fn attach_exit_code(err: &AttachError) -> u8 {
+    match err {
+        AttachError::NoSuchProcess { .. } => exit::NO_SUCH_PROCESS,
+        AttachError::PermissionDenied { .. } => exit::PERMISSION,
+        AttachError::AlreadyTraced { .. } => exit::ALREADY_TRACED,
+        AttachError::Zombie { .. } | AttachError::KernelThread { .. } => exit::NOT_ATTACHABLE,
+        AttachError::SelfAttach => exit::SELF,
+        AttachError::Exited { .. } | AttachError::Ended { .. } => exit::EXITED,
+        _ => exit::FAILURE,
     }
-    exit::FAILURE
 }
 
 fn check(pid: i32) -> Result<u8> {
