@@ -24,11 +24,12 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let mut warn = |w| eprintln!("stacks: warning: {w}");
     let inspector = match args {
         [flag, core, rest @ ..] if flag == "--core" => {
-            Inspector::open_core(Path::new(core), rest.first().map(Path::new), &mut warn)?
+            Inspector::open_core(Path::new(core), rest.first().map(Path::new), &mut warn)
         }
-        [pid] => Inspector::open_pid(pid.parse()?, &mut warn)?,
+        [pid] => Inspector::open_pid(pid.parse()?, &mut warn),
         _ => return Err("usage: stacks PID | stacks --core CORE [EXE]".into()),
-    };
+    }
+    .map_err(explain)?;
     let stacks = inspector.stacks().map_err(explain)?;
     for g in &stacks.dump.goroutines {
         let top = g.frames.first().map_or("?", |f| &*f.function);
