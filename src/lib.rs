@@ -4,10 +4,13 @@
 //! of a live process, stopped by `tracer`, or of a core, read by
 //! `corefile`) → `binary` (pclntab, DWARF, buildinfo) → `goruntime` (the
 //! scheduler's goroutines) → `report` / `repl` / `corefile::writer`.
+//! `inspect` runs that pipeline end to end: open a pid or a core, get a
+//! `Dump`, a session or a core file in one call.
 
 pub mod binary;
 pub mod corefile;
 pub mod goruntime;
+pub mod inspect;
 pub mod outfile;
 pub mod poll;
 pub mod process;

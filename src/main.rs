@@ -9,11 +9,10 @@ use anyhow::Result;
 use clap::{ArgGroup, Parser, Subcommand};
 
 use cli::core::{core, CoreMode};
-use cli::open::{inspect_exe, NoExecutable, NotGo};
 use cli::session::{attach, debug};
 use cli::stacks::{stacks, stacks_core, Format};
 use goat::corefile::CoreError;
-use goat::process::preflight;
+use goat::inspect::InspectError;
 use goat::tracer::AttachError;
 
 /// Look inside running Go programs without stopping them for long.
@@ -191,35 +190,52 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(e) = err.downcast_ref::<InspectError>() {
+        return inspect_exit_code(e);
+    }
     if let Some(e) = err.downcast_ref::<AttachError>() {
-        return match e {
-            AttachError::NoSuchProcess { .. } => exit::NO_SUCH_PROCESS,
-            AttachError::PermissionDenied { .. } => exit::PERMISSION,
-            AttachError::AlreadyTraced { .. } => exit::ALREADY_TRACED,
-            AttachError::Zombie { .. } | AttachError::KernelThread { .. } => exit::NOT_ATTACHABLE,
-            AttachError::SelfAttach => exit::SELF,
-            AttachError::Exited { .. } | AttachError::Ended { .. } => exit::EXITED,
-            _ => exit::FAILURE,
-        };
-    }
-    if err.downcast_ref::<NotGo>().is_some() {
-        return exit::NOT_GO;
-    }
-    if let Some(e) = err.downcast_ref::<CoreError>() {
-        return match e {
-            CoreError::NotCore { .. } => exit::NOT_CORE,
-            CoreError::Truncated { .. } | CoreError::Malformed { .. } => exit::BAD_CORE,
-            CoreError::Io { .. } => exit::FAILURE,
-        };
-    }
-    if err.downcast_ref::<NoExecutable>().is_some() {
-        return exit::NO_EXECUTABLE;
+        return attach_exit_code(e);
     }
     exit::FAILURE
 }
 
+fn inspect_exit_code(err: &InspectError) -> u8 {
+    match err {
+        InspectError::Attach(e) => attach_exit_code(e),
+        InspectError::NotGo { .. } => exit::NOT_GO,
+        InspectError::Core(e) => match e {
+            CoreError::NotCore { .. } => exit::NOT_CORE,
+            CoreError::Truncated { .. } | CoreError::Malformed { .. } => exit::BAD_CORE,
+            CoreError::Io { .. } => exit::FAILURE,
+        },
+        InspectError::ExecutableMissing { .. } | InspectError::ExecutableUnnamed { .. } => {
+            exit::NO_EXECUTABLE
+        }
+        // The REPL's errors, as goat reported them before the library
+        // wrapped them.
+        InspectError::Session(e) => exit_code(e),
+        // A failed core write is a failure whatever its cause, the
+        // tracer's included.
+        InspectError::Go(_) | InspectError::Snapshot(_) | InspectError::Destination(_) => {
+            exit::FAILURE
+        }
+    }
+}
+
+fn attach_exit_code(err: &AttachError) -> u8 {
+    match err {
+        AttachError::NoSuchProcess { .. } => exit::NO_SUCH_PROCESS,
+        AttachError::PermissionDenied { .. } => exit::PERMISSION,
+        AttachError::AlreadyTraced { .. } => exit::ALREADY_TRACED,
+        AttachError::Zombie { .. } | AttachError::KernelThread { .. } => exit::NOT_ATTACHABLE,
+        AttachError::SelfAttach => exit::SELF,
+        AttachError::Exited { .. } | AttachError::Ended { .. } => exit::EXITED,
+        _ => exit::FAILURE,
+    }
+}
+
 fn check(pid: i32) -> Result<u8> {
-    let report = preflight::check(pid, &inspect_exe);
+    let report = goat::inspect::check(pid);
     print!("{report}");
     Ok(if report.ok() { 0 } else { exit::CHECK_FAILED })
 }

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use goat::corefile::writer;
-use goat::process::preflight;
-use goat::tracer::LiveProcess;
+use goat::inspect;
 
-use super::phases::hold_duration;
+use super::warn;
 
 /// How `goat core` keeps the target's pause short.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -25,20 +24,7 @@ pub fn core(
     force: bool,
     stats: bool,
 ) -> Result<u8> {
-    preflight::refuse_early(pid)?;
     let dest = output.unwrap_or_else(|| PathBuf::from(format!("core.{pid}")));
-    // Refuse before touching the target; checked again when the file is saved.
-    goat::outfile::check_dest(&dest, force)?;
-    // The tracer is a process of its own, which finishes an injected
-    // syscall, kills and reaps a snapshot copy and removes the temporary
-    // should goat die (see tracer/remote.rs).
-    let (live, why) = LiveProcess::attach_outliving(pid)?;
-    if let Some(why) = why {
-        eprintln!(
-            "goat: warning: no tracer process ({why}): tracing from goat itself, \
-             so goat killed during a syscall it runs in the target could harm it"
-        );
-    }
     let opts = writer::CoreOptions {
         dest: dest.clone(),
         mode: match mode {
@@ -47,15 +33,13 @@ pub fn core(
             CoreMode::Stop => writer::Mode::Stop,
         },
         force,
-        hold: hold_duration(),
+        hold: inspect::hold_duration(),
         // Tests only (see `tests/core_faults.rs`): never in a user's goat,
         // where it would let an injected syscall kill the program.
         inject_under_seccomp: cfg!(feature = "test-hooks")
-            && test_hook_set("GOAT_TEST_CLONE_UNDER_SECCOMP"),
+            && inspect::test_hook_set("GOAT_TEST_CLONE_UNDER_SECCOMP"),
     };
-    let result = writer::write_core(&live, &opts);
-    drop(live);
-    let st = result?;
+    let st = inspect::write_core(pid, &opts, &mut warn)?;
     if st.leftovers_reaped > 0 {
         eprintln!(
             "goat: reaped {} zombie snapshot cop{} of pid {pid} left by goats killed while writing a core",
@@ -165,14 +149,4 @@ fn live_pause(st: &writer::CoreStats) -> String {
         l.round_bytes.len(),
         if l.round_bytes.len() == 1 { "" } else { "s" },
     )
-}
-
-#[cfg(feature = "test-hooks")]
-fn test_hook_set(var: &str) -> bool {
-    std::env::var_os(var).is_some()
-}
-
-#[cfg(not(feature = "test-hooks"))]
-fn test_hook_set(_: &str) -> bool {
-    false
 }

@@ -1,7 +1,12 @@
-//! The commands behind `main.rs`'s argument parsing, one file each.
+//! The commands behind `main.rs`'s argument parsing, one file each: they
+//! call `goat::inspect`, print what it returns and leave exit codes to
+//! `main.rs`.
 
 pub mod core;
-pub mod open;
-pub mod phases;
 pub mod session;
 pub mod stacks;
+
+/// Prints a library warning the way goat always has.
+pub fn warn(w: goat::inspect::Warning) {
+    eprintln!("goat: warning: {w}");
+}

@@ -184,7 +184,7 @@ impl Decoder<'_> {
             Some(start) => {
                 let unwound = unwind(&cap.mem, self.tab, self.bias, start, &mut cache.unwind);
                 let (frames, elided) = self.symbolize(&cap.mem, &unwound.frames, cache);
-                (frames, elided, unwound.error)
+                (frames, elided, unwound.error.map(|e| e.to_string()))
             }
             None => (
                 Vec::new(),

@@ -5,8 +5,10 @@
 
 use std::collections::HashMap;
 
-use crate::binary::{Func, Pclntab};
-use crate::process::{Memory, MemoryExt};
+use thiserror::Error;
+
+use crate::binary::{BinaryError, Func, Pclntab};
+use crate::process::{Memory, MemoryExt, ReadFault};
 
 /// `abi.FuncFlag` bits.
 const FLAG_TOP_FRAME: u8 = 1;
@@ -57,7 +59,39 @@ pub struct StartRegs {
 #[derive(Debug, Default)]
 pub struct Unwound {
     pub frames: Vec<PhysFrame>,
-    pub error: Option<String>,
+    pub error: Option<UnwindError>,
+}
+
+/// Why a walk stopped before the outermost frame. The text is what a
+/// goroutine's "unreadable" note says.
+#[derive(Debug, Clone, Error)]
+pub enum UnwindError {
+    /// No function covers the PC.
+    #[error("unknown pc {pc:#x}")]
+    UnknownPc { pc: u64 },
+    /// The function's frame size at the PC is unknown or impossible.
+    #[error("{cause} at pc {pc:#x}")]
+    FrameSize { cause: FrameSizeError, pc: u64 },
+    /// SP plus the frame would pass 2^64.
+    #[error("stack pointer {sp:#x} out of range")]
+    SpOutOfRange { sp: u64 },
+    /// The return address could not be read.
+    #[error("{0}")]
+    Read(ReadFault),
+    /// A frame that returns to itself at the same SP: no progress.
+    #[error("traceback stuck at pc {pc:#x}")]
+    Stuck { pc: u64 },
+}
+
+/// Why a function's frame size at a PC is not known.
+#[derive(Debug, Clone, Error)]
+pub enum FrameSizeError {
+    /// The pcsp table says the frame is smaller than nothing.
+    #[error("negative frame size {0}")]
+    Negative(i32),
+    /// The pcsp table has no value for the PC (or cannot be read).
+    #[error("no frame size: {0}")]
+    Unknown(BinaryError),
 }
 
 /// What the unwinder needs of the function at one PC, remembered per PC:
@@ -67,7 +101,7 @@ pub struct PcFacts {
     entry: u64,
     flag: u8,
     /// The frame size at this PC, or why it is unknown.
-    frame_size: Result<u64, String>,
+    frame_size: Result<u64, FrameSizeError>,
     injected_call: bool,
 }
 
@@ -76,9 +110,8 @@ pub type UnwindCache = HashMap<u64, Option<PcFacts>>;
 fn facts(tab: &Pclntab, link_pc: u64) -> Option<PcFacts> {
     let f = tab.find_func(link_pc)?;
     let frame_size = match f.sp_delta(link_pc) {
-        Ok(d) if d >= 0 => Ok(d as u64),
-        Ok(d) => Err(format!("negative frame size {d}")),
-        Err(e) => Err(format!("no frame size: {e}")),
+        Ok(d) => u64::try_from(d).map_err(|_| FrameSizeError::Negative(d)),
+        Err(e) => Err(FrameSizeError::Unknown(e)),
     };
     Some(PcFacts {
         entry: f.entry(),
@@ -106,19 +139,19 @@ pub fn unwind(
             .or_insert_with(|| facts(tab, link_pc))
             .clone()
         else {
-            out.error = Some(format!("unknown pc {pc:#x}"));
+            out.error = Some(UnwindError::UnknownPc { pc });
             break;
         };
         let delta = match f.frame_size {
             Ok(d) => d,
-            Err(e) => {
-                out.error = Some(format!("{e} at pc {pc:#x}"));
+            Err(cause) => {
+                out.error = Some(UnwindError::FrameSize { cause, pc });
                 break;
             }
         };
         // Target bytes: an SP near 2^64 ends the walk, never wraps.
         let Some(fp) = sp.checked_add(delta).and_then(|v| v.checked_add(8)) else {
-            out.error = Some(format!("stack pointer {sp:#x} out of range"));
+            out.error = Some(UnwindError::SpOutOfRange { sp });
             break;
         };
         out.frames.push(PhysFrame {
@@ -141,7 +174,7 @@ pub fn unwind(
         let lr = match mem.read_u64(fp - 8) {
             Ok(lr) => lr,
             Err(e) => {
-                out.error = Some(e.to_string());
+                out.error = Some(UnwindError::Read(e));
                 break;
             }
         };
@@ -149,7 +182,7 @@ pub fn unwind(
             break;
         }
         if lr == pc && fp == sp {
-            out.error = Some(format!("traceback stuck at pc {pc:#x}"));
+            out.error = Some(UnwindError::Stuck { pc });
             break;
         }
         // After an injected call (a signal turned into a panic, an async

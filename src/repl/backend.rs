@@ -130,19 +130,19 @@ impl Control for LiveBackend<'_> {
 }
 
 /// A core file: always frozen, never runs.
-pub struct CoreBackend {
-    core: CoreFile,
+pub struct CoreBackend<'c> {
+    core: &'c CoreFile,
 }
 
-impl CoreBackend {
-    pub fn new(core: CoreFile) -> CoreBackend {
+impl<'c> CoreBackend<'c> {
+    pub fn new(core: &'c CoreFile) -> CoreBackend<'c> {
         CoreBackend { core }
     }
 }
 
-impl Backend for CoreBackend {
+impl Backend for CoreBackend<'_> {
     fn target(&self) -> Option<&dyn Target> {
-        Some(&self.core)
+        Some(self.core)
     }
     fn control(&mut self) -> Option<&mut dyn Control> {
         None

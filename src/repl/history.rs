@@ -13,16 +13,47 @@
 //! descriptor that was checked. Only interactive sessions keep history.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use thiserror::Error;
 
 use crate::outfile::not_regular;
 
 /// Entries kept (the file is trimmed to this many when a session starts).
 pub(super) const ENTRIES: usize = 1000;
 const NEWLINE_ESCAPE: &str = "<\\n>";
+
+/// Why no history is kept: a one-line note for stderr (the session goes
+/// on without).
+#[derive(Debug, Error)]
+#[error("goat: not keeping history in {}: {fault}", path.display())]
+pub(super) struct HistoryError {
+    path: PathBuf,
+    fault: HistoryFault,
+}
+
+/// What is wrong with the history file or its directory.
+#[derive(Debug, Error)]
+pub(super) enum HistoryFault {
+    #[error("cannot create its directory: {0}")]
+    CreateDir(io::Error),
+    #[error("it is a symbolic link, which goat does not follow (remove it to keep history)")]
+    Symlink,
+    /// A FIFO, device or the like: `what` it is.
+    #[error("it is {0}, not a regular file (remove it to keep history)")]
+    NotRegular(&'static str),
+    #[error("cannot open it: {0}")]
+    Open(io::Error),
+    #[error("{0}")]
+    Stat(io::Error),
+    #[error("it is readable by others and cannot be made 0600: {0}")]
+    Chmod(io::Error),
+    #[error("cannot read it: {0}")]
+    Read(io::Error),
+}
 
 pub(super) struct History {
     file: File,
@@ -44,22 +75,24 @@ impl History {
     /// Opens (creating) the history file and reads its last [`ENTRIES`]
     /// entries, oldest first. `Ok(None)`: no HOME, so no place for one;
     /// `Err(why)`: a one-line note for stderr (the session goes on without).
-    pub(super) fn open() -> Result<Option<(History, Vec<String>)>, String> {
+    pub(super) fn open() -> Result<Option<(History, Vec<String>)>, HistoryError> {
         match path() {
             Some(path) => History::open_at(&path).map(Some),
             None => Ok(None),
         }
     }
 
-    fn open_at(path: &Path) -> Result<(History, Vec<String>), String> {
-        let shown = path.display();
-        let fail = |why: String| format!("goat: not keeping history in {shown}: {why}");
+    fn open_at(path: &Path) -> Result<(History, Vec<String>), HistoryError> {
+        let fail = |fault: HistoryFault| HistoryError {
+            path: path.to_path_buf(),
+            fault,
+        };
         if let Some(dir) = path.parent() {
             DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| fail(format!("cannot create its directory: {e}")))?;
+                .map_err(|e| fail(HistoryFault::CreateDir(e)))?;
         }
         // lstat first, so that a device there is not even opened (opening
         // one can have effects); fstat after, for what was really opened.
@@ -74,22 +107,18 @@ impl History {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => fail(link_note()),
-                _ => fail(format!("cannot open it: {e}")),
+                Some(libc::ELOOP) => fail(HistoryFault::Symlink),
+                _ => fail(HistoryFault::Open(e)),
             })?;
-        let m = file.metadata().map_err(|e| fail(e.to_string()))?;
+        let m = file.metadata().map_err(|e| fail(HistoryFault::Stat(e)))?;
         refuse(&m).map_err(fail)?;
         if m.mode() & 0o077 != 0 {
             file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| {
-                    fail(format!(
-                        "it is readable by others and cannot be made 0600: {e}"
-                    ))
-                })?;
+                .map_err(|e| fail(HistoryFault::Chmod(e)))?;
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
-            .map_err(|e| fail(format!("cannot read it: {e}")))?;
+            .map_err(|e| fail(HistoryFault::Read(e)))?;
         let all: Vec<String> = String::from_utf8_lossy(&bytes)
             .lines()
             .filter(|l| !l.is_empty())
@@ -145,19 +174,13 @@ fn encode(line: &str) -> String {
     line.replace('\n', NEWLINE_ESCAPE)
 }
 
-fn link_note() -> String {
-    "it is a symbolic link, which goat does not follow (remove it to keep history)".to_string()
-}
-
 /// Why `m` is no file to keep history in, if it is not one.
-fn refuse(m: &std::fs::Metadata) -> Result<(), String> {
+fn refuse(m: &std::fs::Metadata) -> Result<(), HistoryFault> {
     if m.file_type().is_symlink() {
-        return Err(link_note());
+        return Err(HistoryFault::Symlink);
     }
     match not_regular(&m.file_type()) {
-        Some(what) => Err(format!(
-            "it is {what}, not a regular file (remove it to keep history)"
-        )),
+        Some(what) => Err(HistoryFault::NotRegular(what)),
         None => Ok(()),
     }
 }
@@ -223,14 +246,17 @@ mod tests {
         std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
         let link = d.join("link");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
-        let e = History::open_at(&link).err().unwrap();
+        let e = History::open_at(&link).err().unwrap().to_string();
         assert!(e.contains("it is a symbolic link"), "{e}");
         assert_eq!(mode(&victim), 0o644, "not followed to chmod");
         let fifo = d.join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let e = History::open_at(&fifo).err().unwrap();
+        let e = History::open_at(&fifo).err().unwrap().to_string();
         assert!(e.contains("it is a FIFO, not a regular file"), "{e}");
-        let e = History::open_at(Path::new("/dev/null")).err().unwrap();
+        let e = History::open_at(Path::new("/dev/null"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("it is a character device"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }

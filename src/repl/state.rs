@@ -8,6 +8,7 @@
 
 use anyhow::{anyhow, Context, Result};
 
+use crate::binary::dwarf::DwarfError;
 use crate::binary::dwarf_vars::VarIndex;
 use crate::corefile::writer::CoreStats;
 use crate::goruntime::vars::Scope;
@@ -36,7 +37,7 @@ pub struct Session<'a> {
     /// Set when the process ended under the session (nothing to detach).
     pub(super) ended: bool,
     /// The DWARF variable index, built on first use (per binary).
-    vars: std::cell::OnceCell<Result<VarIndex, String>>,
+    vars: std::cell::OnceCell<Result<VarIndex, DwarfError>>,
     /// DWARF's `prologue_end` and `is_stmt` addresses, read on first use.
     pub(super) dwarf_lines: std::cell::OnceCell<crate::binary::lines::DwarfLines>,
 }
@@ -202,7 +203,7 @@ impl<'a> Session<'a> {
     pub(super) fn scope(&self) -> Result<Scope<'_>> {
         let index = self
             .vars
-            .get_or_init(|| VarIndex::load(self.prog.binary().data()).map_err(|e| e.to_string()))
+            .get_or_init(|| VarIndex::load(self.prog.binary().data()))
             .as_ref()
             .map_err(|e| anyhow!("no variable information: {e}"))?;
         let g = self.current_g()?;

@@ -14,7 +14,7 @@ use crossbeam_channel::{bounded, unbounded, RecvTimeoutError, Sender};
 use super::breakpoints::Breakpoints;
 use super::guardian::GuardianError;
 use super::ptrace::{AttachError, Job, Tracer, SERVICE_INTERVAL};
-use super::remote::{StartError, TracerProcess};
+use super::remote::{NoTracerProcess, StartError, TracerProcess};
 use super::signals;
 use super::wire::{protocol_error, Reply, Request};
 use crate::process::ProcessMemory;
@@ -162,7 +162,9 @@ impl LiveProcess {
     /// (every int3 out, a snapshot copy killed and reaped, borrowed
     /// registers restored) and detaches. Should that process not start,
     /// goat traces from its own process, and the second value says why.
-    pub fn attach_outliving(pid: i32) -> Result<(LiveProcess, Option<String>), AttachError> {
+    pub fn attach_outliving(
+        pid: i32,
+    ) -> Result<(LiveProcess, Option<NoTracerProcess>), AttachError> {
         match LiveProcess::attach_process(pid)? {
             Ok(live) => Ok((live, None)),
             Err(why) => Ok((LiveProcess::attach(pid)?, Some(why))),
@@ -171,7 +173,7 @@ impl LiveProcess {
 
     /// Attached through a tracer process of its own, or why there is none
     /// (the inner `Err`: goat may trace from its own process instead).
-    fn attach_process(pid: i32) -> Result<Result<LiveProcess, String>, AttachError> {
+    fn attach_process(pid: i32) -> Result<Result<LiveProcess, NoTracerProcess>, AttachError> {
         crate::process::preflight::refuse_early(pid)?;
         match TracerProcess::spawn(pid) {
             Ok(tracer) => {

@@ -27,4 +27,5 @@ pub use inject::{find_syscall_insn, Forked};
 pub use live::{LiveProcess, Stopped};
 pub use reap::Reaped;
 pub use regset::{FpState, FPREGS_SIZE};
+pub use remote::NoTracerProcess;
 pub use signals::{install_detach_on_signals, set_session_interrupts, RunCommand, UnfinishedFile};

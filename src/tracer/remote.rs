@@ -55,7 +55,22 @@ pub(super) enum StartError {
     /// It ran, and could not attach: the same error goat would have had.
     Attach(AttachError),
     /// It could not be started, or ended without a word.
-    Unavailable(String),
+    Unavailable(NoTracerProcess),
+}
+
+/// Why goat traces from its own process instead of a tracer process.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoTracerProcess {
+    /// The spawn's error, as text (an `io::Error` is neither `Clone` nor
+    /// `Eq`, which warnings are).
+    #[error("cannot run /proc/self/exe: {detail}")]
+    CannotRun { detail: String },
+    #[error("no pipes to it")]
+    NoPipes,
+    #[error("it answered out of turn")]
+    OutOfTurn,
+    #[error("it ended before attaching")]
+    EndedBeforeAttaching,
 }
 
 impl TracerProcess {
@@ -68,11 +83,15 @@ impl TracerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| StartError::Unavailable(format!("cannot run /proc/self/exe: {e}")))?;
+            .map_err(|e| {
+                StartError::Unavailable(NoTracerProcess::CannotRun {
+                    detail: e.to_string(),
+                })
+            })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(StartError::Unavailable("no pipes to it".into()));
+            return Err(StartError::Unavailable(NoTracerProcess::NoPipes));
         };
         let mut stdout = BufReader::new(stdout);
         let first = read_reply(&mut stdout);
@@ -84,8 +103,8 @@ impl TracerProcess {
         let failed = match first {
             Ok(Reply::Done) => return Ok(tracer),
             Ok(Reply::Failed(e)) => StartError::Attach(e),
-            Ok(_) => StartError::Unavailable("it answered out of turn".into()),
-            Err(_) => StartError::Unavailable("it ended before attaching".into()),
+            Ok(_) => StartError::Unavailable(NoTracerProcess::OutOfTurn),
+            Err(_) => StartError::Unavailable(NoTracerProcess::EndedBeforeAttaching),
         };
         tracer.finish();
         Err(failed)

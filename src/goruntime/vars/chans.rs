@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::format::{ELEMS_SHOWN, MAX_DEPTH};
 use super::maps::list;
-use super::{Place, Scope, Value};
+use super::{Place, Scope, Value, VarError};
 
 /// Most waiting goroutines listed per queue.
 const MAX_WAITERS: usize = 16;
@@ -30,7 +30,7 @@ impl Scope<'_> {
         name: &str,
         depth: usize,
         seen: &mut HashSet<u64>,
-    ) -> Result<String, String> {
+    ) -> Result<String, VarError> {
         let Some((p, hdr)) = self.runtime_header(v, lay)? else {
             return Ok(format!("{name} nil"));
         };

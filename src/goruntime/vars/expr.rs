@@ -3,7 +3,7 @@
 //! `counter` for package main).
 
 use super::types::kind;
-use super::{Place, Scope, Value};
+use super::{Place, Scope, Value, VarError};
 
 /// One parsed expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ fn is_ident(s: &str) -> bool {
 }
 
 /// Parses `text`; errors say what was expected.
-pub fn parse(text: &str) -> Result<Expr, String> {
+pub fn parse(text: &str) -> Result<Expr, VarError> {
     let mut rest = text.trim();
     let address_of = rest.starts_with('&');
     rest = rest.trim_start_matches('&').trim_start();
@@ -37,7 +37,7 @@ pub fn parse(text: &str) -> Result<Expr, String> {
     let end = rest.find(['.', '[']).unwrap_or(rest.len());
     let name = &rest[..end];
     if !is_ident(name) {
-        return Err(format!("expected a variable name in {text:?}"));
+        return Err(VarError::ExpectedName(text.to_string()));
     }
     let mut path = Vec::new();
     rest = &rest[end..];
@@ -45,22 +45,25 @@ pub fn parse(text: &str) -> Result<Expr, String> {
         if let Some(r) = rest.strip_prefix('.') {
             let end = r.find(['.', '[']).unwrap_or(r.len());
             if !is_ident(&r[..end]) {
-                return Err(format!("expected a field name after '.' in {text:?}"));
+                return Err(VarError::ExpectedField(text.to_string()));
             }
             path.push(Step::Field(r[..end].to_string()));
             rest = &r[end..];
         } else if let Some(r) = rest.strip_prefix('[') {
             let close = r
                 .find(']')
-                .ok_or_else(|| format!("missing ']' in {text:?}"))?;
+                .ok_or_else(|| VarError::MissingBracket(text.to_string()))?;
             let n = r[..close]
                 .trim()
                 .parse()
-                .map_err(|_| format!("index must be a non-negative number in {text:?}"))?;
+                .map_err(|_| VarError::BadIndex(text.to_string()))?;
             path.push(Step::Index(n));
             rest = &r[close + 1..];
         } else {
-            return Err(format!("unexpected {rest:?} in {text:?}"));
+            return Err(VarError::Unexpected {
+                rest: rest.to_string(),
+                text: text.to_string(),
+            });
         }
     }
     Ok(Expr {
@@ -82,7 +85,7 @@ impl Scope<'_> {
     }
 
     /// Evaluates `e`: the value, and its address when it is in memory.
-    pub fn eval(&self, e: &Expr) -> Result<Value, String> {
+    pub fn eval(&self, e: &Expr) -> Result<Value, VarError> {
         let mut path = &e.path[..];
         let local = self
             .variables(true)
@@ -104,14 +107,18 @@ impl Scope<'_> {
                 qualified
                     .or_else(|| self.global(&e.name))
                     .or_else(|| self.global(&format!("main.{}", e.name)))
-                    .ok_or_else(|| {
-                        format!("no variable {:?} in {}", e.name, self.function_name())
+                    .ok_or_else(|| VarError::NoVariable {
+                        name: e.name.clone(),
+                        function: self.function_name(),
                     })?
             }
         };
         if let Place::Unavailable(why) = &v.place {
             if !path.is_empty() || e.derefs > 0 || e.address_of {
-                return Err(format!("{} is {why}", e.name));
+                return Err(VarError::VariableUnavailable {
+                    name: e.name.clone(),
+                    why: Box::new(why.clone()),
+                });
             }
         }
         for step in path {
@@ -126,40 +133,41 @@ impl Scope<'_> {
         Ok(v)
     }
 
-    fn deref(&self, v: Value) -> Result<Value, String> {
+    fn deref(&self, v: Value) -> Result<Value, VarError> {
         if self.kind(v.ty) != kind::POINTER {
-            return Err(format!("cannot dereference a {}", self.type_name(v.ty)));
+            return Err(VarError::NotPointer(self.type_name(v.ty)));
         }
         let p = self.read_u64(&v.place, 0)?;
         if p == 0 {
-            return Err("nil pointer dereference".into());
+            return Err(VarError::NilPointer);
         }
         let to = self.layout(v.ty).and_then(|(_, t)| t.target);
         Ok(Value {
-            ty: to.ok_or("pointer to an unknown type")?,
+            ty: to.ok_or(VarError::UnknownPointee)?,
             place: Place::Mem(p),
         })
     }
 
-    fn field(&self, v: Value, f: &str) -> Result<Value, String> {
+    fn field(&self, v: Value, f: &str) -> Result<Value, VarError> {
         let v = if self.kind(v.ty) == kind::POINTER {
             self.deref(v)?
         } else {
             v
         };
         if self.kind(v.ty) != kind::STRUCT {
-            return Err(format!("{} has no fields", self.type_name(v.ty)));
+            return Err(VarError::NoFields(self.type_name(v.ty)));
         }
-        let (off, ty) = self
-            .member(v.ty, f)
-            .ok_or_else(|| format!("no field {f:?} in {}", self.type_name(v.ty)))?;
+        let (off, ty) = self.member(v.ty, f).ok_or_else(|| VarError::NoField {
+            field: f.to_string(),
+            ty: self.type_name(v.ty),
+        })?;
         Ok(Value {
             ty,
             place: super::types::offset(&v.place, off),
         })
     }
 
-    fn index_of(&self, v: Value, i: u64) -> Result<Value, String> {
+    fn index_of(&self, v: Value, i: u64) -> Result<Value, VarError> {
         let k = self.kind(v.ty);
         let (elem, base, len) = match k {
             kind::SLICE | kind::ARRAY => {
@@ -169,16 +177,13 @@ impl Scope<'_> {
             kind::STRING => {
                 let ptr = self.read_u64(&v.place, 0)?;
                 let len = self.read_u64(&v.place, 8)?;
-                let byte = self
-                    .index
-                    .type_named("uint8")
-                    .ok_or("no uint8 type in DWARF")?;
+                let byte = self.index.type_named("uint8").ok_or(VarError::NoByteType)?;
                 (byte, Place::Mem(ptr), len)
             }
-            _ => return Err(format!("cannot index a {}", self.type_name(v.ty))),
+            _ => return Err(VarError::NotIndexable(self.type_name(v.ty))),
         };
         if i >= len {
-            return Err(format!("index {i} out of range [0:{len}]"));
+            return Err(VarError::OutOfRange { index: i, len });
         }
         let es = self.size(elem);
         Ok(Value {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt::Write;
 
 use super::types::{kind, offset};
-use super::{Place, Scope, Value};
+use super::{Place, Scope, Value, VarError};
 
 /// Bytes of a string shown.
 pub const STRING_SHOWN: u64 = 100;
@@ -28,15 +28,20 @@ impl Scope<'_> {
         }
     }
 
-    fn try_fmt(&self, v: &Value, depth: usize, seen: &mut HashSet<u64>) -> Result<String, String> {
+    fn try_fmt(
+        &self,
+        v: &Value,
+        depth: usize,
+        seen: &mut HashSet<u64>,
+    ) -> Result<String, VarError> {
         if let Place::Unavailable(why) = &v.place {
             return Err(why.clone());
         }
         let name = self.type_name(v.ty);
-        let (lay, t) = self.layout(v.ty).ok_or("unknown type")?;
+        let (lay, t) = self.layout(v.ty).ok_or(VarError::UnknownType)?;
         let size = t.size.unwrap_or(0);
         let k = self.kind(v.ty);
-        let int = |signed: bool| -> Result<String, String> {
+        let int = |signed: bool| -> Result<String, VarError> {
             let b = self.read(&v.place, 0, size.min(8))?;
             let mut w = [0u8; 8];
             w[..b.len()].copy_from_slice(&b);
@@ -176,7 +181,7 @@ impl Scope<'_> {
         name: &str,
         depth: usize,
         seen: &mut HashSet<u64>,
-    ) -> Result<String, String> {
+    ) -> Result<String, VarError> {
         let (tab_or_type, data) = (self.read_u64(&v.place, 0)?, self.read_u64(&v.place, 8)?);
         if tab_or_type == 0 {
             return Ok(format!("{name} nil"));
@@ -187,7 +192,7 @@ impl Scope<'_> {
             let link = p.wrapping_sub(self.bias);
             match self.types {
                 Some((b, e)) if (b..e).contains(&link) && link.is_multiple_of(8) => Ok(link - b),
-                Some(_) => Err(format!("unavailable (stale value: {p:#x} is not a type)")),
+                Some(_) => Err(VarError::StaleType(p)),
                 None => Ok(link),
             }
         };

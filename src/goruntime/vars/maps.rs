@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::fmt::Write;
 
 use super::format::{ELEMS_SHOWN, MAX_DEPTH};
-use super::{Place, Scope, Value};
+use super::{Place, Scope, Value, VarError};
 
 /// Most buckets (including overflow buckets) walked.
 const MAX_BUCKETS: u64 = 1 << 14;
@@ -43,7 +43,7 @@ impl Scope<'_> {
         &self,
         v: &Value,
         lay: usize,
-    ) -> Result<Option<(u64, Option<usize>)>, String> {
+    ) -> Result<Option<(u64, Option<usize>)>, VarError> {
         let p = self.read_u64(&v.place, 0)?;
         Ok((p != 0).then(|| (p, self.ty(lay).and_then(|t| t.target))))
     }
@@ -56,7 +56,7 @@ impl Scope<'_> {
         name: &str,
         depth: usize,
         seen: &mut HashSet<u64>,
-    ) -> Result<String, String> {
+    ) -> Result<String, VarError> {
         let Some((p, hdr)) = self.runtime_header(v, lay)? else {
             return Ok(format!("{name} nil"));
         };

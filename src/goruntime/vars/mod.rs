@@ -7,6 +7,7 @@
 //! unavailable, never guessed.
 
 mod chans;
+mod error;
 pub mod expr;
 pub mod format;
 #[cfg(test)]
@@ -17,6 +18,8 @@ mod swiss;
 pub mod types;
 
 use gimli::{EndianSlice, EvaluationResult, LittleEndian, Location};
+
+pub use error::VarError;
 
 use crate::binary::dwarf_vars::{Type, VarIndex};
 use crate::process::{Memory, Regs};
@@ -34,7 +37,7 @@ pub enum Place {
     /// Assembled from registers or constants.
     Bytes(Vec<u8>),
     /// Not recoverable at this pc: the reason.
-    Unavailable(String),
+    Unavailable(VarError),
 }
 
 /// A typed value of the target.
@@ -97,28 +100,24 @@ impl Scope<'_> {
     }
 
     /// Reads `len` bytes of `place` starting at `offset`.
-    pub fn read(&self, place: &Place, offset: u64, len: u64) -> Result<Vec<u8>, String> {
+    pub fn read(&self, place: &Place, offset: u64, len: u64) -> Result<Vec<u8>, VarError> {
         let len = len.min(MAX_VALUE_BYTES);
         match place {
             Place::Mem(a) => {
                 let mut buf = vec![0u8; len as usize];
-                self.mem
-                    .read(a.wrapping_add(offset), &mut buf)
-                    .map_err(|e| e.to_string())?;
+                self.mem.read(a.wrapping_add(offset), &mut buf)?;
                 Ok(buf)
             }
             Place::Bytes(b) => {
                 let start = usize::try_from(offset).unwrap_or(usize::MAX);
                 let end = start.saturating_add(len as usize);
-                b.get(start..end)
-                    .map(<[u8]>::to_vec)
-                    .ok_or_else(|| "value is shorter than its type".to_string())
+                b.get(start..end).map(<[u8]>::to_vec).ok_or(VarError::Short)
             }
             Place::Unavailable(why) => Err(why.clone()),
         }
     }
 
-    pub fn read_u64(&self, place: &Place, offset: u64) -> Result<u64, String> {
+    pub fn read_u64(&self, place: &Place, offset: u64) -> Result<u64, VarError> {
         let b = self.read(place, offset, 8)?;
         Ok(u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])))
     }
@@ -131,10 +130,14 @@ impl Scope<'_> {
         }
     }
 
-    fn evaluate(&self, expr: &[u8], encoding: gimli::Encoding, size: u64) -> Result<Place, String> {
-        let unavailable = |what: &str| Err(format!("unavailable ({what})"));
+    fn evaluate(
+        &self,
+        expr: &[u8],
+        encoding: gimli::Encoding,
+        size: u64,
+    ) -> Result<Place, VarError> {
         if expr.is_empty() {
-            return Err("optimized out".to_string());
+            return Err(VarError::OptimizedOut);
         }
         let e = gimli::Expression(EndianSlice::new(expr, LittleEndian));
         let mut eval = e.evaluation(encoding);
@@ -143,9 +146,9 @@ impl Scope<'_> {
         loop {
             steps += 1;
             if steps > MAX_EVAL_STEPS {
-                return unavailable("location expression too long");
+                return Err(VarError::LocationTooLong);
             }
-            let r = step.map_err(|e| format!("unavailable (bad location: {e})"))?;
+            let r = step.map_err(VarError::BadLocation)?;
             step = match r {
                 EvaluationResult::Complete => break,
                 EvaluationResult::RequiresCallFrameCfa => eval.resume_with_call_frame_cfa(self.cfa),
@@ -156,18 +159,16 @@ impl Scope<'_> {
                 EvaluationResult::RequiresMemory { address, size, .. } => {
                     let mut b = [0u8; 8];
                     let n = usize::from(size).min(8);
-                    self.mem
-                        .read(address, &mut b[..n])
-                        .map_err(|e| e.to_string())?;
+                    self.mem.read(address, &mut b[..n])?;
                     eval.resume_with_memory(gimli::Value::Generic(u64::from_le_bytes(b)))
                 }
                 EvaluationResult::RequiresRegister { register, .. } => {
                     match self.register(register.0) {
                         Some(v) => eval.resume_with_register(gimli::Value::Generic(v)),
-                        None => return unavailable("register not saved in this frame"),
+                        None => return Err(VarError::RegisterNotSaved),
                     }
                 }
-                _ => return unavailable("unsupported location operation"),
+                _ => return Err(VarError::UnsupportedOperation),
             };
         }
         let pieces = eval.result();
@@ -188,14 +189,14 @@ impl Scope<'_> {
                 }
                 Location::Register { register } => match self.register(register.0) {
                     Some(v) => bytes.extend(v.to_le_bytes().iter().take(len as usize)),
-                    None => return unavailable("in a register not saved in this frame"),
+                    None => return Err(VarError::PieceInRegister),
                 },
                 Location::Value { value } => {
                     let v = value.to_u64(u64::MAX).unwrap_or(0);
                     bytes.extend(v.to_le_bytes().iter().take(len as usize));
                 }
-                Location::Empty => return Err("optimized out".to_string()),
-                _ => return unavailable("unsupported location kind"),
+                Location::Empty => return Err(VarError::OptimizedOut),
+                _ => return Err(VarError::UnsupportedLocation),
             }
         }
         Ok(Place::Bytes(bytes))
@@ -227,19 +228,19 @@ impl Scope<'_> {
     }
 
     /// The variables in scope at the frame's pc (params first when `params`).
-    pub fn variables(&self, params: bool) -> Result<Vec<(String, Value)>, String> {
+    pub fn variables(&self, params: bool) -> Result<Vec<(String, Value)>, VarError> {
         let f = self
             .index
             .function(self.pc)
-            .ok_or_else(|| format!("no DWARF function contains pc {:#x}", self.pc))?;
+            .ok_or(VarError::NoFunction(self.pc))?;
         let mut out = Vec::new();
         let declared = |d: Option<u64>| matches!((d, self.line), (Some(d), Some(l)) if d > l);
-        let vars = f.vars_at(self.pc, self.inline_depth).ok_or_else(|| {
-            format!(
-                "no DWARF record of the call inlined {} deep at pc {:#x}",
-                self.inline_depth, self.pc
-            )
-        })?;
+        let vars = f
+            .vars_at(self.pc, self.inline_depth)
+            .ok_or(VarError::NoInlinedCall {
+                depth: self.inline_depth,
+                pc: self.pc,
+            })?;
         for v in vars.iter().filter(|v| {
             v.param == params && v.in_scope(self.pc) && (params || !declared(v.decl_line))
         }) {
@@ -247,12 +248,12 @@ impl Scope<'_> {
             let size = self.ty(ty).and_then(|t| t.size).unwrap_or(8);
             let mut place = match v.location.at(self.pc) {
                 Some(expr) => self.locate(expr, f.encoding, size),
-                None => Place::Unavailable("optimized out".to_string()),
+                None => Place::Unavailable(VarError::OptimizedOut),
             };
             // In a caller, a value in a register at the call was spilled
             // before it (Go has no callee-saved registers): the entry from
             // the return address on says where, if it is memory.
-            let in_register = matches!(&place, Place::Unavailable(w) if w.contains("register"));
+            let in_register = matches!(&place, Place::Unavailable(w) if w.is_register());
             if let (true, Some(ret)) = (in_register, self.ret_pc) {
                 if let Some(expr) = v.location.at(ret) {
                     let after = self.locate(expr, f.encoding, size);
@@ -337,7 +338,7 @@ mod tests {
         assert!(matches!(s.locate(&[0x50], ENC, 8), Place::Unavailable(_)));
         assert_eq!(
             s.locate(&[], ENC, 8),
-            Place::Unavailable("optimized out".into())
+            Place::Unavailable(VarError::OptimizedOut)
         );
         // DW_OP_piece 8 with nothing before it: that half is gone.
         assert!(matches!(

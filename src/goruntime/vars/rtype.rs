@@ -19,7 +19,7 @@
 
 use super::format::{quote, STRING_SHOWN};
 use super::types::kind;
-use super::{Place, Scope};
+use super::{Place, Scope, VarError};
 
 const OFF_TFLAG: usize = 20;
 const OFF_KIND: usize = 23;
@@ -63,7 +63,7 @@ impl RuntimeType {
 
 /// Decodes the varint length after a name's flags byte: `(length, bytes
 /// the varint took)`.
-fn name_len(b: &[u8]) -> Result<(u64, usize), String> {
+fn name_len(b: &[u8]) -> Result<(u64, usize), VarError> {
     let mut v = 0u64;
     for (i, &byte) in b.iter().take(MAX_VARINT).enumerate() {
         v |= u64::from(byte & 0x7f) << (7 * i);
@@ -71,22 +71,22 @@ fn name_len(b: &[u8]) -> Result<(u64, usize), String> {
             return Ok((v, i + 1));
         }
     }
-    Err("bad name length".into())
+    Err(VarError::BadNameLength)
 }
 
 impl Scope<'_> {
     /// The descriptor at run-time `typ`.
-    pub(super) fn runtime_type(&self, typ: u64) -> Result<RuntimeType, String> {
+    pub(super) fn runtime_type(&self, typ: u64) -> Result<RuntimeType, VarError> {
         let h = self.read(&Place::Mem(typ), 0, HEADER)?;
-        RuntimeType::parse(&h).ok_or_else(|| "short type descriptor".into())
+        RuntimeType::parse(&h).ok_or(VarError::ShortDescriptor)
     }
 
     /// The type's name as Go prints it (`main.T`, `*main.T`, `[]int`).
-    pub(super) fn runtime_type_name(&self, t: &RuntimeType) -> Result<String, String> {
-        let (types, etypes) = self.types.ok_or("no types section")?;
-        let off = u64::try_from(t.str_off).map_err(|_| "bad name offset")?;
+    pub(super) fn runtime_type_name(&self, t: &RuntimeType) -> Result<String, VarError> {
+        let (types, etypes) = self.types.ok_or(VarError::NoTypesSection)?;
+        let off = u64::try_from(t.str_off).map_err(|_| VarError::BadNameOffset)?;
         let start = types.checked_add(off).filter(|&a| a < etypes);
-        let start = start.ok_or("name offset out of range")?;
+        let start = start.ok_or(VarError::NameOffsetOutOfRange)?;
         let head_len = (etypes - start).min(1 + MAX_VARINT as u64);
         let at = Place::Mem(start.wrapping_add(self.bias));
         let head = self.read(&at, 0, head_len)?;
@@ -95,7 +95,7 @@ impl Scope<'_> {
         // A hostile varint can be near 2^64: no sum may wrap.
         let end = start.checked_add(body).and_then(|e| e.checked_add(len));
         if end.is_none_or(|e| e > etypes) {
-            return Err("name longer than the types section".into());
+            return Err(VarError::NameTooLong);
         }
         let bytes = self.read(&at, body, len.min(MAX_NAME))?;
         let mut name = String::from_utf8_lossy(&bytes).into_owned();
@@ -127,7 +127,7 @@ impl Scope<'_> {
         typ: u64,
         at: u64,
         depth: usize,
-    ) -> Result<String, String> {
+    ) -> Result<String, VarError> {
         let place = Place::Mem(at);
         let b = self.read(&place, 0, t.size.min(16))?;
         let n = b.len().min(8);
@@ -177,7 +177,7 @@ impl Scope<'_> {
     }
 
     /// `{Name: value, ...}` from the field list of the struct described at `typ`.
-    fn fmt_runtime_struct(&self, typ: u64, at: u64, depth: usize) -> Result<String, String> {
+    fn fmt_runtime_struct(&self, typ: u64, at: u64, depth: usize) -> Result<String, VarError> {
         let header = Place::Mem(typ);
         let fields = self.read_u64(&header, OFF_FIELDS)?;
         let count = self.read_u64(&header, OFF_FIELDS + 8)?;
@@ -193,7 +193,7 @@ impl Scope<'_> {
                 .ok()
                 .filter(|e| e.len() == FIELD_SIZE as usize)
             else {
-                let why = entry.err().unwrap_or_else(|| "short field".into());
+                let why = entry.err().unwrap_or(VarError::ShortField);
                 out.push_str(&format!("<partial: {why}>}}"));
                 return Ok(out);
             };
@@ -214,7 +214,7 @@ impl Scope<'_> {
     }
 
     /// The name at `addr`: a flags byte, a varint length, the bytes.
-    fn read_name(&self, addr: u64) -> Result<String, String> {
+    fn read_name(&self, addr: u64) -> Result<String, VarError> {
         let at = Place::Mem(addr);
         let head = self.read(&at, 0, 1 + MAX_VARINT as u64)?;
         let (len, n) = name_len(head.get(1..).unwrap_or_default())?;
@@ -274,7 +274,7 @@ mod tests {
     }
 
     /// The name and the value at 0x100 of the section's descriptor.
-    fn show(mem: &Region, types_len: u64) -> (Result<String, String>, String) {
+    fn show(mem: &Region, types_len: u64) -> (Result<String, VarError>, String) {
         let index = VarIndex::default();
         let s = Scope {
             types: Some((TYPES, TYPES + types_len)),
@@ -331,7 +331,8 @@ mod tests {
         ];
         for (off, name, why) in cases {
             let mem = section(off, 0, kind::INT, 8, name);
-            assert_eq!(show(&mem, 0x200).0, Err(why.to_string()), "{off:#x}");
+            let got = show(&mem, 0x200).0.map_err(|e| e.to_string());
+            assert_eq!(got, Err(why.to_string()), "{off:#x}");
         }
         // The types section says it is longer than the memory there is.
         let mem = section(0x1f8, 0, kind::INT, 8, b"\x01");

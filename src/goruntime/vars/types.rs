@@ -1,7 +1,7 @@
 //! Type queries over the DWARF index (through typedefs) and the layout of
 //! Go's strings and slices.
 
-use super::{Place, Scope, Value};
+use super::{Place, Scope, Value, VarError};
 use crate::binary::dwarf_vars::Type;
 
 /// The user address space of x86-64 (4-level paging): no array is larger.
@@ -91,7 +91,7 @@ impl Scope<'_> {
     }
 
     /// A string's first `max` bytes and its length.
-    pub fn string_bytes(&self, place: &Place, max: u64) -> Result<(Vec<u8>, u64), String> {
+    pub fn string_bytes(&self, place: &Place, max: u64) -> Result<(Vec<u8>, u64), VarError> {
         let ptr = self.read_u64(place, 0)?;
         let len = self.read_u64(place, 8)?;
         let take = len.min(max);
@@ -100,10 +100,10 @@ impl Scope<'_> {
     }
 
     /// Element type, where the elements start, len and cap of a slice or array.
-    pub fn sequence(&self, v: &Value) -> Result<(usize, Place, u64, u64), String> {
-        let (_, t) = self.layout(v.ty).ok_or("unknown type")?;
+    pub fn sequence(&self, v: &Value) -> Result<(usize, Place, u64, u64), VarError> {
+        let (_, t) = self.layout(v.ty).ok_or(VarError::UnknownType)?;
         if self.kind(v.ty) == kind::ARRAY {
-            let elem = t.target.ok_or("array without element type")?;
+            let elem = t.target.ok_or(VarError::ArrayWithoutElement)?;
             let n = t.count.unwrap_or(0);
             return Ok((elem, v.place.clone(), n, n));
         }
@@ -113,7 +113,7 @@ impl Scope<'_> {
                 let (_, arr) = self.member(v.ty, "array")?;
                 self.ty(arr)?.target
             })
-            .ok_or("slice without element type")?;
+            .ok_or(VarError::SliceWithoutElement)?;
         let ptr = self.read_u64(&v.place, 0)?;
         let len = self.read_u64(&v.place, 8)?;
         let cap = self.read_u64(&v.place, 16)?;
@@ -121,9 +121,7 @@ impl Scope<'_> {
         // a slot that holds only part of the slice by now (the pointer, with
         // a stack address and a return address after it).
         if len > cap || cap.saturating_mul(self.size(elem)) > ADDRESS_SPACE {
-            return Err(format!(
-                "not a valid slice header (len {len}, cap {cap}): its location is stale at this pc"
-            ));
+            return Err(VarError::StaleSlice { len, cap });
         }
         Ok((elem, Place::Mem(ptr), len, cap))
     }
@@ -135,7 +133,7 @@ pub fn offset(p: &Place, off: u64) -> Place {
         Place::Mem(a) => Place::Mem(a.wrapping_add(off)),
         Place::Bytes(b) => match b.get(usize::try_from(off).unwrap_or(usize::MAX)..) {
             Some(rest) => Place::Bytes(rest.to_vec()),
-            None => Place::Unavailable("value is shorter than its type".into()),
+            None => Place::Unavailable(VarError::Short),
         },
         Place::Unavailable(w) => Place::Unavailable(w.clone()),
     }

@@ -1,0 +1,121 @@
+//! Why a variable, an expression or a value cannot be read. The texts are
+//! what goat shows (`(T) <why>`, `print`'s error), so they read as plain
+//! English; no variant carries a `#[source]`, so a cause is said once.
+
+use thiserror::Error;
+
+use crate::process::ReadFault;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VarError {
+    // Where a value lives (a `Place::Unavailable` holds one of these).
+    /// No location at this pc.
+    #[error("optimized out")]
+    OptimizedOut,
+    /// The location needs a register only the innermost frame has.
+    #[error("unavailable (register not saved in this frame)")]
+    RegisterNotSaved,
+    /// A piece of the value is in such a register.
+    #[error("unavailable (in a register not saved in this frame)")]
+    PieceInRegister,
+    #[error("unavailable (location expression too long)")]
+    LocationTooLong,
+    #[error("unavailable (unsupported location operation)")]
+    UnsupportedOperation,
+    #[error("unavailable (unsupported location kind)")]
+    UnsupportedLocation,
+    #[error("unavailable (bad location: {0})")]
+    BadLocation(gimli::Error),
+    /// An interface's type word points outside the type section: the slot
+    /// was reused.
+    #[error("unavailable (stale value: {0:#x} is not a type)")]
+    StaleType(u64),
+    /// Target memory could not be read.
+    #[error("{0}")]
+    Read(ReadFault),
+    /// Bytes assembled from registers end before the type does.
+    #[error("value is shorter than its type")]
+    Short,
+
+    // Types.
+    #[error("unknown type")]
+    UnknownType,
+    #[error("array without element type")]
+    ArrayWithoutElement,
+    #[error("slice without element type")]
+    SliceWithoutElement,
+    /// A slice header Go would never make: the location is stale.
+    #[error("not a valid slice header (len {len}, cap {cap}): its location is stale at this pc")]
+    StaleSlice { len: u64, cap: u64 },
+
+    // The runtime's type descriptors (types DWARF does not describe).
+    #[error("short type descriptor")]
+    ShortDescriptor,
+    #[error("no types section")]
+    NoTypesSection,
+    #[error("bad name offset")]
+    BadNameOffset,
+    #[error("name offset out of range")]
+    NameOffsetOutOfRange,
+    #[error("name longer than the types section")]
+    NameTooLong,
+    #[error("bad name length")]
+    BadNameLength,
+    #[error("short field")]
+    ShortField,
+
+    // A frame's variables.
+    #[error("no DWARF function contains pc {0:#x}")]
+    NoFunction(u64),
+    #[error("no DWARF record of the call inlined {depth} deep at pc {pc:#x}")]
+    NoInlinedCall { depth: usize, pc: u64 },
+
+    // `print` expressions: parsing (each names the whole text).
+    #[error("expected a variable name in {0:?}")]
+    ExpectedName(String),
+    #[error("expected a field name after '.' in {0:?}")]
+    ExpectedField(String),
+    #[error("missing ']' in {0:?}")]
+    MissingBracket(String),
+    #[error("index must be a non-negative number in {0:?}")]
+    BadIndex(String),
+    #[error("unexpected {rest:?} in {text:?}")]
+    Unexpected { rest: String, text: String },
+
+    // `print` expressions: evaluation.
+    #[error("no variable {name:?} in {function}")]
+    NoVariable { name: String, function: String },
+    /// The named variable is unavailable, and the expression goes further.
+    #[error("{name} is {why}")]
+    VariableUnavailable { name: String, why: Box<VarError> },
+    #[error("cannot dereference a {0}")]
+    NotPointer(String),
+    #[error("nil pointer dereference")]
+    NilPointer,
+    #[error("pointer to an unknown type")]
+    UnknownPointee,
+    #[error("{0} has no fields")]
+    NoFields(String),
+    #[error("no field {field:?} in {ty}")]
+    NoField { field: String, ty: String },
+    #[error("no uint8 type in DWARF")]
+    NoByteType,
+    #[error("cannot index a {0}")]
+    NotIndexable(String),
+    #[error("index {index} out of range [0:{len}]")]
+    OutOfRange { index: u64, len: u64 },
+}
+
+impl VarError {
+    /// The value was in a register this frame does not have (a caller's
+    /// spill slot may still hold it).
+    pub fn is_register(&self) -> bool {
+        matches!(self, VarError::RegisterNotSaved | VarError::PieceInRegister)
+    }
+}
+
+impl From<ReadFault> for VarError {
+    fn from(f: ReadFault) -> VarError {
+        VarError::Read(f)
+    }
+}

@@ -1,0 +1,107 @@
+//! What can go wrong opening and reading a target, and what goat says
+//! along the way without failing.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::corefile::writer::SnapshotError;
+use crate::corefile::CoreError;
+use crate::goruntime::GoError;
+use crate::tracer::AttachError;
+
+/// Why an [`super::Inspector`] could not open or read its target. The
+/// layers' own errors are kept whole (transparent), so their messages and
+/// causes read as they do on their own and callers can still tell them
+/// apart.
+#[derive(Debug, Error)]
+pub enum InspectError {
+    /// Attaching to, stopping or resuming the process.
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    /// Reading the core file.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// Finding or reading the Go runtime's state.
+    #[error(transparent)]
+    Go(#[from] GoError),
+    /// Writing a core of the process.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The core's destination is refused (exists, or not a regular file).
+    #[error(transparent)]
+    Destination(io::Error),
+    /// The interactive session could not start (the REPL's errors).
+    #[error(transparent)]
+    Session(anyhow::Error),
+    /// The executable is not a Go program goat can read.
+    #[error("{}{} is not a Go program goat can read: {reason}", exe.display(), pid_note(*pid))]
+    NotGo {
+        exe: PathBuf,
+        /// The process it runs as, when there is one.
+        pid: Option<i32>,
+        /// Not a source: the message already says it in full.
+        reason: GoError,
+    },
+    /// The core names an executable that is not on this machine.
+    #[error(
+        "the core names {} as its executable but it is not on this machine: pass --exe",
+        named.display()
+    )]
+    ExecutableMissing { named: PathBuf },
+    /// The core does not name its executable at all.
+    #[error("{} does not name its executable: pass --exe", core.display())]
+    ExecutableUnnamed { core: PathBuf },
+}
+
+fn pid_note(pid: Option<i32>) -> String {
+    pid.map_or(String::new(), |p| format!(" (pid {p})"))
+}
+
+/// Something worth telling the user that does not stop the work. Its text
+/// is the warning itself (goat's CLI prefixes `goat: warning: `).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// The process's executable was replaced or removed since it started:
+    /// it is read through `/proc/PID/exe` instead.
+    ExecutableReplaced {
+        pid: i32,
+        exe: PathBuf,
+        link: PathBuf,
+    },
+    /// The executable's first page differs from the one the core holds for
+    /// the file it names: likely a different build.
+    ExecutableDiffers { exe: PathBuf, named: PathBuf },
+    /// No tracer process could start for a core write: goat traces from
+    /// its own process.
+    NoTracerProcess { why: crate::tracer::NoTracerProcess },
+    /// What the tracer says about how a session is guarded (no tracer
+    /// process, and whether a guardian stands in).
+    SessionGuard(String),
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::ExecutableReplaced { pid, exe, link } => write!(
+                f,
+                "{} was replaced or removed since pid {pid} started; reading the running executable through {}",
+                exe.display(),
+                link.display()
+            ),
+            Warning::ExecutableDiffers { exe, named } => write!(
+                f,
+                "{} differs from the executable the core was taken of ({}): frames may be wrong",
+                exe.display(),
+                named.display()
+            ),
+            Warning::NoTracerProcess { why } => write!(
+                f,
+                "no tracer process ({why}): tracing from goat itself, \
+                 so goat killed during a syscall it runs in the target could harm it"
+            ),
+            Warning::SessionGuard(note) => f.write_str(note),
+        }
+    }
+}

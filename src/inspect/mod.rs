@@ -1,0 +1,105 @@
+//! The whole job, for a library user as for goat's CLI: open a process or a
+//! core, then read every goroutine's stack (or open a session, or write a
+//! core) in one call. Nothing here prints: the caller gets the
+//! [`Dump`](crate::goruntime::Dump), phase timings and typed
+//! [`InspectError`]s as return values, and each [`Warning`] as it arises,
+//! through a `warn` callback (so a warning shows before a long write or a
+//! later failure, as it did when the CLI printed it on the spot).
+//!
+//! ```no_run
+//! let mut warn = |w| eprintln!("warning: {w}");
+//! let stacks = goat::inspect::Inspector::open_pid(1234, &mut warn)?.stacks()?;
+//! for g in &stacks.dump.goroutines {
+//!     println!("goroutine {}: {} frames", g.id, g.frames.len());
+//! }
+//! # Ok::<(), goat::inspect::InspectError>(())
+//! ```
+
+mod check;
+mod error;
+mod open;
+mod phases;
+mod session;
+mod stacks;
+mod write_core;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::corefile::CoreFile;
+use crate::goruntime::GoProgram;
+
+pub use check::check;
+pub use error::{InspectError, Warning};
+pub use phases::{hold_duration, test_hook_set, Phases};
+pub use session::Debuggee;
+pub use stacks::Stacks;
+pub use write_core::write_core;
+
+/// A Go program opened for reading: a live process (by pid) or a core and
+/// its executable. Opening reads only the executable and the core; a live
+/// process is attached to only for the duration of each read.
+pub struct Inspector {
+    prog: GoProgram,
+    source: Source,
+    /// How long opening took: the "load" phase of each read's timings.
+    load: Duration,
+}
+
+enum Source {
+    Live { pid: i32, exe: PathBuf },
+    // Boxed: a core's index is large, and an Inspector is moved around.
+    Core { core: Box<CoreFile>, bias: u64 },
+}
+
+impl Inspector {
+    /// Opens process `pid`'s executable, refusing a target goat cannot read
+    /// (gone, not attachable, not Go) before any ptrace call. Warnings go to
+    /// `warn`.
+    pub fn open_pid(pid: i32, warn: &mut dyn FnMut(Warning)) -> Result<Inspector, InspectError> {
+        let start = Instant::now();
+        let (prog, exe) = open::open_program(pid, warn)?;
+        Ok(Inspector {
+            prog,
+            source: Source::Live { pid, exe },
+            load: start.elapsed(),
+        })
+    }
+
+    /// Opens the core at `core` and its executable: `exe`, or else the one
+    /// the core names. Warnings go to `warn`.
+    pub fn open_core(
+        core: &Path,
+        exe: Option<&Path>,
+        warn: &mut dyn FnMut(Warning),
+    ) -> Result<Inspector, InspectError> {
+        let start = Instant::now();
+        let (core, prog, bias) = open::open_core(core, exe, warn)?;
+        Ok(Inspector {
+            prog,
+            source: Source::Core {
+                core: Box::new(core),
+                bias,
+            },
+            load: start.elapsed(),
+        })
+    }
+
+    /// The Go program being read.
+    pub fn program(&self) -> &GoProgram {
+        &self.prog
+    }
+
+    /// The process id: the live process's, or the one a core names.
+    pub fn pid(&self) -> Option<i32> {
+        match &self.source {
+            Source::Live { pid, .. } => Some(*pid),
+            Source::Core { core, .. } => core.pid(),
+        }
+    }
+
+    /// Whether this is a core rather than a live process.
+    pub fn is_core(&self) -> bool {
+        matches!(self.source, Source::Core { .. })
+    }
+}

@@ -1,0 +1,96 @@
+//! Reading every goroutine's stack: from a live process (attach, locate the
+//! runtime, stop, copy, resume, decode) or from a core (locate, copy,
+//! decode).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::corefile::CoreFile;
+use crate::goruntime::{self, Dump};
+use crate::process::read_mappings;
+use crate::tracer::LiveProcess;
+
+use super::phases::{hold_for_tests, Phases};
+use super::{InspectError, Inspector, Source};
+
+/// One read of every goroutine, with what `--stats` reports about it.
+#[derive(Debug)]
+pub struct Stacks {
+    pub dump: Dump,
+    /// OS threads seen.
+    pub threads: usize,
+    /// Bytes copied from the target (read from the core, for a core).
+    pub bytes: usize,
+    /// How long the live process was stopped; `None` for a core.
+    pub stopped_for: Option<Duration>,
+    /// Wall-clock time per phase: "load" (opening the [`Inspector`]), then
+    /// "prepare", "stop", "decode" for a process or "read", "decode" for a
+    /// core. A caller may mark its own phases after these.
+    pub phases: Phases,
+}
+
+impl Inspector {
+    /// Every goroutine's stack, as the Go runtime's SIGQUIT dump shows it.
+    /// A live process is attached to, stopped only while its bytes are
+    /// copied, and detached before decoding.
+    pub fn stacks(&self) -> Result<Stacks, InspectError> {
+        let phases = Phases::after("load", self.load);
+        match &self.source {
+            Source::Live { pid, exe } => self.stacks_live(*pid, exe, phases),
+            Source::Core { core, bias } => self.stacks_core(core, *bias, phases),
+        }
+    }
+
+    fn stacks_live(&self, pid: i32, exe: &Path, mut clock: Phases) -> Result<Stacks, InspectError> {
+        let prog = &self.prog;
+        let live = LiveProcess::attach(pid)?;
+        // Everything that can be done with the target running is done first.
+        let bias = prog.load_bias(&read_mappings(pid), exe)?;
+        let globals = prog.locate(live.memory(), bias)?;
+        let capture = prog.prepare_capture(live.memory(), &globals);
+        clock.mark("prepare");
+        let stopped = live.stop()?;
+        let capture = prog.capture(&stopped, &globals, goruntime::monotonic_now(pid), capture);
+        hold_for_tests();
+        let paused = stopped.stopped_for();
+        // Resumed before a failed capture is reported: the target runs on
+        // either way.
+        stopped.resume()?;
+        drop(live);
+        clock.mark("stop");
+        let capture = capture?;
+        let dump = prog.decode(&capture, bias)?;
+        clock.mark("decode");
+        Ok(Stacks {
+            dump,
+            threads: capture.threads.len(),
+            bytes: capture.bytes,
+            stopped_for: Some(paused),
+            phases: clock,
+        })
+    }
+
+    fn stacks_core(
+        &self,
+        core: &CoreFile,
+        bias: u64,
+        mut clock: Phases,
+    ) -> Result<Stacks, InspectError> {
+        let prog = &self.prog;
+        // Only goat's cores record the clock at the stop; without it, how long
+        // goroutines have waited is unknown and not shown.
+        let globals = prog.locate(core, bias)?;
+        let now = core.monotonic_at_stop();
+        let capture = prog.capture(core, &globals, now, goruntime::Capture::default())?;
+        clock.mark("read");
+        let dump = prog.decode(&capture, bias)?;
+        clock.mark("decode");
+        Ok(Stacks {
+            dump,
+            threads: capture.threads.len(),
+            bytes: capture.bytes,
+            stopped_for: None,
+            phases: clock,
+        })
+    }
+}

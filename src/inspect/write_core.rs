@@ -1,0 +1,33 @@
+//! `goat core`'s sequence: refuse early, check the destination, attach
+//! with a tracer that outlives goat, write (corefile/writer does the
+//! work), detach.
+
+use crate::corefile::writer::{self, CoreOptions, CoreStats};
+use crate::process::preflight;
+use crate::tracer::LiveProcess;
+
+use super::{InspectError, Warning};
+
+/// Writes an ELF core of process `pid` as `opts` says and leaves it
+/// running. The destination is checked before the target is touched (and
+/// again when the file is saved). Warnings go to `warn` as they arise
+/// (before the write, which may take a while).
+pub fn write_core(
+    pid: i32,
+    opts: &CoreOptions,
+    warn: &mut dyn FnMut(Warning),
+) -> Result<CoreStats, InspectError> {
+    preflight::refuse_early(pid)?;
+    crate::outfile::check_dest(&opts.dest, opts.force).map_err(InspectError::Destination)?;
+    // The tracer is a process of its own, which finishes an injected
+    // syscall, kills and reaps a snapshot copy and removes the temporary
+    // should goat die (see tracer/remote.rs).
+    let (live, why) = LiveProcess::attach_outliving(pid)?;
+    if let Some(why) = why {
+        warn(Warning::NoTracerProcess { why });
+    }
+    let result = writer::write_core(&live, opts);
+    // Detached before the outcome is reported.
+    drop(live);
+    Ok(result?)
+}
