@@ -255,10 +255,8 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
     };
     for mode in ["stop", "fork", "live"] {
         let dest = dir.join(format!("{mode}.core"));
-        let mut g = common::core_holding(fx.pid(), Some(mode), &dest, 5000)
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
+        let (mut g, _) =
+            common::spawn_held(&mut common::core_holding(fx.pid(), Some(mode), &dest, 5000));
         let tracer = common::tracer_of(fx.pid());
         g.kill().unwrap();
         let _ = g.wait();
@@ -279,11 +277,12 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
     // never waits for a child with exit signal 0). goat survives it, and
     // has the target reap it.
     let dest = dir.join("tracer-killed.core");
-    let g = common::core_holding(fx.pid(), Some("fork"), &dest, 5000)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let (mut g, said) = common::spawn_held(&mut common::core_holding(
+        fx.pid(),
+        Some("fork"),
+        &dest,
+        5000,
+    ));
     let tracer = common::tracer_of(fx.pid());
     let sigkill = |pid: i32| {
         nix::sys::signal::kill(
@@ -293,9 +292,9 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
         .unwrap()
     };
     sigkill(tracer);
-    let out = g.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let status = g.wait().unwrap();
+    let err = said.join().unwrap();
+    assert!(!status.success(), "{err}");
     assert!(
         err.contains("tracer process") && err.contains("(1 zombie snapshot copy reaped)"),
         "{err}"
@@ -305,10 +304,12 @@ fn killing_goat_mid_write_leaves_the_target_running_and_no_file() {
     // Both goat and its tracer killed: the zombie stays until the next
     // fork-mode core has the target reap it, in the same moment it reaps
     // its own copy.
-    let mut g = common::core_holding(fx.pid(), Some("fork"), &dest, 5000)
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let (mut g, _) = common::spawn_held(&mut common::core_holding(
+        fx.pid(),
+        Some("fork"),
+        &dest,
+        5000,
+    ));
     sigkill(common::tracer_of(fx.pid()));
     g.kill().unwrap();
     let _ = g.wait();

@@ -107,11 +107,13 @@ fn a_killed_goats_temporary_is_removed_by_the_next_run() {
     let dir = scratch("stale");
     let fx = Fixture::start("go1.27-pie", "states", &[]);
     let pid = fx.pid().to_string();
-    let mut g = common::core_holding(fx.pid(), None, &dir.join("core.first"), 5000)
-        .spawn()
-        .unwrap();
+    let (mut g, _) = common::spawn_held(&mut common::core_holding(
+        fx.pid(),
+        None,
+        &dir.join("core.first"),
+        5000,
+    ));
     let dead = g.id();
-    std::thread::sleep(Duration::from_millis(1500));
     // Both goat and its tracer process killed (the tracer alone would have
     // removed the temporary as it exited): only the next run can.
     let tracer = common::tracer_of(fx.pid());
@@ -233,16 +235,13 @@ fn a_target_killed_mid_write_gets_a_plain_error_and_no_file() {
     for mode in ["live", "fork", "stop"] {
         let mut fx = Fixture::start("go1.27-exe", "bigheap", &["64"]);
         let dest = dir.join(format!("core.{mode}"));
-        let g = common::core_holding(fx.pid(), Some(mode), &dest, 1500)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        let (mut g, said) =
+            common::spawn_held(&mut common::core_holding(fx.pid(), Some(mode), &dest, 1500));
         fx.child.kill().unwrap();
         let _ = fx.child.wait();
-        let out = g.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{mode}: {err}");
+        let status = g.wait().unwrap();
+        let err = said.join().unwrap();
+        assert!(!status.success(), "{mode}: {err}");
         assert!(
             err.contains(&format!(
                 "pid {} exited while its core was being written; nothing was saved",

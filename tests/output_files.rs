@@ -257,23 +257,15 @@ fn goat_core_ended_by_a_signal_leaves_no_temporary() {
         ("fork", Signal::SIGTERM),
     ] {
         let ctx = format!("--mode {mode}, {sig}");
-        let mut child = common::core_holding(fx.pid(), Some(mode), &dest, 20_000)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run goat");
-        // Wait for the temporary, then for the target to be held stopped.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::fs::read_dir(&dir).unwrap().count() == 0 {
-            assert!(std::time::Instant::now() < deadline, "{ctx}: no temporary");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(300));
+        let (mut child, said) = common::spawn_held(&mut common::core_holding(
+            fx.pid(),
+            Some(mode),
+            &dest,
+            20_000,
+        ));
         kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || tx.send(std::io::read_to_string(stderr)));
         let status = child.wait().expect("wait for goat");
-        let said = rx.recv().unwrap().unwrap_or_default();
+        let said = said.join().unwrap();
         assert_eq!(status.code(), Some(128 + sig as i32), "{ctx}: {said}");
         let left: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()

@@ -180,6 +180,31 @@ pub fn core_holding(pid: i32, mode: Option<&str>, dest: &Path, hold_ms: u64) -> 
     cmd
 }
 
+/// Starts `cmd` (from [`core_holding`]) and returns once goat says it is
+/// holding, with a thread that gathers all it writes on stderr.
+pub fn spawn_held(cmd: &mut Command) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("run goat");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            panic!("goat ended before holding: {said}");
+        }
+        said.push_str(&line);
+        if line.contains("test hook: holding") {
+            break;
+        }
+    }
+    let rest = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        said + &s
+    });
+    (child, rest)
+}
+
 /// The name of test hook `var` (a `GOAT_TEST_*` variable), which only a
 /// goat built with the `test-hooks` feature reads: a test that needs one
 /// fails at once, saying how to run it, rather than pass without it.

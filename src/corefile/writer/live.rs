@@ -356,9 +356,7 @@ impl LiveCopy<'_> {
             self.plan_whole(v, written, true, &mut work)?;
         }
         self.known = maps.into_iter().map(|(v, _)| v).collect();
-        if let Some(h) = hold {
-            std::thread::sleep(h);
-        }
+        super::hold_for_tests(hold);
         let bytes: u64 = work.jobs.iter().map(|c| c.job.len as u64).sum();
         let bar = if first { progress_bar(bytes) } else { None };
         let r = self.copy(&work, &mut |n| {

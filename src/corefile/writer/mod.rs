@@ -388,3 +388,14 @@ fn create_temp(
         dest.display()
     )))
 }
+
+/// Holds the write here for `GOAT_TEST_HOLD_STOPPED_MS` (test builds only:
+/// `hold` is `None` otherwise), after saying so on stderr, so that a test
+/// acts once goat has reached this point rather than after a guessed delay
+/// (under load, a guess can land before the temporary is even registered).
+fn hold_for_tests(hold: Option<Duration>) {
+    if let Some(h) = hold {
+        eprintln!("goat: test hook: holding for {} ms", h.as_millis());
+        std::thread::sleep(h);
+    }
+}

@@ -87,9 +87,7 @@ pub(super) fn write_file(
     let rules: Vec<_> = vmas.iter().map(|v| dump_rule(v, filter)).collect();
     let notes = notes::build_notes(pinfo, threads, &vmas);
     let layout = elf::plan(&vmas, &rules, mem, notes).map_err(io_err("laying out the core"))?;
-    if let Some(h) = hold {
-        std::thread::sleep(h);
-    }
+    super::hold_for_tests(hold);
     let bar = progress_bar(elf::dump_bytes(&layout));
     let mut w = elf::WriteStats::default();
     let r = elf::write_core(
