@@ -16,6 +16,18 @@ pub fn poll_until<T>(
     poll_with_backoff(timeout, interval, interval, probe)
 }
 
+/// [`poll_with_backoff`] until an instant rather than for a duration, for a
+/// caller whose several waits share one deadline.
+pub fn poll_until_deadline<T>(
+    deadline: Instant,
+    first: Duration,
+    max: Duration,
+    probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    poll_with_backoff(timeout, first, max, probe)
+}
+
 /// [`poll_until`] with an interval that starts at `first` and doubles up to
 /// `max`: quick answers are seen quickly, slow ones cost few probes.
 pub fn poll_with_backoff<T>(

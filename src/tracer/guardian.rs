@@ -37,7 +37,7 @@ use thiserror::Error;
 use super::inject::wait_one;
 use super::live::ThreadLink;
 use super::ptrace::{task_ids, AttachError};
-use crate::poll::poll_until;
+use crate::poll::{poll_until, poll_until_deadline};
 use crate::process::procfs;
 
 const INT3: u8 = 0xcc;
@@ -254,7 +254,8 @@ fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, RescueEr
     let mut seized: Vec<i32> = Vec::new();
     let deadline = Instant::now() + SEIZE_PATIENCE;
     let mut pending: Vec<i32> = task_ids(pid).unwrap_or_default();
-    while !pending.is_empty() {
+    let nap = Duration::from_micros(100);
+    poll_until_deadline(deadline, nap, nap, || {
         pending.retain(
             |&tid| match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
                 Ok(()) => {
@@ -266,15 +267,13 @@ fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, RescueEr
                 Err(_) => false, // exited
             },
         );
-        if Instant::now() > deadline {
-            detach_all(&seized, &BTreeMap::new());
-            return Err(RescueError::StillTraced {
-                threads: pending.len(),
-            });
-        }
-        if !pending.is_empty() {
-            std::thread::sleep(Duration::from_micros(100));
-        }
+        pending.is_empty().then_some(())
+    });
+    if !pending.is_empty() {
+        detach_all(&seized, &BTreeMap::new());
+        return Err(RescueError::StillTraced {
+            threads: pending.len(),
+        });
     }
     for &tid in &seized {
         let _ = ptrace::interrupt(Pid::from_raw(tid));
@@ -283,10 +282,13 @@ fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, RescueEr
     let mut signals: BTreeMap<i32, Signal> = BTreeMap::new();
     let mut stopped: Vec<i32> = Vec::new();
     let mut rewound = 0;
-    let deadline = Instant::now() + STOP_PATIENCE;
-    while stopped.len() < seized.len() && Instant::now() < deadline {
+    let nap = Duration::from_micros(50);
+    poll_until(STOP_PATIENCE, nap, || loop {
+        if stopped.len() >= seized.len() {
+            return Some(());
+        }
         match waitpid(None, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_micros(50)),
+            Ok(WaitStatus::StillAlive) => return None,
             Ok(WaitStatus::Stopped(p, sig)) => {
                 let tid = p.as_raw();
                 // An armed int3's trap is dropped at detach; any other
@@ -310,9 +312,9 @@ fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, RescueEr
             }
             Ok(_) => {}
             Err(Errno::EINTR) => {}
-            Err(_) => break,
+            Err(_) => return Some(()),
         }
-    }
+    });
     for &tid in &stopped {
         if signals.contains_key(&tid) || !sigtrap_pending(pid, tid) {
             continue;

@@ -16,6 +16,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::poll::poll_until_deadline;
+
 use nix::errno::Errno;
 use nix::sys::ptrace::{self, Options};
 use nix::sys::signal::{kill, Signal};
@@ -48,22 +50,17 @@ pub(super) fn wait_one(
     waiting_for: &'static str,
 ) -> Result<WaitStatus, AttachError> {
     let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
-    let mut nap = Duration::from_micros(10);
-    loop {
+    // Short naps: the target is stopped while we wait (a fork takes tens of
+    // milliseconds), and each nap can add its length to that.
+    let (first, max) = (Duration::from_micros(10), Duration::from_micros(200));
+    poll_until_deadline(deadline, first, max, || {
         match waitpid(Some(Pid::from_raw(pid)), Some(flags)) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(ws) => return Ok(ws),
-            Err(Errno::EINTR) => continue,
-            Err(errno) => return Err(AttachError::os("waitpid", errno)),
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => None,
+            Ok(ws) => Some(Ok(ws)),
+            Err(errno) => Some(Err(AttachError::os("waitpid", errno))),
         }
-        if Instant::now() > deadline {
-            return Err(AttachError::timed_out(waiting_for));
-        }
-        std::thread::sleep(nap);
-        // Short naps: the target is stopped while we wait (a fork takes
-        // tens of milliseconds), and each nap can add its length to that.
-        nap = (nap * 2).min(Duration::from_micros(200));
-    }
+    })
+    .unwrap_or_else(|| Err(AttachError::timed_out(waiting_for)))
 }
 
 /// What an injected syscall returned.

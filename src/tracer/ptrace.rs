@@ -18,6 +18,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::poll::poll_until_deadline;
+
 use nix::errno::Errno;
 use nix::sys::ptrace::{self, Options};
 use nix::sys::signal::Signal;
@@ -262,22 +264,21 @@ impl Tracer {
                     self.threads.remove(&tid);
                 }
             }
-            let mut nap = Duration::from_micros(20);
-            while !self.running().is_empty() {
+            // Every event that is there is handled before a nap.
+            let (first, max) = (Duration::from_micros(20), Duration::from_millis(2));
+            poll_until_deadline(deadline, first, max, || loop {
+                if self.running().is_empty() {
+                    return Some(Ok(()));
+                }
                 match waitpid(None, Some(wait_flags())) {
-                    Ok(WaitStatus::StillAlive) => {
-                        if Instant::now() > deadline {
-                            return Err(AttachError::timed_out("waiting for threads to stop"));
-                        }
-                        std::thread::sleep(nap);
-                        nap = (nap * 2).min(Duration::from_millis(2));
-                    }
+                    Ok(WaitStatus::StillAlive) => return None,
                     Ok(ws) => self.on_event(ws, true),
                     Err(Errno::EINTR) => {}
                     Err(Errno::ECHILD) => self.threads.clear(),
-                    Err(errno) => return Err(AttachError::os("waitpid", errno)),
+                    Err(errno) => return Some(Err(AttachError::os("waitpid", errno))),
                 }
-            }
+            })
+            .unwrap_or_else(|| Err(AttachError::timed_out("waiting for threads to stop")))?;
             if self.threads.is_empty() {
                 return Err(self.gone());
             }

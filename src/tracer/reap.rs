@@ -29,6 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use std::time::{Duration, Instant};
 
+use crate::poll::{poll_until, poll_until_deadline};
+
 use nix::errno::Errno;
 use nix::sys::ptrace;
 use nix::sys::signal::{kill, Signal};
@@ -77,24 +79,23 @@ impl Tracer {
         let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
         let deadline = Instant::now() + INJECT_TIMEOUT;
         let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
-        let mut nap = Duration::from_micros(20);
-        loop {
+        let (first, max) = (Duration::from_micros(20), Duration::from_millis(1));
+        poll_until_deadline(deadline, first, max, || {
             match waitpid(Pid::from_raw(child), Some(flags)) {
-                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => return Ok(()),
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => return Some(Ok(())),
                 // Collected already (by `service`, which ignores the copy).
-                Err(Errno::ECHILD) => return Ok(()),
+                Err(Errno::ECHILD) => return Some(Ok(())),
                 Err(Errno::EINTR) | Ok(_) => {}
-                Err(errno) => return Err(AttachError::os("waitpid", errno)),
-            }
-            if Instant::now() > deadline {
-                return Err(AttachError::timed_out(
-                    "waiting for the snapshot copy to exit",
-                ));
+                Err(errno) => return Some(Err(AttachError::os("waitpid", errno))),
             }
             self.service();
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(1));
-        }
+            None
+        })
+        .unwrap_or_else(|| {
+            Err(AttachError::timed_out(
+                "waiting for the snapshot copy to exit",
+            ))
+        })
     }
 
     /// A running thread to interrupt, other than those in `tried`: one
@@ -263,15 +264,17 @@ impl LiveProcess {
         // A tracer that was just killed still holds the target until its
         // last thread has exited (longer when it is itself traced, say by
         // strace): wait for the kernel to let the target go.
-        let deadline = Instant::now() + DEAD_TRACER_PATIENCE;
-        let live = loop {
-            match LiveProcess::attach(pid) {
-                Err(AttachError::AlreadyTraced { .. }) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                r => break r?,
-            }
-        };
+        let live =
+            poll_until(
+                DEAD_TRACER_PATIENCE,
+                Duration::from_millis(10),
+                || match LiveProcess::attach(pid) {
+                    Err(AttachError::AlreadyTraced { .. }) => None,
+                    r => Some(r),
+                },
+            )
+            // Still traced at the deadline: the last attempt's own error.
+            .unwrap_or_else(|| LiveProcess::attach(pid))?;
         match live.request(Request::ReapLeftovers)? {
             Reply::Reaped(r) => Ok(r.leftovers),
             _ => Err(protocol_error()),
