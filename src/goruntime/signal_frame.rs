@@ -5,15 +5,14 @@
 //! spinning goroutine, whose `g.sched` is empty while it runs.
 
 use crate::binary::Pclntab;
+use crate::process::regs::{SIGCONTEXT_RIP_WORD, SIGCONTEXT_RSP_WORD, UCONTEXT_SIGCONTEXT};
 use crate::process::{Memory, MemoryExt, Regs};
 
 use super::unwind::{unwind, StartRegs, UnwindCache};
 
-/// Offsets in the x86-64 `struct ucontext` (uc_flags, uc_link, uc_stack,
-/// then `struct sigcontext`: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx,
-/// rsp, rip).
-const UC_RSP: u64 = 40 + 15 * 8;
-const UC_RIP: u64 = 40 + 16 * 8;
+/// Offsets in the x86-64 `struct ucontext` (see `process::regs`).
+const UC_RSP: u64 = UCONTEXT_SIGCONTEXT + SIGCONTEXT_RSP_WORD * 8;
+const UC_RIP: u64 = UCONTEXT_SIGCONTEXT + SIGCONTEXT_RIP_WORD * 8;
 
 /// The Go functions the kernel enters a signal handler through.
 fn is_signal_trampoline(name: &str) -> bool {

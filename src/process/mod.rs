@@ -11,7 +11,7 @@ mod live_memory;
 mod memory;
 pub mod preflight;
 pub mod procfs;
-mod regs;
+pub mod regs;
 
 pub use captured::CapturedMemory;
 pub use live_memory::ProcessMemory;

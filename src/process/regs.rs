@@ -42,9 +42,57 @@ user_regs!(
     eflags, rsp, ss, fs_base, gs_base, ds, es, fs, gs,
 );
 
+/// Where `struct sigcontext` starts in the x86-64 `struct ucontext`
+/// (after uc_flags, uc_link and the 24-byte `stack_t`).
+pub const UCONTEXT_SIGCONTEXT: u64 = 40;
+/// The word of `struct sigcontext` holding `rsp`, and the one holding `rip`.
+pub const SIGCONTEXT_RSP_WORD: u64 = 15;
+pub const SIGCONTEXT_RIP_WORD: u64 = 16;
+
+impl Regs {
+    /// The first 18 words of the kernel's `struct sigcontext`, which a
+    /// signal frame holds and `rt_sigreturn` restores: r8..r15, rdi, rsi,
+    /// rbp, rbx, rdx, rax, rcx, rsp, rip, eflags (another order than
+    /// `user_regs_struct`'s).
+    pub fn sigcontext_gprs(&self) -> [u64; 18] {
+        [
+            self.r8,
+            self.r9,
+            self.r10,
+            self.r11,
+            self.r12,
+            self.r13,
+            self.r14,
+            self.r15,
+            self.rdi,
+            self.rsi,
+            self.rbp,
+            self.rbx,
+            self.rdx,
+            self.rax,
+            self.rcx,
+            self.rsp,
+            self.rip,
+            self.eflags,
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sigcontext_words_name_rsp_and_rip() {
+        let r = Regs {
+            rsp: 0x5a,
+            rip: 0xa5,
+            ..Regs::default()
+        };
+        let w = r.sigcontext_gprs();
+        assert_eq!(w[SIGCONTEXT_RSP_WORD as usize], 0x5a);
+        assert_eq!(w[SIGCONTEXT_RIP_WORD as usize], 0xa5);
+    }
 
     #[test]
     fn words_follow_the_kernel_order() {

@@ -204,11 +204,8 @@ pub(super) fn build(
     // uc_stack: ss_sp, ss_flags, ss_size.
     put(uc + 16 + 8, &SS_FLAGS_KEEP.to_le_bytes());
     let r = resumed_regs(saved);
-    let gprs = [
-        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx,
-        r.rax, r.rcx, r.rsp, r.rip, r.eflags,
-    ];
-    let sc = uc + 40;
+    let sc = uc + crate::process::regs::UCONTEXT_SIGCONTEXT;
+    let gprs = crate::process::Regs::from_user_regs(&r).sigcontext_gprs();
     for (i, v) in gprs.iter().enumerate() {
         put(sc + 8 * i as u64, &v.to_le_bytes());
     }
