@@ -27,7 +27,7 @@ const MAX_REASON_LEN: usize = 64;
 pub const CAPTURE_BUDGET: u64 = 2 << 30;
 /// Why a goroutine past [`CAPTURE_BUDGET`] has no frames.
 pub const OVER_BUDGET: &str =
-    "not copied: the dump's budget of 2 GiB was spent on other goroutines";
+    "not copied: the dump's byte budget (2 GiB by default) was spent on other goroutines";
 
 /// The bytes of one stop.
 #[derive(Debug, Default)]
@@ -94,7 +94,7 @@ pub fn capture(
 }
 
 /// [`capture`] copying at most `budget` bytes of `g`s and stacks.
-pub(super) fn capture_within(
+pub fn capture_within(
     t: &dyn Target,
     layout: &RuntimeLayout,
     globals: &Globals,

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
-pub use collect::{Capture, CaptureError};
+pub use collect::{Capture, CaptureError, CAPTURE_BUDGET};
 pub use discover::Globals;
 pub use layout::{LayoutError, RuntimeLayout};
 pub use model::{CreatedBy, Dump, Elision, Frame, Goroutine, MachineRef};
@@ -122,6 +122,28 @@ impl GoProgram {
         cap: Capture,
     ) -> Result<Capture, GoError> {
         Ok(collect::capture(t, &self.layout, globals, now, cap)?)
+    }
+
+    /// [`Self::capture`] copying at most `budget` bytes of `g`s and stacks
+    /// (default [`CAPTURE_BUDGET`]): goroutines past it are listed
+    /// unreadable, with the reason. For a caller short of memory, and for
+    /// fuzzing, where hostile memory would otherwise fill the budget.
+    pub fn capture_within(
+        &self,
+        t: &dyn Target,
+        globals: &Globals,
+        now: Option<i64>,
+        cap: Capture,
+        budget: u64,
+    ) -> Result<Capture, GoError> {
+        Ok(collect::capture_within(
+            t,
+            &self.layout,
+            globals,
+            now,
+            cap,
+            budget,
+        )?)
     }
 
     /// The after-resume half.

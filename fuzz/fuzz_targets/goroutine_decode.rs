@@ -1,0 +1,84 @@
+//! Goroutine discovery, capture and decode over hostile memory: a real Go
+//! executable (the `states` fixture), and a target whose every byte comes
+//! from the fuzzer (the input repeated over the whole address space, offset
+//! by its first 8 bytes), so that `allgs`, each `g`, `m` and every stack
+//! hold whatever the fuzzer likes.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use goat::binary::Binary;
+use goat::goruntime::GoProgram;
+use goat::process::{Mapping, Memory, ReadFault, Target, Thread};
+use libfuzzer_sys::fuzz_target;
+
+struct Hostile<'a> {
+    bytes: &'a [u8],
+    shift: u64,
+}
+
+impl Memory for Hostile<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        let n = self.bytes.len() as u64;
+        // The top page faults, so both outcomes of a read are explored.
+        if n == 0 || addr >= u64::MAX - 4096 {
+            return Err(ReadFault { addr, len: buf.len() });
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            let at = addr.wrapping_add(i as u64).wrapping_add(self.shift) % n;
+            *b = self.bytes[at as usize];
+        }
+        Ok(())
+    }
+}
+
+impl Target for Hostile<'_> {
+    fn pid(&self) -> Option<i32> {
+        None
+    }
+    fn threads(&self) -> &[Thread] {
+        &[]
+    }
+    fn mappings(&self) -> &[Mapping] {
+        &[]
+    }
+}
+
+fn program() -> &'static GoProgram {
+    static PROG: OnceLock<GoProgram> = OnceLock::new();
+    PROG.get_or_init(|| {
+        let path = std::env::var("GOAT_FUZZ_EXE").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/bin/go1.27-exe/states").into()
+        });
+        let bin = Binary::open(std::path::Path::new(&path)).unwrap_or_else(|e| {
+            panic!("{path}: {e}; build the fixtures with scripts/build-fixtures")
+        });
+        GoProgram::load(bin).expect("the states fixture loads")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 9 {
+        return;
+    }
+    let shift = u64::from_le_bytes(data[..8].try_into().unwrap());
+    let mem = Hostile {
+        bytes: &data[8..],
+        shift,
+    };
+    let prog = program();
+    let Ok(globals) = prog.locate(&mem, 0) else {
+        return;
+    };
+    let prepared = prog.prepare_capture(&mem, &globals);
+    // 16 MiB: hostile lengths would otherwise fill the 2 GiB default and
+    // the fuzzer's memory limit with it. What is over budget is marked.
+    let Ok(cap) = prog.capture_within(&mem, &globals, Some(1 << 40), prepared, 16 << 20) else {
+        return;
+    };
+    if let Ok(dump) = prog.decode(&cap, 0) {
+        let mut out = Vec::new();
+        let _ = goat::report::write_text(&mut out, &dump);
+        let _ = goat::report::write_json(&mut out, &dump);
+    }
+});
