@@ -9,6 +9,8 @@ mod bytes;
 mod common;
 #[path = "vars/core.rs"]
 mod core_file;
+#[path = "vars/eval.rs"]
+mod eval;
 #[path = "vars/globals.rs"]
 mod globals;
 
@@ -225,6 +227,7 @@ fn unoptimized_build_shows_every_value_exactly() {
         assert!(h.print("msgs[").is_err());
         bytes::check_bytes(&h);
         bytes::check_examine_expressions(&h);
+        eval::check_expressions(&h);
         assert_untouched(h.fx.pid());
     }
 }

@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::state::Session;
-use crate::goruntime::vars::{expr, types::kind, Place};
+use crate::goruntime::vars::eval::Val;
+use crate::goruntime::vars::types::kind;
 
 /// `regs`
 pub fn regs(s: &mut Session, _args: &[&str], out: &mut dyn Write) -> Result<()> {
@@ -123,28 +124,24 @@ fn address(s: &Session, a: &str) -> Result<u64> {
     if a.starts_with(|c: char| c.is_ascii_digit()) {
         return number(a);
     }
-    let e = expr::parse(a).map_err(|e| anyhow::anyhow!(e))?;
     let scope = s.scope()?;
     let v = scope
-        .eval(&e)
+        .eval_text(a)
         .map_err(|err| anyhow::anyhow!("{a}: {err}"))?;
-    if e.address_of {
-        return match v.place {
-            Place::Mem(addr) => Ok(addr),
-            _ => anyhow::bail!(
-                "{} is not in memory (in registers, or optimized out)",
-                e.name
-            ),
-        };
-    }
-    let k = scope.kind(v.ty);
-    match k {
-        kind::POINTER | kind::UNSAFE_POINTER | kind::UINTPTR | kind::SLICE | kind::STRING => {
-            scope.read_u64(&v.place, 0).map_err(|e| anyhow::anyhow!(e))
+    if let Val::Typed(t) = &v {
+        let k = scope.kind(t.ty);
+        let addressy = matches!(
+            k,
+            kind::POINTER | kind::UNSAFE_POINTER | kind::UINTPTR | kind::SLICE | kind::STRING
+        ) || (kind::INT..=kind::UINT64).contains(&k);
+        if !addressy {
+            anyhow::bail!(
+                "{a} is a {}: give x an address, &{a}, or a pointer, slice or string",
+                scope.type_name(t.ty)
+            );
         }
-        _ => anyhow::bail!(
-            "{a} is a {}: give x an address, &{a}, or a pointer, slice or string",
-            scope.type_name(v.ty)
-        ),
     }
+    scope
+        .address_of(&v)
+        .map_err(|e| anyhow::anyhow!("{a}: {e}"))
 }

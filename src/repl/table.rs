@@ -316,14 +316,25 @@ pub static COMMANDS: &[Command] = &[
         name: "print",
         aliases: &["p"],
         group: Group::Data,
-        help: "Print a variable, a field, an element or a pointee.",
-        usage: "print [&][*]NAME[.FIELD|[INDEX]]...   (short: p)\n\n\
-            NAME is a variable of the selected frame or a package variable\n\
-            (main.counter, or counter for package main). .FIELD selects a struct\n\
-            field (through a pointer), [INDEX] an element of a slice, array or\n\
-            string, * dereferences a pointer, & prints the address instead.",
+        help: "Evaluate and print a Go expression.",
+        usage: "print [%x|%X|%o|%b|%d|%s|%v|%q] EXPR   (short: p)\n\n\
+            EXPR is Go: variables of the selected frame and package variables\n\
+            (counter, main.counter, \"pkg/path\".v), .field (through pointers and\n\
+            interfaces), a[i], m[key], s[lo:hi], *p, &v, x.(T), T(x), (*T)(0xADDR),\n\
+            len, cap, unary - ! ^ and Go's binary operators, literals and nil.\n\
+            A %VERB prints integers (and their slices) in that base.",
         arg: Arg::None,
         run: vars::print,
+    },
+    Command {
+        name: "whatis",
+        aliases: &[],
+        group: Group::Data,
+        help: "Print the type of an expression.",
+        usage: "whatis EXPR\n\n\
+            EXPR as for print, or a type name (main.Request, *main.Inner).",
+        arg: Arg::None,
+        run: vars::whatis,
     },
     Command {
         name: "dump-bytes",

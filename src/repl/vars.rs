@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::state::Session;
-use crate::goruntime::vars::{expr, types::kind, Place};
+use crate::goruntime::vars::eval::{Val, Verb};
+use crate::goruntime::vars::{types::kind, Place};
 use crate::outfile::{self, TempCore};
 use crate::process::Memory;
 
@@ -42,21 +43,36 @@ pub fn locals(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()>
     list(s, false, args, out)
 }
 
-/// `print EXPR`
+/// `print [%VERB] EXPR`
 pub fn print(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    if args.is_empty() {
+    let (verb, rest) = match args.first().and_then(|a| Verb::parse(a)) {
+        Some(v) => (Some(v), &args[1..]),
+        None => (None, args),
+    };
+    if rest.is_empty() {
         bail!("usage: print EXPR");
     }
-    let e = expr::parse(&args.join(" ")).map_err(|e| anyhow!(e))?;
     let scope = s.scope()?;
-    let v = scope.eval(&e).map_err(|e| anyhow!(e))?;
-    if e.address_of {
-        let Place::Mem(a) = v.place else {
-            bail!("{} is not in memory: it has no address", e.name);
-        };
-        writeln!(out, "(*{})({a:#x})", scope.type_name(v.ty))?;
-    } else {
-        writeln!(out, "{}", scope.format(&v))?;
+    let v = scope.eval_text(&rest.join(" ")).map_err(|e| anyhow!(e))?;
+    writeln!(out, "{}", scope.show(&v, verb).map_err(|e| anyhow!(e))?)?;
+    Ok(())
+}
+
+/// `whatis EXPR`: the type of an expression, or a type itself.
+pub fn whatis(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    if args.is_empty() {
+        bail!("usage: whatis EXPR");
+    }
+    let scope = s.scope()?;
+    let v = scope.eval_text(&args.join(" ")).map_err(|e| anyhow!(e))?;
+    writeln!(out, "{}", scope.val_type(&v))?;
+    // As Delve: an interface also names what it holds.
+    if let Val::Typed(t) = &v {
+        if scope.kind(t.ty) == kind::INTERFACE {
+            if let Ok(crate::goruntime::vars::format::Dynamic::Value(d)) = scope.dynamic(t) {
+                writeln!(out, "Concrete type: {}", scope.type_name(d.ty))?;
+            }
+        }
     }
     Ok(())
 }
@@ -67,12 +83,17 @@ pub fn dump_bytes(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
     let [text, file] = words[..] else {
         bail!("usage: dump-bytes EXPR FILE [-f]");
     };
-    let e = expr::parse(text).map_err(|e| anyhow!(e))?;
-    if e.address_of {
-        bail!("dump-bytes takes a string, []byte or [N]byte value, not an address");
-    }
     let scope = s.scope()?;
-    let v = scope.eval(&e).map_err(|e| anyhow!(e))?;
+    let v = match scope.eval_text(text).map_err(|e| anyhow!(e))? {
+        Val::Typed(v) => v,
+        Val::Addr { .. } => {
+            bail!("dump-bytes takes a string, []byte or [N]byte value, not an address")
+        }
+        other => bail!(
+            "dump-bytes needs a string, []byte or [N]byte; {text} is a {}",
+            scope.val_type(&other)
+        ),
+    };
     let k = scope.kind(v.ty);
     let (base, len) = match k {
         kind::STRING => {

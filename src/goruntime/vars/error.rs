@@ -75,12 +75,6 @@ pub enum VarError {
     ExpectedName(String),
     #[error("expected a field name after '.' in {0:?}")]
     ExpectedField(String),
-    #[error("missing ']' in {0:?}")]
-    MissingBracket(String),
-    #[error("index must be a non-negative number in {0:?}")]
-    BadIndex(String),
-    #[error("unexpected {rest:?} in {text:?}")]
-    Unexpected { rest: String, text: String },
 
     // `print` expressions: evaluation.
     #[error("no variable {name:?} in {function}")]
@@ -103,7 +97,78 @@ pub enum VarError {
     #[error("cannot index a {0}")]
     NotIndexable(String),
     #[error("index {index} out of range [0:{len}]")]
-    OutOfRange { index: u64, len: u64 },
+    OutOfRange { index: i128, len: u64 },
+
+    // The expression parser (offsets are bytes into the text).
+    #[error("empty expression")]
+    Empty,
+    #[error("unexpected {rest:?} at {at}")]
+    UnexpectedToken { at: usize, rest: String },
+    #[error("unexpected end of expression")]
+    UnexpectedEnd,
+    #[error("expected {0}")]
+    Expected(&'static str),
+    #[error("unexpected character {ch:?} at {at}")]
+    UnexpectedChar { at: usize, ch: char },
+    #[error("unterminated literal at {0}")]
+    Unterminated(usize),
+    #[error("bad escape at {0}")]
+    BadEscape(usize),
+    #[error("bad rune literal at {0}")]
+    BadRune(usize),
+    #[error("bad number {0:?}")]
+    BadNumber(String),
+    #[error("expression nested too deeply")]
+    TooDeep,
+
+    // The evaluator.
+    /// `expr` failed: the innermost failing sub-expression names itself.
+    #[error("{expr}: {why}")]
+    At { expr: String, why: Box<VarError> },
+    #[error("key not in map")]
+    KeyNotInMap,
+    #[error("key not among the first {0} entries read")]
+    KeyNotFound(usize),
+    #[error("cannot look up a key of type {0}")]
+    UnsupportedKey(String),
+    #[error("dynamic type is {0}")]
+    DynamicType(String),
+    #[error("not an interface: {0}")]
+    NotInterface(String),
+    #[error("mismatched types {left} and {right}")]
+    Mismatched { left: String, right: String },
+    #[error("operator {op} not defined on {ty}")]
+    BadOperand { op: &'static str, ty: String },
+    #[error("integer divide by zero")]
+    DivideByZero,
+    #[error("constant overflow")]
+    Overflow,
+    #[error("invalid shift count {0}")]
+    BadShift(i128),
+    #[error("{value} cannot be represented as {ty}")]
+    NotRepresentable { value: String, ty: String },
+    #[error("no type named {0}")]
+    NoType(String),
+    #[error("{0} is a type, not a value")]
+    IsType(String),
+    #[error("cannot convert {from} to {to}")]
+    BadConversion { from: String, to: String },
+    #[error("invalid slice indices {lo}:{hi} (cap {cap})")]
+    SliceBounds { lo: i128, hi: i128, cap: u64 },
+    #[error("no slice type []{0} in DWARF")]
+    NoSliceType(String),
+    #[error("{0} takes one argument")]
+    Arity(String),
+    #[error("invalid argument for {func}: {ty}")]
+    BadArgument { func: &'static str, ty: String },
+    #[error("cannot call {0}: only len, cap and conversions are evaluated")]
+    NotCallable(String),
+    #[error("cannot take the address of a value not in memory")]
+    NoAddress,
+    #[error("index must be an integer")]
+    IndexNotInteger,
+    #[error("value too long to compare ({0} bytes)")]
+    TooLong(u64),
 }
 
 impl VarError {

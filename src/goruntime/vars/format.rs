@@ -62,10 +62,10 @@ impl Scope<'_> {
             kind::UINT..=kind::UINT64 => int(false),
             kind::UINTPTR | kind::UNSAFE_POINTER | kind::FUNC => {
                 let p = self.read_u64(&v.place, 0)?;
-                Ok(if k == kind::FUNC && p == 0 {
-                    "nil".into()
-                } else {
-                    format!("{p:#x}")
+                Ok(match k {
+                    kind::FUNC if p == 0 => "nil".into(),
+                    kind::FUNC => self.func_name(p).unwrap_or_else(|| format!("{p:#x}")),
+                    _ => format!("{p:#x}"),
                 })
             }
             kind::FLOAT32 | kind::FLOAT64 | kind::COMPLEX64 | kind::COMPLEX128 => {
@@ -182,9 +182,34 @@ impl Scope<'_> {
         depth: usize,
         seen: &mut HashSet<u64>,
     ) -> Result<String, VarError> {
+        match self.dynamic(v)? {
+            Dynamic::Nil => Ok(format!("{name} nil")),
+            Dynamic::Undescribed { typ, data } => {
+                // No DWARF for it: the runtime's descriptor still names it.
+                let t = self.runtime_type(typ);
+                Ok(match t.and_then(|t| Ok((self.runtime_type_name(&t)?, t))) {
+                    Ok((dyn_name, t)) => {
+                        format!(
+                            "{name}({dyn_name}) {}",
+                            self.fmt_runtime_value(&t, typ, data)
+                        )
+                    }
+                    Err(why) => format!("{name}(<partial: type {typ:#x}: {why}>) {data:#x}"),
+                })
+            }
+            Dynamic::Value(inner) => {
+                // The interface is a wrapper, not a nesting level of its own.
+                let text = self.fmt_value(&inner, depth, seen);
+                Ok(format!("{name}({}) {text}", self.type_name(inner.ty)))
+            }
+        }
+    }
+
+    /// What the interface value `v` holds.
+    pub fn dynamic(&self, v: &Value) -> Result<Dynamic, VarError> {
         let (tab_or_type, data) = (self.read_u64(&v.place, 0)?, self.read_u64(&v.place, 8)?);
         if tab_or_type == 0 {
-            return Ok(format!("{name} nil"));
+            return Ok(Dynamic::Nil);
         }
         // Optimized code's DWARF can point at a reused slot: a type pointer
         // outside the type section (or misaligned) means the value is stale.
@@ -205,17 +230,7 @@ impl Scope<'_> {
         };
         let rel = in_types(typ)?;
         let Some(dyn_ty) = self.index.by_runtime_type(rel) else {
-            // No DWARF for it: the runtime's descriptor still names it.
-            let t = self.runtime_type(typ);
-            return Ok(match t.and_then(|t| Ok((self.runtime_type_name(&t)?, t))) {
-                Ok((dyn_name, t)) => {
-                    format!(
-                        "{name}({dyn_name}) {}",
-                        self.fmt_runtime_value(&t, typ, data)
-                    )
-                }
-                Err(why) => format!("{name}(<partial: type {typ:#x}: {why}>) {data:#x}"),
-            });
+            return Ok(Dynamic::Undescribed { typ, data });
         };
         // A pointer-shaped type (its descriptor's Size_ and PtrBytes both 8:
         // pointers, maps, channels, funcs, and structs or arrays of one
@@ -230,10 +245,28 @@ impl Scope<'_> {
         } else {
             Place::Mem(data)
         };
-        // The interface is a wrapper, not a nesting level of its own.
-        let inner = self.fmt_value(&Value { ty: dyn_ty, place }, depth, seen);
-        Ok(format!("{name}({}) {inner}", self.type_name(dyn_ty)))
+        Ok(Dynamic::Value(Value { ty: dyn_ty, place }))
     }
+
+    /// A func value's name: a func value points at a closure record whose
+    /// first word is the code address (closures are named `f.funcN`).
+    fn func_name(&self, p: u64) -> Option<String> {
+        let pc = self.read_u64(&Place::Mem(p), 0).ok()?;
+        let f = self.index.function(pc.wrapping_sub(self.bias))?;
+        Some(f.name.clone())
+    }
+}
+
+/// What an interface holds.
+pub enum Dynamic {
+    Nil,
+    /// A value of a type DWARF describes.
+    Value(Value),
+    /// A type only the runtime's descriptor at `typ` describes.
+    Undescribed {
+        typ: u64,
+        data: u64,
+    },
 }
 
 impl Scope<'_> {
@@ -258,21 +291,31 @@ impl Scope<'_> {
     }
 }
 
-/// Go-style double-quoted string: printable ASCII as is, the rest escaped.
+/// Go-style double-quoted string (`strconv.Quote`): valid UTF-8 printable
+/// text as is, control characters and invalid bytes escaped.
 pub fn quote(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() + 2);
     s.push('"');
-    for &b in bytes {
-        match b {
-            b'"' => s.push_str("\\\""),
-            b'\\' => s.push_str("\\\\"),
-            b'\n' => s.push_str("\\n"),
-            b'\t' => s.push_str("\\t"),
-            b'\r' => s.push_str("\\r"),
-            0x20..=0x7e => s.push(b as char),
-            _ => {
-                let _ = write!(s, "\\x{b:02x}");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                '\n' => s.push_str("\\n"),
+                '\t' => s.push_str("\\t"),
+                '\r' => s.push_str("\\r"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(s, "\\x{:02x}", c as u32);
+                }
+                // Go escapes non-printable runes; Rust's closest test.
+                c if c.is_control() || c == '\u{feff}' => {
+                    let _ = write!(s, "\\u{:04x}", c as u32);
+                }
+                c => s.push(c),
             }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(s, "\\x{b:02x}");
         }
     }
     s.push('"');
@@ -286,6 +329,8 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(quote(b"a\"b\\\n\x00\xff"), r#""a\"b\\\n\x00\xff""#);
+        assert_eq!(quote("世界".as_bytes()), "\"世界\"");
+        assert_eq!(quote(b"\xe4\xb8"), r#""\xe4\xb8""#);
     }
 
     #[test]

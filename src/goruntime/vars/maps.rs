@@ -90,7 +90,7 @@ impl Scope<'_> {
 
     /// A map's key and value types: on the `map[K]V` typedef itself, which
     /// may sit behind a named type's typedefs.
-    fn map_key_elem(&self, ty: usize) -> (Option<usize>, Option<usize>) {
+    pub(super) fn map_key_elem(&self, ty: usize) -> (Option<usize>, Option<usize>) {
         let mut cur = ty;
         for _ in 0..16 {
             let Some(t) = self.ty(cur) else { break };

@@ -8,7 +8,7 @@
 
 mod chans;
 mod error;
-pub mod expr;
+pub mod eval;
 pub mod format;
 #[cfg(test)]
 mod hostile_tests;
