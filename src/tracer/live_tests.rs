@@ -393,14 +393,20 @@ fn sigterm_mid_stop_detaches_and_exits_143() {
     // libtest's main thread does not block SIGTERM (goat's main would, by
     // calling install_detach_on_signals first), so aim at the signal thread.
     let hp = helper.pid();
-    let sig_tid: i32 = std::fs::read_dir(format!("/proc/{hp}/task"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse().ok())
-        .find(|t: &i32| {
-            std::fs::read_to_string(format!("/proc/{hp}/task/{t}/comm"))
-                .is_ok_and(|c| c.trim() == "goat-signals")
-        })
-        .expect("signal thread");
+    // std names a thread from inside it, a moment after it starts: look
+    // until the name is there, not once.
+    let find = || {
+        std::fs::read_dir(format!("/proc/{hp}/task"))
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse().ok())
+            .find(|t: &i32| {
+                std::fs::read_to_string(format!("/proc/{hp}/task/{t}/comm"))
+                    .is_ok_and(|c| c.trim() == "goat-signals")
+            })
+    };
+    let sig_tid: i32 =
+        crate::poll::poll_until(Duration::from_secs(10), Duration::from_millis(5), find)
+            .expect("signal thread");
     // SAFETY: plain syscall with integer arguments.
     let r = unsafe { libc::syscall(libc::SYS_tgkill, hp, sig_tid, libc::SIGTERM) };
     assert_eq!(r, 0);
