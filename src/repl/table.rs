@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::state::Session;
-use super::{data, disasm, exec, goroutines, session, source, stack, vars};
+use super::{data, disasm, exec, goroutines, grlist, session, source, stack, vars};
 
 /// A command's handler: the session, the words after the command name, and
 /// where to print.
@@ -127,8 +127,9 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["c"],
         group: Group::Running,
         help: "Run until a breakpoint or Ctrl-C.",
-        usage: "continue   (short: c)\n\n\
-            Ctrl-C stops the program and returns to the prompt.",
+        usage: "continue [LOCATION]   (short: c)\n\n\
+            Ctrl-C stops the program and returns to the prompt. With a LOCATION\n\
+            (as break takes it), stop there too: a breakpoint for this run only.",
         arg: Arg::None,
         run: exec::cont,
     },
@@ -137,7 +138,8 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["n"],
         group: Group::Running,
         help: "Run the current goroutine to the next line, over calls.",
-        usage: "next   (short: n)\n\n\
+        usage: "next [N]   (short: n)\n\n\
+            N lines (default 1; a breakpoint hit ends it sooner).\n\
             Follows the current goroutine (whatever thread runs it) and its frame\n\
             (not a recursive call's); stops at a return into the caller too.",
         arg: Arg::None,
@@ -148,7 +150,8 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["s"],
         group: Group::Running,
         help: "Like next, but into functions the line calls.",
-        usage: "step   (short: s)\n\n\
+        usage: "step [N]   (short: s)\n\n\
+            N lines (default 1; a breakpoint hit ends it sooner).\n\
             Stops after the prologue of a Go function the current line calls\n\
             directly (runtime internals and calls through a func value or an\n\
             interface are stepped over).",
@@ -169,15 +172,26 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["grs"],
         group: Group::Goroutines,
         help: "List the goroutines.",
-        usage: "goroutines [-s STATUS] [-f FUNC] [-t] [-group]\n\n\
-            -s STATUS  only goroutines whose status contains STATUS (e.g. -s chan,\n           \
-            -s \"chan receive\")\n\
-            -f FUNC    only goroutines with a frame whose function contains FUNC\n\
-            -t         print each goroutine's stack too\n\
-            -group     collapse goroutines with identical stacks (runtime layout)\n\n\
-            The current goroutine is marked with '*'.",
+        usage: "goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-with|-without WHAT [EXPR]]\n\
+            \x20          [-group KEY] [-f FUNC] [-status STATUS] [-exec COMMAND]\n\n\
+            Which location each line shows: -u the innermost frame outside the\n\
+            runtime (default), -r the innermost frame, -g the go statement that\n\
+            created it, -s its start function (the outermost frame read).\n\
+            -t [DEPTH]    each goroutine's stack too (10 frames unless DEPTH)\n\
+            -with|-w, -without|-wo (userloc|curloc|goloc|startloc) EXPR\n\
+            \x20             keep goroutines whose location (function, file:line)\n\
+            \x20             contains EXPR, or does not\n\
+            -with|-without running|user   on an OS thread; not started in the runtime\n\
+            -group (userloc|curloc|goloc|startloc|running|user)\n\
+            \x20             by that key: 5 goroutines of each group and its total\n\
+            -group        (no key) collapse identical stacks, runtime layout\n\
+            -f FUNC       only goroutines with a frame whose function contains FUNC\n\
+            -status S     only goroutines whose status contains S (-status \"chan receive\")\n\
+            -exec COMMAND run COMMAND (the rest of the line) on each goroutine listed\n\n\
+            Labels (-l, label) and -chan are not supported yet. The current\n\
+            goroutine is marked with '*'.",
         arg: Arg::None,
-        run: goroutines::goroutines,
+        run: grlist::goroutines,
     },
     Command {
         name: "goroutine",
@@ -213,7 +227,9 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["bt"],
         group: Group::Stack,
         help: "Print the current goroutine's stack.",
-        usage: "stack [DEPTH]\n\nAt most DEPTH frames, innermost first.",
+        usage: "stack [DEPTH] [-full]\n\n\
+            At most DEPTH frames, innermost first. -full prints each frame's\n\
+            arguments and locals under it, as args and locals do.",
         arg: Arg::None,
         run: stack::stack,
     },
@@ -221,8 +237,10 @@ pub static COMMANDS: &[Command] = &[
         name: "frame",
         aliases: &[],
         group: Group::Stack,
-        help: "Select a frame of the current goroutine.",
-        usage: "frame [N]\n\nWithout N, show the selected frame.",
+        help: "Select a frame of the current goroutine, or run a command in one.",
+        usage: "frame [N [COMMAND]]\n\n\
+            Without N, show the selected frame. With a COMMAND (frame 4 list,\n\
+            frame 2 p x), run COMMAND in frame N and keep the selection.",
         arg: Arg::None,
         run: stack::frame,
     },
@@ -231,7 +249,9 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Stack,
         help: "Move to an outer frame (the caller).",
-        usage: "up [N]",
+        usage: "up [N] [COMMAND]\n\n\
+            N frames towards the caller (default 1); with a COMMAND (up 2 locals),\n\
+            run it there and keep the selection.",
         arg: Arg::None,
         run: stack::up,
     },
@@ -240,7 +260,9 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Stack,
         help: "Move to an inner frame (the callee).",
-        usage: "down [N]",
+        usage: "down [N] [COMMAND]\n\n\
+            N frames towards the callee (default 1); with a COMMAND, run it there\n\
+            and keep the selection.",
         arg: Arg::None,
         run: stack::down,
     },

@@ -1,0 +1,246 @@
+//! Delve's command forms over `goat attach` on live fixtures: prefixed
+//! commands (`frame N CMD`, `up N CMD`, `goroutine N frame M CMD`), the
+//! `goroutines` flags, `stack -full`, `next N` and `continue LOCATION`.
+//! Every session must leave the program as it found it.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::traceback::{self, Block};
+use common::{assert_untouched, attach_with_stdin, build_fixtures, run_goat, text, Fixture};
+
+/// The goroutine blocks of `goat stacks PID`.
+fn stacks(pid: i32) -> BTreeMap<u64, Block> {
+    let out = run_goat(&["stacks", &pid.to_string()]);
+    assert!(out.status.success(), "goat stacks: {}", text(&out.stderr));
+    traceback::parse(&text(&out.stdout))
+}
+
+/// The goroutine with `func` on its stack, and that frame's number.
+fn parked_in(blocks: &BTreeMap<u64, Block>, func: &str) -> (u64, usize) {
+    blocks
+        .values()
+        .find_map(|b| Some((b.id, b.frames.iter().position(|f| f.0 == func)?)))
+        .unwrap_or_else(|| panic!("no goroutine in {func}"))
+}
+
+/// (stdout, stderr) of a piped session running `script`, which must end well.
+fn session(pid: i32, script: &str) -> (String, String) {
+    let out = attach_with_stdin(pid, &[], script);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n---\n{stderr}");
+    (stdout, stderr)
+}
+
+/// Goroutine ids of `goroutines` lines (`  Goroutine 12 - ...`, `*` marks
+/// the current one; a group's lines start with a tab).
+fn listed(out: &str) -> Vec<u64> {
+    out.lines()
+        .filter_map(|l| {
+            l.trim_start_matches('\t')
+                .get(2..)?
+                .strip_prefix("Goroutine ")
+        })
+        .filter_map(|r| r.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn prefixed_commands_run_elsewhere_and_keep_the_selection() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let pid = fx.pid();
+    let before = stacks(pid);
+    let (send, depth) = parked_in(&before, "main.chanSend");
+    let (recv, _) = parked_in(&before, "main.chanReceive");
+    let script = format!(
+        "gr {recv}\n\
+         goroutine {send} frame {depth} p ch\n\
+         frame\n\
+         gr {send}\n\
+         frame {depth} list\n\
+         frame {depth} p ch\n\
+         up {depth} args\n\
+         frame\n\
+         frame 999 list\n\
+         frame x list\n\
+         up 99999999999999999999999 locals\n\
+         goroutine 999999 bt\n\
+         gr\n"
+    );
+    let (stdout, stderr) = session(pid, &script);
+    let ctx = format!("{stdout}\n---\n{stderr}");
+    assert_untouched(pid);
+    // p ch three times over (goroutine prefix, frame prefix, up's locals).
+    assert_eq!(
+        stdout.matches("chan int {len: 0, cap: 0").count(),
+        3,
+        "{ctx}"
+    );
+    // Neither prefixed form moved the selection: frame 0 both times.
+    assert_eq!(stdout.matches("Frame 0: ").count(), 2, "{ctx}");
+    assert!(
+        stdout.contains("started.Done(); ch <- 1"),
+        "frame N list shows chanSend's source: {ctx}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("* Goroutine {send} "))
+                || l.starts_with(&format!("Goroutine {send} "))),
+        "gr after the prefixed commands is still {send}: {ctx}"
+    );
+    for want in [
+        "there is no frame 999",
+        "\"x\" is not a frame number",
+        "is not a number of frames",
+        "no goroutine 999999",
+    ] {
+        assert!(stderr.contains(want), "{want}: {ctx}");
+    }
+}
+
+#[test]
+fn goroutines_flags_mean_what_they_mean_in_delve() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let pid = fx.pid();
+    let before = stacks(pid);
+    let (send, _) = parked_in(&before, "main.chanSend");
+    let runtime_only: Vec<u64> = before
+        .values()
+        .filter(|b| b.frames.iter().all(|f| f.0.starts_with("runtime.")))
+        .map(|b| b.id)
+        .collect();
+    assert!(!runtime_only.is_empty(), "a GC or finalizer goroutine");
+    let script = [
+        "grs -r",
+        "grs -g -with userloc main.chanSend",
+        "grs -s -with user",
+        "grs -without user",
+        "grs -status \"chan send\" -t 2",
+        "grs -group user",
+        "grs -with running",
+        "grs -with userloc main.chanSend -exec bt 1",
+        "grs -bogus",
+        "grs -with nowhere x",
+        "grs -l",
+        "grs -u -r",
+    ]
+    .join("\n");
+    let (stdout, stderr) = session(pid, &format!("{script}\n"));
+    let ctx = format!("{stdout}\n---\n{stderr}");
+    assert_untouched(pid);
+    let parts: Vec<&str> = stdout.split(" goroutines]\n").collect();
+    // -r: the innermost frame, which for a parked goroutine is the runtime's.
+    assert!(parts[0].contains("Runtime: runtime.gopark"), "{ctx}");
+    // -g with a filter: just the sender, shown where main.main started it.
+    assert_eq!(listed(parts[1]), [send], "{ctx}");
+    assert!(parts[1].contains("Go: main.main"), "{ctx}");
+    // -s -with user: start functions, none of them the runtime's (but
+    // runtime.main, the main goroutine's); -without user: the others.
+    let user = listed(parts[2]);
+    assert!(user.contains(&send) && user.contains(&1), "{ctx}");
+    assert!(parts[2].contains("Start: runtime.main"), "{ctx}");
+    let system = listed(parts[3]);
+    for id in &runtime_only {
+        assert!(system.contains(id) && !user.contains(id), "{id}: {ctx}");
+    }
+    // -status (goat's) and -t DEPTH.
+    assert_eq!(listed(parts[4]), [send], "{ctx}");
+    assert!(parts[4].contains("(... "), "a depth-2 stack: {ctx}");
+    // -group user: two groups with their totals.
+    assert!(
+        parts[5].contains("user=true\n") && parts[5].contains("user=false\n"),
+        "{ctx}"
+    );
+    assert!(
+        parts[5].contains(&format!("\tTotal: {}\n", user.len())),
+        "{ctx}"
+    );
+    // -exec: the command ran on the sender.
+    assert!(
+        stdout.contains(&format!("Goroutine {send}:\n0  0x")),
+        "{ctx}"
+    );
+    for want in [
+        "unknown argument \"-bogus\"",
+        "not \"nowhere\"",
+        "labels are not read",
+        "only one of -u -r -g -s",
+    ] {
+        assert!(stderr.contains(want), "{want}: {ctx}");
+    }
+    assert_eq!(stderr.matches("error: ").count(), 4, "{ctx}");
+}
+
+#[test]
+fn stack_full_prints_each_frames_variables() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let pid = fx.pid();
+    let (send, depth) = parked_in(&stacks(pid), "main.chanSend");
+    let (stdout, stderr) = session(
+        pid,
+        &format!(
+            "gr {send}\nstack -full\nbt {} -full\nbt -full -x\n",
+            depth + 1
+        ),
+    );
+    let ctx = format!("{stdout}\n---\n{stderr}");
+    assert_untouched(pid);
+    let ch = "    ch = chan int {len: 0, cap: 0";
+    assert_eq!(stdout.matches(ch).count(), 2, "{ctx}");
+    assert!(stdout.contains(&format!("{depth}  0x")), "{ctx}");
+    assert!(stderr.contains("usage: stack [DEPTH] [-full]"), "{ctx}");
+}
+
+#[test]
+fn next_n_and_continue_to_a_location() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-noopt", "ticker", &[]);
+    let pid = fx.pid();
+    let src = std::fs::read_to_string(common::root().join("tests/fixtures/ticker/main.go"))
+        .expect("ticker source");
+    let line_of = |marker: &str| {
+        src.lines()
+            .position(|l| l.trim_end().ends_with(&format!("// L:{marker}")))
+            .map(|i| i as u32 + 1)
+            .expect("marker")
+    };
+    let (stdout, stderr) = session(
+        pid,
+        "continue main.tick\nnext 2\nnext 0\nstep many\nc main.helper\nbreakpoints\nc main.nosuch\nquit\n",
+    );
+    let ctx = format!("{stdout}\n---\n{stderr}");
+    let lines: Vec<u32> = stdout
+        .lines()
+        .filter(|l| l.starts_with("> [goroutine "))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(4)?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    // Stopped in tick, then two lines on (each stop shown), then in helper.
+    assert_eq!(lines.len(), 4, "{ctx}");
+    assert_eq!(lines[2], line_of("tick-b"), "{ctx}");
+    assert!(
+        stdout.contains("> [goroutine ") && stdout.contains("main.helper() "),
+        "{ctx}"
+    );
+    // The breakpoints of `continue LOCATION` were for that run only.
+    assert!(stdout.contains("No breakpoints."), "{ctx}");
+    for want in [
+        "next: \"0\" is not a count",
+        "step: \"many\" is not a count",
+        "no function, file or line \"main.nosuch\"",
+    ] {
+        assert!(stderr.contains(want), "{want}: {ctx}");
+    }
+    drop(fx);
+}
