@@ -244,3 +244,118 @@ fn next_n_and_continue_to_a_location() {
     }
     drop(fx);
 }
+
+#[test]
+fn inspection_commands_scripts_transcripts_and_config() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let pid = fx.pid();
+    let dir = common::scratch_dir("commands-inspect");
+    let main_go = common::root().join("tests/fixtures/states/main.go");
+    let src = std::fs::read_to_string(&main_go).expect("states source");
+    let go_line = src
+        .lines()
+        .position(|l| l.contains("go chanSend(make(chan int))"))
+        .expect("the go statement") as u32
+        + 1;
+    // A copy of the source under another directory, for substitute-path.
+    let moved = dir.join("moved");
+    std::fs::create_dir_all(&moved).unwrap();
+    std::fs::write(
+        moved.join("main.go"),
+        src.replace("ch <- 1", "ch <- 1 // MOVED"),
+    )
+    .unwrap();
+    // Where the binary says its source is (the fixture may have been
+    // built in another checkout).
+    let blocks = stacks(pid);
+    let (send, depth) = parked_in(&blocks, "main.chanSend");
+    let built = blocks[&send].frames[depth].1.clone();
+    let built_main = built.clone();
+    let build_dir = built.rsplit_once('/').expect("a directory").0.to_string();
+    let script = dir.join("script.goat");
+    std::fs::write(
+        &script,
+        "# a comment\n\nfuncs ^main\\.chanSend$\nbogus\nsources states/main\n",
+    )
+    .unwrap();
+    let transcript = dir.join("transcript.txt");
+    let core = dir.join("dump.core");
+    let (stdout, stderr) = session(
+        pid,
+        &format!(
+            "funcs ^main\\.chan\n\
+             types ^main\\.server$\n\
+             vars ^main\\.mu$\n\
+             libraries\n\
+             list main.main:{go_line}\n\
+             config substitute-path {build_dir} {moved}\n\
+             config -list\n\
+             config source-list-line-count 1\n\
+             list main.chanSend\n\
+             config substitute-path -clear\n\
+             source {script}\n\
+             transcript -t {transcript}\n\
+             funcs ^main\\.lockRead$\n\
+             transcript -off\n\
+             funcs ^main\\.condWait$\n\
+             dump {core}\n\
+             edit\n\
+             funcs (\n\
+             config bogus 1\n\
+             dump\n\
+             help funcs\n",
+            script = script.display(),
+            transcript = transcript.display(),
+            core = core.display(),
+            moved = moved.display(),
+        ),
+    );
+    let ctx = format!("{stdout}\n---\n{stderr}");
+    assert_untouched(pid);
+    assert!(
+        stdout.contains("main.chanReceive\nmain.chanSend\n"),
+        "funcs: {ctx}"
+    );
+    assert!(stdout.contains("\nmain.server\n"), "types: {ctx}");
+    assert!(stdout.contains("main.mu = sync.Mutex {"), "vars: {ctx}");
+    assert!(stdout.contains("libc.so"), "libraries: {ctx}");
+    assert!(
+        stdout.contains(&format!("{go_line}:\t\tgo chanSend(make(chan int))")),
+        "list FUNC:LINE: {ctx}"
+    );
+    assert!(
+        stdout.contains(&format!("Showing {built_main}:{go_line}")),
+        "{ctx}"
+    );
+    // substitute-path: the moved copy was read, one line either side.
+    assert!(stdout.contains("ch <- 1 // MOVED"), "{ctx}");
+    assert!(stdout.contains("substitute-path        "), "{ctx}");
+    // The script: comments skipped, a bad line reported, the rest run.
+    assert!(stdout.contains("main.chanSend\n"), "{ctx}");
+    assert!(stdout.contains("error: bogus: unknown command"), "{ctx}");
+    assert!(
+        stdout.contains("/tests/fixtures/states/main.go\n"),
+        "sources: {ctx}"
+    );
+    // The transcript has what ran while it was on, and only that.
+    let tr = std::fs::read_to_string(&transcript).expect("transcript");
+    assert!(tr.contains("main.lockRead\n"), "{tr}");
+    assert!(!tr.contains("condWait"), "{tr}");
+    assert!(stdout.contains("main.condWait\n"), "{ctx}");
+    assert!(
+        common::exists(&core),
+        "dump wrote {}: {ctx}",
+        core.display()
+    );
+    for want in [
+        "edit: ",
+        "groups and counted repeats are not supported",
+        "unknown setting or wrong arguments \"bogus\"",
+        "usage: dump [-f] FILE",
+    ] {
+        assert!(stderr.contains(want), "{want}: {ctx}");
+    }
+    assert!(stdout.contains("Usage: funcs [REGEX]"), "{ctx}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,7 +6,9 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::state::Session;
-use super::{data, disasm, exec, goroutines, grlist, session, source, stack, vars};
+use super::{
+    config, data, disasm, exec, goroutines, grlist, info, script, session, source, stack, vars,
+};
 
 /// A command's handler: the session, the words after the command name, and
 /// where to print.
@@ -272,10 +274,51 @@ pub static COMMANDS: &[Command] = &[
         group: Group::Source,
         help: "Show source around the selected frame or a location.",
         usage: "list [LOCATION]\n\n\
-            LOCATION is LINE (in the selected frame's file), FILE:LINE or a\n\
-            function name (main.main). Five lines either side are shown.",
+            LOCATION is LINE (in the selected frame's file), FILE:LINE, FUNC or\n\
+            FUNC:LINE (line LINE of FUNC's file). `config source-list-line-count`\n\
+            lines either side are shown (5); `config substitute-path` maps the\n\
+            build machine's directories to this one's.",
         arg: Arg::Location,
         run: source::list,
+    },
+    Command {
+        name: "funcs",
+        aliases: &[],
+        group: Group::Source,
+        help: "List the functions of the binary.",
+        usage: "funcs [REGEX]\n\n\
+            Only those matching REGEX (. [] * + ? ^ $ | and \\ escapes; no groups).",
+        arg: Arg::None,
+        run: info::funcs,
+    },
+    Command {
+        name: "sources",
+        aliases: &[],
+        group: Group::Source,
+        help: "List the source files of the binary's functions.",
+        usage: "sources [REGEX]",
+        arg: Arg::None,
+        run: info::sources,
+    },
+    Command {
+        name: "types",
+        aliases: &[],
+        group: Group::Source,
+        help: "List the types of the binary (from DWARF).",
+        usage: "types [REGEX]",
+        arg: Arg::None,
+        run: info::types,
+    },
+    Command {
+        name: "edit",
+        aliases: &["ed"],
+        group: Group::Source,
+        help: "Open $DELVE_EDITOR or $EDITOR at the selected frame's line.",
+        usage: "edit [LOCATION]\n\n\
+            Runs the editor with +LINE FILE; only when stdin and stdout are a\n\
+            terminal. LOCATION as list takes it.",
+        arg: Arg::Location,
+        run: script::edit,
     },
     Command {
         name: "disassemble",
@@ -335,6 +378,26 @@ pub static COMMANDS: &[Command] = &[
         run: vars::locals,
     },
     Command {
+        name: "vars",
+        aliases: &[],
+        group: Group::Data,
+        help: "Print package variables and their values.",
+        usage: "vars [REGEX]\n\n\
+            Every package variable DWARF describes (only those whose full name\n\
+            matches REGEX), printed as print prints it.",
+        arg: Arg::None,
+        run: info::vars,
+    },
+    Command {
+        name: "libraries",
+        aliases: &[],
+        group: Group::Data,
+        help: "List the shared libraries mapped into the program.",
+        usage: "libraries",
+        arg: Arg::None,
+        run: info::libraries,
+    },
+    Command {
         name: "print",
         aliases: &["p"],
         group: Group::Data,
@@ -388,6 +451,51 @@ pub static COMMANDS: &[Command] = &[
             FIFO, device or directory. The target stays stopped.",
         arg: Arg::None,
         run: session::core,
+    },
+    Command {
+        name: "dump",
+        aliases: &[],
+        group: Group::Session,
+        help: "Write an ELF core of the stopped target (Delve's name for core).",
+        usage: "dump [-f] FILE\n\nThe same as core.",
+        arg: Arg::None,
+        run: info::dump,
+    },
+    Command {
+        name: "source",
+        aliases: &[],
+        group: Group::Session,
+        help: "Run the commands in a file.",
+        usage: "source FILE\n\n\
+            One command a line (# starts a comment); - reads them from stdin. A\n\
+            failing command prints its error and the script goes on.",
+        arg: Arg::None,
+        run: script::source_cmd,
+    },
+    Command {
+        name: "transcript",
+        aliases: &[],
+        group: Group::Session,
+        help: "Append the commands' output to a file.",
+        usage: "transcript [-t] [-x] FILE | transcript -off\n\n\
+            -t truncates FILE first; -x leaves stdout out (the file only);\n\
+            -off stops. FILE is created 0600; a symbolic link is refused.",
+        arg: Arg::None,
+        run: script::transcript,
+    },
+    Command {
+        name: "config",
+        aliases: &[],
+        group: Group::Session,
+        help: "Show or change the session's settings.",
+        usage: "config -list | config SETTING VALUE\n\n\
+            substitute-path FROM TO   list (and stops) read FROM/... as TO/...\n\
+            substitute-path -clear [FROM]   remove every rule (or FROM's)\n\
+            max-string-len N, max-array-values N   load limits for values\n\
+            source-list-line-count N  lines list shows either side (5)\n\n\
+            Settings last for the session (-save is not supported yet).",
+        arg: Arg::None,
+        run: config::config,
     },
     Command {
         name: "quit",
