@@ -359,3 +359,49 @@ fn inspection_commands_scripts_transcripts_and_config() {
     assert!(stdout.contains("Usage: funcs [REGEX]"), "{ctx}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn on_a_core_the_new_commands_work_or_say_why_not() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let dir = common::scratch_dir("commands-core");
+    let core = dir.join("states.core");
+    common::write_core(fx.pid(), &core);
+    let (send, depth) = parked_in(&stacks(fx.pid()), "main.chanSend");
+    drop(fx);
+    let script = format!(
+        "goroutine {send} frame {depth} p ch\n\
+         grs -with userloc main.chanSend\n\
+         gr {send}\n\
+         bt -full\n\
+         funcs ^main\\.chanSend$\n\
+         vars ^main\\.mu$\n\
+         libraries\n\
+         next 2\n\
+         continue main.main\n\
+         dump {}\n\
+         quit\n",
+        dir.join("again.core").display()
+    );
+    let out = common::goat_with_stdin(&["debug", core.to_str().unwrap()], &script);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let ctx = format!("{stdout}\n---\n{stderr}");
+    assert!(out.status.success(), "{ctx}");
+    assert!(stdout.contains("chan int {len: 0, cap: 0"), "{ctx}");
+    assert_eq!(listed(&stdout), [send], "{ctx}");
+    assert!(stdout.contains("    ch = chan int {"), "{ctx}");
+    assert!(stdout.contains("main.chanSend\n"), "{ctx}");
+    assert!(stdout.contains("main.mu = sync.Mutex {"), "{ctx}");
+    assert!(stdout.contains("libc.so"), "{ctx}");
+    // Execution needs a live process: one line each, the session goes on.
+    assert_eq!(
+        stderr.matches("error: a core file cannot be run").count(),
+        2,
+        "{ctx}"
+    );
+    assert!(
+        stderr.contains("error: this session is a core file"),
+        "{ctx}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
