@@ -144,7 +144,7 @@ pub fn thread(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()>
 }
 
 /// Words, where "..." or '...' makes one word of a status with spaces
-/// (`-s "chan receive"`).
+/// (`-status "chan receive"`).
 pub(super) fn quoted_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut rest = line.trim_start();
@@ -170,12 +170,12 @@ mod tests {
     #[test]
     fn quotes_group_a_status_with_spaces() {
         assert_eq!(
-            quoted_words(r#"-s "chan receive" -t"#),
-            ["-s", "chan receive", "-t"]
+            quoted_words(r#"-status "chan receive" -t"#),
+            ["-status", "chan receive", "-t"]
         );
         assert_eq!(
-            quoted_words("-s 'select (no cases)'"),
-            ["-s", "select (no cases)"]
+            quoted_words("-status 'select (no cases)'"),
+            ["-status", "select (no cases)"]
         );
         assert_eq!(quoted_words("  -f main.hold  "), ["-f", "main.hold"]);
         assert_eq!(quoted_words(r#"-s "unterminated"#), ["-s", "unterminated"]);

@@ -491,7 +491,8 @@ pub static COMMANDS: &[Command] = &[
         usage: "config -list | config SETTING VALUE\n\n\
             substitute-path FROM TO   list (and stops) read FROM/... as TO/...\n\
             substitute-path -clear [FROM]   remove every rule (or FROM's)\n\
-            max-string-len N, max-array-values N   load limits for values\n\
+            max-string-len N, max-array-values N   load limits for values (kept\n\
+            \x20                         for the evaluator; print's limits are fixed today)\n\
             source-list-line-count N  lines list shows either side (5)\n\n\
             Settings last for the session (-save is not supported yet).",
         arg: Arg::None,
