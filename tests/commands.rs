@@ -304,6 +304,7 @@ fn inspection_commands_scripts_transcripts_and_config() {
              funcs (\n\
              config bogus 1\n\
              dump\n\
+             list main.nosuch:3\n\
              help funcs\n",
             script = script.display(),
             transcript = transcript.display(),
@@ -353,6 +354,7 @@ fn inspection_commands_scripts_transcripts_and_config() {
         "groups and counted repeats are not supported",
         "unknown setting or wrong arguments \"bogus\"",
         "usage: dump [-f] FILE",
+        "list: no function or source file \"main.nosuch\"",
     ] {
         assert!(stderr.contains(want), "{want}: {ctx}");
     }

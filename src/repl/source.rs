@@ -119,7 +119,13 @@ pub(super) fn resolve(s: &Session, loc: &str, current_file: Option<&str>) -> Res
             // FUNC:0 is the function itself.
             return Ok((path.to_string(), if line == 0 { start } else { line }));
         }
-        return Ok((find_file(s, file), line));
+        let found = find_file(s, file);
+        // Not a function, and not a Go file anywhere: say that, rather
+        // than that a "source file main.nosuch" is missing.
+        if !file.ends_with(".go") && !Path::new(&found).exists() {
+            bail!("list: no function or source file {file:?}");
+        }
+        return Ok((found, line));
     }
     let func = tab
         .func_by_name(loc)
@@ -129,8 +135,8 @@ pub(super) fn resolve(s: &Session, loc: &str, current_file: Option<&str>) -> Res
     Ok((file.to_string(), line))
 }
 
-/// `file` as given when it exists, else the one file of the stacks whose
-/// path ends with it (`main.go` → `/src/app/main.go`).
+/// `file` as given when it exists, else the one file of the stacks (else
+/// of the binary) whose path ends with it (`main.go` → `/src/app/main.go`).
 fn find_file(s: &Session, file: &str) -> String {
     if Path::new(file).exists() {
         return file.to_string();
@@ -146,8 +152,17 @@ fn find_file(s: &Session, file: &str) -> String {
                 .chain(g.created_by.iter().map(|c| c.file.as_str()))
         })
         .find(|f| f.ends_with(&suffix))
-        .unwrap_or(file)
-        .to_string()
+        .map(str::to_string)
+        .or_else(|| {
+            // Not on any stack: any source file of the binary's functions.
+            let tab = s.prog.binary().pclntab().ok()?;
+            tab.functions()
+                .filter_map(|f| f.file_line(f.entry()).ok())
+                .map(|(path, _)| path)
+                .find(|p| p.ends_with(&suffix))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| file.to_string())
 }
 
 #[cfg(test)]
