@@ -123,6 +123,7 @@ fn goroutines_flags_mean_what_they_mean_in_delve() {
         "grs -group user",
         "grs -with running",
         "grs -with userloc main.chanSend -exec bt 1",
+        "grs -with userloc main.chanSend -exec grs -exec bt",
         "grs -bogus",
         "grs -with nowhere x",
         "grs -l",
@@ -173,6 +174,11 @@ fn goroutines_flags_mean_what_they_mean_in_delve() {
         assert!(stderr.contains(want), "{want}: {ctx}");
     }
     assert_eq!(stderr.matches("error: ").count(), 4, "{ctx}");
+    // A nested -exec is refused per goroutine, in the output.
+    assert!(
+        stdout.contains("error: goroutines -exec cannot run inside another"),
+        "{ctx}"
+    );
 }
 
 #[test]

@@ -35,9 +35,17 @@ pub fn source_cmd(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         text.lines().map(str::to_string).collect()
     };
     NESTING.fetch_add(1, Ordering::Relaxed);
-    let result = run_lines(s, &lines, out);
-    NESTING.fetch_sub(1, Ordering::Relaxed);
-    result
+    // Undone on the way out, a panic caught by the session included.
+    let _guard = Nested;
+    run_lines(s, &lines, out)
+}
+
+struct Nested;
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTING.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 fn run_lines(s: &mut Session, lines: &[String], out: &mut dyn Write) -> Result<()> {
