@@ -154,30 +154,76 @@ pub fn condition(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<
     Ok(())
 }
 
-/// `continue`
+/// `continue [LOCATION]`
 pub fn cont(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    if !args.is_empty() {
-        bail!("usage: continue");
-    }
+    let loc = match args {
+        [] => None,
+        [loc] => Some(*loc),
+        _ => bail!("usage: continue [LOCATION]"),
+    };
     s.control()?;
-    run_and_report(s, Vec::new(), out)
+    let Some(loc) = loc else {
+        return run_and_report(s, Vec::new(), out);
+    };
+    // Delve's `continue LOCSPEC`: a breakpoint there for this run only
+    // (any goroutine stops at it), unless the user already has one.
+    let addr = s.resolve_location(loc)?;
+    let had = s.control()?.breakpoints()?.iter().any(|b| b.addr == addr);
+    let temp = if had {
+        None
+    } else {
+        Some(s.control()?.add_breakpoint(addr)?.id)
+    };
+    let result = run_and_report(s, Vec::new(), out);
+    if let (Some(id), false) = (temp, s.is_done()) {
+        s.control()?.remove_breakpoint(id)?;
+    }
+    result
 }
+
+/// Most lines `next N` / `step N` take in one command.
+const MAX_STEPS: usize = 10_000;
 
 fn step_cmd(s: &mut Session, args: &[&str], out: &mut dyn Write, kind: StepKind) -> Result<()> {
-    if !args.is_empty() {
-        bail!("{} takes no arguments", format!("{kind:?}").to_lowercase());
-    }
+    let name = match kind {
+        StepKind::Over => "next",
+        StepKind::Into => "step",
+        StepKind::Out => "stepout",
+    };
+    let count = match (args, kind) {
+        ([], _) => 1,
+        ([n], StepKind::Over | StepKind::Into) => match n.parse::<usize>() {
+            Ok(n @ 1..=MAX_STEPS) => n,
+            _ => bail!("{name}: {n:?} is not a count from 1 to {MAX_STEPS}"),
+        },
+        _ => bail!("{name} takes no arguments"),
+    };
     s.control()?;
-    let temps = s.step_plan(kind)?;
-    run_and_report(s, temps, out)
+    for i in 0..count {
+        let temps = s.step_plan(kind)?;
+        run_and_report(s, temps, out)?;
+        // A user breakpoint (or the end) cuts `next N` short, as in Delve.
+        if i + 1 < count && (s.is_done() || at_user_breakpoint(s)?) {
+            break;
+        }
+    }
+    Ok(())
 }
 
-/// `next`
+/// Whether the current goroutine stands at a user breakpoint.
+fn at_user_breakpoint(s: &mut Session) -> Result<bool> {
+    let Some(pc) = s.current_g()?.frames.first().map(|f| f.pc) else {
+        return Ok(false);
+    };
+    Ok(s.control()?.breakpoints()?.iter().any(|b| b.addr == pc))
+}
+
+/// `next [N]`
 pub fn next(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     step_cmd(s, args, out, StepKind::Over)
 }
 
-/// `step`
+/// `step [N]`
 pub fn step(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     step_cmd(s, args, out, StepKind::Into)
 }

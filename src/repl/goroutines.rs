@@ -1,53 +1,12 @@
-//! goroutines, goroutine, threads, thread.
+//! goroutine, threads, thread (the `goroutines` list is in grlist.rs).
 
 use std::io::Write;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
-use super::stack::write_frames;
 use super::state::Session;
 use super::{base_name, table};
 use crate::goruntime::{Dump, Frame, Goroutine};
-use crate::report;
-
-/// `goroutines [-s STATUS] [-f FUNC] [-t] [-group]`
-pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let (mut status, mut func, mut stacks, mut group) = (None, None, false, false);
-    let words = quoted_words(&args.join(" "));
-    let mut it = words.iter().map(String::as_str);
-    while let Some(a) = it.next() {
-        match a {
-            "-s" => status = Some(it.next().context("-s needs a STATUS")?),
-            "-f" => func = Some(it.next().context("-f needs a FUNC")?),
-            "-t" => stacks = true,
-            "-group" | "--group" | "-g" => group = true,
-            other => bail!("goroutines: unknown argument {other:?} (see 'help goroutines')"),
-        }
-    }
-    let keep = |g: &&Goroutine| {
-        status.is_none_or(|st| g.status.contains(st))
-            && func.is_none_or(|f| g.frames.iter().any(|fr| fr.function.contains(f)))
-    };
-    let dump = s.dump();
-    let chosen: Vec<&Goroutine> = dump.goroutines.iter().filter(keep).collect();
-    if group {
-        let sub = Dump {
-            goroutines: chosen.into_iter().cloned().collect(),
-            ..dump.clone()
-        };
-        report::write_grouped(out, &sub)?;
-        return Ok(());
-    }
-    for g in &chosen {
-        let mark = if Some(g.id) == s.current { '*' } else { ' ' };
-        writeln!(out, "{mark} {}", summary(g))?;
-        if stacks {
-            write_frames(out, g, usize::MAX, "\t")?;
-        }
-    }
-    writeln!(out, "[{} goroutines]", chosen.len())?;
-    Ok(())
-}
 
 /// `Goroutine 12 - chan receive - main.chanReceive (main.go:31) [locked] (thread 123)`
 fn summary(g: &Goroutine) -> String {
@@ -92,7 +51,7 @@ pub fn goroutine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<
         let saved = (s.current, s.frame);
         s.select(id)?;
         let result = table::execute(s, &rest.join(" "), out);
-        (s.current, s.frame) = saved;
+        super::stack::restore(s, saved);
         return result;
     }
     let from = s.current;
@@ -185,8 +144,8 @@ pub fn thread(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()>
 }
 
 /// Words, where "..." or '...' makes one word of a status with spaces
-/// (`-s "chan receive"`).
-fn quoted_words(line: &str) -> Vec<String> {
+/// (`-status "chan receive"`).
+pub(super) fn quoted_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut rest = line.trim_start();
     while !rest.is_empty() {
@@ -211,12 +170,12 @@ mod tests {
     #[test]
     fn quotes_group_a_status_with_spaces() {
         assert_eq!(
-            quoted_words(r#"-s "chan receive" -t"#),
-            ["-s", "chan receive", "-t"]
+            quoted_words(r#"-status "chan receive" -t"#),
+            ["-status", "chan receive", "-t"]
         );
         assert_eq!(
-            quoted_words("-s 'select (no cases)'"),
-            ["-s", "select (no cases)"]
+            quoted_words("-status 'select (no cases)'"),
+            ["-status", "select (no cases)"]
         );
         assert_eq!(quoted_words("  -f main.hold  "), ["-f", "main.hold"]);
         assert_eq!(quoted_words(r#"-s "unterminated"#), ["-s", "unterminated"]);

@@ -13,17 +13,23 @@
 
 mod backend;
 mod cond;
+mod config;
 mod data;
 mod disasm;
 mod exec;
 mod frontend;
 mod goroutines;
+mod grlist;
 mod history;
+mod info;
 mod locate;
+mod pattern;
+mod script;
 mod session;
 mod slowdown;
 mod source;
 mod stack;
+mod stackfull;
 mod state;
 mod stepinto;
 mod table;
@@ -119,10 +125,15 @@ fn banner(s: &Session) -> String {
 /// handler is reported the same way and the session goes on.
 fn run_line(s: &mut Session, line: &str) -> bool {
     let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut buffered = io::BufWriter::new(stdout.lock());
+    // Through the transcript, when `transcript` turned one on.
+    let mut out = script::Tee {
+        stdout: &mut buffered,
+    };
     let result = catch_unwind(AssertUnwindSafe(|| table::execute(s, line, &mut out)));
     let flushed = out.flush();
-    drop(out);
+    // Releases stdout's lock before errors go to stderr.
+    drop(buffered);
     let err = match result {
         Ok(Ok(())) => match flushed {
             Ok(()) => return true,
@@ -132,6 +143,7 @@ fn run_line(s: &mut Session, line: &str) -> bool {
         Err(_) => anyhow::anyhow!("internal error in {line:?} (a bug in goat; please report it)"),
     };
     eprintln!("error: {err:#}");
+    script::note_error(&format!("error: {err:#}"));
     false
 }
 

@@ -7,9 +7,6 @@ use anyhow::{anyhow, bail, Result};
 
 use super::state::Session;
 
-/// Lines shown either side of the location.
-const CONTEXT: usize = 5;
-
 /// Source files bigger than this are not shown (a real one is far smaller).
 const SOURCE_MAX: u64 = 64 << 20;
 
@@ -20,6 +17,9 @@ const SOURCE_MAX: u64 = 64 << 20;
 pub(super) fn read_lines(file: &str) -> Result<Vec<String>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
+    // `config substitute-path`: the build machine's path, as here.
+    let substituted = super::config::substitute(file);
+    let file = substituted.as_deref().unwrap_or(file);
     let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
@@ -27,7 +27,10 @@ pub(super) fn read_lines(file: &str) -> Result<Vec<String>> {
     let f = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("source file {file} is not on this machine (the binary was built elsewhere?)")
+            bail!(
+                "source file {file} is not on this machine (built elsewhere? \
+                 'config substitute-path FROM TO' maps its directory to one here)"
+            )
         }
         Err(e) => bail!("cannot read source file {file}: {e}"),
     };
@@ -85,8 +88,10 @@ pub(super) fn write_listing(
     if line == 0 || line as usize > lines.len() {
         bail!("{file} has {} lines; there is no line {line}", lines.len());
     }
-    let first = (line as usize).saturating_sub(CONTEXT).max(1);
-    let last = (line as usize + CONTEXT).min(lines.len());
+    // Lines either side: `config source-list-line-count` (5 by default).
+    let context = super::config::get().source_list_line_count;
+    let first = (line as usize).saturating_sub(context).max(1);
+    let last = (line as usize).saturating_add(context).min(lines.len());
     for n in first..=last {
         let arrow = if Some(n as u32) == mark { "=>" } else { "  " };
         writeln!(out, "{arrow} {n:>5}:\t{}", lines[n - 1])?;
@@ -95,18 +100,33 @@ pub(super) fn write_listing(
 }
 
 /// `LINE`, `FILE:LINE` or a function name, as (file, line).
-fn resolve(s: &Session, loc: &str, current_file: Option<&str>) -> Result<(String, u32)> {
+pub(super) fn resolve(s: &Session, loc: &str, current_file: Option<&str>) -> Result<(String, u32)> {
     if let Ok(line) = loc.parse::<u32>() {
         let file = current_file.ok_or_else(|| anyhow!("list {loc}: no frame selected"))?;
         return Ok((file.to_string(), line));
     }
+    let tab = s.prog.binary().pclntab()?;
     if let Some((file, line)) = loc.rsplit_once(':') {
         let line: u32 = line
             .parse()
             .map_err(|_| anyhow!("list: {line:?} is not a line number"))?;
-        return Ok((find_file(s, file), line));
+        // FUNC:LINE (Delve): line LINE of the file FUNC is in.
+        let func = tab
+            .func_by_name(file)
+            .or_else(|| tab.func_by_name(&format!("main.{file}")));
+        if let Some(f) = func.filter(|_| !file.ends_with(".go")) {
+            let (path, start) = f.file_line(f.entry())?;
+            // FUNC:0 is the function itself.
+            return Ok((path.to_string(), if line == 0 { start } else { line }));
+        }
+        let found = find_file(s, file);
+        // Not a function, and not a Go file anywhere: say that, rather
+        // than that a "source file main.nosuch" is missing.
+        if !file.ends_with(".go") && !Path::new(&found).exists() {
+            bail!("list: no function or source file {file:?}");
+        }
+        return Ok((found, line));
     }
-    let tab = s.prog.binary().pclntab()?;
     let func = tab
         .func_by_name(loc)
         .or_else(|| tab.func_by_name(&format!("main.{loc}")))
@@ -115,8 +135,8 @@ fn resolve(s: &Session, loc: &str, current_file: Option<&str>) -> Result<(String
     Ok((file.to_string(), line))
 }
 
-/// `file` as given when it exists, else the one file of the stacks whose
-/// path ends with it (`main.go` → `/src/app/main.go`).
+/// `file` as given when it exists, else the one file of the stacks (else
+/// of the binary) whose path ends with it (`main.go` → `/src/app/main.go`).
 fn find_file(s: &Session, file: &str) -> String {
     if Path::new(file).exists() {
         return file.to_string();
@@ -132,8 +152,17 @@ fn find_file(s: &Session, file: &str) -> String {
                 .chain(g.created_by.iter().map(|c| c.file.as_str()))
         })
         .find(|f| f.ends_with(&suffix))
-        .unwrap_or(file)
-        .to_string()
+        .map(str::to_string)
+        .or_else(|| {
+            // Not on any stack: any source file of the binary's functions.
+            let tab = s.prog.binary().pclntab().ok()?;
+            tab.functions()
+                .filter_map(|f| f.file_line(f.entry()).ok())
+                .map(|(path, _)| path)
+                .find(|p| p.ends_with(&suffix))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| file.to_string())
 }
 
 #[cfg(test)]

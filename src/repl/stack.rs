@@ -4,19 +4,29 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::source;
 use super::state::Session;
+use super::{source, table};
 use crate::goruntime::{Frame, Goroutine};
 
-/// `stack [DEPTH]`
+/// `stack [DEPTH] [-full]`
 pub fn stack(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let depth = match args {
-        [] => usize::MAX,
-        [n] => n
-            .parse()
-            .map_err(|_| anyhow!("stack: {n:?} is not a depth"))?,
-        _ => bail!("usage: stack [DEPTH]"),
-    };
+    let (mut depth, mut full) = (None, false);
+    for a in args {
+        match *a {
+            "-full" => full = true,
+            n if depth.is_none() && !n.starts_with('-') => {
+                depth = Some(
+                    n.parse()
+                        .map_err(|_| anyhow!("stack: {n:?} is not a depth"))?,
+                )
+            }
+            _ => bail!("usage: stack [DEPTH] [-full]"),
+        }
+    }
+    let depth = depth.unwrap_or(usize::MAX);
+    if full {
+        return super::stackfull::stack_full(s, depth, out);
+    }
     let g = s.current_g()?;
     write_frames(out, g, depth, "")
 }
@@ -36,7 +46,7 @@ pub(super) fn write_frames(
             let n = e.count.map_or(String::new(), |n| format!("{n} "));
             writeln!(out, "{indent}...{n}frames elided...")?;
         }
-        write_frame(out, i, f, width, indent)?;
+        write_frame_at(out, i, f, width, indent)?;
     }
     if shown < g.frames.len() {
         writeln!(out, "{indent}(... {} more frames)", g.frames.len() - shown)?;
@@ -49,7 +59,13 @@ pub(super) fn write_frames(
     Ok(())
 }
 
-fn write_frame(out: &mut dyn Write, i: usize, f: &Frame, width: usize, indent: &str) -> Result<()> {
+pub(super) fn write_frame_at(
+    out: &mut dyn Write,
+    i: usize,
+    f: &Frame,
+    width: usize,
+    indent: &str,
+) -> Result<()> {
     let inlined = if f.inlined { " (inlined)" } else { "" };
     writeln!(
         out,
@@ -60,46 +76,81 @@ fn write_frame(out: &mut dyn Write, i: usize, f: &Frame, width: usize, indent: &
     Ok(())
 }
 
-/// `frame [N]`
+/// `frame [N [COMMAND]]`: with a COMMAND, Delve's prefix form: COMMAND runs
+/// in frame N and the selection stays as it was.
 pub fn frame(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    match args {
-        [] => {}
-        [n] => {
-            let n = n
-                .parse()
-                .map_err(|_| anyhow!("frame: {n:?} is not a frame number"))?;
-            select(s, n)?;
-        }
-        _ => bail!("usage: frame [N]"),
-    }
-    show_selected(s, out)
-}
-
-/// `up [N]`: towards the caller.
-pub fn up(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let n = count(args, "up")?;
-    select(s, s.frame.saturating_add(n))?;
-    show_selected(s, out)
-}
-
-/// `down [N]`: towards the callee.
-pub fn down(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let n = count(args, "down")?;
-    let Some(to) = s.frame.checked_sub(n) else {
-        bail!("down: already at frame {} (0 is the innermost)", s.frame);
+    let Some((n, rest)) = args.split_first() else {
+        return show_selected(s, out);
     };
+    let n = n
+        .parse()
+        .map_err(|_| anyhow!("frame: {n:?} is not a frame number"))?;
+    if !rest.is_empty() {
+        return run_in_frame(s, n, rest, out);
+    }
+    select(s, n)?;
+    show_selected(s, out)
+}
+
+/// `up [N] [COMMAND]`: towards the caller.
+pub fn up(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let (n, rest) = count(args)?;
+    let to = s.frame.saturating_add(n);
+    if !rest.is_empty() {
+        return run_in_frame(s, to, rest, out);
+    }
     select(s, to)?;
     show_selected(s, out)
 }
 
-fn count(args: &[&str], cmd: &str) -> Result<usize> {
-    match args {
-        [] => Ok(1),
-        [n] => n
-            .parse()
-            .map_err(|_| anyhow!("{cmd}: {n:?} is not a number of frames")),
-        _ => bail!("usage: {cmd} [N]"),
+/// `down [N] [COMMAND]`: towards the callee.
+pub fn down(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let (n, rest) = count(args)?;
+    let Some(to) = s.frame.checked_sub(n) else {
+        bail!("down: already at frame {} (0 is the innermost)", s.frame);
+    };
+    if !rest.is_empty() {
+        return run_in_frame(s, to, rest, out);
     }
+    select(s, to)?;
+    show_selected(s, out)
+}
+
+/// The frame count of `up`/`down` (1 when the first word is not a number,
+/// so `up locals` reads as Delve's `up 1 locals`) and the command after it.
+fn count<'a, 'b>(args: &'a [&'b str]) -> Result<(usize, &'a [&'b str])> {
+    match args.split_first() {
+        None => Ok((1, args)),
+        Some((n, rest)) => match n.parse() {
+            Ok(n) => Ok((n, rest)),
+            // A number too big for a frame count is still a number.
+            Err(_) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                bail!("{n:?} is not a number of frames")
+            }
+            Err(_) => Ok((1, args)),
+        },
+    }
+}
+
+/// Runs `cmd` with frame `n` of the current goroutine selected, then puts
+/// the selection back (whether `cmd` worked or not), as Delve's prefix
+/// forms leave the user where they were.
+fn run_in_frame(s: &mut Session, n: usize, cmd: &[&str], out: &mut dyn Write) -> Result<()> {
+    let saved = (s.current, s.frame);
+    select(s, n)?;
+    let result = table::execute(s, &cmd.join(" "), out);
+    restore(s, saved);
+    result
+}
+
+/// Puts back a selection saved before a prefixed command, unless the
+/// command ran the target and the goroutine or frame is gone since.
+pub(super) fn restore(s: &mut Session, (id, frame): (Option<u64>, usize)) {
+    let Some(g) = id.and_then(|id| s.goroutine(id)) else {
+        return;
+    };
+    let frame = if frame < g.frames.len() { frame } else { 0 };
+    (s.current, s.frame) = (id, frame);
 }
 
 fn select(s: &mut Session, n: usize) -> Result<()> {

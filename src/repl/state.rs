@@ -201,11 +201,7 @@ impl<'a> Session<'a> {
     /// The variables' scope of the selected frame: its pc, CFA and, for the
     /// innermost frame of a goroutine running on a thread, the registers.
     pub(super) fn scope(&self) -> Result<Scope<'_>> {
-        let index = self
-            .vars
-            .get_or_init(|| VarIndex::load(self.prog.binary().data()))
-            .as_ref()
-            .map_err(|e| anyhow!("no variable information: {e}"))?;
+        let index = self.var_index()?;
         let g = self.current_g()?;
         let selected = self.current_frame()?;
         // An inlined call shares the physical frame that follows it.
@@ -234,6 +230,14 @@ impl<'a> Session<'a> {
             types: self.prog.binary().pclntab().ok().and_then(|t| t.types()),
             regs,
         })
+    }
+
+    /// The DWARF variable index (built on first use), or why there is none.
+    pub(super) fn var_index(&self) -> Result<&VarIndex> {
+        self.vars
+            .get_or_init(|| VarIndex::load(self.prog.binary().data()))
+            .as_ref()
+            .map_err(|e| anyhow!("no variable information: {e}"))
     }
 
     /// The thread the goroutine runs on, if it runs on one.

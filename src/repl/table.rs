@@ -6,7 +6,9 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::state::Session;
-use super::{data, disasm, exec, goroutines, session, source, stack, vars};
+use super::{
+    config, data, disasm, exec, goroutines, grlist, info, script, session, source, stack, vars,
+};
 
 /// A command's handler: the session, the words after the command name, and
 /// where to print.
@@ -127,8 +129,9 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["c"],
         group: Group::Running,
         help: "Run until a breakpoint or Ctrl-C.",
-        usage: "continue   (short: c)\n\n\
-            Ctrl-C stops the program and returns to the prompt.",
+        usage: "continue [LOCATION]   (short: c)\n\n\
+            Ctrl-C stops the program and returns to the prompt. With a LOCATION\n\
+            (as break takes it), stop there too: a breakpoint for this run only.",
         arg: Arg::None,
         run: exec::cont,
     },
@@ -137,7 +140,8 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["n"],
         group: Group::Running,
         help: "Run the current goroutine to the next line, over calls.",
-        usage: "next   (short: n)\n\n\
+        usage: "next [N]   (short: n)\n\n\
+            N lines (default 1; a breakpoint hit ends it sooner).\n\
             Follows the current goroutine (whatever thread runs it) and its frame\n\
             (not a recursive call's); stops at a return into the caller too.",
         arg: Arg::None,
@@ -148,7 +152,8 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["s"],
         group: Group::Running,
         help: "Like next, but into functions the line calls.",
-        usage: "step   (short: s)\n\n\
+        usage: "step [N]   (short: s)\n\n\
+            N lines (default 1; a breakpoint hit ends it sooner).\n\
             Stops after the prologue of a Go function the current line calls\n\
             directly (runtime internals and calls through a func value or an\n\
             interface are stepped over).",
@@ -169,15 +174,26 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["grs"],
         group: Group::Goroutines,
         help: "List the goroutines.",
-        usage: "goroutines [-s STATUS] [-f FUNC] [-t] [-group]\n\n\
-            -s STATUS  only goroutines whose status contains STATUS (e.g. -s chan,\n           \
-            -s \"chan receive\")\n\
-            -f FUNC    only goroutines with a frame whose function contains FUNC\n\
-            -t         print each goroutine's stack too\n\
-            -group     collapse goroutines with identical stacks (runtime layout)\n\n\
-            The current goroutine is marked with '*'.",
+        usage: "goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-with|-without WHAT [EXPR]]\n\
+            \x20          [-group KEY] [-f FUNC] [-status STATUS] [-exec COMMAND]\n\n\
+            Which location each line shows: -u the innermost frame outside the\n\
+            runtime (default), -r the innermost frame, -g the go statement that\n\
+            created it, -s its start function (the outermost frame read).\n\
+            -t [DEPTH]    each goroutine's stack too (10 frames unless DEPTH)\n\
+            -with|-w, -without|-wo (userloc|curloc|goloc|startloc) EXPR\n\
+            \x20             keep goroutines whose location (function, file:line)\n\
+            \x20             contains EXPR, or does not\n\
+            -with|-without running|user   on an OS thread; not started in the runtime\n\
+            -group (userloc|curloc|goloc|startloc|running|user)\n\
+            \x20             by that key: 5 goroutines of each group and its total\n\
+            -group        (no key) collapse identical stacks, runtime layout\n\
+            -f FUNC       only goroutines with a frame whose function contains FUNC\n\
+            -status S     only goroutines whose status contains S (-status \"chan receive\")\n\
+            -exec COMMAND run COMMAND (the rest of the line) on each goroutine listed\n\n\
+            Labels (-l, label) and -chan are not supported yet. The current\n\
+            goroutine is marked with '*'.",
         arg: Arg::None,
-        run: goroutines::goroutines,
+        run: grlist::goroutines,
     },
     Command {
         name: "goroutine",
@@ -213,7 +229,9 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["bt"],
         group: Group::Stack,
         help: "Print the current goroutine's stack.",
-        usage: "stack [DEPTH]\n\nAt most DEPTH frames, innermost first.",
+        usage: "stack [DEPTH] [-full]\n\n\
+            At most DEPTH frames, innermost first. -full prints each frame's\n\
+            arguments and locals under it, as args and locals do.",
         arg: Arg::None,
         run: stack::stack,
     },
@@ -221,8 +239,10 @@ pub static COMMANDS: &[Command] = &[
         name: "frame",
         aliases: &[],
         group: Group::Stack,
-        help: "Select a frame of the current goroutine.",
-        usage: "frame [N]\n\nWithout N, show the selected frame.",
+        help: "Select a frame of the current goroutine, or run a command in one.",
+        usage: "frame [N [COMMAND]]\n\n\
+            Without N, show the selected frame. With a COMMAND (frame 4 list,\n\
+            frame 2 p x), run COMMAND in frame N and keep the selection.",
         arg: Arg::None,
         run: stack::frame,
     },
@@ -231,7 +251,9 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Stack,
         help: "Move to an outer frame (the caller).",
-        usage: "up [N]",
+        usage: "up [N] [COMMAND]\n\n\
+            N frames towards the caller (default 1); with a COMMAND (up 2 locals),\n\
+            run it there and keep the selection.",
         arg: Arg::None,
         run: stack::up,
     },
@@ -240,7 +262,9 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Stack,
         help: "Move to an inner frame (the callee).",
-        usage: "down [N]",
+        usage: "down [N] [COMMAND]\n\n\
+            N frames towards the callee (default 1); with a COMMAND, run it there\n\
+            and keep the selection.",
         arg: Arg::None,
         run: stack::down,
     },
@@ -250,10 +274,51 @@ pub static COMMANDS: &[Command] = &[
         group: Group::Source,
         help: "Show source around the selected frame or a location.",
         usage: "list [LOCATION]\n\n\
-            LOCATION is LINE (in the selected frame's file), FILE:LINE or a\n\
-            function name (main.main). Five lines either side are shown.",
+            LOCATION is LINE (in the selected frame's file), FILE:LINE, FUNC or\n\
+            FUNC:LINE (line LINE of FUNC's file). `config source-list-line-count`\n\
+            lines either side are shown (5); `config substitute-path` maps the\n\
+            build machine's directories to this one's.",
         arg: Arg::Location,
         run: source::list,
+    },
+    Command {
+        name: "funcs",
+        aliases: &[],
+        group: Group::Source,
+        help: "List the functions of the binary.",
+        usage: "funcs [REGEX]\n\n\
+            Only those matching REGEX (. [] * + ? ^ $ | and \\ escapes; no groups).",
+        arg: Arg::None,
+        run: info::funcs,
+    },
+    Command {
+        name: "sources",
+        aliases: &[],
+        group: Group::Source,
+        help: "List the source files of the binary's functions.",
+        usage: "sources [REGEX]",
+        arg: Arg::None,
+        run: info::sources,
+    },
+    Command {
+        name: "types",
+        aliases: &[],
+        group: Group::Source,
+        help: "List the types of the binary (from DWARF).",
+        usage: "types [REGEX]",
+        arg: Arg::None,
+        run: info::types,
+    },
+    Command {
+        name: "edit",
+        aliases: &["ed"],
+        group: Group::Source,
+        help: "Open $DELVE_EDITOR or $EDITOR at the selected frame's line.",
+        usage: "edit [LOCATION]\n\n\
+            Runs the editor with +LINE FILE; only when stdin and stdout are a\n\
+            terminal. LOCATION as list takes it.",
+        arg: Arg::Location,
+        run: script::edit,
     },
     Command {
         name: "disassemble",
@@ -311,6 +376,26 @@ pub static COMMANDS: &[Command] = &[
             The variables in scope at the frame's pc, one `name = value` a line.",
         arg: Arg::None,
         run: vars::locals,
+    },
+    Command {
+        name: "vars",
+        aliases: &[],
+        group: Group::Data,
+        help: "Print package variables and their values.",
+        usage: "vars [REGEX]\n\n\
+            Every package variable DWARF describes (only those whose full name\n\
+            matches REGEX), printed as print prints it.",
+        arg: Arg::None,
+        run: info::vars,
+    },
+    Command {
+        name: "libraries",
+        aliases: &[],
+        group: Group::Data,
+        help: "List the shared libraries mapped into the program.",
+        usage: "libraries",
+        arg: Arg::None,
+        run: info::libraries,
     },
     Command {
         name: "print",
@@ -377,6 +462,52 @@ pub static COMMANDS: &[Command] = &[
             FIFO, device or directory. The target stays stopped.",
         arg: Arg::None,
         run: session::core,
+    },
+    Command {
+        name: "dump",
+        aliases: &[],
+        group: Group::Session,
+        help: "Write an ELF core of the stopped target (Delve's name for core).",
+        usage: "dump [-f] FILE\n\nThe same as core.",
+        arg: Arg::None,
+        run: info::dump,
+    },
+    Command {
+        name: "source",
+        aliases: &[],
+        group: Group::Session,
+        help: "Run the commands in a file.",
+        usage: "source FILE\n\n\
+            One command a line (# starts a comment); - reads them from stdin. A\n\
+            failing command prints its error and the script goes on.",
+        arg: Arg::None,
+        run: script::source_cmd,
+    },
+    Command {
+        name: "transcript",
+        aliases: &[],
+        group: Group::Session,
+        help: "Append the commands' output to a file.",
+        usage: "transcript [-t] [-x] FILE | transcript -off\n\n\
+            -t truncates FILE first; -x leaves stdout out (the file only);\n\
+            -off stops. FILE is created 0600; a symbolic link is refused.",
+        arg: Arg::None,
+        run: script::transcript,
+    },
+    Command {
+        name: "config",
+        aliases: &[],
+        group: Group::Session,
+        help: "Show or change the session's settings.",
+        usage: "config -list | config SETTING VALUE\n\n\
+            substitute-path FROM TO   list (and stops) read FROM/... as TO/...\n\
+            substitute-path -clear [FROM]   remove every rule (or FROM's)\n\
+            max-string-len N, max-array-values N   load limits for values (kept\n\
+            \x20                         for the evaluator; print's limits are fixed today)\n\
+            source-list-line-count N  lines list shows either side (5)\n\n\
+            Settings last for the session (-save is not supported yet).",
+        arg: Arg::None,
+        run: config::config,
     },
     Command {
         name: "quit",

@@ -205,6 +205,11 @@ impl VarIndex {
         self.globals.get(name).copied()
     }
 
+    /// Every package variable, by full name (for `vars`).
+    pub fn globals(&self) -> impl Iterator<Item = (&str, Global)> + '_ {
+        self.globals.iter().map(|(n, g)| (n.as_str(), *g))
+    }
+
     pub fn ty(&self, offset: usize) -> Option<&Type> {
         self.types.get(&offset)
     }

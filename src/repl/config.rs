@@ -1,0 +1,120 @@
+//! `config`: the session's settings (Delve's names). Process-wide, as one
+//! goat process runs one session; `list` and the stop banners read
+//! `substitute-path` through [`substitute`].
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::state::Session;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// (from, to) prefixes, first match wins (Delve's order).
+    pub substitute_path: Vec<(String, String)>,
+    pub max_string_len: usize,
+    pub max_array_values: usize,
+    pub source_list_line_count: usize,
+}
+
+static CONFIG: Mutex<Config> = Mutex::new(Config {
+    substitute_path: Vec::new(),
+    // Delve's defaults.
+    max_string_len: 64,
+    max_array_values: 64,
+    source_list_line_count: 5,
+});
+
+/// A copy of the settings.
+pub fn get() -> Config {
+    CONFIG
+        .lock()
+        .map_or_else(|e| e.into_inner().clone(), |c| c.clone())
+}
+
+fn update(f: impl FnOnce(&mut Config)) {
+    let mut c = CONFIG.lock().unwrap_or_else(|e| e.into_inner());
+    f(&mut c);
+}
+
+/// `path` with the first matching substitute-path rule applied (a rule
+/// matches a whole leading directory: /a does not rewrite /ab).
+pub fn substitute(path: &str) -> Option<String> {
+    get().substitute_path.iter().find_map(|(from, to)| {
+        let from = from.trim_end_matches('/');
+        let rest = path.strip_prefix(from)?;
+        (rest.is_empty() || rest.starts_with('/') || from.is_empty())
+            .then(|| format!("{}{rest}", to.trim_end_matches('/')))
+    })
+}
+
+fn number(name: &str, v: &str) -> Result<usize> {
+    v.parse()
+        .map_err(|_| anyhow!("config {name}: {v:?} is not a number"))
+}
+
+/// `config -list | substitute-path FROM TO | substitute-path -clear [FROM]
+/// | max-string-len N | max-array-values N | source-list-line-count N`
+pub fn config(_s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    match args {
+        ["-list"] | [] => {
+            let c = get();
+            writeln!(out, "max-string-len         {}", c.max_string_len)?;
+            writeln!(out, "max-array-values       {}", c.max_array_values)?;
+            writeln!(out, "source-list-line-count {}", c.source_list_line_count)?;
+            if c.substitute_path.is_empty() {
+                writeln!(out, "substitute-path        (none)")?;
+            }
+            for (from, to) in &c.substitute_path {
+                writeln!(out, "substitute-path        {from} → {to}")?;
+            }
+        }
+        ["-save"] => bail!("config -save is not supported yet"),
+        ["substitute-path", "-clear"] => update(|c| c.substitute_path.clear()),
+        ["substitute-path", "-clear", from] => {
+            update(|c| c.substitute_path.retain(|(f, _)| f != from))
+        }
+        ["substitute-path", from, to] => update(|c| {
+            // Delve: setting a rule for FROM again replaces it.
+            c.substitute_path.retain(|(f, _)| f != from);
+            c.substitute_path.push((from.to_string(), to.to_string()));
+        }),
+        ["substitute-path", from] => update(|c| c.substitute_path.retain(|(f, _)| f != from)),
+        ["max-string-len", v] => {
+            let n = number("max-string-len", v)?;
+            update(|c| c.max_string_len = n)
+        }
+        ["max-array-values", v] => {
+            let n = number("max-array-values", v)?;
+            update(|c| c.max_array_values = n)
+        }
+        ["source-list-line-count", v] => {
+            let n = number("source-list-line-count", v)?.min(1000);
+            update(|c| c.source_list_line_count = n)
+        }
+        [name, ..] => {
+            bail!("config: unknown setting or wrong arguments {name:?} (see 'help config')")
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitute_path_rewrites_whole_leading_directories() {
+        update(|c| {
+            c.substitute_path = vec![("/build/src".into(), "/home/me/src/".into())];
+        });
+        assert_eq!(
+            substitute("/build/src/app/main.go").as_deref(),
+            Some("/home/me/src/app/main.go")
+        );
+        assert_eq!(substitute("/build/srcx/main.go"), None);
+        assert_eq!(substitute("/other/main.go"), None);
+        update(|c| c.substitute_path.clear());
+    }
+}

@@ -1,0 +1,353 @@
+//! `goroutines`: the list, with Delve's flags (which location each line
+//! shows, stacks, filters, grouping, a command run on each) and goat's own
+//! `-f FUNC` and `-status STATUS` filters.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::goroutines::{quoted_words, user_frame};
+use super::stack::{restore, write_frames};
+use super::state::Session;
+use super::{base_name, table};
+use crate::goruntime::{Dump, Frame, Goroutine};
+use crate::report;
+
+/// Delve's default stack depth for `-t`.
+const DEFAULT_DEPTH: usize = 10;
+/// Goroutines shown per group (Delve shows 5 and the total).
+const PER_GROUP: usize = 5;
+
+/// Which of a goroutine's locations a line shows, a filter tests or a
+/// group is keyed by (Delve's -u -r -g -s; userloc curloc goloc startloc).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loc {
+    User,
+    Current,
+    Go,
+    Start,
+}
+
+impl Loc {
+    fn from_key(key: &str) -> Option<Loc> {
+        Some(match key {
+            "userloc" => Loc::User,
+            "curloc" => Loc::Current,
+            "goloc" => Loc::Go,
+            "startloc" => Loc::Start,
+            _ => return None,
+        })
+    }
+
+    /// `FUNC (FILE:LINE)`, or why there is none.
+    fn of(self, g: &Goroutine) -> String {
+        let at = |f: &str, file: &str, line: u32| format!("{f} ({}:{line})", base_name(file));
+        let frame = match self {
+            Loc::User => user_frame(g),
+            Loc::Current => g.frames.first(),
+            Loc::Start => start_frame(g),
+            Loc::Go => {
+                return match &g.created_by {
+                    Some(c) => at(&c.function, &c.file, c.line),
+                    None => "(not created by a go statement)".into(),
+                }
+            }
+        };
+        frame.map_or("(no frames)".into(), |f| at(&f.function, &f.file, f.line))
+    }
+
+    /// What a substring filter is matched against: the full path too.
+    fn text(self, g: &Goroutine) -> String {
+        let full = |f: &str, file: &str, line: u32| format!("{f} {file}:{line}");
+        match self {
+            Loc::Go => g
+                .created_by
+                .as_ref()
+                .map_or(String::new(), |c| full(&c.function, &c.file, c.line)),
+            other => {
+                let f = match other {
+                    Loc::User => user_frame(g),
+                    Loc::Current => g.frames.first(),
+                    _ => start_frame(g),
+                };
+                f.map_or(String::new(), |f| full(&f.function, &f.file, f.line))
+            }
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Loc::User => "",
+            Loc::Current => "Runtime: ",
+            Loc::Go => "Go: ",
+            Loc::Start => "Start: ",
+        }
+    }
+}
+
+/// The outermost frame read below runtime.goexit: the function the
+/// goroutine started in, unless the stack was cut short (elided or
+/// unreadable).
+fn start_frame(g: &Goroutine) -> Option<&Frame> {
+    g.frames
+        .iter()
+        .rev()
+        .find(|f| &*f.function != "runtime.goexit")
+}
+
+/// Running on an OS thread (Delve's `running`).
+fn running(g: &Goroutine) -> bool {
+    g.m.is_some()
+}
+
+/// Started outside the runtime (Delve's `user`; runtime.main is the main
+/// goroutine, a user one).
+fn user(g: &Goroutine) -> bool {
+    start_frame(g).is_none_or(|f| {
+        let f = &*f.function;
+        f == "runtime.main" || !(f.starts_with("runtime.") || f.starts_with("internal/"))
+    })
+}
+
+enum Filter {
+    Loc(Loc, String),
+    Running,
+    User,
+}
+
+enum GroupBy {
+    Loc(Loc),
+    Running,
+    User,
+    /// goat's bare `-group`: identical stacks, in the runtime's layout.
+    Stack,
+}
+
+#[derive(Default)]
+struct Opts {
+    loc: Option<Loc>,
+    depth: Option<usize>,
+    /// (filter, wanted): -with is wanted, -without is not.
+    filters: Vec<(Filter, bool)>,
+    group: Option<GroupBy>,
+    status: Option<String>,
+    func: Option<String>,
+    exec: Option<String>,
+}
+
+const LABELS: &str = "goroutine labels are not read by goat yet";
+
+fn parse(args: &[&str]) -> Result<Opts> {
+    let words = quoted_words(&args.join(" "));
+    let mut o = Opts::default();
+    let mut i = 0;
+    let set_loc = |o: &mut Opts, l: Loc| match o.loc.replace(l) {
+        Some(_) => bail!("goroutines: give only one of -u -r -g -s"),
+        None => Ok(()),
+    };
+    while let Some(w) = words.get(i) {
+        i += 1;
+        let mut next = |what: &str| {
+            i += 1;
+            words
+                .get(i - 1)
+                .cloned()
+                .with_context(|| format!("goroutines: {w} needs {what}"))
+        };
+        match w.as_str() {
+            "-u" => set_loc(&mut o, Loc::User)?,
+            "-r" => set_loc(&mut o, Loc::Current)?,
+            "-g" => set_loc(&mut o, Loc::Go)?,
+            "-s" => set_loc(&mut o, Loc::Start)?,
+            "-l" => bail!("goroutines -l: {LABELS}"),
+            "-t" => {
+                let depth = words.get(i).and_then(|d| d.parse().ok());
+                if depth.is_some() {
+                    i += 1;
+                }
+                o.depth = Some(depth.unwrap_or(DEFAULT_DEPTH));
+            }
+            "-with" | "-w" | "-without" | "-wo" => {
+                let want = matches!(w.as_str(), "-with" | "-w");
+                let kind = next("userloc|curloc|goloc|startloc|label|running|user")?;
+                let f = match kind.as_str() {
+                    "running" => Filter::Running,
+                    "user" => Filter::User,
+                    "label" => bail!("goroutines {w} label: {LABELS}"),
+                    k => match Loc::from_key(k) {
+                        Some(l) => Filter::Loc(l, next("a substring")?),
+                        None => bail!("goroutines: {w} takes userloc, curloc, goloc, startloc, label, running or user, not {k:?}"),
+                    },
+                };
+                o.filters.push((f, want));
+            }
+            "-group" | "--group" => {
+                let key = words.get(i).map(String::as_str);
+                let by = match key {
+                    Some("running") => Some(GroupBy::Running),
+                    Some("user") => Some(GroupBy::User),
+                    Some("label") => bail!("goroutines -group label: {LABELS}"),
+                    Some(k) => Loc::from_key(k).map(GroupBy::Loc),
+                    None => None,
+                };
+                if by.is_some() {
+                    i += 1;
+                }
+                o.group = Some(by.unwrap_or(GroupBy::Stack));
+            }
+            "-chan" => bail!("goroutines -chan is not supported yet"),
+            "-exec" => {
+                let rest = words.get(i..).unwrap_or_default();
+                if rest.is_empty() {
+                    bail!("goroutines: -exec needs a command");
+                }
+                o.exec = Some(rest.join(" "));
+                break;
+            }
+            "-status" => o.status = Some(next("a STATUS")?),
+            "-f" => o.func = Some(next("a FUNC")?),
+            other => bail!("goroutines: unknown argument {other:?} (see 'help goroutines')"),
+        }
+    }
+    Ok(o)
+}
+
+fn keep(o: &Opts, g: &Goroutine) -> bool {
+    let status = o.status.as_deref();
+    let func = o.func.as_deref();
+    status.is_none_or(|st| g.status.contains(st))
+        && func.is_none_or(|f| g.frames.iter().any(|fr| fr.function.contains(f)))
+        && o.filters.iter().all(|(f, want)| {
+            let hit = match f {
+                Filter::Loc(l, sub) => l.text(g).contains(sub.as_str()),
+                Filter::Running => running(g),
+                Filter::User => user(g),
+            };
+            hit == *want
+        })
+}
+
+/// `goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-with|-without ...] [-group KEY]
+/// [-f FUNC] [-status STATUS] [-exec COMMAND]`
+pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let o = parse(args)?;
+    let dump = s.dump();
+    let chosen: Vec<&Goroutine> = dump.goroutines.iter().filter(|g| keep(&o, g)).collect();
+    if let Some(cmd) = &o.exec {
+        let ids: Vec<u64> = chosen.iter().map(|g| g.id).collect();
+        return exec_each(s, &ids, cmd, out);
+    }
+    let loc = o.loc.unwrap_or(Loc::User);
+    let line = |g: &Goroutine| {
+        let mark = if Some(g.id) == s.current { '*' } else { ' ' };
+        format!("{mark} {}", summary(g, loc))
+    };
+    let Some(by) = &o.group else {
+        for g in &chosen {
+            writeln!(out, "{}", line(g))?;
+            if let Some(depth) = o.depth {
+                write_frames(out, g, depth, "\t")?;
+            }
+        }
+        writeln!(out, "[{} goroutines]", chosen.len())?;
+        return Ok(());
+    };
+    let key = |g: &Goroutine| match by {
+        GroupBy::Loc(l) => l.of(g),
+        GroupBy::Running => format!("running={}", running(g)),
+        GroupBy::User => format!("user={}", user(g)),
+        GroupBy::Stack => String::new(),
+    };
+    if matches!(by, GroupBy::Stack) {
+        let sub = Dump {
+            goroutines: chosen.into_iter().cloned().collect(),
+            ..dump.clone()
+        };
+        report::write_grouped(out, &sub)?;
+        return Ok(());
+    }
+    let mut groups: BTreeMap<String, Vec<&Goroutine>> = BTreeMap::new();
+    for g in chosen {
+        groups.entry(key(g)).or_default().push(g);
+    }
+    // Biggest groups first, as goat stacks --group does.
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    for (i, (name, gs)) in groups.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{name}")?;
+        for g in gs.iter().take(PER_GROUP) {
+            writeln!(out, "\t{}", line(g))?;
+            if let Some(depth) = o.depth {
+                write_frames(out, g, depth, "\t\t")?;
+            }
+        }
+        writeln!(out, "\tTotal: {}", gs.len())?;
+    }
+    Ok(())
+}
+
+/// `-exec COMMAND`: COMMAND on each goroutine in turn; one failing is
+/// reported and the others still run. The selection stays as it was.
+fn exec_each(s: &mut Session, ids: &[u64], cmd: &str, out: &mut dyn Write) -> Result<()> {
+    // `grs -exec grs -exec ...` would multiply the work per level.
+    if EXEC_ACTIVE.swap(true, Ordering::Relaxed) {
+        bail!("goroutines -exec cannot run inside another goroutines -exec");
+    }
+    // Cleared on the way out, a panic caught by the session included.
+    let _guard = ExecGuard;
+    exec_each_inner(s, ids, cmd, out)
+}
+
+static EXEC_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+struct ExecGuard;
+
+impl Drop for ExecGuard {
+    fn drop(&mut self) {
+        EXEC_ACTIVE.store(false, Ordering::Relaxed);
+    }
+}
+
+fn exec_each_inner(s: &mut Session, ids: &[u64], cmd: &str, out: &mut dyn Write) -> Result<()> {
+    let saved = (s.current, s.frame);
+    for &id in ids {
+        writeln!(out, "Goroutine {id}:")?;
+        let result = s.select(id).and_then(|()| table::execute(s, cmd, out));
+        if let Err(e) = result {
+            writeln!(out, "error: {e:#}")?;
+        }
+        restore(s, saved);
+        // A command that ran the target invalidates the list.
+        if s.is_done() || !s.dump().goroutines.iter().any(|g| g.id == id) {
+            return Err(anyhow!("goroutines -exec: the stop changed; stopping"));
+        }
+    }
+    Ok(())
+}
+
+/// `Goroutine 12 - chan receive - main.chanReceive (main.go:31) [locked]
+/// (thread 123)`, the location being the one `loc` picks.
+fn summary(g: &Goroutine, loc: Loc) -> String {
+    let mut line = format!("Goroutine {} - {}", g.id, g.status);
+    if g.wait_minutes > 0 {
+        line += &format!(", {} minutes", g.wait_minutes);
+    }
+    if !g.frames.is_empty() || loc == Loc::Go {
+        line += &format!(" - {}{}", loc.label(), loc.of(g));
+    }
+    if g.locked {
+        line += " [locked]";
+    }
+    if let Some(m) = g.m {
+        line += &format!(" (thread {})", m.tid);
+    }
+    if g.unreadable.is_some() {
+        line += " [stack unreadable]";
+    }
+    line
+}
