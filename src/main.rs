@@ -118,6 +118,7 @@ mod exit {
     pub const NOT_CORE: u8 = 11;
     pub const BAD_CORE: u8 = 12;
     pub const NO_EXECUTABLE: u8 = 13;
+    pub const WRONG_EXECUTABLE: u8 = 14;
 }
 
 fn main() -> ExitCode {
@@ -208,6 +209,9 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
             CoreError::Truncated { .. } | CoreError::Malformed { .. } => exit::BAD_CORE,
             CoreError::Io { .. } => exit::FAILURE,
         },
+        InspectError::WrongExecutable { .. } | InspectError::NoGoroutines { .. } => {
+            exit::WRONG_EXECUTABLE
+        }
         InspectError::ExecutableMissing { .. } | InspectError::ExecutableUnnamed { .. } => {
             exit::NO_EXECUTABLE
         }

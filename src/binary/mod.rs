@@ -151,6 +151,22 @@ impl Binary {
         self.image.link_base()
     }
 
+    /// The file-backed part of each loadable segment, as `(link-time
+    /// address, file offset, size)`: what a process maps from the file.
+    pub fn file_segments(&self) -> Vec<(u64, u64, u64)> {
+        self.image
+            .segments()
+            .iter()
+            .map(|s| (s.vaddr, s.offset, s.filesz))
+            .collect()
+    }
+
+    /// The ELF header's entry point (link-time), read from `e_entry`.
+    pub fn entry(&self) -> Option<u64> {
+        let b = self.image.bytes().get(24..32)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    }
+
     /// The whole file.
     pub fn data(&self) -> &[u8] {
         self.image.bytes()

@@ -50,6 +50,23 @@ pub enum InspectError {
         named.display()
     )]
     ExecutableMissing { named: PathBuf },
+    /// The executable is not the one the core was taken of, or not the one
+    /// the process runs (rebuilt, other flags, another release, another
+    /// program): reading on would print plausible junk.
+    #[error("{} is not the executable {of}: {what}", exe.display())]
+    WrongExecutable {
+        exe: PathBuf,
+        /// "core FILE was taken of" or "pid N runs".
+        of: String,
+        what: super::verify::Mismatch,
+    },
+    /// No goroutine was found: a Go process always has at least one, so
+    /// the runtime's state was not where goat looked.
+    #[error(
+        "no goroutines found in {of}: a Go program always has one, so its runtime \
+         state was not read right (is the executable the one it ran?)"
+    )]
+    NoGoroutines { of: String },
     /// The core does not name its executable at all.
     #[error("{} does not name its executable: pass --exe", core.display())]
     ExecutableUnnamed { core: PathBuf },
@@ -70,9 +87,9 @@ pub enum Warning {
         exe: PathBuf,
         link: PathBuf,
     },
-    /// The executable's first page differs from the one the core holds for
-    /// the file it names: likely a different build.
-    ExecutableDiffers { exe: PathBuf, named: PathBuf },
+    /// Nothing in the core could show the executable is the one it was
+    /// taken of (why): what goat prints rests on the user's word.
+    ExecutableUnverified { exe: PathBuf, why: String },
     /// No tracer process could start for a core write: goat traces from
     /// its own process.
     NoTracerProcess { why: crate::tracer::NoTracerProcess },
@@ -90,11 +107,10 @@ impl std::fmt::Display for Warning {
                 exe.display(),
                 link.display()
             ),
-            Warning::ExecutableDiffers { exe, named } => write!(
+            Warning::ExecutableUnverified { exe, why } => write!(
                 f,
-                "{} differs from the executable the core was taken of ({}): frames may be wrong",
-                exe.display(),
-                named.display()
+                "cannot check that {} is the executable the core was taken of: {why}",
+                exe.display()
             ),
             Warning::NoTracerProcess { why } => write!(
                 f,

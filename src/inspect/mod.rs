@@ -21,6 +21,7 @@ mod open;
 mod phases;
 mod session;
 mod stacks;
+mod verify;
 mod write_core;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub use error::{InspectError, Warning};
 pub use phases::{hold_duration, test_hook_set, Phases};
 pub use session::Debuggee;
 pub use stacks::Stacks;
+pub use verify::Mismatch;
 pub use write_core::write_core;
 
 /// A Go program opened for reading: a live process (by pid) or a core and

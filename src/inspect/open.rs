@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::binary::Binary;
 use crate::corefile::CoreFile;
 use crate::goruntime::{GoError, GoProgram};
-use crate::process::{preflight, procfs, Target};
+use crate::process::{preflight, procfs, read_mappings, ProcessMemory, Target};
 use crate::tracer::AttachError;
 
-use super::{InspectError, Warning};
+use super::{verify, InspectError, Warning};
 
 /// Refuses targets that are not there, not attachable or not Go before any
 /// ptrace call, so the common mistakes get a plain answer and the target is
@@ -51,6 +51,17 @@ pub(super) fn open_program(
         Err(e) => return Err(not_go(e.into())),
     };
     let prog = GoProgram::load(bin).map_err(not_go)?;
+    // The file read through the link is the running one unless it was
+    // written over in place; its first page in memory tells.
+    let mem = ProcessMemory::new(pid);
+    let checked = verify::check_live(&mem, &read_mappings(pid), &exe, prog.binary());
+    if let Err(what) = checked {
+        return Err(InspectError::WrongExecutable {
+            exe: exe_link,
+            of: format!("pid {pid} runs"),
+            what,
+        });
+    }
     Ok((prog, exe))
 }
 
@@ -83,42 +94,43 @@ pub(super) fn open_core(
     };
     let bin = Binary::open(&exe).map_err(|e| not_go(e.into()))?;
     let prog = GoProgram::load(bin).map_err(not_go)?;
-    if let Some(n) = &named {
-        if differs(&core, n, prog.binary()) {
-            warn(Warning::ExecutableDiffers {
-                exe: exe.clone(),
-                named: n.clone(),
-            });
+    let checked = verify::check_core(&core, prog.binary(), named.as_deref()).map_err(|what| {
+        InspectError::WrongExecutable {
+            exe: exe.clone(),
+            of: format!("core {} was taken of", path.display()),
+            what,
         }
-    }
+    })?;
     let bias = match &named {
         Some(n) => prog.load_bias(core.mappings(), n)?,
         None if !prog.binary().is_pie() => 0,
-        None => prog.load_bias(core.mappings(), &exe)?,
+        // No NT_FILE: the entry point the core records places the file.
+        None => match core.entry().zip(prog.binary().entry()) {
+            Some((t, e)) if t >= e => t - e,
+            _ => prog.load_bias(core.mappings(), &exe)?,
+        },
     };
+    match checked {
+        // Verified to be the mapped file: it may stand in for pages neither
+        // the core nor NT_FILE covers (a damaged or missing NT_FILE note).
+        verify::Checked::Same => core.read_unmapped_from(&exe, &exe_ranges(prog.binary(), bias)),
+        verify::Checked::Unverified(why) => warn(Warning::ExecutableUnverified {
+            exe: exe.clone(),
+            why,
+        }),
+    }
     Ok((core, prog, bias))
 }
 
-/// Whether the executable's first page differs from the one the core holds
-/// for the file it names: likely a different build. Unknown (no such
-/// mapping, or the page is not in the core) counts as the same.
-fn differs(core: &CoreFile, named: &Path, bin: &Binary) -> bool {
-    let named_str = named.to_string_lossy();
-    let Some(first) = core
-        .mappings()
-        .iter()
-        .filter(|m| {
-            m.offset == 0
-                && m.path
-                    .as_deref()
-                    .is_some_and(|p| p.trim_end_matches(" (deleted)") == named_str)
+/// The executable's file-backed segments at their runtime addresses:
+/// `(start, end, file offset)`. A segment whose address overflows is left
+/// out (its bytes stay unreadable).
+fn exe_ranges(bin: &Binary, bias: u64) -> Vec<(u64, u64, u64)> {
+    bin.file_segments()
+        .into_iter()
+        .filter_map(|(vaddr, offset, size)| {
+            let start = vaddr.checked_add(bias)?;
+            Some((start, start.checked_add(size)?, offset))
         })
-        .min_by_key(|m| m.start)
-    else {
-        return false;
-    };
-    let want = &bin.data()[..bin.data().len().min(4096)];
-    let mut got = vec![0u8; want.len()];
-    // Only what the core itself holds (the kernel dumps an ELF's first page).
-    core.read_dumped(first.start, &mut got).is_ok() && got != want
+        .collect()
 }

@@ -61,6 +61,11 @@ impl Inspector {
         let capture = capture?;
         let dump = prog.decode(&capture, bias)?;
         clock.mark("decode");
+        if dump.goroutines.is_empty() {
+            return Err(InspectError::NoGoroutines {
+                of: format!("pid {pid}"),
+            });
+        }
         Ok(Stacks {
             dump,
             threads: capture.threads.len(),
@@ -85,6 +90,13 @@ impl Inspector {
         clock.mark("read");
         let dump = prog.decode(&capture, bias)?;
         clock.mark("decode");
+        // A Go process always has a goroutine: none is a wrong reading
+        // (most likely of another build), never an answer.
+        if dump.goroutines.is_empty() {
+            return Err(InspectError::NoGoroutines {
+                of: format!("core {}", core.path().display()),
+            });
+        }
         Ok(Stacks {
             dump,
             threads: capture.threads.len(),

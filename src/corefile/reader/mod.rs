@@ -8,7 +8,10 @@
 //!
 //! Memory the core did not dump (file-backed text and read-only data, which
 //! the kernel writes as headers only) is read from the mapped file itself,
-//! found through `NT_FILE`, as gdb does.
+//! found through `NT_FILE`, as gdb does, or from an executable the caller
+//! has checked is the mapped one ([`CoreFile::read_unmapped_from`]). Any
+//! other byte the core did not dump is a read fault, never a zero: reading
+//! it as zeros would print plausible wrong values.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -140,6 +143,9 @@ pub struct CoreFile {
     /// Sorted by `start`.
     file_maps: Vec<FileMap>,
     files: Vec<Backing>,
+    /// Ranges of a verified executable that back what neither the core nor
+    /// `NT_FILE` covers (sorted by `start`; `file` indexes `files`).
+    exe_maps: Vec<FileMap>,
     threads: Vec<Thread>,
     mappings: Vec<Mapping>,
     pid: Option<i32>,
@@ -211,6 +217,38 @@ impl CoreFile {
         }
     }
 
+    /// Reads what neither the core nor `NT_FILE` covers from `file`, at
+    /// `ranges` (`(start, end, file offset)`, runtime addresses). For the
+    /// caller to use only once it has checked `file` is the executable the
+    /// core was taken of: a core whose `NT_FILE` note is missing or
+    /// damaged then still reads the executable's text and read-only data.
+    pub fn read_unmapped_from(&mut self, file: &Path, ranges: &[(u64, u64, u64)]) {
+        self.files.push(Backing {
+            name: file.to_string_lossy().into_owned(),
+            local: Some(file.to_path_buf()),
+            source: OnceLock::new(),
+        });
+        let index = self.files.len() - 1;
+        self.exe_maps = ranges
+            .iter()
+            .filter(|(start, end, _)| start < end)
+            .map(|&(start, end, offset)| FileMap {
+                start,
+                end,
+                offset,
+                file: index,
+            })
+            .collect();
+        self.exe_maps.sort_by_key(|m| m.start);
+    }
+
+    /// The entry point (`AT_ENTRY` from `NT_AUXV`), when the core has one:
+    /// with the executable's own entry it gives the load bias without
+    /// `NT_FILE`.
+    pub fn entry(&self) -> Option<u64> {
+        self.entry
+    }
+
     /// The process id the core was taken of.
     pub fn pid(&self) -> Option<i32> {
         self.pid
@@ -258,12 +296,7 @@ impl CoreFile {
     }
 
     fn file_map_at(&self, addr: u64) -> Option<&FileMap> {
-        let after = self.file_maps.partition_point(|m| m.start <= addr);
-        self.file_maps[..after]
-            .iter()
-            .rev()
-            .take(4)
-            .find(|m| addr < m.end)
+        map_at(&self.file_maps, addr)
     }
 
     /// Fills a prefix of `buf` (at least one byte) from what covers `addr`;
@@ -273,6 +306,10 @@ impl CoreFile {
             // gdb's gcore leaves read-only file mappings out altogether.
             return self.read_mapped_file(addr, buf);
         };
+        if seg.flags & (PF_R | PF_W | PF_X) == 0 {
+            // A PROT_NONE reservation: the process could not read it either.
+            return None;
+        }
         let rel = addr - seg.vaddr;
         let n = buf
             .len()
@@ -283,21 +320,17 @@ impl CoreFile {
             return self.core.read_at(off, &mut buf[..n]).then_some(n);
         }
         // Not dumped: a file-backed page comes from the file, as mapped.
-        if self.file_map_at(addr).is_some() {
-            return self.read_mapped_file(addr, &mut buf[..n]);
-        }
-        // Anonymous and not dumped (MADV_DONTDUMP, or never touched): zeros,
-        // unless it was not even readable (a PROT_NONE reservation).
-        if seg.flags & (PF_R | PF_W | PF_X) == 0 {
-            return None;
-        }
-        buf[..n].fill(0);
-        Some(n)
+        // Anything else (MADV_DONTDUMP, or a mapping NT_FILE no longer
+        // names) is unknown, and reading it as zeros would print
+        // plausible wrong values: a fault.
+        self.read_mapped_file(addr, &mut buf[..n])
     }
 
     /// Fills a prefix of `buf` from the file `NT_FILE` says is mapped at `addr`.
     fn read_mapped_file(&self, addr: u64, buf: &mut [u8]) -> Option<usize> {
-        let m = self.file_map_at(addr)?;
+        let m = self
+            .file_map_at(addr)
+            .or_else(|| map_at(&self.exe_maps, addr))?;
         let n = buf
             .len()
             .min(usize::try_from(m.end - addr).unwrap_or(usize::MAX));
@@ -347,6 +380,12 @@ impl Target for CoreFile {
     fn mappings(&self) -> &[Mapping] {
         &self.mappings
     }
+}
+
+/// The map of `maps` (sorted by `start`, overlapping little) holding `addr`.
+fn map_at(maps: &[FileMap], addr: u64) -> Option<&FileMap> {
+    let after = maps.partition_point(|m| m.start <= addr);
+    maps[..after].iter().rev().take(4).find(|m| addr < m.end)
 }
 
 fn strip_deleted(name: &str) -> &str {

@@ -49,6 +49,7 @@ impl Parsed {
             segments: self.segments,
             file_maps,
             files,
+            exe_maps: Vec::new(),
             threads: self.threads,
             mappings: Vec::new(),
             pid: self.pid,

@@ -152,7 +152,7 @@ fn sample_exe(name: &str) -> PathBuf {
 }
 
 #[test]
-fn reads_dumped_zero_tail_file_backed_and_faults_on_prot_none() {
+fn reads_dumped_file_backed_and_faults_on_undumped_and_prot_none() {
     let exe = sample_exe("exe1");
     let core = CoreFile::from_bytes(sample(&exe)).unwrap();
     assert_eq!(core.pid(), Some(100));
@@ -168,8 +168,10 @@ fn reads_dumped_zero_tail_file_backed_and_faults_on_prot_none() {
     assert_eq!(core.read_u64(0x402000).unwrap(), 0x0303_0303_0303_0303);
     // Dumped data (the file's page 3 is not used: the core holds it).
     assert_eq!(core.read_u32(0x403000).unwrap(), 0xdddd_dddd);
-    // Anonymous tail that was not dumped reads as zeros.
-    assert_eq!(core.read_u64(0x7000_0ffc).unwrap(), 0x0000_0000_0707_0707);
+    // An anonymous tail that was not dumped is unknown, not zeros.
+    assert!(core.read_u64(0x7000_0ffc).is_err());
+    assert!(core.read_u64(0x7000_1000).is_err());
+    assert_eq!(core.read_u32(0x7000_0ffc).unwrap(), 0x0707_0707);
     // A PROT_NONE reservation and unmapped memory fault.
     assert!(core.read_u64(0x7000_2000).is_err());
     assert!(core.read_u64(0x7000_1ffc).is_err());
