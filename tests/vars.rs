@@ -13,6 +13,8 @@ mod core_file;
 mod eval;
 #[path = "vars/globals.rs"]
 mod globals;
+#[path = "vars/limits.rs"]
+mod limits;
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -228,6 +230,7 @@ fn unoptimized_build_shows_every_value_exactly() {
         bytes::check_bytes(&h);
         bytes::check_examine_expressions(&h);
         eval::check_expressions(&h);
+        limits::check_limits(&h);
         assert_untouched(h.fx.pid());
     }
 }

@@ -502,8 +502,10 @@ pub static COMMANDS: &[Command] = &[
         usage: "config -list | config SETTING VALUE\n\n\
             substitute-path FROM TO   list (and stops) read FROM/... as TO/...\n\
             substitute-path -clear [FROM]   remove every rule (or FROM's)\n\
-            max-string-len N, max-array-values N   load limits for values (kept\n\
-            \x20                         for the evaluator; print's limits are fixed today)\n\
+            max-string-len N          string bytes print shows (100; Delve 64)\n\
+            max-array-values N        elements and map entries shown (64)\n\
+            max-variable-recurse N    nesting levels shown before {...} (3; Delve 1)\n\
+            \x20                         (at most 1048576, 65536 and 16)\n\
             source-list-line-count N  lines list shows either side (5)\n\n\
             Settings last for the session (-save is not supported yet).",
         arg: Arg::None,
