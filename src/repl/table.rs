@@ -571,6 +571,10 @@ pub fn write_usage(out: &mut dyn Write, c: &Command) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+#[path = "cmdref.rs"]
+mod cmdref;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
