@@ -231,6 +231,7 @@ fn unoptimized_build_shows_every_value_exactly() {
         bytes::check_examine_expressions(&h);
         eval::check_expressions(&h);
         limits::check_limits(&h);
+        limits::check_filters(&h);
         assert_untouched(h.fx.pid());
     }
 }
@@ -296,8 +297,8 @@ fn runtime_frames_and_usage_errors() {
     assert!(err.contains("usage: print EXPR"), "{err}");
     let (_, err) = h.run("dump-bytes payload");
     assert!(err.contains("usage: dump-bytes EXPR FILE [-f]"), "{err}");
-    let (_, err) = h.run("locals x");
-    assert!(err.contains("usage: locals"), "{err}");
+    let (_, err) = h.run("locals x y");
+    assert!(err.contains("usage: locals [-v] [REGEX]"), "{err}");
 }
 
 /// `main.wait` is inlined into `main.outer` in optimized builds: its frame

@@ -24,6 +24,7 @@ mod grlist;
 mod history;
 mod info;
 mod locate;
+mod multiline;
 mod pattern;
 mod script;
 mod session;

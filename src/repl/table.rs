@@ -361,9 +361,10 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Data,
         help: "Print the arguments of the selected frame.",
-        usage: "args\n\n\
+        usage: "args [-v] [REGEX]\n\n\
             One `name = value` a line, from DWARF. A value the optimizer did not\n\
-            keep at this pc is shown as optimized out or unavailable.",
+            keep at this pc is shown as optimized out or unavailable. REGEX keeps\n\
+            the names it matches; -v puts each struct field on a line of its own.",
         arg: Arg::None,
         run: vars::args,
     },
@@ -372,8 +373,10 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Data,
         help: "Print the local variables of the selected frame.",
-        usage: "locals\n\n\
-            The variables in scope at the frame's pc, one `name = value` a line.",
+        usage: "locals [-v] [REGEX]\n\n\
+            The variables in scope at the frame's pc, one `name = value` a line.\n\
+            REGEX keeps the names it matches; -v puts each struct field on a line\n\
+            of its own.",
         arg: Arg::None,
         run: vars::locals,
     },

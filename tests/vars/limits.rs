@@ -1,5 +1,6 @@
 //! `config max-string-len`, `max-array-values` and `max-variable-recurse`
-//! change what `print` shows, on the held `main.hold` frame.
+//! change what `print` shows, and `args`/`locals` take Delve's `-v` and
+//! REGEX, on the held `main.hold` frame.
 
 use super::Held;
 
@@ -46,4 +47,25 @@ pub fn check_limits(h: &Held) {
     assert!(err.contains("over goat's maximum 65536"), "{f}: {err}");
     let (out, _) = h.run("config max-variable-recurse 5\nconfig -list");
     assert!(out.contains("max-variable-recurse   5"), "{f}: {out}");
+}
+
+/// `args`/`locals [-v] [REGEX]`.
+pub fn check_filters(h: &Held) {
+    let f = &h.flavour;
+    let (out, _) = h.run("args ^na");
+    assert_eq!(out.trim(), "name = \"gopher\"", "{f}");
+    let (out, _) = h.run("args -v ^in$");
+    assert_eq!(
+        out.trim(),
+        "in = main.Inner {\n\tName: \"inner\",\n\tCount: 5,}",
+        "{f}"
+    );
+    let (out, _) = h.run("locals ^msgs$|^flag$");
+    assert_eq!(
+        out.trim(),
+        "msgs = []string len: 3, cap: 3, [\"zero\",\"one\",\"two\"]\nflag = true",
+        "{f}"
+    );
+    let (out, _) = h.run("locals -v nomatch");
+    assert_eq!(out.trim(), "(no locals)", "{f}");
 }
