@@ -26,40 +26,61 @@ const MAX_CANDIDATES: usize = 64;
 /// The path `file` is read from, or a message saying where goat looked and
 /// which `config substitute-path` would fix it.
 pub(super) fn find(file: &str, cx: &Context) -> Result<PathBuf, String> {
-    let tried = candidates(file, cx);
-    // The first that exists at all: one that is not a regular file is
-    // refused by the reader, which says so.
-    if let Some(p) = tried.iter().find(|p| p.exists()) {
-        return Ok(p.clone());
+    // Stage by stage, so the Go installations are looked for (which runs
+    // `go env GOROOT` once) only when the cheap places have failed.
+    let mut tried: Vec<PathBuf> = Vec::new();
+    for stage in [Stage::AsNamed, Stage::GoRoot, Stage::ModCache] {
+        for p in candidates(stage, file, cx) {
+            if tried.len() >= MAX_CANDIDATES || tried.contains(&p) {
+                continue;
+            }
+            // The first that exists at all: one that is not a regular
+            // file is refused by the reader, which says so.
+            if p.exists() {
+                return Ok(p);
+            }
+            tried.push(p);
+        }
     }
     Err(not_found(file, cx, &tried))
 }
 
-fn candidates(file: &str, cx: &Context) -> Vec<PathBuf> {
+#[derive(Clone, Copy)]
+enum Stage {
+    /// substitute-path, the path as recorded, the target's root.
+    AsNamed,
+    /// The standard library in the binary's Go release.
+    GoRoot,
+    /// `-trimpath`'s `module@version/...` in the module cache.
+    ModCache,
+}
+
+fn candidates(stage: Stage, file: &str, cx: &Context) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
-    let mut push = |p: PathBuf| {
-        if out.len() < MAX_CANDIDATES && !out.contains(&p) {
-            out.push(p);
-        }
-    };
-    if let Some(s) = config::substitute(file) {
-        push(PathBuf::from(s));
-    }
-    push(PathBuf::from(file));
-    if let (Some(pid), true) = (cx.pid, file.starts_with('/')) {
-        push(PathBuf::from(format!("/proc/{pid}/root{file}")));
-    }
-    let rels = stdlib_rel(file);
-    if !rels.is_empty() {
-        for root in matching_roots(cx.go_version) {
-            for rel in &rels {
-                push(root.dir.join("src").join(rel));
+    match stage {
+        Stage::AsNamed => {
+            if let Some(s) = config::substitute(file) {
+                out.push(PathBuf::from(s));
+            }
+            out.push(PathBuf::from(file));
+            if let (Some(pid), true) = (cx.pid, file.starts_with('/')) {
+                out.push(PathBuf::from(format!("/proc/{pid}/root{file}")));
             }
         }
-    }
-    if let Some((module, rest)) = module_rel(file) {
-        for cache in mod_caches() {
-            push(cache.join(escape_module(module)).join(rest));
+        Stage::GoRoot => {
+            let rels = stdlib_rel(file);
+            if !rels.is_empty() {
+                for root in matching_roots(cx.go_version) {
+                    out.extend(rels.iter().map(|rel| root.dir.join("src").join(rel)));
+                }
+            }
+        }
+        Stage::ModCache => {
+            if let Some((module, rest)) = module_rel(file) {
+                for cache in mod_caches() {
+                    out.push(cache.join(escape_module(module)).join(rest));
+                }
+            }
         }
     }
     out
