@@ -13,6 +13,8 @@ mod core_file;
 mod eval;
 #[path = "vars/globals.rs"]
 mod globals;
+#[path = "vars/limits.rs"]
+mod limits;
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -228,6 +230,8 @@ fn unoptimized_build_shows_every_value_exactly() {
         bytes::check_bytes(&h);
         bytes::check_examine_expressions(&h);
         eval::check_expressions(&h);
+        limits::check_limits(&h);
+        limits::check_filters(&h);
         assert_untouched(h.fx.pid());
     }
 }
@@ -293,8 +297,8 @@ fn runtime_frames_and_usage_errors() {
     assert!(err.contains("usage: print EXPR"), "{err}");
     let (_, err) = h.run("dump-bytes payload");
     assert!(err.contains("usage: dump-bytes EXPR FILE [-f]"), "{err}");
-    let (_, err) = h.run("locals x");
-    assert!(err.contains("usage: locals"), "{err}");
+    let (_, err) = h.run("locals x y");
+    assert!(err.contains("usage: locals [-v] [REGEX]"), "{err}");
 }
 
 /// `main.wait` is inlined into `main.outer` in optimized builds: its frame

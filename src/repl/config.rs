@@ -8,21 +8,24 @@ use std::sync::Mutex;
 use anyhow::{anyhow, bail, Result};
 
 use super::state::Session;
+use crate::goruntime::vars::limits::Limits;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// (from, to) prefixes, first match wins (Delve's order).
     pub substitute_path: Vec<(String, String)>,
-    pub max_string_len: usize,
-    pub max_array_values: usize,
+    /// What `print`, `locals`, `args`... show of a value (Delve's
+    /// max-string-len, max-array-values, max-variable-recurse).
+    pub limits: Limits,
     pub source_list_line_count: usize,
 }
 
 static CONFIG: Mutex<Config> = Mutex::new(Config {
     substitute_path: Vec::new(),
-    // Delve's defaults.
-    max_string_len: 64,
-    max_array_values: 64,
+    // goat's defaults (string 100 bytes, 64 values, 3 levels), which differ
+    // from Delve's (64 bytes, 64 values, 1 level): `help config` says so.
+    limits: Limits::DEFAULT,
+    // Delve's default.
     source_list_line_count: 5,
 });
 
@@ -54,14 +57,26 @@ fn number(name: &str, v: &str) -> Result<usize> {
         .map_err(|_| anyhow!("config {name}: {v:?} is not a number"))
 }
 
+/// `number`, refused above `max` (the bound goat keeps on hostile lengths)
+/// rather than silently lowered, so the user knows what is in force.
+fn limit(name: &str, v: &str, max: u64) -> Result<u64> {
+    let n = number(name, v)? as u64;
+    if n > max {
+        bail!("config {name}: {n} is over goat's maximum {max}");
+    }
+    Ok(n)
+}
+
 /// `config -list | substitute-path FROM TO | substitute-path -clear [FROM]
-/// | max-string-len N | max-array-values N | source-list-line-count N`
+/// | max-string-len N | max-array-values N | max-variable-recurse N
+/// | source-list-line-count N`
 pub fn config(_s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     match args {
         ["-list"] | [] => {
             let c = get();
-            writeln!(out, "max-string-len         {}", c.max_string_len)?;
-            writeln!(out, "max-array-values       {}", c.max_array_values)?;
+            writeln!(out, "max-string-len         {}", c.limits.string_len)?;
+            writeln!(out, "max-array-values       {}", c.limits.array_values)?;
+            writeln!(out, "max-variable-recurse   {}", c.limits.depth)?;
             writeln!(out, "source-list-line-count {}", c.source_list_line_count)?;
             if c.substitute_path.is_empty() {
                 writeln!(out, "substitute-path        (none)")?;
@@ -82,12 +97,16 @@ pub fn config(_s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
         }),
         ["substitute-path", from] => update(|c| c.substitute_path.retain(|(f, _)| f != from)),
         ["max-string-len", v] => {
-            let n = number("max-string-len", v)?;
-            update(|c| c.max_string_len = n)
+            let n = limit("max-string-len", v, Limits::MAX.string_len)?;
+            update(|c| c.limits.string_len = n)
         }
         ["max-array-values", v] => {
-            let n = number("max-array-values", v)?;
-            update(|c| c.max_array_values = n)
+            let n = limit("max-array-values", v, Limits::MAX.array_values)?;
+            update(|c| c.limits.array_values = n)
+        }
+        ["max-variable-recurse", v] => {
+            let n = limit("max-variable-recurse", v, Limits::MAX.depth as u64)?;
+            update(|c| c.limits.depth = n as usize)
         }
         ["source-list-line-count", v] => {
             let n = number("source-list-line-count", v)?.min(1000);

@@ -350,7 +350,7 @@ fn show_position(s: &Session, out: &mut dyn Write, note: Option<String>) -> Resu
         display_path(&f.file),
         f.line
     )?;
-    if let Err(e) = source::write_listing(out, &f.file, f.line, Some(f.line)) {
+    if let Err(e) = source::write_listing(&source::context(s), out, &f.file, f.line, Some(f.line)) {
         writeln!(out, "   ({e})")?;
     }
     Ok(())

@@ -5,33 +5,36 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 
+use super::srcpath::{self, Context};
 use super::state::Session;
 
 /// Source files bigger than this are not shown (a real one is far smaller).
 const SOURCE_MAX: u64 = 64 << 20;
 
+/// What [`read_lines`] needs of the session to find a file.
+pub(super) fn context<'a>(s: &'a Session) -> Context<'a> {
+    Context {
+        go_version: &s.dump().go_version,
+        pid: s.pid(),
+    }
+}
+
 /// The lines of a source file, or why it cannot be shown. The path comes
-/// from the binary's line table: opened non-blocking and read only if it
-/// is a regular file of sane size, so a FIFO or a device named there
-/// cannot hang (or fill) the session while the target waits stopped.
-pub(super) fn read_lines(file: &str) -> Result<Vec<String>> {
+/// from the binary's line table and is looked for as [`srcpath::find`]
+/// says; the file is opened non-blocking and read only if it is a regular
+/// file of sane size, so a FIFO or a device named there cannot hang (or
+/// fill) the session while the target waits stopped.
+pub(super) fn read_lines(cx: &Context, file: &str) -> Result<Vec<String>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    // `config substitute-path`: the build machine's path, as here.
-    let substituted = super::config::substitute(file);
-    let file = substituted.as_deref().unwrap_or(file);
+    let path = srcpath::find(file, cx).map_err(|msg| anyhow!(msg))?;
+    let file = path.display().to_string();
     let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(file);
+        .open(&path);
     let f = match opened {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!(
-                "source file {file} is not on this machine (built elsewhere? \
-                 'config substitute-path FROM TO' maps its directory to one here)"
-            )
-        }
         Err(e) => bail!("cannot read source file {file}: {e}"),
     };
     let meta = f.metadata()?;
@@ -62,7 +65,7 @@ pub fn list(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
         [loc] => resolve(s, loc, here.as_ref().map(|h| h.0.as_str()))?,
         _ => bail!("usage: list [LOCATION]"),
     };
-    let count = read_lines(&file)?.len();
+    let count = read_lines(&context(s), &file)?.len();
     if line == 0 || line as usize > count {
         bail!("{file} has {count} lines; there is no line {line}");
     }
@@ -74,17 +77,18 @@ pub fn list(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     }
     // The current frame's line is marked when it is in view.
     let mark = here.filter(|h| h.0 == file).map(|h| h.1);
-    write_listing(out, &file, line, mark)
+    write_listing(&context(s), out, &file, line, mark)
 }
 
 /// The lines of `file` around `line`, `=>` before line `mark`.
 pub(super) fn write_listing(
+    cx: &Context,
     out: &mut dyn Write,
     file: &str,
     line: u32,
     mark: Option<u32>,
 ) -> Result<()> {
-    let lines = read_lines(file)?;
+    let lines = read_lines(cx, file)?;
     if line == 0 || line as usize > lines.len() {
         bail!("{file} has {} lines; there is no line {line}", lines.len());
     }
@@ -176,11 +180,15 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         let go = d.join("main.go");
         std::fs::write(&go, "package main\n\nfunc main() {}\n").unwrap();
-        assert_eq!(read_lines(go.to_str().unwrap()).unwrap().len(), 3);
+        let cx = Context {
+            go_version: "",
+            pid: None,
+        };
+        assert_eq!(read_lines(&cx, go.to_str().unwrap()).unwrap().len(), 3);
         let fifo = d.join("fifo.go");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         for odd in [fifo.to_str().unwrap(), "/dev/zero", d.to_str().unwrap()] {
-            let e = read_lines(odd).unwrap_err().to_string();
+            let e = read_lines(&cx, odd).unwrap_err().to_string();
             assert!(
                 e.contains("not a regular file") || e.contains("cannot read"),
                 "{e}"

@@ -175,7 +175,7 @@ fn show_selected(s: &Session, out: &mut dyn Write) -> Result<()> {
         "Frame {}: {}{inlined} at {}:{} (PC: {:#x})",
         s.frame, f.function, f.file, f.line, f.pc
     )?;
-    match source::read_lines(&f.file) {
+    match source::read_lines(&source::context(s), &f.file) {
         Ok(lines) => match lines.get((f.line as usize).wrapping_sub(1)) {
             Some(text) => writeln!(out, "=> {:>5}:\t{text}", f.line)?,
             None => writeln!(out, "   (line {} is past the end of the file)", f.line)?,

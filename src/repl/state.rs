@@ -229,6 +229,8 @@ impl<'a> Session<'a> {
             line: Some(u64::from(selected.line)),
             types: self.prog.binary().pclntab().ok().and_then(|t| t.types()),
             regs,
+            limits: super::config::get().limits,
+            budget: Default::default(),
         })
     }
 

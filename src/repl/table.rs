@@ -361,9 +361,10 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Data,
         help: "Print the arguments of the selected frame.",
-        usage: "args\n\n\
+        usage: "args [-v] [REGEX]\n\n\
             One `name = value` a line, from DWARF. A value the optimizer did not\n\
-            keep at this pc is shown as optimized out or unavailable.",
+            keep at this pc is shown as optimized out or unavailable. REGEX keeps\n\
+            the names it matches; -v puts each struct field on a line of its own.",
         arg: Arg::None,
         run: vars::args,
     },
@@ -372,8 +373,10 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Data,
         help: "Print the local variables of the selected frame.",
-        usage: "locals\n\n\
-            The variables in scope at the frame's pc, one `name = value` a line.",
+        usage: "locals [-v] [REGEX]\n\n\
+            The variables in scope at the frame's pc, one `name = value` a line.\n\
+            REGEX keeps the names it matches; -v puts each struct field on a line\n\
+            of its own.",
         arg: Arg::None,
         run: vars::locals,
     },
@@ -502,8 +505,10 @@ pub static COMMANDS: &[Command] = &[
         usage: "config -list | config SETTING VALUE\n\n\
             substitute-path FROM TO   list (and stops) read FROM/... as TO/...\n\
             substitute-path -clear [FROM]   remove every rule (or FROM's)\n\
-            max-string-len N, max-array-values N   load limits for values (kept\n\
-            \x20                         for the evaluator; print's limits are fixed today)\n\
+            max-string-len N          string bytes print shows (100; Delve 64)\n\
+            max-array-values N        elements and map entries shown (64)\n\
+            max-variable-recurse N    nesting levels shown before {...} (3; Delve 1)\n\
+            \x20                         (at most 1048576, 65536 and 16)\n\
             source-list-line-count N  lines list shows either side (5)\n\n\
             Settings last for the session (-save is not supported yet).",
         arg: Arg::None,
@@ -567,6 +572,10 @@ pub fn write_usage(out: &mut dyn Write, c: &Command) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "cmdref.rs"]
+mod cmdref;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::multiline;
+use super::pattern::Pattern;
 use super::state::Session;
 use crate::goruntime::vars::eval::{Val, Verb};
 use crate::goruntime::vars::{types::kind, Place};
@@ -18,17 +20,37 @@ const DUMP_MAX: u64 = 64 << 30;
 /// And copies them this many at a time.
 const DUMP_CHUNK: u64 = 8 << 20;
 
+/// `args`/`locals [-v] [REGEX]` (Delve's forms): only the names REGEX
+/// matches; `-v` lays each value out on lines as Delve's verbose form does.
 fn list(s: &mut Session, params: bool, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    if !args.is_empty() {
-        bail!("usage: {}", if params { "args" } else { "locals" });
-    }
+    let cmd = if params { "args" } else { "locals" };
+    let (verbose, rest) = match args {
+        ["-v", rest @ ..] => (true, rest),
+        _ => (false, args),
+    };
+    let re = match rest {
+        [] => None,
+        [re] => Some(Pattern::new(re)?),
+        _ => bail!("usage: {cmd} [-v] [REGEX]"),
+    };
     let scope = s.scope()?;
     let vars = scope.variables(params).map_err(|e| anyhow!(e))?;
-    if vars.is_empty() {
-        writeln!(out, "(no {})", if params { "arguments" } else { "locals" })?;
-    }
+    let mut shown = 0;
     for (name, v) in vars {
-        writeln!(out, "{name} = {}", scope.format(&v))?;
+        if re.as_ref().is_some_and(|re| !re.matches(&name)) {
+            continue;
+        }
+        shown += 1;
+        let text = scope.format(&v);
+        let text = if verbose {
+            multiline::layout(&text)
+        } else {
+            text
+        };
+        writeln!(out, "{name} = {text}")?;
+    }
+    if shown == 0 {
+        writeln!(out, "(no {})", if params { "arguments" } else { "locals" })?;
     }
     Ok(())
 }

@@ -16,6 +16,10 @@ const TABLE: &[(&str, &str)] = &[
     ("big[7]", "\"v7\""),
     ("big[3+4]", "\"v7\""),
     ("main.gSmall[\"c\"]", "3"),
+    ("gByPoint[gPointKey]", "\"p34\""),
+    ("gByArr[gArrKey]", "56"),
+    ("gByAny[\"s\"]", "1"),
+    ("gByAny[2]", "2"),
     ("gLarge[1000]", "2000"),
     ("msgs[1:3]", "[]string len: 2, cap: 2, [\"one\",\"two\"]"),
     ("name[1:4]", "\"oph\""),
@@ -66,6 +70,11 @@ const TABLE: &[(&str, &str)] = &[
 /// (expression, the error print reports).
 const ERRORS: &[(&str, &str)] = &[
     ("m[\"zz\"]", "m[\"zz\"]: key not in map"),
+    (
+        "gByPoint[gArrKey]",
+        "gByPoint[gArrKey]: key of type [2]int, the map's keys are main.Point",
+    ),
+    ("gByAny[\"t\"]", "gByAny[\"t\"]: key not in map"),
     (
         "sh.(*main.Inner)",
         "sh.(*main.Inner): dynamic type is *main.Request",

@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use super::format::{ELEMS_SHOWN, MAX_DEPTH};
 use super::maps::list;
 use super::{Place, Scope, Value, VarError};
 
@@ -42,7 +41,7 @@ impl Scope<'_> {
         let closed = self.read(&at, field("closed", 0x1c), 4)?;
         let closed = closed.iter().any(|&b| b != 0);
         let mut s = format!("{name} {{len: {len}, cap: {cap}, closed: {closed}");
-        let Some(h) = hdr.filter(|_| depth < MAX_DEPTH) else {
+        let Some(h) = hdr.filter(|_| depth < self.lim().depth) else {
             s.push_str(", ...}");
             return Ok(s);
         };
@@ -54,7 +53,7 @@ impl Scope<'_> {
             .or_else(|| self.ty(lay).and_then(|t| t.elem))
             .or_else(|| self.chan_elem_from_sudog(h));
         let (elems, partial) = match elem {
-            Some(ty) if cap > 0 => self.chan_elems(p, h, ty, len.min(cap), ELEMS_SHOWN),
+            Some(ty) if cap > 0 => self.chan_elems(p, h, ty, len.min(cap), self.lim().array_values),
             Some(_) => (Vec::new(), None),
             None => (Vec::new(), Some("unknown element type".to_string())),
         };

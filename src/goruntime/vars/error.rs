@@ -131,6 +131,8 @@ pub enum VarError {
     KeyNotFound(usize),
     #[error("cannot look up a key of type {0}")]
     UnsupportedKey(String),
+    #[error("key of type {have}, the map's keys are {want}")]
+    KeyType { want: String, have: String },
     #[error("dynamic type is {0}")]
     DynamicType(String),
     #[error("not an interface: {0}")]

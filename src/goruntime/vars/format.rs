@@ -7,21 +7,27 @@ use std::fmt::Write;
 use super::types::{kind, offset};
 use super::{Place, Scope, Value, VarError};
 
-/// Bytes of a string shown.
-pub const STRING_SHOWN: u64 = 100;
-/// Elements of a slice, array or struct shown.
-pub const ELEMS_SHOWN: u64 = 64;
-/// Nesting levels shown.
-pub(super) const MAX_DEPTH: usize = 3;
+/// Fields of one struct shown (DWARF lists them; no Go struct has more).
+const MAX_FIELDS: usize = 1024;
 
 impl Scope<'_> {
-    /// Formats `v` as Go.
+    /// Formats `v` as Go, within the scope's [`Limits`](super::limits::Limits).
     pub fn format(&self, v: &Value) -> String {
         let mut seen = HashSet::new();
+        self.budget.reset();
         self.fmt_value(v, 0, &mut seen)
     }
 
+    /// The limits in force, never above their maximum (a `Scope` built by
+    /// hand could hold anything).
+    pub(super) fn lim(&self) -> super::limits::Limits {
+        self.limits.clamped()
+    }
+
     pub(super) fn fmt_value(&self, v: &Value, depth: usize, seen: &mut HashSet<u64>) -> String {
+        if !self.budget.take() {
+            return "<print limit reached>".into();
+        }
         match self.try_fmt(v, depth, seen) {
             Ok(s) => s,
             Err(why) => format!("({}) <{why}>", self.type_name(v.ty)),
@@ -39,6 +45,7 @@ impl Scope<'_> {
         }
         let name = self.type_name(v.ty);
         let (lay, t) = self.layout(v.ty).ok_or(VarError::UnknownType)?;
+        let lim = self.lim();
         let size = t.size.unwrap_or(0);
         let k = self.kind(v.ty);
         let int = |signed: bool| -> Result<String, VarError> {
@@ -83,7 +90,7 @@ impl Scope<'_> {
                 }
             }
             kind::STRING => {
-                let (bytes, len) = self.string_bytes(&v.place, STRING_SHOWN)?;
+                let (bytes, len) = self.string_bytes(&v.place, lim.string_len)?;
                 let mut s = quote(&bytes);
                 if len > bytes.len() as u64 {
                     let _ = write!(s, "...+{} more", len - bytes.len() as u64);
@@ -101,13 +108,13 @@ impl Scope<'_> {
                     s.push_str("nil");
                     return Ok(s);
                 }
-                if depth >= MAX_DEPTH && len > 0 {
+                if depth >= lim.depth && len > 0 {
                     s.push_str("[...]");
                     return Ok(s);
                 }
                 let es = self.size(elem);
                 s.push('[');
-                for i in 0..len.min(ELEMS_SHOWN) {
+                for i in 0..len.min(lim.array_values) {
                     if i > 0 {
                         s.push(',');
                     }
@@ -117,18 +124,21 @@ impl Scope<'_> {
                     };
                     s.push_str(&self.fmt_value(&e, depth + 1, seen));
                 }
-                if len > ELEMS_SHOWN {
-                    let _ = write!(s, ",...+{} more", len - ELEMS_SHOWN);
+                if len > lim.array_values {
+                    let sep = if lim.array_values > 0 { "," } else { "" };
+                    let _ = write!(s, "{sep}...+{} more", len - lim.array_values);
                 }
                 s.push(']');
                 Ok(s)
             }
             kind::STRUCT => {
-                if depth >= MAX_DEPTH {
+                if depth >= lim.depth {
                     return Ok(format!("{name} {{...}}"));
                 }
                 let mut s = format!("{name} {{");
-                for (i, m) in t.members.iter().take(ELEMS_SHOWN as usize).enumerate() {
+                // Delve does not cut a struct's fields by max-array-values;
+                // DWARF's member list is finite, but bounded all the same.
+                for (i, m) in t.members.iter().take(MAX_FIELDS).enumerate() {
                     if i > 0 {
                         s.push_str(", ");
                     }
@@ -144,6 +154,9 @@ impl Scope<'_> {
                     };
                     let _ = write!(s, "{}: {val}", m.name);
                 }
+                if t.members.len() > MAX_FIELDS {
+                    let _ = write!(s, ", ...+{} more", t.members.len() - MAX_FIELDS);
+                }
                 s.push('}');
                 Ok(s)
             }
@@ -153,7 +166,7 @@ impl Scope<'_> {
                 match target {
                     None if p == 0 => Ok(format!("{name} nil")),
                     Some(to)
-                        if self.kind(to) == kind::STRUCT && depth < MAX_DEPTH && seen.insert(p) =>
+                        if self.kind(to) == kind::STRUCT && depth < lim.depth && seen.insert(p) =>
                     {
                         let pointee = Value {
                             ty: to,

@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use super::format::{ELEMS_SHOWN, MAX_DEPTH};
 use super::{Place, Scope, Value, VarError};
 
 /// Most buckets (including overflow buckets) walked.
@@ -66,9 +65,10 @@ impl Scope<'_> {
             .map_or(0, |(o, _)| o);
         let count = self.read_u64(&Place::Mem(p), off)?;
         let mut s = format!("{name} len: {count}");
-        let max = ELEMS_SHOWN as usize;
+        let lim = self.lim();
+        let max = lim.array_values as usize;
         let entries = hdr
-            .filter(|_| depth < MAX_DEPTH && count > 0)
+            .filter(|_| depth < lim.depth && count > 0)
             .and_then(|h| {
                 self.map_entries(p, h, kv, max)
                     .or_else(|| self.swiss_entries(p, h, kv, max))

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod format;
 #[cfg(test)]
 mod hostile_tests;
+pub mod limits;
 mod maps;
 mod rtype;
 mod swiss;
@@ -72,6 +73,10 @@ pub struct Scope<'a> {
     pub line: Option<u64>,
     /// The thread's registers, for the innermost frame of a running goroutine.
     pub regs: Option<Regs>,
+    /// How much of a value is printed (the session's `config`).
+    pub limits: limits::Limits,
+    /// What is left of one print's bound on values formatted.
+    pub budget: limits::Budget,
 }
 
 #[cfg(test)]
@@ -90,6 +95,8 @@ impl<'a> Scope<'a> {
             function: None,
             line: None,
             regs: None,
+            limits: limits::Limits::DEFAULT,
+            budget: limits::Budget::new(),
         }
     }
 }
@@ -320,6 +327,8 @@ mod tests {
             function: None,
             line: None,
             regs,
+            limits: limits::Limits::DEFAULT,
+            budget: limits::Budget::new(),
         }
     }
 

@@ -17,7 +17,7 @@
 //! `fields` (a slice, 56) of 24-byte fields: `name` (a pointer to a name,
 //! not an offset), `typ` (a descriptor), `offset`. Same in 1.19 and 1.27.
 
-use super::format::{quote, STRING_SHOWN};
+use super::format::quote;
 use super::types::kind;
 use super::{Place, Scope, VarError};
 
@@ -34,9 +34,8 @@ const MAX_NAME: u64 = 1 << 10;
 const MAX_VARINT: usize = 10;
 const OFF_FIELDS: u64 = 56;
 const FIELD_SIZE: u64 = 24;
-/// Fields shown of one struct, and struct levels followed.
+/// Fields shown of one struct.
 const MAX_FIELDS: u64 = 32;
-const MAX_DEPTH: usize = 3;
 
 /// The facts of one type descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +152,7 @@ impl Scope<'_> {
                 f64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])).to_string()
             }
             kind::STRING => {
-                let (bytes, len) = self.string_bytes(&place, STRING_SHOWN)?;
+                let (bytes, len) = self.string_bytes(&place, self.lim().string_len)?;
                 let mut s = quote(&bytes);
                 if len > bytes.len() as u64 {
                     s.push_str(&format!("...+{} more", len - bytes.len() as u64));
@@ -166,7 +165,7 @@ impl Scope<'_> {
                 let name = self
                     .runtime_type_name(t)
                     .unwrap_or_else(|why| format!("<{why}>"));
-                if depth < MAX_DEPTH {
+                if depth < self.lim().depth {
                     format!("{name} {}", self.fmt_runtime_struct(typ, at, depth)?)
                 } else {
                     format!("{name} {{...}}")

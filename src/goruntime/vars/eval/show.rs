@@ -110,7 +110,7 @@ impl Scope<'_> {
                     return self.format(t);
                 }
                 let es = self.size(elem);
-                let shown = len.min(super::super::format::ELEMS_SHOWN);
+                let shown = len.min(self.lim().array_values);
                 let items: Vec<String> = (0..shown)
                     .map(|i| {
                         let e = Value {

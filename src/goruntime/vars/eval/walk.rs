@@ -4,6 +4,7 @@ use super::super::format::Dynamic;
 use super::super::types::{kind, offset};
 use super::super::{Place, Scope, Value, VarError};
 use super::ast::{BinOp, Expr, UnOp};
+use super::keys::KeyWant;
 use super::{at, computed, Const, Val, MAX_MAP_SEARCH};
 
 /// Most interfaces and pointers a selector looks through.
@@ -280,24 +281,25 @@ impl Scope<'_> {
         let kv = self.map_key_elem(m.ty);
         let key_ty = kv.0.ok_or(VarError::UnknownType)?;
         let want = match self.kind(key_ty) {
-            kind::STRUCT | kind::ARRAY | kind::INTERFACE | kind::COMPLEX64 | kind::COMPLEX128 => {
+            kind::STRUCT | kind::ARRAY | kind::INTERFACE => self.composite_key(key_ty, &key)?,
+            kind::COMPLEX64 | kind::COMPLEX128 => {
                 return Err(VarError::UnsupportedKey(self.type_name(key_ty)))
             }
-            _ => match &key {
+            _ => KeyWant::Scalar(match &key {
                 Val::Typed(_) => self.scalar(&key)?,
                 Val::Const(c) => match self.encode(key_ty, c) {
                     Ok(v) => self.scalar(&v)?,
                     Err(_) => c.clone(),
                 },
                 _ => self.scalar(&key)?,
-            },
+            }),
         };
         let entries = self
             .map_entries(p, hdr, kv, MAX_MAP_SEARCH)
             .or_else(|| self.swiss_entries(p, hdr, kv, MAX_MAP_SEARCH))
             .ok_or(VarError::UnknownType)?;
         for (k, v) in &entries.pairs {
-            if self.scalar(&Val::Typed(k.clone())).is_ok_and(|k| k == want) {
+            if self.key_matches(k, &want) {
                 return Ok(Val::Typed(v.clone()));
             }
         }
