@@ -5,6 +5,10 @@
 //! is stopped; [`GoProgram::decode`] turns them into [`Goroutine`]s after it
 //! has resumed.
 
+// Parses what the target or its files hold: no `unsafe` is needed here,
+// so none can creep in.
+#![forbid(unsafe_code)]
+
 mod args;
 mod collect;
 mod decode;

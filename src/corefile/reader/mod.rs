@@ -10,6 +10,10 @@
 //! the kernel writes as headers only) is read from the mapped file itself,
 //! found through `NT_FILE`, as gdb does.
 
+// Parses what the target or its files hold: no `unsafe` is needed here,
+// so none can creep in.
+#![forbid(unsafe_code)]
+
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
