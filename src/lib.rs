@@ -21,3 +21,9 @@ pub mod process;
 pub mod repl;
 pub mod report;
 pub mod tracer;
+
+// The tests' one rule for missing inputs, shared with tests/common.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../tests/common/require.rs"]
+pub(crate) mod require;

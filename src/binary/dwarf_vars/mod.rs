@@ -237,14 +237,17 @@ mod tests {
             "{}/tests/fixtures/bin/{flavour}/vars",
             env!("CARGO_MANIFEST_DIR")
         );
-        std::fs::read(path).ok()
+        // Missing: the test fails, unless GOAT_SKIP_FIXTURES=1.
+        if !crate::require::require_fixture(std::path::Path::new(&path)) {
+            return None;
+        }
+        Some(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
     }
 
     #[test]
     fn indexes_the_vars_fixture() {
         for flavour in ["go1.19-noopt", "go1.27-noopt", "go1.27-pie"] {
             let Some(elf) = fixture(flavour) else {
-                eprintln!("{flavour}: not built (scripts/build-fixtures)");
                 continue;
             };
             let index = VarIndex::load(&elf).unwrap();
