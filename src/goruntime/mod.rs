@@ -114,6 +114,17 @@ impl GoProgram {
         collect::prepare(mem, &self.layout, globals)
     }
 
+    /// [`Self::prepare_capture`] for [`Self::capture_within`] `budget`:
+    /// reserves no more than the capture may fill.
+    pub fn prepare_capture_within(
+        &self,
+        mem: &dyn Memory,
+        globals: &Globals,
+        budget: u64,
+    ) -> Capture {
+        collect::prepare_within(mem, &self.layout, globals, budget)
+    }
+
     /// The stop-time half: copies what decoding needs into `cap` (from
     /// [`Self::prepare_capture`], or `Capture::default()`), reading the
     /// globals found by [`Self::locate`]. `now` is the
