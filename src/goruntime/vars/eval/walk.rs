@@ -296,8 +296,21 @@ impl Scope<'_> {
             .map_entries(p, hdr, kv, MAX_MAP_SEARCH)
             .or_else(|| self.swiss_entries(p, hdr, kv, MAX_MAP_SEARCH))
             .ok_or(VarError::UnknownType)?;
+        // A string key can only equal `want` at the same length: check it
+        // before reading the bytes, and read no more than `want` has.
+        // Reading every key in full (up to MAX_STRING each, for as many
+        // keys as MAX_MAP_SEARCH) took minutes over hostile memory (found
+        // by the value_print fuzz target).
+        let equal = |k: &Value| match &want {
+            Const::Str(w) if self.kind(k.ty) == kind::STRING => {
+                let n = w.len() as u64;
+                self.read_u64(&k.place, 8).is_ok_and(|len| len == n)
+                    && self.string_bytes(&k.place, n).is_ok_and(|(b, _)| b == *w)
+            }
+            _ => self.scalar(&Val::Typed(k.clone())).is_ok_and(|k| k == want),
+        };
         for (k, v) in &entries.pairs {
-            if self.scalar(&Val::Typed(k.clone())).is_ok_and(|k| k == want) {
+            if equal(k) {
                 return Ok(Val::Typed(v.clone()));
             }
         }
