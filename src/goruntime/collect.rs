@@ -72,10 +72,14 @@ pub fn prepare_within(
     budget: u64,
 ) -> Capture {
     let cap = usize::try_from(budget).unwrap_or(usize::MAX).min(1 << 30);
-    let goroutines = mem
-        .read_u64(globals.allgs.saturating_add(8))
-        .unwrap_or(0)
-        .min(MAX_GOROUTINES) as usize;
+    let len = mem.read_u64(globals.allgs.saturating_add(8)).unwrap_or(0);
+    // A length the capture will refuse (see `capture_within`) needs no
+    // arena: faulting one in would be time spent for nothing.
+    let goroutines = if len > MAX_GOROUTINES || len.saturating_mul(8) > budget {
+        0
+    } else {
+        len as usize
+    };
     // A g, its share of a merged run, and the used top of its stack.
     let per_g = layout.g.size as usize * 3 / 2 + 1024;
     Capture {
