@@ -7,6 +7,10 @@
 //! `inspect` runs that pipeline end to end: open a pid or a core, get a
 //! `Dump`, a session or a core file in one call.
 
+// Every `unsafe` block says what makes it sound, so a reviewer can check
+// the claim against the code next to it.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod binary;
 pub mod corefile;
 pub mod goruntime;
@@ -17,3 +21,9 @@ pub mod process;
 pub mod repl;
 pub mod report;
 pub mod tracer;
+
+// The tests' one rule for missing inputs, shared with tests/common.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../tests/common/require.rs"]
+pub(crate) mod require;

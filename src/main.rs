@@ -1,5 +1,8 @@
 //! The `goat` command line: argument handling and exit codes only.
 
+// See src/lib.rs: every `unsafe` block says what makes it sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod cli;
 
 use std::path::PathBuf;

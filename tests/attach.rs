@@ -285,8 +285,7 @@ impl Drop for Tmux {
 
 #[test]
 fn terminal_session_with_prompt_completion_and_history() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed (apt-get install -y tmux)");
+    if !common::require_tool("tmux", "apt-get install -y tmux") {
         return;
     }
     let fx = Fixture::start("go1.27-pie", "states", &[]);

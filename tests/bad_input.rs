@@ -90,8 +90,12 @@ fn zombie() {
 
 #[test]
 fn kernel_thread() {
-    if !std::path::Path::new("/proc/2/comm").exists() {
-        eprintln!("no kernel thread visible in this pid namespace; skipped");
+    let visible = std::path::Path::new("/proc/2/comm").exists();
+    if !common::require(
+        "kernel thread",
+        visible,
+        "run outside a pid namespace (no kernel thread is visible in this one)",
+    ) {
         return;
     }
     let out = run_goat(&["stacks", "2"]);

@@ -26,11 +26,16 @@ fn entries(dir: &Path) -> Vec<String> {
 struct SmallDisk(PathBuf);
 
 impl SmallDisk {
-    /// `None` (with the reason printed) when this test cannot mount one.
+    /// `None` when this test cannot mount one and `GOAT_SKIP_ROOT` or
+    /// `GOAT_SKIP_TMPFS` says to skip it (see `common::require`).
     fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: mounting a small tmpfs needs root");
+        let root = unsafe { libc::geteuid() } == 0;
+        if !common::require(
+            "root",
+            root,
+            "mounting a small tmpfs needs root: run the tests as root",
+        ) {
             return None;
         }
         let out = Command::new("mount")
@@ -40,10 +45,11 @@ impl SmallDisk {
             .output()
             .expect("mount");
         if !out.status.success() {
-            eprintln!(
-                "skipped: cannot mount a tmpfs here: {}",
+            let why = format!(
+                "cannot mount a tmpfs here ({}): run the tests where root may mount (a container needs CAP_SYS_ADMIN)",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
+            let _ = common::require("tmpfs", false, &why);
             return None;
         }
         Some(SmallDisk(dir.to_path_buf()))

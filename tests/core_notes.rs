@@ -95,7 +95,12 @@ fn the_xsave_layout_note_matches_the_kernels() {
             Some(theirs) => assert_eq!(goat_layout, theirs, "goat's vs the kernel's"),
             None => eprintln!("the kernel here writes no NT_X86_XSAVE_LAYOUT (before 6.12)"),
         },
-        Err(why) => eprintln!("skipped the comparison with a kernel core: {why}"),
+        Err(why) => {
+            let fix = format!(
+                "{why}; let the kernel write plain core files (sysctl kernel.core_pattern=core)"
+            );
+            let _ = common::require("kernel core", false, &fix);
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

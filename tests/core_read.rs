@@ -37,6 +37,11 @@ impl Drop for TempDir {
     }
 }
 
+/// What to do when the kernel wrote no core (`why`).
+fn kernel_core_fix(why: &str) -> String {
+    format!("{why}; let the kernel write plain core files (sysctl kernel.core_pattern=core, ulimit -c unlimited)")
+}
+
 fn have_gcore() -> bool {
     // gcore has no --version; that it runs at all is enough.
     Command::new("gcore").arg("--help").output().is_ok()
@@ -162,8 +167,7 @@ fn gcore_matches_live(flavour: &str) {
 #[test]
 fn gcore_gives_the_same_goroutines_as_the_live_process() {
     build_fixtures();
-    if !have_gcore() {
-        eprintln!("SKIPPED: gdb's gcore is not installed");
+    if !common::require("gcore", have_gcore(), "install gdb (apt-get install gdb)") {
         return;
     }
     for f in ["go1.19-exe", "go1.21-pie", "go1.27-pie"] {
@@ -243,7 +247,7 @@ fn kernel_core_matches_runtime_dump(flavour: &str) {
     let core = match core {
         Ok(c) => c,
         Err(why) => {
-            eprintln!("SKIPPED {flavour}: {why}");
+            let _ = common::require("kernel core", false, &kernel_core_fix(&why));
             return;
         }
     };
@@ -324,7 +328,7 @@ fn bad_cores_get_one_line_and_distinct_exit_codes() {
     let core = match core {
         Ok(c) => c,
         Err(why) => {
-            eprintln!("SKIPPED the kernel-core cases: {why}");
+            let _ = common::require("kernel core", false, &kernel_core_fix(&why));
             return;
         }
     };

@@ -5,6 +5,10 @@
 //! is bounded and fallible: a truncated or hostile file yields a
 //! [`BinaryError`] that says where parsing failed, never a panic.
 
+// Parses what the target or its files hold: no `unsafe` is needed here,
+// so none can creep in.
+#![forbid(unsafe_code)]
+
 mod buildinfo;
 pub mod dwarf;
 pub mod dwarf_vars;

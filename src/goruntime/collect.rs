@@ -58,14 +58,32 @@ pub enum CaptureError {
 /// An empty capture sized for the target's current goroutine count (read
 /// while it runs; only an estimate), so the stop spends no time growing it.
 pub fn prepare(mem: &dyn Memory, layout: &RuntimeLayout, globals: &Globals) -> Capture {
-    let goroutines = mem
-        .read_u64(globals.allgs.saturating_add(8))
-        .unwrap_or(0)
-        .min(MAX_GOROUTINES) as usize;
+    prepare_within(mem, layout, globals, CAPTURE_BUDGET)
+}
+
+/// [`prepare`] for a capture of at most `budget` bytes: the arena is
+/// faulted in up front, so reserving more than the capture may copy would
+/// cost the memory (and, for a hostile `allgs` length, the time) of pages
+/// never used.
+pub fn prepare_within(
+    mem: &dyn Memory,
+    layout: &RuntimeLayout,
+    globals: &Globals,
+    budget: u64,
+) -> Capture {
+    let cap = usize::try_from(budget).unwrap_or(usize::MAX).min(1 << 30);
+    let len = mem.read_u64(globals.allgs.saturating_add(8)).unwrap_or(0);
+    // A length the capture will refuse (see `capture_within`) needs no
+    // arena: faulting one in would be time spent for nothing.
+    let goroutines = if len > MAX_GOROUTINES || len.saturating_mul(8) > budget {
+        0
+    } else {
+        len as usize
+    };
     // A g, its share of a merged run, and the used top of its stack.
     let per_g = layout.g.size as usize * 3 / 2 + 1024;
     Capture {
-        mem: CapturedMemory::with_capacity(goroutines.saturating_mul(per_g).min(1 << 30)),
+        mem: CapturedMemory::with_capacity(goroutines.saturating_mul(per_g).min(cap)),
         ..Capture::default()
     }
 }
@@ -111,7 +129,11 @@ pub fn capture_within(
         len: 16,
     }))?;
     let len = t.read_u64(len_at).map_err(CaptureError::AllGs)?;
-    if len > MAX_GOROUTINES {
+    // The list is bytes copied too: one the budget cannot hold is as
+    // implausible as one past MAX_GOROUTINES (with the default budget the
+    // first bound is always the tighter one). Without this, a small budget
+    // still read and deduplicated 16 million entries (128 MiB).
+    if len > MAX_GOROUTINES || len.saturating_mul(8) > budget {
         return Err(CaptureError::BadLength(len));
     }
     let raw = t
@@ -268,7 +290,9 @@ fn read_merged(t: &dyn Target, cap: &mut Capture, ranges: &[(u64, usize)]) -> Ve
         let (addr, len) = ranges[i];
         let end = addr.saturating_add(len as u64);
         if let Some(run) = runs.last_mut() {
-            let run_end = run.0 + run.1 as u64;
+            // A g at the top of the address space (target bytes) ends past
+            // it; `end` saturates alike, and its read fails, marking the g.
+            let run_end = run.0.saturating_add(run.1 as u64);
             if addr <= run_end.saturating_add(G_MERGE_GAP) && end.saturating_sub(run.0) <= MAX_RUN {
                 run.1 = (end.max(run_end) - run.0) as usize;
                 run_of[i] = runs.len() - 1;

@@ -118,6 +118,55 @@ fn dump_of(p: &GoProgram, t: &Fake, now: Option<i64>, budget: u64) -> (Capture, 
     (cap, dump)
 }
 
+/// An `allgs` length of 16 million (target bytes) faults in no more than
+/// the capture's budget before the stop (found by fuzzing: 1 GiB per
+/// input kept `goroutine_decode` at ~30 inputs a second).
+#[test]
+fn a_huge_allgs_length_reserves_no_more_than_the_budget() {
+    let p = program();
+    let mut mem = CapturedMemory::new();
+    let header: Vec<u8> = [LIST, 1 << 24]
+        .iter()
+        .flat_map(|w: &u64| w.to_le_bytes())
+        .collect();
+    mem.insert(ALLGS, &header);
+    let t = Fake { mem };
+    let globals = Globals {
+        allgs: ALLGS,
+        wait_reasons: None,
+    };
+    let cap = super::collect::prepare_within(&t, &p.layout, &globals, 1 << 20);
+    assert!(
+        cap.mem.reserved() <= 1 << 20,
+        "{} bytes",
+        cap.mem.reserved()
+    );
+}
+
+/// A list longer than the budget can hold is refused, not read.
+#[test]
+fn a_list_past_the_budget_is_an_implausible_length() {
+    let p = program();
+    let t = fake(&p, &vec![G0; 1024], &[], 0);
+    let globals = Globals {
+        allgs: ALLGS,
+        wait_reasons: None,
+    };
+    let got = capture_within(
+        &t,
+        &p.layout,
+        &globals,
+        None,
+        Capture::default(),
+        1024 * 8 - 1,
+    );
+    assert!(
+        matches!(got, Err(super::CaptureError::BadLength(1024))),
+        "{:?}",
+        got.err()
+    );
+}
+
 #[test]
 fn a_million_entries_naming_one_g_copy_it_once() {
     let p = program();
@@ -196,4 +245,70 @@ fn hostile_g_fields_give_a_partial_goroutine() {
     assert!(by_id(3).unreadable.is_some());
     let last = dump.goroutines.iter().find(|g| g.gp == near_end).unwrap();
     assert!(last.unreadable.as_deref().unwrap().contains("cannot read"));
+}
+
+/// The fuzz target's memory (fuzz/fuzz_targets/goroutine_decode.rs): the
+/// input after its first 8 bytes repeated over the whole address space,
+/// shifted by those 8 bytes; the top page faults.
+struct Repeating {
+    bytes: Vec<u8>,
+    shift: u64,
+}
+
+impl Memory for Repeating {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        let n = self.bytes.len() as u64;
+        if n == 0 || addr >= u64::MAX - 4096 {
+            return Err(ReadFault {
+                addr,
+                len: buf.len(),
+            });
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            let at = addr.wrapping_add(i as u64).wrapping_add(self.shift) % n;
+            *b = self.bytes[at as usize];
+        }
+        Ok(())
+    }
+}
+
+impl Target for Repeating {
+    fn pid(&self) -> Option<i32> {
+        None
+    }
+    fn threads(&self) -> &[Thread] {
+        &[]
+    }
+    fn mappings(&self) -> &[Mapping] {
+        &[]
+    }
+}
+
+/// Replays a fuzz input as the target does: locate, capture within 1 MiB,
+/// decode.
+fn replay(p: &GoProgram, input: &[u8]) {
+    let (shift, bytes) = input.split_at(8);
+    let t = Repeating {
+        bytes: bytes.to_vec(),
+        shift: u64::from_le_bytes(shift.try_into().unwrap()),
+    };
+    let Ok(globals) = p.locate(&t, 0) else {
+        return;
+    };
+    let prepared = p.prepare_capture_within(&t, &globals, 1 << 20);
+    if let Ok(cap) = p.capture_within(&t, &globals, Some(1 << 40), prepared, 1 << 20) {
+        let _ = p.decode(&cap, 0);
+    }
+}
+
+/// Inputs `goroutine_decode` found (fuzz/regressions/goroutine_decode/).
+#[test]
+fn fuzz_findings_of_goroutine_decode_stay_fixed() {
+    let p = program();
+    // A g at 0xffff_ffff_ffff_ff00: its merged read range ended past the
+    // address space (`run.0 + run.1` overflowed in read_merged).
+    replay(
+        &p,
+        include_bytes!("../../fuzz/regressions/goroutine_decode/crash-5cc37ed6bb0c2a7dbefedab33dc08d41c5586836"),
+    );
 }

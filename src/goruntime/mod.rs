@@ -5,6 +5,10 @@
 //! is stopped; [`GoProgram::decode`] turns them into [`Goroutine`]s after it
 //! has resumed.
 
+// Parses what the target or its files hold: no `unsafe` is needed here,
+// so none can creep in.
+#![forbid(unsafe_code)]
+
 mod args;
 mod collect;
 mod decode;
@@ -108,6 +112,17 @@ impl GoProgram {
     /// the stop itself spends no time allocating.
     pub fn prepare_capture(&self, mem: &dyn Memory, globals: &Globals) -> Capture {
         collect::prepare(mem, &self.layout, globals)
+    }
+
+    /// [`Self::prepare_capture`] for [`Self::capture_within`] `budget`:
+    /// reserves no more than the capture may fill.
+    pub fn prepare_capture_within(
+        &self,
+        mem: &dyn Memory,
+        globals: &Globals,
+        budget: u64,
+    ) -> Capture {
+        collect::prepare_within(mem, &self.layout, globals, budget)
     }
 
     /// The stop-time half: copies what decoding needs into `cap` (from

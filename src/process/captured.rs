@@ -46,6 +46,12 @@ impl CapturedMemory {
     }
 
     /// Records `bytes` as the contents at `addr`.
+    /// Bytes the arena holds room for (what [`Self::with_capacity`] faulted in).
+    #[cfg(test)]
+    pub(crate) fn reserved(&self) -> usize {
+        self.arena.capacity()
+    }
+
     pub fn insert(&mut self, addr: u64, bytes: &[u8]) {
         let offset = self.arena.len();
         self.arena.extend_from_slice(bytes);

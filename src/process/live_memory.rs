@@ -402,12 +402,16 @@ mod tests {
             )
         };
         assert_ne!(base, libc::MAP_FAILED);
+        // SAFETY: `base` is the start of the 3-page read-write mapping just
+        // made (checked not MAP_FAILED); nothing else refers to it.
         let bytes = unsafe { std::slice::from_raw_parts_mut(base as *mut u8, 3 * page) };
         for (i, b) in bytes.iter_mut().enumerate() {
             *b = (i / 7) as u8;
         }
         // The middle page becomes unreadable: a hole inside one coalesced range.
         assert_eq!(
+            // SAFETY: the middle page lies inside the mapping; `bytes` is
+            // not used after this.
             unsafe { libc::mprotect(base.cast::<u8>().add(page).cast(), page, libc::PROT_NONE) },
             0
         );
@@ -442,6 +446,7 @@ mod tests {
                 assert_eq!(bufs[k], expect(addrs[k], 32), "request {k}");
             }
         }
+        // SAFETY: the whole mapping made above; nothing refers to it now.
         unsafe { libc::munmap(base, 3 * page) };
     }
 }

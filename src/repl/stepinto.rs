@@ -244,8 +244,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         for ver in ["go1.19", "go1.27"] {
             let path = root.join(format!("tests/fixtures/bin/{ver}-exe/ticker"));
-            if !path.exists() {
-                eprintln!("note: skipping {ver}: run scripts/build-fixtures");
+            if !crate::require::require_fixture(&path) {
                 continue;
             }
             let bin = crate::binary::Binary::open(&path).unwrap();

@@ -11,6 +11,10 @@
 //! - [`write_grouped`]: goroutines with identical stacks collapsed into one
 //!   block, largest group first (panicparse's view); see `group.rs`.
 
+// Parses what the target or its files hold: no `unsafe` is needed here,
+// so none can creep in.
+#![forbid(unsafe_code)]
+
 mod group;
 mod json;
 mod text;

@@ -109,10 +109,15 @@ pub(super) fn set_running(on: bool, command: u64) {
     if on {
         install_wake_handler();
         RUN_COMMAND.store(command, Ordering::SeqCst);
-        // SAFETY: pthread_self has no preconditions.
-        RUN_THREAD.store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
+        // The kernel's thread id, not a pthread_t: a signal sent to it
+        // after the thread has ended is an error (ESRCH), never undefined
+        // behaviour (see `wake_runner`).
+        RUN_THREAD.store(nix::unistd::gettid().as_raw() as u64, Ordering::SeqCst);
     }
     RUNNING.store(on, Ordering::SeqCst);
+    if !on {
+        RUN_THREAD.store(0, Ordering::SeqCst);
+    }
 }
 
 /// Whether tracee exits wake the ptrace threads (SIGCHLD is caught, see
@@ -123,7 +128,8 @@ pub(super) fn child_exits_wake() -> bool {
     CHILD_WAKES.load(Ordering::SeqCst)
 }
 
-/// The thread blocked in `waitpid` during a run (its pthread_t).
+/// The thread blocked in `waitpid` during a run (its kernel thread id; 0
+/// when no run is going on).
 static RUN_THREAD: AtomicU64 = AtomicU64::new(0);
 
 /// The signal that interrupts the run's blocking `waitpid` (EINTR): its
@@ -156,9 +162,20 @@ fn wake_runner(pending: impl Fn() -> bool) {
         if !RUNNING.load(Ordering::SeqCst) || !pending() {
             return Some(());
         }
-        let t = RUN_THREAD.load(Ordering::SeqCst);
-        // SAFETY: t is the pthread_t of the ptrace thread, alive while a run is.
-        unsafe { libc::pthread_kill(t as libc::pthread_t, wake_signal()) };
+        let Ok(tid) = libc::pid_t::try_from(RUN_THREAD.load(Ordering::SeqCst)) else {
+            return Some(());
+        };
+        if tid == 0 {
+            return Some(());
+        }
+        // tgkill, not pthread_kill: the ptrace thread may end between the
+        // load and the call, and pthread_kill on an ended thread's handle is
+        // undefined behaviour. tgkill names goat's own process, so a thread
+        // id reused since reaches at most another goat thread, where the wake
+        // signal's handler (installed before the id was stored) does nothing.
+        // SAFETY: getpid has no preconditions; tgkill takes three integers
+        // and reads or writes no memory of goat's.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, wake_signal()) };
         None
     });
 }

@@ -3,7 +3,11 @@
 #![allow(dead_code)]
 
 pub mod faults;
+mod require;
 pub mod traceback;
+
+#[allow(unused_imports)] // each test binary uses a few of them
+pub use require::{require, require_fixture, require_tool, require_toolchain, skip_var};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -35,7 +39,14 @@ pub fn build_fixtures() {
         let st = Command::new(root().join("scripts/build-fixtures"))
             .status()
             .expect("run scripts/build-fixtures");
-        assert!(st.success(), "scripts/build-fixtures failed");
+        // Without the Go toolchains (offline, say) every fixture test would
+        // fail on its own; one message says what to run instead.
+        assert!(
+            st.success(),
+            "scripts/build-fixtures failed: the tests need the Go fixtures; run \
+             scripts/setup-go (installs the Go toolchains into .toolchains/), then \
+             scripts/build-fixtures"
+        );
     });
 }
 
@@ -309,16 +320,6 @@ pub fn untouched(pid: i32) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Fails, with the command that installs it, when `tool` is not on PATH:
-/// a test that needs it must not pass by skipping.
-pub fn require_tool(tool: &str, install: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(found, "{tool} is missing: install {tool} ({install})");
 }
 
 /// Mappings of `pid` registered with a userfaultfd for write protection

@@ -244,6 +244,9 @@ fn ranges_of<'a>(
     entry: &DebuggingInformationEntry<R<'a>>,
 ) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
+    if size_range_overflows(dwarf, unit, entry) {
+        return out;
+    }
     if let Ok(mut it) = dwarf.die_ranges(unit, entry) {
         while let Ok(Some(r)) = it.next() {
             if r.begin < r.end && out.len() < 4096 {
@@ -252,6 +255,28 @@ fn ranges_of<'a>(
         }
     }
     out
+}
+
+/// Whether `DW_AT_low_pc` + `DW_AT_high_pc` (as a size) passes 2^64:
+/// gimli's `die_ranges` adds them unchecked (a panic where overflow checks
+/// are on, found by fuzzing `dwarf_index`), and such a function has no
+/// sensible range anyway.
+fn size_range_overflows<'a>(
+    dwarf: &gimli::Dwarf<R<'a>>,
+    unit: &Unit<R<'a>>,
+    entry: &DebuggingInformationEntry<R<'a>>,
+) -> bool {
+    let low = entry
+        .attr_value(gimli::DW_AT_low_pc)
+        .and_then(|v| dwarf.attr_address(unit, v).ok().flatten());
+    // An address form is an end address, not a size (as gimli reads it).
+    let size = entry
+        .attr(gimli::DW_AT_high_pc)
+        .and_then(|a| match a.value() {
+            AttributeValue::Addr(_) | AttributeValue::DebugAddrIndex(_) => None,
+            _ => a.udata_value(),
+        });
+    matches!((low, size), (Some(l), Some(s)) if l.checked_add(s).is_none())
 }
 
 fn location_of<'a>(

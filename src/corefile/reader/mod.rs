@@ -13,6 +13,10 @@
 //! other byte the core did not dump is a read fault, never a zero: reading
 //! it as zeros would print plausible wrong values.
 
+// Parses what the target or its files hold: no `unsafe` is needed here,
+// so none can creep in.
+#![forbid(unsafe_code)]
+
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};

@@ -34,9 +34,28 @@ pub struct WriteTracker {
     registered: Vec<(u64, u64)>,
 }
 
+/// The argument size a request's encoding names (its 14 size bits).
+const fn request_size(req: u64) -> usize {
+    ((req >> 16) & 0x3fff) as usize
+}
+
 fn ioctl(fd: &OwnedFd, req: u64, arg: &mut [u64]) -> io::Result<()> {
-    // SAFETY: every request here takes a struct of u64 fields, and `arg` is
-    // exactly that struct's size (checked by the request's size bits).
+    // The kernel reads and writes as many bytes as the request's size bits
+    // say; an `arg` of any other size would let it past the slice's end.
+    if std::mem::size_of_val(arg) != request_size(req) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "userfaultfd request {req:#x} takes {} bytes, given {}",
+                request_size(req),
+                std::mem::size_of_val(arg)
+            ),
+        ));
+    }
+    // SAFETY: every request here takes a struct of u64 fields (no padding,
+    // any bit pattern valid), and `arg`, exclusively borrowed for the call,
+    // is exactly the size the request's size bits give (checked above): the
+    // kernel touches no byte outside it.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as libc::c_ulong, arg.as_mut_ptr()) };
     if r < 0 {
         Err(io::Error::last_os_error())

@@ -5,7 +5,9 @@
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::super::pagescan::{category, PageMap};
-use super::WriteTracker;
+use super::{ioctl, request_size, WriteTracker};
+use super::{UFFDIO_API, UFFDIO_REGISTER, UFFDIO_UNREGISTER, UFFDIO_WRITEPROTECT};
+use std::io;
 
 const PAGES: usize = 16;
 const PAGE: usize = 4096;
@@ -105,4 +107,22 @@ fn writes_and_given_back_pages_show_once_reads_never() {
     // Released: writes no longer fault into the tracking, and work.
     r.write(4, 5);
     assert_eq!(r.read(4), 5);
+}
+
+/// An argument of another size than the request names is refused before
+/// the kernel sees it (it would read or write past the slice).
+#[test]
+fn an_argument_of_the_wrong_size_is_refused() {
+    let fd = OwnedFd::from(std::fs::File::open("/dev/null").expect("/dev/null"));
+    let mut short = [0u64; 2];
+    let e = ioctl(&fd, UFFDIO_API, &mut short).expect_err("16 bytes for a 24-byte request");
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    for req in [
+        UFFDIO_API,
+        UFFDIO_REGISTER,
+        UFFDIO_UNREGISTER,
+        UFFDIO_WRITEPROTECT,
+    ] {
+        assert_eq!(request_size(req) % 8, 0, "{req:#x}");
+    }
 }

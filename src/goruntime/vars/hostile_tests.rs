@@ -303,3 +303,66 @@ fn impossible_slice_headers_are_reported() {
         assert!(out.contains("not a valid slice header"), "{out}");
     }
 }
+
+/// The value_print fuzz target's memory: the input repeated over the whole
+/// address space, shifted; the top page faults.
+struct Repeating {
+    bytes: Vec<u8>,
+    shift: u64,
+}
+
+impl Memory for Repeating {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        let n = self.bytes.len() as u64;
+        if n == 0 || addr >= u64::MAX - 4096 {
+            return Err(ReadFault {
+                addr,
+                len: buf.len(),
+            });
+        }
+        let mut at = (addr.wrapping_add(self.shift) % n) as usize;
+        let mut rest = &mut buf[..];
+        while !rest.is_empty() {
+            let run = rest.len().min(self.bytes.len() - at);
+            let (head, tail) = rest.split_at_mut(run);
+            head.copy_from_slice(&self.bytes[at..at + run]);
+            rest = tail;
+            at = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Inputs `value_print` found (fuzz/regressions/value_print/), replayed as
+/// the target does: the expression before the NUL, over the memory after
+/// the shift, with the `vars` fixture's DWARF.
+#[test]
+fn fuzz_findings_of_value_print_stay_fixed() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bin/go1.27-exe/vars");
+    if !crate::require::require_fixture(&path) {
+        return;
+    }
+    let bin = crate::binary::Binary::open(&path).expect("the vars fixture opens");
+    let index = VarIndex::load(bin.data()).expect("the vars fixture has DWARF");
+    // `main.gSmall["b"]` over a map of 65536 hostile string keys: each key
+    // was read in full (up to 1 MiB) to compare it with "b", for minutes.
+    let input = include_bytes!(
+        "../../../fuzz/regressions/value_print/timeout-e21dac4445eda72131db21342b3187010548c0bd"
+    );
+    let nul = input.iter().position(|&b| b == 0).expect("a NUL");
+    let (expr, rest) = (&input[..nul], &input[nul + 1..]);
+    let mem = Repeating {
+        bytes: rest[8..].to_vec(),
+        shift: u64::from_le_bytes(rest[..8].try_into().unwrap()),
+    };
+    let mut scope = Scope::bare(&mem, &index);
+    scope.types = bin.pclntab().ok().and_then(|t| t.types());
+    let started = std::time::Instant::now();
+    let _ = scope.eval_text(std::str::from_utf8(expr).unwrap());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -50,6 +50,16 @@ impl Scope<'_> {
     /// Whether the map key `k` is the one wanted.
     pub(super) fn key_matches(&self, k: &Value, want: &KeyWant) -> bool {
         match want {
+            // A string key can only equal `want` at the same length: check
+            // it before reading the bytes, and read no more than `want`
+            // has. Reading every key in full (up to MAX_STRING each, for as
+            // many keys as MAX_MAP_SEARCH) took minutes over hostile memory
+            // (found by the value_print fuzz target).
+            KeyWant::Scalar(Const::Str(w)) if self.kind(k.ty) == kind::STRING => {
+                let n = w.len() as u64;
+                self.read_u64(&k.place, 8).is_ok_and(|len| len == n)
+                    && self.string_bytes(&k.place, n).is_ok_and(|(b, _)| b == *w)
+            }
             KeyWant::Scalar(c) => self.scalar(&Val::Typed(k.clone())).is_ok_and(|x| x == *c),
             KeyWant::Same(w) => self.equal(k, w, 0).unwrap_or(false),
             KeyWant::Dynamic(c) => match self.dynamic(k) {

@@ -44,6 +44,15 @@ pub fn lex(text: &str) -> Result<Vec<(usize, Tok)>, VarError> {
                     .char_indices()
                     .find(|&(_, ch)| !(ch == '_' || ch.is_alphanumeric()))
                     .map_or(text.len(), |(n, _)| i + n);
+                // A non-ASCII character that is no letter (U+0098, say)
+                // starts nothing: without this the empty identifier never
+                // moved `i`, and the loop filled memory with them.
+                if end == i {
+                    return Err(VarError::UnexpectedChar {
+                        at: start,
+                        ch: text[i..].chars().next().unwrap_or('?'),
+                    });
+                }
                 let t = Tok::Ident(text[i..end].to_string());
                 i = end;
                 t

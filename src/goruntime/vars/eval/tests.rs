@@ -78,3 +78,19 @@ fn rejects_a_table_of_errors() {
     let neg = "-".repeat(10_000) + "1";
     assert!(parse(&neg).is_err());
 }
+
+/// Inputs the `expr_parse` fuzz target found (fuzz/regressions/expr_parse/).
+#[test]
+fn fuzz_findings_of_expr_parse_stay_fixed() {
+    // A non-letter non-ASCII character (U+0098) lexed as an empty
+    // identifier without moving on: endless tokens, out of memory.
+    let input = include_bytes!(
+        "../../../../fuzz/regressions/expr_parse/oom-78a204bf31a9cdf089f2a25687fd0aec3e924d05"
+    );
+    let text = std::str::from_utf8(input).expect("the fuzz target takes UTF-8 only");
+    assert!(parse(text).is_err());
+    assert!(parse("a\u{98}").is_err());
+    assert!(parse("\u{98}").is_err());
+    // Letters beyond ASCII still make identifiers.
+    assert!(parse("main.größe").is_ok());
+}
