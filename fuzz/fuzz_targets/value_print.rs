@@ -95,6 +95,8 @@ fuzz_target!(|data: &[u8]| {
         function: None,
         line: None,
         regs: None,
+        limits: Default::default(),
+        budget: Default::default(),
     };
     if let Ok(text) = std::str::from_utf8(expr) {
         if let Ok(v) = scope.eval_text(text) {
