@@ -12,51 +12,19 @@ use goat::goruntime::GoProgram;
 use goat::process::{Mapping, Memory, ReadFault, Target, Thread};
 use libfuzzer_sys::fuzz_target;
 
-struct Hostile<'a> {
-    bytes: &'a [u8],
-    shift: u64,
-}
-
-impl Memory for Hostile<'_> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
-        let n = self.bytes.len() as u64;
-        // The top page faults, so both outcomes of a read are explored.
-        if n == 0 || addr >= u64::MAX - 4096 {
-            return Err(ReadFault { addr, len: buf.len() });
-        }
-        // The same bytes as one `%` per byte, copied a run at a time: a
-        // capture reads megabytes of stacks per input, and a loop per byte
-        // kept the fuzzer at ~30 inputs a second.
-        let mut at = (addr.wrapping_add(self.shift) % n) as usize;
-        let mut rest = &mut buf[..];
-        while !rest.is_empty() {
-            let run = rest.len().min(self.bytes.len() - at);
-            let (head, tail) = rest.split_at_mut(run);
-            head.copy_from_slice(&self.bytes[at..at + run]);
-            rest = tail;
-            at = 0;
-        }
-        Ok(())
-    }
-}
-
-impl Target for Hostile<'_> {
-    fn pid(&self) -> Option<i32> {
-        None
-    }
-    fn threads(&self) -> &[Thread] {
-        &[]
-    }
-    fn mappings(&self) -> &[Mapping] {
-        &[]
-    }
-}
+#[path = "repeating.rs"]
+mod repeating;
+use repeating::Repeating;
 
 fn program() -> &'static GoProgram {
     static PROG: OnceLock<GoProgram> = OnceLock::new();
     PROG.get_or_init(|| {
         let path = std::env::var("GOAT_FUZZ_EXE").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/bin/go1.27-exe/states").into()
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/bin/go1.27-exe/states"
+            )
+            .into()
         });
         let bin = Binary::open(std::path::Path::new(&path)).unwrap_or_else(|e| {
             panic!("{path}: {e}; build the fixtures with scripts/build-fixtures")
@@ -66,13 +34,8 @@ fn program() -> &'static GoProgram {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 9 {
+    let Some(mem) = Repeating::of_input(data) else {
         return;
-    }
-    let shift = u64::from_le_bytes(data[..8].try_into().unwrap());
-    let mem = Hostile {
-        bytes: &data[8..],
-        shift,
     };
     let prog = program();
     let Ok(globals) = prog.locate(&mem, 0) else {

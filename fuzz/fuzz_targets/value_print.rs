@@ -12,36 +12,12 @@ use std::sync::OnceLock;
 use goat::binary::dwarf_vars::VarIndex;
 use goat::binary::Binary;
 use goat::goruntime::vars::{Place, Scope, Value};
-use goat::process::{Memory, ReadFault};
+use goat::process::{Mapping, Memory, ReadFault, Target, Thread};
 use libfuzzer_sys::fuzz_target;
 
-struct Hostile<'a> {
-    bytes: &'a [u8],
-    shift: u64,
-}
-
-impl Memory for Hostile<'_> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
-        let n = self.bytes.len() as u64;
-        // The top page faults, so both outcomes of a read are explored.
-        if n == 0 || addr >= u64::MAX - 4096 {
-            return Err(ReadFault { addr, len: buf.len() });
-        }
-        // The same bytes as one `%` per byte, copied a run at a time: a
-        // capture reads megabytes of stacks per input, and a loop per byte
-        // kept the fuzzer at ~30 inputs a second.
-        let mut at = (addr.wrapping_add(self.shift) % n) as usize;
-        let mut rest = &mut buf[..];
-        while !rest.is_empty() {
-            let run = rest.len().min(self.bytes.len() - at);
-            let (head, tail) = rest.split_at_mut(run);
-            head.copy_from_slice(&self.bytes[at..at + run]);
-            rest = tail;
-            at = 0;
-        }
-        Ok(())
-    }
-}
+#[path = "repeating.rs"]
+mod repeating;
+use repeating::Repeating;
 
 struct Program {
     index: VarIndex,
@@ -54,7 +30,11 @@ fn program() -> &'static Program {
     static PROG: OnceLock<Program> = OnceLock::new();
     PROG.get_or_init(|| {
         let path = std::env::var("GOAT_FUZZ_VARS_EXE").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/bin/go1.27-exe/vars").into()
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/bin/go1.27-exe/vars"
+            )
+            .into()
         });
         let bin = Binary::open(std::path::Path::new(&path)).unwrap_or_else(|e| {
             panic!("{path}: {e}; build the fixtures with scripts/build-fixtures")
@@ -68,7 +48,11 @@ fn program() -> &'static Program {
             .collect();
         globals.sort();
         let globals = globals.into_iter().map(|(_, a, t)| (a, t)).collect();
-        Program { index, types, globals }
+        Program {
+            index,
+            types,
+            globals,
+        }
     })
 }
 
@@ -77,11 +61,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (expr, rest) = (&data[..nul], &data[nul + 1..]);
-    if rest.len() < 9 {
+    let Some(mem) = Repeating::of_input(rest) else {
         return;
-    }
-    let shift = u64::from_le_bytes(rest[..8].try_into().unwrap());
-    let mem = Hostile { bytes: &rest[8..], shift };
+    };
     let prog = program();
     let scope = Scope {
         mem: &mem,
@@ -105,7 +87,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if !prog.globals.is_empty() {
-        let (addr, ty) = prog.globals[(shift % prog.globals.len() as u64) as usize];
-        let _ = scope.format(&Value { ty, place: Place::Mem(addr) });
+        let (addr, ty) = prog.globals[(mem.shift % prog.globals.len() as u64) as usize];
+        let _ = scope.format(&Value {
+            ty,
+            place: Place::Mem(addr),
+        });
     }
 });

@@ -247,50 +247,16 @@ fn hostile_g_fields_give_a_partial_goroutine() {
     assert!(last.unreadable.as_deref().unwrap().contains("cannot read"));
 }
 
-/// The fuzz target's memory (fuzz/fuzz_targets/goroutine_decode.rs): the
-/// input after its first 8 bytes repeated over the whole address space,
-/// shifted by those 8 bytes; the top page faults.
-struct Repeating {
-    bytes: Vec<u8>,
-    shift: u64,
-}
-
-impl Memory for Repeating {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
-        let n = self.bytes.len() as u64;
-        if n == 0 || addr >= u64::MAX - 4096 {
-            return Err(ReadFault {
-                addr,
-                len: buf.len(),
-            });
-        }
-        for (i, b) in buf.iter_mut().enumerate() {
-            let at = addr.wrapping_add(i as u64).wrapping_add(self.shift) % n;
-            *b = self.bytes[at as usize];
-        }
-        Ok(())
-    }
-}
-
-impl Target for Repeating {
-    fn pid(&self) -> Option<i32> {
-        None
-    }
-    fn threads(&self) -> &[Thread] {
-        &[]
-    }
-    fn mappings(&self) -> &[Mapping] {
-        &[]
-    }
-}
+/// The memory of the goroutine_decode and value_print fuzz targets.
+#[path = "../../fuzz/fuzz_targets/repeating.rs"]
+pub(super) mod repeating;
+use repeating::Repeating;
 
 /// Replays a fuzz input as the target does: locate, capture within 1 MiB,
 /// decode.
 fn replay(p: &GoProgram, input: &[u8]) {
-    let (shift, bytes) = input.split_at(8);
-    let t = Repeating {
-        bytes: bytes.to_vec(),
-        shift: u64::from_le_bytes(shift.try_into().unwrap()),
+    let Some(t) = Repeating::of_input(input) else {
+        return;
     };
     let Ok(globals) = p.locate(&t, 0) else {
         return;

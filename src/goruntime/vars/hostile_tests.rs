@@ -304,34 +304,8 @@ fn impossible_slice_headers_are_reported() {
     }
 }
 
-/// The value_print fuzz target's memory: the input repeated over the whole
-/// address space, shifted; the top page faults.
-struct Repeating {
-    bytes: Vec<u8>,
-    shift: u64,
-}
-
-impl Memory for Repeating {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
-        let n = self.bytes.len() as u64;
-        if n == 0 || addr >= u64::MAX - 4096 {
-            return Err(ReadFault {
-                addr,
-                len: buf.len(),
-            });
-        }
-        let mut at = (addr.wrapping_add(self.shift) % n) as usize;
-        let mut rest = &mut buf[..];
-        while !rest.is_empty() {
-            let run = rest.len().min(self.bytes.len() - at);
-            let (head, tail) = rest.split_at_mut(run);
-            head.copy_from_slice(&self.bytes[at..at + run]);
-            rest = tail;
-            at = 0;
-        }
-        Ok(())
-    }
-}
+/// The value_print fuzz target's memory (fuzz/fuzz_targets/repeating.rs).
+use crate::goruntime::hostile_tests::repeating::Repeating;
 
 /// Inputs `value_print` found (fuzz/regressions/value_print/), replayed as
 /// the target does: the expression before the NUL, over the memory after
@@ -352,10 +326,7 @@ fn fuzz_findings_of_value_print_stay_fixed() {
     );
     let nul = input.iter().position(|&b| b == 0).expect("a NUL");
     let (expr, rest) = (&input[..nul], &input[nul + 1..]);
-    let mem = Repeating {
-        bytes: rest[8..].to_vec(),
-        shift: u64::from_le_bytes(rest[..8].try_into().unwrap()),
-    };
+    let mem = Repeating::of_input(rest).expect("memory after the shift");
     let mut scope = Scope::bare(&mem, &index);
     scope.types = bin.pclntab().ok().and_then(|t| t.types());
     let started = std::time::Instant::now();
