@@ -5,30 +5,10 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Result};
 
 use super::state::Session;
-use super::{base_name, table};
+use super::table;
 use crate::goruntime::{Dump, Frame, Goroutine};
 
 /// `Goroutine 12 - chan receive - main.chanReceive (main.go:31) [locked] (thread 123)`
-fn summary(g: &Goroutine) -> String {
-    let mut line = format!("Goroutine {} - {}", g.id, g.status);
-    if g.wait_minutes > 0 {
-        line += &format!(", {} minutes", g.wait_minutes);
-    }
-    if let Some(f) = user_frame(g) {
-        line += &format!(" - {} ({}:{})", f.function, base_name(&f.file), f.line);
-    }
-    if g.locked {
-        line += " [locked]";
-    }
-    if let Some(m) = g.m {
-        line += &format!(" (thread {})", m.tid);
-    }
-    if g.unreadable.is_some() {
-        line += " [stack unreadable]";
-    }
-    line
-}
-
 /// The innermost frame outside the runtime (Delve's "user" location), else
 /// the innermost frame.
 pub(super) fn user_frame(g: &Goroutine) -> Option<&Frame> {
@@ -65,7 +45,7 @@ pub fn goroutine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<
 
 fn describe(s: &Session, out: &mut dyn Write) -> Result<()> {
     let g = s.current_g()?;
-    writeln!(out, "{}", summary(g))?;
+    writeln!(out, "{}", super::grlist::user_summary(g))?;
     if let Some(f) = g.frames.first() {
         writeln!(out, "\tRuntime: {} ({}:{})", f.function, f.file, f.line)?;
     }

@@ -332,6 +332,12 @@ fn exec_each_inner(s: &mut Session, ids: &[u64], cmd: &str, out: &mut dyn Write)
 
 /// `Goroutine 12 - chan receive - main.chanReceive (main.go:31) [locked]
 /// (thread 123)`, the location being the one `loc` picks.
+/// The one-line summary `goroutine` prints of the selected goroutine: its
+/// `goroutines` line at the user location.
+pub(super) fn user_summary(g: &Goroutine) -> String {
+    summary(g, Loc::User)
+}
+
 fn summary(g: &Goroutine, loc: Loc) -> String {
     let mut line = format!("Goroutine {} - {}", g.id, g.status);
     if g.wait_minutes > 0 {
