@@ -210,6 +210,9 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
         InspectError::Core(e) => match e {
             CoreError::NotCore { .. } => exit::NOT_CORE,
             CoreError::Truncated { .. } | CoreError::Malformed { .. } => exit::BAD_CORE,
+            CoreError::Io { cause, .. } if cause.kind() == std::io::ErrorKind::PermissionDenied => {
+                exit::PERMISSION
+            }
             CoreError::Io { .. } => exit::FAILURE,
         },
         InspectError::WrongExecutable { .. } | InspectError::NoGoroutines { .. } => {

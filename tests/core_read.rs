@@ -304,6 +304,17 @@ fn assert_clean_failure(out: &std::process::Output, code: i32, words: &str) {
     );
     assert!(err.contains(words), "expected {words:?} in:\n{err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert_said_once(&err);
+}
+
+/// No part of a message is said twice (`cannot read X: not a regular
+/// file: not a regular file` came from a cause both in the text and in
+/// the error chain).
+fn assert_said_once(err: &str) {
+    let parts: Vec<&str> = err.trim_end().split(": ").collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(p), "{p:?} said twice in:\n{err}");
+    }
 }
 
 #[test]
@@ -318,7 +329,9 @@ fn bad_cores_get_one_line_and_distinct_exit_codes() {
     let out = run_goat(&["stacks", "--core", exe.to_str().unwrap()]);
     assert_clean_failure(&out, NOT_CORE, "not a core");
     let out = run_goat(&["stacks", "--core", "/nonexistent/core"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_clean_failure(&out, 1, "cannot read /nonexistent/core: No such file");
+    let out = run_goat(&["stacks", "--core", dir.0.to_str().unwrap()]);
+    assert_clean_failure(&out, 1, "not a regular file");
 
     // A core whose executable has gone: copy the fixture, crash the copy,
     // delete it.
@@ -361,6 +374,22 @@ fn bad_cores_get_one_line_and_distinct_exit_codes() {
         exe.to_str().unwrap(),
     ]);
     assert_clean_failure(&out, BAD_CORE, "truncated");
+
+    // One p_offset with a flipped high bit: a bad header, not a cut.
+    let mut flipped = bytes.clone();
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    let phoff = u64_at(32) as usize;
+    let phnum = u16::from_le_bytes([bytes[56], bytes[57]]) as usize;
+    // A PT_LOAD with bytes in the file, in the middle of the table.
+    let header = (phnum / 2..phnum)
+        .map(|i| phoff + i * 56)
+        .find(|&h| bytes[h] == 1 && u64_at(h + 32) > 0)
+        .expect("a PT_LOAD with file bytes");
+    flipped[header + 8 + 5] ^= 0x40;
+    let flipped_path = dir.0.join("flipped");
+    std::fs::write(&flipped_path, &flipped).unwrap();
+    let out = run_goat(&["stacks", "--core", flipped_path.to_str().unwrap()]);
+    assert_clean_failure(&out, BAD_CORE, "bad segment offset");
 
     // Neither or both of PID and --core.
     let out = run_goat(&["stacks"]);

@@ -39,11 +39,13 @@ use crate::process::{Mapping, Memory, Target};
 
 #[derive(Debug, Error)]
 pub enum GoError {
-    #[error("{0}")]
+    // Transparent: the inner error's text and cause, said once (a `{0}`
+    // message over a `#[from]` source printed the text twice in a chain).
+    #[error(transparent)]
     Binary(#[from] BinaryError),
-    #[error("{0}")]
+    #[error(transparent)]
     Layout(#[from] LayoutError),
-    #[error("{0}")]
+    #[error(transparent)]
     Capture(#[from] CaptureError),
     #[error("it has no Go build information")]
     NoVersion,

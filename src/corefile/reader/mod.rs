@@ -67,10 +67,12 @@ const CACHE_BLOCKS: usize = 64;
 /// Why a core file could not be opened.
 #[derive(Debug, Error)]
 pub enum CoreError {
-    #[error("cannot read {}: {source}", path.display())]
+    /// The cause is part of the text, not a `source` (a field named so
+    /// would be one, and a chain would say it twice).
+    #[error("cannot read {}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{} is not an x86-64 ELF core file: {why}", path.display())]
     NotCore { path: PathBuf, why: String },
@@ -163,9 +165,9 @@ impl CoreFile {
     /// Opens and indexes the core at `path` (headers and notes only; memory
     /// is read on demand).
     pub fn open(path: &Path) -> Result<CoreFile, CoreError> {
-        let core = Source::open(path).map_err(|source| CoreError::Io {
+        let core = Source::open(path).map_err(|cause| CoreError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Self::from_source(path.to_path_buf(), core)
     }

@@ -160,6 +160,8 @@ impl Parser<'_> {
         let mut parsed = Parsed::default();
         let mut notes: Vec<(u64, u64)> = Vec::new();
         let mut want = 0u64;
+        // (offset, end, header offset) of every segment with file bytes.
+        let mut extents: Vec<(u64, u64, u64)> = Vec::new();
         for i in 0..phnum as usize {
             let ph = &table[i * phentsize as usize..][..PHDR_SIZE as usize];
             let field = |off| u64_at(ph, off).unwrap_or(0);
@@ -176,22 +178,33 @@ impl Parser<'_> {
                 .offset
                 .checked_add(seg.filesz)
                 .ok_or_else(|| self.malformed("segment offset", ph_off))?;
+            if matches!(p_type, PT_LOAD | PT_NOTE) && seg.filesz > 0 {
+                extents.push((seg.offset, end, ph_off));
+            }
             match p_type {
                 PT_LOAD => {
                     if seg.vaddr.checked_add(seg.memsz).is_none() || seg.filesz > seg.memsz {
                         return Err(self.malformed("PT_LOAD segment", ph_off));
                     }
-                    want = want.max(end);
+                    // A segment without file bytes has no offset to check.
+                    if seg.filesz > 0 {
+                        want = want.max(end);
+                    }
                     parsed.segments.push(seg);
                 }
                 PT_NOTE => {
-                    want = want.max(end);
+                    if seg.filesz > 0 {
+                        want = want.max(end);
+                    }
                     notes.push((seg.offset, seg.filesz));
                 }
                 _ => {}
             }
         }
         if want > self.src.len {
+            if let Some(ph_off) = misplaced_segment(&extents, self.src.len) {
+                return Err(self.malformed("segment offset (past the end of the file)", ph_off));
+            }
             return Err(CoreError::Truncated {
                 path: self.path.clone(),
                 have: self.src.len,
@@ -328,4 +341,26 @@ impl Parser<'_> {
         }
         Ok(out)
     }
+}
+
+/// Page size the writers align segment data to.
+const PAGE: u64 = 4096;
+
+/// Tells a core cut short from one whose header points a segment past the
+/// end (a flipped `p_offset`): in a cut core the file's bytes run up to the
+/// first segment that passes its end, so that segment starts inside the
+/// file or at the aligned end of the data before it. A segment that starts
+/// further out was not cut off; its header is wrong. Returns that header's
+/// file offset.
+fn misplaced_segment(extents: &[(u64, u64, u64)], len: u64) -> Option<u64> {
+    let covered = extents
+        .iter()
+        .filter(|e| e.1 <= len)
+        .map(|e| e.1)
+        .max()
+        .unwrap_or(0)
+        .max(len);
+    let first_past = extents.iter().filter(|e| e.1 > len).min_by_key(|e| e.0)?;
+    let slack = covered.checked_next_multiple_of(PAGE)?.checked_add(PAGE)?;
+    (first_past.0 > slack).then_some(first_past.2)
 }

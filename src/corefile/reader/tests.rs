@@ -241,6 +241,16 @@ fn rejects_non_cores_and_truncated_cores() {
         CoreFile::from_bytes(good[..good.len() - 100].to_vec()),
         Err(CoreError::Truncated { .. })
     ));
+    // A p_offset pointing far past the end is a bad header, not a cut:
+    // the PT_LOAD at index 1 (after the PT_NOTE) given a flipped high bit.
+    let mut flipped = good.clone();
+    let off_at = 64 + 56 + 8;
+    let bad = u64::from_le_bytes(flipped[off_at..off_at + 8].try_into().unwrap()) | 1 << 40;
+    flipped[off_at..off_at + 8].copy_from_slice(&bad.to_le_bytes());
+    assert!(matches!(
+        CoreFile::from_bytes(flipped),
+        Err(CoreError::Malformed { what, .. }) if what.starts_with("segment offset")
+    ));
     let mut huge = good.clone();
     // The PT_NOTE's p_filesz: 2^60 bytes of notes.
     huge[64 + 32..64 + 40].copy_from_slice(&(1u64 << 60).to_le_bytes());
