@@ -71,8 +71,13 @@ enum Command {
         batch: bool,
     },
     /// Open a core file with the same commands as `attach` (post-mortem).
+    /// `goat debug [EXE] CORE` as gdb and `dlv core` take them (either
+    /// order; the core is told by its contents), so `coredumpctl debug
+    /// --debugger=goat --debugger-arguments=debug` works. The core may be
+    /// compressed as systemd-coredump keeps it (.zst, .lz4, .xz).
     Debug {
-        core: PathBuf,
+        #[arg(value_name = "[EXE] CORE", num_args = 1..=2, required = true)]
+        files: Vec<PathBuf>,
         /// The executable, when the one the core names is not on this machine.
         #[arg(long)]
         exe: Option<PathBuf>,
@@ -170,11 +175,11 @@ fn main() -> ExitCode {
             batch,
         } => attach(pid, execute, batch),
         Command::Debug {
-            core,
+            files,
             exe,
             execute,
             batch,
-        } => debug(&core, exe.as_deref(), execute, batch),
+        } => debug(&files, exe, execute, batch),
         Command::Core {
             pid,
             output,
@@ -209,7 +214,10 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
         InspectError::NotGo { .. } => exit::NOT_GO,
         InspectError::Core(e) => match e {
             CoreError::NotCore { .. } => exit::NOT_CORE,
-            CoreError::Truncated { .. } | CoreError::Malformed { .. } => exit::BAD_CORE,
+            CoreError::Truncated { .. }
+            | CoreError::Malformed { .. }
+            | CoreError::BadCompressed { .. } => exit::BAD_CORE,
+            CoreError::UnpackRoom { .. } => exit::FAILURE,
             CoreError::Io { cause, .. } if cause.kind() == std::io::ErrorKind::PermissionDenied => {
                 exit::PERMISSION
             }

@@ -5,4 +5,4 @@
 pub mod reader;
 pub mod writer;
 
-pub use reader::{CoreError, CoreFile};
+pub use reader::{is_core_file, Compression, CoreError, CoreFile};

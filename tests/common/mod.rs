@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod kernel_core;
 mod require;
 pub mod traceback;
 

@@ -27,10 +27,12 @@ use thiserror::Error;
 
 mod parse;
 mod source;
+mod unpack;
 
 use crate::process::{Mapping, Memory, ReadFault, Regs, Target, Thread};
 use parse::Parser;
 use source::Source;
+pub use unpack::Compression;
 
 const ET_CORE: u16 = 4;
 const EM_X86_64: u16 = 62;
@@ -72,6 +74,26 @@ pub enum CoreError {
     #[error("cannot read {}: {cause}", path.display())]
     Io {
         path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// A compressed core whose stream is corrupt, cut short, or unpacks
+    /// to more than any core holds.
+    #[error("cannot unpack {} ({format}): {why}", path.display())]
+    BadCompressed {
+        path: PathBuf,
+        format: &'static str,
+        why: String,
+    },
+    /// A compressed core that could not be unpacked for want of room
+    /// (or rights) where its temporary goes.
+    #[error(
+        "cannot unpack {} into {}: {cause} (set TMPDIR to a directory with room)",
+        path.display(),
+        dir.display()
+    )]
+    UnpackRoom {
+        path: PathBuf,
+        dir: PathBuf,
         cause: std::io::Error,
     },
     #[error("{} is not an x86-64 ELF core file: {why}", path.display())]
@@ -161,6 +183,28 @@ pub struct CoreFile {
     monotonic_ns: Option<i64>,
 }
 
+/// Whether `path` holds a core: an ELF file of type `ET_CORE`, or a file
+/// compressed in a format goat unpacks (what systemd-coredump stores).
+/// Tells `goat debug EXE CORE` from `goat debug CORE EXE`.
+pub fn is_core_file(path: &Path) -> bool {
+    let mut head = [0u8; 18];
+    // Non-blocking, as every open of a user's path: a FIFO must not hang.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let Ok(file) = opened else {
+        return false;
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let n = file.read_at(&mut head, 0).unwrap_or(0);
+    let head = &head[..n];
+    Compression::sniff(head).is_some()
+        || (head.starts_with(b"\x7fELF") && head.get(16..18) == Some(&[4, 0][..]))
+}
+
 impl CoreFile {
     /// Opens and indexes the core at `path` (headers and notes only; memory
     /// is read on demand).
@@ -169,7 +213,7 @@ impl CoreFile {
             path: path.to_path_buf(),
             cause,
         })?;
-        Self::from_source(path.to_path_buf(), core)
+        Self::from_source(path.to_path_buf(), core.unpacked(path)?)
     }
 
     /// Indexes a core held in memory (tests, fuzzing); mapped files are

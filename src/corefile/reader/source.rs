@@ -47,6 +47,44 @@ impl Source {
         })
     }
 
+    /// This core, or the core it holds compressed, unpacked into a private
+    /// temporary file (see `unpack.rs`).
+    pub(super) fn unpacked(self, path: &Path) -> Result<Source, CoreError> {
+        let Data::File(file) = &self.data else {
+            return Ok(self);
+        };
+        let mut head = [0u8; 6];
+        let Some(kind) = file
+            .read_exact_at(&mut head, 0)
+            .ok()
+            .and_then(|()| unpack::Compression::sniff(&head))
+        else {
+            return Ok(self);
+        };
+        let (file, len) = unpack::unpack(file, self.len, kind).map_err(|e| match e {
+            unpack::UnpackError::Corrupt(why) => CoreError::BadCompressed {
+                path: path.to_path_buf(),
+                format: kind.name(),
+                why: format!("corrupt or cut short: {why}"),
+            },
+            unpack::UnpackError::TooLarge => CoreError::BadCompressed {
+                path: path.to_path_buf(),
+                format: kind.name(),
+                why: "it unpacks to more than any core holds".into(),
+            },
+            unpack::UnpackError::Temporary { dir, cause } => CoreError::UnpackRoom {
+                path: path.to_path_buf(),
+                dir,
+                cause,
+            },
+        })?;
+        Ok(Source {
+            data: Data::File(file),
+            len,
+            cache: Mutex::new(BlockCache::default()),
+        })
+    }
+
     pub(super) fn from_bytes(bytes: Vec<u8>) -> Source {
         Source {
             len: bytes.len() as u64,
