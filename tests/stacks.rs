@@ -159,6 +159,52 @@ fn stacks_match_the_runtime_traceback_for_every_go_release() {
     }
 }
 
+/// Go callbacks made on threads C created (pthread_create): the runtime's
+/// traceback goes through runtime.cgocallback, which switches stacks, on to
+/// runtime.goexit; goat must too, byte for byte, on every release.
+#[test]
+fn cgo_callback_goroutines_match_the_runtime() {
+    common::build_fixtures();
+    for release in ["go1.19", "go1.21", "go1.24", "go1.27"] {
+        let flavour = format!("{release}-exe");
+        let fx = Fixture::start(&flavour, "cgocb", &[]);
+        let pid = fx.pid().to_string();
+        let out = run_goat(&["stacks", &pid]);
+        assert!(
+            out.status.success(),
+            "{flavour}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_untouched(fx.pid());
+        let goat_text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let runtime_text = fx.sigquit_dump();
+        let (ours, theirs) = (
+            traceback::parse(&goat_text),
+            traceback::parse(&runtime_text),
+        );
+        let in_callback = |b: &&Block| b.frames.iter().any(|f| f.0 == "main.inCallback");
+        let callbacks: Vec<&Block> = theirs.values().filter(in_callback).collect();
+        assert_eq!(
+            callbacks.len(),
+            2,
+            "{flavour}: two callbacks in\n{runtime_text}"
+        );
+        for want in callbacks {
+            let ctx = format!("{flavour}: goroutine {}\n--- goat:\n{goat_text}", want.id);
+            let got = ours
+                .get(&want.id)
+                .unwrap_or_else(|| panic!("missing: {ctx}"));
+            assert_eq!(
+                want.frames.last().map(|f| f.0.as_str()),
+                Some("runtime.goexit"),
+                "{ctx}"
+            );
+            assert_eq!(got.bracket, want.bracket, "{ctx}");
+            assert_eq!(got.frames, want.frames, "{ctx}");
+        }
+    }
+}
+
 #[test]
 fn json_has_every_goroutine_with_frames() {
     let fx = Fixture::start("go1.27-pie", "states", &[]);

@@ -113,9 +113,18 @@ fn facts(tab: &Pclntab, link_pc: u64) -> Option<PcFacts> {
         Ok(d) => u64::try_from(d).map_err(|_| FrameSizeError::Negative(d)),
         Err(e) => Err(FrameSizeError::Unknown(e)),
     };
+    // runtime.cgocallback writes SP but keeps a frame valid for unwinding
+    // on both stacks it switches between, so the runtime's traceback
+    // clears its SPWRITE flag: a Go callback on a thread C created
+    // unwinds on to runtime.goexit.
+    let flag = if f.name().is_ok_and(|n| n == "runtime.cgocallback") {
+        f.flag() & !FLAG_SPWRITE
+    } else {
+        f.flag()
+    };
     Some(PcFacts {
         entry: f.entry(),
-        flag: f.flag(),
+        flag,
         frame_size,
         injected_call: is_injected_call(&f),
     })
