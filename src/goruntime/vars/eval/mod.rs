@@ -10,6 +10,7 @@ mod lex;
 mod nums;
 mod ops;
 mod parse;
+mod promote;
 mod show;
 mod walk;
 

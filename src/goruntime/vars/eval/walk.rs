@@ -143,7 +143,7 @@ impl Scope<'_> {
     }
 
     /// A value in memory or registers, for operations that need one.
-    fn typed_value(&self, v: Val) -> Result<Value, VarError> {
+    pub(super) fn typed_value(&self, v: Val) -> Result<Value, VarError> {
         match v {
             Val::Typed(t) => {
                 if let Place::Unavailable(why) = &t.place {
@@ -208,14 +208,13 @@ impl Scope<'_> {
                     }
                 },
                 kind::STRUCT => {
-                    let (off, ty) = self.member(t.ty, f).ok_or_else(|| VarError::NoField {
-                        field: f.to_string(),
-                        ty: self.type_name(t.ty),
-                    })?;
-                    return Ok(Val::Typed(Value {
-                        ty,
-                        place: offset(&t.place, off),
-                    }));
+                    if let Some((off, ty)) = self.member(t.ty, f) {
+                        return Ok(Val::Typed(Value {
+                            ty,
+                            place: offset(&t.place, off),
+                        }));
+                    }
+                    return self.promoted_field(t, f);
                 }
                 _ => return Err(VarError::NoFields(self.type_name(t.ty))),
             }
