@@ -408,7 +408,8 @@ pub static COMMANDS: &[Command] = &[
         usage: "print [%x|%X|%o|%b|%d|%s|%v|%q] EXPR   (short: p)\n\n\
             EXPR is Go: variables of the selected frame and package variables\n\
             (counter, main.counter, \"pkg/path\".v), .field (through pointers,\n\
-            interfaces and embedded structs: c.fd for c.conn.fd), a[i], m[key],\n\
+            interfaces and embedded structs: c.fd for c.conn.fd; a channel's\n\
+            are its runtime.hchan's: ch.qcount, ch.sendq), a[i], m[key],\n\
             s[lo:hi], *p, &v, x.(T), T(x), (*T)(0xADDR), len, cap, unary - ! ^\n\
             and Go's binary operators, literals and nil.\n\
             A %VERB prints integers (and their slices) in that base.",

@@ -5,12 +5,12 @@
 //! [`Value`] whose place is [`Place::Bytes`].
 
 pub mod ast;
+mod fields;
 mod keys;
 mod lex;
 mod nums;
 mod ops;
 mod parse;
-mod promote;
 mod show;
 mod walk;
 

@@ -1,14 +1,20 @@
-//! Promoted fields: `x.f` where `f` is declared by a struct embedded in
-//! `x` (directly or through an embedded pointer, at any depth), found as
+//! Selectors, `x.f`: through pointers, through an interface to its
+//! dynamic value, into a channel's `runtime.hchan` (Delve's `ch.qcount`,
+//! `ch.sendq`), and to promoted fields: `f` declared by a struct embedded
+//! in `x` (directly or through an embedded pointer, at any depth), found as
 //! the Go compiler finds it: the shallowest embedding wins, and two at the
 //! same depth make the selector ambiguous. `conn.fd` for a `*net.TCPConn`
 //! is `conn.conn.fd`, the form Delve and Go users write.
 
 use std::collections::HashSet;
 
+use super::super::format::Dynamic;
 use super::super::types::{kind, offset};
 use super::super::{Scope, Value, VarError};
 use super::Val;
+
+/// Most interfaces and pointers a selector looks through.
+const MAX_HOPS: usize = 8;
 
 /// Embedding levels searched: Go programs rarely nest more than three.
 const MAX_DEPTH: usize = 16;
@@ -29,6 +35,50 @@ struct Reached {
 }
 
 impl Scope<'_> {
+    /// `.f` through pointers and interfaces (the dynamic value's field).
+    pub(super) fn field(&self, v: Val, f: &str) -> Result<Val, VarError> {
+        let mut v = v;
+        for _ in 0..MAX_HOPS {
+            if let Val::Addr { .. } = v {
+                v = self.deref_val(v)?;
+                continue;
+            }
+            let t = self.typed_value(v)?;
+            match self.kind(t.ty) {
+                kind::POINTER => v = self.deref_val(Val::Typed(t))?,
+                kind::INTERFACE => match self.dynamic(&t)? {
+                    Dynamic::Value(d) => v = Val::Typed(d),
+                    Dynamic::Nil => return Err(VarError::NilPointer),
+                    Dynamic::Undescribed { .. } => {
+                        return Err(VarError::NoFields(self.type_name(t.ty)))
+                    }
+                },
+                // A channel is a pointer to its runtime.hchan (its DWARF
+                // type a typedef of *hchan<T>): its fields are the hchan's.
+                kind::CHAN => match self.layout(t.ty) {
+                    Some((ptr, _)) if ptr != t.ty && self.kind(ptr) == kind::POINTER => {
+                        v = Val::Typed(Value {
+                            ty: ptr,
+                            place: t.place,
+                        })
+                    }
+                    _ => return Err(VarError::NoFields(self.type_name(t.ty))),
+                },
+                kind::STRUCT => {
+                    if let Some((off, ty)) = self.member(t.ty, f) {
+                        return Ok(Val::Typed(Value {
+                            ty,
+                            place: offset(&t.place, off),
+                        }));
+                    }
+                    return self.promoted_field(t, f);
+                }
+                _ => return Err(VarError::NoFields(self.type_name(t.ty))),
+            }
+        }
+        Err(VarError::TooDeep)
+    }
+
     /// `v.f` for struct `v` that does not declare `f` itself.
     pub(super) fn promoted_field(&self, v: Value, f: &str) -> Result<Val, VarError> {
         let no_field = || VarError::NoField {
@@ -189,6 +239,9 @@ mod tests {
     const TWINS: usize = 9;
     const SELF_REF: usize = 10;
     const SELF_PTR: usize = 11;
+    const CHAN: usize = 12;
+    const HCHAN_PTR: usize = 13;
+    const HCHAN: usize = 14;
 
     /// Outer {A; Mid; *Ptr}, Mid {B; Inner}, Inner {C; E}, Ptr {C; D};
     /// Twins {TwinA; TwinB}, both declaring X; SelfRef {*SelfRef; V}.
@@ -221,6 +274,14 @@ mod tests {
         ix.types.insert(SELF_REF, st("main.SelfRef", &self_ref));
         let sp = ty(p, "*main.SelfRef", kind::POINTER, Some(SELF_REF));
         ix.types.insert(SELF_PTR, sp);
+        // chan int: a typedef of *hchan<int>, as Go's DWARF has it.
+        let td = gimli::DW_TAG_typedef;
+        ix.types
+            .insert(CHAN, ty(td, "chan int", kind::CHAN, Some(HCHAN_PTR)));
+        let hp = ty(p, "*hchan<int>", kind::POINTER, Some(HCHAN));
+        ix.types.insert(HCHAN_PTR, hp);
+        let hchan = [("qcount", 0, INT, false), ("dataqsiz", 8, INT, false)];
+        ix.types.insert(HCHAN, st("hchan<int>", &hchan));
         ix
     }
 
@@ -275,5 +336,23 @@ mod tests {
             s.promoted_field(at(SELF_REF, 0x1000), "W"),
             Err(VarError::NoField { .. })
         ));
+    }
+
+    #[test]
+    fn a_channel_s_fields_are_its_hchan_s() {
+        // A channel variable at 0x1000 pointing at its hchan at 0x1008,
+        // then a nil one at 0x1018.
+        let mem = Words(vec![0x1008, 3, 5, 0]);
+        let ix = index();
+        let s = Scope::bare(&mem, &ix);
+        let ch = Val::Typed(at(CHAN, 0x1000));
+        assert_eq!(int(&s, s.field(ch.clone(), "qcount")).ok(), Some(3));
+        assert_eq!(int(&s, s.field(ch.clone(), "dataqsiz")).ok(), Some(5));
+        assert!(matches!(
+            s.field(ch, "sendq"),
+            Err(VarError::NoField { .. })
+        ));
+        let nil = Val::Typed(at(CHAN, 0x1018));
+        assert!(matches!(s.field(nil, "qcount"), Err(VarError::NilPointer)));
     }
 }
