@@ -348,11 +348,14 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["x"],
         group: Group::Data,
         help: "Print raw memory at an address, in hex and ASCII.",
-        usage: "examinemem ADDR [N]   (short: x ADDR [N])\n\n\
+        usage: "examinemem ADDR [N]   (short: x ADDR [N])\n\
+            examinemem [-count|-len N] [-size 1] [-fmt hex] [-x] ADDR\n\n\
             N bytes (default 64, at most 4096) from ADDR, 16 a line. ADDR is\n\
             a number (hex with 0x, or decimal) or an expression: &VAR (the\n\
             variable itself), a pointer (what it points at), a slice or a\n\
-            string (its bytes). Unreadable memory is an error.",
+            string (its bytes). Unreadable memory is an error. Delve's flags\n\
+            are taken for bytes in hex only (other -size and -fmt are not\n\
+            supported yet).",
         arg: Arg::None,
         run: data::examine,
     },

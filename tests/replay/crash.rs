@@ -4,7 +4,8 @@
 //! `dlv core`), reads the stack of the crashed goroutine (`bt`), selects
 //! the handler's frame, prints the request and its Name, and writes Name's
 //! bytes to a file (`dump-bytes`, for the post's Starlark
-//! `writebytestofile`), then looks at them with `x`.
+//! `writebytestofile`), then looks at them with `x` (goat's and Delve's
+//! spelling).
 //!
 //! The core is the kernel's own: the test raises its soft RLIMIT_CORE to
 //! the hard limit (no privilege needed) and reads, never sets,
@@ -128,6 +129,8 @@ fn replay(flavour: &str) {
         "p in.Name".into(),
         format!("dump-bytes in.Name {}", dump.display()),
         format!("x in.Name {name_len}"),
+        // Delve's own spelling of the same.
+        format!("x -count {name_len} -size 1 -fmt hex in.Name"),
     ]
     .into();
     let out = debug_session(&exe, &core, &session);
@@ -204,9 +207,11 @@ fn replay(flavour: &str) {
         ctx()
     );
     assert_eq!(std::fs::read(&dump).expect("the dumped bytes"), name);
-    // x: the same bytes in memory.
+    // x, twice: the same bytes in memory.
     let rows = name.len().div_ceil(16);
-    assert_eq!(hexdump(last_lines(&out, rows)), name, "{}", ctx());
+    let dumps = last_lines(&out, 2 * rows);
+    assert_eq!(hexdump(&dumps[..rows]), name, "{}", ctx());
+    assert_eq!(dumps[..rows], dumps[rows..], "{}", ctx());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
