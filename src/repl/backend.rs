@@ -25,6 +25,11 @@ pub trait Backend {
     fn core_path(&self) -> Option<&Path> {
         None
     }
+    /// The thread a fatal signal was delivered to (a crash core): the
+    /// session starts on its goroutine, as the post-mortem user expects.
+    fn signalled_thread(&self) -> Option<i32> {
+        None
+    }
     /// Writes a core of the current stop to `dest`.
     fn write_core(&self, dest: &Path, force: bool) -> Result<CoreStats>;
     /// `CLOCK_MONOTONIC` (ns) of this stop, against which wait times are
@@ -152,6 +157,9 @@ impl Backend for CoreBackend<'_> {
     }
     fn core_path(&self) -> Option<&Path> {
         Some(self.core.path())
+    }
+    fn signalled_thread(&self) -> Option<i32> {
+        self.core.signalled_thread()
     }
     fn write_core(&self, _dest: &Path, _force: bool) -> Result<CoreStats> {
         Err(anyhow!(

@@ -75,14 +75,21 @@ pub fn regs(s: &mut Session, _args: &[&str], out: &mut dyn Write) -> Result<()> 
 /// `x` prints at most this many bytes.
 const EXAMINE_MAX: usize = 4096;
 
-/// `x ADDR [N]`
+const EXAMINE_USAGE: &str = "usage: x ADDR [N] or x [-count|-len N] [-size 1] [-fmt hex] \
+     [-x] ADDR   (ADDR: a number, &VAR, or a pointer, slice or string)";
+
+/// `x ADDR [N]`, or Delve's `x [-count|-len N] [-size 1] [-fmt hex] [-x] ADDR`.
 pub fn examine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let (addr, len) = match args {
-        [a] => (address(s, a)?, 64),
-        [a, n] => (address(s, a)?, number(n)?),
-        _ => anyhow::bail!(
-            "usage: x ADDR [N]   (ADDR: a number, &VAR, or a pointer, slice or string)"
-        ),
+    let (addr, len) = match delve_flags(args)? {
+        (rest, Some(n)) => match rest {
+            [a] => (address(s, a)?, n),
+            _ => anyhow::bail!(EXAMINE_USAGE),
+        },
+        (rest, None) => match rest {
+            [a] => (address(s, a)?, 64),
+            [a, n] => (address(s, a)?, number(n)?),
+            _ => anyhow::bail!(EXAMINE_USAGE),
+        },
     };
     let len = usize::try_from(len).unwrap_or(usize::MAX).min(EXAMINE_MAX);
     let mut bytes = vec![0u8; len];
@@ -107,6 +114,38 @@ pub fn examine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
         writeln!(out, "{text}")?;
     }
     Ok(())
+}
+
+/// Delve's `examinemem` flags ahead of the address: what is left, and the
+/// count `-count`/`-len` gave. `x` prints bytes in hex, so `-size` must be
+/// 1 and `-fmt` hex; `-x` only marks the address as an expression.
+fn delve_flags<'a, 'b>(args: &'a [&'b str]) -> Result<(&'a [&'b str], Option<u64>)> {
+    let mut rest = args;
+    let mut count = None;
+    while let [flag, more @ ..] = rest {
+        if *flag == "-x" {
+            rest = more;
+            continue;
+        }
+        if !matches!(*flag, "-count" | "-len" | "-size" | "-fmt") {
+            break;
+        }
+        let [value, more @ ..] = more else {
+            anyhow::bail!("x: {flag} needs a value");
+        };
+        match *flag {
+            "-size" if *value != "1" => {
+                anyhow::bail!("x: only -size 1 is supported (bytes, 16 a line)")
+            }
+            "-fmt" if !matches!(*value, "hex" | "x") => {
+                anyhow::bail!("x: only -fmt hex is supported (bytes in hex and ASCII)")
+            }
+            "-count" | "-len" => count = Some(number(value)?),
+            _ => {}
+        }
+        rest = more;
+    }
+    Ok((rest, count))
 }
 
 fn number(a: &str) -> Result<u64> {
@@ -144,4 +183,23 @@ fn address(s: &Session, a: &str) -> Result<u64> {
     scope
         .address_of(&v)
         .map_err(|e| anyhow::anyhow!("{a}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delve_flags;
+
+    #[test]
+    fn delve_s_examinemem_flags_give_the_count() {
+        let (rest, n) = delve_flags(&["-count", "19", "-size", "1", "-fmt", "hex", "b"]).unwrap();
+        assert_eq!((rest, n), (&["b"][..], Some(19)));
+        let (rest, n) = delve_flags(&["-len", "0x10", "-x", "&v"]).unwrap();
+        assert_eq!((rest, n), (&["&v"][..], Some(16)));
+        // goat's own form passes through untouched.
+        let (rest, n) = delve_flags(&["b", "8"]).unwrap();
+        assert_eq!((rest, n), (&["b", "8"][..], None));
+        for bad in [&["-size", "4", "b"][..], &["-fmt", "dec", "b"], &["-count"]] {
+            assert!(delve_flags(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -44,7 +44,8 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     /// Takes the first capture of `backend`'s stopped target and selects a
-    /// goroutine: the one on the main thread, else goroutine 1, else the first.
+    /// goroutine: the one on the thread a crash signalled, else the one on
+    /// the main thread, else goroutine 1, else the first.
     pub fn new(
         prog: &'a GoProgram,
         backend: Box<dyn Backend + 'a>,
@@ -116,16 +117,20 @@ impl<'a> Session<'a> {
             .context("reading the goroutines")?;
         let dump = self.prog.decode(&cap, self.bias)?;
         let main_tid = t.pid();
+        let signalled = self.backend.signalled_thread();
         self.dump = dump;
+        let on_thread = |tid: Option<i32>| {
+            let tid = i64::from(tid?);
+            self.dump
+                .goroutines
+                .iter()
+                .find(|g| g.m.is_some_and(|m| m.tid == tid))
+                .map(|g| g.id)
+        };
         let keep = self.current.filter(|&id| self.goroutine(id).is_some());
         self.current = keep
-            .or_else(|| {
-                self.dump
-                    .goroutines
-                    .iter()
-                    .find(|g| g.m.is_some_and(|m| Some(m.tid as i32) == main_tid))
-                    .map(|g| g.id)
-            })
+            .or_else(|| on_thread(signalled))
+            .or_else(|| on_thread(main_tid))
             .or_else(|| self.goroutine(1).map(|g| g.id))
             .or_else(|| self.dump.goroutines.first().map(|g| g.id));
         self.frame = 0;

@@ -348,11 +348,14 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["x"],
         group: Group::Data,
         help: "Print raw memory at an address, in hex and ASCII.",
-        usage: "examinemem ADDR [N]   (short: x ADDR [N])\n\n\
+        usage: "examinemem ADDR [N]   (short: x ADDR [N])\n\
+            examinemem [-count|-len N] [-size 1] [-fmt hex] [-x] ADDR\n\n\
             N bytes (default 64, at most 4096) from ADDR, 16 a line. ADDR is\n\
             a number (hex with 0x, or decimal) or an expression: &VAR (the\n\
             variable itself), a pointer (what it points at), a slice or a\n\
-            string (its bytes). Unreadable memory is an error.",
+            string (its bytes). Unreadable memory is an error. Delve's flags\n\
+            are taken for bytes in hex only (other -size and -fmt are not\n\
+            supported yet).",
         arg: Arg::None,
         run: data::examine,
     },
@@ -407,9 +410,11 @@ pub static COMMANDS: &[Command] = &[
         help: "Evaluate and print a Go expression.",
         usage: "print [%x|%X|%o|%b|%d|%s|%v|%q] EXPR   (short: p)\n\n\
             EXPR is Go: variables of the selected frame and package variables\n\
-            (counter, main.counter, \"pkg/path\".v), .field (through pointers and\n\
-            interfaces), a[i], m[key], s[lo:hi], *p, &v, x.(T), T(x), (*T)(0xADDR),\n\
-            len, cap, unary - ! ^ and Go's binary operators, literals and nil.\n\
+            (counter, main.counter, \"pkg/path\".v), .field (through pointers,\n\
+            interfaces and embedded structs: c.fd for c.conn.fd; a channel's\n\
+            are its runtime.hchan's: ch.qcount, ch.sendq), a[i], m[key],\n\
+            s[lo:hi], *p, &v, x.(T), T(x), (*T)(0xADDR), len, cap, unary - ! ^\n\
+            and Go's binary operators, literals and nil.\n\
             A %VERB prints integers (and their slices) in that base.",
         arg: Arg::None,
         run: vars::print,

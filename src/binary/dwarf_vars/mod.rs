@@ -15,11 +15,12 @@ mod walk;
 
 use super::dwarf::{dwarf_sections, load_dwarf, DwarfError};
 
-/// `DW_AT_go_kind`, `DW_AT_go_key`, `DW_AT_go_elem`, `DW_AT_go_runtime_type`
-/// (Go extensions).
+/// `DW_AT_go_kind`, `DW_AT_go_key`, `DW_AT_go_elem`,
+/// `DW_AT_go_embedded_field`, `DW_AT_go_runtime_type` (Go extensions).
 const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
 const DW_AT_GO_KEY: gimli::DwAt = gimli::DwAt(0x2901);
 const DW_AT_GO_ELEM: gimli::DwAt = gimli::DwAt(0x2902);
+const DW_AT_GO_EMBEDDED_FIELD: gimli::DwAt = gimli::DwAt(0x2903);
 const DW_AT_GO_RUNTIME_TYPE: gimli::DwAt = gimli::DwAt(0x2904);
 /// Most entries read from one unit.
 const MAX_ENTRIES_PER_UNIT: usize = 50_000_000;
@@ -50,6 +51,9 @@ pub struct Member {
     pub name: String,
     pub offset: u64,
     pub ty: Option<usize>,
+    /// An embedded field (`DW_AT_go_embedded_field`), whose fields are
+    /// promoted: `c.fd` for `c.conn.fd`.
+    pub embedded: bool,
 }
 
 /// Where a variable lives.

@@ -4,7 +4,8 @@ use gimli::{AttributeValue, DebuggingInformationEntry, Unit};
 
 use super::{
     Ctx, Function, Global, Inlined, Location, Member, Type, Var, VarIndex, DW_AT_GO_ELEM,
-    DW_AT_GO_KEY, DW_AT_GO_KIND, DW_AT_GO_RUNTIME_TYPE, MAX_ENTRIES_PER_UNIT,
+    DW_AT_GO_EMBEDDED_FIELD, DW_AT_GO_KEY, DW_AT_GO_KIND, DW_AT_GO_RUNTIME_TYPE,
+    MAX_ENTRIES_PER_UNIT,
 };
 use crate::binary::dwarf::{global_ref, is_type_tag, member_offset, op_addr, R};
 
@@ -132,6 +133,10 @@ impl VarIndex {
                                 .and_then(member_offset)
                                 .unwrap_or(0),
                             ty,
+                            embedded: matches!(
+                                entry.attr_value(DW_AT_GO_EMBEDDED_FIELD),
+                                Some(AttributeValue::Flag(true))
+                            ),
                         };
                         if let Some(t) = self.types.get_mut(&s) {
                             t.members.push(m);

@@ -51,6 +51,7 @@ const NT_GOAT_CLOCKS: u32 = 0x5441_4f47;
 const AT_ENTRY: u64 = 9;
 const PHDR_SIZE: u64 = 56;
 /// Offsets inside the kernel's `struct elf_prstatus` (x86-64).
+const PRSTATUS_CURSIG: usize = 12;
 const PRSTATUS_PID: usize = 32;
 const PRSTATUS_REG: usize = 112;
 /// Offsets inside `struct elf_prpsinfo` (x86-64).
@@ -175,6 +176,8 @@ pub struct CoreFile {
     /// `NT_FILE` covers (sorted by `start`; `file` indexes `files`).
     exe_maps: Vec<FileMap>,
     threads: Vec<Thread>,
+    /// See [`CoreFile::signalled_thread`].
+    signalled: Option<i32>,
     mappings: Vec<Mapping>,
     pid: Option<i32>,
     command: Option<String>,
@@ -302,6 +305,14 @@ impl CoreFile {
     /// The process id the core was taken of.
     pub fn pid(&self) -> Option<i32> {
         self.pid
+    }
+
+    /// The thread the signal that dumped the core was delivered to: the
+    /// kernel writes that thread's `NT_PRSTATUS` first, and every thread's
+    /// `pr_cursig` names the signal (a crash); cores written of a live
+    /// process (goat's, gdb's gcore) have none.
+    pub fn signalled_thread(&self) -> Option<i32> {
+        self.signalled
     }
 
     /// The command name (`comm`, at most 15 bytes), from `NT_PRPSINFO`.

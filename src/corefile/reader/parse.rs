@@ -10,6 +10,8 @@ pub(super) struct Parsed {
     pub(super) segments: Vec<Segment>,
     pub(super) file_maps: Vec<(u64, u64, u64, String)>,
     pub(super) threads: Vec<Thread>,
+    /// The first thread whose `NT_PRSTATUS` names a current signal.
+    pub(super) signalled: Option<i32>,
     pub(super) pid: Option<i32>,
     pub(super) command: Option<String>,
     pub(super) args: Option<String>,
@@ -51,6 +53,7 @@ impl Parsed {
             files,
             exe_maps: Vec::new(),
             threads: self.threads,
+            signalled: self.signalled,
             mappings: Vec::new(),
             pid: self.pid,
             command: self.command,
@@ -273,6 +276,10 @@ impl Parser<'_> {
             NT_PRSTATUS => {
                 let bad = || self.malformed("NT_PRSTATUS note", at);
                 let tid = u32_at(desc, PRSTATUS_PID).ok_or_else(bad)? as i32;
+                let cursig = u16_at(desc, PRSTATUS_CURSIG).ok_or_else(bad)?;
+                if cursig != 0 && out.signalled.is_none() {
+                    out.signalled = Some(tid);
+                }
                 let mut r = [0u64; USER_REGS_WORDS];
                 for (i, v) in r.iter_mut().enumerate() {
                     *v = u64_at(desc, PRSTATUS_REG + i * 8).ok_or_else(bad)?;

@@ -44,6 +44,14 @@ impl Builder {
         self.note(NT_PRSTATUS, &d)
     }
 
+    /// A thread's `NT_PRSTATUS` naming `sig` as its current signal.
+    fn prstatus_signalled(&mut self, tid: i32, sig: u16) -> &mut Self {
+        let mut d = vec![0u8; 336];
+        d[12..14].copy_from_slice(&sig.to_le_bytes());
+        d[32..36].copy_from_slice(&tid.to_le_bytes());
+        self.note(NT_PRSTATUS, &d)
+    }
+
     fn prpsinfo(&mut self, pid: i32, fname: &str) -> &mut Self {
         let mut d = vec![0u8; 136];
         d[24..28].copy_from_slice(&pid.to_le_bytes());
@@ -199,6 +207,24 @@ fn reads_dumped_file_backed_and_faults_on_undumped_and_prot_none() {
     assert!(m[0].executable && !m[0].writable);
     assert_eq!((m[1].offset, m[1].path.as_deref()), (0x3000, exe.to_str()));
     assert_eq!(m[3].path, None);
+    let _ = std::fs::remove_file(exe);
+}
+
+#[test]
+fn the_signalled_thread_is_the_first_with_a_current_signal() {
+    let exe = sample_exe("exe-sig");
+    let quiet = CoreFile::from_bytes(sample(&exe)).unwrap();
+    assert_eq!(quiet.signalled_thread(), None, "no thread names a signal");
+    // The kernel writes the dumping thread first and gives every thread
+    // the signal: the first one is the crashed thread.
+    let mut b = Builder::new();
+    b.prstatus(201, 0, 0)
+        .prstatus_signalled(203, 6)
+        .prstatus_signalled(202, 6)
+        .prpsinfo(200, "prog")
+        .load(0x7000_0000, 0x1000, PF_R | PF_W, vec![0; 0x1000]);
+    let core = CoreFile::from_bytes(b.build()).unwrap();
+    assert_eq!(core.signalled_thread(), Some(203));
     let _ = std::fs::remove_file(exe);
 }
 

@@ -92,6 +92,8 @@ pub enum VarError {
     NoFields(String),
     #[error("no field {field:?} in {ty}")]
     NoField { field: String, ty: String },
+    #[error("ambiguous selector: {ty} embeds {field:?} twice at the same depth")]
+    AmbiguousField { field: String, ty: String },
     #[error("no uint8 type in DWARF")]
     NoByteType,
     #[error("cannot index a {0}")]

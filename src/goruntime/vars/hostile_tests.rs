@@ -57,6 +57,7 @@ fn st(name: &str, size: u64, fields: &[(&str, u64, usize)]) -> Type {
             name: n.into(),
             offset,
             ty: Some(ty),
+            embedded: false,
         })
         .collect();
     t

@@ -5,6 +5,7 @@
 //! [`Value`] whose place is [`Place::Bytes`].
 
 pub mod ast;
+mod fields;
 mod keys;
 mod lex;
 mod nums;

@@ -7,9 +7,6 @@ use super::ast::{BinOp, Expr, UnOp};
 use super::keys::KeyWant;
 use super::{at, computed, Const, Val, MAX_MAP_SEARCH};
 
-/// Most interfaces and pointers a selector looks through.
-const MAX_HOPS: usize = 8;
-
 impl Scope<'_> {
     /// Evaluates `e`; an error names the sub-expression that failed.
     pub fn eval(&self, e: &Expr) -> Result<Val, VarError> {
@@ -143,7 +140,7 @@ impl Scope<'_> {
     }
 
     /// A value in memory or registers, for operations that need one.
-    fn typed_value(&self, v: Val) -> Result<Value, VarError> {
+    pub(super) fn typed_value(&self, v: Val) -> Result<Value, VarError> {
         match v {
             Val::Typed(t) => {
                 if let Place::Unavailable(why) = &t.place {
@@ -187,40 +184,6 @@ impl Scope<'_> {
             ty: to.ok_or(VarError::UnknownPointee)?,
             place: Place::Mem(p),
         }))
-    }
-
-    /// `.f` through pointers and interfaces (the dynamic value's field).
-    fn field(&self, v: Val, f: &str) -> Result<Val, VarError> {
-        let mut v = v;
-        for _ in 0..MAX_HOPS {
-            if let Val::Addr { .. } = v {
-                v = self.deref_val(v)?;
-                continue;
-            }
-            let t = self.typed_value(v)?;
-            match self.kind(t.ty) {
-                kind::POINTER => v = self.deref_val(Val::Typed(t))?,
-                kind::INTERFACE => match self.dynamic(&t)? {
-                    Dynamic::Value(d) => v = Val::Typed(d),
-                    Dynamic::Nil => return Err(VarError::NilPointer),
-                    Dynamic::Undescribed { .. } => {
-                        return Err(VarError::NoFields(self.type_name(t.ty)))
-                    }
-                },
-                kind::STRUCT => {
-                    let (off, ty) = self.member(t.ty, f).ok_or_else(|| VarError::NoField {
-                        field: f.to_string(),
-                        ty: self.type_name(t.ty),
-                    })?;
-                    return Ok(Val::Typed(Value {
-                        ty,
-                        place: offset(&t.place, off),
-                    }));
-                }
-                _ => return Err(VarError::NoFields(self.type_name(t.ty))),
-            }
-        }
-        Err(VarError::TooDeep)
     }
 
     fn int_index(&self, i: &Val) -> Result<i128, VarError> {
