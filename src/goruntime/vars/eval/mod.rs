@@ -5,8 +5,11 @@
 //! [`Value`] whose place is [`Place::Bytes`].
 
 pub mod ast;
+mod calls;
+mod index;
 mod keys;
 mod lex;
+mod names;
 mod nums;
 mod ops;
 mod parse;
