@@ -409,7 +409,8 @@ pub static COMMANDS: &[Command] = &[
             EXPR is Go: variables of the selected frame and package variables\n\
             (counter, main.counter, \"pkg/path\".v), .field (through pointers and\n\
             interfaces), a[i], m[key], s[lo:hi], *p, &v, x.(T), T(x), (*T)(0xADDR),\n\
-            len, cap, unary - ! ^ and Go's binary operators, literals and nil.\n\
+            len, cap, unary - ! ^ and Go's binary operators, literals and nil;\n\
+            runtime.curg is the selected goroutine's g (runtime.curg.goid).\n\
             A %VERB prints integers (and their slices) in that base.",
         arg: Arg::None,
         run: vars::print,

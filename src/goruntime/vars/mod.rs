@@ -73,8 +73,8 @@ pub struct Scope<'a> {
     pub line: Option<u64>,
     /// The thread's registers, for the innermost frame of a running goroutine.
     pub regs: Option<Regs>,
-    /// Run-time address of the selected goroutine's `runtime.g`: what
-    /// `runtime.curg` evaluates to (as in Delve).
+    /// Run-time address of the selected goroutine's `runtime.g`: where
+    /// `runtime.curg` is (as in Delve).
     pub curg: Option<u64>,
     /// How much of a value is printed (the session's `config`).
     pub limits: limits::Limits,

@@ -2,7 +2,7 @@
 //! predeclared `nil`, `true` and `false`, types, and `runtime.curg`.
 
 use super::super::{Place, Scope, Value, VarError};
-use super::{computed, Const, Val};
+use super::{Const, Val};
 
 impl Scope<'_> {
     pub(super) fn local(&self, name: &str) -> Option<Value> {
@@ -72,20 +72,20 @@ impl Scope<'_> {
         }))
     }
 
-    /// `runtime.curg`, as Delve has it: the selected goroutine's `g`, as a
-    /// `*runtime.g`.
+    /// `runtime.curg`, as Delve has it: the selected goroutine's `g`
+    /// itself (a `runtime.g` in memory, so `&runtime.curg` is its address).
     fn curg(&self) -> Result<Val, VarError> {
         let gp = self.curg.ok_or_else(|| VarError::NoVariable {
             name: "runtime.curg".into(),
             function: self.function_name(),
         })?;
-        if let Some(ptr) = self.index.type_named("*runtime.g") {
-            return Ok(computed(ptr, gp.to_le_bytes().to_vec()));
-        }
         let g = self
             .index
             .type_named("runtime.g")
             .ok_or_else(|| VarError::NoType("runtime.g".into()))?;
-        Ok(Val::Addr { to: g, addr: gp })
+        Ok(Val::Typed(Value {
+            ty: g,
+            place: Place::Mem(gp),
+        }))
     }
 }
