@@ -270,3 +270,58 @@ fn cut_strings(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+#[test]
+fn the_normalization_undoes_only_format() {
+    assert_eq!(
+        delve("*main.Request {\n\tID: 7,\n\tPath: \"/a\",\n\tInner: main.Inner {Name: \"d\", Count: 3},}"),
+        "*main.Request {ID: 7, Path: \"/a\", Inner: main.Inner {Name: \"d\", Count: 3}}"
+    );
+    assert_eq!(
+        delve("map[string]int [\n\t\"a\": 1, \n\t\"b\": 2, \n]"),
+        "map[string]int [\"a\": 1, \"b\": 2]"
+    );
+    assert_eq!(
+        delve("[2]main.Point [\n\t{X: 1},\n\t{X: 5},\n]"),
+        "[2]main.Point [{X: 1},{X: 5}]"
+    );
+    assert_eq!(
+        goat("map[string]int len: 2, [\"a\": 1, \"b\": 2]"),
+        "map[string]int [\"a\": 1, \"b\": 2]"
+    );
+    assert_eq!(goat("map[string]int len: 0"), "map[string]int []");
+    assert_eq!(
+        goat("[]int len: 2, cap: 2, [2,3]"),
+        "[]int len: 2, cap: 2, [2,3]"
+    );
+    assert_eq!(
+        goat("[2]main.Point [main.Point {X: 1},main.Point {X: 5}]"),
+        "[2]main.Point [{X: 1},{X: 5}]"
+    );
+    assert_eq!(
+        goat("map[[2]int]int len: 1, [[2]int [1,2]: 12]"),
+        "map[[2]int]int [[1,2]: 12]"
+    );
+    assert_eq!(
+        goat("map[interface {}]string len: 2, [interface {}(main.Point) main.Point {X: 1}: \"pt\", interface {}(string) \"s\": \"str\"]"),
+        "map[interface {}]string [main.Point {X: 1}: \"pt\", \"s\": \"str\"]"
+    );
+    assert_eq!(
+        goat("map[*main.Inner]string len: 1, [*main.Inner {Name: \"p\"}: \"ptr\"]"),
+        "map[*main.Inner]string [*{Name: \"p\"}: \"ptr\"]"
+    );
+    assert_eq!(
+        goat("error(*fmt.wrapError) *fmt.wrapError {msg: \"m\", err: error(*errors.errorString) *errors.errorString {s: \"x\"}}"),
+        "error(*fmt.wrapError) *{msg: \"m\", err: error(*errors.errorString) *{s: \"x\"}}"
+    );
+    assert_eq!(
+        goat("interface {}(main.Box) main.Box {P: nil}"),
+        "interface {}(main.Box) {P: nil}"
+    );
+    assert_eq!(goat("\"abab\"...+56 more"), "\"abab...+56 more\"");
+    // A value difference stays one.
+    assert_ne!(
+        goat("map[string]int len: 1, [\"a\": 2]"),
+        delve("map[string]int [\n\t\"a\": 1, \n]")
+    );
+}
