@@ -11,6 +11,10 @@ mod common;
 mod core_file;
 #[path = "vars/eval.rs"]
 mod eval;
+#[path = "vars/eval_errors.rs"]
+mod eval_errors;
+#[path = "vars/eval_values.rs"]
+mod eval_values;
 #[path = "vars/globals.rs"]
 mod globals;
 #[path = "vars/limits.rs"]
@@ -229,7 +233,7 @@ fn unoptimized_build_shows_every_value_exactly() {
         assert!(h.print("msgs[").is_err());
         bytes::check_bytes(&h);
         bytes::check_examine_expressions(&h);
-        eval::check_expressions(&h);
+        eval::check_expressions(&h, true);
         limits::check_limits(&h);
         limits::check_filters(&h);
         assert_untouched(h.fx.pid());
@@ -281,6 +285,7 @@ fn optimized_builds_show_right_values_or_say_unavailable() {
         }
         // Package variables never depend on the optimizer.
         assert_eq!(h.print("counter").as_deref(), Ok("42"), "{flavour}");
+        eval::check_expressions(&h, false);
         assert_untouched(h.fx.pid());
     }
 }

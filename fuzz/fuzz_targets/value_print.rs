@@ -77,6 +77,7 @@ fuzz_target!(|data: &[u8]| {
         function: None,
         line: None,
         regs: None,
+        curg: None,
         limits: Default::default(),
         budget: Default::default(),
     };

@@ -234,6 +234,7 @@ impl<'a> Session<'a> {
             line: Some(u64::from(selected.line)),
             types: self.prog.binary().pclntab().ok().and_then(|t| t.types()),
             regs,
+            curg: Some(g.gp),
             limits: super::config::get().limits,
             budget: Default::default(),
         })

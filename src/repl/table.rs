@@ -414,7 +414,8 @@ pub static COMMANDS: &[Command] = &[
             interfaces and embedded structs: c.fd for c.conn.fd; a channel's\n\
             are its runtime.hchan's: ch.qcount, ch.sendq), a[i], m[key],\n\
             s[lo:hi], *p, &v, x.(T), T(x), (*T)(0xADDR), len, cap, unary - ! ^\n\
-            and Go's binary operators, literals and nil.\n\
+            and Go's binary operators, literals and nil; runtime.curg is the\n\
+            selected goroutine's g (runtime.curg.goid).\n\
             A %VERB prints integers (and their slices) in that base.",
         arg: Arg::None,
         run: vars::print,

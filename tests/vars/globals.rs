@@ -78,7 +78,7 @@ fn exact(p: &Parked) -> Vec<(&'static str, String)> {
         ),
         (
             "gWrapped",
-            r#"error(*fmt.wrapError) *fmt.wrapError {msg: "ctx: x", err: error(*errors.errorString) *errors.errorString {...}}"#.into(),
+            r#"error(*fmt.wrapError) *fmt.wrapError {msg: "ctx: x", err: error(*errors.errorString) *errors.errorString {s: "x"}}"#.into(),
         ),
         ("gNilErr", "error nil".into()),
         ("gAny", "interface {}(int) 42".into()),

@@ -22,10 +22,16 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     ("max-array-values 2", "len(m)", "3"),
     ("max-variable-recurse 0", "in", "main.Inner {...}"),
+    // A pointer is no level of its own, as in Delve.
+    (
+        "max-variable-recurse 1",
+        "req",
+        "*main.Request {ID: 7, Path: \"/api/v1\", Inner: main.Inner {...}}",
+    ),
     (
         "max-variable-recurse 2",
         "req",
-        "*main.Request {ID: 7, Path: \"/api/v1\", Inner: main.Inner {...}}",
+        "*main.Request {ID: 7, Path: \"/api/v1\", Inner: main.Inner {Name: \"deep\", Count: 3}}",
     ),
 ];
 

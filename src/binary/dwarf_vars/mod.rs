@@ -89,6 +89,8 @@ pub struct Var {
     pub ty: Option<usize>,
     /// The ranges of its innermost lexical block; empty for the whole function.
     pub scope: Vec<(u64, u64)>,
+    /// How many lexical blocks enclose it (0: the function's own).
+    pub block_depth: usize,
     pub location: Location,
     /// `DW_AT_decl_line`: a local is not shown before the line declaring it.
     pub decl_line: Option<u64>,
@@ -212,6 +214,16 @@ impl VarIndex {
     /// Every package variable, by full name (for `vars`).
     pub fn globals(&self) -> impl Iterator<Item = (&str, Global)> + '_ {
         self.globals.iter().map(|(n, g)| (n.as_str(), *g))
+    }
+
+    /// Whether `pkg` is a package of the program: some package variable
+    /// or function is named `pkg.…`.
+    pub fn is_package(&self, pkg: &str) -> bool {
+        let in_pkg = |name: &str| {
+            name.strip_prefix(pkg)
+                .is_some_and(|rest| rest.starts_with('.'))
+        };
+        self.globals.keys().any(|n| in_pkg(n)) || self.functions.iter().any(|f| in_pkg(&f.name))
     }
 
     pub fn ty(&self, offset: usize) -> Option<&Type> {

@@ -88,6 +88,11 @@ impl VarIndex {
                         Some(Ctx::Block(b)) => blocks[b].clone(),
                         _ => Vec::new(),
                     };
+                    let block_depth = stack
+                        .iter()
+                        .rev()
+                        .take_while(|&&(_, c)| matches!(c, Ctx::Block(_)))
+                        .count();
                     let attr = entry.attr_value(gimli::DW_AT_location);
                     let is_local =
                         matches!(parent, Some(Ctx::Func(_) | Ctx::Inl(..) | Ctx::Block(_)));
@@ -98,6 +103,7 @@ impl VarIndex {
                                 param: tag == gimli::DW_TAG_formal_parameter,
                                 ty,
                                 scope,
+                                block_depth,
                                 location: location_of(dwarf, unit, attr),
                                 decl_line: entry
                                     .attr_value(gimli::DW_AT_decl_line)

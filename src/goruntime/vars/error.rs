@@ -71,8 +71,6 @@ pub enum VarError {
     NoInlinedCall { depth: usize, pc: u64 },
 
     // `print` expressions: parsing (each names the whole text).
-    #[error("expected a variable name in {0:?}")]
-    ExpectedName(String),
     #[error("expected a field name after '.' in {0:?}")]
     ExpectedField(String),
 
@@ -137,6 +135,8 @@ pub enum VarError {
     KeyType { want: String, have: String },
     #[error("dynamic type is {0}")]
     DynamicType(String),
+    #[error("{0} has no DWARF type: print the interface to see its value")]
+    NoDwarfType(String),
     #[error("not an interface: {0}")]
     NotInterface(String),
     #[error("mismatched types {left} and {right}")]

@@ -166,13 +166,17 @@ impl Scope<'_> {
                 match target {
                     None if p == 0 => Ok(format!("{name} nil")),
                     Some(to)
-                        if self.kind(to) == kind::STRUCT && depth < lim.depth && seen.insert(p) =>
+                        if matches!(self.kind(to), kind::STRUCT | kind::ARRAY)
+                            && depth < lim.depth
+                            && seen.insert(p) =>
                     {
                         let pointee = Value {
                             ty: to,
                             place: Place::Mem(p),
                         };
-                        Ok(format!("*{}", self.fmt_value(&pointee, depth + 1, seen)))
+                        // As Delve: following a pointer is no nesting level
+                        // of its own (the struct or array it shows is).
+                        Ok(format!("*{}", self.fmt_value(&pointee, depth, seen)))
                     }
                     _ => Ok(format!("({name})({p:#x})")),
                 }

@@ -73,6 +73,9 @@ pub struct Scope<'a> {
     pub line: Option<u64>,
     /// The thread's registers, for the innermost frame of a running goroutine.
     pub regs: Option<Regs>,
+    /// Run-time address of the selected goroutine's `runtime.g`: where
+    /// `runtime.curg` is (as in Delve).
+    pub curg: Option<u64>,
     /// How much of a value is printed (the session's `config`).
     pub limits: limits::Limits,
     /// What is left of one print's bound on values formatted.
@@ -95,6 +98,7 @@ impl<'a> Scope<'a> {
             function: None,
             line: None,
             regs: None,
+            curg: None,
             limits: limits::Limits::DEFAULT,
             budget: limits::Budget::new(),
         }
@@ -248,9 +252,17 @@ impl Scope<'_> {
                 depth: self.inline_depth,
                 pc: self.pc,
             })?;
-        for v in vars.iter().filter(|v| {
-            v.param == params && v.in_scope(self.pc) && (params || !declared(v.decl_line))
-        }) {
+        let mut shown: Vec<_> = vars
+            .iter()
+            .filter(|v| {
+                v.param == params && v.in_scope(self.pc) && (params || !declared(v.decl_line))
+            })
+            .collect();
+        // Delve's order: outer blocks first, then by declaration line (the
+        // compiler's DWARF order is neither); stable, as arguments keep
+        // theirs.
+        shown.sort_by_key(|v| (v.block_depth, v.decl_line.unwrap_or(0)));
+        for v in shown {
             let Some(ty) = v.ty else { continue };
             let size = self.ty(ty).and_then(|t| t.size).unwrap_or(8);
             let mut place = match v.location.at(self.pc) {
@@ -327,6 +339,7 @@ mod tests {
             function: None,
             line: None,
             regs,
+            curg: None,
             limits: limits::Limits::DEFAULT,
             budget: limits::Budget::new(),
         }

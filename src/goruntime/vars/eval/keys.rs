@@ -22,6 +22,9 @@ pub(super) enum KeyWant {
     Same(Value),
     /// A constant, against an interface key's dynamic value.
     Dynamic(Const),
+    /// A struct or array, against an interface key's dynamic value of the
+    /// same type.
+    DynamicSame(Value),
 }
 
 impl Scope<'_> {
@@ -31,10 +34,11 @@ impl Scope<'_> {
         match (self.kind(key_ty), key) {
             (kind::INTERFACE, Val::Typed(v)) if self.kind(v.ty) == kind::INTERFACE => {
                 match self.dynamic(v)? {
-                    Dynamic::Value(inner) => Ok(KeyWant::Dynamic(self.scalar(&Val::Typed(inner))?)),
+                    Dynamic::Value(inner) => self.dynamic_key(inner),
                     _ => Err(VarError::UnsupportedKey(self.type_name(v.ty))),
                 }
             }
+            (kind::INTERFACE, Val::Typed(v)) => self.dynamic_key(v.clone()),
             (kind::INTERFACE, k) => Ok(KeyWant::Dynamic(self.scalar(k)?)),
             (_, Val::Typed(v)) if self.type_name(v.ty) == self.type_name(key_ty) => {
                 Ok(KeyWant::Same(v.clone()))
@@ -44,6 +48,14 @@ impl Scope<'_> {
                 have: self.type_name(v.ty),
             }),
             _ => Err(VarError::UnsupportedKey(self.type_name(key_ty))),
+        }
+    }
+
+    /// What an interface key holding `v` must hold.
+    fn dynamic_key(&self, v: Value) -> Result<KeyWant, VarError> {
+        match self.kind(v.ty) {
+            kind::STRUCT | kind::ARRAY => Ok(KeyWant::DynamicSame(v)),
+            _ => Ok(KeyWant::Dynamic(self.scalar(&Val::Typed(v))?)),
         }
     }
 
@@ -64,6 +76,13 @@ impl Scope<'_> {
             KeyWant::Same(w) => self.equal(k, w, 0).unwrap_or(false),
             KeyWant::Dynamic(c) => match self.dynamic(k) {
                 Ok(Dynamic::Value(inner)) => self.scalar(&Val::Typed(inner)).is_ok_and(|x| x == *c),
+                _ => false,
+            },
+            KeyWant::DynamicSame(w) => match self.dynamic(k) {
+                Ok(Dynamic::Value(inner)) => {
+                    self.type_name(inner.ty) == self.type_name(w.ty)
+                        && self.equal(&inner, w, 0).unwrap_or(false)
+                }
                 _ => false,
             },
         }

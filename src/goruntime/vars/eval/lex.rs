@@ -131,6 +131,9 @@ fn number(s: &str) -> Result<Tok, VarError> {
                 .map_err(|_| bad()),
         )
     };
+    if let Some(hex) = lower.strip_prefix("0x").filter(|h| h.contains('p')) {
+        return hex_float(hex).map(Tok::Float).ok_or_else(bad);
+    }
     if let Some(t) = radix("0x", 16)
         .or_else(|| radix("0b", 2))
         .or_else(|| radix("0o", 8))
@@ -147,6 +150,23 @@ fn number(s: &str) -> Result<Tok, VarError> {
             .map_err(|_| bad());
     }
     lower.parse().map(Tok::Int).map_err(|_| bad())
+}
+
+/// Go's hexadecimal float `MANTISSAp±EXP` (after `0x`): the mantissa's
+/// hex digits, with an optional point, times two to EXP.
+fn hex_float(s: &str) -> Option<f64> {
+    let (mantissa, exp) = s.split_once('p')?;
+    let exp: i32 = exp.parse().ok()?;
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut m = 0f64;
+    for c in int.chars().chain(frac.chars()) {
+        m = m * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let frac_bits = i32::try_from(frac.len()).ok()?.checked_mul(4)?;
+    Some(m * 2f64.powi(exp.checked_sub(frac_bits)?))
 }
 
 /// A `"` or `'` quoted literal at `start`, with Go's escapes: its bytes and

@@ -5,9 +5,12 @@
 //! [`Value`] whose place is [`Place::Bytes`].
 
 pub mod ast;
+mod calls;
 mod fields;
+mod index;
 mod keys;
 mod lex;
+mod names;
 mod nums;
 mod ops;
 mod parse;

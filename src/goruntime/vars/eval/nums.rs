@@ -117,11 +117,7 @@ impl Scope<'_> {
     /// A type by Go name: as DWARF spells it, with `main.` for unqualified
     /// names, and Go's aliases `byte` and `rune`.
     pub(crate) fn type_by_name(&self, name: &str) -> Option<usize> {
-        let name = match name {
-            "byte" => "uint8",
-            "rune" => "int32",
-            n => n,
-        };
+        let name = &without_aliases(name);
         let stars = name.len() - name.trim_start_matches('*').len();
         let base = &name[stars..];
         self.index.type_named(name).or_else(|| {
@@ -137,6 +133,31 @@ impl Scope<'_> {
     }
 }
 
+/// `name` with Go's aliases `byte` and `rune` spelled as DWARF names their
+/// types (`[]byte` is `[]uint8`), where they stand as whole identifiers.
+fn without_aliases(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(start) = rest.find(|c: char| c.is_alphanumeric() || c == '_') {
+        let (before, from) = rest.split_at(start);
+        out.push_str(before);
+        let end = from
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(from.len());
+        let word = &from[..end];
+        // A package's own `byte` (`pkg.byte`) is not the alias.
+        let qualified = out.ends_with('.');
+        out.push_str(match word {
+            "byte" if !qualified => "uint8",
+            "rune" if !qualified => "int32",
+            w => w,
+        });
+        rest = &from[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The Go type of an untyped constant.
 pub(super) fn const_type(c: &Const) -> &'static str {
     match c {
@@ -145,5 +166,23 @@ pub(super) fn const_type(c: &Const) -> &'static str {
         Const::Bool(_) => "untyped bool",
         Const::Str(_) => "string",
         Const::Nil => "nil",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn aliases_become_dwarf_names_only_as_whole_identifiers() {
+        for (name, want) in [
+            ("byte", "uint8"),
+            ("[]byte", "[]uint8"),
+            ("*[4]rune", "*[4]int32"),
+            ("map[string][]byte", "map[string][]uint8"),
+            ("main.bytes", "main.bytes"),
+            ("pkg.byte", "pkg.byte"),
+            ("[]main.Inner", "[]main.Inner"),
+        ] {
+            assert_eq!(super::without_aliases(name), want, "{name}");
+        }
     }
 }

@@ -35,6 +35,9 @@ fn parses_a_table_of_expressions() {
         ("`raw\\n`", "\"raw\\\\n\""),
         ("\"\\u4e16\\x41\"", "\"世A\""),
         ("1.5e3", "1500.0"),
+        ("0x1p4", "16.0"),
+        ("0x1.8p1", "3.0"),
+        ("0x.8p-1", "0.25"),
     ];
     for (input, want) in table {
         let e = parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
