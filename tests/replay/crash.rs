@@ -14,28 +14,19 @@
 //! then fails saying so, unless GOAT_SKIP_KERNEL_CORE=1).
 
 use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use super::golit::{byte_list, hex, hexdump, int_after, strings};
 use super::{
     exe, frame_of, frames, last_lines, lines_of, marked_line, printed, record, Printed, FLAVOURS,
 };
-use crate::common::{self, scratch_dir};
+use crate::common::{self, kernel_core, scratch_dir};
 
 /// Runs `replay crashsrv` with GOTRACEBACK=crash in `dir` until it dies:
 /// what it printed, and the core the kernel wrote (or why there is none).
 fn crash(exe: &Path, dir: &Path) -> (Printed, Result<PathBuf, String>) {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -c "$(ulimit -H -c)" && exec "$0" crashsrv"#)
-        .arg(exe)
-        .current_dir(dir)
-        .env("GOTRACEBACK", "crash")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let mut child = kernel_core::crashable(exe, &["crashsrv"], dir)
         .spawn()
         .expect("start the crashing server");
     let mut out = String::new();
@@ -61,25 +52,9 @@ fn crash(exe: &Path, dir: &Path) -> (Printed, Result<PathBuf, String>) {
         "the handler did not run:\n{out}\n{err}"
     );
     assert!(err.contains("panic: oh no!"), "{err}");
-    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
-    let core = std::fs::read_dir(dir)
-        .expect("the scratch directory")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("core"))
-        });
-    let core = match core {
-        Some(c) if status.core_dumped() => Ok(c),
-        _ => Err(format!(
-            "the kernel wrote no core in {} (status {status:?}, kernel.core_pattern {:?}, \
-             hard RLIMIT_CORE from `ulimit -H -c`); let it write plain files: \
-             sysctl kernel.core_pattern=core and a nonzero core limit",
-            dir.display(),
-            pattern.trim()
-        )),
-    };
+    let core = kernel_core::core_written(dir, status).map_err(|why| {
+        format!("{why}; let it write plain files: sysctl kernel.core_pattern=core and a nonzero core limit")
+    });
     (values, core)
 }
 
