@@ -63,6 +63,9 @@ fn describe(s: &Session, out: &mut dyn Write) -> Result<()> {
         Some(t) => writeln!(out, "\tThread: {}", t.tid)?,
         None => writeln!(out, "\tThread: none (not running)")?,
     }
+    if let Some(text) = super::labels::line(&super::labels::of(s, g)) {
+        writeln!(out, "\t{text}")?;
+    }
     if let Some(why) = &g.unreadable {
         writeln!(out, "\tStack unreadable: {why}")?;
     }

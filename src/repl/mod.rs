@@ -23,6 +23,7 @@ mod goroutines;
 mod grlist;
 mod history;
 mod info;
+mod labels;
 mod locate;
 mod multiline;
 mod pattern;

@@ -174,24 +174,27 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["grs"],
         group: Group::Goroutines,
         help: "List the goroutines.",
-        usage: "goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-with|-without WHAT [EXPR]]\n\
-            \x20          [-group KEY] [-f FUNC] [-status STATUS] [-exec COMMAND]\n\n\
+        usage: "goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-l] [-with|-without WHAT [EXPR]]\n\
+            \x20          [-group KEY] [-f FUNC] [-status STATUS]\n\
+            \x20          [-label KEY[=VALUE]] [-exec COMMAND]\n\n\
             Which location each line shows: -u the innermost frame outside the\n\
             runtime (default), -r the innermost frame, -g the go statement that\n\
             created it, -s its start function (the outermost frame read).\n\
             -t [DEPTH]    each goroutine's stack too (10 frames unless DEPTH)\n\
+            -l            each goroutine's pprof labels too (pprof.Do, SetGoroutineLabels)\n\
             -with|-w, -without|-wo (userloc|curloc|goloc|startloc) EXPR\n\
             \x20             keep goroutines whose location (function, file:line)\n\
             \x20             contains EXPR, or does not\n\
+            -with|-without label KEY[=VALUE]   has (or not) label KEY (with VALUE)\n\
             -with|-without running|user   on an OS thread; not started in the runtime\n\
-            -group (userloc|curloc|goloc|startloc|running|user)\n\
+            -group (userloc|curloc|goloc|startloc|running|user|label KEY)\n\
             \x20             by that key: 5 goroutines of each group and its total\n\
             -group        (no key) collapse identical stacks, runtime layout\n\
             -f FUNC       only goroutines with a frame whose function contains FUNC\n\
             -status S     only goroutines whose status contains S (-status \"chan receive\")\n\
+            -label KV     the same as -with label KV\n\
             -exec COMMAND run COMMAND (the rest of the line) on each goroutine listed\n\n\
-            Labels (-l, label) and -chan are not supported yet. The current\n\
-            goroutine is marked with '*'.",
+            -chan is not supported yet. The current goroutine is marked with '*'.",
         arg: Arg::None,
         run: grlist::goroutines,
     },
@@ -202,7 +205,8 @@ pub static COMMANDS: &[Command] = &[
         help: "Show or change the current goroutine.",
         usage: "goroutine [ID [COMMAND]]\n\n\
             Without ID, describe the current goroutine. With ID, make it current;\n\
-            with a COMMAND too, run COMMAND on goroutine ID and keep the current one.",
+            with a COMMAND too, run COMMAND on goroutine ID and keep the current one.\n\
+            The description includes the goroutine's pprof labels, if it has any.",
         arg: Arg::Goroutine,
         run: goroutines::goroutine,
     },
