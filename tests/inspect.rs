@@ -146,3 +146,38 @@ fn labels_read_from_a_core_as_from_the_process() {
     assert_eq!(l[0][0].1, [LABELS], "{ctx}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn chan_lists_the_goroutines_waiting_on_a_channel() {
+    build_fixtures();
+    for flavour in FLAVOURS {
+        let fx = Fixture::start(flavour, "states", &[]);
+        let pid = fx.pid();
+        let before = stacks(pid);
+        let (recv, rd) = parked_in(&before, "main.chanReceive");
+        let (send, sd) = parked_in(&before, "main.chanSend");
+        let script = format!(
+            "goroutine {recv} frame {rd} goroutines -chan ch\n\
+             goroutine {send} frame {sd} goroutines -chan ch\n\
+             goroutine {recv} frame {rd} goroutines -chan ch -without userloc chanReceive\n\
+             goroutines -chan main.mu\n\
+             goroutines -chan\n"
+        );
+        let (stdout, stderr) = session(pid, &script);
+        let ctx = format!("{flavour}:\n{stdout}\n---\n{stderr}");
+        let l = lists(&stdout);
+        assert_eq!(l.len(), 3, "{ctx}");
+        assert_eq!(ids(&l[0]), [recv], "{ctx}");
+        assert_eq!(ids(&l[1]), [send], "{ctx}");
+        assert!(l[2].is_empty(), "{ctx}");
+        assert_eq!(stderr.matches("error: ").count(), 2, "{ctx}");
+        assert!(
+            stderr.contains("error: goroutines -chan main.mu: sync.Mutex is not a channel"),
+            "{ctx}"
+        );
+        assert!(
+            stderr.contains("error: goroutines: -chan needs a channel EXPR"),
+            "{ctx}"
+        );
+    }
+}

@@ -1,8 +1,9 @@
 //! `goroutines`: the list, with Delve's flags (which location each line
-//! shows, stacks, labels, filters, grouping, a command run on each) and goat's own `-f FUNC`, `-status STATUS` and
+//! shows, stacks, labels, filters, grouping, the waiters of a channel, a
+//! command run on each) and goat's own `-f FUNC`, `-status STATUS` and
 //! `-label KEY[=VALUE]` filters.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -142,6 +143,8 @@ struct Opts {
     exec: Option<String>,
     /// -l: each goroutine's labels under its line.
     labels: bool,
+    /// -chan EXPR: only the goroutines waiting on that channel.
+    chan: Option<String>,
 }
 
 impl Opts {
@@ -221,7 +224,7 @@ fn parse(args: &[&str]) -> Result<Opts> {
                 }
                 o.group = Some(by.unwrap_or(GroupBy::Stack));
             }
-            "-chan" => bail!("goroutines -chan is not supported yet"),
+            "-chan" => o.chan = Some(next("a channel EXPR")?),
             "-exec" => {
                 let rest = words.get(i..).unwrap_or_default();
                 if rest.is_empty() {
@@ -254,11 +257,29 @@ fn keep(o: &Opts, g: &Goroutine, labels: &HashMap<u64, Labels>) -> bool {
         })
 }
 
+/// The ids of the goroutines waiting on the channel `expr` evaluates to
+/// in the selected frame.
+fn chan_waiters(s: &Session, expr: &str) -> Result<HashSet<u64>> {
+    let scope = s.scope()?;
+    let v = match scope.eval_text(expr).map_err(|e| anyhow!(e))? {
+        crate::goruntime::vars::eval::Val::Typed(v) => v,
+        other => bail!(
+            "goroutines -chan: {expr} is a {}, not a channel",
+            scope.val_type(&other)
+        ),
+    };
+    let ids = scope
+        .chan_waiters(&v)
+        .map_err(|e| anyhow!("goroutines -chan {expr}: {e}"))?;
+    Ok(ids.into_iter().collect())
+}
+
 /// `goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-l] [-with|-without ...]
-/// [-group KEY] [-f FUNC] [-status STATUS] [-label KEY[=VALUE]]
+/// [-group KEY] [-chan EXPR] [-f FUNC] [-status STATUS] [-label KEY[=VALUE]]
 /// [-exec COMMAND]`
 pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     let o = parse(args)?;
+    let waiting = o.chan.as_deref().map(|e| chan_waiters(s, e)).transpose()?;
     let dump = s.dump();
     let labels = match o.needs_labels() {
         true => labels::of_all(s, dump.goroutines.iter()),
@@ -267,6 +288,7 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
     let chosen: Vec<&Goroutine> = dump
         .goroutines
         .iter()
+        .filter(|g| waiting.as_ref().is_none_or(|w| w.contains(&g.id)))
         .filter(|g| keep(&o, g, &labels))
         .collect();
     if let Some(cmd) = &o.exec {

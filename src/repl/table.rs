@@ -175,7 +175,7 @@ pub static COMMANDS: &[Command] = &[
         group: Group::Goroutines,
         help: "List the goroutines.",
         usage: "goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-l] [-with|-without WHAT [EXPR]]\n\
-            \x20          [-group KEY] [-f FUNC] [-status STATUS]\n\
+            \x20          [-group KEY] [-chan EXPR] [-f FUNC] [-status STATUS]\n\
             \x20          [-label KEY[=VALUE]] [-exec COMMAND]\n\n\
             Which location each line shows: -u the innermost frame outside the\n\
             runtime (default), -r the innermost frame, -g the go statement that\n\
@@ -193,8 +193,10 @@ pub static COMMANDS: &[Command] = &[
             -f FUNC       only goroutines with a frame whose function contains FUNC\n\
             -status S     only goroutines whose status contains S (-status \"chan receive\")\n\
             -label KV     the same as -with label KV\n\
+            -chan EXPR    only goroutines waiting to receive from or send to the\n\
+            \x20             channel EXPR (evaluated in the selected frame, as print does)\n\
             -exec COMMAND run COMMAND (the rest of the line) on each goroutine listed\n\n\
-            -chan is not supported yet. The current goroutine is marked with '*'.",
+            The current goroutine is marked with '*'.",
         arg: Arg::None,
         run: grlist::goroutines,
     },

@@ -96,6 +96,11 @@ pub enum VarError {
     NoByteType,
     #[error("cannot index a {0}")]
     NotIndexable(String),
+    #[error("{0} is not a channel")]
+    NotChannel(String),
+    /// A channel's wait queue could not be read whole.
+    #[error("the channel's {queue}: {why}")]
+    WaitQueue { queue: &'static str, why: String },
     #[error("index {index} out of range [0:{len}]")]
     OutOfRange { index: i128, len: u64 },
 
