@@ -14,6 +14,7 @@
 mod backend;
 mod cond;
 mod config;
+mod config_file;
 mod data;
 mod disasm;
 mod exec;
@@ -62,6 +63,10 @@ pub struct Options {
 /// by dropping the session and the process.
 pub fn run(s: &mut Session, opts: &Options) -> u8 {
     eprintln!("{}", banner(s));
+    // What `config -save` wrote, before any command runs.
+    for warning in config_file::load() {
+        eprintln!("{warning}");
+    }
     let mut failed = false;
     let mut run_one = |s: &mut Session, line: &str| {
         let ok = run_line(s, line);

@@ -508,7 +508,7 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Session,
         help: "Show or change the session's settings.",
-        usage: "config -list | config SETTING VALUE\n\n\
+        usage: "config -list | config -save | config SETTING VALUE\n\n\
             substitute-path FROM TO   list (and stops) read FROM/... as TO/...\n\
             substitute-path -clear [FROM]   remove every rule (or FROM's)\n\
             max-string-len N          string bytes print shows (100; Delve 64)\n\
@@ -516,7 +516,9 @@ pub static COMMANDS: &[Command] = &[
             max-variable-recurse N    nesting levels shown before {...} (3; Delve 1)\n\
             \x20                         (at most 1048576, 65536 and 16)\n\
             source-list-line-count N  lines list shows either side (5)\n\n\
-            Settings last for the session (-save is not supported yet).",
+            -save writes the settings to $XDG_CONFIG_HOME/goat/config (else\n\
+            ~/.config/goat/config), which every session reads when it starts:\n\
+            one setting a line, as config takes it; # starts a comment.",
         arg: Arg::None,
         run: config::config,
     },
