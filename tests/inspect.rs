@@ -1,7 +1,8 @@
 //! The session's inspection commands that read runtime structures beyond
 //! the stacks: goroutine labels (`goroutines -l`, `-with label`, `-group
 //! label`, `goroutine`), the waiters of a channel (`goroutines -chan`) and
-//! pending deferred calls (`deferred`, `stack -defer`), on every release
+//! pending deferred calls (`deferred`, `stack -defer`) and frame offsets
+//! (`stack -offsets`), on every release
 //! goat is tested against, live and from a core. Every session must leave
 //! the program as it found it.
 
@@ -179,5 +180,128 @@ fn chan_lists_the_goroutines_waiting_on_a_channel() {
             stderr.contains("error: goroutines: -chan needs a channel EXPR"),
             "{ctx}"
         );
+    }
+}
+
+/// `N  0xPC in FUNC` lines of a stack listing: (frame number, function).
+fn frame_heads(out: &str) -> Vec<(usize, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let (n, rest) = l.trim_start().split_once("  0x")?;
+            let f = rest.split_once(" in ")?.1;
+            Some((
+                n.parse().ok()?,
+                f.trim_end_matches(" (inlined)").to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn deferred_calls_are_listed_per_frame() {
+    build_fixtures();
+    for flavour in FLAVOURS {
+        let fx = Fixture::start(flavour, "inspect", &[]);
+        let pid = fx.pid();
+        let before = stacks(pid);
+        let (g, inner) = parked_in(&before, "main.deferInner");
+        let (_, outer) = parked_in(&before, "main.deferring");
+        let script = format!(
+            "goroutine {g} stack -defer\n\
+             goroutine {g} frame {inner} deferred\n\
+             goroutine {g} frame {outer} deferred 2\n\
+             goroutine {g} frame {outer} deferred 3\n\
+             goroutine {g} frame {outer} deferred 1 args\n\
+             goroutine {g} deferred x\n"
+        );
+        let (stdout, stderr) = session(pid, &script);
+        let ctx = format!("{flavour}:\n{stdout}\n---\n{stderr}");
+        // Since 1.22 the call is unwrapped from its deferwrap closure, as
+        // Delve does; before, the wrapper is a plain closure (func1).
+        let called = |by: &str| match flavour {
+            "go1.19-exe" | "go1.21-pie" => format!("main.{by}.func1"),
+            _ => "main.cleanup".to_string(),
+        };
+        let src = "tests/fixtures/inspect/main.go";
+        // stack -defer, then `deferred` (frame inner) or `deferred 2` (outer).
+        for (by, line, n) in [("deferInner", 40, 2), ("deferring", 32, 3)] {
+            let deferred_by = format!("deferred by main.{by} at ");
+            let hits: Vec<&str> = stdout
+                .lines()
+                .filter(|l| l.contains(&deferred_by))
+                .collect();
+            assert_eq!(hits.len(), n, "{ctx}");
+            assert!(
+                hits.iter().all(|l| l.ends_with(&format!("{src}:{line}"))),
+                "{ctx}"
+            );
+            assert!(stdout.contains(&format!(" in {}\n", called(by))), "{ctx}");
+        }
+        // stack -defer puts them under their frames; one and two.
+        let listing: String = stdout.split("\n\n").take_while(|b| !b.is_empty()).collect();
+        let heads = frame_heads(&stdout);
+        assert!(heads.contains(&(inner, "main.deferInner".into())), "{ctx}");
+        assert_eq!(
+            stdout.matches("    defer 1: ").count(),
+            3,
+            "{listing}\n{ctx}"
+        );
+        assert_eq!(stdout.matches("    defer 2: ").count(), 2, "{ctx}");
+        assert!(stdout.contains("closure at 0x"), "{ctx}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 3, "{ctx}");
+        assert!(errors[0].contains("has 2 deferred call(s), not 3"), "{ctx}");
+        assert!(
+            errors[1].contains("cannot run commands in a deferred call's context"),
+            "{ctx}"
+        );
+        assert!(
+            errors[2].contains("is not a number greater than 0"),
+            "{ctx}"
+        );
+    }
+}
+
+#[test]
+fn stack_offsets_count_down_from_the_stack_top() {
+    build_fixtures();
+    for flavour in FLAVOURS {
+        let fx = Fixture::start(flavour, "inspect", &[]);
+        let pid = fx.pid();
+        let (g, _) = parked_in(&stacks(pid), "main.deferInner");
+        let (stdout, stderr) = session(pid, &format!("goroutine {g} stack -offsets\n"));
+        let ctx = format!("{flavour}:\n{stdout}\n---\n{stderr}");
+        // Go's %+#x: -0x28, +0x0; `?` for a frame pointer not known.
+        let parse = |w: &str| match w.split_at(1) {
+            ("-", hex) => Some(-i64::from_str_radix(&hex[2..], 16).unwrap()),
+            ("+", hex) => Some(i64::from_str_radix(&hex[2..], 16).unwrap()),
+            _ => None,
+        };
+        let offs: Vec<(Option<i64>, Option<i64>)> = stdout
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("frame: "))
+            .map(|l| {
+                let (cfa, bp) = l.split_once(" frame pointer ").expect("two offsets");
+                (parse(cfa), parse(bp))
+            })
+            .collect();
+        assert_eq!(offs.len(), frame_heads(&stdout).len(), "{ctx}");
+        assert!(offs.len() >= 5, "{ctx}");
+        // Outwards the CFA rises towards the top (0); below it, each frame's
+        // BP is its CFA - 16 (the return address, then the saved BP).
+        assert!(offs.windows(2).all(|w| w[0].0 <= w[1].0), "{ctx}");
+        assert!(
+            offs.iter().all(|&(cfa, _)| cfa.is_some_and(|c| c <= 0)),
+            "{ctx}"
+        );
+        let deferring = frame_heads(&stdout)
+            .iter()
+            .position(|(_, f)| f == "main.deferring")
+            .expect("main.deferring");
+        let (cfa, bp) = offs[deferring];
+        assert_eq!(cfa.zip(bp).map(|(c, b)| c - b), Some(16), "{ctx}");
     }
 }

@@ -111,6 +111,13 @@ impl GoProgram {
         labels::read(mem, self.version, at)
     }
 
+    /// `g.stack.hi` of the goroutine whose `runtime.g` is at `gp`: where
+    /// frame offsets (Delve's `stack -offsets`) count from.
+    pub fn stack_hi(&self, mem: &dyn Memory, gp: u64) -> Option<u64> {
+        let at = gp.checked_add(self.layout.g.stack_hi)?;
+        crate::process::MemoryExt::read_u64(mem, at).ok()
+    }
+
     /// The deferred calls pending on the goroutine whose `runtime.g` is at
     /// `gp`, innermost first.
     pub fn defers(&self, mem: &dyn Memory, gp: u64) -> defers::Defers {

@@ -16,6 +16,7 @@ mod cond;
 mod config;
 mod config_file;
 mod data;
+mod deferred;
 mod disasm;
 mod exec;
 mod frontend;

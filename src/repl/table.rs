@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 
 use super::state::Session;
 use super::{
-    config, data, disasm, exec, goroutines, grlist, info, script, session, source, stack, vars,
+    config, data, deferred, disasm, exec, goroutines, grlist, info, script, session, source, stack,
+    vars,
 };
 
 /// A command's handler: the session, the words after the command name, and
@@ -235,9 +236,14 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["bt"],
         group: Group::Stack,
         help: "Print the current goroutine's stack.",
-        usage: "stack [DEPTH] [-full]\n\n\
+        usage: "stack [DEPTH] [-full] [-defer] [-offsets]\n\n\
             At most DEPTH frames, innermost first. -full prints each frame's\n\
-            arguments and locals under it, as args and locals do.",
+            arguments and locals under it, as args and locals do.\n\
+            -defer        each frame's pending deferred calls (defer N: the function\n\
+            \x20             called and where, and the defer statement); defers the\n\
+            \x20             compiler open-coded (no loop, at most 8) have no record\n\
+            -offsets      each frame's CFA and frame pointer, as offsets from the\n\
+            \x20             top of the goroutine's stack (Delve's frame: / frame pointer)",
         arg: Arg::None,
         run: stack::stack,
     },
@@ -273,6 +279,20 @@ pub static COMMANDS: &[Command] = &[
             and keep the selection.",
         arg: Arg::None,
         run: stack::down,
+    },
+    Command {
+        name: "deferred",
+        aliases: &[],
+        group: Group::Stack,
+        help: "Show the deferred calls pending in the selected frame.",
+        usage: "deferred [N]\n\n\
+            Without N, the selected frame's deferred calls, numbered from 1 as\n\
+            stack -defer numbers them; with N, that call, its closure and its\n\
+            record. Only defers with a runtime record are seen (not those the\n\
+            compiler open-coded). Delve's `deferred N print|args|locals` is not\n\
+            available: since Go 1.18 the call's arguments are inside its closure.",
+        arg: Arg::None,
+        run: deferred::deferred,
     },
     Command {
         name: "list",
