@@ -73,7 +73,10 @@ fn describe(s: &Session, out: &mut dyn Write) -> Result<()> {
 }
 
 /// `threads`
-pub fn threads(s: &mut Session, _args: &[&str], out: &mut dyn Write) -> Result<()> {
+pub fn threads(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: threads");
+    }
     let target = s.target()?;
     let current_tid = s.current_g().ok().and_then(|g| g.m).map(|m| m.tid);
     for t in target.threads() {

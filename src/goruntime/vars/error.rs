@@ -146,6 +146,9 @@ pub enum VarError {
     Mismatched { left: String, right: String },
     #[error("operator {op} not defined on {ty}")]
     BadOperand { op: &'static str, ty: String },
+    /// A constant where a value in memory is needed (`*2`, `&1`).
+    #[error("{ty} constant is not a value in memory")]
+    ConstNotInMemory { ty: String },
     #[error("integer divide by zero")]
     DivideByZero,
     #[error("constant overflow")]
