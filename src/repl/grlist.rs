@@ -5,15 +5,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::base_name;
 use super::goroutines::{quoted_words, user_frame};
 use super::labels::{self, Labels};
-use super::stack::{restore, write_frames};
+use super::stack::write_frames;
 use super::state::Session;
-use super::{base_name, table};
 use crate::goruntime::{Dump, Frame, Goroutine};
 use crate::report;
 
@@ -293,7 +292,7 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         .collect();
     if let Some(cmd) = &o.exec {
         let ids: Vec<u64> = chosen.iter().map(|g| g.id).collect();
-        return exec_each(s, &ids, cmd, out);
+        return super::grexec::exec_each(s, &ids, cmd, out);
     }
     let loc = o.loc.unwrap_or(Loc::User);
     let line = |g: &Goroutine, indent: &str| {
@@ -354,45 +353,6 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
             }
         }
         writeln!(out, "\tTotal: {}", gs.len())?;
-    }
-    Ok(())
-}
-
-/// `-exec COMMAND`: COMMAND on each goroutine in turn; one failing is
-/// reported and the others still run. The selection stays as it was.
-fn exec_each(s: &mut Session, ids: &[u64], cmd: &str, out: &mut dyn Write) -> Result<()> {
-    // `grs -exec grs -exec ...` would multiply the work per level.
-    if EXEC_ACTIVE.swap(true, Ordering::Relaxed) {
-        bail!("goroutines -exec cannot run inside another goroutines -exec");
-    }
-    // Cleared on the way out, a panic caught by the session included.
-    let _guard = ExecGuard;
-    exec_each_inner(s, ids, cmd, out)
-}
-
-static EXEC_ACTIVE: AtomicBool = AtomicBool::new(false);
-
-struct ExecGuard;
-
-impl Drop for ExecGuard {
-    fn drop(&mut self) {
-        EXEC_ACTIVE.store(false, Ordering::Relaxed);
-    }
-}
-
-fn exec_each_inner(s: &mut Session, ids: &[u64], cmd: &str, out: &mut dyn Write) -> Result<()> {
-    let saved = (s.current, s.frame);
-    for &id in ids {
-        writeln!(out, "Goroutine {id}:")?;
-        let result = s.select(id).and_then(|()| table::execute(s, cmd, out));
-        if let Err(e) = result {
-            writeln!(out, "error: {e:#}")?;
-        }
-        restore(s, saved);
-        // A command that ran the target invalidates the list.
-        if s.is_done() || !s.dump().goroutines.iter().any(|g| g.id == id) {
-            return Err(anyhow!("goroutines -exec: the stop changed; stopping"));
-        }
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod exec;
 mod frontend;
 mod goroots;
 mod goroutines;
+mod grexec;
 mod grlist;
 mod history;
 mod info;
