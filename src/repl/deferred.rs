@@ -3,7 +3,8 @@
 //!
 //! The calls come from the goroutine's `_defer` list, so defers the
 //! compiler open-coded (at most 8 in a function, none in a loop) are not
-//! seen, as in Delve. Since Go 1.18 a deferred call is a closure and its
+//! seen, as in Delve. A compiler wrapper (a deferwrap closure) is shown
+//! as the function it calls, as Delve shows it. Since Go 1.18 a deferred call is a closure and its
 //! arguments are inside it: `deferred N` shows the call and its closure,
 //! and does not run commands in the call's context as Delve's form does for
 //! Go releases before 1.18.
@@ -56,7 +57,13 @@ fn describe(s: &Session, d: &Deferred) -> Described {
         Some((f.entry().wrapping_add(bias), f.name().ok()?.to_string()))
     };
     let (mut pc, mut function) = func_at(d.fn_pc).unwrap_or((d.fn_pc, "??".into()));
-    if function.contains(".deferwrap") || function.contains("·dwrap·") {
+    // Delve unwraps what DWARF marks a trampoline; pclntab marks the same
+    // functions with the wrapper funcID (1.19-1.21 name them F.funcN).
+    let wrapper_id = s.prog.version().wrapper_func_id();
+    let is_wrapper = tab
+        .and_then(|t| t.find_func(d.fn_pc.wrapping_sub(bias)))
+        .is_some_and(|f| Some(f.func_id()) == wrapper_id);
+    if is_wrapper || function.contains(".deferwrap") || function.contains("·dwrap·") {
         if let Some((callee_pc, callee)) = wrapped_call(s, d.fn_pc).and_then(func_at) {
             pc = callee_pc;
             function = callee;
@@ -117,7 +124,8 @@ fn wrapped_call(s: &Session, entry: u64) -> Option<u64> {
 fn write_defer(out: &mut dyn Write, pad: &str, n: usize, d: &Described) -> Result<()> {
     let head = format!("{pad}    defer {n}: ");
     let under = " ".repeat(head.chars().count());
-    writeln!(out, "{head}{:#016x} in {}", d.pc, d.function)?;
+    // Delve's %#016x: sixteen digits after the 0x.
+    writeln!(out, "{head}0x{:016x} in {}", d.pc, d.function)?;
     writeln!(out, "{under}at {}", d.at)?;
     writeln!(out, "{under}deferred by {}", d.deferred_by)?;
     Ok(())
