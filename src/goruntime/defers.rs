@@ -186,6 +186,46 @@ mod tests {
         }
     }
 
+    use crate::process::CapturedMemory;
+
+    const O: DeferOffsets = DeferOffsets {
+        sp: 8,
+        pc: 16,
+        fn_: 24,
+        link: 32,
+        rangefunc: Some(1),
+        head: Some(40),
+    };
+
+    /// A `_defer` at `at` with this SP and link (no fn, not rangefunc).
+    fn rec(m: &mut CapturedMemory, at: u64, sp: u64, link: u64) {
+        let words = [0u64, sp, 0x401000, 0, link, 0];
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        m.insert(at, &bytes);
+    }
+
+    #[test]
+    fn hostile_defer_lists_end_with_a_reason() {
+        let mut m = CapturedMemory::new();
+        m.insert(0x100, &0x1000u64.to_le_bytes());
+        // A loop: 0x1000 -> 0x2000 -> 0x1000.
+        rec(&mut m, 0x1000, 0x500, 0x2000);
+        rec(&mut m, 0x2000, 0x600, 0x1000);
+        let d = read(&m, &O, 0x100);
+        assert_eq!(d.calls.len(), 2);
+        assert!(d.unreadable.unwrap().contains("loops"));
+        // The SP going down the list: corrupt.
+        rec(&mut m, 0x2000, 0x400, 0);
+        let d = read(&m, &O, 0x100);
+        assert_eq!(d.calls.len(), 1);
+        assert!(d.unreadable.unwrap().contains("SP decreased"));
+        // A link into unmapped memory: what was read, and why it stopped.
+        rec(&mut m, 0x2000, 0x600, 0x9999_0000);
+        let d = read(&m, &O, 0x100);
+        assert_eq!(d.calls.len(), 2);
+        assert!(d.unreadable.is_some());
+    }
+
     #[test]
     fn defers_go_to_the_frame_whose_sp_they_hold() {
         let frames = [

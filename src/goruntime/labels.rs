@@ -160,6 +160,55 @@ mod tests {
     use crate::binary::dwarf::DwarfTypes;
     use crate::binary::Binary;
 
+    use crate::process::CapturedMemory;
+
+    fn put(m: &mut CapturedMemory, addr: u64, words: &[u64]) {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        m.insert(addr, &bytes);
+    }
+
+    /// A one-bucket `map[string]string` {"k": "v"} at 0x3000 whose
+    /// overflow pointer is `overflow`, and `g.labels` at 0x1000.
+    fn classic(overflow: u64) -> CapturedMemory {
+        let mut m = CapturedMemory::new();
+        put(&mut m, 0x1000, &[0x2000]);
+        put(&mut m, 0x2000, &[0x3000]);
+        // count 1; flags 0, B 0; buckets 0x4000; no old buckets.
+        put(&mut m, 0x3000, &[1, 0, 0x4000, 0]);
+        let mut bucket = vec![0u64; (BUCKET_SIZE / 8) as usize];
+        bucket[0] = 9; // tophash[0]: a full slot
+        bucket[1] = 0x5000; // keys[0]
+        bucket[2] = 1;
+        bucket[(BUCKET_VALUES / 8) as usize] = 0x5001; // values[0]
+        bucket[(BUCKET_VALUES / 8) as usize + 1] = 1;
+        bucket[(BUCKET_OVERFLOW / 8) as usize] = overflow;
+        put(&mut m, 0x4000, &bucket);
+        m.insert(0x5000, b"kv");
+        m
+    }
+
+    #[test]
+    fn hostile_label_maps_are_errors_not_loops() {
+        let v = |minor| GoVersion { major: 1, minor };
+        let ok = read(&classic(0), v(21), 0x1000).unwrap();
+        assert_eq!(ok, [("k".to_string(), "v".to_string())]);
+        // An overflow bucket pointing back at itself.
+        assert!(matches!(
+            read(&classic(0x4000), v(21), 0x1000),
+            Err(LabelError::Cycle)
+        ));
+        // A slice (1.24+) claiming 2^40 labels.
+        let mut m = CapturedMemory::new();
+        put(&mut m, 0x1000, &[0x2000]);
+        put(&mut m, 0x2000, &[0x3000, 1 << 40, 1 << 40]);
+        assert!(matches!(
+            read(&m, v(27), 0x1000),
+            Err(LabelError::TooMany(_))
+        ));
+        // Unmapped: a read error.
+        assert!(matches!(read(&m, v(27), 0x9000), Err(LabelError::Read(_))));
+    }
+
     /// The classic map's header offsets agree with every pre-1.24 fixture
     /// built here.
     #[test]
