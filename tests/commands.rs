@@ -126,7 +126,7 @@ fn goroutines_flags_mean_what_they_mean_in_delve() {
         "grs -with userloc main.chanSend -exec grs -exec bt",
         "grs -bogus",
         "grs -with nowhere x",
-        "grs -l",
+        "grs -group label",
         "grs -u -r",
     ]
     .join("\n");
@@ -168,7 +168,7 @@ fn goroutines_flags_mean_what_they_mean_in_delve() {
     for want in [
         "unknown argument \"-bogus\"",
         "not \"nowhere\"",
-        "labels are not read",
+        "-group label needs a KEY",
         "only one of -u -r -g -s",
     ] {
         assert!(stderr.contains(want), "{want}: {ctx}");

@@ -30,6 +30,29 @@ pub struct GOffsets {
     pub gopc: u64,
     /// Go 1.21+.
     pub parent_goid: Option<u64>,
+    /// `labels` (pprof labels) and `_defer` (the innermost deferred call):
+    /// read on demand from a stopped target by the session's inspection
+    /// commands, never copied per stop, so not counted in `size`.
+    pub labels: u64,
+    pub defers: u64,
+}
+
+/// Offsets inside `runtime._defer`, a record of the goroutine's list of
+/// deferred calls (open-coded defers have none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeferOffsets {
+    /// The deferring function's SP, which places the record on a frame.
+    pub sp: u64,
+    /// Where the defer statement is.
+    pub pc: u64,
+    /// The deferred `func()`: a pointer to its funcval (code pointer first).
+    pub fn_: u64,
+    pub link: u64,
+    /// Go 1.22+: `rangefunc` (a bool) marks a record whose `head` points
+    /// to an `atomic.Pointer[_defer]` holding the defers of a range-over-func
+    /// loop body.
+    pub rangefunc: Option<u64>,
+    pub head: Option<u64>,
 }
 
 /// Offsets inside `runtime.m`.
@@ -46,6 +69,7 @@ pub struct MOffsets {
 pub struct RuntimeLayout {
     pub g: GOffsets,
     pub m: MOffsets,
+    pub defer: DeferOffsets,
     /// `runtime.allgs`, a `[]*g`; `None` in a binary without symbols (it is
     /// then found in memory, see `discover`).
     pub allgs: Option<u64>,
@@ -74,7 +98,7 @@ impl RuntimeLayout {
     /// The layout of a release goat was tested against, with the globals'
     /// addresses from the ELF symbol table.
     pub fn from_table(bin: &Binary, version: GoVersion) -> Result<RuntimeLayout, LayoutError> {
-        let (g, m) = table::offsets(version).ok_or(LayoutError::NoTable {
+        let (g, m, defer) = table::offsets(version).ok_or(LayoutError::NoTable {
             minor: version.minor,
         })?;
         let allgs = bin.symbol("runtime.allgs");
@@ -84,6 +108,7 @@ impl RuntimeLayout {
         Ok(RuntimeLayout {
             g,
             m,
+            defer,
             allgs,
             wait_reasons,
         })
@@ -114,6 +139,20 @@ impl RuntimeLayout {
             lockedm: g("lockedm")?,
             gopc: g("gopc")?,
             parent_goid: d.field_offset("runtime.g", "parentGoid"),
+            labels: g("labels")?,
+            defers: g("_defer")?,
+        };
+        let d_ = |path: &'static str| {
+            d.field_offset("runtime._defer", path)
+                .ok_or(LayoutError::Missing(path))
+        };
+        let defer = DeferOffsets {
+            sp: d_("sp")?,
+            pc: d_("pc")?,
+            fn_: d_("fn")?,
+            link: d_("link")?,
+            rangefunc: d.field_offset("runtime._defer", "rangefunc"),
+            head: d.field_offset("runtime._defer", "head"),
         };
         goffs.size = goffs.max_field_end();
         let moffs = MOffsets {
@@ -138,6 +177,7 @@ impl RuntimeLayout {
         Ok(RuntimeLayout {
             g: goffs,
             m: moffs,
+            defer,
             allgs,
             wait_reasons,
         })
@@ -193,6 +233,12 @@ mod tests {
             let from_table = RuntimeLayout::from_table(&bin, version).unwrap();
             assert_eq!(from_table.g, from_dwarf.g, "{}", dir.path().display());
             assert_eq!(from_table.m, from_dwarf.m, "{}", dir.path().display());
+            assert_eq!(
+                from_table.defer,
+                from_dwarf.defer,
+                "{}",
+                dir.path().display()
+            );
             assert_eq!(from_table.allgs, from_dwarf.allgs);
             assert_eq!(from_table.wait_reasons, from_dwarf.wait_reasons);
             checked += 1;

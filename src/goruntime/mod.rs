@@ -12,9 +12,11 @@
 mod args;
 mod collect;
 mod decode;
+pub mod defers;
 mod discover;
 #[cfg(test)]
 mod hostile_tests;
+pub mod labels;
 mod layout;
 mod model;
 mod signal_frame;
@@ -96,6 +98,38 @@ impl GoProgram {
 
     pub fn version(&self) -> GoVersion {
         self.version
+    }
+
+    /// The pprof labels of the goroutine whose `runtime.g` is at `gp`
+    /// (run-time address), sorted by key.
+    pub fn labels(
+        &self,
+        mem: &dyn Memory,
+        gp: u64,
+    ) -> Result<Vec<(String, String)>, labels::LabelError> {
+        let at = gp
+            .checked_add(self.layout.g.labels)
+            .ok_or(labels::LabelError::Overflow)?;
+        labels::read(mem, self.version, at)
+    }
+
+    /// `g.stack.hi` of the goroutine whose `runtime.g` is at `gp`: where
+    /// frame offsets (Delve's `stack -offsets`) count from.
+    pub fn stack_hi(&self, mem: &dyn Memory, gp: u64) -> Option<u64> {
+        let at = gp.checked_add(self.layout.g.stack_hi)?;
+        crate::process::MemoryExt::read_u64(mem, at).ok()
+    }
+
+    /// The deferred calls pending on the goroutine whose `runtime.g` is at
+    /// `gp`, innermost first.
+    pub fn defers(&self, mem: &dyn Memory, gp: u64) -> defers::Defers {
+        match gp.checked_add(self.layout.g.defers) {
+            Some(at) => defers::read(mem, &self.layout.defer, at),
+            None => defers::Defers {
+                calls: Vec::new(),
+                unreadable: Some(format!("runtime.g at {gp:#x} overflows")),
+            },
+        }
     }
 
     /// Run-time minus link-time address of the executable's image, from the

@@ -4,11 +4,11 @@
 //! `layout::tests::table_matches_dwarf_for_every_fixture`; a release not
 //! listed here needs DWARF.
 
-use super::layout::{GOffsets, MOffsets};
+use super::layout::{DeferOffsets, GOffsets, MOffsets};
 use super::version::GoVersion;
 
 /// The offsets for `version`, when goat knows them.
-pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
+pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)> {
     if version.major != 1 {
         return None;
     }
@@ -29,6 +29,8 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
         lockedm: 232,
         gopc: 296,
         parent_goid: None,
+        labels: 360,
+        defers: 40,
     };
     let m_until_1_24 = MOffsets {
         size: 0,
@@ -43,6 +45,7 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
                 lockedm: 208,
                 gopc: 280,
                 parent_goid: Some(272),
+                labels: 344,
                 ..base
             },
             m_until_1_24,
@@ -56,6 +59,7 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
                 lockedm: 216,
                 gopc: 288,
                 parent_goid: Some(280),
+                labels: 352,
                 ..base
             },
             m_until_1_24,
@@ -67,6 +71,7 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
                 lockedm: 208,
                 gopc: 280,
                 parent_goid: Some(272),
+                labels: 344,
                 ..base
             },
             MOffsets {
@@ -83,6 +88,7 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
                 lockedm: 208,
                 gopc: 288,
                 parent_goid: Some(280),
+                labels: 352,
                 ..base
             },
             MOffsets {
@@ -102,5 +108,24 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets)> {
         size: m.procid.max(m.curg).max(m.id) + 8,
         ..m
     };
-    Some((g, m))
+    // runtime._defer: 1.22 dropped started, openDefer, _panic, fd, varp
+    // and framepc, and added rangefunc and head.
+    let defer = DeferOffsets {
+        sp: 8,
+        pc: 16,
+        fn_: 24,
+        link: 40,
+        rangefunc: None,
+        head: None,
+    };
+    let defer = match version.minor {
+        19 | 21 => defer,
+        _ => DeferOffsets {
+            link: 32,
+            rangefunc: Some(1),
+            head: Some(40),
+            ..defer
+        },
+    };
+    Some((g, m, defer))
 }

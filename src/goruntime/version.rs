@@ -20,6 +20,18 @@ impl GoVersion {
         self.at_least(22)
     }
 
+    /// The pclntab `funcID` of compiler-generated wrappers (abi.FuncIDWrapper,
+    /// the defer and go wrappers among them), by release; `None` for a
+    /// release goat was not checked against.
+    pub fn wrapper_func_id(self) -> Option<u8> {
+        match (self.major, self.minor) {
+            (1, 19..=21) => Some(21),
+            (1, 22..=24) => Some(22),
+            (1, 25..=27) => Some(23),
+            _ => None,
+        }
+    }
+
     /// The runtime's `gStatusStrings`, indexed by status.
     pub fn status_name(self, status: u32) -> &'static str {
         const NAMES: [&str; 10] = [

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Result};
 
+use super::config_file;
 use super::state::Session;
 use crate::goruntime::vars::limits::Limits;
 
@@ -67,9 +68,9 @@ fn limit(name: &str, v: &str, max: u64) -> Result<u64> {
     Ok(n)
 }
 
-/// `config -list | substitute-path FROM TO | substitute-path -clear [FROM]
-/// | max-string-len N | max-array-values N | max-variable-recurse N
-/// | source-list-line-count N`
+/// `config -list | -save | substitute-path FROM TO | substitute-path
+/// -clear [FROM] | max-string-len N | max-array-values N
+/// | max-variable-recurse N | source-list-line-count N`
 pub fn config(_s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     match args {
         ["-list"] | [] => {
@@ -84,8 +85,21 @@ pub fn config(_s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
             for (from, to) in &c.substitute_path {
                 writeln!(out, "substitute-path        {from} → {to}")?;
             }
+            Ok(())
         }
-        ["-save"] => bail!("config -save is not supported yet"),
+        ["-save"] => {
+            let path = config_file::save(&get())?;
+            writeln!(out, "saved the settings to {}", path.display())?;
+            Ok(())
+        }
+        _ => set(args),
+    }
+}
+
+/// Applies one setting (`config`'s words after the name, as the config
+/// file holds them too).
+pub(super) fn set(args: &[&str]) -> Result<()> {
+    match args {
         ["substitute-path", "-clear"] => update(|c| c.substitute_path.clear()),
         ["substitute-path", "-clear", from] => {
             update(|c| c.substitute_path.retain(|(f, _)| f != from))
@@ -115,6 +129,7 @@ pub fn config(_s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
         [name, ..] => {
             bail!("config: unknown setting or wrong arguments {name:?} (see 'help config')")
         }
+        [] => bail!("usage: config -list | config -save | config SETTING VALUE"),
     }
     Ok(())
 }

@@ -63,6 +63,9 @@ fn describe(s: &Session, out: &mut dyn Write) -> Result<()> {
         Some(t) => writeln!(out, "\tThread: {}", t.tid)?,
         None => writeln!(out, "\tThread: none (not running)")?,
     }
+    if let Some(text) = super::labels::line(&super::labels::of(s, g)) {
+        writeln!(out, "\t{text}")?;
+    }
     if let Some(why) = &g.unreadable {
         writeln!(out, "\tStack unreadable: {why}")?;
     }
@@ -70,7 +73,10 @@ fn describe(s: &Session, out: &mut dyn Write) -> Result<()> {
 }
 
 /// `threads`
-pub fn threads(s: &mut Session, _args: &[&str], out: &mut dyn Write) -> Result<()> {
+pub fn threads(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: threads");
+    }
     let target = s.target()?;
     let current_tid = s.current_g().ok().and_then(|g| g.m).map(|m| m.tid);
     for t in target.threads() {

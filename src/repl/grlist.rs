@@ -1,17 +1,18 @@
 //! `goroutines`: the list, with Delve's flags (which location each line
-//! shows, stacks, filters, grouping, a command run on each) and goat's own
-//! `-f FUNC` and `-status STATUS` filters.
+//! shows, stacks, labels, filters, grouping, the waiters of a channel, a
+//! command run on each) and goat's own `-f FUNC`, `-status STATUS` and
+//! `-label KEY[=VALUE]` filters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::base_name;
 use super::goroutines::{quoted_words, user_frame};
-use super::stack::{restore, write_frames};
+use super::labels::{self, Labels};
+use super::stack::write_frames;
 use super::state::Session;
-use super::{base_name, table};
 use crate::goruntime::{Dump, Frame, Goroutine};
 use crate::report;
 
@@ -115,12 +116,16 @@ enum Filter {
     Loc(Loc, String),
     Running,
     User,
+    /// `KEY` or `KEY=VALUE`.
+    Label(String),
 }
 
 enum GroupBy {
     Loc(Loc),
     Running,
     User,
+    /// By the value of this label key.
+    Label(String),
     /// goat's bare `-group`: identical stacks, in the runtime's layout.
     Stack,
 }
@@ -135,9 +140,22 @@ struct Opts {
     status: Option<String>,
     func: Option<String>,
     exec: Option<String>,
+    /// -l: each goroutine's labels under its line.
+    labels: bool,
+    /// -chan EXPR: only the goroutines waiting on that channel.
+    chan: Option<String>,
 }
 
-const LABELS: &str = "goroutine labels are not read by goat yet";
+impl Opts {
+    fn needs_labels(&self) -> bool {
+        self.labels
+            || matches!(self.group, Some(GroupBy::Label(_)))
+            || self
+                .filters
+                .iter()
+                .any(|(f, _)| matches!(f, Filter::Label(_)))
+    }
+}
 
 fn parse(args: &[&str]) -> Result<Opts> {
     let words = quoted_words(&args.join(" "));
@@ -161,7 +179,10 @@ fn parse(args: &[&str]) -> Result<Opts> {
             "-r" => set_loc(&mut o, Loc::Current)?,
             "-g" => set_loc(&mut o, Loc::Go)?,
             "-s" => set_loc(&mut o, Loc::Start)?,
-            "-l" => bail!("goroutines -l: {LABELS}"),
+            "-l" => o.labels = true,
+            "-label" => o
+                .filters
+                .push((Filter::Label(next("KEY or KEY=VALUE")?), true)),
             "-t" => {
                 let depth = words.get(i).and_then(|d| d.parse().ok());
                 if depth.is_some() {
@@ -175,7 +196,7 @@ fn parse(args: &[&str]) -> Result<Opts> {
                 let f = match kind.as_str() {
                     "running" => Filter::Running,
                     "user" => Filter::User,
-                    "label" => bail!("goroutines {w} label: {LABELS}"),
+                    "label" => Filter::Label(next("KEY or KEY=VALUE")?),
                     k => match Loc::from_key(k) {
                         Some(l) => Filter::Loc(l, next("a substring")?),
                         None => bail!("goroutines: {w} takes userloc, curloc, goloc, startloc, label, running or user, not {k:?}"),
@@ -188,7 +209,12 @@ fn parse(args: &[&str]) -> Result<Opts> {
                 let by = match key {
                     Some("running") => Some(GroupBy::Running),
                     Some("user") => Some(GroupBy::User),
-                    Some("label") => bail!("goroutines -group label: {LABELS}"),
+                    Some("label") => {
+                        let k = words.get(i + 1).cloned();
+                        let k = k.with_context(|| format!("goroutines: {w} label needs a KEY"))?;
+                        i += 1;
+                        Some(GroupBy::Label(k))
+                    }
                     Some(k) => Loc::from_key(k).map(GroupBy::Loc),
                     None => None,
                 };
@@ -197,7 +223,7 @@ fn parse(args: &[&str]) -> Result<Opts> {
                 }
                 o.group = Some(by.unwrap_or(GroupBy::Stack));
             }
-            "-chan" => bail!("goroutines -chan is not supported yet"),
+            "-chan" => o.chan = Some(next("a channel EXPR")?),
             "-exec" => {
                 let rest = words.get(i..).unwrap_or_default();
                 if rest.is_empty() {
@@ -214,7 +240,7 @@ fn parse(args: &[&str]) -> Result<Opts> {
     Ok(o)
 }
 
-fn keep(o: &Opts, g: &Goroutine) -> bool {
+fn keep(o: &Opts, g: &Goroutine, labels: &HashMap<u64, Labels>) -> bool {
     let status = o.status.as_deref();
     let func = o.func.as_deref();
     status.is_none_or(|st| g.status.contains(st))
@@ -224,29 +250,66 @@ fn keep(o: &Opts, g: &Goroutine) -> bool {
                 Filter::Loc(l, sub) => l.text(g).contains(sub.as_str()),
                 Filter::Running => running(g),
                 Filter::User => user(g),
+                Filter::Label(arg) => labels.get(&g.id).is_some_and(|l| labels::matches(l, arg)),
             };
             hit == *want
         })
 }
 
-/// `goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-with|-without ...] [-group KEY]
-/// [-f FUNC] [-status STATUS] [-exec COMMAND]`
+/// The ids of the goroutines waiting on the channel `expr` evaluates to
+/// in the selected frame.
+fn chan_waiters(s: &Session, expr: &str) -> Result<HashSet<u64>> {
+    let scope = s.scope()?;
+    let v = match scope.eval_text(expr).map_err(|e| anyhow!(e))? {
+        crate::goruntime::vars::eval::Val::Typed(v) => v,
+        other => bail!(
+            "goroutines -chan: {expr} is a {}, not a channel",
+            scope.val_type(&other)
+        ),
+    };
+    let ids = scope
+        .chan_waiters(&v)
+        .map_err(|e| anyhow!("goroutines -chan {expr}: {e}"))?;
+    Ok(ids.into_iter().collect())
+}
+
+/// `goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-l] [-with|-without ...]
+/// [-group KEY] [-chan EXPR] [-f FUNC] [-status STATUS] [-label KEY[=VALUE]]
+/// [-exec COMMAND]`
 pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     let o = parse(args)?;
+    let waiting = o.chan.as_deref().map(|e| chan_waiters(s, e)).transpose()?;
     let dump = s.dump();
-    let chosen: Vec<&Goroutine> = dump.goroutines.iter().filter(|g| keep(&o, g)).collect();
+    let labels = match o.needs_labels() {
+        true => labels::of_all(s, dump.goroutines.iter()),
+        false => HashMap::new(),
+    };
+    let chosen: Vec<&Goroutine> = dump
+        .goroutines
+        .iter()
+        .filter(|g| waiting.as_ref().is_none_or(|w| w.contains(&g.id)))
+        .filter(|g| keep(&o, g, &labels))
+        .collect();
     if let Some(cmd) = &o.exec {
         let ids: Vec<u64> = chosen.iter().map(|g| g.id).collect();
-        return exec_each(s, &ids, cmd, out);
+        return super::grexec::exec_each(s, &ids, cmd, out);
     }
     let loc = o.loc.unwrap_or(Loc::User);
-    let line = |g: &Goroutine| {
+    let line = |g: &Goroutine, indent: &str| {
         let mark = if Some(g.id) == s.current { '*' } else { ' ' };
-        format!("{mark} {}", summary(g, loc))
+        let mut l = format!("{indent}{mark} {}", summary(g, loc));
+        if let Some(text) = labels
+            .get(&g.id)
+            .filter(|_| o.labels)
+            .and_then(labels::line)
+        {
+            l += &format!("\n{indent}\t{text}");
+        }
+        l
     };
     let Some(by) = &o.group else {
         for g in &chosen {
-            writeln!(out, "{}", line(g))?;
+            writeln!(out, "{}", line(g, ""))?;
             if let Some(depth) = o.depth {
                 write_frames(out, g, depth, "\t")?;
             }
@@ -258,6 +321,9 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         GroupBy::Loc(l) => l.of(g),
         GroupBy::Running => format!("running={}", running(g)),
         GroupBy::User => format!("user={}", user(g)),
+        GroupBy::Label(k) => labels
+            .get(&g.id)
+            .map_or(format!("{k}="), |l| labels::group_key(l, k)),
         GroupBy::Stack => String::new(),
     };
     if matches!(by, GroupBy::Stack) {
@@ -281,51 +347,12 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         }
         writeln!(out, "{name}")?;
         for g in gs.iter().take(PER_GROUP) {
-            writeln!(out, "\t{}", line(g))?;
+            writeln!(out, "{}", line(g, "\t"))?;
             if let Some(depth) = o.depth {
                 write_frames(out, g, depth, "\t\t")?;
             }
         }
         writeln!(out, "\tTotal: {}", gs.len())?;
-    }
-    Ok(())
-}
-
-/// `-exec COMMAND`: COMMAND on each goroutine in turn; one failing is
-/// reported and the others still run. The selection stays as it was.
-fn exec_each(s: &mut Session, ids: &[u64], cmd: &str, out: &mut dyn Write) -> Result<()> {
-    // `grs -exec grs -exec ...` would multiply the work per level.
-    if EXEC_ACTIVE.swap(true, Ordering::Relaxed) {
-        bail!("goroutines -exec cannot run inside another goroutines -exec");
-    }
-    // Cleared on the way out, a panic caught by the session included.
-    let _guard = ExecGuard;
-    exec_each_inner(s, ids, cmd, out)
-}
-
-static EXEC_ACTIVE: AtomicBool = AtomicBool::new(false);
-
-struct ExecGuard;
-
-impl Drop for ExecGuard {
-    fn drop(&mut self) {
-        EXEC_ACTIVE.store(false, Ordering::Relaxed);
-    }
-}
-
-fn exec_each_inner(s: &mut Session, ids: &[u64], cmd: &str, out: &mut dyn Write) -> Result<()> {
-    let saved = (s.current, s.frame);
-    for &id in ids {
-        writeln!(out, "Goroutine {id}:")?;
-        let result = s.select(id).and_then(|()| table::execute(s, cmd, out));
-        if let Err(e) = result {
-            writeln!(out, "error: {e:#}")?;
-        }
-        restore(s, saved);
-        // A command that ran the target invalidates the list.
-        if s.is_done() || !s.dump().goroutines.iter().any(|g| g.id == id) {
-            return Err(anyhow!("goroutines -exec: the stop changed; stopping"));
-        }
     }
     Ok(())
 }

@@ -14,15 +14,19 @@
 mod backend;
 mod cond;
 mod config;
+mod config_file;
 mod data;
+mod deferred;
 mod disasm;
 mod exec;
 mod frontend;
 mod goroots;
 mod goroutines;
+mod grexec;
 mod grlist;
 mod history;
 mod info;
+mod labels;
 mod locate;
 mod multiline;
 mod pattern;
@@ -61,6 +65,10 @@ pub struct Options {
 /// by dropping the session and the process.
 pub fn run(s: &mut Session, opts: &Options) -> u8 {
     eprintln!("{}", banner(s));
+    // What `config -save` wrote, before any command runs.
+    for warning in config_file::load() {
+        eprintln!("{warning}");
+    }
     let mut failed = false;
     let mut run_one = |s: &mut Session, line: &str| {
         let ok = run_line(s, line);

@@ -171,14 +171,16 @@ fn matching_roots(version: &str) -> Vec<&'static GoRoot> {
 }
 
 fn not_found(file: &str, cx: &Context, tried: &[PathBuf]) -> String {
-    let mut msg = format!("source file {file} is not on this machine; looked at:");
-    for p in tried {
-        msg.push_str(&format!("\n    {}", p.display()));
-    }
+    // One line: a session's errors are one line each on stderr.
+    let looked: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    let mut msg = format!(
+        "source file {file} is not on this machine (looked at {})",
+        looked.join(", ")
+    );
     let stdlib = !stdlib_rel(file).is_empty() && module_rel(file).is_none();
     if stdlib && !cx.go_version.is_empty() && matching_roots(cx.go_version).is_empty() {
         msg.push_str(&format!(
-            "\n  (no {} installation found: GOROOT, `go env GOROOT`, /usr/lib/go-1.N, \
+            "; no {} installation found (GOROOT, `go env GOROOT`, /usr/lib/go-1.N, \
              /usr/local/go, ~/sdk, the module cache's toolchains, .toolchains, $GOAT_GOROOTS)",
             cx.go_version
         ));
@@ -189,7 +191,7 @@ fn not_found(file: &str, cx: &Context, tried: &[PathBuf]) -> String {
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| ".".into());
     msg.push_str(&format!(
-        "\n  'config substitute-path {dir} DIR' reads it from DIR/{} instead",
+        "; 'config substitute-path {dir} DIR' reads it from DIR/{} instead",
         Path::new(file)
             .file_name()
             .map_or_else(|| file.into(), |n| n.to_string_lossy())
@@ -234,7 +236,7 @@ mod tests {
         };
         let e = find("/nonexistent/build/app/main.go", &cx).unwrap_err();
         assert!(
-            e.contains("looked at:\n    /nonexistent/build/app/main.go"),
+            e.contains("(looked at /nonexistent/build/app/main.go"),
             "{e}"
         );
         assert!(

@@ -8,22 +8,30 @@ use super::state::Session;
 use super::{source, table};
 use crate::goruntime::{Frame, Goroutine};
 
-/// `stack [DEPTH] [-full]`
+/// `stack [DEPTH] [-full] [-defer] [-offsets]`
 pub fn stack(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let (mut depth, mut full) = (None, false);
+    let (mut depth, mut full, mut defers, mut offsets) = (None, false, false, false);
     for a in args {
         match *a {
             "-full" => full = true,
+            "-defer" => defers = true,
+            "-offsets" => offsets = true,
             n if depth.is_none() && !n.starts_with('-') => {
                 depth = Some(
                     n.parse()
                         .map_err(|_| anyhow!("stack: {n:?} is not a depth"))?,
                 )
             }
-            _ => bail!("usage: stack [DEPTH] [-full]"),
+            _ => bail!("usage: stack [DEPTH] [-full] [-defer] [-offsets]"),
         }
     }
     let depth = depth.unwrap_or(usize::MAX);
+    if full && (defers || offsets) {
+        bail!("stack: -full cannot be combined with -defer or -offsets in goat yet");
+    }
+    if defers || offsets {
+        return super::deferred::stack_with(s, depth, defers, offsets, out);
+    }
     if full {
         return super::stackfull::stack_full(s, depth, out);
     }

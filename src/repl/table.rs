@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 
 use super::state::Session;
 use super::{
-    config, data, disasm, exec, goroutines, grlist, info, script, session, source, stack, vars,
+    config, data, deferred, disasm, exec, goroutines, grlist, info, script, session, source, stack,
+    vars,
 };
 
 /// A command's handler: the session, the words after the command name, and
@@ -174,24 +175,29 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["grs"],
         group: Group::Goroutines,
         help: "List the goroutines.",
-        usage: "goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-with|-without WHAT [EXPR]]\n\
-            \x20          [-group KEY] [-f FUNC] [-status STATUS] [-exec COMMAND]\n\n\
+        usage: "goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-l] [-with|-without WHAT [EXPR]]\n\
+            \x20          [-group KEY] [-chan EXPR] [-f FUNC] [-status STATUS]\n\
+            \x20          [-label KEY[=VALUE]] [-exec COMMAND]\n\n\
             Which location each line shows: -u the innermost frame outside the\n\
             runtime (default), -r the innermost frame, -g the go statement that\n\
             created it, -s its start function (the outermost frame read).\n\
             -t [DEPTH]    each goroutine's stack too (10 frames unless DEPTH)\n\
+            -l            each goroutine's pprof labels too (pprof.Do, SetGoroutineLabels)\n\
             -with|-w, -without|-wo (userloc|curloc|goloc|startloc) EXPR\n\
             \x20             keep goroutines whose location (function, file:line)\n\
             \x20             contains EXPR, or does not\n\
+            -with|-without label KEY[=VALUE]   has (or not) label KEY (with VALUE)\n\
             -with|-without running|user   on an OS thread; not started in the runtime\n\
-            -group (userloc|curloc|goloc|startloc|running|user)\n\
+            -group (userloc|curloc|goloc|startloc|running|user|label KEY)\n\
             \x20             by that key: 5 goroutines of each group and its total\n\
             -group        (no key) collapse identical stacks, runtime layout\n\
             -f FUNC       only goroutines with a frame whose function contains FUNC\n\
             -status S     only goroutines whose status contains S (-status \"chan receive\")\n\
+            -label KV     the same as -with label KV\n\
+            -chan EXPR    only goroutines waiting to receive from or send to the\n\
+            \x20             channel EXPR (evaluated in the selected frame, as print does)\n\
             -exec COMMAND run COMMAND (the rest of the line) on each goroutine listed\n\n\
-            Labels (-l, label) and -chan are not supported yet. The current\n\
-            goroutine is marked with '*'.",
+            The current goroutine is marked with '*'.",
         arg: Arg::None,
         run: grlist::goroutines,
     },
@@ -202,7 +208,8 @@ pub static COMMANDS: &[Command] = &[
         help: "Show or change the current goroutine.",
         usage: "goroutine [ID [COMMAND]]\n\n\
             Without ID, describe the current goroutine. With ID, make it current;\n\
-            with a COMMAND too, run COMMAND on goroutine ID and keep the current one.",
+            with a COMMAND too, run COMMAND on goroutine ID and keep the current one.\n\
+            The description includes the goroutine's pprof labels, if it has any.",
         arg: Arg::Goroutine,
         run: goroutines::goroutine,
     },
@@ -229,9 +236,14 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["bt"],
         group: Group::Stack,
         help: "Print the current goroutine's stack.",
-        usage: "stack [DEPTH] [-full]\n\n\
+        usage: "stack [DEPTH] [-full] [-defer] [-offsets]\n\n\
             At most DEPTH frames, innermost first. -full prints each frame's\n\
-            arguments and locals under it, as args and locals do.",
+            arguments and locals under it, as args and locals do.\n\
+            -defer        each frame's pending deferred calls (defer N: the function\n\
+            \x20             called and where, and the defer statement); defers the\n\
+            \x20             compiler open-coded (no loop, at most 8) have no record\n\
+            -offsets      each frame's CFA and frame pointer, as offsets from the\n\
+            \x20             top of the goroutine's stack (Delve's frame: / frame pointer)",
         arg: Arg::None,
         run: stack::stack,
     },
@@ -267,6 +279,20 @@ pub static COMMANDS: &[Command] = &[
             and keep the selection.",
         arg: Arg::None,
         run: stack::down,
+    },
+    Command {
+        name: "deferred",
+        aliases: &[],
+        group: Group::Stack,
+        help: "Show the deferred calls pending in the selected frame.",
+        usage: "deferred [N]\n\n\
+            Without N, the selected frame's deferred calls, numbered from 1 as\n\
+            stack -defer numbers them; with N, that call, its closure and its\n\
+            record. Only defers with a runtime record are seen (not those the\n\
+            compiler open-coded). Delve's `deferred N print|args|locals` is not\n\
+            available: since Go 1.18 the call's arguments are inside its closure.",
+        arg: Arg::None,
+        run: deferred::deferred,
     },
     Command {
         name: "list",
@@ -508,7 +534,7 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         group: Group::Session,
         help: "Show or change the session's settings.",
-        usage: "config -list | config SETTING VALUE\n\n\
+        usage: "config -list | config -save | config SETTING VALUE\n\n\
             substitute-path FROM TO   list (and stops) read FROM/... as TO/...\n\
             substitute-path -clear [FROM]   remove every rule (or FROM's)\n\
             max-string-len N          string bytes print shows (100; Delve 64)\n\
@@ -516,7 +542,9 @@ pub static COMMANDS: &[Command] = &[
             max-variable-recurse N    nesting levels shown before {...} (3; Delve 1)\n\
             \x20                         (at most 1048576, 65536 and 16)\n\
             source-list-line-count N  lines list shows either side (5)\n\n\
-            Settings last for the session (-save is not supported yet).",
+            -save writes the settings to $XDG_CONFIG_HOME/goat/config (else\n\
+            ~/.config/goat/config), which every session reads when it starts:\n\
+            one setting a line, as config takes it; # starts a comment.",
         arg: Arg::None,
         run: config::config,
     },

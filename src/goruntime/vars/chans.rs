@@ -11,6 +11,9 @@ use super::{Place, Scope, Value, VarError};
 
 /// Most waiting goroutines listed per queue.
 const MAX_WAITERS: usize = 16;
+/// Most waiting goroutines `goroutines -chan` collects per queue: no
+/// process has more goroutines than the capture reads.
+const MAX_ALL_WAITERS: usize = 1 << 24;
 
 /// A wait queue's goroutine ids, and why the walk ended early if it did.
 #[derive(Default)]
@@ -21,6 +24,29 @@ struct Waiters {
 }
 
 impl Scope<'_> {
+    /// The ids of every goroutine waiting to receive from (`recvq`), then
+    /// to send to (`sendq`) the channel `v` (Delve's `goroutines -chan`);
+    /// an error when `v` is not a channel or a queue cannot be read whole.
+    pub fn chan_waiters(&self, v: &Value) -> Result<Vec<u64>, VarError> {
+        if self.kind(v.ty) != super::types::kind::CHAN {
+            return Err(VarError::NotChannel(self.type_name(v.ty)));
+        }
+        let (lay, _) = self.layout(v.ty).ok_or(VarError::UnknownType)?;
+        let Some((p, hdr)) = self.runtime_header(v, lay)? else {
+            return Ok(Vec::new());
+        };
+        let h = hdr.ok_or(VarError::UnknownType)?;
+        let mut ids = Vec::new();
+        for queue in ["recvq", "sendq"] {
+            let w = self.waiters(p, h, queue, MAX_ALL_WAITERS);
+            if let Some(why) = w.partial {
+                return Err(VarError::WaitQueue { queue, why });
+            }
+            ids.extend(w.ids);
+        }
+        Ok(ids)
+    }
+
     /// `chan T nil`, or the counts, buffered elements and waiters.
     pub(super) fn fmt_chan(
         &self,
@@ -64,7 +90,7 @@ impl Scope<'_> {
         let more = len.min(cap).saturating_sub(shown.len() as u64);
         let _ = write!(s, ", elems: {}", list(&shown, more, partial.as_deref()));
         for q in ["recvq", "sendq"] {
-            let w = self.waiters(p, h, q);
+            let w = self.waiters(p, h, q, MAX_WAITERS);
             let ids: Vec<String> = w.ids.iter().map(|g| format!("goroutine {g}")).collect();
             let _ = write!(s, ", {q}: {}", list(&ids, 0, w.partial.as_deref()));
         }
@@ -123,7 +149,7 @@ impl Scope<'_> {
 
     /// Goroutine ids on the `name` wait queue (`recvq`/`sendq`), following
     /// `sudog.next` (at most `MAX_WAITERS`, stopping at a cycle).
-    fn waiters(&self, hchan: u64, hdr: usize, name: &str) -> Waiters {
+    fn waiters(&self, hchan: u64, hdr: usize, name: &str, max: usize) -> Waiters {
         let mut w = Waiters::default();
         let layout = || {
             let (q_off, q_ty) = self.member(hdr, name)?;
@@ -147,7 +173,7 @@ impl Scope<'_> {
         };
         let mut seen = HashSet::new();
         while s != 0 {
-            if w.ids.len() >= MAX_WAITERS {
+            if w.ids.len() >= max {
                 w.partial = Some("more waiters".into());
                 break;
             }

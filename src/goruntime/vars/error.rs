@@ -96,6 +96,11 @@ pub enum VarError {
     NoByteType,
     #[error("cannot index a {0}")]
     NotIndexable(String),
+    #[error("{0} is not a channel")]
+    NotChannel(String),
+    /// A channel's wait queue could not be read whole.
+    #[error("the channel's {queue}: {why}")]
+    WaitQueue { queue: &'static str, why: String },
     #[error("index {index} out of range [0:{len}]")]
     OutOfRange { index: i128, len: u64 },
 
@@ -143,6 +148,9 @@ pub enum VarError {
     Mismatched { left: String, right: String },
     #[error("operator {op} not defined on {ty}")]
     BadOperand { op: &'static str, ty: String },
+    /// A constant where a value in memory is needed (`*2`, `&1`).
+    #[error("{ty} constant is not a value in memory")]
+    ConstNotInMemory { ty: String },
     #[error("integer divide by zero")]
     DivideByZero,
     #[error("constant overflow")]

@@ -144,8 +144,7 @@ impl Scope<'_> {
                 })
             }
             Val::Type(t) => Err(VarError::IsType(self.type_name(t))),
-            Val::Const(c) => Err(VarError::BadOperand {
-                op: "this operation",
+            Val::Const(c) => Err(VarError::ConstNotInMemory {
                 ty: super::nums::const_type(&c).into(),
             }),
         }

@@ -1,0 +1,234 @@
+//! A goroutine's pprof labels (`pprof.Do`, `pprof.SetGoroutineLabels`):
+//! `g.labels` points at a `runtime/pprof.labelMap`, whose shape changed:
+//!
+//! - Go 1.19–1.23: `type labelMap map[string]string`, so `g.labels` is a
+//!   `*map[string]string`: a word holding the `*hmap` of a classic bucketed
+//!   map (`hmap.count` at 0, `B` at 9, `buckets` at 16, `oldbuckets` at
+//!   24; a `bucket<string,string>` is 8 tophash bytes, 8 keys, 8 values
+//!   and the overflow pointer: 272 bytes).
+//! - Go 1.24+: `type labelMap struct{ LabelSet }` (1.26: `label.Set`), a
+//!   struct whose first word is a `[]label` of `{key, value string}`.
+//!
+//! The layouts are fixed by the runtime's source for these releases (the
+//! map's are checked against DWARF by `labels::tests`), so labels need no
+//! DWARF.
+
+use std::collections::HashSet;
+
+use thiserror::Error;
+
+use super::version::GoVersion;
+use crate::process::{Memory, MemoryExt, ReadFault};
+
+/// More labels than this on one goroutine is garbage.
+const MAX_LABELS: u64 = 4096;
+/// Label keys and values are read up to this many bytes.
+const MAX_TEXT: usize = 4096;
+/// Buckets (with overflow buckets) walked at most.
+const MAX_BUCKETS: u64 = 1 << 12;
+
+const HMAP_COUNT: u64 = 0;
+const HMAP_FLAGS: u64 = 8;
+const HMAP_B: u64 = 9;
+const HMAP_BUCKETS: u64 = 16;
+const HMAP_OLDBUCKETS: u64 = 24;
+const BUCKET_KEYS: u64 = 8;
+const BUCKET_VALUES: u64 = 8 + 8 * 16;
+const BUCKET_OVERFLOW: u64 = 8 + 16 * 16;
+const BUCKET_SIZE: u64 = BUCKET_OVERFLOW + 8;
+/// `tophash` values below this mark an empty or evacuated slot.
+const MIN_TOP_HASH: u8 = 5;
+/// `hmap.flags` bit of a same-size grow (as many old buckets as new).
+const SAME_SIZE_GROW: u8 = 8;
+
+#[derive(Debug, Error)]
+pub enum LabelError {
+    #[error("cannot read the labels: {0}")]
+    Read(#[from] ReadFault),
+    #[error("the label map claims {0} labels")]
+    TooMany(u64),
+    #[error("the label map's buckets loop")]
+    Cycle,
+    #[error("the label map's address overflows")]
+    Overflow,
+}
+
+/// The labels of the goroutine whose `g.labels` word is at `labels_at`,
+/// sorted by key (as `pprof` prints them).
+pub fn read(
+    mem: &dyn Memory,
+    version: GoVersion,
+    labels_at: u64,
+) -> Result<Vec<(String, String)>, LabelError> {
+    let map = mem.read_u64(labels_at)?;
+    if map == 0 {
+        return Ok(Vec::new());
+    }
+    let mut labels = if version.at_least(24) {
+        from_slice(mem, map)?
+    } else {
+        match mem.read_u64(map)? {
+            0 => Vec::new(),
+            hmap => from_hmap(mem, hmap)?,
+        }
+    };
+    labels.sort();
+    Ok(labels)
+}
+
+fn at(base: u64, off: u64) -> Result<u64, LabelError> {
+    base.checked_add(off).ok_or(LabelError::Overflow)
+}
+
+/// A Go string header at `addr`.
+fn string(mem: &dyn Memory, addr: u64) -> Result<String, LabelError> {
+    Ok(mem.read_go_string(addr, MAX_TEXT)?)
+}
+
+/// `[]label` at `slice`: pointer, len, cap; each label two strings.
+fn from_slice(mem: &dyn Memory, slice: u64) -> Result<Vec<(String, String)>, LabelError> {
+    let ptr = mem.read_u64(slice)?;
+    let len = mem.read_u64(at(slice, 8)?)?;
+    if len > MAX_LABELS {
+        return Err(LabelError::TooMany(len));
+    }
+    (0..len)
+        .map(|i| {
+            let l = at(ptr, i * 32)?;
+            Ok((string(mem, l)?, string(mem, at(l, 16)?)?))
+        })
+        .collect()
+}
+
+/// The entries of a classic `map[string]string`: the new buckets, and the
+/// old ones a grow has not evacuated yet (their evacuated slots are marked
+/// below `MIN_TOP_HASH`).
+fn from_hmap(mem: &dyn Memory, hmap: u64) -> Result<Vec<(String, String)>, LabelError> {
+    let count = mem.read_u64(at(hmap, HMAP_COUNT)?)?;
+    if count > MAX_LABELS {
+        return Err(LabelError::TooMany(count));
+    }
+    let (mut flags, mut b) = ([0u8], [0u8]);
+    mem.read(at(hmap, HMAP_FLAGS)?, &mut flags)?;
+    mem.read(at(hmap, HMAP_B)?, &mut b)?;
+    let (flags, b) = (flags[0], b[0]);
+    let nbuckets = 1u64.checked_shl(u32::from(b)).unwrap_or(u64::MAX);
+    if nbuckets > MAX_BUCKETS {
+        return Err(LabelError::TooMany(nbuckets));
+    }
+    let buckets = mem.read_u64(at(hmap, HMAP_BUCKETS)?)?;
+    let old = mem.read_u64(at(hmap, HMAP_OLDBUCKETS)?)?;
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut walked = 0u64;
+    let nold = match flags & SAME_SIZE_GROW {
+        0 => (nbuckets / 2).max(1),
+        _ => nbuckets,
+    };
+    for (base, n) in [(old, nold), (buckets, nbuckets)] {
+        if base == 0 {
+            continue;
+        }
+        for i in 0..n {
+            let mut bucket = Some(at(base, i * BUCKET_SIZE)?);
+            while let Some(bk) = bucket.filter(|&bk| bk != 0) {
+                walked += 1;
+                if walked > MAX_BUCKETS || !seen.insert(bk) {
+                    return Err(LabelError::Cycle);
+                }
+                let mut top = [0u8; 8];
+                mem.read(bk, &mut top)?;
+                for (slot, _) in top.iter().enumerate().filter(|(_, &t)| t >= MIN_TOP_HASH) {
+                    let slot = slot as u64;
+                    let k = string(mem, at(bk, BUCKET_KEYS + slot * 16)?)?;
+                    let v = string(mem, at(bk, BUCKET_VALUES + slot * 16)?)?;
+                    out.push((k, v));
+                    if out.len() as u64 > MAX_LABELS {
+                        return Err(LabelError::TooMany(out.len() as u64));
+                    }
+                }
+                bucket = Some(mem.read_u64(at(bk, BUCKET_OVERFLOW)?)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::dwarf::DwarfTypes;
+    use crate::binary::Binary;
+
+    use crate::process::CapturedMemory;
+
+    fn put(m: &mut CapturedMemory, addr: u64, words: &[u64]) {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        m.insert(addr, &bytes);
+    }
+
+    /// A one-bucket `map[string]string` {"k": "v"} at 0x3000 whose
+    /// overflow pointer is `overflow`, and `g.labels` at 0x1000.
+    fn classic(overflow: u64) -> CapturedMemory {
+        let mut m = CapturedMemory::new();
+        put(&mut m, 0x1000, &[0x2000]);
+        put(&mut m, 0x2000, &[0x3000]);
+        // count 1; flags 0, B 0; buckets 0x4000; no old buckets.
+        put(&mut m, 0x3000, &[1, 0, 0x4000, 0]);
+        let mut bucket = vec![0u64; (BUCKET_SIZE / 8) as usize];
+        bucket[0] = 9; // tophash[0]: a full slot
+        bucket[1] = 0x5000; // keys[0]
+        bucket[2] = 1;
+        bucket[(BUCKET_VALUES / 8) as usize] = 0x5001; // values[0]
+        bucket[(BUCKET_VALUES / 8) as usize + 1] = 1;
+        bucket[(BUCKET_OVERFLOW / 8) as usize] = overflow;
+        put(&mut m, 0x4000, &bucket);
+        m.insert(0x5000, b"kv");
+        m
+    }
+
+    #[test]
+    fn hostile_label_maps_are_errors_not_loops() {
+        let v = |minor| GoVersion { major: 1, minor };
+        let ok = read(&classic(0), v(21), 0x1000).unwrap();
+        assert_eq!(ok, [("k".to_string(), "v".to_string())]);
+        // An overflow bucket pointing back at itself.
+        assert!(matches!(
+            read(&classic(0x4000), v(21), 0x1000),
+            Err(LabelError::Cycle)
+        ));
+        // A slice (1.24+) claiming 2^40 labels.
+        let mut m = CapturedMemory::new();
+        put(&mut m, 0x1000, &[0x2000]);
+        put(&mut m, 0x2000, &[0x3000, 1 << 40, 1 << 40]);
+        assert!(matches!(
+            read(&m, v(27), 0x1000),
+            Err(LabelError::TooMany(_))
+        ));
+        // Unmapped: a read error.
+        assert!(matches!(read(&m, v(27), 0x9000), Err(LabelError::Read(_))));
+    }
+
+    /// The classic map's header offsets agree with every pre-1.24 fixture
+    /// built here.
+    #[test]
+    fn hmap_offsets_match_dwarf() {
+        let bins = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bin");
+        let mut checked = 0;
+        for v in ["go1.19", "go1.21", "go1.22", "go1.23"] {
+            let path = bins.join(format!("{v}-exe/states"));
+            let Ok(bin) = Binary::open(&path) else {
+                continue;
+            };
+            let d = DwarfTypes::load(bin.data()).expect("DWARF");
+            let off = |f| d.field_offset("runtime.hmap", f);
+            assert_eq!(off("count"), Some(HMAP_COUNT), "{v}");
+            assert_eq!(off("flags"), Some(HMAP_FLAGS), "{v}");
+            assert_eq!(off("B"), Some(HMAP_B), "{v}");
+            assert_eq!(off("buckets"), Some(HMAP_BUCKETS), "{v}");
+            assert_eq!(off("oldbuckets"), Some(HMAP_OLDBUCKETS), "{v}");
+            checked += 1;
+        }
+        assert!(checked >= 2, "run scripts/build-fixtures");
+    }
+}
