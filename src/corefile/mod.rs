@@ -2,6 +2,7 @@
 //! a stopped process) and writing one of a live process (`writer`, `goat
 //! core`).
 
+mod progress;
 pub mod reader;
 pub mod writer;
 

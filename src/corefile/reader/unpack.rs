@@ -277,17 +277,7 @@ impl<R> Progress<'_, R> {
 /// A progress bar on stderr for a large compressed core, when stderr is a
 /// terminal (unpacking a few GiB takes seconds to minutes).
 fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if total < PROGRESS_MIN_BYTES || !io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template(
-        "goat: unpacking core {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-    )
-    .ok()?;
-    bar.set_style(style);
-    Some(bar)
+    crate::corefile::progress::bar("unpacking core", total, PROGRESS_MIN_BYTES)
 }
 
 #[cfg(test)]

@@ -21,17 +21,7 @@ const PROGRESS_MIN_BYTES: u64 = 256 << 20;
 
 /// A progress bar on stderr for a large core, when stderr is a terminal.
 pub(super) fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template(
-        "goat: writing core {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-    )
-    .ok()?;
-    bar.set_style(style);
-    Some(bar)
+    crate::corefile::progress::bar("writing core", total, PROGRESS_MIN_BYTES)
 }
 
 pub(super) fn disk_full(e: &io::Error) -> bool {
