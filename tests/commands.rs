@@ -413,3 +413,38 @@ fn on_a_core_the_new_commands_work_or_say_why_not() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `source -` reads the rest of a piped session's input as its script.
+/// goat held stdin's lock (which is not reentrant) while a command ran, so
+/// `source -` waited on it forever with the target stopped; the session
+/// must now end by itself, bounded here so a regression fails, not hangs.
+#[test]
+fn source_dash_reads_the_rest_of_piped_input() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "states", &[]);
+    let mut child = common::spawn_attach(fx.pid(), &[]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, b"p 1+1\nsource -\np 2+2\np 3+3\n").unwrap();
+    drop(stdin);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the session did not end: source - hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    let values: Vec<&str> = stdout
+        .lines()
+        .filter(|l| ["2", "4", "6"].contains(l))
+        .collect();
+    assert_eq!(
+        values,
+        ["2", "4", "6"],
+        "{stdout}\n---\n{}",
+        text(&out.stderr)
+    );
+    assert_untouched(fx.pid());
+}

@@ -84,12 +84,14 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
     let stdin = io::stdin();
     if !s.is_done() && !stdin.is_terminal() {
         // A pipe or a file: commands line by line (not UTF-8 is no reason
-        // to stop), no prompt, no history; the end of input detaches.
-        let mut input = stdin.lock();
+        // to stop), no prompt, no history; the end of input detaches. The
+        // lock is taken per line, not held while a command runs: `source -`
+        // reads the rest of stdin itself (stdin's lock is not reentrant,
+        // and its buffer is shared, so no line is lost between the two).
         let mut buf = Vec::new();
         while !s.is_done() {
             buf.clear();
-            if !matches!(input.read_until(b'\n', &mut buf), Ok(1..)) {
+            if !matches!(stdin.lock().read_until(b'\n', &mut buf), Ok(1..)) {
                 break;
             }
             let line = String::from_utf8_lossy(&buf);
