@@ -448,3 +448,55 @@ fn source_dash_reads_the_rest_of_piped_input() {
     );
     assert_untouched(fx.pid());
 }
+
+/// `list` takes Delve's relative, address and regex locations: `+N` and
+/// `-N` from the selected frame's line, `*ADDR` (that address's line) and
+/// `/REGEX/` (the one function matching; several is an error naming them).
+#[test]
+fn list_takes_relative_address_and_regex_locations() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-pie", "states", &[]);
+    let pid = fx.pid();
+    let blocks = stacks(pid);
+    let (recv, depth) = parked_in(&blocks, "main.chanReceive");
+    let frame = format!("gr {recv}\nframe {depth}\n");
+    let (out, _) = session(pid, &frame);
+    // `Frame N: main.chanReceive at FILE:LINE (PC: 0x...)`
+    let at = out
+        .lines()
+        .find(|l| l.starts_with("Frame "))
+        .unwrap_or_else(|| panic!("no frame line in {out}"));
+    let (file_line, pc) = at
+        .split_once(" at ")
+        .and_then(|(_, r)| r.split_once(" (PC: "))
+        .unwrap_or_else(|| panic!("{at}"));
+    let pc = pc.trim_end_matches(')');
+    let (file, line) = file_line.rsplit_once(':').unwrap();
+    let line: u32 = line.parse().unwrap();
+    let (stdout, stderr) = session(
+        pid,
+        &format!(
+            "{frame}list +2\nlist -3\nlist *{pc}\nlist /chanRecei/\nlist /^main\\./\nlist -99999\n"
+        ),
+    );
+    let shown: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("Showing "))
+        .collect();
+    assert_eq!(shown.len(), 4, "{stdout}\n---\n{stderr}");
+    assert_eq!(shown[0], format!("{file}:{}", line + 2));
+    assert_eq!(shown[1], format!("{file}:{}", line - 3));
+    assert!(shown[2].starts_with(&format!("{file}:")), "{}", shown[2]);
+    assert!(shown[3].starts_with(&format!("{file}:")), "{}", shown[3]);
+    assert!(
+        stderr.contains("matches") && stderr.contains("make it match one"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("before the start"), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        2,
+        "{stderr}"
+    );
+    assert_untouched(pid);
+}

@@ -177,7 +177,7 @@ pub fn edit(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     let here = s.current_frame().ok().map(|f| (f.file.to_string(), f.line));
     let (file, line) = match args {
         [] => here.ok_or_else(|| anyhow!("edit: no frame selected; give a location"))?,
-        [loc] => source::resolve(s, loc, here.as_ref().map(|h| h.0.as_str()))?,
+        [loc] => source::resolve(s, loc, here.as_ref().map(|h| (h.0.as_str(), h.1)))?,
         _ => bail!("usage: edit [LOCATION]"),
     };
     let file = config::substitute(&file).unwrap_or(file);

@@ -62,7 +62,7 @@ pub fn list(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
             Some((file, line, _)) => (file.clone(), *line),
             None => bail!("list: no frame selected; give a location"),
         },
-        [loc] => resolve(s, loc, here.as_ref().map(|h| h.0.as_str()))?,
+        [loc] => resolve(s, loc, here.as_ref().map(|h| (h.0.as_str(), h.1)))?,
         _ => bail!("usage: list [LOCATION]"),
     };
     let count = read_lines(&context(s), &file)?.len();
@@ -103,13 +103,78 @@ pub(super) fn write_listing(
     Ok(())
 }
 
-/// `LINE`, `FILE:LINE` or a function name, as (file, line).
-pub(super) fn resolve(s: &Session, loc: &str, current_file: Option<&str>) -> Result<(String, u32)> {
+/// Most functions an ambiguous `/regex/` names in its error.
+const AMBIGUOUS_SHOWN: usize = 5;
+
+/// A location as Delve's `list` takes it, as (file, line): `LINE`, `+N`
+/// and `-N` (lines after or before `current`, the selected frame's),
+/// `FILE:LINE`, `FUNC:LINE`, `FUNC`, `*ADDR` (the line of that address)
+/// and `/REGEX/` (the one function whose name matches).
+pub(super) fn resolve(
+    s: &Session,
+    loc: &str,
+    current: Option<(&str, u32)>,
+) -> Result<(String, u32)> {
+    let no_frame = || anyhow!("list {loc}: no frame selected");
+    if let Some(sign @ ('+' | '-')) = loc.chars().next() {
+        let n: u32 = loc[1..]
+            .parse()
+            .map_err(|_| anyhow!("list: {loc:?} is not +N or -N lines"))?;
+        let (file, line) = current.ok_or_else(no_frame)?;
+        let to = if sign == '+' {
+            line.checked_add(n)
+        } else {
+            line.checked_sub(n).filter(|&l| l > 0)
+        };
+        let to = to.ok_or_else(|| anyhow!("list {loc}: before the start of {file}"))?;
+        return Ok((file.to_string(), to));
+    }
     if let Ok(line) = loc.parse::<u32>() {
-        let file = current_file.ok_or_else(|| anyhow!("list {loc}: no frame selected"))?;
+        let (file, _) = current.ok_or_else(no_frame)?;
         return Ok((file.to_string(), line));
     }
     let tab = s.prog.binary().pclntab()?;
+    if let Some(addr) = loc.strip_prefix('*') {
+        let digits = addr.trim_start_matches("0x");
+        let pc = u64::from_str_radix(digits, 16)
+            .map_err(|_| anyhow!("list: {addr:?} is not a hex address"))?;
+        // Run-time addresses: the binary's are before relocation.
+        let link = pc
+            .checked_sub(s.bias)
+            .ok_or_else(|| anyhow!("list: no function at {pc:#x}"))?;
+        let f = tab
+            .find_func(link)
+            .ok_or_else(|| anyhow!("list: no function at {pc:#x}"))?;
+        let (file, line) = f.file_line(link)?;
+        return Ok((file.to_string(), line));
+    }
+    if let Some(re) = loc.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
+        let pattern = super::pattern::Pattern::new(re)?;
+        let mut found: Vec<_> = tab
+            .functions()
+            .filter(|f| f.name().is_ok_and(|n| pattern.matches(n)))
+            .collect();
+        return match found.len() {
+            0 => bail!("list: no function matches /{re}/"),
+            1 => {
+                let f = found.remove(0);
+                let (file, line) = f.file_line(f.entry())?;
+                Ok((file.to_string(), line))
+            }
+            n => {
+                let names: Vec<&str> = found
+                    .iter()
+                    .take(AMBIGUOUS_SHOWN)
+                    .filter_map(|f| f.name().ok())
+                    .collect();
+                bail!(
+                    "list: /{re}/ matches {n} functions ({}{}); make it match one",
+                    names.join(", "),
+                    if n > AMBIGUOUS_SHOWN { ", ..." } else { "" }
+                )
+            }
+        };
+    }
     if let Some((file, line)) = loc.rsplit_once(':') {
         let line: u32 = line
             .parse()

@@ -300,8 +300,10 @@ pub static COMMANDS: &[Command] = &[
         group: Group::Source,
         help: "Show source around the selected frame or a location.",
         usage: "list [LOCATION]\n\n\
-            LOCATION is LINE (in the selected frame's file), FILE:LINE, FUNC or\n\
-            FUNC:LINE (line LINE of FUNC's file). `config source-list-line-count`\n\
+            LOCATION is LINE (in the selected frame's file), +N or -N (lines\n\
+            after or before the frame's), FILE:LINE, FUNC, FUNC:LINE (line LINE\n\
+            of FUNC's file), *ADDR (that address's line) or /REGEX/ (the one\n\
+            function matching). `config source-list-line-count`\n\
             lines either side are shown (5); `config substitute-path` maps the\n\
             build machine's directories to this one's.",
         arg: Arg::Location,
