@@ -15,6 +15,7 @@ use cli::core::{core, CoreMode};
 use cli::session::{attach, debug};
 use cli::stacks::{stacks, stacks_core, Format};
 use goat::corefile::CoreError;
+use goat::goruntime::GoError;
 use goat::inspect::InspectError;
 use goat::tracer::AttachError;
 
@@ -127,6 +128,7 @@ mod exit {
     pub const BAD_CORE: u8 = 12;
     pub const NO_EXECUTABLE: u8 = 13;
     pub const WRONG_EXECUTABLE: u8 = 14;
+    pub const UNKNOWN_LAYOUT: u8 = 15;
 }
 
 fn main() -> ExitCode {
@@ -234,6 +236,7 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
         InspectError::Session(e) => exit_code(e),
         // A failed core write is a failure whatever its cause, the
         // tracer's included.
+        InspectError::Go(GoError::UnknownLayout { .. }) => exit::UNKNOWN_LAYOUT,
         InspectError::Go(_) | InspectError::Snapshot(_) | InspectError::Destination(_) => {
             exit::FAILURE
         }

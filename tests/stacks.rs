@@ -3,17 +3,8 @@
 
 mod common;
 
-use common::traceback::{self, Block};
+use common::traceback::{self, assert_same_dump, Block};
 use common::{assert_untouched, flavours, run_goat, Fixture};
-
-/// Statuses of goroutines that cannot move between goat's look and the
-/// SIGQUIT: everything parked. Running/runnable ones are not compared.
-fn parked(b: &Block) -> bool {
-    !matches!(
-        b.status(),
-        "running" | "runnable" | "preempted" | "copystack"
-    )
-}
 
 fn compare_with_runtime(flavour: &str) {
     let fx = Fixture::start(flavour, "states", &["spin"]);
@@ -28,57 +19,6 @@ fn compare_with_runtime(flavour: &str) {
     assert_untouched(fx.pid());
     let runtime_text = fx.sigquit_dump();
     assert_same_dump(flavour, &goat_text, &runtime_text);
-}
-
-/// Every parked goroutine of the runtime's dump is in goat's, identical.
-fn assert_same_dump(flavour: &str, goat_text: &str, runtime_text: &str) {
-    let ours = traceback::parse(goat_text);
-    let theirs = traceback::parse(runtime_text);
-    assert!(
-        theirs.len() >= 15,
-        "{flavour}: runtime dump has {} goroutines:\n{runtime_text}",
-        theirs.len()
-    );
-    let mut compared = 0;
-    for (id, want) in &theirs {
-        if !parked(want) {
-            continue;
-        }
-        let Some(got) = ours.get(id) else {
-            // Started after goat looked (a GC worker, say): nothing to compare.
-            continue;
-        };
-        let ctx = || {
-            format!(
-                "{flavour}: goroutine {id}\n--- goat:\n{goat_text}\n--- runtime:\n{runtime_text}"
-            )
-        };
-        assert_eq!(got.bracket, want.bracket, "status/locked differ, {}", ctx());
-        assert_eq!(got.gp, want.gp, "gp differs, {}", ctx());
-        assert_eq!(got.frames, want.frames, "frames differ, {}", ctx());
-        assert_eq!(
-            got.created_by,
-            want.created_by,
-            "created by differs, {}",
-            ctx()
-        );
-        compared += 1;
-    }
-    assert!(
-        compared >= 15,
-        "{flavour}: only {compared} parked goroutines compared"
-    );
-    // The fixture's own goroutines all exist before it says "ready": goat must list each.
-    for (id, b) in &theirs {
-        let own = *id == 1
-            || b.created_by
-                .as_ref()
-                .is_some_and(|c| c.0.starts_with("main.main"));
-        assert!(
-            !own || ours.contains_key(id),
-            "{flavour}: goat missed goroutine {id}\n{goat_text}"
-        );
-    }
 }
 
 /// A target in a time namespace of its own, whose monotonic clock is 90 s

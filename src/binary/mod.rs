@@ -18,6 +18,7 @@ pub mod lines;
 mod moduledata;
 mod pclntab;
 mod pcvalue;
+mod runtime_version;
 mod version;
 
 #[cfg(test)]
@@ -71,6 +72,17 @@ pub struct Binary {
     build_info: Option<buildinfo::BuildInfo>,
     symbols: OnceLock<HashMap<String, (u64, u64)>>,
     pclntab: OnceLock<Result<Pclntab, BinaryError>>,
+    /// `runtime.buildVersion`, read when there is no build info.
+    runtime_version: OnceLock<Option<String>>,
+}
+
+/// Where [`Binary::go_version`] found the version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionOrigin {
+    /// The `.go.buildinfo` blob.
+    BuildInfo,
+    /// The runtime's own `runtime.buildVersion` string (no build info).
+    Runtime,
 }
 
 impl std::fmt::Debug for Binary {
@@ -101,11 +113,29 @@ impl Binary {
             build_info,
             symbols: OnceLock::new(),
             pclntab: OnceLock::new(),
+            runtime_version: OnceLock::new(),
         })
     }
 
-    /// The Go version that built the binary ("go1.21.13"), from `.go.buildinfo`.
+    /// The Go version that built the binary ("go1.21.13"): from
+    /// `.go.buildinfo`, else from the runtime's `runtime.buildVersion`.
     pub fn go_version(&self) -> Option<&str> {
+        self.go_version_with_origin().map(|(v, _)| v)
+    }
+
+    /// [`Self::go_version`] and where it was found.
+    pub fn go_version_with_origin(&self) -> Option<(&str, VersionOrigin)> {
+        if let Some(v) = self.build_info_version() {
+            return Some((v, VersionOrigin::BuildInfo));
+        }
+        self.runtime_version
+            .get_or_init(|| runtime_version::find(self, self.pclntab().ok()))
+            .as_deref()
+            .map(|v| (v, VersionOrigin::Runtime))
+    }
+
+    /// The version `.go.buildinfo` records, if the binary has one.
+    pub fn build_info_version(&self) -> Option<&str> {
         self.build_info.as_ref().map(|b| b.version.as_str())
     }
 
@@ -181,7 +211,9 @@ impl Binary {
     pub fn pclntab(&self) -> Result<&Pclntab, BinaryError> {
         self.pclntab
             .get_or_init(|| {
-                let version = self.go_version();
+                // Build info only: the runtime's string is found through
+                // this very table.
+                let version = self.build_info_version();
                 let sym = |name: &str| self.symbol(name);
                 Pclntab::parse(self.image.clone(), version, &sym)
             })

@@ -86,15 +86,6 @@ pub enum LayoutError {
 }
 
 impl RuntimeLayout {
-    /// Resolves the layout from the binary's DWARF, or, for a binary built
-    /// without it (`-ldflags=-w`), from the table of known releases.
-    pub fn from_binary(bin: &Binary, version: GoVersion) -> Result<RuntimeLayout, LayoutError> {
-        match DwarfTypes::load(bin.data()) {
-            Ok(dwarf) => Self::from_dwarf(&dwarf, bin),
-            Err(_) => Self::from_table(bin, version),
-        }
-    }
-
     /// The layout of a release goat was tested against, with the globals'
     /// addresses from the ELF symbol table.
     pub fn from_table(bin: &Binary, version: GoVersion) -> Result<RuntimeLayout, LayoutError> {
@@ -114,7 +105,7 @@ impl RuntimeLayout {
         })
     }
 
-    fn from_dwarf(d: &DwarfTypes, bin: &Binary) -> Result<RuntimeLayout, LayoutError> {
+    pub(super) fn from_dwarf(d: &DwarfTypes, bin: &Binary) -> Result<RuntimeLayout, LayoutError> {
         let g = |path: &'static str| {
             d.field_offset("runtime.g", path)
                 .ok_or(LayoutError::Missing(path))

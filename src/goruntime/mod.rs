@@ -18,6 +18,7 @@ mod discover;
 mod hostile_tests;
 pub mod labels;
 mod layout;
+mod layout_check;
 mod model;
 mod signal_frame;
 mod table;
@@ -32,12 +33,14 @@ use thiserror::Error;
 pub use collect::{Capture, CaptureError, CAPTURE_BUDGET};
 pub use discover::Globals;
 pub use layout::{LayoutError, RuntimeLayout};
+pub use layout_check::Fit;
+
 pub use model::{CreatedBy, Dump, Elision, Frame, Goroutine, MachineRef};
 pub use version::{GoVersion, OLDEST_SUPPORTED};
 
 use crate::binary::{Binary, BinaryError};
 use crate::process::procfs::{self, Who};
-use crate::process::{Mapping, Memory, Target};
+use crate::process::{Mapping, Memory, MemoryExt, Target};
 
 #[derive(Debug, Error)]
 pub enum GoError {
@@ -49,12 +52,25 @@ pub enum GoError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Capture(#[from] CaptureError),
-    #[error("it has no Go build information")]
+    #[error("it has neither Go build information nor a runtime.buildVersion goat can find")]
     NoVersion,
+    /// No layout goat knows fits the goroutines it holds: reading on would
+    /// print a plausible wrong dump.
+    #[error("unknown runtime layout for {version}: {tried} {why}; goat reads an unknown runtime only from DWARF (rebuild without -ldflags=-w)")]
+    UnknownLayout {
+        version: String,
+        /// "no layout goat has is near it" or "the layouts of go1.X, go1.Y
+        /// do not fit its goroutines:".
+        tried: String,
+        why: String,
+    },
     #[error("{found} is older than the oldest Go release goat reads (go1.{oldest})")]
     TooOld { found: String, oldest: u32 },
     #[error("cannot find runtime.allgs: the executable has no symbols, and no goroutine list was found in its .bss")]
     NoAllgs,
+    /// A caller skipped [`GoProgram::settle_layout`].
+    #[error("the runtime layout from goat's table was not checked against the target")]
+    LayoutUnchecked,
     #[error("cannot find the executable {0} among the process's mappings")]
     NotMapped(String),
 }
@@ -63,8 +79,41 @@ pub enum GoError {
 pub struct GoProgram {
     bin: Binary,
     layout: RuntimeLayout,
+    origin: LayoutOrigin,
     version: GoVersion,
     version_text: String,
+}
+
+/// Where a program's runtime layout came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutOrigin {
+    /// The executable's DWARF: the compiler's own word.
+    Dwarf,
+    /// goat's table of releases, for a binary without DWARF: a guess from
+    /// the version string until [`GoProgram::settle_layout`] checked it on
+    /// the target's goroutines.
+    Table {
+        /// The rows to try, the version string's own release first.
+        candidates: Vec<GoVersion>,
+        /// The row that fit, once checked.
+        fits: Option<GoVersion>,
+    },
+}
+
+impl std::fmt::Display for LayoutOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayoutOrigin::Dwarf => f.write_str("from DWARF"),
+            LayoutOrigin::Table { fits: Some(v), .. } => {
+                write!(
+                    f,
+                    "go1.{}'s from goat's table, checked on its goroutines",
+                    v.minor
+                )
+            }
+            LayoutOrigin::Table { fits: None, .. } => f.write_str("from goat's table, unchecked"),
+        }
+    }
 }
 
 impl GoProgram {
@@ -83,13 +132,92 @@ impl GoProgram {
             });
         }
         bin.pclntab()?;
-        let layout = RuntimeLayout::from_binary(&bin, version)?;
+        let (layout, origin) = match crate::binary::dwarf::DwarfTypes::load(bin.data()) {
+            Ok(dwarf) => (
+                RuntimeLayout::from_dwarf(&dwarf, &bin)?,
+                LayoutOrigin::Dwarf,
+            ),
+            Err(_) => {
+                let candidates = table::candidates(version);
+                let first = candidates.first().copied().ok_or(GoError::UnknownLayout {
+                    version: version_text.clone(),
+                    tried: "goat has no layout near it".into(),
+                    why: String::new(),
+                })?;
+                let layout = RuntimeLayout::from_table(&bin, first)?;
+                let fits = None;
+                (layout, LayoutOrigin::Table { candidates, fits })
+            }
+        };
         Ok(GoProgram {
             bin,
             layout,
+            origin,
             version,
             version_text,
         })
+    }
+
+    /// Where the runtime layout came from.
+    pub fn layout_origin(&self) -> &LayoutOrigin {
+        &self.origin
+    }
+
+    /// The version string as the binary holds it ("go1.24.11").
+    pub fn version_text(&self) -> &str {
+        &self.version_text
+    }
+
+    /// Checks a layout taken from goat's table against the goroutines in
+    /// `mem` (a process at load bias `bias`, or a core), trying the rows of
+    /// neighbouring releases when the version string's own does not fit,
+    /// and keeps the one that fits. A layout from DWARF is taken as it is.
+    /// Returns what the check saw: the globals and how many goroutines.
+    pub fn settle_layout(&mut self, mem: &dyn Memory, bias: u64) -> Result<Fit, GoError> {
+        let candidates = match &self.origin {
+            LayoutOrigin::Dwarf | LayoutOrigin::Table { fits: Some(_), .. } => {
+                let globals = self.locate(mem, bias)?;
+                // The length word of the `[]*g` header.
+                let goroutines = MemoryExt::read_u64(mem, globals.allgs.wrapping_add(8))
+                    .map_err(|_| GoError::NoAllgs)?;
+                return Ok(Fit {
+                    globals,
+                    goroutines,
+                });
+            }
+            LayoutOrigin::Table { candidates, .. } => candidates.clone(),
+        };
+        let unknown = |why: String| GoError::UnknownLayout {
+            version: self.version_text.clone(),
+            tried: format!(
+                "the layouts of {} do not fit its goroutines:",
+                candidates
+                    .iter()
+                    .map(|c| format!("go1.{}", c.minor))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            why,
+        };
+        let code = layout_check::Code::new(&self.bin, bias).map_err(&unknown)?;
+        let mut first_why = None;
+        for release in &candidates {
+            let layout = RuntimeLayout::from_table(&self.bin, *release)?;
+            match layout_check::check(&layout, &code, mem) {
+                Ok(fit) => {
+                    self.layout = layout;
+                    self.origin = LayoutOrigin::Table {
+                        candidates: candidates.clone(),
+                        fits: Some(*release),
+                    };
+                    return Ok(fit);
+                }
+                Err(why) => {
+                    first_why.get_or_insert(format!("go1.{}: {why}", release.minor));
+                }
+            }
+        }
+        Err(unknown(first_why.unwrap_or_default()))
     }
 
     pub fn binary(&self) -> &Binary {
@@ -140,7 +268,12 @@ impl GoProgram {
 
     /// Where the runtime's globals are in a process (or core) at `bias`:
     /// from symbols or DWARF, or, in a stripped binary, found in `mem`.
+    /// A layout from goat's table is used only once
+    /// [`Self::settle_layout`] has checked it.
     pub fn locate(&self, mem: &dyn Memory, bias: u64) -> Result<Globals, GoError> {
+        if let LayoutOrigin::Table { fits: None, .. } = self.origin {
+            return Err(GoError::LayoutUnchecked);
+        }
         discover::locate(&self.bin, &self.layout, mem, bias).ok_or(GoError::NoAllgs)
     }
 

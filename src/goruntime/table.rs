@@ -7,6 +7,32 @@
 use super::layout::{DeferOffsets, GOffsets, MOffsets};
 use super::version::GoVersion;
 
+/// The releases the table has rows for.
+const RELEASES: [u32; 8] = [19, 21, 22, 23, 24, 25, 26, 27];
+/// How far from the release a version string names goat looks for a row
+/// that fits (a vendor's runtime may be a neighbour's).
+const NEIGHBOURS: u32 = 2;
+
+/// The rows to try for a binary that says it is `hint`: its own first,
+/// then the nearest within [`NEIGHBOURS`] minor releases. A development
+/// build (`devel ...`, minor `u32::MAX`) is taken to be past the newest.
+pub fn candidates(hint: GoVersion) -> Vec<GoVersion> {
+    if hint.major != 1 {
+        return Vec::new();
+    }
+    let newest = RELEASES[RELEASES.len() - 1];
+    let minor = hint.minor.min(newest + 1);
+    let mut near: Vec<u32> = RELEASES
+        .iter()
+        .copied()
+        .filter(|r| r.abs_diff(minor) <= NEIGHBOURS)
+        .collect();
+    near.sort_by_key(|r| (r.abs_diff(minor), std::cmp::Reverse(*r)));
+    near.into_iter()
+        .map(|minor| GoVersion { major: 1, minor })
+        .collect()
+}
+
 /// The offsets for `version`, when goat knows them.
 pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)> {
     if version.major != 1 {
@@ -128,4 +154,26 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)>
         },
     };
     Some((g, m, defer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(minor: u32) -> GoVersion {
+        GoVersion { major: 1, minor }
+    }
+
+    #[test]
+    fn candidates_start_with_the_named_release() {
+        let minors = |h| candidates(v(h)).iter().map(|c| c.minor).collect::<Vec<_>>();
+        assert_eq!(minors(24), [24, 25, 23, 26, 22]);
+        assert_eq!(minors(19), [19, 21]);
+        assert_eq!(minors(20), [21, 19, 22]);
+        assert_eq!(minors(u32::MAX), [27, 26]);
+        assert!(candidates(GoVersion { major: 2, minor: 0 }).is_empty());
+        for r in RELEASES {
+            assert!(offsets(v(r)).is_some(), "no row for go1.{r}");
+        }
+    }
 }

@@ -93,6 +93,9 @@ pub enum Warning {
     /// No tracer process could start for a core write: goat traces from
     /// its own process.
     NoTracerProcess { why: crate::tracer::NoTracerProcess },
+    /// The binary has no DWARF and the layout of the release its version
+    /// string names did not fit its goroutines; a neighbour's did.
+    NeighbourLayout { version: String, used: u32 },
     /// What the tracer says about how a session is guarded (no tracer
     /// process, and whether a guardian stands in).
     SessionGuard(String),
@@ -116,6 +119,10 @@ impl std::fmt::Display for Warning {
                 f,
                 "no tracer process ({why}): tracing from goat itself, \
                  so goat killed during a syscall it runs in the target could harm it"
+            ),
+            Warning::NeighbourLayout { version, used } => write!(
+                f,
+                "{version}: its runtime is not laid out as its release's; go1.{used}'s layout fits its goroutines and is used"
             ),
             Warning::SessionGuard(note) => f.write_str(note),
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::binary::Binary;
 use crate::corefile::CoreFile;
-use crate::goruntime::{GoError, GoProgram};
+use crate::goruntime::{GoError, GoProgram, LayoutOrigin};
 use crate::process::{preflight, procfs, read_mappings, ProcessMemory, Target};
 use crate::tracer::AttachError;
 
@@ -50,11 +50,12 @@ pub(super) fn open_program(
         Err(_) if crate::process::has_exited(pid) => return Err(AttachError::Exited { pid }.into()),
         Err(e) => return Err(not_go(e.into())),
     };
-    let prog = GoProgram::load(bin).map_err(not_go)?;
+    let mut prog = GoProgram::load(bin).map_err(not_go)?;
     // The file read through the link is the running one unless it was
     // written over in place; its first page in memory tells.
     let mem = ProcessMemory::new(pid);
-    let checked = verify::check_live(&mem, &read_mappings(pid), &exe, prog.binary());
+    let mappings = read_mappings(pid);
+    let checked = verify::check_live(&mem, &mappings, &exe, prog.binary());
     if let Err(what) = checked {
         return Err(InspectError::WrongExecutable {
             exe: exe_link,
@@ -62,6 +63,20 @@ pub(super) fn open_program(
             what,
         });
     }
+    // With the target running: a layout from goat's table is checked on
+    // its goroutines before anything is stopped or printed with it.
+    let settled = prog
+        .load_bias(&mappings, &exe)
+        .and_then(|bias| prog.settle_layout(&mem, bias));
+    if let Err(e) = settled {
+        // Gone meanwhile: its mappings and memory vanish with it, and that
+        // is the answer.
+        if crate::process::has_exited(pid) {
+            return Err(AttachError::Exited { pid }.into());
+        }
+        return Err(e.into());
+    }
+    warn_neighbour(&prog, warn);
     Ok((prog, exe))
 }
 
@@ -93,7 +108,7 @@ pub(super) fn open_core(
         reason,
     };
     let bin = Binary::open(&exe).map_err(|e| not_go(e.into()))?;
-    let prog = GoProgram::load(bin).map_err(not_go)?;
+    let mut prog = GoProgram::load(bin).map_err(not_go)?;
     let checked = verify::check_core(&core, prog.binary(), named.as_deref()).map_err(|what| {
         InspectError::WrongExecutable {
             exe: exe.clone(),
@@ -119,7 +134,26 @@ pub(super) fn open_core(
             why,
         }),
     }
+    prog.settle_layout(&core, bias)?;
+    warn_neighbour(&prog, warn);
     Ok((core, prog, bias))
+}
+
+/// Says so when the layout that fits is not the one of the release the
+/// version string names.
+fn warn_neighbour(prog: &GoProgram, warn: &mut dyn FnMut(Warning)) {
+    if let LayoutOrigin::Table {
+        candidates,
+        fits: Some(used),
+    } = prog.layout_origin()
+    {
+        if candidates.first() != Some(used) {
+            warn(Warning::NeighbourLayout {
+                version: prog.version_text().to_string(),
+                used: used.minor,
+            });
+        }
+    }
 }
 
 /// The executable's file-backed segments at their runtime addresses:

@@ -38,7 +38,13 @@ impl fmt::Display for Report {
                 writeln!(f, "       fix: {fix}")?;
             }
         }
-        if self.ok() {
+        if self.ok() && self.checks.iter().any(|c| c.title == GOROUTINES) {
+            writeln!(
+                f,
+                "goat can attach to pid {} and read its goroutines",
+                self.pid
+            )
+        } else if self.ok() {
             writeln!(f, "goat can attach to pid {}", self.pid)
         } else {
             writeln!(
@@ -54,9 +60,19 @@ impl fmt::Display for Report {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExeInfo {
     pub go_version: Option<String>,
+    /// Where the version was found, when that is worth saying (no build
+    /// info: "from runtime.buildVersion; no build info").
+    pub version_note: Option<String>,
     pub has_dwarf: bool,
     pub has_pclntab: bool,
+    /// What the loader `goat stacks` uses made of the running program:
+    /// how many goroutines and where the runtime layout came from, or why
+    /// it cannot read them. `None` when not tried.
+    pub goroutines: Option<Result<String, String>>,
 }
+
+/// The title of the line that says whether goat can read the goroutines.
+const GOROUTINES: &str = "goroutines";
 
 fn ok(title: &str, detail: impl Into<String>) -> Check {
     Check {
@@ -347,27 +363,45 @@ fn executable<E: std::fmt::Display>(
     } else {
         ok("executable", link)
     }];
-    out.push(match inspect(Path::new(&exe)) {
-        Ok(info) if !info.has_pclntab => fail(
+    let info = match inspect(Path::new(&exe)) {
+        Ok(info) => info,
+        Err(e) => {
+            out.push(fail(
+                "go binary",
+                format!("cannot inspect {exe}: {e}"),
+                None,
+            ));
+            return out;
+        }
+    };
+    if !info.has_pclntab {
+        out.push(fail(
             "go binary",
             "not a Go binary (no .gopclntab)",
             Some(
                 "goat only reads Go programs: pass the pid of a Go process (pgrep -a NAME)".into(),
             ),
-        ),
-        Ok(info) => {
-            let v = info
-                .go_version
-                .unwrap_or_else(|| "(version unknown)".into());
-            let d = if info.has_dwarf {
-                "with DWARF"
-            } else {
-                "without DWARF (stripped): pclntab only"
-            };
-            ok("go binary", format!("Go {v}, {d}"))
-        }
-        Err(e) => fail("go binary", format!("cannot inspect {exe}: {e}"), None),
-    });
+        ));
+        return out;
+    }
+    let v = info
+        .go_version
+        .unwrap_or_else(|| "(version unknown)".into());
+    let v = match info.version_note {
+        Some(note) => format!("{v} ({note})"),
+        None => v,
+    };
+    let d = if info.has_dwarf {
+        "with DWARF"
+    } else {
+        "without DWARF (stripped): pclntab only"
+    };
+    out.push(ok("go binary", format!("Go {v}, {d}")));
+    match info.goroutines {
+        Some(Ok(what)) => out.push(ok(GOROUTINES, what)),
+        Some(Err(why)) => out.push(fail(GOROUTINES, why, None)),
+        None => {}
+    }
     out
 }
 
@@ -422,6 +456,13 @@ pub fn check<E: std::fmt::Display>(
     checks.push(tracer(pid));
     checks.push(dumpable(pid, creds_ok));
     checks.push(namespace(pid));
-    checks.extend(executable(pid, exe_inspector));
+    let earlier_ok = checks.iter().all(|c| c.ok);
+    let mut exe = executable(pid, exe_inspector);
+    // Reading the goroutines fails for the reasons already reported above
+    // (permissions, say): the line would only repeat them.
+    if !earlier_ok {
+        exe.retain(|c| c.ok || c.title != GOROUTINES);
+    }
+    checks.extend(exe);
     Report { pid, checks }
 }

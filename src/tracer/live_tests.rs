@@ -126,6 +126,8 @@ fn inspect(path: &Path) -> Result<ExeInfo, String> {
     });
     Ok(ExeInfo {
         go_version,
+        version_note: None,
+        goroutines: None,
         has_dwarf: has(".debug_info"),
         has_pclntab: has(".gopclntab"),
     })

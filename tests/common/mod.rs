@@ -6,6 +6,7 @@ pub mod faults;
 pub mod kernel_core;
 mod require;
 pub mod traceback;
+pub mod vendor;
 
 #[allow(unused_imports)] // each test binary uses a few of them
 pub use require::{require, require_fixture, require_tool, require_toolchain, skip_var};
@@ -79,6 +80,19 @@ impl Fixture {
             "{} is not built: run scripts/build-fixtures",
             path.display()
         );
+        Fixture::start_path_line(&path, args)
+    }
+
+    /// Starts the program at `path` (a fixture copied and altered by the
+    /// test) and waits for it to print "ready".
+    pub fn start_path(path: &Path, args: &[&str]) -> Fixture {
+        let (fx, line) = Fixture::start_path_line(path, args);
+        assert_eq!(line, "ready", "{} did not get ready", fx.path.display());
+        fx
+    }
+
+    fn start_path_line(path: &Path, args: &[&str]) -> (Fixture, String) {
+        let path = path.to_path_buf();
         let mut child = Command::new(&path)
             .args(args)
             .env("GOTRACEBACK", "all")

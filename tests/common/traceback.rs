@@ -114,3 +114,63 @@ fn file_line(l: &str) -> (String, u32) {
         None => (loc.to_string(), 0),
     }
 }
+
+/// Statuses of goroutines that cannot move between goat's look and the
+/// SIGQUIT: everything parked. Running/runnable ones are not compared.
+fn parked(b: &Block) -> bool {
+    !matches!(
+        b.status(),
+        "running" | "runnable" | "preempted" | "copystack"
+    )
+}
+
+/// Every parked goroutine of the runtime's dump is in goat's, identical.
+pub fn assert_same_dump(flavour: &str, goat_text: &str, runtime_text: &str) {
+    let ours = parse(goat_text);
+    let theirs = parse(runtime_text);
+    assert!(
+        theirs.len() >= 15,
+        "{flavour}: runtime dump has {} goroutines:\n{runtime_text}",
+        theirs.len()
+    );
+    let mut compared = 0;
+    for (id, want) in &theirs {
+        if !parked(want) {
+            continue;
+        }
+        let Some(got) = ours.get(id) else {
+            // Started after goat looked (a GC worker, say): nothing to compare.
+            continue;
+        };
+        let ctx = || {
+            format!(
+                "{flavour}: goroutine {id}\n--- goat:\n{goat_text}\n--- runtime:\n{runtime_text}"
+            )
+        };
+        assert_eq!(got.bracket, want.bracket, "status/locked differ, {}", ctx());
+        assert_eq!(got.gp, want.gp, "gp differs, {}", ctx());
+        assert_eq!(got.frames, want.frames, "frames differ, {}", ctx());
+        assert_eq!(
+            got.created_by,
+            want.created_by,
+            "created by differs, {}",
+            ctx()
+        );
+        compared += 1;
+    }
+    assert!(
+        compared >= 15,
+        "{flavour}: only {compared} parked goroutines compared"
+    );
+    // The fixture's own goroutines all exist before it says "ready": goat must list each.
+    for (id, b) in &theirs {
+        let own = *id == 1
+            || b.created_by
+                .as_ref()
+                .is_some_and(|c| c.0.starts_with("main.main"));
+        assert!(
+            !own || ours.contains_key(id),
+            "{flavour}: goat missed goroutine {id}\n{goat_text}"
+        );
+    }
+}
