@@ -209,7 +209,7 @@ pub fn capture_within(
     let rsp_by_tid: std::collections::HashMap<i64, u64> = cap
         .threads
         .iter()
-        .map(|th| (i64::from(th.tid), th.regs.rsp))
+        .map(|th| (i64::from(th.go_tid()), th.regs.rsp))
         .collect();
     let mut stacks = Vec::with_capacity(parked.len());
     let mut signal_stacks = Vec::new();

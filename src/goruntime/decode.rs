@@ -173,10 +173,18 @@ impl Decoder<'_> {
                 .and_then(|a| cap.mem.read_u64(a).ok())
                 .unwrap_or(0) as i64
         };
+        // `m.procid` is the id in the target's pid namespace; the thread is
+        // named by the id goat knows it by (they differ in a container).
+        let procid = m_field(self.layout.m.procid);
+        let tid = cap
+            .threads
+            .iter()
+            .find(|t| i64::from(t.go_tid()) == procid)
+            .map_or(procid, |t| i64::from(t.tid));
         let machine = (g.m != 0).then(|| MachineRef {
             id: m_field(self.layout.m.id),
             mp: g.m,
-            tid: m_field(self.layout.m.procid),
+            tid,
         });
         let over_budget = cap.over_budget.contains(&addr);
         let (frames, elided, unreadable) = match self.start_regs(cap, &g, machine) {

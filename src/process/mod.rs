@@ -23,8 +23,21 @@ pub use regs::{Regs, USER_REGS_WORDS};
 /// One thread of the target, with the registers it had when stopped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Thread {
+    /// The id goat (ptrace, `/proc`) knows the thread by.
     pub tid: i32,
+    /// The thread's id in the target's own pid namespace, where it differs
+    /// from `tid` (a container seen from the host): what the Go runtime
+    /// stores in `m.procid`.
+    #[serde(default)]
+    pub ns_tid: Option<i32>,
     pub regs: Regs,
+}
+
+impl Thread {
+    /// The id the Go runtime knows the thread by (`m.procid`).
+    pub fn go_tid(&self) -> i32 {
+        self.ns_tid.unwrap_or(self.tid)
+    }
 }
 
 /// One line of `/proc/PID/maps` (or of a core's `NT_FILE` + `PT_LOAD`s).

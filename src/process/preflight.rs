@@ -253,18 +253,64 @@ fn credentials(pid: i32) -> Check {
     }
     let same_uid = tu.iter().take(3).all(|&u| u == uid);
     let same_gid = tg.iter().take(3).all(|&g| g == gid);
-    if same_uid && same_gid {
-        ok(T, format!("{who}: same user"))
-    } else {
-        fail(
+    // The kernel also wants the tracer to hold every capability the target
+    // may use (commoncap's ptrace check): root without CAP_SYS_PTRACE, as
+    // in a container's default set, cannot trace a fuller root.
+    let ours = procfs::own_status().map_or(0, |s| s.capeff);
+    let missing = st.capprm & !ours;
+    let fix = |same_user: bool| {
+        // Both ways, the likelier first: a guess about where goat runs
+        // must not hide the other fix.
+        let host = "sudo setcap cap_sys_ptrace+ep $(command -v goat), or run goat with sudo";
+        let mut fix = if in_container() {
+            format!("{CONTAINER_FIX}; outside a container: {host}")
+        } else {
+            format!("{host}; if goat runs in a container: {CONTAINER_FIX}")
+        };
+        if !same_user {
+            fix = format!(
+                "run as the same user: sudo -u {} goat check {pid}; or {fix}",
+                user_name(tu[1])
+            );
+        }
+        fix
+    };
+    if !(same_uid && same_gid) {
+        return fail(
             T,
             format!("{who}: not the same user (or a setuid/setgid program), and goat lacks CAP_SYS_PTRACE"),
-            Some(format!(
-                "run as the same user: sudo -u {} goat check {pid}   (or: sudo setcap cap_sys_ptrace+ep $(command -v goat))",
-                user_name(tu[1])
-            )),
-        )
+            Some(fix(false)),
+        );
     }
+    if missing != 0 {
+        return fail(
+            T,
+            format!("{who}: same user, but the target holds capabilities goat lacks (mask {missing:#x}), and goat lacks CAP_SYS_PTRACE"),
+            Some(fix(true)),
+        );
+    }
+    ok(T, format!("{who}: same user"))
+}
+
+/// How to give goat CAP_SYS_PTRACE when it runs in a container.
+const CONTAINER_FIX: &str = "give the container CAP_SYS_PTRACE: start it with \
+     `docker run --cap-add=SYS_PTRACE --pid=container:TARGET ...` (podman alike), or in \
+     Kubernetes add it to the debug container: `securityContext.capabilities.add: [\"SYS_PTRACE\"]` \
+     (`kubectl debug -it POD --target=CONTAINER --profile=general --image=IMAGE`)";
+
+/// Whether goat itself runs in a container: what the runtimes leave behind
+/// (docker's `/.dockerenv`, podman's `/run/.containerenv`, Kubernetes'
+/// service variables), or a container's cgroup path.
+fn in_container() -> bool {
+    let marker = ["/.dockerenv", "/run/.containerenv"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    marker
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        || ["docker", "kubepods", "containerd", "libpod", "crio"]
+            .iter()
+            .any(|k| cgroup.contains(k))
 }
 
 fn tracer(pid: i32) -> Check {

@@ -526,10 +526,13 @@ impl Tracer {
     pub(super) fn read_threads(&mut self) -> Result<Vec<Thread>, AttachError> {
         let mut out = Vec::with_capacity(self.threads.len());
         let mut gone = Vec::new();
+        let threads = &self.threads;
+        self.ns_tids.keep_only(|tid| threads.contains_key(&tid));
         for &tid in self.threads.keys() {
             match ptrace::getregs(Pid::from_raw(tid)) {
                 Ok(r) => out.push(Thread {
                     tid,
+                    ns_tid: self.ns_tids.of(self.pid, tid),
                     regs: Regs::from_user_regs(&r),
                 }),
                 Err(_) => gone.push(tid),

@@ -12,6 +12,7 @@ mod inject;
 mod live;
 #[cfg(test)]
 mod live_tests;
+mod nstid;
 mod ptrace;
 mod reap;
 mod regset;

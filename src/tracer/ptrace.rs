@@ -81,6 +81,8 @@ pub struct Tracer {
     /// The target's `syscall; ret`, `rt_sigreturn` and `exit_group`
     /// sequences, looked for once (see `rescue.rs`).
     pub(super) gadgets: std::cell::OnceCell<Option<super::rescue::Gadgets>>,
+    /// Thread ids in a containerised target's own pid namespace.
+    pub(super) ns_tids: super::nstid::NsTids,
 }
 
 pub(super) fn wait_flags() -> WaitPidFlag {

@@ -284,8 +284,11 @@ impl Parser<'_> {
                 for (i, v) in r.iter_mut().enumerate() {
                     *v = u64_at(desc, PRSTATUS_REG + i * 8).ok_or_else(bad)?;
                 }
+                // The kernel records ids as the process's own pid
+                // namespace sees them, as goat's cores do.
                 out.threads.push(Thread {
                     tid,
+                    ns_tid: None,
                     regs: Regs::from_words(&r),
                 });
             }

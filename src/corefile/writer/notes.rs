@@ -67,7 +67,11 @@ fn clock_ns(id: nix::time::ClockId) -> Option<i64> {
 /// Per-thread facts for `NT_PRSTATUS`.
 #[derive(Debug, Clone, Default)]
 pub struct ThreadInfo {
+    /// The id goat knows the thread by (for `/proc`).
     pub tid: i32,
+    /// The id the core records: the process's own pid namespace's, as the
+    /// kernel's cores do, so `m.procid` matches it when read back.
+    pub core_tid: i32,
     pub regs: Regs,
     pub sigpend: u64,
     pub sighold: u64,
@@ -122,6 +126,7 @@ impl ThreadInfo {
         let ticks = |f: fn(&procfs::Stat) -> u64| ticks_to_us(stat.as_ref().map_or(0, f));
         ThreadInfo {
             tid,
+            core_tid: thread.go_tid(),
             regs: thread.regs,
             sigpend: status.as_ref().map_or(0, |s| s.sigpnd),
             sighold: status.as_ref().map_or(0, |s| s.sigblk),
@@ -167,7 +172,7 @@ pub fn prstatus(t: &ThreadInfo, p: &ProcessInfo, cursig: i32) -> Vec<u8> {
     put(&mut b, 12, &(cursig as i16).to_le_bytes()); // pr_cursig
     put(&mut b, 16, &t.sigpend.to_le_bytes());
     put(&mut b, 24, &t.sighold.to_le_bytes());
-    put(&mut b, 32, &t.tid.to_le_bytes());
+    put(&mut b, 32, &t.core_tid.to_le_bytes());
     put(&mut b, 36, &p.ppid.to_le_bytes());
     put(&mut b, 40, &p.pgrp.to_le_bytes());
     put(&mut b, 44, &p.sid.to_le_bytes());

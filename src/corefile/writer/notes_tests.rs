@@ -33,6 +33,7 @@ fn prstatus_puts_pid_and_registers_where_the_kernel_does() {
     };
     let t = ThreadInfo {
         tid: 1234,
+        core_tid: 1234,
         regs,
         utime_us: 2_500_000,
         ..ThreadInfo::default()

@@ -81,6 +81,12 @@ pub fn task_status(pid: i32, tid: i32) -> Option<Status> {
     task(pid, tid)?.status().ok()
 }
 
+/// The id thread `tid` of `pid` has in the process's own (innermost) pid
+/// namespace: the last `NSpid` entry of its status.
+pub fn ns_tid(pid: i32, tid: i32) -> Option<i32> {
+    task_status(pid, tid)?.nspid?.last().copied()
+}
+
 /// Goat's own `/proc/self/status`.
 pub fn own_status() -> Option<Status> {
     Process::myself().ok()?.status().ok()
