@@ -14,9 +14,10 @@ use clap::{ArgGroup, Parser, Subcommand};
 use cli::core::{core, CoreMode};
 use cli::session::{attach, debug};
 use cli::stacks::{stacks, stacks_core, Format};
+use goat::binary::{BinaryError, SymbolsError};
 use goat::corefile::CoreError;
 use goat::goruntime::GoError;
-use goat::inspect::InspectError;
+use goat::inspect::{InspectError, OpenOptions};
 use goat::tracer::AttachError;
 
 /// Look inside running Go programs without stopping them for long.
@@ -42,6 +43,10 @@ enum Command {
         /// The core's executable, when it is not where the core says it was.
         #[arg(long, value_name = "BINARY", requires = "core")]
         exe: Option<PathBuf>,
+        /// Take symbols and DWARF from FILE: an unstripped rebuild of the
+        /// same source, or a debug file; refused unless it matches.
+        #[arg(long, value_name = "FILE")]
+        symbols: Option<PathBuf>,
         /// One JSON document instead of text.
         #[arg(long, conflicts_with = "group")]
         json: bool,
@@ -64,6 +69,10 @@ enum Command {
     /// stopped until you quit or detach, then runs on untouched.
     Attach {
         pid: i32,
+        /// Take symbols and DWARF from FILE: an unstripped rebuild of the
+        /// same source, or a debug file; refused unless it matches.
+        #[arg(long, value_name = "FILE")]
+        symbols: Option<PathBuf>,
         /// Run CMD first (repeatable), then go interactive.
         #[arg(short = 'x', value_name = "CMD")]
         execute: Vec<String>,
@@ -82,6 +91,10 @@ enum Command {
         /// The executable, when the one the core names is not on this machine.
         #[arg(long)]
         exe: Option<PathBuf>,
+        /// Take symbols and DWARF from FILE: an unstripped rebuild of the
+        /// same source, or a debug file; refused unless it matches.
+        #[arg(long, value_name = "FILE")]
+        symbols: Option<PathBuf>,
         /// Run CMD first (repeatable), then go interactive.
         #[arg(short = 'x', value_name = "CMD")]
         execute: Vec<String>,
@@ -159,29 +172,33 @@ fn main() -> ExitCode {
             pid,
             core,
             exe,
+            symbols,
             json,
             group,
             stats,
         } => {
             let format = Format { json, group };
+            let opts = OpenOptions { symbols };
             match (pid, core) {
-                (_, Some(core)) => stacks_core(&core, exe.as_deref(), format, stats),
-                (Some(pid), None) => stacks(pid, format, stats),
+                (_, Some(core)) => stacks_core(&core, exe.as_deref(), &opts, format, stats),
+                (Some(pid), None) => stacks(pid, &opts, format, stats),
                 // clap requires one of them.
                 (None, None) => Err(anyhow::anyhow!("give a PID or --core FILE")),
             }
         }
         Command::Attach {
             pid,
+            symbols,
             execute,
             batch,
-        } => attach(pid, execute, batch),
+        } => attach(pid, &OpenOptions { symbols }, execute, batch),
         Command::Debug {
             files,
             exe,
+            symbols,
             execute,
             batch,
-        } => debug(&files, exe, execute, batch),
+        } => debug(&files, exe, &OpenOptions { symbols }, execute, batch),
         Command::Core {
             pid,
             output,
@@ -237,6 +254,15 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
         // A failed core write is a failure whatever its cause, the
         // tracer's included.
         InspectError::Go(GoError::UnknownLayout { .. }) => exit::UNKNOWN_LAYOUT,
+        InspectError::Symbols(e) => match e {
+            SymbolsError::NotGo { .. } => exit::NOT_GO,
+            SymbolsError::Mismatch { .. } => exit::WRONG_EXECUTABLE,
+            SymbolsError::Unreadable {
+                cause: BinaryError::Io(_),
+                ..
+            } => exit::FAILURE,
+            SymbolsError::Unreadable { .. } => exit::NOT_GO,
+        },
         InspectError::Go(_) | InspectError::Snapshot(_) | InspectError::Destination(_) => {
             exit::FAILURE
         }

@@ -32,6 +32,8 @@ pub(crate) struct Section {
     pub addr: u64,
     pub size: u64,
     pub file_offset: Option<u64>,
+    /// SHF_ALLOC: part of the program's memory image.
+    pub alloc: bool,
 }
 
 pub(crate) struct Image {
@@ -39,6 +41,10 @@ pub(crate) struct Image {
     segments: Vec<Segment>,
     sections: Vec<Section>,
     is_pie: bool,
+    /// The GNU build ID note (`.note.gnu.build-id`), if any.
+    pub build_id: Option<Vec<u8>>,
+    /// `.gnu_debuglink`: the separate debug file's name and its CRC-32.
+    pub debuglink: Option<(String, u32)>,
 }
 
 impl Image {
@@ -80,19 +86,34 @@ impl Image {
             .sections()
             .filter_map(|sec| {
                 let name = sec.name().ok()?.to_owned();
+                let alloc = match sec.flags() {
+                    object::SectionFlags::Elf { sh_flags, .. } => {
+                        sh_flags.0 & object::elf::SHF_ALLOC.0 != 0
+                    }
+                    _ => false,
+                };
                 Some(Section {
                     name,
                     addr: sec.address(),
                     size: sec.size(),
                     file_offset: sec.file_range().map(|(off, _)| off),
+                    alloc,
                 })
             })
             .collect();
+        let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+        let debuglink = file
+            .gnu_debuglink()
+            .ok()
+            .flatten()
+            .map(|(name, crc)| (String::from_utf8_lossy(name).into_owned(), crc));
         Ok(Image {
             storage,
             segments,
             sections,
             is_pie,
+            build_id,
+            debuglink,
         })
     }
 
@@ -106,6 +127,10 @@ impl Image {
 
     pub fn segments(&self) -> &[Segment] {
         &self.segments
+    }
+
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
     }
 
     pub fn section(&self, name: &str) -> Option<&Section> {

@@ -19,6 +19,7 @@ mod moduledata;
 mod pclntab;
 mod pcvalue;
 mod runtime_version;
+mod symbols_file;
 mod version;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ use std::sync::{Arc, OnceLock};
 
 use image::Image;
 pub use pclntab::{Func, Pclntab, SourceFrame};
+pub use symbols_file::{SymbolsError, SymbolsFile};
 pub use version::GoVersion;
 
 /// Why a Go executable could not be read.
@@ -69,6 +71,9 @@ impl From<std::io::Error> for BinaryError {
 /// A Go executable, opened read-only.
 pub struct Binary {
     image: Arc<Image>,
+    /// Where symbols and DWARF come from when not from `image`: a rebuild
+    /// or a debug file checked to describe it (`symbols_file.rs`).
+    debug: Option<Arc<Image>>,
     build_info: Option<buildinfo::BuildInfo>,
     symbols: OnceLock<HashMap<String, (u64, u64)>>,
     pclntab: OnceLock<Result<Pclntab, BinaryError>>,
@@ -110,6 +115,7 @@ impl Binary {
         let build_info = buildinfo::parse(&image);
         Ok(Binary {
             image: Arc::new(image),
+            debug: None,
             build_info,
             symbols: OnceLock::new(),
             pclntab: OnceLock::new(),
@@ -149,9 +155,22 @@ impl Binary {
         self.image.is_pie()
     }
 
-    /// Whether DWARF debug information is present.
+    /// Whether DWARF debug information is present (in the executable or
+    /// the symbols file).
     pub fn has_dwarf(&self) -> bool {
-        self.image.section(".debug_info").is_some() || self.image.section(".zdebug_info").is_some()
+        let has =
+            |i: &Image| i.section(".debug_info").is_some() || i.section(".zdebug_info").is_some();
+        has(self.debug_image())
+    }
+
+    /// The ELF file DWARF and symbols are read from: the symbols file when
+    /// one was added, else the executable.
+    pub fn debug_data(&self) -> &[u8] {
+        self.debug_image().bytes()
+    }
+
+    fn debug_image(&self) -> &Image {
+        self.debug.as_deref().unwrap_or(&self.image)
     }
 
     /// Link-time address of a `.symtab` symbol; `None` when stripped or absent.
@@ -162,7 +181,7 @@ impl Binary {
     /// Link-time address and size of a `.symtab` symbol.
     pub fn symbol_range(&self, name: &str) -> Option<(u64, u64)> {
         self.symbols
-            .get_or_init(|| self.image.symbols())
+            .get_or_init(|| self.debug_image().symbols())
             .get(name)
             .copied()
     }

@@ -7,13 +7,13 @@ use anyhow::{bail, Result};
 
 use goat::corefile::is_core_file;
 
-use goat::inspect::Inspector;
+use goat::inspect::{Inspector, OpenOptions};
 use goat::repl;
 
 use super::warn;
 
-pub fn attach(pid: i32, commands: Vec<String>, batch: bool) -> Result<u8> {
-    let inspector = Inspector::open_pid(pid, &mut warn)?;
+pub fn attach(pid: i32, opts: &OpenOptions, commands: Vec<String>, batch: bool) -> Result<u8> {
+    let inspector = Inspector::open_pid_with(pid, opts, &mut warn)?;
     let debuggee = inspector.debug(&mut warn)?;
     Ok(debuggee.run(&repl::Options { commands, batch })?)
 }
@@ -23,6 +23,7 @@ pub fn attach(pid: i32, commands: Vec<String>, batch: bool) -> Result<u8> {
 pub fn debug(
     files: &[PathBuf],
     exe: Option<PathBuf>,
+    opts: &OpenOptions,
     commands: Vec<String>,
     batch: bool,
 ) -> Result<u8> {
@@ -50,7 +51,7 @@ pub fn debug(
         (_, Some(_)) => bail!("give the executable once: as EXE or as --exe, not both"),
         _ => bail!("usage: goat debug [EXE] CORE"),
     };
-    let inspector = Inspector::open_core(core, exe.as_deref(), &mut warn)?;
+    let inspector = Inspector::open_core_with(core, exe.as_deref(), opts, &mut warn)?;
     let debuggee = inspector.debug(&mut warn)?;
     Ok(debuggee.run(&repl::Options { commands, batch })?)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use goat::goruntime;
-use goat::inspect::{Inspector, Stacks};
+use goat::inspect::{Inspector, OpenOptions, Stacks};
 use goat::report;
 
 use super::warn;
@@ -32,8 +32,14 @@ fn write_dump(dump: &goruntime::Dump, format: Format) -> Result<()> {
 }
 
 /// `goat stacks --core FILE`: the same dump, from a core file.
-pub fn stacks_core(path: &Path, exe_arg: Option<&Path>, format: Format, stats: bool) -> Result<u8> {
-    let inspector = Inspector::open_core(path, exe_arg, &mut warn)?;
+pub fn stacks_core(
+    path: &Path,
+    exe_arg: Option<&Path>,
+    opts: &OpenOptions,
+    format: Format,
+    stats: bool,
+) -> Result<u8> {
+    let inspector = Inspector::open_core_with(path, exe_arg, opts, &mut warn)?;
     let mut st = inspector.stacks()?;
     print(&mut st, format)?;
     if stats {
@@ -50,8 +56,8 @@ pub fn stacks_core(path: &Path, exe_arg: Option<&Path>, format: Format, stats: b
 }
 
 /// `goat stacks PID`.
-pub fn stacks(pid: i32, format: Format, stats: bool) -> Result<u8> {
-    let mut st = Inspector::open_pid(pid, &mut warn)?.stacks()?;
+pub fn stacks(pid: i32, opts: &OpenOptions, format: Format, stats: bool) -> Result<u8> {
+    let mut st = Inspector::open_pid_with(pid, opts, &mut warn)?.stacks()?;
     print(&mut st, format)?;
     if stats {
         let paused = st.stopped_for.unwrap_or_default();

@@ -220,7 +220,7 @@ mod tests {
             let Ok(bin) = Binary::open(&path) else {
                 continue;
             };
-            let d = DwarfTypes::load(bin.data()).expect("DWARF");
+            let d = DwarfTypes::load(bin.debug_data()).expect("DWARF");
             let off = |f| d.field_offset("runtime.hmap", f);
             assert_eq!(off("count"), Some(HMAP_COUNT), "{v}");
             assert_eq!(off("flags"), Some(HMAP_FLAGS), "{v}");

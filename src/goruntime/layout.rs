@@ -216,7 +216,7 @@ mod tests {
             let Ok(bin) = Binary::open(&dir.path().join("states")) else {
                 continue;
             };
-            let Ok(dwarf) = DwarfTypes::load(bin.data()) else {
+            let Ok(dwarf) = DwarfTypes::load(bin.debug_data()) else {
                 continue;
             };
             let version = GoVersion::parse(bin.go_version().unwrap()).unwrap();

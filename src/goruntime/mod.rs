@@ -132,7 +132,7 @@ impl GoProgram {
             });
         }
         bin.pclntab()?;
-        let (layout, origin) = match crate::binary::dwarf::DwarfTypes::load(bin.data()) {
+        let (layout, origin) = match crate::binary::dwarf::DwarfTypes::load(bin.debug_data()) {
             Ok(dwarf) => (
                 RuntimeLayout::from_dwarf(&dwarf, &bin)?,
                 LayoutOrigin::Dwarf,

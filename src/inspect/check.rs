@@ -38,7 +38,8 @@ fn exe_info(pid: i32, path: &Path) -> Result<preflight::ExeInfo, BinaryError> {
 /// What `goat stacks` would find, read without stopping the target: the
 /// loader, the layout check, the goroutine list.
 fn goroutines(pid: i32) -> Result<String, String> {
-    let (mut prog, exe) = open::open_program(pid, &mut |_| {}).map_err(|e| e.to_string())?;
+    let (mut prog, exe) = open::open_program(pid, &super::OpenOptions::default(), &mut |_| {})
+        .map_err(|e| e.to_string())?;
     let bias = prog
         .load_bias(&read_mappings(pid), &exe)
         .map_err(|e| e.to_string())?;

@@ -67,6 +67,9 @@ pub enum InspectError {
          state was not read right (is the executable the one it ran?)"
     )]
     NoGoroutines { of: String },
+    /// The symbols file (`--symbols`) is not Go, or not of this executable.
+    #[error(transparent)]
+    Symbols(#[from] crate::binary::SymbolsError),
     /// The core does not name its executable at all.
     #[error("{} does not name its executable: pass --exe", core.display())]
     ExecutableUnnamed { core: PathBuf },
@@ -96,6 +99,12 @@ pub enum Warning {
     /// The binary has no DWARF and the layout of the release its version
     /// string names did not fit its goroutines; a neighbour's did.
     NeighbourLayout { version: String, used: u32 },
+    /// Symbols and DWARF are read from a separate debug file found by the
+    /// executable's GNU build ID or debuglink.
+    DebugFile { path: PathBuf },
+    /// A debug file was found where the executable points but does not
+    /// describe it: it is not used.
+    DebugFileRefused { why: String },
     /// What the tracer says about how a session is guarded (no tracer
     /// process, and whether a guardian stands in).
     SessionGuard(String),
@@ -124,6 +133,10 @@ impl std::fmt::Display for Warning {
                 f,
                 "{version}: its runtime is not laid out as its release's; go1.{used}'s layout fits its goroutines and is used"
             ),
+            Warning::DebugFile { path } => {
+                write!(f, "reading symbols and DWARF from {}", path.display())
+            }
+            Warning::DebugFileRefused { why } => write!(f, "not using a debug file: {why}"),
             Warning::SessionGuard(note) => f.write_str(note),
         }
     }

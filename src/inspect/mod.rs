@@ -38,6 +38,14 @@ pub use stacks::Stacks;
 pub use verify::Mismatch;
 pub use write_core::write_core;
 
+/// How to open a target.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Take symbols and DWARF from this file (an unstripped rebuild of the
+    /// same source, or a debug file), checked to describe the executable.
+    pub symbols: Option<PathBuf>,
+}
+
 /// A Go program opened for reading: a live process (by pid) or a core and
 /// its executable. Opening reads only the executable and the core; a live
 /// process is attached to only for the duration of each read.
@@ -59,8 +67,17 @@ impl Inspector {
     /// (gone, not attachable, not Go) before any ptrace call. Warnings go to
     /// `warn`.
     pub fn open_pid(pid: i32, warn: &mut dyn FnMut(Warning)) -> Result<Inspector, InspectError> {
+        Self::open_pid_with(pid, &OpenOptions::default(), warn)
+    }
+
+    /// [`Self::open_pid`] with options (a symbols file).
+    pub fn open_pid_with(
+        pid: i32,
+        opts: &OpenOptions,
+        warn: &mut dyn FnMut(Warning),
+    ) -> Result<Inspector, InspectError> {
         let start = Instant::now();
-        let (prog, exe) = open::open_program(pid, warn)?;
+        let (prog, exe) = open::open_program(pid, opts, warn)?;
         Ok(Inspector {
             prog,
             source: Source::Live { pid, exe },
@@ -75,8 +92,18 @@ impl Inspector {
         exe: Option<&Path>,
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Inspector, InspectError> {
+        Self::open_core_with(core, exe, &OpenOptions::default(), warn)
+    }
+
+    /// [`Self::open_core`] with options (a symbols file).
+    pub fn open_core_with(
+        core: &Path,
+        exe: Option<&Path>,
+        opts: &OpenOptions,
+        warn: &mut dyn FnMut(Warning),
+    ) -> Result<Inspector, InspectError> {
         let start = Instant::now();
-        let (core, prog, bias) = open::open_core(core, exe, warn)?;
+        let (core, prog, bias) = open::open_core(core, exe, opts, warn)?;
         Ok(Inspector {
             prog,
             source: Source::Core {

@@ -11,7 +11,7 @@ use crate::goruntime::{GoError, GoProgram, LayoutOrigin};
 use crate::process::{preflight, procfs, read_mappings, ProcessMemory, Target};
 use crate::tracer::AttachError;
 
-use super::{verify, InspectError, Warning};
+use super::{verify, InspectError, OpenOptions, Warning};
 
 /// Refuses targets that are not there, not attachable or not Go before any
 /// ptrace call, so the common mistakes get a plain answer and the target is
@@ -19,6 +19,7 @@ use super::{verify, InspectError, Warning};
 /// process's mappings name it.
 pub(super) fn open_program(
     pid: i32,
+    opts: &OpenOptions,
     warn: &mut dyn FnMut(Warning),
 ) -> Result<(GoProgram, PathBuf), InspectError> {
     preflight::refuse_early(pid)?;
@@ -50,6 +51,7 @@ pub(super) fn open_program(
         Err(_) if crate::process::has_exited(pid) => return Err(AttachError::Exited { pid }.into()),
         Err(e) => return Err(not_go(e.into())),
     };
+    let bin = add_symbols(bin, &exe, opts, warn)?;
     let mut prog = GoProgram::load(bin).map_err(not_go)?;
     // The file read through the link is the running one unless it was
     // written over in place; its first page in memory tells.
@@ -85,6 +87,7 @@ pub(super) fn open_program(
 pub(super) fn open_core(
     path: &Path,
     exe_arg: Option<&Path>,
+    opts: &OpenOptions,
     warn: &mut dyn FnMut(Warning),
 ) -> Result<(CoreFile, GoProgram, u64), InspectError> {
     let mut core = CoreFile::open(path)?;
@@ -108,6 +111,7 @@ pub(super) fn open_core(
         reason,
     };
     let bin = Binary::open(&exe).map_err(|e| not_go(e.into()))?;
+    let bin = add_symbols(bin, &exe, opts, warn)?;
     let mut prog = GoProgram::load(bin).map_err(not_go)?;
     let checked = verify::check_core(&core, prog.binary(), named.as_deref()).map_err(|what| {
         InspectError::WrongExecutable {
@@ -137,6 +141,39 @@ pub(super) fn open_core(
     prog.settle_layout(&core, bias)?;
     warn_neighbour(&prog, warn);
     Ok((core, prog, bias))
+}
+
+/// The executable with the symbols file the user named (refused with the
+/// reason when it does not describe the executable), or else with a debug
+/// file found where gdb looks (skipped, with a warning, when it does not
+/// match).
+fn add_symbols(
+    bin: Binary,
+    exe: &Path,
+    opts: &OpenOptions,
+    warn: &mut dyn FnMut(Warning),
+) -> Result<Binary, InspectError> {
+    if let Some(file) = &opts.symbols {
+        let checked = bin.symbols_file(file)?;
+        return Ok(bin.with_symbols(checked));
+    }
+    // `/proc/PID/exe` reads " (deleted)" after a deploy: the debug file
+    // is looked for beside the path the program was started from.
+    let exe_name = exe.to_string_lossy();
+    let started_as = Path::new(exe_name.trim_end_matches(" (deleted)"));
+    let Some(found) = bin.find_debug_file(started_as) else {
+        return Ok(bin);
+    };
+    match bin.symbols_file(&found) {
+        Ok(checked) => {
+            warn(Warning::DebugFile { path: found });
+            Ok(bin.with_symbols(checked))
+        }
+        Err(e) => {
+            warn(Warning::DebugFileRefused { why: e.to_string() });
+            Ok(bin)
+        }
+    }
 }
 
 /// Says so when the layout that fits is not the one of the release the

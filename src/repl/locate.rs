@@ -102,7 +102,7 @@ impl Session<'_> {
 
     fn dwarf_lines(&self) -> &lines::DwarfLines {
         self.dwarf_lines
-            .get_or_init(|| lines::dwarf_lines(self.prog.binary().data()))
+            .get_or_init(|| lines::dwarf_lines(self.prog.binary().debug_data()))
     }
 
     /// Where `next` may stop in `f`: the statement starts DWARF marks, or

@@ -243,7 +243,7 @@ impl<'a> Session<'a> {
     /// The DWARF variable index (built on first use), or why there is none.
     pub(super) fn var_index(&self) -> Result<&VarIndex> {
         self.vars
-            .get_or_init(|| VarIndex::load(self.prog.binary().data()))
+            .get_or_init(|| VarIndex::load(self.prog.binary().debug_data()))
             .as_ref()
             .map_err(|e| anyhow!("no variable information: {e}"))
     }

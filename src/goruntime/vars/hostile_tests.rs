@@ -319,7 +319,7 @@ fn fuzz_findings_of_value_print_stay_fixed() {
         return;
     }
     let bin = crate::binary::Binary::open(&path).expect("the vars fixture opens");
-    let index = VarIndex::load(bin.data()).expect("the vars fixture has DWARF");
+    let index = VarIndex::load(bin.debug_data()).expect("the vars fixture has DWARF");
     // `main.gSmall["b"]` over a map of 65536 hostile string keys: each key
     // was read in full (up to 1 MiB) to compare it with "b", for minutes.
     let input = include_bytes!(
