@@ -98,6 +98,7 @@ impl LiveProcess {
                     ended: None,
                     borrowed_fds: BTreeMap::new(),
                     gadgets: Default::default(),
+                    call: None,
                 };
                 if let Err(e) = t.seize_all() {
                     t.detach_all();
