@@ -126,6 +126,7 @@ fn calls_return_what_the_program_computes() {
             "break main.handle\n\
              continue\n\
              call main.summarize(main.greeting, main.payload, main.pair, main.boxed)\n\
+             call main.triple(5, \"ab\")\n\
              call main.describe(42)\n\
              call main.greet(\"gopher\", 2)\n\
              print in.ID\n\
@@ -153,10 +154,16 @@ fn calls_return_what_the_program_computes() {
         let s = c.logged("summarize");
         let (head, float) = s.rsplit_once(' ').expect("summarize line");
         let (quoted, int) = head.rsplit_once(' ').expect("summarize line");
+        let t = c.logged("triple");
+        let t: Vec<&str> = t.split(' ').collect();
         let want = [
             format!("~r0: {quoted}"),
             format!("~r1: {int}"),
             format!("~r2: {float}"),
+            // A struct in registers, an array on the stack, a float32.
+            format!("~r0: main.Pair {{A: {}, B: {}}}", t[0], t[1]),
+            format!("~r1: [2]int [{},{}]", t[2], t[3]),
+            format!("~r2: {}", t[4]),
             format!("~r0: {}", c.logged("describe")),
             format!("~r0: {}", c.logged("greet")),
             "~r0: error nil".to_string(),

@@ -143,6 +143,8 @@ pub enum CallStop {
 /// A call under way.
 pub(super) struct CallState {
     plan: CallPlan,
+    /// The thread the call started on (`plan.tid` follows the callee).
+    start_tid: i32,
     mem: File,
     /// Registers and extended state at each nested injection.
     saved: Vec<(libc::user_regs_struct, Option<Vec<u8>>)>,
@@ -278,6 +280,7 @@ impl Tracer {
             .map_err(|e| AttachError::io("open /proc/PID/mem", &e))?;
         let regs = ptrace::getregs(Pid::from_raw(tid)).map_err(os("PTRACE_GETREGS"))?;
         let call = CallState {
+            start_tid: plan.tid,
             plan,
             mem,
             saved: Vec::new(),
@@ -357,7 +360,11 @@ impl Tracer {
             }
         };
         if matches!(stop, CallStop::Refused(_) | CallStop::Finished) {
-            let failed = self.call.take().and_then(|c| c.failed);
+            let call = self.call.take();
+            if let Some(c) = &call {
+                self.moved(c.start_tid, c.plan.tid);
+            }
+            let failed = call.and_then(|c| c.failed);
             if let Some(f) = failed {
                 self.stop_all()?;
                 return Err(protocol(f));
@@ -478,6 +485,16 @@ impl Tracer {
         ptrace::cont(p, None).map_err(os("PTRACE_CONT"))?;
         self.threads.insert(tid, State::Running);
         Ok(Progress::Running)
+    }
+
+    /// The goroutine came back on thread `to`: a step over the breakpoint
+    /// it stood at is now that thread's (else it would hit it again).
+    fn moved(&mut self, from: i32, to: i32) {
+        for entry in self.bps.step_over.iter_mut() {
+            if entry.0 == from {
+                entry.0 = to;
+            }
+        }
     }
 
     /// Pushes the thread's pc and jumps to `debugCallV2`, saving its

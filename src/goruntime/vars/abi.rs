@@ -248,3 +248,98 @@ fn align_up(n: u64, align: u64) -> Result<u64, VarError> {
         .map(|x| x / a * a)
         .ok_or(VarError::Short)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::dwarf_vars::VarIndex;
+    use crate::process::{Memory, ReadFault};
+
+    /// No memory: the ABI needs types only.
+    struct NoMemory;
+    impl Memory for NoMemory {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+            Err(ReadFault {
+                addr,
+                len: buf.len(),
+            })
+        }
+    }
+
+    fn frame_of(index: &VarIndex, name: &str) -> Frame {
+        let s = Scope::bare(&NoMemory, index);
+        let f = index.function_named(name).expect(name);
+        let types = |ret: bool| -> Vec<usize> {
+            f.vars
+                .iter()
+                .filter(|v| v.param && v.ret == ret)
+                .map(|v| v.ty.expect("typed"))
+                .collect()
+        };
+        s.abi_frame(&types(false), &types(true)).expect("frame")
+    }
+
+    fn ints(regs: &[usize]) -> Slot {
+        Slot::Regs(
+            regs.iter()
+                .enumerate()
+                .map(|(i, &reg)| Piece {
+                    float: false,
+                    reg,
+                    offset: 8 * i as u64,
+                    size: 8,
+                })
+                .collect(),
+        )
+    }
+
+    /// The callee fixture's functions, laid out as the compiler does
+    /// (the fixture calls them itself, and tests/call.rs calls them).
+    #[test]
+    fn lays_out_the_callee_fixtures_functions() {
+        for flavour in ["go1.19-exe", "go1.27-noopt"] {
+            let path = format!(
+                "{}/tests/fixtures/bin/{flavour}/callee",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            if !crate::require::require_fixture(std::path::Path::new(&path)) {
+                continue;
+            }
+            let elf = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let index = VarIndex::load(&elf).unwrap();
+            // (string, []byte, Pair, any): ten words, nine registers; the
+            // interface goes on the stack.
+            let f = frame_of(&index, "main.summarize");
+            assert_eq!(
+                f.args,
+                [
+                    ints(&[0, 1]),
+                    ints(&[2, 3, 4]),
+                    ints(&[5, 6, 7]),
+                    Slot::Stack(0)
+                ],
+                "{flavour}"
+            );
+            let float = Piece {
+                float: true,
+                reg: 0,
+                offset: 0,
+                size: 8,
+            };
+            assert_eq!(
+                f.results,
+                [ints(&[0, 1]), ints(&[2]), Slot::Regs(vec![float])],
+                "{flavour}"
+            );
+            // The stack interface (16), then spill space for 2+3+3 words.
+            assert_eq!(f.size, 16 + 64, "{flavour}");
+            // (int, string) -> (Pair, [2]int, float32): an array of two
+            // is never in registers.
+            let f = frame_of(&index, "main.triple");
+            assert_eq!(f.args, [ints(&[0]), ints(&[1, 2])], "{flavour}");
+            assert_eq!(f.results[0], ints(&[0, 1, 2]), "{flavour}");
+            assert_eq!(f.results[1], Slot::Stack(0), "{flavour}");
+            assert_eq!(f.size, 16 + 24, "{flavour}");
+        }
+    }
+}
