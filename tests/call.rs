@@ -211,6 +211,40 @@ fn calls_return_what_the_program_computes() {
     }
 }
 
+/// A pointer into a goroutine's stack is refused, as Delve refuses it
+/// (the function could keep it); `-unsafe` passes it. Built with `-N -l`,
+/// where the worker's `seq` has an address (optimized, it is in a register).
+#[test]
+fn unsafe_passes_a_pointer_into_a_stack() {
+    build_fixtures();
+    for r in RELEASES {
+        let flavour = format!("{r}-noopt");
+        let c = Callee::start(&flavour, "unsafe");
+        let pid = c.fx.pid();
+        let script = "break main.handle\ncontinue\nframe 1 print seq\nframe 1\n\
+                      call main.peek(&seq)\ncall -unsafe main.peek(&seq)\nclearall\nquit\n";
+        let out = attach_with_stdin(pid, &[], script);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let ctx = format!("{flavour}:\n{stdout}\n---\n{stderr}");
+        let seq: u64 = stdout
+            .lines()
+            .find_map(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no seq printed: {ctx}"));
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{ctx}");
+        assert!(
+            errors[0].contains("points into a goroutine's stack"),
+            "{ctx}"
+        );
+        assert_eq!(returned(&stdout), [format!("~r0: {seq}")], "{ctx}");
+        assert_untouched(pid);
+        c.assert_runs_normally(&ctx);
+    }
+}
+
 /// A core cannot run anything: one line says so.
 #[test]
 fn a_core_refuses_calls() {
