@@ -125,6 +125,9 @@ fn calls_return_what_the_program_computes() {
         let script = format!(
             "break main.handle\n\
              continue\n\
+             regs\n\
+             call main.greet(\"x\", 1)\n\
+             regs\n\
              call main.summarize(main.greeting, main.payload, main.pair, main.boxed)\n\
              call main.triple(5, \"ab\")\n\
              call main.describe(42)\n\
@@ -157,6 +160,7 @@ fn calls_return_what_the_program_computes() {
         let t = c.logged("triple");
         let t: Vec<&str> = t.split(' ').collect();
         let want = [
+            "~r0: \"hi x;\"".to_string(),
             format!("~r0: {quoted}"),
             format!("~r1: {int}"),
             format!("~r2: {float}"),
@@ -179,6 +183,18 @@ fn calls_return_what_the_program_computes() {
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(c.logged(&format!("name {id}")), hex, "{ctx}");
         assert!(stdout.contains("The call panicked:"), "{ctx}");
+        // The goroutine's registers after a call are those before it (the
+        // thread's own TLS base aside: on Go 1.19 it may be another thread).
+        let regs: Vec<&str> = stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                let name = l.split(' ').next().unwrap_or("");
+                l.contains(" = 0x") && !matches!(name, "Fs_base" | "Gs_base" | "Fs" | "Cs" | "Ss")
+            })
+            .collect();
+        assert_eq!(regs.len(), 2 * 19, "{ctx}");
+        assert_eq!(regs[..19], regs[19..], "registers after a call: {ctx}");
         // Bad input: one error line each; then the runtime's refusal.
         let errors: Vec<&str> = stderr
             .lines()
