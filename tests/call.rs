@@ -373,3 +373,45 @@ fn kill_during_a_call_leaves_the_program_running() {
     }
     assert_eq!(trial, 20);
 }
+
+/// SIGTERM to goat during a call longer than the tracer's usual patience
+/// with a detach (3 s): the tracer waits for the call to end instead, so
+/// the program survives it.
+#[test]
+fn sigterm_during_a_long_call_waits_for_it() {
+    build_fixtures();
+    let c = Callee::start("go1.24-exe", "sigterm");
+    let pid = c.fx.pid();
+    let before = text_segment(&c.fx);
+    let mut g = goat()
+        .args(["attach", &pid.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start goat");
+    let seen = reader(g.stdout.take().unwrap());
+    let mut stdin = g.stdin.take().unwrap();
+    stdin
+        .write_all(b"break main.handle\ncontinue\n")
+        .expect("write");
+    wait_for("the breakpoint", Duration::from_secs(10), || {
+        seen.lock().unwrap().contains("> [goroutine")
+    });
+    stdin.write_all(b"call main.nap(4000)\n").expect("write");
+    wait_for("the call to start", Duration::from_secs(10), || {
+        c.count("napping 4000") == 1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(g.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let _ = g.wait();
+    wait_for("the call to end", Duration::from_secs(15), || {
+        c.count("napped 4000") == 1
+    });
+    assert_untouched(pid);
+    assert!(text_segment(&c.fx) == before, "an int3 left in the text");
+    c.assert_runs_normally("after SIGTERM");
+}

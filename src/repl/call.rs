@@ -65,7 +65,12 @@ pub fn call(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     s.load()?;
     let text = match (stop, shown) {
         (CallStop::Refused(why), _) => bail!("the runtime refused to call {}: {why}", prep.func),
-        (CallStop::Finished, _) => bail!("{} did not return", prep.func),
+        // Only a tracer told to end (SIGTERM, SIGHUP) lets a call finish
+        // without its results.
+        (CallStop::Finished, _) => bail!(
+            "goat is terminating: {} was let run to its end, its results unread",
+            prep.func
+        ),
         (_, Some(text)) => text?,
         (_, None) => String::new(),
     };

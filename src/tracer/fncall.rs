@@ -308,8 +308,10 @@ impl Tracer {
             _ => return Err(refuse("it is not on its goroutine's stack")),
         }
         self.call = Some(Box::new(call));
+        signals::set_calling(true);
         if let Err(e) = self.inject_level() {
             self.call = None;
+            signals::set_calling(false);
             return Err(e);
         }
         self.resume_all();
@@ -347,11 +349,19 @@ impl Tracer {
             eprintln!("goat tracer: finishing a function call: {e}");
         }
         self.call = None;
+        signals::set_calling(false);
     }
 
     /// Runs the target, handling the call's protocol stops, until one to
     /// report; then stops every thread.
     fn drive(&mut self) -> Result<(CallStop, Vec<Thread>), AttachError> {
+        let result = self.drive_to_stop();
+        // Still under way only when held at its results.
+        signals::set_calling(self.call.is_some());
+        result
+    }
+
+    fn drive_to_stop(&mut self) -> Result<(CallStop, Vec<Thread>), AttachError> {
         signals::set_running(true, 0);
         let result = self.drive_running();
         signals::set_running(false, 0);
