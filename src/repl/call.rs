@@ -223,7 +223,7 @@ fn place_arg(plan: &mut CallPlan, slot: &Slot, bytes: &[u8], refs: &[(u64, usize
         Slot::Regs(pieces) => {
             for p in pieces {
                 let (at, len) = (p.offset as usize, p.size as usize);
-                let Some(part) = bytes.get(at..at + len) else {
+                let Some(part) = at.checked_add(len).and_then(|end| bytes.get(at..end)) else {
                     bail!("an argument is shorter than its type");
                 };
                 let mut word = [0u8; 8];
@@ -306,7 +306,7 @@ fn results(s: &Session, prep: &Prepared, tid: i32, xmm: &[u64]) -> Result<String
                     };
                     let v = v.ok_or_else(|| anyhow!("result register {} unread", p.reg))?;
                     let (at, len) = (p.offset as usize, (p.size as usize).min(8));
-                    if let Some(dst) = b.get_mut(at..at + len) {
+                    if let Some(dst) = at.checked_add(len).and_then(|end| b.get_mut(at..end)) {
                         dst.copy_from_slice(&v.to_le_bytes()[..len]);
                     }
                 }

@@ -10,6 +10,8 @@ use super::{Const, Val};
 
 /// Deepest type nesting looked through for pointers (escape check).
 const MAX_DEPTH: usize = 16;
+/// Largest argument passed (the runtime's largest call frame).
+const MAX_ARG: u64 = 65536;
 /// Most array elements looked through for pointers.
 const MAX_ELEMS: u64 = 4096;
 
@@ -58,6 +60,10 @@ impl<'s, 'a> Marshal<'s, 'a> {
         let pk = s.kind(param);
         let size = s.size(param);
         let pname = s.type_name(param);
+        // The runtime's largest argument frame bounds any one argument.
+        if size > MAX_ARG {
+            return Err(format!("{pname} is too large to pass (argument {name})"));
+        }
         let zeros = || Arg {
             bytes: vec![0; size as usize],
             refs: Vec::new(),
