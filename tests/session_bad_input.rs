@@ -31,9 +31,9 @@ const MISTAKES: &[&str] = &[
     "goroutinez",
     "-x",
     "restart",
-    "call main.main()",
     "set x = 1",
     // Wrong arities or arguments.
+    "call",
     "thread",
     "thread a b",
     "threads x",
@@ -79,6 +79,9 @@ const LIVE_MISTAKES: &[&str] = &[
     "stepout x",
     "clearall x",
     "continue nosuchfunc",
+    "call main.main(1)",
+    "call 1 + 2",
+    "call main.nosuchfunc()",
 ];
 
 /// What a core cannot do: run, or hold breakpoints.
@@ -100,6 +103,7 @@ const NEEDS_A_PROCESS: &[&str] = &[
     "breakpoints",
     "core",
     "dump x.core",
+    "call main.main()",
 ];
 
 /// Runs `mistakes`, then `p 1+1`, and checks the session's output.

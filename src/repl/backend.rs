@@ -9,7 +9,9 @@ use std::path::Path;
 
 use crate::corefile::CoreFile;
 use crate::process::Target;
-use crate::tracer::{BreakpointInfo, LiveProcess, RunPlan, StopReason, Stopped};
+use crate::tracer::{
+    BreakpointInfo, CallPlan, CallStop, LiveProcess, RunPlan, StopReason, Stopped,
+};
 
 /// Where the session's process state comes from: a stopped live process or
 /// a core file.
@@ -53,6 +55,11 @@ pub trait Control {
     fn set_condition(&mut self, id: u32, cond: Option<String>) -> Result<bool>;
     /// Counts a reported hit by goroutine `goid`.
     fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>>;
+    /// Starts a function call (`repl/call.rs`): a new stop, at the
+    /// function's results when it returned or panicked.
+    fn call(&mut self, plan: CallPlan) -> Result<CallStop>;
+    /// Ends a call stopped at its results: a new stop.
+    fn finish_call(&mut self) -> Result<()>;
 }
 
 /// A live process, stopped while the user is at the prompt.
@@ -112,6 +119,39 @@ impl Control for LiveBackend<'_> {
             }
             Err(e) => {
                 // The target was left running: stop it again, if it is there.
+                self.stopped = self.process.stop().ok();
+                Err(e.into())
+            }
+        }
+    }
+    fn call(&mut self, plan: CallPlan) -> Result<CallStop> {
+        let s = match self.stopped.take() {
+            Some(s) => s,
+            None => self.process.stop()?,
+        };
+        match s.call(plan) {
+            Ok((stopped, stop)) => {
+                self.stopped = Some(stopped);
+                Ok(stop)
+            }
+            Err(e) => {
+                self.stopped = self.process.stop().ok();
+                Err(e.into())
+            }
+        }
+    }
+    fn finish_call(&mut self) -> Result<()> {
+        let s = match self.stopped.take() {
+            Some(s) => s,
+            None => self.process.stop()?,
+        };
+        let finished = s.finish_call();
+        match finished {
+            Ok(stopped) => {
+                self.stopped = Some(stopped);
+                Ok(())
+            }
+            Err(e) => {
                 self.stopped = self.process.stop().ok();
                 Err(e.into())
             }

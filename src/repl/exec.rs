@@ -335,7 +335,7 @@ fn over_the_cap(s: &Session, b: &BreakpointInfo, v: &Verdict) -> String {
 }
 
 /// `> [goroutine N] FUNC() FILE:LINE (NOTE)` and the source around it.
-fn show_position(s: &Session, out: &mut dyn Write, note: Option<String>) -> Result<()> {
+pub(super) fn show_position(s: &Session, out: &mut dyn Write, note: Option<String>) -> Result<()> {
     let g = s.current_g()?;
     let Some(f) = g.frames.first() else {
         writeln!(out, "> [goroutine {}] (no frames)", g.id)?;

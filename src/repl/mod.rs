@@ -12,6 +12,7 @@
 //!   read line by line from stdin. `history`: the history file.
 
 mod backend;
+mod call;
 mod cond;
 mod config;
 mod config_file;

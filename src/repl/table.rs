@@ -7,8 +7,8 @@ use anyhow::{bail, Result};
 
 use super::state::Session;
 use super::{
-    config, data, deferred, disasm, exec, goroutines, grlist, info, script, session, source, stack,
-    vars,
+    call, config, data, deferred, disasm, exec, goroutines, grlist, info, script, session, source,
+    stack, vars,
 };
 
 /// A command's handler: the session, the words after the command name, and
@@ -135,6 +135,31 @@ pub static COMMANDS: &[Command] = &[
             (as break takes it), stop there too: a breakpoint for this run only.",
         arg: Arg::None,
         run: exec::cont,
+    },
+    Command {
+        name: "call",
+        aliases: &[],
+        group: Group::Running,
+        help: "Call a function of the program on the selected goroutine.",
+        usage: "call [-unsafe] FUNC(ARGS)\n\n\
+            Calls FUNC (a package function: main.f, os.WriteFile) through the Go\n\
+            runtime's debugger-call protocol on the selected goroutine, which must\n\
+            be running on a thread at a safe point (one stopped at a breakpoint in\n\
+            its own code is); the runtime refuses otherwise (in the runtime, not at\n\
+            a safe point) and goat says why. ARGS are expressions as print takes\n\
+            them: numbers, strings (a literal is placed in memory the runtime\n\
+            allocates), slices, pointers, structs, interfaces (a concrete value is\n\
+            boxed into an interface{} parameter), package and local variables.\n\
+            Prints the returned values, or the panic value of a call that panicked;\n\
+            the goroutine's registers are then as they were.\n\
+            Every goroutine runs while the call does, with breakpoints off: one that\n\
+            another goroutine would hit is passed by (Delve stops there, with the\n\
+            call half made until the next continue). Ctrl-C does not stop a call; goat killed\n\
+            during one leaves the call to finish and the program running.\n\
+            -unsafe: pass pointers into goroutine stacks too, which goat refuses\n\
+            by default (as Delve does: the function could keep them).",
+        arg: Arg::None,
+        run: call::call,
     },
     Command {
         name: "next",

@@ -83,6 +83,10 @@ pub enum AttachError {
     CopyNotReaped { pid: i32 },
     #[error("the tracer holds no borrowed descriptor {fd}")]
     NoSuchFd { fd: i32 },
+    #[error("thread {tid} cannot take a function call: {why}")]
+    CallThread { tid: i32, why: Op },
+    #[error("function call: {detail}")]
+    CallProtocol { detail: String },
     #[error("goat's ptrace thread is gone")]
     TracerThreadGone,
     #[error("goat's tracer process is gone")]

@@ -99,6 +99,7 @@ impl LiveProcess {
                     borrowed_fds: BTreeMap::new(),
                     gadgets: Default::default(),
                     ns_tids: Default::default(),
+                    call: None,
                 };
                 if let Err(e) = t.seize_all() {
                     t.detach_all();

@@ -7,6 +7,7 @@ mod borrow_fd;
 mod breakpoints;
 mod error;
 mod exec;
+mod fncall;
 pub mod guardian;
 mod inject;
 mod live;
@@ -24,6 +25,9 @@ mod wire;
 pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBreakpoint};
 pub use error::{AttachError, Ending, Op};
 pub use exec::{RunPlan, StopReason};
+pub use fncall::{
+    Block, CallPlan, CallStop, Word, FLOAT_ARG_REGS, INT_ARG_REGS, MAX_FRAME as MAX_CALL_FRAME,
+};
 pub use inject::{find_syscall_insn, Forked};
 pub use live::{LiveProcess, Stopped};
 pub use reap::Reaped;

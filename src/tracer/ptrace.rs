@@ -83,6 +83,8 @@ pub struct Tracer {
     pub(super) gadgets: std::cell::OnceCell<Option<super::rescue::Gadgets>>,
     /// Thread ids in a containerised target's own pid namespace.
     pub(super) ns_tids: super::nstid::NsTids,
+    /// A function call under way (`fncall.rs`).
+    pub(super) call: Option<Box<super::fncall::CallState>>,
 }
 
 pub(super) fn wait_flags() -> WaitPidFlag {
@@ -202,6 +204,7 @@ impl Tracer {
                 let _ = ptrace::cont(p, None);
             }
             WaitStatus::Stopped(p, Signal::SIGTRAP) if self.breakpoint_trap(p.as_raw()) => {}
+            WaitStatus::Stopped(p, Signal::SIGTRAP) if self.call_trap(p.as_raw()) => {}
             WaitStatus::Stopped(p, sig) => {
                 // Signal-delivery-stop: pass the signal on (now or on resume).
                 if stopping {
@@ -347,6 +350,8 @@ impl Tracer {
         if self.detached {
             return;
         }
+        // A call under way is run to its end first (fncall.rs).
+        self.call_abandon();
         self.detached = true;
         let _ = self.stop_all();
         // Never armed at a stop; this covers an error path that skipped it.

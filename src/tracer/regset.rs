@@ -25,7 +25,7 @@ pub struct FpState {
     pub xstate: Option<Vec<u8>>,
 }
 
-fn getfpregs(tid: i32) -> Result<Vec<u8>, Errno> {
+pub(super) fn getfpregs(tid: i32) -> Result<Vec<u8>, Errno> {
     let mut buf = vec![0u8; FPREGS_SIZE];
     // SAFETY: PTRACE_GETFPREGS writes exactly sizeof(user_fpregs_struct)
     // (512) bytes to the buffer, which is that long.

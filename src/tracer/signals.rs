@@ -59,6 +59,16 @@ static CHILD_WAKES: AtomicBool = AtomicBool::new(false);
 /// SIGTERM/SIGHUP arrived: a run in progress stops and disarms, so the
 /// detach that follows finds the ptrace thread free.
 static ABORT: AtomicBool = AtomicBool::new(false);
+/// A function call is under way in a target (`fncall.rs`): a signal's
+/// detach waits for it to end, since leaving it half made kills the
+/// program at the runtime's next int3.
+static CALLING: AtomicBool = AtomicBool::new(false);
+/// How long that wait may be (a called function that never returns).
+const CALL_PATIENCE: Duration = Duration::from_secs(3600);
+
+pub(super) fn set_calling(on: bool) {
+    CALLING.store(on, Ordering::SeqCst);
+}
 
 /// Makes SIGINT interrupt a running `continue` (and be ignored at the
 /// prompt) instead of detaching and exiting, while `on`.
@@ -392,7 +402,14 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
             abort_run();
             for link in &live {
                 match link {
-                    Link::Thread(tx) => detach_via(tx, Duration::from_secs(3)),
+                    Link::Thread(tx) => {
+                        let patience = if CALLING.load(Ordering::SeqCst) {
+                            CALL_PATIENCE
+                        } else {
+                            Duration::from_secs(3)
+                        };
+                        detach_via(tx, patience)
+                    }
                     Link::Process(p) => end_tracer(*p, Duration::from_secs(6)),
                 }
             }

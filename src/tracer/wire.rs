@@ -41,6 +41,10 @@ pub(super) enum Request {
     /// The temporary file goat writes a core to: a tracer process that
     /// outlives goat removes it (see `remote.rs`).
     Temporary(Temporary),
+    /// Start a function call (`fncall.rs`); then finish one stopped at
+    /// its results.
+    CallStart(super::fncall::CallPlan),
+    CallFinish,
 }
 
 /// A file goat is writing under an exclusive `flock`, named so that the
@@ -64,6 +68,7 @@ pub(super) enum Reply {
     Forked(Forked),
     Reaped(Reaped),
     Fd(i32),
+    CallStopped(super::fncall::CallStop, Vec<Thread>),
     /// The error goat's own ptrace thread would have returned.
     Failed(AttachError),
 }
@@ -77,6 +82,10 @@ impl Tracer {
     /// Carries out one request on the ptrace thread.
     pub(super) fn handle(&mut self, req: Request) -> Reply {
         let failed = Reply::Failed;
+        // A call held at its results ends before anything else is done.
+        if !matches!(req, Request::CallFinish) && self.call.is_some() {
+            self.call_abandon();
+        }
         match req {
             Request::Stop => self.stop_and_read().map_or_else(failed, Reply::Threads),
             Request::Resume => {
@@ -125,6 +134,14 @@ impl Tracer {
             Request::CloseFd(n) => Reply::Found(self.borrowed_fds.remove(&n).is_some()),
             // Only a tracer process outlives goat's temporaries (remote.rs).
             Request::Temporary(_) => Reply::Done,
+            Request::CallStart(plan) => match self.call_start(plan) {
+                Ok((stop, threads)) => Reply::CallStopped(stop, threads),
+                Err(e) => failed(e),
+            },
+            Request::CallFinish => match self.call_finish() {
+                Ok((stop, threads)) => Reply::CallStopped(stop, threads),
+                Err(e) => failed(e),
+            },
         }
     }
 }

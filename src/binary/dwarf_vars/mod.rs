@@ -86,6 +86,9 @@ impl Location {
 pub struct Var {
     pub name: String,
     pub param: bool,
+    /// A result parameter (`DW_AT_variable_parameter`): Go marks its
+    /// function's results so, in declaration order after the arguments.
+    pub ret: bool,
     pub ty: Option<usize>,
     /// The ranges of its innermost lexical block; empty for the whole function.
     pub scope: Vec<(u64, u64)>,
@@ -207,6 +210,11 @@ impl VarIndex {
             .find(|f| f.ranges.iter().any(|&(b, e)| b <= pc && pc < e))
     }
 
+    /// The concrete function named `name` (for `call`).
+    pub fn function_named(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
     pub fn global(&self, name: &str) -> Option<Global> {
         self.globals.get(name).copied()
     }
@@ -236,6 +244,16 @@ impl VarIndex {
             .iter()
             .find(|(_, t)| t.name == name)
             .map(|(&o, _)| o)
+    }
+
+    /// The `DW_AT_go_runtime_type` of the type at `offset` (the reverse of
+    /// [`VarIndex::by_runtime_type`]; a scan, for the rare caller).
+    pub fn runtime_type_of(&self, offset: usize) -> Option<u64> {
+        self.runtime_types
+            .iter()
+            .filter(|&(_, &o)| o == offset)
+            .map(|(&a, _)| a)
+            .min()
     }
 
     /// The type whose `DW_AT_go_runtime_type` is link-time address `addr`.

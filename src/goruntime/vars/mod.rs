@@ -6,6 +6,7 @@
 //! on a thread; a value that needs any other register is reported as
 //! unavailable, never guessed.
 
+pub mod abi;
 mod chans;
 mod error;
 pub mod eval;

@@ -5,6 +5,7 @@
 //! [`Value`] whose place is [`Place::Bytes`].
 
 pub mod ast;
+pub mod callargs;
 mod calls;
 mod fields;
 mod index;
