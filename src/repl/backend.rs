@@ -53,6 +53,9 @@ pub trait Control {
     fn set_condition(&mut self, id: u32, cond: Option<String>) -> Result<bool>;
     /// Counts a reported hit by goroutine `goid`.
     fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>>;
+    /// The process itself, for requests that need no session state
+    /// (watchpoints, writing memory).
+    fn process(&self) -> &LiveProcess;
 }
 
 /// A live process, stopped while the user is at the prompt.
@@ -131,6 +134,9 @@ impl Control for LiveBackend<'_> {
     }
     fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>> {
         Ok(self.process.record_hit(id, goid)?)
+    }
+    fn process(&self) -> &LiveProcess {
+        self.process
     }
 }
 

@@ -21,6 +21,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::breakpoints::{TempAction, TempBreakpoint};
+use super::hwbreak::WatchHit;
 use super::inject::wait_one;
 use super::live::Stopped;
 use super::ptrace::{AttachError, State, StopKind, Tracer};
@@ -83,6 +84,9 @@ pub enum StopReason {
         entry: u64,
         g: u64,
     },
+    /// A watchpoint fired (`hwbreak.rs`): the thread stands after the
+    /// access.
+    Watchpoint(WatchHit),
     /// Ctrl-C.
     Interrupted,
     /// goat is being terminated (SIGTERM/SIGHUP): it detaches next.
@@ -217,6 +221,11 @@ impl Tracer {
                 Woke::Aborted => return Ok(StopReason::Aborted),
                 Woke::Hits => {}
             }
+            // A write is not repeated: it is reported first (threads at an
+            // int3 were rewound and hit it again on the next continue).
+            if let Some(hit) = self.take_watch_hit() {
+                return Ok(StopReason::Watchpoint(hit));
+            }
             for &(tid, addr) in &hits {
                 let user = self.bps.user_at(addr).map(|b| b.id);
                 let matched = self.temp_match(tid, addr, g_tls_offset);
@@ -277,7 +286,7 @@ impl Tracer {
             };
             match waitpid(None, Some(flags)) {
                 Ok(WaitStatus::StillAlive) => {
-                    if !self.bps.hits.is_empty() {
+                    if !self.bps.hits.is_empty() || !self.hw.hits.is_empty() {
                         return Ok(Woke::Hits);
                     }
                     block = true;
@@ -285,7 +294,7 @@ impl Tracer {
                 Ok(ws) => {
                     block = false;
                     self.on_event(ws, false);
-                    if !self.bps.hits.is_empty() {
+                    if !self.bps.hits.is_empty() || !self.hw.hits.is_empty() {
                         drained += 1;
                         if drained > DRAIN_AFTER_HIT {
                             return Ok(Woke::Hits);
@@ -319,6 +328,7 @@ impl Tracer {
             .filter(|&t| {
                 ptrace::getregs(Pid::from_raw(t))
                     .is_ok_and(|r| self.bps.is_armed(r.rip.wrapping_sub(1)))
+                    || self.watch_fired(t)
             })
             .filter(|&t| super::guardian::sigtrap_pending(pid, t))
             .collect();
@@ -472,6 +482,7 @@ impl Tracer {
                     // The step's own trap: not the program's. Turned into a
                     // signal-less stop at once, like a breakpoint's: a goat
                     // killed now must not leave the SIGTRAP to the program.
+                    self.note_step_watch_hit(tid);
                     self.quiet_stop(tid);
                     return;
                 }

@@ -8,10 +8,13 @@ mod breakpoints;
 mod error;
 mod exec;
 pub mod guardian;
+mod hwbreak;
+mod hwwire;
 mod inject;
 mod live;
 #[cfg(test)]
 mod live_tests;
+mod poke;
 mod ptrace;
 mod reap;
 mod regset;
@@ -23,6 +26,9 @@ mod wire;
 pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBreakpoint};
 pub use error::{AttachError, Ending, Op};
 pub use exec::{RunPlan, StopReason};
+pub use hwbreak::{
+    watchable, StackScope, WatchHit, WatchKind, WatchSpec, WatchpointInfo, SLOTS as WATCH_SLOTS,
+};
 pub use inject::{find_syscall_insn, Forked};
 pub use live::{LiveProcess, Stopped};
 pub use reap::Reaped;
