@@ -70,12 +70,16 @@ pub fn watch(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> 
 fn spec_for(s: &Session, expr: &str, kind: WatchKind) -> Result<WatchSpec> {
     let scope = s.scope()?;
     let v = scope.eval_text(expr).map_err(|e| anyhow!(e))?;
-    let Val::Typed(Value {
-        ty,
-        place: Place::Mem(addr),
-    }) = v
-    else {
-        bail!("watch: {expr} is not a variable in memory: there is no address to watch");
+    let (ty, addr) = match v {
+        Val::Typed(Value {
+            ty,
+            place: Place::Mem(addr),
+        }) => (ty, addr),
+        Val::Typed(Value {
+            place: Place::Unavailable(why),
+            ..
+        }) => bail!("watch: {expr} cannot be watched: {why}"),
+        _ => bail!("watch: {expr} is not a variable in memory: there is no address to watch"),
     };
     let size = scope.size(ty);
     if !watchable(addr, size) {
