@@ -285,3 +285,79 @@ fn kill_9_with_watchpoints_leaves_no_debug_register() {
         "only {armed} of {TRIALS} trials had set them"
     );
 }
+
+/// The session's tracer process itself SIGKILLed during a run with
+/// watchpoints armed: the kernel detaches every thread with its debug
+/// registers as they are, and the guardian clears DR7 on each. (The
+/// watched variables are ones the program never writes: an access between
+/// the kernel's detach and the guardian's seize would be a SIGTRAP, the
+/// same window an int3 has. At the prompt nothing is armed.)
+#[test]
+fn the_guardian_clears_debug_registers_when_the_tracer_dies() {
+    use std::io::{BufRead, BufReader, Read};
+    for flavour in ["go1.19-exe", "go1.27-noopt"] {
+        let Some(mut w) = Watched::start(flavour) else {
+            continue;
+        };
+        let mut goat = spawn_attach(w.pid(), &[]);
+        let mut stdin = goat.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"watch -w main.limit\nwatch -w main.small\ncontinue\n")
+            .expect("script");
+        let mut stdout = BufReader::new(goat.stdout.take().expect("stdout"));
+        let mut seen = String::new();
+        while !seen.contains("Watchpoint 2 set") {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                panic!("{flavour}: goat ended before setting the watchpoints: {seen}");
+            }
+            seen.push_str(&line);
+        }
+        // Into the run, with the watchpoints in every thread's registers.
+        std::thread::sleep(Duration::from_millis(300));
+        let tracer = common::tracer_of(w.pid());
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(tracer),
+            nix::sys::signal::SIGKILL,
+        )
+        .expect("kill -9 the tracer process");
+        wait_guardian_done(w.pid());
+        assert_untouched(w.pid());
+        assert_no_debug_registers(w.pid());
+        drop(stdin);
+        let _ = goat.kill();
+        let _ = goat.wait();
+        let mut err = String::new();
+        let _ = goat.stderr.take().expect("stderr").read_to_string(&mut err);
+        assert!(
+            err.contains("cleared the debug registers of"),
+            "{flavour}: the guardian did not say so: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(w.alive(), "{flavour}: {err}");
+    }
+}
+
+/// Waits up to 10 s for the guardian of `target` (`goat guardian PID`) to
+/// finish its rescue and exit.
+fn wait_guardian_done(target: i32) {
+    let target = target.to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let running = || {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .any(|e| {
+                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+                args.len() >= 3 && args[1] == b"guardian" && args[2] == target.as_bytes()
+            })
+    };
+    while running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guardian of {target} never finished"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

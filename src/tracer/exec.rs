@@ -193,8 +193,14 @@ impl Tracer {
             if signals::interrupted(command) {
                 return Ok(StopReason::Interrupted);
             }
+            // Watchpoints first: a write made by a stepped-over
+            // instruction is a hit too.
+            self.arm_debug_registers()?;
             self.step_over_reported();
-            self.bps.arm(pid)?;
+            if let Err(e) = self.bps.arm(pid) {
+                self.disarm_debug_registers();
+                return Err(e);
+            }
             self.bps.hits.clear();
             self.bps.collecting = true;
             self.resume_all();
@@ -210,6 +216,7 @@ impl Tracer {
             let stopped = self.stop_all();
             if stopped.is_ok() {
                 self.take_pending_traps();
+                self.disarm_debug_registers();
             }
             if let Err(e) = stopped {
                 self.resume_all();

@@ -6,10 +6,15 @@
 //!
 //! The kernel keeps a thread's debug registers when its tracer detaches or
 //! dies (tried: DR7 read back unchanged after both), and a watchpoint that
-//! fires in an untraced thread is a SIGTRAP that kills a Go program. So
-//! DR7 is cleared on every thread before the tracer detaches
-//! ([`Tracer::clear_debug_registers`]), and the guardian is told while any
-//! watchpoint is set, to clear them if the tracer itself dies.
+//! fires in an untraced thread is a SIGTRAP that kills a Go program. So,
+//! as int3s are, watchpoints are in the registers only while the target
+//! runs: armed right before a run, cleared from every thread as soon as
+//! every thread is stopped. A tracer killed at the prompt leaves nothing
+//! (kept in DR7 at the prompt, a program that read or wrote the variable
+//! as soon as it ran again died of SIGTRAP before the guardian could
+//! seize it). DR7 is cleared again before a detach
+//! ([`Tracer::clear_debug_registers`]), and the guardian is told while
+//! they are armed, to clear them if the tracer dies during a run.
 //!
 //! A data breakpoint traps after the access: the thread stands at the
 //! instruction after the write, with nothing to rewind. Its SIGTRAP
@@ -99,6 +104,8 @@ pub(super) struct HwWatch {
     applied: BTreeMap<i32, u64>,
     /// (thread, slot) of traps not yet reported.
     pub(super) hits: Vec<(i32, u8)>,
+    /// Whether the watchpoints are in the registers (the target runs).
+    armed: bool,
 }
 
 /// Byte offset of debug register `n` in `struct user`.
@@ -179,7 +186,7 @@ impl HwWatch {
 
     /// Writes the current registers into `tid` (stopped) unless it has them.
     fn apply(&mut self, tid: i32) -> Result<(), Errno> {
-        let want = self.dr7();
+        let want = if self.armed { self.dr7() } else { 0 };
         if self.applied.get(&tid).copied().unwrap_or(0) == want {
             return Ok(());
         }
@@ -212,7 +219,7 @@ impl Tracer {
     /// new clone at its first stop). A failure leaves a thread unwatched:
     /// said on stderr, as nothing better can be done from an event.
     pub(super) fn sync_debug_registers(&mut self, tid: i32) {
-        if !self.hw.any() && !self.hw.applied.contains_key(&tid) {
+        if !self.hw.armed && self.hw.applied.get(&tid).is_none_or(|&v| v == 0) {
             return;
         }
         if let Err(e) = self.hw.apply(tid) {
@@ -259,14 +266,8 @@ impl Tracer {
             total: 0,
             last,
         };
-        self.bps.tell_watching(true);
+        // Written into the threads at the next run (`arm_debug_registers`).
         self.hw.slots[slot] = Some(info.clone());
-        if let Err(e) = self.apply_everywhere() {
-            self.hw.slots[slot] = None;
-            let _ = self.apply_everywhere();
-            self.bps.tell_watching(self.hw.any());
-            return Err(e);
-        }
         Ok(info)
     }
 
@@ -282,12 +283,7 @@ impl Tracer {
         else {
             return Ok(None);
         };
-        let w = self.hw.slots[slot].take();
-        self.apply_everywhere()?;
-        if !self.hw.any() {
-            self.bps.tell_watching(false);
-        }
-        Ok(w)
+        Ok(self.hw.slots[slot].take())
     }
 
     /// Moves watchpoint `id` to `addr` (a stack the runtime copied).
@@ -316,10 +312,50 @@ impl Tracer {
             st.stack_hi = stack_hi;
             st.frame.cfa = cfa;
         }
-        // Every thread is rewritten: an address changes under the same DR7.
-        self.hw.applied.clear();
-        self.apply_everywhere()?;
         Ok(true)
+    }
+
+    /// Writes the watchpoints into every (stopped) thread before a run; the
+    /// guardian hears of it first. On failure none stays armed.
+    pub(super) fn arm_debug_registers(&mut self) -> Result<(), AttachError> {
+        if !self.hw.any() {
+            return Ok(());
+        }
+        self.bps.tell_watching(true);
+        self.hw.armed = true;
+        // Every thread rewritten: an address may have moved under one DR7.
+        self.hw.applied.retain(|_, v| *v != 0);
+        for v in self.hw.applied.values_mut() {
+            *v = u64::MAX;
+        }
+        if let Err(e) = self.apply_everywhere() {
+            self.disarm_debug_registers();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Clears DR7 in every (stopped) thread after a run; the guardian hears
+    /// of it once every one is clear.
+    pub(super) fn disarm_debug_registers(&mut self) {
+        if !self.hw.armed {
+            return;
+        }
+        self.hw.armed = false;
+        for tid in self.threads.keys().copied().collect::<Vec<_>>() {
+            match self.hw.apply(tid) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => eprintln!("goat: cannot clear the debug registers of thread {tid}: {e}"),
+            }
+        }
+        // Threads that exited meanwhile keep nothing.
+        let live = &self.threads;
+        self.hw
+            .applied
+            .retain(|t, v| *v != 0 && live.contains_key(t));
+        if self.hw.applied.is_empty() {
+            self.bps.tell_watching(false);
+        }
     }
 
     /// Handles a SIGTRAP signal-delivery-stop if one of our watchpoints
@@ -390,8 +426,9 @@ impl Tracer {
     /// Clears DR7 on every thread (stopped), before a detach: the kernel
     /// would leave the watchpoints armed in an untraced program.
     pub(super) fn clear_debug_registers(&mut self) {
-        let had = self.hw.any() || !self.hw.applied.is_empty();
+        let had = self.hw.armed || !self.hw.applied.is_empty();
         self.hw.slots = Default::default();
+        self.hw.armed = false;
         for tid in self.threads.keys().copied().collect::<Vec<_>>() {
             if self.hw.applied.get(&tid).is_some_and(|&v| v != 0) {
                 if let Err(e) = poke_dr(tid, 7, 0) {

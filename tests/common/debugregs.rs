@@ -30,7 +30,12 @@ pub fn dr7_of_threads(pid: i32) -> Result<Vec<(i32, u64)>, String> {
         match ptrace::seize(p, ptrace::Options::empty()) {
             Ok(()) => {}
             Err(Errno::ESRCH) => continue,
-            Err(e) => return Err(format!("seize thread {tid}: {e}")),
+            Err(e) => {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+                    .unwrap_or_default();
+                let tracer = status.lines().find(|l| l.starts_with("TracerPid:"));
+                return Err(format!("seize thread {tid}: {e} ({tracer:?})"));
+            }
         }
         let _ = ptrace::interrupt(p);
         let deadline = Instant::now() + Duration::from_secs(2);
