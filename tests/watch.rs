@@ -1,8 +1,8 @@
 //! `watch` in `goat attach` on the `watched` fixture, for every release,
 //! optimized and `-N -l`: a package variable and a heap field written by one
 //! goroutine among several, stopping at the writing line on that goroutine
-//! with the old and new value; a local whose watchpoint ends when its frame
-//! returns; bad input; and goat killed with watchpoints set. After every
+//! with the old and new value; a local whose watchpoint follows its stack
+//! when the runtime copies it and ends when its frame returns; bad input; and goat killed with watchpoints set. After every
 //! session the program runs on untraced, with no debug register left
 //! enabled on any thread, and keeps writing the watched variables without
 //! dying of SIGTRAP.
@@ -155,6 +155,7 @@ fn a_locals_watchpoint_ends_with_its_frame() {
                 "continue",
                 "continue",
                 "continue",
+                "continue",
                 "quit",
             ],
         );
@@ -176,21 +177,38 @@ fn a_locals_watchpoint_ends_with_its_frame() {
             "{ctx}"
         );
         let stops = watch_stops(&out);
-        assert!(!stops.is_empty(), "the loop writes local twice more: {ctx}");
+        let (last, in_loop) = stops
+            .split_last()
+            .unwrap_or_else(|| panic!("no hit: {ctx}"));
+        assert!(
+            !in_loop.is_empty(),
+            "the loop writes local twice more: {ctx}"
+        );
         for s in &stops {
             assert_eq!(
                 (s.expr.as_str(), s.function.as_str()),
                 ("local", "main.scoped"),
                 "{ctx}"
             );
+        }
+        for s in in_loop {
             assert_eq!(s.line, line_of("loop"), "{ctx}");
         }
+        // grow() made the runtime copy the stack: the watchpoint moved with
+        // it and caught the write after.
+        let moved = out
+            .find("Watchpoint 2 moved to 0x")
+            .unwrap_or_else(|| panic!("the stack move was not followed: {ctx}"));
+        assert!(out[moved..].contains("> [watchpoint 2 on local]"), "{ctx}");
+        assert_eq!(last.line, line_of("after"), "{ctx}");
+        let (old, new): (i64, i64) = (last.old.parse().unwrap(), last.new.parse().unwrap());
+        assert_eq!(new, old + 1000, "{ctx}");
         let ended = out
             .find("Watchpoint 2 went out of scope and was cleared")
             .unwrap_or_else(|| panic!("no end of scope: {ctx}"));
         let after = &out[ended..];
         assert!(
-            after.contains("main.worker()"),
+            after.contains("main.worker.func1()"),
             "stopped where scoped returned: {ctx}"
         );
         assert!(

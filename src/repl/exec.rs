@@ -252,6 +252,7 @@ fn run_and_report(
     out: &mut dyn Write,
 ) -> Result<()> {
     // Where watched stack variables go out of scope.
+    let base = temps.clone();
     temps.extend(super::watch::scope_temps(s)?);
     // A Ctrl-C from here to the return is latched for this command, so one
     // that lands while a condition is evaluated is not lost (signals.rs).
@@ -282,7 +283,13 @@ fn run_and_report(
             }
             StopReason::Aborted => bail!("goat is terminating"),
             StopReason::Watchpoint(hit) => {
-                super::watch::after_stop(s, out)?;
+                if super::watch::after_stop(s, out)?.contains(&hit.id) {
+                    // An access to a moved stack's old place: on, with
+                    // the out-of-scope breakpoints where the frames are now.
+                    plan.temps = base.clone();
+                    plan.temps.extend(super::watch::scope_temps(s)?);
+                    continue;
+                }
                 return super::watch::report_hit(s, hit, out);
             }
             StopReason::Breakpoint {
@@ -295,6 +302,12 @@ fn run_and_report(
         };
         let goid = s.select_thread(tid);
         super::watch::after_stop(s, out)?;
+        if user.is_none() && super::watch::at_resize_sentinel(s, tid) {
+            // A stack moved: watchpoints follow (after_stop); on at once.
+            plan.temps = base.clone();
+            plan.temps.extend(super::watch::scope_temps(s)?);
+            continue;
+        }
         let Some(id) = user else {
             return show_position(s, out, None);
         };

@@ -8,7 +8,9 @@
 //! A watchpoint on a stack variable ends, with a message, when its frame
 //! returns (a stepping breakpoint at the return address, in that frame,
 //! added to every run), as in Delve; when the runtime has moved the
-//! goroutine's stack, the next stop moves the watchpoint with it.
+//! goroutine's stack (a stepping breakpoint at each return of
+//! `runtime.copystack`, as Delve has), the watchpoint moves with it to the
+//! same offset from the stack's top.
 
 use std::io::Write;
 
@@ -149,9 +151,12 @@ fn all(s: &mut Session) -> Result<Vec<WatchpointInfo>> {
 }
 
 /// Stepping breakpoints that end stack watchpoints: one at each watched
-/// frame's return address, for that goroutine and frame.
+/// frame's return address, for that goroutine and frame; and, while any is
+/// set, one at each return of `runtime.copystack` (any goroutine: it runs
+/// on g0), where the session moves them with their stack.
 pub(super) fn scope_temps(s: &mut Session) -> Result<Vec<TempBreakpoint>> {
-    Ok(all(s)?
+    let ws = all(s)?;
+    let mut temps: Vec<TempBreakpoint> = ws
         .iter()
         .filter_map(|w| w.spec.stack.as_ref())
         .map(|st| TempBreakpoint {
@@ -160,14 +165,80 @@ pub(super) fn scope_temps(s: &mut Session) -> Result<Vec<TempBreakpoint>> {
             frame: Some(st.frame),
             action: TempAction::Stop,
         })
-        .collect())
+        .collect();
+    if !temps.is_empty() {
+        temps.extend(copystack_returns(s).into_iter().map(|addr| TempBreakpoint {
+            addr,
+            g: 0,
+            frame: None,
+            action: TempAction::Stop,
+        }));
+    }
+    Ok(temps)
+}
+
+/// Run-time addresses of the RET instructions of `runtime.copystack`,
+/// decoded from its entry to the next function.
+fn copystack_returns(s: &Session) -> Vec<u64> {
+    let Ok(tab) = s.prog.binary().pclntab() else {
+        return Vec::new();
+    };
+    let Some(f) = tab.func_by_name("runtime.copystack") else {
+        return Vec::new();
+    };
+    let entry = f.entry();
+    let Some(start) = entry.checked_add(s.bias) else {
+        return Vec::new();
+    };
+    let Ok(target) = s.target() else {
+        return Vec::new();
+    };
+    // Read what is mapped of the longest function decoded, in pages.
+    let mut code = Vec::new();
+    for page in 0..MAX_DECODE / 4096 {
+        let mut buf = vec![0u8; 4096];
+        let at = start.saturating_add(page * 4096);
+        if target.read(at, &mut buf).is_err() {
+            break;
+        }
+        code.extend_from_slice(&buf);
+    }
+    let mut d = Decoder::with_ip(64, &code, start, DecoderOptions::NONE);
+    let mut rets = Vec::new();
+    while d.can_decode() {
+        let insn = d.decode();
+        let link = insn.ip().wrapping_sub(s.bias);
+        if insn.is_invalid() || tab.find_func(link).map(|g| g.entry()) != Some(entry) {
+            break;
+        }
+        if insn.mnemonic() == iced_x86::Mnemonic::Ret {
+            rets.push(insn.ip());
+        }
+    }
+    rets
+}
+
+/// Whether thread `tid` stopped at a return of `runtime.copystack` (a stop
+/// that only moves stack watchpoints).
+pub(super) fn at_resize_sentinel(s: &Session, tid: i32) -> bool {
+    let Ok(t) = s.target() else { return false };
+    let Some(pc) = t
+        .threads()
+        .iter()
+        .find(|t| t.tid == tid)
+        .map(|t| t.regs.rip)
+    else {
+        return false;
+    };
+    copystack_returns(s).contains(&pc)
 }
 
 /// After a stop: clears the stack watchpoints whose frame the stopped
 /// goroutine has just returned from (saying so), and moves those whose
-/// goroutine's stack the runtime copied. Returns whether one ended here.
-pub(super) fn after_stop(s: &mut Session, out: &mut dyn Write) -> Result<bool> {
-    let mut ended = false;
+/// goroutine's stack the runtime copied. Returns the ids of those it
+/// cleared or moved.
+pub(super) fn after_stop(s: &mut Session, out: &mut dyn Write) -> Result<Vec<u32>> {
+    let mut changed = Vec::new();
     let here = s
         .current_g()
         .ok()
@@ -177,13 +248,14 @@ pub(super) fn after_stop(s: &mut Session, out: &mut dyn Write) -> Result<bool> {
         if here == Some((st.g, st.ret)) {
             s.control()?.process().remove_watchpoint(w.id)?;
             writeln!(out, "Watchpoint {} went out of scope and was cleared", w.id)?;
-            ended = true;
+            changed.push(w.id);
             continue;
         }
         let bounds = stack_bounds(s.target()?, st.g);
         let Some((_, hi)) = bounds.filter(|&(_, hi)| hi != st.stack_hi) else {
             continue;
         };
+        changed.push(w.id);
         // The same offset from the top of the new stack (Delve's way).
         let moved = hi
             .checked_sub(st.stack_hi)
@@ -211,7 +283,7 @@ pub(super) fn after_stop(s: &mut Session, out: &mut dyn Write) -> Result<bool> {
             }
         }
     }
-    Ok(ended)
+    Ok(changed)
 }
 
 /// Shows a watchpoint's stop: the access, its goroutine, old and new value.

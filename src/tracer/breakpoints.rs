@@ -50,7 +50,8 @@ pub struct BreakpointInfo {
 pub struct TempBreakpoint {
     /// Run-time address.
     pub addr: u64,
-    /// Address of the `runtime.g` being stepped.
+    /// Address of the `runtime.g` being stepped; 0: any goroutine (a
+    /// watched stack's move, seen in `runtime.copystack` on the g0 stack).
     pub g: u64,
     /// The frame's CFA must equal `cfa`, where the CFA at `addr` is
     /// `rsp + sp_delta + 8` (pclntab's SP delta at `addr`).

@@ -385,7 +385,7 @@ impl Tracer {
             .iter()
             .filter(|t| {
                 t.addr == addr
-                    && t.g == g
+                    && (t.g == 0 || t.g == g)
                     && t.frame.is_none_or(|f| {
                         regs.rsp.wrapping_add_signed(f.sp_delta).wrapping_add(8) == f.cfa
                     })
