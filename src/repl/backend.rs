@@ -60,6 +60,9 @@ pub trait Control {
     fn call(&mut self, plan: CallPlan) -> Result<CallStop>;
     /// Ends a call stopped at its results: a new stop.
     fn finish_call(&mut self) -> Result<()>;
+    /// The process itself, for requests that need no session state
+    /// (watchpoints, writing memory).
+    fn process(&self) -> &LiveProcess;
 }
 
 /// A live process, stopped while the user is at the prompt.
@@ -171,6 +174,9 @@ impl Control for LiveBackend<'_> {
     }
     fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>> {
         Ok(self.process.record_hit(id, goid)?)
+    }
+    fn process(&self) -> &LiveProcess {
+        self.process
     }
 }
 

@@ -17,7 +17,7 @@ use crate::tracer::{BreakpointInfo, RunCommand, RunPlan, StopReason, TempBreakpo
 const MAX_FALSE_HITS: usize = 100_000;
 
 /// `FUNC() FILE:LINE` of a run-time pc (innermost inlined call first).
-fn describe(s: &Session, pc: u64) -> String {
+pub(super) fn describe(s: &Session, pc: u64) -> String {
     let link = pc.wrapping_sub(s.bias);
     let tab = s.prog.binary().pclntab().ok();
     let frame = tab
@@ -42,12 +42,17 @@ fn display_path(file: &str) -> String {
     }
 }
 
-fn hits_text(b: &BreakpointInfo) -> String {
+fn bp_hits_text(b: &BreakpointInfo) -> String {
+    hits_text(&b.hits, b.total)
+}
+
+/// `hits goroutine(G):N ... total:N`, as Delve counts them.
+pub(super) fn hits_text(hits: &std::collections::BTreeMap<u64, u64>, total: u64) -> String {
     let mut text = String::from("hits");
-    for (g, n) in &b.hits {
+    for (g, n) in hits {
         text.push_str(&format!(" goroutine({g}):{n}"));
     }
-    text.push_str(&format!(" total:{}", b.total));
+    text.push_str(&format!(" total:{total}"));
     text
 }
 
@@ -79,7 +84,9 @@ pub fn breakpoints(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Resul
         bail!("usage: breakpoints");
     }
     let list = s.control()?.breakpoints()?;
-    if list.is_empty() {
+    let mut text = Vec::new();
+    let watched = super::watch::list(s, &mut text)?;
+    if list.is_empty() && watched == 0 {
         writeln!(out, "No breakpoints.")?;
     }
     for b in list {
@@ -89,12 +96,13 @@ pub fn breakpoints(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Resul
             b.id,
             b.addr,
             describe(s, b.addr),
-            hits_text(&b)
+            bp_hits_text(&b)
         )?;
         if let Some(c) = &b.cond {
             writeln!(out, "\tcond {c}")?;
         }
     }
+    out.write_all(&text)?;
     Ok(())
 }
 
@@ -104,6 +112,9 @@ pub fn clear(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> 
         bail!("usage: clear N");
     };
     let id = parse_id(id, "clear")?;
+    if super::watch::clear(s, id, out)? {
+        return Ok(());
+    }
     let b = s
         .control()?
         .remove_breakpoint(id)?
@@ -127,6 +138,7 @@ pub fn clearall(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(
     for b in c.breakpoints()? {
         c.remove_breakpoint(b.id)?;
     }
+    super::watch::clear_all(s)?;
     writeln!(out, "All breakpoints cleared.")?;
     Ok(())
 }
@@ -234,7 +246,14 @@ pub fn stepout(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
 }
 
 /// Runs until a stop worth showing, then shows it.
-fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Write) -> Result<()> {
+fn run_and_report(
+    s: &mut Session,
+    mut temps: Vec<TempBreakpoint>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    // Where watched stack variables go out of scope.
+    let base = temps.clone();
+    temps.extend(super::watch::scope_temps(s)?);
     // A Ctrl-C from here to the return is latched for this command, so one
     // that lands while a condition is evaluated is not lost (signals.rs).
     let command = RunCommand::begin();
@@ -258,8 +277,21 @@ fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Wri
                 plan.temps.extend(s.callee_temps(entry, g));
                 continue;
             }
-            StopReason::Interrupted => return interrupted(s, out),
+            StopReason::Interrupted => {
+                super::watch::after_stop(s, out)?;
+                return interrupted(s, out);
+            }
             StopReason::Aborted => bail!("goat is terminating"),
+            StopReason::Watchpoint(hit) => {
+                if super::watch::after_stop(s, out)?.contains(&hit.id) {
+                    // An access to a moved stack's old place: on, with
+                    // the out-of-scope breakpoints where the frames are now.
+                    plan.temps = base.clone();
+                    plan.temps.extend(super::watch::scope_temps(s)?);
+                    continue;
+                }
+                return super::watch::report_hit(s, hit, out);
+            }
             StopReason::Breakpoint {
                 tid,
                 user,
@@ -269,6 +301,13 @@ fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Wri
             } => (tid, user, temp, ran),
         };
         let goid = s.select_thread(tid);
+        super::watch::after_stop(s, out)?;
+        if user.is_none() && super::watch::at_resize_sentinel(s, tid) {
+            // A stack moved: watchpoints follow (after_stop); on at once.
+            plan.temps = base.clone();
+            plan.temps.extend(super::watch::scope_temps(s)?);
+            continue;
+        }
         let Some(id) = user else {
             return show_position(s, out, None);
         };
@@ -300,7 +339,7 @@ fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Wri
             Some(g) => s.control()?.record_hit(id, g)?,
             None => Some(b),
         };
-        let note = counted.map(|b| format!(" ({})", hits_text(&b)));
+        let note = counted.map(|b| format!(" ({})", bp_hits_text(&b)));
         return show_position(s, out, note);
     }
     // The last stop may have been a call entered, whose stop is not loaded.

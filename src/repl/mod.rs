@@ -33,6 +33,7 @@ mod multiline;
 mod pattern;
 mod script;
 mod session;
+mod set;
 mod slowdown;
 mod source;
 mod srcpath;
@@ -43,6 +44,7 @@ mod stepinto;
 mod table;
 mod term;
 mod vars;
+mod watch;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};

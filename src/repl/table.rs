@@ -7,8 +7,8 @@ use anyhow::{bail, Result};
 
 use super::state::Session;
 use super::{
-    call, config, data, deferred, disasm, exec, goroutines, grlist, info, script, session, source,
-    stack, vars,
+    call, config, data, deferred, disasm, exec, goroutines, grlist, info, script, session, set,
+    source, stack, vars, watch,
 };
 
 /// A command's handler: the session, the words after the command name, and
@@ -111,6 +111,23 @@ pub static COMMANDS: &[Command] = &[
         usage: "clearall",
         arg: Arg::None,
         run: exec::clearall,
+    },
+    Command {
+        name: "watch",
+        aliases: &[],
+        group: Group::Running,
+        help: "Stop when a variable is written (or read) by any goroutine.",
+        usage: "watch [-w|-r|-rw] EXPR\n\n\
+            EXPR is a variable in memory, as print takes it (main.counter, p.field,\n\
+            a local), of 1, 2, 4 or 8 bytes aligned to its size. -w (the default)\n\
+            stops after a write; -r and -rw after a read or a write (x86 cannot\n\
+            trap reads alone). The stop shows the goroutine and the line that made\n\
+            the access, and the old and new value. Four watchpoints at most (the\n\
+            debug registers DR0-DR3, set on every thread). A local's watchpoint is\n\
+            cleared, with a message, when its frame returns. Listed by breakpoints,\n\
+            removed by clear N.",
+        arg: Arg::None,
+        run: watch::watch,
     },
     Command {
         name: "condition",
@@ -472,6 +489,22 @@ pub static COMMANDS: &[Command] = &[
             A %VERB prints integers (and their slices) in that base.",
         arg: Arg::None,
         run: vars::print,
+    },
+    Command {
+        name: "set",
+        aliases: &[],
+        group: Group::Data,
+        help: "Change a variable of the live program.",
+        usage: "set EXPR = VALUE\n\n\
+            EXPR is a variable in memory, as print takes it. Integers (checked\n\
+            against the variable's range), floats and bools take a constant or a\n\
+            variable of that kind; a pointer takes nil, an address, &v or a\n\
+            pointer of the same type; a string or slice takes another value of\n\
+            the same type (its header is copied; nil for a slice). Interfaces,\n\
+            maps, channels, and variables held in registers by optimized code are\n\
+            refused.",
+        arg: Arg::None,
+        run: set::set,
     },
     Command {
         name: "whatis",

@@ -26,6 +26,9 @@ pub trait ArmObserver: Send {
     fn armed(&mut self, bytes: &[(u64, u8)]);
     /// Called right AFTER every original byte is back in place.
     fn disarmed(&mut self);
+    /// Called before the first watchpoint is written into the debug
+    /// registers (`true`) and after the last is cleared (`false`).
+    fn watching(&mut self, on: bool);
 }
 
 /// A user breakpoint as the table keeps it.
@@ -47,7 +50,8 @@ pub struct BreakpointInfo {
 pub struct TempBreakpoint {
     /// Run-time address.
     pub addr: u64,
-    /// Address of the `runtime.g` being stepped.
+    /// Address of the `runtime.g` being stepped; 0: any goroutine (a
+    /// watched stack's move, seen in `runtime.copystack` on the g0 stack).
     pub g: u64,
     /// The frame's CFA must equal `cfa`, where the CFA at `addr` is
     /// `rsp + sp_delta + 8` (pclntab's SP delta at `addr`).
@@ -144,6 +148,49 @@ impl Breakpoints {
         Ok(u64::from_le_bytes(b))
     }
 
+    /// Reads `buf.len()` bytes of the target.
+    pub(super) fn read_bytes(
+        &mut self,
+        pid: i32,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), AttachError> {
+        self.mem(pid)?
+            .read_exact_at(buf, addr)
+            .map_err(|e| os("reading the target's memory", e))
+    }
+
+    /// Writes `bytes` into the target's data (`set`) and reads them back.
+    pub(super) fn write_bytes(
+        &mut self,
+        pid: i32,
+        addr: u64,
+        bytes: &[u8],
+    ) -> Result<(), AttachError> {
+        self.mem(pid)?
+            .write_all_at(bytes, addr)
+            .map_err(|e| os("writing the target's memory", e))?;
+        let mut back = vec![0u8; bytes.len()];
+        self.read_bytes(pid, addr, &mut back)?;
+        if back != bytes {
+            return Err(AttachError::WriteNotVerified { addr });
+        }
+        Ok(())
+    }
+
+    /// The next breakpoint or watchpoint number.
+    pub(super) fn next_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Tells the observer whether debug registers are in use.
+    pub(super) fn tell_watching(&mut self, on: bool) {
+        if let Some(o) = self.observer.as_mut() {
+            o.watching(on);
+        }
+    }
+
     /// Writes one byte (`/proc/PID/mem` writes through read-only text, as
     /// ptrace's own pokes do) and reads it back.
     fn write_byte(&mut self, pid: i32, addr: u64, byte: u8) -> Result<(), AttachError> {
@@ -191,9 +238,8 @@ impl Breakpoints {
             return Err(AttachError::BreakpointExists { addr });
         }
         self.remember(pid, addr)?;
-        self.next_id += 1;
         let b = BreakpointInfo {
-            id: self.next_id,
+            id: self.next_id(),
             addr,
             cond: None,
             hits: BTreeMap::new(),

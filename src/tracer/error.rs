@@ -65,6 +65,11 @@ pub enum AttachError {
     ForeignInt3 { addr: u64 },
     #[error("writing the target's code at {addr:#x} did not take: another byte reads back")]
     WriteNotVerified { addr: u64 },
+    /// A debug register covers 1, 2, 4 or 8 bytes at a multiple of that.
+    #[error("cannot watch {size} byte(s) at {addr:#x}: a watchpoint covers 1, 2, 4 or 8 bytes aligned to their size")]
+    WatchUnaligned { addr: u64, size: u8 },
+    #[error("every debug register is in use (4 watchpoints at most); clear one first")]
+    WatchSlotsFull,
     #[error("no thread can run an injected syscall (each is in a job-control stop or delivering a signal)")]
     NoInjectionThread,
     #[error("thread {tid} is in a job-control stop")]

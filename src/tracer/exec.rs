@@ -21,6 +21,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::breakpoints::{TempAction, TempBreakpoint};
+use super::hwbreak::WatchHit;
 use super::inject::wait_one;
 use super::live::Stopped;
 use super::ptrace::{AttachError, State, StopKind, Tracer};
@@ -83,6 +84,9 @@ pub enum StopReason {
         entry: u64,
         g: u64,
     },
+    /// A watchpoint fired (`hwbreak.rs`): the thread stands after the
+    /// access.
+    Watchpoint(WatchHit),
     /// Ctrl-C.
     Interrupted,
     /// goat is being terminated (SIGTERM/SIGHUP): it detaches next.
@@ -189,8 +193,14 @@ impl Tracer {
             if signals::interrupted(command) {
                 return Ok(StopReason::Interrupted);
             }
+            // Watchpoints first: a write made by a stepped-over
+            // instruction is a hit too.
+            self.arm_debug_registers()?;
             self.step_over_reported();
-            self.bps.arm(pid)?;
+            if let Err(e) = self.bps.arm(pid) {
+                self.disarm_debug_registers();
+                return Err(e);
+            }
             self.bps.hits.clear();
             self.bps.collecting = true;
             self.resume_all();
@@ -206,6 +216,7 @@ impl Tracer {
             let stopped = self.stop_all();
             if stopped.is_ok() {
                 self.take_pending_traps();
+                self.disarm_debug_registers();
             }
             if let Err(e) = stopped {
                 self.resume_all();
@@ -216,6 +227,11 @@ impl Tracer {
                 Woke::Interrupted => return Ok(StopReason::Interrupted),
                 Woke::Aborted => return Ok(StopReason::Aborted),
                 Woke::Hits => {}
+            }
+            // A write is not repeated: it is reported first (threads at an
+            // int3 were rewound and hit it again on the next continue).
+            if let Some(hit) = self.take_watch_hit() {
+                return Ok(StopReason::Watchpoint(hit));
             }
             for &(tid, addr) in &hits {
                 let user = self.bps.user_at(addr).map(|b| b.id);
@@ -277,7 +293,7 @@ impl Tracer {
             };
             match waitpid(None, Some(flags)) {
                 Ok(WaitStatus::StillAlive) => {
-                    if !self.bps.hits.is_empty() {
+                    if !self.bps.hits.is_empty() || !self.hw.hits.is_empty() {
                         return Ok(Woke::Hits);
                     }
                     block = true;
@@ -285,7 +301,7 @@ impl Tracer {
                 Ok(ws) => {
                     block = false;
                     self.on_event(ws, false);
-                    if !self.bps.hits.is_empty() {
+                    if !self.bps.hits.is_empty() || !self.hw.hits.is_empty() {
                         drained += 1;
                         if drained > DRAIN_AFTER_HIT {
                             return Ok(Woke::Hits);
@@ -319,6 +335,7 @@ impl Tracer {
             .filter(|&t| {
                 ptrace::getregs(Pid::from_raw(t))
                     .is_ok_and(|r| self.bps.is_armed(r.rip.wrapping_sub(1)))
+                    || self.watch_fired(t)
             })
             .filter(|&t| super::guardian::sigtrap_pending(pid, t))
             .collect();
@@ -368,7 +385,7 @@ impl Tracer {
             .iter()
             .filter(|t| {
                 t.addr == addr
-                    && t.g == g
+                    && (t.g == 0 || t.g == g)
                     && t.frame.is_none_or(|f| {
                         regs.rsp.wrapping_add_signed(f.sp_delta).wrapping_add(8) == f.cfa
                     })
@@ -472,6 +489,7 @@ impl Tracer {
                     // The step's own trap: not the program's. Turned into a
                     // signal-less stop at once, like a breakpoint's: a goat
                     // killed now must not leave the SIGTRAP to the program.
+                    self.note_step_watch_hit(tid);
                     self.quiet_stop(tid);
                     return;
                 }

@@ -129,6 +129,11 @@ impl Guardian {
     pub fn disarmed(&mut self) {
         self.send("disarm\n");
     }
+
+    /// Debug registers are in use (a watchpoint is set), or no longer.
+    pub fn watching(&mut self, on: bool) {
+        self.send(if on { "watch\n" } else { "unwatch\n" });
+    }
 }
 
 impl Drop for Guardian {
@@ -152,24 +157,31 @@ impl super::ArmObserver for Guardian {
     fn disarmed(&mut self) {
         Guardian::disarmed(self);
     }
+    fn watching(&mut self, on: bool) {
+        Guardian::watching(self, on);
+    }
 }
 
 /// What the guardian last heard.
 #[derive(Debug, PartialEq, Eq)]
 enum Heard {
     Goodbye,
-    /// The pipe closed; these bytes were armed at the time.
-    Closed(BTreeMap<u64, u8>),
+    /// The pipe closed; these bytes were armed at the time, and debug
+    /// registers were in use or not.
+    Closed(BTreeMap<u64, u8>, bool),
 }
 
 fn listen(input: impl BufRead) -> Heard {
     let mut armed = BTreeMap::new();
+    let mut watching = false;
     for line in input.lines() {
         let Ok(line) = line else { break };
         let mut words = line.split_whitespace();
         match words.next() {
             Some("bye") => return Heard::Goodbye,
             Some("disarm") => armed.clear(),
+            Some("watch") => watching = true,
+            Some("unwatch") => watching = false,
             Some("arm") => {
                 for w in words {
                     let parsed = w.split_once(':').and_then(|(a, b)| {
@@ -186,7 +198,7 @@ fn listen(input: impl BufRead) -> Heard {
             _ => {}
         }
     }
-    Heard::Closed(armed)
+    Heard::Closed(armed, watching)
 }
 
 /// The guardian process: listens on stdin until goat says goodbye or dies.
@@ -199,13 +211,14 @@ pub fn run(pid: i32) -> i32 {
     let stdin = std::io::stdin();
     match listen(stdin.lock()) {
         Heard::Goodbye => 0,
-        Heard::Closed(armed) if armed.is_empty() => 0,
-        Heard::Closed(armed) => match rescue(pid, &armed) {
+        Heard::Closed(armed, false) if armed.is_empty() => 0,
+        Heard::Closed(armed, watching) => match rescue(pid, &armed, watching) {
             Ok(r) => {
                 eprintln!(
                     "goat guardian: goat died with breakpoints in pid {pid}: restored {} byte(s), \
-                     rewound {} thread(s); pid {pid} runs on untraced",
-                    r.restored, r.rewound
+                     rewound {} thread(s), cleared the debug registers of {} thread(s); \
+                     pid {pid} runs on untraced",
+                    r.restored, r.rewound, r.unwatched
                 );
                 0
             }
@@ -221,10 +234,11 @@ pub fn run(pid: i32) -> i32 {
 struct Rescue {
     restored: usize,
     rewound: usize,
+    unwatched: usize,
 }
 
 /// Puts the original bytes back, then fixes threads caught on an int3.
-fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, RescueError> {
+fn rescue(pid: i32, armed: &BTreeMap<u64, u8>, watching: bool) -> Result<Rescue, RescueError> {
     let mut out = Rescue::default();
     let mem = procfs::open_mem(pid, true).map_err(|error| RescueError::OpenMem { pid, error })?;
     // Speed first: every microsecond an int3 stays, a thread may run into it.
@@ -236,7 +250,7 @@ fn rescue(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<Rescue, RescueError> {
             out.restored += 1;
         }
     }
-    out.rewound = rewind_trapped(pid, armed)?;
+    (out.rewound, out.unwatched) = rewind_trapped(pid, armed, watching)?;
     Ok(out)
 }
 
@@ -248,9 +262,15 @@ pub(super) fn sigtrap_pending(pid: i32, tid: i32) -> bool {
 
 /// Attaches to every thread (waiting for goat's tracing to end), rewinds
 /// those that executed an armed int3 and still have its SIGTRAP pending,
-/// discards that SIGTRAP, and detaches everything. Returns how many were
-/// rewound.
-fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, RescueError> {
+/// discards that SIGTRAP, and detaches everything. With `watching`, it
+/// also clears each thread's DR7 (the kernel keeps debug registers past
+/// the tracer's death) and discards a watchpoint's SIGTRAP. Returns how
+/// many threads were rewound, and how many had their DR7 cleared.
+fn rewind_trapped(
+    pid: i32,
+    armed: &BTreeMap<u64, u8>,
+    watching: bool,
+) -> Result<(usize, usize), RescueError> {
     let mut seized: Vec<i32> = Vec::new();
     let deadline = Instant::now() + SEIZE_PATIENCE;
     let mut pending: Vec<i32> = task_ids(pid).unwrap_or_default();
@@ -293,7 +313,9 @@ fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, RescueEr
                 let tid = p.as_raw();
                 // An armed int3's trap is dropped at detach; any other
                 // signal is handed back.
-                if sig == Signal::SIGTRAP && rewind_if_armed(tid, armed) {
+                if sig == Signal::SIGTRAP && watching && watch_fired(tid) {
+                    // The write is done; only the trap is dropped.
+                } else if sig == Signal::SIGTRAP && rewind_if_armed(tid, armed) {
                     rewound += 1;
                 } else {
                     signals.insert(tid, sig);
@@ -315,11 +337,17 @@ fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, RescueEr
             Err(_) => return Some(()),
         }
     });
+    let mut unwatched = 0;
     for &tid in &stopped {
         if signals.contains_key(&tid) || !sigtrap_pending(pid, tid) {
             continue;
         }
-        if rewind_if_armed(tid, armed) {
+        let fired = watching && watch_fired(tid);
+        if fired {
+            if ptrace::cont(Pid::from_raw(tid), None).is_ok() {
+                wait_for_sigtrap(tid);
+            }
+        } else if rewind_if_armed(tid, armed) {
             rewound += 1;
             // Let it take the pending SIGTRAP into a signal-delivery-stop
             // (before any user instruction), where detaching drops it.
@@ -328,8 +356,21 @@ fn rewind_trapped(pid: i32, armed: &BTreeMap<u64, u8>) -> Result<usize, RescueEr
             }
         }
     }
+    if watching {
+        for &tid in &stopped {
+            if super::hwbreak::clear_dr7(tid) {
+                unwatched += 1;
+            }
+        }
+    }
     detach_all(&seized, &signals);
-    Ok(rewound)
+    Ok((rewound, unwatched))
+}
+
+/// Whether a debug register's condition bit is set in `tid`'s DR6 (one of
+/// goat's watchpoints fired: DR6 is goat's to clear).
+fn watch_fired(tid: i32) -> bool {
+    super::hwbreak::peek_dr(tid, 6).is_ok_and(|dr6| dr6 & 0xf != 0)
 }
 
 /// Moves `tid` back onto the int3 it just executed, if its rip is right past
@@ -399,12 +440,16 @@ mod tests {
     #[test]
     fn listens_to_arm_disarm_and_goodbye() {
         let h = listen("arm 401000:55 401f00:48\ndisarm\narm 402000:e8\n".as_bytes());
-        assert_eq!(h, Heard::Closed(BTreeMap::from([(0x402000, 0xe8)])));
+        assert_eq!(h, Heard::Closed(BTreeMap::from([(0x402000, 0xe8)]), false));
+        let h = listen("watch\narm 1:2\ndisarm\n".as_bytes());
+        assert_eq!(h, Heard::Closed(BTreeMap::new(), true));
+        let h = listen("watch\nunwatch\n".as_bytes());
+        assert_eq!(h, Heard::Closed(BTreeMap::new(), false));
         assert_eq!(listen("arm 401000:55\nbye\n".as_bytes()), Heard::Goodbye);
         assert_eq!(
             listen("arm 1:2 junk zz:1 3:4\n".as_bytes()),
-            Heard::Closed(BTreeMap::from([(1, 2), (3, 4)]))
+            Heard::Closed(BTreeMap::from([(1, 2), (3, 4)]), false)
         );
-        assert_eq!(listen("".as_bytes()), Heard::Closed(BTreeMap::new()));
+        assert_eq!(listen("".as_bytes()), Heard::Closed(BTreeMap::new(), false));
     }
 }

@@ -93,6 +93,7 @@ impl LiveProcess {
                     threads: BTreeMap::new(),
                     detached: false,
                     bps: Breakpoints::new(pid),
+                    hw: Default::default(),
                     fork_child: None,
                     syscall_insn: None,
                     ended: None,

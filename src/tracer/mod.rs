@@ -9,11 +9,14 @@ mod error;
 mod exec;
 mod fncall;
 pub mod guardian;
+mod hwbreak;
+mod hwwire;
 mod inject;
 mod live;
 #[cfg(test)]
 mod live_tests;
 mod nstid;
+mod poke;
 mod ptrace;
 mod reap;
 mod regset;
@@ -27,6 +30,9 @@ pub use error::{AttachError, Ending, Op};
 pub use exec::{RunPlan, StopReason};
 pub use fncall::{
     Block, CallPlan, CallStop, Word, FLOAT_ARG_REGS, INT_ARG_REGS, MAX_FRAME as MAX_CALL_FRAME,
+};
+pub use hwbreak::{
+    watchable, StackScope, WatchHit, WatchKind, WatchSpec, WatchpointInfo, SLOTS as WATCH_SLOTS,
 };
 pub use inject::{find_syscall_insn, Forked};
 pub use live::{LiveProcess, Stopped};

@@ -68,6 +68,8 @@ pub struct Tracer {
     pub(super) detached: bool,
     /// Breakpoints and their saved bytes (see `breakpoints.rs`, `exec.rs`).
     pub(super) bps: Breakpoints,
+    /// Watchpoints in the debug registers (see `hwbreak.rs`).
+    pub(super) hw: super::hwbreak::HwWatch,
     /// A process cloned from the target for a snapshot (see `inject.rs`):
     /// traced by us, never part of `threads`, killed and reaped on detach.
     pub(super) fork_child: Option<i32>,
@@ -181,6 +183,9 @@ impl Tracer {
             WaitStatus::PtraceEvent(p, _, PTRACE_EVENT_STOP) if self.trap_stopped(p.as_raw()) => {}
             WaitStatus::PtraceEvent(p, sig, PTRACE_EVENT_STOP) => {
                 let tid = p.as_raw();
+                // A new clone's first stop comes before its first user
+                // instruction: it gets the watchpoints here.
+                self.sync_debug_registers(tid);
                 let group = is_group_stop_signal(sig);
                 if stopping {
                     let kind = if group {
@@ -205,6 +210,7 @@ impl Tracer {
             }
             WaitStatus::Stopped(p, Signal::SIGTRAP) if self.breakpoint_trap(p.as_raw()) => {}
             WaitStatus::Stopped(p, Signal::SIGTRAP) if self.call_trap(p.as_raw()) => {}
+            WaitStatus::Stopped(p, Signal::SIGTRAP) if self.watch_trap(p.as_raw()) => {}
             WaitStatus::Stopped(p, sig) => {
                 // Signal-delivery-stop: pass the signal on (now or on resume).
                 if stopping {
@@ -357,6 +363,8 @@ impl Tracer {
         // Never armed at a stop; this covers an error path that skipped it.
         self.bps.disarm(self.pid);
         self.bps.step_over.clear();
+        // The kernel keeps debug registers past a detach (hwbreak.rs).
+        self.clear_debug_registers();
         if self.fork_child.is_some() {
             // Killed, reaped by us, then by the target (see inject.rs).
             let _ = self.release_fork_stopped();

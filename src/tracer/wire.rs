@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::breakpoints::BreakpointInfo;
 use super::exec::{RunPlan, StopReason};
+use super::hwbreak::WatchpointInfo;
+use super::hwwire::WatchRequest;
 use super::inject::Forked;
 use super::ptrace::{AttachError, Tracer};
 use super::reap::Reaped;
@@ -38,6 +40,10 @@ pub(super) enum Request {
     OpenUserfaultfd(u64),
     /// Close the tracer's copy of a borrowed descriptor (goat has its own).
     CloseFd(i32),
+    /// Watchpoints in the debug registers (`hwbreak.rs`).
+    Watch(WatchRequest),
+    /// Writes bytes into the target's memory (`set`).
+    WriteMemory(u64, Vec<u8>),
     /// The temporary file goat writes a core to: a tracer process that
     /// outlives goat removes it (see `remote.rs`).
     Temporary(Temporary),
@@ -69,6 +75,7 @@ pub(super) enum Reply {
     Reaped(Reaped),
     Fd(i32),
     CallStopped(super::fncall::CallStop, Vec<Thread>),
+    Watchpoints(Vec<WatchpointInfo>),
     /// The error goat's own ptrace thread would have returned.
     Failed(AttachError),
 }
@@ -132,6 +139,14 @@ impl Tracer {
                 self.userfaultfd_in(insn).map_or_else(failed, Reply::Fd)
             }
             Request::CloseFd(n) => Reply::Found(self.borrowed_fds.remove(&n).is_some()),
+            Request::Watch(w) => self.handle_watch(w),
+            Request::WriteMemory(addr, bytes) => {
+                let pid = self.pid;
+                match self.bps.write_bytes(pid, addr, &bytes) {
+                    Ok(()) => Reply::Done,
+                    Err(e) => failed(e),
+                }
+            }
             // Only a tracer process outlives goat's temporaries (remote.rs).
             Request::Temporary(_) => Reply::Done,
             Request::CallStart(plan) => match self.call_start(plan) {

@@ -2,11 +2,13 @@
 //! on them, and read the Go runtime's own SIGQUIT traceback as the oracle.
 #![allow(dead_code)]
 
+pub mod debugregs;
 pub mod faults;
 pub mod kernel_core;
 mod require;
 pub mod traceback;
 pub mod vendor;
+pub mod watched;
 
 #[allow(unused_imports)] // each test binary uses a few of them
 pub use require::{require, require_fixture, require_tool, require_toolchain, skip_var};
