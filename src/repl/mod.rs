@@ -12,12 +12,17 @@
 //!   read line by line from stdin. `history`: the history file.
 
 mod backend;
+mod bpcmds;
+mod bphit;
+mod bpset;
+mod bptable;
 mod cond;
 mod config;
 mod config_file;
 mod data;
 mod deferred;
 mod disasm;
+mod display;
 mod exec;
 mod frontend;
 mod goroots;
@@ -38,7 +43,9 @@ mod srcpath;
 mod stack;
 mod stackfull;
 mod state;
+mod stepi;
 mod stepinto;
+mod stepout;
 mod table;
 mod term;
 mod vars;

@@ -426,7 +426,7 @@ impl Tracer {
     /// instruction, and the thread would come back to the breakpoint and
     /// report the same hit twice, or miss the call a `step` goes into. A
     /// fault the instruction itself raises is delivered with the step.
-    fn single_step(&mut self, tid: i32, sig: Option<Signal>) {
+    pub(super) fn single_step(&mut self, tid: i32, sig: Option<Signal>) {
         let mut held = Vec::new();
         let sig = sig.filter(|&s| !hold_back(s, &mut held));
         self.single_step_holding(tid, sig, &mut held);

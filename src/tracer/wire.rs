@@ -41,6 +41,8 @@ pub(super) enum Request {
     /// The temporary file goat writes a core to: a tracer process that
     /// outlives goat removes it (see `remote.rs`).
     Temporary(Temporary),
+    /// One instruction of one thread, the others stopped (`stepi.rs`).
+    StepInstruction(i32),
 }
 
 /// A file goat is writing under an exclusive `flock`, named so that the
@@ -125,6 +127,9 @@ impl Tracer {
             Request::CloseFd(n) => Reply::Found(self.borrowed_fds.remove(&n).is_some()),
             // Only a tracer process outlives goat's temporaries (remote.rs).
             Request::Temporary(_) => Reply::Done,
+            Request::StepInstruction(tid) => self
+                .step_instruction(tid)
+                .map_or_else(failed, Reply::Threads),
         }
     }
 }

@@ -101,6 +101,10 @@ impl VarIndex {
                             let var = Var {
                                 name,
                                 param: tag == gimli::DW_TAG_formal_parameter,
+                                result: matches!(
+                                    entry.attr_value(gimli::DW_AT_variable_parameter),
+                                    Some(AttributeValue::Flag(true))
+                                ),
                                 ty,
                                 scope,
                                 block_depth,
