@@ -265,7 +265,7 @@ fn hot_function(flavour: &str) {
     let printed: Vec<&str> = stdout.lines().filter(|l| *l == "2").collect();
     assert_eq!(printed.len(), 2, "{ctx}");
     assert_eq!(s[20].0, s[21].0, "{ctx}");
-    assert!(stdout.contains("All breakpoints cleared."), "{ctx}");
+    assert!(stdout.contains("All user breakpoints cleared."), "{ctx}");
     assert_intact(&mut fx, &before, &ctx);
 }
 

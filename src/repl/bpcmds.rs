@@ -170,7 +170,7 @@ pub fn clear(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> 
     remove(s, i, out)
 }
 
-/// `clearall [LOCATION]`: every breakpoint, or those at its addresses.
+/// `clearall [LOCATION]`: every user breakpoint, or those at its addresses.
 pub fn clearall(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     s.control()?;
     let only = match args {
@@ -181,9 +181,11 @@ pub fn clearall(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(
     let mut i = 0;
     while i < s.bps.list.len() {
         let b = &s.bps.list[i];
-        let hit = only
-            .as_ref()
-            .is_none_or(|pcs| b.addrs.iter().any(|a| pcs.contains(a)));
+        // The runtime's own (-1, -2) go only by `clear`, as in Delve.
+        let hit = b.id > 0
+            && only
+                .as_ref()
+                .is_none_or(|pcs| b.addrs.iter().any(|a| pcs.contains(a)));
         if hit {
             remove(s, i, out)?;
         } else {
@@ -191,7 +193,7 @@ pub fn clearall(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(
         }
     }
     if only.is_none() {
-        writeln!(out, "All breakpoints cleared.")?;
+        writeln!(out, "All user breakpoints cleared.")?;
     }
     Ok(())
 }

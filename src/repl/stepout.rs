@@ -14,6 +14,9 @@ use iced_x86::{Decoder, DecoderOptions, Mnemonic};
 use super::exec::{finish_stop, run_to_stop};
 use super::locate::StepKind;
 use super::state::Session;
+use crate::goruntime::vars::types::kind;
+use crate::goruntime::vars::{Place, Scope, Value};
+use crate::process::Regs;
 use crate::tracer::{FrameCond, TempAction, TempBreakpoint};
 
 /// Most bytes of one function decoded when looking for its RETs.
@@ -61,17 +64,77 @@ impl Session<'_> {
     }
 
     /// `NAME = VALUE` of each result of the function stopped at its RET.
+    /// Where optimized code's DWARF has no location for a result, the
+    /// register Go's internal ABI returns it in holds it at the RET.
     fn return_values(&self) -> Vec<(String, String)> {
         let Ok(scope) = self.scope() else {
             return Vec::new();
         };
-        match scope.results() {
-            Ok(vars) => vars
-                .iter()
-                .map(|(name, v)| (name.clone(), scope.format(v)))
-                .collect(),
-            Err(_) => Vec::new(),
+        let Ok(mut vars) = scope.results() else {
+            return Vec::new();
+        };
+        if let Some(regs) = scope.regs {
+            from_abi_registers(&scope, &regs, &mut vars);
         }
+        vars.iter()
+            .map(|(name, v)| (name.clone(), scope.format(v)))
+            .collect()
+    }
+}
+
+/// The integer registers of Go's internal ABI (1.17+, every release goat
+/// supports), in assignment order.
+fn int_registers(r: &Regs) -> [u64; 9] {
+    [r.rax, r.rbx, r.rcx, r.rdi, r.rsi, r.r8, r.r9, r.r10, r.r11]
+}
+
+/// Registers a result of type `ty` takes, for the kinds whose assignment
+/// is plain (integers, pointers, strings, slices, interfaces); `None` for
+/// the others (floats, structs, arrays), whose rules goat does not follow.
+fn words_of(scope: &Scope<'_>, ty: usize) -> Option<usize> {
+    let k = scope.kind(ty);
+    match k {
+        kind::BOOL..=kind::UINTPTR
+        | kind::CHAN
+        | kind::FUNC
+        | kind::MAP
+        | kind::POINTER
+        | kind::UNSAFE_POINTER => (scope.size(ty) <= 8).then_some(1),
+        kind::STRING | kind::INTERFACE => Some(2),
+        kind::SLICE => Some(3),
+        _ => None,
+    }
+}
+
+/// Fills the results DWARF left without a place from the ABI registers,
+/// when every result is of a kind [`words_of`] knows and all fit (then
+/// each is in the registers that follow the previous one's).
+fn from_abi_registers(scope: &Scope<'_>, regs: &Regs, vars: &mut [(String, Value)]) {
+    let mut words = Vec::with_capacity(vars.len());
+    for (_, v) in vars.iter() {
+        match words_of(scope, v.ty) {
+            Some(n) => words.push(n),
+            None => return,
+        }
+    }
+    let ints = int_registers(regs);
+    if words.iter().sum::<usize>() > ints.len() {
+        return;
+    }
+    let mut next = 0;
+    for ((_, v), n) in vars.iter_mut().zip(words) {
+        let taken = &ints[next..next + n];
+        next += n;
+        if !matches!(v.place, Place::Unavailable(_)) {
+            continue;
+        }
+        let mut bytes: Vec<u8> = taken.iter().flat_map(|w| w.to_le_bytes()).collect();
+        // A scalar narrower than its register is its low bytes.
+        let size = usize::try_from(scope.size(v.ty)).unwrap_or(0);
+        if n == 1 && size < bytes.len() {
+            bytes.truncate(size);
+        }
+        v.place = Place::Bytes(bytes);
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod faults;
 pub mod kernel_core;
 mod require;
+pub mod runctl;
 pub mod traceback;
 
 #[allow(unused_imports)] // each test binary uses a few of them
