@@ -67,10 +67,16 @@ fn set(s: &mut Session, args: &[&str], out: &mut dyn Write, trace: bool) -> Resu
         Some(cond_text)
     };
     let addrs = s.resolve_locations(loc)?;
+    // `trace FUNC` shows the returns too, as Delve's does.
+    let returns = match loc.and_then(|l| s.function_named(l)).filter(|_| trace) {
+        Some(f) => s.ret_pcs(&f)?.into_iter().map(|pc| pc + s.bias).collect(),
+        None => Vec::new(),
+    };
     let mut b = Logical {
         id: 0,
         name: name.map(str::to_string),
         addrs,
+        returns,
         cond: c,
         trace,
         stack,
@@ -131,6 +137,9 @@ pub fn breakpoints(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Resul
         }
         if let Some(h) = b.hitcond {
             writeln!(out, "\tcond -{}", h.text())?;
+        }
+        if !b.returns.is_empty() {
+            writeln!(out, "\tand its {} returns", b.returns.len())?;
         }
         if b.stack > 0 {
             writeln!(out, "\tstack {}", b.stack)?;

@@ -114,6 +114,16 @@ pub(super) fn write_trace(
     Ok(())
 }
 
+/// A traced function's return: `>> goroutine(G): FUNC => (VALUES)`.
+pub(super) fn write_return(s: &Session, goid: Option<u64>, out: &mut dyn Write) -> Result<()> {
+    let g = s.current_g()?;
+    let func = g.frames.first().map_or("?", |f| &f.function);
+    let values: Vec<String> = s.return_values().into_iter().map(|(_, v)| v).collect();
+    let gid = goid.unwrap_or(g.id);
+    writeln!(out, ">> goroutine({gid}): {func} => ({})", values.join(","))?;
+    Ok(())
+}
+
 /// Runs breakpoint `i`'s `on` commands, each headed by its text; a failing
 /// one is shown and the others still run.
 pub(super) fn run_on(s: &mut Session, i: usize, out: &mut dyn Write) -> Result<()> {

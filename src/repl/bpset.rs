@@ -74,6 +74,17 @@ impl Session<'_> {
         Ok(pcs)
     }
 
+    /// The out-of-line function a location names, if it names one by
+    /// name (not a line, an address or an offset).
+    pub(super) fn function_named(&self, loc: &str) -> Option<crate::binary::Func<'_>> {
+        if loc.starts_with(['*', '+', '-']) || loc.contains(':') || loc.parse::<u32>().is_ok() {
+            return None;
+        }
+        let tab = self.prog.binary().pclntab().ok()?;
+        tab.func_by_name(loc)
+            .or_else(|| tab.func_by_name(&format!("main.{loc}")))
+    }
+
     fn has_inlined(&self, name: &str) -> bool {
         !self.inlined_copies(name).is_empty()
     }
@@ -99,7 +110,7 @@ impl Session<'_> {
     /// Puts an int3 at each of `b`'s addresses (none stays on failure).
     pub(super) fn arm_logical(&mut self, b: &mut Logical) -> Result<()> {
         let mut phys = Vec::new();
-        for &addr in &b.addrs {
+        for &addr in b.addrs.iter().chain(&b.returns) {
             match self.control()?.add_breakpoint(addr) {
                 Ok(p) => phys.push(p.id),
                 Err(e) => {

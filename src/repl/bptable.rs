@@ -97,7 +97,10 @@ pub(super) struct Logical {
     pub name: Option<String>,
     /// Run-time addresses, ascending.
     pub addrs: Vec<u64>,
-    /// The tracer's ids of its int3s while enabled.
+    /// A traced function's RETs (run-time): a hit there prints what it
+    /// returns (`>> goroutine(G): FUNC => (VALUES)`), as Delve's trace.
+    pub returns: Vec<u64>,
+    /// The tracer's ids of its int3s while enabled (addrs, then returns).
     pub phys: Vec<u32>,
     pub cond: Option<String>,
     pub hitcond: Option<HitCond>,

@@ -197,6 +197,15 @@ pub(super) fn run_to_stop(
             }
             return show_position(s, out, None).map(|()| None);
         };
+        let pc = s.current_g()?.frames.first().map(|f| f.pc);
+        if pc.is_some_and(|pc| s.bps.list[i].returns.contains(&pc)) {
+            bphit::write_return(s, goid, out)?;
+            out.flush()?;
+            if temp {
+                return show_position(s, out, None).map(|()| None);
+            }
+            continue;
+        }
         match bphit::judge(s, i, goid, out)? {
             Judged::Hit => {}
             // A stepping stop here still counts as the step's end.

@@ -14,6 +14,7 @@ use iced_x86::{Decoder, DecoderOptions, Mnemonic};
 use super::exec::{finish_stop, run_to_stop};
 use super::locate::StepKind;
 use super::state::Session;
+use crate::binary::Func;
 use crate::goruntime::vars::types::kind;
 use crate::goruntime::vars::{Place, Scope, Value};
 use crate::process::Regs;
@@ -35,23 +36,13 @@ impl Session<'_> {
         let f = tab
             .find_func(link)
             .ok_or_else(|| anyhow!("pc {:#x} is in no Go function", top.pc))?;
-        let (entry, end) = (f.entry(), f.end()?);
-        let len = end.saturating_sub(entry).min(MAX_CODE_BYTES);
-        let Some(code) = self.prog.binary().read_static(entry, len as usize) else {
-            return Ok(Vec::new());
-        };
         let mut out = Vec::new();
-        let mut dec = Decoder::with_ip(64, code, entry, DecoderOptions::NONE);
-        while dec.can_decode() {
-            let insn = dec.decode();
-            if insn.mnemonic() != Mnemonic::Ret {
-                continue;
-            }
-            let Ok(sp_delta) = f.sp_delta(insn.ip()) else {
+        for pc in self.ret_pcs(&f)? {
+            let Ok(sp_delta) = f.sp_delta(pc) else {
                 continue;
             };
             out.push(TempBreakpoint {
-                addr: insn.ip() + self.bias,
+                addr: pc + self.bias,
                 g: g.gp,
                 frame: Some(FrameCond {
                     cfa: top.fp,
@@ -63,10 +54,28 @@ impl Session<'_> {
         Ok(out)
     }
 
+    /// Link-time addresses of `f`'s RET instructions.
+    pub(super) fn ret_pcs(&self, f: &Func<'_>) -> Result<Vec<u64>> {
+        let (entry, end) = (f.entry(), f.end()?);
+        let len = end.saturating_sub(entry).min(MAX_CODE_BYTES);
+        let Some(code) = self.prog.binary().read_static(entry, len as usize) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut dec = Decoder::with_ip(64, code, entry, DecoderOptions::NONE);
+        while dec.can_decode() {
+            let insn = dec.decode();
+            if insn.mnemonic() == Mnemonic::Ret {
+                out.push(insn.ip());
+            }
+        }
+        Ok(out)
+    }
+
     /// `NAME = VALUE` of each result of the function stopped at its RET.
     /// Where optimized code's DWARF has no location for a result, the
     /// register Go's internal ABI returns it in holds it at the RET.
-    fn return_values(&self) -> Vec<(String, String)> {
+    pub(super) fn return_values(&self) -> Vec<(String, String)> {
         let Ok(scope) = self.scope() else {
             return Vec::new();
         };
