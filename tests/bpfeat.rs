@@ -204,3 +204,67 @@ fn next_with_another_goroutines_hit_inlined_breakpoints_stepout_and_si() {
         steps_inlined_si_and_lines(flavour);
     }
 }
+
+/// Wrong uses of the new commands: each a one-line error; the session and
+/// the program go on (the last command still works).
+#[test]
+fn bad_input_to_breakpoint_commands_gives_one_line_errors() {
+    build_fixtures();
+    let flavour = "go1.27-exe";
+    let fx = Fixture::start(flavour, "runctl", &[]);
+    let before = text_segment(&fx);
+    let script = [
+        "b main.roundDone",
+        "b main.roundDone",
+        "b 1x main.traced",
+        "b dup main.explode",
+        "b dup main.throwNow",
+        "clear nosuch",
+        "toggle 99",
+        "cond -hitcount 1 =~ 3",
+        "cond -hitcount 1 > many",
+        "cond 1 n ==",
+        "on 1 quit",
+        "on 1 frame x print r",
+        "on nosuch print r",
+        "display -d 7",
+        "display -a 1 +",
+        "trace main.traced -stack many",
+        "trace main.nosuch",
+        "si extra",
+        "clearall main.nosuch",
+        "c",
+    ];
+    let (out, err, ctx) = session(flavour, fx.pid(), &script);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    for want in [
+        "a breakpoint is already set at",
+        "\"1x\" is not a breakpoint name",
+        "a breakpoint is named \"dup\" already",
+        "clear: no breakpoint \"nosuch\"",
+        "toggle: no breakpoint \"99\"",
+        "\"=~\" is not one of",
+        "\"many\" is not a hit count",
+        "condition \"n ==\"",
+        "on: \"quit\" cannot run at a hit",
+        "usage: on N frame FRAME COMMAND",
+        "on: no breakpoint \"nosuch\"",
+        "display: no expression 7",
+        "display: \"1 +\"",
+        "-stack \"many\" is not a count",
+        "no function, file or line \"main.nosuch\"",
+        "step-instruction takes no arguments",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{want:?} missing: {ctx}"
+        );
+    }
+    assert_eq!(errors.len(), 17, "one line per wrong command: {ctx}");
+    // The session went on: the last `c` stopped at the first breakpoint.
+    let s = stops(&out);
+    assert_eq!(s.len(), 1, "{ctx}");
+    assert!(s[0].is(1, "main.roundDone", "round-done"), "{ctx}");
+    assert_untouched(fx.pid());
+    assert!(text_segment(&fx) == before, "the text changed: {ctx}");
+}

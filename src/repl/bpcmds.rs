@@ -14,17 +14,15 @@ use super::state::Session;
 /// Most frames `trace -stack N` prints at each hit.
 const MAX_TRACE_STACK: usize = 100;
 
-/// `[NAME] [LOCATION] [if COND]`, split.
-fn name_loc_cond<'a>(s: &Session, args: &[&'a str]) -> (Option<&'a str>, Option<&'a str>, String) {
+/// `[NAME] [LOCATION] [if COND]`, split as Delve does: one word is a
+/// location, two are a name and a location.
+fn name_loc_cond<'a>(args: &[&'a str]) -> (Option<&'a str>, Option<&'a str>, String) {
     let (head, cond) = match args.iter().position(|a| *a == "if") {
         Some(i) => (&args[..i], args[i + 1..].join(" ")),
         None => (args, String::new()),
     };
     match head {
         [] => (None, None, cond),
-        // One word: a location, unless it names no location but can be a
-        // name (Delve: `break mybp` sets `mybp` on the current line).
-        [w] if is_name(w) && s.resolve_locations(Some(w)).is_err() => (Some(*w), None, cond),
         [w] => (None, Some(*w), cond),
         [n, l, ..] => (Some(*n), Some(*l), cond),
     }
@@ -51,7 +49,7 @@ fn set(s: &mut Session, args: &[&str], out: &mut dyn Write, trace: bool) -> Resu
     if words.len() > 2 && !words.contains(&"if") {
         bail!("usage: {cmd} [NAME] [LOCATION] [if COND]");
     }
-    let (name, loc, cond_text) = name_loc_cond(s, &words);
+    let (name, loc, cond_text) = name_loc_cond(&words);
     if let Some(n) = name {
         if !is_name(n) {
             bail!("{cmd}: {n:?} is not a breakpoint name (a letter, then letters, digits, _ or -)");
