@@ -52,20 +52,21 @@ impl Session<'_> {
             return Ok(vec![self.resolve_location(loc)?]);
         }
         let tab = self.prog.binary().pclntab()?;
-        let name = if tab.func_by_name(loc).is_some() || self.has_inlined(loc) {
-            loc.to_string()
-        } else {
-            format!("main.{loc}")
-        };
         let mut pcs = Vec::new();
-        if let Some(f) = tab.func_by_name(&name) {
-            pcs.push(self.body_pc(&f)? + self.bias);
+        // As written, else in package main (`b tick` is `b main.tick`).
+        for name in [loc.to_string(), format!("main.{loc}")] {
+            if let Some(f) = tab.func_by_name(&name) {
+                pcs.push(self.body_pc(&f)? + self.bias);
+            }
+            pcs.extend(
+                self.inlined_copies(&name)
+                    .into_iter()
+                    .map(|pc| pc + self.bias),
+            );
+            if !pcs.is_empty() {
+                break;
+            }
         }
-        pcs.extend(
-            self.inlined_copies(&name)
-                .into_iter()
-                .map(|pc| pc + self.bias),
-        );
         if pcs.is_empty() {
             bail!("no function, file or line {loc:?}");
         }
@@ -83,10 +84,6 @@ impl Session<'_> {
         let tab = self.prog.binary().pclntab().ok()?;
         tab.func_by_name(loc)
             .or_else(|| tab.func_by_name(&format!("main.{loc}")))
-    }
-
-    fn has_inlined(&self, name: &str) -> bool {
-        !self.inlined_copies(name).is_empty()
     }
 
     /// Link-time first pcs of every inlined copy of `name`.
