@@ -15,10 +15,10 @@ const MAX_COPIES: usize = 4096;
 /// What the runtime calls when a panic is not recovered: `fatalpanic`
 /// (every supported release; `startpanic` before 1.11).
 const PANIC_FUNCS: [&str; 2] = ["runtime.fatalpanic", "runtime.startpanic"];
-/// Where a fatal error begins, by release: `throw` (all), `fatal` (1.21+:
-/// errors of the program, as concurrent map writes, that are no runtime
-/// bug), `fatalthrow` (1.19/1.20, which `throw` calls), `fatalsignal`
-/// is not Go's name on Linux. Delve breaks at `throw` and `fatal`.
+/// Where a fatal error begins: `throw` (the runtime's own errors, every
+/// release) and `fatal` (errors of the program, as concurrent map writes
+/// or unlocking an unlocked mutex; go1.19 and later). Delve breaks at
+/// both; its `winthrow` and `fatalsignal` are not in Linux builds.
 const THROW_FUNCS: [&str; 2] = ["runtime.throw", "runtime.fatal"];
 
 impl Session<'_> {
