@@ -240,7 +240,19 @@ fn next_n_and_continue_to_a_location() {
         "{ctx}"
     );
     // The breakpoints of `continue LOCATION` were for that run only.
-    assert!(stdout.contains("No breakpoints."), "{ctx}");
+    // (`breakpoints` lists only the two goat sets at attach, -1 and -2.)
+    let listed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("Breakpoint ") && l.contains(" at 0x"))
+        .filter(|l| !l.contains(" set at ") && !l.contains(" cleared at "))
+        .collect();
+    assert_eq!(listed.len(), 2, "{ctx}");
+    assert!(
+        listed
+            .iter()
+            .all(|l| l.contains(" -1 at ") || l.contains(" -2 at ")),
+        "{ctx}"
+    );
     for want in [
         "next: \"0\" is not a count",
         "step: \"many\" is not a count",

@@ -67,7 +67,6 @@ const MISTAKES: &[&str] = &[
 
 /// Live mistakes only: the command exists but its argument is wrong.
 const LIVE_MISTAKES: &[&str] = &[
-    "break",
     "break nosuchfunc",
     "clear",
     "clear x",

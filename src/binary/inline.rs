@@ -117,6 +117,57 @@ impl<'a> Func<'a> {
         Ok(frames)
     }
 
+    /// The first pc of each inlined copy of function `name` in this
+    /// function's code (link-time, ascending): one per call site in the
+    /// inline tree, at the lowest pc whose chain of inlined calls passes
+    /// through it (Delve breaks at each such copy).
+    pub fn inlined_entries(&self, name: &str) -> Result<Vec<u64>, BinaryError> {
+        let Some(tree) = self.inline_tree()? else {
+            return Ok(Vec::new());
+        };
+        let Some(off) = self.pcdata_offset(PCDATA_INL_TREE_INDEX) else {
+            return Ok(Vec::new());
+        };
+        let layout = self.tab.layout;
+        let size = layout.inlined_call_size();
+        // Tree index → lowest pc inside that inlined call.
+        let mut first: std::collections::BTreeMap<u64, u64> = Default::default();
+        for (start, _end, index) in self.runs(off, "pcdata")? {
+            let mut index = index;
+            for _ in 0..MAX_INLINE_DEPTH {
+                let Ok(i) = u64::try_from(index) else { break };
+                let Some(addr) = i.checked_mul(size).and_then(|o| tree.checked_add(o)) else {
+                    break;
+                };
+                let Some(call) = self
+                    .tab
+                    .image
+                    .read_static(addr, size as usize)
+                    .and_then(|rec| layout.decode_inlined_call(rec))
+                else {
+                    break;
+                };
+                if self.name_at(call.name_off)? == name {
+                    let at = first.entry(i).or_insert(start);
+                    *at = (*at).min(start);
+                }
+                let Ok(parent) = u64::try_from(call.parent_pc) else {
+                    break;
+                };
+                let parent_pc = self.entry().wrapping_add(parent);
+                index = self
+                    .pcdata(PCDATA_INL_TREE_INDEX, parent_pc)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(-1);
+            }
+        }
+        let mut pcs: Vec<u64> = first.into_values().collect();
+        pcs.sort_unstable();
+        pcs.dedup();
+        Ok(pcs)
+    }
+
     /// Link-time address of the inline tree, if the function has one.
     fn inline_tree(&self) -> Result<Option<u64>, BinaryError> {
         if self.funcdata_offset(FUNCDATA_INL_TREE).is_none() {
@@ -127,5 +178,39 @@ impl<'a> Func<'a> {
             .ok_or(BinaryError::NoFuncDataBase {
                 entry: self.entry(),
             })
+    }
+}
+
+#[cfg(test)]
+mod inlined_entries_tests {
+    /// runctl's main.finish: inlined into main.main (only) when optimized,
+    /// a function of its own and never inlined with `-N -l`.
+    #[test]
+    fn inlined_copies_of_the_runctl_fixture() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for ver in ["go1.19", "go1.21", "go1.24", "go1.27"] {
+            for flavour in ["exe", "noopt"] {
+                let path = root.join(format!("tests/fixtures/bin/{ver}-{flavour}/runctl"));
+                if !crate::require::require_fixture(&path) {
+                    continue;
+                }
+                let bin = crate::binary::Binary::open(&path).unwrap();
+                let tab = bin.pclntab().unwrap();
+                let main = tab.func_by_name("main.main").unwrap();
+                let copies = main.inlined_entries("main.finish").unwrap();
+                let end = main.end().unwrap();
+                if flavour == "exe" {
+                    assert!(tab.func_by_name("main.finish").is_none(), "{ver}");
+                    assert_eq!(copies.len(), 1, "{ver}: {copies:x?}");
+                    assert!(copies[0] > main.entry() && copies[0] < end, "{ver}");
+                    let frames = main.source_frames(copies[0]).unwrap();
+                    assert_eq!(frames[0].function, "main.finish", "{ver}");
+                } else {
+                    assert!(tab.func_by_name("main.finish").is_some(), "{ver}");
+                    assert!(copies.is_empty(), "{ver}: {copies:x?}");
+                }
+                assert!(main.inlined_entries("main.nothing").unwrap().is_empty());
+            }
+        }
     }
 }

@@ -26,7 +26,11 @@ const MAX_ROWS: usize = 1 << 16;
 
 impl<'a> Func<'a> {
     /// `(start, end, value)` runs of one pc-value table of this function.
-    fn runs(&self, off: u32, what: &'static str) -> Result<Vec<(u64, u64, i32)>, BinaryError> {
+    pub(super) fn runs(
+        &self,
+        off: u32,
+        what: &'static str,
+    ) -> Result<Vec<(u64, u64, i32)>, BinaryError> {
         let (pctab, base) = self.tab.pctab_bytes()?;
         pcvalue::runs(pctab, off, self.entry(), MAX_ROWS).map_err(|e| match e {
             PcValueError::Malformed(at) => BinaryError::Malformed {

@@ -503,6 +503,15 @@ impl<'a> Func<'a> {
         self.tab.value(off, self.entry, pc, "pcdata")
     }
 
+    /// The offset in pctab of pcdata table `table`, if the function has it.
+    pub(super) fn pcdata_offset(&self, table: u32) -> Option<u32> {
+        if table >= self.npcdata {
+            return None;
+        }
+        let slot = self.off + self.fixed + table as usize * 4;
+        u32_at(self.tab.image.bytes(), slot).filter(|&o| o != 0)
+    }
+
     /// The raw offset of funcdata slot `idx` from gofunc, if present.
     pub(super) fn funcdata_offset(&self, idx: u8) -> Option<u32> {
         if idx >= self.nfuncdata {

@@ -51,10 +51,6 @@ pub trait Control {
     fn add_breakpoint(&mut self, addr: u64) -> Result<BreakpointInfo>;
     fn remove_breakpoint(&mut self, id: u32) -> Result<Option<BreakpointInfo>>;
     fn breakpoints(&mut self) -> Result<Vec<BreakpointInfo>>;
-    /// Sets or removes a condition; false when there is no breakpoint `id`.
-    fn set_condition(&mut self, id: u32, cond: Option<String>) -> Result<bool>;
-    /// Counts a reported hit by goroutine `goid`.
-    fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>>;
     /// Starts a function call (`repl/call.rs`): a new stop, at the
     /// function's results when it returned or panicked.
     fn call(&mut self, plan: CallPlan) -> Result<CallStop>;
@@ -63,6 +59,8 @@ pub trait Control {
     /// The process itself, for requests that need no session state
     /// (watchpoints, writing memory).
     fn process(&self) -> &LiveProcess;
+    /// One instruction of thread `tid`, the others stopped: a new stop.
+    fn step_instruction(&mut self, tid: i32) -> Result<()>;
 }
 
 /// A live process, stopped while the user is at the prompt.
@@ -169,11 +167,21 @@ impl Control for LiveBackend<'_> {
     fn breakpoints(&mut self) -> Result<Vec<BreakpointInfo>> {
         Ok(self.process.breakpoints()?)
     }
-    fn set_condition(&mut self, id: u32, cond: Option<String>) -> Result<bool> {
-        Ok(self.process.set_condition(id, cond)?)
-    }
-    fn record_hit(&mut self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>> {
-        Ok(self.process.record_hit(id, goid)?)
+    fn step_instruction(&mut self, tid: i32) -> Result<()> {
+        let s = match self.stopped.take() {
+            Some(s) => s,
+            None => self.process.stop()?,
+        };
+        match s.step_instruction(tid) {
+            Ok(stopped) => {
+                self.stopped = Some(stopped);
+                Ok(())
+            }
+            Err(e) => {
+                self.stopped = self.process.stop().ok();
+                Err(e.into())
+            }
+        }
     }
     fn process(&self) -> &LiveProcess {
         self.process

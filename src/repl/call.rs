@@ -102,7 +102,7 @@ fn prepare(s: &Session, f: &Expr, arg_exprs: &[Expr], check_escape: bool) -> Res
     let typed = |v: &&crate::binary::dwarf_vars::Var| {
         v.ty.ok_or_else(|| anyhow!("{}: parameter {} has no type", func.name, v.name))
     };
-    let (ins, outs): (Vec<_>, Vec<_>) = params.iter().partition(|v| !v.ret);
+    let (ins, outs): (Vec<_>, Vec<_>) = params.iter().partition(|v| !v.result);
     if ins.len() != arg_exprs.len() {
         bail!(
             "{} takes {} argument{}, not {}",

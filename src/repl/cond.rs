@@ -1,5 +1,5 @@
 //! Breakpoint conditions: any boolean expression `print` evaluates
-//! (`n >= 3 && req.Path == "/a"`), plus `goroutine OP N`, the id of the
+//! (`n >= 3 && req.Path == "/a"`), where `goroutine` is the id of the
 //! goroutine that hit (as Delve's `cond` takes it).
 
 use anyhow::{anyhow, bail, Result};
@@ -23,34 +23,30 @@ pub(super) fn parse(text: &str) -> Result<Cond> {
     })
 }
 
-/// `goroutine OP N`: the goroutine id compared with a number.
-fn goroutine_test(e: &ast::Expr) -> Option<(ast::BinOp, i128)> {
+/// `c`'s expression with every `goroutine` (the id of the goroutine that
+/// hit, as Delve's `cond` takes it) replaced by `id`.
+fn with_goroutine(e: &ast::Expr, id: i128) -> ast::Expr {
+    use ast::Expr::*;
+    let sub = |x: &ast::Expr| Box::new(with_goroutine(x, id));
     match e {
-        ast::Expr::Binary(op, l, r) if op.is_comparison() => match (&**l, &**r) {
-            (ast::Expr::Ident(g), ast::Expr::Int(n)) if g == "goroutine" => Some((*op, *n)),
-            _ => None,
-        },
-        _ => None,
+        Ident(g) if g == "goroutine" => Int(id),
+        Field(x, n) => Field(sub(x), n.clone()),
+        Index(x, i) => Index(sub(x), sub(i)),
+        Slice(x, lo, hi) => Slice(sub(x), lo.as_deref().map(sub), hi.as_deref().map(sub)),
+        Assert(x, t) => Assert(sub(x), t.clone()),
+        Call(f, args) => Call(sub(f), args.iter().map(|a| with_goroutine(a, id)).collect()),
+        Unary(op, x) => Unary(*op, sub(x)),
+        Binary(op, l, r) => Binary(*op, sub(l), sub(r)),
+        Paren(x) => Paren(sub(x)),
+        other => other.clone(),
     }
 }
 
 /// Whether `c` holds in the selected frame of the selected goroutine.
 pub(super) fn holds(s: &Session, c: &Cond) -> Result<bool> {
-    if let Some((op, want)) = goroutine_test(&c.expr) {
-        let id = i128::from(s.current_g()?.id);
-        let cmp = ast::Expr::Binary(
-            op,
-            Box::new(ast::Expr::Int(id)),
-            Box::new(ast::Expr::Int(want)),
-        );
-        let scope = s.scope()?;
-        return match scope.eval(&cmp) {
-            Ok(Val::Const(Const::Bool(b))) => Ok(b),
-            _ => bail!("goroutine compares with an integer id"),
-        };
-    }
+    let expr = with_goroutine(&c.expr, i128::from(s.current_g()?.id));
     let scope = s.scope()?;
-    match scope.eval(&c.expr).map_err(|e| anyhow!(e))? {
+    match scope.eval(&expr).map_err(|e| anyhow!(e))? {
         Val::Const(Const::Bool(b)) => Ok(b),
         v => match scope.show(&v, None).as_deref() {
             Ok("true") => Ok(true),
@@ -73,8 +69,9 @@ mod tests {
         assert!(parse("n >= 3").is_ok());
         assert!(parse("req.Path == \"/a\\\"b\"").is_ok());
         assert!(parse("ok != true && x<0x10").is_ok());
-        let c = parse("goroutine == 7").unwrap();
-        assert_eq!(goroutine_test(&c.expr), Some((ast::BinOp::Eq, 7)));
+        let c = parse("goroutine == 7 && (n > goroutine || f(goroutine))").unwrap();
+        let want = parse("7 == 7 && (n > 7 || f(7))").unwrap();
+        assert_eq!(with_goroutine(&c.expr, 7), want.expr);
         assert!(parse("n ==").is_err());
         assert!(parse("1x == 2").is_err());
     }

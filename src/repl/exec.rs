@@ -1,16 +1,17 @@
-//! Running the program: break, breakpoints, clear, clearall, cond,
-//! continue, next, step, stepout.
+//! Running the program: continue, next, step, stepout, step-instruction
+//! (the breakpoint commands: `bpcmds.rs`; what a hit does: `bphit.rs`).
 
 use std::io::Write;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 
+use super::bphit::{self, Judged};
 use super::locate::StepKind;
 use super::slowdown::{Slowdown, Verdict, CAP, WINDOW};
+use super::source;
 use super::state::Session;
-use super::{cond, source};
-use crate::tracer::{BreakpointInfo, RunCommand, RunPlan, StopReason, TempBreakpoint};
+use crate::tracer::{RunCommand, RunPlan, StopReason, TempBreakpoint};
 
 /// Most consecutive hits whose condition was false before `continue` gives
 /// up (Ctrl-C, or the cap on the slowdown they cause, stops it sooner).
@@ -42,10 +43,6 @@ fn display_path(file: &str) -> String {
     }
 }
 
-fn bp_hits_text(b: &BreakpointInfo) -> String {
-    hits_text(&b.hits, b.total)
-}
-
 /// `hits goroutine(G):N ... total:N`, as Delve counts them.
 pub(super) fn hits_text(hits: &std::collections::BTreeMap<u64, u64>, total: u64) -> String {
     let mut text = String::from("hits");
@@ -54,116 +51,6 @@ pub(super) fn hits_text(hits: &std::collections::BTreeMap<u64, u64>, total: u64)
     }
     text.push_str(&format!(" total:{total}"));
     text
-}
-
-fn parse_id(word: &str, cmd: &str) -> Result<u32> {
-    word.parse()
-        .map_err(|_| anyhow!("{cmd}: {word:?} is not a breakpoint number"))
-}
-
-/// `break LOC`
-pub fn breakpoint(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let [loc] = args else {
-        bail!("usage: break FUNC | FILE:LINE | LINE | *ADDR");
-    };
-    let addr = s.resolve_location(loc)?;
-    let b = s.control()?.add_breakpoint(addr)?;
-    writeln!(
-        out,
-        "Breakpoint {} set at {:#x} for {}",
-        b.id,
-        b.addr,
-        describe(s, b.addr)
-    )?;
-    Ok(())
-}
-
-/// `breakpoints`
-pub fn breakpoints(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    if !args.is_empty() {
-        bail!("usage: breakpoints");
-    }
-    let list = s.control()?.breakpoints()?;
-    let mut text = Vec::new();
-    let watched = super::watch::list(s, &mut text)?;
-    if list.is_empty() && watched == 0 {
-        writeln!(out, "No breakpoints.")?;
-    }
-    for b in list {
-        writeln!(
-            out,
-            "Breakpoint {} at {:#x} for {} ({})",
-            b.id,
-            b.addr,
-            describe(s, b.addr),
-            bp_hits_text(&b)
-        )?;
-        if let Some(c) = &b.cond {
-            writeln!(out, "\tcond {c}")?;
-        }
-    }
-    out.write_all(&text)?;
-    Ok(())
-}
-
-/// `clear N`
-pub fn clear(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let [id] = args else {
-        bail!("usage: clear N");
-    };
-    let id = parse_id(id, "clear")?;
-    if super::watch::clear(s, id, out)? {
-        return Ok(());
-    }
-    let b = s
-        .control()?
-        .remove_breakpoint(id)?
-        .ok_or_else(|| anyhow!("clear: no breakpoint {id}"))?;
-    writeln!(
-        out,
-        "Breakpoint {} cleared at {:#x} for {}",
-        b.id,
-        b.addr,
-        describe(s, b.addr)
-    )?;
-    Ok(())
-}
-
-/// `clearall`
-pub fn clearall(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    if !args.is_empty() {
-        bail!("usage: clearall");
-    }
-    let c = s.control()?;
-    for b in c.breakpoints()? {
-        c.remove_breakpoint(b.id)?;
-    }
-    super::watch::clear_all(s)?;
-    writeln!(out, "All breakpoints cleared.")?;
-    Ok(())
-}
-
-/// `cond N EXPR` (no EXPR: removes the condition)
-pub fn condition(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    let Some((id, rest)) = args.split_first() else {
-        bail!("usage: cond N [VAR OP VALUE]");
-    };
-    let id = parse_id(id, "cond")?;
-    let text = rest.join(" ");
-    let c = if text.is_empty() {
-        None
-    } else {
-        cond::parse(&text)?;
-        Some(text)
-    };
-    let set = c.is_some();
-    if !s.control()?.set_condition(id, c)? {
-        bail!("cond: no breakpoint {id}");
-    }
-    if !set {
-        writeln!(out, "Breakpoint {id} has no condition now.")?;
-    }
-    Ok(())
 }
 
 /// `continue [LOCATION]`
@@ -242,17 +129,46 @@ pub fn step(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
 
 /// `stepout`
 pub fn stepout(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
-    step_cmd(s, args, out, StepKind::Out)
+    if !args.is_empty() {
+        bail!("stepout takes no arguments");
+    }
+    s.control()?;
+    super::stepout::stepout(s, out)
 }
 
-/// Runs until a stop worth showing, then shows it.
-fn run_and_report(
+/// Runs until a stop worth showing, then shows it. During a step
+/// (`temps` not empty), another goroutine's breakpoint is reported and the
+/// step goes on, on its own goroutine (Delve's `next` goes on the same way
+/// when told to continue).
+fn run_and_report(s: &mut Session, temps: Vec<TempBreakpoint>, out: &mut dyn Write) -> Result<()> {
+    run_to_stop(s, temps, &[], out)?;
+    finish_stop(s, out)
+}
+
+/// What every stop shows last: the `display` expressions.
+pub(super) fn finish_stop(s: &mut Session, out: &mut dyn Write) -> Result<()> {
+    if s.is_done() {
+        return Ok(());
+    }
+    super::display::write_displays(s, out)
+}
+
+/// Runs until a stop and shows it, except a stop of the stepping
+/// goroutine at one of the `silent` addresses, which is returned unshown
+/// (`stepout` reads the results at a RET there).
+pub(super) fn run_to_stop(
     s: &mut Session,
-    mut temps: Vec<TempBreakpoint>,
+    base: Vec<TempBreakpoint>,
+    silent: &[u64],
     out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<Option<u64>> {
+    // A step is a run with breakpoints of its own; the watchpoints' scope
+    // breakpoints added below do not make a `continue` one.
+    let stepping = (!base.is_empty())
+        .then(|| s.current_g().ok().map(|g| g.id))
+        .flatten();
     // Where watched stack variables go out of scope.
-    let base = temps.clone();
+    let mut temps = base.clone();
     temps.extend(super::watch::scope_temps(s)?);
     // A Ctrl-C from here to the return is latched for this command, so one
     // that lands while a condition is evaluated is not lost (signals.rs).
@@ -263,10 +179,11 @@ fn run_and_report(
         command: command.id(),
     };
     let mut slowdown = Slowdown::new(Instant::now());
-    for _ in 0..MAX_FALSE_HITS {
+    let mut false_hits = 0usize;
+    loop {
         // Every thread is stopped between two runs: stop here, cleanly.
         if command.interrupted() {
-            return interrupted(s, out);
+            return interrupted(s, out).map(|()| None);
         }
         let asked = Instant::now();
         let (tid, user, temp, ran) = match s.run(plan.clone())? {
@@ -279,7 +196,7 @@ fn run_and_report(
             }
             StopReason::Interrupted => {
                 super::watch::after_stop(s, out)?;
-                return interrupted(s, out);
+                return interrupted(s, out).map(|()| None);
             }
             StopReason::Aborted => bail!("goat is terminating"),
             StopReason::Watchpoint(hit) => {
@@ -290,7 +207,7 @@ fn run_and_report(
                     plan.temps.extend(super::watch::scope_temps(s)?);
                     continue;
                 }
-                return super::watch::report_hit(s, hit, out);
+                return super::watch::report_hit(s, hit, out).map(|()| None);
             }
             StopReason::Breakpoint {
                 tid,
@@ -308,43 +225,71 @@ fn run_and_report(
             plan.temps.extend(super::watch::scope_temps(s)?);
             continue;
         }
-        let Some(id) = user else {
-            return show_position(s, out, None);
+        let Some(i) = user.and_then(|p| s.bps.list.iter().position(|b| b.phys.contains(&p))) else {
+            let pc = s.current_g()?.frames.first().map(|f| f.pc);
+            if let Some(pc) = pc.filter(|pc| temp && silent.contains(pc)) {
+                return Ok(Some(pc));
+            }
+            return show_position(s, out, None).map(|()| None);
         };
-        let info = s.control()?.breakpoints()?;
-        let Some(b) = info.iter().find(|b| b.id == id).cloned() else {
-            return show_position(s, out, None);
-        };
-        if let Some(text) = &b.cond {
-            match cond::parse(text).and_then(|c| cond::holds(s, &c)) {
-                Ok(true) => {}
-                // A stepping stop here still counts as the step's end.
-                Ok(false) if temp => return show_position(s, out, None),
-                Ok(false) => {
-                    let now = Instant::now();
-                    let cycle = now.saturating_duration_since(asked);
-                    let Some(v) = slowdown.false_hit(id, cycle, ran, now) else {
-                        continue;
-                    };
-                    let worst = info.iter().find(|w| w.id == v.id).unwrap_or(&b);
-                    writeln!(out, "{}", over_the_cap(s, worst, &v))?;
-                    return show_position(s, out, None);
+        let pc = s.current_g()?.frames.first().map(|f| f.pc);
+        if pc.is_some_and(|pc| s.bps.list[i].returns.contains(&pc)) {
+            bphit::write_return(s, goid, out)?;
+            out.flush()?;
+            if temp {
+                return show_position(s, out, None).map(|()| None);
+            }
+            continue;
+        }
+        match bphit::judge(s, i, goid, out)? {
+            Judged::Hit => {}
+            // A stepping stop here still counts as the step's end.
+            Judged::CondFalse | Judged::Skipped if temp => {
+                return show_position(s, out, None).map(|()| None)
+            }
+            Judged::Skipped => continue,
+            Judged::CondFalse => {
+                false_hits += 1;
+                if false_hits >= MAX_FALSE_HITS {
+                    bail!("{MAX_FALSE_HITS} hits with a false condition in a row; stopped");
                 }
-                Err(e) => {
-                    writeln!(out, "error evaluating breakpoint {id}'s condition: {e:#}")?;
-                }
+                let now = Instant::now();
+                let cycle = now.saturating_duration_since(asked);
+                let id = s.bps.list[i].id;
+                let Some(v) = slowdown.false_hit(id, cycle, ran, now) else {
+                    continue;
+                };
+                let worst = s.bps.list.iter().position(|w| w.id == v.id).unwrap_or(i);
+                writeln!(out, "{}", over_the_cap(s, worst, &v))?;
+                return show_position(s, out, None).map(|()| None);
             }
         }
-        let counted = match goid {
-            Some(g) => s.control()?.record_hit(id, g)?,
-            None => Some(b),
-        };
-        let note = counted.map(|b| format!(" ({})", bp_hits_text(&b)));
-        return show_position(s, out, note);
+        false_hits = 0;
+        if s.bps.list[i].trace {
+            bphit::write_trace(s, i, goid, out)?;
+            bphit::run_on(s, i, out)?;
+            // Each hit shows as it happens, not when the run ends.
+            out.flush()?;
+            if temp {
+                return show_position(s, out, None).map(|()| None);
+            }
+            continue;
+        }
+        let note = bphit::stop_note(s, i, goid);
+        match stepping {
+            Some(g) if !temp && goid != Some(g) && s.goroutine(g).is_some() => {
+                show_position(s, out, Some(note))?;
+                bphit::run_on(s, i, out)?;
+                writeln!(out, "\tbreakpoint hit during a step, continuing...")?;
+                out.flush()?;
+                s.select(g)?;
+                continue;
+            }
+            _ => {}
+        }
+        show_position(s, out, Some(note))?;
+        return bphit::run_on(s, i, out).map(|()| None);
     }
-    // The last stop may have been a call entered, whose stop is not loaded.
-    s.load()?;
-    bail!("{MAX_FALSE_HITS} hits with a false condition in a row; stopped")
 }
 
 fn interrupted(s: &Session, out: &mut dyn Write) -> Result<()> {
@@ -354,7 +299,8 @@ fn interrupted(s: &Session, out: &mut dyn Write) -> Result<()> {
 
 /// Why a `continue` stopped on a false condition: the breakpoint, its hit
 /// rate and what it cost the program.
-fn over_the_cap(s: &Session, b: &BreakpointInfo, v: &Verdict) -> String {
+fn over_the_cap(s: &Session, i: usize, v: &Verdict) -> String {
+    let b = &s.bps.list[i];
     let cond = b.cond.as_deref().unwrap_or("");
     format!(
         "stopped: breakpoint {id} at {at} (cond {cond}) was hit {hits} times in {secs:.1}s \
@@ -362,7 +308,7 @@ fn over_the_cap(s: &Session, b: &BreakpointInfo, v: &Verdict) -> String {
          stopped for such hits, {factor:.1}x slower (the cap is {cap:.0}% over {window}s).\n\
          Refine the condition (cond {id} VAR OP VALUE), clear {id}, or continue to go on.",
         id = b.id,
-        at = describe(s, b.addr),
+        at = describe(s, b.addrs.first().copied().unwrap_or_default()),
         hits = v.hits,
         secs = v.wall.as_secs_f64(),
         rate = v.hits_per_second(),

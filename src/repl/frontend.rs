@@ -246,7 +246,10 @@ mod tests {
         assert_eq!(complete("gorou"), ["goroutine", "goroutines"]);
         assert_eq!(complete("  bt"), ["bt"]);
         assert_eq!(complete("help sta"), ["stack"]);
-        assert_eq!(complete("help ste"), ["step", "stepout"]);
+        assert_eq!(
+            complete("help ste"),
+            ["step", "step-instruction", "stepout"]
+        );
         assert!(complete("zz").is_empty());
     }
 

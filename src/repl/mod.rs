@@ -12,6 +12,10 @@
 //!   read line by line from stdin. `history`: the history file.
 
 mod backend;
+mod bpcmds;
+mod bphit;
+mod bpset;
+mod bptable;
 mod call;
 mod cond;
 mod config;
@@ -19,6 +23,7 @@ mod config_file;
 mod data;
 mod deferred;
 mod disasm;
+mod display;
 mod exec;
 mod frontend;
 mod goroots;
@@ -40,7 +45,9 @@ mod srcpath;
 mod stack;
 mod stackfull;
 mod state;
+mod stepi;
 mod stepinto;
+mod stepout;
 mod table;
 mod term;
 mod vars;

@@ -33,7 +33,7 @@ pub(super) struct Slowdown {
     start: Instant,
     stopped: Duration,
     /// Per breakpoint: false hits and the time stopped for them.
-    per_bp: BTreeMap<u32, (u64, Duration)>,
+    per_bp: BTreeMap<i64, (u64, Duration)>,
 }
 
 /// A window over the cap: the breakpoint that cost the most, its false
@@ -41,7 +41,7 @@ pub(super) struct Slowdown {
 /// hits (of every breakpoint).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Verdict {
-    pub id: u32,
+    pub id: i64,
     pub hits: u64,
     pub wall: Duration,
     pub share: f64,
@@ -69,7 +69,7 @@ impl Slowdown {
     /// when a window over the cap ends; a window under it starts anew.
     pub fn false_hit(
         &mut self,
-        id: u32,
+        id: i64,
         cycle: Duration,
         ran: Duration,
         now: Instant,
@@ -110,7 +110,7 @@ mod tests {
     fn hits(
         s: &mut Slowdown,
         t: &mut Instant,
-        id: u32,
+        id: i64,
         n: u32,
         cycle: Duration,
         ran: Duration,

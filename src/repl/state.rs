@@ -40,6 +40,11 @@ pub struct Session<'a> {
     vars: std::cell::OnceCell<Result<VarIndex, DwarfError>>,
     /// DWARF's `prologue_end` and `is_stmt` addresses, read on first use.
     pub(super) dwarf_lines: std::cell::OnceCell<crate::binary::lines::DwarfLines>,
+    /// The breakpoints as the user knows them (the tracer has the int3s).
+    pub(super) bps: super::bptable::BpTable,
+    /// `display -a` expressions, shown at every stop; `display -d N`
+    /// empties slot N (the numbers of the others stay, as in Delve).
+    pub(super) displays: Vec<Option<String>>,
 }
 
 impl<'a> Session<'a> {
@@ -66,8 +71,11 @@ impl<'a> Session<'a> {
             ended: false,
             vars: std::cell::OnceCell::new(),
             dwarf_lines: std::cell::OnceCell::new(),
+            bps: Default::default(),
+            displays: Vec::new(),
         };
         s.load()?;
+        s.set_runtime_breakpoints();
         Ok(s)
     }
 

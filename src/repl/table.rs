@@ -7,8 +7,8 @@ use anyhow::{bail, Result};
 
 use super::state::Session;
 use super::{
-    call, config, data, deferred, disasm, exec, goroutines, grlist, info, script, session, set,
-    source, stack, vars, watch,
+    bpcmds, call, config, data, deferred, disasm, display, exec, goroutines, grlist, info, script,
+    session, set, source, stack, stepi, vars, watch,
 };
 
 /// A command's handler: the session, the words after the command name, and
@@ -78,39 +78,58 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["b"],
         group: Group::Running,
         help: "Set a breakpoint.",
-        usage: "break LOCATION   (short: b)\n\n\
-            LOCATION is FUNC (main.tick, main.(*T).M: after its prologue), FILE:LINE\n\
-            (a base name or path suffix), LINE (in the selected frame's file) or\n\
-            *ADDR (hex). The int3 is in the program only while it runs.",
+        usage: "break [NAME] [LOCATION] [if COND]   (short: b)\n\n\
+            LOCATION is FUNC (main.tick, main.(*T).M: after its prologue, and at\n\
+            every copy the compiler inlined), FILE:LINE (a base name or path\n\
+            suffix), LINE (in the selected frame's file), +N / -N (lines from the\n\
+            selected frame's) or *ADDR (hex); none: the selected frame's line.\n\
+            NAME (a letter, then letters, digits, _ or -) can stand for the id in\n\
+            clear, cond, on and toggle. `if COND` sets a condition (see cond).\n\
+            The int3 is in the program only while it runs.",
         arg: Arg::Location,
-        run: exec::breakpoint,
+        run: bpcmds::breakpoint,
+    },
+    Command {
+        name: "trace",
+        aliases: &["t"],
+        group: Group::Running,
+        help: "Set a tracepoint: print each hit and go on.",
+        usage: "trace [NAME] [LOCATION] [-stack N] [if COND]   (short: t)\n\n\
+            At each hit (whose condition holds) print `> goroutine(G): FUNC(ARGS)`\n\
+            with the arguments' values, and N frames of its stack with -stack N;\n\
+            the program goes on without stopping. LOCATION as break takes it.",
+        arg: Arg::Location,
+        run: bpcmds::tracepoint,
     },
     Command {
         name: "breakpoints",
         aliases: &["bp"],
         group: Group::Running,
         help: "List the breakpoints, with hit counts per goroutine.",
-        usage: "breakpoints",
+        usage: "breakpoints   (short: bp)\n\n\
+            Includes unrecovered-panic (-1) and runtime-fatal-throw (-2), which goat\n\
+            sets at attach so that a dying program stops while its goroutines are\n\
+            there (clear them like any other).",
         arg: Arg::None,
-        run: exec::breakpoints,
+        run: bpcmds::breakpoints,
     },
     Command {
         name: "clear",
         aliases: &[],
         group: Group::Running,
         help: "Delete a breakpoint.",
-        usage: "clear N",
+        usage: "clear N | NAME",
         arg: Arg::None,
-        run: exec::clear,
+        run: bpcmds::clear,
     },
     Command {
         name: "clearall",
         aliases: &[],
         group: Group::Running,
-        help: "Delete every breakpoint.",
-        usage: "clearall",
-        arg: Arg::None,
-        run: exec::clearall,
+        help: "Delete every breakpoint, or those at a location.",
+        usage: "clearall [LOCATION]",
+        arg: Arg::Location,
+        run: bpcmds::clearall,
     },
     Command {
         name: "watch",
@@ -133,14 +152,43 @@ pub static COMMANDS: &[Command] = &[
         name: "condition",
         aliases: &["cond"],
         group: Group::Running,
-        help: "Make a breakpoint stop only when a comparison holds.",
-        usage: "condition N [VAR OP VALUE]   (short: cond)\n\n\
-            VAR is a variable path as print takes it (n, req.Path, s[2]) in the\n\
-            frame that hit, or `goroutine` (the id of the goroutine that hit); OP\n\
-            one of == != < <= > >=; VALUE an integer, a \"string\" or true/false.\n\
-            Without a comparison, the condition is removed.",
+        help: "Make a breakpoint stop only when a condition holds.",
+        usage: "condition BP EXPR   (short: cond; BP is an id or a name)\n\
+            condition -hitcount BP OP K\n\
+            condition -per-g-hitcount BP OP K\n\
+            condition -clear BP\n\n\
+            EXPR is any boolean expression print evaluates (n >= 3 && req.Path ==\n\
+            \"/a\" || ok), in the frame that hit; `goroutine OP N` compares the id\n\
+            of the goroutine that hit. A false condition is no hit. -hitcount stops\n\
+            only when the hit count (per goroutine with -per-g-hitcount) compares\n\
+            so with K, OP one of == != < <= > >= % (% K: every K-th hit).\n\
+            `condition BP` alone removes the expression; -clear removes both.",
         arg: Arg::None,
-        run: exec::condition,
+        run: bpcmds::condition,
+    },
+    Command {
+        name: "on",
+        aliases: &[],
+        group: Group::Running,
+        help: "Run a command at each hit of a breakpoint.",
+        usage: "on BP COMMAND\n\n\
+            COMMAND is one of print EXPR, stack [N], goroutine, args, locals,\n\
+            display, frame N COMMAND; `on BP trace` makes BP a tracepoint and\n\
+            `on BP cond ...` is `cond BP ...`. The commands are listed by\n\
+            breakpoints and go with the breakpoint.",
+        arg: Arg::None,
+        run: bpcmds::on,
+    },
+    Command {
+        name: "toggle",
+        aliases: &[],
+        group: Group::Running,
+        help: "Disable a breakpoint, or enable it again.",
+        usage: "toggle BP\n\n\
+            A disabled breakpoint keeps its id, name, condition and hit counts,\n\
+            and has no int3 in the program.",
+        arg: Arg::None,
+        run: bpcmds::toggle,
     },
     Command {
         name: "continue",
@@ -211,6 +259,16 @@ pub static COMMANDS: &[Command] = &[
         usage: "stepout   (short: so)",
         arg: Arg::None,
         run: exec::stepout,
+    },
+    Command {
+        name: "step-instruction",
+        aliases: &["si", "stepi"],
+        group: Group::Running,
+        help: "Run one machine instruction of the selected goroutine's thread.",
+        usage: "step-instruction   (short: si)\n\n\
+            The other threads stay stopped; the goroutine must be running on a thread.",
+        arg: Arg::None,
+        run: stepi::step_instruction,
     },
     Command {
         name: "goroutines",
@@ -505,6 +563,17 @@ pub static COMMANDS: &[Command] = &[
             refused.",
         arg: Arg::None,
         run: set::set,
+    },
+    Command {
+        name: "display",
+        aliases: &[],
+        group: Group::Data,
+        help: "Print expressions every time the program stops.",
+        usage: "display -a [%VERB] EXPR | display -d N | display\n\n\
+            -a adds EXPR (as print takes it) to the list shown as `N: EXPR = VALUE`\n\
+            after every stop; -d N removes number N; alone, shows them all now.",
+        arg: Arg::None,
+        run: display::display,
     },
     Command {
         name: "whatis",

@@ -457,6 +457,11 @@ pub(super) fn clear(s: &mut Session, id: u32, out: &mut dyn Write) -> Result<boo
     Ok(true)
 }
 
+/// The watchpoints' ids, which breakpoints must not take.
+pub(super) fn ids(s: &mut Session) -> Result<Vec<i64>> {
+    Ok(all(s)?.iter().map(|w| i64::from(w.id)).collect())
+}
+
 /// `clearall`: every watchpoint too.
 pub(super) fn clear_all(s: &mut Session) -> Result<()> {
     for w in all(s)? {

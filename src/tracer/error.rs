@@ -100,6 +100,9 @@ pub enum AttachError {
     UnexpectedReply,
     #[error("the tracer could not read a request: {detail}")]
     UnreadableRequest { detail: String },
+    /// `step-instruction` on a thread the tracer does not hold stopped.
+    #[error("thread {tid} is not stopped under goat")]
+    ThreadNotStopped { tid: i32 },
 }
 
 impl AttachError {

@@ -23,6 +23,7 @@ mod regset;
 pub mod remote;
 mod rescue;
 mod signals;
+mod stepi;
 mod wire;
 
 pub use breakpoints::{ArmObserver, BreakpointInfo, FrameCond, TempAction, TempBreakpoint};

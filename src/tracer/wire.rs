@@ -51,6 +51,8 @@ pub(super) enum Request {
     /// its results.
     CallStart(super::fncall::CallPlan),
     CallFinish,
+    /// One instruction of one thread, the others stopped (`stepi.rs`).
+    StepInstruction(i32),
 }
 
 /// A file goat is writing under an exclusive `flock`, named so that the
@@ -157,6 +159,9 @@ impl Tracer {
                 Ok((stop, threads)) => Reply::CallStopped(stop, threads),
                 Err(e) => failed(e),
             },
+            Request::StepInstruction(tid) => self
+                .step_instruction(tid)
+                .map_or_else(failed, Reply::Threads),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod debugregs;
 pub mod faults;
 pub mod kernel_core;
 mod require;
+pub mod runctl;
 pub mod traceback;
 pub mod vendor;
 pub mod watched;

@@ -86,9 +86,9 @@ impl Location {
 pub struct Var {
     pub name: String,
     pub param: bool,
-    /// A result parameter (`DW_AT_variable_parameter`): Go marks its
-    /// function's results so, in declaration order after the arguments.
-    pub ret: bool,
+    /// A function result (`DW_AT_variable_parameter`, as Go marks them):
+    /// not an argument a call passes in.
+    pub result: bool,
     pub ty: Option<usize>,
     /// The ranges of its innermost lexical block; empty for the whole function.
     pub scope: Vec<(u64, u64)>,

@@ -101,7 +101,7 @@ impl VarIndex {
                             let var = Var {
                                 name,
                                 param: tag == gimli::DW_TAG_formal_parameter,
-                                ret: matches!(
+                                result: matches!(
                                     entry.attr_value(gimli::DW_AT_variable_parameter),
                                     Some(AttributeValue::Flag(true))
                                 ),

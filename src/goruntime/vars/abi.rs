@@ -272,7 +272,7 @@ mod tests {
         let types = |ret: bool| -> Vec<usize> {
             f.vars
                 .iter()
-                .filter(|v| v.param && v.ret == ret)
+                .filter(|v| v.param && v.result == ret)
                 .map(|v| v.ty.expect("typed"))
                 .collect()
         };

@@ -241,6 +241,23 @@ impl Scope<'_> {
 
     /// The variables in scope at the frame's pc (params first when `params`).
     pub fn variables(&self, params: bool) -> Result<Vec<(String, Value)>, VarError> {
+        self.variables_where(|v| v.param == params)
+    }
+
+    /// The arguments a call passed in (parameters that are no result).
+    pub fn arguments(&self) -> Result<Vec<(String, Value)>, VarError> {
+        self.variables_where(|v| v.param && !v.result)
+    }
+
+    /// The function's results (Go marks them `DW_AT_variable_parameter`).
+    pub fn results(&self) -> Result<Vec<(String, Value)>, VarError> {
+        self.variables_where(|v| v.param && v.result)
+    }
+
+    fn variables_where(
+        &self,
+        want: impl Fn(&crate::binary::dwarf_vars::Var) -> bool,
+    ) -> Result<Vec<(String, Value)>, VarError> {
         let f = self
             .index
             .function(self.pc)
@@ -255,9 +272,7 @@ impl Scope<'_> {
             })?;
         let mut shown: Vec<_> = vars
             .iter()
-            .filter(|v| {
-                v.param == params && v.in_scope(self.pc) && (params || !declared(v.decl_line))
-            })
+            .filter(|v| want(v) && v.in_scope(self.pc) && (v.param || !declared(v.decl_line)))
             .collect();
         // Delve's order: outer blocks first, then by declaration line (the
         // compiler's DWARF order is neither); stable, as arguments keep

@@ -1,0 +1,270 @@
+//! Breakpoint features on the `runctl` fixture, on every release, optimized
+//! and `-N -l`: names, conditions with && and ||, on, toggle, hit-count
+//! conditions, display, clear NAME, clearall LOCATION, bare `b` and
+//! `b +N`, a breakpoint on a function the optimizer inlined everywhere,
+//! `next` while another goroutine hits a breakpoint, stepout's returned
+//! values, step-instruction. After each session the program runs on,
+//! untraced, its code as before.
+
+mod common;
+
+use common::runctl::{line_of, session, stops, FLAVOURS};
+use common::{assert_untouched, build_fixtures, text_segment, Fixture};
+
+fn names_conditions_on_toggle_display(flavour: &str) {
+    let fx = Fixture::start(flavour, "runctl", &[]);
+    let before = text_segment(&fx);
+    let (out, err, ctx) = session(
+        flavour,
+        fx.pid(),
+        &[
+            "b main.roundDone",
+            "c",
+            "b tp main.traced if i == 3 && len(name) == 2 || i > 100",
+            "on tp print i",
+            "on tp print name",
+            "display -a rounds",
+            "c",
+            "toggle tp",
+            "c",
+            "toggle tp",
+            "cond -clear tp",
+            "cond -hitcount tp % 3",
+            "c",
+            "c",
+            "c",
+            "bp",
+            "clear tp",
+            "display -d 0",
+            "b other main.bystander",
+            "clearall main.bystander",
+            "bp",
+            "cond 1 goroutine == 1 && r >= 0",
+            "cond -per-g-hitcount 1 % 2",
+            "on 1 stack 1",
+            "c",
+            "c",
+            "quit",
+        ],
+    );
+    assert!(!err.contains("error"), "{ctx}");
+    let s = stops(&out);
+    assert_eq!(s.len(), 8, "{ctx}");
+    assert!(s[0].is(1, "main.roundDone", "round-done"), "{ctx}");
+    // The condition held for i == 3 only; on printed its expressions.
+    assert!(s[1].is(1, "main.traced", "traced"), "{ctx}");
+    assert!(
+        s[1].note.starts_with("[tp] (hits goroutine(1):1 total:1)"),
+        "{ctx}"
+    );
+    let after = |i: usize| out.lines().skip(s[i].at).collect::<Vec<_>>().join("\n");
+    assert!(after(1).contains("\ti: 3\n\tname: \"ab\""), "{ctx}");
+    // Disabled: the next round goes by it.
+    assert!(s[2].is(1, "main.roundDone", "round-done"), "{ctx}");
+    // -hitcount % 3 after the condition is gone: hits 2..6 are the calls
+    // with i = 0..4 of the next round: it stops at the 3rd and 6th.
+    assert!(s[3].is(1, "main.traced", "traced"), "{ctx}");
+    assert!(after(3).contains("\ti: 1\n"), "{ctx}");
+    assert!(s[3].note.contains("total:3)"), "{ctx}");
+    assert!(s[4].is(1, "main.traced", "traced"), "{ctx}");
+    assert!(after(4).contains("\ti: 4\n"), "{ctx}");
+    assert!(s[5].is(1, "main.roundDone", "round-done"), "{ctx}");
+    // display: at every stop from the one after `display -a`, until -d.
+    assert_eq!(out.matches("\n0: rounds = ").count(), 6, "{ctx}");
+    assert!(
+        out.contains("Breakpoint tp 2 at 0x")
+            && out.contains("\tcond -hitcount % 3\n\tprint i\n\tprint name"),
+        "{ctx}"
+    );
+    assert!(out.contains("Breakpoint tp 2 cleared at"), "{ctx}");
+    assert!(out.contains("Breakpoint other 3 cleared at"), "{ctx}");
+    // The last listing: breakpoint 1 and the runtime's two, not 2 or 3.
+    let last = out.rsplit("Breakpoint other 3 cleared").next().unwrap();
+    assert!(last.contains("Breakpoint 1 at"), "{ctx}");
+    assert!(last.contains("Breakpoint unrecovered-panic -1 at"), "{ctx}");
+    assert!(
+        last.contains("Breakpoint runtime-fatal-throw -2 at"),
+        "{ctx}"
+    );
+    assert!(
+        !last.contains("Breakpoint other") && !last.contains("Breakpoint tp"),
+        "{ctx}"
+    );
+    // `goroutine` in a compound condition; -per-g-hitcount % 2: goroutine
+    // 1's 4th and 6th hits stop, its 5th is counted and goes by.
+    assert!(s[6].is(1, "main.roundDone", "round-done"), "{ctx}");
+    assert!(s[6].note.contains("(hits goroutine(1):4 total:4)"), "{ctx}");
+    assert!(after(6).contains("\tstack 1:\n0  0x"), "{ctx}");
+    assert!(s[7].is(1, "main.roundDone", "round-done"), "{ctx}");
+    assert!(s[7].note.contains("(hits goroutine(1):6 total:6)"), "{ctx}");
+    drop(out);
+    assert_untouched(fx.pid());
+    assert!(text_segment(&fx) == before, "the text changed: {ctx}");
+}
+
+#[test]
+fn names_conditions_on_toggle_hitcount_and_display() {
+    build_fixtures();
+    for flavour in FLAVOURS {
+        names_conditions_on_toggle_display(flavour);
+    }
+}
+
+fn steps_inlined_si_and_lines(flavour: &str) {
+    let fx = Fixture::start(flavour, "runctl", &[]);
+    let before = text_segment(&fx);
+    let nap = format!("b runctl/main.go:{}", line_of("nap"));
+    let (out, err, ctx) = session(
+        flavour,
+        fx.pid(),
+        &[
+            &nap,
+            "c",
+            "b +1",
+            "clear 2",
+            "b main.bystander",
+            "next",
+            "goroutine",
+            "b",
+            "bp",
+            "clearall",
+            "b main.finish",
+            "c",
+            "clear 5",
+            "b main.traced",
+            "c",
+            "stepout",
+            "si",
+            "quit",
+        ],
+    );
+    assert!(!err.contains("error"), "{ctx}");
+    let s = stops(&out);
+    assert!(s[0].is(1, "main.main", "nap"), "{ctx}");
+    // `b +1`: the line after the selected frame's.
+    let after_nap = line_of("after-nap");
+    assert!(
+        out.lines().any(|l| l.starts_with("Breakpoint 2 set at 0x")
+            && l.ends_with(&format!("main.go:{after_nap}"))),
+        "{ctx}"
+    );
+    // next over the nap: the bystander goroutine's hits are reported, the
+    // step ends on goroutine 1, which stays selected.
+    let other: Vec<_> = s.iter().filter(|x| x.func == "main.bystander").collect();
+    assert!(!other.is_empty(), "{ctx}");
+    assert!(
+        other
+            .iter()
+            .all(|x| x.g != 1 && common::runctl::at_marker(x.line, "bystander")),
+        "{ctx}"
+    );
+    assert!(
+        out.contains("\tbreakpoint hit during a step, continuing..."),
+        "{ctx}"
+    );
+    let k = s
+        .iter()
+        .position(|x| x.func != "main.bystander" && x.at > s[0].at)
+        .unwrap();
+    assert!(s[k].is(1, "main.main", "after-nap"), "{ctx}");
+    assert!(out.contains("Goroutine 1 - "), "{ctx}");
+    // Bare `b`: the selected frame's line.
+    assert!(
+        out.lines().any(|l| l.starts_with("Breakpoint 4 set at 0x")
+            && l.contains("for main.main() ")
+            && l.ends_with(&format!("main.go:{after_nap}"))),
+        "{ctx}"
+    );
+    // main.finish: inlined everywhere when optimized, a function with -N -l.
+    let fin = &s[k + 1];
+    assert!(fin.is(1, "main.finish", "finish"), "{ctx}");
+    assert!(fin.note.contains("(hits goroutine(1):1 total:1)"), "{ctx}");
+    // stepout of traced(0, "ab") returns 2, shown as Delve does.
+    assert!(s[k + 2].is(1, "main.traced", "traced"), "{ctx}");
+    let back = &s[k + 3];
+    assert_eq!((back.g, back.func.as_str()), (1, "main.main"), "{ctx}");
+    assert!(out.contains("Values returned:\n\t~r0: 2\n"), "{ctx}");
+    // si: one instruction on, in the same goroutine.
+    let si = &s[k + 4];
+    assert_eq!(si.g, 1, "{ctx}");
+    assert!(
+        si.note.starts_with("(PC: 0x") && si.note != back.note,
+        "{ctx}"
+    );
+    assert_eq!(s.len(), k + 5, "{ctx}");
+    drop(out);
+    assert_untouched(fx.pid());
+    assert!(text_segment(&fx) == before, "the text changed: {ctx}");
+}
+
+#[test]
+fn next_with_another_goroutines_hit_inlined_breakpoints_stepout_and_si() {
+    build_fixtures();
+    for flavour in FLAVOURS {
+        steps_inlined_si_and_lines(flavour);
+    }
+}
+
+/// Wrong uses of the new commands: each a one-line error; the session and
+/// the program go on (the last command still works).
+#[test]
+fn bad_input_to_breakpoint_commands_gives_one_line_errors() {
+    build_fixtures();
+    let flavour = "go1.27-exe";
+    let fx = Fixture::start(flavour, "runctl", &[]);
+    let before = text_segment(&fx);
+    let script = [
+        "b main.roundDone",
+        "b main.roundDone",
+        "b 1x main.traced",
+        "b dup main.explode",
+        "b dup main.throwNow",
+        "clear nosuch",
+        "toggle 99",
+        "cond -hitcount 1 =~ 3",
+        "cond -hitcount 1 > many",
+        "cond 1 n ==",
+        "on 1 quit",
+        "on 1 frame x print r",
+        "on nosuch print r",
+        "display -d 7",
+        "display -a 1 +",
+        "trace main.traced -stack many",
+        "trace main.nosuch",
+        "si extra",
+        "clearall main.nosuch",
+        "c",
+    ];
+    let (out, err, ctx) = session(flavour, fx.pid(), &script);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    for want in [
+        "a breakpoint is already set at",
+        "\"1x\" is not a breakpoint name",
+        "a breakpoint is named \"dup\" already",
+        "clear: no breakpoint \"nosuch\"",
+        "toggle: no breakpoint \"99\"",
+        "\"=~\" is not one of",
+        "\"many\" is not a hit count",
+        "condition \"n ==\"",
+        "on: \"quit\" cannot run at a hit",
+        "usage: on N frame FRAME COMMAND",
+        "on: no breakpoint \"nosuch\"",
+        "display: no expression 7",
+        "display: \"1 +\"",
+        "-stack \"many\" is not a count",
+        "no function, file or line \"main.nosuch\"",
+        "step-instruction takes no arguments",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{want:?} missing: {ctx}"
+        );
+    }
+    assert_eq!(errors.len(), 17, "one line per wrong command: {ctx}");
+    // The session went on: the last `c` stopped at the first breakpoint.
+    let s = stops(&out);
+    assert_eq!(s.len(), 1, "{ctx}");
+    assert!(s[0].is(1, "main.roundDone", "round-done"), "{ctx}");
+    assert_untouched(fx.pid());
+    assert!(text_segment(&fx) == before, "the text changed: {ctx}");
+}
