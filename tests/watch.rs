@@ -324,7 +324,10 @@ fn the_guardian_clears_debug_registers_when_the_tracer_dies() {
             .expect("script");
         let mut stdout = BufReader::new(goat.stdout.take().expect("stdout"));
         let mut seen = String::new();
-        while !seen.contains("Watchpoint 2 set") {
+        // Each `watch` answers one line: two "Watchpoint N set" lines, or
+        // an error (then the wait would never end).
+        while seen.matches(" set at 0x").count() < 2 {
+            assert!(!seen.contains("error"), "{flavour}: {seen}");
             let mut line = String::new();
             if stdout.read_line(&mut line).unwrap_or(0) == 0 {
                 panic!("{flavour}: goat ended before setting the watchpoints: {seen}");

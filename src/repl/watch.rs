@@ -47,6 +47,12 @@ pub fn watch(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> 
     let spec = spec_for(s, &expr, kind)?;
     let (addr, size) = (spec.addr, spec.size);
     let stack = spec.stack.as_ref().map(|st| st.goid);
+    let id =
+        u32::try_from(s.bps.next_id()).map_err(|_| anyhow!("watch: out of breakpoint numbers"))?;
+    let spec = WatchSpec {
+        id: Some(id),
+        ..spec
+    };
     let w = s.control()?.process().add_watchpoint(spec)?;
     let how = match kind {
         WatchKind::Write => "write",
@@ -98,6 +104,7 @@ fn spec_for(s: &Session, expr: &str, kind: WatchKind) -> Result<WatchSpec> {
         expr: expr.to_string(),
         ty: ty as u64,
         stack,
+        id: None,
     })
 }
 

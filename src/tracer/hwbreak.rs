@@ -71,6 +71,10 @@ pub struct WatchSpec {
     pub expr: String,
     pub ty: u64,
     pub stack: Option<StackScope>,
+    /// The number the session gives it (breakpoints and watchpoints share
+    /// one sequence, as in Delve); the tracer numbers it when `None`.
+    #[serde(default)]
+    pub id: Option<u32>,
 }
 
 /// A watchpoint as the tracer keeps it.
@@ -259,7 +263,7 @@ impl Tracer {
         let mut last = vec![0u8; usize::from(spec.size)];
         self.bps.read_bytes(self.pid, spec.addr, &mut last)?;
         let info = WatchpointInfo {
-            id: self.bps.next_id(),
+            id: spec.id.unwrap_or_else(|| self.bps.next_id()),
             slot: slot as u8,
             spec,
             hits: BTreeMap::new(),
