@@ -188,3 +188,47 @@ fn group_collapses_identical_stacks() {
     );
     assert_untouched(fx.pid());
 }
+
+/// Arguments under inlined frames, with their `?` marks, as the runtime
+/// prints them: Go 1.19 takes liveness at the inlined call site, so
+/// `outer3`'s first argument is `0xffffffffffffffff?` there (goat printed
+/// it without the mark, as for 1.21+, where the frame's pc decides).
+#[test]
+fn arguments_under_inlined_calls_are_marked_as_the_runtime_marks_them() {
+    common::build_fixtures();
+    for release in ["go1.19", "go1.21", "go1.24", "go1.27"] {
+        let flavour = format!("{release}-exe");
+        let fx = Fixture::start(&flavour, "argslive", &[]);
+        let pid = fx.pid().to_string();
+        let out = run_goat(&["stacks", &pid]);
+        assert!(
+            out.status.success(),
+            "{flavour}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_untouched(fx.pid());
+        let goat_text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let runtime_text = fx.sigquit_dump();
+        // The call lines, arguments included, of the frames that matter.
+        let calls = |text: &str| -> Vec<String> {
+            let mut v: Vec<String> = text
+                .lines()
+                .filter(|l| l.starts_with("main.outer") || l.starts_with("main.helper"))
+                .map(str::to_string)
+                .collect();
+            v.sort();
+            v
+        };
+        let (ours, theirs) = (calls(&goat_text), calls(&runtime_text));
+        assert_eq!(theirs.len(), 8, "{flavour}:\n{runtime_text}");
+        assert_eq!(ours, theirs, "{flavour}:\n--- goat:\n{goat_text}");
+        if release == "go1.19" {
+            assert!(
+                theirs
+                    .iter()
+                    .any(|l| l.starts_with("main.outer3(0xffffffffffffffff?,")),
+                "{flavour}: the fixture no longer shows the rule:\n{runtime_text}"
+            );
+        }
+    }
+}

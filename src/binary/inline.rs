@@ -58,7 +58,34 @@ impl<'a> Func<'a> {
     /// `"?"`, 0, as the runtime prints it.
     pub fn source_frames(&self, pc: u64) -> Result<Vec<SourceFrame<'a>>, BinaryError> {
         let mut frames = Vec::new();
+        let pc = self.walk_inlined(pc, |frame| frames.push(frame))?;
+        let (file, line) = self.file_line(pc).unwrap_or(("?", 0));
+        frames.push(SourceFrame {
+            function: self.name()?,
+            file,
+            line,
+            func_id: self.func_id(),
+            inlined: false,
+        });
+        Ok(frames)
+    }
+
+    /// The pc in this function's own code where the inlined calls at `pc`
+    /// were made (the outermost call site's `parentPc`), or `pc` when no
+    /// call is inlined there. Go 1.19 and 1.20 take argument liveness there.
+    pub fn inline_site_pc(&self, pc: u64) -> Result<u64, BinaryError> {
+        self.walk_inlined(pc, |_| {})
+    }
+
+    /// Calls `each` with the inlined frames at `pc`, innermost first, and
+    /// returns the pc in the physical function they were inlined at.
+    fn walk_inlined(
+        &self,
+        pc: u64,
+        mut each: impl FnMut(SourceFrame<'a>),
+    ) -> Result<u64, BinaryError> {
         let mut pc = pc;
+        let mut depth = 0;
         if let Some(tree) = self.inline_tree()? {
             let layout = self.tab.layout;
             let size = layout.inlined_call_size();
@@ -72,7 +99,8 @@ impl<'a> Func<'a> {
                 let Ok(index) = u64::try_from(index) else {
                     break;
                 };
-                if frames.len() >= MAX_INLINE_DEPTH {
+                depth += 1;
+                if depth > MAX_INLINE_DEPTH {
                     return Err(BinaryError::Malformed {
                         what: "inline tree (cycle)",
                         offset: tree,
@@ -92,7 +120,7 @@ impl<'a> Func<'a> {
                     .and_then(|rec| layout.decode_inlined_call(rec))
                     .ok_or(BinaryError::NotFileBacked { addr, len: size })?;
                 let (file, line) = self.file_line(pc).unwrap_or(("?", 0));
-                frames.push(SourceFrame {
+                each(SourceFrame {
                     function: self.name_at(call.name_off)?,
                     file,
                     line,
@@ -106,15 +134,7 @@ impl<'a> Func<'a> {
                 pc = self.entry().wrapping_add(parent);
             }
         }
-        let (file, line) = self.file_line(pc).unwrap_or(("?", 0));
-        frames.push(SourceFrame {
-            function: self.name()?,
-            file,
-            line,
-            func_id: self.func_id(),
-            inlined: false,
-        });
-        Ok(frames)
+        Ok(pc)
     }
 
     /// The first pc of each inlined copy of function `name` in this

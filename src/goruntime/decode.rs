@@ -302,7 +302,17 @@ impl Decoder<'_> {
                 let args = self
                     .tab
                     .find_func(sym)
-                    .map(|f| ArgsPlan::new(self.bin, &f, sym))
+                    .map(|f| {
+                        // Go 1.19 and 1.20 print arguments with the liveness
+                        // of the pc the inlined calls were made at (their
+                        // traceback walks the inline tree first); later
+                        // releases use the frame's own pc.
+                        let live_pc = match self.version.at_least(21) {
+                            true => sym,
+                            false => f.inline_site_pc(sym).unwrap_or(sym),
+                        };
+                        ArgsPlan::new(self.bin, &f, live_pc)
+                    })
                     .unwrap_or_default();
                 Arc::new(PcInfo {
                     sources: self.sources(sym),
