@@ -31,17 +31,13 @@ pub trait ArmObserver: Send {
     fn watching(&mut self, on: bool);
 }
 
-/// A user breakpoint as the table keeps it.
+/// A breakpoint's int3 as the tracer keeps it (names, conditions and hit
+/// counts are the session's: `repl/bptable.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakpointInfo {
     pub id: u32,
     /// Run-time address.
     pub addr: u64,
-    /// The condition's text (evaluated by the session), if any.
-    pub cond: Option<String>,
-    /// Reported hits by goroutine id.
-    pub hits: BTreeMap<u64, u64>,
-    pub total: u64,
 }
 
 /// What a thread stopped at a temporary (stepping) breakpoint must match to
@@ -241,9 +237,6 @@ impl Breakpoints {
         let b = BreakpointInfo {
             id: self.next_id(),
             addr,
-            cond: None,
-            hits: BTreeMap::new(),
-            total: 0,
         };
         self.user.insert(b.id, b.clone());
         Ok(b)
@@ -363,19 +356,6 @@ impl LiveProcess {
             Reply::Breakpoints(all) => Ok(all),
             _ => Err(protocol_error()),
         }
-    }
-
-    /// Sets (or with `None` removes) breakpoint `id`'s condition text.
-    pub fn set_condition(&self, id: u32, cond: Option<String>) -> Result<bool, AttachError> {
-        match self.request(Request::SetCondition(id, cond))? {
-            Reply::Found(found) => Ok(found),
-            _ => Err(protocol_error()),
-        }
-    }
-
-    /// Counts a reported hit of breakpoint `id` by goroutine `goid`.
-    pub fn record_hit(&self, id: u32, goid: u64) -> Result<Option<BreakpointInfo>, AttachError> {
-        self.breakpoint_reply(Request::RecordHit(id, goid))
     }
 
     fn breakpoint_reply(&self, req: Request) -> Result<Option<BreakpointInfo>, AttachError> {

@@ -26,8 +26,6 @@ pub(super) enum Request {
     AddBreakpoint(u64),
     RemoveBreakpoint(u32),
     Breakpoints,
-    SetCondition(u32, Option<String>),
-    RecordHit(u32, u64),
     ForkCopy(u64),
     ReleaseCopy,
     /// Have the target reap copies dead tracers left (see `reap.rs`).
@@ -115,20 +113,6 @@ impl Tracer {
             }
             Request::RemoveBreakpoint(id) => Reply::Breakpoint(self.bps.remove_user(id)),
             Request::Breakpoints => Reply::Breakpoints(self.bps.user.values().cloned().collect()),
-            Request::SetCondition(id, cond) => Reply::Found(match self.bps.user.get_mut(&id) {
-                Some(b) => {
-                    b.cond = cond;
-                    true
-                }
-                None => false,
-            }),
-            Request::RecordHit(id, goid) => {
-                Reply::Breakpoint(self.bps.user.get_mut(&id).map(|b| {
-                    *b.hits.entry(goid).or_default() += 1;
-                    b.total += 1;
-                    b.clone()
-                }))
-            }
             Request::ForkCopy(insn) => self.fork_copy(insn).map_or_else(failed, Reply::Forked),
             Request::ReleaseCopy => self
                 .release_fork_running()
