@@ -107,17 +107,7 @@ fn cgo_callback_goroutines_match_the_runtime() {
     common::build_fixtures();
     for release in ["go1.19", "go1.21", "go1.24", "go1.27"] {
         let flavour = format!("{release}-exe");
-        let fx = Fixture::start(&flavour, "cgocb", &[]);
-        let pid = fx.pid().to_string();
-        let out = run_goat(&["stacks", &pid]);
-        assert!(
-            out.status.success(),
-            "{flavour}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_untouched(fx.pid());
-        let goat_text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let runtime_text = fx.sigquit_dump();
+        let (goat_text, runtime_text) = goat_then_runtime(&flavour, "cgocb");
         let (ours, theirs) = (
             traceback::parse(&goat_text),
             traceback::parse(&runtime_text),
@@ -198,17 +188,7 @@ fn arguments_under_inlined_calls_are_marked_as_the_runtime_marks_them() {
     common::build_fixtures();
     for release in ["go1.19", "go1.21", "go1.24", "go1.27"] {
         let flavour = format!("{release}-exe");
-        let fx = Fixture::start(&flavour, "argslive", &[]);
-        let pid = fx.pid().to_string();
-        let out = run_goat(&["stacks", &pid]);
-        assert!(
-            out.status.success(),
-            "{flavour}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_untouched(fx.pid());
-        let goat_text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let runtime_text = fx.sigquit_dump();
+        let (goat_text, runtime_text) = goat_then_runtime(&flavour, "argslive");
         // The call lines, arguments included, of the frames that matter.
         let calls = |text: &str| -> Vec<String> {
             let mut v: Vec<String> = text
@@ -231,4 +211,20 @@ fn arguments_under_inlined_calls_are_marked_as_the_runtime_marks_them() {
             );
         }
     }
+}
+
+/// `goat stacks` of fixture `name` built as `flavour`, then the runtime's
+/// own dump of the same process.
+fn goat_then_runtime(flavour: &str, name: &str) -> (String, String) {
+    let fx = Fixture::start(flavour, name, &[]);
+    let pid = fx.pid().to_string();
+    let out = run_goat(&["stacks", &pid]);
+    assert!(
+        out.status.success(),
+        "{flavour}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_untouched(fx.pid());
+    let goat_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (goat_text, fx.sigquit_dump())
 }

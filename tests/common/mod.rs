@@ -21,6 +21,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+/// Every release the session tests cover, optimized and `-N -l`.
+pub const SESSION_FLAVOURS: [&str; 8] = [
+    "go1.19-exe",
+    "go1.19-noopt",
+    "go1.21-exe",
+    "go1.21-noopt",
+    "go1.24-exe",
+    "go1.24-noopt",
+    "go1.27-exe",
+    "go1.27-noopt",
+];
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

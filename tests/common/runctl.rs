@@ -4,16 +4,7 @@
 use std::process::Output;
 
 /// Every release, optimized and `-N -l`.
-pub const FLAVOURS: [&str; 8] = [
-    "go1.19-exe",
-    "go1.19-noopt",
-    "go1.21-exe",
-    "go1.21-noopt",
-    "go1.24-exe",
-    "go1.24-noopt",
-    "go1.27-exe",
-    "go1.27-noopt",
-];
+pub const FLAVOURS: [&str; 8] = super::SESSION_FLAVOURS;
 
 /// The fixture's line carrying `// L:name`.
 pub fn line_of(name: &str) -> u32 {

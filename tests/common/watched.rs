@@ -7,17 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::{build_fixtures, fixture_path, require_fixture, root, Fixture};
 
-/// Every release the tests cover, optimized and `-N -l`.
-pub const FLAVOURS: &[&str] = &[
-    "go1.19-exe",
-    "go1.19-noopt",
-    "go1.21-exe",
-    "go1.21-noopt",
-    "go1.24-exe",
-    "go1.24-noopt",
-    "go1.27-exe",
-    "go1.27-noopt",
-];
+/// Every release, optimized and `-N -l`.
+pub const FLAVOURS: &[&str] = &super::SESSION_FLAVOURS;
 
 /// A running `watched` and the lines it has written on stderr.
 pub struct Watched {
