@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::binary::{Binary, BinaryError, VersionOrigin};
-use crate::process::{preflight, read_mappings, ProcessMemory};
+use crate::process::preflight;
 
 use super::open;
 
@@ -38,13 +38,7 @@ fn exe_info(pid: i32, path: &Path) -> Result<preflight::ExeInfo, BinaryError> {
 /// What `goat stacks` would find, read without stopping the target: the
 /// loader, the layout check, the goroutine list.
 fn goroutines(pid: i32) -> Result<String, String> {
-    let (mut prog, exe) = open::open_program(pid, &super::OpenOptions::default(), &mut |_| {})
-        .map_err(|e| e.to_string())?;
-    let bias = prog
-        .load_bias(&read_mappings(pid), &exe)
-        .map_err(|e| e.to_string())?;
-    let fit = prog
-        .settle_layout(&ProcessMemory::new(pid), bias)
+    let (prog, _, fit) = open::open_program(pid, &super::OpenOptions::default(), &mut |_| {})
         .map_err(|e| e.to_string())?;
     Ok(format!(
         "goat can read its goroutines: {} in runtime.allgs, runtime layout {}",

@@ -77,7 +77,7 @@ impl Inspector {
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Inspector, InspectError> {
         let start = Instant::now();
-        let (prog, exe) = open::open_program(pid, opts, warn)?;
+        let (prog, exe, _) = open::open_program(pid, opts, warn)?;
         Ok(Inspector {
             prog,
             source: Source::Live { pid, exe },

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::binary::Binary;
 use crate::corefile::CoreFile;
-use crate::goruntime::{GoError, GoProgram, LayoutOrigin};
+use crate::goruntime::{Fit, GoError, GoProgram, LayoutOrigin};
 use crate::process::{preflight, procfs, read_mappings, ProcessMemory, Target};
 use crate::tracer::AttachError;
 
@@ -15,13 +15,13 @@ use super::{verify, InspectError, OpenOptions, Warning};
 
 /// Refuses targets that are not there, not attachable or not Go before any
 /// ptrace call, so the common mistakes get a plain answer and the target is
-/// never touched. Returns the program and the executable's path as the
-/// process's mappings name it.
+/// never touched. Returns the program, the executable's path as the
+/// process's mappings name it, and what the layout check saw.
 pub(super) fn open_program(
     pid: i32,
     opts: &OpenOptions,
     warn: &mut dyn FnMut(Warning),
-) -> Result<(GoProgram, PathBuf), InspectError> {
+) -> Result<(GoProgram, PathBuf, Fit), InspectError> {
     preflight::refuse_early(pid)?;
     let exe_link = procfs::exe_path(pid);
     let exe = match procfs::exe(pid) {
@@ -70,16 +70,15 @@ pub(super) fn open_program(
     let settled = prog
         .load_bias(&mappings, &exe)
         .and_then(|bias| prog.settle_layout(&mem, bias));
-    if let Err(e) = settled {
+    let fit = match settled {
+        Ok(fit) => fit,
         // Gone meanwhile: its mappings and memory vanish with it, and that
         // is the answer.
-        if crate::process::has_exited(pid) {
-            return Err(AttachError::Exited { pid }.into());
-        }
-        return Err(e.into());
-    }
+        Err(_) if crate::process::has_exited(pid) => return Err(AttachError::Exited { pid }.into()),
+        Err(e) => return Err(e.into()),
+    };
     warn_neighbour(&prog, warn);
-    Ok((prog, exe))
+    Ok((prog, exe, fit))
 }
 
 /// Opens a core and the executable it names (or `exe_arg`), ready to read:

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::corefile::CoreFile;
 use crate::process::Target;
 use crate::tracer::{
-    BreakpointInfo, CallPlan, CallStop, LiveProcess, RunPlan, StopReason, Stopped,
+    AttachError, BreakpointInfo, CallPlan, CallStop, LiveProcess, RunPlan, StopReason, Stopped,
 };
 
 /// Where the session's process state comes from: a stopped live process or
@@ -70,6 +70,30 @@ pub struct LiveBackend<'p> {
 }
 
 impl<'p> LiveBackend<'p> {
+    /// Runs `op` (a run, a call, a step) from the stop at the prompt,
+    /// stopping the target first if it runs, and keeps the stop `op` ends
+    /// in. On an error the target was left running: it is stopped again,
+    /// if it is still there.
+    fn with_stopped<T>(
+        &mut self,
+        op: impl FnOnce(Stopped<'p>) -> Result<(Stopped<'p>, T), AttachError>,
+    ) -> Result<T> {
+        let s = match self.stopped.take() {
+            Some(s) => s,
+            None => self.process.stop()?,
+        };
+        match op(s) {
+            Ok((stopped, out)) => {
+                self.stopped = Some(stopped);
+                Ok(out)
+            }
+            Err(e) => {
+                self.stopped = self.process.stop().ok();
+                Err(e.into())
+            }
+        }
+    }
+
     /// Stops every thread of `process`; they stay stopped until the backend
     /// is dropped (which resumes them) or resumed through [`Control`].
     pub fn stop(process: &'p LiveProcess) -> Result<LiveBackend<'p>> {
@@ -109,54 +133,13 @@ impl Control for LiveBackend<'_> {
         Ok(())
     }
     fn run(&mut self, plan: RunPlan) -> Result<StopReason> {
-        let s = match self.stopped.take() {
-            Some(s) => s,
-            None => self.process.stop()?,
-        };
-        match s.run(plan) {
-            Ok((stopped, reason)) => {
-                self.stopped = Some(stopped);
-                Ok(reason)
-            }
-            Err(e) => {
-                // The target was left running: stop it again, if it is there.
-                self.stopped = self.process.stop().ok();
-                Err(e.into())
-            }
-        }
+        self.with_stopped(|s| s.run(plan))
     }
     fn call(&mut self, plan: CallPlan) -> Result<CallStop> {
-        let s = match self.stopped.take() {
-            Some(s) => s,
-            None => self.process.stop()?,
-        };
-        match s.call(plan) {
-            Ok((stopped, stop)) => {
-                self.stopped = Some(stopped);
-                Ok(stop)
-            }
-            Err(e) => {
-                self.stopped = self.process.stop().ok();
-                Err(e.into())
-            }
-        }
+        self.with_stopped(|s| s.call(plan))
     }
     fn finish_call(&mut self) -> Result<()> {
-        let s = match self.stopped.take() {
-            Some(s) => s,
-            None => self.process.stop()?,
-        };
-        let finished = s.finish_call();
-        match finished {
-            Ok(stopped) => {
-                self.stopped = Some(stopped);
-                Ok(())
-            }
-            Err(e) => {
-                self.stopped = self.process.stop().ok();
-                Err(e.into())
-            }
-        }
+        self.with_stopped(|s| Ok((s.finish_call()?, ())))
     }
     fn add_breakpoint(&mut self, addr: u64) -> Result<BreakpointInfo> {
         Ok(self.process.add_breakpoint(addr)?)
@@ -168,20 +151,7 @@ impl Control for LiveBackend<'_> {
         Ok(self.process.breakpoints()?)
     }
     fn step_instruction(&mut self, tid: i32) -> Result<()> {
-        let s = match self.stopped.take() {
-            Some(s) => s,
-            None => self.process.stop()?,
-        };
-        match s.step_instruction(tid) {
-            Ok(stopped) => {
-                self.stopped = Some(stopped);
-                Ok(())
-            }
-            Err(e) => {
-                self.stopped = self.process.stop().ok();
-                Err(e.into())
-            }
-        }
+        self.with_stopped(|s| Ok((s.step_instruction(tid)?, ())))
     }
     fn process(&self) -> &LiveProcess {
         self.process
