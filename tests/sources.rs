@@ -22,29 +22,9 @@ impl Drop for Trimmed {
 }
 
 fn start_trimmed() -> Option<Trimmed> {
-    let go = root().join(".toolchains/go1.27/bin/go");
-    if !go.exists() {
-        eprintln!(
-            "skipped: {} is not installed (scripts/setup-go)",
-            go.display()
-        );
-        return None;
-    }
     let dir = scratch_dir("sources");
     let exe = dir.join("vars-trimpath");
-    let built = Command::new(&go)
-        .args(["build", "-trimpath", "-gcflags=all=-N -l", "-o"])
-        .arg(&exe)
-        .arg(".")
-        .current_dir(root().join("tests/fixtures/vars"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("CGO_ENABLED", "0")
-        .env("GOCACHE", root().join(".toolchains/gocache"))
-        .output()
-        .expect("go build");
-    assert!(built.status.success(), "{}", text(&built.stderr));
+    common::go_build("go1.27", "vars", &["-trimpath", "-gcflags=all=-N -l"], &exe)?;
     let mut child = Command::new(&exe)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -121,6 +121,41 @@ fn symbols_from_the_unstripped_build_print_values_live_and_from_a_core() {
     assert!(text(&out.stdout).contains("42"), "{}", text(&out.stdout));
 }
 
+/// A rebuild, not the build itself: production runs a `strip`ped build,
+/// and the symbols come from building the same source again later (Go
+/// builds are reproducible, so with the same flags and toolchain the
+/// rebuild's code and data sit where production's do, which goat checks).
+#[test]
+fn symbols_from_a_rebuild_of_the_same_source_print_values() {
+    if !common::require_tool("objcopy", "apt-get install -y binutils") {
+        return;
+    }
+    let dir = scratch_dir("symbols-rebuild");
+    let flags = ["-gcflags=all=-N -l"];
+    let Some(()) = common::go_build("go1.24", "vars", &flags, &dir.join("app.built")) else {
+        return;
+    };
+    objcopy(&["--strip-all", "app.built", "app"], &dir);
+    std::fs::remove_file(dir.join("app.built")).unwrap();
+    let rebuild = dir.join("app.rebuild");
+    let Some(()) = common::go_build("go1.24", "vars", &flags, &rebuild) else {
+        return;
+    };
+    let fx = Fixture::start_path(&dir.join("app"), &[]);
+    let (out, err, code) = session(
+        fx.pid(),
+        &["--symbols", rebuild.to_str().unwrap()],
+        "p main.counter\n",
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("42"), "{out}\n{err}");
+    assert_untouched(fx.pid());
+    // Without them the stripped program has no variables to print.
+    let (out, err, _) = session(fx.pid(), &[], "p main.counter\n");
+    assert!(!out.contains("42"), "{out}\n{err}");
+    assert_untouched(fx.pid());
+}
+
 /// The case: production runs a `-s -w` build; the unstripped
 /// rebuild of the same source puts the data 0x20 bytes further (the binary
 /// records its build flags). goat refuses it and says what differs, never

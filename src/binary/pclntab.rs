@@ -455,6 +455,12 @@ impl<'a> Func<'a> {
         self.start_line
     }
 
+    /// Whether the function has a pcsp table: an external one (the race
+    /// detector's) has none, and its frame cannot be walked.
+    pub fn has_sp_table(&self) -> bool {
+        self.pcsp != 0
+    }
+
     /// Offsets of the pcsp, pcfile and pcln tables in pctab.
     pub(super) fn table_offsets(&self) -> (u32, u32, u32) {
         (self.pcsp, self.pcfile, self.pcln)

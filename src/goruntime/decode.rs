@@ -228,6 +228,7 @@ impl Decoder<'_> {
                 pc: g.syscall.0,
                 sp: g.syscall.1,
                 trap: false,
+                syscall: true,
             });
         }
         if g.status == G_RUNNING {
@@ -237,19 +238,26 @@ impl Decoder<'_> {
                     pc: t.regs.rip,
                     sp: t.regs.rsp,
                     trap: true,
+                    syscall: false,
                 });
             }
             // On the signal stack: where the handler interrupted the goroutine.
             let interrupted =
                 thread.and_then(|t| interrupted_at(&cap.mem, self.tab, self.bias, &t.regs));
             if let Some((pc, sp)) = interrupted.filter(|&(_, sp)| on_stack(sp)) {
-                return Some(StartRegs { pc, sp, trap: true });
+                return Some(StartRegs {
+                    pc,
+                    sp,
+                    trap: true,
+                    syscall: false,
+                });
             }
         }
         (g.sched.0 != 0 && on_stack(g.sched.1)).then_some(StartRegs {
             pc: g.sched.0,
             sp: g.sched.1,
             trap: false,
+            syscall: false,
         })
     }
 

@@ -32,6 +32,7 @@ pub fn interrupted_at(
         pc: regs.rip,
         sp: regs.rsp,
         trap: true,
+        syscall: false,
     };
     let unwound = unwind(mem, tab, bias, start, &mut UnwindCache::new());
     let tramp = unwound.frames.iter().find(|f| {

@@ -53,6 +53,10 @@ pub struct StartRegs {
     pub pc: u64,
     pub sp: u64,
     pub trap: bool,
+    /// The walk starts from a goroutine's `syscallpc/sp`: saved by
+    /// `entersyscall` before the syscall function writes SP, so that
+    /// function's SPWRITE flag does not matter (the runtime's `isSyscall`).
+    pub syscall: bool,
 }
 
 /// The frames found, and why the walk stopped early if it did.
@@ -99,6 +103,9 @@ pub enum FrameSizeError {
 #[derive(Debug, Clone)]
 pub struct PcFacts {
     entry: u64,
+    /// A function without a pcsp table (an external one, like the race
+    /// detector's): the runtime ends the walk before it, silently.
+    external: bool,
     flag: u8,
     /// The frame size at this PC, or why it is unknown.
     frame_size: Result<u64, FrameSizeError>,
@@ -124,6 +131,7 @@ fn facts(tab: &Pclntab, link_pc: u64) -> Option<PcFacts> {
     };
     Some(PcFacts {
         entry: f.entry(),
+        external: !f.has_sp_table(),
         flag,
         frame_size,
         injected_call: is_injected_call(&f),
@@ -151,6 +159,9 @@ pub fn unwind(
             out.error = Some(UnwindError::UnknownPc { pc });
             break;
         };
+        if f.external {
+            break;
+        }
         let delta = match f.frame_size {
             Ok(d) => d,
             Err(cause) => {
@@ -175,8 +186,11 @@ pub fn unwind(
             break;
         }
         // A function that writes SP arbitrarily (an assembly stack switch)
-        // cannot be unwound through; the runtime stops there too.
-        if f.flag & FLAG_SPWRITE != 0 && !innermost {
+        // cannot be unwound through: the SP may already be another stack's.
+        // The runtime's printed tracebacks stop there even at the innermost
+        // frame (only its GC stack scan assumes an innermost one has not
+        // written SP yet); a syscall's saved SP is from before the write.
+        if f.flag & FLAG_SPWRITE != 0 && !(innermost && start.syscall) {
             break;
         }
         // fp >= 8: it is sp + delta + 8.
@@ -209,4 +223,61 @@ fn is_injected_call(f: &Func<'_>) -> bool {
         f.name(),
         Ok("runtime.sigpanic" | "runtime.asyncPreempt" | "runtime.debugCallV2")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::Binary;
+    use crate::process::CapturedMemory;
+
+    /// A walk that starts inside an SP-writing function stops there, as the
+    /// runtime's printed tracebacks do, unless it starts from a syscall's
+    /// saved PC and SP.
+    #[test]
+    fn an_innermost_sp_writing_frame_ends_the_walk_unless_it_is_a_syscall() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut tried = 0;
+        for ver in ["1.19", "1.21", "1.24", "1.27"] {
+            let path = root.join(format!("tests/fixtures/bin/go{ver}-exe/states"));
+            if !crate::require::require_fixture(&path) {
+                continue;
+            }
+            tried += 1;
+            let bin = Binary::open(&path).expect("the states fixture opens");
+            let tab = bin.pclntab().expect("pclntab");
+            let switch = tab
+                .func_by_name("runtime.systemstack")
+                .expect("systemstack");
+            assert_ne!(
+                switch.flag() & FLAG_SPWRITE,
+                0,
+                "go{ver}: systemstack writes SP"
+            );
+            let caller = tab.func_by_name("main.lockMutex").expect("main.lockMutex");
+            // At systemstack's entry the return address is at SP.
+            let sp = 0x6000_0000u64;
+            let mut mem = CapturedMemory::new();
+            mem.insert(sp, &(caller.entry() + 5).to_le_bytes());
+            let walk = |syscall| {
+                let start = StartRegs {
+                    pc: switch.entry(),
+                    sp,
+                    trap: false,
+                    syscall,
+                };
+                unwind(&mem, tab, 0, start, &mut UnwindCache::new())
+            };
+            let stopped = walk(false);
+            assert_eq!(stopped.frames.len(), 1, "go{ver}");
+            assert!(stopped.error.is_none(), "go{ver}: {:?}", stopped.error);
+            let through = walk(true);
+            assert_eq!(
+                through.frames.get(1).map(|f| f.entry),
+                Some(caller.entry()),
+                "go{ver}"
+            );
+        }
+        assert!(tried > 0, "no fixture binaries; run scripts/build-fixtures");
+    }
 }

@@ -37,6 +37,34 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Builds the fixture `name`'s source with `.toolchains/TOOLCHAIN` into
+/// `out`, as scripts/build-fixtures does (extra `flags` before `-o`); `None`
+/// (after saying so) only when the toolchain is missing and
+/// `GOAT_SKIP_GO_TOOLCHAIN=1`.
+pub fn go_build(toolchain: &str, name: &str, flags: &[&str], out: &Path) -> Option<()> {
+    let go = root().join(".toolchains").join(toolchain).join("bin/go");
+    if !require_toolchain(&go) {
+        return None;
+    }
+    let built = std::process::Command::new(&go)
+        .arg("build")
+        .args(flags)
+        .arg("-o")
+        .arg(out)
+        .arg(".")
+        .current_dir(root().join("tests/fixtures").join(name))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", root().join(".toolchains/gocache"))
+        .env_remove("GOROOT")
+        .output()
+        .expect("run go build");
+    assert!(built.status.success(), "go build: {}", text(&built.stderr));
+    Some(())
+}
+
 /// Every built fixture flavour: `go1.19-exe`, `go1.27-pie`, ...
 pub fn flavours() -> Vec<String> {
     build_fixtures();
