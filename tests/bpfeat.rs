@@ -236,7 +236,7 @@ fn bad_input_to_breakpoint_commands_gives_one_line_errors() {
         "c",
     ];
     let (out, err, ctx) = session(flavour, fx.pid(), &script);
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors = common::error_lines(&err);
     for want in [
         "a breakpoint is already set at",
         "\"1x\" is not a breakpoint name",

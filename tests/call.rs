@@ -55,6 +55,35 @@ impl Callee {
             .to_string()
     }
 
+    /// A `goat attach` session (stdout read into the returned buffer) that
+    /// has stopped at `main.handle` and is calling `main.nap(ms)`: returned
+    /// once the nap has begun, so the call is under way.
+    fn session_mid_nap(&self, ms: u32) -> (std::process::Child, std::process::ChildStdin) {
+        let started = self.count(&format!("napping {ms}"));
+        let mut g = goat()
+            .args(["attach", &self.fx.pid().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start goat");
+        let seen = reader(g.stdout.take().unwrap());
+        let mut stdin = g.stdin.take().unwrap();
+        stdin
+            .write_all(b"break main.handle\ncontinue\n")
+            .expect("write");
+        wait_for("the breakpoint", Duration::from_secs(10), || {
+            seen.lock().unwrap().contains("> [goroutine")
+        });
+        stdin
+            .write_all(format!("call main.nap({ms})\n").as_bytes())
+            .expect("write");
+        wait_for("the call to start", Duration::from_secs(10), || {
+            self.count(&format!("napping {ms}")) == started + 1
+        });
+        (g, stdin)
+    }
+
     fn count(&self, line: &str) -> usize {
         self.log().lines().filter(|l| *l == line).count()
     }
@@ -196,10 +225,7 @@ fn calls_return_what_the_program_computes() {
         assert_eq!(regs.len(), 2 * 19, "{ctx}");
         assert_eq!(regs[..19], regs[19..], "registers after a call: {ctx}");
         // Bad input: one error line each; then the runtime's refusal.
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .collect();
+        let errors = common::error_lines(&stderr);
         assert_eq!(errors.len(), 6, "{ctx}");
         assert!(
             errors[0].contains("main.greeting is not a function"),
@@ -246,10 +272,7 @@ fn unsafe_passes_a_pointer_into_a_stack() {
             .lines()
             .find_map(|l| l.trim().parse().ok())
             .unwrap_or_else(|| panic!("no seq printed: {ctx}"));
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .collect();
+        let errors = common::error_lines(&stderr);
         assert_eq!(errors.len(), 1, "{ctx}");
         assert!(
             errors[0].contains("points into a goroutine's stack"),
@@ -276,10 +299,7 @@ fn a_core_refuses_calls() {
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     let ctx = format!("{stdout}\n---\n{stderr}");
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
+    let errors = common::error_lines(&stderr);
     assert_eq!(errors.len(), 1, "{ctx}");
     assert!(errors[0].contains("this session is a core file"), "{ctx}");
     assert_eq!(
@@ -329,31 +349,13 @@ fn kill_during_a_call_leaves_the_program_running() {
         for _ in 0..trials {
             trial += 1;
             let ctx = format!("trial {trial} ({flavour})");
-            let napped = c.count("napped 300");
-            let started = c.count("napping 300");
-            let mut g = goat()
-                .args(["attach", &pid.to_string()])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start goat");
-            let seen = reader(g.stdout.take().unwrap());
-            let mut stdin = g.stdin.take().unwrap();
-            stdin
-                .write_all(b"break main.handle\ncontinue\n")
-                .expect("write");
-            wait_for("the breakpoint", Duration::from_secs(10), || {
-                seen.lock().unwrap().contains("> [goroutine")
-            });
-            stdin.write_all(b"call main.nap(300)\n").expect("write");
-            // Mid-call: the function has begun its sleep.
-            wait_for("the call to start", Duration::from_secs(10), || {
-                c.count("napping 300") == started + 1
-            });
+            let napped = c.count("napped 800");
+            // Mid-call: the function has begun its sleep, which lasts far
+            // longer than the pause below even on a loaded machine.
+            let (mut g, _stdin) = c.session_mid_nap(800);
             std::thread::sleep(Duration::from_millis((trial as u64 * 37) % 150));
             assert_eq!(
-                c.count("napped 300"),
+                c.count("napped 800"),
                 napped,
                 "{ctx}: the kill came too late"
             );
@@ -361,7 +363,7 @@ fn kill_during_a_call_leaves_the_program_running() {
             let _ = g.wait();
             // The tracer finishes the call, then detaches.
             wait_for("the call to end", Duration::from_secs(10), || {
-                c.count("napped 300") == napped + 1
+                c.count("napped 800") == napped + 1
             });
             assert_untouched(pid);
             assert!(
@@ -383,25 +385,7 @@ fn sigterm_during_a_long_call_waits_for_it() {
     let c = Callee::start("go1.24-exe", "sigterm");
     let pid = c.fx.pid();
     let before = text_segment(&c.fx);
-    let mut g = goat()
-        .args(["attach", &pid.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start goat");
-    let seen = reader(g.stdout.take().unwrap());
-    let mut stdin = g.stdin.take().unwrap();
-    stdin
-        .write_all(b"break main.handle\ncontinue\n")
-        .expect("write");
-    wait_for("the breakpoint", Duration::from_secs(10), || {
-        seen.lock().unwrap().contains("> [goroutine")
-    });
-    stdin.write_all(b"call main.nap(4000)\n").expect("write");
-    wait_for("the call to start", Duration::from_secs(10), || {
-        c.count("napping 4000") == 1
-    });
+    let (mut g, _stdin) = c.session_mid_nap(4000);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(g.id() as i32),
         nix::sys::signal::SIGTERM,

@@ -113,10 +113,7 @@ fn saved_settings_are_read_by_the_next_session() {
     std::os::unix::fs::symlink(&elsewhere, &file).unwrap();
     let (stdout, stderr) = session(pid, &home, Some(&xdg), "config -save\nconfig -list\n");
     let ctx = format!("{stdout}\n---\n{stderr}");
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
+    let errors = common::error_lines(&stderr);
     assert_eq!(errors.len(), 1, "{ctx}");
     assert!(errors[0].contains("config -save: cannot write"), "{ctx}");
     assert!(

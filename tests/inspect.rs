@@ -245,10 +245,7 @@ fn deferred_calls_are_listed_per_frame() {
         );
         assert_eq!(stdout.matches("    defer 2: ").count(), 2, "{ctx}");
         assert!(stdout.contains("closure at 0x"), "{ctx}");
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .collect();
+        let errors = common::error_lines(&stderr);
         assert_eq!(errors.len(), 3, "{ctx}");
         assert!(errors[0].contains("has 2 deferred call(s), not 3"), "{ctx}");
         assert!(

@@ -73,10 +73,7 @@ fn set_refuses_what_it_cannot_write_safely() {
         let out = attach_with_stdin(w.pid(), &[], &format!("{}\n", script.join("\n")));
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         let ctx = format!("{flavour}:\n{stdout}\n{stderr}");
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .collect();
+        let errors = common::error_lines(&stderr);
         let expected = [
             "300 does not fit in main.small (int8)",
             "cannot assign 1.5 to main.limit (int64)",

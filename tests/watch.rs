@@ -242,7 +242,7 @@ fn bad_watch_input_is_one_line_each() {
         ],
     );
     let ctx = format!("{out}\n{err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors = common::error_lines(&err);
     assert_eq!(errors.len(), 5, "{ctx}");
     assert!(errors[0].contains("not a variable in memory"), "{ctx}");
     assert!(

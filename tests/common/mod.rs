@@ -65,6 +65,15 @@ pub fn go_build(toolchain: &str, name: &str, flags: &[&str], out: &Path) -> Opti
     Some(())
 }
 
+/// The lines of a session's stderr that report a command's error
+/// (`error: ...`), one per failed command.
+pub fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect()
+}
+
 /// Every built fixture flavour: `go1.19-exe`, `go1.27-pie`, ...
 pub fn flavours() -> Vec<String> {
     build_fixtures();
