@@ -34,7 +34,7 @@ pub use check::check;
 pub use error::{InspectError, Warning};
 pub use phases::{hold_duration, test_hook_set, Phases};
 pub use session::Debuggee;
-pub use stacks::Stacks;
+pub use stacks::{Stacks, StacksWritten};
 pub use verify::Mismatch;
 pub use write_core::write_core;
 
