@@ -8,7 +8,7 @@ use super::collect::{Capture, OVER_BUDGET};
 use super::layout::RuntimeLayout;
 use super::model::{CreatedBy, Elision, Frame, Goroutine, MachineRef};
 use super::signal_frame::interrupted_at;
-use super::unwind::{unwind, PhysFrame, StartRegs, UnwindCache};
+use super::unwind::{unwind, PcHasher, PhysFrame, StartRegs, UnwindCache};
 use super::version::{
     GoVersion, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
 };
@@ -69,7 +69,7 @@ struct PcInfo {
 /// The per-thread caches of one decode.
 #[derive(Default)]
 struct Caches {
-    pcs: HashMap<u64, Arc<PcInfo>>,
+    pcs: HashMap<u64, Arc<PcInfo>, PcHasher>,
     unwind: UnwindCache,
 }
 

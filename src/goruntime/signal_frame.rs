@@ -33,7 +33,7 @@ pub fn interrupted_at(
         sp: regs.rsp,
         trap: true,
     };
-    let unwound = unwind(mem, tab, bias, start, &mut UnwindCache::new());
+    let unwound = unwind(mem, tab, bias, start, &mut UnwindCache::default());
     let tramp = unwound.frames.iter().find(|f| {
         tab.find_func(f.sym_pc(bias))
             .and_then(|f| f.name().ok())
