@@ -1,5 +1,7 @@
 //! Every goroutine of a running Go program, through goat as a library:
 //! `cargo run --example stacks -- PID` (or `-- --core CORE [EXE]`).
+//! With `STREAM=1` in the environment, the dump is written as `goat stacks`
+//! writes it, decoded and written a chunk at a time (never all held).
 //!
 //! The process is stopped only while its goroutines are copied, then runs
 //! on; the decoding happens after.
@@ -30,6 +32,16 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: stacks PID | stacks --core CORE [EXE]".into()),
     }
     .map_err(explain)?;
+    if std::env::var_os("STREAM").is_some() {
+        // The SIGQUIT layout, decoded and written in parallel chunks.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let written = inspector
+            .write_stacks(&mut out, goat::report::Format::Text)
+            .map_err(explain)?;
+        std::io::Write::flush(&mut out)?;
+        eprintln!("{} goroutines ({})", written.goroutines, written.phases);
+        return Ok(());
+    }
     let stacks = inspector.stacks().map_err(explain)?;
     for g in &stacks.dump.goroutines {
         let top = g.frames.first().map_or("?", |f| &*f.function);

@@ -15,6 +15,7 @@ pub mod binary;
 pub mod corefile;
 pub mod goruntime;
 pub mod inspect;
+pub mod ordered;
 pub mod outfile;
 pub mod poll;
 pub mod process;

@@ -263,9 +263,11 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
             } => exit::FAILURE,
             SymbolsError::Unreadable { .. } => exit::NOT_GO,
         },
-        InspectError::Go(_) | InspectError::Snapshot(_) | InspectError::Destination(_) => {
-            exit::FAILURE
-        }
+        InspectError::Go(_)
+        | InspectError::Snapshot(_)
+        | InspectError::Destination(_)
+        | InspectError::Spill { .. }
+        | InspectError::Output(_) => exit::FAILURE,
     }
 }
 

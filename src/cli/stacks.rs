@@ -1,12 +1,12 @@
-//! `goat stacks`: every goroutine of a live process or a core, printed.
+//! `goat stacks`: every goroutine of a live process or a core, printed as
+//! it is decoded (never all held at once).
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use goat::goruntime;
-use goat::inspect::{Inspector, OpenOptions, Stacks};
+use goat::inspect::{Inspector, OpenOptions, StacksWritten};
 use goat::report;
 
 use super::warn;
@@ -18,17 +18,14 @@ pub struct Format {
     pub group: bool,
 }
 
-fn write_dump(dump: &goruntime::Dump, format: Format) -> Result<()> {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    if format.json {
-        report::write_json(&mut out, dump)?;
-    } else if format.group {
-        report::write_grouped(&mut out, dump)?;
-    } else {
-        report::write_text(&mut out, dump)?;
+impl Format {
+    fn report(self) -> report::Format {
+        match self {
+            Format { json: true, .. } => report::Format::Json,
+            Format { group: true, .. } => report::Format::Grouped,
+            _ => report::Format::Text,
+        }
     }
-    out.flush().context("writing the dump")
 }
 
 /// `goat stacks --core FILE`: the same dump, from a core file.
@@ -40,13 +37,12 @@ pub fn stacks_core(
     stats: bool,
 ) -> Result<u8> {
     let inspector = Inspector::open_core_with(path, exe_arg, opts, &mut warn)?;
-    let mut st = inspector.stacks()?;
-    print(&mut st, format)?;
+    let st = write(&inspector, format)?;
     if stats {
         eprintln!(
             "goat: core of pid {}: {} goroutines, {} threads, {} bytes read\ngoat: {}",
             inspector.pid().map_or("?".to_string(), |p| p.to_string()),
-            st.dump.goroutines.len(),
+            st.goroutines,
             st.threads,
             st.bytes,
             st.phases,
@@ -57,14 +53,13 @@ pub fn stacks_core(
 
 /// `goat stacks PID`.
 pub fn stacks(pid: i32, opts: &OpenOptions, format: Format, stats: bool) -> Result<u8> {
-    let mut st = Inspector::open_pid_with(pid, opts, &mut warn)?.stacks()?;
-    print(&mut st, format)?;
+    let st = write(&Inspector::open_pid_with(pid, opts, &mut warn)?, format)?;
     if stats {
         let paused = st.stopped_for.unwrap_or_default();
         eprintln!(
             "goat: target stopped for {:.2} ms: {} goroutines, {} threads, {} bytes copied\ngoat: {}",
             paused.as_secs_f64() * 1e3,
-            st.dump.goroutines.len(),
+            st.goroutines,
             st.threads,
             st.bytes,
             st.phases,
@@ -73,9 +68,12 @@ pub fn stacks(pid: i32, opts: &OpenOptions, format: Format, stats: bool) -> Resu
     Ok(0)
 }
 
-/// Prints the dump, timed as the "write" phase.
-fn print(st: &mut Stacks, format: Format) -> Result<()> {
-    write_dump(&st.dump, format)?;
-    st.phases.mark("write");
-    Ok(())
+/// Reads and prints every goroutine to stdout as it is decoded.
+fn write(inspector: &Inspector, format: Format) -> Result<StacksWritten> {
+    let stdout = io::stdout();
+    // Chunks arrive as large buffers: a big buffer here saves syscalls.
+    let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let st = inspector.write_stacks(&mut out, format.report())?;
+    out.flush().context("writing the dump")?;
+    Ok(st)
 }

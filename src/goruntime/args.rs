@@ -6,8 +6,6 @@
 //! The program and liveness depend only on the PC, so they are resolved once
 //! per PC into an [`ArgsPlan`]; only the argument words are read per frame.
 
-use std::fmt::Write;
-
 use crate::binary::{Binary, Func};
 use crate::process::{Memory, MemoryExt, ReadFault};
 
@@ -79,7 +77,7 @@ impl ArgsPlan {
 
     /// The text between the parentheses, reading argument words at `argp`.
     pub fn format(&self, mem: &dyn Memory, argp: u64) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.program.len() * 8);
         let mut start = true;
         let mut slot = 0u32;
         let mut i = 0;
@@ -122,7 +120,7 @@ impl ArgsPlan {
                                 let shift = 64 - u32::from(size) * 8;
                                 x = (x << shift) >> shift;
                             }
-                            let _ = write!(out, "{x:#x}");
+                            push_hex(&mut out, x);
                             let tracked = off >= self.start_offset;
                             if tracked && slot < 64 && self.stale & (1 << slot) != 0 {
                                 out.push('?');
@@ -138,5 +136,28 @@ impl ArgsPlan {
             start = false;
         }
         out
+    }
+}
+
+/// `{:#x}` of `v`, appended without `fmt`'s machinery (once per argument
+/// word of every frame of every goroutine).
+fn push_hex(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push_str("0x");
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(char::from(DIGITS[((v >> (4 * i)) & 0xf) as usize]));
+    }
+}
+
+#[cfg(test)]
+mod hex_tests {
+    #[test]
+    fn push_hex_prints_as_format_does() {
+        for v in [0, 1, 0xf, 0x10, 0xc000_0123_4567, u64::MAX] {
+            let mut s = String::new();
+            super::push_hex(&mut s, v);
+            assert_eq!(s, format!("{v:#x}"));
+        }
     }
 }

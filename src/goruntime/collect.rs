@@ -88,6 +88,35 @@ pub fn prepare_within(
     }
 }
 
+/// Captures expected to copy more than this keep their bytes in a
+/// temporary file ([`prepare_spilled`]): about 40k service goroutines.
+pub const SPILL_MIN_BYTES: usize = 64 << 20;
+
+/// An empty capture for a copy made while the target runs (or from a
+/// core), where writing to a file costs no pause: in an unlinked temporary
+/// file in `$TMPDIR` (else `/var/tmp`) when the target's goroutines are
+/// expected to copy more than [`SPILL_MIN_BYTES`], so goat's memory does
+/// not grow with their number; on the heap otherwise. Fails only when the
+/// temporary file cannot be made.
+pub fn prepare_spilled(
+    mem: &dyn Memory,
+    layout: &RuntimeLayout,
+    globals: &Globals,
+) -> std::io::Result<Capture> {
+    let len = mem.read_u64(globals.allgs.saturating_add(8)).unwrap_or(0);
+    let per_g = layout.g.size.saturating_mul(3) / 2 + 1024;
+    let expected = len.min(MAX_GOROUTINES).saturating_mul(per_g);
+    let mem = if expected > SPILL_MIN_BYTES as u64 {
+        CapturedMemory::spilled()?
+    } else {
+        CapturedMemory::new()
+    };
+    Ok(Capture {
+        mem,
+        ..Capture::default()
+    })
+}
+
 /// The fields of a `runtime.g` that decide which stack bytes to copy.
 struct StackFields {
     g: u64,

@@ -8,12 +8,12 @@ use super::collect::{Capture, OVER_BUDGET};
 use super::layout::RuntimeLayout;
 use super::model::{CreatedBy, Elision, Frame, Goroutine, MachineRef};
 use super::signal_frame::interrupted_at;
-use super::unwind::{unwind, PhysFrame, StartRegs, UnwindCache};
+use super::unwind::{unwind, PcHasher, PhysFrame, StartRegs, UnwindCache};
 use super::version::{
     GoVersion, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
 };
 use crate::binary::{name_for_print, Binary, Pclntab};
-use crate::process::{Memory, MemoryExt};
+use crate::process::{CaptureReader, Memory, MemoryExt};
 
 /// Go 1.21+ prints the innermost 50 and outermost 50 logical frames.
 const INNER_FRAMES: usize = 50;
@@ -21,13 +21,15 @@ const OUTER_FRAMES: usize = 50;
 /// Before 1.21 the runtime stops after 100 physical frames.
 const OLD_MAX_FRAMES: usize = 100;
 
-/// What decoding needs besides the capture.
+/// Turns a [`Capture`] into [`Goroutine`]s: all at once
+/// ([`Self::goroutines`]) or a chunk at a time ([`Self::stream`]). Made by
+/// [`super::GoProgram::decoder`].
 pub struct Decoder<'a> {
-    pub bin: &'a Binary,
-    pub tab: &'a Pclntab,
-    pub layout: &'a RuntimeLayout,
-    pub version: GoVersion,
-    pub bias: u64,
+    pub(super) bin: &'a Binary,
+    pub(super) tab: &'a Pclntab,
+    pub(super) layout: &'a RuntimeLayout,
+    pub(super) version: GoVersion,
+    pub(super) bias: u64,
 }
 
 /// The fields of one `runtime.g` goat uses.
@@ -67,50 +69,77 @@ struct PcInfo {
 /// The per-thread caches of one decode.
 #[derive(Default)]
 struct Caches {
-    pcs: HashMap<u64, Arc<PcInfo>>,
+    pcs: HashMap<u64, Arc<PcInfo>, PcHasher>,
     unwind: UnwindCache,
 }
 
 /// Below this many goroutines a second thread costs more than it saves.
 const PARALLEL_MIN_GOROUTINES: usize = 2000;
+/// `allgs` entries one worker decodes at a time: enough to amortise
+/// handing out the work, few enough that the chunks in flight (a few per
+/// thread, decoded and formatted) stay a few megabytes.
+const CHUNK_GOROUTINES: usize = 256;
+
+/// One decoding thread's state: its caches and its reader of the capture.
+struct Worker<'c> {
+    cache: Caches,
+    mem: CaptureReader<'c>,
+}
 
 impl Decoder<'_> {
     /// Every live goroutine of the capture, in `allgs` order, decoded on as
     /// many threads as the machine has (the target is already running again).
     pub fn goroutines(&self, cap: &Capture) -> Vec<Goroutine> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        if threads < 2 || cap.gs.len() < PARALLEL_MIN_GOROUTINES {
-            return self.decode_all(cap, &cap.gs);
-        }
-        let per = cap.gs.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let parts: Vec<_> = cap
-                .gs
-                .chunks(per)
-                .map(|gs| (gs, s.spawn(move || self.decode_all(cap, gs))))
-                .collect();
-            parts
-                .into_iter()
-                .flat_map(|(gs, h)| {
-                    h.join()
-                        .unwrap_or_else(|_| gs.iter().map(|&g| unreadable_g(g)).collect())
-                })
-                .collect()
-        })
+        let mut all = Vec::new();
+        let _ = self.stream(
+            cap,
+            |chunk| chunk,
+            |chunk| {
+                all.extend(chunk);
+                Ok::<(), std::convert::Infallible>(())
+            },
+        );
+        all
     }
 
-    fn decode_all(&self, cap: &Capture, gs: &[u64]) -> Vec<Goroutine> {
-        let mut cache = Caches::default();
-        gs.iter()
-            .filter_map(|&g| self.goroutine(cap, g, &mut cache))
-            .collect()
+    /// The goroutines of the capture, in `allgs` order, a chunk at a time,
+    /// never all at once: each chunk is decoded on one of several threads
+    /// and passed, still on that thread, to `each` (to format it, say);
+    /// `consume` gets what `each` made, on the caller's thread, in `allgs`
+    /// order. Returns `consume`'s first error, which stops the work.
+    /// A chunk whose decoding panics (a bug, not target data: that is
+    /// handled) shows its goroutines unreadable.
+    pub fn stream<T: Send, E>(
+        &self,
+        cap: &Capture,
+        each: impl Fn(Vec<Goroutine>) -> T + Sync,
+        consume: impl FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let gs = &cap.gs;
+        let chunks = gs.len().div_ceil(CHUNK_GOROUTINES);
+        let chunk =
+            |i: usize| &gs[i * CHUNK_GOROUTINES..((i + 1) * CHUNK_GOROUTINES).min(gs.len())];
+        crate::ordered::map_ordered(
+            chunks,
+            crate::ordered::threads_for(gs.len(), PARALLEL_MIN_GOROUTINES),
+            || Worker {
+                cache: Caches::default(),
+                mem: cap.mem.reader(),
+            },
+            |w, i| {
+                let decoded = chunk(i)
+                    .iter()
+                    .filter_map(|&g| self.goroutine(cap, &w.mem, g, &mut w.cache))
+                    .collect();
+                each(decoded)
+            },
+            |i| each(chunk(i).iter().map(|&g| unreadable_g(g)).collect()),
+            consume,
+        )
     }
 
-    fn read_g(&self, cap: &Capture, addr: u64) -> Option<RawG> {
+    fn read_g(&self, m: &dyn Memory, addr: u64) -> Option<RawG> {
         let o = &self.layout.g;
-        let m = &cap.mem;
         // A g near 2^64 is unreadable, not a wrapped read elsewhere.
         let at = |off: u64| addr.checked_add(off);
         let u = |off: u64| at(off).and_then(|a| m.read_u64(a).ok()).ok_or(());
@@ -134,8 +163,14 @@ impl Decoder<'_> {
         })
     }
 
-    fn goroutine(&self, cap: &Capture, addr: u64, cache: &mut Caches) -> Option<Goroutine> {
-        let Some(g) = self.read_g(cap, addr) else {
+    fn goroutine(
+        &self,
+        cap: &Capture,
+        mem: &dyn Memory,
+        addr: u64,
+        cache: &mut Caches,
+    ) -> Option<Goroutine> {
+        let Some(g) = self.read_g(mem, addr) else {
             let mut u = unreadable_g(addr);
             if cap.over_budget.contains(&addr) {
                 u.unreadable = Some(format!("runtime.g at {addr:#x} {OVER_BUDGET}"));
@@ -170,7 +205,7 @@ impl Decoder<'_> {
         };
         let m_field = |off: u64| {
             g.m.checked_add(off)
-                .and_then(|a| cap.mem.read_u64(a).ok())
+                .and_then(|a| mem.read_u64(a).ok())
                 .unwrap_or(0) as i64
         };
         // `m.procid` is the id in the target's pid namespace; the thread is
@@ -187,11 +222,11 @@ impl Decoder<'_> {
             tid,
         });
         let over_budget = cap.over_budget.contains(&addr);
-        let (frames, elided, unreadable) = match self.start_regs(cap, &g, machine) {
+        let (frames, elided, unreadable) = match self.start_regs(cap, mem, &g, machine) {
             _ if over_budget => (Vec::new(), None, Some(format!("stack {OVER_BUDGET}"))),
             Some(start) => {
-                let unwound = unwind(&cap.mem, self.tab, self.bias, start, &mut cache.unwind);
-                let (frames, elided) = self.symbolize(&cap.mem, &unwound.frames, cache);
+                let unwound = unwind(mem, self.tab, self.bias, start, &mut cache.unwind);
+                let (frames, elided) = self.symbolize(mem, &unwound.frames, cache);
                 (frames, elided, unwound.error.map(|e| e.to_string()))
             }
             None => (
@@ -221,7 +256,13 @@ impl Decoder<'_> {
     /// Where to start unwinding, as the runtime's `traceback1` decides:
     /// a goroutine in a syscall from its `syscallpc/sp`, a running one from
     /// its thread's registers, any other from `g.sched`.
-    fn start_regs(&self, cap: &Capture, g: &RawG, m: Option<MachineRef>) -> Option<StartRegs> {
+    fn start_regs(
+        &self,
+        cap: &Capture,
+        mem: &dyn Memory,
+        g: &RawG,
+        m: Option<MachineRef>,
+    ) -> Option<StartRegs> {
         let on_stack = |sp: u64| sp >= g.stack.0 && sp < g.stack.1;
         if g.status == G_SYSCALL && g.syscall.1 != 0 {
             return Some(StartRegs {
@@ -243,7 +284,7 @@ impl Decoder<'_> {
             }
             // On the signal stack: where the handler interrupted the goroutine.
             let interrupted =
-                thread.and_then(|t| interrupted_at(&cap.mem, self.tab, self.bias, &t.regs));
+                thread.and_then(|t| interrupted_at(mem, self.tab, self.bias, &t.regs));
             if let Some((pc, sp)) = interrupted.filter(|&(_, sp)| on_stack(sp)) {
                 return Some(StartRegs {
                     pc,

@@ -30,12 +30,13 @@ use std::path::Path;
 
 use thiserror::Error;
 
-pub use collect::{Capture, CaptureError, CAPTURE_BUDGET};
+pub use collect::{Capture, CaptureError, CAPTURE_BUDGET, SPILL_MIN_BYTES};
 pub use discover::Globals;
 pub use layout::{LayoutError, RuntimeLayout};
 pub use layout_check::Fit;
 
-pub use model::{CreatedBy, Dump, Elision, Frame, Goroutine, MachineRef};
+pub use decode::Decoder;
+pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, Goroutine, MachineRef};
 pub use version::{GoVersion, OLDEST_SUPPORTED};
 
 use crate::binary::{Binary, BinaryError};
@@ -283,6 +284,18 @@ impl GoProgram {
         collect::prepare(mem, &self.layout, globals)
     }
 
+    /// An empty capture for a copy made while the target runs, or from a
+    /// core: kept in an unlinked temporary file when large (see
+    /// [`collect::prepare_spilled`]). Fails only when that file cannot be
+    /// made.
+    pub fn prepare_capture_spilled(
+        &self,
+        mem: &dyn Memory,
+        globals: &Globals,
+    ) -> std::io::Result<Capture> {
+        collect::prepare_spilled(mem, &self.layout, globals)
+    }
+
     /// [`Self::prepare_capture`] for [`Self::capture_within`] `budget`:
     /// reserves no more than the capture may fill.
     pub fn prepare_capture_within(
@@ -330,20 +343,34 @@ impl GoProgram {
         )?)
     }
 
-    /// The after-resume half.
+    /// The after-resume half: every goroutine at once.
     pub fn decode(&self, cap: &Capture, bias: u64) -> Result<Dump, GoError> {
-        let decoder = decode::Decoder {
+        let info = self.dump_info();
+        Ok(Dump {
+            go_version: info.go_version,
+            header_shows_gp: info.header_shows_gp,
+            goroutines: self.decoder(bias)?.goroutines(cap),
+        })
+    }
+
+    /// The after-resume half, for a caller that takes the goroutines a
+    /// chunk at a time ([`Decoder::stream`]) rather than all at once.
+    pub fn decoder(&self, bias: u64) -> Result<Decoder<'_>, GoError> {
+        Ok(Decoder {
             bin: &self.bin,
             tab: self.bin.pclntab()?,
             layout: &self.layout,
             version: self.version,
             bias,
-        };
-        Ok(Dump {
+        })
+    }
+
+    /// What a dump of this program's goroutines is laid out by.
+    pub fn dump_info(&self) -> DumpInfo {
+        DumpInfo {
             go_version: self.version_text.clone(),
             header_shows_gp: self.version.header_shows_gp(),
-            goroutines: decoder.goroutines(cap),
-        })
+        }
     }
 }
 

@@ -16,6 +16,26 @@ pub struct Dump {
     pub goroutines: Vec<Goroutine>,
 }
 
+impl Dump {
+    /// What the layout depends on besides the goroutines.
+    pub fn info(&self) -> DumpInfo {
+        DumpInfo {
+            go_version: self.go_version.clone(),
+            header_shows_gp: self.header_shows_gp,
+        }
+    }
+}
+
+/// What a dump's layout depends on besides its goroutines: all a streaming
+/// writer needs to know before the first goroutine arrives.
+#[derive(Debug, Clone)]
+pub struct DumpInfo {
+    /// As [`Dump::go_version`].
+    pub go_version: String,
+    /// As [`Dump::header_shows_gp`].
+    pub header_shows_gp: bool,
+}
+
 /// One goroutine.
 #[derive(Debug, Clone, Serialize)]
 pub struct Goroutine {

@@ -34,7 +34,7 @@ pub fn interrupted_at(
         trap: true,
         syscall: false,
     };
-    let unwound = unwind(mem, tab, bias, start, &mut UnwindCache::new());
+    let unwound = unwind(mem, tab, bias, start, &mut UnwindCache::default());
     let tramp = unwound.frames.iter().find(|f| {
         tab.find_func(f.sym_pc(bias))
             .and_then(|f| f.name().ok())

@@ -112,7 +112,40 @@ pub struct PcFacts {
     injected_call: bool,
 }
 
-pub type UnwindCache = HashMap<u64, Option<PcFacts>>;
+pub type UnwindCache = HashMap<u64, Option<PcFacts>, PcHasher>;
+
+/// Hashes PCs for the per-PC caches: one multiply, where SipHash cost more
+/// than the unwinding it saved (the keys are addresses from the target,
+/// but a flood of colliding PCs only slows goat down, bounded by the
+/// number of frames).
+#[derive(Default, Clone, Copy)]
+pub struct PcHasher;
+
+impl std::hash::BuildHasher for PcHasher {
+    type Hasher = PcHash;
+    fn build_hasher(&self) -> PcHash {
+        PcHash(0)
+    }
+}
+
+/// The hasher [`PcHasher`] builds.
+pub struct PcHash(u64);
+
+impl std::hash::Hasher for PcHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing: the high bits, which hashbrown uses, mix all
+        // of the PC's bits.
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 fn facts(tab: &Pclntab, link_pc: u64) -> Option<PcFacts> {
     let f = tab.find_func(link_pc)?;

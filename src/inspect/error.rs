@@ -70,6 +70,13 @@ pub enum InspectError {
     /// The symbols file (`--symbols`) is not Go, or not of this executable.
     #[error(transparent)]
     Symbols(#[from] crate::binary::SymbolsError),
+    /// The copy of the target's memory could not be kept in its temporary
+    /// file (a full disk, most likely).
+    #[error("cannot keep the copy of the goroutines in a temporary file in {}: {cause} (set TMPDIR to a directory with room)", dir.display())]
+    Spill { dir: PathBuf, cause: io::Error },
+    /// Writing the dump failed (a closed pipe, a full disk).
+    #[error("writing the dump: {0}")]
+    Output(io::Error),
     /// The core does not name its executable at all.
     #[error("{} does not name its executable: pass --exe", core.display())]
     ExecutableUnnamed { core: PathBuf },

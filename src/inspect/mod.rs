@@ -14,6 +14,18 @@
 //! }
 //! # Ok::<(), goat::inspect::InspectError>(())
 //! ```
+//!
+//! For a large process, [`Inspector::write_stacks`] writes the dump (text,
+//! JSON or groups) as it is decoded instead, never holding every goroutine:
+//!
+//! ```no_run
+//! let mut warn = |w| eprintln!("warning: {w}");
+//! let inspector = goat::inspect::Inspector::open_pid(1234, &mut warn)?;
+//! let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+//! let written = inspector.write_stacks(&mut out, goat::report::Format::Text)?;
+//! eprintln!("{} goroutines", written.goroutines);
+//! # Ok::<(), goat::inspect::InspectError>(())
+//! ```
 
 mod check;
 mod error;
@@ -34,7 +46,7 @@ pub use check::check;
 pub use error::{InspectError, Warning};
 pub use phases::{hold_duration, test_hook_set, Phases};
 pub use session::Debuggee;
-pub use stacks::Stacks;
+pub use stacks::{Stacks, StacksWritten};
 pub use verify::Mismatch;
 pub use write_core::write_core;
 

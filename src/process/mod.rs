@@ -13,7 +13,7 @@ pub mod preflight;
 pub mod procfs;
 pub mod regs;
 
-pub use captured::CapturedMemory;
+pub use captured::{temporary_dir, CaptureReader, CapturedMemory};
 pub use live_memory::ProcessMemory;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};

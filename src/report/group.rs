@@ -35,10 +35,11 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Write};
 
 use super::print_name;
-use crate::goruntime::{Dump, Goroutine};
+use crate::goruntime::Goroutine;
 
 /// Id list items printed before `... and K more`.
 const MAX_ID_ITEMS: usize = 20;
@@ -72,36 +73,91 @@ fn key(g: &Goroutine) -> Key<'_> {
     }
 }
 
-/// Groups in print order: biggest first, then by smallest id. Members are
-/// sorted by id.
-fn groups(dump: &Dump) -> Vec<Vec<&Goroutine>> {
-    let mut index: HashMap<Key<'_>, usize> = HashMap::new();
-    let mut groups: Vec<Vec<&Goroutine>> = Vec::new();
-    for g in &dump.goroutines {
-        let i = *index.entry(key(g)).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        groups[i].push(g);
-    }
-    for members in &mut groups {
-        members.sort_by_key(|g| g.id);
-    }
-    groups.sort_by_key(|m| (std::cmp::Reverse(m.len()), m[0].id));
-    groups
+/// One distinct stack: a copy of its first goroutine (what the block
+/// prints comes from the key, which all members share) and what the header
+/// says of the members.
+struct Group {
+    first: Goroutine,
+    ids: Vec<u64>,
+    min_wait: i64,
+    max_wait: i64,
 }
 
-pub(super) fn write(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
-    for members in groups(dump) {
-        write_group(out, &members)?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
+/// Goroutines grouped by stack, in order of first appearance; each
+/// distinct stack is held once, whatever the number of goroutines.
+/// Chunks are grouped on their own threads, then merged in order.
+#[derive(Default)]
+pub(super) struct Groups {
+    groups: Vec<Group>,
+    /// The key's hash to the groups with that hash (the key borrows from
+    /// its goroutine, so the map cannot hold keys itself).
+    by_hash: HashMap<u64, Vec<usize>>,
+    hasher: RandomState,
 }
 
-fn write_group(out: &mut dyn Write, members: &[&Goroutine]) -> io::Result<()> {
-    let g = members[0];
-    writeln!(out, "{}", header(members))?;
+impl Groups {
+    /// Adds one goroutine.
+    pub(super) fn add(&mut self, g: &Goroutine) {
+        let group = self.group_of(g, || g.clone());
+        group.ids.push(g.id);
+        group.min_wait = group.min_wait.min(g.wait_minutes);
+        group.max_wait = group.max_wait.max(g.wait_minutes);
+    }
+
+    /// Adds every group of `other` (grouped after this one's goroutines).
+    pub(super) fn merge(&mut self, other: Groups) {
+        for part in other.groups {
+            let group = self.group_of(&part.first, || part.first.clone());
+            group.ids.extend_from_slice(&part.ids);
+            group.min_wait = group.min_wait.min(part.min_wait);
+            group.max_wait = group.max_wait.max(part.max_wait);
+        }
+    }
+
+    /// The group of `g`'s stack, new (made from `first()`) if none yet.
+    fn group_of(&mut self, g: &Goroutine, first: impl FnOnce() -> Goroutine) -> &mut Group {
+        let k = key(g);
+        let hash = self.hasher.hash_one(&k);
+        let candidates = self.by_hash.entry(hash).or_default();
+        let found = candidates
+            .iter()
+            .copied()
+            .find(|&i| key(&self.groups[i].first) == k);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                candidates.push(self.groups.len());
+                self.groups.push(Group {
+                    first: first(),
+                    ids: Vec::new(),
+                    min_wait: i64::MAX,
+                    max_wait: i64::MIN,
+                });
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[i]
+    }
+
+    /// Writes the groups biggest first, ties broken by smallest id; each
+    /// block followed by a blank line.
+    pub(super) fn write(mut self, out: &mut dyn Write) -> io::Result<()> {
+        for g in &mut self.groups {
+            g.ids.sort_unstable();
+        }
+        self.groups
+            .sort_by_key(|g| (std::cmp::Reverse(g.ids.len()), g.ids.first().copied()));
+        for g in &self.groups {
+            write_group(out, g)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_group(out: &mut dyn Write, group: &Group) -> io::Result<()> {
+    let g = &group.first;
+    writeln!(out, "{}", header(group))?;
     for (i, f) in g.frames.iter().enumerate() {
         write_elision_at(out, g, i)?;
         write!(
@@ -145,16 +201,15 @@ fn write_elision_at(out: &mut dyn Write, g: &Goroutine, i: usize) -> io::Result<
 }
 
 /// `N goroutines [status, a-b minutes, locked to thread]: ids`.
-fn header(members: &[&Goroutine]) -> String {
-    let g = members[0];
-    let n = members.len();
+fn header(group: &Group) -> String {
+    let g = &group.first;
+    let n = group.ids.len();
     let mut s = format!(
         "{n} goroutine{} [{}",
         if n == 1 { "" } else { "s" },
         g.status
     );
-    let min = members.iter().map(|g| g.wait_minutes).min().unwrap_or(0);
-    let max = members.iter().map(|g| g.wait_minutes).max().unwrap_or(0);
+    let (min, max) = (group.min_wait, group.max_wait);
     if max >= 1 {
         if min == max {
             let _ = write!(s, ", {max} minutes");
@@ -166,8 +221,7 @@ fn header(members: &[&Goroutine]) -> String {
         s.push_str(", locked to thread");
     }
     s.push_str("]: ");
-    let ids: Vec<u64> = members.iter().map(|g| g.id).collect();
-    s.push_str(&id_list(&ids));
+    s.push_str(&id_list(&group.ids));
     s
 }
 

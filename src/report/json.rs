@@ -16,20 +16,14 @@
 //! Addresses (`gp`, `pc`) are plain JSON numbers (all below 2^64; readers
 //! that use doubles lose nothing for user-space x86-64 addresses < 2^53).
 
-use std::io::{self, Write};
+use std::io;
 
 use serde::Serialize;
 
-use crate::goruntime::{Dump, Goroutine};
+use crate::goruntime::Goroutine;
 
 #[derive(Serialize)]
-struct DumpView<'a> {
-    go_version: &'a str,
-    goroutines: Vec<GoroutineView<'a>>,
-}
-
-#[derive(Serialize)]
-struct GoroutineView<'a> {
+pub(super) struct GoroutineView<'a> {
     id: u64,
     gp: u64,
     status: &'a str,
@@ -68,7 +62,7 @@ struct CreatedByView<'a> {
     goroutine: Option<u64>,
 }
 
-fn view(g: &Goroutine) -> GoroutineView<'_> {
+pub(super) fn view(g: &Goroutine) -> GoroutineView<'_> {
     GoroutineView {
         id: g.id,
         gp: g.gp,
@@ -102,11 +96,49 @@ fn view(g: &Goroutine) -> GoroutineView<'_> {
     }
 }
 
-pub(super) fn write(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
-    let v = DumpView {
-        go_version: &dump.go_version,
-        goroutines: dump.goroutines.iter().map(view).collect(),
-    };
-    serde_json::to_writer_pretty(&mut *out, &v).map_err(io::Error::from)?;
-    out.write_all(b"\n")
+/// Where one goroutine's object sits in the whole document: inside
+/// `"goroutines": [`, two levels deep.
+const ELEMENT_INDENT: &[u8] = b"    ";
+
+/// The document up to the goroutines' array, as `to_writer_pretty` would
+/// write it for `{"go_version": .., "goroutines": [..]}`.
+pub(super) fn head(go_version: &str) -> io::Result<Vec<u8>> {
+    let mut out = b"{\n  \"go_version\": ".to_vec();
+    serde_json::to_writer(&mut out, go_version).map_err(io::Error::from)?;
+    out.extend_from_slice(b",\n  \"goroutines\": [");
+    Ok(out)
+}
+
+/// The document after the array, which held `any` goroutines.
+pub(super) fn tail(any: bool) -> &'static [u8] {
+    match any {
+        true => b"\n  ]\n}\n",
+        false => b"]\n}\n",
+    }
+}
+
+/// Appends each goroutine's object as an element of the array, each
+/// preceded by `,` and the element's line break and indentation (the
+/// writer drops the very first comma). Byte for byte what
+/// `to_writer_pretty` writes for the whole document: its text of each
+/// object, every line indented two levels (JSON strings hold no raw
+/// line breaks, so every `\n` in it is a line break).
+pub(super) fn elements(
+    out: &mut Vec<u8>,
+    gs: &[Goroutine],
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    for g in gs {
+        scratch.clear();
+        serde_json::to_writer_pretty(&mut *scratch, &view(g)).map_err(io::Error::from)?;
+        out.extend_from_slice(b",\n");
+        for line in scratch.split(|&b| b == b'\n') {
+            if line.as_ptr() != scratch.as_ptr() {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(ELEMENT_INDENT);
+            out.extend_from_slice(line);
+        }
+    }
+    Ok(())
 }

@@ -1,20 +1,50 @@
 //! Goroutine dumps as text (the runtime's own layout), JSON and groups.
 //!
-//! Every writer takes a decoded [`Dump`] and an output stream; none of them
-//! reads the target. The three views:
+//! None of the writers reads the target. The three views:
 //!
-//! - [`write_text`]: byte for byte what the Go runtime prints for each
+//! - [`Format::Text`]: byte for byte what the Go runtime prints for each
 //!   goroutine on SIGQUIT (the "system" traceback level), for the release in
-//!   `dump.go_version`. See `text.rs` for the per-release rules.
-//! - [`write_json`]: `{"go_version": .., "goroutines": [..]}`, one object per
-//!   goroutine; see `json.rs` for the fields.
-//! - [`write_grouped`]: goroutines with identical stacks collapsed into one
-//!   block, largest group first (panicparse's view); see `group.rs`.
+//!   the dump's `go_version`. See `text.rs` for the per-release rules.
+//! - [`Format::Json`]: `{"go_version": .., "goroutines": [..]}`, one object
+//!   per goroutine; see `json.rs` for the fields.
+//! - [`Format::Grouped`]: goroutines with identical stacks collapsed into
+//!   one block, largest group first (panicparse's view); see `group.rs`.
+//!
+//! Two ways to write them, with the same bytes:
+//!
+//! - a whole decoded [`Dump`]: [`write_text`], [`write_json`],
+//!   [`write_grouped`];
+//! - a stream of goroutines that never all exist at once (what `goat
+//!   stacks` does): a [`ChunkFormatter`] turns each chunk of goroutines
+//!   into a [`Chunk`], on any thread (text and JSON become bytes; groups
+//!   become a partial grouping that holds one copy of each distinct stack),
+//!   and a [`StreamWriter`] writes the chunks in order, then
+//!   [`StreamWriter::finish`] ends the document (or writes the groups,
+//!   biggest first, which only the whole stream can tell).
+//!
+//! ```
+//! use goat::goruntime::{DumpInfo, Goroutine};
+//! use goat::report::{ChunkFormatter, Format, StreamWriter};
+//!
+//! fn write_all(
+//!     info: &DumpInfo,
+//!     chunks: impl Iterator<Item = Vec<Goroutine>>,
+//!     out: &mut dyn std::io::Write,
+//! ) -> std::io::Result<()> {
+//!     let format = ChunkFormatter::new(info, Format::Json);
+//!     let mut writer = StreamWriter::new(out, info, Format::Json);
+//!     for gs in chunks {
+//!         writer.write(format.format(&gs)?)?; // `format` may run elsewhere
+//!     }
+//!     writer.finish()
+//! }
+//! ```
 
 // Parses what the target or its files hold: no `unsafe` is needed here,
 // so none can creep in.
 #![forbid(unsafe_code)]
 
+mod bytes;
 mod group;
 mod json;
 mod text;
@@ -22,27 +52,176 @@ mod text;
 use std::io::{self, Write};
 
 use crate::binary::GoVersion;
-use crate::goruntime::Dump;
+use crate::goruntime::{Dump, DumpInfo, Goroutine};
+
+/// Which view to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Grouped,
+}
 
 /// Writes every goroutine as the runtime's SIGQUIT traceback does: each
 /// block (header, frames, elision, `created by`) followed by one blank line.
 pub fn write_text(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
-    text::write(out, dump)
+    write_dump(out, dump, Format::Text)
 }
 
 /// Writes the dump as one pretty-printed JSON object followed by a newline.
 pub fn write_json(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
-    json::write(out, dump)
+    write_dump(out, dump, Format::Json)
 }
 
 /// Writes goroutines grouped by identical stacks, biggest group first.
 pub fn write_grouped(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
-    group::write(out, dump)
+    write_dump(out, dump, Format::Grouped)
+}
+
+/// Goroutines formatted per chunk: dumps this large are formatted on
+/// several threads, each chunk into its own buffer, then written in order.
+const PARALLEL_MIN_GOROUTINES: usize = 10_000;
+const CHUNK_GOROUTINES: usize = 256;
+
+fn write_dump(out: &mut dyn Write, dump: &Dump, format: Format) -> io::Result<()> {
+    let info = dump.info();
+    let formatter = ChunkFormatter::new(&info, format);
+    let mut writer = StreamWriter::new(out, &info, format);
+    let gs = &dump.goroutines;
+    let chunk = |i: usize| &gs[i * CHUNK_GOROUTINES..((i + 1) * CHUNK_GOROUTINES).min(gs.len())];
+    crate::ordered::map_ordered(
+        gs.len().div_ceil(CHUNK_GOROUTINES),
+        crate::ordered::threads_for(gs.len(), PARALLEL_MIN_GOROUTINES),
+        || (),
+        |_, i| formatter.format(chunk(i)),
+        |_| Err(io::Error::other("formatting thread panicked")),
+        |c| writer.write(c?),
+    )?;
+    writer.finish()
+}
+
+/// Goroutines made ready for a [`StreamWriter`] by a [`ChunkFormatter`].
+pub struct Chunk {
+    goroutines: usize,
+    body: Body,
+}
+
+enum Body {
+    /// Text blocks, or JSON elements each preceded by `,\n`.
+    Bytes(Vec<u8>),
+    Groups(group::Groups),
+}
+
+/// Formats chunks of goroutines, on any thread (it is `Sync`).
+#[derive(Debug, Clone)]
+pub struct ChunkFormatter {
+    info: DumpInfo,
+    format: Format,
+}
+
+impl ChunkFormatter {
+    pub fn new(info: &DumpInfo, format: Format) -> Self {
+        ChunkFormatter {
+            info: info.clone(),
+            format,
+        }
+    }
+
+    /// `gs`, formatted (or grouped) for the [`StreamWriter`] of the same
+    /// format; the goroutines can be dropped at once.
+    pub fn format(&self, gs: &[Goroutine]) -> io::Result<Chunk> {
+        let body = match self.format {
+            Format::Text => {
+                // A service's goroutine takes about 4.3 KiB: room enough
+                // that the buffer is seldom copied to grow.
+                let mut out = Vec::with_capacity(gs.len() * 6144);
+                text::blocks(&mut out, &self.info, gs);
+                Body::Bytes(out)
+            }
+            Format::Json => {
+                let mut out = Vec::with_capacity(gs.len() * 10240);
+                json::elements(&mut out, gs, &mut Vec::with_capacity(8192))?;
+                Body::Bytes(out)
+            }
+            Format::Grouped => {
+                let mut groups = group::Groups::default();
+                for g in gs {
+                    groups.add(g);
+                }
+                Body::Groups(groups)
+            }
+        };
+        Ok(Chunk {
+            goroutines: gs.len(),
+            body,
+        })
+    }
+}
+
+/// Writes [`Chunk`]s in the order given, as one document.
+pub struct StreamWriter<'o> {
+    out: &'o mut dyn Write,
+    info: DumpInfo,
+    format: Format,
+    goroutines: usize,
+    groups: group::Groups,
+}
+
+impl<'o> StreamWriter<'o> {
+    /// Nothing is written before the first goroutine (a stream that turns
+    /// out empty, an error for goat, leaves the output empty).
+    pub fn new(out: &'o mut dyn Write, info: &DumpInfo, format: Format) -> Self {
+        StreamWriter {
+            out,
+            info: info.clone(),
+            format,
+            goroutines: 0,
+            groups: group::Groups::default(),
+        }
+    }
+
+    /// Writes (or, grouped, merges in) the next chunk.
+    pub fn write(&mut self, chunk: Chunk) -> io::Result<()> {
+        let first = self.goroutines == 0;
+        self.goroutines += chunk.goroutines;
+        match chunk.body {
+            Body::Bytes(b) if self.format == Format::Json && first && !b.is_empty() => {
+                self.out.write_all(&json::head(&self.info.go_version)?)?;
+                // The first element has no comma before it.
+                self.out.write_all(&b[1..])
+            }
+            Body::Bytes(b) => self.out.write_all(&b),
+            Body::Groups(g) => {
+                self.groups.merge(g);
+                Ok(())
+            }
+        }
+    }
+
+    /// Goroutines written (or grouped) so far.
+    pub fn goroutines(&self) -> usize {
+        self.goroutines
+    }
+
+    /// Ends the document: the groups, or JSON's closing brackets (a JSON
+    /// document with no goroutine is written whole here).
+    pub fn finish(self) -> io::Result<()> {
+        match self.format {
+            Format::Text => Ok(()),
+            Format::Json => {
+                if self.goroutines == 0 {
+                    self.out.write_all(&json::head(&self.info.go_version)?)?;
+                }
+                self.out.write_all(json::tail(self.goroutines > 0))
+            }
+            Format::Grouped => self.groups.write(self.out),
+        }
+    }
 }
 
 /// Whether the release is at least Go 1.`minor` (unknown versions count as new).
-fn at_least(dump: &Dump, minor: u32) -> bool {
-    GoVersion::go1_minor(&dump.go_version).is_none_or(|m| m >= minor)
+fn at_least(info: &DumpInfo, minor: u32) -> bool {
+    GoVersion::go1_minor(&info.go_version).is_none_or(|m| m >= minor)
 }
 
 /// The name as the runtime's `printFuncName` shows it.

@@ -604,3 +604,6 @@ fn large_dumps_are_formatted_in_parallel_in_order() {
     assert!(dump.goroutines.len() > 20_000);
     assert_eq!(text(&dump), expected);
 }
+
+#[path = "stream_tests.rs"]
+mod stream;

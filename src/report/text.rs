@@ -24,10 +24,9 @@
 //!   line before each header; the SIGQUIT dump ends with one before the
 //!   registers, so every block is followed by one).
 
-use std::io::{self, Write};
-
+use super::bytes::Put;
 use super::{at_least, print_name};
-use crate::goruntime::{Dump, Elision, Frame, Goroutine};
+use crate::goruntime::{DumpInfo, Elision, Frame, Goroutine};
 
 /// `_Gwaiting`.
 const G_WAITING: u32 = 4;
@@ -50,135 +49,135 @@ const IDLE_IN_SYNCTEST: &[&str] = &[
     "select (durable)",
 ];
 
-/// Dumps this large are formatted on several threads, each into its own
-/// buffer, then written in order.
-const PARALLEL_MIN_GOROUTINES: usize = 10_000;
-
-pub(super) fn write(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
-    let gs = &dump.goroutines;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if threads < 2 || gs.len() < PARALLEL_MIN_GOROUTINES {
-        return write_blocks(out, dump, gs);
-    }
-    // Format `threads` chunks at a time and write them in order, so at most
-    // that many chunks are held in memory.
-    let per = gs.len().div_ceil(threads * 4);
-    let chunks: Vec<&[Goroutine]> = gs.chunks(per).collect();
-    std::thread::scope(|s| {
-        for batch in chunks.chunks(threads) {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|chunk| {
-                    s.spawn(move || {
-                        let mut buf = Vec::with_capacity(chunk.len() * 1024);
-                        write_blocks(&mut buf, dump, chunk).map(|()| buf)
-                    })
-                })
-                .collect();
-            for h in handles {
-                let buf = h
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("formatting thread panicked")))?;
-                out.write_all(&buf)?;
-            }
-        }
-        Ok(())
-    })
-}
-
-fn write_blocks(out: &mut dyn Write, dump: &Dump, gs: &[Goroutine]) -> io::Result<()> {
+/// Appends each goroutine's block, each followed by one blank line.
+pub(super) fn blocks(out: &mut Vec<u8>, info: &DumpInfo, gs: &[Goroutine]) {
     for g in gs {
-        write_goroutine(out, dump, g)?;
-        out.write_all(b"\n")?;
+        goroutine(out, info, g);
+        out.push(b'\n');
     }
-    Ok(())
 }
 
 /// One goroutine's block, without the blank line that follows it.
-pub(super) fn write_goroutine(out: &mut dyn Write, dump: &Dump, g: &Goroutine) -> io::Result<()> {
-    write_header(out, dump, g)?;
-    for (i, frame) in g.frames.iter().enumerate() {
+pub(super) fn goroutine(out: &mut Vec<u8>, info: &DumpInfo, g: &Goroutine) {
+    header(out, info, g);
+    for (i, f) in g.frames.iter().enumerate() {
         if let Some(e) = g.elided.filter(|e| e.at == i) {
-            write_elision(out, e)?;
+            elision(out, e);
         }
-        write_frame(out, frame)?;
+        frame(out, f);
     }
     if let Some(e) = g.elided.filter(|e| e.at >= g.frames.len()) {
-        write_elision(out, e)?;
+        elision(out, e);
     }
     if let Some(reason) = &g.unreadable {
-        writeln!(out, "\tgoroutine stack unreadable: {reason}")?;
+        out.put("\tgoroutine stack unreadable: ");
+        out.put(reason);
+        out.push(b'\n');
     }
     if let Some(c) = &g.created_by {
-        write!(out, "created by {}", print_name(&c.function))?;
+        out.put("created by ");
+        out.put(print_name(&c.function));
         if let Some(parent) = c.goroutine.filter(|&p| p != 0) {
-            write!(out, " in goroutine {parent}")?;
+            out.put(" in goroutine ");
+            out.dec(parent);
         }
-        write!(out, "\n\t{}:{}", c.file, c.line)?;
+        out.put("\n\t");
+        out.put(&c.file);
+        out.push(b':');
+        out.dec(u64::from(c.line));
         if c.offset > 0 {
-            write!(out, " +{:#x}", c.offset)?;
+            out.put(" +");
+            out.hex(c.offset);
         }
-        out.write_all(b"\n")?;
+        out.push(b'\n');
     }
-    Ok(())
 }
 
-fn write_header(out: &mut dyn Write, dump: &Dump, g: &Goroutine) -> io::Result<()> {
-    write!(out, "goroutine {}", g.id)?;
-    if dump.header_shows_gp {
-        write!(out, " gp={:#x}", g.gp)?;
+fn header(out: &mut Vec<u8>, info: &DumpInfo, g: &Goroutine) {
+    out.put("goroutine ");
+    out.dec(g.id);
+    if info.header_shows_gp {
+        out.put(" gp=");
+        out.hex(g.gp);
         match &g.m {
-            Some(m) => write!(out, " m={} mp={:#x}", m.id, m.mp)?,
-            None => out.write_all(b" m=nil")?,
+            Some(m) => {
+                out.put(" m=");
+                out.idec(m.id);
+                out.put(" mp=");
+                out.hex(m.mp);
+            }
+            None => out.put(" m=nil"),
         }
     }
-    write!(out, " [{}", g.status)?;
-    if g.status_code == G_LEAKED && at_least(dump, 26) {
-        out.write_all(b" (leaked)")?;
+    out.put(" [");
+    out.put(&g.status);
+    if g.status_code == G_LEAKED && at_least(info, 26) {
+        out.put(" (leaked)");
     }
     if g.scan {
-        out.write_all(b" (scan)")?;
+        out.put(" (scan)");
     }
-    if g.synctest_group.is_some() && at_least(dump, 25) && g.status_code == G_WAITING {
+    if g.synctest_group.is_some() && at_least(info, 25) && g.status_code == G_WAITING {
         let reason = g.wait_reason.as_deref().unwrap_or(&g.status);
         if IDLE_IN_SYNCTEST.contains(&reason) && !g.status.ends_with("(durable)") {
-            out.write_all(b" (durable)")?;
+            out.put(" (durable)");
         }
     }
     if g.wait_minutes >= 1 {
-        write!(out, ", {} minutes", g.wait_minutes)?;
+        out.put(", ");
+        out.idec(g.wait_minutes);
+        out.put(" minutes");
     }
     if g.locked {
-        out.write_all(b", locked to thread")?;
+        out.put(", locked to thread");
     }
     if let Some(group) = g.synctest_group {
-        let word = if at_least(dump, 25) {
-            "bubble"
+        out.put(if at_least(info, 25) {
+            ", synctest bubble "
         } else {
-            "group"
-        };
-        write!(out, ", synctest {word} {group}")?;
+            ", synctest group "
+        });
+        out.dec(group);
     }
-    out.write_all(b"]:\n")
+    out.put("]:\n");
 }
 
-fn write_frame(out: &mut dyn Write, f: &Frame) -> io::Result<()> {
-    let name = print_name(&f.function);
+fn frame(out: &mut Vec<u8>, f: &Frame) {
+    out.put(print_name(&f.function));
     if f.inlined {
-        return write!(out, "{name}(...)\n\t{}:{}\n", f.file, f.line);
+        out.put("(...)\n\t");
+        out.put(&f.file);
+        out.push(b':');
+        out.dec(u64::from(f.line));
+        out.push(b'\n');
+        return;
     }
-    write!(out, "{name}({})\n\t{}:{}", f.args, f.file, f.line)?;
+    out.push(b'(');
+    out.put(&f.args);
+    out.put(")\n\t");
+    out.put(&f.file);
+    out.push(b':');
+    out.dec(u64::from(f.line));
     if f.offset > 0 {
-        write!(out, " +{:#x}", f.offset)?;
+        out.put(" +");
+        out.hex(f.offset);
     }
-    writeln!(out, " fp={:#x} sp={:#x} pc={:#x}", f.fp, f.sp, f.pc)
+    out.put(" fp=");
+    out.hex(f.fp);
+    out.put(" sp=");
+    out.hex(f.sp);
+    out.put(" pc=");
+    out.hex(f.pc);
+    out.push(b'\n');
 }
 
-fn write_elision(out: &mut dyn Write, e: Elision) -> io::Result<()> {
+fn elision(out: &mut Vec<u8>, e: Elision) {
     match e.count {
-        Some(n) => writeln!(out, "...{n} frames elided..."),
-        None => out.write_all(b"...additional frames elided...\n"),
+        Some(n) => {
+            out.put("...");
+            out.dec(n as u64);
+            out.put(" frames elided...\n");
+        }
+        None => out.put("...additional frames elided...\n"),
     }
 }

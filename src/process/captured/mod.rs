@@ -1,0 +1,475 @@
+//! Bytes copied out of a target, readable after it has resumed.
+//!
+//! The bytes live in one of two stores: an arena on goat's heap (a stop-mode
+//! capture fills it while the target is stopped, where a page fault or a
+//! `pwrite` would lengthen the pause), or an unlinked temporary file
+//! ([`CapturedMemory::spilled`]: captures copied while the target runs, and
+//! cores), so that a million goroutines' 1.7 GB do not become goat's RSS.
+//! Either way the ranges sit in one sorted in-memory index, and decoding
+//! threads read through a [`CaptureReader`] each, which remembers the last
+//! range it hit and keeps a small block cache of the file.
+
+mod reader;
+mod spill;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::memory::{Memory, ReadFault};
+pub use reader::CaptureReader;
+pub use spill::temporary_dir;
+use spill::{BlockCache, SpillFile, STAGING_BYTES};
+
+/// One copied range: `len` bytes of target memory at `addr`, kept at
+/// `offset` in the store.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    addr: u64,
+    len: u64,
+    offset: u64,
+}
+
+impl Span {
+    /// `addr + len`; spans that would pass 2^64 are never recorded.
+    fn end(&self) -> u64 {
+        self.addr + self.len
+    }
+}
+
+#[derive(Debug)]
+enum Store {
+    Ram(Vec<u8>),
+    /// The file, and the cache [`Memory::read`] on the capture itself uses
+    /// (a [`CaptureReader`] has its own, lock-free).
+    Spill {
+        file: SpillFile,
+        cache: Mutex<BlockCache>,
+    },
+}
+
+/// A sparse copy of target memory: the ranges read from it. Decoding runs
+/// against this after the target resumes, so the pause covers only the
+/// copy. Also the fake memory of unit tests.
+///
+/// All bytes live in one store and the ranges in one sorted index: a dump of
+/// 100k goroutines copies 200k ranges, and one allocation per range would
+/// cost more than the copy itself. Ranges may overlap (a `g` copied alone
+/// and inside a larger run); overlapping ranges hold the same bytes, as
+/// they were copied at the same stop, and [`Self::rewrite_from`] keeps it so.
+#[derive(Debug)]
+pub struct CapturedMemory {
+    store: Store,
+    index: Vec<Span>,
+    /// The longest span's length: how far back a range that overlaps an
+    /// address can start.
+    longest: u64,
+    /// The first write to the spill file that failed (a full disk): the
+    /// ranges it held are missing, and the caller must say why.
+    spill_error: Option<io::Error>,
+}
+
+impl Default for CapturedMemory {
+    fn default() -> Self {
+        CapturedMemory {
+            store: Store::Ram(Vec::new()),
+            index: Vec::new(),
+            longest: 0,
+            spill_error: None,
+        }
+    }
+}
+
+impl CapturedMemory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty copy whose arena already holds `bytes` of faulted-in memory,
+    /// so that filling it while the target is stopped costs no page faults.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut arena = vec![0u8; bytes];
+        // vec! of zeros maps pages lazily; touch one byte a page to fault
+        // them in now, outside the pause.
+        for b in arena.iter_mut().step_by(4096) {
+            *b = 1;
+        }
+        arena.clear();
+        CapturedMemory {
+            store: Store::Ram(arena),
+            ..Self::default()
+        }
+    }
+
+    /// An empty copy kept in an unlinked temporary file in
+    /// [`temporary_dir`] (`$TMPDIR`, else `/var/tmp`).
+    pub fn spilled() -> io::Result<Self> {
+        Self::spilled_in(&temporary_dir())
+    }
+
+    /// An empty copy kept in an unlinked temporary file in `dir`.
+    pub fn spilled_in(dir: &Path) -> io::Result<Self> {
+        Ok(CapturedMemory {
+            store: Store::Spill {
+                file: SpillFile::create_in(dir)?,
+                cache: Mutex::new(BlockCache::default()),
+            },
+            ..Self::default()
+        })
+    }
+
+    /// Whether the bytes are in a temporary file rather than in memory.
+    pub fn is_spilled(&self) -> bool {
+        matches!(self.store, Store::Spill { .. })
+    }
+
+    /// Why bytes that were read could not be kept (the spill file's first
+    /// failed write); those ranges read as faults.
+    pub fn spill_error(&self) -> Option<&io::Error> {
+        self.spill_error.as_ref()
+    }
+
+    /// A reader for one thread: as [`Memory::read`] on the capture, but
+    /// with its own cache (no lock), for decoding on many threads.
+    pub fn reader(&self) -> CaptureReader<'_> {
+        CaptureReader::new(self)
+    }
+
+    /// Bytes the arena holds room for (what [`Self::with_capacity`] faulted in).
+    #[cfg(test)]
+    pub(crate) fn reserved(&self) -> usize {
+        match &self.store {
+            Store::Ram(arena) => arena.capacity(),
+            Store::Spill { .. } => 0,
+        }
+    }
+
+    /// Records `bytes` as the contents at `addr`.
+    pub fn insert(&mut self, addr: u64, bytes: &[u8]) {
+        if let Some(offset) = self.append(bytes) {
+            self.push_span(addr, bytes.len(), offset);
+            self.sort();
+        }
+    }
+
+    /// Reads every `(addr, len)` range from `mem` in batches straight into
+    /// the store, and returns whether each range could be read.
+    /// (The live backend's `read_batch` merges neighbouring ranges and
+    /// spreads large batches over threads.)
+    pub fn read_from(&mut self, mem: &dyn Memory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        let mut ok = Vec::with_capacity(ranges.len());
+        for batch in batches(ranges, self.batch_limit()) {
+            ok.extend(self.read_batch_into(mem, batch));
+        }
+        self.sort();
+        ok
+    }
+
+    /// Reads every `(addr, len)` range from `mem` again, for a copy made
+    /// while the target ran and brought up to date in a final stop: where
+    /// captured ranges overlap it, their bytes are replaced in place; a
+    /// range no single captured range covers is also added as a new one.
+    /// A range that cannot be read is removed from every captured range it
+    /// overlaps, so it reads as a fault afterwards, never as its old bytes.
+    /// Returns whether each range could be read.
+    pub fn rewrite_from(&mut self, mem: &dyn Memory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        let mut ok = Vec::with_capacity(ranges.len());
+        let mut added = Vec::new();
+        let mut scratch = Vec::new();
+        for batch in batches(ranges, STAGING_BYTES) {
+            let total: usize = batch.iter().map(|r| r.1).sum();
+            scratch.clear();
+            scratch.resize(total, 0);
+            let results = read_into(mem, batch, &mut scratch);
+            let mut at = 0;
+            for (&(addr, n), res) in batch.iter().zip(results) {
+                let bytes = &scratch[at..at + n];
+                at += n;
+                let good = res && self.replace(addr, bytes, &mut added);
+                if !good {
+                    self.forget(addr, n as u64);
+                }
+                ok.push(good);
+            }
+        }
+        self.index.extend(added);
+        self.sort();
+        if let Store::Spill { cache, .. } = &mut self.store {
+            cache.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        ok
+    }
+
+    /// Total bytes held.
+    pub fn len_bytes(&self) -> usize {
+        self.index.iter().map(|s| s.len as usize).sum()
+    }
+
+    /// Writes `bytes` (the contents at `addr`) over every captured range
+    /// they overlap; when none covers them whole, also appends them as a
+    /// new span (into `added`, sorted in later). False if the store failed.
+    fn replace(&mut self, addr: u64, bytes: &[u8], added: &mut Vec<Span>) -> bool {
+        let Some(end) = addr.checked_add(bytes.len() as u64) else {
+            return false;
+        };
+        let mut covered = false;
+        for i in self.overlapping(addr, end) {
+            let s = self.index[i];
+            let lo = addr.max(s.addr);
+            let hi = end.min(s.end());
+            let src = &bytes[(lo - addr) as usize..(hi - addr) as usize];
+            if !self.overwrite(s.offset + (lo - s.addr), src) {
+                return false;
+            }
+            covered |= s.addr <= addr && end <= s.end();
+        }
+        if !covered && !bytes.is_empty() {
+            let Some(offset) = self.append(bytes) else {
+                return false;
+            };
+            self.longest = self.longest.max(bytes.len() as u64);
+            added.push(Span {
+                addr,
+                len: bytes.len() as u64,
+                offset,
+            });
+        }
+        true
+    }
+
+    /// Cuts `[addr, addr + len)` out of every span that overlaps it.
+    fn forget(&mut self, addr: u64, len: u64) {
+        let end = addr.saturating_add(len);
+        let hit = self.overlapping(addr, end);
+        if hit.is_empty() {
+            return;
+        }
+        let mut pieces = Vec::new();
+        for &i in &hit {
+            let s = self.index[i];
+            if s.addr < addr {
+                pieces.push(Span {
+                    len: addr - s.addr,
+                    ..s
+                });
+            }
+            if end < s.end() {
+                pieces.push(Span {
+                    addr: end,
+                    len: s.end() - end,
+                    offset: s.offset + (end - s.addr),
+                });
+            }
+        }
+        // `hit` is in descending order: removing from the back first keeps
+        // the other indices valid.
+        for i in hit {
+            self.index.remove(i);
+        }
+        self.index.extend(pieces);
+        self.sort();
+    }
+
+    /// Indices (descending) of the spans that overlap `[addr, end)`.
+    fn overlapping(&self, addr: u64, end: u64) -> Vec<usize> {
+        let below = self.index.partition_point(|s| s.addr < end);
+        let reach = addr.saturating_sub(self.longest);
+        (0..below)
+            .rev()
+            .take_while(|&i| self.index[i].addr >= reach)
+            .filter(|&i| self.index[i].end() > addr)
+            .collect()
+    }
+
+    /// How many bytes one batch reads at most before they are stored.
+    fn batch_limit(&self) -> usize {
+        match self.store {
+            Store::Ram(_) => usize::MAX,
+            Store::Spill { .. } => STAGING_BYTES,
+        }
+    }
+
+    /// Reads `batch` into the store (the arena, or the staging buffer then
+    /// the file) and indexes what was readable.
+    fn read_batch_into(&mut self, mem: &dyn Memory, batch: &[(u64, usize)]) -> Vec<bool> {
+        let total: usize = batch.iter().map(|r| r.1).sum();
+        let (base, ok) = match &mut self.store {
+            Store::Ram(arena) => {
+                let base = arena.len();
+                arena.resize(base + total, 0);
+                (base as u64, read_into(mem, batch, &mut arena[base..]))
+            }
+            Store::Spill { file, .. } => {
+                if file.staging.len() < total {
+                    file.staging.resize(total, 0);
+                }
+                let mut staging = std::mem::take(&mut file.staging);
+                let ok = read_into(mem, batch, &mut staging[..total]);
+                file.staging = staging;
+                match file.append_staged(total) {
+                    Ok(base) => (base, ok),
+                    Err(e) => {
+                        self.spill_error.get_or_insert(e);
+                        return vec![false; batch.len()];
+                    }
+                }
+            }
+        };
+        let mut offset = base;
+        for (&(addr, n), &good) in batch.iter().zip(&ok) {
+            if good {
+                self.push_span(addr, n, offset);
+            }
+            offset += n as u64;
+        }
+        ok
+    }
+
+    /// Stores `bytes` after everything else; their offset, or `None` when
+    /// the spill file could not be written.
+    fn append(&mut self, bytes: &[u8]) -> Option<u64> {
+        match &mut self.store {
+            Store::Ram(arena) => {
+                let at = arena.len() as u64;
+                arena.extend_from_slice(bytes);
+                Some(at)
+            }
+            Store::Spill { file, .. } => match file.append(bytes) {
+                Ok(at) => Some(at),
+                Err(e) => {
+                    self.spill_error.get_or_insert(e);
+                    None
+                }
+            },
+        }
+    }
+
+    /// Replaces stored bytes at `offset`.
+    fn overwrite(&mut self, offset: u64, bytes: &[u8]) -> bool {
+        match &mut self.store {
+            Store::Ram(arena) => {
+                let at = offset as usize;
+                arena[at..at + bytes.len()].copy_from_slice(bytes);
+                true
+            }
+            Store::Spill { file, .. } => match file.overwrite(offset, bytes) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.spill_error.get_or_insert(e);
+                    false
+                }
+            },
+        }
+    }
+
+    fn push_span(&mut self, addr: u64, len: usize, offset: u64) {
+        // A range past 2^64 (target bytes) was never readable anyway.
+        if len > 0 && addr.checked_add(len as u64).is_some() {
+            self.longest = self.longest.max(len as u64);
+            self.index.push(Span {
+                addr,
+                len: len as u64,
+                offset,
+            });
+        }
+    }
+
+    fn sort(&mut self) {
+        // Nearly sorted in practice (each batch is appended in address
+        // order), which the stable sort handles in close to linear time.
+        self.index.sort_by_key(|s| s.addr);
+    }
+
+    /// The index of a span holding all of `[addr, end)`.
+    fn find(&self, addr: u64, end: u64) -> Option<usize> {
+        let after = self.index.partition_point(|s| s.addr <= addr);
+        // Ranges may overlap (a g copied alone and inside a larger run):
+        // try the nearest few that start at or below addr.
+        (after.saturating_sub(8)..after)
+            .rev()
+            .find(|&i| end <= self.index[i].end())
+    }
+
+    /// Copies the bytes at `addr` out of span `i`, which holds them all.
+    fn copy_out(
+        &self,
+        i: usize,
+        addr: u64,
+        buf: &mut [u8],
+        cache: Option<&mut BlockCache>,
+    ) -> Result<(), ReadFault> {
+        let s = self.index[i];
+        let from = s.offset + (addr - s.addr);
+        let fault = ReadFault {
+            addr,
+            len: buf.len(),
+        };
+        match (&self.store, cache) {
+            (Store::Ram(arena), _) => {
+                let from = from as usize;
+                buf.copy_from_slice(&arena[from..from + buf.len()]);
+                Ok(())
+            }
+            (Store::Spill { file, .. }, Some(cache)) => {
+                cache.read(file, from, buf).map_err(|_| fault)
+            }
+            (Store::Spill { file, cache }, None) => {
+                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+                cache.read(file, from, buf).map_err(|_| fault)
+            }
+        }
+    }
+}
+
+impl Memory for CapturedMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        let fault = ReadFault {
+            addr,
+            len: buf.len(),
+        };
+        let end = addr.checked_add(buf.len() as u64).ok_or(fault)?;
+        let i = self.find(addr, end).ok_or(fault)?;
+        self.copy_out(i, addr, buf, None)
+    }
+}
+
+/// `ranges` cut into runs of at most `limit` bytes (a range longer than
+/// that is a run of its own).
+fn batches(ranges: &[(u64, usize)], limit: usize) -> impl Iterator<Item = &[(u64, usize)]> {
+    let mut rest = ranges;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut total = 0usize;
+        let n = rest
+            .iter()
+            .take_while(|r| {
+                total = total.saturating_add(r.1);
+                total <= limit
+            })
+            .count()
+            .max(1);
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}
+
+/// Reads `ranges` from `mem` into consecutive pieces of `buf` (exactly
+/// their total length) in one batch; whether each could be read.
+fn read_into(mem: &dyn Memory, ranges: &[(u64, usize)], buf: &mut [u8]) -> Vec<bool> {
+    let mut rest = buf;
+    let mut reqs = Vec::with_capacity(ranges.len());
+    for &(addr, n) in ranges {
+        let (head, tail) = rest.split_at_mut(n);
+        reqs.push((addr, head));
+        rest = tail;
+    }
+    mem.read_batch(&mut reqs)
+        .iter()
+        .map(Result::is_ok)
+        .collect()
+}
