@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The compressed formats goat opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,20 +60,11 @@ pub(super) enum UnpackError {
     TooLarge,
 }
 
-/// Where the unpacked core goes: `$TMPDIR`, else `/var/tmp` (on disk on
-/// most systems, where `/tmp` is often memory).
-fn temporary_dir() -> PathBuf {
-    match std::env::var_os("TMPDIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ if Path::new("/var/tmp").is_dir() => PathBuf::from("/var/tmp"),
-        _ => std::env::temp_dir(),
-    }
-}
-
 /// Unpacks `file` (compressed as `kind`, `len` bytes) into an unlinked
 /// temporary file and returns it with its length.
 pub(super) fn unpack(file: &File, len: u64, kind: Compression) -> Result<(File, u64), UnpackError> {
-    let dir = temporary_dir();
+    // On disk where /tmp is memory: `$TMPDIR`, else /var/tmp.
+    let dir = crate::process::temporary_dir();
     let temp_error = |cause| UnpackError::Temporary {
         dir: dir.clone(),
         cause,
