@@ -353,6 +353,43 @@ impl GoProgram {
         })
     }
 
+    /// For a target that stays stopped (a session): what listing the
+    /// goroutines needs, without their stacks. See
+    /// [`Self::decode_headers`] and [`Self::decode_one`].
+    pub fn capture_headers(
+        &self,
+        t: &dyn Target,
+        globals: &Globals,
+        now: Option<i64>,
+    ) -> Result<Capture, GoError> {
+        Ok(collect::capture_headers(t, &self.layout, globals, now)?)
+    }
+
+    /// The goroutines of a [`Self::capture_headers`] capture with their
+    /// frames not decoded (empty, and `unreadable` unset): ids, statuses,
+    /// threads, `created by`.
+    pub fn decode_headers(&self, cap: &Capture, bias: u64) -> Result<Dump, GoError> {
+        let info = self.dump_info();
+        Ok(Dump {
+            go_version: info.go_version,
+            header_shows_gp: info.header_shows_gp,
+            goroutines: self.decoder(bias)?.headers(cap),
+        })
+    }
+
+    /// The goroutine whose `runtime.g` is at `gp`, frames and all, read
+    /// from `mem` (the stopped target `cap` was taken from); `None` when it
+    /// is dead.
+    pub fn decode_one(
+        &self,
+        cap: &Capture,
+        mem: &dyn Memory,
+        bias: u64,
+        gp: u64,
+    ) -> Result<Option<Goroutine>, GoError> {
+        Ok(self.decoder(bias)?.one(cap, mem, gp))
+    }
+
     /// The after-resume half, for a caller that takes the goroutines a
     /// chunk at a time ([`Decoder::stream`]) rather than all at once.
     pub fn decoder(&self, bias: u64) -> Result<Decoder<'_>, GoError> {
