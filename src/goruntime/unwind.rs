@@ -299,7 +299,7 @@ mod tests {
                     trap: false,
                     syscall,
                 };
-                unwind(&mem, tab, 0, start, &mut UnwindCache::new())
+                unwind(&mem, tab, 0, start, &mut UnwindCache::default())
             };
             let stopped = walk(false);
             assert_eq!(stopped.frames.len(), 1, "go{ver}");
