@@ -21,6 +21,9 @@ use crate::report;
 const DEFAULT_DEPTH: usize = 10;
 /// Goroutines shown per group (Delve shows 5 and the total).
 const PER_GROUP: usize = 5;
+/// Up to this many lines, the goroutines listed have their stacks read one
+/// by one; past it, every stack at once (`-all`, `-n 50000`).
+const ONE_BY_ONE_MAX: usize = 1000;
 
 /// Which of a goroutine's locations a line shows, a filter tests or a
 /// group is keyed by (Delve's -u -r -g -s; userloc curloc goloc startloc).
@@ -348,6 +351,11 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         return super::grexec::exec_each(s, &ids, cmd, out);
     }
     let limit = o.limit();
+    // Many lines to show: one copy of every stack decoded on every core
+    // beats reading the stacks one goroutine at a time.
+    if chosen.len().min(limit) > ONE_BY_ONE_MAX {
+        s.decode_all()?;
+    }
     let loc = o.loc.unwrap_or(Loc::User);
     let line = |g: &Goroutine, indent: &str| {
         let mark = if Some(g.id) == s.current { '*' } else { ' ' };
