@@ -8,7 +8,6 @@
 //! goroutines thus reaches the prompt without unwinding 100k stacks.
 
 use std::cell::OnceCell;
-use std::collections::HashMap;
 
 use crate::goruntime::{Capture, Dump, Globals, Goroutine};
 
@@ -16,10 +15,12 @@ use crate::goruntime::{Capture, Dump, Globals, Goroutine};
 pub(super) struct StopGoroutines {
     /// Every live goroutine in `allgs` order, frames not decoded.
     heads: Dump,
-    /// Index into `heads` by goroutine id (the first of a repeated id).
-    by_id: HashMap<u64, usize>,
-    /// Index into `heads` by `runtime.g` address.
-    by_gp: HashMap<u64, usize>,
+    /// (goroutine id, index into `heads`), sorted: a million goroutines
+    /// are indexed in a sort, where hashing cost more (and ids and
+    /// addresses are target data: no hash they could flood).
+    by_id: Vec<(u64, usize)>,
+    /// (`runtime.g` address, index into `heads`), sorted.
+    by_gp: Vec<(u64, usize)>,
     /// Each goroutine with its frames, once decoded.
     full: Vec<OnceCell<Box<Goroutine>>>,
     /// Whether every goroutine's frames were decoded.
@@ -45,12 +46,17 @@ impl StopGoroutines {
     }
 
     pub(super) fn new(heads: Dump, mut cap: Capture, globals: Option<Globals>) -> Self {
-        let mut by_id = HashMap::with_capacity(heads.goroutines.len());
-        let mut by_gp = HashMap::with_capacity(heads.goroutines.len());
-        for (i, g) in heads.goroutines.iter().enumerate() {
-            by_id.entry(g.id).or_insert(i);
-            by_gp.entry(g.gp).or_insert(i);
-        }
+        let index = |key: fn(&Goroutine) -> u64| {
+            let mut v: Vec<(u64, usize)> = heads
+                .goroutines
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (key(g), i))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let (by_id, by_gp) = (index(|g| g.id), index(|g| g.gp));
         // The g structs were copied for the headers only.
         cap.mem = Default::default();
         StopGoroutines {
@@ -81,8 +87,9 @@ impl StopGoroutines {
         &self.heads.goroutines
     }
 
+    /// The index of goroutine `id` (the first of a repeated id).
     pub(super) fn index_of(&self, id: u64) -> Option<usize> {
-        self.by_id.get(&id).copied()
+        find(&self.by_id, id)
     }
 
     /// Goroutine `i` with its frames, decoded by `decode` the first time.
@@ -108,11 +115,17 @@ impl StopGoroutines {
     /// the headers (none, the target being stopped) are ignored.
     pub(super) fn fill(&self, decoded: Vec<Goroutine>) {
         for g in decoded {
-            if let Some(&i) = self.by_gp.get(&g.gp) {
+            if let Some(i) = find(&self.by_gp, g.gp) {
                 // One decoded earlier stays: both read the same stop.
                 let _ = self.full[i].set(Box::new(g));
             }
         }
         let _ = self.all.set(());
     }
+}
+
+/// The index paired with the first `key` in `sorted`.
+fn find(sorted: &[(u64, usize)], key: u64) -> Option<usize> {
+    let at = sorted.partition_point(|&(k, _)| k < key);
+    sorted.get(at).filter(|&&(k, _)| k == key).map(|&(_, i)| i)
 }
