@@ -313,13 +313,13 @@ fn read_allgs(
 }
 
 /// What a session's goroutine list needs of a stop, without the stacks:
-/// `allgs`, every `runtime.g`, the Ms they run on, the threads and the wait
-/// reasons. A target that stays stopped (a session, a core) has its stacks
-/// read when a goroutine's frames are asked for
+/// `allgs`, the threads and the wait reasons; the `runtime.g`s themselves
+/// are read a chunk at a time as they are decoded ([`for_each_g_chunk`]).
+/// A target that stays stopped (a session, a core) has its stacks read
+/// when a goroutine's frames are asked for
 /// ([`super::GoProgram::decode_one`]), not all of them up front.
 pub fn capture_headers(
     t: &dyn Target,
-    layout: &RuntimeLayout,
     globals: &Globals,
     now: Option<i64>,
 ) -> Result<Capture, CaptureError> {
@@ -329,25 +329,31 @@ pub fn capture_headers(
         ..Capture::default()
     };
     cap.gs = read_allgs(t, globals, CAPTURE_BUDGET, &mut cap)?;
-    let gsize = layout.g.size as usize;
-    let granges: Vec<(u64, usize)> = cap.gs.iter().map(|&g| (g, gsize)).collect();
-    read_merged(t, &mut cap, &granges);
-    let mut ms = BTreeSet::new();
-    for &g in &cap.gs {
-        let m = g
-            .checked_add(layout.g.m)
-            .and_then(|a| cap.mem.read_u64(a).ok())
-            .unwrap_or(0);
-        if m != 0 && m.checked_add(layout.m.size).is_some() {
-            ms.insert(m);
-        }
-    }
-    let mranges: Vec<(u64, usize)> = ms.iter().map(|&m| (m, layout.m.size as usize)).collect();
-    read_ranges(t, &mut cap, &mranges);
     if let Some((addr, n)) = globals.wait_reasons {
         cap.wait_reasons = read_wait_reasons(t, addr, n, &mut cap);
     }
     Ok(cap)
+}
+
+/// `runtime.g`s copied per chunk by [`for_each_g_chunk`]: a few MiB, so a
+/// million goroutines never hold their 400 MiB of `g`s at once.
+const G_CHUNK: usize = 8192;
+
+/// Copies the `runtime.g`s of `gs` a chunk at a time (merged reads, as a
+/// capture does) and hands each chunk's copy and addresses to `each`.
+pub fn for_each_g_chunk(
+    t: &dyn Target,
+    layout: &RuntimeLayout,
+    gs: &[u64],
+    mut each: impl FnMut(&CapturedMemory, &[u64]),
+) {
+    let gsize = layout.g.size as usize;
+    for chunk in gs.chunks(G_CHUNK) {
+        let mut copy = Capture::default();
+        let ranges: Vec<(u64, usize)> = chunk.iter().map(|&g| (g, gsize)).collect();
+        read_merged(t, &mut copy, &ranges);
+        each(&copy.mem, chunk);
+    }
 }
 
 /// `runtime.g`s closer than this are read as one range: they sit side by

@@ -171,15 +171,13 @@ impl Decoder<'_> {
         })
     }
 
-    /// Every live goroutine of a [`super::collect::capture_headers`]
-    /// capture, in `allgs` order, with its frames *not* decoded (`frames`
+    /// The live goroutines of `gs` (of a [`super::collect::capture_headers`]
+    /// capture), their `g`s and Ms read from `mem`, with frames *not* decoded (`frames`
     /// empty, `unreadable` unset): the list a session shows and filters by
     /// status, thread or labels before any stack is unwound.
-    pub fn headers(&self, cap: &Capture) -> Vec<Goroutine> {
-        let mem = cap.mem.reader();
-        cap.gs
-            .iter()
-            .filter_map(|&g| self.goroutine_in(cap, &mem, g, None))
+    pub fn headers(&self, cap: &Capture, gs: &[u64], mem: &dyn Memory) -> Vec<Goroutine> {
+        gs.iter()
+            .filter_map(|&g| self.goroutine_in(cap, mem, g, None))
             .collect()
     }
 
@@ -241,8 +239,12 @@ impl Decoder<'_> {
             }
             _ => 0,
         };
+        // No M, nothing to read (a read near address 0 would only fail, at
+        // the cost of a syscall on a live target).
         let m_field = |off: u64| {
-            g.m.checked_add(off)
+            (g.m != 0)
+                .then(|| g.m.checked_add(off))
+                .flatten()
                 .and_then(|a| mem.read_u64(a).ok())
                 .unwrap_or(0) as i64
         };

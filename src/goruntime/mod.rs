@@ -362,18 +362,35 @@ impl GoProgram {
         globals: &Globals,
         now: Option<i64>,
     ) -> Result<Capture, GoError> {
-        Ok(collect::capture_headers(t, &self.layout, globals, now)?)
+        Ok(collect::capture_headers(t, globals, now)?)
     }
 
     /// The goroutines of a [`Self::capture_headers`] capture with their
     /// frames not decoded (empty, and `unreadable` unset): ids, statuses,
     /// threads, `created by`.
-    pub fn decode_headers(&self, cap: &Capture, bias: u64) -> Result<Dump, GoError> {
+    /// Their `g`s are read from the stopped target `t` a chunk at a time.
+    pub fn decode_headers(
+        &self,
+        t: &dyn Target,
+        cap: &Capture,
+        bias: u64,
+    ) -> Result<Dump, GoError> {
+        let decoder = self.decoder(bias)?;
+        let mut goroutines = Vec::with_capacity(cap.gs.len());
+        collect::for_each_g_chunk(t, &self.layout, &cap.gs, |copy, gs| {
+            // The gs from the chunk's copy; an M (few goroutines have one)
+            // from the target.
+            let mem = Layered {
+                copy: &copy.reader(),
+                rest: t,
+            };
+            goroutines.extend(decoder.headers(cap, gs, &mem));
+        });
         let info = self.dump_info();
         Ok(Dump {
             go_version: info.go_version,
             header_shows_gp: info.header_shows_gp,
-            goroutines: self.decoder(bias)?.headers(cap),
+            goroutines,
         })
     }
 
@@ -408,6 +425,20 @@ impl GoProgram {
             go_version: self.version_text.clone(),
             header_shows_gp: self.version.header_shows_gp(),
         }
+    }
+}
+
+/// Reads from `copy`, and what it lacks from `rest`.
+struct Layered<'a> {
+    copy: &'a dyn Memory,
+    rest: &'a dyn Memory,
+}
+
+impl Memory for Layered<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), crate::process::ReadFault> {
+        self.copy
+            .read(addr, buf)
+            .or_else(|_| self.rest.read(addr, buf))
     }
 }
 

@@ -123,7 +123,7 @@ impl<'a> Session<'a> {
             .prog
             .capture_headers(t, &globals, now)
             .context("reading the goroutines")?;
-        let heads = self.prog.decode_headers(&cap, self.bias)?;
+        let heads = self.prog.decode_headers(t, &cap, self.bias)?;
         let main_tid = t.pid();
         let signalled = self.backend.signalled_thread();
         self.gs = StopGoroutines::new(heads, cap, Some(globals));
