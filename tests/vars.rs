@@ -4,6 +4,8 @@
 //! exactly; optimized builds may mark a value optimized out or unavailable
 //! (Go's DWARF for optimized code is partial) but must never show a wrong one.
 
+#[path = "vars/bigmap.rs"]
+mod bigmap;
 #[path = "vars/bytes.rs"]
 mod bytes;
 mod common;

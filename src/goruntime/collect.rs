@@ -151,32 +151,7 @@ pub fn capture_within(
 ) -> Result<Capture, CaptureError> {
     cap.threads = t.threads().to_vec();
     cap.now = now;
-    let allgs = globals.allgs;
-    let ptr = t.read_u64(allgs).map_err(CaptureError::AllGs)?;
-    let len_at = allgs.checked_add(8).ok_or(CaptureError::AllGs(ReadFault {
-        addr: allgs,
-        len: 16,
-    }))?;
-    let len = t.read_u64(len_at).map_err(CaptureError::AllGs)?;
-    // The list is bytes copied too: one the budget cannot hold is as
-    // implausible as one past MAX_GOROUTINES (with the default budget the
-    // first bound is always the tighter one). Without this, a small budget
-    // still read and deduplicated 16 million entries (128 MiB).
-    if len > MAX_GOROUTINES || len.saturating_mul(8) > budget {
-        return Err(CaptureError::BadLength(len));
-    }
-    let raw = t
-        .read_vec(ptr, len as usize * 8)
-        .map_err(CaptureError::AllGs)?;
-    cap.bytes += raw.len();
-    // Each g once: a list naming one g a million times (target bytes) is
-    // not a million goroutines to copy.
-    let mut seen = std::collections::HashSet::new();
-    cap.gs = raw
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-        .filter(|&g| g != 0 && seen.insert(g))
-        .collect();
+    cap.gs = read_allgs(t, globals, budget, &mut cap)?;
 
     let gsize = layout.g.size as usize;
     let mut spent = 0u64;
@@ -299,6 +274,86 @@ pub fn capture_within(
         cap.wait_reasons = read_wait_reasons(t, addr, n, &mut cap);
     }
     Ok(cap)
+}
+
+/// The list of `runtime.g` addresses in `allgs` order, each once (the
+/// list's bytes counted in `cap.bytes`).
+fn read_allgs(
+    t: &dyn Target,
+    globals: &Globals,
+    budget: u64,
+    cap: &mut Capture,
+) -> Result<Vec<u64>, CaptureError> {
+    let allgs = globals.allgs;
+    let ptr = t.read_u64(allgs).map_err(CaptureError::AllGs)?;
+    let len_at = allgs.checked_add(8).ok_or(CaptureError::AllGs(ReadFault {
+        addr: allgs,
+        len: 16,
+    }))?;
+    let len = t.read_u64(len_at).map_err(CaptureError::AllGs)?;
+    // The list is bytes copied too: one the budget cannot hold is as
+    // implausible as one past MAX_GOROUTINES (with the default budget the
+    // first bound is always the tighter one). Without this, a small budget
+    // still read and deduplicated 16 million entries (128 MiB).
+    if len > MAX_GOROUTINES || len.saturating_mul(8) > budget {
+        return Err(CaptureError::BadLength(len));
+    }
+    let raw = t
+        .read_vec(ptr, len as usize * 8)
+        .map_err(CaptureError::AllGs)?;
+    cap.bytes += raw.len();
+    // Each g once: a list naming one g a million times (target bytes) is
+    // not a million goroutines to copy.
+    let mut seen = std::collections::HashSet::new();
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .filter(|&g| g != 0 && seen.insert(g))
+        .collect())
+}
+
+/// What a session's goroutine list needs of a stop, without the stacks:
+/// `allgs`, the threads and the wait reasons; the `runtime.g`s themselves
+/// are read a chunk at a time as they are decoded ([`for_each_g_chunk`]).
+/// A target that stays stopped (a session, a core) has its stacks read
+/// when a goroutine's frames are asked for
+/// ([`super::GoProgram::decode_one`]), not all of them up front.
+pub fn capture_headers(
+    t: &dyn Target,
+    globals: &Globals,
+    now: Option<i64>,
+) -> Result<Capture, CaptureError> {
+    let mut cap = Capture {
+        threads: t.threads().to_vec(),
+        now,
+        ..Capture::default()
+    };
+    cap.gs = read_allgs(t, globals, CAPTURE_BUDGET, &mut cap)?;
+    if let Some((addr, n)) = globals.wait_reasons {
+        cap.wait_reasons = read_wait_reasons(t, addr, n, &mut cap);
+    }
+    Ok(cap)
+}
+
+/// `runtime.g`s copied per chunk by [`for_each_g_chunk`]: a few MiB, so a
+/// million goroutines never hold their 400 MiB of `g`s at once.
+const G_CHUNK: usize = 8192;
+
+/// Copies the `runtime.g`s of `gs` a chunk at a time (merged reads, as a
+/// capture does) and hands each chunk's copy and addresses to `each`.
+pub fn for_each_g_chunk(
+    t: &dyn Target,
+    layout: &RuntimeLayout,
+    gs: &[u64],
+    mut each: impl FnMut(&CapturedMemory, &[u64]),
+) {
+    let gsize = layout.g.size as usize;
+    for chunk in gs.chunks(G_CHUNK) {
+        let mut copy = Capture::default();
+        let ranges: Vec<(u64, usize)> = chunk.iter().map(|&g| (g, gsize)).collect();
+        read_merged(t, &mut copy, &ranges);
+        each(&copy.mem, chunk);
+    }
 }
 
 /// `runtime.g`s closer than this are read as one range: they sit side by

@@ -138,29 +138,54 @@ impl Decoder<'_> {
         )
     }
 
-    fn read_g(&self, m: &dyn Memory, addr: u64) -> Option<RawG> {
+    /// The fields goat uses of the `runtime.g` at `addr`, from one read of
+    /// the whole struct (a live target answers each read with a syscall).
+    fn read_g(&self, mem: &dyn Memory, addr: u64) -> Option<RawG> {
         let o = &self.layout.g;
+        let size = usize::try_from(o.size).ok()?;
         // A g near 2^64 is unreadable, not a wrapped read elsewhere.
-        let at = |off: u64| addr.checked_add(off);
-        let u = |off: u64| at(off).and_then(|a| m.read_u64(a).ok()).ok_or(());
-        let status_word = m.read_u32(at(o.atomicstatus)?).ok()?;
-        let mut wr = [0u8];
-        m.read(at(o.waitreason)?, &mut wr).ok()?;
+        addr.checked_add(o.size)?;
+        let mut b = vec![0u8; size];
+        mem.read(addr, &mut b).ok()?;
+        let bytes = |off: u64, n: usize| {
+            let at = usize::try_from(off).ok()?;
+            b.get(at..at.checked_add(n)?)
+        };
+        let u =
+            |off: u64| bytes(off, 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or_default()));
+        let status_word = u32::from_le_bytes(bytes(o.atomicstatus, 4)?.try_into().ok()?);
         Some(RawG {
             addr,
-            goid: u(o.goid).ok()?,
+            goid: u(o.goid)?,
             status: status_word & !G_SCAN,
             scan: status_word & G_SCAN != 0,
-            waitsince: u(o.waitsince).ok()? as i64,
-            waitreason: wr[0],
-            locked: u(o.lockedm).ok()? != 0,
-            gopc: u(o.gopc).ok()?,
-            parent_goid: o.parent_goid.and_then(|p| u(p).ok()).unwrap_or(0),
-            m: u(o.m).ok()?,
-            stack: (u(o.stack_lo).ok()?, u(o.stack_hi).ok()?),
-            sched: (u(o.sched_pc).ok()?, u(o.sched_sp).ok()?),
-            syscall: (u(o.syscallpc).ok()?, u(o.syscallsp).ok()?),
+            waitsince: u(o.waitsince)? as i64,
+            waitreason: *bytes(o.waitreason, 1)?.first()?,
+            locked: u(o.lockedm)? != 0,
+            gopc: u(o.gopc)?,
+            parent_goid: o.parent_goid.and_then(u).unwrap_or(0),
+            m: u(o.m)?,
+            stack: (u(o.stack_lo)?, u(o.stack_hi)?),
+            sched: (u(o.sched_pc)?, u(o.sched_sp)?),
+            syscall: (u(o.syscallpc)?, u(o.syscallsp)?),
         })
+    }
+
+    /// The live goroutines of `gs` (of a [`super::collect::capture_headers`]
+    /// capture), their `g`s and Ms read from `mem`, with frames *not* decoded (`frames`
+    /// empty, `unreadable` unset): the list a session shows and filters by
+    /// status, thread or labels before any stack is unwound.
+    pub fn headers(&self, cap: &Capture, gs: &[u64], mem: &dyn Memory) -> Vec<Goroutine> {
+        gs.iter()
+            .filter_map(|&g| self.goroutine_in(cap, mem, g, None))
+            .collect()
+    }
+
+    /// The goroutine whose `runtime.g` is at `addr`, fully decoded, its
+    /// `g`, M and stack read from `mem` (a stopped target or a core) and
+    /// its thread and wait reason from `cap`; `None` for a dead one.
+    pub fn one(&self, cap: &Capture, mem: &dyn Memory, addr: u64) -> Option<Goroutine> {
+        self.goroutine_in(cap, mem, addr, Some(&mut Caches::default()))
     }
 
     fn goroutine(
@@ -169,6 +194,17 @@ impl Decoder<'_> {
         mem: &dyn Memory,
         addr: u64,
         cache: &mut Caches,
+    ) -> Option<Goroutine> {
+        self.goroutine_in(cap, mem, addr, Some(cache))
+    }
+
+    /// One goroutine read from `mem`; its frames too when `cache` is given.
+    fn goroutine_in(
+        &self,
+        cap: &Capture,
+        mem: &dyn Memory,
+        addr: u64,
+        cache: Option<&mut Caches>,
     ) -> Option<Goroutine> {
         let Some(g) = self.read_g(mem, addr) else {
             let mut u = unreadable_g(addr);
@@ -203,8 +239,12 @@ impl Decoder<'_> {
             }
             _ => 0,
         };
+        // No M, nothing to read (a read near address 0 would only fail, at
+        // the cost of a syscall on a live target).
         let m_field = |off: u64| {
-            g.m.checked_add(off)
+            (g.m != 0)
+                .then(|| g.m.checked_add(off))
+                .flatten()
                 .and_then(|a| mem.read_u64(a).ok())
                 .unwrap_or(0) as i64
         };
@@ -222,14 +262,15 @@ impl Decoder<'_> {
             tid,
         });
         let over_budget = cap.over_budget.contains(&addr);
-        let (frames, elided, unreadable) = match self.start_regs(cap, mem, &g, machine) {
+        let (frames, elided, unreadable) = match (cache, self.start_regs(cap, mem, &g, machine)) {
+            (None, _) => (Vec::new(), None, None),
             _ if over_budget => (Vec::new(), None, Some(format!("stack {OVER_BUDGET}"))),
-            Some(start) => {
+            (Some(cache), Some(start)) => {
                 let unwound = unwind(mem, self.tab, self.bias, start, &mut cache.unwind);
                 let (frames, elided) = self.symbolize(mem, &unwound.frames, cache);
                 (frames, elided, unwound.error.map(|e| e.to_string()))
             }
-            None => (
+            (Some(_), None) => (
                 Vec::new(),
                 None,
                 Some("no saved registers for this goroutine".into()),

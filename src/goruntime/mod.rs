@@ -353,6 +353,60 @@ impl GoProgram {
         })
     }
 
+    /// For a target that stays stopped (a session): what listing the
+    /// goroutines needs, without their stacks. See
+    /// [`Self::decode_headers`] and [`Self::decode_one`].
+    pub fn capture_headers(
+        &self,
+        t: &dyn Target,
+        globals: &Globals,
+        now: Option<i64>,
+    ) -> Result<Capture, GoError> {
+        Ok(collect::capture_headers(t, globals, now)?)
+    }
+
+    /// The goroutines of a [`Self::capture_headers`] capture with their
+    /// frames not decoded (empty, and `unreadable` unset): ids, statuses,
+    /// threads, `created by`.
+    /// Their `g`s are read from the stopped target `t` a chunk at a time.
+    pub fn decode_headers(
+        &self,
+        t: &dyn Target,
+        cap: &Capture,
+        bias: u64,
+    ) -> Result<Dump, GoError> {
+        let decoder = self.decoder(bias)?;
+        let mut goroutines = Vec::with_capacity(cap.gs.len());
+        collect::for_each_g_chunk(t, &self.layout, &cap.gs, |copy, gs| {
+            // The gs from the chunk's copy; an M (few goroutines have one)
+            // from the target.
+            let mem = Layered {
+                copy: &copy.reader(),
+                rest: t,
+            };
+            goroutines.extend(decoder.headers(cap, gs, &mem));
+        });
+        let info = self.dump_info();
+        Ok(Dump {
+            go_version: info.go_version,
+            header_shows_gp: info.header_shows_gp,
+            goroutines,
+        })
+    }
+
+    /// The goroutine whose `runtime.g` is at `gp`, frames and all, read
+    /// from `mem` (the stopped target `cap` was taken from); `None` when it
+    /// is dead.
+    pub fn decode_one(
+        &self,
+        cap: &Capture,
+        mem: &dyn Memory,
+        bias: u64,
+        gp: u64,
+    ) -> Result<Option<Goroutine>, GoError> {
+        Ok(self.decoder(bias)?.one(cap, mem, gp))
+    }
+
     /// The after-resume half, for a caller that takes the goroutines a
     /// chunk at a time ([`Decoder::stream`]) rather than all at once.
     pub fn decoder(&self, bias: u64) -> Result<Decoder<'_>, GoError> {
@@ -371,6 +425,20 @@ impl GoProgram {
             go_version: self.version_text.clone(),
             header_shows_gp: self.version.header_shows_gp(),
         }
+    }
+}
+
+/// Reads from `copy`, and what it lacks from `rest`.
+struct Layered<'a> {
+    copy: &'a dyn Memory,
+    rest: &'a dyn Memory,
+}
+
+impl Memory for Layered<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), crate::process::ReadFault> {
+        self.copy
+            .read(addr, buf)
+            .or_else(|_| self.rest.read(addr, buf))
     }
 }
 

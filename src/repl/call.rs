@@ -260,8 +260,7 @@ fn stacks(s: &Session) -> Vec<(u64, u64)> {
     let Ok(t) = s.target() else {
         return Vec::new();
     };
-    s.dump()
-        .goroutines
+    s.headers()
         .iter()
         .filter_map(|g| {
             let lo = t.read_u64(g.gp).ok()?;

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::state::Session;
 use super::table;
-use crate::goruntime::{Dump, Frame, Goroutine};
+use crate::goruntime::{Frame, Goroutine};
 
 /// `Goroutine 12 - chan receive - main.chanReceive (main.go:31) [locked] (thread 123)`
 /// The innermost frame outside the runtime (Delve's "user" location), else
@@ -82,7 +82,7 @@ pub fn threads(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
     for t in target.threads() {
         let tid = i64::from(t.tid);
         let mark = if Some(tid) == current_tid { '*' } else { ' ' };
-        let on = match goroutine_on(s.dump(), tid) {
+        let on = match goroutine_on(s.headers(), tid) {
             Some(g) => format!("goroutine {}", g.id),
             None => "no goroutine".to_string(),
         };
@@ -97,10 +97,9 @@ pub fn threads(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
     Ok(())
 }
 
-fn goroutine_on(dump: &Dump, tid: i64) -> Option<&Goroutine> {
-    dump.goroutines
-        .iter()
-        .find(|g| g.m.is_some_and(|m| m.tid == tid))
+/// The goroutine on thread `tid`, among `heads` (headers suffice).
+fn goroutine_on(heads: &[Goroutine], tid: i64) -> Option<&Goroutine> {
+    heads.iter().find(|g| g.m.is_some_and(|m| m.tid == tid))
 }
 
 /// `thread TID`
@@ -115,7 +114,7 @@ pub fn thread(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()>
         bail!("no thread {tid}");
     };
     let rip = t.regs.rip;
-    match goroutine_on(s.dump(), i64::from(tid)).map(|g| g.id) {
+    match goroutine_on(s.headers(), i64::from(tid)).map(|g| g.id) {
         Some(id) => {
             s.select(id)?;
             writeln!(out, "Switched to goroutine {id} (thread {tid})")?;

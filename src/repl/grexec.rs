@@ -46,7 +46,7 @@ fn exec_each_inner(s: &mut Session, ids: &[u64], cmd: &str, out: &mut dyn Write)
         }
         restore(s, saved);
         // A command that ran the target invalidates the list.
-        if s.is_done() || !s.dump().goroutines.iter().any(|g| g.id == id) {
+        if s.is_done() || s.headers().iter().all(|g| g.id != id) {
             return Err(anyhow!("goroutines -exec: the stop changed; stopping"));
         }
     }

@@ -10,16 +10,20 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::base_name;
 use super::goroutines::{quoted_words, user_frame};
+use super::grpage;
 use super::labels::{self, Labels};
 use super::stack::write_frames;
 use super::state::Session;
-use crate::goruntime::{Dump, Frame, Goroutine};
+use crate::goruntime::{Frame, Goroutine};
 use crate::report;
 
 /// Delve's default stack depth for `-t`.
 const DEFAULT_DEPTH: usize = 10;
 /// Goroutines shown per group (Delve shows 5 and the total).
 const PER_GROUP: usize = 5;
+/// Up to this many lines, the goroutines listed have their stacks read one
+/// by one; past it, every stack at once (`-all`, `-n 50000`).
+const ONE_BY_ONE_MAX: usize = 1000;
 
 /// Which of a goroutine's locations a line shows, a filter tests or a
 /// group is keyed by (Delve's -u -r -g -s; userloc curloc goloc startloc).
@@ -144,6 +148,16 @@ struct Opts {
     labels: bool,
     /// -chan EXPR: only the goroutines waiting on that channel.
     chan: Option<String>,
+    /// -n N / -all: how many goroutines (or groups) to list; `None` for
+    /// one screen.
+    page: Option<Page>,
+}
+
+/// How much of the list `-n N` or `-all` asked for.
+#[derive(Clone, Copy)]
+enum Page {
+    First(usize),
+    All,
 }
 
 impl Opts {
@@ -154,6 +168,31 @@ impl Opts {
                 .filters
                 .iter()
                 .any(|(f, _)| matches!(f, Filter::Label(_)))
+    }
+
+    /// Whether a filter or the grouping looks at stacks (the others need
+    /// only the goroutines' headers: status, thread, labels, `created by`).
+    fn needs_frames(&self) -> bool {
+        self.func.is_some()
+            || self.filters.iter().any(|(f, _)| match f {
+                Filter::Loc(l, _) => *l != Loc::Go,
+                Filter::User => true,
+                Filter::Running | Filter::Label(_) => false,
+            })
+            || match &self.group {
+                Some(GroupBy::Loc(l)) => *l != Loc::Go,
+                Some(GroupBy::User | GroupBy::Stack) => true,
+                Some(GroupBy::Running | GroupBy::Label(_)) | None => false,
+            }
+    }
+
+    /// How many lines (or groups) to print.
+    fn limit(&self) -> usize {
+        match self.page {
+            Some(Page::First(n)) => n,
+            Some(Page::All) => usize::MAX,
+            None => grpage::screen(),
+        }
     }
 }
 
@@ -232,6 +271,14 @@ fn parse(args: &[&str]) -> Result<Opts> {
                 o.exec = Some(rest.join(" "));
                 break;
             }
+            "-n" => {
+                let n = next("a count")?;
+                let n = n
+                    .parse()
+                    .map_err(|_| anyhow!("goroutines: -n takes a count, not {n:?}"))?;
+                o.page = Some(Page::First(n));
+            }
+            "-all" | "--all" => o.page = Some(Page::All),
             "-status" => o.status = Some(next("a STATUS")?),
             "-f" => o.func = Some(next("a FUNC")?),
             other => bail!("goroutines: unknown argument {other:?} (see 'help goroutines')"),
@@ -279,20 +326,35 @@ fn chan_waiters(s: &Session, expr: &str) -> Result<HashSet<u64>> {
 pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     let o = parse(args)?;
     let waiting = o.chan.as_deref().map(|e| chan_waiters(s, e)).transpose()?;
-    let dump = s.dump();
+    let heads = s.headers();
     let labels = match o.needs_labels() {
-        true => labels::of_all(s, dump.goroutines.iter()),
+        true => labels::of_all(s, heads.iter()),
         false => HashMap::new(),
     };
-    let chosen: Vec<&Goroutine> = dump
-        .goroutines
-        .iter()
-        .filter(|g| waiting.as_ref().is_none_or(|w| w.contains(&g.id)))
-        .filter(|g| keep(&o, g, &labels))
+    // Headers answer most filters; stacks are decoded (all at once) only
+    // when a filter or the grouping looks at them, else only for the lines
+    // printed.
+    let frames = o.needs_frames();
+    if frames {
+        s.decode_all()?;
+    }
+    let g_at = |i: usize| match frames {
+        true => s.goroutine_at(i),
+        false => &heads[i],
+    };
+    let chosen: Vec<usize> = (0..heads.len())
+        .filter(|&i| waiting.as_ref().is_none_or(|w| w.contains(&heads[i].id)))
+        .filter(|&i| keep(&o, g_at(i), &labels))
         .collect();
     if let Some(cmd) = &o.exec {
-        let ids: Vec<u64> = chosen.iter().map(|g| g.id).collect();
+        let ids: Vec<u64> = chosen.iter().map(|&i| heads[i].id).collect();
         return super::grexec::exec_each(s, &ids, cmd, out);
+    }
+    let limit = o.limit();
+    // Many lines to show: one copy of every stack decoded on every core
+    // beats reading the stacks one goroutine at a time.
+    if chosen.len().min(limit) > ONE_BY_ONE_MAX {
+        s.decode_all()?;
     }
     let loc = o.loc.unwrap_or(Loc::User);
     let line = |g: &Goroutine, indent: &str| {
@@ -308,15 +370,28 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         l
     };
     let Some(by) = &o.group else {
-        for g in &chosen {
+        for &i in chosen.iter().take(limit) {
+            let g = s.goroutine_at(i);
             writeln!(out, "{}", line(g, ""))?;
             if let Some(depth) = o.depth {
                 write_frames(out, g, depth, "\t")?;
             }
         }
+        let more = chosen.len().saturating_sub(limit);
+        if more > 0 {
+            writeln!(out, "{}", grpage::more_line(more, "goroutines"))?;
+        }
         writeln!(out, "[{} goroutines]", chosen.len())?;
         return Ok(());
     };
+    let members: Vec<&Goroutine> = chosen.iter().map(|&i| g_at(i)).collect();
+    if matches!(by, GroupBy::Stack) {
+        let groups = report::write_grouped_first(out, &members, limit)?;
+        if groups > limit {
+            writeln!(out, "{}", grpage::more_line(groups - limit, "groups"))?;
+        }
+        return Ok(());
+    }
     let key = |g: &Goroutine| match by {
         GroupBy::Loc(l) => l.of(g),
         GroupBy::Running => format!("running={}", running(g)),
@@ -326,33 +401,32 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
             .map_or(format!("{k}="), |l| labels::group_key(l, k)),
         GroupBy::Stack => String::new(),
     };
-    if matches!(by, GroupBy::Stack) {
-        let sub = Dump {
-            goroutines: chosen.into_iter().cloned().collect(),
-            ..dump.clone()
-        };
-        report::write_grouped(out, &sub)?;
-        return Ok(());
-    }
-    let mut groups: BTreeMap<String, Vec<&Goroutine>> = BTreeMap::new();
-    for g in chosen {
-        groups.entry(key(g)).or_default().push(g);
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (&i, g) in chosen.iter().zip(members) {
+        groups.entry(key(g)).or_default().push(i);
     }
     // Biggest groups first, as goat stacks --group does.
     let mut groups: Vec<_> = groups.into_iter().collect();
     groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
-    for (i, (name, gs)) in groups.iter().enumerate() {
+    for (i, (name, gs)) in groups.iter().take(limit).enumerate() {
         if i > 0 {
             writeln!(out)?;
         }
         writeln!(out, "{name}")?;
-        for g in gs.iter().take(PER_GROUP) {
+        for &i in gs.iter().take(PER_GROUP) {
+            // With its frames (a header when grouped by status, thread or
+            // label: decoded now).
+            let g = s.goroutine_at(i);
             writeln!(out, "{}", line(g, "\t"))?;
             if let Some(depth) = o.depth {
                 write_frames(out, g, depth, "\t\t")?;
             }
         }
         writeln!(out, "\tTotal: {}", gs.len())?;
+    }
+    if groups.len() > limit {
+        writeln!(out)?;
+        writeln!(out, "{}", grpage::more_line(groups.len() - limit, "groups"))?;
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ mod goroots;
 mod goroutines;
 mod grexec;
 mod grlist;
+mod grpage;
+mod gset;
 mod history;
 mod info;
 mod labels;
@@ -119,8 +121,8 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
 /// `attached to PID (NAME, go1.xx): N goroutines, M threads; ...`
 fn banner(s: &Session) -> String {
     let threads = s.target().map_or(0, |t| t.threads().len());
-    let goroutines = s.dump().goroutines.len();
-    let version = &s.dump().go_version;
+    let goroutines = s.goroutine_count();
+    let version = s.go_version();
     if let Some(core) = s.core_path() {
         let pid = s.pid().map_or("?".to_string(), |p| p.to_string());
         return format!(

@@ -14,7 +14,7 @@ const SOURCE_MAX: u64 = 64 << 20;
 /// What [`read_lines`] needs of the session to find a file.
 pub(super) fn context<'a>(s: &'a Session) -> Context<'a> {
     Context {
-        go_version: &s.dump().go_version,
+        go_version: s.go_version(),
         pid: s.pid(),
     }
 }
@@ -211,9 +211,9 @@ fn find_file(s: &Session, file: &str) -> String {
         return file.to_string();
     }
     let suffix = format!("/{}", file.trim_start_matches("./"));
-    s.dump()
-        .goroutines
-        .iter()
+    // The stacks decoded so far (decoding all for a file name would cost a
+    // service of 100k goroutines seconds; the binary's files follow).
+    s.gs.decoded()
         .flat_map(|g| {
             g.frames
                 .iter()

@@ -1,9 +1,10 @@
-//! The debugging session: what it is attached to, the decoded goroutines of
-//! the current stop, and what the user has selected (goroutine, frame).
+//! The debugging session: what it is attached to, the goroutines of the
+//! current stop (frames decoded on demand: gset.rs), and what the user has
+//! selected (goroutine, frame).
 //!
 //! Commands see the target only through [`Session::target`] (the read-only
-//! [`Target`] a live process and a core file both give) and the [`Dump`] of
-//! the current stop. What only a live process can do sits behind
+//! [`Target`] a live process and a core file both give) and the goroutines
+//! of the current stop. What only a live process can do sits behind
 //! [`Backend::control`], which a core backend answers with `None`.
 
 use anyhow::{anyhow, Context, Result};
@@ -12,13 +13,14 @@ use crate::binary::dwarf::DwarfError;
 use crate::binary::dwarf_vars::VarIndex;
 use crate::corefile::writer::CoreStats;
 use crate::goruntime::vars::Scope;
-use crate::goruntime::{Dump, Frame, GoProgram, Goroutine};
+use crate::goruntime::{Frame, GoProgram, Goroutine};
 use std::path::Path;
 
 use crate::process::{Target, Thread};
 use crate::tracer::{RunPlan, StopReason};
 
 pub use super::backend::{Backend, Control};
+use super::gset::StopGoroutines;
 
 /// One interactive session over one target.
 pub struct Session<'a> {
@@ -26,8 +28,9 @@ pub struct Session<'a> {
     backend: Box<dyn Backend + 'a>,
     /// Run-time minus link-time address of the executable.
     pub(super) bias: u64,
-    /// The goroutines of the current stop (captured and decoded once per stop).
-    pub(super) dump: Dump,
+    /// The goroutines of the current stop (headers read at each stop,
+    /// frames decoded when asked for).
+    pub(super) gs: StopGoroutines,
     /// The selected goroutine id, when the dump has any goroutine.
     pub(super) current: Option<u64>,
     /// The selected frame of the current goroutine (0 = innermost).
@@ -60,11 +63,7 @@ impl<'a> Session<'a> {
             prog,
             backend,
             bias,
-            dump: Dump {
-                go_version: String::new(),
-                header_shows_gp: false,
-                goroutines: Vec::new(),
-            },
+            gs: StopGoroutines::empty(),
             current: None,
             frame: 0,
             done: false,
@@ -104,8 +103,8 @@ impl<'a> Session<'a> {
     /// Selects the goroutine running on thread `tid`, if one does.
     pub(super) fn select_thread(&mut self, tid: i32) -> Option<u64> {
         let id = self
-            .dump
-            .goroutines
+            .gs
+            .headers()
             .iter()
             .find(|g| g.m.is_some_and(|m| m.tid == i64::from(tid)))
             .map(|g| g.id)?;
@@ -114,33 +113,34 @@ impl<'a> Session<'a> {
         Some(id)
     }
 
-    /// Captures and decodes the current stop, and picks a goroutine.
+    /// Reads the goroutines of the current stop (their headers: frames
+    /// are decoded when a command asks), and picks a goroutine.
     pub(super) fn load(&mut self) -> Result<()> {
         let t = self.target()?;
         let globals = self.prog.locate(t, self.bias)?;
         let now = self.backend.now();
         let cap = self
             .prog
-            .capture(t, &globals, now, Default::default())
+            .capture_headers(t, &globals, now)
             .context("reading the goroutines")?;
-        let dump = self.prog.decode(&cap, self.bias)?;
+        let heads = self.prog.decode_headers(t, &cap, self.bias)?;
         let main_tid = t.pid();
         let signalled = self.backend.signalled_thread();
-        self.dump = dump;
+        self.gs = StopGoroutines::new(heads, cap, Some(globals));
         let on_thread = |tid: Option<i32>| {
             let tid = i64::from(tid?);
-            self.dump
-                .goroutines
+            self.gs
+                .headers()
                 .iter()
                 .find(|g| g.m.is_some_and(|m| m.tid == tid))
                 .map(|g| g.id)
         };
-        let keep = self.current.filter(|&id| self.goroutine(id).is_some());
+        let keep = self.current.filter(|&id| self.gs.index_of(id).is_some());
         self.current = keep
             .or_else(|| on_thread(signalled))
             .or_else(|| on_thread(main_tid))
-            .or_else(|| self.goroutine(1).map(|g| g.id))
-            .or_else(|| self.dump.goroutines.first().map(|g| g.id));
+            .or_else(|| self.gs.index_of(1).map(|_| 1))
+            .or_else(|| self.gs.headers().first().map(|g| g.id));
         self.frame = 0;
         Ok(())
     }
@@ -179,8 +179,65 @@ impl<'a> Session<'a> {
         self.backend.core_path()
     }
 
-    pub fn dump(&self) -> &Dump {
-        &self.dump
+    /// How many goroutines the current stop has.
+    pub fn goroutine_count(&self) -> usize {
+        self.gs.len()
+    }
+
+    /// The target's Go version (`go1.24.11`).
+    pub fn go_version(&self) -> &str {
+        self.gs.go_version()
+    }
+
+    /// Every goroutine's header: frames *not* decoded (see
+    /// [`StopGoroutines::headers`]); [`Self::goroutine`] has them.
+    pub(super) fn headers(&self) -> &[Goroutine] {
+        self.gs.headers()
+    }
+
+    /// Goroutine `i` of [`Self::headers`], with its frames.
+    pub(super) fn goroutine_at(&self, i: usize) -> &Goroutine {
+        self.gs.full(i, |head| self.decode_one(head))
+    }
+
+    /// Decodes every goroutine's frames at once (for the commands that
+    /// look at every stack): one copy of every stack, decoded on every
+    /// core, much faster than one goroutine at a time.
+    pub(super) fn decode_all(&self) -> Result<()> {
+        if self.gs.all_decoded() {
+            return Ok(());
+        }
+        let t = self.target()?;
+        let globals = self
+            .gs
+            .globals
+            .ok_or_else(|| anyhow!("no goroutines were read at this stop"))?;
+        let prepared = self.prog.prepare_capture(t, &globals);
+        let cap = self
+            .prog
+            .capture(t, &globals, self.gs.cap.now, prepared)
+            .context("reading the goroutines' stacks")?;
+        let dump = self.prog.decode(&cap, self.bias)?;
+        self.gs.fill(dump.goroutines);
+        Ok(())
+    }
+
+    /// `head` with its frames, read from the stopped target; what could not
+    /// be read is said in `unreadable`.
+    fn decode_one(&self, head: &Goroutine) -> Goroutine {
+        let failed = |why: String| Goroutine {
+            unreadable: Some(why),
+            ..head.clone()
+        };
+        let t = match self.target() {
+            Ok(t) => t,
+            Err(e) => return failed(e.to_string()),
+        };
+        match self.prog.decode_one(&self.gs.cap, t, self.bias, head.gp) {
+            Ok(Some(g)) => g,
+            Ok(None) => failed(format!("runtime.g at {:#x} is dead now", head.gp)),
+            Err(e) => failed(e.to_string()),
+        }
     }
 
     /// The selected goroutine id (for the prompt).
@@ -192,8 +249,9 @@ impl<'a> Session<'a> {
         self.done
     }
 
+    /// Goroutine `id` with its frames (decoded on first use).
     pub(super) fn goroutine(&self, id: u64) -> Option<&Goroutine> {
-        self.dump.goroutines.iter().find(|g| g.id == id)
+        self.gs.index_of(id).map(|i| self.goroutine_at(i))
     }
 
     /// The selected goroutine, or an error saying there is none.
@@ -268,7 +326,7 @@ impl<'a> Session<'a> {
 
     /// Selects goroutine `id` (and its innermost frame).
     pub(super) fn select(&mut self, id: u64) -> Result<()> {
-        if self.goroutine(id).is_none() {
+        if self.gs.index_of(id).is_none() {
             return Err(anyhow!("no goroutine {id}"));
         }
         self.current = Some(id);
@@ -330,7 +388,7 @@ impl<'a> Session<'a> {
 
     /// Ids of every goroutine and thread, for completion.
     pub fn ids(&self) -> (Vec<u64>, Vec<i32>) {
-        let gs = self.dump.goroutines.iter().map(|g| g.id).collect();
+        let gs = self.gs.headers().iter().map(|g| g.id).collect();
         let ts = self
             .backend
             .target()

@@ -277,7 +277,7 @@ pub static COMMANDS: &[Command] = &[
         help: "List the goroutines.",
         usage: "goroutines [-u|-r|-g|-s] [-t [DEPTH]] [-l] [-with|-without WHAT [EXPR]]\n\
             \x20          [-group KEY] [-chan EXPR] [-f FUNC] [-status STATUS]\n\
-            \x20          [-label KEY[=VALUE]] [-exec COMMAND]\n\n\
+            \x20          [-label KEY[=VALUE]] [-n N | -all] [-exec COMMAND]\n\n\
             Which location each line shows: -u the innermost frame outside the\n\
             runtime (default), -r the innermost frame, -g the go statement that\n\
             created it, -s its start function (the outermost frame read).\n\
@@ -296,7 +296,13 @@ pub static COMMANDS: &[Command] = &[
             -label KV     the same as -with label KV\n\
             -chan EXPR    only goroutines waiting to receive from or send to the\n\
             \x20             channel EXPR (evaluated in the selected frame, as print does)\n\
-            -exec COMMAND run COMMAND (the rest of the line) on each goroutine listed\n\n\
+            -exec COMMAND run COMMAND (the rest of the line) on each goroutine listed\n\
+            -n N          list the first N goroutines (or groups)\n\
+            -all          list every goroutine (or group)\n\n\
+            Without -n or -all one screen is listed (100 lines when the output is\n\
+            not a terminal), then how many more there are; the last line counts\n\
+            every goroutine the filters kept. Stacks are read only for the lines\n\
+            shown, unless a filter or the grouping looks at locations or frames.\n\
             The current goroutine is marked with '*'.",
         arg: Arg::None,
         run: grlist::goroutines,

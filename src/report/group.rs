@@ -141,17 +141,23 @@ impl Groups {
 
     /// Writes the groups biggest first, ties broken by smallest id; each
     /// block followed by a blank line.
-    pub(super) fn write(mut self, out: &mut dyn Write) -> io::Result<()> {
+    pub(super) fn write(self, out: &mut dyn Write) -> io::Result<()> {
+        self.write_first(out, usize::MAX).map(|_| ())
+    }
+
+    /// [`Self::write`] of the first `limit` groups only (a session pages
+    /// its output); returns how many groups there are.
+    pub(super) fn write_first(mut self, out: &mut dyn Write, limit: usize) -> io::Result<usize> {
         for g in &mut self.groups {
             g.ids.sort_unstable();
         }
         self.groups
             .sort_by_key(|g| (std::cmp::Reverse(g.ids.len()), g.ids.first().copied()));
-        for g in &self.groups {
+        for g in self.groups.iter().take(limit) {
             write_group(out, g)?;
             out.write_all(b"\n")?;
         }
-        Ok(())
+        Ok(self.groups.len())
     }
 }
 

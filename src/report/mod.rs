@@ -73,6 +73,20 @@ pub fn write_json(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
     write_dump(out, dump, Format::Json)
 }
 
+/// [`write_grouped`] of the goroutines `gs`, the biggest `limit` groups
+/// only (a session pages its output); returns how many groups there are.
+pub fn write_grouped_first(
+    out: &mut dyn Write,
+    gs: &[&Goroutine],
+    limit: usize,
+) -> io::Result<usize> {
+    let mut groups = group::Groups::default();
+    for g in gs {
+        groups.add(g);
+    }
+    groups.write_first(out, limit)
+}
+
 /// Writes goroutines grouped by identical stacks, biggest group first.
 pub fn write_grouped(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
     write_dump(out, dump, Format::Grouped)
