@@ -20,6 +20,7 @@ pub mod labels;
 mod layout;
 mod layout_check;
 mod model;
+pub mod precopy;
 mod signal_frame;
 mod table;
 mod unwind;

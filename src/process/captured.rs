@@ -90,6 +90,106 @@ impl CapturedMemory {
         ok
     }
 
+    /// Reads every `(addr, len)` range from `mem` again: bytes that lie in
+    /// spans already captured are replaced in place (in every span holding
+    /// them, so no older copy of them is left to answer a read), and parts
+    /// no span holds are captured as new spans. Returns whether each range
+    /// could be read; a range that could not may leave its old bytes
+    /// damaged, so the caller must not trust them.
+    pub fn rewrite_from(&mut self, mem: &dyn Memory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        // The ranges as sorted, disjoint runs, each remembering which
+        // ranges it holds; ranges past the end of the address space are
+        // never readable.
+        let mut order: Vec<usize> = (0..ranges.len()).collect();
+        order.sort_unstable_by_key(|&i| ranges[i].0);
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut run_of = vec![usize::MAX; ranges.len()];
+        for i in order {
+            let (addr, n) = ranges[i];
+            let Some(end) = addr.checked_add(n as u64) else {
+                continue;
+            };
+            if n == 0 {
+                continue;
+            }
+            match runs.last_mut() {
+                Some(r) if addr <= r.1 => r.1 = r.1.max(end),
+                _ => runs.push((addr, end)),
+            }
+            run_of[i] = runs.len() - 1;
+        }
+        // Every (span, run) overlap: the spans are sorted by start, so the
+        // first run that ends past a span's start only moves forward.
+        let mut pieces: Vec<(usize, u64, usize, usize)> = Vec::new(); // (arena offset, addr, len, run)
+        let mut held: Vec<Vec<(u64, u64)>> = vec![Vec::new(); runs.len()];
+        let mut first = 0;
+        for s in &self.index {
+            let s_end = s.addr + s.len;
+            while first < runs.len() && runs[first].1 <= s.addr {
+                first += 1;
+            }
+            for (j, &(r_start, r_end)) in runs.iter().enumerate().skip(first) {
+                if r_start >= s_end {
+                    break;
+                }
+                let (a, b) = (r_start.max(s.addr), r_end.min(s_end));
+                if a < b {
+                    pieces.push((s.offset + (a - s.addr) as usize, a, (b - a) as usize, j));
+                    held[j].push((a, b));
+                }
+            }
+        }
+        let mut run_ok = vec![true; runs.len()];
+        pieces.sort_unstable_by_key(|p| p.0);
+        let results = {
+            let mut reqs = Vec::with_capacity(pieces.len());
+            let mut rest = &mut self.arena[..];
+            let mut at = 0;
+            for &(off, addr, n, _) in &pieces {
+                // Spans never share arena bytes, so pieces never overlap.
+                let (_, tail) = std::mem::take(&mut rest).split_at_mut(off - at);
+                let (head, tail) = tail.split_at_mut(n);
+                reqs.push((addr, head));
+                rest = tail;
+                at = off + n;
+            }
+            mem.read_batch(&mut reqs)
+        };
+        for (p, r) in pieces.iter().zip(&results) {
+            if r.is_err() {
+                run_ok[p.3] = false;
+            }
+        }
+        // What no span held: new spans.
+        let mut fresh: Vec<(u64, usize)> = Vec::new();
+        let mut fresh_run: Vec<usize> = Vec::new();
+        for (j, &(r_start, r_end)) in runs.iter().enumerate() {
+            let h = &mut held[j];
+            h.sort_unstable();
+            let mut at = r_start;
+            for &(a, b) in h.iter() {
+                if a > at {
+                    fresh.push((at, (a - at) as usize));
+                    fresh_run.push(j);
+                }
+                at = at.max(b);
+            }
+            if at < r_end {
+                fresh.push((at, (r_end - at) as usize));
+                fresh_run.push(j);
+            }
+        }
+        for (j, ok) in fresh_run.iter().zip(self.read_from(mem, &fresh)) {
+            if !ok {
+                run_ok[*j] = false;
+            }
+        }
+        run_of
+            .iter()
+            .map(|&j| j != usize::MAX && run_ok[j])
+            .collect()
+    }
+
     /// Total bytes held.
     pub fn len_bytes(&self) -> usize {
         self.index.iter().map(|s| s.len as usize).sum()
@@ -154,6 +254,28 @@ mod tests {
             })
         );
         assert!(m.read_u64(0xfff).is_err());
+    }
+
+    #[test]
+    fn rewrite_replaces_every_copy_and_adds_what_was_not_held() {
+        let mut src = CapturedMemory::new();
+        src.insert(0x1000, &[7; 0x40]);
+        let mut m = CapturedMemory::new();
+        // The same bytes twice (a g alone and inside a run), and a neighbour.
+        m.insert(0x1000, &[1; 0x20]);
+        m.insert(0x1010, &[2; 0x08]);
+        m.insert(0x1030, &[3; 0x08]);
+        let ok = m.rewrite_from(&src, &[(0x1008, 0x10), (0x1020, 0x18), (0x5000, 4)]);
+        assert_eq!(ok, vec![true, true, false]);
+        assert_eq!(m.read_u64(0x1008).unwrap(), u64::from_le_bytes([7; 8]));
+        assert_eq!(m.read_u64(0x1010).unwrap(), u64::from_le_bytes([7; 8]));
+        assert_eq!(m.read_u64(0x1000).unwrap(), u64::from_le_bytes([1; 8]));
+        // 0x1020..0x1030 was held by no span: now it is.
+        assert_eq!(m.read_u64(0x1024).unwrap(), u64::from_le_bytes([7; 8]));
+        assert_eq!(m.read_u64(0x1030).unwrap(), u64::from_le_bytes([7; 8]));
+        assert!(m.read_u32(0x5000).is_err());
+        // A range past the end of the address space is refused, not a panic.
+        assert_eq!(m.rewrite_from(&src, &[(u64::MAX - 2, 8)]), vec![false]);
     }
 
     #[test]

@@ -21,8 +21,6 @@ mod fork;
 mod live;
 pub mod maps;
 pub mod notes;
-mod pagescan;
-mod uffd;
 mod write;
 
 pub use fork::{find_syscall, fork_feasible, Infeasible};
