@@ -160,6 +160,11 @@ impl GoProgram {
     }
 
     /// Where the runtime layout came from.
+    /// The runtime layout in use.
+    pub fn layout(&self) -> &RuntimeLayout {
+        &self.layout
+    }
+
     pub fn layout_origin(&self) -> &LayoutOrigin {
         &self.origin
     }
@@ -307,6 +312,18 @@ impl GoProgram {
         cap: Capture,
     ) -> Result<Capture, GoError> {
         Ok(collect::capture(t, &self.layout, globals, now, cap)?)
+    }
+
+    /// A pre-copy capture of process `pid` (see [`precopy`]), its writes
+    /// tracked with `tracker` and `pagemap`.
+    pub fn precopy(
+        &self,
+        pid: i32,
+        globals: &Globals,
+        tracker: crate::process::writetrack::WriteTracker,
+        pagemap: crate::process::writetrack::PageMap,
+    ) -> precopy::Precopy<'_> {
+        precopy::Precopy::new(pid, &self.layout, globals, tracker, pagemap)
     }
 
     /// [`Self::capture`] copying at most `budget` bytes of `g`s and stacks

@@ -18,7 +18,7 @@
 //! Anything the refresh cannot vouch for (a copied range unmapped since, a
 //! re-read that failed) makes the stop a plain stop capture instead.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::collect::{self, Capture, CaptureError, Fetch, CAPTURE_BUDGET, MAX_GOROUTINES};
@@ -35,19 +35,26 @@ const WINDOW_GAP: u64 = 64 * PAGE;
 
 /// The spans the copy holds, disjoint, by start (see [`fetch_into`]).
 #[derive(Debug, Default)]
-struct Spans(BTreeMap<u64, u64>);
+struct Spans(Vec<(u64, u64)>);
 
 impl Spans {
     /// Spans overlapping `[start, end)`, in order.
     fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = (&u64, &u64)> {
-        // Spans are disjoint: only the last one starting at or before
-        // `start` can reach into the range from below.
-        let before = self
-            .0
-            .range(..=start)
-            .next_back()
-            .map_or(start, |(&s, _)| s);
-        self.0.range(before..end).filter(move |(_, &e)| e > start)
+        // Disjoint and sorted: their ends are sorted too.
+        let first = self.0.partition_point(|s| s.1 <= start);
+        self.0[first..]
+            .iter()
+            .take_while(move |s| s.0 < end)
+            .map(|(s, e)| (s, e))
+    }
+
+    /// Adds spans disjoint from every span held.
+    fn add(&mut self, fresh: impl IntoIterator<Item = (u64, u64)>) {
+        let before = self.0.len();
+        self.0.extend(fresh);
+        if self.0.len() > before {
+            self.0.sort_unstable();
+        }
     }
 
     /// Whether the spans hold every byte of `[start, end)`.
@@ -136,12 +143,14 @@ fn fetch_into(
             false => damaged.push((a, a + n as u64)),
         }
     }
+    let mut added = Vec::new();
     for (&(a, n), good) in fresh.iter().zip(fresh_ok) {
         if good {
             bytes += n as u64;
-            spans.0.insert(a, a + n as u64);
+            added.push((a, a + n as u64));
         }
     }
+    spans.add(added);
     damaged.sort_unstable();
     let ok = ranges
         .iter()
@@ -221,6 +230,8 @@ pub struct Precopy<'p> {
     spans: Spans,
     /// Spans whose bytes a failed re-read may have damaged.
     dirty: Vec<(u64, u64)>,
+    /// What each fetch of the running copy asked for, and got whole.
+    running_asks: Vec<Vec<((u64, usize), bool)>>,
     pub stats: PrecopyStats,
 }
 
@@ -235,6 +246,8 @@ impl Fetch for RunningFetch<'_, '_> {
         let pc = &mut *self.pc;
         let f = fetch_into(mem, &mut pc.spans, self.mem, ranges);
         pc.stats.running_bytes += f.bytes;
+        pc.running_asks
+            .push(ranges.iter().copied().zip(f.ok.iter().copied()).collect());
         // Read again in the final stop.
         pc.dirty.extend(f.damaged);
         f.ok
@@ -252,14 +265,29 @@ struct FinalFetch<'a> {
     asked: Vec<((u64, usize), bool)>,
     /// A read failed where the copy held bytes: they may be damaged.
     damaged: bool,
+    /// The running copy's fetches, in order, and how many of this
+    /// capture's fetches were made.
+    running_asks: &'a [Vec<((u64, usize), bool)>],
+    calls: usize,
 }
 
 impl Fetch for FinalFetch<'_> {
     fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        let asked_before = self
+            .running_asks
+            .get(self.calls)
+            .map_or(&[][..], |v| &v[..]);
+        self.calls += 1;
         let mut ok = vec![true; ranges.len()];
         let mut need = Vec::new();
         let mut need_at = Vec::new();
         for (i, &(a, n)) in ranges.iter().enumerate() {
+            // The common case, cheaply: the running copy asked for this very
+            // range at this place, and got it whole (spans are never taken
+            // away, and damaged ones were read again).
+            if asked_before.get(i) == Some(&((a, n), true)) {
+                continue;
+            }
             match a.checked_add(n as u64) {
                 None => ok[i] = false,
                 Some(end) if n == 0 || self.spans.cover(a, end) => {}
@@ -322,6 +350,7 @@ impl<'p> Precopy<'p> {
             copy: Capture::default(),
             spans: Spans::default(),
             dirty: Vec::new(),
+            running_asks: Vec::new(),
             stats: PrecopyStats::default(),
         }
     }
@@ -407,7 +436,7 @@ impl<'p> Precopy<'p> {
     fn windows(&self) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
         let mut windows: Vec<(u64, u64)> = Vec::new();
         let mut untracked = Vec::new();
-        for (&s, &e) in &self.spans.0 {
+        for &(s, e) in &self.spans.0 {
             let mut at = s;
             while at < e {
                 let i = self.tracked.partition_point(|m| m.1 <= at);
@@ -493,6 +522,8 @@ impl<'p> Precopy<'p> {
             stats: &mut self.stats,
             asked: Vec::new(),
             damaged: false,
+            running_asks: &self.running_asks,
+            calls: 0,
         };
         let cap = Capture {
             mem,
@@ -526,7 +557,7 @@ impl<'p> Precopy<'p> {
     /// now: the copy holds bytes the target no longer has.
     fn stale_ranges(&mut self) -> Result<Vec<(u64, usize)>, String> {
         let maps = procfs::maps(self.pid).map_err(|e| format!("reading the mappings: {e}"))?;
-        for (&s, &e) in &self.spans.0 {
+        for &(s, e) in &self.spans.0 {
             let mut at = s;
             while at < e {
                 let i = maps.partition_point(|m| m.end <= at);
@@ -539,20 +570,21 @@ impl<'p> Precopy<'p> {
         let (windows, untracked) = self.windows();
         let mut stale: Vec<(u64, u64)> = untracked;
         stale.append(&mut self.dirty);
+        // Written, or not present (given back: it reads as zero now; or
+        // swapped out, read again for nothing): the kernel reports only
+        // those runs.
         let q = Query {
-            report: category::WRITTEN | category::PRESENT | category::SWAPPED,
+            inverted: category::PRESENT,
+            any: category::WRITTEN | category::PRESENT,
+            report: category::WRITTEN | category::PRESENT,
             ..Query::default()
         };
         for (ws, we) in windows {
             match self.pagemap.scan_tracked(ws, we, q) {
                 Ok(runs) => {
                     for r in runs {
-                        let c = r.categories;
-                        let gone = c & (category::PRESENT | category::SWAPPED) == 0;
-                        if c & category::WRITTEN != 0 || gone {
-                            self.stats.pages_rewritten_stopped += (r.end - r.start) / PAGE;
-                            stale.push((r.start, r.end));
-                        }
+                        self.stats.pages_rewritten_stopped += (r.end - r.start) / PAGE;
+                        stale.push((r.start, r.end));
                     }
                 }
                 // No longer registered (unmapped and mapped again):
@@ -588,10 +620,11 @@ impl<'p> Precopy<'p> {
         capture
     }
 
-    /// Ends the write tracking (unregistering clears the protection of
-    /// every page: the target takes no more faults for it).
-    pub fn release(self) {
-        self.tracker.release();
+    /// The write tracking, to end with [`WriteTracker::release`] (which
+    /// clears the protection of every page: the target takes no more
+    /// faults for it) or by dropping it.
+    pub fn into_tracker(self) -> WriteTracker {
+        self.tracker
     }
 }
 

@@ -11,7 +11,28 @@ use crate::process::read_mappings;
 use crate::tracer::LiveProcess;
 
 use super::phases::{hold_for_tests, Phases};
-use super::{InspectError, Inspector, Source};
+use super::{InspectError, Inspector, Source, Warning};
+
+/// How a live process is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StacksMode {
+    /// Copied while it runs, its writes tracked; stopped only to re-read
+    /// what changed (`goruntime/precopy.rs`). Falls back to [`Self::Stop`],
+    /// with a warning, where write tracking is unavailable.
+    #[default]
+    Precopy,
+    /// Stopped for the whole copy.
+    Stop,
+}
+
+impl StacksMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            StacksMode::Precopy => "precopy",
+            StacksMode::Stop => "stop",
+        }
+    }
+}
 
 /// One read of every goroutine, with what `--stats` reports about it.
 #[derive(Debug)]
@@ -21,8 +42,14 @@ pub struct Stacks {
     pub threads: usize,
     /// Bytes copied from the target (read from the core, for a core).
     pub bytes: usize,
-    /// How long the live process was stopped; `None` for a core.
+    /// How long the live process was stopped, the longest stop when there
+    /// were two (pre-copy mode); `None` for a core.
     pub stopped_for: Option<Duration>,
+    /// The mode that ran (after a fallback, stop); `None` for a core.
+    pub mode: Option<StacksMode>,
+    /// Pre-copy mode: the setup stop (the target opens the userfaultfd)
+    /// and the final stop, and what was copied when.
+    pub precopy: Option<super::precopy::PrecopyReport>,
     /// Wall-clock time per phase: "load" (opening the [`Inspector`]), then
     /// "prepare", "stop", "decode" for a process or "read", "decode" for a
     /// core. A caller may mark its own phases after these.
@@ -32,18 +59,41 @@ pub struct Stacks {
 impl Inspector {
     /// Every goroutine's stack, as the Go runtime's SIGQUIT dump shows it.
     /// A live process is attached to, stopped only while its bytes are
-    /// copied, and detached before decoding.
+    /// copied, and detached before decoding ([`StacksMode::Stop`]).
     pub fn stacks(&self) -> Result<Stacks, InspectError> {
+        self.stacks_with(StacksMode::Stop, &mut |_| {})
+    }
+
+    /// [`Self::stacks`] of a live process read in `mode`; why pre-copy mode
+    /// fell back to stop mode goes to `warn`. A core has no modes.
+    pub fn stacks_with(
+        &self,
+        mode: StacksMode,
+        warn: &mut dyn FnMut(Warning),
+    ) -> Result<Stacks, InspectError> {
         let phases = Phases::after("load", self.load);
-        match &self.source {
-            Source::Live { pid, exe } => self.stacks_live(*pid, exe, phases),
-            Source::Core { core, bias } => self.stacks_core(core, *bias, phases),
+        match (&self.source, mode) {
+            (Source::Live { pid, exe }, StacksMode::Stop) => {
+                let live = LiveProcess::attach(*pid)?;
+                self.stacks_live(live, exe, phases)
+            }
+            (Source::Live { pid, exe }, StacksMode::Precopy) => {
+                self.stacks_precopy(*pid, exe, phases, warn)
+            }
+            (Source::Core { core, bias }, _) => self.stacks_core(core, *bias, phases),
         }
     }
 
-    fn stacks_live(&self, pid: i32, exe: &Path, mut clock: Phases) -> Result<Stacks, InspectError> {
+    /// A stop capture of `live` (attached, running), detached before
+    /// decoding.
+    pub(super) fn stacks_live(
+        &self,
+        live: LiveProcess,
+        exe: &Path,
+        mut clock: Phases,
+    ) -> Result<Stacks, InspectError> {
         let prog = &self.prog;
-        let live = LiveProcess::attach(pid)?;
+        let pid = live.pid();
         // Everything that can be done with the target running is done first.
         let bias = prog.load_bias(&read_mappings(pid), exe)?;
         let globals = prog.locate(live.memory(), bias)?;
@@ -71,6 +121,8 @@ impl Inspector {
             threads: capture.threads.len(),
             bytes: capture.bytes,
             stopped_for: Some(paused),
+            mode: Some(StacksMode::Stop),
+            precopy: None,
             phases: clock,
         })
     }
@@ -102,6 +154,8 @@ impl Inspector {
             threads: capture.threads.len(),
             bytes: capture.bytes,
             stopped_for: None,
+            mode: None,
+            precopy: None,
             phases: clock,
         })
     }

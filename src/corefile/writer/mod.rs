@@ -23,7 +23,9 @@ pub mod maps;
 pub mod notes;
 mod write;
 
-pub use fork::{find_syscall, fork_feasible, Infeasible};
+pub use fork::{
+    find_syscall, fork_feasible, injection_feasible as syscall_injection_feasible, Infeasible,
+};
 pub use live::LiveStats;
 use write::{write_file, Facts};
 
