@@ -232,6 +232,8 @@ pub struct Precopy<'p> {
     dirty: Vec<(u64, u64)>,
     /// What each fetch of the running copy asked for, and got whole.
     running_asks: Vec<Vec<((u64, usize), bool)>>,
+    /// What the final capture asked for (for the test hook).
+    pub asked: Vec<((u64, usize), bool)>,
     pub stats: PrecopyStats,
 }
 
@@ -324,6 +326,42 @@ impl FinalFetch<'_> {
     }
 }
 
+/// Ranges asked for, each with whether it could be read.
+pub type Asked = Vec<((u64, usize), bool)>;
+
+/// `[start, end)` address ranges.
+type Ranges = Vec<(u64, u64)>;
+
+/// A stop capture that also lists the ranges it asked for and whether each
+/// could be read (the test hook compares them with a pre-copy capture's).
+pub fn recorded_stop_capture(
+    t: &dyn Target,
+    layout: &RuntimeLayout,
+    globals: &Globals,
+    now: Option<i64>,
+) -> Result<(Capture, Asked), CaptureError> {
+    struct Recording<'a>(&'a dyn Target, Vec<((u64, usize), bool)>);
+    impl Fetch for Recording<'_> {
+        fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+            let ok = mem.read_from(self.0, ranges);
+            self.1
+                .extend(ranges.iter().copied().zip(ok.iter().copied()));
+            ok
+        }
+    }
+    let mut rec = Recording(t, Vec::new());
+    let cap = collect::capture_with(
+        t,
+        &mut rec,
+        layout,
+        globals,
+        now,
+        Capture::default(),
+        CAPTURE_BUDGET,
+    )?;
+    Ok((cap, rec.1))
+}
+
 /// The final stop's capture, to be assembled once the target runs again.
 pub struct Finished {
     /// The capture with its ranges, `mem` still to be filled by
@@ -343,7 +381,7 @@ impl<'p> Precopy<'p> {
         Precopy {
             pid,
             layout,
-            globals: globals.clone(),
+            globals: *globals,
             tracker,
             pagemap,
             tracked: Vec::new(),
@@ -351,6 +389,7 @@ impl<'p> Precopy<'p> {
             spans: Spans::default(),
             dirty: Vec::new(),
             running_asks: Vec::new(),
+            asked: Vec::new(),
             stats: PrecopyStats::default(),
         }
     }
@@ -391,7 +430,7 @@ impl<'p> Precopy<'p> {
     /// round re-reading the pages written meanwhile.
     pub fn copy_running(&mut self, mem: &dyn Memory) -> Result<(), CaptureError> {
         let running = Running(mem);
-        let (layout, globals) = (self.layout, self.globals.clone());
+        let (layout, globals) = (self.layout, self.globals);
         let copy = std::mem::take(&mut self.copy);
         let mut fetch = RunningFetch { pc: self, mem };
         let copy = collect::capture_with(
@@ -433,7 +472,7 @@ impl<'p> Precopy<'p> {
 
     /// Scan windows over the copied spans inside tracked mappings, and the
     /// spans (or parts) outside every tracked mapping.
-    fn windows(&self) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+    fn windows(&self) -> (Ranges, Ranges) {
         let mut windows: Vec<(u64, u64)> = Vec::new();
         let mut untracked = Vec::new();
         for &(s, e) in &self.spans.0 {
@@ -605,6 +644,7 @@ impl<'p> Precopy<'p> {
     /// only the ranges it asked for (the copy holds older ones too).
     pub fn assemble(&mut self, fin: Finished) -> Capture {
         let Finished { mut capture, asked } = fin;
+        self.asked = asked.clone().unwrap_or_default();
         let Some(asked) = asked else {
             return capture;
         };

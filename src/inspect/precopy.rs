@@ -80,6 +80,7 @@ impl Inspector {
         clock.mark("stop");
         let capture = pc.assemble(fin.map_err(goruntime::GoError::from)?);
         let stats = pc.stats.clone();
+        let asked = std::mem::take(&mut pc.asked);
         // Unprotecting every page walks the page tables: the target runs
         // meanwhile, and the decode need not wait for it.
         let tracker = pc.into_tracker();
@@ -88,7 +89,7 @@ impl Inspector {
         let dump = prog.decode(&capture, bias)?;
         clock.mark("decode");
         let _ = released.join();
-        compare::check(prog, &capture, &dump, reference, bias)?;
+        compare::check(prog, &capture, &asked, &dump, reference, bias)?;
         if dump.goroutines.is_empty() {
             return Err(InspectError::NoGoroutines {
                 of: format!("pid {pid}"),
@@ -152,23 +153,40 @@ mod compare {
         t: &dyn Target,
         globals: &Globals,
         now: Option<i64>,
-    ) -> Option<Result<Capture, crate::goruntime::GoError>> {
-        super::super::test_hook_set("GOAT_TEST_PRECOPY_COMPARE")
-            .then(|| prog.capture(t, globals, now, Capture::default()))
+    ) -> Option<Result<Recorded, crate::goruntime::CaptureError>> {
+        super::super::test_hook_set("GOAT_TEST_PRECOPY_COMPARE").then(|| {
+            crate::goruntime::precopy::recorded_stop_capture(t, prog.layout(), globals, now)
+        })
     }
+
+    type Recorded = (Capture, Vec<((u64, usize), bool)>);
 
     pub(super) fn check(
         prog: &GoProgram,
         ours: &Capture,
+        asked: &[((u64, usize), bool)],
         dump: &Dump,
-        reference: Option<Result<Capture, crate::goruntime::GoError>>,
+        reference: Option<Result<Recorded, crate::goruntime::CaptureError>>,
         bias: u64,
     ) -> Result<(), InspectError> {
         let Some(reference) = reference else {
             return Ok(());
         };
-        let theirs = reference?;
+        let (theirs, their_asks) = reference.map_err(crate::goruntime::GoError::from)?;
         let mismatch = |what: String| Err(InspectError::PrecopyMismatch(what));
+        // A full stop capture (the fallback) lists nothing.
+        if !asked.is_empty() {
+            if let Some(i) =
+                (0..asked.len().max(their_asks.len())).find(|&i| asked.get(i) != their_asks.get(i))
+            {
+                return mismatch(format!(
+                    "range {i} of {} asked for differs: {:x?} against {:x?}",
+                    asked.len(),
+                    asked.get(i),
+                    their_asks.get(i)
+                ));
+            }
+        }
         if ours.gs != theirs.gs {
             return mismatch(format!(
                 "goroutine lists differ ({} against {})",
@@ -236,6 +254,7 @@ mod compare {
     pub(super) fn check(
         _: &GoProgram,
         _: &Capture,
+        _: &[((u64, usize), bool)],
         _: &Dump,
         _: Option<Capture>,
         _: u64,
