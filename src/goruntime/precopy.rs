@@ -57,6 +57,14 @@ impl Spans {
         }
     }
 
+    /// Whether one span holds all of `[start, end)`: what a read of the
+    /// copy (`CapturedMemory::read`, one span per read) can answer.
+    fn cover_single(&self, start: u64, end: u64) -> bool {
+        self.overlapping(start, end)
+            .next()
+            .is_some_and(|(&s, &e)| s <= start && e >= end)
+    }
+
     /// Whether the spans hold every byte of `[start, end)`.
     fn cover(&self, start: u64, end: u64) -> bool {
         let mut at = start;
@@ -248,8 +256,17 @@ impl Fetch for RunningFetch<'_, '_> {
         let pc = &mut *self.pc;
         let f = fetch_into(mem, &mut pc.spans, self.mem, ranges);
         pc.stats.running_bytes += f.bytes;
-        pc.running_asks
-            .push(ranges.iter().copied().zip(f.ok.iter().copied()).collect());
+        let spans = &pc.spans;
+        let single = |&(a, n): &(u64, usize)| {
+            a.checked_add(n as u64)
+                .is_some_and(|e| spans.cover_single(a, e))
+        };
+        let asks = ranges
+            .iter()
+            .zip(&f.ok)
+            .map(|(r, &ok)| (*r, ok && single(r)))
+            .collect();
+        pc.running_asks.push(asks);
         // Read again in the final stop.
         pc.dirty.extend(f.damaged);
         f.ok
@@ -265,8 +282,8 @@ struct FinalFetch<'a> {
     /// Every range asked for, and whether it could be read: what a stop
     /// capture would have copied.
     asked: Vec<((u64, usize), bool)>,
-    /// A read failed where the copy held bytes: they may be damaged.
-    damaged: bool,
+    /// Ranges read whole in this stop (they may overlap the spans).
+    whole: Vec<(u64, u64)>,
     /// The running copy's fetches, in order, and how many of this
     /// capture's fetches were made.
     running_asks: &'a [Vec<((u64, usize), bool)>],
@@ -285,14 +302,15 @@ impl Fetch for FinalFetch<'_> {
         let mut need_at = Vec::new();
         for (i, &(a, n)) in ranges.iter().enumerate() {
             // The common case, cheaply: the running copy asked for this very
-            // range at this place, and got it whole (spans are never taken
-            // away, and damaged ones were read again).
+            // range at this place, and got it whole in one span (spans are
+            // never taken away, and were all refreshed).
             if asked_before.get(i) == Some(&((a, n), true)) {
                 continue;
             }
             match a.checked_add(n as u64) {
                 None => ok[i] = false,
-                Some(end) if n == 0 || self.spans.cover(a, end) => {}
+                Some(end) if n == 0 || self.spans.cover_single(a, end) => {}
+                Some(end) if self.whole.iter().any(|w| w.0 <= a && end <= w.1) => {}
                 Some(_) => {
                     need.push((a, n));
                     need_at.push(i);
@@ -300,29 +318,21 @@ impl Fetch for FinalFetch<'_> {
             }
         }
         if !need.is_empty() {
-            let f = fetch_into(mem, self.spans, self.target, &need);
-            self.note(&f);
-            for ((&i, &r), good) in need_at.iter().zip(&need).zip(f.ok) {
-                // Read on its own, as a stop capture reads it: a failure
-                // above may be a neighbour's in the same run.
-                ok[i] = good || {
-                    let alone = fetch_into(mem, self.spans, self.target, &[r]);
-                    self.note(&alone);
-                    alone.ok[0]
-                };
+            // Read whole, as a stop capture reads them, into spans of their
+            // own: the copy's older spans there hold the same bytes now.
+            let got = mem.read_from(self.target, &need);
+            for ((&i, &(a, n)), good) in need_at.iter().zip(&need).zip(got) {
+                ok[i] = good;
+                self.stats.ranges_fetched_stopped += 1;
+                if good {
+                    self.stats.stopped_bytes += n as u64;
+                    self.whole.push((a, a + n as u64));
+                }
             }
         }
         self.asked
             .extend(ranges.iter().copied().zip(ok.iter().copied()));
         ok
-    }
-}
-
-impl FinalFetch<'_> {
-    fn note(&mut self, f: &Fetched) {
-        self.stats.ranges_fetched_stopped += f.ok.len() as u64;
-        self.stats.stopped_bytes += f.bytes;
-        self.damaged |= !f.damaged.is_empty();
     }
 }
 
@@ -560,7 +570,7 @@ impl<'p> Precopy<'p> {
             target: t,
             stats: &mut self.stats,
             asked: Vec::new(),
-            damaged: false,
+            whole: Vec::new(),
             running_asks: &self.running_asks,
             calls: 0,
         };
@@ -577,11 +587,6 @@ impl<'p> Precopy<'p> {
             cap,
             CAPTURE_BUDGET,
         )?;
-        if fetch.damaged {
-            return Ok(Err(
-                "a range the copy held could not be read in the stop".into()
-            ));
-        }
         let asked = std::mem::take(&mut fetch.asked);
         Ok(Ok(Finished {
             capture: cap,
