@@ -33,10 +33,16 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     }
     .map_err(explain)?;
     if std::env::var_os("STREAM").is_some() {
-        // The SIGQUIT layout, decoded and written in parallel chunks.
+        // The SIGQUIT layout, decoded and written in parallel chunks; a
+        // live process copied while it runs (`goat stacks`' default).
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let written = inspector
-            .write_stacks(&mut out, goat::report::Format::Text)
+            .write_stacks(
+                &mut out,
+                goat::report::Format::Text,
+                goat::inspect::StacksMode::Precopy,
+                &mut warn,
+            )
             .map_err(explain)?;
         std::io::Write::flush(&mut out)?;
         eprintln!("{} goroutines ({})", written.goroutines, written.phases);

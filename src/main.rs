@@ -13,11 +13,11 @@ use clap::{ArgGroup, Parser, Subcommand};
 
 use cli::core::{core, CoreMode};
 use cli::session::{attach, debug};
-use cli::stacks::{stacks, stacks_core, Format};
+use cli::stacks::{stacks, stacks_core, Format, StacksModeArg};
 use goat::binary::{BinaryError, SymbolsError};
 use goat::corefile::CoreError;
 use goat::goruntime::GoError;
-use goat::inspect::{InspectError, OpenOptions};
+use goat::inspect::{InspectError, OpenOptions, StacksMode};
 use goat::tracer::AttachError;
 
 /// Look inside running Go programs without stopping them for long.
@@ -56,6 +56,11 @@ enum Command {
         /// Print how long the target was stopped and how much was read (stderr).
         #[arg(long)]
         stats: bool,
+        /// How a process is read: `precopy` copies while it runs and stops
+        /// it only to re-read what changed (Linux 6.7+; else stop, with a
+        /// warning), `stop` keeps it stopped for the whole copy.
+        #[arg(long, value_enum, value_name = "MODE")]
+        mode: Option<StacksModeArg>,
     },
     /// Internal: started by `attach` to take breakpoints out of PID if goat
     /// dies while they are in place (reads goat's messages on stdin).
@@ -176,14 +181,24 @@ fn main() -> ExitCode {
             json,
             group,
             stats,
+            mode,
         } => {
             let format = Format { json, group };
             let opts = OpenOptions { symbols };
-            match (pid, core) {
-                (_, Some(core)) => stacks_core(&core, exe.as_deref(), &opts, format, stats),
-                (Some(pid), None) => stacks(pid, &opts, format, stats),
+            match (pid, core, mode) {
+                (_, Some(_), Some(_)) => Err(anyhow::anyhow!(
+                    "--mode is for a live process: a core is read as it is, with no stop"
+                )),
+                (_, Some(core), None) => stacks_core(&core, exe.as_deref(), &opts, format, stats),
+                (Some(pid), None, mode) => {
+                    let mode = match mode.unwrap_or_default() {
+                        StacksModeArg::Precopy => StacksMode::Precopy,
+                        StacksModeArg::Stop => StacksMode::Stop,
+                    };
+                    stacks(pid, &opts, format, stats, mode)
+                }
                 // clap requires one of them.
-                (None, None) => Err(anyhow::anyhow!("give a PID or --core FILE")),
+                (None, None, _) => Err(anyhow::anyhow!("give a PID or --core FILE")),
             }
         }
         Command::Attach {
@@ -267,7 +282,8 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
         | InspectError::Snapshot(_)
         | InspectError::Destination(_)
         | InspectError::Spill { .. }
-        | InspectError::Output(_) => exit::FAILURE,
+        | InspectError::Output(_)
+        | InspectError::PrecopyMismatch(_) => exit::FAILURE,
     }
 }
 

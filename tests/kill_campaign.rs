@@ -8,7 +8,10 @@
 //! while a breakpoint's trap is being handled, before the tracer exists),
 //! many times per mode:
 //!
-//! - `stacks`: `goat stacks` of the server under load (goat traces alone);
+//! - `stacks`: `goat stacks` of the server under load, in pre-copy mode
+//!   (the default: a tracer process, a userfaultfd borrowed from the
+//!   target, which must not outlive goat), and `stacks stop` in stop mode
+//!   (goat traces alone);
 //! - `live core`, `fork core`: `goat core --mode live|fork` of the server;
 //! - `attach hot`: `goat attach` of the ticker with a breakpoint on
 //!   `main.hot` (4,000 hits a second) whose condition is never true;
@@ -36,6 +39,7 @@ use nix::unistd::Pid;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Stacks,
+    StacksStop,
     LiveCore,
     ForkCore,
     AttachHot,
@@ -43,8 +47,9 @@ enum Mode {
 }
 
 impl Mode {
-    const ALL: [Mode; 5] = [
+    const ALL: [Mode; 6] = [
         Mode::Stacks,
+        Mode::StacksStop,
         Mode::LiveCore,
         Mode::ForkCore,
         Mode::AttachHot,
@@ -54,6 +59,7 @@ impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Stacks => "stacks",
+            Mode::StacksStop => "stacks stop",
             Mode::LiveCore => "live core",
             Mode::ForkCore => "fork core",
             Mode::AttachHot => "attach hot",
@@ -79,6 +85,9 @@ impl Mode {
         };
         match self {
             Mode::Stacks => vec!["stacks".into(), pid],
+            Mode::StacksStop => ["stacks", &pid, "--mode", "stop"]
+                .map(String::from)
+                .to_vec(),
             Mode::LiveCore => core("live"),
             Mode::ForkCore => core("fork"),
             Mode::Tracer if i.is_multiple_of(3) => core("live"),

@@ -1,6 +1,7 @@
 //! goat killed at every ptrace call of an operation (issue 11).
 //!
-//! The ptrace calls of `goat core` and of a breakpoint session are made by
+//! The ptrace calls of `goat core`, of a breakpoint session and of a
+//! pre-copy `goat stacks` (whose write tracking must end with goat) are made by
 //! the tracer process (`goat-tracer`, one thread, `goat-ptrace`), which
 //! outlives goat. Each test first counts the calls of one run under
 //! `strace -f`, then for every N from 1 to that count runs the operation
@@ -45,6 +46,9 @@ enum Op {
     Core(&'static str),
     /// `goat attach PID --batch -x CMD...`: a script that ends.
     Session(&'static [&'static str]),
+    /// `goat stacks PID --mode precopy`: the tracer process borrows a
+    /// userfaultfd in a first stop, then stops the target again at the end.
+    PrecopyStacks,
 }
 
 /// On the 4-thread ticker: `main.tick` hit twice (the trap converted, the
@@ -84,6 +88,9 @@ fn args(op: Op, pid: i32, out: &Path) -> Vec<String> {
                 .map(String::from)
                 .to_vec()
         }
+        Op::PrecopyStacks => ["stacks", &pid, "--mode", "precopy"]
+            .map(String::from)
+            .to_vec(),
         Op::Session(script) => {
             let mut v = vec!["attach".to_string(), pid, "--batch".into()];
             for cmd in script {
@@ -430,6 +437,36 @@ fn server_fork_core_goat_killed_at_every_ptrace_call() {
 #[test]
 fn server_live_core_goat_killed_at_every_ptrace_call() {
     every_call(Program::Server, Op::Core("live"), Kill::Goat, "server-live");
+}
+
+#[test]
+fn states_precopy_stacks_goat_killed_at_every_ptrace_call() {
+    every_call(
+        Program::States,
+        Op::PrecopyStacks,
+        Kill::Goat,
+        "states-precopy",
+    );
+}
+
+#[test]
+fn server_precopy_stacks_goat_killed_at_every_ptrace_call() {
+    every_call(
+        Program::Server,
+        Op::PrecopyStacks,
+        Kill::Goat,
+        "server-precopy",
+    );
+}
+
+#[test]
+fn states_precopy_stacks_tracer_killed_at_every_ptrace_call() {
+    every_call(
+        Program::States,
+        Op::PrecopyStacks,
+        Kill::Tracer,
+        "states-precopy-tracer",
+    );
 }
 
 #[test]

@@ -6,10 +6,20 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use goat::inspect::{Inspector, OpenOptions, StacksWritten};
+use goat::inspect::{Inspector, OpenOptions, StacksMode, StacksWritten};
 use goat::report;
 
 use super::warn;
+
+/// `--mode`: how a live process is read.
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+pub enum StacksModeArg {
+    /// Copied while it runs; stopped only to re-read what changed.
+    #[default]
+    Precopy,
+    /// Stopped for the whole copy.
+    Stop,
+}
 
 /// How to print a dump.
 #[derive(Clone, Copy)]
@@ -37,7 +47,8 @@ pub fn stacks_core(
     stats: bool,
 ) -> Result<u8> {
     let inspector = Inspector::open_core_with(path, exe_arg, opts, &mut warn)?;
-    let st = write(&inspector, format)?;
+    // A core has no modes.
+    let st = write(&inspector, format, StacksMode::Stop)?;
     if stats {
         eprintln!(
             "goat: core of pid {}: {} goroutines, {} threads, {} bytes read\ngoat: {}",
@@ -52,28 +63,68 @@ pub fn stacks_core(
 }
 
 /// `goat stacks PID`.
-pub fn stacks(pid: i32, opts: &OpenOptions, format: Format, stats: bool) -> Result<u8> {
-    let st = write(&Inspector::open_pid_with(pid, opts, &mut warn)?, format)?;
+pub fn stacks(
+    pid: i32,
+    opts: &OpenOptions,
+    format: Format,
+    stats: bool,
+    mode: StacksMode,
+) -> Result<u8> {
+    let inspector = Inspector::open_pid_with(pid, opts, &mut warn)?;
+    let st = write(&inspector, format, mode)?;
     if stats {
-        let paused = st.stopped_for.unwrap_or_default();
-        eprintln!(
-            "goat: target stopped for {:.2} ms: {} goroutines, {} threads, {} bytes copied\ngoat: {}",
-            paused.as_secs_f64() * 1e3,
-            st.goroutines,
-            st.threads,
-            st.bytes,
-            st.phases,
-        );
+        print_stats(&st);
     }
     Ok(0)
 }
 
 /// Reads and prints every goroutine to stdout as it is decoded.
-fn write(inspector: &Inspector, format: Format) -> Result<StacksWritten> {
+fn write(inspector: &Inspector, format: Format, mode: StacksMode) -> Result<StacksWritten> {
     let stdout = io::stdout();
     // Chunks arrive as large buffers: a big buffer here saves syscalls.
     let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let st = inspector.write_stacks(&mut out, format.report())?;
+    let st = inspector.write_stacks(&mut out, format.report(), mode, &mut warn)?;
     out.flush().context("writing the dump")?;
     Ok(st)
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `--stats` of a live process: the pauses, what was copied when, the
+/// phases.
+fn print_stats(st: &StacksWritten) {
+    let paused = st.stopped_for.unwrap_or_default();
+    let mode = st.mode.map_or("?", |m| m.name());
+    eprintln!(
+        "goat: target stopped for {:.2} ms (the longest stop; {mode} mode): {} goroutines, {} threads, {} bytes copied",
+        ms(paused),
+        st.goroutines,
+        st.threads,
+        st.bytes,
+    );
+    if let Some(p) = &st.precopy {
+        let s = &p.stats;
+        eprintln!(
+            "goat: pauses: setup {:.2} ms, final {:.2} ms (scan {:.2}, re-read {:.2}, capture {:.2}); \
+             copied {} bytes running, {} bytes stopped; {} bytes tracked; pages re-read: {} running, \
+             {} stopped; {} ranges read in the stop",
+            ms(p.setup_pause),
+            ms(p.final_pause),
+            ms(s.scan),
+            ms(s.reread),
+            ms(s.plan),
+            s.running_bytes,
+            s.stopped_bytes,
+            s.tracked_bytes,
+            s.pages_rewritten_running,
+            s.pages_rewritten_stopped,
+            s.ranges_fetched_stopped,
+        );
+        if let Some(why) = &s.full_capture {
+            eprintln!("goat: the final stop took a full stop capture: {why}");
+        }
+    }
+    eprintln!("goat: {}", st.phases);
 }

@@ -11,7 +11,7 @@ use super::version::{G_DEAD, G_DEAD_EXTRA, G_RUNNING, G_SCAN, G_SYSCALL};
 use crate::process::{CapturedMemory, Memory, MemoryExt, ReadFault, Target, Thread};
 
 /// No process has more goroutines than this; a larger `len(allgs)` is garbage.
-const MAX_GOROUTINES: u64 = 1 << 24;
+pub(super) const MAX_GOROUTINES: u64 = 1 << 24;
 /// Stack bytes copied per goroutine at most (from SP up). Deeper stacks are
 /// cut and reported as such.
 const MAX_STACK_COPY: u64 = 4 << 20;
@@ -53,6 +53,25 @@ pub enum CaptureError {
     AllGs(ReadFault),
     #[error("runtime.allgs has an implausible length {0}")]
     BadLength(u64),
+}
+
+/// Where the capture's ranges come from. A stop-the-world capture reads
+/// each from the stopped target ([`ReadAll`]); the pre-copy capture
+/// (`precopy.rs`) answers most of them from bytes it copied while the
+/// target ran and knows to be unchanged.
+pub trait Fetch {
+    /// Makes the bytes of each range, as the target holds them now,
+    /// readable in `mem`; returns whether each could be read.
+    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool>;
+}
+
+/// Every range read from the target.
+pub struct ReadAll<'a>(pub &'a dyn Target);
+
+impl Fetch for ReadAll<'_> {
+    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        mem.read_from(self.0, ranges)
+    }
 }
 
 /// An empty capture sized for the target's current goroutine count (read
@@ -146,12 +165,29 @@ pub fn capture_within(
     layout: &RuntimeLayout,
     globals: &Globals,
     now: Option<i64>,
+    cap: Capture,
+    budget: u64,
+) -> Result<Capture, CaptureError> {
+    capture_with(t, &mut ReadAll(t), layout, globals, now, cap, budget)
+}
+
+/// [`capture_within`] with the ranges of `g`s, Ms and stacks (and the
+/// `allgs` array) got through `fetch`; `t` gives the threads and the few
+/// words read on their own. Which ranges are asked for depends only on
+/// what `t` and the fetched bytes hold, so two captures of the same
+/// frozen target ask for the same ranges, however they are fetched.
+pub fn capture_with(
+    t: &dyn Target,
+    fetch: &mut dyn Fetch,
+    layout: &RuntimeLayout,
+    globals: &Globals,
+    now: Option<i64>,
     mut cap: Capture,
     budget: u64,
 ) -> Result<Capture, CaptureError> {
     cap.threads = t.threads().to_vec();
     cap.now = now;
-    cap.gs = read_allgs(t, globals, budget, &mut cap)?;
+    cap.gs = read_allgs(t, fetch, globals, budget, &mut cap)?;
 
     let gsize = layout.g.size as usize;
     let mut spent = 0u64;
@@ -162,7 +198,7 @@ pub fn capture_within(
     }
     spent += gs.len() as u64 * layout.g.size;
     let granges: Vec<(u64, usize)> = gs.iter().map(|&g| (g, gsize)).collect();
-    let read_ok = read_merged(t, &mut cap, &granges);
+    let read_ok = read_merged(fetch, &mut cap, &granges);
     let live: Vec<u64> = gs
         .into_iter()
         .zip(read_ok)
@@ -207,7 +243,7 @@ pub fn capture_within(
         .filter(|&&m| m.checked_add(layout.m.size).is_some())
         .map(|&m| (m, layout.m.size as usize))
         .collect();
-    read_ranges(t, &mut cap, &mranges);
+    read_ranges(fetch, &mut cap, &mranges);
 
     // Stacks, from the SP the unwinder will start at up to stack.hi.
     let rsp_by_tid: std::collections::HashMap<i64, u64> = cap
@@ -258,20 +294,20 @@ pub fn capture_within(
             }
         }
     }
-    read_ranges(t, &mut cap, &stacks);
+    read_ranges(fetch, &mut cap, &stacks);
     for (sp, len) in signal_stacks {
         // Its end may be unmapped: then at least the rest of its page.
-        if !read_ranges(t, &mut cap, &[(sp, len)])
+        if !read_ranges(fetch, &mut cap, &[(sp, len)])
             .first()
             .copied()
             .unwrap_or(false)
         {
-            read_ranges(t, &mut cap, &[(sp, (0x1000 - (sp & 0xfff)) as usize)]);
+            read_ranges(fetch, &mut cap, &[(sp, (0x1000 - (sp & 0xfff)) as usize)]);
         }
     }
 
     if let Some((addr, n)) = globals.wait_reasons {
-        cap.wait_reasons = read_wait_reasons(t, addr, n, &mut cap);
+        cap.wait_reasons = read_wait_reasons(t, fetch, addr, n, &mut cap);
     }
     Ok(cap)
 }
@@ -280,6 +316,7 @@ pub fn capture_within(
 /// list's bytes counted in `cap.bytes`).
 fn read_allgs(
     t: &dyn Target,
+    fetch: &mut dyn Fetch,
     globals: &Globals,
     budget: u64,
     cap: &mut Capture,
@@ -298,10 +335,19 @@ fn read_allgs(
     if len > MAX_GOROUTINES || len.saturating_mul(8) > budget {
         return Err(CaptureError::BadLength(len));
     }
-    let raw = t
-        .read_vec(ptr, len as usize * 8)
-        .map_err(CaptureError::AllGs)?;
-    cap.bytes += raw.len();
+    // Through `fetch`, into the capture: the pre-copy capture answers it
+    // from its copy where the list has not changed.
+    let list = (ptr, len as usize * 8);
+    if !read_ranges(fetch, cap, &[list])[0] && len > 0 {
+        return Err(CaptureError::AllGs(ReadFault {
+            addr: ptr,
+            len: list.1,
+        }));
+    }
+    let raw = match list.1 {
+        0 => Vec::new(),
+        n => cap.mem.read_vec(ptr, n).map_err(CaptureError::AllGs)?,
+    };
     // Each g once: a list naming one g a million times (target bytes) is
     // not a million goroutines to copy.
     let mut seen = std::collections::HashSet::new();
@@ -328,9 +374,10 @@ pub fn capture_headers(
         now,
         ..Capture::default()
     };
-    cap.gs = read_allgs(t, globals, CAPTURE_BUDGET, &mut cap)?;
+    let mut fetch = ReadAll(t);
+    cap.gs = read_allgs(t, &mut fetch, globals, CAPTURE_BUDGET, &mut cap)?;
     if let Some((addr, n)) = globals.wait_reasons {
-        cap.wait_reasons = read_wait_reasons(t, addr, n, &mut cap);
+        cap.wait_reasons = read_wait_reasons(t, &mut fetch, addr, n, &mut cap);
     }
     Ok(cap)
 }
@@ -351,7 +398,7 @@ pub fn for_each_g_chunk(
     for chunk in gs.chunks(G_CHUNK) {
         let mut copy = Capture::default();
         let ranges: Vec<(u64, usize)> = chunk.iter().map(|&g| (g, gsize)).collect();
-        read_merged(t, &mut copy, &ranges);
+        read_merged(&mut ReadAll(t), &mut copy, &ranges);
         each(&copy.mem, chunk);
     }
 }
@@ -365,7 +412,7 @@ const MAX_RUN: u64 = 1 << 20;
 /// Like [`read_ranges`], but ranges less than [`G_MERGE_GAP`] apart are read
 /// as one run straight into the capture (no second copy). A run that fails
 /// (a hole between two ranges) is retried range by range.
-fn read_merged(t: &dyn Target, cap: &mut Capture, ranges: &[(u64, usize)]) -> Vec<bool> {
+fn read_merged(fetch: &mut dyn Fetch, cap: &mut Capture, ranges: &[(u64, usize)]) -> Vec<bool> {
     let mut order: Vec<usize> = (0..ranges.len()).collect();
     order.sort_unstable_by_key(|&i| ranges[i].0);
     let mut runs: Vec<(u64, usize)> = Vec::new();
@@ -386,21 +433,23 @@ fn read_merged(t: &dyn Target, cap: &mut Capture, ranges: &[(u64, usize)]) -> Ve
         runs.push((addr, len));
         run_of[i] = runs.len() - 1;
     }
-    let run_ok = read_ranges(t, cap, &runs);
+    let run_ok = read_ranges(fetch, cap, &runs);
     let mut ok: Vec<bool> = run_of.iter().map(|&r| run_ok[r]).collect();
     let retry: Vec<usize> = (0..ranges.len()).filter(|&i| !ok[i]).collect();
     if !retry.is_empty() {
         let again: Vec<(u64, usize)> = retry.iter().map(|&i| ranges[i]).collect();
-        for (&i, good) in retry.iter().zip(read_ranges(t, cap, &again)) {
+        for (&i, good) in retry.iter().zip(read_ranges(fetch, cap, &again)) {
             ok[i] = good;
         }
     }
     ok
 }
 
-/// Reads every range into `cap.mem`; returns whether each could be read.
-fn read_ranges(t: &dyn Target, cap: &mut Capture, ranges: &[(u64, usize)]) -> Vec<bool> {
-    let ok = cap.mem.read_from(t, ranges);
+/// Fetches every range into `cap.mem`; returns whether each could be
+/// read. `cap.bytes` counts what a stop-the-world capture reads, however
+/// the bytes were got.
+fn read_ranges(fetch: &mut dyn Fetch, cap: &mut Capture, ranges: &[(u64, usize)]) -> Vec<bool> {
+    let ok = fetch.fetch(&mut cap.mem, ranges);
     cap.bytes += ranges
         .iter()
         .zip(&ok)
@@ -410,7 +459,13 @@ fn read_ranges(t: &dyn Target, cap: &mut Capture, ranges: &[(u64, usize)]) -> Ve
     ok
 }
 
-fn read_wait_reasons(t: &dyn Target, addr: u64, n: u64, cap: &mut Capture) -> Vec<String> {
+fn read_wait_reasons(
+    t: &dyn Target,
+    fetch: &mut dyn Fetch,
+    addr: u64,
+    n: u64,
+    cap: &mut Capture,
+) -> Vec<String> {
     let n = n.min(256) as usize;
     let Ok(headers) = t.read_vec(addr, n * 16) else {
         return Vec::new();
@@ -424,7 +479,7 @@ fn read_wait_reasons(t: &dyn Target, addr: u64, n: u64, cap: &mut Capture) -> Ve
             (p, (l as usize).min(MAX_REASON_LEN))
         })
         .collect();
-    read_ranges(t, cap, &strs);
+    read_ranges(fetch, cap, &strs);
     strs.iter()
         .map(|&(p, l)| {
             let b = cap.mem.read_vec(p, l).unwrap_or_default();

@@ -20,6 +20,7 @@ pub mod labels;
 mod layout;
 mod layout_check;
 mod model;
+pub mod precopy;
 mod signal_frame;
 mod table;
 mod unwind;
@@ -160,6 +161,11 @@ impl GoProgram {
     }
 
     /// Where the runtime layout came from.
+    /// The runtime layout in use.
+    pub fn layout(&self) -> &RuntimeLayout {
+        &self.layout
+    }
+
     pub fn layout_origin(&self) -> &LayoutOrigin {
         &self.origin
     }
@@ -319,6 +325,18 @@ impl GoProgram {
         cap: Capture,
     ) -> Result<Capture, GoError> {
         Ok(collect::capture(t, &self.layout, globals, now, cap)?)
+    }
+
+    /// A pre-copy capture of process `pid` (see [`precopy`]), its writes
+    /// tracked with `tracker` and `pagemap`.
+    pub fn precopy(
+        &self,
+        pid: i32,
+        globals: &Globals,
+        tracker: crate::process::writetrack::WriteTracker,
+        pagemap: crate::process::writetrack::PageMap,
+    ) -> precopy::Precopy<'_> {
+        precopy::Precopy::new(pid, &self.layout, globals, tracker, pagemap)
     }
 
     /// [`Self::capture`] copying at most `budget` bytes of `g`s and stacks

@@ -77,6 +77,10 @@ pub enum InspectError {
     /// Writing the dump failed (a closed pipe, a full disk).
     #[error("writing the dump: {0}")]
     Output(io::Error),
+    /// Test hooks only (`GOAT_TEST_PRECOPY_COMPARE`): the pre-copy capture
+    /// differs from a stop capture taken in the same stop.
+    #[error("the pre-copy capture differs from a stop capture of the same moment: {0}")]
+    PrecopyMismatch(String),
     /// The core does not name its executable at all.
     #[error("{} does not name its executable: pass --exe", core.display())]
     ExecutableUnnamed { core: PathBuf },
@@ -115,6 +119,9 @@ pub enum Warning {
     /// What the tracer says about how a session is guarded (no tracer
     /// process, and whether a guardian stands in).
     SessionGuard(String),
+    /// `goat stacks` could not copy while the target ran (no write
+    /// tracking here: why): the target is stopped for the whole copy.
+    PrecopyUnavailable { why: String },
 }
 
 impl std::fmt::Display for Warning {
@@ -145,6 +152,10 @@ impl std::fmt::Display for Warning {
             }
             Warning::DebugFileRefused { why } => write!(f, "not using a debug file: {why}"),
             Warning::SessionGuard(note) => f.write_str(note),
+            Warning::PrecopyUnavailable { why } => write!(
+                f,
+                "no pre-copy capture ({why}): the target is stopped for the whole copy (--mode stop)"
+            ),
         }
     }
 }

@@ -31,6 +31,7 @@ mod check;
 mod error;
 mod open;
 mod phases;
+mod precopy;
 mod session;
 mod stacks;
 mod verify;
@@ -45,8 +46,9 @@ use crate::goruntime::GoProgram;
 pub use check::check;
 pub use error::{InspectError, Warning};
 pub use phases::{hold_duration, test_hook_set, Phases};
+pub use precopy::PrecopyReport;
 pub use session::Debuggee;
-pub use stacks::{Stacks, StacksWritten};
+pub use stacks::{Stacks, StacksMode, StacksWritten};
 pub use verify::Mismatch;
 pub use write_core::write_core;
 

@@ -16,7 +16,28 @@ use crate::report::{ChunkFormatter, Format, StreamWriter};
 use crate::tracer::LiveProcess;
 
 use super::phases::{hold_for_tests, Phases};
-use super::{InspectError, Inspector, Source};
+use super::{InspectError, Inspector, Source, Warning};
+
+/// How a live process is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StacksMode {
+    /// Copied while it runs, its writes tracked; stopped only to re-read
+    /// what changed (`goruntime/precopy.rs`). Falls back to [`Self::Stop`],
+    /// with a warning, where write tracking is unavailable.
+    #[default]
+    Precopy,
+    /// Stopped for the whole copy.
+    Stop,
+}
+
+impl StacksMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            StacksMode::Precopy => "precopy",
+            StacksMode::Stop => "stop",
+        }
+    }
+}
 
 /// One read of every goroutine, with what `--stats` reports about it.
 #[derive(Debug)]
@@ -26,8 +47,14 @@ pub struct Stacks {
     pub threads: usize,
     /// Bytes copied from the target (read from the core, for a core).
     pub bytes: usize,
-    /// How long the live process was stopped; `None` for a core.
+    /// How long the live process was stopped, the longest stop when there
+    /// were two (pre-copy mode); `None` for a core.
     pub stopped_for: Option<Duration>,
+    /// The mode that ran (after a fallback, stop); `None` for a core.
+    pub mode: Option<StacksMode>,
+    /// Pre-copy mode: the setup stop (the target opens the userfaultfd)
+    /// and the final stop, and what was copied when.
+    pub precopy: Option<super::precopy::PrecopyReport>,
     /// Wall-clock time per phase: "load" (opening the [`Inspector`]), then
     /// "prepare", "stop", "decode" for a process or "read", "decode" for a
     /// core. A caller may mark its own phases after these.
@@ -43,28 +70,57 @@ pub struct StacksWritten {
     pub threads: usize,
     pub bytes: usize,
     pub stopped_for: Option<Duration>,
+    /// As [`Stacks::mode`] and [`Stacks::precopy`].
+    pub mode: Option<StacksMode>,
+    pub precopy: Option<super::precopy::PrecopyReport>,
     /// As [`Stacks::phases`], with "decode+write" in place of "decode":
     /// the two run together.
     pub phases: Phases,
 }
 
 /// The copy of one read, not yet decoded.
-struct Copied {
-    capture: Capture,
-    bias: u64,
+pub(super) struct Copied {
+    pub(super) capture: Capture,
+    pub(super) bias: u64,
     /// What was read, for messages: "pid N" or "core FILE".
-    of: String,
-    stopped_for: Option<Duration>,
-    phases: Phases,
+    pub(super) of: String,
+    pub(super) stopped_for: Option<Duration>,
+    pub(super) mode: Option<StacksMode>,
+    pub(super) precopy: Option<super::precopy::PrecopyReport>,
+    pub(super) phases: Phases,
+    /// Work that goes on while the copy is decoded (pre-copy mode: taking
+    /// the write protection off every tracked page), awaited by
+    /// [`Self::finish`].
+    pub(super) meanwhile: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Copied {
+    /// Waits for what went on while decoding.
+    fn finish(&mut self) {
+        if let Some(work) = self.meanwhile.take() {
+            let _ = work.join();
+        }
+    }
 }
 
 impl Inspector {
     /// Every goroutine's stack, as the Go runtime's SIGQUIT dump shows it.
     /// A live process is attached to, stopped only while its bytes are
-    /// copied, and detached before decoding.
+    /// copied, and detached before decoding ([`StacksMode::Stop`]).
     pub fn stacks(&self) -> Result<Stacks, InspectError> {
-        let mut c = self.copy()?;
+        self.stacks_with(StacksMode::Stop, &mut |_| {})
+    }
+
+    /// [`Self::stacks`] of a live process read in `mode`; why pre-copy mode
+    /// fell back to stop mode goes to `warn`. A core has no modes.
+    pub fn stacks_with(
+        &self,
+        mode: StacksMode,
+        warn: &mut dyn FnMut(Warning),
+    ) -> Result<Stacks, InspectError> {
+        let mut c = self.copy(mode, warn)?;
         let dump = self.prog.decode(&c.capture, c.bias)?;
+        c.finish();
         c.phases.mark("decode");
         // A Go process always has a goroutine: none is a wrong reading
         // (most likely of another build), never an answer.
@@ -76,6 +132,8 @@ impl Inspector {
             threads: c.capture.threads.len(),
             bytes: c.capture.bytes,
             stopped_for: c.stopped_for,
+            mode: c.mode,
+            precopy: c.precopy,
             phases: c.phases,
         })
     }
@@ -86,12 +144,15 @@ impl Inspector {
     /// those [`crate::report`]'s whole-dump writers give for
     /// [`Self::stacks`]'s dump. Nothing is written when no goroutine is
     /// found (an error, as for [`Self::stacks`]).
+    /// A live process is read in `mode` (see [`Self::stacks_with`]).
     pub fn write_stacks(
         &self,
         out: &mut dyn Write,
         format: Format,
+        mode: StacksMode,
+        warn: &mut dyn FnMut(Warning),
     ) -> Result<StacksWritten, InspectError> {
-        let mut c = self.copy()?;
+        let mut c = self.copy(mode, warn)?;
         let info = self.prog.dump_info();
         let formatter = ChunkFormatter::new(&info, format);
         let mut writer = StreamWriter::new(out, &info, format);
@@ -108,21 +169,33 @@ impl Inspector {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
         writer.finish().map_err(InspectError::Output)?;
+        c.finish();
         c.phases.mark("decode+write");
         Ok(StacksWritten {
             goroutines,
             threads: c.capture.threads.len(),
             bytes: c.capture.bytes,
             stopped_for: c.stopped_for,
+            mode: c.mode,
+            precopy: c.precopy,
             phases: c.phases,
         })
     }
 
-    fn copy(&self) -> Result<Copied, InspectError> {
+    fn copy(
+        &self,
+        mode: StacksMode,
+        warn: &mut dyn FnMut(Warning),
+    ) -> Result<Copied, InspectError> {
         let phases = Phases::after("load", self.load);
-        let copied = match &self.source {
-            Source::Live { pid, exe } => self.copy_live(*pid, exe, phases),
-            Source::Core { core, bias } => self.copy_core(core, *bias, phases),
+        let copied = match (&self.source, mode) {
+            (Source::Live { pid, exe }, StacksMode::Stop) => {
+                self.copy_live(LiveProcess::attach(*pid)?, exe, phases)
+            }
+            (Source::Live { pid, exe }, StacksMode::Precopy) => {
+                self.copy_precopy(*pid, exe, phases, warn)
+            }
+            (Source::Core { core, bias }, _) => self.copy_core(core, *bias, phases),
         }?;
         if let Some(e) = copied.capture.mem.spill_error() {
             return Err(InspectError::Spill {
@@ -133,9 +206,16 @@ impl Inspector {
         Ok(copied)
     }
 
-    fn copy_live(&self, pid: i32, exe: &Path, mut clock: Phases) -> Result<Copied, InspectError> {
+    /// A stop capture of `live` (attached, running), detached before
+    /// decoding.
+    pub(super) fn copy_live(
+        &self,
+        live: LiveProcess,
+        exe: &Path,
+        mut clock: Phases,
+    ) -> Result<Copied, InspectError> {
         let prog = &self.prog;
-        let live = LiveProcess::attach(pid)?;
+        let pid = live.pid();
         // Everything that can be done with the target running is done first.
         let bias = prog.load_bias(&read_mappings(pid), exe)?;
         let globals = prog.locate(live.memory(), bias)?;
@@ -157,7 +237,10 @@ impl Inspector {
             bias,
             of: format!("pid {pid}"),
             stopped_for: Some(paused),
+            mode: Some(StacksMode::Stop),
+            precopy: None,
             phases: clock,
+            meanwhile: None,
         })
     }
 
@@ -186,7 +269,10 @@ impl Inspector {
             bias,
             of: format!("core {}", core.path().display()),
             stopped_for: None,
+            mode: None,
+            precopy: None,
             phases: clock,
+            meanwhile: None,
         })
     }
 }

@@ -12,6 +12,7 @@ mod memory;
 pub mod preflight;
 pub mod procfs;
 pub mod regs;
+pub mod writetrack;
 
 pub use captured::{temporary_dir, CaptureReader, CapturedMemory};
 pub use live_memory::ProcessMemory;

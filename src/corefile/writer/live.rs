@@ -25,14 +25,13 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::process::writetrack::{category, PageMap, Query, Run, WriteTracker};
 use crate::process::{Memory, ProcessMemory};
 use crate::tracer::LiveProcess;
 
 use super::elf::{self, Job, WriteStats, PAGE};
 use super::extents::{Extent, Extents, Piece};
 use super::maps::{dump_rule, Dump, Vma};
-use super::pagescan::{category, PageMap, Query, Run};
-use super::uffd::WriteTracker;
 use super::write::{progress_bar, read_vmas, write_error};
 use super::{io_err, CoreStats, SnapshotError};
 

@@ -4,6 +4,7 @@
 
 use std::os::unix::fs::FileExt;
 
+use crate::process::writetrack::{category, Query};
 use crate::process::{procfs, Memory, ProcessMemory};
 use crate::tracer::{LiveProcess, Stopped};
 
@@ -11,7 +12,6 @@ use super::super::elf::{self, Phdr, WriteStats, PAGE};
 use super::super::extents::Piece;
 use super::super::maps::{dump_rule, Dump, Vma};
 use super::super::notes;
-use super::super::pagescan::{category, Query};
 use super::super::write::write_error;
 use super::super::{stop_facts, CoreStats, SnapshotError};
 use super::{push, Copy, LiveCopy, LiveStats, Work, RAM_LIMIT};

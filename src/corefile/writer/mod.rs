@@ -21,11 +21,11 @@ mod fork;
 mod live;
 pub mod maps;
 pub mod notes;
-mod pagescan;
-mod uffd;
 mod write;
 
-pub use fork::{find_syscall, fork_feasible, Infeasible};
+pub use fork::{
+    find_syscall, fork_feasible, injection_feasible as syscall_injection_feasible, Infeasible,
+};
 pub use live::LiveStats;
 use write::{write_file, Facts};
 

@@ -1,0 +1,833 @@
+//! The pre-copy capture of `goat stacks`: the goroutine list, every `g`
+//! and the used part of every stack are copied while the target runs, with
+//! the target's writes to them tracked (`process/writetrack`); the target
+//! is then stopped only to re-read what changed and what the capture asks
+//! for that was not copied yet (a stack that grew, a new goroutine, the Ms,
+//! the threads' signal stacks).
+//!
+//! Why the result is what a stop-the-world capture gives at the final
+//! stop: every byte the copy holds is either in a tracked page that was
+//! write-protected before it was copied (a write since shows in the final
+//! stop's scan, and the page is re-read there), or re-read in the stop.
+//! After that refresh the copy equals the frozen target wherever it holds
+//! bytes, and the capture itself (`collect::capture_with`) runs in the stop
+//! against the frozen target, its ranges served from the copy where the
+//! copy holds them whole and read from the target where not. So it asks
+//! for exactly the ranges a stop capture asks for and gets the same bytes;
+//! only the bytes it asked for are kept (`assemble`, after resuming).
+//! Anything the refresh cannot vouch for (a copied range unmapped since, a
+//! re-read that failed) makes the stop a plain stop capture instead.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::collect::{self, Capture, CaptureError, Fetch, CAPTURE_BUDGET, MAX_GOROUTINES};
+use super::discover::Globals;
+use super::layout::RuntimeLayout;
+use crate::process::procfs;
+use crate::process::writetrack::{category, PageMap, Query, WriteTracker};
+use crate::process::{CapturedMemory, Mapping, Memory, MemoryExt, ReadFault, Target, Thread};
+
+const PAGE: u64 = 4096;
+/// Copied spans closer than this share one scan window: the kernel's cost
+/// is per page-table walk, and a window per stack would be 100k calls.
+const WINDOW_GAP: u64 = 64 * PAGE;
+
+/// The spans the copy holds, disjoint, by start (see [`fetch_into`]).
+#[derive(Debug, Default)]
+struct Spans(Vec<(u64, u64)>);
+
+impl Spans {
+    /// Spans overlapping `[start, end)`, in order.
+    fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = (&u64, &u64)> {
+        // Disjoint and sorted: their ends are sorted too.
+        let first = self.0.partition_point(|s| s.1 <= start);
+        self.0[first..]
+            .iter()
+            .take_while(move |s| s.0 < end)
+            .map(|(s, e)| (s, e))
+    }
+
+    /// Adds spans disjoint from every span held.
+    fn add(&mut self, fresh: impl IntoIterator<Item = (u64, u64)>) {
+        let before = self.0.len();
+        self.0.extend(fresh);
+        if self.0.len() > before {
+            self.0.sort_unstable();
+        }
+    }
+
+    /// Whether one span holds all of `[start, end)`: what a read of the
+    /// copy (`CapturedMemory::read`, one span per read) can answer.
+    fn cover_single(&self, start: u64, end: u64) -> bool {
+        self.overlapping(start, end)
+            .next()
+            .is_some_and(|(&s, &e)| s <= start && e >= end)
+    }
+
+    /// Whether the spans hold every byte of `[start, end)`.
+    fn cover(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        for (&s, &e) in self.overlapping(start, end) {
+            if s > at {
+                return false;
+            }
+            at = at.max(e);
+        }
+        at >= end
+    }
+
+    /// The parts of `[start, end)` the spans hold, each inside one span.
+    fn pieces(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        self.overlapping(start, end)
+            .map(|(&s, &e)| (s.max(start), e.min(end)))
+            .collect()
+    }
+}
+
+/// `(addr, len)` ranges as sorted, disjoint `[start, end)` runs (touching
+/// ones merged), as `CapturedMemory::rewrite_from` forms them; ranges past
+/// the end of the address space are left out (never readable).
+fn runs_of(ranges: &[(u64, usize)]) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = ranges
+        .iter()
+        .filter(|r| r.1 > 0)
+        .filter_map(|&(a, n)| Some((a, a.checked_add(n as u64)?)))
+        .collect();
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(r) if s <= r.1 => r.1 = r.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// What [`fetch_into`] did.
+struct Fetched {
+    /// Whether each range is held whole now, with the bytes just read.
+    ok: Vec<bool>,
+    /// Parts of spans held before whose re-read failed: their bytes may be
+    /// damaged.
+    damaged: Vec<(u64, u64)>,
+    bytes: u64,
+}
+
+/// Reads `ranges` from `src` into `mem`, whose spans `spans` mirrors:
+/// the parts `mem` holds are re-read in place, the others added as new
+/// spans (one per part, so that each part's success is known and the
+/// mirror stays exact).
+fn fetch_into(
+    mem: &mut CapturedMemory,
+    spans: &mut Spans,
+    src: &dyn Memory,
+    ranges: &[(u64, usize)],
+) -> Fetched {
+    let mut held = Vec::new();
+    let mut fresh = Vec::new();
+    for (start, end) in runs_of(ranges) {
+        let mut at = start;
+        for (&s, &e) in spans.overlapping(start, end) {
+            if s > at {
+                fresh.push((at, (s - at) as usize));
+            }
+            let (a, b) = (s.max(start), e.min(end));
+            held.push((a, (b - a) as usize));
+            at = at.max(e);
+        }
+        if at < end {
+            fresh.push((at, (end - at) as usize));
+        }
+    }
+    let held_ok = mem.rewrite_from(src, &held);
+    let fresh_ok = mem.rewrite_from(src, &fresh);
+    let mut bytes = 0;
+    let mut damaged = Vec::new();
+    for (&(a, n), good) in held.iter().zip(held_ok) {
+        match good {
+            true => bytes += n as u64,
+            false => damaged.push((a, a + n as u64)),
+        }
+    }
+    let mut added = Vec::new();
+    for (&(a, n), good) in fresh.iter().zip(fresh_ok) {
+        if good {
+            bytes += n as u64;
+            added.push((a, a + n as u64));
+        }
+    }
+    spans.add(added);
+    damaged.sort_unstable();
+    let ok = ranges
+        .iter()
+        .map(|&(a, n)| {
+            let Some(end) = a.checked_add(n as u64) else {
+                return false;
+            };
+            let i = damaged.partition_point(|d| d.1 <= a);
+            let hit = damaged.get(i).is_some_and(|d| d.0 < end);
+            !hit && spans.cover(a, end)
+        })
+        .collect();
+    Fetched { ok, damaged, bytes }
+}
+
+/// The running target as a [`Target`] with no threads: the copy made while
+/// it runs needs none (running goroutines' stacks are taken in the stop).
+struct Running<'a>(&'a dyn Memory);
+
+impl Memory for Running<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        self.0.read(addr, buf)
+    }
+    fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
+        self.0.read_batch(reqs)
+    }
+}
+
+impl Target for Running<'_> {
+    fn pid(&self) -> Option<i32> {
+        None
+    }
+    fn threads(&self) -> &[Thread] {
+        &[]
+    }
+    fn mappings(&self) -> &[Mapping] {
+        &[]
+    }
+}
+
+/// What the pre-copy capture did, for `--stats`.
+#[derive(Debug, Clone, Default)]
+pub struct PrecopyStats {
+    /// Bytes of the mappings whose writes were tracked.
+    pub tracked_bytes: u64,
+    /// Bytes copied while the target ran (first copy and the round after).
+    pub running_bytes: u64,
+    /// Bytes read in the final stop: pages written since their copy, and
+    /// ranges not copied before.
+    pub stopped_bytes: u64,
+    /// Pages of the copy written after they were copied and re-read while
+    /// running (the round) and in the final stop.
+    pub pages_rewritten_running: u64,
+    pub pages_rewritten_stopped: u64,
+    /// Ranges the final capture asked for that the copy did not hold.
+    pub ranges_fetched_stopped: u64,
+    /// Why the final stop fell back to a full stop capture, if it did.
+    pub full_capture: Option<String>,
+    /// How long the final stop's own work took, by step: the scan for
+    /// written pages, their re-reading, and the capture.
+    pub scan: Duration,
+    pub reread: Duration,
+    pub plan: Duration,
+}
+
+/// A pre-copy capture in progress (see the module's comment).
+pub struct Precopy<'p> {
+    pid: i32,
+    layout: &'p RuntimeLayout,
+    globals: Globals,
+    tracker: WriteTracker,
+    pagemap: PageMap,
+    /// Mappings registered with the tracker, `[start, end)`, sorted.
+    tracked: Vec<(u64, u64)>,
+    /// The copy, and the spans it holds.
+    copy: Capture,
+    spans: Spans,
+    /// Spans whose bytes a failed re-read may have damaged.
+    dirty: Vec<(u64, u64)>,
+    /// What each fetch of the running copy asked for, and got whole.
+    running_asks: Vec<Vec<((u64, usize), bool)>>,
+    /// What the final capture asked for (for the test hook).
+    pub asked: Vec<((u64, usize), bool)>,
+    pub stats: PrecopyStats,
+}
+
+/// Fetches made while the target runs: every range read into the copy.
+struct RunningFetch<'a, 'p> {
+    pc: &'a mut Precopy<'p>,
+    mem: &'a dyn Memory,
+}
+
+impl Fetch for RunningFetch<'_, '_> {
+    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        let pc = &mut *self.pc;
+        let f = fetch_into(mem, &mut pc.spans, self.mem, ranges);
+        pc.stats.running_bytes += f.bytes;
+        let spans = &pc.spans;
+        let single = |&(a, n): &(u64, usize)| {
+            a.checked_add(n as u64)
+                .is_some_and(|e| spans.cover_single(a, e))
+        };
+        let asks = ranges
+            .iter()
+            .zip(&f.ok)
+            .map(|(r, &ok)| (*r, ok && single(r)))
+            .collect();
+        pc.running_asks.push(asks);
+        // Read again in the final stop.
+        pc.dirty.extend(f.damaged);
+        f.ok
+    }
+}
+
+/// Fetches of the final stop: ranges the refreshed copy holds whole are
+/// served from it, the others read from the frozen target.
+struct FinalFetch<'a> {
+    spans: &'a mut Spans,
+    target: &'a dyn Target,
+    stats: &'a mut PrecopyStats,
+    /// Every range asked for, and whether it could be read: what a stop
+    /// capture would have copied.
+    asked: Vec<((u64, usize), bool)>,
+    /// Ranges read whole in this stop (they may overlap the spans).
+    whole: Vec<(u64, u64)>,
+    /// The running copy's fetches, in order, and how many of this
+    /// capture's fetches were made.
+    running_asks: &'a [Vec<((u64, usize), bool)>],
+    calls: usize,
+}
+
+impl Fetch for FinalFetch<'_> {
+    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        let asked_before = self
+            .running_asks
+            .get(self.calls)
+            .map_or(&[][..], |v| &v[..]);
+        self.calls += 1;
+        let mut ok = vec![true; ranges.len()];
+        let mut need = Vec::new();
+        let mut need_at = Vec::new();
+        for (i, &(a, n)) in ranges.iter().enumerate() {
+            // The common case, cheaply: the running copy asked for this very
+            // range at this place, and got it whole in one span (spans are
+            // never taken away, and were all refreshed).
+            if asked_before.get(i) == Some(&((a, n), true)) {
+                continue;
+            }
+            match a.checked_add(n as u64) {
+                None => ok[i] = false,
+                Some(end) if n == 0 || self.spans.cover_single(a, end) => {}
+                Some(end) if self.whole.iter().any(|w| w.0 <= a && end <= w.1) => {}
+                Some(_) => {
+                    need.push((a, n));
+                    need_at.push(i);
+                }
+            }
+        }
+        if !need.is_empty() {
+            // Read whole, as a stop capture reads them, into spans of their
+            // own: the copy's older spans there hold the same bytes now.
+            let got = mem.read_from(self.target, &need);
+            for ((&i, &(a, n)), good) in need_at.iter().zip(&need).zip(got) {
+                ok[i] = good;
+                self.stats.ranges_fetched_stopped += 1;
+                if good {
+                    self.stats.stopped_bytes += n as u64;
+                    self.whole.push((a, a + n as u64));
+                }
+            }
+        }
+        self.asked
+            .extend(ranges.iter().copied().zip(ok.iter().copied()));
+        ok
+    }
+}
+
+/// Ranges asked for, each with whether it could be read.
+pub type Asked = Vec<((u64, usize), bool)>;
+
+/// `[start, end)` address ranges.
+type Ranges = Vec<(u64, u64)>;
+
+/// A stop capture that also lists the ranges it asked for and whether each
+/// could be read (the test hook compares them with a pre-copy capture's).
+pub fn recorded_stop_capture(
+    t: &dyn Target,
+    layout: &RuntimeLayout,
+    globals: &Globals,
+    now: Option<i64>,
+) -> Result<(Capture, Asked), CaptureError> {
+    struct Recording<'a>(&'a dyn Target, Vec<((u64, usize), bool)>);
+    impl Fetch for Recording<'_> {
+        fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+            let ok = mem.read_from(self.0, ranges);
+            self.1
+                .extend(ranges.iter().copied().zip(ok.iter().copied()));
+            ok
+        }
+    }
+    let mut rec = Recording(t, Vec::new());
+    let cap = collect::capture_with(
+        t,
+        &mut rec,
+        layout,
+        globals,
+        now,
+        Capture::default(),
+        CAPTURE_BUDGET,
+    )?;
+    Ok((cap, rec.1))
+}
+
+/// The final stop's capture, to be assembled once the target runs again.
+pub struct Finished {
+    /// The capture with its ranges, `mem` still to be filled by
+    /// [`Precopy::assemble`]; or a full stop capture, complete.
+    capture: Capture,
+    asked: Option<Vec<((u64, usize), bool)>>,
+}
+
+impl<'p> Precopy<'p> {
+    pub fn new(
+        pid: i32,
+        layout: &'p RuntimeLayout,
+        globals: &Globals,
+        tracker: WriteTracker,
+        pagemap: PageMap,
+    ) -> Precopy<'p> {
+        Precopy {
+            pid,
+            layout,
+            globals: *globals,
+            tracker,
+            pagemap,
+            tracked: Vec::new(),
+            copy: Capture::default(),
+            spans: Spans::default(),
+            dirty: Vec::new(),
+            running_asks: Vec::new(),
+            asked: Vec::new(),
+            stats: PrecopyStats::default(),
+        }
+    }
+
+    /// Keeps the copy in `mem` (empty; in memory or spilled to a file).
+    pub fn store_in(&mut self, mem: CapturedMemory) {
+        self.copy.mem = mem;
+    }
+
+    /// Registers for write tracking the mappings that hold the goroutine
+    /// list, the `g`s and their stacks now (read while the target runs;
+    /// what moves elsewhere later is re-read in the final stop).
+    pub fn track(&mut self, mem: &dyn Memory) {
+        let mut addrs = scout(mem, self.layout, &self.globals);
+        addrs.sort_unstable();
+        addrs.dedup();
+        let Ok(maps) = procfs::maps(self.pid) else {
+            return;
+        };
+        let mut want: Vec<(u64, u64)> = Vec::new();
+        for a in addrs {
+            let i = maps.partition_point(|m| m.end <= a);
+            let Some(m) = maps.get(i) else { continue };
+            // Anonymous private memory only: a file's or a shared
+            // mapping's pages can change without a write by the target.
+            let anon = m.path.is_none() || m.path.as_deref() == Some("[heap]");
+            if m.start <= a && m.read && m.write && !m.shared && anon {
+                want.push((m.start, m.end));
+            }
+        }
+        want.sort_unstable();
+        want.dedup();
+        for (s, e) in want {
+            if self.tracker.track(s, e).is_ok() {
+                self.tracked.push((s, e));
+                self.stats.tracked_bytes += e - s;
+            }
+        }
+    }
+
+    /// The copy made while the target runs: the same ranges a capture of
+    /// this moment would take (without the threads' registers), then one
+    /// round re-reading the pages written meanwhile.
+    pub fn copy_running(&mut self, mem: &dyn Memory) -> Result<(), CaptureError> {
+        let running = Running(mem);
+        let (layout, globals) = (self.layout, self.globals);
+        let copy = std::mem::take(&mut self.copy);
+        let mut fetch = RunningFetch { pc: self, mem };
+        let copy = collect::capture_with(
+            &running,
+            &mut fetch,
+            layout,
+            &globals,
+            None,
+            copy,
+            CAPTURE_BUDGET,
+        )?;
+        self.copy = copy;
+        self.round(mem);
+        Ok(())
+    }
+
+    /// Re-reads, running, the copied pages written since they were copied
+    /// (the scan protects them again first: a write after it shows in the
+    /// final stop), so the final stop finds fewer.
+    fn round(&mut self, mem: &dyn Memory) {
+        let mut again = Vec::new();
+        let mut pages = 0;
+        for (ws, we) in self.windows().0 {
+            let Ok(runs) = self.pagemap.take_written(ws, we) else {
+                continue;
+            };
+            for r in runs {
+                pages += (r.end - r.start) / PAGE;
+                for (s, e) in self.spans.pieces(r.start, r.end) {
+                    again.push((s, (e - s) as usize));
+                }
+            }
+        }
+        self.stats.pages_rewritten_running += pages;
+        let f = fetch_into(&mut self.copy.mem, &mut self.spans, mem, &again);
+        self.stats.running_bytes += f.bytes;
+        self.dirty.extend(f.damaged);
+    }
+
+    /// Scan windows over the copied spans inside tracked mappings, and the
+    /// spans (or parts) outside every tracked mapping.
+    fn windows(&self) -> (Ranges, Ranges) {
+        let mut windows: Vec<(u64, u64)> = Vec::new();
+        let mut untracked = Vec::new();
+        for &(s, e) in &self.spans.0 {
+            let mut at = s;
+            while at < e {
+                let i = self.tracked.partition_point(|m| m.1 <= at);
+                match self.tracked.get(i) {
+                    Some(&(ms, me)) if ms <= at => {
+                        let end = e.min(me);
+                        let (ps, pe) = (at & !(PAGE - 1), end.div_ceil(PAGE) * PAGE);
+                        match windows.last_mut() {
+                            // Same mapping (a window never spans two: a
+                            // scan must stay inside registered ranges).
+                            Some(w) if ps <= w.1.saturating_add(WINDOW_GAP) && w.0 >= ms => {
+                                w.1 = w.1.max(pe.min(me));
+                            }
+                            _ => windows.push((ps.max(ms), pe.min(me))),
+                        }
+                        at = end;
+                    }
+                    Some(&(ms, _)) => {
+                        let end = e.min(ms);
+                        untracked.push((at, end));
+                        at = end;
+                    }
+                    None => {
+                        untracked.push((at, e));
+                        at = e;
+                    }
+                }
+            }
+        }
+        (windows, untracked)
+    }
+
+    /// The final stop's work, with every thread of the target stopped (`t`):
+    /// the copy is refreshed, then the capture runs against it.
+    pub fn finish(&mut self, t: &dyn Target, now: Option<i64>) -> Result<Finished, CaptureError> {
+        let started = Instant::now();
+        let stale = self.stale_ranges();
+        self.stats.scan = started.elapsed();
+        let started = Instant::now();
+        let refreshed = stale.and_then(|ranges| {
+            let f = fetch_into(&mut self.copy.mem, &mut self.spans, t, &ranges);
+            self.stats.stopped_bytes += f.bytes;
+            match f.damaged.is_empty() && f.ok.iter().all(|&g| g) {
+                true => Ok(()),
+                false => Err("a copied range could not be read again".to_string()),
+            }
+        });
+        self.stats.reread = started.elapsed();
+        let started = Instant::now();
+        let fin = match refreshed {
+            Ok(()) => self.capture_on_copy(t, now)?,
+            Err(why) => Err(why),
+        };
+        let fin = match fin {
+            Ok(f) => f,
+            Err(why) => {
+                // What the copy cannot vouch for: a plain stop capture.
+                self.stats.full_capture = Some(why);
+                let cap = collect::capture(t, self.layout, &self.globals, now, Capture::default())?;
+                self.stats.stopped_bytes += cap.bytes as u64;
+                Finished {
+                    capture: cap,
+                    asked: None,
+                }
+            }
+        };
+        self.stats.plan = started.elapsed();
+        Ok(fin)
+    }
+
+    /// The capture of the final stop, its ranges served from the refreshed
+    /// copy where it holds them; `Err(why)` if a read failed over bytes the
+    /// copy held.
+    fn capture_on_copy(
+        &mut self,
+        t: &dyn Target,
+        now: Option<i64>,
+    ) -> Result<Result<Finished, String>, CaptureError> {
+        let mem = std::mem::take(&mut self.copy.mem);
+        let mut fetch = FinalFetch {
+            spans: &mut self.spans,
+            target: t,
+            stats: &mut self.stats,
+            asked: Vec::new(),
+            whole: Vec::new(),
+            running_asks: &self.running_asks,
+            calls: 0,
+        };
+        let cap = Capture {
+            mem,
+            ..Capture::default()
+        };
+        let cap = collect::capture_with(
+            t,
+            &mut fetch,
+            self.layout,
+            &self.globals,
+            now,
+            cap,
+            CAPTURE_BUDGET,
+        )?;
+        let asked = std::mem::take(&mut fetch.asked);
+        Ok(Ok(Finished {
+            capture: cap,
+            asked: Some(asked),
+        }))
+    }
+
+    /// Ranges of the copy to read again in the final stop: pages written
+    /// since they were copied (or gone: a page given back reads as zero),
+    /// spans outside tracked mappings, and spans a failed read may have
+    /// damaged. `Err(why)` when a span lies outside every readable mapping
+    /// now: the copy holds bytes the target no longer has.
+    fn stale_ranges(&mut self) -> Result<Vec<(u64, usize)>, String> {
+        let maps = procfs::maps(self.pid).map_err(|e| format!("reading the mappings: {e}"))?;
+        for &(s, e) in &self.spans.0 {
+            let mut at = s;
+            while at < e {
+                let i = maps.partition_point(|m| m.end <= at);
+                match maps.get(i) {
+                    Some(m) if m.start <= at && m.read => at = m.end,
+                    _ => return Err(format!("the copied range at {at:#x} is no longer mapped")),
+                }
+            }
+        }
+        let (windows, untracked) = self.windows();
+        let mut stale: Vec<(u64, u64)> = untracked;
+        stale.append(&mut self.dirty);
+        // Written, or not present (given back: it reads as zero now; or
+        // swapped out, read again for nothing): the kernel reports only
+        // those runs.
+        let q = Query {
+            inverted: category::PRESENT,
+            any: category::WRITTEN | category::PRESENT,
+            report: category::WRITTEN | category::PRESENT,
+            ..Query::default()
+        };
+        for (ws, we) in windows {
+            match self.pagemap.scan_tracked(ws, we, q) {
+                Ok(runs) => {
+                    for r in runs {
+                        self.stats.pages_rewritten_stopped += (r.end - r.start) / PAGE;
+                        stale.push((r.start, r.end));
+                    }
+                }
+                // No longer registered (unmapped and mapped again):
+                // nothing in it is known unchanged.
+                Err(_) => stale.push((ws, we)),
+            }
+        }
+        let mut out = Vec::new();
+        for (s, e) in stale {
+            for (a, b) in self.spans.pieces(s, e) {
+                out.push((a, (b - a) as usize));
+            }
+        }
+        Ok(out)
+    }
+
+    /// After the target resumed: the capture of the final stop, holding
+    /// only the ranges it asked for (the copy holds older ones too).
+    pub fn assemble(&mut self, fin: Finished) -> Capture {
+        let Finished { mut capture, asked } = fin;
+        self.asked = asked.clone().unwrap_or_default();
+        let Some(asked) = asked else {
+            return capture;
+        };
+        let copy = std::mem::take(&mut capture.mem);
+        let by_span = BySpan {
+            mem: &copy,
+            spans: &self.spans,
+        };
+        let ranges: Vec<(u64, usize)> = asked.iter().filter(|a| a.1).map(|a| a.0).collect();
+        // Kept where the copy was: a spilled copy spills its assembly too.
+        let spilled = if copy.is_spilled() {
+            CapturedMemory::spilled().ok()
+        } else {
+            None
+        };
+        let mut mem = spilled
+            .unwrap_or_else(|| CapturedMemory::with_capacity(ranges.iter().map(|r| r.1).sum()));
+        mem.read_from(&by_span, &ranges);
+        capture.mem = mem;
+        capture
+    }
+
+    /// The write tracking, to end with [`WriteTracker::release`] (which
+    /// clears the protection of every page: the target takes no more
+    /// faults for it) or by dropping it.
+    pub fn into_tracker(self) -> WriteTracker {
+        self.tracker
+    }
+}
+
+/// The copy read span by span: a range the copy holds in several adjacent
+/// spans (a stack that grew below its first copy) is put together.
+struct BySpan<'a> {
+    mem: &'a CapturedMemory,
+    spans: &'a Spans,
+}
+
+impl Memory for BySpan<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        if self.mem.read(addr, buf).is_ok() {
+            return Ok(());
+        }
+        let fault = ReadFault {
+            addr,
+            len: buf.len(),
+        };
+        let end = addr.checked_add(buf.len() as u64).ok_or(fault)?;
+        if !self.spans.cover(addr, end) {
+            return Err(fault);
+        }
+        for (s, e) in self.spans.pieces(addr, end) {
+            let from = (s - addr) as usize;
+            self.mem
+                .read(s, &mut buf[from..from + (e - s) as usize])
+                .map_err(|_| fault)?;
+        }
+        Ok(())
+    }
+}
+
+/// Addresses the capture will copy from, read while the target runs: the
+/// goroutine list, every `g`, and both ends of every stack. Bounded like
+/// the capture itself.
+fn scout(mem: &dyn Memory, layout: &RuntimeLayout, globals: &Globals) -> Vec<u64> {
+    let mut out = vec![globals.allgs];
+    let (Ok(ptr), Ok(len)) = (
+        mem.read_u64(globals.allgs),
+        mem.read_u64(globals.allgs.saturating_add(8)),
+    ) else {
+        return out;
+    };
+    if len > MAX_GOROUTINES || len == 0 {
+        return out;
+    }
+    let Ok(raw) = mem.read_vec(ptr, len as usize * 8) else {
+        return out;
+    };
+    out.push(ptr);
+    out.push(ptr.saturating_add(len * 8 - 1));
+    let mut seen = HashSet::new();
+    let gs: Vec<u64> = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .filter(|&g| g != 0 && seen.insert(g))
+        .collect();
+    let g = &layout.g;
+    let fields: Vec<(u64, usize)> = gs
+        .iter()
+        .flat_map(|&a| {
+            [
+                (a.saturating_add(g.stack_lo), 8),
+                (a.saturating_add(g.stack_hi), 8),
+            ]
+        })
+        .collect();
+    let mut bufs = vec![0u8; fields.len() * 8];
+    let results = {
+        let mut reqs: Vec<(u64, &mut [u8])> = fields
+            .iter()
+            .zip(bufs.chunks_exact_mut(8))
+            .map(|(f, b)| (f.0, b))
+            .collect();
+        mem.read_batch(&mut reqs)
+    };
+    for (i, &a) in gs.iter().enumerate() {
+        out.push(a);
+        let (lo_ok, hi_ok) = (results[2 * i].is_ok(), results[2 * i + 1].is_ok());
+        if !(lo_ok && hi_ok) {
+            continue;
+        }
+        let word =
+            |k: usize| u64::from_le_bytes(bufs[k * 8..k * 8 + 8].try_into().unwrap_or_default());
+        let (lo, hi) = (word(2 * i), word(2 * i + 1));
+        if lo < hi {
+            out.push(lo);
+            out.push(hi - 1);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Source memory holding `0x0e00..0x2100`, byte = low bits of the address.
+    fn source() -> CapturedMemory {
+        let mut src = CapturedMemory::new();
+        src.insert(
+            0x0e00,
+            &(0x0e00u64..0x2100).map(|a| a as u8).collect::<Vec<_>>(),
+        );
+        src
+    }
+
+    #[test]
+    fn fetches_add_only_what_no_span_held_and_report_each_range() {
+        let src = source();
+        let (mut mem, mut s) = (CapturedMemory::new(), Spans::default());
+        let f = fetch_into(&mut mem, &mut s, &src, &[(0x1000, 0x100), (0x1080, 0x100)]);
+        assert_eq!((f.ok, f.bytes), (vec![true, true], 0x180));
+        // A stack grown below, a range partly unreadable, one past the end
+        // of the address space.
+        let f = fetch_into(
+            &mut mem,
+            &mut s,
+            &src,
+            &[(0x0f00, 0x300), (0x20f0, 0x20), (u64::MAX - 4, 8)],
+        );
+        assert_eq!(f.ok, vec![true, false, false]);
+        assert!(f.damaged.is_empty());
+        assert!(s.cover(0x0f00, 0x1200) && !s.cover(0x20f0, 0x2100));
+        assert!(!s.cover(0x0f00, 0x1208));
+        assert_eq!(
+            s.pieces(0x0ff0, 0x1010),
+            vec![(0x0ff0, 0x1000), (0x1000, 0x1010)]
+        );
+        assert!(runs_of(&[(u64::MAX - 4, 8)]).is_empty());
+    }
+
+    #[test]
+    fn a_range_held_by_two_spans_reads_whole() {
+        let src = source();
+        let (mut copy, mut spans) = (CapturedMemory::new(), Spans::default());
+        fetch_into(&mut copy, &mut spans, &src, &[(0x1010, 0x30)]);
+        fetch_into(&mut copy, &mut spans, &src, &[(0x1000, 0x20)]);
+        let m = BySpan {
+            mem: &copy,
+            spans: &spans,
+        };
+        let mut buf = [0u8; 0x40];
+        m.read(0x1000, &mut buf).unwrap();
+        assert_eq!(buf.to_vec(), (0u8..0x40).collect::<Vec<_>>());
+        assert!(m.read(0x0fff, &mut buf[..2]).is_err());
+    }
+}
