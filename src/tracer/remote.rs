@@ -226,8 +226,11 @@ pub fn serve(pid: i32) -> i32 {
 
 /// How long the tracer waits for a dead goat's `flock` on its temporary to
 /// be released (the kernel drops it as goat's files are closed, which may
-/// come a moment after the pipe's end).
-const LOCK_PATIENCE: Duration = Duration::from_secs(2);
+/// come a while after the pipe's end: a killed goat's exit also tears down
+/// its borrowed userfaultfd, which walks the target's mappings, and on a
+/// loaded machine 2 s was once not enough). Only a goat that died makes
+/// the tracer wait here, so the patience costs nothing otherwise.
+const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Removes goat's temporary core if goat left it behind: it is still there
 /// (a saved core was renamed away, a failed one removed), it is the same
