@@ -86,6 +86,16 @@ pub enum InspectError {
     ExecutableUnnamed { core: PathBuf },
 }
 
+impl InspectError {
+    /// The capture's temporary file in `temporary_dir()` failed with `cause`.
+    pub(super) fn spill(cause: io::Error) -> InspectError {
+        InspectError::Spill {
+            dir: crate::process::temporary_dir(),
+            cause,
+        }
+    }
+}
+
 fn pid_note(pid: Option<i32>) -> String {
     pid.map_or(String::new(), |p| format!(" (pid {p})"))
 }

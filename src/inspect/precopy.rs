@@ -67,10 +67,7 @@ impl Inspector {
         // file, so goat's memory does not grow with the goroutines.
         let storage = prog
             .prepare_capture_spilled(live.memory(), &globals)
-            .map_err(|cause| InspectError::Spill {
-                dir: crate::process::temporary_dir(),
-                cause,
-            })?;
+            .map_err(InspectError::spill)?;
         pc.store_in(storage.mem);
         pc.track(live.memory());
         // A copy that fails while the target runs (its goroutine list

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::corefile::CoreFile;
 use crate::goruntime::{self, Capture, Dump};
-use crate::process::{read_mappings, temporary_dir};
+use crate::process::read_mappings;
 use crate::report::{ChunkFormatter, Format, StreamWriter};
 use crate::tracer::LiveProcess;
 
@@ -198,10 +198,10 @@ impl Inspector {
             (Source::Core { core, bias }, _) => self.copy_core(core, *bias, phases),
         }?;
         if let Some(e) = copied.capture.mem.spill_error() {
-            return Err(InspectError::Spill {
-                dir: temporary_dir(),
-                cause: std::io::Error::new(e.kind(), e.to_string()),
-            });
+            return Err(InspectError::spill(std::io::Error::new(
+                e.kind(),
+                e.to_string(),
+            )));
         }
         Ok(copied)
     }
@@ -258,10 +258,7 @@ impl Inspector {
         // Nothing is paused: a large copy goes to a temporary file.
         let empty = prog
             .prepare_capture_spilled(core, &globals)
-            .map_err(|cause| InspectError::Spill {
-                dir: temporary_dir(),
-                cause,
-            })?;
+            .map_err(InspectError::spill)?;
         let capture = prog.capture(core, &globals, now, empty)?;
         clock.mark("read");
         Ok(Copied {
