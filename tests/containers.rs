@@ -240,7 +240,7 @@ fn goat_in_an_empty_root_sharing_the_targets_pid_namespace() {
     let target = Contained::start("go1.24-exe");
     let root = scratch_dir("debug-container");
     std::fs::create_dir_all(root.join("proc")).unwrap();
-    std::fs::copy(&goat, root.join("goat")).unwrap();
+    common::install_executable(&goat, &root.join("goat"));
     let script = "goroutine 1\nbt\nframe 0 list\ncore /core.1\nquit\n";
     let out = in_pid_namespace_of(target.pid, &root, &["attach", "1"], script);
     let said = text(&out.stdout);

@@ -18,7 +18,7 @@ const WRONG_EXECUTABLE: i32 = 14;
 fn core_of_copy(dir: &Path) -> (Fixture, PathBuf, PathBuf) {
     build_fixtures();
     let exe = dir.join("states");
-    std::fs::copy(fixture_path("go1.24-exe", "states"), &exe).unwrap();
+    common::install_executable(&fixture_path("go1.24-exe", "states"), &exe);
     let mut child = Command::new(&exe)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -134,7 +134,7 @@ fn every_wrong_executable_is_refused_and_the_right_one_reads() {
     // A rebuild in place at the path the core names.
     drop(_fx);
     std::fs::remove_file(&exe).unwrap();
-    std::fs::copy(fixture_path("go1.24-nodwarf", "states"), &exe).unwrap();
+    common::install_executable(&fixture_path("go1.24-nodwarf", "states"), &exe);
     assert_refused(&core, None, "Go build IDs differ");
     let _ = std::fs::remove_dir_all(&dir);
 }

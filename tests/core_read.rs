@@ -288,7 +288,7 @@ fn bad_cores_get_one_line_and_distinct_exit_codes() {
     // A core whose executable has gone: copy the fixture, crash the copy,
     // delete it.
     let copy = dir.0.join("states-copy");
-    std::fs::copy(&exe, &copy).unwrap();
+    common::install_executable(&exe, &copy);
     let (_, core) = kernel_core(&copy, &dir.0);
     let core = match core {
         Ok(c) => c,

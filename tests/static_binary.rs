@@ -63,7 +63,7 @@ fn the_static_file_works_in_an_empty_root() {
 
     let dir = common::scratch_dir("empty-root");
     std::fs::create_dir_all(dir.join("proc")).unwrap();
-    std::fs::copy(&goat, dir.join("goat")).unwrap();
+    common::install_executable(&goat, &dir.join("goat"));
     let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
     assert_eq!(entries.len(), 2, "the root holds goat and /proc only");
 

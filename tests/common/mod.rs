@@ -297,6 +297,24 @@ pub fn hook(var: &'static str) -> &'static str {
 }
 
 /// A fresh empty directory `goat-NAME-PID` under the temporary directory.
+/// Copies the program `src` to `dst`, executable, through `cp` in a child
+/// process. A test that writes an executable itself holds a descriptor open
+/// for writing, and a `fork` by any other test thread in that window gives
+/// the child a copy until it `exec`s: running the file then fails with
+/// "Text file busy" (ETXTBSY). A descriptor opened by `cp` is never ours.
+pub fn install_executable(src: &Path, dst: &Path) {
+    let _ = std::fs::remove_file(dst);
+    let ok = Command::new("cp")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap_or_else(|e| panic!("run cp: {e}"))
+        .success();
+    assert!(ok, "cp {} {} failed", src.display(), dst.display());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 pub fn scratch_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("goat-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);

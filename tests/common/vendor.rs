@@ -32,9 +32,11 @@ pub fn vendor_copy(src: &Path, dst: &Path, zero_build_info: bool, replace: &[(&s
         }
         assert!(n > 0, "{from} not found in {}", src.display());
     }
-    std::fs::write(dst, &bytes).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Written beside, never run from there: see `install_executable`.
+    let part = dst.with_extension("part");
+    std::fs::write(&part, &bytes).unwrap();
+    super::install_executable(&part, dst);
+    std::fs::remove_file(&part).unwrap();
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
