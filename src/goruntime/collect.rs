@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use thiserror::Error;
 
+use super::capture_plan::{merge_runs, GSaid, Plan, Runs, StackFields};
 use super::discover::Globals;
 use super::layout::RuntimeLayout;
 use super::version::{G_DEAD, G_DEAD_EXTRA, G_RUNNING, G_SCAN, G_SYSCALL};
@@ -63,6 +64,26 @@ pub trait Fetch {
     /// Makes the bytes of each range, as the target holds them now,
     /// readable in `mem`; returns whether each could be read.
     fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool>;
+
+    /// The plan of an earlier capture into the same `mem`, whose decisions
+    /// this capture may reuse where [`Fetch::unchanged`] vouches for their
+    /// bytes (taken once, at the start).
+    fn take_prior(&mut self) -> Option<Plan> {
+        None
+    }
+
+    /// Whether `[addr, addr + len)` holds the same bytes in `mem` as when
+    /// the prior plan's capture read them, and still what the target holds.
+    fn unchanged(&self, _addr: u64, _len: usize) -> bool {
+        false
+    }
+
+    /// Whether this capture's own plan is wanted ([`Fetch::keep_plan`]).
+    fn wants_plan(&self) -> bool {
+        false
+    }
+
+    fn keep_plan(&mut self, _plan: Plan) {}
 }
 
 /// Every range read from the target.
@@ -136,17 +157,6 @@ pub fn prepare_spilled(
     })
 }
 
-/// The fields of a `runtime.g` that decide which stack bytes to copy.
-struct StackFields {
-    g: u64,
-    status: u32,
-    lo: u64,
-    hi: u64,
-    sched_sp: u64,
-    syscallsp: u64,
-    m: u64,
-}
-
 /// Copies what decoding needs into `cap` (from [`prepare`]).
 /// `bias` = run-time − link-time address.
 pub fn capture(
@@ -185,9 +195,12 @@ pub fn capture_with(
     mut cap: Capture,
     budget: u64,
 ) -> Result<Capture, CaptureError> {
+    let prior = fetch.take_prior().unwrap_or_default();
+    let mut plan = fetch.wants_plan().then(Plan::default);
     cap.threads = t.threads().to_vec();
     cap.now = now;
-    cap.gs = read_allgs(t, fetch, globals, budget, &mut cap)?;
+    let (list, gs) = read_allgs(t, fetch, &prior, globals, budget, &mut cap)?;
+    cap.gs = gs;
 
     let gsize = layout.g.size as usize;
     let mut spent = 0u64;
@@ -198,42 +211,60 @@ pub fn capture_with(
     }
     spent += gs.len() as u64 * layout.g.size;
     let granges: Vec<(u64, usize)> = gs.iter().map(|&g| (g, gsize)).collect();
-    let read_ok = read_merged(fetch, &mut cap, &granges);
-    let live: Vec<u64> = gs
-        .into_iter()
-        .zip(read_ok)
-        .filter(|&(_, ok)| ok)
-        .map(|(g, _)| g)
-        .collect();
+    // The same list as the prior plan's (unchanged bytes): the same runs.
+    let runs = match prior.gs == gs {
+        true => prior.g_runs.clone(),
+        false => merge_runs(&granges, G_MERGE_GAP, MAX_RUN),
+    };
+    let read_ok = read_merged(fetch, &mut cap, &granges, &runs);
 
-    // One look-up per g: the fields that decide which stack bytes to copy.
+    // One look-up per g: the fields that decide which stack bytes to copy,
+    // or the prior plan's where the g's bytes are unchanged since.
     let goff = &layout.g;
     let mut gbuf = vec![0u8; gsize];
     let field = |b: &[u8], off: u64| {
         b.get(off as usize..off as usize + 8)
             .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
     };
-    let mut parked = Vec::with_capacity(live.len());
-    for &g in &live {
-        if g.checked_add(gsize as u64).is_none() {
-            continue;
+    let mut said = Vec::with_capacity(if plan.is_some() { cap.gs.len() } else { 0 });
+    let mut parked = Vec::with_capacity(gs.len());
+    for (i, (&g, ok)) in gs.iter().zip(read_ok).enumerate() {
+        let reused = match prior.said(i, g) {
+            Some(s @ (GSaid::Dead | GSaid::Live(_))) if ok && fetch.unchanged(g, gsize) => Some(s),
+            _ => None,
+        };
+        let now_said = match reused {
+            Some(s) => s,
+            None if !ok || g.checked_add(gsize as u64).is_none() => GSaid::Unread,
+            None if cap.mem.read(g, &mut gbuf).is_err() => GSaid::Unread,
+            None => match (field(&gbuf, goff.atomicstatus) as u32) & !G_SCAN {
+                G_DEAD | G_DEAD_EXTRA => GSaid::Dead,
+                status => GSaid::Live(StackFields {
+                    g,
+                    status,
+                    lo: field(&gbuf, goff.stack_lo),
+                    hi: field(&gbuf, goff.stack_hi),
+                    sched_sp: field(&gbuf, goff.sched_sp),
+                    syscallsp: field(&gbuf, goff.syscallsp),
+                    m: field(&gbuf, goff.m),
+                }),
+            },
+        };
+        if let GSaid::Live(f) = now_said {
+            parked.push(f);
         }
-        if cap.mem.read(g, &mut gbuf).is_err() {
-            continue;
+        if plan.is_some() {
+            said.push(now_said);
         }
-        let status = (field(&gbuf, goff.atomicstatus) as u32) & !G_SCAN;
-        if status == G_DEAD || status == G_DEAD_EXTRA {
-            continue;
-        }
-        parked.push(StackFields {
-            g,
-            status,
-            lo: field(&gbuf, goff.stack_lo),
-            hi: field(&gbuf, goff.stack_hi),
-            sched_sp: field(&gbuf, goff.sched_sp),
-            syscallsp: field(&gbuf, goff.syscallsp),
-            m: field(&gbuf, goff.m),
-        });
+    }
+    if let Some(plan) = plan.as_mut() {
+        said.resize(cap.gs.len(), GSaid::Unread);
+        *plan = Plan {
+            list,
+            gs,
+            g_runs: runs,
+            said,
+        };
     }
 
     // The Ms of goroutines that are on a thread, to find the thread's registers.
@@ -309,6 +340,9 @@ pub fn capture_with(
     if let Some((addr, n)) = globals.wait_reasons {
         cap.wait_reasons = read_wait_reasons(t, fetch, addr, n, &mut cap);
     }
+    if let Some(plan) = plan {
+        fetch.keep_plan(plan);
+    }
     Ok(cap)
 }
 
@@ -317,10 +351,11 @@ pub fn capture_with(
 fn read_allgs(
     t: &dyn Target,
     fetch: &mut dyn Fetch,
+    prior: &Plan,
     globals: &Globals,
     budget: u64,
     cap: &mut Capture,
-) -> Result<Vec<u64>, CaptureError> {
+) -> Result<((u64, usize), Vec<u64>), CaptureError> {
     let allgs = globals.allgs;
     let ptr = t.read_u64(allgs).map_err(CaptureError::AllGs)?;
     let len_at = allgs.checked_add(8).ok_or(CaptureError::AllGs(ReadFault {
@@ -344,6 +379,9 @@ fn read_allgs(
             len: list.1,
         }));
     }
+    if list == prior.list && fetch.unchanged(list.0, list.1) {
+        return Ok((list, prior.gs.clone()));
+    }
     let raw = match list.1 {
         0 => Vec::new(),
         n => cap.mem.read_vec(ptr, n).map_err(CaptureError::AllGs)?,
@@ -351,11 +389,12 @@ fn read_allgs(
     // Each g once: a list naming one g a million times (target bytes) is
     // not a million goroutines to copy.
     let mut seen = std::collections::HashSet::new();
-    Ok(raw
+    let gs = raw
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
         .filter(|&g| g != 0 && seen.insert(g))
-        .collect())
+        .collect();
+    Ok((list, gs))
 }
 
 /// What a session's goroutine list needs of a stop, without the stacks:
@@ -375,7 +414,8 @@ pub fn capture_headers(
         ..Capture::default()
     };
     let mut fetch = ReadAll(t);
-    cap.gs = read_allgs(t, &mut fetch, globals, CAPTURE_BUDGET, &mut cap)?;
+    let prior = Plan::default();
+    cap.gs = read_allgs(t, &mut fetch, &prior, globals, CAPTURE_BUDGET, &mut cap)?.1;
     if let Some((addr, n)) = globals.wait_reasons {
         cap.wait_reasons = read_wait_reasons(t, &mut fetch, addr, n, &mut cap);
     }
@@ -398,7 +438,8 @@ pub fn for_each_g_chunk(
     for chunk in gs.chunks(G_CHUNK) {
         let mut copy = Capture::default();
         let ranges: Vec<(u64, usize)> = chunk.iter().map(|&g| (g, gsize)).collect();
-        read_merged(&mut ReadAll(t), &mut copy, &ranges);
+        let runs = merge_runs(&ranges, G_MERGE_GAP, MAX_RUN);
+        read_merged(&mut ReadAll(t), &mut copy, &ranges, &runs);
         each(&copy.mem, chunk);
     }
 }
@@ -409,32 +450,21 @@ const G_MERGE_GAP: u64 = 1024;
 /// A merged range never grows past this.
 const MAX_RUN: u64 = 1 << 20;
 
-/// Like [`read_ranges`], but ranges less than [`G_MERGE_GAP`] apart are read
-/// as one run straight into the capture (no second copy). A run that fails
-/// (a hole between two ranges) is retried range by range.
-fn read_merged(fetch: &mut dyn Fetch, cap: &mut Capture, ranges: &[(u64, usize)]) -> Vec<bool> {
-    let mut order: Vec<usize> = (0..ranges.len()).collect();
-    order.sort_unstable_by_key(|&i| ranges[i].0);
-    let mut runs: Vec<(u64, usize)> = Vec::new();
-    let mut run_of = vec![0usize; ranges.len()];
-    for i in order {
-        let (addr, len) = ranges[i];
-        let end = addr.saturating_add(len as u64);
-        if let Some(run) = runs.last_mut() {
-            // A g at the top of the address space (target bytes) ends past
-            // it; `end` saturates alike, and its read fails, marking the g.
-            let run_end = run.0.saturating_add(run.1 as u64);
-            if addr <= run_end.saturating_add(G_MERGE_GAP) && end.saturating_sub(run.0) <= MAX_RUN {
-                run.1 = (end.max(run_end) - run.0) as usize;
-                run_of[i] = runs.len() - 1;
-                continue;
-            }
-        }
-        runs.push((addr, len));
-        run_of[i] = runs.len() - 1;
-    }
-    let run_ok = read_ranges(fetch, cap, &runs);
-    let mut ok: Vec<bool> = run_of.iter().map(|&r| run_ok[r]).collect();
+/// Like [`read_ranges`], but reads `ranges` as `runs` (from
+/// [`merge_runs`]: ranges less than [`G_MERGE_GAP`] apart read as one run)
+/// straight into the capture (no second copy). A run that fails (a hole
+/// between two ranges) is retried range by range.
+fn read_merged(
+    fetch: &mut dyn Fetch,
+    cap: &mut Capture,
+    ranges: &[(u64, usize)],
+    runs: &Runs,
+) -> Vec<bool> {
+    let run_ok = read_ranges(fetch, cap, &runs.runs);
+    // A range without a run (runs made for other ranges) is read on its own.
+    let mut ok: Vec<bool> = (0..ranges.len())
+        .map(|i| runs.run_of.get(i).and_then(|&r| run_ok.get(r)) == Some(&true))
+        .collect();
     let retry: Vec<usize> = (0..ranges.len()).filter(|&i| !ok[i]).collect();
     if !retry.is_empty() {
         let again: Vec<(u64, usize)> = retry.iter().map(|&i| ranges[i]).collect();

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod capture_plan;
 mod collect;
 mod decode;
 pub mod defers;

@@ -21,6 +21,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use super::capture_plan::Plan;
 use super::collect::{self, Capture, CaptureError, Fetch, CAPTURE_BUDGET, MAX_GOROUTINES};
 use super::discover::Globals;
 use super::layout::RuntimeLayout;
@@ -240,6 +241,11 @@ pub struct Precopy<'p> {
     dirty: Vec<(u64, u64)>,
     /// What each fetch of the running copy asked for, and got whole.
     running_asks: Vec<Vec<((u64, usize), bool)>>,
+    /// What the running copy's capture decided from the bytes it read.
+    plan: Plan,
+    /// Ranges of the copy read again since that capture read them, sorted
+    /// and disjoint: where its decisions may be out of date.
+    refreshed: Vec<(u64, u64)>,
     /// What the final capture asked for (for the test hook).
     pub asked: Vec<((u64, usize), bool)>,
     pub stats: PrecopyStats,
@@ -271,6 +277,14 @@ impl Fetch for RunningFetch<'_, '_> {
         pc.dirty.extend(f.damaged);
         f.ok
     }
+
+    fn wants_plan(&self) -> bool {
+        true
+    }
+
+    fn keep_plan(&mut self, plan: Plan) {
+        self.pc.plan = plan;
+    }
 }
 
 /// Fetches of the final stop: ranges the refreshed copy holds whole are
@@ -288,6 +302,9 @@ struct FinalFetch<'a> {
     /// capture's fetches were made.
     running_asks: &'a [Vec<((u64, usize), bool)>],
     calls: usize,
+    /// The running copy's plan, and where the copy was read again since.
+    prior: Option<Plan>,
+    refreshed: &'a [(u64, u64)],
 }
 
 impl Fetch for FinalFetch<'_> {
@@ -333,6 +350,21 @@ impl Fetch for FinalFetch<'_> {
         self.asked
             .extend(ranges.iter().copied().zip(ok.iter().copied()));
         ok
+    }
+
+    fn take_prior(&mut self) -> Option<Plan> {
+        self.prior.take()
+    }
+
+    /// The running capture read these bytes from the copy; a write to them
+    /// since would have been seen and the range read again: so they are
+    /// unchanged unless they overlap what was read again.
+    fn unchanged(&self, addr: u64, len: usize) -> bool {
+        let Some(end) = addr.checked_add(len as u64) else {
+            return false;
+        };
+        let i = self.refreshed.partition_point(|r| r.1 <= addr);
+        self.refreshed.get(i).is_none_or(|r| r.0 >= end)
     }
 }
 
@@ -399,6 +431,8 @@ impl<'p> Precopy<'p> {
             spans: Spans::default(),
             dirty: Vec::new(),
             running_asks: Vec::new(),
+            plan: Plan::default(),
+            refreshed: Vec::new(),
             asked: Vec::new(),
             stats: PrecopyStats::default(),
         }
@@ -480,9 +514,23 @@ impl<'p> Precopy<'p> {
             }
         }
         self.stats.pages_rewritten_running += pages;
+        self.note_refreshed(&again);
         let f = fetch_into(&mut self.copy.mem, &mut self.spans, mem, &again);
         self.stats.running_bytes += f.bytes;
         self.dirty.extend(f.damaged);
+    }
+
+    /// Records ranges about to be read again into the copy.
+    fn note_refreshed(&mut self, ranges: &[(u64, usize)]) {
+        let mut all: Vec<(u64, usize)> = self
+            .refreshed
+            .iter()
+            .map(|&(s, e)| (s, (e - s) as usize))
+            .chain(ranges.iter().copied())
+            .collect();
+        // A range past the end of the address space is never held.
+        all.retain(|r| r.0.checked_add(r.1 as u64).is_some());
+        self.refreshed = runs_of(&all);
     }
 
     /// Scan windows over the copied spans inside tracked mappings, and the
@@ -531,6 +579,7 @@ impl<'p> Precopy<'p> {
         self.stats.scan = started.elapsed();
         let started = Instant::now();
         let refreshed = stale.and_then(|ranges| {
+            self.note_refreshed(&ranges);
             let f = fetch_into(&mut self.copy.mem, &mut self.spans, t, &ranges);
             self.stats.stopped_bytes += f.bytes;
             match f.damaged.is_empty() && f.ok.iter().all(|&g| g) {
@@ -578,6 +627,8 @@ impl<'p> Precopy<'p> {
             whole: Vec::new(),
             running_asks: &self.running_asks,
             calls: 0,
+            prior: Some(std::mem::take(&mut self.plan)),
+            refreshed: &self.refreshed,
         };
         let cap = Capture {
             mem,
