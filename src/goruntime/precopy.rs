@@ -702,29 +702,17 @@ impl<'p> Precopy<'p> {
     }
 
     /// After the target resumed: the capture of the final stop, holding
-    /// only the ranges it asked for (the copy holds older ones too).
+    /// only the ranges it asked for (the copy holds older ones too), as a
+    /// stop capture would. The copy's bytes stay where they are: only its
+    /// index changes.
     pub fn assemble(&mut self, fin: Finished) -> Capture {
         let Finished { mut capture, asked } = fin;
         self.asked = asked.clone().unwrap_or_default();
         let Some(asked) = asked else {
             return capture;
         };
-        let copy = std::mem::take(&mut capture.mem);
-        let by_span = BySpan {
-            mem: &copy,
-            spans: &self.spans,
-        };
         let ranges: Vec<(u64, usize)> = asked.iter().filter(|a| a.1).map(|a| a.0).collect();
-        // Kept where the copy was: a spilled copy spills its assembly too.
-        let spilled = if copy.is_spilled() {
-            CapturedMemory::spilled().ok()
-        } else {
-            None
-        };
-        let mut mem = spilled
-            .unwrap_or_else(|| CapturedMemory::with_capacity(ranges.iter().map(|r| r.1).sum()));
-        mem.read_from(&by_span, &ranges);
-        capture.mem = mem;
+        capture.mem.restrict_to(&ranges);
         capture
     }
 
@@ -733,36 +721,6 @@ impl<'p> Precopy<'p> {
     /// faults for it) or by dropping it.
     pub fn into_tracker(self) -> WriteTracker {
         self.tracker
-    }
-}
-
-/// The copy read span by span: a range the copy holds in several adjacent
-/// spans (a stack that grew below its first copy) is put together.
-struct BySpan<'a> {
-    mem: &'a CapturedMemory,
-    spans: &'a Spans,
-}
-
-impl Memory for BySpan<'_> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
-        if self.mem.read(addr, buf).is_ok() {
-            return Ok(());
-        }
-        let fault = ReadFault {
-            addr,
-            len: buf.len(),
-        };
-        let end = addr.checked_add(buf.len() as u64).ok_or(fault)?;
-        if !self.spans.cover(addr, end) {
-            return Err(fault);
-        }
-        for (s, e) in self.spans.pieces(addr, end) {
-            let from = (s - addr) as usize;
-            self.mem
-                .read(s, &mut buf[from..from + (e - s) as usize])
-                .map_err(|_| fault)?;
-        }
-        Ok(())
     }
 }
 
@@ -864,21 +822,5 @@ mod tests {
             vec![(0x0ff0, 0x1000), (0x1000, 0x1010)]
         );
         assert!(runs_of(&[(u64::MAX - 4, 8)]).is_empty());
-    }
-
-    #[test]
-    fn a_range_held_by_two_spans_reads_whole() {
-        let src = source();
-        let (mut copy, mut spans) = (CapturedMemory::new(), Spans::default());
-        fetch_into(&mut copy, &mut spans, &src, &[(0x1010, 0x30)]);
-        fetch_into(&mut copy, &mut spans, &src, &[(0x1000, 0x20)]);
-        let m = BySpan {
-            mem: &copy,
-            spans: &spans,
-        };
-        let mut buf = [0u8; 0x40];
-        m.read(0x1000, &mut buf).unwrap();
-        assert_eq!(buf.to_vec(), (0u8..0x40).collect::<Vec<_>>());
-        assert!(m.read(0x0fff, &mut buf[..2]).is_err());
     }
 }

@@ -202,6 +202,85 @@ impl CapturedMemory {
         ok
     }
 
+    /// Keeps exactly `ranges` of what is held, as a copy that read only
+    /// them would hold them: reads outside them fail afterwards, as they
+    /// would there. Bytes are not moved (each range points into the span
+    /// that holds it), except for a range that lies across several
+    /// adjacent spans, which is put together once. Returns whether each
+    /// range was held.
+    pub fn restrict_to(&mut self, ranges: &[(u64, usize)]) -> Vec<bool> {
+        let mut index = Vec::with_capacity(ranges.len());
+        let mut joined = Vec::new();
+        let ok = ranges
+            .iter()
+            .map(|&(addr, n)| {
+                let Some(end) = addr.checked_add(n as u64) else {
+                    return false;
+                };
+                if n == 0 {
+                    return true;
+                }
+                if let Some(i) = self.find(addr, end) {
+                    let s = self.index[i];
+                    index.push(Span {
+                        addr,
+                        len: n as u64,
+                        offset: s.offset + (addr - s.addr),
+                    });
+                    return true;
+                }
+                let mut buf = vec![0u8; n];
+                let whole = self.read_pieced(addr, &mut buf);
+                if whole {
+                    joined.push((addr, buf));
+                }
+                whole
+            })
+            .collect();
+        self.longest = index.iter().map(|s| s.len).max().unwrap_or(0);
+        self.index = index;
+        for (addr, bytes) in joined {
+            if let Some(offset) = self.append(&bytes) {
+                self.push_span(addr, bytes.len(), offset);
+            }
+        }
+        self.sort();
+        if let Store::Spill { cache, .. } = &mut self.store {
+            cache.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        ok
+    }
+
+    /// Reads `[addr, addr + buf.len())` from spans that together hold all
+    /// of it (a stack copied in two parts); whether they did.
+    fn read_pieced(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = addr.checked_add(buf.len() as u64) else {
+            return false;
+        };
+        let mut hit = self.overlapping(addr, end);
+        hit.sort_by_key(|&i| self.index[i].addr);
+        let mut at = addr;
+        for i in hit {
+            let s = self.index[i];
+            if s.addr > at {
+                return false;
+            }
+            if s.end() <= at {
+                continue;
+            }
+            let upto = s.end().min(end);
+            let piece = &mut buf[(at - addr) as usize..(upto - addr) as usize];
+            if self.copy_out(i, at, piece, None).is_err() {
+                return false;
+            }
+            at = upto;
+            if at == end {
+                return true;
+            }
+        }
+        at == end
+    }
+
     /// Total bytes held.
     pub fn len_bytes(&self) -> usize {
         self.index.iter().map(|s| s.len as usize).sum()

@@ -173,3 +173,28 @@ fn a_range_that_cannot_be_reread_reads_as_a_fault_not_as_old_bytes() {
         assert_eq!(m.read_vec(0x1060, 0xa0).unwrap(), pattern(0x100, 1)[0x60..]);
     }
 }
+
+#[test]
+fn a_restricted_copy_reads_only_its_ranges_and_joins_adjacent_spans() {
+    let src = {
+        let mut m = CapturedMemory::new();
+        m.insert(0x1000, &pattern(0x3000, 7));
+        m
+    };
+    for mut m in stores() {
+        // A stack copied in two parts, and a span the restriction drops.
+        m.read_from(&src, &[(0x2000, 0x1000), (0x1800, 0x800), (0x3800, 0x100)]);
+        let ok = m.restrict_to(&[(0x2100, 0x10), (0x1f00, 0x200), (0x3000, 8), (0x3800, 0)]);
+        assert_eq!(ok, vec![true, true, false, true]);
+        let expect = |addr: u64, n: usize| {
+            let at = (addr - 0x1000) as usize;
+            pattern(0x3000, 7)[at..at + n].to_vec()
+        };
+        assert_eq!(m.read_vec(0x2100, 0x10).unwrap(), expect(0x2100, 0x10));
+        assert_eq!(m.read_vec(0x1f00, 0x200).unwrap(), expect(0x1f00, 0x200));
+        assert_eq!(m.reader().read_vec(0x1f80, 8).unwrap(), expect(0x1f80, 8));
+        // Held before, outside every kept range now.
+        assert!(m.read_u64(0x2200).is_err() && m.read_u64(0x3800).is_err());
+        assert_eq!(m.len_bytes(), 0x210);
+    }
+}
