@@ -22,12 +22,12 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::capture_plan::Plan;
-use super::collect::{self, Capture, CaptureError, Fetch, CAPTURE_BUDGET, MAX_GOROUTINES};
+use super::collect::{self, Capture, CaptureError, Fetch, CAPTURE_BUDGET};
 use super::discover::Globals;
 use super::layout::RuntimeLayout;
 use crate::process::procfs;
 use crate::process::writetrack::{category, PageMap, Query, WriteTracker};
-use crate::process::{CapturedMemory, Mapping, Memory, MemoryExt, ReadFault, Target, Thread};
+use crate::process::{CapturedMemory, Mapping, Memory, ReadFault, Target, Thread};
 
 const PAGE: u64 = 4096;
 /// Copied spans closer than this share one scan window: the kernel's cost
@@ -143,7 +143,9 @@ fn fetch_into(
         }
     }
     let held_ok = mem.rewrite_from(src, &held);
-    let fresh_ok = mem.rewrite_from(src, &fresh);
+    // Disjoint from every span and from each other: appended in batches
+    // (a spilled copy writes its file once per batch, not once per range).
+    let fresh_ok = mem.read_from(src, &fresh);
     let mut bytes = 0;
     let mut damaged = Vec::new();
     for (&(a, n), good) in held.iter().zip(held_ok) {
@@ -234,6 +236,10 @@ pub struct Precopy<'p> {
     pagemap: PageMap,
     /// Mappings registered with the tracker, `[start, end)`, sorted.
     tracked: Vec<(u64, u64)>,
+    /// The target's mappings, as last listed, and the starts of those
+    /// already considered for tracking.
+    maps: Vec<procfs::Vma>,
+    considered: HashSet<u64>,
     /// The copy, and the spans it holds.
     copy: Capture,
     spans: Spans,
@@ -260,6 +266,7 @@ struct RunningFetch<'a, 'p> {
 impl Fetch for RunningFetch<'_, '_> {
     fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
         let pc = &mut *self.pc;
+        pc.track_ranges(ranges);
         let f = fetch_into(mem, &mut pc.spans, self.mem, ranges);
         pc.stats.running_bytes += f.bytes;
         let spans = &pc.spans;
@@ -427,6 +434,8 @@ impl<'p> Precopy<'p> {
             tracker,
             pagemap,
             tracked: Vec::new(),
+            maps: Vec::new(),
+            considered: HashSet::new(),
             copy: Capture::default(),
             spans: Spans::default(),
             dirty: Vec::new(),
@@ -443,33 +452,41 @@ impl<'p> Precopy<'p> {
         self.copy.mem = mem;
     }
 
-    /// Registers for write tracking the mappings that hold the goroutine
-    /// list, the `g`s and their stacks now (read while the target runs;
-    /// what moves elsewhere later is re-read in the final stop).
-    pub fn track(&mut self, mem: &dyn Memory) {
-        let mut addrs = scout(mem, self.layout, &self.globals);
-        addrs.sort_unstable();
-        addrs.dedup();
-        let Ok(maps) = procfs::maps(self.pid) else {
-            return;
-        };
-        let mut want: Vec<(u64, u64)> = Vec::new();
-        for a in addrs {
-            let i = maps.partition_point(|m| m.end <= a);
-            let Some(m) = maps.get(i) else { continue };
-            // Anonymous private memory only: a file's or a shared
-            // mapping's pages can change without a write by the target.
-            let anon = m.path.is_none() || m.path.as_deref() == Some("[heap]");
-            if m.start <= a && m.read && m.write && !m.shared && anon {
-                want.push((m.start, m.end));
-            }
-        }
-        want.sort_unstable();
-        want.dedup();
-        for (s, e) in want {
-            if self.tracker.track(s, e).is_ok() {
-                self.tracked.push((s, e));
-                self.stats.tracked_bytes += e - s;
+    /// Registers for write tracking the mappings that hold `ranges`,
+    /// before they are first copied (a write after that shows in a scan).
+    /// A range outside every trackable mapping is re-read in the final
+    /// stop instead. The mappings are listed once; a range outside that
+    /// list has them listed again, once per call.
+    fn track_ranges(&mut self, ranges: &[(u64, usize)]) {
+        let mut relisted = false;
+        for &(a, n) in ranges {
+            let Some(end) = a.checked_add(n as u64).filter(|_| n > 0) else {
+                continue;
+            };
+            let mut at = a;
+            // Each pass moves `at` past one mapping, or ends the loop.
+            while at < end {
+                let i = self.maps.partition_point(|m| m.end <= at);
+                let m = match self.maps.get(i) {
+                    Some(m) if m.start <= at => m,
+                    _ if !relisted => {
+                        relisted = true;
+                        self.maps = procfs::maps(self.pid).unwrap_or_default();
+                        continue;
+                    }
+                    _ => break,
+                };
+                let (ms, me) = (m.start, m.end);
+                // Anonymous private memory only: a file's or a shared
+                // mapping's pages can change without a write by the target.
+                let anon = m.path.is_none() || m.path.as_deref() == Some("[heap]");
+                let eligible = m.read && m.write && !m.shared && anon;
+                if eligible && self.considered.insert(ms) && self.tracker.track(ms, me).is_ok() {
+                    let k = self.tracked.partition_point(|t| t.0 < ms);
+                    self.tracked.insert(k, (ms, me));
+                    self.stats.tracked_bytes += me - ms;
+                }
+                at = me;
             }
         }
     }
@@ -722,67 +739,6 @@ impl<'p> Precopy<'p> {
     pub fn into_tracker(self) -> WriteTracker {
         self.tracker
     }
-}
-
-/// Addresses the capture will copy from, read while the target runs: the
-/// goroutine list, every `g`, and both ends of every stack. Bounded like
-/// the capture itself.
-fn scout(mem: &dyn Memory, layout: &RuntimeLayout, globals: &Globals) -> Vec<u64> {
-    let mut out = vec![globals.allgs];
-    let (Ok(ptr), Ok(len)) = (
-        mem.read_u64(globals.allgs),
-        mem.read_u64(globals.allgs.saturating_add(8)),
-    ) else {
-        return out;
-    };
-    if len > MAX_GOROUTINES || len == 0 {
-        return out;
-    }
-    let Ok(raw) = mem.read_vec(ptr, len as usize * 8) else {
-        return out;
-    };
-    out.push(ptr);
-    out.push(ptr.saturating_add(len * 8 - 1));
-    let mut seen = HashSet::new();
-    let gs: Vec<u64> = raw
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-        .filter(|&g| g != 0 && seen.insert(g))
-        .collect();
-    let g = &layout.g;
-    let fields: Vec<(u64, usize)> = gs
-        .iter()
-        .flat_map(|&a| {
-            [
-                (a.saturating_add(g.stack_lo), 8),
-                (a.saturating_add(g.stack_hi), 8),
-            ]
-        })
-        .collect();
-    let mut bufs = vec![0u8; fields.len() * 8];
-    let results = {
-        let mut reqs: Vec<(u64, &mut [u8])> = fields
-            .iter()
-            .zip(bufs.chunks_exact_mut(8))
-            .map(|(f, b)| (f.0, b))
-            .collect();
-        mem.read_batch(&mut reqs)
-    };
-    for (i, &a) in gs.iter().enumerate() {
-        out.push(a);
-        let (lo_ok, hi_ok) = (results[2 * i].is_ok(), results[2 * i + 1].is_ok());
-        if !(lo_ok && hi_ok) {
-            continue;
-        }
-        let word =
-            |k: usize| u64::from_le_bytes(bufs[k * 8..k * 8 + 8].try_into().unwrap_or_default());
-        let (lo, hi) = (word(2 * i), word(2 * i + 1));
-        if lo < hi {
-            out.push(lo);
-            out.push(hi - 1);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

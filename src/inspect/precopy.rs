@@ -69,7 +69,6 @@ impl Inspector {
             .prepare_capture_spilled(live.memory(), &globals)
             .map_err(InspectError::spill)?;
         pc.store_in(storage.mem);
-        pc.track(live.memory());
         // A copy that fails while the target runs (its goroutine list
         // changing under the read) only leaves more to read in the stop.
         let _ = pc.copy_running(live.memory());
