@@ -8,6 +8,7 @@ use super::collect::{Capture, OVER_BUDGET};
 use super::layout::RuntimeLayout;
 use super::model::{CreatedBy, Elision, Frame, Goroutine, MachineRef};
 use super::signal_frame::interrupted_at;
+use super::stack_window::StackWindow;
 use super::unwind::{unwind, PcHasher, PhysFrame, StartRegs, UnwindCache};
 use super::version::{
     GoVersion, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
@@ -71,6 +72,8 @@ struct PcInfo {
 struct Caches {
     pcs: HashMap<u64, Arc<PcInfo>, PcHasher>,
     unwind: UnwindCache,
+    /// The bytes of the stack being decoded (see `stack_window.rs`).
+    window: Vec<u8>,
 }
 
 /// Below this many goroutines a second thread costs more than it saves.
@@ -266,8 +269,11 @@ impl Decoder<'_> {
             (None, _) => (Vec::new(), None, None),
             _ if over_budget => (Vec::new(), None, Some(format!("stack {OVER_BUDGET}"))),
             (Some(cache), Some(start)) => {
+                let mut window = std::mem::take(&mut cache.window);
+                let mem = &StackWindow::new(mem, start.sp, g.stack.1, &mut window);
                 let unwound = unwind(mem, self.tab, self.bias, start, &mut cache.unwind);
                 let (frames, elided) = self.symbolize(mem, &unwound.frames, cache);
+                cache.window = window;
                 (frames, elided, unwound.error.map(|e| e.to_string()))
             }
             (Some(_), None) => (

@@ -23,6 +23,7 @@ mod layout_check;
 mod model;
 pub mod precopy;
 mod signal_frame;
+mod stack_window;
 mod table;
 mod unwind;
 pub mod vars;
