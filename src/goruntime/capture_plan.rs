@@ -9,7 +9,6 @@
 /// The fields of a `runtime.g` that decide which stack bytes to copy.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct StackFields {
-    pub g: u64,
     pub status: u32,
     pub lo: u64,
     pub hi: u64,
@@ -18,14 +17,18 @@ pub(super) struct StackFields {
     pub m: u64,
 }
 
-/// What one `g`'s bytes said.
-#[derive(Debug, Clone, Copy)]
+/// What one `g`'s bytes said, as compact as the final stop needs it:
+/// 100k of these are read there, and their size is its time.
+#[derive(Debug, Clone)]
 pub(super) enum GSaid {
     /// Not read (a failed read, or past the byte budget).
     Unread,
     /// A dead goroutine: nothing to copy.
     Dead,
-    Live(StackFields),
+    /// Not on a thread: its stack range follows from its `g` alone.
+    Parked { m: u64, stack: Option<(u64, usize)> },
+    /// On a thread: its stack range depends on the thread's registers.
+    Running(Box<StackFields>),
 }
 
 /// A capture's decisions; see the module's comment.
@@ -44,9 +47,9 @@ pub struct Plan {
 impl Plan {
     /// What the `g` at index `i` of the list said, if the plan has it at
     /// that index.
-    pub(super) fn said(&self, i: usize, g: u64) -> Option<GSaid> {
+    pub(super) fn said(&self, i: usize, g: u64) -> Option<&GSaid> {
         match (self.gs.get(i), self.said.get(i)) {
-            (Some(&at), Some(&said)) if at == g => Some(said),
+            (Some(&at), Some(said)) if at == g => Some(said),
             _ => None,
         }
     }
@@ -117,7 +120,7 @@ mod tests {
             said: vec![GSaid::Dead, GSaid::Unread],
             ..Plan::default()
         };
-        assert!(matches!(p.said(0, 0x10), Some(GSaid::Dead)));
+        assert!(matches!(p.said(0, 0x10), Some(&GSaid::Dead)));
         assert!(p.said(0, 0x20).is_none() && p.said(2, 0x30).is_none());
     }
 }

@@ -219,7 +219,7 @@ pub fn capture_with(
     let read_ok = read_merged(fetch, &mut cap, &granges, &runs);
 
     // One look-up per g: the fields that decide which stack bytes to copy,
-    // or the prior plan's where the g's bytes are unchanged since.
+    // or the prior plan's decision where the g's bytes are unchanged since.
     let goff = &layout.g;
     let mut gbuf = vec![0u8; gsize];
     let field = |b: &[u8], off: u64| {
@@ -227,10 +227,15 @@ pub fn capture_with(
             .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
     };
     let mut said = Vec::with_capacity(if plan.is_some() { cap.gs.len() } else { 0 });
-    let mut parked = Vec::with_capacity(gs.len());
+    // The live goroutines in order, each with what its g said.
+    let mut live = Vec::with_capacity(gs.len());
     for (i, (&g, ok)) in gs.iter().zip(read_ok).enumerate() {
         let reused = match prior.said(i, g) {
-            Some(s @ (GSaid::Dead | GSaid::Live(_))) if ok && fetch.unchanged(g, gsize) => Some(s),
+            Some(s @ (GSaid::Dead | GSaid::Parked { .. } | GSaid::Running(_)))
+                if ok && fetch.unchanged(g, gsize) =>
+            {
+                Some(s.clone())
+            }
             _ => None,
         };
         let now_said = match reused {
@@ -239,8 +244,7 @@ pub fn capture_with(
             None if cap.mem.read(g, &mut gbuf).is_err() => GSaid::Unread,
             None => match (field(&gbuf, goff.atomicstatus) as u32) & !G_SCAN {
                 G_DEAD | G_DEAD_EXTRA => GSaid::Dead,
-                status => GSaid::Live(StackFields {
-                    g,
+                status => decide(StackFields {
                     status,
                     lo: field(&gbuf, goff.stack_lo),
                     hi: field(&gbuf, goff.stack_hi),
@@ -250,8 +254,8 @@ pub fn capture_with(
                 }),
             },
         };
-        if let GSaid::Live(f) = now_said {
-            parked.push(f);
+        if matches!(now_said, GSaid::Parked { .. } | GSaid::Running(_)) {
+            live.push((g, now_said.clone()));
         }
         if plan.is_some() {
             said.push(now_said);
@@ -268,7 +272,15 @@ pub fn capture_with(
     }
 
     // The Ms of goroutines that are on a thread, to find the thread's registers.
-    let ms: BTreeSet<u64> = parked.iter().map(|p| p.m).filter(|&m| m != 0).collect();
+    let ms: BTreeSet<u64> = live
+        .iter()
+        .map(|(_, s)| match s {
+            GSaid::Parked { m, .. } => *m,
+            GSaid::Running(f) => f.m,
+            _ => 0,
+        })
+        .filter(|&m| m != 0)
+        .collect();
     let mranges: Vec<(u64, usize)> = ms
         .iter()
         .filter(|&&m| m.checked_add(layout.m.size).is_some())
@@ -282,48 +294,32 @@ pub fn capture_with(
         .iter()
         .map(|th| (i64::from(th.go_tid()), th.regs.rsp))
         .collect();
-    let mut stacks = Vec::with_capacity(parked.len());
+    let mut stacks = Vec::with_capacity(live.len());
     let mut signal_stacks = Vec::new();
-    for p in &parked {
-        // hi <= lo (target bytes) is no stack: nothing is on it.
-        let on_stack = |sp: u64| sp >= p.lo && sp < p.hi;
-        let mut sp = [p.sched_sp, u64::MAX, u64::MAX];
-        if p.status == G_SYSCALL {
-            sp[1] = p.syscallsp;
-        }
-        let mut want = Vec::with_capacity(2);
-        if p.status == G_RUNNING {
-            let tid =
-                p.m.checked_add(layout.m.procid)
-                    .and_then(|a| cap.mem.read_u64(a).ok())
-                    .unwrap_or(0) as i64;
-            sp[2] = rsp_by_tid.get(&tid).copied().unwrap_or(u64::MAX);
-            if sp[2] != u64::MAX && !on_stack(sp[2]) && p.lo < p.hi {
-                // Off its stack (a signal handler, the system stack): decode
-                // unwinds the thread's own stack to find where the goroutine
-                // was, somewhere on its stack.
-                want.push((sp[2], SIGNAL_STACK_COPY, true));
-                want.push((p.lo, (p.hi - p.lo).min(MAX_STACK_COPY) as usize, false));
+    for (g, s) in &live {
+        let (signal, stack) = match s {
+            GSaid::Parked { stack, .. } => (None, *stack),
+            GSaid::Running(p) => {
+                let tid =
+                    p.m.checked_add(layout.m.procid)
+                        .and_then(|a| cap.mem.read_u64(a).ok())
+                        .unwrap_or(0) as i64;
+                let sp = rsp_by_tid.get(&tid).copied();
+                running_want(p, sp.filter(|&sp| sp != u64::MAX))
             }
+            _ => continue,
+        };
+        let cost = signal.map_or(0, |w| w.1 as u64) + stack.map_or(0, |w| w.1 as u64);
+        if signal.is_none() && stack.is_none() {
+            continue;
         }
-        if want.is_empty() {
-            let Some(low) = sp.into_iter().filter(|&s| on_stack(s)).min() else {
-                continue;
-            };
-            want.push((low, (p.hi - low).min(MAX_STACK_COPY) as usize, false));
-        }
-        let cost: u64 = want.iter().map(|w| w.1 as u64).sum();
         if spent.saturating_add(cost) > budget {
-            cap.over_budget.insert(p.g);
+            cap.over_budget.insert(*g);
             continue;
         }
         spent += cost;
-        for (at, len, signal) in want {
-            match signal {
-                true => signal_stacks.push((at, len)),
-                false => stacks.push((at, len)),
-            }
-        }
+        signal_stacks.extend(signal);
+        stacks.extend(stack);
     }
     read_ranges(fetch, &mut cap, &stacks);
     for (sp, len) in signal_stacks {
@@ -344,6 +340,49 @@ pub fn capture_with(
         fetch.keep_plan(plan);
     }
     Ok(cap)
+}
+
+/// What a live `g`'s fields decide: a goroutine off any thread has its
+/// stack range now; one on a thread waits for the thread's registers.
+fn decide(f: StackFields) -> GSaid {
+    match f.status {
+        G_RUNNING => GSaid::Running(Box::new(f)),
+        _ => GSaid::Parked {
+            m: f.m,
+            stack: stack_from(&f, [f.sched_sp, syscall_sp(&f), u64::MAX]),
+        },
+    }
+}
+
+fn syscall_sp(f: &StackFields) -> u64 {
+    match f.status {
+        G_SYSCALL => f.syscallsp,
+        _ => u64::MAX,
+    }
+}
+
+/// The stack from the lowest of `sps` that is on it up to `stack.hi`.
+fn stack_from(f: &StackFields, sps: [u64; 3]) -> Option<(u64, usize)> {
+    // hi <= lo (target bytes) is no stack: nothing is on it.
+    let low = sps.into_iter().filter(|&s| s >= f.lo && s < f.hi).min()?;
+    Some((low, (f.hi - low).min(MAX_STACK_COPY) as usize))
+}
+
+/// A running goroutine's ranges, its thread's SP being `thread_sp`: the
+/// thread's signal stack (or system stack) and the whole goroutine stack
+/// when the thread is off it (decode unwinds the thread's own stack to
+/// find where the goroutine was, somewhere on its stack); else its stack
+/// from the lowest SP on it.
+type Wants = (Option<(u64, usize)>, Option<(u64, usize)>);
+fn running_want(f: &StackFields, thread_sp: Option<u64>) -> Wants {
+    if let Some(sp) = thread_sp {
+        if !(sp >= f.lo && sp < f.hi) && f.lo < f.hi {
+            let whole = (f.lo, (f.hi - f.lo).min(MAX_STACK_COPY) as usize);
+            return (Some((sp, SIGNAL_STACK_COPY)), Some(whole));
+        }
+    }
+    let sps = [f.sched_sp, syscall_sp(f), thread_sp.unwrap_or(u64::MAX)];
+    (None, stack_from(f, sps))
 }
 
 /// The list of `runtime.g` addresses in `allgs` order, each once (the
