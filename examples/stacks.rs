@@ -45,7 +45,10 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             )
             .map_err(explain)?;
         std::io::Write::flush(&mut out)?;
-        eprintln!("{} goroutines ({})", written.goroutines, written.phases);
+        eprintln!(
+            "{} goroutines ({})",
+            written.goroutines, written.read.phases
+        );
         return Ok(());
     }
     let stacks = inspector.stacks().map_err(explain)?;
@@ -53,11 +56,11 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         let top = g.frames.first().map_or("?", |f| &*f.function);
         println!("goroutine {} [{}]: {top}", g.id, g.status);
     }
-    if let Some(paused) = stacks.stopped_for {
+    if let Some(paused) = stacks.read.stopped_for {
         eprintln!(
             "stopped for {:.2} ms ({})",
             paused.as_secs_f64() * 1e3,
-            stacks.phases
+            stacks.read.phases
         );
     }
     Ok(())

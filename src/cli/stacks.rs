@@ -54,9 +54,9 @@ pub fn stacks_core(
             "goat: core of pid {}: {} goroutines, {} threads, {} bytes read\ngoat: {}",
             inspector.pid().map_or("?".to_string(), |p| p.to_string()),
             st.goroutines,
-            st.threads,
-            st.bytes,
-            st.phases,
+            st.read.threads,
+            st.read.bytes,
+            st.read.phases,
         );
     }
     Ok(0)
@@ -94,13 +94,14 @@ fn ms(d: std::time::Duration) -> f64 {
 
 /// `--stats` of a live process: the pauses, what was copied when, the
 /// phases.
-fn print_stats(st: &StacksWritten) {
+fn print_stats(written: &StacksWritten) {
+    let st = &written.read;
     let paused = st.stopped_for.unwrap_or_default();
     let mode = st.mode.map_or("?", |m| m.name());
     eprintln!(
         "goat: target stopped for {:.2} ms (the longest stop; {mode} mode): {} goroutines, {} threads, {} bytes copied",
         ms(paused),
-        st.goroutines,
+        written.goroutines,
         st.threads,
         st.bytes,
     );

@@ -48,7 +48,7 @@ pub use error::{InspectError, Warning};
 pub use phases::{hold_duration, test_hook_set, Phases};
 pub use precopy::PrecopyReport;
 pub use session::Debuggee;
-pub use stacks::{Stacks, StacksMode, StacksWritten};
+pub use stacks::{ReadReport, Stacks, StacksMode, StacksWritten};
 pub use verify::Mismatch;
 pub use write_core::write_core;
 

@@ -19,7 +19,7 @@ use crate::process::writetrack::{PageMap, Query, WriteTracker};
 use crate::tracer::LiveProcess;
 
 use super::phases::{hold_for_tests, Phases};
-use super::stacks::{Copied, StacksMode};
+use super::stacks::{Copied, Meanwhile, StacksMode};
 use super::{InspectError, Inspector, Warning};
 
 /// What a pre-copy capture cost, for `--stats`.
@@ -89,7 +89,7 @@ impl Inspector {
         // Unprotecting every page walks the page tables: the target runs
         // meanwhile, and the decode need not wait for it.
         let tracker = pc.into_tracker();
-        let meanwhile = Some(std::thread::spawn(move || tracker.release()));
+        let meanwhile = Meanwhile::spawn(move || tracker.release());
         clock.mark("assemble");
         compare::check(prog, &capture, &asked, reference, bias)?;
         Ok(Copied {

@@ -39,10 +39,10 @@ impl StacksMode {
     }
 }
 
-/// One read of every goroutine, with what `--stats` reports about it.
+/// What `--stats` reports about one read of every goroutine, however it
+/// was then decoded.
 #[derive(Debug)]
-pub struct Stacks {
-    pub dump: Dump,
+pub struct ReadReport {
     /// OS threads seen.
     pub threads: usize,
     /// Bytes copied from the target (read from the core, for a core).
@@ -56,26 +56,25 @@ pub struct Stacks {
     /// and the final stop, and what was copied when.
     pub precopy: Option<super::precopy::PrecopyReport>,
     /// Wall-clock time per phase: "load" (opening the [`Inspector`]), then
-    /// "prepare", "stop", "decode" for a process or "read", "decode" for a
-    /// core. A caller may mark its own phases after these.
+    /// "prepare", "stop" for a process or "read" for a core, then "decode"
+    /// ([`Inspector::stacks`]) or "decode+write" ([`Inspector::write_stacks`]:
+    /// the two run together). A caller may mark its own phases after these.
     pub phases: Phases,
 }
 
-/// What [`Inspector::write_stacks`] reports besides what it wrote: as
-/// [`Stacks`], with a count in place of the goroutines.
+/// One read of every goroutine, with what `--stats` reports about it.
+#[derive(Debug)]
+pub struct Stacks {
+    pub dump: Dump,
+    pub read: ReadReport,
+}
+
+/// What [`Inspector::write_stacks`] reports besides what it wrote.
 #[derive(Debug)]
 pub struct StacksWritten {
     /// Goroutines written.
     pub goroutines: usize,
-    pub threads: usize,
-    pub bytes: usize,
-    pub stopped_for: Option<Duration>,
-    /// As [`Stacks::mode`] and [`Stacks::precopy`].
-    pub mode: Option<StacksMode>,
-    pub precopy: Option<super::precopy::PrecopyReport>,
-    /// As [`Stacks::phases`], with "decode+write" in place of "decode":
-    /// the two run together.
-    pub phases: Phases,
+    pub read: ReadReport,
 }
 
 /// The copy of one read, not yet decoded.
@@ -91,15 +90,47 @@ pub(super) struct Copied {
     /// Work that goes on while the copy is decoded (pre-copy mode: taking
     /// the write protection off every tracked page), awaited by
     /// [`Self::finish`].
-    pub(super) meanwhile: Option<std::thread::JoinHandle<()>>,
+    pub(super) meanwhile: Meanwhile,
 }
 
 impl Copied {
-    /// Waits for what went on while decoding.
-    fn finish(&mut self) {
-        if let Some(work) = self.meanwhile.take() {
+    /// Waits for what went on while decoding, and marks the phase that
+    /// ends with it.
+    fn finish(mut self, phase: &'static str) -> ReadReport {
+        self.meanwhile.join();
+        self.phases.mark(phase);
+        ReadReport {
+            threads: self.capture.threads.len(),
+            bytes: self.capture.bytes,
+            stopped_for: self.stopped_for,
+            mode: self.mode,
+            precopy: self.precopy,
+            phases: self.phases,
+        }
+    }
+}
+
+/// Work that goes on while a copy is decoded, awaited when it is dropped
+/// too: on an error path (a closed output, say) the write protection
+/// still comes off every page before goat goes on.
+#[derive(Default)]
+pub(super) struct Meanwhile(Option<std::thread::JoinHandle<()>>);
+
+impl Meanwhile {
+    pub(super) fn spawn(work: impl FnOnce() + Send + 'static) -> Meanwhile {
+        Meanwhile(Some(std::thread::spawn(work)))
+    }
+
+    fn join(&mut self) {
+        if let Some(work) = self.0.take() {
             let _ = work.join();
         }
+    }
+}
+
+impl Drop for Meanwhile {
+    fn drop(&mut self) {
+        self.join();
     }
 }
 
@@ -118,24 +149,15 @@ impl Inspector {
         mode: StacksMode,
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Stacks, InspectError> {
-        let mut c = self.copy(mode, warn)?;
+        let c = self.copy(mode, warn)?;
         let dump = self.prog.decode(&c.capture, c.bias)?;
-        c.finish();
-        c.phases.mark("decode");
         // A Go process always has a goroutine: none is a wrong reading
         // (most likely of another build), never an answer.
         if dump.goroutines.is_empty() {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
-        Ok(Stacks {
-            dump,
-            threads: c.capture.threads.len(),
-            bytes: c.capture.bytes,
-            stopped_for: c.stopped_for,
-            mode: c.mode,
-            precopy: c.precopy,
-            phases: c.phases,
-        })
+        let read = c.finish("decode");
+        Ok(Stacks { dump, read })
     }
 
     /// [`Self::stacks`], written to `out` in `format` as it is decoded,
@@ -152,7 +174,7 @@ impl Inspector {
         mode: StacksMode,
         warn: &mut dyn FnMut(Warning),
     ) -> Result<StacksWritten, InspectError> {
-        let mut c = self.copy(mode, warn)?;
+        let c = self.copy(mode, warn)?;
         let info = self.prog.dump_info();
         let formatter = ChunkFormatter::new(&info, format);
         let mut writer = StreamWriter::new(out, &info, format);
@@ -169,17 +191,8 @@ impl Inspector {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
         writer.finish().map_err(InspectError::Output)?;
-        c.finish();
-        c.phases.mark("decode+write");
-        Ok(StacksWritten {
-            goroutines,
-            threads: c.capture.threads.len(),
-            bytes: c.capture.bytes,
-            stopped_for: c.stopped_for,
-            mode: c.mode,
-            precopy: c.precopy,
-            phases: c.phases,
-        })
+        let read = c.finish("decode+write");
+        Ok(StacksWritten { goroutines, read })
     }
 
     fn copy(
@@ -240,7 +253,7 @@ impl Inspector {
             mode: Some(StacksMode::Stop),
             precopy: None,
             phases: clock,
-            meanwhile: None,
+            meanwhile: Meanwhile::default(),
         })
     }
 
@@ -269,7 +282,7 @@ impl Inspector {
             mode: None,
             precopy: None,
             phases: clock,
-            meanwhile: None,
+            meanwhile: Meanwhile::default(),
         })
     }
 }
