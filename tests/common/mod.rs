@@ -296,7 +296,6 @@ pub fn hook(var: &'static str) -> &'static str {
     var
 }
 
-/// A fresh empty directory `goat-NAME-PID` under the temporary directory.
 /// Copies the program `src` to `dst`, executable, through `cp` in a child
 /// process. A test that writes an executable itself holds a descriptor open
 /// for writing, and a `fork` by any other test thread in that window gives
@@ -315,6 +314,7 @@ pub fn install_executable(src: &Path, dst: &Path) {
     std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// A fresh empty directory `goat-NAME-PID` under the temporary directory.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("goat-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
