@@ -254,11 +254,13 @@ pub fn capture_with(
                 }),
             },
         };
-        if matches!(now_said, GSaid::Parked { .. } | GSaid::Running(_)) {
-            live.push((g, now_said.clone()));
-        }
+        // Kept for the plan only when one is wanted (the running copy, which
+        // has no prior): the final stop moves each decision, never copies it.
         if plan.is_some() {
-            said.push(now_said);
+            said.push(now_said.clone());
+        }
+        if matches!(now_said, GSaid::Parked { .. } | GSaid::Running(_)) {
+            live.push((g, now_said));
         }
     }
     if let Some(plan) = plan.as_mut() {
@@ -309,10 +311,10 @@ pub fn capture_with(
             }
             _ => continue,
         };
-        let cost = signal.map_or(0, |w| w.1 as u64) + stack.map_or(0, |w| w.1 as u64);
         if signal.is_none() && stack.is_none() {
             continue;
         }
+        let cost = signal.map_or(0, |w| w.1 as u64) + stack.map_or(0, |w| w.1 as u64);
         if spent.saturating_add(cost) > budget {
             cap.over_budget.insert(*g);
             continue;
