@@ -9,6 +9,7 @@
 //! threads read through a [`CaptureReader`] each, which remembers the last
 //! range it hit and keeps a small block cache of the file.
 
+mod pipelined;
 mod reader;
 mod spill;
 #[cfg(test)]
@@ -159,10 +160,17 @@ impl CapturedMemory {
     /// (The live backend's `read_batch` merges neighbouring ranges and
     /// spreads large batches over threads.)
     pub fn read_from(&mut self, mem: &dyn Memory, ranges: &[(u64, usize)]) -> Vec<bool> {
-        let mut ok = Vec::with_capacity(ranges.len());
-        for batch in batches(ranges, self.batch_limit()) {
-            ok.extend(self.read_batch_into(mem, batch));
-        }
+        let limit = self.batch_limit();
+        let total = ranges.iter().fold(0usize, |t, r| t.saturating_add(r.1));
+        let ok = if self.is_spilled() && total > limit {
+            self.read_pipelined(mem, ranges)
+        } else {
+            let mut ok = Vec::with_capacity(ranges.len());
+            for batch in batches(ranges, limit) {
+                ok.extend(self.read_batch_into(mem, batch));
+            }
+            ok
+        };
         self.sort();
         ok
     }

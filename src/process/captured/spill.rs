@@ -70,6 +70,14 @@ impl SpillFile {
         Ok(at)
     }
 
+    /// Sets aside the next `n` bytes of the file, to be written with
+    /// [`Self::overwrite`] (from another thread, say); their offset.
+    pub(super) fn claim(&mut self, n: u64) -> u64 {
+        let at = self.len;
+        self.len += n;
+        at
+    }
+
     /// Replaces bytes already written at `at`.
     pub(super) fn overwrite(&self, at: u64, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all_at(bytes, at)

@@ -59,20 +59,42 @@ fn a_spilled_capture_is_an_unlinked_file_that_holds_big_batches() {
     // More than one staging buffer's worth, in ranges that straddle blocks.
     let mut src = CapturedMemory::new();
     let mut ranges = Vec::new();
+    // Every 97th range is not in the source: unreadable, in whichever
+    // batch (they are copied while the previous batch is written).
+    let mut missing = Vec::new();
     for i in 0..1000u64 {
         let addr = 0x10_0000 + i * 0x4000;
         let len = 9000 + (i as usize % 7) * 1000;
-        src.insert(addr, &pattern(len, i as u8));
-        ranges.push((addr, len));
+        match i % 97 == 5 {
+            true => missing.push((addr, len)),
+            false => {
+                src.insert(addr, &pattern(len, i as u8));
+                ranges.push((addr, len));
+            }
+        }
     }
+    let mut asked = ranges.clone();
+    asked.extend(&missing);
+    asked.sort_unstable();
     let mut m = CapturedMemory::spilled().unwrap();
     assert!(m.is_spilled());
-    assert!(m.read_from(&src, &ranges).iter().all(|&ok| ok));
+    let ok = m.read_from(&src, &asked);
+    for (r, ok) in asked.iter().zip(ok) {
+        assert_eq!(ok, !missing.contains(r), "{r:x?}");
+    }
+    assert!(m.spill_error().is_none());
     assert!(m.len_bytes() > 2 * STAGING_BYTES);
+    for &(addr, _) in &missing {
+        assert!(m.read_u64(addr).is_err());
+    }
     let Store::Spill { file, .. } = &m.store else {
         panic!("not spilled")
     };
-    assert_eq!(file.len() as usize, m.len_bytes());
+    // Each batch takes its whole staging length, unreadable ranges too.
+    assert_eq!(
+        file.len() as usize,
+        asked.iter().map(|r| r.1).sum::<usize>()
+    );
     // Gone from the directory from the start: nothing to leave behind.
     let fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
         .unwrap()
