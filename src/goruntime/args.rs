@@ -143,11 +143,14 @@ impl ArgsPlan {
 /// word of every frame of every goroutine).
 fn push_hex(out: &mut String, v: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.push_str("0x");
-    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
-    for i in (0..digits).rev() {
-        out.push(char::from(DIGITS[((v >> (4 * i)) & 0xf) as usize]));
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1) as usize;
+    let mut buf = [b'0'; 18];
+    buf[1] = b'x';
+    for i in 0..digits {
+        buf[1 + digits - i] = DIGITS[((v >> (4 * i)) & 0xf) as usize];
     }
+    // ASCII by construction: the conversion cannot fail.
+    out.push_str(std::str::from_utf8(&buf[..2 + digits]).unwrap_or("?"));
 }
 
 #[cfg(test)]

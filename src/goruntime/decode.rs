@@ -67,10 +67,21 @@ struct PcInfo {
     args: ArgsPlan,
 }
 
+/// Where a `go` statement is, as `created by` prints it.
+#[derive(Clone)]
+struct CreationSite {
+    function: Arc<str>,
+    file: Arc<str>,
+    line: u32,
+    offset: u64,
+}
+
 /// The per-thread caches of one decode.
 #[derive(Default)]
 struct Caches {
     pcs: HashMap<u64, Arc<PcInfo>, PcHasher>,
+    /// By `gopc`.
+    created: HashMap<u64, Option<CreationSite>, PcHasher>,
     unwind: UnwindCache,
     /// The bytes of the stack being decoded (see `stack_window.rs`).
     window: Vec<u8>,
@@ -148,8 +159,18 @@ impl Decoder<'_> {
         let size = usize::try_from(o.size).ok()?;
         // A g near 2^64 is unreadable, not a wrapped read elsewhere.
         addr.checked_add(o.size)?;
-        let mut b = vec![0u8; size];
-        mem.read(addr, &mut b).ok()?;
+        // Every release's g fits the array: no allocation per goroutine.
+        let mut small = [0u8; 1024];
+        let mut large = Vec::new();
+        let b: &mut [u8] = match small.get_mut(..size) {
+            Some(b) => b,
+            None => {
+                large.resize(size, 0);
+                &mut large
+            }
+        };
+        mem.read(addr, b).ok()?;
+        let b = &*b;
         let bytes = |off: u64, n: usize| {
             let at = usize::try_from(off).ok()?;
             b.get(at..at.checked_add(n)?)
@@ -265,7 +286,9 @@ impl Decoder<'_> {
             tid,
         });
         let over_budget = cap.over_budget.contains(&addr);
-        let (frames, elided, unreadable) = match (cache, self.start_regs(cap, mem, &g, machine)) {
+        let mut cache = cache;
+        let regs = self.start_regs(cap, mem, &g, machine);
+        let (frames, elided, unreadable) = match (cache.as_deref_mut(), regs) {
             (None, _) => (Vec::new(), None, None),
             _ if over_budget => (Vec::new(), None, Some(format!("stack {OVER_BUDGET}"))),
             (Some(cache), Some(start)) => {
@@ -295,7 +318,7 @@ impl Decoder<'_> {
             synctest_group: None,
             frames,
             elided,
-            created_by: self.created_by(&g),
+            created_by: self.created_by(&g, cache),
             unreadable,
         })
     }
@@ -463,23 +486,43 @@ impl Decoder<'_> {
     }
 
     /// `created by`, as `printcreatedby` prints it: never for goroutine 1,
-    /// the physical function at `gopc` and the line of its CALL.
-    fn created_by(&self, g: &RawG) -> Option<CreatedBy> {
+    /// the physical function at `gopc` and the line of its CALL. Its
+    /// function and line are looked up once per `gopc` per thread when
+    /// `cache` is given: 100k goroutines are created at a few places.
+    fn created_by(&self, g: &RawG, cache: Option<&mut Caches>) -> Option<CreatedBy> {
         if g.gopc == 0 || g.goid == 1 {
             return None;
         }
-        let pc = g.gopc.wrapping_sub(self.bias);
+        let site = match cache {
+            Some(c) => c
+                .created
+                .entry(g.gopc)
+                .or_insert_with(|| self.creation_site(g.gopc))
+                .clone(),
+            None => self.creation_site(g.gopc),
+        }?;
+        Some(CreatedBy {
+            function: site.function,
+            file: site.file,
+            line: site.line,
+            pc: g.gopc,
+            offset: site.offset,
+            goroutine: (self.version.has_parent_goid() && g.parent_goid != 0)
+                .then_some(g.parent_goid),
+        })
+    }
+
+    /// The function and the line of the `go` statement at `gopc`.
+    fn creation_site(&self, gopc: u64) -> Option<CreationSite> {
+        let pc = gopc.wrapping_sub(self.bias);
         let f = self.tab.find_func(pc)?;
         let trace_pc = if pc > f.entry() { pc - 1 } else { pc };
         let (file, line) = f.file_line(trace_pc).unwrap_or(("?", 0));
-        Some(CreatedBy {
-            function: print_name(f.name().ok()?),
-            file: file.to_string(),
+        Some(CreationSite {
+            function: print_name(f.name().ok()?).into(),
+            file: file.into(),
             line,
-            pc: g.gopc,
             offset: pc - f.entry(),
-            goroutine: (self.version.has_parent_goid() && g.parent_goid != 0)
-                .then_some(g.parent_goid),
         })
     }
 }

@@ -114,8 +114,10 @@ pub struct Elision {
 /// The `created by` line.
 #[derive(Debug, Clone, Serialize)]
 pub struct CreatedBy {
-    pub function: String,
-    pub file: String,
+    /// Shared, as [`Frame::function`]: goroutines are mostly created at a
+    /// few places.
+    pub function: Arc<str>,
+    pub file: Arc<str>,
     pub line: u32,
     pub pc: u64,
     pub offset: u64,

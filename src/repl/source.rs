@@ -218,7 +218,7 @@ fn find_file(s: &Session, file: &str) -> String {
             g.frames
                 .iter()
                 .map(|f| &*f.file)
-                .chain(g.created_by.iter().map(|c| c.file.as_str()))
+                .chain(g.created_by.iter().map(|c| &*c.file))
         })
         .find(|f| f.ends_with(&suffix))
         .map(str::to_string)
