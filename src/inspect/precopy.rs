@@ -72,6 +72,7 @@ impl Inspector {
         // A copy that fails while the target runs (its goroutine list
         // changing under the read) only leaves more to read in the stop.
         let _ = pc.copy_running(live.memory());
+        crate::heap::warm(pc.final_heap_estimate());
         clock.mark("precopy");
 
         let stopped = live.stop()?;
