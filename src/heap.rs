@@ -19,8 +19,10 @@ use std::sync::Once;
 static KEEPING: AtomicBool = AtomicBool::new(false);
 
 /// Makes glibc keep freed memory for reuse, for the rest of the process.
-/// Process-wide: call it only where holding on to the peak is right (a
-/// command that ends after one dump).
+/// Process-wide, and called by a pre-copy capture (`Inspector::stacks` and
+/// `write_stacks` in precopy mode): a program that embeds goat keeps its
+/// heap's peak from then on. Not for a stop capture: its arena grows by
+/// `realloc`, which copies a heap block where it remaps a mapped one.
 pub fn keep_freed_memory() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {

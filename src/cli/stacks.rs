@@ -70,9 +70,6 @@ pub fn stacks(
     stats: bool,
     mode: StacksMode,
 ) -> Result<u8> {
-    // One dump, then exit: the peak may stay, and the final stop of a
-    // pre-copy capture is shorter when it reuses the copy's pages.
-    goat::heap::keep_freed_memory();
     let inspector = Inspector::open_pid_with(pid, opts, &mut warn)?;
     let st = write(&inspector, format, mode)?;
     if stats {

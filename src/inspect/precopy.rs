@@ -62,6 +62,10 @@ impl Inspector {
             }
         };
         clock.mark("prepare");
+        // The final stop reuses the running copy's heap pages (heap.rs).
+        // Only here: a stop capture grows its arena, which with the heap
+        // kept is copied instead of remapped (its pause doubled).
+        crate::heap::keep_freed_memory();
         let mut pc = prog.precopy(pid, &globals, tracker, pagemap);
         // Copied while the target runs: a large copy goes to a temporary
         // file, so goat's memory does not grow with the goroutines.

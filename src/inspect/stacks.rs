@@ -166,7 +166,10 @@ impl Inspector {
     /// those [`crate::report`]'s whole-dump writers give for
     /// [`Self::stacks`]'s dump. Nothing is written when no goroutine is
     /// found (an error, as for [`Self::stacks`]).
-    /// A live process is read in `mode` (see [`Self::stacks_with`]).
+    /// A live process is read in `mode` (see [`Self::stacks_with`]). In
+    /// precopy mode glibc is told to keep freed memory for the rest of the
+    /// process ([`crate::heap::keep_freed_memory`]), so that the final stop
+    /// takes no page faults.
     pub fn write_stacks(
         &self,
         out: &mut dyn Write,
