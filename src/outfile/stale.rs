@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Entries of a directory looked at, at most (a huge directory must not
 /// make `goat core` slow).
@@ -62,6 +63,12 @@ fn remove_if_stale(path: &Path, pid: i32) -> Option<Stale> {
     if pid == std::process::id() as i32 || alive(pid) {
         return None;
     }
+    remove_unlocked(path, pid, try_lock)
+}
+
+/// Removes `path` if it is our private regular file and `lock` takes its
+/// lock (then no writer holds it), and it is still the same inode.
+fn remove_unlocked(path: &Path, pid: i32, lock: impl FnOnce(&File) -> bool) -> Option<Stale> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -73,7 +80,7 @@ fn remove_if_stale(path: &Path, pid: i32) -> Option<Stale> {
     if !meta.is_file() || meta.uid() != me || meta.mode() & 0o7777 != 0o600 {
         return None;
     }
-    if !try_lock(&file) {
+    if !lock(&file) {
         return None;
     }
     // Still the file we checked, not something swapped in under its name.
@@ -87,6 +94,34 @@ fn remove_if_stale(path: &Path, pid: i32) -> Option<Stale> {
         pid,
         bytes: meta.blocks() * 512,
     })
+}
+
+/// Removes the temporaries in `dir` that the goat `writer` left when it
+/// died, from the process that outlives it (goat's tracer): a goat killed
+/// between creating a temporary and saving it, whatever the moment. Each
+/// one's lock is waited for up to `patience` (the kernel drops a dead
+/// goat's lock as its files are closed, which can come late).
+pub fn remove_left_by(dir: &Path, writer: i32, patience: Duration) -> Vec<Stale> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .take(MAX_ENTRIES)
+        .filter_map(|e| {
+            let e = e.ok()?;
+            (writer_pid(e.file_name().to_str()?)? == writer).then(|| e.path())
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|path| {
+            remove_unlocked(&path, writer, |file| {
+                crate::poll::poll_until(patience, Duration::from_millis(10), || {
+                    try_lock(file).then_some(())
+                })
+                .is_some()
+            })
+        })
+        .collect()
 }
 
 /// Removes the temporaries dead goats left in `dir`.
@@ -165,6 +200,46 @@ mod tests {
             assert!(kept.exists(), "{} was removed", kept.display());
         }
         assert!(std::fs::symlink_metadata(&link).is_ok());
+        drop(holder);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_tracer_removes_what_its_goat_left_once_the_lock_is_free() {
+        let d = std::env::temp_dir().join(format!("goat-left-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let (writer, other) = (4_000_001, 4_000_002);
+        let mk = |name: String, mode: u32| {
+            let p = d.join(name);
+            std::fs::write(&p, b"core bytes").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        let left = mk(format!(".core.1.tmp-goat{writer}-00aa11"), 0o600);
+        // Still locked when the tracer looks (the dying goat's files not
+        // closed yet): removed once the lock is let go.
+        let late = mk(format!(".core.2.tmp-goat{writer}-00aa12"), 0o600);
+        let holder = File::open(&late).unwrap();
+        assert!(try_lock(&holder));
+        let loose = mk(format!(".core.3.tmp-goat{writer}-00aa13"), 0o644);
+        let others = mk(format!(".core.4.tmp-goat{other}-00aa14"), 0o600);
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(holder);
+        });
+        let removed = remove_left_by(&d, writer, Duration::from_secs(10));
+        release.join().unwrap();
+        let mut paths: Vec<&Path> = removed.iter().map(|s| s.path.as_path()).collect();
+        paths.sort();
+        assert_eq!(paths, vec![left.as_path(), late.as_path()], "{removed:?}");
+        assert!(loose.exists() && others.exists());
+        // A lock never let go is given up on after the patience.
+        let held = mk(format!(".core.5.tmp-goat{writer}-00aa15"), 0o600);
+        let holder = File::open(&held).unwrap();
+        assert!(try_lock(&holder));
+        assert!(remove_left_by(&d, writer, Duration::from_millis(50)).is_empty());
+        assert!(held.exists());
         drop(holder);
         std::fs::remove_dir_all(&d).unwrap();
     }

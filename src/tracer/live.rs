@@ -220,29 +220,22 @@ impl LiveProcess {
         self.pid
     }
 
-    /// Tells a tracer process about the temporary `file` at `path` that goat
-    /// writes (under an exclusive `flock`): should goat die before it is
-    /// saved or removed, the tracer removes it as it exits, instead of
-    /// leaving gigabytes for the next `goat core` to find.
-    pub fn watch_temporary(
-        &self,
-        path: &std::path::Path,
-        file: &std::fs::File,
-    ) -> Result<(), AttachError> {
-        use std::os::unix::fs::MetadataExt;
+    /// Tells a tracer process that goat is about to write a temporary in
+    /// `dir` (named for goat's pid, under an exclusive `flock`; see
+    /// `outfile`): should goat die before it is saved or removed, the
+    /// tracer removes it as it exits, instead of leaving gigabytes for the
+    /// next `goat core` to find. Told before the file exists, so no moment
+    /// of goat's death escapes it.
+    pub fn watch_temporaries(&self, dir: &std::path::Path) -> Result<(), AttachError> {
         if self.tracer_process_pid().is_none() {
             return Ok(());
         }
-        let meta = file
-            .metadata()
-            .map_err(|e| AttachError::io("fstat of the core's temporary", &e))?;
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let t = super::wire::Temporary {
-            path,
-            dev: meta.dev(),
-            ino: meta.ino(),
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let t = super::wire::Temporaries {
+            dir,
+            writer: std::process::id() as i32,
         };
-        match self.request(Request::Temporary(t))? {
+        match self.request(Request::Temporaries(t))? {
             Reply::Done => Ok(()),
             _ => Err(protocol_error()),
         }

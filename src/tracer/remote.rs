@@ -28,7 +28,7 @@ use std::time::Duration;
 use super::live::LiveProcess;
 use super::ptrace::AttachError;
 use super::signals;
-use super::wire::{protocol_error, Reply, Request, Temporary};
+use super::wire::{protocol_error, Reply, Request, Temporaries};
 use crate::poll::poll_until;
 
 /// The hidden subcommand that runs [`serve`].
@@ -202,11 +202,13 @@ pub fn serve(pid: i32) -> i32 {
         return 1;
     }
     let requests = read_requests();
-    let mut temporary = None;
+    let mut temporaries: Vec<Temporaries> = Vec::new();
     for req in requests.iter() {
         let reply = match req {
-            Ok(Request::Temporary(t)) => {
-                temporary = Some(t);
+            Ok(Request::Temporaries(t)) => {
+                if !temporaries.iter().any(|k| k.dir == t.dir) {
+                    temporaries.push(t);
+                }
                 Reply::Done
             }
             Ok(req) => live.request(req).unwrap_or_else(Reply::Failed),
@@ -218,8 +220,8 @@ pub fn serve(pid: i32) -> i32 {
     // Drop detaches: every thread stopped, every int3 out, a snapshot copy
     // killed and reaped, then released.
     drop(live);
-    if let Some(t) = temporary {
-        remove_abandoned(&t);
+    for t in &temporaries {
+        remove_abandoned(t);
     }
     0
 }
@@ -232,28 +234,15 @@ pub fn serve(pid: i32) -> i32 {
 /// the tracer wait here, so the patience costs nothing otherwise.
 const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Removes goat's temporary core if goat left it behind: it is still there
-/// (a saved core was renamed away, a failed one removed), it is the same
-/// file (device and inode), and its writer's lock is free, so no goat is
-/// writing it. The lock taken here is held until the file is unlinked.
-fn remove_abandoned(t: &Temporary) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(file) = std::fs::File::open(&t.path) else {
-        return;
-    };
-    let same = |m: std::fs::Metadata| m.dev() == t.dev && m.ino() == t.ino;
-    if !file.metadata().is_ok_and(same) {
-        return;
-    }
-    let locked = || file.try_lock().ok();
-    if poll_until(LOCK_PATIENCE, Duration::from_millis(10), locked).is_none() {
-        return;
-    }
-    // Still the same name for the same file (nothing replaced it meanwhile).
-    if std::fs::symlink_metadata(&t.path).is_ok_and(same) && std::fs::remove_file(&t.path).is_ok() {
+/// Removes the temporaries goat left in `t.dir`: a saved core was renamed
+/// away and a failed one removed, so any still named for goat is one it
+/// died writing (or about to write). Each is removed once its lock is free,
+/// so no goat is writing it (`outfile::stale::remove_left_by`).
+fn remove_abandoned(t: &Temporaries) {
+    for s in crate::outfile::stale::remove_left_by(&t.dir, t.writer, LOCK_PATIENCE) {
         eprintln!(
             "goat tracer: removed {}, the temporary core of a goat that died writing it",
-            t.path.display()
+            s.path.display()
         );
     }
 }

@@ -42,9 +42,10 @@ pub(super) enum Request {
     Watch(WatchRequest),
     /// Writes bytes into the target's memory (`set`).
     WriteMemory(u64, Vec<u8>),
-    /// The temporary file goat writes a core to: a tracer process that
-    /// outlives goat removes it (see `remote.rs`).
-    Temporary(Temporary),
+    /// The directory goat is about to create a temporary core file in: a
+    /// tracer process that outlives goat removes what goat left there (see
+    /// `remote.rs`).
+    Temporaries(Temporaries),
     /// Start a function call (`fncall.rs`); then finish one stopped at
     /// its results.
     CallStart(super::fncall::CallPlan),
@@ -53,13 +54,15 @@ pub(super) enum Request {
     StepInstruction(i32),
 }
 
-/// A file goat is writing under an exclusive `flock`, named so that the
-/// same file is recognised later (device and inode).
+/// Where goat writes temporaries (`outfile`), told before the first is
+/// created: each is named for its writer's pid and held under an exclusive
+/// `flock` while goat lives, so the tracer finds what a killed goat left,
+/// even one killed before it could say the file's name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Temporary {
-    pub path: std::path::PathBuf,
-    pub dev: u64,
-    pub ino: u64,
+pub struct Temporaries {
+    pub dir: std::path::PathBuf,
+    /// goat's pid, as temporaries' names give it.
+    pub writer: i32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,7 +137,7 @@ impl Tracer {
                 }
             }
             // Only a tracer process outlives goat's temporaries (remote.rs).
-            Request::Temporary(_) => Reply::Done,
+            Request::Temporaries(_) => Reply::Done,
             Request::CallStart(plan) => match self.call_start(plan) {
                 Ok((stop, threads)) => Reply::CallStopped(stop, threads),
                 Err(e) => failed(e),
