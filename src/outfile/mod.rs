@@ -130,6 +130,14 @@ fn refusal(dest: &Path, why: &str) -> io::Error {
     )
 }
 
+/// The directory `dest`'s temporary goes in: `dest`'s own.
+pub fn temp_dir(dest: &Path) -> &Path {
+    match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 impl TempCore {
     /// Creates `.DEST.tmp-goatPID-XXXXXX` in `dest`'s directory, locked.
     pub fn create(dest: &Path, force: bool) -> io::Result<TempCore> {
@@ -137,10 +145,7 @@ impl TempCore {
         let name = dest
             .file_name()
             .ok_or_else(|| io::Error::other(format!("{} names no file", dest.display())))?;
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = temp_dir(dest);
         let mut last = None;
         for attempt in 0..16 {
             let mut tmp_name = std::ffi::OsString::from(".");

@@ -102,18 +102,10 @@ fn remove_unlocked(path: &Path, pid: i32, lock: impl FnOnce(&File) -> bool) -> O
 /// one's lock is waited for up to `patience` (the kernel drops a dead
 /// goat's lock as its files are closed, which can come late).
 pub fn remove_left_by(dir: &Path, writer: i32, patience: Duration) -> Vec<Stale> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .take(MAX_ENTRIES)
-        .filter_map(|e| {
-            let e = e.ok()?;
-            (writer_pid(e.file_name().to_str()?)? == writer).then(|| e.path())
-        })
-        .collect::<Vec<_>>()
+    temporaries_in(dir)
         .into_iter()
-        .filter_map(|path| {
+        .filter(|&(_, pid)| pid == writer)
+        .filter_map(|(path, _)| {
             remove_unlocked(&path, writer, |file| {
                 crate::poll::poll_until(patience, Duration::from_millis(10), || {
                     try_lock(file).then_some(())
@@ -126,6 +118,15 @@ pub fn remove_left_by(dir: &Path, writer: i32, patience: Duration) -> Vec<Stale>
 
 /// Removes the temporaries dead goats left in `dir`.
 pub fn sweep(dir: &Path) -> Vec<Stale> {
+    temporaries_in(dir)
+        .into_iter()
+        .filter_map(|(path, pid)| remove_if_stale(&path, pid))
+        .collect()
+}
+
+/// The files in `dir` named as goat's temporaries, each with its writer's
+/// pid (listed whole first: the callers remove some as they go).
+fn temporaries_in(dir: &Path) -> Vec<(PathBuf, i32)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -133,9 +134,8 @@ pub fn sweep(dir: &Path) -> Vec<Stale> {
         .take(MAX_ENTRIES)
         .filter_map(|e| {
             let e = e.ok()?;
-            let name = e.file_name();
-            let pid = writer_pid(name.to_str()?)?;
-            remove_if_stale(&e.path(), pid)
+            let pid = writer_pid(e.file_name().to_str()?)?;
+            Some((e.path(), pid))
         })
         .collect()
 }

@@ -27,17 +27,21 @@ impl Put for Vec<u8> {
         for i in 0..digits {
             buf[1 + digits - i] = DIGITS[((v >> (4 * i)) & 0xf) as usize];
         }
-        put_prefix(self, &buf, 2 + digits);
+        self.extend_from_slice(&buf[..2 + digits]);
     }
 
     fn dec(&mut self, mut v: u64) {
-        let digits = v.checked_ilog10().unwrap_or(0) as usize + 1;
         let mut buf = [0u8; 20];
-        for i in (0..digits).rev() {
-            buf[i] = b'0' + (v % 10) as u8;
+        let mut at = buf.len();
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (v % 10) as u8;
             v /= 10;
+            if v == 0 {
+                break;
+            }
         }
-        put_prefix(self, &buf, digits);
+        self.extend_from_slice(&buf[at..]);
     }
 
     fn idec(&mut self, v: i64) {
@@ -46,16 +50,6 @@ impl Put for Vec<u8> {
         }
         self.dec(v.unsigned_abs());
     }
-}
-
-/// Appends the first `n` bytes of `buf`. The whole fixed-size array is
-/// copied, then the excess cut: a copy whose length the compiler knows is a
-/// few moves, where a variable length is a call to `memcpy`, which cost more
-/// than the digits themselves at 7 million lines.
-fn put_prefix<const N: usize>(out: &mut Vec<u8>, buf: &[u8; N], n: usize) {
-    let len = out.len();
-    out.extend_from_slice(buf);
-    out.truncate(len + n.min(N));
 }
 
 #[cfg(test)]

@@ -177,7 +177,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
     let mut stats = CoreStats::default();
     // Before the temporary exists: goat killed at any moment after this
     // leaves nothing behind.
-    live.watch_temporaries(temp_dir(&opts.dest))?;
+    live.watch_temporaries(crate::outfile::temp_dir(&opts.dest))?;
     let tmp = create_temp(&opts.dest, opts.force, &mut stats)?;
     let filter = read_filter(pid);
     let mut mode = opts.mode;
@@ -375,20 +375,12 @@ fn stop_facts(
 
 /// The temporary file the core is written to, beside `dest`; temporaries
 /// that killed goats left in that directory are removed first.
-/// The directory a core's temporary goes in: its destination's.
-fn temp_dir(dest: &Path) -> &Path {
-    match dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
-}
-
 fn create_temp(
     dest: &Path,
     force: bool,
     stats: &mut CoreStats,
 ) -> Result<crate::outfile::TempCore, SnapshotError> {
-    stats.stale_removed = crate::outfile::stale::sweep(temp_dir(dest));
+    stats.stale_removed = crate::outfile::stale::sweep(crate::outfile::temp_dir(dest));
     crate::outfile::TempCore::create(dest, force).map_err(io_err(format!(
         "creating a core file for {}",
         dest.display()
