@@ -123,6 +123,11 @@ fn print_stats(written: &StacksWritten) {
             s.pages_rewritten_stopped,
             s.ranges_fetched_stopped,
         );
+        if let Some(n) = s.redecided {
+            eprintln!(
+                "goat: the final capture reused the running plan: {n} goroutines decided again"
+            );
+        }
         if let Some(why) = &s.full_capture {
             eprintln!("goat: the final stop took a full stop capture: {why}");
         }

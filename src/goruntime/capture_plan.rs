@@ -42,6 +42,9 @@ pub struct Plan {
     pub(super) g_runs: Runs,
     /// By index in `gs`.
     pub(super) said: Vec<GSaid>,
+    /// Which of the capture's fetches (counted from 0) asked for the
+    /// stacks: one range per goroutine with a stack, in list order.
+    pub(super) stacks_call: usize,
 }
 
 impl Plan {

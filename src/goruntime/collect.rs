@@ -195,6 +195,10 @@ pub fn capture_with(
     mut cap: Capture,
     budget: u64,
 ) -> Result<Capture, CaptureError> {
+    let fetch = &mut Counted {
+        inner: fetch,
+        calls: 0,
+    };
     let prior = fetch.take_prior().unwrap_or_default();
     let mut plan = fetch.wants_plan().then(Plan::default);
     cap.threads = t.threads().to_vec();
@@ -220,12 +224,7 @@ pub fn capture_with(
 
     // One look-up per g: the fields that decide which stack bytes to copy,
     // or the prior plan's decision where the g's bytes are unchanged since.
-    let goff = &layout.g;
     let mut gbuf = vec![0u8; gsize];
-    let field = |b: &[u8], off: u64| {
-        b.get(off as usize..off as usize + 8)
-            .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
-    };
     let mut said = Vec::with_capacity(if plan.is_some() { cap.gs.len() } else { 0 });
     // The live goroutines in order, each with what its g said.
     let mut live = Vec::with_capacity(gs.len());
@@ -240,19 +239,8 @@ pub fn capture_with(
         };
         let now_said = match reused {
             Some(s) => s,
-            None if !ok || g.checked_add(gsize as u64).is_none() => GSaid::Unread,
-            None if cap.mem.read(g, &mut gbuf).is_err() => GSaid::Unread,
-            None => match (field(&gbuf, goff.atomicstatus) as u32) & !G_SCAN {
-                G_DEAD | G_DEAD_EXTRA => GSaid::Dead,
-                status => decide(StackFields {
-                    status,
-                    lo: field(&gbuf, goff.stack_lo),
-                    hi: field(&gbuf, goff.stack_hi),
-                    sched_sp: field(&gbuf, goff.sched_sp),
-                    syscallsp: field(&gbuf, goff.syscallsp),
-                    m: field(&gbuf, goff.m),
-                }),
-            },
+            None if !ok => GSaid::Unread,
+            None => said_of(&cap.mem, layout, g, &mut gbuf),
         };
         // Kept for the plan only when one is wanted (the running copy, which
         // has no prior): the final stop moves each decision, never copies it.
@@ -270,6 +258,7 @@ pub fn capture_with(
             gs,
             g_runs: runs,
             said,
+            stacks_call: 0,
         };
     }
 
@@ -323,25 +312,90 @@ pub fn capture_with(
         signal_stacks.extend(signal);
         stacks.extend(stack);
     }
+    let stacks_call = fetch.calls;
     read_ranges(fetch, &mut cap, &stacks);
-    for (sp, len) in signal_stacks {
-        // Its end may be unmapped: then at least the rest of its page.
-        if !read_ranges(fetch, &mut cap, &[(sp, len)])
-            .first()
-            .copied()
-            .unwrap_or(false)
-        {
-            read_ranges(fetch, &mut cap, &[(sp, (0x1000 - (sp & 0xfff)) as usize)]);
-        }
-    }
+    read_signal_stacks(fetch, &mut cap, &signal_stacks);
 
     if let Some((addr, n)) = globals.wait_reasons {
         cap.wait_reasons = read_wait_reasons(t, fetch, addr, n, &mut cap);
     }
-    if let Some(plan) = plan {
+    if let Some(mut plan) = plan {
+        plan.stacks_call = stacks_call;
         fetch.keep_plan(plan);
     }
     Ok(cap)
+}
+
+/// A [`Fetch`] that counts its calls: the plan says which of them asked
+/// for the stacks.
+struct Counted<'f> {
+    inner: &'f mut dyn Fetch,
+    calls: usize,
+}
+
+impl Fetch for Counted<'_> {
+    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        self.calls += 1;
+        self.inner.fetch(mem, ranges)
+    }
+    fn take_prior(&mut self) -> Option<Plan> {
+        self.inner.take_prior()
+    }
+    fn unchanged(&self, addr: u64, len: usize) -> bool {
+        self.inner.unchanged(addr, len)
+    }
+    fn wants_plan(&self) -> bool {
+        self.inner.wants_plan()
+    }
+    fn keep_plan(&mut self, plan: Plan) {
+        self.inner.keep_plan(plan)
+    }
+}
+
+/// What the `g` at `g` in `mem` says (`gbuf`: room for one `g`).
+pub(super) fn said_of<M: Memory + ?Sized>(
+    mem: &M,
+    layout: &RuntimeLayout,
+    g: u64,
+    gbuf: &mut [u8],
+) -> GSaid {
+    if g.checked_add(gbuf.len() as u64).is_none() || mem.read(g, gbuf).is_err() {
+        return GSaid::Unread;
+    }
+    let goff = &layout.g;
+    let field = |off: u64| {
+        gbuf.get(off as usize..off as usize + 8)
+            .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
+    };
+    match (field(goff.atomicstatus) as u32) & !G_SCAN {
+        G_DEAD | G_DEAD_EXTRA => GSaid::Dead,
+        status => decide(StackFields {
+            status,
+            lo: field(goff.stack_lo),
+            hi: field(goff.stack_hi),
+            sched_sp: field(goff.sched_sp),
+            syscallsp: field(goff.syscallsp),
+            m: field(goff.m),
+        }),
+    }
+}
+
+/// Reads the threads' signal stacks, each on its own: its end may be
+/// unmapped, and then at least the rest of its page.
+pub(super) fn read_signal_stacks(
+    fetch: &mut dyn Fetch,
+    cap: &mut Capture,
+    signal_stacks: &[(u64, usize)],
+) {
+    for &(sp, len) in signal_stacks {
+        if !read_ranges(fetch, cap, &[(sp, len)])
+            .first()
+            .copied()
+            .unwrap_or(false)
+        {
+            read_ranges(fetch, cap, &[(sp, (0x1000 - (sp & 0xfff)) as usize)]);
+        }
+    }
 }
 
 /// What a live `g`'s fields decide: a goroutine off any thread has its
@@ -375,8 +429,8 @@ fn stack_from(f: &StackFields, sps: [u64; 3]) -> Option<(u64, usize)> {
 /// when the thread is off it (decode unwinds the thread's own stack to
 /// find where the goroutine was, somewhere on its stack); else its stack
 /// from the lowest SP on it.
-type Wants = (Option<(u64, usize)>, Option<(u64, usize)>);
-fn running_want(f: &StackFields, thread_sp: Option<u64>) -> Wants {
+pub(super) type Wants = (Option<(u64, usize)>, Option<(u64, usize)>);
+pub(super) fn running_want(f: &StackFields, thread_sp: Option<u64>) -> Wants {
     if let Some(sp) = thread_sp {
         if !(sp >= f.lo && sp < f.hi) && f.lo < f.hi {
             let whole = (f.lo, (f.hi - f.lo).min(MAX_STACK_COPY) as usize);
@@ -530,7 +584,7 @@ fn read_ranges(fetch: &mut dyn Fetch, cap: &mut Capture, ranges: &[(u64, usize)]
     ok
 }
 
-fn read_wait_reasons(
+pub(super) fn read_wait_reasons(
     t: &dyn Target,
     fetch: &mut dyn Fetch,
     addr: u64,

@@ -17,6 +17,12 @@
 //! only the bytes it asked for are kept (`assemble`, after resuming).
 //! Anything the refresh cannot vouch for (a copied range unmapped since, a
 //! re-read that failed) makes the stop a plain stop capture instead.
+//!
+//! When the goroutine list is the one the running capture read, the stop
+//! does not even run the capture: `ready.rs` answers from the running
+//! capture's plan, deciding again only the goroutines written since.
+
+mod ready;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -223,6 +229,9 @@ pub struct PrecopyStats {
     pub pages_rewritten_stopped: u64,
     /// Ranges the final capture asked for that the copy did not hold.
     pub ranges_fetched_stopped: u64,
+    /// When the final capture was made from the running plan: how many
+    /// goroutines it decided again.
+    pub redecided: Option<u64>,
     /// Why the final stop fell back to a full stop capture, if it did.
     pub full_capture: Option<String>,
     /// How long the final stop's own work took, by step: the scan for
@@ -260,6 +269,8 @@ pub struct Precopy<'p> {
     /// Ranges of the copy read again since that capture read them, sorted
     /// and disjoint: where its decisions may be out of date.
     refreshed: Vec<(u64, u64)>,
+    /// The plan summed up for a final stop that reuses it, when it can.
+    ready: Option<ready::Ready>,
     /// What the final capture asked for (for the test hook).
     pub asked: Vec<((u64, usize), bool)>,
     pub stats: PrecopyStats,
@@ -329,39 +340,16 @@ impl Fetch for FinalFetch<'_> {
             .get(self.calls)
             .map_or(&[][..], |v| &v[..]);
         self.calls += 1;
-        let mut ok = vec![true; ranges.len()];
-        let mut need = Vec::new();
-        let mut need_at = Vec::new();
-        for (i, &(a, n)) in ranges.iter().enumerate() {
-            // The common case, cheaply: the running copy asked for this very
-            // range at this place, and got it whole in one span (spans are
-            // never taken away, and were all refreshed).
-            if asked_before.get(i) == Some(&((a, n), true)) {
-                continue;
-            }
-            match a.checked_add(n as u64) {
-                None => ok[i] = false,
-                Some(end) if n == 0 || self.spans.cover_single(a, end) => {}
-                Some(end) if self.whole.iter().any(|w| w.0 <= a && end <= w.1) => {}
-                Some(_) => {
-                    need.push((a, n));
-                    need_at.push(i);
-                }
-            }
-        }
-        if !need.is_empty() {
-            // Read whole, as a stop capture reads them, into spans of their
-            // own: the copy's older spans there hold the same bytes now.
-            let got = mem.read_from(self.target, &need);
-            for ((&i, &(a, n)), good) in need_at.iter().zip(&need).zip(got) {
-                ok[i] = good;
-                self.stats.ranges_fetched_stopped += 1;
-                if good {
-                    self.stats.stopped_bytes += n as u64;
-                    self.whole.push((a, a + n as u64));
-                }
-            }
-        }
+        let mut stop = InStop {
+            spans: self.spans,
+            whole: &mut self.whole,
+            target: self.target,
+            stats: self.stats,
+        };
+        // The common case, cheaply: the running copy asked for this very
+        // range at this place, and got it whole in one span (spans are
+        // never taken away, and were all refreshed).
+        let ok = stop.resolve(mem, ranges, |i, r| asked_before.get(i) == Some(&(r, true)));
         self.asked
             .extend(ranges.iter().copied().zip(ok.iter().copied()));
         ok
@@ -380,6 +368,59 @@ impl Fetch for FinalFetch<'_> {
         };
         let i = self.refreshed.partition_point(|r| r.1 <= addr);
         self.refreshed.get(i).is_none_or(|r| r.0 >= end)
+    }
+}
+
+/// The final stop's reads: a range the refreshed copy holds whole (in one
+/// span, or read whole in this stop already) is served from it, any other
+/// is read whole from the frozen target, as a stop capture reads it, into
+/// a span of its own (the copy's older spans there hold the same bytes).
+struct InStop<'a> {
+    spans: &'a Spans,
+    /// Ranges read whole in this stop (they may overlap the spans).
+    whole: &'a mut Vec<(u64, u64)>,
+    target: &'a dyn Target,
+    stats: &'a mut PrecopyStats,
+}
+
+impl InStop<'_> {
+    /// Makes each range readable in `mem`; whether each could be read.
+    /// `known(i, range)`: the caller knows range `i` to be held whole.
+    fn resolve(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        known: impl Fn(usize, (u64, usize)) -> bool,
+    ) -> Vec<bool> {
+        let mut ok = vec![true; ranges.len()];
+        let mut need = Vec::new();
+        let mut need_at = Vec::new();
+        for (i, &(a, n)) in ranges.iter().enumerate() {
+            if known(i, (a, n)) {
+                continue;
+            }
+            match a.checked_add(n as u64) {
+                None => ok[i] = false,
+                Some(end) if n == 0 || self.spans.cover_single(a, end) => {}
+                Some(end) if self.whole.iter().any(|w| w.0 <= a && end <= w.1) => {}
+                Some(_) => {
+                    need.push((a, n));
+                    need_at.push(i);
+                }
+            }
+        }
+        if !need.is_empty() {
+            let got = mem.read_from(self.target, &need);
+            for ((&i, &(a, n)), good) in need_at.iter().zip(&need).zip(got) {
+                ok[i] = good;
+                self.stats.ranges_fetched_stopped += 1;
+                if good {
+                    self.stats.stopped_bytes += n as u64;
+                    self.whole.push((a, a + n as u64));
+                }
+            }
+        }
+        ok
     }
 }
 
@@ -425,6 +466,8 @@ pub struct Finished {
     /// [`Precopy::assemble`]; or a full stop capture, complete.
     capture: Capture,
     asked: Option<Vec<((u64, usize), bool)>>,
+    /// From a capture made from the plan: what to build `asked` from.
+    deferred: Option<ready::Deferred>,
 }
 
 impl<'p> Precopy<'p> {
@@ -451,6 +494,7 @@ impl<'p> Precopy<'p> {
             running_asks: Vec::new(),
             plan: Plan::default(),
             refreshed: Vec::new(),
+            ready: None,
             asked: Vec::new(),
             stats: PrecopyStats::default(),
         }
@@ -526,6 +570,7 @@ impl<'p> Precopy<'p> {
         )?;
         self.copy = copy;
         self.round(mem);
+        self.prepare_ready(mem);
         Ok(())
     }
 
@@ -643,7 +688,10 @@ impl<'p> Precopy<'p> {
         self.stats.reread = started.elapsed();
         let started = Instant::now();
         let fin = match refreshed {
-            Ok(()) => self.capture_on_copy(t, now)?,
+            Ok(()) => match self.capture_ready(t, now) {
+                Some(f) => Ok(f),
+                None => self.capture_on_copy(t, now)?,
+            },
             Err(why) => Err(why),
         };
         let fin = match fin {
@@ -656,6 +704,7 @@ impl<'p> Precopy<'p> {
                 Finished {
                     capture: cap,
                     asked: None,
+                    deferred: None,
                 }
             }
         };
@@ -700,6 +749,7 @@ impl<'p> Precopy<'p> {
         Ok(Ok(Finished {
             capture: cap,
             asked: Some(asked),
+            deferred: None,
         }))
     }
 
@@ -763,7 +813,20 @@ impl<'p> Precopy<'p> {
     /// stop capture would. The copy's bytes stay where they are: only its
     /// index changes.
     pub fn assemble(&mut self, fin: Finished) -> Capture {
-        let Finished { mut capture, asked } = fin;
+        let Finished {
+            mut capture,
+            asked,
+            deferred,
+        } = fin;
+        let asked = match deferred {
+            Some(d) => {
+                let asked = d.asked();
+                // What a stop capture counts: every range it could read.
+                capture.bytes += asked.iter().filter(|a| a.1).map(|a| a.0 .1).sum::<usize>();
+                Some(asked)
+            }
+            None => asked,
+        };
         self.asked = asked.clone().unwrap_or_default();
         let Some(asked) = asked else {
             return capture;
