@@ -77,13 +77,15 @@ impl ArgsPlan {
 
     /// The text between the parentheses, reading argument words at `argp`.
     pub fn format(&self, mem: &dyn Memory, argp: u64) -> String {
-        let mut out = String::with_capacity(self.program.len() * 8);
+        // Bytes, made a String once: a check per word was a tenth of a
+        // large dump's decoding.
+        let mut out = Vec::with_capacity(self.program.len() * 8);
         let mut start = true;
         let mut slot = 0u32;
         let mut i = 0;
-        let comma = |out: &mut String, start: bool| {
+        let comma = |out: &mut Vec<u8>, start: bool| {
             if !start {
-                out.push_str(", ");
+                out.extend_from_slice(b", ");
             }
         };
         while let Some(&op) = self.program.get(i) {
@@ -92,18 +94,18 @@ impl ArgsPlan {
                 END_SEQ => break,
                 START_AGG => {
                     comma(&mut out, start);
-                    out.push('{');
+                    out.push(b'{');
                     start = true;
                     continue;
                 }
-                END_AGG => out.push('}'),
+                END_AGG => out.push(b'}'),
                 DOTDOTDOT => {
                     comma(&mut out, start);
-                    out.push_str("...");
+                    out.extend_from_slice(b"...");
                 }
                 OFFSET_TOO_LARGE => {
                     comma(&mut out, start);
-                    out.push('_');
+                    out.push(b'_');
                 }
                 off => {
                     comma(&mut out, start);
@@ -123,10 +125,10 @@ impl ArgsPlan {
                             push_hex(&mut out, x);
                             let tracked = off >= self.start_offset;
                             if tracked && slot < 64 && self.stale & (1 << slot) != 0 {
-                                out.push('?');
+                                out.push(b'?');
                             }
                         }
-                        Err(_) => out.push('?'),
+                        Err(_) => out.push(b'?'),
                     }
                     if off >= self.start_offset {
                         slot += 1;
@@ -135,13 +137,16 @@ impl ArgsPlan {
             }
             start = false;
         }
-        out
+        // ASCII by construction.
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
 /// `{:#x}` of `v`, appended without `fmt`'s machinery (once per argument
-/// word of every frame of every goroutine).
-fn push_hex(out: &mut String, v: u64) {
+/// word of every frame of every goroutine). The whole 18-byte buffer is
+/// appended and the rest cut off: a copy of a fixed size is a few moves,
+/// one of a varying size a call.
+fn push_hex(out: &mut Vec<u8>, v: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digits = (64 - v.leading_zeros()).div_ceil(4).max(1) as usize;
     let mut buf = [b'0'; 18];
@@ -149,8 +154,9 @@ fn push_hex(out: &mut String, v: u64) {
     for i in 0..digits {
         buf[1 + digits - i] = DIGITS[((v >> (4 * i)) & 0xf) as usize];
     }
-    // ASCII by construction: the conversion cannot fail.
-    out.push_str(std::str::from_utf8(&buf[..2 + digits]).unwrap_or("?"));
+    let at = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(at + 2 + digits);
 }
 
 #[cfg(test)]
@@ -158,9 +164,9 @@ mod hex_tests {
     #[test]
     fn push_hex_prints_as_format_does() {
         for v in [0, 1, 0xf, 0x10, 0xc000_0123_4567, u64::MAX] {
-            let mut s = String::new();
+            let mut s = b"(".to_vec();
             super::push_hex(&mut s, v);
-            assert_eq!(s, format!("{v:#x}"));
+            assert_eq!(s, format!("({v:#x}").as_bytes());
         }
     }
 }
