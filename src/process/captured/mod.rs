@@ -9,6 +9,7 @@
 //! threads read through a [`CaptureReader`] each, which remembers the last
 //! range it hit and keeps a small block cache of the file.
 
+mod cache;
 mod pipelined;
 mod reader;
 mod spill;
@@ -20,9 +21,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::memory::{Memory, ReadFault};
+use cache::BlockCache;
 pub use reader::CaptureReader;
 pub use spill::temporary_dir;
-use spill::{BlockCache, SpillFile, STAGING_BYTES};
+use spill::{SpillFile, STAGING_BYTES};
 
 /// One copied range: `len` bytes of target memory at `addr`, kept at
 /// `offset` in the store.

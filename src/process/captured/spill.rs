@@ -1,7 +1,8 @@
 //! A capture's bytes in an unlinked temporary file instead of goat's heap:
 //! at a million goroutines the copy is 1.7 GB, which must not become goat's
 //! RSS on a box already short of memory. Written in large batches with
-//! `pwrite`, read back with `pread` through a small block cache per reader.
+//! `pwrite`, read back with `pread` through a small block cache per reader
+//! (`cache.rs`).
 
 use std::fs::File;
 use std::io;
@@ -11,14 +12,6 @@ use std::path::{Path, PathBuf};
 /// Bytes staged in memory before one `pwrite`: large enough that the
 /// syscalls cost nothing next to the copy, small enough to stay out of RSS.
 pub(super) const STAGING_BYTES: usize = 4 << 20;
-/// The cache's granule. A goroutine's stack (about a KiB used) and its `g`
-/// sit in a block or two; decoding goroutines in `allgs` order reads the
-/// file nearly front to back, so a block serves several goroutines.
-pub(super) const BLOCK: usize = 16 << 10;
-/// Blocks one reader keeps (1 MiB): the stacks region and the `g` region
-/// are read at two moving places, plus a few hot blocks (the `m`s).
-const CACHED_BLOCKS: usize = 64;
-
 /// Where spilled captures go: `$TMPDIR`, else `/var/tmp` (on disk on most
 /// systems, where `/tmp` is often memory), else the system's temporary
 /// directory.
@@ -86,75 +79,5 @@ impl SpillFile {
     /// Reads `buf.len()` bytes at `at`, uncached.
     pub(super) fn read_at(&self, at: u64, buf: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buf, at)
-    }
-}
-
-/// A few recently read blocks of a [`SpillFile`]. Not shared: each decoding
-/// thread has its own, so reads take no lock.
-#[derive(Debug, Default)]
-pub(super) struct BlockCache {
-    /// (block number, bytes); a block at the file's end may be short.
-    blocks: Vec<(u64, Vec<u8>)>,
-    /// The slot the next miss replaces (round robin: the access pattern is
-    /// two sequential sweeps, for which it does as well as LRU).
-    next: usize,
-    /// The slot of the last hit, tried first.
-    last: usize,
-}
-
-impl BlockCache {
-    /// Copies `buf.len()` bytes at file offset `at` into `buf`.
-    pub(super) fn read(&mut self, file: &SpillFile, at: u64, buf: &mut [u8]) -> io::Result<()> {
-        if buf.len() > BLOCK {
-            return file.read_at(at, buf);
-        }
-        let mut done = 0;
-        while done < buf.len() {
-            let pos = at + done as u64;
-            let slot = self.slot(file, pos / BLOCK as u64)?;
-            let block = &self.blocks[slot].1;
-            let from = (pos % BLOCK as u64) as usize;
-            let n = (buf.len() - done).min(block.len().saturating_sub(from));
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            buf[done..done + n].copy_from_slice(&block[from..from + n]);
-            done += n;
-        }
-        Ok(())
-    }
-
-    /// The slot holding block `no`, read in on a miss.
-    fn slot(&mut self, file: &SpillFile, no: u64) -> io::Result<usize> {
-        if self.blocks.get(self.last).is_some_and(|b| b.0 == no) {
-            return Ok(self.last);
-        }
-        if let Some(i) = self.blocks.iter().position(|b| b.0 == no) {
-            self.last = i;
-            return Ok(i);
-        }
-        let start = no * BLOCK as u64;
-        let len = (file.len().saturating_sub(start) as usize).min(BLOCK);
-        let slot = if self.blocks.len() < CACHED_BLOCKS {
-            self.blocks.push((no, Vec::new()));
-            self.blocks.len() - 1
-        } else {
-            let s = self.next;
-            self.next = (self.next + 1) % CACHED_BLOCKS;
-            s
-        };
-        let entry = &mut self.blocks[slot];
-        entry.0 = u64::MAX;
-        entry.1.resize(len, 0);
-        file.read_at(start, &mut entry.1)?;
-        entry.0 = no;
-        self.last = slot;
-        Ok(slot)
-    }
-
-    pub(super) fn clear(&mut self) {
-        self.blocks.clear();
-        self.next = 0;
-        self.last = 0;
     }
 }

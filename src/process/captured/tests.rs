@@ -1,4 +1,4 @@
-use super::spill::BLOCK;
+use super::cache::BLOCK;
 use super::*;
 use crate::process::MemoryExt;
 
