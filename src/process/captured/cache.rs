@@ -1,39 +1,44 @@
-//! A reader's cache of a spilled capture's blocks.
+//! A reader's cache of a spilled capture's decoded blocks.
 
 use std::io;
 
+use super::frames::BLOCK;
 use super::spill::SpillFile;
 
-/// The cache's granule. A goroutine's stack (about a KiB used) and its `g`
-/// sit in a block or two; decoding goroutines in `allgs` order reads the
-/// file nearly front to back, so a block serves several goroutines.
-pub(super) const BLOCK: usize = 16 << 10;
-/// Blocks one reader keeps (1 MiB): the stacks region and the `g` region
-/// are read at two moving places, plus a few hot blocks (the `m`s).
-const CACHED_BLOCKS: usize = 64;
+/// Memory one reader's cache holds (1 MiB): the stacks region and the `g`
+/// region are read at two moving places, plus a few hot blocks (the `m`s).
+/// Decoding goroutines in `allgs` order reads the file nearly front to
+/// back, so a block serves several goroutines before it is replaced.
+const CACHE_BYTES: usize = 1 << 20;
+const CACHED_BLOCKS: usize = CACHE_BYTES / BLOCK;
 
-/// A few recently read blocks of a [`SpillFile`]. Not shared: each decoding
-/// thread has its own, so reads take no lock.
+/// A few recently decoded blocks of a [`SpillFile`]. Not shared: each
+/// decoding thread has its own, so reads take no lock. Cleared whenever
+/// the capture's blocks change (an overwrite); appends only add blocks.
 #[derive(Debug, Default)]
 pub(super) struct BlockCache {
-    /// (block number, bytes); a block at the file's end may be short.
+    /// (block number, its bytes as readers see them); a block at a
+    /// batch's end is short.
     blocks: Vec<(u64, Vec<u8>)>,
     /// The slot the next miss replaces (round robin: the access pattern is
     /// two sequential sweeps, for which it does as well as LRU).
     next: usize,
     /// The slot of the last hit, tried first.
     last: usize,
+    /// A frame's compressed bytes, read before they are decoded.
+    scratch: Vec<u8>,
 }
 
 impl BlockCache {
-    /// Copies `buf.len()` bytes at file offset `at` into `buf`.
+    /// Copies `buf.len()` bytes at logical offset `at` into `buf`, block
+    /// by block. Bytes never stored (a batch's padding, or past the end)
+    /// are an error.
     pub(super) fn read(&mut self, file: &SpillFile, at: u64, buf: &mut [u8]) -> io::Result<()> {
-        if buf.len() > BLOCK {
-            return file.read_at(at, buf);
-        }
         let mut done = 0;
         while done < buf.len() {
-            let pos = at + done as u64;
+            let pos = at
+                .checked_add(done as u64)
+                .ok_or(io::ErrorKind::UnexpectedEof)?;
             let slot = self.slot(file, pos / BLOCK as u64)?;
             let block = &self.blocks[slot].1;
             let from = (pos % BLOCK as u64) as usize;
@@ -47,7 +52,7 @@ impl BlockCache {
         Ok(())
     }
 
-    /// The slot holding block `no`, read in on a miss.
+    /// The slot holding block `no`, decoded into it on a miss.
     fn slot(&mut self, file: &SpillFile, no: u64) -> io::Result<usize> {
         if self.blocks.get(self.last).is_some_and(|b| b.0 == no) {
             return Ok(self.last);
@@ -56,8 +61,6 @@ impl BlockCache {
             self.last = i;
             return Ok(i);
         }
-        let start = no * BLOCK as u64;
-        let len = (file.len().saturating_sub(start) as usize).min(BLOCK);
         let slot = if self.blocks.len() < CACHED_BLOCKS {
             self.blocks.push((no, Vec::new()));
             self.blocks.len() - 1
@@ -67,9 +70,9 @@ impl BlockCache {
             s
         };
         let entry = &mut self.blocks[slot];
+        // Not a block until it is read whole.
         entry.0 = u64::MAX;
-        entry.1.resize(len, 0);
-        file.read_at(start, &mut entry.1)?;
+        file.load_block(no, &mut entry.1, &mut self.scratch)?;
         entry.0 = no;
         self.last = slot;
         Ok(slot)
