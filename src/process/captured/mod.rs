@@ -22,6 +22,8 @@ mod pipelined;
 mod reader;
 mod spill;
 #[cfg(test)]
+mod spill_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;

@@ -133,4 +133,10 @@ impl Patches {
             self.blocks.insert(no, p);
         }
     }
+
+    /// Bytes the patches hold.
+    #[cfg(test)]
+    pub(super) fn held(&self) -> usize {
+        self.bytes
+    }
 }

@@ -200,9 +200,29 @@ impl SpillFile {
             .ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
     }
 
+    #[cfg(test)]
+    pub(super) fn set_patch_limit(&mut self, limit: usize) {
+        self.patches = Patches::with_limit(limit);
+    }
+
+    #[cfg(test)]
+    pub(super) fn patched_bytes(&self) -> usize {
+        self.patches.held()
+    }
+
     /// Bytes in the file (compressed).
     #[cfg(test)]
     pub(super) fn stored(&self) -> u64 {
         self.end
+    }
+
+    #[cfg(test)]
+    pub(super) fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
+
+    #[cfg(test)]
+    pub(super) fn file(&self) -> &File {
+        &self.file
     }
 }
