@@ -5,10 +5,11 @@ use std::io;
 use super::frames::BLOCK;
 use super::spill::SpillFile;
 
-/// Memory one reader's cache holds (1 MiB): the stacks region and the `g`
-/// region are read at two moving places, plus a few hot blocks (the `m`s).
-/// Decoding goroutines in `allgs` order reads the file nearly front to
-/// back, so a block serves several goroutines before it is replaced.
+/// Memory one reader's cache holds (1 MiB, 32 blocks): the stacks region
+/// and the `g` region are read at two moving places, plus a few hot blocks
+/// (the `m`s). Decoding goroutines in `allgs` order reads the file nearly
+/// front to back, so a block serves several goroutines before it is
+/// replaced: a 100k dump's reads missed as often with 4 MiB as with 1.
 const CACHE_BYTES: usize = 1 << 20;
 const CACHED_BLOCKS: usize = CACHE_BYTES / BLOCK;
 

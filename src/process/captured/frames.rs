@@ -12,13 +12,16 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 /// Bytes of one logical block, the unit of compression and of the readers'
-/// caches. Measured on a 100k-goroutine dump (190 MB), lz4 gave 3.9x at
-/// 16 KiB, 4.0x at 32 KiB and 4.1x at 64 KiB, for about the same time to
-/// compress and decode the whole; but decoding reads goroutines in
-/// chunks on several threads, and each cache miss decodes a whole block,
-/// so larger blocks cost more decoding where the chunks meet and for
-/// scattered reads (the Ms, a stack copied in the final stop).
-pub(super) const BLOCK: usize = 16 << 10;
+/// caches. Measured on a 100k-goroutine dump (190 MB), 16, 32 and 64 KiB
+/// blocks compress 3.9x, 4.1x and 4.2x, in about the same time. Decoding
+/// is where they differ: each cache miss reads a frame (a `pread`) and
+/// decodes a whole block, and the two decoding threads' chunks of
+/// goroutines share more than half their blocks (a chunk's stacks are
+/// spread wider than its share of the file). Replaying the reads of that dump, 16 KiB blocks decode
+/// 1.7x the data with 21k misses, 32 KiB 2.0x with 12k, 64 KiB 2.5x with
+/// 7.6k: 16 and 32 KiB cost about the same, 64 KiB more (and was slower
+/// end to end). 32 KiB for the better ratio and half the frames.
+pub(super) const BLOCK: usize = 32 << 10;
 
 /// Where one logical block is in the file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! overlapped: while one staging buffer is compressed and written to the
 //! file, the next batch is read from the target into the other. Copying
 //! 100k goroutines (190 MB) is a `process_vm_readv` per 4 MiB batch, and
-//! for the writer an lz4 compression (about 1 ms a MiB) and a `pwrite` of
+//! for the writer an lz4 compression (about 1.3 ms a MiB) and a `pwrite` of
 //! a quarter of the bytes; one after the other they would add up, on a
 //! thread that otherwise waits on the target's memory.
 
