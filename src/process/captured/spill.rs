@@ -173,7 +173,13 @@ impl SpillFile {
             Ok((frames, written)) => {
                 self.end = self.end.saturating_add(written);
                 for ((no, _), f) in kept.iter().zip(frames) {
-                    self.frames[*no as usize] = f;
+                    // Each `no` was just looked up by `frame`.
+                    if let Some(slot) = usize::try_from(*no)
+                        .ok()
+                        .and_then(|i| self.frames.get_mut(i))
+                    {
+                        *slot = f;
+                    }
                 }
             }
             Err(_) => self.patches.put_back(kept),
