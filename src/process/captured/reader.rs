@@ -2,7 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::spill::BlockCache;
+use super::cache::BlockCache;
 use super::CapturedMemory;
 use crate::process::memory::{Memory, ReadFault};
 

@@ -1,23 +1,27 @@
 //! A capture's bytes in an unlinked temporary file instead of goat's heap:
-//! at a million goroutines the copy is 1.7 GB, which must not become goat's
-//! RSS on a box already short of memory. Written in large batches with
-//! `pwrite`, read back with `pread` through a small block cache per reader.
+//! at a million goroutines the copy is 1.9 GB, which must not become
+//! goat's RSS on a box already short of memory.
+//!
+//! The capture's index points at *logical* offsets; the file holds the
+//! logical bytes block by block, each block a frame of its own, lz4-
+//! compressed (`frames.rs`: why, and the block size), found through a
+//! frame table kept in memory. Bytes are appended in batches (4 MiB while
+//! copying, or one range), each starting at a block boundary, so a block
+//! is compressed exactly once, and a batch's last block is stored only as
+//! far as the batch goes. Overwrites stay in memory as patches
+//! (`patched.rs`) until too many pile up. Readers decode blocks through a
+//! cache of their own (`cache.rs`).
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use super::frames::{read_frame, Frame, Packer, BLOCK};
+use super::patched::Patches;
 
 /// Bytes staged in memory before one `pwrite`: large enough that the
 /// syscalls cost nothing next to the copy, small enough to stay out of RSS.
 pub(super) const STAGING_BYTES: usize = 4 << 20;
-/// The cache's granule. A goroutine's stack (about a KiB used) and its `g`
-/// sit in a block or two; decoding goroutines in `allgs` order reads the
-/// file nearly front to back, so a block serves several goroutines.
-pub(super) const BLOCK: usize = 16 << 10;
-/// Blocks one reader keeps (1 MiB): the stacks region and the `g` region
-/// are read at two moving places, plus a few hot blocks (the `m`s).
-const CACHED_BLOCKS: usize = 64;
 
 /// Where spilled captures go: `$TMPDIR`, else `/var/tmp` (on disk on most
 /// systems, where `/tmp` is often memory), else the system's temporary
@@ -30,14 +34,26 @@ pub fn temporary_dir() -> PathBuf {
     }
 }
 
+/// `n` logical bytes rounded up to whole blocks: what a batch of `n`
+/// bytes takes of the logical space.
+pub(super) fn whole_blocks(n: usize) -> u64 {
+    (n.div_ceil(BLOCK) as u64).saturating_mul(BLOCK as u64)
+}
+
 /// The file: unlinked from its creation (`O_TMPFILE` where the filesystem
 /// has it), so it vanishes with goat however goat ends.
 #[derive(Debug)]
 pub(super) struct SpillFile {
     file: File,
-    /// Bytes written so far; the next append goes here.
-    len: u64,
-    /// Where batches are read into before their `pwrite` (reused).
+    /// Bytes written to the file; the next frame goes here.
+    end: u64,
+    /// Each logical block's frame, by block number: the logical length
+    /// is `frames.len()` blocks.
+    frames: Vec<Frame>,
+    patches: Patches,
+    /// The compression buffer (reused).
+    pub(super) packer: Packer,
+    /// Where batches are read into before they are compressed (reused).
     pub(super) staging: Vec<u8>,
 }
 
@@ -45,116 +61,174 @@ impl SpillFile {
     pub(super) fn create_in(dir: &Path) -> io::Result<SpillFile> {
         Ok(SpillFile {
             file: tempfile::tempfile_in(dir)?,
-            len: 0,
+            end: 0,
+            frames: Vec::new(),
+            patches: Patches::default(),
+            packer: Packer::default(),
             staging: Vec::new(),
         })
     }
 
+    /// The logical length: where the next batch starts.
     pub(super) fn len(&self) -> u64 {
-        self.len
+        (self.frames.len() as u64).saturating_mul(BLOCK as u64)
     }
 
-    /// Appends the first `n` staged bytes; returns their offset.
+    /// The file itself, for a writer on another thread, and where its
+    /// frames go; [`Self::wrote`] says what it wrote.
+    pub(super) fn raw(&self) -> (&File, u64) {
+        (&self.file, self.end)
+    }
+
+    /// Records that frames were written up to `end` (by a writer handed
+    /// [`Self::raw`]).
+    pub(super) fn wrote(&mut self, end: u64) {
+        self.end = self.end.max(end);
+    }
+
+    /// Appends the first `n` staged bytes; returns their logical offset.
     pub(super) fn append_staged(&mut self, n: usize) -> io::Result<u64> {
-        let at = self.len;
-        self.file.write_all_at(&self.staging[..n], at)?;
-        self.len += n as u64;
-        Ok(at)
-    }
-
-    /// Appends `bytes`; returns their offset.
-    pub(super) fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
-        let at = self.len;
-        self.file.write_all_at(bytes, at)?;
-        self.len += bytes.len() as u64;
-        Ok(at)
-    }
-
-    /// Sets aside the next `n` bytes of the file, to be written with
-    /// [`Self::overwrite`] (from another thread, say); their offset.
-    pub(super) fn claim(&mut self, n: u64) -> u64 {
-        let at = self.len;
-        self.len += n;
+        let staging = std::mem::take(&mut self.staging);
+        let at = self.append(&staging[..n]);
+        self.staging = staging;
         at
     }
 
-    /// Replaces bytes already written at `at`.
-    pub(super) fn overwrite(&self, at: u64, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(bytes, at)
+    /// Appends `bytes` from the next block boundary; returns their
+    /// logical offset.
+    pub(super) fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
+        let at = self.len();
+        self.packer.push_blocks(bytes);
+        let (frames, written) = self.packer.write_at(&self.file, self.end)?;
+        self.end = self.end.saturating_add(written);
+        self.frames.extend(frames);
+        Ok(at)
     }
 
-    /// Reads `buf.len()` bytes at `at`, uncached.
-    pub(super) fn read_at(&self, at: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buf, at)
+    /// Sets aside the next `n` logical bytes (whole blocks), their frames
+    /// to be written by another thread ([`Self::place`]); their offset.
+    pub(super) fn claim(&mut self, n: u64) -> u64 {
+        let at = self.len();
+        let blocks = n.div_ceil(BLOCK as u64) as usize;
+        self.frames
+            .resize(self.frames.len().saturating_add(blocks), Frame::default());
+        at
     }
-}
 
-/// A few recently read blocks of a [`SpillFile`]. Not shared: each decoding
-/// thread has its own, so reads take no lock.
-#[derive(Debug, Default)]
-pub(super) struct BlockCache {
-    /// (block number, bytes); a block at the file's end may be short.
-    blocks: Vec<(u64, Vec<u8>)>,
-    /// The slot the next miss replaces (round robin: the access pattern is
-    /// two sequential sweeps, for which it does as well as LRU).
-    next: usize,
-    /// The slot of the last hit, tried first.
-    last: usize,
-}
-
-impl BlockCache {
-    /// Copies `buf.len()` bytes at file offset `at` into `buf`.
-    pub(super) fn read(&mut self, file: &SpillFile, at: u64, buf: &mut [u8]) -> io::Result<()> {
-        if buf.len() > BLOCK {
-            return file.read_at(at, buf);
+    /// Records the frames of the claimed blocks from logical offset `at`.
+    pub(super) fn place(&mut self, at: u64, frames: Vec<Frame>) {
+        let first = (at / BLOCK as u64) as usize;
+        for (slot, f) in self.frames.iter_mut().skip(first).zip(frames) {
+            *slot = f;
         }
+    }
+
+    /// Replaces bytes already written at logical offset `at`: recorded as
+    /// patches (see `patched.rs`), the oldest written out as new frames
+    /// when there are too many.
+    pub(super) fn overwrite(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
         let mut done = 0;
-        while done < buf.len() {
-            let pos = at + done as u64;
-            let slot = self.slot(file, pos / BLOCK as u64)?;
-            let block = &self.blocks[slot].1;
-            let from = (pos % BLOCK as u64) as usize;
-            let n = (buf.len() - done).min(block.len().saturating_sub(from));
+        while done < bytes.len() {
+            let pos = at
+                .checked_add(done as u64)
+                .ok_or(io::ErrorKind::InvalidInput)?;
+            let no = pos / BLOCK as u64;
+            let within = (pos % BLOCK as u64) as usize;
+            let stored = self.frame(no)?.len as usize;
+            let n = (bytes.len() - done).min(stored.saturating_sub(within));
             if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
+                // Padding, or a block never stored: nothing reads there.
+                return Err(io::ErrorKind::InvalidInput.into());
             }
-            buf[done..done + n].copy_from_slice(&block[from..from + n]);
+            self.patches
+                .record(no, within as u32, &bytes[done..done + n]);
             done += n;
+        }
+        if self.patches.over_limit() {
+            self.flush_patches();
         }
         Ok(())
     }
 
-    /// The slot holding block `no`, read in on a miss.
-    fn slot(&mut self, file: &SpillFile, no: u64) -> io::Result<usize> {
-        if self.blocks.get(self.last).is_some_and(|b| b.0 == no) {
-            return Ok(self.last);
+    /// Writes the oldest patched blocks out as new frames, patched, in one
+    /// `pwrite`. A block whose frame cannot be read loses its patch (it
+    /// reads as a fault anyway); if the write fails the patches stay.
+    fn flush_patches(&mut self) {
+        let taken = self.patches.take_oldest();
+        let mut block = Vec::new();
+        let mut scratch = Vec::new();
+        let mut kept = Vec::with_capacity(taken.len());
+        for (no, patch) in taken {
+            let Ok(frame) = self.frame(no) else {
+                continue;
+            };
+            if read_frame(&self.file, frame, &mut block, &mut scratch).is_ok()
+                && patch.apply(&mut block).is_ok()
+            {
+                self.packer.push(&block);
+                kept.push((no, patch));
+            }
         }
-        if let Some(i) = self.blocks.iter().position(|b| b.0 == no) {
-            self.last = i;
-            return Ok(i);
+        match self.packer.write_at(&self.file, self.end) {
+            Ok((frames, written)) => {
+                self.end = self.end.saturating_add(written);
+                for ((no, _), f) in kept.iter().zip(frames) {
+                    // Each `no` was just looked up by `frame`.
+                    if let Some(slot) = usize::try_from(*no)
+                        .ok()
+                        .and_then(|i| self.frames.get_mut(i))
+                    {
+                        *slot = f;
+                    }
+                }
+            }
+            Err(_) => self.patches.put_back(kept),
         }
-        let start = no * BLOCK as u64;
-        let len = (file.len().saturating_sub(start) as usize).min(BLOCK);
-        let slot = if self.blocks.len() < CACHED_BLOCKS {
-            self.blocks.push((no, Vec::new()));
-            self.blocks.len() - 1
-        } else {
-            let s = self.next;
-            self.next = (self.next + 1) % CACHED_BLOCKS;
-            s
-        };
-        let entry = &mut self.blocks[slot];
-        entry.0 = u64::MAX;
-        entry.1.resize(len, 0);
-        file.read_at(start, &mut entry.1)?;
-        entry.0 = no;
-        self.last = slot;
-        Ok(slot)
     }
 
-    pub(super) fn clear(&mut self) {
-        self.blocks.clear();
-        self.next = 0;
-        self.last = 0;
+    /// Block `no` as readers see it, into `out`: its frame decoded, then
+    /// its patches applied; `scratch` holds the compressed bytes.
+    pub(super) fn load_block(
+        &self,
+        no: u64,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        read_frame(&self.file, self.frame(no)?, out, scratch)?;
+        self.patches.apply(no, out)
+    }
+
+    fn frame(&self, no: u64) -> io::Result<Frame> {
+        usize::try_from(no)
+            .ok()
+            .and_then(|i| self.frames.get(i))
+            .copied()
+            .ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_patch_limit(&mut self, limit: usize) {
+        self.patches = Patches::with_limit(limit);
+    }
+
+    #[cfg(test)]
+    pub(super) fn patched_bytes(&self) -> usize {
+        self.patches.held()
+    }
+
+    /// Bytes in the file (compressed).
+    #[cfg(test)]
+    pub(super) fn stored(&self) -> u64 {
+        self.end
+    }
+
+    #[cfg(test)]
+    pub(super) fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
+
+    #[cfg(test)]
+    pub(super) fn file(&self) -> &File {
+        &self.file
     }
 }
