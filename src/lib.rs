@@ -11,6 +11,7 @@
 // the claim against the code next to it.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod ascii;
 pub mod binary;
 pub mod corefile;
 pub mod goruntime;

@@ -6,6 +6,7 @@
 //! The program and liveness depend only on the PC, so they are resolved once
 //! per PC into an [`ArgsPlan`]; only the argument words are read per frame.
 
+use crate::ascii::Put;
 use crate::binary::{Binary, Func};
 use crate::process::{Memory, MemoryExt, ReadFault};
 
@@ -77,15 +78,15 @@ impl ArgsPlan {
 
     /// The text between the parentheses, reading argument words at `argp`.
     pub fn format(&self, mem: &dyn Memory, argp: u64) -> String {
-        // Bytes, made a String once: a check per word was a tenth of a
-        // large dump's decoding.
+        // Bytes, made a String once: a UTF-8 check per word was a tenth of
+        // a large dump's decoding.
         let mut out = Vec::with_capacity(self.program.len() * 8);
         let mut start = true;
         let mut slot = 0u32;
         let mut i = 0;
         let comma = |out: &mut Vec<u8>, start: bool| {
             if !start {
-                out.extend_from_slice(b", ");
+                out.put(", ");
             }
         };
         while let Some(&op) = self.program.get(i) {
@@ -101,7 +102,7 @@ impl ArgsPlan {
                 END_AGG => out.push(b'}'),
                 DOTDOTDOT => {
                     comma(&mut out, start);
-                    out.extend_from_slice(b"...");
+                    out.put("...");
                 }
                 OFFSET_TOO_LARGE => {
                     comma(&mut out, start);
@@ -122,7 +123,7 @@ impl ArgsPlan {
                                 let shift = 64 - u32::from(size) * 8;
                                 x = (x << shift) >> shift;
                             }
-                            push_hex(&mut out, x);
+                            out.hex(x);
                             let tracked = off >= self.start_offset;
                             if tracked && slot < 64 && self.stale & (1 << slot) != 0 {
                                 out.push(b'?');
@@ -139,34 +140,5 @@ impl ArgsPlan {
         }
         // ASCII by construction.
         String::from_utf8(out).unwrap_or_default()
-    }
-}
-
-/// `{:#x}` of `v`, appended without `fmt`'s machinery (once per argument
-/// word of every frame of every goroutine). The whole 18-byte buffer is
-/// appended and the rest cut off: a copy of a fixed size is a few moves,
-/// one of a varying size a call.
-fn push_hex(out: &mut Vec<u8>, v: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1) as usize;
-    let mut buf = [b'0'; 18];
-    buf[1] = b'x';
-    for i in 0..digits {
-        buf[1 + digits - i] = DIGITS[((v >> (4 * i)) & 0xf) as usize];
-    }
-    let at = out.len();
-    out.extend_from_slice(&buf);
-    out.truncate(at + 2 + digits);
-}
-
-#[cfg(test)]
-mod hex_tests {
-    #[test]
-    fn push_hex_prints_as_format_does() {
-        for v in [0, 1, 0xf, 0x10, 0xc000_0123_4567, u64::MAX] {
-            let mut s = b"(".to_vec();
-            super::push_hex(&mut s, v);
-            assert_eq!(s, format!("({v:#x}").as_bytes());
-        }
     }
 }

@@ -44,7 +44,6 @@
 // so none can creep in.
 #![forbid(unsafe_code)]
 
-mod bytes;
 mod group;
 mod json;
 mod text;

@@ -24,8 +24,8 @@
 //!   line before each header; the SIGQUIT dump ends with one before the
 //!   registers, so every block is followed by one).
 
-use super::bytes::Put;
 use super::{at_least, print_name};
+use crate::ascii::Put;
 use crate::goruntime::{DumpInfo, Elision, Frame, Goroutine};
 
 /// `_Gwaiting`.

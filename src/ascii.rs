@@ -1,9 +1,10 @@
 //! Appending text to a byte buffer without `fmt`'s machinery: a dump of
 //! 100k goroutines is 7 million lines, and `write!` per field cost more
-//! than decoding them.
+//! than decoding them. Shared by the dump's layout (`report/text.rs`) and
+//! the argument lists decoding makes (`goruntime/args.rs`).
 
 /// Text appended to a buffer.
-pub(super) trait Put {
+pub(crate) trait Put {
     fn put(&mut self, s: &str);
     /// `{:#x}`: `0x` and lower-case hex digits, no leading zeros.
     fn hex(&mut self, v: u64);
