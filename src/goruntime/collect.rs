@@ -1,7 +1,7 @@
 //! The stop-time half of a dump: copy bytes out of the frozen target, as few
 //! reads as possible, and nothing else. Decoding happens after resuming.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use thiserror::Error;
 
@@ -272,32 +272,17 @@ pub fn capture_with(
         })
         .filter(|&m| m != 0)
         .collect();
-    let mranges: Vec<(u64, usize)> = ms
-        .iter()
-        .filter(|&&m| m.checked_add(layout.m.size).is_some())
-        .map(|&m| (m, layout.m.size as usize))
-        .collect();
+    let mranges = m_ranges(ms.into_iter(), layout);
     read_ranges(fetch, &mut cap, &mranges);
 
     // Stacks, from the SP the unwinder will start at up to stack.hi.
-    let rsp_by_tid: std::collections::HashMap<i64, u64> = cap
-        .threads
-        .iter()
-        .map(|th| (i64::from(th.go_tid()), th.regs.rsp))
-        .collect();
+    let sps = ThreadSps::of(&cap.threads);
     let mut stacks = Vec::with_capacity(live.len());
     let mut signal_stacks = Vec::new();
     for (g, s) in &live {
         let (signal, stack) = match s {
             GSaid::Parked { stack, .. } => (None, *stack),
-            GSaid::Running(p) => {
-                let tid =
-                    p.m.checked_add(layout.m.procid)
-                        .and_then(|a| cap.mem.read_u64(a).ok())
-                        .unwrap_or(0) as i64;
-                let sp = rsp_by_tid.get(&tid).copied();
-                running_want(p, sp.filter(|&sp| sp != u64::MAX))
-            }
+            GSaid::Running(p) => sps.want(p, &cap.mem, layout),
             _ => continue,
         };
         if signal.is_none() && stack.is_none() {
@@ -349,6 +334,46 @@ impl Fetch for Counted<'_> {
     }
     fn keep_plan(&mut self, plan: Plan) {
         self.inner.keep_plan(plan)
+    }
+}
+
+/// The ranges of the Ms `ms` (ascending, each once), for reading them;
+/// one that would end past 2^64 (target bytes) is left out.
+pub(super) fn m_ranges(ms: impl Iterator<Item = u64>, layout: &RuntimeLayout) -> Vec<(u64, usize)> {
+    let size = layout.m.size;
+    ms.filter(|m| m.checked_add(size).is_some())
+        .map(|m| (m, size as usize))
+        .collect()
+}
+
+/// The stopped threads' SPs, by the thread id the runtime knows each by:
+/// where a running goroutine's stack is in use.
+pub(super) struct ThreadSps(HashMap<i64, u64>);
+
+impl ThreadSps {
+    pub(super) fn of(threads: &[Thread]) -> Self {
+        ThreadSps(
+            threads
+                .iter()
+                .map(|th| (i64::from(th.go_tid()), th.regs.rsp))
+                .collect(),
+        )
+    }
+
+    /// What running goroutine `p` asks for, its M's thread id read from
+    /// `mem` (which holds the M).
+    pub(super) fn want<M: Memory + ?Sized>(
+        &self,
+        p: &StackFields,
+        mem: &M,
+        layout: &RuntimeLayout,
+    ) -> Wants {
+        let tid =
+            p.m.checked_add(layout.m.procid)
+                .and_then(|a| mem.read_u64(a).ok())
+                .unwrap_or(0) as i64;
+        let sp = self.0.get(&tid).copied();
+        running_want(p, sp.filter(|&sp| sp != u64::MAX))
     }
 }
 

@@ -77,6 +77,13 @@ impl Spans {
             .is_some_and(|(&s, &e)| s <= start && e >= end)
     }
 
+    /// [`Self::cover_single`] of the range `(addr, len)`; never for one
+    /// that would end past 2^64.
+    fn holds(&self, (addr, len): (u64, usize)) -> bool {
+        addr.checked_add(len as u64)
+            .is_some_and(|end| self.cover_single(addr, end))
+    }
+
     /// Whether the spans hold every byte of `[start, end)`.
     fn cover(&self, start: u64, end: u64) -> bool {
         let mut at = start;
@@ -285,22 +292,13 @@ struct RunningFetch<'a, 'p> {
 impl Fetch for RunningFetch<'_, '_> {
     fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
         let pc = &mut *self.pc;
-        pc.track_ranges(ranges);
-        let f = fetch_into(mem, &mut pc.spans, self.mem, ranges);
-        pc.stats.running_bytes += f.bytes;
-        let spans = &pc.spans;
-        let single = |&(a, n): &(u64, usize)| {
-            a.checked_add(n as u64)
-                .is_some_and(|e| spans.cover_single(a, e))
-        };
+        let f = pc.copy_in(mem, self.mem, ranges);
         let asks = ranges
             .iter()
             .zip(&f.ok)
-            .map(|(r, &ok)| (*r, ok && single(r)))
+            .map(|(&r, &ok)| (r, ok && pc.spans.holds(r)))
             .collect();
         pc.running_asks.push(asks);
-        // Read again in the final stop.
-        pc.dirty.extend(f.damaged);
         f.ok
     }
 
@@ -363,12 +361,15 @@ impl Fetch for FinalFetch<'_> {
     /// since would have been seen and the range read again: so they are
     /// unchanged unless they overlap what was read again.
     fn unchanged(&self, addr: u64, len: usize) -> bool {
-        let Some(end) = addr.checked_add(len as u64) else {
-            return false;
-        };
-        let i = self.refreshed.partition_point(|r| r.1 <= addr);
-        self.refreshed.get(i).is_none_or(|r| r.0 >= end)
+        addr.checked_add(len as u64)
+            .is_some_and(|end| !overlaps(self.refreshed, addr, end))
     }
+}
+
+/// Whether sorted, disjoint `ranges` overlap `[start, end)`.
+fn overlaps(ranges: &[(u64, u64)], start: u64, end: u64) -> bool {
+    let i = ranges.partition_point(|r| r.1 <= start);
+    ranges.get(i).is_some_and(|r| r.0 < end)
 }
 
 /// The final stop's reads: a range the refreshed copy holds whole (in one
@@ -549,6 +550,22 @@ impl<'p> Precopy<'p> {
                 at = me;
             }
         }
+    }
+
+    /// Copies `ranges` from the running target `src` into `mem` (the
+    /// copy's store), their mappings tracked first; what a failed re-read
+    /// may have damaged is read again in the final stop.
+    fn copy_in(
+        &mut self,
+        mem: &mut CapturedMemory,
+        src: &dyn Memory,
+        ranges: &[(u64, usize)],
+    ) -> Fetched {
+        self.track_ranges(ranges);
+        let mut f = fetch_into(mem, &mut self.spans, src, ranges);
+        self.stats.running_bytes += f.bytes;
+        self.dirty.append(&mut f.damaged);
+        f
     }
 
     /// The copy made while the target runs: the same ranges a capture of

@@ -18,10 +18,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Asked, Finished, InStop, Precopy, Spans};
+use super::{overlaps, Asked, Finished, InStop, Precopy, Spans};
 use crate::goruntime::capture_plan::{GSaid, Plan};
 use crate::goruntime::collect::{
-    self, running_want, said_of, Capture, Fetch, Wants, CAPTURE_BUDGET,
+    self, running_want, said_of, Capture, Fetch, ThreadSps, Wants, CAPTURE_BUDGET,
 };
 use crate::process::{CapturedMemory, Memory, MemoryExt, Target};
 
@@ -50,19 +50,18 @@ pub(super) struct Ready {
 
 impl Ready {
     /// Adds (`sign` 1) or takes away (-1) what goroutine `i` saying `said`
-    /// contributes.
-    fn count(&mut self, i: u32, said: &GSaid, spans: &Spans, sign: i8) {
+    /// contributes; `held(range)` says whether a parked goroutine's stack
+    /// range is held whole (asked only when adding).
+    fn count(&mut self, i: u32, said: &GSaid, sign: i8, held: impl FnOnce((u64, usize)) -> bool) {
         let m = match said {
             GSaid::Parked { m, stack } => {
-                if let Some((a, n)) = *stack {
+                if let Some(r) = *stack {
+                    let n = r.1 as u64;
                     match sign > 0 {
-                        true => self.parked_bytes = self.parked_bytes.saturating_add(n as u64),
-                        false => self.parked_bytes = self.parked_bytes.saturating_sub(n as u64),
+                        true => self.parked_bytes = self.parked_bytes.saturating_add(n),
+                        false => self.parked_bytes = self.parked_bytes.saturating_sub(n),
                     }
-                    let held = a
-                        .checked_add(n as u64)
-                        .is_some_and(|e| spans.cover_single(a, e));
-                    if sign > 0 && !held {
+                    if sign > 0 && !held(r) {
                         self.unheld.insert(i);
                     }
                 }
@@ -99,9 +98,9 @@ impl Ready {
             return;
         };
         let old = std::mem::replace(slot, said);
-        self.count(i, &old, spans, -1);
+        self.count(i, &old, -1, |_| true);
         let new = &plan.said[i as usize];
-        self.count(i, new, spans, 1);
+        self.count(i, new, 1, |r| spans.holds(r));
     }
 
     /// Indices of the goroutines whose `g` overlaps one of `ranges`
@@ -245,10 +244,9 @@ impl Precopy<'_> {
             })
             .collect();
         if !want.is_empty() {
-            self.track_ranges(&want);
-            let f = super::fetch_into(&mut self.copy.mem, &mut self.spans, mem, &want);
-            self.stats.running_bytes += f.bytes;
-            self.dirty.extend(f.damaged);
+            let mut copy = std::mem::take(&mut self.copy.mem);
+            self.copy_in(&mut copy, mem, &want);
+            self.copy.mem = copy;
         }
         for (&i, said) in again.iter().zip(said) {
             ready.set(&mut self.plan, i, said, &self.spans);
@@ -257,11 +255,8 @@ impl Precopy<'_> {
         // the stacks just read (no `g` lies there, but a hostile list may
         // say otherwise): the stop decides again only what overlaps those.
         self.refreshed = super::runs_of(&want);
-        ready.list_held = ll == 0 || self.spans.cover_single(la, list_end);
-        ready.runs_held = self.plan.g_runs.runs.iter().all(|&(a, n)| {
-            a.checked_add(n as u64)
-                .is_some_and(|e| self.spans.cover_single(a, e))
-        });
+        ready.list_held = ll == 0 || self.spans.holds(self.plan.list);
+        ready.runs_held = self.plan.g_runs.runs.iter().all(|&r| self.spans.holds(r));
         self.ready = Some(ready);
     }
 
@@ -284,22 +279,11 @@ impl Precopy<'_> {
                 _ => None,
             };
             let matched = asked.is_some() && asks.get(at).map(|a| Some(a.0)) == Some(asked);
+            let whole = matched && asks.get(at).is_some_and(|a| a.1);
             if matched {
                 at += 1;
             }
-            match said {
-                GSaid::Parked {
-                    stack: Some((_, n)),
-                    m,
-                } if matched && asks[at - 1].1 => {
-                    // Held: counted without the span search.
-                    ready.parked_bytes = ready.parked_bytes.saturating_add(*n as u64);
-                    if *m != 0 {
-                        *ready.ms.entry(*m).or_insert(0) += 1;
-                    }
-                }
-                _ => ready.count(i, said, &self.spans, 1),
-            }
+            ready.count(i, said, 1, |r| whole || self.spans.holds(r));
         }
     }
 
@@ -345,34 +329,19 @@ impl Precopy<'_> {
             stats: &mut self.stats,
         };
         let mem = &mut self.copy.mem;
-        let msize = layout.m.size;
-        let mranges: Vec<(u64, usize)> = ready
-            .ms
-            .keys()
-            .filter(|&&m| m.checked_add(msize).is_some())
-            .map(|&m| (m, msize as usize))
-            .collect();
+        let mranges = collect::m_ranges(ready.ms.keys().copied(), layout);
         let m_ok = stop.resolve(mem, &mranges, |_, _| false);
         let m_asks: Asked = mranges.into_iter().zip(m_ok).collect();
 
         // The running goroutines' ranges, from their threads' registers.
-        let rsp_by_tid: HashMap<i64, u64> = t
-            .threads()
-            .iter()
-            .map(|th| (i64::from(th.go_tid()), th.regs.rsp))
-            .collect();
+        let sps = ThreadSps::of(t.threads());
         let mut wants = BTreeMap::new();
         let mut running_bytes = 0u64;
         for &i in &ready.running {
             let Some(GSaid::Running(p)) = plan.said.get(i as usize) else {
                 continue;
             };
-            let tid =
-                p.m.checked_add(layout.m.procid)
-                    .and_then(|a| mem.read_u64(a).ok())
-                    .unwrap_or(0) as i64;
-            let sp = rsp_by_tid.get(&tid).copied();
-            let w = running_want(p, sp.filter(|&sp| sp != u64::MAX));
+            let w = sps.want(p, &*mem, layout);
             running_bytes += w.0.map_or(0, |r| r.1 as u64) + w.1.map_or(0, |r| r.1 as u64);
             wants.insert(i, w);
         }
@@ -440,12 +409,6 @@ impl Precopy<'_> {
             }),
         })
     }
-}
-
-/// Whether sorted, disjoint `ranges` overlap `[start, end)`.
-fn overlaps(ranges: &[(u64, u64)], start: u64, end: u64) -> bool {
-    let i = ranges.partition_point(|r| r.1 <= start);
-    ranges.get(i).is_some_and(|r| r.0 < end)
 }
 
 #[cfg(test)]
