@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use goat::binary::Binary;
 use goat::goruntime::GoProgram;
-use goat::process::{Mapping, Memory, ReadFault, Target, Thread};
+use goat::process::{Memory, ReadFault, Threadless};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "repeating.rs"]
@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(mem) = Repeating::of_input(data) else {
         return;
     };
+    let mem = Threadless(&mem);
     let prog = program();
     let Ok(globals) = prog.locate(&mem, 0) else {
         return;

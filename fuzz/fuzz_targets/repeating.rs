@@ -3,10 +3,10 @@
 //! address space, shifted by those 8 bytes, so that every pointer the
 //! reader follows lands on bytes the fuzzer chose; the top page faults, so
 //! both outcomes of a read are explored. Shared with goat's unit tests,
-//! which replay the targets' findings: the includer brings `Memory`,
-//! `ReadFault`, `Target`, `Thread` and `Mapping` into scope.
+//! which replay the targets' findings: the includer brings `Memory` and
+//! `ReadFault` into scope; a capture reads it as a `Threadless` target.
 
-use super::{Mapping, Memory, ReadFault, Target, Thread};
+use super::{Memory, ReadFault};
 
 pub struct Repeating<'a> {
     pub bytes: &'a [u8],
@@ -45,17 +45,5 @@ impl Memory for Repeating<'_> {
             at = 0;
         }
         Ok(())
-    }
-}
-
-impl Target for Repeating<'_> {
-    fn pid(&self) -> Option<i32> {
-        None
-    }
-    fn threads(&self) -> &[Thread] {
-        &[]
-    }
-    fn mappings(&self) -> &[Mapping] {
-        &[]
     }
 }

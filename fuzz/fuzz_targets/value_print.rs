@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use goat::binary::dwarf_vars::VarIndex;
 use goat::binary::Binary;
 use goat::goruntime::vars::{Place, Scope, Value};
-use goat::process::{Mapping, Memory, ReadFault, Target, Thread};
+use goat::process::{Memory, ReadFault};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "repeating.rs"]

@@ -9,30 +9,7 @@ use super::discover::Globals;
 use super::version::G_WAITING;
 use super::GoProgram;
 use crate::binary::Binary;
-use crate::process::{CapturedMemory, Mapping, Memory, ReadFault, Target, Thread};
-
-/// Memory holding exactly the ranges a test puts there.
-struct Fake {
-    mem: CapturedMemory,
-}
-
-impl Memory for Fake {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
-        self.mem.read(addr, buf)
-    }
-}
-
-impl Target for Fake {
-    fn pid(&self) -> Option<i32> {
-        None
-    }
-    fn threads(&self) -> &[Thread] {
-        &[]
-    }
-    fn mappings(&self) -> &[Mapping] {
-        &[]
-    }
-}
+use crate::process::{CapturedMemory, Memory, ReadFault, Threadless};
 
 fn program() -> GoProgram {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -78,7 +55,7 @@ impl G {
 }
 
 /// A process whose `allgs` lists `list`, with `gs` at those addresses.
-fn fake(p: &GoProgram, list: &[u64], gs: &[(u64, G)], stack_bytes: usize) -> Fake {
+fn fake(p: &GoProgram, list: &[u64], gs: &[(u64, G)], stack_bytes: usize) -> CapturedMemory {
     let o = &p.layout.g;
     let mut mem = CapturedMemory::new();
     let mut header = LIST.to_le_bytes().to_vec();
@@ -104,16 +81,28 @@ fn fake(p: &GoProgram, list: &[u64], gs: &[(u64, G)], stack_bytes: usize) -> Fak
             mem.insert(g.hi - stack_bytes as u64, &vec![0u8; stack_bytes]);
         }
     }
-    Fake { mem }
+    mem
 }
 
-fn dump_of(p: &GoProgram, t: &Fake, now: Option<i64>, budget: u64) -> (Capture, super::Dump) {
+fn dump_of(
+    p: &GoProgram,
+    mem: &CapturedMemory,
+    now: Option<i64>,
+    budget: u64,
+) -> (Capture, super::Dump) {
     let globals = Globals {
         allgs: ALLGS,
         wait_reasons: None,
     };
-    let cap = capture_within(t, &p.layout, &globals, now, Capture::default(), budget)
-        .expect("a capture of what could be read");
+    let cap = capture_within(
+        &Threadless(mem),
+        &p.layout,
+        &globals,
+        now,
+        Capture::default(),
+        budget,
+    )
+    .expect("a capture of what could be read");
     let dump = p.decode(&cap, 0).expect("a dump");
     (cap, dump)
 }
@@ -130,7 +119,7 @@ fn a_huge_allgs_length_reserves_no_more_than_the_budget() {
         .flat_map(|w: &u64| w.to_le_bytes())
         .collect();
     mem.insert(ALLGS, &header);
-    let t = Fake { mem };
+    let t = Threadless(&mem);
     let globals = Globals {
         allgs: ALLGS,
         wait_reasons: None,
@@ -153,7 +142,7 @@ fn a_list_past_the_budget_is_an_implausible_length() {
         wait_reasons: None,
     };
     let got = capture_within(
-        &t,
+        &Threadless(&t),
         &p.layout,
         &globals,
         None,
@@ -255,9 +244,10 @@ use repeating::Repeating;
 /// Replays a fuzz input as the target does: locate, capture within 1 MiB,
 /// decode.
 fn replay(p: &GoProgram, input: &[u8]) {
-    let Some(t) = Repeating::of_input(input) else {
+    let Some(mem) = Repeating::of_input(input) else {
         return;
     };
+    let t = Threadless(&mem);
     let Ok(globals) = p.locate(&t, 0) else {
         return;
     };

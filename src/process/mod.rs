@@ -68,3 +68,30 @@ pub trait Target: Memory {
     /// The address-space layout.
     fn mappings(&self) -> &[Mapping];
 }
+
+/// Memory alone as a [`Target`]: no process, no threads, no mappings. What
+/// a copy made while the target runs reads through (its running
+/// goroutines' stacks are taken in the stop), and what tests and fuzz
+/// targets hand the capture.
+pub struct Threadless<'a>(pub &'a dyn Memory);
+
+impl Memory for Threadless<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        self.0.read(addr, buf)
+    }
+    fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
+        self.0.read_batch(reqs)
+    }
+}
+
+impl Target for Threadless<'_> {
+    fn pid(&self) -> Option<i32> {
+        None
+    }
+    fn threads(&self) -> &[Thread] {
+        &[]
+    }
+    fn mappings(&self) -> &[Mapping] {
+        &[]
+    }
+}

@@ -33,7 +33,7 @@ use super::discover::Globals;
 use super::layout::RuntimeLayout;
 use crate::process::procfs;
 use crate::process::writetrack::{category, PageMap, Query, WriteTracker};
-use crate::process::{CapturedMemory, Mapping, Memory, ReadFault, Target, Thread};
+use crate::process::{CapturedMemory, Memory, Target, Threadless};
 
 const PAGE: u64 = 4096;
 /// Copied spans closer than this share one scan window: the kernel's cost
@@ -193,31 +193,6 @@ fn fetch_into(
         })
         .collect();
     Fetched { ok, damaged, bytes }
-}
-
-/// The running target as a [`Target`] with no threads: the copy made while
-/// it runs needs none (running goroutines' stacks are taken in the stop).
-struct Running<'a>(&'a dyn Memory);
-
-impl Memory for Running<'_> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
-        self.0.read(addr, buf)
-    }
-    fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
-        self.0.read_batch(reqs)
-    }
-}
-
-impl Target for Running<'_> {
-    fn pid(&self) -> Option<i32> {
-        None
-    }
-    fn threads(&self) -> &[Thread] {
-        &[]
-    }
-    fn mappings(&self) -> &[Mapping] {
-        &[]
-    }
 }
 
 /// What the pre-copy capture did, for `--stats`.
@@ -572,7 +547,8 @@ impl<'p> Precopy<'p> {
     /// this moment would take (without the threads' registers), then one
     /// round re-reading the pages written meanwhile.
     pub fn copy_running(&mut self, mem: &dyn Memory) -> Result<(), CaptureError> {
-        let running = Running(mem);
+        // No threads: running goroutines' stacks are taken in the stop.
+        let running = Threadless(mem);
         let (layout, globals) = (self.layout, self.globals);
         let copy = std::mem::take(&mut self.copy);
         let mut fetch = RunningFetch { pc: self, mem };
