@@ -160,6 +160,14 @@ impl CapturedMemory {
         }
     }
 
+    /// The captured ranges' addresses in the order their bytes are stored.
+    #[cfg(test)]
+    pub(crate) fn stored_order(&self) -> Vec<u64> {
+        let mut v: Vec<&Span> = self.index.iter().collect();
+        v.sort_by_key(|s| s.offset);
+        v.iter().map(|s| s.addr).collect()
+    }
+
     /// Records `bytes` as the contents at `addr`.
     pub fn insert(&mut self, addr: u64, bytes: &[u8]) {
         if let Some(offset) = self.append(bytes) {
