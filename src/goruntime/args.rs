@@ -76,11 +76,11 @@ impl ArgsPlan {
         }
     }
 
-    /// The text between the parentheses, reading argument words at `argp`.
-    pub fn format(&self, mem: &dyn Memory, argp: u64) -> String {
-        // Bytes, made a String once: a UTF-8 check per word was a tenth of
-        // a large dump's decoding.
-        let mut out = Vec::with_capacity(self.program.len() * 8);
+    /// The text between the parentheses, reading argument words at `argp`,
+    /// appended to `out` as bytes (ASCII only): a UTF-8 check per word was
+    /// a tenth of a large dump's decoding, so callers check many frames'
+    /// text at once.
+    pub fn format_into(&self, mem: &dyn Memory, argp: u64, out: &mut Vec<u8>) {
         let mut start = true;
         let mut slot = 0u32;
         let mut i = 0;
@@ -94,22 +94,22 @@ impl ArgsPlan {
             match op {
                 END_SEQ => break,
                 START_AGG => {
-                    comma(&mut out, start);
+                    comma(out, start);
                     out.push(b'{');
                     start = true;
                     continue;
                 }
                 END_AGG => out.push(b'}'),
                 DOTDOTDOT => {
-                    comma(&mut out, start);
+                    comma(out, start);
                     out.put("...");
                 }
                 OFFSET_TOO_LARGE => {
-                    comma(&mut out, start);
+                    comma(out, start);
                     out.push(b'_');
                 }
                 off => {
-                    comma(&mut out, start);
+                    comma(out, start);
                     let Some(&size) = self.program.get(i) else {
                         break;
                     };
@@ -138,7 +138,5 @@ impl ArgsPlan {
             }
             start = false;
         }
-        // ASCII by construction.
-        String::from_utf8(out).unwrap_or_default()
     }
 }

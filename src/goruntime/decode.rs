@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::args::ArgsPlan;
 use super::collect::{Capture, OVER_BUDGET};
+use super::decoded::{elision, CachedSource, FrameBuffers, GoroutineView, PcInfo};
 use super::layout::RuntimeLayout;
-use super::model::{CreatedBy, Elision, Frame, Goroutine, MachineRef};
+use super::model::{CreatedBy, Elision, Goroutine, MachineRef};
 use super::signal_frame::interrupted_at;
 use super::stack_window::StackWindow;
 use super::unwind::{unwind, PcHasher, PhysFrame, StartRegs, UnwindCache};
@@ -50,23 +51,6 @@ struct RawG {
     syscall: (u64, u64),
 }
 
-/// One source frame of a PC, kept per decoding thread: 100k goroutines
-/// mostly stand at the same few dozen PCs.
-#[derive(Clone)]
-struct CachedSource {
-    function: Arc<str>,
-    file: Arc<str>,
-    line: u32,
-    inlined: bool,
-}
-
-/// Everything about one link-time PC that 100k goroutines would otherwise
-/// recompute: its source frames and how to print its arguments.
-struct PcInfo {
-    sources: Arc<[CachedSource]>,
-    args: ArgsPlan,
-}
-
 /// Where a `go` statement is, as `created by` prints it.
 #[derive(Clone)]
 struct CreationSite {
@@ -85,6 +69,8 @@ struct Caches {
     unwind: UnwindCache,
     /// The bytes of the stack being decoded (see `stack_window.rs`).
     window: Vec<u8>,
+    /// The frames of the goroutine being decoded.
+    frames: FrameBuffers,
 }
 
 /// Below this many goroutines a second thread costs more than it saves.
@@ -129,6 +115,27 @@ impl Decoder<'_> {
         each: impl Fn(Vec<Goroutine>) -> T + Sync,
         consume: impl FnMut(T) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.stream_views(
+            cap,
+            Vec::with_capacity,
+            |chunk, g| chunk.push(g.to_goroutine()),
+            each,
+            consume,
+        )
+    }
+
+    /// [`Self::stream`] without owned goroutines: a chunk's result is made
+    /// by `begin(goroutines in the chunk)`, then `add` of each goroutine in
+    /// turn (a view of the decoding thread's buffers, valid for the call),
+    /// then `end`. Formatting text this way costs no allocation per frame.
+    pub fn stream_views<A, T: Send, E>(
+        &self,
+        cap: &Capture,
+        begin: impl Fn(usize) -> A + Sync,
+        add: impl Fn(&mut A, &GoroutineView<'_>) + Sync,
+        end: impl Fn(A) -> T + Sync,
+        consume: impl FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E> {
         let gs = &cap.gs;
         let chunks = gs.len().div_ceil(CHUNK_GOROUTINES);
         let chunk =
@@ -141,13 +148,32 @@ impl Decoder<'_> {
                 mem: cap.mem.reader(),
             },
             |w, i| {
-                let decoded = chunk(i)
-                    .iter()
-                    .filter_map(|&g| self.goroutine(cap, &w.mem, g, &mut w.cache))
-                    .collect();
-                each(decoded)
+                let gs = chunk(i);
+                let mut acc = begin(gs.len());
+                for &g in gs {
+                    if let Some(header) = self.goroutine_in(cap, &w.mem, g, Some(&mut w.cache)) {
+                        let view = GoroutineView {
+                            header: &header,
+                            frames: Some(&w.cache.frames),
+                        };
+                        add(&mut acc, &view);
+                    }
+                }
+                end(acc)
             },
-            |i| each(chunk(i).iter().map(|&g| unreadable_g(g)).collect()),
+            |i| {
+                let gs = chunk(i);
+                let mut acc = begin(gs.len());
+                for &g in gs {
+                    let header = unreadable_g(g);
+                    let view = GoroutineView {
+                        header: &header,
+                        frames: None,
+                    };
+                    add(&mut acc, &view);
+                }
+                end(acc)
+            },
             consume,
         )
     }
@@ -209,27 +235,27 @@ impl Decoder<'_> {
     /// `g`, M and stack read from `mem` (a stopped target or a core) and
     /// its thread and wait reason from `cap`; `None` for a dead one.
     pub fn one(&self, cap: &Capture, mem: &dyn Memory, addr: u64) -> Option<Goroutine> {
-        self.goroutine_in(cap, mem, addr, Some(&mut Caches::default()))
+        let mut cache = Caches::default();
+        let header = self.goroutine_in(cap, mem, addr, Some(&mut cache))?;
+        let view = GoroutineView {
+            header: &header,
+            frames: Some(&cache.frames),
+        };
+        Some(view.to_goroutine())
     }
 
-    fn goroutine(
-        &self,
-        cap: &Capture,
-        mem: &dyn Memory,
-        addr: u64,
-        cache: &mut Caches,
-    ) -> Option<Goroutine> {
-        self.goroutine_in(cap, mem, addr, Some(cache))
-    }
-
-    /// One goroutine read from `mem`; its frames too when `cache` is given.
+    /// One goroutine read from `mem`, without its frames; when `cache` is
+    /// given, they are decoded into its buffers (and `elided` is set).
     fn goroutine_in(
         &self,
         cap: &Capture,
         mem: &dyn Memory,
         addr: u64,
-        cache: Option<&mut Caches>,
+        mut cache: Option<&mut Caches>,
     ) -> Option<Goroutine> {
+        if let Some(c) = cache.as_deref_mut() {
+            c.frames.clear();
+        }
         let Some(g) = self.read_g(mem, addr) else {
             let mut u = unreadable_g(addr);
             if cap.over_budget.contains(&addr) {
@@ -286,24 +312,19 @@ impl Decoder<'_> {
             tid,
         });
         let over_budget = cap.over_budget.contains(&addr);
-        let mut cache = cache;
         let regs = self.start_regs(cap, mem, &g, machine);
-        let (frames, elided, unreadable) = match (cache.as_deref_mut(), regs) {
-            (None, _) => (Vec::new(), None, None),
-            _ if over_budget => (Vec::new(), None, Some(format!("stack {OVER_BUDGET}"))),
+        let (elided, unreadable) = match (cache.as_deref_mut(), regs) {
+            (None, _) => (None, None),
+            _ if over_budget => (None, Some(format!("stack {OVER_BUDGET}"))),
             (Some(cache), Some(start)) => {
                 let mut window = std::mem::take(&mut cache.window);
                 let mem = &StackWindow::new(mem, start.sp, g.stack.1, &mut window);
                 let unwound = unwind(mem, self.tab, self.bias, start, &mut cache.unwind);
-                let (frames, elided) = self.symbolize(mem, &unwound.frames, cache);
+                let elided = self.symbolize(mem, &unwound.frames, cache);
                 cache.window = window;
-                (frames, elided, unwound.error.map(|e| e.to_string()))
+                (elided, unwound.error.map(|e| e.to_string()))
             }
-            (Some(_), None) => (
-                Vec::new(),
-                None,
-                Some("no saved registers for this goroutine".into()),
-            ),
+            (Some(_), None) => (None, Some("no saved registers for this goroutine".into())),
         };
         Some(Goroutine {
             id: g.goid,
@@ -316,7 +337,7 @@ impl Decoder<'_> {
             locked: g.locked,
             m: machine,
             synctest_group: None,
-            frames,
+            frames: Vec::new(),
             elided,
             created_by: self.created_by(&g, cache),
             unreadable,
@@ -372,46 +393,38 @@ impl Decoder<'_> {
         })
     }
 
-    /// Expands physical frames into printed frames (inlined calls included)
-    /// and applies the release's elision rule.
+    /// Expands physical frames into printed frames (inlined calls
+    /// included) in `cache.frames`, applies the release's elision rule, and
+    /// formats the arguments of the frames shown.
     fn symbolize(
         &self,
         mem: &dyn Memory,
         phys: &[PhysFrame],
         cache: &mut Caches,
-    ) -> (Vec<Frame>, Option<Elision>) {
+    ) -> Option<Elision> {
         let old_style = !self.version.at_least(21);
-        let phys = if old_style && phys.len() >= OLD_MAX_FRAMES {
+        let truncated = old_style && phys.len() >= OLD_MAX_FRAMES;
+        let phys = if truncated {
             &phys[..OLD_MAX_FRAMES]
         } else {
             phys
         };
-        let mut frames = Vec::with_capacity(phys.len() + 4);
         for p in phys {
-            self.expand(mem, p, &mut frames, cache);
+            self.expand(p, cache);
         }
-        if old_style {
-            let elided = (phys.len() >= OLD_MAX_FRAMES).then_some(Elision {
-                at: frames.len(),
-                count: None,
-            });
-            return (frames, elided);
-        }
-        if frames.len() > INNER_FRAMES + OUTER_FRAMES {
-            let count = frames.len() - INNER_FRAMES - OUTER_FRAMES;
-            frames.drain(INNER_FRAMES..INNER_FRAMES + count);
-            return (
-                frames,
-                Some(Elision {
-                    at: INNER_FRAMES,
-                    count: Some(count),
-                }),
-            );
-        }
-        (frames, None)
+        let elided = elision(
+            &mut cache.frames,
+            old_style.then_some(truncated),
+            INNER_FRAMES,
+            OUTER_FRAMES,
+        );
+        cache
+            .frames
+            .format_args(|plan, fp, out| plan.format_into(mem, fp, out));
+        elided
     }
 
-    fn expand(&self, mem: &dyn Memory, p: &PhysFrame, out: &mut Vec<Frame>, cache: &mut Caches) {
+    fn expand(&self, p: &PhysFrame, cache: &mut Caches) {
         let sym = p.sym_pc(self.bias);
         let offset = p.pc.wrapping_sub(self.bias).wrapping_sub(p.entry);
         let info = cache
@@ -439,24 +452,7 @@ impl Decoder<'_> {
                 })
             })
             .clone();
-        for s in info.sources.iter() {
-            let args = if s.inlined {
-                "...".to_string()
-            } else {
-                info.args.format(mem, p.fp)
-            };
-            out.push(Frame {
-                function: s.function.clone(),
-                file: s.file.clone(),
-                line: s.line,
-                pc: p.pc,
-                offset,
-                inlined: s.inlined,
-                fp: p.fp,
-                sp: p.sp,
-                args,
-            });
-        }
+        cache.frames.push(info, p.pc, offset, p.fp, p.sp);
     }
 
     /// The source frames at link-time `sym`, innermost first; a PC the

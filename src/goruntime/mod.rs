@@ -13,6 +13,7 @@ mod args;
 mod capture_plan;
 mod collect;
 mod decode;
+mod decoded;
 pub mod defers;
 mod discover;
 #[cfg(test)]
@@ -39,7 +40,8 @@ pub use layout::{LayoutError, RuntimeLayout};
 pub use layout_check::Fit;
 
 pub use decode::Decoder;
-pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, Goroutine, MachineRef};
+pub use decoded::GoroutineView;
+pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, FrameRef, Goroutine, MachineRef};
 pub use version::{GoVersion, OLDEST_SUPPORTED};
 
 use crate::binary::{Binary, BinaryError};

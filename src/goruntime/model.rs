@@ -101,6 +101,38 @@ pub struct Frame {
     pub args: String,
 }
 
+/// A [`Frame`] borrowed, from a `Frame` ([`Frame::view`]) or from a
+/// decoding thread's buffers ([`super::GoroutineView::frames`]): what the
+/// text layout reads.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef<'a> {
+    pub function: &'a str,
+    pub file: &'a str,
+    pub line: u32,
+    pub pc: u64,
+    pub offset: u64,
+    pub inlined: bool,
+    pub fp: u64,
+    pub sp: u64,
+    pub args: &'a str,
+}
+
+impl Frame {
+    pub fn view(&self) -> FrameRef<'_> {
+        FrameRef {
+            function: &self.function,
+            file: &self.file,
+            line: self.line,
+            pc: self.pc,
+            offset: self.offset,
+            inlined: self.inlined,
+            fp: self.fp,
+            sp: self.sp,
+            args: &self.args,
+        }
+    }
+}
+
 /// Where the runtime would elide frames of a deep stack.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Elision {

@@ -183,9 +183,11 @@ impl Inspector {
         let mut writer = StreamWriter::new(out, &info, format);
         self.prog
             .decoder(c.bias)?
-            .stream(
+            .stream_views(
                 &c.capture,
-                |gs| formatter.format(&gs),
+                |n| formatter.begin(n),
+                |chunk, g| formatter.add(chunk, g),
+                |chunk| formatter.end(chunk),
                 |chunk| writer.write(chunk?),
             )
             .map_err(InspectError::Output)?;

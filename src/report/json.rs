@@ -117,28 +117,22 @@ pub(super) fn tail(any: bool) -> &'static [u8] {
     }
 }
 
-/// Appends each goroutine's object as an element of the array, each
-/// preceded by `,` and the element's line break and indentation (the
-/// writer drops the very first comma). Byte for byte what
-/// `to_writer_pretty` writes for the whole document: its text of each
-/// object, every line indented two levels (JSON strings hold no raw
-/// line breaks, so every `\n` in it is a line break).
-pub(super) fn elements(
-    out: &mut Vec<u8>,
-    gs: &[Goroutine],
-    scratch: &mut Vec<u8>,
-) -> io::Result<()> {
-    for g in gs {
-        scratch.clear();
-        serde_json::to_writer_pretty(&mut *scratch, &view(g)).map_err(io::Error::from)?;
-        out.extend_from_slice(b",\n");
-        for line in scratch.split(|&b| b == b'\n') {
-            if line.as_ptr() != scratch.as_ptr() {
-                out.push(b'\n');
-            }
-            out.extend_from_slice(ELEMENT_INDENT);
-            out.extend_from_slice(line);
+/// Appends the goroutine's object as an element of the array, preceded
+/// by `,` and the element's line break and indentation (the writer drops
+/// the very first comma). Byte for byte what `to_writer_pretty` writes for
+/// the whole document: its text of each object, every line indented two
+/// levels (JSON strings hold no raw line breaks, so every `\n` in it is a
+/// line break).
+pub(super) fn element(out: &mut Vec<u8>, g: &Goroutine, scratch: &mut Vec<u8>) -> io::Result<()> {
+    scratch.clear();
+    serde_json::to_writer_pretty(&mut *scratch, &view(g)).map_err(io::Error::from)?;
+    out.extend_from_slice(b",\n");
+    for line in scratch.split(|&b| b == b'\n') {
+        if line.as_ptr() != scratch.as_ptr() {
+            out.push(b'\n');
         }
+        out.extend_from_slice(ELEMENT_INDENT);
+        out.extend_from_slice(line);
     }
     Ok(())
 }

@@ -51,7 +51,7 @@ mod text;
 use std::io::{self, Write};
 
 use crate::binary::GoVersion;
-use crate::goruntime::{Dump, DumpInfo, Goroutine};
+use crate::goruntime::{Dump, DumpInfo, Goroutine, GoroutineView};
 
 /// Which view to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,32 +143,78 @@ impl ChunkFormatter {
     /// `gs`, formatted (or grouped) for the [`StreamWriter`] of the same
     /// format; the goroutines can be dropped at once.
     pub fn format(&self, gs: &[Goroutine]) -> io::Result<Chunk> {
-        let body = match self.format {
-            Format::Text => {
-                // A service's goroutine takes about 4.3 KiB: room enough
-                // that the buffer is seldom copied to grow.
-                let mut out = Vec::with_capacity(gs.len() * 6144);
-                text::blocks(&mut out, &self.info, gs);
-                Body::Bytes(out)
-            }
-            Format::Json => {
-                let mut out = Vec::with_capacity(gs.len() * 10240);
-                json::elements(&mut out, gs, &mut Vec::with_capacity(8192))?;
-                Body::Bytes(out)
-            }
-            Format::Grouped => {
-                let mut groups = group::Groups::default();
-                for g in gs {
-                    groups.add(g);
-                }
-                Body::Groups(groups)
-            }
-        };
-        Ok(Chunk {
-            goroutines: gs.len(),
-            body,
-        })
+        let mut chunk = self.begin(gs.len());
+        for g in gs {
+            self.add_goroutine(&mut chunk, g);
+        }
+        self.end(chunk)
     }
+
+    /// An empty chunk with room for `goroutines`, to [`Self::add`] them to
+    /// one by one and [`Self::end`].
+    pub fn begin(&self, goroutines: usize) -> ChunkBuilder {
+        let body = match self.format {
+            // A service's goroutine takes about 4.3 KiB: room enough
+            // that the buffer is seldom copied to grow.
+            Format::Text => Body::Bytes(Vec::with_capacity(goroutines * 6144)),
+            Format::Json => Body::Bytes(Vec::with_capacity(goroutines * 10240)),
+            Format::Grouped => Body::Groups(group::Groups::default()),
+        };
+        ChunkBuilder {
+            chunk: Chunk {
+                goroutines: 0,
+                body,
+            },
+            scratch: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Adds a goroutine seen in a decoder's buffers
+    /// ([`crate::goruntime::Decoder::stream_views`]): text is written from
+    /// them in place; JSON and groups take an owned copy.
+    pub fn add(&self, c: &mut ChunkBuilder, g: &GoroutineView<'_>) {
+        match (&mut c.chunk.body, self.format) {
+            (Body::Bytes(out), Format::Text) => {
+                text::view_block(out, &self.info, g);
+                c.chunk.goroutines += 1;
+            }
+            _ => self.add_goroutine(c, &g.to_goroutine()),
+        }
+    }
+
+    fn add_goroutine(&self, c: &mut ChunkBuilder, g: &Goroutine) {
+        c.chunk.goroutines += 1;
+        match &mut c.chunk.body {
+            Body::Bytes(out) if self.format == Format::Text => {
+                text::goroutine(out, &self.info, g);
+                out.push(b'\n');
+            }
+            Body::Bytes(out) => {
+                let r = json::element(out, g, &mut c.scratch);
+                if let Err(e) = r {
+                    c.error.get_or_insert(e);
+                }
+            }
+            Body::Groups(groups) => groups.add(g),
+        }
+    }
+
+    /// The chunk made, or the first error in making it.
+    pub fn end(&self, c: ChunkBuilder) -> io::Result<Chunk> {
+        match c.error {
+            Some(e) => Err(e),
+            None => Ok(c.chunk),
+        }
+    }
+}
+
+/// A [`Chunk`] being made by a [`ChunkFormatter`], a goroutine at a time.
+pub struct ChunkBuilder {
+    chunk: Chunk,
+    /// JSON's text of one goroutine, before it is indented.
+    scratch: Vec<u8>,
+    error: Option<io::Error>,
 }
 
 /// Writes [`Chunk`]s in the order given, as one document.

@@ -26,7 +26,7 @@
 
 use super::{at_least, print_name};
 use crate::ascii::Put;
-use crate::goruntime::{DumpInfo, Elision, Frame, Goroutine};
+use crate::goruntime::{DumpInfo, Elision, Frame, FrameRef, Goroutine, GoroutineView};
 
 /// `_Gwaiting`.
 const G_WAITING: u32 = 4;
@@ -49,24 +49,35 @@ const IDLE_IN_SYNCTEST: &[&str] = &[
     "select (durable)",
 ];
 
-/// Appends each goroutine's block, each followed by one blank line.
-pub(super) fn blocks(out: &mut Vec<u8>, info: &DumpInfo, gs: &[Goroutine]) {
-    for g in gs {
-        goroutine(out, info, g);
-        out.push(b'\n');
-    }
+/// A decoded goroutine's block, followed by one blank line.
+pub(super) fn view_block(out: &mut Vec<u8>, info: &DumpInfo, g: &GoroutineView<'_>) {
+    goroutine_frames(out, info, g.header(), g.frames());
+    out.push(b'\n');
 }
 
 /// One goroutine's block, without the blank line that follows it.
 pub(super) fn goroutine(out: &mut Vec<u8>, info: &DumpInfo, g: &Goroutine) {
+    goroutine_frames(out, info, g, g.frames.iter().map(Frame::view));
+}
+
+/// The block of the goroutine `g` showing `frames` (not `g.frames`): the
+/// one layout for owned goroutines and for views of a decoder's buffers.
+fn goroutine_frames<'a>(
+    out: &mut Vec<u8>,
+    info: &DumpInfo,
+    g: &Goroutine,
+    frames: impl Iterator<Item = FrameRef<'a>>,
+) {
     header(out, info, g);
-    for (i, f) in g.frames.iter().enumerate() {
-        if let Some(e) = g.elided.filter(|e| e.at == i) {
+    let mut shown = 0;
+    for f in frames {
+        if let Some(e) = g.elided.filter(|e| e.at == shown) {
             elision(out, e);
         }
-        frame(out, f);
+        frame(out, &f);
+        shown += 1;
     }
-    if let Some(e) = g.elided.filter(|e| e.at >= g.frames.len()) {
+    if let Some(e) = g.elided.filter(|e| e.at >= shown) {
         elision(out, e);
     }
     if let Some(reason) = &g.unreadable {
@@ -142,20 +153,20 @@ fn header(out: &mut Vec<u8>, info: &DumpInfo, g: &Goroutine) {
     out.put("]:\n");
 }
 
-fn frame(out: &mut Vec<u8>, f: &Frame) {
-    out.put(print_name(&f.function));
+fn frame(out: &mut Vec<u8>, f: &FrameRef<'_>) {
+    out.put(print_name(f.function));
     if f.inlined {
         out.put("(...)\n\t");
-        out.put(&f.file);
+        out.put(f.file);
         out.push(b':');
         out.dec(u64::from(f.line));
         out.push(b'\n');
         return;
     }
     out.push(b'(');
-    out.put(&f.args);
+    out.put(f.args);
     out.put(")\n\t");
-    out.put(&f.file);
+    out.put(f.file);
     out.push(b':');
     out.dec(u64::from(f.line));
     if f.offset > 0 {

@@ -1,0 +1,328 @@
+//! A goroutine's frames decoded into a decoding thread's reusable buffers,
+//! read through borrowed [`FrameRef`]s.
+//!
+//! A dump of a million goroutines prints 25 million frames. Made as owned
+//! [`Frame`]s, each cost two shared-string clones and an argument `String`,
+//! then a drop: at 100k goroutines a fifth of decoding went to making and
+//! dropping them. Here a goroutine's physical frames hold one shared
+//! reference to their PC's cached sources, arguments go into one buffer
+//! reused for every goroutine, and the text layout reads it all in place.
+//! JSON, groups and sessions still get owned [`Goroutine`]s, made from the
+//! same buffers ([`GoroutineView::to_goroutine`]).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::args::ArgsPlan;
+use super::model::{Elision, Frame, FrameRef, Goroutine};
+
+/// One source frame of a PC, kept per decoding thread: 100k goroutines
+/// mostly stand at the same few dozen PCs.
+#[derive(Clone)]
+pub(super) struct CachedSource {
+    pub(super) function: Arc<str>,
+    pub(super) file: Arc<str>,
+    pub(super) line: u32,
+    pub(super) inlined: bool,
+}
+
+/// Everything about one link-time PC that 100k goroutines would otherwise
+/// recompute: its source frames and how to print its arguments.
+pub(super) struct PcInfo {
+    pub(super) sources: Arc<[CachedSource]>,
+    pub(super) args: ArgsPlan,
+}
+
+/// One physical frame of the goroutine being decoded.
+struct Phys {
+    info: Arc<PcInfo>,
+    pc: u64,
+    offset: u64,
+    fp: u64,
+    sp: u64,
+    /// Its arguments' text in [`FrameBuffers::args`] (empty when none of
+    /// its printed frames is shown).
+    args: Range<usize>,
+}
+
+/// The frames of the goroutine last decoded on a thread, kept from one
+/// goroutine to the next so that their memory is reused.
+#[derive(Default)]
+pub(super) struct FrameBuffers {
+    phys: Vec<Phys>,
+    /// Every shown frame's argument text, one after another.
+    args: String,
+    /// Printed frames (inlined calls included) in all.
+    printed: usize,
+    /// Printed frames left out, by index: `[INNER, printed - OUTER)`.
+    elided: Range<usize>,
+}
+
+impl FrameBuffers {
+    /// Empties the buffers for the next goroutine.
+    pub(super) fn clear(&mut self) {
+        self.phys.clear();
+        self.args.clear();
+        self.printed = 0;
+        self.elided = 0..0;
+    }
+
+    /// Adds a physical frame standing at a PC described by `info`.
+    pub(super) fn push(&mut self, info: Arc<PcInfo>, pc: u64, offset: u64, fp: u64, sp: u64) {
+        self.printed += info.sources.len();
+        self.phys.push(Phys {
+            info,
+            pc,
+            offset,
+            fp,
+            sp,
+            args: 0..0,
+        });
+    }
+
+    /// Leaves out `count` printed frames after the first `at`.
+    pub(super) fn elide(&mut self, at: usize, count: usize) {
+        self.elided = at..at.saturating_add(count);
+    }
+
+    /// Formats the arguments of every physical frame with a shown,
+    /// non-inlined printed frame, with `format(plan, fp, out)`.
+    pub(super) fn format_args(&mut self, mut format: impl FnMut(&ArgsPlan, u64, &mut Vec<u8>)) {
+        // Written as bytes and checked as UTF-8 once per goroutine: a
+        // check per frame was a twentieth of decoding.
+        let mut args = std::mem::take(&mut self.args).into_bytes();
+        let mut n = 0;
+        for p in &mut self.phys {
+            let first = n;
+            n += p.info.sources.len();
+            let shown = (first..n)
+                .zip(p.info.sources.iter())
+                .any(|(i, s)| !s.inlined && !self.elided.contains(&i));
+            if shown {
+                let start = args.len();
+                format(&p.info.args, p.fp, &mut args);
+                p.args = start..args.len();
+            }
+        }
+        // The arguments are ASCII (`ArgsPlan::format_into`); were they not,
+        // the ranges would no longer fit, and the frames show none.
+        self.args = String::from_utf8(args).unwrap_or_default();
+    }
+}
+
+/// A decoded goroutine: its header (a [`Goroutine`] whose `frames` is
+/// empty, `elided` set) and its frames, borrowed from a thread's buffers.
+pub struct GoroutineView<'a> {
+    pub(super) header: &'a Goroutine,
+    pub(super) frames: Option<&'a FrameBuffers>,
+}
+
+impl<'a> GoroutineView<'a> {
+    /// Everything about the goroutine but its frames.
+    pub fn header(&self) -> &'a Goroutine {
+        self.header
+    }
+
+    /// The frames shown, innermost first (elided ones left out; where
+    /// they were is `header().elided`).
+    pub fn frames(&self) -> impl Iterator<Item = FrameRef<'a>> + 'a {
+        let elided = self.frames.map_or(0..0, |f| f.elided.clone());
+        let args: &'a str = self.frames.map_or("", |f| &f.args);
+        let mut n = 0usize;
+        self.frames
+            .map_or(&[][..], |f| &f.phys[..])
+            .iter()
+            .flat_map(move |p| {
+                let first = n;
+                n += p.info.sources.len();
+                (first..n)
+                    .zip(p.info.sources.iter())
+                    .map(move |(i, s)| (i, p, s))
+            })
+            .filter(move |(i, _, _)| !elided.contains(i))
+            .map(move |(_, p, s)| FrameRef {
+                function: &s.function,
+                file: &s.file,
+                line: s.line,
+                pc: p.pc,
+                offset: p.offset,
+                inlined: s.inlined,
+                fp: p.fp,
+                sp: p.sp,
+                args: match s.inlined {
+                    true => "...",
+                    false => args.get(p.args.clone()).unwrap_or(""),
+                },
+            })
+    }
+
+    /// The goroutine as an owned [`Goroutine`], its frames' names shared
+    /// with the thread's caches.
+    pub fn to_goroutine(&self) -> Goroutine {
+        let mut g = self.header.clone();
+        let Some(bufs) = self.frames else {
+            return g;
+        };
+        let mut frames = Vec::with_capacity(bufs.printed - bufs.elided.len());
+        let mut n = 0usize;
+        for p in &bufs.phys {
+            for s in p.info.sources.iter() {
+                let i = n;
+                n += 1;
+                if bufs.elided.contains(&i) {
+                    continue;
+                }
+                let args = match s.inlined {
+                    true => "...".to_string(),
+                    false => bufs.args.get(p.args.clone()).unwrap_or("").to_string(),
+                };
+                frames.push(Frame {
+                    function: s.function.clone(),
+                    file: s.file.clone(),
+                    line: s.line,
+                    pc: p.pc,
+                    offset: p.offset,
+                    inlined: s.inlined,
+                    fp: p.fp,
+                    sp: p.sp,
+                    args,
+                });
+            }
+        }
+        g.frames = frames;
+        g
+    }
+}
+
+/// The release's elision rule applied to `bufs`: Go 1.21+ prints the
+/// innermost `inner` and outermost `outer` printed frames and says how many
+/// it left out between; older releases stop after `old_max` physical
+/// frames (the caller pushes no more) and say so at the end.
+pub(super) fn elision(
+    bufs: &mut FrameBuffers,
+    old_style: Option<bool>,
+    inner: usize,
+    outer: usize,
+) -> Option<Elision> {
+    match old_style {
+        // Truncated at the physical limit: the note goes after the last.
+        Some(truncated) => truncated.then_some(Elision {
+            at: bufs.printed,
+            count: None,
+        }),
+        None if bufs.printed > inner + outer => {
+            let count = bufs.printed - inner - outer;
+            bufs.elide(inner, count);
+            Some(Elision {
+                at: inner,
+                count: Some(count),
+            })
+        }
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(function: &str, inlined: bool) -> CachedSource {
+        CachedSource {
+            function: function.into(),
+            file: "f.go".into(),
+            line: 7,
+            inlined,
+        }
+    }
+
+    /// A PC standing in `outer`, with `inlined` calls inlined into it.
+    fn pc(inlined: &[&str], outer: &str) -> Arc<PcInfo> {
+        let mut sources: Vec<CachedSource> = inlined.iter().map(|f| source(f, true)).collect();
+        sources.push(source(outer, false));
+        Arc::new(PcInfo {
+            sources: sources.into(),
+            args: ArgsPlan::default(),
+        })
+    }
+
+    fn header() -> Goroutine {
+        Goroutine {
+            id: 1,
+            gp: 0xc000,
+            status_code: 4,
+            scan: false,
+            status: "select".into(),
+            wait_reason: None,
+            wait_minutes: 0,
+            locked: false,
+            m: None,
+            synctest_group: None,
+            frames: Vec::new(),
+            elided: None,
+            created_by: None,
+            unreadable: None,
+        }
+    }
+
+    /// Six printed frames from four PCs, the middle two left out: the
+    /// frames shown, their arguments (formatted only for physical frames
+    /// with a frame shown) and the owned copy agree.
+    #[test]
+    fn views_show_what_elision_leaves_and_match_the_owned_copy() {
+        let mut b = FrameBuffers::default();
+        b.push(pc(&["a"], "b"), 0x10, 1, 0x100, 0x90);
+        b.push(pc(&[], "c"), 0x20, 2, 0x200, 0x190);
+        b.push(pc(&["d"], "e"), 0x30, 3, 0x300, 0x290);
+        b.push(pc(&[], "f"), 0x40, 4, 0x400, 0x390);
+        let e = elision(&mut b, None, 2, 3);
+        assert_eq!(e.map(|e| (e.at, e.count)), Some((2, Some(1))));
+        let mut formatted = Vec::new();
+        b.format_args(|_, fp, out| {
+            formatted.push(fp);
+            out.extend_from_slice(format!("{fp:#x}").as_bytes());
+        });
+        // `c` (the only frame at 0x200) is elided: its arguments unread.
+        assert_eq!(formatted, vec![0x100, 0x300, 0x400]);
+        let mut g = header();
+        g.elided = e;
+        let view = GoroutineView {
+            header: &g,
+            frames: Some(&b),
+        };
+        let shown: Vec<(String, String)> = view
+            .frames()
+            .map(|f| (f.function.to_string(), f.args.to_string()))
+            .collect();
+        let want = [
+            ("a", "..."),
+            ("b", "0x100"),
+            ("d", "..."),
+            ("e", "0x300"),
+            ("f", "0x400"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(f, a)| (f.to_string(), a.to_string()))
+            .collect();
+        assert_eq!(shown, want);
+        let owned = view.to_goroutine();
+        let owned: Vec<(String, String)> = owned
+            .frames
+            .iter()
+            .map(|f| (f.function.to_string(), f.args.clone()))
+            .collect();
+        assert_eq!(owned, want);
+
+        // Emptied for the next goroutine; the old rule marks truncation.
+        b.clear();
+        b.push(pc(&[], "g"), 0x50, 5, 0x500, 0x490);
+        let e = elision(&mut b, Some(true), 2, 3);
+        assert_eq!(e.map(|e| (e.at, e.count)), Some((1, None)));
+        assert_eq!(elision(&mut b, Some(false), 2, 3).map(|e| e.at), None);
+        let view = GoroutineView {
+            header: &g,
+            frames: Some(&b),
+        };
+        assert_eq!(view.frames().count(), 1);
+    }
+}
