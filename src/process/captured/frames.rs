@@ -91,6 +91,23 @@ impl Packer {
         self.used += stored;
     }
 
+    /// The frames pushed so far, moved to a packer of their own (their
+    /// bytes copied into a buffer just their size, a quarter of the batch);
+    /// this one is emptied and keeps its buffer for the next batch.
+    pub(super) fn take(&mut self) -> Packer {
+        let used = std::mem::take(&mut self.used);
+        Packer {
+            out: self.out[..used].to_vec(),
+            used,
+            frames: std::mem::take(&mut self.frames),
+        }
+    }
+
+    /// Bytes of buffer it holds.
+    pub(super) fn capacity(&self) -> usize {
+        self.out.len()
+    }
+
     /// Makes room for `n` more bytes after `used`.
     fn room(&mut self, n: usize) {
         let need = self.used.saturating_add(n);

@@ -1,20 +1,29 @@
-//! A large copy into a spilled capture, with the reading and the writing
-//! overlapped: while one staging buffer is compressed and written to the
-//! file, the next batch is read from the target into the other. Copying
-//! 100k goroutines (190 MB) is a `process_vm_readv` per 4 MiB batch, and
-//! for the writer an lz4 compression (about 1.3 ms a MiB) and a `pwrite` of
-//! a quarter of the bytes; one after the other they would add up, on a
-//! thread that otherwise waits on the target's memory.
+//! A large copy into a spilled capture, with reading, compressing and
+//! writing overlapped: while batches already read are compressed on two
+//! threads and written to the file in order, the next batch is read from
+//! the target. Copying 100k goroutines (190 MB) is a `process_vm_readv` per
+//! 4 MiB batch, an lz4 compression (about 1.3 ms a MiB) and a `pwrite` of
+//! a quarter of the bytes. With one compressing thread, compression was
+//! the copy's bottleneck (at a million goroutines that thread was busy the
+//! whole stacks phase while the reader waited half the time): with two,
+//! both cores of a small box are kept busy.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::frames::{Frame, Packer};
 use super::spill::{whole_blocks, STAGING_BYTES};
 use super::{batches, read_into, CapturedMemory, Store};
 use crate::process::memory::Memory;
 
-/// Staging buffers in flight: one being read into, one being written.
-const BUFFERS: usize = 2;
+/// Threads compressing batches.
+const PACKERS: usize = 2;
+/// Staging buffers: one being read into, one per packing thread.
+const BUFFERS: usize = PACKERS + 1;
+/// Batches read but not yet written, at most: what bounds the compressed
+/// batches waiting for an earlier one to be written first.
+const IN_FLIGHT: usize = BUFFERS + PACKERS;
 
 /// One batch read: its ranges, which of them were read, and where its
 /// bytes go in the logical space.
@@ -24,9 +33,9 @@ struct Staged<'r> {
     at: u64,
 }
 
-/// What the writer thread did: each batch's frames (or why not), where
-/// the file ends now, and the compression buffer, to be kept.
-type Written = (Vec<io::Result<Vec<Frame>>>, u64, Packer);
+/// What the writer thread did: each batch's frames (or why not), in
+/// order, and where the file ends now.
+type Written = (Vec<io::Result<Vec<Frame>>>, u64);
 
 impl CapturedMemory {
     /// [`Self::read_from`] for a spilled capture of more than one batch.
@@ -41,33 +50,80 @@ impl CapturedMemory {
             unreachable!("read_pipelined is only called on a spilled capture")
         };
         let mut spare = vec![std::mem::take(&mut file.staging)];
-        let packer = std::mem::take(&mut file.packer);
+        let mut packers = vec![std::mem::take(&mut file.packer)];
+        packers.resize_with(PACKERS, Packer::default);
         let start = file.len();
         let (raw, end) = file.raw();
         let mut staged = Vec::new();
         let mut at = start;
-        let (written, end, packer) = std::thread::scope(|s| {
-            let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(1);
+        let ((written, end), packer) = std::thread::scope(|s| {
+            // (batch number, buffer, bytes used) read, to compress.
+            let (full_tx, full_rx) = crossbeam_channel::bounded::<(usize, Vec<u8>, usize)>(1);
             let (empty_tx, empty_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+            // (batch number, its frames compressed into a buffer of their
+            // own, or none if that failed).
+            let (packed_tx, packed_rx) = crossbeam_channel::unbounded::<(usize, Option<Packer>)>();
+            // One credit per batch in flight, given back once it is written.
+            let (credit_tx, credit_rx) = crossbeam_channel::unbounded::<()>();
+            for _ in 0..IN_FLIGHT {
+                let _ = credit_tx.send(());
+            }
+            let workers: Vec<_> = packers
+                .into_iter()
+                .map(|mut packer| {
+                    let (full_rx, empty_tx, packed_tx) =
+                        (full_rx.clone(), empty_tx.clone(), packed_tx.clone());
+                    s.spawn(move || {
+                        for (no, buf, n) in full_rx {
+                            // Block by block from a block boundary: each
+                            // batch starts one in the logical space. A
+                            // panic (a bug) fails the batch, and no other:
+                            // the writer is told, so nothing waits for it.
+                            let batch = catch_unwind(AssertUnwindSafe(|| {
+                                packer.push_blocks(&buf[..n]);
+                                packer.take()
+                            }));
+                            if batch.is_err() {
+                                packer = Packer::default();
+                            }
+                            // The reader may be gone already: then the buffer goes.
+                            let _ = empty_tx.send(buf);
+                            if packed_tx.send((no, batch.ok())).is_err() {
+                                break;
+                            }
+                        }
+                        packer
+                    })
+                })
+                .collect();
+            drop((full_rx, empty_tx, packed_tx));
             let writer = s.spawn(move || -> Written {
-                let (mut packer, mut end) = (packer, end);
+                let mut end = end;
                 let mut results = Vec::new();
-                for (buf, n) in full_rx {
-                    // Block by block from a block boundary: each batch
-                    // starts one in the logical space.
-                    packer.push_blocks(&buf[..n]);
-                    // The reader may be gone already: then the buffer goes.
-                    let _ = empty_tx.send(buf);
-                    let frames = packer.write_at(raw, end).map(|(frames, n)| {
-                        end = end.saturating_add(n);
-                        frames
-                    });
-                    results.push(frames);
+                let mut waiting = BTreeMap::new();
+                for (no, batch) in packed_rx {
+                    waiting.insert(no, batch);
+                    while let Some(batch) = waiting.remove(&results.len()) {
+                        let frames = match batch {
+                            Some(mut b) => b.write_at(raw, end).map(|(frames, n)| {
+                                end = end.saturating_add(n);
+                                frames
+                            }),
+                            None => Err(io::Error::other("compressing a batch failed")),
+                        };
+                        results.push(frames);
+                        let _ = credit_tx.send(());
+                    }
                 }
-                (results, end, packer)
+                (results, end)
             });
             let mut made = 1;
-            for batch in batches(ranges, STAGING_BYTES) {
+            for (no, batch) in batches(ranges, STAGING_BYTES).enumerate() {
+                // The writer gives every credit back unless it died, and
+                // then the send below fails too.
+                if credit_rx.recv().is_err() {
+                    break;
+                }
                 let total: usize = batch.iter().map(|r| r.1).sum();
                 let mut buf = match spare.pop() {
                     Some(b) => b,
@@ -75,7 +131,7 @@ impl CapturedMemory {
                         made += 1;
                         Vec::new()
                     }
-                    // The writer sends every buffer back unless it died,
+                    // The packers send every buffer back unless they died,
                     // and then the send below fails too.
                     None => empty_rx.recv().unwrap_or_default(),
                 };
@@ -88,17 +144,21 @@ impl CapturedMemory {
                     ok,
                     at,
                 });
-                if full_tx.send((buf, total)).is_err() {
+                if full_tx.send((no, buf, total)).is_err() {
                     break;
                 }
                 at = at.saturating_add(whole_blocks(total));
             }
             drop(full_tx);
-            let written = writer
-                .join()
-                .unwrap_or_else(|_| (Vec::new(), end, Packer::default()));
+            // The compression buffer kept for the next copy: the largest.
+            let packer = workers
+                .into_iter()
+                .filter_map(|w| w.join().ok())
+                .max_by_key(Packer::capacity)
+                .unwrap_or_default();
+            let written = writer.join().unwrap_or_else(|_| (Vec::new(), end));
             spare.extend(empty_rx.try_iter());
-            written
+            (written, packer)
         });
         if let Store::Spill { file, .. } = &mut self.store {
             file.wrote(end);
