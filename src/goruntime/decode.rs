@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::args::ArgsPlan;
 use super::collect::{Capture, OVER_BUDGET};
-use super::decoded::{elision, CachedSource, FrameBuffers, GoroutineView, PcInfo};
+use super::decoded::{elision, CachedSource, FrameBuffers, FrameRegs, GoroutineView, PcInfo};
 use super::layout::RuntimeLayout;
 use super::model::{CreatedBy, Elision, Goroutine, MachineRef};
 use super::signal_frame::interrupted_at;
@@ -452,7 +452,15 @@ impl Decoder<'_> {
                 })
             })
             .clone();
-        cache.frames.push(info, p.pc, offset, p.fp, p.sp);
+        let regs = FrameRegs {
+            pc: p.pc,
+            offset,
+            fp: p.fp,
+            sp: p.sp,
+        };
+        cache
+            .frames
+            .push(info, sym != p.pc.wrapping_sub(self.bias), regs);
     }
 
     /// The source frames at link-time `sym`, innermost first; a PC the

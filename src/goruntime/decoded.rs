@@ -36,6 +36,9 @@ pub(super) struct PcInfo {
 /// One physical frame of the goroutine being decoded.
 struct Phys {
     info: Arc<PcInfo>,
+    /// Whether the PC was symbolized one byte back (a return address) or
+    /// as is (a trap): the same PC can stand for two places.
+    backed: bool,
     pc: u64,
     offset: u64,
     fp: u64,
@@ -43,6 +46,15 @@ struct Phys {
     /// Its arguments' text in [`FrameBuffers::args`] (empty when none of
     /// its printed frames is shown).
     args: Range<usize>,
+}
+
+/// Where a physical frame stands: its PC, the PC's offset into its
+/// function, and the frame's fp and sp.
+pub(super) struct FrameRegs {
+    pub(super) pc: u64,
+    pub(super) offset: u64,
+    pub(super) fp: u64,
+    pub(super) sp: u64,
 }
 
 /// The frames of the goroutine last decoded on a thread, kept from one
@@ -67,11 +79,14 @@ impl FrameBuffers {
         self.elided = 0..0;
     }
 
-    /// Adds a physical frame standing at a PC described by `info`.
-    pub(super) fn push(&mut self, info: Arc<PcInfo>, pc: u64, offset: u64, fp: u64, sp: u64) {
+    /// Adds a physical frame standing at a PC described by `info`, which
+    /// was looked up one byte back from it (`backed`) or at it.
+    pub(super) fn push(&mut self, info: Arc<PcInfo>, backed: bool, regs: FrameRegs) {
+        let FrameRegs { pc, offset, fp, sp } = regs;
         self.printed += info.sources.len();
         self.phys.push(Phys {
             info,
+            backed,
             pc,
             offset,
             fp,
@@ -136,11 +151,11 @@ impl<'a> GoroutineView<'a> {
                 let first = n;
                 n += p.info.sources.len();
                 (first..n)
-                    .zip(p.info.sources.iter())
-                    .map(move |(i, s)| (i, p, s))
+                    .zip(p.info.sources.iter().enumerate())
+                    .map(move |(i, (k, s))| (i, k, p, s))
             })
-            .filter(move |(i, _, _)| !elided.contains(i))
-            .map(move |(_, p, s)| FrameRef {
+            .filter(move |(i, ..)| !elided.contains(i))
+            .map(move |(_, k, p, s)| FrameRef {
                 function: &s.function,
                 file: &s.file,
                 line: s.line,
@@ -153,6 +168,12 @@ impl<'a> GoroutineView<'a> {
                     true => "...",
                     false => args.get(p.args.clone()).unwrap_or(""),
                 },
+                // The PC, how it was looked up and which of its sources:
+                // all the text but arguments, fp and sp follows from them.
+                key: u32::try_from(k)
+                    .ok()
+                    .filter(|&k| k < 1 << 31)
+                    .map(|k| (p.pc, k | u32::from(p.backed) << 31)),
             })
     }
 
@@ -270,10 +291,46 @@ mod tests {
     #[test]
     fn views_show_what_elision_leaves_and_match_the_owned_copy() {
         let mut b = FrameBuffers::default();
-        b.push(pc(&["a"], "b"), 0x10, 1, 0x100, 0x90);
-        b.push(pc(&[], "c"), 0x20, 2, 0x200, 0x190);
-        b.push(pc(&["d"], "e"), 0x30, 3, 0x300, 0x290);
-        b.push(pc(&[], "f"), 0x40, 4, 0x400, 0x390);
+        b.push(
+            pc(&["a"], "b"),
+            true,
+            FrameRegs {
+                pc: 0x10,
+                offset: 1,
+                fp: 0x100,
+                sp: 0x90,
+            },
+        );
+        b.push(
+            pc(&[], "c"),
+            true,
+            FrameRegs {
+                pc: 0x20,
+                offset: 2,
+                fp: 0x200,
+                sp: 0x190,
+            },
+        );
+        b.push(
+            pc(&["d"], "e"),
+            true,
+            FrameRegs {
+                pc: 0x30,
+                offset: 3,
+                fp: 0x300,
+                sp: 0x290,
+            },
+        );
+        b.push(
+            pc(&[], "f"),
+            true,
+            FrameRegs {
+                pc: 0x40,
+                offset: 4,
+                fp: 0x400,
+                sp: 0x390,
+            },
+        );
         let e = elision(&mut b, None, 2, 3);
         assert_eq!(e.map(|e| (e.at, e.count)), Some((2, Some(1))));
         let mut formatted = Vec::new();
@@ -315,7 +372,16 @@ mod tests {
 
         // Emptied for the next goroutine; the old rule marks truncation.
         b.clear();
-        b.push(pc(&[], "g"), 0x50, 5, 0x500, 0x490);
+        b.push(
+            pc(&[], "g"),
+            true,
+            FrameRegs {
+                pc: 0x50,
+                offset: 5,
+                fp: 0x500,
+                sp: 0x490,
+            },
+        );
         let e = elision(&mut b, Some(true), 2, 3);
         assert_eq!(e.map(|e| (e.at, e.count)), Some((1, None)));
         assert_eq!(elision(&mut b, Some(false), 2, 3).map(|e| e.at), None);
@@ -324,5 +390,28 @@ mod tests {
             frames: Some(&b),
         };
         assert_eq!(view.frames().count(), 1);
+
+        // One PC reached as a return address and as a trap stands for two
+        // places (looked up one byte apart): their keys differ.
+        b.clear();
+        b.push(pc(&[], "h"), true, regs(0x60, 0x600));
+        b.push(pc(&[], "i"), false, regs(0x60, 0x700));
+        let view = GoroutineView {
+            header: &g,
+            frames: Some(&b),
+        };
+        let keys: Vec<_> = view.frames().map(|f| f.key).collect();
+        assert_eq!(keys.len(), 2);
+        assert_ne!(keys[0], keys[1]);
+        assert!(keys.iter().all(|k| k.is_some_and(|k| k.0 == 0x60)));
+    }
+
+    fn regs(pc: u64, fp: u64) -> FrameRegs {
+        FrameRegs {
+            pc,
+            offset: 1,
+            fp,
+            sp: fp - 0x10,
+        }
     }
 }

@@ -42,6 +42,7 @@ pub use layout_check::Fit;
 pub use decode::Decoder;
 pub use decoded::GoroutineView;
 pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, FrameRef, Goroutine, MachineRef};
+pub use unwind::PcHasher;
 pub use version::{GoVersion, OLDEST_SUPPORTED};
 
 use crate::binary::{Binary, BinaryError};

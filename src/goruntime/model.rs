@@ -115,6 +115,10 @@ pub struct FrameRef<'a> {
     pub fp: u64,
     pub sp: u64,
     pub args: &'a str,
+    /// Names the frame's text other than its arguments, fp and sp, when
+    /// known: the PC and which of its source frames this is (a decoder's
+    /// frames have one; a layout may keep that text per key).
+    pub key: Option<(u64, u32)>,
 }
 
 impl Frame {
@@ -129,6 +133,7 @@ impl Frame {
             fp: self.fp,
             sp: self.sp,
             args: &self.args,
+            key: None,
         }
     }
 }

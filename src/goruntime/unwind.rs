@@ -140,6 +140,9 @@ impl std::hash::Hasher for PcHash {
             self.write_u64(u64::from(b));
         }
     }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
     fn write_u64(&mut self, v: u64) {
         // Fibonacci hashing: the high bits, which hashbrown uses, mix all
         // of the PC's bits.

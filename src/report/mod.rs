@@ -166,6 +166,7 @@ impl ChunkFormatter {
                 body,
             },
             scratch: Vec::new(),
+            templates: text::Templates::default(),
             error: None,
         }
     }
@@ -176,7 +177,7 @@ impl ChunkFormatter {
     pub fn add(&self, c: &mut ChunkBuilder, g: &GoroutineView<'_>) {
         match (&mut c.chunk.body, self.format) {
             (Body::Bytes(out), Format::Text) => {
-                text::view_block(out, &self.info, g);
+                text::view_block(out, &self.info, g, &mut c.templates);
                 c.chunk.goroutines += 1;
             }
             _ => self.add_goroutine(c, &g.to_goroutine()),
@@ -214,6 +215,9 @@ pub struct ChunkBuilder {
     chunk: Chunk,
     /// JSON's text of one goroutine, before it is indented.
     scratch: Vec<u8>,
+    /// Text's frames by key (a chunk is formatted on one thread, and its
+    /// keys come from that thread's decoder).
+    templates: text::Templates,
     error: Option<io::Error>,
 }
 

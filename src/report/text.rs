@@ -26,7 +26,9 @@
 
 use super::{at_least, print_name};
 use crate::ascii::Put;
-use crate::goruntime::{DumpInfo, Elision, Frame, FrameRef, Goroutine, GoroutineView};
+use std::collections::HashMap;
+
+use crate::goruntime::{DumpInfo, Elision, Frame, FrameRef, Goroutine, GoroutineView, PcHasher};
 
 /// `_Gwaiting`.
 const G_WAITING: u32 = 4;
@@ -49,24 +51,47 @@ const IDLE_IN_SYNCTEST: &[&str] = &[
     "select (durable)",
 ];
 
+/// A frame's text but its arguments, fp and sp ([`FrameRef::key`]),
+/// made once per key: a frame is then four copies and two numbers, where
+/// its fields one by one were the largest part of a big dump's time.
+pub(super) struct Template {
+    text: Vec<u8>,
+    /// Where the arguments go (after `func(`) and the registers (after
+    /// the line and offset); the rest is ` pc=0x..` and the line break.
+    args_at: usize,
+    regs_at: usize,
+}
+
+/// Templates by key, kept while a chunk is formatted.
+pub(super) type Templates = HashMap<(u64, u32), Template, PcHasher>;
+
 /// A decoded goroutine's block, followed by one blank line.
-pub(super) fn view_block(out: &mut Vec<u8>, info: &DumpInfo, g: &GoroutineView<'_>) {
-    goroutine_frames(out, info, g.header(), g.frames());
+pub(super) fn view_block(
+    out: &mut Vec<u8>,
+    info: &DumpInfo,
+    g: &GoroutineView<'_>,
+    templates: &mut Templates,
+) {
+    goroutine_frames(out, info, g.header(), g.frames(), |out, f| {
+        frame_from_template(out, f, templates)
+    });
     out.push(b'\n');
 }
 
 /// One goroutine's block, without the blank line that follows it.
 pub(super) fn goroutine(out: &mut Vec<u8>, info: &DumpInfo, g: &Goroutine) {
-    goroutine_frames(out, info, g, g.frames.iter().map(Frame::view));
+    goroutine_frames(out, info, g, g.frames.iter().map(Frame::view), frame);
 }
 
-/// The block of the goroutine `g` showing `frames` (not `g.frames`): the
-/// one layout for owned goroutines and for views of a decoder's buffers.
+/// The block of the goroutine `g` showing `frames` (not `g.frames`), each
+/// written by `frame`: the one layout for owned goroutines and for views
+/// of a decoder's buffers.
 fn goroutine_frames<'a>(
     out: &mut Vec<u8>,
     info: &DumpInfo,
     g: &Goroutine,
     frames: impl Iterator<Item = FrameRef<'a>>,
+    mut frame: impl FnMut(&mut Vec<u8>, &FrameRef<'a>),
 ) {
     header(out, info, g);
     let mut shown = 0;
@@ -154,17 +179,76 @@ fn header(out: &mut Vec<u8>, info: &DumpInfo, g: &Goroutine) {
 }
 
 fn frame(out: &mut Vec<u8>, f: &FrameRef<'_>) {
-    out.put(print_name(f.function));
     if f.inlined {
-        out.put("(...)\n\t");
-        out.put(f.file);
-        out.push(b':');
-        out.dec(u64::from(f.line));
-        out.push(b'\n');
+        inlined_frame(out, f);
         return;
     }
-    out.push(b'(');
+    frame_call(out, f);
     out.put(f.args);
+    frame_site(out, f);
+    frame_regs(out, f);
+    frame_pc(out, f);
+}
+
+/// [`frame`], its fixed text from the template of its key.
+fn frame_from_template(out: &mut Vec<u8>, f: &FrameRef<'_>, templates: &mut Templates) {
+    let Some(key) = f.key else {
+        return frame(out, f);
+    };
+    let t = templates.entry(key).or_insert_with(|| template(f));
+    if f.inlined {
+        out.extend_from_slice(&t.text);
+        return;
+    }
+    out.extend_from_slice(&t.text[..t.args_at]);
+    out.put(f.args);
+    out.extend_from_slice(&t.text[t.args_at..t.regs_at]);
+    frame_regs(out, f);
+    out.extend_from_slice(&t.text[t.regs_at..]);
+}
+
+/// The text of `f` that its key fixes, in the pieces [`frame`] writes.
+fn template(f: &FrameRef<'_>) -> Template {
+    let mut text = Vec::new();
+    if f.inlined {
+        inlined_frame(&mut text, f);
+        let n = text.len();
+        return Template {
+            text,
+            args_at: n,
+            regs_at: n,
+        };
+    }
+    frame_call(&mut text, f);
+    let args_at = text.len();
+    frame_site(&mut text, f);
+    let regs_at = text.len();
+    frame_pc(&mut text, f);
+    Template {
+        text,
+        args_at,
+        regs_at,
+    }
+}
+
+/// An inlined call: `func(...)` and its line.
+fn inlined_frame(out: &mut Vec<u8>, f: &FrameRef<'_>) {
+    out.put(print_name(f.function));
+    out.put("(...)\n\t");
+    out.put(f.file);
+    out.push(b':');
+    out.dec(u64::from(f.line));
+    out.push(b'\n');
+}
+
+/// `func(`, before the arguments.
+fn frame_call(out: &mut Vec<u8>, f: &FrameRef<'_>) {
+    out.put(print_name(f.function));
+    out.push(b'(');
+}
+
+/// After the arguments: `)`, the line, and the offset into the function.
+fn frame_site(out: &mut Vec<u8>, f: &FrameRef<'_>) {
     out.put(")\n\t");
     out.put(f.file);
     out.push(b':');
@@ -173,10 +257,16 @@ fn frame(out: &mut Vec<u8>, f: &FrameRef<'_>) {
         out.put(" +");
         out.hex(f.offset);
     }
+}
+
+fn frame_regs(out: &mut Vec<u8>, f: &FrameRef<'_>) {
     out.put(" fp=");
     out.hex(f.fp);
     out.put(" sp=");
     out.hex(f.sp);
+}
+
+fn frame_pc(out: &mut Vec<u8>, f: &FrameRef<'_>) {
     out.put(" pc=");
     out.hex(f.pc);
     out.push(b'\n');
@@ -190,5 +280,49 @@ fn elision(out: &mut Vec<u8>, e: Elision) {
             out.put(" frames elided...\n");
         }
         None => out.put("...additional frames elided...\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_ref<'a>(function: &'a str, inlined: bool, offset: u64, args: &'a str) -> FrameRef<'a> {
+        FrameRef {
+            function,
+            file: "/src/main.go",
+            line: 42,
+            pc: 0x4a1234,
+            offset,
+            inlined,
+            fp: 0xc000123000,
+            sp: 0xc000122f00,
+            args,
+            key: Some((0x4a1234, u32::from(inlined))),
+        }
+    }
+
+    /// A frame written from its key's template is what `frame` writes,
+    /// the first time (template made) and after (template reused, with
+    /// other arguments and registers).
+    #[test]
+    fn templates_write_what_frame_writes() {
+        let mut templates = Templates::default();
+        for (f, offset) in [("main.work", 0x1f), ("runtime.gopanic", 0), ("main.inl", 3)] {
+            for inlined in [false, true] {
+                for (args, fp) in [("0x1, 0x2", 0xc000123000), ("{...}", 0x7ffc00001000)] {
+                    let mut r = frame_ref(f, inlined, offset, args);
+                    r.fp = fp;
+                    r.sp = fp - 0x40;
+                    r.key = r.key.map(|(pc, k)| (pc + offset, k));
+                    r.pc += offset;
+                    let (mut want, mut got) = (Vec::new(), Vec::new());
+                    frame(&mut want, &r);
+                    frame_from_template(&mut got, &r, &mut templates);
+                    assert_eq!(String::from_utf8(got), String::from_utf8(want));
+                }
+            }
+        }
+        assert_eq!(templates.len(), 6);
     }
 }
