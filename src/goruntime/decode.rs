@@ -539,7 +539,7 @@ fn print_name(name: &str) -> String {
     name_for_print(name).into_owned()
 }
 
-fn unreadable_g(addr: u64) -> Goroutine {
+pub(super) fn unreadable_g(addr: u64) -> Goroutine {
     Goroutine {
         id: 0,
         gp: addr,

@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::args::ArgsPlan;
-use super::model::{Elision, Frame, FrameRef, Goroutine};
+use super::model::{Elision, FrameRef, Goroutine};
 
 /// One source frame of a PC, kept per decoding thread: 100k goroutines
 /// mostly stand at the same few dozen PCs.
@@ -141,6 +141,22 @@ impl<'a> GoroutineView<'a> {
     /// The frames shown, innermost first (elided ones left out; where
     /// they were is `header().elided`).
     pub fn frames(&self) -> impl Iterator<Item = FrameRef<'a>> + 'a {
+        self.shown().map(|(r, _)| r)
+    }
+
+    /// The goroutine as an owned [`Goroutine`], its frames' names shared
+    /// with the thread's caches.
+    pub fn to_goroutine(&self) -> Goroutine {
+        let mut g = self.header.clone();
+        g.frames = self
+            .shown()
+            .map(|(r, s)| r.to_frame(s.function.clone(), s.file.clone()))
+            .collect();
+        g
+    }
+
+    /// The frames shown, each with the cached source it stands for.
+    fn shown(&self) -> impl Iterator<Item = (FrameRef<'a>, &'a CachedSource)> + 'a {
         let elided = self.frames.map_or(0..0, |f| f.elided.clone());
         let args: &'a str = self.frames.map_or("", |f| &f.args);
         let mut n = 0usize;
@@ -155,63 +171,30 @@ impl<'a> GoroutineView<'a> {
                     .map(move |(i, (k, s))| (i, k, p, s))
             })
             .filter(move |(i, ..)| !elided.contains(i))
-            .map(move |(_, k, p, s)| FrameRef {
-                function: &s.function,
-                file: &s.file,
-                line: s.line,
-                pc: p.pc,
-                offset: p.offset,
-                inlined: s.inlined,
-                fp: p.fp,
-                sp: p.sp,
-                args: match s.inlined {
-                    true => "...",
-                    false => args.get(p.args.clone()).unwrap_or(""),
-                },
-                // The PC, how it was looked up and which of its sources:
-                // all the text but arguments, fp and sp follows from them.
-                key: u32::try_from(k)
-                    .ok()
-                    .filter(|&k| k < 1 << 31)
-                    .map(|k| (p.pc, k | u32::from(p.backed) << 31)),
-            })
-    }
-
-    /// The goroutine as an owned [`Goroutine`], its frames' names shared
-    /// with the thread's caches.
-    pub fn to_goroutine(&self) -> Goroutine {
-        let mut g = self.header.clone();
-        let Some(bufs) = self.frames else {
-            return g;
-        };
-        let mut frames = Vec::with_capacity(bufs.printed - bufs.elided.len());
-        let mut n = 0usize;
-        for p in &bufs.phys {
-            for s in p.info.sources.iter() {
-                let i = n;
-                n += 1;
-                if bufs.elided.contains(&i) {
-                    continue;
-                }
-                let args = match s.inlined {
-                    true => "...".to_string(),
-                    false => bufs.args.get(p.args.clone()).unwrap_or("").to_string(),
-                };
-                frames.push(Frame {
-                    function: s.function.clone(),
-                    file: s.file.clone(),
+            .map(move |(_, k, p, s)| {
+                let frame = FrameRef {
+                    function: &s.function,
+                    file: &s.file,
                     line: s.line,
                     pc: p.pc,
                     offset: p.offset,
                     inlined: s.inlined,
                     fp: p.fp,
                     sp: p.sp,
-                    args,
-                });
-            }
-        }
-        g.frames = frames;
-        g
+                    args: match s.inlined {
+                        true => "...",
+                        false => args.get(p.args.clone()).unwrap_or(""),
+                    },
+                    // The PC, how it was looked up and which of its
+                    // sources: all the text but arguments, fp and sp
+                    // follows from them.
+                    key: u32::try_from(k)
+                        .ok()
+                        .filter(|&k| k < 1 << 31)
+                        .map(|k| (p.pc, k | u32::from(p.backed) << 31)),
+                };
+                (frame, s)
+            })
     }
 }
 
@@ -267,22 +250,9 @@ mod tests {
     }
 
     fn header() -> Goroutine {
-        Goroutine {
-            id: 1,
-            gp: 0xc000,
-            status_code: 4,
-            scan: false,
-            status: "select".into(),
-            wait_reason: None,
-            wait_minutes: 0,
-            locked: false,
-            m: None,
-            synctest_group: None,
-            frames: Vec::new(),
-            elided: None,
-            created_by: None,
-            unreadable: None,
-        }
+        let mut g = super::super::decode::unreadable_g(0xc000);
+        g.unreadable = None;
+        g
     }
 
     /// Six printed frames from four PCs, the middle two left out: the

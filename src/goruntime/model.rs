@@ -121,6 +121,24 @@ pub struct FrameRef<'a> {
     pub key: Option<(u64, u32)>,
 }
 
+impl FrameRef<'_> {
+    /// The frame as an owned [`Frame`], with `function` and `file` (this
+    /// frame's, shared).
+    pub fn to_frame(&self, function: Arc<str>, file: Arc<str>) -> Frame {
+        Frame {
+            function,
+            file,
+            line: self.line,
+            pc: self.pc,
+            offset: self.offset,
+            inlined: self.inlined,
+            fp: self.fp,
+            sp: self.sp,
+            args: self.args.to_string(),
+        }
+    }
+}
+
 impl Frame {
     pub fn view(&self) -> FrameRef<'_> {
         FrameRef {
