@@ -39,8 +39,9 @@ type Written = (Vec<io::Result<Vec<Frame>>>, u64);
 
 impl CapturedMemory {
     /// [`Self::read_from`] for a spilled capture of more than one batch.
-    /// Bounded like the serial copy: [`BUFFERS`] staging buffers of
-    /// [`STAGING_BYTES`], and one compression buffer.
+    /// Bounded: [`BUFFERS`] staging buffers of [`STAGING_BYTES`], a
+    /// compression buffer per packing thread, and at most [`IN_FLIGHT`]
+    /// compressed batches waiting to be written.
     pub(super) fn read_pipelined(
         &mut self,
         mem: &dyn Memory,
@@ -119,8 +120,8 @@ impl CapturedMemory {
             });
             let mut made = 1;
             for (no, batch) in batches(ranges, STAGING_BYTES).enumerate() {
-                // The writer gives every credit back unless it died, and
-                // then the send below fails too.
+                // The writer gives every credit back unless it died: then
+                // nothing more is read.
                 if credit_rx.recv().is_err() {
                     break;
                 }
