@@ -36,6 +36,8 @@ pub(super) struct PcInfo {
 /// One physical frame of the goroutine being decoded.
 struct Phys {
     info: Arc<PcInfo>,
+    /// The index of its first printed frame among the goroutine's.
+    first: usize,
     /// Whether the PC was symbolized one byte back (a return address) or
     /// as is (a trap): the same PC can stand for two places.
     backed: bool,
@@ -83,9 +85,11 @@ impl FrameBuffers {
     /// was looked up one byte back from it (`backed`) or at it.
     pub(super) fn push(&mut self, info: Arc<PcInfo>, backed: bool, regs: FrameRegs) {
         let FrameRegs { pc, offset, fp, sp } = regs;
+        let first = self.printed;
         self.printed += info.sources.len();
         self.phys.push(Phys {
             info,
+            first,
             backed,
             pc,
             offset,
@@ -95,22 +99,14 @@ impl FrameBuffers {
         });
     }
 
-    /// Leaves out `count` printed frames after the first `at`.
-    pub(super) fn elide(&mut self, at: usize, count: usize) {
-        self.elided = at..at.saturating_add(count);
-    }
-
     /// Formats the arguments of every physical frame with a shown,
     /// non-inlined printed frame, with `format(plan, fp, out)`.
     pub(super) fn format_args(&mut self, mut format: impl FnMut(&ArgsPlan, u64, &mut Vec<u8>)) {
         // Written as bytes and checked as UTF-8 once per goroutine: a
         // check per frame was a twentieth of decoding.
         let mut args = std::mem::take(&mut self.args).into_bytes();
-        let mut n = 0;
         for p in &mut self.phys {
-            let first = n;
-            n += p.info.sources.len();
-            let shown = (first..n)
+            let shown = (p.first..)
                 .zip(p.info.sources.iter())
                 .any(|(i, s)| !s.inlined && !self.elided.contains(&i));
             if shown {
@@ -159,19 +155,18 @@ impl<'a> GoroutineView<'a> {
     fn shown(&self) -> impl Iterator<Item = (FrameRef<'a>, &'a CachedSource)> + 'a {
         let elided = self.frames.map_or(0..0, |f| f.elided.clone());
         let args: &'a str = self.frames.map_or("", |f| &f.args);
-        let mut n = 0usize;
         self.frames
             .map_or(&[][..], |f| &f.phys[..])
             .iter()
-            .flat_map(move |p| {
-                let first = n;
-                n += p.info.sources.len();
-                (first..n)
-                    .zip(p.info.sources.iter().enumerate())
-                    .map(move |(i, (k, s))| (i, k, p, s))
+            .flat_map(|p| {
+                p.info
+                    .sources
+                    .iter()
+                    .enumerate()
+                    .map(move |(k, s)| (k, p, s))
             })
-            .filter(move |(i, ..)| !elided.contains(i))
-            .map(move |(_, k, p, s)| {
+            .filter(move |(k, p, _)| !elided.contains(&(p.first + k)))
+            .map(move |(k, p, s)| {
                 let frame = FrameRef {
                     function: &s.function,
                     file: &s.file,
@@ -198,10 +193,11 @@ impl<'a> GoroutineView<'a> {
     }
 }
 
-/// The release's elision rule applied to `bufs`: Go 1.21+ prints the
-/// innermost `inner` and outermost `outer` printed frames and says how many
-/// it left out between; older releases stop after `old_max` physical
-/// frames (the caller pushes no more) and say so at the end.
+/// The release's elision rule applied to `bufs`: Go 1.21+ (`old_style`
+/// `None`) prints the innermost `inner` and outermost `outer` printed
+/// frames and says how many it left out between; older releases stop
+/// after a number of physical frames (the caller pushes no more, and says
+/// whether it `truncated`) and say so at the end.
 pub(super) fn elision(
     bufs: &mut FrameBuffers,
     old_style: Option<bool>,
@@ -216,7 +212,7 @@ pub(super) fn elision(
         }),
         None if bufs.printed > inner + outer => {
             let count = bufs.printed - inner - outer;
-            bufs.elide(inner, count);
+            bufs.elided = inner..inner + count;
             Some(Elision {
                 at: inner,
                 count: Some(count),
@@ -261,46 +257,10 @@ mod tests {
     #[test]
     fn views_show_what_elision_leaves_and_match_the_owned_copy() {
         let mut b = FrameBuffers::default();
-        b.push(
-            pc(&["a"], "b"),
-            true,
-            FrameRegs {
-                pc: 0x10,
-                offset: 1,
-                fp: 0x100,
-                sp: 0x90,
-            },
-        );
-        b.push(
-            pc(&[], "c"),
-            true,
-            FrameRegs {
-                pc: 0x20,
-                offset: 2,
-                fp: 0x200,
-                sp: 0x190,
-            },
-        );
-        b.push(
-            pc(&["d"], "e"),
-            true,
-            FrameRegs {
-                pc: 0x30,
-                offset: 3,
-                fp: 0x300,
-                sp: 0x290,
-            },
-        );
-        b.push(
-            pc(&[], "f"),
-            true,
-            FrameRegs {
-                pc: 0x40,
-                offset: 4,
-                fp: 0x400,
-                sp: 0x390,
-            },
-        );
+        b.push(pc(&["a"], "b"), true, regs(0x10, 0x100));
+        b.push(pc(&[], "c"), true, regs(0x20, 0x200));
+        b.push(pc(&["d"], "e"), true, regs(0x30, 0x300));
+        b.push(pc(&[], "f"), true, regs(0x40, 0x400));
         let e = elision(&mut b, None, 2, 3);
         assert_eq!(e.map(|e| (e.at, e.count)), Some((2, Some(1))));
         let mut formatted = Vec::new();
@@ -342,16 +302,7 @@ mod tests {
 
         // Emptied for the next goroutine; the old rule marks truncation.
         b.clear();
-        b.push(
-            pc(&[], "g"),
-            true,
-            FrameRegs {
-                pc: 0x50,
-                offset: 5,
-                fp: 0x500,
-                sp: 0x490,
-            },
-        );
+        b.push(pc(&[], "g"), true, regs(0x50, 0x500));
         let e = elision(&mut b, Some(true), 2, 3);
         assert_eq!(e.map(|e| (e.at, e.count)), Some((1, None)));
         assert_eq!(elision(&mut b, Some(false), 2, 3).map(|e| e.at), None);

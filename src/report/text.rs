@@ -24,10 +24,10 @@
 //!   line before each header; the SIGQUIT dump ends with one before the
 //!   registers, so every block is followed by one).
 
-use super::{at_least, print_name};
-use crate::ascii::Put;
 use std::collections::HashMap;
 
+use super::{at_least, print_name};
+use crate::ascii::Put;
 use crate::goruntime::{DumpInfo, Elision, Frame, FrameRef, Goroutine, GoroutineView, PcHasher};
 
 /// `_Gwaiting`.
