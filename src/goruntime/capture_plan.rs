@@ -68,11 +68,21 @@ pub(super) struct Runs {
 /// Ranges closer than `gap` merged into runs of at most `max_run` bytes
 /// (a range longer than that is a run of its own).
 pub(super) fn merge_runs(ranges: &[(u64, usize)], gap: u64, max_run: u64) -> Runs {
+    merge_runs_ordered(ranges, gap, max_run).0
+}
+
+/// [`merge_runs`], and the indexes of `ranges` by address (sorted once,
+/// for both).
+pub(super) fn merge_runs_ordered(
+    ranges: &[(u64, usize)],
+    gap: u64,
+    max_run: u64,
+) -> (Runs, Vec<usize>) {
     let mut order: Vec<usize> = (0..ranges.len()).collect();
     order.sort_unstable_by_key(|&i| ranges[i].0);
     let mut runs: Vec<(u64, usize)> = Vec::new();
     let mut run_of = vec![0usize; ranges.len()];
-    for i in order {
+    for &i in &order {
         let (addr, len) = ranges[i];
         let end = addr.saturating_add(len as u64);
         if let Some(run) = runs.last_mut() {
@@ -88,7 +98,7 @@ pub(super) fn merge_runs(ranges: &[(u64, usize)], gap: u64, max_run: u64) -> Run
         runs.push((addr, len));
         run_of[i] = runs.len() - 1;
     }
-    Runs { runs, run_of }
+    (Runs { runs, run_of }, order)
 }
 
 #[cfg(test)]

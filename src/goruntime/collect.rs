@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use thiserror::Error;
 
-use super::capture_plan::{merge_runs, GSaid, Plan, Runs, StackFields};
+use super::capture_plan::{merge_runs, merge_runs_ordered, GSaid, Plan, Runs, StackFields};
 use super::discover::Globals;
 use super::layout::RuntimeLayout;
 use super::version::{G_DEAD, G_DEAD_EXTRA, G_RUNNING, G_SCAN, G_SYSCALL};
@@ -64,6 +64,21 @@ pub trait Fetch {
     /// Makes the bytes of each range, as the target holds them now,
     /// readable in `mem`; returns whether each could be read.
     fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool>;
+
+    /// [`Fetch::fetch`], telling `seen` the address and bytes of what it
+    /// reads from the target as it reads them (a part of a range, a range,
+    /// or several touching ones at once), so the caller can look at them
+    /// without reading `mem` back. What is served otherwise (from an
+    /// earlier copy) is not told: the caller reads that from `mem`.
+    fn fetch_seen(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
+        let _ = seen;
+        self.fetch(mem, ranges)
+    }
 
     /// The plan of an earlier capture into the same `mem`, whose decisions
     /// this capture may reuse where [`Fetch::unchanged`] vouches for their
@@ -216,11 +231,18 @@ pub fn capture_with(
     spent += gs.len() as u64 * layout.g.size;
     let granges: Vec<(u64, usize)> = gs.iter().map(|&g| (g, gsize)).collect();
     // The same list as the prior plan's (unchanged bytes): the same runs.
-    let runs = match prior.gs == gs {
-        true => prior.g_runs.clone(),
-        false => merge_runs(&granges, G_MERGE_GAP, MAX_RUN),
+    let (runs, by_addr) = match prior.gs == gs {
+        true => (prior.g_runs.clone(), Vec::new()),
+        false => merge_runs_ordered(&granges, G_MERGE_GAP, MAX_RUN),
     };
-    let read_ok = read_merged(fetch, &mut cap, &granges, &runs);
+    // Each g read from the target now is decided as its bytes go by: read
+    // back from a spilled copy, a million `g`s would be decompressed again.
+    let mut early = GsSeen::new(&gs, &by_addr, layout);
+    let read_ok = read_merged(fetch, &mut cap, &granges, &runs, &mut |a, b| {
+        early.see(a, b)
+    });
+    let mut early = early.said;
+    drop(by_addr);
 
     // One look-up per g: the fields that decide which stack bytes to copy,
     // or the prior plan's decision where the g's bytes are unchanged since.
@@ -240,7 +262,10 @@ pub fn capture_with(
         let now_said = match reused {
             Some(s) => s,
             None if !ok => GSaid::Unread,
-            None => said_of(&cap.mem, layout, g, &mut gbuf),
+            None => match early.get_mut(i).and_then(Option::take) {
+                Some(s) => s,
+                None => said_of(&cap.mem, layout, g, &mut gbuf),
+            },
         };
         // Kept for the plan only when one is wanted (the running copy, which
         // has no prior): the final stop moves each decision, never copies it.
@@ -323,6 +348,15 @@ impl Fetch for Counted<'_> {
         self.calls += 1;
         self.inner.fetch(mem, ranges)
     }
+    fn fetch_seen(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
+        self.calls += 1;
+        self.inner.fetch_seen(mem, ranges, seen)
+    }
     fn take_prior(&mut self) -> Option<Plan> {
         self.inner.take_prior()
     }
@@ -387,6 +421,11 @@ pub(super) fn said_of<M: Memory + ?Sized>(
     if g.checked_add(gbuf.len() as u64).is_none() || mem.read(g, gbuf).is_err() {
         return GSaid::Unread;
     }
+    said_by(layout, gbuf)
+}
+
+/// What a `g`'s bytes `gbuf` say.
+fn said_by(layout: &RuntimeLayout, gbuf: &[u8]) -> GSaid {
     let goff = &layout.g;
     let field = |off: u64| {
         gbuf.get(off as usize..off as usize + 8)
@@ -402,6 +441,45 @@ pub(super) fn said_of<M: Memory + ?Sized>(
             syscallsp: field(goff.syscallsp),
             m: field(goff.m),
         }),
+    }
+}
+
+/// The `g`s decided from bytes a fetch told as it read them (see
+/// [`Fetch::fetch_seen`]), by index in the list.
+struct GsSeen<'a> {
+    gs: &'a [u64],
+    /// Indexes into `gs`, by address.
+    by_addr: &'a [usize],
+    layout: &'a RuntimeLayout,
+    /// Empty until something is told.
+    said: Vec<Option<GSaid>>,
+}
+
+impl<'a> GsSeen<'a> {
+    fn new(gs: &'a [u64], by_addr: &'a [usize], layout: &'a RuntimeLayout) -> Self {
+        GsSeen {
+            gs,
+            by_addr,
+            layout,
+            said: Vec::new(),
+        }
+    }
+
+    /// Decides every `g` lying whole in the `bytes` at `addr`.
+    fn see(&mut self, addr: u64, bytes: &[u8]) {
+        let gsize = self.layout.g.size as usize;
+        let first = self.by_addr.partition_point(|&i| self.gs[i] < addr);
+        for &i in &self.by_addr[first..] {
+            // `g >= addr`: the offset is in range; past the bytes, done.
+            let at = (self.gs[i] - addr) as usize;
+            let Some(gbuf) = at.checked_add(gsize).and_then(|end| bytes.get(at..end)) else {
+                break;
+            };
+            if self.said.is_empty() {
+                self.said.resize(self.gs.len(), None);
+            }
+            self.said[i] = Some(said_by(self.layout, gbuf));
+        }
     }
 }
 
@@ -559,7 +637,7 @@ pub fn for_each_g_chunk(
         let mut copy = Capture::default();
         let ranges: Vec<(u64, usize)> = chunk.iter().map(|&g| (g, gsize)).collect();
         let runs = merge_runs(&ranges, G_MERGE_GAP, MAX_RUN);
-        read_merged(&mut ReadAll(t), &mut copy, &ranges, &runs);
+        read_merged(&mut ReadAll(t), &mut copy, &ranges, &runs, &mut |_, _| {});
         each(&copy.mem, chunk);
     }
 }
@@ -579,8 +657,9 @@ fn read_merged(
     cap: &mut Capture,
     ranges: &[(u64, usize)],
     runs: &Runs,
+    seen: &mut dyn FnMut(u64, &[u8]),
 ) -> Vec<bool> {
-    let run_ok = read_ranges(fetch, cap, &runs.runs);
+    let run_ok = read_ranges_seen(fetch, cap, &runs.runs, seen);
     // A range without a run (runs made for other ranges) is read on its own.
     let mut ok: Vec<bool> = (0..ranges.len())
         .map(|i| runs.run_of.get(i).and_then(|&r| run_ok.get(r)) == Some(&true))
@@ -588,7 +667,7 @@ fn read_merged(
     let retry: Vec<usize> = (0..ranges.len()).filter(|&i| !ok[i]).collect();
     if !retry.is_empty() {
         let again: Vec<(u64, usize)> = retry.iter().map(|&i| ranges[i]).collect();
-        for (&i, good) in retry.iter().zip(read_ranges(fetch, cap, &again)) {
+        for (&i, good) in retry.iter().zip(read_ranges_seen(fetch, cap, &again, seen)) {
             ok[i] = good;
         }
     }
@@ -599,7 +678,17 @@ fn read_merged(
 /// read. `cap.bytes` counts what a stop-the-world capture reads, however
 /// the bytes were got.
 fn read_ranges(fetch: &mut dyn Fetch, cap: &mut Capture, ranges: &[(u64, usize)]) -> Vec<bool> {
-    let ok = fetch.fetch(&mut cap.mem, ranges);
+    read_ranges_seen(fetch, cap, ranges, &mut |_, _| {})
+}
+
+/// [`read_ranges`] through [`Fetch::fetch_seen`].
+fn read_ranges_seen(
+    fetch: &mut dyn Fetch,
+    cap: &mut Capture,
+    ranges: &[(u64, usize)],
+    seen: &mut dyn FnMut(u64, &[u8]),
+) -> Vec<bool> {
+    let ok = fetch.fetch_seen(&mut cap.mem, ranges, seen);
     cap.bytes += ranges
         .iter()
         .zip(&ok)
@@ -636,4 +725,78 @@ pub(super) fn read_wait_reasons(
             String::from_utf8_lossy(&b).into_owned()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::GoVersion;
+
+    fn layout() -> RuntimeLayout {
+        let (g, m, defer) = super::super::table::offsets(GoVersion {
+            major: 1,
+            minor: 24,
+        })
+        .expect("go1.24 row");
+        RuntimeLayout {
+            g,
+            m,
+            defer,
+            allgs: None,
+            wait_reasons: None,
+        }
+    }
+
+    /// A parked `g` at `g` whose stack is `[lo, hi)` with its saved SP at
+    /// `sp`, as the bytes a copy holds.
+    fn parked(l: &RuntimeLayout, lo: u64, hi: u64, sp: u64) -> Vec<u8> {
+        let mut b = vec![0u8; l.g.size as usize];
+        let mut put =
+            |off: u64, v: u64| b[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes());
+        put(l.g.atomicstatus, 4); // _Gwaiting
+        put(l.g.stack_lo, lo);
+        put(l.g.stack_hi, hi);
+        put(l.g.sched_sp, sp);
+        b
+    }
+
+    #[test]
+    fn gs_told_whole_are_decided_as_from_memory_and_others_left() {
+        let l = layout();
+        let size = l.g.size;
+        // Three gs side by side, listed out of address order.
+        let base = 0x10_0000u64;
+        let gs = [base + 2 * size, base, base + size];
+        let mut bytes = Vec::new();
+        for k in 0..3 {
+            bytes.extend(parked(
+                &l,
+                0x8000 * (k + 1),
+                0x8000 * (k + 1) + 0x2000,
+                0x8000 * (k + 1) + 0x1f00,
+            ));
+        }
+        let (_, by_addr) = merge_runs_ordered(
+            &gs.iter().map(|&g| (g, size as usize)).collect::<Vec<_>>(),
+            G_MERGE_GAP,
+            MAX_RUN,
+        );
+        let mut seen = GsSeen::new(&gs, &by_addr, &l);
+        // Told: the first g whole and the second cut short; nothing told
+        // of the third.
+        seen.see(base, &bytes[..(size + size / 2) as usize]);
+        let mut mem = CapturedMemory::new();
+        mem.insert(base, &bytes);
+        let mut gbuf = vec![0u8; size as usize];
+        let from_mem = format!("{:?}", said_of(&mem, &l, base, &mut gbuf));
+        let said: Vec<String> = seen.said.iter().map(|s| format!("{s:?}")).collect();
+        assert_eq!(said[1], format!("Some({from_mem})"));
+        assert!(from_mem.contains("Parked"), "{from_mem}");
+        assert_eq!((said[0].as_str(), said[2].as_str()), ("None", "None"));
+        // Bytes before every g, or empty: nothing decided, no panic.
+        let mut none = GsSeen::new(&gs, &by_addr, &l);
+        none.see(0x1000, &bytes);
+        none.see(u64::MAX - 4, &[]);
+        assert!(none.said.is_empty());
+    }
 }

@@ -150,12 +150,13 @@ struct Fetched {
 /// Reads `ranges` from `src` into `mem`, whose spans `spans` mirrors:
 /// the parts `mem` holds are re-read in place, the others added as new
 /// spans (one per part, so that each part's success is known and the
-/// mirror stays exact).
+/// mirror stays exact). `seen` is told the bytes of each new part as read.
 fn fetch_into(
     mem: &mut CapturedMemory,
     spans: &mut Spans,
     src: &dyn Memory,
     ranges: &[(u64, usize)],
+    seen: &mut dyn FnMut(u64, &[u8]),
 ) -> Fetched {
     let mut held = Vec::new();
     let mut fresh = Vec::new();
@@ -184,7 +185,7 @@ fn fetch_into(
     let held_ok = mem.rewrite_from(src, &held);
     // Disjoint from every span and from each other: appended in batches
     // (a spilled copy writes its file once per batch, not once per range).
-    let fresh_ok = mem.read_from(src, &fresh);
+    let fresh_ok = mem.read_from_seen(src, &fresh, seen);
     let mut bytes = 0;
     let mut damaged = Vec::new();
     for (&(a, n), good) in held.iter().zip(held_ok) {
@@ -287,8 +288,17 @@ struct RunningFetch<'a, 'p> {
 
 impl Fetch for RunningFetch<'_, '_> {
     fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        self.fetch_seen(mem, ranges, &mut |_, _| {})
+    }
+
+    fn fetch_seen(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
         let pc = &mut *self.pc;
-        let f = pc.copy_in(mem, self.mem, ranges);
+        let f = pc.copy_in(mem, self.mem, ranges, seen);
         let asks = ranges
             .iter()
             .zip(&f.ok)
@@ -556,9 +566,10 @@ impl<'p> Precopy<'p> {
         mem: &mut CapturedMemory,
         src: &dyn Memory,
         ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
     ) -> Fetched {
         self.track_ranges(ranges);
-        let mut f = fetch_into(mem, &mut self.spans, src, ranges);
+        let mut f = fetch_into(mem, &mut self.spans, src, ranges, seen);
         self.stats.running_bytes += f.bytes;
         self.dirty.append(&mut f.damaged);
         f
@@ -607,7 +618,13 @@ impl<'p> Precopy<'p> {
         }
         self.stats.pages_rewritten_running += pages;
         self.note_refreshed(&again);
-        let f = fetch_into(&mut self.copy.mem, &mut self.spans, mem, &again);
+        let f = fetch_into(
+            &mut self.copy.mem,
+            &mut self.spans,
+            mem,
+            &again,
+            &mut |_, _| {},
+        );
         self.stats.running_bytes += f.bytes;
         self.dirty.extend(f.damaged);
     }
@@ -692,7 +709,13 @@ impl<'p> Precopy<'p> {
         let started = Instant::now();
         let refreshed = stale.and_then(|ranges| {
             self.note_refreshed(&ranges);
-            let f = fetch_into(&mut self.copy.mem, &mut self.spans, t, &ranges);
+            let f = fetch_into(
+                &mut self.copy.mem,
+                &mut self.spans,
+                t,
+                &ranges,
+                &mut |_, _| {},
+            );
             self.stats.stopped_bytes += f.bytes;
             match f.damaged.is_empty() && f.ok.iter().all(|&g| g) {
                 true => Ok(()),
@@ -861,6 +884,7 @@ impl<'p> Precopy<'p> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::MemoryExt;
 
     /// Source memory holding `0x0e00..0x2100`, byte = low bits of the address.
     fn source() -> CapturedMemory {
@@ -876,17 +900,35 @@ mod tests {
     fn fetches_add_only_what_no_span_held_and_report_each_range() {
         let src = source();
         let (mut mem, mut s) = (CapturedMemory::new(), Spans::default());
-        let f = fetch_into(&mut mem, &mut s, &src, &[(0x1000, 0x100), (0x1080, 0x100)]);
+        // Each new part read is told as read (overlapping asks: one part).
+        let mut told = Vec::new();
+        let f = fetch_into(
+            &mut mem,
+            &mut s,
+            &src,
+            &[(0x1000, 0x100), (0x1080, 0x100)],
+            &mut |a, b| told.push((a, b.to_vec())),
+        );
         assert_eq!((f.ok, f.bytes), (vec![true, true], 0x180));
+        assert_eq!(told, vec![(0x1000, src.read_vec(0x1000, 0x180).unwrap())]);
         // A stack grown below, a range partly unreadable, one past the end
-        // of the address space.
+        // of the address space: only the parts around what was held are
+        // new and read, so only they are told.
+        told.clear();
         let f = fetch_into(
             &mut mem,
             &mut s,
             &src,
             &[(0x0f00, 0x300), (0x20f0, 0x20), (u64::MAX - 4, 8)],
+            &mut |a, b| told.push((a, b.to_vec())),
         );
         assert_eq!(f.ok, vec![true, false, false]);
+        let around = [(0x0f00, 0x100), (0x1180, 0x80)];
+        let want: Vec<_> = around
+            .iter()
+            .map(|&(a, n)| (a, src.read_vec(a, n).unwrap()))
+            .collect();
+        assert_eq!(told, want);
         assert!(f.damaged.is_empty());
         assert!(s.cover(0x0f00, 0x1200) && !s.cover(0x20f0, 0x2100));
         assert!(!s.cover(0x0f00, 0x1208));
@@ -904,7 +946,7 @@ mod tests {
         // Asked for out of address order; the middle range joins two asks
         // (the run stored where its first ask was).
         let asks = [(0x1800, 0x10), (0x1000, 0x10), (0x1400, 0x10), (0x1410, 8)];
-        fetch_into(&mut mem, &mut s, &src, &asks);
+        fetch_into(&mut mem, &mut s, &src, &asks, &mut |_, _| {});
         assert_eq!(mem.stored_order(), vec![0x1800, 0x1000, 0x1400]);
         assert_eq!(
             ordered_runs(&asks),

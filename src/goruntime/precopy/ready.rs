@@ -245,7 +245,7 @@ impl Precopy<'_> {
             .collect();
         if !want.is_empty() {
             let mut copy = std::mem::take(&mut self.copy.mem);
-            self.copy_in(&mut copy, mem, &want);
+            self.copy_in(&mut copy, mem, &want, &mut |_, _| {});
             self.copy.mem = copy;
         }
         for (&i, said) in again.iter().zip(said) {

@@ -181,14 +181,26 @@ impl CapturedMemory {
     /// (The live backend's `read_batch` merges neighbouring ranges and
     /// spreads large batches over threads.)
     pub fn read_from(&mut self, mem: &dyn Memory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        self.read_from_seen(mem, ranges, &mut |_, _| {})
+    }
+
+    /// [`Self::read_from`], telling `seen` the address and bytes of each
+    /// range read, as read: a caller that looks at what it copied needs no
+    /// second pass over a spilled store (which would decompress it all).
+    pub fn read_from_seen(
+        &mut self,
+        mem: &dyn Memory,
+        ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
         let limit = self.batch_limit();
         let total = ranges.iter().fold(0usize, |t, r| t.saturating_add(r.1));
         let ok = if self.is_spilled() && total > limit {
-            self.read_pipelined(mem, ranges)
+            self.read_pipelined(mem, ranges, seen)
         } else {
             let mut ok = Vec::with_capacity(ranges.len());
             for batch in batches(ranges, limit) {
-                ok.extend(self.read_batch_into(mem, batch));
+                ok.extend(self.read_batch_into(mem, batch, seen));
             }
             ok
         };
@@ -401,13 +413,20 @@ impl CapturedMemory {
 
     /// Reads `batch` into the store (the arena, or the staging buffer then,
     /// compressed, the file) and indexes what was readable.
-    fn read_batch_into(&mut self, mem: &dyn Memory, batch: &[(u64, usize)]) -> Vec<bool> {
+    fn read_batch_into(
+        &mut self,
+        mem: &dyn Memory,
+        batch: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
         let total: usize = batch.iter().map(|r| r.1).sum();
         let (base, ok) = match &mut self.store {
             Store::Ram(arena) => {
                 let base = arena.len();
                 arena.resize(base + total, 0);
-                (base as u64, read_into(mem, batch, &mut arena[base..]))
+                let ok = read_into(mem, batch, &mut arena[base..]);
+                tell(batch, &ok, &arena[base..], seen);
+                (base as u64, ok)
             }
             Store::Spill { file, .. } => {
                 if file.staging.len() < total {
@@ -415,6 +434,7 @@ impl CapturedMemory {
                 }
                 let mut staging = std::mem::take(&mut file.staging);
                 let ok = read_into(mem, batch, &mut staging[..total]);
+                tell(batch, &ok, &staging, seen);
                 file.staging = staging;
                 match file.append_staged(total) {
                     Ok(base) => (base, ok),
@@ -566,6 +586,19 @@ fn batches(ranges: &[(u64, usize)], limit: usize) -> impl Iterator<Item = &[(u64
         rest = tail;
         Some(head)
     })
+}
+
+/// Tells `seen` each range of `batch` that was read (`ok`), with its bytes
+/// from `buf`, where [`read_into`] put them.
+fn tell(batch: &[(u64, usize)], ok: &[bool], buf: &[u8], seen: &mut dyn FnMut(u64, &[u8])) {
+    let mut at = 0usize;
+    for (&(addr, n), &good) in batch.iter().zip(ok) {
+        let end = at.saturating_add(n);
+        if let (true, Some(bytes)) = (good, buf.get(at..end)) {
+            seen(addr, bytes);
+        }
+        at = end;
+    }
 }
 
 /// Reads `ranges` from `mem` into consecutive pieces of `buf` (exactly

@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::frames::{Frame, Packer};
 use super::spill::{whole_blocks, STAGING_BYTES};
-use super::{batches, read_into, CapturedMemory, Store};
+use super::{batches, read_into, tell, CapturedMemory, Store};
 use crate::process::memory::Memory;
 
 /// Threads compressing batches.
@@ -38,7 +38,9 @@ struct Staged<'r> {
 type Written = (Vec<io::Result<Vec<Frame>>>, u64);
 
 impl CapturedMemory {
-    /// [`Self::read_from`] for a spilled capture of more than one batch.
+    /// [`Self::read_from_seen`] for a spilled capture of more than one
+    /// batch (`seen` is told each batch's ranges on this thread, before
+    /// they are compressed).
     /// Bounded: [`BUFFERS`] staging buffers of [`STAGING_BYTES`], a
     /// compression buffer per packing thread, and at most [`IN_FLIGHT`]
     /// compressed batches waiting to be written.
@@ -46,6 +48,7 @@ impl CapturedMemory {
         &mut self,
         mem: &dyn Memory,
         ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
     ) -> Vec<bool> {
         let Store::Spill { file, .. } = &mut self.store else {
             unreachable!("read_pipelined is only called on a spilled capture")
@@ -140,6 +143,7 @@ impl CapturedMemory {
                     buf.resize(total, 0);
                 }
                 let ok = read_into(mem, batch, &mut buf[..total]);
+                tell(batch, &ok, &buf[..total], seen);
                 staged.push(Staged {
                     ranges: batch,
                     ok,
