@@ -146,6 +146,15 @@ fn json_has_every_goroutine_with_frames() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     let gs = v["goroutines"].as_array().expect("goroutines array");
+    // One goroutine per line, between the head and the closing `]}`.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), gs.len() + 2, "{text}");
+    for (line, g) in lines[1..lines.len() - 1].iter().zip(gs) {
+        let one: serde_json::Value =
+            serde_json::from_str(line.trim_end_matches(',')).expect("a goroutine per line");
+        assert_eq!(&one, g);
+    }
     let recv = gs
         .iter()
         .find(|g| {

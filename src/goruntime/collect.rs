@@ -108,6 +108,15 @@ impl Fetch for ReadAll<'_> {
     fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
         mem.read_from(self.0, ranges)
     }
+
+    fn fetch_seen(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
+        mem.read_from_seen(self.0, ranges, seen)
+    }
 }
 
 /// An empty capture sized for the target's current goroutine count (read

@@ -1,6 +1,9 @@
 //! The JSON view: a stable shape for scripts, independent of the model's
 //! field names.
 //!
+//! Its shape (written without whitespace, but for a line break before each
+//! goroutine and before the closing `]}`: one goroutine per line):
+//!
 //! ```text
 //! {"go_version": "go1.21.13",
 //!  "goroutines": [{"id", "gp", "status", "wait_reason" (string|null),
@@ -96,43 +99,29 @@ pub(super) fn view(g: &Goroutine) -> GoroutineView<'_> {
     }
 }
 
-/// Where one goroutine's object sits in the whole document: inside
-/// `"goroutines": [`, two levels deep.
-const ELEMENT_INDENT: &[u8] = b"    ";
-
-/// The document up to the goroutines' array, as `to_writer_pretty` would
-/// write it for `{"go_version": .., "goroutines": [..]}`.
+/// The document up to the goroutines' array: `{"go_version":..,"goroutines":[`.
 pub(super) fn head(go_version: &str) -> io::Result<Vec<u8>> {
-    let mut out = b"{\n  \"go_version\": ".to_vec();
+    let mut out = b"{\"go_version\":".to_vec();
     serde_json::to_writer(&mut out, go_version).map_err(io::Error::from)?;
-    out.extend_from_slice(b",\n  \"goroutines\": [");
+    out.extend_from_slice(b",\"goroutines\":[");
     Ok(out)
 }
 
 /// The document after the array, which held `any` goroutines.
 pub(super) fn tail(any: bool) -> &'static [u8] {
     match any {
-        true => b"\n  ]\n}\n",
-        false => b"]\n}\n",
+        true => b"\n]}\n",
+        false => b"]}\n",
     }
 }
 
 /// Appends the goroutine's object as an element of the array, preceded
-/// by `,` and the element's line break and indentation (the writer drops
-/// the very first comma). Byte for byte what `to_writer_pretty` writes for
-/// the whole document: its text of each object, every line indented two
-/// levels (JSON strings hold no raw line breaks, so every `\n` in it is a
-/// line break).
-pub(super) fn element(out: &mut Vec<u8>, g: &Goroutine, scratch: &mut Vec<u8>) -> io::Result<()> {
-    scratch.clear();
-    serde_json::to_writer_pretty(&mut *scratch, &view(g)).map_err(io::Error::from)?;
+/// by `,` and a line break (the writer drops the very first comma): one
+/// goroutine per line, without other whitespace. Pretty-printed, a
+/// million goroutines were 15 GB, 3.5 times their text dump, most of it
+/// indentation; on one line each, `grep` finds whole goroutines and `jq`
+/// reads the document as before.
+pub(super) fn element(out: &mut Vec<u8>, g: &Goroutine) -> io::Result<()> {
     out.extend_from_slice(b",\n");
-    for line in scratch.split(|&b| b == b'\n') {
-        if line.as_ptr() != scratch.as_ptr() {
-            out.push(b'\n');
-        }
-        out.extend_from_slice(ELEMENT_INDENT);
-        out.extend_from_slice(line);
-    }
-    Ok(())
+    serde_json::to_writer(&mut *out, &view(g)).map_err(io::Error::from)
 }

@@ -6,7 +6,7 @@
 //!   goroutine on SIGQUIT (the "system" traceback level), for the release in
 //!   the dump's `go_version`. See `text.rs` for the per-release rules.
 //! - [`Format::Json`]: `{"go_version": .., "goroutines": [..]}`, one object
-//!   per goroutine; see `json.rs` for the fields.
+//!   per goroutine, a line each; see `json.rs` for the fields.
 //! - [`Format::Grouped`]: goroutines with identical stacks collapsed into
 //!   one block, largest group first (panicparse's view); see `group.rs`.
 //!
@@ -165,7 +165,6 @@ impl ChunkFormatter {
                 goroutines: 0,
                 body,
             },
-            scratch: Vec::new(),
             templates: text::Templates::default(),
             error: None,
         }
@@ -192,7 +191,7 @@ impl ChunkFormatter {
                 out.push(b'\n');
             }
             Body::Bytes(out) => {
-                let r = json::element(out, g, &mut c.scratch);
+                let r = json::element(out, g);
                 if let Err(e) = r {
                     c.error.get_or_insert(e);
                 }
@@ -213,8 +212,6 @@ impl ChunkFormatter {
 /// A [`Chunk`] being made by a [`ChunkFormatter`], a goroutine at a time.
 pub struct ChunkBuilder {
     chunk: Chunk,
-    /// JSON's text of one goroutine, before it is indented.
-    scratch: Vec<u8>,
     /// Text's frames by key (a chunk is formatted on one thread, and its
     /// keys come from that thread's decoder).
     templates: text::Templates,

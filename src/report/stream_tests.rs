@@ -6,21 +6,38 @@ use serde::Serialize;
 use super::super::*;
 use super::{goroutine, parse_oracle, G119_EXE_ALL, G127_PIE_ALL};
 
-/// What `--json` wrote before it streamed: serde's pretty printer over
-/// the whole document.
+/// The whole document as serde writes it, compact.
 #[derive(Serialize)]
 struct WholeDocument<'a> {
     go_version: &'a str,
     goroutines: Vec<json::GoroutineView<'a>>,
 }
 
+/// What `--json` writes for `dump`: serde's compact text of the whole
+/// document, a line break before each goroutine and before the closing
+/// `]}`, and one at the end.
 fn serde_whole(dump: &Dump) -> Vec<u8> {
     let doc = WholeDocument {
         go_version: &dump.go_version,
         goroutines: dump.goroutines.iter().map(json::view).collect(),
     };
-    let mut out = serde_json::to_vec_pretty(&doc).unwrap();
-    out.push(b'\n');
+    let head = serde_json::to_vec(&WholeDocument {
+        goroutines: Vec::new(),
+        ..doc
+    })
+    .unwrap();
+    let mut out = head[..head.len() - 2].to_vec();
+    for (i, g) in doc.goroutines.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        out.extend(serde_json::to_vec(g).unwrap());
+    }
+    if !doc.goroutines.is_empty() {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"]}\n");
+    // Without its line breaks (JSON strings hold none), serde's own text.
+    let joined: Vec<u8> = out.iter().copied().filter(|&b| b != b'\n').collect();
+    assert_eq!(joined, serde_json::to_vec(&doc).unwrap());
     out
 }
 
@@ -64,10 +81,18 @@ fn oracles() -> Vec<Dump> {
 }
 
 #[test]
-fn json_is_byte_for_byte_what_serde_writes_for_the_whole_dump() {
+fn json_is_serde_compact_text_one_goroutine_a_line() {
     for dump in oracles() {
         let want = serde_whole(&dump);
         assert_eq!(whole(&dump, Format::Json), want);
+        // A line per goroutine, each a JSON object of its own.
+        let text = String::from_utf8(want.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), dump.goroutines.len() + 2);
+        for (line, g) in lines[1..lines.len() - 1].iter().zip(&dump.goroutines) {
+            let v: serde_json::Value = serde_json::from_str(line.trim_end_matches(',')).unwrap();
+            assert_eq!(v["id"], g.id);
+        }
         for sizes in [&[1][..], &[0, 3, 0, 2], &[1000]] {
             assert_eq!(streamed(&dump, Format::Json, sizes), want, "{sizes:?}");
         }
