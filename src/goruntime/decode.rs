@@ -78,7 +78,7 @@ const PARALLEL_MIN_GOROUTINES: usize = 2000;
 /// `allgs` entries one worker decodes at a time: enough to amortise
 /// handing out the work, few enough that the chunks in flight (a few per
 /// thread, decoded and formatted) stay a few megabytes.
-const CHUNK_GOROUTINES: usize = 256;
+pub const CHUNK_GOROUTINES: usize = 256;
 
 /// One decoding thread's state: its caches and its reader of the capture.
 struct Worker<'c> {
@@ -117,6 +117,7 @@ impl Decoder<'_> {
     ) -> Result<(), E> {
         self.stream_views(
             cap,
+            CHUNK_GOROUTINES,
             Vec::with_capacity,
             |chunk, g| chunk.push(g.to_goroutine()),
             each,
@@ -128,18 +129,20 @@ impl Decoder<'_> {
     /// by `begin(goroutines in the chunk)`, then `add` of each goroutine in
     /// turn (a view of the decoding thread's buffers, valid for the call),
     /// then `end`. Formatting text this way costs no allocation per frame.
+    /// A chunk is `chunk_goroutines` entries of `allgs` (at least one).
     pub fn stream_views<A, T: Send, E>(
         &self,
         cap: &Capture,
+        chunk_goroutines: usize,
         begin: impl Fn(usize) -> A + Sync,
         add: impl Fn(&mut A, &GoroutineView<'_>) + Sync,
         end: impl Fn(A) -> T + Sync,
         consume: impl FnMut(T) -> Result<(), E>,
     ) -> Result<(), E> {
         let gs = &cap.gs;
-        let chunks = gs.len().div_ceil(CHUNK_GOROUTINES);
-        let chunk =
-            |i: usize| &gs[i * CHUNK_GOROUTINES..((i + 1) * CHUNK_GOROUTINES).min(gs.len())];
+        let per = chunk_goroutines.max(1);
+        let chunks = gs.len().div_ceil(per);
+        let chunk = |i: usize| &gs[i * per..((i + 1) * per).min(gs.len())];
         crate::ordered::map_ordered(
             chunks,
             crate::ordered::threads_for(gs.len(), PARALLEL_MIN_GOROUTINES),

@@ -39,7 +39,7 @@ pub use discover::Globals;
 pub use layout::{LayoutError, RuntimeLayout};
 pub use layout_check::Fit;
 
-pub use decode::Decoder;
+pub use decode::{Decoder, CHUNK_GOROUTINES};
 pub use decoded::GoroutineView;
 pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, FrameRef, Goroutine, MachineRef};
 pub use unwind::PcHasher;

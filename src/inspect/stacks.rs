@@ -185,6 +185,7 @@ impl Inspector {
             .decoder(c.bias)?
             .stream_views(
                 &c.capture,
+                formatter.chunk_goroutines(),
                 |n| formatter.begin(n),
                 |chunk, g| formatter.add(chunk, g),
                 |chunk| formatter.end(chunk),

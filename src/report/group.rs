@@ -35,41 +35,57 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::io::{self, Write};
 
 use super::print_name;
-use crate::goruntime::Goroutine;
+use crate::goruntime::{Goroutine, GoroutineView};
 
 /// Id list items printed before `... and K more`.
 const MAX_ID_ITEMS: usize = 20;
 
-/// What makes two goroutines "the same stack".
-#[derive(PartialEq, Eq, Hash)]
-struct Key<'a> {
-    status: &'a str,
-    locked: bool,
-    frames: Vec<(&'a str, &'a str, u32, bool)>,
-    elided: Option<(usize, Option<usize>)>,
-    unreadable: Option<&'a str>,
-    created_by: Option<(&'a str, &'a str, u32)>,
-}
+/// What makes two goroutines "the same stack", but the frames: the
+/// header's parts of the key.
+type HeadKey<'a> = (
+    &'a str,
+    bool,
+    Option<(usize, Option<usize>)>,
+    Option<&'a str>,
+    Option<(&'a str, &'a str, u32)>,
+);
 
-fn key(g: &Goroutine) -> Key<'_> {
-    Key {
-        status: &g.status,
-        locked: g.locked,
-        frames: g
-            .frames
-            .iter()
-            .map(|f| (&*f.function, &*f.file, f.line, f.inlined))
-            .collect(),
-        elided: g.elided.map(|e| (e.at, e.count)),
-        unreadable: g.unreadable.as_deref(),
-        created_by: g
-            .created_by
+fn head_key(g: &Goroutine) -> HeadKey<'_> {
+    (
+        &g.status,
+        g.locked,
+        g.elided.map(|e| (e.at, e.count)),
+        g.unreadable.as_deref(),
+        g.created_by
             .as_ref()
             .map(|c| (&*c.function, &*c.file, c.line)),
+    )
+}
+
+/// A frame's part of the key.
+type FrameKey<'a> = (&'a str, &'a str, u32, bool);
+
+fn frame_keys(g: &Goroutine) -> impl Iterator<Item = FrameKey<'_>> {
+    g.frames
+        .iter()
+        .map(|f| (&*f.function, &*f.file, f.line, f.inlined))
+}
+
+/// Whether two goroutines' frames are the same, key by key.
+fn same_frames<'a, 'b>(
+    mut a: impl Iterator<Item = FrameKey<'a>>,
+    mut b: impl Iterator<Item = FrameKey<'b>>,
+) -> bool {
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) if x == y => {}
+            _ => return false,
+        }
     }
 }
 
@@ -81,6 +97,25 @@ struct Group {
     ids: Vec<u64>,
     min_wait: i64,
     max_wait: i64,
+}
+
+impl Group {
+    /// A group of no goroutine yet, whose stack is `first`'s.
+    fn of(first: Goroutine) -> Group {
+        Group {
+            first,
+            ids: Vec::new(),
+            min_wait: i64::MAX,
+            max_wait: i64::MIN,
+        }
+    }
+
+    /// Counts `g` (whose stack this is) in.
+    fn count(&mut self, g: &Goroutine) {
+        self.ids.push(g.id);
+        self.min_wait = self.min_wait.min(g.wait_minutes);
+        self.max_wait = self.max_wait.max(g.wait_minutes);
+    }
 }
 
 /// Goroutines grouped by stack, in order of first appearance; each
@@ -98,45 +133,77 @@ pub(super) struct Groups {
 impl Groups {
     /// Adds one goroutine.
     pub(super) fn add(&mut self, g: &Goroutine) {
-        let group = self.group_of(g, || g.clone());
-        group.ids.push(g.id);
-        group.min_wait = group.min_wait.min(g.wait_minutes);
-        group.max_wait = group.max_wait.max(g.wait_minutes);
+        let i = self
+            .find(g, || frame_keys(g))
+            .unwrap_or_else(|hash| self.insert(hash, Group::of(g.clone())));
+        self.groups[i].count(g);
     }
 
-    /// Adds every group of `other` (grouped after this one's goroutines).
+    /// Adds a goroutine seen in a decoder's buffers: its key is read there,
+    /// and an owned copy made only for a stack not seen before (a million
+    /// goroutines are mostly a few thousand stacks).
+    pub(super) fn add_view(&mut self, v: &GoroutineView<'_>) {
+        let h = v.header();
+        let frames = || v.frames().map(|f| (f.function, f.file, f.line, f.inlined));
+        let i = self
+            .find(h, frames)
+            .unwrap_or_else(|hash| self.insert(hash, Group::of(v.to_goroutine())));
+        self.groups[i].count(h);
+    }
+
+    /// Adds every group of `other` (grouped after this one's goroutines);
+    /// a stack new here moves in whole.
     pub(super) fn merge(&mut self, other: Groups) {
         for part in other.groups {
-            let group = self.group_of(&part.first, || part.first.clone());
-            group.ids.extend_from_slice(&part.ids);
-            group.min_wait = group.min_wait.min(part.min_wait);
-            group.max_wait = group.max_wait.max(part.max_wait);
+            match self.find(&part.first, || frame_keys(&part.first)) {
+                Ok(i) => {
+                    let group = &mut self.groups[i];
+                    group.ids.extend_from_slice(&part.ids);
+                    group.min_wait = group.min_wait.min(part.min_wait);
+                    group.max_wait = group.max_wait.max(part.max_wait);
+                }
+                Err(hash) => {
+                    self.insert(hash, part);
+                }
+            }
         }
     }
 
-    /// The group of `g`'s stack, new (made from `first()`) if none yet.
-    fn group_of(&mut self, g: &Goroutine, first: impl FnOnce() -> Goroutine) -> &mut Group {
-        let k = key(g);
-        let hash = self.hasher.hash_one(&k);
-        let candidates = self.by_hash.entry(hash).or_default();
-        let found = candidates
-            .iter()
-            .copied()
-            .find(|&i| key(&self.groups[i].first) == k);
-        let i = match found {
-            Some(i) => i,
-            None => {
-                candidates.push(self.groups.len());
-                self.groups.push(Group {
-                    first: first(),
-                    ids: Vec::new(),
-                    min_wait: i64::MAX,
-                    max_wait: i64::MIN,
-                });
-                self.groups.len() - 1
-            }
-        };
-        &mut self.groups[i]
+    /// The group of the stack whose header is `head` and frames
+    /// `frames()`; if none, the key's hash, to [`Self::insert`] one.
+    fn find<'f, I>(&self, head: &Goroutine, frames: impl Fn() -> I) -> Result<usize, u64>
+    where
+        I: Iterator<Item = FrameKey<'f>>,
+    {
+        let k = head_key(head);
+        let mut state = self.hasher.build_hasher();
+        k.hash(&mut state);
+        let mut n = 0usize;
+        for f in frames() {
+            f.hash(&mut state);
+            n += 1;
+        }
+        n.hash(&mut state);
+        let hash = state.finish();
+        self.by_hash
+            .get(&hash)
+            .and_then(|candidates| {
+                candidates.iter().copied().find(|&i| {
+                    let g = &self.groups[i].first;
+                    head_key(g) == k && same_frames(frame_keys(g), frames())
+                })
+            })
+            .ok_or(hash)
+    }
+
+    /// Adds a group whose key hashes to `hash`; its index.
+    fn insert(&mut self, hash: u64, group: Group) -> usize {
+        self.by_hash
+            .entry(hash)
+            .or_default()
+            .push(self.groups.len());
+        self.groups.push(group);
+        self.groups.len() - 1
     }
 
     /// Writes the groups biggest first, ties broken by smallest id; each

@@ -91,6 +91,9 @@ pub fn write_grouped(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
     write_dump(out, dump, Format::Grouped)
 }
 
+/// Goroutines grouped per chunk (see [`ChunkFormatter::chunk_goroutines`]).
+const GROUPED_CHUNK_GOROUTINES: usize = 4096;
+
 /// Goroutines formatted per chunk: dumps this large are formatted on
 /// several threads, each chunk into its own buffer, then written in order.
 const PARALLEL_MIN_GOROUTINES: usize = 10_000;
@@ -150,6 +153,17 @@ impl ChunkFormatter {
         self.end(chunk)
     }
 
+    /// How many goroutines of the list a chunk should hold. A grouped chunk
+    /// keeps one copy per distinct stack, so a larger one costs little
+    /// memory and copies, and merges, far fewer stacks: with 256 a chunk
+    /// of a service's goroutines was mostly stacks new to it.
+    pub fn chunk_goroutines(&self) -> usize {
+        match self.format {
+            Format::Grouped => GROUPED_CHUNK_GOROUTINES,
+            Format::Text | Format::Json => crate::goruntime::CHUNK_GOROUTINES,
+        }
+    }
+
     /// An empty chunk with room for `goroutines`, to [`Self::add`] them to
     /// one by one and [`Self::end`].
     pub fn begin(&self, goroutines: usize) -> ChunkBuilder {
@@ -172,11 +186,16 @@ impl ChunkFormatter {
 
     /// Adds a goroutine seen in a decoder's buffers
     /// ([`crate::goruntime::Decoder::stream_views`]): text is written from
-    /// them in place; JSON and groups take an owned copy.
+    /// them in place, and grouped from them (an owned copy per new
+    /// stack); JSON takes an owned copy.
     pub fn add(&self, c: &mut ChunkBuilder, g: &GoroutineView<'_>) {
         match (&mut c.chunk.body, self.format) {
             (Body::Bytes(out), Format::Text) => {
                 text::view_block(out, &self.info, g, &mut c.templates);
+                c.chunk.goroutines += 1;
+            }
+            (Body::Groups(groups), _) => {
+                groups.add_view(g);
                 c.chunk.goroutines += 1;
             }
             _ => self.add_goroutine(c, &g.to_goroutine()),
