@@ -23,7 +23,7 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::goruntime::Goroutine;
+use crate::goruntime::{Goroutine, GoroutineView as DecodedView};
 
 #[derive(Serialize)]
 pub(super) struct GoroutineView<'a> {
@@ -66,6 +66,37 @@ struct CreatedByView<'a> {
 }
 
 pub(super) fn view(g: &Goroutine) -> GoroutineView<'_> {
+    let frames = g
+        .frames
+        .iter()
+        .map(|f| FrameView {
+            function: &f.function,
+            file: &f.file,
+            line: f.line,
+            pc: f.pc,
+            inlined: f.inlined,
+        })
+        .collect();
+    with_frames(g, frames)
+}
+
+/// [`view`] of a goroutine seen in a decoder's buffers (no owned copy).
+pub(super) fn decoded_view<'a>(v: &DecodedView<'a>) -> GoroutineView<'a> {
+    let frames = v
+        .frames()
+        .map(|f| FrameView {
+            function: f.function,
+            file: f.file,
+            line: f.line,
+            pc: f.pc,
+            inlined: f.inlined,
+        })
+        .collect();
+    with_frames(v.header(), frames)
+}
+
+/// The view of `g`'s header with `frames`.
+fn with_frames<'a>(g: &'a Goroutine, frames: Vec<FrameView<'a>>) -> GoroutineView<'a> {
     GoroutineView {
         id: g.id,
         gp: g.gp,
@@ -74,17 +105,7 @@ pub(super) fn view(g: &Goroutine) -> GoroutineView<'_> {
         wait_minutes: g.wait_minutes,
         locked: g.locked,
         thread: g.m.map(|m| m.tid),
-        frames: g
-            .frames
-            .iter()
-            .map(|f| FrameView {
-                function: &f.function,
-                file: &f.file,
-                line: f.line,
-                pc: f.pc,
-                inlined: f.inlined,
-            })
-            .collect(),
+        frames,
         elided: g.elided.map(|e| ElidedView {
             at: e.at,
             count: e.count,
@@ -121,7 +142,7 @@ pub(super) fn tail(any: bool) -> &'static [u8] {
 /// million goroutines were 15 GB, 3.5 times their text dump, most of it
 /// indentation; on one line each, `grep` finds whole goroutines and `jq`
 /// reads the document as before.
-pub(super) fn element(out: &mut Vec<u8>, g: &Goroutine) -> io::Result<()> {
+pub(super) fn element(out: &mut Vec<u8>, g: &GoroutineView<'_>) -> io::Result<()> {
     out.extend_from_slice(b",\n");
-    serde_json::to_writer(&mut *out, &view(g)).map_err(io::Error::from)
+    serde_json::to_writer(&mut *out, g).map_err(io::Error::from)
 }

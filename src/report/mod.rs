@@ -186,8 +186,8 @@ impl ChunkFormatter {
 
     /// Adds a goroutine seen in a decoder's buffers
     /// ([`crate::goruntime::Decoder::stream_views`]): text is written from
-    /// them in place, and grouped from them (an owned copy per new
-    /// stack); JSON takes an owned copy.
+    /// them in place, JSON serialized from them, and groups keyed in them
+    /// (an owned copy per new stack).
     pub fn add(&self, c: &mut ChunkBuilder, g: &GoroutineView<'_>) {
         match (&mut c.chunk.body, self.format) {
             (Body::Bytes(out), Format::Text) => {
@@ -196,6 +196,12 @@ impl ChunkFormatter {
             }
             (Body::Groups(groups), _) => {
                 groups.add_view(g);
+                c.chunk.goroutines += 1;
+            }
+            (Body::Bytes(out), Format::Json) => {
+                if let Err(e) = json::element(out, &json::decoded_view(g)) {
+                    c.error.get_or_insert(e);
+                }
                 c.chunk.goroutines += 1;
             }
             _ => self.add_goroutine(c, &g.to_goroutine()),
@@ -210,7 +216,7 @@ impl ChunkFormatter {
                 out.push(b'\n');
             }
             Body::Bytes(out) => {
-                let r = json::element(out, g);
+                let r = json::element(out, &json::view(g));
                 if let Err(e) = r {
                     c.error.get_or_insert(e);
                 }
