@@ -126,3 +126,55 @@ fn an_argument_of_the_wrong_size_is_refused() {
         assert_eq!(request_size(req) % 8, 0, "{req:#x}");
     }
 }
+
+/// The lines of this process's maps that overlap `[start, end)`.
+fn maps_over(start: u64, end: u64) -> Vec<(u64, u64)> {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let (s, e) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(s, 16).ok()?,
+                u64::from_str_radix(e, 16).ok()?,
+            ))
+        })
+        .filter(|&(s, e)| s < end && e > start)
+        .collect()
+}
+
+#[test]
+fn protecting_and_releasing_in_pieces_tracks_and_leaves_one_mapping() {
+    let fd = own_userfaultfd().expect("userfaultfd (CONFIG_USERFAULTFD)");
+    let mut tracker = WriteTracker::new(fd).expect("asynchronous write protection (Linux 6.7+)");
+    // Pieces of 3 pages over 16: the last piece is short.
+    tracker.set_piece(3 * PAGE as u64);
+    let r = Region::new();
+    tracker.track(r.addr(0), r.addr(PAGES)).unwrap();
+    let map = PageMap::open(std::process::id() as i32).unwrap();
+    assert_eq!(take(&map, &r), Vec::<usize>::new(), "every piece protected");
+    r.write(0, 2);
+    r.write(PAGES - 1, 2);
+    assert_eq!(take(&map, &r), [0, PAGES - 1]);
+    tracker.release();
+    // Unregistered piece by piece, the mapping is whole again (each piece
+    // merged with the one before), and writes work.
+    let over = maps_over(r.addr(0), r.addr(PAGES));
+    assert_eq!(over.len(), 1, "{over:x?}");
+    assert!(
+        over[0].0 <= r.addr(0) && over[0].1 >= r.addr(PAGES),
+        "{over:x?}"
+    );
+    r.write(7, 9);
+    assert_eq!(r.read(7), 9);
+}
+
+#[test]
+fn pieces_cover_the_range_in_order() {
+    let p: Vec<_> = super::pieces(0x1000, 0x6000, 0x2000).collect();
+    assert_eq!(p, [(0x1000, 0x3000), (0x3000, 0x5000), (0x5000, 0x6000)]);
+    assert_eq!(super::pieces(0x1000, 0x1000, 0x2000).count(), 0);
+    // A piece of 0 bytes still moves on; one past the end saturates.
+    assert_eq!(super::pieces(0, 3, 0).count(), 3);
+    assert_eq!(super::pieces(u64::MAX - 1, u64::MAX, 1 << 20).count(), 1);
+}
