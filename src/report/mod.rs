@@ -67,7 +67,7 @@ pub fn write_text(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
     write_dump(out, dump, Format::Text)
 }
 
-/// Writes the dump as one pretty-printed JSON object followed by a newline.
+/// Writes the dump as one JSON object, a goroutine per line (see `json.rs`).
 pub fn write_json(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
     write_dump(out, dump, Format::Json)
 }

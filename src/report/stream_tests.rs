@@ -1,5 +1,5 @@
 //! The streaming writer against the whole-dump writers and serde's own
-//! pretty printer: the same bytes however the goroutines are chunked.
+//! compact text (JSON): the same bytes however the goroutines are chunked.
 
 use serde::Serialize;
 
