@@ -39,7 +39,7 @@ use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::io::{self, Write};
 
 use super::print_name;
-use crate::goruntime::{Goroutine, GoroutineView};
+use crate::goruntime::{FrameRef, Goroutine, GoroutineView};
 
 /// Id list items printed before `... and K more`.
 const MAX_ID_ITEMS: usize = 20;
@@ -69,10 +69,12 @@ fn head_key(g: &Goroutine) -> HeadKey<'_> {
 /// A frame's part of the key.
 type FrameKey<'a> = (&'a str, &'a str, u32, bool);
 
+fn frame_key(f: FrameRef<'_>) -> FrameKey<'_> {
+    (f.function, f.file, f.line, f.inlined)
+}
+
 fn frame_keys(g: &Goroutine) -> impl Iterator<Item = FrameKey<'_>> {
-    g.frames
-        .iter()
-        .map(|f| (&*f.function, &*f.file, f.line, f.inlined))
+    g.frames.iter().map(|f| frame_key(f.view()))
 }
 
 /// Whether two goroutines' frames are the same, key by key.
@@ -144,7 +146,7 @@ impl Groups {
     /// goroutines are mostly a few thousand stacks).
     pub(super) fn add_view(&mut self, v: &GoroutineView<'_>) {
         let h = v.header();
-        let frames = || v.frames().map(|f| (f.function, f.file, f.line, f.inlined));
+        let frames = || v.frames().map(frame_key);
         let i = self
             .find(h, frames)
             .unwrap_or_else(|hash| self.insert(hash, Group::of(v.to_goroutine())));

@@ -23,7 +23,7 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::goruntime::{Goroutine, GoroutineView as DecodedView};
+use crate::goruntime::{FrameRef, Goroutine, GoroutineView as DecodedView};
 
 #[derive(Serialize)]
 pub(super) struct GoroutineView<'a> {
@@ -66,33 +66,25 @@ struct CreatedByView<'a> {
 }
 
 pub(super) fn view(g: &Goroutine) -> GoroutineView<'_> {
-    let frames = g
-        .frames
-        .iter()
-        .map(|f| FrameView {
-            function: &f.function,
-            file: &f.file,
-            line: f.line,
-            pc: f.pc,
-            inlined: f.inlined,
-        })
-        .collect();
+    let frames = g.frames.iter().map(|f| FrameView::of(f.view())).collect();
     with_frames(g, frames)
 }
 
 /// [`view`] of a goroutine seen in a decoder's buffers (no owned copy).
 pub(super) fn decoded_view<'a>(v: &DecodedView<'a>) -> GoroutineView<'a> {
-    let frames = v
-        .frames()
-        .map(|f| FrameView {
+    with_frames(v.header(), v.frames().map(FrameView::of).collect())
+}
+
+impl<'a> FrameView<'a> {
+    fn of(f: FrameRef<'a>) -> Self {
+        FrameView {
             function: f.function,
             file: f.file,
             line: f.line,
             pc: f.pc,
             inlined: f.inlined,
-        })
-        .collect();
-    with_frames(v.header(), frames)
+        }
+    }
 }
 
 /// The view of `g`'s header with `frames`.

@@ -189,22 +189,17 @@ impl ChunkFormatter {
     /// them in place, JSON serialized from them, and groups keyed in them
     /// (an owned copy per new stack).
     pub fn add(&self, c: &mut ChunkBuilder, g: &GoroutineView<'_>) {
-        match (&mut c.chunk.body, self.format) {
-            (Body::Bytes(out), Format::Text) => {
+        c.chunk.goroutines += 1;
+        match &mut c.chunk.body {
+            Body::Bytes(out) if self.format == Format::Text => {
                 text::view_block(out, &self.info, g, &mut c.templates);
-                c.chunk.goroutines += 1;
             }
-            (Body::Groups(groups), _) => {
-                groups.add_view(g);
-                c.chunk.goroutines += 1;
-            }
-            (Body::Bytes(out), Format::Json) => {
+            Body::Bytes(out) => {
                 if let Err(e) = json::element(out, &json::decoded_view(g)) {
                     c.error.get_or_insert(e);
                 }
-                c.chunk.goroutines += 1;
             }
-            _ => self.add_goroutine(c, &g.to_goroutine()),
+            Body::Groups(groups) => groups.add_view(g),
         }
     }
 
