@@ -62,23 +62,17 @@ pub enum CaptureError {
 /// target ran and knows to be unchanged.
 pub trait Fetch {
     /// Makes the bytes of each range, as the target holds them now,
-    /// readable in `mem`; returns whether each could be read.
-    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool>;
-
-    /// [`Fetch::fetch`], telling `seen` the address and bytes of what it
-    /// reads from the target as it reads them (a part of a range, a range,
-    /// or several touching ones at once), so the caller can look at them
-    /// without reading `mem` back. What is served otherwise (from an
-    /// earlier copy) is not told: the caller reads that from `mem`.
-    fn fetch_seen(
+    /// readable in `mem`; returns whether each could be read. A fetch may
+    /// tell `seen` the address and bytes of what it reads from the target,
+    /// as it reads them (a part of a range, a range, or several touching
+    /// ones at once), so the caller can look at them without reading `mem`
+    /// back; what it does not tell, the caller reads from `mem`.
+    fn fetch(
         &mut self,
         mem: &mut CapturedMemory,
         ranges: &[(u64, usize)],
         seen: &mut dyn FnMut(u64, &[u8]),
-    ) -> Vec<bool> {
-        let _ = seen;
-        self.fetch(mem, ranges)
-    }
+    ) -> Vec<bool>;
 
     /// The plan of an earlier capture into the same `mem`, whose decisions
     /// this capture may reuse where [`Fetch::unchanged`] vouches for their
@@ -105,11 +99,7 @@ pub trait Fetch {
 pub struct ReadAll<'a>(pub &'a dyn Target);
 
 impl Fetch for ReadAll<'_> {
-    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
-        mem.read_from(self.0, ranges)
-    }
-
-    fn fetch_seen(
+    fn fetch(
         &mut self,
         mem: &mut CapturedMemory,
         ranges: &[(u64, usize)],
@@ -353,18 +343,14 @@ struct Counted<'f> {
 }
 
 impl Fetch for Counted<'_> {
-    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
-        self.calls += 1;
-        self.inner.fetch(mem, ranges)
-    }
-    fn fetch_seen(
+    fn fetch(
         &mut self,
         mem: &mut CapturedMemory,
         ranges: &[(u64, usize)],
         seen: &mut dyn FnMut(u64, &[u8]),
     ) -> Vec<bool> {
         self.calls += 1;
-        self.inner.fetch_seen(mem, ranges, seen)
+        self.inner.fetch(mem, ranges, seen)
     }
     fn take_prior(&mut self) -> Option<Plan> {
         self.inner.take_prior()
@@ -454,7 +440,7 @@ fn said_by(layout: &RuntimeLayout, gbuf: &[u8]) -> GSaid {
 }
 
 /// The `g`s decided from bytes a fetch told as it read them (see
-/// [`Fetch::fetch_seen`]), by index in the list.
+/// [`Fetch::fetch`]), by index in the list.
 struct GsSeen<'a> {
     gs: &'a [u64],
     /// Indexes into `gs`, by address.
@@ -690,14 +676,14 @@ fn read_ranges(fetch: &mut dyn Fetch, cap: &mut Capture, ranges: &[(u64, usize)]
     read_ranges_seen(fetch, cap, ranges, &mut |_, _| {})
 }
 
-/// [`read_ranges`] through [`Fetch::fetch_seen`].
+/// [`read_ranges`], `seen` told what the fetch reads (see [`Fetch::fetch`]).
 fn read_ranges_seen(
     fetch: &mut dyn Fetch,
     cap: &mut Capture,
     ranges: &[(u64, usize)],
     seen: &mut dyn FnMut(u64, &[u8]),
 ) -> Vec<bool> {
-    let ok = fetch.fetch_seen(&mut cap.mem, ranges, seen);
+    let ok = fetch.fetch(&mut cap.mem, ranges, seen);
     cap.bytes += ranges
         .iter()
         .zip(&ok)

@@ -287,11 +287,7 @@ struct RunningFetch<'a, 'p> {
 }
 
 impl Fetch for RunningFetch<'_, '_> {
-    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
-        self.fetch_seen(mem, ranges, &mut |_, _| {})
-    }
-
-    fn fetch_seen(
+    fn fetch(
         &mut self,
         mem: &mut CapturedMemory,
         ranges: &[(u64, usize)],
@@ -338,7 +334,12 @@ struct FinalFetch<'a> {
 }
 
 impl Fetch for FinalFetch<'_> {
-    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+    fn fetch(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        _seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
         let asked_before = self
             .running_asks
             .get(self.calls)
@@ -447,7 +448,12 @@ pub fn recorded_stop_capture(
 ) -> Result<(Capture, Asked), CaptureError> {
     struct Recording<'a>(&'a dyn Target, Vec<((u64, usize), bool)>);
     impl Fetch for Recording<'_> {
-        fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+        fn fetch(
+            &mut self,
+            mem: &mut CapturedMemory,
+            ranges: &[(u64, usize)],
+            _seen: &mut dyn FnMut(u64, &[u8]),
+        ) -> Vec<bool> {
             let ok = mem.read_from(self.0, ranges);
             self.1
                 .extend(ranges.iter().copied().zip(ok.iter().copied()));

@@ -184,7 +184,12 @@ struct Listing<'a, 'b> {
 }
 
 impl Fetch for Listing<'_, '_> {
-    fn fetch(&mut self, mem: &mut CapturedMemory, ranges: &[(u64, usize)]) -> Vec<bool> {
+    fn fetch(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        _seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
         let ok = self.stop.resolve(mem, ranges, |_, _| false);
         self.asked
             .extend(ranges.iter().copied().zip(ok.iter().copied()));
