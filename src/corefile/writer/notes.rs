@@ -247,24 +247,36 @@ const XCR0_OFFSET: usize = 464;
 
 /// `NT_X86_XSAVE_LAYOUT`, as the kernel writes it: for each extended
 /// component (2 and up) enabled in XCR0, `{u32 type, u32 size, u32 offset,
-/// u32 flags}` from CPUID leaf 0xD. XCR0 is read from the thread's own
-/// XSAVE buffer; the CPUID values are this machine's, which is the target's.
+/// u32 flags}`, size and offset from CPUID leaf 0xD and flags 0 (the
+/// kernel's `dump_xsave_layout_desc` writes 0, "reserved", whatever ECX
+/// says: CPUs with AMX set its alignment bit there). XCR0 is read from the
+/// thread's own XSAVE buffer; the CPUID values are this machine's, which
+/// is the target's.
 pub fn xsave_layout(xstate: &[u8]) -> Option<Vec<u8>> {
+    // SAFETY: CPUID exists on every x86-64 CPU and has no side effects.
+    #[allow(unused_unsafe)]
+    let cpuid = |i| unsafe { std::arch::x86_64::__cpuid_count(0xd, i) };
+    xsave_layout_with(xstate, |i| {
+        let r = cpuid(i);
+        (r.eax, r.ebx)
+    })
+}
+
+/// [`xsave_layout`] with CPUID leaf 0xD's (size, offset) of component `i`
+/// from `size_offset`.
+fn xsave_layout_with(xstate: &[u8], size_offset: impl Fn(u32) -> (u32, u32)) -> Option<Vec<u8>> {
     let xcr0 = u64::from_le_bytes(xstate.get(XCR0_OFFSET..XCR0_OFFSET + 8)?.try_into().ok()?);
     // x87 and SSE state are always enabled; anything else is not an XCR0.
     if xcr0 & 3 != 3 {
         return None;
     }
-    let features = xcr0;
     let mut b = Vec::new();
     for i in 2..63u32 {
-        if features & (1 << i) == 0 {
+        if xcr0 & (1 << i) == 0 {
             continue;
         }
-        // SAFETY: CPUID exists on every x86-64 CPU and has no side effects.
-        #[allow(unused_unsafe)]
-        let r = unsafe { std::arch::x86_64::__cpuid_count(0xd, i) };
-        for w in [i, r.eax, r.ebx, r.ecx] {
+        let (size, offset) = size_offset(i);
+        for w in [i, size, offset, 0] {
             b.extend_from_slice(&w.to_le_bytes());
         }
     }

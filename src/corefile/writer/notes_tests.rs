@@ -100,3 +100,18 @@ fn xsave_layout_lists_the_extended_components_xcr0_enables() {
     x[XCR0_OFFSET] = 0x3;
     assert_eq!(xsave_layout(&x), None, "nothing extended to describe");
 }
+
+#[test]
+fn xsave_layout_flags_are_zero_whatever_cpuid_says() {
+    // An AMX CPU: tile config (17) and tile data (18) enabled, and CPUID's
+    // ECX with its alignment bit set for them; the kernel writes flags 0.
+    let mut x = vec![0u8; 1024];
+    let xcr0: u64 = 0x7 | (1 << 17) | (1 << 18);
+    x[XCR0_OFFSET..XCR0_OFFSET + 8].copy_from_slice(&xcr0.to_le_bytes());
+    let b = xsave_layout_with(&x, |i| (i * 64, 0x1000 + i)).unwrap();
+    assert_eq!(b.len(), 3 * 16);
+    for (record, ty) in b.chunks(16).zip([2, 17, 18]) {
+        let w = |k: usize| u32_at(record, 4 * k);
+        assert_eq!((w(0), w(1), w(2), w(3)), (ty, ty * 64, 0x1000 + ty, 0));
+    }
+}
