@@ -31,7 +31,12 @@ struct Contained {
 
 impl Contained {
     fn start(flavour: &str) -> Contained {
-        let exe = fixture_path(flavour, "states");
+        Contained::start_program(flavour, "states", "spin")
+    }
+
+    /// Fixture `name` of `flavour` with `args` (words for a shell).
+    fn start_program(flavour: &str, name: &str, args: &str) -> Contained {
+        let exe = fixture_path(flavour, name);
         assert!(
             exe.exists(),
             "{}: run scripts/build-fixtures",
@@ -39,7 +44,7 @@ impl Contained {
         );
         std::fs::create_dir_all(APP_DIR).unwrap();
         let script = format!(
-            "mount -t tmpfs tmpfs {APP_DIR} && cp {exe} {APP_DIR}/app && exec {APP_DIR}/app spin",
+            "mount -t tmpfs tmpfs {APP_DIR} && cp {exe} {APP_DIR}/app && exec {APP_DIR}/app {args}",
             exe = exe.display()
         );
         let mut unshare = Command::new("unshare")
@@ -222,6 +227,53 @@ fn a_contained_target_with_its_binary_deleted_reads_from_the_host() {
         assert_untouched(target.pid);
         assert_same_dump(flavour, &text(&live.stdout), &target.sigquit_dump());
     }
+}
+
+/// A container's pid 1 (issue 33): a fork-mode core, and live-mode cores
+/// of a heap written all the while (whose final stop may take a fork
+/// copy), write their file and leave no zombie in it. The copy's reaper
+/// thread (src/tracer/reaper.rs) waits for it without naming a pid: the
+/// target knows its children by its own namespace's pids, not the host's.
+#[test]
+fn cores_of_a_containers_pid_1_leave_no_child() {
+    if !require_namespaces() {
+        return;
+    }
+    build_fixtures();
+    for flavour in ["go1.19-exe", "go1.27-exe"] {
+        let c = Contained::start(flavour);
+        core_leaves_no_child(&c, flavour, "fork");
+        drop(c);
+        let c = Contained::start_program(flavour, "bigheap", "300 300");
+        for _ in 0..3 {
+            core_leaves_no_child(&c, flavour, "live");
+        }
+    }
+}
+
+fn core_leaves_no_child(c: &Contained, flavour: &str, mode: &str) {
+    let dir = scratch_dir(&format!("pid1-{flavour}-{mode}"));
+    let core = dir.join("core");
+    let pid = c.pid.to_string();
+    let core_arg = core.to_str().unwrap();
+    let out = run_goat(&[
+        "core", &pid, "--mode", mode, "-o", core_arg, "--force", "--stats",
+    ]);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{flavour} {mode}: {said}");
+    assert!(core.exists(), "{flavour} {mode}: no core: {said}");
+    assert!(!said.contains("unavailable"), "{flavour} {mode}: {said}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !common::children(c.pid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        common::children(c.pid),
+        Vec::<String>::new(),
+        "{flavour} {mode}: {said}"
+    );
+    assert_untouched(c.pid);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An empty root (the static goat and /proc) in the target's pid namespace

@@ -15,6 +15,14 @@
 //!   `tracer_killed` tests): what it had done to the target must be undone
 //!   anyway (the guardian's bytes, self-restoring injections). See
 //!   `kill_at` for the N at which the tracer dies before attaching.
+//! - `inject=ptrace:signal=SIGSTOP:when=N` freezes the tracer, then every
+//!   goat process (goat, the tracer, the guardian) is SIGKILLed together
+//!   (the `all_killed` tests): what `pkill -9 goat` or an OOM kill of goat's
+//!   cgroup does. Nothing of goat's is left to undo anything, so every
+//!   state the tracer can be in after any of its calls must be one the
+//!   target comes out of by itself (ways back, `src/tracer/rescue.rs`; the
+//!   copy's reaper thread, `src/tracer/reaper.rs`). A temporary core may be
+//!   left then (the next `goat core` into that directory removes it).
 //!
 //! strace exits only when all of its tracees (goat, the tracer, the
 //! guardian) are gone, so its end is the moment to check the target: alive,
@@ -69,6 +77,8 @@ enum Kill {
     Goat,
     /// The tracer process itself, right after its N-th call.
     Tracer,
+    /// Every goat process at once, the tracer frozen right after its N-th call.
+    All,
 }
 
 /// Beyond this many calls, not every N is tried (runtime): 1..=150, then
@@ -226,6 +236,9 @@ enum Method {
     InjectKill,
     /// `inject=ptrace:signal=SIGSTOP:when=N`, then SIGKILL the tracer.
     FreezeKillTracer,
+    /// `inject=ptrace:signal=SIGSTOP:when=N`, then SIGKILL every process
+    /// strace runs (goat, the tracer, the guardian) together.
+    FreezeKillAll,
 }
 
 /// One run killed at the N-th call. Ok(whether the kill happened: a run
@@ -239,8 +252,10 @@ enum Method {
 /// test's. Such an N is run again with the tracer frozen at its N-th call
 /// and then killed (before attaching, nothing of the target runs armed).
 fn kill_at(t: &mut Target, op: Op, n: usize, how: Kill, dir: &Path) -> Result<bool, String> {
-    if how == Kill::Goat {
-        return run_killed(t, op, n, Method::FreezeKillGoat, dir);
+    match how {
+        Kill::Goat => return run_killed(t, op, n, Method::FreezeKillGoat, dir),
+        Kill::All => return run_killed(t, op, n, Method::FreezeKillAll, dir),
+        Kill::Tracer => {}
     }
     let result = run_killed(t, op, n, Method::InjectKill, dir);
     if ptrace_calls(&dir.join("trace")).len() < 2 {
@@ -279,7 +294,12 @@ fn run_killed(t: &mut Target, op: Op, n: usize, how: Method, dir: &Path) -> Resu
                 let _ = kill(Pid::from_raw(tgid), Signal::SIGCONT);
                 continue;
             }
-            if how == Method::FreezeKillGoat {
+            if how == Method::FreezeKillAll {
+                // Listed first, killed together: none of them acts again.
+                for pid in descendants(strace.id() as i32) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            } else if how == Method::FreezeKillGoat {
                 // Still goat's child: goat waits for its frozen tracer.
                 let goat = status_number(tgid, "PPid").unwrap_or(0);
                 if goat != strace.id() as i32 && goat > 1 {
@@ -306,7 +326,9 @@ fn run_killed(t: &mut Target, op: Op, n: usize, how: Method, dir: &Path) -> Resu
         Method::InjectKill => calls.len() >= n,
         _ => !handled.is_empty(),
     };
-    let result = t.survived(&out).map_err(|e| {
+    // With every goat process dead, nothing removes the temporary core.
+    let temporaries_ok = how == Method::FreezeKillAll;
+    let result = t.survived_with(&out, temporaries_ok).map_err(|e| {
         format!(
             "N={n} ({call}): {e}\n    goat's output: {}",
             tail(&log, 6).replace('\n', "\n      ")
@@ -317,6 +339,32 @@ fn run_killed(t: &mut Target, op: Op, n: usize, how: Method, dir: &Path) -> Resu
         let _ = std::fs::remove_file(f.path());
     }
     result.map(|()| fired)
+}
+
+/// Every process below `root` (its children, theirs, …), found through
+/// each process's parent in `/proc`.
+fn descendants(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, status_number(pid, "PPid")?)))
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// The threads an injected SIGSTOP has stopped, in order: the strace lines
@@ -407,6 +455,39 @@ fn every_call(program: Program, op: Op, how: Kill, tag: &str) {
         points.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Every goat process killed at once (issue 31): goat, its tracer and its
+// guardian together, on the HTTP server under load.
+
+#[test]
+fn server_live_core_all_killed_at_every_ptrace_call() {
+    every_call(
+        Program::Server,
+        Op::Core("live"),
+        Kill::All,
+        "server-live-all",
+    );
+}
+
+#[test]
+fn server_fork_core_all_killed_at_every_ptrace_call() {
+    every_call(
+        Program::Server,
+        Op::Core("fork"),
+        Kill::All,
+        "server-fork-all",
+    );
+}
+
+#[test]
+fn server_precopy_stacks_all_killed_at_every_ptrace_call() {
+    every_call(
+        Program::Server,
+        Op::PrecopyStacks,
+        Kill::All,
+        "server-precopy-all",
+    );
 }
 
 #[test]

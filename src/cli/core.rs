@@ -68,15 +68,10 @@ pub fn core(
         let pause = match st.mode {
             Some(writer::Mode::Fork) => format!(
                 "mode fork: target stopped for {:.2} ms to clone a frozen copy (the kernel's fork: {:.2} ms) \
-                 (+{:.2} ms, {}, to reap the copy)",
+                 ({})",
                 st.pause.as_secs_f64() * 1e3,
                 st.clone.as_secs_f64() * 1e3,
-                st.reap_pause.as_secs_f64() * 1e3,
-                if st.reap_one_thread {
-                    "one idle thread only"
-                } else {
-                    "every thread"
-                },
+                reap_note(&st),
             ),
             Some(writer::Mode::Live) => live_pause(&st),
             _ => format!(
@@ -96,6 +91,9 @@ pub fn core(
             st.unreadable_pages,
             st.total.as_secs_f64() * 1e3,
         );
+        for h in &st.helpers {
+            eprintln!("goat: {h}");
+        }
     }
     Ok(0)
 }
@@ -105,6 +103,16 @@ fn mode_name(m: writer::Mode) -> &'static str {
         writer::Mode::Live => "live",
         writer::Mode::Fork => "fork",
         writer::Mode::Stop => "stop",
+    }
+}
+
+/// How the snapshot copy was reaped, for `--stats`.
+fn reap_note(st: &writer::CoreStats) -> String {
+    let ms = st.reap_pause.as_secs_f64() * 1e3;
+    match (st.reap_pause.is_zero(), st.reap_one_thread) {
+        (true, _) => "the copy reaped by its reaper thread in the target, with no stop".into(),
+        (false, true) => format!("+{ms:.2} ms, one idle thread only, to reap the copy"),
+        (false, false) => format!("+{ms:.2} ms, every thread, to reap the copy"),
     }
 }
 
@@ -123,10 +131,10 @@ fn live_pause(st: &writer::CoreStats) -> String {
     let last = if l.final_from_copy {
         format!(
             "to clone a frozen copy (the kernel's fork: {:.2} ms), from which the {:.1} MiB \
-             written during the copy were read (+{:.2} ms to reap it)",
+             written during the copy were read ({})",
             ms(st.clone),
             mib(l.final_bytes),
-            ms(st.reap_pause)
+            reap_note(st)
         )
     } else {
         format!(

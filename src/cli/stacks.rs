@@ -131,6 +131,9 @@ fn print_stats(written: &StacksWritten) {
         if let Some(why) = &s.full_capture {
             eprintln!("goat: the final stop took a full stop capture: {why}");
         }
+        for h in &p.helpers {
+            eprintln!("goat: {h}");
+        }
     }
     eprintln!("goat: {}", st.phases);
 }

@@ -30,6 +30,8 @@ pub struct PrecopyReport {
     /// The final stop.
     pub final_pause: Duration,
     pub stats: PrecopyStats,
+    /// goat's tracer and guardian processes.
+    pub helpers: Vec<crate::tracer::oom::Helper>,
 }
 
 /// Why pre-copy mode cannot run here.
@@ -86,6 +88,7 @@ impl Inspector {
         hold_for_tests();
         let paused = stopped.stopped_for();
         stopped.resume()?;
+        let helpers = live.helpers();
         drop(live);
         clock.mark("stop");
         let capture = pc.assemble(fin.map_err(goruntime::GoError::from)?);
@@ -107,6 +110,7 @@ impl Inspector {
                 setup_pause,
                 final_pause: paused,
                 stats,
+                helpers,
             }),
             phases: clock,
             meanwhile,

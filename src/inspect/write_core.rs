@@ -26,8 +26,9 @@ pub fn write_core(
     if let Some(why) = why {
         warn(Warning::NoTracerProcess { why });
     }
+    let helpers = live.helpers();
     let result = writer::write_core(&live, opts);
     // Detached before the outcome is reported.
     drop(live);
-    Ok(result?)
+    Ok(CoreStats { helpers, ..result? })
 }

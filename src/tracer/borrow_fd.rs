@@ -55,16 +55,16 @@ impl Tracer {
     /// the tracer's process and closes it in the target again (also when
     /// the copy fails). Returns the number of the tracer's copy, kept in
     /// `borrowed_fds` until [`LiveProcess::take_fd`] takes it.
-    pub(super) fn userfaultfd_in(&mut self, insn: u64) -> Result<i32, AttachError> {
+    pub(super) fn userfaultfd_in(&mut self) -> Result<i32, AttachError> {
         let tid = self.injection_thread()?;
         let flags = (libc::O_CLOEXEC | libc::O_NONBLOCK) as u64 | UFFD_USER_MODE_ONLY;
-        let r = self.inject(tid, insn, SYS_USERFAULTFD, [flags, 0, 0, 0, 0, 0])?;
+        let r = self.inject(tid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0, 0])?;
         if r.ret < 0 {
             return Err(AttachError::in_target("userfaultfd in the target", r.ret));
         }
         let theirs = r.ret as i32;
         let mine = copy_fd(self.pid, theirs);
-        let closed = self.inject(tid, insn, SYS_CLOSE, [theirs as u64, 0, 0, 0, 0, 0]);
+        let closed = self.inject(tid, SYS_CLOSE, [theirs as u64, 0, 0, 0, 0, 0]);
         let mine = mine?;
         match closed {
             Ok(c) if c.ret == 0 => {

@@ -76,6 +76,16 @@ pub enum AttachError {
     JobControlStop { tid: i32 },
     #[error("the injected syscall did not finish")]
     InjectionUnfinished,
+    #[error(
+        "no thread of the target can be given a way back (its free stack or state is unknown), \
+         so goat runs no syscall in it: a tracer killed in the middle would leave the thread \
+         with borrowed registers"
+    )]
+    NoWayBack,
+    #[error("the target's text has no thread-exit loop for the snapshot copy's reaper thread")]
+    NoExitLoop,
+    #[error("the snapshot copy's reaper thread {tid} {what}")]
+    Reaper { tid: i32, what: String },
     #[error("no syscall instruction known in the target")]
     NoSyscallInsn,
     #[error("a snapshot copy already exists")]

@@ -208,6 +208,8 @@ pub fn run(pid: i32) -> i32 {
     let _ = nix::unistd::setsid();
     // Its own name, as the tracer's (see remote.rs).
     let _ = nix::sys::prctl::set_name(c"goat-guardian");
+    // Its death with the tracer's would leave int3s in the target.
+    super::oom::exempt_self();
     let stdin = std::io::stdin();
     match listen(stdin.lock()) {
         Heard::Goodbye => 0,

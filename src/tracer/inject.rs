@@ -31,10 +31,9 @@ use super::rescue::{self, WayBack};
 use super::wire::{protocol_error, Reply, Request};
 use crate::process::procfs;
 
-const SYS_CLONE: u64 = 56;
 const SYS_WAIT4: u64 = 61;
 const WNOHANG: u64 = 1;
-const WALL: u64 = 0x4000_0000;
+const WCLONE: u64 = 0x8000_0000;
 /// A fork of a large process copies its page tables; allow for that.
 pub(super) const INJECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -63,14 +62,18 @@ pub(super) fn wait_one(
     .unwrap_or_else(|| Err(AttachError::timed_out(waiting_for)))
 }
 
+/// What an injected `clone` makes, for the tracer to record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Makes {
+    #[default]
+    Nothing,
+    /// The reaper thread of `reaper.rs`.
+    Reaper,
+}
+
 /// What an injected syscall returned.
 pub(super) struct Injected {
     pub(super) ret: i64,
-    /// The new process, when the syscall was a clone we were told about.
-    child: Option<i32>,
-    /// From the step into the syscall to the clone event (the kernel's
-    /// work, plus at most one polling interval).
-    until_clone: Option<Duration>,
 }
 
 /// A frozen copy of the target (see [`Stopped::fork_copy`]).
@@ -84,30 +87,35 @@ pub struct Forked {
 
 impl Tracer {
     /// A thread in a plain interrupt stop (not delivering a signal, not in
-    /// a group stop): one that can be given a way back (`rescue.rs`) if
-    /// any, the leader first.
+    /// a group stop) that can be given a way back (`rescue.rs`): one asleep
+    /// in a system call first (it sleeps again at once when it is given
+    /// back, `reaper.rs`), the leader first among equals. Without a way
+    /// back no syscall is run: a tracer that died during it would leave
+    /// the thread with borrowed registers.
     pub(super) fn injection_thread(&mut self) -> Result<i32, AttachError> {
         let ok = |s: &State| *s == State::Stopped(StopKind::Event);
-        let mut candidates: Vec<i32> = self
+        let mut candidates: Vec<(i32, libc::user_regs_struct)> = self
             .threads
             .iter()
             .filter(|(_, s)| ok(s))
-            .map(|(t, _)| *t)
+            .filter_map(|(t, _)| Some((*t, ptrace::getregs(Pid::from_raw(*t)).ok()?)))
             .collect();
-        // Stable: the leader stays first among equals.
-        candidates.sort_by_key(|&t| t != self.pid);
-        let rescued = candidates.iter().copied().find(|&t| {
-            ptrace::getregs(Pid::from_raw(t)).is_ok_and(|r| self.plan_way_back(t, &r).is_some())
-        });
-        rescued
-            .or(candidates.first().copied())
-            .ok_or(AttachError::NoInjectionThread)
+        if candidates.is_empty() {
+            return Err(AttachError::NoInjectionThread);
+        }
+        // Stable: among threads alike, the leader stays first.
+        candidates.sort_by_key(|(t, r)| ((r.orig_rax as i64) < 0, *t != self.pid));
+        candidates
+            .into_iter()
+            .find(|(t, r)| self.plan_way_back(*t, r).is_some())
+            .map(|(t, _)| t)
+            .ok_or(AttachError::NoWayBack)
     }
 
     /// Runs syscall `nr` with `args` in stopped thread `tid`, then restores
-    /// its registers. The thread runs the `syscall` instruction at `insn`,
-    /// or, when it can be given a way back should the tracer die meanwhile
-    /// (`rescue.rs`), a `syscall; ret` that leads there.
+    /// its registers. The thread is given a way back should the tracer die
+    /// meanwhile (`rescue.rs`) and runs a `syscall; ret` that leads there;
+    /// a thread that cannot be given one is not borrowed (`NoWayBack`).
     ///
     /// The thread is resumed with `PTRACE_SYSCALL` up to the syscall's exit,
     /// never single-stepped: a dying tracer leaves the trap flag of a
@@ -117,24 +125,36 @@ impl Tracer {
     /// interrupt stop, where its registers are put back: resuming from
     /// there restarts the syscall it was stopped in, exactly as if it had
     /// only been stopped.
+    ///
+    /// While borrowed the thread blocks every signal (`PTRACE_SETSIGMASK`):
+    /// a signal for it stays pending in the kernel instead of coming to the
+    /// tracer, which would have to hold it (and lose it if it died), and a
+    /// thread it clones starts with every signal blocked. The way back's
+    /// frame holds the thread's own mask, so a tracer dying meanwhile
+    /// undoes that too.
     pub(super) fn inject(
         &mut self,
         tid: i32,
-        insn: u64,
         nr: u64,
-        mut args: [u64; 6],
+        args: [u64; 6],
+    ) -> Result<Injected, AttachError> {
+        self.inject_making(tid, nr, args, Makes::Nothing)
+    }
+
+    /// [`Tracer::inject`] of a `clone` that `makes` what it says.
+    pub(super) fn inject_making(
+        &mut self,
+        tid: i32,
+        nr: u64,
+        args: [u64; 6],
+        makes: Makes,
     ) -> Result<Injected, AttachError> {
         let p = Pid::from_raw(tid);
         let saved = ptrace::getregs(p).map_err(os("PTRACE_GETREGS"))?;
         let mut regs = saved;
-        regs.rip = insn;
-        if let Some((way, syscall_ret)) = self.way_back(tid, &saved) {
-            regs.rip = syscall_ret;
-            regs.rsp = way.rsp;
-            if nr == SYS_CLONE {
-                args[1] = way.child_sp;
-            }
-        }
+        let (way, syscall_ret) = self.way_back(tid, &saved).ok_or(AttachError::NoWayBack)?;
+        regs.rip = syscall_ret;
+        regs.rsp = way.rsp;
         regs.rax = nr;
         regs.orig_rax = u64::MAX;
         regs.rdi = args[0];
@@ -149,10 +169,20 @@ impl Tracer {
         ptrace::setoptions(p, opts | Options::PTRACE_O_TRACESYSGOOD)
             .map_err(os("PTRACE_SETOPTIONS"))?;
         ptrace::setregs(p, regs).map_err(os("PTRACE_SETREGS"))?;
+        // Only once the way back is in place: every prefix of these steps
+        // leaves the thread able to restore itself, mask included.
+        let own_mask = super::regset::sigmask(tid).map_err(os("PTRACE_GETSIGMASK"))?;
+        let blocked = super::regset::set_sigmask(tid, u64::MAX).map_err(os("PTRACE_SETSIGMASK"));
         let mut pending: Option<Signal> = None;
-        let result = self.run_borrowed(tid, &mut pending);
+        let result = blocked.and_then(|()| self.run_borrowed(tid, makes, &mut pending));
         // Put the thread back as it was, whatever happened. If the syscall
         // never finished the thread is still in a ptrace stop, so this works.
+        // The mask before the registers: with borrowed registers the way
+        // back still restores it, with its own it would stay blocked.
+        let unmasked =
+            super::regset::set_sigmask(tid, own_mask).map_err(os("PTRACE_SETSIGMASK (restore)"));
+        // Still borrowed: the way back restores the mask when it runs.
+        unmasked?;
         let restored = ptrace::setregs(p, saved).map_err(os("PTRACE_SETREGS (restore)"));
         let _ = ptrace::setoptions(p, opts);
         if let Some(sig) = pending {
@@ -170,13 +200,11 @@ impl Tracer {
     fn run_borrowed(
         &mut self,
         tid: i32,
+        makes: Makes,
         pending: &mut Option<Signal>,
     ) -> Result<Injected, AttachError> {
         let p = Pid::from_raw(tid);
-        let start = Instant::now();
-        let deadline = start + INJECT_TIMEOUT;
-        let mut child = None;
-        let mut until_clone = None;
+        let deadline = Instant::now() + INJECT_TIMEOUT;
         let mut entered = false;
         let mut ret = None;
         for _ in 0..32 {
@@ -193,18 +221,13 @@ impl Tracer {
                     ptrace::interrupt(p).map_err(os("PTRACE_INTERRUPT"))?;
                 }
                 WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_CLONE) => {
-                    until_clone = Some(start.elapsed());
-                    if let Ok(c) = ptrace::getevent(p) {
-                        child = Some(c as i32);
-                        // From now on it is ours to kill, whatever happens.
-                        self.fork_child = Some(c as i32);
+                    if let (Ok(c), Makes::Reaper) = (ptrace::getevent(p), makes) {
+                        self.reaper = Some(c as i32);
                     }
                 }
                 WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP) if ret.is_some() => {
                     return Ok(Injected {
                         ret: ret.unwrap_or_default(),
-                        child,
-                        until_clone,
                     });
                 }
                 // A signal on its way to the thread: delivered on resume.
@@ -251,24 +274,23 @@ impl Tracer {
         let xstate = super::regset::getxstate(tid).ok()?;
         let mask = rescue::blocked_signals(pid, tid)?;
         let plan = rescue::build(saved, &xstate, mask, &g)?;
-        rescue::fits(plan.at, floor).then_some((plan, mem))
+        rescue::fits(plan.at, floor).then_some((rescue::Plan { floor, ..plan }, mem))
     }
 
     /// With every thread stopped: clones the target (flags 0: a copy of the
-    /// address space, exit signal 0 so the target gets no SIGCHLD). The
-    /// copy is auto-attached (TRACECLONE) and born in a ptrace stop, so it
-    /// never runs; it gets `PTRACE_O_EXITKILL` so it dies with goat.
-    pub(super) fn fork_copy(&mut self, insn: u64) -> Result<Forked, AttachError> {
-        if self.fork_child.is_some() {
+    /// address space, exit signal 0 so the target gets no SIGCHLD), through
+    /// a reaper thread that waits for the copy in the target (`reaper.rs`).
+    /// The copy is auto-attached (TRACECLONE) and born in a ptrace stop, so
+    /// it never runs; it gets `PTRACE_O_EXITKILL` so it dies with goat.
+    pub(super) fn fork_copy(&mut self) -> Result<Forked, AttachError> {
+        if self.fork_child.is_some() || self.reaper.is_some() {
             return Err(AttachError::CopyExists);
         }
+        self.reaper_ended = false;
         let tid = self.injection_thread()?;
-        self.syscall_insn = Some(insn);
-        let r = self.inject(tid, insn, SYS_CLONE, [0; 6])?;
-        if r.ret < 0 {
-            return Err(AttachError::in_target("clone in the target", r.ret));
-        }
-        let child = r.child.ok_or(AttachError::CopyUntraced)?;
+        // The reaper's one wait must be for this copy, not an older one.
+        self.reap_leftovers(tid);
+        let (child, clone) = self.fork_with_reaper(tid)?;
         let deadline = Instant::now() + INJECT_TIMEOUT;
         loop {
             match wait_one(
@@ -286,10 +308,7 @@ impl Tracer {
         }
         let opts = Options::PTRACE_O_TRACECLONE | Options::PTRACE_O_EXITKILL;
         ptrace::setoptions(Pid::from_raw(child), opts).map_err(os("PTRACE_SETOPTIONS"))?;
-        Ok(Forked {
-            child,
-            clone: r.until_clone.unwrap_or_default(),
-        })
+        Ok(Forked { child, clone })
     }
 
     /// With every thread stopped: kills the copy, reaps it as its tracer,
@@ -312,18 +331,22 @@ impl Tracer {
                 Err(e) => return Err(e),
             }
         }
+        if self.reaper_finished() {
+            self.fork_child = None;
+            return Ok(());
+        }
+        // No reaper, or one that did not end: the target reaps the copy now.
         let tid = self.injection_thread()?;
-        self.reap_in(tid, child)
+        self.reap_in(tid)
     }
 
-    /// Has stopped thread `tid` run `wait4(child, NULL, __WALL|WNOHANG,
-    /// NULL)` on the dead copy. Any thread of the target will do: wait4
-    /// looks at the children of every thread in the group (no
-    /// `__WNOTHREAD`), and `__WALL` is needed because the copy's exit signal
-    /// is 0, which makes it a "clone" child that plain wait4 skips — which
-    /// is also why the program's own wait4(-1) never takes it.
-    pub(super) fn reap_in(&mut self, tid: i32, child: i32) -> Result<(), AttachError> {
-        self.wait4_in(tid, child)?;
+    /// Has stopped thread `tid` reap the dead copy (see [`Tracer::wait4_in`]).
+    pub(super) fn reap_in(&mut self, tid: i32) -> Result<(), AttachError> {
+        if !self.wait4_in(tid)? {
+            return Err(AttachError::CopyNotReaped {
+                pid: self.fork_child.unwrap_or_default(),
+            });
+        }
         self.fork_child = None;
         Ok(())
     }
@@ -332,32 +355,27 @@ impl Tracer {
     /// killed mid-write left behind (see [`leftover_copies`]); returns how
     /// many. Best effort: a zombie that will not go is left as it was.
     pub(super) fn reap_leftovers(&mut self, tid: i32) -> usize {
-        leftover_copies(self.pid, self.fork_child)
-            .into_iter()
-            .filter(|&z| self.wait4_in(tid, z).is_ok())
+        let left = leftover_copies(self.pid, self.fork_child).len();
+        (0..left)
+            .take_while(|_| self.wait4_in(tid).unwrap_or(false))
             .count()
     }
 
-    fn wait4_in(&mut self, tid: i32, child: i32) -> Result<(), AttachError> {
+    /// Has stopped thread `tid` run `wait4(-1, NULL, __WCLONE|WNOHANG,
+    /// NULL)`: it reaps one dead "clone" child (exit signal other than
+    /// SIGCHLD), which only the copies are (`leftover_copies`), never the
+    /// program's own children, and never a copy still alive. Any thread of
+    /// the target will do: wait4 looks at the children of every thread in
+    /// the group (no `__WNOTHREAD`). No pid is named: a containerised
+    /// target knows its children by ids of its own pid namespace, not the
+    /// ones goat sees. Whether one was reaped.
+    fn wait4_in(&mut self, tid: i32) -> Result<bool, AttachError> {
         self.prepare_injection();
-        let gadget = self.gadgets.get().copied().flatten().map(|g| g.syscall_ret);
-        let insn = self
-            .syscall_insn
-            .or(gadget)
-            .ok_or(AttachError::NoSyscallInsn)?;
-        let r = self.inject(
-            tid,
-            insn,
-            SYS_WAIT4,
-            [child as u64, 0, WALL | WNOHANG, 0, 0, 0],
-        )?;
-        if r.ret < 0 {
+        let r = self.inject(tid, SYS_WAIT4, [u64::MAX, 0, WCLONE | WNOHANG, 0, 0, 0])?;
+        if r.ret < 0 && r.ret != -i64::from(libc::ECHILD) {
             return Err(AttachError::in_target("wait4 in the target", r.ret));
         }
-        if r.ret != i64::from(child) {
-            return Err(AttachError::CopyNotReaped { pid: child });
-        }
-        Ok(())
+        Ok(r.ret > 0)
     }
 }
 
@@ -368,7 +386,7 @@ impl Tracer {
 /// (`rescue.rs`), under the target's own name. Go never makes such
 /// children; a program that did would also have to wait for them with
 /// `__WALL` itself.
-fn leftover_copies(pid: i32, except: Option<i32>) -> Vec<i32> {
+pub(super) fn leftover_copies(pid: i32, except: Option<i32>) -> Vec<i32> {
     let Some(name) = procfs::comm(pid) else {
         return Vec::new();
     };
@@ -383,13 +401,13 @@ fn leftover_copies(pid: i32, except: Option<i32>) -> Vec<i32> {
 }
 
 /// Whether a `stat` is a zombie with exit signal 0 that SIGKILL or
-/// `exit_group(0)` ended.
+/// an exit ended (the way back's `exit_group(0)`, the reaper's exit loop).
 fn is_killed_copy(stat: &procfs::Stat) -> bool {
     stat.state == 'Z'
         && stat.exit_signal == Some(0)
         && stat
             .exit_code
-            .is_some_and(|code| code & 0x7f == libc::SIGKILL || code == 0)
+            .is_some_and(|code| code & 0x7f == libc::SIGKILL || code & 0x7f == 0)
 }
 
 impl LiveProcess {
@@ -453,7 +471,9 @@ mod tests {
         // Still running, a child that signals its parent, or another death.
         assert!(!is_killed_copy(&stat("ticker", "S", 0, 9)));
         assert!(!is_killed_copy(&stat("ticker", "Z", 17, 9)));
-        assert!(!is_killed_copy(&stat("ticker", "Z", 0, 0x100)));
+        assert!(!is_killed_copy(&stat("ticker", "Z", 0, 0x0b)));
+        // The exit loop a copy `ret`s to when its tracer died: exit(111).
+        assert!(is_killed_copy(&stat("ticker", "Z", 0, 111 << 8)));
         // Its way back after its tracer died: exit_group(0).
         assert!(is_killed_copy(&stat("ticker", "Z", 0, 0)));
         assert!(!is_killed_copy("4242 (ticker"));

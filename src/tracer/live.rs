@@ -95,7 +95,8 @@ impl LiveProcess {
                     bps: Breakpoints::new(pid),
                     hw: Default::default(),
                     fork_child: None,
-                    syscall_insn: None,
+                    reaper: None,
+                    reaper_ended: false,
                     ended: None,
                     borrowed_fds: BTreeMap::new(),
                     gadgets: Default::default(),
@@ -248,6 +249,14 @@ impl LiveProcess {
             Link::Process(p) => p.died().then(|| p.pid()),
             Link::Thread(_) => None,
         }
+    }
+
+    /// The tracer process and the guardian, with their `oom_score_adj`
+    /// (`oom.rs`); none when the tracer is a thread of goat's.
+    pub fn helpers(&self) -> Vec<super::oom::Helper> {
+        self.tracer_process_pid()
+            .map(super::oom::helpers_of)
+            .unwrap_or_default()
     }
 
     /// The tracer process's pid, when the tracer is a process of its own.

@@ -16,9 +16,11 @@ mod live;
 #[cfg(test)]
 mod live_tests;
 mod nstid;
+pub mod oom;
 mod poke;
 mod ptrace;
 mod reap;
+mod reaper;
 mod regset;
 pub mod remote;
 mod rescue;

@@ -73,14 +73,17 @@ pub struct Tracer {
     /// A process cloned from the target for a snapshot (see `inject.rs`):
     /// traced by us, never part of `threads`, killed and reaped on detach.
     pub(super) fork_child: Option<i32>,
-    /// Address of a `syscall` instruction in the target, once one was used.
-    pub(super) syscall_insn: Option<u64>,
+    /// The thread of the target that made that copy and waits for it
+    /// (`reaper.rs`): traced by us, never part of `threads`.
+    pub(super) reaper: Option<i32>,
+    /// That thread has ended (its exit seen by a wait for every tracee).
+    pub(super) reaper_ended: bool,
     /// How the process ended, once its main thread's exit was seen.
     pub(super) ended: Option<Ending>,
     /// Descriptors taken from the target (`borrow_fd.rs`), held here until
     /// goat has its own copy; closed with the tracer at the latest.
     pub(super) borrowed_fds: BTreeMap<i32, std::os::fd::OwnedFd>,
-    /// The target's `syscall; ret`, `rt_sigreturn` and `exit_group`
+    /// The target's `syscall; ret`, `rt_sigreturn` and thread-exit loop
     /// sequences, looked for once (see `rescue.rs`).
     pub(super) gadgets: std::cell::OnceCell<Option<super::rescue::Gadgets>>,
     /// Thread ids in a containerised target's own pid namespace.
@@ -165,6 +168,19 @@ impl Tracer {
         {
             // The snapshot copy stays stopped until it is killed; if it died
             // on its own, release_fork_stopped still has the target reap it.
+            return;
+        }
+        if let Some(p) = ws.pid().filter(|p| Some(p.as_raw()) == self.reaper) {
+            match ws {
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                    self.reaper = None;
+                    self.reaper_ended = true;
+                }
+                // Waiting for the copy, it stops only with the whole target.
+                _ => {
+                    let _ = ptrace::cont(p, None);
+                }
+            }
             return;
         }
         match ws {
@@ -258,7 +274,7 @@ impl Tracer {
         loop {
             let tasks = task_ids(pid)?;
             for &tid in &tasks {
-                if self.threads.contains_key(&tid) {
+                if self.threads.contains_key(&tid) || Some(tid) == self.reaper {
                     continue;
                 }
                 match ptrace::seize(Pid::from_raw(tid), Self::options()) {
@@ -295,7 +311,10 @@ impl Tracer {
             }
             // Stable when every live task is known (and hence stopped).
             let after = task_ids(pid)?;
-            if after.iter().all(|t| self.threads.contains_key(t)) {
+            if after
+                .iter()
+                .all(|t| self.threads.contains_key(t) || Some(*t) == self.reaper)
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {

@@ -52,7 +52,8 @@ const STOP_ONE_ATTEMPTS: usize = 3;
 /// How the copy was reaped.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Reaped {
-    /// How long the target (or the one thread) was stopped for `wait4`.
+    /// How long the target (or the one thread) was stopped for `wait4`:
+    /// zero when the copy's reaper thread reaped it (`reaper.rs`).
     pub pause: Duration,
     /// Whether only one thread was stopped (false: every thread).
     pub one_thread: bool,
@@ -155,11 +156,12 @@ impl Tracer {
     }
 
     /// Stops one idle thread alone for an injection, and when it was stopped:
-    /// one that can be given a way back (`rescue.rs`), unless the target's
-    /// text has nothing to make one of. `None`: every thread must be
-    /// stopped instead (then the choice is among all of them).
+    /// one that can be given a way back (`rescue.rs`). `None`: every thread
+    /// must be stopped instead (then the choice is among all of them).
     fn stop_one_for_injection(&mut self) -> Option<(i32, Instant)> {
-        let gadgets = self.prepare_injection();
+        if !self.prepare_injection() {
+            return None;
+        }
         let mut tried = Vec::new();
         for _ in 0..STOP_ONE_ATTEMPTS {
             let tid = self.idle_thread(&tried)?;
@@ -169,7 +171,7 @@ impl Tracer {
                 Ok(()) => {
                     let rescued = ptrace::getregs(Pid::from_raw(tid))
                         .is_ok_and(|r| self.plan_way_back(tid, &r).is_some());
-                    if rescued || !gadgets {
+                    if rescued {
                         return Some((tid, since));
                     }
                     self.resume_one(tid);
@@ -181,8 +183,12 @@ impl Tracer {
         None
     }
 
-    /// Reaps what dead tracers left (target running), with one idle thread.
+    /// Reaps what dead tracers left (target running), with one idle thread;
+    /// nothing is stopped when nothing is left.
     pub(super) fn reap_leftovers_running(&mut self) -> Result<Reaped, AttachError> {
+        if super::inject::leftover_copies(self.pid, self.fork_child).is_empty() {
+            return Ok(Reaped::default());
+        }
         if let Some((tid, since)) = self.stop_one_for_injection() {
             let leftovers = self.reap_leftovers(tid);
             self.resume_one(tid);
@@ -210,17 +216,28 @@ impl Tracer {
         })
     }
 
-    /// Kills the copy (target running), then has one idle thread reap it;
-    /// every thread is stopped only if no single one can be.
+    /// Kills the copy (target running); its reaper thread (`reaper.rs`)
+    /// then reaps it and ends, with no stop. Without one (it ended early),
+    /// one idle thread is stopped to reap it; every thread only if no
+    /// single one can be.
     pub(super) fn release_fork_running(&mut self) -> Result<Reaped, AttachError> {
         let Some(child) = self.fork_child else {
             return Ok(Reaped::default());
         };
         let since = Instant::now();
         self.kill_copy(child)?;
+        if self.reaper_finished() {
+            self.fork_child = None;
+            return Ok(Reaped {
+                pause: Duration::ZERO,
+                one_thread: false,
+                kill: since.elapsed(),
+                leftovers: 0,
+            });
+        }
         let kill = since.elapsed();
         if let Some((tid, since)) = self.stop_one_for_injection() {
-            let r = self.reap_in(tid, child);
+            let r = self.reap_in(tid);
             let leftovers = if r.is_ok() {
                 self.reap_leftovers(tid)
             } else {

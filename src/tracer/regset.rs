@@ -92,3 +92,40 @@ impl Stopped<'_> {
         }
     }
 }
+
+/// `PTRACE_GETSIGMASK`.
+pub(super) fn sigmask(tid: i32) -> Result<u64, Errno> {
+    let mut mask: u64 = 0;
+    // SAFETY: the kernel writes 8 bytes into `mask`, which lives across the call.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGMASK,
+            tid,
+            std::mem::size_of::<u64>(),
+            &mut mask as *mut u64,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(mask)
+    }
+}
+
+/// `PTRACE_SETSIGMASK` (SIGKILL and SIGSTOP stay deliverable whatever it says).
+pub(super) fn set_sigmask(tid: i32, mask: u64) -> Result<(), Errno> {
+    // SAFETY: the kernel reads 8 bytes from `mask`, which lives across the call.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SETSIGMASK,
+            tid,
+            std::mem::size_of::<u64>(),
+            &mask as *const u64,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}

@@ -179,6 +179,8 @@ pub fn serve(pid: i32) -> i32 {
     // Its own name, so that `killall goat` (or `pkill -x goat`) aimed at a
     // stuck session spares the one process that can undo its breakpoints.
     let _ = nix::sys::prctl::set_name(c"goat-tracer");
+    // Before it holds the target in any state its death could harm.
+    super::oom::exempt_self();
     if let Err(e) = signals::install_detach_on_signals() {
         eprintln!("goat tracer: cannot guard against signals: {e}");
     }

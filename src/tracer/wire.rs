@@ -116,7 +116,7 @@ impl Tracer {
             }
             Request::RemoveBreakpoint(id) => Reply::Breakpoint(self.bps.remove_user(id)),
             Request::Breakpoints => Reply::Breakpoints(self.bps.user.values().cloned().collect()),
-            Request::ForkCopy(insn) => self.fork_copy(insn).map_or_else(failed, Reply::Forked),
+            Request::ForkCopy(_) => self.fork_copy().map_or_else(failed, Reply::Forked),
             Request::ReleaseCopy => self
                 .release_fork_running()
                 .map_or_else(failed, Reply::Reaped),
@@ -124,9 +124,7 @@ impl Tracer {
                 .reap_leftovers_running()
                 .map_or_else(failed, Reply::Reaped),
             Request::PrepareInjection => Reply::Found(self.prepare_injection()),
-            Request::OpenUserfaultfd(insn) => {
-                self.userfaultfd_in(insn).map_or_else(failed, Reply::Fd)
-            }
+            Request::OpenUserfaultfd(_) => self.userfaultfd_in().map_or_else(failed, Reply::Fd),
             Request::CloseFd(n) => Reply::Found(self.borrowed_fds.remove(&n).is_some()),
             Request::Watch(w) => self.handle_watch(w),
             Request::WriteMemory(addr, bytes) => {

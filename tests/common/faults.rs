@@ -97,6 +97,13 @@ impl Target {
     /// or its zombie), no goat temporary in `out`, and the server answers
     /// a new connection.
     pub fn survived(&mut self, out: &Path) -> Result<(), String> {
+        self.survived_with(out, false)
+    }
+
+    /// [`Target::survived`], with temporary core files in `out` allowed
+    /// when `temporaries_ok` (every goat process died: none could remove
+    /// them; the next `goat core` there does).
+    pub fn survived_with(&mut self, out: &Path, temporaries_ok: bool) -> Result<(), String> {
         let pid = self.pid();
         self.alive()?;
         untouched(pid)?;
@@ -109,14 +116,21 @@ impl Target {
                 at.map(|i| self.text[i])
             ));
         }
-        let kids = children(pid);
+        // A copy's reaper thread (src/tracer/reaper.rs) reaps it as soon as
+        // its dead tracer lets it go: a moment, not a bound.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut kids = children(pid);
+        while !kids.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            kids = children(pid);
+        }
         if !kids.is_empty() {
             return Err(format!(
                 "it has child processes (STAT PID): {kids:?} (a fork-mode copy, or its zombie)"
             ));
         }
         let left = temporaries(out);
-        if !left.is_empty() {
+        if !left.is_empty() && !temporaries_ok {
             return Err(format!(
                 "temporary core files left in {}: {left:?}",
                 out.display()

@@ -98,6 +98,8 @@ pub struct CoreStats {
     pub disk_bytes: u64,
     pub unreadable_pages: u64,
     pub total: Duration,
+    /// goat's tracer and guardian processes, for `--stats`.
+    pub helpers: Vec<crate::tracer::oom::Helper>,
 }
 
 #[derive(Debug, Error)]
