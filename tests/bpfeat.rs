@@ -139,6 +139,13 @@ fn steps_inlined_si_and_lines(flavour: &str) {
         ],
     );
     assert!(!err.contains("error"), "{ctx}");
+    // What every goat process killed at once would do, said once, at the
+    // first breakpoint (issue 31).
+    assert_eq!(
+        out.matches("were every goat process killed at once").count(),
+        1,
+        "{ctx}"
+    );
     let s = stops(&out);
     assert!(s[0].is(1, "main.main", "nap"), "{ctx}");
     // `b +1`: the line after the selected frame's.

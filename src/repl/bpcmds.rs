@@ -92,9 +92,21 @@ fn set(s: &mut Session, args: &[&str], out: &mut dyn Write, trace: bool) -> Resu
     for &a in b.addrs.iter().skip(1) {
         writeln!(out, "\tand at {a:#x} for {}", describe(s, a))?;
     }
+    if b.id == 1 {
+        writeln!(out, "{TRAP_WINDOW_NOTE}")?;
+    }
     s.bps.insert(b);
     Ok(())
 }
+
+/// Said once a session, at its first breakpoint: what goat's tracer and
+/// guardian cannot make safe (docs/ARCHITECTURE.md, "Windows the kernel
+/// leaves open").
+const TRAP_WINDOW_NOTE: &str = "Note: killing goat (or its tracer) is safe: goat-tracer, or \
+goat-guardian, takes the breakpoints out. But were every goat process killed at once \
+(pkill -9 goat, an OOM kill of goat's cgroup) while the program runs with breakpoints in it, or \
+the tracer alone in the microseconds a thread's breakpoint trap is in flight, the kernel would \
+hand the trap to the program, which would die.";
 
 /// `break [NAME] [LOCATION] [if COND]`
 pub fn breakpoint(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
