@@ -101,6 +101,8 @@ impl LiveProcess {
                     gadgets: Default::default(),
                     ns_tids: Default::default(),
                     call: None,
+                    forks: Default::default(),
+                    execd: None,
                 };
                 if let Err(e) = t.seize_all() {
                     t.detach_all();
