@@ -92,6 +92,12 @@ impl Tracer {
     /// Carries out one request on the ptrace thread.
     pub(super) fn handle(&mut self, req: Request) -> Reply {
         let failed = Reply::Failed;
+        // The program exec'd: nothing goat knew of it holds (execd.rs).
+        if let Some(e) = self.execd_error() {
+            if !matches!(req, Request::Resume | Request::Temporaries(_)) {
+                return failed(e);
+            }
+        }
         // A call held at its results ends before anything else is done.
         if !matches!(req, Request::CallFinish) && self.call.is_some() {
             self.call_abandon();
