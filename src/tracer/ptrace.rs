@@ -258,6 +258,8 @@ impl Tracer {
             }
             WaitStatus::Continued(_) | WaitStatus::StillAlive => {}
         }
+        // A call left to run on is answered wherever its stops come.
+        self.serve_unattended_call(stopping);
     }
 
     /// Collects and answers every pending tracee stop without blocking.
@@ -361,6 +363,8 @@ impl Tracer {
     }
 
     pub(super) fn resume_all(&mut self) {
+        // A stop of a call left to run on, taken in a stop: answered now.
+        self.serve_unattended_call(false);
         for (&tid, state) in self.threads.iter_mut() {
             let p = Pid::from_raw(tid);
             let _ = match *state {

@@ -99,7 +99,7 @@ impl Tracer {
             }
         }
         // A call held at its results ends before anything else is done.
-        if !matches!(req, Request::CallFinish) && self.call.is_some() {
+        if !matches!(req, Request::CallFinish) && self.call_held() {
             self.call_abandon();
         }
         match req {
