@@ -361,10 +361,11 @@ impl Tracer {
             return;
         };
         c.unattended = true;
-        if c.holding {
-            c.holding = false;
+        let returned = std::mem::take(&mut c.holding);
+        // At its results the function has returned: the rest is quick.
+        if !returned {
+            self.narrow_to_call();
         }
-        self.narrow_to_call();
         self.resume_all();
         if let Err(e) = self.drive() {
             eprintln!("goat tracer: finishing a function call: {e}");
