@@ -15,7 +15,10 @@ use crate::goruntime::vars::eval::callargs::Marshal;
 use crate::goruntime::vars::eval::parse;
 use crate::goruntime::vars::{Place, Value};
 use crate::process::MemoryExt;
-use crate::tracer::{Block, CallPlan, CallStop, Word, FLOAT_ARG_REGS, INT_ARG_REGS};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::binary::GoVersion;
+use crate::tracer::{Block, CallPlan, CallStop, RunCommand, Word, FLOAT_ARG_REGS, INT_ARG_REGS};
 
 const USAGE: &str = "usage: call [-unsafe] FUNC(ARGS)";
 /// `_Grunning`: the only state a call can be injected in.
@@ -44,7 +47,11 @@ pub fn call(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     let Expr::Call(f, arg_exprs) = parse(&text).map_err(|e| anyhow!(e))? else {
         bail!("call takes a function call, such as main.f(1, \"x\"): {USAGE}");
     };
-    let prep = prepare(s, &f, &arg_exprs, check_escape)?;
+    let mut prep = prepare(s, &f, &arg_exprs, check_escape)?;
+    say_what_an_endless_call_holds(s, &prep);
+    // A Ctrl-C during the call is for it (the tracer leaves it running).
+    let command = RunCommand::begin();
+    prep.plan.command = command.id();
     let stop = s.control()?.call(prep.plan.clone());
     let stop = match stop {
         Ok(stop) => stop,
@@ -56,7 +63,7 @@ pub fn call(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     let shown = match &stop {
         CallStop::Returned { tid, xmm } => Some(results(s, &prep, *tid, xmm)),
         CallStop::Panicked { tid } => Some(panic_value(s, *tid)),
-        CallStop::Refused(_) | CallStop::Finished => None,
+        CallStop::Refused(_) | CallStop::Finished | CallStop::Interrupted => None,
     };
     if shown.is_some() {
         // The thread goes back to where it was whatever was read.
@@ -71,12 +78,57 @@ pub fn call(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
             "goat is terminating: {} was let run to its end, its results unread",
             prep.func
         ),
+        (CallStop::Interrupted, _) => {
+            super::exec::show_position(s, out, None)?;
+            writeln!(
+                out,
+                "interrupted: {} has not returned, and goes on in the program: the goroutine \
+                 that made the call waits in it, the others run on. `continue` lets the program \
+                 run (goat finishes the call when the function returns, and that goroutine goes \
+                 on where it was); `quit` detaches: the program runs on, and goat's tracer stays \
+                 only until the function returns{}",
+                prep.func,
+                if prep.plan.callee_locked {
+                    ", on the call's thread alone"
+                } else {
+                    ", on every thread (this release may run the call on any)"
+                }
+            )?;
+            return Ok(());
+        }
         (_, Some(text)) => text?,
         (_, None) => String::new(),
     };
     super::exec::show_position(s, out, None)?;
     write!(out, "{text}")?;
     Ok(())
+}
+
+/// Says, once per session, before a call starts, what a call that never
+/// returns would hold on to after goat quits (tracer/fncall/pending.rs):
+/// every thread, on a release that may run the callee on any; the main
+/// thread, whose tracer `/proc/PID/status` shows, when the call runs there.
+fn say_what_an_endless_call_holds(s: &Session, prep: &Prepared) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    let pid = s.pid().unwrap_or_default();
+    let held = if !prep.plan.callee_locked {
+        format!("every thread of pid {pid} (before Go 1.21 the runtime may run the call on any)")
+    } else if prep.plan.tid == pid {
+        format!(
+            "pid {pid}'s main thread, where the call runs: other tools then see pid {pid} as \
+             traced"
+        )
+    } else {
+        return;
+    };
+    if SAID.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    eprintln!(
+        "goat: note: should {} never return, goat's tracer keeps {held} traced until it does, \
+         even after goat quits (Ctrl-C leaves the call running)",
+        prep.func
+    );
 }
 
 /// The function, its arguments and the plan the tracer carries out.
@@ -149,6 +201,8 @@ fn prepare(s: &Session, f: &Expr, arg_exprs: &[Expr], check_escape: bool) -> Res
         float_regs: Vec::new(),
         stack: vec![0; frame.size as usize],
         stack_words: Vec::new(),
+        command: 0,
+        callee_locked: GoVersion::parse(s.go_version()).is_some_and(|v| v.at_least(21)),
     };
     for ((p, &ty), (e, slot)) in ins
         .iter()

@@ -199,6 +199,16 @@ pub(super) fn run_to_stop(
                 return interrupted(s, out).map(|()| None);
             }
             StopReason::Aborted => bail!("goat is terminating"),
+            StopReason::Exec { path } => {
+                let pid = s.pid().unwrap_or_default();
+                writeln!(
+                    out,
+                    "pid {pid} exec'd {}: the program goat was debugging is gone, and the \
+                     session ends (to debug the new one: goat attach {pid})",
+                    path.display()
+                )?;
+                return Ok(None);
+            }
             StopReason::Watchpoint(hit) => {
                 if super::watch::after_stop(s, out)?.contains(&hit.id) {
                     // An access to a moved stack's old place: on, with

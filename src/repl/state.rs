@@ -94,8 +94,15 @@ impl<'a> Session<'a> {
                 return Err(e);
             }
         };
-        if !matches!(reason, StopReason::CallEntered { .. }) {
-            self.load()?;
+        match reason {
+            StopReason::CallEntered { .. } => {}
+            // Another program now: nothing of this one is to be shown.
+            StopReason::Exec { .. } => {
+                self.done = true;
+                self.gs = StopGoroutines::empty();
+                self.current = None;
+            }
+            _ => self.load()?,
         }
         Ok(reason)
     }

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -104,6 +104,13 @@ pub(super) struct Breakpoints {
     /// that ran into an int3 while the others were being stopped.
     pub(super) collecting: bool,
     pub(super) hits: Vec<(i32, u64)>,
+    /// Children that share the target's memory (a vfork's, until it execs
+    /// or exits; see `forks.rs`): they run untraced, so no int3 may be in
+    /// that memory while one lives.
+    pub(super) sharing: BTreeSet<i32>,
+    /// A run wanted the int3s in while a sharing child held them out: they
+    /// go back in when the last such child lets go of the memory.
+    suspended: bool,
 }
 
 fn os(op: &'static str, e: std::io::Error) -> AttachError {
@@ -284,10 +291,20 @@ impl Breakpoints {
     /// them first). On failure every byte already written is restored.
     pub(super) fn arm(&mut self, pid: i32) -> Result<(), AttachError> {
         let bytes: Vec<(u64, u8)> = self.orig.iter().map(|(&a, &b)| (a, b)).collect();
-        self.recent.clear();
         if bytes.is_empty() {
+            self.recent.clear();
             return Ok(());
         }
+        self.sharing
+            .retain(|&child| super::forks::shares_memory(pid, child));
+        if !self.sharing.is_empty() {
+            // Armed when the child lets go (forks.rs); the traps of the
+            // last disarming still count meanwhile.
+            self.suspended = true;
+            return Ok(());
+        }
+        self.suspended = false;
+        self.recent.clear();
         if let Some(o) = self.observer.as_mut() {
             o.armed(&bytes);
         }
@@ -306,6 +323,7 @@ impl Breakpoints {
     /// Puts every original byte back. Failures are reported on stderr: there
     /// is nothing better to do with the byte (the target may be gone).
     pub(super) fn disarm(&mut self, pid: i32) {
+        self.suspended = false;
         if self.armed.is_empty() {
             return;
         }
@@ -320,6 +338,49 @@ impl Breakpoints {
         }
         if let Some(o) = self.observer.as_mut() {
             o.disarmed();
+        }
+    }
+
+    /// Takes the int3s out for a child that shares the target's memory and
+    /// runs untraced, to be put back by [`Breakpoints::child_released`].
+    pub(super) fn suspend_for(&mut self, pid: i32, child: i32) {
+        let wanted = self.suspended || !self.armed.is_empty();
+        self.disarm(pid);
+        self.sharing.insert(child);
+        self.suspended = wanted;
+    }
+
+    /// `child` no longer shares the memory (it exec'd or exited): the
+    /// int3s a run wanted go back in once no other child shares it.
+    pub(super) fn child_released(&mut self, pid: i32, child: i32) {
+        self.sharing.remove(&child);
+        if self.suspended {
+            if let Err(e) = self.arm(pid) {
+                eprintln!("goat: cannot put the breakpoints back after a vfork: {e}");
+            }
+        }
+    }
+
+    /// Every (address, original byte) a breakpoint uses.
+    pub(super) fn originals(&self) -> Vec<(u64, u8)> {
+        self.orig.iter().map(|(&a, &b)| (a, b)).collect()
+    }
+
+    /// The program exec'd: its int3s went with the old image, and the
+    /// descriptor of its memory names the old one. Nothing is restored
+    /// (the addresses mean something else now, or nothing); the observer
+    /// hears that nothing is armed, so that it never writes there either.
+    pub(super) fn forget_image(&mut self) {
+        let had = !std::mem::take(&mut self.armed).is_empty();
+        let mut fresh = Breakpoints::new(self.pid);
+        fresh.next_id = self.next_id;
+        fresh.observer = self.observer.take();
+        // The old value's drop finds nothing armed: it writes nothing.
+        *self = fresh;
+        if had {
+            if let Some(o) = self.observer.as_mut() {
+                o.disarmed();
+            }
         }
     }
 

@@ -41,6 +41,10 @@ pub enum AttachError {
     /// The process ended while traced, and how is known.
     #[error("pid {pid} {how}")]
     Ended { pid: i32, how: Ending },
+    /// The process replaced its program (`exec`): what goat read of the
+    /// old one no longer describes it.
+    #[error("pid {pid} exec'd {}: it runs another program now", path.display())]
+    Execd { pid: i32, path: std::path::PathBuf },
     /// The kernel refused `op` with `errno` (for a syscall goat had the
     /// target run, the errno that call returned there).
     #[error("{op}: {errno}")]

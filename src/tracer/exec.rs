@@ -87,6 +87,9 @@ pub enum StopReason {
     /// A watchpoint fired (`hwbreak.rs`): the thread stands after the
     /// access.
     Watchpoint(WatchHit),
+    /// The program exec'd `path` (`execd.rs`): the image goat knew is
+    /// gone; every later request but a resume fails.
+    Exec { path: std::path::PathBuf },
     /// Ctrl-C.
     Interrupted,
     /// goat is being terminated (SIGTERM/SIGHUP): it detaches next.
@@ -95,6 +98,7 @@ pub enum StopReason {
 
 enum Woke {
     Hits,
+    Execd,
     Interrupted,
     Aborted,
 }
@@ -224,6 +228,10 @@ impl Tracer {
             }
             let hits = std::mem::take(&mut self.bps.hits);
             match woke? {
+                Woke::Execd => {
+                    let path = self.execd.clone().unwrap_or_default();
+                    return Ok(StopReason::Exec { path });
+                }
                 Woke::Interrupted => return Ok(StopReason::Interrupted),
                 Woke::Aborted => return Ok(StopReason::Aborted),
                 Woke::Hits => {}
@@ -301,6 +309,9 @@ impl Tracer {
                 Ok(ws) => {
                     block = false;
                     self.on_event(ws, false);
+                    if self.execd.is_some() {
+                        return Ok(Woke::Execd);
+                    }
                     if !self.bps.hits.is_empty() || !self.hw.hits.is_empty() {
                         drained += 1;
                         if drained > DRAIN_AFTER_HIT {

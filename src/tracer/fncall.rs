@@ -28,7 +28,9 @@
 //! leave it half made: a goat that goes away mid-call (end of the tracer's
 //! stdin, see remote.rs) only makes the call run on, unattended, to its
 //! end, where the thread's registers are put back; then the tracer
-//! detaches as usual. User breakpoints are not armed while a call runs:
+//! detaches as usual; a call whose function does not return is left to
+//! run on unattended, with only the threads its end needs traced
+//! (`fncall/pending.rs`). User breakpoints are not armed while a call runs:
 //! other goroutines run freely and cannot stop it halfway. A tracer that
 //! is itself killed mid-call leaves the thread to the runtime's int3s,
 //! which the program does not survive (no guardian can take them out: they
@@ -49,6 +51,7 @@ use super::signals;
 use super::wire::{protocol_error, Reply, Request};
 use crate::process::{procfs, Thread};
 
+mod pending;
 mod steps;
 use steps::current_g;
 
@@ -124,6 +127,17 @@ pub struct CallPlan {
     pub stack: Vec<u8>,
     /// Words of `stack` that are a block's address.
     pub stack_words: Vec<(u64, Word)>,
+    /// The session's run command the call is part of (see `RunPlan`): a
+    /// Ctrl-C for it leaves the call under way and returns
+    /// [`CallStop::Interrupted`].
+    #[serde(default)]
+    pub command: u64,
+    /// The runtime locks the called goroutine to the call's thread (every
+    /// release since Go 1.21: `debugCallWrap` calls `lockOSThread`), so
+    /// every later stop of the protocol comes on that thread; a call let
+    /// go of needs only it traced (`pending.rs`).
+    #[serde(default)]
+    pub callee_locked: bool,
 }
 
 /// Where a call stands when the tracer answers.
@@ -141,6 +155,9 @@ pub enum CallStop {
     Refused(String),
     /// The call is over and the thread as it was.
     Finished,
+    /// Ctrl-C while the function ran: the call goes on in the program,
+    /// unattended (`pending.rs`), and every thread is stopped.
+    Interrupted,
 }
 
 /// A call under way.
@@ -161,9 +178,11 @@ pub(super) struct CallState {
     unattended: bool,
     /// Stopped at the results, waiting for goat.
     holding: bool,
+    /// Only the call's thread is traced now (`pending.rs`).
+    pub(super) narrowed: bool,
 }
 
-enum Progress {
+pub(super) enum Progress {
     Running,
     Report(CallStop),
     Done,
@@ -293,6 +312,7 @@ impl Tracer {
             failed: None,
             unattended: false,
             holding: false,
+            narrowed: false,
         };
         // debugCallV2's own precondition: room on the goroutine's stack.
         let g = current_g(&call, &regs);
@@ -341,8 +361,10 @@ impl Tracer {
             return;
         };
         c.unattended = true;
-        if c.holding {
-            c.holding = false;
+        let returned = std::mem::take(&mut c.holding);
+        // At its results the function has returned: the rest is quick.
+        if !returned {
+            self.narrow_to_call();
         }
         self.resume_all();
         if let Err(e) = self.drive() {
@@ -362,8 +384,9 @@ impl Tracer {
     }
 
     fn drive_to_stop(&mut self) -> Result<(CallStop, Vec<Thread>), AttachError> {
-        signals::set_running(true, 0);
-        let result = self.drive_running();
+        let command = self.call.as_ref().map_or(0, |c| c.plan.command);
+        signals::set_running(true, command);
+        let result = self.drive_running(command);
         signals::set_running(false, 0);
         let stop = match result {
             Ok(s) => s,
@@ -387,13 +410,29 @@ impl Tracer {
         Ok((stop, self.read_threads()?))
     }
 
-    fn drive_running(&mut self) -> Result<CallStop, AttachError> {
+    fn drive_running(&mut self, command: u64) -> Result<CallStop, AttachError> {
         loop {
-            let tid = self.call.as_ref().map(|c| c.plan.tid).unwrap_or(0);
-            if signals::take_abort() {
+            // Ended unattended, as any event may end it (pending.rs).
+            let Some(tid) = self.call.as_ref().map(|c| c.plan.tid) else {
+                return Ok(CallStop::Finished);
+            };
+            if signals::take_abort() && self.call.as_ref().is_some_and(|c| !c.unattended) {
+                // goat is gone: the call runs on unattended, with as few
+                // threads traced as its end needs (pending.rs).
                 if let Some(c) = self.call.as_mut() {
                     c.unattended = true;
                 }
+                self.narrow_to_call();
+                self.resume_all();
+                continue;
+            }
+            let attended = self.call.as_ref().is_some_and(|c| !c.unattended);
+            if attended && signals::interrupted(command) {
+                // The user leaves the call to run on (pending.rs).
+                if let Some(c) = self.call.as_mut() {
+                    c.unattended = true;
+                }
+                return Ok(CallStop::Interrupted);
             }
             let ready = self.call.as_ref().is_some_and(|c| c.event.is_some())
                 && self.threads.get(&tid) == Some(&State::Stopped(StopKind::Event));
@@ -434,6 +473,9 @@ impl<'a> Stopped<'a> {
         let Reply::CallStopped(stop, threads) = process.request(Request::CallStart(plan))? else {
             return Err(protocol_error());
         };
+        if stop == CallStop::Interrupted {
+            process.let_tracer_linger();
+        }
         Ok((Stopped::new(process, threads), stop))
     }
 

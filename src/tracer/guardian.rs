@@ -252,6 +252,9 @@ fn rescue(pid: i32, armed: &BTreeMap<u64, u8>, watching: bool) -> Result<Rescue,
             out.restored += 1;
         }
     }
+    // Copies of the memory in children forked meanwhile (forks.rs).
+    let originals: Vec<(u64, u8)> = armed.iter().map(|(&a, &b)| (a, b)).collect();
+    super::forks::scrub_children(pid, &originals);
     (out.rewound, out.unwatched) = rewind_trapped(pid, armed, watching)?;
     Ok(out)
 }

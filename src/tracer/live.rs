@@ -28,6 +28,9 @@ pub struct LiveProcess {
     pub(super) link: Link,
     memory: ProcessMemory,
     reg_id: u64,
+    /// A call was left to run on (`fncall/pending.rs`): a tracer process
+    /// may stay until the function returns, and goat does not wait for it.
+    linger: std::sync::atomic::AtomicBool,
 }
 
 /// Where the tracer runs. What only one form can do is a method of that
@@ -102,6 +105,8 @@ impl LiveProcess {
                     gadgets: Default::default(),
                     ns_tids: Default::default(),
                     call: None,
+                    forks: Default::default(),
+                    execd: None,
                 };
                 if let Err(e) = t.seize_all() {
                     t.detach_all();
@@ -155,6 +160,7 @@ impl LiveProcess {
             link: Link::Thread(link),
             memory: ProcessMemory::new(pid),
             reg_id,
+            linger: Default::default(),
         };
         Ok((live, then))
     }
@@ -187,6 +193,7 @@ impl LiveProcess {
                     link: Link::Process(tracer),
                     memory: ProcessMemory::new(pid),
                     reg_id,
+                    linger: Default::default(),
                 }))
             }
             Err(StartError::Attach(e)) => Err(e),
@@ -219,6 +226,12 @@ impl LiveProcess {
 
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// A call goes on unattended: dropping this does not wait for the
+    /// tracer process, which ends when the function returns.
+    pub(super) fn let_tracer_linger(&self) {
+        self.linger.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Tells a tracer process that goat is about to write a temporary in
@@ -337,7 +350,15 @@ impl Drop for LiveProcess {
                     let _ = t.join();
                 }
             }
-            // Closing its stdin makes it detach and exit.
+            // Closing its stdin makes it detach and exit; one that must
+            // first see a call to its end is not waited for.
+            Link::Process(_) if *self.linger.get_mut() => {
+                let placeholder = Link::Thread(ThreadLink {
+                    tx: None,
+                    thread: None,
+                });
+                drop(std::mem::replace(&mut self.link, placeholder));
+            }
             Link::Process(p) => p.finish(),
         }
     }

@@ -90,6 +90,11 @@ pub struct Tracer {
     pub(super) ns_tids: super::nstid::NsTids,
     /// A function call under way (`fncall.rs`).
     pub(super) call: Option<Box<super::fncall::CallState>>,
+    /// Children the program forked (`forks.rs`).
+    pub(super) forks: super::forks::Forks,
+    /// What the program exec'd, once it did (`execd.rs`): the image goat
+    /// read is gone.
+    pub(super) execd: Option<std::path::PathBuf>,
 }
 
 pub(super) fn wait_flags() -> WaitPidFlag {
@@ -118,8 +123,15 @@ pub(super) fn task_ids(pid: i32) -> Result<Vec<i32>, AttachError> {
 }
 
 impl Tracer {
+    /// Threads (CLONE), forked children (FORK, VFORK and its end: see
+    /// `forks.rs`) and a new program image (EXEC: `execd.rs`). Every
+    /// clone inherits them.
     pub(super) fn options() -> Options {
         Options::PTRACE_O_TRACECLONE
+            | Options::PTRACE_O_TRACEFORK
+            | Options::PTRACE_O_TRACEVFORK
+            | Options::PTRACE_O_TRACEVFORKDONE
+            | Options::PTRACE_O_TRACEEXEC
     }
 
     /// Seizes every thread, re-reading `/proc/PID/task` until a pass finds
@@ -196,7 +208,18 @@ impl Tracer {
                     let _ = ptrace::interrupt(p);
                 }
             }
+            WaitStatus::PtraceEvent(p, _, libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK) => {
+                self.on_fork_event(p.as_raw(), stopping);
+            }
+            WaitStatus::PtraceEvent(p, _, libc::PTRACE_EVENT_VFORK_DONE) => {
+                self.on_vfork_done(p.as_raw(), stopping);
+            }
+            WaitStatus::PtraceEvent(p, _, libc::PTRACE_EVENT_EXEC) => {
+                self.on_exec(p.as_raw(), stopping);
+            }
             WaitStatus::PtraceEvent(p, _, PTRACE_EVENT_STOP) if self.trap_stopped(p.as_raw()) => {}
+            WaitStatus::PtraceEvent(p, _, PTRACE_EVENT_STOP)
+                if self.child_first_stop(p.as_raw()) => {}
             WaitStatus::PtraceEvent(p, sig, PTRACE_EVENT_STOP) => {
                 let tid = p.as_raw();
                 // A new clone's first stop comes before its first user
@@ -251,6 +274,8 @@ impl Tracer {
             }
             WaitStatus::Continued(_) | WaitStatus::StillAlive => {}
         }
+        // A call left to run on is answered wherever its stops come.
+        self.serve_unattended_call(stopping);
     }
 
     /// Collects and answers every pending tracee stop without blocking.
@@ -357,6 +382,8 @@ impl Tracer {
     }
 
     pub(super) fn resume_all(&mut self) {
+        // A stop of a call left to run on, taken in a stop: answered now.
+        self.serve_unattended_call(false);
         for (&tid, state) in self.threads.iter_mut() {
             let p = Pid::from_raw(tid);
             let _ = match *state {
@@ -381,6 +408,8 @@ impl Tracer {
         let _ = self.stop_all();
         // Never armed at a stop; this covers an error path that skipped it.
         self.bps.disarm(self.pid);
+        // Children held at their first stop go, without int3s.
+        self.let_children_go();
         self.bps.step_over.clear();
         // The kernel keeps debug registers past a detach (hwbreak.rs).
         self.clear_debug_registers();

@@ -92,8 +92,14 @@ impl Tracer {
     /// Carries out one request on the ptrace thread.
     pub(super) fn handle(&mut self, req: Request) -> Reply {
         let failed = Reply::Failed;
+        // The program exec'd: nothing goat knew of it holds (execd.rs).
+        if let Some(e) = self.execd_error() {
+            if !matches!(req, Request::Resume | Request::Temporaries(_)) {
+                return failed(e);
+            }
+        }
         // A call held at its results ends before anything else is done.
-        if !matches!(req, Request::CallFinish) && self.call.is_some() {
+        if !matches!(req, Request::CallFinish) && self.call_held() {
             self.call_abandon();
         }
         match req {

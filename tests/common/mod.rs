@@ -5,6 +5,7 @@
 pub mod debugregs;
 pub mod faults;
 pub mod kernel_core;
+pub mod piped;
 mod require;
 pub mod runctl;
 pub mod traceback;
