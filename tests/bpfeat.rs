@@ -142,7 +142,8 @@ fn steps_inlined_si_and_lines(flavour: &str) {
     // What every goat process killed at once would do, said once, at the
     // first breakpoint (issue 31).
     assert_eq!(
-        out.matches("were every goat process killed at once").count(),
+        out.matches("were every goat process killed at once")
+            .count(),
         1,
         "{ctx}"
     );
