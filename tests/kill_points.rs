@@ -562,12 +562,13 @@ fn server_session_goat_killed_at_every_ptrace_call() {
 
 // The tracer process itself SIGKILLed at its N-th call: the target must
 // come through as when goat dies. A borrowed thread has a way back
-// written below its stack pointer (src/tracer/rescue.rs), an untraced
-// snapshot copy exits at once, and goat, which survives its tracer, has
-// the target reap the copy.
+// written below its stack pointer (src/tracer/rescue.rs), and the copy's
+// reaper thread (src/tracer/reaper.rs) reaps it in the target whatever
+// the moment. (These two once failed at a kill point where goat itself,
+// surviving its tracer, stopped a thread to reap the copy and met
+// strace's own stop there: goat no longer has anything to reap.)
 
 #[test]
-#[ignore = "intermittent (2 of 8 runs): one kill point left a zombie copy when strace's injected stop also hit goat's own reaping thread (PTRACE_LISTEN failed with EIO); cause not yet found; run with --ignored"]
 fn states_fork_core_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::States,
@@ -588,7 +589,6 @@ fn states_live_core_tracer_killed_at_every_ptrace_call() {
 }
 
 #[test]
-#[ignore = "intermittent (2 of 8 runs): one kill point left a zombie copy when strace's injected stop also hit goat's own reaping thread (PTRACE_LISTEN failed with EIO); cause not yet found; run with --ignored"]
 fn server_fork_core_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::Server,
@@ -609,11 +609,16 @@ fn server_live_core_tracer_killed_at_every_ptrace_call() {
 }
 
 // A session's tracer killed: between a thread's trap on an int3 and the
-// tracer's rewinding it, nothing can save that thread (the kernel delivers
-// the SIGTRAP as the tracing ends), so these measure rather than assert.
+// tracer's cancelling its SIGTRAP, or while a thread steps over a
+// breakpoint with the trap flag set, nothing can save that thread (the
+// kernel delivers the SIGTRAP as the tracing ends, and leaves the trap
+// flag set), so these measure rather than assert: docs/ARCHITECTURE.md,
+// "Windows the kernel leaves open". Measured (--ignored, one run each):
+// ticker 12 of 60 kills, server 26 of 76 (some of those the next run
+// after a death) killed the target.
 
 #[test]
-#[ignore = "measurement: a session's tracer killed with a trap in flight kills the target (known window)"]
+#[ignore = "measurement: a session's tracer killed with a trap in flight or mid-step kills the target (the kernel's window, docs/ARCHITECTURE.md)"]
 fn ticker_session_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::Ticker,
@@ -624,7 +629,7 @@ fn ticker_session_tracer_killed_at_every_ptrace_call() {
 }
 
 #[test]
-#[ignore = "measurement: a session's tracer killed with a trap in flight kills the target (known window)"]
+#[ignore = "measurement: a session's tracer killed with a trap in flight or mid-step kills the target (the kernel's window, docs/ARCHITECTURE.md)"]
 fn server_session_tracer_killed_at_every_ptrace_call() {
     every_call(
         Program::Server,
