@@ -160,7 +160,7 @@ fn main() -> ExitCode {
         return ExitCode::from(goat::tracer::remote::serve(pid) as u8);
     }
     if let Err(e) = goat::tracer::install_detach_on_signals() {
-        eprintln!("goat: warning: cannot guard against signals: {e}");
+        goat::eprintln_quiet!("goat: warning: cannot guard against signals: {e}");
     }
     // Tests only: one "now" for wait times (see `tests/core_roundtrip.rs`).
     #[cfg(feature = "test-hooks")]
@@ -224,9 +224,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader of goat's output went away (`goat stacks PID | head`):
+        // what it wanted it has, and no one reads an error, so goat ends
+        // quietly, as ripgrep does; the target was let go on the way out.
+        Err(err) if goat::stdio::is_broken_pipe(err.as_ref()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = exit_code(&err);
-            eprintln!("goat: {err:#}");
+            goat::eprintln_quiet!("goat: {err:#}");
             ExitCode::from(code)
         }
     }
@@ -301,6 +305,6 @@ fn attach_exit_code(err: &AttachError) -> u8 {
 
 fn check(pid: i32) -> Result<u8> {
     let report = goat::inspect::check(pid);
-    print!("{report}");
+    goat::print_quiet!("{report}");
     Ok(if report.ok() { 0 } else { exit::CHECK_FAILED })
 }

@@ -76,10 +76,10 @@ pub struct Options {
 /// exit status (1 when a command failed in batch mode). The caller detaches
 /// by dropping the session and the process.
 pub fn run(s: &mut Session, opts: &Options) -> u8 {
-    eprintln!("{}", banner(s));
+    crate::eprintln_quiet!("{}", banner(s));
     // What `config -save` wrote, before any command runs.
     for warning in config_file::load() {
-        eprintln!("{warning}");
+        crate::eprintln_quiet!("{warning}");
     }
     let mut failed = false;
     let mut run_one = |s: &mut Session, line: &str| {
@@ -113,7 +113,7 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
         frontend::interactive(s, &mut run_one);
     }
     if let (Some(pid), None, false) = (s.pid(), s.core_path(), s.ended) {
-        eprintln!("goat: detached from {pid}; it is running");
+        crate::eprintln_quiet!("goat: detached from {pid}; it is running");
     }
     u8::from(opts.batch && failed)
 }
@@ -167,7 +167,14 @@ fn run_line(s: &mut Session, line: &str) -> bool {
         Ok(Err(e)) => e,
         Err(_) => anyhow::anyhow!("internal error in {line:?} (a bug in goat; please report it)"),
     };
-    eprintln!("error: {err:#}");
+    if crate::stdio::is_broken_pipe(err.as_ref()) {
+        // Whoever read the output is gone (`goat attach PID | head`): no
+        // one will see another line, so the session ends and detaches, as
+        // a filter ends when its reader does.
+        s.done = true;
+        return false;
+    }
+    crate::eprintln_quiet!("error: {err:#}");
     script::note_error(&format!("error: {err:#}"));
     false
 }

@@ -315,7 +315,7 @@ impl Breakpoints {
                 continue;
             };
             if let Err(e) = self.write_byte(pid, addr, orig) {
-                eprintln!("goat: cannot restore the code byte at {addr:#x}: {e}");
+                crate::eprintln_quiet!("goat: cannot restore the code byte at {addr:#x}: {e}");
             }
         }
         if let Some(o) = self.observer.as_mut() {

@@ -155,7 +155,7 @@ impl TracerProcess {
             return;
         }
         // Never killed: a tracer still at work is better left to finish.
-        eprintln!(
+        crate::eprintln_quiet!(
             "goat: the tracer process (pid {}) has not finished detaching; it will on its own",
             self.child.id()
         );
@@ -180,7 +180,7 @@ pub fn serve(pid: i32) -> i32 {
     // stuck session spares the one process that can undo its breakpoints.
     let _ = nix::sys::prctl::set_name(c"goat-tracer");
     if let Err(e) = signals::install_detach_on_signals() {
-        eprintln!("goat tracer: cannot guard against signals: {e}");
+        crate::eprintln_quiet!("goat tracer: cannot guard against signals: {e}");
     }
     // A SIGINT passed on by goat stops a running continue.
     signals::set_session_interrupts(true);
@@ -190,7 +190,7 @@ pub fn serve(pid: i32) -> i32 {
     let live = match LiveProcess::attach_guarded(pid) {
         Ok((live, Ok(()))) => live,
         Ok((live, Err(e))) => {
-            eprintln!("goat tracer: no guardian process: {e}");
+            crate::eprintln_quiet!("goat tracer: no guardian process: {e}");
             live
         }
         Err(e) => {
@@ -240,7 +240,7 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 /// so no goat is writing it (`outfile::stale::remove_left_by`).
 fn remove_abandoned(t: &Temporaries) {
     for s in crate::outfile::stale::remove_left_by(&t.dir, t.writer, LOCK_PATIENCE) {
-        eprintln!(
+        crate::eprintln_quiet!(
             "goat tracer: removed {}, the temporary core of a goat that died writing it",
             s.path.display()
         );
@@ -277,7 +277,7 @@ fn read_requests() -> crossbeam_channel::Receiver<Result<Request, AttachError>> 
         });
     if spawned.is_err() {
         // Without the reader nothing can be served; the loop ends at once.
-        eprintln!("goat tracer: cannot start its request reader");
+        crate::eprintln_quiet!("goat tracer: cannot start its request reader");
     }
     rx
 }
