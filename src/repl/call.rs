@@ -45,7 +45,7 @@ pub fn call(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
         bail!("call takes a function call, such as main.f(1, \"x\"): {USAGE}");
     };
     let prep = prepare(s, &f, &arg_exprs, check_escape)?;
-    let stop = s.control()?.call(prep.plan.clone());
+    let stop = s.may_run()?.call(prep.plan.clone());
     let stop = match stop {
         Ok(stop) => stop,
         Err(e) => {

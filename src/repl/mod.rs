@@ -113,7 +113,13 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
         frontend::interactive(s, &mut run_one);
     }
     if let (Some(pid), None, false) = (s.pid(), s.core_path(), s.ended) {
-        crate::eprintln_quiet!("goat: detached from {pid}; it is running");
+        match s.job_stopped {
+            true => crate::eprintln_quiet!(
+                "goat: detached from {pid}; it is stopped by job control, as goat found it \
+                 (`kill -CONT {pid}` lets it run)"
+            ),
+            false => crate::eprintln_quiet!("goat: detached from {pid}; it is running"),
+        }
     }
     u8::from(opts.batch && failed)
 }
@@ -136,9 +142,16 @@ fn banner(s: &Session) -> String {
             let name = crate::process::procfs::comm(pid)
                 .map(|n| n.trim().to_string())
                 .unwrap_or_else(|| "?".into());
+            let stopped = match s.job_stopped {
+                true => {
+                    "it was already stopped by job control (SIGSTOP or Ctrl-Z): \
+                     it stays stopped, and commands that run it are refused"
+                }
+                false => "the process is stopped until you quit or detach",
+            };
             format!(
                 "attached to {pid} ({name}, {version}): {goroutines} goroutines, {threads} threads; \
-                 the process is stopped until you quit or detach"
+                 {stopped}"
             )
         }
         None => format!("{version}: {goroutines} goroutines, {threads} threads"),
