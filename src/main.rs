@@ -150,7 +150,7 @@ mod exit {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(help_args(std::env::args_os()));
     if let Command::Guardian { pid } = cli.command {
         // Its own process, not a debugger: none of goat's signal handling.
         return ExitCode::from(goat::tracer::guardian::run(pid) as u8);
@@ -234,6 +234,21 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The arguments, with `-h`/`--help` after `help` dropped: clap's `help`
+/// subcommand takes only command names, and `goat help --help` was a usage
+/// error where every other spelling of a wish for help gives it.
+fn help_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let args: Vec<_> = args.collect();
+    if args.get(1).is_none_or(|a| a != "help") {
+        return args;
+    }
+    let (head, rest) = args.split_at(2);
+    head.iter()
+        .chain(rest.iter().filter(|a| *a != "--help" && *a != "-h"))
+        .cloned()
+        .collect()
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {

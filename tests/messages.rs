@@ -100,3 +100,40 @@ fn examine_says_where_it_stopped() {
     );
     assert_untouched(fx.pid());
 }
+
+/// Item 16: `goat help --help` gives help; a usage error exits 2 (the
+/// README's table says so); `[1 goroutine]`; a core named `core` is not
+/// "core core".
+#[test]
+fn help_usage_singular_and_core_names() {
+    let help = run_goat(&["help", "--help"]);
+    assert!(help.status.success(), "{}", text(&help.stderr));
+    assert!(text(&help.stdout).contains("Usage: goat <COMMAND>"));
+    let bad = run_goat(&["attach"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README");
+    assert!(readme.contains("2 usage error"), "README lists exit code 2");
+
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "states", &[]);
+    let out = attach_with_stdin(fx.pid(), &[], "goroutines -f main.chanReceive\n");
+    assert!(
+        text(&out.stdout).contains("\n[1 goroutine]\n"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let dir = common::scratch_dir("core-named-core");
+    common::write_core(fx.pid(), &dir.join("core"));
+    let out = common::goat()
+        .args(["debug", "core", "--batch"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("goat debug");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.starts_with("core ./core (pid "), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_untouched(fx.pid());
+}

@@ -214,7 +214,12 @@ fn edit(
                     *i = s.ids();
                 }
             }
-            Ok(Signal::CtrlC) => {}
+            // As on a terminal in plain-line mode, where the same key is a
+            // SIGINT that goat answers with this note (tracer/signals.rs):
+            // someone pressing Ctrl-C at the prompt may be trying to leave.
+            Ok(Signal::CtrlC) => crate::eprintln_quiet!(
+                "goat: Ctrl-C interrupts a running continue; to leave, type quit or press Ctrl-D"
+            ),
             Ok(Signal::CtrlD) => break,
             Ok(_) => {}
             Err(e) => {

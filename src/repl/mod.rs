@@ -127,14 +127,14 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
 /// `attached to PID (NAME, go1.xx): N goroutines, M threads; ...`
 fn banner(s: &Session) -> String {
     let threads = s.target().map_or(0, |t| t.threads().len());
-    let goroutines = s.goroutine_count();
+    let goroutines = grlist::goroutine_count(s.goroutine_count());
     let version = s.go_version();
     if let Some(core) = s.core_path() {
         let pid = s.pid().map_or("?".to_string(), |p| p.to_string());
         return format!(
-            "core {} (pid {pid}, {version}): {goroutines} goroutines, {threads} threads; \
+            "core {} (pid {pid}, {version}): {goroutines}, {threads} threads; \
              a core cannot run, so execution commands are unavailable",
-            core.display()
+            shown_path(core)
         );
     }
     match s.pid() {
@@ -150,11 +150,20 @@ fn banner(s: &Session) -> String {
                 false => "the process is stopped until you quit or detach",
             };
             format!(
-                "attached to {pid} ({name}, {version}): {goroutines} goroutines, {threads} threads; \
+                "attached to {pid} ({name}, {version}): {goroutines}, {threads} threads; \
                  {stopped}"
             )
         }
-        None => format!("{version}: {goroutines} goroutines, {threads} threads"),
+        None => format!("{version}: {goroutines}, {threads} threads"),
+    }
+}
+
+/// `path` as a user can tell it is a path: a bare file name gets `./`, so
+/// that a core named `core` reads "core ./core", not "core core".
+fn shown_path(path: &std::path::Path) -> String {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => format!("./{}", path.display()),
+        _ => path.display().to_string(),
     }
 }
 
