@@ -23,6 +23,7 @@ pub mod poll;
 pub mod process;
 pub mod repl;
 pub mod report;
+pub mod stdio;
 pub mod tracer;
 
 // The tests' one rule for missing inputs, shared with tests/common.

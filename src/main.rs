@@ -150,7 +150,7 @@ mod exit {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(help_args(std::env::args_os()));
     if let Command::Guardian { pid } = cli.command {
         // Its own process, not a debugger: none of goat's signal handling.
         return ExitCode::from(goat::tracer::guardian::run(pid) as u8);
@@ -160,7 +160,7 @@ fn main() -> ExitCode {
         return ExitCode::from(goat::tracer::remote::serve(pid) as u8);
     }
     if let Err(e) = goat::tracer::install_detach_on_signals() {
-        eprintln!("goat: warning: cannot guard against signals: {e}");
+        goat::eprintln_quiet!("goat: warning: cannot guard against signals: {e}");
     }
     // Tests only: one "now" for wait times (see `tests/core_roundtrip.rs`).
     #[cfg(feature = "test-hooks")]
@@ -224,12 +224,31 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader of goat's output went away (`goat stacks PID | head`):
+        // what it wanted it has, and no one reads an error, so goat ends
+        // quietly, as ripgrep does; the target was let go on the way out.
+        Err(err) if goat::stdio::is_broken_pipe(err.as_ref()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = exit_code(&err);
-            eprintln!("goat: {err:#}");
+            goat::eprintln_quiet!("goat: {err:#}");
             ExitCode::from(code)
         }
     }
+}
+
+/// The arguments, with `-h`/`--help` after `help` dropped: clap's `help`
+/// subcommand takes only command names, and `goat help --help` was a usage
+/// error where every other spelling of a wish for help gives it.
+fn help_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let args: Vec<_> = args.collect();
+    if args.get(1).is_none_or(|a| a != "help") {
+        return args;
+    }
+    let (head, rest) = args.split_at(2);
+    head.iter()
+        .chain(rest.iter().filter(|a| *a != "--help" && *a != "-h"))
+        .cloned()
+        .collect()
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
@@ -301,6 +320,6 @@ fn attach_exit_code(err: &AttachError) -> u8 {
 
 fn check(pid: i32) -> Result<u8> {
     let report = goat::inspect::check(pid);
-    print!("{report}");
+    goat::print_quiet!("{report}");
     Ok(if report.ok() { 0 } else { exit::CHECK_FAILED })
 }

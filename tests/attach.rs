@@ -336,8 +336,14 @@ fn terminal_session_with_prompt_completion_and_history() {
         "the menu offers both: {screen}"
     );
 
-    // Function names complete after `list` (a unique prefix is taken).
+    // Ctrl-C at the prompt clears the line and says how to leave (issue
+    // 33, item 16: the README said so and nothing appeared).
     tmux.keys(&["C-c"]);
+    tmux.wait_for("the Ctrl-C note", |s| {
+        s.contains("Ctrl-C interrupts a running continue; to leave, type quit or press Ctrl-D")
+    });
+
+    // Function names complete after `list` (a unique prefix is taken).
     tmux.keys(&["list main.chanRec", "Tab"]);
     tmux.wait_for("the completed function", |s| {
         s.lines()

@@ -41,14 +41,14 @@ pub fn core(
     };
     let st = inspect::write_core(pid, &opts, &mut warn)?;
     if st.leftovers_reaped > 0 {
-        eprintln!(
+        goat::eprintln_quiet!(
             "goat: reaped {} zombie snapshot cop{} of pid {pid} left by goats killed while writing a core",
             st.leftovers_reaped,
             if st.leftovers_reaped == 1 { "y" } else { "ies" }
         );
     }
     for s in &st.stale_removed {
-        eprintln!(
+        goat::eprintln_quiet!(
             "goat: removed {} ({} MiB), a temporary core left by goat pid {}, which is gone",
             s.path.display(),
             s.bytes >> 20,
@@ -56,14 +56,14 @@ pub fn core(
         );
     }
     for (mode, why) in &st.fallback {
-        eprintln!("goat: {} mode unavailable: {why}", mode_name(*mode));
+        goat::eprintln_quiet!("goat: {} mode unavailable: {why}", mode_name(*mode));
     }
     if !st.fallback.is_empty() {
         if let Some(m) = st.mode {
-            eprintln!("goat: used {} mode instead", mode_name(m));
+            goat::eprintln_quiet!("goat: used {} mode instead", mode_name(m));
         }
     }
-    eprintln!("goat: wrote {}", dest.display());
+    goat::eprintln_quiet!("goat: wrote {}", dest.display());
     if stats {
         let pause = match st.mode {
             Some(writer::Mode::Fork) => format!(
@@ -79,7 +79,7 @@ pub fn core(
                 st.pause.as_secs_f64() * 1e3,
             ),
         };
-        eprintln!(
+        goat::eprintln_quiet!(
             "goat: {pause}, {} threads, {} segments\n\
              goat: {} bytes written ({} MiB), file {} bytes (sparse: {} bytes on disk), {} unreadable pages skipped; {:.1} ms in all",
             st.threads,
@@ -92,7 +92,7 @@ pub fn core(
             st.total.as_secs_f64() * 1e3,
         );
         for h in &st.helpers {
-            eprintln!("goat: {h}");
+            goat::eprintln_quiet!("goat: {h}");
         }
     }
     Ok(0)

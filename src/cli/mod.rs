@@ -8,5 +8,5 @@ pub mod stacks;
 
 /// Prints a library warning the way goat always has.
 pub fn warn(w: goat::inspect::Warning) {
-    eprintln!("goat: warning: {w}");
+    goat::eprintln_quiet!("goat: warning: {w}");
 }

@@ -50,7 +50,7 @@ pub fn stacks_core(
     // A core has no modes.
     let st = write(&inspector, format, StacksMode::Stop)?;
     if stats {
-        eprintln!(
+        goat::eprintln_quiet!(
             "goat: core of pid {}: {} goroutines, {} threads, {} bytes read\ngoat: {}",
             inspector.pid().map_or("?".to_string(), |p| p.to_string()),
             st.goroutines,
@@ -98,7 +98,7 @@ fn print_stats(written: &StacksWritten) {
     let st = &written.read;
     let paused = st.stopped_for.unwrap_or_default();
     let mode = st.mode.map_or("?", |m| m.name());
-    eprintln!(
+    goat::eprintln_quiet!(
         "goat: target stopped for {:.2} ms (the longest stop; {mode} mode): {} goroutines, {} threads, {} bytes copied",
         ms(paused),
         written.goroutines,
@@ -107,7 +107,7 @@ fn print_stats(written: &StacksWritten) {
     );
     if let Some(p) = &st.precopy {
         let s = &p.stats;
-        eprintln!(
+        goat::eprintln_quiet!(
             "goat: pauses: setup {:.2} ms, final {:.2} ms (scan {:.2}, re-read {:.2}, capture {:.2}); \
              copied {} bytes running, {} bytes stopped; {} bytes tracked; pages re-read: {} running, \
              {} stopped; {} ranges read in the stop",
@@ -124,16 +124,16 @@ fn print_stats(written: &StacksWritten) {
             s.ranges_fetched_stopped,
         );
         if let Some(n) = s.redecided {
-            eprintln!(
+            goat::eprintln_quiet!(
                 "goat: the final capture reused the running plan: {n} goroutines decided again"
             );
         }
         if let Some(why) = &s.full_capture {
-            eprintln!("goat: the final stop took a full stop capture: {why}");
+            goat::eprintln_quiet!("goat: the final stop took a full stop capture: {why}");
         }
         for h in &p.helpers {
-            eprintln!("goat: {h}");
+            goat::eprintln_quiet!("goat: {h}");
         }
     }
-    eprintln!("goat: {}", st.phases);
+    goat::eprintln_quiet!("goat: {}", st.phases);
 }

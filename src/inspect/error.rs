@@ -75,8 +75,10 @@ pub enum InspectError {
     #[error("cannot keep the copy of the goroutines in a temporary file in {}: {cause} (set TMPDIR to a directory with room)", dir.display())]
     Spill { dir: PathBuf, cause: io::Error },
     /// Writing the dump failed (a closed pipe, a full disk).
-    #[error("writing the dump: {0}")]
-    Output(io::Error),
+    /// The cause is a source, not only text: a closed pipe is told apart
+    /// by it (`stdio::is_broken_pipe`), and `{:#}` still prints it.
+    #[error("writing the dump")]
+    Output(#[source] io::Error),
     /// Test hooks only (`GOAT_TEST_PRECOPY_COMPARE`): the pre-copy capture
     /// differs from a stop capture taken in the same stop.
     #[error("the pre-copy capture differs from a stop capture of the same moment: {0}")]

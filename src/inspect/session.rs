@@ -17,8 +17,17 @@ pub struct Debuggee<'a> {
 }
 
 enum Kind<'a> {
-    Live { live: LiveProcess, bias: u64 },
-    Core { core: &'a CoreFile, bias: u64 },
+    Live {
+        live: LiveProcess,
+        bias: u64,
+        /// Stopped by job control when goat attached (see
+        /// `Session::job_stopped`).
+        job_stopped: bool,
+    },
+    Core {
+        core: &'a CoreFile,
+        bias: u64,
+    },
 }
 
 impl Inspector {
@@ -29,12 +38,18 @@ impl Inspector {
     pub fn debug(&self, warn: &mut dyn FnMut(Warning)) -> Result<Debuggee<'_>, InspectError> {
         let kind = match &self.source {
             Source::Live { pid, exe } => {
+                // Read before the attach, whose stop shows as `t`.
+                let job_stopped = crate::process::procfs::stopped_by_job_control(*pid);
                 let (live, note) = LiveProcess::attach_for_session(*pid)?;
                 if let Some(note) = note {
                     warn(Warning::SessionGuard(note));
                 }
                 let bias = self.prog.load_bias(&read_mappings(*pid), exe)?;
-                Kind::Live { live, bias }
+                Kind::Live {
+                    live,
+                    bias,
+                    job_stopped,
+                }
             }
             Source::Core { core, bias } => Kind::Core { core, bias: *bias },
         };
@@ -49,14 +64,21 @@ impl Debuggee<'_> {
     /// A session over the target: a live process is stopped until the
     /// session is dropped (or runs it), then runs on untouched.
     pub fn session(&self) -> Result<repl::Session<'_>, InspectError> {
-        let (backend, bias): (Box<dyn repl::Backend + '_>, u64) = match &self.kind {
-            Kind::Live { live, bias } => {
-                let backend = LiveBackend::stop(live).map_err(from_repl)?;
-                (Box::new(backend), *bias)
-            }
-            Kind::Core { core, bias } => (Box::new(CoreBackend::new(core)), *bias),
-        };
-        repl::Session::new(self.prog, backend, bias).map_err(from_repl)
+        let (backend, bias, job_stopped): (Box<dyn repl::Backend + '_>, u64, bool) =
+            match &self.kind {
+                Kind::Live {
+                    live,
+                    bias,
+                    job_stopped,
+                } => {
+                    let backend = LiveBackend::stop(live).map_err(from_repl)?;
+                    (Box::new(backend), *bias, *job_stopped)
+                }
+                Kind::Core { core, bias } => (Box::new(CoreBackend::new(core)), *bias, false),
+            };
+        let mut session = repl::Session::new(self.prog, backend, bias).map_err(from_repl)?;
+        session.job_stopped = job_stopped;
+        Ok(session)
     }
 
     /// Runs the REPL over a session (`opts`: the `-x` commands, batch or

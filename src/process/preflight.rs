@@ -150,7 +150,29 @@ pub(crate) fn tracer_of(pid: i32) -> Option<(i32, String)> {
         return None;
     }
     let tgid = procfs::status(tid).map_or(tid, |s| s.tgid);
-    Some((tgid, comm(tgid)))
+    Some((tgid, tracer_name(tgid)))
+}
+
+/// The name of tracer `pid`, from its `comm` (strace, gdb, dlv); goat's own
+/// tracer process as its command is typed, `goat tracer` (it names its
+/// `comm` goat-tracer, and goat's in-process tracer thread is `goat`).
+fn tracer_name(pid: i32) -> String {
+    match comm(pid).as_str() {
+        "goat-tracer" => "goat tracer".into(),
+        "goat-guardian" => "goat guardian".into(),
+        name => name.to_string(),
+    }
+}
+
+/// What to do about tracer `name` (pid `pid`) holding the target: quit
+/// the debugger that holds it, named as it is.
+pub fn detach_advice(name: &str, pid: i32) -> String {
+    match name {
+        "goat tracer" | "goat guardian" | "goat" => format!(
+            "another goat session holds it: quit that session first; if it is hung: kill {pid}"
+        ),
+        _ => format!("detach {name} (pid {pid}) first; if it is hung: kill {pid}"),
+    }
 }
 
 /// The checks that can refuse an attach outright, as [`AttachError`]s.
@@ -320,9 +342,7 @@ fn tracer(pid: i32) -> Check {
         Some((tpid, name)) => fail(
             T,
             format!("already traced by pid {tpid} ({name}); a process has one tracer at a time"),
-            Some(format!(
-                "detach it (quit gdb/dlv) first; if it is hung: kill {tpid}"
-            )),
+            Some(detach_advice(&name, tpid)),
         ),
     }
 }

@@ -165,7 +165,7 @@ impl Session<'_> {
             };
             match self.arm_logical(&mut b) {
                 Ok(()) => self.bps.insert(b),
-                Err(e) => eprintln!("goat: no {name} breakpoint: {e:#}"),
+                Err(e) => crate::eprintln_quiet!("goat: no {name} breakpoint: {e:#}"),
             }
         }
     }

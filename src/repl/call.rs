@@ -52,7 +52,7 @@ pub fn call(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     // A Ctrl-C during the call is for it (the tracer leaves it running).
     let command = RunCommand::begin();
     prep.plan.command = command.id();
-    let stop = s.control()?.call(prep.plan.clone());
+    let stop = s.may_run()?.call(prep.plan.clone());
     let stop = match stop {
         Ok(stop) => stop,
         Err(e) => {
@@ -124,7 +124,7 @@ fn say_what_an_endless_call_holds(s: &Session, prep: &Prepared) {
     if SAID.swap(true, Ordering::SeqCst) {
         return;
     }
-    eprintln!(
+    crate::eprintln_quiet!(
         "goat: note: should {} never return, goat's tracer keeps {held} traced until it does, \
          even after goat quits (Ctrl-C leaves the call running)",
         prep.func

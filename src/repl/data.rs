@@ -96,6 +96,7 @@ pub fn examine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
             _ => anyhow::bail!(EXAMINE_USAGE),
         },
     };
+    let asked = len;
     let len = usize::try_from(len).unwrap_or(usize::MAX).min(EXAMINE_MAX);
     let mut bytes = vec![0u8; len];
     s.target()?.read(addr, &mut bytes)?;
@@ -117,6 +118,15 @@ pub fn examine(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
             })
             .collect();
         writeln!(out, "{text}")?;
+    }
+    if asked > EXAMINE_MAX as u64 {
+        // Said, not silently cut: the user asked for more than is shown.
+        writeln!(
+            out,
+            "(x shows at most {EXAMINE_MAX} bytes: {} more not shown; `x {:#x} N` goes on from there)",
+            asked - EXAMINE_MAX as u64,
+            addr.wrapping_add(EXAMINE_MAX as u64)
+        )?;
     }
     Ok(())
 }

@@ -114,7 +114,7 @@ pub(super) fn interactive(s: &mut Session, run: &mut dyn FnMut(&mut Session, &st
         Ok(Some((h, entries))) => (Some(h), entries),
         Ok(None) => (None, Vec::new()),
         Err(note) => {
-            eprintln!("{note}");
+            crate::eprintln_quiet!("{note}");
             (None, Vec::new())
         }
     };
@@ -125,7 +125,7 @@ pub(super) fn interactive(s: &mut Session, run: &mut dyn FnMut(&mut Session, &st
     }
     let probe = term::probe(term::PROBE_TIMEOUT);
     if !probe.answered {
-        eprintln!(
+        crate::eprintln_quiet!(
             "goat: the terminal did not answer a cursor-position query within {} ms; \
              reading plain lines (no completion or history keys)",
             term::PROBE_TIMEOUT.as_millis()
@@ -199,7 +199,7 @@ fn edit(
         if s.is_done() {
             return;
         }
-        println!("{} {line}", prompt_text(s));
+        crate::print_quiet!("{} {line}\n", prompt_text(s));
         submit(s, run, history, &mut last, line.to_string());
     }
     if !rest.is_empty() {
@@ -214,11 +214,16 @@ fn edit(
                     *i = s.ids();
                 }
             }
-            Ok(Signal::CtrlC) => {}
+            // As on a terminal in plain-line mode, where the same key is a
+            // SIGINT that goat answers with this note (tracer/signals.rs):
+            // someone pressing Ctrl-C at the prompt may be trying to leave.
+            Ok(Signal::CtrlC) => crate::eprintln_quiet!(
+                "goat: Ctrl-C interrupts a running continue; to leave, type quit or press Ctrl-D"
+            ),
             Ok(Signal::CtrlD) => break,
             Ok(_) => {}
             Err(e) => {
-                eprintln!("goat: terminal error: {e}");
+                crate::eprintln_quiet!("goat: terminal error: {e}");
                 break;
             }
         }

@@ -381,7 +381,7 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         if more > 0 {
             writeln!(out, "{}", grpage::more_line(more, "goroutines"))?;
         }
-        writeln!(out, "[{} goroutines]", chosen.len())?;
+        writeln!(out, "[{}]", goroutine_count(chosen.len()))?;
         return Ok(());
     };
     let members: Vec<&Goroutine> = chosen.iter().map(|&i| g_at(i)).collect();
@@ -429,6 +429,14 @@ pub fn goroutines(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         writeln!(out, "{}", grpage::more_line(groups.len() - limit, "groups"))?;
     }
     Ok(())
+}
+
+/// `1 goroutine`, `2 goroutines`.
+pub(super) fn goroutine_count(n: usize) -> String {
+    match n {
+        1 => "1 goroutine".into(),
+        n => format!("{n} goroutines"),
+    }
 }
 
 /// `Goroutine 12 - chan receive - main.chanReceive (main.go:31) [locked]

@@ -162,7 +162,7 @@ impl History {
             return;
         }
         if let Err(e) = h.file.write_all((encode(line) + "\n").as_bytes()) {
-            eprintln!("goat: history no longer kept: {e}");
+            crate::eprintln_quiet!("goat: history no longer kept: {e}");
             *this = None;
             return;
         }

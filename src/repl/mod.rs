@@ -76,10 +76,10 @@ pub struct Options {
 /// exit status (1 when a command failed in batch mode). The caller detaches
 /// by dropping the session and the process.
 pub fn run(s: &mut Session, opts: &Options) -> u8 {
-    eprintln!("{}", banner(s));
+    crate::eprintln_quiet!("{}", banner(s));
     // What `config -save` wrote, before any command runs.
     for warning in config_file::load() {
-        eprintln!("{warning}");
+        crate::eprintln_quiet!("{warning}");
     }
     let mut failed = false;
     let mut run_one = |s: &mut Session, line: &str| {
@@ -113,7 +113,13 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
         frontend::interactive(s, &mut run_one);
     }
     if let (Some(pid), None, false) = (s.pid(), s.core_path(), s.ended) {
-        eprintln!("goat: detached from {pid}; it is running");
+        match s.job_stopped {
+            true => crate::eprintln_quiet!(
+                "goat: detached from {pid}; it is stopped by job control, as goat found it \
+                 (`kill -CONT {pid}` lets it run)"
+            ),
+            false => crate::eprintln_quiet!("goat: detached from {pid}; it is running"),
+        }
     }
     u8::from(opts.batch && failed)
 }
@@ -121,14 +127,14 @@ pub fn run(s: &mut Session, opts: &Options) -> u8 {
 /// `attached to PID (NAME, go1.xx): N goroutines, M threads; ...`
 fn banner(s: &Session) -> String {
     let threads = s.target().map_or(0, |t| t.threads().len());
-    let goroutines = s.goroutine_count();
+    let goroutines = grlist::goroutine_count(s.goroutine_count());
     let version = s.go_version();
     if let Some(core) = s.core_path() {
         let pid = s.pid().map_or("?".to_string(), |p| p.to_string());
         return format!(
-            "core {} (pid {pid}, {version}): {goroutines} goroutines, {threads} threads; \
+            "core {} (pid {pid}, {version}): {goroutines}, {threads} threads; \
              a core cannot run, so execution commands are unavailable",
-            core.display()
+            shown_path(core)
         );
     }
     match s.pid() {
@@ -136,12 +142,28 @@ fn banner(s: &Session) -> String {
             let name = crate::process::procfs::comm(pid)
                 .map(|n| n.trim().to_string())
                 .unwrap_or_else(|| "?".into());
+            let stopped = match s.job_stopped {
+                true => {
+                    "it was already stopped by job control (SIGSTOP or Ctrl-Z): \
+                     it stays stopped, and commands that run it are refused"
+                }
+                false => "the process is stopped until you quit or detach",
+            };
             format!(
-                "attached to {pid} ({name}, {version}): {goroutines} goroutines, {threads} threads; \
-                 the process is stopped until you quit or detach"
+                "attached to {pid} ({name}, {version}): {goroutines}, {threads} threads; \
+                 {stopped}"
             )
         }
-        None => format!("{version}: {goroutines} goroutines, {threads} threads"),
+        None => format!("{version}: {goroutines}, {threads} threads"),
+    }
+}
+
+/// `path` as a user can tell it is a path: a bare file name gets `./`, so
+/// that a core named `core` reads "core ./core", not "core core".
+fn shown_path(path: &std::path::Path) -> String {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => format!("./{}", path.display()),
+        _ => path.display().to_string(),
     }
 }
 
@@ -167,7 +189,14 @@ fn run_line(s: &mut Session, line: &str) -> bool {
         Ok(Err(e)) => e,
         Err(_) => anyhow::anyhow!("internal error in {line:?} (a bug in goat; please report it)"),
     };
-    eprintln!("error: {err:#}");
+    if crate::stdio::is_broken_pipe(err.as_ref()) {
+        // Whoever read the output is gone (`goat attach PID | head`): no
+        // one will see another line, so the session ends and detaches, as
+        // a filter ends when its reader does.
+        s.done = true;
+        return false;
+    }
+    crate::eprintln_quiet!("error: {err:#}");
     script::note_error(&format!("error: {err:#}"));
     false
 }

@@ -9,6 +9,10 @@ use anyhow::{bail, Result};
 
 /// Most backtracking steps one `matches` call takes.
 const BUDGET: usize = 1 << 20;
+/// Most items in one alternative: matching recurses once per item, and
+/// `a*` items match nothing, so a pattern of a million of them would
+/// exhaust the stack before the step budget.
+const MAX_ITEMS: usize = 1024;
 
 #[derive(Debug, Clone)]
 enum Atom {
@@ -53,7 +57,13 @@ impl Pattern {
         let alts = split_alts(text)
             .iter()
             .map(|a| parse_alt(a))
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<Alt>>>()?;
+        if let Some(long) = alts.iter().find(|a| a.items.len() > MAX_ITEMS) {
+            bail!(
+                "pattern too long: {} items, at most {MAX_ITEMS}",
+                long.items.len()
+            );
+        }
         Ok(Pattern { alts })
     }
 
@@ -209,5 +219,9 @@ mod tests {
         // Pathological: gives up within the budget rather than hanging.
         let long = "a".repeat(200);
         assert!(!m("a*a*a*a*a*a*a*a*c", &long));
+        // A pattern whose items match nothing would recurse once per item.
+        let err = Pattern::new(&"x*".repeat(200_000)).unwrap_err().to_string();
+        assert_eq!(err, "pattern too long: 200000 items, at most 1024");
+        assert!(Pattern::new(&"x*".repeat(1024)).is_ok_and(|p| p.matches("main")));
     }
 }

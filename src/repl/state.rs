@@ -7,7 +7,7 @@
 //! of the current stop. What only a live process can do sits behind
 //! [`Backend::control`], which a core backend answers with `None`.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::binary::dwarf::DwarfError;
 use crate::binary::dwarf_vars::VarIndex;
@@ -39,6 +39,11 @@ pub struct Session<'a> {
     pub(super) done: bool,
     /// Set when the process ended under the session (nothing to detach).
     pub(super) ended: bool,
+    /// The process was stopped by job control (SIGSTOP, Ctrl-Z) when goat
+    /// attached. It cannot run until it gets SIGCONT, so commands that run
+    /// it are refused rather than wait for ever, and the detach leaves it
+    /// stopped as it was (the kernel puts it back in its group stop).
+    pub job_stopped: bool,
     /// The DWARF variable index, built on first use (per binary).
     vars: std::cell::OnceCell<Result<VarIndex, DwarfError>>,
     /// DWARF's `prologue_end` and `is_stmt` addresses, read on first use.
@@ -68,6 +73,7 @@ impl<'a> Session<'a> {
             frame: 0,
             done: false,
             ended: false,
+            job_stopped: false,
             vars: std::cell::OnceCell::new(),
             dwarf_lines: std::cell::OnceCell::new(),
             bps: Default::default(),
@@ -82,6 +88,7 @@ impl<'a> Session<'a> {
     /// exited ends the session. A call entered by a step is not loaded: the
     /// caller runs on at once (and must [`load`](Self::load) if it does not).
     pub(super) fn run(&mut self, plan: RunPlan) -> Result<StopReason> {
+        self.may_run()?;
         let reason = match self.control()?.run(plan) {
             Ok(r) => r,
             Err(e) => {
@@ -166,9 +173,24 @@ impl<'a> Session<'a> {
             .ok_or_else(|| anyhow!("a core file cannot be run"))
     }
 
+    /// Execution control for a command that lets the target run: refused
+    /// for a core, and for a process stopped by job control.
+    pub(super) fn may_run(&mut self) -> Result<&mut dyn Control> {
+        if self.job_stopped {
+            let pid = self.pid().map_or("PID".to_string(), |p| p.to_string());
+            bail!(
+                "the program was stopped by job control (SIGSTOP or Ctrl-Z) before goat \
+                 attached, and runs only once it gets SIGCONT: running it now would wait \
+                 for ever. To run it: quit (it stays stopped), `kill -CONT {pid}`, then \
+                 attach again"
+            );
+        }
+        self.control()
+    }
+
     /// Lets the target run and stops it again; the caches start afresh.
     pub fn resume_and_stop(&mut self) -> Result<()> {
-        self.control()?.resume_and_stop()?;
+        self.may_run()?.resume_and_stop()?;
         self.load()
     }
 

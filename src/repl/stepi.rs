@@ -13,7 +13,7 @@ pub fn step_instruction(s: &mut Session, args: &[&str], out: &mut dyn Write) -> 
     if !args.is_empty() {
         bail!("step-instruction takes no arguments");
     }
-    s.control()?;
+    s.may_run()?;
     let g = s.current_g()?;
     let gid = g.id;
     let tid = s

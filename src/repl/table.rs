@@ -550,7 +550,9 @@ pub static COMMANDS: &[Command] = &[
             s[lo:hi], *p, &v, x.(T), T(x), (*T)(0xADDR), len, cap, unary - ! ^\n\
             and Go's binary operators, literals and nil; runtime.curg is the\n\
             selected goroutine's g (runtime.curg.goid).\n\
-            A %VERB prints integers (and their slices) in that base.",
+            A %VERB prints integers (and their slices) in that base.\n\
+            An expression has at most 1024 tokens and 100 levels of parentheses\n\
+            and unary operators: longer ones are refused, never a crash.",
         arg: Arg::None,
         run: vars::print,
     },

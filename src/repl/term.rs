@@ -160,10 +160,9 @@ pub(super) fn plain(
     let to_stdout = io::stdout().is_terminal();
     let show = |text: &str| {
         if to_stdout {
-            print!("{text}");
-            let _ = io::stdout().flush();
+            crate::print_quiet!("{text}");
         } else {
-            eprint!("{text}");
+            crate::eprint_quiet!("{text}");
         }
     };
     let mut input = BufReader::new(Cursor::new(typed).chain(io::stdin()));

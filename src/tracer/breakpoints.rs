@@ -333,7 +333,7 @@ impl Breakpoints {
                 continue;
             };
             if let Err(e) = self.write_byte(pid, addr, orig) {
-                eprintln!("goat: cannot restore the code byte at {addr:#x}: {e}");
+                crate::eprintln_quiet!("goat: cannot restore the code byte at {addr:#x}: {e}");
             }
         }
         if let Some(o) = self.observer.as_mut() {
@@ -356,7 +356,7 @@ impl Breakpoints {
         self.sharing.remove(&child);
         if self.suspended {
             if let Err(e) = self.arm(pid) {
-                eprintln!("goat: cannot put the breakpoints back after a vfork: {e}");
+                crate::eprintln_quiet!("goat: cannot put the breakpoints back after a vfork: {e}");
             }
         }
     }

@@ -24,7 +24,10 @@ pub enum AttachError {
     NoSuchProcess { pid: i32 },
     #[error("not permitted to attach to pid {pid}:\n{advice}")]
     PermissionDenied { pid: i32, advice: String },
-    #[error("pid {pid} is already traced by pid {tracer_pid} ({tracer_name}); detach it (quit gdb/dlv) first")]
+    #[error(
+        "pid {pid} is already traced by pid {tracer_pid} ({tracer_name}); {}",
+        crate::process::preflight::detach_advice(tracer_name, *tracer_pid)
+    )]
     AlreadyTraced {
         pid: i32,
         tracer_pid: i32,

@@ -145,7 +145,7 @@ impl Tracer {
         // The trap-stop is taken before any user instruction: still there.
         if let Ok(r) = ptrace::getregs(Pid::from_raw(tid)) {
             if r.rip != addr {
-                eprintln!(
+                crate::eprintln_quiet!(
                     "goat: thread {tid} moved from the breakpoint at {addr:#x} to {:#x} \
                      before its stop",
                     r.rip

@@ -368,7 +368,7 @@ impl Tracer {
         }
         self.resume_all();
         if let Err(e) = self.drive() {
-            eprintln!("goat tracer: finishing a function call: {e}");
+            crate::eprintln_quiet!("goat tracer: finishing a function call: {e}");
         }
         self.call = None;
         signals::set_calling(false);

@@ -185,7 +185,7 @@ impl Tracer {
         let _ = ptrace::detach(Pid::from_raw(child), sig);
         if !self.forks.told && !self.bps.originals().is_empty() {
             self.forks.told = true;
-            eprintln!(
+            crate::eprintln_quiet!(
                 "goat: pid {pid} started process {child}; goat stays with pid {pid} and lets \
                  its children run untraced, without breakpoints (as gdb does): a breakpoint in \
                  code that only a child runs, such as syscall.runtime_AfterForkInChild, never \

@@ -111,7 +111,7 @@ impl Guardian {
         };
         if pipe.write_all(line.as_bytes()).is_err() && !self.broken {
             self.broken = true;
-            eprintln!("goat: the guardian process is gone; breakpoints would stay behind if goat were killed");
+            crate::eprintln_quiet!("goat: the guardian process is gone; breakpoints would stay behind if goat were killed");
         }
     }
 
@@ -214,21 +214,25 @@ pub fn run(pid: i32) -> i32 {
     match listen(stdin.lock()) {
         Heard::Goodbye => 0,
         Heard::Closed(armed, false) if armed.is_empty() => 0,
-        Heard::Closed(armed, watching) => match rescue(pid, &armed, watching) {
-            Ok(r) => {
-                eprintln!(
+        Heard::Closed(armed, watching) => {
+            match rescue(pid, &armed, watching) {
+                Ok(r) => {
+                    crate::eprintln_quiet!(
                     "goat guardian: goat died with breakpoints in pid {pid}: restored {} byte(s), \
                      rewound {} thread(s), cleared the debug registers of {} thread(s); \
                      pid {pid} runs on untraced",
                     r.restored, r.rewound, r.unwatched
                 );
-                0
+                    0
+                }
+                Err(e) => {
+                    crate::eprintln_quiet!(
+                        "goat guardian: goat died with breakpoints in pid {pid}: {e}"
+                    );
+                    1
+                }
             }
-            Err(e) => {
-                eprintln!("goat guardian: goat died with breakpoints in pid {pid}: {e}");
-                1
-            }
-        },
+        }
     }
 }
 

@@ -228,7 +228,7 @@ impl Tracer {
         }
         if let Err(e) = self.hw.apply(tid) {
             if e != Errno::ESRCH {
-                eprintln!("goat: cannot set the debug registers of thread {tid}: {e}");
+                crate::eprintln_quiet!("goat: cannot set the debug registers of thread {tid}: {e}");
             }
         }
     }
@@ -349,7 +349,9 @@ impl Tracer {
         for tid in self.threads.keys().copied().collect::<Vec<_>>() {
             match self.hw.apply(tid) {
                 Ok(()) | Err(Errno::ESRCH) => {}
-                Err(e) => eprintln!("goat: cannot clear the debug registers of thread {tid}: {e}"),
+                Err(e) => crate::eprintln_quiet!(
+                    "goat: cannot clear the debug registers of thread {tid}: {e}"
+                ),
             }
         }
         // Threads that exited meanwhile keep nothing.
@@ -437,7 +439,9 @@ impl Tracer {
             if self.hw.applied.get(&tid).is_some_and(|&v| v != 0) {
                 if let Err(e) = poke_dr(tid, 7, 0) {
                     if e != Errno::ESRCH {
-                        eprintln!("goat: cannot clear the debug registers of thread {tid}: {e}");
+                        crate::eprintln_quiet!(
+                            "goat: cannot clear the debug registers of thread {tid}: {e}"
+                        );
                         continue;
                     }
                 }

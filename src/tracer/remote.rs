@@ -155,7 +155,7 @@ impl TracerProcess {
             return;
         }
         // Never killed: a tracer still at work is better left to finish.
-        eprintln!(
+        crate::eprintln_quiet!(
             "goat: the tracer process (pid {}) has not finished detaching; it will on its own",
             self.child.id()
         );
@@ -182,7 +182,7 @@ pub fn serve(pid: i32) -> i32 {
     // Before it holds the target in any state its death could harm.
     super::oom::exempt_self();
     if let Err(e) = signals::install_detach_on_signals() {
-        eprintln!("goat tracer: cannot guard against signals: {e}");
+        crate::eprintln_quiet!("goat tracer: cannot guard against signals: {e}");
     }
     // A SIGINT passed on by goat stops a running continue.
     signals::set_session_interrupts(true);
@@ -192,7 +192,7 @@ pub fn serve(pid: i32) -> i32 {
     let live = match LiveProcess::attach_guarded(pid) {
         Ok((live, Ok(()))) => live,
         Ok((live, Err(e))) => {
-            eprintln!("goat tracer: no guardian process: {e}");
+            crate::eprintln_quiet!("goat tracer: no guardian process: {e}");
             live
         }
         Err(e) => {
@@ -242,7 +242,7 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 /// so no goat is writing it (`outfile::stale::remove_left_by`).
 fn remove_abandoned(t: &Temporaries) {
     for s in crate::outfile::stale::remove_left_by(&t.dir, t.writer, LOCK_PATIENCE) {
-        eprintln!(
+        crate::eprintln_quiet!(
             "goat tracer: removed {}, the temporary core of a goat that died writing it",
             s.path.display()
         );
@@ -279,7 +279,7 @@ fn read_requests() -> crossbeam_channel::Receiver<Result<Request, AttachError>> 
         });
     if spawned.is_err() {
         // Without the reader nothing can be served; the loop ends at once.
-        eprintln!("goat tracer: cannot start its request reader");
+        crate::eprintln_quiet!("goat tracer: cannot start its request reader");
     }
     rx
 }

@@ -226,7 +226,7 @@ fn interrupt(queued: Option<u64>, live: &[Link]) {
         c => c,
     });
     if command == 0 {
-        eprintln!(
+        crate::eprintln_quiet!(
             "goat: Ctrl-C interrupts a running continue; to leave, type quit or press Ctrl-D"
         );
         return;

@@ -260,6 +260,13 @@ impl VarIndex {
     pub fn by_runtime_type(&self, addr: u64) -> Option<usize> {
         self.runtime_types.get(&addr).copied()
     }
+
+    /// Says the type at `offset` is described at run time at `addr`: for
+    /// unit tests that build an index by hand.
+    #[cfg(test)]
+    pub fn add_runtime_type(&mut self, addr: u64, offset: usize) {
+        self.runtime_types.insert(addr, offset);
+    }
 }
 
 /// The `dwarf_index` fuzz target's input format, to replay its findings.

@@ -395,7 +395,7 @@ fn create_temp(
 /// (under load, a guess can land before the temporary is even registered).
 fn hold_for_tests(hold: Option<Duration>) {
     if let Some(h) = hold {
-        eprintln!("goat: test hook: holding for {} ms", h.as_millis());
+        crate::eprintln_quiet!("goat: test hook: holding for {} ms", h.as_millis());
         std::thread::sleep(h);
     }
 }

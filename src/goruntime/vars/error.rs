@@ -125,6 +125,8 @@ pub enum VarError {
     BadNumber(String),
     #[error("expression nested too deeply")]
     TooDeep,
+    #[error("expression too long: {tokens} tokens, at most {max} (print its parts one by one)")]
+    ExpressionTooLong { tokens: usize, max: usize },
 
     // The evaluator.
     /// `expr` failed: the innermost failing sub-expression names itself.

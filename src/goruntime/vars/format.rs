@@ -28,6 +28,9 @@ impl Scope<'_> {
         if !self.budget.take() {
             return "<print limit reached>".into();
         }
+        let Some(_inside) = self.budget.enter() else {
+            return format!("({}) <nested too deeply>", self.type_name(v.ty));
+        };
         match self.try_fmt(v, depth, seen) {
             Ok(s) => s,
             Err(why) => format!("({}) <{why}>", self.type_name(v.ty)),

@@ -221,6 +221,43 @@ fn swiss_small_map_and_torn_directories() {
     );
 }
 
+/// An interface whose dynamic type is an interface (Go never makes one),
+/// holding itself: each level shows the next at the same depth, so only
+/// the bound on nested values ends it, not a stack overflow.
+#[test]
+fn an_interface_holding_itself_is_cut_short() {
+    const ANY: usize = 40;
+    const TYPE_ADDR: u64 = 0x7000;
+    let mut ix = index();
+    let mut any = st("interface {}", 16, &[("_type", 0, 13), ("data", 8, 13)]);
+    any.kind = kind::INTERFACE;
+    ix.types.insert(ANY, any);
+    ix.add_runtime_type(TYPE_ADDR, ANY);
+    let mut m = Sparse::default();
+    m.put(0x1000, &[TYPE_ADDR, 0x1000]);
+    let show = || {
+        let v = Value {
+            ty: ANY,
+            place: Place::Mem(0x1000),
+        };
+        Scope::bare(&m, &ix).format(&v)
+    };
+    // Run where a session runs: on a thread with the main thread's stack.
+    let out = std::thread::scope(|t| {
+        std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn_scoped(t, show)
+            .expect("a thread")
+            .join()
+            .expect("no panic")
+    });
+    assert!(out.ends_with("<nested too deeply>"), "{out}");
+    assert_eq!(
+        out.matches("interface {}(interface {})").count(),
+        super::limits::NESTED_PER_PRINT
+    );
+}
+
 #[test]
 fn classic_bucket_cycles_and_huge_b_are_bounded() {
     let mut m = Sparse::default();

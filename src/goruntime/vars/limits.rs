@@ -55,24 +55,60 @@ impl Default for Limits {
 /// hostile lengths is bounded as a whole, not only per level.
 pub const VALUES_PER_PRINT: u64 = 1 << 20;
 
-/// The values one print may still format; shared by the nested calls.
+/// Values one print may be inside of at once. `Limits::depth` counts only
+/// the levels Go nests (a struct, a slice); a pointer or an interface shows
+/// its target at the same level, so hostile memory (an interface whose
+/// dynamic type is an interface, again and again) could recurse without
+/// end: this bounds the recursion itself, far above what 16 levels of
+/// real values need (a few calls per level).
+pub const NESTED_PER_PRINT: usize = 256;
+
+/// The values one print may still format, and how deep in nested values
+/// it is; shared by the nested calls.
 #[derive(Debug)]
-pub struct Budget(Cell<u64>);
+pub struct Budget {
+    left: Cell<u64>,
+    nested: Cell<usize>,
+}
+
+/// One value being formatted, inside the others; leaves when dropped.
+pub struct Nested<'a>(&'a Budget);
+
+impl Drop for Nested<'_> {
+    fn drop(&mut self) {
+        self.0.nested.set(self.0.nested.get().saturating_sub(1));
+    }
+}
 
 impl Budget {
     pub fn new() -> Budget {
-        Budget(Cell::new(VALUES_PER_PRINT))
+        Budget {
+            left: Cell::new(VALUES_PER_PRINT),
+            nested: Cell::new(0),
+        }
     }
 
     /// Takes one value from the budget; false once it is spent.
     pub fn take(&self) -> bool {
-        let left = self.0.get();
-        self.0.set(left.saturating_sub(1));
+        let left = self.left.get();
+        self.left.set(left.saturating_sub(1));
         left > 0
     }
 
+    /// Enters one more nested value; `None` when [`NESTED_PER_PRINT`] are
+    /// open already.
+    pub fn enter(&self) -> Option<Nested<'_>> {
+        let n = self.nested.get();
+        if n >= NESTED_PER_PRINT {
+            return None;
+        }
+        self.nested.set(n + 1);
+        Some(Nested(self))
+    }
+
     pub fn reset(&self) {
-        self.0.set(VALUES_PER_PRINT);
+        self.left.set(VALUES_PER_PRINT);
+        self.nested.set(0);
     }
 }
 
@@ -96,10 +132,20 @@ mod tests {
         assert_eq!(huge.clamped(), Limits::MAX);
         assert_eq!(Limits::DEFAULT.clamped(), Limits::DEFAULT);
         let b = Budget::new();
-        b.0.set(1);
+        b.left.set(1);
         assert!(b.take());
         assert!(!b.take());
         b.reset();
         assert!(b.take());
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_left_on_drop() {
+        let b = Budget::new();
+        let open: Vec<Nested> = (0..NESTED_PER_PRINT).map_while(|_| b.enter()).collect();
+        assert_eq!(open.len(), NESTED_PER_PRINT);
+        assert!(b.enter().is_none());
+        drop(open);
+        assert!(b.enter().is_some());
     }
 }

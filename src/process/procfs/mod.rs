@@ -76,6 +76,12 @@ pub fn status(pid: i32) -> Option<Status> {
     Process::new(pid).ok()?.status().ok()
 }
 
+/// Whether `pid` is stopped by job control (`State: T (stopped)`: SIGSTOP,
+/// Ctrl-Z), as opposed to running, sleeping or stopped by a tracer (`t`).
+pub fn stopped_by_job_control(pid: i32) -> bool {
+    status(pid).is_some_and(|s| s.state.starts_with('T'))
+}
+
 /// `/proc/PID/task/TID/status`: one thread's signal masks.
 pub fn task_status(pid: i32, tid: i32) -> Option<Status> {
     task(pid, tid)?.status().ok()

@@ -47,7 +47,7 @@ impl Tracer {
         let ended = match self.on_protocol_stop() {
             Ok(Progress::Running) => return,
             Ok(Progress::Done) => {
-                eprintln!(
+                crate::eprintln_quiet!(
                     "goat: the function call made on thread {tid} returned; its goroutine \
                      goes on where it was"
                 );
@@ -55,7 +55,9 @@ impl Tracer {
             }
             Ok(Progress::Report(_)) => false,
             Err(e) => {
-                eprintln!("goat: finishing a function call that had been left to run: {e}");
+                crate::eprintln_quiet!(
+                    "goat: finishing a function call that had been left to run: {e}"
+                );
                 true
             }
         };
@@ -108,7 +110,7 @@ impl Tracer {
         if let Some(c) = self.call.as_mut() {
             c.narrowed = true;
         }
-        eprintln!(
+        crate::eprintln_quiet!(
             "goat tracer: a function call has not returned: pid {pid} runs on, traced only on \
              thread {keep}, where the call's goroutine is locked, until the function returns"
         );

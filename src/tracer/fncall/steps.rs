@@ -86,7 +86,7 @@ impl Tracer {
             }
             other => {
                 // Delve's choice too: an unknown code is passed over.
-                eprintln!("goat tracer: unknown debug-call code {other:#x} in R12");
+                crate::eprintln_quiet!("goat tracer: unknown debug-call code {other:#x} in R12");
             }
         }
         ptrace::cont(p, None).map_err(os("PTRACE_CONT"))?;

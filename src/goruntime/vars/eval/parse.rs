@@ -8,6 +8,13 @@ use super::lex::{lex, Tok};
 
 /// Deepest nesting parsed: hostile input cannot exhaust the stack.
 const MAX_NESTING: usize = 100;
+/// Most tokens in one expression. Every node of the tree takes at least one
+/// token, so this bounds the tree's depth too: a chain the parser builds in
+/// a loop (`1+1+…+1`, `a.Next.Next…`) is as deep as it is long, and the
+/// evaluator, `Display` and `Drop` all recurse on it. 1024 is far beyond
+/// what anyone types and keeps that recursion well inside the 8 MiB stack
+/// of the thread that runs a session (`tests.rs` checks it).
+pub const MAX_TOKENS: usize = 1024;
 
 struct Parser<'a> {
     text: &'a str,
@@ -18,9 +25,16 @@ struct Parser<'a> {
 
 /// Parses a whole expression.
 pub fn parse(text: &str) -> Result<Expr, VarError> {
+    let toks = lex(text)?;
+    if toks.len() > MAX_TOKENS {
+        return Err(VarError::ExpressionTooLong {
+            tokens: toks.len(),
+            max: MAX_TOKENS,
+        });
+    }
     let mut p = Parser {
         text,
-        toks: lex(text)?,
+        toks,
         pos: 0,
         depth: 0,
     };

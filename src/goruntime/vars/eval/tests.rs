@@ -97,3 +97,59 @@ fn fuzz_findings_of_expr_parse_stay_fixed() {
     // Letters beyond ASCII still make identifiers.
     assert!(parse("main.größe").is_ok());
 }
+
+/// Memory with nothing in it: constants need none.
+struct NoMemory;
+
+impl crate::process::Memory for NoMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), crate::process::ReadFault> {
+        Err(crate::process::ReadFault {
+            addr,
+            len: buf.len(),
+        })
+    }
+}
+
+/// `1 + 1 + … + 1` with `terms` terms.
+fn sum_of_ones(terms: usize) -> String {
+    vec!["1"; terms].join("+")
+}
+
+/// A chain the parser builds in a loop is as deep as it is long; past
+/// `MAX_TOKENS` it is refused with a clear error (issue 33, item 5: 20,000
+/// terms overflowed goat's stack), and at the bound parsing, evaluation,
+/// printing back and dropping all fit the stack a session runs on.
+#[test]
+fn long_chains_are_refused_and_the_longest_accepted_fits_the_stack() {
+    use super::parse::MAX_TOKENS;
+    let fields = "main.head".to_string() + &".Next".repeat(20_000);
+    for text in [sum_of_ones(20_000), fields] {
+        let err = parse(&text).expect_err("too long").to_string();
+        assert!(err.starts_with("expression too long: "), "{err}");
+        assert!(err.contains(&format!("at most {MAX_TOKENS}")), "{err}");
+    }
+    // The longest sum accepted: 2n-1 tokens.
+    let terms = MAX_TOKENS.div_ceil(2);
+    let text = sum_of_ones(terms);
+    let index = crate::binary::dwarf_vars::VarIndex::default();
+    let run = || {
+        let scope = crate::goruntime::vars::Scope::bare(&NoMemory, &index);
+        let shown = parse(&text).expect("at the bound").to_string();
+        let value = scope.eval_text(&text).expect("constants evaluate");
+        (shown, value)
+    };
+    let (shown, value) = std::thread::scope(|t| {
+        std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn_scoped(t, run)
+            .expect("a thread")
+            .join()
+            .expect("no stack overflow or panic")
+    });
+    assert_eq!(shown.matches('1').count(), terms);
+    assert!(
+        matches!(value, super::Val::Const(super::Const::Int(n)) if n == terms as i128),
+        "{value:?}"
+    );
+    assert!(parse(&sum_of_ones(terms + 1)).is_err());
+}
