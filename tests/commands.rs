@@ -133,7 +133,9 @@ fn goroutines_flags_mean_what_they_mean_in_delve() {
     let (stdout, stderr) = session(pid, &format!("{script}\n"));
     let ctx = format!("{stdout}\n---\n{stderr}");
     assert_untouched(pid);
-    let parts: Vec<&str> = stdout.split(" goroutines]\n").collect();
+    // Each listing ends with its count, singular for one.
+    let counted = stdout.replace(" goroutine]\n", " goroutines]\n");
+    let parts: Vec<&str> = counted.split(" goroutines]\n").collect();
     // -r: the innermost frame, which for a parked goroutine is the runtime's.
     assert!(parts[0].contains("Runtime: runtime.gopark"), "{ctx}");
     // -g with a filter: just the sender, shown where main.main started it.

@@ -9,13 +9,37 @@ use super::table;
 use crate::goruntime::{Frame, Goroutine};
 
 /// `Goroutine 12 - chan receive - main.chanReceive (main.go:31) [locked] (thread 123)`
-/// The innermost frame outside the runtime (Delve's "user" location), else
-/// the innermost frame.
+/// The "user" location, the default of `goroutines` as in Delve: the
+/// innermost frame outside the runtime (`runtime.`, `internal/`), where
+/// standard-library code inlined into the user's counts as the user's, as
+/// it does for Delve, which looks only at physical functions: a goroutine
+/// waiting in an inlined `sync.(*Mutex).Lock` is at `main.(*cache).get`,
+/// not at the wrapper. Code of the user's own inlined elsewhere (a `go f()`
+/// whose `f` is inlined into the `gowrap` closure) is still shown as `f`,
+/// where Delve shows the closure. Without such a frame, the innermost.
 pub(super) fn user_frame(g: &Goroutine) -> Option<&Frame> {
+    let goroot = goroot_src(g);
+    let inlined_std = |f: &Frame| f.inlined && goroot.is_some_and(|r| f.file.starts_with(r));
     g.frames
         .iter()
-        .find(|f| !f.function.starts_with("runtime.") && !f.function.starts_with("internal/"))
+        .find(|f| {
+            !f.function.starts_with("runtime.")
+                && !f.function.starts_with("internal/")
+                && !inlined_std(f)
+        })
         .or(g.frames.first())
+}
+
+/// `GOROOT/src/` as the goroutine's runtime frames name their files
+/// (`/usr/lib/go/src/runtime/proc.go`), if one does.
+fn goroot_src(g: &Goroutine) -> Option<&str> {
+    g.frames
+        .iter()
+        .filter(|f| f.function.starts_with("runtime."))
+        .find_map(|f| {
+            let at = f.file.find("/src/runtime/")?;
+            f.file.get(..at + "/src/".len())
+        })
 }
 
 /// `goroutine [ID [COMMAND]]`

@@ -279,8 +279,9 @@ pub static COMMANDS: &[Command] = &[
             \x20          [-group KEY] [-chan EXPR] [-f FUNC] [-status STATUS]\n\
             \x20          [-label KEY[=VALUE]] [-n N | -all] [-exec COMMAND]\n\n\
             Which location each line shows: -u the innermost frame outside the\n\
-            runtime (default), -r the innermost frame, -g the go statement that\n\
-            created it, -s its start function (the outermost frame read).\n\
+            runtime, standard library inlined into the user's code counting as\n\
+            the user's (default), -r the innermost frame, -g the go statement\n\
+            that created it, -s its start function (the outermost frame read).\n\
             -t [DEPTH]    each goroutine's stack too (10 frames unless DEPTH)\n\
             -l            each goroutine's pprof labels too (pprof.Do, SetGoroutineLabels)\n\
             -with|-w, -without|-wo (userloc|curloc|goloc|startloc) EXPR\n\
