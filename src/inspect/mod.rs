@@ -32,6 +32,7 @@ mod error;
 mod open;
 mod phases;
 mod precopy;
+mod saved_exe;
 mod session;
 mod stacks;
 mod verify;
