@@ -288,9 +288,9 @@ impl Decoder<'_> {
             Some(now) if (g.status == G_WAITING || g.status == G_SYSCALL) && g.waitsince != 0 => {
                 now.checked_sub(g.waitsince)
                     .filter(|d| *d >= 0)
-                    .map_or(0, |d| d / 60_000_000_000)
+                    .map(|d| d / 60_000_000_000)
             }
-            _ => 0,
+            _ => None,
         };
         // No M, nothing to read (a read near address 0 would only fail, at
         // the cost of a syscall on a live target).
@@ -550,7 +550,7 @@ pub(super) fn unreadable_g(addr: u64) -> Goroutine {
         scan: false,
         status: "???".into(),
         wait_reason: None,
-        wait_minutes: 0,
+        wait_minutes: None,
         locked: false,
         m: None,
         synctest_group: None,

@@ -50,8 +50,12 @@ pub struct Goroutine {
     pub status: String,
     /// The wait reason, when waiting with one.
     pub wait_reason: Option<String>,
-    /// Whole minutes blocked (0 when under a minute or unknown).
-    pub wait_minutes: i64,
+    /// Whole minutes blocked, as the runtime's traceback measures them
+    /// (`, N minutes` when N >= 1): `None` when unknown, that is when not
+    /// waiting or in a syscall, when the runtime has not stamped the wait
+    /// (`waitsince` 0: only a GC stamps it, so an idle program has none),
+    /// or with no clock to measure against (a core of another tool).
+    pub wait_minutes: Option<i64>,
     /// `lockedm != 0`: wired to its OS thread (`runtime.LockOSThread`).
     pub locked: bool,
     /// The M running it, when any.

@@ -115,8 +115,11 @@ impl Group {
     /// Counts `g` (whose stack this is) in.
     fn count(&mut self, g: &Goroutine) {
         self.ids.push(g.id);
-        self.min_wait = self.min_wait.min(g.wait_minutes);
-        self.max_wait = self.max_wait.max(g.wait_minutes);
+        // Unknown waits are left out: the range is of the known ones.
+        if let Some(m) = g.wait_minutes {
+            self.min_wait = self.min_wait.min(m);
+            self.max_wait = self.max_wait.max(m);
+        }
     }
 }
 

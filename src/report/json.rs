@@ -7,7 +7,7 @@
 //! ```text
 //! {"go_version": "go1.21.13",
 //!  "goroutines": [{"id", "gp", "status", "wait_reason" (string|null),
-//!                  "wait_minutes", "locked", "thread" (kernel tid|null),
+//!                  "wait_minutes" (number|null), "locked", "thread" (kernel tid|null),
 //!                  "frames": [{"function", "file", "line", "pc", "inlined"}],
 //!                  "elided": {"at", "count" (number|null)}   -- when elided
 //!                  "created_by": {"function", "file", "line",
@@ -31,7 +31,7 @@ pub(super) struct GoroutineView<'a> {
     gp: u64,
     status: &'a str,
     wait_reason: Option<&'a str>,
-    wait_minutes: i64,
+    wait_minutes: Option<i64>,
     locked: bool,
     thread: Option<i64>,
     frames: Vec<FrameView<'a>>,

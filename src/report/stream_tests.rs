@@ -134,7 +134,7 @@ fn groups_merge_across_chunks_keeping_one_copy_per_stack() {
     for i in 0..500u64 {
         let mut g = if i % 3 == 0 { b.clone() } else { a.clone() };
         g.id = 10_000 - i * 7;
-        g.wait_minutes = (i % 5) as i64;
+        g.wait_minutes = Some((i % 5) as i64);
         dump.goroutines.push(g);
     }
     let out = String::from_utf8(streamed(&dump, Format::Grouped, &[13, 0, 64])).unwrap();
