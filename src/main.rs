@@ -47,8 +47,9 @@ enum Command {
         /// same source, or a debug file; refused unless it matches.
         #[arg(long, value_name = "FILE")]
         symbols: Option<PathBuf>,
-        /// One JSON document instead of text.
-        #[arg(long, conflicts_with = "group")]
+        /// One JSON document instead of text (with --group, of the groups);
+        /// docs/json.md describes it.
+        #[arg(long)]
         json: bool,
         /// Collapse goroutines with identical stacks, biggest groups first.
         #[arg(long)]

@@ -31,6 +31,10 @@ pub struct Format {
 impl Format {
     fn report(self) -> report::Format {
         match self {
+            Format {
+                json: true,
+                group: true,
+            } => report::Format::GroupedJson,
             Format { json: true, .. } => report::Format::Json,
             Format { group: true, .. } => report::Format::Grouped,
             _ => report::Format::Text,

@@ -72,6 +72,20 @@ pub struct Goroutine {
     pub unreadable: Option<String>,
 }
 
+impl Goroutine {
+    /// The runtime's name for the status (`gStatusStrings`: "waiting",
+    /// "running", ...). [`Self::status`] is the wait reason instead when
+    /// there is one, and a goroutine has one only when waiting, or (Go
+    /// 1.26+) leaked.
+    pub fn runtime_status(&self) -> &str {
+        match (&self.wait_reason, self.status_code) {
+            (None, _) => &self.status,
+            (Some(_), super::version::G_LEAKED) => "leaked",
+            (Some(_), _) => "waiting",
+        }
+    }
+}
+
 /// An M (OS thread) the goroutine is on.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MachineRef {

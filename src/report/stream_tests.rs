@@ -68,6 +68,7 @@ fn whole(dump: &Dump, format: Format) -> Vec<u8> {
         Format::Text => write_text(&mut out, dump),
         Format::Json => write_json(&mut out, dump),
         Format::Grouped => write_grouped(&mut out, dump),
+        Format::GroupedJson => write_grouped_json(&mut out, dump),
     }
     .unwrap();
     out
@@ -107,7 +108,12 @@ fn json_is_serde_compact_text_one_goroutine_a_line() {
 #[test]
 fn any_chunking_writes_what_the_whole_dump_writes() {
     for dump in oracles() {
-        for format in [Format::Text, Format::Json, Format::Grouped] {
+        for format in [
+            Format::Text,
+            Format::Json,
+            Format::Grouped,
+            Format::GroupedJson,
+        ] {
             let want = whole(&dump, format);
             assert!(!want.is_empty());
             for sizes in [&[1][..], &[2, 0, 5], &[7, 1]] {
