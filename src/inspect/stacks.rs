@@ -150,12 +150,13 @@ impl Inspector {
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Stacks, InspectError> {
         let c = self.copy(mode, warn)?;
-        let dump = self.prog.decode(&c.capture, c.bias)?;
+        let mut dump = self.prog.decode(&c.capture, c.bias)?;
         // A Go process always has a goroutine: none is a wrong reading
         // (most likely of another build), never an answer.
         if dump.goroutines.is_empty() {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
+        dump.goroutines.extend(self.crash_g0s(&c)?);
         let read = c.finish("decode");
         Ok(Stacks { dump, read })
     }
@@ -196,9 +197,27 @@ impl Inspector {
         if goroutines == 0 {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
+        let g0s = self.crash_g0s(&c)?;
+        if !g0s.is_empty() {
+            let chunk = formatter.format(&g0s).map_err(InspectError::Output)?;
+            writer.write(chunk).map_err(InspectError::Output)?;
+        }
         writer.finish().map_err(InspectError::Output)?;
         let read = c.finish("decode+write");
         Ok(StacksWritten { goroutines, read })
+    }
+
+    /// A core written as the runtime crashed (`GOTRACEBACK=crash`): the
+    /// system stacks its dump printed as `goroutine 0 [idle]`, after the
+    /// goroutines (see `goruntime/crash_threads.rs`). None for a process.
+    fn crash_g0s(&self, c: &Copied) -> Result<Vec<goruntime::Goroutine>, InspectError> {
+        match &self.source {
+            Source::Core { core, .. } => Ok(self
+                .prog
+                .decoder(c.bias)?
+                .crash_g0s(&c.capture, core.as_ref())),
+            Source::Live { .. } => Ok(Vec::new()),
+        }
     }
 
     fn copy(
