@@ -10,10 +10,13 @@
 //! anything is attached, from the goroutine count `allgs` holds (one read
 //! of the running target), times what a goroutine typically costs to copy.
 //!
-//! The figures come from `scripts/bench modes` (services of 10 to 30000
-//! goroutines, median longest stop of each mode): stop mode won up to
-//! 1000 goroutines (1.7 MiB copied: 2.9 ms against 3.2 ms), pre-copy from
-//! 3000 (5.3 MiB: 8.7 ms against 4.1 ms).
+//! The figures come from `scripts/bench modes` (services of 10 to 10000
+//! goroutines, each mode on a fresh process, as a user running goat once
+//! meets it; median longest stop of 5): stop mode took 0.7 ms at 10
+//! goroutines, 1.4 ms at 300, 2.8 ms at 1000 (1.6 MiB copied) and 6.0 ms
+//! at 2000 (3.3 MiB); pre-copy 1.2 to 3.9 ms throughout, its set-up stop
+//! longer for a larger process (etcd's: 5.8 ms). So stop mode up to
+//! 2 MiB, between the last size where it won and the first it lost.
 
 use std::fmt;
 
@@ -28,9 +31,8 @@ use super::stacks::StacksMode;
 pub const TYPICAL_GOROUTINE_BYTES: u64 = 1760;
 
 /// Expected copy size above which pre-copy mode's pause is the shorter:
-/// between the 1.7 MiB where stop mode still won and the 5.3 MiB where it
-/// lost, nearer the first (stop mode's pause grows with the copy, and a
-/// program with deeper stacks than the estimate's copies more).
+/// between the 1.6 MiB where stop mode still won and the 3.3 MiB where it
+/// lost (stop mode's pause grows with the copy; pre-copy's does not).
 pub const PRECOPY_FROM_BYTES: u64 = 2 << 20;
 
 /// The mode chosen for a read, and why.
@@ -130,9 +132,9 @@ mod tests {
         assert_eq!(choose_for(0).mode, StacksMode::Stop);
         // etcd and a small service: a few hundred goroutines.
         assert_eq!(choose_for(300).mode, StacksMode::Stop);
-        // The bench: stop mode still won at 1000, lost at 3000.
+        // The bench: stop mode still won at 1000, lost at 2000.
         assert_eq!(choose_for(1000).mode, StacksMode::Stop);
-        assert_eq!(choose_for(3000).mode, StacksMode::Precopy);
+        assert_eq!(choose_for(2000).mode, StacksMode::Precopy);
         assert_eq!(choose_for(100_000).mode, StacksMode::Precopy);
         // A torn or hostile count: no overflow.
         assert_eq!(choose_for(u64::MAX).mode, StacksMode::Precopy);
