@@ -34,13 +34,14 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     .map_err(explain)?;
     if std::env::var_os("STREAM").is_some() {
         // The SIGQUIT layout, decoded and written in parallel chunks; a
-        // live process copied while it runs (`goat stacks`' default).
+        // live process read in the mode with the shorter pause for its
+        // size (`goat stacks`' default).
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let written = inspector
             .write_stacks(
                 &mut out,
                 goat::report::Format::Text,
-                goat::inspect::StacksMode::Precopy,
+                goat::inspect::StacksMode::Auto,
                 &mut warn,
             )
             .map_err(explain)?;

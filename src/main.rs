@@ -47,8 +47,9 @@ enum Command {
         /// same source, or a debug file; refused unless it matches.
         #[arg(long, value_name = "FILE")]
         symbols: Option<PathBuf>,
-        /// One JSON document instead of text.
-        #[arg(long, conflicts_with = "group")]
+        /// One JSON document instead of text (with --group, of the groups);
+        /// docs/json.md describes it.
+        #[arg(long)]
         json: bool,
         /// Collapse goroutines with identical stacks, biggest groups first.
         #[arg(long)]
@@ -58,7 +59,9 @@ enum Command {
         stats: bool,
         /// How a process is read: `precopy` copies while it runs and stops
         /// it only to re-read what changed (Linux 6.7+; else stop, with a
-        /// warning), `stop` keeps it stopped for the whole copy.
+        /// warning), `stop` keeps it stopped for the whole copy. Without
+        /// it, goat picks the one with the shorter pause from the program's
+        /// size (stop for up to about a thousand goroutines; --stats says).
         #[arg(long, value_enum, value_name = "MODE")]
         mode: Option<StacksModeArg>,
     },
@@ -191,9 +194,10 @@ fn main() -> ExitCode {
                 )),
                 (_, Some(core), None) => stacks_core(&core, exe.as_deref(), &opts, format, stats),
                 (Some(pid), None, mode) => {
-                    let mode = match mode.unwrap_or_default() {
-                        StacksModeArg::Precopy => StacksMode::Precopy,
-                        StacksModeArg::Stop => StacksMode::Stop,
+                    let mode = match mode {
+                        None => StacksMode::Auto,
+                        Some(StacksModeArg::Precopy) => StacksMode::Precopy,
+                        Some(StacksModeArg::Stop) => StacksMode::Stop,
                     };
                     stacks(pid, &opts, format, stats, mode)
                 }

@@ -84,7 +84,11 @@ impl Mode {
                 .to_vec()
         };
         match self {
-            Mode::Stacks => vec!["stacks".into(), pid],
+            // Pre-copy whatever the server's size (the default would
+            // stop a small one).
+            Mode::Stacks => ["stacks", &pid, "--mode", "precopy"]
+                .map(String::from)
+                .to_vec(),
             Mode::StacksStop => ["stacks", &pid, "--mode", "stop"]
                 .map(String::from)
                 .to_vec(),

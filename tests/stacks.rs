@@ -163,10 +163,13 @@ fn json_has_every_goroutine_with_frames() {
                 .is_some_and(|f| f.iter().any(|f| f["function"] == "main.chanReceive"))
         })
         .expect("the chanReceive goroutine");
-    assert_eq!(recv["status"], "chan receive");
+    assert_eq!(recv["status"], "waiting");
+    assert_eq!(recv["wait_reason"], "chan receive");
     assert_eq!(recv["created_by"]["function"], "main.main");
     assert_eq!(recv["created_by"]["goroutine"], 1);
-    assert!(recv["frames"][0]["pc"].as_u64().is_some());
+    assert!(recv["frames"][0]["pc"]
+        .as_str()
+        .is_some_and(|pc| pc.starts_with("0x")));
     assert_untouched(fx.pid());
 }
 

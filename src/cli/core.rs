@@ -156,5 +156,11 @@ fn live_pause(st: &writer::CoreStats) -> String {
         },
         l.round_bytes.len(),
         if l.round_bytes.len() == 1 { "" } else { "s" },
-    )
+    ) + &l.round_skipped.map_or(String::new(), |b| {
+        format!(
+            " ({:.1} MiB written meanwhile were left for the final stop: the target writes \
+             too fast for another round to shrink them)",
+            mib(b)
+        )
+    })
 }

@@ -11,11 +11,11 @@ use goat::report;
 
 use super::warn;
 
-/// `--mode`: how a live process is read.
-#[derive(Clone, Copy, Default, clap::ValueEnum)]
+/// `--mode`: how a live process is read (without it, whichever stops it
+/// for less).
+#[derive(Clone, Copy, clap::ValueEnum)]
 pub enum StacksModeArg {
     /// Copied while it runs; stopped only to re-read what changed.
-    #[default]
     Precopy,
     /// Stopped for the whole copy.
     Stop,
@@ -31,6 +31,10 @@ pub struct Format {
 impl Format {
     fn report(self) -> report::Format {
         match self {
+            Format {
+                json: true,
+                group: true,
+            } => report::Format::GroupedJson,
             Format { json: true, .. } => report::Format::Json,
             Format { group: true, .. } => report::Format::Grouped,
             _ => report::Format::Text,
@@ -105,6 +109,9 @@ fn print_stats(written: &StacksWritten) {
         st.threads,
         st.bytes,
     );
+    if let Some(choice) = &st.choice {
+        eprintln!("goat: {choice}");
+    }
     if let Some(p) = &st.precopy {
         let s = &p.stats;
         goat::eprintln_quiet!(

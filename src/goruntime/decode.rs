@@ -35,18 +35,18 @@ pub struct Decoder<'a> {
 }
 
 /// The fields of one `runtime.g` goat uses.
-struct RawG {
-    addr: u64,
-    goid: u64,
-    status: u32,
+pub(super) struct RawG {
+    pub addr: u64,
+    pub goid: u64,
+    pub status: u32,
     scan: bool,
     waitsince: i64,
     waitreason: u8,
     locked: bool,
     gopc: u64,
     parent_goid: u64,
-    m: u64,
-    stack: (u64, u64),
+    pub m: u64,
+    pub stack: (u64, u64),
     sched: (u64, u64),
     syscall: (u64, u64),
 }
@@ -62,7 +62,7 @@ struct CreationSite {
 
 /// The per-thread caches of one decode.
 #[derive(Default)]
-struct Caches {
+pub(super) struct Caches {
     pcs: HashMap<u64, Arc<PcInfo>, PcHasher>,
     /// By `gopc`.
     created: HashMap<u64, Option<CreationSite>, PcHasher>,
@@ -70,7 +70,7 @@ struct Caches {
     /// The bytes of the stack being decoded (see `stack_window.rs`).
     window: Vec<u8>,
     /// The frames of the goroutine being decoded.
-    frames: FrameBuffers,
+    pub frames: FrameBuffers,
 }
 
 /// Below this many goroutines a second thread costs more than it saves.
@@ -183,7 +183,7 @@ impl Decoder<'_> {
 
     /// The fields goat uses of the `runtime.g` at `addr`, from one read of
     /// the whole struct (a live target answers each read with a syscall).
-    fn read_g(&self, mem: &dyn Memory, addr: u64) -> Option<RawG> {
+    pub(super) fn read_g(&self, mem: &dyn Memory, addr: u64) -> Option<RawG> {
         let o = &self.layout.g;
         let size = usize::try_from(o.size).ok()?;
         // A g near 2^64 is unreadable, not a wrapped read elsewhere.
@@ -288,9 +288,9 @@ impl Decoder<'_> {
             Some(now) if (g.status == G_WAITING || g.status == G_SYSCALL) && g.waitsince != 0 => {
                 now.checked_sub(g.waitsince)
                     .filter(|d| *d >= 0)
-                    .map_or(0, |d| d / 60_000_000_000)
+                    .map(|d| d / 60_000_000_000)
             }
-            _ => 0,
+            _ => None,
         };
         // No M, nothing to read (a read near address 0 would only fail, at
         // the cost of a syscall on a live target).
@@ -319,14 +319,7 @@ impl Decoder<'_> {
         let (elided, unreadable) = match (cache.as_deref_mut(), regs) {
             (None, _) => (None, None),
             _ if over_budget => (None, Some(format!("stack {OVER_BUDGET}"))),
-            (Some(cache), Some(start)) => {
-                let mut window = std::mem::take(&mut cache.window);
-                let mem = &StackWindow::new(mem, start.sp, g.stack.1, &mut window);
-                let unwound = unwind(mem, self.tab, self.bias, start, &mut cache.unwind);
-                let elided = self.symbolize(mem, &unwound.frames, cache);
-                cache.window = window;
-                (elided, unwound.error.map(|e| e.to_string()))
-            }
+            (Some(cache), Some(start)) => self.unwind_into(mem, start, g.stack.1, cache),
             (Some(_), None) => (None, Some("no saved registers for this goroutine".into())),
         };
         Some(Goroutine {
@@ -345,6 +338,23 @@ impl Decoder<'_> {
             created_by: self.created_by(&g, cache),
             unreadable,
         })
+    }
+
+    /// Unwinds a stack whose top is `stack_hi` from `start` into `cache`'s
+    /// frames: the elision and, when the walk stopped early, why.
+    pub(super) fn unwind_into(
+        &self,
+        mem: &dyn Memory,
+        start: StartRegs,
+        stack_hi: u64,
+        cache: &mut Caches,
+    ) -> (Option<Elision>, Option<String>) {
+        let mut window = std::mem::take(&mut cache.window);
+        let mem = &StackWindow::new(mem, start.sp, stack_hi, &mut window);
+        let unwound = unwind(mem, self.tab, self.bias, start, &mut cache.unwind);
+        let elided = self.symbolize(mem, &unwound.frames, cache);
+        cache.window = window;
+        (elided, unwound.error.map(|e| e.to_string()))
     }
 
     /// Where to start unwinding, as the runtime's `traceback1` decides:
@@ -550,7 +560,7 @@ pub(super) fn unreadable_g(addr: u64) -> Goroutine {
         scan: false,
         status: "???".into(),
         wait_reason: None,
-        wait_minutes: 0,
+        wait_minutes: None,
         locked: false,
         m: None,
         synctest_group: None,

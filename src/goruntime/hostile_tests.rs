@@ -230,7 +230,7 @@ fn hostile_g_fields_give_a_partial_goroutine() {
     let (_, dump) = dump_of(&p, &t, Some(i64::MAX), super::collect::CAPTURE_BUDGET);
     let by_id = |id: u64| dump.goroutines.iter().find(|g| g.id == id).unwrap();
     assert!(by_id(1).unreadable.is_some());
-    assert_eq!(by_id(2).wait_minutes, 0, "no wrapped wait");
+    assert_eq!(by_id(2).wait_minutes, None, "no wrapped wait: unknown");
     assert!(by_id(3).unreadable.is_some());
     let last = dump.goroutines.iter().find(|g| g.gp == near_end).unwrap();
     assert!(last.unreadable.as_deref().unwrap().contains("cannot read"));
@@ -267,4 +267,53 @@ fn fuzz_findings_of_goroutine_decode_stay_fixed() {
         &p,
         include_bytes!("../../fuzz/regressions/goroutine_decode/crash-5cc37ed6bb0c2a7dbefedab33dc08d41c5586836"),
     );
+}
+
+/// The runtime prints `, N minutes` only for a waiting (or in-syscall)
+/// goroutine whose `waitsince` a GC stamped: any other wait is unknown
+/// (`None`, JSON null), never 0; a stamped wait under a minute is 0.
+#[test]
+fn wait_minutes_are_known_only_where_the_runtime_stamped_them() {
+    let p = program();
+    const MINUTE: i64 = 60_000_000_000;
+    let now = 100 * MINUTE;
+    let stamped = |goid, at| G {
+        waitsince: at,
+        ..G::parked(
+            goid,
+            STACKS + goid * 0x10000,
+            STACKS + goid * 0x10000 + 0x8000,
+        )
+    };
+    let gs = [
+        (G0, stamped(1, now - 7 * MINUTE - 5)),
+        (G0 + 0x1000, stamped(2, now - 30_000_000_000)),
+        (G0 + 0x2000, stamped(3, 0)),
+        (
+            G0 + 0x3000,
+            G {
+                // _Grunnable: not waiting, so the runtime shows no wait.
+                status: 1,
+                ..stamped(4, now - 9 * MINUTE)
+            },
+        ),
+    ];
+    let list: Vec<u64> = gs.iter().map(|(a, _)| *a).collect();
+    let t = fake(&p, &list, &gs, 0x100);
+    let minutes = |now| {
+        let (_, dump) = dump_of(&p, &t, now, super::collect::CAPTURE_BUDGET);
+        let mut v: Vec<(u64, Option<i64>)> = dump
+            .goroutines
+            .iter()
+            .map(|g| (g.id, g.wait_minutes))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        minutes(Some(now)),
+        [(1, Some(7)), (2, Some(0)), (3, None), (4, None)]
+    );
+    // No clock (a core of another tool): nothing is known.
+    assert_eq!(minutes(None), [(1, None), (2, None), (3, None), (4, None)]);
 }

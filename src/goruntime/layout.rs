@@ -58,10 +58,16 @@ pub struct DeferOffsets {
 /// Offsets inside `runtime.m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MOffsets {
+    /// Bytes to copy per M: through the last field a stop copies (`g0` and
+    /// `alllink` are read only from a core, see `crash_threads.rs`).
     pub size: u64,
     pub procid: u64,
     pub curg: u64,
     pub id: u64,
+    /// The M's scheduling goroutine (its system stack), and the next M of
+    /// `runtime.allm`.
+    pub g0: u64,
+    pub alllink: u64,
 }
 
 /// Everything goat needs to find goroutines, at link-time addresses.
@@ -150,6 +156,8 @@ impl RuntimeLayout {
             procid: m("procid")?,
             curg: m("curg")?,
             id: m("id")?,
+            g0: m("g0")?,
+            alllink: m("alllink")?,
             size: 0,
         };
         let moffs = MOffsets {

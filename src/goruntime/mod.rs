@@ -12,6 +12,7 @@
 mod args;
 mod capture_plan;
 mod collect;
+mod crash_threads;
 mod decode;
 mod decoded;
 pub mod defers;

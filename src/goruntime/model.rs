@@ -50,8 +50,12 @@ pub struct Goroutine {
     pub status: String,
     /// The wait reason, when waiting with one.
     pub wait_reason: Option<String>,
-    /// Whole minutes blocked (0 when under a minute or unknown).
-    pub wait_minutes: i64,
+    /// Whole minutes blocked, as the runtime's traceback measures them
+    /// (`, N minutes` when N >= 1): `None` when unknown, that is when not
+    /// waiting or in a syscall, when the runtime has not stamped the wait
+    /// (`waitsince` 0: only a GC stamps it, so an idle program has none),
+    /// or with no clock to measure against (a core of another tool).
+    pub wait_minutes: Option<i64>,
     /// `lockedm != 0`: wired to its OS thread (`runtime.LockOSThread`).
     pub locked: bool,
     /// The M running it, when any.
@@ -66,6 +70,20 @@ pub struct Goroutine {
     /// Why the stack could not be read, when it could not (the goroutine is
     /// still listed, with what could be read).
     pub unreadable: Option<String>,
+}
+
+impl Goroutine {
+    /// The runtime's name for the status (`gStatusStrings`: "waiting",
+    /// "running", ...). [`Self::status`] is the wait reason instead when
+    /// there is one, and a goroutine has one only when waiting, or (Go
+    /// 1.26+) leaked.
+    pub fn runtime_status(&self) -> &str {
+        match (&self.wait_reason, self.status_code) {
+            (None, _) => &self.status,
+            (Some(_), super::version::G_LEAKED) => "leaked",
+            (Some(_), _) => "waiting",
+        }
+    }
 }
 
 /// An M (OS thread) the goroutine is on.

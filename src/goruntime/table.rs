@@ -58,11 +58,14 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)>
         labels: 360,
         defers: 40,
     };
+    // runtime.m: g0 has always been its first field.
     let m_until_1_24 = MOffsets {
         size: 0,
         procid: 72,
         curg: 192,
         id: 232,
+        g0: 0,
+        alllink: 336,
     };
     let (g, m) = match version.minor {
         19 => (base, m_until_1_24),
@@ -74,7 +77,10 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)>
                 labels: 344,
                 ..base
             },
-            m_until_1_24,
+            MOffsets {
+                alllink: if version.minor == 22 { 328 } else { 336 },
+                ..m_until_1_24
+            },
         ),
         23 | 24 => (
             GOffsets {
@@ -88,7 +94,10 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)>
                 labels: 352,
                 ..base
             },
-            m_until_1_24,
+            MOffsets {
+                alllink: if version.minor == 23 { 328 } else { 352 },
+                ..m_until_1_24
+            },
         ),
         25 => (
             GOffsets {
@@ -105,6 +114,8 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)>
                 procid: 64,
                 curg: 184,
                 id: 224,
+                g0: 0,
+                alllink: 344,
             },
         ),
         26 | 27 => (
@@ -122,6 +133,8 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)>
                 procid: 64,
                 curg: 184,
                 id: 232,
+                g0: 0,
+                alllink: 352,
             },
         ),
         _ => return None,

@@ -113,6 +113,23 @@ pub enum Warning {
         exe: PathBuf,
         link: PathBuf,
     },
+    /// `goat core`: the executable pid runs is no longer at the name it
+    /// was started from (`named`), so its running image was saved beside
+    /// the core, where `goat stacks --core` and `goat debug` find it.
+    ExecutableSaved {
+        pid: i32,
+        named: PathBuf,
+        saved: PathBuf,
+    },
+    /// `goat core`: as above, but the copy failed (why): the core can be
+    /// read only with the very executable, which is gone.
+    ExecutableNotSaved {
+        pid: i32,
+        named: PathBuf,
+        why: String,
+    },
+    /// The core is read with the executable `goat core` saved beside it.
+    SavedExecutableUsed { exe: PathBuf },
     /// Nothing in the core could show the executable is the one it was
     /// taken of (why): what goat prints rests on the user's word.
     ExecutableUnverified { exe: PathBuf, why: String },
@@ -144,6 +161,25 @@ impl std::fmt::Display for Warning {
                 "{} was replaced or removed since pid {pid} started; reading the running executable through {}",
                 exe.display(),
                 link.display()
+            ),
+            Warning::ExecutableSaved { pid, named, saved } => write!(
+                f,
+                "{} was replaced or removed since pid {pid} started; saved the running executable \
+                 as {} (keep it with the core: goat stacks --core and goat debug read it from there)",
+                named.display(),
+                saved.display()
+            ),
+            Warning::ExecutableNotSaved { pid, named, why } => write!(
+                f,
+                "{} was replaced or removed since pid {pid} started, and the running executable \
+                 could not be saved beside the core ({why}): the core is readable only with a \
+                 copy of that very build (--exe)",
+                named.display()
+            ),
+            Warning::SavedExecutableUsed { exe } => write!(
+                f,
+                "reading the executable goat core saved beside the core: {}",
+                exe.display()
             ),
             Warning::ExecutableUnverified { exe, why } => write!(
                 f,

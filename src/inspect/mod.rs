@@ -29,9 +29,11 @@
 
 mod check;
 mod error;
+mod mode_choice;
 mod open;
 mod phases;
 mod precopy;
+mod saved_exe;
 mod session;
 mod stacks;
 mod verify;
@@ -45,6 +47,7 @@ use crate::goruntime::GoProgram;
 
 pub use check::check;
 pub use error::{InspectError, Warning};
+pub use mode_choice::{ChoiceReason, ModeChoice};
 pub use phases::{hold_duration, test_hook_set, Phases};
 pub use precopy::PrecopyReport;
 pub use session::Debuggee;

@@ -11,7 +11,7 @@ use crate::goruntime::{Fit, GoError, GoProgram, LayoutOrigin};
 use crate::process::{preflight, procfs, read_mappings, ProcessMemory, Target};
 use crate::tracer::AttachError;
 
-use super::{verify, InspectError, OpenOptions, Warning};
+use super::{saved_exe, verify, InspectError, OpenOptions, Warning};
 
 /// Refuses targets that are not there, not attachable or not Go before any
 /// ptrace call, so the common mistakes get a plain answer and the target is
@@ -91,6 +91,10 @@ pub(super) fn open_core(
 ) -> Result<(CoreFile, GoProgram, u64), InspectError> {
     let mut core = CoreFile::open(path)?;
     let named = core.executable();
+    // Saved by `goat core` because the named one was gone or replaced: it
+    // is checked against the core below like any other.
+    let saved = exe_arg.is_none().then(|| saved_exe::find(path)).flatten();
+    let exe_arg = exe_arg.or(saved.as_deref());
     let exe = match (exe_arg, &named) {
         (Some(e), _) => e.to_path_buf(),
         (None, Some(n)) if n.exists() => n.clone(),
@@ -103,6 +107,9 @@ pub(super) fn open_core(
     };
     if let (Some(e), Some(n)) = (exe_arg, &named) {
         core.use_file(n, e);
+    }
+    if let Some(exe) = &saved {
+        warn(Warning::SavedExecutableUsed { exe: exe.clone() });
     }
     let not_go = |reason: GoError| InspectError::NotGo {
         exe: exe.clone(),

@@ -106,6 +106,7 @@ impl Inspector {
             of: format!("pid {pid}"),
             stopped_for: Some(paused.max(setup_pause)),
             mode: Some(StacksMode::Precopy),
+            choice: None,
             precopy: Some(PrecopyReport {
                 setup_pause,
                 final_pause: paused,

@@ -11,20 +11,24 @@ use std::time::Duration;
 
 use crate::corefile::CoreFile;
 use crate::goruntime::{self, Capture, Dump};
-use crate::process::read_mappings;
+use crate::process::{read_mappings, ProcessMemory};
 use crate::report::{ChunkFormatter, Format, StreamWriter};
 use crate::tracer::LiveProcess;
 
+use super::mode_choice::{self, ChoiceReason, ModeChoice};
 use super::phases::{hold_for_tests, Phases};
 use super::{InspectError, Inspector, Source, Warning};
 
 /// How a live process is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StacksMode {
+    /// Whichever of the two stops the target for less, told from the
+    /// expected size of the copy (`mode_choice.rs`).
+    #[default]
+    Auto,
     /// Copied while it runs, its writes tracked; stopped only to re-read
     /// what changed (`goruntime/precopy.rs`). Falls back to [`Self::Stop`],
     /// with a warning, where write tracking is unavailable.
-    #[default]
     Precopy,
     /// Stopped for the whole copy.
     Stop,
@@ -33,6 +37,7 @@ pub enum StacksMode {
 impl StacksMode {
     pub fn name(self) -> &'static str {
         match self {
+            StacksMode::Auto => "auto",
             StacksMode::Precopy => "precopy",
             StacksMode::Stop => "stop",
         }
@@ -52,6 +57,8 @@ pub struct ReadReport {
     pub stopped_for: Option<Duration>,
     /// The mode that ran (after a fallback, stop); `None` for a core.
     pub mode: Option<StacksMode>,
+    /// The mode asked for or chosen, and why; `None` for a core.
+    pub choice: Option<ModeChoice>,
     /// Pre-copy mode: the setup stop (the target opens the userfaultfd)
     /// and the final stop, and what was copied when.
     pub precopy: Option<super::precopy::PrecopyReport>,
@@ -85,6 +92,8 @@ pub(super) struct Copied {
     pub(super) of: String,
     pub(super) stopped_for: Option<Duration>,
     pub(super) mode: Option<StacksMode>,
+    /// Set by [`Inspector::copy`] for a process.
+    pub(super) choice: Option<ModeChoice>,
     pub(super) precopy: Option<super::precopy::PrecopyReport>,
     pub(super) phases: Phases,
     /// Work that goes on while the copy is decoded (pre-copy mode: taking
@@ -104,6 +113,7 @@ impl Copied {
             bytes: self.capture.bytes,
             stopped_for: self.stopped_for,
             mode: self.mode,
+            choice: self.choice,
             precopy: self.precopy,
             phases: self.phases,
         }
@@ -150,12 +160,13 @@ impl Inspector {
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Stacks, InspectError> {
         let c = self.copy(mode, warn)?;
-        let dump = self.prog.decode(&c.capture, c.bias)?;
+        let mut dump = self.prog.decode(&c.capture, c.bias)?;
         // A Go process always has a goroutine: none is a wrong reading
         // (most likely of another build), never an answer.
         if dump.goroutines.is_empty() {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
+        dump.goroutines.extend(self.crash_g0s(&c)?);
         let read = c.finish("decode");
         Ok(Stacks { dump, read })
     }
@@ -196,9 +207,27 @@ impl Inspector {
         if goroutines == 0 {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
+        let g0s = self.crash_g0s(&c)?;
+        if !g0s.is_empty() {
+            let chunk = formatter.format(&g0s).map_err(InspectError::Output)?;
+            writer.write(chunk).map_err(InspectError::Output)?;
+        }
         writer.finish().map_err(InspectError::Output)?;
         let read = c.finish("decode+write");
         Ok(StacksWritten { goroutines, read })
+    }
+
+    /// A core written as the runtime crashed (`GOTRACEBACK=crash`): the
+    /// system stacks its dump printed as `goroutine 0 [idle]`, after the
+    /// goroutines (see `goruntime/crash_threads.rs`). None for a process.
+    fn crash_g0s(&self, c: &Copied) -> Result<Vec<goruntime::Goroutine>, InspectError> {
+        match &self.source {
+            Source::Core { core, .. } => Ok(self
+                .prog
+                .decoder(c.bias)?
+                .crash_g0s(&c.capture, core.as_ref())),
+            Source::Live { .. } => Ok(Vec::new()),
+        }
     }
 
     fn copy(
@@ -207,15 +236,33 @@ impl Inspector {
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Copied, InspectError> {
         let phases = Phases::after("load", self.load);
-        let copied = match (&self.source, mode) {
+        let choice = match &self.source {
+            // Decided with the target running, before anything attaches.
+            Source::Live { pid, exe } if mode == StacksMode::Auto => {
+                let bias = self.prog.load_bias(&read_mappings(*pid), exe)?;
+                Some(mode_choice::choose(
+                    &self.prog,
+                    &ProcessMemory::new(*pid),
+                    bias,
+                ))
+            }
+            Source::Live { .. } => Some(ModeChoice {
+                mode,
+                why: ChoiceReason::Forced,
+            }),
+            Source::Core { .. } => None,
+        };
+        let mode = choice.as_ref().map_or(mode, |c| c.mode);
+        let mut copied = match (&self.source, mode) {
             (Source::Live { pid, exe }, StacksMode::Stop) => {
                 self.copy_live(LiveProcess::attach(*pid)?, exe, phases)
             }
-            (Source::Live { pid, exe }, StacksMode::Precopy) => {
+            (Source::Live { pid, exe }, StacksMode::Precopy | StacksMode::Auto) => {
                 self.copy_precopy(*pid, exe, phases, warn)
             }
             (Source::Core { core, bias }, _) => self.copy_core(core, *bias, phases),
         }?;
+        copied.choice = choice;
         if let Some(e) = copied.capture.mem.spill_error() {
             return Err(InspectError::spill(std::io::Error::new(
                 e.kind(),
@@ -257,6 +304,7 @@ impl Inspector {
             of: format!("pid {pid}"),
             stopped_for: Some(paused),
             mode: Some(StacksMode::Stop),
+            choice: None,
             precopy: None,
             phases: clock,
             meanwhile: Meanwhile::default(),
@@ -286,6 +334,7 @@ impl Inspector {
             of: format!("core {}", core.path().display()),
             stopped_for: None,
             mode: None,
+            choice: None,
             precopy: None,
             phases: clock,
             meanwhile: Meanwhile::default(),

@@ -6,7 +6,7 @@ use crate::corefile::writer::{self, CoreOptions, CoreStats};
 use crate::process::preflight;
 use crate::tracer::LiveProcess;
 
-use super::{InspectError, Warning};
+use super::{saved_exe, InspectError, Warning};
 
 /// Writes an ELF core of process `pid` as `opts` says and leaves it
 /// running. The destination is checked before the target is touched (and
@@ -19,6 +19,26 @@ pub fn write_core(
 ) -> Result<CoreStats, InspectError> {
     preflight::refuse_early(pid)?;
     crate::outfile::check_dest(&opts.dest, opts.force).map_err(InspectError::Destination)?;
+    // A core whose executable is gone is of no use: the running image is
+    // copied (before anything is attached) and kept if the core is.
+    let exe_copy = match saved_exe::unreachable_by_name(pid) {
+        None => None,
+        Some(named) => {
+            let dest = saved_exe::beside(&opts.dest);
+            crate::outfile::check_dest(&dest, opts.force).map_err(InspectError::Destination)?;
+            match saved_exe::copy(pid, &dest, opts.force, named.clone()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    warn(Warning::ExecutableNotSaved {
+                        pid,
+                        named,
+                        why: e.to_string(),
+                    });
+                    None
+                }
+            }
+        }
+    };
     // The tracer is a process of its own, which finishes an injected
     // syscall, kills and reaps a snapshot copy and removes the temporary
     // should goat die (see tracer/remote.rs).
@@ -30,5 +50,17 @@ pub fn write_core(
     let result = writer::write_core(&live, opts);
     // Detached before the outcome is reported.
     drop(live);
-    Ok(CoreStats { helpers, ..result? })
+    let stats = CoreStats { helpers, ..result? };
+    if let Some(p) = exe_copy {
+        let named = p.named.clone();
+        match p.commit() {
+            Ok(saved) => warn(Warning::ExecutableSaved { pid, named, saved }),
+            Err(e) => warn(Warning::ExecutableNotSaved {
+                pid,
+                named,
+                why: e.to_string(),
+            }),
+        }
+    }
+    Ok(stats)
 }

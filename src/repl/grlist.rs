@@ -449,8 +449,8 @@ pub(super) fn user_summary(g: &Goroutine) -> String {
 
 fn summary(g: &Goroutine, loc: Loc) -> String {
     let mut line = format!("Goroutine {} - {}", g.id, g.status);
-    if g.wait_minutes > 0 {
-        line += &format!(", {} minutes", g.wait_minutes);
+    if let Some(m) = g.wait_minutes.filter(|&m| m > 0) {
+        line += &format!(", {m} minutes");
     }
     if !g.frames.is_empty() || loc == Loc::Go {
         line += &format!(" - {}{}", loc.label(), loc.of(g));

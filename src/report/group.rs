@@ -2,7 +2,7 @@
 //! collapse into one block.
 //!
 //! Two goroutines are in the same group when they have the same header
-//! status text, the same `locked to thread` flag, the same sequence of
+//! status text and status, the same `locked to thread` flag, the same sequence of
 //! (function, file, line, inlined) frames, the same elision, the same
 //! unreadable reason and the same `created by` (function, file, line). Ids,
 //! addresses, arguments, parent goroutine and wait time are ignored.
@@ -48,6 +48,7 @@ const MAX_ID_ITEMS: usize = 20;
 /// header's parts of the key.
 type HeadKey<'a> = (
     &'a str,
+    u32,
     bool,
     Option<(usize, Option<usize>)>,
     Option<&'a str>,
@@ -57,6 +58,8 @@ type HeadKey<'a> = (
 fn head_key(g: &Goroutine) -> HeadKey<'_> {
     (
         &g.status,
+        // The same reason text can be waiting or (Go 1.26+) leaked.
+        g.status_code,
         g.locked,
         g.elided.map(|e| (e.at, e.count)),
         g.unreadable.as_deref(),
@@ -112,11 +115,19 @@ impl Group {
         }
     }
 
+    /// The shortest and longest known wait, if any is known.
+    fn wait_range(&self) -> Option<(i64, i64)> {
+        (self.min_wait <= self.max_wait).then_some((self.min_wait, self.max_wait))
+    }
+
     /// Counts `g` (whose stack this is) in.
     fn count(&mut self, g: &Goroutine) {
         self.ids.push(g.id);
-        self.min_wait = self.min_wait.min(g.wait_minutes);
-        self.max_wait = self.max_wait.max(g.wait_minutes);
+        // Unknown waits are left out: the range is of the known ones.
+        if let Some(m) = g.wait_minutes {
+            self.min_wait = self.min_wait.min(m);
+            self.max_wait = self.max_wait.max(m);
+        }
     }
 }
 
@@ -216,17 +227,33 @@ impl Groups {
 
     /// [`Self::write`] of the first `limit` groups only (a session pages
     /// its output); returns how many groups there are.
-    pub(super) fn write_first(mut self, out: &mut dyn Write, limit: usize) -> io::Result<usize> {
+    pub(super) fn write_first(self, out: &mut dyn Write, limit: usize) -> io::Result<usize> {
+        let groups = self.sorted();
+        for g in groups.iter().take(limit) {
+            write_group(out, g)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(groups.len())
+    }
+
+    /// Writes the groups as JSON (`json.rs`), in [`Self::write`]'s order.
+    pub(super) fn write_json(self, out: &mut dyn Write, go_version: &str) -> io::Result<()> {
+        let groups = self.sorted();
+        let views = groups
+            .iter()
+            .map(|g| super::json::group_view(&g.first, &g.ids, g.wait_range()));
+        super::json::write_groups(out, go_version, views)
+    }
+
+    /// The groups biggest first, ties broken by smallest id, their ids
+    /// ascending.
+    fn sorted(mut self) -> Vec<Group> {
         for g in &mut self.groups {
             g.ids.sort_unstable();
         }
         self.groups
             .sort_by_key(|g| (std::cmp::Reverse(g.ids.len()), g.ids.first().copied()));
-        for g in self.groups.iter().take(limit) {
-            write_group(out, g)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(self.groups.len())
+        self.groups
     }
 }
 

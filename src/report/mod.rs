@@ -9,11 +9,15 @@
 //!   per goroutine, a line each; see `json.rs` for the fields.
 //! - [`Format::Grouped`]: goroutines with identical stacks collapsed into
 //!   one block, largest group first (panicparse's view); see `group.rs`.
+//! - [`Format::GroupedJson`]: the same groups as JSON,
+//!   `{"go_version": .., "groups": [..]}`, a group per line; see `json.rs`.
+//!
+//! docs/json.md documents both JSON documents for their readers.
 //!
 //! Two ways to write them, with the same bytes:
 //!
 //! - a whole decoded [`Dump`]: [`write_text`], [`write_json`],
-//!   [`write_grouped`];
+//!   [`write_grouped`], [`write_grouped_json`];
 //! - a stream of goroutines that never all exist at once (what `goat
 //!   stacks` does): a [`ChunkFormatter`] turns each chunk of goroutines
 //!   into a [`Chunk`], on any thread (text and JSON become bytes; groups
@@ -59,6 +63,7 @@ pub enum Format {
     Text,
     Json,
     Grouped,
+    GroupedJson,
 }
 
 /// Writes every goroutine as the runtime's SIGQUIT traceback does: each
@@ -89,6 +94,12 @@ pub fn write_grouped_first(
 /// Writes goroutines grouped by identical stacks, biggest group first.
 pub fn write_grouped(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
     write_dump(out, dump, Format::Grouped)
+}
+
+/// Writes the groups of [`write_grouped`] as one JSON document, a group
+/// per line (see `json.rs`).
+pub fn write_grouped_json(out: &mut dyn Write, dump: &Dump) -> io::Result<()> {
+    write_dump(out, dump, Format::GroupedJson)
 }
 
 /// Goroutines grouped per chunk (see [`ChunkFormatter::chunk_goroutines`]).
@@ -159,7 +170,7 @@ impl ChunkFormatter {
     /// of a service's goroutines was mostly stacks new to it.
     pub fn chunk_goroutines(&self) -> usize {
         match self.format {
-            Format::Grouped => GROUPED_CHUNK_GOROUTINES,
+            Format::Grouped | Format::GroupedJson => GROUPED_CHUNK_GOROUTINES,
             Format::Text | Format::Json => crate::goruntime::CHUNK_GOROUTINES,
         }
     }
@@ -172,7 +183,7 @@ impl ChunkFormatter {
             // that the buffer is seldom copied to grow.
             Format::Text => Body::Bytes(Vec::with_capacity(goroutines * 6144)),
             Format::Json => Body::Bytes(Vec::with_capacity(goroutines * 10240)),
-            Format::Grouped => Body::Groups(group::Groups::default()),
+            Format::Grouped | Format::GroupedJson => Body::Groups(group::Groups::default()),
         };
         ChunkBuilder {
             chunk: Chunk {
@@ -284,7 +295,8 @@ impl<'o> StreamWriter<'o> {
     }
 
     /// Ends the document: the groups, or JSON's closing brackets (a JSON
-    /// document with no goroutine is written whole here).
+    /// document with no goroutine is written whole here; grouped JSON is
+    /// written whole here).
     pub fn finish(self) -> io::Result<()> {
         match self.format {
             Format::Text => Ok(()),
@@ -295,6 +307,7 @@ impl<'o> StreamWriter<'o> {
                 self.out.write_all(json::tail(self.goroutines > 0))
             }
             Format::Grouped => self.groups.write(self.out),
+            Format::GroupedJson => self.groups.write_json(self.out, &self.info.go_version),
         }
     }
 }

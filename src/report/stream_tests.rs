@@ -68,6 +68,7 @@ fn whole(dump: &Dump, format: Format) -> Vec<u8> {
         Format::Text => write_text(&mut out, dump),
         Format::Json => write_json(&mut out, dump),
         Format::Grouped => write_grouped(&mut out, dump),
+        Format::GroupedJson => write_grouped_json(&mut out, dump),
     }
     .unwrap();
     out
@@ -107,7 +108,12 @@ fn json_is_serde_compact_text_one_goroutine_a_line() {
 #[test]
 fn any_chunking_writes_what_the_whole_dump_writes() {
     for dump in oracles() {
-        for format in [Format::Text, Format::Json, Format::Grouped] {
+        for format in [
+            Format::Text,
+            Format::Json,
+            Format::Grouped,
+            Format::GroupedJson,
+        ] {
             let want = whole(&dump, format);
             assert!(!want.is_empty());
             for sizes in [&[1][..], &[2, 0, 5], &[7, 1]] {
@@ -134,7 +140,7 @@ fn groups_merge_across_chunks_keeping_one_copy_per_stack() {
     for i in 0..500u64 {
         let mut g = if i % 3 == 0 { b.clone() } else { a.clone() };
         g.id = 10_000 - i * 7;
-        g.wait_minutes = (i % 5) as i64;
+        g.wait_minutes = Some((i % 5) as i64);
         dump.goroutines.push(g);
     }
     let out = String::from_utf8(streamed(&dump, Format::Grouped, &[13, 0, 64])).unwrap();

@@ -83,7 +83,7 @@ fn goroutine(
         scan: false,
         status: status.into(),
         wait_reason: Some(status.into()),
-        wait_minutes: 0,
+        wait_minutes: None,
         locked: false,
         m: None,
         synctest_group: None,
@@ -274,6 +274,12 @@ fn parse_oracle(s: &str, go_version: &str, header_shows_gp: bool) -> Dump {
             locked = true;
         }
         let mut g = goroutine(id, &status, Vec::new(), None);
+        // A status name is no wait reason (the runtime's own names).
+        let names = ["idle", "runnable", "running", "syscall", "waiting"];
+        if let Some(code) = names.iter().position(|n| *n == status) {
+            g.status_code = code as u32;
+            g.wait_reason = None;
+        }
         g.gp = gp;
         g.m = m;
         g.locked = locked;
@@ -388,7 +394,7 @@ fn elision_wording_per_release() {
 #[test]
 fn header_minutes_locked_scan_and_m() {
     let mut g = goroutine(42, "chan receive", deep(1), None);
-    g.wait_minutes = 17;
+    g.wait_minutes = Some(17);
     g.locked = true;
     let mut dump = Dump {
         go_version: "go1.21.0".into(),
@@ -476,16 +482,26 @@ fn json_parses_back_with_fields() {
     assert_eq!(gs.len(), 4);
     let g29 = &gs[0];
     assert_eq!(g29["id"], 29);
-    assert_eq!(g29["gp"], 0x246a7b507860u64);
+    // Addresses as the text prints them.
+    assert_eq!(g29["gp"], "0x246a7b507860");
     assert_eq!(g29["status"], "syscall");
+    assert!(g29["wait_reason"].is_null());
+    // A wait reason is not repeated as the status.
+    assert_eq!(gs[1]["status"], "waiting");
+    assert_eq!(gs[1]["wait_reason"], "chan receive");
     assert_eq!(g29["thread"], 0);
     assert_eq!(g29["locked"], false);
-    assert_eq!(g29["wait_minutes"], 0);
+    // No ", N minutes" in the oracle: not known, so null, not 0.
+    assert!(g29["wait_minutes"].is_null());
     assert!(g29.get("unreadable").is_none());
     let f0 = &g29["frames"][0];
     assert_eq!(f0["function"], "syscall.Syscall");
     assert_eq!(f0["line"], 74);
-    assert_eq!(f0["pc"], 0x5595d969de25u64);
+    assert_eq!(f0["pc"], "0x5595d969de25");
+    // The argument words as the text shows them between the parentheses.
+    let text_line = G127_PIE_BLOCKS.lines().nth(1).unwrap();
+    let want = format!("syscall.Syscall({})", f0["args"].as_str().unwrap());
+    assert_eq!(text_line, want);
     assert_eq!(f0["inlined"], false);
     assert_eq!(g29["frames"][2]["inlined"], true);
     assert_eq!(g29["created_by"]["function"], "main.main");
@@ -518,7 +534,7 @@ fn grouped_collapses_identical_stacks() {
             ],
             created("main.main", MAIN, 100, 0x55, Some(1)),
         );
-        g.wait_minutes = minutes;
+        g.wait_minutes = Some(minutes);
         g
     };
     let sleeper = |id| {
@@ -537,7 +553,7 @@ fn grouped_collapses_identical_stacks() {
             )],
             None,
         );
-        g.wait_minutes = 0;
+        g.wait_minutes = Some(0);
         g
     };
     let dump = Dump {
@@ -568,6 +584,70 @@ time.Sleep(...)
 
 ";
     assert_eq!(String::from_utf8(out).unwrap(), expected);
+}
+
+/// `--json --group`: a group per line, biggest first, with its ids, the
+/// runtime's status and reason apart, the known waits' range (null when
+/// none is known) and the frames the members share.
+#[test]
+fn grouped_json_has_a_group_per_line() {
+    let waiting = |id: u64, minutes: Option<i64>| {
+        let mut g = goroutine(
+            id,
+            "chan receive",
+            vec![fr("main.worker", "0x1", MAIN, 42, 0x20, 0x3000, 0x2000, id)],
+            created("main.main", MAIN, 100, 0x55, Some(1)),
+        );
+        g.wait_minutes = minutes;
+        g
+    };
+    let mut running = goroutine(7, "running", deep(2), None);
+    running.status_code = 2;
+    running.wait_reason = None;
+    let dump = Dump {
+        go_version: "go1.21.0".into(),
+        header_shows_gp: false,
+        goroutines: vec![
+            waiting(5, None),
+            running,
+            waiting(3, Some(4)),
+            waiting(9, Some(2)),
+        ],
+    };
+    let mut out = Vec::new();
+    write_grouped_json(&mut out, &dump).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[0], r#"{"go_version":"go1.21.0","groups":["#);
+    assert_eq!(lines[3], "]}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let groups = v["groups"].as_array().unwrap();
+    let first = &groups[0];
+    assert_eq!(first["count"], 3);
+    assert_eq!(first["ids"], serde_json::json!([3, 5, 9]));
+    assert_eq!(first["status"], "waiting");
+    assert_eq!(first["wait_reason"], "chan receive");
+    assert_eq!(
+        first["wait_minutes"],
+        serde_json::json!({"min": 2, "max": 4})
+    );
+    assert_eq!(first["frames"][0]["function"], "main.worker");
+    assert!(first["frames"][0].get("pc").is_none());
+    assert!(first["created_by"].get("goroutine").is_none());
+    assert_eq!(groups[1]["status"], "running");
+    assert!(groups[1]["wait_reason"].is_null());
+    assert!(groups[1]["wait_minutes"].is_null());
+    // Each line between the brackets is a group of its own.
+    let line: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(line["ids"], serde_json::json!([7]));
+    let empty = Dump {
+        goroutines: Vec::new(),
+        ..dump
+    };
+    let mut out = Vec::new();
+    write_grouped_json(&mut out, &empty).unwrap();
+    assert_eq!(out, b"{\"go_version\":\"go1.21.0\",\"groups\":[]}\n");
 }
 
 #[test]

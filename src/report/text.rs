@@ -159,9 +159,9 @@ fn header(out: &mut Vec<u8>, info: &DumpInfo, g: &Goroutine) {
             out.put(" (durable)");
         }
     }
-    if g.wait_minutes >= 1 {
+    if let Some(m) = g.wait_minutes.filter(|&m| m >= 1) {
         out.put(", ");
-        out.idec(g.wait_minutes);
+        out.idec(m);
         out.put(" minutes");
     }
     if g.locked {
