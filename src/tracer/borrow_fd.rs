@@ -17,11 +17,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
+use super::inject::{Makes, ThenClose};
 use super::live::{Link, LiveProcess, Stopped};
 use super::ptrace::{AttachError, Tracer};
 use super::wire::{protocol_error, Reply, Request};
 
-const SYS_CLOSE: u64 = 3;
 const SYS_USERFAULTFD: u64 = 323;
 /// Faults in user mode only: what unprivileged processes may ask for when
 /// `vm.unprivileged_userfaultfd` is 0, and all that write tracking needs.
@@ -29,6 +29,18 @@ const UFFD_USER_MODE_ONLY: u64 = 1;
 
 fn os(op: &'static str, errno: Errno) -> AttachError {
     AttachError::os(op, errno)
+}
+
+/// The lowest descriptor number `pid` has free, the one its next new
+/// descriptor gets (every thread is stopped: nothing takes it meanwhile).
+fn lowest_free_fd(pid: i32) -> u64 {
+    let used: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..).find(|n| !used.contains(n)).unwrap_or(0)
 }
 
 /// `pidfd_getfd(pidfd_open(pid), fd)`: goat's own copy of the target's `fd`.
@@ -58,23 +70,32 @@ impl Tracer {
     pub(super) fn userfaultfd_in(&mut self) -> Result<i32, AttachError> {
         let tid = self.injection_thread()?;
         let flags = (libc::O_CLOEXEC | libc::O_NONBLOCK) as u64 | UFFD_USER_MODE_ONLY;
-        let r = self.inject(tid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0, 0])?;
+        // One borrow: the close runs on the thread's way back, so that a
+        // tracer killed between the two leaves no descriptor behind.
+        let then = ThenClose {
+            fd: lowest_free_fd(self.pid),
+            copy: copy_fd,
+        };
+        let r = self.inject_making(
+            tid,
+            SYS_USERFAULTFD,
+            [flags, 0, 0, 0, 0, 0],
+            Makes::Nothing,
+            Some(then),
+        )?;
         if r.ret < 0 {
             return Err(AttachError::in_target("userfaultfd in the target", r.ret));
         }
-        let theirs = r.ret as i32;
-        let mine = copy_fd(self.pid, theirs);
-        let closed = self.inject(tid, SYS_CLOSE, [theirs as u64, 0, 0, 0, 0, 0]);
+        let Some((mine, closed)) = r.copied else {
+            return Err(AttachError::InjectionUnfinished);
+        };
         let mine = mine?;
-        match closed {
-            Ok(c) if c.ret == 0 => {
-                let n = mine.as_raw_fd();
-                self.borrowed_fds.insert(n, mine);
-                Ok(n)
-            }
-            Ok(c) => Err(AttachError::in_target("close in the target", c.ret)),
-            Err(e) => Err(e),
+        if closed != 0 {
+            return Err(AttachError::in_target("close in the target", closed));
         }
+        let n = mine.as_raw_fd();
+        self.borrowed_fds.insert(n, mine);
+        Ok(n)
     }
 }
 

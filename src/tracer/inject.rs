@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::live::{LiveProcess, Stopped};
 use super::ptrace::{AttachError, State, StopKind, Tracer};
-use super::rescue::{self, WayBack};
+use super::rescue::{self, SYS_CLOSE};
 use super::wire::{protocol_error, Reply, Request};
 use crate::process::procfs;
 
@@ -74,6 +74,32 @@ pub(super) enum Makes {
 /// What an injected syscall returned.
 pub(super) struct Injected {
     pub(super) ret: i64,
+    /// With [`ThenClose`]: goat's copy of the descriptor the syscall
+    /// returned (taken before the target closed its own), and what the
+    /// target's `close` returned.
+    pub(super) copied: Option<(Result<std::os::fd::OwnedFd, AttachError>, i64)>,
+}
+
+/// A `close` the borrowed thread runs on its way back, of the descriptor
+/// its syscall returned, through a second signal frame (`rescue::sigframe`)
+/// laid below the way back: `syscall; ret` into `rt_sigreturn`, which
+/// loads `close(fd)` at the same `syscall; ret`, whose `ret` goes on into
+/// the way back. The descriptor is guessed beforehand (`fd`: the lowest
+/// free one, which the kernel hands out, and nothing else can take while
+/// every thread is stopped), so that a tracer dying at any moment leaves
+/// the target no descriptor of goat's making. Between the two syscalls
+/// the tracer takes goat's copy of it (`copy`).
+pub(super) struct ThenClose {
+    pub fd: u64,
+    pub copy: fn(i32, i32) -> Result<std::os::fd::OwnedFd, AttachError>,
+}
+
+/// Where a [`ThenClose`]'s frame lies and holds the descriptor.
+struct CloseFrame {
+    /// The frame's `rdi`, the descriptor `close` is given.
+    fd_word: u64,
+    mem: std::fs::File,
+    then: ThenClose,
 }
 
 /// A frozen copy of the target (see [`Stopped::fork_copy`]).
@@ -138,7 +164,7 @@ impl Tracer {
         nr: u64,
         args: [u64; 6],
     ) -> Result<Injected, AttachError> {
-        self.inject_making(tid, nr, args, Makes::Nothing)
+        self.inject_making(tid, nr, args, Makes::Nothing, None)
     }
 
     /// [`Tracer::inject`] of a `clone` that `makes` what it says.
@@ -148,13 +174,37 @@ impl Tracer {
         nr: u64,
         args: [u64; 6],
         makes: Makes,
+        then: Option<ThenClose>,
     ) -> Result<Injected, AttachError> {
         let p = Pid::from_raw(tid);
         let saved = ptrace::getregs(p).map_err(os("PTRACE_GETREGS"))?;
         let mut regs = saved;
-        let (way, syscall_ret) = self.way_back(tid, &saved).ok_or(AttachError::NoWayBack)?;
-        regs.rip = syscall_ret;
-        regs.rsp = way.rsp;
+        let (plan, mem) = self
+            .plan_way_back(tid, &saved)
+            .ok_or(AttachError::NoWayBack)?;
+        rescue::write(&mem, plan.at, &plan.bytes).map_err(os("writing the way back"))?;
+        regs.rip = plan.syscall_ret;
+        regs.rsp = plan.way.rsp;
+        let close = match then {
+            None => None,
+            Some(then) => {
+                let g = self
+                    .gadgets
+                    .get()
+                    .copied()
+                    .flatten()
+                    .ok_or(AttachError::NoWayBack)?;
+                let (at, bytes) = rescue::close_frame(&plan, &saved, then.fd, g.sigreturn)
+                    .ok_or(AttachError::NoWayBack)?;
+                rescue::write(&mem, at, &bytes).map_err(os("writing the way back"))?;
+                regs.rsp = at;
+                Some(CloseFrame {
+                    fd_word: rescue::close_frame_fd_word(at),
+                    mem,
+                    then,
+                })
+            }
+        };
         regs.rax = nr;
         regs.orig_rax = u64::MAX;
         regs.rdi = args[0];
@@ -174,7 +224,7 @@ impl Tracer {
         let own_mask = super::regset::sigmask(tid).map_err(os("PTRACE_GETSIGMASK"))?;
         let blocked = super::regset::set_sigmask(tid, u64::MAX).map_err(os("PTRACE_SETSIGMASK"));
         let mut pending: Option<Signal> = None;
-        let result = blocked.and_then(|()| self.run_borrowed(tid, makes, &mut pending));
+        let result = blocked.and_then(|()| self.run_borrowed(tid, makes, close, &mut pending));
         // Put the thread back as it was, whatever happened. If the syscall
         // never finished the thread is still in a ptrace stop, so this works.
         // The mask before the registers: with borrowed registers the way
@@ -201,12 +251,16 @@ impl Tracer {
         &mut self,
         tid: i32,
         makes: Makes,
+        mut close: Option<CloseFrame>,
         pending: &mut Option<Signal>,
     ) -> Result<Injected, AttachError> {
         let p = Pid::from_raw(tid);
         let deadline = Instant::now() + INJECT_TIMEOUT;
         let mut entered = false;
         let mut ret = None;
+        // With a close to follow: the first syscall's result and goat's
+        // copy of it, once its exit is seen.
+        let mut first: Option<(i64, Result<std::os::fd::OwnedFd, AttachError>)> = None;
         for _ in 0..32 {
             let resumed = match ret {
                 None => ptrace::syscall(p, None).map_err(os("PTRACE_SYSCALL")),
@@ -216,9 +270,20 @@ impl Tracer {
             match wait_one(tid, deadline, "waiting for the injected syscall")? {
                 WaitStatus::PtraceSyscall(_) if !entered => entered = true,
                 WaitStatus::PtraceSyscall(_) => {
+                    entered = false;
                     let r = ptrace::getregs(p).map_err(os("PTRACE_GETREGS"))?;
-                    ret = Some(r.rax as i64);
-                    ptrace::interrupt(p).map_err(os("PTRACE_INTERRUPT"))?;
+                    match (&close, first.is_some()) {
+                        (Some(c), false) => {
+                            let fd = r.rax as i64;
+                            first = Some((fd, self.copy_then_aim(c, fd)));
+                        }
+                        // On its way back, past `rt_sigreturn`: the close.
+                        (Some(_), true) if r.orig_rax != SYS_CLOSE => {}
+                        _ => {
+                            ret = Some(r.rax as i64);
+                            ptrace::interrupt(p).map_err(os("PTRACE_INTERRUPT"))?;
+                        }
+                    }
                 }
                 WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_CLONE) => {
                     if let (Ok(c), Makes::Reaper) = (ptrace::getevent(p), makes) {
@@ -226,8 +291,13 @@ impl Tracer {
                     }
                 }
                 WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP) if ret.is_some() => {
-                    return Ok(Injected {
-                        ret: ret.unwrap_or_default(),
+                    let ret = ret.unwrap_or_default();
+                    return Ok(match (first.take(), close.take()) {
+                        (Some((fd, copy)), Some(_)) => Injected {
+                            ret: fd,
+                            copied: Some((copy, ret)),
+                        },
+                        _ => Injected { ret, copied: None },
                     });
                 }
                 // A signal on its way to the thread: delivered on resume.
@@ -242,6 +312,25 @@ impl Tracer {
         Err(AttachError::InjectionUnfinished)
     }
 
+    /// Between a [`ThenClose`]'s two syscalls: goat's copy of descriptor
+    /// `fd` the first returned, and the close aimed at it should the guess
+    /// have been wrong (the one moment a dying tracer would leave the
+    /// target a descriptor). A failed syscall leaves the guess, which is
+    /// free: its close fails, harmlessly.
+    fn copy_then_aim(
+        &mut self,
+        c: &CloseFrame,
+        fd: i64,
+    ) -> Result<std::os::fd::OwnedFd, AttachError> {
+        let n =
+            i32::try_from(fd).map_err(|_| AttachError::in_target("the injected syscall", fd))?;
+        if n as u64 != c.then.fd {
+            rescue::write(&c.mem, c.fd_word, &(n as u64).to_le_bytes())
+                .map_err(os("aiming the way back's close"))?;
+        }
+        (c.then.copy)(self.pid, n)
+    }
+
     /// Finds, once, the text sequences a way back uses; whether there are.
     pub(super) fn prepare_injection(&mut self) -> bool {
         let pid = self.pid;
@@ -250,17 +339,9 @@ impl Tracer {
             .is_some()
     }
 
-    /// Writes a way back (`rescue.rs`) below thread `tid`'s stack pointer;
-    /// returns it with the `syscall; ret` address to borrow the thread at,
-    /// or `None` where the thread's free stack or state is not known.
-    fn way_back(&mut self, tid: i32, saved: &libc::user_regs_struct) -> Option<(WayBack, u64)> {
-        let (plan, mem) = self.plan_way_back(tid, saved)?;
-        rescue::write(&mem, plan.at, &plan.bytes).ok()?;
-        Some((plan.way, plan.syscall_ret))
-    }
-
-    /// The way back [`Tracer::way_back`] would write, and the target's
-    /// memory to write it to; `None` if the thread cannot have one.
+    /// The way back (`rescue.rs`) an injection writes below thread `tid`'s
+    /// stack pointer, and the target's memory to write it to; `None` where
+    /// the thread's free stack or state is not known.
     pub(super) fn plan_way_back(
         &mut self,
         tid: i32,

@@ -167,6 +167,7 @@ impl Tracer {
             SYS_CLONE,
             [THREAD_FLAGS, area.birth_sp, 0, 0, 0, 0],
             Makes::Reaper,
+            None,
         )?;
         if made.ret < 0 {
             return Err(AttachError::in_target(

@@ -243,6 +243,41 @@ pub(super) fn build(
     })
 }
 
+/// A frame that runs `close(fd)` on the way back of `plan` (see
+/// `inject.rs`'s `ThenClose`), below it: its address, which the borrowed
+/// thread's stack pointer is set to, and its bytes. `None` if it does not
+/// fit above the stack's floor.
+pub(super) fn close_frame(
+    plan: &Plan,
+    saved: &libc::user_regs_struct,
+    fd: u64,
+    sigreturn: u64,
+) -> Option<(u64, Vec<u8>)> {
+    let at = plan.at.checked_sub(SIGFRAME + 16)? & !15;
+    if !fits(at, plan.floor) {
+        return None;
+    }
+    // SAFETY: user_regs_struct is plain integers; all-zero is valid.
+    let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    r.rip = plan.syscall_ret;
+    r.rax = SYS_CLOSE;
+    r.rdi = fd;
+    // Its `ret` pops the way back's own `pretcode`.
+    r.rsp = plan.way.rsp;
+    r.eflags = 0x202;
+    r.cs = saved.cs;
+    r.ss = saved.ss;
+    Some((at, sigframe(&r, u64::MAX, 0, sigreturn).to_vec()))
+}
+
+/// Where, in a [`close_frame`] at `at`, the descriptor to close is.
+pub(super) fn close_frame_fd_word(at: u64) -> u64 {
+    // pretcode, then the ucontext's sigcontext, whose ninth word is rdi.
+    at + 8 + crate::process::regs::UCONTEXT_SIGCONTEXT + 8 * 8
+}
+
+pub(super) const SYS_CLOSE: u64 = 3;
+
 /// CPUID leaf 0xD's (size, offset) of XSAVE component `i` on this CPU, the
 /// target's.
 fn cpuid_size_offset(i: u32) -> (u32, u32) {
@@ -461,6 +496,36 @@ mod tests {
         assert_eq!(&buf[i + 464..i + 468], &FP_XSTATE_MAGIC1.to_le_bytes());
         assert_eq!(&buf[i + 2432..i + 2436], &FP_XSTATE_MAGIC2.to_le_bytes());
         assert_eq!(u64_at(&buf, start, way.rsp + 8 + 296), 0x1234, "mask");
+    }
+
+    #[test]
+    fn a_close_on_the_way_back_runs_then_returns_into_it() {
+        let r = regs();
+        let plan = Plan {
+            floor: 0x7ffe_ffff_0000,
+            ..build(&r, &xstate(2432, 0x2e7), 0, &G).unwrap()
+        };
+        let (at, bytes) = close_frame(&plan, &r, 7, G.sigreturn).unwrap();
+        assert!(at + bytes.len() as u64 <= plan.at, "below the way back");
+        assert_eq!(at % 16, 0);
+        let word = |addr: u64| u64_at(&bytes, at, addr);
+        assert_eq!(word(at), G.sigreturn, "pretcode");
+        assert_eq!(word(close_frame_fd_word(at)), 7, "rdi");
+        let sc = at + 8 + crate::process::regs::UCONTEXT_SIGCONTEXT;
+        assert_eq!(word(sc + 13 * 8), SYS_CLOSE, "rax");
+        assert_eq!(
+            word(sc + 15 * 8),
+            plan.way.rsp,
+            "rsp: the way back's pretcode"
+        );
+        assert_eq!(word(sc + 16 * 8), plan.syscall_ret, "rip");
+        assert_eq!(word(sc + 184), 0, "no FPU state: the way back has it");
+        // No room above the floor.
+        let cramped = Plan {
+            floor: plan.at - 600,
+            ..build(&r, &xstate(2432, 0x2e7), 0, &G).unwrap()
+        };
+        assert!(close_frame(&cramped, &r, 7, G.sigreturn).is_none());
     }
 
     #[test]

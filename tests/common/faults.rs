@@ -129,6 +129,12 @@ impl Target {
                 "it has child processes (STAT PID): {kids:?} (a fork-mode copy, or its zombie)"
             ));
         }
+        // Write tracking borrows a userfaultfd the target opens and closes
+        // in one stop; whatever dies when, none may stay open in it.
+        let uffds = userfaultfds(pid);
+        if uffds > 0 {
+            return Err(format!("{uffds} userfaultfd descriptor(s) left open in it"));
+        }
         let left = temporaries(out);
         if !left.is_empty() && !temporaries_ok {
             return Err(format!(
@@ -278,6 +284,18 @@ fn launch(program: Program, port: &AtomicU16) -> (Fixture, Vec<u8>) {
 }
 
 /// Entries of `dir` named like goat's temporary cores (`.NAME.tmp-goatPID-XXXXXX`).
+/// How many of `pid`'s descriptors are userfaultfds.
+fn userfaultfds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains("userfaultfd"))
+        })
+        .count()
+}
+
 pub fn temporaries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|d| {
