@@ -53,10 +53,27 @@ macro_rules! print_quiet {
     ($($arg:tt)*) => { $crate::stdio::to_stdout(format_args!($($arg)*)) };
 }
 
+/// `path` as a user can tell it is a path: a bare file name gets `./`, so
+/// that a core named `core` reads "core ./core", not "core core".
+pub fn shown_path(path: &std::path::Path) -> String {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => format!("./{}", path.display()),
+        _ => path.display().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_broken_pipe;
+    use super::{is_broken_pipe, shown_path};
     use std::io;
+    use std::path::Path;
+
+    #[test]
+    fn a_bare_file_name_is_shown_as_a_path() {
+        assert_eq!(shown_path(Path::new("core")), "./core");
+        assert_eq!(shown_path(Path::new("dir/core")), "dir/core");
+        assert_eq!(shown_path(Path::new("/var/core")), "/var/core");
+    }
 
     #[test]
     fn finds_a_broken_pipe_among_the_causes() {

@@ -42,12 +42,12 @@ fn parked_in(blocks: &BTreeMap<u64, Block>, func: &str) -> (u64, usize) {
 }
 
 /// The `goroutines` lists of `out`, each ended by its `[N goroutines]`
-/// line: the ids listed and the lines under each.
+/// line (`[1 goroutine]` for one): the ids listed and the lines under each.
 fn lists(out: &str) -> Vec<Vec<(u64, Vec<String>)>> {
     let mut all = Vec::new();
     let mut cur: Vec<(u64, Vec<String>)> = Vec::new();
     for l in out.lines() {
-        if l.starts_with('[') && l.ends_with(" goroutines]") {
+        if l.starts_with('[') && (l.ends_with(" goroutines]") || l.ends_with(" goroutine]")) {
             all.push(std::mem::take(&mut cur));
         } else if let Some(rest) = l.get(2..).and_then(|r| r.strip_prefix("Goroutine ")) {
             let id = rest.split(' ').next().and_then(|n| n.parse().ok());

@@ -134,6 +134,19 @@ fn help_usage_singular_and_core_names() {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.starts_with("core ./core (pid "), "{stderr}");
+    // The same in goat stacks' refusal of another program's executable.
+    let other = common::fixture_path("go1.27-exe", "ticker");
+    let out = common::goat()
+        .args(["stacks", "--core", "core", "--exe"])
+        .arg(&other)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("goat stacks --core");
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("core ./core was taken of"), "{stderr}");
+    assert!(!stderr.contains("core core"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
     assert_untouched(fx.pid());
 }

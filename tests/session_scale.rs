@@ -26,12 +26,13 @@ fn listed(out: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The number in `[N goroutines]`.
+/// The number in `[N goroutines]` (`[1 goroutine]`).
 fn count_line(out: &str) -> usize {
     out.lines()
         .find_map(|l| {
-            l.strip_prefix('[')?
-                .strip_suffix(" goroutines]")?
+            let n = l.strip_prefix('[')?;
+            n.strip_suffix(" goroutines]")
+                .or_else(|| n.strip_suffix(" goroutine]"))?
                 .parse()
                 .ok()
         })

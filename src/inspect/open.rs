@@ -122,7 +122,7 @@ pub(super) fn open_core(
     let checked = verify::check_core(&core, prog.binary(), named.as_deref()).map_err(|what| {
         InspectError::WrongExecutable {
             exe: exe.clone(),
-            of: format!("core {} was taken of", path.display()),
+            of: format!("core {} was taken of", crate::stdio::shown_path(path)),
             what,
         }
     })?;

@@ -331,7 +331,7 @@ impl Inspector {
         Ok(Copied {
             capture,
             bias,
-            of: format!("core {}", core.path().display()),
+            of: format!("core {}", crate::stdio::shown_path(core.path())),
             stopped_for: None,
             mode: None,
             choice: None,

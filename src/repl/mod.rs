@@ -134,7 +134,7 @@ fn banner(s: &Session) -> String {
         return format!(
             "core {} (pid {pid}, {version}): {goroutines}, {threads} threads; \
              a core cannot run, so execution commands are unavailable",
-            shown_path(core)
+            crate::stdio::shown_path(core)
         );
     }
     match s.pid() {
@@ -155,15 +155,6 @@ fn banner(s: &Session) -> String {
             )
         }
         None => format!("{version}: {goroutines}, {threads} threads"),
-    }
-}
-
-/// `path` as a user can tell it is a path: a bare file name gets `./`, so
-/// that a core named `core` reads "core ./core", not "core core".
-fn shown_path(path: &std::path::Path) -> String {
-    match path.parent() {
-        Some(p) if p.as_os_str().is_empty() => format!("./{}", path.display()),
-        _ => path.display().to_string(),
     }
 }
 

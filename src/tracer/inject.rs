@@ -355,7 +355,11 @@ impl Tracer {
         let xstate = super::regset::getxstate(tid).ok()?;
         let mask = rescue::blocked_signals(pid, tid)?;
         let plan = rescue::build(saved, &xstate, mask, &g)?;
-        rescue::fits(plan.at, floor).then_some((rescue::Plan { floor, ..plan }, mem))
+        // Room for one frame more below it: a close on the way back
+        // (`ThenClose`), or the reaper's (`reaper.rs`), whichever this
+        // injection turns out to need.
+        let lowest = plan.at.checked_sub(rescue::SIGFRAME + 32)?;
+        rescue::fits(lowest, floor).then_some((rescue::Plan { floor, ..plan }, mem))
     }
 
     /// With every thread stopped: clones the target (flags 0: a copy of the

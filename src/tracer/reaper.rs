@@ -178,7 +178,26 @@ impl Tracer {
         let h = self
             .reaper
             .ok_or_else(|| reaper_error(tid, "was not traced"))?;
-        self.reaper_clones_copy(h, &g, area)
+        let made = self.reaper_clones_copy(h, &g, area);
+        if made.is_err() && self.fork_child.is_none() {
+            // Its frame lies in T's stack, which T is about to use again:
+            // it must not be left to return through it.
+            self.dismiss_reaper(h, exit);
+        }
+        made
+    }
+
+    /// Sends reaper `h`, stopped and with no copy to wait for, straight
+    /// into the exit loop, and collects its end.
+    fn dismiss_reaper(&mut self, h: i32, exit: ExitLoop) {
+        let p = Pid::from_raw(h);
+        if let Ok(mut regs) = ptrace::getregs(p) {
+            regs.rip = exit.start;
+            regs.orig_rax = u64::MAX;
+            if ptrace::setregs(p, regs).is_ok() && ptrace::cont(p, None).is_ok() {
+                self.reaper_finished();
+            }
+        }
     }
 
     /// Runs reaper H from its first stop through its `clone` of the target
@@ -225,10 +244,7 @@ impl Tracer {
                         break;
                     }
                     if r.orig_rax == SYS_CLONE && (r.rax as i64) < 0 && r.rax as i64 != -38 {
-                        return Err(AttachError::in_target(
-                            "the reaper thread's clone",
-                            r.rax as i64,
-                        ));
+                        return Err(AttachError::in_target("clone in the target", r.rax as i64));
                     }
                 }
                 WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
