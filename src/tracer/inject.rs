@@ -188,12 +188,7 @@ impl Tracer {
         let close = match then {
             None => None,
             Some(then) => {
-                let g = self
-                    .gadgets
-                    .get()
-                    .copied()
-                    .flatten()
-                    .ok_or(AttachError::NoWayBack)?;
+                let g = self.found_gadgets()?;
                 let (at, bytes) = rescue::close_frame(&plan, &saved, then.fd, g.sigreturn)
                     .ok_or(AttachError::NoWayBack)?;
                 rescue::write(&mem, at, &bytes).map_err(os("writing the way back"))?;
@@ -329,6 +324,16 @@ impl Tracer {
                 .map_err(os("aiming the way back's close"))?;
         }
         (c.then.copy)(self.pid, n)
+    }
+
+    /// The text sequences a way back uses, found before (by
+    /// `plan_way_back`); `NoWayBack` without them.
+    pub(super) fn found_gadgets(&self) -> Result<rescue::Gadgets, AttachError> {
+        self.gadgets
+            .get()
+            .copied()
+            .flatten()
+            .ok_or(AttachError::NoWayBack)
     }
 
     /// Finds, once, the text sequences a way back uses; whether there are.

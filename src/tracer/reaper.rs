@@ -148,12 +148,7 @@ impl Tracer {
     /// `tid` and has H clone the copy (see the module's text); returns the
     /// copy's pid and how long H's clone took. H is left waiting for it.
     pub(super) fn fork_with_reaper(&mut self, tid: i32) -> Result<(i32, Duration), AttachError> {
-        let g = self
-            .gadgets
-            .get()
-            .copied()
-            .flatten()
-            .ok_or(AttachError::NoWayBack)?;
+        let g = self.found_gadgets()?;
         let exit = g.exit_loop.ok_or(AttachError::NoExitLoop)?;
         let saved = ptrace::getregs(Pid::from_raw(tid)).map_err(os("PTRACE_GETREGS"))?;
         let (plan, mem) = self
