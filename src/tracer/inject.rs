@@ -94,6 +94,20 @@ pub(super) struct ThenClose {
     pub copy: fn(i32, i32) -> Result<std::os::fd::OwnedFd, AttachError>,
 }
 
+/// Between a [`ThenClose`]'s two syscalls: aims the close at descriptor
+/// `fd` the first returned, should the guess have been wrong (a moment in
+/// which a dying tracer would have the target close the guess). A failed
+/// first syscall leaves the guess, which is free: its close fails,
+/// harmlessly.
+fn aim_close(c: &CloseFrame, fd: i64) -> Result<(), AttachError> {
+    if fd < 0 || fd as u64 == c.then.fd {
+        return Ok(());
+    }
+    let n = i32::try_from(fd).map_err(|_| AttachError::in_target("the injected syscall", fd))?;
+    rescue::write(&c.mem, c.fd_word, &u64::from(n as u32).to_le_bytes())
+        .map_err(os("aiming the way back's close"))
+}
+
 /// Where a [`ThenClose`]'s frame lies and holds the descriptor.
 struct CloseFrame {
     /// The frame's `rdi`, the descriptor `close` is given.
@@ -270,7 +284,11 @@ impl Tracer {
                     match (&close, first.is_some()) {
                         (Some(c), false) => {
                             let fd = r.rax as i64;
-                            first = Some((fd, self.copy_then_aim(c, fd)));
+                            // A close that could not be re-aimed must not
+                            // run: the borrow ends here, its registers put
+                            // back (the descriptor stays in the target).
+                            aim_close(c, fd)?;
+                            first = Some((fd, (c.then.copy)(self.pid, fd as i32)));
                         }
                         // On its way back, past `rt_sigreturn`: the close.
                         (Some(_), true) if r.orig_rax != SYS_CLOSE => {}
@@ -305,25 +323,6 @@ impl Tracer {
             }
         }
         Err(AttachError::InjectionUnfinished)
-    }
-
-    /// Between a [`ThenClose`]'s two syscalls: goat's copy of descriptor
-    /// `fd` the first returned, and the close aimed at it should the guess
-    /// have been wrong (the one moment a dying tracer would leave the
-    /// target a descriptor). A failed syscall leaves the guess, which is
-    /// free: its close fails, harmlessly.
-    fn copy_then_aim(
-        &mut self,
-        c: &CloseFrame,
-        fd: i64,
-    ) -> Result<std::os::fd::OwnedFd, AttachError> {
-        let n =
-            i32::try_from(fd).map_err(|_| AttachError::in_target("the injected syscall", fd))?;
-        if n as u64 != c.then.fd {
-            rescue::write(&c.mem, c.fd_word, &(n as u64).to_le_bytes())
-                .map_err(os("aiming the way back's close"))?;
-        }
-        (c.then.copy)(self.pid, n)
     }
 
     /// The text sequences a way back uses, found before (by
