@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::{build_fixtures, fixture_path, run_goat, text, write_core, Fixture};
 
@@ -19,21 +17,7 @@ fn core_of_copy(dir: &Path) -> (Fixture, PathBuf, PathBuf) {
     build_fixtures();
     let exe = dir.join("states");
     common::install_executable(&fixture_path("go1.24-exe", "states"), &exe);
-    let mut child = Command::new(&exe)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    let fx = Fixture {
-        child,
-        path: exe.clone(),
-    };
+    let fx = Fixture::start_path(&exe, &[]);
     let core = dir.join("states.core");
     write_core(fx.pid(), &core);
     (fx, exe, core)

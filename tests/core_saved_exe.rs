@@ -7,10 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::{build_fixtures, fixture_path, run_goat, text, Fixture};
 
@@ -30,17 +28,7 @@ enum Deploy {
 fn start_then_deploy(dir: &Path, flavour: &str, how: Deploy) -> (Fixture, PathBuf) {
     let exe = dir.join("states");
     common::install_executable(&fixture_path(flavour, "states"), &exe);
-    let mut child = Command::new(&exe)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let fx = Fixture::start_path(&exe, &[]);
     match how {
         Deploy::Delete => std::fs::remove_file(&exe).unwrap(),
         Deploy::Replace => {
@@ -50,7 +38,7 @@ fn start_then_deploy(dir: &Path, flavour: &str, how: Deploy) -> (Fixture, PathBu
             std::fs::rename(&new, &exe).unwrap();
         }
     }
-    (Fixture { child, path: exe }, dir.join("states.core"))
+    (fx, dir.join("states.core"))
 }
 
 fn stacks(args: &[&str]) -> (Option<i32>, String, String) {
