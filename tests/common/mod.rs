@@ -324,15 +324,21 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 }
 
 /// The pid of the process tracing `pid` (goat's tracer process), waiting
-/// up to 5 s for one to attach.
+/// up to 5 s for one to attach. TracerPid names the tracing *thread*, which
+/// ends (and so looks gone) before its process has finished: the process
+/// still removes temporaries after its ptrace thread detached.
 pub fn tracer_of(pid: i32) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let t: i32 = proc_status(pid, "TracerPid")
             .and_then(|t| t.parse().ok())
             .unwrap_or(0);
-        if t != 0 {
-            return t;
+        let process = (t != 0)
+            .then(|| proc_status(t, "Tgid"))
+            .flatten()
+            .and_then(|g| g.parse().ok());
+        if let Some(process) = process {
+            return process;
         }
         assert!(Instant::now() < deadline, "no tracer attached to {pid}");
         std::thread::sleep(Duration::from_millis(10));
