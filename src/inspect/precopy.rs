@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::corefile::writer::{find_syscall, syscall_injection_feasible};
+use crate::corefile::writer::syscall_injection_feasible;
 use crate::goruntime::precopy::PrecopyStats;
 use crate::goruntime::{self, Capture};
 use crate::process::read_mappings;
@@ -132,12 +132,10 @@ fn open_tracking(live: &LiveProcess) -> Result<(WriteTracker, PageMap, Duration)
         .map_err(|e| Unavailable(format!("the kernel has no PAGEMAP_SCAN (Linux 6.7+): {e}")))?;
     // Best effort: without it, an injection is as safe as the tracer's life.
     let _ = live.prepare_injection();
-    let insn = find_syscall(pid, live.memory())
-        .ok_or_else(|| Unavailable("no syscall instruction found in the target".into()))?;
     let stopped = live
         .stop()
         .map_err(|e| Unavailable(format!("stopping the target: {e}")))?;
-    let fd = stopped.open_userfaultfd(insn);
+    let fd = stopped.open_userfaultfd();
     let pause = stopped.stopped_for();
     stopped
         .resume()

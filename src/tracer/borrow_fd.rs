@@ -125,13 +125,9 @@ impl LiveProcess {
 
 impl Stopped<'_> {
     /// A userfaultfd watching the target's address space, created by the
-    /// target at `syscall_insn` (an existing `syscall` instruction) and
-    /// owned by goat alone.
-    pub fn open_userfaultfd(&self, syscall_insn: u64) -> Result<OwnedFd, AttachError> {
-        match self
-            .process
-            .request(Request::OpenUserfaultfd(syscall_insn))?
-        {
+    /// target (an injected syscall, `inject.rs`) and owned by goat alone.
+    pub fn open_userfaultfd(&self) -> Result<OwnedFd, AttachError> {
+        match self.process.request(Request::OpenUserfaultfd)? {
             Reply::Fd(n) => self.process.take_fd(n),
             _ => Err(protocol_error()),
         }

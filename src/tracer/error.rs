@@ -93,8 +93,6 @@ pub enum AttachError {
     NoExitLoop,
     #[error("the snapshot copy's reaper thread {tid} {what}")]
     Reaper { tid: i32, what: String },
-    #[error("no syscall instruction known in the target")]
-    NoSyscallInsn,
     #[error("a snapshot copy already exists")]
     CopyExists,
     #[error("the target's clone was not traced: no snapshot copy")]

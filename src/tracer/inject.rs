@@ -513,26 +513,17 @@ impl LiveProcess {
 }
 
 impl Stopped<'_> {
-    /// Clones the stopped target into a frozen copy (see [`Tracer::fork_copy`])
-    /// by running `clone` at `syscall_insn`, the address of an existing
-    /// `syscall` instruction in the target's executable memory. Returns the
+    /// Clones the stopped target into a frozen copy (see [`Tracer::fork_copy`]),
+    /// made by a reaper thread the target is lent for it (`reaper.rs`). Returns the
     /// copy's pid: read its memory while the target runs on, then call
     /// [`LiveProcess::release_copy`]. Registers of the target's threads are
     /// unchanged (and are those of [`Target::threads`](crate::process::Target::threads)).
-    pub fn fork_copy(&self, syscall_insn: u64) -> Result<Forked, AttachError> {
-        match self.process.request(Request::ForkCopy(syscall_insn))? {
+    pub fn fork_copy(&self) -> Result<Forked, AttachError> {
+        match self.process.request(Request::ForkCopy)? {
             Reply::Forked(f) => Ok(f),
             _ => Err(protocol_error()),
         }
     }
-}
-
-/// Finds a `syscall` instruction (`0f 05`) in `bytes`, mapped at `base`.
-pub fn find_syscall_insn(bytes: &[u8], base: u64) -> Option<u64> {
-    bytes
-        .windows(2)
-        .position(|w| w == [0x0f, 0x05])
-        .map(|i| base + i as u64)
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub use fncall::{
 pub use hwbreak::{
     watchable, StackScope, WatchHit, WatchKind, WatchSpec, WatchpointInfo, SLOTS as WATCH_SLOTS,
 };
-pub use inject::{find_syscall_insn, Forked};
+pub use inject::Forked;
 pub use live::{LiveProcess, Stopped};
 pub use reap::Reaped;
 pub use regset::{FpState, FPREGS_SIZE};

@@ -26,7 +26,7 @@ pub(super) enum Request {
     AddBreakpoint(u64),
     RemoveBreakpoint(u32),
     Breakpoints,
-    ForkCopy(u64),
+    ForkCopy,
     ReleaseCopy,
     /// Have the target reap copies dead tracers left (see `reap.rs`).
     ReapLeftovers,
@@ -35,7 +35,7 @@ pub(super) enum Request {
     PrepareInjection,
     /// Have the target open a userfaultfd (see `borrow_fd.rs`); the reply
     /// is the number of the tracer's copy.
-    OpenUserfaultfd(u64),
+    OpenUserfaultfd,
     /// Close the tracer's copy of a borrowed descriptor (goat has its own).
     CloseFd(i32),
     /// Watchpoints in the debug registers (`hwbreak.rs`).
@@ -122,7 +122,7 @@ impl Tracer {
             }
             Request::RemoveBreakpoint(id) => Reply::Breakpoint(self.bps.remove_user(id)),
             Request::Breakpoints => Reply::Breakpoints(self.bps.user.values().cloned().collect()),
-            Request::ForkCopy(_) => self.fork_copy().map_or_else(failed, Reply::Forked),
+            Request::ForkCopy => self.fork_copy().map_or_else(failed, Reply::Forked),
             Request::ReleaseCopy => self
                 .release_fork_running()
                 .map_or_else(failed, Reply::Reaped),
@@ -130,7 +130,7 @@ impl Tracer {
                 .reap_leftovers_running()
                 .map_or_else(failed, Reply::Reaped),
             Request::PrepareInjection => Reply::Found(self.prepare_injection()),
-            Request::OpenUserfaultfd(_) => self.userfaultfd_in().map_or_else(failed, Reply::Fd),
+            Request::OpenUserfaultfd => self.userfaultfd_in().map_or_else(failed, Reply::Fd),
             Request::CloseFd(n) => Reply::Found(self.borrowed_fds.remove(&n).is_some()),
             Request::Watch(w) => self.handle_watch(w),
             Request::WriteMemory(addr, bytes) => {

@@ -1,11 +1,8 @@
-//! Whether fork mode can be used on a target, and the `syscall`
-//! instruction its injected calls run at.
+//! Whether fork mode (and live mode, which injects syscalls too) can be
+//! used on a target.
 
 use thiserror::Error;
 
-use crate::process::read_mappings;
-use crate::process::Memory;
-use crate::tracer::find_syscall_insn;
 
 use crate::process::procfs;
 
@@ -24,8 +21,6 @@ pub enum Infeasible {
         anon >> 20
     )]
     NoHeadroom { room: u64, anon: u64 },
-    #[error("no syscall instruction found in the target's text")]
-    NoSyscallInsn,
 }
 
 /// Whether cloning the target is safe and likely to work; `Err(why)` if not.
@@ -81,31 +76,3 @@ pub fn memory_headroom(pid: i32) -> Result<(), Infeasible> {
     Ok(())
 }
 
-/// Finds a `syscall` instruction in the target's executable memory: the
-/// vdso first (two pages), then the executable's text.
-pub fn find_syscall(pid: i32, mem: &dyn Memory) -> Option<u64> {
-    let maps = read_mappings(pid);
-    let exe = procfs::exe(pid)
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned());
-    let vdso = maps.iter().filter(|m| m.path.as_deref() == Some("[vdso]"));
-    let text = maps
-        .iter()
-        .filter(|m| m.path.is_some() && m.path == exe && m.path.as_deref() != Some("[vdso]"));
-    for m in vdso.chain(text).filter(|m| m.executable && m.readable) {
-        let mut at = m.start;
-        let end = m.end.min(m.start + (256 << 20));
-        let mut buf = vec![0u8; 1 << 20];
-        while at < end {
-            let n = ((end - at) as usize).min(buf.len());
-            if mem.read(at, &mut buf[..n]).is_ok() {
-                if let Some(a) = find_syscall_insn(&buf[..n], at) {
-                    return Some(a);
-                }
-            }
-            // Overlap by one byte so an instruction across chunks is found.
-            at += (n as u64).saturating_sub(1).max(1);
-        }
-    }
-    None
-}

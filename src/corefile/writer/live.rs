@@ -112,15 +112,12 @@ struct LiveCopy<'a> {
     /// Mappings as smaps last showed them.
     known: Vec<Vma>,
     written: WriteStats,
-    /// A `syscall` instruction of the target (for a clone at the end).
-    insn: u64,
 }
 
 /// Opens the write tracking: a short stop to have the target create the
 /// userfaultfd, which goat then owns.
 fn open_tracking(
     live: &LiveProcess,
-    insn: u64,
     stats: &mut LiveStats,
 ) -> Result<(WriteTracker, PageMap), Unavailable> {
     let pid = live.pid();
@@ -133,7 +130,7 @@ fn open_tracking(
     let stopped = live
         .stop()
         .map_err(|e| Unavailable(format!("stopping the target: {e}")))?;
-    let fd = stopped.open_userfaultfd(insn);
+    let fd = stopped.open_userfaultfd();
     stats.setup_pause = stopped.stopped_for();
     stopped
         .resume()
@@ -150,14 +147,13 @@ pub(super) fn write_live(
     live: &LiveProcess,
     file: &File,
     dest: &Path,
-    insn: u64,
     facts_hold: (u32, Option<Duration>),
     stats: &mut CoreStats,
 ) -> Result<Releasing, Result<Unavailable, SnapshotError>> {
     let (filter, hold) = facts_hold;
     let pid = live.pid();
     let mut ls = LiveStats::default();
-    let (tracker, pagemap) = open_tracking(live, insn, &mut ls).map_err(Ok)?;
+    let (tracker, pagemap) = open_tracking(live, &mut ls).map_err(Ok)?;
     let room = header_room(pid, crate::process::read_mappings(pid).len());
     let mut copy = LiveCopy {
         pid,
@@ -173,7 +169,6 @@ pub(super) fn write_live(
         // The first round reads them.
         known: Vec::new(),
         written: WriteStats::default(),
-        insn,
     };
     let r = copy.run(live, hold, &mut ls, stats);
     stats.bytes_written = copy.written.bytes_written;

@@ -170,7 +170,7 @@ impl LiveCopy<'_> {
         work: &Work,
         stats: &mut CoreStats,
     ) -> Result<Option<Stopped<'l>>, SnapshotError> {
-        let Ok(f) = stopped.fork_copy(self.insn) else {
+        let Ok(f) = stopped.fork_copy() else {
             return Ok(Some(stopped));
         };
         stats.clone = f.clone;

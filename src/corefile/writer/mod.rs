@@ -23,9 +23,7 @@ pub mod maps;
 pub mod notes;
 mod write;
 
-pub use fork::{
-    find_syscall, fork_feasible, injection_feasible as syscall_injection_feasible, Infeasible,
-};
+pub use fork::{fork_feasible, injection_feasible as syscall_injection_feasible, Infeasible};
 pub use live::LiveStats;
 use write::{write_file, Facts};
 
@@ -185,22 +183,21 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
     let mut mode = opts.mode;
     // Fork and live mode both run syscalls in the target; a fork needs room.
     let feasible = match mode {
-        Mode::Stop => Ok(None),
-        Mode::Live => injection_feasible(pid, live, opts.inject_under_seccomp).map(Some),
+        Mode::Stop => Ok(false),
+        Mode::Live => injection_feasible(pid, live, opts.inject_under_seccomp).map(|()| true),
         Mode::Fork => injection_feasible(pid, live, opts.inject_under_seccomp)
-            .and_then(|a| fork::memory_headroom(pid).map(|()| Some(a))),
+            .and_then(|()| fork::memory_headroom(pid).map(|()| true)),
     };
-    let insn = feasible.unwrap_or_else(|why| {
+    let injects = feasible.unwrap_or_else(|why| {
         stats.fallback.push((mode, why.to_string()));
         mode = Mode::Stop;
-        None
+        false
     });
-    if let (Mode::Live, Some(a)) = (mode, insn) {
+    if mode == Mode::Live && injects {
         match live::write_live(
             live,
             &tmp.file,
             &opts.dest,
-            a,
             (filter, opts.hold),
             &mut stats,
         ) {
@@ -229,8 +226,8 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
     stats.threads = threads.len();
 
     let mut child = None;
-    if let (Mode::Fork, Some(a)) = (mode, insn) {
-        match stopped.fork_copy(a) {
+    if mode == Mode::Fork && injects {
+        match stopped.fork_copy() {
             Ok(f) => {
                 stats.clone = f.clone;
                 child = Some(f.child);
@@ -291,17 +288,14 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
     finish(tmp, &opts.dest, stats, start)
 }
 
-/// Whether syscalls can be run in the target (fork and live mode), and at
-/// which `syscall` instruction; `Err(why)` if not.
-fn injection_feasible(
-    pid: i32,
-    live: &LiveProcess,
-    under_seccomp: bool,
-) -> Result<u64, Infeasible> {
+/// Whether syscalls can be run in the target (fork and live mode);
+/// `Err(why)` if not. The tracer finds the instructions it runs them with
+/// itself, in a stop (`tracer/rescue.rs`).
+fn injection_feasible(pid: i32, live: &LiveProcess, under_seccomp: bool) -> Result<(), Infeasible> {
     fork::injection_feasible(pid, under_seccomp)?;
     // Best effort: without it, an injection is as safe as the tracer's life.
     let _ = live.prepare_injection();
-    find_syscall(pid, live.memory()).ok_or(Infeasible::NoSyscallInsn)
+    Ok(())
 }
 
 /// Saves the written temporary under `dest`, with the figures of the end.
