@@ -3,7 +3,6 @@
 
 use thiserror::Error;
 
-
 use crate::process::procfs;
 
 /// Why fork or live mode cannot be used on a target (goat then writes
@@ -75,4 +74,3 @@ pub fn memory_headroom(pid: i32) -> Result<(), Infeasible> {
     }
     Ok(())
 }
-

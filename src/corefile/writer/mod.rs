@@ -194,13 +194,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
         false
     });
     if mode == Mode::Live && injects {
-        match live::write_live(
-            live,
-            &tmp.file,
-            &opts.dest,
-            (filter, opts.hold),
-            &mut stats,
-        ) {
+        match live::write_live(live, &tmp.file, &opts.dest, (filter, opts.hold), &mut stats) {
             Ok(releasing) => {
                 stats.mode = Some(Mode::Live);
                 let r = finish(tmp, &opts.dest, stats, start);
