@@ -159,9 +159,8 @@ impl HeapLayout {
                 size: f.size.ok_or(missing(name))?,
             })
         };
-        let off = |st: &'static str, path: &'static str| {
-            d.field_offset(st, path).ok_or(missing(path))
-        };
+        let off =
+            |st: &'static str, path: &'static str| d.field_offset(st, path).ok_or(missing(path));
         let size_of = |st: &'static str| {
             d.struct_layout(st)
                 .map(|l| l.size)
@@ -245,10 +244,7 @@ impl HeapLayout {
             }
         };
         let slots_of = |st: &'static str, names: &[&'static str]| -> Vec<u64> {
-            names
-                .iter()
-                .filter_map(|n| d.field_offset(st, n))
-                .collect()
+            names.iter().filter_map(|n| d.field_offset(st, n)).collect()
         };
         let cleanup_slots = match d.struct_layout("runtime.specialCleanup") {
             None => Vec::new(),
@@ -290,13 +286,18 @@ impl HeapLayout {
             next: m("next")?,
         };
 
+        // `finblock` became `finBlock` in Go 1.25.
+        let finblock = ["runtime.finBlock", "runtime.finblock"]
+            .into_iter()
+            .find(|name| d.struct_layout(name).is_some())
+            .unwrap_or("runtime.finblock");
         let finq = (|| -> Result<FinQueueFields, HeapError> {
             Ok(FinQueueFields {
                 allfin: var("runtime.allfin")?,
-                alllink: off("runtime.finblock", "alllink")?,
-                cnt: field("runtime.finblock", "cnt")?,
-                fin: off("runtime.finblock", "fin")?,
-                block_size: size_of("runtime.finblock")?,
+                alllink: off(finblock, "alllink")?,
+                cnt: field(finblock, "cnt")?,
+                fin: off(finblock, "fin")?,
+                block_size: size_of(finblock)?,
                 entry_size: size_of("runtime.finalizer")?,
                 entry_slots: slots_of("runtime.finalizer", &["fn", "arg", "fint", "ot"]),
             })
@@ -333,9 +334,8 @@ impl HeapLayout {
 /// default from Go 1.26 (`GOEXPERIMENT=nogreenteagc` turns it off), an
 /// experiment in Go 1.25 (`GOEXPERIMENT=greenteagc`).
 fn green_tea(minor: u32, goexperiment: Option<&str>) -> bool {
-    let named = |name: &str| {
-        goexperiment.is_some_and(|list| list.split(',').any(|e| e.trim() == name))
-    };
+    let named =
+        |name: &str| goexperiment.is_some_and(|list| list.split(',').any(|e| e.trim() == name));
     match minor {
         0..=24 => false,
         25 => named("greenteagc"),
@@ -361,9 +361,19 @@ mod tests {
     fn a_field_reads_its_own_width() {
         let bytes = [1u8, 2, 3, 4, 5, 6, 7, 8, 9];
         assert_eq!(Field { off: 1, size: 2 }.get(&bytes), Some(0x0302));
-        assert_eq!(Field { off: 1, size: 8 }.get(&bytes), Some(0x0908070605040302));
+        assert_eq!(
+            Field { off: 1, size: 8 }.get(&bytes),
+            Some(0x0908070605040302)
+        );
         assert_eq!(Field { off: 2, size: 8 }.get(&bytes), None);
         assert_eq!(Field { off: 0, size: 3 }.get(&bytes), None);
-        assert_eq!(Field { off: u64::MAX, size: 8 }.get(&bytes), None);
+        assert_eq!(
+            Field {
+                off: u64::MAX,
+                size: 8
+            }
+            .get(&bytes),
+            None
+        );
     }
 }

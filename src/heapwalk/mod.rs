@@ -14,13 +14,13 @@
 // Parses what the target holds: no `unsafe` is needed here.
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod hostile_tests;
 mod layout;
 mod marks;
 mod pointers;
 mod roots;
 mod spans;
-#[cfg(test)]
-mod hostile_tests;
 
 use thiserror::Error;
 
@@ -130,11 +130,7 @@ impl Heap {
         Self::load_with(layout, mem, bias)
     }
 
-    fn load_with(
-        layout: HeapLayout,
-        mem: &dyn Memory,
-        bias: u64,
-    ) -> Result<Heap, HeapError> {
+    fn load_with(layout: HeapLayout, mem: &dyn Memory, bias: u64) -> Result<Heap, HeapError> {
         let mheap = layout.mheap.wrapping_add(bias);
         let loaded = spans::load_spans(mem, &layout, mheap)?;
         let arenas = match layout.metadata {
@@ -174,7 +170,10 @@ impl Heap {
     /// The allocated object containing `addr`, if any (free slots and
     /// non-heap addresses: None).
     pub fn object_of(&self, addr: u64) -> Option<Object> {
-        let i = self.spans.partition_point(|s| s.base <= addr).checked_sub(1)?;
+        let i = self
+            .spans
+            .partition_point(|s| s.base <= addr)
+            .checked_sub(1)?;
         let s = self.spans.get(i)?;
         if addr >= s.end() {
             return None;
@@ -209,10 +208,11 @@ impl Heap {
                 .allocated
                 .get(s.bits_at..s.bits_at + s.words())
                 .unwrap_or(&[]);
-            words.iter().enumerate().flat_map(move |(w, &bits)| {
-                SetBits(bits).map(move |b| (w * 64 + b) as u32)
-            })
-            .filter_map(move |index| self.slot(i, index))
+            words
+                .iter()
+                .enumerate()
+                .flat_map(move |(w, &bits)| SetBits(bits).map(move |b| (w * 64 + b) as u32))
+                .filter_map(move |index| self.slot(i, index))
         })
     }
 
@@ -264,7 +264,11 @@ impl Heap {
 
 /// The heapArena of every arena a span touches (Go 1.19–1.21, whose heap
 /// bitmap lives there).
-fn read_arenas(mem: &dyn Memory, arenas_field: u64, spans: &[Span]) -> Result<Vec<(u64, u64)>, HeapError> {
+fn read_arenas(
+    mem: &dyn Memory,
+    arenas_field: u64,
+    spans: &[Span],
+) -> Result<Vec<(u64, u64)>, HeapError> {
     let l2 = mem
         .read_u64(arenas_field)
         .map_err(|fault| HeapError::Unreadable {
@@ -312,4 +316,3 @@ impl Iterator for SetBits {
         Some(i)
     }
 }
-

@@ -88,12 +88,21 @@ fn per_arena(
     Some(())
 }
 
-fn two_bit(heap: &Heap, mem: &dyn Memory, bitmap: u64, obj: &Object, out: &mut Vec<u64>) -> Option<()> {
+fn two_bit(
+    heap: &Heap,
+    mem: &dyn Memory,
+    bitmap: u64,
+    obj: &Object,
+    out: &mut Vec<u64>,
+) -> Option<()> {
     per_arena(heap, obj.base, obj.size, |ha, at, word, words| {
         let first = word / 4;
         let last = (word + words - 1) / 4;
         let bytes = mem
-            .read_vec(ha.checked_add(bitmap)?.checked_add(first)?, usize::try_from(last - first + 1).ok()?)
+            .read_vec(
+                ha.checked_add(bitmap)?.checked_add(first)?,
+                usize::try_from(last - first + 1).ok()?,
+            )
             .ok()?;
         for i in 0..words {
             let w = word + i;
@@ -139,7 +148,11 @@ fn one_bit(
             let chunk = u64::from_le_bytes(bits.get(k * 8..k * 8 + 8)?.try_into().ok()?);
             let off = w % 64;
             let valid = (64 - off).min(words - i);
-            let mask = if valid == 64 { u64::MAX } else { (1u64 << valid) - 1 };
+            let mask = if valid == 64 {
+                u64::MAX
+            } else {
+                (1u64 << valid) - 1
+            };
             let mut m = (chunk >> off) & mask;
             while m != 0 {
                 let b = u64::from(m.trailing_zeros());
@@ -166,7 +179,10 @@ fn span_end_bits(
     out: &mut Vec<u64>,
 ) -> Option<()> {
     let span_size = span.npages.checked_mul(super::PAGE_SIZE)?;
-    let mut bits_base = span.base.checked_add(span_size)?.checked_sub(span_size / 64)?;
+    let mut bits_base = span
+        .base
+        .checked_add(span_size)?
+        .checked_sub(span_size / 64)?;
     if inline_mark_bits && span.elemsize >= 16 {
         bits_base = bits_base.checked_sub(INLINE_MARK_BITS_SIZE)?;
     }
@@ -175,7 +191,10 @@ fn span_end_bits(
     let from = first / 8;
     let to = (first + words).div_ceil(8);
     let bytes = mem
-        .read_vec(bits_base.checked_add(from)?, usize::try_from(to - from).ok()?)
+        .read_vec(
+            bits_base.checked_add(from)?,
+            usize::try_from(to - from).ok()?,
+        )
         .ok()?;
     for i in 0..words {
         let w = first + i;
@@ -231,7 +250,10 @@ fn typed(
         .read_vec(gcdata, usize::try_from(ptr_words.div_ceil(8)).ok()?)
         .ok()?;
     let set: Vec<u64> = (0..ptr_words)
-        .filter(|w| mask.get((w / 8) as usize).is_some_and(|b| b >> (w % 8) & 1 != 0))
+        .filter(|w| {
+            mask.get((w / 8) as usize)
+                .is_some_and(|b| b >> (w % 8) & 1 != 0)
+        })
         .map(|w| w * 8)
         .collect();
     // The mask tiles the object every `size` bytes (an array of the type).

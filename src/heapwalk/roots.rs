@@ -63,9 +63,7 @@ pub struct Roots {
 impl Roots {
     /// The name of the package variable `slot` is in, if known.
     pub fn name(&self, slot: &RootSlot) -> Option<&str> {
-        self.symbols
-            .get(slot.symbol? as usize)
-            .map(String::as_str)
+        self.symbols.get(slot.symbol? as usize).map(String::as_str)
     }
 
     /// Every slot's value (what marking starts from).
@@ -120,7 +118,10 @@ impl Names {
     }
 
     fn of(&self, addr: u64) -> Option<u32> {
-        let i = self.ranges.partition_point(|r| r.0 <= addr).checked_sub(1)?;
+        let i = self
+            .ranges
+            .partition_point(|r| r.0 <= addr)
+            .checked_sub(1)?;
         let (_, end, name) = *self.ranges.get(i)?;
         (addr < end).then_some(name)
     }
@@ -153,8 +154,20 @@ fn modules(
                 .unwrap_or(0)
         };
         let sections = [
-            (RootKind::Data, word(m.data), word(m.edata), m.gcdata_n.get(&md), word(m.gcdata_bytes)),
-            (RootKind::Bss, word(m.bss), word(m.ebss), m.gcbss_n.get(&md), word(m.gcbss_bytes)),
+            (
+                RootKind::Data,
+                word(m.data),
+                word(m.edata),
+                m.gcdata_n.get(&md),
+                word(m.gcdata_bytes),
+            ),
+            (
+                RootKind::Bss,
+                word(m.bss),
+                word(m.ebss),
+                m.gcbss_n.get(&md),
+                word(m.gcbss_bytes),
+            ),
         ];
         for (kind, lo, hi, n, mask) in sections {
             if let Err(why) = section(mem, kind, lo, hi, n.unwrap_or(0), mask, names, roots) {
@@ -179,9 +192,15 @@ fn section(
     names: &Names,
     roots: &mut Roots,
 ) -> Result<(), String> {
-    let what = if kind == RootKind::Data { "data" } else { "bss" };
+    let what = if kind == RootKind::Data {
+        "data"
+    } else {
+        "bss"
+    };
     if hi < lo || hi - lo > MAX_SECTION {
-        return Err(format!("the {what} section [{lo:#x}, {hi:#x}) is not a section"));
+        return Err(format!(
+            "the {what} section [{lo:#x}, {hi:#x}) is not a section"
+        ));
     }
     let words = ((hi - lo) / 8).min(n);
     if words == 0 {
@@ -196,7 +215,9 @@ fn section(
         let copy = mem.read_vec(chunk_start, (chunk_end - chunk_start) as usize);
         let mut w = (chunk_start - lo) / 8;
         while lo + w * 8 < chunk_end {
-            let set = bits.get((w / 8) as usize).is_some_and(|b| b >> (w % 8) & 1 != 0);
+            let set = bits
+                .get((w / 8) as usize)
+                .is_some_and(|b| b >> (w % 8) & 1 != 0);
             if set {
                 let addr = lo + w * 8;
                 let value = match &copy {
@@ -255,7 +276,9 @@ fn finalizer_queue(mem: &dyn Memory, heap: &Heap, bias: u64, roots: &mut Roots) 
             return;
         }
         let Ok(head) = mem.read_vec(block, q.fin as usize) else {
-            roots.unreadable.push(format!("a finalizer block at {block:#x}"));
+            roots
+                .unreadable
+                .push(format!("a finalizer block at {block:#x}"));
             return;
         };
         let cnt = q.cnt.get(&head).unwrap_or(0).min(capacity);
@@ -282,14 +305,17 @@ fn specials(mem: &dyn Memory, heap: &Heap, roots: &mut Roots) {
         let mut at = span.specials;
         while at != 0 {
             if followed >= MAX_SPECIALS {
-                roots.unreadable.push("specials: more than any heap holds".into());
+                roots
+                    .unreadable
+                    .push("specials: more than any heap holds".into());
                 return;
             }
             followed += 1;
             let Ok(head) = mem.read_vec(at, sp.header_size as usize) else {
-                roots
-                    .unreadable
-                    .push(format!("a special record at {at:#x} (span {:#x})", span.base));
+                roots.unreadable.push(format!(
+                    "a special record at {at:#x} (span {:#x})",
+                    span.base
+                ));
                 break;
             };
             let kind = sp.kind.get(&head).unwrap_or(0) as u8;

@@ -67,13 +67,16 @@ pub(super) fn load_spans(
     let at = mheap
         .checked_add(layout.allspans)
         .ok_or(HeapError::Corrupt("mheap_.allspans overflows"))?;
-    let unreadable = |what: &'static str| move |fault: ReadFault| HeapError::Unreadable { what, fault };
+    let unreadable =
+        |what: &'static str| move |fault: ReadFault| HeapError::Unreadable { what, fault };
     let array = mem.read_u64(at).map_err(unreadable("mheap_.allspans"))?;
     let len = mem
         .read_u64(at + 8)
         .map_err(unreadable("mheap_.allspans"))?;
     if len > MAX_SPANS {
-        return Err(HeapError::Corrupt("mheap_.allspans is longer than any heap"));
+        return Err(HeapError::Corrupt(
+            "mheap_.allspans is longer than any heap",
+        ));
     }
     let mut spans = Vec::new();
     let mut bad_spans = 0;
@@ -170,7 +173,9 @@ fn parse_span(f: &SpanFields, b: &[u8]) -> Parsed {
             && elemsize > 0
             && nelems > 0
             && nelems <= u64::from(u32::MAX)
-            && elemsize.checked_mul(nelems).is_some_and(|used| used <= bytes)
+            && elemsize
+                .checked_mul(nelems)
+                .is_some_and(|used| used <= bytes)
     });
     if !fits {
         return Parsed::Bad;
