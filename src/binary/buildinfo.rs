@@ -32,6 +32,16 @@ impl BuildInfo {
             .find_map(|line| line.strip_prefix("path\t"))
             .map(|rest| rest.split('\t').next().unwrap_or(rest))
     }
+
+    /// The value of a `build\tKEY=VALUE` line of the module info
+    /// (`GOEXPERIMENT`, `-ldflags`, ...).
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.modinfo.lines().find_map(|line| {
+            line.strip_prefix("build\t")?
+                .strip_prefix(key)?
+                .strip_prefix('=')
+        })
+    }
 }
 
 pub(crate) fn parse(image: &Image) -> Option<BuildInfo> {

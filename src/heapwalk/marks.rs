@@ -1,0 +1,138 @@
+//! A mark bitmap over the heap's objects, shaped like the heap's own
+//! allocation bitmap (a bit per slot), grown in steps: each
+//! [`Marks::mark_from`] marks what new roots reach and scans only the
+//! objects it newly marked, so an object is scanned at most once over the
+//! life of the marks.
+
+use std::collections::HashSet;
+
+use crate::process::Memory;
+
+use super::{Heap, Object};
+
+/// Bytes of an object read at once when scanning it.
+const READ_CHUNK: u64 = 256 << 10;
+
+pub struct Marks {
+    bits: Vec<u64>,
+    objects: u64,
+    bytes: u64,
+}
+
+impl Marks {
+    pub fn new(heap: &Heap) -> Marks {
+        Marks {
+            bits: vec![0; heap.allocated_words()],
+            objects: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Marks every object reachable from the pointer *values* `roots`,
+    /// transitively, never following the words whose addresses are in
+    /// `skip`. Each object is scanned at most once over the Marks' life;
+    /// work and memory are bounded by the heap's size (the work list holds
+    /// each object at most once). Returns how many objects this call newly
+    /// marked.
+    pub fn mark_from(
+        &mut self,
+        heap: &Heap,
+        mem: &dyn Memory,
+        roots: impl IntoIterator<Item = u64>,
+        skip: &HashSet<u64>,
+    ) -> u64 {
+        let before = self.objects;
+        let mut work: Vec<Object> = Vec::new();
+        for value in roots {
+            self.mark(heap, value, &mut work);
+        }
+        let mut slots = Vec::new();
+        let mut buf = Vec::new();
+        while let Some(obj) = work.pop() {
+            slots.clear();
+            heap.pointer_slots(mem, &obj, &mut slots);
+            slots.retain(|s| !skip.contains(s));
+            slots.sort_unstable();
+            slots.dedup();
+            // Slots come in address order; read the object a chunk at a
+            // time and take each slot's value from the copy.
+            let mut i = 0;
+            while i < slots.len() {
+                let from = slots[i];
+                let end = obj.base.saturating_add(obj.size);
+                let to = from.saturating_add(READ_CHUNK).min(end);
+                let len = to.saturating_sub(from) as usize;
+                buf.resize(len, 0);
+                let readable = mem.read(from, &mut buf).is_ok();
+                while i < slots.len() && slots[i].saturating_add(8) <= to {
+                    let slot = slots[i];
+                    i += 1;
+                    let value = if readable {
+                        let at = slot.saturating_sub(from) as usize;
+                        buf.get(at..at.saturating_add(8))
+                            .and_then(|b| b.try_into().ok())
+                            .map(u64::from_le_bytes)
+                    } else {
+                        read_word(mem, slot)
+                    };
+                    if let Some(v) = value {
+                        self.mark(heap, v, &mut work);
+                    }
+                }
+                // A slot too close to the object's end for a whole word
+                // (hostile metadata) is skipped.
+                if i < slots.len() && slots[i].saturating_add(8) > to && to == end {
+                    i += 1;
+                }
+            }
+        }
+        self.objects - before
+    }
+
+    fn mark(&mut self, heap: &Heap, value: u64, work: &mut Vec<Object>) {
+        let Some(obj) = heap.object_of(value) else {
+            return;
+        };
+        let Some(span) = heap.spans().get(obj.span as usize) else {
+            return;
+        };
+        let at = span.bits_at + obj.index as usize / 64;
+        let Some(word) = self.bits.get_mut(at) else {
+            return;
+        };
+        let bit = 1u64 << (obj.index % 64);
+        if *word & bit != 0 {
+            return;
+        }
+        *word |= bit;
+        self.objects += 1;
+        self.bytes += obj.size;
+        if !obj.noscan {
+            work.push(obj);
+        }
+    }
+
+    /// Whether `addr` is inside a marked object.
+    pub fn is_marked(&self, heap: &Heap, addr: u64) -> bool {
+        let Some(obj) = heap.object_of(addr) else {
+            return false;
+        };
+        let Some(span) = heap.spans().get(obj.span as usize) else {
+            return false;
+        };
+        self.bits
+            .get(span.bits_at + obj.index as usize / 64)
+            .is_some_and(|w| w >> (obj.index % 64) & 1 != 0)
+    }
+
+    /// Marked objects and their bytes.
+    pub fn marked(&self) -> (u64, u64) {
+        (self.objects, self.bytes)
+    }
+}
+
+fn read_word(mem: &dyn Memory, addr: u64) -> Option<u64> {
+    let mut b = [0u8; 8];
+    mem.read(addr, &mut b).ok()?;
+    Some(u64::from_le_bytes(b))
+}

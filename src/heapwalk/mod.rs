@@ -1,0 +1,318 @@
+//! The Go heap of a target (a core, or a consistent copy of a live
+//! process): its spans and allocated objects ([`Heap`]), which words of an
+//! object may hold pointers ([`Heap::pointer_slots`]), the roots that are
+//! not goroutine stacks ([`global_roots`]) and a mark over the objects
+//! ([`Marks`]), for every release goat reads (Go 1.19 to 1.27).
+//!
+//! The runtime's own structures are the source: `mheap_.allspans` and each
+//! span's `allocBits`/`freeindex` for what is allocated; the heap bitmap
+//! (before 1.22) or allocation headers, span-end heap bits and `largeType`
+//! (1.22+) for pointers; `moduledata.gcdatamask`/`gcbssmask`, the
+//! finalizer queue and span specials for roots. Their offsets come from
+//! DWARF only: without it goat says so ([`HeapError::NoDwarf`]).
+
+// Parses what the target holds: no `unsafe` is needed here.
+#![forbid(unsafe_code)]
+
+#[cfg(test)]
+mod hostile_tests;
+mod layout;
+mod marks;
+mod pointers;
+mod roots;
+mod spans;
+
+use thiserror::Error;
+
+use crate::goruntime::GoProgram;
+use crate::process::{Memory, MemoryExt, ReadFault};
+
+pub use marks::Marks;
+pub use roots::{global_roots, RootKind, RootSlot, Roots};
+
+use layout::{HeapLayout, PointerMetadata};
+use spans::{Span, PAGE_SIZE};
+
+#[derive(Debug, Error)]
+pub enum HeapError {
+    #[error("the executable has no DWARF, and goat reads the Go heap's structures (mheap, mspan) only from it: rebuild without -ldflags=-w")]
+    NoDwarf,
+    #[error("the executable's DWARF lacks {0}, which the heap walker needs")]
+    Missing(&'static str),
+    #[error("cannot read {what}: {fault}")]
+    Unreadable {
+        what: &'static str,
+        #[source]
+        fault: ReadFault,
+    },
+    #[error("the runtime's heap looks corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+/// How sure [`Heap::pointer_slots`] is of the words it gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// From the runtime's pointer metadata: the words the GC would scan.
+    Exact,
+    /// The metadata could not be read: every aligned word of the object.
+    Conservative,
+}
+
+/// One allocated heap object (a slot of an in-use span).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Object {
+    pub base: u64,
+    /// The slot's size (the size class, or the whole span for a large
+    /// object), as the runtime accounts it.
+    pub size: u64,
+    /// The span holds no pointers (`spanclass` noscan).
+    pub noscan: bool,
+    /// The span's index in [`Heap`] and the slot's index in the span.
+    pub span: u32,
+    pub index: u32,
+}
+
+/// Counts over the heap, and the runtime's own accounting read from the
+/// target where its DWARF names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeapTotals {
+    /// Allocated objects (a tiny block counts once, as `MemStats.HeapObjects`
+    /// counts it) and their bytes (slot sizes, as `MemStats.HeapAlloc`).
+    pub objects: u64,
+    pub bytes: u64,
+    /// In-use spans and their pages.
+    pub spans: u64,
+    pub pages: u64,
+    /// Spans `allspans` lists that could not be read or did not hold
+    /// together (skipped).
+    pub bad_spans: u64,
+    /// In-use spans whose allocated slots differ from their `allocCount`
+    /// (a span mid-allocation, or an unreadable `allocBits`).
+    pub count_mismatches: u64,
+    /// `mheap_.pagesInUse`.
+    pub runtime_pages_in_use: Option<u64>,
+    /// `gcController.heapMarked`: bytes marked by the last GC.
+    pub runtime_heap_marked: Option<u64>,
+    /// `gcController.heapLive`: bytes the GC pacer counts as live (marked,
+    /// plus whole spans cached since).
+    pub runtime_heap_live: Option<u64>,
+}
+
+/// What the runtime's span structures say, loaded once.
+pub struct Heap {
+    spans: Vec<Span>,
+    /// A bit per slot of every span (`Span::bits_at`): allocated.
+    allocated: Vec<u64>,
+    metadata: PointerMetadata,
+    /// Go 1.19–1.21: `(arena index, heapArena address)`, sorted.
+    arenas: Vec<(u64, u64)>,
+    totals: HeapTotals,
+    layout: HeapLayout,
+}
+
+/// `heapArenaBytes` on linux/amd64: 64 MiB.
+const ARENA_BYTES: u64 = 64 << 20;
+/// `arenaBaseOffset` on linux/amd64, and `1 << arenaL2Bits` (arenaL1Bits
+/// is 0 there: `mheap_.arenas[0]` is the one array of arena pointers).
+const ARENA_BASE_OFFSET: u64 = 0xffff_8000_0000_0000;
+const ARENA_L2_ENTRIES: u64 = 1 << 22;
+
+fn arena_index(addr: u64) -> u64 {
+    addr.wrapping_sub(ARENA_BASE_OFFSET) / ARENA_BYTES
+}
+
+impl Heap {
+    /// Reads mheap_ (arenas / span index, in-use spans, each span's element
+    /// size, alloc bits, noscan) from `mem`. `bias` is the executable's
+    /// load bias (PIE), as GoProgram uses it.
+    pub fn load(prog: &GoProgram, mem: &dyn Memory, bias: u64) -> Result<Heap, HeapError> {
+        let layout = HeapLayout::load(prog)?;
+        Self::load_with(layout, mem, bias)
+    }
+
+    fn load_with(layout: HeapLayout, mem: &dyn Memory, bias: u64) -> Result<Heap, HeapError> {
+        let mheap = layout.mheap.wrapping_add(bias);
+        let loaded = spans::load_spans(mem, &layout, mheap)?;
+        let arenas = match layout.metadata {
+            PointerMetadata::Headers { .. } => Vec::new(),
+            _ => read_arenas(mem, mheap.wrapping_add(layout.arenas), &loaded.spans)?,
+        };
+        let read_opt = |addr: Option<u64>| addr.and_then(|a| mem.read_u64(a).ok());
+        let mut totals = HeapTotals {
+            bad_spans: loaded.bad_spans,
+            count_mismatches: loaded.count_mismatches,
+            runtime_pages_in_use: read_opt(layout.pages_in_use.map(|o| mheap.wrapping_add(o))),
+            runtime_heap_marked: read_opt(layout.heap_marked.map(|a| a.wrapping_add(bias))),
+            runtime_heap_live: read_opt(layout.heap_live.map(|a| a.wrapping_add(bias))),
+            ..HeapTotals::default()
+        };
+        for s in &loaded.spans {
+            let words = loaded
+                .allocated
+                .get(s.bits_at..s.bits_at + s.words())
+                .unwrap_or(&[]);
+            let n: u64 = words.iter().map(|w| u64::from(w.count_ones())).sum();
+            totals.objects += n;
+            totals.bytes += n * s.elemsize;
+            totals.spans += 1;
+            totals.pages += s.npages;
+        }
+        Ok(Heap {
+            spans: loaded.spans,
+            allocated: loaded.allocated,
+            metadata: layout.metadata,
+            arenas,
+            totals,
+            layout,
+        })
+    }
+
+    /// The allocated object containing `addr`, if any (free slots and
+    /// non-heap addresses: None).
+    pub fn object_of(&self, addr: u64) -> Option<Object> {
+        let i = self
+            .spans
+            .partition_point(|s| s.base <= addr)
+            .checked_sub(1)?;
+        let s = self.spans.get(i)?;
+        if addr >= s.end() {
+            return None;
+        }
+        let index = (addr - s.base) / s.elemsize;
+        if index >= u64::from(s.nelems) {
+            return None;
+        }
+        self.slot(i, index as u32)
+    }
+
+    /// The object in slot `index` of span `span`, when allocated.
+    fn slot(&self, span: usize, index: u32) -> Option<Object> {
+        let s = self.spans.get(span)?;
+        let word = self.allocated.get(s.bits_at + index as usize / 64)?;
+        if word >> (index % 64) & 1 == 0 {
+            return None;
+        }
+        Some(Object {
+            base: s.base + u64::from(index) * s.elemsize,
+            size: s.elemsize,
+            noscan: s.noscan,
+            span: span as u32,
+            index,
+        })
+    }
+
+    /// Every allocated object, in address order.
+    pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
+        self.spans.iter().enumerate().flat_map(move |(i, s)| {
+            let words = self
+                .allocated
+                .get(s.bits_at..s.bits_at + s.words())
+                .unwrap_or(&[]);
+            words
+                .iter()
+                .enumerate()
+                .flat_map(move |(w, &bits)| SetBits(bits).map(move |b| (w * 64 + b) as u32))
+                .filter_map(move |index| self.slot(i, index))
+        })
+    }
+
+    /// Appends the addresses of `obj`'s words that may hold pointers: from
+    /// the release's pointer metadata, or every aligned word when the
+    /// metadata cannot be read ([`Precision::Conservative`]).
+    pub fn pointer_slots(&self, mem: &dyn Memory, obj: &Object, out: &mut Vec<u64>) -> Precision {
+        if obj.noscan {
+            return Precision::Exact;
+        }
+        let Some(span) = self.spans.get(obj.span as usize) else {
+            return Precision::Exact;
+        };
+        match pointers::slots(self, span, mem, obj, out) {
+            Some(()) => Precision::Exact,
+            None => {
+                let words = obj.size / 8;
+                out.extend((0..words).map(|w| obj.base + w * 8));
+                Precision::Conservative
+            }
+        }
+    }
+
+    /// Totals: objects and bytes allocated, spans in use, and the runtime's
+    /// own accounting read from the target.
+    pub fn totals(&self) -> HeapTotals {
+        self.totals
+    }
+
+    /// How many in-use spans; every [`Object::span`] is below it.
+    pub fn span_count(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+
+    fn allocated_words(&self) -> usize {
+        self.allocated.len()
+    }
+
+    fn arena(&self, addr: u64) -> Option<u64> {
+        let ai = arena_index(addr);
+        let i = self.arenas.binary_search_by_key(&ai, |a| a.0).ok()?;
+        self.arenas.get(i).map(|a| a.1)
+    }
+}
+
+/// The heapArena of every arena a span touches (Go 1.19–1.21, whose heap
+/// bitmap lives there).
+fn read_arenas(
+    mem: &dyn Memory,
+    arenas_field: u64,
+    spans: &[Span],
+) -> Result<Vec<(u64, u64)>, HeapError> {
+    let l2 = mem
+        .read_u64(arenas_field)
+        .map_err(|fault| HeapError::Unreadable {
+            what: "mheap_.arenas",
+            fault,
+        })?;
+    let mut indices: Vec<u64> = Vec::new();
+    for s in spans {
+        let first = arena_index(s.base);
+        let last = arena_index(s.end() - 1);
+        // A span covers at most its own pages' arenas (bounded by
+        // ARENA_L2_ENTRIES in all).
+        let mut ai = first;
+        while ai <= last && ai < ARENA_L2_ENTRIES && indices.len() < ARENA_L2_ENTRIES as usize {
+            if indices.last() != Some(&ai) {
+                indices.push(ai);
+            }
+            ai += 1;
+        }
+    }
+    indices.sort_unstable();
+    indices.dedup();
+    let mut out = Vec::with_capacity(indices.len());
+    for ai in indices {
+        if let Ok(ha) = mem.read_u64(l2.wrapping_add(ai * 8)) {
+            if ha != 0 {
+                out.push((ai, ha));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The indices of the set bits of a word, lowest first.
+struct SetBits(u64);
+
+impl Iterator for SetBits {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let i = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(i)
+    }
+}
