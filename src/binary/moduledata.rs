@@ -49,6 +49,8 @@ pub(crate) struct ModuleData {
     pub gofunc: Option<u64>,
     /// Link-time `[types, etypes)`.
     pub types: Option<(u64, u64)>,
+    /// Link-time `rodata`, the word before `gofunc`.
+    pub rodata: Option<u64>,
 }
 
 /// The pcHeader facts used to confirm a candidate.
@@ -75,6 +77,7 @@ pub(crate) fn locate(
         text,
         gofunc: gofunc.map(|g| g.1),
         types: gofunc.and_then(|(off, _)| types(image, addr, off)),
+        rodata: gofunc.and_then(|(off, _)| image.read_u64(addr.wrapping_add(off - 8))),
     })
 }
 

@@ -44,6 +44,8 @@ pub struct Pclntab {
     moduledata: Option<u64>,
     /// Link-time `[runtime.types, runtime.etypes)`.
     types: Option<(u64, u64)>,
+    /// Link-time `moduledata.rodata`, the base of stack objects' `gcdataoff`.
+    rodata: Option<u64>,
     funcnametab: Range<usize>,
     cutab: Range<usize>,
     filetab: Range<usize>,
@@ -177,6 +179,7 @@ impl Pclntab {
             types: symbol("runtime.types")
                 .zip(symbol("runtime.etypes"))
                 .or(md.and_then(|m| m.types)),
+            rodata: symbol("runtime.rodata").or(md.and_then(|m| m.rodata)),
             funcnametab: range_of(funcname_off),
             cutab: range_of(cu_off),
             filetab: range_of(file_off),
@@ -211,6 +214,12 @@ impl Pclntab {
     /// symbol, else from the moduledata).
     pub fn types(&self) -> Option<(u64, u64)> {
         self.types
+    }
+
+    /// Link-time `moduledata.rodata` (by symbol, else from the moduledata):
+    /// what a stack object record's `gcdataoff` counts from.
+    pub fn rodata(&self) -> Option<u64> {
+        self.rodata
     }
 
     /// The (entry offset, func offset) pair `i` of the functab.
@@ -309,6 +318,7 @@ impl Pclntab {
             entry: self.text_start.wrapping_add(u64::from(field(0))),
             name_off: field(1),
             args: field(2) as i32,
+            deferreturn: field(3),
             pcsp: field(4),
             pcfile: field(5),
             pcln: field(6),
@@ -396,6 +406,7 @@ pub struct Func<'a> {
     entry: u64,
     name_off: u32,
     args: i32,
+    deferreturn: u32,
     pcsp: u32,
     pcfile: u32,
     pcln: u32,
@@ -448,6 +459,13 @@ impl<'a> Func<'a> {
 
     pub fn args_size(&self) -> i32 {
         self.args
+    }
+
+    /// Offset from the entry of the function's `deferreturn` call, 0 when
+    /// it has none: where a frame that panicked continues if a deferred
+    /// call recovers (the runtime's stack scan looks its maps up there).
+    pub fn deferreturn(&self) -> u32 {
+        self.deferreturn
     }
 
     /// Line of the `func` keyword (Go 1.20+).

@@ -195,6 +195,7 @@ mod tests {
         link: 32,
         rangefunc: Some(1),
         head: Some(40),
+        heap: 0,
     };
 
     /// A `_defer` at `at` with this SP and link (no fn, not rangefunc).

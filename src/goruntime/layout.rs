@@ -35,6 +35,10 @@ pub struct GOffsets {
     /// commands, never copied per stop, so not counted in `size`.
     pub labels: u64,
     pub defers: u64,
+    /// `_panic` and `sched.ctxt`: pointers the GC's stack scan follows
+    /// (`stackroots`), read on demand like `_defer`.
+    pub panic: u64,
+    pub sched_ctxt: u64,
 }
 
 /// Offsets inside `runtime._defer`, a record of the goroutine's list of
@@ -53,6 +57,9 @@ pub struct DeferOffsets {
     /// loop body.
     pub rangefunc: Option<u64>,
     pub head: Option<u64>,
+    /// `heap` (a bool): the record was allocated on the heap, and the GC's
+    /// stack scan keeps it alive.
+    pub heap: u64,
 }
 
 /// Offsets inside `runtime.m`.
@@ -138,6 +145,8 @@ impl RuntimeLayout {
             parent_goid: d.field_offset("runtime.g", "parentGoid"),
             labels: g("labels")?,
             defers: g("_defer")?,
+            panic: g("_panic")?,
+            sched_ctxt: g("sched.ctxt")?,
         };
         let d_ = |path: &'static str| {
             d.field_offset("runtime._defer", path)
@@ -150,6 +159,7 @@ impl RuntimeLayout {
             link: d_("link")?,
             rangefunc: d.field_offset("runtime._defer", "rangefunc"),
             head: d.field_offset("runtime._defer", "head"),
+            heap: d_("heap")?,
         };
         goffs.size = goffs.max_field_end();
         let moffs = MOffsets {

@@ -26,6 +26,7 @@ mod model;
 pub mod precopy;
 mod signal_frame;
 mod stack_window;
+pub mod stackroots;
 mod table;
 mod unwind;
 pub mod vars;
@@ -43,6 +44,7 @@ pub use layout_check::Fit;
 pub use decode::{Decoder, CHUNK_GOROUTINES};
 pub use decoded::GoroutineView;
 pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, FrameRef, Goroutine, MachineRef};
+pub use stackroots::{stack_pointer_slots, StackScan};
 pub use unwind::PcHasher;
 pub use version::{GoVersion, OLDEST_SUPPORTED};
 

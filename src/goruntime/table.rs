@@ -57,6 +57,8 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)>
         parent_goid: None,
         labels: 360,
         defers: 40,
+        panic: 32,
+        sched_ctxt: 80,
     };
     // runtime.m: g0 has always been its first field.
     let m_until_1_24 = MOffsets {
@@ -156,6 +158,7 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)>
         link: 40,
         rangefunc: None,
         head: None,
+        heap: 1,
     };
     let defer = match version.minor {
         19 | 21 => defer,
@@ -163,6 +166,7 @@ pub fn offsets(version: GoVersion) -> Option<(GOffsets, MOffsets, DeferOffsets)>
             link: 32,
             rangefunc: Some(1),
             head: Some(40),
+            heap: 0,
             ..defer
         },
     };

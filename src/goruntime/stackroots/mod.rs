@@ -1,0 +1,345 @@
+//! A goroutine's stack roots exactly as the garbage collector scans them
+//! (runtime/mgcmark.go `scanstack` and `scanframeworker`, stkframe.go
+//! `getStackMap`, Go 1.19–1.27): for `goat why`, whose leak verdict is a
+//! mark from the goroutines that can still run. A dead slot that still
+//! holds an old pointer must not keep an object alive, or goat would
+//! disagree with the runtime; where goat cannot be precise it errs toward
+//! keeping things alive and says so.
+//!
+//! Per physical frame (inlined calls share it), with `fp` the caller's SP,
+//! `varp = fp - 8` (the return address), less 8 more for the saved frame
+//! pointer when the frame has room for one, and `argp = fp`:
+//! - the stack map index is `PCDATA_StackMapIndex` at `continpc - 1`
+//!   (`continpc` itself at the entry, and 0 when nothing is found): every
+//!   frame's PC, the innermost one's included, is where it will continue
+//!   after a call. A frame that called `sigpanic` continues at its
+//!   `deferreturn` (+1), or is dead if it has none;
+//! - locals: bit `i` of the locals map is the word at `varp - nbit*8 + 8i`;
+//!   args: bit `i` of the args map is the word at `argp + 8i` (with the
+//!   register ABI that area holds the spill slots, live where the map
+//!   says);
+//! - stack objects (address-taken locals) are scanned only when a live
+//!   pointer reaches them, by their own bitmaps;
+//! - `asyncPreempt` and `debugCallV2` frames, and the frame each
+//!   interrupted, are scanned word by word, and so is a frame whose maps
+//!   cannot be read, and the innermost frame of a goroutine caught running
+//!   (stopped at an arbitrary instruction, as the runtime never scans it).
+//!
+//! What this does not cover: registers. A goroutine running on a thread
+//! holds live pointers in that thread's registers (and, from Go 1.26, an
+//! asynchronously preempted one in its saved vector registers,
+//! `g.xRegs`): the caller takes them from the thread.
+
+mod maps;
+mod records;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use crate::binary::Func;
+use crate::process::{Memory, MemoryExt};
+
+use super::stack_window::StackWindow;
+use super::unwind::{unwind, PhysFrame, StartRegs, UnwindCache};
+use super::version::{G_RUNNING, G_SYSCALL};
+use super::{GoProgram, Goroutine};
+use state::{ScanState, StackObject};
+
+pub use maps::MapError;
+
+/// `abi.FuncFlagTopFrame`: the outermost frame of a goroutine (`goexit`).
+const FLAG_TOP_FRAME: u8 = 1;
+/// `abi.ArgsSizeUnknown`: the reflect stubs, whose argument size is found
+/// only at run time.
+const ARGS_SIZE_UNKNOWN: i32 = i32::MIN;
+/// The runtime's largest goroutine stack on 64-bit (`maxstacksize`, 1 GB,
+/// rounded to the power of two a stack size is).
+const MAX_STACK: u64 = 1 << 30;
+const WORD: u64 = 8;
+
+/// What [`stack_pointer_slots`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackScan {
+    /// Frames scanned from their stack maps.
+    pub precise_frames: u32,
+    /// Frames scanned word by word (asyncPreempt and the frame below it,
+    /// frames without maps, a map that could not be read): errs toward
+    /// keeping things alive.
+    pub conservative_frames: u32,
+    /// Why the scan stopped early, if it did (then the rest of the stack
+    /// was scanned conservatively, from the last frame to stack.hi).
+    pub incomplete: Option<String>,
+}
+
+/// The words of `g`'s stack the GC would treat as live pointers, and the
+/// pointer words of the goroutine's own records the GC scans with its
+/// stack (defer and panic records, g.ctxt where the runtime scans it).
+/// Appends *slot addresses* to `out` (the caller reads the values). `mem`
+/// holds the stopped target (or a core), `bias` is its load bias.
+pub fn stack_pointer_slots(
+    prog: &GoProgram,
+    mem: &dyn Memory,
+    bias: u64,
+    g: &Goroutine,
+    out: &mut Vec<u64>,
+) -> StackScan {
+    let mut scan = StackScan::default();
+    let layout = prog.layout();
+    let field = |off: u64| g.gp.checked_add(off).and_then(|a| mem.read_u64(a).ok());
+    let bounds = field(layout.g.stack_lo)
+        .zip(field(layout.g.stack_hi))
+        .filter(|&(lo, hi)| lo < hi && hi - lo <= MAX_STACK);
+    let Some((lo, hi)) = bounds else {
+        scan.incomplete = Some(format!(
+            "no stack bounds in runtime.g at {:#x}: its stack was not scanned",
+            g.gp
+        ));
+        // The records do not depend on the stack; a stack of nothing.
+        let mut st = ScanState::new(mem, 0, 0, out);
+        let _ = records::scan(layout, g.gp, &mut st);
+        return scan;
+    };
+    let start = g.frames.first().map(|f| (f.pc, f.sp));
+    let window_from = start
+        .map(|(_, sp)| sp)
+        .filter(|&sp| sp >= lo && sp < hi)
+        .unwrap_or(lo);
+    let mut window = Vec::new();
+    let stack = StackWindow::new(mem, window_from, hi, &mut window);
+    let mut st = ScanState::new(&stack, lo, hi, out);
+
+    let walked = match (start, prog.binary().pclntab()) {
+        (Some((pc, sp)), Ok(tab)) => {
+            let regs = StartRegs {
+                pc,
+                sp,
+                trap: g.status_code == G_RUNNING,
+                syscall: g.status_code == G_SYSCALL,
+            };
+            let unwound = unwind(&stack, tab, bias, regs, &mut UnwindCache::default());
+            let walk = Walk {
+                prog,
+                tab,
+                bias,
+                running: g.status_code == G_RUNNING,
+            };
+            walk.frames(&unwound.frames, &mut st, &mut scan)
+                .map(|rest_from| (rest_from, unwound.error.map(|e| e.to_string())))
+                .unwrap_or_else(|(rest_from, why)| (rest_from, Some(why)))
+        }
+        (None, _) => {
+            let sp = field(layout.g.sched_sp)
+                .filter(|&sp| sp >= lo && sp < hi)
+                .unwrap_or(lo);
+            let why = g.unreadable.as_deref().unwrap_or("no frames were decoded");
+            (sp, Some(why.to_string()))
+        }
+        (_, Err(e)) => (window_from, Some(e.to_string())),
+    };
+    if let (rest_from, Some(why)) = walked {
+        st.words(rest_from, hi, true);
+        scan.incomplete = Some(why);
+    }
+    if let Some(why) = records::scan(layout, g.gp, &mut st) {
+        scan.incomplete.get_or_insert(why);
+    }
+    st.trace_objects(prog.binary());
+    if st.overflowed {
+        scan.incomplete = Some(format!(
+            "more than {} pointer slots: the rest were left out",
+            st.max_slots
+        ));
+    } else if st.dropped_objects {
+        scan.incomplete
+            .get_or_insert_with(|| "too many stack objects: some were not followed".into());
+    }
+    scan
+}
+
+/// The frame walk's fixed inputs.
+struct Walk<'p> {
+    prog: &'p GoProgram,
+    tab: &'p crate::binary::Pclntab,
+    bias: u64,
+    /// The goroutine is on a thread: its innermost PC is any instruction.
+    running: bool,
+}
+
+/// Where a frame keeps what the GC scans (runtime `stkframe`).
+#[derive(Debug, Clone, Copy)]
+struct FrameAddrs {
+    sp: u64,
+    varp: u64,
+    argp: u64,
+}
+
+impl Walk<'_> {
+    /// Scans `frames` (innermost first). `Ok(end)` when the walk reached
+    /// the goroutine's outermost frame; else where the conservative scan
+    /// of the rest starts and why.
+    fn frames(
+        &self,
+        frames: &[PhysFrame],
+        st: &mut ScanState<'_>,
+        scan: &mut StackScan,
+    ) -> Result<u64, (u64, String)> {
+        let Some(first) = frames.first() else {
+            return Err((st.lo, "no frames".into()));
+        };
+        let mut rest_from = first.sp;
+        // The frame below was asyncPreempt or debugCallV2 (`state.conservative`).
+        let mut conservative_next = false;
+        let mut callee_sigpanic = false;
+        let mut last_flag = 0u8;
+        for (i, frame) in frames.iter().enumerate() {
+            let Some(f) = self.tab.find_func(frame.entry) else {
+                return Err((rest_from, format!("no function at pc {:#x}", frame.pc)));
+            };
+            if frame.sp < rest_from || frame.sp < st.lo || frame.fp > st.hi || frame.fp < frame.sp
+            {
+                return Err((
+                    rest_from,
+                    format!(
+                        "frame at sp {:#x} is outside the stack [{:#x}, {:#x})",
+                        frame.sp, st.lo, st.hi
+                    ),
+                ));
+            }
+            let name = f.name().unwrap_or("");
+            let injected = matches!(name, "runtime.asyncPreempt" | "runtime.debugCallV2");
+            let reflect_stub = f.args_size() == ARGS_SIZE_UNKNOWN;
+            let interrupted = i == 0 && self.running && frame.trap;
+            let addrs = frame_addrs(frame);
+            if conservative_next || injected || interrupted || reflect_stub {
+                conservative_frame(&f, &addrs, st);
+                scan.conservative_frames += 1;
+                // The parent of an injected call was interrupted anywhere;
+                // a reflect stub's arguments (size unknown here) lie in its
+                // caller's outgoing area: both scanned word by word too.
+                conservative_next = injected || reflect_stub;
+            } else {
+                let continpc = match callee_sigpanic {
+                    false => Some(frame.pc),
+                    true => match f.deferreturn() {
+                        0 => None,
+                        d => Some(
+                            f.entry()
+                                .wrapping_add(self.bias)
+                                .wrapping_add(u64::from(d))
+                                .wrapping_add(1),
+                        ),
+                    },
+                };
+                match continpc.map(|pc| self.precise_frame(&f, pc, &addrs, st)) {
+                    Some(Err(_)) => {
+                        conservative_frame(&f, &addrs, st);
+                        scan.conservative_frames += 1;
+                    }
+                    // A dead frame (continpc 0) has nothing live: counted
+                    // as precise, as its (empty) maps are exact.
+                    None | Some(Ok(())) => scan.precise_frames += 1,
+                }
+                conservative_next = false;
+            }
+            callee_sigpanic = name == "runtime.sigpanic";
+            rest_from = frame.fp;
+            last_flag = f.flag();
+        }
+        if last_flag & FLAG_TOP_FRAME == 0 {
+            let last = frames.last().map_or(0, |f| f.pc);
+            return Err((
+                rest_from,
+                format!("the walk ended at pc {last:#x}, before the goroutine's outermost frame"),
+            ));
+        }
+        Ok(rest_from)
+    }
+
+    /// The frame by its maps at `continpc` (run-time), as `getStackMap`
+    /// and `scanframeworker` read them.
+    fn precise_frame(
+        &self,
+        f: &Func<'_>,
+        continpc: u64,
+        a: &FrameAddrs,
+        st: &mut ScanState<'_>,
+    ) -> Result<(), MapError> {
+        let bin = self.prog.binary();
+        let target = continpc.wrapping_sub(self.bias);
+        let mut index = -1;
+        if target != f.entry() {
+            // Back up into the CALL: at the entry the entry map (-1) holds.
+            index = f
+                .pcdata(maps::PCDATA_STACK_MAP_INDEX, target.wrapping_sub(1))
+                .map_err(|_| MapError::Unreadable {
+                    what: "stack map index",
+                    addr: target,
+                })?
+                .unwrap_or(-1);
+        }
+        if index == -1 {
+            // The runtime's guess: a prologue, before anything is live.
+            index = 0;
+        }
+        let locals_room = (a.varp - a.sp) / WORD;
+        let locals = match locals_room {
+            0 => None,
+            _ => maps::stackmap(bin, f, maps::FUNCDATA_LOCALS_POINTER_MAPS, index, locals_room)?,
+        };
+        let args_words = u64::from(f.args_size().max(0).unsigned_abs()) / WORD;
+        let args = match args_words {
+            0 => None,
+            // An args map may not cover more than the frame's arguments.
+            _ => maps::stackmap(bin, f, maps::FUNCDATA_ARGS_POINTER_MAPS, index, args_words)?,
+        };
+        let objects = maps::stack_objects(bin, f)?;
+        if let Some(map) = locals {
+            st.bitmap(a.varp - u64::from(map.n) * WORD, &map, false);
+        }
+        if let Some(map) = args {
+            st.bitmap(a.argp, &map, false);
+        }
+        let rodata = self.prog.binary().pclntab().ok().and_then(|t| t.rodata());
+        for rec in objects {
+            let base = if rec.off >= 0 { a.argp } else { a.varp };
+            let Some(addr) = base.checked_add_signed(i64::from(rec.off)) else {
+                continue;
+            };
+            // Not yet allocated in the frame.
+            if addr < a.sp {
+                continue;
+            }
+            st.add_object(StackObject {
+                addr,
+                size: u64::from(rec.size.max(0).unsigned_abs()),
+                ptrdata: rec.ptrdata,
+                gcdata: rodata.and_then(|r| r.checked_add(u64::from(rec.gcdataoff))),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `varp` and `argp` of a frame (amd64: the return address and, in a
+/// frame with room for it, the saved frame pointer lie between them).
+fn frame_addrs(frame: &PhysFrame) -> FrameAddrs {
+    // The walk checked sp <= fp and fp = sp + size + 8 >= 8.
+    let mut varp = frame.fp.saturating_sub(WORD).max(frame.sp);
+    if varp > frame.sp {
+        varp -= WORD;
+    }
+    FrameAddrs {
+        sp: frame.sp,
+        varp,
+        argp: frame.fp,
+    }
+}
+
+/// `scanframeworker`'s conservative case: every word of the frame from
+/// its SP (the outgoing arguments included, as it may have been stopped
+/// setting up a call) and of its arguments.
+fn conservative_frame(f: &Func<'_>, a: &FrameAddrs, st: &mut ScanState<'_>) {
+    st.words(a.sp, a.varp, true);
+    let args = u64::from(f.args_size().max(0).unsigned_abs());
+    st.words(a.argp, a.argp.saturating_add(args), true);
+}
