@@ -202,6 +202,17 @@ impl Binary {
             .copied()
     }
 
+    /// The `.symtab` symbol whose range holds link-time address `vaddr`:
+    /// its name, address and size. A linear search (for the few
+    /// addresses `goat why` names, not for hot paths).
+    pub fn symbol_containing(&self, vaddr: u64) -> Option<(&str, u64, u64)> {
+        self.symbols
+            .get_or_init(|| self.debug_image().symbols())
+            .iter()
+            .find(|(_, &(addr, size))| size > 0 && vaddr >= addr && vaddr - addr < size)
+            .map(|(name, &(addr, size))| (name.as_str(), addr, size))
+    }
+
     /// The file bytes at link-time addresses `vaddr..vaddr+len`, if file-backed.
     pub fn read_static(&self, vaddr: u64, len: usize) -> Option<&[u8]> {
         self.image.read_static(vaddr, len)

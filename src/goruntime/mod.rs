@@ -31,6 +31,7 @@ mod table;
 mod unwind;
 pub mod vars;
 mod version;
+pub mod waits;
 
 use std::path::Path;
 
@@ -92,6 +93,9 @@ pub struct GoProgram {
     origin: LayoutOrigin,
     version: GoVersion,
     version_text: String,
+    /// The DWARF index, loaded on first need by what reads more than
+    /// the layout (`waits`: struct offsets and variables' field names).
+    dwarf: std::sync::OnceLock<Option<crate::binary::dwarf::DwarfTypes>>,
 }
 
 /// Where a program's runtime layout came from.
@@ -165,7 +169,15 @@ impl GoProgram {
             origin,
             version,
             version_text,
+            dwarf: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The executable's DWARF index, when it has DWARF (loaded once).
+    pub(crate) fn dwarf_types(&self) -> Option<&crate::binary::dwarf::DwarfTypes> {
+        self.dwarf
+            .get_or_init(|| crate::binary::dwarf::DwarfTypes::load(self.bin.debug_data()).ok())
+            .as_ref()
     }
 
     /// Where the runtime layout came from.

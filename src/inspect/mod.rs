@@ -37,6 +37,7 @@ mod saved_exe;
 mod session;
 mod stacks;
 mod verify;
+mod waits;
 mod write_core;
 
 use std::path::{Path, PathBuf};

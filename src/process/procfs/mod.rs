@@ -21,10 +21,12 @@ pub use ::procfs::process::{Stat, Status};
 use ::procfs::FromRead;
 
 mod maps;
+mod sockets;
 #[cfg(test)]
 mod tests;
 
 pub use maps::{maps, parse_smaps, read_mappings, smaps, Vma};
+pub use sockets::{FdInfo, ProcFds, SocketAddrs};
 
 /// Goat's own executable, as a path that stays valid when the file on disk
 /// is replaced (the tracer process and the guardian are goat run again).

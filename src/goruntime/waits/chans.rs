@@ -1,0 +1,135 @@
+//! Channel waits: the `hchan` of each sudog on `g.waiting`, the side of
+//! the channel each select case is queued on, and each channel's state
+//! and wait queues (`runtime/chan.go`: `hchan`, `waitq`).
+
+use std::collections::{BTreeSet, HashSet};
+
+use super::{ChanOp, ChanState, Ctx, Waits, WaitsOn, MAX_LIST};
+use crate::goruntime::Goroutine;
+use crate::process::MemoryExt;
+
+/// A plain channel operation: the one sudog on `g.waiting`.
+pub fn chan_wait(ctx: &Ctx<'_>, gp: u64, op: ChanOp) -> Result<WaitsOn, String> {
+    let sgs = ctx.waiting_sudogs(gp)?;
+    let [sg] = sgs[..] else {
+        return Err(format!(
+            "{} sudogs on g.waiting for one channel operation",
+            sgs.len()
+        ));
+    };
+    let chan = ctx.word(Ctx::at(sg, ctx.w.sudog.c)?, "sudog.c")?;
+    if chan == 0 {
+        return Err(format!("sudog {sg:#x} names no channel"));
+    }
+    Ok(WaitsOn::Chan { chan, op })
+}
+
+/// A select: one sudog per case, each queued on its channel's `recvq` or
+/// `sendq`, which says the case's direction.
+pub fn select_wait(ctx: &Ctx<'_>, gp: u64) -> Result<WaitsOn, String> {
+    let mut cases = Vec::new();
+    for sg in ctx.waiting_sudogs(gp)? {
+        let chan = ctx.word(Ctx::at(sg, ctx.w.sudog.c)?, "sudog.c")?;
+        let op = if queue(ctx, chan, ctx.w.chan.recvq)?.0.contains(&sg) {
+            ChanOp::Recv
+        } else if queue(ctx, chan, ctx.w.chan.sendq)?.0.contains(&sg) {
+            ChanOp::Send
+        } else {
+            return Err(format!(
+                "select case sudog {sg:#x} is in neither queue of channel {chan:#x}"
+            ));
+        };
+        cases.push((chan, op));
+    }
+    Ok(WaitsOn::Select { cases })
+}
+
+/// The sudogs of the wait queue at `chan + off`, in order, and why the
+/// walk stopped early if it did.
+fn queue(ctx: &Ctx<'_>, chan: u64, off: u64) -> Result<(Vec<u64>, Option<String>), String> {
+    let mut sg = ctx.word(Ctx::at(chan, off)?, "waitq.first")?;
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    while sg != 0 {
+        if out.len() >= MAX_LIST || !seen.insert(sg) {
+            return Ok((
+                out,
+                Some(format!("the wait queue of {chan:#x} does not end")),
+            ));
+        }
+        out.push(sg);
+        match Ctx::at(sg, ctx.w.sudog.next).and_then(|a| ctx.word(a, "sudog.next")) {
+            Ok(next) => sg = next,
+            Err(why) => return Ok((out, Some(why))),
+        }
+    }
+    Ok((out, None))
+}
+
+/// The goroutine ids of a queue's sudogs.
+fn waiter_ids(ctx: &Ctx<'_>, sudogs: &[u64]) -> Vec<u64> {
+    sudogs
+        .iter()
+        .filter_map(|sg| {
+            let gp = ctx.mem.read_u64(sg.checked_add(ctx.w.sudog.g)?).ok()?;
+            ctx.goid(gp)
+        })
+        .collect()
+}
+
+/// The state of every channel some goroutine waits on.
+pub fn collect(ctx: &Ctx<'_>, goroutines: &[Goroutine], waits: &mut Waits) {
+    let mut addrs = BTreeSet::new();
+    for g in goroutines {
+        match waits.by_goroutine.get(&g.id) {
+            Some(WaitsOn::Chan { chan, .. }) if *chan != 0 => {
+                addrs.insert(*chan);
+            }
+            Some(WaitsOn::Select { cases }) => addrs.extend(cases.iter().map(|c| c.0)),
+            _ => {}
+        }
+    }
+    for addr in addrs {
+        waits.chans.insert(addr, state(ctx, addr));
+    }
+}
+
+fn state(ctx: &Ctx<'_>, addr: u64) -> ChanState {
+    let mut s = ChanState {
+        addr,
+        elem_type: None,
+        len: 0,
+        cap: 0,
+        closed: false,
+        recv_waiters: Vec::new(),
+        send_waiters: Vec::new(),
+        name: None,
+        unreadable: None,
+    };
+    let c = &ctx.w.chan;
+    let header = (|| -> Result<(), String> {
+        s.len = ctx.word(Ctx::at(addr, c.qcount)?, "hchan.qcount")?;
+        s.cap = ctx.word(Ctx::at(addr, c.dataqsiz)?, "hchan.dataqsiz")?;
+        let closed = ctx
+            .mem
+            .read_u32(Ctx::at(addr, c.closed)?)
+            .map_err(|_| "cannot read hchan.closed".to_string())?;
+        s.closed = closed != 0;
+        Ok(())
+    })();
+    let mut why = header.err();
+    for (off, out) in [
+        (c.recvq, &mut s.recv_waiters),
+        (c.sendq, &mut s.send_waiters),
+    ] {
+        match queue(ctx, addr, off) {
+            Ok((sgs, partial)) => {
+                *out = waiter_ids(ctx, &sgs);
+                why = why.or(partial);
+            }
+            Err(e) => why = why.or(Some(e)),
+        }
+    }
+    s.unreadable = why;
+    s
+}
