@@ -13,7 +13,7 @@ use clap::{ArgGroup, Parser, Subcommand};
 
 use cli::core::{core, CoreMode};
 use cli::session::{attach, debug};
-use cli::stacks::{stacks, stacks_core, Format, StacksModeArg};
+use cli::stacks::{stacks, stacks_core, Format, Output, StacksModeArg};
 use goat::binary::{BinaryError, SymbolsError};
 use goat::corefile::CoreError;
 use goat::goruntime::GoError;
@@ -57,6 +57,15 @@ enum Command {
         /// Print how long the target was stopped and how much was read (stderr).
         #[arg(long)]
         stats: bool,
+        /// Write a goroutine profile to FILE instead of the dump (gzipped
+        /// profile.proto, as Go's own: `go tool pprof -top FILE`), a
+        /// sample per distinct stack and pprof label set. FILE is made
+        /// 0600 and never a symbolic link followed.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["json", "group"])]
+        pprof: Option<PathBuf>,
+        /// Replace FILE of --pprof if it exists (a regular file only).
+        #[arg(short, long, requires = "pprof")]
+        force: bool,
         /// How a process is read: `precopy` copies while it runs and stops
         /// it only to re-read what changed (Linux 6.7+; else stop, with a
         /// warning), `stop` keeps it stopped for the whole copy. Without
@@ -184,22 +193,27 @@ fn main() -> ExitCode {
             json,
             group,
             stats,
+            pprof,
+            force,
             mode,
         } => {
-            let format = Format { json, group };
+            let format = match pprof {
+                Some(dest) => Output::Pprof { dest, force },
+                None => Output::Print(Format { json, group }),
+            };
             let opts = OpenOptions { symbols };
             match (pid, core, mode) {
                 (_, Some(_), Some(_)) => Err(anyhow::anyhow!(
                     "--mode is for a live process: a core is read as it is, with no stop"
                 )),
-                (_, Some(core), None) => stacks_core(&core, exe.as_deref(), &opts, format, stats),
+                (_, Some(core), None) => stacks_core(&core, exe.as_deref(), &opts, &format, stats),
                 (Some(pid), None, mode) => {
                     let mode = match mode {
                         None => StacksMode::Auto,
                         Some(StacksModeArg::Precopy) => StacksMode::Precopy,
                         Some(StacksModeArg::Stop) => StacksMode::Stop,
                     };
-                    stacks(pid, &opts, format, stats, mode)
+                    stacks(pid, &opts, &format, stats, mode)
                 }
                 // clap requires one of them.
                 (None, None, _) => Err(anyhow::anyhow!("give a PID or --core FILE")),

@@ -1,8 +1,9 @@
 //! `goat stacks`: every goroutine of a live process or a core, printed as
-//! it is decoded (never all held at once).
+//! it is decoded (never all held at once), or written as a goroutine
+//! profile (`--pprof`).
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -42,12 +43,21 @@ impl Format {
     }
 }
 
+/// Where the goroutines go.
+pub enum Output {
+    /// Printed to stdout.
+    Print(Format),
+    /// A goroutine profile written to `dest` (replacing a regular file
+    /// there only with `force`).
+    Pprof { dest: PathBuf, force: bool },
+}
+
 /// `goat stacks --core FILE`: the same dump, from a core file.
 pub fn stacks_core(
     path: &Path,
     exe_arg: Option<&Path>,
     opts: &OpenOptions,
-    format: Format,
+    format: &Output,
     stats: bool,
 ) -> Result<u8> {
     let inspector = Inspector::open_core_with(path, exe_arg, opts, &mut warn)?;
@@ -70,7 +80,7 @@ pub fn stacks_core(
 pub fn stacks(
     pid: i32,
     opts: &OpenOptions,
-    format: Format,
+    format: &Output,
     stats: bool,
     mode: StacksMode,
 ) -> Result<u8> {
@@ -82,13 +92,42 @@ pub fn stacks(
     Ok(0)
 }
 
-/// Reads and prints every goroutine to stdout as it is decoded.
-fn write(inspector: &Inspector, format: Format, mode: StacksMode) -> Result<StacksWritten> {
+/// Reads every goroutine and prints it to stdout as it is decoded, or
+/// writes the profile.
+fn write(inspector: &Inspector, output: &Output, mode: StacksMode) -> Result<StacksWritten> {
+    let format = match output {
+        Output::Print(format) => *format,
+        Output::Pprof { dest, force } => return write_pprof(inspector, dest, *force, mode),
+    };
     let stdout = io::stdout();
     // Chunks arrive as large buffers: a big buffer here saves syscalls.
     let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let st = inspector.write_stacks(&mut out, format.report(), mode, &mut warn)?;
     out.flush().context("writing the dump")?;
+    Ok(st)
+}
+
+/// `--pprof FILE`: the profile into a 0600 temporary beside FILE (made
+/// before the target is read, so a refused FILE stops nothing), renamed
+/// into place once whole.
+fn write_pprof(
+    inspector: &Inspector,
+    dest: &Path,
+    force: bool,
+    mode: StacksMode,
+) -> Result<StacksWritten> {
+    let tmp = goat::outfile::TempCore::create(dest, force)?;
+    let mut out = io::BufWriter::with_capacity(1 << 20, &tmp.file);
+    let st = inspector.write_pprof(&mut out, mode, &mut warn)?;
+    out.flush().context("writing the profile")?;
+    drop(out);
+    tmp.commit()
+        .with_context(|| format!("writing {}", dest.display()))?;
+    goat::eprintln_quiet!(
+        "goat: {} goroutines profiled in {} (go tool pprof reads it)",
+        st.goroutines,
+        goat::stdio::shown_path(dest),
+    );
     Ok(st)
 }
 

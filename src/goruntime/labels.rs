@@ -13,7 +13,8 @@
 //! map's are checked against DWARF by `labels::tests`), so labels need no
 //! DWARF.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -60,7 +61,15 @@ pub fn read(
     version: GoVersion,
     labels_at: u64,
 ) -> Result<Vec<(String, String)>, LabelError> {
-    let map = mem.read_u64(labels_at)?;
+    read_map(mem, version, mem.read_u64(labels_at)?)
+}
+
+/// The labels `map` (a `g.labels` word) points at, sorted by key.
+fn read_map(
+    mem: &dyn Memory,
+    version: GoVersion,
+    map: u64,
+) -> Result<Vec<(String, String)>, LabelError> {
     if map == 0 {
         return Ok(Vec::new());
     }
@@ -74,6 +83,75 @@ pub fn read(
     };
     labels.sort();
     Ok(labels)
+}
+
+/// Distinct label sets read for one [`LabelTable`] at most: goroutines
+/// share their creator's set, so a program has few; past this many the
+/// rest are unreadable rather than goat's memory and time growing with
+/// what the target holds.
+pub const MAX_LABEL_SETS: usize = 1 << 16;
+
+/// A goroutine's labels sorted by key, or why they could not be read.
+pub type LabelSet = Result<Arc<[(String, String)]>, String>;
+
+/// The labels of every goroutine of a capture, each distinct set read
+/// once (a goroutine inherits its creator's `g.labels` pointer, and Go
+/// never changes a set once made: `pprof.WithLabels` makes a new one).
+#[derive(Debug)]
+pub struct LabelTable {
+    /// `runtime.g` address to its `g.labels` word, for labelled ones.
+    by_g: HashMap<u64, u64>,
+    /// `g.labels` word to the set it points at.
+    by_set: HashMap<u64, LabelSet>,
+    /// What a set past [`MAX_LABEL_SETS`] shows.
+    too_many: LabelSet,
+}
+
+impl LabelTable {
+    /// Reads the labels of the goroutines at `gs`: each `g.labels` word
+    /// (at `offset` into the `g`) from `gs_mem`, where the `g`s were
+    /// copied, and the sets from `sets_mem`, where they are.
+    pub fn read(
+        gs_mem: &dyn Memory,
+        sets_mem: &dyn Memory,
+        version: GoVersion,
+        offset: u64,
+        gs: &[u64],
+    ) -> LabelTable {
+        let mut t = LabelTable {
+            by_g: HashMap::new(),
+            by_set: HashMap::new(),
+            too_many: Err(format!(
+                "not read: more than {MAX_LABEL_SETS} distinct label sets"
+            )),
+        };
+        for &g in gs {
+            let Some(word) = g.checked_add(offset).and_then(|a| gs_mem.read_u64(a).ok()) else {
+                continue;
+            };
+            if word == 0 {
+                continue;
+            }
+            t.by_g.insert(g, word);
+            if t.by_set.contains_key(&word) {
+                continue;
+            }
+            // Past the bound, a set is not read (`of` says so).
+            if t.by_set.len() < MAX_LABEL_SETS {
+                let set = read_map(sets_mem, version, word)
+                    .map(Arc::from)
+                    .map_err(|e| e.to_string());
+                t.by_set.insert(word, set);
+            }
+        }
+        t
+    }
+
+    /// The labels of the goroutine at `g`; `None` when it has none.
+    pub fn of(&self, g: u64) -> Option<&LabelSet> {
+        let word = self.by_g.get(&g)?;
+        Some(self.by_set.get(word).unwrap_or(&self.too_many))
+    }
 }
 
 fn at(base: u64, off: u64) -> Result<u64, LabelError> {

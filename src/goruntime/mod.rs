@@ -268,6 +268,19 @@ impl GoProgram {
         labels::read(mem, self.version, at)
     }
 
+    /// The pprof labels of every goroutine of `cap`, their `g.labels`
+    /// words read from the capture and the label sets from `sets_mem` (the
+    /// stopped target, or a core): see [`labels::LabelTable`].
+    pub fn label_table(&self, cap: &Capture, sets_mem: &dyn Memory) -> labels::LabelTable {
+        labels::LabelTable::read(
+            &cap.mem.reader(),
+            sets_mem,
+            self.version,
+            self.layout.g.labels,
+            &cap.gs,
+        )
+    }
+
     /// `g.stack.hi` of the goroutine whose `runtime.g` is at `gp`: where
     /// frame offsets (Delve's `stack -offsets`) count from.
     pub fn stack_hi(&self, mem: &dyn Memory, gp: u64) -> Option<u64> {

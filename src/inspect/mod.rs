@@ -32,6 +32,7 @@ mod error;
 mod mode_choice;
 mod open;
 mod phases;
+mod pprof;
 mod precopy;
 mod saved_exe;
 mod session;
@@ -77,7 +78,12 @@ pub struct Inspector {
 enum Source {
     Live { pid: i32, exe: PathBuf },
     // Boxed: a core's index is large, and an Inspector is moved around.
-    Core { core: Box<CoreFile>, bias: u64 },
+    Core {
+        core: Box<CoreFile>,
+        bias: u64,
+        /// The executable as the process ran it (what profiles name).
+        exe: PathBuf,
+    },
 }
 
 impl Inspector {
@@ -121,12 +127,13 @@ impl Inspector {
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Inspector, InspectError> {
         let start = Instant::now();
-        let (core, prog, bias) = open::open_core(core, exe, opts, warn)?;
+        let (core, prog, bias, exe) = open::open_core(core, exe, opts, warn)?;
         Ok(Inspector {
             prog,
             source: Source::Core {
                 core: Box::new(core),
                 bias,
+                exe,
             },
             load: start.elapsed(),
         })

@@ -82,13 +82,14 @@ pub(super) fn open_program(
 }
 
 /// Opens a core and the executable it names (or `exe_arg`), ready to read:
-/// the core, the program and the load bias.
+/// the core, the program, the load bias and the executable's path as the
+/// process ran it (the core's name for it, else the file read).
 pub(super) fn open_core(
     path: &Path,
     exe_arg: Option<&Path>,
     opts: &OpenOptions,
     warn: &mut dyn FnMut(Warning),
-) -> Result<(CoreFile, GoProgram, u64), InspectError> {
+) -> Result<(CoreFile, GoProgram, u64, PathBuf), InspectError> {
     let mut core = CoreFile::open(path)?;
     let named = core.executable();
     // Saved by `goat core` because the named one was gone or replaced: it
@@ -146,7 +147,7 @@ pub(super) fn open_core(
     }
     prog.settle_layout(&core, bias)?;
     warn_neighbour(&prog, warn);
-    Ok((core, prog, bias))
+    Ok((core, prog, bias, named.unwrap_or(exe)))
 }
 
 /// The executable with the symbols file the user named (refused with the

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::corefile::writer::syscall_injection_feasible;
 use crate::goruntime::precopy::PrecopyStats;
 use crate::goruntime::{self, Capture};
-use crate::process::read_mappings;
+use crate::process::{read_mappings, ProcessMemory};
 use crate::process::writetrack::{PageMap, Query, WriteTracker};
 use crate::tracer::LiveProcess;
 
@@ -43,6 +43,7 @@ impl Inspector {
         pid: i32,
         exe: &Path,
         mut clock: Phases,
+        labels: bool,
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Copied, InspectError> {
         let prog = &self.prog;
@@ -60,7 +61,7 @@ impl Inspector {
             Err(Unavailable(why)) => {
                 warn(Warning::PrecopyUnavailable { why });
                 clock.mark("prepare");
-                return self.copy_live(live, exe, clock);
+                return self.copy_live(live, exe, clock, labels);
             }
         };
         clock.mark("prepare");
@@ -100,6 +101,14 @@ impl Inspector {
         let meanwhile = Meanwhile::spawn(move || tracker.release());
         clock.mark("assemble");
         compare::check(prog, &capture, &asked, reference, bias)?;
+        // Read after the final stop, from the running target: the `g`s'
+        // label words are known only once the capture is assembled, and
+        // reading them from the target in the stop would take a read per
+        // goroutine. Go never changes a label set once made; one freed
+        // since the stop (its goroutines gone or relabelled) reads as
+        // unreadable or, reused meanwhile, wrong: a window of the decode's
+        // first milliseconds.
+        let labels = labels.then(|| prog.label_table(&capture, &ProcessMemory::new(pid)));
         Ok(Copied {
             capture,
             bias,
@@ -114,6 +123,7 @@ impl Inspector {
                 helpers,
             }),
             phases: clock,
+            labels,
             meanwhile,
         })
     }

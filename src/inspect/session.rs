@@ -51,7 +51,7 @@ impl Inspector {
                     job_stopped,
                 }
             }
-            Source::Core { core, bias } => Kind::Core { core, bias: *bias },
+            Source::Core { core, bias, .. } => Kind::Core { core, bias: *bias },
         };
         Ok(Debuggee {
             prog: &self.prog,

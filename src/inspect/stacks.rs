@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::corefile::CoreFile;
+use crate::goruntime::labels::LabelTable;
 use crate::goruntime::{self, Capture, Dump};
 use crate::process::{read_mappings, ProcessMemory};
 use crate::report::{ChunkFormatter, Format, StreamWriter};
@@ -96,6 +97,9 @@ pub(super) struct Copied {
     pub(super) choice: Option<ModeChoice>,
     pub(super) precopy: Option<super::precopy::PrecopyReport>,
     pub(super) phases: Phases,
+    /// The goroutines' pprof labels, when asked for (read in the stop, or
+    /// from the core).
+    pub(super) labels: Option<LabelTable>,
     /// Work that goes on while the copy is decoded (pre-copy mode: taking
     /// the write protection off every tracked page), awaited by
     /// [`Self::finish`].
@@ -105,7 +109,7 @@ pub(super) struct Copied {
 impl Copied {
     /// Waits for what went on while decoding, and marks the phase that
     /// ends with it.
-    fn finish(mut self, phase: &'static str) -> ReadReport {
+    pub(super) fn finish(mut self, phase: &'static str) -> ReadReport {
         self.meanwhile.join();
         self.phases.mark(phase);
         ReadReport {
@@ -159,7 +163,7 @@ impl Inspector {
         mode: StacksMode,
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Stacks, InspectError> {
-        let c = self.copy(mode, warn)?;
+        let c = self.copy(mode, false, warn)?;
         let mut dump = self.prog.decode(&c.capture, c.bias)?;
         // A Go process always has a goroutine: none is a wrong reading
         // (most likely of another build), never an answer.
@@ -188,7 +192,7 @@ impl Inspector {
         mode: StacksMode,
         warn: &mut dyn FnMut(Warning),
     ) -> Result<StacksWritten, InspectError> {
-        let c = self.copy(mode, warn)?;
+        let c = self.copy(mode, false, warn)?;
         let info = self.prog.dump_info();
         let formatter = ChunkFormatter::new(&info, format);
         let mut writer = StreamWriter::new(out, &info, format);
@@ -220,7 +224,7 @@ impl Inspector {
     /// A core written as the runtime crashed (`GOTRACEBACK=crash`): the
     /// system stacks its dump printed as `goroutine 0 [idle]`, after the
     /// goroutines (see `goruntime/crash_threads.rs`). None for a process.
-    fn crash_g0s(&self, c: &Copied) -> Result<Vec<goruntime::Goroutine>, InspectError> {
+    pub(super) fn crash_g0s(&self, c: &Copied) -> Result<Vec<goruntime::Goroutine>, InspectError> {
         match &self.source {
             Source::Core { core, .. } => Ok(self
                 .prog
@@ -230,9 +234,12 @@ impl Inspector {
         }
     }
 
-    fn copy(
+    /// One read of every goroutine in `mode`, with their pprof labels when
+    /// `labels` is set.
+    pub(super) fn copy(
         &self,
         mode: StacksMode,
+        labels: bool,
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Copied, InspectError> {
         let phases = Phases::after("load", self.load);
@@ -255,12 +262,14 @@ impl Inspector {
         let mode = choice.as_ref().map_or(mode, |c| c.mode);
         let mut copied = match (&self.source, mode) {
             (Source::Live { pid, exe }, StacksMode::Stop) => {
-                self.copy_live(LiveProcess::attach(*pid)?, exe, phases)
+                self.copy_live(LiveProcess::attach(*pid)?, exe, phases, labels)
             }
             (Source::Live { pid, exe }, StacksMode::Precopy | StacksMode::Auto) => {
-                self.copy_precopy(*pid, exe, phases, warn)
+                self.copy_precopy(*pid, exe, phases, labels, warn)
             }
-            (Source::Core { core, bias }, _) => self.copy_core(core, *bias, phases),
+            (Source::Core { core, bias, .. }, _) => {
+                self.copy_core(core, *bias, phases, labels)
+            }
         }?;
         copied.choice = choice;
         if let Some(e) = copied.capture.mem.spill_error() {
@@ -273,12 +282,13 @@ impl Inspector {
     }
 
     /// A stop capture of `live` (attached, running), detached before
-    /// decoding.
+    /// decoding; with the goroutines' `labels`, read in the stop.
     pub(super) fn copy_live(
         &self,
         live: LiveProcess,
         exe: &Path,
         mut clock: Phases,
+        labels: bool,
     ) -> Result<Copied, InspectError> {
         let prog = &self.prog;
         let pid = live.pid();
@@ -291,6 +301,12 @@ impl Inspector {
         clock.mark("prepare");
         let stopped = live.stop()?;
         let capture = prog.capture(&stopped, &globals, goruntime::monotonic_now(pid), capture);
+        // Read in the stop: a set may be freed once the target runs. Each
+        // distinct set is read once, and goroutines share their creator's.
+        let label_table = match (&capture, labels) {
+            (Ok(c), true) => Some(prog.label_table(c, &stopped)),
+            _ => None,
+        };
         hold_for_tests();
         let paused = stopped.stopped_for();
         // Resumed before a failed capture is reported: the target runs on
@@ -307,6 +323,7 @@ impl Inspector {
             choice: None,
             precopy: None,
             phases: clock,
+            labels: label_table,
             meanwhile: Meanwhile::default(),
         })
     }
@@ -316,6 +333,7 @@ impl Inspector {
         core: &CoreFile,
         bias: u64,
         mut clock: Phases,
+        labels: bool,
     ) -> Result<Copied, InspectError> {
         let prog = &self.prog;
         // Only goat's cores record the clock at the stop; without it, how long
@@ -327,6 +345,7 @@ impl Inspector {
             .prepare_capture_spilled(core, &globals)
             .map_err(InspectError::spill)?;
         let capture = prog.capture(core, &globals, now, empty)?;
+        let labels = labels.then(|| prog.label_table(&capture, core));
         clock.mark("read");
         Ok(Copied {
             capture,
@@ -337,6 +356,7 @@ impl Inspector {
             choice: None,
             precopy: None,
             phases: clock,
+            labels,
             meanwhile: Meanwhile::default(),
         })
     }

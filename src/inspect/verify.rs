@@ -184,6 +184,13 @@ fn compare(target: &[u8], exe: &[u8], addr: u64) -> Result<Checked, Mismatch> {
     })
 }
 
+/// The executable's build ID as profiles name it: the GNU one in hex,
+/// else the Go one, else empty.
+pub(super) fn profile_build_id(bin: &Binary) -> String {
+    let ids = build_ids(bin.data());
+    ids.gnu.or(ids.go).unwrap_or_default()
+}
+
 /// The build IDs the notes of an ELF file's first page hold, as text: the
 /// GNU one in hex, the Go one as it is written.
 #[derive(Debug, Default, PartialEq, Eq)]

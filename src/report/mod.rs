@@ -50,12 +50,15 @@
 
 mod group;
 mod json;
+pub mod pprof;
 mod text;
 
 use std::io::{self, Write};
 
 use crate::binary::GoVersion;
 use crate::goruntime::{Dump, DumpInfo, Goroutine, GoroutineView};
+
+pub use pprof::{GoroutineProfile, LabelValue, ProfileMapping};
 
 /// Which view to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
