@@ -74,6 +74,36 @@ enum Command {
         #[arg(long, value_enum, value_name = "MODE")]
         mode: Option<StacksModeArg>,
     },
+    /// Say what each waiting goroutine waits on, who could release it, the
+    /// deadlock cycles among them, and which can never wake (Go 1.27's
+    /// goroutine-leak rule, applied from outside to any release). A process
+    /// is copied as `goat core --mode live` copies it (a pause of
+    /// milliseconds) and analysed while it runs on.
+    #[command(group(ArgGroup::new("target").required(true).args(["pid", "core"])))]
+    Why {
+        /// The process to look at.
+        pid: Option<i32>,
+        /// Read a core file instead of a process.
+        #[arg(long, value_name = "FILE")]
+        core: Option<PathBuf>,
+        /// The core's executable, when it is not where the core says it was.
+        #[arg(long, value_name = "BINARY", requires = "core")]
+        exe: Option<PathBuf>,
+        /// Take symbols and DWARF from FILE: an unstripped rebuild of the
+        /// same source, or a debug file; refused unless it matches.
+        #[arg(long, value_name = "FILE")]
+        symbols: Option<PathBuf>,
+        /// One JSON document instead of text; docs/why-json.md describes it.
+        #[arg(long)]
+        json: bool,
+        /// Also write a goroutine profile (profile.proto, gzip) to FILE,
+        /// labelled with each goroutine's wait, for `go tool pprof`.
+        #[arg(long, value_name = "FILE")]
+        pprof: Option<PathBuf>,
+        /// Print how long the process was stopped and the time taken (stderr).
+        #[arg(long)]
+        stats: bool,
+    },
     /// Internal: started by `attach` to take breakpoints out of PID if goat
     /// dies while they are in place (reads goat's messages on stdin).
     #[command(hide = true)]
@@ -217,6 +247,27 @@ fn main() -> ExitCode {
                 }
                 // clap requires one of them.
                 (None, None, _) => Err(anyhow::anyhow!("give a PID or --core FILE")),
+            }
+        }
+        Command::Why {
+            pid,
+            core,
+            exe,
+            symbols,
+            json,
+            pprof,
+            stats,
+        } => {
+            let args = cli::why::WhyArgs {
+                json,
+                pprof,
+                stats,
+                opts: OpenOptions { symbols },
+            };
+            match (pid, core) {
+                (_, Some(core)) => cli::why::why_core(&core, exe.as_deref(), &args),
+                (Some(pid), None) => cli::why::why(pid, &args),
+                (None, None) => Err(anyhow::anyhow!("give a PID or --core FILE")),
             }
         }
         Command::Attach {

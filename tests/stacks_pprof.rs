@@ -79,7 +79,9 @@ fn raw_samples(raw: &str) -> Vec<Sample> {
             continue;
         }
         let tokens: Vec<&str> = line.split_whitespace().collect();
-        let Some(first) = tokens.first() else { continue };
+        let Some(first) = tokens.first() else {
+            continue;
+        };
         let id = first.strip_suffix(':').and_then(|n| n.parse::<u64>().ok());
         match (section, id) {
             ("Samples:", Some(count)) => {
@@ -184,11 +186,7 @@ fn profile(args: &[&str], dir: &Path, name: &str) -> (PathBuf, Vec<Sample>) {
     all.extend_from_slice(args);
     all.extend_from_slice(&["--pprof", file.to_str().expect("UTF-8")]);
     let out = run_goat(&all);
-    assert!(
-        out.status.success(),
-        "goat {all:?}: {}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "goat {all:?}: {}", text(&out.stderr));
     let mode = std::fs::metadata(&file).expect("the profile").permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
@@ -289,7 +287,11 @@ fn a_link_or_an_existing_file_is_refused() {
         }
         let out = run_goat(&args);
         assert!(!out.status.success(), "{args:?} wrote");
-        assert!(text(&out.stderr).contains("not writing to"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("not writing to"),
+            "{}",
+            text(&out.stderr)
+        );
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
     }
     assert_untouched(fx.pid());

@@ -76,6 +76,8 @@ pub struct Binary {
     debug: Option<Arc<Image>>,
     build_info: Option<buildinfo::BuildInfo>,
     symbols: OnceLock<HashMap<String, (u64, u64)>>,
+    /// Sized symbols by address, built on first use of `symbol_at`.
+    by_address: OnceLock<Vec<(u64, u64, String)>>,
     pclntab: OnceLock<Result<Pclntab, BinaryError>>,
     /// `runtime.buildVersion`, read when there is no build info.
     runtime_version: OnceLock<Option<String>>,
@@ -118,6 +120,7 @@ impl Binary {
             debug: None,
             build_info,
             symbols: OnceLock::new(),
+            by_address: OnceLock::new(),
             pclntab: OnceLock::new(),
             runtime_version: OnceLock::new(),
         })
@@ -202,15 +205,23 @@ impl Binary {
             .copied()
     }
 
-    /// The `.symtab` symbol whose range holds link-time address `vaddr`:
-    /// its name, address and size. A linear search (for the few
-    /// addresses `goat why` names, not for hot paths).
-    pub fn symbol_containing(&self, vaddr: u64) -> Option<(&str, u64, u64)> {
-        self.symbols
-            .get_or_init(|| self.debug_image().symbols())
-            .iter()
-            .find(|(_, &(addr, size))| size > 0 && vaddr >= addr && vaddr - addr < size)
-            .map(|(name, &(addr, size))| (name.as_str(), addr, size))
+    /// The sized `.symtab` symbol containing link-time `addr` (a package
+    /// variable, for an address in data or bss): its name and range.
+    pub fn symbol_at(&self, addr: u64) -> Option<(&str, u64, u64)> {
+        let sorted = self.by_address.get_or_init(|| {
+            let all = self.symbols.get_or_init(|| self.debug_image().symbols());
+            let mut v: Vec<(u64, u64, String)> = all
+                .iter()
+                .filter(|(_, (_, size))| *size > 0)
+                .map(|(name, (start, size))| (*start, *size, name.clone()))
+                .collect();
+            v.sort_unstable();
+            v
+        });
+        let i = sorted.partition_point(|(start, _, _)| *start <= addr);
+        let (start, size, name) = sorted.get(i.checked_sub(1)?)?;
+        let end = start.checked_add(*size)?;
+        (addr < end).then_some((name.as_str(), *start, end))
     }
 
     /// The file bytes at link-time addresses `vaddr..vaddr+len`, if file-backed.

@@ -5,6 +5,7 @@
 pub mod core;
 pub mod session;
 pub mod stacks;
+pub mod why;
 
 /// Prints a library warning the way goat always has.
 pub fn warn(w: goat::inspect::Warning) {

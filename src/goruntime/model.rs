@@ -86,6 +86,34 @@ impl Goroutine {
     }
 }
 
+impl Goroutine {
+    /// `GOROOT/src/` as the goroutine's runtime frames name their files
+    /// (`/usr/lib/go/src/runtime/proc.go`), if one does.
+    pub fn goroot_src(&self) -> Option<&str> {
+        self.frames
+            .iter()
+            .filter(|f| f.function.starts_with("runtime."))
+            .find_map(|f| {
+                let at = f.file.find("/src/runtime/")?;
+                f.file.get(..at + "/src/".len())
+            })
+    }
+
+    /// The innermost frame of the program's own code: outside the Go
+    /// distribution (`sync`, `net`, the runtime), else the innermost one.
+    pub fn own_code_frame(&self) -> Option<&Frame> {
+        let goroot = self.goroot_src();
+        self.frames
+            .iter()
+            .find(|f| {
+                !f.function.starts_with("runtime.")
+                    && !f.function.starts_with("internal/")
+                    && goroot.is_none_or(|r| !f.file.starts_with(r))
+            })
+            .or(self.frames.first())
+    }
+}
+
 /// An M (OS thread) the goroutine is on.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MachineRef {

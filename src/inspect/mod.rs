@@ -39,6 +39,7 @@ mod session;
 mod stacks;
 mod verify;
 mod waits;
+mod why;
 mod write_core;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,7 @@ pub use precopy::PrecopyReport;
 pub use session::Debuggee;
 pub use stacks::{ReadReport, Stacks, StacksMode, StacksWritten};
 pub use verify::Mismatch;
+pub use why::{WhyOptions, WhyOutcome};
 pub use write_core::write_core;
 
 /// How to open a target.
@@ -76,7 +78,10 @@ pub struct Inspector {
 }
 
 enum Source {
-    Live { pid: i32, exe: PathBuf },
+    Live {
+        pid: i32,
+        exe: PathBuf,
+    },
     // Boxed: a core's index is large, and an Inspector is moved around.
     Core {
         core: Box<CoreFile>,

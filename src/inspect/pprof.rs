@@ -66,7 +66,7 @@ impl Inspector {
 
     /// The executable's text as the target maps it at `bias`; `None` when
     /// the binary has no `.text` in a loadable segment.
-    fn profile_mapping(&self, bias: u64) -> Option<ProfileMapping> {
+    pub(super) fn profile_mapping(&self, bias: u64) -> Option<ProfileMapping> {
         let bin = self.prog.binary();
         let (text, _) = bin.section_range(".text")?;
         let (vaddr, offset, size) = bin

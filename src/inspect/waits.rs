@@ -17,7 +17,7 @@ impl Inspector {
     pub fn waits(&self) -> Result<(Dump, Waits), InspectError> {
         let prog = &self.prog;
         match &self.source {
-            Source::Core { core, bias } => {
+            Source::Core { core, bias, .. } => {
                 let globals = prog.locate(core.as_ref(), *bias)?;
                 let empty = prog
                     .prepare_capture_spilled(core.as_ref(), &globals)

@@ -18,7 +18,7 @@ use crate::goruntime::{Frame, Goroutine};
 /// whose `f` is inlined into the `gowrap` closure) is still shown as `f`,
 /// where Delve shows the closure. Without such a frame, the innermost.
 pub(super) fn user_frame(g: &Goroutine) -> Option<&Frame> {
-    let goroot = goroot_src(g);
+    let goroot = g.goroot_src();
     let inlined_std = |f: &Frame| f.inlined && goroot.is_some_and(|r| f.file.starts_with(r));
     g.frames
         .iter()
@@ -28,18 +28,6 @@ pub(super) fn user_frame(g: &Goroutine) -> Option<&Frame> {
                 && !inlined_std(f)
         })
         .or(g.frames.first())
-}
-
-/// `GOROOT/src/` as the goroutine's runtime frames name their files
-/// (`/usr/lib/go/src/runtime/proc.go`), if one does.
-fn goroot_src(g: &Goroutine) -> Option<&str> {
-    g.frames
-        .iter()
-        .filter(|f| f.function.starts_with("runtime."))
-        .find_map(|f| {
-            let at = f.file.find("/src/runtime/")?;
-            f.file.get(..at + "/src/".len())
-        })
 }
 
 /// `goroutine [ID [COMMAND]]`

@@ -52,6 +52,8 @@ mod group;
 mod json;
 pub mod pprof;
 mod text;
+mod why;
+pub use why::why_text;
 
 use std::io::{self, Write};
 

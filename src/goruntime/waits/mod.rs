@@ -57,7 +57,8 @@ pub struct Waits {
     /// Addresses of the words Go's leak rule (1.26+) never follows while
     /// marking: each chan-waiting goroutine's `sudog.c` and each
     /// sync-waiting one's `sudog.elem` (`setSyncObjectsUntraceable`).
-    /// Empty before 1.26.
+    /// The same words on every release (plain pointers before 1.26), so
+    /// that the rule can be applied from outside to any of them.
     pub untraceable_slots: Vec<u64>,
 }
 
@@ -222,9 +223,7 @@ pub fn read_waits(
         chans::collect(ctx, goroutines, &mut waits);
         sync::collect(ctx, prog, bias, goroutines, &mut waits);
         names::name_chans(prog, mem, bias, &mut waits.chans);
-        if ctx.w.untraceable_sudogs {
-            waits.untraceable_slots = untraceable_slots(ctx, goroutines);
-        }
+        waits.untraceable_slots = untraceable_slots(ctx, goroutines, &waits.by_goroutine);
     }
     waits
 }
@@ -336,26 +335,34 @@ impl Ctx<'_> {
     }
 }
 
-/// The words Go's leak rule hides from marking (see [`Waits`]).
-fn untraceable_slots(ctx: &Ctx<'_>, goroutines: &[Goroutine]) -> Vec<u64> {
+/// The words Go's leak rule hides from marking (see [`Waits`]): found
+/// from what each goroutine was read to wait on, so that releases whose
+/// wait reasons do not name sync waits (`semacquire` before 1.20's) and
+/// whose semaphore sudogs are not in `g.waiting` (before 1.26) get them
+/// too.
+fn untraceable_slots(
+    ctx: &Ctx<'_>,
+    goroutines: &[Goroutine],
+    by_goroutine: &BTreeMap<u64, WaitsOn>,
+) -> Vec<u64> {
     let mut out = Vec::new();
     for g in goroutines {
         if !matches!(g.status_code, G_WAITING | G_LEAKED) {
             continue;
         }
-        let off = match g.wait_reason.as_deref() {
-            Some("select" | "chan receive" | "chan send") => ctx.w.sudog.c_traced,
-            Some(
-                "sync.Cond.Wait"
-                | "sync.Mutex.Lock"
-                | "sync.RWMutex.RLock"
-                | "sync.RWMutex.Lock"
-                | "sync.WaitGroup.Wait",
-            ) => ctx.w.sudog.elem_traced,
-            _ => continue,
-        };
-        if let Ok(sgs) = ctx.waiting_sudogs(g.gp) {
-            out.extend(sgs.iter().filter_map(|sg| sg.checked_add(off)));
+        match by_goroutine.get(&g.id) {
+            Some(WaitsOn::Chan { .. } | WaitsOn::Select { .. }) => {
+                if let Ok(sgs) = ctx.waiting_sudogs(g.gp) {
+                    let off = ctx.w.sudog.c_traced;
+                    out.extend(sgs.iter().filter_map(|sg| sg.checked_add(off)));
+                }
+            }
+            Some(WaitsOn::Sync { .. }) => {
+                if let Ok(Some(sg)) = sync::own_sudog(ctx, g.gp) {
+                    out.extend(sg.checked_add(ctx.w.sudog.elem_traced));
+                }
+            }
+            _ => {}
         }
     }
     out

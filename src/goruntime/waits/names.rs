@@ -35,7 +35,7 @@ pub fn name_of(prog: &GoProgram, bias: u64, addr: u64) -> Option<String> {
     if !in_data {
         return None;
     }
-    let (sym, start, _) = bin.symbol_containing(link)?;
+    let (sym, start, _) = bin.symbol_at(link)?;
     let mut name = sym.to_string();
     let mut off = link - start;
     let fields = prog

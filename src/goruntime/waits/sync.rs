@@ -69,22 +69,30 @@ pub fn sync_wait(ctx: &Ctx<'_>, gp: u64, kind: SyncKind) -> Result<WaitsOn, Stri
     Ok(WaitsOn::Sync { object, sema, kind })
 }
 
-/// The address in the goroutine's own sudog (`elem`): from `g.waiting`
-/// (1.26+), else from a stack word pointing at a sudog of this goroutine
-/// that names an address.
+/// The address in the goroutine's own sudog (`elem`): see [`own_sudog`].
 fn semaphore(ctx: &Ctx<'_>, gp: u64) -> Result<Option<u64>, String> {
-    let elem_of = |sg: u64| -> Option<u64> {
+    Ok(own_sudog(ctx, gp)?.and_then(|sg| sudog_elem(ctx, sg)))
+}
+
+fn sudog_elem(ctx: &Ctx<'_>, sg: u64) -> Option<u64> {
+    let elem = ctx.mem.read_u64(sg.checked_add(ctx.w.sudog.elem)?).ok()?;
+    (elem != 0).then_some(elem)
+}
+
+/// The sudog a goroutine waits in on a semaphore (one of its own, naming
+/// an address): `g.waiting` (1.26+), else a stack word pointing at it.
+pub fn own_sudog(ctx: &Ctx<'_>, gp: u64) -> Result<Option<u64>, String> {
+    let own = |sg: u64| -> Option<u64> {
         let owner = ctx.mem.read_u64(sg.checked_add(ctx.w.sudog.g)?).ok()?;
-        let elem = ctx.mem.read_u64(sg.checked_add(ctx.w.sudog.elem)?).ok()?;
-        (owner == gp && elem != 0).then_some(elem)
+        (owner == gp && sudog_elem(ctx, sg).is_some()).then_some(sg)
     };
     let waiting = ctx.word(Ctx::at(gp, ctx.w.g_waiting)?, "g.waiting")?;
     if waiting != 0 {
-        if let Some(elem) = elem_of(waiting) {
-            return Ok(Some(elem));
+        if let Some(sg) = own(waiting) {
+            return Ok(Some(sg));
         }
     }
-    Ok(stack::words(ctx, gp)?.into_iter().find_map(elem_of))
+    Ok(stack::words(ctx, gp)?.into_iter().find_map(own))
 }
 
 /// Most sudogs read while looking for a goroutine's `Cond` on its

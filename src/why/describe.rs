@@ -1,0 +1,206 @@
+//! What a goroutine waits on, in words and as the JSON's `waits_on`, with
+//! the names of the objects involved where the program's symbols give one
+//! (`main.jobs`, `main.state.mu`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Snapshot;
+use crate::goruntime::waits::{ChanOp, IoMode, SyncKind, Waits, WaitsOn};
+
+/// `waits_on` of the JSON document (docs/why-json.md).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WaitDesc {
+    /// `chan`, `select`, `mutex`, `rwmutex`, `waitgroup`, `cond`, `sema`,
+    /// `io`, `sleep`, `syscall`, `runtime`, `unreadable`, or `none`.
+    pub kind: &'static str,
+    /// The channel's or sync object's address, `"0x…"`.
+    pub addr: Option<String>,
+    /// The package variable (and field) it is, where known.
+    pub name: Option<String>,
+    /// The rest in words: "receive", "send", a select's cases, an fd and
+    /// its addresses, when a sleep ends.
+    pub detail: Option<String>,
+}
+
+/// Names of the objects goroutines wait on.
+pub struct Names<'a> {
+    snap: &'a Snapshot<'a>,
+    waits: &'a Waits,
+    /// Heap pointers held in package variables: the variable's name.
+    held_in: BTreeMap<u64, String>,
+}
+
+impl<'a> Names<'a> {
+    pub fn new(snap: &'a Snapshot<'a>, waits: &'a Waits, held_in: BTreeMap<u64, String>) -> Self {
+        Names {
+            snap,
+            waits,
+            held_in,
+        }
+    }
+
+    /// The name of the object at `addr`: a package variable (and field)
+    /// it lies in, or the variable that holds a pointer to it.
+    pub fn name(&self, addr: u64) -> Option<String> {
+        if let Some(s) = self.waits.syncs.get(&addr).and_then(|s| s.name.clone()) {
+            return Some(s);
+        }
+        if let Some(c) = self.waits.chans.get(&addr).and_then(|c| c.name.clone()) {
+            return Some(c);
+        }
+        crate::goruntime::waits::name_of(self.snap.prog, self.snap.bias, addr)
+            .or_else(|| self.held_in.get(&addr).cloned())
+    }
+
+    /// The runtime range `[start, end)` of the package variable `addr` lies
+    /// in, or that holds a pointer to it.
+    pub fn variable_range(&self, addr: u64) -> Option<(u64, u64)> {
+        let bin = self.snap.prog.binary();
+        let bias = self.snap.bias;
+        if let Some((_, s, e)) = addr.checked_sub(bias).and_then(|a| bin.symbol_at(a)) {
+            return Some((s.checked_add(bias)?, e.checked_add(bias)?));
+        }
+        let name = self.held_in.get(&addr)?;
+        let (s, size) = bin.symbol_range(name)?;
+        let s = s.checked_add(bias)?;
+        Some((s, s.checked_add(size)?))
+    }
+
+    /// `waits_on` for a goroutine's wait (`None`: not known to wait).
+    pub fn describe(&self, w: Option<&WaitsOn>) -> WaitDesc {
+        let Some(w) = w else {
+            return plain("none", None);
+        };
+        match w {
+            WaitsOn::NotBlocked => plain("none", None),
+            WaitsOn::Chan { chan: 0, op } => plain(
+                "chan",
+                Some(format!("{} on a nil channel (forever)", op_word(*op))),
+            ),
+            WaitsOn::Chan { chan, op } => WaitDesc {
+                kind: "chan",
+                addr: Some(hex(*chan)),
+                name: self.name(*chan),
+                detail: Some(format!("{} {}", op_word(*op), self.chan_state(*chan))),
+            },
+            WaitsOn::Select { cases } if cases.is_empty() => {
+                plain("select", Some("select {} (no cases: forever)".into()))
+            }
+            WaitsOn::Select { cases } => {
+                let parts: Vec<String> = cases
+                    .iter()
+                    .map(|(c, op)| match self.name(*c) {
+                        Some(n) => format!("{} {} ({n})", op_word(*op), hex(*c)),
+                        None => format!("{} {}", op_word(*op), hex(*c)),
+                    })
+                    .collect();
+                WaitDesc {
+                    kind: "select",
+                    addr: None,
+                    name: None,
+                    detail: Some(parts.join(", ")),
+                }
+            }
+            WaitsOn::Sync { object, kind, .. } => WaitDesc {
+                kind: sync_kind(*kind),
+                addr: Some(hex(*object)),
+                name: self.name(*object),
+                detail: Some(sync_detail(*kind).to_string()),
+            },
+            WaitsOn::Io {
+                fd,
+                mode,
+                local,
+                peer,
+                ..
+            } => {
+                let mut d = format!(
+                    "{} fd {}",
+                    match mode {
+                        IoMode::Read => "reading",
+                        IoMode::Write => "writing",
+                        #[allow(unreachable_patterns)]
+                        _ => "waiting on",
+                    },
+                    fd.map_or("?".to_string(), |f| f.to_string())
+                );
+                if let (Some(l), Some(p)) = (local, peer) {
+                    d.push_str(&format!(" {l} → {p}"));
+                } else if let Some(l) = local {
+                    d.push_str(&format!(" {l}"));
+                }
+                plain("io", Some(d))
+            }
+            WaitsOn::Sleep { until_ns } => {
+                plain("sleep", until_ns.map(|t| format!("until monotonic {t} ns")))
+            }
+            WaitsOn::Syscall { nr, name, fd } => {
+                let mut d = match (name, nr) {
+                    (Some(n), _) => (*n).to_string(),
+                    (None, Some(nr)) => format!("syscall {nr}"),
+                    (None, None) => "a system call".to_string(),
+                };
+                if let Some(fd) = fd {
+                    d.push_str(&format!(" on fd {fd}"));
+                }
+                plain("syscall", Some(d))
+            }
+            WaitsOn::Runtime { reason } => plain("runtime", Some(reason.clone())),
+            WaitsOn::Unreadable { why } => plain("unreadable", Some(why.clone())),
+        }
+    }
+
+    /// "chan int (len 0, cap 0)", "closed" when it is.
+    fn chan_state(&self, chan: u64) -> String {
+        let Some(c) = self.waits.chans.get(&chan) else {
+            return "a channel".into();
+        };
+        let ty = c.elem_type.as_deref().unwrap_or("?");
+        let closed = if c.closed { ", closed" } else { "" };
+        format!("chan {ty} (len {}, cap {}{closed})", c.len, c.cap)
+    }
+}
+
+fn plain(kind: &'static str, detail: Option<String>) -> WaitDesc {
+    WaitDesc {
+        kind,
+        addr: None,
+        name: None,
+        detail,
+    }
+}
+
+pub fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}
+
+pub fn op_word(op: ChanOp) -> &'static str {
+    match op {
+        ChanOp::Send => "send",
+        ChanOp::Recv => "receive",
+    }
+}
+
+fn sync_kind(k: SyncKind) -> &'static str {
+    match k {
+        SyncKind::Mutex => "mutex",
+        SyncKind::RWMutexRead | SyncKind::RWMutexWrite => "rwmutex",
+        SyncKind::WaitGroup => "waitgroup",
+        SyncKind::Cond => "cond",
+        SyncKind::Semaphore => "sema",
+    }
+}
+
+/// The Go type and operation, as findings name them.
+pub fn sync_detail(k: SyncKind) -> &'static str {
+    match k {
+        SyncKind::Mutex => "sync.Mutex Lock",
+        SyncKind::RWMutexRead => "sync.RWMutex RLock",
+        SyncKind::RWMutexWrite => "sync.RWMutex Lock",
+        SyncKind::WaitGroup => "sync.WaitGroup Wait",
+        SyncKind::Cond => "sync.Cond Wait",
+        SyncKind::Semaphore => "a semaphore",
+    }
+}

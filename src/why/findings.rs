@@ -1,0 +1,244 @@
+//! The findings: one line each, the one that affects the most goroutines
+//! first. Deadlock cycles, goroutines that can never wake (by creation
+//! site), then goroutines waiting on the same object with who may release
+//! them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::describe::{op_word, Names};
+use super::{Finding, GoroutineWhy};
+use crate::goruntime::waits::{Waits, WaitsOn};
+
+pub fn findings(
+    gs: &[GoroutineWhy],
+    cycles: &[Vec<u64>],
+    waits: &Waits,
+    names: &Names<'_>,
+    never_unknown: bool,
+) -> Vec<Finding> {
+    let by_id: BTreeMap<u64, &GoroutineWhy> = gs.iter().map(|g| (g.id, g)).collect();
+    let mut out: Vec<(usize, Finding)> = Vec::new();
+    let mut explained: BTreeSet<u64> = BTreeSet::new();
+    for c in cycles {
+        out.push((0, cycle_finding(c, &by_id, waits)));
+        explained.extend(c.iter().copied());
+    }
+    if !never_unknown {
+        let mut by_site: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+        for g in gs
+            .iter()
+            .filter(|g| g.never_wakes && !explained.contains(&g.id))
+        {
+            let what = never_what(waits.by_goroutine.get(&g.id));
+            let site = g.created_by.clone().unwrap_or_else(|| "?".into());
+            by_site.entry((what, site)).or_default().push(g.id);
+        }
+        for ((what, site), ids) in by_site {
+            explained.extend(ids.iter().copied());
+            let text = format!(
+                "{} can never wake: {what} that no goroutine able to run can reach (created by {site})",
+                count(ids.len())
+            );
+            out.push((
+                1,
+                Finding {
+                    text,
+                    goroutines: ids,
+                },
+            ));
+        }
+    }
+    // Goroutines waiting on the same object.
+    let mut by_object: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for g in gs.iter().filter(|g| !explained.contains(&g.id)) {
+        let Some(w) = waits.by_goroutine.get(&g.id) else {
+            continue;
+        };
+        if let Some(o) = super::release::objects(w).first() {
+            by_object.entry(*o).or_default().push(g.id);
+        }
+    }
+    for (object, ids) in by_object {
+        let first = ids.first().and_then(|id| by_id.get(id));
+        let Some(first) = first else { continue };
+        let what = waited_object(first, object, names);
+        let releasers: BTreeSet<u64> = ids
+            .iter()
+            .filter_map(|id| by_id.get(id))
+            .flat_map(|g| g.may_release.iter().copied())
+            .collect();
+        let w = waits.by_goroutine.get(&first.id);
+        let who = releasers_text(&releasers, w, object, &by_id, names);
+        let text = format!("{} {what}; {who}", waiting(ids.len()));
+        out.push((
+            2,
+            Finding {
+                text,
+                goroutines: ids,
+            },
+        ));
+    }
+    // Most goroutines first; among equals, cycles, then never-wakes.
+    out.sort_by(|(ka, a), (kb, b)| b.goroutines.len().cmp(&a.goroutines.len()).then(ka.cmp(kb)));
+    out.into_iter().map(|(_, f)| f).collect()
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 goroutine".into()
+    } else {
+        format!("{n} goroutines")
+    }
+}
+
+fn waiting(n: usize) -> String {
+    if n == 1 {
+        "1 goroutine waits".into()
+    } else {
+        format!("{n} goroutines wait")
+    }
+}
+
+/// "chan receive on channels", "sync.WaitGroup Wait", "select {}".
+fn never_what(w: Option<&WaitsOn>) -> String {
+    match w {
+        Some(WaitsOn::Chan { chan: 0, op }) => format!("{} on a nil channel", op_word(*op)),
+        Some(WaitsOn::Chan { op, .. }) => format!("blocked in chan {} on a channel", op_word(*op)),
+        Some(WaitsOn::Select { cases }) if cases.is_empty() => "in select {}".into(),
+        Some(WaitsOn::Select { .. }) => "blocked in a select on channels".into(),
+        Some(WaitsOn::Sync { kind, .. }) => {
+            format!(
+                "blocked in {} on an object",
+                super::describe::sync_detail(*kind)
+            )
+        }
+        _ => "blocked on something".into(),
+    }
+}
+
+/// "on sync.Mutex Lock 0xc000012345 (main.state.mu)" or "to receive from chan …".
+fn waited_object(g: &GoroutineWhy, object: u64, names: &Names<'_>) -> String {
+    let d = &g.waits_on;
+    let name = names
+        .name(object)
+        .map(|n| format!(" {n}"))
+        .unwrap_or_default();
+    match d.kind {
+        "chan" | "select" => format!(
+            "on chan {:#x}{name} ({})",
+            object,
+            d.detail.as_deref().unwrap_or("")
+        ),
+        _ => format!(
+            "on {} at {:#x}{name}",
+            d.detail.as_deref().unwrap_or(d.kind),
+            object
+        ),
+    }
+}
+
+fn releasers_text(
+    releasers: &BTreeSet<u64>,
+    w: Option<&WaitsOn>,
+    object: u64,
+    by_id: &BTreeMap<u64, &GoroutineWhy>,
+    names: &Names<'_>,
+) -> String {
+    let lock = matches!(w, Some(WaitsOn::Sync { .. }));
+    if releasers.is_empty() {
+        let held = names.name(object);
+        return match (lock, held) {
+            (true, _) => "no goroutine that could hold it was found".into(),
+            (false, Some(n)) => format!(
+                "no goroutine references it, but {n} does: it may wake if new code sends on it"
+            ),
+            (false, None) => "no goroutine references it".into(),
+        };
+    }
+    let shown: Vec<String> = releasers
+        .iter()
+        .take(5)
+        .map(|id| match by_id.get(id) {
+            Some(g) => format!("{id} ({})", state(g)),
+            None => id.to_string(),
+        })
+        .collect();
+    let more = releasers.len().saturating_sub(shown.len());
+    let list = if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    };
+    let one = releasers.len() == 1;
+    let (noun, verb) = match (lock, one) {
+        (true, true) => ("goroutine", "may hold it (Go records no owner)"),
+        (true, false) => ("goroutines", "may hold it (Go records no owner)"),
+        (false, true) => ("goroutine", "can reach it"),
+        (false, false) => ("goroutines", "can reach it"),
+    };
+    format!("{noun} {list} {verb}")
+}
+
+/// A releaser's own state: "IO wait: reading fd 5 a → b, 5 minutes".
+fn state(g: &GoroutineWhy) -> String {
+    let mut s = g.status.clone();
+    if let Some(d) = &g.waits_on.detail {
+        if g.waits_on.kind != "none" {
+            s.push_str(": ");
+            s.push_str(d);
+        }
+    }
+    if let Some(m) = g.wait_minutes.filter(|m| *m > 0) {
+        s.push_str(&format!(", {m} minutes"));
+    }
+    s
+}
+
+/// "deadlock: goroutine 24 waits to send on chan 0x… that only 25 can
+/// receive; goroutine 25 waits on sync.Mutex main.state.mu that 24 may hold".
+fn cycle_finding(c: &[u64], by_id: &BTreeMap<u64, &GoroutineWhy>, waits: &Waits) -> Finding {
+    let parts: Vec<String> = c
+        .iter()
+        .map(|id| {
+            let Some(g) = by_id.get(id) else {
+                return format!("goroutine {id}");
+            };
+            let who = g
+                .may_release
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let d = &g.waits_on;
+            let target = match (&d.name, &d.addr) {
+                (Some(n), Some(a)) => format!("{n} ({a})"),
+                (Some(n), None) => n.clone(),
+                (None, Some(a)) => a.clone(),
+                (None, None) => String::new(),
+            };
+            match waits.by_goroutine.get(id) {
+                Some(WaitsOn::Chan { op, .. }) => format!(
+                    "goroutine {id} waits to {} chan {target} that only {who} can {}",
+                    op_word(*op),
+                    match op {
+                        crate::goruntime::waits::ChanOp::Send => "receive from",
+                        crate::goruntime::waits::ChanOp::Recv => "send on",
+                    }
+                ),
+                Some(WaitsOn::Select { .. }) => format!(
+                    "goroutine {id} waits in a select ({}) that only {who} can complete",
+                    d.detail.as_deref().unwrap_or("")
+                ),
+                Some(WaitsOn::Sync { kind, .. }) => format!(
+                    "goroutine {id} waits on {} {target} that {who} may hold",
+                    super::describe::sync_detail(*kind)
+                ),
+                _ => format!("goroutine {id} waits on {who}"),
+            }
+        })
+        .collect();
+    Finding {
+        text: format!("deadlock: {}", parts.join("; ")),
+        goroutines: c.to_vec(),
+    }
+}

@@ -1,0 +1,246 @@
+//! `goat why`: what each blocked goroutine waits on, who could release it,
+//! the deadlock cycles among them, and which can never wake.
+//!
+//! Everything is read from one consistent snapshot (a core, or a live
+//! process copied as `goat core --mode live` copies it): the runtime's own
+//! records of each wait (`goruntime::waits`), the heap (`heapwalk`) and the
+//! live pointer slots of each stack (`goruntime::stackroots`). Nothing here
+//! prints; `report::why` formats a [`WhyReport`].
+
+pub mod code_refs;
+mod describe;
+mod findings;
+pub mod graph;
+pub mod leak;
+pub mod reach;
+mod release;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use serde::Serialize;
+
+use crate::goruntime::waits::{self, FdInfo, Waits, WaitsOn};
+use crate::goruntime::{Dump, GoProgram, Goroutine};
+use crate::heapwalk::{self, Heap};
+use crate::process::Memory;
+
+pub use describe::WaitDesc;
+
+/// What the analysis reads: one consistent snapshot of the program.
+pub struct Snapshot<'a> {
+    pub prog: &'a GoProgram,
+    pub mem: &'a dyn Memory,
+    pub bias: u64,
+    pub dump: &'a Dump,
+    /// Every thread's registers (a syscall's number), when known.
+    pub threads: &'a [crate::process::Thread],
+    /// A live process's descriptors (sockets' addresses); `None` on a core.
+    pub fds: Option<&'a dyn FdInfo>,
+}
+
+/// The answer: findings first, then every goroutine.
+#[derive(Debug, Clone, Serialize)]
+pub struct WhyReport {
+    pub go_version: String,
+    /// One line each, the one that affects the most goroutines first.
+    pub findings: Vec<Finding>,
+    /// Deadlock cycles: each a sorted list of goroutine ids.
+    pub cycles: Vec<Vec<u64>>,
+    pub goroutines: Vec<GoroutineWhy>,
+    /// Why "never wakes" could not be decided, when it could not: then no
+    /// goroutine is said to never wake.
+    pub never_wakes_unknown: Option<String>,
+    /// How the stacks were scanned.
+    pub stack_scan: ScanSummary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScanSummary {
+    /// Frames scanned from the compiler's stack maps.
+    pub precise_frames: u64,
+    /// Frames scanned word by word (errs toward "may wake").
+    pub conservative_frames: u64,
+    /// Goroutines whose stack scan ended early (the rest word by word).
+    pub incomplete: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub text: String,
+    pub goroutines: Vec<u64>,
+}
+
+/// One goroutine's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct GoroutineWhy {
+    pub id: u64,
+    /// As the traceback's header shows it: a wait reason or a status.
+    pub status: String,
+    pub wait_reason: Option<String>,
+    pub wait_minutes: Option<i64>,
+    pub waits_on: WaitDesc,
+    /// Goroutines that could release it: for a channel, those that can
+    /// reach it and are not queued on it; for a lock, those that may hold
+    /// it (Go records no owner).
+    pub may_release: Vec<u64>,
+    pub never_wakes: bool,
+    /// The innermost frame outside the Go distribution: "func file:line".
+    pub location: Option<String>,
+    /// "func file:line" of the `go` statement that created it.
+    pub created_by: Option<String>,
+}
+
+/// Runs the whole analysis on `snap`.
+pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
+    let gs = &snap.dump.goroutines;
+    let waits = waits::read_waits(snap.prog, snap.mem, snap.bias, gs, snap.threads, snap.fds);
+    let heap = Heap::load(snap.prog, snap.mem, snap.bias);
+    let mut scan = ScanSummary::default();
+    let stacks = stack_values(snap, &mut scan);
+    let (never, never_unknown, var_names) = match &heap {
+        Ok(heap) => {
+            let (never, unknown, names) = never_wakes(snap, heap, &waits, &stacks);
+            (never, unknown, names)
+        }
+        Err(e) => (
+            BTreeSet::new(),
+            Some(format!("the heap could not be read: {e}")),
+            BTreeMap::new(),
+        ),
+    };
+    let names = describe::Names::new(snap, &waits, var_names);
+    let releasers = release::may_release(snap, heap.as_ref().ok(), &waits, &stacks, &names);
+    let blocked: BTreeSet<u64> = waits
+        .by_goroutine
+        .iter()
+        .filter(|(_, w)| release::waits_on_another(w))
+        .map(|(id, _)| *id)
+        .collect();
+    let cycles = graph::deadlocks(&releasers, &blocked);
+    let goroutines: Vec<GoroutineWhy> = gs
+        .iter()
+        .map(|g| {
+            let w = waits.by_goroutine.get(&g.id);
+            GoroutineWhy {
+                id: g.id,
+                status: g.status.clone(),
+                wait_reason: g.wait_reason.clone(),
+                wait_minutes: g.wait_minutes,
+                waits_on: names.describe(w),
+                may_release: releasers
+                    .get(&g.id)
+                    .map(|r| r.iter().copied().collect())
+                    .unwrap_or_default(),
+                never_wakes: never.contains(&g.id),
+                location: user_location(g),
+                created_by: g
+                    .created_by
+                    .as_ref()
+                    .map(|c| format!("{} {}:{}", c.function, c.file, c.line)),
+            }
+        })
+        .collect();
+    let findings = findings::findings(
+        &goroutines,
+        &cycles,
+        &waits,
+        &names,
+        never_unknown.is_some(),
+    );
+    WhyReport {
+        go_version: snap.dump.go_version.clone(),
+        findings,
+        cycles,
+        goroutines,
+        never_wakes_unknown: never_unknown,
+        stack_scan: scan,
+    }
+}
+
+/// Each goroutine's live stack pointer values, by id.
+fn stack_values(snap: &Snapshot<'_>, scan: &mut ScanSummary) -> BTreeMap<u64, Vec<u64>> {
+    let mut out = BTreeMap::new();
+    let mut slots = Vec::new();
+    for g in &snap.dump.goroutines {
+        slots.clear();
+        let s = crate::goruntime::stackroots::stack_pointer_slots(
+            snap.prog, snap.mem, snap.bias, g, &mut slots,
+        );
+        scan.precise_frames += u64::from(s.precise_frames);
+        scan.conservative_frames += u64::from(s.conservative_frames);
+        if s.incomplete.is_some() {
+            scan.incomplete += 1;
+        }
+        out.insert(g.id, read_words(snap.mem, &slots));
+    }
+    out
+}
+
+/// The words at `slots` (those that read), as pointer values.
+fn read_words(mem: &dyn Memory, slots: &[u64]) -> Vec<u64> {
+    let mut word = [0u8; 8];
+    slots
+        .iter()
+        .filter_map(|s| {
+            mem.read(*s, &mut word).ok()?;
+            Some(u64::from_le_bytes(word)).filter(|v| *v != 0)
+        })
+        .collect()
+}
+
+/// The never-wakes set, or why it is unknown; and the package variable
+/// naming each pointer value a root slot holds (a channel's name).
+fn never_wakes(
+    snap: &Snapshot<'_>,
+    heap: &Heap,
+    waits: &Waits,
+    stacks: &BTreeMap<u64, Vec<u64>>,
+) -> (BTreeSet<u64>, Option<String>, BTreeMap<u64, String>) {
+    let roots = match heapwalk::global_roots(snap.prog, snap.mem, snap.bias, heap) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                BTreeSet::new(),
+                Some(format!("the package variables could not be read: {e}")),
+                BTreeMap::new(),
+            )
+        }
+    };
+    let (values, names) = root_values(&roots);
+    let skip: HashSet<u64> = waits.untraceable_slots.iter().copied().collect();
+    let none = WaitsOn::NotBlocked;
+    let empty: Vec<u64> = Vec::new();
+    let candidates: Vec<leak::Candidate<'_>> = snap
+        .dump
+        .goroutines
+        .iter()
+        .map(|g| leak::Candidate {
+            id: g.id,
+            waits_on: waits.by_goroutine.get(&g.id).unwrap_or(&none),
+            stack_values: stacks.get(&g.id).unwrap_or(&empty),
+        })
+        .collect();
+    let never = leak::never_wakes(heap, snap.mem, &values, &skip, &candidates);
+    (never, None, names)
+}
+
+/// The pointer values of the global root slots, and the variable each
+/// heap pointer is held in (the first one, in address order).
+fn root_values(roots: &heapwalk::Roots) -> (Vec<u64>, BTreeMap<u64, String>) {
+    let mut values = Vec::new();
+    let mut names = BTreeMap::new();
+    for slot in roots.slots.iter().filter(|s| s.value != 0) {
+        values.push(slot.value);
+        if let Some(name) = roots.name(slot) {
+            names.entry(slot.value).or_insert_with(|| name.to_string());
+        }
+    }
+    (values, names)
+}
+
+/// The innermost frame outside the Go distribution (the user's code), or
+/// the innermost frame: "function file:line".
+fn user_location(g: &Goroutine) -> Option<String> {
+    let f = g.own_code_frame()?;
+    Some(format!("{} {}:{}", f.function, f.file, f.line))
+}

@@ -1,0 +1,300 @@
+//! `goat why` on `tests/fixtures/hangs`, a program stuck in ten ways at
+//! once. The oracles: the fixture's manifest (which goroutine is which
+//! scenario, from its own source) and, on Go 1.27, the runtime's own
+//! goroutine-leak profile, asked after goat: goat's never-wakes set must
+//! be exactly the runtime's. The same analysis from a core gives the same
+//! answers.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{assert_untouched, build_fixtures, run_goat, scratch_dir, text, Fixture};
+
+/// Scenario → goroutine ids, as the fixture wrote them.
+fn manifest(path: &Path) -> BTreeMap<String, Vec<u64>> {
+    std::fs::read_to_string(path)
+        .expect("the fixture's manifest")
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let cat = f.next()?.to_string();
+            Some((cat, f.filter_map(|id| id.parse().ok()).collect()))
+        })
+        .collect()
+}
+
+fn why_json(args: &[&str]) -> Value {
+    let mut all = vec!["why", "--json"];
+    all.extend_from_slice(args);
+    let out = run_goat(&all);
+    assert!(out.status.success(), "goat {all:?}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("goat why --json is JSON")
+}
+
+/// Goroutines of the report by id.
+fn by_id(doc: &Value) -> BTreeMap<u64, Value> {
+    doc["goroutines"]
+        .as_array()
+        .expect("goroutines")
+        .iter()
+        .map(|g| (g["id"].as_u64().expect("id"), g.clone()))
+        .collect()
+}
+
+fn never_wakes(doc: &Value) -> BTreeSet<u64> {
+    by_id(doc)
+        .into_iter()
+        .filter(|(_, g)| g["never_wakes"] == Value::Bool(true))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Checks each scenario's goroutines against what the fixture does.
+fn check_scenarios(flavour: &str, doc: &Value, m: &BTreeMap<String, Vec<u64>>) {
+    let gs = by_id(doc);
+    let ids = |cat: &str| -> Vec<u64> {
+        m.get(cat)
+            .unwrap_or_else(|| panic!("{flavour}: no {cat} in the manifest"))
+            .clone()
+    };
+    let g = |id: &u64| {
+        gs.get(id)
+            .unwrap_or_else(|| panic!("{flavour}: no goroutine {id}"))
+    };
+    let kind = |id: &u64| g(id)["waits_on"]["kind"].as_str().unwrap_or("").to_string();
+    let name = |id: &u64| g(id)["waits_on"]["name"].as_str().unwrap_or("").to_string();
+    let addr = |id: &u64| g(id)["waits_on"]["addr"].as_str().unwrap_or("").to_string();
+    let never = |id: &u64| g(id)["never_wakes"] == Value::Bool(true);
+    let releasers = |id: &u64| -> BTreeSet<u64> {
+        g(id)["may_release"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect()
+    };
+    let all_kind = |cat: &str, want: &str| {
+        for id in ids(cat) {
+            assert_eq!(
+                kind(&id),
+                want,
+                "{flavour}: {cat} goroutine {id}: {}",
+                g(&id)
+            );
+        }
+    };
+    let none_never = |cat: &str| {
+        for id in ids(cat) {
+            assert!(
+                !never(&id),
+                "{flavour}: {cat} goroutine {id} may wake: {}",
+                g(&id)
+            );
+        }
+    };
+    let all_never = |cat: &str| {
+        for id in ids(cat) {
+            assert!(
+                never(&id),
+                "{flavour}: {cat} goroutine {id} never wakes: {}",
+                g(&id)
+            );
+        }
+    };
+
+    // A mutex held across a network read, with waiters.
+    let holder = ids("io_holder")[0];
+    assert_eq!(kind(&holder), "io", "{flavour}: {}", g(&holder));
+    let detail = g(&holder)["waits_on"]["detail"].as_str().unwrap_or("");
+    // A core has no descriptors to name the socket's addresses from.
+    let named = if flavour.ends_with("core") {
+        "fd "
+    } else {
+        "127.0.0.1:"
+    };
+    assert!(detail.contains(named), "{flavour}: {detail}");
+    all_kind("mutex_waiters", "mutex");
+    let waiters = ids("mutex_waiters");
+    let mu = addr(&waiters[0]);
+    for w in &waiters {
+        assert_eq!(addr(w), mu, "{flavour}: the waiters share one mutex");
+        assert!(
+            releasers(w).contains(&holder),
+            "{flavour}: {holder} may hold it: {}",
+            g(w)
+        );
+    }
+    none_never("mutex_waiters");
+
+    // A deadlock cycle through a channel and a mutex.
+    let (a, b) = (ids("cycle_a")[0], ids("cycle_b")[0]);
+    assert_eq!(kind(&a), "chan", "{flavour}: {}", g(&a));
+    assert_eq!(kind(&b), "mutex", "{flavour}: {}", g(&b));
+    assert_eq!(name(&b), "main.state.mu", "{flavour}: {}", g(&b));
+    let mut pair = vec![a, b];
+    pair.sort_unstable();
+    let cycles: Vec<Vec<u64>> = serde_json::from_value(doc["cycles"].clone()).unwrap();
+    assert!(
+        cycles.contains(&pair),
+        "{flavour}: cycle {pair:?} in {cycles:?}"
+    );
+    let texts: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["text"].as_str())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("deadlock:") && t.contains("main.state.mu")),
+        "{flavour}: {texts:#?}"
+    );
+
+    // Orphaned channels: never wake.
+    all_kind("orphans", "chan");
+    all_never("orphans");
+
+    // Idle workers on a package variable's channel: may wake.
+    all_kind("workers", "chan");
+    none_never("workers");
+    for w in ids("workers") {
+        assert_eq!(name(&w), "main.jobs", "{flavour}: {}", g(&w));
+    }
+
+    // A channel only a sleeping goroutine references: may wake, and the
+    // sleeper is who may release them.
+    let sleeper = ids("sleeper")[0];
+    assert_eq!(kind(&sleeper), "sleep", "{flavour}: {}", g(&sleeper));
+    all_kind("sleeper_waiters", "chan");
+    none_never("sleeper_waiters");
+    for w in ids("sleeper_waiters") {
+        assert!(releasers(&w).contains(&sleeper), "{flavour}: {}", g(&w));
+    }
+
+    // A WaitGroup whose workers are stuck on an orphaned channel.
+    all_kind("wg_waiter", "waitgroup");
+    all_kind("wg_workers", "chan");
+    all_never("wg_waiter");
+    all_never("wg_workers");
+
+    // An RWMutex held by sleeping readers, a writer and a late reader.
+    all_kind("rw_writer", "rwmutex");
+    all_kind("rw_late_reader", "rwmutex");
+    let writer = ids("rw_writer")[0];
+    assert!(
+        name(&writer).starts_with("main.table"),
+        "{flavour}: {}",
+        g(&writer)
+    );
+    for r in ids("rw_readers") {
+        assert_eq!(kind(&r), "sleep", "{flavour}: {}", g(&r));
+        assert!(releasers(&writer).contains(&r), "{flavour}: {}", g(&writer));
+    }
+    none_never("rw_writer");
+    none_never("rw_late_reader");
+
+    // A Cond nobody signals, reachable from a package variable.
+    all_kind("cond_waiters", "cond");
+    none_never("cond_waiters");
+
+    // select {}.
+    all_kind("select_forever", "select");
+    all_never("select_forever");
+}
+
+/// What Go 1.27's runtime calls leaked, asked after goat (it changes the
+/// goroutines' status for good).
+fn runtime_leaks(fx: &Fixture, leakfile: &Path) -> BTreeSet<u64> {
+    let done = leakfile.with_extension("txt.done");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(fx.pid()),
+        nix::sys::signal::SIGUSR1,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no goroutineleak profile written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let profile = std::fs::read_to_string(leakfile).unwrap();
+    assert!(!profile.starts_with("unsupported"), "{profile}");
+    profile
+        .lines()
+        .filter(|l| l.starts_with("goroutine ") && l.contains("(leaked)"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
+}
+
+fn scenario(flavour: &str) {
+    let dir = scratch_dir(&format!("why-{flavour}"));
+    let (man, leak) = (dir.join("manifest.txt"), dir.join("leak.txt"));
+    let fx = Fixture::start(
+        flavour,
+        "hangs",
+        &[man.to_str().unwrap(), leak.to_str().unwrap()],
+    );
+    let m = manifest(&man);
+    let pid = fx.pid().to_string();
+    let live = why_json(&[&pid]);
+    assert_untouched(fx.pid());
+    check_scenarios(flavour, &live, &m);
+
+    // The same answers from a core.
+    let core = dir.join("core");
+    common::write_core(fx.pid(), &core);
+    let from_core = why_json(&[
+        "--core",
+        core.to_str().unwrap(),
+        "--exe",
+        fx.path.to_str().unwrap(),
+    ]);
+    check_scenarios(&format!("{flavour} core"), &from_core, &m);
+    assert_eq!(never_wakes(&live), never_wakes(&from_core), "{flavour}");
+
+    if flavour.starts_with("go1.27") {
+        let runtime = runtime_leaks(&fx, &leak);
+        assert_eq!(
+            never_wakes(&live),
+            runtime,
+            "{flavour}: goat's never-wakes set against the runtime's goroutineleak profile"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn why_names_every_hang_on_go1_19() {
+    build_fixtures();
+    scenario("go1.19-exe");
+    scenario("go1.19-pie");
+}
+
+#[test]
+fn why_names_every_hang_on_go1_21() {
+    build_fixtures();
+    scenario("go1.21-exe");
+    scenario("go1.21-pie");
+}
+
+#[test]
+fn why_names_every_hang_on_go1_24() {
+    build_fixtures();
+    scenario("go1.24-exe");
+    scenario("go1.24-pie");
+}
+
+#[test]
+fn why_matches_the_runtimes_leak_profile_on_go1_27() {
+    build_fixtures();
+    scenario("go1.27-exe");
+    scenario("go1.27-pie");
+}
