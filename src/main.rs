@@ -103,6 +103,11 @@ enum Command {
         /// Print how long the process was stopped and the time taken (stderr).
         #[arg(long)]
         stats: bool,
+        /// Instead: read the goroutines twice, DURATION apart (`30s`, `5m`;
+        /// the process runs in between), and list the `go` statements whose
+        /// goroutine count grew, with both counts and what they wait on.
+        #[arg(long, value_name = "DURATION", conflicts_with_all = ["core", "pprof"])]
+        growth: Option<String>,
     },
     /// Internal: started by `attach` to take breakpoints out of PID if goat
     /// dies while they are in place (reads goat's messages on stdin).
@@ -257,6 +262,7 @@ fn main() -> ExitCode {
             json,
             pprof,
             stats,
+            growth,
         } => {
             let args = cli::why::WhyArgs {
                 json,
@@ -264,10 +270,11 @@ fn main() -> ExitCode {
                 stats,
                 opts: OpenOptions { symbols },
             };
-            match (pid, core) {
-                (_, Some(core)) => cli::why::why_core(&core, exe.as_deref(), &args),
-                (Some(pid), None) => cli::why::why(pid, &args),
-                (None, None) => Err(anyhow::anyhow!("give a PID or --core FILE")),
+            match (pid, core, growth) {
+                (Some(pid), None, Some(every)) => cli::why::growth(pid, &every, &args),
+                (_, Some(core), _) => cli::why::why_core(&core, exe.as_deref(), &args),
+                (Some(pid), None, None) => cli::why::why(pid, &args),
+                (None, None, _) => Err(anyhow::anyhow!("give a PID or --core FILE")),
             }
         }
         Command::Attach {

@@ -298,3 +298,43 @@ fn why_matches_the_runtimes_leak_profile_on_go1_27() {
     scenario("go1.27-exe");
     scenario("go1.27-pie");
 }
+
+/// `--growth`: the site that leaks a goroutine every 20 ms is found, and
+/// the fixed scenarios are not.
+#[test]
+fn growth_finds_the_site_that_leaks() {
+    build_fixtures();
+    let dir = scratch_dir("why-growth");
+    let (man, leak) = (dir.join("manifest.txt"), dir.join("leak.txt"));
+    let fx = Fixture::start(
+        "go1.27-exe",
+        "hangs",
+        &[man.to_str().unwrap(), leak.to_str().unwrap(), "grow"],
+    );
+    let pid = fx.pid().to_string();
+    let doc = why_json(&["--growth", "2s", &pid]);
+    assert_untouched(fx.pid());
+    let sites = doc["sites"].as_array().expect("sites");
+    let first = &sites[0];
+    assert!(
+        first["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("main.leaker "),
+        "{doc:#}"
+    );
+    let (before, after) = (
+        first["before"].as_u64().unwrap(),
+        first["after"].as_u64().unwrap(),
+    );
+    // 2 s at one every 20 ms: about 100 more (a loaded machine sleeps longer).
+    assert!(after >= before + 20, "{doc:#}");
+    assert_eq!(first["waiting"][0][0], "chan receive", "{doc:#}");
+    assert!(
+        sites
+            .iter()
+            .all(|s| !s["created_by"].as_str().unwrap().contains("main.orphans")),
+        "{doc:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

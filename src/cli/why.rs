@@ -3,10 +3,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use goat::inspect::{Inspector, OpenOptions, WhyOptions};
+use goat::inspect::{Inspector, OpenOptions, StacksMode, WhyOptions};
 
 use super::warn;
 
@@ -75,4 +76,49 @@ fn run(inspector: &Inspector, of: &str, args: &WhyArgs) -> Result<u8> {
         );
     }
     Ok(0)
+}
+
+/// `goat why --growth DURATION PID`.
+pub fn growth(pid: i32, every: &str, args: &WhyArgs) -> Result<u8> {
+    let interval = parse_duration(every)?;
+    let inspector = Inspector::open_pid_with(pid, &args.opts, &mut warn)?;
+    let before = inspector.stacks_with(StacksMode::Auto, &mut warn)?.dump;
+    goat::eprintln_quiet!(
+        "goat: {} goroutines; reading again in {} (the program runs meanwhile)",
+        before.goroutines.len(),
+        every
+    );
+    std::thread::sleep(interval);
+    let after = inspector.stacks_with(StacksMode::Auto, &mut warn)?.dump;
+    let g = goat::why::growth::growth(&before, &after, interval.as_secs_f64());
+    let text = if args.json {
+        let mut s = serde_json::to_string_pretty(&g)?;
+        s.push('\n');
+        s
+    } else {
+        goat::why::growth::growth_text(&g, &format!("pid {pid}"))
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::Error::new(e).context("writing the report"))?;
+    Ok(0)
+}
+
+/// `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<Duration> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--growth: {s:?} is not a duration (like 30s, 5m)"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => anyhow::bail!("--growth: unknown unit in {s:?} (ms, s, m or h)"),
+    };
+    Ok(d)
 }

@@ -118,6 +118,7 @@ impl Inspector {
             dump: &dump,
             threads: core.threads(),
             fds,
+            now_ns: core.monotonic_at_stop(),
         };
         let report = why::analyze(&snap);
         let profile = match want_profile {

@@ -54,6 +54,7 @@ mod table;
 mod term;
 mod vars;
 mod watch;
+mod why;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -269,6 +269,11 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The target's monotonic clock at this stop, when known.
+    pub(super) fn now(&self) -> Option<i64> {
+        self.gs.cap.now
+    }
+
     /// The selected goroutine id (for the prompt).
     pub fn current_goroutine(&self) -> Option<u64> {
         self.current

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use super::state::Session;
 use super::{
     bpcmds, call, config, data, deferred, disasm, display, exec, goroutines, grlist, info, script,
-    session, set, source, stack, stepi, vars, watch,
+    session, set, source, stack, stepi, vars, watch, why,
 };
 
 /// A command's handler: the session, the words after the command name, and
@@ -269,6 +269,20 @@ pub static COMMANDS: &[Command] = &[
             The other threads stay stopped; the goroutine must be running on a thread.",
         arg: Arg::None,
         run: stepi::step_instruction,
+    },
+    Command {
+        name: "why",
+        aliases: &[],
+        group: Group::Goroutines,
+        help: "Say what goroutines wait on, who may release them, deadlocks, and which never wake.",
+        usage: "why [GOROUTINE]\n\n\
+            Without an argument, `goat why`'s report of this stop: the findings (deadlock\n\
+            cycles, goroutines that can never wake, goroutines waiting on one object and\n\
+            who may release them), then each waiting goroutine. With a goroutine id, what\n\
+            it waits on, who may release it, and the findings about it. Go records no\n\
+            owner of a lock: \"may hold\" names goroutines that reference it.",
+        arg: Arg::Goroutine,
+        run: why::why,
     },
     Command {
         name: "goroutines",

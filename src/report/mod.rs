@@ -53,7 +53,7 @@ mod json;
 pub mod pprof;
 mod text;
 mod why;
-pub use why::why_text;
+pub use why::{why_goroutine_text, why_text};
 
 use std::io::{self, Write};
 

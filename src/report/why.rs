@@ -52,6 +52,13 @@ pub fn why_text(r: &WhyReport, of: &str) -> String {
     out
 }
 
+/// One goroutine's entry, as the report lists it.
+pub fn why_goroutine_text(g: &GoroutineWhy) -> String {
+    let mut out = String::new();
+    goroutine(&mut out, g);
+    out
+}
+
 fn goroutine(out: &mut String, g: &GoroutineWhy) {
     let minutes = g
         .wait_minutes

@@ -114,7 +114,7 @@ impl<'a> Names<'a> {
                 mode,
                 local,
                 peer,
-                ..
+                deadline_ns,
             } => {
                 let mut d = format!(
                     "{} fd {}",
@@ -131,11 +131,22 @@ impl<'a> Names<'a> {
                 } else if let Some(l) = local {
                     d.push_str(&format!(" {l}"));
                 }
+                match (deadline_ns, self.snap.now_ns) {
+                    (Some(-1), _) => d.push_str(", deadline passed"),
+                    (Some(t), Some(now)) => {
+                        d.push_str(&format!(", deadline in {}", span(t.saturating_sub(now))))
+                    }
+                    _ => d.push_str(", no deadline"),
+                }
                 plain("io", Some(d))
             }
-            WaitsOn::Sleep { until_ns } => {
-                plain("sleep", until_ns.map(|t| format!("until monotonic {t} ns")))
-            }
+            WaitsOn::Sleep { until_ns } => plain(
+                "sleep",
+                until_ns.map(|t| match self.snap.now_ns {
+                    Some(now) => format!("wakes in {}", span(t.saturating_sub(now))),
+                    None => format!("until monotonic {t} ns"),
+                }),
+            ),
             WaitsOn::Syscall { nr, name, fd } => {
                 let mut d = match (name, nr) {
                     (Some(n), _) => (*n).to_string(),
@@ -169,6 +180,21 @@ fn plain(kind: &'static str, detail: Option<String>) -> WaitDesc {
         addr: None,
         name: None,
         detail,
+    }
+}
+
+/// `ns` as "59m12s", "3.2s", "12ms"; "now" for what is due.
+fn span(ns: i64) -> String {
+    if ns <= 0 {
+        return "no time (due)".into();
+    }
+    let ms = ns / 1_000_000;
+    let s = ns / 1_000_000_000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..=59 => format!("{}.{}s", s, (ms % 1000) / 100),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::describe::{op_word, Names};
 use super::{Finding, GoroutineWhy};
-use crate::goruntime::waits::{Waits, WaitsOn};
+use crate::goruntime::waits::{ChanOp, SyncKind, Waits, WaitsOn};
 
 pub fn findings(
     gs: &[GoroutineWhy],
@@ -50,7 +50,10 @@ pub fn findings(
     }
     // Goroutines waiting on the same object.
     let mut by_object: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for g in gs.iter().filter(|g| !explained.contains(&g.id)) {
+    for g in gs
+        .iter()
+        .filter(|g| !explained.contains(&g.id) && !runtime_own(g))
+    {
         let Some(w) = waits.by_goroutine.get(&g.id) else {
             continue;
         };
@@ -81,6 +84,17 @@ pub fn findings(
     // Most goroutines first; among equals, cycles, then never-wakes.
     out.sort_by(|(ka, a), (kb, b)| b.goroutines.len().cmp(&a.goroutines.len()).then(ka.cmp(kb)));
     out.into_iter().map(|(_, f)| f).collect()
+}
+
+/// A goroutine the runtime started for itself (signal handling, the
+/// finalizer, GC workers): what it waits on is no finding of the program's.
+fn runtime_own(g: &GoroutineWhy) -> bool {
+    g.created_by
+        .as_deref()
+        .is_some_and(|c| c.starts_with("runtime.") || c.starts_with("os/signal."))
+        && g.location
+            .as_deref()
+            .is_none_or(|l| l.starts_with("runtime.") || l.starts_with("os/signal."))
 }
 
 fn count(n: usize) -> String {
@@ -144,15 +158,26 @@ fn releasers_text(
     by_id: &BTreeMap<u64, &GoroutineWhy>,
     names: &Names<'_>,
 ) -> String {
-    let lock = matches!(w, Some(WaitsOn::Sync { .. }));
+    let cond = matches!(
+        w,
+        Some(WaitsOn::Sync {
+            kind: SyncKind::Cond,
+            ..
+        })
+    );
+    let lock = matches!(w, Some(WaitsOn::Sync { .. })) && !cond;
     if releasers.is_empty() {
         let held = names.name(object);
-        return match (lock, held) {
-            (true, _) => "no goroutine that could hold it was found".into(),
-            (false, Some(n)) => format!(
+        return match (lock, cond, held) {
+            (_, true, Some(n)) => format!(
+                "no goroutine that could signal it was found, but {n} reaches it: it may wake"
+            ),
+            (_, true, None) => "no goroutine that could signal it was found".into(),
+            (true, _, _) => "no goroutine that could hold it was found".into(),
+            (false, _, Some(n)) => format!(
                 "no goroutine references it, but {n} does: it may wake if new code sends on it"
             ),
-            (false, None) => "no goroutine references it".into(),
+            (false, _, None) => "no goroutine references it".into(),
         };
     }
     let shown: Vec<String> = releasers
@@ -170,11 +195,11 @@ fn releasers_text(
         shown.join(", ")
     };
     let one = releasers.len() == 1;
-    let (noun, verb) = match (lock, one) {
-        (true, true) => ("goroutine", "may hold it (Go records no owner)"),
-        (true, false) => ("goroutines", "may hold it (Go records no owner)"),
-        (false, true) => ("goroutine", "can reach it"),
-        (false, false) => ("goroutines", "can reach it"),
+    let noun = if one { "goroutine" } else { "goroutines" };
+    let verb = match (lock, cond) {
+        (true, _) => "may hold it (Go records no owner)",
+        (_, true) => "can reach it to signal it",
+        _ => "can reach it",
     };
     format!("{noun} {list} {verb}")
 }
@@ -217,14 +242,14 @@ fn cycle_finding(c: &[u64], by_id: &BTreeMap<u64, &GoroutineWhy>, waits: &Waits)
                 (None, None) => String::new(),
             };
             match waits.by_goroutine.get(id) {
-                Some(WaitsOn::Chan { op, .. }) => format!(
-                    "goroutine {id} waits to {} chan {target} that only {who} can {}",
-                    op_word(*op),
-                    match op {
-                        crate::goruntime::waits::ChanOp::Send => "receive from",
-                        crate::goruntime::waits::ChanOp::Recv => "send on",
-                    }
-                ),
+                Some(WaitsOn::Chan { op, .. }) => match op {
+                    ChanOp::Send => format!(
+                        "goroutine {id} waits to send on chan {target} that only {who} can receive from"
+                    ),
+                    ChanOp::Recv => format!(
+                        "goroutine {id} waits to receive from chan {target} that only {who} can send on"
+                    ),
+                },
                 Some(WaitsOn::Select { .. }) => format!(
                     "goroutine {id} waits in a select ({}) that only {who} can complete",
                     d.detail.as_deref().unwrap_or("")

@@ -11,6 +11,7 @@ pub mod code_refs;
 mod describe;
 mod findings;
 pub mod graph;
+pub mod growth;
 pub mod leak;
 pub mod reach;
 mod release;
@@ -36,6 +37,9 @@ pub struct Snapshot<'a> {
     pub threads: &'a [crate::process::Thread],
     /// A live process's descriptors (sockets' addresses); `None` on a core.
     pub fds: Option<&'a dyn FdInfo>,
+    /// The target's monotonic clock at the copy, when known (goat's
+    /// cores record it): when sleeps end and deadlines fall, as durations.
+    pub now_ns: Option<i64>,
 }
 
 /// The answer: findings first, then every goroutine.

@@ -16,6 +16,7 @@ mod hostile_tests;
 pub mod limits;
 mod maps;
 mod rtype;
+pub use rtype::type_name_at;
 mod swiss;
 pub mod types;
 

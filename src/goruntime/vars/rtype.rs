@@ -20,6 +20,7 @@
 use super::format::quote;
 use super::types::kind;
 use super::{Place, Scope, VarError};
+use crate::process::Memory;
 
 const OFF_TFLAG: usize = 20;
 const OFF_KIND: usize = 23;
@@ -73,6 +74,56 @@ fn name_len(b: &[u8]) -> Result<(u64, usize), VarError> {
     Err(VarError::BadNameLength)
 }
 
+/// The name, as Go prints it, of the type whose descriptor is at run-time
+/// `typ`; `types` is the module's link-time `[types, etypes)`. For what
+/// has no `Scope`: a channel's element type, in `goat why`.
+pub fn type_name_at(
+    mem: &dyn Memory,
+    types: (u64, u64),
+    bias: u64,
+    typ: u64,
+) -> Result<String, VarError> {
+    let h = read_at(mem, typ, HEADER)?;
+    let t = RuntimeType::parse(&h).ok_or(VarError::ShortDescriptor)?;
+    descriptor_name(mem, types, bias, &t)
+}
+
+fn read_at(mem: &dyn Memory, addr: u64, len: u64) -> Result<Vec<u8>, VarError> {
+    let mut buf = vec![0u8; usize::try_from(len.min(super::MAX_VALUE_BYTES)).unwrap_or(0)];
+    mem.read(addr, &mut buf)?;
+    Ok(buf)
+}
+
+fn descriptor_name(
+    mem: &dyn Memory,
+    (types, etypes): (u64, u64),
+    bias: u64,
+    t: &RuntimeType,
+) -> Result<String, VarError> {
+    let off = u64::try_from(t.str_off).map_err(|_| VarError::BadNameOffset)?;
+    let start = types.checked_add(off).filter(|&a| a < etypes);
+    let start = start.ok_or(VarError::NameOffsetOutOfRange)?;
+    let head_len = (etypes - start).min(1 + MAX_VARINT as u64);
+    let at = start.wrapping_add(bias);
+    let head = read_at(mem, at, head_len)?;
+    let (len, n) = name_len(head.get(1..).unwrap_or_default())?;
+    let body = 1 + n as u64;
+    // A hostile varint can be near 2^64: no sum may wrap.
+    let end = start.checked_add(body).and_then(|e| e.checked_add(len));
+    if end.is_none_or(|e| e > etypes) {
+        return Err(VarError::NameTooLong);
+    }
+    let bytes = read_at(mem, at.wrapping_add(body), len.min(MAX_NAME))?;
+    let mut name = String::from_utf8_lossy(&bytes).into_owned();
+    if t.tflag & TFLAG_EXTRA_STAR != 0 {
+        name = name.strip_prefix('*').map(str::to_string).unwrap_or(name);
+    }
+    if len > MAX_NAME {
+        name.push_str("...");
+    }
+    Ok(name)
+}
+
 impl Scope<'_> {
     /// The descriptor at run-time `typ`.
     pub(super) fn runtime_type(&self, typ: u64) -> Result<RuntimeType, VarError> {
@@ -82,29 +133,8 @@ impl Scope<'_> {
 
     /// The type's name as Go prints it (`main.T`, `*main.T`, `[]int`).
     pub(super) fn runtime_type_name(&self, t: &RuntimeType) -> Result<String, VarError> {
-        let (types, etypes) = self.types.ok_or(VarError::NoTypesSection)?;
-        let off = u64::try_from(t.str_off).map_err(|_| VarError::BadNameOffset)?;
-        let start = types.checked_add(off).filter(|&a| a < etypes);
-        let start = start.ok_or(VarError::NameOffsetOutOfRange)?;
-        let head_len = (etypes - start).min(1 + MAX_VARINT as u64);
-        let at = Place::Mem(start.wrapping_add(self.bias));
-        let head = self.read(&at, 0, head_len)?;
-        let (len, n) = name_len(head.get(1..).unwrap_or_default())?;
-        let body = 1 + n as u64;
-        // A hostile varint can be near 2^64: no sum may wrap.
-        let end = start.checked_add(body).and_then(|e| e.checked_add(len));
-        if end.is_none_or(|e| e > etypes) {
-            return Err(VarError::NameTooLong);
-        }
-        let bytes = self.read(&at, body, len.min(MAX_NAME))?;
-        let mut name = String::from_utf8_lossy(&bytes).into_owned();
-        if t.tflag & TFLAG_EXTRA_STAR != 0 {
-            name = name.strip_prefix('*').map(str::to_string).unwrap_or(name);
-        }
-        if len > MAX_NAME {
-            name.push_str("...");
-        }
-        Ok(name)
+        let types = self.types.ok_or(VarError::NoTypesSection)?;
+        descriptor_name(self.mem, types, self.bias, t)
     }
 
     /// A value of a type known only by its descriptor, from the data word

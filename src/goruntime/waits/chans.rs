@@ -94,6 +94,15 @@ pub fn collect(ctx: &Ctx<'_>, goroutines: &[Goroutine], waits: &mut Waits) {
     }
 }
 
+/// The channel's element type as Go names it (`int`, `*main.job`), from
+/// `hchan.elemtype`; `types` is the module's link-time types range.
+pub fn elem_type(ctx: &Ctx<'_>, addr: u64, types: (u64, u64), bias: u64) -> Option<String> {
+    let typ = ctx
+        .word(Ctx::at(addr, ctx.w.chan.elemtype).ok()?, "hchan.elemtype")
+        .ok()?;
+    crate::goruntime::vars::type_name_at(ctx.mem, types, bias, typ).ok()
+}
+
 fn state(ctx: &Ctx<'_>, addr: u64) -> ChanState {
     let mut s = ChanState {
         addr,

@@ -139,7 +139,8 @@ pub enum WaitsOn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChanState {
     pub addr: u64,
-    /// The element type, when goat can name it (not yet: `None`).
+    /// The element type as Go names it (`int`, `*main.job`), when the
+    /// runtime's type descriptor can be read.
     pub elem_type: Option<String>,
     pub len: u64,
     pub cap: u64,
@@ -221,6 +222,11 @@ pub fn read_waits(
     }
     if let Some(ctx) = &ctx {
         chans::collect(ctx, goroutines, &mut waits);
+        if let Some(types) = prog.binary().pclntab().ok().and_then(|p| p.types()) {
+            for c in waits.chans.values_mut() {
+                c.elem_type = chans::elem_type(ctx, c.addr, types, bias);
+            }
+        }
         sync::collect(ctx, prog, bias, goroutines, &mut waits);
         names::name_chans(prog, mem, bias, &mut waits.chans);
         waits.untraceable_slots = untraceable_slots(ctx, goroutines, &waits.by_goroutine);
