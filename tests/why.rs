@@ -234,6 +234,40 @@ fn runtime_leaks(fx: &Fixture, leakfile: &Path) -> BTreeSet<u64> {
         .collect()
 }
 
+/// How many goroutines `go tool pprof -tags` counts with the label
+/// `never_wakes: true` in the profile at `path`.
+fn pprof_never_wakes(path: &Path) -> u64 {
+    let go = common::root().join(".toolchains/go1.27/bin/go");
+    assert!(
+        go.exists(),
+        "{} is missing: run scripts/setup-go",
+        go.display()
+    );
+    let out = std::process::Command::new(&go)
+        .args(["tool", "pprof", "-tags"])
+        .arg(path)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("go tool pprof");
+    let tags = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "go tool pprof -tags: {}",
+        text(&out.stderr)
+    );
+    // " never_wakes: Total 39 of 39 (100%)", then "   10 (25.64%): true".
+    let mut in_label = false;
+    for line in tags.lines() {
+        let t = line.trim();
+        if t.contains(": Total ") {
+            in_label = t.starts_with("never_wakes:");
+        } else if in_label && t.ends_with(": true") {
+            return t.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    }
+    0
+}
+
 fn scenario(flavour: &str) {
     let dir = scratch_dir(&format!("why-{flavour}"));
     let (man, leak) = (dir.join("manifest.txt"), dir.join("leak.txt"));
@@ -244,9 +278,15 @@ fn scenario(flavour: &str) {
     );
     let m = manifest(&man);
     let pid = fx.pid().to_string();
-    let live = why_json(&[&pid]);
+    let profile = dir.join("why.pb.gz");
+    let live = why_json(&["--pprof", profile.to_str().unwrap(), &pid]);
     assert_untouched(fx.pid());
     check_scenarios(flavour, &live, &m);
+    assert_eq!(
+        pprof_never_wakes(&profile),
+        never_wakes(&live).len() as u64,
+        "{flavour}: go tool pprof -tags reads the never_wakes label"
+    );
 
     // The same answers from a core.
     let core = dir.join("core");

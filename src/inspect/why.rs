@@ -32,8 +32,8 @@ pub struct WhyOutcome {
 /// What `why` is asked for.
 #[derive(Debug, Clone, Default)]
 pub struct WhyOptions {
-    /// Where a live process's copy is kept while it is read (default: the
-    /// temporary directory); unlinked as soon as it is open.
+    /// Where a live process's copy is kept while it is read (default:
+    /// `$TMPDIR`, else `/var/tmp`); unlinked as soon as it is open.
     pub scratch: Option<std::path::PathBuf>,
     pub open: OpenOptions,
     /// Make [`WhyOutcome::profile`].
@@ -69,7 +69,12 @@ impl Inspector {
                 )
             }
             Source::Live { pid, exe } => {
-                let dir = opts.scratch.clone().unwrap_or_else(std::env::temp_dir);
+                // On disk where there is one: the copy is as large as the
+                // process's memory, too much for a tmpfs `/tmp`.
+                let dir = opts
+                    .scratch
+                    .clone()
+                    .unwrap_or_else(crate::process::temporary_dir);
                 let holder = tempfile::Builder::new()
                     .prefix(".goat-why-")
                     .tempdir_in(&dir)

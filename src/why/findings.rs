@@ -165,7 +165,14 @@ fn releasers_text(
             ..
         })
     );
-    let lock = matches!(w, Some(WaitsOn::Sync { .. })) && !cond;
+    let group = matches!(
+        w,
+        Some(WaitsOn::Sync {
+            kind: SyncKind::WaitGroup,
+            ..
+        })
+    );
+    let lock = matches!(w, Some(WaitsOn::Sync { .. })) && !cond && !group;
     if releasers.is_empty() {
         let held = names.name(object);
         return match (lock, cond, held) {
@@ -196,9 +203,10 @@ fn releasers_text(
     };
     let one = releasers.len() == 1;
     let noun = if one { "goroutine" } else { "goroutines" };
-    let verb = match (lock, cond) {
-        (true, _) => "may hold it (Go records no owner)",
-        (_, true) => "can reach it to signal it",
+    let verb = match (lock, cond, group) {
+        (true, _, _) => "may hold it (Go records no owner)",
+        (_, true, _) => "can reach it to signal it",
+        (_, _, true) => "can reach it to call Done",
         _ => "can reach it",
     };
     format!("{noun} {list} {verb}")
