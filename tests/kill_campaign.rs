@@ -44,16 +44,19 @@ enum Mode {
     ForkCore,
     AttachHot,
     Tracer,
+    /// `goat why`: a live-mode copy, then the analysis of it.
+    Why,
 }
 
 impl Mode {
-    const ALL: [Mode; 6] = [
+    const ALL: [Mode; 7] = [
         Mode::Stacks,
         Mode::StacksStop,
         Mode::LiveCore,
         Mode::ForkCore,
         Mode::AttachHot,
         Mode::Tracer,
+        Mode::Why,
     ];
 
     fn name(self) -> &'static str {
@@ -64,6 +67,7 @@ impl Mode {
             Mode::ForkCore => "fork core",
             Mode::AttachHot => "attach hot",
             Mode::Tracer => "tracer",
+            Mode::Why => "why",
         }
     }
 
@@ -94,6 +98,7 @@ impl Mode {
                 .to_vec(),
             Mode::LiveCore => core("live"),
             Mode::ForkCore => core("fork"),
+            Mode::Why => ["why", &pid, "--json"].map(String::from).to_vec(),
             Mode::Tracer if i.is_multiple_of(3) => core("live"),
             Mode::Tracer if i % 3 == 1 => core("fork"),
             // A session whose int3 is armed but never hit (a healthy
@@ -143,7 +148,11 @@ impl Rng {
 
 /// goat with ARGS, its stderr (and its tracer's) in `log`.
 fn spawn(args: &[String], log: &Path) -> Child {
+    // `goat why` keeps its copy of the target under TMPDIR: the run's
+    // output directory (the log is `OUT.log`), where what a killed goat
+    // left is looked for.
     common::goat()
+        .env("TMPDIR", log.with_extension(""))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -284,7 +293,10 @@ fn one_kill(
         let _ = goat.wait();
     }
     reap_orphans()?;
-    let checked = t.survived(out).map_err(|e| {
+    // A goat why killed between saving its copy and unlinking it (a few
+    // microseconds) leaves it, named as a temporary: the next goat why in
+    // this directory removes it (outfile::stale::sweep).
+    let checked = t.survived_with(out, mode == Mode::Why).map_err(|e| {
         let log = std::fs::read_to_string(log_of(out)).unwrap_or_default();
         format!("{e}; goat said: {:?}", log.trim())
     });

@@ -40,6 +40,9 @@ pub struct WhyOptions {
     pub profile: bool,
 }
 
+/// `goat why`'s private directories: `.goat-why-PID-XXXXXX`.
+const COPY_DIR_PREFIX: &str = ".goat-why-";
+
 impl Inspector {
     /// Analyses what every goroutine waits on (see `crate::why`).
     pub fn why(
@@ -75,14 +78,19 @@ impl Inspector {
                     .scratch
                     .clone()
                     .unwrap_or_else(crate::process::temporary_dir);
+                // A private directory named for goat's pid: what a goat
+                // killed before it unlinked the copy left, the next goat
+                // here removes (`outfile::stale::sweep_dirs`).
+                crate::outfile::stale::sweep_dirs(&dir, COPY_DIR_PREFIX);
                 let holder = tempfile::Builder::new()
-                    .prefix(".goat-why-")
+                    .prefix(&format!("{COPY_DIR_PREFIX}{}-", std::process::id()))
+                    .rand_bytes(6)
                     .tempdir_in(&dir)
                     .map_err(|cause| InspectError::Spill {
                         dir: dir.clone(),
                         cause,
                     })?;
-                let dest = holder.path().join(format!("core.{pid}"));
+                let dest = holder.path().join("core");
                 let stats = super::write_core(
                     *pid,
                     &CoreOptions {
@@ -94,10 +102,22 @@ impl Inspector {
                     },
                     warn,
                 )?;
-                let copy = Inspector::open_core_with(&dest, Some(exe), &opts.open, warn);
-                // Open (the core keeps its descriptor): gone from the disk
-                // now, whatever happens next.
+                // Opened, then unlinked at once: the copy is read through
+                // the descriptor and gone from the disk whatever happens.
+                let opened = std::fs::File::open(&dest);
                 let _ = std::fs::remove_file(&dest);
+                let file = opened.map_err(|cause| {
+                    InspectError::Core(crate::corefile::CoreError::Io {
+                        path: dest.clone(),
+                        cause,
+                    })
+                })?;
+                let by_fd = std::path::PathBuf::from(format!(
+                    "/proc/self/fd/{}",
+                    std::os::fd::AsRawFd::as_raw_fd(&file)
+                ));
+                let copy = Inspector::open_core_with(&by_fd, Some(exe), &opts.open, warn);
+                drop(file);
                 drop(holder);
                 let outcome = copy?.why_of(opts, warn, Some(*pid))?;
                 Ok(WhyOutcome {

@@ -124,6 +124,60 @@ pub fn sweep(dir: &Path) -> Vec<Stale> {
         .collect()
 }
 
+/// Removes the private directories `PREFIXPID-XXXXXX` that dead goats
+/// left in `dir` (`goat why` keeps its copy of a process in one), with the
+/// regular files in them; returns how many. Only directories of ours whose
+/// named goat is dead; nothing is followed through a symlink.
+pub fn sweep_dirs(dir: &Path, prefix: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let mut removed = 0;
+    for e in entries.take(MAX_ENTRIES).flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| dir_writer_pid(n, prefix)) else {
+            continue;
+        };
+        if pid == std::process::id() as i32 || alive(pid) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        for f in std::fs::read_dir(&path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .take(16)
+        {
+            if f.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+        if std::fs::remove_dir(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The pid of a directory name `PREFIXPID-XXXXXX`, if it is one.
+fn dir_writer_pid(name: &str, prefix: &str) -> Option<i32> {
+    let (pid, suffix) = name.strip_prefix(prefix)?.split_once('-')?;
+    let hex = suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric());
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    if !hex || !digits {
+        return None;
+    }
+    pid.parse().ok().filter(|&p: &i32| p > 0)
+}
+
 /// The files in `dir` named as goat's temporaries, each with its writer's
 /// pid (listed whole first: the callers remove some as they go).
 fn temporaries_in(dir: &Path) -> Vec<(PathBuf, i32)> {
@@ -160,6 +214,31 @@ mod tests {
         ] {
             assert_eq!(writer_pid(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn removes_only_dead_goats_copy_directories() {
+        let d = std::env::temp_dir().join(format!("goat-stale-dirs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let dead = c.id() as i32;
+        c.wait().unwrap();
+        let mk = |name: String| {
+            let p = d.join(name);
+            std::fs::create_dir(&p).unwrap();
+            std::fs::write(p.join("core"), b"core bytes").unwrap();
+            p
+        };
+        let stale = mk(format!(".goat-why-{dead}-a1B2c3"));
+        let mine = mk(format!(".goat-why-{}-a1B2c3", std::process::id()));
+        let odd = mk(format!(".goat-why-{dead}-a1B2c"));
+        let other = mk(format!(".goat-whyx-{dead}-a1B2c3"));
+        assert_eq!(sweep_dirs(&d, ".goat-why-"), 1);
+        assert!(!stale.exists());
+        assert!(mine.join("core").exists());
+        assert!(odd.exists() && other.exists());
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
