@@ -104,18 +104,16 @@ pub(super) fn stackmap<'b>(
         return Err(MapError::TooLarge { what, bits: nbit });
     }
     if !(0..count).contains(&index) {
-        return Err(MapError::Index {
-            what,
-            index,
-            count,
-        });
+        return Err(MapError::Index { what, index, count });
     }
     // Both at most 2^27: no overflow in u64.
     let per_map = (nbit as u64).div_ceil(8);
     let at = addr
         .checked_add(8 + index as u64 * per_map)
         .ok_or(unreadable(addr))?;
-    let bytes = bin.read_static(at, per_map as usize).ok_or(unreadable(at))?;
+    let bytes = bin
+        .read_static(at, per_map as usize)
+        .ok_or(unreadable(at))?;
     Ok(Some(Bitmap {
         n: nbit as u32,
         bytes,

@@ -195,8 +195,7 @@ impl Walk<'_> {
             let Some(f) = self.tab.find_func(frame.entry) else {
                 return Err((rest_from, format!("no function at pc {:#x}", frame.pc)));
             };
-            if frame.sp < rest_from || frame.sp < st.lo || frame.fp > st.hi || frame.fp < frame.sp
-            {
+            if frame.sp < rest_from || frame.sp < st.lo || frame.fp > st.hi || frame.fp < frame.sp {
                 return Err((
                     rest_from,
                     format!(
@@ -284,7 +283,13 @@ impl Walk<'_> {
         let locals_room = (a.varp - a.sp) / WORD;
         let locals = match locals_room {
             0 => None,
-            _ => maps::stackmap(bin, f, maps::FUNCDATA_LOCALS_POINTER_MAPS, index, locals_room)?,
+            _ => maps::stackmap(
+                bin,
+                f,
+                maps::FUNCDATA_LOCALS_POINTER_MAPS,
+                index,
+                locals_room,
+            )?,
         };
         let args_words = u64::from(f.args_size().max(0).unsigned_abs()) / WORD;
         let args = match args_words {
