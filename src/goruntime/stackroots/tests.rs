@@ -165,3 +165,39 @@ fn a_cyclic_defer_list_ends_at_its_bound() {
     assert!(scan.incomplete.is_some());
     assert!(out.len() < 4 * (1 << 16) + 4 * 1024, "{}", out.len());
 }
+
+/// The stack object of `main.stackObject` (a `holder`: one pointer, then
+/// three `uintptr`s) is found in every build, its bitmap through
+/// `moduledata.rodata` too when the binary has no symbols.
+#[test]
+fn stack_object_records_and_their_bitmaps_are_read_in_every_build() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut tried = 0;
+    for ver in ["1.19", "1.21", "1.24", "1.27"] {
+        for flavour in ["exe", "pie", "stripped", "noopt"] {
+            let path = root.join(format!("tests/fixtures/bin/go{ver}-{flavour}/stackptrs"));
+            if !crate::require::require_fixture(&path) {
+                continue;
+            }
+            tried += 1;
+            let bin = Binary::open(&path).expect("the stackptrs fixture opens");
+            let tab = bin.pclntab().expect("pclntab");
+            let f = tab
+                .func_by_name("main.stackObject")
+                .expect("main.stackObject");
+            let records = maps::stack_objects(&bin, &f).expect("its stack objects");
+            let holder = records
+                .iter()
+                .find(|r| r.size == 32)
+                .unwrap_or_else(|| panic!("go{ver}-{flavour}: no holder in {records:?}"));
+            assert!(holder.off < 0, "go{ver}-{flavour}: a local: {holder:?}");
+            assert_eq!(holder.ptrdata, 8, "go{ver}-{flavour}");
+            let rodata = tab.rodata().expect("rodata");
+            let mask = bin
+                .read_static(rodata + u64::from(holder.gcdataoff), 1)
+                .expect("its bitmap");
+            assert_eq!(mask[0] & 0b1111, 0b0001, "go{ver}-{flavour}");
+        }
+    }
+    assert!(tried > 0, "no fixture binaries; run scripts/build-fixtures");
+}
