@@ -6,7 +6,8 @@
 //! its runtime freed. A core of it (`goat core`) is then scanned: the
 //! values in the returned slots must include exactly the objects the
 //! runtime kept, and the freed one must still sit in its goroutine's stack
-//! (else the test would prove nothing).
+//! (else the test would prove nothing). A fifth goroutine's deferred
+//! closure, held only by its defer record, must be in a slot too.
 
 mod common;
 
@@ -75,7 +76,7 @@ fn slots_hold_what_the_runtime_keeps_alive_and_not_what_it_freed() {
         let (fx, line) = Fixture::start_line(flavour, "stackptrs", &[]);
         assert!(line.starts_with("ready "), "{flavour}: {line}");
         let (addrs, collected) = parse_line(&line);
-        assert_eq!(addrs.len(), 4, "{flavour}: {line}");
+        assert_eq!(addrs.len(), 5, "{flavour}: {line}");
         if !flavour.ends_with("noopt") {
             assert_eq!(
                 collected,
@@ -111,6 +112,7 @@ fn open_core(flavour: &str, name: &str, path: &Path) -> (CoreFile, GoProgram, u6
 
 fn check_core(flavour: &str, core: &Path, addrs: &BTreeMap<String, u64>, collected: &[String]) {
     let (core, prog, bias, goroutines) = open_core(flavour, "stackptrs", core);
+    check_deferred(flavour, &prog, &core, bias, &goroutines, addrs["deferfn"]);
     for (case, func) in CASES {
         let g = parked_in(&goroutines, func)
             .unwrap_or_else(|| panic!("{flavour}: no goroutine in {func}"));
@@ -146,6 +148,30 @@ fn check_core(flavour: &str, core: &Path, addrs: &BTreeMap<String, u64>, collect
             );
         }
     }
+}
+
+/// The deferred closure of a pending defer is kept by its `_defer` record's
+/// `fn` (the record in a slot of the list the `g` heads).
+fn check_deferred(
+    flavour: &str,
+    prog: &GoProgram,
+    core: &CoreFile,
+    bias: u64,
+    gs: &[Goroutine],
+    closure: u64,
+) {
+    let g = parked_in(gs, "main.deferred").unwrap_or_else(|| panic!("{flavour}: no main.deferred"));
+    let mut slots = Vec::new();
+    let scan = stack_pointer_slots(prog, core, bias, g, &mut slots);
+    assert_eq!(scan.incomplete, None, "{flavour}: {scan:?}");
+    let values: Vec<u64> = slots
+        .iter()
+        .filter_map(|&s| core.read_u64(s).ok())
+        .collect();
+    assert!(
+        values.contains(&closure),
+        "{flavour}: the deferred closure {closure:#x} is not in a slot: {values:x?}"
+    );
 }
 
 fn parked_in<'g>(gs: &'g [Goroutine], func: &str) -> Option<&'g Goroutine> {
