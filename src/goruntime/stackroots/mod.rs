@@ -207,7 +207,10 @@ impl Walk<'_> {
             let name = f.name().unwrap_or("");
             let injected = matches!(name, "runtime.asyncPreempt" | "runtime.debugCallV2");
             let reflect_stub = f.args_size() == ARGS_SIZE_UNKNOWN;
-            let interrupted = i == 0 && self.running && frame.trap;
+            // A goroutine on a thread stands at any instruction (not a
+            // safe point the maps describe), whether its PC came from the
+            // thread or, lacking one, from a stale `g.sched`.
+            let interrupted = i == 0 && self.running;
             let addrs = frame_addrs(frame);
             if conservative_next || injected || interrupted || reflect_stub {
                 conservative_frame(&f, &addrs, st);
