@@ -241,8 +241,12 @@ fn pprof_do_labels_are_sample_labels_that_tagfocus_selects() {
         assert_eq!(labelled[0].frames, stack_of(theirs), "{flavour}");
 
         // -traces with the tag focus: that goroutine alone.
-        let traces: Vec<&str> = focused.split("-----------+").skip(1).collect();
-        let traces: Vec<&&str> = traces.iter().filter(|t| t.trim() != "").collect();
+        // Traces sit between `-----------+-----...` rules.
+        let traces: Vec<&str> = focused
+            .split("-----------+")
+            .skip(1)
+            .filter(|t| !t.trim_matches(|c: char| c == '-' || c.is_whitespace()).is_empty())
+            .collect();
         assert_eq!(traces.len(), 1, "{flavour}: {focused}");
         assert!(traces[0].contains("main.labelled.func1"), "{focused}");
         assert!(traces[0].contains("job:  resize"), "{focused}");
