@@ -79,7 +79,9 @@ fn raw_samples(raw: &str) -> Vec<Sample> {
             continue;
         }
         let tokens: Vec<&str> = line.split_whitespace().collect();
-        let Some(first) = tokens.first() else { continue };
+        let Some(first) = tokens.first() else {
+            continue;
+        };
         let id = first.strip_suffix(':').and_then(|n| n.parse::<u64>().ok());
         match (section, id) {
             ("Samples:", Some(count)) => {
@@ -184,11 +186,7 @@ fn profile(args: &[&str], dir: &Path, name: &str) -> (PathBuf, Vec<Sample>) {
     all.extend_from_slice(args);
     all.extend_from_slice(&["--pprof", file.to_str().expect("UTF-8")]);
     let out = run_goat(&all);
-    assert!(
-        out.status.success(),
-        "goat {all:?}: {}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "goat {all:?}: {}", text(&out.stderr));
     let mode = std::fs::metadata(&file).expect("the profile").permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
@@ -245,12 +243,35 @@ fn pprof_do_labels_are_sample_labels_that_tagfocus_selects() {
         let traces: Vec<&str> = focused
             .split("-----------+")
             .skip(1)
-            .filter(|t| !t.trim_matches(|c: char| c == '-' || c.is_whitespace()).is_empty())
+            .filter(|t| {
+                !t.trim_matches(|c: char| c == '-' || c.is_whitespace())
+                    .is_empty()
+            })
             .collect();
         assert_eq!(traces.len(), 1, "{flavour}: {focused}");
         assert!(traces[0].contains("main.labelled.func1"), "{focused}");
         assert!(traces[0].contains("job:  resize"), "{focused}");
         assert!(!other.contains("main."), "{flavour}: {other}");
+    }
+}
+
+/// Pre-copy mode reads the labels just after its final stop, from the
+/// running target: the same profile.
+#[test]
+fn precopy_mode_profiles_goroutines_and_labels_alike() {
+    let dir = scratch_dir("stacks-pprof-precopy");
+    for flavour in ["go1.19-exe", "go1.27-pie"] {
+        let fx = Fixture::start(flavour, "inspect", &[]);
+        let pid = fx.pid().to_string();
+        let args = [pid.as_str(), "--mode", "precopy"];
+        let (_, samples) = profile(&args, &dir, &format!("{flavour}.pb.gz"));
+        assert_untouched(fx.pid());
+        assert_matches_dump(flavour, &samples, &fx.sigquit_dump());
+        let labelled: Vec<&Sample> = samples.iter().filter(|s| !s.labels.is_empty()).collect();
+        assert_eq!(labelled.len(), 1, "{flavour}: {samples:#?}");
+        let mut labels = labelled[0].labels.clone();
+        labels.sort();
+        assert_eq!(labels, ["job:[resize]", "worker:[7]"], "{flavour}");
     }
 }
 
@@ -293,7 +314,11 @@ fn a_link_or_an_existing_file_is_refused() {
         }
         let out = run_goat(&args);
         assert!(!out.status.success(), "{args:?} wrote");
-        assert!(text(&out.stderr).contains("not writing to"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("not writing to"),
+            "{}",
+            text(&out.stderr)
+        );
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
     }
     assert_untouched(fx.pid());

@@ -76,7 +76,10 @@ pub struct Inspector {
 }
 
 enum Source {
-    Live { pid: i32, exe: PathBuf },
+    Live {
+        pid: i32,
+        exe: PathBuf,
+    },
     // Boxed: a core's index is large, and an Inspector is moved around.
     Core {
         core: Box<CoreFile>,

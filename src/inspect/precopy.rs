@@ -14,8 +14,8 @@ use std::time::Duration;
 use crate::corefile::writer::{find_syscall, syscall_injection_feasible};
 use crate::goruntime::precopy::PrecopyStats;
 use crate::goruntime::{self, Capture};
-use crate::process::{read_mappings, ProcessMemory};
 use crate::process::writetrack::{PageMap, Query, WriteTracker};
+use crate::process::{read_mappings, ProcessMemory};
 use crate::tracer::LiveProcess;
 
 use super::phases::{hold_for_tests, Phases};

@@ -267,9 +267,7 @@ impl Inspector {
             (Source::Live { pid, exe }, StacksMode::Precopy | StacksMode::Auto) => {
                 self.copy_precopy(*pid, exe, phases, labels, warn)
             }
-            (Source::Core { core, bias, .. }, _) => {
-                self.copy_core(core, *bias, phases, labels)
-            }
+            (Source::Core { core, bias, .. }, _) => self.copy_core(core, *bias, phases, labels),
         }?;
         copied.choice = choice;
         if let Some(e) = copied.capture.mem.spill_error() {

@@ -119,7 +119,13 @@ fn samples_merge_per_stack_and_labels_and_inlined_lines_share_a_location() {
     // Chunks profiled apart, then merged: the same sample adds up.
     let mut chunk = GoroutineProfile::new(Some(&mapping));
     chunk.add(&parked(4), &job);
-    let waited = [("minutes", LabelValue::Num { value: 3, unit: "minutes" })];
+    let waited = [(
+        "minutes",
+        LabelValue::Num {
+            value: 3,
+            unit: "minutes",
+        },
+    )];
     chunk.add(&parked(5), &waited);
     let mut broken = goroutine(6, Vec::new());
     broken.unreadable = Some("stack unmapped".into());
@@ -133,7 +139,10 @@ fn samples_merge_per_stack_and_labels_and_inlined_lines_share_a_location() {
     let st = &d.string_table;
     let vt = |v: &proto::ValueType| (st[v.r#type as usize].clone(), st[v.unit as usize].clone());
     let want_vt = ("goroutine".to_string(), "count".to_string());
-    assert_eq!(d.sample_type.iter().map(vt).collect::<Vec<_>>(), [want_vt.clone()]);
+    assert_eq!(
+        d.sample_type.iter().map(vt).collect::<Vec<_>>(),
+        [want_vt.clone()]
+    );
     assert_eq!(d.period_type.as_ref().map(vt), Some(want_vt));
     assert_eq!(d.period, 1);
     // Every string once.
