@@ -203,10 +203,17 @@ fn counts_per_stack_and_frames_match_the_runtimes_dump() {
     for flavour in FLAVOURS {
         let fx = Fixture::start(flavour, "many", &["400"]);
         let pid = fx.pid().to_string();
-        let (_, samples) = profile(&[&pid], &dir, &format!("{flavour}.pb.gz"));
+        let (file, samples) = profile(&[&pid], &dir, &format!("{flavour}.pb.gz"));
         assert_untouched(fx.pid());
         // Few samples for many goroutines: identical stacks merged.
         assert!(samples.len() < 40, "{flavour}: {} samples", samples.len());
+        // -top's total: every goroutine, counted once.
+        let total: u64 = samples.iter().map(|s| s.count).sum();
+        let top = pprof(&["-top"], &file);
+        assert!(
+            top.contains(&format!("of {total} total")) && total > 400,
+            "{flavour}: {total} goroutines sampled; -top says\n{top}"
+        );
         assert_matches_dump(flavour, &samples, &fx.sigquit_dump());
     }
 }
