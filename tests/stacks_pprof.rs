@@ -203,10 +203,17 @@ fn counts_per_stack_and_frames_match_the_runtimes_dump() {
     for flavour in FLAVOURS {
         let fx = Fixture::start(flavour, "many", &["400"]);
         let pid = fx.pid().to_string();
-        let (_, samples) = profile(&[&pid], &dir, &format!("{flavour}.pb.gz"));
+        let (file, samples) = profile(&[&pid], &dir, &format!("{flavour}.pb.gz"));
         assert_untouched(fx.pid());
         // Few samples for many goroutines: identical stacks merged.
         assert!(samples.len() < 40, "{flavour}: {} samples", samples.len());
+        // -top's total: every goroutine, counted once.
+        let total: u64 = samples.iter().map(|s| s.count).sum();
+        let top = pprof(&["-top"], &file);
+        assert!(
+            top.contains(&format!("of {total} total")) && total > 400,
+            "{flavour}: {total} goroutines sampled; -top says\n{top}"
+        );
         assert_matches_dump(flavour, &samples, &fx.sigquit_dump());
     }
 }
@@ -239,12 +246,39 @@ fn pprof_do_labels_are_sample_labels_that_tagfocus_selects() {
         assert_eq!(labelled[0].frames, stack_of(theirs), "{flavour}");
 
         // -traces with the tag focus: that goroutine alone.
-        let traces: Vec<&str> = focused.split("-----------+").skip(1).collect();
-        let traces: Vec<&&str> = traces.iter().filter(|t| t.trim() != "").collect();
+        // Traces sit between `-----------+-----...` rules.
+        let traces: Vec<&str> = focused
+            .split("-----------+")
+            .skip(1)
+            .filter(|t| {
+                !t.trim_matches(|c: char| c == '-' || c.is_whitespace())
+                    .is_empty()
+            })
+            .collect();
         assert_eq!(traces.len(), 1, "{flavour}: {focused}");
         assert!(traces[0].contains("main.labelled.func1"), "{focused}");
         assert!(traces[0].contains("job:  resize"), "{focused}");
         assert!(!other.contains("main."), "{flavour}: {other}");
+    }
+}
+
+/// Pre-copy mode reads the labels just after its final stop, from the
+/// running target: the same profile.
+#[test]
+fn precopy_mode_profiles_goroutines_and_labels_alike() {
+    let dir = scratch_dir("stacks-pprof-precopy");
+    for flavour in ["go1.19-exe", "go1.27-pie"] {
+        let fx = Fixture::start(flavour, "inspect", &[]);
+        let pid = fx.pid().to_string();
+        let args = [pid.as_str(), "--mode", "precopy"];
+        let (_, samples) = profile(&args, &dir, &format!("{flavour}.pb.gz"));
+        assert_untouched(fx.pid());
+        assert_matches_dump(flavour, &samples, &fx.sigquit_dump());
+        let labelled: Vec<&Sample> = samples.iter().filter(|s| !s.labels.is_empty()).collect();
+        assert_eq!(labelled.len(), 1, "{flavour}: {samples:#?}");
+        let mut labels = labelled[0].labels.clone();
+        labels.sort();
+        assert_eq!(labels, ["job:[resize]", "worker:[7]"], "{flavour}");
     }
 }
 

@@ -90,6 +90,10 @@ fn read_map(
 /// rest are unreadable rather than goat's memory and time growing with
 /// what the target holds.
 pub const MAX_LABEL_SETS: usize = 1 << 16;
+/// Bytes of label text one [`LabelTable`] holds at most (past it, like
+/// past [`MAX_LABEL_SETS`], sets are not read): each set is bounded, but
+/// not their sum.
+pub const MAX_LABEL_BYTES: usize = 64 << 20;
 
 /// A goroutine's labels sorted by key, or why they could not be read.
 pub type LabelSet = Result<Arc<[(String, String)]>, String>;
@@ -122,9 +126,11 @@ impl LabelTable {
             by_g: HashMap::new(),
             by_set: HashMap::new(),
             too_many: Err(format!(
-                "not read: more than {MAX_LABEL_SETS} distinct label sets"
+                "not read: more than {MAX_LABEL_SETS} distinct label sets, or {} MiB of labels",
+                MAX_LABEL_BYTES >> 20
             )),
         };
+        let mut bytes = 0usize;
         for &g in gs {
             let Some(word) = g.checked_add(offset).and_then(|a| gs_mem.read_u64(a).ok()) else {
                 continue;
@@ -136,12 +142,14 @@ impl LabelTable {
             if t.by_set.contains_key(&word) {
                 continue;
             }
-            // Past the bound, a set is not read (`of` says so).
-            if t.by_set.len() < MAX_LABEL_SETS {
-                let set = read_map(sets_mem, version, word)
-                    .map(Arc::from)
-                    .map_err(|e| e.to_string());
-                t.by_set.insert(word, set);
+            // Past the bounds, a set is not read (`of` says so).
+            if t.by_set.len() < MAX_LABEL_SETS && bytes < MAX_LABEL_BYTES {
+                let set = read_map(sets_mem, version, word).map_err(|e| e.to_string());
+                if let Ok(set) = &set {
+                    let size: usize = set.iter().map(|(k, v)| k.len() + v.len()).sum();
+                    bytes = bytes.saturating_add(size);
+                }
+                t.by_set.insert(word, set.map(Arc::from));
             }
         }
         t
@@ -285,6 +293,41 @@ mod tests {
         ));
         // Unmapped: a read error.
         assert!(matches!(read(&m, v(27), 0x9000), Err(LabelError::Read(_))));
+    }
+
+    /// Goroutines sharing a set share one read of it; one without labels
+    /// has none; an unreadable set is an error of that goroutine only.
+    #[test]
+    fn a_label_table_reads_each_set_once() {
+        let mut m = CapturedMemory::new();
+        // g.labels at offset 0x10 of each g: two share the set at
+        // 0x2000, one has none, one points at nothing mapped.
+        for (g, word) in [
+            (0x1000, 0x2000),
+            (0x1100, 0x2000),
+            (0x1200, 0),
+            (0x1300, 0x9000),
+        ] {
+            put(&mut m, g + 0x10, &[word]);
+        }
+        // Go 1.24+: a []label {ptr, len, cap} of {key, value string}.
+        put(&mut m, 0x2000, &[0x3000, 1, 1]);
+        put(&mut m, 0x3000, &[0x4000, 1, 0x4001, 1]);
+        m.insert(0x4000, b"kv");
+        let v = GoVersion {
+            major: 1,
+            minor: 27,
+        };
+        let gs = [0x1000, 0x1100, 0x1200, 0x1300, 0xdead];
+        let t = LabelTable::read(&m, &m, v, 0x10, &gs);
+        let kv = [("k".to_string(), "v".to_string())];
+        assert_eq!(t.of(0x1000).unwrap().as_deref().unwrap(), kv);
+        assert_eq!(t.of(0x1100).unwrap().as_deref().unwrap(), kv);
+        assert_eq!(t.by_set.len(), 2);
+        assert!(t.of(0x1200).is_none());
+        assert!(t.of(0x1300).unwrap().is_err());
+        // A g whose word cannot be read has no labels to show.
+        assert!(t.of(0xdead).is_none());
     }
 
     /// The classic map's header offsets agree with every pre-1.24 fixture

@@ -52,6 +52,7 @@ pub use check::check;
 pub use error::{InspectError, Warning};
 pub use mode_choice::{ChoiceReason, ModeChoice};
 pub use phases::{hold_duration, test_hook_set, Phases};
+pub use pprof::LABELS_UNREADABLE;
 pub use precopy::PrecopyReport;
 pub use session::Debuggee;
 pub use stacks::{ReadReport, Stacks, StacksMode, StacksWritten};

@@ -66,7 +66,7 @@ impl Inspector {
 
     /// The executable's text as the target maps it at `bias`; `None` when
     /// the binary has no `.text` in a loadable segment.
-    pub(super) fn profile_mapping(&self, bias: u64) -> Option<ProfileMapping> {
+    pub(crate) fn profile_mapping(&self, bias: u64) -> Option<ProfileMapping> {
         let bin = self.prog.binary();
         let (text, _) = bin.section_range(".text")?;
         let (vaddr, offset, size) = bin
@@ -89,7 +89,7 @@ impl Inspector {
 
 /// The sample labels of the goroutine at `gp`: its pprof labels, or why
 /// they could not be read.
-fn sample_labels(labels: Option<&LabelTable>, gp: u64) -> Vec<(&str, LabelValue<'_>)> {
+pub(crate) fn sample_labels(labels: Option<&LabelTable>, gp: u64) -> Vec<(&str, LabelValue<'_>)> {
     match labels.and_then(|t| t.of(gp)) {
         None => Vec::new(),
         Some(Ok(set)) => set

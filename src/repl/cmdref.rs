@@ -47,7 +47,10 @@ fn commands_md() -> String {
     let mut s = String::from(
         "# goat attach / goat debug commands\n\n\
          Generated from `src/repl/table.rs` (the table `help` reads) by\n\
-         `GOAT_BLESS=1 cargo test --lib cmdref`; do not edit by hand.\n",
+         `GOAT_BLESS=1 cargo test --lib cmdref`; do not edit by hand.\n\
+         The command line's own commands (`goat stacks` with `--json`, `--group`,\n\
+         `--pprof FILE` for a goroutine profile `go tool pprof` reads, `goat core`,\n\
+         `goat check`) are in README.md and `goat help`.\n",
     );
     for g in Group::ALL {
         s.push_str(&format!("\n## {}\n", g.title()));

@@ -139,10 +139,8 @@ fn samples_merge_per_stack_and_labels_and_inlined_lines_share_a_location() {
     let st = &d.string_table;
     let vt = |v: &proto::ValueType| (st[v.r#type as usize].clone(), st[v.unit as usize].clone());
     let want_vt = ("goroutine".to_string(), "count".to_string());
-    assert_eq!(
-        d.sample_type.iter().map(vt).collect::<Vec<_>>(),
-        [want_vt.clone()]
-    );
+    let types: Vec<_> = d.sample_type.iter().map(vt).collect();
+    assert_eq!(types, std::slice::from_ref(&want_vt));
     assert_eq!(d.period_type.as_ref().map(vt), Some(want_vt));
     assert_eq!(d.period, 1);
     // Every string once.
