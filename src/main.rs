@@ -236,7 +236,10 @@ fn main() -> ExitCode {
                 Some(dest) => Output::Pprof { dest, force },
                 None => Output::Print(Format { json, group }),
             };
-            let opts = OpenOptions { symbols };
+            let opts = OpenOptions {
+                symbols,
+                ..Default::default()
+            };
             match (pid, core, mode) {
                 (_, Some(_), Some(_)) => Err(anyhow::anyhow!(
                     "--mode is for a live process: a core is read as it is, with no stop"
@@ -268,7 +271,10 @@ fn main() -> ExitCode {
                 json,
                 pprof,
                 stats,
-                opts: OpenOptions { symbols },
+                opts: OpenOptions {
+                symbols,
+                ..Default::default()
+            },
             };
             match (pid, core, growth) {
                 (Some(pid), None, Some(every)) => cli::why::growth(pid, &every, &args),
@@ -282,14 +288,20 @@ fn main() -> ExitCode {
             symbols,
             execute,
             batch,
-        } => attach(pid, &OpenOptions { symbols }, execute, batch),
+        } => attach(pid, &OpenOptions {
+                symbols,
+                ..Default::default()
+            }, execute, batch),
         Command::Debug {
             files,
             exe,
             symbols,
             execute,
             batch,
-        } => debug(&files, exe, &OpenOptions { symbols }, execute, batch),
+        } => debug(&files, exe, &OpenOptions {
+                symbols,
+                ..Default::default()
+            }, execute, batch),
         Command::Core {
             pid,
             output,

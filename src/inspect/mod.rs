@@ -66,6 +66,11 @@ pub struct OpenOptions {
     /// Take symbols and DWARF from this file (an unstripped rebuild of the
     /// same source, or a debug file), checked to describe the executable.
     pub symbols: Option<PathBuf>,
+    /// Read a core through a memory map rather than `pread` and a small
+    /// cache: many times faster for the random reads of a heap walk, but
+    /// only for a file no one else can change (`goat why`'s own unlinked
+    /// copy): a file truncated meanwhile would kill goat with SIGBUS.
+    pub map_core: bool,
 }
 
 /// A Go program opened for reading: a live process (by pid) or a core and

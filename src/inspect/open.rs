@@ -90,7 +90,10 @@ pub(super) fn open_core(
     opts: &OpenOptions,
     warn: &mut dyn FnMut(Warning),
 ) -> Result<(CoreFile, GoProgram, u64, PathBuf), InspectError> {
-    let mut core = CoreFile::open(path)?;
+    let mut core = match opts.map_core {
+        true => CoreFile::open_mapped(path)?,
+        false => CoreFile::open(path)?,
+    };
     let named = core.executable();
     // Saved by `goat core` because the named one was gone or replaced: it
     // is checked against the core below like any other.

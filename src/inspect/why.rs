@@ -116,7 +116,11 @@ impl Inspector {
                     "/proc/self/fd/{}",
                     std::os::fd::AsRawFd::as_raw_fd(&file)
                 ));
-                let copy = Inspector::open_core_with(&by_fd, Some(exe), &opts.open, warn);
+                let open = OpenOptions {
+                    map_core: true,
+                    ..opts.open.clone()
+                };
+                let copy = Inspector::open_core_with(&by_fd, Some(exe), &open, warn);
                 drop(file);
                 drop(holder);
                 let outcome = copy?.why_of(opts, warn, Some(*pid))?;

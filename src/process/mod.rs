@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 mod captured;
 mod live_memory;
 mod memory;
+pub mod mapped;
 pub mod preflight;
 pub mod procfs;
 pub mod regs;

@@ -219,6 +219,18 @@ impl CoreFile {
         Self::from_source(path.to_path_buf(), core.unpacked(path)?)
     }
 
+    /// Opens and indexes the core at `path`, read through a memory map:
+    /// for a file no one else can truncate (`goat why`'s own unlinked
+    /// copy), whose heap walk reads it at random.
+    pub fn open_mapped(path: &Path) -> Result<CoreFile, CoreError> {
+        let io = |cause| CoreError::Io {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let core = Source::open(path).map_err(io)?.mapped().map_err(io)?;
+        Self::from_source(path.to_path_buf(), core)
+    }
+
     /// Indexes a core held in memory (tests, fuzzing); mapped files are
     /// still read from disk.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<CoreFile, CoreError> {

@@ -16,6 +16,8 @@ pub(super) enum Data {
     File(File),
     /// Held in memory (tests, fuzzing).
     Bytes(Vec<u8>),
+    /// Mapped (`CoreFile::open_mapped`): goat's own private copy.
+    Mapped(memmap2::Mmap),
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +87,19 @@ impl Source {
         })
     }
 
+    /// The same file, read through a memory map.
+    pub(super) fn mapped(self) -> std::io::Result<Source> {
+        let Data::File(file) = &self.data else {
+            return Ok(self);
+        };
+        let map = crate::process::mapped::map_private_copy(file)?;
+        Ok(Source {
+            len: self.len,
+            data: Data::Mapped(map),
+            cache: Mutex::new(BlockCache::default()),
+        })
+    }
+
     pub(super) fn from_bytes(bytes: Vec<u8>) -> Source {
         Source {
             len: bytes.len() as u64,
@@ -96,18 +111,8 @@ impl Source {
     pub(super) fn pread(&self, buf: &mut [u8], off: u64) -> bool {
         match &self.data {
             Data::File(f) => f.read_exact_at(buf, off).is_ok(),
-            Data::Bytes(b) => {
-                let Ok(start) = usize::try_from(off) else {
-                    return false;
-                };
-                match b.get(start..start.saturating_add(buf.len())) {
-                    Some(src) if src.len() == buf.len() => {
-                        buf.copy_from_slice(src);
-                        true
-                    }
-                    _ => false,
-                }
-            }
+            Data::Mapped(m) => copy_from(m, off, buf),
+            Data::Bytes(b) => copy_from(b, off, buf),
         }
     }
 
@@ -119,7 +124,7 @@ impl Source {
         if end > self.len {
             return false;
         }
-        if buf.len() as u64 >= BLOCK || matches!(self.data, Data::Bytes(_)) {
+        if buf.len() as u64 >= BLOCK || matches!(self.data, Data::Bytes(_) | Data::Mapped(_)) {
             return self.pread(buf, off);
         }
         let mut done = 0;
@@ -166,5 +171,19 @@ impl Source {
         cache.blocks.insert(index, bytes.clone());
         cache.order.push_back(index);
         Some(bytes)
+    }
+}
+
+/// Fills `buf` from `bytes` at `off`, whole or not at all.
+fn copy_from(bytes: &[u8], off: u64, buf: &mut [u8]) -> bool {
+    let Ok(start) = usize::try_from(off) else {
+        return false;
+    };
+    match bytes.get(start..start.saturating_add(buf.len())) {
+        Some(src) if src.len() == buf.len() => {
+            buf.copy_from_slice(src);
+            true
+        }
+        _ => false,
     }
 }
