@@ -236,7 +236,8 @@ fn typed(
     let ptr_bytes = word(8)?;
     let tflag = head[20];
     let mut gcdata = word(32)?;
-    if size == 0 || ptr_bytes > size || ptr_bytes > obj.size {
+    // Pointers are word-aligned, so is the size of a type holding any.
+    if size == 0 || size % 8 != 0 || ptr_bytes > size || ptr_bytes > obj.size {
         return None;
     }
     if mask_on_demand && tflag & TFLAG_GC_MASK_ON_DEMAND != 0 {
