@@ -52,8 +52,8 @@ impl Garbage {
         let h = mix(self.seed ^ addr);
         let r = h >> 8;
         match h % 9 {
-            0 | 1 => REGION + (r % REGION_LEN & !7),
-            2 => REGION + (r % REGION_LEN & !8191),
+            0 | 1 => REGION + ((r % REGION_LEN) & !7),
+            2 => REGION + ((r % REGION_LEN) & !8191),
             3 => 1,
             4 => r % 64,
             5 => 0,
@@ -82,7 +82,7 @@ impl Memory for Garbage {
         // Like a core: memory exists where the executable and the heap
         // region are mapped, and not all of it was dumped.
         let mapped = end <= 1 << 32 || (addr >= REGION && end <= REGION + 2 * REGION_LEN);
-        if !mapped || mix(self.seed ^ (addr >> 12)) % 7 == 0 || buf.len() > 64 << 20 {
+        if !mapped || mix(self.seed ^ (addr >> 12)).is_multiple_of(7) || buf.len() > 64 << 20 {
             return Err(fault);
         }
         for (i, b) in buf.iter_mut().enumerate() {
@@ -106,7 +106,7 @@ fn memory(layout: &HeapLayout, seed: u64) -> Garbage {
     let mut crafted = Vec::new();
     for i in 0..NSPANS {
         let h = mix(seed.wrapping_mul(31).wrapping_add(i));
-        if h % 2 == 0 {
+        if h.is_multiple_of(2) {
             array.extend_from_slice(&(REGION + (h >> 8) % REGION_LEN).to_le_bytes());
             continue;
         }
@@ -136,10 +136,13 @@ fn memory(layout: &HeapLayout, seed: u64) -> Garbage {
         put(f.alloc_bits, REGION + (mix(h ^ 8) % REGION_LEN));
         put(
             f.specials,
-            pick(9, &[0, 0, REGION + (mix(h) % REGION_LEN & !7)]),
+            pick(9, &[0, 0, REGION + ((mix(h) % REGION_LEN) & !7)]),
         );
         if let Some(lt) = f.large_type {
-            put(lt, pick(10, &[0, REGION + (mix(h ^ 10) % REGION_LEN & !7)]));
+            put(
+                lt,
+                pick(10, &[0, REGION + ((mix(h ^ 10) % REGION_LEN) & !7)]),
+            );
         }
         crafted.extend_from_slice(&b);
     }
