@@ -219,6 +219,7 @@ fn check(flavour: &str) {
         &unmarked[..unmarked.len().min(20)]
     );
     assert_eq!(marks.marked(), (totals.objects, totals.bytes), "{ctx}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 macro_rules! flavour_tests {

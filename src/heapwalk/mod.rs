@@ -229,8 +229,7 @@ impl Heap {
         match pointers::slots(self, span, mem, obj, out) {
             Some(()) => Precision::Exact,
             None => {
-                let words = obj.size / 8;
-                out.extend((0..words).map(|w| obj.base + w * 8));
+                conservative(mem, obj, out);
                 Precision::Conservative
             }
         }
@@ -259,6 +258,26 @@ impl Heap {
         let ai = arena_index(addr);
         let i = self.arenas.binary_search_by_key(&ai, |a| a.0).ok()?;
         self.arenas.get(i).map(|a| a.1)
+    }
+}
+
+/// Bytes of an object probed at once by [`conservative`].
+const PROBE_CHUNK: u64 = 64 << 10;
+
+/// Every aligned word of `obj`, in the chunks whose first and last words
+/// can be read: a word that cannot be read holds no pointer goat can
+/// follow, and a hostile span claiming gigabytes that are not there costs
+/// no list of their words.
+fn conservative(mem: &dyn Memory, obj: &Object, out: &mut Vec<u64>) {
+    let end = obj.base.saturating_add(obj.size);
+    let mut at = obj.base;
+    while at < end {
+        let to = at.saturating_add(PROBE_CHUNK).min(end);
+        let readable = to - at >= 8 && mem.read_u64(at).is_ok() && mem.read_u64(to - 8).is_ok();
+        if readable {
+            out.extend((0..(to - at) / 8).map(|w| at + w * 8));
+        }
+        at = to;
     }
 }
 

@@ -190,12 +190,11 @@ fn span_end_bits(
     let words = obj.size / 8;
     let from = first / 8;
     let to = (first + words).div_ceil(8);
-    let bytes = mem
-        .read_vec(
-            bits_base.checked_add(from)?,
-            usize::try_from(to - from).ok()?,
-        )
-        .ok()?;
+    // At most 512 bytes: 64 bits, spread over 9 bytes; read without
+    // allocating (the common case of a heap of millions of small objects).
+    let mut buf = [0u8; 16];
+    let bytes = buf.get_mut(..usize::try_from(to - from).ok()?)?;
+    mem.read(bits_base.checked_add(from)?, bytes).ok()?;
     for i in 0..words {
         let w = first + i;
         let byte = bytes.get(usize::try_from(w / 8 - from).ok()?)?;
@@ -236,7 +235,8 @@ fn typed(
     let ptr_bytes = word(8)?;
     let tflag = head[20];
     let mut gcdata = word(32)?;
-    if size == 0 || ptr_bytes > size || ptr_bytes > obj.size {
+    // Pointers are word-aligned, so is the size of a type holding any.
+    if size == 0 || size % 8 != 0 || ptr_bytes > size || ptr_bytes > obj.size {
         return None;
     }
     if mask_on_demand && tflag & TFLAG_GC_MASK_ON_DEMAND != 0 {

@@ -10,7 +10,7 @@
 use crate::goruntime::GoProgram;
 use crate::process::{Memory, MemoryExt};
 
-use super::{Heap, HeapError, Object};
+use super::{Heap, HeapError, Object, PAGE_SIZE};
 
 /// Most modules followed through `moduledata.next` (plugins are rare).
 const MAX_MODULES: usize = 64;
@@ -20,7 +20,7 @@ const MAX_SECTION: u64 = 1 << 30;
 const READ_CHUNK: u64 = 1 << 20;
 /// Most special records followed, over the whole heap, and finalizer
 /// blocks.
-const MAX_SPECIALS: usize = 1 << 24;
+const MAX_SPECIALS: usize = 1 << 22;
 const MAX_FINBLOCKS: usize = 1 << 20;
 
 /// What a root slot is.
@@ -271,8 +271,10 @@ fn finalizer_queue(mem: &dyn Memory, heap: &Heap, bias: u64, roots: &mut Roots) 
         return;
     };
     let capacity = q.block_size.saturating_sub(q.fin) / q.entry_size.max(1);
+    // Garbage can link the blocks in a cycle: each is read once.
+    let mut seen = std::collections::HashSet::new();
     for _ in 0..MAX_FINBLOCKS {
-        if block == 0 {
+        if block == 0 || !seen.insert(block) {
             return;
         }
         let Ok(head) = mem.read_vec(block, q.fin as usize) else {
@@ -303,6 +305,10 @@ fn specials(mem: &dyn Memory, heap: &Heap, roots: &mut Roots) {
     let mut slots = Vec::new();
     for (index, span) in heap.spans().iter().enumerate() {
         let mut at = span.specials;
+        // The runtime keeps a span's specials sorted by offset and kind
+        // (`addspecial`): a list that goes back is corrupt there, which
+        // also ends a cycle.
+        let mut last: Option<(u64, u64)> = None;
         while at != 0 {
             if followed >= MAX_SPECIALS {
                 roots
@@ -318,7 +324,19 @@ fn specials(mem: &dyn Memory, heap: &Heap, roots: &mut Roots) {
                 ));
                 break;
             };
-            let kind = sp.kind.get(&head).unwrap_or(0) as u8;
+            let key = (
+                sp.offset.get(&head).unwrap_or(u64::MAX),
+                sp.kind.get(&head).unwrap_or(0),
+            );
+            if last.is_some_and(|l| key <= l) || key.0 >= span.npages.saturating_mul(PAGE_SIZE) {
+                roots.unreadable.push(format!(
+                    "the specials of the span at {:#x} are out of order",
+                    span.base
+                ));
+                break;
+            }
+            last = Some(key);
+            let kind = key.1 as u8;
             if kind == sp.kinds.finalizer {
                 for &off in &sp.finalizer_slots {
                     push(mem, roots, at.wrapping_add(off), RootKind::Finalizer);

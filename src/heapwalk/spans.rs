@@ -22,6 +22,13 @@ const SPAN_IN_USE: u64 = 1;
 const MAX_SPANS: u64 = 1 << 26;
 /// Spans read per batch of reads.
 const BATCH: usize = 4096;
+/// `_MaxSmallSize`, and the most pages a small size class's span has
+/// (`class_to_allocnpages`, 10 in every release goat reads).
+const MAX_SMALL_SIZE: u64 = 32768;
+const MAX_SMALL_SPAN_PAGES: u64 = 10;
+/// The largest object goat takes for real: 64 GiB. What a larger one's
+/// scan would cost is the caller's memory, on a hostile core's word.
+const MAX_LARGE_SPAN_PAGES: u64 = (64 << 30) / PAGE_SIZE;
 
 /// One in-use span.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +122,15 @@ pub(super) fn load_spans(
         }
         done += n as u64;
     }
+    // A large span's pages must be there: a hostile list could otherwise
+    // claim gigabytes whose every word a scan would list.
+    spans.retain(|(s, _)| {
+        let there = s.sizeclass != 0 || mem.read_u64(s.end() - 8).is_ok();
+        if !there {
+            bad_spans += 1;
+        }
+        there
+    });
     spans.sort_by_key(|s| s.0.base);
     // Two in-use spans cannot overlap; a list that says so is stale or
     // corrupt there, and the later one is dropped.
@@ -177,7 +193,16 @@ fn parse_span(f: &SpanFields, b: &[u8]) -> Parsed {
                 .checked_mul(nelems)
                 .is_some_and(|used| used <= bytes)
     });
-    if !fits {
+    // A small size class has at most MAX_SMALL_SIZE-byte slots in at most
+    // MAX_SMALL_SPAN_PAGES pages; a large object's span has one slot. This
+    // keeps the slot bitmaps proportional to what the span copies read.
+    let sizeclass = spanclass >> 1;
+    let shaped = if sizeclass == 0 {
+        nelems == 1 && npages <= MAX_LARGE_SPAN_PAGES
+    } else {
+        npages <= MAX_SMALL_SPAN_PAGES && (8..=MAX_SMALL_SIZE).contains(&elemsize)
+    };
+    if !fits || !shaped {
         return Parsed::Bad;
     }
     let span = Span {
