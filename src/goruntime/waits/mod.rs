@@ -336,9 +336,12 @@ impl Ctx<'_> {
     }
 }
 
-/// The words Go's leak rule hides from marking (see [`Waits`]).
+/// The words Go's leak rule hides from marking (see [`Waits`]), as
+/// `setSyncObjectsUntraceable` walks them: along `g.waiting` and then
+/// `waitlink`, which for a semaphore goes on through the sudogs of the
+/// other goroutines queued on the same address; each word once.
 fn untraceable_slots(ctx: &Ctx<'_>, goroutines: &[Goroutine]) -> Vec<u64> {
-    let mut out = Vec::new();
+    let mut out = std::collections::BTreeSet::new();
     for g in goroutines {
         if !matches!(g.status_code, G_WAITING | G_LEAKED) {
             continue;
@@ -354,9 +357,20 @@ fn untraceable_slots(ctx: &Ctx<'_>, goroutines: &[Goroutine]) -> Vec<u64> {
             ) => ctx.w.sudog.elem_traced,
             _ => continue,
         };
-        if let Ok(sgs) = ctx.waiting_sudogs(g.gp) {
-            out.extend(sgs.iter().filter_map(|sg| sg.checked_add(off)));
+        let Some(first) = g.gp.checked_add(ctx.w.g_waiting) else {
+            continue;
+        };
+        let mut sg = ctx.mem.read_u64(first).unwrap_or(0);
+        let mut seen = std::collections::HashSet::new();
+        while sg != 0 && seen.len() < MAX_LIST && seen.insert(sg) {
+            if let Some(slot) = sg.checked_add(off) {
+                out.insert(slot);
+            }
+            sg = sg
+                .checked_add(ctx.w.sudog.waitlink)
+                .and_then(|a| ctx.mem.read_u64(a).ok())
+                .unwrap_or(0);
         }
     }
-    out
+    out.into_iter().collect()
 }

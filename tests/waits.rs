@@ -1,0 +1,285 @@
+//! `goat why`'s library half on the `hangs` fixture, a service stuck in
+//! every way at once: each scenario's goroutines (the ids the program
+//! wrote to its manifest) must wait on what the program's source makes
+//! them wait on, every release, exe, PIE and stripped. The oracle is the
+//! manifest and the source: which goroutines share a mutex, a channel,
+//! which package variable that is (`main.state.mu`, `main.jobs`,
+//! `main.table.RWMutex`), who queues on each channel.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::{build_fixtures, fixture_path, scratch_dir, write_core, Fixture};
+use goat::goruntime::waits::{ChanOp, IoMode, SyncKind, Waits, WaitsOn};
+use goat::goruntime::Dump;
+use goat::inspect::Inspector;
+
+const RELEASES: [&str; 4] = ["go1.19", "go1.21", "go1.24", "go1.27"];
+const KINDS: [&str; 3] = ["exe", "pie", "stripped"];
+
+/// The manifest: scenario → goroutine ids.
+fn manifest(path: &Path) -> BTreeMap<String, Vec<u64>> {
+    let text = std::fs::read_to_string(path).expect("the fixture wrote its manifest");
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let cat = words.next()?.to_string();
+            let ids = words.map(|w| w.parse().expect("an id")).collect();
+            Some((cat, ids))
+        })
+        .collect()
+}
+
+fn start(flavour: &str, dir: &Path) -> Fixture {
+    build_fixtures();
+    let path = fixture_path(flavour, "hangs");
+    assert!(
+        path.exists(),
+        "{} is not built: run scripts/build-fixtures",
+        path.display()
+    );
+    let m = dir.join("manifest");
+    let leak = dir.join("leak");
+    Fixture::start(
+        flavour,
+        "hangs",
+        &[m.to_str().expect("utf-8"), leak.to_str().expect("utf-8")],
+    )
+}
+
+fn on(w: &Waits, id: u64) -> &WaitsOn {
+    w.by_goroutine
+        .get(&id)
+        .unwrap_or_else(|| panic!("goroutine {id} missing"))
+}
+
+/// The one channel `ids` all wait on with `op`.
+fn shared_chan(w: &Waits, ids: &[u64], op: ChanOp, label: &str) -> u64 {
+    let chans: BTreeSet<u64> = ids
+        .iter()
+        .map(|&id| match on(w, id) {
+            WaitsOn::Chan { chan, op: o } if *o == op && *chan != 0 => *chan,
+            other => panic!("{label}: goroutine {id} waits on {other:?}, not a {op:?}"),
+        })
+        .collect();
+    assert_eq!(chans.len(), 1, "{label}: {ids:?} wait on {chans:x?}");
+    *chans.first().expect("one")
+}
+
+/// The one sync object `ids` all wait on as `kind`.
+fn shared_sync(w: &Waits, ids: &[u64], kind: SyncKind, label: &str) -> u64 {
+    let objects: BTreeSet<u64> = ids
+        .iter()
+        .map(|&id| match on(w, id) {
+            WaitsOn::Sync {
+                object, kind: k, ..
+            } if *k == kind => *object,
+            other => panic!("{label}: goroutine {id} waits on {other:?}, not a {kind:?}"),
+        })
+        .collect();
+    assert_eq!(objects.len(), 1, "{label}: {ids:?} wait on {objects:x?}");
+    *objects.first().expect("one")
+}
+
+fn sorted(ids: &[u64]) -> Vec<u64> {
+    let mut v = ids.to_vec();
+    v.sort_unstable();
+    v
+}
+
+/// Every scenario's goroutines wait on what the source says.
+fn check(label: &str, w: &Waits, m: &BTreeMap<String, Vec<u64>>, named: bool, live: bool) {
+    let ids = |cat: &str| -> &[u64] {
+        m.get(cat)
+            .unwrap_or_else(|| panic!("{label}: no {cat} in the manifest"))
+    };
+    let name = |n: Option<&String>, want: &str| {
+        if named {
+            assert_eq!(n.map(String::as_str), Some(want), "{label}");
+        }
+    };
+
+    // A mutex held across a network read: the holder in IO, the others
+    // on the client's mutex (a heap object: no name).
+    let holder = ids("io_holder")[0];
+    match on(w, holder) {
+        WaitsOn::Io {
+            fd: Some(fd),
+            mode: IoMode::Read,
+            local,
+            peer,
+            ..
+        } => {
+            assert!(*fd > 2, "{label}: fd {fd}");
+            if live {
+                for a in [local, peer] {
+                    let a = a
+                        .as_deref()
+                        .unwrap_or_else(|| panic!("{label}: no address"));
+                    assert!(a.starts_with("127.0.0.1:"), "{label}: {a}");
+                }
+                assert_ne!(local, peer, "{label}");
+            }
+        }
+        other => panic!("{label}: io_holder waits on {other:?}"),
+    }
+    let mu = shared_sync(w, ids("mutex_waiters"), SyncKind::Mutex, label);
+    let st = &w.syncs[&mu];
+    assert_eq!(st.waiters, sorted(ids("mutex_waiters")), "{label}");
+    assert_eq!(st.locked, Some(true), "{label}");
+    assert_eq!(st.name, None, "{label}: a heap mutex has no name");
+
+    // The cycle: b waits on main.state.mu, which a holds while it waits
+    // to send on a channel nobody else receives from.
+    let state_mu = shared_sync(w, ids("cycle_b"), SyncKind::Mutex, label);
+    name(w.syncs[&state_mu].name.as_ref(), "main.state.mu");
+    assert_eq!(w.syncs[&state_mu].locked, Some(true), "{label}");
+    let handoff = shared_chan(w, ids("cycle_a"), ChanOp::Send, label);
+    assert_eq!(w.chans[&handoff].send_waiters, ids("cycle_a"), "{label}");
+    assert!(w.chans[&handoff].recv_waiters.is_empty(), "{label}");
+
+    // Orphans: five channels, one receiver each.
+    let mut orphans = BTreeSet::new();
+    for &id in ids("orphans") {
+        let c = shared_chan(w, &[id], ChanOp::Recv, label);
+        assert_eq!(w.chans[&c].recv_waiters, [id], "{label}");
+        assert_eq!(w.chans[&c].cap, 0, "{label}");
+        orphans.insert(c);
+    }
+    assert_eq!(orphans.len(), 5, "{label}");
+
+    // Idle workers on main.jobs.
+    let jobs = shared_chan(w, ids("workers"), ChanOp::Recv, label);
+    assert_eq!(
+        sorted(&w.chans[&jobs].recv_waiters),
+        sorted(ids("workers")),
+        "{label}"
+    );
+    name(w.chans[&jobs].name.as_ref(), "main.jobs");
+    assert!(!w.chans[&jobs].closed, "{label}");
+
+    // A sleeper that alone could feed two receivers.
+    assert!(
+        matches!(on(w, ids("sleeper")[0]), WaitsOn::Sleep { until_ns: Some(t) } if *t > 0),
+        "{label}: {:?}",
+        on(w, ids("sleeper")[0])
+    );
+    let c = shared_chan(w, ids("sleeper_waiters"), ChanOp::Recv, label);
+    assert_eq!(
+        sorted(&w.chans[&c].recv_waiters),
+        sorted(ids("sleeper_waiters")),
+        "{label}"
+    );
+
+    // A WaitGroup whose three workers wait on a channel nobody closes.
+    let wg = shared_sync(w, ids("wg_waiter"), SyncKind::WaitGroup, label);
+    assert_eq!(w.syncs[&wg].counter, Some(3), "{label}");
+    let stuck = shared_chan(w, ids("wg_workers"), ChanOp::Recv, label);
+    assert_eq!(
+        sorted(&w.chans[&stuck].recv_waiters),
+        sorted(ids("wg_workers")),
+        "{label}"
+    );
+
+    // Sleeping readers hold main.table; a writer waits for them, a late
+    // reader behind the writer.
+    for &id in ids("rw_readers") {
+        assert!(
+            matches!(on(w, id), WaitsOn::Sleep { .. }),
+            "{label}: {:?}",
+            on(w, id)
+        );
+    }
+    let table = shared_sync(w, ids("rw_writer"), SyncKind::RWMutexWrite, label);
+    let late = shared_sync(w, ids("rw_late_reader"), SyncKind::RWMutexRead, label);
+    assert_eq!(table, late, "{label}: the late reader waits on main.table");
+    let st = &w.syncs[&table];
+    name(st.name.as_ref(), "main.table.RWMutex");
+    assert_eq!(st.counter, Some(2), "{label}: two readers hold it");
+    assert_eq!(st.writer_waiting, Some(ids("rw_writer")[0]), "{label}");
+
+    // A Cond nobody signals.
+    let cond = shared_sync(w, ids("cond_waiters"), SyncKind::Cond, label);
+    assert_eq!(
+        w.syncs[&cond].waiters,
+        sorted(ids("cond_waiters")),
+        "{label}"
+    );
+
+    assert_eq!(
+        on(w, ids("select_forever")[0]),
+        &WaitsOn::Select { cases: Vec::new() },
+        "{label}"
+    );
+}
+
+/// Go 1.26+: one slot per sudog the leak rule hides, exactly those of
+/// the goroutines whose wait reason the runtime counts as a chan or sync
+/// wait (`isChanWait`, `isSyncWait`); none before.
+fn untraceable_checked(label: &str, release: &str, dump: &Dump, w: &Waits) {
+    if release != "go1.27" {
+        assert!(w.untraceable_slots.is_empty(), "{label}");
+        return;
+    }
+    let mut want = 0;
+    for g in &dump.goroutines {
+        let hidden = match (g.wait_reason.as_deref(), w.by_goroutine.get(&g.id)) {
+            (Some("chan receive" | "chan send"), Some(WaitsOn::Chan { .. })) => 1,
+            (Some("select"), Some(WaitsOn::Select { cases })) => cases.len(),
+            (
+                Some(
+                    "sync.Cond.Wait"
+                    | "sync.Mutex.Lock"
+                    | "sync.RWMutex.RLock"
+                    | "sync.RWMutex.Lock"
+                    | "sync.WaitGroup.Wait",
+                ),
+                Some(WaitsOn::Sync { .. }),
+            ) => 1,
+            _ => 0,
+        };
+        want += hidden;
+    }
+    assert!(want >= 25, "{label}: only {want} chan and sync waits");
+    assert_eq!(w.untraceable_slots.len(), want, "{label}");
+    let distinct: BTreeSet<u64> = w.untraceable_slots.iter().copied().collect();
+    assert_eq!(distinct.len(), want, "{label}: slots repeat");
+}
+
+#[test]
+fn every_scenario_waits_on_what_its_source_says_live() {
+    for release in RELEASES {
+        for kind in KINDS {
+            let flavour = format!("{release}-{kind}");
+            let dir = scratch_dir(&format!("waits-{flavour}"));
+            let fx = start(&flavour, &dir);
+            let m = manifest(&dir.join("manifest"));
+            let insp = Inspector::open_pid(fx.pid(), &mut |_| {}).expect("open");
+            let (dump, w) = insp.waits().expect("waits");
+            let label = format!("{flavour} live");
+            check(&label, &w, &m, kind != "stripped", true);
+            untraceable_checked(&label, release, &dump, &w);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+#[test]
+fn every_scenario_waits_on_what_its_source_says_in_a_core() {
+    for release in RELEASES {
+        let flavour = format!("{release}-pie");
+        let dir = scratch_dir(&format!("waits-core-{flavour}"));
+        let fx = start(&flavour, &dir);
+        let m = manifest(&dir.join("manifest"));
+        let core = dir.join("core");
+        write_core(fx.pid(), &core);
+        let insp = Inspector::open_core(&core, None, &mut |_| {}).expect("open core");
+        let (dump, w) = insp.waits().expect("waits");
+        let label = format!("{flavour} core");
+        check(&label, &w, &m, true, false);
+        untraceable_checked(&label, release, &dump, &w);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
