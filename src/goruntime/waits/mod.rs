@@ -208,6 +208,7 @@ pub fn read_waits(
         rt: prog.layout(),
         w: *w,
         goids: goroutines.iter().map(|g| (g.gp, g.id)).collect(),
+        queues: Default::default(),
     });
     let mut waits = Waits::default();
     for g in goroutines {
@@ -240,6 +241,9 @@ pub(super) struct Ctx<'a> {
     pub w: WaitsLayout,
     /// Goroutine id by `runtime.g` address.
     pub goids: std::collections::HashMap<u64, u64>,
+    /// The sudogs of each channel wait queue walked so far, by (`hchan`,
+    /// queue offset).
+    pub queues: chans::QueueCache,
 }
 
 /// Most sudogs followed along one list (`g.waiting`, a wait queue): a
