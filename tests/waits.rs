@@ -188,6 +188,7 @@ fn check(label: &str, w: &Waits, m: &BTreeMap<String, Vec<u64>>, naming: Naming,
         "{label}"
     );
     name(w.chans[&jobs].name.as_ref(), "main.jobs");
+    assert_eq!(w.chans[&jobs].elem_type.as_deref(), Some("int"), "{label}");
     assert!(!w.chans[&jobs].closed, "{label}");
 
     // A sleeper that alone could feed two receivers.
@@ -207,6 +208,11 @@ fn check(label: &str, w: &Waits, m: &BTreeMap<String, Vec<u64>>, naming: Naming,
     let wg = shared_sync(w, ids("wg_waiter"), SyncKind::WaitGroup, label);
     assert_eq!(w.syncs[&wg].counter, Some(3), "{label}");
     let stuck = shared_chan(w, ids("wg_workers"), ChanOp::Recv, label);
+    assert_eq!(
+        w.chans[&stuck].elem_type.as_deref(),
+        Some("struct {}"),
+        "{label}"
+    );
     assert_eq!(
         sorted(&w.chans[&stuck].recv_waiters),
         sorted(ids("wg_workers")),

@@ -13,6 +13,7 @@
 //! with the reason.
 
 mod chans;
+mod elem_type;
 mod io;
 mod layout;
 mod names;
@@ -138,7 +139,7 @@ pub enum WaitsOn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChanState {
     pub addr: u64,
-    /// The element type, when goat can name it (not yet: `None`).
+    /// The element type (`int`, `struct {}`), when its descriptor names it.
     pub elem_type: Option<String>,
     pub len: u64,
     pub cap: u64,
@@ -223,6 +224,12 @@ pub fn read_waits(
         chans::collect(ctx, goroutines, &mut waits);
         sync::collect(ctx, prog, bias, goroutines, &mut waits);
         names::name_chans(prog, mem, bias, &mut waits.chans);
+        for c in waits.chans.values_mut() {
+            c.elem_type = Ctx::at(c.addr, ctx.w.chan.elemtype)
+                .and_then(|a| ctx.word(a, "hchan.elemtype"))
+                .ok()
+                .and_then(|typ| elem_type::name(prog, mem, typ));
+        }
         if ctx.w.untraceable_sudogs {
             waits.untraceable_slots = untraceable_slots(ctx, goroutines);
         }
