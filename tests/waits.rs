@@ -297,7 +297,32 @@ fn every_scenario_waits_on_what_its_source_says_live() {
             let label = format!("{flavour} live");
             check(&label, &w, &m, Naming::of(kind), true);
             untraceable_checked(&label, release, &dump, &w);
+            syscalls_checked(&label, fx.pid(), &dump, &w);
             let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// A goroutine in a system call is given its thread's call: the number
+/// the kernel shows in `/proc/PID/task/TID/syscall` (the program is idle:
+/// its threads stay in the calls they were stopped in). Go 1.19's signal
+/// goroutine waits in one (futex); later releases park it instead.
+fn syscalls_checked(label: &str, pid: i32, dump: &Dump, w: &Waits) {
+    const G_SYSCALL: u32 = 3;
+    for g in dump
+        .goroutines
+        .iter()
+        .filter(|g| g.status_code == G_SYSCALL)
+    {
+        let Some(m) = g.m else { continue };
+        let text = std::fs::read_to_string(format!("/proc/{pid}/task/{}/syscall", m.tid))
+            .unwrap_or_default();
+        let Some(Ok(kernel)) = text.split_whitespace().next().map(str::parse::<u64>) else {
+            continue; // "running", or gone
+        };
+        match on(w, g.id) {
+            WaitsOn::Syscall { nr, .. } => assert_eq!(*nr, Some(kernel), "{label}: {}", g.id),
+            other => panic!("{label}: goroutine {} in a syscall gave {other:?}", g.id),
         }
     }
 }
