@@ -243,6 +243,15 @@ fn check(label: &str, w: &Waits, m: &BTreeMap<String, Vec<u64>>, naming: Naming,
         sorted(ids("cond_waiters")),
         "{label}"
     );
+    assert_eq!(
+        w.syncs[&cond].name, None,
+        "{label}: the Cond is on the heap"
+    );
+    let held = w.syncs[&cond].held_by.as_deref();
+    match naming {
+        Naming::Nothing => assert_eq!(held, None, "{label}"),
+        _ => assert_eq!(held, Some("main.ready"), "{label}"),
+    }
 
     assert_eq!(
         on(w, ids("select_forever")[0]),

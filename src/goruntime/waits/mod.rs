@@ -166,6 +166,9 @@ pub struct SyncState {
     pub name: Option<String>,
     /// Goroutine ids waiting on it, ascending.
     pub waiters: Vec<u64>,
+    /// The package variable pointing at it (`main.ready` for a `*Cond`),
+    /// when one does and the binary has symbols.
+    pub held_by: Option<String>,
     /// `Mutex` (and an `RWMutex`'s writer lock): the locked bit.
     pub locked: Option<bool>,
     /// `RWMutex`: readers holding it; `WaitGroup`: its counter.
@@ -223,7 +226,7 @@ pub fn read_waits(
     if let Some(ctx) = &ctx {
         chans::collect(ctx, goroutines, &mut waits);
         sync::collect(ctx, prog, bias, goroutines, &mut waits);
-        names::name_chans(prog, mem, bias, &mut waits.chans);
+        name_holders(prog, mem, bias, &mut waits);
         for c in waits.chans.values_mut() {
             c.elem_type = Ctx::at(c.addr, ctx.w.chan.elemtype)
                 .and_then(|a| ctx.word(a, "hchan.elemtype"))
@@ -235,6 +238,24 @@ pub fn read_waits(
         }
     }
     waits
+}
+
+/// Each channel's and heap sync object's package variable, when one
+/// points at it (`main.jobs`, `main.ready`).
+fn name_holders(prog: &GoProgram, mem: &dyn Memory, bias: u64, waits: &mut Waits) {
+    let targets = waits
+        .chans
+        .keys()
+        .chain(waits.syncs.keys())
+        .copied()
+        .collect();
+    let names = names::holders(prog, mem, bias, &targets);
+    for (addr, c) in waits.chans.iter_mut() {
+        c.name = names.get(addr).cloned();
+    }
+    for (addr, s) in waits.syncs.iter_mut() {
+        s.held_by = names.get(addr).cloned();
+    }
 }
 
 fn is_blocked(g: &Goroutine) -> bool {
