@@ -297,3 +297,22 @@ fn crafted_records_are_refused_with_a_reason() {
     assert!(why(3).contains("saved SP"), "{}", why(3));
     assert!(why(4).contains("cannot read its stack"), "{}", why(4));
 }
+
+/// A binary without DWARF whose table layout was not yet checked on the
+/// target: goat refuses to follow its offsets, and says so for every
+/// blocked goroutine.
+#[test]
+fn an_unchecked_table_layout_is_refused() {
+    let path = bin_path("go1.27-stripped");
+    let prog = GoProgram::load(Binary::open(&path).expect("hangs")).expect("load");
+    let gs = [
+        goroutine(1, 0x1000, G_WAITING, "chan receive"),
+        goroutine(2, 0x2000, G_RUNNING, ""),
+    ];
+    let waits = read_waits(&prog, &Nothing, 0, &gs, &[], None);
+    match &waits.by_goroutine[&1] {
+        WaitsOn::Unreadable { why } => assert!(why.contains("not checked"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(waits.by_goroutine[&2], WaitsOn::NotBlocked);
+}
