@@ -2,11 +2,16 @@
 //! the channel each select case is queued on, and each channel's state
 //! and wait queues (`runtime/chan.go`: `hchan`, `waitq`).
 
-use std::collections::{BTreeSet, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 use super::{ChanOp, ChanState, Ctx, Waits, WaitsOn, MAX_LIST};
 use crate::goruntime::Goroutine;
 use crate::process::MemoryExt;
+
+/// Wait queues already walked: see [`super::Ctx::queues`].
+pub type QueueCache = RefCell<HashMap<(u64, u64), Rc<HashSet<u64>>>>;
 
 /// A plain channel operation: the one sudog on `g.waiting`.
 pub fn chan_wait(ctx: &Ctx<'_>, gp: u64, op: ChanOp) -> Result<WaitsOn, String> {
@@ -25,14 +30,15 @@ pub fn chan_wait(ctx: &Ctx<'_>, gp: u64, op: ChanOp) -> Result<WaitsOn, String> 
 }
 
 /// A select: one sudog per case, each queued on its channel's `recvq` or
-/// `sendq`, which says the case's direction.
+/// `sendq`, which says the case's direction. Each queue is walked once
+/// per reading (many goroutines may select on one channel).
 pub fn select_wait(ctx: &Ctx<'_>, gp: u64) -> Result<WaitsOn, String> {
     let mut cases = Vec::new();
     for sg in ctx.waiting_sudogs(gp)? {
         let chan = ctx.word(Ctx::at(sg, ctx.w.sudog.c)?, "sudog.c")?;
-        let op = if queue(ctx, chan, ctx.w.chan.recvq)?.0.contains(&sg) {
+        let op = if queued(ctx, chan, ctx.w.chan.recvq)?.contains(&sg) {
             ChanOp::Recv
-        } else if queue(ctx, chan, ctx.w.chan.sendq)?.0.contains(&sg) {
+        } else if queued(ctx, chan, ctx.w.chan.sendq)?.contains(&sg) {
             ChanOp::Send
         } else {
             return Err(format!(
@@ -42,6 +48,16 @@ pub fn select_wait(ctx: &Ctx<'_>, gp: u64) -> Result<WaitsOn, String> {
         cases.push((chan, op));
     }
     Ok(WaitsOn::Select { cases })
+}
+
+/// The sudogs of the queue at `chan + off`, as a set, remembered.
+fn queued(ctx: &Ctx<'_>, chan: u64, off: u64) -> Result<Rc<HashSet<u64>>, String> {
+    if let Some(set) = ctx.queues.borrow().get(&(chan, off)) {
+        return Ok(set.clone());
+    }
+    let set: Rc<HashSet<u64>> = Rc::new(queue(ctx, chan, off)?.0.into_iter().collect());
+    ctx.queues.borrow_mut().insert((chan, off), set.clone());
+    Ok(set)
 }
 
 /// The sudogs of the wait queue at `chan + off`, in order, and why the

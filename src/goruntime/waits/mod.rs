@@ -167,6 +167,9 @@ pub struct SyncState {
     pub name: Option<String>,
     /// Goroutine ids waiting on it, ascending.
     pub waiters: Vec<u64>,
+    /// The package variable pointing at it (`main.ready` for a `*Cond`),
+    /// when one does and the binary has symbols.
+    pub held_by: Option<String>,
     /// `Mutex` (and an `RWMutex`'s writer lock): the locked bit.
     pub locked: Option<bool>,
     /// `RWMutex`: readers holding it; `WaitGroup`: its counter.
@@ -210,6 +213,7 @@ pub fn read_waits(
         rt: prog.layout(),
         w: *w,
         goids: goroutines.iter().map(|g| (g.gp, g.id)).collect(),
+        queues: Default::default(),
     });
     let mut waits = Waits::default();
     for g in goroutines {
@@ -228,10 +232,28 @@ pub fn read_waits(
             }
         }
         sync::collect(ctx, prog, bias, goroutines, &mut waits);
-        names::name_chans(prog, mem, bias, &mut waits.chans);
+        name_holders(prog, mem, bias, &mut waits);
         waits.untraceable_slots = untraceable_slots(ctx, goroutines, &waits.by_goroutine);
     }
     waits
+}
+
+/// Each channel's and heap sync object's package variable, when one
+/// points at it (`main.jobs`, `main.ready`).
+fn name_holders(prog: &GoProgram, mem: &dyn Memory, bias: u64, waits: &mut Waits) {
+    let targets = waits
+        .chans
+        .keys()
+        .chain(waits.syncs.keys())
+        .copied()
+        .collect();
+    let names = names::holders(prog, mem, bias, &targets);
+    for (addr, c) in waits.chans.iter_mut() {
+        c.name = names.get(addr).cloned();
+    }
+    for (addr, s) in waits.syncs.iter_mut() {
+        s.held_by = names.get(addr).cloned();
+    }
 }
 
 fn is_blocked(g: &Goroutine) -> bool {
@@ -245,6 +267,9 @@ pub(super) struct Ctx<'a> {
     pub w: WaitsLayout,
     /// Goroutine id by `runtime.g` address.
     pub goids: std::collections::HashMap<u64, u64>,
+    /// The sudogs of each channel wait queue walked so far, by (`hchan`,
+    /// queue offset).
+    pub queues: chans::QueueCache,
 }
 
 /// Most sudogs followed along one list (`g.waiting`, a wait queue): a
@@ -371,5 +396,5 @@ fn untraceable_slots(
             _ => {}
         }
     }
-    out
+    out.into_iter().collect()
 }

@@ -1,10 +1,9 @@
 //! Names for addresses: the package variable (and field path inside it)
 //! an address falls in, from the symbol table and DWARF, and the package
-//! variable holding a channel.
+//! variable holding a pointer to a channel or sync object.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
-use super::ChanState;
 use crate::goruntime::GoProgram;
 use crate::process::{Memory, MemoryExt};
 
@@ -72,17 +71,18 @@ pub fn name_of(prog: &GoProgram, bias: u64, addr: u64) -> Option<String> {
     Some(name)
 }
 
-/// Names each channel after the package variable holding it, when one
-/// does: the words of `.data` and `.bss` are searched for its address.
-pub fn name_chans(
+/// The package variable holding a pointer to each of `targets`, when one
+/// does and the binary has symbols: the words of `.data` and `.bss` are
+/// searched for their addresses (the first slot found wins).
+pub fn holders(
     prog: &GoProgram,
     mem: &dyn Memory,
     bias: u64,
-    chans: &mut BTreeMap<u64, ChanState>,
-) {
-    if chans.is_empty() || prog.binary().symbol("runtime.allgs").is_none() {
+    targets: &HashSet<u64>,
+) -> HashMap<u64, String> {
+    if targets.is_empty() || prog.binary().symbol("runtime.allgs").is_none() {
         // No symbols: no name to give.
-        return;
+        return HashMap::new();
     }
     let mut found: HashMap<u64, u64> = HashMap::new();
     let mut budget = MAX_SCAN;
@@ -102,7 +102,7 @@ pub fn name_chans(
                     let mut b = [0u8; 8];
                     b.copy_from_slice(w);
                     let v = u64::from_le_bytes(b);
-                    if chans.contains_key(&v) {
+                    if targets.contains(&v) {
                         found.entry(v).or_insert(at + 8 * i as u64);
                     }
                 }
@@ -110,9 +110,8 @@ pub fn name_chans(
             at += len;
         }
     }
-    for (chan, slot) in found {
-        if let Some(c) = chans.get_mut(&chan) {
-            c.name = name_of(prog, bias, slot);
-        }
-    }
+    found
+        .into_iter()
+        .filter_map(|(target, slot)| Some((target, name_of(prog, bias, slot)?)))
+        .collect()
 }

@@ -169,6 +169,7 @@ pub fn collect(
                 kind,
                 name: super::name_of(prog, bias, object),
                 waiters: Vec::new(),
+                held_by: None,
                 locked: None,
                 counter: None,
                 writer_waiting: None,

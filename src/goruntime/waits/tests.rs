@@ -19,13 +19,20 @@ fn bin_path(flavour: &str) -> std::path::PathBuf {
         .join("hangs")
 }
 
-/// Every table row equals what DWARF says, for every release built here
-/// (the hangs fixture uses every sync type, so DWARF has them all).
+/// Every table row equals what DWARF says, for every release built here:
+/// the hangs fixture of the four releases every test uses (it uses every
+/// sync type, so DWARF has them all), and the states fixture of the
+/// others (the runtime's types are in every binary's DWARF).
 #[test]
 fn table_matches_dwarf() {
     let mut checked = 0;
-    for minor in [19, 21, 24, 27] {
-        let path = bin_path(&format!("go1.{minor}-exe"));
+    for minor in [19, 21, 22, 23, 24, 25, 26, 27] {
+        let name = if [19, 21, 24, 27].contains(&minor) {
+            "hangs"
+        } else {
+            "states"
+        };
+        let path = bin_path(&format!("go1.{minor}-exe")).with_file_name(name);
         let bin = Binary::open(&path).unwrap_or_else(|e| {
             panic!(
                 "{}: {e}; build the fixtures with scripts/build-fixtures",
@@ -39,7 +46,17 @@ fn table_matches_dwarf() {
         assert_eq!(from_table, from_dwarf, "{}", path.display());
         checked += 1;
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 8);
+    assert!(WaitsLayout::from_table(GoVersion {
+        major: 1,
+        minor: 20
+    })
+    .is_none());
+    assert!(WaitsLayout::from_table(GoVersion {
+        major: 1,
+        minor: 28
+    })
+    .is_none());
 }
 
 /// Bytes from a fixed pseudo-random sequence, the same for an address
@@ -179,4 +196,123 @@ fn hostile_memory_yields_unreadable_never_a_panic() {
         }
         assert!(waits.chans.is_empty() && waits.syncs.is_empty(), "{label}");
     }
+}
+
+/// Memory holding only the words a probe writes.
+#[derive(Default)]
+struct Words(std::collections::BTreeMap<u64, u8>);
+
+impl Words {
+    fn put(&mut self, addr: u64, v: u64) {
+        for (i, b) in v.to_le_bytes().into_iter().enumerate() {
+            self.0.insert(addr + i as u64, b);
+        }
+    }
+}
+
+impl Memory for Words {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        let fault = ReadFault {
+            addr,
+            len: buf.len(),
+        };
+        for (i, b) in buf.iter_mut().enumerate() {
+            let at = addr.checked_add(i as u64);
+            *b = *at.and_then(|a| self.0.get(&a)).ok_or(fault)?;
+        }
+        Ok(())
+    }
+}
+
+/// Crafted runtime records: lists that loop, a sudog of another
+/// goroutine, a stack pointer outside its stack. Each hurts only the
+/// goroutine (or channel) it belongs to, which says why.
+#[test]
+fn crafted_records_are_refused_with_a_reason() {
+    let prog =
+        GoProgram::load(Binary::open(&bin_path("go1.27-exe")).expect("hangs")).expect("load");
+    let w = super::layout_for(&prog).expect("a layout");
+    let g = prog.layout().g;
+    let mut mem = Words::default();
+    let (g1, g2, g3, g4) = (0x10_0000, 0x20_0000, 0x30_0000, 0x40_0000);
+    let (s1, s2, s3, c) = (0x50_0000, 0x60_0000, 0x70_0000, 0x80_0000);
+    // g1 selects, its waiting list looping on itself.
+    mem.put(g1 + w.g_waiting, s1);
+    mem.put(s1 + w.sudog.g, g1);
+    mem.put(s1 + w.sudog.waitlink, s1);
+    // g2 receives on c, whose receive queue loops.
+    mem.put(g2 + w.g_waiting, s2);
+    mem.put(s2 + w.sudog.g, g2);
+    mem.put(s2 + w.sudog.waitlink, 0);
+    mem.put(s2 + w.sudog.c, c);
+    mem.put(s2 + w.sudog.next, s2);
+    for off in [
+        w.chan.qcount,
+        w.chan.dataqsiz,
+        w.chan.closed,
+        w.chan.elemtype,
+    ] {
+        mem.put(c + off, 0);
+    }
+    mem.put(c + w.chan.recvq, s2);
+    mem.put(c + w.chan.sendq, 0);
+    // g3 locks a mutex through a sudog that is g1's, and its saved SP is
+    // outside its stack.
+    mem.put(g3 + w.g_waiting, s3);
+    mem.put(s3 + w.sudog.g, g1);
+    mem.put(g3 + g.sched_sp, 0x9000);
+    mem.put(g3 + g.stack_lo, 0x1_0000);
+    mem.put(g3 + g.stack_hi, 0x2_0000);
+    // g4 waits on IO with a stack that reads as nothing.
+    mem.put(g4 + g.sched_sp, 0x1_0000);
+    mem.put(g4 + g.stack_lo, 0x1_0000);
+    mem.put(g4 + g.stack_hi, 0x2_0000);
+    let gs = [
+        goroutine(1, g1, G_WAITING, "select"),
+        goroutine(2, g2, G_WAITING, "chan receive"),
+        goroutine(3, g3, G_WAITING, "sync.Mutex.Lock"),
+        goroutine(4, g4, G_WAITING, "IO wait"),
+    ];
+    let waits = read_waits(&prog, &mem, 0, &gs, &[], None);
+    let why = |id: u64| match &waits.by_goroutine[&id] {
+        WaitsOn::Unreadable { why } => why.clone(),
+        other => panic!("goroutine {id}: {other:?}"),
+    };
+    assert!(why(1).contains("does not end"), "{}", why(1));
+    assert_eq!(
+        waits.by_goroutine[&2],
+        WaitsOn::Chan {
+            chan: c,
+            op: super::ChanOp::Recv
+        }
+    );
+    let ch = &waits.chans[&c];
+    assert_eq!(ch.recv_waiters, [2], "the loop is walked once");
+    assert!(
+        ch.unreadable
+            .as_deref()
+            .is_some_and(|w| w.contains("does not end")),
+        "{ch:?}"
+    );
+    assert!(why(3).contains("saved SP"), "{}", why(3));
+    assert!(why(4).contains("cannot read its stack"), "{}", why(4));
+}
+
+/// A binary without DWARF whose table layout was not yet checked on the
+/// target: goat refuses to follow its offsets, and says so for every
+/// blocked goroutine.
+#[test]
+fn an_unchecked_table_layout_is_refused() {
+    let path = bin_path("go1.27-stripped");
+    let prog = GoProgram::load(Binary::open(&path).expect("hangs")).expect("load");
+    let gs = [
+        goroutine(1, 0x1000, G_WAITING, "chan receive"),
+        goroutine(2, 0x2000, G_RUNNING, ""),
+    ];
+    let waits = read_waits(&prog, &Nothing, 0, &gs, &[], None);
+    match &waits.by_goroutine[&1] {
+        WaitsOn::Unreadable { why } => assert!(why.contains("not checked"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(waits.by_goroutine[&2], WaitsOn::NotBlocked);
 }
