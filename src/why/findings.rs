@@ -14,6 +14,7 @@ pub fn findings(
     cycles: &[Vec<u64>],
     waits: &Waits,
     names: &Names<'_>,
+    releasers: &super::release::Releasers,
     never_unknown: bool,
 ) -> Vec<Finding> {
     let by_id: BTreeMap<u64, &GoroutineWhy> = gs.iter().map(|g| (g.id, g)).collect();
@@ -65,13 +66,10 @@ pub fn findings(
         let first = ids.first().and_then(|id| by_id.get(id));
         let Some(first) = first else { continue };
         let what = waited_object(first, object, names);
-        let releasers: BTreeSet<u64> = ids
-            .iter()
-            .filter_map(|id| by_id.get(id))
-            .flat_map(|g| g.may_release.iter().copied())
-            .collect();
+        let empty = BTreeSet::new();
+        let may = releasers.by_object.get(&object).unwrap_or(&empty);
         let w = waits.by_goroutine.get(&first.id);
-        let who = releasers_text(&releasers, w, object, &by_id, names);
+        let who = releasers_text(may, w, object, &by_id, names);
         let text = format!("{} {what}; {who}", waiting(ids.len()));
         out.push((
             2,

@@ -87,12 +87,18 @@ pub struct GoroutineWhy {
     /// reach it and are not queued on it; for a lock, those that may hold
     /// it (Go records no owner).
     pub may_release: Vec<u64>,
+    /// How many may release it: `may_release` lists at most 100 of them.
+    pub may_release_total: usize,
     pub never_wakes: bool,
     /// The innermost frame outside the Go distribution: "func file:line".
     pub location: Option<String>,
     /// "func file:line" of the `go` statement that created it.
     pub created_by: Option<String>,
 }
+
+/// Releasers listed per goroutine, at most: 20,000 goroutines that may
+/// release each of 20,000 waiters would be 400 million ids.
+const MAX_LISTED: usize = 100;
 
 /// Runs the whole analysis on `snap`.
 pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
@@ -114,27 +120,21 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
     };
     let names = describe::Names::new(snap, &waits, var_names);
     let releasers = release::may_release(snap, heap.as_ref().ok(), &waits, &stacks, &names);
-    let blocked: BTreeSet<u64> = waits
-        .by_goroutine
-        .iter()
-        .filter(|(_, w)| release::waits_on_another(w))
-        .map(|(id, _)| *id)
-        .collect();
-    let cycles = graph::deadlocks(&releasers, &blocked);
+    let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
+    let cycles = graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked);
     let goroutines: Vec<GoroutineWhy> = gs
         .iter()
         .map(|g| {
             let w = waits.by_goroutine.get(&g.id);
+            let (may_release, may_release_total) = releasers.of(g.id, MAX_LISTED);
             GoroutineWhy {
                 id: g.id,
                 status: g.status.clone(),
                 wait_reason: g.wait_reason.clone(),
                 wait_minutes: g.wait_minutes,
                 waits_on: names.describe(w),
-                may_release: releasers
-                    .get(&g.id)
-                    .map(|r| r.iter().copied().collect())
-                    .unwrap_or_default(),
+                may_release,
+                may_release_total,
                 never_wakes: never.contains(&g.id),
                 location: user_location(g),
                 created_by: g
@@ -149,6 +149,7 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
         &cycles,
         &waits,
         &names,
+        &releasers,
         never_unknown.is_some(),
     );
     WhyReport {

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::code_refs::CodeRefs;
 use super::describe::Names;
-use super::graph::WaitFor;
 use super::reach::{self, Targets};
 use super::Snapshot;
 use crate::goruntime::waits::{Waits, WaitsOn};
@@ -32,20 +31,54 @@ pub fn objects(w: &WaitsOn) -> Vec<u64> {
     }
 }
 
-/// For every blocked goroutine, the goroutines that may release it.
+/// Who may release what: per waited-on object, not per goroutine, so that
+/// many goroutines waiting on one object share one set.
+#[derive(Debug, Default)]
+pub struct Releasers {
+    /// Each waited-on object: the goroutines that reach it and are not
+    /// queued on it.
+    pub by_object: BTreeMap<u64, BTreeSet<u64>>,
+    /// Each blocked goroutine: the objects it waits on.
+    pub objects_of: BTreeMap<u64, Vec<u64>>,
+}
+
+impl Releasers {
+    /// Goroutine `g`'s releasers, at most `cap` of them (smallest ids
+    /// first), and how many there are in all.
+    pub fn of(&self, g: u64, cap: usize) -> (Vec<u64>, usize) {
+        let Some(objects) = self.objects_of.get(&g) else {
+            return (Vec::new(), 0);
+        };
+        let sets: Vec<&BTreeSet<u64>> = objects.iter().filter_map(|o| self.by_object.get(o)).collect();
+        if let [one] = sets.as_slice() {
+            return (one.iter().copied().take(cap).collect(), one.len());
+        }
+        let all: BTreeSet<u64> = sets.iter().flat_map(|s| s.iter().copied()).collect();
+        (all.iter().copied().take(cap).collect(), all.len())
+    }
+}
+
+/// For every blocked goroutine, the objects it waits on and who may
+/// release each.
 pub fn may_release(
     snap: &Snapshot<'_>,
     heap: Option<&Heap>,
     waits: &Waits,
     stacks: &BTreeMap<u64, Vec<u64>>,
     names: &Names<'_>,
-) -> WaitFor {
+) -> Releasers {
     // Who is queued on each object.
     let mut queued: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    let mut objects_of = BTreeMap::new();
     for (id, w) in &waits.by_goroutine {
-        for o in objects(w) {
-            queued.entry(o).or_default().insert(*id);
+        if !waits_on_another(w) {
+            continue;
         }
+        let os = objects(w);
+        for o in &os {
+            queued.entry(*o).or_default().insert(*id);
+        }
+        objects_of.insert(*id, os);
     }
     let mut reachers: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
     if let Some(heap) = heap {
@@ -72,8 +105,7 @@ pub fn may_release(
                     continue;
                 };
                 for (o, (start, end)) in &in_variables {
-                    let (Some(s), Some(e)) = (start.checked_sub(bias), end.checked_sub(bias))
-                    else {
+                    let (Some(s), Some(e)) = (start.checked_sub(bias), end.checked_sub(bias)) else {
                         continue;
                     };
                     if code.addresses(bin, pc, s, e) {
@@ -83,21 +115,20 @@ pub fn may_release(
             }
         }
     }
-    let mut out = WaitFor::new();
-    for (id, w) in &waits.by_goroutine {
-        if !waits_on_another(w) {
-            continue;
-        }
-        let mut r = BTreeSet::new();
-        for o in objects(w) {
-            let q = queued.get(&o);
-            for who in reachers.get(&o).into_iter().flatten() {
-                if *who != *id && !q.is_some_and(|q| q.contains(who)) {
-                    r.insert(*who);
-                }
-            }
-        }
-        out.insert(*id, r);
+    let by_object = queued
+        .iter()
+        .map(|(o, q)| {
+            let r: BTreeSet<u64> = reachers
+                .remove(o)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|who| !q.contains(who))
+                .collect();
+            (*o, r)
+        })
+        .collect();
+    Releasers {
+        by_object,
+        objects_of,
     }
-    out
 }
