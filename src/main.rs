@@ -272,9 +272,9 @@ fn main() -> ExitCode {
                 pprof,
                 stats,
                 opts: OpenOptions {
-                symbols,
-                ..Default::default()
-            },
+                    symbols,
+                    ..Default::default()
+                },
             };
             match (pid, core, growth) {
                 (Some(pid), None, Some(every)) => cli::why::growth(pid, &every, &args),
@@ -288,20 +288,31 @@ fn main() -> ExitCode {
             symbols,
             execute,
             batch,
-        } => attach(pid, &OpenOptions {
+        } => attach(
+            pid,
+            &OpenOptions {
                 symbols,
                 ..Default::default()
-            }, execute, batch),
+            },
+            execute,
+            batch,
+        ),
         Command::Debug {
             files,
             exe,
             symbols,
             execute,
             batch,
-        } => debug(&files, exe, &OpenOptions {
+        } => debug(
+            &files,
+            exe,
+            &OpenOptions {
                 symbols,
                 ..Default::default()
-            }, execute, batch),
+            },
+            execute,
+            batch,
+        ),
         Command::Core {
             pid,
             output,

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 mod captured;
 mod live_memory;
-mod memory;
 pub mod mapped;
+mod memory;
 pub mod preflight;
 pub mod procfs;
 pub mod regs;

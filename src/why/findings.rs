@@ -50,6 +50,12 @@ pub fn findings(
         }
     }
     // Goroutines waiting on the same object.
+    let mut waiters_on: BTreeMap<u64, usize> = BTreeMap::new();
+    for os in releasers.objects_of.values() {
+        for o in os {
+            *waiters_on.entry(*o).or_default() += 1;
+        }
+    }
     let mut by_object: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for g in gs
         .iter()
@@ -58,8 +64,16 @@ pub fn findings(
         let Some(w) = waits.by_goroutine.get(&g.id) else {
             continue;
         };
-        if let Some(o) = super::release::objects(w).first() {
-            by_object.entry(*o).or_default().push(g.id);
+        // A select is grouped by its most shared case (main.gate), not by
+        // the timer channel each has of its own.
+        let shared = super::release::objects(w).into_iter().max_by_key(|o| {
+            (
+                waiters_on.get(o).copied().unwrap_or(0),
+                std::cmp::Reverse(*o),
+            )
+        });
+        if let Some(o) = shared {
+            by_object.entry(o).or_default().push(g.id);
         }
     }
     for (object, ids) in by_object {

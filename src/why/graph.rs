@@ -159,7 +159,11 @@ mod tests {
             .iter()
             .map(|(g, rs)| (g + 1000, rs.iter().copied().collect()))
             .collect();
-        deadlocks(&objects_of, &released_by, &blocked.iter().copied().collect())
+        deadlocks(
+            &objects_of,
+            &released_by,
+            &blocked.iter().copied().collect(),
+        )
     }
 
     #[test]
@@ -208,7 +212,9 @@ mod tests {
     fn a_million_long_chain_does_not_overflow() {
         let n = 1_000_000u64;
         let objects_of = (0..n).map(|g| (g, vec![g])).collect();
-        let released_by = (0..n).map(|g| (g, [(g + 1) % n].into_iter().collect())).collect();
+        let released_by = (0..n)
+            .map(|g| (g, [(g + 1) % n].into_iter().collect()))
+            .collect();
         let blocked = (0..n).collect();
         let cycles = deadlocks(&objects_of, &released_by, &blocked);
         assert_eq!(cycles.len(), 1);

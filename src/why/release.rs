@@ -49,12 +49,33 @@ impl Releasers {
         let Some(objects) = self.objects_of.get(&g) else {
             return (Vec::new(), 0);
         };
-        let sets: Vec<&BTreeSet<u64>> = objects.iter().filter_map(|o| self.by_object.get(o)).collect();
-        if let [one] = sets.as_slice() {
-            return (one.iter().copied().take(cap).collect(), one.len());
-        }
-        let all: BTreeSet<u64> = sets.iter().flat_map(|s| s.iter().copied()).collect();
-        (all.iter().copied().take(cap).collect(), all.len())
+        let mut sets: Vec<&BTreeSet<u64>> = objects
+            .iter()
+            .filter_map(|o| self.by_object.get(o))
+            .collect();
+        // Largest first: the others are looked up in it, never copied (a
+        // select's own timer channel beside a channel 60,000 may send on).
+        sets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let total = sets.first().map_or(0, |s| s.len())
+            + sets
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, s)| {
+                    s.iter()
+                        .filter(|id| !sets[..i].iter().any(|earlier| earlier.contains(id)))
+                        .count()
+                })
+                .sum::<usize>();
+        // The smallest `cap` ids of the union are among each set's first `cap`.
+        let mut first: Vec<u64> = sets
+            .iter()
+            .flat_map(|s| s.iter().copied().take(cap))
+            .collect();
+        first.sort_unstable();
+        first.dedup();
+        first.truncate(cap);
+        (first, total)
     }
 }
 
@@ -105,7 +126,8 @@ pub fn may_release(
                     continue;
                 };
                 for (o, (start, end)) in &in_variables {
-                    let (Some(s), Some(e)) = (start.checked_sub(bias), end.checked_sub(bias)) else {
+                    let (Some(s), Some(e)) = (start.checked_sub(bias), end.checked_sub(bias))
+                    else {
                         continue;
                     };
                     if code.addresses(bin, pc, s, e) {
