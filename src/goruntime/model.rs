@@ -114,6 +114,35 @@ impl Goroutine {
     }
 }
 
+#[cfg(test)]
+impl Goroutine {
+    /// A goroutine waiting (`_Gwaiting`) with `status` as its wait reason,
+    /// at `gp` 0: what unit tests build reports and profiles from.
+    pub(crate) fn waiting_for_tests(
+        id: u64,
+        status: &str,
+        frames: Vec<Frame>,
+        created_by: Option<CreatedBy>,
+    ) -> Goroutine {
+        Goroutine {
+            id,
+            gp: 0,
+            status_code: 4,
+            scan: false,
+            status: status.into(),
+            wait_reason: Some(status.into()),
+            wait_minutes: None,
+            locked: false,
+            m: None,
+            synctest_group: None,
+            frames,
+            elided: None,
+            created_by,
+            unreadable: None,
+        }
+    }
+}
+
 /// An M (OS thread) the goroutine is on.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MachineRef {

@@ -76,22 +76,7 @@ fn goroutine(
     frames: Vec<Frame>,
     created_by: Option<CreatedBy>,
 ) -> Goroutine {
-    Goroutine {
-        id,
-        gp: 0,
-        status_code: 4,
-        scan: false,
-        status: status.into(),
-        wait_reason: Some(status.into()),
-        wait_minutes: None,
-        locked: false,
-        m: None,
-        synctest_group: None,
-        frames,
-        elided: None,
-        created_by,
-        unreadable: None,
-    }
+    Goroutine::waiting_for_tests(id, status, frames, created_by)
 }
 
 fn text(dump: &Dump) -> String {

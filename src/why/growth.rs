@@ -115,29 +115,15 @@ mod tests {
     use std::sync::Arc;
 
     fn g(id: u64, site: Option<(&str, u32)>, status: &str) -> Goroutine {
-        Goroutine {
-            id,
-            gp: 0,
-            status_code: 4,
-            scan: false,
-            status: status.into(),
-            wait_reason: Some(status.into()),
-            wait_minutes: None,
-            locked: false,
-            m: None,
-            synctest_group: None,
-            frames: Vec::new(),
-            elided: None,
-            created_by: site.map(|(f, line)| CreatedBy {
-                function: Arc::from(f),
-                file: Arc::from("/x/main.go"),
-                line,
-                pc: 0,
-                offset: 0,
-                goroutine: None,
-            }),
-            unreadable: None,
-        }
+        let created_by = site.map(|(f, line)| CreatedBy {
+            function: Arc::from(f),
+            file: Arc::from("/x/main.go"),
+            line,
+            pc: 0,
+            offset: 0,
+            goroutine: None,
+        });
+        Goroutine::waiting_for_tests(id, status, Vec::new(), created_by)
     }
 
     fn dump(gs: Vec<Goroutine>) -> Dump {

@@ -24,22 +24,7 @@ fn frame(function: &str, line: u32, pc: u64, inlined: bool) -> Frame {
 }
 
 fn goroutine(id: u64, frames: Vec<Frame>) -> Goroutine {
-    Goroutine {
-        id,
-        gp: 0,
-        status_code: 4,
-        scan: false,
-        status: "chan receive".into(),
-        wait_reason: Some("chan receive".into()),
-        wait_minutes: None,
-        locked: false,
-        m: None,
-        synctest_group: None,
-        frames,
-        elided: None,
-        created_by: None,
-        unreadable: None,
-    }
+    Goroutine::waiting_for_tests(id, "chan receive", frames, None)
 }
 
 /// gopark at 0x1010 (innermost: a trap, not backed), then `main.inner`
