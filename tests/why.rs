@@ -378,3 +378,50 @@ fn growth_finds_the_site_that_leaks() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The kernel's own core (GOTRACEBACK=crash, then SIGQUIT) gives the same
+/// answers as the live process: the waits of every scenario, and as
+/// never-waking exactly the goroutines the fixture leaked (Go 1.27's
+/// runtime agrees on those: `why_matches_the_runtimes_leak_profile_on_go1_27`).
+#[test]
+fn why_reads_the_kernels_core() {
+    use common::kernel_core::{core_written, crashable, kernel_core_fix, TempDir};
+    use std::io::BufRead;
+    build_fixtures();
+    for flavour in ["go1.19-exe", "go1.27-pie"] {
+        let dir = TempDir::new(&format!("why-{flavour}"));
+        let (man, leak) = (dir.0.join("manifest.txt"), dir.0.join("leak.txt"));
+        let exe = common::fixture_path(flavour, "hangs");
+        let mut child = crashable(
+            &exe,
+            &[man.to_str().unwrap(), leak.to_str().unwrap()],
+            &dir.0,
+        )
+        .spawn()
+        .expect("start hangs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        let m = manifest(&man);
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::SIGQUIT).expect("SIGQUIT");
+        let _ = std::io::Read::read_to_end(&mut child.stderr.take().unwrap(), &mut Vec::new());
+        let status = child.wait().unwrap();
+        let core =
+            core_written(&dir.0, status).unwrap_or_else(|why| panic!("{}", kernel_core_fix(&why)));
+        let doc = why_json(&[
+            "--core",
+            core.to_str().unwrap(),
+            "--exe",
+            exe.to_str().unwrap(),
+        ]);
+        check_scenarios(&format!("{flavour} kernel core"), &doc, &m);
+        let leaked: BTreeSet<u64> = ["orphans", "wg_workers", "wg_waiter", "select_forever"]
+            .iter()
+            .flat_map(|c| m[*c].iter().copied())
+            .collect();
+        assert_eq!(never_wakes(&doc), leaked, "{flavour} kernel core");
+    }
+}
