@@ -255,6 +255,23 @@ fn pprof_never_wakes(path: &Path) -> u64 {
         "go tool pprof -tags: {}",
         text(&out.stderr)
     );
+    // -top reads it too.
+    let top = std::process::Command::new(&go)
+        .args(["tool", "pprof", "-top"])
+        .arg(path)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("go tool pprof -top");
+    assert!(
+        top.status.success(),
+        "go tool pprof -top: {}",
+        text(&top.stderr)
+    );
+    assert!(
+        text(&top.stdout).contains("runtime.gopark"),
+        "{}",
+        text(&top.stdout)
+    );
     // " never_wakes: Total 39 of 39 (100%)", then "   10 (25.64%): true".
     let mut in_label = false;
     for line in tags.lines() {
