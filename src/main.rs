@@ -28,6 +28,23 @@ struct Cli {
     command: Command,
 }
 
+/// What `stacks` and `why` read: a process, or a core and its executable.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// The process to look at.
+    pid: Option<i32>,
+    /// Read a core file (the kernel's, gdb's `gcore`, goat's) instead of a process.
+    #[arg(long, value_name = "FILE")]
+    core: Option<PathBuf>,
+    /// The core's executable, when it is not where the core says it was.
+    #[arg(long, value_name = "BINARY", requires = "core")]
+    exe: Option<PathBuf>,
+    /// Take symbols and DWARF from FILE: an unstripped rebuild of the
+    /// same source, or a debug file; refused unless it matches.
+    #[arg(long, value_name = "FILE")]
+    symbols: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Say whether goat can attach to PID, and what to run if not.
@@ -35,18 +52,8 @@ enum Command {
     /// Print every goroutine's stack, as the Go runtime's SIGQUIT dump does.
     #[command(group(ArgGroup::new("target").required(true).args(["pid", "core"])))]
     Stacks {
-        /// The process to look at.
-        pid: Option<i32>,
-        /// Read a core file (the kernel's or gdb's `gcore`) instead of a process.
-        #[arg(long, value_name = "FILE")]
-        core: Option<PathBuf>,
-        /// The core's executable, when it is not where the core says it was.
-        #[arg(long, value_name = "BINARY", requires = "core")]
-        exe: Option<PathBuf>,
-        /// Take symbols and DWARF from FILE: an unstripped rebuild of the
-        /// same source, or a debug file; refused unless it matches.
-        #[arg(long, value_name = "FILE")]
-        symbols: Option<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
         /// One JSON document instead of text (with --group, of the groups);
         /// docs/json.md describes it.
         #[arg(long)]
@@ -81,18 +88,8 @@ enum Command {
     /// milliseconds) and analysed while it runs on.
     #[command(group(ArgGroup::new("target").required(true).args(["pid", "core"])))]
     Why {
-        /// The process to look at.
-        pid: Option<i32>,
-        /// Read a core file instead of a process.
-        #[arg(long, value_name = "FILE")]
-        core: Option<PathBuf>,
-        /// The core's executable, when it is not where the core says it was.
-        #[arg(long, value_name = "BINARY", requires = "core")]
-        exe: Option<PathBuf>,
-        /// Take symbols and DWARF from FILE: an unstripped rebuild of the
-        /// same source, or a debug file; refused unless it matches.
-        #[arg(long, value_name = "FILE")]
-        symbols: Option<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
         /// One JSON document instead of text; docs/why-json.md describes it.
         #[arg(long)]
         json: bool,
@@ -221,10 +218,13 @@ fn main() -> ExitCode {
         Command::Guardian { .. } | Command::Tracer { .. } => unreachable!("handled above"),
         Command::Check { pid } => check(pid),
         Command::Stacks {
-            pid,
-            core,
-            exe,
-            symbols,
+            target:
+                TargetArgs {
+                    pid,
+                    core,
+                    exe,
+                    symbols,
+                },
             json,
             group,
             stats,
@@ -258,10 +258,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Why {
-            pid,
-            core,
-            exe,
-            symbols,
+            target:
+                TargetArgs {
+                    pid,
+                    core,
+                    exe,
+                    symbols,
+                },
             json,
             pprof,
             stats,
