@@ -442,3 +442,37 @@ fn why_reads_the_kernels_core() {
         assert_eq!(never_wakes(&doc), leaked, "{flavour} kernel core");
     }
 }
+
+/// Without DWARF goat cannot read the heap: it says never-wakes and
+/// deadlocks are not decided, rather than "0 can never wake, 0 deadlocks",
+/// and still names every wait.
+#[test]
+fn a_stripped_binary_gets_no_plausible_zero() {
+    build_fixtures();
+    let dir = scratch_dir("why-stripped");
+    let (man, leak) = (dir.join("manifest.txt"), dir.join("leak.txt"));
+    let fx = Fixture::start(
+        "go1.27-stripped",
+        "hangs",
+        &[man.to_str().unwrap(), leak.to_str().unwrap()],
+    );
+    let m = manifest(&man);
+    let pid = fx.pid().to_string();
+    let doc = why_json(&[&pid]);
+    assert!(doc["never_wakes_unknown"].is_string(), "{doc:#}");
+    assert!(doc["releasers_partial"].is_string(), "{doc:#}");
+    assert!(never_wakes(&doc).is_empty(), "{doc:#}");
+    let gs = by_id(&doc);
+    for id in &m["orphans"] {
+        assert_eq!(gs[id]["waits_on"]["kind"], "chan", "{doc:#}");
+    }
+    let out = run_goat(&["why", &pid]);
+    let head = text(&out.stdout);
+    let first = head.lines().next().unwrap_or("");
+    assert!(
+        first.contains("never-wakes not decided") && first.contains("deadlocks not decided"),
+        "{first}"
+    );
+    assert_untouched(fx.pid());
+    let _ = std::fs::remove_dir_all(&dir);
+}

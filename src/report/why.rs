@@ -14,15 +14,21 @@ pub fn why_text(r: &WhyReport, of: &str) -> String {
         .filter(|g| g.waits_on.kind != "none")
         .collect();
     let never = r.goroutines.iter().filter(|g| g.never_wakes).count();
+    let never = match &r.never_wakes_unknown {
+        Some(_) => "never-wakes not decided".to_string(),
+        None => format!("{never} can never wake"),
+    };
+    let cycles = match (&r.releasers_partial, r.cycles.len()) {
+        (Some(_), 0) => "deadlocks not decided".to_string(),
+        (_, 1) => "1 deadlock".to_string(),
+        (_, n) => format!("{n} deadlocks"),
+    };
     let _ = writeln!(
         out,
-        "goat why: {of} ({}): {} goroutines, {} waiting, {} can never wake, {} deadlock{}",
+        "goat why: {of} ({}): {} goroutines, {} waiting, {never}, {cycles}",
         r.go_version,
         r.goroutines.len(),
         blocked.len(),
-        never,
-        r.cycles.len(),
-        if r.cycles.len() == 1 { "" } else { "s" },
     );
     if let Some(why) = &r.never_wakes_unknown {
         let _ = writeln!(out, "never-wakes not decided: {why}");

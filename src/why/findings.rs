@@ -16,6 +16,7 @@ pub fn findings(
     names: &Names<'_>,
     releasers: &super::release::Releasers,
     never_unknown: bool,
+    releasers_partial: bool,
 ) -> Vec<Finding> {
     let by_id: BTreeMap<u64, &GoroutineWhy> = gs.iter().map(|g| (g.id, g)).collect();
     let mut out: Vec<(usize, Finding)> = Vec::new();
@@ -83,7 +84,12 @@ pub fn findings(
         let empty = BTreeSet::new();
         let may = releasers.by_object.get(&object).unwrap_or(&empty);
         let w = waits.by_goroutine.get(&first.id);
-        let who = releasers_text(may, w, object, &by_id, names);
+        let who = match (may.is_empty(), releasers_partial) {
+            (true, true) => {
+                "who may release it is not known (the heap could not be read)".to_string()
+            }
+            _ => releasers_text(may, w, object, &by_id, names),
+        };
         let text = format!("{} {what}; {who}", waiting(ids.len()));
         out.push((
             2,

@@ -54,6 +54,11 @@ pub struct WhyReport {
     /// Why "never wakes" could not be decided, when it could not: then no
     /// goroutine is said to never wake.
     pub never_wakes_unknown: Option<String>,
+    /// Why who may release a goroutine is only partly known, when it is
+    /// (the heap could not be read: only code that names a package
+    /// variable counts): then an empty `may_release` proves nothing, and
+    /// no cycle is claimed to be absent.
+    pub releasers_partial: Option<String>,
     /// How the stacks were scanned.
     pub stack_scan: ScanSummary,
 }
@@ -151,12 +156,17 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
         &names,
         &releasers,
         never_unknown.is_some(),
+        heap.is_err(),
     );
     WhyReport {
         go_version: snap.dump.go_version.clone(),
         findings,
         cycles,
         goroutines,
+        releasers_partial: heap
+            .as_ref()
+            .err()
+            .map(|e| format!("the heap could not be read: {e}")),
         never_wakes_unknown: never_unknown,
         stack_scan: scan,
     }
