@@ -155,15 +155,6 @@ impl Binary {
         self.build_info.as_ref()?.setting(key)
     }
 
-    /// Every named symbol of the ELF symbol table, as (link-time address,
-    /// size, name), in no particular order.
-    pub fn symbols(&self) -> impl Iterator<Item = (u64, u64, &str)> + '_ {
-        self.symbols
-            .get_or_init(|| self.debug_image().symbols())
-            .iter()
-            .map(|(name, &(addr, size))| (addr, size, name.as_str()))
-    }
-
     /// The main module's path (the `path` line of the module info).
     pub fn module_path(&self) -> Option<&str> {
         self.build_info.as_ref()?.module_path()

@@ -7,6 +7,8 @@
 //! references stays alive, but does not mark the object itself), a weak
 //! handle, a cleanup's function (Go 1.24+).
 
+use std::collections::HashMap;
+
 use crate::goruntime::GoProgram;
 use crate::process::{Memory, MemoryExt};
 
@@ -80,50 +82,44 @@ pub fn global_roots(
     heap: &Heap,
 ) -> Result<Roots, HeapError> {
     let mut roots = Roots::default();
-    let names = Names::new(prog, bias);
-    modules(mem, heap, bias, &names, &mut roots)?;
+    let mut names = Names::new(prog, bias);
+    modules(mem, heap, bias, &mut names, &mut roots)?;
     roots.symbols = names.names;
     finalizer_queue(mem, heap, bias, &mut roots);
     specials(mem, heap, &mut roots);
     Ok(roots)
 }
 
-/// Data and bss symbols, sorted by run-time address, to name root slots.
-struct Names {
-    /// (start, end, index into `names`).
-    ranges: Vec<(u64, u64, u32)>,
+/// The package variables root slots fall in, each named once
+/// (`Binary::symbol_at` finds it; only the variables that hold a root
+/// get a name in `Roots::symbols`).
+struct Names<'a> {
+    bin: &'a crate::binary::Binary,
+    bias: u64,
+    /// Each variable named so far: its index into `names`.
+    index: HashMap<String, u32>,
     names: Vec<String>,
 }
 
-impl Names {
-    fn new(prog: &GoProgram, bias: u64) -> Names {
-        let bin = prog.binary();
-        let within = |name: &str| bin.section_range(name);
-        let sections: Vec<(u64, u64)> = [".data", ".bss", ".noptrdata", ".noptrbss"]
-            .iter()
-            .filter_map(|s| within(s))
-            .collect();
-        let mut ranges = Vec::new();
-        let mut names = Vec::new();
-        for (addr, size, name) in bin.symbols() {
-            if size == 0 || !sections.iter().any(|&(lo, hi)| addr >= lo && addr < hi) {
-                continue;
-            }
-            let start = addr.wrapping_add(bias);
-            ranges.push((start, start.saturating_add(size), names.len() as u32));
-            names.push(name.to_string());
+impl<'a> Names<'a> {
+    fn new(prog: &'a GoProgram, bias: u64) -> Names<'a> {
+        Names {
+            bin: prog.binary(),
+            bias,
+            index: HashMap::new(),
+            names: Vec::new(),
         }
-        ranges.sort_unstable();
-        Names { ranges, names }
     }
 
-    fn of(&self, addr: u64) -> Option<u32> {
-        let i = self
-            .ranges
-            .partition_point(|r| r.0 <= addr)
-            .checked_sub(1)?;
-        let (_, end, name) = *self.ranges.get(i)?;
-        (addr < end).then_some(name)
+    fn of(&mut self, addr: u64) -> Option<u32> {
+        let (name, _, _) = self.bin.symbol_at(addr.checked_sub(self.bias)?)?;
+        if let Some(i) = self.index.get(name) {
+            return Some(*i);
+        }
+        let i = u32::try_from(self.names.len()).ok()?;
+        self.index.insert(name.to_string(), i);
+        self.names.push(name.to_string());
+        Some(i)
     }
 }
 
@@ -131,7 +127,7 @@ fn modules(
     mem: &dyn Memory,
     heap: &Heap,
     bias: u64,
-    names: &Names,
+    names: &mut Names<'_>,
     roots: &mut Roots,
 ) -> Result<(), HeapError> {
     let m = &heap.layout.module;
@@ -189,7 +185,7 @@ fn section(
     hi: u64,
     n: u64,
     mask: u64,
-    names: &Names,
+    names: &mut Names<'_>,
     roots: &mut Roots,
 ) -> Result<(), String> {
     let what = if kind == RootKind::Data {
