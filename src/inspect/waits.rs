@@ -1,5 +1,6 @@
-//! `goat why`'s reading: every goroutine, and what each blocked one waits
-//! on (`goruntime::waits`), from a core as it is or from a live process
+//! Every goroutine and what each blocked one waits on
+//! (`goruntime::waits`), without the rest of `goat why`'s analysis
+//! (`why.rs`): for a library user. From a core as it is or from a live process
 //! held stopped while both are read (the runtime's wait queues are only
 //! consistent with the goroutines while nothing runs).
 
@@ -18,12 +19,8 @@ impl Inspector {
         let prog = &self.prog;
         match &self.source {
             Source::Core { core, bias, .. } => {
-                let globals = prog.locate(core.as_ref(), *bias)?;
-                let empty = prog
-                    .prepare_capture_spilled(core.as_ref(), &globals)
-                    .map_err(InspectError::spill)?;
-                let cap = prog.capture(core.as_ref(), &globals, core.monotonic_at_stop(), empty)?;
-                let dump = prog.decode(&cap, *bias)?;
+                // Read as `goat stacks --core` reads it.
+                let dump = self.stacks()?.dump;
                 let threads = core.threads();
                 let waits = read_waits(prog, core.as_ref(), *bias, &dump.goroutines, threads, None);
                 Ok((dump, waits))
