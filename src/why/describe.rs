@@ -2,8 +2,6 @@
 //! the names of the objects involved where the program's symbols give one
 //! (`main.jobs`, `main.state.mu`).
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::Snapshot;
@@ -28,17 +26,21 @@ pub struct WaitDesc {
 pub struct Names<'a> {
     snap: &'a Snapshot<'a>,
     waits: &'a Waits,
-    /// Heap pointers held in package variables: the variable's name.
-    held_in: BTreeMap<u64, String>,
 }
 
 impl<'a> Names<'a> {
-    pub fn new(snap: &'a Snapshot<'a>, waits: &'a Waits, held_in: BTreeMap<u64, String>) -> Self {
-        Names {
-            snap,
-            waits,
-            held_in,
-        }
+    pub fn new(snap: &'a Snapshot<'a>, waits: &'a Waits) -> Self {
+        Names { snap, waits }
+    }
+
+    /// The package variable holding a pointer to the channel or sync
+    /// object at `addr`, as `goruntime::waits` found it.
+    fn holder(&self, addr: u64) -> Option<&str> {
+        self.waits
+            .chans
+            .get(&addr)
+            .and_then(|c| c.name.as_deref())
+            .or_else(|| self.waits.syncs.get(&addr)?.held_by.as_deref())
     }
 
     /// The name of the object at `addr`: a package variable (and field)
@@ -51,7 +53,7 @@ impl<'a> Names<'a> {
             return Some(c);
         }
         crate::goruntime::waits::name_of(self.snap.prog, self.snap.bias, addr)
-            .or_else(|| self.held_in.get(&addr).cloned())
+            .or_else(|| self.holder(addr).map(str::to_string))
     }
 
     /// The runtime range `[start, end)` of the package variable `addr` lies
@@ -62,7 +64,7 @@ impl<'a> Names<'a> {
         if let Some((_, s, e)) = addr.checked_sub(bias).and_then(|a| bin.symbol_at(a)) {
             return Some((s.checked_add(bias)?, e.checked_add(bias)?));
         }
-        let name = self.held_in.get(&addr)?;
+        let name = self.holder(addr)?;
         let (s, size) = bin.symbol_range(name)?;
         let s = s.checked_add(bias)?;
         Some((s, s.checked_add(size)?))

@@ -112,18 +112,14 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
     let heap = Heap::load(snap.prog, snap.mem, snap.bias);
     let mut scan = ScanSummary::default();
     let stacks = stack_values(snap, &mut scan);
-    let (never, never_unknown, var_names) = match &heap {
-        Ok(heap) => {
-            let (never, unknown, names) = never_wakes(snap, heap, &waits, &stacks);
-            (never, unknown, names)
-        }
+    let (never, never_unknown) = match &heap {
+        Ok(heap) => never_wakes(snap, heap, &waits, &stacks),
         Err(e) => (
             BTreeSet::new(),
             Some(format!("the heap could not be read: {e}")),
-            BTreeMap::new(),
         ),
     };
-    let names = describe::Names::new(snap, &waits, var_names);
+    let names = describe::Names::new(snap, &waits);
     let releasers = release::may_release(snap, heap.as_ref().ok(), &waits, &stacks, &names);
     let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
     let cycles = graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked);
@@ -203,25 +199,23 @@ fn read_words(mem: &dyn Memory, slots: &[u64]) -> Vec<u64> {
         .collect()
 }
 
-/// The never-wakes set, or why it is unknown; and the package variable
-/// naming each pointer value a root slot holds (a channel's name).
+/// The never-wakes set, or why it is unknown.
 fn never_wakes(
     snap: &Snapshot<'_>,
     heap: &Heap,
     waits: &Waits,
     stacks: &BTreeMap<u64, Vec<u64>>,
-) -> (BTreeSet<u64>, Option<String>, BTreeMap<u64, String>) {
+) -> (BTreeSet<u64>, Option<String>) {
     let roots = match heapwalk::global_roots(snap.prog, snap.mem, snap.bias, heap) {
         Ok(r) => r,
         Err(e) => {
             return (
                 BTreeSet::new(),
                 Some(format!("the package variables could not be read: {e}")),
-                BTreeMap::new(),
             )
         }
     };
-    let (values, names) = root_values(&roots);
+    let values: Vec<u64> = roots.values().filter(|v| *v != 0).collect();
     let skip: HashSet<u64> = waits.untraceable_slots.iter().copied().collect();
     let none = WaitsOn::NotBlocked;
     let empty: Vec<u64> = Vec::new();
@@ -236,21 +230,7 @@ fn never_wakes(
         })
         .collect();
     let never = leak::never_wakes(heap, snap.mem, &values, &skip, &candidates);
-    (never, None, names)
-}
-
-/// The pointer values of the global root slots, and the variable each
-/// heap pointer is held in (the first one, in address order).
-fn root_values(roots: &heapwalk::Roots) -> (Vec<u64>, BTreeMap<u64, String>) {
-    let mut values = Vec::new();
-    let mut names = BTreeMap::new();
-    for slot in roots.slots.iter().filter(|s| s.value != 0) {
-        values.push(slot.value);
-        if let Some(name) = roots.name(slot) {
-            names.entry(slot.value).or_insert_with(|| name.to_string());
-        }
-    }
-    (values, names)
+    (never, None)
 }
 
 /// The innermost frame outside the Go distribution (the user's code), or
