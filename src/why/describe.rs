@@ -56,17 +56,17 @@ impl<'a> Names<'a> {
             .or_else(|| self.holder(addr).map(str::to_string))
     }
 
-    /// The runtime range `[start, end)` of the package variable `addr` lies
-    /// in, or that holds a pointer to it.
-    pub fn variable_range(&self, addr: u64) -> Option<(u64, u64)> {
+    /// The link-time range `[start, end)` of the package variable `addr`
+    /// lies in, or that holds a pointer to it: what code addresses.
+    pub fn variable_link_range(&self, addr: u64) -> Option<(u64, u64)> {
         let bin = self.snap.prog.binary();
-        let bias = self.snap.bias;
-        if let Some((_, s, e)) = addr.checked_sub(bias).and_then(|a| bin.symbol_at(a)) {
-            return Some((s.checked_add(bias)?, e.checked_add(bias)?));
+        if let Some((_, s, e)) = addr
+            .checked_sub(self.snap.bias)
+            .and_then(|a| bin.symbol_at(a))
+        {
+            return Some((s, e));
         }
-        let name = self.holder(addr)?;
-        let (s, size) = bin.symbol_range(name)?;
-        let s = s.checked_add(bias)?;
+        let (s, size) = bin.symbol_range(self.holder(addr)?)?;
         Some((s, s.checked_add(size)?))
     }
 

@@ -113,7 +113,7 @@ pub fn may_release(
     // Objects in (or held by) a package variable: whose code names it.
     let in_variables: Vec<(u64, (u64, u64))> = queued
         .keys()
-        .filter_map(|o| Some((*o, names.variable_range(*o)?)))
+        .filter_map(|o| Some((*o, names.variable_link_range(*o)?)))
         .collect();
     if !in_variables.is_empty() {
         let bin = snap.prog.binary();
@@ -126,11 +126,7 @@ pub fn may_release(
                     continue;
                 };
                 for (o, (start, end)) in &in_variables {
-                    let (Some(s), Some(e)) = (start.checked_sub(bias), end.checked_sub(bias))
-                    else {
-                        continue;
-                    };
-                    if code.addresses(bin, pc, s, e) {
+                    if code.addresses(bin, pc, *start, *end) {
                         reachers.entry(*o).or_default().insert(g.id);
                     }
                 }
