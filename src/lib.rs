@@ -26,6 +26,7 @@ pub mod repl;
 pub mod report;
 pub mod stdio;
 pub mod tracer;
+pub mod values;
 pub mod why;
 
 // The tests' one rule for missing inputs, shared with tests/common.

@@ -9,7 +9,7 @@ mod common;
 use common::{assert_untouched, attach_with_stdin, build_fixtures, error_lines, text, Fixture};
 
 /// Tokens in the longest expression goat takes (`MAX_TOKENS` in
-/// src/goruntime/vars/eval/parse.rs).
+/// src/values/eval/parse.rs).
 const MAX_TOKENS: usize = 1024;
 
 #[test]

@@ -9,5 +9,5 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = goat::goruntime::vars::eval::parse(text);
+    let _ = goat::values::eval::parse(text);
 });

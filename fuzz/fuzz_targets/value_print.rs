@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use goat::binary::dwarf_vars::VarIndex;
 use goat::binary::Binary;
-use goat::goruntime::vars::{Place, Scope, Value};
+use goat::values::{Place, Scope, Value};
 use goat::process::{Memory, ReadFault};
 use libfuzzer_sys::fuzz_target;
 

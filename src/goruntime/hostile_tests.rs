@@ -238,7 +238,7 @@ fn hostile_g_fields_give_a_partial_goroutine() {
 
 /// The memory of the goroutine_decode and value_print fuzz targets.
 #[path = "../../fuzz/fuzz_targets/repeating.rs"]
-pub(super) mod repeating;
+pub(crate) mod repeating;
 use repeating::Repeating;
 
 /// Replays a fuzz input as the target does: locate, capture within 1 MiB,

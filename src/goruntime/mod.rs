@@ -18,7 +18,7 @@ mod decoded;
 pub mod defers;
 mod discover;
 #[cfg(test)]
-mod hostile_tests;
+pub(crate) mod hostile_tests;
 pub mod labels;
 mod layout;
 mod layout_check;
@@ -29,7 +29,6 @@ mod stack_window;
 pub mod stackroots;
 mod table;
 mod unwind;
-pub mod vars;
 mod version;
 pub mod waits;
 

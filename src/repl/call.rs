@@ -1,20 +1,20 @@
 //! call: a function of the program called on the selected goroutine, through
 //! the Go runtime's debugger-call protocol, which the tracer drives
 //! (tracer/fncall.rs). Here: finding the function, marshalling the
-//! arguments (goruntime/vars/eval/callargs.rs, laid out by the register
-//! ABI of goruntime/vars/abi.rs), and printing the results.
+//! arguments (values/eval/callargs.rs, laid out by the register
+//! ABI of values/abi.rs), and printing the results.
 
 use std::io::Write;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::state::Session;
-use crate::goruntime::vars::abi::Slot;
-use crate::goruntime::vars::eval::ast::Expr;
-use crate::goruntime::vars::eval::callargs::Marshal;
-use crate::goruntime::vars::eval::parse;
-use crate::goruntime::vars::{Place, Value};
 use crate::process::MemoryExt;
+use crate::values::abi::Slot;
+use crate::values::eval::ast::Expr;
+use crate::values::eval::callargs::Marshal;
+use crate::values::eval::parse;
+use crate::values::{Place, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::binary::GoVersion;

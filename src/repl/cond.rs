@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail, Result};
 
 use super::state::Session;
-use crate::goruntime::vars::eval::{self, ast, Const, Val};
+use crate::values::eval::{self, ast, Const, Val};
 
 /// A parsed condition.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::config_file;
 use super::state::Session;
-use crate::goruntime::vars::limits::Limits;
+use crate::values::limits::Limits;
 
 #[derive(Debug, Clone)]
 pub struct Config {

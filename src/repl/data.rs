@@ -5,8 +5,8 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::state::Session;
-use crate::goruntime::vars::eval::Val;
-use crate::goruntime::vars::types::kind;
+use crate::values::eval::Val;
+use crate::values::types::kind;
 
 /// `regs`
 pub fn regs(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {

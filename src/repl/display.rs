@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Result};
 
 use super::state::Session;
-use crate::goruntime::vars::eval::Verb;
+use crate::values::eval::Verb;
 
 /// Most expressions `display -a` keeps.
 const MAX_DISPLAYS: usize = 256;
@@ -20,8 +20,7 @@ pub fn display(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
                 Some(_) => rest[1..].join(" "),
                 None => text.clone(),
             };
-            crate::goruntime::vars::eval::parse(&expr)
-                .map_err(|e| anyhow!("display: {expr:?}: {e}"))?;
+            crate::values::eval::parse(&expr).map_err(|e| anyhow!("display: {expr:?}: {e}"))?;
             if s.displays.iter().flatten().count() >= MAX_DISPLAYS {
                 bail!("display: {MAX_DISPLAYS} expressions are displayed already");
             }

@@ -308,7 +308,7 @@ fn keep(o: &Opts, g: &Goroutine, labels: &HashMap<u64, Labels>) -> bool {
 fn chan_waiters(s: &Session, expr: &str) -> Result<HashSet<u64>> {
     let scope = s.scope()?;
     let v = match scope.eval_text(expr).map_err(|e| anyhow!(e))? {
-        crate::goruntime::vars::eval::Val::Typed(v) => v,
+        crate::values::eval::Val::Typed(v) => v,
         other => bail!(
             "goroutines -chan: {expr} is a {}, not a channel",
             scope.val_type(&other)

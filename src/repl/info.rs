@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 
 use super::pattern::Pattern;
 use super::state::Session;
-use crate::goruntime::vars::{Place, Value};
+use crate::values::{Place, Value};
 
 /// The optional REGEX of `cmd [REGEX]`.
 fn filter(cmd: &str, args: &[&str]) -> Result<Option<Pattern>> {

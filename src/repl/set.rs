@@ -13,9 +13,9 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Result};
 
 use super::state::Session;
-use crate::goruntime::vars::eval::{Const, Val};
-use crate::goruntime::vars::types::kind;
-use crate::goruntime::vars::{Place, Scope, Value};
+use crate::values::eval::{Const, Val};
+use crate::values::types::kind;
+use crate::values::{Place, Scope, Value};
 
 /// `set EXPR = VALUE`
 pub fn set(s: &mut Session, args: &[&str], _out: &mut dyn Write) -> Result<()> {

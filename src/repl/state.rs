@@ -12,8 +12,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::binary::dwarf::DwarfError;
 use crate::binary::dwarf_vars::VarIndex;
 use crate::corefile::writer::CoreStats;
-use crate::goruntime::vars::Scope;
 use crate::goruntime::{Frame, GoProgram, Goroutine};
+use crate::values::Scope;
 use std::path::Path;
 
 use crate::process::{Target, Thread};

@@ -15,10 +15,10 @@ use super::exec::{finish_stop, run_to_stop};
 use super::locate::StepKind;
 use super::state::Session;
 use crate::binary::Func;
-use crate::goruntime::vars::types::kind;
-use crate::goruntime::vars::{Place, Scope, Value};
 use crate::process::Regs;
 use crate::tracer::{FrameCond, TempAction, TempBreakpoint};
+use crate::values::types::kind;
+use crate::values::{Place, Scope, Value};
 
 /// Most bytes of one function decoded when looking for its RETs.
 const MAX_CODE_BYTES: u64 = 1 << 20;

@@ -9,10 +9,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::multiline;
 use super::pattern::Pattern;
 use super::state::Session;
-use crate::goruntime::vars::eval::{Val, Verb};
-use crate::goruntime::vars::{types::kind, Place};
 use crate::outfile::{self, TempCore};
 use crate::process::Memory;
+use crate::values::eval::{Val, Verb};
+use crate::values::{types::kind, Place};
 
 /// `dump-bytes` writes at most this many bytes: more than any real slice,
 /// less than a corrupt length would ask for.
@@ -91,7 +91,7 @@ pub fn whatis(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()>
     // As Delve: an interface also names what it holds.
     if let Val::Typed(t) = &v {
         if scope.kind(t.ty) == kind::INTERFACE {
-            if let Ok(crate::goruntime::vars::format::Dynamic::Value(d)) = scope.dynamic(t) {
+            if let Ok(crate::values::format::Dynamic::Value(d)) = scope.dynamic(t) {
                 writeln!(out, "Concrete type: {}", scope.type_name(d.ty))?;
             }
         }

@@ -19,13 +19,13 @@ use iced_x86::{Decoder, DecoderOptions};
 
 use super::exec::{describe, hits_text};
 use super::state::Session;
-use crate::goruntime::vars::eval::Val;
-use crate::goruntime::vars::{Place, Value};
 use crate::process::{Memory, MemoryExt, ReadFault};
 use crate::tracer::{
     watchable, FrameCond, StackScope, TempAction, TempBreakpoint, WatchHit, WatchKind, WatchSpec,
     WatchpointInfo,
 };
+use crate::values::eval::Val;
+use crate::values::{Place, Value};
 
 /// Longest function decoded to find the writing instruction.
 const MAX_DECODE: u64 = 256 << 10;

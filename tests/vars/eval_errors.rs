@@ -1,9 +1,9 @@
 //! (expression, the error `print` reports): every error of the evaluator
-//! (src/goruntime/vars/eval/) that a frame of the `vars` fixture can reach,
+//! (src/values/eval/) that a frame of the `vars` fixture can reach,
 //! and the parser's. Not here: `empty expression` (`print` with no
 //! expression is a usage error; the parser's unit tests have it), and the
 //! errors of hostile DWARF or memory (unknown types, stale interface
-//! words), which src/goruntime/vars/hostile_tests.rs provokes.
+//! words), which src/values/hostile_tests.rs provokes.
 
 pub const ERRORS: &[(&str, &str)] = &[
     // Names.

@@ -116,7 +116,7 @@ pub fn elem_type(ctx: &Ctx<'_>, addr: u64, types: (u64, u64), bias: u64) -> Opti
     let typ = ctx
         .word(Ctx::at(addr, ctx.w.chan.elemtype).ok()?, "hchan.elemtype")
         .ok()?;
-    crate::goruntime::vars::type_name_at(ctx.mem, types, bias, typ).ok()
+    crate::values::type_name_at(ctx.mem, types, bias, typ).ok()
 }
 
 fn state(ctx: &Ctx<'_>, addr: u64) -> ChanState {

@@ -114,7 +114,7 @@ impl fmt::Display for Expr {
                 Some(c) => write!(f, "{c:?}"),
                 None => write!(f, "{c}"),
             },
-            Expr::Str(s) => write!(f, "{}", crate::goruntime::vars::format::quote(s)),
+            Expr::Str(s) => write!(f, "{}", crate::values::format::quote(s)),
             Expr::Field(x, n) => write!(f, "{x}.{n}"),
             Expr::Index(x, i) => write!(f, "{x}[{i}]"),
             Expr::Slice(x, lo, hi) => {

@@ -178,8 +178,8 @@ impl Scope<'_> {
 mod tests {
     use super::*;
     use crate::binary::dwarf_vars::{Member, Type, VarIndex};
-    use crate::goruntime::vars::Place;
     use crate::process::{Memory, ReadFault};
+    use crate::values::Place;
 
     /// Memory holding `words` from 0x1000.
     struct Words(Vec<u64>);

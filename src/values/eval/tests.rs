@@ -88,7 +88,7 @@ fn fuzz_findings_of_expr_parse_stay_fixed() {
     // A non-letter non-ASCII character (U+0098) lexed as an empty
     // identifier without moving on: endless tokens, out of memory.
     let input = include_bytes!(
-        "../../../../fuzz/regressions/expr_parse/oom-78a204bf31a9cdf089f2a25687fd0aec3e924d05"
+        "../../../fuzz/regressions/expr_parse/oom-78a204bf31a9cdf089f2a25687fd0aec3e924d05"
     );
     let text = std::str::from_utf8(input).expect("the fuzz target takes UTF-8 only");
     assert!(parse(text).is_err());
@@ -133,7 +133,7 @@ fn long_chains_are_refused_and_the_longest_accepted_fits_the_stack() {
     let text = sum_of_ones(terms);
     let index = crate::binary::dwarf_vars::VarIndex::default();
     let run = || {
-        let scope = crate::goruntime::vars::Scope::bare(&NoMemory, &index);
+        let scope = crate::values::Scope::bare(&NoMemory, &index);
         let shown = parse(&text).expect("at the bound").to_string();
         let value = scope.eval_text(&text).expect("constants evaluate");
         (shown, value)

@@ -360,7 +360,7 @@ fn fuzz_findings_of_value_print_stay_fixed() {
     // `main.gSmall["b"]` over a map of 65536 hostile string keys: each key
     // was read in full (up to 1 MiB) to compare it with "b", for minutes.
     let input = include_bytes!(
-        "../../../fuzz/regressions/value_print/timeout-e21dac4445eda72131db21342b3187010548c0bd"
+        "../../fuzz/regressions/value_print/timeout-e21dac4445eda72131db21342b3187010548c0bd"
     );
     let nul = input.iter().position(|&b| b == 0).expect("a NUL");
     let (expr, rest) = (&input[..nul], &input[nul + 1..]);

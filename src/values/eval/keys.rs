@@ -6,7 +6,7 @@
 use super::super::format::Dynamic;
 use super::super::types::{kind, offset};
 use super::{Const, Val};
-use crate::goruntime::vars::{Scope, Value, VarError};
+use crate::values::{Scope, Value, VarError};
 
 /// Nesting followed when comparing (a key type cannot nest deeper in
 /// practice; the bound keeps hostile DWARF from recursing forever).
