@@ -56,6 +56,8 @@ fn never_wakes(doc: &Value) -> BTreeSet<u64> {
 
 /// Checks each scenario's goroutines against what the fixture does.
 fn check_scenarios(flavour: &str, doc: &Value, m: &BTreeMap<String, Vec<u64>>) {
+    // A binary without symbols or DWARF names no package variable.
+    let has_names = !flavour.contains("stripped");
     let gs = by_id(doc);
     let ids = |cat: &str| -> Vec<u64> {
         m.get(cat)
@@ -135,10 +137,32 @@ fn check_scenarios(flavour: &str, doc: &Value, m: &BTreeMap<String, Vec<u64>>) {
     let (a, b) = (ids("cycle_a")[0], ids("cycle_b")[0]);
     assert_eq!(kind(&a), "chan", "{flavour}: {}", g(&a));
     assert_eq!(kind(&b), "mutex", "{flavour}: {}", g(&b));
-    assert_eq!(name(&b), "main.state.mu", "{flavour}: {}", g(&b));
+    if has_names {
+        assert_eq!(name(&b), "main.state.mu", "{flavour}: {}", g(&b));
+    }
     let mut pair = vec![a, b];
     pair.sort_unstable();
     let cycles: Vec<Vec<u64>> = serde_json::from_value(doc["cycles"].clone()).unwrap();
+    if !has_names {
+        // Who holds a package variable's lock is known from the code that
+        // names the variable: without symbols the releasers are partial,
+        // and the report says so rather than "no deadlock".
+        assert!(doc["releasers_partial"].is_string(), "{flavour}: {doc:#}");
+        assert!(doc["never_wakes_unknown"].is_null(), "{flavour}: {doc:#}");
+        all_kind("orphans", "chan");
+        all_never("orphans");
+        none_never("workers");
+        all_never("wg_waiter");
+        all_never("wg_workers");
+        all_never("select_forever");
+        none_never("cond_waiters");
+        none_never("sleeper_waiters");
+        let sleeper = ids("sleeper")[0];
+        for w in ids("sleeper_waiters") {
+            assert!(releasers(&w).contains(&sleeper), "{flavour}: {}", g(&w));
+        }
+        return;
+    }
     assert!(
         cycles.contains(&pair),
         "{flavour}: cycle {pair:?} in {cycles:?}"
@@ -443,36 +467,14 @@ fn why_reads_the_kernels_core() {
     }
 }
 
-/// Without DWARF goat cannot read the heap: it says never-wakes and
-/// deadlocks are not decided, rather than "0 can never wake, 0 deadlocks",
-/// and still names every wait.
+/// A stripped production binary (`-ldflags='-s -w'`: no DWARF, no
+/// symbols): the heap is read through goat's per-release table and
+/// `mheap_` found in the code, so every scenario is decided as with DWARF,
+/// from the process and from a core; on Go 1.27 the never-wakes set is the
+/// runtime's own. Only the package variables' names are missing.
 #[test]
-fn a_stripped_binary_gets_no_plausible_zero() {
+fn a_stripped_binary_gets_every_answer_but_names() {
     build_fixtures();
-    let dir = scratch_dir("why-stripped");
-    let (man, leak) = (dir.join("manifest.txt"), dir.join("leak.txt"));
-    let fx = Fixture::start(
-        "go1.27-stripped",
-        "hangs",
-        &[man.to_str().unwrap(), leak.to_str().unwrap()],
-    );
-    let m = manifest(&man);
-    let pid = fx.pid().to_string();
-    let doc = why_json(&[&pid]);
-    assert!(doc["never_wakes_unknown"].is_string(), "{doc:#}");
-    assert!(doc["releasers_partial"].is_string(), "{doc:#}");
-    assert!(never_wakes(&doc).is_empty(), "{doc:#}");
-    let gs = by_id(&doc);
-    for id in &m["orphans"] {
-        assert_eq!(gs[id]["waits_on"]["kind"], "chan", "{doc:#}");
-    }
-    let out = run_goat(&["why", &pid]);
-    let head = text(&out.stdout);
-    let first = head.lines().next().unwrap_or("");
-    assert!(
-        first.contains("never-wakes not decided") && first.contains("deadlocks not decided"),
-        "{first}"
-    );
-    assert_untouched(fx.pid());
-    let _ = std::fs::remove_dir_all(&dir);
+    scenario("go1.19-stripped");
+    scenario("go1.27-stripped");
 }

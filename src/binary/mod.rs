@@ -183,6 +183,15 @@ impl Binary {
         self.debug.as_deref().unwrap_or(&self.image)
     }
 
+    /// Whether the executable (or its symbols file) has a symbol table:
+    /// `-ldflags=-s` strips it.
+    pub fn has_symbols(&self) -> bool {
+        !self
+            .symbols
+            .get_or_init(|| self.debug_image().symbols())
+            .is_empty()
+    }
+
     /// Link-time address of a `.symtab` symbol; `None` when stripped or absent.
     pub fn symbol(&self, name: &str) -> Option<u64> {
         self.symbol_range(name).map(|(addr, _)| addr)

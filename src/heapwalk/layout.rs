@@ -1,7 +1,9 @@
 //! Where the runtime keeps the heap's bookkeeping: offsets in `mheap`,
 //! `mspan`, `heapArena`, `special`, `moduledata` and the finalizer queue,
 //! and the addresses of `mheap_`, `firstmoduledata` and friends. Taken from
-//! the executable's DWARF, the compiler's own word; a binary without it is
+//! the executable's DWARF, the compiler's own word; without it, from goat's
+//! table of the releases it is tested against (`table.rs`, checked against
+//! DWARF) and the addresses `locate.rs` finds. A release with neither is
 //! refused ([`HeapError::NoDwarf`]) rather than read with guessed offsets.
 
 use crate::binary::dwarf::DwarfTypes;
@@ -34,7 +36,7 @@ impl Field {
 }
 
 /// `runtime.mspan`: what a span says about its objects.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SpanFields {
     /// Bytes to copy per span: through the last field read.
     pub size: u64,
@@ -74,7 +76,7 @@ pub(super) enum PointerMetadata {
 }
 
 /// The numbers of the special records goat follows, per release.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SpecialKinds {
     pub finalizer: u8,
     pub weak_handle: Option<u8>,
@@ -82,7 +84,7 @@ pub(super) struct SpecialKinds {
 }
 
 /// `runtime.special` and the records goat reads through it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SpecialFields {
     pub next: Field,
     pub offset: Field,
@@ -96,7 +98,7 @@ pub(super) struct SpecialFields {
 }
 
 /// `runtime.moduledata`: a module's data and bss and their pointer masks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ModuleFields {
     pub size: u64,
     pub data: u64,
@@ -111,7 +113,7 @@ pub(super) struct ModuleFields {
 }
 
 /// `runtime.finblock` and `runtime.finalizer`: the queue of finalizers to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct FinQueueFields {
     pub allfin: u64,
     pub alllink: u64,
@@ -123,7 +125,7 @@ pub(super) struct FinQueueFields {
 }
 
 /// Everything the heap walker reads, at link-time addresses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct HeapLayout {
     pub mheap: u64,
     pub allspans: u64,
@@ -140,10 +142,65 @@ pub(super) struct HeapLayout {
     pub heap_live: Option<u64>,
 }
 
+impl SpecialKinds {
+    /// The special record kinds of Go 1.`minor`.
+    pub fn of(minor: u32) -> SpecialKinds {
+        if minor <= 22 {
+            SpecialKinds {
+                finalizer: 1,
+                weak_handle: None,
+                cleanup: None,
+            }
+        } else if minor <= 24 {
+            SpecialKinds {
+                finalizer: 1,
+                weak_handle: Some(2),
+                cleanup: (minor >= 24).then_some(6),
+            }
+        } else {
+            SpecialKinds {
+                finalizer: 2,
+                weak_handle: Some(3),
+                cleanup: Some(7),
+            }
+        }
+    }
+}
+
 impl HeapLayout {
+    /// From DWARF when the executable has it, else from goat's table.
     pub fn load(prog: &GoProgram) -> Result<HeapLayout, HeapError> {
         let bin = prog.binary();
-        let d = DwarfTypes::load(bin.debug_data()).map_err(|_| HeapError::NoDwarf)?;
+        match DwarfTypes::load(bin.debug_data()) {
+            Ok(d) if bin.has_dwarf() => Self::from_dwarf(prog, &d),
+            _ => Self::from_table(prog),
+        }
+    }
+
+    /// From goat's table of the release (`table.rs`), at the addresses
+    /// `locate.rs` finds without DWARF.
+    pub fn from_table(prog: &GoProgram) -> Result<HeapLayout, HeapError> {
+        let bin = prog.binary();
+        let version = prog.version();
+        if version.major != 1 {
+            return Err(HeapError::NoDwarf);
+        }
+        // Before the addresses: a release without a row needs no search.
+        let probe = super::locate::Addresses {
+            mheap: 0,
+            firstmoduledata: 0,
+            allfin: None,
+            gc_controller: None,
+        };
+        let goexperiment = bin.build_setting("GOEXPERIMENT");
+        super::table::layout(version.minor, goexperiment, &probe).ok_or(HeapError::NoDwarf)?;
+        let at = super::locate::locate(bin)?;
+        super::table::layout(version.minor, goexperiment, &at).ok_or(HeapError::NoDwarf)
+    }
+
+    /// From the executable's DWARF.
+    pub fn from_dwarf(prog: &GoProgram, d: &DwarfTypes) -> Result<HeapLayout, HeapError> {
+        let bin = prog.binary();
         let minor = prog.version().minor;
         let missing = |what: &'static str| HeapError::Missing(what);
         let var = |name: &'static str| {
@@ -224,25 +281,7 @@ impl HeapLayout {
             }
         };
 
-        let kinds = if minor <= 22 {
-            SpecialKinds {
-                finalizer: 1,
-                weak_handle: None,
-                cleanup: None,
-            }
-        } else if minor <= 24 {
-            SpecialKinds {
-                finalizer: 1,
-                weak_handle: Some(2),
-                cleanup: (minor >= 24).then_some(6),
-            }
-        } else {
-            SpecialKinds {
-                finalizer: 2,
-                weak_handle: Some(3),
-                cleanup: Some(7),
-            }
-        };
+        let kinds = SpecialKinds::of(minor);
         let slots_of = |st: &'static str, names: &[&'static str]| -> Vec<u64> {
             names.iter().filter_map(|n| d.field_offset(st, n)).collect()
         };
@@ -333,7 +372,7 @@ impl HeapLayout {
 /// last 128 bytes of small-object spans before their heap bits: the
 /// default from Go 1.26 (`GOEXPERIMENT=nogreenteagc` turns it off), an
 /// experiment in Go 1.25 (`GOEXPERIMENT=greenteagc`).
-fn green_tea(minor: u32, goexperiment: Option<&str>) -> bool {
+pub(super) fn green_tea(minor: u32, goexperiment: Option<&str>) -> bool {
     let named =
         |name: &str| goexperiment.is_some_and(|list| list.split(',').any(|e| e.trim() == name));
     match minor {

@@ -9,7 +9,8 @@
 //! (before 1.22) or allocation headers, span-end heap bits and `largeType`
 //! (1.22+) for pointers; `moduledata.gcdatamask`/`gcbssmask`, the
 //! finalizer queue and span specials for roots. Their offsets come from
-//! DWARF only: without it goat says so ([`HeapError::NoDwarf`]).
+//! DWARF, else from goat's table of the releases it is tested against
+//! (stripped binaries); with neither goat says so ([`HeapError::NoDwarf`]).
 
 // Parses what the target holds: no `unsafe` is needed here.
 #![forbid(unsafe_code)]
@@ -17,10 +18,12 @@
 #[cfg(test)]
 mod hostile_tests;
 mod layout;
+mod locate;
 mod marks;
 mod pointers;
 mod roots;
 mod spans;
+mod table;
 
 use thiserror::Error;
 
@@ -35,7 +38,7 @@ use spans::{Span, PAGE_SIZE};
 
 #[derive(Debug, Error)]
 pub enum HeapError {
-    #[error("the executable has no DWARF, and goat reads the Go heap's structures (mheap, mspan) only from it: rebuild without -ldflags=-w")]
+    #[error("the executable has no DWARF, and goat has no table of the Go heap's structures (mheap, mspan) for its release: rebuild without -ldflags=-w")]
     NoDwarf,
     #[error("the executable's DWARF lacks {0}, which the heap walker needs")]
     Missing(&'static str),

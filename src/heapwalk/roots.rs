@@ -60,6 +60,11 @@ pub struct Roots {
     /// What could not be read, said once each (a module's mask, a span's
     /// specials): those roots are missing.
     pub unreadable: Vec<String>,
+    /// The finalizer queue's head (`runtime.allfin`) is not known: a
+    /// stripped binary names it nowhere. The queue's entries are then
+    /// missing from `slots`; it is empty whenever the finalizer goroutine
+    /// is parked in "finalizer wait" or was never started.
+    pub finalizer_queue_unknown: bool,
 }
 
 impl Roots {
@@ -257,9 +262,7 @@ fn push(mem: &dyn Memory, roots: &mut Roots, addr: u64, kind: RootKind) {
 
 fn finalizer_queue(mem: &dyn Memory, heap: &Heap, bias: u64, roots: &mut Roots) {
     let Some(q) = &heap.layout.finq else {
-        roots
-            .unreadable
-            .push("the finalizer queue: the executable's DWARF does not describe it".into());
+        roots.finalizer_queue_unknown = true;
         return;
     };
     let Ok(mut block) = mem.read_u64(q.allfin.wrapping_add(bias)) else {

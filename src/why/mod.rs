@@ -145,6 +145,17 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
             }
         })
         .collect();
+    let bin = snap.prog.binary();
+    let releasers_partial = match &heap {
+        Err(e) => Some(format!("the heap could not be read: {e}")),
+        // code_refs needs each package variable's bounds.
+        Ok(_) if !bin.has_symbols() && !bin.has_dwarf() => Some(
+            "the executable has no symbols, so package variables have no bounds: a goroutine \
+             whose code names one (a lock's likely holder) is not counted"
+                .to_string(),
+        ),
+        Ok(_) => None,
+    };
     let findings = findings::findings(
         &goroutines,
         &cycles,
@@ -152,17 +163,14 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
         &names,
         &releasers,
         never_unknown.is_some(),
-        heap.is_err(),
+        releasers_partial.is_some(),
     );
     WhyReport {
         go_version: snap.dump.go_version.clone(),
         findings,
         cycles,
         goroutines,
-        releasers_partial: heap
-            .as_ref()
-            .err()
-            .map(|e| format!("the heap could not be read: {e}")),
+        releasers_partial,
         never_wakes_unknown: never_unknown,
         stack_scan: scan,
     }
@@ -215,6 +223,27 @@ fn never_wakes(
             )
         }
     };
+    // A root missed would let a goroutine that may wake be called stuck
+    // for good: with any root unread, nothing is decided.
+    if !roots.unreadable.is_empty() {
+        return (
+            BTreeSet::new(),
+            Some(format!(
+                "part of the roots could not be read: {}",
+                roots.unreadable.join("; ")
+            )),
+        );
+    }
+    if roots.finalizer_queue_unknown && !finalizer_queue_empty(&snap.dump.goroutines) {
+        return (
+            BTreeSet::new(),
+            Some(
+                "the finalizers' queue is not named in a binary without symbols, and the \
+                 finalizer goroutine is not idle: what it holds may wake a goroutine"
+                    .to_string(),
+            ),
+        );
+    }
     let values: Vec<u64> = roots.values().filter(|v| *v != 0).collect();
     let skip: HashSet<u64> = waits.untraceable_slots.iter().copied().collect();
     let none = WaitsOn::NotBlocked;
@@ -231,6 +260,18 @@ fn never_wakes(
         .collect();
     let never = leak::never_wakes(heap, snap.mem, &values, &skip, &candidates);
     (never, None)
+}
+
+/// Whether the finalizers' queue holds nothing, as the goroutines show it:
+/// the finalizer goroutine parks in "finalizer wait" only once the queue is
+/// empty, and is started by the first `SetFinalizer`, before which nothing
+/// was ever queued.
+fn finalizer_queue_empty(gs: &[Goroutine]) -> bool {
+    let runs_finalizers =
+        |g: &&Goroutine| g.frames.iter().any(|f| &*f.function == "runtime.runfinq");
+    gs.iter()
+        .filter(runs_finalizers)
+        .all(|g| g.wait_reason.as_deref() == Some("finalizer wait"))
 }
 
 /// The innermost frame outside the Go distribution (the user's code), or
