@@ -478,3 +478,43 @@ fn a_stripped_binary_gets_every_answer_but_names() {
     scenario("go1.19-stripped");
     scenario("go1.27-stripped");
 }
+
+/// `why --pprof` keeps each goroutine's own pprof labels beside goat's:
+/// `-tagfocus job=resize` selects the one goroutine `inspect` labelled
+/// with `pprof.Do`, and its trace carries goat's `waits_on` too.
+#[test]
+fn why_pprof_keeps_the_goroutines_own_labels() {
+    build_fixtures();
+    let dir = scratch_dir("why-pprof-labels");
+    for flavour in ["go1.19-exe", "go1.27-exe"] {
+        let fx = Fixture::start(flavour, "inspect", &[]);
+        let file = dir.join(format!("{flavour}.pb.gz"));
+        let out = run_goat(&[
+            "why",
+            "--pprof",
+            file.to_str().unwrap(),
+            &fx.pid().to_string(),
+        ]);
+        assert!(out.status.success(), "{flavour}: {}", text(&out.stderr));
+        assert_untouched(fx.pid());
+        let go = common::root().join(".toolchains/go1.27/bin/go");
+        assert!(
+            go.exists(),
+            "{} is missing: run scripts/setup-go",
+            go.display()
+        );
+        let focused = std::process::Command::new(&go)
+            .args(["tool", "pprof", "-traces", "-tagfocus", "job=resize"])
+            .arg(&file)
+            .env("GOTOOLCHAIN", "local")
+            .output()
+            .expect("go tool pprof");
+        let traces = text(&focused.stdout);
+        assert!(focused.status.success(), "{}", text(&focused.stderr));
+        let with_labelled = traces.matches("main.labelled.func1").count();
+        assert_eq!(with_labelled, 1, "{flavour}: {traces}");
+        assert!(traces.contains("worker:  7"), "{flavour}: {traces}");
+        assert!(traces.contains("waits_on:  chan"), "{flavour}: {traces}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

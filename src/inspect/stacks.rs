@@ -163,7 +163,18 @@ impl Inspector {
         mode: StacksMode,
         warn: &mut dyn FnMut(Warning),
     ) -> Result<Stacks, InspectError> {
-        let c = self.copy(mode, false, warn)?;
+        self.stacks_labelled(mode, false, warn).map(|(s, _)| s)
+    }
+
+    /// [`Self::stacks_with`], and the goroutines' pprof labels when
+    /// `labels` is set.
+    pub(super) fn stacks_labelled(
+        &self,
+        mode: StacksMode,
+        labels: bool,
+        warn: &mut dyn FnMut(Warning),
+    ) -> Result<(Stacks, Option<LabelTable>), InspectError> {
+        let mut c = self.copy(mode, labels, warn)?;
         let mut dump = self.prog.decode(&c.capture, c.bias)?;
         // A Go process always has a goroutine: none is a wrong reading
         // (most likely of another build), never an answer.
@@ -171,8 +182,9 @@ impl Inspector {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
         dump.goroutines.extend(self.crash_g0s(&c)?);
+        let labels = c.labels.take();
         let read = c.finish("decode");
-        Ok(Stacks { dump, read })
+        Ok((Stacks { dump, read }, labels))
     }
 
     /// [`Self::stacks`], written to `out` in `format` as it is decoded,

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use crate::corefile::writer::{CoreOptions, Mode};
 use crate::corefile::CoreFile;
+use crate::goruntime::labels::LabelTable;
 use crate::goruntime::waits::{FdInfo, ProcFds};
 use crate::goruntime::Dump;
 use crate::process::Target;
 use crate::report::pprof::{GoroutineProfile, LabelValue};
 use crate::why::{self, WhyReport};
 
+use super::stacks::StacksMode;
 use super::{InspectError, Inspector, OpenOptions, Source, Warning};
 
 /// What `why` found, and what it cost.
@@ -139,7 +141,8 @@ impl Inspector {
         fds: Option<&dyn FdInfo>,
         want_profile: bool,
     ) -> Result<WhyOutcome, InspectError> {
-        let dump = self.stacks()?.dump;
+        let (stacks, labels) = self.stacks_labelled(StacksMode::Stop, want_profile, &mut |_| {})?;
+        let dump = stacks.dump;
         let snap = why::Snapshot {
             prog: &self.prog,
             mem: core,
@@ -152,7 +155,7 @@ impl Inspector {
         let report = why::analyze(&snap);
         let profile = match want_profile {
             true => Some(
-                self.why_profile(&report, &dump, bias)
+                self.why_profile(&report, &dump, labels.as_ref(), bias)
                     .map_err(InspectError::Output)?,
             ),
             false => None,
@@ -166,10 +169,16 @@ impl Inspector {
     }
 
     /// The goroutine profile of `dump`, each sample labelled with the
-    /// goroutine's wait reason, minutes waiting, what it waits on and
-    /// whether it can never wake (so `go tool pprof -tagfocus` filters by
-    /// them).
-    fn why_profile(&self, report: &WhyReport, dump: &Dump, bias: u64) -> std::io::Result<Vec<u8>> {
+    /// goroutine's own pprof labels and its wait reason, minutes waiting,
+    /// what it waits on and whether it can never wake (so `go tool pprof
+    /// -tagfocus` filters by them).
+    fn why_profile(
+        &self,
+        report: &WhyReport,
+        dump: &Dump,
+        own: Option<&LabelTable>,
+        bias: u64,
+    ) -> std::io::Result<Vec<u8>> {
         let mapping = self.profile_mapping(bias);
         let mut profile = GoroutineProfile::new(mapping.as_ref());
         for (g, w) in dump.goroutines.iter().zip(&report.goroutines) {
@@ -178,13 +187,14 @@ impl Inspector {
                 (None, Some(a)) => format!("{} {a}", w.waits_on.kind),
                 (None, None) => w.waits_on.kind.to_string(),
             };
-            let mut labels: Vec<(&str, LabelValue<'_>)> = vec![
+            let mut labels = super::pprof::sample_labels(own, g.gp);
+            labels.extend([
                 (
                     "never_wakes",
                     LabelValue::Str(if w.never_wakes { "true" } else { "false" }),
                 ),
                 ("waits_on", LabelValue::Str(&waits_on)),
-            ];
+            ]);
             if let Some(r) = &w.wait_reason {
                 labels.push(("wait_reason", LabelValue::Str(r)));
             }
