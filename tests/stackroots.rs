@@ -117,7 +117,7 @@ fn check_core(flavour: &str, core: &Path, addrs: &BTreeMap<String, u64>, collect
         let g = parked_in(&goroutines, func)
             .unwrap_or_else(|| panic!("{flavour}: no goroutine in {func}"));
         let mut slots = Vec::new();
-        let scan = stack_pointer_slots(&prog, &core, bias, g, &mut slots);
+        let scan = stack_pointer_slots(&prog, &core, bias, g, &mut slots, &mut Default::default());
         let ctx = format!("{flavour} {case} ({func}): {scan:?}");
         assert_eq!(scan.incomplete, None, "{ctx}");
         assert!(scan.precise_frames >= 3, "{ctx}");
@@ -162,7 +162,7 @@ fn check_deferred(
 ) {
     let g = parked_in(gs, "main.deferred").unwrap_or_else(|| panic!("{flavour}: no main.deferred"));
     let mut slots = Vec::new();
-    let scan = stack_pointer_slots(prog, core, bias, g, &mut slots);
+    let scan = stack_pointer_slots(prog, core, bias, g, &mut slots, &mut Default::default());
     assert_eq!(scan.incomplete, None, "{flavour}: {scan:?}");
     let values: Vec<u64> = slots
         .iter()
@@ -196,7 +196,8 @@ fn every_goroutine_is_scanned_to_its_end_and_a_running_one_conservatively() {
         let mut saw = (false, false);
         for g in goroutines.iter().filter(|g| g.unreadable.is_none()) {
             let mut slots = Vec::new();
-            let scan = stack_pointer_slots(&prog, &core, bias, g, &mut slots);
+            let scan =
+                stack_pointer_slots(&prog, &core, bias, g, &mut slots, &mut Default::default());
             let in_func = |name: &str| g.frames.iter().any(|f| &*f.function == name);
             let ctx = format!("{flavour} goroutine {} [{}]: {scan:?}", g.id, g.status);
             assert_eq!(scan.incomplete, None, "{ctx}");

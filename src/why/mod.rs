@@ -180,10 +180,16 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
 fn stack_values(snap: &Snapshot<'_>, scan: &mut ScanSummary) -> BTreeMap<u64, Vec<u64>> {
     let mut out = BTreeMap::new();
     let mut slots = Vec::new();
+    let mut scratch = crate::goruntime::stackroots::Scratch::default();
     for g in &snap.dump.goroutines {
         slots.clear();
         let s = crate::goruntime::stackroots::stack_pointer_slots(
-            snap.prog, snap.mem, snap.bias, g, &mut slots,
+            snap.prog,
+            snap.mem,
+            snap.bias,
+            g,
+            &mut slots,
+            &mut scratch,
         );
         scan.precise_frames += u64::from(s.precise_frames);
         scan.conservative_frames += u64::from(s.conservative_frames);

@@ -48,14 +48,39 @@ impl Targets {
     }
 }
 
-/// The objects of `targets` that `stack_values` reach.
-pub fn reached(heap: &Heap, mem: &dyn Memory, targets: &Targets, stack_values: &[u64]) -> Vec<u64> {
-    let mut found: Vec<u64> = Vec::new();
+/// What [`reached`] needs per goroutine, kept between calls so that
+/// 100k goroutines cost no allocation each.
+#[derive(Default)]
+pub struct Scratch {
+    found: Vec<u64>,
+    seen: HashSet<u64>,
+    frontier: Vec<u64>,
+    next: Vec<u64>,
+    slots: Vec<u64>,
+}
+
+/// The objects of `targets` that `stack_values` reach (sorted, each once),
+/// in `scratch`'s buffer.
+pub fn reached<'s>(
+    heap: &Heap,
+    mem: &dyn Memory,
+    targets: &Targets,
+    stack_values: &[u64],
+    scratch: &'s mut Scratch,
+) -> &'s [u64] {
+    let Scratch {
+        found,
+        seen,
+        frontier,
+        next,
+        slots,
+    } = scratch;
+    found.clear();
     if targets.is_empty() {
         return found;
     }
-    let mut seen: HashSet<u64> = HashSet::new();
-    let mut frontier: Vec<u64> = Vec::new();
+    seen.clear();
+    frontier.clear();
     for v in stack_values {
         if let Some(obj) = heap.object_of(*v) {
             if seen.insert(obj.base) {
@@ -63,11 +88,10 @@ pub fn reached(heap: &Heap, mem: &dyn Memory, targets: &Targets, stack_values: &
             }
         }
     }
-    let mut slots: Vec<u64> = Vec::new();
     let mut word = [0u8; 8];
     for depth in 0..=MAX_DEPTH {
-        let mut next: Vec<u64> = Vec::new();
-        for base in frontier.drain(..) {
+        next.clear();
+        for &base in frontier.iter() {
             if let Some(hits) = targets.by_base.get(&base) {
                 found.extend_from_slice(hits);
             }
@@ -78,8 +102,8 @@ pub fn reached(heap: &Heap, mem: &dyn Memory, targets: &Targets, stack_values: &
                 continue;
             };
             slots.clear();
-            heap.pointer_slots(mem, &obj, &mut slots);
-            for slot in &slots {
+            heap.pointer_slots(mem, &obj, slots);
+            for slot in slots.iter() {
                 if seen.len() >= MAX_OBJECTS {
                     break;
                 }
@@ -94,7 +118,7 @@ pub fn reached(heap: &Heap, mem: &dyn Memory, targets: &Targets, stack_values: &
                 }
             }
         }
-        frontier = next;
+        std::mem::swap(frontier, next);
         if frontier.is_empty() {
             break;
         }

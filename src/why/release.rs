@@ -3,7 +3,7 @@
 //! whose code names the package variable it is in, and that are not queued
 //! on it themselves.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::code_refs::CodeRefs;
 use super::describe::Names;
@@ -104,8 +104,9 @@ pub fn may_release(
     let mut reachers: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
     if let Some(heap) = heap {
         let targets = Targets::new(heap, queued.keys().copied());
+        let mut scratch = reach::Scratch::default();
         for (id, values) in stacks {
-            for o in reach::reached(heap, snap.mem, &targets, values) {
+            for &o in reach::reached(heap, snap.mem, &targets, values, &mut scratch) {
                 reachers.entry(o).or_default().insert(*id);
             }
         }
@@ -119,16 +120,24 @@ pub fn may_release(
         let bin = snap.prog.binary();
         let bias = snap.bias;
         let mut code = CodeRefs::default();
+        // 100k goroutines stand at a few thousand distinct pcs: each pc's
+        // answer is worked out once.
+        let mut named_at: HashMap<u64, Vec<u64>> = HashMap::new();
         for g in &snap.dump.goroutines {
             for f in g.frames.iter().filter(|f| !f.inlined) {
                 // A caller's pc is its return address: look inside the call.
                 let Some(pc) = f.pc.checked_sub(bias).and_then(|p| p.checked_sub(1)) else {
                     continue;
                 };
-                for (o, (start, end)) in &in_variables {
-                    if code.addresses(bin, pc, *start, *end) {
-                        reachers.entry(*o).or_default().insert(g.id);
-                    }
+                let named = named_at.entry(pc).or_insert_with(|| {
+                    in_variables
+                        .iter()
+                        .filter(|(_, (start, end))| code.addresses(bin, pc, *start, *end))
+                        .map(|(o, _)| *o)
+                        .collect()
+                });
+                for o in named.iter() {
+                    reachers.entry(*o).or_default().insert(g.id);
                 }
             }
         }

@@ -57,6 +57,15 @@ const ARGS_SIZE_UNKNOWN: i32 = i32::MIN;
 const MAX_STACK: u64 = 1 << 30;
 const WORD: u64 = 8;
 
+/// What [`stack_pointer_slots`] keeps between goroutines: the unwinder's
+/// per-pc facts (100k goroutines stand at a few thousand pcs) and the
+/// stack buffer, so that a scan costs no allocation.
+#[derive(Default)]
+pub struct Scratch {
+    window: Vec<u8>,
+    unwind: UnwindCache,
+}
+
 /// What [`stack_pointer_slots`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StackScan {
@@ -82,6 +91,7 @@ pub fn stack_pointer_slots(
     bias: u64,
     g: &Goroutine,
     out: &mut Vec<u64>,
+    scratch: &mut Scratch,
 ) -> StackScan {
     let mut scan = StackScan::default();
     let layout = prog.layout();
@@ -104,8 +114,7 @@ pub fn stack_pointer_slots(
         .map(|(_, sp)| sp)
         .filter(|&sp| sp >= lo && sp < hi)
         .unwrap_or(lo);
-    let mut window = Vec::new();
-    let stack = StackWindow::new(mem, window_from, hi, &mut window);
+    let stack = StackWindow::new(mem, window_from, hi, &mut scratch.window);
     let mut st = ScanState::new(&stack, lo, hi, out);
 
     let walked = match (start, prog.binary().pclntab()) {
@@ -116,7 +125,7 @@ pub fn stack_pointer_slots(
                 trap: g.status_code == G_RUNNING,
                 syscall: g.status_code == G_SYSCALL,
             };
-            let unwound = unwind(&stack, tab, bias, regs, &mut UnwindCache::default());
+            let unwound = unwind(&stack, tab, bias, regs, &mut scratch.unwind);
             let walk = Walk {
                 prog,
                 tab,

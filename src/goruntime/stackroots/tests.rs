@@ -109,7 +109,7 @@ fn garbage_stacks_and_bogus_frames_are_incomplete_never_a_panic() {
             let status = [2, 3, 4][round % 3];
             let g = goroutine(status, vec![frame(pc, sp)]);
             let mut out = Vec::new();
-            let scan = stack_pointer_slots(&prog, &mem, 0, &g, &mut out);
+            let scan = stack_pointer_slots(&prog, &mem, 0, &g, &mut out, &mut Default::default());
             assert!(
                 scan.incomplete.is_some(),
                 "go{ver} round {round}: garbage scanned as complete: {scan:?}"
@@ -135,14 +135,21 @@ fn impossible_bounds_and_missing_frames_are_reported() {
         let mem = memory(&prog, lo, hi, &mut noise);
         let g = goroutine(4, Vec::new());
         let mut out = Vec::new();
-        let scan = stack_pointer_slots(&prog, &mem, 0, &g, &mut out);
+        let scan = stack_pointer_slots(&prog, &mem, 0, &g, &mut out, &mut Default::default());
         let why = scan.incomplete.unwrap_or_default();
         assert!(why.contains(want), "{lo:#x}..{hi:#x}: {why}");
     }
     // No g at all: nothing to read, nothing made up.
     let g = goroutine(4, vec![frame(0x40_0000, LO)]);
     let mut out = Vec::new();
-    let scan = stack_pointer_slots(&prog, &CapturedMemory::new(), 0, &g, &mut out);
+    let scan = stack_pointer_slots(
+        &prog,
+        &CapturedMemory::new(),
+        0,
+        &g,
+        &mut out,
+        &mut Default::default(),
+    );
     assert!(scan.incomplete.is_some());
     assert!(out.is_empty(), "{out:x?}");
 }
@@ -161,7 +168,7 @@ fn a_cyclic_defer_list_ends_at_its_bound() {
     mem.insert(rec, &r);
     let g = goroutine(4, Vec::new());
     let mut out = Vec::new();
-    let scan = stack_pointer_slots(&prog, &mem, 0, &g, &mut out);
+    let scan = stack_pointer_slots(&prog, &mem, 0, &g, &mut out, &mut Default::default());
     assert!(scan.incomplete.is_some());
     assert!(out.len() < 4 * (1 << 16) + 4 * 1024, "{}", out.len());
 }
