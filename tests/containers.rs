@@ -371,7 +371,7 @@ fn a_missing_cap_sys_ptrace_is_explained_with_the_fix() {
     let dropped = |args: &[&str]| {
         Command::new("setpriv")
             .args(["--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", "--"])
-            .arg(common::root().join("target/release/goat"))
+            .arg(env!("CARGO_BIN_EXE_goat"))
             .args(args)
             .output()
             .unwrap()
