@@ -124,7 +124,19 @@ fn parked(b: &Block) -> bool {
     )
 }
 
-/// Every parked goroutine of the runtime's dump is in goat's, identical.
+/// A goroutine the runtime started for itself (scavenger, sweeper, forced
+/// GC, finalizers, GC workers): made by `runtime.*` and standing only in
+/// runtime code.
+fn runtime_worker(b: &Block) -> bool {
+    let runtime = |f: &str| f.starts_with("runtime.") || f == "...";
+    b.created_by
+        .as_ref()
+        .is_some_and(|(f, _, _)| f.starts_with("runtime."))
+        && b.frames.iter().all(|(f, _, _)| runtime(f))
+}
+
+/// Every parked goroutine of the runtime's dump is in goat's, identical
+/// (the runtime's own workers only where they did not move meanwhile).
 pub fn assert_same_dump(flavour: &str, goat_text: &str, runtime_text: &str) {
     let ours = parse(goat_text);
     let theirs = parse(runtime_text);
@@ -142,6 +154,12 @@ pub fn assert_same_dump(flavour: &str, goat_text: &str, runtime_text: &str) {
             // Started after goat looked (a GC worker, say): nothing to compare.
             continue;
         };
+        if got.bracket != want.bracket && runtime_worker(want) {
+            // The runtime's own workers wake on its timers and GC cycles:
+            // the scavenger goes from [sleep] to [GC scavenge wait] between
+            // goat's look and the SIGQUIT on a loaded machine.
+            continue;
+        }
         let ctx = || {
             format!(
                 "{flavour}: goroutine {id}\n--- goat:\n{goat_text}\n--- runtime:\n{runtime_text}"
