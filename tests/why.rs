@@ -258,9 +258,8 @@ fn runtime_leaks(fx: &Fixture, leakfile: &Path) -> BTreeSet<u64> {
         .collect()
 }
 
-/// How many goroutines `go tool pprof -tags` counts with the label
-/// `never_wakes: true` in the profile at `path`.
-fn pprof_never_wakes(path: &Path) -> u64 {
+/// What `go tool pprof ARGS FILE` prints (Go 1.27's), checked to succeed.
+fn go_pprof(args: &[&str], path: &Path) -> String {
     let go = common::root().join(".toolchains/go1.27/bin/go");
     assert!(
         go.exists(),
@@ -268,34 +267,27 @@ fn pprof_never_wakes(path: &Path) -> u64 {
         go.display()
     );
     let out = std::process::Command::new(&go)
-        .args(["tool", "pprof", "-tags"])
+        .args(["tool", "pprof"])
+        .args(args)
         .arg(path)
         .env("GOTOOLCHAIN", "local")
         .output()
         .expect("go tool pprof");
-    let tags = text(&out.stdout);
     assert!(
         out.status.success(),
-        "go tool pprof -tags: {}",
+        "go tool pprof {args:?}: {}",
         text(&out.stderr)
     );
+    text(&out.stdout).to_string()
+}
+
+/// How many goroutines `go tool pprof -tags` counts with the label
+/// `never_wakes: true` in the profile at `path`.
+fn pprof_never_wakes(path: &Path) -> u64 {
+    let tags = go_pprof(&["-tags"], path);
     // -top reads it too.
-    let top = std::process::Command::new(&go)
-        .args(["tool", "pprof", "-top"])
-        .arg(path)
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .expect("go tool pprof -top");
-    assert!(
-        top.status.success(),
-        "go tool pprof -top: {}",
-        text(&top.stderr)
-    );
-    assert!(
-        text(&top.stdout).contains("runtime.gopark"),
-        "{}",
-        text(&top.stdout)
-    );
+    let top = go_pprof(&["-top"], path);
+    assert!(top.contains("runtime.gopark"), "{top}");
     // " never_wakes: Total 39 of 39 (100%)", then "   10 (25.64%): true".
     let mut in_label = false;
     for line in tags.lines() {
@@ -497,20 +489,7 @@ fn why_pprof_keeps_the_goroutines_own_labels() {
         ]);
         assert!(out.status.success(), "{flavour}: {}", text(&out.stderr));
         assert_untouched(fx.pid());
-        let go = common::root().join(".toolchains/go1.27/bin/go");
-        assert!(
-            go.exists(),
-            "{} is missing: run scripts/setup-go",
-            go.display()
-        );
-        let focused = std::process::Command::new(&go)
-            .args(["tool", "pprof", "-traces", "-tagfocus", "job=resize"])
-            .arg(&file)
-            .env("GOTOOLCHAIN", "local")
-            .output()
-            .expect("go tool pprof");
-        let traces = text(&focused.stdout);
-        assert!(focused.status.success(), "{}", text(&focused.stderr));
+        let traces = go_pprof(&["-traces", "-tagfocus", "job=resize"], &file);
         let with_labelled = traces.matches("main.labelled.func1").count();
         assert_eq!(with_labelled, 1, "{flavour}: {traces}");
         assert!(traces.contains("worker:  7"), "{flavour}: {traces}");
