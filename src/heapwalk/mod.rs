@@ -235,6 +235,15 @@ impl Heap {
         }
     }
 
+    /// The runtime type descriptor (run-time address) in `obj`'s allocation
+    /// header, and where the typed data starts (after the header word of a
+    /// small object, at the base of a large one): Go 1.22+ objects of more
+    /// than 512 bytes with pointers carry their type so. `None` otherwise.
+    pub fn header_type(&self, mem: &dyn Memory, obj: &Object) -> Option<(u64, u64)> {
+        let span = self.spans.get(obj.span as usize)?;
+        pointers::header_type(self, span, mem, obj)
+    }
+
     /// Totals: objects and bytes allocated, spans in use, and the runtime's
     /// own accounting read from the target.
     pub fn totals(&self) -> HeapTotals {
