@@ -1,0 +1,91 @@
+//! `goat heap`: what holds the memory of a Go program.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use goat::heapgraph::{Progress, ReportOptions};
+use goat::inspect::{HeapOptions, Inspector, OpenOptions};
+use goat::report::HeapTextOptions;
+
+use super::warn;
+
+/// Chains shown: one for each of this many of the biggest types.
+const CHAINS: usize = 5;
+/// A walk shorter than this shows no progress line.
+const QUIET_FOR: Duration = Duration::from_secs(1);
+
+/// What `goat heap` was asked for.
+pub struct HeapArgs {
+    pub json: bool,
+    pub top: usize,
+    pub stats: bool,
+    pub opts: OpenOptions,
+}
+
+/// `goat heap PID`.
+pub fn heap(pid: i32, args: &HeapArgs) -> Result<u8> {
+    let inspector = Inspector::open_pid_with(pid, &args.opts, &mut warn)?;
+    run(&inspector, &format!("pid {pid}"), args)
+}
+
+/// `goat heap --core FILE [--exe BINARY]`.
+pub fn heap_core(core: &Path, exe: Option<&Path>, args: &HeapArgs) -> Result<u8> {
+    let inspector = Inspector::open_core_with(core, exe, &args.opts, &mut warn)?;
+    let of = format!("core {}", goat::stdio::shown_path(core));
+    run(&inspector, &of, args)
+}
+
+fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
+    let started = Instant::now();
+    let opts = HeapOptions {
+        scratch: None,
+        open: args.opts.clone(),
+        report: ReportOptions { chains: CHAINS },
+    };
+    let show_progress = !args.json && std::io::stderr().is_terminal();
+    let mut shown = false;
+    let mut progress = |p: Progress| {
+        if show_progress && started.elapsed() >= QUIET_FOR {
+            shown = true;
+            goat::eprint_quiet!(
+                "\rgoat: {}: {} objects, {} MiB walked\x1b[K",
+                p.phase,
+                p.objects,
+                p.bytes >> 20
+            );
+        }
+    };
+    let outcome = inspector.heap(&opts, &mut warn, &mut progress);
+    if shown {
+        goat::eprint_quiet!("\r\x1b[K");
+    }
+    let outcome = outcome?;
+    let text = if args.json {
+        let mut s = serde_json::to_string_pretty(&outcome.report)?;
+        s.push('\n');
+        s
+    } else {
+        goat::report::heap_text(&outcome.report, of, HeapTextOptions { top: args.top })
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::Error::new(e).context("writing the report"))?;
+    if args.stats {
+        let paused = outcome
+            .paused
+            .map_or("not stopped (a core)".to_string(), |p| {
+                format!("stopped for {:.1} ms", p.as_secs_f64() * 1e3)
+            });
+        goat::eprintln_quiet!(
+            "goat: {of}: {paused}; {} objects and {} goroutines analysed in {:.2} s",
+            outcome.report.totals.objects,
+            outcome.goroutines,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(0)
+}
