@@ -87,12 +87,16 @@ pub fn heap_text(r: &HeapReport, of: &str, opts: HeapTextOptions) -> String {
 /// The runtime's own numbers beside goat's, and what the difference is.
 fn accounting(out: &mut String, t: &Totals) {
     if let Some(marked) = t.runtime_heap_marked {
+        let why = if t.bytes >= marked {
+            "more: allocated after that GC, or garbage not swept yet"
+        } else {
+            "less: freed since by the sweeper"
+        };
         let _ = writeln!(
             out,
-            "runtime: the last GC marked {} live; goat counts {} allocated now ({}{} since: allocated after that GC, or garbage not swept yet)",
+            "runtime: the last GC marked {} live; goat counts {} allocated now ({} {why})",
             bytes(marked),
             bytes(t.bytes),
-            if t.bytes >= marked { "+" } else { "-" },
             bytes(t.bytes.abs_diff(marked)),
         );
     }
