@@ -5,6 +5,9 @@
 
 use super::dominators::{dominators, NONE};
 use super::graph::Graph;
+use super::{HeapGraph, ReportOptions, Snapshot};
+use crate::binary::dwarf_vars::VarIndex;
+use crate::heapwalk::hostile_tests::{garbage_heaps, program};
 
 fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -99,4 +102,52 @@ fn breadth_first_parents_lead_to_the_root() {
             }
         }
     }
+}
+
+fn whole_analysis(flavour: &str) {
+    let prog = program(flavour);
+    let vars = VarIndex::load(prog.binary().debug_data()).expect("the fixture's DWARF");
+    let heaps = garbage_heaps(&prog, 24);
+    assert!(
+        heaps.len() > 6,
+        "{flavour}: only {} heaps loaded",
+        heaps.len()
+    );
+    for (k, (mem, heap)) in heaps.into_iter().enumerate() {
+        let snap = Snapshot {
+            prog: &prog,
+            mem: &mem,
+            bias: 0,
+            goroutines: &[],
+            vars: Some(&vars),
+        };
+        let Ok(g) = HeapGraph::build_over(heap, &snap, &mut |_| {}) else {
+            continue;
+        };
+        let r = g.report("go", ReportOptions { chains: 5 });
+        let t = &r.totals;
+        assert_eq!(
+            t.reachable_objects + t.unreachable_objects,
+            t.objects,
+            "heap {k}"
+        );
+        assert_eq!(t.reachable_bytes + t.unreachable_bytes, t.bytes, "heap {k}");
+        let sum: u64 = r.roots.iter().map(|x| x.retained_bytes).sum();
+        assert!(sum <= t.reachable_bytes, "heap {k}: roots retain {sum}");
+        let typed: u64 = r.types.iter().map(|x| x.objects).sum();
+        assert_eq!(typed, t.objects, "heap {k}: every object has one type");
+        for c in &r.chains {
+            assert!(!c.path.is_empty(), "heap {k}: an empty chain");
+        }
+    }
+}
+
+#[test]
+fn garbage_heaps_analysed_whole_go1_19() {
+    whole_analysis("go1.19-exe");
+}
+
+#[test]
+fn garbage_heaps_analysed_whole_go1_27() {
+    whole_analysis("go1.27-exe");
 }

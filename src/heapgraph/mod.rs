@@ -86,6 +86,15 @@ impl HeapGraph {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<HeapGraph, HeapGraphError> {
         let heap = Heap::load(snap.prog, snap.mem, snap.bias)?;
+        Self::build_over(heap, snap, progress)
+    }
+
+    /// [`Self::build`] over a heap already loaded.
+    fn build_over(
+        heap: Heap,
+        snap: &Snapshot<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<HeapGraph, HeapGraphError> {
         let objects = Objects::collect(&heap);
         let set = roots::collect(
             snap.prog,
@@ -148,6 +157,9 @@ impl HeapGraph {
             notes.push(
                 "the executable's DWARF variables could not be read: objects are typed from allocation headers only, and stack roots named by function".to_string(),
             );
+        }
+        if types.walk_cut_short {
+            notes.push("the type walk stopped at its bound (one value per word of the heap): some objects are left unknown".to_string());
         }
         if set.imprecise_stacks > 0 {
             notes.push(format!(

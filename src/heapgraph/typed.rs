@@ -40,6 +40,9 @@ const MAX_PLAN_ACTIONS: usize = 4096;
 const FLATTEN_ARRAY: u64 = 16;
 /// Bytes of a value read at once.
 const MAX_VALUE_READ: u64 = 1 << 20;
+/// Values the type walk scans beyond one per word of the heap: package
+/// variables and stack values.
+const WALK_BUDGET_EXTRA: u64 = 1 << 26;
 /// `abi.Type`: size at 0, ptrdata at 8; an itab's `_type` at 8.
 const ITAB_TYPE: u64 = 8;
 
@@ -74,6 +77,9 @@ pub(super) struct Types {
     pub names: Vec<String>,
     index: HashMap<String, u32>,
     pub of: Vec<u32>,
+    /// The DWARF walk stopped at its bound: some objects it would have
+    /// typed are `unknown`.
+    pub walk_cut_short: bool,
 }
 
 impl Types {
@@ -110,6 +116,11 @@ struct Walk<'a> {
     by_rtype: HashMap<u64, Option<usize>>,
     /// Values still to scan: (address, DWARF type, how many in a row).
     work: Vec<(u64, usize, u64)>,
+    /// Values left to scan: a word's worth per word of the heap and of
+    /// the roots, so hostile DWARF or counts cannot make the walk endless.
+    budget: u64,
+    /// The budget ran out: some objects were left untyped.
+    pub(super) exhausted: bool,
     rtypes: Option<(u64, u64)>,
 }
 
@@ -127,6 +138,7 @@ pub(super) fn type_objects(
         names: Vec::new(),
         index: HashMap::new(),
         of: vec![UNTYPED; objects.len()],
+        walk_cut_short: false,
     };
     let Some(index) = vars else {
         headers_only(heap, mem, bias, objects, rtypes, &mut types);
@@ -159,6 +171,12 @@ pub(super) fn type_objects(
         plans: HashMap::new(),
         by_rtype: HashMap::new(),
         work: Vec::new(),
+        budget: heap
+            .totals()
+            .bytes
+            .saturating_div(8)
+            .saturating_add(WALK_BUDGET_EXTRA),
+        exhausted: false,
         rtypes,
     };
     w.headers();
@@ -171,6 +189,7 @@ pub(super) fn type_objects(
         w.scan(addr, ty, count);
     }
     let mut types = w.types;
+    types.walk_cut_short = w.exhausted;
     unknown(objects, &mut types);
     types
 }
@@ -192,7 +211,10 @@ fn headers_only(
         if let Some((typ, start)) = heap.header_type(mem, &obj) {
             if let Ok(name) = type_name_at(mem, range, bias, typ) {
                 let size = mem.read_u64(typ).unwrap_or(0);
-                let n = count_in(obj.base + obj.size - start, size);
+                let n = count_in(
+                    (obj.base.saturating_add(obj.size)).saturating_sub(start),
+                    size,
+                );
                 types.of[i as usize] = types.id(array_name(&name, n));
             }
         }
@@ -237,7 +259,10 @@ impl Walk<'_> {
                 continue;
             };
             let size = self.mem.read_u64(typ).unwrap_or(0);
-            let n = count_in(obj.base + obj.size - start, size);
+            let n = count_in(
+                (obj.base.saturating_add(obj.size)).saturating_sub(start),
+                size,
+            );
             self.types.of[i as usize] = self.types.id(array_name(&name, n));
             if let Some(ty) = self.dwarf_of_rtype(typ) {
                 if self.value_size(ty) == size && n > 0 {
@@ -280,7 +305,10 @@ impl Walk<'_> {
             return;
         }
         let size = self.value_size(ty);
-        let n = count_in(obj.base + obj.size - start, size);
+        let n = count_in(
+            (obj.base.saturating_add(obj.size)).saturating_sub(start),
+            size,
+        );
         if n == 0 {
             return;
         }
@@ -332,6 +360,11 @@ impl Walk<'_> {
             .min(size);
         let mut buf = Vec::new();
         for k in 0..count {
+            if self.budget == 0 {
+                self.exhausted = true;
+                return;
+            }
+            self.budget -= 1;
             let Some(at) = k.checked_mul(size).and_then(|o| addr.checked_add(o)) else {
                 return;
             };
@@ -421,7 +454,10 @@ impl Walk<'_> {
     /// pointer-shaped type (`Size_ == PtrBytes == 8`, "direct") is the
     /// word itself; any other type's value is in the object it points to.
     fn dynamic(&mut self, typ: u64, data: u64) {
-        let (Ok(size), Ok(ptr_bytes)) = (self.mem.read_u64(typ), self.mem.read_u64(typ + 8)) else {
+        let (Ok(size), Ok(ptr_bytes)) = (
+            self.mem.read_u64(typ),
+            self.mem.read_u64(typ.wrapping_add(8)),
+        ) else {
             return;
         };
         let dwarf = self.dwarf_of_rtype(typ);
@@ -492,12 +528,12 @@ impl Walk<'_> {
             }
             kind::STRUCT => {
                 if let Some(swiss) = self.swiss(ty) {
-                    out.push((base + swiss.0, swiss.1));
+                    out.push((base.saturating_add(swiss.0), swiss.1));
                     return;
                 }
                 for m in &t.members {
                     if let Some(mty) = m.ty {
-                        self.build(mty, base + m.offset, depth + 1, out);
+                        self.build(mty, base.saturating_add(m.offset), depth + 1, out);
                     }
                 }
             }
@@ -517,7 +553,11 @@ impl Walk<'_> {
                 if count <= FLATTEN_ARRAY {
                     for k in 0..count {
                         for (o, a) in &inner {
-                            out.push((base + k * stride + o, a.clone()));
+                            out.push((
+                                base.saturating_add(k.saturating_mul(stride))
+                                    .saturating_add(*o),
+                                a.clone(),
+                            ));
                         }
                     }
                 } else {

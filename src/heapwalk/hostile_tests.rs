@@ -20,7 +20,7 @@ const SPANS: u64 = REGION + 0x1000;
 const CRAFTED: u64 = REGION + 0x80_0000;
 const NSPANS: u64 = 300;
 
-fn program(flavour: &str) -> GoProgram {
+pub(crate) fn program(flavour: &str) -> GoProgram {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/bin")
         .join(flavour)
@@ -42,7 +42,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// Garbage everywhere, except the bytes `fixed` holds.
-struct Garbage {
+pub(crate) struct Garbage {
     seed: u64,
     fixed: Vec<(u64, Vec<u8>)>,
 }
@@ -149,6 +149,19 @@ fn memory(layout: &HeapLayout, seed: u64) -> Garbage {
     fixed.push((SPANS, array));
     fixed.push((CRAFTED, crafted));
     Garbage { seed, fixed }
+}
+
+/// The crafted heaps of `seeds` seeds that load, over the fixture built as
+/// `flavour` (for analyses over the walker: `heapgraph`'s hostile tests).
+pub(crate) fn garbage_heaps(prog: &GoProgram, seeds: u64) -> Vec<(Garbage, Heap)> {
+    let layout = HeapLayout::load(prog).expect("the fixture has DWARF");
+    (0..seeds)
+        .filter_map(|seed| {
+            let mem = memory(&layout, seed);
+            let heap = Heap::load_with(layout.clone(), &mem, 0).ok()?;
+            Some((mem, heap))
+        })
+        .collect()
 }
 
 fn probe(flavour: &str, seeds: u64) {

@@ -15,7 +15,7 @@
 #![forbid(unsafe_code)]
 
 #[cfg(test)]
-mod hostile_tests;
+pub(crate) mod hostile_tests;
 mod layout;
 mod marks;
 mod pointers;
