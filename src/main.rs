@@ -119,6 +119,11 @@ enum Command {
         /// Rows of the histogram and of the roots shown in text.
         #[arg(long, value_name = "N", default_value_t = 20)]
         top: usize,
+        /// Also write a heap profile (profile.proto, gzip) to FILE whose
+        /// stacks are reference chains, root at the bottom, for `go tool
+        /// pprof` (inuse_objects, inuse_space).
+        #[arg(long, value_name = "FILE")]
+        pprof: Option<PathBuf>,
         /// Print how long the process was stopped and the time taken (stderr).
         #[arg(long)]
         stats: bool,
@@ -313,11 +318,13 @@ fn main() -> ExitCode {
                 },
             json,
             top,
+            pprof,
             stats,
         } => {
             let args = cli::heap::HeapArgs {
                 json,
                 top,
+                pprof,
                 stats,
                 opts: OpenOptions {
                     symbols,

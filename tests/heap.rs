@@ -200,6 +200,73 @@ fn populations(flavour: &str) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `go tool pprof -top` of a `--pprof` profile: each row's flat value by
+/// name (objects, with -sample_index=inuse_objects).
+fn pprof_top_objects(path: &std::path::Path) -> HashMap<String, u64> {
+    let go = common::root().join(".toolchains/go1.27/bin/go");
+    assert!(
+        go.exists(),
+        "{} is missing: run scripts/setup-go",
+        go.display()
+    );
+    let out = std::process::Command::new(&go)
+        .args([
+            "tool",
+            "pprof",
+            "-top",
+            "-nodecount=1000",
+            "-nodefraction=0",
+            "-sample_index=inuse_objects",
+        ])
+        .arg(path)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("go tool pprof -top");
+    assert!(
+        out.status.success(),
+        "go tool pprof -top: {}",
+        text(&out.stderr)
+    );
+    // "      5000 43.10% 43.10%       5000 43.10%  main.Item"
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let flat = f.first()?.parse().ok()?;
+            Some((f.get(5..)?.join(" "), flat))
+        })
+        .collect()
+}
+
+/// `--pprof`: a profile `go tool pprof` reads, whose leaves are the
+/// objects' types and whose roots hold them.
+#[test]
+fn pprof_profile() {
+    let (fx, line) = Fixture::start_line("go1.27-exe", "heappop", &[]);
+    let want = parse_line(&line);
+    let dir = scratch_dir("heap-pprof");
+    let profile = dir.join("heap.pb.gz");
+    let out = run_goat(&[
+        "heap",
+        "--pprof",
+        profile.to_str().unwrap(),
+        &fx.pid().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "goat heap --pprof: {}",
+        text(&out.stderr)
+    );
+    assert_untouched(fx.pid());
+    let top = pprof_top_objects(&profile);
+    assert_eq!(top.get("main.Item"), Some(&want["items"]), "{top:?}");
+    assert_eq!(top.get("main.ListNode"), Some(&want["nodes"]), "{top:?}");
+    assert_eq!(top.get("main.Entry"), Some(&want["entries"]), "{top:?}");
+    let blobs = format!("[{}]uint8", want["blob_size"]);
+    assert_eq!(top.get(&blobs), Some(&want["blobs"]), "{top:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn populations_go1_19() {
     populations("go1.19-exe");

@@ -1,10 +1,10 @@
 //! `goat heap`: what holds the memory of a Go program.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use goat::heapgraph::{Progress, ReportOptions};
 use goat::inspect::{HeapOptions, Inspector, OpenOptions};
@@ -21,6 +21,7 @@ const QUIET_FOR: Duration = Duration::from_secs(1);
 pub struct HeapArgs {
     pub json: bool,
     pub top: usize,
+    pub pprof: Option<PathBuf>,
     pub stats: bool,
     pub opts: OpenOptions,
 }
@@ -40,6 +41,11 @@ pub fn heap_core(core: &Path, exe: Option<&Path>, args: &HeapArgs) -> Result<u8>
 
 fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
     let started = Instant::now();
+    // A refused destination stops nothing: checked before the target is read.
+    let profile_file = match &args.pprof {
+        Some(dest) => Some((goat::outfile::TempCore::create(dest, false)?, dest)),
+        None => None,
+    };
     let opts = HeapOptions {
         scratch: None,
         open: args.opts.clone(),
@@ -63,6 +69,16 @@ fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
         goat::eprint_quiet!("\r\x1b[K");
     }
     let outcome = outcome?;
+    if let Some((tmp, dest)) = profile_file {
+        let stacks = outcome.graph.reference_stacks();
+        let mut w = std::io::BufWriter::new(&tmp.file);
+        goat::report::pprof::write_heap_profile(&stacks, &mut w)
+            .and_then(|()| w.flush())
+            .with_context(|| format!("writing {}", dest.display()))?;
+        drop(w);
+        tmp.commit()
+            .with_context(|| format!("writing {}", dest.display()))?;
+    }
     let text = if args.json {
         let mut s = serde_json::to_string_pretty(&outcome.report)?;
         s.push('\n');

@@ -18,6 +18,7 @@ mod dominators;
 mod graph;
 #[cfg(test)]
 mod hostile_tests;
+mod paths;
 mod report;
 mod roots;
 mod typed;
@@ -29,6 +30,7 @@ use crate::goruntime::{GoProgram, Goroutine};
 use crate::heapwalk::{Heap, HeapError, HeapTotals};
 use crate::process::Memory;
 
+pub use paths::{ReferenceStacks, MAX_DEPTH, UNREACHABLE};
 pub use report::{Chain, HeapReport, ReportOptions, RootRow, Totals, TypeRow};
 pub use roots::RootKind;
 
