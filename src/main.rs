@@ -124,6 +124,10 @@ enum Command {
         /// pprof` (inuse_objects, inuse_space).
         #[arg(long, value_name = "FILE")]
         pprof: Option<PathBuf>,
+        /// Instead of the report: what grew since OLD.json (an earlier
+        /// `goat heap --json`), by type and by root.
+        #[arg(long, value_name = "OLD.json")]
+        diff: Option<PathBuf>,
         /// Print how long the process was stopped and the time taken (stderr).
         #[arg(long)]
         stats: bool,
@@ -319,12 +323,14 @@ fn main() -> ExitCode {
             json,
             top,
             pprof,
+            diff,
             stats,
         } => {
             let args = cli::heap::HeapArgs {
                 json,
                 top,
                 pprof,
+                diff,
                 stats,
                 opts: OpenOptions {
                     symbols,

@@ -311,3 +311,60 @@ fn text_report() {
     );
     assert!(t.contains("main.holdList.head"), "{t}");
 }
+
+/// `--diff`: after the program adds items (on SIGUSR1), the growth by type
+/// and by root against a report taken before.
+#[test]
+fn diff_after_growth() {
+    let (fx, line) = Fixture::start_line("go1.27-exe", "heappop", &[]);
+    let want = parse_line(&line);
+    let dir = scratch_dir("heap-diff");
+    let old = dir.join("old.json");
+    let pid = fx.pid().to_string();
+    let out = run_goat(&["heap", "--json", &pid]);
+    assert!(out.status.success(), "goat heap: {}", text(&out.stderr));
+    std::fs::write(&old, &out.stdout).unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-USR1", &pid])
+        .status()
+        .expect("kill -USR1");
+    assert!(st.success());
+    let row = |d: &Value, list: &str, name: &str| -> Value {
+        d[list]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {list}: {d:#}"))
+    };
+    // The program grows, then collects: read until it has (10 s at most).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let d = loop {
+        let d = heap_json(&["--diff", old.to_str().unwrap(), &pid]);
+        let grown = d["types"]
+            .as_array()
+            .expect("types")
+            .iter()
+            .any(|r| r["name"] == "main.Item" && r["objects_delta"] == want["grow"] as i64);
+        if grown || std::time::Instant::now() > deadline {
+            break d;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_untouched(fx.pid());
+    let items = row(&d, "types", "main.Item");
+    assert_eq!(items["objects_delta"], want["grow"] as i64, "{items}");
+    assert_eq!(items["old"]["objects"], want["items"], "{items}");
+    let root = row(&d, "roots", "main.items");
+    assert_eq!(root["objects_delta"], want["grow"] as i64, "{root}");
+    // The program's other populations did not change.
+    for t in d["types"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap_or("");
+        assert!(
+            !matches!(name, "main.Entry" | "main.ListNode"),
+            "{name} changed: {t}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,6 +22,8 @@ pub struct HeapArgs {
     pub json: bool,
     pub top: usize,
     pub pprof: Option<PathBuf>,
+    /// An earlier `goat heap --json` report: print what grew since.
+    pub diff: Option<PathBuf>,
     pub stats: bool,
     pub opts: OpenOptions,
 }
@@ -41,6 +43,17 @@ pub fn heap_core(core: &Path, exe: Option<&Path>, args: &HeapArgs) -> Result<u8>
 
 fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
     let started = Instant::now();
+    // Read first: a bad file stops nothing.
+    let old = match &args.diff {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let report: goat::heapgraph::HeapReport = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not a goat heap --json report", path.display()))?;
+            Some(report)
+        }
+        None => None,
+    };
     // A refused destination stops nothing: checked before the target is read.
     let profile_file = match &args.pprof {
         Some(dest) => Some((goat::outfile::TempCore::create(dest, false)?, dest)),
@@ -79,12 +92,18 @@ fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
         tmp.commit()
             .with_context(|| format!("writing {}", dest.display()))?;
     }
-    let text = if args.json {
-        let mut s = serde_json::to_string_pretty(&outcome.report)?;
-        s.push('\n');
-        s
-    } else {
-        goat::report::heap_text(&outcome.report, of, HeapTextOptions { top: args.top })
+    let text_opts = HeapTextOptions { top: args.top };
+    let text = match (&old, args.json) {
+        (Some(old), json) => {
+            let d = goat::heapgraph::diff(old, &outcome.report);
+            if json {
+                serde_json::to_string_pretty(&d)? + "\n"
+            } else {
+                goat::report::heap_diff_text(&d, of, text_opts)
+            }
+        }
+        (None, true) => serde_json::to_string_pretty(&outcome.report)? + "\n",
+        (None, false) => goat::report::heap_text(&outcome.report, of, text_opts),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

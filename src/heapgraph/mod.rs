@@ -14,6 +14,7 @@
 // Parses what the target holds: no `unsafe` is needed here.
 #![forbid(unsafe_code)]
 
+mod diff;
 mod dominators;
 mod graph;
 #[cfg(test)]
@@ -30,6 +31,7 @@ use crate::goruntime::{GoProgram, Goroutine};
 use crate::heapwalk::{Heap, HeapError, HeapTotals};
 use crate::process::Memory;
 
+pub use diff::{diff, Counts, Growth, HeapDiff};
 pub use paths::{ReferenceStacks, MAX_DEPTH, UNREACHABLE};
 pub use report::{Chain, HeapReport, ReportOptions, RootRow, Totals, TypeRow};
 pub use roots::RootKind;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::roots::RootKind;
 use super::HeapGraph;
@@ -16,7 +16,7 @@ pub struct ReportOptions {
     pub chains: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeapReport {
     pub go_version: String,
     pub totals: Totals,
@@ -29,7 +29,7 @@ pub struct HeapReport {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Totals {
     /// Allocated objects and their bytes (slot sizes): what the runtime's
     /// `MemStats.HeapObjects` and `HeapAlloc` count.
@@ -60,7 +60,7 @@ pub struct Totals {
     pub conservative_objects: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TypeRow {
     #[serde(rename = "type")]
     pub type_name: String,
@@ -68,7 +68,7 @@ pub struct TypeRow {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RootRow {
     pub root: String,
     pub kind: RootKind,
@@ -78,7 +78,7 @@ pub struct RootRow {
     pub retained_objects: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Chain {
     #[serde(rename = "type")]
     pub type_name: String,

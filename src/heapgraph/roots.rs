@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::binary::dwarf_vars::VarIndex;
 use crate::goruntime::stackroots::stack_pointer_slots;
@@ -22,7 +22,7 @@ use crate::values::{limits, Place, Scope};
 const MAX_FRAME_VARS: usize = 4096;
 
 /// What kind of thing a root is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RootKind {
     /// A package variable (or an unnamed word of data or bss).

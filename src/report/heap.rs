@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::heapgraph::{HeapReport, Totals};
+use crate::heapgraph::{Growth, HeapDiff, HeapReport, Totals};
 
 /// How much of the report the text shows.
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +141,66 @@ fn accounting(out: &mut String, t: &Totals) {
     }
 }
 
+/// `goat heap --diff`'s text: growth by type and by root since the old
+/// report, the biggest growth first.
+pub fn heap_diff_text(d: &HeapDiff, of: &str, opts: HeapTextOptions) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "goat heap --diff: {of}: {} objects, {} now; {} objects, {} before ({} objects, {})",
+        d.new_totals.objects,
+        bytes(d.new_totals.bytes),
+        d.old_totals.objects,
+        bytes(d.old_totals.bytes),
+        signed(
+            i128::from(d.new_totals.objects) - i128::from(d.old_totals.objects),
+            false
+        ),
+        signed(
+            i128::from(d.new_totals.bytes) - i128::from(d.old_totals.bytes),
+            true
+        ),
+    );
+    growth_rows(&mut out, "Types", "type", &d.types, opts.top);
+    growth_rows(&mut out, "Roots (retained)", "root", &d.roots, opts.top);
+    out
+}
+
+fn growth_rows(out: &mut String, title: &str, what: &str, rows: &[Growth], top: usize) {
+    let shown = rows.len().min(top);
+    let _ = writeln!(
+        out,
+        "\n{title}: the {shown} biggest changes of {}, by bytes:",
+        rows.len()
+    );
+    let _ = writeln!(
+        out,
+        "{:>13} {:>12} {:>12} {:>10}  {what}",
+        "bytes", "now", "before", "objects"
+    );
+    for g in rows.iter().take(shown) {
+        let _ = writeln!(
+            out,
+            "{:>13} {:>12} {:>12} {:>10}  {}",
+            signed(i128::from(g.bytes_delta), true),
+            bytes(g.new.bytes),
+            bytes(g.old.bytes),
+            signed(i128::from(g.objects_delta), false),
+            g.name
+        );
+    }
+}
+
+/// `+1.5 MiB`, `-3`.
+fn signed(n: i128, as_bytes: bool) -> String {
+    let sign = if n < 0 { "-" } else { "+" };
+    let abs = u64::try_from(n.unsigned_abs()).unwrap_or(u64::MAX);
+    match as_bytes {
+        true => format!("{sign}{}", bytes(abs)),
+        false => format!("{sign}{abs}"),
+    }
+}
+
 fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -175,5 +235,7 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(20 << 20), "20.0 MiB");
         assert_eq!(share(1, 0), 0.0);
+        assert_eq!(signed(-2048, true), "-2.0 KiB");
+        assert_eq!(signed(3, false), "+3");
     }
 }
