@@ -220,7 +220,8 @@ impl HeapGraph {
     }
 
     /// The shortest chain from a root to object `i`: the root's name, then
-    /// each object's type; `None` when no root reaches it.
+    /// each object's type (a run of one type as `T ×N`); `None` when no
+    /// root reaches it.
     pub fn chain(&self, i: u32) -> Option<Vec<String>> {
         let mut at = self.node_of_object(i);
         let mut steps = Vec::new();
@@ -228,7 +229,7 @@ impl HeapGraph {
         for _ in 0..self.parent.len() {
             if at == 0 {
                 steps.reverse();
-                return Some(steps);
+                return Some(fold_runs(steps));
             }
             steps.push(self.node_name(at));
             at = *self.parent.get(at as usize)?;
@@ -265,6 +266,20 @@ impl HeapGraph {
             .enumerate()
             .map(|(i, (&b, &s))| (i as u32, b, s))
     }
+}
+
+/// A run of one type in a chain (a linked list) as one step, `T ×N`.
+fn fold_runs(steps: Vec<String>) -> Vec<String> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for s in steps {
+        match out.last_mut() {
+            Some((last, n)) if *last == s => *n += 1,
+            _ => out.push((s, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(s, n)| if n > 1 { format!("{s} ×{n}") } else { s })
+        .collect()
 }
 
 /// Each node's parent on a shortest path from node 0 (0's is itself;
