@@ -36,8 +36,7 @@ impl Objects {
     /// The number of the object holding `addr`, if one does.
     pub fn index_of(&self, heap: &Heap, addr: u64) -> Option<u32> {
         let obj = heap.object_of(addr)?;
-        let i = self.bases.binary_search(&obj.base).ok()?;
-        u32::try_from(i).ok()
+        u32::try_from(heap.number_of(&obj)?).ok()
     }
 
     /// The object numbered `i`, as the heap walker describes it.

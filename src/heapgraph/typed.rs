@@ -112,6 +112,10 @@ struct Walk<'a> {
     /// from a header is still scanned along DWARF when one reaches it).
     scanned: Vec<bool>,
     plans: HashMap<usize, Plan>,
+    /// The last plan asked for, and the last name given: a heap of
+    /// millions holds long runs of one type, and hashing each costs.
+    last_plan: Option<(usize, Plan)>,
+    last_name: Option<(usize, u64, u32)>,
     /// Runtime descriptor (run-time address) to its DWARF type.
     by_rtype: HashMap<u64, Option<usize>>,
     /// Values still to scan: (address, DWARF type, how many in a row).
@@ -169,6 +173,8 @@ pub(super) fn type_objects(
         types,
         scanned: vec![false; objects.len()],
         plans: HashMap::new(),
+        last_plan: None,
+        last_name: None,
         by_rtype: HashMap::new(),
         work: Vec::new(),
         budget: heap
@@ -287,7 +293,7 @@ impl Walk<'_> {
 
     /// Gives the object starting at `p` (or whose data starts there) the
     /// type "`count` values of `ty`", and queues them, if it has no type.
-    fn give(&mut self, p: u64, ty: usize, name: Option<String>) {
+    fn give(&mut self, p: u64, ty: usize) {
         let Some(i) = self.objects.index_of(self.heap, p) else {
             return;
         };
@@ -314,8 +320,16 @@ impl Walk<'_> {
         }
         self.scanned[i as usize] = true;
         if self.types.of[i as usize] == UNTYPED {
-            let elem = name.unwrap_or_else(|| self.scope.type_name(ty));
-            self.types.of[i as usize] = self.types.id(array_name(&elem, n));
+            let id = match self.last_name {
+                Some((t, m, id)) if t == ty && m == n => id,
+                _ => {
+                    let elem = self.scope.type_name(ty);
+                    let id = self.types.id(array_name(&elem, n));
+                    self.last_name = Some((ty, n, id));
+                    id
+                }
+            };
+            self.types.of[i as usize] = id;
         }
         if !self.plan(ty).is_empty() {
             self.work.push((start, ty, n));
@@ -391,12 +405,12 @@ impl Walk<'_> {
         match *action {
             Action::Ptr(target) => {
                 if w != 0 {
-                    self.give(w, target, None);
+                    self.give(w, target);
                 }
             }
             Action::Slice(elem) => {
                 if w != 0 {
-                    self.give(w, elem, None);
+                    self.give(w, elem);
                 }
             }
             Action::Str => {
@@ -419,13 +433,13 @@ impl Walk<'_> {
                 if w == 0 {
                     return;
                 }
-                self.give(w, hchan, None);
+                self.give(w, hchan);
                 let Some((buf_off, _)) = self.scope.member(hchan, "buf") else {
                     return;
                 };
                 let b = self.mem.read_u64(w.wrapping_add(buf_off)).unwrap_or(0);
                 if b != 0 && b != w {
-                    self.give(b, elem, None);
+                    self.give(b, elem);
                 }
             }
             Action::Swiss {
@@ -438,9 +452,9 @@ impl Walk<'_> {
                 }
                 let len = self.word(at, buf, off + dir_len);
                 if len == 0 {
-                    self.give(w, group, None);
+                    self.give(w, group);
                 } else {
-                    self.give(w, table_ptr, None);
+                    self.give(w, table_ptr);
                 }
             }
             Action::Array { elem, count } => {
@@ -465,13 +479,13 @@ impl Walk<'_> {
             // A pointer (or a struct or array of one): what it points to.
             if let Some(ty) = dwarf {
                 if let Some((0, Action::Ptr(target))) = self.plan(ty).first().cloned() {
-                    self.give(data, target, None);
+                    self.give(data, target);
                 }
             }
             return;
         }
         match dwarf {
-            Some(ty) => self.give(data, ty, None),
+            Some(ty) => self.give(data, ty),
             None => {
                 if let Some(range) = self.rtypes {
                     if let Ok(name) = type_name_at(self.mem, range, self.bias, typ) {
@@ -483,8 +497,15 @@ impl Walk<'_> {
     }
 
     fn plan(&mut self, ty: usize) -> Plan {
+        if let Some((t, p)) = &self.last_plan {
+            if *t == ty {
+                return p.clone();
+            }
+        }
         if let Some(p) = self.plans.get(&ty) {
-            return p.clone();
+            let p = p.clone();
+            self.last_plan = Some((ty, p.clone()));
+            return p;
         }
         let mut out = Vec::new();
         self.build(ty, 0, 0, &mut out);

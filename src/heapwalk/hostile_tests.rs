@@ -176,6 +176,9 @@ fn probe(flavour: &str, seeds: u64) {
         loaded += 1;
         let objects: Vec<_> = heap.objects().collect();
         assert_eq!(objects.len() as u64, heap.totals().objects, "seed {seed}");
+        for (k, obj) in objects.iter().enumerate() {
+            assert_eq!(heap.number_of(obj), Some(k as u64), "seed {seed}: {obj:?}");
+        }
         let mut slots = Vec::new();
         for obj in objects.iter().take(200) {
             slots.clear();
