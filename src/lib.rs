@@ -16,6 +16,7 @@ pub mod binary;
 pub mod corefile;
 pub mod goruntime;
 pub mod heap;
+pub mod heapgraph;
 pub mod heapwalk;
 pub mod inspect;
 pub mod ordered;

@@ -106,6 +106,32 @@ enum Command {
         #[arg(long, value_name = "DURATION", conflicts_with_all = ["core", "pprof"])]
         growth: Option<String>,
     },
+    /// What holds the memory: live objects by type, the roots that retain
+    /// the most, and how the biggest are reached. A live process is copied
+    /// (stopped for milliseconds) and the copy analysed while it runs.
+    #[command(group(ArgGroup::new("target").required(true).args(["pid", "core"])))]
+    Heap {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// One JSON document instead of text; docs/heap-json.md describes it.
+        #[arg(long)]
+        json: bool,
+        /// Rows of the histogram and of the roots shown in text.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        top: usize,
+        /// Also write a heap profile (profile.proto, gzip) to FILE whose
+        /// stacks are reference chains, root at the bottom, for `go tool
+        /// pprof` (inuse_objects, inuse_space).
+        #[arg(long, value_name = "FILE")]
+        pprof: Option<PathBuf>,
+        /// Instead of the report: what grew since OLD.json (an earlier
+        /// `goat heap --json`), by type and by root.
+        #[arg(long, value_name = "OLD.json")]
+        diff: Option<PathBuf>,
+        /// Print how long the process was stopped and the time taken (stderr).
+        #[arg(long)]
+        stats: bool,
+    },
     /// Internal: started by `attach` to take breakpoints out of PID if goat
     /// dies while they are in place (reads goat's messages on stdin).
     #[command(hide = true)]
@@ -286,6 +312,37 @@ fn main() -> ExitCode {
                 (None, None, _) => Err(anyhow::anyhow!("give a PID or --core FILE")),
             }
         }
+        Command::Heap {
+            target:
+                TargetArgs {
+                    pid,
+                    core,
+                    exe,
+                    symbols,
+                },
+            json,
+            top,
+            pprof,
+            diff,
+            stats,
+        } => {
+            let args = cli::heap::HeapArgs {
+                json,
+                top,
+                pprof,
+                diff,
+                stats,
+                opts: OpenOptions {
+                    symbols,
+                    ..Default::default()
+                },
+            };
+            match (pid, core) {
+                (_, Some(core)) => cli::heap::heap_core(&core, exe.as_deref(), &args),
+                (Some(pid), None) => cli::heap::heap(pid, &args),
+                (None, None) => Err(anyhow::anyhow!("give a PID or --core FILE")),
+            }
+        }
         Command::Attach {
             pid,
             symbols,
@@ -400,6 +457,7 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
             SymbolsError::Unreadable { .. } => exit::NOT_GO,
         },
         InspectError::Go(_)
+        | InspectError::Heap(_)
         | InspectError::Snapshot(_)
         | InspectError::Destination(_)
         | InspectError::Spill { .. }

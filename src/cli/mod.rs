@@ -3,6 +3,7 @@
 //! `main.rs`.
 
 pub mod core;
+pub mod heap;
 pub mod session;
 pub mod stacks;
 pub mod why;

@@ -20,7 +20,7 @@ const SPANS: u64 = REGION + 0x1000;
 const CRAFTED: u64 = REGION + 0x80_0000;
 const NSPANS: u64 = 300;
 
-fn program(flavour: &str) -> GoProgram {
+pub(crate) fn program(flavour: &str) -> GoProgram {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/bin")
         .join(flavour)
@@ -42,7 +42,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// Garbage everywhere, except the bytes `fixed` holds.
-struct Garbage {
+pub(crate) struct Garbage {
     seed: u64,
     fixed: Vec<(u64, Vec<u8>)>,
 }
@@ -151,6 +151,19 @@ fn memory(layout: &HeapLayout, seed: u64) -> Garbage {
     Garbage { seed, fixed }
 }
 
+/// The crafted heaps of `seeds` seeds that load, over the fixture built as
+/// `flavour` (for analyses over the walker: `heapgraph`'s hostile tests).
+pub(crate) fn garbage_heaps(prog: &GoProgram, seeds: u64) -> Vec<(Garbage, Heap)> {
+    let layout = HeapLayout::load(prog).expect("the fixture has DWARF");
+    (0..seeds)
+        .filter_map(|seed| {
+            let mem = memory(&layout, seed);
+            let heap = Heap::load_with(layout.clone(), &mem, 0).ok()?;
+            Some((mem, heap))
+        })
+        .collect()
+}
+
 fn probe(flavour: &str, seeds: u64) {
     let prog = program(flavour);
     let layout = HeapLayout::load(&prog).expect("the fixture has DWARF");
@@ -163,6 +176,9 @@ fn probe(flavour: &str, seeds: u64) {
         loaded += 1;
         let objects: Vec<_> = heap.objects().collect();
         assert_eq!(objects.len() as u64, heap.totals().objects, "seed {seed}");
+        for (k, obj) in objects.iter().enumerate() {
+            assert_eq!(heap.number_of(obj), Some(k as u64), "seed {seed}: {obj:?}");
+        }
         let mut slots = Vec::new();
         for obj in objects.iter().take(200) {
             slots.clear();

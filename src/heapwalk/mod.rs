@@ -16,7 +16,7 @@
 #![forbid(unsafe_code)]
 
 #[cfg(test)]
-mod hostile_tests;
+pub(crate) mod hostile_tests;
 mod layout;
 mod locate;
 mod marks;
@@ -106,12 +106,27 @@ pub struct Heap {
     spans: Vec<Span>,
     /// A bit per slot of every span (`Span::bits_at`): allocated.
     allocated: Vec<u64>,
+    /// Per span: how many allocated objects come before it, in address
+    /// order (an object's number, [`Heap::number_of`]).
+    first_number: Vec<u64>,
     metadata: PointerMetadata,
+    /// Per arena (64 MiB, sorted by index) the span of each of its pages
+    /// (`NO_SPAN` for none): `object_of` without a search over the
+    /// spans, as the runtime's own `spanOf` finds them.
+    page_spans: Vec<(u64, Box<[u32]>)>,
     /// Go 1.19–1.21: `(arena index, heapArena address)`, sorted.
     arenas: Vec<(u64, u64)>,
     totals: HeapTotals,
     layout: HeapLayout,
 }
+
+/// A page of `page_spans` in no span.
+const NO_SPAN: u32 = u32::MAX;
+/// Pages per arena.
+const ARENA_PAGES: u64 = ARENA_BYTES / PAGE_SIZE;
+/// Most arenas given a page table (1 TiB of heap); past that `object_of`
+/// searches the spans.
+const MAX_PAGE_TABLE_ARENAS: usize = 1 << 14;
 
 /// `heapArenaBytes` on linux/amd64: 64 MiB.
 const ARENA_BYTES: u64 = 64 << 20;
@@ -149,7 +164,9 @@ impl Heap {
             runtime_heap_live: read_opt(layout.heap_live.map(|a| a.wrapping_add(bias))),
             ..HeapTotals::default()
         };
+        let mut first_number = Vec::with_capacity(loaded.spans.len());
         for s in &loaded.spans {
+            first_number.push(totals.objects);
             let words = loaded
                 .allocated
                 .get(s.bits_at..s.bits_at + s.words())
@@ -160,9 +177,12 @@ impl Heap {
             totals.spans += 1;
             totals.pages += s.npages;
         }
+        let page_spans = page_table(&loaded.spans);
         Ok(Heap {
+            page_spans,
             spans: loaded.spans,
             allocated: loaded.allocated,
+            first_number,
             metadata: layout.metadata,
             arenas,
             totals,
@@ -173,10 +193,19 @@ impl Heap {
     /// The allocated object containing `addr`, if any (free slots and
     /// non-heap addresses: None).
     pub fn object_of(&self, addr: u64) -> Option<Object> {
-        let i = self
-            .spans
-            .partition_point(|s| s.base <= addr)
-            .checked_sub(1)?;
+        let i = match self.page_spans.is_empty() {
+            false => {
+                let ai = arena_index(addr);
+                let k = self.page_spans.binary_search_by_key(&ai, |a| a.0).ok()?;
+                let page = (addr.wrapping_sub(ARENA_BASE_OFFSET) % ARENA_BYTES) / PAGE_SIZE;
+                let span = *self.page_spans.get(k)?.1.get(page as usize)?;
+                (span != NO_SPAN).then_some(span as usize)?
+            }
+            true => self
+                .spans
+                .partition_point(|s| s.base <= addr)
+                .checked_sub(1)?,
+        };
         let s = self.spans.get(i)?;
         if addr >= s.end() {
             return None;
@@ -186,6 +215,25 @@ impl Heap {
             return None;
         }
         self.slot(i, index as u32)
+    }
+
+    /// `obj`'s number: its place among the allocated objects in address
+    /// order, as [`Heap::objects`] gives them (0 first).
+    pub fn number_of(&self, obj: &Object) -> Option<u64> {
+        let s = self.spans.get(obj.span as usize)?;
+        let first = *self.first_number.get(obj.span as usize)?;
+        let words = self.allocated.get(s.bits_at..s.bits_at + s.words())?;
+        let whole = obj.index as usize / 64;
+        let before: u64 = words
+            .get(..whole)?
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        let mask = (1u64 << (obj.index % 64)) - 1;
+        let part = words
+            .get(whole)
+            .map_or(0, |w| u64::from((w & mask).count_ones()));
+        Some(first + before + part)
     }
 
     /// The object in slot `index` of span `span`, when allocated.
@@ -238,6 +286,15 @@ impl Heap {
         }
     }
 
+    /// The runtime type descriptor (run-time address) in `obj`'s allocation
+    /// header, and where the typed data starts (after the header word of a
+    /// small object, at the base of a large one): Go 1.22+ objects of more
+    /// than 512 bytes with pointers carry their type so. `None` otherwise.
+    pub fn header_type(&self, mem: &dyn Memory, obj: &Object) -> Option<(u64, u64)> {
+        let span = self.spans.get(obj.span as usize)?;
+        pointers::header_type(self, span, mem, obj)
+    }
+
     /// Totals: objects and bytes allocated, spans in use, and the runtime's
     /// own accounting read from the target.
     pub fn totals(&self) -> HeapTotals {
@@ -262,6 +319,60 @@ impl Heap {
         let i = self.arenas.binary_search_by_key(&ai, |a| a.0).ok()?;
         self.arenas.get(i).map(|a| a.1)
     }
+}
+
+/// The span of every page of the arenas the spans cover; empty (the
+/// spans are searched instead) when they cover more than
+/// [`MAX_PAGE_TABLE_ARENAS`] arenas.
+fn page_table(spans: &[Span]) -> Vec<(u64, Box<[u32]>)> {
+    let mut arenas: Vec<u64> = Vec::new();
+    for s in spans {
+        let (first, last) = (arena_index(s.base), arena_index(s.end() - 1));
+        if last.saturating_sub(first) >= MAX_PAGE_TABLE_ARENAS as u64 {
+            return Vec::new();
+        }
+        arenas.extend(first..=last);
+        if arenas.len() > 4 * MAX_PAGE_TABLE_ARENAS {
+            arenas.sort_unstable();
+            arenas.dedup();
+            if arenas.len() > MAX_PAGE_TABLE_ARENAS {
+                return Vec::new();
+            }
+        }
+    }
+    arenas.sort_unstable();
+    arenas.dedup();
+    if arenas.len() > MAX_PAGE_TABLE_ARENAS {
+        return Vec::new();
+    }
+    let mut table: Vec<(u64, Box<[u32]>)> = arenas
+        .into_iter()
+        .map(|a| (a, vec![NO_SPAN; ARENA_PAGES as usize].into_boxed_slice()))
+        .collect();
+    // Spans do not overlap: each page is set once. Corrupt ones that do
+    // cost no more than that before the search is used instead.
+    let mut budget = (table.len() as u64).saturating_mul(ARENA_PAGES);
+    for (i, s) in spans.iter().enumerate() {
+        let Ok(i) = u32::try_from(i) else {
+            return Vec::new();
+        };
+        let mut at = s.base;
+        while at < s.end() {
+            if budget == 0 {
+                return Vec::new();
+            }
+            budget -= 1;
+            let ai = arena_index(at);
+            let page = (at.wrapping_sub(ARENA_BASE_OFFSET) % ARENA_BYTES) / PAGE_SIZE;
+            if let Ok(k) = table.binary_search_by_key(&ai, |a| a.0) {
+                if let Some(p) = table[k].1.get_mut(page as usize) {
+                    *p = i;
+                }
+            }
+            at = at.saturating_add(PAGE_SIZE);
+        }
+    }
+    table
 }
 
 /// Bytes of an object probed at once by [`conservative`].

@@ -205,6 +205,30 @@ fn span_end_bits(
     Some(())
 }
 
+/// The type in `obj`'s allocation header (Go 1.22+, an object of more
+/// than 512 bytes with pointers: its first word, or a large object's span
+/// `largeType`) and where the typed data starts; `None` before 1.22, for
+/// smaller or pointer-free objects, and for a header not yet set.
+pub(super) fn header_type(
+    heap: &Heap,
+    span: &Span,
+    mem: &dyn Memory,
+    obj: &Object,
+) -> Option<(u64, u64)> {
+    if !matches!(heap.metadata, PointerMetadata::Headers { .. })
+        || obj.noscan
+        || obj.size <= MAX_SIZE_BITS_IN_SPAN
+    {
+        return None;
+    }
+    let (typ, start) = if span.sizeclass != 0 {
+        (mem.read_u64(obj.base).ok()?, obj.base.checked_add(8)?)
+    } else {
+        (span.large_type, obj.base)
+    };
+    (typ != 0).then_some((typ, start))
+}
+
 fn typed(
     span: &Span,
     mem: &dyn Memory,

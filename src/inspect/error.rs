@@ -29,6 +29,9 @@ pub enum InspectError {
     /// Writing a core of the process.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// Reading the Go heap (`goat heap`).
+    #[error(transparent)]
+    Heap(#[from] crate::heapgraph::HeapGraphError),
     /// The core's destination is refused (exists, or not a regular file).
     #[error(transparent)]
     Destination(io::Error),

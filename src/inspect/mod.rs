@@ -29,6 +29,8 @@
 
 mod check;
 mod error;
+mod heap;
+mod live_copy;
 mod mode_choice;
 mod open;
 mod phases;
@@ -50,6 +52,7 @@ use crate::goruntime::GoProgram;
 
 pub use check::check;
 pub use error::{InspectError, Warning};
+pub use heap::{HeapOptions, HeapOutcome};
 pub use mode_choice::{ChoiceReason, ModeChoice};
 pub use phases::{hold_duration, test_hook_set, Phases};
 pub use pprof::LABELS_UNREADABLE;

@@ -1,13 +1,10 @@
 //! `goat why`'s sequence. A core is analysed as it is. A live process is
-//! first copied as `goat core --mode live` copies it (a pause of
-//! milliseconds, the copy consistent as of that pause; fork or stop mode
-//! where live mode cannot run, with the reason in a warning) into an
-//! unlinked temporary core, and the analysis reads that copy while the
-//! program runs on: the heap walk may take seconds, the pause does not.
+//! first copied (`live_copy.rs`: a pause of milliseconds) into an unlinked
+//! temporary core, and the analysis reads that copy while the program runs
+//! on: the heap walk may take seconds, the pause does not.
 
 use std::time::Duration;
 
-use crate::corefile::writer::{CoreOptions, Mode};
 use crate::corefile::CoreFile;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::waits::{FdInfo, ProcFds};
@@ -42,9 +39,6 @@ pub struct WhyOptions {
     pub profile: bool,
 }
 
-/// `goat why`'s private directories: `.goat-why-PID-XXXXXX`.
-const COPY_DIR_PREFIX: &str = ".goat-why-";
-
 impl Inspector {
     /// Analyses what every goroutine waits on (see `crate::why`).
     pub fn why(
@@ -74,60 +68,16 @@ impl Inspector {
                 )
             }
             Source::Live { pid, exe } => {
-                // On disk where there is one: the copy is as large as the
-                // process's memory, too much for a tmpfs `/tmp`.
-                let dir = opts
-                    .scratch
-                    .clone()
-                    .unwrap_or_else(crate::process::temporary_dir);
-                // A private directory named for goat's pid: what a goat
-                // killed before it unlinked the copy left, the next goat
-                // here removes (`outfile::stale::sweep_dirs`).
-                crate::outfile::stale::sweep_dirs(&dir, COPY_DIR_PREFIX);
-                let holder = tempfile::Builder::new()
-                    .prefix(&format!("{COPY_DIR_PREFIX}{}-", std::process::id()))
-                    .rand_bytes(6)
-                    .tempdir_in(&dir)
-                    .map_err(|cause| InspectError::Spill {
-                        dir: dir.clone(),
-                        cause,
-                    })?;
-                let dest = holder.path().join("core");
-                let stats = super::write_core(
+                let (outcome, pause) = Inspector::on_live_copy(
                     *pid,
-                    &CoreOptions {
-                        dest: dest.clone(),
-                        mode: Mode::Live,
-                        force: false,
-                        hold: super::hold_duration(),
-                        inject_under_seccomp: false,
-                    },
+                    exe,
+                    opts.scratch.as_ref(),
+                    &opts.open,
                     warn,
+                    |copy, warn| copy.why_of(opts, warn, Some(*pid)),
                 )?;
-                // Opened, then unlinked at once: the copy is read through
-                // the descriptor and gone from the disk whatever happens.
-                let opened = std::fs::File::open(&dest);
-                let _ = std::fs::remove_file(&dest);
-                let file = opened.map_err(|cause| {
-                    InspectError::Core(crate::corefile::CoreError::Io {
-                        path: dest.clone(),
-                        cause,
-                    })
-                })?;
-                let by_fd = std::path::PathBuf::from(format!(
-                    "/proc/self/fd/{}",
-                    std::os::fd::AsRawFd::as_raw_fd(&file)
-                ));
-                let open = OpenOptions {
-                    map_core: true,
-                    ..opts.open.clone()
-                };
-                let copy = Inspector::open_core_with(&by_fd, Some(exe), &open, warn);
-                drop(file);
-                drop(holder);
-                let outcome = copy?.why_of(opts, warn, Some(*pid))?;
                 Ok(WhyOutcome {
-                    paused: Some(stats.pause),
+                    paused: Some(pause),
                     ..outcome
                 })
             }

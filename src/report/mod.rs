@@ -49,10 +49,12 @@
 #![forbid(unsafe_code)]
 
 mod group;
+mod heap;
 mod json;
 pub mod pprof;
 mod text;
 mod why;
+pub use heap::{heap_diff_text, heap_text, HeapTextOptions};
 pub use why::{why_goroutine_text, why_text};
 
 use std::io::{self, Write};

@@ -28,7 +28,10 @@
 //! ([`GoroutineProfile::add_view`] in a decoder's buffers) and merged in
 //! order ([`GoroutineProfile::merge`]).
 
+mod heap;
 mod proto;
+
+pub use heap::write_heap_profile;
 
 use std::collections::HashMap;
 use std::io::{self, Write};

@@ -1,0 +1,173 @@
+//! The object graph: every allocated object numbered in address order, and
+//! its outgoing pointers (the words its pointer metadata names, read from
+//! the copy, that land in another allocated object) in one compressed
+//! adjacency list. Node 0 is a super-root, nodes `1..=roots` are the
+//! named roots, objects follow.
+
+use crate::heapwalk::{Heap, Object, Precision};
+use crate::process::Memory;
+
+/// Bytes of an object read at once to take its pointer words' values.
+const READ_CHUNK: u64 = 256 << 10;
+
+/// Objects in address order: their bases (for a binary search from an
+/// address found by `Heap::object_of`) and sizes.
+pub(super) struct Objects {
+    pub bases: Vec<u64>,
+    pub sizes: Vec<u64>,
+}
+
+impl Objects {
+    pub fn collect(heap: &Heap) -> Objects {
+        let n = usize::try_from(heap.totals().objects).unwrap_or(0);
+        let mut bases = Vec::with_capacity(n);
+        let mut sizes = Vec::with_capacity(n);
+        for o in heap.objects() {
+            bases.push(o.base);
+            sizes.push(o.size);
+        }
+        Objects { bases, sizes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bases.len()
+    }
+
+    /// The number of the object holding `addr`, if one does.
+    pub fn index_of(&self, heap: &Heap, addr: u64) -> Option<u32> {
+        let obj = heap.object_of(addr)?;
+        u32::try_from(heap.number_of(&obj)?).ok()
+    }
+
+    /// The object numbered `i`, as the heap walker describes it.
+    pub fn object(&self, heap: &Heap, i: u32) -> Option<Object> {
+        heap.object_of(*self.bases.get(i as usize)?)
+    }
+}
+
+/// Successor lists over nodes: `targets[offsets[n]..offsets[n+1]]`.
+pub(super) struct Graph {
+    pub offsets: Vec<usize>,
+    pub targets: Vec<u32>,
+}
+
+impl Graph {
+    pub fn nodes(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    pub fn successors(&self, n: u32) -> &[u32] {
+        let n = n as usize;
+        match (self.offsets.get(n), self.offsets.get(n + 1)) {
+            (Some(&a), Some(&b)) => self.targets.get(a..b).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+}
+
+/// What building the edges met.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct EdgeStats {
+    /// Objects whose pointer metadata could not be read (scanned word by
+    /// word: more edges than the GC has, never fewer).
+    pub conservative: u64,
+}
+
+/// The graph: the super-root's edges to every root, each root's to the
+/// objects it holds (`roots`, object numbers), then every object's.
+/// `progress(objects, bytes)` is called every so many objects.
+pub(super) fn build(
+    heap: &Heap,
+    mem: &dyn Memory,
+    objects: &Objects,
+    roots: &[Vec<u32>],
+    progress: &mut dyn FnMut(u64, u64),
+) -> (Graph, EdgeStats) {
+    let first_object = 1 + roots.len() as u64;
+    let node = |i: u32| u32::try_from(first_object + u64::from(i)).ok();
+    let mut offsets = Vec::with_capacity(first_object as usize + objects.len() + 1);
+    let mut targets = Vec::new();
+    let mut stats = EdgeStats::default();
+    offsets.push(0);
+    targets.extend((1..first_object).filter_map(|r| u32::try_from(r).ok()));
+    offsets.push(targets.len());
+    for held in roots {
+        let from = targets.len();
+        targets.extend(held.iter().filter_map(|&o| node(o)));
+        sort_dedup(&mut targets, from);
+        offsets.push(targets.len());
+    }
+    let mut slots = Vec::new();
+    let mut values = Vec::new();
+    let mut bytes = 0u64;
+    for (i, (&base, &size)) in objects.bases.iter().zip(&objects.sizes).enumerate() {
+        let from = targets.len();
+        if let Some(obj) = heap.object_of(base) {
+            slots.clear();
+            if heap.pointer_slots(mem, &obj, &mut slots) == Precision::Conservative {
+                stats.conservative += 1;
+            }
+            values.clear();
+            read_slots(mem, &obj, &mut slots, &mut values);
+            for &v in &values {
+                if let Some(t) = objects.index_of(heap, v).and_then(node) {
+                    targets.push(t);
+                }
+            }
+            sort_dedup(&mut targets, from);
+        }
+        offsets.push(targets.len());
+        bytes = bytes.saturating_add(size);
+        if i % 65536 == 65535 {
+            progress(i as u64 + 1, bytes);
+        }
+    }
+    (Graph { offsets, targets }, stats)
+}
+
+fn sort_dedup(v: &mut Vec<u32>, from: usize) {
+    if let Some(tail) = v.get_mut(from..) {
+        tail.sort_unstable();
+    }
+    let mut keep = from;
+    for i in from..v.len() {
+        if keep == from || v[i] != v[keep - 1] {
+            v[keep] = v[i];
+            keep += 1;
+        }
+    }
+    v.truncate(keep);
+}
+
+/// The non-zero values of `obj`'s words at `slots` (sorted here), read a
+/// chunk at a time from the copy; a word that cannot be read is skipped.
+pub(super) fn read_slots(mem: &dyn Memory, obj: &Object, slots: &mut [u64], out: &mut Vec<u64>) {
+    slots.sort_unstable();
+    let end = obj.base.saturating_add(obj.size);
+    let mut buf = Vec::new();
+    let mut i = 0;
+    while i < slots.len() {
+        let from = slots[i];
+        let to = from.saturating_add(READ_CHUNK).min(end);
+        buf.resize(to.saturating_sub(from) as usize, 0);
+        let readable = mem.read(from, &mut buf).is_ok();
+        let start = i;
+        while i < slots.len() && slots[i] >= from && slots[i].saturating_add(8) <= to {
+            if readable {
+                let at = (slots[i] - from) as usize;
+                if let Some(w) = buf.get(at..at + 8) {
+                    let v = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+                    if v != 0 {
+                        out.push(v);
+                    }
+                }
+            }
+            i += 1;
+        }
+        // A slot past the object's end for a whole word (hostile
+        // metadata) is skipped, so the loop always moves on.
+        if i == start {
+            i += 1;
+        }
+    }
+}

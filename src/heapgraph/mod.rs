@@ -1,0 +1,306 @@
+//! What holds the memory of a Go program: the object graph over the heap
+//! walker's objects (`heapwalk`), with named roots (package variables,
+//! goroutine frames' variables, finalizers and cleanups), each object's
+//! type (allocation headers, then DWARF types from the roots, then
+//! `unknown (size N)`), a histogram by type, the shortest reference chain
+//! from a root to any object, and retained sizes from the dominator tree
+//! (what would be freed if a root or an object went away).
+//!
+//! Read from one consistent snapshot (a core, or a live process copied as
+//! `goat core --mode live` copies it). Every loop and allocation is bounded
+//! by what the heap walker found. Nothing here prints: `report::heap`
+//! formats a [`HeapReport`].
+
+// Parses what the target holds: no `unsafe` is needed here.
+#![forbid(unsafe_code)]
+
+mod diff;
+mod dominators;
+mod graph;
+#[cfg(test)]
+mod hostile_tests;
+mod paths;
+mod report;
+mod roots;
+mod typed;
+
+use thiserror::Error;
+
+use crate::binary::dwarf_vars::VarIndex;
+use crate::goruntime::{GoProgram, Goroutine};
+use crate::heapwalk::{Heap, HeapError, HeapTotals};
+use crate::process::Memory;
+
+pub use diff::{diff, Counts, Growth, HeapDiff};
+pub use paths::{ReferenceStacks, MAX_DEPTH, UNREACHABLE};
+pub use report::{Chain, HeapReport, ReportOptions, RootRow, Totals, TypeRow};
+pub use roots::RootKind;
+
+use dominators::NONE;
+use graph::{Graph, Objects};
+
+#[derive(Debug, Error)]
+pub enum HeapGraphError {
+    #[error(transparent)]
+    Heap(#[from] HeapError),
+}
+
+/// What the analysis reads: one consistent snapshot of the program.
+pub struct Snapshot<'a> {
+    pub prog: &'a GoProgram,
+    pub mem: &'a dyn Memory,
+    pub bias: u64,
+    pub goroutines: &'a [Goroutine],
+    /// The executable's DWARF variables and types; without them objects
+    /// are typed from allocation headers only and roots named by symbol.
+    pub vars: Option<&'a VarIndex>,
+}
+
+/// How far the walk is, for a progress line.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub phase: &'static str,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// The analysed heap: kept whole so that any object's chain and retained
+/// size can be asked for.
+pub struct HeapGraph {
+    heap: Heap,
+    objects: Objects,
+    roots: Vec<(String, RootKind)>,
+    types: typed::Types,
+    /// Per node: immediate dominator, breadth-first parent (the shortest
+    /// chain), retained bytes and objects.
+    idom: Vec<u32>,
+    parent: Vec<u32>,
+    retained_bytes: Vec<u64>,
+    retained_objects: Vec<u64>,
+    /// What could not be read or was not exact.
+    notes: Vec<String>,
+    conservative_objects: u64,
+}
+
+impl HeapGraph {
+    /// Walks the heap and builds everything; `progress` is called as the
+    /// walk goes on.
+    pub fn build(
+        snap: &Snapshot<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<HeapGraph, HeapGraphError> {
+        let heap = Heap::load(snap.prog, snap.mem, snap.bias)?;
+        Self::build_over(heap, snap, progress)
+    }
+
+    /// [`Self::build`] over a heap already loaded.
+    fn build_over(
+        heap: Heap,
+        snap: &Snapshot<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<HeapGraph, HeapGraphError> {
+        let objects = Objects::collect(&heap);
+        let set = roots::collect(
+            snap.prog,
+            snap.mem,
+            snap.bias,
+            &heap,
+            snap.goroutines,
+            snap.vars,
+        )?;
+        let held: Vec<Vec<u32>> = set
+            .roots
+            .iter()
+            .map(|r| {
+                r.values
+                    .iter()
+                    .filter_map(|&v| objects.index_of(&heap, v))
+                    .collect()
+            })
+            .collect();
+        let (graph, edges) = graph::build(&heap, snap.mem, &objects, &held, &mut |o, b| {
+            progress(Progress {
+                phase: "scanning objects",
+                objects: o,
+                bytes: b,
+            })
+        });
+        progress(Progress {
+            phase: "typing objects",
+            objects: objects.len() as u64,
+            bytes: heap.totals().bytes,
+        });
+        let rtypes = snap.prog.binary().pclntab().ok().and_then(|t| t.types());
+        let types = typed::type_objects(
+            &heap, snap.mem, snap.bias, &objects, snap.vars, rtypes, &set.typed,
+        );
+        progress(Progress {
+            phase: "dominators",
+            objects: objects.len() as u64,
+            bytes: heap.totals().bytes,
+        });
+        let first = 1 + set.roots.len();
+        let dom = dominators::dominators(&graph);
+        let n = graph.nodes();
+        let mut retained_bytes = vec![0u64; n];
+        let mut retained_objects = vec![0u64; n];
+        for (i, &size) in objects.sizes.iter().enumerate() {
+            if dom.idom.get(first + i).is_some_and(|&d| d != NONE) {
+                retained_bytes[first + i] = size;
+                retained_objects[first + i] = 1;
+            }
+        }
+        for &v in dom.rpo.iter().skip(1).rev() {
+            let d = dom.idom[v as usize] as usize;
+            retained_bytes[d] = retained_bytes[d].saturating_add(retained_bytes[v as usize]);
+            retained_objects[d] = retained_objects[d].saturating_add(retained_objects[v as usize]);
+        }
+        let parent = breadth_first(&graph);
+        let mut notes = set.unreadable;
+        if snap.vars.is_none() {
+            notes.push(
+                "the executable's DWARF variables could not be read: objects are typed from allocation headers only, and stack roots named by function".to_string(),
+            );
+        }
+        if types.walk_cut_short {
+            notes.push("the type walk stopped at its bound (one value per word of the heap): some objects are left unknown".to_string());
+        }
+        if set.imprecise_stacks > 0 {
+            notes.push(format!(
+                "{} goroutines' stacks were scanned in part word by word (what they hold may be over-counted)",
+                set.imprecise_stacks
+            ));
+        }
+        Ok(HeapGraph {
+            heap,
+            objects,
+            roots: set.roots.into_iter().map(|r| (r.name, r.kind)).collect(),
+            types,
+            idom: dom.idom,
+            parent,
+            retained_bytes,
+            retained_objects,
+            notes,
+            conservative_objects: edges.conservative,
+        })
+    }
+
+    /// The heap walker's totals and the runtime's own accounting.
+    pub fn heap_totals(&self) -> HeapTotals {
+        self.heap.totals()
+    }
+
+    fn first_object(&self) -> usize {
+        1 + self.roots.len()
+    }
+
+    fn node_of_object(&self, i: u32) -> u32 {
+        (self.first_object() + i as usize) as u32
+    }
+
+    /// The object holding `addr`: its number, if allocated.
+    pub fn object_at(&self, addr: u64) -> Option<u32> {
+        self.objects.index_of(&self.heap, addr)
+    }
+
+    /// Whether a root reaches object `i`.
+    pub fn is_reachable(&self, i: u32) -> bool {
+        self.idom
+            .get(self.node_of_object(i) as usize)
+            .is_some_and(|&d| d != NONE)
+    }
+
+    /// Retained bytes and objects of object `i` (itself included).
+    pub fn retained(&self, i: u32) -> (u64, u64) {
+        let n = self.node_of_object(i) as usize;
+        (
+            self.retained_bytes.get(n).copied().unwrap_or(0),
+            self.retained_objects.get(n).copied().unwrap_or(0),
+        )
+    }
+
+    /// The shortest chain from a root to object `i`: the root's name, then
+    /// each object's type (a run of one type as `T ×N`); `None` when no
+    /// root reaches it.
+    pub fn chain(&self, i: u32) -> Option<Vec<String>> {
+        let mut at = self.node_of_object(i);
+        let mut steps = Vec::new();
+        // A chain is at most as long as there are nodes.
+        for _ in 0..self.parent.len() {
+            if at == 0 {
+                steps.reverse();
+                return Some(fold_runs(steps));
+            }
+            steps.push(self.node_name(at));
+            at = *self.parent.get(at as usize)?;
+            if at == NONE {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn node_name(&self, node: u32) -> String {
+        let n = node as usize;
+        if n == 0 {
+            return "roots".to_string();
+        }
+        if n < self.first_object() {
+            return self.roots[n - 1].0.clone();
+        }
+        let obj = (n - self.first_object()) as u32;
+        self.types.name_of(obj).to_string()
+    }
+
+    /// The type name given to object `i`.
+    pub fn type_of(&self, i: u32) -> &str {
+        self.types.name_of(i)
+    }
+
+    /// Every object's number, base address and size.
+    pub fn objects(&self) -> impl Iterator<Item = (u32, u64, u64)> + '_ {
+        self.objects
+            .bases
+            .iter()
+            .zip(&self.objects.sizes)
+            .enumerate()
+            .map(|(i, (&b, &s))| (i as u32, b, s))
+    }
+}
+
+/// A run of one type in a chain (a linked list) as one step, `T ×N`.
+fn fold_runs(steps: Vec<String>) -> Vec<String> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for s in steps {
+        match out.last_mut() {
+            Some((last, n)) if *last == s => *n += 1,
+            _ => out.push((s, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(s, n)| if n > 1 { format!("{s} ×{n}") } else { s })
+        .collect()
+}
+
+/// Each node's parent on a shortest path from node 0 (0's is itself;
+/// unreachable: NONE).
+fn breadth_first(g: &Graph) -> Vec<u32> {
+    let n = g.nodes();
+    let mut parent = vec![NONE; n];
+    if n == 0 {
+        return parent;
+    }
+    parent[0] = 0;
+    let mut queue = std::collections::VecDeque::from([0u32]);
+    while let Some(v) = queue.pop_front() {
+        for &w in g.successors(v) {
+            if let Some(p) = parent.get_mut(w as usize) {
+                if *p == NONE {
+                    *p = v;
+                    queue.push_back(w);
+                }
+            }
+        }
+    }
+    parent
+}

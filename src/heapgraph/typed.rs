@@ -1,0 +1,629 @@
+//! Each object's type. Three passes, the surest first, and an object keeps
+//! the first type it is given:
+//!
+//! 1. the allocation header (Go 1.22+, objects of more than 512 bytes with
+//!    pointers): the runtime's own record of what was allocated;
+//! 2. a walk along DWARF types from the typed roots (package variables,
+//!    live stack variables) and the header-typed objects: a pointer types
+//!    the object at its target (an array of the pointee when the object
+//!    holds several), a slice its backing array, a string its bytes, a map
+//!    its header, buckets (classic) or directory, tables and groups
+//!    (swiss), a channel its buffer, an interface the object its data word
+//!    points to, by the dynamic type's runtime descriptor;
+//! 3. whatever is left is `unknown (size N)`: reached only through words
+//!    whose type goat does not know (unsafe.Pointer, a register), or
+//!    garbage not yet swept.
+//!
+//! A type is given to an object only when a pointer lands on its start (or
+//! its data, after a header): an interior pointer says nothing sure of the
+//! whole object.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::binary::dwarf_vars::VarIndex;
+use crate::heapwalk::Heap;
+use crate::process::{Memory, MemoryExt};
+use crate::values::types::kind;
+use crate::values::{limits, type_name_at, Scope};
+
+use super::graph::Objects;
+use super::roots::TypedRoot;
+
+/// No type yet.
+pub(super) const UNTYPED: u32 = u32::MAX;
+/// Nesting of structs and arrays flattened into one plan.
+const MAX_PLAN_DEPTH: usize = 16;
+/// Words of a plan, at most (a larger value is scanned in parts).
+const MAX_PLAN_ACTIONS: usize = 4096;
+/// Elements of an inline array flattened into its container's plan.
+const FLATTEN_ARRAY: u64 = 16;
+/// Bytes of a value read at once.
+const MAX_VALUE_READ: u64 = 1 << 20;
+/// Values the type walk scans beyond one per word of the heap: package
+/// variables and stack values.
+const WALK_BUDGET_EXTRA: u64 = 1 << 26;
+/// `abi.Type`: size at 0, ptrdata at 8; an itab's `_type` at 8.
+const ITAB_TYPE: u64 = 8;
+
+/// What to do with a word (or words) at an offset of a value.
+#[derive(Debug, Clone)]
+enum Action {
+    /// A pointer to a value of this DWARF type.
+    Ptr(usize),
+    /// A slice: pointer, len, cap, of this element type.
+    Slice(usize),
+    /// A string's bytes.
+    Str,
+    /// An interface: `tab` (an itab) or `_type`, then data.
+    Iface { itab: bool },
+    /// A channel: a pointer to its `hchan<T>` (DWARF type), elements `T`.
+    Chan { hchan: usize, elem: usize },
+    /// A swiss map's header fields: where `dirPtr` and `dirLen` are, the
+    /// group type (a small map's one group) and `*table<K,V>`.
+    Swiss {
+        dir_len: u64,
+        group: usize,
+        table_ptr: usize,
+    },
+    /// An inline array too long to flatten.
+    Array { elem: usize, count: u64 },
+}
+
+type Plan = Rc<Vec<(u64, Action)>>;
+
+/// Type names, each once, and each object's type (an index into `names`).
+pub(super) struct Types {
+    pub names: Vec<String>,
+    index: HashMap<String, u32>,
+    pub of: Vec<u32>,
+    /// The DWARF walk stopped at its bound: some objects it would have
+    /// typed are `unknown`.
+    pub walk_cut_short: bool,
+}
+
+impl Types {
+    fn id(&mut self, name: String) -> u32 {
+        if let Some(&i) = self.index.get(&name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.index.insert(name.clone(), i);
+        self.names.push(name);
+        i
+    }
+
+    pub fn name_of(&self, object: u32) -> &str {
+        match self.of.get(object as usize) {
+            Some(&t) if t != UNTYPED => self.names.get(t as usize).map_or("?", String::as_str),
+            _ => "?",
+        }
+    }
+}
+
+struct Walk<'a> {
+    heap: &'a Heap,
+    mem: &'a dyn Memory,
+    bias: u64,
+    objects: &'a Objects,
+    scope: Scope<'a>,
+    types: Types,
+    /// Objects whose values were queued for scanning (once each: a type
+    /// from a header is still scanned along DWARF when one reaches it).
+    scanned: Vec<bool>,
+    plans: HashMap<usize, Plan>,
+    /// The last plan asked for, and the last name given: a heap of
+    /// millions holds long runs of one type, and hashing each costs.
+    last_plan: Option<(usize, Plan)>,
+    last_name: Option<(usize, u64, u32)>,
+    /// Runtime descriptor (run-time address) to its DWARF type.
+    by_rtype: HashMap<u64, Option<usize>>,
+    /// Values still to scan: (address, DWARF type, how many in a row).
+    work: Vec<(u64, usize, u64)>,
+    /// Values left to scan: a word's worth per word of the heap and of
+    /// the roots, so hostile DWARF or counts cannot make the walk endless.
+    budget: u64,
+    /// The budget ran out: some objects were left untyped.
+    pub(super) exhausted: bool,
+    rtypes: Option<(u64, u64)>,
+}
+
+/// Types every object; see the module docs.
+pub(super) fn type_objects(
+    heap: &Heap,
+    mem: &dyn Memory,
+    bias: u64,
+    objects: &Objects,
+    vars: Option<&VarIndex>,
+    rtypes: Option<(u64, u64)>,
+    typed_roots: &[TypedRoot],
+) -> Types {
+    let mut types = Types {
+        names: Vec::new(),
+        index: HashMap::new(),
+        of: vec![UNTYPED; objects.len()],
+        walk_cut_short: false,
+    };
+    let Some(index) = vars else {
+        headers_only(heap, mem, bias, objects, rtypes, &mut types);
+        unknown(objects, &mut types);
+        return types;
+    };
+    let mut w = Walk {
+        heap,
+        mem,
+        bias,
+        objects,
+        scope: Scope {
+            mem,
+            index,
+            bias,
+            pc: 0,
+            cfa: 0,
+            types: rtypes,
+            inline_depth: 0,
+            ret_pc: None,
+            function: None,
+            line: None,
+            regs: None,
+            curg: None,
+            limits: limits::Limits::DEFAULT,
+            budget: limits::Budget::new(),
+        },
+        types,
+        scanned: vec![false; objects.len()],
+        plans: HashMap::new(),
+        last_plan: None,
+        last_name: None,
+        by_rtype: HashMap::new(),
+        work: Vec::new(),
+        budget: heap
+            .totals()
+            .bytes
+            .saturating_div(8)
+            .saturating_add(WALK_BUDGET_EXTRA),
+        exhausted: false,
+        rtypes,
+    };
+    w.headers();
+    for r in typed_roots {
+        w.work.push((r.addr, r.ty, 1));
+    }
+    // Every push follows a type given to an object (once each) or a root:
+    // the work is bounded by the objects' sizes.
+    while let Some((addr, ty, count)) = w.work.pop() {
+        w.scan(addr, ty, count);
+    }
+    let mut types = w.types;
+    types.walk_cut_short = w.exhausted;
+    unknown(objects, &mut types);
+    types
+}
+
+/// Pass 1 without DWARF: names from the headers only.
+fn headers_only(
+    heap: &Heap,
+    mem: &dyn Memory,
+    bias: u64,
+    objects: &Objects,
+    rtypes: Option<(u64, u64)>,
+    types: &mut Types,
+) {
+    let Some(range) = rtypes else { return };
+    for i in 0..objects.len() as u32 {
+        let Some(obj) = objects.object(heap, i) else {
+            continue;
+        };
+        if let Some((typ, start)) = heap.header_type(mem, &obj) {
+            if let Ok(name) = type_name_at(mem, range, bias, typ) {
+                let size = mem.read_u64(typ).unwrap_or(0);
+                let n = count_in(
+                    (obj.base.saturating_add(obj.size)).saturating_sub(start),
+                    size,
+                );
+                types.of[i as usize] = types.id(array_name(&name, n));
+            }
+        }
+    }
+}
+
+/// Pass 3.
+fn unknown(objects: &Objects, types: &mut Types) {
+    for i in 0..objects.len() {
+        if types.of[i] == UNTYPED {
+            let size = objects.sizes[i];
+            types.of[i] = types.id(format!("unknown (size {size})"));
+        }
+    }
+}
+
+/// How many values of `size` bytes fill `room` (0 when none does).
+fn count_in(room: u64, size: u64) -> u64 {
+    room.checked_div(size).unwrap_or(0)
+}
+
+fn array_name(elem: &str, n: u64) -> String {
+    if n <= 1 {
+        elem.to_string()
+    } else {
+        format!("[{n}]{elem}")
+    }
+}
+
+impl Walk<'_> {
+    /// Pass 1: header-typed objects, and their values queued for pass 2.
+    fn headers(&mut self) {
+        let Some(range) = self.rtypes else { return };
+        for i in 0..self.objects.len() as u32 {
+            let Some(obj) = self.objects.object(self.heap, i) else {
+                continue;
+            };
+            let Some((typ, start)) = self.heap.header_type(self.mem, &obj) else {
+                continue;
+            };
+            let Ok(name) = type_name_at(self.mem, range, self.bias, typ) else {
+                continue;
+            };
+            let size = self.mem.read_u64(typ).unwrap_or(0);
+            let n = count_in(
+                (obj.base.saturating_add(obj.size)).saturating_sub(start),
+                size,
+            );
+            self.types.of[i as usize] = self.types.id(array_name(&name, n));
+            if let Some(ty) = self.dwarf_of_rtype(typ) {
+                if self.value_size(ty) == size && n > 0 {
+                    self.scanned[i as usize] = true;
+                    self.work.push((start, ty, n));
+                }
+            }
+        }
+    }
+
+    fn dwarf_of_rtype(&mut self, typ: u64) -> Option<usize> {
+        if let Some(t) = self.by_rtype.get(&typ) {
+            return *t;
+        }
+        let t = self
+            .scope
+            .index
+            .by_runtime_type(typ.wrapping_sub(self.bias));
+        self.by_rtype.insert(typ, t);
+        t
+    }
+
+    /// Gives the object starting at `p` (or whose data starts there) the
+    /// type "`count` values of `ty`", and queues them, if it has no type.
+    fn give(&mut self, p: u64, ty: usize) {
+        let Some(i) = self.objects.index_of(self.heap, p) else {
+            return;
+        };
+        if self.scanned[i as usize] {
+            return;
+        }
+        let Some(obj) = self.objects.object(self.heap, i) else {
+            return;
+        };
+        let start = match self.heap.header_type(self.mem, &obj) {
+            Some((_, start)) => start,
+            None => obj.base,
+        };
+        if p != start {
+            return;
+        }
+        let size = self.value_size(ty);
+        let n = count_in(
+            (obj.base.saturating_add(obj.size)).saturating_sub(start),
+            size,
+        );
+        if n == 0 {
+            return;
+        }
+        self.scanned[i as usize] = true;
+        if self.types.of[i as usize] == UNTYPED {
+            let id = match self.last_name {
+                Some((t, m, id)) if t == ty && m == n => id,
+                _ => {
+                    let elem = self.scope.type_name(ty);
+                    let id = self.types.id(array_name(&elem, n));
+                    self.last_name = Some((ty, n, id));
+                    id
+                }
+            };
+            self.types.of[i as usize] = id;
+        }
+        if !self.plan(ty).is_empty() {
+            self.work.push((start, ty, n));
+        }
+    }
+
+    /// Names the object starting at `p` without scanning it.
+    fn name(&mut self, p: u64, name: &str) {
+        if let Some(i) = self.objects.index_of(self.heap, p) {
+            let at = i as usize;
+            if self.types.of[at] == UNTYPED && self.objects.bases[at] == p {
+                self.types.of[at] = self.types.id(name.to_string());
+            }
+        }
+    }
+
+    /// A value's size: DWARF's, or a word for the pointer-shaped kinds
+    /// whose entries may carry none.
+    fn value_size(&self, ty: usize) -> u64 {
+        match self.scope.size(ty) {
+            0 => match self.scope.kind(ty) {
+                kind::POINTER | kind::MAP | kind::CHAN | kind::FUNC | kind::UNSAFE_POINTER => 8,
+                _ => 0,
+            },
+            n => n,
+        }
+    }
+
+    /// Scans `count` values of `ty` from `addr`.
+    fn scan(&mut self, addr: u64, ty: usize, count: u64) {
+        let plan = self.plan(ty);
+        if plan.is_empty() {
+            return;
+        }
+        let size = self.scope.size(ty).max(1);
+        // Bytes the plan reads: through its last word (a slice's three).
+        let span = plan
+            .iter()
+            .map(|(off, _)| off + 24)
+            .max()
+            .unwrap_or(8)
+            .min(size);
+        let mut buf = Vec::new();
+        for k in 0..count {
+            if self.budget == 0 {
+                self.exhausted = true;
+                return;
+            }
+            self.budget -= 1;
+            let Some(at) = k.checked_mul(size).and_then(|o| addr.checked_add(o)) else {
+                return;
+            };
+            buf.resize(span.min(MAX_VALUE_READ) as usize, 0);
+            if span > MAX_VALUE_READ || self.mem.read(at, &mut buf).is_err() {
+                buf.clear();
+            }
+            for (off, action) in plan.iter() {
+                self.act(at, &buf, *off, action);
+            }
+        }
+    }
+
+    fn word(&self, at: u64, buf: &[u8], off: u64) -> u64 {
+        let o = off as usize;
+        match buf.get(o..o + 8) {
+            Some(b) => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+            None => self.mem.read_u64(at.wrapping_add(off)).unwrap_or(0),
+        }
+    }
+
+    fn act(&mut self, at: u64, buf: &[u8], off: u64, action: &Action) {
+        let w = self.word(at, buf, off);
+        match *action {
+            Action::Ptr(target) => {
+                if w != 0 {
+                    self.give(w, target);
+                }
+            }
+            Action::Slice(elem) => {
+                if w != 0 {
+                    self.give(w, elem);
+                }
+            }
+            Action::Str => {
+                if w != 0 {
+                    self.name(w, "string");
+                }
+            }
+            Action::Iface { itab } => {
+                let data = self.word(at, buf, off + 8);
+                let typ = if itab && w != 0 {
+                    self.mem.read_u64(w.wrapping_add(ITAB_TYPE)).unwrap_or(0)
+                } else {
+                    w
+                };
+                if typ != 0 && data != 0 {
+                    self.dynamic(typ, data);
+                }
+            }
+            Action::Chan { hchan, elem } => {
+                if w == 0 {
+                    return;
+                }
+                self.give(w, hchan);
+                let Some((buf_off, _)) = self.scope.member(hchan, "buf") else {
+                    return;
+                };
+                let b = self.mem.read_u64(w.wrapping_add(buf_off)).unwrap_or(0);
+                if b != 0 && b != w {
+                    self.give(b, elem);
+                }
+            }
+            Action::Swiss {
+                dir_len,
+                group,
+                table_ptr,
+            } => {
+                if w == 0 {
+                    return;
+                }
+                let len = self.word(at, buf, off + dir_len);
+                if len == 0 {
+                    self.give(w, group);
+                } else {
+                    self.give(w, table_ptr);
+                }
+            }
+            Action::Array { elem, count } => {
+                // Bounded: the array lies inside the value being scanned.
+                self.work.push((at.wrapping_add(off), elem, count));
+            }
+        }
+    }
+
+    /// An interface's data word, by its dynamic type's descriptor: a
+    /// pointer-shaped type (`Size_ == PtrBytes == 8`, "direct") is the
+    /// word itself; any other type's value is in the object it points to.
+    fn dynamic(&mut self, typ: u64, data: u64) {
+        let (Ok(size), Ok(ptr_bytes)) = (
+            self.mem.read_u64(typ),
+            self.mem.read_u64(typ.wrapping_add(8)),
+        ) else {
+            return;
+        };
+        let dwarf = self.dwarf_of_rtype(typ);
+        if size == 8 && ptr_bytes == 8 {
+            // A pointer (or a struct or array of one): what it points to.
+            if let Some(ty) = dwarf {
+                if let Some((0, Action::Ptr(target))) = self.plan(ty).first().cloned() {
+                    self.give(data, target);
+                }
+            }
+            return;
+        }
+        match dwarf {
+            Some(ty) => self.give(data, ty),
+            None => {
+                if let Some(range) = self.rtypes {
+                    if let Ok(name) = type_name_at(self.mem, range, self.bias, typ) {
+                        self.name(data, &name);
+                    }
+                }
+            }
+        }
+    }
+
+    fn plan(&mut self, ty: usize) -> Plan {
+        if let Some((t, p)) = &self.last_plan {
+            if *t == ty {
+                return p.clone();
+            }
+        }
+        if let Some(p) = self.plans.get(&ty) {
+            let p = p.clone();
+            self.last_plan = Some((ty, p.clone()));
+            return p;
+        }
+        let mut out = Vec::new();
+        self.build(ty, 0, 0, &mut out);
+        let p: Plan = Rc::new(out);
+        self.plans.insert(ty, p.clone());
+        p
+    }
+
+    fn build(&self, ty: usize, base: u64, depth: usize, out: &mut Vec<(u64, Action)>) {
+        if depth > MAX_PLAN_DEPTH || out.len() >= MAX_PLAN_ACTIONS {
+            return;
+        }
+        let s = &self.scope;
+        let Some((_, t)) = s.layout(ty) else { return };
+        match s.kind(ty) {
+            kind::POINTER | kind::MAP if t.tag == gimli::DW_TAG_pointer_type => {
+                if let Some(target) = t.target {
+                    out.push((base, Action::Ptr(target)));
+                }
+            }
+            kind::CHAN => {
+                let elem = self.elem_of(ty);
+                if let (true, Some(hchan), Some(elem)) =
+                    (t.tag == gimli::DW_TAG_pointer_type, t.target, elem)
+                {
+                    out.push((base, Action::Chan { hchan, elem }));
+                }
+            }
+            kind::SLICE => {
+                let elem = t
+                    .elem
+                    .or_else(|| s.member(ty, "array").and_then(|(_, a)| s.ty(a)?.target));
+                if let Some(elem) = elem {
+                    out.push((base, Action::Slice(elem)));
+                }
+            }
+            kind::STRING => out.push((base, Action::Str)),
+            kind::INTERFACE => {
+                let itab = s.member(ty, "tab").is_some();
+                out.push((base, Action::Iface { itab }));
+            }
+            kind::STRUCT => {
+                if let Some(swiss) = self.swiss(ty) {
+                    out.push((base.saturating_add(swiss.0), swiss.1));
+                    return;
+                }
+                for m in &t.members {
+                    if let Some(mty) = m.ty {
+                        self.build(mty, base.saturating_add(m.offset), depth + 1, out);
+                    }
+                }
+            }
+            kind::ARRAY => {
+                let (Some(elem), Some(count)) = (t.target, t.count) else {
+                    return;
+                };
+                let stride = s.size(elem);
+                if stride == 0 {
+                    return;
+                }
+                let mut inner = Vec::new();
+                self.build(elem, 0, depth + 1, &mut inner);
+                if inner.is_empty() {
+                    return;
+                }
+                if count <= FLATTEN_ARRAY {
+                    for k in 0..count {
+                        for (o, a) in &inner {
+                            out.push((
+                                base.saturating_add(k.saturating_mul(stride))
+                                    .saturating_add(*o),
+                                a.clone(),
+                            ));
+                        }
+                    }
+                } else {
+                    out.push((base, Action::Array { elem, count }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A channel's element type, from the `chan T` type's `DW_AT_go_elem`.
+    fn elem_of(&self, ty: usize) -> Option<usize> {
+        let mut cur = ty;
+        for _ in 0..16 {
+            let t = self.scope.ty(cur)?;
+            if t.elem.is_some() {
+                return t.elem;
+            }
+            match (t.tag, t.target) {
+                (gimli::DW_TAG_typedef, Some(next)) => cur = next,
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// A swiss map's header `map<K,V>` (Go 1.24+): where `dirPtr` is and
+    /// what to do with it.
+    fn swiss(&self, ty: usize) -> Option<(u64, Action)> {
+        let s = &self.scope;
+        let (dir_ptr, dir_ptr_ty) = s.member(ty, "dirPtr")?;
+        let (dir_len, _) = s.member(ty, "dirLen")?;
+        // dirPtr is described as **table<K,V>; table.groups.data as *group.
+        let table_ptr = s.layout(dir_ptr_ty)?.1.target?;
+        let table = s.layout(table_ptr)?.1.target?;
+        let (_, groups_ty) = s.member(table, "groups")?;
+        let (_, data_ty) = s.member(groups_ty, "data")?;
+        let group = s.layout(data_ty)?.1.target?;
+        Some((
+            dir_ptr,
+            Action::Swiss {
+                dir_len: dir_len.checked_sub(dir_ptr)?,
+                group,
+                table_ptr,
+            },
+        ))
+    }
+}

@@ -1,0 +1,86 @@
+//! The step `goat why` and `goat heap` share: a live process copied as
+//! `goat core --mode live` copies it (a pause of milliseconds, the copy
+//! consistent as of that pause; fork or stop mode where live mode cannot
+//! run, with the reason in a warning) into a private directory, opened by
+//! descriptor and unlinked at once, then opened as a core (read through a
+//! memory map) and handed to the analysis while the program runs on.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::corefile::writer::{CoreOptions, Mode};
+
+use super::{InspectError, Inspector, OpenOptions, Warning};
+
+/// The private directories of a copy: `.goat-why-PID-XXXXXX` (named so
+/// since `goat why` first made them; `goat heap` shares the name, so one
+/// sweep removes what either left when killed).
+const COPY_DIR_PREFIX: &str = ".goat-why-";
+
+impl Inspector {
+    /// Copies live process `pid` (executable `exe`) into `scratch` (default
+    /// `$TMPDIR`, else `/var/tmp`), opens the copy as a core and runs
+    /// `analyse` on it. Returns its result and how long the process was
+    /// stopped.
+    pub(super) fn on_live_copy<T>(
+        pid: i32,
+        exe: &Path,
+        scratch: Option<&PathBuf>,
+        open: &OpenOptions,
+        warn: &mut dyn FnMut(Warning),
+        analyse: impl FnOnce(&Inspector, &mut dyn FnMut(Warning)) -> Result<T, InspectError>,
+    ) -> Result<(T, Duration), InspectError> {
+        // On disk where there is one: the copy is as large as the
+        // process's memory, too much for a tmpfs `/tmp`.
+        let dir = scratch
+            .cloned()
+            .unwrap_or_else(crate::process::temporary_dir);
+        // A private directory named for goat's pid: what a goat killed
+        // before it unlinked the copy left, the next goat here removes
+        // (`outfile::stale::sweep_dirs`).
+        crate::outfile::stale::sweep_dirs(&dir, COPY_DIR_PREFIX);
+        let holder = tempfile::Builder::new()
+            .prefix(&format!("{COPY_DIR_PREFIX}{}-", std::process::id()))
+            .rand_bytes(6)
+            .tempdir_in(&dir)
+            .map_err(|cause| InspectError::Spill {
+                dir: dir.clone(),
+                cause,
+            })?;
+        let dest = holder.path().join("core");
+        let stats = super::write_core(
+            pid,
+            &CoreOptions {
+                dest: dest.clone(),
+                mode: Mode::Live,
+                force: false,
+                hold: super::hold_duration(),
+                inject_under_seccomp: false,
+            },
+            warn,
+        )?;
+        // Opened, then unlinked at once: the copy is read through the
+        // descriptor and gone from the disk whatever happens.
+        let opened = std::fs::File::open(&dest);
+        let _ = std::fs::remove_file(&dest);
+        let file = opened.map_err(|cause| {
+            InspectError::Core(crate::corefile::CoreError::Io {
+                path: dest.clone(),
+                cause,
+            })
+        })?;
+        let by_fd = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ));
+        let open = OpenOptions {
+            map_core: true,
+            ..open.clone()
+        };
+        let copy = Inspector::open_core_with(&by_fd, Some(exe), &open, warn);
+        drop(file);
+        drop(holder);
+        let out = analyse(&copy?, warn)?;
+        Ok((out, stats.pause))
+    }
+}
