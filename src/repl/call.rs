@@ -212,7 +212,7 @@ fn prepare(s: &Session, f: &Expr, arg_exprs: &[Expr], check_escape: bool) -> Res
         let v = scope
             .eval(e)
             .map_err(|err| anyhow!("argument {}: {e}: {err}", p.name))?;
-        let arg = marshal.arg(ty, &p.name, v).map_err(|m| anyhow!(m))?;
+        let arg = marshal.arg(ty, &p.name, v)?;
         place_arg(&mut plan, slot, &arg.bytes, &arg.refs)?;
     }
     plan.blocks = std::mem::take(&mut marshal.blocks)

@@ -14,7 +14,7 @@ use crate::values::{Place, Value};
 fn filter(cmd: &str, args: &[&str]) -> Result<Option<Pattern>> {
     match args {
         [] => Ok(None),
-        [re] => Pattern::new(re).map(Some),
+        [re] => Ok(Some(Pattern::new(re)?)),
         _ => bail!("usage: {cmd} [REGEX]"),
     }
 }
