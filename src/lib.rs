@@ -24,6 +24,7 @@ pub mod poll;
 pub mod process;
 pub mod repl;
 pub mod report;
+pub mod session;
 pub mod stdio;
 pub mod tracer;
 pub mod values;

@@ -384,9 +384,7 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
         InspectError::ExecutableMissing { .. } | InspectError::ExecutableUnnamed { .. } => {
             exit::NO_EXECUTABLE
         }
-        // The REPL's errors, as goat reported them before the library
-        // wrapped them.
-        InspectError::Session(e) => exit_code(e),
+        InspectError::Session(_) => exit::FAILURE,
         // A failed core write is a failure whatever its cause, the
         // tracer's included.
         InspectError::Go(GoError::UnknownLayout { .. }) => exit::UNKNOWN_LAYOUT,

@@ -6,10 +6,9 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::bptable::{is_name, HitCond, HitOp, Logical};
-use super::cond;
 use super::exec::describe;
-use super::state::Session;
+use crate::session::breakpoints::{is_name, HitCond, HitOp, Logical};
+use crate::session::Session;
 
 /// Most frames `trace -stack N` prints at each hit.
 const MAX_TRACE_STACK: usize = 100;
@@ -61,7 +60,7 @@ fn set(s: &mut Session, args: &[&str], out: &mut dyn Write, trace: bool) -> Resu
     let c = if cond_text.is_empty() {
         None
     } else {
-        cond::parse(&cond_text)?;
+        crate::session::parse_condition(&cond_text)?;
         Some(cond_text)
     };
     let addrs = s.resolve_locations(loc)?;
@@ -181,7 +180,7 @@ fn remove(s: &mut Session, i: usize, out: &mut dyn Write) -> Result<()> {
     let mut b = s.bps.list.remove(i);
     if let Err(e) = s.disarm_logical(&mut b) {
         s.bps.insert(b);
-        return Err(e);
+        return Err(e.into());
     }
     let what = if b.trace { "Tracepoint" } else { "Breakpoint" };
     let name = b.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
@@ -278,7 +277,7 @@ pub fn condition(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<
                 writeln!(out, "Breakpoint {} has no condition now.", b.id)?;
                 return Ok(());
             }
-            cond::parse(&text)?;
+            crate::session::parse_condition(&text)?;
             s.bps.list[i].cond = Some(text);
             Ok(())
         }
@@ -358,5 +357,5 @@ pub fn on(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     }
     let mut line = vec![*cmd];
     line.extend_from_slice(rest);
-    s.bps.list[i].add_on(line.join(" "))
+    Ok(s.bps.list[i].add_on(line.join(" "))?)
 }

@@ -1,62 +1,15 @@
-//! What a hit of a user breakpoint does, as Delve decides it: its
-//! condition first (a false one is no hit), then the hit is counted (per
-//! goroutine and in total) and its hit-count condition checked; a
-//! tracepoint prints the goroutine, the function and its arguments (and
-//! `-stack N` frames) and the program goes on; `on` commands run at every
-//! hit that counts.
+//! What a hit of a user breakpoint shows (whether it is one, the engine
+//! judges: `session/run.rs`): the note of a stop; a tracepoint's line,
+//! the goroutine, the function and its arguments (and `-stack N` frames);
+//! a traced function's return; the `on` commands run at every hit that
+//! counts.
 
 use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-use super::bptable::UNRECOVERED_PANIC;
-use super::cond;
-use super::state::Session;
-
-/// What the session makes of a hit.
-pub(super) enum Judged {
-    /// The condition is false: no hit.
-    CondFalse,
-    /// Counted, but the hit-count condition says go on.
-    Skipped,
-    /// Counted, and it stops (or traces).
-    Hit,
-}
-
-/// Judges a hit of breakpoint `i` by the selected goroutine `goid`:
-/// condition, count, hit-count condition. An error in the condition is
-/// shown and the hit stops, as Delve does.
-pub(super) fn judge(
-    s: &mut Session,
-    i: usize,
-    goid: Option<u64>,
-    out: &mut dyn Write,
-) -> Result<Judged> {
-    if let Some(text) = s.bps.list[i].cond.clone() {
-        match cond::parse(&text).and_then(|c| cond::holds(s, &c)) {
-            Ok(true) => {}
-            Ok(false) => return Ok(Judged::CondFalse),
-            Err(e) => {
-                let id = s.bps.list[i].id;
-                writeln!(out, "error evaluating breakpoint {id}'s condition: {e:#}")?;
-            }
-        }
-    }
-    let b = &mut s.bps.list[i];
-    b.total = b.total.saturating_add(1);
-    let mine = goid.map(|g| {
-        let n = b.hits.entry(g).or_default();
-        *n = n.saturating_add(1);
-        *n
-    });
-    // Per goroutine when the hitting goroutine is known, as Delve.
-    let held = match (b.hitcond, mine) {
-        (None, _) => true,
-        (Some(h), Some(n)) if h.per_g => h.holds(n),
-        (Some(h), _) => h.holds(b.total),
-    };
-    Ok(if held { Judged::Hit } else { Judged::Skipped })
-}
+use crate::session::breakpoints::UNRECOVERED_PANIC;
+use crate::session::Session;
 
 /// ` [NAME] (hits goroutine(G):N total:T)`, the note of a stop.
 pub(super) fn stop_note(s: &Session, i: usize, goid: Option<u64>) -> String {
@@ -92,7 +45,7 @@ pub(super) fn write_trace(
         .as_ref()
         .map(|n| format!("[{n}] "))
         .unwrap_or_default();
-    let args = match s.scope().and_then(|sc| {
+    let args = match s.scope().map_err(anyhow::Error::from).and_then(|sc| {
         let vars = sc.arguments().map_err(|e| anyhow!(e))?;
         Ok(vars
             .iter()

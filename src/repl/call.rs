@@ -8,8 +8,8 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::state::Session;
 use crate::process::MemoryExt;
+use crate::session::Session;
 use crate::values::abi::Slot;
 use crate::values::eval::ast::Expr;
 use crate::values::eval::callargs::Marshal;
@@ -57,7 +57,7 @@ pub fn call(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
         Ok(stop) => stop,
         Err(e) => {
             let _ = s.load();
-            return Err(e.context(format!("calling {}", prep.func)));
+            return Err(anyhow::Error::from(e).context(format!("calling {}", prep.func)));
         }
     };
     let shown = match &stop {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use anyhow::{anyhow, bail, Result};
 
 use super::config_file;
-use super::state::Session;
+use crate::session::Session;
 use crate::values::limits::Limits;
 
 #[derive(Debug, Clone)]

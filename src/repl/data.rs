@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::state::Session;
+use crate::session::Session;
 use crate::values::eval::Val;
 use crate::values::types::kind;
 

@@ -13,9 +13,9 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::state::Session;
 use crate::goruntime::defers::{self, Deferred};
 use crate::goruntime::{Frame, Goroutine};
+use crate::session::Session;
 
 /// A deferwrap closure is a few instructions: more is not one.
 const MAX_WRAPPER_BYTES: u64 = 512;
@@ -108,7 +108,7 @@ fn wrapped_call(s: &Session, entry: u64) -> Option<u64> {
     let mut code = vec![0u8; len as usize];
     s.target().ok()?.read(entry, &mut code).ok()?;
     // Decoded at run-time addresses, so the targets are run-time too.
-    super::stepinto::branches(&code, entry)
+    crate::session::branches(&code, entry)
         .into_iter()
         .filter(|b| b.call)
         .filter_map(|b| b.target)

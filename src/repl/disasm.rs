@@ -10,7 +10,7 @@ use iced_x86::{
     Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter, SymbolResolver, SymbolResult,
 };
 
-use super::state::Session;
+use crate::session::Session;
 
 /// Longer code than this is not disassembled in one go (a function is
 /// rarely over a few KiB; `-a` ranges are capped too).

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::state::Session;
+use crate::session::Session;
 use crate::values::eval::Verb;
 
 /// Most expressions `display -a` keeps.
@@ -70,7 +70,7 @@ pub(super) fn show_expr(s: &Session, text: &str) -> (String, Result<String>) {
         Some(v) => (Some(v), words[1..].join(" ")),
         None => (None, text.to_string()),
     };
-    let shown = s.scope().and_then(|sc| {
+    let shown = s.scope().map_err(anyhow::Error::from).and_then(|sc| {
         let v = sc.eval_text(&expr).map_err(|e| anyhow!(e))?;
         sc.show(&v, verb).map_err(|e| anyhow!(e))
     });

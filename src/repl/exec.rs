@@ -2,20 +2,15 @@
 //! (the breakpoint commands: `bpcmds.rs`; what a hit does: `bphit.rs`).
 
 use std::io::Write;
-use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use super::bphit::{self, Judged};
-use super::locate::StepKind;
-use super::slowdown::{Slowdown, Verdict, CAP, WINDOW};
+use super::bphit;
 use super::source;
-use super::state::Session;
-use crate::tracer::{RunCommand, RunPlan, StopReason, TempBreakpoint};
-
-/// Most consecutive hits whose condition was false before `continue` gives
-/// up (Ctrl-C, or the cap on the slowdown they cause, stops it sooner).
-const MAX_FALSE_HITS: usize = 100_000;
+use crate::session::{
+    RunEvent, RunHooks, Session, StepKind, Stop, Verdict, SLOWDOWN_CAP, SLOWDOWN_WINDOW,
+};
+use crate::tracer::TempBreakpoint;
 
 /// `FUNC() FILE:LINE` of a run-time pc (innermost inlined call first).
 pub(super) fn describe(s: &Session, pc: u64) -> String {
@@ -162,149 +157,82 @@ pub(super) fn run_to_stop(
     silent: &[u64],
     out: &mut dyn Write,
 ) -> Result<Option<u64>> {
-    // A step is a run with breakpoints of its own; the watchpoints' scope
-    // breakpoints added below do not make a `continue` one.
-    let stepping = (!base.is_empty())
-        .then(|| s.current_g().ok().map(|g| g.id))
-        .flatten();
-    // Where watched stack variables go out of scope.
-    let mut temps = base.clone();
-    temps.extend(super::watch::scope_temps(s)?);
-    // A Ctrl-C from here to the return is latched for this command, so one
-    // that lands while a condition is evaluated is not lost (signals.rs).
-    let command = RunCommand::begin();
-    let mut plan = RunPlan {
-        temps: temps.clone(),
-        g_tls_offset: s.g_tls_offset(),
-        command: command.id(),
-    };
-    let mut slowdown = Slowdown::new(Instant::now());
-    let mut false_hits = 0usize;
-    loop {
-        // Every thread is stopped between two runs: stop here, cleanly.
-        if command.interrupted() {
-            return interrupted(s, out).map(|()| None);
+    let stop = s.run_to_stop(base, silent, &mut Shown { out: &mut *out })?;
+    match stop {
+        Stop::Silent { pc } => return Ok(Some(pc)),
+        Stop::Position => show_position(s, out, None)?,
+        Stop::Interrupted => {
+            writeln!(out, "received SIGINT, stopping the process")?;
+            show_position(s, out, None)?;
         }
-        let asked = Instant::now();
-        let (tid, user, temp, ran) = match s.run(plan.clone())? {
-            StopReason::CallEntered { entry, g, .. } => {
-                // `step` went through an indirect call: on with the step's
-                // own breakpoints and those that stop in this callee.
-                plan.temps = temps.clone();
-                plan.temps.extend(s.callee_temps(entry, g));
-                continue;
-            }
-            StopReason::Interrupted => {
-                super::watch::after_stop(s, out)?;
-                return interrupted(s, out).map(|()| None);
-            }
-            StopReason::Aborted => bail!("goat is terminating"),
-            StopReason::Exec { path } => {
-                let pid = s.pid().unwrap_or_default();
-                writeln!(
-                    out,
-                    "pid {pid} exec'd {}: the program goat was debugging is gone, and the \
-                     session ends (to debug the new one: goat attach {pid})",
-                    path.display()
-                )?;
-                return Ok(None);
-            }
-            StopReason::Watchpoint(hit) => {
-                if super::watch::after_stop(s, out)?.contains(&hit.id) {
-                    // An access to a moved stack's old place: on, with
-                    // the out-of-scope breakpoints where the frames are now.
-                    plan.temps = base.clone();
-                    plan.temps.extend(super::watch::scope_temps(s)?);
-                    continue;
-                }
-                return super::watch::report_hit(s, hit, out).map(|()| None);
-            }
-            StopReason::Breakpoint {
-                tid,
-                user,
-                temp,
-                ran,
-                ..
-            } => (tid, user, temp, ran),
-        };
-        let goid = s.select_thread(tid);
-        super::watch::after_stop(s, out)?;
-        if user.is_none() && super::watch::at_resize_sentinel(s, tid) {
-            // A stack moved: watchpoints follow (after_stop); on at once.
-            plan.temps = base.clone();
-            plan.temps.extend(super::watch::scope_temps(s)?);
-            continue;
+        Stop::Exec { path } => {
+            let pid = s.pid().unwrap_or_default();
+            writeln!(
+                out,
+                "pid {pid} exec'd {}: the program goat was debugging is gone, and the \
+                 session ends (to debug the new one: goat attach {pid})",
+                path.display()
+            )?;
         }
-        let Some(i) = user.and_then(|p| s.bps.list.iter().position(|b| b.phys.contains(&p))) else {
-            let pc = s.current_g()?.frames.first().map(|f| f.pc);
-            if let Some(pc) = pc.filter(|pc| temp && silent.contains(pc)) {
-                return Ok(Some(pc));
-            }
-            return show_position(s, out, None).map(|()| None);
-        };
-        let pc = s.current_g()?.frames.first().map(|f| f.pc);
-        if pc.is_some_and(|pc| s.bps.list[i].returns.contains(&pc)) {
-            bphit::write_return(s, goid, out)?;
-            out.flush()?;
-            if temp {
-                return show_position(s, out, None).map(|()| None);
-            }
-            continue;
+        Stop::Watchpoint(hit) => super::watch::report_hit(s, hit, out)?,
+        Stop::OverCap { bp, verdict } => {
+            writeln!(out, "{}", over_the_cap(s, bp, &verdict))?;
+            show_position(s, out, None)?;
         }
-        match bphit::judge(s, i, goid, out)? {
-            Judged::Hit => {}
-            // A stepping stop here still counts as the step's end.
-            Judged::CondFalse | Judged::Skipped if temp => {
-                return show_position(s, out, None).map(|()| None)
-            }
-            Judged::Skipped => continue,
-            Judged::CondFalse => {
-                false_hits += 1;
-                if false_hits >= MAX_FALSE_HITS {
-                    bail!("{MAX_FALSE_HITS} hits with a false condition in a row; stopped");
-                }
-                let now = Instant::now();
-                let cycle = now.saturating_duration_since(asked);
-                let id = s.bps.list[i].id;
-                let Some(v) = slowdown.false_hit(id, cycle, ran, now) else {
-                    continue;
-                };
-                let worst = s.bps.list.iter().position(|w| w.id == v.id).unwrap_or(i);
-                writeln!(out, "{}", over_the_cap(s, worst, &v))?;
-                return show_position(s, out, None).map(|()| None);
-            }
+        Stop::Breakpoint { bp, goroutine } => {
+            let note = bphit::stop_note(s, bp, goroutine);
+            show_position(s, out, Some(note))?;
+            bphit::run_on(s, bp, out)?;
         }
-        false_hits = 0;
-        if s.bps.list[i].trace {
-            bphit::write_trace(s, i, goid, out)?;
-            bphit::run_on(s, i, out)?;
-            // Each hit shows as it happens, not when the run ends.
-            out.flush()?;
-            if temp {
-                return show_position(s, out, None).map(|()| None);
-            }
-            continue;
-        }
-        let note = bphit::stop_note(s, i, goid);
-        match stepping {
-            Some(g) if !temp && goid != Some(g) && s.goroutine(g).is_some() => {
-                show_position(s, out, Some(note))?;
-                bphit::run_on(s, i, out)?;
-                writeln!(out, "\tbreakpoint hit during a step, continuing...")?;
-                out.flush()?;
-                s.select(g)?;
-                continue;
-            }
-            _ => {}
-        }
-        show_position(s, out, Some(note))?;
-        return bphit::run_on(s, i, out).map(|()| None);
     }
+    Ok(None)
 }
 
-fn interrupted(s: &Session, out: &mut dyn Write) -> Result<()> {
-    writeln!(out, "received SIGINT, stopping the process")?;
-    show_position(s, out, None)
+/// The REPL's part in a run: its watchpoints, and what it prints as the
+/// run goes on.
+struct Shown<'o> {
+    out: &'o mut dyn Write,
+}
+
+impl RunHooks for Shown<'_> {
+    type Error = anyhow::Error;
+
+    fn after_stop(&mut self, s: &mut Session) -> Result<Vec<u32>> {
+        super::watch::after_stop(s, self.out)
+    }
+
+    fn scope_temps(&mut self, s: &mut Session) -> Result<Vec<TempBreakpoint>> {
+        super::watch::scope_temps(s)
+    }
+
+    fn at_resize_sentinel(&self, s: &Session, tid: i32) -> bool {
+        super::watch::at_resize_sentinel(s, tid)
+    }
+
+    fn event(&mut self, s: &mut Session, event: RunEvent) -> Result<()> {
+        let out = &mut *self.out;
+        match event {
+            RunEvent::CondFailed { bp, error } => {
+                let id = s.bps.list[bp].id;
+                let e = anyhow::Error::from(error);
+                writeln!(out, "error evaluating breakpoint {id}'s condition: {e:#}")?;
+            }
+            RunEvent::Returned { goroutine } => bphit::write_return(s, goroutine, out)?,
+            RunEvent::Traced { bp, goroutine } => {
+                bphit::write_trace(s, bp, goroutine, out)?;
+                bphit::run_on(s, bp, out)?;
+            }
+            RunEvent::HitDuringStep { bp, goroutine } => {
+                let note = bphit::stop_note(s, bp, goroutine);
+                show_position(s, out, Some(note))?;
+                bphit::run_on(s, bp, out)?;
+                writeln!(out, "\tbreakpoint hit during a step, continuing...")?;
+            }
+        }
+        // Each shows as it happens, not when the run ends.
+        out.flush()?;
+        Ok(())
+    }
 }
 
 /// Why a `continue` stopped on a false condition: the breakpoint, its hit
@@ -324,8 +252,8 @@ fn over_the_cap(s: &Session, i: usize, v: &Verdict) -> String {
         rate = v.hits_per_second(),
         share = v.share * 100.0,
         factor = 1.0 / (1.0 - v.share).max(0.01),
-        cap = CAP * 100.0,
-        window = WINDOW.as_secs(),
+        cap = SLOWDOWN_CAP * 100.0,
+        window = SLOWDOWN_WINDOW.as_secs(),
     )
 }
 

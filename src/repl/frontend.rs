@@ -15,9 +15,9 @@ use reedline::{
 };
 
 use super::history::{self, History};
-use super::state::Session;
 use super::table::{self, Arg, COMMANDS};
 use super::term;
+use crate::session::Session;
 
 /// `(goat) ` or `(goat g12) `.
 pub(super) fn prompt_text(s: &Session) -> String {

@@ -4,9 +4,9 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::state::Session;
 use super::table;
 use crate::goruntime::{Frame, Goroutine};
+use crate::session::Session;
 
 /// `Goroutine 12 - chan receive - main.chanReceive (main.go:31) [locked] (thread 123)`
 /// The "user" location, the default of `goroutines` as in Delve: the

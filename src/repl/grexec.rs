@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{anyhow, bail, Result};
 
 use super::stack::restore;
-use super::state::Session;
 use super::table;
+use crate::session::Session;
 
 /// `-exec COMMAND`: COMMAND on each goroutine in turn; one failing is
 /// reported and the others still run. The selection stays as it was.
@@ -40,7 +40,10 @@ fn exec_each_inner(s: &mut Session, ids: &[u64], cmd: &str, out: &mut dyn Write)
     let saved = (s.current, s.frame);
     for &id in ids {
         writeln!(out, "Goroutine {id}:")?;
-        let result = s.select(id).and_then(|()| table::execute(s, cmd, out));
+        let result = s
+            .select(id)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| table::execute(s, cmd, out));
         if let Err(e) = result {
             writeln!(out, "error: {e:#}")?;
         }

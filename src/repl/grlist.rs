@@ -13,9 +13,9 @@ use super::goroutines::{quoted_words, user_frame};
 use super::grpage;
 use super::labels::{self, Labels};
 use super::stack::write_frames;
-use super::state::Session;
 use crate::goruntime::{Frame, Goroutine};
 use crate::report;
+use crate::session::Session;
 
 /// Delve's default stack depth for `-t`.
 const DEFAULT_DEPTH: usize = 10;

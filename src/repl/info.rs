@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::pattern::Pattern;
-use super::state::Session;
+use crate::session::Session;
 use crate::values::{Place, Value};
 
 /// The optional REGEX of `cmd [REGEX]`.

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::state::Session;
 use crate::goruntime::Goroutine;
+use crate::session::Session;
 
 /// A goroutine's labels sorted by key, or why they could not be read.
 pub(super) type Labels = Result<Vec<(String, String)>, String>;

@@ -11,13 +11,9 @@
 //!   queries; `term`: plain lines when it does not; otherwise commands are
 //!   read line by line from stdin. `history`: the history file.
 
-mod backend;
 mod bpcmds;
 mod bphit;
-mod bpset;
-mod bptable;
 mod call;
-mod cond;
 mod config;
 mod config_file;
 mod data;
@@ -31,24 +27,19 @@ mod goroutines;
 mod grexec;
 mod grlist;
 mod grpage;
-mod gset;
 mod history;
 mod info;
 mod labels;
-mod locate;
 mod multiline;
 mod pattern;
 mod script;
 mod session;
 mod set;
-mod slowdown;
 mod source;
 mod srcpath;
 mod stack;
 mod stackfull;
-mod state;
 mod stepi;
-mod stepinto;
 mod stepout;
 mod table;
 mod term;
@@ -59,8 +50,7 @@ mod why;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub use backend::{Backend, Control, CoreBackend, LiveBackend};
-pub use state::Session;
+pub use crate::session::{Backend, Control, CoreBackend, LiveBackend, Session};
 pub use table::{Command, Group, COMMANDS};
 
 /// How `goat attach` was asked to run.
@@ -77,6 +67,9 @@ pub struct Options {
 /// exit status (1 when a command failed in batch mode). The caller detaches
 /// by dropping the session and the process.
 pub fn run(s: &mut Session, opts: &Options) -> u8 {
+    for warning in std::mem::take(&mut s.warnings) {
+        crate::eprintln_quiet!("goat: {warning}");
+    }
     crate::eprintln_quiet!("{}", banner(s));
     // What `config -save` wrote, before any command runs.
     for warning in config_file::load() {

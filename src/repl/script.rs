@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::state::Session;
 use super::{config, source, table};
+use crate::session::Session;
 
 /// Scripts may source scripts, but not without end (a script sourcing
 /// itself).

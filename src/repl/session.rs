@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::state::Session;
 use super::table;
+use crate::session::Session;
 
 /// `help [COMMAND]`
 pub fn help(_s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {

@@ -12,7 +12,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::state::Session;
+use crate::session::Session;
 use crate::values::eval::{Const, Val};
 use crate::values::types::kind;
 use crate::values::{Place, Scope, Value};

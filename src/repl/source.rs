@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 
 use super::srcpath::{self, Context};
-use super::state::Session;
+use crate::session::Session;
 
 /// Source files bigger than this are not shown (a real one is far smaller).
 const SOURCE_MAX: u64 = 64 << 20;

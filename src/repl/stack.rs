@@ -4,9 +4,9 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::state::Session;
 use super::{source, table};
 use crate::goruntime::{Frame, Goroutine};
+use crate::session::Session;
 
 /// `stack [DEPTH] [-full] [-defer] [-offsets]`
 pub fn stack(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {

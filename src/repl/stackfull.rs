@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::stack::{restore, write_frame_at};
-use super::state::Session;
+use crate::session::Session;
 
 /// Frames `0..depth` of the current goroutine, each followed by its
 /// arguments and locals (indented); a frame whose variables cannot be read

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Result};
 
 use super::exec::show_position;
-use super::state::Session;
+use crate::session::Session;
 
 /// `step-instruction`
 pub fn step_instruction(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {

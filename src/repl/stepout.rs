@@ -12,10 +12,10 @@ use anyhow::{anyhow, Result};
 use iced_x86::{Decoder, DecoderOptions, Mnemonic};
 
 use super::exec::{finish_stop, run_to_stop};
-use super::locate::StepKind;
-use super::state::Session;
 use crate::binary::Func;
 use crate::process::Regs;
+use crate::session::Session;
+use crate::session::StepKind;
 use crate::tracer::{FrameCond, TempAction, TempBreakpoint};
 use crate::values::types::kind;
 use crate::values::{Place, Scope, Value};

@@ -5,11 +5,11 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 
-use super::state::Session;
 use super::{
     bpcmds, call, config, data, deferred, disasm, display, exec, goroutines, grlist, info, script,
     session, set, source, stack, stepi, vars, watch, why,
 };
+use crate::session::Session;
 
 /// A command's handler: the session, the words after the command name, and
 /// where to print.
@@ -727,6 +727,8 @@ pub fn execute(s: &mut Session, line: &str, out: &mut dyn Write) -> Result<()> {
     let Some(cmd) = find(first) else {
         bail!("unknown command {first:?}; type 'help' for the list");
     };
+    // The engine shows values within the limits `config` last set.
+    s.limits = super::config::get().limits;
     (cmd.run)(s, rest, out)
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::frontend::{prompt_text, submit};
 use super::history::History;
-use super::state::Session;
+use crate::session::Session;
 
 /// How long the terminal has to answer: a local one takes well under a
 /// millisecond, one over ssh a round trip.

@@ -8,9 +8,9 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::multiline;
 use super::pattern::Pattern;
-use super::state::Session;
 use crate::outfile::{self, TempCore};
 use crate::process::Memory;
+use crate::session::Session;
 use crate::values::eval::{Val, Verb};
 use crate::values::{types::kind, Place};
 

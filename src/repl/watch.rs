@@ -18,8 +18,8 @@ use anyhow::{anyhow, bail, Result};
 use iced_x86::{Decoder, DecoderOptions};
 
 use super::exec::{describe, hits_text};
-use super::state::Session;
 use crate::process::{Memory, MemoryExt, ReadFault};
+use crate::session::Session;
 use crate::tracer::{
     watchable, FrameCond, StackScope, TempAction, TempBreakpoint, WatchHit, WatchKind, WatchSpec,
     WatchpointInfo,

@@ -7,8 +7,8 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-use super::state::Session;
 use crate::goruntime::{Dump, Goroutine};
+use crate::session::Session;
 use crate::why::{self, Snapshot, WhyReport};
 
 /// `why [N]`

@@ -8,19 +8,19 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{anyhow, bail, Result};
+use super::error::{Result, SessionError};
 
 /// `unrecovered-panic` and `runtime-fatal-throw`: goat sets them at attach, with
 /// Delve's ids.
-pub(super) const UNRECOVERED_PANIC: &str = "unrecovered-panic";
-pub(super) const FATAL_THROW: &str = "runtime-fatal-throw";
+pub const UNRECOVERED_PANIC: &str = "unrecovered-panic";
+pub const FATAL_THROW: &str = "runtime-fatal-throw";
 
 /// Most `on` commands one breakpoint keeps.
 const MAX_ON_COMMANDS: usize = 64;
 
 /// `cond -hitcount` / `-per-g-hitcount`: `count OP k`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct HitCond {
+pub(crate) struct HitCond {
     pub op: HitOp,
     pub k: u64,
     /// Against the hits of the goroutine that hit, not the total.
@@ -28,7 +28,7 @@ pub(super) struct HitCond {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum HitOp {
+pub(crate) enum HitOp {
     Eq,
     Ne,
     Gt,
@@ -40,7 +40,7 @@ pub(super) enum HitOp {
 }
 
 impl HitOp {
-    pub(super) fn parse(op: &str) -> Option<HitOp> {
+    pub(crate) fn parse(op: &str) -> Option<HitOp> {
         Some(match op {
             "==" => HitOp::Eq,
             "!=" => HitOp::Ne,
@@ -68,7 +68,7 @@ impl HitOp {
 
 impl HitCond {
     /// Whether a hit whose count is `n` stops.
-    pub(super) fn holds(self, n: u64) -> bool {
+    pub(crate) fn holds(self, n: u64) -> bool {
         match self.op {
             HitOp::Eq => n == self.k,
             HitOp::Ne => n != self.k,
@@ -80,7 +80,7 @@ impl HitCond {
         }
     }
 
-    pub(super) fn text(self) -> String {
+    pub(crate) fn text(self) -> String {
         let which = if self.per_g {
             "per-g-hitcount"
         } else {
@@ -92,7 +92,7 @@ impl HitCond {
 
 /// One breakpoint as the user sees it.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Logical {
+pub(crate) struct Logical {
     pub id: i64,
     pub name: Option<String>,
     /// Run-time addresses, ascending.
@@ -117,7 +117,7 @@ pub(super) struct Logical {
 
 impl Logical {
     /// `hits goroutine(G):N total:T` as Delve shows them.
-    pub(super) fn hits_text(&self) -> String {
+    pub(crate) fn hits_text(&self) -> String {
         let mut text = String::from("hits");
         for (g, n) in &self.hits {
             text.push_str(&format!(" goroutine({g}):{n}"));
@@ -127,12 +127,12 @@ impl Logical {
     }
 
     /// `on` adds a command, at most [`MAX_ON_COMMANDS`].
-    pub(super) fn add_on(&mut self, cmd: String) -> Result<()> {
+    pub(crate) fn add_on(&mut self, cmd: String) -> Result<()> {
         if self.on.len() >= MAX_ON_COMMANDS {
-            bail!(
-                "breakpoint {} has {MAX_ON_COMMANDS} commands already",
-                self.id
-            );
+            return Err(SessionError::TooManyCommands {
+                id: self.id,
+                max: MAX_ON_COMMANDS,
+            });
         }
         self.on.push(cmd);
         Ok(())
@@ -141,14 +141,14 @@ impl Logical {
 
 /// Every breakpoint of the session.
 #[derive(Debug, Default)]
-pub(super) struct BpTable {
+pub(crate) struct BpTable {
     pub list: Vec<Logical>,
     next_id: i64,
 }
 
 /// Whether `word` can name a breakpoint: not a number (ids are), not a
 /// location (`main.f`, `file.go:3`, `*0x10`, `+2`), not a flag.
-pub(super) fn is_name(word: &str) -> bool {
+pub(crate) fn is_name(word: &str) -> bool {
     let mut chars = word.chars();
     chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
         && word
@@ -158,13 +158,13 @@ pub(super) fn is_name(word: &str) -> bool {
 
 impl BpTable {
     /// The next user id (1, 2, ...; the runtime's breakpoints are < 0).
-    pub(super) fn next_id(&mut self) -> i64 {
+    pub(crate) fn next_id(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
     }
 
     /// The index of the breakpoint a user word names: an id or a name.
-    pub(super) fn find(&self, word: &str) -> Result<usize> {
+    pub(crate) fn find(&self, word: &str) -> Result<usize> {
         let found = match word.parse::<i64>() {
             Ok(id) => self.list.iter().position(|b| b.id == id),
             Err(_) => self
@@ -172,16 +172,16 @@ impl BpTable {
                 .iter()
                 .position(|b| b.name.as_deref() == Some(word)),
         };
-        found.ok_or_else(|| anyhow!("no breakpoint {word:?}"))
+        found.ok_or_else(|| SessionError::NoBreakpoint(word.to_string()))
     }
 
     /// Whether `name` is taken.
-    pub(super) fn has_name(&self, name: &str) -> bool {
+    pub(crate) fn has_name(&self, name: &str) -> bool {
         self.list.iter().any(|b| b.name.as_deref() == Some(name))
     }
 
     /// Keeps the list in Delve's order: by id.
-    pub(super) fn insert(&mut self, b: Logical) {
+    pub(crate) fn insert(&mut self, b: Logical) {
         let at = self.list.partition_point(|x| x.id < b.id);
         self.list.insert(at, b);
     }

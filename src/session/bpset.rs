@@ -3,10 +3,9 @@
 //! trees), the current line (bare `break`), `+N`/`-N` lines from it; and
 //! the `unrecovered-panic` / `fatal-throw` breakpoints set at attach.
 
-use anyhow::{anyhow, bail, Result};
-
-use super::bptable::{Logical, FATAL_THROW, UNRECOVERED_PANIC};
-use super::state::Session;
+use super::breakpoints::{Logical, FATAL_THROW, UNRECOVERED_PANIC};
+use super::error::{Result, SessionError};
+use super::{Session, Warning};
 
 /// Inlined copies of one function a breakpoint takes at most (a hostile
 /// table could list millions).
@@ -26,7 +25,7 @@ impl Session<'_> {
     /// after the prologue and the first pc of every inlined copy; for a
     /// line, one pc; with no location, the selected frame's line; `+N` /
     /// `-N` lines from it.
-    pub(super) fn resolve_locations(&self, loc: Option<&str>) -> Result<Vec<u64>> {
+    pub(crate) fn resolve_locations(&self, loc: Option<&str>) -> Result<Vec<u64>> {
         let frame_line = || -> Result<(String, u32)> {
             let f = self.current_frame()?;
             Ok((f.file.to_string(), f.line))
@@ -38,14 +37,14 @@ impl Session<'_> {
         if let Some(sign @ ('+' | '-')) = loc.chars().next() {
             let n: u32 = loc[1..]
                 .parse()
-                .map_err(|_| anyhow!("{loc:?} is not a line offset"))?;
+                .map_err(|_| SessionError::NotALineOffset(loc.to_string()))?;
             let (file, line) = frame_line()?;
             let to = if sign == '+' {
                 line.checked_add(n)
             } else {
                 line.checked_sub(n).filter(|&l| l > 0)
             }
-            .ok_or_else(|| anyhow!("{loc}: no such line"))?;
+            .ok_or_else(|| SessionError::NoSuchLine(loc.to_string()))?;
             return Ok(vec![self.resolve_location(&format!("{file}:{to}"))?]);
         }
         if loc.starts_with('*') || loc.contains(':') || loc.parse::<u32>().is_ok() {
@@ -68,7 +67,7 @@ impl Session<'_> {
             }
         }
         if pcs.is_empty() {
-            bail!("no function, file or line {loc:?}");
+            return Err(SessionError::NoLocation(loc.to_string()));
         }
         pcs.sort_unstable();
         pcs.dedup();
@@ -77,7 +76,7 @@ impl Session<'_> {
 
     /// The out-of-line function a location names, if it names one by
     /// name (not a line, an address or an offset).
-    pub(super) fn function_named(&self, loc: &str) -> Option<crate::binary::Func<'_>> {
+    pub(crate) fn function_named(&self, loc: &str) -> Option<crate::binary::Func<'_>> {
         if loc.starts_with(['*', '+', '-']) || loc.contains(':') || loc.parse::<u32>().is_ok() {
             return None;
         }
@@ -105,7 +104,7 @@ impl Session<'_> {
     }
 
     /// Puts an int3 at each of `b`'s addresses (none stays on failure).
-    pub(super) fn arm_logical(&mut self, b: &mut Logical) -> Result<()> {
+    pub(crate) fn arm_logical(&mut self, b: &mut Logical) -> Result<()> {
         let mut phys = Vec::new();
         for &addr in b.addrs.iter().chain(&b.returns) {
             match self.control()?.add_breakpoint(addr) {
@@ -124,7 +123,7 @@ impl Session<'_> {
     }
 
     /// Takes `b`'s int3s out of the tracer's table.
-    pub(super) fn disarm_logical(&mut self, b: &mut Logical) -> Result<()> {
+    pub(crate) fn disarm_logical(&mut self, b: &mut Logical) -> Result<()> {
         for id in std::mem::take(&mut b.phys) {
             self.control()?.remove_breakpoint(id)?;
         }
@@ -134,8 +133,9 @@ impl Session<'_> {
 
     /// `unrecovered-panic` (-1) and `runtime-fatal-throw` (-2), as Delve sets them
     /// at attach, so that a dying program stops while its goroutines are
-    /// still there. A failure is a warning: the session goes on without.
-    pub(super) fn set_runtime_breakpoints(&mut self) {
+    /// still there. A failure is a warning (in [`Session::warnings`]): the
+    /// session goes on without.
+    pub(crate) fn set_runtime_breakpoints(&mut self) {
         if self.control().is_err() {
             return;
         }
@@ -165,7 +165,9 @@ impl Session<'_> {
             };
             match self.arm_logical(&mut b) {
                 Ok(()) => self.bps.insert(b),
-                Err(e) => crate::eprintln_quiet!("goat: no {name} breakpoint: {e:#}"),
+                Err(error) => self
+                    .warnings
+                    .push(Warning::NoRuntimeBreakpoint { name, error }),
             }
         }
     }

@@ -10,7 +10,7 @@
 
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
 
-use super::state::Session;
+use super::Session;
 use crate::binary::lines::LineRow;
 use crate::binary::Func;
 use crate::tracer::{FrameCond, TempAction, TempBreakpoint};
@@ -23,7 +23,7 @@ const MAX_WRAPPER_DEPTH: usize = 5;
 
 /// A CALL or JMP instruction (link-time addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Branch {
+pub(crate) struct Branch {
     pub pc: u64,
     /// The instruction after it: a call's return address.
     pub next: u64,
@@ -33,7 +33,7 @@ pub(super) struct Branch {
 }
 
 /// The CALLs and JMPs of `code`, which starts at link-time `start`.
-pub(super) fn branches(code: &[u8], start: u64) -> Vec<Branch> {
+pub(crate) fn branches(code: &[u8], start: u64) -> Vec<Branch> {
     let mut out = Vec::new();
     let mut dec = Decoder::with_ip(64, code, start, DecoderOptions::NONE);
     while dec.can_decode() {
@@ -96,7 +96,7 @@ impl Session<'_> {
     /// for goroutine `g`: after the prologue of each user function called
     /// directly, and on each indirect CALL, in the frame whose CFA is
     /// `cfa` (a recursive call's deeper frame does not count).
-    pub(super) fn call_temps(
+    pub(crate) fn call_temps(
         &self,
         f: &Func<'_>,
         rows: &[LineRow],
@@ -136,7 +136,7 @@ impl Session<'_> {
     /// Where a step goes on once goroutine `g` entered the function at
     /// run-time `entry` through an indirect call: nothing more than the
     /// step's own breakpoints for code `step` does not stop in.
-    pub(super) fn callee_temps(&self, entry: u64, g: u64) -> Vec<TempBreakpoint> {
+    pub(crate) fn callee_temps(&self, entry: u64, g: u64) -> Vec<TempBreakpoint> {
         let mut out = Vec::new();
         self.enter_at(entry.wrapping_sub(self.bias), g, 0, &mut out);
         out

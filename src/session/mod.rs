@@ -1,44 +1,76 @@
-//! The debugging session: what it is attached to, the goroutines of the
-//! current stop (frames decoded on demand: gset.rs), and what the user has
-//! selected (goroutine, frame).
+//! The session engine: one debugging session over one target (a live
+//! process or a core), driven by a front end (`repl/`, the terminal; a DAP
+//! server next) through typed requests and results. Nothing here formats
+//! text for a user or touches a terminal.
 //!
-//! Commands see the target only through [`Session::target`] (the read-only
+//! - this file: the [`Session`] (what it is attached to, the goroutines of
+//!   the current stop, frames decoded on demand, and the selected goroutine
+//!   and frame);
+//! - `backend.rs`: where the process state comes from ([`LiveBackend`],
+//!   [`CoreBackend`]) and what only a live process can do ([`Control`]);
+//! - `goroutines.rs`: the goroutines of one stop;
+//! - `breakpoints.rs`: the breakpoints as the user knows them;
+//!   `bpset.rs`: where they stand and the runtime's own set at attach;
+//! - `locate.rs`: locations and the temporary breakpoints of a step
+//!   (`stepinto.rs`: into calls);
+//! - `run.rs`: running to a stop worth showing, and the [`Stop`] that
+//!   ends a run (conditions: `cond.rs`; the cap on their cost:
+//!   `slowdown.rs`);
+//! - `error.rs`: [`SessionError`].
+//!
+//! Requests see the target only through [`Session::target`] (the read-only
 //! [`Target`] a live process and a core file both give) and the goroutines
 //! of the current stop. What only a live process can do sits behind
 //! [`Backend::control`], which a core backend answers with `None`.
 
-use anyhow::{anyhow, bail, Context, Result};
+mod backend;
+mod bpset;
+pub mod breakpoints;
+mod cond;
+mod error;
+mod goroutines;
+mod locate;
+mod run;
+mod slowdown;
+mod stepinto;
 
 use crate::binary::dwarf::DwarfError;
 use crate::binary::dwarf_vars::VarIndex;
 use crate::corefile::writer::CoreStats;
 use crate::goruntime::{Frame, GoProgram, Goroutine};
+use crate::values::limits::Limits;
 use crate::values::Scope;
 use std::path::Path;
 
 use crate::process::{Target, Thread};
 use crate::tracer::{RunPlan, StopReason};
 
-pub use super::backend::{Backend, Control};
-use super::gset::StopGoroutines;
+pub use backend::{Backend, Control, CoreBackend, LiveBackend};
+pub use cond::{parse as parse_condition, Cond};
+pub use error::{Result, SessionError};
+use goroutines::StopGoroutines;
+pub use locate::StepKind;
+pub use run::{RunEvent, RunHooks, Stop};
+pub use slowdown::{Verdict, CAP as SLOWDOWN_CAP, WINDOW as SLOWDOWN_WINDOW};
+pub(crate) use stepinto::branches;
 
 /// One interactive session over one target.
 pub struct Session<'a> {
-    pub(super) prog: &'a GoProgram,
+    pub(crate) prog: &'a GoProgram,
     backend: Box<dyn Backend + 'a>,
     /// Run-time minus link-time address of the executable.
-    pub(super) bias: u64,
+    pub(crate) bias: u64,
     /// The goroutines of the current stop (headers read at each stop,
     /// frames decoded when asked for).
-    pub(super) gs: StopGoroutines,
+    pub(crate) gs: StopGoroutines,
     /// The selected goroutine id, when the dump has any goroutine.
-    pub(super) current: Option<u64>,
+    pub(crate) current: Option<u64>,
     /// The selected frame of the current goroutine (0 = innermost).
-    pub(super) frame: usize,
+    pub(crate) frame: usize,
     /// Set by `quit`/`detach`.
-    pub(super) done: bool,
+    pub(crate) done: bool,
     /// Set when the process ended under the session (nothing to detach).
-    pub(super) ended: bool,
+    pub(crate) ended: bool,
     /// The process was stopped by job control (SIGSTOP, Ctrl-Z) when goat
     /// attached. It cannot run until it gets SIGCONT, so commands that run
     /// it are refused rather than wait for ever, and the detach leaves it
@@ -47,12 +79,44 @@ pub struct Session<'a> {
     /// The DWARF variable index, built on first use (per binary).
     vars: std::cell::OnceCell<Result<VarIndex, DwarfError>>,
     /// DWARF's `prologue_end` and `is_stmt` addresses, read on first use.
-    pub(super) dwarf_lines: std::cell::OnceCell<crate::binary::lines::DwarfLines>,
+    pub(crate) dwarf_lines: std::cell::OnceCell<crate::binary::lines::DwarfLines>,
     /// The breakpoints as the user knows them (the tracer has the int3s).
-    pub(super) bps: super::bptable::BpTable,
+    pub(crate) bps: breakpoints::BpTable,
     /// `display -a` expressions, shown at every stop; `display -d N`
     /// empties slot N (the numbers of the others stay, as in Delve).
-    pub(super) displays: Vec<Option<String>>,
+    pub(crate) displays: Vec<Option<String>>,
+    /// How much of a value the front end shows (strings, elements, depth).
+    pub limits: Limits,
+    /// What went wrong without ending the session, for the front end to
+    /// show (and clear).
+    pub warnings: Vec<Warning>,
+}
+
+/// Something the session did without, told to the front end.
+#[derive(Debug)]
+pub enum Warning {
+    /// The runtime's `unrecovered-panic` or `runtime-fatal-throw`
+    /// breakpoint could not be set: a dying program will not stop.
+    NoRuntimeBreakpoint {
+        name: &'static str,
+        error: SessionError,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::NoRuntimeBreakpoint { name, error } => {
+                write!(f, "no {name} breakpoint: {error}")?;
+                let mut cause = std::error::Error::source(error);
+                while let Some(c) = cause {
+                    write!(f, ": {c}")?;
+                    cause = c.source();
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 impl<'a> Session<'a> {
@@ -78,6 +142,8 @@ impl<'a> Session<'a> {
             dwarf_lines: std::cell::OnceCell::new(),
             bps: Default::default(),
             displays: Vec::new(),
+            limits: Limits::DEFAULT,
+            warnings: Vec::new(),
         };
         s.load()?;
         s.set_runtime_breakpoints();
@@ -87,7 +153,7 @@ impl<'a> Session<'a> {
     /// Runs the target under `plan` and loads the new stop. A target that
     /// exited ends the session. A call entered by a step is not loaded: the
     /// caller runs on at once (and must [`load`](Self::load) if it does not).
-    pub(super) fn run(&mut self, plan: RunPlan) -> Result<StopReason> {
+    pub(crate) fn run(&mut self, plan: RunPlan) -> Result<StopReason> {
         self.may_run()?;
         let reason = match self.control()?.run(plan) {
             Ok(r) => r,
@@ -95,7 +161,7 @@ impl<'a> Session<'a> {
                 if self.control()?.breakpoints().is_err() || self.backend.target().is_none() {
                     self.done = true;
                     self.ended = true;
-                    return Err(e.context("the target is gone; the session ends"));
+                    return Err(SessionError::TargetGone(Box::new(e)));
                 }
                 self.load()?;
                 return Err(e);
@@ -115,7 +181,7 @@ impl<'a> Session<'a> {
     }
 
     /// Selects the goroutine running on thread `tid`, if one does.
-    pub(super) fn select_thread(&mut self, tid: i32) -> Option<u64> {
+    pub(crate) fn select_thread(&mut self, tid: i32) -> Option<u64> {
         let id = self
             .gs
             .headers()
@@ -129,14 +195,14 @@ impl<'a> Session<'a> {
 
     /// Reads the goroutines of the current stop (their headers: frames
     /// are decoded when a command asks), and picks a goroutine.
-    pub(super) fn load(&mut self) -> Result<()> {
+    pub(crate) fn load(&mut self) -> Result<()> {
         let t = self.target()?;
         let globals = self.prog.locate(t, self.bias)?;
         let now = self.backend.now();
         let cap = self
             .prog
             .capture_headers(t, &globals, now)
-            .context("reading the goroutines")?;
+            .map_err(SessionError::ReadGoroutines)?;
         let heads = self.prog.decode_headers(t, &cap, self.bias)?;
         let main_tid = t.pid();
         let signalled = self.backend.signalled_thread();
@@ -161,29 +227,20 @@ impl<'a> Session<'a> {
 
     /// The frozen target, or an error while it runs.
     pub fn target(&self) -> Result<&dyn Target> {
-        self.backend
-            .target()
-            .ok_or_else(|| anyhow!("the target is running"))
+        self.backend.target().ok_or(SessionError::Running)
     }
 
     /// Execution control, or an error for a backend without it (a core).
     pub fn control(&mut self) -> Result<&mut dyn Control> {
-        self.backend
-            .control()
-            .ok_or_else(|| anyhow!("a core file cannot be run"))
+        self.backend.control().ok_or(SessionError::CoreCannotRun)
     }
 
     /// Execution control for a command that lets the target run: refused
     /// for a core, and for a process stopped by job control.
-    pub(super) fn may_run(&mut self) -> Result<&mut dyn Control> {
+    pub(crate) fn may_run(&mut self) -> Result<&mut dyn Control> {
         if self.job_stopped {
             let pid = self.pid().map_or("PID".to_string(), |p| p.to_string());
-            bail!(
-                "the program was stopped by job control (SIGSTOP or Ctrl-Z) before goat \
-                 attached, and runs only once it gets SIGCONT: running it now would wait \
-                 for ever. To run it: quit (it stays stopped), `kill -CONT {pid}`, then \
-                 attach again"
-            );
+            return Err(SessionError::JobStopped { pid });
         }
         self.control()
     }
@@ -220,32 +277,29 @@ impl<'a> Session<'a> {
 
     /// Every goroutine's header: frames *not* decoded (see
     /// [`StopGoroutines::headers`]); [`Self::goroutine`] has them.
-    pub(super) fn headers(&self) -> &[Goroutine] {
+    pub(crate) fn headers(&self) -> &[Goroutine] {
         self.gs.headers()
     }
 
     /// Goroutine `i` of [`Self::headers`], with its frames.
-    pub(super) fn goroutine_at(&self, i: usize) -> &Goroutine {
+    pub(crate) fn goroutine_at(&self, i: usize) -> &Goroutine {
         self.gs.full(i, |head| self.decode_one(head))
     }
 
     /// Decodes every goroutine's frames at once (for the commands that
     /// look at every stack): one copy of every stack, decoded on every
     /// core, much faster than one goroutine at a time.
-    pub(super) fn decode_all(&self) -> Result<()> {
+    pub(crate) fn decode_all(&self) -> Result<()> {
         if self.gs.all_decoded() {
             return Ok(());
         }
         let t = self.target()?;
-        let globals = self
-            .gs
-            .globals
-            .ok_or_else(|| anyhow!("no goroutines were read at this stop"))?;
+        let globals = self.gs.globals.ok_or(SessionError::NoGoroutinesRead)?;
         let prepared = self.prog.prepare_capture(t, &globals);
         let cap = self
             .prog
             .capture(t, &globals, self.gs.cap.now, prepared)
-            .context("reading the goroutines' stacks")?;
+            .map_err(SessionError::ReadStacks)?;
         let dump = self.prog.decode(&cap, self.bias)?;
         self.gs.fill(dump.goroutines);
         Ok(())
@@ -270,7 +324,7 @@ impl<'a> Session<'a> {
     }
 
     /// The target's monotonic clock at this stop, when known.
-    pub(super) fn now(&self) -> Option<i64> {
+    pub(crate) fn now(&self) -> Option<i64> {
         self.gs.cap.now
     }
 
@@ -284,35 +338,49 @@ impl<'a> Session<'a> {
     }
 
     /// Goroutine `id` with its frames (decoded on first use).
-    pub(super) fn goroutine(&self, id: u64) -> Option<&Goroutine> {
+    pub(crate) fn goroutine(&self, id: u64) -> Option<&Goroutine> {
         self.gs.index_of(id).map(|i| self.goroutine_at(i))
     }
 
     /// The selected goroutine, or an error saying there is none.
-    pub(super) fn current_g(&self) -> Result<&Goroutine> {
+    pub(crate) fn current_g(&self) -> Result<&Goroutine> {
         self.current
             .and_then(|id| self.goroutine(id))
-            .ok_or_else(|| anyhow!("no goroutine selected"))
+            .ok_or(SessionError::NoGoroutineSelected)
     }
 
     /// The selected frame of the selected goroutine.
-    pub(super) fn current_frame(&self) -> Result<&Frame> {
+    pub(crate) fn current_frame(&self) -> Result<&Frame> {
         let g = self.current_g()?;
-        g.frames
-            .get(self.frame)
-            .ok_or_else(|| anyhow!("goroutine {} has no frame {}", g.id, self.frame))
+        g.frames.get(self.frame).ok_or(SessionError::NoFrame {
+            g: g.id,
+            frame: self.frame,
+        })
     }
 
     /// The variables' scope of the selected frame: its pc, CFA and, for the
     /// innermost frame of a goroutine running on a thread, the registers.
-    pub(super) fn scope(&self) -> Result<Scope<'_>> {
-        let index = self.var_index()?;
+    pub(crate) fn scope(&self) -> Result<Scope<'_>> {
+        // Its errors in the order they always came: no DWARF first.
+        self.var_index()?;
         let g = self.current_g()?;
-        let selected = self.current_frame()?;
+        self.scope_at(g.id, self.frame)
+    }
+
+    /// The variables' scope of frame `frame` (0 = innermost) of goroutine
+    /// `id`, the selection unchanged: what a front end that names frames
+    /// itself asks for (DAP's `scopes`, `evaluate` with a `frameId`).
+    pub fn scope_at(&self, id: u64, frame: usize) -> Result<Scope<'_>> {
+        let index = self.var_index()?;
+        let g = self.goroutine(id).ok_or(SessionError::NoGoroutine(id))?;
+        let selected = g
+            .frames
+            .get(frame)
+            .ok_or(SessionError::NoFrame { g: g.id, frame })?;
         // An inlined call shares the physical frame that follows it.
-        let physical = (self.frame..g.frames.len())
+        let physical = (frame..g.frames.len())
             .find(|&i| !g.frames[i].inlined)
-            .ok_or_else(|| anyhow!("frame {} has no physical frame", self.frame))?;
+            .ok_or(SessionError::NoPhysicalFrame(frame))?;
         let f = &g.frames[physical];
         // Innermost physical frame: only inlined calls stand before it.
         let top = g.frames[..physical].iter().all(|x| x.inlined);
@@ -328,28 +396,28 @@ impl<'a> Session<'a> {
             // A caller's pc is a return address: look up the call itself.
             pc: if top { link } else { link.wrapping_sub(1) },
             cfa: f.fp,
-            inline_depth: physical - self.frame,
+            inline_depth: physical - frame,
             ret_pc: (!top).then_some(link),
             function: Some(selected.function.to_string()),
             line: Some(u64::from(selected.line)),
             types: self.prog.binary().pclntab().ok().and_then(|t| t.types()),
             regs,
             curg: Some(g.gp),
-            limits: super::config::get().limits,
+            limits: self.limits,
             budget: Default::default(),
         })
     }
 
     /// The DWARF variable index (built on first use), or why there is none.
-    pub(super) fn var_index(&self) -> Result<&VarIndex> {
+    pub(crate) fn var_index(&self) -> Result<&VarIndex> {
         self.vars
             .get_or_init(|| VarIndex::load(self.prog.binary().debug_data()))
             .as_ref()
-            .map_err(|e| anyhow!("no variable information: {e}"))
+            .map_err(|e| SessionError::NoVariables(e.to_string()))
     }
 
     /// The thread the goroutine runs on, if it runs on one.
-    pub(super) fn thread_of(&self, g: &Goroutine) -> Option<&Thread> {
+    pub(crate) fn thread_of(&self, g: &Goroutine) -> Option<&Thread> {
         let tid = g.m?.tid;
         self.backend
             .target()?
@@ -359,9 +427,9 @@ impl<'a> Session<'a> {
     }
 
     /// Selects goroutine `id` (and its innermost frame).
-    pub(super) fn select(&mut self, id: u64) -> Result<()> {
+    pub(crate) fn select(&mut self, id: u64) -> Result<()> {
         if self.gs.index_of(id).is_none() {
-            return Err(anyhow!("no goroutine {id}"));
+            return Err(SessionError::NoGoroutine(id));
         }
         self.current = Some(id);
         self.frame = 0;
@@ -370,7 +438,7 @@ impl<'a> Session<'a> {
 
     /// `FUNC (FILE:LINE)` for a run-time pc in the executable, else the
     /// mapping it is in (`[vdso]`, a library), else `??`.
-    pub(super) fn symbolize(&self, pc: u64) -> String {
+    pub(crate) fn symbolize(&self, pc: u64) -> String {
         let link = pc.wrapping_sub(self.bias);
         let tab = self.prog.binary().pclntab().ok();
         if let Some(f) = tab.and_then(|t| t.find_func(link)) {
@@ -379,12 +447,7 @@ impl<'a> Session<'a> {
                 .ok()
                 .and_then(|v| v.into_iter().next())
             {
-                return format!(
-                    "{} ({}:{})",
-                    sf.function,
-                    super::base_name(sf.file),
-                    sf.line
-                );
+                return format!("{} ({}:{})", sf.function, base_name(sf.file), sf.line);
             }
             if let Ok(name) = f.name() {
                 return name.to_string();
@@ -414,7 +477,7 @@ impl<'a> Session<'a> {
                 names.insert(name.to_string());
             }
             if let Ok((file, _)) = f.file_line(f.entry()) {
-                names.insert(format!("{}:", super::base_name(file)));
+                names.insert(format!("{}:", base_name(file)));
             }
         }
         names.into_iter().collect()
@@ -430,4 +493,9 @@ impl<'a> Session<'a> {
             .unwrap_or_default();
         (gs, ts)
     }
+}
+
+/// The last path component of a source file (`/src/app/main.go` → `main.go`).
+pub fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }

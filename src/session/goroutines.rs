@@ -12,7 +12,7 @@ use std::cell::OnceCell;
 use crate::goruntime::{Capture, Dump, Globals, Goroutine};
 
 /// The goroutines of one stop: headers now, frames on demand.
-pub(super) struct StopGoroutines {
+pub(crate) struct StopGoroutines {
     /// Every live goroutine in `allgs` order, frames not decoded.
     heads: Dump,
     /// (goroutine id, index into `heads`), sorted: a million goroutines
@@ -27,13 +27,13 @@ pub(super) struct StopGoroutines {
     all: OnceCell<()>,
     /// Threads, wait reasons and the clock of the stop (its bytes dropped:
     /// stacks are read from the target itself).
-    pub(super) cap: Capture,
+    pub(crate) cap: Capture,
     /// Where the runtime's globals are, for a copy of every stack.
-    pub(super) globals: Option<Globals>,
+    pub(crate) globals: Option<Globals>,
 }
 
 impl StopGoroutines {
-    pub(super) fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self::new(
             Dump {
                 go_version: String::new(),
@@ -45,7 +45,7 @@ impl StopGoroutines {
         )
     }
 
-    pub(super) fn new(heads: Dump, mut cap: Capture, globals: Option<Globals>) -> Self {
+    pub(crate) fn new(heads: Dump, mut cap: Capture, globals: Option<Globals>) -> Self {
         let index = |key: fn(&Goroutine) -> u64| {
             let mut v: Vec<(u64, usize)> = heads
                 .goroutines
@@ -72,28 +72,28 @@ impl StopGoroutines {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.heads.goroutines.len()
     }
 
-    pub(super) fn go_version(&self) -> &str {
+    pub(crate) fn go_version(&self) -> &str {
         &self.heads.go_version
     }
 
     /// Every goroutine's header, in `allgs` order. Their `frames` are not
     /// decoded (empty) and `unreadable` is unset: only the id, status,
     /// thread, `gp` and `created_by` may be used.
-    pub(super) fn headers(&self) -> &[Goroutine] {
+    pub(crate) fn headers(&self) -> &[Goroutine] {
         &self.heads.goroutines
     }
 
     /// The index of goroutine `id` (the first of a repeated id).
-    pub(super) fn index_of(&self, id: u64) -> Option<usize> {
+    pub(crate) fn index_of(&self, id: u64) -> Option<usize> {
         find(&self.by_id, id)
     }
 
     /// Goroutine `i` with its frames, decoded by `decode` the first time.
-    pub(super) fn full(
+    pub(crate) fn full(
         &self,
         i: usize,
         decode: impl FnOnce(&Goroutine) -> Goroutine,
@@ -103,17 +103,17 @@ impl StopGoroutines {
     }
 
     /// The goroutines decoded so far, with their frames.
-    pub(super) fn decoded(&self) -> impl Iterator<Item = &Goroutine> {
+    pub(crate) fn decoded(&self) -> impl Iterator<Item = &Goroutine> {
         self.full.iter().filter_map(|c| c.get().map(|g| &**g))
     }
 
-    pub(super) fn all_decoded(&self) -> bool {
+    pub(crate) fn all_decoded(&self) -> bool {
         self.all.get().is_some()
     }
 
     /// Takes the goroutines of a decode of every stack; those not listed in
     /// the headers (none, the target being stopped) are ignored.
-    pub(super) fn fill(&self, decoded: Vec<Goroutine>) {
+    pub(crate) fn fill(&self, decoded: Vec<Goroutine>) {
         for g in decoded {
             if let Some(i) = find(&self.by_gp, g.gp) {
                 // One decoded earlier stays: both read the same stop.

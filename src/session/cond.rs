@@ -2,21 +2,23 @@
 //! (`n >= 3 && req.Path == "/a"`), where `goroutine` is the id of the
 //! goroutine that hit (as Delve's `cond` takes it).
 
-use anyhow::{anyhow, bail, Result};
-
-use super::state::Session;
+use super::error::{Result, SessionError};
+use super::Session;
 use crate::values::eval::{self, ast, Const, Val};
 
 /// A parsed condition.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Cond {
+pub struct Cond {
     text: String,
     expr: ast::Expr,
 }
 
 /// Parses `text`, with a message saying what is accepted.
-pub(super) fn parse(text: &str) -> Result<Cond> {
-    let expr = eval::parse(text).map_err(|e| anyhow!("condition {text:?}: {e}"))?;
+pub fn parse(text: &str) -> Result<Cond> {
+    let expr = eval::parse(text).map_err(|e| SessionError::BadCondition {
+        text: text.to_string(),
+        why: e,
+    })?;
     Ok(Cond {
         text: text.to_string(),
         expr,
@@ -43,19 +45,18 @@ fn with_goroutine(e: &ast::Expr, id: i128) -> ast::Expr {
 }
 
 /// Whether `c` holds in the selected frame of the selected goroutine.
-pub(super) fn holds(s: &Session, c: &Cond) -> Result<bool> {
+pub(crate) fn holds(s: &Session, c: &Cond) -> Result<bool> {
     let expr = with_goroutine(&c.expr, i128::from(s.current_g()?.id));
     let scope = s.scope()?;
-    match scope.eval(&expr).map_err(|e| anyhow!(e))? {
+    match scope.eval(&expr)? {
         Val::Const(Const::Bool(b)) => Ok(b),
         v => match scope.show(&v, None).as_deref() {
             Ok("true") => Ok(true),
             Ok("false") => Ok(false),
-            _ => bail!(
-                "condition {:?} is a {}, not a bool",
-                c.text,
-                scope.val_type(&v)
-            ),
+            _ => Err(SessionError::NotABool {
+                text: c.text.clone(),
+                ty: scope.val_type(&v),
+            }),
         },
     }
 }

@@ -3,9 +3,8 @@
 //! prologue, and the temporary breakpoints of `next`, `step` and `stepout` (`step`'s
 //! into calls: `stepinto.rs`).
 
-use anyhow::{anyhow, bail, Result};
-
-use super::state::Session;
+use super::error::{Result, SessionError};
+use super::Session;
 use crate::binary::lines::{self, LineRow};
 use crate::binary::Func;
 use crate::tracer::{FrameCond, TempAction, TempBreakpoint};
@@ -18,11 +17,11 @@ fn file_matches(path: &str, file: &str) -> bool {
 
 impl Session<'_> {
     /// The run-time address of a breakpoint location.
-    pub(super) fn resolve_location(&self, loc: &str) -> Result<u64> {
+    pub(crate) fn resolve_location(&self, loc: &str) -> Result<u64> {
         if let Some(addr) = loc.strip_prefix('*') {
             let a = addr.trim_start_matches("0x");
             return u64::from_str_radix(a, 16)
-                .map_err(|_| anyhow!("{addr:?} is not a hexadecimal address"));
+                .map_err(|_| SessionError::NotAnAddress(addr.to_string()));
         }
         let tab = self.prog.binary().pclntab()?;
         let (file, line) = match loc.rsplit_once(':') {
@@ -35,13 +34,13 @@ impl Session<'_> {
                 let f = tab
                     .func_by_name(loc)
                     .or_else(|| tab.func_by_name(&format!("main.{loc}")))
-                    .ok_or_else(|| anyhow!("no function, file or line {loc:?}"))?;
+                    .ok_or_else(|| SessionError::NoLocation(loc.to_string()))?;
                 return Ok(self.body_pc(&f)? + self.bias);
             }
         };
         let line: u32 = line
             .parse()
-            .map_err(|_| anyhow!("{line:?} is not a line number"))?;
+            .map_err(|_| SessionError::NotALine(line.to_string()))?;
         // The lowest pc of the line in a function of that file, preferring
         // code that is not an inlined copy, then code past the prologue,
         // then a statement start (DWARF's is_stmt): the optimizer attributes
@@ -76,7 +75,10 @@ impl Session<'_> {
                 }
             }
         }
-        let ((_, _, _, pc), f) = best.ok_or_else(|| anyhow!("no code for {file}:{line}"))?;
+        let ((_, _, _, pc), f) = best.ok_or_else(|| SessionError::NoCode {
+            file: file.clone(),
+            line,
+        })?;
         // The declaration line starts at the entry: break after the prologue.
         let pc = if pc == f.entry() {
             self.body_pc(&f)?
@@ -89,7 +91,7 @@ impl Session<'_> {
     /// Link-time pc of `f`'s first instruction after the stack-growth
     /// check: DWARF's `prologue_end` (Go marks it for Delve), else the
     /// first pc where the pcsp table shows a frame, else the entry.
-    pub(super) fn body_pc(&self, f: &Func<'_>) -> Result<u64> {
+    pub(crate) fn body_pc(&self, f: &Func<'_>) -> Result<u64> {
         let entry = f.entry();
         let end = f.end()?;
         let ends = &self.dwarf_lines().prologue_ends;
@@ -119,14 +121,14 @@ impl Session<'_> {
     }
 
     /// Offset of a thread's `g` from its fs_base.
-    pub(super) fn g_tls_offset(&self) -> i64 {
+    pub(crate) fn g_tls_offset(&self) -> i64 {
         let b = self.prog.binary();
         lines::g_tls_offset(b.data(), b.symbol("runtime.tlsg"))
     }
 
     /// The temporary breakpoints of `stepout` (`next`: with every line of
     /// the function; `step`: and the calls of the line).
-    pub(super) fn step_plan(&self, kind: StepKind) -> Result<Vec<TempBreakpoint>> {
+    pub(crate) fn step_plan(&self, kind: StepKind) -> Result<Vec<TempBreakpoint>> {
         let g = self.current_g()?;
         let gp = g.gp;
         let tab = self.prog.binary().pclntab()?;
@@ -135,7 +137,7 @@ impl Session<'_> {
             .frames
             .iter()
             .position(|f| !f.inlined)
-            .ok_or_else(|| anyhow!("goroutine {} has no frame", g.id))?;
+            .ok_or(SessionError::NoFrames(g.id))?;
         let top = &g.frames[k];
         let mut temps = Vec::new();
         // The caller's resume point, in the caller's frame.
@@ -155,14 +157,14 @@ impl Session<'_> {
         }
         if kind == StepKind::Out {
             if temps.is_empty() {
-                bail!("{} has no caller to return to", top.function);
+                return Err(SessionError::NoCaller(top.function.to_string()));
             }
             return Ok(temps);
         }
         let pc = g.frames[0].pc.wrapping_sub(self.bias);
         let f = tab
             .find_func(pc)
-            .ok_or_else(|| anyhow!("pc {:#x} is in no Go function", g.frames[0].pc))?;
+            .ok_or(SessionError::NotInGo(g.frames[0].pc))?;
         let depth = k + 1;
         let (cur_file, cur_line) = (&*g.frames[0].file, g.frames[0].line);
         for pc in self.stop_pcs(&f)? {
@@ -203,7 +205,7 @@ impl Session<'_> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StepKind {
+pub enum StepKind {
     Over,
     Into,
     Out,

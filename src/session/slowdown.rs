@@ -24,12 +24,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Most share of wall time the program may spend stopped for false hits.
-pub(super) const CAP: f64 = 0.5;
+pub const CAP: f64 = 0.5;
 /// How long the share is measured over before it is judged.
-pub(super) const WINDOW: Duration = Duration::from_secs(2);
+pub const WINDOW: Duration = Duration::from_secs(2);
 
 /// The false hits of one window.
-pub(super) struct Slowdown {
+pub(crate) struct Slowdown {
     start: Instant,
     stopped: Duration,
     /// Per breakpoint: false hits and the time stopped for them.
@@ -40,7 +40,7 @@ pub(super) struct Slowdown {
 /// hits, the window's length and the share of it spent stopped for false
 /// hits (of every breakpoint).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Verdict {
+pub struct Verdict {
     pub id: i64,
     pub hits: u64,
     pub wall: Duration,

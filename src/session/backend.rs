@@ -1,8 +1,7 @@
 //! Where a session's process state comes from: a stopped live process
 //! ([`LiveBackend`], which can also run it) or a core file ([`CoreBackend`]).
 
-use anyhow::{anyhow, Result};
-
+use super::error::{Result, SessionError};
 use crate::corefile::writer::{self, CoreStats};
 use crate::goruntime;
 use std::path::Path;
@@ -51,7 +50,7 @@ pub trait Control {
     fn add_breakpoint(&mut self, addr: u64) -> Result<BreakpointInfo>;
     fn remove_breakpoint(&mut self, id: u32) -> Result<Option<BreakpointInfo>>;
     fn breakpoints(&mut self) -> Result<Vec<BreakpointInfo>>;
-    /// Starts a function call (`repl/call.rs`): a new stop, at the
+    /// Starts a function call (`call`): a new stop, at the
     /// function's results when it returned or panicked.
     fn call(&mut self, plan: CallPlan) -> Result<CallStop>;
     /// Ends a call stopped at its results: a new stop.
@@ -116,10 +115,7 @@ impl Backend for LiveBackend<'_> {
         Some(self.process.pid())
     }
     fn write_core(&self, dest: &Path, force: bool) -> Result<CoreStats> {
-        let stopped = self
-            .stopped
-            .as_ref()
-            .ok_or_else(|| anyhow!("the target is running"))?;
+        let stopped = self.stopped.as_ref().ok_or(SessionError::Running)?;
         Ok(writer::write_core_stopped(stopped, dest, force)?)
     }
 }
@@ -186,10 +182,7 @@ impl Backend for CoreBackend<'_> {
         self.core.signalled_thread()
     }
     fn write_core(&self, _dest: &Path, _force: bool) -> Result<CoreStats> {
-        Err(anyhow!(
-            "this session is a core file already: {}",
-            self.core.path().display()
-        ))
+        Err(SessionError::CoreAlready(self.core.path().to_path_buf()))
     }
     fn now(&self) -> Option<i64> {
         // Other cores have no clock: wait times are then not shown.
