@@ -14,6 +14,7 @@
 mod ascii;
 pub mod binary;
 pub mod corefile;
+pub mod dap;
 pub mod goruntime;
 pub mod heap;
 pub mod heapwalk;

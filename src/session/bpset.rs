@@ -172,3 +172,43 @@ impl Session<'_> {
         }
     }
 }
+
+impl Session<'_> {
+    /// A breakpoint at `loc` (a location as `break` takes it), stopping
+    /// when `cond` holds and `hitcond` says so: its id. What a front end
+    /// that sets breakpoints by source line asks for (DAP's
+    /// `setBreakpoints`).
+    pub fn set_breakpoint(
+        &mut self,
+        loc: &str,
+        cond: Option<String>,
+        hitcond: Option<super::breakpoints::HitCond>,
+    ) -> Result<i64> {
+        if let Some(c) = &cond {
+            super::cond::parse(c)?;
+        }
+        let addrs = self.resolve_locations(Some(loc))?;
+        let mut b = Logical {
+            addrs,
+            cond,
+            hitcond,
+            ..Default::default()
+        };
+        self.arm_logical(&mut b)?;
+        b.id = self.bps.next_id();
+        let id = b.id;
+        self.bps.insert(b);
+        Ok(id)
+    }
+
+    /// Takes breakpoint `id` out (its int3s first: on failure it stays).
+    pub fn clear_breakpoint(&mut self, id: i64) -> Result<()> {
+        let i = self.bps.find(&id.to_string())?;
+        let mut b = self.bps.list.remove(i);
+        if let Err(e) = self.disarm_logical(&mut b) {
+            self.bps.insert(b);
+            return Err(e);
+        }
+        Ok(())
+    }
+}

@@ -20,7 +20,7 @@ const MAX_ON_COMMANDS: usize = 64;
 
 /// `cond -hitcount` / `-per-g-hitcount`: `count OP k`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HitCond {
+pub struct HitCond {
     pub op: HitOp,
     pub k: u64,
     /// Against the hits of the goroutine that hit, not the total.
@@ -28,7 +28,7 @@ pub(crate) struct HitCond {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HitOp {
+pub enum HitOp {
     Eq,
     Ne,
     Gt,
@@ -40,7 +40,7 @@ pub(crate) enum HitOp {
 }
 
 impl HitOp {
-    pub(crate) fn parse(op: &str) -> Option<HitOp> {
+    pub fn parse(op: &str) -> Option<HitOp> {
         Some(match op {
             "==" => HitOp::Eq,
             "!=" => HitOp::Ne,

@@ -27,16 +27,7 @@ use crate::session::Session;
 /// whose `f` is inlined into the `gowrap` closure) is still shown as `f`,
 /// where Delve shows the closure. Without such a frame, the innermost.
 pub(in crate::repl) fn user_frame(g: &Goroutine) -> Option<&Frame> {
-    let goroot = g.goroot_src();
-    let inlined_std = |f: &Frame| f.inlined && goroot.is_some_and(|r| f.file.starts_with(r));
-    g.frames
-        .iter()
-        .find(|f| {
-            !f.function.starts_with("runtime.")
-                && !f.function.starts_with("internal/")
-                && !inlined_std(f)
-        })
-        .or(g.frames.first())
+    g.user_frame()
 }
 
 /// `goroutine [ID [COMMAND]]`

@@ -1,0 +1,89 @@
+//! `goat dap` driven by VS Code's own DAP test client
+//! (`@vscode/debugadapter-testsupport`, installed by `scripts/test` into
+//! tests/dap-client/node_modules): attach to the `ticker` fixture, a
+//! breakpoint by source line in a hot loop, the stop, every goroutine as a
+//! thread, the stack, scopes, variables, an evaluation, an unknown request
+//! answered with an error, and disconnect, after which the program runs on
+//! untraced.
+
+mod common;
+
+use std::process::Command;
+
+use common::{assert_untouched, build_fixtures, root, Fixture};
+
+/// The fixture's line carrying `// L:name`.
+fn line_of(name: &str) -> u32 {
+    let src = std::fs::read_to_string(root().join("tests/fixtures/ticker/main.go"))
+        .expect("ticker source");
+    let marker = format!("// L:{name}");
+    src.lines()
+        .position(|l| l.trim_end().ends_with(&marker))
+        .map(|i| i as u32 + 1)
+        .unwrap_or_else(|| panic!("no {marker} in main.go"))
+}
+
+/// Runs tests/dap-client/SCRIPT with `args`; what it printed, as JSON.
+fn client(script: &str, args: &[String]) -> serde_json::Value {
+    let dir = root().join("tests/dap-client");
+    assert!(
+        dir.join("node_modules/@vscode/debugadapter-testsupport")
+            .exists(),
+        "the DAP client is not installed: run `npm ci` in {} (scripts/test does)",
+        dir.display()
+    );
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .output()
+        .expect("node (the DAP client runs on it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}: {stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+#[test]
+fn attach_break_stop_threads_stack_variables_and_disconnect() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let file = root().join("tests/fixtures/ticker/main.go");
+    let line = line_of("tick-a");
+    let seen = client(
+        "attach.js",
+        &[
+            env!("CARGO_BIN_EXE_goat").to_string(),
+            fx.pid().to_string(),
+            file.display().to_string(),
+            line.to_string(),
+        ],
+    );
+    let ctx = seen.to_string();
+    assert_eq!(seen["verified"], serde_json::json!([true]), "{ctx}");
+    assert_eq!(seen["reason"], "breakpoint", "{ctx}");
+    assert_eq!(seen["stoppedListed"], true, "{ctx}");
+    // main, the ticker, four hot loops, and the runtime's own.
+    assert!(seen["threads"].as_u64().unwrap_or(0) >= 6, "{ctx}");
+    assert_eq!(seen["top"]["name"], "main.tick", "{ctx}");
+    assert_eq!(seen["top"]["path"], file.display().to_string(), "{ctx}");
+    assert_eq!(seen["top"]["line"], line, "{ctx}");
+    assert_eq!(
+        seen["scopes"],
+        serde_json::json!(["Arguments", "Locals"]),
+        "{ctx}"
+    );
+    let n = seen["args"][0].as_str().unwrap_or("");
+    let n: i64 = n
+        .strip_prefix("n=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("argument n: {ctx}"));
+    assert_eq!(seen["evaluated"], (n + 1).to_string(), "{ctx}");
+    assert!(
+        seen["unknown"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not serve \"noSuchRequest\"")),
+        "{ctx}"
+    );
+    assert_eq!(seen["disconnected"], true, "{ctx}");
+    assert_untouched(fx.pid());
+}
