@@ -84,6 +84,75 @@ fn attach_break_stop_threads_stack_variables_and_disconnect() {
             .is_some_and(|e| e.contains("does not serve \"noSuchRequest\"")),
         "{ctx}"
     );
+    // next, stepOut and continue, each ending in a stop.
+    assert_eq!(seen["next"]["reason"], "step", "{ctx}");
+    assert_eq!(seen["next"]["threadId"], seen["threadId"], "{ctx}");
+    assert_eq!(seen["next"]["name"], "main.tick", "{ctx}");
+    assert_eq!(seen["next"]["line"], line_of("tick-b"), "{ctx}");
+    assert_eq!(seen["stepOut"]["reason"], "step", "{ctx}");
+    assert_eq!(seen["stepOut"]["name"], "main.main.func1", "{ctx}");
+    assert_eq!(seen["continued"]["reason"], "breakpoint", "{ctx}");
+    assert_eq!(seen["continued"]["line"], line, "{ctx}");
     assert_eq!(seen["disconnected"], true, "{ctx}");
+    assert_untouched(fx.pid());
+}
+
+/// Thousands of goroutines, every one a thread (Delve caps them at 1,024),
+/// then the client dies mid-session, the program stopped at a breakpoint:
+/// goat detaches and the program runs on untraced.
+#[test]
+fn thousands_of_threads_then_the_client_dies() {
+    const PARKED: usize = 3000;
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "service", &[&PARKED.to_string()]);
+    let file = root().join("tests/fixtures/service/main.go");
+    let src = std::fs::read_to_string(&file).expect("service source");
+    // In heartbeat's loop, run every millisecond.
+    let line = src
+        .lines()
+        .position(|l| l.trim() == "now := time.Now()")
+        .map(|i| i + 1)
+        .expect("heartbeat's loop in service/main.go");
+    let seen = client(
+        "vanish.js",
+        &[
+            env!("CARGO_BIN_EXE_goat").to_string(),
+            fx.pid().to_string(),
+            file.display().to_string(),
+            line.to_string(),
+        ],
+    );
+    let ctx = seen.to_string();
+    assert_eq!(seen["reason"], "breakpoint", "{ctx}");
+    assert!(
+        seen["threads"].as_u64().unwrap_or(0) > PARKED as u64,
+        "{ctx}"
+    );
+    assert!(
+        seen["names"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n == "[sleep] main.heartbeat")
+                || n.iter()
+                    .any(|n| n.as_str().is_some_and(|n| n.ends_with("main.heartbeat")))),
+        "{ctx}"
+    );
+    // goat saw the end of its input and detached.
+    let goat = seen["goat"].as_i64().expect("goat's pid") as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // Gone, or a zombie its new parent has not reaped yet.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{goat}/stat")).is_ok_and(|st| {
+            st.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    while alive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "goat {goat} did not end: {ctx}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_untouched(fx.pid());
 }

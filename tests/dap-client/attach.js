@@ -43,6 +43,24 @@ async function main() {
   seen.args = args.map((v) => `${v.name}=${v.value}`);
   const ev = (await dc.evaluateRequest({ expression: 'n + 1', frameId: st.stackFrames[0].id, context: 'watch' })).body;
   seen.evaluated = ev.result;
+  // next: the line after, on the same goroutine.
+  let again = dc.waitForEvent('stopped');
+  await dc.nextRequest({ threadId: stop.threadId });
+  let after = (await again).body;
+  let top = (await dc.stackTraceRequest({ threadId: after.threadId, levels: 1 })).body.stackFrames[0];
+  seen.next = { reason: after.reason, threadId: after.threadId, name: top.name, line: top.line };
+  // stepOut: back in the caller.
+  again = dc.waitForEvent('stopped');
+  await dc.stepOutRequest({ threadId: stop.threadId });
+  after = (await again).body;
+  top = (await dc.stackTraceRequest({ threadId: after.threadId, levels: 1 })).body.stackFrames[0];
+  seen.stepOut = { reason: after.reason, name: top.name };
+  // continue: the breakpoint again.
+  again = dc.waitForEvent('stopped');
+  await dc.continueRequest({ threadId: stop.threadId });
+  after = (await again).body;
+  top = (await dc.stackTraceRequest({ threadId: after.threadId, levels: 1 })).body.stackFrames[0];
+  seen.continued = { reason: after.reason, name: top.name, line: top.line };
   const bad = await dc.customRequest('noSuchRequest').then(() => 'answered', (e) => `error: ${e.message}`);
   seen.unknown = bad;
   await dc.disconnectRequest({});
