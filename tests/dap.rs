@@ -156,3 +156,40 @@ fn thousands_of_threads_then_the_client_dies() {
     }
     assert_untouched(fx.pid());
 }
+
+/// A core through `launch` mode `core`: stopped where it was written,
+/// every goroutine a thread with its stack, and `continue` refused.
+#[test]
+fn a_core_through_launch_mode_core() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let dir = common::scratch_dir("dap-core");
+    let core = dir.join("ticker.core");
+    common::write_core(fx.pid(), &core);
+    let program = fx.path.clone();
+    drop(fx);
+    let seen = client(
+        "core.js",
+        &[
+            env!("CARGO_BIN_EXE_goat").to_string(),
+            program.display().to_string(),
+            core.display().to_string(),
+        ],
+    );
+    let ctx = seen.to_string();
+    assert_eq!(seen["reason"], "entry", "{ctx}");
+    assert!(seen["threads"].as_u64().unwrap_or(0) >= 6, "{ctx}");
+    assert!(
+        seen["functions"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "main.main.func1")),
+        "{ctx}"
+    );
+    assert!(
+        seen["continue"]
+            .as_str()
+            .is_some_and(|c| c.contains("a core file cannot be run")),
+        "{ctx}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

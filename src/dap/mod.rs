@@ -8,7 +8,9 @@
 //!
 //! Before `attach` only `initialize` and `disconnect` are served; `attach`
 //! (mode `local`, `processId`) attaches as `goat attach` does, and the
-//! target runs on untouched when the client disconnects or goes away.
+//! target runs on untouched when the client disconnects or goes away;
+//! `launch` with mode `core` (`program`, `coreFilePath`) opens a core as
+//! `goat debug` does.
 
 mod server;
 pub mod wire;
@@ -19,6 +21,7 @@ use std::net::{SocketAddr, TcpListener};
 use serde_json::{json, Value};
 
 use crate::inspect::{Inspector, OpenOptions, Warning};
+use crate::session::Session;
 use server::{End, Server};
 use wire::{Conn, WireError};
 
@@ -80,6 +83,10 @@ fn serve(mut conn: Conn) {
                 attach(&mut conn, &req);
                 return;
             }
+            "launch" => {
+                launch_core(&mut conn, &req);
+                return;
+            }
             other => conn.fail(
                 &req,
                 &format!("{other:?} needs an attached process: send attach first"),
@@ -123,16 +130,70 @@ fn attach(conn: &mut Conn, req: &Value) {
         }
         Ok(_) => {}
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                msg.push_str(": ");
-                msg.push_str(&c.to_string());
-                cause = c.source();
-            }
-            let _ = conn.fail(req, &msg);
+            let _ = conn.fail(req, &error_text(&e));
         }
     }
+}
+
+/// `launch` with mode `core` (`program`, `coreFilePath`): a post-mortem
+/// session over a core file, as `goat debug` opens one. Nothing runs.
+fn launch_core(conn: &mut Conn, req: &Value) {
+    let args = &req["arguments"];
+    let mode = args["mode"].as_str().unwrap_or("");
+    if mode != "core" {
+        let _ = conn.fail(
+            req,
+            &format!("launch mode {mode:?}: goat launches in mode \"core\" only (attach to a running program)"),
+        );
+        return;
+    }
+    let Some(core) = args["coreFilePath"].as_str() else {
+        let _ = conn.fail(req, "launch: no coreFilePath");
+        return;
+    };
+    let program = args["program"].as_str().map(std::path::Path::new);
+    let mut warnings = Vec::new();
+    let opened = Inspector::open_core_with(
+        std::path::Path::new(core),
+        program,
+        &OpenOptions::default(),
+        &mut |w: Warning| warnings.push(w.to_string()),
+    )
+    .and_then(|inspector| {
+        let debuggee = inspector.debug(&mut |w: Warning| warnings.push(w.to_string()))?;
+        debuggee.run(|s| {
+            start_session(conn, req, s, std::mem::take(&mut warnings));
+            Server::new(conn).serve(s);
+            0
+        })
+    });
+    if let Err(e) = opened {
+        let _ = conn.fail(req, &error_text(&e));
+    }
+}
+
+/// Answers the `attach` or `launch` that opened `s`, and says what went
+/// wrong on the way without ending it.
+fn start_session(conn: &mut Conn, req: &Value, s: &mut Session, mut warnings: Vec<String>) {
+    warnings.extend(s.warnings.drain(..).map(|w| w.to_string()));
+    let _ = conn.respond(req, json!({}));
+    for w in warnings {
+        let body = json!({"category": "console", "output": format!("goat: {w}\n")});
+        let _ = conn.event("output", body);
+    }
+    let _ = conn.event("initialized", json!({}));
+}
+
+/// An error as one line, its causes after colons.
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    msg
 }
 
 /// Attaches to `pid`, answers `req`, then serves the session: how it ended.
@@ -148,13 +209,7 @@ fn serve_attached(
     let debuggee = inspector.debug(&mut |w: Warning| warnings.push(w.to_string()))?;
     let mut end = None;
     debuggee.run(|s| {
-        warnings.extend(s.warnings.drain(..).map(|w| w.to_string()));
-        let _ = conn.respond(req, json!({}));
-        for w in warnings.drain(..) {
-            let body = json!({"category": "console", "output": format!("goat: {w}\n")});
-            let _ = conn.event("output", body);
-        }
-        let _ = conn.event("initialized", json!({}));
+        start_session(conn, req, s, std::mem::take(&mut warnings));
         end = Some(Server::new(conn).serve(s));
         0
     })?;

@@ -109,6 +109,19 @@ impl<'c> Server<'c> {
             "initialize" => self.conn.respond(req, capabilities()).map_err(io),
             "configurationDone" => {
                 self.conn.respond(req, json!({})).map_err(io)?;
+                if let Err(e) = s.may_run() {
+                    // A core does not run (it is stopped where it was
+                    // written), nor does a process stopped by job control.
+                    if s.core_path().is_none() {
+                        let out = output("console", &text(e));
+                        self.conn.event("output", out).map_err(io)?;
+                    }
+                    let mut body = json!({"reason": "entry", "allThreadsStopped": true});
+                    if let Some(g) = s.current_goroutine() {
+                        body["threadId"] = json!(g);
+                    }
+                    return self.conn.event("stopped", body).map_err(io);
+                }
                 self.resume(s, Vec::new())
             }
             "setBreakpoints" => {
@@ -153,6 +166,8 @@ impl<'c> Server<'c> {
                 self.conn.respond(req, body).map_err(io)
             }
             "continue" => {
+                // Refused before the answer: a core, a job-stopped process.
+                s.may_run().map_err(text)?;
                 let body = json!({"allThreadsContinued": true});
                 self.conn.respond(req, body).map_err(io)?;
                 self.resume(s, Vec::new())
@@ -163,6 +178,7 @@ impl<'c> Server<'c> {
                     "stepIn" => StepKind::Into,
                     _ => StepKind::Out,
                 };
+                s.may_run().map_err(text)?;
                 if let Some(id) = args["threadId"].as_u64() {
                     s.select(id).map_err(text)?;
                 }
