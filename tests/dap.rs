@@ -193,3 +193,74 @@ fn a_core_through_launch_mode_core() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--listen`: `dlv dap`'s line on stdout, then one client on the socket;
+/// a malformed message and a request before `attach` do not end the
+/// server; an address that is not loopback is refused.
+#[test]
+fn listen_serves_one_client_and_refuses_remote_addresses() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let out = common::run_goat(&["dap", "--listen=0.0.0.0:0"]);
+    let stderr = common::text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is not a loopback address"), "{stderr}");
+
+    let mut child = common::goat()
+        .args(["dap", "--listen=127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("goat dap");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("DAP server listening at: ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    let stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    let mut send = |body: &str| {
+        write!(writer, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("send");
+    };
+    let mut receive = || -> serde_json::Value {
+        let mut len = 0;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).expect("header");
+            let h = h.trim();
+            if h.is_empty() {
+                break;
+            }
+            if let Some(n) = h.strip_prefix("Content-Length: ") {
+                len = n.parse().expect("length");
+            }
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).expect("body");
+        serde_json::from_slice(&body).expect("JSON")
+    };
+    send("{not json");
+    send(r#"{"seq":1,"type":"request","command":"initialize","arguments":{}}"#);
+    let init = receive();
+    assert_eq!(init["success"], true, "{init}");
+    assert_eq!(init["request_seq"], 1, "{init}");
+    send(r#"{"seq":2,"type":"request","command":"threads"}"#);
+    let early = receive();
+    assert_eq!(early["success"], false, "{early}");
+    assert!(
+        early["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("send attach first")),
+        "{early}"
+    );
+    send(r#"{"seq":3,"type":"request","command":"disconnect"}"#);
+    assert_eq!(receive()["success"], true);
+    let status = child.wait().expect("goat dap's end");
+    assert!(status.success(), "{status}");
+}
