@@ -476,7 +476,7 @@ fn capabilities() -> Json {
     })
 }
 
-/// A DAP hit condition: `N` (the N-th hit on, as Delve takes it) or
+/// A DAP hit condition: `N` (the N-th hit: `== N`, as Delve takes it) or
 /// `OP N` with OP one of `== != > < >= <= %`.
 fn hit_condition(text: Option<&str>) -> Result<Option<HitCond>, String> {
     let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) else {
@@ -487,7 +487,7 @@ fn hit_condition(text: Option<&str>) -> Result<Option<HitCond>, String> {
         .ok_or_else(|| format!("hit condition {t:?}: no count"))?;
     let (op, k) = t.split_at(split);
     let op = match op.trim() {
-        "" => HitOp::Ge,
+        "" => HitOp::Eq,
         op => HitOp::parse(op).ok_or_else(|| format!("hit condition {t:?}: no operator {op:?}"))?,
     };
     let k = k
@@ -565,5 +565,23 @@ impl RunHooks for Hooks<'_> {
         // loop sees it next.
         let _ = self.conn.event("output", output("console", &msg));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_conditions_read_as_delve_reads_them() {
+        let hit = |t| hit_condition(Some(t)).unwrap().unwrap();
+        assert_eq!((hit("5").op, hit("5").k), (HitOp::Eq, 5));
+        assert_eq!((hit(">= 3").op, hit(">= 3").k), (HitOp::Ge, 3));
+        assert_eq!(hit("%2").op, HitOp::Rem);
+        assert!(hit_condition(Some("  ")).unwrap().is_none());
+        assert!(hit_condition(None).unwrap().is_none());
+        assert!(hit_condition(Some("=~ 3")).is_err());
+        assert!(hit_condition(Some("often")).is_err());
+        assert!(hit_condition(Some("> 99999999999999999999999")).is_err());
     }
 }

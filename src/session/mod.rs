@@ -1,7 +1,7 @@
 //! The session engine: one debugging session over one target (a live
-//! process or a core), driven by a front end (`repl/`, the terminal; a DAP
-//! server next) through typed requests and results. Nothing here formats
-//! text for a user or touches a terminal.
+//! process or a core), driven by a front end (`repl/`, the terminal;
+//! `dap/`, an editor) through typed requests and results. Nothing here
+//! formats text for a user or touches a terminal.
 //!
 //! - this file: the [`Session`] (what it is attached to, the goroutines of
 //!   the current stop, frames decoded on demand, and the selected goroutine
