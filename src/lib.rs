@@ -14,6 +14,7 @@
 mod ascii;
 pub mod binary;
 pub mod corefile;
+pub mod dap;
 pub mod goruntime;
 pub mod heap;
 pub mod heapgraph;
@@ -25,6 +26,7 @@ pub mod poll;
 pub mod process;
 pub mod repl;
 pub mod report;
+pub mod session;
 pub mod stdio;
 pub mod tracer;
 pub mod values;

@@ -155,6 +155,19 @@ enum Command {
         #[arg(long)]
         batch: bool,
     },
+    /// Serve the Debug Adapter Protocol (as `dlv dap`): on stdin/stdout, or
+    /// to one client at --listen. Editors attach with mode "local" and a
+    /// processId; the process runs on untouched when they disconnect.
+    Dap {
+        /// Listen at ADDR (127.0.0.1:PORT) and print
+        /// `DAP server listening at: ADDR`.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Listen on an address that is not loopback: whoever reaches it
+        /// can ptrace processes as goat's user.
+        #[arg(long)]
+        allow_remote: bool,
+    },
     /// Open a core file with the same commands as `attach` (post-mortem).
     /// `goat debug [EXE] CORE` as gdb and `dlv core` take them (either
     /// order; the core is told by its contents), so `coredumpctl debug
@@ -343,6 +356,18 @@ fn main() -> ExitCode {
                 (None, None) => Err(anyhow::anyhow!("give a PID or --core FILE")),
             }
         }
+        Command::Dap {
+            listen,
+            allow_remote,
+        } => match listen {
+            Some(addr) => goat::dap::listen(addr, allow_remote)
+                .map(|()| 0)
+                .map_err(Into::into),
+            None => {
+                goat::dap::stdio();
+                Ok(0)
+            }
+        },
         Command::Attach {
             pid,
             symbols,
@@ -441,9 +466,7 @@ fn inspect_exit_code(err: &InspectError) -> u8 {
         InspectError::ExecutableMissing { .. } | InspectError::ExecutableUnnamed { .. } => {
             exit::NO_EXECUTABLE
         }
-        // The REPL's errors, as goat reported them before the library
-        // wrapped them.
-        InspectError::Session(e) => exit_code(e),
+        InspectError::Session(_) => exit::FAILURE,
         // A failed core write is a failure whatever its cause, the
         // tracer's included.
         InspectError::Go(GoError::UnknownLayout { .. }) => exit::UNKNOWN_LAYOUT,

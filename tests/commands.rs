@@ -371,7 +371,7 @@ fn inspection_commands_scripts_transcripts_and_config() {
     );
     for want in [
         "edit: ",
-        "groups and counted repeats are not supported",
+        "bad regular expression \"(\": unclosed group",
         "unknown setting or wrong arguments \"bogus\"",
         "usage: dump [-f] FILE",
         "list: no function or source file \"main.nosuch\"",

@@ -15,7 +15,8 @@ use super::warn;
 pub fn attach(pid: i32, opts: &OpenOptions, commands: Vec<String>, batch: bool) -> Result<u8> {
     let inspector = Inspector::open_pid_with(pid, opts, &mut warn)?;
     let debuggee = inspector.debug(&mut warn)?;
-    Ok(debuggee.run(&repl::Options { commands, batch })?)
+    let opts = repl::Options { commands, batch };
+    Ok(debuggee.run(|s| repl::run(s, &opts))?)
 }
 
 /// `files` is `[CORE]`, `[EXE, CORE]` (gdb's and `dlv core`'s order) or
@@ -53,7 +54,8 @@ pub fn debug(
     };
     let inspector = Inspector::open_core_with(core, exe.as_deref(), opts, &mut warn)?;
     let debuggee = inspector.debug(&mut warn)?;
-    Ok(debuggee.run(&repl::Options { commands, batch })?)
+    let opts = repl::Options { commands, batch };
+    Ok(debuggee.run(|s| repl::run(s, &opts))?)
 }
 
 fn readable(path: &std::path::Path) -> Result<()> {

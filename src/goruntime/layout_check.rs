@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use super::discover::{self, Globals};
 use super::layout::RuntimeLayout;
 use super::version::{G_DEAD, G_DEAD_EXTRA, G_SCAN};
-use crate::binary::Binary;
+use crate::binary::{Binary, BinaryError};
 use crate::process::{Memory, MemoryExt};
 
 /// Goroutines read to check a layout: enough that a few changing under
@@ -50,20 +50,28 @@ pub(super) struct Code<'a> {
     newproc: u64,
 }
 
+/// Why the executable gives no place to check a layout against.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    #[error(transparent)]
+    Binary(#[from] BinaryError),
+    #[error("the function table has no runtime.newproc")]
+    NoNewproc,
+    #[error("the executable has no .text section")]
+    NoText,
+    #[error("the text overflows at its load bias {bias:#x}")]
+    Overflow { bias: u64 },
+}
+
 impl<'a> Code<'a> {
-    pub fn new(bin: &'a Binary, bias: u64) -> Result<Code<'a>, String> {
-        let tab = bin.pclntab().map_err(|e| e.to_string())?;
+    pub fn new(bin: &'a Binary, bias: u64) -> Result<Code<'a>, CodeError> {
+        let tab = bin.pclntab()?;
         let newproc = tab
             .func_by_name("runtime.newproc")
-            .ok_or("the function table has no runtime.newproc")?
+            .ok_or(CodeError::NoNewproc)?
             .entry();
-        let (lo, hi) = bin
-            .section_range(".text")
-            .ok_or("the executable has no .text section")?;
-        let at = |a: u64| {
-            a.checked_add(bias)
-                .ok_or("the text overflows at its load bias")
-        };
+        let (lo, hi) = bin.section_range(".text").ok_or(CodeError::NoText)?;
+        let at = |a: u64| a.checked_add(bias).ok_or(CodeError::Overflow { bias });
         Ok(Code {
             bin,
             bias,

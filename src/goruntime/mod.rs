@@ -225,7 +225,7 @@ impl GoProgram {
             ),
             why,
         };
-        let code = layout_check::Code::new(&self.bin, bias).map_err(&unknown)?;
+        let code = layout_check::Code::new(&self.bin, bias).map_err(|e| unknown(e.to_string()))?;
         let mut first_why = None;
         for release in &candidates {
             let layout = RuntimeLayout::from_table(&self.bin, *release)?;

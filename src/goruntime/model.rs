@@ -77,6 +77,22 @@ impl Goroutine {
     /// "running", ...). [`Self::status`] is the wait reason instead when
     /// there is one, and a goroutine has one only when waiting, or (Go
     /// 1.26+) leaked.
+    /// The frame a user reads a goroutine by: the innermost that is not
+    /// the runtime's (nor standard library code inlined into it), else
+    /// the innermost. Frames must be decoded.
+    pub fn user_frame(&self) -> Option<&Frame> {
+        let goroot = self.goroot_src();
+        let inlined_std = |f: &Frame| f.inlined && goroot.is_some_and(|r| f.file.starts_with(r));
+        self.frames
+            .iter()
+            .find(|f| {
+                !f.function.starts_with("runtime.")
+                    && !f.function.starts_with("internal/")
+                    && !inlined_std(f)
+            })
+            .or(self.frames.first())
+    }
+
     pub fn runtime_status(&self) -> &str {
         match (&self.wait_reason, self.status_code) {
             (None, _) => &self.status,

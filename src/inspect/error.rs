@@ -35,9 +35,9 @@ pub enum InspectError {
     /// The core's destination is refused (exists, or not a regular file).
     #[error(transparent)]
     Destination(io::Error),
-    /// The interactive session could not start (the REPL's errors).
+    /// The interactive session could not start.
     #[error(transparent)]
-    Session(anyhow::Error),
+    Session(crate::session::SessionError),
     /// The executable is not a Go program goat can read.
     #[error("{}{} is not a Go program goat can read: {reason}", exe.display(), pid_note(*pid))]
     NotGo {

@@ -1,11 +1,11 @@
 //! The interactive session (`goat attach`, `goat debug`): a live process
-//! traced for breakpoints and run control, or a core, behind the REPL.
+//! traced for breakpoints and run control, or a core, behind a front end.
 
 use crate::corefile::CoreFile;
 use crate::goruntime::GoProgram;
 use crate::process::read_mappings;
-use crate::repl::{self, CoreBackend, LiveBackend};
-use crate::tracer::{set_session_interrupts, AttachError, LiveProcess};
+use crate::session::{self, CoreBackend, LiveBackend, SessionError};
+use crate::tracer::{set_session_interrupts, LiveProcess};
 
 use super::{InspectError, Inspector, Source, Warning};
 
@@ -63,34 +63,37 @@ impl Inspector {
 impl Debuggee<'_> {
     /// A session over the target: a live process is stopped until the
     /// session is dropped (or runs it), then runs on untouched.
-    pub fn session(&self) -> Result<repl::Session<'_>, InspectError> {
-        let (backend, bias, job_stopped): (Box<dyn repl::Backend + '_>, u64, bool) =
+    pub fn session(&self) -> Result<session::Session<'_>, InspectError> {
+        let (backend, bias, job_stopped): (Box<dyn session::Backend + '_>, u64, bool) =
             match &self.kind {
                 Kind::Live {
                     live,
                     bias,
                     job_stopped,
                 } => {
-                    let backend = LiveBackend::stop(live).map_err(from_repl)?;
+                    let backend = LiveBackend::stop(live).map_err(from_session)?;
                     (Box::new(backend), *bias, *job_stopped)
                 }
                 Kind::Core { core, bias } => (Box::new(CoreBackend::new(core)), *bias, false),
             };
-        let mut session = repl::Session::new(self.prog, backend, bias).map_err(from_repl)?;
+        let mut session = session::Session::new(self.prog, backend, bias).map_err(from_session)?;
         session.job_stopped = job_stopped;
         Ok(session)
     }
 
-    /// Runs the REPL over a session (`opts`: the `-x` commands, batch or
-    /// not), then detaches from a live process. Returns the REPL's exit code.
-    pub fn run(self, opts: &repl::Options) -> Result<u8, InspectError> {
+    /// Runs a front end over a session (`front`: the REPL, a DAP server),
+    /// then detaches from a live process. Returns the front end's exit code.
+    pub fn run(
+        self,
+        front: impl FnOnce(&mut session::Session<'_>) -> u8,
+    ) -> Result<u8, InspectError> {
         let mut session = self.session()?;
         let live = matches!(self.kind, Kind::Live { .. });
         // Ctrl-C stops a running `continue` instead of ending the session.
         if live {
             set_session_interrupts(true);
         }
-        let code = repl::run(&mut session, opts);
+        let code = front(&mut session);
         if live {
             set_session_interrupts(false);
         }
@@ -100,11 +103,11 @@ impl Debuggee<'_> {
     }
 }
 
-/// The REPL speaks anyhow; a tracer failure in it (the stop) is kept as
-/// the typed error it is.
-fn from_repl(e: anyhow::Error) -> InspectError {
-    match e.downcast::<AttachError>() {
-        Ok(e) => InspectError::Attach(e),
-        Err(e) => InspectError::Session(e),
+/// A tracer failure in the session's start (the stop) is kept as the
+/// attach error it is, with its exit code.
+fn from_session(e: SessionError) -> InspectError {
+    match e {
+        SessionError::Attach(e) => InspectError::Attach(e),
+        e => InspectError::Session(e),
     }
 }

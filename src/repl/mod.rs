@@ -1,66 +1,38 @@
-//! `goat attach`: an interactive debugger over the same library as `goat
-//! stacks`.
+//! `goat attach` and `goat debug`: the terminal front end over the session
+//! engine (`session/`). Each line is parsed, handed to the engine, and
+//! what it returns is formatted; the engine never prints.
 //!
-//! - `state`: the [`Session`] (target, decoded goroutines of the current stop,
-//!   selected goroutine and frame) and its [`Backend`] (a stopped live
-//!   process now; a core file later).
-//! - `table`: the one command table; `help` and completion come from it.
-//! - one file of handlers per group: `goroutines`, `stack`, `source`,
-//!   `data`, `session`.
-//! - `frontend`: reedline, when stdin is a terminal that answers its
-//!   queries; `term`: plain lines when it does not; otherwise commands are
-//!   read line by line from stdin. `history`: the history file.
+//! - `table.rs`: the one command table; `help` and completion come from it.
+//! - one folder per command family, so the folder shows the command set:
+//!   `goroutines/`, `stack/`, `data/`, `breakpoints/`, `running/`,
+//!   `source/`, `setup/` (help, core, quit, config, scripts);
+//! - `terminal/`: reedline, when stdin is a terminal that answers its
+//!   queries; plain lines when it does not; otherwise commands are read
+//!   line by line from stdin; the history file.
 
-mod backend;
-mod bpcmds;
-mod bphit;
-mod bpset;
-mod bptable;
-mod call;
-mod cond;
-mod config;
-mod config_file;
+mod breakpoints;
 mod data;
-mod deferred;
-mod disasm;
-mod display;
-mod exec;
-mod frontend;
-mod goroots;
 mod goroutines;
-mod grexec;
-mod grlist;
-mod grpage;
-mod gset;
-mod history;
-mod info;
-mod labels;
-mod locate;
-mod multiline;
-mod pattern;
-mod script;
-mod session;
-mod set;
-mod slowdown;
+mod running;
+mod setup;
 mod source;
-mod srcpath;
 mod stack;
-mod stackfull;
-mod state;
-mod stepi;
-mod stepinto;
-mod stepout;
 mod table;
-mod term;
-mod vars;
-mod watch;
-mod why;
+mod terminal;
+
+use breakpoints::{bpcmds, bphit, watch};
+use data::{call, display, info, pattern, set, vars, why};
+use goroutines::{grexec, grlist, grpage, labels};
+use running::{exec, stepi, stepout};
+use setup::{config, config_file, general, script};
+use source::{disasm, goroots};
+use stack::{deferred, stackfull};
+use terminal::{frontend, history, multiline, term};
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub use backend::{Backend, Control, CoreBackend, LiveBackend};
-pub use state::Session;
+pub use crate::session::{Backend, Control, CoreBackend, LiveBackend, Session};
 pub use table::{Command, Group, COMMANDS};
 
 /// How `goat attach` was asked to run.
@@ -77,6 +49,9 @@ pub struct Options {
 /// exit status (1 when a command failed in batch mode). The caller detaches
 /// by dropping the session and the process.
 pub fn run(s: &mut Session, opts: &Options) -> u8 {
+    for warning in std::mem::take(&mut s.warnings) {
+        crate::eprintln_quiet!("goat: {warning}");
+    }
     crate::eprintln_quiet!("{}", banner(s));
     // What `config -save` wrote, before any command runs.
     for warning in config_file::load() {

@@ -5,11 +5,11 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 
-use super::state::Session;
 use super::{
-    bpcmds, call, config, data, deferred, disasm, display, exec, goroutines, grlist, info, script,
-    session, set, source, stack, stepi, vars, watch, why,
+    bpcmds, call, config, data, deferred, disasm, display, exec, general, goroutines, grlist, info,
+    script, set, source, stack, stepi, vars, watch, why,
 };
+use crate::session::Session;
 
 /// A command's handler: the session, the words after the command name, and
 /// where to print.
@@ -627,7 +627,7 @@ pub static COMMANDS: &[Command] = &[
         help: "List the commands, or describe one.",
         usage: "help [COMMAND]",
         arg: Arg::Command,
-        run: session::help,
+        run: general::help,
     },
     Command {
         name: "detach",
@@ -636,7 +636,7 @@ pub static COMMANDS: &[Command] = &[
         help: "Detach and leave the target running.",
         usage: "detach",
         arg: Arg::None,
-        run: session::quit,
+        run: general::quit,
     },
     Command {
         name: "core",
@@ -648,7 +648,7 @@ pub static COMMANDS: &[Command] = &[
             never over an existing file unless -f, never over a symbolic link,\n\
             FIFO, device or directory. The target stays stopped.",
         arg: Arg::None,
-        run: session::core,
+        run: general::core,
     },
     Command {
         name: "dump",
@@ -707,7 +707,7 @@ pub static COMMANDS: &[Command] = &[
         help: "Detach, leave the target running, and exit.",
         usage: "quit\n\nCtrl-D does the same.",
         arg: Arg::None,
-        run: session::quit,
+        run: general::quit,
     },
 ];
 
@@ -727,6 +727,8 @@ pub fn execute(s: &mut Session, line: &str, out: &mut dyn Write) -> Result<()> {
     let Some(cmd) = find(first) else {
         bail!("unknown command {first:?}; type 'help' for the list");
     };
+    // The engine shows values within the limits `config` last set.
+    s.limits = super::config::get().limits;
     (cmd.run)(s, rest, out)
 }
 

@@ -375,3 +375,60 @@ fn fuzz_findings_of_value_print_stay_fixed() {
         started.elapsed()
     );
 }
+
+/// `children` pages a map by its entries, a struct by its fields and an
+/// array by its elements; a page past the end is empty, a torn map is
+/// marked partial rather than walked without end.
+#[test]
+fn children_come_a_page_at_a_time_within_bounds() {
+    let mut m = Sparse::default();
+    let mut g = vec![ctrl(&[0, 2]); 1];
+    g.extend([10, 11, 0, 0, 30, 31, 0, 0]);
+    g.resize(17, 0);
+    m.put(0x1000, &[2, 0, 0x2000, 0]);
+    m.put(0x2000, &g);
+    m.put(0x3000, &[5, 0, 0x9000_0000, 1 << 40]);
+    let index = index();
+    let s = Scope::bare(&m, &index);
+    let at = |ty: usize, addr: u64| Value {
+        ty,
+        place: Place::Bytes(addr.to_le_bytes().to_vec()),
+    };
+    let page = |v: &Value, start: u64, count: u64| {
+        let c = s.children(v, start, count).unwrap();
+        let items: Vec<String> = c
+            .items
+            .iter()
+            .map(|(n, v)| format!("{n}={}", s.format(v)))
+            .collect();
+        (c.total, items, c.partial)
+    };
+    let map = at(SWISS, 0x1000);
+    assert_eq!(page(&map, 0, 10).1, ["[10]=11", "[30]=31"]);
+    assert_eq!(page(&map, 1, 1).1, ["[30]=31"]);
+    assert_eq!(page(&map, 5, 1), (2, vec![], None));
+    assert_eq!(s.child_count(&map), 2);
+    let torn = page(&at(SWISS, 0x3000), 0, 3);
+    assert_eq!(torn.0, 5);
+    assert!(
+        torn.2.as_deref().is_some_and(|p| p.contains("directory")),
+        "{torn:?}"
+    );
+    // The group struct at 0x2000: ctrl, then the slots array of 8.
+    let group = Value {
+        ty: 18,
+        place: Place::Mem(0x2000),
+    };
+    let (n, fields, _) = page(&group, 0, 100);
+    assert_eq!((n, fields.len()), (2, 2));
+    assert!(fields[0].starts_with("ctrl="), "{fields:?}");
+    let slots = Value {
+        ty: 19,
+        place: Place::Mem(0x2008),
+    };
+    let (n, elems, _) = page(&slots, 2, 1);
+    assert_eq!(n, 8);
+    assert_eq!(elems, ["[2]=slot {key: 30, elem: 31}"]);
+    // A count beyond a page is cut to one page.
+    assert!(s.children(&slots, 0, u64::MAX).unwrap().items.len() <= 8);
+}

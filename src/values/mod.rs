@@ -8,6 +8,7 @@
 
 pub mod abi;
 mod chans;
+pub mod children;
 mod error;
 pub mod eval;
 pub mod format;

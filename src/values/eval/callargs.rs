@@ -7,6 +7,79 @@
 use super::super::types::kind;
 use super::super::{Place, Scope, Value};
 use super::{Const, Val};
+use crate::values::VarError;
+
+/// Why a value cannot be passed as a call's argument.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgError {
+    #[error("{ty} is too large to pass (argument {name})")]
+    TooLarge { ty: String, name: String },
+    #[error("{ty} is a type, not a value")]
+    IsType { ty: String },
+    /// `what` names the value's type as Go would (`nil`, `&T (a pointer)`).
+    #[error("cannot use {what} as {ty} (argument {name})")]
+    Mismatch {
+        what: String,
+        ty: String,
+        name: String,
+    },
+    #[error("the program has no type {ty} to box {name} as")]
+    NoBoxType { ty: String, name: String },
+    #[error("{value} overflows {ty} (argument {name})")]
+    Overflows {
+        value: String,
+        ty: String,
+        name: String,
+    },
+    #[error("{value} truncated to {ty} (argument {name})")]
+    Truncated {
+        value: String,
+        ty: String,
+        name: String,
+    },
+    #[error("argument {name}: {got} bytes for a {size}-byte {ty}")]
+    Size {
+        name: String,
+        got: usize,
+        size: u64,
+        ty: String,
+    },
+    #[error(
+        "cannot pass {name}: it points into a goroutine's stack ({at:#x}), which the \
+         function could keep past the frame's life (call -unsafe passes it anyway)"
+    )]
+    PointsIntoStack { name: String, at: u64 },
+    #[error("argument {name}: {what}{source}")]
+    Read {
+        name: String,
+        /// `its itab: ` when the read was of the interface's itab.
+        what: &'static str,
+        source: VarError,
+    },
+    #[error(
+        "cannot convert {from} to {ty} (argument {name}): goat boxes values only into \
+         interface{{}} (a non-empty interface needs the program's itab); pass a {ty} value \
+         of the program's"
+    )]
+    NonEmptyInterface {
+        from: String,
+        ty: String,
+        name: String,
+    },
+    #[error("{ty} has no runtime type in the program: cannot box it")]
+    NoRuntimeType { ty: String },
+    #[error("{ty}: bad runtime type address")]
+    BadRuntimeType { ty: String },
+}
+
+/// `ArgError::Read` for argument `name`.
+fn read_failed<'n>(name: &'n str, what: &'static str) -> impl Fn(VarError) -> ArgError + 'n {
+    move |source| ArgError::Read {
+        name: name.to_string(),
+        what,
+        source,
+    }
+}
 
 /// Deepest type nesting looked through for pointers (escape check).
 const MAX_DEPTH: usize = 16;
@@ -55,21 +128,24 @@ impl<'s, 'a> Marshal<'s, 'a> {
     }
 
     /// `v` as parameter `name` of type `param`.
-    pub fn arg(&mut self, param: usize, name: &str, v: Val) -> Result<Arg, String> {
+    pub fn arg(&mut self, param: usize, name: &str, v: Val) -> Result<Arg, ArgError> {
         let s = self.scope;
         let pk = s.kind(param);
         let size = s.size(param);
         let pname = s.type_name(param);
         // The runtime's largest argument frame bounds any one argument.
         if size > MAX_ARG {
-            return Err(format!("{pname} is too large to pass (argument {name})"));
+            return Err(ArgError::TooLarge {
+                ty: pname,
+                name: name.into(),
+            });
         }
         let zeros = || Arg {
             bytes: vec![0; size as usize],
             refs: Vec::new(),
         };
         let arg = match v {
-            Val::Type(t) => return Err(format!("{} is a type, not a value", s.type_name(t))),
+            Val::Type(t) => return Err(ArgError::IsType { ty: s.type_name(t) }),
             Val::Const(Const::Nil) => match pk {
                 kind::POINTER
                 | kind::SLICE
@@ -78,7 +154,13 @@ impl<'s, 'a> Marshal<'s, 'a> {
                 | kind::FUNC
                 | kind::INTERFACE
                 | kind::UNSAFE_POINTER => zeros(),
-                _ => return Err(format!("cannot use nil as {pname} (argument {name})")),
+                _ => {
+                    return Err(ArgError::Mismatch {
+                        what: "nil".into(),
+                        ty: pname,
+                        name: name.into(),
+                    })
+                }
             },
             Val::Const(Const::Str(b)) if pk == kind::STRING => self.string(b),
             Val::Const(c) if pk == kind::INTERFACE => {
@@ -89,9 +171,10 @@ impl<'s, 'a> Marshal<'s, 'a> {
                     Const::Bool(_) => "bool",
                     _ => "string",
                 };
-                let ty = s
-                    .type_by_name(tname)
-                    .ok_or_else(|| format!("the program has no type {tname} to box {name} as"))?;
+                let ty = s.type_by_name(tname).ok_or_else(|| ArgError::NoBoxType {
+                    ty: tname.into(),
+                    name: name.into(),
+                })?;
                 let concrete = match c {
                     Const::Str(b) => self.string(b),
                     c => self.constant(ty, &c, name)?,
@@ -101,17 +184,19 @@ impl<'s, 'a> Marshal<'s, 'a> {
             Val::Const(c) => self.constant(param, &c, name)?,
             Val::Addr { to, addr } => {
                 if !matches!(pk, kind::POINTER | kind::UNSAFE_POINTER) {
-                    return Err(format!(
-                        "cannot use &{} (a pointer) as {pname} (argument {name})",
-                        s.type_name(to)
-                    ));
+                    return Err(ArgError::Mismatch {
+                        what: format!("&{} (a pointer)", s.type_name(to)),
+                        ty: pname,
+                        name: name.into(),
+                    });
                 }
                 let want = s.layout(param).and_then(|(_, t)| t.target);
                 if pk == kind::POINTER && want.is_some_and(|w| s.type_name(w) != s.type_name(to)) {
-                    return Err(format!(
-                        "cannot use *{} as {pname} (argument {name})",
-                        s.type_name(to)
-                    ));
+                    return Err(ArgError::Mismatch {
+                        what: format!("*{}", s.type_name(to)),
+                        ty: pname,
+                        name: name.into(),
+                    });
                 }
                 Arg {
                     bytes: addr.to_le_bytes().to_vec(),
@@ -121,19 +206,20 @@ impl<'s, 'a> Marshal<'s, 'a> {
             Val::Typed(v) => self.typed(param, v, name)?,
         };
         if arg.bytes.len() as u64 != size {
-            return Err(format!(
-                "argument {name}: {} bytes for a {size}-byte {pname}",
-                arg.bytes.len()
-            ));
+            return Err(ArgError::Size {
+                name: name.into(),
+                got: arg.bytes.len(),
+                size,
+                ty: pname,
+            });
         }
         if self.check_escape {
             let refs: Vec<u64> = arg.refs.iter().map(|r| r.0).collect();
             self.escapes(param, &arg.bytes, 0, &refs, 0).map_err(|at| {
-                format!(
-                    "cannot pass {name}: it points into a goroutine's stack ({at:#x}), \
-                         which the function could keep past the frame's life \
-                         (call -unsafe passes it anyway)"
-                )
+                ArgError::PointsIntoStack {
+                    name: name.into(),
+                    at,
+                }
             })?;
         }
         Ok(arg)
@@ -162,15 +248,16 @@ impl<'s, 'a> Marshal<'s, 'a> {
     }
 
     /// An untyped constant as a value of type `ty`, which must hold it.
-    fn constant(&mut self, ty: usize, c: &Const, name: &str) -> Result<Arg, String> {
+    fn constant(&mut self, ty: usize, c: &Const, name: &str) -> Result<Arg, ArgError> {
         let s = self.scope;
         let k = s.kind(ty);
         let tname = s.type_name(ty);
         if !matches!(k, kind::BOOL..=kind::COMPLEX128 | kind::STRING) {
-            return Err(format!(
-                "cannot use {} as {tname} (argument {name})",
-                super::nums::const_type(c)
-            ));
+            return Err(ArgError::Mismatch {
+                what: super::nums::const_type(c).to_string(),
+                ty: tname,
+                name: name.into(),
+            });
         }
         if let (kind::INT..=kind::UINTPTR, Const::Int(i)) = (k, c) {
             let bits = (s.size(ty) * 8).min(64) as u32;
@@ -181,18 +268,23 @@ impl<'s, 'a> Marshal<'s, 'a> {
                 (0, (1i128 << bits) - 1)
             };
             if !(lo..=hi).contains(i) {
-                return Err(format!("{i} overflows {tname} (argument {name})"));
+                return Err(ArgError::Overflows {
+                    value: i.to_string(),
+                    ty: tname,
+                    name: name.into(),
+                });
             }
         }
         if let (kind::INT..=kind::UINTPTR, Const::Float(f)) = (k, c) {
             if f.fract() != 0.0 {
-                return Err(format!("{f} truncated to {tname} (argument {name})"));
+                return Err(ArgError::Truncated {
+                    value: f.to_string(),
+                    ty: tname,
+                    name: name.into(),
+                });
             }
         }
-        match s
-            .encode(ty, c)
-            .map_err(|e| format!("argument {name}: {e}"))?
-        {
+        match s.encode(ty, c).map_err(read_failed(name, ""))? {
             Val::Typed(Value {
                 place: Place::Bytes(b),
                 ..
@@ -200,21 +292,22 @@ impl<'s, 'a> Marshal<'s, 'a> {
                 bytes: b,
                 refs: Vec::new(),
             }),
-            _ => Err(format!(
-                "cannot use {} as {tname} (argument {name})",
-                super::nums::const_type(c)
-            )),
+            _ => Err(ArgError::Mismatch {
+                what: super::nums::const_type(c).to_string(),
+                ty: tname,
+                name: name.into(),
+            }),
         }
     }
 
     /// A value of the program's as parameter `param`.
-    fn typed(&mut self, param: usize, v: Value, name: &str) -> Result<Arg, String> {
+    fn typed(&mut self, param: usize, v: Value, name: &str) -> Result<Arg, ArgError> {
         let s = self.scope;
         let (pk, vk) = (s.kind(param), s.kind(v.ty));
         let (pname, vname) = (s.type_name(param), s.type_name(v.ty));
         let bytes = s
             .read(&v.place, 0, s.size(v.ty))
-            .map_err(|e| format!("argument {name}: {e}"))?;
+            .map_err(read_failed(name, ""))?;
         let own = Arg {
             bytes,
             refs: Vec::new(),
@@ -237,7 +330,7 @@ impl<'s, 'a> Marshal<'s, 'a> {
                 0 => 0,
                 t => s
                     .read_u64(&Place::Mem(t), 8)
-                    .map_err(|e| format!("argument {name}: its itab: {e}"))?,
+                    .map_err(read_failed(name, "its itab: "))?,
             };
             let mut bytes = typ.to_le_bytes().to_vec();
             bytes.extend(data.to_le_bytes());
@@ -253,19 +346,29 @@ impl<'s, 'a> Marshal<'s, 'a> {
         if scalar && pk == vk && s.size(param) == s.size(v.ty) {
             return Ok(own);
         }
-        Err(format!("cannot use {vname} as {pname} (argument {name})"))
+        Err(ArgError::Mismatch {
+            what: vname,
+            ty: pname,
+            name: name.into(),
+        })
     }
 
     /// `concrete` (a value of type `ty`) in an interface parameter.
-    fn boxed(&mut self, param: usize, ty: usize, concrete: Arg, name: &str) -> Result<Arg, String> {
+    fn boxed(
+        &mut self,
+        param: usize,
+        ty: usize,
+        concrete: Arg,
+        name: &str,
+    ) -> Result<Arg, ArgError> {
         let s = self.scope;
         let (pname, tname) = (s.type_name(param), s.type_name(ty));
         if s.member(param, "tab").is_some() {
-            return Err(format!(
-                "cannot convert {tname} to {pname} (argument {name}): goat boxes values only \
-                 into interface{{}} (a non-empty interface needs the program's itab); pass a \
-                 {pname} value of the program's"
-            ));
+            return Err(ArgError::NonEmptyInterface {
+                from: tname,
+                ty: pname,
+                name: name.into(),
+            });
         }
         // A named type's descriptor is on the type its typedef names.
         let resolved = s.layout(ty).map(|(t, _)| t);
@@ -273,12 +376,12 @@ impl<'s, 'a> Marshal<'s, 'a> {
             .index
             .runtime_type_of(ty)
             .or_else(|| resolved.and_then(|t| s.index.runtime_type_of(t)))
-            .ok_or_else(|| format!("{tname} has no runtime type in the program: cannot box it"))?;
+            .ok_or_else(|| ArgError::NoRuntimeType { ty: tname.clone() })?;
         let base = s.types.map_or(0, |(b, _)| b);
         let rtype = base
             .checked_add(rel)
             .and_then(|a| a.checked_add(s.bias))
-            .ok_or_else(|| format!("{tname}: bad runtime type address"))?;
+            .ok_or_else(|| ArgError::BadRuntimeType { ty: tname.clone() })?;
         // Pointer-shaped values are the data word itself (the runtime's
         // descriptor says: size and pointer bytes both 8).
         let at = Place::Mem(rtype);

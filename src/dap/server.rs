@@ -1,0 +1,587 @@
+//! Requests of an attached client, translated into calls on the session
+//! engine (`session/`), following Delve's DAP server where it sets a
+//! convention: goroutines are threads, a frame id and a variables
+//! reference are handles into tables kept for the current stop.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::{json, Value as Json};
+
+use super::wire::Conn;
+use crate::session::breakpoints::{HitCond, HitOp};
+use crate::session::{RunEvent, RunHooks, Session, SessionError, StepKind, Stop};
+use crate::tracer::TempBreakpoint;
+use crate::values::Value;
+
+/// Most frames one `stackTrace` answers with (an editor pages for more).
+const MAX_LEVELS: usize = 1000;
+/// Most variables one `variables` answers with, without `count`.
+const DEFAULT_PAGE: u64 = 256;
+
+/// What a variables reference names.
+enum Handle {
+    /// The arguments (`params`) or locals of frame `frame` of `goroutine`.
+    Scope {
+        goroutine: u64,
+        frame: usize,
+        params: bool,
+    },
+    /// The children of a value of that frame.
+    Children {
+        goroutine: u64,
+        frame: usize,
+        value: Value,
+    },
+}
+
+/// How the request loop ended.
+pub enum End {
+    /// `disconnect`: detach; `terminate` asks that the target be killed.
+    Disconnect { terminate: bool },
+    /// The client went away (or the target did): detach.
+    Gone,
+}
+
+/// The server of one attached session.
+pub struct Server<'c> {
+    conn: &'c mut Conn,
+    /// Frame ids: (goroutine, frame index), for the current stop.
+    frames: Vec<(u64, usize)>,
+    /// Variables references (1-based), for the current stop.
+    handles: Vec<Handle>,
+    /// Breakpoint ids set per source path (`setBreakpoints` replaces all of a file's).
+    by_source: HashMap<String, Vec<i64>>,
+    /// Function breakpoints (`setFunctionBreakpoints` replaces them all).
+    functions: Vec<i64>,
+}
+
+impl<'c> Server<'c> {
+    pub fn new(conn: &'c mut Conn) -> Server<'c> {
+        Server {
+            conn,
+            frames: Vec::new(),
+            handles: Vec::new(),
+            by_source: HashMap::new(),
+            functions: Vec::new(),
+        }
+    }
+
+    /// Serves requests until `disconnect` or the client's end.
+    pub fn serve(&mut self, s: &mut Session) -> End {
+        loop {
+            let req = match self.conn.read() {
+                Ok(req) => req,
+                Err(super::wire::WireError::NotJson(e)) => {
+                    let msg = format!("a message that is not JSON: {e}");
+                    let _ = self.conn.event("output", output("stderr", &msg));
+                    continue;
+                }
+                Err(_) => return End::Gone,
+            };
+            let command = req["command"].as_str().unwrap_or("").to_string();
+            if command == "disconnect" {
+                let terminate = req["arguments"]["terminateDebuggee"].as_bool() == Some(true);
+                let _ = self.conn.respond(&req, json!({}));
+                return End::Disconnect { terminate };
+            }
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.handle(s, &command, &req)
+            }));
+            let sent = match handled {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => self.conn.fail(&req, &e),
+                Err(_) => self.conn.fail(
+                    &req,
+                    &format!("internal error in {command:?} (a bug in goat; please report it)"),
+                ),
+            };
+            if sent.is_err() || s.is_done() {
+                return End::Gone;
+            }
+        }
+    }
+
+    fn handle(&mut self, s: &mut Session, command: &str, req: &Json) -> Result<(), String> {
+        let args = &req["arguments"];
+        let io = |e: std::io::Error| e.to_string();
+        match command {
+            "initialize" => self.conn.respond(req, capabilities()).map_err(io),
+            "configurationDone" => {
+                self.conn.respond(req, json!({})).map_err(io)?;
+                if let Err(e) = s.may_run() {
+                    // A core does not run (it is stopped where it was
+                    // written), nor does a process stopped by job control.
+                    if s.core_path().is_none() {
+                        let out = output("console", &text(e));
+                        self.conn.event("output", out).map_err(io)?;
+                    }
+                    let mut body = json!({"reason": "entry", "allThreadsStopped": true});
+                    if let Some(g) = s.current_goroutine() {
+                        body["threadId"] = json!(g);
+                    }
+                    return self.conn.event("stopped", body).map_err(io);
+                }
+                self.resume(s, Vec::new())
+            }
+            "setBreakpoints" => {
+                let body = self.set_breakpoints(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "setFunctionBreakpoints" => {
+                let body = self.set_function_breakpoints(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "setExceptionBreakpoints" => {
+                // The runtime's panic and throw breakpoints are set at attach.
+                self.conn.respond(req, json!({})).map_err(io)
+            }
+            "threads" => {
+                let body = threads(s)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "stackTrace" => {
+                let body = self.stack_trace(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "scopes" => {
+                let (g, frame) = self.frame(args["frameId"].as_i64())?;
+                let mut scope = |name: &str, params| {
+                    let r = self.handle_for(Handle::Scope {
+                        goroutine: g,
+                        frame,
+                        params,
+                    });
+                    json!({"name": name, "variablesReference": r, "expensive": false})
+                };
+                let body = json!({"scopes": [scope("Arguments", true), scope("Locals", false)]});
+                self.conn.respond(req, body).map_err(io)
+            }
+            "variables" => {
+                let body = self.variables(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "evaluate" => {
+                let body = self.evaluate(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "continue" => {
+                // Refused before the answer: a core, a job-stopped process.
+                s.may_run().map_err(text)?;
+                let body = json!({"allThreadsContinued": true});
+                self.conn.respond(req, body).map_err(io)?;
+                self.resume(s, Vec::new())
+            }
+            "next" | "stepIn" | "stepOut" => {
+                let kind = match command {
+                    "next" => StepKind::Over,
+                    "stepIn" => StepKind::Into,
+                    _ => StepKind::Out,
+                };
+                s.may_run().map_err(text)?;
+                if let Some(id) = args["threadId"].as_u64() {
+                    s.select(id).map_err(text)?;
+                }
+                let temps = s.step_plan(kind).map_err(text)?;
+                self.conn.respond(req, json!({})).map_err(io)?;
+                self.resume(s, temps)
+            }
+            "" => Err("a request without a command".into()),
+            other => Err(format!("goat does not serve {other:?} requests")),
+        }
+    }
+
+    /// Runs the target until a stop, then tells the client.
+    fn resume(&mut self, s: &mut Session, temps: Vec<TempBreakpoint>) -> Result<(), String> {
+        let io = |e: std::io::Error| e.to_string();
+        self.frames.clear();
+        self.handles.clear();
+        let stop = s.run_to_stop(temps, &[], &mut Hooks { conn: self.conn });
+        let (reason, bp) = match stop {
+            Ok(Stop::Breakpoint { bp, .. }) => {
+                let b = &s.bps.list[bp];
+                let reason = match b.name.as_deref() {
+                    Some(crate::session::breakpoints::UNRECOVERED_PANIC)
+                    | Some(crate::session::breakpoints::FATAL_THROW) => "exception",
+                    _ => "breakpoint",
+                };
+                (reason, Some(b.id))
+            }
+            Ok(Stop::Position | Stop::Silent { .. }) => ("step", None),
+            Ok(Stop::Interrupted) => ("pause", None),
+            Ok(Stop::Watchpoint(_)) => ("data breakpoint", None),
+            Ok(Stop::OverCap { .. }) => ("pause", None),
+            Ok(Stop::Exec { path }) => {
+                let msg = format!("the program exec'd {}: the session ends", path.display());
+                self.conn
+                    .event("output", output("console", &msg))
+                    .map_err(io)?;
+                self.conn.event("terminated", json!({})).map_err(io)?;
+                return Ok(());
+            }
+            Err(e) => {
+                let msg = text(e);
+                if s.is_done() {
+                    self.conn
+                        .event("output", output("stderr", &msg))
+                        .map_err(io)?;
+                    self.conn
+                        .event("exited", json!({"exitCode": 0}))
+                        .map_err(io)?;
+                    self.conn.event("terminated", json!({})).map_err(io)?;
+                    return Ok(());
+                }
+                return Err(msg);
+            }
+        };
+        let mut body = json!({
+            "reason": reason,
+            "allThreadsStopped": true,
+        });
+        if let Some(g) = s.current_goroutine() {
+            body["threadId"] = json!(g);
+        }
+        if let Some(id) = bp {
+            body["hitBreakpointIds"] = json!([id]);
+        }
+        self.conn.event("stopped", body).map_err(io)
+    }
+
+    fn set_breakpoints(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
+        let path = args["source"]["path"]
+            .as_str()
+            .ok_or("setBreakpoints: no source.path")?
+            .to_string();
+        for id in self.by_source.remove(&path).unwrap_or_default() {
+            s.clear_breakpoint(id).map_err(text)?;
+        }
+        let mut ids = Vec::new();
+        let mut out = Vec::new();
+        let empty = Vec::new();
+        for bp in args["breakpoints"].as_array().unwrap_or(&empty) {
+            let line = bp["line"].as_u64().unwrap_or(0);
+            let cond = bp["condition"]
+                .as_str()
+                .filter(|c| !c.trim().is_empty())
+                .map(str::to_string);
+            let set = hit_condition(bp["hitCondition"].as_str()).and_then(|hit| {
+                s.set_breakpoint(&format!("{path}:{line}"), cond, hit)
+                    .map_err(text)
+            });
+            out.push(match set {
+                Ok(id) => {
+                    ids.push(id);
+                    json!({"id": id, "verified": true, "line": line})
+                }
+                Err(e) => json!({"verified": false, "line": line, "message": e}),
+            });
+        }
+        self.by_source.insert(path, ids);
+        Ok(json!({ "breakpoints": out }))
+    }
+
+    fn set_function_breakpoints(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
+        for id in std::mem::take(&mut self.functions) {
+            s.clear_breakpoint(id).map_err(text)?;
+        }
+        let mut out = Vec::new();
+        let empty = Vec::new();
+        for bp in args["breakpoints"].as_array().unwrap_or(&empty) {
+            let name = bp["name"].as_str().unwrap_or("");
+            let cond = bp["condition"].as_str().map(str::to_string);
+            let set = hit_condition(bp["hitCondition"].as_str())
+                .and_then(|hit| s.set_breakpoint(name, cond, hit).map_err(text));
+            out.push(match set {
+                Ok(id) => {
+                    self.functions.push(id);
+                    json!({"id": id, "verified": true})
+                }
+                Err(e) => json!({"verified": false, "message": e}),
+            });
+        }
+        Ok(json!({ "breakpoints": out }))
+    }
+
+    fn stack_trace(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
+        let id = args["threadId"].as_u64().ok_or("stackTrace: no threadId")?;
+        let g = s
+            .goroutine(id)
+            .ok_or_else(|| format!("no goroutine {id}"))?;
+        let start = args["startFrame"].as_u64().unwrap_or(0) as usize;
+        let levels = match args["levels"].as_u64().unwrap_or(0) as usize {
+            0 => MAX_LEVELS,
+            n => n.min(MAX_LEVELS),
+        };
+        let total = g.frames.len();
+        let mut frames = Vec::new();
+        for (i, f) in g.frames.iter().enumerate().skip(start).take(levels) {
+            let fid = self.frames.len() + 1;
+            self.frames.push((id, i));
+            let name = Path::new(&*f.file)
+                .file_name()
+                .map_or(f.file.to_string(), |n| n.to_string_lossy().into_owned());
+            frames.push(json!({
+                "id": fid,
+                "name": &*f.function,
+                "source": {"name": name, "path": &*f.file},
+                "line": f.line,
+                "column": 0,
+                "instructionPointerReference": format!("{:#x}", f.pc),
+            }));
+        }
+        Ok(json!({"stackFrames": frames, "totalFrames": total}))
+    }
+
+    /// The goroutine and frame index of a frame id.
+    fn frame(&self, id: Option<i64>) -> Result<(u64, usize), String> {
+        id.and_then(|id| usize::try_from(id).ok())
+            .and_then(|id| id.checked_sub(1))
+            .and_then(|i| self.frames.get(i).copied())
+            .ok_or_else(|| format!("unknown frame id {id:?}"))
+    }
+
+    fn handle_for(&mut self, h: Handle) -> usize {
+        self.handles.push(h);
+        self.handles.len()
+    }
+
+    fn variables(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
+        let r = args["variablesReference"].as_u64().unwrap_or(0) as usize;
+        let start = args["start"].as_u64().unwrap_or(0);
+        let count = match args["count"].as_u64().unwrap_or(0) {
+            0 => DEFAULT_PAGE,
+            n => n,
+        };
+        let h = r
+            .checked_sub(1)
+            .and_then(|i| self.handles.get(i))
+            .ok_or_else(|| format!("unknown variables reference {r}"))?;
+        let (goroutine, frame, vars) = match h {
+            Handle::Scope {
+                goroutine,
+                frame,
+                params,
+            } => {
+                let scope = s.scope_at(*goroutine, *frame).map_err(text)?;
+                let vars = scope.variables(*params).map_err(|e| e.to_string())?;
+                let vars = vars
+                    .into_iter()
+                    .skip(start as usize)
+                    .take(count as usize)
+                    .collect::<Vec<_>>();
+                (*goroutine, *frame, vars)
+            }
+            Handle::Children {
+                goroutine,
+                frame,
+                value,
+            } => {
+                let scope = s.scope_at(*goroutine, *frame).map_err(text)?;
+                let c = scope
+                    .children(value, start, count)
+                    .map_err(|e| e.to_string())?;
+                (*goroutine, *frame, c.items)
+            }
+        };
+        let mut out = Vec::new();
+        for (name, v) in vars {
+            let (shown, ty, children) = {
+                let scope = s.scope_at(goroutine, frame).map_err(text)?;
+                (
+                    scope.format(&v),
+                    scope.type_name(v.ty),
+                    scope.child_count(&v),
+                )
+            };
+            let reference = match children {
+                0 => 0,
+                _ => self.handle_for(Handle::Children {
+                    goroutine,
+                    frame,
+                    value: v,
+                }),
+            };
+            let mut var = json!({
+                "name": name,
+                "value": shown,
+                "type": ty,
+                "variablesReference": reference,
+            });
+            if children > 1 {
+                var["indexedVariables"] = json!(children);
+            }
+            out.push(var);
+        }
+        Ok(json!({ "variables": out }))
+    }
+
+    fn evaluate(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
+        let expr = args["expression"]
+            .as_str()
+            .ok_or("evaluate: no expression")?;
+        let (g, frame) = match args["frameId"].as_i64() {
+            Some(id) => self.frame(Some(id))?,
+            None => (s.current_goroutine().ok_or("no goroutine selected")?, 0),
+        };
+        let scope = s.scope_at(g, frame).map_err(text)?;
+        let v = scope.eval_text(expr).map_err(|e| e.to_string())?;
+        let shown = scope.show(&v, None).map_err(|e| e.to_string())?;
+        let ty = scope.val_type(&v);
+        let value = match v {
+            crate::values::eval::Val::Typed(v) if scope.child_count(&v) > 0 => Some(v),
+            _ => None,
+        };
+        drop(scope);
+        let reference = match value {
+            Some(value) => self.handle_for(Handle::Children {
+                goroutine: g,
+                frame,
+                value,
+            }),
+            None => 0,
+        };
+        Ok(json!({"result": shown, "type": ty, "variablesReference": reference}))
+    }
+}
+
+/// `threads`: every goroutine, named `[wait reason] top user function`,
+/// as `goroutines -group` reads. No cap: an editor lists thousands.
+fn threads(s: &mut Session) -> Result<Json, String> {
+    s.decode_all().map_err(text)?;
+    let ids: Vec<u64> = s.headers().iter().map(|g| g.id).collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(g) = s.goroutine(id) else { continue };
+        let state = g.wait_reason.as_deref().unwrap_or(&g.status);
+        let func = g.user_frame().map_or("?", |f| &*f.function);
+        out.push(json!({"id": id, "name": format!("[{state}] {func}")}));
+    }
+    Ok(json!({ "threads": out }))
+}
+
+/// What goat can do, as `initialize` answers.
+fn capabilities() -> Json {
+    json!({
+        "supportsConfigurationDoneRequest": true,
+        "supportsConditionalBreakpoints": true,
+        "supportsHitConditionalBreakpoints": true,
+        "supportsFunctionBreakpoints": true,
+        "supportsEvaluateForHovers": true,
+        "supportsDelayedStackTraceLoading": true,
+        "supportTerminateDebuggee": true,
+        "exceptionBreakpointFilters": [
+            {"filter": "unrecovered-panic", "label": "Unrecovered panics", "default": true},
+            {"filter": "runtime-fatal-throw", "label": "Fatal throws", "default": true},
+        ],
+    })
+}
+
+/// A DAP hit condition: `N` (the N-th hit: `== N`, as Delve takes it) or
+/// `OP N` with OP one of `== != > < >= <= %`.
+fn hit_condition(text: Option<&str>) -> Result<Option<HitCond>, String> {
+    let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let split = t
+        .find(|c: char| c.is_ascii_digit())
+        .ok_or_else(|| format!("hit condition {t:?}: no count"))?;
+    let (op, k) = t.split_at(split);
+    let op = match op.trim() {
+        "" => HitOp::Eq,
+        op => HitOp::parse(op).ok_or_else(|| format!("hit condition {t:?}: no operator {op:?}"))?,
+    };
+    let k = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("hit condition {t:?}: {k:?} is not a count"))?;
+    Ok(Some(HitCond {
+        op,
+        k,
+        per_g: false,
+    }))
+}
+
+fn output(category: &str, text: &str) -> Json {
+    json!({"category": category, "output": format!("{text}\n")})
+}
+
+/// An engine error as one line, its causes after colons.
+fn text(e: SessionError) -> String {
+    let mut s = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+/// A DAP server's part in a run: no watchpoints; what the REPL prints as
+/// the run goes on becomes `output` events.
+struct Hooks<'a> {
+    conn: &'a mut Conn,
+}
+
+impl RunHooks for Hooks<'_> {
+    type Error = SessionError;
+
+    fn after_stop(&mut self, _s: &mut Session) -> Result<Vec<u32>, SessionError> {
+        Ok(Vec::new())
+    }
+
+    fn scope_temps(&mut self, _s: &mut Session) -> Result<Vec<TempBreakpoint>, SessionError> {
+        Ok(Vec::new())
+    }
+
+    fn at_resize_sentinel(&self, _s: &Session, _tid: i32) -> bool {
+        false
+    }
+
+    fn event(&mut self, s: &mut Session, event: RunEvent) -> Result<(), SessionError> {
+        let msg = match event {
+            RunEvent::CondFailed { bp, error } => {
+                format!(
+                    "error evaluating breakpoint {}'s condition: {}",
+                    s.bps.list[bp].id,
+                    text(error)
+                )
+            }
+            RunEvent::Traced { bp, goroutine } => format!(
+                "tracepoint {} hit by goroutine {}",
+                s.bps.list[bp].id,
+                goroutine.unwrap_or_default()
+            ),
+            RunEvent::Returned { goroutine } => {
+                format!("goroutine {} returned", goroutine.unwrap_or_default())
+            }
+            RunEvent::HitDuringStep { bp, goroutine } => format!(
+                "breakpoint {} hit by goroutine {} during a step, continuing",
+                s.bps.list[bp].id,
+                goroutine.unwrap_or_default()
+            ),
+        };
+        // The client gone is no reason to stop the run here: the request
+        // loop sees it next.
+        let _ = self.conn.event("output", output("console", &msg));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_conditions_read_as_delve_reads_them() {
+        let hit = |t| hit_condition(Some(t)).unwrap().unwrap();
+        assert_eq!((hit("5").op, hit("5").k), (HitOp::Eq, 5));
+        assert_eq!((hit(">= 3").op, hit(">= 3").k), (HitOp::Ge, 3));
+        assert_eq!(hit("%2").op, HitOp::Rem);
+        assert!(hit_condition(Some("  ")).unwrap().is_none());
+        assert!(hit_condition(None).unwrap().is_none());
+        assert!(hit_condition(Some("=~ 3")).is_err());
+        assert!(hit_condition(Some("often")).is_err());
+        assert!(hit_condition(Some("> 99999999999999999999999")).is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! `why [N]`: `goat why`'s analysis of the stopped program, from the
+//! session's own stop (nothing more is stopped or copied): every finding,
+//! or what goroutine N waits on, who may release it, and the findings
+//! about it.
+
+use std::io::Write;
+
+use anyhow::{anyhow, Result};
+
+use crate::goruntime::{Dump, Goroutine};
+use crate::session::Session;
+use crate::why::{self, Snapshot, WhyReport};
+
+/// `why [N]`
+pub fn why(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
+    let id = match args {
+        [] => None,
+        [n] => Some(
+            n.parse::<u64>()
+                .map_err(|_| anyhow!("why: {n:?} is not a goroutine id"))?,
+        ),
+        _ => return Err(anyhow!("usage: why [GOROUTINE]")),
+    };
+    s.decode_all()?;
+    let goroutines: Vec<Goroutine> = (0..s.goroutine_count())
+        .map(|i| s.goroutine_at(i).clone())
+        .collect();
+    let dump = Dump {
+        go_version: s.go_version().to_string(),
+        header_shows_gp: false,
+        goroutines,
+    };
+    let t = s.target()?;
+    let report = why::analyze(&Snapshot {
+        prog: s.prog,
+        mem: t,
+        bias: s.bias,
+        dump: &dump,
+        threads: t.threads(),
+        fds: None,
+        now_ns: s.now(),
+    });
+    match id {
+        None => {
+            let of = match s.pid() {
+                Some(p) => format!("pid {p}"),
+                None => "the core".to_string(),
+            };
+            write!(out, "{}", crate::report::why_text(&report, &of))?;
+        }
+        Some(id) => one(&report, id, out)?,
+    }
+    Ok(())
+}
+
+/// Goroutine `id`'s part of the report.
+fn one(r: &WhyReport, id: u64, out: &mut dyn Write) -> Result<()> {
+    let g = r
+        .goroutines
+        .iter()
+        .find(|g| g.id == id)
+        .ok_or_else(|| anyhow!("why: no goroutine {id}"))?;
+    write!(out, "{}", crate::report::why_goroutine_text(g))?;
+    for f in r.findings.iter().filter(|f| f.goroutines.contains(&id)) {
+        writeln!(out, "  finding: {}", f.text)?;
+    }
+    if g.waits_on.kind == "none" {
+        writeln!(out, "  not waiting on another goroutine")?;
+    }
+    Ok(())
+}

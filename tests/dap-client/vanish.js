@@ -1,0 +1,37 @@
+// A client that attaches, stops at a breakpoint, lists the threads, then
+// dies without a word (as a killed editor does): goat must detach.
+// Prints one JSON line of what it saw before dying; tests/dap.rs checks it.
+// Usage: node vanish.js GOAT PID FILE LINE
+'use strict';
+const { DebugClient } = require('@vscode/debugadapter-testsupport');
+
+async function main() {
+  const [goat, pid, file, line] = process.argv.slice(2);
+  // goat outlives this client: detached from it, it must not wait on it.
+  const dc = new DebugClient(goat, 'dap', 'go', { detached: true });
+  dc.defaultTimeout = 60000;
+  await dc.start();
+  await dc.initializeRequest();
+  const initialized = dc.waitForEvent('initialized');
+  await dc.attachRequest({ mode: 'local', processId: Number(pid) });
+  await initialized;
+  await dc.setBreakpointsRequest({ source: { path: file }, breakpoints: [{ line: Number(line) }] });
+  const stopped = dc.waitForEvent('stopped');
+  await dc.configurationDoneRequest();
+  const stop = (await stopped).body;
+  const threads = (await dc.threadsRequest()).body.threads;
+  const seen = {
+    reason: stop.reason,
+    threads: threads.length,
+    names: [...new Set(threads.map((t) => t.name))].slice(0, 20),
+    goat: dc._adapterProcess.pid,
+  };
+  console.log(JSON.stringify(seen));
+  // Gone, mid-session, with the program stopped at a breakpoint.
+  process.exit(0);
+}
+
+main().catch((e) => {
+  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
+  process.exit(1);
+});

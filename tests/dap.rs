@@ -1,0 +1,266 @@
+//! `goat dap` driven by VS Code's own DAP test client
+//! (`@vscode/debugadapter-testsupport`, installed by `scripts/test` into
+//! tests/dap-client/node_modules): attach to the `ticker` fixture, a
+//! breakpoint by source line in a hot loop, the stop, every goroutine as a
+//! thread, the stack, scopes, variables, an evaluation, an unknown request
+//! answered with an error, and disconnect, after which the program runs on
+//! untraced.
+
+mod common;
+
+use std::process::Command;
+
+use common::{assert_untouched, build_fixtures, root, Fixture};
+
+/// The fixture's line carrying `// L:name`.
+fn line_of(name: &str) -> u32 {
+    let src = std::fs::read_to_string(root().join("tests/fixtures/ticker/main.go"))
+        .expect("ticker source");
+    let marker = format!("// L:{name}");
+    src.lines()
+        .position(|l| l.trim_end().ends_with(&marker))
+        .map(|i| i as u32 + 1)
+        .unwrap_or_else(|| panic!("no {marker} in main.go"))
+}
+
+/// Runs tests/dap-client/SCRIPT with `args`; what it printed, as JSON.
+fn client(script: &str, args: &[String]) -> serde_json::Value {
+    let dir = root().join("tests/dap-client");
+    assert!(
+        dir.join("node_modules/@vscode/debugadapter-testsupport")
+            .exists(),
+        "the DAP client is not installed: run `npm ci` in {} (scripts/test does)",
+        dir.display()
+    );
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .output()
+        .expect("node (the DAP client runs on it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}: {stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+#[test]
+fn attach_break_stop_threads_stack_variables_and_disconnect() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let file = root().join("tests/fixtures/ticker/main.go");
+    let line = line_of("tick-a");
+    let seen = client(
+        "attach.js",
+        &[
+            env!("CARGO_BIN_EXE_goat").to_string(),
+            fx.pid().to_string(),
+            file.display().to_string(),
+            line.to_string(),
+        ],
+    );
+    let ctx = seen.to_string();
+    assert_eq!(seen["verified"], serde_json::json!([true]), "{ctx}");
+    assert_eq!(seen["reason"], "breakpoint", "{ctx}");
+    assert_eq!(seen["stoppedListed"], true, "{ctx}");
+    // main, the ticker, four hot loops, and the runtime's own.
+    assert!(seen["threads"].as_u64().unwrap_or(0) >= 6, "{ctx}");
+    assert_eq!(seen["top"]["name"], "main.tick", "{ctx}");
+    assert_eq!(seen["top"]["path"], file.display().to_string(), "{ctx}");
+    assert_eq!(seen["top"]["line"], line, "{ctx}");
+    assert_eq!(
+        seen["scopes"],
+        serde_json::json!(["Arguments", "Locals"]),
+        "{ctx}"
+    );
+    let n = seen["args"][0].as_str().unwrap_or("");
+    let n: i64 = n
+        .strip_prefix("n=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("argument n: {ctx}"));
+    assert_eq!(seen["evaluated"], (n + 1).to_string(), "{ctx}");
+    assert!(
+        seen["unknown"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not serve \"noSuchRequest\"")),
+        "{ctx}"
+    );
+    // next, stepOut and continue, each ending in a stop.
+    assert_eq!(seen["next"]["reason"], "step", "{ctx}");
+    assert_eq!(seen["next"]["threadId"], seen["threadId"], "{ctx}");
+    assert_eq!(seen["next"]["name"], "main.tick", "{ctx}");
+    assert_eq!(seen["next"]["line"], line_of("tick-b"), "{ctx}");
+    assert_eq!(seen["stepOut"]["reason"], "step", "{ctx}");
+    assert_eq!(seen["stepOut"]["name"], "main.main.func1", "{ctx}");
+    assert_eq!(seen["continued"]["reason"], "breakpoint", "{ctx}");
+    assert_eq!(seen["continued"]["line"], line, "{ctx}");
+    assert_eq!(seen["disconnected"], true, "{ctx}");
+    assert_untouched(fx.pid());
+}
+
+/// Thousands of goroutines, every one a thread (Delve caps them at 1,024),
+/// then the client dies mid-session, the program stopped at a breakpoint:
+/// goat detaches and the program runs on untraced.
+#[test]
+fn thousands_of_threads_then_the_client_dies() {
+    const PARKED: usize = 3000;
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "service", &[&PARKED.to_string()]);
+    let file = root().join("tests/fixtures/service/main.go");
+    let src = std::fs::read_to_string(&file).expect("service source");
+    // In heartbeat's loop, run every millisecond.
+    let line = src
+        .lines()
+        .position(|l| l.trim() == "now := time.Now()")
+        .map(|i| i + 1)
+        .expect("heartbeat's loop in service/main.go");
+    let seen = client(
+        "vanish.js",
+        &[
+            env!("CARGO_BIN_EXE_goat").to_string(),
+            fx.pid().to_string(),
+            file.display().to_string(),
+            line.to_string(),
+        ],
+    );
+    let ctx = seen.to_string();
+    assert_eq!(seen["reason"], "breakpoint", "{ctx}");
+    assert!(
+        seen["threads"].as_u64().unwrap_or(0) > PARKED as u64,
+        "{ctx}"
+    );
+    assert!(
+        seen["names"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n == "[sleep] main.heartbeat")
+                || n.iter()
+                    .any(|n| n.as_str().is_some_and(|n| n.ends_with("main.heartbeat")))),
+        "{ctx}"
+    );
+    // goat saw the end of its input and detached.
+    let goat = seen["goat"].as_i64().expect("goat's pid") as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // Gone, or a zombie its new parent has not reaped yet.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{goat}/stat")).is_ok_and(|st| {
+            st.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    while alive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "goat {goat} did not end: {ctx}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_untouched(fx.pid());
+}
+
+/// A core through `launch` mode `core`: stopped where it was written,
+/// every goroutine a thread with its stack, and `continue` refused.
+#[test]
+fn a_core_through_launch_mode_core() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let dir = common::scratch_dir("dap-core");
+    let core = dir.join("ticker.core");
+    common::write_core(fx.pid(), &core);
+    let program = fx.path.clone();
+    drop(fx);
+    let seen = client(
+        "core.js",
+        &[
+            env!("CARGO_BIN_EXE_goat").to_string(),
+            program.display().to_string(),
+            core.display().to_string(),
+        ],
+    );
+    let ctx = seen.to_string();
+    assert_eq!(seen["reason"], "entry", "{ctx}");
+    assert!(seen["threads"].as_u64().unwrap_or(0) >= 6, "{ctx}");
+    assert!(
+        seen["functions"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "main.main.func1")),
+        "{ctx}"
+    );
+    assert!(
+        seen["continue"]
+            .as_str()
+            .is_some_and(|c| c.contains("a core file cannot be run")),
+        "{ctx}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--listen`: `dlv dap`'s line on stdout, then one client on the socket;
+/// a malformed message and a request before `attach` do not end the
+/// server; an address that is not loopback is refused.
+#[test]
+fn listen_serves_one_client_and_refuses_remote_addresses() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let out = common::run_goat(&["dap", "--listen=0.0.0.0:0"]);
+    let stderr = common::text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is not a loopback address"), "{stderr}");
+
+    let mut child = common::goat()
+        .args(["dap", "--listen=127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("goat dap");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("DAP server listening at: ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    let stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    let mut send = |body: &str| {
+        write!(writer, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("send");
+    };
+    let mut receive = || -> serde_json::Value {
+        let mut len = 0;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).expect("header");
+            let h = h.trim();
+            if h.is_empty() {
+                break;
+            }
+            if let Some(n) = h.strip_prefix("Content-Length: ") {
+                len = n.parse().expect("length");
+            }
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).expect("body");
+        serde_json::from_slice(&body).expect("JSON")
+    };
+    send("{not json");
+    send(r#"{"seq":1,"type":"request","command":"initialize","arguments":{}}"#);
+    let init = receive();
+    assert_eq!(init["success"], true, "{init}");
+    assert_eq!(init["request_seq"], 1, "{init}");
+    send(r#"{"seq":2,"type":"request","command":"threads"}"#);
+    let early = receive();
+    assert_eq!(early["success"], false, "{early}");
+    assert!(
+        early["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("send attach first")),
+        "{early}"
+    );
+    send(r#"{"seq":3,"type":"request","command":"disconnect"}"#);
+    assert_eq!(receive()["success"], true);
+    let status = child.wait().expect("goat dap's end");
+    assert!(status.success(), "{status}");
+}
