@@ -46,10 +46,12 @@ enum Mode {
     Tracer,
     /// `goat why`: a live-mode copy, then the analysis of it.
     Why,
+    /// `goat heap`: the same live-mode copy, then the heap's analysis.
+    Heap,
 }
 
 impl Mode {
-    const ALL: [Mode; 7] = [
+    const ALL: [Mode; 8] = [
         Mode::Stacks,
         Mode::StacksStop,
         Mode::LiveCore,
@@ -57,6 +59,7 @@ impl Mode {
         Mode::AttachHot,
         Mode::Tracer,
         Mode::Why,
+        Mode::Heap,
     ];
 
     fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Mode {
             Mode::AttachHot => "attach hot",
             Mode::Tracer => "tracer",
             Mode::Why => "why",
+            Mode::Heap => "heap",
         }
     }
 
@@ -99,6 +103,7 @@ impl Mode {
             Mode::LiveCore => core("live"),
             Mode::ForkCore => core("fork"),
             Mode::Why => ["why", &pid, "--json"].map(String::from).to_vec(),
+            Mode::Heap => ["heap", &pid, "--json"].map(String::from).to_vec(),
             Mode::Tracer if i.is_multiple_of(3) => core("live"),
             Mode::Tracer if i % 3 == 1 => core("fork"),
             // A session whose int3 is armed but never hit (a healthy
@@ -293,10 +298,11 @@ fn one_kill(
         let _ = goat.wait();
     }
     reap_orphans()?;
-    // A goat why killed between saving its copy and unlinking it (a few
+    // A goat why or heap killed between saving its copy and unlinking it (a few
     // microseconds) leaves it, named as a temporary: the next goat why in
     // this directory removes it (outfile::stale::sweep).
-    let checked = t.survived_with(out, mode == Mode::Why).map_err(|e| {
+    let copies = matches!(mode, Mode::Why | Mode::Heap);
+    let checked = t.survived_with(out, copies).map_err(|e| {
         let log = std::fs::read_to_string(log_of(out)).unwrap_or_default();
         format!("{e}; goat said: {:?}", log.trim())
     });
