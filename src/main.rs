@@ -318,11 +318,10 @@ fn main() -> ExitCode {
                     ..Default::default()
                 },
             };
-            match (pid, core, growth) {
-                (Some(pid), None, Some(every)) => cli::why::growth(pid, &every, &args),
-                (_, Some(core), _) => cli::why::why_core(&core, exe.as_deref(), &args),
-                (Some(pid), None, None) => cli::why::why(pid, &args),
-                (None, None, _) => Err(anyhow::anyhow!("give a PID or --core FILE")),
+            match (pid, core.is_some(), growth) {
+                (Some(pid), false, Some(every)) => cli::why::growth(pid, &every, &args),
+                _ => cli::Source::of(pid, core.as_deref(), exe.as_deref())
+                    .and_then(|source| cli::why::why(&source, &args)),
             }
         }
         Command::Heap {
@@ -350,11 +349,8 @@ fn main() -> ExitCode {
                     ..Default::default()
                 },
             };
-            match (pid, core) {
-                (_, Some(core)) => cli::heap::heap_core(&core, exe.as_deref(), &args),
-                (Some(pid), None) => cli::heap::heap(pid, &args),
-                (None, None) => Err(anyhow::anyhow!("give a PID or --core FILE")),
-            }
+            cli::Source::of(pid, core.as_deref(), exe.as_deref())
+                .and_then(|source| cli::heap::heap(&source, &args))
         }
         Command::Dap {
             listen,

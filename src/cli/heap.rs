@@ -1,7 +1,7 @@
 //! `goat heap`: what holds the memory of a Go program.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -10,7 +10,7 @@ use goat::heapgraph::{Progress, ReportOptions};
 use goat::inspect::{HeapOptions, Inspector, OpenOptions};
 use goat::report::HeapTextOptions;
 
-use super::warn;
+use super::{warn, Source};
 
 /// Chains shown: one for each of this many of the biggest types.
 const CHAINS: usize = 5;
@@ -28,16 +28,9 @@ pub struct HeapArgs {
     pub opts: OpenOptions,
 }
 
-/// `goat heap PID`.
-pub fn heap(pid: i32, args: &HeapArgs) -> Result<u8> {
-    let inspector = Inspector::open_pid_with(pid, &args.opts, &mut warn)?;
-    run(&inspector, &format!("pid {pid}"), args)
-}
-
-/// `goat heap --core FILE [--exe BINARY]`.
-pub fn heap_core(core: &Path, exe: Option<&Path>, args: &HeapArgs) -> Result<u8> {
-    let inspector = Inspector::open_core_with(core, exe, &args.opts, &mut warn)?;
-    let of = format!("core {}", goat::stdio::shown_path(core));
+/// `goat heap PID` or `goat heap --core FILE [--exe BINARY]`.
+pub fn heap(source: &Source<'_>, args: &HeapArgs) -> Result<u8> {
+    let (inspector, of) = source.open(&args.opts)?;
     run(&inspector, &of, args)
 }
 

@@ -9,6 +9,48 @@ pub mod stacks;
 pub mod why;
 
 /// Prints a library warning the way goat always has.
+/// What `why` and `heap` read: a process, or a core and its executable.
+pub enum Source<'a> {
+    Pid(i32),
+    Core {
+        core: &'a std::path::Path,
+        exe: Option<&'a std::path::Path>,
+    },
+}
+
+impl<'a> Source<'a> {
+    /// From the command line's PID and `--core`/`--exe` (a core wins).
+    pub fn of(
+        pid: Option<i32>,
+        core: Option<&'a std::path::Path>,
+        exe: Option<&'a std::path::Path>,
+    ) -> anyhow::Result<Source<'a>> {
+        match (pid, core) {
+            (_, Some(core)) => Ok(Source::Core { core, exe }),
+            (Some(pid), None) => Ok(Source::Pid(pid)),
+            (None, None) => Err(anyhow::anyhow!("give a PID or --core FILE")),
+        }
+    }
+
+    /// Opens it, and names it as the reports do: "pid N", "core FILE".
+    pub fn open(
+        &self,
+        opts: &goat::inspect::OpenOptions,
+    ) -> anyhow::Result<(goat::inspect::Inspector, String)> {
+        use goat::inspect::Inspector;
+        Ok(match self {
+            Source::Pid(pid) => (
+                Inspector::open_pid_with(*pid, opts, &mut warn)?,
+                format!("pid {pid}"),
+            ),
+            Source::Core { core, exe } => (
+                Inspector::open_core_with(core, *exe, opts, &mut warn)?,
+                format!("core {}", goat::stdio::shown_path(core)),
+            ),
+        })
+    }
+}
+
 pub fn warn(w: goat::inspect::Warning) {
     goat::eprintln_quiet!("goat: warning: {w}");
 }

@@ -2,14 +2,14 @@
 //! deadlock cycles, and which can never wake.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use goat::inspect::{Inspector, OpenOptions, StacksMode, WhyOptions};
 
-use super::warn;
+use super::{warn, Source};
 
 /// What `goat why` was asked for.
 pub struct WhyArgs {
@@ -19,16 +19,9 @@ pub struct WhyArgs {
     pub opts: OpenOptions,
 }
 
-/// `goat why PID`.
-pub fn why(pid: i32, args: &WhyArgs) -> Result<u8> {
-    let inspector = Inspector::open_pid_with(pid, &args.opts, &mut warn)?;
-    run(&inspector, &format!("pid {pid}"), args)
-}
-
-/// `goat why --core FILE [--exe BINARY]`.
-pub fn why_core(core: &Path, exe: Option<&Path>, args: &WhyArgs) -> Result<u8> {
-    let inspector = Inspector::open_core_with(core, exe, &args.opts, &mut warn)?;
-    let of = format!("core {}", goat::stdio::shown_path(core));
+/// `goat why PID` or `goat why --core FILE [--exe BINARY]`.
+pub fn why(source: &Source<'_>, args: &WhyArgs) -> Result<u8> {
+    let (inspector, of) = source.open(&args.opts)?;
     run(&inspector, &of, args)
 }
 
