@@ -215,3 +215,18 @@ fn exe_ranges(bin: &Binary, bias: u64) -> Vec<(u64, u64, u64)> {
         })
         .collect()
 }
+
+/// The load bias of live process `pid` running `exe`, read from its
+/// mappings now. A process that exited meanwhile has none, and that (not
+/// "cannot find the executable") is the answer.
+pub(super) fn live_bias(
+    prog: &crate::goruntime::GoProgram,
+    pid: i32,
+    exe: &std::path::Path,
+) -> Result<u64, InspectError> {
+    match prog.load_bias(&crate::process::read_mappings(pid), exe) {
+        Ok(bias) => Ok(bias),
+        Err(_) if crate::process::has_exited(pid) => Err(AttachError::Exited { pid }.into()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -15,7 +15,7 @@ use crate::corefile::writer::syscall_injection_feasible;
 use crate::goruntime::precopy::PrecopyStats;
 use crate::goruntime::{self, Capture};
 use crate::process::writetrack::{PageMap, Query, WriteTracker};
-use crate::process::{read_mappings, ProcessMemory};
+use crate::process::ProcessMemory;
 use crate::tracer::LiveProcess;
 
 use super::phases::{hold_for_tests, Phases};
@@ -48,7 +48,7 @@ impl Inspector {
     ) -> Result<Copied, InspectError> {
         let prog = &self.prog;
         let (live, no_tracer) = LiveProcess::attach_outliving(pid)?;
-        let bias = prog.load_bias(&read_mappings(pid), exe)?;
+        let bias = super::open::live_bias(prog, pid, exe)?;
         let globals = prog.locate(live.memory(), bias)?;
         let tracking = match no_tracer {
             // An injection from goat's own process would leave the

@@ -3,7 +3,6 @@
 
 use crate::corefile::CoreFile;
 use crate::goruntime::GoProgram;
-use crate::process::read_mappings;
 use crate::session::{self, CoreBackend, LiveBackend, SessionError};
 use crate::tracer::{set_session_interrupts, LiveProcess};
 
@@ -44,7 +43,7 @@ impl Inspector {
                 if let Some(note) = note {
                     warn(Warning::SessionGuard(note));
                 }
-                let bias = self.prog.load_bias(&read_mappings(*pid), exe)?;
+                let bias = super::open::live_bias(&self.prog, *pid, exe)?;
                 Kind::Live {
                     live,
                     bias,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::corefile::CoreFile;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::{self, Capture, Dump};
-use crate::process::{read_mappings, ProcessMemory};
+use crate::process::ProcessMemory;
 use crate::report::{ChunkFormatter, Format, StreamWriter};
 use crate::tracer::LiveProcess;
 
@@ -258,7 +258,7 @@ impl Inspector {
         let choice = match &self.source {
             // Decided with the target running, before anything attaches.
             Source::Live { pid, exe } if mode == StacksMode::Auto => {
-                let bias = self.prog.load_bias(&read_mappings(*pid), exe)?;
+                let bias = super::open::live_bias(&self.prog, *pid, exe)?;
                 Some(mode_choice::choose(
                     &self.prog,
                     &ProcessMemory::new(*pid),
@@ -303,7 +303,7 @@ impl Inspector {
         let prog = &self.prog;
         let pid = live.pid();
         // Everything that can be done with the target running is done first.
-        let bias = prog.load_bias(&read_mappings(pid), exe)?;
+        let bias = super::open::live_bias(prog, pid, exe)?;
         let globals = prog.locate(live.memory(), bias)?;
         // Copied while stopped: into memory, as a write to a file would
         // lengthen the pause.

@@ -6,7 +6,7 @@
 
 use crate::goruntime::waits::{read_waits, ProcFds, Waits};
 use crate::goruntime::{self, Dump};
-use crate::process::{read_mappings, Target};
+use crate::process::Target;
 use crate::tracer::LiveProcess;
 
 use super::{InspectError, Inspector, Source};
@@ -27,7 +27,7 @@ impl Inspector {
             }
             Source::Live { pid, exe } => {
                 let live = LiveProcess::attach(*pid)?;
-                let bias = prog.load_bias(&read_mappings(*pid), exe)?;
+                let bias = super::open::live_bias(prog, *pid, exe)?;
                 let globals = prog.locate(live.memory(), bias)?;
                 let empty = prog.prepare_capture(live.memory(), &globals);
                 let stopped = live.stop()?;
