@@ -38,6 +38,7 @@ fn unrecovered_panic_stops(flavour: &str) {
         flavour,
         fx.pid(),
         &[
+            "set main.armed = 1",
             "c",
             "p runtime.curg._panic.arg",
             "bt",
@@ -97,7 +98,11 @@ fn an_unrecovered_panic_stops_at_unrecovered_panic_with_its_value() {
 
 fn fatal_error_stops(flavour: &str) {
     let mut fx = Fixture::start(flavour, "runctl", &["throw"]);
-    let (out, err, ctx) = session(flavour, fx.pid(), &["c", "args", "bt", "quit"]);
+    let (out, err, ctx) = session(
+        flavour,
+        fx.pid(),
+        &["set main.armed = 1", "c", "args", "bt", "quit"],
+    );
     assert!(!err.contains("error"), "{ctx}");
     let s = stops(&out);
     assert_eq!(s.len(), 1, "{ctx}");
