@@ -157,6 +157,32 @@ fn thousands_of_threads_then_the_client_dies() {
     assert_untouched(fx.pid());
 }
 
+/// An unrecovered panic is a `stopped` event with reason `exception`, on
+/// the goroutine that panicked, stopped in the runtime's `fatalpanic`
+/// under `main.explode` (as `dlv dap` reports it). Once the client
+/// disconnects the program goes on to die of its panic.
+#[test]
+fn an_unrecovered_panic_is_an_exception() {
+    build_fixtures();
+    for flavour in ["go1.19-exe", "go1.27-exe"] {
+        let mut fx = Fixture::start(flavour, "runctl", &["panic"]);
+        let seen = client(
+            "panic.js",
+            &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
+        );
+        let ctx = format!("{flavour}: {seen}");
+        assert_eq!(seen["reason"], "exception", "{ctx}");
+        let functions: Vec<&str> = seen["functions"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|f| f.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(functions.first(), Some(&"runtime.fatalpanic"), "{ctx}");
+        assert!(functions.contains(&"main.explode"), "{ctx}");
+        let status = fx.child.wait().expect("the program's exit");
+        assert_eq!(status.code(), Some(2), "{ctx}: it dies of its panic");
+    }
+}
+
 /// A core through `launch` mode `core`: stopped where it was written,
 /// every goroutine a thread with its stack, and `continue` refused.
 #[test]
