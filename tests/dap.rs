@@ -159,7 +159,8 @@ fn thousands_of_threads_then_the_client_dies() {
 
 /// An unrecovered panic is a `stopped` event with reason `exception`, on
 /// the goroutine that panicked, stopped in the runtime's `fatalpanic`
-/// under `main.explode` (as `dlv dap` reports it). Once the client
+/// under `main.explode` (as `dlv dap` reports it), and `exceptionInfo`
+/// gives the panic's value. Once the client
 /// disconnects the program goes on to die of its panic.
 #[test]
 fn an_unrecovered_panic_is_an_exception() {
@@ -178,6 +179,14 @@ fn an_unrecovered_panic_is_an_exception() {
             .unwrap_or_default();
         assert_eq!(functions.first(), Some(&"runtime.fatalpanic"), "{ctx}");
         assert!(functions.contains(&"main.explode"), "{ctx}");
+        // exceptionInfo: the value main.explode panicked with.
+        assert_eq!(seen["exceptionId"], "panic", "{ctx}");
+        assert!(
+            seen["exceptionDescription"]
+                .as_str()
+                .is_some_and(|d| d.contains("boom req")),
+            "{ctx}"
+        );
         let status = fx.child.wait().expect("the program's exit");
         assert_eq!(status.code(), Some(2), "{ctx}: it dies of its panic");
     }

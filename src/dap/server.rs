@@ -54,6 +54,18 @@ pub struct Server<'c> {
     by_source: HashMap<String, Vec<i64>>,
     /// Function breakpoints (`setFunctionBreakpoints` replaces them all).
     functions: Vec<i64>,
+    /// The current stop's exception, when it is one: the goroutine, and
+    /// whether it panicked (else the runtime threw).
+    exception: Option<(u64, Exception)>,
+}
+
+/// What stopped the program, for `exceptionInfo`.
+#[derive(Clone, Copy)]
+enum Exception {
+    /// An unrecovered panic: its value is `runtime.curg._panic.arg`.
+    Panic,
+    /// A fatal error: the text is the `s` of `runtime.fatal`/`throw`.
+    Throw,
 }
 
 impl<'c> Server<'c> {
@@ -64,6 +76,7 @@ impl<'c> Server<'c> {
             handles: Vec::new(),
             by_source: HashMap::new(),
             functions: Vec::new(),
+            exception: None,
         }
     }
 
@@ -186,6 +199,10 @@ impl<'c> Server<'c> {
                 self.conn.respond(req, json!({})).map_err(io)?;
                 self.resume(s, temps)
             }
+            "exceptionInfo" => {
+                let body = self.exception_info(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
             "" => Err("a request without a command".into()),
             other => Err(format!("goat does not serve {other:?} requests")),
         }
@@ -196,16 +213,23 @@ impl<'c> Server<'c> {
         let io = |e: std::io::Error| e.to_string();
         self.frames.clear();
         self.handles.clear();
+        self.exception = None;
         let stop = s.run_to_stop(temps, &[], &mut Hooks { conn: self.conn });
         let (reason, bp) = match stop {
             Ok(Stop::Breakpoint { bp, .. }) => {
                 let b = &s.bps.list[bp];
-                let reason = match b.name.as_deref() {
-                    Some(crate::session::breakpoints::UNRECOVERED_PANIC)
-                    | Some(crate::session::breakpoints::FATAL_THROW) => "exception",
-                    _ => "breakpoint",
+                let exception = match b.name.as_deref() {
+                    Some(crate::session::breakpoints::UNRECOVERED_PANIC) => Some(Exception::Panic),
+                    Some(crate::session::breakpoints::FATAL_THROW) => Some(Exception::Throw),
+                    _ => None,
                 };
-                (reason, Some(b.id))
+                let id = b.id;
+                self.exception = exception.zip(s.current_goroutine()).map(|(e, g)| (g, e));
+                let reason = match exception {
+                    Some(_) => "exception",
+                    None => "breakpoint",
+                };
+                (reason, Some(id))
             }
             Ok(Stop::Position | Stop::Silent { .. }) => ("step", None),
             Ok(Stop::Interrupted) => ("pause", None),
@@ -415,6 +439,35 @@ impl<'c> Server<'c> {
         Ok(json!({ "variables": out }))
     }
 
+    /// `exceptionInfo`, as `dlv dap` answers it: the panic's value or the
+    /// fatal error's text, read in the frame the runtime stopped in.
+    fn exception_info(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
+        let Some((g, kind)) = self.exception else {
+            return Err("the program did not stop on a panic or a fatal error".into());
+        };
+        if args["threadId"].as_u64().is_some_and(|t| t != g) {
+            return Err(format!("goroutine {g} raised the exception, not this one"));
+        }
+        let (id, expr) = match kind {
+            Exception::Panic => ("panic", "runtime.curg._panic.arg"),
+            Exception::Throw => ("fatal error", "s"),
+        };
+        let scope = s.scope_at(g, 0).map_err(text)?;
+        let (message, ty) = match scope.eval_text(expr) {
+            Ok(v) => (
+                scope.show(&v, None).map_err(|e| e.to_string())?,
+                scope.val_type(&v),
+            ),
+            Err(e) => (format!("unreadable: {e}"), String::new()),
+        };
+        Ok(json!({
+            "exceptionId": id,
+            "description": message,
+            "breakMode": "always",
+            "details": {"message": message, "typeName": ty},
+        }))
+    }
+
     fn evaluate(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
         let expr = args["expression"]
             .as_str()
@@ -463,6 +516,7 @@ fn threads(s: &mut Session) -> Result<Json, String> {
 fn capabilities() -> Json {
     json!({
         "supportsConfigurationDoneRequest": true,
+        "supportsExceptionInfoRequest": true,
         "supportsConditionalBreakpoints": true,
         "supportsHitConditionalBreakpoints": true,
         "supportsFunctionBreakpoints": true,

@@ -1,6 +1,7 @@
 // An unrecovered panic under `goat dap`: attach to runctl (mode `panic`),
 // let it run, arm it with SIGUSR1, and the stop that follows is an
-// exception on the goroutine that panicked. Prints one JSON line;
+// exception on the goroutine that panicked, whose exceptionInfo is the
+// panic's value. Prints one JSON line;
 // tests/dap.rs checks it.
 // Usage: node panic.js GOAT PID
 'use strict';
@@ -20,6 +21,7 @@ async function main() {
   process.kill(Number(pid), 'SIGUSR1');
   const stop = (await stopped).body;
   const frames = (await dc.stackTraceRequest({ threadId: stop.threadId, levels: 20 })).body.stackFrames;
+  const info = (await dc.customRequest('exceptionInfo', { threadId: stop.threadId })).body;
   await dc.disconnectRequest({});
   dc.stopAdapter();
   console.log(JSON.stringify({
@@ -28,6 +30,8 @@ async function main() {
     text: stop.text || null,
     threadId: stop.threadId,
     functions: frames.map((f) => f.name),
+    exceptionId: info.exceptionId,
+    exceptionDescription: info.description,
   }));
 }
 
