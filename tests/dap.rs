@@ -136,10 +136,15 @@ fn thousands_of_threads_then_the_client_dies() {
                     .any(|n| n.as_str().is_some_and(|n| n.ends_with("main.heartbeat")))),
         "{ctx}"
     );
-    // goat saw the end of its input and detached.
+    goat_ends(&seen, &ctx);
+    assert_untouched(fx.pid());
+}
+
+/// goat (its pid in `seen["goat"]`) saw the end of its input, detached and
+/// ended: gone, or a zombie its new parent has not reaped yet.
+fn goat_ends(seen: &serde_json::Value, ctx: &str) {
     let goat = seen["goat"].as_i64().expect("goat's pid") as i32;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    // Gone, or a zombie its new parent has not reaped yet.
     let alive = || {
         std::fs::read_to_string(format!("/proc/{goat}/stat")).is_ok_and(|st| {
             st.rsplit(')')
@@ -153,6 +158,44 @@ fn thousands_of_threads_then_the_client_dies() {
             "goat {goat} did not end: {ctx}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A client gone while the program runs with no breakpoint: goat hears
+/// the end of its input mid-run, stops the run, detaches and ends; the
+/// program runs on untraced (it used to stay traced until a stop).
+#[test]
+fn a_client_gone_while_the_program_runs_lets_it_go() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let seen = client(
+        "vanish.js",
+        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
+    );
+    let ctx = seen.to_string();
+    assert_eq!(seen["running"], true, "{ctx}");
+    goat_ends(&seen, &ctx);
+    assert_untouched(fx.pid());
+}
+
+/// `pause` stops a program running with no breakpoint: reason `pause`,
+/// its goroutines and stacks readable; twice, with a `continue` between;
+/// after the disconnect it runs on untraced.
+#[test]
+fn pause_stops_a_running_program() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let seen = client(
+        "pause.js",
+        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
+    );
+    let ctx = seen.to_string();
+    let pauses = seen["pauses"].as_array().expect("the pauses");
+    assert_eq!(pauses.len(), 2, "{ctx}");
+    for p in pauses {
+        assert_eq!(p["reason"], "pause", "{ctx}");
+        assert!(p["threads"].as_u64().unwrap_or(0) >= 2, "{ctx}");
+        assert_eq!(p["top"], true, "{ctx}");
     }
     assert_untouched(fx.pid());
 }

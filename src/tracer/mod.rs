@@ -44,4 +44,6 @@ pub use live::{LiveProcess, Stopped};
 pub use reap::Reaped;
 pub use regset::{FpState, FPREGS_SIZE};
 pub use remote::NoTracerProcess;
-pub use signals::{install_detach_on_signals, set_session_interrupts, RunCommand, UnfinishedFile};
+pub use signals::{
+    install_detach_on_signals, interrupt_run, set_session_interrupts, RunCommand, UnfinishedFile,
+};

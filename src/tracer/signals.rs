@@ -217,6 +217,16 @@ pub(super) fn abort_run() {
     wake_runner(|| ABORT.load(Ordering::SeqCst));
 }
 
+/// Interrupts the run in progress as a Ctrl-C does, for a front end that
+/// has no terminal (a DAP client's `pause`); false when nothing runs.
+pub fn interrupt_run() -> bool {
+    if COMMAND.load(Ordering::SeqCst) == 0 && !RUNNING.load(Ordering::SeqCst) {
+        return false;
+    }
+    interrupt(None, &links());
+    true
+}
+
 /// A Ctrl-C in a session. goat passes it on to its tracer process with
 /// `sigqueue`, carrying the number of the command it is for (`queued`); a
 /// plain SIGINT is for this process's own command, or its run in progress.

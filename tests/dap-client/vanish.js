@@ -1,7 +1,8 @@
 // A client that attaches, stops at a breakpoint, lists the threads, then
-// dies without a word (as a killed editor does): goat must detach.
+// dies without a word (as a killed editor does): goat must detach. Without
+// FILE and LINE it sets no breakpoint and dies while the program runs.
 // Prints one JSON line of what it saw before dying; tests/dap.rs checks it.
-// Usage: node vanish.js GOAT PID FILE LINE
+// Usage: node vanish.js GOAT PID [FILE LINE]
 'use strict';
 const { DebugClient } = require('@vscode/debugadapter-testsupport');
 
@@ -15,6 +16,13 @@ async function main() {
   const initialized = dc.waitForEvent('initialized');
   await dc.attachRequest({ mode: 'local', processId: Number(pid) });
   await initialized;
+  if (!file) {
+    await dc.configurationDoneRequest();
+    await new Promise((r) => setTimeout(r, 300));
+    console.log(JSON.stringify({ running: true, goat: dc._adapterProcess.pid }));
+    // Gone, mid-session, with the program running.
+    process.exit(0);
+  }
   await dc.setBreakpointsRequest({ source: { path: file }, breakpoints: [{ line: Number(line) }] });
   const stopped = dc.waitForEvent('stopped');
   await dc.configurationDoneRequest();
