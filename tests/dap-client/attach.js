@@ -4,18 +4,12 @@
 // Prints one JSON line of what it saw; tests/dap.rs checks it.
 // Usage: node attach.js GOAT PID FILE LINE
 'use strict';
-const { DebugClient } = require('@vscode/debugadapter-testsupport');
+const { attached } = require('./attached');
 
 async function main() {
   const [goat, pid, file, line] = process.argv.slice(2);
-  const dc = new DebugClient(goat, 'dap', 'go');
-  dc.defaultTimeout = 20000;
-  await dc.start();
+  const dc = await attached(goat, pid);
   const seen = {};
-  await dc.initializeRequest();
-  const initialized = dc.waitForEvent('initialized');
-  await dc.attachRequest({ mode: 'local', processId: Number(pid) });
-  await initialized;
   const bps = await dc.setBreakpointsRequest({
     source: { path: file },
     breakpoints: [{ line: Number(line) }],

@@ -5,17 +5,11 @@
 // tests/dap.rs checks it.
 // Usage: node panic.js GOAT PID
 'use strict';
-const { DebugClient } = require('@vscode/debugadapter-testsupport');
+const { attached } = require('./attached');
 
 async function main() {
   const [goat, pid] = process.argv.slice(2);
-  const dc = new DebugClient(goat, 'dap', 'go');
-  dc.defaultTimeout = 20000;
-  await dc.start();
-  await dc.initializeRequest();
-  const initialized = dc.waitForEvent('initialized');
-  await dc.attachRequest({ mode: 'local', processId: Number(pid) });
-  await initialized;
+  const dc = await attached(goat, pid);
   const stopped = dc.waitForEvent('stopped');
   await dc.configurationDoneRequest();
   process.kill(Number(pid), 'SIGUSR1');

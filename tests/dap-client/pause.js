@@ -4,7 +4,7 @@
 // pause again, and disconnect. Prints one JSON line; tests/dap.rs checks it.
 // Usage: node pause.js GOAT PID
 'use strict';
-const { DebugClient } = require('@vscode/debugadapter-testsupport');
+const { attached } = require('./attached');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -19,13 +19,7 @@ async function pauseOnce(dc, seen) {
 
 async function main() {
   const [goat, pid] = process.argv.slice(2);
-  const dc = new DebugClient(goat, 'dap', 'go');
-  dc.defaultTimeout = 20000;
-  await dc.start();
-  await dc.initializeRequest();
-  const initialized = dc.waitForEvent('initialized');
-  await dc.attachRequest({ mode: 'local', processId: Number(pid) });
-  await initialized;
+  const dc = await attached(goat, pid);
   await dc.configurationDoneRequest();
   const seen = [];
   await sleep(300);

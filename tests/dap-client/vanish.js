@@ -4,18 +4,12 @@
 // Prints one JSON line of what it saw before dying; tests/dap.rs checks it.
 // Usage: node vanish.js GOAT PID [FILE LINE]
 'use strict';
-const { DebugClient } = require('@vscode/debugadapter-testsupport');
+const { attached } = require('./attached');
 
 async function main() {
   const [goat, pid, file, line] = process.argv.slice(2);
   // goat outlives this client: detached from it, it must not wait on it.
-  const dc = new DebugClient(goat, 'dap', 'go', { detached: true });
-  dc.defaultTimeout = 60000;
-  await dc.start();
-  await dc.initializeRequest();
-  const initialized = dc.waitForEvent('initialized');
-  await dc.attachRequest({ mode: 'local', processId: Number(pid) });
-  await initialized;
+  const dc = await attached(goat, pid, { detached: true }, 60000);
   if (!file) {
     await dc.configurationDoneRequest();
     await new Promise((r) => setTimeout(r, 300));

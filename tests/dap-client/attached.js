@@ -1,0 +1,19 @@
+// What every attaching client here does first: start `goat dap` under VS
+// Code's DAP test client, initialize, and attach to a running process.
+'use strict';
+const { DebugClient } = require('@vscode/debugadapter-testsupport');
+
+// The client, attached to PID and initialized; `options` go to the
+// DebugClient (e.g. `{ detached: true }`), `timeout` is each request's.
+async function attached(goat, pid, options = {}, timeout = 20000) {
+  const dc = new DebugClient(goat, 'dap', 'go', options);
+  dc.defaultTimeout = timeout;
+  await dc.start();
+  await dc.initializeRequest();
+  const initialized = dc.waitForEvent('initialized');
+  await dc.attachRequest({ mode: 'local', processId: Number(pid) });
+  await initialized;
+  return dc;
+}
+
+module.exports = { attached };
