@@ -235,6 +235,26 @@ fn an_unrecovered_panic_is_an_exception() {
     }
 }
 
+/// With the editor's exception filters off (`setExceptionBreakpoints`
+/// with none), the panic is no stop: the program dies of it and the
+/// session ends (`terminated`).
+#[test]
+fn exception_filters_off_let_the_panic_through() {
+    build_fixtures();
+    let mut fx = Fixture::start("go1.27-exe", "runctl", &["panic"]);
+    let seen = client(
+        "panic.js",
+        &[
+            env!("CARGO_BIN_EXE_goat").to_string(),
+            fx.pid().to_string(),
+            "none".to_string(),
+        ],
+    );
+    assert_eq!(seen["terminated"], true, "{seen}");
+    let status = fx.child.wait().expect("the program's exit");
+    assert_eq!(status.code(), Some(2), "{seen}: it dies of its panic");
+}
+
 /// A core through `launch` mode `core`: stopped where it was written,
 /// every goroutine a thread with its stack, and `continue` refused.
 #[test]

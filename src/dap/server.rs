@@ -146,7 +146,22 @@ impl<'c> Server<'c> {
                 self.conn.respond(req, body).map_err(io)
             }
             "setExceptionBreakpoints" => {
-                // The runtime's panic and throw breakpoints are set at attach.
+                // The runtime's panic and throw breakpoints, set at attach,
+                // stay armed for the filters asked for (a core has none).
+                let filters: Vec<&str> = args["filters"]
+                    .as_array()
+                    .map(|f| f.iter().filter_map(|f| f.as_str()).collect())
+                    .unwrap_or_default();
+                if s.core_path().is_none() {
+                    for name in [
+                        crate::session::breakpoints::UNRECOVERED_PANIC,
+                        crate::session::breakpoints::FATAL_THROW,
+                    ] {
+                        if s.bps.find(name).is_ok() {
+                            s.set_enabled(name, filters.contains(&name)).map_err(text)?;
+                        }
+                    }
+                }
                 self.conn.respond(req, json!({})).map_err(io)
             }
             "threads" => {

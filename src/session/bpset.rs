@@ -201,6 +201,23 @@ impl Session<'_> {
         Ok(id)
     }
 
+    /// Arms (`on`) or disarms breakpoint `word` (an id or a name, as
+    /// `toggle` takes it): its int3s in or out. Its label, for a front end
+    /// to say what changed.
+    pub fn set_enabled(&mut self, word: &str, on: bool) -> Result<String> {
+        self.control()?;
+        let i = self.bps.find(word)?;
+        let mut b = self.bps.list.remove(i);
+        let done = match (b.enabled, on) {
+            (false, true) => self.arm_logical(&mut b),
+            (true, false) => self.disarm_logical(&mut b),
+            _ => Ok(()),
+        };
+        let label = b.name.clone().unwrap_or_else(|| b.id.to_string());
+        self.bps.insert(b);
+        done.map(|()| label)
+    }
+
     /// Takes breakpoint `id` out (its int3s first: on failure it stays).
     pub fn clear_breakpoint(&mut self, id: i64) -> Result<()> {
         let i = self.bps.find(&id.to_string())?;

@@ -3,13 +3,27 @@
 // exception on the goroutine that panicked, whose exceptionInfo is the
 // panic's value. Prints one JSON line;
 // tests/dap.rs checks it.
-// Usage: node panic.js GOAT PID
+// With `none`, the exception filters are all turned off first: no stop,
+// and the session ends with the program.
+// Usage: node panic.js GOAT PID [none]
 'use strict';
 const { attached } = require('./attached');
 
 async function main() {
-  const [goat, pid] = process.argv.slice(2);
+  const [goat, pid, filters] = process.argv.slice(2);
   const dc = await attached(goat, pid);
+  if (filters === 'none') {
+    // The editor's exception filters all off: the panic is no stop, and
+    // the program dies of it.
+    await dc.setExceptionBreakpointsRequest({ filters: [] });
+    const terminated = dc.waitForEvent('terminated');
+    await dc.configurationDoneRequest();
+    process.kill(Number(pid), 'SIGUSR1');
+    await terminated;
+    dc.stopAdapter();
+    console.log(JSON.stringify({ terminated: true }));
+    return;
+  }
   const stopped = dc.waitForEvent('stopped');
   await dc.configurationDoneRequest();
   process.kill(Number(pid), 'SIGUSR1');

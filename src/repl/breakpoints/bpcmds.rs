@@ -292,16 +292,9 @@ pub fn toggle(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()>
     };
     s.control()?;
     let i = s.bps.find(word).map_err(|e| anyhow!("toggle: {e}"))?;
-    let mut b = s.bps.list.remove(i);
-    let done = if b.enabled {
-        s.disarm_logical(&mut b)
-    } else {
-        s.arm_logical(&mut b)
-    };
-    let state = if b.enabled { "enabled" } else { "disabled" };
-    let label = b.name.clone().unwrap_or_else(|| b.id.to_string());
-    s.bps.insert(b);
-    done?;
+    let on = !s.bps.list[i].enabled;
+    let label = s.set_enabled(word, on)?;
+    let state = if on { "enabled" } else { "disabled" };
     writeln!(out, "Breakpoint {label} {state}")?;
     Ok(())
 }
