@@ -368,3 +368,34 @@ fn diff_after_growth() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// In a session, `heap` gives the same report of the session's stop, and
+/// `heap path` / `heap retained` answer for one object named by an
+/// expression: a blob, reached from `main.blobs`, retaining its own MiB.
+#[test]
+fn session_heap_path_and_retained() {
+    let (fx, _) = Fixture::start_line("go1.27-exe", "heappop", &[]);
+    let out = common::attach_with_stdin(
+        fx.pid(),
+        &[],
+        "heap\nheap path main.blobs[0]\nheap retained main.blobs[0]\nheap path 0x1\nquit\n",
+    );
+    let (said, err) = (text(&out.stdout), text(&out.stderr));
+    let ctx = format!("{said}\n--- stderr:\n{err}");
+    assert!(out.status.success(), "{ctx}");
+    assert!(said.contains("goat heap: pid"), "{ctx}");
+    assert!(said.contains("main.Item"), "{ctx}");
+    assert!(said.contains("main.blobs → "), "{ctx}");
+    let path = said
+        .lines()
+        .find(|l| l.starts_with("main.blobs → ") && l.ends_with("[1048576]uint8"))
+        .unwrap_or_else(|| panic!("no chain to the blob: {ctx}"));
+    assert!(path.contains("[]uint8"), "{ctx}");
+    assert!(
+        said.lines().any(|l| l.starts_with("[1048576]uint8 at 0x")
+            && l.contains("retains 1048576 bytes in 1 objects")),
+        "{ctx}"
+    );
+    assert!(err.contains("0x1 is in no allocated heap object"), "{ctx}");
+    assert_untouched(fx.pid());
+}

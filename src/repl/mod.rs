@@ -21,7 +21,7 @@ mod table;
 mod terminal;
 
 use breakpoints::{bpcmds, bphit, watch};
-use data::{call, display, info, pattern, set, vars, why};
+use data::{call, display, heap, info, pattern, set, vars, why};
 use goroutines::{grexec, grlist, grpage, labels};
 use running::{exec, stepi, stepout};
 use setup::{config, config_file, general, script};

@@ -6,8 +6,8 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::{
-    bpcmds, call, config, data, deferred, disasm, display, exec, general, goroutines, grlist, info,
-    script, set, source, stack, stepi, vars, watch, why,
+    bpcmds, call, config, data, deferred, disasm, display, exec, general, goroutines, grlist, heap,
+    info, script, set, source, stack, stepi, vars, watch, why,
 };
 use crate::session::Session;
 
@@ -283,6 +283,20 @@ pub static COMMANDS: &[Command] = &[
             owner of a lock: \"may hold\" names goroutines that reference it.",
         arg: Arg::Goroutine,
         run: why::why,
+    },
+    Command {
+        name: "heap",
+        aliases: &[],
+        group: Group::Data,
+        help: "Say what holds the memory: types, roots by retained size, how an object is reached.",
+        usage: "heap [path|retained ADDRESS|EXPR]\n\n\
+            Without an argument, `goat heap`'s report of this stop: live objects by type,\n\
+            the roots that retain the most (what would be freed without them) and how the\n\
+            biggest types are reached. `heap path` prints the shortest chain of references\n\
+            from a root to the object at ADDRESS, or that EXPR points at; `heap retained`\n\
+            what that object keeps alive.",
+        arg: Arg::None,
+        run: heap::heap,
     },
     Command {
         name: "goroutines",

@@ -2,10 +2,11 @@
 //!
 //! The family: `print`, `args`, `locals`, `vars` (`vars.rs`), `display`,
 //! `set`, `call`, `funcs`/`types`/`sources`/`libraries` (`info.rs`,
-//! `pattern.rs`), `why`.
+//! `pattern.rs`), `why`, `heap`.
 
 pub(super) mod call;
 pub(super) mod display;
+pub(super) mod heap;
 pub(super) mod info;
 pub(super) mod pattern;
 pub(super) mod set;
@@ -186,7 +187,7 @@ fn number(a: &str) -> Result<u64> {
 /// Where `x` looks: a number, or what an expression points at (`&v`: the
 /// variable itself; a pointer: its target; a slice or string: its bytes),
 /// as Delve's `examinemem` takes an expression.
-fn address(s: &Session, a: &str) -> Result<u64> {
+pub(super) fn address(s: &Session, a: &str) -> Result<u64> {
     if a.starts_with(|c: char| c.is_ascii_digit()) {
         return number(a);
     }
