@@ -200,6 +200,47 @@ fn pause_stops_a_running_program() {
     assert_untouched(fx.pid());
 }
 
+/// The Variables pane: a goroutine parked in `main.hold` (the `vars`
+/// fixture, built without optimizations so every local is live), paused
+/// with no breakpoint, shows its arguments and locals, and one level of
+/// children of a struct, a map and a slice.
+#[test]
+fn variables_show_a_struct_a_map_and_a_slice() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-noopt", "vars", &[]);
+    let seen = client(
+        "variables.js",
+        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
+    );
+    let ctx = seen.to_string();
+    assert_eq!(seen["thread"], "[chan receive] main.hold", "{ctx}");
+    assert_eq!(
+        seen["scopes"],
+        serde_json::json!(["Arguments", "Locals"]),
+        "{ctx}"
+    );
+    let children = |name: &str| -> Vec<String> {
+        seen["vars"][name]["children"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has no children: {ctx}"))
+            .iter()
+            .filter_map(|c| c.as_str().map(String::from))
+            .collect()
+    };
+    assert_eq!(seen["vars"]["name"]["value"], "\"gopher\"", "{ctx}");
+    assert_eq!(children("in"), ["Name=\"inner\"", "Count=5"], "{ctx}");
+    let mut m = children("m");
+    m.sort();
+    assert_eq!(m, ["[\"a\"]=1", "[\"b\"]=2", "[\"c\"]=3"], "{ctx}");
+    assert_eq!(
+        children("msgs"),
+        ["[0]=\"zero\"", "[1]=\"one\"", "[2]=\"two\""],
+        "{ctx}"
+    );
+    assert_eq!(children("big").len(), 20, "{ctx}");
+    assert_untouched(fx.pid());
+}
+
 /// An unrecovered panic is a `stopped` event with reason `exception`, on
 /// the goroutine that panicked, stopped in the runtime's `fatalpanic`
 /// under `main.explode` (as `dlv dap` reports it), and `exceptionInfo`

@@ -214,10 +214,15 @@ impl<'c> Server<'c> {
                 self.conn.respond(req, json!({})).map_err(io)?;
                 self.resume(s, temps)
             }
-            // The reading thread interrupted the run it came during
-            // (`wire.rs`); by now the `stopped` event is out. A pause of a
-            // program already stopped changes nothing.
-            "pause" => self.conn.respond(req, json!({})).map_err(io),
+            // The reading thread interrupted the run it came during, or
+            // the one that followed it (`wire.rs`); by now the `stopped`
+            // event is out. In turn here, nothing runs: what it latched
+            // for a later run is dropped, as a pause of a program already
+            // stopped changes nothing.
+            "pause" => {
+                crate::tracer::forget_pending_interrupt();
+                self.conn.respond(req, json!({})).map_err(io)
+            }
             "exceptionInfo" => {
                 let body = self.exception_info(s, args)?;
                 self.conn.respond(req, body).map_err(io)

@@ -218,13 +218,24 @@ pub(super) fn abort_run() {
 }
 
 /// Interrupts the run in progress as a Ctrl-C does, for a front end that
-/// has no terminal (a DAP client's `pause`); false when nothing runs.
+/// has no terminal (a DAP client's `pause`). With none in progress the
+/// next run command begins interrupted (a pause sent just behind a
+/// `continue` reaches the run that follows), until
+/// [`forget_pending_interrupt`]; false then.
 pub fn interrupt_run() -> bool {
     if COMMAND.load(Ordering::SeqCst) == 0 && !RUNNING.load(Ordering::SeqCst) {
+        INTERRUPTED.fetch_max(NEXT_COMMAND.load(Ordering::SeqCst), Ordering::SeqCst);
         return false;
     }
     interrupt(None, &links());
     true
+}
+
+/// Drops an interrupt [`interrupt_run`] latched for a run not yet begun:
+/// the commands that begin from now on are not interrupted by it.
+pub fn forget_pending_interrupt() {
+    let latched = INTERRUPTED.load(Ordering::SeqCst);
+    NEXT_COMMAND.fetch_max(latched.saturating_add(1), Ordering::SeqCst);
 }
 
 /// A Ctrl-C in a session. goat passes it on to its tracer process with

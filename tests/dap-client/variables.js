@@ -1,0 +1,41 @@
+// Values in the editor's Variables pane: attach to the `vars` fixture,
+// pause, pick the goroutine parked in main.hold, and read its scopes with
+// one level of children (a struct, a map, a slice). Prints one JSON line,
+// name → value, type and children; tests/dap.rs checks it.
+// Usage: node variables.js GOAT PID
+'use strict';
+const { attached } = require('./attached');
+
+async function main() {
+  const [goat, pid] = process.argv.slice(2);
+  const dc = await attached(goat, pid);
+  await dc.configurationDoneRequest();
+  const stopped = dc.waitForEvent('stopped');
+  await dc.pauseRequest({ threadId: 1 });
+  await stopped;
+  const threads = (await dc.threadsRequest()).body.threads;
+  const t = threads.find((t) => t.name.endsWith('main.hold'));
+  const frames = (await dc.stackTraceRequest({ threadId: t.id, levels: 20 })).body.stackFrames;
+  const f = frames.find((f) => f.name === 'main.hold');
+  const scopes = (await dc.scopesRequest({ frameId: f.id })).body.scopes;
+  const seen = { thread: t.name, scopes: scopes.map((s) => s.name), vars: {} };
+  for (const sc of scopes) {
+    const vars = (await dc.variablesRequest({ variablesReference: sc.variablesReference })).body.variables;
+    for (const v of vars) {
+      const entry = { value: v.value, type: v.type || null };
+      if (v.variablesReference > 0) {
+        const kids = (await dc.variablesRequest({ variablesReference: v.variablesReference })).body.variables;
+        entry.children = kids.map((c) => `${c.name}=${c.value}`);
+      }
+      seen.vars[v.name] = entry;
+    }
+  }
+  await dc.disconnectRequest({});
+  dc.stopAdapter();
+  console.log(JSON.stringify(seen));
+}
+
+main().catch((e) => {
+  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
+  process.exit(1);
+});
