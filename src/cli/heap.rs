@@ -98,10 +98,7 @@ fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
         (None, true) => serde_json::to_string_pretty(&outcome.report)? + "\n",
         (None, false) => goat::report::heap_text(&outcome.report, of, text_opts),
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| anyhow::Error::new(e).context("writing the report"))?;
+    super::print_report(&text)?;
     if args.stats {
         let paused = outcome
             .paused

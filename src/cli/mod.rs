@@ -51,6 +51,15 @@ impl<'a> Source<'a> {
     }
 }
 
+/// Writes a command's report to stdout, whole, and flushes it.
+pub fn print_report(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::Error::new(e).context("writing the report"))
+}
+
 pub fn warn(w: goat::inspect::Warning) {
     goat::eprintln_quiet!("goat: warning: {w}");
 }

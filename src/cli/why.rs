@@ -52,10 +52,7 @@ fn run(inspector: &Inspector, of: &str, args: &WhyArgs) -> Result<u8> {
     } else {
         goat::report::why_text(&outcome.report, of)
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| anyhow::Error::new(e).context("writing the report"))?;
+    super::print_report(&text)?;
     if args.stats {
         let paused = outcome
             .paused
@@ -91,10 +88,7 @@ pub fn growth(pid: i32, every: &str, args: &WhyArgs) -> Result<u8> {
     } else {
         goat::why::growth::growth_text(&g, &format!("pid {pid}"))
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| anyhow::Error::new(e).context("writing the report"))?;
+    super::print_report(&text)?;
     Ok(0)
 }
 
