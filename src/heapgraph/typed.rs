@@ -25,7 +25,7 @@ use crate::binary::dwarf_vars::VarIndex;
 use crate::heapwalk::Heap;
 use crate::process::{Memory, MemoryExt};
 use crate::values::types::kind;
-use crate::values::{limits, type_name_at, Scope};
+use crate::values::{type_name_at, Scope};
 
 use super::graph::Objects;
 use super::roots::TypedRoot;
@@ -154,22 +154,7 @@ pub(super) fn type_objects(
         mem,
         bias,
         objects,
-        scope: Scope {
-            mem,
-            index,
-            bias,
-            pc: 0,
-            cfa: 0,
-            types: rtypes,
-            inline_depth: 0,
-            ret_pc: None,
-            function: None,
-            line: None,
-            regs: None,
-            curg: None,
-            limits: limits::Limits::DEFAULT,
-            budget: limits::Budget::new(),
-        },
+        scope: Scope::frameless(mem, index, bias, rtypes),
         types,
         scanned: vec![false; objects.len()],
         plans: HashMap::new(),

@@ -85,17 +85,23 @@ pub struct Scope<'a> {
     pub budget: limits::Budget,
 }
 
-#[cfg(test)]
 impl<'a> Scope<'a> {
-    /// Memory and types only, at no pc: what tests of the formatting need.
-    pub(crate) fn bare(mem: &'a dyn Memory, index: &'a VarIndex) -> Scope<'a> {
+    /// A scope of no frame (no pc, no registers): values read from memory
+    /// through DWARF and, at `types` (run-time bounds of the module's type
+    /// section), runtime type descriptors. What the heap's typed walk needs.
+    pub fn frameless(
+        mem: &'a dyn Memory,
+        index: &'a VarIndex,
+        bias: u64,
+        types: Option<(u64, u64)>,
+    ) -> Scope<'a> {
         Scope {
             mem,
             index,
-            bias: 0,
+            bias,
             pc: 0,
             cfa: 0,
-            types: None,
+            types,
             inline_depth: 0,
             ret_pc: None,
             function: None,
@@ -105,6 +111,12 @@ impl<'a> Scope<'a> {
             limits: limits::Limits::DEFAULT,
             budget: limits::Budget::new(),
         }
+    }
+
+    /// Memory and types only, at no pc: what tests of the formatting need.
+    #[cfg(test)]
+    pub(crate) fn bare(mem: &'a dyn Memory, index: &'a VarIndex) -> Scope<'a> {
+        Self::frameless(mem, index, 0, None)
     }
 }
 
