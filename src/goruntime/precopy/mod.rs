@@ -23,6 +23,7 @@
 //! capture's plan, deciding again only the goroutines written since.
 
 mod ready;
+mod stopscan;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -266,6 +267,8 @@ pub struct Precopy<'p> {
     /// [`Self::windows`], and the counts of spans and tracked mappings it
     /// was made from.
     windows_made: Option<((usize, usize), Ranges, Ranges)>,
+    /// Whether every span was still mapped, when last checked.
+    mapped: stopscan::MappedCheck,
     /// What each fetch of the running copy asked for, and got whole.
     running_asks: Vec<Vec<((u64, usize), bool)>>,
     /// What the running copy's capture decided from the bytes it read.
@@ -504,6 +507,7 @@ impl<'p> Precopy<'p> {
             spans: Spans::default(),
             dirty: Vec::new(),
             windows_made: None,
+            mapped: stopscan::MappedCheck::default(),
             running_asks: Vec::new(),
             plan: Plan::default(),
             refreshed: Vec::new(),
@@ -602,6 +606,11 @@ impl<'p> Precopy<'p> {
         self.copy = copy;
         self.round(mem);
         self.prepare_ready(mem);
+        // The spans' check against the mappings, made here while the
+        // target runs: the final stop repeats it only if they changed.
+        if let Ok(maps) = procfs::maps(self.pid) {
+            let _ = self.mapped.check(&self.spans.0, &maps);
+        }
         Ok(())
     }
 
@@ -803,20 +812,7 @@ impl<'p> Precopy<'p> {
     /// now: the copy holds bytes the target no longer has.
     fn stale_ranges(&mut self) -> Result<Vec<(u64, usize)>, String> {
         let maps = procfs::maps(self.pid).map_err(|e| format!("reading the mappings: {e}"))?;
-        // A cursor, as in `make_windows`: spans are sorted and disjoint.
-        let mut i = 0;
-        for &(s, e) in &self.spans.0 {
-            let mut at = s;
-            while at < e {
-                while maps.get(i).is_some_and(|m| m.end <= at) {
-                    i += 1;
-                }
-                match maps.get(i) {
-                    Some(m) if m.start <= at && m.read => at = m.end,
-                    _ => return Err(format!("the copied range at {at:#x} is no longer mapped")),
-                }
-            }
-        }
+        self.mapped.check(&self.spans.0, &maps)?;
         let (windows, untracked) = self.windows();
         let mut stale: Vec<(u64, u64)> = untracked;
         stale.append(&mut self.dirty);
@@ -829,8 +825,8 @@ impl<'p> Precopy<'p> {
             report: category::WRITTEN | category::PRESENT,
             ..Query::default()
         };
-        for (ws, we) in windows {
-            match self.pagemap.scan_tracked(ws, we, q) {
+        for ((ws, we), scanned) in stopscan::scan_windows(&self.pagemap, &windows, q) {
+            match scanned {
                 Ok(runs) => {
                     for r in runs {
                         self.stats.pages_rewritten_stopped += (r.end - r.start) / PAGE;

@@ -235,8 +235,13 @@ impl CapturedMemory {
                 ok.push(good);
             }
         }
-        self.index.extend(added);
-        self.sort();
+        // Ranges rewritten in place leave the index as it was: sorting a
+        // million spans that are in order already took a millisecond of
+        // the final stop.
+        if !added.is_empty() {
+            self.index.extend(added);
+            self.sort();
+        }
         if let Store::Spill { cache, .. } = &mut self.store {
             cache.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
         }
