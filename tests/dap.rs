@@ -106,13 +106,7 @@ fn thousands_of_threads_then_the_client_dies() {
     build_fixtures();
     let fx = Fixture::start("go1.27-exe", "service", &[&PARKED.to_string()]);
     let file = root().join("tests/fixtures/service/main.go");
-    let src = std::fs::read_to_string(&file).expect("service source");
-    // In heartbeat's loop, run every millisecond.
-    let line = src
-        .lines()
-        .position(|l| l.trim() == "now := time.Now()")
-        .map(|i| i + 1)
-        .expect("heartbeat's loop in service/main.go");
+    let line = heartbeat_line(&file);
     let seen = client(
         "vanish.js",
         &[
@@ -138,6 +132,69 @@ fn thousands_of_threads_then_the_client_dies() {
     );
     goat_ends(&seen, &ctx);
     assert_untouched(fx.pid());
+}
+
+/// `threads` while the program runs: thousands of goroutines, not one
+/// stopped at a breakpoint, every one listed (twice) from a copy made in
+/// a short stop, with no `stopped` event; another request of a running
+/// program refused at once; then a pause lists the same goroutines, a
+/// later breakpoint is hit, and a disconnect while it runs leaves it
+/// untraced.
+#[test]
+fn threads_while_the_program_runs() {
+    const PARKED: usize = 3000;
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "service", &[&PARKED.to_string()]);
+    let file = root().join("tests/fixtures/service/main.go");
+    let line = heartbeat_line(&file);
+    let seen = client(
+        "running.js",
+        &[
+            env!("CARGO_BIN_EXE_goat").to_string(),
+            fx.pid().to_string(),
+            file.display().to_string(),
+            line.to_string(),
+        ],
+    );
+    let ctx = seen.to_string();
+    let listed = seen["running"].as_array().expect("the running lists");
+    assert_eq!(listed.len(), 2, "{ctx}");
+    let paused = seen["paused"]["count"].as_u64().unwrap_or(0);
+    for l in listed {
+        let count = l["count"].as_u64().unwrap_or(0);
+        assert!(count > PARKED as u64, "{ctx}");
+        assert_eq!(l["ids"], count, "every goroutine once: {ctx}");
+        // The service's goroutines neither start nor end once parked.
+        assert_eq!(count, paused, "{ctx}");
+        let names: Vec<&str> = l["names"]
+            .as_array()
+            .map(|n| n.iter().filter_map(|n| n.as_str()).collect())
+            .unwrap_or_default();
+        for parked in ["[chan receive] main.park", "[sync.Mutex.Lock] main.park"] {
+            assert!(names.contains(&parked), "{parked}: {ctx}");
+        }
+        assert_eq!(l["names"], seen["paused"]["names"], "{ctx}");
+    }
+    assert_eq!(seen["stopsWhileRunning"], serde_json::json!([]), "{ctx}");
+    assert!(
+        seen["refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("the program is running")),
+        "{ctx}"
+    );
+    assert_eq!(seen["pause"], "pause", "{ctx}");
+    assert_eq!(seen["later"], "breakpoint", "{ctx}");
+    assert_untouched(fx.pid());
+}
+
+/// The line in the `service` fixture's heartbeat loop, run every
+/// millisecond.
+fn heartbeat_line(file: &std::path::Path) -> usize {
+    let src = std::fs::read_to_string(file).expect("service source");
+    src.lines()
+        .position(|l| l.trim() == "now := time.Now()")
+        .map(|i| i + 1)
+        .expect("heartbeat's loop in service/main.go")
 }
 
 /// goat (its pid in `seen["goat"]`) saw the end of its input, detached and

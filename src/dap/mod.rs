@@ -4,6 +4,7 @@
 //! `--listen=127.0.0.1:PORT`. Imports nothing of `repl/`.
 //!
 //! - `wire.rs`: the framing and the shapes of responses and events;
+//! - `running.rs`: what a request that comes while the program runs does;
 //! - `server.rs`: an attached session's requests, as engine calls.
 //!
 //! Before `attach` only `initialize` and `disconnect` are served; `attach`
@@ -12,6 +13,7 @@
 //! `launch` with mode `core` (`program`, `coreFilePath`) opens a core as
 //! `goat debug` does.
 
+mod running;
 mod server;
 pub mod wire;
 

@@ -8,9 +8,14 @@ use std::path::Path;
 
 use serde_json::{json, Value as Json};
 
-use super::wire::Conn;
+use super::running::WhileRunning;
+use super::wire::{Conn, Replies};
+use crate::goruntime::Goroutine;
 use crate::session::breakpoints::{HitCond, HitOp};
-use crate::session::{RunEvent, RunHooks, Session, SessionError, StepKind, Stop};
+use crate::session::{
+    AfterInterrupt, RunEvent, RunHooks, Session, SessionError, StacksCopy, StacksDecoder, StepKind,
+    Stop,
+};
 use crate::tracer::TempBreakpoint;
 use crate::values::Value;
 
@@ -135,7 +140,7 @@ impl<'c> Server<'c> {
                     }
                     return self.conn.event("stopped", body).map_err(io);
                 }
-                self.resume(s, Vec::new())
+                self.run(s, req, json!({}), Vec::new())
             }
             "setBreakpoints" => {
                 let body = self.set_breakpoints(s, args)?;
@@ -197,8 +202,7 @@ impl<'c> Server<'c> {
                 // Refused before the answer: a core, a job-stopped process.
                 s.may_run().map_err(text)?;
                 let body = json!({"allThreadsContinued": true});
-                self.conn.respond(req, body).map_err(io)?;
-                self.resume(s, Vec::new())
+                self.run(s, req, body, Vec::new())
             }
             "next" | "stepIn" | "stepOut" => {
                 let kind = match command {
@@ -211,8 +215,7 @@ impl<'c> Server<'c> {
                     s.select(id).map_err(text)?;
                 }
                 let temps = s.step_plan(kind).map_err(text)?;
-                self.conn.respond(req, json!({})).map_err(io)?;
-                self.resume(s, temps)
+                self.run(s, req, json!({}), temps)
             }
             // The reading thread interrupted the run it came during, or
             // the one that followed it (`wire.rs`); by now the `stopped`
@@ -221,6 +224,7 @@ impl<'c> Server<'c> {
             // stopped changes nothing.
             "pause" => {
                 crate::tracer::forget_pending_interrupt();
+                self.conn.running().pause_answered();
                 self.conn.respond(req, json!({})).map_err(io)
             }
             "exceptionInfo" => {
@@ -232,13 +236,57 @@ impl<'c> Server<'c> {
         }
     }
 
+    /// Answers `req` with `body` and runs the target (under `temps`, a
+    /// step's) until a stop, then tells the client. From just before the
+    /// answer, what the client sends is routed as during a run
+    /// (`running.rs`).
+    fn run(
+        &mut self,
+        s: &mut Session,
+        req: &Json,
+        body: Json,
+        temps: Vec<TempBreakpoint>,
+    ) -> Result<(), String> {
+        let running = self.conn.running().clone();
+        running.begin();
+        let answered = self.conn.respond(req, body);
+        let stopped = match answered {
+            Ok(()) => self.resume(s, temps),
+            Err(e) => Err(e.to_string()),
+        };
+        // `threads` asked as the run ended: answered from the stop.
+        for asked in running.end() {
+            let answer =
+                threads(s).and_then(|t| self.conn.respond(&asked, t).map_err(|e| e.to_string()));
+            if let Err(e) = answer {
+                let _ = self.conn.fail(&asked, &e);
+            }
+        }
+        stopped
+    }
+
     /// Runs the target until a stop, then tells the client.
     fn resume(&mut self, s: &mut Session, temps: Vec<TempBreakpoint>) -> Result<(), String> {
         let io = |e: std::io::Error| e.to_string();
         self.frames.clear();
         self.handles.clear();
         self.exception = None;
-        let stop = s.run_to_stop(temps, &[], &mut Hooks { conn: self.conn });
+        let running = self.conn.running().clone();
+        let replies = self.conn.replies();
+        let decoder = s.stacks_decoder();
+        let conn = &mut *self.conn;
+        // The threads that answer `threads` from a copy are waited for
+        // before the stop is told.
+        let stop = std::thread::scope(|scope| {
+            let mut hooks = Hooks {
+                conn,
+                running: &running,
+                replies: &replies,
+                decoder,
+                scope,
+            };
+            s.run_to_stop(temps, &[], &mut hooks)
+        });
         let (reason, bp) = match stop {
             Ok(Stop::Breakpoint { bp, .. }) => {
                 let b = &s.bps.list[bp];
@@ -529,11 +577,39 @@ fn threads(s: &mut Session) -> Result<Json, String> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(g) = s.goroutine(id) else { continue };
-        let state = g.wait_reason.as_deref().unwrap_or(&g.status);
-        let func = g.user_frame().map_or("?", |f| &*f.function);
-        out.push(json!({"id": id, "name": format!("[{state}] {func}")}));
+        out.push(thread(g));
     }
     Ok(json!({ "threads": out }))
+}
+
+/// A goroutine as a DAP thread.
+fn thread(g: &Goroutine) -> Json {
+    let state = g.wait_reason.as_deref().unwrap_or(&g.status);
+    let func = g.user_frame().map_or("?", |f| &*f.function);
+    json!({"id": g.id, "name": format!("[{state}] {func}")})
+}
+
+/// Answers the `threads` requests held during a run from a copy of every
+/// stack made in its interrupt, decoded while the program runs on.
+fn answer_threads(
+    decoder: StacksDecoder<'_>,
+    copy: Result<StacksCopy, SessionError>,
+    asked: &[Json],
+    replies: &Replies,
+) {
+    let body = copy.and_then(|c| decoder.decode(&c)).map(|gs| {
+        let list: Vec<Json> = gs.iter().map(thread).collect();
+        json!({ "threads": list })
+    });
+    for req in asked {
+        let _ = match &body {
+            Ok(b) => replies.respond(req, b.clone()),
+            Err(e) => replies.fail(
+                req,
+                &format!("reading the goroutines while the program runs: {e}"),
+            ),
+        };
+    }
 }
 
 /// What goat can do, as `initialize` answers.
@@ -596,13 +672,36 @@ fn text(e: SessionError) -> String {
 }
 
 /// A DAP server's part in a run: no watchpoints; what the REPL prints as
-/// the run goes on becomes `output` events.
-struct Hooks<'a> {
+/// the run goes on becomes `output` events; `threads` asked meanwhile is
+/// answered from a copy made in an interrupt, decoded on a thread of
+/// `scope` while the run goes on.
+struct Hooks<'a, 'scope, 'env> {
     conn: &'a mut Conn,
+    running: &'a WhileRunning,
+    replies: &'scope Replies,
+    decoder: StacksDecoder<'env>,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
 }
 
-impl RunHooks for Hooks<'_> {
+impl RunHooks for Hooks<'_, '_, '_> {
     type Error = SessionError;
+
+    fn interrupted(&mut self, s: &mut Session) -> Result<AfterInterrupt, SessionError> {
+        let asked = self.running.take_threads();
+        if !asked.is_empty() {
+            // Copied in this stop, decoded and answered once it runs on.
+            let copy = s.copy_stacks();
+            let (decoder, replies) = (self.decoder, self.replies);
+            self.scope
+                .spawn(move || answer_threads(decoder, copy, &asked, replies));
+        }
+        // Only a pause, a disconnect or the client's end stops the run:
+        // an interrupt for `threads` answered by an earlier one is none.
+        Ok(match self.running.stop_asked() {
+            true => AfterInterrupt::Stop,
+            false => AfterInterrupt::GoOn,
+        })
+    }
 
     fn after_stop(&mut self, _s: &mut Session) -> Result<Vec<u32>, SessionError> {
         Ok(Vec::new())

@@ -50,7 +50,7 @@ pub use cond::{parse as parse_condition, Cond};
 pub use error::{Result, SessionError};
 use goroutines::StopGoroutines;
 pub use locate::StepKind;
-pub use run::{RunEvent, RunHooks, Stop};
+pub use run::{AfterInterrupt, RunEvent, RunHooks, Stop};
 pub use slowdown::{Verdict, CAP as SLOWDOWN_CAP, WINDOW as SLOWDOWN_WINDOW};
 pub(crate) use stepinto::branches;
 
@@ -293,6 +293,17 @@ impl<'a> Session<'a> {
         if self.gs.all_decoded() {
             return Ok(());
         }
+        let goroutines = self.stacks_decoder().decode(&self.copy_stacks()?)?;
+        self.gs.fill(goroutines);
+        Ok(())
+    }
+
+    /// Every goroutine's stack copied from the stopped target, to be
+    /// decoded later, on any thread, while the target runs again: the
+    /// pause of `goat stacks --mode stop`, for a front end that looks at
+    /// a running program (DAP's `threads` during a run, see
+    /// [`RunHooks::interrupted`]).
+    pub fn copy_stacks(&self) -> Result<StacksCopy> {
         let t = self.target()?;
         let globals = self.gs.globals.ok_or(SessionError::NoGoroutinesRead)?;
         let prepared = self.prog.prepare_capture(t, &globals);
@@ -300,9 +311,15 @@ impl<'a> Session<'a> {
             .prog
             .capture(t, &globals, self.gs.cap.now, prepared)
             .map_err(SessionError::ReadStacks)?;
-        let dump = self.prog.decode(&cap, self.bias)?;
-        self.gs.fill(dump.goroutines);
-        Ok(())
+        Ok(StacksCopy { cap })
+    }
+
+    /// What decodes this session's [`StacksCopy`]s, on any thread.
+    pub fn stacks_decoder(&self) -> StacksDecoder<'a> {
+        StacksDecoder {
+            prog: self.prog,
+            bias: self.bias,
+        }
     }
 
     /// `head` with its frames, read from the stopped target; what could not
@@ -492,6 +509,27 @@ impl<'a> Session<'a> {
             .map(|t| t.threads().iter().map(|t| t.tid).collect())
             .unwrap_or_default();
         (gs, ts)
+    }
+}
+
+/// Every goroutine's stack as one stop left it ([`Session::copy_stacks`]):
+/// plain data, decoded without the target by a [`StacksDecoder`].
+pub struct StacksCopy {
+    cap: crate::goruntime::Capture,
+}
+
+/// What decodes a [`StacksCopy`] on any thread: the program, and where
+/// it is loaded ([`Session::stacks_decoder`]).
+#[derive(Clone, Copy)]
+pub struct StacksDecoder<'a> {
+    prog: &'a GoProgram,
+    bias: u64,
+}
+
+impl StacksDecoder<'_> {
+    /// Every goroutine of `copy` with its frames, in `allgs` order.
+    pub fn decode(&self, copy: &StacksCopy) -> Result<Vec<Goroutine>> {
+        Ok(self.prog.decode(&copy.cap, self.bias)?.goroutines)
     }
 }
 
