@@ -69,7 +69,7 @@ fn attach_break_stop_threads_stack_variables_and_disconnect() {
     assert_eq!(seen["top"]["line"], line, "{ctx}");
     assert_eq!(
         seen["scopes"],
-        serde_json::json!(["Arguments", "Locals"]),
+        serde_json::json!(["Arguments", "Locals", "Globals (package main)"]),
         "{ctx}"
     );
     let n = seen["args"][0].as_str().unwrap_or("");
@@ -260,7 +260,8 @@ fn pause_stops_a_running_program() {
 /// The Variables pane: a goroutine parked in `main.hold` (the `vars`
 /// fixture, built without optimizations so every local is live), paused
 /// with no breakpoint, shows its arguments and locals, and one level of
-/// children of a struct, a map and a slice.
+/// children of a struct, a map and a slice; and the Globals scope, the
+/// package's variables.
 #[test]
 fn variables_show_a_struct_a_map_and_a_slice() {
     build_fixtures();
@@ -273,7 +274,18 @@ fn variables_show_a_struct_a_map_and_a_slice() {
     assert_eq!(seen["thread"], "[chan receive] main.hold", "{ctx}");
     assert_eq!(
         seen["scopes"],
-        serde_json::json!(["Arguments", "Locals"]),
+        serde_json::json!(["Arguments", "Locals", "Globals (package main)"]),
+        "{ctx}"
+    );
+    // The Globals scope: main's package variables, by their names in it.
+    let globals = &seen["globals"];
+    assert_eq!(globals["counter"], "42", "{ctx}");
+    assert_eq!(globals["gStr"], "\"héllo, world\"", "{ctx}");
+    assert_eq!(globals["gYes"], "true", "{ctx}");
+    assert!(globals.get("main.counter").is_none(), "{ctx}");
+    assert_eq!(
+        seen["gSmall"],
+        serde_json::json!(["[\"a\"]=1", "[\"b\"]=2", "[\"c\"]=3"]),
         "{ctx}"
     );
     let children = |name: &str| -> Vec<String> {

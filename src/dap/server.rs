@@ -32,6 +32,8 @@ enum Handle {
         frame: usize,
         params: bool,
     },
+    /// The package variables of that frame's package.
+    Globals { goroutine: u64, frame: usize },
     /// The children of a value of that frame.
     Children {
         goroutine: u64,
@@ -187,7 +189,24 @@ impl<'c> Server<'c> {
                     });
                     json!({"name": name, "variablesReference": r, "expensive": false})
                 };
-                let body = json!({"scopes": [scope("Arguments", true), scope("Locals", false)]});
+                let (args, locals) = (scope("Arguments", true), scope("Locals", false));
+                // As dlv dap: the package variables of the frame's package,
+                // expensive (a program may have thousands).
+                let package = s
+                    .scope_at(g, frame)
+                    .map(|sc| crate::values::package_of(&sc.function_name()).to_string())
+                    .map_err(text)?;
+                let r = self.handle_for(Handle::Globals {
+                    goroutine: g,
+                    frame,
+                });
+                let globals = json!({
+                    "name": format!("Globals (package {package})"),
+                    "presentationHint": "globals",
+                    "variablesReference": r,
+                    "expensive": true,
+                });
+                let body = json!({"scopes": [args, locals, globals]});
                 self.conn.respond(req, body).map_err(io)
             }
             "variables" => {
@@ -249,20 +268,24 @@ impl<'c> Server<'c> {
     ) -> Result<(), String> {
         let running = self.conn.running().clone();
         running.begin();
-        let answered = self.conn.respond(req, body);
-        let stopped = match answered {
-            Ok(()) => self.resume(s, temps),
-            Err(e) => Err(e.to_string()),
-        };
-        // `threads` asked as the run ended: answered from the stop.
-        for asked in running.end() {
+        if let Err(e) = self.conn.respond(req, body) {
+            running.end();
+            return Err(e.to_string());
+        }
+        self.resume(s, temps)
+    }
+
+    /// The run is over: from here requests are served in turn, before the
+    /// client hears of the stop; `threads` asked as the run ended is
+    /// answered from the stop.
+    fn end_run(&mut self, s: &mut Session) {
+        for asked in self.conn.running().end() {
             let answer =
                 threads(s).and_then(|t| self.conn.respond(&asked, t).map_err(|e| e.to_string()));
             if let Err(e) = answer {
                 let _ = self.conn.fail(&asked, &e);
             }
         }
-        stopped
     }
 
     /// Runs the target until a stop, then tells the client.
@@ -287,6 +310,7 @@ impl<'c> Server<'c> {
             };
             s.run_to_stop(temps, &[], &mut hooks)
         });
+        self.end_run(s);
         let (reason, bp) = match stop {
             Ok(Stop::Breakpoint { bp, .. }) => {
                 let b = &s.bps.list[bp];
@@ -461,6 +485,16 @@ impl<'c> Server<'c> {
                 let scope = s.scope_at(*goroutine, *frame).map_err(text)?;
                 let vars = scope.variables(*params).map_err(|e| e.to_string())?;
                 let vars = vars
+                    .into_iter()
+                    .skip(start as usize)
+                    .take(count as usize)
+                    .collect::<Vec<_>>();
+                (*goroutine, *frame, vars)
+            }
+            Handle::Globals { goroutine, frame } => {
+                let scope = s.scope_at(*goroutine, *frame).map_err(text)?;
+                let vars = scope
+                    .package_variables()
                     .into_iter()
                     .skip(start as usize)
                     .take(count as usize)
