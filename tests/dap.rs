@@ -310,6 +310,45 @@ fn variables_show_a_struct_a_map_and_a_slice() {
     assert_untouched(fx.pid());
 }
 
+/// The Debug Console: `evaluate` in the `repl` context runs goat's
+/// commands, bare or after `goat `/`dlv `, in the editor's frame (the
+/// `vars` fixture's main.hold, paused); expressions still evaluate
+/// (`counter`, `flag`: no command names them); a command that runs the
+/// program is refused, an unknown word is an expression's error.
+#[test]
+fn the_debug_console_runs_goat_commands() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-noopt", "vars", &[]);
+    let seen = client(
+        "console.js",
+        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
+    );
+    let ctx = seen.to_string();
+    let said = |line: &str| seen[line].as_str().unwrap_or("").to_string();
+    assert!(
+        said("goroutines").contains("chan receive - main.hold (main.go:"),
+        "{ctx}"
+    );
+    assert!(said("goroutines").ends_with("goroutines]"), "{ctx}");
+    assert_eq!(said("print in.Name"), "\"inner\"", "{ctx}");
+    assert!(said("locals").lines().any(|l| l == "flag = true"), "{ctx}");
+    assert!(said("locals").lines().any(|l| l == "ratio = 2.5"), "{ctx}");
+    assert!(
+        said("dlv args").lines().any(|l| l == "name = \"gopher\""),
+        "{ctx}"
+    );
+    assert!(said("goat stack 3").contains("in runtime.gopark"), "{ctx}");
+    assert!(said("goat stack 3").contains("(... "), "{ctx}");
+    assert_eq!(said("counter"), "42", "{ctx}");
+    assert_eq!(said("flag"), "true", "{ctx}");
+    assert!(
+        said("continue").starts_with("error: continue is not run from the debug console"),
+        "{ctx}"
+    );
+    assert!(said("nosuchcommand").starts_with("error: "), "{ctx}");
+    assert_untouched(fx.pid());
+}
+
 /// An unrecovered panic is a `stopped` event with reason `exception`, on
 /// the goroutine that panicked, stopped in the runtime's `fatalpanic`
 /// under `main.explode` (as `dlv dap` reports it), and `exceptionInfo`

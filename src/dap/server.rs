@@ -14,7 +14,7 @@ use crate::goruntime::Goroutine;
 use crate::session::breakpoints::{HitCond, HitOp};
 use crate::session::{
     AfterInterrupt, RunEvent, RunHooks, Session, SessionError, StacksCopy, StacksDecoder, StepKind,
-    Stop,
+    Stop, TextCommands,
 };
 use crate::tracer::TempBreakpoint;
 use crate::values::Value;
@@ -53,6 +53,9 @@ pub enum End {
 /// The server of one attached session.
 pub struct Server<'c> {
     conn: &'c mut Conn,
+    /// What the debug console runs besides expressions (`evaluate` in
+    /// the `repl` context): the terminal's commands.
+    commands: &'c dyn TextCommands,
     /// Frame ids: (goroutine, frame index), for the current stop.
     frames: Vec<(u64, usize)>,
     /// Variables references (1-based), for the current stop.
@@ -76,9 +79,10 @@ enum Exception {
 }
 
 impl<'c> Server<'c> {
-    pub fn new(conn: &'c mut Conn) -> Server<'c> {
+    pub fn new(conn: &'c mut Conn, commands: &'c dyn TextCommands) -> Server<'c> {
         Server {
             conn,
+            commands,
             frames: Vec::new(),
             handles: Vec::new(),
             by_source: HashMap::new(),
@@ -373,7 +377,7 @@ impl<'c> Server<'c> {
             .ok_or("setBreakpoints: no source.path")?
             .to_string();
         for id in self.by_source.remove(&path).unwrap_or_default() {
-            s.clear_breakpoint(id).map_err(text)?;
+            clear(s, id)?;
         }
         let mut ids = Vec::new();
         let mut out = Vec::new();
@@ -402,7 +406,7 @@ impl<'c> Server<'c> {
 
     fn set_function_breakpoints(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
         for id in std::mem::take(&mut self.functions) {
-            s.clear_breakpoint(id).map_err(text)?;
+            clear(s, id)?;
         }
         let mut out = Vec::new();
         let empty = Vec::new();
@@ -582,6 +586,11 @@ impl<'c> Server<'c> {
             Some(id) => self.frame(Some(id))?,
             None => (s.current_goroutine().ok_or("no goroutine selected")?, 0),
         };
+        if args["context"] == "repl" {
+            if let Some(line) = self.console_command(s, g, frame, expr) {
+                return self.command(s, g, frame, line);
+            }
+        }
         let scope = s.scope_at(g, frame).map_err(text)?;
         let v = scope.eval_text(expr).map_err(|e| e.to_string())?;
         let shown = scope.show(&v, None).map_err(|e| e.to_string())?;
@@ -600,6 +609,54 @@ impl<'c> Server<'c> {
             None => 0,
         };
         Ok(json!({"result": shown, "type": ty, "variablesReference": reference}))
+    }
+}
+
+impl Server<'_> {
+    /// The command line the debug console's `text` is, if it is one: after
+    /// `goat ` or `dlv ` (Delve's console prefix), or a command's name
+    /// that does not evaluate as an expression (`goroutines`, `print x`;
+    /// `n` is a variable).
+    fn console_command<'t>(
+        &self,
+        s: &Session,
+        g: u64,
+        frame: usize,
+        text: &'t str,
+    ) -> Option<&'t str> {
+        let text = text.trim();
+        for prefix in ["goat ", "dlv "] {
+            if let Some(line) = text.strip_prefix(prefix) {
+                return Some(line);
+            }
+        }
+        let first = text.split_whitespace().next()?;
+        if !self.commands.is_command(first) {
+            return None;
+        }
+        let evaluates = s
+            .scope_at(g, frame)
+            .is_ok_and(|scope| scope.eval_text(text).is_ok());
+        (!evaluates).then_some(text)
+    }
+
+    /// Runs a console command in frame `frame` of goroutine `g`; its
+    /// output is the result.
+    fn command(
+        &mut self,
+        s: &mut Session,
+        g: u64,
+        frame: usize,
+        line: &str,
+    ) -> Result<Json, String> {
+        s.select_frame(g, frame).map_err(text)?;
+        let mut out = Vec::new();
+        self.commands.run(s, line, &mut out)?;
+        let shown = String::from_utf8_lossy(&out);
+        Ok(json!({
+            "result": shown.trim_end(),
+            "variablesReference": 0,
+        }))
     }
 }
 
@@ -644,6 +701,15 @@ fn answer_threads(
             ),
         };
     }
+}
+
+/// Clears breakpoint `id` the editor set, unless the debug console's
+/// `clear` or `clearall` did already.
+fn clear(s: &mut Session, id: i64) -> Result<(), String> {
+    if s.bps.list.iter().any(|b| b.id == id) {
+        s.clear_breakpoint(id).map_err(text)?;
+    }
+    Ok(())
 }
 
 /// What goat can do, as `initialize` answers.

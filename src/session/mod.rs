@@ -16,6 +16,8 @@
 //! - `run.rs`: running to a stop worth showing, and the [`Stop`] that
 //!   ends a run (conditions: `cond.rs`; the cap on their cost:
 //!   `slowdown.rs`);
+//! - `commands.rs`: [`TextCommands`], the terminal's commands lent to
+//!   another front end;
 //! - `error.rs`: [`SessionError`].
 //!
 //! Requests see the target only through [`Session::target`] (the read-only
@@ -26,6 +28,7 @@
 mod backend;
 mod bpset;
 pub mod breakpoints;
+mod commands;
 mod cond;
 mod error;
 mod goroutines;
@@ -46,6 +49,7 @@ use crate::process::{Target, Thread};
 use crate::tracer::{RunPlan, StopReason};
 
 pub use backend::{Backend, Control, CoreBackend, LiveBackend};
+pub use commands::TextCommands;
 pub use cond::{parse as parse_condition, Cond};
 pub use error::{Result, SessionError};
 use goroutines::StopGoroutines;
@@ -441,6 +445,19 @@ impl<'a> Session<'a> {
             .threads()
             .iter()
             .find(|t| i64::from(t.tid) == tid)
+    }
+
+    /// Selects frame `frame` (0 = innermost) of goroutine `id`: what a
+    /// front end that names frames itself does before a command that
+    /// reads the selected one.
+    pub fn select_frame(&mut self, id: u64, frame: usize) -> Result<()> {
+        let g = self.goroutine(id).ok_or(SessionError::NoGoroutine(id))?;
+        if frame >= g.frames.len() {
+            return Err(SessionError::NoFrame { g: id, frame });
+        }
+        self.current = Some(id);
+        self.frame = frame;
+        Ok(())
     }
 
     /// Selects goroutine `id` (and its innermost frame).
