@@ -349,6 +349,94 @@ fn the_debug_console_runs_goat_commands() {
     assert_untouched(fx.pid());
 }
 
+/// setVariable, readMemory, disassemble and loadedSources, advertised
+/// and served, on the `vars` fixture paused in main.hold: scalars (a
+/// local bool and float, a struct's field, a package int and pointer)
+/// written and read back, a value of the wrong type refused; memory at
+/// the frame's pc (the bytes of the instruction there), an unmapped
+/// address all unreadable, a huge count bounded; the instructions around
+/// the pc, the call before it the one the console's `disassemble` marks;
+/// the binary's source files.
+#[test]
+fn set_variable_read_memory_disassemble_loaded_sources() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-noopt", "vars", &[]);
+    let seen = client(
+        "code.js",
+        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
+    );
+    let ctx = seen.to_string();
+    for cap in [
+        "supportsSetVariable",
+        "supportsReadMemoryRequest",
+        "supportsDisassembleRequest",
+        "supportsLoadedSourcesRequest",
+    ] {
+        assert_eq!(seen["caps"][cap], true, "{cap}: {ctx}");
+    }
+    assert_eq!(seen["flag"]["value"], "false", "{ctx}");
+    assert_eq!(seen["ratio"]["value"], "3.5", "{ctx}");
+    assert_eq!(seen["count"]["value"], "9", "{ctx}");
+    assert_eq!(seen["counter"]["value"], "7", "{ctx}");
+    assert_eq!(seen["gNilPtr"]["type"], "*main.Request", "{ctx}");
+    assert!(
+        seen["ratioBad"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot assign")),
+        "{ctx}"
+    );
+    assert_eq!(
+        seen["readBack"],
+        serde_json::json!({"flag": "false", "ratio": "3.5", "count": "9", "counter": "7", "ptr": "true"}),
+        "{ctx}"
+    );
+    // Memory at the pc: as many bytes as asked, the instruction's first.
+    let pc = seen["pc"].as_str().expect("the frame's pc");
+    assert_eq!(seen["memory"]["address"], pc, "{ctx}");
+    let bytes = seen["memory"]["bytes"].as_str().unwrap_or("");
+    assert_eq!(bytes.len(), 128, "{ctx}");
+    assert_eq!(seen["memory"]["unreadable"], 0, "{ctx}");
+    assert_eq!(
+        seen["unmapped"],
+        serde_json::json!({"bytes": 0, "unreadable": 16}),
+        "{ctx}"
+    );
+    let huge = seen["huge"]["bytes"].as_u64().unwrap_or(0)
+        + seen["huge"]["unreadable"].as_u64().unwrap_or(0);
+    assert_eq!(huge, 1 << 20, "bounded: {ctx}");
+    // Five instructions, the third at the pc (a return address), the
+    // second the call the console marks.
+    let ins = seen["instructions"].as_array().expect("instructions");
+    assert_eq!(ins.len(), 5, "{ctx}");
+    assert_eq!(ins[2]["address"], pc, "{ctx}");
+    let at_pc = ins[2]["instructionBytes"].as_str().unwrap_or("?");
+    assert!(bytes.starts_with(at_pc), "{ctx}");
+    let call = ins[1]["instruction"].as_str().unwrap_or("?");
+    assert!(call.starts_with("call "), "{ctx}");
+    let marked = seen["marked"].as_array().expect("the console's mark");
+    assert_eq!(marked.len(), 1, "{ctx}");
+    let marked = marked[0].as_str().unwrap_or("");
+    assert!(marked.ends_with(&format!("\t{call}")), "{ctx}");
+    assert!(
+        marked.contains(ins[1]["address"].as_str().unwrap_or("?")),
+        "{ctx}"
+    );
+    assert!(
+        ins[2]["location"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("tests/fixtures/vars/main.go")),
+        "{ctx}"
+    );
+    let sources: Vec<&str> = seen["sources"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    for file in ["vars/main.go", "vars/globals.go", "runtime/proc.go"] {
+        assert!(sources.iter().any(|s| s.ends_with(file)), "{file}: {ctx}");
+    }
+    assert_untouched(fx.pid());
+}
+
 /// An unrecovered panic is a `stopped` event with reason `exception`, on
 /// the goroutine that panicked, stopped in the runtime's `fatalpanic`
 /// under `main.explode` (as `dlv dap` reports it), and `exceptionInfo`

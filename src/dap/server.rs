@@ -34,11 +34,13 @@ enum Handle {
     },
     /// The package variables of that frame's package.
     Globals { goroutine: u64, frame: usize },
-    /// The children of a value of that frame.
+    /// The children of a value of that frame, and the expression that
+    /// names the value there (how `setVariable` writes a child).
     Children {
         goroutine: u64,
         frame: usize,
         value: Value,
+        path: String,
     },
 }
 
@@ -249,6 +251,28 @@ impl<'c> Server<'c> {
                 crate::tracer::forget_pending_interrupt();
                 self.conn.running().pause_answered();
                 self.conn.respond(req, json!({})).map_err(io)
+            }
+            "setVariable" => {
+                let body = self.set_variable(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "readMemory" => {
+                let body = read_memory(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "disassemble" => {
+                let body = disassemble(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "loadedSources" => {
+                let sources: Vec<Json> = s
+                    .source_files()
+                    .into_iter()
+                    .map(|path| json!({"name": crate::session::base_name(&path), "path": path}))
+                    .collect();
+                self.conn
+                    .respond(req, json!({ "sources": sources }))
+                    .map_err(io)
             }
             "exceptionInfo" => {
                 let body = self.exception_info(s, args)?;
@@ -509,6 +533,7 @@ impl<'c> Server<'c> {
                 goroutine,
                 frame,
                 value,
+                ..
             } => {
                 let scope = s.scope_at(*goroutine, *frame).map_err(text)?;
                 let c = scope
@@ -519,6 +544,7 @@ impl<'c> Server<'c> {
         };
         let mut out = Vec::new();
         for (name, v) in vars {
+            let path = self.expression_of(s, r, &name)?;
             let (shown, ty, children) = {
                 let scope = s.scope_at(goroutine, frame).map_err(text)?;
                 (
@@ -533,6 +559,7 @@ impl<'c> Server<'c> {
                     goroutine,
                     frame,
                     value: v,
+                    path,
                 }),
             };
             let mut var = json!({
@@ -547,6 +574,66 @@ impl<'c> Server<'c> {
             out.push(var);
         }
         Ok(json!({ "variables": out }))
+    }
+
+    /// The expression that names variable `name` of variables reference
+    /// `r` in its frame: `name` for an argument or local, `pkg.name` for a
+    /// package variable, the parent's expression then `.name` or
+    /// `[key]` for a child.
+    fn expression_of(&self, s: &Session, r: usize, name: &str) -> Result<String, String> {
+        let h = r
+            .checked_sub(1)
+            .and_then(|i| self.handles.get(i))
+            .ok_or_else(|| format!("unknown variables reference {r}"))?;
+        Ok(match h {
+            Handle::Scope { .. } => name.to_string(),
+            Handle::Globals { goroutine, frame } => {
+                let scope = s.scope_at(*goroutine, *frame).map_err(text)?;
+                format!(
+                    "{}.{name}",
+                    crate::values::package_of(&scope.function_name())
+                )
+            }
+            Handle::Children { path, .. } if name.starts_with('[') => format!("{path}{name}"),
+            Handle::Children { path, .. } => format!("{path}.{name}"),
+        })
+    }
+
+    /// The goroutine and frame a variables reference reads in.
+    fn frame_of(&self, r: usize) -> Result<(u64, usize), String> {
+        match r.checked_sub(1).and_then(|i| self.handles.get(i)) {
+            Some(
+                Handle::Scope {
+                    goroutine, frame, ..
+                }
+                | Handle::Globals { goroutine, frame }
+                | Handle::Children {
+                    goroutine, frame, ..
+                },
+            ) => Ok((*goroutine, *frame)),
+            None => Err(format!("unknown variables reference {r}")),
+        }
+    }
+
+    /// `setVariable`: a scalar (number, bool, pointer) written as the
+    /// REPL's `set` writes it (through the console's commands), then
+    /// read back.
+    fn set_variable(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
+        let r = args["variablesReference"].as_u64().unwrap_or(0) as usize;
+        let name = args["name"].as_str().ok_or("setVariable: no name")?;
+        let value = args["value"].as_str().ok_or("setVariable: no value")?;
+        if value.contains('\n') {
+            return Err("setVariable: a value is one line".into());
+        }
+        let (g, frame) = self.frame_of(r)?;
+        let path = self.expression_of(s, r, name)?;
+        s.select_frame(g, frame).map_err(text)?;
+        self.commands
+            .run(s, &format!("set {path} = {value}"), &mut std::io::sink())?;
+        let scope = s.scope_at(g, frame).map_err(text)?;
+        let v = scope.eval_text(&path).map_err(|e| e.to_string())?;
+        let shown = scope.show(&v, None).map_err(|e| e.to_string())?;
+        Ok(json!({"value": shown, "type": scope.val_type(&v), "variablesReference": 0}))
     }
 
     /// `exceptionInfo`, as `dlv dap` answers it: the panic's value or the
@@ -605,6 +692,7 @@ impl<'c> Server<'c> {
                 goroutine: g,
                 frame,
                 value,
+                path: format!("({expr})"),
             }),
             None => 0,
         };
@@ -712,6 +800,104 @@ fn clear(s: &mut Session, id: i64) -> Result<(), String> {
     Ok(())
 }
 
+/// An address as DAP passes it (`memoryReference`: `0x…`, or decimal).
+fn address(text: Option<&str>) -> Result<u64, String> {
+    let t = text.ok_or("no memoryReference")?.trim();
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => t.parse(),
+    };
+    parsed.map_err(|_| format!("{t:?} is not an address"))
+}
+
+/// `memoryReference` moved by `offset` bytes (negative too).
+fn offset_address(args: &Json) -> Result<u64, String> {
+    let base = address(args["memoryReference"].as_str())?;
+    let offset = args["offset"].as_i64().unwrap_or(0);
+    base.checked_add_signed(offset)
+        .ok_or_else(|| format!("{base:#x} moved by {offset} is no address"))
+}
+
+/// `readMemory`: the readable bytes from the start, base64, and how many
+/// after them could not be read; `count` bounded (`session::MAX_MEMORY`).
+fn read_memory(s: &Session, args: &Json) -> Result<Json, String> {
+    use base64::Engine;
+    let addr = offset_address(args)?;
+    let count = args["count"].as_u64().ok_or("readMemory: no count")?;
+    let (data, unreadable) = s.read_memory(addr, count).map_err(text)?;
+    let mut body = json!({
+        "address": format!("{addr:#x}"),
+        "data": base64::engine::general_purpose::STANDARD.encode(&data),
+    });
+    if unreadable > 0 {
+        body["unreadableBytes"] = json!(unreadable);
+    }
+    Ok(body)
+}
+
+/// Most instructions one `disassemble` answers with.
+const MAX_INSTRUCTIONS: i64 = 10_000;
+
+/// `disassemble`: `instructionCount` instructions from the one at
+/// `memoryReference` + `offset`, moved by `instructionOffset` (negative
+/// too). x86 code cannot be decoded backwards, so the function holding
+/// the address is decoded whole and the window taken from it; what falls
+/// outside it is listed as invalid, as the protocol asks for exactly the
+/// count.
+fn disassemble(s: &Session, args: &Json) -> Result<Json, String> {
+    let addr = offset_address(args)?;
+    let count = args["instructionCount"]
+        .as_i64()
+        .ok_or("disassemble: no instructionCount")?;
+    if !(0..=MAX_INSTRUCTIONS).contains(&count) {
+        return Err(format!(
+            "disassemble: {count} instructions (at most {MAX_INSTRUCTIONS})"
+        ));
+    }
+    let shift = args["instructionOffset"].as_i64().unwrap_or(0);
+    let (start, end, function) = s
+        .function_at(addr)
+        .ok_or_else(|| format!("disassemble: {addr:#x} is in no Go function"))?;
+    let end = end.min(start.saturating_add(crate::session::MAX_CODE));
+    let code = s.disassemble(start, end).map_err(text)?;
+    let at = code
+        .iter()
+        .position(|i| i.pc <= addr && addr < i.pc + i.bytes.len() as u64)
+        .unwrap_or(0) as i64;
+    let mut out = Vec::new();
+    let first = at.saturating_add(shift);
+    for k in first..first.saturating_add(count) {
+        let Some(i) = usize::try_from(k).ok().and_then(|k| code.get(k)) else {
+            // Outside the function: an address one byte a step away.
+            let pc = match k < 0 {
+                true => start.saturating_sub(k.unsigned_abs()),
+                false => end.saturating_add(k as u64 - code.len() as u64),
+            };
+            out.push(json!({
+                "address": format!("{pc:#x}"),
+                "instruction": "",
+                "presentationHint": "invalid",
+            }));
+            continue;
+        };
+        let bytes: String = i.bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut ins = json!({
+            "address": format!("{:#x}", i.pc),
+            "instructionBytes": bytes,
+            "instruction": i.text,
+        });
+        if i.pc == start {
+            ins["symbol"] = json!(function);
+        }
+        if let (Some(file), Some(line)) = (&i.file, i.line) {
+            ins["location"] = json!({"name": crate::session::base_name(file), "path": file});
+            ins["line"] = json!(line);
+        }
+        out.push(ins);
+    }
+    Ok(json!({ "instructions": out }))
+}
+
 /// What goat can do, as `initialize` answers.
 fn capabilities() -> Json {
     json!({
@@ -723,6 +909,10 @@ fn capabilities() -> Json {
         "supportsEvaluateForHovers": true,
         "supportsDelayedStackTraceLoading": true,
         "supportTerminateDebuggee": true,
+        "supportsSetVariable": true,
+        "supportsReadMemoryRequest": true,
+        "supportsDisassembleRequest": true,
+        "supportsLoadedSourcesRequest": true,
         "exceptionBreakpointFilters": [
             {"filter": "unrecovered-panic", "label": "Unrecovered panics", "default": true},
             {"filter": "runtime-fatal-throw", "label": "Fatal throws", "default": true},

@@ -16,6 +16,8 @@
 //! - `run.rs`: running to a stop worth showing, and the [`Stop`] that
 //!   ends a run (conditions: `cond.rs`; the cap on their cost:
 //!   `slowdown.rs`);
+//! - `code.rs`: machine code disassembled, memory read with what could
+//!   not be, the binary's source files;
 //! - `commands.rs`: [`TextCommands`], the terminal's commands lent to
 //!   another front end;
 //! - `error.rs`: [`SessionError`].
@@ -28,6 +30,7 @@
 mod backend;
 mod bpset;
 pub mod breakpoints;
+mod code;
 mod commands;
 mod cond;
 mod error;
@@ -49,6 +52,7 @@ use crate::process::{Target, Thread};
 use crate::tracer::{RunPlan, StopReason};
 
 pub use backend::{Backend, Control, CoreBackend, LiveBackend};
+pub use code::{Instr, MAX_CODE, MAX_MEMORY};
 pub use commands::TextCommands;
 pub use cond::{parse as parse_condition, Cond};
 pub use error::{Result, SessionError};
