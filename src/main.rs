@@ -356,11 +356,12 @@ fn main() -> ExitCode {
             listen,
             allow_remote,
         } => match listen {
-            Some(addr) => goat::dap::listen(addr, allow_remote)
+            // The debug console runs the terminal's commands.
+            Some(addr) => goat::dap::listen(addr, allow_remote, &goat::repl::Console)
                 .map(|()| 0)
                 .map_err(Into::into),
             None => {
-                goat::dap::stdio();
+                goat::dap::stdio(&goat::repl::Console);
                 Ok(0)
             }
         },

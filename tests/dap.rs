@@ -69,7 +69,7 @@ fn attach_break_stop_threads_stack_variables_and_disconnect() {
     assert_eq!(seen["top"]["line"], line, "{ctx}");
     assert_eq!(
         seen["scopes"],
-        serde_json::json!(["Arguments", "Locals"]),
+        serde_json::json!(["Arguments", "Locals", "Globals (package main)"]),
         "{ctx}"
     );
     let n = seen["args"][0].as_str().unwrap_or("");
@@ -106,13 +106,7 @@ fn thousands_of_threads_then_the_client_dies() {
     build_fixtures();
     let fx = Fixture::start("go1.27-exe", "service", &[&PARKED.to_string()]);
     let file = root().join("tests/fixtures/service/main.go");
-    let src = std::fs::read_to_string(&file).expect("service source");
-    // In heartbeat's loop, run every millisecond.
-    let line = src
-        .lines()
-        .position(|l| l.trim() == "now := time.Now()")
-        .map(|i| i + 1)
-        .expect("heartbeat's loop in service/main.go");
+    let line = heartbeat_line(&file);
     let seen = client(
         "vanish.js",
         &[
@@ -138,6 +132,69 @@ fn thousands_of_threads_then_the_client_dies() {
     );
     goat_ends(&seen, &ctx);
     assert_untouched(fx.pid());
+}
+
+/// `threads` while the program runs: thousands of goroutines, not one
+/// stopped at a breakpoint, every one listed (twice) from a copy made in
+/// a short stop, with no `stopped` event; another request of a running
+/// program refused at once; then a pause lists the same goroutines, a
+/// later breakpoint is hit, and a disconnect while it runs leaves it
+/// untraced.
+#[test]
+fn threads_while_the_program_runs() {
+    const PARKED: usize = 3000;
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "service", &[&PARKED.to_string()]);
+    let file = root().join("tests/fixtures/service/main.go");
+    let line = heartbeat_line(&file);
+    let seen = client(
+        "running.js",
+        &[
+            env!("CARGO_BIN_EXE_goat").to_string(),
+            fx.pid().to_string(),
+            file.display().to_string(),
+            line.to_string(),
+        ],
+    );
+    let ctx = seen.to_string();
+    let listed = seen["running"].as_array().expect("the running lists");
+    assert_eq!(listed.len(), 2, "{ctx}");
+    let paused = seen["paused"]["count"].as_u64().unwrap_or(0);
+    for l in listed {
+        let count = l["count"].as_u64().unwrap_or(0);
+        assert!(count > PARKED as u64, "{ctx}");
+        assert_eq!(l["ids"], count, "every goroutine once: {ctx}");
+        // The service's goroutines neither start nor end once parked.
+        assert_eq!(count, paused, "{ctx}");
+        let names: Vec<&str> = l["names"]
+            .as_array()
+            .map(|n| n.iter().filter_map(|n| n.as_str()).collect())
+            .unwrap_or_default();
+        for parked in ["[chan receive] main.park", "[sync.Mutex.Lock] main.park"] {
+            assert!(names.contains(&parked), "{parked}: {ctx}");
+        }
+        assert_eq!(l["names"], seen["paused"]["names"], "{ctx}");
+    }
+    assert_eq!(seen["stopsWhileRunning"], serde_json::json!([]), "{ctx}");
+    assert!(
+        seen["refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("the program is running")),
+        "{ctx}"
+    );
+    assert_eq!(seen["pause"], "pause", "{ctx}");
+    assert_eq!(seen["later"], "breakpoint", "{ctx}");
+    assert_untouched(fx.pid());
+}
+
+/// The line in the `service` fixture's heartbeat loop, run every
+/// millisecond.
+fn heartbeat_line(file: &std::path::Path) -> usize {
+    let src = std::fs::read_to_string(file).expect("service source");
+    src.lines()
+        .position(|l| l.trim() == "now := time.Now()")
+        .map(|i| i + 1)
+        .expect("heartbeat's loop in service/main.go")
 }
 
 /// goat (its pid in `seen["goat"]`) saw the end of its input, detached and
@@ -203,7 +260,8 @@ fn pause_stops_a_running_program() {
 /// The Variables pane: a goroutine parked in `main.hold` (the `vars`
 /// fixture, built without optimizations so every local is live), paused
 /// with no breakpoint, shows its arguments and locals, and one level of
-/// children of a struct, a map and a slice.
+/// children of a struct, a map and a slice; and the Globals scope, the
+/// package's variables.
 #[test]
 fn variables_show_a_struct_a_map_and_a_slice() {
     build_fixtures();
@@ -216,7 +274,18 @@ fn variables_show_a_struct_a_map_and_a_slice() {
     assert_eq!(seen["thread"], "[chan receive] main.hold", "{ctx}");
     assert_eq!(
         seen["scopes"],
-        serde_json::json!(["Arguments", "Locals"]),
+        serde_json::json!(["Arguments", "Locals", "Globals (package main)"]),
+        "{ctx}"
+    );
+    // The Globals scope: main's package variables, by their names in it.
+    let globals = &seen["globals"];
+    assert_eq!(globals["counter"], "42", "{ctx}");
+    assert_eq!(globals["gStr"], "\"héllo, world\"", "{ctx}");
+    assert_eq!(globals["gYes"], "true", "{ctx}");
+    assert!(globals.get("main.counter").is_none(), "{ctx}");
+    assert_eq!(
+        seen["gSmall"],
+        serde_json::json!(["[\"a\"]=1", "[\"b\"]=2", "[\"c\"]=3"]),
         "{ctx}"
     );
     let children = |name: &str| -> Vec<String> {
@@ -238,6 +307,133 @@ fn variables_show_a_struct_a_map_and_a_slice() {
         "{ctx}"
     );
     assert_eq!(children("big").len(), 20, "{ctx}");
+    assert_untouched(fx.pid());
+}
+
+/// The Debug Console: `evaluate` in the `repl` context runs goat's
+/// commands, bare or after `goat `/`dlv `, in the editor's frame (the
+/// `vars` fixture's main.hold, paused); expressions still evaluate
+/// (`counter`, `flag`: no command names them); a command that runs the
+/// program is refused, an unknown word is an expression's error.
+#[test]
+fn the_debug_console_runs_goat_commands() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-noopt", "vars", &[]);
+    let seen = client(
+        "console.js",
+        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
+    );
+    let ctx = seen.to_string();
+    let said = |line: &str| seen[line].as_str().unwrap_or("").to_string();
+    assert!(
+        said("goroutines").contains("chan receive - main.hold (main.go:"),
+        "{ctx}"
+    );
+    assert!(said("goroutines").ends_with("goroutines]"), "{ctx}");
+    assert_eq!(said("print in.Name"), "\"inner\"", "{ctx}");
+    assert!(said("locals").lines().any(|l| l == "flag = true"), "{ctx}");
+    assert!(said("locals").lines().any(|l| l == "ratio = 2.5"), "{ctx}");
+    assert!(
+        said("dlv args").lines().any(|l| l == "name = \"gopher\""),
+        "{ctx}"
+    );
+    assert!(said("goat stack 3").contains("in runtime.gopark"), "{ctx}");
+    assert!(said("goat stack 3").contains("(... "), "{ctx}");
+    assert_eq!(said("counter"), "42", "{ctx}");
+    assert_eq!(said("flag"), "true", "{ctx}");
+    assert!(
+        said("continue").starts_with("error: continue is not run from the debug console"),
+        "{ctx}"
+    );
+    assert!(said("nosuchcommand").starts_with("error: "), "{ctx}");
+    assert_untouched(fx.pid());
+}
+
+/// setVariable, readMemory, disassemble and loadedSources, advertised
+/// and served, on the `vars` fixture paused in main.hold: scalars (a
+/// local bool and float, a struct's field, a package int and pointer)
+/// written and read back, a value of the wrong type refused; memory at
+/// the frame's pc (the bytes of the instruction there), an unmapped
+/// address all unreadable, a huge count bounded; the instructions around
+/// the pc, the call before it the one the console's `disassemble` marks;
+/// the binary's source files.
+#[test]
+fn set_variable_read_memory_disassemble_loaded_sources() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-noopt", "vars", &[]);
+    let seen = client(
+        "code.js",
+        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
+    );
+    let ctx = seen.to_string();
+    for cap in [
+        "supportsSetVariable",
+        "supportsReadMemoryRequest",
+        "supportsDisassembleRequest",
+        "supportsLoadedSourcesRequest",
+    ] {
+        assert_eq!(seen["caps"][cap], true, "{cap}: {ctx}");
+    }
+    assert_eq!(seen["flag"]["value"], "false", "{ctx}");
+    assert_eq!(seen["ratio"]["value"], "3.5", "{ctx}");
+    assert_eq!(seen["count"]["value"], "9", "{ctx}");
+    assert_eq!(seen["counter"]["value"], "7", "{ctx}");
+    assert_eq!(seen["gNilPtr"]["type"], "*main.Request", "{ctx}");
+    assert!(
+        seen["ratioBad"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot assign")),
+        "{ctx}"
+    );
+    assert_eq!(
+        seen["readBack"],
+        serde_json::json!({"flag": "false", "ratio": "3.5", "count": "9", "counter": "7", "ptr": "true"}),
+        "{ctx}"
+    );
+    // Memory at the pc: as many bytes as asked, the instruction's first.
+    let pc = seen["pc"].as_str().expect("the frame's pc");
+    assert_eq!(seen["memory"]["address"], pc, "{ctx}");
+    let bytes = seen["memory"]["bytes"].as_str().unwrap_or("");
+    assert_eq!(bytes.len(), 128, "{ctx}");
+    assert_eq!(seen["memory"]["unreadable"], 0, "{ctx}");
+    assert_eq!(
+        seen["unmapped"],
+        serde_json::json!({"bytes": 0, "unreadable": 16}),
+        "{ctx}"
+    );
+    let huge = seen["huge"]["bytes"].as_u64().unwrap_or(0)
+        + seen["huge"]["unreadable"].as_u64().unwrap_or(0);
+    assert_eq!(huge, 1 << 20, "bounded: {ctx}");
+    // Five instructions, the third at the pc (a return address), the
+    // second the call the console marks.
+    let ins = seen["instructions"].as_array().expect("instructions");
+    assert_eq!(ins.len(), 5, "{ctx}");
+    assert_eq!(ins[2]["address"], pc, "{ctx}");
+    let at_pc = ins[2]["instructionBytes"].as_str().unwrap_or("?");
+    assert!(bytes.starts_with(at_pc), "{ctx}");
+    let call = ins[1]["instruction"].as_str().unwrap_or("?");
+    assert!(call.starts_with("call "), "{ctx}");
+    let marked = seen["marked"].as_array().expect("the console's mark");
+    assert_eq!(marked.len(), 1, "{ctx}");
+    let marked = marked[0].as_str().unwrap_or("");
+    assert!(marked.ends_with(&format!("\t{call}")), "{ctx}");
+    assert!(
+        marked.contains(ins[1]["address"].as_str().unwrap_or("?")),
+        "{ctx}"
+    );
+    assert!(
+        ins[2]["location"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("tests/fixtures/vars/main.go")),
+        "{ctx}"
+    );
+    let sources: Vec<&str> = seen["sources"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    for file in ["vars/main.go", "vars/globals.go", "runtime/proc.go"] {
+        assert!(sources.iter().any(|s| s.ends_with(file)), "{file}: {ctx}");
+    }
     assert_untouched(fx.pid());
 }
 

@@ -4,6 +4,7 @@
 //! `--listen=127.0.0.1:PORT`. Imports nothing of `repl/`.
 //!
 //! - `wire.rs`: the framing and the shapes of responses and events;
+//! - `running.rs`: what a request that comes while the program runs does;
 //! - `server.rs`: an attached session's requests, as engine calls.
 //!
 //! Before `attach` only `initialize` and `disconnect` are served; `attach`
@@ -12,6 +13,7 @@
 //! `launch` with mode `core` (`program`, `coreFilePath`) opens a core as
 //! `goat debug` does.
 
+mod running;
 mod server;
 pub mod wire;
 
@@ -21,7 +23,7 @@ use std::net::{SocketAddr, TcpListener};
 use serde_json::{json, Value};
 
 use crate::inspect::{Inspector, OpenOptions, Warning};
-use crate::session::Session;
+use crate::session::{Session, TextCommands};
 use server::{End, Server};
 use wire::{Conn, WireError};
 
@@ -44,7 +46,11 @@ pub enum DapError {
 
 /// Listens at `addr`, says where on stdout as `dlv dap` does, and serves
 /// one client.
-pub fn listen(addr: SocketAddr, allow_remote: bool) -> Result<(), DapError> {
+pub fn listen(
+    addr: SocketAddr,
+    allow_remote: bool,
+    commands: &dyn TextCommands,
+) -> Result<(), DapError> {
     if !addr.ip().is_loopback() && !allow_remote {
         return Err(DapError::Remote(addr));
     }
@@ -55,18 +61,22 @@ pub fn listen(addr: SocketAddr, allow_remote: bool) -> Result<(), DapError> {
     stdout.flush()?;
     let (stream, _) = listener.accept()?;
     let reader = BufReader::new(stream.try_clone()?);
-    serve(Conn::new(Box::new(reader), Box::new(stream)));
+    serve(Conn::new(Box::new(reader), Box::new(stream)), commands);
     Ok(())
 }
 
 /// Serves DAP on stdin and stdout.
-pub fn stdio() {
+pub fn stdio(commands: &dyn TextCommands) {
     let reader = BufReader::new(std::io::stdin());
-    serve(Conn::new(Box::new(reader), Box::new(std::io::stdout())));
+    serve(
+        Conn::new(Box::new(reader), Box::new(std::io::stdout())),
+        commands,
+    );
 }
 
-/// Serves one client until it disconnects or goes away.
-fn serve(mut conn: Conn) {
+/// Serves one client until it disconnects or goes away; `commands` are
+/// what the debug console runs (the REPL's, handed over by `main.rs`).
+fn serve(mut conn: Conn, commands: &dyn TextCommands) {
     loop {
         let req = match conn.read() {
             Ok(req) => req,
@@ -80,11 +90,11 @@ fn serve(mut conn: Conn) {
                 return;
             }
             "attach" => {
-                attach(&mut conn, &req);
+                attach(&mut conn, &req, commands);
                 return;
             }
             "launch" => {
-                launch_core(&mut conn, &req);
+                launch_core(&mut conn, &req, commands);
                 return;
             }
             other => conn.fail(
@@ -101,7 +111,7 @@ fn serve(mut conn: Conn) {
 /// `attach`: opens the process, answers, and serves the session until it
 /// ends; the target is then detached from (and killed only if the client
 /// asked with `terminateDebuggee`).
-fn attach(conn: &mut Conn, req: &Value) {
+fn attach(conn: &mut Conn, req: &Value, commands: &dyn TextCommands) {
     let args = &req["arguments"];
     let mode = args["mode"].as_str().unwrap_or("local");
     if mode != "local" {
@@ -118,7 +128,7 @@ fn attach(conn: &mut Conn, req: &Value) {
         let _ = conn.fail(req, "attach: no processId");
         return;
     };
-    let debuggee = serve_attached(conn, req, pid);
+    let debuggee = serve_attached(conn, req, pid, commands);
     match debuggee {
         Ok(Some(End::Disconnect { terminate: true })) => {
             // Detached by now: the process runs untraced, and is ended
@@ -137,7 +147,7 @@ fn attach(conn: &mut Conn, req: &Value) {
 
 /// `launch` with mode `core` (`program`, `coreFilePath`): a post-mortem
 /// session over a core file, as `goat debug` opens one. Nothing runs.
-fn launch_core(conn: &mut Conn, req: &Value) {
+fn launch_core(conn: &mut Conn, req: &Value, commands: &dyn TextCommands) {
     let args = &req["arguments"];
     let mode = args["mode"].as_str().unwrap_or("");
     if mode != "core" {
@@ -163,7 +173,7 @@ fn launch_core(conn: &mut Conn, req: &Value) {
         let debuggee = inspector.debug(&mut |w: Warning| warnings.push(w.to_string()))?;
         debuggee.run(|s| {
             start_session(conn, req, s, std::mem::take(&mut warnings));
-            Server::new(conn).serve(s);
+            Server::new(conn, commands).serve(s);
             0
         })
     });
@@ -201,6 +211,7 @@ fn serve_attached(
     conn: &mut Conn,
     req: &Value,
     pid: i32,
+    commands: &dyn TextCommands,
 ) -> Result<Option<End>, crate::inspect::InspectError> {
     let mut warnings = Vec::new();
     let inspector = Inspector::open_pid_with(pid, &OpenOptions::default(), &mut |w: Warning| {
@@ -210,7 +221,7 @@ fn serve_attached(
     let mut end = None;
     debuggee.run(|s| {
         start_session(conn, req, s, std::mem::take(&mut warnings));
-        end = Some(Server::new(conn).serve(s));
+        end = Some(Server::new(conn, commands).serve(s));
         0
     })?;
     Ok(end)

@@ -8,9 +8,14 @@ use std::path::Path;
 
 use serde_json::{json, Value as Json};
 
-use super::wire::Conn;
+use super::running::WhileRunning;
+use super::wire::{Conn, Replies};
+use crate::goruntime::Goroutine;
 use crate::session::breakpoints::{HitCond, HitOp};
-use crate::session::{RunEvent, RunHooks, Session, SessionError, StepKind, Stop};
+use crate::session::{
+    AfterInterrupt, RunEvent, RunHooks, Session, SessionError, StacksCopy, StacksDecoder, StepKind,
+    Stop, TextCommands,
+};
 use crate::tracer::TempBreakpoint;
 use crate::values::Value;
 
@@ -27,11 +32,15 @@ enum Handle {
         frame: usize,
         params: bool,
     },
-    /// The children of a value of that frame.
+    /// The package variables of that frame's package.
+    Globals { goroutine: u64, frame: usize },
+    /// The children of a value of that frame, and the expression that
+    /// names the value there (how `setVariable` writes a child).
     Children {
         goroutine: u64,
         frame: usize,
         value: Value,
+        path: String,
     },
 }
 
@@ -46,6 +55,9 @@ pub enum End {
 /// The server of one attached session.
 pub struct Server<'c> {
     conn: &'c mut Conn,
+    /// What the debug console runs besides expressions (`evaluate` in
+    /// the `repl` context): the terminal's commands.
+    commands: &'c dyn TextCommands,
     /// Frame ids: (goroutine, frame index), for the current stop.
     frames: Vec<(u64, usize)>,
     /// Variables references (1-based), for the current stop.
@@ -69,9 +81,10 @@ enum Exception {
 }
 
 impl<'c> Server<'c> {
-    pub fn new(conn: &'c mut Conn) -> Server<'c> {
+    pub fn new(conn: &'c mut Conn, commands: &'c dyn TextCommands) -> Server<'c> {
         Server {
             conn,
+            commands,
             frames: Vec::new(),
             handles: Vec::new(),
             by_source: HashMap::new(),
@@ -135,7 +148,7 @@ impl<'c> Server<'c> {
                     }
                     return self.conn.event("stopped", body).map_err(io);
                 }
-                self.resume(s, Vec::new())
+                self.run(s, req, json!({}), Vec::new())
             }
             "setBreakpoints" => {
                 let body = self.set_breakpoints(s, args)?;
@@ -182,7 +195,24 @@ impl<'c> Server<'c> {
                     });
                     json!({"name": name, "variablesReference": r, "expensive": false})
                 };
-                let body = json!({"scopes": [scope("Arguments", true), scope("Locals", false)]});
+                let (args, locals) = (scope("Arguments", true), scope("Locals", false));
+                // As dlv dap: the package variables of the frame's package,
+                // expensive (a program may have thousands).
+                let package = s
+                    .scope_at(g, frame)
+                    .map(|sc| crate::values::package_of(&sc.function_name()).to_string())
+                    .map_err(text)?;
+                let r = self.handle_for(Handle::Globals {
+                    goroutine: g,
+                    frame,
+                });
+                let globals = json!({
+                    "name": format!("Globals (package {package})"),
+                    "presentationHint": "globals",
+                    "variablesReference": r,
+                    "expensive": true,
+                });
+                let body = json!({"scopes": [args, locals, globals]});
                 self.conn.respond(req, body).map_err(io)
             }
             "variables" => {
@@ -197,8 +227,7 @@ impl<'c> Server<'c> {
                 // Refused before the answer: a core, a job-stopped process.
                 s.may_run().map_err(text)?;
                 let body = json!({"allThreadsContinued": true});
-                self.conn.respond(req, body).map_err(io)?;
-                self.resume(s, Vec::new())
+                self.run(s, req, body, Vec::new())
             }
             "next" | "stepIn" | "stepOut" => {
                 let kind = match command {
@@ -211,8 +240,7 @@ impl<'c> Server<'c> {
                     s.select(id).map_err(text)?;
                 }
                 let temps = s.step_plan(kind).map_err(text)?;
-                self.conn.respond(req, json!({})).map_err(io)?;
-                self.resume(s, temps)
+                self.run(s, req, json!({}), temps)
             }
             // The reading thread interrupted the run it came during, or
             // the one that followed it (`wire.rs`); by now the `stopped`
@@ -221,7 +249,30 @@ impl<'c> Server<'c> {
             // stopped changes nothing.
             "pause" => {
                 crate::tracer::forget_pending_interrupt();
+                self.conn.running().pause_answered();
                 self.conn.respond(req, json!({})).map_err(io)
+            }
+            "setVariable" => {
+                let body = self.set_variable(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "readMemory" => {
+                let body = read_memory(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "disassemble" => {
+                let body = disassemble(s, args)?;
+                self.conn.respond(req, body).map_err(io)
+            }
+            "loadedSources" => {
+                let sources: Vec<Json> = s
+                    .source_files()
+                    .into_iter()
+                    .map(|path| json!({"name": crate::session::base_name(&path), "path": path}))
+                    .collect();
+                self.conn
+                    .respond(req, json!({ "sources": sources }))
+                    .map_err(io)
             }
             "exceptionInfo" => {
                 let body = self.exception_info(s, args)?;
@@ -232,13 +283,62 @@ impl<'c> Server<'c> {
         }
     }
 
+    /// Answers `req` with `body` and runs the target (under `temps`, a
+    /// step's) until a stop, then tells the client. From just before the
+    /// answer, what the client sends is routed as during a run
+    /// (`running.rs`).
+    fn run(
+        &mut self,
+        s: &mut Session,
+        req: &Json,
+        body: Json,
+        temps: Vec<TempBreakpoint>,
+    ) -> Result<(), String> {
+        let running = self.conn.running().clone();
+        running.begin();
+        if let Err(e) = self.conn.respond(req, body) {
+            running.end();
+            return Err(e.to_string());
+        }
+        self.resume(s, temps)
+    }
+
+    /// The run is over: from here requests are served in turn, before the
+    /// client hears of the stop; `threads` asked as the run ended is
+    /// answered from the stop.
+    fn end_run(&mut self, s: &mut Session) {
+        for asked in self.conn.running().end() {
+            let answer =
+                threads(s).and_then(|t| self.conn.respond(&asked, t).map_err(|e| e.to_string()));
+            if let Err(e) = answer {
+                let _ = self.conn.fail(&asked, &e);
+            }
+        }
+    }
+
     /// Runs the target until a stop, then tells the client.
     fn resume(&mut self, s: &mut Session, temps: Vec<TempBreakpoint>) -> Result<(), String> {
         let io = |e: std::io::Error| e.to_string();
         self.frames.clear();
         self.handles.clear();
         self.exception = None;
-        let stop = s.run_to_stop(temps, &[], &mut Hooks { conn: self.conn });
+        let running = self.conn.running().clone();
+        let replies = self.conn.replies();
+        let decoder = s.stacks_decoder();
+        let conn = &mut *self.conn;
+        // The threads that answer `threads` from a copy are waited for
+        // before the stop is told.
+        let stop = std::thread::scope(|scope| {
+            let mut hooks = Hooks {
+                conn,
+                running: &running,
+                replies: &replies,
+                decoder,
+                scope,
+            };
+            s.run_to_stop(temps, &[], &mut hooks)
+        });
+        self.end_run(s);
         let (reason, bp) = match stop {
             Ok(Stop::Breakpoint { bp, .. }) => {
                 let b = &s.bps.list[bp];
@@ -301,7 +401,7 @@ impl<'c> Server<'c> {
             .ok_or("setBreakpoints: no source.path")?
             .to_string();
         for id in self.by_source.remove(&path).unwrap_or_default() {
-            s.clear_breakpoint(id).map_err(text)?;
+            clear(s, id)?;
         }
         let mut ids = Vec::new();
         let mut out = Vec::new();
@@ -330,7 +430,7 @@ impl<'c> Server<'c> {
 
     fn set_function_breakpoints(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
         for id in std::mem::take(&mut self.functions) {
-            s.clear_breakpoint(id).map_err(text)?;
+            clear(s, id)?;
         }
         let mut out = Vec::new();
         let empty = Vec::new();
@@ -419,10 +519,21 @@ impl<'c> Server<'c> {
                     .collect::<Vec<_>>();
                 (*goroutine, *frame, vars)
             }
+            Handle::Globals { goroutine, frame } => {
+                let scope = s.scope_at(*goroutine, *frame).map_err(text)?;
+                let vars = scope
+                    .package_variables()
+                    .into_iter()
+                    .skip(start as usize)
+                    .take(count as usize)
+                    .collect::<Vec<_>>();
+                (*goroutine, *frame, vars)
+            }
             Handle::Children {
                 goroutine,
                 frame,
                 value,
+                ..
             } => {
                 let scope = s.scope_at(*goroutine, *frame).map_err(text)?;
                 let c = scope
@@ -433,6 +544,7 @@ impl<'c> Server<'c> {
         };
         let mut out = Vec::new();
         for (name, v) in vars {
+            let path = self.expression_of(s, r, &name)?;
             let (shown, ty, children) = {
                 let scope = s.scope_at(goroutine, frame).map_err(text)?;
                 (
@@ -447,6 +559,7 @@ impl<'c> Server<'c> {
                     goroutine,
                     frame,
                     value: v,
+                    path,
                 }),
             };
             let mut var = json!({
@@ -461,6 +574,66 @@ impl<'c> Server<'c> {
             out.push(var);
         }
         Ok(json!({ "variables": out }))
+    }
+
+    /// The expression that names variable `name` of variables reference
+    /// `r` in its frame: `name` for an argument or local, `pkg.name` for a
+    /// package variable, the parent's expression then `.name` or
+    /// `[key]` for a child.
+    fn expression_of(&self, s: &Session, r: usize, name: &str) -> Result<String, String> {
+        let h = r
+            .checked_sub(1)
+            .and_then(|i| self.handles.get(i))
+            .ok_or_else(|| format!("unknown variables reference {r}"))?;
+        Ok(match h {
+            Handle::Scope { .. } => name.to_string(),
+            Handle::Globals { goroutine, frame } => {
+                let scope = s.scope_at(*goroutine, *frame).map_err(text)?;
+                format!(
+                    "{}.{name}",
+                    crate::values::package_of(&scope.function_name())
+                )
+            }
+            Handle::Children { path, .. } if name.starts_with('[') => format!("{path}{name}"),
+            Handle::Children { path, .. } => format!("{path}.{name}"),
+        })
+    }
+
+    /// The goroutine and frame a variables reference reads in.
+    fn frame_of(&self, r: usize) -> Result<(u64, usize), String> {
+        match r.checked_sub(1).and_then(|i| self.handles.get(i)) {
+            Some(
+                Handle::Scope {
+                    goroutine, frame, ..
+                }
+                | Handle::Globals { goroutine, frame }
+                | Handle::Children {
+                    goroutine, frame, ..
+                },
+            ) => Ok((*goroutine, *frame)),
+            None => Err(format!("unknown variables reference {r}")),
+        }
+    }
+
+    /// `setVariable`: a scalar (number, bool, pointer) written as the
+    /// REPL's `set` writes it (through the console's commands), then
+    /// read back.
+    fn set_variable(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
+        let r = args["variablesReference"].as_u64().unwrap_or(0) as usize;
+        let name = args["name"].as_str().ok_or("setVariable: no name")?;
+        let value = args["value"].as_str().ok_or("setVariable: no value")?;
+        if value.contains('\n') {
+            return Err("setVariable: a value is one line".into());
+        }
+        let (g, frame) = self.frame_of(r)?;
+        let path = self.expression_of(s, r, name)?;
+        s.select_frame(g, frame).map_err(text)?;
+        self.commands
+            .run(s, &format!("set {path} = {value}"), &mut std::io::sink())?;
+        let scope = s.scope_at(g, frame).map_err(text)?;
+        let v = scope.eval_text(&path).map_err(|e| e.to_string())?;
+        let shown = scope.show(&v, None).map_err(|e| e.to_string())?;
+        Ok(json!({"value": shown, "type": scope.val_type(&v), "variablesReference": 0}))
     }
 
     /// `exceptionInfo`, as `dlv dap` answers it: the panic's value or the
@@ -500,6 +673,11 @@ impl<'c> Server<'c> {
             Some(id) => self.frame(Some(id))?,
             None => (s.current_goroutine().ok_or("no goroutine selected")?, 0),
         };
+        if args["context"] == "repl" {
+            if let Some(line) = self.console_command(s, g, frame, expr) {
+                return self.command(s, g, frame, line);
+            }
+        }
         let scope = s.scope_at(g, frame).map_err(text)?;
         let v = scope.eval_text(expr).map_err(|e| e.to_string())?;
         let shown = scope.show(&v, None).map_err(|e| e.to_string())?;
@@ -514,10 +692,59 @@ impl<'c> Server<'c> {
                 goroutine: g,
                 frame,
                 value,
+                path: format!("({expr})"),
             }),
             None => 0,
         };
         Ok(json!({"result": shown, "type": ty, "variablesReference": reference}))
+    }
+}
+
+impl Server<'_> {
+    /// The command line the debug console's `text` is, if it is one: after
+    /// `goat ` or `dlv ` (Delve's console prefix), or a command's name
+    /// that does not evaluate as an expression (`goroutines`, `print x`;
+    /// `n` is a variable).
+    fn console_command<'t>(
+        &self,
+        s: &Session,
+        g: u64,
+        frame: usize,
+        text: &'t str,
+    ) -> Option<&'t str> {
+        let text = text.trim();
+        for prefix in ["goat ", "dlv "] {
+            if let Some(line) = text.strip_prefix(prefix) {
+                return Some(line);
+            }
+        }
+        let first = text.split_whitespace().next()?;
+        if !self.commands.is_command(first) {
+            return None;
+        }
+        let evaluates = s
+            .scope_at(g, frame)
+            .is_ok_and(|scope| scope.eval_text(text).is_ok());
+        (!evaluates).then_some(text)
+    }
+
+    /// Runs a console command in frame `frame` of goroutine `g`; its
+    /// output is the result.
+    fn command(
+        &mut self,
+        s: &mut Session,
+        g: u64,
+        frame: usize,
+        line: &str,
+    ) -> Result<Json, String> {
+        s.select_frame(g, frame).map_err(text)?;
+        let mut out = Vec::new();
+        self.commands.run(s, line, &mut out)?;
+        let shown = String::from_utf8_lossy(&out);
+        Ok(json!({
+            "result": shown.trim_end(),
+            "variablesReference": 0,
+        }))
     }
 }
 
@@ -529,11 +756,146 @@ fn threads(s: &mut Session) -> Result<Json, String> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(g) = s.goroutine(id) else { continue };
-        let state = g.wait_reason.as_deref().unwrap_or(&g.status);
-        let func = g.user_frame().map_or("?", |f| &*f.function);
-        out.push(json!({"id": id, "name": format!("[{state}] {func}")}));
+        out.push(thread(g));
     }
     Ok(json!({ "threads": out }))
+}
+
+/// A goroutine as a DAP thread.
+fn thread(g: &Goroutine) -> Json {
+    let state = g.wait_reason.as_deref().unwrap_or(&g.status);
+    let func = g.user_frame().map_or("?", |f| &*f.function);
+    json!({"id": g.id, "name": format!("[{state}] {func}")})
+}
+
+/// Answers the `threads` requests held during a run from a copy of every
+/// stack made in its interrupt, decoded while the program runs on.
+fn answer_threads(
+    decoder: StacksDecoder<'_>,
+    copy: Result<StacksCopy, SessionError>,
+    asked: &[Json],
+    replies: &Replies,
+) {
+    let body = copy.and_then(|c| decoder.decode(&c)).map(|gs| {
+        let list: Vec<Json> = gs.iter().map(thread).collect();
+        json!({ "threads": list })
+    });
+    for req in asked {
+        let _ = match &body {
+            Ok(b) => replies.respond(req, b.clone()),
+            Err(e) => replies.fail(
+                req,
+                &format!("reading the goroutines while the program runs: {e}"),
+            ),
+        };
+    }
+}
+
+/// Clears breakpoint `id` the editor set, unless the debug console's
+/// `clear` or `clearall` did already.
+fn clear(s: &mut Session, id: i64) -> Result<(), String> {
+    if s.bps.list.iter().any(|b| b.id == id) {
+        s.clear_breakpoint(id).map_err(text)?;
+    }
+    Ok(())
+}
+
+/// An address as DAP passes it (`memoryReference`: `0x…`, or decimal).
+fn address(text: Option<&str>) -> Result<u64, String> {
+    let t = text.ok_or("no memoryReference")?.trim();
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => t.parse(),
+    };
+    parsed.map_err(|_| format!("{t:?} is not an address"))
+}
+
+/// `memoryReference` moved by `offset` bytes (negative too).
+fn offset_address(args: &Json) -> Result<u64, String> {
+    let base = address(args["memoryReference"].as_str())?;
+    let offset = args["offset"].as_i64().unwrap_or(0);
+    base.checked_add_signed(offset)
+        .ok_or_else(|| format!("{base:#x} moved by {offset} is no address"))
+}
+
+/// `readMemory`: the readable bytes from the start, base64, and how many
+/// after them could not be read; `count` bounded (`session::MAX_MEMORY`).
+fn read_memory(s: &Session, args: &Json) -> Result<Json, String> {
+    use base64::Engine;
+    let addr = offset_address(args)?;
+    let count = args["count"].as_u64().ok_or("readMemory: no count")?;
+    let (data, unreadable) = s.read_memory(addr, count).map_err(text)?;
+    let mut body = json!({
+        "address": format!("{addr:#x}"),
+        "data": base64::engine::general_purpose::STANDARD.encode(&data),
+    });
+    if unreadable > 0 {
+        body["unreadableBytes"] = json!(unreadable);
+    }
+    Ok(body)
+}
+
+/// Most instructions one `disassemble` answers with.
+const MAX_INSTRUCTIONS: i64 = 10_000;
+
+/// `disassemble`: `instructionCount` instructions from the one at
+/// `memoryReference` + `offset`, moved by `instructionOffset` (negative
+/// too). x86 code cannot be decoded backwards, so the function holding
+/// the address is decoded whole and the window taken from it; what falls
+/// outside it is listed as invalid, as the protocol asks for exactly the
+/// count.
+fn disassemble(s: &Session, args: &Json) -> Result<Json, String> {
+    let addr = offset_address(args)?;
+    let count = args["instructionCount"]
+        .as_i64()
+        .ok_or("disassemble: no instructionCount")?;
+    if !(0..=MAX_INSTRUCTIONS).contains(&count) {
+        return Err(format!(
+            "disassemble: {count} instructions (at most {MAX_INSTRUCTIONS})"
+        ));
+    }
+    let shift = args["instructionOffset"].as_i64().unwrap_or(0);
+    let (start, end, function) = s
+        .function_at(addr)
+        .ok_or_else(|| format!("disassemble: {addr:#x} is in no Go function"))?;
+    let end = end.min(start.saturating_add(crate::session::MAX_CODE));
+    let code = s.disassemble(start, end).map_err(text)?;
+    let at = code
+        .iter()
+        .position(|i| i.pc <= addr && addr < i.pc + i.bytes.len() as u64)
+        .unwrap_or(0) as i64;
+    let mut out = Vec::new();
+    let first = at.saturating_add(shift);
+    for k in first..first.saturating_add(count) {
+        let Some(i) = usize::try_from(k).ok().and_then(|k| code.get(k)) else {
+            // Outside the function: an address one byte a step away.
+            let pc = match k < 0 {
+                true => start.saturating_sub(k.unsigned_abs()),
+                false => end.saturating_add(k as u64 - code.len() as u64),
+            };
+            out.push(json!({
+                "address": format!("{pc:#x}"),
+                "instruction": "",
+                "presentationHint": "invalid",
+            }));
+            continue;
+        };
+        let bytes: String = i.bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut ins = json!({
+            "address": format!("{:#x}", i.pc),
+            "instructionBytes": bytes,
+            "instruction": i.text,
+        });
+        if i.pc == start {
+            ins["symbol"] = json!(function);
+        }
+        if let (Some(file), Some(line)) = (&i.file, i.line) {
+            ins["location"] = json!({"name": crate::session::base_name(file), "path": file});
+            ins["line"] = json!(line);
+        }
+        out.push(ins);
+    }
+    Ok(json!({ "instructions": out }))
 }
 
 /// What goat can do, as `initialize` answers.
@@ -547,6 +909,10 @@ fn capabilities() -> Json {
         "supportsEvaluateForHovers": true,
         "supportsDelayedStackTraceLoading": true,
         "supportTerminateDebuggee": true,
+        "supportsSetVariable": true,
+        "supportsReadMemoryRequest": true,
+        "supportsDisassembleRequest": true,
+        "supportsLoadedSourcesRequest": true,
         "exceptionBreakpointFilters": [
             {"filter": "unrecovered-panic", "label": "Unrecovered panics", "default": true},
             {"filter": "runtime-fatal-throw", "label": "Fatal throws", "default": true},
@@ -596,13 +962,36 @@ fn text(e: SessionError) -> String {
 }
 
 /// A DAP server's part in a run: no watchpoints; what the REPL prints as
-/// the run goes on becomes `output` events.
-struct Hooks<'a> {
+/// the run goes on becomes `output` events; `threads` asked meanwhile is
+/// answered from a copy made in an interrupt, decoded on a thread of
+/// `scope` while the run goes on.
+struct Hooks<'a, 'scope, 'env> {
     conn: &'a mut Conn,
+    running: &'a WhileRunning,
+    replies: &'scope Replies,
+    decoder: StacksDecoder<'env>,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
 }
 
-impl RunHooks for Hooks<'_> {
+impl RunHooks for Hooks<'_, '_, '_> {
     type Error = SessionError;
+
+    fn interrupted(&mut self, s: &mut Session) -> Result<AfterInterrupt, SessionError> {
+        let asked = self.running.take_threads();
+        if !asked.is_empty() {
+            // Copied in this stop, decoded and answered once it runs on.
+            let copy = s.copy_stacks();
+            let (decoder, replies) = (self.decoder, self.replies);
+            self.scope
+                .spawn(move || answer_threads(decoder, copy, &asked, replies));
+        }
+        // Only a pause, a disconnect or the client's end stops the run:
+        // an interrupt for `threads` answered by an earlier one is none.
+        Ok(match self.running.stop_asked() {
+            true => AfterInterrupt::Stop,
+            false => AfterInterrupt::GoOn,
+        })
+    }
 
     fn after_stop(&mut self, _s: &mut Session) -> Result<Vec<u32>, SessionError> {
         Ok(Vec::new())

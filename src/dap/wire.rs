@@ -4,8 +4,11 @@
 //! message is an error for that message, never a panic.
 
 use std::io::{self, BufRead, Write};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+
+use super::running::{Route, WhileRunning};
 
 /// Largest body accepted: far above any request an editor sends.
 const MAX_BODY: usize = 16 << 20;
@@ -27,11 +30,26 @@ pub enum WireError {
     NotJson(serde_json::Error),
 }
 
-/// Both directions of one client, and the numbering of what goat sends.
+/// Both directions of one client.
 pub struct Conn {
     /// Messages as a thread of their own reads them: the client is heard
-    /// while the program runs (a `pause` must reach a running continue).
+    /// while the program runs (`running.rs` decides what that thread does
+    /// with each).
     incoming: crossbeam_channel::Receiver<Result<Value, WireError>>,
+    out: Replies,
+    running: Arc<WhileRunning>,
+}
+
+/// The sending half, shared: the request loop, the reading thread (which
+/// refuses requests while the program runs) and a thread answering
+/// `threads` from a copy all send through it, one whole message at a time.
+#[derive(Clone)]
+pub struct Replies {
+    out: Arc<Mutex<Out>>,
+}
+
+/// The writer, and the numbering of what goat sends.
+struct Out {
     writer: Box<dyn Write + Send>,
     seq: i64,
 }
@@ -44,19 +62,29 @@ impl Conn {
     pub fn new(reader: Box<dyn BufRead + Send>, writer: Box<dyn Write + Send>) -> Conn {
         let (tx, incoming) = crossbeam_channel::bounded(READ_AHEAD);
         let mut reader = Reader { reader };
+        let out = Replies {
+            out: Arc::new(Mutex::new(Out { writer, seq: 0 })),
+        };
+        let running = Arc::new(WhileRunning::default());
+        let (replies, routes) = (out.clone(), running.clone());
         std::thread::spawn(move || loop {
             let msg = reader.read();
             // Only a malformed body leaves the framing intact to read on.
             let end = !matches!(msg, Ok(_) | Err(WireError::NotJson(_)));
-            // A pause is acted on at once, not in turn: the request loop
-            // is busy running the program. It is answered in turn.
-            if msg.as_ref().is_ok_and(|req| req["command"] == "pause") {
-                crate::tracer::interrupt_run();
-            }
-            // A client gone mid-run (a killed editor) has the run stopped
-            // too, so that goat detaches now, not at some later stop.
             if end {
-                crate::tracer::interrupt_run();
+                routes.gone();
+            }
+            if let Ok(req) = &msg {
+                match routes.route(req) {
+                    Route::Forward => {}
+                    Route::Held => continue,
+                    Route::Refused(why) => {
+                        if replies.fail(req, &why).is_err() {
+                            routes.gone();
+                        }
+                        continue;
+                    }
+                }
             }
             if tx.send(msg).is_err() || end {
                 return;
@@ -64,8 +92,8 @@ impl Conn {
         });
         Conn {
             incoming,
-            writer,
-            seq: 0,
+            out,
+            running,
         }
     }
 
@@ -76,16 +104,43 @@ impl Conn {
         self.incoming.recv().unwrap_or(Err(WireError::Closed))
     }
 
-    fn send(&mut self, mut msg: Value) -> io::Result<()> {
-        self.seq += 1;
-        msg["seq"] = json!(self.seq);
-        let body = msg.to_string();
-        write!(self.writer, "Content-Length: {}\r\n\r\n{body}", body.len())?;
-        self.writer.flush()
+    /// What the client asks while the program runs.
+    pub(crate) fn running(&self) -> &Arc<WhileRunning> {
+        &self.running
+    }
+
+    /// A handle to send with from another thread.
+    pub(crate) fn replies(&self) -> Replies {
+        self.out.clone()
     }
 
     /// A successful response to `req`.
     pub fn respond(&mut self, req: &Value, body: Value) -> io::Result<()> {
+        self.out.respond(req, body)
+    }
+
+    /// A failed response to `req` (see [`Replies::fail`]).
+    pub fn fail(&mut self, req: &Value, message: &str) -> io::Result<()> {
+        self.out.fail(req, message)
+    }
+
+    pub fn event(&mut self, event: &str, body: Value) -> io::Result<()> {
+        self.out.event(event, body)
+    }
+}
+
+impl Replies {
+    fn send(&self, mut msg: Value) -> io::Result<()> {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        out.seq += 1;
+        msg["seq"] = json!(out.seq);
+        let body = msg.to_string();
+        write!(out.writer, "Content-Length: {}\r\n\r\n{body}", body.len())?;
+        out.writer.flush()
+    }
+
+    /// A successful response to `req`.
+    pub fn respond(&self, req: &Value, body: Value) -> io::Result<()> {
         self.send(json!({
             "type": "response",
             "request_seq": req["seq"],
@@ -97,7 +152,7 @@ impl Conn {
 
     /// A failed response to `req`, in the shape Delve gives: the text in
     /// `message` and in `body.error.format`.
-    pub fn fail(&mut self, req: &Value, message: &str) -> io::Result<()> {
+    pub fn fail(&self, req: &Value, message: &str) -> io::Result<()> {
         self.send(json!({
             "type": "response",
             "request_seq": req["seq"],
@@ -108,7 +163,7 @@ impl Conn {
         }))
     }
 
-    pub fn event(&mut self, event: &str, body: Value) -> io::Result<()> {
+    pub fn event(&self, event: &str, body: Value) -> io::Result<()> {
         self.send(json!({"type": "event", "event": event, "body": body}))
     }
 }

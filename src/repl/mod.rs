@@ -6,11 +6,14 @@
 //! - one folder per command family, so the folder shows the command set:
 //!   `goroutines/`, `stack/`, `data/`, `breakpoints/`, `running/`,
 //!   `source/`, `setup/` (help, core, quit, config, scripts);
+//! - `console.rs`: the command table lent to an editor's debug console
+//!   (`goat dap`), through the engine's `TextCommands`;
 //! - `terminal/`: reedline, when stdin is a terminal that answers its
 //!   queries; plain lines when it does not; otherwise commands are read
 //!   line by line from stdin; the history file.
 
 mod breakpoints;
+mod console;
 mod data;
 mod goroutines;
 mod running;
@@ -33,6 +36,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use crate::session::{Backend, Control, CoreBackend, LiveBackend, Session};
+pub use console::Console;
 pub use table::{Command, Group, COMMANDS};
 
 /// How `goat attach` was asked to run.

@@ -76,6 +76,10 @@ pub enum SessionError {
     NoCode { file: String, line: u32 },
     #[error("{0} has no caller to return to")]
     NoCaller(String),
+    #[error("no code to disassemble in {start:#x}-{end:#x} (empty, or over 64 KiB)")]
+    CodeRange { start: u64, end: u64 },
+    #[error("cannot read the code: {0}")]
+    ReadCode(String),
     #[error("pc {0:#x} is in no Go function")]
     NotInGo(u64),
     /// `why` is not a `#[source]`: it is said once, in this message.

@@ -16,6 +16,10 @@
 //! - `run.rs`: running to a stop worth showing, and the [`Stop`] that
 //!   ends a run (conditions: `cond.rs`; the cap on their cost:
 //!   `slowdown.rs`);
+//! - `code.rs`: machine code disassembled, memory read with what could
+//!   not be, the binary's source files;
+//! - `commands.rs`: [`TextCommands`], the terminal's commands lent to
+//!   another front end;
 //! - `error.rs`: [`SessionError`].
 //!
 //! Requests see the target only through [`Session::target`] (the read-only
@@ -26,6 +30,8 @@
 mod backend;
 mod bpset;
 pub mod breakpoints;
+mod code;
+mod commands;
 mod cond;
 mod error;
 mod goroutines;
@@ -46,11 +52,13 @@ use crate::process::{Target, Thread};
 use crate::tracer::{RunPlan, StopReason};
 
 pub use backend::{Backend, Control, CoreBackend, LiveBackend};
+pub use code::{Instr, MAX_CODE, MAX_MEMORY};
+pub use commands::TextCommands;
 pub use cond::{parse as parse_condition, Cond};
 pub use error::{Result, SessionError};
 use goroutines::StopGoroutines;
 pub use locate::StepKind;
-pub use run::{RunEvent, RunHooks, Stop};
+pub use run::{AfterInterrupt, RunEvent, RunHooks, Stop};
 pub use slowdown::{Verdict, CAP as SLOWDOWN_CAP, WINDOW as SLOWDOWN_WINDOW};
 pub(crate) use stepinto::branches;
 
@@ -293,6 +301,17 @@ impl<'a> Session<'a> {
         if self.gs.all_decoded() {
             return Ok(());
         }
+        let goroutines = self.stacks_decoder().decode(&self.copy_stacks()?)?;
+        self.gs.fill(goroutines);
+        Ok(())
+    }
+
+    /// Every goroutine's stack copied from the stopped target, to be
+    /// decoded later, on any thread, while the target runs again: the
+    /// pause of `goat stacks --mode stop`, for a front end that looks at
+    /// a running program (DAP's `threads` during a run, see
+    /// [`RunHooks::interrupted`]).
+    pub fn copy_stacks(&self) -> Result<StacksCopy> {
         let t = self.target()?;
         let globals = self.gs.globals.ok_or(SessionError::NoGoroutinesRead)?;
         let prepared = self.prog.prepare_capture(t, &globals);
@@ -300,9 +319,15 @@ impl<'a> Session<'a> {
             .prog
             .capture(t, &globals, self.gs.cap.now, prepared)
             .map_err(SessionError::ReadStacks)?;
-        let dump = self.prog.decode(&cap, self.bias)?;
-        self.gs.fill(dump.goroutines);
-        Ok(())
+        Ok(StacksCopy { cap })
+    }
+
+    /// What decodes this session's [`StacksCopy`]s, on any thread.
+    pub fn stacks_decoder(&self) -> StacksDecoder<'a> {
+        StacksDecoder {
+            prog: self.prog,
+            bias: self.bias,
+        }
     }
 
     /// `head` with its frames, read from the stopped target; what could not
@@ -426,6 +451,19 @@ impl<'a> Session<'a> {
             .find(|t| i64::from(t.tid) == tid)
     }
 
+    /// Selects frame `frame` (0 = innermost) of goroutine `id`: what a
+    /// front end that names frames itself does before a command that
+    /// reads the selected one.
+    pub fn select_frame(&mut self, id: u64, frame: usize) -> Result<()> {
+        let g = self.goroutine(id).ok_or(SessionError::NoGoroutine(id))?;
+        if frame >= g.frames.len() {
+            return Err(SessionError::NoFrame { g: id, frame });
+        }
+        self.current = Some(id);
+        self.frame = frame;
+        Ok(())
+    }
+
     /// Selects goroutine `id` (and its innermost frame).
     pub(crate) fn select(&mut self, id: u64) -> Result<()> {
         if self.gs.index_of(id).is_none() {
@@ -492,6 +530,27 @@ impl<'a> Session<'a> {
             .map(|t| t.threads().iter().map(|t| t.tid).collect())
             .unwrap_or_default();
         (gs, ts)
+    }
+}
+
+/// Every goroutine's stack as one stop left it ([`Session::copy_stacks`]):
+/// plain data, decoded without the target by a [`StacksDecoder`].
+pub struct StacksCopy {
+    cap: crate::goruntime::Capture,
+}
+
+/// What decodes a [`StacksCopy`] on any thread: the program, and where
+/// it is loaded ([`Session::stacks_decoder`]).
+#[derive(Clone, Copy)]
+pub struct StacksDecoder<'a> {
+    prog: &'a GoProgram,
+    bias: u64,
+}
+
+impl StacksDecoder<'_> {
+    /// Every goroutine of `copy` with its frames, in `allgs` order.
+    pub fn decode(&self, copy: &StacksCopy) -> Result<Vec<Goroutine>> {
+        Ok(self.prog.decode(&copy.cap, self.bias)?.goroutines)
     }
 }
 

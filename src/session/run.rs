@@ -63,9 +63,26 @@ pub enum RunEvent {
     HitDuringStep { bp: usize, goroutine: Option<u64> },
 }
 
+/// What a run does once interrupted (see [`RunHooks::interrupted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterInterrupt {
+    /// It ends in [`Stop::Interrupted`]: Ctrl-C, a front end's pause.
+    Stop,
+    /// It goes on as it was, with no stop reported: the interrupt was a
+    /// front end's look at the program (DAP's `threads` while it runs).
+    GoOn,
+}
+
 /// What a front end does within a run: the watchpoints it keeps, and the
 /// events it shows. Its errors end the run.
 pub trait RunHooks {
+    /// The run was interrupted, every thread is stopped and the session
+    /// holds the stop: the front end looks at what it asked for, and says
+    /// whether the run ends. An interrupt that comes from here on is one
+    /// for the run that goes on, not lost. Unless told, a run stops.
+    fn interrupted(&mut self, _s: &mut Session) -> Result<AfterInterrupt, Self::Error> {
+        Ok(AfterInterrupt::Stop)
+    }
     type Error: From<SessionError>;
     /// After every stop, before it is judged (watchpoints follow moved
     /// stacks, go out of scope): the watchpoints whose hit is an access to
@@ -109,7 +126,7 @@ impl Session<'_> {
         // A Ctrl-C from here to the return is latched for this request, so
         // one that lands while a condition is evaluated is not lost
         // (signals.rs).
-        let command = RunCommand::begin();
+        let mut command = RunCommand::begin();
         let mut plan = RunPlan {
             temps: temps.clone(),
             g_tls_offset: self.g_tls_offset(),
@@ -120,7 +137,14 @@ impl Session<'_> {
         loop {
             // Every thread is stopped between two runs: stop here, cleanly.
             if command.interrupted() {
-                return Ok(Stop::Interrupted);
+                match self.interrupted(hooks)? {
+                    Some(next) => {
+                        command = next;
+                        plan.command = command.id();
+                        continue;
+                    }
+                    None => return Ok(Stop::Interrupted),
+                }
             }
             let asked = Instant::now();
             let (tid, user, temp, ran) = match self.run(plan.clone())? {
@@ -134,7 +158,14 @@ impl Session<'_> {
                 }
                 StopReason::Interrupted => {
                     hooks.after_stop(self)?;
-                    return Ok(Stop::Interrupted);
+                    match self.interrupted(hooks)? {
+                        Some(next) => {
+                            command = next;
+                            plan.command = command.id();
+                            continue;
+                        }
+                        None => return Ok(Stop::Interrupted),
+                    }
                 }
                 StopReason::Aborted => return Err(SessionError::Terminating.into()),
                 StopReason::Exec { path } => return Ok(Stop::Exec { path }),
@@ -237,6 +268,17 @@ impl Session<'_> {
                 goroutine: goid,
             });
         }
+    }
+
+    /// An interrupted run, told to the front end: the run command it goes
+    /// on as, or `None` when it stops. The next command begins before the
+    /// front end looks, so that an interrupt meanwhile is latched for it.
+    fn interrupted<H: RunHooks>(&mut self, hooks: &mut H) -> Result<Option<RunCommand>, H::Error> {
+        let next = RunCommand::begin();
+        Ok(match hooks.interrupted(self)? {
+            AfterInterrupt::GoOn => Some(next),
+            AfterInterrupt::Stop => None,
+        })
     }
 
     /// Judges a hit of breakpoint `i` by the selected goroutine `goid`:

@@ -316,6 +316,27 @@ impl Scope<'_> {
         Ok(out)
     }
 
+    /// The package variables of the frame's function's package, by name
+    /// within it (`counter` for `main.counter`), sorted: a debugger's
+    /// "Globals" scope. A variable DWARF gives no type is left out (its
+    /// bytes cannot be read as anything).
+    pub fn package_variables(&self) -> Vec<(String, Value)> {
+        let name = self.function_name();
+        let prefix = format!("{}.", package_of(&name));
+        let mut out: Vec<(String, Value)> = self
+            .index
+            .globals()
+            .filter_map(|(n, g)| {
+                let short = n.strip_prefix(&prefix)?;
+                let ty = g.ty?;
+                let place = Place::Mem(g.addr.wrapping_add(self.bias));
+                Some((short.to_string(), Value { ty, place }))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// The name of the function at the frame's pc.
     pub fn function_name(&self) -> String {
         if let Some(f) = &self.function {
@@ -324,6 +345,17 @@ impl Scope<'_> {
         self.index
             .function(self.pc)
             .map_or_else(|| "??".to_string(), |f| f.name.clone())
+    }
+}
+
+/// The package a Go function belongs to, as the runtime's
+/// `funcpkgpath` reads it: up to the first dot after the last slash
+/// (`net/http.(*conn).serve` → `net/http`, `main.main.func1` → `main`).
+pub fn package_of(function: &str) -> &str {
+    let from = function.rfind('/').map_or(0, |i| i + 1);
+    match function[from..].find('.') {
+        Some(dot) => &function[..from + dot],
+        None => function,
     }
 }
 
@@ -417,5 +449,14 @@ mod tests {
             s.read_u64(&Place::Bytes(vec![1; 8]), 0),
             Ok(0x0101010101010101)
         );
+    }
+
+    #[test]
+    fn package_of_reads_as_the_runtime_does() {
+        assert_eq!(package_of("main.main.func1"), "main");
+        assert_eq!(package_of("net/http.(*conn).serve"), "net/http");
+        assert_eq!(package_of("example.com/a/b.F"), "example.com/a/b");
+        assert_eq!(package_of("nodot"), "nodot");
+        assert_eq!(package_of("a/b/"), "a/b/");
     }
 }

@@ -1,6 +1,7 @@
 // Values in the editor's Variables pane: attach to the `vars` fixture,
 // pause, pick the goroutine parked in main.hold, and read its scopes with
-// one level of children (a struct, a map, a slice). Prints one JSON line,
+// one level of children (a struct, a map, a slice), and the package's
+// variables (the Globals scope). Prints one JSON line,
 // name → value, type and children; tests/dap.rs checks it.
 // Usage: node variables.js GOAT PID
 'use strict';
@@ -20,6 +21,17 @@ async function main() {
   const scopes = (await dc.scopesRequest({ frameId: f.id })).body.scopes;
   const seen = { thread: t.name, scopes: scopes.map((s) => s.name), vars: {} };
   for (const sc of scopes) {
+    if (sc.presentationHint === 'globals') {
+      // The package's variables: a name and a value each.
+      const vars = (await dc.variablesRequest({ variablesReference: sc.variablesReference })).body.variables;
+      seen.globals = Object.fromEntries(vars.map((v) => [v.name, v.value]));
+      const small = vars.find((v) => v.name === 'gSmall');
+      if (small && small.variablesReference > 0) {
+        const kids = (await dc.variablesRequest({ variablesReference: small.variablesReference })).body.variables;
+        seen.gSmall = kids.map((c) => `${c.name}=${c.value}`).sort();
+      }
+      continue;
+    }
     const vars = (await dc.variablesRequest({ variablesReference: sc.variablesReference })).body.variables;
     for (const v of vars) {
       const entry = { value: v.value, type: v.type || null };

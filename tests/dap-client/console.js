@@ -1,0 +1,38 @@
+// The Debug Console under `goat dap`: `evaluate` in the `repl` context
+// runs goat's commands (bare, or after `goat `/`dlv ` as Delve's console
+// takes them) in the frame the editor shows, and evaluates expressions;
+// a command that runs the program is refused. On the `vars` fixture,
+// paused, in main.hold's frame. Prints one JSON line; tests/dap.rs
+// checks it.
+// Usage: node console.js GOAT PID
+'use strict';
+const { attached } = require('./attached');
+
+async function main() {
+  const [goat, pid] = process.argv.slice(2);
+  const dc = await attached(goat, pid);
+  await dc.configurationDoneRequest();
+  const stopped = dc.waitForEvent('stopped');
+  await dc.pauseRequest({ threadId: 1 });
+  await stopped;
+  const threads = (await dc.threadsRequest()).body.threads;
+  const t = threads.find((t) => t.name.endsWith('main.hold'));
+  const frames = (await dc.stackTraceRequest({ threadId: t.id, levels: 20 })).body.stackFrames;
+  const f = frames.find((f) => f.name === 'main.hold');
+  const run = (expression) =>
+    dc
+      .evaluateRequest({ expression, frameId: f.id, context: 'repl' })
+      .then((r) => r.body.result, (e) => `error: ${e.message}`);
+  const seen = {};
+  for (const line of ['goroutines', 'print in.Name', 'locals', 'dlv args', 'goat stack 3', 'counter', 'flag', 'continue', 'nosuchcommand']) {
+    seen[line] = await run(line);
+  }
+  await dc.disconnectRequest({});
+  dc.stopAdapter();
+  console.log(JSON.stringify(seen));
+}
+
+main().catch((e) => {
+  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
+  process.exit(1);
+});
