@@ -13,6 +13,8 @@
 //! `launch` with mode `core` (`program`, `coreFilePath`) opens a core as
 //! `goat debug` does.
 
+mod breakpoints;
+mod code;
 mod running;
 mod server;
 pub mod wire;

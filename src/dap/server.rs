@@ -3,15 +3,15 @@
 //! convention: goroutines are threads, a frame id and a variables
 //! reference are handles into tables kept for the current stop.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{json, Value as Json};
 
+use super::breakpoints::EditorBreakpoints;
+use super::code;
 use super::running::WhileRunning;
 use super::wire::{Conn, Replies};
 use crate::goruntime::Goroutine;
-use crate::session::breakpoints::{HitCond, HitOp};
 use crate::session::{
     AfterInterrupt, RunEvent, RunHooks, Session, SessionError, StacksCopy, StacksDecoder, StepKind,
     Stop, TextCommands,
@@ -62,10 +62,8 @@ pub struct Server<'c> {
     frames: Vec<(u64, usize)>,
     /// Variables references (1-based), for the current stop.
     handles: Vec<Handle>,
-    /// Breakpoint ids set per source path (`setBreakpoints` replaces all of a file's).
-    by_source: HashMap<String, Vec<i64>>,
-    /// Function breakpoints (`setFunctionBreakpoints` replaces them all).
-    functions: Vec<i64>,
+    /// The breakpoints the editor set.
+    breakpoints: EditorBreakpoints,
     /// The current stop's exception, when it is one: the goroutine, and
     /// whether it panicked (else the runtime threw).
     exception: Option<(u64, Exception)>,
@@ -87,8 +85,7 @@ impl<'c> Server<'c> {
             commands,
             frames: Vec::new(),
             handles: Vec::new(),
-            by_source: HashMap::new(),
-            functions: Vec::new(),
+            breakpoints: EditorBreakpoints::default(),
             exception: None,
         }
     }
@@ -151,11 +148,11 @@ impl<'c> Server<'c> {
                 self.run(s, req, json!({}), Vec::new())
             }
             "setBreakpoints" => {
-                let body = self.set_breakpoints(s, args)?;
+                let body = self.breakpoints.set_for_source(s, args)?;
                 self.conn.respond(req, body).map_err(io)
             }
             "setFunctionBreakpoints" => {
-                let body = self.set_function_breakpoints(s, args)?;
+                let body = self.breakpoints.set_functions(s, args)?;
                 self.conn.respond(req, body).map_err(io)
             }
             "setExceptionBreakpoints" => {
@@ -257,11 +254,11 @@ impl<'c> Server<'c> {
                 self.conn.respond(req, body).map_err(io)
             }
             "readMemory" => {
-                let body = read_memory(s, args)?;
+                let body = code::read_memory(s, args)?;
                 self.conn.respond(req, body).map_err(io)
             }
             "disassemble" => {
-                let body = disassemble(s, args)?;
+                let body = code::disassemble(s, args)?;
                 self.conn.respond(req, body).map_err(io)
             }
             "loadedSources" => {
@@ -393,61 +390,6 @@ impl<'c> Server<'c> {
             body["hitBreakpointIds"] = json!([id]);
         }
         self.conn.event("stopped", body).map_err(io)
-    }
-
-    fn set_breakpoints(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
-        let path = args["source"]["path"]
-            .as_str()
-            .ok_or("setBreakpoints: no source.path")?
-            .to_string();
-        for id in self.by_source.remove(&path).unwrap_or_default() {
-            clear(s, id)?;
-        }
-        let mut ids = Vec::new();
-        let mut out = Vec::new();
-        let empty = Vec::new();
-        for bp in args["breakpoints"].as_array().unwrap_or(&empty) {
-            let line = bp["line"].as_u64().unwrap_or(0);
-            let cond = bp["condition"]
-                .as_str()
-                .filter(|c| !c.trim().is_empty())
-                .map(str::to_string);
-            let set = hit_condition(bp["hitCondition"].as_str()).and_then(|hit| {
-                s.set_breakpoint(&format!("{path}:{line}"), cond, hit)
-                    .map_err(text)
-            });
-            out.push(match set {
-                Ok(id) => {
-                    ids.push(id);
-                    json!({"id": id, "verified": true, "line": line})
-                }
-                Err(e) => json!({"verified": false, "line": line, "message": e}),
-            });
-        }
-        self.by_source.insert(path, ids);
-        Ok(json!({ "breakpoints": out }))
-    }
-
-    fn set_function_breakpoints(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
-        for id in std::mem::take(&mut self.functions) {
-            clear(s, id)?;
-        }
-        let mut out = Vec::new();
-        let empty = Vec::new();
-        for bp in args["breakpoints"].as_array().unwrap_or(&empty) {
-            let name = bp["name"].as_str().unwrap_or("");
-            let cond = bp["condition"].as_str().map(str::to_string);
-            let set = hit_condition(bp["hitCondition"].as_str())
-                .and_then(|hit| s.set_breakpoint(name, cond, hit).map_err(text));
-            out.push(match set {
-                Ok(id) => {
-                    self.functions.push(id);
-                    json!({"id": id, "verified": true})
-                }
-                Err(e) => json!({"verified": false, "message": e}),
-            });
-        }
-        Ok(json!({ "breakpoints": out }))
     }
 
     fn stack_trace(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
@@ -791,113 +733,6 @@ fn answer_threads(
     }
 }
 
-/// Clears breakpoint `id` the editor set, unless the debug console's
-/// `clear` or `clearall` did already.
-fn clear(s: &mut Session, id: i64) -> Result<(), String> {
-    if s.bps.list.iter().any(|b| b.id == id) {
-        s.clear_breakpoint(id).map_err(text)?;
-    }
-    Ok(())
-}
-
-/// An address as DAP passes it (`memoryReference`: `0x…`, or decimal).
-fn address(text: Option<&str>) -> Result<u64, String> {
-    let t = text.ok_or("no memoryReference")?.trim();
-    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => t.parse(),
-    };
-    parsed.map_err(|_| format!("{t:?} is not an address"))
-}
-
-/// `memoryReference` moved by `offset` bytes (negative too).
-fn offset_address(args: &Json) -> Result<u64, String> {
-    let base = address(args["memoryReference"].as_str())?;
-    let offset = args["offset"].as_i64().unwrap_or(0);
-    base.checked_add_signed(offset)
-        .ok_or_else(|| format!("{base:#x} moved by {offset} is no address"))
-}
-
-/// `readMemory`: the readable bytes from the start, base64, and how many
-/// after them could not be read; `count` bounded (`session::MAX_MEMORY`).
-fn read_memory(s: &Session, args: &Json) -> Result<Json, String> {
-    use base64::Engine;
-    let addr = offset_address(args)?;
-    let count = args["count"].as_u64().ok_or("readMemory: no count")?;
-    let (data, unreadable) = s.read_memory(addr, count).map_err(text)?;
-    let mut body = json!({
-        "address": format!("{addr:#x}"),
-        "data": base64::engine::general_purpose::STANDARD.encode(&data),
-    });
-    if unreadable > 0 {
-        body["unreadableBytes"] = json!(unreadable);
-    }
-    Ok(body)
-}
-
-/// Most instructions one `disassemble` answers with.
-const MAX_INSTRUCTIONS: i64 = 10_000;
-
-/// `disassemble`: `instructionCount` instructions from the one at
-/// `memoryReference` + `offset`, moved by `instructionOffset` (negative
-/// too). x86 code cannot be decoded backwards, so the function holding
-/// the address is decoded whole and the window taken from it; what falls
-/// outside it is listed as invalid, as the protocol asks for exactly the
-/// count.
-fn disassemble(s: &Session, args: &Json) -> Result<Json, String> {
-    let addr = offset_address(args)?;
-    let count = args["instructionCount"]
-        .as_i64()
-        .ok_or("disassemble: no instructionCount")?;
-    if !(0..=MAX_INSTRUCTIONS).contains(&count) {
-        return Err(format!(
-            "disassemble: {count} instructions (at most {MAX_INSTRUCTIONS})"
-        ));
-    }
-    let shift = args["instructionOffset"].as_i64().unwrap_or(0);
-    let (start, end, function) = s
-        .function_at(addr)
-        .ok_or_else(|| format!("disassemble: {addr:#x} is in no Go function"))?;
-    let end = end.min(start.saturating_add(crate::session::MAX_CODE));
-    let code = s.disassemble(start, end).map_err(text)?;
-    let at = code
-        .iter()
-        .position(|i| i.pc <= addr && addr < i.pc + i.bytes.len() as u64)
-        .unwrap_or(0) as i64;
-    let mut out = Vec::new();
-    let first = at.saturating_add(shift);
-    for k in first..first.saturating_add(count) {
-        let Some(i) = usize::try_from(k).ok().and_then(|k| code.get(k)) else {
-            // Outside the function: an address one byte a step away.
-            let pc = match k < 0 {
-                true => start.saturating_sub(k.unsigned_abs()),
-                false => end.saturating_add(k as u64 - code.len() as u64),
-            };
-            out.push(json!({
-                "address": format!("{pc:#x}"),
-                "instruction": "",
-                "presentationHint": "invalid",
-            }));
-            continue;
-        };
-        let bytes: String = i.bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut ins = json!({
-            "address": format!("{:#x}", i.pc),
-            "instructionBytes": bytes,
-            "instruction": i.text,
-        });
-        if i.pc == start {
-            ins["symbol"] = json!(function);
-        }
-        if let (Some(file), Some(line)) = (&i.file, i.line) {
-            ins["location"] = json!({"name": crate::session::base_name(file), "path": file});
-            ins["line"] = json!(line);
-        }
-        out.push(ins);
-    }
-    Ok(json!({ "instructions": out }))
-}
-
 /// What goat can do, as `initialize` answers.
 fn capabilities() -> Json {
     json!({
@@ -920,37 +755,12 @@ fn capabilities() -> Json {
     })
 }
 
-/// A DAP hit condition: `N` (the N-th hit: `== N`, as Delve takes it) or
-/// `OP N` with OP one of `== != > < >= <= %`.
-fn hit_condition(text: Option<&str>) -> Result<Option<HitCond>, String> {
-    let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    let split = t
-        .find(|c: char| c.is_ascii_digit())
-        .ok_or_else(|| format!("hit condition {t:?}: no count"))?;
-    let (op, k) = t.split_at(split);
-    let op = match op.trim() {
-        "" => HitOp::Eq,
-        op => HitOp::parse(op).ok_or_else(|| format!("hit condition {t:?}: no operator {op:?}"))?,
-    };
-    let k = k
-        .trim()
-        .parse()
-        .map_err(|_| format!("hit condition {t:?}: {k:?} is not a count"))?;
-    Ok(Some(HitCond {
-        op,
-        k,
-        per_g: false,
-    }))
-}
-
 fn output(category: &str, text: &str) -> Json {
     json!({"category": category, "output": format!("{text}\n")})
 }
 
 /// An engine error as one line, its causes after colons.
-fn text(e: SessionError) -> String {
+pub(super) fn text(e: SessionError) -> String {
     let mut s = e.to_string();
     let mut cause = std::error::Error::source(&e);
     while let Some(c) = cause {
@@ -1032,23 +842,5 @@ impl RunHooks for Hooks<'_, '_, '_> {
         // loop sees it next.
         let _ = self.conn.event("output", output("console", &msg));
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hit_conditions_read_as_delve_reads_them() {
-        let hit = |t| hit_condition(Some(t)).unwrap().unwrap();
-        assert_eq!((hit("5").op, hit("5").k), (HitOp::Eq, 5));
-        assert_eq!((hit(">= 3").op, hit(">= 3").k), (HitOp::Ge, 3));
-        assert_eq!(hit("%2").op, HitOp::Rem);
-        assert!(hit_condition(Some("  ")).unwrap().is_none());
-        assert!(hit_condition(None).unwrap().is_none());
-        assert!(hit_condition(Some("=~ 3")).is_err());
-        assert!(hit_condition(Some("often")).is_err());
-        assert!(hit_condition(Some("> 99999999999999999999999")).is_err());
     }
 }
