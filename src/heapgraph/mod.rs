@@ -89,6 +89,11 @@ impl HeapGraph {
         snap: &Snapshot<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<HeapGraph, HeapGraphError> {
+        progress(Progress {
+            phase: "reading spans",
+            objects: 0,
+            bytes: 0,
+        });
         let heap = Heap::load(snap.prog, snap.mem, snap.bias)?;
         Self::build_over(heap, snap, progress)
     }
@@ -99,6 +104,12 @@ impl HeapGraph {
         snap: &Snapshot<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<HeapGraph, HeapGraphError> {
+        let phase = |phase| Progress {
+            phase,
+            objects: heap.totals().objects,
+            bytes: heap.totals().bytes,
+        };
+        progress(phase("finding roots"));
         let objects = Objects::collect(&heap);
         let set = roots::collect(
             snap.prog,
@@ -125,28 +136,20 @@ impl HeapGraph {
                 bytes: b,
             })
         });
-        progress(Progress {
-            phase: "typing objects",
-            objects: objects.len() as u64,
-            bytes: heap.totals().bytes,
-        });
+        progress(phase("typing objects"));
         let rtypes = snap.prog.binary().pclntab().ok().and_then(|t| t.types());
         let types = typed::type_objects(
             &heap, snap.mem, snap.bias, &objects, snap.vars, rtypes, &set.typed,
         );
-        progress(Progress {
-            phase: "dominators",
-            objects: objects.len() as u64,
-            bytes: heap.totals().bytes,
-        });
+        progress(phase("dominators"));
         let first = 1 + set.roots.len();
         let dom = dominators::dominators(&graph);
         let n = graph.nodes();
         let mut retained_bytes = vec![0u64; n];
         let mut retained_objects = vec![0u64; n];
-        for (i, &size) in objects.sizes.iter().enumerate() {
+        for (i, obj) in heap.objects().enumerate().take(objects.len()) {
             if dom.idom.get(first + i).is_some_and(|&d| d != NONE) {
-                retained_bytes[first + i] = size;
+                retained_bytes[first + i] = obj.size;
                 retained_objects[first + i] = 1;
             }
         }
@@ -155,6 +158,7 @@ impl HeapGraph {
             retained_bytes[d] = retained_bytes[d].saturating_add(retained_bytes[v as usize]);
             retained_objects[d] = retained_objects[d].saturating_add(retained_objects[v as usize]);
         }
+        progress(phase("shortest chains"));
         let parent = breadth_first(&graph);
         let mut notes = set.unreadable;
         if snap.vars.is_none() {
@@ -259,12 +263,11 @@ impl HeapGraph {
 
     /// Every object's number, base address and size.
     pub fn objects(&self) -> impl Iterator<Item = (u32, u64, u64)> + '_ {
-        self.objects
-            .bases
-            .iter()
-            .zip(&self.objects.sizes)
+        self.heap
+            .objects()
             .enumerate()
-            .map(|(i, (&b, &s))| (i as u32, b, s))
+            .take(self.objects.len())
+            .map(|(i, o)| (i as u32, o.base, o.size))
     }
 }
 

@@ -166,8 +166,8 @@ impl HeapGraph {
             .iter()
             .filter_map(|(row, best)| {
                 let (retained, i) = (*best)?;
-                let base = *self.objects.bases.get(i as usize)?;
-                let size = *self.objects.sizes.get(i as usize)?;
+                let obj = self.objects.object(&self.heap, i)?;
+                let (base, size) = (obj.base, obj.size);
                 Some(Chain {
                     type_name: row.type_name.clone(),
                     address: format!("{base:#x}"),
