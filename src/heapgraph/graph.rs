@@ -102,28 +102,32 @@ pub(super) fn build(
     let mut slots = Vec::new();
     let mut values = Vec::new();
     let mut bytes = 0u64;
-    for (i, obj) in heap.objects().enumerate().take(objects.len()) {
-        let from = targets.len();
-        {
-            slots.clear();
-            if heap.pointer_slots(mem, &obj, &mut slots) == Precision::Conservative {
-                stats.conservative += 1;
-            }
-            values.clear();
-            read_slots(mem, &obj, &mut slots, &mut values);
-            for &v in &values {
-                if let Some(t) = objects.index_of(heap, v).and_then(node) {
-                    targets.push(t);
-                }
-            }
-            sort_dedup(&mut targets, from);
+    let mut scratch = Vec::new();
+    let mut i = 0u64;
+    heap.for_each_object(mem, &mut scratch, |obj, mem| {
+        if i >= objects.len() as u64 {
+            return;
         }
+        let from = targets.len();
+        slots.clear();
+        if heap.pointer_slots(mem, obj, &mut slots) == Precision::Conservative {
+            stats.conservative += 1;
+        }
+        values.clear();
+        read_slots(mem, obj, &mut slots, &mut values);
+        for &v in &values {
+            if let Some(t) = objects.index_of(heap, v).and_then(node) {
+                targets.push(t);
+            }
+        }
+        sort_dedup(&mut targets, from);
         offsets.push(targets.len());
         bytes = bytes.saturating_add(obj.size);
-        if i % 65536 == 65535 {
-            progress(i as u64 + 1, bytes);
+        i += 1;
+        if i.is_multiple_of(65536) {
+            progress(i, bytes);
         }
-    }
+    });
     (Graph { offsets, targets }, stats)
 }
 

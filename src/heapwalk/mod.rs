@@ -22,6 +22,7 @@ mod locate;
 mod marks;
 mod pointers;
 mod roots;
+mod span_view;
 mod spans;
 mod table;
 
