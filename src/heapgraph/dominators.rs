@@ -121,21 +121,28 @@ fn predecessors(g: &Graph, order: &[u32]) -> Graph {
     for i in 1..=n {
         counts[i] += counts[i - 1];
     }
-    let mut fill = counts.clone();
+    // Each list filled from its end, its start counted down to where it
+    // begins: the offsets are right when done, with no second copy of
+    // them (a word per node of a heap of millions).
     let mut targets = vec![0u32; counts[n]];
-    for v in 0..n as u32 {
+    for v in (0..n as u32).rev() {
         if order[v as usize] == NONE {
             continue;
         }
-        for &w in g.successors(v) {
-            if let Some(at) = fill.get_mut(w as usize) {
+        for &w in g.successors(v).iter().rev() {
+            if let Some(at) = counts.get_mut(w as usize + 1) {
+                *at -= 1;
                 if let Some(t) = targets.get_mut(*at) {
                     *t = v;
                 }
-                *at += 1;
             }
         }
     }
+    // counts[w + 1] now holds where w's list starts: shift them down,
+    // and end with the last list's end.
+    let total = targets.len();
+    counts.remove(0);
+    counts.push(total);
     Graph {
         offsets: counts,
         targets,

@@ -76,7 +76,8 @@ pub struct HeapGraph {
     idom: Vec<u32>,
     parent: Vec<u32>,
     retained_bytes: Vec<u64>,
-    retained_objects: Vec<u64>,
+    /// Objects are numbered in a u32: so are the counts of them.
+    retained_objects: Vec<u32>,
     /// What could not be read or was not exact.
     notes: Vec<String>,
     conservative_objects: u64,
@@ -146,7 +147,7 @@ impl HeapGraph {
         let dom = dominators::dominators(&graph);
         let n = graph.nodes();
         let mut retained_bytes = vec![0u64; n];
-        let mut retained_objects = vec![0u64; n];
+        let mut retained_objects = vec![0u32; n];
         for (i, obj) in heap.objects().enumerate().take(objects.len()) {
             if dom.idom.get(first + i).is_some_and(|&d| d != NONE) {
                 retained_bytes[first + i] = obj.size;
@@ -219,7 +220,7 @@ impl HeapGraph {
         let n = self.node_of_object(i) as usize;
         (
             self.retained_bytes.get(n).copied().unwrap_or(0),
-            self.retained_objects.get(n).copied().unwrap_or(0),
+            self.retained_objects.get(n).map_or(0, |&o| u64::from(o)),
         )
     }
 

@@ -184,7 +184,7 @@ impl HeapGraph {
             .enumerate()
             .filter_map(|(k, (name, kind))| {
                 let node = k + 1;
-                let objects = *self.retained_objects.get(node)?;
+                let objects = u64::from(*self.retained_objects.get(node)?);
                 (objects > 0).then(|| RootRow {
                     root: name.clone(),
                     kind: *kind,
