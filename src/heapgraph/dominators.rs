@@ -31,8 +31,23 @@ pub(super) fn dominators(g: &Graph) -> Dominators {
     for (i, &v) in rpo.iter().enumerate() {
         order[v as usize] = i as u32;
     }
-    let preds = predecessors(g, &order);
+    // The reverse graph's offsets in u32s when its edges (at most the
+    // graph's) allow: half the size of a word per node of the heap.
+    let idom = match u32::try_from(g.targets.len()) {
+        Ok(_) => settle(&rpo, &order, &predecessors::<u32>(g, &order)),
+        Err(_) => settle(&rpo, &order, &predecessors::<usize>(g, &order)),
+    };
+    Dominators { idom, rpo }
+}
+
+/// Each node's immediate dominator: passes over the nodes in reverse
+/// postorder until nothing changes.
+fn settle<O: Offset>(rpo: &[u32], order: &[u32], preds: &Preds<O>) -> Vec<u32> {
+    let n = order.len();
     let mut idom = vec![NONE; n];
+    if n == 0 {
+        return idom;
+    }
     idom[0] = 0;
     // Each pass only moves dominators up the tree, so it settles; the
     // bound is the number of nodes, never met in practice (two or three
@@ -41,14 +56,14 @@ pub(super) fn dominators(g: &Graph) -> Dominators {
         let mut changed = false;
         for &b in rpo.iter().skip(1) {
             let mut new = NONE;
-            for &p in preds.successors(b) {
+            for &p in preds.of(b) {
                 if idom[p as usize] == NONE {
                     continue;
                 }
                 new = if new == NONE {
                     p
                 } else {
-                    intersect(&idom, &order, p, new)
+                    intersect(&idom, order, p, new)
                 };
             }
             if new != NONE && idom[b as usize] != new {
@@ -60,7 +75,69 @@ pub(super) fn dominators(g: &Graph) -> Dominators {
             break;
         }
     }
-    Dominators { idom, rpo }
+    idom
+}
+
+/// An offset into a list of edges: a u32 where the edges are few enough.
+trait Offset: Copy {
+    fn zero() -> Self;
+    fn at(self) -> usize;
+    /// `self + 1` and `self - 1`; the caller never leaves the edges' range.
+    fn up(self) -> Self;
+    fn down(self) -> Self;
+    fn add(self, other: Self) -> Self;
+}
+
+impl Offset for u32 {
+    fn zero() -> u32 {
+        0
+    }
+    fn at(self) -> usize {
+        self as usize
+    }
+    fn up(self) -> u32 {
+        self.saturating_add(1)
+    }
+    fn down(self) -> u32 {
+        self.saturating_sub(1)
+    }
+    fn add(self, other: u32) -> u32 {
+        self.saturating_add(other)
+    }
+}
+
+impl Offset for usize {
+    fn zero() -> usize {
+        0
+    }
+    fn at(self) -> usize {
+        self
+    }
+    fn up(self) -> usize {
+        self.saturating_add(1)
+    }
+    fn down(self) -> usize {
+        self.saturating_sub(1)
+    }
+    fn add(self, other: usize) -> usize {
+        self.saturating_add(other)
+    }
+}
+
+/// Predecessor lists: `targets[offsets[n]..offsets[n+1]]`.
+struct Preds<O> {
+    offsets: Vec<O>,
+    targets: Vec<u32>,
+}
+
+impl<O: Offset> Preds<O> {
+    fn of(&self, n: u32) -> &[u32] {
+        let n = n as usize;
+        match (self.offsets.get(n), self.offsets.get(n + 1)) {
+            (Some(&a), Some(&b)) => self.targets.get(a.at()..b.at()).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
 }
 
 fn intersect(idom: &[u32], order: &[u32], mut a: u32, mut b: u32) -> u32 {
@@ -104,39 +181,46 @@ fn reverse_postorder(g: &Graph) -> Vec<u32> {
 }
 
 /// The reverse graph over the reachable nodes (`order` is NONE for the
-/// others).
-fn predecessors(g: &Graph, order: &[u32]) -> Graph {
+/// others). `O` holds as many edges as the graph has.
+fn predecessors<O: Offset>(g: &Graph, order: &[u32]) -> Preds<O> {
     let n = g.nodes();
-    let mut counts = vec![0usize; n + 1];
+    let mut counts = vec![O::zero(); n + 1];
     for v in 0..n as u32 {
         if order[v as usize] == NONE {
             continue;
         }
         for &w in g.successors(v) {
             if let Some(c) = counts.get_mut(w as usize + 1) {
-                *c += 1;
+                *c = c.up();
             }
         }
     }
     for i in 1..=n {
-        counts[i] += counts[i - 1];
+        counts[i] = counts[i].add(counts[i - 1]);
     }
-    let mut fill = counts.clone();
-    let mut targets = vec![0u32; counts[n]];
-    for v in 0..n as u32 {
+    // Each list filled from its end, its start counted down to where it
+    // begins: the offsets are right when done, with no second copy of
+    // them (a word per node of a heap of millions).
+    let total = counts[n];
+    let mut targets = vec![0u32; total.at()];
+    for v in (0..n as u32).rev() {
         if order[v as usize] == NONE {
             continue;
         }
-        for &w in g.successors(v) {
-            if let Some(at) = fill.get_mut(w as usize) {
-                if let Some(t) = targets.get_mut(*at) {
+        for &w in g.successors(v).iter().rev() {
+            if let Some(at) = counts.get_mut(w as usize + 1) {
+                *at = at.down();
+                if let Some(t) = targets.get_mut(at.at()) {
                     *t = v;
                 }
-                *at += 1;
             }
         }
     }
-    Graph {
+    // counts[w + 1] now holds where w's list starts: shift them down,
+    // and end with the last list's end.
+    counts.remove(0);
+    counts.push(total);
+    Preds {
         offsets: counts,
         targets,
     }

@@ -10,27 +10,23 @@ use crate::process::Memory;
 /// Bytes of an object read at once to take its pointer words' values.
 const READ_CHUNK: u64 = 256 << 10;
 
-/// Objects in address order: their bases (for a binary search from an
-/// address found by `Heap::object_of`) and sizes.
+/// Objects in address order, numbered as `Heap::number_of` numbers them:
+/// the heap walker's slot bitmaps are the index both ways, so nothing is
+/// kept per object here (10 million objects would be 160 MB of bases and
+/// sizes).
 pub(super) struct Objects {
-    pub bases: Vec<u64>,
-    pub sizes: Vec<u64>,
+    len: usize,
 }
 
 impl Objects {
     pub fn collect(heap: &Heap) -> Objects {
-        let n = usize::try_from(heap.totals().objects).unwrap_or(0);
-        let mut bases = Vec::with_capacity(n);
-        let mut sizes = Vec::with_capacity(n);
-        for o in heap.objects() {
-            bases.push(o.base);
-            sizes.push(o.size);
+        Objects {
+            len: usize::try_from(heap.totals().objects).unwrap_or(0),
         }
-        Objects { bases, sizes }
     }
 
     pub fn len(&self) -> usize {
-        self.bases.len()
+        self.len
     }
 
     /// The number of the object holding `addr`, if one does.
@@ -39,9 +35,15 @@ impl Objects {
         u32::try_from(heap.number_of(&obj)?).ok()
     }
 
+    /// The object holding `addr` and its number, if one does.
+    pub fn numbered_at(&self, heap: &Heap, addr: u64) -> Option<(u32, Object)> {
+        let obj = heap.object_of(addr)?;
+        Some((u32::try_from(heap.number_of(&obj)?).ok()?, obj))
+    }
+
     /// The object numbered `i`, as the heap walker describes it.
     pub fn object(&self, heap: &Heap, i: u32) -> Option<Object> {
-        heap.object_of(*self.bases.get(i as usize)?)
+        heap.object_numbered(u64::from(i))
     }
 }
 
@@ -100,28 +102,32 @@ pub(super) fn build(
     let mut slots = Vec::new();
     let mut values = Vec::new();
     let mut bytes = 0u64;
-    for (i, (&base, &size)) in objects.bases.iter().zip(&objects.sizes).enumerate() {
+    let mut scratch = Vec::new();
+    let mut i = 0u64;
+    heap.for_each_object(mem, &mut scratch, |obj, mem| {
+        if i >= objects.len() as u64 {
+            return;
+        }
         let from = targets.len();
-        if let Some(obj) = heap.object_of(base) {
-            slots.clear();
-            if heap.pointer_slots(mem, &obj, &mut slots) == Precision::Conservative {
-                stats.conservative += 1;
-            }
-            values.clear();
-            read_slots(mem, &obj, &mut slots, &mut values);
-            for &v in &values {
-                if let Some(t) = objects.index_of(heap, v).and_then(node) {
-                    targets.push(t);
-                }
-            }
-            sort_dedup(&mut targets, from);
+        slots.clear();
+        if heap.pointer_slots(mem, obj, &mut slots) == Precision::Conservative {
+            stats.conservative += 1;
         }
+        values.clear();
+        read_slots(mem, obj, &mut slots, &mut values);
+        for &v in &values {
+            if let Some(t) = objects.index_of(heap, v).and_then(node) {
+                targets.push(t);
+            }
+        }
+        sort_dedup(&mut targets, from);
         offsets.push(targets.len());
-        bytes = bytes.saturating_add(size);
-        if i % 65536 == 65535 {
-            progress(i as u64 + 1, bytes);
+        bytes = bytes.saturating_add(obj.size);
+        i += 1;
+        if i.is_multiple_of(65536) {
+            progress(i, bytes);
         }
-    }
+    });
     (Graph { offsets, targets }, stats)
 }
 

@@ -97,7 +97,8 @@ impl HeapGraph {
             }
         }
         let mut sums: HashMap<u32, (u64, u64)> = HashMap::new();
-        for (i, &size) in self.objects.sizes.iter().enumerate() {
+        for (i, _, size) in self.objects() {
+            let i = i as usize;
             if let Some(&s) = stack_of.get(first + i) {
                 let e = sums.entry(s).or_default();
                 e.0 += 1;

@@ -166,8 +166,8 @@ impl HeapGraph {
             .iter()
             .filter_map(|(row, best)| {
                 let (retained, i) = (*best)?;
-                let base = *self.objects.bases.get(i as usize)?;
-                let size = *self.objects.sizes.get(i as usize)?;
+                let obj = self.objects.object(&self.heap, i)?;
+                let (base, size) = (obj.base, obj.size);
                 Some(Chain {
                     type_name: row.type_name.clone(),
                     address: format!("{base:#x}"),
@@ -184,7 +184,7 @@ impl HeapGraph {
             .enumerate()
             .filter_map(|(k, (name, kind))| {
                 let node = k + 1;
-                let objects = *self.retained_objects.get(node)?;
+                let objects = u64::from(*self.retained_objects.get(node)?);
                 (objects > 0).then(|| RootRow {
                     root: name.clone(),
                     kind: *kind,

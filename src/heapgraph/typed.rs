@@ -72,6 +72,19 @@ enum Action {
 
 type Plan = Rc<Vec<(u64, Action)>>;
 
+/// Entries of the direct-mapped table in front of [`Walk::info_of`].
+const RECENT: usize = 64;
+
+/// One DWARF type as the walk uses it.
+struct TyInfo {
+    /// DWARF's size, and [`Walk::value_size`].
+    size: u64,
+    value_size: u64,
+    plan: Plan,
+    /// The type's name id, once one object was given it.
+    name: Option<u32>,
+}
+
 /// Type names, each once, and each object's type (an index into `names`).
 pub(super) struct Types {
     pub names: Vec<String>,
@@ -109,13 +122,20 @@ struct Walk<'a> {
     scope: Scope<'a>,
     types: Types,
     /// Objects whose values were queued for scanning (once each: a type
-    /// from a header is still scanned along DWARF when one reaches it).
-    scanned: Vec<bool>,
-    plans: HashMap<usize, Plan>,
-    /// The last plan asked for, and the last name given: a heap of
-    /// millions holds long runs of one type, and hashing each costs.
-    last_plan: Option<(usize, Plan)>,
-    last_name: Option<(usize, u64, u32)>,
+    /// from a header is still scanned along DWARF when one reaches it), a
+    /// bit each.
+    scanned: Vec<u64>,
+    /// What the walk needs of each DWARF type it met, found through a
+    /// small direct-mapped table before the map: a heap of millions
+    /// interleaves a few types, and hashing a DWARF offset (and a type's
+    /// name, to give it) per object was most of the walk.
+    infos: Vec<TyInfo>,
+    info_of: HashMap<usize, u32>,
+    recent: [(usize, u32); RECENT],
+    /// Names of arrays of a type (`[n]T`), by type and count.
+    array_names: HashMap<(usize, u64), u32>,
+    /// The bytes of the value being scanned.
+    buf: Vec<u8>,
     /// Runtime descriptor (run-time address) to its DWARF type.
     by_rtype: HashMap<u64, Option<usize>>,
     /// Values still to scan: (address, DWARF type, how many in a row).
@@ -146,7 +166,7 @@ pub(super) fn type_objects(
     };
     let Some(index) = vars else {
         headers_only(heap, mem, bias, objects, rtypes, &mut types);
-        unknown(objects, &mut types);
+        unknown(heap, objects, &mut types);
         return types;
     };
     let mut w = Walk {
@@ -156,10 +176,12 @@ pub(super) fn type_objects(
         objects,
         scope: Scope::frameless(mem, index, bias, rtypes),
         types,
-        scanned: vec![false; objects.len()],
-        plans: HashMap::new(),
-        last_plan: None,
-        last_name: None,
+        scanned: vec![0; objects.len().div_ceil(64)],
+        infos: Vec::new(),
+        info_of: HashMap::new(),
+        recent: [(usize::MAX, 0); RECENT],
+        array_names: HashMap::new(),
+        buf: Vec::new(),
         by_rtype: HashMap::new(),
         work: Vec::new(),
         budget: heap
@@ -181,7 +203,7 @@ pub(super) fn type_objects(
     }
     let mut types = w.types;
     types.walk_cut_short = w.exhausted;
-    unknown(objects, &mut types);
+    unknown(heap, objects, &mut types);
     types
 }
 
@@ -195,10 +217,7 @@ fn headers_only(
     types: &mut Types,
 ) {
     let Some(range) = rtypes else { return };
-    for i in 0..objects.len() as u32 {
-        let Some(obj) = objects.object(heap, i) else {
-            continue;
-        };
+    for (i, obj) in heap.objects().enumerate().take(objects.len()) {
         if let Some((typ, start)) = heap.header_type(mem, &obj) {
             if let Ok(name) = type_name_at(mem, range, bias, typ) {
                 let size = mem.read_u64(typ).unwrap_or(0);
@@ -206,18 +225,37 @@ fn headers_only(
                     (obj.base.saturating_add(obj.size)).saturating_sub(start),
                     size,
                 );
-                types.of[i as usize] = types.id(array_name(&name, n));
+                types.of[i] = types.id(array_name(&name, n));
             }
         }
     }
 }
 
+fn bit(bits: &[u64], i: usize) -> bool {
+    bits.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
+}
+
+fn set_bit(bits: &mut [u64], i: usize) {
+    if let Some(w) = bits.get_mut(i / 64) {
+        *w |= 1 << (i % 64);
+    }
+}
+
 /// Pass 3.
-fn unknown(objects: &Objects, types: &mut Types) {
-    for i in 0..objects.len() {
+fn unknown(heap: &Heap, objects: &Objects, types: &mut Types) {
+    let mut by_size: HashMap<u64, u32> = HashMap::new();
+    for (i, obj) in heap.objects().enumerate().take(objects.len()) {
         if types.of[i] == UNTYPED {
-            let size = objects.sizes[i];
-            types.of[i] = types.id(format!("unknown (size {size})"));
+            let size = obj.size;
+            let id = match by_size.get(&size) {
+                Some(&id) => id,
+                None => {
+                    let id = types.id(format!("unknown (size {size})"));
+                    by_size.insert(size, id);
+                    id
+                }
+            };
+            types.of[i] = id;
         }
     }
 }
@@ -239,11 +277,9 @@ impl Walk<'_> {
     /// Pass 1: header-typed objects, and their values queued for pass 2.
     fn headers(&mut self) {
         let Some(range) = self.rtypes else { return };
-        for i in 0..self.objects.len() as u32 {
-            let Some(obj) = self.objects.object(self.heap, i) else {
-                continue;
-            };
-            let Some((typ, start)) = self.heap.header_type(self.mem, &obj) else {
+        let (heap, mem) = (self.heap, self.mem);
+        for (i, obj) in heap.objects().enumerate().take(self.objects.len()) {
+            let Some((typ, start)) = heap.header_type(mem, &obj) else {
                 continue;
             };
             let Ok(name) = type_name_at(self.mem, range, self.bias, typ) else {
@@ -254,10 +290,11 @@ impl Walk<'_> {
                 (obj.base.saturating_add(obj.size)).saturating_sub(start),
                 size,
             );
-            self.types.of[i as usize] = self.types.id(array_name(&name, n));
+            self.types.of[i] = self.types.id(array_name(&name, n));
             if let Some(ty) = self.dwarf_of_rtype(typ) {
-                if self.value_size(ty) == size && n > 0 {
-                    self.scanned[i as usize] = true;
+                let info = self.info(ty);
+                if self.infos[info as usize].value_size == size && n > 0 {
+                    set_bit(&mut self.scanned, i);
                     self.work.push((start, ty, n));
                 }
             }
@@ -279,15 +316,13 @@ impl Walk<'_> {
     /// Gives the object starting at `p` (or whose data starts there) the
     /// type "`count` values of `ty`", and queues them, if it has no type.
     fn give(&mut self, p: u64, ty: usize) {
-        let Some(i) = self.objects.index_of(self.heap, p) else {
+        let Some((i, obj)) = self.objects.numbered_at(self.heap, p) else {
             return;
         };
-        if self.scanned[i as usize] {
+        let i = i as usize;
+        if bit(&self.scanned, i) {
             return;
         }
-        let Some(obj) = self.objects.object(self.heap, i) else {
-            return;
-        };
         let start = match self.heap.header_type(self.mem, &obj) {
             Some((_, start)) => start,
             None => obj.base,
@@ -295,37 +330,73 @@ impl Walk<'_> {
         if p != start {
             return;
         }
-        let size = self.value_size(ty);
+        let info = self.info(ty);
         let n = count_in(
             (obj.base.saturating_add(obj.size)).saturating_sub(start),
-            size,
+            self.infos[info as usize].value_size,
         );
         if n == 0 {
             return;
         }
-        self.scanned[i as usize] = true;
-        if self.types.of[i as usize] == UNTYPED {
-            let id = match self.last_name {
-                Some((t, m, id)) if t == ty && m == n => id,
-                _ => {
-                    let elem = self.scope.type_name(ty);
-                    let id = self.types.id(array_name(&elem, n));
-                    self.last_name = Some((ty, n, id));
-                    id
-                }
-            };
-            self.types.of[i as usize] = id;
+        set_bit(&mut self.scanned, i);
+        if self.types.of[i] == UNTYPED {
+            self.types.of[i] = self.name_id(ty, info, n);
         }
-        if !self.plan(ty).is_empty() {
+        if !self.infos[info as usize].plan.is_empty() {
             self.work.push((start, ty, n));
         }
     }
 
+    /// The name id of `n` values of `ty` (`info` its [`TyInfo`]).
+    fn name_id(&mut self, ty: usize, info: u32, n: u64) -> u32 {
+        if n <= 1 {
+            if let Some(id) = self.infos[info as usize].name {
+                return id;
+            }
+        } else if let Some(&id) = self.array_names.get(&(ty, n)) {
+            return id;
+        }
+        let elem = self.scope.type_name(ty);
+        let id = self.types.id(array_name(&elem, n));
+        if n <= 1 {
+            self.infos[info as usize].name = Some(id);
+        } else {
+            self.array_names.insert((ty, n), id);
+        }
+        id
+    }
+
+    /// `ty`'s [`TyInfo`], made on first use.
+    fn info(&mut self, ty: usize) -> u32 {
+        let slot = (ty ^ (ty >> 7)) % RECENT;
+        if self.recent[slot].0 == ty {
+            return self.recent[slot].1;
+        }
+        let at = match self.info_of.get(&ty) {
+            Some(&at) => at,
+            None => {
+                let mut out = Vec::new();
+                self.build(ty, 0, 0, &mut out);
+                let at = self.infos.len() as u32;
+                self.infos.push(TyInfo {
+                    size: self.scope.size(ty),
+                    value_size: self.value_size(ty),
+                    plan: Rc::new(out),
+                    name: None,
+                });
+                self.info_of.insert(ty, at);
+                at
+            }
+        };
+        self.recent[slot] = (ty, at);
+        at
+    }
+
     /// Names the object starting at `p` without scanning it.
     fn name(&mut self, p: u64, name: &str) {
-        if let Some(i) = self.objects.index_of(self.heap, p) {
+        if let Some((i, obj)) = self.objects.numbered_at(self.heap, p) {
             let at = i as usize;
-            if self.types.of[at] == UNTYPED && self.objects.bases[at] == p {
+            if self.types.of[at] == UNTYPED && obj.base == p {
                 self.types.of[at] = self.types.id(name.to_string());
             }
         }
@@ -345,11 +416,12 @@ impl Walk<'_> {
 
     /// Scans `count` values of `ty` from `addr`.
     fn scan(&mut self, addr: u64, ty: usize, count: u64) {
-        let plan = self.plan(ty);
+        let info = self.info(ty);
+        let plan = self.infos[info as usize].plan.clone();
         if plan.is_empty() {
             return;
         }
-        let size = self.scope.size(ty).max(1);
+        let size = self.infos[info as usize].size.max(1);
         // Bytes the plan reads: through its last word (a slice's three).
         let span = plan
             .iter()
@@ -357,15 +429,16 @@ impl Walk<'_> {
             .max()
             .unwrap_or(8)
             .min(size);
-        let mut buf = Vec::new();
+        // One buffer for the walk, lent to each scan.
+        let mut buf = std::mem::take(&mut self.buf);
         for k in 0..count {
             if self.budget == 0 {
                 self.exhausted = true;
-                return;
+                break;
             }
             self.budget -= 1;
             let Some(at) = k.checked_mul(size).and_then(|o| addr.checked_add(o)) else {
-                return;
+                break;
             };
             buf.resize(span.min(MAX_VALUE_READ) as usize, 0);
             if span > MAX_VALUE_READ || self.mem.read(at, &mut buf).is_err() {
@@ -375,6 +448,7 @@ impl Walk<'_> {
                 self.act(at, &buf, *off, action);
             }
         }
+        self.buf = buf;
     }
 
     fn word(&self, at: u64, buf: &[u8], off: u64) -> u64 {
@@ -463,7 +537,10 @@ impl Walk<'_> {
         if size == 8 && ptr_bytes == 8 {
             // A pointer (or a struct or array of one): what it points to.
             if let Some(ty) = dwarf {
-                if let Some((0, Action::Ptr(target))) = self.plan(ty).first().cloned() {
+                let info = self.info(ty);
+                if let Some((0, Action::Ptr(target))) =
+                    self.infos[info as usize].plan.first().cloned()
+                {
                     self.give(data, target);
                 }
             }
@@ -479,24 +556,6 @@ impl Walk<'_> {
                 }
             }
         }
-    }
-
-    fn plan(&mut self, ty: usize) -> Plan {
-        if let Some((t, p)) = &self.last_plan {
-            if *t == ty {
-                return p.clone();
-            }
-        }
-        if let Some(p) = self.plans.get(&ty) {
-            let p = p.clone();
-            self.last_plan = Some((ty, p.clone()));
-            return p;
-        }
-        let mut out = Vec::new();
-        self.build(ty, 0, 0, &mut out);
-        let p: Plan = Rc::new(out);
-        self.plans.insert(ty, p.clone());
-        p
     }
 
     fn build(&self, ty: usize, base: u64, depth: usize, out: &mut Vec<(u64, Action)>) {

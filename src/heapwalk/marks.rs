@@ -51,7 +51,11 @@ impl Marks {
         while let Some(obj) = work.pop() {
             slots.clear();
             heap.pointer_slots(mem, &obj, &mut slots);
-            slots.retain(|s| !skip.contains(s));
+            // Hashing every slot of millions of objects for a set of a
+            // few sudog words: only when there is one.
+            if !skip.is_empty() {
+                slots.retain(|s| !skip.contains(s));
+            }
             slots.sort_unstable();
             slots.dedup();
             // Slots come in address order; read the object a chunk at a

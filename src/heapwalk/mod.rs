@@ -22,6 +22,7 @@ mod locate;
 mod marks;
 mod pointers;
 mod roots;
+mod span_view;
 mod spans;
 mod table;
 
@@ -234,6 +235,33 @@ impl Heap {
             .get(whole)
             .map_or(0, |w| u64::from((w & mask).count_ones()));
         Some(first + before + part)
+    }
+
+    /// The object numbered `n` (the inverse of [`Heap::number_of`]): its
+    /// span found by a binary search, its slot by counting set bits. The
+    /// heap's own bitmaps are the index: no table per object.
+    pub fn object_numbered(&self, n: u64) -> Option<Object> {
+        if n >= self.totals.objects {
+            return None;
+        }
+        // The last span numbered from at most `n`: spans without objects
+        // share their successor's first number and come before it.
+        let i = self
+            .first_number
+            .partition_point(|&f| f <= n)
+            .checked_sub(1)?;
+        let s = self.spans.get(i)?;
+        let mut k = n - self.first_number.get(i)?;
+        let words = self.allocated.get(s.bits_at..s.bits_at + s.words())?;
+        for (w, &bits) in words.iter().enumerate() {
+            let ones = u64::from(bits.count_ones());
+            if k < ones {
+                let b = SetBits(bits).nth(k as usize)?;
+                return self.slot(i, (w * 64 + b) as u32);
+            }
+            k -= ones;
+        }
+        None
     }
 
     /// The object in slot `index` of span `span`, when allocated.

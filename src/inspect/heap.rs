@@ -42,7 +42,14 @@ impl Inspector {
     ) -> Result<HeapOutcome, InspectError> {
         match &self.source {
             Source::Core { core, bias, .. } => {
+                let phase = |phase| Progress {
+                    phase,
+                    objects: 0,
+                    bytes: 0,
+                };
+                progress(phase("reading goroutines"));
                 let dump = self.stacks()?.dump;
+                progress(phase("reading DWARF variables"));
                 // Without them (unreadable DWARF) the report says so.
                 let vars = VarIndex::load(self.prog.binary().debug_data());
                 let snap = Snapshot {
@@ -53,6 +60,7 @@ impl Inspector {
                     vars: vars.as_ref().ok(),
                 };
                 let graph = HeapGraph::build(&snap, progress)?;
+                progress(phase("summing up"));
                 let report = graph.report(&dump.go_version, opts.report);
                 Ok(HeapOutcome {
                     report,
@@ -62,6 +70,11 @@ impl Inspector {
                 })
             }
             Source::Live { pid, exe } => {
+                progress(Progress {
+                    phase: "copying the process",
+                    objects: 0,
+                    bytes: 0,
+                });
                 let (outcome, pause) = Inspector::on_live_copy(
                     *pid,
                     exe,

@@ -1,10 +1,18 @@
-//! A file of goat's own read through a memory map: `goat why`'s private
-//! copy of a process, which its heap walk reads at random (a `pread` of a
-//! 64 KiB block per word read was most of its time). The one `unsafe`
-//! step lives here, not in the core reader, which parses hostile bytes and
-//! forbids `unsafe`.
+//! A file of goat's own read through a memory map: `goat why`'s and `goat
+//! heap`'s private copy of a process, which their heap walks read at
+//! random (a `pread` of a 64 KiB block per word read was most of its
+//! time). The one `unsafe` step lives here, not in the core reader, which
+//! parses hostile bytes and forbids `unsafe`.
+//!
+//! Every page of the map that goat touched counts in its resident set
+//! until the kernel reclaims it: walking a 1 GiB copy made goat's RSS
+//! the copy's size over its own. [`BoundedMap`] gives the pages back
+//! (`MADV_DONTNEED`: they stay in the page cache, and a later read maps
+//! them again) whenever goat's file-backed resident pages pass a budget.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Maps `file` read-only. Only for a file no one else can truncate or
 /// rewrite while it is mapped (goat's own copy, unlinked as soon as it was
@@ -13,4 +21,75 @@ pub fn map_private_copy(file: &File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: the caller owns the file (unlinked, reachable by no name)
     // and nothing writes it after it was saved; the map is read-only.
     unsafe { memmap2::Mmap::map(file) }
+}
+
+/// goat's file-backed resident bytes past which a [`BoundedMap`]'s pages
+/// are given back.
+const RESIDENT_BUDGET: u64 = 160 << 20;
+/// Bytes that reads may have mapped between two looks at the resident
+/// set: each read counts its length plus the 64 KiB the kernel may map
+/// around a faulting page, so the budget is passed by at most this much.
+const LOOK_EVERY: u64 = 48 << 20;
+/// What the kernel may map around one faulting page (`fault_around_bytes`).
+const FAULT_AROUND: u64 = 64 << 10;
+
+/// A [`map_private_copy`] whose resident pages stay near
+/// [`RESIDENT_BUDGET`] however much of it is read.
+pub struct BoundedMap {
+    map: memmap2::Mmap,
+    /// `/proc/self/statm`, read again in place (`pread` at 0).
+    statm: Option<File>,
+    /// Bytes (as counted for [`LOOK_EVERY`]) read since the last look.
+    since_look: AtomicU64,
+}
+
+impl BoundedMap {
+    pub fn new(map: memmap2::Mmap) -> BoundedMap {
+        BoundedMap {
+            map,
+            statm: File::open("/proc/self/statm").ok(),
+            since_look: AtomicU64::new(0),
+        }
+    }
+
+    /// The mapped bytes, for a read of `len` of them: call once per read.
+    pub fn for_read(&self, len: usize) -> &[u8] {
+        let counted = (len as u64).saturating_add(FAULT_AROUND);
+        if self.since_look.fetch_add(counted, Ordering::Relaxed) >= LOOK_EVERY {
+            self.since_look.store(0, Ordering::Relaxed);
+            if self.file_resident().is_some_and(|r| r > RESIDENT_BUDGET) {
+                self.give_back();
+            }
+        }
+        &self.map
+    }
+
+    /// goat's file-backed and shared resident bytes (`statm`'s third
+    /// field, in pages of 4 KiB on x86-64).
+    fn file_resident(&self) -> Option<u64> {
+        let mut buf = [0u8; 128];
+        let n = self.statm.as_ref()?.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+        let pages: u64 = text.split_whitespace().nth(2)?.parse().ok()?;
+        Some(pages.saturating_mul(4096))
+    }
+
+    fn give_back(&self) {
+        // SAFETY: a read-only shared map of a file nothing writes (see
+        // map_private_copy): a page dropped is read again from the file,
+        // unchanged, by the next access, including one a slice handed
+        // out earlier makes.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+        };
+    }
+}
+
+impl std::fmt::Debug for BoundedMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundedMap")
+            .field("len", &self.map.len())
+            .finish()
+    }
 }

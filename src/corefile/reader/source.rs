@@ -16,8 +16,9 @@ pub(super) enum Data {
     File(File),
     /// Held in memory (tests, fuzzing).
     Bytes(Vec<u8>),
-    /// Mapped (`CoreFile::open_mapped`): goat's own private copy.
-    Mapped(memmap2::Mmap),
+    /// Mapped (`CoreFile::open_mapped`): goat's own private copy, its
+    /// resident pages bounded.
+    Mapped(crate::process::mapped::BoundedMap),
 }
 
 #[derive(Debug, Default)]
@@ -95,7 +96,7 @@ impl Source {
         let map = crate::process::mapped::map_private_copy(file)?;
         Ok(Source {
             len: self.len,
-            data: Data::Mapped(map),
+            data: Data::Mapped(crate::process::mapped::BoundedMap::new(map)),
             cache: Mutex::new(BlockCache::default()),
         })
     }
@@ -111,7 +112,7 @@ impl Source {
     pub(super) fn pread(&self, buf: &mut [u8], off: u64) -> bool {
         match &self.data {
             Data::File(f) => f.read_exact_at(buf, off).is_ok(),
-            Data::Mapped(m) => copy_from(m, off, buf),
+            Data::Mapped(m) => copy_from(m.for_read(buf.len()), off, buf),
             Data::Bytes(b) => copy_from(b, off, buf),
         }
     }
