@@ -16,4 +16,18 @@ async function attached(goat, pid, options = {}, timeout = 20000) {
   return dc;
 }
 
-module.exports = { attached };
+// Runs the program (configurationDone), pauses it, and finds the
+// goroutine whose top user function is `func` and that function's frame.
+async function pausedIn(dc, func) {
+  await dc.configurationDoneRequest();
+  const stopped = dc.waitForEvent('stopped');
+  await dc.pauseRequest({ threadId: 1 });
+  await stopped;
+  const threads = (await dc.threadsRequest()).body.threads;
+  const thread = threads.find((t) => t.name.endsWith(func));
+  const frames = (await dc.stackTraceRequest({ threadId: thread.id, levels: 20 })).body.stackFrames;
+  const frame = frames.find((f) => f.name === func);
+  return { thread, frame };
+}
+
+module.exports = { attached, pausedIn };

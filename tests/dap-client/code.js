@@ -7,7 +7,7 @@
 // tests/dap.rs checks it.
 // Usage: node code.js GOAT PID
 'use strict';
-const { attached } = require('./attached');
+const { attached, pausedIn } = require('./attached');
 
 const caught = (p) => p.then((r) => r.body, (e) => ({ error: e.message }));
 
@@ -16,14 +16,7 @@ async function main() {
   const dc = await attached(goat, pid);
   // Asked again: the capabilities `attached` read and dropped.
   const caps = (await dc.initializeRequest()).body;
-  await dc.configurationDoneRequest();
-  const stopped = dc.waitForEvent('stopped');
-  await dc.pauseRequest({ threadId: 1 });
-  await stopped;
-  const threads = (await dc.threadsRequest()).body.threads;
-  const t = threads.find((t) => t.name.endsWith('main.hold'));
-  const frames = (await dc.stackTraceRequest({ threadId: t.id, levels: 20 })).body.stackFrames;
-  const f = frames.find((f) => f.name === 'main.hold');
+  const { frame: f } = await pausedIn(dc, 'main.hold');
   const scopes = (await dc.scopesRequest({ frameId: f.id })).body.scopes;
   const ref = (name) => scopes.find((s) => s.name.startsWith(name)).variablesReference;
   const seen = { caps };

@@ -6,19 +6,12 @@
 // checks it.
 // Usage: node console.js GOAT PID
 'use strict';
-const { attached } = require('./attached');
+const { attached, pausedIn } = require('./attached');
 
 async function main() {
   const [goat, pid] = process.argv.slice(2);
   const dc = await attached(goat, pid);
-  await dc.configurationDoneRequest();
-  const stopped = dc.waitForEvent('stopped');
-  await dc.pauseRequest({ threadId: 1 });
-  await stopped;
-  const threads = (await dc.threadsRequest()).body.threads;
-  const t = threads.find((t) => t.name.endsWith('main.hold'));
-  const frames = (await dc.stackTraceRequest({ threadId: t.id, levels: 20 })).body.stackFrames;
-  const f = frames.find((f) => f.name === 'main.hold');
+  const { frame: f } = await pausedIn(dc, 'main.hold');
   const run = (expression) =>
     dc
       .evaluateRequest({ expression, frameId: f.id, context: 'repl' })

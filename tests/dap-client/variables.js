@@ -5,19 +5,12 @@
 // name → value, type and children; tests/dap.rs checks it.
 // Usage: node variables.js GOAT PID
 'use strict';
-const { attached } = require('./attached');
+const { attached, pausedIn } = require('./attached');
 
 async function main() {
   const [goat, pid] = process.argv.slice(2);
   const dc = await attached(goat, pid);
-  await dc.configurationDoneRequest();
-  const stopped = dc.waitForEvent('stopped');
-  await dc.pauseRequest({ threadId: 1 });
-  await stopped;
-  const threads = (await dc.threadsRequest()).body.threads;
-  const t = threads.find((t) => t.name.endsWith('main.hold'));
-  const frames = (await dc.stackTraceRequest({ threadId: t.id, levels: 20 })).body.stackFrames;
-  const f = frames.find((f) => f.name === 'main.hold');
+  const { thread: t, frame: f } = await pausedIn(dc, 'main.hold');
   const scopes = (await dc.scopesRequest({ frameId: f.id })).body.scopes;
   const seen = { thread: t.name, scopes: scopes.map((s) => s.name), vars: {} };
   for (const sc of scopes) {
