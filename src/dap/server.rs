@@ -131,8 +131,8 @@ impl<'c> Server<'c> {
         match command {
             "initialize" => self.conn.respond(req, capabilities()).map_err(io),
             "configurationDone" => {
-                self.conn.respond(req, json!({})).map_err(io)?;
                 if let Err(e) = s.may_run() {
+                    self.conn.respond(req, json!({})).map_err(io)?;
                     // A core does not run (it is stopped where it was
                     // written), nor does a process stopped by job control.
                     if s.core_path().is_none() {
@@ -145,7 +145,13 @@ impl<'c> Server<'c> {
                     }
                     return self.conn.event("stopped", body).map_err(io);
                 }
-                self.run(s, req, json!({}), Vec::new())
+                // Unlike `continue`, nothing the client asked implies a
+                // run: the protocol has it told with a `continued` event.
+                let mut continued = json!({"allThreadsContinued": true});
+                if let Some(g) = s.current_goroutine() {
+                    continued["threadId"] = json!(g);
+                }
+                self.run(s, req, json!({}), Vec::new(), Some(continued))
             }
             "setBreakpoints" => {
                 let body = self.breakpoints.set_for_source(s, args)?;
@@ -224,7 +230,7 @@ impl<'c> Server<'c> {
                 // Refused before the answer: a core, a job-stopped process.
                 s.may_run().map_err(text)?;
                 let body = json!({"allThreadsContinued": true});
-                self.run(s, req, body, Vec::new())
+                self.run(s, req, body, Vec::new(), None)
             }
             "next" | "stepIn" | "stepOut" => {
                 let kind = match command {
@@ -237,7 +243,7 @@ impl<'c> Server<'c> {
                     s.select(id).map_err(text)?;
                 }
                 let temps = s.step_plan(kind).map_err(text)?;
-                self.run(s, req, json!({}), temps)
+                self.run(s, req, json!({}), temps, None)
             }
             // The reading thread interrupted the run it came during, or
             // the one that followed it (`wire.rs`); by now the `stopped`
@@ -290,10 +296,15 @@ impl<'c> Server<'c> {
         req: &Json,
         body: Json,
         temps: Vec<TempBreakpoint>,
+        continued: Option<Json>,
     ) -> Result<(), String> {
         let running = self.conn.running().clone();
         running.begin();
-        if let Err(e) = self.conn.respond(req, body) {
+        let told = self.conn.respond(req, body).and_then(|()| match continued {
+            Some(c) => self.conn.event("continued", c),
+            None => Ok(()),
+        });
+        if let Err(e) = told {
             running.end();
             return Err(e.to_string());
         }

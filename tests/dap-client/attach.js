@@ -16,7 +16,10 @@ async function main() {
   });
   seen.verified = bps.body.breakpoints.map((b) => b.verified);
   const stopped = dc.waitForEvent('stopped');
+  // configurationDone implies no run, so the adapter says that it ran.
+  const continued = dc.waitForEvent('continued');
   await dc.configurationDoneRequest();
+  seen.continuedEvent = (await continued).body.allThreadsContinued;
   const stop = (await stopped).body;
   seen.reason = stop.reason;
   seen.threadId = stop.threadId;
