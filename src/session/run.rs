@@ -137,14 +137,10 @@ impl Session<'_> {
         loop {
             // Every thread is stopped between two runs: stop here, cleanly.
             if command.interrupted() {
-                match self.interrupted(hooks)? {
-                    Some(next) => {
-                        command = next;
-                        plan.command = command.id();
-                        continue;
-                    }
-                    None => return Ok(Stop::Interrupted),
+                if !self.interrupted(hooks, &mut command, &mut plan)? {
+                    return Ok(Stop::Interrupted);
                 }
+                continue;
             }
             let asked = Instant::now();
             let (tid, user, temp, ran) = match self.run(plan.clone())? {
@@ -158,14 +154,10 @@ impl Session<'_> {
                 }
                 StopReason::Interrupted => {
                     hooks.after_stop(self)?;
-                    match self.interrupted(hooks)? {
-                        Some(next) => {
-                            command = next;
-                            plan.command = command.id();
-                            continue;
-                        }
-                        None => return Ok(Stop::Interrupted),
+                    if !self.interrupted(hooks, &mut command, &mut plan)? {
+                        return Ok(Stop::Interrupted);
                     }
+                    continue;
                 }
                 StopReason::Aborted => return Err(SessionError::Terminating.into()),
                 StopReason::Exec { path } => return Ok(Stop::Exec { path }),
@@ -270,15 +262,25 @@ impl Session<'_> {
         }
     }
 
-    /// An interrupted run, told to the front end: the run command it goes
-    /// on as, or `None` when it stops. The next command begins before the
-    /// front end looks, so that an interrupt meanwhile is latched for it.
-    fn interrupted<H: RunHooks>(&mut self, hooks: &mut H) -> Result<Option<RunCommand>, H::Error> {
+    /// An interrupted run, told to the front end: whether it goes on, then
+    /// as the next run command (in `command` and `plan`). The next command
+    /// begins before the front end looks, so that an interrupt meanwhile
+    /// is latched for it.
+    fn interrupted<H: RunHooks>(
+        &mut self,
+        hooks: &mut H,
+        command: &mut RunCommand,
+        plan: &mut RunPlan,
+    ) -> Result<bool, H::Error> {
         let next = RunCommand::begin();
-        Ok(match hooks.interrupted(self)? {
-            AfterInterrupt::GoOn => Some(next),
-            AfterInterrupt::Stop => None,
-        })
+        match hooks.interrupted(self)? {
+            AfterInterrupt::GoOn => {
+                *command = next;
+                plan.command = command.id();
+                Ok(true)
+            }
+            AfterInterrupt::Stop => Ok(false),
+        }
     }
 
     /// Judges a hit of breakpoint `i` by the selected goroutine `goid`:
