@@ -23,7 +23,8 @@ fn line_of(name: &str) -> u32 {
         .unwrap_or_else(|| panic!("no {marker} in main.go"))
 }
 
-/// Runs tests/dap-client/SCRIPT with `args`; what it printed, as JSON.
+/// Runs tests/dap-client/SCRIPT with goat's path and `args`; what it
+/// printed, as JSON.
 fn client(script: &str, args: &[String]) -> serde_json::Value {
     let dir = root().join("tests/dap-client");
     assert!(
@@ -34,6 +35,7 @@ fn client(script: &str, args: &[String]) -> serde_json::Value {
     );
     let out = Command::new("node")
         .arg(dir.join(script))
+        .arg(env!("CARGO_BIN_EXE_goat"))
         .args(args)
         .output()
         .expect("node (the DAP client runs on it)");
@@ -52,7 +54,6 @@ fn attach_break_stop_threads_stack_variables_and_disconnect() {
     let seen = client(
         "attach.js",
         &[
-            env!("CARGO_BIN_EXE_goat").to_string(),
             fx.pid().to_string(),
             file.display().to_string(),
             line.to_string(),
@@ -101,26 +102,35 @@ fn attach_break_stop_threads_stack_variables_and_disconnect() {
 /// Thousands of goroutines, every one a thread (Delve caps them at 1,024),
 /// then the client dies mid-session, the program stopped at a breakpoint:
 /// goat detaches and the program runs on untraced.
-#[test]
-fn thousands_of_threads_then_the_client_dies() {
-    const PARKED: usize = 3000;
+/// Goroutines parked in the service fixture of the tests below.
+const SERVICE_PARKED: usize = 3000;
+
+/// `script` run against the service fixture with [`SERVICE_PARKED`]
+/// goroutines, given its source file and its heartbeat's line (for a
+/// breakpoint); the fixture, and what the script printed.
+fn on_parked_service(script: &str) -> (Fixture, serde_json::Value) {
     build_fixtures();
-    let fx = Fixture::start("go1.27-exe", "service", &[&PARKED.to_string()]);
+    let fx = Fixture::start("go1.27-exe", "service", &[&SERVICE_PARKED.to_string()]);
     let file = root().join("tests/fixtures/service/main.go");
     let line = heartbeat_line(&file);
     let seen = client(
-        "vanish.js",
+        script,
         &[
-            env!("CARGO_BIN_EXE_goat").to_string(),
             fx.pid().to_string(),
             file.display().to_string(),
             line.to_string(),
         ],
     );
+    (fx, seen)
+}
+
+#[test]
+fn thousands_of_threads_then_the_client_dies() {
+    let (fx, seen) = on_parked_service("vanish.js");
     let ctx = seen.to_string();
     assert_eq!(seen["reason"], "breakpoint", "{ctx}");
     assert!(
-        seen["threads"].as_u64().unwrap_or(0) > PARKED as u64,
+        seen["threads"].as_u64().unwrap_or(0) > SERVICE_PARKED as u64,
         "{ctx}"
     );
     assert!(
@@ -143,27 +153,14 @@ fn thousands_of_threads_then_the_client_dies() {
 /// untraced.
 #[test]
 fn threads_while_the_program_runs() {
-    const PARKED: usize = 3000;
-    build_fixtures();
-    let fx = Fixture::start("go1.27-exe", "service", &[&PARKED.to_string()]);
-    let file = root().join("tests/fixtures/service/main.go");
-    let line = heartbeat_line(&file);
-    let seen = client(
-        "running.js",
-        &[
-            env!("CARGO_BIN_EXE_goat").to_string(),
-            fx.pid().to_string(),
-            file.display().to_string(),
-            line.to_string(),
-        ],
-    );
+    let (fx, seen) = on_parked_service("running.js");
     let ctx = seen.to_string();
     let listed = seen["running"].as_array().expect("the running lists");
     assert_eq!(listed.len(), 2, "{ctx}");
     let paused = seen["paused"]["count"].as_u64().unwrap_or(0);
     for l in listed {
         let count = l["count"].as_u64().unwrap_or(0);
-        assert!(count > PARKED as u64, "{ctx}");
+        assert!(count > SERVICE_PARKED as u64, "{ctx}");
         assert_eq!(l["ids"], count, "every goroutine once: {ctx}");
         // The service's goroutines neither start nor end once parked.
         assert_eq!(count, paused, "{ctx}");
@@ -241,10 +238,7 @@ fn goat_ends(seen: &serde_json::Value, ctx: &str) {
 fn a_client_gone_while_the_program_runs_lets_it_go() {
     build_fixtures();
     let fx = Fixture::start("go1.27-exe", "ticker", &[]);
-    let seen = client(
-        "vanish.js",
-        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
-    );
+    let seen = client("vanish.js", &[fx.pid().to_string()]);
     let ctx = seen.to_string();
     assert_eq!(seen["running"], true, "{ctx}");
     goat_ends(&seen, &ctx);
@@ -258,10 +252,7 @@ fn a_client_gone_while_the_program_runs_lets_it_go() {
 fn pause_stops_a_running_program() {
     build_fixtures();
     let fx = Fixture::start("go1.27-exe", "ticker", &[]);
-    let seen = client(
-        "pause.js",
-        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
-    );
+    let seen = client("pause.js", &[fx.pid().to_string()]);
     let ctx = seen.to_string();
     let pauses = seen["pauses"].as_array().expect("the pauses");
     assert_eq!(pauses.len(), 2, "{ctx}");
@@ -282,10 +273,7 @@ fn pause_stops_a_running_program() {
 fn variables_show_a_struct_a_map_and_a_slice() {
     build_fixtures();
     let fx = Fixture::start("go1.27-noopt", "vars", &[]);
-    let seen = client(
-        "variables.js",
-        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
-    );
+    let seen = client("variables.js", &[fx.pid().to_string()]);
     let ctx = seen.to_string();
     assert_eq!(seen["thread"], "[chan receive] main.hold", "{ctx}");
     assert_eq!(
@@ -335,10 +323,7 @@ fn variables_show_a_struct_a_map_and_a_slice() {
 fn the_debug_console_runs_goat_commands() {
     build_fixtures();
     let fx = Fixture::start("go1.27-noopt", "vars", &[]);
-    let seen = client(
-        "console.js",
-        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
-    );
+    let seen = client("console.js", &[fx.pid().to_string()]);
     let ctx = seen.to_string();
     let said = |line: &str| seen[line].as_str().unwrap_or("").to_string();
     assert!(
@@ -377,10 +362,7 @@ fn the_debug_console_runs_goat_commands() {
 fn set_variable_read_memory_disassemble_loaded_sources() {
     build_fixtures();
     let fx = Fixture::start("go1.27-noopt", "vars", &[]);
-    let seen = client(
-        "code.js",
-        &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
-    );
+    let seen = client("code.js", &[fx.pid().to_string()]);
     let ctx = seen.to_string();
     for cap in [
         "supportsSetVariable",
@@ -463,10 +445,7 @@ fn an_unrecovered_panic_is_an_exception() {
     build_fixtures();
     for flavour in ["go1.19-exe", "go1.27-exe"] {
         let mut fx = Fixture::start(flavour, "runctl", &["panic"]);
-        let seen = client(
-            "panic.js",
-            &[env!("CARGO_BIN_EXE_goat").to_string(), fx.pid().to_string()],
-        );
+        let seen = client("panic.js", &[fx.pid().to_string()]);
         let ctx = format!("{flavour}: {seen}");
         assert_eq!(seen["reason"], "exception", "{ctx}");
         let functions: Vec<&str> = seen["functions"]
@@ -495,14 +474,7 @@ fn an_unrecovered_panic_is_an_exception() {
 fn exception_filters_off_let_the_panic_through() {
     build_fixtures();
     let mut fx = Fixture::start("go1.27-exe", "runctl", &["panic"]);
-    let seen = client(
-        "panic.js",
-        &[
-            env!("CARGO_BIN_EXE_goat").to_string(),
-            fx.pid().to_string(),
-            "none".to_string(),
-        ],
-    );
+    let seen = client("panic.js", &[fx.pid().to_string(), "none".to_string()]);
     assert_eq!(seen["terminated"], true, "{seen}");
     let status = fx.child.wait().expect("the program's exit");
     assert_eq!(status.code(), Some(2), "{seen}: it dies of its panic");
@@ -521,11 +493,7 @@ fn a_core_through_launch_mode_core() {
     drop(fx);
     let seen = client(
         "core.js",
-        &[
-            env!("CARGO_BIN_EXE_goat").to_string(),
-            program.display().to_string(),
-            core.display().to_string(),
-        ],
+        &[program.display().to_string(), core.display().to_string()],
     );
     let ctx = seen.to_string();
     assert_eq!(seen["reason"], "entry", "{ctx}");

@@ -4,7 +4,7 @@
 // Prints one JSON line of what it saw; tests/dap.rs checks it.
 // Usage: node attach.js GOAT PID FILE LINE
 'use strict';
-const { attached } = require('./attached');
+const { attached, runClient } = require('./attached');
 
 async function main() {
   const [goat, pid, file, line] = process.argv.slice(2);
@@ -66,7 +66,4 @@ async function main() {
   console.log(JSON.stringify(seen));
 }
 
-main().catch((e) => {
-  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+runClient(main);

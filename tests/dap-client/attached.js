@@ -1,5 +1,6 @@
-// What every attaching client here does first: start `goat dap` under VS
-// Code's DAP test client, initialize, and attach to a running process.
+// What the clients here share: `goat dap` started under VS Code's DAP test
+// client and attached to a running process, a paused frame found, and
+// each client's main run with its errors shown.
 'use strict';
 const { DebugClient } = require('@vscode/debugadapter-testsupport');
 
@@ -30,4 +31,13 @@ async function pausedIn(dc, func) {
   return { thread, frame };
 }
 
-module.exports = { attached, pausedIn };
+// Runs a client's `main`; its error goes to stderr with a non-zero exit,
+// which tests/dap.rs shows.
+function runClient(main) {
+  main().catch((e) => {
+    console.error(`dap client: ${e && e.stack ? e.stack : e}`);
+    process.exit(1);
+  });
+}
+
+module.exports = { attached, pausedIn, runClient };

@@ -7,7 +7,7 @@
 // tests/dap.rs checks it.
 // Usage: node code.js GOAT PID
 'use strict';
-const { attached, pausedIn } = require('./attached');
+const { attached, pausedIn, runClient } = require('./attached');
 
 const caught = (p) => p.then((r) => r.body, (e) => ({ error: e.message }));
 
@@ -61,7 +61,4 @@ async function main() {
   console.log(JSON.stringify(seen));
 }
 
-main().catch((e) => {
-  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+runClient(main);

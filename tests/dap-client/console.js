@@ -6,7 +6,7 @@
 // checks it.
 // Usage: node console.js GOAT PID
 'use strict';
-const { attached, pausedIn } = require('./attached');
+const { attached, pausedIn, runClient } = require('./attached');
 
 async function main() {
   const [goat, pid] = process.argv.slice(2);
@@ -25,7 +25,4 @@ async function main() {
   console.log(JSON.stringify(seen));
 }
 
-main().catch((e) => {
-  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+runClient(main);

@@ -2,6 +2,7 @@
 // stack, and `continue` refused. Prints one JSON line; tests/dap.rs checks it.
 // Usage: node core.js GOAT PROGRAM CORE
 'use strict';
+const { runClient } = require('./attached');
 const { DebugClient } = require('@vscode/debugadapter-testsupport');
 
 async function main() {
@@ -36,7 +37,4 @@ async function main() {
   }));
 }
 
-main().catch((e) => {
-  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+runClient(main);

@@ -7,7 +7,7 @@
 // and the session ends with the program.
 // Usage: node panic.js GOAT PID [none]
 'use strict';
-const { attached } = require('./attached');
+const { attached, runClient } = require('./attached');
 
 async function main() {
   const [goat, pid, filters] = process.argv.slice(2);
@@ -43,7 +43,4 @@ async function main() {
   }));
 }
 
-main().catch((e) => {
-  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+runClient(main);

@@ -4,7 +4,7 @@
 // pause again, and disconnect. Prints one JSON line; tests/dap.rs checks it.
 // Usage: node pause.js GOAT PID
 'use strict';
-const { attached } = require('./attached');
+const { attached, runClient } = require('./attached');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,7 +32,4 @@ async function main() {
   console.log(JSON.stringify({ pauses: seen }));
 }
 
-main().catch((e) => {
-  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+runClient(main);

@@ -6,7 +6,7 @@
 // Prints one JSON line; tests/dap.rs checks it.
 // Usage: node running.js GOAT PID FILE LINE
 'use strict';
-const { attached } = require('./attached');
+const { attached, runClient } = require('./attached');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -54,7 +54,4 @@ async function main() {
   console.log(JSON.stringify(seen));
 }
 
-main().catch((e) => {
-  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+runClient(main);

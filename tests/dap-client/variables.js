@@ -5,7 +5,7 @@
 // name → value, type and children; tests/dap.rs checks it.
 // Usage: node variables.js GOAT PID
 'use strict';
-const { attached, pausedIn } = require('./attached');
+const { attached, pausedIn, runClient } = require('./attached');
 
 async function main() {
   const [goat, pid] = process.argv.slice(2);
@@ -40,7 +40,4 @@ async function main() {
   console.log(JSON.stringify(seen));
 }
 
-main().catch((e) => {
-  console.error(`dap client: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+runClient(main);
