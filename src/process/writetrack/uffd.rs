@@ -148,6 +148,16 @@ impl WriteTracker {
     /// unmapped meanwhile is skipped; where splitting is refused (the
     /// target at its limit of mappings) the rest goes in one call.
     pub fn release(self) {
+        // The protection is lifted first: that takes the target's mmap
+        // lock for reading, so its page faults go on meanwhile. The
+        // unregistering after it then changes no page (no TLB flush), and
+        // holds the lock for writing only to split and merge the mapping.
+        for &(start, end) in &self.registered {
+            for (from, to) in pieces(start, end, self.piece) {
+                let mut wp = [from, to - from, 0];
+                let _ = ioctl(&self.fd, UFFDIO_WRITEPROTECT, &mut wp);
+            }
+        }
         for &(start, end) in &self.registered {
             for (from, to) in pieces(start, end, self.piece) {
                 let mut r = [from, to - from];
