@@ -41,6 +41,14 @@ const PAGE: u64 = 4096;
 /// is per page-table walk, and a window per stack would be 100k calls.
 const WINDOW_GAP: u64 = 64 * PAGE;
 
+/// A round that re-reads at most this many pages ends the rounds made
+/// while the target runs: the final stop re-reads about 6 us a page.
+const QUIET_PAGES: u64 = 512;
+/// At most this many rounds, and no round begun after this long: a target
+/// that never stops writing is stopped anyway, and its stop re-reads more.
+const MAX_ROUNDS: usize = 12;
+const ROUNDS_BUDGET: Duration = Duration::from_secs(3);
+
 /// What the final capture allocates per goroutine: the list and its copy
 /// (16), `g` ranges (16), decisions (48), stack ranges (16), what was
 /// asked for (24), and some room.
@@ -223,15 +231,17 @@ fn fetch_into(
 pub struct PrecopyStats {
     /// Bytes of the mappings whose writes were tracked.
     pub tracked_bytes: u64,
-    /// Bytes copied while the target ran (first copy and the round after).
+    /// Bytes copied while the target ran (first copy and the rounds after).
     pub running_bytes: u64,
     /// Bytes read in the final stop: pages written since their copy, and
     /// ranges not copied before.
     pub stopped_bytes: u64,
     /// Pages of the copy written after they were copied and re-read while
-    /// running (the round) and in the final stop.
+    /// running (the rounds) and in the final stop.
     pub pages_rewritten_running: u64,
     pub pages_rewritten_stopped: u64,
+    /// Rounds of re-reading made while the target ran.
+    pub running_rounds: u64,
     /// Ranges the final capture asked for that the copy did not hold.
     pub ranges_fetched_stopped: u64,
     /// When the final capture was made from the running plan: how many
@@ -604,7 +614,7 @@ impl<'p> Precopy<'p> {
             CAPTURE_BUDGET,
         )?;
         self.copy = copy;
-        self.round(mem);
+        self.converge(mem);
         self.prepare_ready(mem);
         // The spans' check against the mappings, made here while the
         // target runs: the final stop repeats it only if they changed.
@@ -614,10 +624,26 @@ impl<'p> Precopy<'p> {
         Ok(())
     }
 
+    /// Rounds of [`Self::round`] until one finds few pages written (the
+    /// final stop then finds about as few) or the budget is spent. A burst
+    /// of writes passes meanwhile: the target's garbage collector writes
+    /// every `g` it scans, and one that met the copy at a million
+    /// goroutines left 86k pages to the stop, which took 1016 ms to re-read
+    /// them (its mark phase lasts about 1.5 s there).
+    fn converge(&mut self, mem: &dyn Memory) {
+        let started = Instant::now();
+        for _ in 0..MAX_ROUNDS {
+            let pages = self.round(mem);
+            if pages <= QUIET_PAGES || started.elapsed() >= ROUNDS_BUDGET {
+                break;
+            }
+        }
+    }
+
     /// Re-reads, running, the copied pages written since they were copied
     /// (the scan protects them again first: a write after it shows in the
-    /// final stop), so the final stop finds fewer.
-    fn round(&mut self, mem: &dyn Memory) {
+    /// final stop), so the final stop finds fewer. Returns how many.
+    fn round(&mut self, mem: &dyn Memory) -> u64 {
         let mut again = Vec::new();
         let mut pages = 0;
         for (ws, we) in self.windows().0 {
@@ -642,6 +668,8 @@ impl<'p> Precopy<'p> {
         );
         self.stats.running_bytes += f.bytes;
         self.dirty.extend(f.damaged);
+        self.stats.running_rounds += 1;
+        pages
     }
 
     /// Records ranges about to be read again into the copy.
