@@ -28,21 +28,24 @@ impl Put for Vec<u8> {
         for i in 0..digits {
             buf[1 + digits - i] = DIGITS[((v >> (4 * i)) & 0xf) as usize];
         }
-        self.extend_from_slice(&buf[..2 + digits]);
+        append_first(self, &buf, 2 + digits);
     }
 
     fn dec(&mut self, mut v: u64) {
+        // Digits from the left: counted first, so the buffer is filled in
+        // place and appended as a prefix (see `append_first`).
+        let mut digits = 1;
+        let mut rest = v / 10;
+        while rest != 0 {
+            digits += 1;
+            rest /= 10;
+        }
         let mut buf = [0u8; 20];
-        let mut at = buf.len();
-        loop {
-            at -= 1;
+        for at in (0..digits).rev() {
             buf[at] = b'0' + (v % 10) as u8;
             v /= 10;
-            if v == 0 {
-                break;
-            }
         }
-        self.extend_from_slice(&buf[at..]);
+        append_first(self, &buf, digits);
     }
 
     fn idec(&mut self, v: i64) {
@@ -51,6 +54,16 @@ impl Put for Vec<u8> {
         }
         self.dec(v.unsigned_abs());
     }
+}
+
+/// Appends `buf[..n]`. The whole fixed-size buffer is copied, then cut
+/// back: a copy of a size known when compiling is a few vector moves, where
+/// one of `n` bytes is a call to `memcpy`, which at a million goroutines'
+/// 50 million numbers was 9% of `goat stacks`' time.
+fn append_first<const N: usize>(out: &mut Vec<u8>, buf: &[u8; N], n: usize) {
+    let len = out.len();
+    out.extend_from_slice(buf);
+    out.truncate(len + n.min(N));
 }
 
 #[cfg(test)]
