@@ -264,6 +264,50 @@ fn pause_stops_a_running_program() {
     assert_untouched(fx.pid());
 }
 
+/// Breakpoints set and cleared while the program runs, as an editor sends
+/// them: each is answered while the program runs on (no stop reported for
+/// the interrupt that sets it), a line set that way is hit, and what was
+/// cleared is gone from goat's own listing.
+#[test]
+fn breakpoints_change_while_the_program_runs() {
+    build_fixtures();
+    let fx = Fixture::start("go1.27-exe", "ticker", &[]);
+    let file = root().join("tests/fixtures/ticker/main.go");
+    let line = line_of("tick-a");
+    let seen = client(
+        "edits.js",
+        &[
+            fx.pid().to_string(),
+            file.display().to_string(),
+            line.to_string(),
+        ],
+    );
+    let ctx = seen.to_string();
+    assert_eq!(seen["never"], serde_json::json!([true]), "{ctx}");
+    assert_eq!(seen["stopsWhileNever"], 0, "{ctx}");
+    assert_eq!(seen["cleared"], 0, "{ctx}");
+    assert_eq!(seen["line"], serde_json::json!([true]), "{ctx}");
+    assert_eq!(seen["hit"]["reason"], "breakpoint", "{ctx}");
+    assert_eq!(
+        seen["hit"]["ids"],
+        serde_json::json!([seen["lineId"]]),
+        "{ctx}"
+    );
+    assert_eq!(seen["hit"]["name"], "main.tick", "{ctx}");
+    assert_eq!(seen["hit"]["line"], line, "{ctx}");
+    assert_eq!(seen["paused"], "pause", "{ctx}");
+    assert_eq!(
+        seen["stops"],
+        serde_json::json!(["breakpoint", "pause"]),
+        "{ctx}"
+    );
+    let listed = seen["listed"].as_str().unwrap_or("");
+    assert!(listed.contains("unrecovered-panic"), "{ctx}");
+    assert!(!listed.contains("main.never"), "{ctx}");
+    assert!(!listed.contains(&format!("main.go:{line}")), "{ctx}");
+    assert_untouched(fx.pid());
+}
+
 /// The Variables pane: a goroutine parked in `main.hold` (the `vars`
 /// fixture, built without optimizations so every local is live), paused
 /// with no breakpoint, shows its arguments and locals, and one level of

@@ -19,6 +19,23 @@ pub(super) struct EditorBreakpoints {
 }
 
 impl EditorBreakpoints {
+    /// One of the requests that change breakpoints (`setBreakpoints`,
+    /// `setFunctionBreakpoints`, `setExceptionBreakpoints`): its answer's
+    /// body.
+    pub(super) fn edit(
+        &mut self,
+        s: &mut Session,
+        command: &str,
+        args: &Json,
+    ) -> Result<Json, String> {
+        match command {
+            "setBreakpoints" => self.set_for_source(s, args),
+            "setFunctionBreakpoints" => self.set_functions(s, args),
+            "setExceptionBreakpoints" => set_exception_filters(s, args),
+            other => Err(format!("{other:?} sets no breakpoint")),
+        }
+    }
+
     /// `setBreakpoints`: the file's breakpoints replaced by those asked for.
     pub(super) fn set_for_source(&mut self, s: &mut Session, args: &Json) -> Result<Json, String> {
         let path = args["source"]["path"]
@@ -109,6 +126,26 @@ fn hit_condition(text: Option<&str>) -> Result<Option<HitCond>, String> {
         k,
         per_g: false,
     }))
+}
+
+/// `setExceptionBreakpoints`: the runtime's panic and throw breakpoints,
+/// set at attach, stay armed for the filters asked for (a core has none).
+fn set_exception_filters(s: &mut Session, args: &Json) -> Result<Json, String> {
+    let filters: Vec<&str> = args["filters"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|f| f.as_str()).collect())
+        .unwrap_or_default();
+    if s.core_path().is_none() {
+        for name in [
+            crate::session::breakpoints::UNRECOVERED_PANIC,
+            crate::session::breakpoints::FATAL_THROW,
+        ] {
+            if s.bps.find(name).is_ok() {
+                s.set_enabled(name, filters.contains(&name)).map_err(text)?;
+            }
+        }
+    }
+    Ok(json!({}))
 }
 
 #[cfg(test)]

@@ -9,6 +9,11 @@
 //!   threads, the server copies every stack, the run goes on without a
 //!   stop reported, and the answer is decoded from the copy while the
 //!   program runs (`server.rs`, `Hooks::interrupted`);
+//! - `setBreakpoints`, `setFunctionBreakpoints` and
+//!   `setExceptionBreakpoints` (an editor sends them whenever a breakpoint
+//!   is clicked in or out) are held the same way: in the interrupt every
+//!   thread is stopped, the breakpoints are set or cleared and answered,
+//!   and the run goes on, as `dlv dap` halts, sets and resumes;
 //! - anything else is answered at once with an error: nothing of a running
 //!   program can be read consistently.
 
@@ -41,6 +46,23 @@ struct State {
     stop: bool,
     /// `threads` requests held for the run in progress.
     threads: Vec<Value>,
+    /// Breakpoint requests held for the run in progress, in order.
+    edits: Vec<Value>,
+}
+
+/// The requests a run held that it did not serve, to be served from the
+/// stop it ended in.
+pub struct Unserved {
+    pub threads: Vec<Value>,
+    pub edits: Vec<Value>,
+}
+
+/// The requests that change breakpoints, served in a run's interrupt.
+pub fn is_breakpoint_edit(command: &str) -> bool {
+    matches!(
+        command,
+        "setBreakpoints" | "setFunctionBreakpoints" | "setExceptionBreakpoints"
+    )
 }
 
 impl WhileRunning {
@@ -72,6 +94,11 @@ impl WhileRunning {
                 crate::tracer::interrupt_run();
                 Route::Held
             }
+            edit if st.running && is_breakpoint_edit(edit) => {
+                st.edits.push(req.clone());
+                crate::tracer::interrupt_run();
+                Route::Held
+            }
             other if st.running => Route::Refused(format!(
                 "the program is running: {other:?} needs it stopped (pause it first)"
             )),
@@ -92,19 +119,27 @@ impl WhileRunning {
         self.state().running = true;
     }
 
-    /// The run ended: the `threads` requests no interrupt served, to be
-    /// answered from the stop. An interrupt sent for them after the run
-    /// ended is dropped, or it would stop the next one.
-    pub fn end(&self) -> Vec<Value> {
+    /// The run ended: the requests no interrupt served, to be answered
+    /// from the stop. An interrupt sent for them after the run ended is
+    /// dropped, or it would stop the next one.
+    pub fn end(&self) -> Unserved {
         let mut st = self.state();
         st.running = false;
         crate::tracer::forget_pending_interrupt();
-        std::mem::take(&mut st.threads)
+        Unserved {
+            threads: std::mem::take(&mut st.threads),
+            edits: std::mem::take(&mut st.edits),
+        }
     }
 
     /// The `threads` requests held since the last call.
     pub fn take_threads(&self) -> Vec<Value> {
         std::mem::take(&mut self.state().threads)
+    }
+
+    /// The breakpoint requests held since the last call, in order.
+    pub fn take_edits(&self) -> Vec<Value> {
+        std::mem::take(&mut self.state().edits)
     }
 
     /// Whether the run in progress is to stop.

@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 
 use super::breakpoints::EditorBreakpoints;
 use super::code;
-use super::running::WhileRunning;
+use super::running::{is_breakpoint_edit, WhileRunning};
 use super::wire::{Conn, Replies};
 use crate::goruntime::Goroutine;
 use crate::session::{
@@ -153,32 +153,9 @@ impl<'c> Server<'c> {
                 }
                 self.run(s, req, json!({}), Vec::new(), Some(continued))
             }
-            "setBreakpoints" => {
-                let body = self.breakpoints.set_for_source(s, args)?;
+            edit if is_breakpoint_edit(edit) => {
+                let body = self.breakpoints.edit(s, edit, args)?;
                 self.conn.respond(req, body).map_err(io)
-            }
-            "setFunctionBreakpoints" => {
-                let body = self.breakpoints.set_functions(s, args)?;
-                self.conn.respond(req, body).map_err(io)
-            }
-            "setExceptionBreakpoints" => {
-                // The runtime's panic and throw breakpoints, set at attach,
-                // stay armed for the filters asked for (a core has none).
-                let filters: Vec<&str> = args["filters"]
-                    .as_array()
-                    .map(|f| f.iter().filter_map(|f| f.as_str()).collect())
-                    .unwrap_or_default();
-                if s.core_path().is_none() {
-                    for name in [
-                        crate::session::breakpoints::UNRECOVERED_PANIC,
-                        crate::session::breakpoints::FATAL_THROW,
-                    ] {
-                        if s.bps.find(name).is_ok() {
-                            s.set_enabled(name, filters.contains(&name)).map_err(text)?;
-                        }
-                    }
-                }
-                self.conn.respond(req, json!({})).map_err(io)
             }
             "threads" => {
                 let body = threads(s)?;
@@ -315,7 +292,11 @@ impl<'c> Server<'c> {
     /// client hears of the stop; `threads` asked as the run ended is
     /// answered from the stop.
     fn end_run(&mut self, s: &mut Session) {
-        for asked in self.conn.running().end() {
+        let unserved = self.conn.running().end();
+        for req in &unserved.edits {
+            edit_and_answer(&mut self.breakpoints, s, self.conn, req);
+        }
+        for asked in unserved.threads {
             let answer =
                 threads(s).and_then(|t| self.conn.respond(&asked, t).map_err(|e| e.to_string()));
             if let Err(e) = answer {
@@ -339,6 +320,7 @@ impl<'c> Server<'c> {
         let stop = std::thread::scope(|scope| {
             let mut hooks = Hooks {
                 conn,
+                breakpoints: &mut self.breakpoints,
                 running: &running,
                 replies: &replies,
                 decoder,
@@ -721,6 +703,16 @@ fn thread(g: &Goroutine) -> Json {
     json!({"id": g.id, "name": format!("[{state}] {func}")})
 }
 
+/// Serves a breakpoint request (`running.rs`'s `is_breakpoint_edit`),
+/// answering it with its result or its error.
+fn edit_and_answer(bps: &mut EditorBreakpoints, s: &mut Session, conn: &mut Conn, req: &Json) {
+    let command = req["command"].as_str().unwrap_or("");
+    let _ = match bps.edit(s, command, &req["arguments"]) {
+        Ok(body) => conn.respond(req, body),
+        Err(e) => conn.fail(req, &e),
+    };
+}
+
 /// Answers the `threads` requests held during a run from a copy of every
 /// stack made in its interrupt, decoded while the program runs on.
 fn answer_threads(
@@ -788,6 +780,7 @@ pub(super) fn text(e: SessionError) -> String {
 /// `scope` while the run goes on.
 struct Hooks<'a, 'scope, 'env> {
     conn: &'a mut Conn,
+    breakpoints: &'a mut EditorBreakpoints,
     running: &'a WhileRunning,
     replies: &'scope Replies,
     decoder: StacksDecoder<'env>,
@@ -798,6 +791,11 @@ impl RunHooks for Hooks<'_, '_, '_> {
     type Error = SessionError;
 
     fn interrupted(&mut self, s: &mut Session) -> Result<AfterInterrupt, SessionError> {
+        // Every thread is stopped: breakpoints go in and out as between
+        // two runs, and the run goes on under them.
+        for req in self.running.take_edits() {
+            edit_and_answer(self.breakpoints, s, self.conn, &req);
+        }
         let asked = self.running.take_threads();
         if !asked.is_empty() {
             // Copied in this stop, decoded and answered once it runs on.
