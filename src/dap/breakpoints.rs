@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value as Json};
 
-use super::server::text;
+use super::errors::text;
 use crate::session::breakpoints::{HitCond, HitOp};
 use crate::session::Session;
 

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value as Json};
 
-use super::server::text;
+use super::errors::text;
 use crate::session::Session;
 
 /// An address as DAP passes it (`memoryReference`: `0x…`, or decimal).

@@ -5,6 +5,7 @@
 //!
 //! - `wire.rs`: the framing and the shapes of responses and events;
 //! - `running.rs`: what a request that comes while the program runs does;
+//! - `errors.rs`: an error as the one line a response carries;
 //! - `server.rs`: an attached session's requests, as engine calls.
 //!
 //! Before `attach` only `initialize` and `disconnect` are served; `attach`
@@ -15,6 +16,7 @@
 
 mod breakpoints;
 mod code;
+mod errors;
 mod running;
 mod server;
 pub mod wire;
@@ -26,6 +28,7 @@ use serde_json::{json, Value};
 
 use crate::inspect::{Inspector, OpenOptions, Warning};
 use crate::session::{Session, TextCommands};
+use errors::error_text;
 use server::{End, Server};
 use wire::{Conn, WireError};
 
@@ -194,18 +197,6 @@ fn start_session(conn: &mut Conn, req: &Value, s: &mut Session, mut warnings: Ve
         let _ = conn.event("output", body);
     }
     let _ = conn.event("initialized", json!({}));
-}
-
-/// An error as one line, its causes after colons.
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        msg.push_str(": ");
-        msg.push_str(&c.to_string());
-        cause = c.source();
-    }
-    msg
 }
 
 /// Attaches to `pid`, answers `req`, then serves the session: how it ended.

@@ -9,6 +9,7 @@ use serde_json::{json, Value as Json};
 
 use super::breakpoints::EditorBreakpoints;
 use super::code;
+use super::errors::text;
 use super::running::{is_breakpoint_edit, WhileRunning};
 use super::wire::{Conn, Replies};
 use crate::goruntime::Goroutine;
@@ -760,18 +761,6 @@ fn capabilities() -> Json {
 
 fn output(category: &str, text: &str) -> Json {
     json!({"category": category, "output": format!("{text}\n")})
-}
-
-/// An engine error as one line, its causes after colons.
-pub(super) fn text(e: SessionError) -> String {
-    let mut s = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 /// A DAP server's part in a run: no watchpoints; what the REPL prints as
