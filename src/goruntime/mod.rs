@@ -468,6 +468,7 @@ impl GoProgram {
             layout: &self.layout,
             version: self.version,
             bias,
+            args: true,
         })
     }
 

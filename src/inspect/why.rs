@@ -139,6 +139,7 @@ impl Inspector {
         let mut out: Vec<GoroutineBrief> = Vec::new();
         self.prog
             .decoder(c.bias)?
+            .without_args()
             .stream_views(
                 &c.capture,
                 CHUNK_GOROUTINES,

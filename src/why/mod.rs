@@ -127,6 +127,10 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
     };
     let names = describe::Names::new(snap, &waits);
     let releasers = release::may_release(snap, heap.as_ref().ok(), &waits, &stacks, &names);
+    // The stacks' values and the heap's tables are done with: given back
+    // before the graph and the answers are built.
+    drop(stacks);
+    let heap = heap.map(drop);
     let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
     let cycles = graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked);
     let goroutines = answers(gs, &waits, &names, &releasers, &never);
