@@ -217,24 +217,37 @@ fn answers(
 /// stand for its id, as the analysis has always kept one list per id.
 pub(crate) struct StackValues {
     values: Vec<u64>,
-    /// Each id's values: `values[start..end]`.
-    by_id: HashMap<u64, (usize, usize)>,
+    /// Each goroutine's id and where its values end, in snapshot order.
+    ends: Vec<(u64, usize)>,
+    /// The position of the last goroutine of each id.
+    last: HashMap<u64, usize>,
 }
 
 impl StackValues {
-    /// The values of goroutine `id`.
-    pub(crate) fn of(&self, id: u64) -> &[u64] {
-        self.by_id
-            .get(&id)
-            .and_then(|&(start, end)| self.values.get(start..end))
-            .unwrap_or(&[])
+    /// The values of the goroutine at position `i`.
+    fn at(&self, i: usize) -> &[u64] {
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends.get(before).map_or(0, |e| e.1),
+            None => 0,
+        };
+        let end = self.ends.get(i).map_or(start, |e| e.1);
+        self.values.get(start..end).unwrap_or(&[])
     }
 
-    /// Each id with its values, once.
+    /// The values of goroutine `id`.
+    pub(crate) fn of(&self, id: u64) -> &[u64] {
+        self.last.get(&id).map_or(&[], |&i| self.at(i))
+    }
+
+    /// Each id with its values, once, in snapshot order (goroutines made
+    /// one after another have their objects near each other: the heap
+    /// reads of one follow those of the last).
     pub(crate) fn each(&self) -> impl Iterator<Item = (u64, &[u64])> {
-        self.by_id
+        self.ends
             .iter()
-            .map(|(&id, &(start, end))| (id, self.values.get(start..end).unwrap_or(&[])))
+            .enumerate()
+            .filter(|(i, (id, _))| self.last.get(id) == Some(i))
+            .map(|(i, (id, _))| (*id, self.at(i)))
     }
 }
 
@@ -242,11 +255,12 @@ impl StackValues {
 fn stack_values(snap: &Snapshot<'_>, scan: &mut ScanSummary) -> StackValues {
     let mut out = StackValues {
         values: Vec::new(),
-        by_id: HashMap::with_capacity(snap.goroutines.len()),
+        ends: Vec::with_capacity(snap.goroutines.len()),
+        last: HashMap::with_capacity(snap.goroutines.len()),
     };
     let mut slots = Vec::new();
     let mut scratch = crate::goruntime::stackroots::Scratch::default();
-    for g in snap.goroutines {
+    for (i, g) in snap.goroutines.iter().enumerate() {
         slots.clear();
         let s = crate::goruntime::stackroots::stack_pointer_slots_of(
             snap.prog,
@@ -261,9 +275,9 @@ fn stack_values(snap: &Snapshot<'_>, scan: &mut ScanSummary) -> StackValues {
         if s.incomplete.is_some() {
             scan.incomplete += 1;
         }
-        let start = out.values.len();
         read_words(snap.mem, &slots, &mut out.values);
-        out.by_id.insert(g.id, (start, out.values.len()));
+        out.ends.push((g.id, out.values.len()));
+        out.last.insert(g.id, i);
     }
     out
 }
