@@ -45,14 +45,19 @@ fn run(inspector: &Inspector, of: &str, args: &WhyArgs) -> Result<u8> {
         tmp.commit()
             .with_context(|| format!("writing {}", dest.display()))?;
     }
-    let text = if args.json {
-        let mut s = serde_json::to_string_pretty(&outcome.report)?;
-        s.push('\n');
-        s
-    } else {
-        goat::report::why_text(&outcome.report, of)
+    // Written as formatted: the report of 100k goroutines is tens of
+    // megabytes of text, more as JSON.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = match args.json {
+        true => serde_json::to_writer_pretty(&mut out, &outcome.report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n")),
+        false => goat::report::write_why_text(&outcome.report, of, &mut out),
     };
-    super::print_report(&text)?;
+    written
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::Error::new(e).context("writing the report"))?;
+    drop(out);
     if args.stats {
         let paused = outcome
             .paused

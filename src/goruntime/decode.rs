@@ -32,6 +32,8 @@ pub struct Decoder<'a> {
     pub(super) layout: &'a RuntimeLayout,
     pub(super) version: GoVersion,
     pub(super) bias: u64,
+    /// Whether frames' arguments are formatted (see [`Self::without_args`]).
+    pub(super) args: bool,
 }
 
 /// The fields of one `runtime.g` goat uses.
@@ -123,6 +125,16 @@ impl Decoder<'_> {
             each,
             consume,
         )
+    }
+
+    /// This decoder, its frames' arguments left empty: for a reader of
+    /// stacks that never shows them (`goat why`), each frame's arguments
+    /// are memory reads and text it would throw away.
+    pub fn without_args(self) -> Self {
+        Decoder {
+            args: false,
+            ..self
+        }
     }
 
     /// [`Self::stream`] without owned goroutines: a chunk's result is made
@@ -431,9 +443,12 @@ impl Decoder<'_> {
             INNER_FRAMES,
             OUTER_FRAMES,
         );
-        cache
-            .frames
-            .format_args(|plan, fp, out| plan.format_into(mem, fp, out));
+        match self.args {
+            true => cache
+                .frames
+                .format_args(|plan, fp, out| plan.format_into(mem, fp, out)),
+            false => cache.frames.format_args(|_, _, _| {}),
+        }
         elided
     }
 

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod brief;
 mod capture_plan;
 mod collect;
 mod crash_threads;
@@ -41,6 +42,7 @@ pub use discover::Globals;
 pub use layout::{LayoutError, RuntimeLayout};
 pub use layout_check::Fit;
 
+pub use brief::{Briefs, GoroutineBrief, StackFacts};
 pub use decode::{Decoder, CHUNK_GOROUTINES};
 pub use decoded::GoroutineView;
 pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, FrameRef, Goroutine, MachineRef};
@@ -466,6 +468,7 @@ impl GoProgram {
             layout: &self.layout,
             version: self.version,
             bias,
+            args: true,
         })
     }
 

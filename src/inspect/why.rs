@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::corefile::CoreFile;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::waits::{FdInfo, ProcFds};
-use crate::goruntime::Dump;
+use crate::goruntime::{Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
 use crate::process::Target;
 use crate::report::pprof::{GoroutineProfile, LabelValue};
 use crate::why::{self, WhyReport};
@@ -19,8 +19,6 @@ use super::{InspectError, Inspector, OpenOptions, Source, Warning};
 /// What `why` found, and what it cost.
 pub struct WhyOutcome {
     pub report: WhyReport,
-    /// The goroutines as read (for a profile of them).
-    pub dump: Dump,
     /// How long a live process was stopped (`None` for a core).
     pub paused: Option<Duration>,
     /// The goroutine profile (profile.proto, gzip), when asked for: one
@@ -91,31 +89,76 @@ impl Inspector {
         fds: Option<&dyn FdInfo>,
         want_profile: bool,
     ) -> Result<WhyOutcome, InspectError> {
-        let (stacks, labels) = self.stacks_labelled(StacksMode::Stop, want_profile, &mut |_| {})?;
-        let dump = stacks.dump;
+        // A profile has a sample per stack: only then are whole goroutines
+        // kept. Else each is kept as the analysis reads it, decoded as
+        // `goat stacks` decodes, a chunk at a time on several threads.
+        let (goroutines, go_version, kept) = match want_profile {
+            true => {
+                let (stacks, labels) = self.stacks_labelled(StacksMode::Stop, true, &mut |_| {})?;
+                let briefs = Briefs::default();
+                let dump = stacks.dump;
+                let gs = dump
+                    .goroutines
+                    .iter()
+                    .map(|g| briefs.of_goroutine(g))
+                    .collect();
+                (gs, dump.go_version.clone(), Some((dump, labels)))
+            }
+            false => (self.briefs()?, self.prog.dump_info().go_version, None),
+        };
         let snap = why::Snapshot {
             prog: &self.prog,
             mem: core,
             bias,
-            dump: &dump,
+            go_version: &go_version,
+            goroutines: &goroutines,
             threads: core.threads(),
             fds,
             now_ns: core.monotonic_at_stop(),
         };
         let report = why::analyze(&snap);
-        let profile = match want_profile {
-            true => Some(
-                self.why_profile(&report, &dump, labels.as_ref(), bias)
+        let profile = match &kept {
+            Some((dump, labels)) => Some(
+                self.why_profile(&report, dump, labels.as_ref(), bias)
                     .map_err(InspectError::Output)?,
             ),
-            false => None,
+            None => None,
         };
         Ok(WhyOutcome {
             report,
-            dump,
             paused: None,
             profile,
         })
+    }
+
+    /// Every goroutine of this core as `why` keeps it, in the order
+    /// [`Self::stacks`] lists them, never holding them all decoded.
+    fn briefs(&self) -> Result<Vec<GoroutineBrief>, InspectError> {
+        let c = self.copy(StacksMode::Stop, false, &mut |_| {})?;
+        let shared = Briefs::default();
+        let mut out: Vec<GoroutineBrief> = Vec::new();
+        self.prog
+            .decoder(c.bias)?
+            .without_args()
+            .stream_views(
+                &c.capture,
+                CHUNK_GOROUTINES,
+                Vec::with_capacity,
+                |chunk: &mut Vec<GoroutineBrief>, g| chunk.push(shared.of_view(g)),
+                |chunk| chunk,
+                |chunk| {
+                    out.extend(chunk);
+                    Ok::<(), std::convert::Infallible>(())
+                },
+            )
+            .unwrap_or_else(|never| match never {});
+        // A Go process always has a goroutine: none is a wrong reading
+        // (most likely of another build), never an answer.
+        if out.is_empty() {
+            return Err(InspectError::NoGoroutines { of: c.of });
+        }
+        out.extend(self.crash_g0s(&c)?.iter().map(|g| shared.of_goroutine(g)));
+        Ok(out)
     }
 
     /// The goroutine profile of `dump`, each sample labelled with the

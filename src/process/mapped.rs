@@ -25,11 +25,11 @@ pub fn map_private_copy(file: &File) -> std::io::Result<memmap2::Mmap> {
 
 /// goat's file-backed resident bytes past which a [`BoundedMap`]'s pages
 /// are given back.
-const RESIDENT_BUDGET: u64 = 160 << 20;
+const RESIDENT_BUDGET: u64 = 64 << 20;
 /// Bytes that reads may have mapped between two looks at the resident
 /// set: each read counts its length plus the 64 KiB the kernel may map
 /// around a faulting page, so the budget is passed by at most this much.
-const LOOK_EVERY: u64 = 48 << 20;
+const LOOK_EVERY: u64 = 16 << 20;
 /// What the kernel may map around one faulting page (`fault_around_bytes`).
 const FAULT_AROUND: u64 = 64 << 10;
 

@@ -55,7 +55,7 @@ pub mod pprof;
 mod text;
 mod why;
 pub use heap::{heap_diff_text, heap_text, HeapTextOptions};
-pub use why::{why_goroutine_text, why_text};
+pub use why::{why_goroutine_text, why_text, write_why_text};
 
 use std::io::{self, Write};
 

@@ -1,18 +1,22 @@
 //! `goat why`'s text: a summary line, the findings, then each blocked
-//! goroutine with what it waits on and who may release it.
+//! goroutine with what it waits on and who may release it. Written as it
+//! is formatted: the entries of 100k goroutines are tens of megabytes.
 
-use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use crate::why::{GoroutineWhy, WhyReport};
 
 /// The whole report as text. `of`: "pid 1234" or "core FILE".
 pub fn why_text(r: &WhyReport, of: &str) -> String {
-    let mut out = String::new();
-    let blocked: Vec<&GoroutineWhy> = r
-        .goroutines
-        .iter()
-        .filter(|g| g.waits_on.kind != "none")
-        .collect();
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = write_why_text(r, of, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`why_text`], written to `out`.
+pub fn write_why_text(r: &WhyReport, of: &str, out: &mut dyn Write) -> io::Result<()> {
+    let blocked = || r.goroutines.iter().filter(|g| g.waits_on.kind != "none");
     let never = r.goroutines.iter().filter(|g| g.never_wakes).count();
     let never = match &r.never_wakes_unknown {
         Some(_) => "never-wakes not decided".to_string(),
@@ -23,76 +27,83 @@ pub fn why_text(r: &WhyReport, of: &str) -> String {
         (_, 1) => "1 deadlock".to_string(),
         (_, n) => format!("{n} deadlocks"),
     };
-    let _ = writeln!(
+    writeln!(
         out,
         "goat why: {of} ({}): {} goroutines, {} waiting, {never}, {cycles}",
         r.go_version,
         r.goroutines.len(),
-        blocked.len(),
-    );
+        blocked().count(),
+    )?;
     if let Some(why) = &r.never_wakes_unknown {
-        let _ = writeln!(out, "never-wakes not decided: {why}");
+        writeln!(out, "never-wakes not decided: {why}")?;
     }
     if r.stack_scan.conservative_frames > 0 || r.stack_scan.incomplete > 0 {
-        let _ = writeln!(
+        writeln!(
             out,
             "note: {} stack frames scanned word by word ({} stacks incomplete): this errs toward \"may wake\"",
             r.stack_scan.conservative_frames, r.stack_scan.incomplete
-        );
+        )?;
     }
-    out.push('\n');
+    out.write_all(b"\n")?;
     if r.findings.is_empty() {
-        out.push_str("No goroutine is stuck on another.\n");
+        out.write_all(b"No goroutine is stuck on another.\n")?;
     } else {
-        out.push_str("Findings:\n");
+        out.write_all(b"Findings:\n")?;
         for (i, f) in r.findings.iter().enumerate() {
-            let _ = writeln!(out, "{:>3}. {}", i + 1, f.text);
+            writeln!(out, "{:>3}. {}", i + 1, f.text)?;
         }
     }
-    if !blocked.is_empty() {
-        out.push_str("\nWaiting goroutines:\n");
-        for g in blocked {
-            goroutine(&mut out, g);
+    let mut first = true;
+    for g in blocked() {
+        if first {
+            out.write_all(b"\nWaiting goroutines:\n")?;
+            first = false;
         }
+        goroutine(out, g)?;
     }
-    out
+    Ok(())
 }
 
 /// One goroutine's entry, as the report lists it.
 pub fn why_goroutine_text(g: &GoroutineWhy) -> String {
-    let mut out = String::new();
-    goroutine(&mut out, g);
-    out
+    let mut out = Vec::new();
+    let _ = goroutine(&mut out, g);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
-fn goroutine(out: &mut String, g: &GoroutineWhy) {
-    let minutes = g
-        .wait_minutes
-        .filter(|m| *m > 0)
-        .map(|m| format!(", {m} minutes"))
-        .unwrap_or_default();
-    let never = if g.never_wakes { ", never wakes" } else { "" };
-    let _ = writeln!(out, "goroutine {} [{}{minutes}{never}]", g.id, g.status);
+fn goroutine(out: &mut dyn Write, g: &GoroutineWhy) -> io::Result<()> {
+    write!(out, "goroutine {} [{}", g.id, g.status)?;
+    if let Some(m) = g.wait_minutes.filter(|m| *m > 0) {
+        write!(out, ", {m} minutes")?;
+    }
+    if g.never_wakes {
+        out.write_all(b", never wakes")?;
+    }
+    out.write_all(b"]\n")?;
     if let Some(at) = &g.location {
-        let _ = writeln!(out, "    at {at}");
+        writeln!(out, "    at {at}")?;
     }
     let w = &g.waits_on;
-    let mut on = w.kind.to_string();
+    write!(out, "    waits on {}", w.kind)?;
     if let Some(a) = &w.addr {
-        let _ = write!(on, " {a}");
+        write!(out, " {a}")?;
     }
     if let Some(n) = &w.name {
-        let _ = write!(on, " {n}");
+        write!(out, " {n}")?;
     }
     if let Some(d) = &w.detail {
-        let _ = write!(on, ": {d}");
+        write!(out, ": {d}")?;
     }
-    let _ = writeln!(out, "    waits on {on}");
-    if !g.may_release.is_empty() {
-        let ids: Vec<String> = g.may_release.iter().map(u64::to_string).collect();
-        let _ = writeln!(out, "    may be released by {}", ids.join(", "));
+    out.write_all(b"\n")?;
+    if let Some((first, rest)) = g.may_release.split_first() {
+        write!(out, "    may be released by {first}")?;
+        for id in rest {
+            write!(out, ", {id}")?;
+        }
+        out.write_all(b"\n")?;
     }
     if let Some(c) = &g.created_by {
-        let _ = writeln!(out, "    created by {c}");
+        writeln!(out, "    created by {c}")?;
     }
+    Ok(())
 }

@@ -32,7 +32,7 @@ pub fn findings(
             .filter(|g| g.never_wakes && !explained.contains(&g.id))
         {
             let what = never_what(waits.by_goroutine.get(&g.id));
-            let site = g.created_by.clone().unwrap_or_else(|| "?".into());
+            let site = g.created_by.as_deref().unwrap_or("?").to_string();
             by_site.entry((what, site)).or_default().push(g.id);
         }
         for ((what, site), ids) in by_site {
@@ -232,7 +232,7 @@ fn releasers_text(
 
 /// A releaser's own state: "IO wait: reading fd 5 a → b, 5 minutes".
 fn state(g: &GoroutineWhy) -> String {
-    let mut s = g.status.clone();
+    let mut s = g.status.to_string();
     if let Some(d) = &g.waits_on.detail {
         if g.waits_on.kind != "none" {
             s.push_str(": ");

@@ -16,12 +16,13 @@ pub mod leak;
 pub mod reach;
 mod release;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::goruntime::waits::{self, FdInfo, Waits, WaitsOn};
-use crate::goruntime::{Dump, GoProgram, Goroutine};
+use crate::goruntime::{GoProgram, GoroutineBrief};
 use crate::heapwalk::{self, Heap};
 use crate::process::Memory;
 
@@ -32,7 +33,10 @@ pub struct Snapshot<'a> {
     pub prog: &'a GoProgram,
     pub mem: &'a dyn Memory,
     pub bias: u64,
-    pub dump: &'a Dump,
+    /// The target's Go release, as the report names it.
+    pub go_version: &'a str,
+    /// Every goroutine, as `goat why` keeps them (see [`GoroutineBrief`]).
+    pub goroutines: &'a [GoroutineBrief],
     /// Every thread's registers (a syscall's number), when known.
     pub threads: &'a [crate::process::Thread],
     /// A live process's descriptors (sockets' addresses); `None` on a core.
@@ -79,26 +83,28 @@ pub struct Finding {
     pub goroutines: Vec<u64>,
 }
 
-/// One goroutine's answer.
+/// One goroutine's answer. What many goroutines have in common (their
+/// status, what they wait on, who may release them, where they stand and
+/// were created) is shared between them, not copied.
 #[derive(Debug, Clone, Serialize)]
 pub struct GoroutineWhy {
     pub id: u64,
     /// As the traceback's header shows it: a wait reason or a status.
-    pub status: String,
-    pub wait_reason: Option<String>,
+    pub status: Arc<str>,
+    pub wait_reason: Option<Arc<str>>,
     pub wait_minutes: Option<i64>,
-    pub waits_on: WaitDesc,
+    pub waits_on: Arc<WaitDesc>,
     /// Goroutines that could release it: for a channel, those that can
     /// reach it and are not queued on it; for a lock, those that may hold
     /// it (Go records no owner).
-    pub may_release: Vec<u64>,
+    pub may_release: Arc<[u64]>,
     /// How many may release it: `may_release` lists at most 100 of them.
     pub may_release_total: usize,
     pub never_wakes: bool,
     /// The innermost frame outside the Go distribution: "func file:line".
-    pub location: Option<String>,
+    pub location: Option<Arc<str>>,
     /// "func file:line" of the `go` statement that created it.
-    pub created_by: Option<String>,
+    pub created_by: Option<Arc<str>>,
 }
 
 /// Releasers listed per goroutine, at most: 20,000 goroutines that may
@@ -107,8 +113,8 @@ const MAX_LISTED: usize = 100;
 
 /// Runs the whole analysis on `snap`.
 pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
-    let gs = &snap.dump.goroutines;
-    let waits = waits::read_waits(snap.prog, snap.mem, snap.bias, gs, snap.threads, snap.fds);
+    let gs = snap.goroutines;
+    let waits = waits::read_waits_of(snap.prog, snap.mem, snap.bias, gs, snap.threads, snap.fds);
     let heap = Heap::load(snap.prog, snap.mem, snap.bias);
     let mut scan = ScanSummary::default();
     let stacks = stack_values(snap, &mut scan);
@@ -121,30 +127,13 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
     };
     let names = describe::Names::new(snap, &waits);
     let releasers = release::may_release(snap, heap.as_ref().ok(), &waits, &stacks, &names);
+    // The stacks' values and the heap's tables are done with: given back
+    // before the graph and the answers are built.
+    drop(stacks);
+    let heap = heap.map(drop);
     let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
     let cycles = graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked);
-    let goroutines: Vec<GoroutineWhy> = gs
-        .iter()
-        .map(|g| {
-            let w = waits.by_goroutine.get(&g.id);
-            let (may_release, may_release_total) = releasers.of(g.id, MAX_LISTED);
-            GoroutineWhy {
-                id: g.id,
-                status: g.status.clone(),
-                wait_reason: g.wait_reason.clone(),
-                wait_minutes: g.wait_minutes,
-                waits_on: names.describe(w),
-                may_release,
-                may_release_total,
-                never_wakes: never.contains(&g.id),
-                location: user_location(g),
-                created_by: g
-                    .created_by
-                    .as_ref()
-                    .map(|c| format!("{} {}:{}", c.function, c.file, c.line)),
-            }
-        })
-        .collect();
+    let goroutines = answers(gs, &waits, &names, &releasers, &never);
     let bin = snap.prog.binary();
     let releasers_partial = match &heap {
         Err(e) => Some(format!("the heap could not be read: {e}")),
@@ -166,7 +155,7 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
         releasers_partial.is_some(),
     );
     WhyReport {
-        go_version: snap.dump.go_version.clone(),
+        go_version: snap.go_version.to_string(),
         findings,
         cycles,
         goroutines,
@@ -176,14 +165,104 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
     }
 }
 
-/// Each goroutine's live stack pointer values, by id.
-fn stack_values(snap: &Snapshot<'_>, scan: &mut ScanSummary) -> BTreeMap<u64, Vec<u64>> {
-    let mut out = BTreeMap::new();
+/// Releasers as [`GoroutineWhy`] lists them, and how many there are.
+type Listed = (Arc<[u64]>, usize);
+
+/// Each goroutine's answer. Goroutines that wait on the same thing share
+/// its description, and those that wait on the same objects their list of
+/// releasers: 80,000 goroutines on one channel hold one list, not 80,000.
+fn answers(
+    gs: &[GoroutineBrief],
+    waits: &Waits,
+    names: &describe::Names<'_>,
+    releasers: &release::Releasers,
+    never: &BTreeSet<u64>,
+) -> Vec<GoroutineWhy> {
+    let mut descs: HashMap<Option<&WaitsOn>, Arc<WaitDesc>> = HashMap::new();
+    let mut lists: HashMap<Option<&[u64]>, Listed> = HashMap::new();
+    gs.iter()
+        .map(|g| {
+            let w = waits.by_goroutine.get(&g.id);
+            let waits_on = descs
+                .entry(w)
+                .or_insert_with(|| Arc::new(names.describe(w)))
+                .clone();
+            let objects = releasers.objects_of.get(&g.id).map(Vec::as_slice);
+            let (may_release, may_release_total) = lists
+                .entry(objects)
+                .or_insert_with(|| {
+                    let (ids, total) = releasers.of(g.id, MAX_LISTED);
+                    (ids.into(), total)
+                })
+                .clone();
+            GoroutineWhy {
+                id: g.id,
+                status: g.status.clone(),
+                wait_reason: g.wait_reason.clone(),
+                wait_minutes: g.wait_minutes,
+                waits_on,
+                may_release,
+                may_release_total,
+                never_wakes: never.contains(&g.id),
+                location: g.stack.own_code.clone(),
+                created_by: g.created_by.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Each goroutine's live stack pointer values, by id, in one buffer. A
+/// goroutine id is the runtime's, and so is unique but for a crash core's
+/// `goroutine 0 [idle]` system stacks: of those, the last one's values
+/// stand for its id, as the analysis has always kept one list per id.
+pub(crate) struct StackValues {
+    values: Vec<u64>,
+    /// Each goroutine's id and where its values end, in snapshot order.
+    ends: Vec<(u64, usize)>,
+    /// The position of the last goroutine of each id.
+    last: HashMap<u64, usize>,
+}
+
+impl StackValues {
+    /// The values of the goroutine at position `i`.
+    fn at(&self, i: usize) -> &[u64] {
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends.get(before).map_or(0, |e| e.1),
+            None => 0,
+        };
+        let end = self.ends.get(i).map_or(start, |e| e.1);
+        self.values.get(start..end).unwrap_or(&[])
+    }
+
+    /// The values of goroutine `id`.
+    pub(crate) fn of(&self, id: u64) -> &[u64] {
+        self.last.get(&id).map_or(&[], |&i| self.at(i))
+    }
+
+    /// Each id with its values, once, in snapshot order (goroutines made
+    /// one after another have their objects near each other: the heap
+    /// reads of one follow those of the last).
+    pub(crate) fn each(&self) -> impl Iterator<Item = (u64, &[u64])> {
+        self.ends
+            .iter()
+            .enumerate()
+            .filter(|(i, (id, _))| self.last.get(id) == Some(i))
+            .map(|(i, (id, _))| (*id, self.at(i)))
+    }
+}
+
+/// Each goroutine's live stack pointer values.
+fn stack_values(snap: &Snapshot<'_>, scan: &mut ScanSummary) -> StackValues {
+    let mut out = StackValues {
+        values: Vec::new(),
+        ends: Vec::with_capacity(snap.goroutines.len()),
+        last: HashMap::with_capacity(snap.goroutines.len()),
+    };
     let mut slots = Vec::new();
     let mut scratch = crate::goruntime::stackroots::Scratch::default();
-    for g in &snap.dump.goroutines {
+    for (i, g) in snap.goroutines.iter().enumerate() {
         slots.clear();
-        let s = crate::goruntime::stackroots::stack_pointer_slots(
+        let s = crate::goruntime::stackroots::stack_pointer_slots_of(
             snap.prog,
             snap.mem,
             snap.bias,
@@ -196,21 +275,21 @@ fn stack_values(snap: &Snapshot<'_>, scan: &mut ScanSummary) -> BTreeMap<u64, Ve
         if s.incomplete.is_some() {
             scan.incomplete += 1;
         }
-        out.insert(g.id, read_words(snap.mem, &slots));
+        read_words(snap.mem, &slots, &mut out.values);
+        out.ends.push((g.id, out.values.len()));
+        out.last.insert(g.id, i);
     }
     out
 }
 
-/// The words at `slots` (those that read), as pointer values.
-fn read_words(mem: &dyn Memory, slots: &[u64]) -> Vec<u64> {
+/// The words at `slots` (those that read), as pointer values, appended
+/// to `out`.
+fn read_words(mem: &dyn Memory, slots: &[u64], out: &mut Vec<u64>) {
     let mut word = [0u8; 8];
-    slots
-        .iter()
-        .filter_map(|s| {
-            mem.read(*s, &mut word).ok()?;
-            Some(u64::from_le_bytes(word)).filter(|v| *v != 0)
-        })
-        .collect()
+    out.extend(slots.iter().filter_map(|s| {
+        mem.read(*s, &mut word).ok()?;
+        Some(u64::from_le_bytes(word)).filter(|v| *v != 0)
+    }));
 }
 
 /// The never-wakes set, or why it is unknown.
@@ -218,7 +297,7 @@ fn never_wakes(
     snap: &Snapshot<'_>,
     heap: &Heap,
     waits: &Waits,
-    stacks: &BTreeMap<u64, Vec<u64>>,
+    stacks: &StackValues,
 ) -> (BTreeSet<u64>, Option<String>) {
     let roots = match heapwalk::global_roots(snap.prog, snap.mem, snap.bias, heap) {
         Ok(r) => r,
@@ -240,7 +319,7 @@ fn never_wakes(
             )),
         );
     }
-    if roots.finalizer_queue_unknown && !finalizer_queue_empty(&snap.dump.goroutines) {
+    if roots.finalizer_queue_unknown && !finalizer_queue_empty(snap.goroutines) {
         return (
             BTreeSet::new(),
             Some(
@@ -253,15 +332,13 @@ fn never_wakes(
     let values: Vec<u64> = roots.values().filter(|v| *v != 0).collect();
     let skip: HashSet<u64> = waits.untraceable_slots.iter().copied().collect();
     let none = WaitsOn::NotBlocked;
-    let empty: Vec<u64> = Vec::new();
     let candidates: Vec<leak::Candidate<'_>> = snap
-        .dump
         .goroutines
         .iter()
         .map(|g| leak::Candidate {
             id: g.id,
             waits_on: waits.by_goroutine.get(&g.id).unwrap_or(&none),
-            stack_values: stacks.get(&g.id).unwrap_or(&empty),
+            stack_values: stacks.of(g.id),
         })
         .collect();
     let never = leak::never_wakes(heap, snap.mem, &values, &skip, &candidates);
@@ -272,17 +349,8 @@ fn never_wakes(
 /// the finalizer goroutine parks in "finalizer wait" only once the queue is
 /// empty, and is started by the first `SetFinalizer`, before which nothing
 /// was ever queued.
-fn finalizer_queue_empty(gs: &[Goroutine]) -> bool {
-    let runs_finalizers =
-        |g: &&Goroutine| g.frames.iter().any(|f| &*f.function == "runtime.runfinq");
+fn finalizer_queue_empty(gs: &[GoroutineBrief]) -> bool {
     gs.iter()
-        .filter(runs_finalizers)
+        .filter(|g| g.stack.runs_finalizers)
         .all(|g| g.wait_reason.as_deref() == Some("finalizer wait"))
-}
-
-/// The innermost frame outside the Go distribution (the user's code), or
-/// the innermost frame: "function file:line".
-fn user_location(g: &Goroutine) -> Option<String> {
-    let f = g.own_code_frame()?;
-    Some(format!("{} {}:{}", f.function, f.file, f.line))
 }

@@ -85,7 +85,7 @@ pub fn may_release(
     snap: &Snapshot<'_>,
     heap: Option<&Heap>,
     waits: &Waits,
-    stacks: &BTreeMap<u64, Vec<u64>>,
+    stacks: &super::StackValues,
     names: &Names<'_>,
 ) -> Releasers {
     // Who is queued on each object.
@@ -105,9 +105,9 @@ pub fn may_release(
     if let Some(heap) = heap {
         let targets = Targets::new(heap, queued.keys().copied());
         let mut scratch = reach::Scratch::default();
-        for (id, values) in stacks {
+        for (id, values) in stacks.each() {
             for &o in reach::reached(heap, snap.mem, &targets, values, &mut scratch) {
-                reachers.entry(o).or_default().insert(*id);
+                reachers.entry(o).or_default().insert(id);
             }
         }
     }
@@ -123,10 +123,10 @@ pub fn may_release(
         // 100k goroutines stand at a few thousand distinct pcs: each pc's
         // answer is worked out once.
         let mut named_at: HashMap<u64, Vec<u64>> = HashMap::new();
-        for g in &snap.dump.goroutines {
-            for f in g.frames.iter().filter(|f| !f.inlined) {
+        for g in snap.goroutines {
+            for f in g.stack.call_pcs.iter() {
                 // A caller's pc is its return address: look inside the call.
-                let Some(pc) = f.pc.checked_sub(bias).and_then(|p| p.checked_sub(1)) else {
+                let Some(pc) = f.checked_sub(bias).and_then(|p| p.checked_sub(1)) else {
                     continue;
                 };
                 let named = named_at.entry(pc).or_insert_with(|| {

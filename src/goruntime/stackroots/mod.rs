@@ -42,7 +42,7 @@ use crate::process::{Memory, MemoryExt};
 use super::stack_window::StackWindow;
 use super::unwind::{unwind, PhysFrame, StartRegs, UnwindCache};
 use super::version::{G_RUNNING, G_SYSCALL};
-use super::{GoProgram, Goroutine};
+use super::{GoProgram, Goroutine, GoroutineBrief};
 use state::{ScanState, StackObject};
 
 pub use maps::MapError;
@@ -93,6 +93,18 @@ pub fn stack_pointer_slots(
     out: &mut Vec<u64>,
     scratch: &mut Scratch,
 ) -> StackScan {
+    stack_pointer_slots_of(prog, mem, bias, &GoroutineBrief::of(g), out, scratch)
+}
+
+/// [`stack_pointer_slots`] of a goroutine as `goat why` keeps it.
+pub fn stack_pointer_slots_of(
+    prog: &GoProgram,
+    mem: &dyn Memory,
+    bias: u64,
+    g: &GoroutineBrief,
+    out: &mut Vec<u64>,
+    scratch: &mut Scratch,
+) -> StackScan {
     let mut scan = StackScan::default();
     let layout = prog.layout();
     let field = |off: u64| g.gp.checked_add(off).and_then(|a| mem.read_u64(a).ok());
@@ -109,7 +121,7 @@ pub fn stack_pointer_slots(
         let _ = records::scan(layout, g.gp, &mut st);
         return scan;
     };
-    let start = g.frames.first().map(|f| (f.pc, f.sp));
+    let start = g.top;
     let window_from = start
         .map(|(_, sp)| sp)
         .filter(|&sp| sp >= lo && sp < hi)

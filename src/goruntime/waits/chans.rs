@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use super::{ChanOp, ChanState, Ctx, Waits, WaitsOn, MAX_LIST};
-use crate::goruntime::Goroutine;
+use crate::goruntime::GoroutineBrief;
 use crate::process::MemoryExt;
 
 /// Wait queues already walked: see [`super::Ctx::queues`].
@@ -94,7 +94,7 @@ fn waiter_ids(ctx: &Ctx<'_>, sudogs: &[u64]) -> Vec<u64> {
 }
 
 /// The state of every channel some goroutine waits on.
-pub fn collect(ctx: &Ctx<'_>, goroutines: &[Goroutine], waits: &mut Waits) {
+pub fn collect(ctx: &Ctx<'_>, goroutines: &[GoroutineBrief], waits: &mut Waits) {
     let mut addrs = BTreeSet::new();
     for g in goroutines {
         match waits.by_goroutine.get(&g.id) {

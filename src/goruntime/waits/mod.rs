@@ -28,12 +28,13 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use super::version::{G_LEAKED, G_SYSCALL, G_WAITING};
-use super::{GoProgram, Goroutine, LayoutOrigin, RuntimeLayout};
+use super::{GoProgram, Goroutine, GoroutineBrief, LayoutOrigin, RuntimeLayout};
 use crate::process::{Memory, MemoryExt, Thread};
 
 pub use crate::process::procfs::{FdInfo, ProcFds, SocketAddrs};
 pub use layout::WaitsLayout;
 pub use names::name_of;
+pub use sync::kind_from_frames as sync_kind_from_frames;
 
 /// Why waits cannot be read at all.
 #[derive(Debug, Error)]
@@ -62,13 +63,13 @@ pub struct Waits {
     pub untraceable_slots: Vec<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ChanOp {
     Send,
     Recv,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SyncKind {
     Mutex,
     RWMutexRead,
@@ -79,14 +80,14 @@ pub enum SyncKind {
     Semaphore,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IoMode {
     Read,
     Write,
 }
 
 /// What one goroutine waits on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WaitsOn {
     /// Running, runnable, or otherwise not parked.
     NotBlocked,
@@ -207,6 +208,19 @@ pub fn read_waits(
     threads: &[Thread],
     fds: Option<&dyn FdInfo>,
 ) -> Waits {
+    let briefs: Vec<GoroutineBrief> = goroutines.iter().map(GoroutineBrief::of).collect();
+    read_waits_of(prog, mem, bias, &briefs, threads, fds)
+}
+
+/// [`read_waits`] of goroutines as `goat why` keeps them.
+pub fn read_waits_of(
+    prog: &GoProgram,
+    mem: &dyn Memory,
+    bias: u64,
+    goroutines: &[GoroutineBrief],
+    threads: &[Thread],
+    fds: Option<&dyn FdInfo>,
+) -> Waits {
     let layout = layout_for(prog);
     let ctx = layout.as_ref().ok().map(|w| Ctx {
         mem,
@@ -256,7 +270,7 @@ fn name_holders(prog: &GoProgram, mem: &dyn Memory, bias: u64, waits: &mut Waits
     }
 }
 
-fn is_blocked(g: &Goroutine) -> bool {
+fn is_blocked(g: &GoroutineBrief) -> bool {
     matches!(g.status_code, G_WAITING | G_LEAKED | G_SYSCALL)
 }
 
@@ -299,7 +313,12 @@ impl Ctx<'_> {
         self.mem.read_u64(gp.checked_add(self.rt.g.goid)?).ok()
     }
 
-    fn waits_on(&self, g: &Goroutine, threads: &[Thread], fds: Option<&dyn FdInfo>) -> WaitsOn {
+    fn waits_on(
+        &self,
+        g: &GoroutineBrief,
+        threads: &[Thread],
+        fds: Option<&dyn FdInfo>,
+    ) -> WaitsOn {
         match g.status_code {
             G_SYSCALL => return syscalls::waits_on(g, threads),
             G_WAITING | G_LEAKED => {}
@@ -373,7 +392,7 @@ impl Ctx<'_> {
 /// too.
 fn untraceable_slots(
     ctx: &Ctx<'_>,
-    goroutines: &[Goroutine],
+    goroutines: &[GoroutineBrief],
     by_goroutine: &BTreeMap<u64, WaitsOn>,
 ) -> Vec<u64> {
     let mut out = Vec::new();

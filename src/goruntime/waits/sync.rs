@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use super::{stack, Ctx, SyncKind, SyncState, Waits, WaitsOn};
-use crate::goruntime::{GoProgram, Goroutine};
+use crate::goruntime::{GoProgram, GoroutineBrief};
 use crate::process::MemoryExt;
 
 /// `rwmutexMaxReaders` (`sync/rwmutex.go`): a writer subtracts it from
@@ -19,24 +19,25 @@ const RW_MAX_READERS: i64 = 1 << 30;
 
 /// The sync kind of a wait: the wait reason's (1.20+ name most), else,
 /// for `semacquire`, the innermost sync method on the stack.
-pub fn kind_of(reason: &str, g: &Goroutine) -> Option<SyncKind> {
+pub fn kind_of(reason: &str, g: &GoroutineBrief) -> Option<SyncKind> {
     Some(match reason {
         "sync.Mutex.Lock" => SyncKind::Mutex,
         "sync.RWMutex.RLock" => SyncKind::RWMutexRead,
         "sync.RWMutex.Lock" => SyncKind::RWMutexWrite,
         "sync.WaitGroup.Wait" | "sync.WaitGroup.Wait (durable)" => SyncKind::WaitGroup,
         "sync.Cond.Wait" => SyncKind::Cond,
-        "semacquire" => kind_from_frames(g).unwrap_or(SyncKind::Semaphore),
+        "semacquire" => g.stack.sync_kind.unwrap_or(SyncKind::Semaphore),
         _ => return None,
     })
 }
 
-fn kind_from_frames(g: &Goroutine) -> Option<SyncKind> {
-    g.frames.iter().find_map(|f| {
-        let name = f
-            .function
+/// The innermost sync method among `functions` (a stack's, innermost
+/// first).
+pub fn kind_from_frames<'a>(mut functions: impl Iterator<Item = &'a str>) -> Option<SyncKind> {
+    functions.find_map(|function| {
+        let name = function
             .strip_prefix("sync.")
-            .or_else(|| f.function.strip_prefix("internal/sync."))?;
+            .or_else(|| function.strip_prefix("internal/sync."))?;
         Some(match name {
             "(*RWMutex).RLock" => SyncKind::RWMutexRead,
             "(*RWMutex).Lock" => SyncKind::RWMutexWrite,
@@ -155,7 +156,7 @@ pub fn collect(
     ctx: &Ctx<'_>,
     prog: &GoProgram,
     bias: u64,
-    goroutines: &[Goroutine],
+    goroutines: &[GoroutineBrief],
     waits: &mut Waits,
 ) {
     for g in goroutines {

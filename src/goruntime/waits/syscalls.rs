@@ -3,7 +3,7 @@
 //! argument still in `rdi` for the calls that take a descriptor there.
 
 use super::WaitsOn;
-use crate::goruntime::Goroutine;
+use crate::goruntime::GoroutineBrief;
 use crate::process::Thread;
 
 /// x86-64 numbers of the calls a Go program blocks in, and whether the
@@ -43,7 +43,7 @@ const NAMES: &[(u64, &str, bool)] = &[
     (441, "epoll_pwait2", true),
 ];
 
-pub fn waits_on(g: &Goroutine, threads: &[Thread]) -> WaitsOn {
+pub fn waits_on(g: &GoroutineBrief, threads: &[Thread]) -> WaitsOn {
     let thread =
         g.m.and_then(|m| threads.iter().find(|t| i64::from(t.go_tid()) == m.tid));
     let Some(t) = thread else {

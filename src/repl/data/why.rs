@@ -7,7 +7,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-use crate::goruntime::{Dump, Goroutine};
+use crate::goruntime::{Briefs, GoroutineBrief};
 use crate::session::Session;
 use crate::why::{self, Snapshot, WhyReport};
 
@@ -22,20 +22,17 @@ pub fn why(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
         _ => return Err(anyhow!("usage: why [GOROUTINE]")),
     };
     s.decode_all()?;
-    let goroutines: Vec<Goroutine> = (0..s.goroutine_count())
-        .map(|i| s.goroutine_at(i).clone())
+    let briefs = Briefs::default();
+    let goroutines: Vec<GoroutineBrief> = (0..s.goroutine_count())
+        .map(|i| briefs.of_goroutine(s.goroutine_at(i)))
         .collect();
-    let dump = Dump {
-        go_version: s.go_version().to_string(),
-        header_shows_gp: false,
-        goroutines,
-    };
     let t = s.target()?;
     let report = why::analyze(&Snapshot {
         prog: s.prog,
         mem: t,
         bias: s.bias,
-        dump: &dump,
+        go_version: s.go_version(),
+        goroutines: &goroutines,
         threads: t.threads(),
         fds: None,
         now_ns: s.now(),
