@@ -47,13 +47,16 @@ impl Objects {
     }
 }
 
-/// Successor lists over nodes: `targets[offsets[n]..offsets[n+1]]`.
-pub(super) struct Graph {
-    pub offsets: Vec<usize>,
+/// Successor lists over nodes: `targets[offsets[n]..offsets[n+1]]`. The
+/// offsets are u32s while the edges are few enough (`build` gives a
+/// [`Built`]): a word per node of a heap of millions is 64 MB less for
+/// 16M objects.
+pub(super) struct Graph<O = usize> {
+    pub offsets: Vec<O>,
     pub targets: Vec<u32>,
 }
 
-impl Graph {
+impl<O: Offset> Graph<O> {
     pub fn nodes(&self) -> usize {
         self.offsets.len().saturating_sub(1)
     }
@@ -61,8 +64,82 @@ impl Graph {
     pub fn successors(&self, n: u32) -> &[u32] {
         let n = n as usize;
         match (self.offsets.get(n), self.offsets.get(n + 1)) {
-            (Some(&a), Some(&b)) => self.targets.get(a..b).unwrap_or(&[]),
+            (Some(&a), Some(&b)) => self.targets.get(a.at()..b.at()).unwrap_or(&[]),
             _ => &[],
+        }
+    }
+}
+
+/// The graph `build` made: its offsets in u32s when its edges allow.
+pub(super) enum Built {
+    Small(Graph<u32>),
+    Large(Graph<usize>),
+}
+
+/// An offset into a list of edges: a u32 where the edges are few enough.
+pub(super) trait Offset: Copy {
+    fn zero() -> Self;
+    fn at(self) -> usize;
+    /// `self + 1` and `self - 1`; the caller never leaves the edges' range.
+    fn up(self) -> Self;
+    fn down(self) -> Self;
+    fn add(self, other: Self) -> Self;
+}
+
+impl Offset for u32 {
+    fn zero() -> u32 {
+        0
+    }
+    fn at(self) -> usize {
+        self as usize
+    }
+    fn up(self) -> u32 {
+        self.saturating_add(1)
+    }
+    fn down(self) -> u32 {
+        self.saturating_sub(1)
+    }
+    fn add(self, other: u32) -> u32 {
+        self.saturating_add(other)
+    }
+}
+
+impl Offset for usize {
+    fn zero() -> usize {
+        0
+    }
+    fn at(self) -> usize {
+        self
+    }
+    fn up(self) -> usize {
+        self.saturating_add(1)
+    }
+    fn down(self) -> usize {
+        self.saturating_sub(1)
+    }
+    fn add(self, other: usize) -> usize {
+        self.saturating_add(other)
+    }
+}
+
+/// Offsets pushed as u32s until one does not fit, then as words.
+enum Offsets {
+    Small(Vec<u32>),
+    Large(Vec<usize>),
+}
+
+impl Offsets {
+    fn push(&mut self, at: usize) {
+        match self {
+            Offsets::Small(v) => match u32::try_from(at) {
+                Ok(at32) => v.push(at32),
+                Err(_) => {
+                    let mut large: Vec<usize> = v.iter().map(|&o| o as usize).collect();
+                    large.push(at);
+                    *self = Offsets::Large(large);
+                }
+            },
+            Offsets::Large(v) => v.push(at),
         }
     }
 }
@@ -84,10 +161,12 @@ pub(super) fn build(
     objects: &Objects,
     roots: &[Vec<u32>],
     progress: &mut dyn FnMut(u64, u64),
-) -> (Graph, EdgeStats) {
+) -> (Built, EdgeStats) {
     let first_object = 1 + roots.len() as u64;
     let node = |i: u32| u32::try_from(first_object + u64::from(i)).ok();
-    let mut offsets = Vec::with_capacity(first_object as usize + objects.len() + 1);
+    let mut offsets = Offsets::Small(Vec::with_capacity(
+        first_object as usize + objects.len() + 1,
+    ));
     let mut targets = Vec::new();
     let mut stats = EdgeStats::default();
     offsets.push(0);
@@ -128,7 +207,11 @@ pub(super) fn build(
             progress(i, bytes);
         }
     });
-    (Graph { offsets, targets }, stats)
+    let built = match offsets {
+        Offsets::Small(offsets) => Built::Small(Graph { offsets, targets }),
+        Offsets::Large(offsets) => Built::Large(Graph { offsets, targets }),
+    };
+    (built, stats)
 }
 
 fn sort_dedup(v: &mut Vec<u32>, from: usize) {

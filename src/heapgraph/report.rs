@@ -184,11 +184,11 @@ impl HeapGraph {
             .enumerate()
             .filter_map(|(k, (name, kind))| {
                 let node = k + 1;
-                let objects = u64::from(*self.retained_objects.get(node)?);
+                let objects = u64::from(self.retained.objects(node));
                 (objects > 0).then(|| RootRow {
                     root: name.clone(),
                     kind: *kind,
-                    retained_bytes: self.retained_bytes[node],
+                    retained_bytes: self.retained.bytes(node),
                     retained_objects: objects,
                 })
             })
