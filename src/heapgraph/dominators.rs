@@ -121,16 +121,34 @@ fn settle<O: Offset>(preds: &Preds<O>, mut idom: Vec<u32>) -> Vec<u32> {
     idom
 }
 
-/// Predecessor lists by place: `targets[offsets[n]..offsets[n+1]]`.
+/// Predecessor lists of the places that have two or more: the k-th such
+/// place's is `targets[offsets[k]..offsets[k+1]]`, k counted by a bit per
+/// place (`listed`) and the count of set bits before each word (`rank`).
+/// Most objects of a heap have one predecessor: offsets for those alone
+/// would be a u32 per node for nothing.
 struct Preds<O> {
+    listed: Vec<u64>,
+    rank: Vec<u32>,
     offsets: Vec<O>,
     targets: Vec<u32>,
 }
 
 impl<O: Offset> Preds<O> {
+    /// Which list `b`'s is, if it has one.
+    fn list_of(&self, b: usize) -> Option<usize> {
+        let word = *self.listed.get(b / 64)?;
+        if word >> (b % 64) & 1 == 0 {
+            return None;
+        }
+        let before = (word & ((1u64 << (b % 64)) - 1)).count_ones();
+        Some(*self.rank.get(b / 64)? as usize + before as usize)
+    }
+
     fn of(&self, n: u32) -> &[u32] {
-        let n = n as usize;
-        match (self.offsets.get(n), self.offsets.get(n + 1)) {
+        let Some(k) = self.list_of(n as usize) else {
+            return &[];
+        };
+        match (self.offsets.get(k), self.offsets.get(k + 1)) {
             (Some(&a), Some(&b)) => self.targets.get(a.at()..b.at()).unwrap_or(&[]),
             _ => &[],
         }
@@ -189,12 +207,16 @@ fn reverse_postorder<O: Offset>(g: &Graph<O>) -> Vec<u32> {
 }
 
 /// The reverse graph over the reachable nodes, by place. A place with one
-/// predecessor gets an empty list and that predecessor as its dominator
-/// in the returned per-place array, where the others get [`NONE`]. `O`
-/// holds as many edges as the graph has.
+/// predecessor gets no list and that predecessor as its dominator in the
+/// returned per-place array, where the others get [`NONE`]. `O` holds as
+/// many edges as the graph has.
 fn predecessors<O: Offset>(g: &Graph<O>, place: &[u32], reached: usize) -> (Preds<O>, Vec<u32>) {
     let n = g.nodes();
-    let mut counts = vec![O::zero(); reached + 1];
+    // Counted in the array of dominators, which is there anyway: node
+    // numbers are u32s and the graph's lists have no duplicates, so a
+    // count reaches ONE_PENDING only in a graph of 4G nodes, where it
+    // stops.
+    let mut idom = vec![0u32; reached];
     for v in 0..n as u32 {
         if place[v as usize] == NONE {
             continue;
@@ -202,27 +224,42 @@ fn predecessors<O: Offset>(g: &Graph<O>, place: &[u32], reached: usize) -> (Pred
         for &w in g.successors(v) {
             if let Some(c) = place
                 .get(w as usize)
-                .and_then(|&pw| counts.get_mut(pw as usize + 1))
+                .and_then(|&pw| idom.get_mut(pw as usize))
             {
-                *c = c.up();
+                *c = (*c + 1).min(ONE_PENDING - 1);
             }
         }
     }
-    let mut idom = vec![NONE; reached];
+    let mut listed = vec![0u64; reached.div_ceil(64)];
+    let mut rank = Vec::with_capacity(listed.len());
+    let mut offsets = vec![O::zero()];
+    let mut total = O::zero();
     for (b, d) in idom.iter_mut().enumerate() {
-        if counts[b + 1].at() == 1 {
-            *d = ONE_PENDING;
-            counts[b + 1] = O::zero();
+        if b.is_multiple_of(64) {
+            rank.push(offsets.len() as u32 - 1);
+        }
+        match *d {
+            0 => *d = NONE,
+            1 => *d = ONE_PENDING,
+            c => {
+                if let Some(bits) = listed.get_mut(b / 64) {
+                    *bits |= 1 << (b % 64);
+                }
+                total = total.add(O::count(c));
+                offsets.push(total);
+                *d = NONE;
+            }
         }
     }
-    for i in 1..=reached {
-        counts[i] = counts[i].add(counts[i - 1]);
-    }
-    // Each list filled from its end, its start counted down to where it
+    let mut preds = Preds {
+        listed,
+        rank,
+        offsets,
+        targets: vec![0u32; total.at()],
+    };
+    // Each list filled from its end, its end counted down to where it
     // begins: the offsets are right when done, with no second copy of
-    // them (a word per node of a heap of millions).
-    let total = counts[reached];
-    let mut targets = vec![0u32; total.at()];
+    // them.
     for v in (0..n as u32).rev() {
         let pv = place[v as usize];
         if pv == NONE {
@@ -235,25 +272,21 @@ fn predecessors<O: Offset>(g: &Graph<O>, place: &[u32], reached: usize) -> (Pred
             let pw = pw as usize;
             if idom.get(pw) == Some(&ONE_PENDING) {
                 idom[pw] = pv;
-            } else if let Some(at) = counts.get_mut(pw + 1) {
-                *at = at.down();
-                if let Some(t) = targets.get_mut(at.at()) {
-                    *t = pv;
+            } else if let Some(k) = preds.list_of(pw) {
+                if let Some(at) = preds.offsets.get_mut(k + 1) {
+                    *at = at.down();
+                    if let Some(t) = preds.targets.get_mut(at.at()) {
+                        *t = pv;
+                    }
                 }
             }
         }
     }
-    // counts[w + 1] now holds where w's list starts: shift them down,
-    // and end with the last list's end.
-    counts.remove(0);
-    counts.push(total);
-    (
-        Preds {
-            offsets: counts,
-            targets,
-        },
-        idom,
-    )
+    // offsets[k + 1] now holds where list k starts: shift them down, and
+    // end with the last list's end.
+    preds.offsets.remove(0);
+    preds.offsets.push(total);
+    (preds, idom)
 }
 
 #[cfg(test)]

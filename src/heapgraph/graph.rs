@@ -80,10 +80,11 @@ pub(super) enum Built {
 pub(super) trait Offset: Copy {
     fn zero() -> Self;
     fn at(self) -> usize;
-    /// `self + 1` and `self - 1`; the caller never leaves the edges' range.
-    fn up(self) -> Self;
+    /// `self - 1`; the caller never leaves the edges' range.
     fn down(self) -> Self;
     fn add(self, other: Self) -> Self;
+    /// A count of edges, which the caller knows fits.
+    fn count(c: u32) -> Self;
 }
 
 impl Offset for u32 {
@@ -93,14 +94,14 @@ impl Offset for u32 {
     fn at(self) -> usize {
         self as usize
     }
-    fn up(self) -> u32 {
-        self.saturating_add(1)
-    }
     fn down(self) -> u32 {
         self.saturating_sub(1)
     }
     fn add(self, other: u32) -> u32 {
         self.saturating_add(other)
+    }
+    fn count(c: u32) -> u32 {
+        c
     }
 }
 
@@ -111,14 +112,14 @@ impl Offset for usize {
     fn at(self) -> usize {
         self
     }
-    fn up(self) -> usize {
-        self.saturating_add(1)
-    }
     fn down(self) -> usize {
         self.saturating_sub(1)
     }
     fn add(self, other: usize) -> usize {
         self.saturating_add(other)
+    }
+    fn count(c: u32) -> usize {
+        c as usize
     }
 }
 

@@ -1,13 +1,13 @@
 //! Retained sizes, every node's, from the dominator tree: a node retains
 //! itself and what it dominates. Summed by place (a node's dominator is
 //! placed before it, so one pass from the last place up), then kept per
-//! node in 8 bytes, not 12: bytes in units of 8 in a u32 (every Go size
+//! node, both in 8 bytes, not 12: bytes in units of 8 in a u32 (every Go size
 //! class is a multiple of 8; up to 32 GiB), the rare value that does not
 //! fit (a larger heap, or hostile sizes) exact in a map beside.
 
 use std::collections::HashMap;
 
-use super::dominators::{Tree, NONE};
+use super::dominators::Tree;
 
 /// `units` of a node whose bytes are in `big`.
 const BIG: u32 = u32::MAX;
@@ -28,56 +28,68 @@ impl Retained {
     pub fn sum(tree: Tree, sizes: impl Iterator<Item = (usize, u64)>) -> Retained {
         let Tree { place, idom } = tree;
         let reached = idom.len();
-        let mut bytes = vec![0u64; reached];
-        let mut objects = vec![0u32; reached];
+        // By place, in the same compact form: the sums need no more than
+        // what they leave.
+        let mut by_place = Retained {
+            units: vec![0u32; reached],
+            big: HashMap::new(),
+            objects: vec![0u32; reached],
+        };
         for (node, size) in sizes {
             if let Some(&p) = place.get(node) {
-                if let (Some(b), Some(o)) = (bytes.get_mut(p as usize), objects.get_mut(p as usize))
-                {
-                    *b = size;
-                    *o = 1;
+                if (p as usize) < reached {
+                    by_place.set_bytes(p as usize, size);
+                    by_place.objects[p as usize] = 1;
                 }
             }
         }
         for p in (1..reached).rev() {
             let d = idom[p] as usize;
             if d < p {
-                bytes[d] = bytes[d].saturating_add(bytes[p]);
-                objects[d] = objects[d].saturating_add(objects[p]);
+                let bytes = by_place.bytes(d).saturating_add(by_place.bytes(p));
+                by_place.set_bytes(d, bytes);
+                by_place.objects[d] = by_place.objects[d].saturating_add(by_place.objects[p]);
             }
         }
         drop(idom);
         let mut big = HashMap::new();
-        let of = |p: u32, by_place: &[u64]| match p {
-            NONE => 0,
-            p => by_place.get(p as usize).copied().unwrap_or(0),
-        };
         let units = place
             .iter()
             .enumerate()
-            .map(|(node, &p)| {
-                let b = of(p, &bytes);
-                match u32::try_from(b / 8) {
-                    Ok(u) if b % 8 == 0 && u != BIG => u,
-                    _ => {
-                        big.insert(node, b);
-                        BIG
-                    }
+            .map(|(node, &p)| match by_place.units.get(p as usize) {
+                Some(&BIG) => {
+                    big.insert(node, by_place.bytes(p as usize));
+                    BIG
                 }
+                Some(&u) => u,
+                None => 0,
             })
             .collect();
-        drop(bytes);
+        by_place.units = Vec::new();
         let objects = place
             .iter()
-            .map(|&p| match p {
-                NONE => 0,
-                p => objects.get(p as usize).copied().unwrap_or(0),
-            })
+            .map(|&p| by_place.objects(p as usize))
             .collect();
         Retained {
             units,
             big,
             objects,
+        }
+    }
+
+    fn set_bytes(&mut self, i: usize, bytes: u64) {
+        let Some(u) = self.units.get_mut(i) else {
+            return;
+        };
+        if *u == BIG {
+            self.big.remove(&i);
+        }
+        match u32::try_from(bytes / 8) {
+            Ok(units) if bytes.is_multiple_of(8) && units != BIG => *u = units,
+            _ => {
+                *u = BIG;
+                self.big.insert(i, bytes);
+            }
         }
     }
 
