@@ -137,6 +137,9 @@ impl HeapGraph {
             })
         });
         drop(held);
+        // Nothing is read until the type walk: a mapped copy's pages
+        // would only add to the graph's peak.
+        snap.mem.pause_reads();
         // The graph's phases first, and the graph dropped before the
         // sums and the type walk: what each needs beside the graph is then
         // alive alone.
