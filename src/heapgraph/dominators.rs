@@ -12,7 +12,9 @@
 //! dominator at once, stored as that, with no list of predecessors. On a
 //! heap of 16M objects that is 100 MB less at the analysis's peak.
 
-use super::graph::{Graph, Offset};
+#[cfg(test)]
+use super::graph::Graph;
+use super::graph::{Listed, Offset, Successors};
 
 /// No node: unreachable from the root.
 pub(super) const NONE: u32 = u32::MAX;
@@ -24,24 +26,71 @@ pub(super) struct Tree {
     /// Per node: its place (the root's is 0), or [`NONE`] when no path
     /// from the root reaches it.
     pub place: Vec<u32>,
-    /// Per place: its immediate dominator's place (lower, but the root's,
-    /// which is itself).
-    pub idom: Vec<u32>,
+    /// Each place's distance up to its immediate dominator's place, for
+    /// the places from the last to 1, as LEB128 numbers ([`ups`] reads
+    /// them): most are a byte (an object's dominator is placed a little
+    /// before it), where a u32 per place would lie idle through the
+    /// breadth-first search beside the graph.
+    pub up: Vec<u8>,
+    /// How many places: the nodes reached.
+    pub reached: usize,
+}
+
+/// [`Tree::up`]'s distances, from the last place to place 1.
+pub(super) fn ups(up: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *up.get(at)?;
+            at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        Some(v)
+    })
+}
+
+/// `idom` by place as [`Tree::up`] holds it.
+fn encode_ups(idom: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(idom.len());
+    for (p, &d) in idom.iter().enumerate().skip(1).rev() {
+        let mut v = (p as u64).saturating_sub(u64::from(d));
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    out.shrink_to_fit();
+    out
 }
 
 /// The dominator tree of `g`'s nodes reachable from node 0.
-pub(super) fn dominator_tree<O: Offset>(g: &Graph<O>) -> Tree {
+pub(super) fn dominator_tree<G: Successors>(g: &G) -> Tree {
     if g.nodes() == 0 {
         return Tree {
             place: Vec::new(),
-            idom: Vec::new(),
+            up: Vec::new(),
+            reached: 0,
         };
     }
     let place = reverse_postorder(g);
     let reached = place.iter().filter(|&&p| p != NONE).count();
     let (preds, idom) = predecessors(g, &place, reached);
     let idom = settle(&preds, idom);
-    Tree { place, idom }
+    drop(preds);
+    Tree {
+        place,
+        up: encode_ups(&idom),
+        reached: idom.len(),
+    }
 }
 
 /// Each node's immediate dominator in node numbers, and the reachable
@@ -56,9 +105,13 @@ pub(super) struct Dominators {
 }
 
 #[cfg(test)]
-pub(super) fn dominators<O: Offset>(g: &Graph<O>) -> Dominators {
+pub(super) fn dominators<G: Successors>(g: &G) -> Dominators {
     let tree = dominator_tree(g);
-    let mut rpo = vec![NONE; tree.idom.len()];
+    let mut idom_by_place = vec![0u32; tree.reached];
+    for (p, up) in (1..tree.reached).rev().zip(ups(&tree.up)) {
+        idom_by_place[p] = (p as u64 - up) as u32;
+    }
+    let mut rpo = vec![NONE; tree.reached];
     for (v, &p) in tree.place.iter().enumerate() {
         if p != NONE {
             rpo[p as usize] = v as u32;
@@ -69,7 +122,7 @@ pub(super) fn dominators<O: Offset>(g: &Graph<O>) -> Dominators {
         .iter()
         .map(|&p| match p {
             NONE => NONE,
-            p => rpo[tree.idom[p as usize] as usize],
+            p => rpo[idom_by_place[p as usize] as usize],
         })
         .collect();
     Dominators { idom, rpo }
@@ -122,30 +175,18 @@ fn settle<O: Offset>(preds: &Preds<O>, mut idom: Vec<u32>) -> Vec<u32> {
 }
 
 /// Predecessor lists of the places that have two or more: the k-th such
-/// place's is `targets[offsets[k]..offsets[k+1]]`, k counted by a bit per
-/// place (`listed`) and the count of set bits before each word (`rank`).
-/// Most objects of a heap have one predecessor: offsets for those alone
-/// would be a u32 per node for nothing.
+/// place's is `targets[offsets[k]..offsets[k+1]]`. Most objects of a heap
+/// have one predecessor: offsets for those would be a u32 per node for
+/// nothing.
 struct Preds<O> {
-    listed: Vec<u64>,
-    rank: Vec<u32>,
+    listed: Listed,
     offsets: Vec<O>,
     targets: Vec<u32>,
 }
 
 impl<O: Offset> Preds<O> {
-    /// Which list `b`'s is, if it has one.
-    fn list_of(&self, b: usize) -> Option<usize> {
-        let word = *self.listed.get(b / 64)?;
-        if word >> (b % 64) & 1 == 0 {
-            return None;
-        }
-        let before = (word & ((1u64 << (b % 64)) - 1)).count_ones();
-        Some(*self.rank.get(b / 64)? as usize + before as usize)
-    }
-
     fn of(&self, n: u32) -> &[u32] {
-        let Some(k) = self.list_of(n as usize) else {
+        let Some(k) = self.listed.list_of(n as usize) else {
             return &[];
         };
         match (self.offsets.get(k), self.offsets.get(k + 1)) {
@@ -172,7 +213,7 @@ fn intersect(idom: &[u32], mut a: u32, mut b: u32) -> u32 {
 /// Each node's place in reverse postorder of a depth-first search from
 /// node 0 ([`NONE`] for the nodes it does not reach). The places array
 /// marks what the search has seen, so nothing else per node is kept.
-fn reverse_postorder<O: Offset>(g: &Graph<O>) -> Vec<u32> {
+fn reverse_postorder<G: Successors>(g: &G) -> Vec<u32> {
     let n = g.nodes();
     // While searching: ONE_PENDING for seen, then the postorder number.
     let mut place = vec![NONE; n];
@@ -210,7 +251,11 @@ fn reverse_postorder<O: Offset>(g: &Graph<O>) -> Vec<u32> {
 /// predecessor gets no list and that predecessor as its dominator in the
 /// returned per-place array, where the others get [`NONE`]. `O` holds as
 /// many edges as the graph has.
-fn predecessors<O: Offset>(g: &Graph<O>, place: &[u32], reached: usize) -> (Preds<O>, Vec<u32>) {
+fn predecessors<G: Successors>(
+    g: &G,
+    place: &[u32],
+    reached: usize,
+) -> (Preds<G::Offset>, Vec<u32>) {
     let n = g.nodes();
     // Counted in the array of dominators, which is there anyway: node
     // numbers are u32s and the graph's lists have no duplicates, so a
@@ -230,22 +275,16 @@ fn predecessors<O: Offset>(g: &Graph<O>, place: &[u32], reached: usize) -> (Pred
             }
         }
     }
-    let mut listed = vec![0u64; reached.div_ceil(64)];
-    let mut rank = Vec::with_capacity(listed.len());
-    let mut offsets = vec![O::zero()];
-    let mut total = O::zero();
-    for (b, d) in idom.iter_mut().enumerate() {
-        if b.is_multiple_of(64) {
-            rank.push(offsets.len() as u32 - 1);
-        }
+    let mut listed = Listed::with_capacity(reached);
+    let mut offsets = vec![G::Offset::zero()];
+    let mut total = G::Offset::zero();
+    for d in idom.iter_mut() {
+        listed.push(*d >= 2);
         match *d {
             0 => *d = NONE,
             1 => *d = ONE_PENDING,
             c => {
-                if let Some(bits) = listed.get_mut(b / 64) {
-                    *bits |= 1 << (b % 64);
-                }
-                total = total.add(O::count(c));
+                total = total.add(G::Offset::count(c));
                 offsets.push(total);
                 *d = NONE;
             }
@@ -253,7 +292,6 @@ fn predecessors<O: Offset>(g: &Graph<O>, place: &[u32], reached: usize) -> (Pred
     }
     let mut preds = Preds {
         listed,
-        rank,
         offsets,
         targets: vec![0u32; total.at()],
     };
@@ -272,7 +310,7 @@ fn predecessors<O: Offset>(g: &Graph<O>, place: &[u32], reached: usize) -> (Pred
             let pw = pw as usize;
             if idom.get(pw) == Some(&ONE_PENDING) {
                 idom[pw] = pv;
-            } else if let Some(k) = preds.list_of(pw) {
+            } else if let Some(k) = preds.listed.list_of(pw) {
                 if let Some(at) = preds.offsets.get_mut(k + 1) {
                     *at = at.down();
                     if let Some(t) = preds.targets.get_mut(at.at()) {

@@ -38,7 +38,7 @@ pub use report::{Chain, HeapReport, ReportOptions, RootRow, Totals, TypeRow};
 pub use roots::RootKind;
 
 use dominators::NONE;
-use graph::{Built, Graph, Objects, Offset};
+use graph::{Built, Objects, Successors};
 use retained::Retained;
 
 #[derive(Debug, Error)]
@@ -154,7 +154,9 @@ impl HeapGraph {
             .take(objects.len())
             .enumerate()
             .map(|(i, obj)| (first + i, obj.size));
-        let retained = Retained::sum(tree, sizes);
+        let retained = Retained::sum(tree, sizes, |node| {
+            parent.get(node).is_some_and(|&p| p != NONE)
+        });
         progress(phase("typing objects"));
         let rtypes = snap.prog.binary().pclntab().ok().and_then(|t| t.types());
         let types = typed::type_objects(
@@ -282,7 +284,7 @@ fn fold_runs(steps: Vec<String>) -> Vec<String> {
 
 /// The dominator tree and the breadth-first parents of `g`, which is
 /// dropped on return; `chains` is called between the two.
-fn shape<O: Offset>(g: Graph<O>, chains: &mut dyn FnMut()) -> (dominators::Tree, Vec<u32>) {
+fn shape<G: Successors>(g: G, chains: &mut dyn FnMut()) -> (dominators::Tree, Vec<u32>) {
     let tree = dominators::dominator_tree(&g);
     chains();
     let parent = breadth_first(&g);
@@ -291,7 +293,7 @@ fn shape<O: Offset>(g: Graph<O>, chains: &mut dyn FnMut()) -> (dominators::Tree,
 
 /// Each node's parent on a shortest path from node 0 (0's is itself;
 /// unreachable: NONE).
-fn breadth_first<O: Offset>(g: &Graph<O>) -> Vec<u32> {
+fn breadth_first<G: Successors>(g: &G) -> Vec<u32> {
     let n = g.nodes();
     let mut parent = vec![NONE; n];
     if n == 0 {

@@ -1,13 +1,13 @@
 //! Retained sizes, every node's, from the dominator tree: a node retains
-//! itself and what it dominates. Summed by place (a node's dominator is
-//! placed before it, so one pass from the last place up), then kept per
-//! node, both in 8 bytes, not 12: bytes in units of 8 in a u32 (every Go size
+//! itself and what it dominates. Summed in place order (a node's
+//! dominator is placed before it, so one pass from the last place up),
+//! kept per node in 8 bytes, not 12: bytes in units of 8 in a u32 (every Go size
 //! class is a multiple of 8; up to 32 GiB), the rare value that does not
 //! fit (a larger heap, or hostile sizes) exact in a map beside.
 
 use std::collections::HashMap;
 
-use super::dominators::Tree;
+use super::dominators::{ups, Tree, NONE};
 
 /// `units` of a node whose bytes are in `big`.
 const BIG: u32 = u32::MAX;
@@ -23,58 +23,51 @@ pub(super) struct Retained {
 
 impl Retained {
     /// Each node's retained bytes and objects; `sizes` gives each object
-    /// node and its size. Takes the tree: its places are dropped as soon
-    /// as the sums are made.
-    pub fn sum(tree: Tree, sizes: impl Iterator<Item = (usize, u64)>) -> Retained {
-        let Tree { place, idom } = tree;
-        let reached = idom.len();
-        // By place, in the same compact form: the sums need no more than
-        // what they leave.
-        let mut by_place = Retained {
-            units: vec![0u32; reached],
+    /// node and its size, `reachable` whether a root reaches a node (the
+    /// nodes the tree places). Takes the tree: its places are dropped as
+    /// soon as their inverse is made.
+    pub fn sum(
+        tree: Tree,
+        sizes: impl Iterator<Item = (usize, u64)>,
+        reachable: impl Fn(usize) -> bool,
+    ) -> Retained {
+        let Tree { place, up, reached } = tree;
+        // Each place's node. Summed by node in place order, so no
+        // array by place is moved to node order (a chase from slot to
+        // slot, each load waiting for the last: seconds on millions).
+        let mut node_at = vec![NONE; reached];
+        for (v, &p) in place.iter().enumerate() {
+            if let Some(at) = node_at.get_mut(p as usize) {
+                *at = v as u32;
+            }
+        }
+        let n = place.len();
+        drop(place);
+        let mut r = Retained {
+            units: vec![0u32; n],
             big: HashMap::new(),
-            objects: vec![0u32; reached],
+            objects: vec![0u32; n],
         };
         for (node, size) in sizes {
-            if let Some(&p) = place.get(node) {
-                if (p as usize) < reached {
-                    by_place.set_bytes(p as usize, size);
-                    by_place.objects[p as usize] = 1;
-                }
+            if node < n && reachable(node) {
+                r.set_bytes(node, size);
+                r.objects[node] = 1;
             }
         }
-        for p in (1..reached).rev() {
-            let d = idom[p] as usize;
-            if d < p {
-                let bytes = by_place.bytes(d).saturating_add(by_place.bytes(p));
-                by_place.set_bytes(d, bytes);
-                by_place.objects[d] = by_place.objects[d].saturating_add(by_place.objects[p]);
+        for (p, up) in (1..reached).rev().zip(ups(&up)) {
+            // A dominator is placed before its node.
+            let Some(d) = (p as u64).checked_sub(up).filter(|&d| d < p as u64) else {
+                continue;
+            };
+            let (v, d) = (node_at[p] as usize, node_at[d as usize] as usize);
+            if v >= n || d >= n {
+                continue;
             }
+            let bytes = r.bytes(d).saturating_add(r.bytes(v));
+            r.set_bytes(d, bytes);
+            r.objects[d] = r.objects[d].saturating_add(r.objects[v]);
         }
-        drop(idom);
-        let mut big = HashMap::new();
-        let units = place
-            .iter()
-            .enumerate()
-            .map(|(node, &p)| match by_place.units.get(p as usize) {
-                Some(&BIG) => {
-                    big.insert(node, by_place.bytes(p as usize));
-                    BIG
-                }
-                Some(&u) => u,
-                None => 0,
-            })
-            .collect();
-        by_place.units = Vec::new();
-        let objects = place
-            .iter()
-            .map(|&p| by_place.objects(p as usize))
-            .collect();
-        Retained {
-            units,
-            big,
-            objects,
-        }
+        r
     }
 
     fn set_bytes(&mut self, i: usize, bytes: u64) {
