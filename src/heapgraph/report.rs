@@ -127,7 +127,7 @@ impl HeapGraph {
                 totals.unreachable_objects += 1;
                 totals.unreachable_bytes += size;
             }
-            let ty = self.types.of.get(i as usize).copied().unwrap_or(u32::MAX);
+            let ty = self.types.of.get(i as usize).unwrap_or(u32::MAX);
             let e = by_type.entry(ty).or_default();
             e.objects += 1;
             e.bytes += size;
