@@ -21,6 +21,7 @@ mod graph;
 mod hostile_tests;
 mod paths;
 mod report;
+mod retained;
 mod roots;
 mod typed;
 
@@ -37,7 +38,8 @@ pub use report::{Chain, HeapReport, ReportOptions, RootRow, Totals, TypeRow};
 pub use roots::RootKind;
 
 use dominators::NONE;
-use graph::{Graph, Objects};
+use graph::{Built, Objects, Successors};
+use retained::Retained;
 
 #[derive(Debug, Error)]
 pub enum HeapGraphError {
@@ -71,13 +73,10 @@ pub struct HeapGraph {
     objects: Objects,
     roots: Vec<(String, RootKind)>,
     types: typed::Types,
-    /// Per node: immediate dominator, breadth-first parent (the shortest
-    /// chain), retained bytes and objects.
-    idom: Vec<u32>,
+    /// Per node: breadth-first parent (the shortest chain; [`NONE`]: no
+    /// root reaches it), retained bytes and objects.
     parent: Vec<u32>,
-    retained_bytes: Vec<u64>,
-    /// Objects are numbered in a u32: so are the counts of them.
-    retained_objects: Vec<u32>,
+    retained: Retained,
     /// What could not be read or was not exact.
     notes: Vec<String>,
     conservative_objects: u64,
@@ -138,30 +137,26 @@ impl HeapGraph {
             })
         });
         drop(held);
-        // The graph's phases first, and the graph dropped before the type
-        // walk: what each needs beside the graph is then alive alone (a
-        // heap of 16M objects peaks 60 MB lower).
+        // Nothing is read until the type walk: a mapped copy's pages
+        // would only add to the graph's peak.
+        snap.mem.pause_reads();
+        // The graph's phases first, and the graph dropped before the
+        // sums and the type walk: what each needs beside the graph is then
+        // alive alone.
         progress(phase("dominators"));
+        let (tree, parent) = match graph {
+            Built::Small(g) => shape(g, &mut || progress(phase("shortest chains"))),
+            Built::Large(g) => shape(g, &mut || progress(phase("shortest chains"))),
+        };
         let first = 1 + set.roots.len();
-        let dominators::Dominators { idom, rpo } = dominators::dominators(&graph);
-        progress(phase("shortest chains"));
-        let parent = breadth_first(&graph);
-        let n = graph.nodes();
-        drop(graph);
-        let mut retained_bytes = vec![0u64; n];
-        let mut retained_objects = vec![0u32; n];
-        for (i, obj) in heap.objects().enumerate().take(objects.len()) {
-            if idom.get(first + i).is_some_and(|&d| d != NONE) {
-                retained_bytes[first + i] = obj.size;
-                retained_objects[first + i] = 1;
-            }
-        }
-        for &v in rpo.iter().skip(1).rev() {
-            let d = idom[v as usize] as usize;
-            retained_bytes[d] = retained_bytes[d].saturating_add(retained_bytes[v as usize]);
-            retained_objects[d] = retained_objects[d].saturating_add(retained_objects[v as usize]);
-        }
-        drop(rpo);
+        let sizes = heap
+            .objects()
+            .take(objects.len())
+            .enumerate()
+            .map(|(i, obj)| (first + i, obj.size));
+        let retained = Retained::sum(tree, sizes, |node| {
+            parent.get(node).is_some_and(|&p| p != NONE)
+        });
         progress(phase("typing objects"));
         let rtypes = snap.prog.binary().pclntab().ok().and_then(|t| t.types());
         let types = typed::type_objects(
@@ -187,10 +182,8 @@ impl HeapGraph {
             objects,
             roots: set.roots.into_iter().map(|r| (r.name, r.kind)).collect(),
             types,
-            idom,
             parent,
-            retained_bytes,
-            retained_objects,
+            retained,
             notes,
             conservative_objects: edges.conservative,
         })
@@ -216,18 +209,15 @@ impl HeapGraph {
 
     /// Whether a root reaches object `i`.
     pub fn is_reachable(&self, i: u32) -> bool {
-        self.idom
+        self.parent
             .get(self.node_of_object(i) as usize)
-            .is_some_and(|&d| d != NONE)
+            .is_some_and(|&p| p != NONE)
     }
 
     /// Retained bytes and objects of object `i` (itself included).
     pub fn retained(&self, i: u32) -> (u64, u64) {
         let n = self.node_of_object(i) as usize;
-        (
-            self.retained_bytes.get(n).copied().unwrap_or(0),
-            self.retained_objects.get(n).map_or(0, |&o| u64::from(o)),
-        )
+        (self.retained.bytes(n), u64::from(self.retained.objects(n)))
     }
 
     /// The shortest chain from a root to object `i`: the root's name, then
@@ -292,9 +282,18 @@ fn fold_runs(steps: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// The dominator tree and the breadth-first parents of `g`, which is
+/// dropped on return; `chains` is called between the two.
+fn shape<G: Successors>(g: G, chains: &mut dyn FnMut()) -> (dominators::Tree, Vec<u32>) {
+    let tree = dominators::dominator_tree(&g);
+    chains();
+    let parent = breadth_first(&g);
+    (tree, parent)
+}
+
 /// Each node's parent on a shortest path from node 0 (0's is itself;
 /// unreachable: NONE).
-fn breadth_first(g: &Graph) -> Vec<u32> {
+fn breadth_first<G: Successors>(g: &G) -> Vec<u32> {
     let n = g.nodes();
     let mut parent = vec![NONE; n];
     if n == 0 {

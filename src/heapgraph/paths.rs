@@ -71,7 +71,7 @@ impl HeapGraph {
             if node < first {
                 node.saturating_sub(1) as u32
             } else {
-                roots + self.types.of.get(node - first).copied().unwrap_or(0)
+                roots + self.types.of.get(node - first).unwrap_or(0)
             }
         };
         for node in first..self.parent.len() {

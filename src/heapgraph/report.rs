@@ -127,7 +127,7 @@ impl HeapGraph {
                 totals.unreachable_objects += 1;
                 totals.unreachable_bytes += size;
             }
-            let ty = self.types.of.get(i as usize).copied().unwrap_or(u32::MAX);
+            let ty = self.types.of.get(i as usize).unwrap_or(u32::MAX);
             let e = by_type.entry(ty).or_default();
             e.objects += 1;
             e.bytes += size;
@@ -184,11 +184,11 @@ impl HeapGraph {
             .enumerate()
             .filter_map(|(k, (name, kind))| {
                 let node = k + 1;
-                let objects = u64::from(*self.retained_objects.get(node)?);
+                let objects = u64::from(self.retained.objects(node));
                 (objects > 0).then(|| RootRow {
                     root: name.clone(),
                     kind: *kind,
-                    retained_bytes: self.retained_bytes[node],
+                    retained_bytes: self.retained.bytes(node),
                     retained_objects: objects,
                 })
             })

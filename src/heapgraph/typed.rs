@@ -85,11 +85,67 @@ struct TyInfo {
     name: Option<u32>,
 }
 
+/// Each object's type: an index into [`Types::names`] (or [`UNTYPED`]),
+/// in a u16 while the names are fewer than 65535 (a heap's types are a
+/// few thousand: 32 MB less for 16M objects), in a u32 past that.
+pub(super) enum TypeIds {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+/// [`UNTYPED`] in a [`TypeIds::Narrow`].
+const UNTYPED_NARROW: u16 = u16::MAX;
+
+impl TypeIds {
+    fn untyped(objects: usize) -> TypeIds {
+        TypeIds::Narrow(vec![UNTYPED_NARROW; objects])
+    }
+
+    /// Object `i`'s type id, [`UNTYPED`] for none yet.
+    pub fn get(&self, i: usize) -> Option<u32> {
+        match self {
+            TypeIds::Narrow(v) => v.get(i).map(|&t| match t {
+                UNTYPED_NARROW => UNTYPED,
+                t => u32::from(t),
+            }),
+            TypeIds::Wide(v) => v.get(i).copied(),
+        }
+    }
+
+    fn set(&mut self, i: usize, id: u32) {
+        if let TypeIds::Narrow(v) = self {
+            match u16::try_from(id) {
+                Ok(t) if t != UNTYPED_NARROW => {
+                    if let Some(slot) = v.get_mut(i) {
+                        *slot = t;
+                    }
+                    return;
+                }
+                _ => {
+                    let wide = v
+                        .iter()
+                        .map(|&t| match t {
+                            UNTYPED_NARROW => UNTYPED,
+                            t => u32::from(t),
+                        })
+                        .collect();
+                    *self = TypeIds::Wide(wide);
+                }
+            }
+        }
+        if let TypeIds::Wide(v) = self {
+            if let Some(slot) = v.get_mut(i) {
+                *slot = id;
+            }
+        }
+    }
+}
+
 /// Type names, each once, and each object's type (an index into `names`).
 pub(super) struct Types {
     pub names: Vec<String>,
     index: HashMap<String, u32>,
-    pub of: Vec<u32>,
+    pub of: TypeIds,
     /// The DWARF walk stopped at its bound: some objects it would have
     /// typed are `unknown`.
     pub walk_cut_short: bool,
@@ -108,7 +164,7 @@ impl Types {
 
     pub fn name_of(&self, object: u32) -> &str {
         match self.of.get(object as usize) {
-            Some(&t) if t != UNTYPED => self.names.get(t as usize).map_or("?", String::as_str),
+            Some(t) if t != UNTYPED => self.names.get(t as usize).map_or("?", String::as_str),
             _ => "?",
         }
     }
@@ -161,7 +217,7 @@ pub(super) fn type_objects(
     let mut types = Types {
         names: Vec::new(),
         index: HashMap::new(),
-        of: vec![UNTYPED; objects.len()],
+        of: TypeIds::untyped(objects.len()),
         walk_cut_short: false,
     };
     let Some(index) = vars else {
@@ -225,7 +281,8 @@ fn headers_only(
                     (obj.base.saturating_add(obj.size)).saturating_sub(start),
                     size,
                 );
-                types.of[i] = types.id(array_name(&name, n));
+                let id = types.id(array_name(&name, n));
+                types.of.set(i, id);
             }
         }
     }
@@ -245,7 +302,7 @@ fn set_bit(bits: &mut [u64], i: usize) {
 fn unknown(heap: &Heap, objects: &Objects, types: &mut Types) {
     let mut by_size: HashMap<u64, u32> = HashMap::new();
     for (i, obj) in heap.objects().enumerate().take(objects.len()) {
-        if types.of[i] == UNTYPED {
+        if types.of.get(i) == Some(UNTYPED) {
             let size = obj.size;
             let id = match by_size.get(&size) {
                 Some(&id) => id,
@@ -255,7 +312,7 @@ fn unknown(heap: &Heap, objects: &Objects, types: &mut Types) {
                     id
                 }
             };
-            types.of[i] = id;
+            types.of.set(i, id);
         }
     }
 }
@@ -290,7 +347,8 @@ impl Walk<'_> {
                 (obj.base.saturating_add(obj.size)).saturating_sub(start),
                 size,
             );
-            self.types.of[i] = self.types.id(array_name(&name, n));
+            let id = self.types.id(array_name(&name, n));
+            self.types.of.set(i, id);
             if let Some(ty) = self.dwarf_of_rtype(typ) {
                 let info = self.info(ty);
                 if self.infos[info as usize].value_size == size && n > 0 {
@@ -339,8 +397,9 @@ impl Walk<'_> {
             return;
         }
         set_bit(&mut self.scanned, i);
-        if self.types.of[i] == UNTYPED {
-            self.types.of[i] = self.name_id(ty, info, n);
+        if self.types.of.get(i) == Some(UNTYPED) {
+            let id = self.name_id(ty, info, n);
+            self.types.of.set(i, id);
         }
         if !self.infos[info as usize].plan.is_empty() {
             self.work.push((start, ty, n));
@@ -396,8 +455,9 @@ impl Walk<'_> {
     fn name(&mut self, p: u64, name: &str) {
         if let Some((i, obj)) = self.objects.numbered_at(self.heap, p) {
             let at = i as usize;
-            if self.types.of[at] == UNTYPED && obj.base == p {
-                self.types.of[at] = self.types.id(name.to_string());
+            if self.types.of.get(at) == Some(UNTYPED) && obj.base == p {
+                let id = self.types.id(name.to_string());
+                self.types.of.set(at, id);
             }
         }
     }

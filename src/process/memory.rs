@@ -22,6 +22,11 @@ pub trait Memory {
             .map(|(addr, buf)| self.read(*addr, buf))
             .collect()
     }
+
+    /// No read comes for a while (an analysis computes over what it
+    /// read): a backend holding pages it can read again gives them back.
+    /// Nothing by default.
+    fn pause_reads(&self) {}
 }
 
 impl<M: Memory + ?Sized> Memory for &M {
@@ -30,6 +35,9 @@ impl<M: Memory + ?Sized> Memory for &M {
     }
     fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
         (**self).read_batch(reqs)
+    }
+    fn pause_reads(&self) {
+        (**self).pause_reads()
     }
 }
 

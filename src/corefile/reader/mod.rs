@@ -441,6 +441,10 @@ impl Memory for CoreFile {
         }
         out
     }
+
+    fn pause_reads(&self) {
+        self.core.pause_reads();
+    }
 }
 
 impl Target for CoreFile {

@@ -117,6 +117,13 @@ impl Source {
         }
     }
 
+    /// A mapped copy's pages given back while no read comes.
+    pub(super) fn pause_reads(&self) {
+        if let Data::Mapped(m) = &self.data {
+            m.give_back();
+        }
+    }
+
     /// Fills `buf` from byte `off`, or fails (nothing past the end is read).
     pub(super) fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
         let Some(end) = off.checked_add(buf.len() as u64) else {
