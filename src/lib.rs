@@ -12,6 +12,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod ascii;
+pub(crate) mod background;
 pub mod binary;
 pub mod corefile;
 pub mod dap;

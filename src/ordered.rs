@@ -31,7 +31,9 @@ pub fn threads_for(work_items: usize, min_parallel: usize) -> usize {
 /// to `consume` in order of `i`. A chunk whose work panics yields
 /// `on_panic(i)` instead (and its thread starts over with a fresh state).
 /// The first error of `consume` stops the work and is returned; chunks
-/// already started are finished and dropped.
+/// already started are finished and dropped. The worker threads run at a
+/// lower priority (`background.rs`): `work` reads copies, never the
+/// target.
 pub fn map_ordered<S, T, E>(
     chunks: usize,
     threads: usize,
@@ -68,6 +70,7 @@ where
         for _ in 0..threads {
             let (jobs, done, guarded, init) = (job_rx.clone(), done_tx.clone(), &guarded, &init);
             s.spawn(move || {
+                crate::background::lower_this_thread();
                 let mut state = init();
                 for i in jobs {
                     if done.send((i, guarded(&mut state, i))).is_err() {

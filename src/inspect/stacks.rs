@@ -205,6 +205,10 @@ impl Inspector {
         warn: &mut dyn FnMut(Warning),
     ) -> Result<StacksWritten, InspectError> {
         let c = self.copy(mode, false, warn)?;
+        // From here goat only decodes and writes: its own work, which the
+        // running target's threads come before (`background.rs`). The
+        // write protection's release goes on at its own priority.
+        crate::background::lower_this_thread();
         let info = self.prog.dump_info();
         let formatter = ChunkFormatter::new(&info, format);
         let mut writer = StreamWriter::new(out, &info, format);

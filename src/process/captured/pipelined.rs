@@ -78,6 +78,10 @@ impl CapturedMemory {
                     let (full_rx, empty_tx, packed_tx) =
                         (full_rx.clone(), empty_tx.clone(), packed_tx.clone());
                     s.spawn(move || {
+                        // Compressing is goat's CPU work alone: it yields
+                        // to the target's threads (the reader, which holds
+                        // the target's mmap lock in its reads, does not).
+                        crate::background::lower_this_thread();
                         for (no, buf, n) in full_rx {
                             // Block by block from a block boundary: each
                             // batch starts one in the logical space. A
