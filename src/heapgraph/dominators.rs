@@ -14,7 +14,7 @@
 
 #[cfg(test)]
 use super::graph::Graph;
-use super::graph::{Listed, Offset, Successors};
+use super::graph::{list_at, Listed, Offset, Successors};
 
 /// No node: unreachable from the root.
 pub(super) const NONE: u32 = u32::MAX;
@@ -189,10 +189,7 @@ impl<O: Offset> Preds<O> {
         let Some(k) = self.listed.list_of(n as usize) else {
             return &[];
         };
-        match (self.offsets.get(k), self.offsets.get(k + 1)) {
-            (Some(&a), Some(&b)) => self.targets.get(a.at()..b.at()).unwrap_or(&[]),
-            _ => &[],
-        }
+        list_at(&self.offsets, &self.targets, k)
     }
 }
 

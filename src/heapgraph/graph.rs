@@ -65,10 +65,7 @@ impl<O: Offset> Graph<O> {
 
     pub fn successors(&self, n: u32) -> &[u32] {
         let n = n as usize;
-        match (self.offsets.get(n), self.offsets.get(n + 1)) {
-            (Some(&a), Some(&b)) => self.targets.get(a.at()..b.at()).unwrap_or(&[]),
-            _ => &[],
-        }
+        list_at(&self.offsets, &self.targets, n)
     }
 }
 
@@ -154,6 +151,15 @@ pub(super) struct Sparse<O> {
     targets: Vec<u32>,
 }
 
+/// The `k`th of lists kept end to end, `targets[offsets[k]..offsets[k+1]]`:
+/// empty where an offset is missing or out of order (nothing here panics).
+pub(super) fn list_at<'t, O: Offset>(offsets: &[O], targets: &'t [u32], k: usize) -> &'t [u32] {
+    match (offsets.get(k), offsets.get(k + 1)) {
+        (Some(&a), Some(&b)) => targets.get(a.at()..b.at()).unwrap_or(&[]),
+        _ => &[],
+    }
+}
+
 impl<O: Offset> Successors for Sparse<O> {
     type Offset = O;
     fn nodes(&self) -> usize {
@@ -163,10 +169,7 @@ impl<O: Offset> Successors for Sparse<O> {
         let Some(k) = self.listed.list_of(n as usize) else {
             return &[];
         };
-        match (self.offsets.get(k), self.offsets.get(k + 1)) {
-            (Some(&a), Some(&b)) => self.targets.get(a.at()..b.at()).unwrap_or(&[]),
-            _ => &[],
-        }
+        list_at(&self.offsets, &self.targets, k)
     }
 }
 
