@@ -45,20 +45,28 @@ fn client(script: &str, args: &[String]) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
 }
 
-#[test]
-fn attach_break_stop_threads_stack_variables_and_disconnect() {
+/// `script` run against the ticker fixture, given its source file and the
+/// line marked `tick-a` (for a breakpoint); the fixture, that file and line,
+/// and what the script printed.
+fn at_tick_a(script: &str) -> (Fixture, std::path::PathBuf, u32, serde_json::Value) {
     build_fixtures();
     let fx = Fixture::start("go1.27-exe", "ticker", &[]);
     let file = root().join("tests/fixtures/ticker/main.go");
     let line = line_of("tick-a");
     let seen = client(
-        "attach.js",
+        script,
         &[
             fx.pid().to_string(),
             file.display().to_string(),
             line.to_string(),
         ],
     );
+    (fx, file, line, seen)
+}
+
+#[test]
+fn attach_break_stop_threads_stack_variables_and_disconnect() {
+    let (fx, file, line, seen) = at_tick_a("attach.js");
     let ctx = seen.to_string();
     assert_eq!(seen["verified"], serde_json::json!([true]), "{ctx}");
     assert_eq!(seen["continuedEvent"], true, "{ctx}");
@@ -270,18 +278,7 @@ fn pause_stops_a_running_program() {
 /// cleared is gone from goat's own listing.
 #[test]
 fn breakpoints_change_while_the_program_runs() {
-    build_fixtures();
-    let fx = Fixture::start("go1.27-exe", "ticker", &[]);
-    let file = root().join("tests/fixtures/ticker/main.go");
-    let line = line_of("tick-a");
-    let seen = client(
-        "edits.js",
-        &[
-            fx.pid().to_string(),
-            file.display().to_string(),
-            line.to_string(),
-        ],
-    );
+    let (fx, _, line, seen) = at_tick_a("edits.js");
     let ctx = seen.to_string();
     assert_eq!(seen["never"], serde_json::json!([true]), "{ctx}");
     assert_eq!(seen["stopsWhileNever"], 0, "{ctx}");
