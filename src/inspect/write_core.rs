@@ -48,12 +48,23 @@ pub fn write_core(
     }
     let helpers = live.helpers();
     let result = writer::write_core(&live, opts);
+    // The copy is kept or removed while the tracer still runs: when it
+    // ends, the tracer removes any temporary named for this goat once its
+    // lock is free (tracer/remote.rs), and it would wait out its patience
+    // on the copy's, which this goat holds until the copy is saved.
+    let exe_outcome = exe_copy.map(|p| {
+        let named = p.named.clone();
+        let saved = match &result {
+            Ok(_) => Some(p.commit()),
+            Err(_) => None,
+        };
+        (named, saved)
+    });
     // Detached before the outcome is reported.
     drop(live);
     let stats = CoreStats { helpers, ..result? };
-    if let Some(p) = exe_copy {
-        let named = p.named.clone();
-        match p.commit() {
+    if let Some((named, Some(saved))) = exe_outcome {
+        match saved {
             Ok(saved) => warn(Warning::ExecutableSaved { pid, named, saved }),
             Err(e) => warn(Warning::ExecutableNotSaved {
                 pid,
