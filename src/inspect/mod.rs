@@ -28,6 +28,7 @@
 //! ```
 
 mod check;
+mod copied;
 mod error;
 mod heap;
 mod live_copy;
@@ -51,14 +52,14 @@ use crate::corefile::CoreFile;
 use crate::goruntime::GoProgram;
 
 pub use check::check;
+pub use copied::{PrecopyReport, ReadReport};
 pub use error::{InspectError, Warning};
 pub use heap::{HeapOptions, HeapOutcome};
-pub use mode_choice::{ChoiceReason, ModeChoice};
+pub use mode_choice::{ChoiceReason, ModeChoice, StacksMode};
 pub use phases::{hold_duration, test_hook_set, Phases};
 pub use pprof::LABELS_UNREADABLE;
-pub use precopy::PrecopyReport;
 pub use session::Debuggee;
-pub use stacks::{ReadReport, Stacks, StacksMode, StacksWritten};
+pub use stacks::{Stacks, StacksWritten};
 pub use verify::Mismatch;
 pub use why::{WhyOptions, WhyOutcome};
 pub use write_core::write_core;

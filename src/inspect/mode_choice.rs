@@ -23,7 +23,30 @@ use std::fmt;
 use crate::goruntime::{Globals, GoProgram};
 use crate::process::{Memory, MemoryExt};
 
-use super::stacks::StacksMode;
+/// How a live process is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StacksMode {
+    /// Whichever of the two stops the target for less, told from the
+    /// expected size of the copy (`mode_choice.rs`).
+    #[default]
+    Auto,
+    /// Copied while it runs, its writes tracked; stopped only to re-read
+    /// what changed (`goruntime/precopy.rs`). Falls back to [`Self::Stop`],
+    /// with a warning, where write tracking is unavailable.
+    Precopy,
+    /// Stopped for the whole copy.
+    Stop,
+}
+
+impl StacksMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            StacksMode::Auto => "auto",
+            StacksMode::Precopy => "precopy",
+            StacksMode::Stop => "stop",
+        }
+    }
+}
 
 /// What a stop capture copies per goroutine of a service (its `g`, about
 /// 1 KiB of used stack and the ranges around them): 1760 bytes measured

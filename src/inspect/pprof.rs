@@ -6,7 +6,8 @@ use std::io::{self, Write};
 use crate::goruntime::labels::LabelTable;
 use crate::report::{GoroutineProfile, LabelValue, ProfileMapping};
 
-use super::stacks::{StacksMode, StacksWritten};
+use super::mode_choice::StacksMode;
+use super::stacks::StacksWritten;
 use super::{verify, InspectError, Inspector, Source, Warning};
 
 /// Goroutines profiled per chunk: a chunk keeps one copy of each distinct

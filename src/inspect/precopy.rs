@@ -12,27 +12,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::corefile::writer::syscall_injection_feasible;
-use crate::goruntime::precopy::PrecopyStats;
 use crate::goruntime::{self, Capture};
 use crate::process::writetrack::{PageMap, Query, WriteTracker};
 use crate::process::ProcessMemory;
 use crate::tracer::LiveProcess;
 
+use super::copied::{Copied, Meanwhile, PrecopyReport};
+use super::mode_choice::StacksMode;
 use super::phases::{hold_for_tests, Phases};
-use super::stacks::{Copied, Meanwhile, StacksMode};
 use super::{InspectError, Inspector, Warning};
-
-/// What a pre-copy capture cost, for `--stats`.
-#[derive(Debug, Clone, Default)]
-pub struct PrecopyReport {
-    /// The stop in which the target opened the userfaultfd.
-    pub setup_pause: Duration,
-    /// The final stop.
-    pub final_pause: Duration,
-    pub stats: PrecopyStats,
-    /// goat's tracer and guardian processes.
-    pub helpers: Vec<crate::tracer::oom::Helper>,
-}
 
 /// Why pre-copy mode cannot run here.
 struct Unavailable(String);

@@ -13,7 +13,7 @@ use crate::process::Target;
 use crate::report::pprof::{GoroutineProfile, LabelValue};
 use crate::why::{self, WhyReport};
 
-use super::stacks::StacksMode;
+use super::mode_choice::StacksMode;
 use super::{InspectError, Inspector, OpenOptions, Source, Warning};
 
 /// What `why` found, and what it cost.
