@@ -124,6 +124,13 @@ fn parked(b: &Block) -> bool {
     )
 }
 
+/// In a system call when goat looked and parked otherwise by the SIGQUIT:
+/// the call returned between the two looks. (One that stays in its call,
+/// a read of a pipe, is compared.)
+fn left_its_syscall(got: &Block, want: &Block) -> bool {
+    got.status() == "syscall" && want.status() != "syscall"
+}
+
 /// A goroutine the runtime started for itself (scavenger, sweeper, forced
 /// GC, finalizers, GC workers): made by `runtime.*` and standing only in
 /// runtime code.
@@ -146,6 +153,7 @@ pub fn assert_same_dump(flavour: &str, goat_text: &str, runtime_text: &str) {
         theirs.len()
     );
     let mut compared = 0;
+    let mut moving = Vec::new();
     for (id, want) in &theirs {
         if !parked(want) {
             continue;
@@ -154,6 +162,12 @@ pub fn assert_same_dump(flavour: &str, goat_text: &str, runtime_text: &str) {
             // Started after goat looked (a GC worker, say): nothing to compare.
             continue;
         };
+        if !parked(got) || left_its_syscall(got, want) {
+            // Moving when goat looked: main still returning from the write
+            // of "ready" (seen on a loaded machine), parked by the SIGQUIT.
+            moving.push(*id);
+            continue;
+        }
         if got.bracket != want.bracket && runtime_worker(want) {
             // The runtime's own workers wake on its timers and GC cycles:
             // the scavenger goes from [sleep] to [GC scavenge wait] between
@@ -179,6 +193,12 @@ pub fn assert_same_dump(flavour: &str, goat_text: &str, runtime_text: &str) {
     assert!(
         compared >= 15,
         "{flavour}: only {compared} parked goroutines compared"
+    );
+    // A moment's race, not a habit: goat seeing many goroutines move
+    // that the runtime then shows parked would be goat's error.
+    assert!(
+        moving.len() <= 2,
+        "{flavour}: goroutines {moving:?} running or in a system call for goat, parked for the runtime:\n--- goat:\n{goat_text}\n--- runtime:\n{runtime_text}"
     );
     // The fixture's own goroutines all exist before it says "ready": goat must list each.
     for (id, b) in &theirs {
