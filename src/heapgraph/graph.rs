@@ -130,6 +130,11 @@ impl Listed {
         self.items
     }
 
+    /// How many items have a list.
+    pub fn lists(&self) -> usize {
+        self.lists
+    }
+
     /// Which list item `i`'s is, if it has one.
     pub fn list_of(&self, i: usize) -> Option<usize> {
         let word = *self.bits.get(i / 64)?;
