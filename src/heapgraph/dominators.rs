@@ -21,7 +21,7 @@
 //! lists: on bigpop 40 MB of lists fewer at the peak.
 
 #[cfg(test)]
-use super::graph::Graph;
+use super::graph::Sparse;
 use super::graph::{list_at, Listed, Offset, Successors};
 
 /// No node: unreachable from the root.
@@ -197,9 +197,9 @@ fn settle_leaves<G: Successors>(g: &G, place: &[u32], mut idom: Vec<u32>) -> Vec
         if pv == NONE {
             continue;
         }
-        for &w in g.successors(v as u32) {
+        for w in g.successors(v as u32) {
             // Only a leaf's slot is changed: the tree it climbs stays.
-            if !g.successors(w).is_empty() {
+            if g.has_successors(w) {
                 continue;
             }
             let Some(at) = place.get(w as usize).and_then(|&pw| idom.get(pw as usize)) else {
@@ -256,18 +256,18 @@ fn reverse_postorder<G: Successors>(g: &G) -> Vec<u32> {
     // While searching: ONE_PENDING for seen, then the postorder number.
     let mut place = vec![NONE; n];
     let mut finished = 0u32;
-    // (node, how many of its successors were taken)
-    let mut stack: Vec<(u32, usize)> = vec![(0, 0)];
+    // (node, where its list of successors was left)
+    let mut stack: Vec<(u32, (usize, u32))> = vec![(0, (0, 0))];
     place[0] = ONE_PENDING;
     while let Some(top) = stack.last_mut() {
-        let (v, next) = *top;
-        let succ = g.successors(v);
-        if let Some(&w) = succ.get(next) {
-            top.1 += 1;
+        let (v, at) = *top;
+        let mut succ = g.successors(v).resume(at);
+        if let Some(w) = succ.next() {
+            top.1 = succ.position();
             if let Some(s) = place.get_mut(w as usize) {
                 if *s == NONE {
                     *s = ONE_PENDING;
-                    stack.push((w, 0));
+                    stack.push((w, (0, w)));
                 }
             }
         } else {
@@ -306,8 +306,8 @@ fn predecessors<G: Successors>(
         if place[v as usize] == NONE {
             continue;
         }
-        for &w in g.successors(v) {
-            let leaf = g.successors(w).is_empty();
+        for w in g.successors(v) {
+            let leaf = !g.has_successors(w);
             if let Some(c) = place
                 .get(w as usize)
                 .and_then(|&pw| idom.get_mut(pw as usize))
@@ -349,7 +349,9 @@ fn predecessors<G: Successors>(
         if pv == NONE {
             continue;
         }
-        for &w in g.successors(v).iter().rev() {
+        // Each list gets at most one entry from `v`: the order of its
+        // successors does not matter.
+        for w in g.successors(v) {
             let Some(&pw) = place.get(w as usize) else {
                 continue;
             };
@@ -377,18 +379,12 @@ fn predecessors<G: Successors>(
 mod tests {
     use super::*;
 
-    fn graph(n: usize, edges: &[(u32, u32)]) -> Graph {
+    fn graph(n: usize, edges: &[(u32, u32)]) -> Sparse<usize> {
         let mut succ = vec![Vec::new(); n];
         for &(a, b) in edges {
             succ[a as usize].push(b);
         }
-        let mut offsets = vec![0];
-        let mut targets = Vec::new();
-        for s in succ {
-            targets.extend(s);
-            offsets.push(targets.len());
-        }
-        Graph { offsets, targets }
+        Sparse::from_lists(&succ)
     }
 
     #[test]

@@ -323,7 +323,7 @@ fn breadth_first<G: Successors>(g: &G) -> Vec<u32> {
     parent[0] = 0;
     let mut queue = std::collections::VecDeque::from([0u32]);
     while let Some(v) = queue.pop_front() {
-        for &w in g.successors(v) {
+        for w in g.successors(v) {
             if let Some(p) = parent.get_mut(w as usize) {
                 if *p == NONE {
                     *p = v;
