@@ -61,6 +61,7 @@ impl Retained {
         for &p in &place {
             dominating.push(p != NONE && is_dominating(p as usize));
         }
+        drop(dominates);
         // Each place's node. Summed by node in place order, so no
         // array by place is moved to node order (a chase from slot to
         // slot, each load waiting for the last: seconds on millions).
