@@ -233,6 +233,7 @@ mod exit {
 }
 
 fn main() -> ExitCode {
+    return_large_blocks_on_free();
     let cli = Cli::parse_from(help_args(std::env::args_os()));
     if let Command::Guardian { pid } = cli.command {
         // Its own process, not a debugger: none of goat's signal handling.
@@ -502,4 +503,17 @@ fn check(pid: i32) -> Result<u8> {
     let report = goat::inspect::check(pid);
     goat::print_quiet!("{report}");
     Ok(if report.ok() { 0 } else { exit::CHECK_FAILED })
+}
+
+/// Blocks of 1 MiB and more each get their own map, given back to the
+/// system when freed. glibc's default threshold grows with each large
+/// block freed (up to 32 MiB), after which blocks of tens of MB come from
+/// the heap and stay resident when freed: `goat heap`'s phases free and
+/// allocate arrays of that size one after another.
+fn return_large_blocks_on_free() {
+    // SAFETY: mallopt only sets an allocator parameter; called first
+    // thing, on the main thread, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }

@@ -154,9 +154,11 @@ impl HeapGraph {
             .take(objects.len())
             .enumerate()
             .map(|(i, obj)| (first + i, obj.size));
-        let retained = Retained::sum(tree, sizes, |node| {
-            parent.get(node).is_some_and(|&p| p != NONE)
-        });
+        let own = |node: usize| match node.checked_sub(first) {
+            Some(i) => (heap.size_numbered(i as u64).unwrap_or(0), 1),
+            None => (0, 0),
+        };
+        let retained = Retained::sum(tree, sizes, own);
         progress(phase("typing objects"));
         let rtypes = snap.prog.binary().pclntab().ok().and_then(|t| t.types());
         let types = typed::type_objects(
@@ -216,8 +218,27 @@ impl HeapGraph {
 
     /// Retained bytes and objects of object `i` (itself included).
     pub fn retained(&self, i: u32) -> (u64, u64) {
-        let n = self.node_of_object(i) as usize;
-        (self.retained.bytes(n), u64::from(self.retained.objects(n)))
+        let size = || self.heap.size_numbered(u64::from(i)).unwrap_or(0);
+        self.retained_sized(i, size)
+    }
+
+    /// [`Self::retained`] of object `i`, whose size `size` gives (asked
+    /// only when it retains itself alone).
+    fn retained_sized(&self, i: u32, size: impl FnOnce() -> u64) -> (u64, u64) {
+        if !self.is_reachable(i) {
+            return (0, 0);
+        }
+        match self.retained.of(self.node_of_object(i) as usize) {
+            Some((bytes, objects)) => (bytes, u64::from(objects)),
+            None => (size(), 1),
+        }
+    }
+
+    /// Retained bytes and objects of root `k` (0 first).
+    fn root_retained(&self, k: usize) -> (u64, u64) {
+        self.retained
+            .of(k + 1)
+            .map_or((0, 0), |(bytes, objects)| (bytes, u64::from(objects)))
     }
 
     /// The shortest chain from a root to object `i`: the root's name, then
@@ -302,7 +323,7 @@ fn breadth_first<G: Successors>(g: &G) -> Vec<u32> {
     parent[0] = 0;
     let mut queue = std::collections::VecDeque::from([0u32]);
     while let Some(v) = queue.pop_front() {
-        for &w in g.successors(v) {
+        for w in g.successors(v) {
             if let Some(p) = parent.get_mut(w as usize) {
                 if *p == NONE {
                     *p = v;

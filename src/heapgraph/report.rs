@@ -132,7 +132,7 @@ impl HeapGraph {
             e.objects += 1;
             e.bytes += size;
             if reachable {
-                let r = self.retained(i).0;
+                let r = self.retained_sized(i, || size).0;
                 if e.best.is_none_or(|(best, _)| r > best) {
                     e.best = Some((r, i));
                 }
@@ -183,12 +183,11 @@ impl HeapGraph {
             .iter()
             .enumerate()
             .filter_map(|(k, (name, kind))| {
-                let node = k + 1;
-                let objects = u64::from(self.retained.objects(node));
+                let (bytes, objects) = self.root_retained(k);
                 (objects > 0).then(|| RootRow {
                     root: name.clone(),
                     kind: *kind,
-                    retained_bytes: self.retained.bytes(node),
+                    retained_bytes: bytes,
                     retained_objects: objects,
                 })
             })

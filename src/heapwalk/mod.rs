@@ -237,6 +237,19 @@ impl Heap {
         Some(first + before + part)
     }
 
+    /// The size of the object numbered `n`: its span's element size,
+    /// found by the binary search of [`Heap::object_numbered`] alone.
+    pub fn size_numbered(&self, n: u64) -> Option<u64> {
+        if n >= self.totals.objects {
+            return None;
+        }
+        let i = self
+            .first_number
+            .partition_point(|&f| f <= n)
+            .checked_sub(1)?;
+        Some(self.spans.get(i)?.elemsize)
+    }
+
     /// The object numbered `n` (the inverse of [`Heap::number_of`]): its
     /// span found by a binary search, its slot by counting set bits. The
     /// heap's own bitmaps are the index: no table per object.

@@ -23,17 +23,18 @@ pub fn map_private_copy(file: &File) -> std::io::Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(file) }
 }
 
-/// goat's file-backed resident bytes past which a [`BoundedMap`]'s pages
-/// are given back. What `goat heap` keeps of a heap of 16M objects is
-/// some 300 MB of its own: a bound of 160 MiB (and 48 MiB between looks)
-/// made the copy a third of its peak; pages given back are read again
-/// from the page cache, not the disk.
-const RESIDENT_BUDGET: u64 = 48 << 20;
+/// goat's file-backed resident bytes (its own executable's pages too,
+/// some 7 MiB) past which a [`BoundedMap`]'s pages are given back. What
+/// `goat heap` keeps of a heap of 16M objects is some 250 MB of its own,
+/// and the type walk reads the copy beside all of it: a bound of 48 MiB
+/// (and 16 MiB between looks) was a sixth of the peak. Pages given back
+/// are read again from the page cache, not the disk.
+const RESIDENT_BUDGET: u64 = 24 << 20;
 /// Bytes that reads may have mapped between two looks at the resident
 /// set (a `pread` of `statm`): each read counts its length plus the
 /// 64 KiB the kernel may map around a faulting page, so the budget is
 /// passed by at most this much.
-const LOOK_EVERY: u64 = 16 << 20;
+const LOOK_EVERY: u64 = 8 << 20;
 /// What the kernel may map around one faulting page (`fault_around_bytes`).
 const FAULT_AROUND: u64 = 64 << 10;
 
