@@ -4,7 +4,7 @@
 //! objects it newly marked, so an object is scanned at most once over the
 //! life of the marks.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use crate::process::Memory;
 
@@ -41,14 +41,45 @@ impl Marks {
         roots: impl IntoIterator<Item = u64>,
         skip: &HashSet<u64>,
     ) -> u64 {
+        self.mark_watched(heap, mem, roots, skip, |_, _| false)
+    }
+
+    /// [`Self::mark_from`], telling `marked` of each object as it is newly
+    /// marked: `marked` may add pointer values to mark from (`more`), and
+    /// returning `true` ends the marking at once, with objects reachable
+    /// but not yet marked (a caller that has learnt what it wanted to).
+    pub fn mark_watched(
+        &mut self,
+        heap: &Heap,
+        mem: &dyn Memory,
+        roots: impl IntoIterator<Item = u64>,
+        skip: &HashSet<u64>,
+        mut marked: impl FnMut(&Object, &mut Vec<u64>) -> bool,
+    ) -> u64 {
         let before = self.objects;
-        let mut work: Vec<Object> = Vec::new();
-        for value in roots {
-            self.mark(heap, value, &mut work);
+        let mut work: VecDeque<Object> = VecDeque::new();
+        let mut more: Vec<u64> = roots.into_iter().collect();
+        // Values are marked as they are found (`more` drained at once), so
+        // that what the roots point at directly is seen before any object
+        // is scanned, and objects are scanned in the order they were
+        // marked (breadth first): what lies few pointers from a root is
+        // reached before a long list is walked to its end.
+        let mut mark = |marks: &mut Marks, work: &mut VecDeque<Object>, more: &mut Vec<u64>| {
+            while let Some(value) = more.pop() {
+                if let Some(obj) = marks.mark(heap, value, work) {
+                    if marked(&obj, more) {
+                        return true;
+                    }
+                }
+            }
+            false
+        };
+        if mark(self, &mut work, &mut more) {
+            return self.objects - before;
         }
         let mut slots = Vec::new();
         let mut buf = Vec::new();
-        while let Some(obj) = work.pop() {
+        while let Some(obj) = work.pop_front() {
             slots.clear();
             heap.pointer_slots(mem, &obj, &mut slots);
             // Hashing every slot of millions of objects for a set of a
@@ -80,7 +111,10 @@ impl Marks {
                         read_word(mem, slot)
                     };
                     if let Some(v) = value {
-                        self.mark(heap, v, &mut work);
+                        more.push(v);
+                        if mark(self, &mut work, &mut more) {
+                            return self.objects - before;
+                        }
                     }
                 }
                 // A slot too close to the object's end for a whole word
@@ -93,27 +127,24 @@ impl Marks {
         self.objects - before
     }
 
-    fn mark(&mut self, heap: &Heap, value: u64, work: &mut Vec<Object>) {
-        let Some(obj) = heap.object_of(value) else {
-            return;
-        };
-        let Some(span) = heap.spans().get(obj.span as usize) else {
-            return;
-        };
+    /// Marks the object holding `value`, if it is one not marked yet (and
+    /// queues it to be scanned), and returns it.
+    fn mark(&mut self, heap: &Heap, value: u64, work: &mut VecDeque<Object>) -> Option<Object> {
+        let obj = heap.object_of(value)?;
+        let span = heap.spans().get(obj.span as usize)?;
         let at = span.bits_at + obj.index as usize / 64;
-        let Some(word) = self.bits.get_mut(at) else {
-            return;
-        };
+        let word = self.bits.get_mut(at)?;
         let bit = 1u64 << (obj.index % 64);
         if *word & bit != 0 {
-            return;
+            return None;
         }
         *word |= bit;
         self.objects += 1;
         self.bytes += obj.size;
         if !obj.noscan {
-            work.push(obj);
+            work.push_back(obj);
         }
+        Some(obj)
     }
 
     /// Whether `addr` is inside a marked object.

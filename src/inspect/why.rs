@@ -3,18 +3,23 @@
 //! temporary core, and the analysis reads that copy while the program runs
 //! on: the heap walk may take seconds, the pause does not.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::corefile::CoreFile;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::waits::{FdInfo, ProcFds};
-use crate::goruntime::{Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
+use crate::goruntime::{stackroots, Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
 use crate::process::Target;
 use crate::report::pprof::{GoroutineProfile, LabelValue};
-use crate::why::{self, WhyReport};
+use crate::why::{self, StackValues, WhyReport};
 
 use super::mode_choice::StacksMode;
 use super::{InspectError, Inspector, OpenOptions, Source, Warning};
+
+/// A decoding thread's chunk: its goroutines, their stacks' values, and
+/// the stack scanner's buffers it borrowed.
+type ChunkOut = (Vec<GoroutineBrief>, StackValues, stackroots::Scratch);
 
 /// What `why` found, and what it cost.
 pub struct WhyOutcome {
@@ -92,6 +97,7 @@ impl Inspector {
         // A profile has a sample per stack: only then are whole goroutines
         // kept. Else each is kept as the analysis reads it, decoded as
         // `goat stacks` decodes, a chunk at a time on several threads.
+        let mut stacks = None;
         let (goroutines, go_version, kept) = match want_profile {
             true => {
                 let (stacks, labels) = self.stacks_labelled(StacksMode::Stop, true, &mut |_| {})?;
@@ -104,11 +110,16 @@ impl Inspector {
                     .collect();
                 (gs, dump.go_version.clone(), Some((dump, labels)))
             }
-            false => (self.briefs()?, self.prog.dump_info().go_version, None),
+            false => {
+                let (gs, values) = self.briefs(core)?;
+                stacks = Some(values);
+                (gs, self.prog.dump_info().go_version, None)
+            }
         };
         let snap = why::Snapshot {
             prog: &self.prog,
             mem: core,
+            shared: Some(core),
             bias,
             go_version: &go_version,
             goroutines: &goroutines,
@@ -116,7 +127,7 @@ impl Inspector {
             fds,
             now_ns: core.monotonic_at_stop(),
         };
-        let report = why::analyze(&snap);
+        let report = why::analyze_scanned(&snap, stacks);
         let profile = match &kept {
             Some((dump, labels)) => Some(
                 self.why_profile(&report, dump, labels.as_ref(), bias)
@@ -132,22 +143,47 @@ impl Inspector {
     }
 
     /// Every goroutine of this core as `why` keeps it, in the order
-    /// [`Self::stacks`] lists them, never holding them all decoded.
-    fn briefs(&self) -> Result<Vec<GoroutineBrief>, InspectError> {
+    /// [`Self::stacks`] lists them, never holding them all decoded, and
+    /// their stacks' live pointer values: each stack scanned on the
+    /// decoding thread that has just decoded it, while it is in cache.
+    fn briefs(&self, core: &CoreFile) -> Result<(Vec<GoroutineBrief>, StackValues), InspectError> {
         let c = self.copy(StacksMode::Stop, false, &mut |_| {})?;
         let shared = Briefs::default();
+        // A scanner's per-pc facts last from one chunk to the next: each
+        // chunk takes one from the pool and gives it back.
+        let scratches: Mutex<Vec<stackroots::Scratch>> = Mutex::default();
+        let take = || {
+            scratches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .unwrap_or_default()
+        };
         let mut out: Vec<GoroutineBrief> = Vec::new();
+        let mut values = StackValues::default();
+        let (prog, bias) = (&self.prog, c.bias);
         self.prog
             .decoder(c.bias)?
             .without_args()
             .stream_views(
                 &c.capture,
                 CHUNK_GOROUTINES,
-                Vec::with_capacity,
-                |chunk: &mut Vec<GoroutineBrief>, g| chunk.push(shared.of_view(g)),
-                |chunk| chunk,
-                |chunk| {
+                |n| (Vec::with_capacity(n), StackValues::default(), take()),
+                |(chunk, values, scratch): &mut ChunkOut, g| {
+                    let brief = shared.of_view(g);
+                    values.scan(prog, core, bias, &brief, scratch);
+                    chunk.push(brief);
+                },
+                |(chunk, values, scratch)| {
+                    scratches
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(scratch);
+                    (chunk, values)
+                },
+                |(chunk, more)| {
                     out.extend(chunk);
+                    values.append(more);
                     Ok::<(), std::convert::Infallible>(())
                 },
             )
@@ -157,8 +193,13 @@ impl Inspector {
         if out.is_empty() {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
-        out.extend(self.crash_g0s(&c)?.iter().map(|g| shared.of_goroutine(g)));
-        Ok(out)
+        let mut scratch = take();
+        for g in self.crash_g0s(&c)? {
+            let brief = shared.of_goroutine(&g);
+            values.scan(prog, core, bias, &brief, &mut scratch);
+            out.push(brief);
+        }
+        Ok((out, values))
     }
 
     /// The goroutine profile of `dump`, each sample labelled with the

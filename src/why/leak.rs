@@ -12,7 +12,7 @@
 //! on something only other such goroutines can reach: it can never wake.
 //! `select {}` and a nil channel never wake by definition.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::goruntime::waits::WaitsOn;
 use crate::heapwalk::{Heap, Marks};
@@ -58,6 +58,13 @@ fn blocked(w: &WaitsOn) -> Blocked {
 /// (package variables, finalizers: pointer values) with `skip` never
 /// followed. `main_select_forever`: goroutine 1 in `select {}` is analysed
 /// as blocked but, as the runtime does, not reported.
+///
+/// One mark, told of each object as it is marked: a blocked goroutine is
+/// freed (its stack marked from) the moment an object it waits on is
+/// marked, which reaches the same fixed point as marking in rounds. Once
+/// no goroutine is left blocked the answer is known and the rest of the
+/// heap is not walked: a service whose waits hang off package variables
+/// is decided before its large data is scanned.
 pub fn never_wakes(
     heap: &Heap,
     mem: &dyn Memory,
@@ -65,41 +72,55 @@ pub fn never_wakes(
     skip: &HashSet<u64>,
     goroutines: &[Candidate<'_>],
 ) -> BTreeSet<u64> {
-    let mut marks = Marks::new(heap);
-    let mut pending: Vec<(usize, Vec<u64>)> = Vec::new();
-    let mut forever: Vec<usize> = Vec::new();
     let mut first: Vec<u64> = roots.to_vec();
+    // Each heap object waited on: the goroutines it frees when marked.
+    let mut frees: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut blocked_now = vec![false; goroutines.len()];
+    let mut left = 0usize;
+    let mut forever: Vec<usize> = Vec::new();
     for (i, g) in goroutines.iter().enumerate() {
         match blocked(g.waits_on) {
             Blocked::No => first.extend_from_slice(g.stack_values),
-            Blocked::On(objects) => pending.push((i, objects)),
+            Blocked::On(objects) => {
+                let in_heap: Option<Vec<u64>> = objects
+                    .iter()
+                    .map(|o| heap.object_of(*o).map(|obj| obj.base))
+                    .collect();
+                match in_heap {
+                    // Waiting on something outside the heap: it may run.
+                    None => first.extend_from_slice(g.stack_values),
+                    Some(bases) => {
+                        for b in bases {
+                            frees.entry(b).or_default().push(i);
+                        }
+                        blocked_now[i] = true;
+                        left += 1;
+                    }
+                }
+            }
             Blocked::ForGood => forever.push(i),
         }
     }
-    marks.mark_from(heap, mem, first, skip);
-    // Each round either frees a goroutine or ends: at most one per pending.
-    loop {
-        let mut next: Vec<u64> = Vec::new();
-        let before = pending.len();
-        pending.retain(|(i, objects)| {
-            let free = objects
-                .iter()
-                .any(|o| heap.object_of(*o).is_none() || marks.is_marked(heap, *o));
-            if free {
-                if let Some(g) = goroutines.get(*i) {
-                    next.extend_from_slice(g.stack_values);
+    if left > 0 {
+        let mut marks = Marks::new(heap);
+        marks.mark_watched(heap, mem, first, skip, |obj, more| {
+            for i in frees.remove(&obj.base).unwrap_or_default() {
+                if let Some(b) = blocked_now.get_mut(i).filter(|b| **b) {
+                    *b = false;
+                    left -= 1;
+                    if let Some(g) = goroutines.get(i) {
+                        more.extend_from_slice(g.stack_values);
+                    }
                 }
             }
-            !free
+            left == 0
         });
-        if pending.len() == before {
-            break;
-        }
-        marks.mark_from(heap, mem, next, skip);
     }
-    pending
+    blocked_now
         .iter()
-        .map(|(i, _)| *i)
+        .enumerate()
+        .filter(|(_, b)| **b)
+        .map(|(i, _)| i)
         .chain(forever)
         .filter_map(|i| goroutines.get(i))
         .filter(|g| {

@@ -15,6 +15,7 @@ pub mod growth;
 pub mod leak;
 pub mod reach;
 mod release;
+mod stacks;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -27,11 +28,15 @@ use crate::heapwalk::{self, Heap};
 use crate::process::Memory;
 
 pub use describe::WaitDesc;
+pub use stacks::StackValues;
 
 /// What the analysis reads: one consistent snapshot of the program.
 pub struct Snapshot<'a> {
     pub prog: &'a GoProgram,
     pub mem: &'a dyn Memory,
+    /// `mem` again, when it can be read from several threads at once (a
+    /// core): the work done per goroutine is then shared between them.
+    pub shared: Option<&'a (dyn Memory + Sync)>,
     pub bias: u64,
     /// The target's Go release, as the report names it.
     pub go_version: &'a str,
@@ -113,11 +118,22 @@ const MAX_LISTED: usize = 100;
 
 /// Runs the whole analysis on `snap`.
 pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
+    analyze_scanned(snap, None)
+}
+
+/// [`analyze`], with the goroutines' stacks already scanned (`stacks`,
+/// when they are those of `snap.goroutines` in order: a caller that
+/// decodes on several threads scans each stack there).
+pub fn analyze_scanned(snap: &Snapshot<'_>, stacks: Option<StackValues>) -> WhyReport {
     let gs = snap.goroutines;
     let waits = waits::read_waits_of(snap.prog, snap.mem, snap.bias, gs, snap.threads, snap.fds);
     let heap = Heap::load(snap.prog, snap.mem, snap.bias);
-    let mut scan = ScanSummary::default();
-    let stacks = stack_values(snap, &mut scan);
+    let mut stacks = match stacks {
+        Some(s) if s.matches(gs) => s,
+        _ => StackValues::of_snapshot(snap),
+    };
+    stacks.index();
+    let scan = stacks.scan.clone();
     let (never, never_unknown) = match &heap {
         Ok(heap) => never_wakes(snap, heap, &waits, &stacks),
         Err(e) => (
@@ -209,87 +225,6 @@ fn answers(
             }
         })
         .collect()
-}
-
-/// Each goroutine's live stack pointer values, by id, in one buffer. A
-/// goroutine id is the runtime's, and so is unique but for a crash core's
-/// `goroutine 0 [idle]` system stacks: of those, the last one's values
-/// stand for its id, as the analysis has always kept one list per id.
-pub(crate) struct StackValues {
-    values: Vec<u64>,
-    /// Each goroutine's id and where its values end, in snapshot order.
-    ends: Vec<(u64, usize)>,
-    /// The position of the last goroutine of each id.
-    last: HashMap<u64, usize>,
-}
-
-impl StackValues {
-    /// The values of the goroutine at position `i`.
-    fn at(&self, i: usize) -> &[u64] {
-        let start = match i.checked_sub(1) {
-            Some(before) => self.ends.get(before).map_or(0, |e| e.1),
-            None => 0,
-        };
-        let end = self.ends.get(i).map_or(start, |e| e.1);
-        self.values.get(start..end).unwrap_or(&[])
-    }
-
-    /// The values of goroutine `id`.
-    pub(crate) fn of(&self, id: u64) -> &[u64] {
-        self.last.get(&id).map_or(&[], |&i| self.at(i))
-    }
-
-    /// Each id with its values, once, in snapshot order (goroutines made
-    /// one after another have their objects near each other: the heap
-    /// reads of one follow those of the last).
-    pub(crate) fn each(&self) -> impl Iterator<Item = (u64, &[u64])> {
-        self.ends
-            .iter()
-            .enumerate()
-            .filter(|(i, (id, _))| self.last.get(id) == Some(i))
-            .map(|(i, (id, _))| (*id, self.at(i)))
-    }
-}
-
-/// Each goroutine's live stack pointer values.
-fn stack_values(snap: &Snapshot<'_>, scan: &mut ScanSummary) -> StackValues {
-    let mut out = StackValues {
-        values: Vec::new(),
-        ends: Vec::with_capacity(snap.goroutines.len()),
-        last: HashMap::with_capacity(snap.goroutines.len()),
-    };
-    let mut slots = Vec::new();
-    let mut scratch = crate::goruntime::stackroots::Scratch::default();
-    for (i, g) in snap.goroutines.iter().enumerate() {
-        slots.clear();
-        let s = crate::goruntime::stackroots::stack_pointer_slots_of(
-            snap.prog,
-            snap.mem,
-            snap.bias,
-            g,
-            &mut slots,
-            &mut scratch,
-        );
-        scan.precise_frames += u64::from(s.precise_frames);
-        scan.conservative_frames += u64::from(s.conservative_frames);
-        if s.incomplete.is_some() {
-            scan.incomplete += 1;
-        }
-        read_words(snap.mem, &slots, &mut out.values);
-        out.ends.push((g.id, out.values.len()));
-        out.last.insert(g.id, i);
-    }
-    out
-}
-
-/// The words at `slots` (those that read), as pointer values, appended
-/// to `out`.
-fn read_words(mem: &dyn Memory, slots: &[u64], out: &mut Vec<u64>) {
-    let mut word = [0u8; 8];
-    out.extend(slots.iter().filter_map(|s| {
-        mem.read(*s, &mut word).ok()?;
-        Some(u64::from_le_bytes(word)).filter(|v| *v != 0)
-    }));
 }
 
 /// The never-wakes set, or why it is unknown.

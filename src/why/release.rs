@@ -4,12 +4,14 @@
 //! on it themselves.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::code_refs::CodeRefs;
 use super::describe::Names;
 use super::reach::{self, Targets};
 use super::Snapshot;
 use crate::goruntime::waits::{Waits, WaitsOn};
+use crate::goruntime::StackFacts;
 use crate::heapwalk::Heap;
 
 /// Whether `w` waits on another goroutine's action (a channel, a select,
@@ -101,15 +103,14 @@ pub fn may_release(
         }
         objects_of.insert(*id, os);
     }
-    let mut reachers: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    // Who reaches each object, in any order and maybe more than once:
+    // sorted once at the end.
+    let mut reachers: HashMap<u64, Vec<u64>> = HashMap::new();
     if let Some(heap) = heap {
         let targets = Targets::new(heap, queued.keys().copied());
-        let mut scratch = reach::Scratch::default();
-        for (id, values) in stacks.each() {
-            for &o in reach::reached(heap, snap.mem, &targets, values, &mut scratch) {
-                reachers.entry(o).or_default().insert(id);
-            }
-        }
+        reach_all(snap, heap, &targets, stacks, |o, id| {
+            reachers.entry(o).or_default().push(id)
+        });
     }
     // Objects in (or held by) a package variable: whose code names it.
     let in_variables: Vec<(u64, (u64, u64))> = queued
@@ -120,25 +121,34 @@ pub fn may_release(
         let bin = snap.prog.binary();
         let bias = snap.bias;
         let mut code = CodeRefs::default();
-        // 100k goroutines stand at a few thousand distinct pcs: each pc's
-        // answer is worked out once.
+        // 100k goroutines stand at a few thousand distinct pcs, and in
+        // far fewer distinct stacks (which `GoroutineBrief`s share): each
+        // pc's answer, and each stack's, is worked out once.
         let mut named_at: HashMap<u64, Vec<u64>> = HashMap::new();
+        let mut named_by: HashMap<*const StackFacts, Vec<u64>> = HashMap::new();
         for g in snap.goroutines {
-            for f in g.stack.call_pcs.iter() {
-                // A caller's pc is its return address: look inside the call.
-                let Some(pc) = f.checked_sub(bias).and_then(|p| p.checked_sub(1)) else {
-                    continue;
-                };
-                let named = named_at.entry(pc).or_insert_with(|| {
-                    in_variables
-                        .iter()
-                        .filter(|(_, (start, end))| code.addresses(bin, pc, *start, *end))
-                        .map(|(o, _)| *o)
-                        .collect()
-                });
-                for o in named.iter() {
-                    reachers.entry(*o).or_default().insert(g.id);
+            let named = named_by.entry(Arc::as_ptr(&g.stack)).or_insert_with(|| {
+                let mut all = Vec::new();
+                for f in g.stack.call_pcs.iter() {
+                    // A caller's pc is its return address: look inside the call.
+                    let Some(pc) = f.checked_sub(bias).and_then(|p| p.checked_sub(1)) else {
+                        continue;
+                    };
+                    let named = named_at.entry(pc).or_insert_with(|| {
+                        in_variables
+                            .iter()
+                            .filter(|(_, (start, end))| code.addresses(bin, pc, *start, *end))
+                            .map(|(o, _)| *o)
+                            .collect()
+                    });
+                    all.extend_from_slice(named);
                 }
+                all.sort_unstable();
+                all.dedup();
+                all
+            });
+            for o in named.iter() {
+                reachers.entry(*o).or_default().push(g.id);
             }
         }
     }
@@ -157,5 +167,65 @@ pub fn may_release(
     Releasers {
         by_object,
         objects_of,
+    }
+}
+
+/// Goroutines per chunk of the reach, when it runs on several threads.
+const REACH_CHUNK: usize = 1024;
+
+/// Calls `found(object, goroutine id)` for each object of `targets` each
+/// goroutine's stack reaches, in snapshot order: on several threads when
+/// the snapshot's memory can be read from them.
+fn reach_all(
+    snap: &Snapshot<'_>,
+    heap: &Heap,
+    targets: &Targets,
+    stacks: &super::StackValues,
+    mut found: impl FnMut(u64, u64),
+) {
+    let Some(shared) = snap.shared else {
+        let mut scratch = reach::Scratch::default();
+        for (id, values) in stacks.each() {
+            for &o in reach::reached(heap, snap.mem, targets, values, &mut scratch) {
+                found(o, id);
+            }
+        }
+        return;
+    };
+    let n = stacks.len();
+    let chunks = n.div_ceil(REACH_CHUNK);
+    let threads = crate::ordered::threads_for(n, 2 * REACH_CHUNK);
+    let done = crate::ordered::map_ordered(
+        chunks,
+        threads,
+        reach::Scratch::default,
+        |scratch, i| {
+            let mut pairs: Vec<(u64, u64)> = Vec::new();
+            let end = (i + 1).saturating_mul(REACH_CHUNK).min(n);
+            for (id, values) in (i * REACH_CHUNK..end).filter_map(|at| stacks.entry(at)) {
+                for &o in reach::reached(heap, shared, targets, values, scratch) {
+                    pairs.push((o, id));
+                }
+            }
+            Some(pairs)
+        },
+        // A chunk that panicked (a bug): the whole reach is done again
+        // on this thread, so that no releaser goes missing.
+        |_| None,
+        |pairs| match pairs {
+            Some(pairs) => {
+                pairs.into_iter().for_each(|(o, id)| found(o, id));
+                Ok(())
+            }
+            None => Err(()),
+        },
+    );
+    if done.is_err() {
+        let mut scratch = reach::Scratch::default();
+        for (id, values) in stacks.each() {
+            for &o in reach::reached(heap, snap.mem, targets, values, &mut scratch) {
+                found(o, id);
+            }
+        }
     }
 }

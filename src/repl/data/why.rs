@@ -30,6 +30,7 @@ pub fn why(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
     let report = why::analyze(&Snapshot {
         prog: s.prog,
         mem: t,
+        shared: None,
         bias: s.bias,
         go_version: s.go_version(),
         goroutines: &goroutines,
