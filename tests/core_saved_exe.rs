@@ -3,7 +3,8 @@
 //! `CORE.exe` (0600), goat says so, and `goat stacks --core` and `goat
 //! debug` then read the core with no `--exe`, exactly as with the original
 //! executable. Without the copy the core would be unreadable (exit 13) or
-//! refused against the new build (exit 14).
+//! refused against the new build (exit 14). `goat why` and `goat heap`,
+//! which copy the process the same way, read it too.
 
 mod common;
 
@@ -132,4 +133,33 @@ fn an_executable_still_in_place_is_not_copied() {
         text(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `goat why` and `goat heap` copy the process as `goat core` does, then
+/// read the copy while it runs on: after a deploy they read the running
+/// executable through `/proc/PID/exe`, as `goat stacks` does, and save no
+/// copy of it (theirs is private and gone when they end). Before, both
+/// failed: "cannot read executable" of the name's "(deleted)" form.
+#[test]
+fn why_and_heap_read_a_process_whose_executable_was_deployed_over() {
+    build_fixtures();
+    for how in [Deploy::Delete, Deploy::Replace] {
+        let dir = common::scratch_dir(&format!("deployed-why-heap-{how:?}"));
+        let (fx, _) = start_then_deploy(&dir, "go1.27-exe", how);
+        let pid = fx.pid().to_string();
+        for (command, says) in [("why", "goat why: pid "), ("heap", "goat heap: pid ")] {
+            let out = run_goat(&[command, &pid]);
+            let (said, err) = (text(&out.stdout), text(&out.stderr));
+            assert!(out.status.success(), "{how:?}: goat {command}: {err}");
+            assert!(said.starts_with(says), "{how:?}: goat {command}: {said}");
+            assert!(
+                err.contains("reading the running executable through /proc/")
+                    && !err.contains("saved the running executable"),
+                "{how:?}: goat {command}: {err}"
+            );
+        }
+        common::assert_untouched(fx.pid());
+        drop(fx);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::corefile::writer::{CoreOptions, Mode};
 
+use super::write_core::SaveExecutable;
 use super::{InspectError, Inspector, OpenOptions, Warning};
 
 /// The private directories of a copy: `.goat-why-PID-XXXXXX` (named so
@@ -48,7 +49,15 @@ impl Inspector {
                 cause,
             })?;
         let dest = holder.path().join("core");
-        let stats = super::write_core(
+        // After a deploy the name the process was started from reaches
+        // another file, or none: the running one is read through
+        // `/proc/PID/exe`, which holds it while the process lives (and the
+        // copy is read while it runs on).
+        let exe = match super::saved_exe::unreachable_by_name(pid) {
+            Some(_) => crate::process::procfs::exe_path(pid),
+            None => exe.to_path_buf(),
+        };
+        let stats = super::write_core::write(
             pid,
             &CoreOptions {
                 dest: dest.clone(),
@@ -57,6 +66,7 @@ impl Inspector {
                 hold: super::hold_duration(),
                 inject_under_seccomp: false,
             },
+            SaveExecutable::Never,
             warn,
         )?;
         // Opened, then unlinked at once: the copy is read through the
@@ -77,7 +87,7 @@ impl Inspector {
             map_core: true,
             ..open.clone()
         };
-        let copy = Inspector::open_core_with(&by_fd, Some(exe), &open, warn);
+        let copy = Inspector::open_core_with(&by_fd, Some(&exe), &open, warn);
         drop(file);
         drop(holder);
         let out = analyse(&copy?, warn)?;

@@ -17,11 +17,35 @@ pub fn write_core(
     opts: &CoreOptions,
     warn: &mut dyn FnMut(Warning),
 ) -> Result<CoreStats, InspectError> {
+    write(pid, opts, SaveExecutable::IfUnreachable, warn)
+}
+
+/// Whether a core whose executable can no longer be reached by its name
+/// gets a copy of the running one beside it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum SaveExecutable {
+    /// For a core the user keeps.
+    IfUnreachable,
+    /// For goat's own private copy, read while the process still runs
+    /// (`live_copy.rs` reads the executable through `/proc/PID/exe`).
+    Never,
+}
+
+pub(super) fn write(
+    pid: i32,
+    opts: &CoreOptions,
+    save: SaveExecutable,
+    warn: &mut dyn FnMut(Warning),
+) -> Result<CoreStats, InspectError> {
     preflight::refuse_early(pid)?;
     crate::outfile::check_dest(&opts.dest, opts.force).map_err(InspectError::Destination)?;
     // A core whose executable is gone is of no use: the running image is
     // copied (before anything is attached) and kept if the core is.
-    let exe_copy = match saved_exe::unreachable_by_name(pid) {
+    let unreachable = match save {
+        SaveExecutable::IfUnreachable => saved_exe::unreachable_by_name(pid),
+        SaveExecutable::Never => None,
+    };
+    let exe_copy = match unreachable {
         None => None,
         Some(named) => {
             let dest = saved_exe::beside(&opts.dest);
