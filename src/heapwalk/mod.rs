@@ -240,29 +240,26 @@ impl Heap {
     /// The size of the object numbered `n`: its span's element size,
     /// found by the binary search of [`Heap::object_numbered`] alone.
     pub fn size_numbered(&self, n: u64) -> Option<u64> {
+        Some(self.spans.get(self.span_numbering(n)?)?.elemsize)
+    }
+
+    /// The index of the span holding the object numbered `n`: the last
+    /// span numbered from at most `n` (spans without objects share their
+    /// successor's first number and come before it).
+    fn span_numbering(&self, n: u64) -> Option<usize> {
         if n >= self.totals.objects {
             return None;
         }
-        let i = self
-            .first_number
+        self.first_number
             .partition_point(|&f| f <= n)
-            .checked_sub(1)?;
-        Some(self.spans.get(i)?.elemsize)
+            .checked_sub(1)
     }
 
     /// The object numbered `n` (the inverse of [`Heap::number_of`]): its
     /// span found by a binary search, its slot by counting set bits. The
     /// heap's own bitmaps are the index: no table per object.
     pub fn object_numbered(&self, n: u64) -> Option<Object> {
-        if n >= self.totals.objects {
-            return None;
-        }
-        // The last span numbered from at most `n`: spans without objects
-        // share their successor's first number and come before it.
-        let i = self
-            .first_number
-            .partition_point(|&f| f <= n)
-            .checked_sub(1)?;
+        let i = self.span_numbering(n)?;
         let s = self.spans.get(i)?;
         let mut k = n - self.first_number.get(i)?;
         let words = self.allocated.get(s.bits_at..s.bits_at + s.words())?;
