@@ -121,7 +121,11 @@ fn cond_from_stack(ctx: &Ctx<'_>, gp: u64) -> Result<u64, String> {
 }
 
 /// Whether the `notifyList` at `list` queues a sudog of `gp`, reading at
-/// most `budget` sudogs (what is read is taken off it).
+/// most `budget` sudogs (what is read is taken off it). A queue walked to
+/// its end must end at the list's `tail`: a stack word that is not a
+/// `*Cond` can still land `head` on a word that leads into gp's queue
+/// (another sudog's `next`, seen once on go1.19), and its `tail` would
+/// not be that queue's last sudog.
 fn notify_list_holds(ctx: &Ctx<'_>, list: u64, gp: u64, budget: &mut usize) -> bool {
     let Some(head) = list.checked_add(ctx.w.sync.notify_head) else {
         return false;
@@ -129,6 +133,7 @@ fn notify_list_holds(ctx: &Ctx<'_>, list: u64, gp: u64, budget: &mut usize) -> b
     let Ok(mut sg) = ctx.mem.read_u64(head) else {
         return false;
     };
+    let (mut queued, mut last) = (false, 0);
     let mut seen = HashSet::new();
     while sg != 0 && *budget > 0 && seen.insert(sg) {
         *budget -= 1;
@@ -136,10 +141,10 @@ fn notify_list_holds(ctx: &Ctx<'_>, list: u64, gp: u64, budget: &mut usize) -> b
             .checked_add(ctx.w.sudog.g)
             .and_then(|a| ctx.mem.read_u64(a).ok());
         match owner {
-            Some(owner) if owner == gp => return true,
-            Some(_) => {}
+            Some(owner) => queued |= owner == gp,
             None => return false,
         }
+        last = sg;
         match sg
             .checked_add(ctx.w.sudog.next)
             .and_then(|a| ctx.mem.read_u64(a).ok())
@@ -148,7 +153,17 @@ fn notify_list_holds(ctx: &Ctx<'_>, list: u64, gp: u64, budget: &mut usize) -> b
             None => return false,
         }
     }
-    false
+    if !queued {
+        return false;
+    }
+    if sg != 0 {
+        // Longer than the budget (or a loop): queued, its end unseen.
+        return true;
+    }
+    // `tail` follows `head` in every release's notifyList.
+    head.checked_add(8)
+        .and_then(|t| ctx.mem.read_u64(t).ok())
+        .is_some_and(|tail| tail == last)
 }
 
 /// The state of every sync object some goroutine waits on.
