@@ -76,18 +76,15 @@ pub(super) fn write(
     // ends, the tracer removes any temporary named for this goat once its
     // lock is free (tracer/remote.rs), and it would wait out its patience
     // on the copy's, which this goat holds until the copy is saved.
-    let exe_outcome = exe_copy.map(|p| {
-        let named = p.named.clone();
-        let saved = match &result {
-            Ok(_) => Some(p.commit()),
-            Err(_) => None,
-        };
-        (named, saved)
-    });
+    // A failed core's copy is removed here, dropped.
+    let exe_saved = match (&result, exe_copy) {
+        (Ok(_), Some(p)) => Some((p.named.clone(), p.commit())),
+        _ => None,
+    };
     // Detached before the outcome is reported.
     drop(live);
     let stats = CoreStats { helpers, ..result? };
-    if let Some((named, Some(saved))) = exe_outcome {
+    if let Some((named, saved)) = exe_saved {
         match saved {
             Ok(saved) => warn(Warning::ExecutableSaved { pid, named, saved }),
             Err(e) => warn(Warning::ExecutableNotSaved {
