@@ -228,6 +228,7 @@ pub fn read_waits_of(
         w: *w,
         goids: goroutines.iter().map(|g| (g.gp, g.id)).collect(),
         queues: Default::default(),
+        notify_lists: Default::default(),
     });
     let mut waits = Waits::default();
     for g in goroutines {
@@ -284,6 +285,8 @@ pub(super) struct Ctx<'a> {
     /// The sudogs of each channel wait queue walked so far, by (`hchan`,
     /// queue offset).
     pub queues: chans::QueueCache,
+    /// The `notifyList`s looked at so far (`sync.Cond` before 1.26).
+    pub notify_lists: sync::NotifyCache,
 }
 
 /// Most sudogs followed along one list (`g.waiting`, a wait queue): a

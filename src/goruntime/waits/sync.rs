@@ -7,9 +7,11 @@
 //! the `*Cond` that `Cond.Wait` keeps on its frame, checked by finding
 //! the goroutine's sudog in that Cond's `notifyList`.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
-use super::{stack, Ctx, SyncKind, SyncState, Waits, WaitsOn};
+use super::{stack, Ctx, SyncKind, SyncState, Waits, WaitsOn, MAX_LIST};
 use crate::goruntime::{GoProgram, GoroutineBrief};
 use crate::process::MemoryExt;
 
@@ -50,10 +52,15 @@ pub fn kind_from_frames<'a>(mut functions: impl Iterator<Item = &'a str>) -> Opt
 }
 
 pub fn sync_wait(ctx: &Ctx<'_>, gp: u64, kind: SyncKind) -> Result<WaitsOn, String> {
-    let sema = match semaphore(ctx, gp)? {
-        Some(sema) => sema,
-        None if kind == SyncKind::Cond => cond_from_stack(ctx, gp)?,
-        None => return Err("no sudog of its semaphore wait found".to_string()),
+    let sema = if kind == SyncKind::Cond {
+        // Before 1.26 a Cond's sudog names no address: only `g.waiting`
+        // (1.26+) can, and the stack is searched for the Cond instead.
+        match waiting_sudog(ctx, gp)?.and_then(|sg| sudog_elem(ctx, sg)) {
+            Some(sema) => sema,
+            None => cond_from_stack(ctx, gp)?,
+        }
+    } else {
+        semaphore(ctx, gp)?.ok_or("no sudog of its semaphore wait found")?
     };
     let s = &ctx.w.sync;
     let off = match kind {
@@ -80,90 +87,109 @@ fn sudog_elem(ctx: &Ctx<'_>, sg: u64) -> Option<u64> {
     (elem != 0).then_some(elem)
 }
 
+/// Whether `sg` is a sudog of the goroutine at `gp` naming an address.
+fn owned_with_address(ctx: &Ctx<'_>, sg: u64, gp: u64) -> bool {
+    let owner = sg
+        .checked_add(ctx.w.sudog.g)
+        .and_then(|a| ctx.mem.read_u64(a).ok());
+    owner == Some(gp) && sudog_elem(ctx, sg).is_some()
+}
+
+/// `g.waiting` when it is the goroutine's own sudog naming an address.
+fn waiting_sudog(ctx: &Ctx<'_>, gp: u64) -> Result<Option<u64>, String> {
+    let waiting = ctx.word(Ctx::at(gp, ctx.w.g_waiting)?, "g.waiting")?;
+    Ok((waiting != 0 && owned_with_address(ctx, waiting, gp)).then_some(waiting))
+}
+
 /// The sudog a goroutine waits in on a semaphore (one of its own, naming
 /// an address): `g.waiting` (1.26+), else a stack word pointing at it.
 pub fn own_sudog(ctx: &Ctx<'_>, gp: u64) -> Result<Option<u64>, String> {
-    let own = |sg: u64| -> Option<u64> {
-        let owner = ctx.mem.read_u64(sg.checked_add(ctx.w.sudog.g)?).ok()?;
-        (owner == gp && sudog_elem(ctx, sg).is_some()).then_some(sg)
-    };
-    let waiting = ctx.word(Ctx::at(gp, ctx.w.g_waiting)?, "g.waiting")?;
-    if waiting != 0 {
-        if let Some(sg) = own(waiting) {
-            return Ok(Some(sg));
-        }
+    if let Some(sg) = waiting_sudog(ctx, gp)? {
+        return Ok(Some(sg));
     }
-    Ok(stack::words(ctx, gp)?.into_iter().find_map(own))
+    Ok(stack::words(ctx, gp)?.find(|&sg| owned_with_address(ctx, sg, gp)))
 }
-
-/// Most sudogs read while looking for a goroutine's `Cond` on its
-/// stack, over every candidate: bounds the work garbage can cause. A
-/// real Cond's queue is walked whole unless it is longer than this.
-const COND_BUDGET: usize = 1 << 16;
 
 /// Before 1.26: the `notifyList` inside a `*Cond` on the stack whose
 /// queue holds a sudog of this goroutine.
 fn cond_from_stack(ctx: &Ctx<'_>, gp: u64) -> Result<u64, String> {
     let s = &ctx.w.sync;
-    let mut budget = COND_BUDGET;
     for w in stack::words(ctx, gp)? {
         let Some(list) = w.checked_add(s.cond_notify) else {
             continue;
         };
-        if notify_list_holds(ctx, list, gp, &mut budget) {
+        if notify_list_holds(ctx, list, gp) {
             return Ok(list);
-        }
-        if budget == 0 {
-            break;
         }
     }
     Err("no sync.Cond on its stack queues it".to_string())
 }
 
-/// Whether the `notifyList` at `list` queues a sudog of `gp`, reading at
-/// most `budget` sudogs (what is read is taken off it). A queue walked to
-/// its end must end at the list's `tail`: a stack word that is not a
-/// `*Cond` can still land `head` on a word that leads into gp's queue
-/// (another sudog's `next`, seen once on go1.19), and its `tail` would
-/// not be that queue's last sudog.
-fn notify_list_holds(ctx: &Ctx<'_>, list: u64, gp: u64, budget: &mut usize) -> bool {
+/// The goroutines (`g` addresses) a `notifyList`'s queue holds, by the
+/// list's address, for the lists that passed [`walk_notify_list`]'s
+/// checks, or `None` for one that looked like a list but failed them.
+/// Every waiter of one Cond looks at the same list: walked once, not once
+/// per waiter (a million waiters would be a million walks of a million
+/// sudogs).
+pub type NotifyCache = RefCell<HashMap<u64, Option<Rc<HashSet<u64>>>>>;
+
+/// Whether the `notifyList` at `list` queues a sudog of `gp`.
+fn notify_list_holds(ctx: &Ctx<'_>, list: u64, gp: u64) -> bool {
+    if let Some(known) = ctx.notify_lists.borrow().get(&list) {
+        return known.as_ref().is_some_and(|owners| owners.contains(&gp));
+    }
     let Some(head) = list.checked_add(ctx.w.sync.notify_head) else {
         return false;
     };
-    let Ok(mut sg) = ctx.mem.read_u64(head) else {
+    if !looks_like_a_list(ctx, head) {
+        return false;
+    }
+    let owners = walk_notify_list(ctx, head).map(Rc::new);
+    let holds = owners.as_ref().is_some_and(|o| o.contains(&gp));
+    ctx.notify_lists.borrow_mut().insert(list, owners);
+    holds
+}
+
+/// A first look at a stack word taken as a `notifyList`, a few reads
+/// that almost every word that is not one fails: its `head` and `tail`
+/// are sudogs of known goroutines, and the tail's `next` is nil.
+fn looks_like_a_list(ctx: &Ctx<'_>, head: u64) -> bool {
+    let read = |a: Option<u64>| a.and_then(|a| ctx.mem.read_u64(a).ok());
+    let sudog_of_a_goroutine = |sg: u64| {
+        sg != 0 && read(sg.checked_add(ctx.w.sudog.g)).is_some_and(|g| ctx.goids.contains_key(&g))
+    };
+    // `tail` follows `head` in every release's notifyList.
+    let (Some(first), Some(last)) = (read(Some(head)), read(head.checked_add(8))) else {
         return false;
     };
-    let (mut queued, mut last) = (false, 0);
-    let mut seen = HashSet::new();
-    while sg != 0 && *budget > 0 && seen.insert(sg) {
-        *budget -= 1;
-        let owner = sg
-            .checked_add(ctx.w.sudog.g)
-            .and_then(|a| ctx.mem.read_u64(a).ok());
-        match owner {
-            Some(owner) => queued |= owner == gp,
-            None => return false,
+    sudog_of_a_goroutine(first)
+        && sudog_of_a_goroutine(last)
+        && read(last.checked_add(ctx.w.sudog.next)) == Some(0)
+}
+
+/// The owners of the queue from `head`, or `None` when it is not a
+/// `notifyList`'s: walked to its end, it must end at the list's `tail`.
+/// A stack word that is not a `*Cond` can still land `head` on a word
+/// that leads into a goroutine's queue (another sudog's `next`, seen once
+/// on go1.19), and its `tail` would not be that queue's last sudog. A
+/// goroutine waits on one Cond once: an owner seen twice is a loop.
+fn walk_notify_list(ctx: &Ctx<'_>, head: u64) -> Option<HashSet<u64>> {
+    let mut sg = ctx.mem.read_u64(head).ok()?;
+    let mut owners = HashSet::new();
+    let mut last = 0;
+    while sg != 0 {
+        if owners.len() >= MAX_LIST {
+            return None;
+        }
+        let owner = ctx.mem.read_u64(sg.checked_add(ctx.w.sudog.g)?).ok()?;
+        if !owners.insert(owner) {
+            return None;
         }
         last = sg;
-        match sg
-            .checked_add(ctx.w.sudog.next)
-            .and_then(|a| ctx.mem.read_u64(a).ok())
-        {
-            Some(next) => sg = next,
-            None => return false,
-        }
+        sg = ctx.mem.read_u64(sg.checked_add(ctx.w.sudog.next)?).ok()?;
     }
-    if !queued {
-        return false;
-    }
-    if sg != 0 {
-        // Longer than the budget (or a loop): queued, its end unseen.
-        return true;
-    }
-    // `tail` follows `head` in every release's notifyList.
-    head.checked_add(8)
-        .and_then(|t| ctx.mem.read_u64(t).ok())
-        .is_some_and(|tail| tail == last)
+    let tail = ctx.mem.read_u64(head.checked_add(8)?).ok()?;
+    (tail == last).then_some(owners)
 }
 
 /// The state of every sync object some goroutine waits on.

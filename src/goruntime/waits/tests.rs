@@ -316,3 +316,68 @@ fn an_unchecked_table_layout_is_refused() {
     }
     assert_eq!(waits.by_goroutine[&2], WaitsOn::NotBlocked);
 }
+
+/// Before 1.26 a Cond's waiters are found through the `*Cond` on their
+/// stacks, checked against the Cond's queue: every waiter of one Cond
+/// gets that Cond, a word that leads into the queue from the middle
+/// (another sudog's `next`, taken as a list's `head`) is not taken for
+/// one, and a queue that does not end at its list's `tail` names nothing.
+#[test]
+fn cond_waiters_are_found_through_their_queue() {
+    let prog =
+        GoProgram::load(Binary::open(&bin_path("go1.19-exe")).expect("hangs")).expect("load");
+    let w = super::layout_for(&prog).expect("a layout");
+    let g = prog.layout().g;
+    let mut mem = Words::default();
+    let gps = [0x10_0000u64, 0x20_0000, 0x30_0000, 0x40_0000];
+    let sgs = [0x50_0000u64, 0x60_0000, 0x70_0000, 0x78_0000];
+    let (cond, broken) = (0x80_0000u64, 0x90_0000u64);
+    let head_of = |c: u64| c + w.sync.cond_notify + w.sync.notify_head;
+    for (i, (&gp, &sg)) in gps.iter().zip(&sgs).enumerate() {
+        mem.put(gp + w.g_waiting, 0);
+        mem.put(sg + w.sudog.g, gp);
+        mem.put(sg + w.sudog.elem, 0);
+        mem.put(sg + w.sudog.next, 0);
+        // Each stack: its own sudog, a decoy (the word that, taken as a
+        // *Cond, puts `head` at the first sudog's `next`), then the Cond.
+        let stack = 0x100_0000 + i as u64 * 0x1_0000;
+        mem.put(gp + g.sched_sp, stack);
+        mem.put(gp + g.stack_lo, stack - 0x1000);
+        mem.put(gp + g.stack_hi, stack + 0x100);
+        let decoy = sgs[0] + w.sudog.next - w.sync.cond_notify - w.sync.notify_head;
+        let real = if i < 3 { cond } else { broken };
+        for (k, word) in [sg, decoy, real].into_iter().enumerate() {
+            mem.put(stack + 8 * k as u64, word);
+        }
+        for k in 3..0x20 {
+            mem.put(stack + 8 * k, 0);
+        }
+    }
+    // The queue of `cond`: the first three sudogs, tail the third.
+    mem.put(sgs[0] + w.sudog.next, sgs[1]);
+    mem.put(sgs[1] + w.sudog.next, sgs[2]);
+    mem.put(head_of(cond), sgs[0]);
+    mem.put(head_of(cond) + 8, sgs[2]);
+    // The decoy's `tail` (the first sudog's next word) is not a sudog.
+    mem.put(sgs[0] + w.sudog.next + 8, 0);
+    // `broken` queues the fourth goroutine, but its tail is another sudog.
+    mem.put(head_of(broken), sgs[3]);
+    mem.put(head_of(broken) + 8, sgs[2]);
+    let gs: Vec<Goroutine> = gps
+        .iter()
+        .enumerate()
+        .map(|(i, &gp)| goroutine(i as u64 + 1, gp, G_WAITING, "sync.Cond.Wait"))
+        .collect();
+    let waits = read_waits(&prog, &mem, 0, &gs, &[], None);
+    for id in 1..=3 {
+        match &waits.by_goroutine[&id] {
+            WaitsOn::Sync { object, .. } => assert_eq!(*object, cond, "goroutine {id}"),
+            other => panic!("goroutine {id}: {other:?}"),
+        }
+    }
+    assert_eq!(waits.syncs[&cond].waiters, [1, 2, 3]);
+    match &waits.by_goroutine[&4] {
+        WaitsOn::Unreadable { why } => assert!(why.contains("no sync.Cond"), "{why}"),
+        other => panic!("goroutine 4: {other:?}"),
+    }
+}
