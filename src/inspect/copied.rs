@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::precopy::PrecopyStats;
 use crate::goruntime::Capture;
+use crate::tracer::StopWindow;
 
 use super::mode_choice::{ModeChoice, StacksMode};
 use super::phases::Phases;
@@ -23,6 +24,9 @@ pub struct ReadReport {
     /// How long the live process was stopped, the longest stop when there
     /// were two (pre-copy mode); `None` for a core.
     pub stopped_for: Option<Duration>,
+    /// Every stop of a live process, in order (the setup stop and the
+    /// final one in pre-copy mode); none for a core.
+    pub stops: Vec<StopWindow>,
     /// The mode that ran (after a fallback, stop); `None` for a core.
     pub mode: Option<StacksMode>,
     /// The mode asked for or chosen, and why; `None` for a core.
@@ -55,7 +59,8 @@ pub(super) struct Copied {
     pub(super) bias: u64,
     /// What was read, for messages: "pid N" or "core FILE".
     pub(super) of: String,
-    pub(super) stopped_for: Option<Duration>,
+    /// Every stop of a live process, in order; none for a core.
+    pub(super) stops: Vec<StopWindow>,
     pub(super) mode: Option<StacksMode>,
     /// Set by [`Inspector::copy`] for a process.
     pub(super) choice: Option<ModeChoice>,
@@ -79,7 +84,8 @@ impl Copied {
         ReadReport {
             threads: self.capture.threads.len(),
             bytes: self.capture.bytes,
-            stopped_for: self.stopped_for,
+            stopped_for: self.stops.iter().map(|s| s.lasted).max(),
+            stops: self.stops,
             mode: self.mode,
             choice: self.choice,
             precopy: self.precopy,

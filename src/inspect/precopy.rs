@@ -9,13 +9,12 @@
 //! goat's descriptor closes, also when goat is killed.
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::corefile::writer::syscall_injection_feasible;
 use crate::goruntime::{self, Capture};
 use crate::process::writetrack::{PageMap, Query, WriteTracker};
 use crate::process::ProcessMemory;
-use crate::tracer::LiveProcess;
+use crate::tracer::{LiveProcess, StopWindow};
 
 use super::copied::{Copied, Meanwhile, PrecopyReport};
 use super::mode_choice::StacksMode;
@@ -44,7 +43,7 @@ impl Inspector {
             Some(why) => Err(Unavailable(format!("no tracer process: {why}"))),
             None => open_tracking(&live),
         };
-        let (tracker, pagemap, setup_pause) = match tracking {
+        let (tracker, pagemap, setup) = match tracking {
             Ok(t) => t,
             Err(Unavailable(why)) => {
                 warn(Warning::PrecopyUnavailable { why });
@@ -75,7 +74,7 @@ impl Inspector {
         let fin = pc.finish(&stopped, now);
         let reference = compare::reference(prog, &stopped, &globals, now);
         hold_for_tests();
-        let paused = stopped.stopped_for();
+        let window = stopped.window();
         stopped.resume()?;
         let helpers = live.helpers();
         drop(live);
@@ -101,12 +100,12 @@ impl Inspector {
             capture,
             bias,
             of: format!("pid {pid}"),
-            stopped_for: Some(paused.max(setup_pause)),
+            stops: vec![setup, window],
             mode: Some(StacksMode::Precopy),
             choice: None,
             precopy: Some(PrecopyReport {
-                setup_pause,
-                final_pause: paused,
+                setup_pause: setup.lasted,
+                final_pause: window.lasted,
                 stats,
                 helpers,
             }),
@@ -119,7 +118,7 @@ impl Inspector {
 
 /// The write tracking: checks what it needs, then a short stop in which the
 /// target opens a userfaultfd that goat takes over.
-fn open_tracking(live: &LiveProcess) -> Result<(WriteTracker, PageMap, Duration), Unavailable> {
+fn open_tracking(live: &LiveProcess) -> Result<(WriteTracker, PageMap, StopWindow), Unavailable> {
     let pid = live.pid();
     syscall_injection_feasible(pid, false).map_err(|e| Unavailable(e.to_string()))?;
     let pagemap = PageMap::open(pid)
@@ -134,13 +133,13 @@ fn open_tracking(live: &LiveProcess) -> Result<(WriteTracker, PageMap, Duration)
         .stop()
         .map_err(|e| Unavailable(format!("stopping the target: {e}")))?;
     let fd = stopped.open_userfaultfd();
-    let pause = stopped.stopped_for();
+    let window = stopped.window();
     stopped
         .resume()
         .map_err(|e| Unavailable(format!("resuming the target: {e}")))?;
     let fd = fd.map_err(|e| Unavailable(format!("opening a userfaultfd in the target: {e}")))?;
     let tracker = WriteTracker::new(fd).map_err(|e| Unavailable(e.to_string()))?;
-    Ok((tracker, pagemap, pause))
+    Ok((tracker, pagemap, window))
 }
 
 /// The test hook `GOAT_TEST_PRECOPY_COMPARE` (a `test-hooks` build only):

@@ -209,7 +209,7 @@ impl Inspector {
             _ => None,
         };
         hold_for_tests();
-        let paused = stopped.stopped_for();
+        let window = stopped.window();
         // Resumed before a failed capture is reported: the target runs on
         // either way.
         stopped.resume()?;
@@ -219,7 +219,7 @@ impl Inspector {
             capture: capture?,
             bias,
             of: format!("pid {pid}"),
-            stopped_for: Some(paused),
+            stops: vec![window],
             mode: Some(StacksMode::Stop),
             choice: None,
             precopy: None,
@@ -252,7 +252,7 @@ impl Inspector {
             capture,
             bias,
             of: format!("core {}", crate::stdio::shown_path(core.path())),
-            stopped_for: None,
+            stops: Vec::new(),
             mode: None,
             choice: None,
             precopy: None,

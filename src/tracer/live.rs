@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, unbounded, RecvTimeoutError, Sender};
 
@@ -301,12 +301,13 @@ impl LiveProcess {
     /// A signal that was on its way to a thread is kept and delivered on
     /// resume. The returned guard resumes every thread when dropped.
     pub fn stop(&self) -> Result<Stopped<'_>, AttachError> {
-        let since = Instant::now();
+        let (since, began) = (Instant::now(), SystemTime::now());
         let Reply::Threads(threads) = self.request(Request::Stop)? else {
             return Err(protocol_error());
         };
         let mut s = Stopped::new(self, threads);
         s.since = since;
+        s.began = began;
         Ok(s)
     }
 
@@ -371,7 +372,18 @@ pub struct Stopped<'a> {
     threads: Vec<Thread>,
     mappings: OnceLock<Vec<Mapping>>,
     since: Instant,
+    /// `since` on the wall clock, for [`StopWindow`].
+    began: SystemTime,
     pub(super) resumed: bool,
+}
+
+/// When a stop began on the wall clock and how long it lasted so far: what
+/// a user lines up with the service's own logs of a slow moment, and what
+/// `scripts/bench` lines up with the target's heartbeat.
+#[derive(Debug, Clone, Copy)]
+pub struct StopWindow {
+    pub began: SystemTime,
+    pub lasted: Duration,
 }
 
 impl<'a> Stopped<'a> {
@@ -381,6 +393,7 @@ impl<'a> Stopped<'a> {
             threads,
             mappings: OnceLock::new(),
             since: Instant::now(),
+            began: SystemTime::now(),
             resumed: false,
         }
     }
@@ -394,6 +407,14 @@ impl<'a> Stopped<'a> {
     /// Time since the stop was requested.
     pub fn stopped_for(&self) -> Duration {
         self.since.elapsed()
+    }
+
+    /// When the stop was requested, and [`Self::stopped_for`].
+    pub fn window(&self) -> StopWindow {
+        StopWindow {
+            began: self.began,
+            lasted: self.stopped_for(),
+        }
     }
 }
 

@@ -40,7 +40,7 @@ pub use hwbreak::{
     watchable, StackScope, WatchHit, WatchKind, WatchSpec, WatchpointInfo, SLOTS as WATCH_SLOTS,
 };
 pub use inject::Forked;
-pub use live::{LiveProcess, Stopped};
+pub use live::{LiveProcess, StopWindow, Stopped};
 pub use reap::Reaped;
 pub use regset::{FpState, FPREGS_SIZE};
 pub use remote::NoTracerProcess;
