@@ -38,6 +38,14 @@ fn core_of(fx: &Fixture, mode: &str, dest: &Path) -> String {
     assert_untouched(fx.pid());
     let kids = common::children(fx.pid());
     assert!(kids.is_empty(), "child left behind: {kids:?}\n{err}");
+    // When each stop began: live mode's setup stop and its final one, or
+    // the one stop of fork and stop mode (whichever mode ran).
+    let stops = err
+        .lines()
+        .find_map(|l| l.strip_prefix("goat: stops began at "))
+        .map_or(0, |l| l.matches(" ms)").count());
+    let want = if err.contains("mode live:") { 2 } else { 1 };
+    assert_eq!(stops, want, "stop times in --stats: {err}");
     err
 }
 

@@ -64,6 +64,9 @@ pub fn core(
         }
     }
     goat::eprintln_quiet!("goat: wrote {}", dest.display());
+    if stats && !st.stops().is_empty() {
+        goat::eprintln_quiet!("goat: {}", super::stop_times(&st.stops()));
+    }
     if stats {
         let pause = match st.mode {
             Some(writer::Mode::Fork) => format!(

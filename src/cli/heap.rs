@@ -117,6 +117,9 @@ fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
             outcome.goroutines,
             started.elapsed().as_secs_f64()
         );
+        if !outcome.stops.is_empty() {
+            goat::eprintln_quiet!("goat: {}", super::stop_times(&outcome.stops));
+        }
         // CPU time beside wall time: other work on the machine stretches
         // the one, hardly the other.
         let mut line = String::from("goat: phases (wall/CPU s):");

@@ -63,3 +63,25 @@ pub fn print_report(text: &str) -> anyhow::Result<()> {
 pub fn warn(w: goat::inspect::Warning) {
     goat::eprintln_quiet!("goat: warning: {w}");
 }
+
+/// When each stop began, in Unix seconds to the microsecond (the clock a
+/// service's logs and the target's own heartbeat keep), and how long it
+/// lasted.
+pub fn stop_times(stops: &[goat::tracer::StopWindow]) -> String {
+    let each: Vec<String> = stops
+        .iter()
+        .map(|s| {
+            let at = s
+                .began
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            format!(
+                "{}.{:06} ({:.2} ms)",
+                at.as_secs(),
+                at.subsec_micros(),
+                s.lasted.as_secs_f64() * 1e3
+            )
+        })
+        .collect();
+    format!("stops began at {} (Unix seconds)", each.join(", "))
+}

@@ -135,28 +135,6 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// When each stop began, in Unix seconds to the microsecond (the clock a
-/// service's logs and the target's own heartbeat keep), and how long it
-/// lasted.
-fn stop_times(stops: &[goat::tracer::StopWindow]) -> String {
-    let each: Vec<String> = stops
-        .iter()
-        .map(|s| {
-            let at = s
-                .began
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            format!(
-                "{}.{:06} ({:.2} ms)",
-                at.as_secs(),
-                at.subsec_micros(),
-                ms(s.lasted)
-            )
-        })
-        .collect();
-    format!("stops began at {} (Unix seconds)", each.join(", "))
-}
-
 /// `--stats` of a live process: the pauses, what was copied when, the
 /// phases.
 fn print_stats(written: &StacksWritten) {
@@ -171,7 +149,7 @@ fn print_stats(written: &StacksWritten) {
         st.bytes,
     );
     if !st.stops.is_empty() {
-        goat::eprintln_quiet!("goat: {}", stop_times(&st.stops));
+        goat::eprintln_quiet!("goat: {}", super::stop_times(&st.stops));
     }
     if let Some(choice) = &st.choice {
         eprintln!("goat: {choice}");

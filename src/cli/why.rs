@@ -69,6 +69,9 @@ fn run(inspector: &Inspector, of: &str, args: &WhyArgs) -> Result<u8> {
             outcome.report.goroutines.len(),
             started.elapsed().as_secs_f64()
         );
+        if !outcome.stops.is_empty() {
+            goat::eprintln_quiet!("goat: {}", super::stop_times(&outcome.stops));
+        }
     }
     Ok(0)
 }

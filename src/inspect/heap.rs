@@ -27,6 +27,8 @@ pub struct HeapOutcome {
     pub graph: HeapGraph,
     /// How long a live process was stopped (`None` for a core).
     pub paused: Option<Duration>,
+    /// When each of its stops began, and how long it lasted.
+    pub stops: Vec<crate::tracer::StopWindow>,
     /// Goroutines whose stacks were roots.
     pub goroutines: usize,
 }
@@ -66,6 +68,7 @@ impl Inspector {
                     report,
                     graph,
                     paused: None,
+                    stops: Vec::new(),
                     goroutines: dump.goroutines.len(),
                 })
             }
@@ -75,7 +78,7 @@ impl Inspector {
                     objects: 0,
                     bytes: 0,
                 });
-                let (outcome, pause) = Inspector::on_live_copy(
+                let (outcome, pause, stops) = Inspector::on_live_copy(
                     *pid,
                     exe,
                     opts.scratch.as_ref(),
@@ -85,6 +88,7 @@ impl Inspector {
                 )?;
                 Ok(HeapOutcome {
                     paused: Some(pause),
+                    stops,
                     ..outcome
                 })
             }

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::tracer::StopWindow;
+
 use crate::corefile::writer::{CoreOptions, Mode};
 
 use super::write_core::SaveExecutable;
@@ -21,8 +23,8 @@ const COPY_DIR_PREFIX: &str = ".goat-why-";
 impl Inspector {
     /// Copies live process `pid` (executable `exe`) into `scratch` (default
     /// `$TMPDIR`, else `/var/tmp`), opens the copy as a core and runs
-    /// `analyse` on it. Returns its result and how long the process was
-    /// stopped.
+    /// `analyse` on it. Returns its result, how long the process was
+    /// stopped, and when each stop began.
     pub(super) fn on_live_copy<T>(
         pid: i32,
         exe: &Path,
@@ -30,7 +32,7 @@ impl Inspector {
         open: &OpenOptions,
         warn: &mut dyn FnMut(Warning),
         analyse: impl FnOnce(&Inspector, &mut dyn FnMut(Warning)) -> Result<T, InspectError>,
-    ) -> Result<(T, Duration), InspectError> {
+    ) -> Result<(T, Duration, Vec<StopWindow>), InspectError> {
         // On disk where there is one: the copy is as large as the
         // process's memory, too much for a tmpfs `/tmp`.
         let dir = scratch
@@ -91,6 +93,6 @@ impl Inspector {
         drop(file);
         drop(holder);
         let out = analyse(&copy?, warn)?;
-        Ok((out, stats.pause))
+        Ok((out, stats.pause, stats.stops()))
     }
 }

@@ -12,6 +12,7 @@ use crate::goruntime::waits::{FdInfo, ProcFds};
 use crate::goruntime::{stackroots, Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
 use crate::process::Target;
 use crate::report::pprof::{GoroutineProfile, LabelValue};
+use crate::tracer::StopWindow;
 use crate::why::{self, StackValues, WhyReport};
 
 use super::mode_choice::StacksMode;
@@ -26,6 +27,8 @@ pub struct WhyOutcome {
     pub report: WhyReport,
     /// How long a live process was stopped (`None` for a core).
     pub paused: Option<Duration>,
+    /// When each of its stops began, and how long it lasted.
+    pub stops: Vec<StopWindow>,
     /// The goroutine profile (profile.proto, gzip), when asked for: one
     /// sample per stack and wait, labelled with what the analysis found.
     pub profile: Option<Vec<u8>>,
@@ -71,7 +74,7 @@ impl Inspector {
                 )
             }
             Source::Live { pid, exe } => {
-                let (outcome, pause) = Inspector::on_live_copy(
+                let (outcome, pause, stops) = Inspector::on_live_copy(
                     *pid,
                     exe,
                     opts.scratch.as_ref(),
@@ -81,6 +84,7 @@ impl Inspector {
                 )?;
                 Ok(WhyOutcome {
                     paused: Some(pause),
+                    stops,
                     ..outcome
                 })
             }
@@ -138,6 +142,7 @@ impl Inspector {
         Ok(WhyOutcome {
             report,
             paused: None,
+            stops: Vec::new(),
             profile,
         })
     }

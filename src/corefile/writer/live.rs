@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use crate::process::writetrack::{category, PageMap, Query, Run, WriteTracker};
 use crate::process::{Memory, ProcessMemory};
-use crate::tracer::LiveProcess;
+use crate::tracer::{LiveProcess, StopWindow};
 
 use super::elf::{self, Job, WriteStats, PAGE};
 use super::extents::{Extent, Extents, Piece};
@@ -67,6 +67,8 @@ pub(super) struct Unavailable(pub String);
 pub struct LiveStats {
     /// The short stop that opened the userfaultfd.
     pub setup_pause: Duration,
+    /// When it began, and [`Self::setup_pause`].
+    pub setup_window: Option<StopWindow>,
     /// Bytes copied while the target ran, and per round after the first.
     pub first_copy: u64,
     pub round_bytes: Vec<u64>,
@@ -131,7 +133,9 @@ fn open_tracking(
         .stop()
         .map_err(|e| Unavailable(format!("stopping the target: {e}")))?;
     let fd = stopped.open_userfaultfd();
-    stats.setup_pause = stopped.stopped_for();
+    let window = stopped.window();
+    stats.setup_pause = window.lasted;
+    stats.setup_window = Some(window);
     stopped
         .resume()
         .map_err(|e| Unavailable(format!("resuming the target: {e}")))?;

@@ -135,7 +135,7 @@ impl LiveCopy<'_> {
         };
         if bytes <= RAM_LIMIT {
             let read = read_all(&stopped, &work.jobs, &mut self.written);
-            stats.pause = stopped.stopped_for();
+            stats.stopped(&stopped);
             stopped.resume()?;
             for (c, buf) in work.jobs.iter().zip(&read) {
                 elf::write_nonzero(self.file, c.job.offset, buf, c.overwrite, &mut self.written)
@@ -144,7 +144,7 @@ impl LiveCopy<'_> {
             self.punch(&work.zero)?;
         } else {
             let r = self.copy(&work, &mut |_| {});
-            stats.pause = stopped.stopped_for();
+            stats.stopped(&stopped);
             stopped.resume()?;
             r?;
         }
@@ -174,7 +174,7 @@ impl LiveCopy<'_> {
             return Ok(Some(stopped));
         };
         stats.clone = f.clone;
-        stats.pause = stopped.stopped_for();
+        stats.stopped(&stopped);
         stopped.resume()?;
         // Never process_vm_readv here: it would copy every shared page.
         let mem = ProcessMemory::without_pinning(f.child);

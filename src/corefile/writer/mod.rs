@@ -36,7 +36,7 @@ use thiserror::Error;
 
 use crate::process::has_exited;
 use crate::process::{Memory, ProcessMemory, Target};
-use crate::tracer::{AttachError, LiveProcess, Stopped};
+use crate::tracer::{AttachError, LiveProcess, StopWindow, Stopped};
 
 use maps::{dump_rule, read_filter, Vma};
 use notes::{ProcessInfo, ThreadInfo};
@@ -77,6 +77,8 @@ pub struct CoreStats {
     pub live: Option<LiveStats>,
     /// How long the target was stopped (the main stop).
     pub pause: Duration,
+    /// When the main stop began, and [`Self::pause`].
+    pub window: Option<StopWindow>,
     /// Fork mode: how much of the pause the kernel's fork took.
     pub clone: Duration,
     /// Fork mode: the second, short stop that reaps the copy.
@@ -98,6 +100,22 @@ pub struct CoreStats {
     pub total: Duration,
     /// goat's tracer and guardian processes, for `--stats`.
     pub helpers: Vec<crate::tracer::oom::Helper>,
+}
+
+impl CoreStats {
+    /// The main stop: how long it lasted, and when it began.
+    fn stopped(&mut self, stopped: &Stopped<'_>) {
+        let window = stopped.window();
+        self.pause = window.lasted;
+        self.window = Some(window);
+    }
+
+    /// Every stop of the target, in order: live mode's setup stop, then
+    /// the main one.
+    pub fn stops(&self) -> Vec<StopWindow> {
+        let setup = self.live.as_ref().and_then(|l| l.setup_window);
+        setup.into_iter().chain(self.window).collect()
+    }
 }
 
 #[derive(Debug, Error)]
@@ -244,7 +262,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
     let result = match child {
         None => {
             let r = write_file(&tmp, &opts.dest, pid, &stopped, &facts, &mut stats);
-            stats.pause = stopped.stopped_for();
+            stats.stopped(&stopped);
             // SIGKILL ends even a stopped target, and its memory then reads
             // as unreadable (holes): such a file is not a core of it.
             let r = r.and_then(|()| match has_exited(pid) {
@@ -258,7 +276,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
             r
         }
         Some(c) => {
-            stats.pause = stopped.stopped_for();
+            stats.stopped(&stopped);
             stopped.resume()?;
             // Never process_vm_readv here: it would copy every shared page.
             let mem = ProcessMemory::without_pinning(c);
