@@ -223,15 +223,27 @@ fn cpu_ms(pid: i32) -> u64 {
     ticks * 1000 / hz
 }
 
-/// The children of `pid` called `name` (its `comm`).
+/// The child of `pid` called `name` (its `comm`). A helper names itself
+/// once it runs (`prctl`, after the exec and goat's start-up), which the
+/// prompt does not wait for: under load the guardian was still `goat` when
+/// the prompt came. So its name is waited for, up to 10 s.
 fn child_named(pid: i32, name: &str) -> i32 {
-    common::children(pid)
-        .iter()
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .find(|c: &i32| {
-            std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|n| n.trim() == name)
-        })
-        .unwrap_or_else(|| panic!("no {name} among the children of {pid}"))
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = common::children(pid)
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .find(|c: &i32| {
+                std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|n| n.trim() == name)
+            });
+        match found {
+            Some(c) => return c,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            None => panic!("no {name} among the children of {pid}"),
+        }
+    }
 }
 
 /// Before, the tracer polled every millisecond at the prompt: 420 ms of CPU
