@@ -40,12 +40,8 @@ fn core_of(fx: &Fixture, mode: &str, dest: &Path) -> String {
     assert!(kids.is_empty(), "child left behind: {kids:?}\n{err}");
     // When each stop began: live mode's setup stop and its final one, or
     // the one stop of fork and stop mode (whichever mode ran).
-    let stops = err
-        .lines()
-        .find_map(|l| l.strip_prefix("goat: stops began at "))
-        .map_or(0, |l| l.matches(" ms)").count());
     let want = if err.contains("mode live:") { 2 } else { 1 };
-    assert_eq!(stops, want, "stop times in --stats: {err}");
+    common::assert_stop_windows(&err, want);
     err
 }
 

@@ -64,22 +64,23 @@ pub fn core(
         }
     }
     goat::eprintln_quiet!("goat: wrote {}", dest.display());
-    if stats && !st.stops().is_empty() {
-        goat::eprintln_quiet!("goat: {}", super::stop_times(&st.stops()));
-    }
     if stats {
+        let stops = st.stops();
+        if !stops.is_empty() {
+            goat::eprintln_quiet!("goat: {}", super::stop_times(&stops));
+        }
         let pause = match st.mode {
             Some(writer::Mode::Fork) => format!(
                 "mode fork: target stopped for {:.2} ms to clone a frozen copy (the kernel's fork: {:.2} ms) \
                  ({})",
-                st.pause.as_secs_f64() * 1e3,
+                st.pause().as_secs_f64() * 1e3,
                 st.clone.as_secs_f64() * 1e3,
                 reap_note(&st),
             ),
             Some(writer::Mode::Live) => live_pause(&st),
             _ => format!(
                 "mode stop: target stopped for {:.2} ms (the whole write)",
-                st.pause.as_secs_f64() * 1e3,
+                st.pause().as_secs_f64() * 1e3,
             ),
         };
         goat::eprintln_quiet!(
@@ -149,8 +150,8 @@ fn live_pause(st: &writer::CoreStats) -> String {
         "mode live: target stopped for {:.2} ms {last} \
          (+{:.2} ms at the start, to open the write tracking); copied {:.1} MiB while it ran, \
          then again {} MiB in {} round{}",
-        ms(st.pause),
-        ms(l.setup_pause),
+        ms(st.pause()),
+        ms(l.setup.map_or(std::time::Duration::ZERO, |w| w.lasted)),
         mib(l.first_copy),
         if rounds.is_empty() {
             "0".to_string()

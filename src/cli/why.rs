@@ -60,7 +60,7 @@ fn run(inspector: &Inspector, of: &str, args: &WhyArgs) -> Result<u8> {
     drop(out);
     if args.stats {
         let paused = outcome
-            .paused
+            .paused()
             .map_or("not stopped (a core)".to_string(), |p| {
                 format!("stopped for {:.1} ms", p.as_secs_f64() * 1e3)
             });

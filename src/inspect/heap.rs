@@ -25,12 +25,19 @@ pub struct HeapOutcome {
     pub report: HeapReport,
     /// The whole analysis, for questions about single objects.
     pub graph: HeapGraph,
-    /// How long a live process was stopped (`None` for a core).
-    pub paused: Option<Duration>,
-    /// When each of its stops began, and how long it lasted.
+    /// A live process's stops, in order (none for a core): when each
+    /// began and how long it lasted. See [`Self::paused`].
     pub stops: Vec<crate::tracer::StopWindow>,
     /// Goroutines whose stacks were roots.
     pub goroutines: usize,
+}
+
+impl HeapOutcome {
+    /// How long a live process was stopped: its main stop, the last
+    /// (`None` for a core).
+    pub fn paused(&self) -> Option<Duration> {
+        self.stops.last().map(|s| s.lasted)
+    }
 }
 
 impl Inspector {
@@ -67,7 +74,6 @@ impl Inspector {
                 Ok(HeapOutcome {
                     report,
                     graph,
-                    paused: None,
                     stops: Vec::new(),
                     goroutines: dump.goroutines.len(),
                 })
@@ -78,7 +84,7 @@ impl Inspector {
                     objects: 0,
                     bytes: 0,
                 });
-                let (outcome, pause, stops) = Inspector::on_live_copy(
+                let (outcome, stops) = Inspector::on_live_copy(
                     *pid,
                     exe,
                     opts.scratch.as_ref(),
@@ -86,11 +92,7 @@ impl Inspector {
                     warn,
                     |copy, warn| copy.heap(opts, warn, progress),
                 )?;
-                Ok(HeapOutcome {
-                    paused: Some(pause),
-                    stops,
-                    ..outcome
-                })
+                Ok(HeapOutcome { stops, ..outcome })
             }
         }
     }

@@ -6,11 +6,9 @@
 //! memory map) and handed to the analysis while the program runs on.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use crate::tracer::StopWindow;
 
 use crate::corefile::writer::{CoreOptions, Mode};
+use crate::tracer::StopWindow;
 
 use super::write_core::SaveExecutable;
 use super::{InspectError, Inspector, OpenOptions, Warning};
@@ -23,8 +21,7 @@ const COPY_DIR_PREFIX: &str = ".goat-why-";
 impl Inspector {
     /// Copies live process `pid` (executable `exe`) into `scratch` (default
     /// `$TMPDIR`, else `/var/tmp`), opens the copy as a core and runs
-    /// `analyse` on it. Returns its result, how long the process was
-    /// stopped, and when each stop began.
+    /// `analyse` on it. Returns its result and the process's stops.
     pub(super) fn on_live_copy<T>(
         pid: i32,
         exe: &Path,
@@ -32,7 +29,7 @@ impl Inspector {
         open: &OpenOptions,
         warn: &mut dyn FnMut(Warning),
         analyse: impl FnOnce(&Inspector, &mut dyn FnMut(Warning)) -> Result<T, InspectError>,
-    ) -> Result<(T, Duration, Vec<StopWindow>), InspectError> {
+    ) -> Result<(T, Vec<StopWindow>), InspectError> {
         // On disk where there is one: the copy is as large as the
         // process's memory, too much for a tmpfs `/tmp`.
         let dir = scratch
@@ -93,6 +90,6 @@ impl Inspector {
         drop(file);
         drop(holder);
         let out = analyse(&copy?, warn)?;
-        Ok((out, stats.pause, stats.stops()))
+        Ok((out, stats.stops()))
     }
 }

@@ -25,13 +25,20 @@ type ChunkOut = (Vec<GoroutineBrief>, StackValues, stackroots::Scratch);
 /// What `why` found, and what it cost.
 pub struct WhyOutcome {
     pub report: WhyReport,
-    /// How long a live process was stopped (`None` for a core).
-    pub paused: Option<Duration>,
-    /// When each of its stops began, and how long it lasted.
+    /// A live process's stops, in order (none for a core): when each
+    /// began and how long it lasted. See [`Self::paused`].
     pub stops: Vec<StopWindow>,
     /// The goroutine profile (profile.proto, gzip), when asked for: one
     /// sample per stack and wait, labelled with what the analysis found.
     pub profile: Option<Vec<u8>>,
+}
+
+impl WhyOutcome {
+    /// How long a live process was stopped: its main stop, the last
+    /// (`None` for a core).
+    pub fn paused(&self) -> Option<Duration> {
+        self.stops.last().map(|s| s.lasted)
+    }
 }
 
 /// What `why` is asked for.
@@ -74,7 +81,7 @@ impl Inspector {
                 )
             }
             Source::Live { pid, exe } => {
-                let (outcome, pause, stops) = Inspector::on_live_copy(
+                let (outcome, stops) = Inspector::on_live_copy(
                     *pid,
                     exe,
                     opts.scratch.as_ref(),
@@ -82,11 +89,7 @@ impl Inspector {
                     warn,
                     |copy, warn| copy.why_of(opts, warn, Some(*pid)),
                 )?;
-                Ok(WhyOutcome {
-                    paused: Some(pause),
-                    stops,
-                    ..outcome
-                })
+                Ok(WhyOutcome { stops, ..outcome })
             }
         }
     }
@@ -141,7 +144,6 @@ impl Inspector {
         };
         Ok(WhyOutcome {
             report,
-            paused: None,
             stops: Vec::new(),
             profile,
         })

@@ -513,3 +513,32 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// The stops `--stats` says began during the run just made (Unix seconds,
+/// in order, each lasting what it says): what a user lines up with the
+/// service's logs, and `scripts/bench` with the target's heartbeat.
+pub fn assert_stop_windows(err: &str, count: usize) {
+    let line = err
+        .lines()
+        .find_map(|l| l.strip_prefix("goat: stops began at "))
+        .unwrap_or_else(|| panic!("no stop times: {err}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    let windows: Vec<(f64, f64)> = line
+        .trim_end_matches(" (Unix seconds)")
+        .split(", ")
+        .map(|w| {
+            let (at, ms) = w.split_once(" (").expect("BEGAN (MS ms)");
+            let ms = ms.trim_end_matches(" ms)");
+            (at.parse().expect(at), ms.parse().expect(ms))
+        })
+        .collect();
+    assert_eq!(windows.len(), count, "{line}");
+    let mut after = now - 60.0;
+    for (began, ms) in windows {
+        assert!(began >= after && began <= now && ms < 60_000.0, "{line}");
+        after = began + ms / 1000.0;
+    }
+}

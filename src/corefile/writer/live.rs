@@ -65,10 +65,9 @@ pub(super) struct Unavailable(pub String);
 /// Live mode's own figures (the rest is in [`CoreStats`]).
 #[derive(Debug, Clone, Default)]
 pub struct LiveStats {
-    /// The short stop that opened the userfaultfd.
-    pub setup_pause: Duration,
-    /// When it began, and [`Self::setup_pause`].
-    pub setup_window: Option<StopWindow>,
+    /// The short stop that opened the userfaultfd: when it began and how
+    /// long it lasted.
+    pub setup: Option<StopWindow>,
     /// Bytes copied while the target ran, and per round after the first.
     pub first_copy: u64,
     pub round_bytes: Vec<u64>,
@@ -133,9 +132,7 @@ fn open_tracking(
         .stop()
         .map_err(|e| Unavailable(format!("stopping the target: {e}")))?;
     let fd = stopped.open_userfaultfd();
-    let window = stopped.window();
-    stats.setup_pause = window.lasted;
-    stats.setup_window = Some(window);
+    stats.setup = Some(stopped.window());
     stopped
         .resume()
         .map_err(|e| Unavailable(format!("resuming the target: {e}")))?;

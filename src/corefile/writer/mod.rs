@@ -75,9 +75,8 @@ pub struct CoreStats {
     pub fallback: Vec<(Mode, String)>,
     /// Live mode's own figures.
     pub live: Option<LiveStats>,
-    /// How long the target was stopped (the main stop).
-    pub pause: Duration,
-    /// When the main stop began, and [`Self::pause`].
+    /// The main stop: when it began and how long it lasted
+    /// ([`Self::pause`]).
     pub window: Option<StopWindow>,
     /// Fork mode: how much of the pause the kernel's fork took.
     pub clone: Duration,
@@ -103,17 +102,20 @@ pub struct CoreStats {
 }
 
 impl CoreStats {
-    /// The main stop: how long it lasted, and when it began.
+    /// Records the main stop.
     fn stopped(&mut self, stopped: &Stopped<'_>) {
-        let window = stopped.window();
-        self.pause = window.lasted;
-        self.window = Some(window);
+        self.window = Some(stopped.window());
+    }
+
+    /// How long the target was stopped (the main stop).
+    pub fn pause(&self) -> Duration {
+        self.window.map_or(Duration::ZERO, |w| w.lasted)
     }
 
     /// Every stop of the target, in order: live mode's setup stop, then
     /// the main one.
     pub fn stops(&self) -> Vec<StopWindow> {
-        let setup = self.live.as_ref().and_then(|l| l.setup_window);
+        let setup = self.live.as_ref().and_then(|l| l.setup);
         setup.into_iter().chain(self.window).collect()
     }
 }
