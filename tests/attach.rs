@@ -350,8 +350,18 @@ fn terminal_session_with_prompt_completion_and_history() {
             .any(|l| l.trim_end().ends_with("list main.chanReceive"))
     });
 
-    // Clear the line, then quit.
+    // Clear the line, then quit. What is typed before the editor is back
+    // is dropped, as a terminal drops its input queue on Ctrl-C (and CI
+    // once typed `quit` into that gap): wait for the second note.
     tmux.keys(&["C-c"]);
+    tmux.wait_for("the second Ctrl-C note and a new prompt", |s| {
+        s.matches("to leave, type quit or press Ctrl-D").count() >= 2
+            && s.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::trim_end)
+                == Some("(goat g1)")
+    });
     tmux.keys(&["quit", "Enter"]);
     tmux.wait_for("goat to exit", |s| s.contains("goat-exited-0"));
     assert_untouched(pid);
