@@ -117,6 +117,11 @@ fn sink_or_corrupt(e: io::Error, temp_error: impl Fn(io::Error) -> UnpackError) 
     }
 }
 
+/// The most memory an .xz block's decoder may ask for: its header names
+/// the dictionary size, up to 4 GiB, and a hostile one would have goat
+/// allocate that. `xz -9` needs 64 MiB; xz's own largest is 1.5 GiB.
+const XZ_MEMORY_KIB: u32 = 1600 * 1024;
+
 /// Streams `input` through the decoder for `kind` into `sink`.
 fn decode(kind: Compression, mut input: impl io::BufRead, sink: &mut Sparse) -> io::Result<()> {
     match kind {
@@ -153,10 +158,11 @@ fn decode(kind: Compression, mut input: impl io::BufRead, sink: &mut Sparse) -> 
             let mut frames = lz4_flex::frame::FrameDecoder::new(input);
             io::copy(&mut frames, sink).map(drop)
         }
-        Compression::Xz => lzma_rs::xz_decompress(&mut input, sink).map_err(|e| match e {
-            lzma_rs::error::Error::IoError(e) => e,
-            other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
-        }),
+        Compression::Xz => {
+            // Concatenated streams are one file, as `xz -d` reads them.
+            let mut xz = lzma_rust2::XzReader::new_mem_limit(input, true, XZ_MEMORY_KIB);
+            io::copy(&mut xz, sink).map(drop)
+        }
     }
 }
 
@@ -284,6 +290,13 @@ mod tests {
         Ok(v)
     }
 
+    fn xz_compress(data: &[u8]) -> Vec<u8> {
+        let mut w = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default())
+            .expect("an xz writer");
+        w.write_all(data).unwrap();
+        w.finish().unwrap()
+    }
+
     /// Pages of zeros between pages of data, and a tail that is not a
     /// whole page: what a core looks like.
     fn sample() -> Vec<u8> {
@@ -297,8 +310,7 @@ mod tests {
     #[test]
     fn every_format_round_trips_with_holes() {
         let data = sample();
-        let mut xz = Vec::new();
-        lzma_rs::xz_compress(&mut &data[..], &mut xz).unwrap();
+        let xz = xz_compress(&data);
         let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
         lz4.write_all(&data).unwrap();
         let lz4 = lz4.finish().unwrap();
@@ -336,13 +348,47 @@ mod tests {
                 Err(UnpackError::Corrupt(_))
             ));
         }
-        let mut xz = Vec::new();
-        lzma_rs::xz_compress(&mut &data[..], &mut xz).unwrap();
+        let xz = xz_compress(&data);
         let cut = &xz[..xz.len() - 10];
         assert!(matches!(
             unpacked(Compression::Xz, cut),
             Err(UnpackError::Corrupt(_))
         ));
+    }
+
+    /// Inputs `core_unpack` found (fuzz/regressions/core_unpack/); their
+    /// first byte picks the format, as in the fuzz target.
+    #[test]
+    fn fuzz_findings_of_core_unpack_stay_fixed() {
+        // An xz footer whose backward size is u32::MAX: lzma-rs computed
+        // `(size + 1) << 2` and panicked on the overflow.
+        let found = include_bytes!(
+            "../../../fuzz/regressions/core_unpack/crash-fa12a0709ff31e1f31ac30f4da212a4989564e65"
+        );
+        assert!(matches!(
+            unpacked(Compression::Xz, &found[1..]),
+            Err(UnpackError::Corrupt(_))
+        ));
+    }
+
+    /// A block header that asks for a 4 GiB dictionary is refused before
+    /// anything is allocated.
+    #[test]
+    fn an_xz_dictionary_past_the_limit_is_refused() {
+        let data = sample();
+        let mut xz = xz_compress(&data);
+        // Stream header (12 bytes), then the block header: size byte,
+        // flags, filter id 0x21, properties size 1, the dictionary byte.
+        assert_eq!(xz[12 + 2], 0x21, "an LZMA2 filter");
+        xz[12 + 4] = 40; // 4 GiB - 1
+                         // The block header's CRC32 follows its padding.
+        let header_len = (usize::from(xz[12]) + 1) * 4;
+        let crc = crc32fast::hash(&xz[12..12 + header_len - 4]);
+        xz[12 + header_len - 4..12 + header_len].copy_from_slice(&crc.to_le_bytes());
+        match unpacked(Compression::Xz, &xz) {
+            Err(UnpackError::Corrupt(why)) => assert!(why.contains("memory"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
