@@ -46,6 +46,7 @@ mod why;
 mod write_core;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::corefile::CoreFile;
@@ -94,7 +95,7 @@ enum Source {
     },
     // Boxed: a core's index is large, and an Inspector is moved around.
     Core {
-        core: Box<CoreFile>,
+        core: Arc<CoreFile>,
         bias: u64,
         /// The executable as the process ran it (what profiles name).
         exe: PathBuf,
@@ -146,7 +147,7 @@ impl Inspector {
         Ok(Inspector {
             prog,
             source: Source::Core {
-                core: Box::new(core),
+                core: Arc::new(core),
                 bias,
                 exe,
             },

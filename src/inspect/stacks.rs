@@ -7,10 +7,12 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::corefile::CoreFile;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::{self, Dump};
+use crate::process::CapturedMemory;
 use crate::process::ProcessMemory;
 use crate::report::{ChunkFormatter, Format, StreamWriter};
 use crate::tracer::LiveProcess;
@@ -231,21 +233,25 @@ impl Inspector {
 
     fn copy_core(
         &self,
-        core: &CoreFile,
+        core: &Arc<CoreFile>,
         bias: u64,
         mut clock: Phases,
         labels: bool,
     ) -> Result<Copied, InspectError> {
         let prog = &self.prog;
+        let shared = core.clone();
+        let core: &CoreFile = core;
         // Only goat's cores record the clock at the stop; without it, how long
         // goroutines have waited is unknown and not shown.
         let globals = prog.locate(core, bias)?;
         let now = core.monotonic_at_stop();
-        // Nothing is paused: a large copy goes to a temporary file.
-        let empty = prog
-            .prepare_capture_spilled(core, &globals)
-            .map_err(InspectError::spill)?;
-        let capture = prog.capture(core, &globals, now, empty)?;
+        // A core does not change: the capture reads it again rather than
+        // copying it.
+        let through = goruntime::Capture {
+            mem: CapturedMemory::through(shared),
+            ..goruntime::Capture::default()
+        };
+        let capture = prog.capture(core, &globals, now, through)?;
         let labels = labels.then(|| prog.label_table(&capture, core));
         clock.mark("read");
         Ok(Copied {

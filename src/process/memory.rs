@@ -27,6 +27,13 @@ pub trait Memory {
     /// read): a backend holding pages it can read again gives them back.
     /// Nothing by default.
     fn pause_reads(&self) {}
+
+    /// Whether a read of `len` bytes at `addr` would succeed, known
+    /// without reading (a core knows from its segments); `None` when only
+    /// a read can tell.
+    fn holds(&self, _addr: u64, _len: usize) -> Option<bool> {
+        None
+    }
 }
 
 impl<M: Memory + ?Sized> Memory for &M {
@@ -38,6 +45,9 @@ impl<M: Memory + ?Sized> Memory for &M {
     }
     fn pause_reads(&self) {
         (**self).pause_reads()
+    }
+    fn holds(&self, addr: u64, len: usize) -> Option<bool> {
+        (**self).holds(addr, len)
     }
 }
 

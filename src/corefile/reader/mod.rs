@@ -399,6 +399,37 @@ impl CoreFile {
         self.read_mapped_file(addr, &mut buf[..n])
     }
 
+    /// How many bytes from `addr` (at least one, at most `want`) a read
+    /// there would fill as [`Self::read_some`] fills them, found from the
+    /// segments and the files' lengths alone; `None` where it would fail.
+    fn held_from(&self, addr: u64, want: u64) -> Option<u64> {
+        let Some(seg) = self.segment_at(addr) else {
+            return self.mapped_file_holds(addr, want);
+        };
+        if seg.flags & (PF_R | PF_W | PF_X) == 0 {
+            return None;
+        }
+        let rel = addr - seg.vaddr;
+        let n = want.min(seg.end() - addr);
+        if rel < seg.filesz {
+            let n = n.min(seg.filesz - rel);
+            let end = seg.offset.checked_add(rel)?.checked_add(n)?;
+            return (n > 0 && end <= self.core.len).then_some(n);
+        }
+        self.mapped_file_holds(addr, n)
+    }
+
+    /// [`Self::held_from`] for the file `NT_FILE` maps at `addr`.
+    fn mapped_file_holds(&self, addr: u64, want: u64) -> Option<u64> {
+        let m = self
+            .file_map_at(addr)
+            .or_else(|| map_at(&self.exe_maps, addr))?;
+        let n = want.min(m.end - addr);
+        let end = m.offset.checked_add(addr - m.start)?.checked_add(n)?;
+        let src = self.files.get(m.file)?.source()?;
+        (n > 0 && end <= src.len).then_some(n)
+    }
+
     /// Fills a prefix of `buf` from the file `NT_FILE` says is mapped at `addr`.
     fn read_mapped_file(&self, addr: u64, buf: &mut [u8]) -> Option<usize> {
         let m = self
@@ -440,6 +471,20 @@ impl Memory for CoreFile {
             out[i] = self.read(*addr, buf);
         }
         out
+    }
+
+    fn holds(&self, addr: u64, len: usize) -> Option<bool> {
+        let Some(end) = addr.checked_add(len as u64) else {
+            return Some(false);
+        };
+        let mut at = addr;
+        while at < end {
+            match self.held_from(at, end - at) {
+                Some(n) => at += n,
+                None => return Some(false),
+            }
+        }
+        Some(true)
     }
 
     fn pause_reads(&self) {

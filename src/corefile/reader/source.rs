@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Reads of a mapped file this large are `pread`s instead.
+const PREAD_MIN: usize = 2048;
+
 /// A file read with `pread` through a small cache of blocks.
 #[derive(Debug)]
 pub(super) struct Source {
@@ -17,8 +20,8 @@ pub(super) enum Data {
     /// Held in memory (tests, fuzzing).
     Bytes(Vec<u8>),
     /// Mapped (`CoreFile::open_mapped`): goat's own private copy, its
-    /// resident pages bounded.
-    Mapped(crate::process::mapped::BoundedMap),
+    /// resident pages bounded; the file beside, for large reads.
+    Mapped(crate::process::mapped::BoundedMap, File),
 }
 
 #[derive(Debug, Default)]
@@ -90,13 +93,13 @@ impl Source {
 
     /// The same file, read through a memory map.
     pub(super) fn mapped(self) -> std::io::Result<Source> {
-        let Data::File(file) = &self.data else {
+        let Data::File(file) = self.data else {
             return Ok(self);
         };
-        let map = crate::process::mapped::map_private_copy(file)?;
+        let map = crate::process::mapped::map_private_copy(&file)?;
         Ok(Source {
             len: self.len,
-            data: Data::Mapped(crate::process::mapped::BoundedMap::new(map)),
+            data: Data::Mapped(crate::process::mapped::BoundedMap::new(map), file),
             cache: Mutex::new(BlockCache::default()),
         })
     }
@@ -112,14 +115,18 @@ impl Source {
     pub(super) fn pread(&self, buf: &mut [u8], off: u64) -> bool {
         match &self.data {
             Data::File(f) => f.read_exact_at(buf, off).is_ok(),
-            Data::Mapped(m) => copy_from(m.for_read(buf.len()), off, buf),
+            // A large read costs a fault per 64 KiB through the map, and
+            // its pages then count in goat's RSS until given back; a
+            // `pread` copies from the page cache once.
+            Data::Mapped(_, f) if buf.len() >= PREAD_MIN => f.read_exact_at(buf, off).is_ok(),
+            Data::Mapped(m, _) => copy_from(m.for_read(buf.len()), off, buf),
             Data::Bytes(b) => copy_from(b, off, buf),
         }
     }
 
     /// A mapped copy's pages given back while no read comes.
     pub(super) fn pause_reads(&self) {
-        if let Data::Mapped(m) = &self.data {
+        if let Data::Mapped(m, _) = &self.data {
             m.give_back();
         }
     }
@@ -132,7 +139,7 @@ impl Source {
         if end > self.len {
             return false;
         }
-        if buf.len() as u64 >= BLOCK || matches!(self.data, Data::Bytes(_) | Data::Mapped(_)) {
+        if buf.len() as u64 >= BLOCK || matches!(self.data, Data::Bytes(_) | Data::Mapped(..)) {
             return self.pread(buf, off);
         }
         let mut done = 0;

@@ -200,6 +200,24 @@ fn reads_dumped_file_backed_and_faults_on_undumped_and_prot_none() {
     assert_eq!(core.read_u32(0x500ffc).unwrap(), 0x0303_0303);
     assert!(core.read_u64(0x500ffc).is_err());
 
+    // Known without reading, as each read above went.
+    for (addr, len, held) in [
+        (0x400ffe, 4, true),
+        (0x402000, 8, true),
+        (0x7000_0ffc, 4, true),
+        (0x7000_0ffc, 8, false),
+        (0x7000_2000, 8, false),
+        (0x1000, 8, false),
+        (u64::MAX - 3, 8, false),
+        (0x500ffc, 4, true),
+        (0x500ffc, 8, false),
+        (0x400000, 0x3008, true),
+    ] {
+        let mut buf = vec![0u8; len];
+        assert_eq!(core.read(addr, &mut buf).is_ok(), held, "{addr:#x}+{len}");
+        assert_eq!(core.holds(addr, len), Some(held), "{addr:#x}+{len}");
+    }
+
     let m = core.mappings();
     assert_eq!(m.len(), 5);
     assert_eq!((m[2].start, m[2].offset), (0x500000, 0x2000));
@@ -338,7 +356,15 @@ fn poke(core: &CoreFile, rng: &mut Rng) {
             None => rng.next(),
         };
         let mut buf = vec![0u8; rng.below(70_000)];
-        let _ = core.read(addr, &mut buf);
+        let read = core.read(addr, &mut buf).is_ok();
+        // What a pass-through capture trusts: the segments say what a
+        // read would do.
+        assert_eq!(
+            core.holds(addr, buf.len()),
+            Some(read),
+            "{addr:#x}+{}",
+            buf.len()
+        );
         let _ = core.read_dumped(addr, &mut buf);
     }
     let mut a = [0u8; 16];

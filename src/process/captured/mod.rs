@@ -28,7 +28,7 @@ mod tests;
 
 use std::io;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::memory::{Memory, ReadFault};
 use cache::BlockCache;
@@ -53,9 +53,16 @@ impl Span {
     }
 }
 
-#[derive(Debug)]
 enum Store {
     Ram(Vec<u8>),
+    /// Nothing copied: the ranges are read again from `source` (a core,
+    /// which does not change), through a staging buffer while the capture
+    /// is made. Copying a core's million stacks into a spill file was
+    /// half of `goat why`'s decoding time, for bytes already on disk.
+    Through {
+        source: Arc<dyn Memory + Send + Sync>,
+        staging: Vec<u8>,
+    },
     /// The file, and the cache [`Memory::read`] on the capture itself uses
     /// (a [`CaptureReader`] has its own, lock-free).
     Spill {
@@ -83,6 +90,16 @@ pub struct CapturedMemory {
     /// The first write to the spill file that failed (a full disk): the
     /// ranges it held are missing, and the caller must say why.
     spill_error: Option<io::Error>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Ram(arena) => f.debug_tuple("Ram").field(&arena.len()).finish(),
+            Store::Spill { file, .. } => f.debug_tuple("Spill").field(file).finish(),
+            Store::Through { .. } => f.write_str("Through"),
+        }
+    }
 }
 
 impl Default for CapturedMemory {
@@ -134,6 +151,19 @@ impl CapturedMemory {
         })
     }
 
+    /// An empty copy that copies nothing: what it captures is read again
+    /// from `source` whenever it is read, for a source that never changes
+    /// (a core). Reads outside the captured ranges fail, as on any copy.
+    pub fn through(source: Arc<dyn Memory + Send + Sync>) -> Self {
+        CapturedMemory {
+            store: Store::Through {
+                source,
+                staging: Vec::new(),
+            },
+            ..Self::default()
+        }
+    }
+
     /// Whether the bytes are in a temporary file rather than in memory.
     pub fn is_spilled(&self) -> bool {
         matches!(self.store, Store::Spill { .. })
@@ -156,7 +186,7 @@ impl CapturedMemory {
     pub(crate) fn reserved(&self) -> usize {
         match &self.store {
             Store::Ram(arena) => arena.capacity(),
-            Store::Spill { .. } => 0,
+            Store::Spill { .. } | Store::Through { .. } => 0,
         }
     }
 
@@ -187,6 +217,9 @@ impl CapturedMemory {
     /// [`Self::read_from`], telling `seen` the address and bytes of each
     /// range read, as read: a caller that looks at what it copied needs no
     /// second pass over a spilled store (which would decompress it all).
+    /// A pass-through capture ([`Self::through`]) reads from its source,
+    /// which must be `mem`; where that knows what it holds
+    /// ([`Memory::holds`]), it reads nothing and tells `seen` nothing.
     pub fn read_from_seen(
         &mut self,
         mem: &dyn Memory,
@@ -412,7 +445,7 @@ impl CapturedMemory {
     fn batch_limit(&self) -> usize {
         match self.store {
             Store::Ram(_) => usize::MAX,
-            Store::Spill { .. } => STAGING_BYTES,
+            Store::Spill { .. } | Store::Through { .. } => STAGING_BYTES,
         }
     }
 
@@ -449,6 +482,32 @@ impl CapturedMemory {
                     }
                 }
             }
+            Store::Through { source, staging } => {
+                // Nothing to copy where the source knows what it holds:
+                // the ranges are only indexed, and `seen` told nothing
+                // (its caller reads what it needs back, see `Fetch`).
+                let held: Option<Vec<bool>> =
+                    batch.iter().map(|&(a, n)| source.holds(a, n)).collect();
+                if let Some(ok) = held {
+                    for (&(addr, n), &good) in batch.iter().zip(&ok) {
+                        if good {
+                            self.push_span(addr, n, addr);
+                        }
+                    }
+                    return ok;
+                }
+                staging.clear();
+                staging.resize(total, 0);
+                let ok = read_into(source.as_ref(), batch, staging);
+                tell(batch, &ok, staging, seen);
+                // Each range's offset is its own address (see copy_out).
+                for (&(addr, n), &good) in batch.iter().zip(&ok) {
+                    if good {
+                        self.push_span(addr, n, addr);
+                    }
+                }
+                return ok;
+            }
         };
         let mut offset = base;
         for (&(addr, n), &good) in batch.iter().zip(&ok) {
@@ -476,6 +535,9 @@ impl CapturedMemory {
                     None
                 }
             },
+            // Holds only what its source holds: bytes from elsewhere
+            // (never given to one) are not kept, so they read as faults.
+            Store::Through { .. } => None,
         }
     }
 
@@ -496,6 +558,8 @@ impl CapturedMemory {
                     false
                 }
             },
+            // Its source does not change (see append).
+            Store::Through { .. } => false,
         }
     }
 
@@ -554,6 +618,7 @@ impl CapturedMemory {
                 let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
                 cache.read(file, from, buf).map_err(|_| fault)
             }
+            (Store::Through { source, .. }, _) => source.read(from, buf),
         }
     }
 }

@@ -30,14 +30,14 @@ fn random(len: usize, mut seed: u64) -> Vec<u8> {
 fn file_of(m: &CapturedMemory) -> &SpillFile {
     match &m.store {
         Store::Spill { file, .. } => file,
-        Store::Ram(_) => panic!("not spilled"),
+        _ => panic!("not spilled"),
     }
 }
 
 fn file_mut(m: &mut CapturedMemory) -> &mut SpillFile {
     match &mut m.store {
         Store::Spill { file, .. } => file,
-        Store::Ram(_) => panic!("not spilled"),
+        _ => panic!("not spilled"),
     }
 }
 

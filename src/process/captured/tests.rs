@@ -226,3 +226,65 @@ fn a_restricted_copy_reads_only_its_ranges_and_joins_adjacent_spans() {
         assert_eq!(m.len_bytes(), 0x210);
     }
 }
+
+/// A source that may know what it holds, and counts the reads it serves.
+struct Counting {
+    inner: CapturedMemory,
+    knows: bool,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Memory for Counting {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.read(addr, buf)
+    }
+    fn holds(&self, addr: u64, len: usize) -> Option<bool> {
+        let mut buf = vec![0u8; len];
+        self.knows.then(|| self.inner.read(addr, &mut buf).is_ok())
+    }
+}
+
+#[test]
+fn a_pass_through_capture_reads_its_source_and_only_what_it_captured() {
+    for knows in [true, false] {
+        let mut inner = CapturedMemory::new();
+        inner.insert(0x1000, &pattern(0x100, 1));
+        inner.insert(0x3000, &pattern(0x40, 2));
+        let source = Arc::new(Counting {
+            inner,
+            knows,
+            reads: Default::default(),
+        });
+        let mut m = CapturedMemory::through(source.clone());
+        let mut told = Vec::new();
+        let ok = m.read_from_seen(
+            source.as_ref(),
+            &[(0x1010, 0x20), (0x2000, 8), (0x3000, 0x40)],
+            &mut |a, b| told.push((a, b.len())),
+        );
+        assert_eq!(ok, [true, false, true], "knows: {knows}");
+        // A source that knows what it holds is not read while capturing,
+        // and nothing is told; one that does not is read, and told.
+        let reads = source.reads.load(std::sync::atomic::Ordering::Relaxed);
+        match knows {
+            true => assert!(reads == 0 && told.is_empty(), "{reads} {told:?}"),
+            false => assert_eq!(told, [(0x1010, 0x20), (0x3000, 0x40)]),
+        }
+        assert_eq!(
+            m.read_u64(0x1018).unwrap(),
+            u64::from_le_bytes(pattern(0x100, 1)[0x18..0x20].try_into().unwrap())
+        );
+        assert_eq!(m.reader().read_u32(0x3004).unwrap(), {
+            let p = pattern(0x40, 2);
+            u32::from_le_bytes(p[4..8].try_into().unwrap())
+        });
+        // The source holds these bytes, but the capture did not take them.
+        assert!(m.read_u64(0x1000).is_err());
+        assert!(m.read_u64(0x2000).is_err());
+        // Bytes from elsewhere are not kept.
+        m.insert(0x5000, &[1, 2, 3, 4]);
+        assert!(m.read_u32(0x5000).is_err());
+    }
+}
