@@ -57,7 +57,28 @@ pub struct Scratch {
     frontier: Vec<u64>,
     next: Vec<u64>,
     slots: Vec<u64>,
+    bytes: Vec<u8>,
+    children: Children,
 }
+
+/// Each object's children (the heap objects its pointer slots hold, each
+/// once, in slot order), remembered between goroutines: the 600,000
+/// goroutines that reach one channel all look into it and the sudogs and
+/// goroutines queued on it, and each look was a read per slot.
+#[derive(Default)]
+struct Children {
+    of: HashMap<u64, Box<[u64]>>,
+    /// Words `of` holds, its entries' own three each, which
+    /// [`MAX_REMEMBERED`] bounds.
+    words: usize,
+}
+
+/// Children remembered per thread, in words (8 MiB with the table's
+/// own), past which the memory starts again empty.
+const MAX_REMEMBERED: usize = 1 << 20;
+
+/// Objects this large are read slot by slot, not whole.
+const MAX_WHOLE_READ: u64 = 64 << 10;
 
 /// The objects of `targets` that `stack_values` reach (sorted, each once),
 /// in `scratch`'s buffer.
@@ -74,6 +95,8 @@ pub fn reached<'s>(
         frontier,
         next,
         slots,
+        bytes,
+        children,
     } = scratch;
     found.clear();
     if targets.is_empty() {
@@ -88,7 +111,6 @@ pub fn reached<'s>(
             }
         }
     }
-    let mut word = [0u8; 8];
     for depth in 0..=MAX_DEPTH {
         next.clear();
         for &base in frontier.iter() {
@@ -98,23 +120,13 @@ pub fn reached<'s>(
             if depth == MAX_DEPTH {
                 continue;
             }
-            let Some(obj) = heap.object_of(base) else {
-                continue;
-            };
-            slots.clear();
-            heap.pointer_slots(mem, &obj, slots);
-            for slot in slots.iter() {
+            let kids = children.of(heap, mem, base, slots, bytes);
+            for &o in kids {
                 if seen.len() >= MAX_OBJECTS {
                     break;
                 }
-                if mem.read(*slot, &mut word).is_err() {
-                    continue;
-                }
-                let v = u64::from_le_bytes(word);
-                if let Some(o) = heap.object_of(v) {
-                    if seen.insert(o.base) {
-                        next.push(o.base);
-                    }
+                if seen.insert(o) {
+                    next.push(o);
                 }
             }
         }
@@ -126,4 +138,78 @@ pub fn reached<'s>(
     found.sort_unstable();
     found.dedup();
     found
+}
+
+impl Children {
+    /// The children of the object at `base` (none if it is not one).
+    /// Only the first [`MAX_OBJECTS`] are kept: a goroutine's look stops
+    /// at that many objects in all, so it never needs more of one.
+    fn of(
+        &mut self,
+        heap: &Heap,
+        mem: &dyn Memory,
+        base: u64,
+        slots: &mut Vec<u64>,
+        bytes: &mut Vec<u8>,
+    ) -> &[u64] {
+        if !self.of.contains_key(&base) {
+            let kids = children_of(heap, mem, base, slots, bytes);
+            let words = kids.len().saturating_add(3);
+            if self.words.saturating_add(words) > MAX_REMEMBERED {
+                // A new table: clear() would keep the old one's capacity.
+                self.of = HashMap::new();
+                self.words = 0;
+            }
+            self.words += words;
+            self.of.insert(base, kids);
+        }
+        self.of.get(&base).map_or(&[], |k| k)
+    }
+}
+
+fn children_of(
+    heap: &Heap,
+    mem: &dyn Memory,
+    base: u64,
+    slots: &mut Vec<u64>,
+    bytes: &mut Vec<u8>,
+) -> Box<[u64]> {
+    let Some(obj) = heap.object_of(base) else {
+        return Box::default();
+    };
+    slots.clear();
+    heap.pointer_slots(mem, &obj, slots);
+    // One read of the whole object where it is small: a read per slot
+    // was most of this walk's time.
+    bytes.clear();
+    if obj.size <= MAX_WHOLE_READ && !slots.is_empty() {
+        bytes.resize(obj.size as usize, 0);
+        if mem.read(obj.base, bytes).is_err() {
+            bytes.clear();
+        }
+    }
+    let mut kids: Vec<u64> = Vec::new();
+    let mut word = [0u8; 8];
+    for &slot in slots.iter() {
+        if kids.len() >= MAX_OBJECTS {
+            break;
+        }
+        let within = slot
+            .checked_sub(obj.base)
+            .and_then(|off| usize::try_from(off).ok())
+            .and_then(|off| bytes.get(off..off.checked_add(8)?));
+        let v = match within {
+            Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
+            None => match mem.read(slot, &mut word) {
+                Ok(()) => u64::from_le_bytes(word),
+                Err(_) => continue,
+            },
+        };
+        if let Some(o) = heap.object_of(v) {
+            if !kids.contains(&o.base) {
+                kids.push(o.base);
+            }
+        }
+    }
+    kids.into_boxed_slice()
 }
