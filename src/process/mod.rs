@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 mod captured;
+pub mod freed;
 mod live_memory;
 pub mod mapped;
 mod memory;

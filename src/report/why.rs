@@ -2,8 +2,10 @@
 //! goroutine with what it waits on and who may release it. Written as it
 //! is formatted: the entries of 100k goroutines are tens of megabytes.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 
+use crate::ascii::Put;
 use crate::why::{GoroutineWhy, WhyReport};
 
 /// The whole report as text. `of`: "pid 1234" or "core FILE".
@@ -54,12 +56,13 @@ pub fn write_why_text(r: &WhyReport, of: &str, out: &mut dyn Write) -> io::Resul
         }
     }
     let mut first = true;
+    let mut entry = Entry::default();
     for g in blocked() {
         if first {
             out.write_all(b"\nWaiting goroutines:\n")?;
             first = false;
         }
-        goroutine(out, g)?;
+        entry.write(out, g)?;
     }
     Ok(())
 }
@@ -67,43 +70,89 @@ pub fn write_why_text(r: &WhyReport, of: &str, out: &mut dyn Write) -> io::Resul
 /// One goroutine's entry, as the report lists it.
 pub fn why_goroutine_text(g: &GoroutineWhy) -> String {
     let mut out = Vec::new();
-    let _ = goroutine(&mut out, g);
+    let _ = Entry::default().write(&mut out, g);
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn goroutine(out: &mut dyn Write, g: &GoroutineWhy) -> io::Result<()> {
-    write!(out, "goroutine {} [{}", g.id, g.status)?;
-    if let Some(m) = g.wait_minutes.filter(|m| *m > 0) {
-        write!(out, ", {m} minutes")?;
-    }
-    if g.never_wakes {
-        out.write_all(b", never wakes")?;
-    }
-    out.write_all(b"]\n")?;
-    if let Some(at) = &g.location {
-        writeln!(out, "    at {at}")?;
-    }
-    let w = &g.waits_on;
-    write!(out, "    waits on {}", w.kind)?;
-    if let Some(a) = &w.addr {
-        write!(out, " {a}")?;
-    }
-    if let Some(n) = &w.name {
-        write!(out, " {n}")?;
-    }
-    if let Some(d) = &w.detail {
-        write!(out, ": {d}")?;
-    }
-    out.write_all(b"\n")?;
-    if let Some((first, rest)) = g.may_release.split_first() {
-        write!(out, "    may be released by {first}")?;
-        for id in rest {
-            write!(out, ", {id}")?;
+/// Releaser lines kept, at most: goroutines that wait on the same objects
+/// share one list (`GoroutineWhy::may_release`), and at a million
+/// goroutines formatting its 100 ids again for each was most of the
+/// report's time.
+const MAX_LINES_KEPT: usize = 4096;
+
+/// Writes entries one after another, each formatted in one buffer and
+/// written at once, each shared list of releasers formatted once.
+#[derive(Default)]
+struct Entry {
+    buf: Vec<u8>,
+    /// "    may be released by ...\n" by the list's address (the lists
+    /// are alive as long as the report this writes).
+    lines: HashMap<(usize, usize), Vec<u8>>,
+}
+
+impl Entry {
+    fn write(&mut self, out: &mut dyn Write, g: &GoroutineWhy) -> io::Result<()> {
+        let b = &mut self.buf;
+        b.clear();
+        b.put("goroutine ");
+        b.dec(g.id);
+        b.put(" [");
+        b.put(&g.status);
+        if let Some(m) = g.wait_minutes.filter(|m| *m > 0) {
+            b.put(", ");
+            b.idec(m);
+            b.put(" minutes");
         }
-        out.write_all(b"\n")?;
+        if g.never_wakes {
+            b.put(", never wakes");
+        }
+        b.put("]\n");
+        if let Some(at) = &g.location {
+            b.put("    at ");
+            b.put(at);
+            b.push(b'\n');
+        }
+        let w = &g.waits_on;
+        b.put("    waits on ");
+        b.put(w.kind);
+        for (sep, part) in [(" ", &w.addr), (" ", &w.name), (": ", &w.detail)] {
+            if let Some(p) = part {
+                b.put(sep);
+                b.put(p);
+            }
+        }
+        b.push(b'\n');
+        if !g.may_release.is_empty() {
+            let key = (g.may_release.as_ptr() as usize, g.may_release.len());
+            match self.lines.get(&key) {
+                Some(line) => b.extend_from_slice(line),
+                None => {
+                    let line = releasers_line(&g.may_release);
+                    b.extend_from_slice(&line);
+                    if self.lines.len() < MAX_LINES_KEPT {
+                        self.lines.insert(key, line);
+                    }
+                }
+            }
+        }
+        if let Some(c) = &g.created_by {
+            b.put("    created by ");
+            b.put(c);
+            b.push(b'\n');
+        }
+        out.write_all(b)
     }
-    if let Some(c) = &g.created_by {
-        writeln!(out, "    created by {c}")?;
+}
+
+fn releasers_line(ids: &[u64]) -> Vec<u8> {
+    let mut line = Vec::new();
+    line.put("    may be released by ");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            line.put(", ");
+        }
+        line.dec(*id);
     }
-    Ok(())
+    line.push(b'\n');
+    line
 }

@@ -25,15 +25,9 @@ pub fn deadlocks(
     released_by: &BTreeMap<u64, BTreeSet<u64>>,
     blocked: &BTreeSet<u64>,
 ) -> Vec<Vec<u64>> {
-    let mut edges: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for (g, objects) in objects_of {
-        let out: Vec<u64> = objects.iter().map(|o| o | OBJECT).collect();
-        edges.insert(*g, out);
-    }
-    for (o, rs) in released_by {
-        edges.insert(o | OBJECT, rs.iter().copied().collect());
-    }
-    let mut cycles: Vec<Vec<u64>> = components(&edges)
+    let graph = Graph::new(objects_of, released_by);
+    let mut cycles: Vec<Vec<u64>> = graph
+        .components()
         .into_iter()
         .filter_map(|c| {
             let mut gs: Vec<u64> = c.iter().copied().filter(|n| n & OBJECT == 0).collect();
@@ -72,78 +66,133 @@ fn closed(
     (members.len() > 1 || self_loop) && no_way_out
 }
 
-/// The strongly connected components of `edges` (Tarjan), iteratively.
-fn components(edges: &BTreeMap<u64, Vec<u64>>) -> Vec<Vec<u64>> {
-    // Dense indices: every id that appears, as a source or a target.
-    let mut ids: Vec<u64> = edges.keys().copied().collect();
-    ids.extend(edges.values().flatten().copied());
-    ids.sort_unstable();
-    ids.dedup();
-    let index_of = |id: u64| ids.binary_search(&id).ok();
-    let succ: Vec<Vec<usize>> = ids
-        .iter()
-        .map(|id| {
-            edges
-                .get(id)
-                .into_iter()
-                .flatten()
-                .filter_map(|t| index_of(*t))
-                .collect()
-        })
-        .collect();
-    let n = ids.len();
-    const UNSEEN: usize = usize::MAX;
-    let mut order = vec![UNSEEN; n];
-    let mut low = vec![0usize; n];
-    let mut on_stack = vec![false; n];
-    let mut stack: Vec<usize> = Vec::new();
-    let mut next = 0usize;
-    let mut out = Vec::new();
-    for root in 0..n {
-        if order[root] != UNSEEN {
-            continue;
+/// The graph in compressed rows: node `i` is `ids[i]`, its successors
+/// `targets[starts[i]..starts[i + 1]]`. A map of a million goroutines to
+/// their own vectors, then another of their successors, was a few hundred
+/// MB at the report's peak.
+struct Graph {
+    ids: Vec<u64>,
+    starts: Vec<usize>,
+    targets: Vec<usize>,
+}
+
+impl Graph {
+    /// An edge from each goroutine to each object it waits on, and from
+    /// each object to each goroutine that may release it.
+    fn new(
+        objects_of: &BTreeMap<u64, Vec<u64>>,
+        released_by: &BTreeMap<u64, BTreeSet<u64>>,
+    ) -> Graph {
+        // Dense indices: every id that appears, as a source or a target.
+        let mut ids: Vec<u64> = Vec::new();
+        for (g, objects) in objects_of {
+            ids.push(*g);
+            ids.extend(objects.iter().map(|o| o | OBJECT));
         }
-        // (node, next successor to look at)
-        let mut work: Vec<(usize, usize)> = vec![(root, 0)];
-        order[root] = next;
-        low[root] = next;
-        next += 1;
-        stack.push(root);
-        on_stack[root] = true;
-        while let Some(top) = work.last_mut() {
-            let v = top.0;
-            if let Some(&w) = succ[v].get(top.1) {
-                top.1 += 1;
-                if order[w] == UNSEEN {
-                    order[w] = next;
-                    low[w] = next;
-                    next += 1;
-                    stack.push(w);
-                    on_stack[w] = true;
-                    work.push((w, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(order[w]);
+        for (o, rs) in released_by {
+            ids.push(o | OBJECT);
+            ids.extend(rs.iter().copied());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.shrink_to_fit();
+        let index_of = |id: u64| ids.binary_search(&id).ok();
+        let mut starts = Vec::with_capacity(ids.len() + 1);
+        let mut targets = Vec::new();
+        for &id in &ids {
+            starts.push(targets.len());
+            match id & OBJECT {
+                0 => {
+                    let objects = objects_of.get(&id).into_iter().flatten();
+                    targets.extend(objects.filter_map(|o| index_of(o | OBJECT)));
                 }
-                continue;
-            }
-            work.pop();
-            if let Some(&(parent, _)) = work.last() {
-                low[parent] = low[parent].min(low[v]);
-            }
-            if low[v] == order[v] {
-                let mut component = Vec::new();
-                while let Some(w) = stack.pop() {
-                    on_stack[w] = false;
-                    component.push(ids[w]);
-                    if w == v {
-                        break;
-                    }
+                _ => {
+                    let rs = released_by.get(&(id & !OBJECT)).into_iter().flatten();
+                    targets.extend(rs.filter_map(|r| index_of(*r)));
                 }
-                out.push(component);
             }
+        }
+        starts.push(targets.len());
+        Graph {
+            ids,
+            starts,
+            targets,
         }
     }
-    out
+
+    fn successors(&self, v: usize) -> &[usize] {
+        match (self.starts.get(v), self.starts.get(v + 1)) {
+            (Some(&a), Some(&b)) => self.targets.get(a..b).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// The strongly connected components of more than one node (Tarjan),
+    /// iteratively.
+    fn components(&self) -> Vec<Vec<u64>> {
+        let ids = &self.ids;
+        let n = ids.len();
+        const UNSEEN: usize = usize::MAX;
+        let mut order = vec![UNSEEN; n];
+        let mut low = vec![0usize; n];
+        let mut on_stack = vec![false; n];
+        let mut stack: Vec<usize> = Vec::new();
+        let mut next = 0usize;
+        let mut out = Vec::new();
+        for root in 0..n {
+            if order[root] != UNSEEN {
+                continue;
+            }
+            // (node, next successor to look at)
+            let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+            order[root] = next;
+            low[root] = next;
+            next += 1;
+            stack.push(root);
+            on_stack[root] = true;
+            while let Some(top) = work.last_mut() {
+                let v = top.0;
+                if let Some(&w) = self.successors(v).get(top.1) {
+                    top.1 += 1;
+                    if order[w] == UNSEEN {
+                        order[w] = next;
+                        low[w] = next;
+                        next += 1;
+                        stack.push(w);
+                        on_stack[w] = true;
+                        work.push((w, 0));
+                    } else if on_stack[w] {
+                        low[v] = low[v].min(order[w]);
+                    }
+                    continue;
+                }
+                work.pop();
+                if let Some(&(parent, _)) = work.last() {
+                    low[parent] = low[parent].min(low[v]);
+                }
+                if low[v] == order[v] {
+                    // A component of one node is never a cycle (a goroutine
+                    // that releases itself makes two, with its object): the
+                    // million of them are not kept.
+                    if stack.last() == Some(&v) {
+                        stack.pop();
+                        on_stack[v] = false;
+                        continue;
+                    }
+                    let mut component = Vec::new();
+                    while let Some(w) = stack.pop() {
+                        on_stack[w] = false;
+                        component.push(ids[w]);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    out.push(component);
+                }
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -147,8 +147,12 @@ pub fn analyze_scanned(snap: &Snapshot<'_>, stacks: Option<StackValues>) -> WhyR
     // before the graph and the answers are built.
     drop(stacks);
     let heap = heap.map(drop);
+    crate::process::freed::give_back_freed();
     let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
     let cycles = graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked);
+    drop(blocked);
+    // The graph's tables too, before a million answers are built on top.
+    crate::process::freed::give_back_freed();
     let goroutines = answers(gs, &waits, &names, &releasers, &never);
     let bin = snap.prog.binary();
     let releasers_partial = match &heap {
