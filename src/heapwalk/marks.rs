@@ -5,6 +5,7 @@
 //! life of the marks.
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
 
 use crate::process::Memory;
 
@@ -39,7 +40,7 @@ impl Marks {
         heap: &Heap,
         mem: &dyn Memory,
         roots: impl IntoIterator<Item = u64>,
-        skip: &HashSet<u64>,
+        skip: &HashSet<u64, impl BuildHasher>,
     ) -> u64 {
         self.mark_watched(heap, mem, roots, skip, |_, _| false)
     }
@@ -53,7 +54,7 @@ impl Marks {
         heap: &Heap,
         mem: &dyn Memory,
         roots: impl IntoIterator<Item = u64>,
-        skip: &HashSet<u64>,
+        skip: &HashSet<u64, impl BuildHasher>,
         mut marked: impl FnMut(&Object, &mut Vec<u64>) -> bool,
     ) -> u64 {
         let before = self.objects;

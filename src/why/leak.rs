@@ -69,7 +69,7 @@ pub fn never_wakes(
     heap: &Heap,
     mem: &dyn Memory,
     roots: &[u64],
-    skip: &HashSet<u64>,
+    skip: &HashSet<u64, impl std::hash::BuildHasher>,
     goroutines: &[Candidate<'_>],
 ) -> BTreeSet<u64> {
     let mut first: Vec<u64> = roots.to_vec();
