@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use common::{build_fixtures, fixture_path, scratch_dir, write_core, Fixture};
-use goat::goruntime::waits::{ChanOp, IoMode, SyncKind, Waits, WaitsOn};
+use goat::goruntime::waits::{ChanOp, IoMode, IoWait, SyncKind, Waits, WaitsOn};
 use goat::goruntime::Dump;
 use goat::inspect::Inspector;
 
@@ -135,13 +135,16 @@ fn check(label: &str, w: &Waits, m: &BTreeMap<String, Vec<u64>>, naming: Naming,
     // on the client's mutex (a heap object: no name).
     let holder = ids("io_holder")[0];
     match on(w, holder) {
-        WaitsOn::Io {
-            fd: Some(fd),
-            mode: IoMode::Read,
-            local,
-            peer,
-            ..
-        } => {
+        WaitsOn::Io(io) if io.fd.is_some() && io.mode == IoMode::Read => {
+            let IoWait {
+                fd: Some(fd),
+                local,
+                peer,
+                ..
+            } = io.as_ref()
+            else {
+                unreachable!("the guard checked fd");
+            };
             assert!(*fd > 2, "{label}: fd {fd}");
             if live {
                 for a in [local, peer] {

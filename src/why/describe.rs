@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::Snapshot;
-use crate::goruntime::waits::{ChanOp, IoMode, SyncKind, Waits, WaitsOn};
+use crate::goruntime::waits::{ChanOp, IoMode, IoWait, SyncKind, Waits, WaitsOn};
 
 /// `waits_on` of the JSON document (docs/why-json.md).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -111,13 +111,14 @@ impl<'a> Names<'a> {
                 name: self.name(*object),
                 detail: Some(sync_detail(*kind).to_string()),
             },
-            WaitsOn::Io {
-                fd,
-                mode,
-                local,
-                peer,
-                deadline_ns,
-            } => {
+            WaitsOn::Io(io) => {
+                let IoWait {
+                    fd,
+                    mode,
+                    local,
+                    peer,
+                    deadline_ns,
+                } = io.as_ref();
                 let mut d = format!(
                     "{} fd {}",
                     match mode {

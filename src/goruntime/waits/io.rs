@@ -5,7 +5,7 @@
 //! word is taken as one only when the descriptor there names itself
 //! (`pd.self`) and this goroutine.
 
-use super::{stack, Ctx, FdInfo, IoMode, WaitsOn};
+use super::{stack, Ctx, FdInfo, IoMode, IoWait, WaitsOn};
 use crate::process::MemoryExt;
 
 pub fn io_wait(ctx: &Ctx<'_>, gp: u64, fds: Option<&dyn FdInfo>) -> Result<WaitsOn, String> {
@@ -39,11 +39,11 @@ fn check(ctx: &Ctx<'_>, pd: u64, gp: u64, fds: Option<&dyn FdInfo>) -> Option<Wa
     };
     let fd = read(p.fd).and_then(|v| i32::try_from(v).ok());
     let addrs = fd.and_then(|fd| fds?.socket(fd));
-    Some(WaitsOn::Io {
+    Some(WaitsOn::Io(Box::new(IoWait {
         fd,
         mode,
         deadline_ns: (deadline != 0).then_some(deadline as i64),
         local: addrs.as_ref().map(|a| a.local.clone()),
         peer: addrs.map(|a| a.peer),
-    })
+    })))
 }

@@ -86,6 +86,18 @@ pub enum IoMode {
     Write,
 }
 
+/// Network I/O a goroutine waits for ([`WaitsOn::Io`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IoWait {
+    pub fd: Option<i32>,
+    pub mode: IoMode,
+    /// The descriptor's deadline for this mode (the target's monotonic
+    /// nanoseconds; -1: already expired); `None`: none set.
+    pub deadline_ns: Option<i64>,
+    pub local: Option<String>,
+    pub peer: Option<String>,
+}
+
 /// What one goroutine waits on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WaitsOn {
@@ -107,15 +119,9 @@ pub enum WaitsOn {
         sema: u64,
         kind: SyncKind,
     },
-    Io {
-        fd: Option<i32>,
-        mode: IoMode,
-        /// The descriptor's deadline for this mode (the target's
-        /// monotonic nanoseconds; -1: already expired); `None`: none set.
-        deadline_ns: Option<i64>,
-        local: Option<String>,
-        peer: Option<String>,
-    },
+    /// Boxed: the largest variant by far, and a million goroutines each
+    /// hold a `WaitsOn` (80 bytes each unboxed, 48 boxed).
+    Io(Box<IoWait>),
     /// `until_ns`: when its timer fires, on the target's monotonic clock.
     Sleep {
         until_ns: Option<i64>,
