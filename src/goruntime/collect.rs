@@ -146,8 +146,8 @@ pub fn prepare_within(
 /// temporary file ([`prepare_spilled`]): about 40k service goroutines.
 pub const SPILL_MIN_BYTES: usize = 64 << 20;
 
-/// An empty capture for a copy made while the target runs (or from a
-/// core), where writing to a file costs no pause: in an unlinked temporary
+/// An empty capture for a copy made while the target runs, where
+/// writing to a file costs no pause: in an unlinked temporary
 /// file in `$TMPDIR` (else `/var/tmp`) when the target's goroutines are
 /// expected to copy more than [`SPILL_MIN_BYTES`], so goat's memory does
 /// not grow with their number; on the heap otherwise. Fails only when the

@@ -324,8 +324,8 @@ impl GoProgram {
         collect::prepare(mem, &self.layout, globals)
     }
 
-    /// An empty capture for a copy made while the target runs, or from a
-    /// core: kept in an unlinked temporary file when large (see
+    /// An empty capture for a copy made while the target runs: kept in
+    /// an unlinked temporary file when large (see
     /// [`collect::prepare_spilled`]). Fails only when that file cannot be
     /// made.
     pub fn prepare_capture_spilled(

@@ -135,24 +135,13 @@ pub fn analyze_scanned(snap: &Snapshot<'_>, stacks: Option<StackValues>) -> WhyR
     stacks.index();
     let scan = stacks.scan.clone();
     let names = describe::Names::new(snap, &waits);
-    let heap_error = |e: &heapwalk::HeapError| {
-        (
-            BTreeSet::new(),
-            Some(format!("the heap could not be read: {e}")),
-        )
-    };
     // Which goroutines never wake, and who may release each, read the
     // same snapshot and nothing of each other: side by side where the
     // memory can be read from two threads (a core), each about a fifth
     // of the analysis at a million goroutines.
     let ((never, never_unknown), releasers) = match (&heap, snap.shared) {
         (Ok(h), Some(shared)) => std::thread::scope(|s| {
-            let on = OnMemory {
-                prog: snap.prog,
-                mem: shared,
-                bias: snap.bias,
-                goroutines: gs,
-            };
+            let on = OnMemory::of(snap, shared);
             let (waits, stacks) = (&waits, &stacks);
             let never = s.spawn(move || never_wakes(&on, h, waits, stacks));
             let releasers = release::may_release(snap, Some(h), waits, stacks, &names);
@@ -165,21 +154,14 @@ pub fn analyze_scanned(snap: &Snapshot<'_>, stacks: Option<StackValues>) -> WhyR
             (never, releasers)
         }),
         (Ok(h), None) => (
-            never_wakes(
-                &OnMemory {
-                    prog: snap.prog,
-                    mem: snap.mem,
-                    bias: snap.bias,
-                    goroutines: gs,
-                },
-                h,
-                &waits,
-                &stacks,
-            ),
+            never_wakes(&OnMemory::of(snap, snap.mem), h, &waits, &stacks),
             release::may_release(snap, Some(h), &waits, &stacks, &names),
         ),
         (Err(e), _) => (
-            heap_error(e),
+            (
+                BTreeSet::new(),
+                Some(format!("the heap could not be read: {e}")),
+            ),
             release::may_release(snap, None, &waits, &stacks, &names),
         ),
     };
@@ -271,9 +253,8 @@ fn answers(
         .collect()
 }
 
-/// The never-wakes set, or why it is unknown.
 /// What [`never_wakes`] reads: a [`Snapshot`]'s parts that another
-/// thread may hold.
+/// thread may hold, over `mem`.
 struct OnMemory<'a, M: Memory + ?Sized> {
     prog: &'a GoProgram,
     mem: &'a M,
@@ -281,6 +262,18 @@ struct OnMemory<'a, M: Memory + ?Sized> {
     goroutines: &'a [GoroutineBrief],
 }
 
+impl<'a, M: Memory + ?Sized> OnMemory<'a, M> {
+    fn of(snap: &Snapshot<'a>, mem: &'a M) -> Self {
+        OnMemory {
+            prog: snap.prog,
+            mem,
+            bias: snap.bias,
+            goroutines: snap.goroutines,
+        }
+    }
+}
+
+/// The never-wakes set, or why it is unknown.
 fn never_wakes<M: Memory + ?Sized>(
     snap: &OnMemory<'_, M>,
     heap: &Heap,

@@ -380,8 +380,9 @@ mod tests {
         // Stream header (12 bytes), then the block header: size byte,
         // flags, filter id 0x21, properties size 1, the dictionary byte.
         assert_eq!(xz[12 + 2], 0x21, "an LZMA2 filter");
-        xz[12 + 4] = 40; // 4 GiB - 1
-                         // The block header's CRC32 follows its padding.
+        // 4 GiB - 1.
+        xz[12 + 4] = 40;
+        // The block header's CRC32 follows its padding.
         let header_len = (usize::from(xz[12]) + 1) * 4;
         let crc = crc32fast::hash(&xz[12..12 + header_len - 4]);
         xz[12 + header_len - 4..12 + header_len].copy_from_slice(&crc.to_le_bytes());

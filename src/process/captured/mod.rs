@@ -488,18 +488,13 @@ impl CapturedMemory {
                 // (its caller reads what it needs back, see `Fetch`).
                 let held: Option<Vec<bool>> =
                     batch.iter().map(|&(a, n)| source.holds(a, n)).collect();
-                if let Some(ok) = held {
-                    for (&(addr, n), &good) in batch.iter().zip(&ok) {
-                        if good {
-                            self.push_span(addr, n, addr);
-                        }
-                    }
-                    return ok;
-                }
-                staging.clear();
-                staging.resize(total, 0);
-                let ok = read_into(source.as_ref(), batch, staging);
-                tell(batch, &ok, staging, seen);
+                let ok = held.unwrap_or_else(|| {
+                    staging.clear();
+                    staging.resize(total, 0);
+                    let ok = read_into(source.as_ref(), batch, staging);
+                    tell(batch, &ok, staging, seen);
+                    ok
+                });
                 // Each range's offset is its own address (see copy_out).
                 for (&(addr, n), &good) in batch.iter().zip(&ok) {
                     if good {
