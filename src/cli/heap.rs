@@ -10,6 +10,7 @@ use goat::heapgraph::{Progress, ReportOptions};
 use goat::inspect::{HeapOptions, Inspector, OpenOptions};
 use goat::report::HeapTextOptions;
 
+use super::phases::PhaseClock;
 use super::{warn, Source};
 
 /// Chains shown: one for each of this many of the biggest types.
@@ -59,12 +60,9 @@ fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
     };
     let show_progress = !args.json && std::io::stderr().is_terminal();
     let mut shown = false;
-    // When each phase began, and goat's CPU time then, for --stats.
-    let mut phases: Vec<(&'static str, Instant, Duration)> = Vec::new();
+    let mut phases = PhaseClock::default();
     let mut progress = |p: Progress| {
-        if phases.last().is_none_or(|(name, _, _)| *name != p.phase) {
-            phases.push((p.phase, Instant::now(), cpu_time()));
-        }
+        phases.begin(p.phase);
         if show_progress && started.elapsed() >= QUIET_FOR {
             shown = true;
             goat::eprint_quiet!(
@@ -76,7 +74,7 @@ fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
         }
     };
     let outcome = inspector.heap(&opts, &mut warn, &mut progress);
-    phases.push(("the report", Instant::now(), cpu_time()));
+    phases.begin("the report");
     if shown {
         goat::eprint_quiet!("\r\x1b[K");
     }
@@ -120,26 +118,7 @@ fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
         if !outcome.stops.is_empty() {
             goat::eprintln_quiet!("goat: {}", super::stop_times(&outcome.stops));
         }
-        // CPU time beside wall time: other work on the machine stretches
-        // the one, hardly the other.
-        let mut line = String::from("goat: phases (wall/CPU s):");
-        for (i, (name, at, cpu)) in phases.iter().enumerate() {
-            let (end, end_cpu) = phases
-                .get(i + 1)
-                .map_or_else(|| (Instant::now(), cpu_time()), |next| (next.1, next.2));
-            line += &format!(
-                " {name} {:.2}/{:.2};",
-                (end - *at).as_secs_f64(),
-                end_cpu.saturating_sub(*cpu).as_secs_f64()
-            );
-        }
-        goat::eprintln_quiet!("{}", line.trim_end_matches(';'));
+        goat::eprintln_quiet!("goat: {}", phases.line());
     }
     Ok(0)
-}
-
-/// The CPU time goat's threads have used so far (zero if unknown).
-fn cpu_time() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
-        .map_or(Duration::ZERO, Duration::from)
 }

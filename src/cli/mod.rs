@@ -4,6 +4,7 @@
 
 pub mod core;
 pub mod heap;
+mod phases;
 pub mod session;
 pub mod stacks;
 pub mod why;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use goat::inspect::{Inspector, OpenOptions, StacksMode, WhyOptions};
 
+use super::phases::PhaseClock;
 use super::{warn, Source};
 
 /// What `goat why` was asked for.
@@ -37,7 +38,9 @@ fn run(inspector: &Inspector, of: &str, args: &WhyArgs) -> Result<u8> {
         open: args.opts.clone(),
         profile: profile_file.is_some(),
     };
-    let outcome = inspector.why(&opts, &mut warn)?;
+    let mut phases = PhaseClock::default();
+    let outcome = inspector.why_phased(&opts, &mut warn, &mut |p| phases.begin(p))?;
+    phases.begin("the report");
     if let (Some((tmp, dest)), Some(bytes)) = (profile_file, &outcome.profile) {
         (&tmp.file)
             .write_all(bytes)
@@ -72,6 +75,7 @@ fn run(inspector: &Inspector, of: &str, args: &WhyArgs) -> Result<u8> {
         if !outcome.stops.is_empty() {
             goat::eprintln_quiet!("goat: {}", super::stop_times(&outcome.stops));
         }
+        goat::eprintln_quiet!("goat: {}", phases.line());
     }
     Ok(0)
 }

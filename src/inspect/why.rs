@@ -59,7 +59,18 @@ impl Inspector {
         opts: &WhyOptions,
         warn: &mut dyn FnMut(Warning),
     ) -> Result<WhyOutcome, InspectError> {
-        self.why_of(opts, warn, None)
+        self.why_of(opts, warn, &mut |_| {}, None)
+    }
+
+    /// [`Self::why`]; `phase` hears the name of each phase as it begins
+    /// (`goat why --stats` times them).
+    pub fn why_phased(
+        &self,
+        opts: &WhyOptions,
+        warn: &mut dyn FnMut(Warning),
+        phase: &mut dyn FnMut(&'static str),
+    ) -> Result<WhyOutcome, InspectError> {
+        self.why_of(opts, warn, phase, None)
     }
 
     /// [`Self::why`]; `copy_of`: the live process a core was just copied
@@ -68,6 +79,7 @@ impl Inspector {
         &self,
         opts: &WhyOptions,
         warn: &mut dyn FnMut(Warning),
+        phase: &mut dyn FnMut(&'static str),
         copy_of: Option<i32>,
     ) -> Result<WhyOutcome, InspectError> {
         match &self.source {
@@ -78,16 +90,18 @@ impl Inspector {
                     *bias,
                     fds.as_ref().map(|f| f as &dyn FdInfo),
                     opts.profile,
+                    phase,
                 )
             }
             Source::Live { pid, exe } => {
+                phase("live copy");
                 let (outcome, stops) = Inspector::on_live_copy(
                     *pid,
                     exe,
                     opts.scratch.as_ref(),
                     &opts.open,
                     warn,
-                    |copy, warn| copy.why_of(opts, warn, Some(*pid)),
+                    |copy, warn| copy.why_of(opts, warn, phase, Some(*pid)),
                 )?;
                 Ok(WhyOutcome { stops, ..outcome })
             }
@@ -100,6 +114,7 @@ impl Inspector {
         bias: u64,
         fds: Option<&dyn FdInfo>,
         want_profile: bool,
+        phase: &mut dyn FnMut(&'static str),
     ) -> Result<WhyOutcome, InspectError> {
         // A profile has a sample per stack: only then are whole goroutines
         // kept. Else each is kept as the analysis reads it, decoded as
@@ -107,6 +122,7 @@ impl Inspector {
         let mut stacks = None;
         let (goroutines, go_version, kept) = match want_profile {
             true => {
+                phase("stacks");
                 let (stacks, labels) = self.stacks_labelled(StacksMode::Stop, true, &mut |_| {})?;
                 let briefs = Briefs::default();
                 let dump = stacks.dump;
@@ -118,7 +134,7 @@ impl Inspector {
                 (gs, dump.go_version.clone(), Some((dump, labels)))
             }
             false => {
-                let (gs, values) = self.briefs(core)?;
+                let (gs, values) = self.briefs(core, phase)?;
                 stacks = Some(values);
                 (gs, self.prog.dump_info().go_version, None)
             }
@@ -134,12 +150,15 @@ impl Inspector {
             fds,
             now_ns: core.monotonic_at_stop(),
         };
-        let report = why::analyze_scanned(&snap, stacks);
+        let report = why::analyze_scanned(&snap, stacks, phase);
         let profile = match &kept {
-            Some((dump, labels)) => Some(
-                self.why_profile(&report, dump, labels.as_ref(), bias)
-                    .map_err(InspectError::Output)?,
-            ),
+            Some((dump, labels)) => {
+                phase("profile");
+                Some(
+                    self.why_profile(&report, dump, labels.as_ref(), bias)
+                        .map_err(InspectError::Output)?,
+                )
+            }
             None => None,
         };
         Ok(WhyOutcome {
@@ -153,8 +172,14 @@ impl Inspector {
     /// [`Self::stacks`] lists them, never holding them all decoded, and
     /// their stacks' live pointer values: each stack scanned on the
     /// decoding thread that has just decoded it, while it is in cache.
-    fn briefs(&self, core: &CoreFile) -> Result<(Vec<GoroutineBrief>, StackValues), InspectError> {
+    fn briefs(
+        &self,
+        core: &CoreFile,
+        phase: &mut dyn FnMut(&'static str),
+    ) -> Result<(Vec<GoroutineBrief>, StackValues), InspectError> {
+        phase("capture");
         let c = self.copy(StacksMode::Stop, false, &mut |_| {})?;
+        phase("decode and stack scan");
         let shared = Briefs::default();
         // A scanner's per-pc facts last from one chunk to the next: each
         // chunk takes one from the pool and gives it back.

@@ -118,23 +118,33 @@ const MAX_LISTED: usize = 100;
 
 /// Runs the whole analysis on `snap`.
 pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
-    analyze_scanned(snap, None)
+    analyze_scanned(snap, None, &mut |_| {})
 }
 
 /// [`analyze`], with the goroutines' stacks already scanned (`stacks`,
 /// when they are those of `snap.goroutines` in order: a caller that
-/// decodes on several threads scans each stack there).
-pub fn analyze_scanned(snap: &Snapshot<'_>, stacks: Option<StackValues>) -> WhyReport {
+/// decodes on several threads scans each stack there). `phase` hears the
+/// name of each phase as it begins (`goat why --stats` times them).
+pub fn analyze_scanned(
+    snap: &Snapshot<'_>,
+    stacks: Option<StackValues>,
+    phase: &mut dyn FnMut(&'static str),
+) -> WhyReport {
     let gs = snap.goroutines;
+    phase("waits");
     let waits = waits::read_waits_of(snap.prog, snap.mem, snap.bias, gs, snap.threads, snap.fds);
+    phase("heap spans");
     let heap = Heap::load(snap.prog, snap.mem, snap.bias);
+    phase("stack values");
     let mut stacks = match stacks {
         Some(s) if s.matches(gs) => s,
         _ => StackValues::of_snapshot(snap),
     };
     stacks.index();
     let scan = stacks.scan.clone();
+    phase("names");
     let names = describe::Names::new(snap, &waits);
+    phase("never-wakes and releasers");
     // Which goroutines never wake, and who may release each, read the
     // same snapshot and nothing of each other: side by side where the
     // memory can be read from two threads (a core), each about a fifth
@@ -170,11 +180,13 @@ pub fn analyze_scanned(snap: &Snapshot<'_>, stacks: Option<StackValues>) -> WhyR
     drop(stacks);
     let heap = heap.map(drop);
     crate::process::freed::give_back_freed();
+    phase("cycles");
     let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
     let cycles = graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked);
     drop(blocked);
     // The graph's tables too, before a million answers are built on top.
     crate::process::freed::give_back_freed();
+    phase("answers");
     let goroutines = answers(gs, &waits, &names, &releasers, &never);
     let bin = snap.prog.binary();
     let releasers_partial = match &heap {
@@ -187,6 +199,7 @@ pub fn analyze_scanned(snap: &Snapshot<'_>, stacks: Option<StackValues>) -> WhyR
         ),
         Ok(_) => None,
     };
+    phase("findings");
     let findings = findings::findings(
         &goroutines,
         &cycles,
