@@ -31,18 +31,19 @@
 //! `g.xRegs`): the caller takes them from the thread.
 
 mod maps;
+mod pcs;
 mod records;
 mod state;
 #[cfg(test)]
 mod tests;
 
-use crate::binary::Func;
 use crate::process::{Memory, MemoryExt};
 
 use super::stack_window::StackWindow;
 use super::unwind::{unwind, PhysFrame, StartRegs, UnwindCache};
 use super::version::{G_RUNNING, G_SYSCALL};
 use super::{GoProgram, Goroutine, GoroutineBrief};
+use pcs::{FuncFacts, PcFacts};
 use state::{ScanState, StackObject};
 
 pub use maps::MapError;
@@ -58,12 +59,14 @@ const MAX_STACK: u64 = 1 << 30;
 const WORD: u64 = 8;
 
 /// What [`stack_pointer_slots`] keeps between goroutines: the unwinder's
-/// per-pc facts (100k goroutines stand at a few thousand pcs) and the
-/// stack buffer, so that a scan costs no allocation.
+/// and the walk's per-pc facts (a million goroutines stand at a few
+/// thousand pcs) and the stack buffer, so that a scan costs no allocation
+/// and reads a function's maps once.
 #[derive(Default)]
 pub struct Scratch {
     window: Vec<u8>,
     unwind: UnwindCache,
+    pcs: PcFacts,
 }
 
 /// What [`stack_pointer_slots`] did.
@@ -143,8 +146,9 @@ pub fn stack_pointer_slots_of(
                 tab,
                 bias,
                 running: g.status_code == G_RUNNING,
+                rodata: tab.rodata(),
             };
-            walk.frames(&unwound.frames, &mut st, &mut scan)
+            walk.frames(&unwound.frames, &mut st, &mut scan, &mut scratch.pcs)
                 .map(|rest_from| (rest_from, unwound.error.map(|e| e.to_string())))
                 .unwrap_or_else(|(rest_from, why)| (rest_from, Some(why)))
         }
@@ -184,6 +188,8 @@ struct Walk<'p> {
     bias: u64,
     /// The goroutine is on a thread: its innermost PC is any instruction.
     running: bool,
+    /// `moduledata.rodata`, where stack objects' pointer bitmaps lie.
+    rodata: Option<u64>,
 }
 
 /// Where a frame keeps what the GC scans (runtime `stkframe`).
@@ -203,6 +209,7 @@ impl Walk<'_> {
         frames: &[PhysFrame],
         st: &mut ScanState<'_>,
         scan: &mut StackScan,
+        pcs: &mut PcFacts,
     ) -> Result<u64, (u64, String)> {
         let Some(first) = frames.first() else {
             return Err((st.lo, "no frames".into()));
@@ -213,7 +220,7 @@ impl Walk<'_> {
         let mut callee_sigpanic = false;
         let mut last_flag = 0u8;
         for (i, frame) in frames.iter().enumerate() {
-            let Some(f) = self.tab.find_func(frame.entry) else {
+            let Some(f) = pcs.func(self.tab, frame.entry) else {
                 return Err((rest_from, format!("no function at pc {:#x}", frame.pc)));
             };
             if frame.sp < rest_from || frame.sp < st.lo || frame.fp > st.hi || frame.fp < frame.sp {
@@ -225,9 +232,7 @@ impl Walk<'_> {
                     ),
                 ));
             }
-            let name = f.name().unwrap_or("");
-            let injected = matches!(name, "runtime.asyncPreempt" | "runtime.debugCallV2");
-            let reflect_stub = f.args_size() == ARGS_SIZE_UNKNOWN;
+            let (injected, reflect_stub) = (f.injected, f.reflect_stub);
             // A goroutine on a thread stands at any instruction (not a
             // safe point the maps describe), whether its PC came from the
             // thread or, lacking one, from a stale `g.sched`.
@@ -243,17 +248,17 @@ impl Walk<'_> {
             } else {
                 let continpc = match callee_sigpanic {
                     false => Some(frame.pc),
-                    true => match f.deferreturn() {
+                    true => match f.deferreturn {
                         0 => None,
                         d => Some(
-                            f.entry()
+                            f.entry
                                 .wrapping_add(self.bias)
                                 .wrapping_add(u64::from(d))
                                 .wrapping_add(1),
                         ),
                     },
                 };
-                match continpc.map(|pc| self.precise_frame(&f, pc, &addrs, st)) {
+                match continpc.map(|pc| self.precise_frame(&f, pc, &addrs, st, pcs)) {
                     Some(Err(_)) => {
                         conservative_frame(&f, &addrs, st);
                         scan.conservative_frames += 1;
@@ -264,9 +269,9 @@ impl Walk<'_> {
                 }
                 conservative_next = false;
             }
-            callee_sigpanic = name == "runtime.sigpanic";
+            callee_sigpanic = f.sigpanic;
             rest_from = frame.fp;
-            last_flag = f.flag();
+            last_flag = f.flag;
         }
         if last_flag & FLAG_TOP_FRAME == 0 {
             let last = frames.last().map_or(0, |f| f.pc);
@@ -279,57 +284,31 @@ impl Walk<'_> {
     }
 
     /// The frame by its maps at `continpc` (run-time), as `getStackMap`
-    /// and `scanframeworker` read them.
+    /// and `scanframeworker` read them (the maps found once per pc, in
+    /// `pcs`).
     fn precise_frame(
         &self,
-        f: &Func<'_>,
+        f: &FuncFacts,
         continpc: u64,
         a: &FrameAddrs,
         st: &mut ScanState<'_>,
+        pcs: &mut PcFacts,
     ) -> Result<(), MapError> {
-        let bin = self.prog.binary();
-        let target = continpc.wrapping_sub(self.bias);
-        let mut index = -1;
-        if target != f.entry() {
-            // Back up into the CALL: at the entry the entry map (-1) holds.
-            index = f
-                .pcdata(maps::PCDATA_STACK_MAP_INDEX, target.wrapping_sub(1))
-                .map_err(|_| MapError::Unreadable {
-                    what: "stack map index",
-                    addr: target,
-                })?
-                .unwrap_or(-1);
-        }
-        if index == -1 {
-            // The runtime's guess: a prologue, before anything is live.
-            index = 0;
-        }
         let locals_room = (a.varp - a.sp) / WORD;
-        let locals = match locals_room {
-            0 => None,
-            _ => maps::stackmap(
-                bin,
-                f,
-                maps::FUNCDATA_LOCALS_POINTER_MAPS,
-                index,
-                locals_room,
-            )?,
-        };
-        let args_words = u64::from(f.args_size().max(0).unsigned_abs()) / WORD;
-        let args = match args_words {
-            0 => None,
-            // An args map may not cover more than the frame's arguments.
-            _ => maps::stackmap(bin, f, maps::FUNCDATA_ARGS_POINTER_MAPS, index, args_words)?,
-        };
-        let objects = maps::stack_objects(bin, f)?;
-        if let Some(map) = locals {
-            st.bitmap(a.varp - u64::from(map.n) * WORD, &map, false);
+        let maps = pcs.maps(
+            self.prog.binary(),
+            f,
+            continpc.wrapping_sub(self.bias),
+            locals_room,
+        );
+        let maps = maps.as_ref().as_ref().map_err(|e| e.clone())?;
+        if let Some(map) = &maps.locals {
+            st.bitmap(a.varp - u64::from(map.n) * WORD, &map.view(), false);
         }
-        if let Some(map) = args {
-            st.bitmap(a.argp, &map, false);
+        if let Some(map) = &maps.args {
+            st.bitmap(a.argp, &map.view(), false);
         }
-        let rodata = self.prog.binary().pclntab().ok().and_then(|t| t.rodata());
-        for rec in objects {
+        for rec in &maps.objects {
             let base = if rec.off >= 0 { a.argp } else { a.varp };
             let Some(addr) = base.checked_add_signed(i64::from(rec.off)) else {
                 continue;
@@ -342,7 +321,9 @@ impl Walk<'_> {
                 addr,
                 size: u64::from(rec.size.max(0).unsigned_abs()),
                 ptrdata: rec.ptrdata,
-                gcdata: rodata.and_then(|r| r.checked_add(u64::from(rec.gcdataoff))),
+                gcdata: self
+                    .rodata
+                    .and_then(|r| r.checked_add(u64::from(rec.gcdataoff))),
             });
         }
         Ok(())
@@ -367,8 +348,7 @@ fn frame_addrs(frame: &PhysFrame) -> FrameAddrs {
 /// `scanframeworker`'s conservative case: every word of the frame from
 /// its SP (the outgoing arguments included, as it may have been stopped
 /// setting up a call) and of its arguments.
-fn conservative_frame(f: &Func<'_>, a: &FrameAddrs, st: &mut ScanState<'_>) {
+fn conservative_frame(f: &FuncFacts, a: &FrameAddrs, st: &mut ScanState<'_>) {
     st.words(a.sp, a.varp, true);
-    let args = u64::from(f.args_size().max(0).unsigned_abs());
-    st.words(a.argp, a.argp.saturating_add(args), true);
+    st.words(a.argp, a.argp.saturating_add(f.args_bytes), true);
 }
