@@ -38,6 +38,37 @@ const LOOK_EVERY: u64 = 8 << 20;
 /// What the kernel may map around one faulting page (`fault_around_bytes`).
 const FAULT_AROUND: u64 = 64 << 10;
 
+/// Bytes a thread counts on its own before adding them to a map's shared
+/// count: one counter bumped by every word read of two threads moved its
+/// cache line between their CPUs tens of millions of times in a `goat
+/// why` of a million goroutines. The budget may be passed by this much
+/// per thread more.
+const COUNT_LOCALLY: u64 = 1 << 20;
+
+thread_local! {
+    /// This thread's bytes not yet added to a map's count (of whichever
+    /// map it reads: a bound, not an account).
+    static UNCOUNTED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Adds `n` to this thread's count: `Some(total)` when the total is due
+/// to be added to the shared one (and this thread's starts again).
+fn count_locally(n: u64) -> Option<u64> {
+    UNCOUNTED.with(|c| {
+        let total = c.get().saturating_add(n);
+        match total >= COUNT_LOCALLY {
+            true => {
+                c.set(0);
+                Some(total)
+            }
+            false => {
+                c.set(total);
+                None
+            }
+        }
+    })
+}
+
 /// A [`map_private_copy`] whose resident pages stay near
 /// [`RESIDENT_BUDGET`] however much of it is read.
 pub struct BoundedMap {
@@ -60,6 +91,9 @@ impl BoundedMap {
     /// The mapped bytes, for a read of `len` of them: call once per read.
     pub fn for_read(&self, len: usize) -> &[u8] {
         let counted = (len as u64).saturating_add(FAULT_AROUND);
+        let Some(counted) = count_locally(counted) else {
+            return &self.map;
+        };
         if self.since_look.fetch_add(counted, Ordering::Relaxed) >= LOOK_EVERY {
             self.since_look.store(0, Ordering::Relaxed);
             if self.file_resident().is_some_and(|r| r > RESIDENT_BUDGET) {

@@ -132,7 +132,15 @@ pub fn analyze_scanned(
 ) -> WhyReport {
     let gs = snap.goroutines;
     phase("waits");
-    let waits = waits::read_waits_of(snap.prog, snap.mem, snap.bias, gs, snap.threads, snap.fds);
+    let waits = waits::read_waits_shared(
+        snap.prog,
+        snap.mem,
+        snap.shared,
+        snap.bias,
+        gs,
+        snap.threads,
+        snap.fds,
+    );
     phase("heap spans");
     let heap = Heap::load(snap.prog, snap.mem, snap.bias);
     phase("stack values");

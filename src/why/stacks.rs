@@ -42,13 +42,20 @@ impl StackValues {
         scratch: &mut Scratch,
     ) {
         self.slots.clear();
-        let s = stackroots::stack_pointer_slots_of(prog, mem, bias, g, &mut self.slots, scratch);
+        let s = stackroots::stack_pointer_values_of(
+            prog,
+            mem,
+            bias,
+            g,
+            &mut self.slots,
+            &mut self.values,
+            scratch,
+        );
         self.scan.precise_frames += u64::from(s.precise_frames);
         self.scan.conservative_frames += u64::from(s.conservative_frames);
         if s.incomplete.is_some() {
             self.scan.incomplete += 1;
         }
-        read_words(mem, &self.slots, &mut self.values);
         self.ends.push((g.id, self.values.len()));
     }
 
@@ -127,14 +134,4 @@ impl StackValues {
             .filter(|(i, (id, _))| self.last.get(id) == Some(i))
             .map(|(i, (id, _))| (*id, self.at(i)))
     }
-}
-
-/// The words at `slots` (those that read), as pointer values, appended
-/// to `out`.
-fn read_words(mem: &dyn Memory, slots: &[u64], out: &mut Vec<u64>) {
-    let mut word = [0u8; 8];
-    out.extend(slots.iter().filter_map(|s| {
-        mem.read(*s, &mut word).ok()?;
-        Some(u64::from_le_bytes(word)).filter(|v| *v != 0)
-    }));
 }

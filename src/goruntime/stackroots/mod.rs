@@ -108,6 +108,43 @@ pub fn stack_pointer_slots_of(
     out: &mut Vec<u64>,
     scratch: &mut Scratch,
 ) -> StackScan {
+    scan_stack(prog, mem, bias, g, out, scratch, None)
+}
+
+/// [`stack_pointer_slots_of`], and the pointers the slots hold appended
+/// to `values` (those that read, and are not nil): read from the stack's
+/// bytes the scan already holds, not again from `mem`.
+pub fn stack_pointer_values_of(
+    prog: &GoProgram,
+    mem: &dyn Memory,
+    bias: u64,
+    g: &GoroutineBrief,
+    slots: &mut Vec<u64>,
+    values: &mut Vec<u64>,
+    scratch: &mut Scratch,
+) -> StackScan {
+    scan_stack(prog, mem, bias, g, slots, scratch, Some(values))
+}
+
+/// The words at `slots` that read, as pointer values (nil left out),
+/// appended to `out`.
+fn read_values(mem: &dyn Memory, slots: &[u64], out: &mut Vec<u64>) {
+    let mut word = [0u8; 8];
+    out.extend(slots.iter().filter_map(|s| {
+        mem.read(*s, &mut word).ok()?;
+        Some(u64::from_le_bytes(word)).filter(|v| *v != 0)
+    }));
+}
+
+fn scan_stack(
+    prog: &GoProgram,
+    mem: &dyn Memory,
+    bias: u64,
+    g: &GoroutineBrief,
+    out: &mut Vec<u64>,
+    scratch: &mut Scratch,
+    values: Option<&mut Vec<u64>>,
+) -> StackScan {
     let mut scan = StackScan::default();
     let layout = prog.layout();
     let field = |off: u64| g.gp.checked_add(off).and_then(|a| mem.read_u64(a).ok());
@@ -122,6 +159,9 @@ pub fn stack_pointer_slots_of(
         // The records do not depend on the stack; a stack of nothing.
         let mut st = ScanState::new(mem, 0, 0, out);
         let _ = records::scan(layout, g.gp, &mut st);
+        if let Some(values) = values {
+            read_values(mem, out, values);
+        }
         return scan;
     };
     let start = g.top;
@@ -177,6 +217,9 @@ pub fn stack_pointer_slots_of(
     } else if st.dropped_objects {
         scan.incomplete
             .get_or_insert_with(|| "too many stack objects: some were not followed".into());
+    }
+    if let Some(values) = values {
+        read_values(&stack, out, values);
     }
     scan
 }

@@ -65,9 +65,9 @@ fn queued(ctx: &Ctx<'_>, chan: u64, off: u64) -> Result<Rc<HashSet<u64>>, String
 fn queue(ctx: &Ctx<'_>, chan: u64, off: u64) -> Result<(Vec<u64>, Option<String>), String> {
     let mut sg = ctx.word(Ctx::at(chan, off)?, "waitq.first")?;
     let mut out = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = super::Seen::default();
     while sg != 0 {
-        if out.len() >= MAX_LIST || !seen.insert(sg) {
+        if out.len() >= MAX_LIST || !seen.insert(sg, &out) {
             return Ok((
                 out,
                 Some(format!("the wait queue of {chan:#x} does not end")),

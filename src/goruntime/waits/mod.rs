@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use super::version::{G_LEAKED, G_SYSCALL, G_WAITING};
-use super::{GoProgram, Goroutine, GoroutineBrief, LayoutOrigin, RuntimeLayout};
+use super::{GoProgram, Goroutine, GoroutineBrief, LayoutOrigin, PcHasher, RuntimeLayout};
 use crate::process::{Memory, MemoryExt, Thread};
 
 pub use crate::process::procfs::{FdInfo, ProcFds, SocketAddrs};
@@ -227,35 +227,100 @@ pub fn read_waits_of(
     threads: &[Thread],
     fds: Option<&dyn FdInfo>,
 ) -> Waits {
+    read_waits_shared(prog, mem, None, bias, goroutines, threads, fds)
+}
+
+/// Goroutines one thread reads the waits of at a time.
+const WAITS_CHUNK: usize = 4096;
+
+/// [`read_waits_of`]; `shared`: `mem` again, when it can be read from
+/// several threads at once (a core), and then what each goroutine waits
+/// on is read on as many (a million goroutines' sudogs, channels and
+/// timers are seconds of small reads).
+pub fn read_waits_shared(
+    prog: &GoProgram,
+    mem: &dyn Memory,
+    shared: Option<&(dyn Memory + Sync)>,
+    bias: u64,
+    goroutines: &[GoroutineBrief],
+    threads: &[Thread],
+    fds: Option<&dyn FdInfo>,
+) -> Waits {
     let layout = layout_for(prog);
-    let ctx = layout.as_ref().ok().map(|w| Ctx {
-        mem,
-        rt: prog.layout(),
-        w: *w,
-        goids: goroutines.iter().map(|g| (g.gp, g.id)).collect(),
-        queues: Default::default(),
-        notify_lists: Default::default(),
-    });
     let mut waits = Waits::default();
-    for g in goroutines {
-        let on = match (&ctx, &layout) {
-            (Some(ctx), _) => ctx.waits_on(g, threads, fds),
-            (None, Err(e)) if is_blocked(g) => WaitsOn::Unreadable { why: e.to_string() },
-            _ => WaitsOn::NotBlocked,
-        };
-        waits.by_goroutine.insert(g.id, on);
-    }
-    if let Some(ctx) = &ctx {
-        chans::collect(ctx, goroutines, &mut waits);
-        if let Some(types) = prog.binary().pclntab().ok().and_then(|p| p.types()) {
-            for c in waits.chans.values_mut() {
-                c.elem_type = chans::elem_type(ctx, c.addr, types, bias);
+    let w = match &layout {
+        Ok(w) => *w,
+        Err(e) => {
+            for g in goroutines {
+                let on = match is_blocked(g) {
+                    true => WaitsOn::Unreadable { why: e.to_string() },
+                    false => WaitsOn::NotBlocked,
+                };
+                waits.by_goroutine.insert(g.id, on);
             }
+            return waits;
         }
-        sync::collect(ctx, prog, bias, goroutines, &mut waits);
-        name_holders(prog, mem, bias, &mut waits);
-        waits.untraceable_slots = untraceable_slots(ctx, goroutines, &waits.by_goroutine);
+    };
+    let goids: Goids = goroutines.iter().map(|g| (g.gp, g.id)).collect();
+    let ctx = Ctx::new(mem, prog.layout(), w, &goids);
+    let mut slots = Vec::new();
+    let mut add = |(id, on, mut own): (u64, WaitsOn, Vec<u64>)| {
+        waits.by_goroutine.insert(id, on);
+        slots.append(&mut own);
+    };
+    let done = match shared {
+        Some(shared) => {
+            let chunks = goroutines.len().div_ceil(WAITS_CHUNK);
+            let threads_n = crate::ordered::threads_for(goroutines.len(), 2 * WAITS_CHUNK);
+            let chunk = |i: usize| {
+                let end = (i + 1).saturating_mul(WAITS_CHUNK).min(goroutines.len());
+                goroutines.get(i * WAITS_CHUNK..end).unwrap_or(&[])
+            };
+            crate::ordered::map_ordered(
+                chunks,
+                threads_n,
+                || Ctx::new(shared, prog.layout(), w, &goids),
+                |ctx, i| {
+                    let out: Vec<_> = chunk(i)
+                        .iter()
+                        .map(|g| ctx.read_one(g, threads, fds))
+                        .collect();
+                    Some(out)
+                },
+                // A chunk that panicked (a bug): all are read again on
+                // this thread, so that no goroutine goes missing.
+                |_| None,
+                |out| match out {
+                    Some(out) => {
+                        out.into_iter().for_each(&mut add);
+                        Ok(())
+                    }
+                    None => Err(()),
+                },
+            )
+        }
+        None => Err(()),
+    };
+    if done.is_err() {
+        waits.by_goroutine.clear();
+        slots.clear();
+        let mut add = |(id, on, mut own): (u64, WaitsOn, Vec<u64>)| {
+            waits.by_goroutine.insert(id, on);
+            slots.append(&mut own);
+        };
+        for g in goroutines {
+            add(ctx.read_one(g, threads, fds));
+        }
     }
+    chans::collect(&ctx, goroutines, &mut waits);
+    if let Some(types) = prog.binary().pclntab().ok().and_then(|p| p.types()) {
+        for c in waits.chans.values_mut() {
+            c.elem_type = chans::elem_type(&ctx, c.addr, types, bias);
+        }
+    }
+    sync::collect(&ctx, prog, bias, goroutines, &mut waits);
+    name_holders(prog, mem, bias, &mut waits);
+    waits.untraceable_slots = slots;
     waits
 }
 
@@ -281,13 +346,16 @@ fn is_blocked(g: &GoroutineBrief) -> bool {
     matches!(g.status_code, G_WAITING | G_LEAKED | G_SYSCALL)
 }
 
+/// Goroutine id by `runtime.g` address.
+type Goids = std::collections::HashMap<u64, u64, PcHasher>;
+
 /// What the readers share: the target, the layouts, and each `g`'s id.
 pub(super) struct Ctx<'a> {
     pub mem: &'a dyn Memory,
     pub rt: &'a RuntimeLayout,
     pub w: WaitsLayout,
     /// Goroutine id by `runtime.g` address.
-    pub goids: std::collections::HashMap<u64, u64>,
+    pub goids: &'a Goids,
     /// The sudogs of each channel wait queue walked so far, by (`hchan`,
     /// queue offset).
     pub queues: chans::QueueCache,
@@ -295,12 +363,66 @@ pub(super) struct Ctx<'a> {
     pub notify_lists: sync::NotifyCache,
 }
 
+/// The sudogs met along one list, to tell a loop from its end: most lists
+/// are a sudog or a few (a million goroutines each walk theirs), looked
+/// through as they are; a long one gets a set.
+#[derive(Default)]
+pub(super) struct Seen(Option<std::collections::HashSet<u64, PcHasher>>);
+
+impl Seen {
+    /// Lists up to this long are searched instead of hashed.
+    const SEARCHED: usize = 32;
+
+    /// Whether `sg` is new, given the list so far (`walked`, which
+    /// holds every sudog this was told of).
+    pub fn insert(&mut self, sg: u64, walked: &[u64]) -> bool {
+        if let Some(set) = &mut self.0 {
+            return set.insert(sg);
+        }
+        if walked.contains(&sg) {
+            return false;
+        }
+        if walked.len() >= Self::SEARCHED {
+            let mut set: std::collections::HashSet<u64, PcHasher> =
+                walked.iter().copied().collect();
+            set.insert(sg);
+            self.0 = Some(set);
+        }
+        true
+    }
+}
+
 /// Most sudogs followed along one list (`g.waiting`, a wait queue): a
 /// select has at most 65536 cases, and no process has more goroutines
 /// than this waiting on one object.
 pub(super) const MAX_LIST: usize = 1 << 20;
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(mem: &'a dyn Memory, rt: &'a RuntimeLayout, w: WaitsLayout, goids: &'a Goids) -> Self {
+        Ctx {
+            mem,
+            rt,
+            w,
+            goids,
+            queues: Default::default(),
+            notify_lists: Default::default(),
+        }
+    }
+
+    /// What `g` waits on, and the words of its sudogs the leak rule does
+    /// not follow (see [`Waits::untraceable_slots`]).
+    fn read_one(
+        &self,
+        g: &GoroutineBrief,
+        threads: &[Thread],
+        fds: Option<&dyn FdInfo>,
+    ) -> (u64, WaitsOn, Vec<u64>) {
+        let on = self.waits_on(g, threads, fds);
+        let mut slots = Vec::new();
+        untraceable_slots(self, g, &on, &mut slots);
+        (g.id, on, slots)
+    }
+
     pub fn word(&self, addr: u64, what: &str) -> Result<u64, String> {
         self.mem
             .read_u64(addr)
@@ -376,9 +498,9 @@ impl Ctx<'_> {
     pub fn waiting_sudogs(&self, gp: u64) -> Result<Vec<u64>, String> {
         let mut sg = self.word(Self::at(gp, self.w.g_waiting)?, "g.waiting")?;
         let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = Seen::default();
         while sg != 0 {
-            if out.len() >= MAX_LIST || !seen.insert(sg) {
+            if out.len() >= MAX_LIST || !seen.insert(sg, &out) {
                 return Err(format!("g.waiting of g {gp:#x} does not end"));
             }
             let owner = self.word(Self::at(sg, self.w.sudog.g)?, "sudog.g")?;
@@ -394,35 +516,27 @@ impl Ctx<'_> {
     }
 }
 
-/// The words Go's leak rule hides from marking (see [`Waits`]): found
-/// from what each goroutine was read to wait on, so that releases whose
-/// wait reasons do not name sync waits (`semacquire` before 1.20's) and
-/// whose semaphore sudogs are not in `g.waiting` (before 1.26) get them
-/// too.
-fn untraceable_slots(
-    ctx: &Ctx<'_>,
-    goroutines: &[GoroutineBrief],
-    by_goroutine: &BTreeMap<u64, WaitsOn>,
-) -> Vec<u64> {
-    let mut out = Vec::new();
-    for g in goroutines {
-        if !matches!(g.status_code, G_WAITING | G_LEAKED) {
-            continue;
-        }
-        match by_goroutine.get(&g.id) {
-            Some(WaitsOn::Chan { .. } | WaitsOn::Select { .. }) => {
-                if let Ok(sgs) = ctx.waiting_sudogs(g.gp) {
-                    let off = ctx.w.sudog.c_traced;
-                    out.extend(sgs.iter().filter_map(|sg| sg.checked_add(off)));
-                }
-            }
-            Some(WaitsOn::Sync { .. }) => {
-                if let Ok(Some(sg)) = sync::own_sudog(ctx, g.gp) {
-                    out.extend(sg.checked_add(ctx.w.sudog.elem_traced));
-                }
-            }
-            _ => {}
-        }
+/// The words Go's leak rule hides from marking (see [`Waits`]) of `g`,
+/// appended to `out`: found from what it was read to wait on, so that
+/// releases whose wait reasons do not name sync waits (`semacquire`
+/// before 1.20's) and whose semaphore sudogs are not in `g.waiting`
+/// (before 1.26) get them too.
+fn untraceable_slots(ctx: &Ctx<'_>, g: &GoroutineBrief, on: &WaitsOn, out: &mut Vec<u64>) {
+    if !matches!(g.status_code, G_WAITING | G_LEAKED) {
+        return;
     }
-    out.into_iter().collect()
+    match on {
+        WaitsOn::Chan { .. } | WaitsOn::Select { .. } => {
+            if let Ok(sgs) = ctx.waiting_sudogs(g.gp) {
+                let off = ctx.w.sudog.c_traced;
+                out.extend(sgs.iter().filter_map(|sg| sg.checked_add(off)));
+            }
+        }
+        WaitsOn::Sync { .. } => {
+            if let Ok(Some(sg)) = sync::own_sudog(ctx, g.gp) {
+                out.extend(sg.checked_add(ctx.w.sudog.elem_traced));
+            }
+        }
+        _ => {}
+    }
 }

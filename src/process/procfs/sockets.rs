@@ -20,7 +20,7 @@ pub struct SocketAddrs {
 }
 
 /// What goat knows of a process's descriptors.
-pub trait FdInfo {
+pub trait FdInfo: Sync {
     /// The TCP addresses of descriptor `fd`, when it is a TCP socket.
     fn socket(&self, fd: i32) -> Option<SocketAddrs>;
 }
