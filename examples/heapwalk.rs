@@ -3,7 +3,6 @@
 //! roots and every goroutine's stack (scanned conservatively) reaches, and
 //! how long each step took.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use goat::binary::Binary;
@@ -36,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     let mut marks = Marks::new(&heap);
-    let none = HashSet::new();
+    let none = goat::heapwalk::SkipSlots::default();
     marks.mark_from(&heap, mem, roots.values(), &none);
     let g = &prog.layout().g;
     let globals = prog.locate(mem, bias)?;

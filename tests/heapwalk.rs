@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -265,7 +265,7 @@ fn check(flavour: &str) {
         .expect("the slot of main.globalOnly");
     assert_eq!(roots.name(global_only), Some("main.globalOnly"), "{ctx}");
     let mut marks = Marks::new(&heap);
-    let skip = HashSet::new();
+    let skip = goat::heapwalk::SkipSlots::default();
     let from_globals = marks.mark_from(&heap, mem, roots.values(), &skip);
     assert!(from_globals > 0, "{ctx}");
     assert!(marks.is_marked(&heap, want["node"]));

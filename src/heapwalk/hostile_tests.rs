@@ -6,8 +6,6 @@
 //! `Marks::mark_from` must never panic, wrap or allocate what the garbage
 //! asks for. Run in the debug profile too, where overflow panics.
 
-use std::collections::HashSet;
-
 use super::layout::HeapLayout;
 use super::{global_roots, Heap, Marks};
 use crate::binary::Binary;
@@ -193,8 +191,7 @@ fn probe(flavour: &str, seeds: u64) {
         }
         let roots = global_roots(&prog, &mem, 0, &heap).map(|r| r.values().collect::<Vec<_>>());
         let mut marks = Marks::new(&heap);
-        let mut skip = HashSet::new();
-        skip.insert(REGION + 8);
+        let skip: super::SkipSlots = [REGION + 8].into_iter().collect();
         let starts = (0..64).map(|i| mem.word(REGION + i * 4096));
         let n = marks.mark_from(&heap, &mem, starts, &skip);
         let m = marks.mark_from(&heap, &mem, roots.unwrap_or_default(), &skip);
@@ -239,7 +236,7 @@ fn garbage_everywhere_is_refused_or_read() {
         };
         if let Ok(heap) = Heap::load_with(layout.clone(), &mem, 0) {
             let mut marks = Marks::new(&heap);
-            marks.mark_from(&heap, &mem, [REGION, REGION + 4096], &HashSet::new());
+            marks.mark_from(&heap, &mem, [REGION, REGION + 4096], &Default::default());
         }
     }
 }

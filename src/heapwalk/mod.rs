@@ -31,7 +31,7 @@ use thiserror::Error;
 use crate::goruntime::GoProgram;
 use crate::process::{Memory, MemoryExt, ReadFault};
 
-pub use marks::Marks;
+pub use marks::{Marks, SkipSlots};
 pub use roots::{global_roots, RootKind, RootSlot, Roots};
 
 use layout::{HeapLayout, PointerMetadata};

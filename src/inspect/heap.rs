@@ -30,6 +30,9 @@ pub struct HeapOutcome {
     pub stops: Vec<crate::tracer::StopWindow>,
     /// Goroutines whose stacks were roots.
     pub goroutines: usize,
+    /// A live process's copy, given back meanwhile: hold the outcome
+    /// while printing it.
+    pub released: super::live_copy::ReleasedCopy,
 }
 
 impl HeapOutcome {
@@ -76,6 +79,7 @@ impl Inspector {
                     graph,
                     stops: Vec::new(),
                     goroutines: dump.goroutines.len(),
+                    released: Default::default(),
                 })
             }
             Source::Live { pid, exe } => {
@@ -84,7 +88,7 @@ impl Inspector {
                     objects: 0,
                     bytes: 0,
                 });
-                let (outcome, stops) = Inspector::on_live_copy(
+                let (outcome, stops, released) = Inspector::on_live_copy(
                     *pid,
                     exe,
                     opts.scratch.as_ref(),
@@ -92,7 +96,11 @@ impl Inspector {
                     warn,
                     |copy, warn| copy.heap(opts, warn, progress),
                 )?;
-                Ok(HeapOutcome { stops, ..outcome })
+                Ok(HeapOutcome {
+                    stops,
+                    released,
+                    ..outcome
+                })
             }
         }
     }

@@ -56,6 +56,7 @@ pub use check::check;
 pub use copied::{PrecopyReport, ReadReport};
 pub use error::{InspectError, Warning};
 pub use heap::{HeapOptions, HeapOutcome};
+pub use live_copy::ReleasedCopy;
 pub use mode_choice::{ChoiceReason, ModeChoice, StacksMode};
 pub use phases::{hold_duration, test_hook_set, Phases};
 pub use pprof::LABELS_UNREADABLE;

@@ -15,6 +15,7 @@ use crate::report::pprof::{GoroutineProfile, LabelValue};
 use crate::tracer::StopWindow;
 use crate::why::{self, StackValues, WhyReport};
 
+use super::live_copy::ReleasedCopy;
 use super::mode_choice::StacksMode;
 use super::{InspectError, Inspector, OpenOptions, Source, Warning};
 
@@ -31,6 +32,9 @@ pub struct WhyOutcome {
     /// The goroutine profile (profile.proto, gzip), when asked for: one
     /// sample per stack and wait, labelled with what the analysis found.
     pub profile: Option<Vec<u8>>,
+    /// A live process's copy, given back meanwhile: hold the outcome
+    /// while printing it.
+    pub released: ReleasedCopy,
 }
 
 impl WhyOutcome {
@@ -95,7 +99,7 @@ impl Inspector {
             }
             Source::Live { pid, exe } => {
                 phase("live copy");
-                let (outcome, stops) = Inspector::on_live_copy(
+                let (outcome, stops, released) = Inspector::on_live_copy(
                     *pid,
                     exe,
                     opts.scratch.as_ref(),
@@ -103,7 +107,11 @@ impl Inspector {
                     warn,
                     |copy, warn| copy.why_of(opts, warn, phase, Some(*pid)),
                 )?;
-                Ok(WhyOutcome { stops, ..outcome })
+                Ok(WhyOutcome {
+                    stops,
+                    released,
+                    ..outcome
+                })
             }
         }
     }
@@ -165,6 +173,7 @@ impl Inspector {
             report,
             stops: Vec::new(),
             profile,
+            released: ReleasedCopy::default(),
         })
     }
 

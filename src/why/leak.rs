@@ -12,7 +12,7 @@
 //! on something only other such goroutines can reach: it can never wake.
 //! `select {}` and a nil channel never wake by definition.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::goruntime::waits::WaitsOn;
 use crate::heapwalk::{Heap, Marks};
@@ -69,7 +69,7 @@ pub fn never_wakes(
     heap: &Heap,
     mem: &dyn Memory,
     roots: &[u64],
-    skip: &HashSet<u64, impl std::hash::BuildHasher>,
+    skip: &crate::heapwalk::SkipSlots,
     goroutines: &[Candidate<'_>],
 ) -> BTreeSet<u64> {
     let mut first: Vec<u64> = roots.to_vec();

@@ -17,13 +17,13 @@ pub mod reach;
 mod release;
 mod stacks;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::goruntime::waits::{self, FdInfo, Waits, WaitsOn};
-use crate::goruntime::{GoProgram, GoroutineBrief, PcHasher};
+use crate::goruntime::{GoProgram, GoroutineBrief};
 use crate::heapwalk::{self, Heap};
 use crate::process::Memory;
 
@@ -217,6 +217,7 @@ pub fn analyze_scanned(
         never_unknown.is_some(),
         releasers_partial.is_some(),
     );
+    phase("freeing");
     WhyReport {
         go_version: snap.go_version.to_string(),
         findings,
@@ -334,7 +335,7 @@ fn never_wakes<M: Memory + ?Sized>(
     let values: Vec<u64> = roots.values().filter(|v| *v != 0).collect();
     // Looked up for every pointer slot the marking meets: a cheap hash
     // (SipHash was a tenth of the marking at a million goroutines).
-    let skip: HashSet<u64, PcHasher> = waits.untraceable_slots.iter().copied().collect();
+    let skip: heapwalk::SkipSlots = waits.untraceable_slots.iter().copied().collect();
     let none = WaitsOn::NotBlocked;
     let candidates: Vec<leak::Candidate<'_>> = snap
         .goroutines
