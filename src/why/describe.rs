@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::Snapshot;
 use crate::goruntime::waits::{ChanOp, IoMode, IoWait, SyncKind, Waits, WaitsOn};
+use crate::goruntime::GoProgram;
 
 /// `waits_on` of the JSON document (docs/why-json.md).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -24,13 +25,21 @@ pub struct WaitDesc {
 
 /// Names of the objects goroutines wait on.
 pub struct Names<'a> {
-    snap: &'a Snapshot<'a>,
+    prog: &'a GoProgram,
+    bias: u64,
+    /// See [`Snapshot::now_ns`].
+    now_ns: Option<i64>,
     waits: &'a Waits,
 }
 
 impl<'a> Names<'a> {
-    pub fn new(snap: &'a Snapshot<'a>, waits: &'a Waits) -> Self {
-        Names { snap, waits }
+    pub fn new(snap: &Snapshot<'a>, waits: &'a Waits) -> Self {
+        Names {
+            prog: snap.prog,
+            bias: snap.bias,
+            now_ns: snap.now_ns,
+            waits,
+        }
     }
 
     /// The package variable holding a pointer to the channel or sync
@@ -52,18 +61,15 @@ impl<'a> Names<'a> {
         if let Some(c) = self.waits.chans.get(&addr).and_then(|c| c.name.clone()) {
             return Some(c);
         }
-        crate::goruntime::waits::name_of(self.snap.prog, self.snap.bias, addr)
+        crate::goruntime::waits::name_of(self.prog, self.bias, addr)
             .or_else(|| self.holder(addr).map(str::to_string))
     }
 
     /// The link-time range `[start, end)` of the package variable `addr`
     /// lies in, or that holds a pointer to it: what code addresses.
     pub fn variable_link_range(&self, addr: u64) -> Option<(u64, u64)> {
-        let bin = self.snap.prog.binary();
-        if let Some((_, s, e)) = addr
-            .checked_sub(self.snap.bias)
-            .and_then(|a| bin.symbol_at(a))
-        {
+        let bin = self.prog.binary();
+        if let Some((_, s, e)) = addr.checked_sub(self.bias).and_then(|a| bin.symbol_at(a)) {
             return Some((s, e));
         }
         let (s, size) = bin.symbol_range(self.holder(addr)?)?;
@@ -134,7 +140,7 @@ impl<'a> Names<'a> {
                 } else if let Some(l) = local {
                     d.push_str(&format!(" {l}"));
                 }
-                match (deadline_ns, self.snap.now_ns) {
+                match (deadline_ns, self.now_ns) {
                     (Some(-1), _) => d.push_str(", deadline passed"),
                     (Some(t), Some(now)) => {
                         d.push_str(&format!(", deadline in {}", span(t.saturating_sub(now))))
@@ -145,7 +151,7 @@ impl<'a> Names<'a> {
             }
             WaitsOn::Sleep { until_ns } => plain(
                 "sleep",
-                until_ns.map(|t| match self.snap.now_ns {
+                until_ns.map(|t| match self.now_ns {
                     Some(now) => format!("wakes in {}", span(t.saturating_sub(now))),
                     None => format!("until monotonic {t} ns"),
                 }),

@@ -17,13 +17,13 @@ pub mod reach;
 mod release;
 mod stacks;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::goruntime::waits::{self, FdInfo, Waits, WaitsOn};
-use crate::goruntime::{GoProgram, GoroutineBrief};
+use crate::goruntime::{GoProgram, GoroutineBrief, PcHasher};
 use crate::heapwalk::{self, Heap};
 use crate::process::Memory;
 
@@ -232,9 +232,12 @@ pub fn analyze_scanned(
 /// Releasers as [`GoroutineWhy`] lists them, and how many there are.
 type Listed = (Arc<[u64]>, usize);
 
-/// Each goroutine's answer. Goroutines that wait on the same thing share
-/// its description, and those that wait on the same objects their list of
-/// releasers: 80,000 goroutines on one channel hold one list, not 80,000.
+/// Below this many goroutines a second thread for the answers costs more
+/// than it saves.
+const ANSWERS_PARALLEL_MIN: usize = 20_000;
+
+/// Each goroutine's answer, in the order of `gs`: parts of them built on
+/// as many threads (a million answers took two seconds on one).
 fn answers(
     gs: &[GoroutineBrief],
     waits: &Waits,
@@ -242,37 +245,91 @@ fn answers(
     releasers: &release::Releasers,
     never: &BTreeSet<u64>,
 ) -> Vec<GoroutineWhy> {
-    let mut descs: HashMap<Option<&WaitsOn>, Arc<WaitDesc>> = HashMap::new();
-    let mut lists: HashMap<Option<&[u64]>, Listed> = HashMap::new();
-    gs.iter()
-        .map(|g| {
-            let w = waits.by_goroutine.get(&g.id);
-            let waits_on = descs
-                .entry(w)
-                .or_insert_with(|| Arc::new(names.describe(w)))
-                .clone();
-            let objects = releasers.objects_of.get(&g.id).map(Vec::as_slice);
-            let (may_release, may_release_total) = lists
-                .entry(objects)
-                .or_insert_with(|| {
-                    let (ids, total) = releasers.of(g.id, MAX_LISTED);
-                    (ids.into(), total)
-                })
-                .clone();
-            GoroutineWhy {
-                id: g.id,
-                status: g.status.clone(),
-                wait_reason: g.wait_reason.clone(),
-                wait_minutes: g.wait_minutes,
-                waits_on,
-                may_release,
-                may_release_total,
-                never_wakes: never.contains(&g.id),
-                location: g.stack.own_code.clone(),
-                created_by: g.created_by.clone(),
-            }
-        })
-        .collect()
+    let never: HashSet<u64, PcHasher> = never.iter().copied().collect();
+    let threads = crate::ordered::threads_for(gs.len(), ANSWERS_PARALLEL_MIN);
+    let per = gs.len().div_ceil(threads).max(1);
+    // Filled in place by part, then unwrapped in place: the answers of a
+    // million goroutines (over 100 MB) are never copied.
+    let mut out: Vec<Option<GoroutineWhy>> = Vec::new();
+    out.resize_with(gs.len(), || None);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = out
+            .chunks_mut(per)
+            .zip(gs.chunks(per))
+            .map(|(slots, part)| {
+                let never = &never;
+                s.spawn(move || answers_into(part, slots, waits, names, releasers, never))
+            })
+            .collect();
+        for p in parts {
+            // A panic (a bug) leaves its part unanswered: those goroutines
+            // are answered again below, on this thread.
+            let _ = p.join();
+        }
+    });
+    if out.iter().any(Option::is_none) {
+        answers_into(gs, &mut out, waits, names, releasers, &never);
+    }
+    // `filter_map` collects in place (`flatten` would copy).
+    #[allow(clippy::filter_map_identity)]
+    out.into_iter().filter_map(|a| a).collect()
+}
+
+/// Answers `gs` into `slots` (as many). Goroutines that wait on the same
+/// thing share its description, and those that wait on the same objects
+/// their list of releasers: 80,000 goroutines on one channel hold one
+/// list, not 80,000.
+fn answers_into(
+    gs: &[GoroutineBrief],
+    slots: &mut [Option<GoroutineWhy>],
+    waits: &Waits,
+    names: &describe::Names<'_>,
+    releasers: &release::Releasers,
+    never: &HashSet<u64, PcHasher>,
+) {
+    // Looked up for each of a million goroutines: a cheap hash (SipHash
+    // was a fifth of the answers).
+    let mut descs: HashMap<Option<&WaitsOn>, Arc<WaitDesc>, PcHasher> = HashMap::default();
+    let mut lists: HashMap<Option<&[u64]>, Listed, PcHasher> = HashMap::default();
+    // Lists of the same ids, shared whatever objects they came from: each
+    // of 200,000 selects on a shared channel and a timer of its own has
+    // objects of its own, and the same 100 releasers (160 MB as copies).
+    let mut interned: HashSet<Arc<[u64]>, PcHasher> = HashSet::default();
+    for (g, slot) in gs.iter().zip(slots) {
+        let w = waits.by_goroutine.get(&g.id);
+        let waits_on = descs
+            .entry(w)
+            .or_insert_with(|| Arc::new(names.describe(w)))
+            .clone();
+        let objects = releasers.objects_of.get(&g.id).map(Vec::as_slice);
+        let (may_release, may_release_total) = lists
+            .entry(objects)
+            .or_insert_with(|| {
+                let (ids, total) = releasers.of(g.id, MAX_LISTED);
+                let ids = match interned.get(ids.as_slice()) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        let ids: Arc<[u64]> = ids.into();
+                        interned.insert(ids.clone());
+                        ids
+                    }
+                };
+                (ids, total)
+            })
+            .clone();
+        *slot = Some(GoroutineWhy {
+            id: g.id,
+            status: g.status.clone(),
+            wait_reason: g.wait_reason.clone(),
+            wait_minutes: g.wait_minutes,
+            waits_on,
+            may_release,
+            may_release_total,
+            never_wakes: never.contains(&g.id),
+            location: g.stack.own_code.clone(),
+            created_by: g.created_by.clone(),
+        });
+    }
 }
 
 /// What [`never_wakes`] reads: a [`Snapshot`]'s parts that another
