@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::model::{FrameRef, Goroutine, MachineRef};
 use super::waits::SyncKind;
-use super::GoroutineView;
+use super::{GoroutineView, PcHasher};
 
 /// What the analysis reads of one goroutine.
 #[derive(Debug, Clone)]
@@ -101,11 +101,100 @@ pub struct Briefs {
 /// beyond one entry per goroutine anyway; this only caps the lookups).
 const MAX_SHARED: usize = 1 << 20;
 
+/// A decoding thread's side of [`Briefs`]: a reused key buffer, and
+/// caches in front of the shared tables. Keying each of a million
+/// goroutines' stacks into a table two threads lock, hashing its texts and
+/// formatting its creation site was a fifth of `goat why`'s decoding.
+#[derive(Default)]
+pub struct BriefScratch {
+    key: Vec<u64>,
+    stacks: HashMap<Box<[u64]>, Arc<StackFacts>, PcHasher>,
+    texts: HashMap<Box<str>, Arc<str>, PcHasher>,
+    /// "func file:line" of a creation site, by its pc and line.
+    created: HashMap<(u64, u32), Arc<str>, PcHasher>,
+}
+
+/// Entries a [`BriefScratch`] table keeps before it starts again.
+const MAX_LOCAL: usize = 1 << 16;
+
 impl Briefs {
     /// The brief of a decoding thread's goroutine.
     pub fn of_view(&self, v: &GoroutineView<'_>) -> GoroutineBrief {
         let frames: Vec<FrameRef<'_>> = v.frames().collect();
         self.of_parts(v.header(), &frames)
+    }
+
+    /// [`Self::of_view`], through this thread's `scratch`: the same brief.
+    pub fn of_view_with(
+        &self,
+        v: &GoroutineView<'_>,
+        scratch: &mut BriefScratch,
+    ) -> GoroutineBrief {
+        let header = v.header();
+        scratch.key.clear();
+        let mut top = None;
+        for f in v.frames() {
+            top = top.or(Some((f.pc, f.sp)));
+            scratch.key.extend(Self::key_of(&f));
+        }
+        let stack = match scratch.stacks.get(scratch.key.as_slice()) {
+            Some(s) => s.clone(),
+            None => {
+                let frames: Vec<FrameRef<'_>> = v.frames().collect();
+                let s = self.stack_keyed(Box::from(scratch.key.as_slice()), &frames);
+                if scratch.stacks.len() >= MAX_LOCAL {
+                    scratch.stacks.clear();
+                }
+                scratch
+                    .stacks
+                    .insert(Box::from(scratch.key.as_slice()), s.clone());
+                s
+            }
+        };
+        let created_by = header.created_by.as_ref().map(|c| {
+            if scratch.created.len() >= MAX_LOCAL {
+                scratch.created.clear();
+            }
+            scratch
+                .created
+                .entry((c.pc, c.line))
+                .or_insert_with(|| self.text(&format!("{} {}:{}", c.function, c.file, c.line)))
+                .clone()
+        });
+        GoroutineBrief {
+            id: header.id,
+            gp: header.gp,
+            status_code: header.status_code,
+            status: self.text_with(&header.status, scratch),
+            wait_reason: header
+                .wait_reason
+                .as_deref()
+                .map(|r| self.text_with(r, scratch)),
+            wait_minutes: header.wait_minutes,
+            m: header.m,
+            top,
+            unreadable: header.unreadable.as_deref().map(Box::from),
+            created_by,
+            stack,
+        }
+    }
+
+    /// [`Self::text`], looked up in `scratch` first.
+    fn text_with(&self, s: &str, scratch: &mut BriefScratch) -> Arc<str> {
+        if let Some(t) = scratch.texts.get(s) {
+            return t.clone();
+        }
+        let t = self.text(s);
+        if scratch.texts.len() >= MAX_LOCAL {
+            scratch.texts.clear();
+        }
+        scratch.texts.insert(Box::from(s), t.clone());
+        t
+    }
+
+    /// A frame's part of its stack's key.
+    fn key_of(f: &FrameRef<'_>) -> [u64; 2] {
+        [f.pc, u64::from(f.line) << 1 | u64::from(f.inlined)]
     }
 
     /// The brief of a decoded goroutine.
@@ -147,10 +236,12 @@ impl Briefs {
     }
 
     fn stack(&self, frames: &[FrameRef<'_>]) -> Arc<StackFacts> {
-        let key: Box<[u64]> = frames
-            .iter()
-            .flat_map(|f| [f.pc, u64::from(f.line) << 1 | u64::from(f.inlined)])
-            .collect();
+        let key: Box<[u64]> = frames.iter().flat_map(Self::key_of).collect();
+        self.stack_keyed(key, frames)
+    }
+
+    /// The facts of `frames`, whose key is `key`.
+    fn stack_keyed(&self, key: Box<[u64]>, frames: &[FrameRef<'_>]) -> Arc<StackFacts> {
         if let Some(s) = self.lock_stacks().get(&key) {
             return s.clone();
         }

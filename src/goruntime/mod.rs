@@ -42,7 +42,7 @@ pub use discover::Globals;
 pub use layout::{LayoutError, RuntimeLayout};
 pub use layout_check::Fit;
 
-pub use brief::{Briefs, GoroutineBrief, StackFacts};
+pub use brief::{BriefScratch, Briefs, GoroutineBrief, StackFacts};
 pub use decode::{Decoder, CHUNK_GOROUTINES};
 pub use decoded::GoroutineView;
 pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, FrameRef, Goroutine, MachineRef};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::corefile::CoreFile;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::waits::{FdInfo, ProcFds};
-use crate::goruntime::{stackroots, Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
+use crate::goruntime::{stackroots, BriefScratch, Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
 use crate::process::Target;
 use crate::report::pprof::{GoroutineProfile, LabelValue};
 use crate::tracer::StopWindow;
@@ -20,8 +20,16 @@ use super::mode_choice::StacksMode;
 use super::{InspectError, Inspector, OpenOptions, Source, Warning};
 
 /// A decoding thread's chunk: its goroutines, their stacks' values, and
-/// the stack scanner's buffers it borrowed.
-type ChunkOut = (Vec<GoroutineBrief>, StackValues, stackroots::Scratch);
+/// the buffers it borrowed.
+type ChunkOut = (Vec<GoroutineBrief>, StackValues, Scratch);
+
+/// A decoding thread's buffers and per-pc facts: the stack scanner's and
+/// the briefs'. They last from one chunk to the next.
+#[derive(Default)]
+struct Scratch {
+    scan: stackroots::Scratch,
+    briefs: BriefScratch,
+}
 
 /// What `why` found, and what it cost.
 pub struct WhyOutcome {
@@ -192,7 +200,7 @@ impl Inspector {
         let shared = Briefs::default();
         // A scanner's per-pc facts last from one chunk to the next: each
         // chunk takes one from the pool and gives it back.
-        let scratches: Mutex<Vec<stackroots::Scratch>> = Mutex::default();
+        let scratches: Mutex<Vec<Scratch>> = Mutex::default();
         let take = || {
             scratches
                 .lock()
@@ -211,8 +219,8 @@ impl Inspector {
                 CHUNK_GOROUTINES,
                 |n| (Vec::with_capacity(n), StackValues::default(), take()),
                 |(chunk, values, scratch): &mut ChunkOut, g| {
-                    let brief = shared.of_view(g);
-                    values.scan(prog, core, bias, &brief, scratch);
+                    let brief = shared.of_view_with(g, &mut scratch.briefs);
+                    values.scan(prog, core, bias, &brief, &mut scratch.scan);
                     chunk.push(brief);
                 },
                 |(chunk, values, scratch)| {
@@ -237,7 +245,7 @@ impl Inspector {
         let mut scratch = take();
         for g in self.crash_g0s(&c)? {
             let brief = shared.of_goroutine(&g);
-            values.scan(prog, core, bias, &brief, &mut scratch);
+            values.scan(prog, core, bias, &brief, &mut scratch.scan);
             out.push(brief);
         }
         Ok((out, values))
