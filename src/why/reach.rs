@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::goruntime::PcHasher;
 use crate::heapwalk::Heap;
 use crate::process::Memory;
 
@@ -23,7 +24,7 @@ const MAX_OBJECTS: usize = 256;
 /// The objects of interest (channels, objects holding sync values), by the
 /// base of the heap object that holds each.
 pub struct Targets {
-    by_base: HashMap<u64, Vec<u64>>,
+    by_base: HashMap<u64, Vec<u64>, PcHasher>,
 }
 
 impl Targets {
@@ -31,7 +32,7 @@ impl Targets {
     /// those outside the heap are left out (a package variable's are
     /// found from code instead, see `code_refs.rs`).
     pub fn new(heap: &Heap, objects: impl IntoIterator<Item = u64>) -> Targets {
-        let mut by_base: HashMap<u64, Vec<u64>> = HashMap::new();
+        let mut by_base: HashMap<u64, Vec<u64>, PcHasher> = HashMap::default();
         for o in objects {
             if let Some(obj) = heap.object_of(o) {
                 let v = by_base.entry(obj.base).or_default();
@@ -53,7 +54,9 @@ impl Targets {
 #[derive(Default)]
 pub struct Scratch {
     found: Vec<u64>,
-    seen: HashSet<u64>,
+    /// Looked up for every object a goroutine's look meets: a cheap hash
+    /// (SipHash was a tenth of the look).
+    seen: HashSet<u64, PcHasher>,
     frontier: Vec<u64>,
     next: Vec<u64>,
     slots: Vec<u64>,
@@ -64,13 +67,14 @@ pub struct Scratch {
 /// Each object's children (the heap objects its pointer slots hold, each
 /// once, in slot order), remembered between goroutines: the 600,000
 /// goroutines that reach one channel all look into it and the sudogs and
-/// goroutines queued on it, and each look was a read per slot.
+/// goroutines queued on it, and each look was a read per slot. The
+/// children of all objects lie in one vector (an allocation each, freed
+/// all at once when the memory started again, was a tenth of the look).
 #[derive(Default)]
 struct Children {
-    of: HashMap<u64, Box<[u64]>>,
-    /// Words `of` holds, its entries' own three each, which
-    /// [`MAX_REMEMBERED`] bounds.
-    words: usize,
+    /// Where each object's children lie in `all`.
+    of: HashMap<u64, (usize, usize), PcHasher>,
+    all: Vec<u64>,
 }
 
 /// Children remembered per thread, in words (8 MiB with the table's
@@ -152,31 +156,41 @@ impl Children {
         slots: &mut Vec<u64>,
         bytes: &mut Vec<u8>,
     ) -> &[u64] {
-        if !self.of.contains_key(&base) {
-            let kids = children_of(heap, mem, base, slots, bytes);
-            let words = kids.len().saturating_add(3);
-            if self.words.saturating_add(words) > MAX_REMEMBERED {
-                // A new table: clear() would keep the old one's capacity.
-                self.of = HashMap::new();
-                self.words = 0;
+        let (start, end) = match self.of.get(&base) {
+            Some(&at) => at,
+            None => {
+                // Each entry counts its own three words too. Past the
+                // bound all is forgotten; the capacity kept is bounded.
+                let words = self.of.len().saturating_add(1).saturating_mul(3);
+                if self.all.len().saturating_add(words) >= MAX_REMEMBERED {
+                    self.of.clear();
+                    self.all.clear();
+                }
+                let start = self.all.len();
+                children_into(heap, mem, base, slots, bytes, &mut self.all);
+                let at = (start, self.all.len());
+                self.of.insert(base, at);
+                at
             }
-            self.words += words;
-            self.of.insert(base, kids);
-        }
-        self.of.get(&base).map_or(&[], |k| k)
+        };
+        self.all.get(start..end).unwrap_or(&[])
     }
 }
 
-fn children_of(
+/// Appends the children of the object at `base` to `out`, each once, in
+/// slot order, at most [`MAX_OBJECTS`] of them.
+fn children_into(
     heap: &Heap,
     mem: &dyn Memory,
     base: u64,
     slots: &mut Vec<u64>,
     bytes: &mut Vec<u8>,
-) -> Box<[u64]> {
+    out: &mut Vec<u64>,
+) {
     let Some(obj) = heap.object_of(base) else {
-        return Box::default();
+        return;
     };
+    let start = out.len();
     slots.clear();
     heap.pointer_slots(mem, &obj, slots);
     // One read of the whole object where it is small: a read per slot
@@ -188,10 +202,9 @@ fn children_of(
             bytes.clear();
         }
     }
-    let mut kids: Vec<u64> = Vec::new();
     let mut word = [0u8; 8];
     for &slot in slots.iter() {
-        if kids.len() >= MAX_OBJECTS {
+        if out.len() - start >= MAX_OBJECTS {
             break;
         }
         let within = slot
@@ -206,12 +219,11 @@ fn children_of(
             },
         };
         if let Some(o) = heap.object_of(v) {
-            if !kids.contains(&o.base) {
-                kids.push(o.base);
+            if !out[start..].contains(&o.base) {
+                out.push(o.base);
             }
         }
     }
-    kids.into_boxed_slice()
 }
 
 #[cfg(test)]
