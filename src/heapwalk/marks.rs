@@ -33,6 +33,15 @@ impl SkipSlots {
     pub fn contains(&self, slot: u64) -> bool {
         self.pages.contains(&(slot >> 12)) && self.words.contains(&slot)
     }
+
+    /// Whether any of these words may lie in the `size` bytes at `base`:
+    /// asked once for an object, its slots need no look each when not.
+    pub fn may_touch(&self, base: u64, size: u64) -> bool {
+        let first = base >> 12;
+        let last = base.saturating_add(size.saturating_sub(1)) >> 12;
+        // A large object is looked at slot by slot instead.
+        last.saturating_sub(first) >= 4 || (first..=last).any(|p| self.pages.contains(&p))
+    }
 }
 
 impl FromIterator<u64> for SkipSlots {
@@ -116,7 +125,7 @@ impl Marks {
             heap.pointer_slots(mem, &obj, &mut slots);
             // Hashing every slot of millions of objects for a set of a
             // few sudog words: only when there is one.
-            if !skip.is_empty() {
+            if !skip.is_empty() && skip.may_touch(obj.base, obj.size) {
                 slots.retain(|s| !skip.contains(*s));
             }
             slots.sort_unstable();
