@@ -188,14 +188,23 @@ pub fn analyze_scanned(
     drop(stacks);
     let heap = heap.map(drop);
     crate::process::freed::give_back_freed();
-    phase("cycles");
-    let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
-    let cycles = graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked);
-    drop(blocked);
-    // The graph's tables too, before a million answers are built on top.
-    crate::process::freed::give_back_freed();
-    phase("answers");
-    let goroutines = answers(gs, &waits, &names, &releasers, &never);
+    // The deadlock cycles beside the answers: they read the same
+    // releasers and nothing of each other, and the cycles' graph is a
+    // thread's work of half a second at a million goroutines.
+    phase("cycles and answers");
+    let (cycles, goroutines) = std::thread::scope(|s| {
+        let cycles = s.spawn(|| {
+            let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
+            graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked)
+        });
+        let goroutines = answers(gs, &waits, &names, &releasers, &never);
+        // A panic (a bug) there: the cycles are looked for again here.
+        let cycles = cycles.join().unwrap_or_else(|_| {
+            let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
+            graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked)
+        });
+        (cycles, goroutines)
+    });
     let bin = snap.prog.binary();
     let releasers_partial = match &heap {
         Err(e) => Some(format!("the heap could not be read: {e}")),

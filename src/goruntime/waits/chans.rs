@@ -93,8 +93,8 @@ fn waiter_ids(ctx: &Ctx<'_>, sudogs: &[u64]) -> Vec<u64> {
         .collect()
 }
 
-/// The state of every channel some goroutine waits on.
-pub fn collect(ctx: &Ctx<'_>, goroutines: &[GoroutineBrief], waits: &mut Waits) {
+/// The addresses of every channel some goroutine waits on, in order.
+pub fn waited(goroutines: &[GoroutineBrief], waits: &Waits) -> Vec<u64> {
     let mut addrs = BTreeSet::new();
     for g in goroutines {
         match waits.by_goroutine.get(&g.id) {
@@ -105,9 +105,7 @@ pub fn collect(ctx: &Ctx<'_>, goroutines: &[GoroutineBrief], waits: &mut Waits) 
             _ => {}
         }
     }
-    for addr in addrs {
-        waits.chans.insert(addr, state(ctx, addr));
-    }
+    addrs.into_iter().collect()
 }
 
 /// The channel's element type as Go names it (`int`, `*main.job`), from
@@ -119,7 +117,8 @@ pub fn elem_type(ctx: &Ctx<'_>, addr: u64, types: (u64, u64), bias: u64) -> Opti
     crate::values::type_name_at(ctx.mem, types, bias, typ).ok()
 }
 
-fn state(ctx: &Ctx<'_>, addr: u64) -> ChanState {
+/// The channel at `addr`: its header and who is queued on it.
+pub fn state(ctx: &Ctx<'_>, addr: u64) -> ChanState {
     let mut s = ChanState {
         addr,
         elem_type: None,

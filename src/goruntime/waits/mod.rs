@@ -263,56 +263,27 @@ pub fn read_waits_shared(
     };
     let goids: Goids = goroutines.iter().map(|g| (g.gp, g.id)).collect();
     let ctx = Ctx::new(mem, prog.layout(), w, &goids);
+    let read = in_parallel(
+        shared,
+        goroutines,
+        &ctx,
+        |shared| Ctx::new(shared, prog.layout(), w, &goids),
+        |ctx, g| ctx.read_one(g, threads, fds),
+    );
     let mut slots = Vec::new();
-    let mut add = |(id, on, mut own): (u64, WaitsOn, Vec<u64>)| {
+    for (id, on, mut own) in read {
         waits.by_goroutine.insert(id, on);
         slots.append(&mut own);
-    };
-    let done = match shared {
-        Some(shared) => {
-            let chunks = goroutines.len().div_ceil(WAITS_CHUNK);
-            let threads_n = crate::ordered::threads_for(goroutines.len(), 2 * WAITS_CHUNK);
-            let chunk = |i: usize| {
-                let end = (i + 1).saturating_mul(WAITS_CHUNK).min(goroutines.len());
-                goroutines.get(i * WAITS_CHUNK..end).unwrap_or(&[])
-            };
-            crate::ordered::map_ordered(
-                chunks,
-                threads_n,
-                || Ctx::new(shared, prog.layout(), w, &goids),
-                |ctx, i| {
-                    let out: Vec<_> = chunk(i)
-                        .iter()
-                        .map(|g| ctx.read_one(g, threads, fds))
-                        .collect();
-                    Some(out)
-                },
-                // A chunk that panicked (a bug): all are read again on
-                // this thread, so that no goroutine goes missing.
-                |_| None,
-                |out| match out {
-                    Some(out) => {
-                        out.into_iter().for_each(&mut add);
-                        Ok(())
-                    }
-                    None => Err(()),
-                },
-            )
-        }
-        None => Err(()),
-    };
-    if done.is_err() {
-        waits.by_goroutine.clear();
-        slots.clear();
-        let mut add = |(id, on, mut own): (u64, WaitsOn, Vec<u64>)| {
-            waits.by_goroutine.insert(id, on);
-            slots.append(&mut own);
-        };
-        for g in goroutines {
-            add(ctx.read_one(g, threads, fds));
-        }
     }
-    chans::collect(&ctx, goroutines, &mut waits);
+    let addrs = chans::waited(goroutines, &waits);
+    let states = in_parallel(
+        shared,
+        &addrs,
+        &ctx,
+        |shared| Ctx::new(shared, prog.layout(), w, &goids),
+        |ctx, &addr| chans::state(ctx, addr),
+    );
+    waits.chans.extend(addrs.into_iter().zip(states));
     if let Some(types) = prog.binary().pclntab().ok().and_then(|p| p.types()) {
         for c in waits.chans.values_mut() {
             c.elem_type = chans::elem_type(&ctx, c.addr, types, bias);
@@ -322,6 +293,50 @@ pub fn read_waits_shared(
     name_holders(prog, mem, bias, &mut waits);
     waits.untraceable_slots = slots;
     waits
+}
+
+/// `each(item)` for every item, in order: worked out on as many threads
+/// as there are CPUs (each with its own context from `ctx_of`) when the
+/// memory can be shared; else, or after a panic (a bug), on this one with
+/// `ctx`.
+fn in_parallel<'m, T: Sync, R: Send>(
+    shared: Option<&'m (dyn Memory + Sync)>,
+    items: &[T],
+    ctx: &Ctx<'_>,
+    ctx_of: impl Fn(&'m (dyn Memory + Sync)) -> Ctx<'m> + Sync,
+    each: impl Fn(&Ctx<'_>, &T) -> R + Sync,
+) -> Vec<R> {
+    let mut out: Vec<R> = Vec::with_capacity(items.len());
+    let done = match shared {
+        Some(shared) => {
+            let chunks = items.len().div_ceil(WAITS_CHUNK);
+            let threads = crate::ordered::threads_for(items.len(), 2 * WAITS_CHUNK);
+            crate::ordered::map_ordered(
+                chunks,
+                threads,
+                || ctx_of(shared),
+                |ctx, i| {
+                    let end = (i + 1).saturating_mul(WAITS_CHUNK).min(items.len());
+                    let part = items.get(i * WAITS_CHUNK..end).unwrap_or(&[]);
+                    Some(part.iter().map(|t| each(ctx, t)).collect::<Vec<R>>())
+                },
+                |_| None,
+                |part| match part {
+                    Some(mut part) => {
+                        out.append(&mut part);
+                        Ok(())
+                    }
+                    None => Err(()),
+                },
+            )
+        }
+        None => Err(()),
+    };
+    if done.is_err() {
+        out.clear();
+        out.extend(items.iter().map(|t| each(ctx, t)));
+    }
+    out
 }
 
 /// Each channel's and heap sync object's package variable, when one
