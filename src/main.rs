@@ -97,7 +97,8 @@ enum Command {
         /// labelled with each goroutine's wait, for `go tool pprof`.
         #[arg(long, value_name = "FILE")]
         pprof: Option<PathBuf>,
-        /// Print how long the process was stopped and the time taken (stderr).
+        /// Print how long the process was stopped, the time taken and each
+        /// phase's wall and CPU time (stderr).
         #[arg(long)]
         stats: bool,
         /// Instead: read the goroutines twice, DURATION apart (`30s`, `5m`;

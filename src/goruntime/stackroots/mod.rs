@@ -96,24 +96,13 @@ pub fn stack_pointer_slots(
     out: &mut Vec<u64>,
     scratch: &mut Scratch,
 ) -> StackScan {
-    stack_pointer_slots_of(prog, mem, bias, &GoroutineBrief::of(g), out, scratch)
+    scan_stack(prog, mem, bias, &GoroutineBrief::of(g), out, scratch, None)
 }
 
-/// [`stack_pointer_slots`] of a goroutine as `goat why` keeps it.
-pub fn stack_pointer_slots_of(
-    prog: &GoProgram,
-    mem: &dyn Memory,
-    bias: u64,
-    g: &GoroutineBrief,
-    out: &mut Vec<u64>,
-    scratch: &mut Scratch,
-) -> StackScan {
-    scan_stack(prog, mem, bias, g, out, scratch, None)
-}
-
-/// [`stack_pointer_slots_of`], and the pointers the slots hold appended
-/// to `values` (those that read, and are not nil): read from the stack's
-/// bytes the scan already holds, not again from `mem`.
+/// [`stack_pointer_slots`] of a goroutine as `goat why` keeps it, and the
+/// pointers the slots hold appended to `values` (those that read, and are
+/// not nil): read from the stack's bytes the scan already holds, not again
+/// from `mem`.
 pub fn stack_pointer_values_of(
     prog: &GoProgram,
     mem: &dyn Memory,
