@@ -92,8 +92,8 @@ fn own_code_frame<'f, 'a>(frames: &'f [FrameRef<'a>]) -> Option<&'f FrameRef<'a>
 /// several decoding threads at once.
 #[derive(Default)]
 pub struct Briefs {
-    stacks: Mutex<HashMap<Box<[u64]>, Arc<StackFacts>>>,
-    texts: Mutex<HashMap<Box<str>, Arc<str>>>,
+    stacks: Mutex<HashMap<Box<[u64]>, Arc<StackFacts>, PcHasher>>,
+    texts: Mutex<HashMap<Box<str>, Arc<str>, PcHasher>>,
 }
 
 /// Distinct stacks and texts kept at most: past this, briefs stop sharing
@@ -110,8 +110,9 @@ pub struct BriefScratch {
     key: Vec<u64>,
     stacks: HashMap<Box<[u64]>, Arc<StackFacts>, PcHasher>,
     texts: HashMap<Box<str>, Arc<str>, PcHasher>,
-    /// "func file:line" of a creation site, by its pc and line.
-    created: HashMap<(u64, u32), Arc<str>, PcHasher>,
+    /// "func file:line" of a creation site, by its pc (which tells the
+    /// rest).
+    created: HashMap<u64, Arc<str>, PcHasher>,
 }
 
 /// Entries a [`BriefScratch`] table keeps before it starts again.
@@ -157,7 +158,7 @@ impl Briefs {
             }
             scratch
                 .created
-                .entry((c.pc, c.line))
+                .entry(c.pc)
                 .or_insert_with(|| self.text(&format!("{} {}:{}", c.function, c.file, c.line)))
                 .clone()
         });
@@ -255,7 +256,9 @@ impl Briefs {
         facts
     }
 
-    fn lock_stacks(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u64]>, Arc<StackFacts>>> {
+    fn lock_stacks(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Box<[u64]>, Arc<StackFacts>, PcHasher>> {
         self.stacks.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

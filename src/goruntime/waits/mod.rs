@@ -230,8 +230,9 @@ pub fn read_waits_of(
     read_waits_shared(prog, mem, None, bias, goroutines, threads, fds)
 }
 
-/// Goroutines one thread reads the waits of at a time.
-const WAITS_CHUNK: usize = 4096;
+/// Below this many goroutines (or channels) a second thread costs more
+/// than it saves.
+const PARALLEL_MIN: usize = 8192;
 
 /// [`read_waits_of`]; `shared`: `mem` again, when it can be read from
 /// several threads at once (a core), and then what each goroutine waits
@@ -275,15 +276,9 @@ pub fn read_waits_shared(
         waits.by_goroutine.insert(id, on);
         slots.append(&mut own);
     }
-    let addrs = chans::waited(goroutines, &waits);
-    let states = in_parallel(
-        shared,
-        &addrs,
-        &ctx,
-        |shared| Ctx::new(shared, prog.layout(), w, &goids),
-        |ctx, &addr| chans::state(ctx, addr),
-    );
-    waits.chans.extend(addrs.into_iter().zip(states));
+    for addr in chans::waited(goroutines, &waits) {
+        waits.chans.insert(addr, chans::state(&ctx, addr));
+    }
     if let Some(types) = prog.binary().pclntab().ok().and_then(|p| p.types()) {
         for c in waits.chans.values_mut() {
             c.elem_type = chans::elem_type(&ctx, c.addr, types, bias);
@@ -295,10 +290,12 @@ pub fn read_waits_shared(
     waits
 }
 
-/// `each(item)` for every item, in order: worked out on as many threads
-/// as there are CPUs (each with its own context from `ctx_of`) when the
-/// memory can be shared; else, or after a panic (a bug), on this one with
-/// `ctx`.
+/// `each(item)` for every item, in order: worked out in as many parts as
+/// there are CPUs, each on a thread with its own context from `ctx_of`,
+/// when the memory can be shared; else on this one with `ctx`, as is a
+/// part whose thread panicked (a bug). (The channels' states, a tenth of
+/// this at a million goroutines, are read on one thread: a second copy
+/// of this code cost the static file more than they gained.)
 fn in_parallel<'m, T: Sync, R: Send>(
     shared: Option<&'m (dyn Memory + Sync)>,
     items: &[T],
@@ -306,37 +303,33 @@ fn in_parallel<'m, T: Sync, R: Send>(
     ctx_of: impl Fn(&'m (dyn Memory + Sync)) -> Ctx<'m> + Sync,
     each: impl Fn(&Ctx<'_>, &T) -> R + Sync,
 ) -> Vec<R> {
-    let mut out: Vec<R> = Vec::with_capacity(items.len());
-    let done = match shared {
-        Some(shared) => {
-            let chunks = items.len().div_ceil(WAITS_CHUNK);
-            let threads = crate::ordered::threads_for(items.len(), 2 * WAITS_CHUNK);
-            crate::ordered::map_ordered(
-                chunks,
-                threads,
-                || ctx_of(shared),
-                |ctx, i| {
-                    let end = (i + 1).saturating_mul(WAITS_CHUNK).min(items.len());
-                    let part = items.get(i * WAITS_CHUNK..end).unwrap_or(&[]);
-                    Some(part.iter().map(|t| each(ctx, t)).collect::<Vec<R>>())
-                },
-                |_| None,
-                |part| match part {
-                    Some(mut part) => {
-                        out.append(&mut part);
-                        Ok(())
-                    }
-                    None => Err(()),
-                },
-            )
-        }
-        None => Err(()),
+    let threads = crate::ordered::threads_for(items.len(), PARALLEL_MIN);
+    let Some(shared) = shared.filter(|_| threads > 1) else {
+        return items.iter().map(|t| each(ctx, t)).collect();
     };
-    if done.is_err() {
-        out.clear();
-        out.extend(items.iter().map(|t| each(ctx, t)));
-    }
-    out
+    let per = items.len().div_ceil(threads).max(1);
+    let (ctx_of, each) = (&ctx_of, &each);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = items
+            .chunks(per)
+            .map(|part| {
+                let t = s.spawn(move || {
+                    crate::background::lower_this_thread();
+                    let ctx = ctx_of(shared);
+                    part.iter().map(|t| each(&ctx, t)).collect::<Vec<R>>()
+                });
+                (part, t)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for (part, t) in parts {
+            match t.join() {
+                Ok(mut done) => out.append(&mut done),
+                Err(_) => out.extend(part.iter().map(|t| each(ctx, t))),
+            }
+        }
+        out
+    })
 }
 
 /// Each channel's and heap sync object's package variable, when one
