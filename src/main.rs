@@ -407,6 +407,9 @@ fn main() -> ExitCode {
             stats,
         } => core(pid, output, mode, force, stats),
     };
+    // A SIGTERM or SIGHUP under way decides how goat ends (128+signo,
+    // once every target is let go), not what it cut short.
+    goat::tracer::hold_while_terminating();
     match result {
         Ok(code) => ExitCode::from(code),
         // The reader of goat's output went away (`goat stacks PID | head`):

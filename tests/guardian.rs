@@ -216,8 +216,10 @@ fn sigterm_to_goat_during_a_continue_detaches_and_exits() {
     let status = g.wait().expect("wait for goat");
     let mut err = String::new();
     let _ = g.stderr.take().expect("stderr").read_to_string(&mut err);
+    // The target first: a session that saw it gone ends with another
+    // status, and that must not hide its death.
+    assert_lives_on(&mut fx, &text, &format!("SIGTERM during a continue: {err}"));
     assert_eq!(status.code(), Some(143), "{err}");
-    assert_lives_on(&mut fx, &text, "SIGTERM during a continue");
     assert_no_tracer_left(fx.pid());
     drop(stdin);
 }

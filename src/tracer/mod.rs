@@ -45,6 +45,6 @@ pub use reap::Reaped;
 pub use regset::{FpState, FPREGS_SIZE};
 pub use remote::NoTracerProcess;
 pub use signals::{
-    forget_pending_interrupt, install_detach_on_signals, interrupt_run, set_session_interrupts,
-    RunCommand, UnfinishedFile,
+    forget_pending_interrupt, hold_while_terminating, install_detach_on_signals, interrupt_run,
+    set_session_interrupts, RunCommand, UnfinishedFile,
 };

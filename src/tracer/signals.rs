@@ -59,6 +59,9 @@ static CHILD_WAKES: AtomicBool = AtomicBool::new(false);
 /// SIGTERM/SIGHUP arrived: a run in progress stops and disarms, so the
 /// detach that follows finds the ptrace thread free.
 static ABORT: AtomicBool = AtomicBool::new(false);
+/// SIGTERM or SIGHUP (or SIGINT outside a session) is being handled: the
+/// signal thread detaches, then exits with 128+signo.
+static TERMINATING: AtomicBool = AtomicBool::new(false);
 /// A function call is under way in a target (`fncall.rs`): a signal's
 /// detach waits for it to end, since leaving it half made kills the
 /// program at the runtime's next int3.
@@ -382,6 +385,16 @@ pub(super) fn detach_via(tx: &Sender<Job>, timeout: Duration) {
     }
 }
 
+/// Waits for the signal thread to end goat, when a signal it handles came:
+/// goat's work, cut short by it (a session told its tracer is gone), must
+/// not end the process first, with another status and maybe before the
+/// detach is done. Returns at once otherwise.
+pub fn hold_while_terminating() {
+    while TERMINATING.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Makes SIGINT (outside a session), SIGTERM and SIGHUP detach every live
 /// target and then exit with status 128+signo. Call it early in `main`, before other threads are
 /// started: it blocks those signals in the calling thread (threads started
@@ -420,6 +433,7 @@ pub fn install_detach_on_signals() -> Result<(), AttachError> {
                 interrupt(queued, &live);
                 continue;
             }
+            TERMINATING.store(true, Ordering::SeqCst);
             abort_run();
             for link in &live {
                 match link {
