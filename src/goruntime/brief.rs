@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::model::{FrameRef, Goroutine, MachineRef};
+use super::model::{CreatedBy, FrameRef, Goroutine, MachineRef};
 use super::waits::SyncKind;
 use super::{GoroutineView, PcHasher};
 
@@ -118,19 +118,44 @@ pub struct BriefScratch {
 /// Entries a [`BriefScratch`] table keeps before it starts again.
 const MAX_LOCAL: usize = 1 << 16;
 
-impl Briefs {
-    /// The brief of a decoding thread's goroutine.
-    pub fn of_view(&self, v: &GoroutineView<'_>) -> GoroutineBrief {
-        let frames: Vec<FrameRef<'_>> = v.frames().collect();
-        self.of_parts(v.header(), &frames)
-    }
+/// A brief's shared texts, found through the shared tables or a thread's.
+struct Texts {
+    status: Arc<str>,
+    wait_reason: Option<Arc<str>>,
+    created_by: Option<Arc<str>>,
+}
 
-    /// [`Self::of_view`], through this thread's `scratch`: the same brief.
-    pub fn of_view_with(
-        &self,
-        v: &GoroutineView<'_>,
-        scratch: &mut BriefScratch,
-    ) -> GoroutineBrief {
+/// The brief of `header`, standing in `stack` from `top`.
+fn assemble(
+    header: &Goroutine,
+    top: Option<(u64, u64)>,
+    stack: Arc<StackFacts>,
+    texts: Texts,
+) -> GoroutineBrief {
+    GoroutineBrief {
+        id: header.id,
+        gp: header.gp,
+        status_code: header.status_code,
+        status: texts.status,
+        wait_reason: texts.wait_reason,
+        wait_minutes: header.wait_minutes,
+        m: header.m,
+        top,
+        unreadable: header.unreadable.as_deref().map(Box::from),
+        created_by: texts.created_by,
+        stack,
+    }
+}
+
+/// A creation site as a brief keeps it: "func file:line".
+fn creation_text(c: &CreatedBy) -> String {
+    format!("{} {}:{}", c.function, c.file, c.line)
+}
+
+impl Briefs {
+    /// The brief of a decoding thread's goroutine, looked up in the
+    /// thread's `scratch` before the shared tables.
+    pub fn of_view(&self, v: &GoroutineView<'_>, scratch: &mut BriefScratch) -> GoroutineBrief {
         let header = v.header();
         scratch.key.clear();
         let mut top = None;
@@ -159,25 +184,18 @@ impl Briefs {
             scratch
                 .created
                 .entry(c.pc)
-                .or_insert_with(|| self.text(&format!("{} {}:{}", c.function, c.file, c.line)))
+                .or_insert_with(|| self.text(&creation_text(c)))
                 .clone()
         });
-        GoroutineBrief {
-            id: header.id,
-            gp: header.gp,
-            status_code: header.status_code,
+        let texts = Texts {
             status: self.text_with(&header.status, scratch),
             wait_reason: header
                 .wait_reason
                 .as_deref()
                 .map(|r| self.text_with(r, scratch)),
-            wait_minutes: header.wait_minutes,
-            m: header.m,
-            top,
-            unreadable: header.unreadable.as_deref().map(Box::from),
             created_by,
-            stack,
-        }
+        };
+        assemble(header, top, stack, texts)
     }
 
     /// [`Self::text`], looked up in `scratch` first.
@@ -206,22 +224,16 @@ impl Briefs {
 
     /// `header`'s fields (its frames, if any, are not read) with `frames`.
     fn of_parts(&self, header: &Goroutine, frames: &[FrameRef<'_>]) -> GoroutineBrief {
-        GoroutineBrief {
-            id: header.id,
-            gp: header.gp,
-            status_code: header.status_code,
+        let texts = Texts {
             status: self.text(&header.status),
             wait_reason: header.wait_reason.as_deref().map(|r| self.text(r)),
-            wait_minutes: header.wait_minutes,
-            m: header.m,
-            top: frames.first().map(|f| (f.pc, f.sp)),
-            unreadable: header.unreadable.as_deref().map(Box::from),
             created_by: header
                 .created_by
                 .as_ref()
-                .map(|c| self.text(&format!("{} {}:{}", c.function, c.file, c.line))),
-            stack: self.stack(frames),
-        }
+                .map(|c| self.text(&creation_text(c))),
+        };
+        let top = frames.first().map(|f| (f.pc, f.sp));
+        assemble(header, top, self.stack(frames), texts)
     }
 
     fn text(&self, s: &str) -> Arc<str> {

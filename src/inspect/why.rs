@@ -219,7 +219,7 @@ impl Inspector {
                 CHUNK_GOROUTINES,
                 |n| (Vec::with_capacity(n), StackValues::default(), take()),
                 |(chunk, values, scratch): &mut ChunkOut, g| {
-                    let brief = shared.of_view_with(g, &mut scratch.briefs);
+                    let brief = shared.of_view(g, &mut scratch.briefs);
                     values.scan(prog, core, bias, &brief, &mut scratch.scan);
                     chunk.push(brief);
                 },
