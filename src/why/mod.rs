@@ -193,16 +193,14 @@ pub fn analyze_scanned(
     // thread's work of half a second at a million goroutines.
     phase("cycles and answers");
     let (cycles, goroutines) = std::thread::scope(|s| {
-        let cycles = s.spawn(|| {
+        let find_cycles = || {
             let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
             graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked)
-        });
+        };
+        let cycles = s.spawn(find_cycles);
         let goroutines = answers(gs, &waits, &names, &releasers, &never);
         // A panic (a bug) there: the cycles are looked for again here.
-        let cycles = cycles.join().unwrap_or_else(|_| {
-            let blocked: BTreeSet<u64> = releasers.objects_of.keys().copied().collect();
-            graph::deadlocks(&releasers.objects_of, &releasers.by_object, &blocked)
-        });
+        let cycles = cycles.join().unwrap_or_else(|_| find_cycles());
         (cycles, goroutines)
     });
     let bin = snap.prog.binary();
@@ -256,32 +254,9 @@ fn answers(
 ) -> Vec<GoroutineWhy> {
     let never: HashSet<u64, PcHasher> = never.iter().copied().collect();
     let threads = crate::ordered::threads_for(gs.len(), ANSWERS_PARALLEL_MIN);
-    let per = gs.len().div_ceil(threads).max(1);
-    // Filled in place by part, then unwrapped in place: the answers of a
-    // million goroutines (over 100 MB) are never copied.
-    let mut out: Vec<Option<GoroutineWhy>> = Vec::new();
-    out.resize_with(gs.len(), || None);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = out
-            .chunks_mut(per)
-            .zip(gs.chunks(per))
-            .map(|(slots, part)| {
-                let never = &never;
-                s.spawn(move || answers_into(part, slots, waits, names, releasers, never))
-            })
-            .collect();
-        for p in parts {
-            // A panic (a bug) leaves its part unanswered: those goroutines
-            // are answered again below, on this thread.
-            let _ = p.join();
-        }
-    });
-    if out.iter().any(Option::is_none) {
-        answers_into(gs, &mut out, waits, names, releasers, &never);
-    }
-    // `filter_map` collects in place (`flatten` would copy).
-    #[allow(clippy::filter_map_identity)]
-    out.into_iter().filter_map(|a| a).collect()
+    crate::ordered::fill_in_parts(gs, threads, |part, slots| {
+        answers_into(part, slots, waits, names, releasers, &never)
+    })
 }
 
 /// Answers `gs` into `slots` (as many). Goroutines that wait on the same

@@ -93,8 +93,8 @@ fn waiter_ids(ctx: &Ctx<'_>, sudogs: &[u64]) -> Vec<u64> {
         .collect()
 }
 
-/// The addresses of every channel some goroutine waits on, in order.
-pub fn waited(goroutines: &[GoroutineBrief], waits: &Waits) -> Vec<u64> {
+/// The state of every channel some goroutine waits on.
+pub fn collect(ctx: &Ctx<'_>, goroutines: &[GoroutineBrief], waits: &mut Waits) {
     let mut addrs = BTreeSet::new();
     for g in goroutines {
         match waits.by_goroutine.get(&g.id) {
@@ -105,7 +105,9 @@ pub fn waited(goroutines: &[GoroutineBrief], waits: &Waits) -> Vec<u64> {
             _ => {}
         }
     }
-    addrs.into_iter().collect()
+    for addr in addrs {
+        waits.chans.insert(addr, state(ctx, addr));
+    }
 }
 
 /// The channel's element type as Go names it (`int`, `*main.job`), from
@@ -117,8 +119,7 @@ pub fn elem_type(ctx: &Ctx<'_>, addr: u64, types: (u64, u64), bias: u64) -> Opti
     crate::values::type_name_at(ctx.mem, types, bias, typ).ok()
 }
 
-/// The channel at `addr`: its header and who is queued on it.
-pub fn state(ctx: &Ctx<'_>, addr: u64) -> ChanState {
+fn state(ctx: &Ctx<'_>, addr: u64) -> ChanState {
     let mut s = ChanState {
         addr,
         elem_type: None,

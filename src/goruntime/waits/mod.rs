@@ -230,8 +230,7 @@ pub fn read_waits_of(
     read_waits_shared(prog, mem, None, bias, goroutines, threads, fds)
 }
 
-/// Below this many goroutines (or channels) a second thread costs more
-/// than it saves.
+/// Below this many goroutines a second thread costs more than it saves.
 const PARALLEL_MIN: usize = 8192;
 
 /// [`read_waits_of`]; `shared`: `mem` again, when it can be read from
@@ -264,21 +263,25 @@ pub fn read_waits_shared(
     };
     let goids: Goids = goroutines.iter().map(|g| (g.gp, g.id)).collect();
     let ctx = Ctx::new(mem, prog.layout(), w, &goids);
-    let read = in_parallel(
-        shared,
-        goroutines,
-        &ctx,
-        |shared| Ctx::new(shared, prog.layout(), w, &goids),
-        |ctx, g| ctx.read_one(g, threads, fds),
-    );
+    let threads_n = crate::ordered::threads_for(goroutines.len(), PARALLEL_MIN);
+    let read = match shared.filter(|_| threads_n > 1) {
+        Some(shared) => crate::ordered::fill_in_parts(goroutines, threads_n, |part, slots| {
+            let ctx = Ctx::new(shared, prog.layout(), w, &goids);
+            for (g, slot) in part.iter().zip(slots) {
+                *slot = Some(ctx.read_one(g, threads, fds));
+            }
+        }),
+        None => goroutines
+            .iter()
+            .map(|g| ctx.read_one(g, threads, fds))
+            .collect(),
+    };
     let mut slots = Vec::new();
     for (id, on, mut own) in read {
         waits.by_goroutine.insert(id, on);
         slots.append(&mut own);
     }
-    for addr in chans::waited(goroutines, &waits) {
-        waits.chans.insert(addr, chans::state(&ctx, addr));
-    }
+    chans::collect(&ctx, goroutines, &mut waits);
     if let Some(types) = prog.binary().pclntab().ok().and_then(|p| p.types()) {
         for c in waits.chans.values_mut() {
             c.elem_type = chans::elem_type(&ctx, c.addr, types, bias);
@@ -288,48 +291,6 @@ pub fn read_waits_shared(
     name_holders(prog, mem, bias, &mut waits);
     waits.untraceable_slots = slots;
     waits
-}
-
-/// `each(item)` for every item, in order: worked out in as many parts as
-/// there are CPUs, each on a thread with its own context from `ctx_of`,
-/// when the memory can be shared; else on this one with `ctx`, as is a
-/// part whose thread panicked (a bug). (The channels' states, a tenth of
-/// this at a million goroutines, are read on one thread: a second copy
-/// of this code cost the static file more than they gained.)
-fn in_parallel<'m, T: Sync, R: Send>(
-    shared: Option<&'m (dyn Memory + Sync)>,
-    items: &[T],
-    ctx: &Ctx<'_>,
-    ctx_of: impl Fn(&'m (dyn Memory + Sync)) -> Ctx<'m> + Sync,
-    each: impl Fn(&Ctx<'_>, &T) -> R + Sync,
-) -> Vec<R> {
-    let threads = crate::ordered::threads_for(items.len(), PARALLEL_MIN);
-    let Some(shared) = shared.filter(|_| threads > 1) else {
-        return items.iter().map(|t| each(ctx, t)).collect();
-    };
-    let per = items.len().div_ceil(threads).max(1);
-    let (ctx_of, each) = (&ctx_of, &each);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = items
-            .chunks(per)
-            .map(|part| {
-                let t = s.spawn(move || {
-                    crate::background::lower_this_thread();
-                    let ctx = ctx_of(shared);
-                    part.iter().map(|t| each(&ctx, t)).collect::<Vec<R>>()
-                });
-                (part, t)
-            })
-            .collect();
-        let mut out = Vec::with_capacity(items.len());
-        for (part, t) in parts {
-            match t.join() {
-                Ok(mut done) => out.append(&mut done),
-                Err(_) => out.extend(part.iter().map(|t| each(ctx, t))),
-            }
-        }
-        out
-    })
 }
 
 /// Each channel's and heap sync object's package variable, when one
