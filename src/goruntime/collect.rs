@@ -74,6 +74,18 @@ pub trait Fetch {
         seen: &mut dyn FnMut(u64, &[u8]),
     ) -> Vec<bool>;
 
+    /// [`Fetch::fetch`] for a caller that looks at every byte of the
+    /// ranges: a fetch that would tell nothing tells all it can (see
+    /// `CapturedMemory::read_from_told`).
+    fn fetch_told(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
+        self.fetch(mem, ranges, seen)
+    }
+
     /// The plan of an earlier capture into the same `mem`, whose decisions
     /// this capture may reuse where [`Fetch::unchanged`] vouches for their
     /// bytes (taken once, at the start).
@@ -106,6 +118,15 @@ impl Fetch for ReadAll<'_> {
         seen: &mut dyn FnMut(u64, &[u8]),
     ) -> Vec<bool> {
         mem.read_from_seen(self.0, ranges, seen)
+    }
+
+    fn fetch_told(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
+        mem.read_from_told(self.0, ranges, seen)
     }
 }
 
@@ -351,6 +372,15 @@ impl Fetch for Counted<'_> {
     ) -> Vec<bool> {
         self.calls += 1;
         self.inner.fetch(mem, ranges, seen)
+    }
+    fn fetch_told(
+        &mut self,
+        mem: &mut CapturedMemory,
+        ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
+        self.calls += 1;
+        self.inner.fetch_told(mem, ranges, seen)
     }
     fn take_prior(&mut self) -> Option<Plan> {
         self.inner.take_prior()
@@ -673,17 +703,24 @@ fn read_merged(
 /// read. `cap.bytes` counts what a stop-the-world capture reads, however
 /// the bytes were got.
 fn read_ranges(fetch: &mut dyn Fetch, cap: &mut Capture, ranges: &[(u64, usize)]) -> Vec<bool> {
-    read_ranges_seen(fetch, cap, ranges, &mut |_, _| {})
+    let ok = fetch.fetch(&mut cap.mem, ranges, &mut |_, _| {});
+    count_read(cap, ranges, ok)
 }
 
-/// [`read_ranges`], `seen` told what the fetch reads (see [`Fetch::fetch`]).
+/// [`read_ranges`], `seen` told what the fetch reads (see
+/// [`Fetch::fetch_told`]).
 fn read_ranges_seen(
     fetch: &mut dyn Fetch,
     cap: &mut Capture,
     ranges: &[(u64, usize)],
     seen: &mut dyn FnMut(u64, &[u8]),
 ) -> Vec<bool> {
-    let ok = fetch.fetch(&mut cap.mem, ranges, seen);
+    let ok = fetch.fetch_told(&mut cap.mem, ranges, seen);
+    count_read(cap, ranges, ok)
+}
+
+/// `ok`, after adding what was read of `ranges` to `cap.bytes`.
+fn count_read(cap: &mut Capture, ranges: &[(u64, usize)], ok: Vec<bool>) -> Vec<bool> {
     cap.bytes += ranges
         .iter()
         .zip(&ok)
