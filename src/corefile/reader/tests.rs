@@ -430,3 +430,31 @@ fn fuzz_mutated_cores_never_panic() {
     }
     let _ = std::fs::remove_file(exe);
 }
+
+#[test]
+fn a_file_read_on_many_threads_through_the_block_cache_stays_bounded_and_right() {
+    // Each 8-byte word of the file holds its own offset.
+    let words = (CACHE_BLOCKS as u64 * 3 * BLOCK) / 8;
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = (0..words).flat_map(|w| (w * 8).to_le_bytes()).collect();
+    f.write_all(&bytes).unwrap();
+    let source = source::Source::open(f.path()).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let source = &source;
+            s.spawn(move || {
+                // Strides that keep missing the cache, from each thread.
+                let mut w = t * 977;
+                for _ in 0..4000 {
+                    w = (w + 8191 * (t + 1)) % words;
+                    let mut buf = [0u8; 8];
+                    assert!(source.read_at(w * 8, &mut buf));
+                    assert_eq!(u64::from_le_bytes(buf), w * 8);
+                }
+            });
+        }
+    });
+    let cache = source.cache.lock().unwrap();
+    assert!(cache.blocks.len() <= CACHE_BLOCKS, "{}", cache.blocks.len());
+    assert_eq!(cache.blocks.len(), cache.order.len());
+}
