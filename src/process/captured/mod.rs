@@ -703,14 +703,22 @@ const READERS_TOGETHER: usize = 4;
 /// Consecutive ranges and the part of the buffer their bytes go to.
 type Part<'b> = (&'b [(u64, usize)], &'b mut [u8]);
 
+/// Bytes below which [`read_into_together`] reads on this thread alone:
+/// four threads started for a few `g`s would cost more than the reads.
+const TOGETHER_MIN: usize = 1 << 20;
+
 /// [`read_into`] on [`READERS_TOGETHER`] threads, each reading a run of
-/// consecutive ranges of about the same total length.
+/// consecutive ranges of about the same total length (from
+/// [`TOGETHER_MIN`] bytes).
 fn read_into_together(
     mem: &(dyn Memory + Send + Sync),
     ranges: &[(u64, usize)],
     buf: &mut [u8],
 ) -> Vec<bool> {
     let total = buf.len();
+    if total < TOGETHER_MIN {
+        return read_into(mem, ranges, buf);
+    }
     let share = total.div_ceil(READERS_TOGETHER).max(1);
     // Cut `ranges` (and `buf` with them) where a share's bytes are full.
     let mut parts: Vec<Part<'_>> = Vec::new();
