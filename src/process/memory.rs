@@ -28,6 +28,12 @@ pub trait Memory {
     /// Nothing by default.
     fn pause_reads(&self) {}
 
+    /// No read is expected any more (an analysis has read all it needs):
+    /// a backend may give back what it holds, in the background. A read
+    /// that comes anyway is still answered, only more slowly. Nothing by
+    /// default.
+    fn done_reading(&self) {}
+
     /// Whether a read of `len` bytes at `addr` would succeed, known
     /// without reading (a core knows from its segments); `None` when only
     /// a read can tell.
@@ -45,6 +51,9 @@ impl<M: Memory + ?Sized> Memory for &M {
     }
     fn pause_reads(&self) {
         (**self).pause_reads()
+    }
+    fn done_reading(&self) {
+        (**self).done_reading()
     }
     fn holds(&self, addr: u64, len: usize) -> Option<bool> {
         (**self).holds(addr, len)

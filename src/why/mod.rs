@@ -188,6 +188,9 @@ pub fn analyze_scanned(
     drop(stacks);
     let heap = heap.map(drop);
     crate::process::freed::give_back_freed();
+    // Nothing below reads the snapshot: a live copy's file can leave the
+    // page cache while the answers are built, not after the report.
+    snap.mem.done_reading();
     // The deadlock cycles beside the answers: they read the same
     // releasers and nothing of each other, and the cycles' graph is a
     // thread's work of half a second at a million goroutines.

@@ -490,6 +490,10 @@ impl Memory for CoreFile {
     fn pause_reads(&self) {
         self.core.pause_reads();
     }
+
+    fn done_reading(&self) {
+        self.core.done_reading();
+    }
 }
 
 impl Target for CoreFile {

@@ -458,3 +458,29 @@ fn a_file_read_on_many_threads_through_the_block_cache_stays_bounded_and_right()
     assert!(cache.blocks.len() <= CACHE_BLOCKS, "{}", cache.blocks.len());
     assert_eq!(cache.blocks.len(), cache.order.len());
 }
+
+#[test]
+fn a_mapped_copy_done_reading_still_reads_what_it_holds() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = (0..(3 * BLOCK) / 8)
+        .flat_map(|w| (w * 8).to_le_bytes())
+        .collect();
+    f.write_all(&bytes).unwrap();
+    let source = source::Source::open(f.path()).unwrap().mapped().unwrap();
+    let word = |at: u64| {
+        let mut buf = [0u8; 8];
+        assert!(source.read_at(at, &mut buf));
+        u64::from_le_bytes(buf)
+    };
+    assert_eq!(word(BLOCK + 64), BLOCK + 64);
+    // Twice: the second call finds the first one's thread and starts none.
+    source.done_reading();
+    source.done_reading();
+    // A read that comes anyway is answered, from the file again.
+    assert_eq!(word(BLOCK + 64), BLOCK + 64);
+    let mut big = vec![0u8; 4096];
+    assert!(source.read_at(2 * BLOCK, &mut big));
+    assert_eq!(&big[..8], &(2 * BLOCK).to_le_bytes());
+    // Dropping the source joins the thread.
+    drop(source);
+}
