@@ -14,7 +14,7 @@ pub(super) struct Source {
     pub(super) cache: Mutex<BlockCache>,
     /// The thread dropping a mapped copy's pages from the page cache
     /// ([`Source::done_reading`]), joined when the source is dropped.
-    pub(super) dropping: Uncaching,
+    pub(super) uncaching: Uncaching,
 }
 
 #[derive(Debug)]
@@ -34,6 +34,16 @@ pub(super) struct BlockCache {
 }
 
 impl Source {
+    /// `len` bytes of `data`, nothing cached yet.
+    fn over(data: Data, len: u64) -> Source {
+        Source {
+            data,
+            len,
+            cache: Mutex::new(BlockCache::default()),
+            uncaching: Uncaching::default(),
+        }
+    }
+
     pub(super) fn open(path: &Path) -> std::io::Result<Source> {
         // Non-blocking, and regular files only: a hostile core can name a
         // FIFO or a device, and reading one must not hang.
@@ -49,12 +59,7 @@ impl Source {
             ));
         }
         let len = meta.len();
-        Ok(Source {
-            data: Data::File(file),
-            len,
-            cache: Mutex::new(BlockCache::default()),
-            dropping: Uncaching::default(),
-        })
+        Ok(Source::over(Data::File(file), len))
     }
 
     /// This core, or the core it holds compressed, unpacked into a private
@@ -88,12 +93,7 @@ impl Source {
                 cause,
             },
         })?;
-        Ok(Source {
-            data: Data::File(file),
-            len,
-            cache: Mutex::new(BlockCache::default()),
-            dropping: Uncaching::default(),
-        })
+        Ok(Source::over(Data::File(file), len))
     }
 
     /// The same file, read through a memory map.
@@ -102,21 +102,15 @@ impl Source {
             return Ok(self);
         };
         let map = crate::process::mapped::map_private_copy(&file)?;
-        Ok(Source {
-            len: self.len,
-            data: Data::Mapped(crate::process::mapped::BoundedMap::new(map), file),
-            cache: Mutex::new(BlockCache::default()),
-            dropping: Uncaching::default(),
-        })
+        Ok(Source::over(
+            Data::Mapped(crate::process::mapped::BoundedMap::new(map), file),
+            self.len,
+        ))
     }
 
     pub(super) fn from_bytes(bytes: Vec<u8>) -> Source {
-        Source {
-            len: bytes.len() as u64,
-            data: Data::Bytes(bytes),
-            cache: Mutex::new(BlockCache::default()),
-            dropping: Uncaching::default(),
-        }
+        let len = bytes.len() as u64;
+        Source::over(Data::Bytes(bytes), len)
     }
 
     pub(super) fn pread(&self, buf: &mut [u8], off: u64) -> bool {
@@ -150,8 +144,8 @@ impl Source {
             return;
         };
         m.give_back();
-        let mut dropping = self.dropping.0.lock().unwrap_or_else(|e| e.into_inner());
-        if dropping.is_some() {
+        let mut uncaching = self.uncaching.0.lock().unwrap_or_else(|e| e.into_inner());
+        if uncaching.is_some() {
             return;
         }
         let Ok(file) = f.try_clone() else {
@@ -168,7 +162,7 @@ impl Source {
                     nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
                 );
             });
-        *dropping = spawned.ok();
+        *uncaching = spawned.ok();
     }
 
     /// Fills `buf` from byte `off`, or fails (nothing past the end is read).
