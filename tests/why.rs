@@ -451,6 +451,24 @@ fn why_reads_the_kernels_core() {
             exe.to_str().unwrap(),
         ]);
         check_scenarios(&format!("{flavour} kernel core"), &doc, &m);
+        // Each thread the crash caught in the scheduler is listed (as the
+        // runtime's dump lists it), but its stack is no goroutine's: stale
+        // words there (the channel its `park_m` just parked one on) once
+        // made a thread "may release" a deadlocked channel, now and then.
+        let threads = by_id(&doc).len() < doc["goroutines"].as_array().unwrap().len();
+        assert!(
+            threads,
+            "{flavour}: no goroutine 0 in the crash core's report"
+        );
+        for g in doc["goroutines"].as_array().unwrap() {
+            assert!(
+                !g["may_release"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&Value::from(0)),
+                "{flavour} kernel core: a system stack may release {g:#}"
+            );
+        }
         let leaked: BTreeSet<u64> = ["orphans", "wg_workers", "wg_waiter", "select_forever"]
             .iter()
             .flat_map(|c| m[*c].iter().copied())

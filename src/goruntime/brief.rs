@@ -49,6 +49,14 @@ pub struct StackFacts {
 }
 
 impl GoroutineBrief {
+    /// Whether this is a thread's system stack (`g0`), as a crash core
+    /// lists them: `goroutine 0 [idle]`. The runtime numbers goroutines
+    /// from 1; only an M's `g0` and `gsignal` keep id 0 (and a `g` goat
+    /// could not read at all, whose stack it has not either).
+    pub fn is_system_stack(&self) -> bool {
+        self.id == 0
+    }
+
     /// `g`'s brief, its stack facts its own (see [`Briefs`] to share them).
     pub fn of(g: &Goroutine) -> GoroutineBrief {
         Briefs::default().of_goroutine(g)

@@ -126,7 +126,9 @@ pub fn may_release(
         // pc's answer, and each stack's, is worked out once.
         let mut named_at: HashMap<u64, Vec<u64>> = HashMap::new();
         let mut named_by: HashMap<*const StackFacts, Vec<u64>> = HashMap::new();
-        for g in snap.goroutines {
+        // A thread's scheduler frames name the runtime's variables, never
+        // hold a program's lock (`StackValues::scan` says why).
+        for g in snap.goroutines.iter().filter(|g| !g.is_system_stack()) {
             let named = named_by.entry(Arc::as_ptr(&g.stack)).or_insert_with(|| {
                 let mut all = Vec::new();
                 for f in g.stack.call_pcs.iter() {

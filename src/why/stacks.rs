@@ -13,8 +13,8 @@ use crate::process::Memory;
 
 /// Each goroutine's live stack pointer values, by id, in one buffer. A
 /// goroutine id is the runtime's, and so is unique but for a crash core's
-/// `goroutine 0 [idle]` system stacks: of those, the last one's values
-/// stand for its id, as the analysis has always kept one list per id.
+/// `goroutine 0 [idle]` system stacks, which have no values (see
+/// [`StackValues::scan`]).
 #[derive(Default)]
 pub struct StackValues {
     values: Vec<u64>,
@@ -33,6 +33,15 @@ pub struct StackValues {
 impl StackValues {
     /// Scans `g`'s stack (at load bias `bias` in `mem`) and appends its
     /// values. Goroutines must come in snapshot order.
+    ///
+    /// A thread's system stack (a crash core's `goroutine 0`) has none.
+    /// The runtime's GC never scans a `g0` stack (no `allgs` holds it), so
+    /// Go 1.27's leak rule has no roots there; and a thread in the
+    /// scheduler releases no channel or lock (a goroutine in C code or
+    /// a callback is listed on its own stack). Stale words of its
+    /// scheduler frames (`park_m`'s wait lock: the channel it has just
+    /// parked a goroutine on) made a thread "may release" a deadlocked
+    /// channel.
     pub fn scan(
         &mut self,
         prog: &GoProgram,
@@ -41,6 +50,10 @@ impl StackValues {
         g: &GoroutineBrief,
         scratch: &mut Scratch,
     ) {
+        if g.is_system_stack() {
+            self.ends.push((g.id, self.values.len()));
+            return;
+        }
         self.slots.clear();
         let s = stackroots::stack_pointer_values_of(
             prog,
