@@ -281,11 +281,23 @@ pub fn read_waits_shared(
         waits.by_goroutine.insert(id, on);
         slots.append(&mut own);
     }
-    chans::collect(&ctx, goroutines, &mut waits);
-    if let Some(types) = prog.binary().pclntab().ok().and_then(|p| p.types()) {
-        for c in waits.chans.values_mut() {
-            c.elem_type = chans::elem_type(&ctx, c.addr, types, bias);
-        }
+    // Each channel's state, on as many threads as the goroutines' waits.
+    let types = prog.binary().pclntab().ok().and_then(|p| p.types());
+    let parts = chans::waited_parts(&waits, threads_n);
+    let states = match shared.filter(|_| threads_n > 1) {
+        Some(shared) => crate::ordered::fill_in_parts(&parts, parts.len(), |mine, slots| {
+            let ctx = Ctx::new(shared, prog.layout(), w, &goids);
+            for (part, slot) in mine.iter().zip(slots) {
+                *slot = Some(chans::states(&ctx, part, types, bias));
+            }
+        }),
+        None => parts
+            .iter()
+            .map(|part| chans::states(&ctx, part, types, bias))
+            .collect(),
+    };
+    for s in states.into_iter().flatten() {
+        waits.chans.insert(s.addr, s);
     }
     sync::collect(&ctx, prog, bias, goroutines, &mut waits);
     name_holders(prog, mem, bias, &mut waits);
