@@ -15,6 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::goruntime::waits::WaitsOn;
+use crate::goruntime::PcHasher;
 use crate::heapwalk::{Heap, Marks};
 use crate::process::Memory;
 
@@ -74,7 +75,7 @@ pub fn never_wakes(
 ) -> BTreeSet<u64> {
     let mut first: Vec<u64> = roots.to_vec();
     // Each heap object waited on: the goroutines it frees when marked.
-    let mut frees: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut frees: HashMap<u64, Vec<usize>, PcHasher> = HashMap::default();
     let mut blocked_now = vec![false; goroutines.len()];
     let mut left = 0usize;
     let mut forever: Vec<usize> = Vec::new();

@@ -11,7 +11,7 @@ use super::describe::Names;
 use super::reach::{self, Targets};
 use super::Snapshot;
 use crate::goruntime::waits::{Waits, WaitsOn};
-use crate::goruntime::StackFacts;
+use crate::goruntime::{PcHasher, StackFacts};
 use crate::heapwalk::Heap;
 
 /// Whether `w` waits on another goroutine's action (a channel, a select,
@@ -105,7 +105,7 @@ pub fn may_release(
     }
     // Who reaches each object, in any order and maybe more than once:
     // sorted once at the end.
-    let mut reachers: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut reachers: HashMap<u64, Vec<u64>, PcHasher> = HashMap::default();
     if let Some(heap) = heap {
         let targets = Targets::new(heap, queued.keys().copied());
         reach_all(snap, heap, &targets, stacks, |o, id| {

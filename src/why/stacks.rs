@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::{ScanSummary, Snapshot};
 use crate::goruntime::stackroots::{self, Scratch};
-use crate::goruntime::{GoProgram, GoroutineBrief};
+use crate::goruntime::{GoProgram, GoroutineBrief, PcHasher};
 use crate::process::Memory;
 
 /// Each goroutine's live stack pointer values, by id, in one buffer. A
@@ -22,7 +22,7 @@ pub struct StackValues {
     ends: Vec<(u64, usize)>,
     /// The position of the last goroutine of each id (made when the
     /// values are complete, [`StackValues::index`]).
-    last: HashMap<u64, usize>,
+    last: HashMap<u64, usize, PcHasher>,
     /// How the stacks were scanned.
     pub(super) scan: ScanSummary,
     /// The stack scanner's buffers and per-pc facts, reused from one
@@ -104,7 +104,7 @@ impl StackValues {
     /// Makes [`Self::of`] answer: once every goroutine is in.
     pub(super) fn index(&mut self) {
         self.slots = Vec::new();
-        self.last = HashMap::with_capacity(self.ends.len());
+        self.last = HashMap::with_capacity_and_hasher(self.ends.len(), PcHasher);
         for (i, (id, _)) in self.ends.iter().enumerate() {
             self.last.insert(*id, i);
         }

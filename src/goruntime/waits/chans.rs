@@ -7,10 +7,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use super::{ChanOp, ChanState, Ctx, Waits, WaitsOn, MAX_LIST};
+use crate::goruntime::PcHasher;
 use crate::process::MemoryExt;
 
 /// Wait queues already walked: see [`super::Ctx::queues`].
-pub type QueueCache = RefCell<HashMap<(u64, u64), Rc<HashSet<u64>>>>;
+pub type QueueCache = RefCell<HashMap<(u64, u64), Rc<QueueSet>>>;
+
+/// A wait queue's sudogs, looked up by a cheap hash: a select's case is
+/// looked for in a queue of 400,000 sudogs, which SipHash made slow.
+type QueueSet = HashSet<u64, PcHasher>;
 
 /// A plain channel operation: the one sudog on `g.waiting`.
 pub fn chan_wait(ctx: &Ctx<'_>, gp: u64, op: ChanOp) -> Result<WaitsOn, String> {
@@ -50,11 +55,11 @@ pub fn select_wait(ctx: &Ctx<'_>, gp: u64) -> Result<WaitsOn, String> {
 }
 
 /// The sudogs of the queue at `chan + off`, as a set, remembered.
-fn queued(ctx: &Ctx<'_>, chan: u64, off: u64) -> Result<Rc<HashSet<u64>>, String> {
+fn queued(ctx: &Ctx<'_>, chan: u64, off: u64) -> Result<Rc<QueueSet>, String> {
     if let Some(set) = ctx.queues.borrow().get(&(chan, off)) {
         return Ok(set.clone());
     }
-    let set: Rc<HashSet<u64>> = Rc::new(queue(ctx, chan, off)?.0.into_iter().collect());
+    let set: Rc<QueueSet> = Rc::new(queue(ctx, chan, off)?.0.into_iter().collect());
     ctx.queues.borrow_mut().insert((chan, off), set.clone());
     Ok(set)
 }
