@@ -148,7 +148,7 @@ pub fn analyze_scanned(
         Some(s) if s.matches(gs) => s,
         _ => StackValues::of_snapshot(snap),
     };
-    stacks.index();
+    stacks.finish();
     let scan = stacks.scan.clone();
     phase("names");
     let names = describe::Names::new(snap, &waits);
@@ -384,10 +384,11 @@ fn never_wakes<M: Memory + ?Sized>(
     let candidates: Vec<leak::Candidate<'_>> = snap
         .goroutines
         .iter()
-        .map(|g| leak::Candidate {
+        .enumerate()
+        .map(|(i, g)| leak::Candidate {
             id: g.id,
             waits_on: waits.by_goroutine.get(&g.id).unwrap_or(&none),
-            stack_values: stacks.of(g.id),
+            stack_values: stacks.at(i),
         })
         .collect();
     let never = leak::never_wakes(heap, &snap.mem, &values, &skip, &candidates);

@@ -4,25 +4,21 @@
 //! just decoded it (`inspect/why.rs`), and chunks scanned on several
 //! threads are joined in order.
 
-use std::collections::HashMap;
-
 use super::{ScanSummary, Snapshot};
 use crate::goruntime::stackroots::{self, Scratch};
-use crate::goruntime::{GoProgram, GoroutineBrief, PcHasher};
+use crate::goruntime::{GoProgram, GoroutineBrief};
 use crate::process::Memory;
 
-/// Each goroutine's live stack pointer values, by id, in one buffer. A
-/// goroutine id is the runtime's, and so is unique but for a crash core's
-/// `goroutine 0 [idle]` system stacks, which have no values (see
-/// [`StackValues::scan`]).
+/// Each goroutine's live stack pointer values, in one buffer, by position
+/// in the snapshot (the analysis' goroutines are in the same order). Not
+/// by id: looking a million ids up in a map, pass after pass, was a tenth
+/// of the never-wakes and releasers phase, and ids need not be unique (a
+/// crash core's `goroutine 0` system stacks, a hostile core's).
 #[derive(Default)]
 pub struct StackValues {
     values: Vec<u64>,
     /// Each goroutine's id and where its values end, in snapshot order.
     ends: Vec<(u64, usize)>,
-    /// The position of the last goroutine of each id (made when the
-    /// values are complete, [`StackValues::index`]).
-    last: HashMap<u64, usize, PcHasher>,
     /// How the stacks were scanned.
     pub(super) scan: ScanSummary,
     /// The stack scanner's buffers and per-pc facts, reused from one
@@ -101,17 +97,13 @@ impl StackValues {
         self.ends.len() == gs.len() && self.ends.iter().zip(gs).all(|(e, g)| e.0 == g.id)
     }
 
-    /// Makes [`Self::of`] answer: once every goroutine is in.
-    pub(super) fn index(&mut self) {
+    /// Gives back the scanner's buffers, once every goroutine is in.
+    pub(super) fn finish(&mut self) {
         self.slots = Vec::new();
-        self.last = HashMap::with_capacity_and_hasher(self.ends.len(), PcHasher);
-        for (i, (id, _)) in self.ends.iter().enumerate() {
-            self.last.insert(*id, i);
-        }
     }
 
     /// The values of the goroutine at position `i`.
-    fn at(&self, i: usize) -> &[u64] {
+    pub(crate) fn at(&self, i: usize) -> &[u64] {
         let start = match i.checked_sub(1) {
             Some(before) => self.ends.get(before).map_or(0, |e| e.1),
             None => 0,
@@ -120,31 +112,21 @@ impl StackValues {
         self.values.get(start..end).unwrap_or(&[])
     }
 
-    /// The values of goroutine `id`.
-    pub(crate) fn of(&self, id: u64) -> &[u64] {
-        self.last.get(&id).map_or(&[], |&i| self.at(i))
-    }
-
     /// How many goroutines were scanned (positions for [`Self::entry`]).
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
     }
 
-    /// The id and values of the goroutine at position `i`, unless a later
-    /// one has its id (as [`Self::each`] lists them).
+    /// The id and values of the goroutine at position `i`.
     pub(crate) fn entry(&self, i: usize) -> Option<(u64, &[u64])> {
         let (id, _) = *self.ends.get(i)?;
-        (self.last.get(&id) == Some(&i)).then(|| (id, self.at(i)))
+        Some((id, self.at(i)))
     }
 
-    /// Each id with its values, once, in snapshot order (goroutines made
-    /// one after another have their objects near each other: the heap
-    /// reads of one follow those of the last).
+    /// Each goroutine's id with its values, in snapshot order (goroutines
+    /// made one after another have their objects near each other: the
+    /// heap reads of one follow those of the last).
     pub(crate) fn each(&self) -> impl Iterator<Item = (u64, &[u64])> {
-        self.ends
-            .iter()
-            .enumerate()
-            .filter(|(i, (id, _))| self.last.get(id) == Some(i))
-            .map(|(i, (id, _))| (*id, self.at(i)))
+        (0..self.ends.len()).filter_map(|i| self.entry(i))
     }
 }
