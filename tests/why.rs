@@ -455,12 +455,12 @@ fn why_reads_the_kernels_core() {
         // runtime's dump lists it), but its stack is no goroutine's: stale
         // words there (the channel its `park_m` just parked one on) once
         // made a thread "may release" a deadlocked channel, now and then.
-        let threads = by_id(&doc).len() < doc["goroutines"].as_array().unwrap().len();
+        let all = doc["goroutines"].as_array().unwrap();
         assert!(
-            threads,
+            all.iter().any(|g| g["id"] == 0),
             "{flavour}: no goroutine 0 in the crash core's report"
         );
-        for g in doc["goroutines"].as_array().unwrap() {
+        for g in all {
             assert!(
                 !g["may_release"]
                     .as_array()

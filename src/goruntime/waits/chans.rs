@@ -59,49 +59,48 @@ fn queued(ctx: &Ctx<'_>, chan: u64, off: u64) -> Result<Rc<QueueSet>, String> {
     if let Some(set) = ctx.queues.borrow().get(&(chan, off)) {
         return Ok(set.clone());
     }
-    let set: Rc<QueueSet> = Rc::new(queue(ctx, chan, off)?.0.into_iter().collect());
+    let set: Rc<QueueSet> = Rc::new(queue(ctx, chan, off)?.sudogs.into_iter().collect());
     ctx.queues.borrow_mut().insert((chan, off), set.clone());
     Ok(set)
 }
 
-/// The sudogs of the wait queue at `chan + off`, in order, and why the
-/// walk stopped early if it did.
-fn queue(ctx: &Ctx<'_>, chan: u64, off: u64) -> Result<(Vec<u64>, Option<String>), String> {
-    let (walked, why) = queue_with_gs(ctx, chan, off)?;
-    Ok((walked.into_iter().map(|(sg, _)| sg).collect(), why))
+/// A wait queue as walked: its sudogs in order, each one's `sudog.g` at
+/// the same place (0 where it cannot be read), and why the walk stopped
+/// early if it did.
+struct Queue {
+    sudogs: Vec<u64>,
+    gs: Vec<u64>,
+    why: Option<String>,
 }
 
-/// A sudog of a wait queue and its `sudog.g`.
-type Queued = (u64, u64);
-
-/// [`queue`], each sudog with its `sudog.g` (0 where it cannot be read).
-/// Both fields come from one read: the 400,000 receivers of one channel
-/// were 800,000 reads of a core, a second of `goat why`'s waits.
-fn queue_with_gs(
-    ctx: &Ctx<'_>,
-    chan: u64,
-    off: u64,
-) -> Result<(Vec<Queued>, Option<String>), String> {
+/// The wait queue at `chan + off`. A sudog's `g` and `next` come from one
+/// read: the 400,000 receivers of one channel were 800,000 reads of a
+/// core, a second of `goat why`'s waits.
+fn queue(ctx: &Ctx<'_>, chan: u64, off: u64) -> Result<Queue, String> {
     let mut sg = ctx.word(Ctx::at(chan, off)?, "waitq.first")?;
-    let mut out: Vec<Queued> = Vec::new();
-    let mut walked: Vec<u64> = Vec::new();
+    let mut q = Queue {
+        sudogs: Vec::new(),
+        gs: Vec::new(),
+        why: None,
+    };
     let mut seen = super::Seen::default();
     while sg != 0 {
-        if out.len() >= MAX_LIST || !seen.insert(sg, &walked) {
-            return Ok((
-                out,
-                Some(format!("the wait queue of {chan:#x} does not end")),
-            ));
+        if q.sudogs.len() >= MAX_LIST || !seen.insert(sg, &q.sudogs) {
+            q.why = Some(format!("the wait queue of {chan:#x} does not end"));
+            return Ok(q);
         }
-        walked.push(sg);
+        q.sudogs.push(sg);
         let (gp, next) = sudog_g_and_next(ctx, sg);
-        out.push((sg, gp.unwrap_or(0)));
+        q.gs.push(gp.unwrap_or(0));
         match next {
             Ok(next) => sg = next,
-            Err(why) => return Ok((out, Some(why))),
+            Err(why) => {
+                q.why = Some(why);
+                return Ok(q);
+            }
         }
     }
-    Ok((out, None))
+    Ok(q)
 }
 
 /// `sudog.g` (if it can be read) and `sudog.next` (or why not) of the
@@ -126,11 +125,10 @@ fn sudog_g_and_next(ctx: &Ctx<'_>, sg: u64) -> (Option<u64>, Result<u64, String>
 }
 
 /// The goroutine ids of a queue's sudogs, from their `sudog.g`s.
-fn waiter_ids(ctx: &Ctx<'_>, sudogs: &[Queued]) -> Vec<u64> {
-    sudogs
-        .iter()
-        .filter(|(_, gp)| *gp != 0)
-        .filter_map(|(_, gp)| ctx.goid(*gp))
+fn waiter_ids(ctx: &Ctx<'_>, gs: &[u64]) -> Vec<u64> {
+    gs.iter()
+        .filter(|gp| **gp != 0)
+        .filter_map(|gp| ctx.goid(*gp))
         .collect()
 }
 
@@ -221,10 +219,10 @@ fn state(ctx: &Ctx<'_>, addr: u64) -> ChanState {
         (c.recvq, &mut s.recv_waiters),
         (c.sendq, &mut s.send_waiters),
     ] {
-        match queue_with_gs(ctx, addr, off) {
-            Ok((sgs, partial)) => {
-                *out = waiter_ids(ctx, &sgs);
-                why = why.or(partial);
+        match queue(ctx, addr, off) {
+            Ok(q) => {
+                *out = waiter_ids(ctx, &q.gs);
+                why = why.or(q.why);
             }
             Err(e) => why = why.or(Some(e)),
         }
