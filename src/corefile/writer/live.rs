@@ -40,7 +40,7 @@ use super::elf::{self, Job, WriteStats, PAGE};
 use super::extents::{Extent, Extents, Piece};
 use super::maps::{dump_rule, Dump, Vma};
 use super::write::{progress_bar, read_vmas, write_error};
-use super::{io_err, CoreStats, SnapshotError};
+use super::{io_err, AfterWrite, CoreStats, SnapshotError};
 
 #[path = "live_final.rs"]
 mod final_stop;
@@ -100,6 +100,7 @@ struct Copy {
 struct LiveCopy<'a> {
     pid: i32,
     file: &'a File,
+    after: AfterWrite,
     dest: &'a Path,
     /// Bytes kept after the start of the file for headers and notes.
     room: u64,
@@ -146,7 +147,7 @@ fn open_tracking(
 /// failed part-way.
 pub(super) fn write_live(
     live: &LiveProcess,
-    file: &File,
+    out: elf::Output<'_>,
     dest: &Path,
     facts_hold: (u32, Option<Duration>),
     stats: &mut CoreStats,
@@ -158,7 +159,8 @@ pub(super) fn write_live(
     let room = header_room(pid, crate::process::read_mappings(pid).len());
     let mut copy = LiveCopy {
         pid,
-        file,
+        file: out.file,
+        after: out.after,
         dest,
         room,
         mem: live.memory(),
@@ -433,7 +435,10 @@ impl LiveCopy<'_> {
                 .collect();
             elf::copy_jobs(
                 readers,
-                self.file,
+                elf::Output {
+                    file: self.file,
+                    after: self.after,
+                },
                 &js,
                 mem,
                 overwrite,

@@ -14,6 +14,7 @@ pub(super) struct Facts<'a> {
     pub(super) threads: &'a [ThreadInfo],
     pub(super) filter: u32,
     pub(super) hold: Option<Duration>,
+    pub(super) after: AfterWrite,
 }
 
 /// Cores smaller than this are written without a progress bar.
@@ -72,6 +73,7 @@ pub(super) fn write_file(
         threads,
         filter,
         hold,
+        after,
     } = *facts;
     let vmas = read_vmas(layout_pid)?;
     let rules: Vec<_> = vmas.iter().map(|v| dump_rule(v, filter)).collect();
@@ -81,7 +83,10 @@ pub(super) fn write_file(
     let bar = progress_bar(elf::dump_bytes(&layout));
     let mut w = elf::WriteStats::default();
     let r = elf::write_core(
-        &tmp.file,
+        elf::Output {
+            file: &tmp.file,
+            after,
+        },
         &layout,
         mem,
         &mut |n| {
