@@ -130,6 +130,7 @@ impl Decoder<'_> {
         let view = GoroutineView {
             header: &header,
             frames: Some(&cache.frames),
+            walk: None,
         };
         Some(view.to_goroutine())
     }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use super::args::ArgsPlan;
 use super::collect::{Capture, OVER_BUDGET};
-use super::decoded::{elision, CachedSource, FrameBuffers, FrameRegs, GoroutineView, PcInfo};
+use super::decoded::{
+    elision, CachedSource, FrameBuffers, FrameRegs, GoroutineView, PcInfo, PriorWalk,
+};
 use super::layout::RuntimeLayout;
 use super::model::{CreatedBy, Elision, Goroutine, MachineRef};
 use super::signal_frame::interrupted_at;
 use super::stack_window::StackWindow;
-use super::unwind::{unwind, PcHasher, PhysFrame, StartRegs, UnwindCache};
+use super::unwind::{unwind, PcHasher, PhysFrame, StartRegs, UnwindCache, Unwound};
 use super::version::{
     GoVersion, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
 };
@@ -73,6 +75,18 @@ pub(super) struct Caches {
     window: Vec<u8>,
     /// The frames of the goroutine being decoded.
     pub frames: FrameBuffers,
+    /// Its walk, for a stack scan that follows (`goat why`'s).
+    pub walked: Option<Walked>,
+}
+
+/// A goroutine's walk as its decoding made it: where it started, the top
+/// of the stack, the frames and why the walk stopped early, and whether
+/// `Caches::window` holds the stack's bytes.
+pub struct Walked {
+    start: StartRegs,
+    hi: u64,
+    unwound: Unwound,
+    window_copied: bool,
 }
 
 /// Below this many goroutines a second thread costs more than it saves.
@@ -170,6 +184,16 @@ impl Decoder<'_> {
                         let view = GoroutineView {
                             header: &header,
                             frames: Some(&w.cache.frames),
+                            walk: w.cache.walked.as_ref().map(|walked| PriorWalk {
+                                start: walked.start,
+                                hi: walked.hi,
+                                frames: &walked.unwound.frames,
+                                error: walked.unwound.error.as_ref(),
+                                window: match walked.window_copied {
+                                    true => &w.cache.window,
+                                    false => &[],
+                                },
+                            }),
                         };
                         add(&mut acc, &view);
                     }
@@ -184,6 +208,7 @@ impl Decoder<'_> {
                     let view = GoroutineView {
                         header: &header,
                         frames: None,
+                        walk: None,
                     };
                     add(&mut acc, &view);
                 }
@@ -255,6 +280,7 @@ impl Decoder<'_> {
         let view = GoroutineView {
             header: &header,
             frames: Some(&cache.frames),
+            walk: None,
         };
         Some(view.to_goroutine())
     }
@@ -270,6 +296,7 @@ impl Decoder<'_> {
     ) -> Option<Goroutine> {
         if let Some(c) = cache.as_deref_mut() {
             c.frames.clear();
+            c.walked = None;
         }
         let Some(g) = self.read_g(mem, addr) else {
             let mut u = unreadable_g(addr);
@@ -365,8 +392,16 @@ impl Decoder<'_> {
         let mem = &StackWindow::new(mem, start.sp, stack_hi, &mut window);
         let unwound = unwind(mem, self.tab, self.bias, start, &mut cache.unwind);
         let elided = self.symbolize(mem, &unwound.frames, cache);
+        let window_copied = !mem.copied().is_empty();
         cache.window = window;
-        (elided, unwound.error.map(|e| e.to_string()))
+        let unreadable = unwound.error.as_ref().map(|e| e.to_string());
+        cache.walked = Some(Walked {
+            start,
+            hi: stack_hi,
+            unwound,
+            window_copied,
+        });
+        (elided, unreadable)
     }
 
     /// Where to start unwinding, as the runtime's `traceback1` decides:

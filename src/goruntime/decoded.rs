@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::args::ArgsPlan;
 use super::model::{Elision, FrameRef, Goroutine};
+use super::unwind::{PhysFrame, StartRegs, UnwindError};
 
 /// One source frame of a PC, kept per decoding thread: 100k goroutines
 /// mostly stand at the same few dozen PCs.
@@ -126,12 +127,33 @@ impl FrameBuffers {
 pub struct GoroutineView<'a> {
     pub(super) header: &'a Goroutine,
     pub(super) frames: Option<&'a FrameBuffers>,
+    /// The walk its decoding made, when one was made.
+    pub(super) walk: Option<PriorWalk<'a>>,
+}
+
+/// A goroutine's walk as its decoding left it, lent to the stack scan that
+/// follows (`stackroots`): the same start and stack need no second walk
+/// and no second read of the stack's bytes (a million goroutines' `goat
+/// why` read and unwound every stack twice).
+#[derive(Clone, Copy)]
+pub struct PriorWalk<'a> {
+    pub(super) start: StartRegs,
+    pub(super) hi: u64,
+    pub(super) frames: &'a [PhysFrame],
+    pub(super) error: Option<&'a UnwindError>,
+    /// `[start.sp, ...)` of the stack as read; empty if it could not be.
+    pub(super) window: &'a [u8],
 }
 
 impl<'a> GoroutineView<'a> {
     /// Everything about the goroutine but its frames.
     pub fn header(&self) -> &'a Goroutine {
         self.header
+    }
+
+    /// The walk its decoding made (see [`PriorWalk`]).
+    pub fn prior_walk(&self) -> Option<PriorWalk<'a>> {
+        self.walk
     }
 
     /// The frames shown, innermost first (elided ones left out; where
@@ -275,6 +297,7 @@ mod tests {
         let view = GoroutineView {
             header: &g,
             frames: Some(&b),
+            walk: None,
         };
         let shown: Vec<(String, String)> = view
             .frames()
@@ -309,6 +332,7 @@ mod tests {
         let view = GoroutineView {
             header: &g,
             frames: Some(&b),
+            walk: None,
         };
         assert_eq!(view.frames().count(), 1);
 
@@ -320,6 +344,7 @@ mod tests {
         let view = GoroutineView {
             header: &g,
             frames: Some(&b),
+            walk: None,
         };
         let keys: Vec<_> = view.frames().map(|f| f.key).collect();
         assert_eq!(keys.len(), 2);

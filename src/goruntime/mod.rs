@@ -44,7 +44,7 @@ pub use layout_check::Fit;
 
 pub use brief::{BriefScratch, Briefs, GoroutineBrief, StackFacts};
 pub use decode::{Decoder, CHUNK_GOROUTINES};
-pub use decoded::GoroutineView;
+pub use decoded::{GoroutineView, PriorWalk};
 pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, FrameRef, Goroutine, MachineRef};
 pub use stackroots::{stack_pointer_slots, StackScan};
 pub use unwind::PcHasher;

@@ -38,6 +38,19 @@ impl<'a> StackWindow<'a> {
     }
 }
 
+impl<'a> StackWindow<'a> {
+    /// A window over bytes already read from `[base, base + bytes.len())`
+    /// of `inner` (a decoding's, lent to the stack scan that follows it).
+    pub(super) fn over(inner: &'a dyn Memory, base: u64, bytes: &'a [u8]) -> Self {
+        StackWindow { inner, base, bytes }
+    }
+
+    /// The bytes copied: empty when `inner` could not read the range whole.
+    pub(super) fn copied(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
 impl Memory for StackWindow<'_> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
         let held = addr

@@ -48,7 +48,7 @@ impl PhysFrame {
 }
 
 /// Where the walk starts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StartRegs {
     pub pc: u64,
     pub sp: u64,

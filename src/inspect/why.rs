@@ -220,7 +220,13 @@ impl Inspector {
                 |n| (Vec::with_capacity(n), StackValues::default(), take()),
                 |(chunk, values, scratch): &mut ChunkOut, g| {
                     let brief = shared.of_view(g, &mut scratch.briefs);
-                    values.scan(prog, core, bias, &brief, &mut scratch.scan);
+                    values.scan(
+                        prog,
+                        core,
+                        bias,
+                        (&brief, g.prior_walk()),
+                        &mut scratch.scan,
+                    );
                     chunk.push(brief);
                 },
                 |(chunk, values, scratch)| {
@@ -245,7 +251,7 @@ impl Inspector {
         let mut scratch = take();
         for g in self.crash_g0s(&c)? {
             let brief = shared.of_goroutine(&g);
-            values.scan(prog, core, bias, &brief, &mut scratch.scan);
+            values.scan(prog, core, bias, (&brief, None), &mut scratch.scan);
             out.push(brief);
         }
         Ok((out, values))

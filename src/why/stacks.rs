@@ -6,7 +6,7 @@
 
 use super::{ScanSummary, Snapshot};
 use crate::goruntime::stackroots::{self, Scratch};
-use crate::goruntime::{GoProgram, GoroutineBrief};
+use crate::goruntime::{GoProgram, GoroutineBrief, PriorWalk};
 use crate::process::Memory;
 
 /// Each goroutine's live stack pointer values, in one buffer, by position
@@ -43,7 +43,7 @@ impl StackValues {
         prog: &GoProgram,
         mem: &dyn Memory,
         bias: u64,
-        g: &GoroutineBrief,
+        (g, prior): (&GoroutineBrief, Option<PriorWalk<'_>>),
         scratch: &mut Scratch,
     ) {
         if g.is_system_stack() {
@@ -55,7 +55,7 @@ impl StackValues {
             prog,
             mem,
             bias,
-            g,
+            (g, prior),
             &mut self.slots,
             &mut self.values,
             scratch,
@@ -87,7 +87,7 @@ impl StackValues {
         };
         let mut scratch = Scratch::default();
         for g in snap.goroutines {
-            out.scan(snap.prog, snap.mem, snap.bias, g, &mut scratch);
+            out.scan(snap.prog, snap.mem, snap.bias, (g, None), &mut scratch);
         }
         out
     }

@@ -42,7 +42,7 @@ use crate::process::{Memory, MemoryExt};
 use super::stack_window::StackWindow;
 use super::unwind::{unwind, PhysFrame, StartRegs, UnwindCache};
 use super::version::{G_RUNNING, G_SYSCALL};
-use super::{GoProgram, Goroutine, GoroutineBrief};
+use super::{GoProgram, Goroutine, GoroutineBrief, PriorWalk};
 use pcs::{FuncFacts, PcFacts};
 use state::{ScanState, StackObject};
 
@@ -96,23 +96,25 @@ pub fn stack_pointer_slots(
     out: &mut Vec<u64>,
     scratch: &mut Scratch,
 ) -> StackScan {
-    scan_stack(prog, mem, bias, &GoroutineBrief::of(g), out, scratch, None)
+    let g = &GoroutineBrief::of(g);
+    scan_stack(prog, mem, bias, (g, None), (out, None), scratch)
 }
 
 /// [`stack_pointer_slots`] of a goroutine as `goat why` keeps it, and the
 /// pointers the slots hold appended to `values` (those that read, and are
 /// not nil): read from the stack's bytes the scan already holds, not again
-/// from `mem`.
+/// from `mem`. `prior`: the walk the goroutine's decoding made, used where
+/// it starts where this scan does (else the stack is walked again).
 pub fn stack_pointer_values_of(
     prog: &GoProgram,
     mem: &dyn Memory,
     bias: u64,
-    g: &GoroutineBrief,
+    (g, prior): (&GoroutineBrief, Option<PriorWalk<'_>>),
     slots: &mut Vec<u64>,
     values: &mut Vec<u64>,
     scratch: &mut Scratch,
 ) -> StackScan {
-    scan_stack(prog, mem, bias, g, slots, scratch, Some(values))
+    scan_stack(prog, mem, bias, (g, prior), (slots, Some(values)), scratch)
 }
 
 /// The words at `slots` that read, as pointer values (nil left out),
@@ -129,10 +131,9 @@ fn scan_stack(
     prog: &GoProgram,
     mem: &dyn Memory,
     bias: u64,
-    g: &GoroutineBrief,
-    out: &mut Vec<u64>,
+    (g, prior): (&GoroutineBrief, Option<PriorWalk<'_>>),
+    (out, values): (&mut Vec<u64>, Option<&mut Vec<u64>>),
     scratch: &mut Scratch,
-    values: Option<&mut Vec<u64>>,
 ) -> StackScan {
     let mut scan = StackScan::default();
     let layout = prog.layout();
@@ -158,7 +159,12 @@ fn scan_stack(
         .map(|(_, sp)| sp)
         .filter(|&sp| sp >= lo && sp < hi)
         .unwrap_or(lo);
-    let stack = StackWindow::new(mem, window_from, hi, &mut scratch.window);
+    // The decoding's walk, if it read this stack from here to `hi`.
+    let prior = prior.filter(|p| p.hi == hi && p.start.sp == window_from);
+    let stack = match prior.filter(|p| !p.window.is_empty()) {
+        Some(p) => StackWindow::over(mem, window_from, p.window),
+        None => StackWindow::new(mem, window_from, hi, &mut scratch.window),
+    };
     let mut st = ScanState::new(&stack, lo, hi, out);
 
     let walked = match (start, prog.binary().pclntab()) {
@@ -169,7 +175,17 @@ fn scan_stack(
                 trap: g.status_code == G_RUNNING,
                 syscall: g.status_code == G_SYSCALL,
             };
-            let unwound = unwind(&stack, tab, bias, regs, &mut scratch.unwind);
+            let unwound;
+            let (frames, error) = match prior.filter(|p| p.start == regs) {
+                Some(p) => (p.frames, p.error.map(|e| e.to_string())),
+                None => {
+                    unwound = unwind(&stack, tab, bias, regs, &mut scratch.unwind);
+                    (
+                        &unwound.frames[..],
+                        unwound.error.as_ref().map(|e| e.to_string()),
+                    )
+                }
+            };
             let walk = Walk {
                 prog,
                 tab,
@@ -177,8 +193,8 @@ fn scan_stack(
                 running: g.status_code == G_RUNNING,
                 rodata: tab.rodata(),
             };
-            walk.frames(&unwound.frames, &mut st, &mut scan, &mut scratch.pcs)
-                .map(|rest_from| (rest_from, unwound.error.map(|e| e.to_string())))
+            walk.frames(frames, &mut st, &mut scan, &mut scratch.pcs)
+                .map(|rest_from| (rest_from, error))
                 .unwrap_or_else(|(rest_from, why)| (rest_from, Some(why)))
         }
         (None, _) => {
