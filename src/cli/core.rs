@@ -38,9 +38,6 @@ pub fn core(
         // where it would let an injected syscall kill the program.
         inject_under_seccomp: cfg!(feature = "test-hooks")
             && inspect::test_hook_set("GOAT_TEST_CLONE_UNDER_SECCOMP"),
-        // Kept for later, maybe copied off the machine: out of the way of
-        // the service's own cached files.
-        after: writer::AfterWrite::Uncache,
     };
     let st = inspect::write_core(pid, &opts, &mut warn)?;
     if st.leftovers_reaped > 0 {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::corefile::writer::{AfterWrite, CoreOptions, Mode};
+use crate::corefile::writer::{CoreOptions, Mode};
 use crate::tracer::StopWindow;
 
 use super::write_core::SaveExecutable;
@@ -64,8 +64,6 @@ impl Inspector {
                 force: false,
                 hold: super::hold_duration(),
                 inject_under_seccomp: false,
-                // Read back at once, all of it.
-                after: AfterWrite::KeepCached,
             },
             SaveExecutable::Never,
             warn,

@@ -134,8 +134,8 @@ impl Source {
 
     /// A mapped copy (goat's own, unlinked) read for the last time: its
     /// pages are given back, and its file's pages dropped from the page
-    /// cache on a thread of their own. The copy stays cached from its
-    /// writing (`AfterWrite::KeepCached`), all of it, and freeing 4.5 GB of cached pages when the copy
+    /// cache on a thread of their own. Reading it back filled the cache
+    /// with all of it, and freeing 4.5 GB of cached pages when the copy
     /// is closed kept a million goroutines' `goat why` waiting for most
     /// of a second after its report was made. Dropped now, they go while
     /// the answers are built. A user's core is left as it is cached.

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 
 use crate::process::Memory;
 
-use super::flush::{AfterWrite, Flusher};
+use super::flush::Flusher;
 use super::maps::{Dump, Vma};
 
 const EHDR_SIZE: u64 = 64;
@@ -20,14 +20,6 @@ const PT_NOTE: u32 = 4;
 const CHUNK: usize = 8 << 20;
 /// Size of each request in a chunk (the live backend merges neighbours).
 const PIECE: usize = 256 << 10;
-
-/// The file a core is written to, and what becomes of its pages once
-/// they are on disk.
-#[derive(Clone, Copy)]
-pub struct Output<'f> {
-    pub file: &'f File,
-    pub after: AfterWrite,
-}
 
 /// One `PT_LOAD`: a mapping and how many of its bytes the file holds.
 #[derive(Debug, Clone)]
@@ -255,28 +247,28 @@ fn jobs(layout: &Layout) -> Vec<Job> {
 /// order, so the chunk the writer waits for always has a buffer: the
 /// reordering can never starve it.
 pub fn write_core(
-    out: Output<'_>,
+    file: &File,
     layout: &Layout,
     mem: &(dyn Memory + Sync),
     progress: &mut dyn FnMut(u64),
     stats: &mut WriteStats,
 ) -> io::Result<()> {
-    write_core_with(reader_count(), out, layout, mem, progress, stats)
+    write_core_with(reader_count(), file, layout, mem, progress, stats)
 }
 
 fn write_core_with(
     readers: usize,
-    out: Output<'_>,
+    file: &File,
     layout: &Layout,
     mem: &(dyn Memory + Sync),
     progress: &mut dyn FnMut(u64),
     stats: &mut WriteStats,
 ) -> io::Result<()> {
     let head = headers(layout);
-    out.file.write_all_at(&head, 0)?;
+    file.write_all_at(&head, 0)?;
     stats.bytes_written = head.len() as u64;
-    copy_jobs(readers, out, &jobs(layout), mem, false, progress, stats)?;
-    out.file.set_len(layout.end)
+    copy_jobs(readers, file, &jobs(layout), mem, false, progress, stats)?;
+    file.set_len(layout.end)
 }
 
 /// Copies each job's bytes from `mem` to its place in `file` (see
@@ -284,7 +276,7 @@ fn write_core_with(
 /// out of the file (they may hold an older copy); else they are skipped.
 pub fn copy_jobs(
     readers: usize,
-    out: Output<'_>,
+    file: &File,
     jobs: &[Job],
     mem: &(dyn Memory + Sync),
     overwrite: bool,
@@ -325,7 +317,7 @@ pub fn copy_jobs(
         let mut result = Ok(());
         let mut waiting = std::collections::BTreeMap::new();
         let mut want = 0usize;
-        let mut flusher = Flusher::new(out.file, out.after);
+        let mut flusher = Flusher::new(file);
         'recv: for (i, buf, unreadable) in filled_rx.iter() {
             stats.unreadable_pages += unreadable;
             waiting.insert(i, buf);
@@ -334,7 +326,7 @@ pub fn copy_jobs(
                 // few pages, and growing a buffer back zeroed 8 MiB per
                 // job (a million goroutines' copy spent 19 s in memset).
                 let Job { offset, len, .. } = jobs[want];
-                result = write_nonzero(out.file, offset, &buf[..len], overwrite, stats);
+                result = write_nonzero(file, offset, &buf[..len], overwrite, stats);
                 flusher.written(offset, len as u64);
                 progress(len as u64);
                 if result.is_err() {

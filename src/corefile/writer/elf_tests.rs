@@ -1,7 +1,6 @@
 //! The core writer's pipeline against a fake memory.
 
 use super::*;
-use crate::corefile::writer::AfterWrite;
 use crate::process::ReadFault;
 
 /// Memory whose byte at `a` is a hash of `a` (zero on one page, unreadable
@@ -69,14 +68,9 @@ fn parallel_readers_write_the_same_file_as_one() {
         let file = File::create(&path).unwrap();
         let mut stats = WriteStats::default();
         let mut done = 0;
-        // Either way the same bytes land in the file.
-        let after = match readers {
-            3 => AfterWrite::KeepCached,
-            _ => AfterWrite::Uncache,
-        };
         write_core_with(
             readers,
-            Output { file: &file, after },
+            &file,
             &layout,
             &Patterned,
             &mut |n| done += n,

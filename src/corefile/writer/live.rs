@@ -40,7 +40,7 @@ use super::elf::{self, Job, WriteStats, PAGE};
 use super::extents::{Extent, Extents, Piece};
 use super::maps::{dump_rule, Dump, Vma};
 use super::write::{progress_bar, read_vmas, write_error};
-use super::{io_err, AfterWrite, CoreStats, SnapshotError};
+use super::{io_err, CoreStats, SnapshotError};
 
 #[path = "live_final.rs"]
 mod final_stop;
@@ -100,7 +100,6 @@ struct Copy {
 struct LiveCopy<'a> {
     pid: i32,
     file: &'a File,
-    after: AfterWrite,
     dest: &'a Path,
     /// Bytes kept after the start of the file for headers and notes.
     room: u64,
@@ -147,7 +146,7 @@ fn open_tracking(
 /// failed part-way.
 pub(super) fn write_live(
     live: &LiveProcess,
-    out: elf::Output<'_>,
+    file: &File,
     dest: &Path,
     facts_hold: (u32, Option<Duration>),
     stats: &mut CoreStats,
@@ -159,8 +158,7 @@ pub(super) fn write_live(
     let room = header_room(pid, crate::process::read_mappings(pid).len());
     let mut copy = LiveCopy {
         pid,
-        file: out.file,
-        after: out.after,
+        file,
         dest,
         room,
         mem: live.memory(),
@@ -435,10 +433,7 @@ impl LiveCopy<'_> {
                 .collect();
             elf::copy_jobs(
                 readers,
-                elf::Output {
-                    file: self.file,
-                    after: self.after,
-                },
+                self.file,
                 &js,
                 mem,
                 overwrite,

@@ -23,7 +23,6 @@ pub mod maps;
 pub mod notes;
 mod write;
 
-pub use flush::AfterWrite;
 pub use fork::{fork_feasible, injection_feasible as syscall_injection_feasible, Infeasible};
 pub use live::LiveStats;
 use write::{write_file, Facts};
@@ -65,8 +64,6 @@ pub struct CoreOptions {
     pub hold: Option<Duration>,
     /// Tests only: inject syscalls even under a seccomp filter.
     pub inject_under_seccomp: bool,
-    /// Whether the core's pages leave the page cache once on disk.
-    pub after: AfterWrite,
 }
 
 /// What writing the core cost.
@@ -217,16 +214,7 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
         false
     });
     if mode == Mode::Live && injects {
-        match live::write_live(
-            live,
-            elf::Output {
-                file: &tmp.file,
-                after: opts.after,
-            },
-            &opts.dest,
-            (filter, opts.hold),
-            &mut stats,
-        ) {
+        match live::write_live(live, &tmp.file, &opts.dest, (filter, opts.hold), &mut stats) {
             Ok(releasing) => {
                 stats.mode = Some(Mode::Live);
                 let r = finish(tmp, &opts.dest, stats, start);
@@ -272,7 +260,6 @@ fn write_core_of(live: &LiveProcess, opts: &CoreOptions) -> Result<CoreStats, Sn
         threads: &threads,
         filter,
         hold: opts.hold,
-        after: opts.after,
     };
     let result = match child {
         None => {
@@ -370,8 +357,6 @@ pub fn write_core_stopped(
         threads: &threads,
         filter: read_filter(pid),
         hold: None,
-        // The user's `dump` of a session: kept for later.
-        after: AfterWrite::Uncache,
     };
     write_file(&tmp, dest, pid, stopped, &facts, &mut stats)?;
     tmp.commit()

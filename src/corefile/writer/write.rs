@@ -14,7 +14,6 @@ pub(super) struct Facts<'a> {
     pub(super) threads: &'a [ThreadInfo],
     pub(super) filter: u32,
     pub(super) hold: Option<Duration>,
-    pub(super) after: AfterWrite,
 }
 
 /// Cores smaller than this are written without a progress bar.
@@ -73,7 +72,6 @@ pub(super) fn write_file(
         threads,
         filter,
         hold,
-        after,
     } = *facts;
     let vmas = read_vmas(layout_pid)?;
     let rules: Vec<_> = vmas.iter().map(|v| dump_rule(v, filter)).collect();
@@ -83,10 +81,7 @@ pub(super) fn write_file(
     let bar = progress_bar(elf::dump_bytes(&layout));
     let mut w = elf::WriteStats::default();
     let r = elf::write_core(
-        elf::Output {
-            file: &tmp.file,
-            after,
-        },
+        &tmp.file,
         &layout,
         mem,
         &mut |n| {
