@@ -80,13 +80,12 @@ pub(super) struct Caches {
 }
 
 /// A goroutine's walk as its decoding made it: where it started, the top
-/// of the stack, the frames and why the walk stopped early, and whether
-/// `Caches::window` holds the stack's bytes.
+/// of the stack, the frames and why the walk stopped early (its stack's
+/// bytes are `Caches::window`, empty if they could not be read).
 pub struct Walked {
     start: StartRegs,
     hi: u64,
     unwound: Unwound,
-    window_copied: bool,
 }
 
 /// Below this many goroutines a second thread costs more than it saves.
@@ -189,10 +188,7 @@ impl Decoder<'_> {
                                 hi: walked.hi,
                                 frames: &walked.unwound.frames,
                                 error: walked.unwound.error.as_ref(),
-                                window: match walked.window_copied {
-                                    true => &w.cache.window,
-                                    false => &[],
-                                },
+                                window: &w.cache.window,
                             }),
                         };
                         add(&mut acc, &view);
@@ -392,14 +388,12 @@ impl Decoder<'_> {
         let mem = &StackWindow::new(mem, start.sp, stack_hi, &mut window);
         let unwound = unwind(mem, self.tab, self.bias, start, &mut cache.unwind);
         let elided = self.symbolize(mem, &unwound.frames, cache);
-        let window_copied = !mem.copied().is_empty();
         cache.window = window;
         let unreadable = unwound.error.as_ref().map(|e| e.to_string());
         cache.walked = Some(Walked {
             start,
             hi: stack_hi,
             unwound,
-            window_copied,
         });
         (elided, unreadable)
     }

@@ -20,34 +20,22 @@ pub(super) struct StackWindow<'a> {
 impl<'a> StackWindow<'a> {
     /// The window over `[sp, hi)` of `inner`, read into `buf` (reused
     /// between goroutines). A range `inner` cannot read whole gives an
-    /// empty window: every read then goes to `inner`, which answers as it
-    /// would have without one.
+    /// empty window, and leaves `buf` empty: every read then goes to
+    /// `inner`, which answers as it would have without one.
     pub(super) fn new(inner: &'a dyn Memory, sp: u64, hi: u64, buf: &'a mut Vec<u8>) -> Self {
         let len = hi.saturating_sub(sp).min(MAX_WINDOW) as usize;
         buf.clear();
         buf.resize(len, 0);
-        let bytes: &[u8] = match len > 0 && inner.read(sp, buf).is_ok() {
-            true => buf,
-            false => &[],
-        };
-        StackWindow {
-            inner,
-            base: sp,
-            bytes,
+        if len > 0 && inner.read(sp, buf).is_err() {
+            buf.clear();
         }
+        StackWindow::over(inner, sp, buf)
     }
-}
 
-impl<'a> StackWindow<'a> {
     /// A window over bytes already read from `[base, base + bytes.len())`
     /// of `inner` (a decoding's, lent to the stack scan that follows it).
     pub(super) fn over(inner: &'a dyn Memory, base: u64, bytes: &'a [u8]) -> Self {
         StackWindow { inner, base, bytes }
-    }
-
-    /// The bytes copied: empty when `inner` could not read the range whole.
-    pub(super) fn copied(&self) -> &'a [u8] {
-        self.bytes
     }
 }
 
