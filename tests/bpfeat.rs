@@ -2,7 +2,8 @@
 //! and `-N -l`: names, conditions with && and ||, on, toggle, hit-count
 //! conditions, display, clear NAME, clearall LOCATION, bare `b` and
 //! `b +N`, a breakpoint on a function the optimizer inlined everywhere,
-//! `next` while another goroutine hits a breakpoint, stepout's returned
+//! `next` while another goroutine hits a breakpoint (also when the stepping
+//! goroutine runs while the others are being stopped), stepout's returned
 //! values, step-instruction. After each session the program runs on,
 //! untraced, its code as before.
 
@@ -210,6 +211,88 @@ fn next_with_another_goroutines_hit_inlined_breakpoints_stepout_and_si() {
     build_fixtures();
     for flavour in FLAVOURS {
         steps_inlined_si_and_lines(flavour);
+    }
+}
+
+/// `next` over `time.Sleep` while another goroutine hits a breakpoint
+/// every millisecond: each hit stops the program, and between the hit and
+/// the stop of every thread the stepping goroutine may wake and run. Goat
+/// is made to wait 10 ms in that window (a test hook), so the goroutine
+/// does run there; it must still stop at the line after the sleep, in the
+/// same round of the loop (`main.rounds` unchanged), not pass its lines
+/// unseen and stop a round or more later.
+fn next_stops_on_its_line_when_it_runs_while_others_stop(flavour: &str) {
+    let fx = Fixture::start(flavour, "runctl", &[]);
+    let before = text_segment(&fx);
+    let mut script = vec![
+        format!("b runctl/main.go:{}", line_of("nap")),
+        "c".to_string(),
+        "b main.bystander".to_string(),
+    ];
+    const ROUNDS: usize = 4;
+    for _ in 0..ROUNDS {
+        // Before and after the step; then on to the nap of the next round
+        // with the bystander's breakpoint off.
+        for cmd in [
+            "p main.rounds",
+            "next",
+            "p main.rounds",
+            "toggle 2",
+            "c",
+            "toggle 2",
+        ] {
+            script.push(cmd.to_string());
+        }
+    }
+    script.push("quit".to_string());
+    let pid = fx.pid().to_string();
+    let mut child = common::goat()
+        .args(["attach", &pid])
+        .env(common::hook("GOAT_TEST_STOP_DELAY_US"), "10000")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run goat attach");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, format!("{}\n", script.join("\n")).as_bytes())
+        .expect("write the script");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for goat");
+    let (stdout, stderr) = (common::text(&out.stdout), common::text(&out.stderr));
+    let ctx = format!("{flavour}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert!(out.status.success(), "{ctx}");
+    let rounds: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert_eq!(rounds.len(), 2 * ROUNDS, "{ctx}");
+    for pair in rounds.chunks(2) {
+        assert_eq!(pair[0], pair[1], "a `next` ran a round of the loop: {ctx}");
+    }
+    // The bystander was stopped during the steps, so the window was used.
+    assert!(
+        stdout.contains("\tbreakpoint hit during a step, continuing..."),
+        "{ctx}"
+    );
+    let ends: Vec<_> = stops(&stdout)
+        .into_iter()
+        .filter(|x| x.func == "main.main" && x.note.starts_with("(PC: "))
+        .collect();
+    assert_eq!(ends.len(), ROUNDS, "{ctx}");
+    assert!(
+        ends.iter().all(|x| x.is(1, "main.main", "after-nap")),
+        "{ctx}"
+    );
+    assert_untouched(fx.pid());
+    assert!(text_segment(&fx) == before, "the text changed: {ctx}");
+}
+
+#[test]
+fn next_stops_on_its_line_when_its_goroutine_runs_while_others_stop() {
+    build_fixtures();
+    for flavour in ["go1.19-exe", "go1.24-noopt", "go1.27-exe"] {
+        next_stops_on_its_line_when_it_runs_while_others_stop(flavour);
     }
 }
 

@@ -212,12 +212,18 @@ impl Tracer {
             let woke = self.wait_running(command);
             ran += resumed.elapsed();
             self.bps.collecting = false;
-            // The int3s come out first, while the others still run: from
-            // here no thread can trap anew, so the traps a SIGKILLed goat
-            // would leave to the program are only those already taken
-            // (each rewound within microseconds of being reported).
-            self.bps.disarm(pid);
+            // The user's int3s come out first, while the others still run:
+            // from here only a step's own breakpoints can trap anew, so
+            // the traps a SIGKILLed goat would leave to the program are
+            // few (each rewound within microseconds of being taken). The
+            // step's stay until every thread is stopped: its goroutine,
+            // running in this window, must not pass its next line unseen
+            // (a thread that traps now is rewound and hits it again on the
+            // next continue).
+            self.bps.disarm_all_but_temps(pid);
+            widen_stop_window_for_tests();
             let stopped = self.stop_all();
+            self.bps.disarm(pid);
             if stopped.is_ok() {
                 self.take_pending_traps();
                 self.disarm_debug_registers();
@@ -580,6 +586,23 @@ impl Tracer {
 /// Keeps an asynchronous signal back from a single-step (once per signal:
 /// standard signals do not queue twice either). Returns false for the
 /// faults an instruction raises itself, which must come with it.
+/// Tests only (a `test-hooks` build): lets the threads run on for
+/// `GOAT_TEST_STOP_DELAY_US` between a hit and the stop of the others, so
+/// that a test can make a thread pass breakpoints in that window.
+#[cfg(feature = "test-hooks")]
+fn widen_stop_window_for_tests() {
+    let delay = std::env::var("GOAT_TEST_STOP_DELAY_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_micros);
+    if let Some(d) = delay {
+        std::thread::sleep(d);
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn widen_stop_window_for_tests() {}
+
 fn hold_back(sig: Signal, held: &mut Vec<Signal>) -> bool {
     use Signal::*;
     if matches!(sig, SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGTRAP | SIGSYS) {
