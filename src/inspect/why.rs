@@ -10,7 +10,7 @@ use crate::corefile::CoreFile;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::waits::{FdInfo, ProcFds};
 use crate::goruntime::{stackroots, BriefScratch, Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
-use crate::process::Target;
+use crate::process::{Memory, Target};
 use crate::report::pprof::{GoroutineProfile, LabelValue};
 use crate::tracer::StopWindow;
 use crate::why::{self, StackValues, WhyReport};
@@ -195,7 +195,11 @@ impl Inspector {
         phase: &mut dyn FnMut(&'static str),
     ) -> Result<(Vec<GoroutineBrief>, StackValues), InspectError> {
         phase("capture");
-        let c = self.copy(StacksMode::Stop, false, &mut |_| {})?;
+        // Each stack is read once, by the goroutine's decoding, and each
+        // `g` once by the capture: a live copy need not keep them cached.
+        core.read_once(true);
+        let c = self.copy(StacksMode::Stop, false, &mut |_| {});
+        let c = c.inspect_err(|_| core.read_once(false))?;
         phase("decode and stack scan");
         let shared = Briefs::default();
         // A scanner's per-pc facts last from one chunk to the next: each
@@ -243,6 +247,7 @@ impl Inspector {
                 },
             )
             .unwrap_or_else(|never| match never {});
+        core.read_once(false);
         // A Go process always has a goroutine: none is a wrong reading
         // (most likely of another build), never an answer.
         if out.is_empty() {
