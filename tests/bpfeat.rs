@@ -246,19 +246,10 @@ fn next_stops_on_its_line_when_it_runs_while_others_stop(flavour: &str) {
     }
     script.push("quit".to_string());
     let pid = fx.pid().to_string();
-    let mut child = common::goat()
-        .args(["attach", &pid])
-        .env(common::hook("GOAT_TEST_STOP_DELAY_US"), "10000")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run goat attach");
-    let mut stdin = child.stdin.take().expect("stdin");
-    std::io::Write::write_all(&mut stdin, format!("{}\n", script.join("\n")).as_bytes())
-        .expect("write the script");
-    drop(stdin);
-    let out = child.wait_with_output().expect("wait for goat");
+    let mut cmd = common::goat();
+    cmd.args(["attach", &pid])
+        .env(common::hook("GOAT_TEST_STOP_DELAY_US"), "10000");
+    let out = common::command_with_stdin(cmd, &format!("{}\n", script.join("\n")));
     let (stdout, stderr) = (common::text(&out.stdout), common::text(&out.stderr));
     let ctx = format!("{flavour}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
     assert!(out.status.success(), "{ctx}");

@@ -199,13 +199,18 @@ pub fn goat() -> Command {
 
 /// Starts `goat ARGS` with stdin, stdout and stderr piped.
 fn spawn_piped(args: &[&str]) -> std::process::Child {
-    goat()
-        .args(args)
-        .stdin(Stdio::piped())
+    let mut cmd = goat();
+    cmd.args(args);
+    spawn_piped_cmd(cmd)
+}
+
+/// Starts `cmd` (a goat command line) with stdin, stdout and stderr piped.
+fn spawn_piped_cmd(mut cmd: Command) -> std::process::Child {
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("run goat {args:?}: {e}"))
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
 }
 
 /// Starts `goat attach PID [args]` with stdin, stdout and stderr piped.
@@ -216,7 +221,15 @@ pub fn spawn_attach(pid: i32, args: &[&str]) -> std::process::Child {
 
 /// Runs `goat ARGS` with `script` on a piped stdin.
 pub fn goat_with_stdin(args: &[&str], script: &str) -> Output {
-    let mut child = spawn_piped(args);
+    let mut cmd = goat();
+    cmd.args(args);
+    command_with_stdin(cmd, script)
+}
+
+/// Runs `cmd` (a goat command line, its environment set by the caller)
+/// with `script` on a piped stdin.
+pub fn command_with_stdin(cmd: Command, script: &str) -> Output {
+    let mut child = spawn_piped_cmd(cmd);
     child
         .stdin
         .take()
