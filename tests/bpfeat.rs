@@ -3,8 +3,9 @@
 //! conditions, display, clear NAME, clearall LOCATION, bare `b` and
 //! `b +N`, a breakpoint on a function the optimizer inlined everywhere,
 //! `next` while another goroutine hits a breakpoint (also when the stepping
-//! goroutine runs while the others are being stopped), stepout's returned
-//! values, step-instruction. After each session the program runs on,
+//! goroutine runs while the others are being stopped), no hit lost by a
+//! goroutine that runs while the others are being stopped, stepout's
+//! returned values, step-instruction. After each session the program runs on,
 //! untraced, its code as before.
 
 mod common;
@@ -214,6 +215,27 @@ fn next_with_another_goroutines_hit_inlined_breakpoints_stepout_and_si() {
     }
 }
 
+/// `goat attach PID` with `script` typed in, made to wait 10 ms between
+/// each hit and the stop of the other threads (a test hook), so that
+/// goroutines run on in that window: its stdout, and the context to print
+/// when an assertion fails.
+fn session_with_slow_stops(
+    flavour: &str,
+    pid: i32,
+    script: &[impl AsRef<str>],
+) -> (String, String) {
+    let pid = pid.to_string();
+    let mut cmd = common::goat();
+    cmd.args(["attach", &pid])
+        .env(common::hook("GOAT_TEST_STOP_DELAY_US"), "10000");
+    let lines: Vec<&str> = script.iter().map(AsRef::as_ref).collect();
+    let out = common::command_with_stdin(cmd, &format!("{}\n", lines.join("\n")));
+    let (stdout, stderr) = (common::text(&out.stdout), common::text(&out.stderr));
+    let ctx = format!("{flavour}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert!(out.status.success(), "{ctx}");
+    (stdout, ctx)
+}
+
 /// `next` over `time.Sleep` while another goroutine hits a breakpoint
 /// every millisecond: each hit stops the program, and between the hit and
 /// the stop of every thread the stepping goroutine may wake and run. Goat
@@ -245,14 +267,7 @@ fn next_stops_on_its_line_when_it_runs_while_others_stop(flavour: &str) {
         }
     }
     script.push("quit".to_string());
-    let pid = fx.pid().to_string();
-    let mut cmd = common::goat();
-    cmd.args(["attach", &pid])
-        .env(common::hook("GOAT_TEST_STOP_DELAY_US"), "10000");
-    let out = common::command_with_stdin(cmd, &format!("{}\n", script.join("\n")));
-    let (stdout, stderr) = (common::text(&out.stdout), common::text(&out.stderr));
-    let ctx = format!("{flavour}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
-    assert!(out.status.success(), "{ctx}");
+    let (stdout, ctx) = session_with_slow_stops(flavour, fx.pid(), &script);
     let rounds: Vec<u64> = stdout
         .lines()
         .filter_map(|l| l.trim().parse().ok())
@@ -279,11 +294,45 @@ fn next_stops_on_its_line_when_it_runs_while_others_stop(flavour: &str) {
     assert!(text_segment(&fx) == before, "the text changed: {ctx}");
 }
 
+/// `continue` with breakpoints that two goroutines hit: the main one in
+/// `main.traced`, the bystander in `main.bystander`, each call with the
+/// next `n`. Goat is made to wait 10 ms between a hit and the stop of the
+/// other threads (a test hook), so the bystander reaches its breakpoint
+/// in that window while the main goroutine's hit is being reported. That
+/// hit must come on the next `continue`, not be lost: the `n` of the
+/// bystander's hits go up one at a time.
+fn continue_loses_no_hit_of_a_thread_running_while_others_stop(flavour: &str) {
+    let fx = Fixture::start(flavour, "runctl", &[]);
+    let before = text_segment(&fx);
+    let mut script = vec!["b main.bystander", "on 1 print n", "b main.traced"];
+    script.extend(std::iter::repeat_n("c", 40));
+    script.push("quit");
+    let (stdout, ctx) = session_with_slow_stops(flavour, fx.pid(), &script);
+    let ns: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("\tn: ")?.trim().parse().ok())
+        .collect();
+    let s = stops(&stdout);
+    let traced = s.iter().filter(|x| x.func == "main.traced").count();
+    // Both goroutines stopped, the main one often enough to open windows.
+    assert!(ns.len() >= 5 && traced >= 5, "{ctx}");
+    for pair in ns.windows(2) {
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "a hit of main.bystander was lost: {ctx}"
+        );
+    }
+    assert_untouched(fx.pid());
+    assert!(text_segment(&fx) == before, "the text changed: {ctx}");
+}
+
 #[test]
-fn next_stops_on_its_line_when_its_goroutine_runs_while_others_stop() {
+fn goroutines_that_run_while_others_stop_lose_no_hit_and_no_line() {
     build_fixtures();
     for flavour in ["go1.19-exe", "go1.24-noopt", "go1.27-exe"] {
         next_stops_on_its_line_when_it_runs_while_others_stop(flavour);
+        continue_loses_no_hit_of_a_thread_running_while_others_stop(flavour);
     }
 }
 

@@ -335,23 +335,6 @@ impl Breakpoints {
         }
     }
 
-    /// Puts back the original byte of every address that no temporary
-    /// breakpoint uses. A step's breakpoints stay armed while the other
-    /// threads are being stopped: its goroutine may run on in that window
-    /// (woken from a sleep, say) and must still stop at its next line, not
-    /// pass it unseen. [`Breakpoints::disarm`] takes out the rest (and only
-    /// then does the observer hear that nothing is armed).
-    pub(super) fn disarm_all_but_temps(&mut self, pid: i32) {
-        let temps: BTreeSet<u64> = self.temps.iter().map(|t| t.addr).collect();
-        let (keep, out) = std::mem::take(&mut self.armed)
-            .into_iter()
-            .partition(|a| temps.contains(a));
-        self.armed = keep;
-        for addr in out {
-            self.restore(pid, addr);
-        }
-    }
-
     /// Writes `addr`'s original byte back (failures are reported on
     /// stderr); a trap there still counts as goat's until the next arming.
     fn restore(&mut self, pid: i32, addr: u64) {

@@ -212,15 +212,13 @@ impl Tracer {
             let woke = self.wait_running(command);
             ran += resumed.elapsed();
             self.bps.collecting = false;
-            // The user's int3s come out first, while the others still run:
-            // from here only a step's own breakpoints can trap anew, so
-            // the traps a SIGKILLed goat would leave to the program are
-            // few (each rewound within microseconds of being taken). The
-            // step's stay until every thread is stopped: its goroutine,
-            // running in this window, must not pass its next line unseen
-            // (a thread that traps now is rewound and hits it again on the
-            // next continue).
-            self.bps.disarm_all_but_temps(pid);
+            // The int3s stay in until every thread is stopped: a thread
+            // that runs on meanwhile (a goroutine woken from a sleep, the
+            // stepping one among them) must not pass a breakpoint unseen.
+            // One that traps now is rewound like any other (within
+            // microseconds: the guardian covers the tracer's death in
+            // between, as during the run) and hits again on the next
+            // continue, so no hit is lost and no step ends late.
             widen_stop_window_for_tests();
             let stopped = self.stop_all();
             self.bps.disarm(pid);
@@ -588,7 +586,7 @@ impl Tracer {
 /// faults an instruction raises itself, which must come with it.
 /// Tests only (a `test-hooks` build): lets the threads run on for
 /// `GOAT_TEST_STOP_DELAY_US` between a hit and the stop of the others, so
-/// that a test can make a thread pass breakpoints in that window.
+/// that a test can make threads reach breakpoints in that window.
 #[cfg(feature = "test-hooks")]
 fn widen_stop_window_for_tests() {
     let delay = std::env::var("GOAT_TEST_STOP_DELAY_US")
