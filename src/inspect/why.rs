@@ -198,8 +198,9 @@ impl Inspector {
         // Each stack is read once, by the goroutine's decoding, and each
         // `g` once by the capture: a live copy need not keep them cached.
         core.read_once(true);
-        let c = self.copy(StacksMode::Stop, false, &mut |_| {});
-        let c = c.inspect_err(|_| core.read_once(false))?;
+        let c = self
+            .copy(StacksMode::Stop, false, &mut |_| {})
+            .inspect_err(|_| core.read_once(false))?;
         phase("decode and stack scan");
         let shared = Briefs::default();
         // A scanner's per-pc facts last from one chunk to the next: each

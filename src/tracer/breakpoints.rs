@@ -328,22 +328,16 @@ impl Breakpoints {
             return;
         }
         for addr in std::mem::take(&mut self.armed) {
-            self.restore(pid, addr);
+            self.recent.push(addr);
+            let Some(&orig) = self.orig.get(&addr) else {
+                continue;
+            };
+            if let Err(e) = self.write_byte(pid, addr, orig) {
+                crate::eprintln_quiet!("goat: cannot restore the code byte at {addr:#x}: {e}");
+            }
         }
         if let Some(o) = self.observer.as_mut() {
             o.disarmed();
-        }
-    }
-
-    /// Writes `addr`'s original byte back (failures are reported on
-    /// stderr); a trap there still counts as goat's until the next arming.
-    fn restore(&mut self, pid: i32, addr: u64) {
-        self.recent.push(addr);
-        let Some(&orig) = self.orig.get(&addr) else {
-            return;
-        };
-        if let Err(e) = self.write_byte(pid, addr, orig) {
-            crate::eprintln_quiet!("goat: cannot restore the code byte at {addr:#x}: {e}");
         }
     }
 

@@ -581,9 +581,6 @@ impl Tracer {
     }
 }
 
-/// Keeps an asynchronous signal back from a single-step (once per signal:
-/// standard signals do not queue twice either). Returns false for the
-/// faults an instruction raises itself, which must come with it.
 /// Tests only (a `test-hooks` build): lets the threads run on for
 /// `GOAT_TEST_STOP_DELAY_US` between a hit and the stop of the others, so
 /// that a test can make threads reach breakpoints in that window.
@@ -601,6 +598,9 @@ fn widen_stop_window_for_tests() {
 #[cfg(not(feature = "test-hooks"))]
 fn widen_stop_window_for_tests() {}
 
+/// Keeps an asynchronous signal back from a single-step (once per signal:
+/// standard signals do not queue twice either). Returns false for the
+/// faults an instruction raises itself, which must come with it.
 fn hold_back(sig: Signal, held: &mut Vec<Signal>) -> bool {
     use Signal::*;
     if matches!(sig, SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGTRAP | SIGSYS) {
