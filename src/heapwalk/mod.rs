@@ -348,6 +348,23 @@ impl Heap {
         &self.spans
     }
 
+    /// `obj`'s slot among all slots of all spans, below
+    /// [`Self::slot_count`]: a dense number where an address is sparse
+    /// (a bitset over objects instead of a hash set of addresses).
+    pub fn slot_number(&self, obj: &Object) -> Option<usize> {
+        let span = self.spans.get(obj.span as usize)?;
+        let n = span
+            .bits_at
+            .checked_mul(64)?
+            .checked_add(obj.index as usize)?;
+        (n < self.slot_count()).then_some(n)
+    }
+
+    /// How many slot numbers there are (see [`Self::slot_number`]).
+    pub fn slot_count(&self) -> usize {
+        self.allocated.len().saturating_mul(64)
+    }
+
     fn allocated_words(&self) -> usize {
         self.allocated.len()
     }

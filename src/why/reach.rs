@@ -9,7 +9,7 @@
 //! farther away is missed, which can only make a releaser unnamed, never
 //! name a wrong one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::goruntime::PcHasher;
 use crate::heapwalk::Heap;
@@ -25,6 +25,9 @@ const MAX_OBJECTS: usize = 256;
 /// base of the heap object that holds each.
 pub struct Targets {
     by_base: HashMap<u64, Vec<u64>, PcHasher>,
+    /// The same objects by slot number: asked of every object a look
+    /// meets, where a hash lookup was most of the asking.
+    slots: Vec<u64>,
 }
 
 impl Targets {
@@ -33,15 +36,33 @@ impl Targets {
     /// found from code instead, see `code_refs.rs`).
     pub fn new(heap: &Heap, objects: impl IntoIterator<Item = u64>) -> Targets {
         let mut by_base: HashMap<u64, Vec<u64>, PcHasher> = HashMap::default();
+        let mut slots = Vec::new();
         for o in objects {
             if let Some(obj) = heap.object_of(o) {
                 let v = by_base.entry(obj.base).or_default();
                 if !v.contains(&o) {
                     v.push(o);
                 }
+                if let Some(n) = heap.slot_number(&obj) {
+                    if slots.is_empty() {
+                        slots = vec![0; heap.slot_count().div_ceil(64)];
+                    }
+                    if let Some(w) = slots.get_mut(n / 64) {
+                        *w |= 1 << (n % 64);
+                    }
+                }
             }
         }
-        Targets { by_base }
+        Targets { by_base, slots }
+    }
+
+    /// The objects of interest held by the object at `base` (slot `slot`).
+    fn held_by(&self, base: u64, slot: usize) -> Option<&Vec<u64>> {
+        let marked = self
+            .slots
+            .get(slot / 64)
+            .is_some_and(|w| w >> (slot % 64) & 1 != 0);
+        marked.then(|| self.by_base.get(&base)).flatten()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -54,14 +75,59 @@ impl Targets {
 #[derive(Default)]
 pub struct Scratch {
     found: Vec<u64>,
-    /// Looked up for every object a goroutine's look meets: a cheap hash
-    /// (SipHash was a tenth of the look).
-    seen: HashSet<u64, PcHasher>,
-    frontier: Vec<u64>,
-    next: Vec<u64>,
+    /// Looked up for every object a goroutine's look meets.
+    seen: SlotSet,
+    /// Objects as their base and slot number.
+    frontier: Vec<(u64, usize)>,
+    next: Vec<(u64, usize)>,
     slots: Vec<u64>,
     bytes: Vec<u8>,
     children: Children,
+}
+
+/// Objects by slot number (see `Heap::slot_number`): a bit each, where a
+/// hash set of addresses cost a tenth of the look in hashing. Cleared by
+/// the words it set, so that a goroutine's look costs what it met.
+#[derive(Default)]
+struct SlotSet {
+    bits: Vec<u64>,
+    set: Vec<usize>,
+}
+
+impl SlotSet {
+    /// Empty, over `count` slot numbers.
+    fn clear(&mut self, count: usize) {
+        let words = count.div_ceil(64);
+        if self.bits.len() != words {
+            self.bits = vec![0; words];
+        } else {
+            for &w in &self.set {
+                if let Some(b) = self.bits.get_mut(w / 64) {
+                    *b = 0;
+                }
+            }
+        }
+        self.set.clear();
+    }
+
+    /// Adds `slot`; whether it was not in yet. A slot past the count is
+    /// never in (and never added).
+    fn insert(&mut self, slot: usize) -> bool {
+        let Some(word) = self.bits.get_mut(slot / 64) else {
+            return false;
+        };
+        let bit = 1u64 << (slot % 64);
+        if *word & bit != 0 {
+            return false;
+        }
+        *word |= bit;
+        self.set.push(slot);
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.set.len()
+    }
 }
 
 /// Each object's children (the heap objects its pointer slots hold, each
@@ -74,7 +140,8 @@ pub struct Scratch {
 struct Children {
     /// Where each object's children lie in `all`.
     of: HashMap<u64, (usize, usize), PcHasher>,
-    all: Vec<u64>,
+    /// Each child's base and slot number.
+    all: Vec<(u64, usize)>,
 }
 
 /// Children remembered per thread, in words (8 MiB with the table's
@@ -106,31 +173,32 @@ pub fn reached<'s>(
     if targets.is_empty() {
         return found;
     }
-    seen.clear();
+    seen.clear(heap.slot_count());
     frontier.clear();
     for v in stack_values {
-        if let Some(obj) = heap.object_of(*v) {
-            if seen.insert(obj.base) {
-                frontier.push(obj.base);
-            }
+        let Some(obj) = heap.object_of(*v) else {
+            continue;
+        };
+        if let Some(slot) = heap.slot_number(&obj).filter(|&n| seen.insert(n)) {
+            frontier.push((obj.base, slot));
         }
     }
     for depth in 0..=MAX_DEPTH {
         next.clear();
-        for &base in frontier.iter() {
-            if let Some(hits) = targets.by_base.get(&base) {
+        for &(base, slot) in frontier.iter() {
+            if let Some(hits) = targets.held_by(base, slot) {
                 found.extend_from_slice(hits);
             }
             if depth == MAX_DEPTH {
                 continue;
             }
             let kids = children.of(heap, mem, base, slots, bytes);
-            for &o in kids {
+            for &(o, slot) in kids {
                 if seen.len() >= MAX_OBJECTS {
                     break;
                 }
-                if seen.insert(o) {
-                    next.push(o);
+                if seen.insert(slot) {
+                    next.push((o, slot));
                 }
             }
         }
@@ -155,14 +223,16 @@ impl Children {
         base: u64,
         slots: &mut Vec<u64>,
         bytes: &mut Vec<u8>,
-    ) -> &[u64] {
+    ) -> &[(u64, usize)] {
         let (start, end) = match self.of.get(&base) {
             Some(&at) => at,
             None => {
-                // Each entry counts its own three words too. Past the
-                // bound all is forgotten; the capacity kept is bounded.
+                // A child is two words; each entry counts its own three
+                // words too. Past the bound all is forgotten; the capacity
+                // kept is bounded.
                 let words = self.of.len().saturating_add(1).saturating_mul(3);
-                if self.all.len().saturating_add(words) >= MAX_REMEMBERED {
+                let kept = self.all.len().saturating_mul(2);
+                if kept.saturating_add(words) >= MAX_REMEMBERED {
                     self.of.clear();
                     self.all.clear();
                 }
@@ -185,7 +255,7 @@ fn children_into(
     base: u64,
     slots: &mut Vec<u64>,
     bytes: &mut Vec<u8>,
-    out: &mut Vec<u64>,
+    out: &mut Vec<(u64, usize)>,
 ) {
     let Some(obj) = heap.object_of(base) else {
         return;
@@ -218,9 +288,12 @@ fn children_into(
                 Err(_) => continue,
             },
         };
-        if let Some(o) = heap.object_of(v) {
-            if !out[start..].contains(&o.base) {
-                out.push(o.base);
+        let Some(o) = heap.object_of(v) else {
+            continue;
+        };
+        if let Some(slot) = heap.slot_number(&o) {
+            if !out[start..].iter().any(|c| c.0 == o.base) {
+                out.push((o.base, slot));
             }
         }
     }
@@ -230,6 +303,7 @@ fn children_into(
 mod tests {
     use super::*;
     use crate::heapwalk::hostile_tests::{garbage_heaps, program};
+    use std::collections::HashSet;
 
     /// `reached` as it was before objects' children were remembered: a
     /// read per slot, nothing kept between goroutines.
