@@ -10,7 +10,7 @@ use crate::corefile::CoreFile;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::waits::{FdInfo, ProcFds};
 use crate::goruntime::{stackroots, BriefScratch, Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
-use crate::process::{Memory, Target};
+use crate::process::Target;
 use crate::report::pprof::{GoroutineProfile, LabelValue};
 use crate::tracer::StopWindow;
 use crate::why::{self, StackValues, WhyReport};
@@ -195,12 +195,7 @@ impl Inspector {
         phase: &mut dyn FnMut(&'static str),
     ) -> Result<(Vec<GoroutineBrief>, StackValues), InspectError> {
         phase("capture");
-        // Each stack is read once, by the goroutine's decoding, and each
-        // `g` once by the capture: a live copy need not keep them cached.
-        core.read_once(true);
-        let c = self
-            .copy(StacksMode::Stop, false, &mut |_| {})
-            .inspect_err(|_| core.read_once(false))?;
+        let c = self.copy(StacksMode::Stop, false, &mut |_| {})?;
         phase("decode and stack scan");
         let shared = Briefs::default();
         // A scanner's per-pc facts last from one chunk to the next: each
@@ -248,7 +243,6 @@ impl Inspector {
                 },
             )
             .unwrap_or_else(|never| match never {});
-        core.read_once(false);
         // A Go process always has a goroutine: none is a wrong reading
         // (most likely of another build), never an answer.
         if out.is_empty() {

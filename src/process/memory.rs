@@ -34,13 +34,6 @@ pub trait Memory {
     /// default.
     fn done_reading(&self) {}
 
-    /// Reads from here until `read_once(false)` each fetch bytes that no
-    /// later read asks for again (one pass over every stack): a backend
-    /// whose pages cost memory to hold may let each go once read. A read
-    /// that comes again is still answered, only more slowly. Nothing by
-    /// default.
-    fn read_once(&self, _on: bool) {}
-
     /// Whether a read of `len` bytes at `addr` would succeed, known
     /// without reading (a core knows from its segments); `None` when only
     /// a read can tell.
@@ -61,9 +54,6 @@ impl<M: Memory + ?Sized> Memory for &M {
     }
     fn done_reading(&self) {
         (**self).done_reading()
-    }
-    fn read_once(&self, on: bool) {
-        (**self).read_once(on)
     }
     fn holds(&self, addr: u64, len: usize) -> Option<bool> {
         (**self).holds(addr, len)

@@ -494,10 +494,6 @@ impl Memory for CoreFile {
     fn done_reading(&self) {
         self.core.done_reading();
     }
-
-    fn read_once(&self, on: bool) {
-        self.core.read_once(on);
-    }
 }
 
 impl Target for CoreFile {

@@ -2,7 +2,6 @@
 //! block cache.
 
 use super::*;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Reads of a mapped file this large are `pread`s instead.
 const PREAD_MIN: usize = 2048;
@@ -16,16 +15,7 @@ pub(super) struct Source {
     /// The thread dropping a mapped copy's pages from the page cache
     /// ([`Source::done_reading`]), joined when the source is dropped.
     pub(super) uncaching: Uncaching,
-    /// A mapped copy read once through (see [`Source::read_once`]).
-    once: AtomicBool,
-    /// Bytes read once through since the copy's pages were last dropped.
-    once_read: AtomicU64,
 }
-
-/// Bytes of a mapped copy read once through between two drops of its
-/// pages from the page cache: pages freed this often are taken again for
-/// the next reads while still backed (see [`Source::read_once`]).
-pub(super) const ONCE_DROP_EVERY: u64 = 64 << 20;
 
 #[derive(Debug)]
 pub(super) enum Data {
@@ -51,8 +41,6 @@ impl Source {
             len,
             cache: Mutex::new(BlockCache::default()),
             uncaching: Uncaching::default(),
-            once: AtomicBool::new(false),
-            once_read: AtomicU64::new(0),
         }
     }
 
@@ -131,47 +119,10 @@ impl Source {
             // A large read costs a fault per 64 KiB through the map, and
             // its pages then count in goat's RSS until given back; a
             // `pread` copies from the page cache once.
-            Data::Mapped(m, f) if buf.len() >= PREAD_MIN => {
-                self.count_once(m, f, buf.len());
-                f.read_exact_at(buf, off).is_ok()
-            }
+            Data::Mapped(_, f) if buf.len() >= PREAD_MIN => f.read_exact_at(buf, off).is_ok(),
             Data::Mapped(m, _) => copy_from(m.for_read(buf.len()), off, buf),
             Data::Bytes(b) => copy_from(b, off, buf),
         }
-    }
-
-    /// Reads of a mapped copy that each fetch bytes not read again (every
-    /// goroutine's stack, decoded once): its pages are dropped from the
-    /// page cache every [`ONCE_DROP_EVERY`] bytes, so that the kernel
-    /// takes the pages just freed for the next reads. Filling the cache
-    /// with all of a 4.5 GB copy took fresh memory for every page, which
-    /// costs most where a VM's host takes free memory back (free page
-    /// reporting): the decode of a live copy took 7.5 s against 2.6 s
-    /// for the same bytes already cached.
-    pub(super) fn read_once(&self, on: bool) {
-        if let Data::Mapped(..) = &self.data {
-            self.once_read.store(0, Ordering::Relaxed);
-            self.once.store(on, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts a large read of a mapped copy read once through; drops the
-    /// copy's pages from the page cache when they are due.
-    fn count_once(&self, m: &crate::process::mapped::BoundedMap, f: &File, len: usize) {
-        if !self.once.load(Ordering::Relaxed) {
-            return;
-        }
-        let len = len as u64;
-        let before = self.once_read.fetch_add(len, Ordering::Relaxed);
-        // The one read that crosses the mark drops the pages.
-        if before >= ONCE_DROP_EVERY || before.saturating_add(len) < ONCE_DROP_EVERY {
-            return;
-        }
-        self.once_read.store(0, Ordering::Relaxed);
-        m.give_back();
-        // Advice only: a page still wanted is read again from the disk.
-        let _ =
-            nix::fcntl::posix_fadvise(f, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
     }
 
     /// A mapped copy's pages given back while no read comes.

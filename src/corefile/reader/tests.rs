@@ -484,29 +484,3 @@ fn a_mapped_copy_done_reading_still_reads_what_it_holds() {
     // Dropping the source joins the thread.
     drop(source);
 }
-
-#[test]
-fn a_mapped_copy_read_once_through_past_its_drops_reads_right() {
-    // A little over one drop's worth of large reads, each 8-byte word
-    // holding its own offset; then reads of what was dropped.
-    let words = (source::ONCE_DROP_EVERY + (1 << 20)) / 8;
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    let bytes: Vec<u8> = (0..words).flat_map(|w| (w * 8).to_le_bytes()).collect();
-    f.write_all(&bytes).unwrap();
-    drop(bytes);
-    let source = source::Source::open(f.path()).unwrap().mapped().unwrap();
-    source.read_once(true);
-    let mut buf = vec![0u8; 4096];
-    for at in (0..words * 8).step_by(4096) {
-        let n = buf.len().min((words * 8 - at) as usize);
-        assert!(source.read_at(at, &mut buf[..n]));
-        assert_eq!(&buf[..8], &at.to_le_bytes());
-        assert_eq!(&buf[n - 8..n], &(at + n as u64 - 8).to_le_bytes());
-    }
-    source.read_once(false);
-    let mut word = [0u8; 8];
-    for at in [0u64, 8 << 20, source::ONCE_DROP_EVERY - 8] {
-        assert!(source.read_at(at, &mut word));
-        assert_eq!(u64::from_le_bytes(word), at);
-    }
-}
