@@ -506,8 +506,21 @@ fn a_sigstopped_target_gets_a_stop_mode_core_and_stays_stopped() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("job-control stop"), "{err}");
     assert!(err.contains("mode stop:"), "{err}");
-    let state = common::proc_status(fx.pid(), "State").unwrap();
+    // At PTRACE_DETACH the kernel puts a job-control stop back by waking
+    // each thread to stop itself: on a busy machine a thread shows as
+    // running until it gets a CPU (the suite once read "R" here). It must
+    // be stopped again soon; a target goat had resumed would not be.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut state = common::proc_status(fx.pid(), "State").unwrap();
+    while !state.starts_with('T') && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        state = common::proc_status(fx.pid(), "State").unwrap();
+    }
     assert!(state.starts_with('T'), "left {state}");
+    // And it stays stopped.
+    std::thread::sleep(Duration::from_millis(300));
+    let state = common::proc_status(fx.pid(), "State").unwrap();
+    assert!(state.starts_with('T'), "left {state} after a stop");
     assert!(std::fs::metadata(&core).unwrap().len() > 1 << 20);
     nix::sys::signal::kill(pid, nix::sys::signal::SIGCONT).unwrap();
     assert_untouched(fx.pid());
