@@ -172,10 +172,9 @@ impl Marks {
     /// queues it to be scanned), and returns it.
     fn mark(&mut self, heap: &Heap, value: u64, work: &mut VecDeque<Object>) -> Option<Object> {
         let obj = heap.object_of(value)?;
-        let span = heap.spans().get(obj.span as usize)?;
-        let at = span.bits_at + obj.index as usize / 64;
-        let word = self.bits.get_mut(at)?;
-        let bit = 1u64 << (obj.index % 64);
+        let slot = heap.slot_number(&obj)?;
+        let word = self.bits.get_mut(slot / 64)?;
+        let bit = 1u64 << (slot % 64);
         if *word & bit != 0 {
             return None;
         }
@@ -190,15 +189,12 @@ impl Marks {
 
     /// Whether `addr` is inside a marked object.
     pub fn is_marked(&self, heap: &Heap, addr: u64) -> bool {
-        let Some(obj) = heap.object_of(addr) else {
-            return false;
-        };
-        let Some(span) = heap.spans().get(obj.span as usize) else {
+        let Some(slot) = heap.object_of(addr).and_then(|obj| heap.slot_number(&obj)) else {
             return false;
         };
         self.bits
-            .get(span.bits_at + obj.index as usize / 64)
-            .is_some_and(|w| w >> (obj.index % 64) & 1 != 0)
+            .get(slot / 64)
+            .is_some_and(|w| w >> (slot % 64) & 1 != 0)
     }
 
     /// Marked objects and their bytes.

@@ -27,7 +27,7 @@ pub struct Targets {
     by_base: HashMap<u64, Vec<u64>, PcHasher>,
     /// The same objects by slot number: asked of every object a look
     /// meets, where a hash lookup was most of the asking.
-    slots: Vec<u64>,
+    slots: SlotSet,
 }
 
 impl Targets {
@@ -36,7 +36,8 @@ impl Targets {
     /// found from code instead, see `code_refs.rs`).
     pub fn new(heap: &Heap, objects: impl IntoIterator<Item = u64>) -> Targets {
         let mut by_base: HashMap<u64, Vec<u64>, PcHasher> = HashMap::default();
-        let mut slots = Vec::new();
+        let mut slots = SlotSet::default();
+        slots.clear(heap.slot_count());
         for o in objects {
             if let Some(obj) = heap.object_of(o) {
                 let v = by_base.entry(obj.base).or_default();
@@ -44,12 +45,7 @@ impl Targets {
                     v.push(o);
                 }
                 if let Some(n) = heap.slot_number(&obj) {
-                    if slots.is_empty() {
-                        slots = vec![0; heap.slot_count().div_ceil(64)];
-                    }
-                    if let Some(w) = slots.get_mut(n / 64) {
-                        *w |= 1 << (n % 64);
-                    }
+                    slots.insert(n);
                 }
             }
         }
@@ -58,11 +54,10 @@ impl Targets {
 
     /// The objects of interest held by the object at `base` (slot `slot`).
     fn held_by(&self, base: u64, slot: usize) -> Option<&Vec<u64>> {
-        let marked = self
-            .slots
-            .get(slot / 64)
-            .is_some_and(|w| w >> (slot % 64) & 1 != 0);
-        marked.then(|| self.by_base.get(&base)).flatten()
+        self.slots
+            .contains(slot)
+            .then(|| self.by_base.get(&base))
+            .flatten()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -123,6 +118,12 @@ impl SlotSet {
         *word |= bit;
         self.set.push(slot);
         true
+    }
+
+    fn contains(&self, slot: usize) -> bool {
+        self.bits
+            .get(slot / 64)
+            .is_some_and(|w| w >> (slot % 64) & 1 != 0)
     }
 
     fn len(&self) -> usize {
