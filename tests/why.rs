@@ -515,3 +515,53 @@ fn why_pprof_keeps_the_goroutines_own_labels() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The report without what changes while a program waits (minutes).
+fn steady(doc: &Value) -> Value {
+    let mut doc = doc.clone();
+    for g in doc["goroutines"].as_array_mut().expect("goroutines") {
+        g.as_object_mut()
+            .expect("a goroutine")
+            .remove("wait_minutes");
+    }
+    doc
+}
+
+/// A live `goat why` of thousands of goroutines reads their stacks from
+/// its copy on disk through windows fetched ahead of the decode
+/// (`process/readahead.rs`), and the heap through a prefetch with no
+/// read-around. Its answers must be the very ones a core of the same
+/// program gives, read the usual way, goroutine by goroutine.
+#[test]
+fn a_live_copy_read_ahead_answers_as_its_core_does() {
+    build_fixtures();
+    for flavour in ["go1.19-exe", "go1.27-exe"] {
+        // Well past the fewest stacks a read-ahead is planned for (4096).
+        let fx = Fixture::start(flavour, "many", &["20000"]);
+        let pid = fx.pid().to_string();
+        let live = why_json(&[&pid]);
+        assert_untouched(fx.pid());
+        let dir = scratch_dir(&format!("why-ahead-{flavour}"));
+        let core = dir.join("core");
+        common::write_core(fx.pid(), &core);
+        let from_core = why_json(&[
+            "--core",
+            core.to_str().unwrap(),
+            "--exe",
+            fx.path.to_str().unwrap(),
+        ]);
+        let count = live["goroutines"].as_array().map_or(0, Vec::len);
+        assert!(count > 20_000, "{flavour}: {count} goroutines");
+        let (live, from_core) = (steady(&live), steady(&from_core));
+        let core_gs = by_id(&from_core);
+        for (id, g) in by_id(&live) {
+            assert_eq!(
+                Some(&g),
+                core_gs.get(&id),
+                "{flavour}: goroutine {id}, live against its core"
+            );
+        }
+        assert_eq!(live, from_core, "{flavour}: the whole report");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

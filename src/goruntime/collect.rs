@@ -344,6 +344,8 @@ pub fn capture_with(
     }
     let stacks_call = fetch.calls;
     read_ranges(fetch, &mut cap, &stacks);
+    // The decode reads them in this order, each once.
+    cap.mem.will_read(&stacks);
     read_signal_stacks(fetch, &mut cap, &signal_stacks);
 
     if let Some((addr, n)) = globals.wait_reasons {

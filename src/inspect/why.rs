@@ -10,7 +10,8 @@ use crate::corefile::CoreFile;
 use crate::goruntime::labels::LabelTable;
 use crate::goruntime::waits::{FdInfo, ProcFds};
 use crate::goruntime::{stackroots, BriefScratch, Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
-use crate::process::Target;
+use crate::heapwalk::Heap;
+use crate::process::{Memory, Target};
 use crate::report::pprof::{GoroutineProfile, LabelValue};
 use crate::tracer::StopWindow;
 use crate::why::{self, StackValues, WhyReport};
@@ -136,6 +137,7 @@ impl Inspector {
         // kept. Else each is kept as the analysis reads it, decoded as
         // `goat stacks` decodes, a chunk at a time on several threads.
         let mut stacks = None;
+        let mut heap = None;
         let (goroutines, go_version, kept) = match want_profile {
             true => {
                 phase("stacks");
@@ -150,6 +152,15 @@ impl Inspector {
                 (gs, dump.go_version.clone(), Some((dump, labels)))
             }
             false => {
+                // The heap first: what the analysis reads after the
+                // stacks is mostly in its spans, fetched (from a live
+                // copy on disk) while the stacks are decoded.
+                phase("heap spans");
+                let loaded = Heap::load(&self.prog, core, bias);
+                if let Ok(h) = &loaded {
+                    core.prefetch(&h.span_ranges());
+                }
+                heap = Some(loaded);
                 let (gs, values) = self.briefs(core, phase)?;
                 stacks = Some(values);
                 (gs, self.prog.dump_info().go_version, None)
@@ -166,7 +177,7 @@ impl Inspector {
             fds,
             now_ns: core.monotonic_at_stop(),
         };
-        let report = why::analyze_scanned(&snap, stacks, phase);
+        let report = why::analyze_scanned(&snap, stacks, heap, phase);
         let profile = match &kept {
             Some((dump, labels)) => {
                 phase("profile");

@@ -103,6 +103,14 @@ impl BoundedMap {
         &self.map
     }
 
+    /// Faults on the map read only the page they need: the analysis has
+    /// said what it reads ([`crate::process::Memory::prefetch`]), and a
+    /// read-around of the disk's size (8 MiB on some machines) per miss
+    /// would bring in the stacks between the heap's spans.
+    pub fn no_read_around(&self) {
+        let _ = self.map.advise(memmap2::Advice::Random);
+    }
+
     /// goat's file-backed and shared resident bytes (`statm`'s third
     /// field, in pages of 4 KiB on x86-64).
     fn file_resident(&self) -> Option<u64> {

@@ -40,6 +40,20 @@ pub trait Memory {
     fn holds(&self, _addr: u64, _len: usize) -> Option<bool> {
         None
     }
+
+    /// Reads of `ranges` will come, in about this order (a decode's
+    /// stacks): a backend that can fetch them ahead of the reads (goat's
+    /// own copy of a process, on disk) starts doing so and returns what
+    /// serves them. `None` by default: reads come as they are asked.
+    fn read_ahead(&self, _ranges: &[(u64, usize)]) -> Option<super::readahead::ReadAhead> {
+        None
+    }
+
+    /// What is read from here on lies mostly in `ranges` (`[start, end)`,
+    /// the heap's spans), read at random: a backend that reads from disk
+    /// may fetch them now, in the background, and read little else
+    /// around a miss. Nothing by default.
+    fn prefetch(&self, _ranges: &[(u64, u64)]) {}
 }
 
 impl<M: Memory + ?Sized> Memory for &M {
@@ -57,6 +71,12 @@ impl<M: Memory + ?Sized> Memory for &M {
     }
     fn holds(&self, addr: u64, len: usize) -> Option<bool> {
         (**self).holds(addr, len)
+    }
+    fn read_ahead(&self, ranges: &[(u64, usize)]) -> Option<super::readahead::ReadAhead> {
+        (**self).read_ahead(ranges)
+    }
+    fn prefetch(&self, ranges: &[(u64, u64)]) {
+        (**self).prefetch(ranges)
     }
 }
 

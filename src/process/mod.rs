@@ -13,6 +13,7 @@ pub mod mapped;
 mod memory;
 pub mod preflight;
 pub mod procfs;
+pub mod readahead;
 pub mod regs;
 pub mod writetrack;
 

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::goruntime::waits::{self, FdInfo, Waits, WaitsOn};
 use crate::goruntime::{GoProgram, GoroutineBrief, PcHasher};
-use crate::heapwalk::{self, Heap};
+use crate::heapwalk::{self, Heap, HeapError};
 use crate::process::Memory;
 
 pub use describe::WaitDesc;
@@ -118,7 +118,7 @@ const MAX_LISTED: usize = 100;
 
 /// Runs the whole analysis on `snap`.
 pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
-    analyze_scanned(snap, None, &mut |_| {})
+    analyze_scanned(snap, None, None, &mut |_| {})
 }
 
 /// [`analyze`], with the goroutines' stacks already scanned (`stacks`,
@@ -128,6 +128,7 @@ pub fn analyze(snap: &Snapshot<'_>) -> WhyReport {
 pub fn analyze_scanned(
     snap: &Snapshot<'_>,
     stacks: Option<StackValues>,
+    heap: Option<Result<Heap, HeapError>>,
     phase: &mut dyn FnMut(&'static str),
 ) -> WhyReport {
     let gs = snap.goroutines;
@@ -141,8 +142,10 @@ pub fn analyze_scanned(
         snap.threads,
         snap.fds,
     );
-    phase("heap spans");
-    let heap = Heap::load(snap.prog, snap.mem, snap.bias);
+    let heap = heap.unwrap_or_else(|| {
+        phase("heap spans");
+        Heap::load(snap.prog, snap.mem, snap.bias)
+    });
     phase("stack values");
     let mut stacks = match stacks {
         Some(s) if s.matches(gs) => s,

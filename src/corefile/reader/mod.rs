@@ -29,6 +29,7 @@ mod parse;
 mod source;
 mod unpack;
 
+use crate::process::readahead::{self, Planned, ReadAhead};
 use crate::process::{Mapping, Memory, ReadFault, Regs, Target, Thread};
 use parse::Parser;
 use source::Source;
@@ -493,6 +494,56 @@ impl Memory for CoreFile {
 
     fn done_reading(&self) {
         self.core.done_reading();
+    }
+
+    /// Only for goat's own copy of a process (read through a map): a
+    /// user's core is read as it is cached.
+    fn read_ahead(&self, ranges: &[(u64, usize)]) -> Option<ReadAhead> {
+        if ranges.len() < readahead::MIN_RANGES {
+            return None;
+        }
+        let file = self.core.direct()?;
+        let planned: Vec<Planned> = ranges
+            .iter()
+            .filter_map(|&(addr, len)| {
+                let seg = self.segment_at(addr)?;
+                let rel = addr - seg.vaddr;
+                let end = rel.checked_add(len as u64)?;
+                (end <= seg.filesz).then_some(Planned {
+                    addr,
+                    len: len as u64,
+                    file_offset: seg.offset.checked_add(rel)?,
+                })
+            })
+            .collect();
+        ReadAhead::start(file, &planned)
+    }
+
+    /// Only for goat's own copy of a process, as [`Self::read_ahead`].
+    fn prefetch(&self, ranges: &[(u64, u64)]) {
+        let mut file_ranges: Vec<(u64, u64)> = Vec::new();
+        for &(start, end) in ranges {
+            let mut at = start;
+            // A range may cross segments; each piece is the file's part.
+            while at < end {
+                let Some(seg) = self.segment_at(at) else {
+                    break;
+                };
+                let piece_end = end.min(seg.end());
+                let rel = at - seg.vaddr;
+                let file_end = (piece_end - seg.vaddr).min(seg.filesz);
+                if rel < file_end {
+                    if let (Some(lo), Some(hi)) = (
+                        seg.offset.checked_add(rel),
+                        seg.offset.checked_add(file_end),
+                    ) {
+                        file_ranges.push((lo, hi));
+                    }
+                }
+                at = piece_end;
+            }
+        }
+        self.core.prefetch(file_ranges);
     }
 }
 

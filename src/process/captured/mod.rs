@@ -31,6 +31,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::memory::{Memory, ReadFault};
+use super::readahead::ReadAhead;
 use cache::BlockCache;
 pub use reader::CaptureReader;
 pub use spill::temporary_dir;
@@ -62,6 +63,9 @@ enum Store {
     Through {
         source: Arc<dyn Memory + Send + Sync>,
         staging: Vec<u8>,
+        /// The decode's stacks fetched ahead of it, where the source can
+        /// ([`CapturedMemory::read_ahead`]).
+        ahead: Option<ReadAhead>,
     },
     /// The file, and the cache [`Memory::read`] on the capture itself uses
     /// (a [`CaptureReader`] has its own, lock-free).
@@ -159,8 +163,20 @@ impl CapturedMemory {
             store: Store::Through {
                 source,
                 staging: Vec::new(),
+                ahead: None,
             },
             ..Self::default()
+        }
+    }
+
+    /// The captured `ranges` will be read in about this order (a
+    /// decode's stacks): a pass-through capture whose source can fetch
+    /// them ahead of the reads has it do so (see `readahead.rs`).
+    pub fn will_read(&mut self, ranges: &[(u64, usize)]) {
+        if let Store::Through { source, ahead, .. } = &mut self.store {
+            // The old plan's loaders end before the new one's start.
+            *ahead = None;
+            *ahead = source.read_ahead(ranges);
         }
     }
 
@@ -508,7 +524,9 @@ impl CapturedMemory {
                     }
                 }
             }
-            Store::Through { source, staging } => {
+            Store::Through {
+                source, staging, ..
+            } => {
                 // Nothing to copy where the source knows what it holds:
                 // the ranges are only indexed, and `seen` told nothing
                 // (its caller reads what it needs back, see `Fetch`),
@@ -642,7 +660,10 @@ impl CapturedMemory {
                 let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
                 cache.read(file, from, buf).map_err(|_| fault)
             }
-            (Store::Through { source, .. }, _) => source.read(from, buf),
+            (Store::Through { source, ahead, .. }, _) => match ahead {
+                Some(a) if a.read(from, buf) => Ok(()),
+                _ => source.read(from, buf),
+            },
         }
     }
 }
