@@ -38,10 +38,15 @@ const ALIGN: u64 = 4096;
 /// million stacks 64 KiB (a fifth more bytes than 16 KiB, half the reads)
 /// took 0.6-0.9 CPU-s less of the decode.
 const MERGE_GAP: u64 = 64 << 10;
-/// One window's buffer (and half of it the ranges' own blocks): larger
-/// windows merge more neighbours. Six of them are held only while the
-/// stacks are decoded, when goat is far below its later peak.
+/// One window's buffer at most (and half of it the ranges' own blocks):
+/// larger windows merge more neighbours. Six of them are held only while
+/// the stacks are decoded, when at a million goroutines goat is far
+/// below its later peak.
 const WINDOW_BYTES: usize = 16 << 20;
+/// One window's buffer at least. Between the two, a sixty-fourth of the
+/// blocks planned: at 100k goroutines six full windows were a quarter of
+/// goat's peak.
+const WINDOW_BYTES_MIN: usize = 2 << 20;
 /// Ranges of one window at most: a window is freed only once the decode
 /// has moved two windows on, so this bounds what stays held for nothing.
 const WINDOW_RANGES: usize = 4096;
@@ -107,9 +112,9 @@ struct Slot {
 }
 
 impl Slot {
-    fn buffer(&mut self) -> Option<&mut [u8]> {
+    fn buffer(&mut self, len: usize) -> Option<&mut [u8]> {
         if self.bytes.is_none() {
-            self.bytes = memmap2::MmapMut::map_anon(WINDOW_BYTES).ok();
+            self.bytes = memmap2::MmapMut::map_anon(len).ok();
         }
         self.bytes.as_deref_mut()
     }
@@ -132,6 +137,8 @@ struct Shared {
     file: File,
     entries: Vec<Entry>,
     windows: Vec<Vec<Run>>,
+    /// Each window's buffer.
+    window_bytes: usize,
     slots: Vec<RwLock<Slot>>,
     state: Mutex<State>,
     changed: Condvar,
@@ -162,7 +169,8 @@ impl ReadAhead {
         if planned.len() < MIN_RANGES {
             return None;
         }
-        let (windows, mut entries) = plan(planned);
+        let window_bytes = window_bytes(planned);
+        let (windows, mut entries) = plan(planned, window_bytes);
         if windows.is_empty() {
             return None;
         }
@@ -178,6 +186,7 @@ impl ReadAhead {
                 stop: false,
             }),
             windows,
+            window_bytes,
             changed: Condvar::new(),
             front: AtomicUsize::new(0),
         });
@@ -214,9 +223,21 @@ impl Drop for ReadAhead {
     }
 }
 
+/// The buffer of a window of `planned`: a sixty-fourth of their blocks,
+/// within [`WINDOW_BYTES_MIN`, `WINDOW_BYTES`].
+fn window_bytes(planned: &[Planned]) -> usize {
+    let blocks = planned
+        .iter()
+        .filter_map(aligned)
+        .fold(0u64, |sum, (lo, hi)| sum.saturating_add(hi - lo));
+    let share = usize::try_from(blocks / 64).unwrap_or(usize::MAX);
+    share.clamp(WINDOW_BYTES_MIN, WINDOW_BYTES) / ALIGN as usize * ALIGN as usize
+}
+
 /// `planned` cut into windows of consecutive ranges, each window's blocks
-/// merged into runs; and every range's entry.
-fn plan(planned: &[Planned]) -> (Vec<Vec<Run>>, Vec<Entry>) {
+/// merged into runs that fill at most `window_bytes`; and every range's
+/// entry.
+fn plan(planned: &[Planned], window_bytes: usize) -> (Vec<Vec<Run>>, Vec<Entry>) {
     let mut windows = Vec::new();
     let mut entries = Vec::with_capacity(planned.len());
     let mut members: Vec<Planned> = Vec::new();
@@ -226,11 +247,11 @@ fn plan(planned: &[Planned]) -> (Vec<Vec<Run>>, Vec<Entry>) {
             continue;
         };
         // A range of half a window or more is read the usual way.
-        if span > WINDOW_BYTES / 2 {
+        if span > window_bytes / 2 {
             continue;
         }
-        if members.len() >= WINDOW_RANGES || blocks + span > WINDOW_BYTES / 2 {
-            windows.push(window(&members, windows.len(), &mut entries));
+        if members.len() >= WINDOW_RANGES || blocks + span > window_bytes / 2 {
+            windows.push(window(&members, windows.len(), window_bytes, &mut entries));
             members.clear();
             blocks = 0;
         }
@@ -238,7 +259,7 @@ fn plan(planned: &[Planned]) -> (Vec<Vec<Run>>, Vec<Entry>) {
         blocks += span;
     }
     if !members.is_empty() {
-        windows.push(window(&members, windows.len(), &mut entries));
+        windows.push(window(&members, windows.len(), window_bytes, &mut entries));
     }
     (windows, entries)
 }
@@ -253,7 +274,12 @@ fn aligned(p: &Planned) -> Option<(u64, u64)> {
 /// The runs that read `members` (their aligned blocks: at most half a
 /// window, and the gaps read through at most the other half), and their
 /// entries.
-fn window(members: &[Planned], index: usize, entries: &mut Vec<Entry>) -> Vec<Run> {
+fn window(
+    members: &[Planned],
+    index: usize,
+    window_bytes: usize,
+    entries: &mut Vec<Entry>,
+) -> Vec<Run> {
     let mut sorted: Vec<&Planned> = members.iter().collect();
     sorted.sort_by_key(|p| p.file_offset);
     let mut runs: Vec<Run> = Vec::new();
@@ -266,7 +292,7 @@ fn window(members: &[Planned], index: usize, entries: &mut Vec<Entry>) -> Vec<Ru
         let last = runs.last_mut().filter(|run| {
             let run_end = run.file_offset + run.len as u64;
             let gap = lo.saturating_sub(run_end) as usize;
-            lo <= run_end.saturating_add(MERGE_GAP) && gaps + gap <= WINDOW_BYTES / 2
+            lo <= run_end.saturating_add(MERGE_GAP) && gaps + gap <= window_bytes / 2
         });
         let at = match last {
             Some(run) => {
@@ -406,7 +432,7 @@ impl Shared {
                     .unwrap_or_else(|e| e.into_inner());
                 slot.window = Some(w);
                 slot.ready = false;
-                let ok = match slot.buffer() {
+                let ok = match slot.buffer(self.window_bytes) {
                     Some(buf) => self.load(&self.windows[w], buf),
                     None => false,
                 };

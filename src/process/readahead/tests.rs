@@ -54,12 +54,15 @@ fn direct(file: &File) -> File {
 #[test]
 fn windows_hold_their_ranges_within_the_buffer() {
     let planned = stacks(20_000, 256 << 20);
-    let (windows, entries) = plan(&planned);
+    let window_bytes = window_bytes(&planned);
+    assert!((WINDOW_BYTES_MIN..=WINDOW_BYTES).contains(&window_bytes));
+    assert_eq!(window_bytes as u64 % ALIGN, 0);
+    let (windows, entries) = plan(&planned, window_bytes);
     assert_eq!(entries.len(), planned.len());
     assert!(windows.len() >= planned.len() / WINDOW_RANGES);
     for runs in &windows {
         let used: usize = runs.iter().map(|r| r.len).sum();
-        assert!(used <= WINDOW_BYTES, "a window's runs fill {used} bytes");
+        assert!(used <= window_bytes, "a window's runs fill {used} bytes");
         for r in runs {
             assert_eq!(r.file_offset % ALIGN, 0);
             assert_eq!(r.len as u64 % ALIGN, 0);
