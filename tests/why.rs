@@ -28,6 +28,18 @@ fn manifest(path: &Path) -> BTreeMap<String, Vec<u64>> {
         .collect()
 }
 
+/// `goat why --json` of a core of `fx`, written into `dir` by `goat core`.
+fn why_of_its_core(fx: &Fixture, dir: &Path) -> Value {
+    let core = dir.join("core");
+    common::write_core(fx.pid(), &core);
+    why_json(&[
+        "--core",
+        core.to_str().unwrap(),
+        "--exe",
+        fx.path.to_str().unwrap(),
+    ])
+}
+
 fn why_json(args: &[&str]) -> Value {
     let mut all = vec!["why", "--json"];
     all.extend_from_slice(args);
@@ -322,14 +334,7 @@ fn scenario(flavour: &str) {
     );
 
     // The same answers from a core.
-    let core = dir.join("core");
-    common::write_core(fx.pid(), &core);
-    let from_core = why_json(&[
-        "--core",
-        core.to_str().unwrap(),
-        "--exe",
-        fx.path.to_str().unwrap(),
-    ]);
+    let from_core = why_of_its_core(&fx, &dir);
     check_scenarios(&format!("{flavour} core"), &from_core, &m);
     assert_eq!(never_wakes(&live), never_wakes(&from_core), "{flavour}");
 
@@ -542,14 +547,7 @@ fn a_live_copy_read_ahead_answers_as_its_core_does() {
         let live = why_json(&[&pid]);
         assert_untouched(fx.pid());
         let dir = scratch_dir(&format!("why-ahead-{flavour}"));
-        let core = dir.join("core");
-        common::write_core(fx.pid(), &core);
-        let from_core = why_json(&[
-            "--core",
-            core.to_str().unwrap(),
-            "--exe",
-            fx.path.to_str().unwrap(),
-        ]);
+        let from_core = why_of_its_core(&fx, &dir);
         let count = live["goroutines"].as_array().map_or(0, Vec::len);
         assert!(count > 20_000, "{flavour}: {count} goroutines");
         let (live, from_core) = (steady(&live), steady(&from_core));

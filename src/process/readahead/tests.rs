@@ -95,12 +95,19 @@ fn sorted_like<'e>(planned: &[Planned], entries: &'e [Entry]) -> Vec<&'e Entry> 
         .collect()
 }
 
-#[test]
-fn reads_in_plan_order_come_from_the_windows_and_are_right() {
+/// `n` stacks planned over a numbered file of 64 MiB, their read-ahead
+/// started.
+fn started_over_64_mib(n: u64) -> (Vec<Planned>, ReadAhead) {
     let len = 64 << 20;
     let file = numbered_file(len);
-    let planned = stacks(30_000, len);
+    let planned = stacks(n, len);
     let ahead = ReadAhead::start(direct(&file), &planned).expect("a read-ahead");
+    (planned, ahead)
+}
+
+#[test]
+fn reads_in_plan_order_come_from_the_windows_and_are_right() {
+    let (planned, ahead) = started_over_64_mib(30_000);
     let mut served = 0;
     for p in &planned {
         // The whole range, and a piece inside it, as a decode reads.
@@ -119,10 +126,7 @@ fn reads_in_plan_order_come_from_the_windows_and_are_right() {
 
 #[test]
 fn reads_out_of_order_or_outside_the_plan_are_right_or_refused() {
-    let len = 64 << 20;
-    let file = numbered_file(len);
-    let planned = stacks(30_000, len);
-    let ahead = ReadAhead::start(direct(&file), &planned).expect("a read-ahead");
+    let (planned, ahead) = started_over_64_mib(30_000);
     let mut buf = vec![0u8; 64];
     // Far ahead of the loaders, then long behind the decode.
     for i in [29_000, 0, 15_000, 1, 2] {
@@ -156,10 +160,7 @@ fn a_file_shorter_than_the_plan_is_refused_not_made_up() {
 
 #[test]
 fn dropped_halfway_it_stops_its_loaders() {
-    let len = 64 << 20;
-    let file = numbered_file(len);
-    let planned = stacks(30_000, len);
-    let ahead = ReadAhead::start(direct(&file), &planned).expect("a read-ahead");
+    let (planned, ahead) = started_over_64_mib(30_000);
     let mut buf = vec![0u8; 16];
     assert!(ahead.read(planned[0].addr, &mut buf));
     drop(ahead);
