@@ -342,15 +342,7 @@ impl Heap {
     /// Every in-use span's `[base, end)`, in address order: where the
     /// heap's objects are (a live copy's reader fetches them ahead).
     pub fn span_ranges(&self) -> Vec<(u64, u64)> {
-        self.spans
-            .iter()
-            .map(|s| {
-                (
-                    s.base,
-                    s.base.saturating_add(s.npages.saturating_mul(PAGE_SIZE)),
-                )
-            })
-            .collect()
+        self.spans.iter().map(|s| (s.base, s.end())).collect()
     }
 
     /// How many in-use spans; every [`Object::span`] is below it.

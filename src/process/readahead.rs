@@ -305,14 +305,15 @@ fn window(
                 run.at + (p.file_offset - run.file_offset) as usize
             }
             None => {
-                runs.push(Run {
+                let run = Run {
                     file_offset: lo,
                     len: (hi - lo) as usize,
                     at: used,
                     need: (end - lo) as usize,
-                });
-                used += (hi - lo) as usize;
-                used - (hi - lo) as usize + (p.file_offset - lo) as usize
+                };
+                runs.push(run);
+                used += run.len;
+                run.at + (p.file_offset - lo) as usize
             }
         };
         entries.push(Entry {

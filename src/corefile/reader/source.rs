@@ -158,9 +158,7 @@ impl Source {
         };
         m.give_back();
         // What the prefetch has not fetched yet is not wanted either.
-        self.prefetching
-            .stop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.prefetching.stop();
         let mut uncaching = self.uncaching.lock();
         if uncaching.is_some() {
             return;
@@ -308,6 +306,11 @@ pub(super) struct Background {
 }
 
 impl Background {
+    /// Tells the thread to stop at its next look.
+    fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<std::thread::JoinHandle<()>>> {
         self.thread.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -315,7 +318,7 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop();
         let thread = self.thread.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = thread.take() {
             let _ = t.join();
