@@ -252,3 +252,35 @@ fn stop_mode_reports_one_stop() {
     );
     assert_untouched(fx.pid());
 }
+
+/// A pre-copy that meets the garbage collector marking waits the mark out
+/// before its final stop and re-reads what it wrote while the program
+/// runs (a mark writes every `g` it scans). The `gcloop` fixture collects
+/// back to back; its stripped build's phase is found in the code.
+#[test]
+fn a_precopy_waits_out_the_collectors_mark() {
+    common::build_fixtures();
+    for flavour in ["go1.19-stripped", "go1.27-exe"] {
+        let fx = Fixture::start(flavour, "gcloop", &["1"]);
+        // Checked against a stop capture of the same final stop, as the
+        // churn runs are: a mark's rounds (a new copy, when it wrote much
+        // of the last) must leave the copy exact.
+        let out = common::goat()
+            .env(common::hook("GOAT_TEST_PRECOPY_COMPARE"), "1")
+            .args(["stacks", "--mode", "precopy", "--stats"])
+            .arg(fx.pid().to_string())
+            .output()
+            .expect("run goat");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{flavour}: {err}");
+        assert!(
+            err.contains("the garbage collector marked during the copy"),
+            "{flavour}: no mark waited out\n{err}"
+        );
+        // The main goroutine is in runtime.GC, often on the system stack,
+        // where its traceback ends.
+        assert!(text.starts_with("goroutine 1 "), "{flavour}:\n{text}");
+        assert_untouched(fx.pid());
+    }
+}

@@ -236,6 +236,15 @@ impl Binary {
         Some((s.addr, s.addr.checked_add(s.size)?))
     }
 
+    /// Whether link-time `addr` lies in `.bss` or `.noptrbss`, where the
+    /// linker puts the runtime's zero-initialised globals.
+    pub fn in_bss(&self, addr: u64) -> bool {
+        [".bss", ".noptrbss"].iter().any(|name| {
+            self.section_range(name)
+                .is_some_and(|(start, end)| (start..end).contains(&addr))
+        })
+    }
+
     /// Link-time address the file's first byte maps to; the PIE load bias is
     /// the runtime address of the file's first mapping minus this.
     pub fn link_base(&self) -> u64 {

@@ -166,5 +166,5 @@ fn live_pause(st: &writer::CoreStats) -> String {
              too fast for another round to shrink them)",
             mib(b)
         )
-    })
+    }) + &goat::goruntime::gcphase::marks_note(&l.gc_marks)
 }

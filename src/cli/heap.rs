@@ -115,8 +115,12 @@ fn run(inspector: &Inspector, of: &str, args: &HeapArgs) -> Result<u8> {
             outcome.goroutines,
             started.elapsed().as_secs_f64()
         );
-        if !outcome.stops.is_empty() {
-            goat::eprintln_quiet!("goat: {}", super::stop_times(&outcome.stops));
+        if !outcome.copied.stops.is_empty() {
+            goat::eprintln_quiet!(
+                "goat: {}{}",
+                super::stop_times(&outcome.copied.stops),
+                goat::goruntime::gcphase::marks_note(&outcome.copied.gc_marks)
+            );
         }
         goat::eprintln_quiet!("goat: {}", phases.line());
     }

@@ -159,7 +159,7 @@ fn print_stats(written: &StacksWritten) {
         goat::eprintln_quiet!(
             "goat: pauses: setup {:.2} ms, final {:.2} ms (scan {:.2}, re-read {:.2}, capture {:.2}); \
              copied {} bytes running, {} bytes stopped; {} bytes tracked; pages re-read: {} running, \
-             {} stopped; {} ranges read in the stop; {} rounds of re-reading while running",
+             {} stopped; {} ranges read in the stop; {} rounds of re-reading while running{}{}",
             ms(p.setup_pause),
             ms(p.final_pause),
             ms(s.scan),
@@ -172,6 +172,13 @@ fn print_stats(written: &StacksWritten) {
             s.pages_rewritten_stopped,
             s.ranges_fetched_stopped,
             s.running_rounds,
+            match s.recopies {
+                0 => String::new(),
+                n => format!(
+                    " ({n} of them found much of the copy written, and copied it anew)"
+                ),
+            },
+            goat::goruntime::gcphase::marks_note(&s.gc_marks),
         );
         if let Some(n) = s.redecided {
             goat::eprintln_quiet!(

@@ -18,6 +18,7 @@ mod decode;
 mod decoded;
 pub mod defers;
 mod discover;
+pub mod gcphase;
 #[cfg(test)]
 pub(crate) mod hostile_tests;
 pub mod labels;

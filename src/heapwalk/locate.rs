@@ -67,7 +67,7 @@ pub(super) fn mheap_from_code(bin: &Binary) -> Option<u64> {
             in_rax = Some(insn.ip_rel_memory_address());
         } else if insn.mnemonic() == Mnemonic::Call {
             if insn.op0_kind() == OpKind::NearBranch64 && insn.near_branch64() == callee {
-                return in_rax.filter(|a| in_bss(bin, *a));
+                return in_rax.filter(|a| bin.in_bss(*a));
             }
             // A call clobbers RAX.
             in_rax = None;
@@ -92,11 +92,4 @@ fn writes_rax(insn: &iced_x86::Instruction) -> bool {
         insn.mnemonic(),
         Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Push
     )
-}
-
-fn in_bss(bin: &Binary, addr: u64) -> bool {
-    [".bss", ".noptrbss"].iter().any(|name| {
-        bin.section_range(name)
-            .is_some_and(|(start, end)| (start..end).contains(&addr))
-    })
 }

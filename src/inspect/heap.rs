@@ -25,9 +25,10 @@ pub struct HeapOutcome {
     pub report: HeapReport,
     /// The whole analysis, for questions about single objects.
     pub graph: HeapGraph,
-    /// A live process's stops, in order (none for a core): when each
-    /// began and how long it lasted. See [`Self::paused`].
-    pub stops: Vec<crate::tracer::StopWindow>,
+    /// What a live process's copy did to it (nothing for a core): its
+    /// stops, when each began and how long it lasted (see
+    /// [`Self::paused`]), and the GC marks it waited out.
+    pub copied: super::live_copy::CopyFacts,
     /// Goroutines whose stacks were roots.
     pub goroutines: usize,
     /// A live process's copy, given back meanwhile: hold the outcome
@@ -39,7 +40,7 @@ impl HeapOutcome {
     /// How long a live process was stopped: its main stop, the last
     /// (`None` for a core).
     pub fn paused(&self) -> Option<Duration> {
-        self.stops.last().map(|s| s.lasted)
+        self.copied.stops.last().map(|s| s.lasted)
     }
 }
 
@@ -77,7 +78,7 @@ impl Inspector {
                 Ok(HeapOutcome {
                     report,
                     graph,
-                    stops: Vec::new(),
+                    copied: Default::default(),
                     goroutines: dump.goroutines.len(),
                     released: Default::default(),
                 })
@@ -88,7 +89,7 @@ impl Inspector {
                     objects: 0,
                     bytes: 0,
                 });
-                let (outcome, stops, released) = Inspector::on_live_copy(
+                let (outcome, copied, released) = Inspector::on_live_copy(
                     *pid,
                     exe,
                     opts.scratch.as_ref(),
@@ -97,7 +98,7 @@ impl Inspector {
                     |copy, warn| copy.heap(opts, warn, progress),
                 )?;
                 Ok(HeapOutcome {
-                    stops,
+                    copied,
                     released,
                     ..outcome
                 })

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::corefile::writer::{CoreOptions, Mode};
+use crate::goruntime::gcphase::MarkWait;
 use crate::tracer::StopWindow;
 
 use super::write_core::SaveExecutable;
@@ -29,7 +30,7 @@ impl Inspector {
         open: &OpenOptions,
         warn: &mut dyn FnMut(Warning),
         analyse: impl FnOnce(&Inspector, &mut dyn FnMut(Warning)) -> Result<T, InspectError>,
-    ) -> Result<(T, Vec<StopWindow>, ReleasedCopy), InspectError> {
+    ) -> Result<(T, CopyFacts, ReleasedCopy), InspectError> {
         // On disk where there is one: the copy is as large as the
         // process's memory, too much for a tmpfs `/tmp`.
         let dir = scratch
@@ -91,8 +92,23 @@ impl Inspector {
         drop(holder);
         let copy = copy?;
         let out = analyse(&copy, warn)?;
-        Ok((out, stats.stops(), ReleasedCopy::release(copy)))
+        let facts = CopyFacts {
+            stops: stats.stops(),
+            gc_marks: stats.live.map(|l| l.gc_marks).unwrap_or_default(),
+        };
+        Ok((out, facts, ReleasedCopy::release(copy)))
     }
+}
+
+/// What a live copy did to the process, for `--stats`.
+#[derive(Debug, Clone, Default)]
+pub struct CopyFacts {
+    /// The process's stops, in order: when each began and how long it
+    /// lasted.
+    pub stops: Vec<StopWindow>,
+    /// The garbage collector's marks the copy waited out before its final
+    /// stop (see `goruntime/gcphase.rs`).
+    pub gc_marks: Vec<MarkWait>,
 }
 
 /// A live copy being given back on a thread of its own while the caller

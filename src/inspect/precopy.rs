@@ -56,7 +56,10 @@ impl Inspector {
         // Only here: a stop capture grows its arena, which with the heap
         // kept is copied instead of remapped (its pause doubled).
         crate::heap::keep_freed_memory();
-        let mut pc = prog.precopy(pid, &globals, tracker, pagemap);
+        let gc = goruntime::gcphase::GcPhase::in_binary(prog.binary(), bias);
+        let mut pc = prog
+            .precopy(pid, &globals, tracker, pagemap)
+            .with_gc_phase(gc);
         // Copied while the target runs: a large copy goes to a temporary
         // file, so goat's memory does not grow with the goroutines.
         let storage = prog

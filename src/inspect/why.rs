@@ -13,7 +13,6 @@ use crate::goruntime::{stackroots, BriefScratch, Briefs, Dump, GoroutineBrief, C
 use crate::heapwalk::Heap;
 use crate::process::{Memory, Target};
 use crate::report::pprof::{GoroutineProfile, LabelValue};
-use crate::tracer::StopWindow;
 use crate::why::{self, StackValues, WhyReport};
 
 use super::live_copy::ReleasedCopy;
@@ -35,9 +34,10 @@ struct Scratch {
 /// What `why` found, and what it cost.
 pub struct WhyOutcome {
     pub report: WhyReport,
-    /// A live process's stops, in order (none for a core): when each
-    /// began and how long it lasted. See [`Self::paused`].
-    pub stops: Vec<StopWindow>,
+    /// What a live process's copy did to it (nothing for a core): its
+    /// stops, when each began and how long it lasted (see
+    /// [`Self::paused`]), and the GC marks it waited out.
+    pub copied: super::live_copy::CopyFacts,
     /// The goroutine profile (profile.proto, gzip), when asked for: one
     /// sample per stack and wait, labelled with what the analysis found.
     pub profile: Option<Vec<u8>>,
@@ -50,7 +50,7 @@ impl WhyOutcome {
     /// How long a live process was stopped: its main stop, the last
     /// (`None` for a core).
     pub fn paused(&self) -> Option<Duration> {
-        self.stops.last().map(|s| s.lasted)
+        self.copied.stops.last().map(|s| s.lasted)
     }
 }
 
@@ -108,7 +108,7 @@ impl Inspector {
             }
             Source::Live { pid, exe } => {
                 phase("live copy");
-                let (outcome, stops, released) = Inspector::on_live_copy(
+                let (outcome, copied, released) = Inspector::on_live_copy(
                     *pid,
                     exe,
                     opts.scratch.as_ref(),
@@ -117,7 +117,7 @@ impl Inspector {
                     |copy, warn| copy.why_of(opts, warn, phase, Some(*pid)),
                 )?;
                 Ok(WhyOutcome {
-                    stops,
+                    copied,
                     released,
                     ..outcome
                 })
@@ -190,7 +190,7 @@ impl Inspector {
         };
         Ok(WhyOutcome {
             report,
-            stops: Vec::new(),
+            copied: Default::default(),
             profile,
             released: ReleasedCopy::default(),
         })

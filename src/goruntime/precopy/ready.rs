@@ -259,7 +259,15 @@ impl Precopy<'_> {
         // What the plan was decided from is the copy as it is now, but for
         // the stacks just read (no `g` lies there, but a hostile list may
         // say otherwise): the stop decides again only what overlaps those.
-        self.refreshed = super::runs_of(&want);
+        // Looked for here, while the target runs: after a garbage
+        // collection every stack is new (shrunk or moved) and was just
+        // read, and a million ranges to sort and search again in the stop
+        // took 80 ms of it.
+        let read = super::runs_of(&want);
+        self.refreshed = match ready.gs_in(&self.plan.gs, gsize, &read).is_empty() {
+            true => Vec::new(),
+            false => read,
+        };
         ready.list_held = ll == 0 || self.spans.holds(self.plan.list);
         ready.runs_held = self.plan.g_runs.runs.iter().all(|&r| self.spans.holds(r));
         self.ready = Some(ready);
