@@ -15,6 +15,8 @@
 //! (`if !(gcphase == _GCmark && …)` opens it in every release from 1.19 to
 //! 1.27), checked to lie in `.bss`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind, Register};
@@ -29,6 +31,8 @@ const GC_MARK: u32 = 1;
 const MAX_SEARCHED_BYTES: u64 = 16 << 10;
 /// How often a wait looks at the phase again.
 const LOOK_EVERY: Duration = Duration::from_millis(5);
+/// How often a sampling watch looks while the copy runs.
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 /// A copy waits for marks at most this long in all: a mark of a million
 /// goroutines lasted up to 3.8 s here. A program that is still marking
 /// after that gets its final stop anyway, as it would without the wait.
@@ -90,14 +94,18 @@ impl GcPhase {
     }
 }
 
-/// A copy's watch on the target's marks: looked at after each of the
-/// copy's passes, and asked before its final stop whether to copy again.
+/// A copy's watch on the target's marks: looked at between the copy's
+/// passes and, for a live process, every few milliseconds on a thread of
+/// its own (a mark of 3.5 s can begin and end within a copy of 4.5 s),
+/// and asked before the final stop whether to copy again.
 #[derive(Debug)]
 pub struct MarkWatch {
     phase: GcPhase,
     /// Whether a look found a mark since the copy last took a round for one:
     /// a mark that ended since has left its writes to copy all the same.
-    seen: bool,
+    seen: Arc<AtomicBool>,
+    /// The sampling thread, and what stops it.
+    sampler: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
     /// Waits and rounds for marks so far, and when the patience ends.
     rounds: usize,
     deadline: Option<Instant>,
@@ -115,19 +123,45 @@ pub enum Next {
 }
 
 impl MarkWatch {
+    /// A watch that looks only when told to ([`Self::look`]).
     pub fn new(phase: GcPhase) -> MarkWatch {
         MarkWatch {
             phase,
-            seen: false,
+            seen: Arc::new(AtomicBool::new(false)),
+            sampler: None,
             rounds: 0,
             deadline: None,
             marks: Vec::new(),
         }
     }
 
-    /// Notes whether the collector is marking now (after each pass).
+    /// A watch that also looks at live process `pid`'s phase every
+    /// [`SAMPLE_EVERY`] until it is dropped.
+    pub fn sampling(phase: GcPhase, pid: i32) -> MarkWatch {
+        let mut watch = MarkWatch::new(phase);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, stopped) = (watch.seen.clone(), stop.clone());
+        let spawned = std::thread::Builder::new()
+            .name("goat-gc-watch".into())
+            .spawn(move || {
+                let mem = crate::process::ProcessMemory::new(pid);
+                while !stopped.load(Ordering::Relaxed) {
+                    if phase.marking(&mem) {
+                        seen.store(true, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(SAMPLE_EVERY);
+                }
+            });
+        // No thread: the looks between passes still see most marks.
+        watch.sampler = spawned.ok().map(|h| (stop, h));
+        watch
+    }
+
+    /// Notes whether the collector is marking now (between passes).
     pub fn look(&mut self, mem: &dyn Memory) {
-        self.seen |= self.phase.marking(mem);
+        if self.phase.marking(mem) {
+            self.seen.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Before the final stop: a mark under way is waited out, and a mark
@@ -135,6 +169,14 @@ impl MarkWatch {
     /// [`Next::CopyAgain`], within [`MARK_PATIENCE`] and
     /// [`MAX_MARK_WAITS`]; else [`Next::FinalStop`].
     pub fn before_final_stop(&mut self, mem: &dyn Memory) -> Next {
+        let next = self.decide(mem);
+        if next == Next::FinalStop {
+            self.stop_sampling();
+        }
+        next
+    }
+
+    fn decide(&mut self, mem: &dyn Memory) -> Next {
         if self.rounds >= MAX_MARK_WAITS {
             return Next::FinalStop;
         }
@@ -143,7 +185,7 @@ impl MarkWatch {
             .get_or_insert_with(|| Instant::now() + MARK_PATIENCE);
         let wait = self.phase.wait_for_mark_end(mem, deadline);
         let met = match wait {
-            MarkWait::NotMarking if !self.seen => return Next::FinalStop,
+            MarkWait::NotMarking if !self.seen.load(Ordering::Relaxed) => return Next::FinalStop,
             // Ended since the last look.
             MarkWait::NotMarking => MarkWait::Ended(Duration::ZERO),
             MarkWait::StillMarking(_) => {
@@ -153,9 +195,24 @@ impl MarkWatch {
             MarkWait::Ended(_) => wait,
         };
         self.marks.push(met);
-        self.seen = false;
+        self.seen.store(false, Ordering::Relaxed);
         self.rounds += 1;
         Next::CopyAgain
+    }
+}
+
+impl MarkWatch {
+    fn stop_sampling(&mut self) {
+        if let Some((stop, h)) = self.sampler.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for MarkWatch {
+    fn drop(&mut self) {
+        self.stop_sampling();
     }
 }
 

@@ -183,7 +183,7 @@ pub(super) fn write_live(
         // The first round reads them.
         known: Vec::new(),
         written: WriteStats::default(),
-        gc: GcPhase::of_process(pid).map(MarkWatch::new),
+        gc: GcPhase::of_process(pid).map(|p| MarkWatch::sampling(p, pid)),
     };
     let r = copy.run(live, hold, &mut ls, stats);
     stats.bytes_written = copy.written.bytes_written;

@@ -80,7 +80,7 @@ fn copies_asked(looks: &[u32], phases: Vec<u32>) -> (usize, Vec<MarkWait>) {
     while w.before_final_stop(&mem) == Next::CopyAgain {
         copies += 1;
     }
-    (copies, w.marks)
+    (copies, std::mem::take(&mut w.marks))
 }
 
 #[test]
