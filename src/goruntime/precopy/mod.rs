@@ -678,13 +678,11 @@ impl<'p> Precopy<'p> {
         true
     }
 
-    /// final stop then finds about as few) or the budget is spent. A burst
-    /// of writes passes meanwhile: the target's garbage collector writes
-    /// every `g` it scans, and one that met the copy at a million
+    /// [`Self::rounds`], then, while the collector marks or has marked
+    /// since the copy began, its end is waited for and the rounds taken
+    /// again (`gcphase.rs`): a mark that met the copy at a million
     /// goroutines left 86k pages to the stop, which took 1016 ms to re-read
-    /// them (its mark phase lasts about 1.5 s there).
-    /// A mark still under way when they end is waited out, and what it
-    /// wrote re-read while the target runs.
+    /// them.
     fn converge(&mut self, mem: &dyn Memory) {
         self.rounds(mem);
         while let Some(Next::CopyAgain) = self.gc.as_mut().map(|w| w.before_final_stop(mem)) {
@@ -695,6 +693,9 @@ impl<'p> Precopy<'p> {
         }
     }
 
+    /// Rounds of [`Self::round`] until one finds few pages written (the
+    /// final stop then finds about as few) or the budget is spent: a
+    /// target that never stops writing is stopped anyway.
     fn rounds(&mut self, mem: &dyn Memory) {
         let started = Instant::now();
         for _ in 0..MAX_ROUNDS {
