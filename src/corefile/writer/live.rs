@@ -18,7 +18,7 @@
 //!    A Go target's garbage collector writes in bursts: a mark writes to
 //!    every `g` it scans, and the sweep after it goes on writing for a
 //!    second or two. A mark met during the copy (`goruntime/gcphase.rs`
-//!    looks at the phase after each pass) is waited out before the final
+//!    samples the phase while it runs) is waited out before the final
 //!    stop, and its writes are copied in rounds while what is left
 //!    shrinks at all, not only by a quarter: at a million goroutines
 //!    they were 0.3-0.5 GB, 100-180 ms of final stop.
@@ -265,8 +265,8 @@ impl LiveCopy<'_> {
             last = n;
             self.converge_after_mark(&mut last, ls)?;
         }
-        if let Some(w) = &self.gc {
-            ls.gc_marks.clone_from(&w.marks);
+        if let Some(w) = self.gc.as_mut() {
+            ls.gc_marks = std::mem::take(&mut w.marks);
         }
         self.finish(live, ls, stats)
     }

@@ -699,13 +699,11 @@ impl<'p> Precopy<'p> {
     fn rounds(&mut self, mem: &dyn Memory) {
         let started = Instant::now();
         for _ in 0..MAX_ROUNDS {
-            let recopies = self.stats.recopies;
-            let pages = self.round(mem);
+            let (pages, recopied) = self.round(mem);
             if let Some(w) = self.gc.as_mut() {
                 w.look(mem);
             }
             // A new copy is a first copy: a round always follows it.
-            let recopied = self.stats.recopies > recopies;
             if !recopied && (pages <= QUIET_PAGES || started.elapsed() >= ROUNDS_BUDGET) {
                 break;
             }
@@ -714,8 +712,10 @@ impl<'p> Precopy<'p> {
 
     /// Re-reads, running, the copied pages written since they were copied
     /// (the scan protects them again first: a write after it shows in the
-    /// final stop), so the final stop finds fewer. Returns how many.
-    fn round(&mut self, mem: &dyn Memory) -> u64 {
+    /// final stop), so the final stop finds fewer; or, when they are much
+    /// of the copy, copies it anew. Returns how many pages were written,
+    /// and whether the copy was made anew.
+    fn round(&mut self, mem: &dyn Memory) -> (u64, bool) {
         let mut again = Vec::new();
         let mut pages = 0;
         for (ws, we) in self.windows().0 {
@@ -736,13 +736,12 @@ impl<'p> Precopy<'p> {
         // 22 s in three rounds, where copying it afresh takes 3.
         let stale: u64 = again.iter().map(|r| r.1 as u64).sum();
         let held: u64 = self.spans.0.iter().map(|(s, e)| e - s).sum();
+        self.stats.pages_rewritten_running += pages;
+        self.stats.running_rounds += 1;
         if self.stats.recopies < MAX_RECOPIES && stale > held / RECOPY_FRACTION && self.recopy(mem)
         {
-            self.stats.pages_rewritten_running += pages;
-            self.stats.running_rounds += 1;
-            return pages;
+            return (pages, true);
         }
-        self.stats.pages_rewritten_running += pages;
         self.note_refreshed(&again);
         let f = fetch_into(
             &mut self.copy.mem,
@@ -753,8 +752,7 @@ impl<'p> Precopy<'p> {
         );
         self.stats.running_bytes += f.bytes;
         self.dirty.extend(f.damaged);
-        self.stats.running_rounds += 1;
-        pages
+        (pages, false)
     }
 
     /// Records ranges about to be read again into the copy.
