@@ -70,8 +70,13 @@ impl Inspector {
             warn,
         )?;
         // Opened, then unlinked at once: the copy is read through the
-        // descriptor and gone from the disk whatever happens.
-        let opened = std::fs::File::open(&dest);
+        // descriptor and gone from the disk whatever happens. Writable:
+        // the core reader frees its blocks once the analysis is done
+        // reading it (`CoreFile::adopt_scratch`).
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&dest);
         let _ = std::fs::remove_file(&dest);
         let file = opened.map_err(|cause| {
             InspectError::Core(crate::corefile::CoreError::Io {
@@ -88,9 +93,11 @@ impl Inspector {
             ..open.clone()
         };
         let copy = Inspector::open_core_with(&by_fd, Some(&exe), &open, warn);
-        drop(file);
         drop(holder);
         let copy = copy?;
+        if let Some(core) = copy.core_file() {
+            core.adopt_scratch(file);
+        }
         let out = analyse(&copy, warn)?;
         let facts = CopyFacts {
             stops: stats.stops(),

@@ -156,6 +156,14 @@ impl Inspector {
         })
     }
 
+    /// The core being read, when it is one.
+    fn core_file(&self) -> Option<&CoreFile> {
+        match &self.source {
+            Source::Live { .. } => None,
+            Source::Core { core, .. } => Some(core),
+        }
+    }
+
     /// The Go program being read.
     pub fn program(&self) -> &GoProgram {
         &self.prog

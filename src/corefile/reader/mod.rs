@@ -223,6 +223,14 @@ impl CoreFile {
     /// Opens and indexes the core at `path`, read through a memory map:
     /// for a file no one else can truncate (`goat why`'s own unlinked
     /// copy), whose heap walk reads it at random.
+    /// `file`, this core's file opened for writing, is goat's own scratch
+    /// copy (an unlinked file nobody else reads): once the analysis says it
+    /// is done reading, its blocks are freed while the answers are built,
+    /// and any read after that fails. Only for a core [`Self::open_mapped`].
+    pub fn adopt_scratch(&self, file: std::fs::File) {
+        self.core.adopt_scratch(file);
+    }
+
     pub fn open_mapped(path: &Path) -> Result<CoreFile, CoreError> {
         let io = |cause| CoreError::Io {
             path: path.to_path_buf(),

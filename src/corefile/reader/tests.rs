@@ -484,3 +484,67 @@ fn a_mapped_copy_done_reading_still_reads_what_it_holds() {
     // Dropping the source joins the thread.
     drop(source);
 }
+
+#[test]
+fn an_adopted_scratch_copy_is_emptied_and_read_no_more() {
+    use std::os::unix::fs::MetadataExt;
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = (0..(4 * BLOCK) / 8)
+        .flat_map(|w| (w * 8 + 1).to_le_bytes())
+        .collect();
+    f.write_all(&bytes).unwrap();
+    f.as_file().sync_all().unwrap();
+    let source = source::Source::open(f.path()).unwrap().mapped().unwrap();
+    let writable = std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.path())
+        .unwrap();
+    source.adopt_scratch(writable);
+    let mut word = [0u8; 8];
+    assert!(source.read_at(BLOCK + 64, &mut word));
+    assert_eq!(u64::from_le_bytes(word), BLOCK + 65);
+    source.done_reading();
+    // From now on a read fails, small (through the map) or large: never
+    // the zeros of the hole.
+    assert!(!source.read_at(BLOCK + 64, &mut word));
+    let mut big = vec![0u8; 4096];
+    assert!(!source.read_at(2 * BLOCK, &mut big));
+    // Dropping the source joins the thread that punched the file.
+    drop(source);
+    let meta = f.as_file().metadata().unwrap();
+    assert_eq!(meta.len(), bytes.len() as u64, "the size is kept");
+    // A file system without holes keeps its blocks: only tmpfs and the
+    // like, where the test's temporary directory rarely is.
+    if meta.blocks() != 0 {
+        let mut back = vec![0u8; 8];
+        std::os::unix::fs::FileExt::read_exact_at(f.as_file(), &mut back, BLOCK + 64).unwrap();
+        panic!(
+            "{} blocks left after the punch (the bytes read {:?})",
+            meta.blocks(),
+            back
+        );
+    }
+}
+
+#[test]
+fn a_user_core_is_never_adopted_as_scratch() {
+    // Read with pread (not mapped): adopting is refused, and reading
+    // after done_reading goes on.
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(&vec![7u8; 3 * BLOCK as usize]).unwrap();
+    let source = source::Source::open(f.path()).unwrap();
+    let writable = std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.path())
+        .unwrap();
+    source.adopt_scratch(writable);
+    source.done_reading();
+    let mut buf = [0u8; 16];
+    assert!(source.read_at(BLOCK, &mut buf));
+    assert_eq!(buf, [7u8; 16]);
+    drop(source);
+    assert_eq!(
+        std::fs::read(f.path()).unwrap(),
+        vec![7u8; 3 * BLOCK as usize]
+    );
+}
