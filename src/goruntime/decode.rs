@@ -12,7 +12,7 @@ use super::layout::RuntimeLayout;
 use super::model::{CreatedBy, Elision, Goroutine, MachineRef};
 use super::signal_frame::interrupted_at;
 use super::stack_window::StackWindow;
-use super::unwind::{unwind, PcHasher, PhysFrame, StartRegs, UnwindCache, Unwound};
+use super::unwind::{unwind_reusing, PcHasher, PhysFrame, StartRegs, UnwindCache, Unwound};
 use super::version::{
     GoVersion, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
 };
@@ -386,7 +386,12 @@ impl Decoder<'_> {
     ) -> (Option<Elision>, Option<String>) {
         let mut window = std::mem::take(&mut cache.window);
         let mem = &StackWindow::new(mem, start.sp, stack_hi, &mut window);
-        let unwound = unwind(mem, self.tab, self.bias, start, &mut cache.unwind);
+        let frames = cache
+            .walked
+            .take()
+            .map(|w| w.unwound.frames)
+            .unwrap_or_default();
+        let unwound = unwind_reusing(mem, self.tab, self.bias, start, &mut cache.unwind, frames);
         let elided = self.symbolize(mem, &unwound.frames, cache);
         cache.window = window;
         let unreadable = unwound.error.as_ref().map(|e| e.to_string());
