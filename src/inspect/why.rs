@@ -178,6 +178,9 @@ impl Inspector {
             now_ns: core.monotonic_at_stop(),
         };
         let report = why::analyze_scanned(&snap, stacks, heap, phase);
+        // A million briefs: freed beside the report, as the analysis' own
+        // tables are.
+        crate::process::freed::drop_in_background(goroutines);
         let profile = match &kept {
             Some((dump, labels)) => {
                 phase("profile");

@@ -16,3 +16,14 @@ pub fn give_back_freed() {
         libc::malloc_trim(0);
     }
 }
+
+/// Drops `garbage` on a thread of its own, so that the caller goes on
+/// while millions of small allocations are freed (or here, if no thread
+/// can be started). The thread is not waited for: freeing memory is
+/// nothing a process must finish before it exits.
+pub fn drop_in_background<T: Send + 'static>(garbage: T) {
+    // A failed spawn drops the closure, and `garbage` with it, here.
+    let _ = std::thread::Builder::new()
+        .name("goat-free".into())
+        .spawn(move || drop(garbage));
+}
