@@ -220,9 +220,6 @@ impl CoreFile {
         Self::from_source(path.to_path_buf(), core.unpacked(path)?)
     }
 
-    /// Opens and indexes the core at `path`, read through a memory map:
-    /// for a file no one else can truncate (`goat why`'s own unlinked
-    /// copy), whose heap walk reads it at random.
     /// `file`, this core's file opened for writing, is goat's own scratch
     /// copy (an unlinked file nobody else reads): once the analysis says it
     /// is done reading, its blocks are freed while the answers are built,
@@ -231,6 +228,9 @@ impl CoreFile {
         self.core.adopt_scratch(file);
     }
 
+    /// Opens and indexes the core at `path`, read through a memory map:
+    /// for a file no one else can truncate (`goat why`'s own unlinked
+    /// copy), whose heap walk reads it at random.
     pub fn open_mapped(path: &Path) -> Result<CoreFile, CoreError> {
         let io = |cause| CoreError::Io {
             path: path.to_path_buf(),

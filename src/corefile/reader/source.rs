@@ -139,9 +139,6 @@ impl Source {
     }
 
     pub(super) fn pread(&self, buf: &mut [u8], off: u64) -> bool {
-        if self.is_released() {
-            return false;
-        }
         match &self.data {
             Data::File(f) => f.read_exact_at(buf, off).is_ok(),
             // A large read costs a fault per 64 KiB through the map, and
@@ -282,6 +279,7 @@ impl Source {
 
     /// Fills `buf` from byte `off`, or fails (nothing past the end is read).
     pub(super) fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
+        // Every read comes through here (the block cache's too).
         if self.is_released() {
             return false;
         }
