@@ -40,7 +40,7 @@ mod tests;
 use crate::process::{Memory, MemoryExt};
 
 use super::stack_window::StackWindow;
-use super::unwind::{unwind, PhysFrame, StartRegs, UnwindCache};
+use super::unwind::{unwind_reusing, PhysFrame, StartRegs, UnwindCache, Unwound};
 use super::version::{G_RUNNING, G_SYSCALL};
 use super::{GoProgram, Goroutine, GoroutineBrief, PriorWalk};
 use pcs::{FuncFacts, PcFacts};
@@ -66,6 +66,8 @@ const WORD: u64 = 8;
 pub struct Scratch {
     window: Vec<u8>,
     unwind: UnwindCache,
+    /// The frames of the last walk this scratch made, kept for the next.
+    frames: Vec<PhysFrame>,
     pcs: PcFacts,
 }
 
@@ -175,15 +177,22 @@ fn scan_stack(
                 trap: g.status_code == G_RUNNING,
                 syscall: g.status_code == G_SYSCALL,
             };
-            let unwound;
+            let mut unwound: Option<Unwound> = None;
             let (frames, error) = match prior.filter(|p| p.start == regs) {
                 Some(p) => (p.frames, p.error.map(|e| e.to_string())),
                 None => {
-                    unwound = unwind(&stack, tab, bias, regs, &mut scratch.unwind);
-                    (
-                        &unwound.frames[..],
-                        unwound.error.as_ref().map(|e| e.to_string()),
-                    )
+                    // The last scan's vector: a walk per goroutine need
+                    // not grow one from nothing (as the decoder's).
+                    let reuse = std::mem::take(&mut scratch.frames);
+                    let u = unwound.insert(unwind_reusing(
+                        &stack,
+                        tab,
+                        bias,
+                        regs,
+                        &mut scratch.unwind,
+                        reuse,
+                    ));
+                    (&u.frames[..], u.error.as_ref().map(|e| e.to_string()))
                 }
             };
             let walk = Walk {
@@ -193,9 +202,14 @@ fn scan_stack(
                 running: g.status_code == G_RUNNING,
                 rodata: tab.rodata(),
             };
-            walk.frames(frames, &mut st, &mut scan, &mut scratch.pcs)
+            let done = walk
+                .frames(frames, &mut st, &mut scan, &mut scratch.pcs)
                 .map(|rest_from| (rest_from, error))
-                .unwrap_or_else(|(rest_from, why)| (rest_from, Some(why)))
+                .unwrap_or_else(|(rest_from, why)| (rest_from, Some(why)));
+            if let Some(u) = unwound {
+                scratch.frames = u.frames;
+            }
+            done
         }
         (None, _) => {
             let sp = field(layout.g.sched_sp)
