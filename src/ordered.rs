@@ -10,9 +10,36 @@
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
 /// Results a worker may be ahead of the consumer, per worker.
 const AHEAD_PER_WORKER: usize = 4;
+
+/// State that outlives a chunk (a scanner's per-pc facts, say), lent to
+/// each chunk on whichever thread takes it: a chunk takes one, or a new
+/// one, and gives it back when done, so what one chunk learnt serves the
+/// next, and no two chunks share one.
+pub struct Pool<T>(Mutex<Vec<T>>);
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool(Mutex::new(Vec::new()))
+    }
+}
+
+impl<T: Default> Pool<T> {
+    pub fn take(&self) -> T {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    pub fn give(&self, t: T) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(t);
+    }
+}
 
 /// The number of worker threads to use for `work_items` items, when fewer
 /// than `min_parallel` items are not worth a second thread: the machine's

@@ -47,7 +47,7 @@ pub use brief::{BriefScratch, Briefs, GoroutineBrief, StackFacts};
 pub use decode::{Decoder, CHUNK_GOROUTINES};
 pub use decoded::{GoroutineView, PriorWalk};
 pub use model::{CreatedBy, Dump, DumpInfo, Elision, Frame, FrameRef, Goroutine, MachineRef};
-pub use stackroots::{stack_pointer_slots, StackScan};
+pub use stackroots::{stack_pointer_slot_values, stack_pointer_slots, ScanStart, StackScan};
 pub use unwind::PcHasher;
 pub use version::{GoVersion, OLDEST_SUPPORTED};
 

@@ -10,6 +10,8 @@ use std::marker::PhantomData;
 use crate::heapwalk::{Heap, Object, Precision};
 use crate::process::Memory;
 
+use super::roots::Held;
+
 /// Bytes of an object read at once to take its pointer words' values.
 const READ_CHUNK: u64 = 256 << 10;
 
@@ -435,7 +437,7 @@ pub(super) fn build(
     heap: &Heap,
     mem: &dyn Memory,
     objects: &Objects,
-    roots: &[Vec<u32>],
+    roots: &Held,
     progress: &mut dyn FnMut(u64, u64),
 ) -> (Built, EdgeStats) {
     let first_object = 1 + roots.len() as u64;
@@ -447,7 +449,7 @@ pub(super) fn build(
         .filter_map(|r| u32::try_from(r).ok())
         .collect();
     graph.push(&mut list);
-    for held in roots {
+    for held in roots.iter() {
         list.clear();
         list.extend(held.iter().filter_map(|&o| node(o)));
         graph.push(&mut list);

@@ -115,10 +115,10 @@ fn whole_analysis(flavour: &str) {
             prog: &prog,
             mem: &mem,
             bias: 0,
-            goroutines: &[],
+            stacks: Default::default(),
             vars: Some(&vars),
         };
-        let Ok(g) = HeapGraph::build_over(heap, &snap, &mut |_| {}) else {
+        let Ok(g) = HeapGraph::build_over(heap, snap, &mut |_| {}) else {
             continue;
         };
         let r = g.report("go", ReportOptions { chains: 5 });

@@ -16,6 +16,7 @@
 
 mod diff;
 mod dominators;
+mod frame_vars;
 mod graph;
 #[cfg(test)]
 mod hostile_tests;
@@ -23,12 +24,13 @@ mod paths;
 mod report;
 mod retained;
 mod roots;
+mod stack_roots;
 mod typed;
 
 use thiserror::Error;
 
 use crate::binary::dwarf_vars::VarIndex;
-use crate::goruntime::{GoProgram, Goroutine};
+use crate::goruntime::GoProgram;
 use crate::heapwalk::{Heap, HeapError, HeapTotals};
 use crate::process::Memory;
 
@@ -36,10 +38,12 @@ pub use diff::{diff, Counts, Growth, HeapDiff};
 pub use paths::{ReferenceStacks, MAX_DEPTH, UNREACHABLE};
 pub use report::{Chain, HeapReport, ReportOptions, RootRow, Totals, TypeRow};
 pub use roots::RootKind;
+pub use stack_roots::{StackRoots, StackScanContext, StackScratch};
 
 use dominators::NONE;
 use graph::{Built, Objects, Successors};
 use retained::Retained;
+use roots::RootTable;
 
 #[derive(Debug, Error)]
 pub enum HeapGraphError {
@@ -52,7 +56,8 @@ pub struct Snapshot<'a> {
     pub prog: &'a GoProgram,
     pub mem: &'a dyn Memory,
     pub bias: u64,
-    pub goroutines: &'a [Goroutine],
+    /// Its goroutines' stack roots (see [`StackRoots::of_goroutines`]).
+    pub stacks: StackRoots,
     /// The executable's DWARF variables and types; without them objects
     /// are typed from allocation headers only and roots named by symbol.
     pub vars: Option<&'a VarIndex>,
@@ -71,7 +76,7 @@ pub struct Progress {
 pub struct HeapGraph {
     heap: Heap,
     objects: Objects,
-    roots: Vec<(String, RootKind)>,
+    roots: RootTable,
     types: typed::Types,
     /// Per node: breadth-first parent (the shortest chain; [`NONE`]: no
     /// root reaches it), retained bytes and objects.
@@ -86,7 +91,7 @@ impl HeapGraph {
     /// Walks the heap and builds everything; `progress` is called as the
     /// walk goes on.
     pub fn build(
-        snap: &Snapshot<'_>,
+        snap: Snapshot<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<HeapGraph, HeapGraphError> {
         progress(Progress {
@@ -101,7 +106,7 @@ impl HeapGraph {
     /// [`Self::build`] over a heap already loaded.
     fn build_over(
         heap: Heap,
-        snap: &Snapshot<'_>,
+        mut snap: Snapshot<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<HeapGraph, HeapGraphError> {
         let phase = |phase| Progress {
@@ -111,24 +116,13 @@ impl HeapGraph {
         };
         progress(phase("finding roots"));
         let objects = Objects::collect(&heap);
-        let set = roots::collect(
-            snap.prog,
-            snap.mem,
-            snap.bias,
-            &heap,
-            snap.goroutines,
-            snap.vars,
-        )?;
-        let held: Vec<Vec<u32>> = set
-            .roots
-            .iter()
-            .map(|r| {
-                r.values
-                    .iter()
-                    .filter_map(|&v| objects.index_of(&heap, v))
-                    .collect()
-            })
-            .collect();
+        let set = roots::collect(snap.prog, snap.mem, snap.bias, &heap, snap.vars)?;
+        let imprecise_stacks = snap.stacks.imprecise;
+        let mut typed_roots = set.typed;
+        typed_roots.append(&mut snap.stacks.typed);
+        let (roots, held) = RootTable::of(set.globals, snap.stacks, |values, list| {
+            list.extend(values.iter().filter_map(|&v| objects.index_of(&heap, v)))
+        });
         let (graph, edges) = graph::build(&heap, snap.mem, &objects, &held, &mut |o, b| {
             progress(Progress {
                 phase: "scanning objects",
@@ -148,7 +142,7 @@ impl HeapGraph {
             Built::Small(g) => shape(g, &mut || progress(phase("shortest chains"))),
             Built::Large(g) => shape(g, &mut || progress(phase("shortest chains"))),
         };
-        let first = 1 + set.roots.len();
+        let first = 1 + roots.len();
         let sizes = heap
             .objects()
             .take(objects.len())
@@ -162,7 +156,13 @@ impl HeapGraph {
         progress(phase("typing objects"));
         let rtypes = snap.prog.binary().pclntab().ok().and_then(|t| t.types());
         let types = typed::type_objects(
-            &heap, snap.mem, snap.bias, &objects, snap.vars, rtypes, &set.typed,
+            &heap,
+            snap.mem,
+            snap.bias,
+            &objects,
+            snap.vars,
+            rtypes,
+            &typed_roots,
         );
         let mut notes = set.unreadable;
         if snap.vars.is_none() {
@@ -173,16 +173,16 @@ impl HeapGraph {
         if types.walk_cut_short {
             notes.push("the type walk stopped at its bound (one value per word of the heap): some objects are left unknown".to_string());
         }
-        if set.imprecise_stacks > 0 {
+        if imprecise_stacks > 0 {
             notes.push(format!(
                 "{} goroutines' stacks were scanned in part word by word (what they hold may be over-counted)",
-                set.imprecise_stacks
+                imprecise_stacks
             ));
         }
         Ok(HeapGraph {
             heap,
             objects,
-            roots: set.roots.into_iter().map(|r| (r.name, r.kind)).collect(),
+            roots,
             types,
             parent,
             retained,
@@ -268,7 +268,7 @@ impl HeapGraph {
             return "roots".to_string();
         }
         if n < self.first_object() {
-            return self.roots[n - 1].0.clone();
+            return self.roots.name(n - 1);
         }
         let obj = (n - self.first_object()) as u32;
         self.types.name_of(obj).to_string()

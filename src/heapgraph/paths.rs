@@ -119,7 +119,21 @@ impl HeapGraph {
             })
             .collect();
         stacks.sort_unstable_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-        let mut frames: Vec<String> = self.roots.iter().map(|(n, _)| n.clone()).collect();
+        // Roots' names only for the roots some stack starts from: a
+        // million goroutines' roots need not all be named.
+        let mut used = vec![false; self.roots.len()];
+        for (frames, _, _) in &stacks {
+            for &f in frames {
+                if let Some(u) = used.get_mut(f as usize) {
+                    *u = true;
+                }
+            }
+        }
+        let mut frames: Vec<String> = used
+            .iter()
+            .enumerate()
+            .map(|(k, &u)| if u { self.roots.name(k) } else { String::new() })
+            .collect();
         frames.extend(self.types.names.iter().cloned());
         frames.push(UNREACHABLE.to_string());
         ReferenceStacks { frames, stacks }

@@ -178,15 +178,12 @@ impl HeapGraph {
             })
             .take(opts.chains)
             .collect();
-        let mut roots: Vec<RootRow> = self
-            .roots
-            .iter()
-            .enumerate()
-            .filter_map(|(k, (name, kind))| {
+        let mut roots: Vec<RootRow> = (0..self.roots.len())
+            .filter_map(|k| {
                 let (bytes, objects) = self.root_retained(k);
                 (objects > 0).then(|| RootRow {
-                    root: name.clone(),
-                    kind: *kind,
+                    root: self.roots.name(k),
+                    kind: self.roots.kind(k),
                     retained_bytes: bytes,
                     retained_objects: objects,
                 })

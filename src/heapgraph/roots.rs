@@ -1,25 +1,20 @@
 //! The graph's roots, named as a person looks for them: each package
-//! variable (`main.cache`, from the symbol its root words fall in), each
-//! goroutine frame's variables (`goroutine 7 frame 2 main.work.buf`, where
-//! DWARF places a variable over the live slot, else the frame's function),
-//! a goroutine's defer and panic records, and the runtime's finalizer,
-//! cleanup and weak-handle records. Also the typed starting points of the
-//! type walk: every package variable and every stack variable that holds
-//! a live pointer slot, with its DWARF type.
+//! variable (`main.cache`, from the symbol its root words fall in), the
+//! runtime's finalizer, cleanup and weak-handle records, and the stacks'
+//! roots (`stack_roots.rs`: `goroutine 7 frame 2 main.work.buf`). Also
+//! the typed starting points of the type walk: every package variable,
+//! with its DWARF type (a stack's are `stack_roots.rs`').
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::binary::dwarf_vars::VarIndex;
-use crate::goruntime::stackroots::stack_pointer_slots;
-use crate::goruntime::{GoProgram, Goroutine};
+use crate::goruntime::GoProgram;
 use crate::heapwalk::{self, Heap};
-use crate::process::{Memory, MemoryExt};
-use crate::values::{limits, Place, Scope};
+use crate::process::Memory;
 
-/// Variables read per frame, at most (a frame has a few dozen).
-const MAX_FRAME_VARS: usize = 4096;
+use super::stack_roots::{Labels, StackRoot, StackRoots};
 
 /// What kind of thing a root is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,98 +46,118 @@ pub(super) struct TypedRoot {
 
 #[derive(Default)]
 pub(super) struct RootSet {
-    pub roots: Vec<NamedRoot>,
+    /// Package variables and the runtime's records.
+    pub globals: Vec<NamedRoot>,
+    /// Package variables with their DWARF types.
     pub typed: Vec<TypedRoot>,
     /// Roots that could not be read, said once each.
     pub unreadable: Vec<String>,
-    /// Goroutines whose stack scan was not precise to the end.
-    pub imprecise_stacks: u64,
 }
 
-/// Every root of the snapshot; see the module docs.
+/// The roots of the snapshot other than stacks; see the module docs.
 pub(super) fn collect(
     prog: &GoProgram,
     mem: &dyn Memory,
     bias: u64,
     heap: &Heap,
-    goroutines: &[Goroutine],
     vars: Option<&VarIndex>,
 ) -> Result<RootSet, heapwalk::HeapError> {
     let mut set = RootSet::default();
     globals(prog, mem, bias, heap, vars, &mut set)?;
-    let types = prog.binary().pclntab().ok().and_then(|t| t.types());
-    let mut slots = Vec::new();
-    let mut scratch = crate::goruntime::stackroots::Scratch::default();
-    for g in goroutines {
-        slots.clear();
-        let scan = stack_pointer_slots(prog, mem, bias, g, &mut slots, &mut scratch);
-        if scan.incomplete.is_some() || scan.conservative_frames > 0 {
-            set.imprecise_stacks += 1;
-        }
-        let frames = match vars {
-            Some(index) => frame_vars(mem, index, bias, types, g),
-            None => Vec::new(),
-        };
-        let mut by_name: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        let mut live_vars = vec![false; frames.len()];
-        for &slot in &slots {
-            let Ok(value) = mem.read_u64(slot) else {
-                continue;
-            };
-            if value == 0 {
-                continue;
-            }
-            let var = frames
-                .iter()
-                .position(|v| v.addr <= slot && slot < v.addr.saturating_add(v.size));
-            let name = match var {
-                Some(i) => {
-                    live_vars[i] = true;
-                    let v = &frames[i];
-                    format!(
-                        "goroutine {} frame {} {}.{}",
-                        g.id, v.frame, v.function, v.name
-                    )
-                }
-                None => slot_frame_name(g, slot),
-            };
-            by_name.entry(name).or_default().push(value);
-        }
-        for (v, live) in frames.iter().zip(live_vars) {
-            if live {
-                set.typed.push(TypedRoot {
-                    addr: v.addr,
-                    ty: v.ty,
-                });
-            }
-        }
-        set.roots
-            .extend(by_name.into_iter().map(|(name, values)| NamedRoot {
-                name,
-                kind: RootKind::Stack,
-                values,
-            }));
-    }
     Ok(set)
 }
 
-/// The frame whose stack range holds `slot`, or the goroutine's records.
-fn slot_frame_name(g: &Goroutine, slot: u64) -> String {
-    let frame = g
-        .frames
-        .iter()
-        .enumerate()
-        .find(|(_, f)| !f.inlined && f.sp <= slot && slot < f.fp);
-    match frame {
-        Some((k, f)) => format!("goroutine {} frame {} {}", g.id, k, f.function),
-        None if g
-            .frames
-            .iter()
-            .any(|f| f.sp <= slot && slot < f.fp.max(f.sp)) =>
-        {
-            format!("goroutine {} stack", g.id)
+/// The graph's roots by number: the other roots, then the stacks'.
+/// Only roots that hold an object are kept: one that holds none retains
+/// nothing and leads nowhere, and a million goroutines have millions.
+pub(super) struct RootTable {
+    globals: Vec<(String, RootKind)>,
+    stacks: Vec<StackRoot>,
+    labels: Labels,
+}
+
+impl RootTable {
+    /// The roots of `globals` and `stacks` that hold an object
+    /// (`held(values)` gives the object numbers of a root's values),
+    /// with the objects each holds.
+    pub(super) fn of(
+        globals: Vec<NamedRoot>,
+        stacks: StackRoots,
+        mut held: impl FnMut(&[u64], &mut Vec<u32>),
+    ) -> (RootTable, Held) {
+        let mut out = Held::default();
+        let mut kept = Vec::new();
+        for r in globals {
+            if out.add(|list| held(&r.values, list)) {
+                kept.push((r.name, r.kind));
+            }
         }
-        None => format!("goroutine {} (defer/panic records)", g.id),
+        let mut kept_stacks = Vec::new();
+        for (k, r) in stacks.roots.iter().enumerate() {
+            if out.add(|list| held(stacks.values_of(k), list)) {
+                kept_stacks.push(*r);
+            }
+        }
+        let table = RootTable {
+            globals: kept,
+            stacks: kept_stacks,
+            labels: stacks.labels,
+        };
+        (table, out)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.globals.len() + self.stacks.len()
+    }
+
+    /// Root `k`'s name (0 first).
+    pub(super) fn name(&self, k: usize) -> String {
+        match self.globals.get(k) {
+            Some((name, _)) => name.clone(),
+            None => self
+                .stacks
+                .get(k - self.globals.len())
+                .map_or_else(|| "?".to_string(), |r| r.name(&self.labels)),
+        }
+    }
+
+    pub(super) fn kind(&self, k: usize) -> RootKind {
+        self.globals
+            .get(k)
+            .map_or(RootKind::Stack, |(_, kind)| *kind)
+    }
+}
+
+/// The objects each kept root holds, root after root.
+#[derive(Default)]
+pub(super) struct Held {
+    objects: Vec<u32>,
+    ends: Vec<usize>,
+}
+
+impl Held {
+    /// Adds a root's objects, as `fill` appends them; false (and nothing
+    /// added) if it appends none.
+    fn add(&mut self, fill: impl FnOnce(&mut Vec<u32>)) -> bool {
+        let start = self.objects.len();
+        fill(&mut self.objects);
+        if self.objects.len() == start {
+            return false;
+        }
+        self.ends.push(self.objects.len());
+        true
+    }
+
+    /// Each root's objects, in root order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &[u32]> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(a, &b)| self.objects.get(a..b).unwrap_or(&[]))
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.ends.len()
     }
 }
 
@@ -176,7 +191,7 @@ fn globals(
         };
         by_name.entry((kind, name)).or_default().push(slot.value);
     }
-    set.roots
+    set.globals
         .extend(
             by_name
                 .into_iter()
@@ -194,68 +209,4 @@ fn globals(
         }
     }
     Ok(())
-}
-
-/// A frame's variable that DWARF places in memory.
-struct FrameVar {
-    frame: usize,
-    function: String,
-    name: String,
-    addr: u64,
-    size: u64,
-    ty: usize,
-}
-
-/// Every variable of `g`'s frames that lives in memory, per frame (an
-/// inlined call's own, by its depth in the physical frame).
-fn frame_vars(
-    mem: &dyn Memory,
-    index: &VarIndex,
-    bias: u64,
-    types: Option<(u64, u64)>,
-    g: &Goroutine,
-) -> Vec<FrameVar> {
-    let mut out = Vec::new();
-    for (k, selected) in g.frames.iter().enumerate() {
-        let Some(physical) = (k..g.frames.len()).find(|&i| !g.frames[i].inlined) else {
-            continue;
-        };
-        let f = &g.frames[physical];
-        let top = g.frames[..physical].iter().all(|x| x.inlined);
-        let link = f.pc.wrapping_sub(bias);
-        let scope = Scope {
-            mem,
-            index,
-            bias,
-            pc: if top { link } else { link.wrapping_sub(1) },
-            cfa: f.fp,
-            types,
-            inline_depth: physical - k,
-            ret_pc: (!top).then_some(link),
-            function: Some(selected.function.to_string()),
-            line: Some(u64::from(selected.line)),
-            regs: None,
-            curg: Some(g.gp),
-            limits: limits::Limits::DEFAULT,
-            budget: limits::Budget::new(),
-        };
-        let mut vars = scope.variables(true).unwrap_or_default();
-        vars.extend(scope.variables(false).unwrap_or_default());
-        for (name, v) in vars.into_iter().take(MAX_FRAME_VARS) {
-            let Place::Mem(addr) = v.place else { continue };
-            let size = scope.size(v.ty);
-            if size == 0 {
-                continue;
-            }
-            out.push(FrameVar {
-                frame: k,
-                function: selected.function.to_string(),
-                name,
-                addr,
-                size,
-                ty: v.ty,
-            });
-        }
-    }
-    out
 }

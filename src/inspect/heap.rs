@@ -6,8 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::binary::dwarf_vars::VarIndex;
-use crate::heapgraph::{HeapGraph, HeapReport, Progress, ReportOptions, Snapshot};
+use crate::corefile::CoreFile;
+use crate::goruntime::CHUNK_GOROUTINES;
+use crate::heapgraph::{
+    HeapGraph, HeapReport, Progress, ReportOptions, Snapshot, StackRoots, StackScanContext,
+    StackScratch,
+};
+use crate::ordered::Pool;
 
+use super::mode_choice::StacksMode;
 use super::{InspectError, Inspector, OpenOptions, Source, Warning};
 
 /// What `heap` is asked for.
@@ -60,26 +67,27 @@ impl Inspector {
                     objects: 0,
                     bytes: 0,
                 };
-                progress(phase("reading goroutines"));
-                let dump = self.stacks()?.dump;
                 progress(phase("reading DWARF variables"));
                 // Without them (unreadable DWARF) the report says so.
                 let vars = VarIndex::load(self.prog.binary().debug_data());
+                progress(phase("reading goroutines"));
+                let stacks = self.stack_roots(core, vars.as_ref().ok())?;
+                let goroutines = stacks.goroutines();
                 let snap = Snapshot {
                     prog: &self.prog,
                     mem: core.as_ref(),
                     bias: *bias,
-                    goroutines: &dump.goroutines,
+                    stacks,
                     vars: vars.as_ref().ok(),
                 };
-                let graph = HeapGraph::build(&snap, progress)?;
+                let graph = HeapGraph::build(snap, progress)?;
                 progress(phase("summing up"));
-                let report = graph.report(&dump.go_version, opts.report);
+                let report = graph.report(&self.prog.dump_info().go_version, opts.report);
                 Ok(HeapOutcome {
                     report,
                     graph,
                     copied: Default::default(),
-                    goroutines: dump.goroutines.len(),
+                    goroutines,
                     released: Default::default(),
                 })
             }
@@ -104,5 +112,57 @@ impl Inspector {
                 })
             }
         }
+    }
+}
+
+impl Inspector {
+    /// The stack roots of every goroutine of this core, never holding them
+    /// all decoded: each goroutine's stack scanned on the thread that has
+    /// just decoded it (its walk and its stack's bytes still at hand), and
+    /// only its roots kept.
+    fn stack_roots(
+        &self,
+        core: &CoreFile,
+        vars: Option<&VarIndex>,
+    ) -> Result<StackRoots, InspectError> {
+        let c = self.copy(StacksMode::Stop, false, &mut |_| {})?;
+        // A thread's frame shapes and unwinding facts last from one chunk
+        // to the next: each chunk takes a scratch from the pool and gives
+        // it back.
+        let scratches: Pool<StackScratch> = Pool::default();
+        let (prog, bias) = (&self.prog, c.bias);
+        let mut all = StackRoots::default();
+        self.prog
+            .decoder(c.bias)?
+            .without_args()
+            .stream_views(
+                &c.capture,
+                CHUNK_GOROUTINES,
+                |_| (StackRoots::default(), scratches.take()),
+                |(roots, scratch): &mut (StackRoots, StackScratch), g| {
+                    let cx = StackScanContext::new(prog, core, bias, vars);
+                    roots.add_view(&cx, scratch, g);
+                },
+                |(roots, scratch)| {
+                    scratches.give(scratch);
+                    roots
+                },
+                |roots| {
+                    all.append(roots);
+                    Ok::<(), std::convert::Infallible>(())
+                },
+            )
+            .unwrap_or_else(|never| match never {});
+        // A Go process always has a goroutine: none is a wrong reading
+        // (most likely of another build), never an answer.
+        if all.goroutines() == 0 {
+            return Err(InspectError::NoGoroutines { of: c.of });
+        }
+        let cx = StackScanContext::new(prog, core, bias, vars);
+        let mut scratch = scratches.take();
+        for g in self.crash_g0s(&c)? {
+            all.add_goroutine(&cx, &mut scratch, &g);
+        }
+        Ok(all)
     }
 }

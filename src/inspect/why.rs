@@ -3,7 +3,6 @@
 //! temporary core, and the analysis reads that copy while the program runs
 //! on: the heap walk may take seconds, the pause does not.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::corefile::CoreFile;
@@ -11,6 +10,7 @@ use crate::goruntime::labels::LabelTable;
 use crate::goruntime::waits::{FdInfo, ProcFds};
 use crate::goruntime::{stackroots, BriefScratch, Briefs, Dump, GoroutineBrief, CHUNK_GOROUTINES};
 use crate::heapwalk::Heap;
+use crate::ordered::Pool;
 use crate::process::{Memory, Target};
 use crate::report::pprof::{GoroutineProfile, LabelValue};
 use crate::why::{self, StackValues, WhyReport};
@@ -214,14 +214,7 @@ impl Inspector {
         let shared = Briefs::default();
         // A scanner's per-pc facts last from one chunk to the next: each
         // chunk takes one from the pool and gives it back.
-        let scratches: Mutex<Vec<Scratch>> = Mutex::default();
-        let take = || {
-            scratches
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop()
-                .unwrap_or_default()
-        };
+        let scratches: Pool<Scratch> = Pool::default();
         let mut out: Vec<GoroutineBrief> = Vec::new();
         let mut values = StackValues::default();
         let (prog, bias) = (&self.prog, c.bias);
@@ -231,7 +224,13 @@ impl Inspector {
             .stream_views(
                 &c.capture,
                 CHUNK_GOROUTINES,
-                |n| (Vec::with_capacity(n), StackValues::default(), take()),
+                |n| {
+                    (
+                        Vec::with_capacity(n),
+                        StackValues::default(),
+                        scratches.take(),
+                    )
+                },
                 |(chunk, values, scratch): &mut ChunkOut, g| {
                     let brief = shared.of_view(g, &mut scratch.briefs);
                     values.scan(
@@ -244,10 +243,7 @@ impl Inspector {
                     chunk.push(brief);
                 },
                 |(chunk, values, scratch)| {
-                    scratches
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(scratch);
+                    scratches.give(scratch);
                     (chunk, values)
                 },
                 |(chunk, more)| {
@@ -262,7 +258,7 @@ impl Inspector {
         if out.is_empty() {
             return Err(InspectError::NoGoroutines { of: c.of });
         }
-        let mut scratch = take();
+        let mut scratch = scratches.take();
         for g in self.crash_g0s(&c)? {
             let brief = shared.of_goroutine(&g);
             values.scan(prog, core, bias, (&brief, None), &mut scratch.scan);

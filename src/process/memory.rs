@@ -100,7 +100,8 @@ pub trait MemoryExt: Memory {
     /// Reads a Go `string` header at `addr` and its bytes, at most `max` of them.
     fn read_go_string(&self, addr: u64, max: usize) -> Result<String, ReadFault> {
         let ptr = self.read_u64(addr)?;
-        let len = self.read_u64(addr + 8)?;
+        let len_at = addr.checked_add(8).ok_or(ReadFault { addr, len: 16 })?;
+        let len = self.read_u64(len_at)?;
         let take = usize::try_from(len).unwrap_or(usize::MAX).min(max);
         let bytes = self.read_vec(ptr, take)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -108,3 +109,17 @@ pub trait MemoryExt: Memory {
 }
 
 impl<M: Memory + ?Sized> MemoryExt for M {}
+
+/// Memory that cannot be read at all, for tests of what reads none.
+#[cfg(test)]
+pub(crate) struct Unreadable;
+
+#[cfg(test)]
+impl Memory for Unreadable {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
+        Err(ReadFault {
+            addr,
+            len: buf.len(),
+        })
+    }
+}

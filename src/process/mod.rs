@@ -19,6 +19,8 @@ pub mod writetrack;
 
 pub use captured::{temporary_dir, CaptureReader, CapturedMemory};
 pub use live_memory::ProcessMemory;
+#[cfg(test)]
+pub(crate) use memory::Unreadable;
 pub use memory::{Memory, MemoryExt, ReadFault};
 pub use preflight::{Check, ExeInfo, Report};
 pub use procfs::{has_exited, read_mappings};

@@ -260,6 +260,12 @@ impl VarIndex {
         self.functions.get(self.by_pc.function_at(pc)?)
     }
 
+    /// Every function indexed.
+    #[cfg(test)]
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
     /// The concrete function named `name` (for `call`).
     pub fn function_named(&self, name: &str) -> Option<&Function> {
         self.functions.iter().find(|f| f.name == name)

@@ -85,6 +85,52 @@ pub struct StackScan {
     pub incomplete: Option<String>,
 }
 
+/// What a stack scan reads of its goroutine: a [`GoroutineBrief`]'s
+/// fields, or a [`Goroutine`]'s, or a decoded view's (see
+/// [`ScanStart::of_goroutine`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ScanStart<'a> {
+    /// Address of its `runtime.g`.
+    pub gp: u64,
+    /// As [`Goroutine::status_code`].
+    pub status_code: u32,
+    /// The innermost frame's pc and sp, where the scan starts.
+    pub top: Option<(u64, u64)>,
+    /// As [`Goroutine::unreadable`].
+    pub unreadable: Option<&'a str>,
+}
+
+impl<'a> ScanStart<'a> {
+    /// `g`'s header with `top`, its innermost frame's (pc, sp).
+    pub fn of_goroutine(g: &'a Goroutine, top: Option<(u64, u64)>) -> ScanStart<'a> {
+        ScanStart {
+            gp: g.gp,
+            status_code: g.status_code,
+            top,
+            unreadable: g.unreadable.as_deref(),
+        }
+    }
+
+    pub fn of_brief(g: &'a GoroutineBrief) -> ScanStart<'a> {
+        ScanStart {
+            gp: g.gp,
+            status_code: g.status_code,
+            top: g.top,
+            unreadable: g.unreadable.as_deref(),
+        }
+    }
+}
+
+/// How the values of the slots found are given back, besides the slots.
+enum Values<'o> {
+    /// Not at all.
+    None,
+    /// Those that read, nil left out.
+    NonNil(&'o mut Vec<u64>),
+    /// One per slot, in order (0 for one that did not read).
+    PerSlot(&'o mut Vec<u64>),
+}
+
 /// The words of `g`'s stack the GC would treat as live pointers, and the
 /// pointer words of the goroutine's own records the GC scans with its
 /// stack (defer and panic records, g.ctxt where the runtime scans it).
@@ -98,8 +144,8 @@ pub fn stack_pointer_slots(
     out: &mut Vec<u64>,
     scratch: &mut Scratch,
 ) -> StackScan {
-    let g = &GoroutineBrief::of(g);
-    scan_stack(prog, mem, bias, (g, None), (out, None), scratch)
+    let start = ScanStart::of_goroutine(g, g.frames.first().map(|f| (f.pc, f.sp)));
+    scan_stack(prog, mem, bias, (start, None), (out, Values::None), scratch)
 }
 
 /// [`stack_pointer_slots`] of a goroutine as `goat why` keeps it, and the
@@ -116,25 +162,62 @@ pub fn stack_pointer_values_of(
     values: &mut Vec<u64>,
     scratch: &mut Scratch,
 ) -> StackScan {
-    scan_stack(prog, mem, bias, (g, prior), (slots, Some(values)), scratch)
+    let start = ScanStart::of_brief(g);
+    scan_stack(
+        prog,
+        mem,
+        bias,
+        (start, prior),
+        (slots, Values::NonNil(values)),
+        scratch,
+    )
 }
 
-/// The words at `slots` that read, as pointer values (nil left out),
-/// appended to `out`.
-fn read_values(mem: &dyn Memory, slots: &[u64], out: &mut Vec<u64>) {
+/// The slots of [`stack_pointer_slots`] and, in `values`, what each
+/// holds, one per slot (0 where it did not read): for a caller that names
+/// each slot (`goat heap`'s roots). `prior` as in
+/// [`stack_pointer_values_of`].
+pub fn stack_pointer_slot_values(
+    prog: &GoProgram,
+    mem: &dyn Memory,
+    bias: u64,
+    (g, prior): (ScanStart<'_>, Option<PriorWalk<'_>>),
+    slots: &mut Vec<u64>,
+    values: &mut Vec<u64>,
+    scratch: &mut Scratch,
+) -> StackScan {
+    scan_stack(
+        prog,
+        mem,
+        bias,
+        (g, prior),
+        (slots, Values::PerSlot(values)),
+        scratch,
+    )
+}
+
+/// The words at `slots` that read, as `values` asks for them.
+fn read_values(mem: &dyn Memory, slots: &[u64], values: Values<'_>) {
     let mut word = [0u8; 8];
-    out.extend(slots.iter().filter_map(|s| {
-        mem.read(*s, &mut word).ok()?;
-        Some(u64::from_le_bytes(word)).filter(|v| *v != 0)
-    }));
+    let mut read = |s: u64| {
+        mem.read(s, &mut word).ok()?;
+        Some(u64::from_le_bytes(word))
+    };
+    match values {
+        Values::None => {}
+        Values::NonNil(out) => {
+            out.extend(slots.iter().filter_map(|&s| read(s).filter(|v| *v != 0)))
+        }
+        Values::PerSlot(out) => out.extend(slots.iter().map(|&s| read(s).unwrap_or(0))),
+    }
 }
 
 fn scan_stack(
     prog: &GoProgram,
     mem: &dyn Memory,
     bias: u64,
-    (g, prior): (&GoroutineBrief, Option<PriorWalk<'_>>),
-    (out, values): (&mut Vec<u64>, Option<&mut Vec<u64>>),
+    (g, prior): (ScanStart<'_>, Option<PriorWalk<'_>>),
+    (out, values): (&mut Vec<u64>, Values<'_>),
     scratch: &mut Scratch,
 ) -> StackScan {
     let mut scan = StackScan::default();
@@ -151,9 +234,7 @@ fn scan_stack(
         // The records do not depend on the stack; a stack of nothing.
         let mut st = ScanState::new(mem, 0, 0, out);
         let _ = records::scan(layout, g.gp, &mut st);
-        if let Some(values) = values {
-            read_values(mem, out, values);
-        }
+        read_values(mem, out, values);
         return scan;
     };
     let start = g.top;
@@ -215,7 +296,7 @@ fn scan_stack(
             let sp = field(layout.g.sched_sp)
                 .filter(|&sp| sp >= lo && sp < hi)
                 .unwrap_or(lo);
-            let why = g.unreadable.as_deref().unwrap_or("no frames were decoded");
+            let why = g.unreadable.unwrap_or("no frames were decoded");
             (sp, Some(why.to_string()))
         }
         (_, Err(e)) => (window_from, Some(e.to_string())),
@@ -237,9 +318,7 @@ fn scan_stack(
         scan.incomplete
             .get_or_insert_with(|| "too many stack objects: some were not followed".into());
     }
-    if let Some(values) = values {
-        read_values(&stack, out, values);
-    }
+    read_values(&stack, out, values);
     scan
 }
 

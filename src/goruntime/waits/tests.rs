@@ -76,17 +76,7 @@ impl Memory for Garbage {
     }
 }
 
-/// Memory that cannot be read at all.
-struct Nothing;
-
-impl Memory for Nothing {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
-        Err(ReadFault {
-            addr,
-            len: buf.len(),
-        })
-    }
-}
+use crate::process::Unreadable as Nothing;
 
 fn goroutine(id: u64, gp: u64, status: u32, reason: &str) -> Goroutine {
     Goroutine {

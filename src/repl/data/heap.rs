@@ -7,8 +7,9 @@ use std::io::Write;
 use anyhow::{anyhow, Result};
 
 use crate::binary::dwarf_vars::VarIndex;
-use crate::goruntime::Goroutine;
-use crate::heapgraph::{HeapGraph, ReportOptions, Snapshot};
+use crate::heapgraph::{
+    HeapGraph, ReportOptions, Snapshot, StackRoots, StackScanContext, StackScratch,
+};
 use crate::report::HeapTextOptions;
 use crate::session::Session;
 
@@ -62,17 +63,20 @@ pub fn heap(s: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()> {
 /// The object graph of the session's stop.
 fn build(s: &mut Session) -> Result<HeapGraph> {
     s.decode_all()?;
-    let goroutines: Vec<Goroutine> = (0..s.goroutine_count())
-        .map(|i| s.goroutine_at(i).clone())
-        .collect();
     let vars = VarIndex::load(s.prog.binary().debug_data());
     let t = s.target()?;
+    let cx = StackScanContext::new(s.prog, t, s.bias, vars.as_ref().ok());
+    let mut stacks = StackRoots::default();
+    let mut scratch = StackScratch::default();
+    for i in 0..s.goroutine_count() {
+        stacks.add_goroutine(&cx, &mut scratch, s.goroutine_at(i));
+    }
     let snap = Snapshot {
         prog: s.prog,
         mem: t,
         bias: s.bias,
-        goroutines: &goroutines,
+        stacks,
         vars: vars.as_ref().ok(),
     };
-    Ok(HeapGraph::build(&snap, &mut |_| {})?)
+    Ok(HeapGraph::build(snap, &mut |_| {})?)
 }
