@@ -20,9 +20,8 @@ use crate::process::Memory;
 use super::frame_vars::{frame_vars, FrameShapes, FrameVar, VarsContext};
 use super::roots::TypedRoot;
 
-/// Where in its goroutine a root is; in the order a goroutine's roots
-/// are listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Where in its goroutine a root is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum RootPlace {
     /// Its defer and panic records.
     Records,
@@ -31,6 +30,36 @@ pub(super) enum RootPlace {
     Frame { frame: u32, label: u32 },
     /// Its stack, outside any frame.
     Stack,
+}
+
+impl RootPlace {
+    /// Frame numbers kept in a key: deeper than any stack goat decodes.
+    const FRAME_MASK: u64 = (1 << 30) - 1;
+
+    /// The place as one number, in the order a goroutine's roots are
+    /// listed: sorting plain pairs of numbers is what the rest of goat
+    /// already does (a comparison of its own would be one more sort in
+    /// the static file).
+    fn key(self) -> u64 {
+        match self {
+            RootPlace::Records => 0,
+            RootPlace::Frame { frame, label } => {
+                1 << 62 | (u64::from(frame) & Self::FRAME_MASK) << 32 | u64::from(label)
+            }
+            RootPlace::Stack => 2 << 62,
+        }
+    }
+
+    fn of_key(key: u64) -> RootPlace {
+        match key >> 62 {
+            0 => RootPlace::Records,
+            1 => RootPlace::Frame {
+                frame: ((key >> 32) & Self::FRAME_MASK) as u32,
+                label: key as u32,
+            },
+            _ => RootPlace::Stack,
+        }
+    }
 }
 
 /// One stack root: a goroutine and where in it.
@@ -122,8 +151,9 @@ pub struct StackScratch {
     vars: Vec<FrameVar>,
     /// Which of `vars` hold a live slot.
     live: Vec<bool>,
-    /// This goroutine's (root, value) pairs before they are grouped.
-    found: Vec<(RootPlace, u64)>,
+    /// This goroutine's (root as [`RootPlace::key`], value) pairs before
+    /// they are grouped.
+    found: Vec<(u64, u64)>,
 }
 
 impl StackRoots {
@@ -216,7 +246,7 @@ impl StackRoots {
                 }
                 None => self.slot_place(frames, slot),
             };
-            s.found.push((place, value));
+            s.found.push((place.key(), value));
         }
         for (v, &live) in s.vars.iter().zip(&s.live) {
             if live {
@@ -226,27 +256,21 @@ impl StackRoots {
                 });
             }
         }
-        // A goroutine's roots in a fixed order: its records, its frames
-        // innermost first (a frame's own name before its variables'), its
-        // stack; each root's values in slot order.
-        let labels = &self.labels;
-        s.found.sort_by(|(a, _), (b, _)| match (a, b) {
-            (RootPlace::Frame { frame: f, label: l }, RootPlace::Frame { frame: g, label: m }) => {
-                f.cmp(g).then_with(|| labels.get(*l).cmp(labels.get(*m)))
-            }
-            _ => a.cmp(b),
-        });
+        // A goroutine's roots in a fixed order (its records, its frames
+        // innermost first, its stack), each value once.
+        s.found.sort_unstable();
+        s.found.dedup();
         let mut last = None;
-        for &(place, value) in &s.found {
-            if last != Some(place) {
+        for &(key, value) in &s.found {
+            if last != Some(key) {
                 if last.is_some() {
                     self.ends.push(self.values.len());
                 }
                 self.roots.push(StackRoot {
                     goroutine: g.id,
-                    place,
+                    place: RootPlace::of_key(key),
                 });
-                last = Some(place);
+                last = Some(key);
             }
             self.values.push(value);
         }
