@@ -79,22 +79,8 @@ pub(super) fn frame_vars(
     frames: &[FrameRef<'_>],
     out: &mut Vec<FrameVar>,
 ) {
-    for (k, selected) in frames.iter().enumerate() {
-        let Some(physical) = (k..frames.len()).find(|&i| !frames[i].inlined) else {
-            continue;
-        };
-        let f = &frames[physical];
-        let top = frames[..physical].iter().all(|x| x.inlined);
-        let frame = Frame {
-            link: f.pc.wrapping_sub(cx.bias),
-            top,
-            depth: physical - k,
-            cfa: f.fp,
-            function: selected.function,
-            line: selected.line,
-            gp,
-        };
-        let key = (frame.link, top, frame.depth);
+    for (k, frame) in selected_frames(frames, cx.bias, gp) {
+        let key = (frame.link, frame.top, frame.depth);
         if shapes.shapes.len() >= MAX_SHAPES && !shapes.shapes.contains_key(&key) {
             shapes.shapes.clear();
         }
@@ -129,6 +115,36 @@ pub(super) fn frame_vars(
             ),
         }
     }
+}
+
+/// Each of `frames` (one goroutine's, innermost first) as the frame whose
+/// variables are read, with its number: an inlined call's read in the
+/// physical frame that holds it (the next one not inlined).
+fn selected_frames<'f>(
+    frames: &'f [FrameRef<'_>],
+    bias: u64,
+    gp: u64,
+) -> impl Iterator<Item = (usize, Frame<'f>)> + 'f {
+    // Whether a physical frame came before: then none after is the top.
+    let mut below_top = false;
+    frames.iter().enumerate().filter_map(move |(k, selected)| {
+        let top = !below_top;
+        below_top |= !selected.inlined;
+        let physical = (k..frames.len()).find(|&i| !frames[i].inlined)?;
+        let f = &frames[physical];
+        Some((
+            k,
+            Frame {
+                link: f.pc.wrapping_sub(bias),
+                top,
+                depth: physical - k,
+                cfa: f.fp,
+                function: selected.function,
+                line: selected.line,
+                gp,
+            },
+        ))
+    })
 }
 
 /// The frame whose variables are read.
@@ -298,29 +314,10 @@ mod tests {
                     let frames_b = at(cfa_b);
                     frame_vars(&cx, &mut shapes, 0xc000_0000, &frames_b, &mut second);
                     let mut direct = Vec::new();
-                    for (k, sel) in frames_b.iter().enumerate() {
-                        let Some(physical) = (k..frames_b.len()).find(|&i| !frames_b[i].inlined)
-                        else {
-                            continue;
-                        };
-                        let fr = Frame {
-                            link: frames_b[physical].pc,
-                            top: frames_b[..physical].iter().all(|x| x.inlined),
-                            depth: physical - k,
-                            cfa: cfa_b,
-                            function: sel.function,
-                            line: sel.line,
-                            gp: 0xc000_0000,
-                        };
+                    for (k, fr) in selected_frames(&frames_b, 0, 0xc000_0000) {
                         for (name, place, size, ty) in evaluate(&cx, &Nothing, &fr, cfa_b) {
                             if let Place::Mem(addr) = place {
-                                direct.push((
-                                    k,
-                                    format!("{}.{name}", sel.function),
-                                    addr,
-                                    size,
-                                    ty,
-                                ));
+                                direct.push((k, format!("{}.{name}", fr.function), addr, size, ty));
                             }
                         }
                     }

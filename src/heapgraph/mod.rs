@@ -20,6 +20,7 @@ mod frame_vars;
 mod graph;
 #[cfg(test)]
 mod hostile_tests;
+mod lists;
 mod paths;
 mod report;
 mod retained;
@@ -56,7 +57,8 @@ pub struct Snapshot<'a> {
     pub prog: &'a GoProgram,
     pub mem: &'a dyn Memory,
     pub bias: u64,
-    /// Its goroutines' stack roots (see [`StackRoots::of_goroutines`]).
+    /// Its goroutines' stack roots, added a goroutine at a time
+    /// ([`StackRoots::add_goroutine`], [`StackRoots::add_view`]).
     pub stacks: StackRoots,
     /// The executable's DWARF variables and types; without them objects
     /// are typed from allocation headers only and roots named by symbol.

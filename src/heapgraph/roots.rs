@@ -14,6 +14,7 @@ use crate::goruntime::GoProgram;
 use crate::heapwalk::{self, Heap};
 use crate::process::Memory;
 
+use super::lists::Lists;
 use super::stack_roots::{Labels, StackRoot, StackRoots};
 
 /// What kind of thing a root is.
@@ -88,13 +89,13 @@ impl RootTable {
         let mut out = Held::default();
         let mut kept = Vec::new();
         for r in globals {
-            if out.add(|list| held(&r.values, list)) {
+            if out.add_nonempty(|list| held(&r.values, list)) {
                 kept.push((r.name, r.kind));
             }
         }
         let mut kept_stacks = Vec::new();
         for (k, r) in stacks.roots.iter().enumerate() {
-            if out.add(|list| held(stacks.values_of(k), list)) {
+            if out.add_nonempty(|list| held(stacks.values_of(k), list)) {
                 kept_stacks.push(*r);
             }
         }
@@ -129,37 +130,7 @@ impl RootTable {
 }
 
 /// The objects each kept root holds, root after root.
-#[derive(Default)]
-pub(super) struct Held {
-    objects: Vec<u32>,
-    ends: Vec<usize>,
-}
-
-impl Held {
-    /// Adds a root's objects, as `fill` appends them; false (and nothing
-    /// added) if it appends none.
-    fn add(&mut self, fill: impl FnOnce(&mut Vec<u32>)) -> bool {
-        let start = self.objects.len();
-        fill(&mut self.objects);
-        if self.objects.len() == start {
-            return false;
-        }
-        self.ends.push(self.objects.len());
-        true
-    }
-
-    /// Each root's objects, in root order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &[u32]> + '_ {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(&self.ends)
-            .map(|(a, &b)| self.objects.get(a..b).unwrap_or(&[]))
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.ends.len()
-    }
-}
+pub(super) type Held = Lists<u32>;
 
 fn globals(
     prog: &GoProgram,

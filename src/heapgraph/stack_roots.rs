@@ -18,6 +18,7 @@ use crate::goruntime::{
 use crate::process::Memory;
 
 use super::frame_vars::{frame_vars, FrameShapes, FrameVar, VarsContext};
+use super::lists::Lists;
 use super::roots::TypedRoot;
 
 /// Where in its goroutine a root is.
@@ -74,10 +75,8 @@ pub(super) struct StackRoot {
 #[derive(Default)]
 pub struct StackRoots {
     pub(super) roots: Vec<StackRoot>,
-    /// Each root's pointer values, root after root: root `k`'s are
-    /// `values[ends[k-1]..ends[k]]`.
-    values: Vec<u64>,
-    ends: Vec<usize>,
+    /// Each root's pointer values, root after root.
+    values: Lists<u64>,
     pub(super) labels: Labels,
     /// Frame variables that hold a live pointer slot, with their types.
     pub(super) typed: Vec<TypedRoot>,
@@ -157,16 +156,6 @@ pub struct StackScratch {
 }
 
 impl StackRoots {
-    /// The stack roots of `goroutines`.
-    pub fn of_goroutines(cx: &StackScanContext<'_>, goroutines: &[Goroutine]) -> StackRoots {
-        let mut roots = StackRoots::default();
-        let mut scratch = StackScratch::default();
-        for g in goroutines {
-            roots.add_goroutine(cx, &mut scratch, g);
-        }
-        roots
-    }
-
     /// Adds `g`'s roots.
     pub fn add_goroutine(
         &mut self,
@@ -264,7 +253,7 @@ impl StackRoots {
         for &(key, value) in &s.found {
             if last != Some(key) {
                 if last.is_some() {
-                    self.ends.push(self.values.len());
+                    self.values.end_list();
                 }
                 self.roots.push(StackRoot {
                     goroutine: g.id,
@@ -275,7 +264,7 @@ impl StackRoots {
             self.values.push(value);
         }
         if last.is_some() {
-            self.ends.push(self.values.len());
+            self.values.end_list();
         }
     }
 
@@ -306,15 +295,13 @@ impl StackRoots {
             .iter()
             .map(|name| self.labels.id(name, Some(name)))
             .collect();
-        let base = self.values.len();
         self.roots.extend(other.roots.into_iter().map(|mut r| {
             if let RootPlace::Frame { label, .. } = &mut r.place {
                 *label = ids.get(*label as usize).copied().unwrap_or(u32::MAX);
             }
             r
         }));
-        self.values.extend(other.values);
-        self.ends.extend(other.ends.into_iter().map(|e| base + e));
+        self.values.append(other.values);
         self.typed.extend(other.typed);
         self.imprecise += other.imprecise;
         self.goroutines += other.goroutines;
@@ -327,12 +314,7 @@ impl StackRoots {
 
     /// Root `k`'s pointer values.
     pub(super) fn values_of(&self, k: usize) -> &[u64] {
-        let start = match k.checked_sub(1) {
-            Some(p) => self.ends.get(p).copied().unwrap_or(0),
-            None => 0,
-        };
-        let end = self.ends.get(k).copied().unwrap_or(start);
-        self.values.get(start..end).unwrap_or(&[])
+        self.values.get(k)
     }
 }
 
