@@ -180,6 +180,7 @@ fn print_stats(written: &StacksWritten) {
             },
             goat::goruntime::gcphase::marks_note(&s.gc_marks),
         );
+        goat::eprintln_quiet!("goat: the running copy was kept {}", s.kept);
         if let Some(n) = s.redecided {
             goat::eprintln_quiet!(
                 "goat: the final capture reused the running plan: {n} goroutines decided again"

@@ -167,6 +167,12 @@ pub fn prepare_within(
 /// temporary file ([`prepare_spilled`]): about 40k service goroutines.
 pub const SPILL_MIN_BYTES: usize = 64 << 20;
 
+/// Captures expected to copy more than this are spilled compressed;
+/// smaller ones raw (`CapturedMemory::spilled_raw`): at 100k goroutines
+/// (190 MB) compressing and decompressing was a third of `goat stacks`'
+/// CPU, while at a million the raw file would take 1.9 GB of disk.
+pub const RAW_MAX_BYTES: usize = 512 << 20;
+
 /// An empty capture for a copy made while the target runs, where
 /// writing to a file costs no pause: in an unlinked temporary
 /// file in `$TMPDIR` (else `/var/tmp`) when the target's goroutines are
@@ -181,8 +187,10 @@ pub fn prepare_spilled(
     let len = mem.read_u64(globals.allgs.saturating_add(8)).unwrap_or(0);
     let per_g = layout.g.size.saturating_mul(3) / 2 + 1024;
     let expected = len.min(MAX_GOROUTINES).saturating_mul(per_g);
-    let mem = if expected > SPILL_MIN_BYTES as u64 {
+    let mem = if expected > RAW_MAX_BYTES as u64 {
         CapturedMemory::spilled()?
+    } else if expected > SPILL_MIN_BYTES as u64 {
+        CapturedMemory::spilled_raw()?
     } else {
         CapturedMemory::new()
     };
@@ -345,7 +353,7 @@ pub fn capture_with(
     let stacks_call = fetch.calls;
     read_ranges(fetch, &mut cap, &stacks);
     // The decode reads them in this order, each once.
-    cap.mem.will_read(&stacks);
+    cap.mem.will_read(stacks);
     read_signal_stacks(fetch, &mut cap, &signal_stacks);
 
     if let Some((addr, n)) = globals.wait_reasons {

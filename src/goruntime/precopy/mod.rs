@@ -260,6 +260,8 @@ pub struct PrecopyStats {
     pub redecided: Option<u64>,
     /// Why the final stop fell back to a full stop capture, if it did.
     pub full_capture: Option<String>,
+    /// Where the copy was kept (`CapturedMemory::kept`).
+    pub kept: &'static str,
     /// How long the final stop's own work took, by step: the scan for
     /// written pages, their re-reading, and the capture.
     pub scan: Duration,
@@ -397,6 +399,22 @@ impl Fetch for FinalFetch<'_> {
         addr.checked_add(len as u64)
             .is_some_and(|end| !overlaps(self.refreshed, addr, end))
     }
+}
+
+/// What the decode of a capture made from the plan reads, in its order:
+/// each goroutine's `g`, then its stack if one was read (the copy's file
+/// holds all the `g`s before all the stacks: a read-ahead of the stacks
+/// alone left the `g`s to be read a block at a time).
+fn decode_order(gs: &[u64], gsize: u64, d: &ready::Deferred) -> Vec<(u64, usize)> {
+    let mut stacks = d.stack_asks().filter(|(_, (_, ok))| *ok).peekable();
+    let mut out = Vec::with_capacity(gs.len().saturating_mul(2));
+    for (i, &g) in gs.iter().enumerate() {
+        out.push((g, gsize as usize));
+        while let Some((_, (range, _))) = stacks.next_if(|(k, _)| *k <= i) {
+            out.push(range);
+        }
+    }
+    out
 }
 
 /// Whether sorted, disjoint `ranges` overlap `[start, end)`.
@@ -557,6 +575,7 @@ impl<'p> Precopy<'p> {
 
     /// Keeps the copy in `mem` (empty; in memory or spilled to a file).
     pub fn store_in(&mut self, mem: CapturedMemory) {
+        self.stats.kept = mem.kept();
         self.copy.mem = mem;
     }
 
@@ -968,9 +987,11 @@ impl<'p> Precopy<'p> {
             asked,
             deferred,
         } = fin;
+        let mut reads = None;
         let asked = match deferred {
             Some(d) => {
                 let asked = d.asked();
+                reads = Some(decode_order(&capture.gs, self.layout.g.size, &d));
                 // What a stop capture counts: every range it could read.
                 capture.bytes += asked.iter().filter(|a| a.1).map(|a| a.0 .1).sum::<usize>();
                 Some(asked)
@@ -979,10 +1000,16 @@ impl<'p> Precopy<'p> {
         };
         self.asked = asked.clone().unwrap_or_default();
         let Some(asked) = asked else {
+            capture.mem.begin_reads();
             return capture;
         };
         let ranges: Vec<(u64, usize)> = asked.iter().filter(|a| a.1).map(|a| a.0).collect();
         capture.mem.restrict_to(&ranges);
+        // A capture made in the stop said so itself (`capture_with`).
+        if let Some(reads) = reads {
+            capture.mem.will_read(reads);
+        }
+        capture.mem.begin_reads();
         capture
     }
 

@@ -157,21 +157,24 @@ impl Deferred {
         a.push((self.list, true));
         a.extend(self.runs.iter().map(|&r| (r, true)));
         a.extend_from_slice(&self.m_asks);
-        for (i, s) in self.said.iter().enumerate() {
-            let i = i as u32;
-            let r = match s {
-                GSaid::Parked { stack: Some(r), .. } => *r,
-                GSaid::Running(_) => match self.wants.get(&i).and_then(|w| w.1) {
-                    Some(r) => r,
-                    None => continue,
-                },
-                _ => continue,
-            };
-            a.push((r, self.stack_ok.get(&i).copied().unwrap_or(true)));
-        }
+        a.extend(self.stack_asks().map(|(_, ask)| ask));
         a.extend_from_slice(&self.signal_asks);
         a.extend_from_slice(&self.wait_asks);
         a
+    }
+
+    /// The stacks asked for, in list order (the decode's), each with its
+    /// goroutine's place in the list and whether it could be read.
+    pub(super) fn stack_asks(&self) -> impl Iterator<Item = (usize, ((u64, usize), bool))> + '_ {
+        self.said.iter().enumerate().filter_map(|(i, s)| {
+            let k = i as u32;
+            let r = match s {
+                GSaid::Parked { stack: Some(r), .. } => *r,
+                GSaid::Running(_) => self.wants.get(&k).and_then(|w| w.1)?,
+                _ => return None,
+            };
+            Some((i, (r, self.stack_ok.get(&k).copied().unwrap_or(true))))
+        })
     }
 }
 

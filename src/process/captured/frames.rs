@@ -130,6 +130,40 @@ impl Packer {
     }
 }
 
+impl Packer {
+    /// Writes each frame pushed so far to `file` at `at + k * stride`
+    /// (frame `k`): compressed blocks at their logical offsets in a raw
+    /// file (`direct.rs`), the rest of each block a hole. Returns them,
+    /// placed there, and the file's end after the last. Empties the
+    /// packer, also when a write fails.
+    pub(super) fn write_each_at(
+        &mut self,
+        file: &File,
+        at: u64,
+        stride: u64,
+    ) -> io::Result<(Vec<Frame>, u64)> {
+        let used = std::mem::take(&mut self.used);
+        let mut frames = std::mem::take(&mut self.frames);
+        let mut end = at;
+        for (k, f) in frames.iter_mut().enumerate() {
+            let from = f.at as usize;
+            let bytes = self
+                .out
+                .get(from..from + f.stored as usize)
+                .filter(|_| from + f.stored as usize <= used)
+                .ok_or_else(past_end)?;
+            let to = (k as u64)
+                .checked_mul(stride)
+                .and_then(|o| o.checked_add(at))
+                .ok_or_else(past_end)?;
+            file.write_all_at(bytes, to)?;
+            f.at = to;
+            end = to.checked_add(u64::from(f.stored)).ok_or_else(past_end)?;
+        }
+        Ok((frames, end))
+    }
+}
+
 /// Reads the block `frame` holds into `out` (resized to its length),
 /// with `scratch` for its compressed bytes. A frame that does not decode
 /// to exactly its length (a damaged or truncated file) is an error.

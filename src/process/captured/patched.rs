@@ -102,6 +102,11 @@ impl Patches {
         }
     }
 
+    /// Whether block `no` has a patch.
+    pub(super) fn has(&self, no: u64) -> bool {
+        self.blocks.contains_key(&no)
+    }
+
     /// Whether the oldest patches should go to the file now.
     pub(super) fn over_limit(&self) -> bool {
         self.bytes > self.limit && !self.stuck

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::direct::{AlignedBuf, BatchWriter};
 use super::frames::{Frame, Packer};
 use super::spill::{whole_blocks, STAGING_BYTES};
 use super::{batches, read_into, tell, CapturedMemory, Store};
@@ -21,6 +22,9 @@ use crate::process::memory::Memory;
 const PACKERS: usize = 2;
 /// Staging buffers: one being read into, one per packing thread.
 const BUFFERS: usize = PACKERS + 1;
+/// A raw file's staging buffers: one being read into, one being written,
+/// one waiting between them.
+const DIRECT_BUFFERS: usize = 3;
 /// Batches read but not yet written, at most: what bounds the compressed
 /// batches waiting for an earlier one to be written first.
 const IN_FLIGHT: usize = BUFFERS + PACKERS;
@@ -53,6 +57,9 @@ impl CapturedMemory {
         let Store::Spill { file, .. } = &mut self.store else {
             unreachable!("read_pipelined is only called on a spilled capture")
         };
+        if file.is_direct() {
+            return self.read_pipelined_direct(mem, ranges, seen);
+        }
         let mut spare = vec![std::mem::take(&mut file.staging)];
         let mut packers = vec![std::mem::take(&mut file.packer)];
         packers.resize_with(PACKERS, Packer::default);
@@ -170,12 +177,28 @@ impl CapturedMemory {
             (written, packer)
         });
         if let Store::Spill { file, .. } = &mut self.store {
-            file.wrote(end);
             file.packer = packer;
-            file.claim(at - start);
             file.staging = spare.into_iter().max_by_key(Vec::len).unwrap_or_default();
         }
-        let mut ok = Vec::with_capacity(ranges.len());
+        self.index_staged(staged, written, end, at - start, ranges.len())
+    }
+
+    /// After a pipelined copy: the file's new end and the logical bytes
+    /// claimed, each batch's frames placed and its ranges indexed (or,
+    /// where its write failed, not read); whether each range was read.
+    fn index_staged(
+        &mut self,
+        staged: Vec<Staged<'_>>,
+        written: Vec<io::Result<Vec<Frame>>>,
+        end: u64,
+        claimed: u64,
+        ranges: usize,
+    ) -> Vec<bool> {
+        if let Store::Spill { file, .. } = &mut self.store {
+            file.wrote(end);
+            file.claim(claimed);
+        }
+        let mut ok = Vec::with_capacity(ranges);
         let mut results = written.into_iter();
         for batch in staged {
             match results.next() {
@@ -202,7 +225,92 @@ impl CapturedMemory {
             }
         }
         // Ranges never staged (the writer died): not read.
-        ok.resize(ranges.len(), false);
+        ok.resize(ranges, false);
         ok
+    }
+
+    /// [`Self::read_pipelined`] for a raw file (`direct.rs`): no packing
+    /// threads; one writer writes each batch's buffer with `O_DIRECT` at
+    /// its logical offset, then hands it back, while the next batch is read.
+    fn read_pipelined_direct(
+        &mut self,
+        mem: &dyn Memory,
+        ranges: &[(u64, usize)],
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Vec<bool> {
+        let Store::Spill { file, .. } = &mut self.store else {
+            unreachable!("read_pipelined is only called on a spilled capture")
+        };
+        let mut spare = std::mem::take(&mut file.direct_staging);
+        let mut batch_writer = std::mem::take(&mut file.batch_writer);
+        let start = file.len();
+        let (_, end) = file.raw();
+        let Some(direct) = file.direct.as_ref() else {
+            unreachable!("read_pipelined_direct is only called on a raw file")
+        };
+        let buffered = file.raw().0;
+        let mut staged = Vec::new();
+        let mut at = start;
+        let ((written, end), batch_writer) = std::thread::scope(|s| {
+            // (buffer, bytes used, logical offset) read, to write.
+            let (full_tx, full_rx) = crossbeam_channel::bounded::<(AlignedBuf, usize, u64)>(1);
+            let (empty_tx, empty_rx) = crossbeam_channel::unbounded::<AlignedBuf>();
+            let writer = s.spawn(move || -> (Written, BatchWriter) {
+                let mut end = end;
+                let mut results = Vec::new();
+                for (buf, n, at) in full_rx {
+                    let frames =
+                        batch_writer
+                            .write(direct, buffered, &buf, n, at)
+                            .map(|(frames, to)| {
+                                end = end.max(to);
+                                frames
+                            });
+                    results.push(frames);
+                    // The reader may be gone already: then the buffer goes.
+                    let _ = empty_tx.send(buf);
+                }
+                ((results, end), batch_writer)
+            });
+            let mut made = spare.len();
+            for batch in batches(ranges, STAGING_BYTES) {
+                let total: usize = batch.iter().map(|r| r.1).sum();
+                let mut buf = match spare.pop() {
+                    Some(b) => b,
+                    None if made < DIRECT_BUFFERS => {
+                        made += 1;
+                        AlignedBuf::default()
+                    }
+                    // The writer sends every buffer back unless it died,
+                    // and then the send below fails too.
+                    None => empty_rx.recv().unwrap_or_default(),
+                };
+                buf.ensure(total);
+                let bytes = &mut buf.bytes_mut()[..total];
+                let ok = read_into(mem, batch, bytes);
+                tell(batch, &ok, bytes, seen);
+                staged.push(Staged {
+                    ranges: batch,
+                    ok,
+                    at,
+                });
+                if full_tx.send((buf, total, at)).is_err() {
+                    break;
+                }
+                at = at.saturating_add(whole_blocks(total));
+            }
+            drop(full_tx);
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| ((Vec::new(), end), BatchWriter::default()));
+            spare.extend(empty_rx.try_iter());
+            written
+        });
+        if let Store::Spill { file, .. } = &mut self.store {
+            spare.truncate(DIRECT_BUFFERS);
+            file.direct_staging = spare;
+            file.batch_writer = batch_writer;
+        }
+        self.index_staged(staged, written, end, at - start, ranges.len())
     }
 }

@@ -14,8 +14,10 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::direct::{identity_frames, open_direct_writer, AlignedBuf, BatchWriter};
 use super::frames::{read_frame, Frame, Packer, BLOCK};
 use super::patched::Patches;
 
@@ -55,6 +57,13 @@ pub(super) struct SpillFile {
     pub(super) packer: Packer,
     /// Where batches are read into before they are compressed (reused).
     pub(super) staging: Vec<u8>,
+    /// The file opened for `O_DIRECT` writes when the copy is kept raw
+    /// (`direct.rs`): then every block sits at its logical offset.
+    pub(super) direct: Option<File>,
+    /// A raw file's staging buffers, aligned for `O_DIRECT` (reused).
+    pub(super) direct_staging: Vec<AlignedBuf>,
+    /// How a raw file's batches are written, and whether the disk kept up.
+    pub(super) batch_writer: BatchWriter,
 }
 
 impl SpillFile {
@@ -66,7 +75,53 @@ impl SpillFile {
             patches: Patches::default(),
             packer: Packer::default(),
             staging: Vec::new(),
+            direct: None,
+            direct_staging: Vec::new(),
+            batch_writer: BatchWriter::default(),
         })
+    }
+
+    /// [`Self::create_in`], kept raw and written with `O_DIRECT` where
+    /// `dir`'s file system allows it (`direct.rs`), compressed where not.
+    pub(super) fn create_direct_in(dir: &Path) -> io::Result<SpillFile> {
+        let mut spill = Self::create_in(dir)?;
+        spill.direct = open_direct_writer(&spill.file);
+        Ok(spill)
+    }
+
+    /// Whether a raw file's disk was too slow, and its later batches
+    /// were compressed (each still at its logical offset).
+    pub(super) fn went_compressed(&self) -> bool {
+        self.batch_writer.compressed()
+    }
+
+    /// Whether blocks are kept raw, each at its logical offset.
+    pub(super) fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// The file, for reads that bypass the page cache.
+    pub(super) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Where logical `[at, at + len)` starts in the file, when every block
+    /// of it is raw at its own logical offset and unpatched: bytes that
+    /// a direct read of the file gets right.
+    pub(super) fn direct_offset(&self, at: u64, len: u64) -> Option<u64> {
+        let end = at.checked_add(len)?;
+        if !self.is_direct() || len == 0 {
+            return None;
+        }
+        let (first, last) = (at / BLOCK as u64, (end - 1) / BLOCK as u64);
+        (first..=last)
+            .all(|no| {
+                let f = self.frame(no).ok();
+                let held =
+                    f.is_some_and(|f| f.len > 0 && f.stored == f.len && f.at == no * BLOCK as u64);
+                held && !self.patches.has(no)
+            })
+            .then_some(at)
     }
 
     /// The logical length: where the next batch starts.
@@ -98,6 +153,19 @@ impl SpillFile {
     /// logical offset.
     pub(super) fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
         let at = self.len();
+        if self.is_direct() {
+            // Few and small (a final stop's new ranges): through the page
+            // cache, raw at their logical offset like the batches.
+            self.file.write_all_at(bytes, at)?;
+            let frames = identity_frames(at, bytes.len());
+            self.end = self.end.max(at.saturating_add(bytes.len() as u64));
+            self.frames.resize(
+                self.frames.len().saturating_add(frames.len()),
+                Frame::default(),
+            );
+            self.place(at, frames);
+            return Ok(at);
+        }
         self.packer.push_blocks(bytes);
         let (frames, written) = self.packer.write_at(&self.file, self.end)?;
         self.end = self.end.saturating_add(written);
@@ -154,6 +222,9 @@ impl SpillFile {
     /// `pwrite`. A block whose frame cannot be read loses its patch (it
     /// reads as a fault anyway); if the write fails the patches stay.
     fn flush_patches(&mut self) {
+        if self.is_direct() {
+            return self.flush_patches_in_place();
+        }
         let taken = self.patches.take_oldest();
         let mut block = Vec::new();
         let mut scratch = Vec::new();
@@ -183,6 +254,33 @@ impl SpillFile {
                 }
             }
             Err(_) => self.patches.put_back(kept),
+        }
+    }
+
+    /// [`Self::flush_patches`] of a raw file: each patched block written
+    /// back over itself, so it stays at its logical offset.
+    fn flush_patches_in_place(&mut self) {
+        let taken = self.patches.take_oldest();
+        let mut block = Vec::new();
+        let mut scratch = Vec::new();
+        let mut failed = Vec::new();
+        for (no, patch) in taken {
+            let Ok(frame) = self.frame(no) else {
+                continue;
+            };
+            // A block that cannot be read loses its patch: it reads as a
+            // fault anyway.
+            if read_frame(&self.file, frame, &mut block, &mut scratch).is_err()
+                || patch.apply(&mut block).is_err()
+            {
+                continue;
+            }
+            if self.file.write_all_at(&block, frame.at).is_err() {
+                failed.push((no, patch));
+            }
+        }
+        if !failed.is_empty() {
+            self.patches.put_back(failed);
         }
     }
 
@@ -225,10 +323,5 @@ impl SpillFile {
     #[cfg(test)]
     pub(super) fn frames(&self) -> &[Frame] {
         &self.frames
-    }
-
-    #[cfg(test)]
-    pub(super) fn file(&self) -> &File {
-        &self.file
     }
 }
