@@ -20,15 +20,21 @@ impl Put for Vec<u8> {
     }
 
     fn hex(&mut self, v: u64) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let digits = (64 - v.leading_zeros()).div_ceil(4).max(1) as usize;
+        let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
+        // The significant digits moved to the top, so that they are the
+        // buffer's first: each byte becomes two digits at fixed places,
+        // with no loop over a count of digits (twice as fast as one, and
+        // numbers in hex are a third of a dump's text).
+        let top = v << (64 - 4 * digits);
         let mut buf = [0u8; 18];
         buf[0] = b'0';
         buf[1] = b'x';
-        for i in 0..digits {
-            buf[1 + digits - i] = DIGITS[((v >> (4 * i)) & 0xf) as usize];
+        for (i, b) in top.to_be_bytes().iter().enumerate() {
+            let [hi, lo] = HEX_PAIRS[usize::from(*b)];
+            buf[2 + 2 * i] = hi;
+            buf[3 + 2 * i] = lo;
         }
-        append_first(self, &buf, 2 + digits);
+        append_first(self, &buf, 2 + digits as usize);
     }
 
     fn dec(&mut self, mut v: u64) {
@@ -56,6 +62,18 @@ impl Put for Vec<u8> {
     }
 }
 
+/// Each byte's two lower-case hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 15]];
+        i += 1;
+    }
+    pairs
+};
+
 /// Appends `buf[..n]`. The whole fixed-size buffer is copied, then cut
 /// back: a copy of a size known when compiling is a few vector moves, where
 /// one of `n` bytes is a call to `memcpy`, which at a million goroutines'
@@ -72,7 +90,20 @@ mod tests {
 
     #[test]
     fn numbers_print_as_format_prints_them() {
-        for v in [0, 1, 9, 10, 15, 16, 255, 0xc000_1234, u64::MAX, 1 << 63] {
+        let every_length = (0..64).flat_map(|s| [1u64 << s, (1u64 << s) - 1, !0u64 >> s]);
+        let some = [
+            0,
+            9,
+            10,
+            15,
+            16,
+            255,
+            0xc000_1234,
+            0x4a_5f20,
+            u64::MAX,
+            1 << 63,
+        ];
+        for v in some.into_iter().chain(every_length) {
             let mut b = Vec::new();
             b.hex(v);
             b.put(" ");
