@@ -28,6 +28,9 @@ pub(super) struct BlockCache {
     last: usize,
     /// A frame's compressed bytes, read before they are decoded.
     scratch: Vec<u8>,
+    /// Where in a raw file's read-ahead this reader read last
+    /// (`ReadAhead::read_near`).
+    pub(super) ahead_hint: usize,
 }
 
 impl BlockCache {

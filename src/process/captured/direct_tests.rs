@@ -111,10 +111,16 @@ fn stacks_are_read_ahead_unless_patched_and_always_read_right() {
     assert_eq!(m.rewrite_from(&src, &[patched]), vec![true]);
     assert!(!reading_ahead(&m));
     let at = m.index[m.find(patched.0, patched.0 + 1).unwrap()].offset;
-    assert_eq!(file_of(&m).direct_offset(at, patched.1 as u64), None);
+    assert_eq!(
+        SpillFile::direct_offset(&file_of(&m).direct_blocks(), at, patched.1 as u64),
+        None
+    );
     let far = ranges[3000];
     let far_at = m.index[m.find(far.0, far.0 + 1).unwrap()].offset;
-    assert_eq!(file_of(&m).direct_offset(far_at, 8), Some(far_at));
+    assert_eq!(
+        SpillFile::direct_offset(&file_of(&m).direct_blocks(), far_at, 8),
+        Some(far_at)
+    );
     m.begin_reads();
     assert!(reading_ahead(&m));
     let r = m.reader();
@@ -189,7 +195,10 @@ fn batches_after_the_disk_fell_behind_are_compressed_in_place_and_read_right() {
     // The compressed ones are left to the usual reads; all read right.
     let later = ranges[ranges.len() - 10];
     let at = m.index[m.find(later.0, later.0 + 1).unwrap()].offset;
-    assert_eq!(f.direct_offset(at, later.1 as u64), None);
+    assert_eq!(
+        SpillFile::direct_offset(&f.direct_blocks(), at, later.1 as u64),
+        None
+    );
     m.will_read(ranges.clone());
     m.begin_reads();
     assert!(reading_ahead(&m));

@@ -12,7 +12,9 @@ use crate::process::memory::{Memory, ReadFault};
 /// blocks, so threads never wait on each other. Not `Sync`: one per thread.
 pub struct CaptureReader<'a> {
     mem: &'a CapturedMemory,
-    last: Cell<usize>,
+    /// The spans of its last two reads: a decode reads a goroutine's `g`
+    /// and its stack in turn, which lie in two spans.
+    last: [Cell<usize>; 2],
     cache: RefCell<BlockCache>,
 }
 
@@ -20,7 +22,7 @@ impl<'a> CaptureReader<'a> {
     pub(super) fn new(mem: &'a CapturedMemory) -> Self {
         CaptureReader {
             mem,
-            last: Cell::new(0),
+            last: [Cell::new(0), Cell::new(0)],
             cache: RefCell::new(BlockCache::default()),
         }
     }
@@ -33,14 +35,26 @@ impl Memory for CaptureReader<'_> {
             len: buf.len(),
         };
         let end = addr.checked_add(buf.len() as u64).ok_or(fault)?;
-        let last = self.last.get();
-        let i = match self.mem.index.get(last) {
-            Some(s) if s.addr <= addr && end <= s.end() => last,
-            _ => {
-                let i = self.mem.find(addr, end).ok_or(fault)?;
-                self.last.set(i);
-                i
-            }
+        let holds = |i: usize| {
+            self.mem
+                .index
+                .get(i)
+                .is_some_and(|s| s.addr <= addr && end <= s.end())
+        };
+        let (a, b) = (self.last[0].get(), self.last[1].get());
+        let i = if holds(a) {
+            a
+        } else if holds(b) {
+            // The most recent first.
+            self.last[0].set(b);
+            self.last[1].set(a);
+            b
+        } else {
+            let i = self.mem.find(addr, end).ok_or(fault)?;
+            // The older of the two goes.
+            self.last[1].set(a);
+            self.last[0].set(i);
+            i
         };
         // Never borrowed twice: `read` does not call back into itself.
         let mut cache = self.cache.try_borrow_mut().map_err(|_| fault)?;

@@ -105,22 +105,34 @@ impl SpillFile {
         &self.file
     }
 
+    /// Which blocks a direct read of the file gets right: raw at their
+    /// own logical offset and unpatched (see [`Self::direct_offset`]).
+    pub(super) fn direct_blocks(&self) -> Vec<bool> {
+        if !self.is_direct() {
+            return Vec::new();
+        }
+        (0u64..)
+            .zip(&self.frames)
+            .map(|(no, f)| {
+                let raw = f.len > 0 && f.stored == f.len && f.at == no * BLOCK as u64;
+                raw && !self.patches.has(no)
+            })
+            .collect()
+    }
+
     /// Where logical `[at, at + len)` starts in the file, when every block
-    /// of it is raw at its own logical offset and unpatched: bytes that
-    /// a direct read of the file gets right.
-    pub(super) fn direct_offset(&self, at: u64, len: u64) -> Option<u64> {
+    /// of it is one of `direct` ([`Self::direct_blocks`]): bytes that a
+    /// direct read of the file gets right.
+    pub(super) fn direct_offset(direct: &[bool], at: u64, len: u64) -> Option<u64> {
         let end = at.checked_add(len)?;
-        if !self.is_direct() || len == 0 {
+        if len == 0 {
             return None;
         }
-        let (first, last) = (at / BLOCK as u64, (end - 1) / BLOCK as u64);
-        (first..=last)
-            .all(|no| {
-                let f = self.frame(no).ok();
-                let held =
-                    f.is_some_and(|f| f.len > 0 && f.stored == f.len && f.at == no * BLOCK as u64);
-                held && !self.patches.has(no)
-            })
+        let first = usize::try_from(at / BLOCK as u64).ok()?;
+        let last = usize::try_from((end - 1) / BLOCK as u64).ok()?;
+        direct
+            .get(first..=last)
+            .is_some_and(|blocks| blocks.iter().all(|&d| d))
             .then_some(at)
     }
 

@@ -124,6 +124,32 @@ fn reads_in_plan_order_come_from_the_windows_and_are_right() {
     assert_eq!(served, planned.len(), "every range read in order is served");
 }
 
+/// Reads with a hint find what reads without find: in plan order (the
+/// hint moving along), and wherever the hint points.
+#[test]
+fn a_hint_finds_the_same_ranges_wherever_it_points() {
+    let (planned, ahead) = started_over_64_mib(30_000);
+    let mut hint = 0;
+    for (i, p) in planned.iter().enumerate() {
+        let mut buf = vec![0u8; p.len as usize];
+        assert!(ahead.read_near(p.addr, &mut buf, &mut hint), "range {i}");
+        assert_eq!(buf, expected(p.file_offset, buf.len()), "range {i}");
+        assert_eq!(hint, i, "the hint follows the plan");
+    }
+    for (i, wrong) in [(5, 29_000), (29_999, 0), (10, usize::MAX), (11, 11)] {
+        let p = planned[i];
+        let mut hint = wrong;
+        let mut word = [0u8; 8];
+        if ahead.read_near(p.addr + 8, &mut word, &mut hint) {
+            assert_eq!(word.to_vec(), expected(p.file_offset + 8, 8), "range {i}");
+            assert_eq!(hint, i);
+        }
+        // Past the range's end: refused, however near.
+        let mut hint = i;
+        assert!(!ahead.read_near(p.addr + p.len - 4, &mut word, &mut hint));
+    }
+}
+
 #[test]
 fn reads_out_of_order_or_outside_the_plan_are_right_or_refused() {
     let (planned, ahead) = started_over_64_mib(30_000);
