@@ -95,20 +95,25 @@ impl BatchWriter {
         n: usize,
         at: u64,
     ) -> io::Result<(Vec<Frame>, u64)> {
-        if self.compressing {
-            let bytes = buf
-                .bytes()
-                .get(..n)
-                .ok_or_else(|| io::Error::other("a staging buffer shorter than its batch"))?;
-            self.packer.push_blocks(bytes);
-            return self.packer.write_each_at(file, at, BLOCK as u64);
+        if !self.compressing {
+            let started = Instant::now();
+            let written = write_batch(direct, buf, n, at);
+            self.raw_time += started.elapsed();
+            self.raw_bytes = self.raw_bytes.saturating_add(n as u64);
+            self.compressing = disk_too_slow(self.raw_bytes, self.raw_time);
+            match written {
+                Ok(w) => return Ok(w),
+                // A file system that took the first page and refuses a
+                // later write (or a disk error): the page cache may not.
+                Err(_) => self.compressing = true,
+            }
         }
-        let started = Instant::now();
-        let written = write_batch(direct, buf, n, at);
-        self.raw_time += started.elapsed();
-        self.raw_bytes = self.raw_bytes.saturating_add(n as u64);
-        self.compressing = disk_too_slow(self.raw_bytes, self.raw_time);
-        written
+        let bytes = buf
+            .bytes()
+            .get(..n)
+            .ok_or_else(|| io::Error::other("a staging buffer shorter than its batch"))?;
+        self.packer.push_blocks(bytes);
+        self.packer.write_each_at(file, at, BLOCK as u64)
     }
 
     /// Compresses every later batch, as if the disk had fallen behind.

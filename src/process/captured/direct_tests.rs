@@ -5,6 +5,7 @@
 use std::os::unix::fs::FileExt;
 
 use super::frames::BLOCK;
+use super::spill_tests::{file_mut, file_of};
 use super::*;
 use crate::process::readahead::MIN_RANGES;
 use crate::process::MemoryExt;
@@ -19,20 +20,6 @@ fn raw() -> CapturedMemory {
         temporary_dir().display()
     );
     m
-}
-
-fn file_of(m: &CapturedMemory) -> &SpillFile {
-    match &m.store {
-        Store::Spill { file, .. } => file,
-        _ => panic!("not spilled"),
-    }
-}
-
-fn file_mut(m: &mut CapturedMemory) -> &mut SpillFile {
-    match &mut m.store {
-        Store::Spill { file, .. } => file,
-        _ => panic!("not spilled"),
-    }
 }
 
 fn reading_ahead(m: &CapturedMemory) -> bool {
@@ -205,5 +192,34 @@ fn batches_after_the_disk_fell_behind_are_compressed_in_place_and_read_right() {
     let r = m.reader();
     for &range in &ranges {
         assert_eq!(r.read_vec(range.0, range.1).unwrap(), expected(&src, range));
+    }
+}
+
+#[test]
+fn a_raw_write_refused_is_written_compressed_instead() {
+    use super::direct::{AlignedBuf, BatchWriter};
+    let file = tempfile::tempfile_in(temporary_dir()).unwrap();
+    // A descriptor that cannot write: every raw write fails.
+    let refusing = std::fs::File::open("/dev/null").unwrap();
+    let mut w = BatchWriter::default();
+    let mut buf = AlignedBuf::default();
+    let n = 3 * BLOCK + 100;
+    buf.ensure(n);
+    for (i, b) in buf.bytes_mut()[..n].iter_mut().enumerate() {
+        *b = (i / 64) as u8;
+    }
+    let at = 4 * BLOCK as u64;
+    let (frames, _) = w.write(&refusing, &file, &buf, n, at).unwrap();
+    assert!(w.compressed());
+    assert_eq!(frames.len(), 4);
+    let (mut block, mut scratch) = (Vec::new(), Vec::new());
+    for (k, f) in frames.iter().enumerate() {
+        assert_eq!(f.at, at + (k * BLOCK) as u64, "at its logical offset");
+        assert!(f.stored < f.len, "compressed");
+        super::frames::read_frame(&file, *f, &mut block, &mut scratch).unwrap();
+        assert_eq!(
+            block[..],
+            buf.bytes()[k * BLOCK..k * BLOCK + f.len as usize]
+        );
     }
 }

@@ -37,6 +37,44 @@ struct Staged<'r> {
     at: u64,
 }
 
+/// A staging buffer to read the next batch into: a spare one, a new one
+/// while fewer than `most` were made, else the next the other threads
+/// give back (they give every one back unless they died, and then the
+/// batch's send fails too).
+fn next_buffer<B: Default>(
+    spare: &mut Vec<B>,
+    made: &mut usize,
+    most: usize,
+    given_back: &crossbeam_channel::Receiver<B>,
+) -> B {
+    match spare.pop() {
+        Some(b) => b,
+        None if *made < most => {
+            *made += 1;
+            B::default()
+        }
+        None => given_back.recv().unwrap_or_default(),
+    }
+}
+
+/// Reads `batch` into `bytes` (exactly its length), tells `seen` what
+/// was read, and returns the batch as staged at logical offset `at`.
+fn stage<'r>(
+    mem: &dyn Memory,
+    batch: &'r [(u64, usize)],
+    bytes: &mut [u8],
+    at: u64,
+    seen: &mut dyn FnMut(u64, &[u8]),
+) -> Staged<'r> {
+    let ok = read_into(mem, batch, bytes);
+    tell(batch, &ok, bytes, seen);
+    Staged {
+        ranges: batch,
+        ok,
+        at,
+    }
+}
+
 /// What the writer thread did: each batch's frames (or why not), in
 /// order, and where the file ends now.
 type Written = (Vec<io::Result<Vec<Frame>>>, u64);
@@ -140,26 +178,11 @@ impl CapturedMemory {
                     break;
                 }
                 let total: usize = batch.iter().map(|r| r.1).sum();
-                let mut buf = match spare.pop() {
-                    Some(b) => b,
-                    None if made < BUFFERS => {
-                        made += 1;
-                        Vec::new()
-                    }
-                    // The packers send every buffer back unless they died,
-                    // and then the send below fails too.
-                    None => empty_rx.recv().unwrap_or_default(),
-                };
+                let mut buf = next_buffer(&mut spare, &mut made, BUFFERS, &empty_rx);
                 if buf.len() < total {
                     buf.resize(total, 0);
                 }
-                let ok = read_into(mem, batch, &mut buf[..total]);
-                tell(batch, &ok, &buf[..total], seen);
-                staged.push(Staged {
-                    ranges: batch,
-                    ok,
-                    at,
-                });
+                staged.push(stage(mem, batch, &mut buf[..total], at, seen));
                 if full_tx.send((no, buf, total)).is_err() {
                     break;
                 }
@@ -244,11 +267,10 @@ impl CapturedMemory {
         let mut spare = std::mem::take(&mut file.direct_staging);
         let mut batch_writer = std::mem::take(&mut file.batch_writer);
         let start = file.len();
-        let (_, end) = file.raw();
+        let (buffered, end) = file.raw();
         let Some(direct) = file.direct.as_ref() else {
             unreachable!("read_pipelined_direct is only called on a raw file")
         };
-        let buffered = file.raw().0;
         let mut staged = Vec::new();
         let mut at = start;
         let ((written, end), batch_writer) = std::thread::scope(|s| {
@@ -256,6 +278,9 @@ impl CapturedMemory {
             let (full_tx, full_rx) = crossbeam_channel::bounded::<(AlignedBuf, usize, u64)>(1);
             let (empty_tx, empty_rx) = crossbeam_channel::unbounded::<AlignedBuf>();
             let writer = s.spawn(move || -> (Written, BatchWriter) {
+                // It may go over to compressing: goat's CPU work, which
+                // yields to the target's threads.
+                crate::background::lower_this_thread();
                 let mut end = end;
                 let mut results = Vec::new();
                 for (buf, n, at) in full_rx {
@@ -275,25 +300,9 @@ impl CapturedMemory {
             let mut made = spare.len();
             for batch in batches(ranges, STAGING_BYTES) {
                 let total: usize = batch.iter().map(|r| r.1).sum();
-                let mut buf = match spare.pop() {
-                    Some(b) => b,
-                    None if made < DIRECT_BUFFERS => {
-                        made += 1;
-                        AlignedBuf::default()
-                    }
-                    // The writer sends every buffer back unless it died,
-                    // and then the send below fails too.
-                    None => empty_rx.recv().unwrap_or_default(),
-                };
+                let mut buf = next_buffer(&mut spare, &mut made, DIRECT_BUFFERS, &empty_rx);
                 buf.ensure(total);
-                let bytes = &mut buf.bytes_mut()[..total];
-                let ok = read_into(mem, batch, bytes);
-                tell(batch, &ok, bytes, seen);
-                staged.push(Staged {
-                    ranges: batch,
-                    ok,
-                    at,
-                });
+                staged.push(stage(mem, batch, &mut buf.bytes_mut()[..total], at, seen));
                 if full_tx.send((buf, total, at)).is_err() {
                     break;
                 }

@@ -27,14 +27,14 @@ fn random(len: usize, mut seed: u64) -> Vec<u8> {
     out
 }
 
-fn file_of(m: &CapturedMemory) -> &SpillFile {
+pub(super) fn file_of(m: &CapturedMemory) -> &SpillFile {
     match &m.store {
         Store::Spill { file, .. } => file,
         _ => panic!("not spilled"),
     }
 }
 
-fn file_mut(m: &mut CapturedMemory) -> &mut SpillFile {
+pub(super) fn file_mut(m: &mut CapturedMemory) -> &mut SpillFile {
     match &mut m.store {
         Store::Spill { file, .. } => file,
         _ => panic!("not spilled"),
