@@ -129,8 +129,11 @@ fn churn_against_stop_captures_of(flavour: &str, workers: usize, runs: usize, ke
         );
         assert!(stderr.contains("precopy mode"), "{stderr}");
         if let Some(kept) = kept {
+            let line = stderr
+                .lines()
+                .find(|l| l.starts_with("goat: the running copy was kept"));
             assert!(
-                stderr.contains(&format!("the running copy was kept {kept}")),
+                line.is_some_and(|l| l.contains(kept)),
                 "{flavour}: the copy was not kept {kept}: {stderr}"
             );
         }
@@ -242,7 +245,8 @@ fn precopy_under_churn_matches_stop_captures_go1_27() {
         "go1.27-exe",
         SPILLED_WORKERS,
         SPILLED_RUNS,
-        Some("raw in a temporary file"),
+        Some("in a temporary file"),
+        // Raw, or compressed once the disk fell behind (a loaded CI box).
     );
 }
 

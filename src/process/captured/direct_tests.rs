@@ -223,3 +223,37 @@ fn a_raw_write_refused_is_written_compressed_instead() {
         );
     }
 }
+
+/// A compressed block (written once the disk fell behind) patched past
+/// the bound is written back raw in its place, and its frame says so.
+#[test]
+fn patched_compressed_blocks_are_written_back_raw_and_read_right() {
+    let (mut src, ranges) = stacks(6000);
+    let mut m = raw();
+    file_mut(&mut m).batch_writer.compress_from_now();
+    assert!(m.read_from(&src, &ranges).iter().all(|&ok| ok));
+    assert!(file_of(&m).frames().iter().any(|f| f.stored < f.len));
+    file_mut(&mut m).set_patch_limit(2 * BLOCK);
+    let written: Vec<(u64, usize)> = ranges.iter().copied().step_by(5).collect();
+    for &(addr, len) in &written {
+        src.insert(addr, &vec![0xc3; len]);
+    }
+    assert!(m.rewrite_from(&src, &written).iter().all(|&ok| ok));
+    let f = file_of(&m);
+    assert!(f.patched_bytes() <= 2 * BLOCK, "the oldest were flushed");
+    let flushed = f.frames().iter().filter(|f| f.stored == f.len).count();
+    assert!(flushed > 0, "flushed blocks are raw");
+    for &range in &ranges {
+        assert_eq!(m.read_vec(range.0, range.1).unwrap(), expected(&src, range));
+        assert_eq!(
+            m.reader().read_vec(range.0, range.1).unwrap(),
+            expected(&src, range)
+        );
+    }
+    m.will_read(ranges.clone());
+    m.begin_reads();
+    let r = m.reader();
+    for &range in &ranges {
+        assert_eq!(r.read_vec(range.0, range.1).unwrap(), expected(&src, range));
+    }
+}

@@ -289,6 +289,16 @@ impl SpillFile {
             }
             if self.file.write_all_at(&block, frame.at).is_err() {
                 failed.push((no, patch));
+                continue;
+            }
+            // Raw now, where it may have been compressed (a batch written
+            // once the disk fell behind): its logical place holds a whole
+            // block. Left as it was, its frame would decompress raw bytes.
+            if let Some(slot) = usize::try_from(no)
+                .ok()
+                .and_then(|i| self.frames.get_mut(i))
+            {
+                slot.stored = slot.len;
             }
         }
         if !failed.is_empty() {
