@@ -42,6 +42,23 @@ fn stacks(n: usize) -> (CapturedMemory, Vec<(u64, usize)>) {
     (src, ranges)
 }
 
+/// Every `step`th range written over with `byte` in `src`, and read again
+/// into `m` (patches); the ranges written.
+fn write_every(
+    m: &mut CapturedMemory,
+    src: &mut CapturedMemory,
+    ranges: &[(u64, usize)],
+    step: usize,
+    byte: u8,
+) -> Vec<(u64, usize)> {
+    let written: Vec<(u64, usize)> = ranges.iter().copied().step_by(step).collect();
+    for &(addr, len) in &written {
+        src.insert(addr, &vec![byte; len]);
+    }
+    assert!(m.rewrite_from(src, &written).iter().all(|&ok| ok));
+    written
+}
+
 fn expected(src: &CapturedMemory, (addr, len): (u64, usize)) -> Vec<u8> {
     src.read_vec(addr, len).unwrap()
 }
@@ -124,11 +141,7 @@ fn patches_past_the_bound_are_written_in_place() {
     assert!(m.read_from(&src, &ranges).iter().all(|&ok| ok));
     file_mut(&mut m).set_patch_limit(2 * BLOCK);
     let frames = file_of(&m).frames().to_vec();
-    let written: Vec<(u64, usize)> = ranges.iter().copied().step_by(7).collect();
-    for &(addr, len) in &written {
-        src.insert(addr, &vec![0x5a; len]);
-    }
-    assert!(m.rewrite_from(&src, &written).iter().all(|&ok| ok));
+    let written = write_every(&mut m, &mut src, &ranges, 7, 0x5a);
     let f = file_of(&m);
     assert!(f.patched_bytes() <= 2 * BLOCK, "the oldest were flushed");
     assert_eq!(f.frames(), &frames[..], "where they were");
@@ -234,11 +247,7 @@ fn patched_compressed_blocks_are_written_back_raw_and_read_right() {
     assert!(m.read_from(&src, &ranges).iter().all(|&ok| ok));
     assert!(file_of(&m).frames().iter().any(|f| f.stored < f.len));
     file_mut(&mut m).set_patch_limit(2 * BLOCK);
-    let written: Vec<(u64, usize)> = ranges.iter().copied().step_by(5).collect();
-    for &(addr, len) in &written {
-        src.insert(addr, &vec![0xc3; len]);
-    }
-    assert!(m.rewrite_from(&src, &written).iter().all(|&ok| ok));
+    write_every(&mut m, &mut src, &ranges, 5, 0xc3);
     let f = file_of(&m);
     assert!(f.patched_bytes() <= 2 * BLOCK, "the oldest were flushed");
     let flushed = f.frames().iter().filter(|f| f.stored == f.len).count();
