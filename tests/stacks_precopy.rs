@@ -285,30 +285,53 @@ fn stop_mode_reports_one_stop() {
 /// before its final stop and re-reads what it wrote while the program
 /// runs (a mark writes every `g` it scans). The `gcloop` fixture collects
 /// back to back; its stripped build's phase is found in the code.
+///
+/// Whether a copy meets a mark is the target's timing, not goat's: the
+/// copy of gcloop's six goroutines takes a few milliseconds, and on a
+/// loaded machine gcloop may not run at all in them, or sit in the sweep
+/// between marks. So goat is run until a copy meets a mark (at most
+/// [`MARK_TRIES`] times), and every run, marked or not, must be exact.
 #[test]
 fn a_precopy_waits_out_the_collectors_mark() {
     common::build_fixtures();
     for flavour in ["go1.19-stripped", "go1.27-exe"] {
         let fx = Fixture::start(flavour, "gcloop", &["1"]);
-        // Checked against a stop capture of the same final stop, as the
-        // churn runs are: a mark's rounds (a new copy, when it wrote much
-        // of the last) must leave the copy exact.
-        let out = common::goat()
-            .env(common::hook("GOAT_TEST_PRECOPY_COMPARE"), "1")
-            .args(["stacks", "--mode", "precopy", "--stats"])
-            .arg(fx.pid().to_string())
-            .output()
-            .expect("run goat");
-        let err = String::from_utf8_lossy(&out.stderr);
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{flavour}: {err}");
+        let mut stats = Vec::new();
+        let met = (0..MARK_TRIES).any(|_| {
+            let err = precopy_checked_against_stop(flavour, fx.pid());
+            let met = err.contains("the garbage collector marked during the copy");
+            stats.push(err);
+            met
+        });
         assert!(
-            err.contains("the garbage collector marked during the copy"),
-            "{flavour}: no mark waited out\n{err}"
+            met,
+            "{flavour}: no mark met in {MARK_TRIES} copies\n{}",
+            stats.join("\n")
         );
-        // The main goroutine is in runtime.GC, often on the system stack,
-        // where its traceback ends.
-        assert!(text.starts_with("goroutine 1 "), "{flavour}:\n{text}");
         assert_untouched(fx.pid());
     }
+}
+
+/// Copies of gcloop tried before a test concludes that goat never notices
+/// its marks; a quiet machine meets one in the first.
+const MARK_TRIES: usize = 10;
+
+/// One `--mode precopy` run of `pid` with `GOAT_TEST_PRECOPY_COMPARE`, so
+/// that the copy is checked against a stop capture of the same final stop
+/// as the churn runs are (a mark's rounds, a new copy when it wrote much
+/// of the last, must leave it exact); its `--stats`.
+fn precopy_checked_against_stop(flavour: &str, pid: i32) -> String {
+    let out = common::goat()
+        .env(common::hook("GOAT_TEST_PRECOPY_COMPARE"), "1")
+        .args(["stacks", "--mode", "precopy", "--stats"])
+        .arg(pid.to_string())
+        .output()
+        .expect("run goat");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{flavour}: {err}");
+    // The main goroutine is in runtime.GC, often on the system stack,
+    // where its traceback ends.
+    assert!(text.starts_with("goroutine 1 "), "{flavour}:\n{text}");
+    err
 }
