@@ -16,6 +16,7 @@ pub(crate) mod background;
 pub mod binary;
 pub mod corefile;
 pub mod dap;
+pub(crate) mod direct_io;
 pub mod goruntime;
 pub mod heap;
 pub mod heapgraph;

@@ -53,6 +53,18 @@ impl Memory for StackWindow<'_> {
             None => self.inner.read(addr, buf),
         }
     }
+
+    fn read_word(&self, addr: u64) -> Result<u64, ReadFault> {
+        let held = addr
+            .checked_sub(self.base)
+            .and_then(|off| usize::try_from(off).ok())
+            .and_then(|off| self.bytes.get(off..off.checked_add(8)?))
+            .and_then(|b| <[u8; 8]>::try_from(b).ok());
+        match held {
+            Some(b) => Ok(u64::from_le_bytes(b)),
+            None => self.inner.read_word(addr),
+        }
+    }
 }
 
 #[cfg(test)]

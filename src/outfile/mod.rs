@@ -23,6 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+pub mod direct;
 pub mod stale;
 
 /// A temporary file that becomes `dest` on [`TempCore::commit`] and is

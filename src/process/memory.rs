@@ -15,6 +15,16 @@ pub trait Memory {
     /// Reads exactly `buf.len()` bytes at `addr`.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault>;
 
+    /// The little-endian word at `addr` (`MemoryExt::read_u64`). A backend
+    /// that holds the bytes in one slice answers without a copy through
+    /// `read`: unwinding and argument printing read a stack a word at a
+    /// time, tens of millions of words in a large dump.
+    fn read_word(&self, addr: u64) -> Result<u64, ReadFault> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
     /// Many reads at once. Backends override this to batch (a live process
     /// turns it into a few `process_vm_readv` calls); results are in order.
     fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
@@ -60,6 +70,9 @@ impl<M: Memory + ?Sized> Memory for &M {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadFault> {
         (**self).read(addr, buf)
     }
+    fn read_word(&self, addr: u64) -> Result<u64, ReadFault> {
+        (**self).read_word(addr)
+    }
     fn read_batch(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), ReadFault>> {
         (**self).read_batch(reqs)
     }
@@ -83,9 +96,7 @@ impl<M: Memory + ?Sized> Memory for &M {
 /// Typed little-endian helpers over [`Memory`] (x86-64 only).
 pub trait MemoryExt: Memory {
     fn read_u64(&self, addr: u64) -> Result<u64, ReadFault> {
-        let mut b = [0u8; 8];
-        self.read(addr, &mut b)?;
-        Ok(u64::from_le_bytes(b))
+        self.read_word(addr)
     }
     fn read_u32(&self, addr: u64) -> Result<u32, ReadFault> {
         let mut b = [0u8; 4];

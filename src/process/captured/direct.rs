@@ -19,34 +19,18 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use super::frames::{Frame, Packer, BLOCK};
+use crate::direct_io::reopen_direct;
+pub(super) use crate::direct_io::{AlignedBuf, ALIGN};
 
-/// What an `O_DIRECT` write's buffer address, offset and length are
-/// multiples of (a page: at least any disk's logical block).
-pub(super) const ALIGN: usize = 4096;
-
-/// `file`, opened again for writing with `O_DIRECT` (through
-/// `/proc/self/fd`, which reaches an unlinked file too); `None` where
-/// its file system keeps files in memory (a raw copy there costs RAM, four
-/// times what the compressed one does), has no direct I/O, or its disk is
-/// slow.
+/// `file`, opened again for writing with `O_DIRECT`; `None` where its
+/// file system keeps files in memory (a raw copy there costs RAM, four
+/// times what the compressed one does) or has no direct I/O.
 pub(super) fn open_direct_writer(file: &File) -> Option<File> {
-    use nix::sys::statfs::{fstatfs, FsType, TMPFS_MAGIC};
-    // ramfs's magic, which nix does not name (linux/magic.h).
-    const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
-    let kind = fstatfs(file).ok()?.filesystem_type();
-    if kind == TMPFS_MAGIC || kind == RAMFS_MAGIC {
-        return None;
-    }
-    let direct = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .ok()?;
+    let direct = reopen_direct(file)?;
     // Some file systems take the flag and refuse the writes: one page
     // written and cut off again says before the copy starts.
     let mut page = AlignedBuf::default();
@@ -125,37 +109,6 @@ impl BatchWriter {
     /// Whether it went over to compressing.
     pub(super) fn compressed(&self) -> bool {
         self.compressing
-    }
-}
-
-/// A staging buffer whose bytes start at a page boundary, as `O_DIRECT`
-/// needs: a `Vec` with a page to spare, so that it comes from (and goes
-/// back to) goat's heap like the compressed store's buffers.
-#[derive(Debug, Default)]
-pub(super) struct AlignedBuf {
-    raw: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    /// Room for at least `len` bytes, rounded up to [`ALIGN`].
-    pub(super) fn ensure(&mut self, len: usize) {
-        let want = len.saturating_add(ALIGN - 1) / ALIGN * ALIGN;
-        if self.len >= want {
-            return;
-        }
-        self.raw = vec![0u8; want.saturating_add(ALIGN)];
-        self.start = self.raw.as_ptr().align_offset(ALIGN).min(ALIGN);
-        self.len = want;
-    }
-
-    pub(super) fn bytes(&self) -> &[u8] {
-        &self.raw[self.start..self.start + self.len]
-    }
-
-    pub(super) fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + self.len]
     }
 }
 

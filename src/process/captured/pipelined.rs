@@ -301,7 +301,10 @@ impl CapturedMemory {
             for batch in batches(ranges, STAGING_BYTES) {
                 let total: usize = batch.iter().map(|r| r.1).sum();
                 let mut buf = next_buffer(&mut spare, &mut made, DIRECT_BUFFERS, &empty_rx);
-                buf.ensure(total);
+                // Batches vary in length around the staging size: room
+                // for a whole one at once, so that a batch a little longer
+                // than the last does not fault in a fresh buffer.
+                buf.ensure(total.max(STAGING_BYTES));
                 staged.push(stage(mem, batch, &mut buf.bytes_mut()[..total], at, seen));
                 if full_tx.send((buf, total, at)).is_err() {
                     break;
