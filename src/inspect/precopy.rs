@@ -230,14 +230,39 @@ mod compare {
                 let (x, y) = (String::from_utf8_lossy(&x), String::from_utf8_lossy(&y));
                 let at = x.lines().zip(y.lines()).position(|(p, q)| p != q);
                 return mismatch(format!(
-                    "the dumps differ first at line {at:?}: {:?} against {:?}",
+                    "the dumps differ first at line {at:?}: {:?} against {:?}; {}",
                     at.and_then(|i| x.lines().nth(i)),
                     at.and_then(|i| y.lines().nth(i)),
+                    first_range_differing(asked, ours, &theirs),
                 ));
             }
             _ => return mismatch("a dump could not be formatted".into()),
         }
         Ok(())
+    }
+
+    /// Which range asked for first holds other bytes in the two
+    /// captures, and where in it: what a dump mismatch comes from (a
+    /// write the copy missed, or a decode that differs on equal bytes).
+    fn first_range_differing(
+        asked: &[((u64, usize), bool)],
+        ours: &Capture,
+        theirs: &Capture,
+    ) -> String {
+        for &((addr, len), _) in asked {
+            let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+            let (ra, rb) = (ours.mem.read(addr, &mut a), theirs.mem.read(addr, &mut b));
+            if ra.is_ok() != rb.is_ok() {
+                return format!("range {addr:#x}+{len:#x} read in one capture only");
+            }
+            if let Some(i) = a.iter().zip(&b).position(|(p, q)| p != q) {
+                return format!(
+                    "range {addr:#x}+{len:#x} differs from {:#x} on",
+                    addr + i as u64
+                );
+            }
+        }
+        "every range asked for holds the same bytes".into()
     }
 }
 
