@@ -49,6 +49,27 @@ impl AlignedBuf {
     }
 }
 
+/// A buffer to fill next, where a thread fills buffers and another
+/// writes them and gives them back: a spare one, a new one while fewer
+/// than `most` were made, else the next one given back; `None` when the
+/// writing thread is gone (it gives every buffer back unless it died, and
+/// then the filler's next send fails too).
+pub(crate) fn next_buffer<B: Default>(
+    spare: &mut Vec<B>,
+    made: &mut usize,
+    most: usize,
+    given_back: &crossbeam_channel::Receiver<B>,
+) -> Option<B> {
+    match spare.pop() {
+        Some(b) => Some(b),
+        None if *made < most => {
+            *made += 1;
+            Some(B::default())
+        }
+        None => given_back.recv().ok(),
+    }
+}
+
 /// `file`, opened again for writing with `O_DIRECT` (through
 /// `/proc/self/fd`, which reaches an unlinked file too), without
 /// truncating it; `None` where its file system keeps files in memory

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::direct_io::{reopen_direct, AlignedBuf, ALIGN};
+use crate::direct_io::{next_buffer, reopen_direct, AlignedBuf, ALIGN};
 
 /// Bytes a buffer holds before it goes to the disk in one write.
 const BUFFER_BYTES: usize = 2 << 20;
@@ -162,21 +162,12 @@ impl DirectFile {
         }
     }
 
-    /// A buffer to fill: a spare one, a new one while fewer than
-    /// [`BUFFERS`] exist, else the next the writer gives back.
+    /// A buffer of [`BUFFER_BYTES`] to fill ([`next_buffer`]).
     fn next_buffer(&mut self) -> io::Result<AlignedBuf> {
-        if let Some(b) = self.spare.pop() {
-            return Ok(b);
-        }
-        if self.made < BUFFERS {
-            self.made += 1;
-            let mut b = AlignedBuf::default();
-            b.ensure(BUFFER_BYTES);
-            return Ok(b);
-        }
-        self.given_back
-            .recv()
-            .map_err(|_| io::Error::other("the dump's writer thread ended"))
+        let mut b = next_buffer(&mut self.spare, &mut self.made, BUFFERS, &self.given_back)
+            .ok_or_else(|| io::Error::other("the dump's writer thread ended"))?;
+        b.ensure(BUFFER_BYTES);
+        Ok(b)
     }
 }
 

@@ -16,6 +16,7 @@ use super::direct::{AlignedBuf, BatchWriter};
 use super::frames::{Frame, Packer};
 use super::spill::{whole_blocks, STAGING_BYTES};
 use super::{batches, read_into, tell, CapturedMemory, Store};
+use crate::direct_io::next_buffer;
 use crate::process::memory::Memory;
 
 /// Threads compressing batches.
@@ -35,26 +36,6 @@ struct Staged<'r> {
     ranges: &'r [(u64, usize)],
     ok: Vec<bool>,
     at: u64,
-}
-
-/// A staging buffer to read the next batch into: a spare one, a new one
-/// while fewer than `most` were made, else the next the other threads
-/// give back (they give every one back unless they died, and then the
-/// batch's send fails too).
-fn next_buffer<B: Default>(
-    spare: &mut Vec<B>,
-    made: &mut usize,
-    most: usize,
-    given_back: &crossbeam_channel::Receiver<B>,
-) -> B {
-    match spare.pop() {
-        Some(b) => b,
-        None if *made < most => {
-            *made += 1;
-            B::default()
-        }
-        None => given_back.recv().unwrap_or_default(),
-    }
 }
 
 /// Reads `batch` into `bytes` (exactly its length), tells `seen` what
@@ -178,7 +159,8 @@ impl CapturedMemory {
                     break;
                 }
                 let total: usize = batch.iter().map(|r| r.1).sum();
-                let mut buf = next_buffer(&mut spare, &mut made, BUFFERS, &empty_rx);
+                let mut buf =
+                    next_buffer(&mut spare, &mut made, BUFFERS, &empty_rx).unwrap_or_default();
                 if buf.len() < total {
                     buf.resize(total, 0);
                 }
@@ -300,7 +282,8 @@ impl CapturedMemory {
             let mut made = spare.len();
             for batch in batches(ranges, STAGING_BYTES) {
                 let total: usize = batch.iter().map(|r| r.1).sum();
-                let mut buf = next_buffer(&mut spare, &mut made, DIRECT_BUFFERS, &empty_rx);
+                let mut buf = next_buffer(&mut spare, &mut made, DIRECT_BUFFERS, &empty_rx)
+                    .unwrap_or_default();
                 // Batches vary in length around the staging size: room
                 // for a whole one at once, so that a batch a little longer
                 // than the last does not fault in a fresh buffer.
