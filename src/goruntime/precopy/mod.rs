@@ -285,7 +285,8 @@ pub struct Precopy<'p> {
     /// The copy, and the spans it holds.
     copy: Capture,
     spans: Spans,
-    /// Spans whose bytes a failed re-read may have damaged.
+    /// Spans whose bytes a failed re-read may have damaged, or that were
+    /// read before their mapping was protected: read again in the stop.
     dirty: Vec<(u64, u64)>,
     /// [`Self::windows`], and the counts of spans and tracked mappings it
     /// was made from.
@@ -608,13 +609,30 @@ impl<'p> Precopy<'p> {
                 // mapping's pages can change without a write by the target.
                 let anon = m.path.is_none() || m.path.as_deref() == Some("[heap]");
                 let eligible = m.read && m.write && !m.shared && anon;
-                if eligible && self.considered.insert(ms) && self.tracker.track(ms, me).is_ok() {
-                    let k = self.tracked.partition_point(|t| t.0 < ms);
-                    self.tracked.insert(k, (ms, me));
-                    self.stats.tracked_bytes += me - ms;
+                if eligible && self.considered.insert(ms) {
+                    self.track_mapping(ms, me);
                 }
                 at = me;
             }
+        }
+    }
+
+    /// Tracks the parts of mapping `[ms, me)` not tracked yet. A part
+    /// tracked already (the mapping was split since, and this piece has a
+    /// start of its own) is not protected again: that would hide the
+    /// writes to it the next scan has not reported. The copy's spans in a
+    /// part protected now were read before it was: the final stop reads
+    /// them again (a span read from a mapping not listed yet, which is
+    /// rare).
+    fn track_mapping(&mut self, ms: u64, me: u64) {
+        let Ok(parts) = self.tracker.track_new(ms, me) else {
+            return;
+        };
+        for (s, e) in parts {
+            let k = self.tracked.partition_point(|t| t.0 < s);
+            self.tracked.insert(k, (s, e));
+            self.stats.tracked_bytes += e - s;
+            self.dirty.extend(self.spans.pieces(s, e));
         }
     }
 
@@ -739,6 +757,14 @@ impl<'p> Precopy<'p> {
         let mut pages = 0;
         for (ws, we) in self.windows().0 {
             let Ok(runs) = self.pagemap.take_written(ws, we) else {
+                // A walk that failed part-way (a mapping in the window no
+                // longer registered) may have protected the pages it
+                // reported before failing: the copy there is read again
+                // after them. (The final stop's scan of such a window
+                // fails too, and reads it all again.)
+                for (s, e) in self.spans.pieces(ws, we) {
+                    again.push((s, (e - s) as usize));
+                }
                 continue;
             };
             for r in runs {

@@ -115,6 +115,50 @@ impl WriteTracker {
         self.protect(start, end)
     }
 
+    /// Starts tracking writes to the parts of `[start, end)` not tracked
+    /// yet, and returns them: a part tracked already keeps the written
+    /// state of its pages. A mapping tracked whole can show up again at
+    /// another start (Go 1.19 advises huge pages on and off over parts of
+    /// its heap, which splits the mapping); protecting such a piece again
+    /// would mark as unwritten the pages written since the last scan, and
+    /// a copy of them would stay stale with nothing to say so.
+    pub fn track_new(&mut self, start: u64, end: u64) -> io::Result<Vec<(u64, u64)>> {
+        let parts = self.uncovered(start, end);
+        for (i, &(s, e)) in parts.iter().enumerate() {
+            if let Err(err) = self.track(s, e) {
+                // What was tracked before the failure stays tracked.
+                return match i {
+                    0 => Err(err),
+                    _ => Ok(parts[..i].to_vec()),
+                };
+            }
+        }
+        Ok(parts)
+    }
+
+    /// The parts of `[start, end)` that no registered range holds, in order.
+    fn uncovered(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut held: Vec<(u64, u64)> = self
+            .registered
+            .iter()
+            .copied()
+            .filter(|&(s, e)| s < end && e > start)
+            .collect();
+        held.sort_unstable();
+        let mut out = Vec::new();
+        let mut at = start;
+        for (s, e) in held {
+            if s > at {
+                out.push((at, s));
+            }
+            at = at.max(e);
+        }
+        if at < end {
+            out.push((at, end));
+        }
+        out
+    }
+
     /// Whether the ranges registered here cover all of `[start, end)`
     /// (mappings registered apart may have merged since).
     pub fn covers(&self, start: u64, end: u64) -> bool {

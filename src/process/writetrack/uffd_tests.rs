@@ -169,6 +169,36 @@ fn protecting_and_releasing_in_pieces_tracks_and_leaves_one_mapping() {
     assert_eq!(r.read(7), 9);
 }
 
+/// A tracked mapping split since (as Go 1.19's huge-page advice splits
+/// its heap) shows up as pieces at new starts: tracking a piece again must
+/// not protect it again, which would hide the writes not yet scanned.
+#[test]
+fn a_piece_of_a_tracked_mapping_keeps_its_written_pages() {
+    let fd = own_userfaultfd().expect("userfaultfd (CONFIG_USERFAULTFD)");
+    let mut tracker = WriteTracker::new(fd).expect("asynchronous write protection (Linux 6.7+)");
+    let r = Region::new();
+    tracker.track(r.addr(0), r.addr(8)).unwrap();
+    let map = PageMap::open(std::process::id() as i32).unwrap();
+    r.write(5, 3);
+    // SAFETY: inside the mapping; advice changes no byte.
+    let split = unsafe { libc::madvise(r.0.add(4 * PAGE).cast(), 2 * PAGE, libc::MADV_NOHUGEPAGE) };
+    assert_eq!(split, 0);
+    assert!(maps_over(r.addr(0), r.addr(8)).len() > 1, "split");
+    assert_eq!(tracker.track_new(r.addr(4), r.addr(6)).unwrap(), []);
+    // Past the tracked part, only what was not tracked is new.
+    assert_eq!(
+        tracker.track_new(r.addr(6), r.addr(PAGES)).unwrap(),
+        [(r.addr(8), r.addr(PAGES))]
+    );
+    r.write(9, 3);
+    assert_eq!(take(&map, &r), [5, 9], "the write before, and after");
+    // What `track` of the piece again would have done: the write is gone.
+    r.write(5, 4);
+    tracker.track(r.addr(4), r.addr(6)).unwrap();
+    assert_eq!(take(&map, &r), Vec::<usize>::new(), "hidden by protecting");
+    tracker.release();
+}
+
 #[test]
 fn pieces_cover_the_range_in_order() {
     let p: Vec<_> = super::pieces(0x1000, 0x6000, 0x2000).collect();
