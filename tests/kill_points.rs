@@ -261,8 +261,9 @@ fn kill_at(t: &mut Target, op: Op, n: usize, how: Kill, dir: &Path) -> Result<bo
         Kill::Tracer => {}
     }
     let result = run_killed(t, op, n, Method::InjectKill, dir);
-    let others = ptrace_calls(&dir.join("trace"));
-    if !others.iter().skip(1).any(|(_, calls)| calls.len() >= n) {
+    // The tracer's thread first; was any other signalled at its N-th call?
+    let threads = ptrace_calls(&dir.join("trace"));
+    if !threads.iter().skip(1).any(|(_, calls)| calls.len() >= n) {
         return result;
     }
     if result.is_err() {

@@ -118,6 +118,12 @@ impl Spans {
             .map(|(&s, &e)| (s.max(start), e.min(end)))
             .collect()
     }
+
+    /// [`Self::pieces`] as `(addr, len)` ranges, to be read again.
+    fn ranges_in(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, usize)> + '_ {
+        self.overlapping(start, end)
+            .map(move |(&s, &e)| (s.max(start), (e.min(end) - s.max(start)) as usize))
+    }
 }
 
 /// `(addr, len)` ranges as sorted, disjoint `[start, end)` runs (touching
@@ -762,16 +768,12 @@ impl<'p> Precopy<'p> {
                 // reported before failing: the copy there is read again
                 // after them. (The final stop's scan of such a window
                 // fails too, and reads it all again.)
-                for (s, e) in self.spans.pieces(ws, we) {
-                    again.push((s, (e - s) as usize));
-                }
+                again.extend(self.spans.ranges_in(ws, we));
                 continue;
             };
             for r in runs {
                 pages += (r.end - r.start) / PAGE;
-                for (s, e) in self.spans.pieces(r.start, r.end) {
-                    again.push((s, (e - s) as usize));
-                }
+                again.extend(self.spans.ranges_in(r.start, r.end));
             }
         }
         // Each re-read range is a patch to its compressed blocks, and a
@@ -996,9 +998,7 @@ impl<'p> Precopy<'p> {
         }
         let mut out = Vec::new();
         for (s, e) in stale {
-            for (a, b) in self.spans.pieces(s, e) {
-                out.push((a, (b - a) as usize));
-            }
+            out.extend(self.spans.ranges_in(s, e));
         }
         Ok(out)
     }

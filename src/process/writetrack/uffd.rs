@@ -162,16 +162,7 @@ impl WriteTracker {
     /// Whether the ranges registered here cover all of `[start, end)`
     /// (mappings registered apart may have merged since).
     pub fn covers(&self, start: u64, end: u64) -> bool {
-        let mut at = start;
-        // Each pass moves `at` forward or ends the loop.
-        for _ in 0..=self.registered.len() {
-            match self.registered.iter().find(|&&(s, e)| s <= at && at < e) {
-                Some(&(_, e)) if e >= end => return true,
-                Some(&(_, e)) => at = e,
-                None => return false,
-            }
-        }
-        false
+        self.uncovered(start, end).is_empty()
     }
 
     /// Write-protects `[start, end)` of a range already tracked (a part
